@@ -29,20 +29,22 @@ func f32Bytes(v ...float32) []byte {
 	return out
 }
 
+func kv(k string, v any) formats.KV { return formats.KV{Key: k, Value: v} }
+
 func sampleModel() *formats.Model {
 	return &formats.Model{
 		Arch: "llama",
 		KV: formats.KVs{
-			{"general.architecture", "llama"},
-			{"u8", uint8(7)}, {"i8", int8(-7)}, {"u16", uint16(700)}, {"i16", int16(-700)},
-			{"u32", uint32(70000)}, {"i32", int32(-70000)}, {"f32", float32(1.5)}, {"b", true},
-			{"u64", uint64(1 << 40)}, {"i64", int64(-1 << 40)}, {"f64", 2.25},
-			{"strs", formats.Array{Elem: formats.ValString, Values: []string{"a", "", "ccc"}}},
-			{"f32s", formats.Array{Elem: formats.ValFloat32, Values: []float32{1, -2}}},
-			{"nested", formats.Array{Elem: formats.ValArray, Values: []formats.Array{
+			kv("general.architecture", "llama"),
+			kv("u8", uint8(7)), kv("i8", int8(-7)), kv("u16", uint16(700)), kv("i16", int16(-700)),
+			kv("u32", uint32(70000)), kv("i32", int32(-70000)), kv("f32", float32(1.5)), kv("b", true),
+			kv("u64", uint64(1<<40)), kv("i64", int64(-1<<40)), kv("f64", 2.25),
+			kv("strs", formats.Array{Elem: formats.ValString, Values: []string{"a", "", "ccc"}}),
+			kv("f32s", formats.Array{Elem: formats.ValFloat32, Values: []float32{1, -2}}),
+			kv("nested", formats.Array{Elem: formats.ValArray, Values: []formats.Array{
 				{Elem: formats.ValInt32, Values: []int32{1, 2}},
 				{Elem: formats.ValBool, Values: []bool{true, false}},
-			}}},
+			}}),
 		},
 		Tensors: []*formats.Tensor{
 			{Name: "a", Shape: []uint64{3}, Type: ggml.TypeF32, Source: memSource{ggml.TypeF32, f32Bytes(1, 2, 3)}},
