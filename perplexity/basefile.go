@@ -29,8 +29,8 @@ const baseHeaderSize = 8 + 4 + 4 + 4
 // Limits that keep a corrupt header from asking for absurd allocations; they
 // are far above any real model (vocabularies are ≤ 2^18, contexts ≤ 2^21).
 const (
-	maxBaseVocab = 1 << 24
-	maxBaseCtx   = 1 << 24
+	maxBaseVocab = 1 << 21
+	maxBaseCtx   = 1 << 23
 )
 
 // ErrBaseFormat marks a base file that is not a valid "_logits_" file.
