@@ -2,9 +2,14 @@ package eval
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 
 	"github.com/x448/float16"
+
+	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/kernels"
+	"github.com/llqt/llqt/quant"
 )
 
 // rmsNorm writes x scaled to unit root-mean-square times weight. The sum of
@@ -56,4 +61,43 @@ func softmaxInPlace(x []float32) {
 	for i := range x {
 		x[i] *= inv
 	}
+}
+
+// dequantizeRow decodes len(dst) elements of type t from src without
+// allocating.
+func dequantizeRow(dst []float32, t ggml.Type, src []byte) error {
+	switch t {
+	case ggml.TypeF32:
+		if len(src) < 4*len(dst) {
+			return fmt.Errorf("F32 row has %d bytes, need %d", len(src), 4*len(dst))
+		}
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+		}
+		return nil
+	case ggml.TypeF16:
+		if len(src) < 2*len(dst) {
+			return fmt.Errorf("F16 row has %d bytes, need %d", len(src), 2*len(dst))
+		}
+		kernels.F16ToF32(dst, src[:2*len(dst)])
+		return nil
+	case ggml.TypeBF16:
+		if len(src) < 2*len(dst) {
+			return fmt.Errorf("BF16 row has %d bytes, need %d", len(src), 2*len(dst))
+		}
+		kernels.BF16ToF32(dst, src[:2*len(dst)])
+		return nil
+	}
+	return quant.DequantizeInto(t, dst, src)
+}
+
+// matmulSupported reports whether weights of type t can be multiplied and
+// their rows dequantized.
+func matmulSupported(t ggml.Type) bool {
+	return kernels.Supported(t) && (!t.Quantized() || quant.CanDequantize(t))
+}
+
+// matmul computes dst[i*w.Rows+r] = row r of w · x[i] for n activation rows.
+func (m *Model) matmul(dst []float32, w *Weight, x []float32, n int) {
+	kernels.MatMul(dst, kernels.Matrix{Type: w.Type, Data: w.Data, Rows: w.Rows, Cols: w.Cols}, x, n, m.threads)
 }
