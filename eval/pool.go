@@ -44,5 +44,5 @@ func (p *workerPool) close() { p.once.Do(func() { close(p.jobs) }) }
 // taskCounter hands out task indices 0..n-1 to competing workers.
 type taskCounter struct{ next atomic.Int64 }
 
-func (c *taskCounter) reset()  { c.next.Store(0) }
+func (c *taskCounter) reset()    { c.next.Store(0) }
 func (c *taskCounter) take() int { return int(c.next.Add(1) - 1) }
