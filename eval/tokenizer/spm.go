@@ -1,0 +1,145 @@
+package tokenizer
+
+import "fmt"
+
+// symbol is a run of bytes in a linked list of symbols being merged.
+type symbol struct {
+	prev, next int32 // neighbours, -1 at the ends
+	start, n   int32 // byte range in the word; n == 0 once merged away
+}
+
+// spmBigram is a candidate merge of two adjacent symbols.
+type spmBigram struct {
+	left, right int32
+	score       float32
+	size        int32 // byte length of the merged text when queued
+}
+
+// spmQueue is a max-heap on score; ties go to the leftmost pair.
+type spmQueue []spmBigram
+
+func (q spmQueue) less(i, j int) bool { // i ranks above j
+	if q[i].score != q[j].score {
+		return q[i].score > q[j].score
+	}
+	return q[i].left < q[j].left
+}
+
+func (q *spmQueue) push(b spmBigram) {
+	*q = append(*q, b)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (q *spmQueue) pop() spmBigram {
+	h := *q
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	for i := 0; ; {
+		l, r, best := 2*i+1, 2*i+2, i
+		if l < len(h) && h.less(l, best) {
+			best = l
+		}
+		if r < len(h) && h.less(r, best) {
+			best = r
+		}
+		if best == i {
+			break
+		}
+		h[i], h[best] = h[best], h[i]
+		i = best
+	}
+	*q = h
+	return top
+}
+
+// encodeSPM tokenizes one escaped text fragment: start from UTF-8
+// characters, repeatedly merge the adjacent pair whose concatenation is the
+// highest-scoring vocabulary token, then emit each symbol as its token or,
+// failing that, as byte tokens.
+func (t *Tokenizer) encodeSPM(text string, out []int32) ([]int32, error) {
+	if text == "" {
+		return out, nil
+	}
+	syms := make([]symbol, 0, len(text))
+	for off := 0; off < len(text); {
+		n := min(utf8SeqLen(text[off]), len(text)-off)
+		i := int32(len(syms))
+		next := i + 1
+		if off+n == len(text) {
+			next = -1
+		}
+		syms = append(syms, symbol{prev: i - 1, next: next, start: int32(off), n: int32(n)})
+		off += n
+	}
+
+	q := make(spmQueue, 0, len(syms))
+	tryAdd := func(left, right int32) {
+		if left < 0 || right < 0 {
+			return
+		}
+		a, b := syms[left], syms[right]
+		merged := text[a.start : b.start+b.n]
+		id, ok := t.ids[merged]
+		if !ok {
+			return
+		}
+		q.push(spmBigram{left: left, right: right, score: t.scores[id], size: int32(len(merged))})
+	}
+	for i := int32(1); i < int32(len(syms)); i++ {
+		tryAdd(i-1, i)
+	}
+	for len(q) > 0 {
+		bg := q.pop()
+		l, r := &syms[bg.left], &syms[bg.right]
+		if l.n == 0 || r.n == 0 || l.n+r.n != bg.size {
+			continue // stale: one side was merged since
+		}
+		l.n += r.n
+		r.n = 0
+		l.next = r.next
+		if r.next >= 0 {
+			syms[r.next].prev = bg.left
+		}
+		tryAdd(l.prev, bg.left)
+		tryAdd(bg.left, l.next)
+	}
+
+	for i := int32(0); i != -1; i = syms[i].next {
+		s := syms[i]
+		piece := text[s.start : s.start+s.n]
+		if id, ok := t.ids[piece]; ok {
+			out = append(out, id)
+			continue
+		}
+		for j := 0; j < len(piece); j++ {
+			id, err := t.byteToken(piece[j])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// byteToken finds the token for a raw byte: <0xXX>, or the byte itself.
+func (t *Tokenizer) byteToken(b byte) (int32, error) {
+	const hex = "0123456789ABCDEF"
+	if id, ok := t.ids[string([]byte{'<', '0', 'x', hex[b>>4], hex[b&15], '>'})]; ok {
+		return id, nil
+	}
+	if id, ok := t.ids[string([]byte{b})]; ok {
+		return id, nil
+	}
+	return NoToken, fmt.Errorf("tokenizer: byte 0x%02X has no token (no <0x%02X> and no raw byte piece)", b, b)
+}
