@@ -44,6 +44,11 @@ type Options struct {
 	// 2048. When it holds several chunks, that many chunks are evaluated at
 	// once in separate contexts. The results do not depend on it.
 	NBatch int
+	// Parallel is the number of chunks evaluated at once, each in its own
+	// context; 0 means as many as NBatch holds (max(1, NBatch/NCtx)), as
+	// llama.cpp puts that many sequences in one batch. The results do not
+	// depend on it.
+	Parallel int
 	// MaxChunks limits the number of chunks (llama.cpp --chunks); ≤0 means all.
 	// A KL-divergence run takes its chunks from the base file and honours
 	// MaxChunks too.
@@ -146,6 +151,7 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 	if err != nil {
 		return nil, err
 	}
+	defer ev.close()
 
 	var base *BaseWriter
 	if opt.BaseOut != nil {
@@ -250,6 +256,7 @@ func KLDivergence(ctx context.Context, m Model, base *BaseReader, opt Options) (
 	if err != nil {
 		return nil, err
 	}
+	defer ev.close()
 	scored := scoredPerChunk(opt.NCtx)
 	nv := rowLen(nVocab)
 	res := &Result{NCtx: opt.NCtx, NBatch: opt.NBatch, NChunks: nChunk, NTokens: len(base.Tokens)}
@@ -323,6 +330,9 @@ type chunkEvaluator struct {
 
 func newChunkEvaluator(m Model, opt Options) (*chunkEvaluator, error) {
 	nSeq := max(1, opt.NBatch/opt.NCtx)
+	if opt.Parallel > 0 {
+		nSeq = opt.Parallel
+	}
 	e := &chunkEvaluator{
 		nCtx:   opt.NCtx,
 		piece:  min(opt.NBatch, opt.NCtx),
@@ -339,6 +349,7 @@ func newChunkEvaluator(m Model, opt Options) (*chunkEvaluator, error) {
 	for range nSeq {
 		c, err := m.NewContext(opt.NCtx)
 		if err != nil {
+			e.close()
 			return nil, fmt.Errorf("creating a %d-token context: %w", opt.NCtx, err)
 		}
 		e.ctxs = append(e.ctxs, c)
@@ -346,6 +357,15 @@ func newChunkEvaluator(m Model, opt Options) (*chunkEvaluator, error) {
 		e.toks = append(e.toks, make([]int32, opt.NCtx))
 	}
 	return e, nil
+}
+
+// close releases contexts that hold resources (worker goroutines).
+func (e *chunkEvaluator) close() {
+	for _, c := range e.ctxs {
+		if cl, ok := c.(interface{ Close() }); ok {
+			cl.Close()
+		}
+	}
 }
 
 // run evaluates chunks 0…n−1; chunk(i) gives chunk i's tokens as stored
