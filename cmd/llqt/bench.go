@@ -368,4 +368,3 @@ func cpuInfo() string {
 	}
 	return runtime.GOARCH
 }
-
