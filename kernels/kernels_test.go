@@ -550,3 +550,41 @@ func TestSupported(t *testing.T) {
 		}
 	}
 }
+
+// TestAsmMatchesGo compares the kernels in use (assembly on AVX2 machines)
+// with the Go reference on many random, extreme and zero rows and activation
+// rows with outliers, for block counts that exercise the unrolled loops.
+func TestAsmMatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("assembly kernels not in use (purego build or no AVX2/FMA/F16C)")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, typ := range allTypes {
+		format, dot, _ := kernelFor(typ)
+		for trial := 0; trial < 40; trial++ {
+			nblocks := 1 + trial%9
+			cols := nblocks * typ.BlockSize()
+			if typ.BlockSize() == 1 {
+				cols = 1 + trial*13
+			}
+			w := randomRow(rng, typ, cols, trial%5 == 4)
+			if trial%7 == 6 && typ.Quantized() {
+				for i := range w {
+					w[i] = 0
+				}
+			}
+			x := randomActivations(rng, cols)
+			if trial%3 == 0 {
+				for i := range x {
+					x[i] *= float32(math.Pow(10, float64(rng.IntN(7)-3)))
+				}
+			}
+			a := convertAct(format, x)
+			_, tol := refDot(dequant(typ, w, cols), dequantAct(format, a, cols))
+			got, want := float64(dot(w, a, cols)), float64(goDots[typ](w, a, cols))
+			if math.Abs(got-want) > tol {
+				t.Errorf("%v cols=%d trial %d: asm %g, go %g (tol %g)", typ, cols, trial, got, want, tol)
+			}
+		}
+	}
+}

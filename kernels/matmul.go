@@ -253,3 +253,6 @@ func axpyF16Go(y []float32, alpha float32, x []byte) {
 		y[i] += alpha * f16(x[2*i:])
 	}
 }
+
+// f32p views the start of a byte slice holding float32 values.
+func f32p(b []byte) *float32 { return (*float32)(unsafe.Pointer(unsafe.SliceData(b))) }

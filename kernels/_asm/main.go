@@ -1,5 +1,667 @@
+// Command _asm generates the AVX2/FMA/F16C kernels of package kernels with avo.
+// Run through go generate in package kernels.
 package main
 
-import . "github.com/mmcloughlin/avo/build"
+import (
+	"fmt"
 
-func main() { Generate() }
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+var (
+	mask0F    Mem // 32 × 0x0f
+	mask30    Mem // 32 × 0x30
+	mask10    Mem // 32 × 0x10
+	bytes8    Mem // 32 × 0x08
+	wordShuf  Mem // 8 masks of 32 bytes: mask j broadcasts int16 j to all 16 words
+	wordShuf2 Mem // 4 masks: mask k puts word 2k in the low lane, word 2k+1 in the high lane
+)
+
+func constants() {
+	fill := func(name string, v byte) Mem {
+		m := GLOBL(name, RODATA|NOPTR)
+		for i := 0; i < 32; i++ {
+			DATA(i, U8(v))
+		}
+		return m
+	}
+	mask0F = fill("mask0F", 0x0f)
+	mask30 = fill("mask30", 0x30)
+	mask10 = fill("mask10", 0x10)
+	bytes8 = fill("bytes8", 0x08)
+	wordShuf = GLOBL("wordShuf", RODATA|NOPTR)
+	for j := 0; j < 8; j++ {
+		for i := 0; i < 16; i++ {
+			DATA(32*j+2*i, U8(2*j))
+			DATA(32*j+2*i+1, U8(2*j+1))
+		}
+	}
+	wordShuf2 = GLOBL("wordShuf2", RODATA|NOPTR)
+	for k := 0; k < 4; k++ {
+		for i := 0; i < 16; i++ {
+			w := 2 * k
+			if i >= 8 {
+				w = 2*k + 1
+			}
+			DATA(32*k+2*i, U8(2*w))
+			DATA(32*k+2*i+1, U8(2*w+1))
+		}
+	}
+}
+
+func main() {
+	ConstraintExpr("!purego")
+	constants()
+	genDotF32()
+	genDotF16F32()
+	genDotF16F16()
+	genDotBF16BF16()
+	genAxpyF16()
+	genF16ToF32()
+	genF32ToF16()
+	genBF16ToF32()
+	genDotQ8_0()
+	genDotQ4_0()
+	genDotQ4_K()
+	genDotQ5_K()
+	genDotQ6_K()
+	Generate()
+}
+
+// hsum returns an xmm whose lane 0 holds the sum of the 8 floats of y.
+func hsum(y VecVirtual) Register {
+	x := y.AsX()
+	t := XMM()
+	VEXTRACTF128(U8(1), y, t)
+	VADDPS(t, x, x)
+	VMOVHLPS(x, x, t)
+	VADDPS(t, x, x)
+	VMOVSHDUP(x, t)
+	VADDSS(t, x, x)
+	return x
+}
+
+// hsum4 sums the 4 floats of x into lane 0.
+func hsum4(x Register) Register {
+	t := XMM()
+	VMOVHLPS(x, x, t)
+	VADDPS(t, x, x)
+	VMOVSHDUP(x, t)
+	VADDSS(t, x, x)
+	return x
+}
+
+// zeroY returns a zeroed ymm.
+func zeroY() VecVirtual {
+	y := YMM()
+	VXORPS(y, y, y)
+	return y
+}
+
+// floatLoop emits the common shape of the float kernels: a main loop over
+// 32 elements with four accumulators, a loop over 8, and a scalar tail.
+// body8 handles 8 elements at offset i (in elements) and accumulates into acc;
+// tail1 handles one element into the scalar accumulator.
+func floatLoop(name string, n Register, ptrs []Register, sizes []int, body8 func(acc VecVirtual, i int), tail1 func(acc VecVirtual)) Register {
+	accs := []VecVirtual{zeroY(), zeroY(), zeroY(), zeroY()}
+	advance := func(elems int) {
+		for k, p := range ptrs {
+			ADDQ(Imm(uint64(elems*sizes[k])), p)
+		}
+		SUBQ(Imm(uint64(elems)), n)
+	}
+	Label(name + "_loop32")
+	CMPQ(n, Imm(32))
+	JL(LabelRef(name + "_loop8"))
+	for k := 0; k < 4; k++ {
+		body8(accs[k], 8*k)
+	}
+	advance(32)
+	JMP(LabelRef(name + "_loop32"))
+	Label(name + "_loop8")
+	CMPQ(n, Imm(8))
+	JL(LabelRef(name + "_tail"))
+	body8(accs[0], 0)
+	advance(8)
+	JMP(LabelRef(name + "_loop8"))
+	Label(name + "_tail")
+	VADDPS(accs[1], accs[0], accs[0])
+	VADDPS(accs[3], accs[2], accs[2])
+	VADDPS(accs[2], accs[0], accs[0])
+	s := hsum(accs[0])
+	tacc := XMM()
+	VXORPS(tacc, tacc, tacc)
+	Label(name + "_tail1")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	tail1(tacc)
+	advance(1)
+	JMP(LabelRef(name + "_tail1"))
+	Label(name + "_done")
+	VADDSS(tacc, s, s)
+	return s
+}
+
+// loadF16x1 loads the half at m into lane 0 of a fresh xmm as float32.
+func loadF16x1(m Mem) VecVirtual {
+	r := GP32()
+	MOVWLZX(m, r)
+	x := XMM()
+	VMOVD(r, x)
+	VCVTPH2PS(x, x)
+	return x
+}
+
+func genDotF32() {
+	TEXT("dotF32AVX2", NOSPLIT, "func(a, b *float32, n int) float32")
+	Doc("dotF32AVX2 returns Σ a[i]*b[i] for i < n.")
+	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
+	s := floatLoop("f32", n, []Register{a, b}, []int{4, 4}, func(acc VecVirtual, i int) {
+		t := YMM()
+		VMOVUPS(Mem{Base: a, Disp: 4 * i}, t)
+		VFMADD231PS(Mem{Base: b, Disp: 4 * i}, t, acc)
+	}, func(acc VecVirtual) {
+		t := XMM()
+		VMOVSS(Mem{Base: a}, t)
+		VFMADD231SS(Mem{Base: b}, t, acc)
+	})
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	RET()
+}
+
+func genDotF16F32() {
+	TEXT("dotF16F32AVX2", NOSPLIT, "func(a *byte, b *float32, n int) float32")
+	Doc("dotF16F32AVX2 returns Σ f16(a[i])*b[i] for i < n.")
+	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
+	s := floatLoop("f16f32", n, []Register{a, b}, []int{2, 4}, func(acc VecVirtual, i int) {
+		t := YMM()
+		VCVTPH2PS(Mem{Base: a, Disp: 2 * i}, t)
+		VFMADD231PS(Mem{Base: b, Disp: 4 * i}, t, acc)
+	}, func(acc VecVirtual) {
+		t := loadF16x1(Mem{Base: a})
+		VFMADD231SS(Mem{Base: b}, t, acc)
+	})
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	RET()
+}
+
+func genDotF16F16() {
+	TEXT("dotF16F16AVX2", NOSPLIT, "func(a, b *byte, n int) float32")
+	Doc("dotF16F16AVX2 returns Σ f16(a[i])*f16(b[i]) for i < n, accumulating in float32.")
+	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
+	s := floatLoop("f16f16", n, []Register{a, b}, []int{2, 2}, func(acc VecVirtual, i int) {
+		t, u := YMM(), YMM()
+		VCVTPH2PS(Mem{Base: a, Disp: 2 * i}, t)
+		VCVTPH2PS(Mem{Base: b, Disp: 2 * i}, u)
+		VFMADD231PS(u, t, acc)
+	}, func(acc VecVirtual) {
+		t := loadF16x1(Mem{Base: a})
+		u := loadF16x1(Mem{Base: b})
+		VFMADD231SS(u, t, acc)
+	})
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	RET()
+}
+
+func genDotBF16BF16() {
+	TEXT("dotBF16BF16AVX2", NOSPLIT, "func(a, b *byte, n int) float32")
+	Doc("dotBF16BF16AVX2 returns Σ bf16(a[i])*bf16(b[i]) for i < n, accumulating in float32.")
+	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
+	s := floatLoop("bf16", n, []Register{a, b}, []int{2, 2}, func(acc VecVirtual, i int) {
+		t, u := YMM(), YMM()
+		VPMOVZXWD(Mem{Base: a, Disp: 2 * i}, t)
+		VPSLLD(U8(16), t, t)
+		VPMOVZXWD(Mem{Base: b, Disp: 2 * i}, u)
+		VPSLLD(U8(16), u, u)
+		VFMADD231PS(u, t, acc)
+	}, func(acc VecVirtual) {
+		r, q := GP32(), GP32()
+		MOVWLZX(Mem{Base: a}, r)
+		SHLL(U8(16), r)
+		MOVWLZX(Mem{Base: b}, q)
+		SHLL(U8(16), q)
+		t, u := XMM(), XMM()
+		VMOVD(r, t)
+		VMOVD(q, u)
+		VFMADD231SS(u, t, acc)
+	})
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	RET()
+}
+
+func genAxpyF16() {
+	TEXT("axpyF16AVX2", NOSPLIT, "func(y *float32, alpha float32, x *byte, n int)")
+	Doc("axpyF16AVX2 computes y[i] += alpha*f16(x[i]) for i < n.")
+	y, x, n := Load(Param("y"), GP64()), Load(Param("x"), GP64()), Load(Param("n"), GP64())
+	alpha, a1 := YMM(), XMM()
+	Load(Param("alpha"), a1)
+	VBROADCASTSS(a1, alpha)
+	Label("axpy_loop8")
+	CMPQ(n, Imm(8))
+	JL(LabelRef("axpy_tail"))
+	t, u := YMM(), YMM()
+	VCVTPH2PS(Mem{Base: x}, t)
+	VMOVUPS(Mem{Base: y}, u)
+	VFMADD231PS(t, alpha, u)
+	VMOVUPS(u, Mem{Base: y})
+	ADDQ(Imm(16), x)
+	ADDQ(Imm(32), y)
+	SUBQ(Imm(8), n)
+	JMP(LabelRef("axpy_loop8"))
+	Label("axpy_tail")
+	TESTQ(n, n)
+	JZ(LabelRef("axpy_done"))
+	h := loadF16x1(Mem{Base: x})
+	v := XMM()
+	VMOVSS(Mem{Base: y}, v)
+	VFMADD231SS(h, alpha.AsX(), v)
+	VMOVSS(v, Mem{Base: y})
+	ADDQ(Imm(2), x)
+	ADDQ(Imm(4), y)
+	DECQ(n)
+	JMP(LabelRef("axpy_tail"))
+	Label("axpy_done")
+	VZEROUPPER()
+	RET()
+}
+
+func genF16ToF32() {
+	TEXT("f16ToF32AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
+	Doc("f16ToF32AVX2 converts n halves at src to floats at dst.")
+	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
+	Label("h2f_loop")
+	CMPQ(n, Imm(8))
+	JL(LabelRef("h2f_tail"))
+	t := YMM()
+	VCVTPH2PS(Mem{Base: src}, t)
+	VMOVUPS(t, Mem{Base: dst})
+	ADDQ(Imm(16), src)
+	ADDQ(Imm(32), dst)
+	SUBQ(Imm(8), n)
+	JMP(LabelRef("h2f_loop"))
+	Label("h2f_tail")
+	TESTQ(n, n)
+	JZ(LabelRef("h2f_done"))
+	h := loadF16x1(Mem{Base: src})
+	VMOVSS(h, Mem{Base: dst})
+	ADDQ(Imm(2), src)
+	ADDQ(Imm(4), dst)
+	DECQ(n)
+	JMP(LabelRef("h2f_tail"))
+	Label("h2f_done")
+	VZEROUPPER()
+	RET()
+}
+
+func genF32ToF16() {
+	TEXT("f32ToF16AVX2", NOSPLIT, "func(dst *byte, src *float32, n int)")
+	Doc("f32ToF16AVX2 converts n floats at src to halves at dst, rounding to nearest even.")
+	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
+	Label("f2h_loop")
+	CMPQ(n, Imm(8))
+	JL(LabelRef("f2h_tail"))
+	t := YMM()
+	VMOVUPS(Mem{Base: src}, t)
+	VCVTPS2PH(U8(0), t, Mem{Base: dst})
+	ADDQ(Imm(32), src)
+	ADDQ(Imm(16), dst)
+	SUBQ(Imm(8), n)
+	JMP(LabelRef("f2h_loop"))
+	Label("f2h_tail")
+	TESTQ(n, n)
+	JZ(LabelRef("f2h_done"))
+	x := XMM()
+	VMOVSS(Mem{Base: src}, x)
+	VCVTPS2PH(U8(0), x, x)
+	r := GP32()
+	VMOVD(x, r)
+	MOVW(r.As16(), Mem{Base: dst})
+	ADDQ(Imm(4), src)
+	ADDQ(Imm(2), dst)
+	DECQ(n)
+	JMP(LabelRef("f2h_tail"))
+	Label("f2h_done")
+	VZEROUPPER()
+	RET()
+}
+
+func genBF16ToF32() {
+	TEXT("bf16ToF32AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
+	Doc("bf16ToF32AVX2 converts n bfloat16 values at src to floats at dst.")
+	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
+	Label("b2f_loop")
+	CMPQ(n, Imm(8))
+	JL(LabelRef("b2f_tail"))
+	t := YMM()
+	VPMOVZXWD(Mem{Base: src}, t)
+	VPSLLD(U8(16), t, t)
+	VMOVDQU(t, Mem{Base: dst})
+	ADDQ(Imm(16), src)
+	ADDQ(Imm(32), dst)
+	SUBQ(Imm(8), n)
+	JMP(LabelRef("b2f_loop"))
+	Label("b2f_tail")
+	TESTQ(n, n)
+	JZ(LabelRef("b2f_done"))
+	r := GP32()
+	MOVWLZX(Mem{Base: src}, r)
+	SHLL(U8(16), r)
+	MOVL(r, Mem{Base: dst})
+	ADDQ(Imm(2), src)
+	ADDQ(Imm(4), dst)
+	DECQ(n)
+	JMP(LabelRef("b2f_tail"))
+	Label("b2f_done")
+	VZEROUPPER()
+	RET()
+}
+
+// broadcastF16 returns a ymm holding the half at m, as float32, in all lanes.
+func broadcastF16(m Mem) VecVirtual {
+	y := YMM()
+	VPBROADCASTW(m, y.AsX())
+	VCVTPH2PS(y.AsX(), y)
+	return y
+}
+
+// ones16 returns a ymm of int16 ones.
+func ones16() VecVirtual {
+	y := YMM()
+	VPCMPEQW(y, y, y)
+	VPSRLW(U8(15), y, y)
+	return y
+}
+
+// signedDot32 accumulates d * Σ x[i]*y[i] over 32 signed bytes into acc,
+// using |x| as the unsigned operand of vpmaddubsw and y with the sign of x.
+func signedDot32(x VecVirtual, y Op, d, ones, acc VecVirtual) {
+	ax, sy := YMM(), YMM()
+	if m, ok := y.(Mem); ok {
+		yy := YMM()
+		VMOVDQU(m, yy)
+		y = yy
+	}
+	VPSIGNB(x, x, ax)
+	VPSIGNB(x, y, sy)
+	VPMADDUBSW(sy, ax, ax)
+	VPMADDWD(ones, ax, ax)
+	VCVTDQ2PS(ax, ax)
+	VFMADD231PS(ax, d, acc)
+}
+
+// blockLoop emits a loop over nb blocks, two per iteration with separate
+// accumulators, then one.
+func blockLoop(name string, x, y, nb Register, xStride, yStride int, body func(xo, yo int, acc VecVirtual)) VecVirtual {
+	acc0, acc1 := zeroY(), zeroY()
+	Label(name + "_loop2")
+	CMPQ(nb, Imm(2))
+	JL(LabelRef(name + "_loop1"))
+	body(0, 0, acc0)
+	body(xStride, yStride, acc1)
+	ADDQ(Imm(uint64(2*xStride)), x)
+	ADDQ(Imm(uint64(2*yStride)), y)
+	SUBQ(Imm(2), nb)
+	JMP(LabelRef(name + "_loop2"))
+	Label(name + "_loop1")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	body(0, 0, acc0)
+	Label(name + "_done")
+	VADDPS(acc1, acc0, acc0)
+	return acc0
+}
+
+func genDotQ8_0() {
+	TEXT("dotQ8_0Q8_0AVX2", NOSPLIT, "func(x, y *byte, nb int) float32")
+	Doc("dotQ8_0Q8_0AVX2 returns the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y.")
+	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
+	ones := ones16()
+	acc := blockLoop("q8_0", x, y, nb, 34, 34, func(xo, yo int, acc VecVirtual) {
+		d := broadcastF16(Mem{Base: x, Disp: xo})
+		dy := broadcastF16(Mem{Base: y, Disp: yo})
+		VMULPS(dy, d, d)
+		q := YMM()
+		VMOVDQU(Mem{Base: x, Disp: xo + 2}, q)
+		signedDot32(q, Mem{Base: y, Disp: yo + 2}, d, ones, acc)
+	})
+	s := hsum(acc)
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	RET()
+}
+
+func genDotQ4_0() {
+	TEXT("dotQ4_0Q8_0AVX2", NOSPLIT, "func(x, y *byte, nb int) float32")
+	Doc("dotQ4_0Q8_0AVX2 returns the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y.")
+	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
+	ones := ones16()
+	acc := blockLoop("q4_0", x, y, nb, 18, 34, func(xo, yo int, acc VecVirtual) {
+		d := broadcastF16(Mem{Base: x, Disp: xo})
+		dy := broadcastF16(Mem{Base: y, Disp: yo})
+		VMULPS(dy, d, d)
+		q, hi := YMM(), XMM()
+		VMOVDQU(Mem{Base: x, Disp: xo + 2}, q.AsX())
+		VPSRLW(U8(4), q.AsX(), hi)
+		VINSERTI128(U8(1), hi, q, q)
+		VPAND(mask0F, q, q)
+		VPSUBB(bytes8, q, q)
+		signedDot32(q, Mem{Base: y, Disp: yo + 2}, d, ones, acc)
+	})
+	s := hsum(acc)
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	RET()
+}
+
+// kScalesMins unpacks the 12 packed scale bytes of a Q4_K/Q5_K block at m into
+// an xmm of 8 scale bytes and an xmm of 8 min bytes (ggml's utmp shuffle).
+func kScalesMins(m Mem) (sc, mn VecVirtual) {
+	a, b, c, t := GP64(), GP64(), GP64(), GP64()
+	MOVL(m, a.As32())
+	MOVL(m.Offset(4), b.As32())
+	MOVL(m.Offset(8), c.As32())
+	// mins hi word: ((c>>4)&0x0f0f0f0f) | (((b>>6)&0x03030303)<<4)
+	hiMin, u := GP64(), GP64()
+	MOVL(c.As32(), hiMin.As32())
+	SHRL(U8(4), hiMin.As32())
+	ANDL(U32(0x0f0f0f0f), hiMin.As32())
+	MOVL(b.As32(), u.As32())
+	SHRL(U8(6), u.As32())
+	ANDL(U32(0x03030303), u.As32())
+	SHLL(U8(4), u.As32())
+	ORL(u.As32(), hiMin.As32())
+	// mins lo word: b & 0x3f3f3f3f
+	ANDL(U32(0x3f3f3f3f), b.As32())
+	SHLQ(U8(32), hiMin)
+	ORQ(b, hiMin)
+	// scales hi word: (c & 0x0f0f0f0f) | (((a>>6)&0x03030303)<<4)
+	ANDL(U32(0x0f0f0f0f), c.As32())
+	MOVL(a.As32(), t.As32())
+	SHRL(U8(6), t.As32())
+	ANDL(U32(0x03030303), t.As32())
+	SHLL(U8(4), t.As32())
+	ORL(t.As32(), c.As32())
+	// scales lo word: a & 0x3f3f3f3f
+	ANDL(U32(0x3f3f3f3f), a.As32())
+	SHLQ(U8(32), c)
+	ORQ(a, c)
+	sc, mn = XMM(), XMM()
+	MOVQ(c, sc)
+	MOVQ(hiMin, mn)
+	return sc, mn
+}
+
+// genDotK4or5 emits the Q4_K (q5=false) or Q5_K dot with Q8_K.
+func genDotK4or5(name string, q5 bool) {
+	xStride, qsOff := 144, 16
+	if q5 {
+		xStride, qsOff = 176, 48
+	}
+	TEXT(name, NOSPLIT, "func(x, y *byte, nb int) float32")
+	Doc(fmt.Sprintf("%s returns the dot product of nb %s blocks at x and nb Q8_K blocks at y.", name, map[bool]string{false: "Q4_K", true: "Q5_K"}[q5]))
+	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
+	acc := zeroY()
+	accm := XMM()
+	VXORPS(accm, accm, accm)
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+
+	dy := YMM()
+	VBROADCASTSS(Mem{Base: y}, dy)
+	d := broadcastF16(Mem{Base: x})
+	VMULPS(dy, d, d)
+	dmin := broadcastF16(Mem{Base: x, Disp: 2})
+	VMULPS(dy, dmin, dmin)
+
+	sc, mn := kScalesMins(Mem{Base: x, Disp: 4})
+	// Mins against the pairwise sums of bsums.
+	bs, bsHi := YMM(), XMM()
+	VMOVDQU(Mem{Base: y, Disp: 260}, bs)
+	VEXTRACTI128(U8(1), bs, bsHi)
+	VPHADDW(bsHi, bs.AsX(), bsHi)
+	VPMOVZXBW(mn, mn)
+	VPMADDWD(bsHi, mn, mn)
+	VCVTDQ2PS(mn, mn)
+	VFMADD231PS(mn, dmin.AsX(), accm)
+
+	scales := YMM()
+	VPMOVZXBW(sc, scales.AsX())
+	VINSERTI128(U8(1), scales.AsX(), scales, scales)
+
+	var qh VecVirtual
+	if q5 {
+		qh = YMM()
+		VMOVDQU(Mem{Base: x, Disp: 16}, qh)
+	}
+	sumi := YMM()
+	VPXOR(sumi, sumi, sumi)
+	for k := 0; k < 4; k++ {
+		q, lo, hi := YMM(), YMM(), YMM()
+		VMOVDQU(Mem{Base: x, Disp: qsOff + 32*k}, q)
+		VPAND(mask0F, q, lo)
+		VPSRLW(U8(4), q, hi)
+		VPAND(mask0F, hi, hi)
+		if q5 {
+			for half, v := range []VecVirtual{lo, hi} {
+				j := 2*k + half
+				t := YMM()
+				if j <= 4 {
+					VPSLLW(U8(4-j), qh, t)
+				} else {
+					VPSRLW(U8(j-4), qh, t)
+				}
+				VPAND(mask10, t, t)
+				VPOR(t, v, v)
+			}
+		}
+		VPMADDUBSW(Mem{Base: y, Disp: 4 + 64*k}, lo, lo)
+		VPMADDUBSW(Mem{Base: y, Disp: 4 + 64*k + 32}, hi, hi)
+		s0, s1 := YMM(), YMM()
+		VPSHUFB(wordShuf.Offset(32*(2*k)), scales, s0)
+		VPSHUFB(wordShuf.Offset(32*(2*k+1)), scales, s1)
+		VPMADDWD(s0, lo, lo)
+		VPMADDWD(s1, hi, hi)
+		VPADDD(lo, sumi, sumi)
+		VPADDD(hi, sumi, sumi)
+	}
+	VCVTDQ2PS(sumi, sumi)
+	VFMADD231PS(sumi, d, acc)
+
+	ADDQ(U32(xStride), x)
+	ADDQ(U32(292), y)
+	DECQ(nb)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	s := hsum(acc)
+	m := hsum4(accm)
+	VSUBSS(m, s, s)
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	RET()
+}
+
+func genDotQ4_K() { genDotK4or5("dotQ4_KQ8_KAVX2", false) }
+func genDotQ5_K() { genDotK4or5("dotQ5_KQ8_KAVX2", true) }
+
+func genDotQ6_K() {
+	name := "dotQ6_KQ8_KAVX2"
+	TEXT(name, NOSPLIT, "func(x, y *byte, nb int) float32")
+	Doc(name + " returns the dot product of nb Q6_K blocks at x and nb Q8_K blocks at y.")
+	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
+	acc := zeroY()
+	Label("q6k_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef("q6k_done"))
+
+	d := broadcastF16(Mem{Base: x, Disp: 208})
+	dy := YMM()
+	VBROADCASTSS(Mem{Base: y}, dy)
+	VMULPS(dy, d, d)
+
+	// The -32 offset of the quants, taken out once: 32 * Σ_g scale_g * bsum_g.
+	sc16, corr := YMM(), YMM()
+	VPMOVSXBW(Mem{Base: x, Disp: 192}, sc16)
+	VPMADDWD(Mem{Base: y, Disp: 260}, sc16, corr)
+	VPSLLD(U8(5), corr, corr)
+
+	sumi := YMM()
+	VPXOR(sumi, sumi, sumi)
+	for half := 0; half < 2; half++ {
+		scl := YMM()
+		VPERM2I128(U8(0x11*half), sc16, sc16, scl)
+		ql0, ql1, qh := YMM(), YMM(), YMM()
+		VMOVDQU(Mem{Base: x, Disp: 64 * half}, ql0)
+		VMOVDQU(Mem{Base: x, Disp: 64*half + 32}, ql1)
+		VMOVDQU(Mem{Base: x, Disp: 128 + 32*half}, qh)
+		for k := 0; k < 4; k++ {
+			q, t := YMM(), YMM()
+			src := ql0
+			if k&1 == 1 {
+				src = ql1
+			}
+			if k < 2 {
+				VPAND(mask0F, src, q)
+			} else {
+				VPSRLW(U8(4), src, q)
+				VPAND(mask0F, q, q)
+			}
+			// High bits 2k,2k+1 of qh moved to bits 4,5.
+			switch {
+			case k < 2:
+				VPSLLW(U8(4-2*k), qh, t)
+				VPAND(mask30, t, t)
+			case k == 2:
+				VPAND(mask30, qh, t)
+			default:
+				VPSRLW(U8(2), qh, t)
+				VPAND(mask30, t, t)
+			}
+			VPOR(t, q, q)
+			VPMADDUBSW(Mem{Base: y, Disp: 4 + 128*half + 32*k}, q, q)
+			s := YMM()
+			VPSHUFB(wordShuf2.Offset(32*k), scl, s)
+			VPMADDWD(s, q, q)
+			VPADDD(q, sumi, sumi)
+		}
+	}
+	VPSUBD(corr, sumi, sumi)
+	VCVTDQ2PS(sumi, sumi)
+	VFMADD231PS(sumi, d, acc)
+
+	ADDQ(U32(210), x)
+	ADDQ(U32(292), y)
+	DECQ(nb)
+	JMP(LabelRef("q6k_loop"))
+	Label("q6k_done")
+	s := hsum(acc)
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	RET()
+}
