@@ -43,6 +43,13 @@ func useAsm() {
 	dotQ4_KQ8_K = blockDot(dotQ4_KQ8_KAVX2, qkK, 144, q8KLen)
 	dotQ5_KQ8_K = blockDot(dotQ5_KQ8_KAVX2, qkK, 176, q8KLen)
 	dotQ6_KQ8_K = blockDot(dotQ6_KQ8_KAVX2, qkK, 210, q8KLen)
+	dotQ5_0Q8_0 = blockDot(dotQ5_0Q8_0AVX2, 32, 22, q8_0Len)
+	dotQ4_1Q8_1 = blockDot(dotQ4_1Q8_1AVX2, 32, 20, q8_1Len)
+	dotQ5_1Q8_1 = blockDot(dotQ5_1Q8_1AVX2, 32, 24, q8_1Len)
+	dotIQ4NLQ8_0 = blockDot(dotIQ4NLQ8_0AVX2, 32, 18, q8_0Len)
+	dotIQ4XSQ8_K = blockDot(dotIQ4XSQ8_KAVX2, qkK, 136, q8KLen)
+	dotQ2_KQ8_K = blockDot(dotQ2_KQ8_KAVX2, qkK, 84, q8KLen)
+	dotQ3_KQ8_K = blockDot(dotQ3_KQ8_KAVX2, qkK, 110, q8KLen)
 
 	dotF32Impl = func(a, b []float32) float32 {
 		if len(a) == 0 {

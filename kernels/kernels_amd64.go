@@ -42,3 +42,24 @@ func dotQ5_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 
 // dotQ6_KQ8_KAVX2 returns the dot product of nb Q6_K blocks at x and nb Q8_K blocks at y.
 func dotQ6_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y.
+func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
+
+// dotQ4_1Q8_1AVX2 returns the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y.
+func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+
+// dotQ5_1Q8_1AVX2 returns the dot product of nb Q5_1 blocks at x and nb Q8_1 blocks at y.
+func dotQ5_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ4NLQ8_0AVX2 returns the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y.
+func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ4XSQ8_KAVX2 returns the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y.
+func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotQ2_KQ8_KAVX2 returns the dot product of nb Q2_K blocks at x and nb Q8_K blocks at y.
+func dotQ2_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotQ3_KQ8_KAVX2 returns the dot product of nb Q3_K blocks at x and nb Q8_K blocks at y.
+func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32

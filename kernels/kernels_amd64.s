@@ -140,6 +140,228 @@ DATA bytes8<>+30(SB)/1, $0x08
 DATA bytes8<>+31(SB)/1, $0x08
 GLOBL bytes8<>(SB), RODATA|NOPTR, $32
 
+DATA mask03<>+0(SB)/1, $0x03
+DATA mask03<>+1(SB)/1, $0x03
+DATA mask03<>+2(SB)/1, $0x03
+DATA mask03<>+3(SB)/1, $0x03
+DATA mask03<>+4(SB)/1, $0x03
+DATA mask03<>+5(SB)/1, $0x03
+DATA mask03<>+6(SB)/1, $0x03
+DATA mask03<>+7(SB)/1, $0x03
+DATA mask03<>+8(SB)/1, $0x03
+DATA mask03<>+9(SB)/1, $0x03
+DATA mask03<>+10(SB)/1, $0x03
+DATA mask03<>+11(SB)/1, $0x03
+DATA mask03<>+12(SB)/1, $0x03
+DATA mask03<>+13(SB)/1, $0x03
+DATA mask03<>+14(SB)/1, $0x03
+DATA mask03<>+15(SB)/1, $0x03
+DATA mask03<>+16(SB)/1, $0x03
+DATA mask03<>+17(SB)/1, $0x03
+DATA mask03<>+18(SB)/1, $0x03
+DATA mask03<>+19(SB)/1, $0x03
+DATA mask03<>+20(SB)/1, $0x03
+DATA mask03<>+21(SB)/1, $0x03
+DATA mask03<>+22(SB)/1, $0x03
+DATA mask03<>+23(SB)/1, $0x03
+DATA mask03<>+24(SB)/1, $0x03
+DATA mask03<>+25(SB)/1, $0x03
+DATA mask03<>+26(SB)/1, $0x03
+DATA mask03<>+27(SB)/1, $0x03
+DATA mask03<>+28(SB)/1, $0x03
+DATA mask03<>+29(SB)/1, $0x03
+DATA mask03<>+30(SB)/1, $0x03
+DATA mask03<>+31(SB)/1, $0x03
+GLOBL mask03<>(SB), RODATA|NOPTR, $32
+
+DATA mask04<>+0(SB)/1, $0x04
+DATA mask04<>+1(SB)/1, $0x04
+DATA mask04<>+2(SB)/1, $0x04
+DATA mask04<>+3(SB)/1, $0x04
+DATA mask04<>+4(SB)/1, $0x04
+DATA mask04<>+5(SB)/1, $0x04
+DATA mask04<>+6(SB)/1, $0x04
+DATA mask04<>+7(SB)/1, $0x04
+DATA mask04<>+8(SB)/1, $0x04
+DATA mask04<>+9(SB)/1, $0x04
+DATA mask04<>+10(SB)/1, $0x04
+DATA mask04<>+11(SB)/1, $0x04
+DATA mask04<>+12(SB)/1, $0x04
+DATA mask04<>+13(SB)/1, $0x04
+DATA mask04<>+14(SB)/1, $0x04
+DATA mask04<>+15(SB)/1, $0x04
+DATA mask04<>+16(SB)/1, $0x04
+DATA mask04<>+17(SB)/1, $0x04
+DATA mask04<>+18(SB)/1, $0x04
+DATA mask04<>+19(SB)/1, $0x04
+DATA mask04<>+20(SB)/1, $0x04
+DATA mask04<>+21(SB)/1, $0x04
+DATA mask04<>+22(SB)/1, $0x04
+DATA mask04<>+23(SB)/1, $0x04
+DATA mask04<>+24(SB)/1, $0x04
+DATA mask04<>+25(SB)/1, $0x04
+DATA mask04<>+26(SB)/1, $0x04
+DATA mask04<>+27(SB)/1, $0x04
+DATA mask04<>+28(SB)/1, $0x04
+DATA mask04<>+29(SB)/1, $0x04
+DATA mask04<>+30(SB)/1, $0x04
+DATA mask04<>+31(SB)/1, $0x04
+GLOBL mask04<>(SB), RODATA|NOPTR, $32
+
+DATA maskF0<>+0(SB)/1, $0xf0
+DATA maskF0<>+1(SB)/1, $0xf0
+DATA maskF0<>+2(SB)/1, $0xf0
+DATA maskF0<>+3(SB)/1, $0xf0
+DATA maskF0<>+4(SB)/1, $0xf0
+DATA maskF0<>+5(SB)/1, $0xf0
+DATA maskF0<>+6(SB)/1, $0xf0
+DATA maskF0<>+7(SB)/1, $0xf0
+DATA maskF0<>+8(SB)/1, $0xf0
+DATA maskF0<>+9(SB)/1, $0xf0
+DATA maskF0<>+10(SB)/1, $0xf0
+DATA maskF0<>+11(SB)/1, $0xf0
+DATA maskF0<>+12(SB)/1, $0xf0
+DATA maskF0<>+13(SB)/1, $0xf0
+DATA maskF0<>+14(SB)/1, $0xf0
+DATA maskF0<>+15(SB)/1, $0xf0
+DATA maskF0<>+16(SB)/1, $0xf0
+DATA maskF0<>+17(SB)/1, $0xf0
+DATA maskF0<>+18(SB)/1, $0xf0
+DATA maskF0<>+19(SB)/1, $0xf0
+DATA maskF0<>+20(SB)/1, $0xf0
+DATA maskF0<>+21(SB)/1, $0xf0
+DATA maskF0<>+22(SB)/1, $0xf0
+DATA maskF0<>+23(SB)/1, $0xf0
+DATA maskF0<>+24(SB)/1, $0xf0
+DATA maskF0<>+25(SB)/1, $0xf0
+DATA maskF0<>+26(SB)/1, $0xf0
+DATA maskF0<>+27(SB)/1, $0xf0
+DATA maskF0<>+28(SB)/1, $0xf0
+DATA maskF0<>+29(SB)/1, $0xf0
+DATA maskF0<>+30(SB)/1, $0xf0
+DATA maskF0<>+31(SB)/1, $0xf0
+GLOBL maskF0<>(SB), RODATA|NOPTR, $32
+
+DATA words32<>+0(SB)/2, $0x0020
+DATA words32<>+2(SB)/2, $0x0020
+DATA words32<>+4(SB)/2, $0x0020
+DATA words32<>+6(SB)/2, $0x0020
+DATA words32<>+8(SB)/2, $0x0020
+DATA words32<>+10(SB)/2, $0x0020
+DATA words32<>+12(SB)/2, $0x0020
+DATA words32<>+14(SB)/2, $0x0020
+DATA words32<>+16(SB)/2, $0x0020
+DATA words32<>+18(SB)/2, $0x0020
+DATA words32<>+20(SB)/2, $0x0020
+DATA words32<>+22(SB)/2, $0x0020
+DATA words32<>+24(SB)/2, $0x0020
+DATA words32<>+26(SB)/2, $0x0020
+DATA words32<>+28(SB)/2, $0x0020
+DATA words32<>+30(SB)/2, $0x0020
+GLOBL words32<>(SB), RODATA|NOPTR, $32
+
+DATA qhShuf<>+0(SB)/1, $0x00
+DATA qhShuf<>+1(SB)/1, $0x00
+DATA qhShuf<>+2(SB)/1, $0x00
+DATA qhShuf<>+3(SB)/1, $0x00
+DATA qhShuf<>+4(SB)/1, $0x00
+DATA qhShuf<>+5(SB)/1, $0x00
+DATA qhShuf<>+6(SB)/1, $0x00
+DATA qhShuf<>+7(SB)/1, $0x00
+DATA qhShuf<>+8(SB)/1, $0x01
+DATA qhShuf<>+9(SB)/1, $0x01
+DATA qhShuf<>+10(SB)/1, $0x01
+DATA qhShuf<>+11(SB)/1, $0x01
+DATA qhShuf<>+12(SB)/1, $0x01
+DATA qhShuf<>+13(SB)/1, $0x01
+DATA qhShuf<>+14(SB)/1, $0x01
+DATA qhShuf<>+15(SB)/1, $0x01
+DATA qhShuf<>+16(SB)/1, $0x02
+DATA qhShuf<>+17(SB)/1, $0x02
+DATA qhShuf<>+18(SB)/1, $0x02
+DATA qhShuf<>+19(SB)/1, $0x02
+DATA qhShuf<>+20(SB)/1, $0x02
+DATA qhShuf<>+21(SB)/1, $0x02
+DATA qhShuf<>+22(SB)/1, $0x02
+DATA qhShuf<>+23(SB)/1, $0x02
+DATA qhShuf<>+24(SB)/1, $0x03
+DATA qhShuf<>+25(SB)/1, $0x03
+DATA qhShuf<>+26(SB)/1, $0x03
+DATA qhShuf<>+27(SB)/1, $0x03
+DATA qhShuf<>+28(SB)/1, $0x03
+DATA qhShuf<>+29(SB)/1, $0x03
+DATA qhShuf<>+30(SB)/1, $0x03
+DATA qhShuf<>+31(SB)/1, $0x03
+GLOBL qhShuf<>(SB), RODATA|NOPTR, $32
+
+DATA bitSelect<>+0(SB)/1, $0xfe
+DATA bitSelect<>+1(SB)/1, $0xfd
+DATA bitSelect<>+2(SB)/1, $0xfb
+DATA bitSelect<>+3(SB)/1, $0xf7
+DATA bitSelect<>+4(SB)/1, $0xef
+DATA bitSelect<>+5(SB)/1, $0xdf
+DATA bitSelect<>+6(SB)/1, $0xbf
+DATA bitSelect<>+7(SB)/1, $0x7f
+DATA bitSelect<>+8(SB)/1, $0xfe
+DATA bitSelect<>+9(SB)/1, $0xfd
+DATA bitSelect<>+10(SB)/1, $0xfb
+DATA bitSelect<>+11(SB)/1, $0xf7
+DATA bitSelect<>+12(SB)/1, $0xef
+DATA bitSelect<>+13(SB)/1, $0xdf
+DATA bitSelect<>+14(SB)/1, $0xbf
+DATA bitSelect<>+15(SB)/1, $0x7f
+DATA bitSelect<>+16(SB)/1, $0xfe
+DATA bitSelect<>+17(SB)/1, $0xfd
+DATA bitSelect<>+18(SB)/1, $0xfb
+DATA bitSelect<>+19(SB)/1, $0xf7
+DATA bitSelect<>+20(SB)/1, $0xef
+DATA bitSelect<>+21(SB)/1, $0xdf
+DATA bitSelect<>+22(SB)/1, $0xbf
+DATA bitSelect<>+23(SB)/1, $0x7f
+DATA bitSelect<>+24(SB)/1, $0xfe
+DATA bitSelect<>+25(SB)/1, $0xfd
+DATA bitSelect<>+26(SB)/1, $0xfb
+DATA bitSelect<>+27(SB)/1, $0xf7
+DATA bitSelect<>+28(SB)/1, $0xef
+DATA bitSelect<>+29(SB)/1, $0xdf
+DATA bitSelect<>+30(SB)/1, $0xbf
+DATA bitSelect<>+31(SB)/1, $0x7f
+GLOBL bitSelect<>(SB), RODATA|NOPTR, $32
+
+DATA kvalues<>+0(SB)/1, $0x81
+DATA kvalues<>+1(SB)/1, $0x98
+DATA kvalues<>+2(SB)/1, $0xad
+DATA kvalues<>+3(SB)/1, $0xbf
+DATA kvalues<>+4(SB)/1, $0xcf
+DATA kvalues<>+5(SB)/1, $0xdd
+DATA kvalues<>+6(SB)/1, $0xea
+DATA kvalues<>+7(SB)/1, $0xf6
+DATA kvalues<>+8(SB)/1, $0x01
+DATA kvalues<>+9(SB)/1, $0x0d
+DATA kvalues<>+10(SB)/1, $0x19
+DATA kvalues<>+11(SB)/1, $0x26
+DATA kvalues<>+12(SB)/1, $0x35
+DATA kvalues<>+13(SB)/1, $0x45
+DATA kvalues<>+14(SB)/1, $0x59
+DATA kvalues<>+15(SB)/1, $0x71
+DATA kvalues<>+16(SB)/1, $0x81
+DATA kvalues<>+17(SB)/1, $0x98
+DATA kvalues<>+18(SB)/1, $0xad
+DATA kvalues<>+19(SB)/1, $0xbf
+DATA kvalues<>+20(SB)/1, $0xcf
+DATA kvalues<>+21(SB)/1, $0xdd
+DATA kvalues<>+22(SB)/1, $0xea
+DATA kvalues<>+23(SB)/1, $0xf6
+DATA kvalues<>+24(SB)/1, $0x01
+DATA kvalues<>+25(SB)/1, $0x0d
+DATA kvalues<>+26(SB)/1, $0x19
+DATA kvalues<>+27(SB)/1, $0x26
+DATA kvalues<>+28(SB)/1, $0x35
+DATA kvalues<>+29(SB)/1, $0x45
+DATA kvalues<>+30(SB)/1, $0x59
+DATA kvalues<>+31(SB)/1, $0x71
+GLOBL kvalues<>(SB), RODATA|NOPTR, $32
+
 DATA wordShuf<>+0(SB)/1, $0x00
 DATA wordShuf<>+1(SB)/1, $0x01
 DATA wordShuf<>+2(SB)/1, $0x00
@@ -1495,6 +1717,861 @@ q6k_loop:
 	JMP          q6k_loop
 
 q6k_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
+// func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     nb+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+
+q5_0_loop2:
+	CMPQ         DX, $0x02
+	JL           q5_0_loop1
+	VPBROADCASTW (AX), X3
+	VCVTPH2PS    X3, Y3
+	VPBROADCASTW (CX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VMOVDQU      6(AX), X5
+	VPSRLW       $0x04, X5, X4
+	VINSERTI128  $0x01, X4, Y5, Y5
+	VPAND        mask0F<>+0(SB), Y5, Y5
+	VPBROADCASTD 2(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y8, Y8, Y8
+	VPCMPEQB     Y8, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y5, Y5
+	VMOVDQU      2(CX), Y8
+	VPSIGNB      Y5, Y5, Y4
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y4, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y3, Y1
+	VPBROADCASTW 22(AX), X3
+	VCVTPH2PS    X3, Y3
+	VPBROADCASTW 34(CX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VMOVDQU      28(AX), X6
+	VPSRLW       $0x04, X6, X4
+	VINSERTI128  $0x01, X4, Y6, Y6
+	VPAND        mask0F<>+0(SB), Y6, Y6
+	VPBROADCASTD 24(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y8, Y8, Y8
+	VPCMPEQB     Y8, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y6, Y6
+	VMOVDQU      36(CX), Y8
+	VPSIGNB      Y6, Y6, Y4
+	VPSIGNB      Y6, Y8, Y8
+	VPMADDUBSW   Y8, Y4, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y3, Y2
+	ADDQ         $0x2c, AX
+	ADDQ         $0x44, CX
+	SUBQ         $0x02, DX
+	JMP          q5_0_loop2
+
+q5_0_loop1:
+	TESTQ        DX, DX
+	JZ           q5_0_done
+	VPBROADCASTW (AX), X3
+	VCVTPH2PS    X3, Y3
+	VPBROADCASTW (CX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y4, Y3, Y3
+	VMOVDQU      6(AX), X7
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y7
+	VPAND        mask0F<>+0(SB), Y7, Y7
+	VPBROADCASTD 2(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y7, Y7
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y7, Y7, Y4
+	VPSIGNB      Y7, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y3, Y1
+
+q5_0_done:
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+24(FP)
+	RET
+
+// func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ4_1Q8_1AVX2(SB), NOSPLIT, $0-28
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     nb+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   X1, X1, X1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+
+dotQ4_1Q8_1AVX2_loop2:
+	CMPQ         DX, $0x02
+	JL           dotQ4_1Q8_1AVX2_loop1
+	VPBROADCASTW (AX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW (CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y4, Y4
+	MOVWLZX      2(AX), BX
+	VMOVD        BX, X5
+	VCVTPH2PS    X5, X5
+	MOVWLZX      2(CX), BX
+	VMOVD        BX, X6
+	VCVTPH2PS    X6, X6
+	VFMADD231SS  X6, X5, X1
+	VMOVDQU      4(AX), X6
+	VPSRLW       $0x04, X6, X5
+	VINSERTI128  $0x01, X5, Y6, Y6
+	VPAND        mask0F<>+0(SB), Y6, Y6
+	VPMADDUBSW   4(CX), Y6, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y4, Y2
+	VPBROADCASTW 20(AX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW 36(CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y4, Y4
+	MOVWLZX      22(AX), BX
+	VMOVD        BX, X5
+	VCVTPH2PS    X5, X5
+	MOVWLZX      38(CX), BX
+	VMOVD        BX, X6
+	VCVTPH2PS    X6, X6
+	VFMADD231SS  X6, X5, X1
+	VMOVDQU      24(AX), X7
+	VPSRLW       $0x04, X7, X5
+	VINSERTI128  $0x01, X5, Y7, Y7
+	VPAND        mask0F<>+0(SB), Y7, Y7
+	VPMADDUBSW   40(CX), Y7, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y4, Y3
+	ADDQ         $0x28, AX
+	ADDQ         $0x48, CX
+	SUBQ         $0x02, DX
+	JMP          dotQ4_1Q8_1AVX2_loop2
+
+dotQ4_1Q8_1AVX2_loop1:
+	TESTQ        DX, DX
+	JZ           dotQ4_1Q8_1AVX2_done
+	VPBROADCASTW (AX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW (CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y4, Y4
+	MOVWLZX      2(AX), DX
+	VMOVD        DX, X5
+	VCVTPH2PS    X5, X5
+	MOVWLZX      2(CX), DX
+	VMOVD        DX, X6
+	VCVTPH2PS    X6, X6
+	VFMADD231SS  X6, X5, X1
+	VMOVDQU      4(AX), X8
+	VPSRLW       $0x04, X8, X5
+	VINSERTI128  $0x01, X5, Y8, Y8
+	VPAND        mask0F<>+0(SB), Y8, Y8
+	VPMADDUBSW   4(CX), Y8, Y8
+	VPMADDWD     Y0, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y4, Y2
+
+dotQ4_1Q8_1AVX2_done:
+	VADDPS       Y3, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VMOVHLPS     X2, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSHDUP    X2, X0
+	VADDSS       X0, X2, X2
+	VADDSS       X1, X2, X2
+	VZEROUPPER
+	MOVSS        X2, ret+24(FP)
+	RET
+
+// func dotQ5_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ5_1Q8_1AVX2(SB), NOSPLIT, $0-28
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     nb+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   X1, X1, X1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+
+dotQ5_1Q8_1AVX2_loop2:
+	CMPQ         DX, $0x02
+	JL           dotQ5_1Q8_1AVX2_loop1
+	VPBROADCASTW (AX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW (CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y4, Y4
+	MOVWLZX      2(AX), BX
+	VMOVD        BX, X5
+	VCVTPH2PS    X5, X5
+	MOVWLZX      2(CX), BX
+	VMOVD        BX, X6
+	VCVTPH2PS    X6, X6
+	VFMADD231SS  X6, X5, X1
+	VMOVDQU      8(AX), X6
+	VPSRLW       $0x04, X6, X5
+	VINSERTI128  $0x01, X5, Y6, Y6
+	VPAND        mask0F<>+0(SB), Y6, Y6
+	VPBROADCASTD 4(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y9, Y9, Y9
+	VPCMPEQB     Y9, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y6, Y6
+	VPMADDUBSW   4(CX), Y6, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y4, Y2
+	VPBROADCASTW 24(AX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW 36(CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y4, Y4
+	MOVWLZX      26(AX), BX
+	VMOVD        BX, X5
+	VCVTPH2PS    X5, X5
+	MOVWLZX      38(CX), BX
+	VMOVD        BX, X6
+	VCVTPH2PS    X6, X6
+	VFMADD231SS  X6, X5, X1
+	VMOVDQU      32(AX), X7
+	VPSRLW       $0x04, X7, X5
+	VINSERTI128  $0x01, X5, Y7, Y7
+	VPAND        mask0F<>+0(SB), Y7, Y7
+	VPBROADCASTD 28(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y9, Y9, Y9
+	VPCMPEQB     Y9, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y7, Y7
+	VPMADDUBSW   40(CX), Y7, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y4, Y3
+	ADDQ         $0x30, AX
+	ADDQ         $0x48, CX
+	SUBQ         $0x02, DX
+	JMP          dotQ5_1Q8_1AVX2_loop2
+
+dotQ5_1Q8_1AVX2_loop1:
+	TESTQ        DX, DX
+	JZ           dotQ5_1Q8_1AVX2_done
+	VPBROADCASTW (AX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW (CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y4, Y4
+	MOVWLZX      2(AX), DX
+	VMOVD        DX, X5
+	VCVTPH2PS    X5, X5
+	MOVWLZX      2(CX), DX
+	VMOVD        DX, X6
+	VCVTPH2PS    X6, X6
+	VFMADD231SS  X6, X5, X1
+	VMOVDQU      8(AX), X8
+	VPSRLW       $0x04, X8, X5
+	VINSERTI128  $0x01, X5, Y8, Y8
+	VPAND        mask0F<>+0(SB), Y8, Y8
+	VPBROADCASTD 4(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y6, Y6, Y6
+	VPCMPEQB     Y6, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y8, Y8
+	VPMADDUBSW   4(CX), Y8, Y8
+	VPMADDWD     Y0, Y8, Y8
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y4, Y2
+
+dotQ5_1Q8_1AVX2_done:
+	VADDPS       Y3, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VMOVHLPS     X2, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSHDUP    X2, X0
+	VADDSS       X0, X2, X2
+	VADDSS       X1, X2, X2
+	VZEROUPPER
+	MOVSS        X2, ret+24(FP)
+	RET
+
+// func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotIQ4NLQ8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     nb+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VMOVDQU  kvalues<>+0(SB), Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+
+iq4nl_loop2:
+	CMPQ         DX, $0x02
+	JL           iq4nl_loop1
+	VPBROADCASTW (AX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW (CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y4, Y4
+	VMOVDQU      2(AX), X6
+	VPSRLW       $0x04, X6, X5
+	VINSERTI128  $0x01, X5, Y6, Y6
+	VPAND        mask0F<>+0(SB), Y6, Y6
+	VPSHUFB      Y6, Y1, Y6
+	VMOVDQU      2(CX), Y9
+	VPSIGNB      Y6, Y6, Y5
+	VPSIGNB      Y6, Y9, Y9
+	VPMADDUBSW   Y9, Y5, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VPBROADCASTW 18(AX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW 34(CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y4, Y4
+	VMOVDQU      20(AX), X7
+	VPSRLW       $0x04, X7, X5
+	VINSERTI128  $0x01, X5, Y7, Y7
+	VPAND        mask0F<>+0(SB), Y7, Y7
+	VPSHUFB      Y7, Y1, Y7
+	VMOVDQU      36(CX), Y9
+	VPSIGNB      Y7, Y7, Y5
+	VPSIGNB      Y7, Y9, Y9
+	VPMADDUBSW   Y9, Y5, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y4, Y3
+	ADDQ         $0x24, AX
+	ADDQ         $0x44, CX
+	SUBQ         $0x02, DX
+	JMP          iq4nl_loop2
+
+iq4nl_loop1:
+	TESTQ        DX, DX
+	JZ           iq4nl_done
+	VPBROADCASTW (AX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW (CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y4, Y4
+	VMOVDQU      2(AX), X8
+	VPSRLW       $0x04, X8, X5
+	VINSERTI128  $0x01, X5, Y8, Y8
+	VPAND        mask0F<>+0(SB), Y8, Y8
+	VPSHUFB      Y8, Y1, Y8
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y8, Y8, Y1
+	VPSIGNB      Y8, Y5, Y5
+	VPMADDUBSW   Y5, Y1, Y1
+	VPMADDWD     Y0, Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VFMADD231PS  Y1, Y4, Y2
+
+iq4nl_done:
+	VADDPS       Y3, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VMOVHLPS     X2, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSHDUP    X2, X0
+	VADDSS       X0, X2, X2
+	VZEROUPPER
+	MOVSS        X2, ret+24(FP)
+	RET
+
+// func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotIQ4XSQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ    x+0(FP), AX
+	MOVQ    y+8(FP), CX
+	MOVQ    nb+16(FP), DX
+	VMOVDQU kvalues<>+0(SB), Y0
+	VXORPS  Y1, Y1, Y1
+
+iq4xs_loop:
+	TESTQ        DX, DX
+	JZ           iq4xs_done
+	VPBROADCASTW (AX), X2
+	VCVTPH2PS    X2, Y2
+	VBROADCASTSS (CX), Y3
+	VMULPS       Y3, Y2, Y2
+	MOVWLZX      2(AX), BX
+	MOVL         4(AX), SI
+	VPXOR        Y3, Y3, Y3
+	MOVL         SI, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHLL         $0x04, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X12
+	VPBROADCASTW X12, Y12
+	VMOVDQU      8(AX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VPSHUFB      Y4, Y0, Y4
+	VMOVDQU      4(CX), Y13
+	VPSIGNB      Y4, Y4, Y14
+	VPSIGNB      Y4, Y13, Y13
+	VPMADDUBSW   Y13, Y14, Y14
+	VPMADDWD     Y12, Y14, Y14
+	VPADDD       Y14, Y3, Y3
+	MOVL         SI, DI
+	SHRL         $0x04, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHLL         $0x02, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X12
+	VPBROADCASTW X12, Y12
+	VMOVDQU      24(AX), X5
+	VPSRLW       $0x04, X5, X4
+	VINSERTI128  $0x01, X4, Y5, Y5
+	VPAND        mask0F<>+0(SB), Y5, Y5
+	VPSHUFB      Y5, Y0, Y5
+	VMOVDQU      36(CX), Y13
+	VPSIGNB      Y5, Y5, Y14
+	VPSIGNB      Y5, Y13, Y13
+	VPMADDUBSW   Y13, Y14, Y14
+	VPMADDWD     Y12, Y14, Y14
+	VPADDD       Y14, Y3, Y3
+	MOVL         SI, DI
+	SHRL         $0x08, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X12
+	VPBROADCASTW X12, Y12
+	VMOVDQU      40(AX), X6
+	VPSRLW       $0x04, X6, X4
+	VINSERTI128  $0x01, X4, Y6, Y6
+	VPAND        mask0F<>+0(SB), Y6, Y6
+	VPSHUFB      Y6, Y0, Y6
+	VMOVDQU      68(CX), Y13
+	VPSIGNB      Y6, Y6, Y14
+	VPSIGNB      Y6, Y13, Y13
+	VPMADDUBSW   Y13, Y14, Y14
+	VPMADDWD     Y12, Y14, Y14
+	VPADDD       Y14, Y3, Y3
+	MOVL         SI, DI
+	SHRL         $0x0c, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHRL         $0x02, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X12
+	VPBROADCASTW X12, Y12
+	VMOVDQU      56(AX), X7
+	VPSRLW       $0x04, X7, X4
+	VINSERTI128  $0x01, X4, Y7, Y7
+	VPAND        mask0F<>+0(SB), Y7, Y7
+	VPSHUFB      Y7, Y0, Y7
+	VMOVDQU      100(CX), Y13
+	VPSIGNB      Y7, Y7, Y14
+	VPSIGNB      Y7, Y13, Y13
+	VPMADDUBSW   Y13, Y14, Y14
+	VPMADDWD     Y12, Y14, Y14
+	VPADDD       Y14, Y3, Y3
+	MOVL         SI, DI
+	SHRL         $0x10, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHRL         $0x04, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X12
+	VPBROADCASTW X12, Y12
+	VMOVDQU      72(AX), X8
+	VPSRLW       $0x04, X8, X4
+	VINSERTI128  $0x01, X4, Y8, Y8
+	VPAND        mask0F<>+0(SB), Y8, Y8
+	VPSHUFB      Y8, Y0, Y8
+	VMOVDQU      132(CX), Y13
+	VPSIGNB      Y8, Y8, Y14
+	VPSIGNB      Y8, Y13, Y13
+	VPMADDUBSW   Y13, Y14, Y14
+	VPMADDWD     Y12, Y14, Y14
+	VPADDD       Y14, Y3, Y3
+	MOVL         SI, DI
+	SHRL         $0x14, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHRL         $0x06, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X12
+	VPBROADCASTW X12, Y12
+	VMOVDQU      88(AX), X9
+	VPSRLW       $0x04, X9, X4
+	VINSERTI128  $0x01, X4, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VPSHUFB      Y9, Y0, Y9
+	VMOVDQU      164(CX), Y13
+	VPSIGNB      Y9, Y9, Y14
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y14, Y14
+	VPMADDWD     Y12, Y14, Y14
+	VPADDD       Y14, Y3, Y3
+	MOVL         SI, DI
+	SHRL         $0x18, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHRL         $0x08, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X12
+	VPBROADCASTW X12, Y12
+	VMOVDQU      104(AX), X10
+	VPSRLW       $0x04, X10, X4
+	VINSERTI128  $0x01, X4, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VPSHUFB      Y10, Y0, Y10
+	VMOVDQU      196(CX), Y13
+	VPSIGNB      Y10, Y10, Y14
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y14, Y14
+	VPMADDWD     Y12, Y14, Y14
+	VPADDD       Y14, Y3, Y3
+	SHRL         $0x1c, SI
+	ANDL         $0x0000000f, SI
+	SHRL         $0x0a, BX
+	ANDL         $0x00000030, BX
+	ORL          BX, SI
+	SUBL         $0x00000020, SI
+	VMOVD        SI, X12
+	VPBROADCASTW X12, Y12
+	VMOVDQU      120(AX), X11
+	VPSRLW       $0x04, X11, X4
+	VINSERTI128  $0x01, X4, Y11, Y11
+	VPAND        mask0F<>+0(SB), Y11, Y11
+	VPSHUFB      Y11, Y0, Y11
+	VMOVDQU      228(CX), Y13
+	VPSIGNB      Y11, Y11, Y14
+	VPSIGNB      Y11, Y13, Y13
+	VPMADDUBSW   Y13, Y14, Y14
+	VPMADDWD     Y12, Y14, Y14
+	VPADDD       Y14, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y3, Y2, Y1
+	ADDQ         $0x00000088, AX
+	ADDQ         $0x00000124, CX
+	DECQ         DX
+	JMP          iq4xs_loop
+
+iq4xs_done:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+24(FP)
+	RET
+
+// func dotQ2_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ2_KQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+
+q2k_loop:
+	TESTQ        DX, DX
+	JZ           q2k_done
+	VBROADCASTSS (CX), Y2
+	VPBROADCASTW 80(AX), X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y2, Y3, Y3
+	VPBROADCASTW 82(AX), X4
+	VCVTPH2PS    X4, Y4
+	VMULPS       Y2, Y4, Y4
+	VMOVDQU      (AX), X2
+	VPSRLW       $0x04, X2, X5
+	VPAND        mask0F<>+0(SB), X5, X5
+	VPMOVZXBW    X5, Y5
+	VPMADDWD     260(CX), Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y4, Y1
+	VPAND        mask0F<>+0(SB), X2, X2
+	VPMOVZXBW    X2, Y2
+	VPXOR        Y4, Y4, Y4
+	VPERM2I128   $0x00, Y2, Y2, Y5
+	VMOVDQU      16(AX), Y6
+	VPAND        mask03<>+0(SB), Y6, Y7
+	VPMADDUBSW   4(CX), Y7, Y7
+	VPSHUFB      wordShuf2<>+0(SB), Y5, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPSRLW       $0x02, Y6, Y7
+	VPAND        mask03<>+0(SB), Y7, Y7
+	VPMADDUBSW   36(CX), Y7, Y7
+	VPSHUFB      wordShuf2<>+32(SB), Y5, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPSRLW       $0x04, Y6, Y7
+	VPAND        mask03<>+0(SB), Y7, Y7
+	VPMADDUBSW   68(CX), Y7, Y7
+	VPSHUFB      wordShuf2<>+64(SB), Y5, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPSRLW       $0x06, Y6, Y6
+	VPAND        mask03<>+0(SB), Y6, Y6
+	VPMADDUBSW   100(CX), Y6, Y6
+	VPSHUFB      wordShuf2<>+96(SB), Y5, Y5
+	VPMADDWD     Y5, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPERM2I128   $0x11, Y2, Y2, Y2
+	VMOVDQU      48(AX), Y5
+	VPAND        mask03<>+0(SB), Y5, Y6
+	VPMADDUBSW   132(CX), Y6, Y6
+	VPSHUFB      wordShuf2<>+0(SB), Y2, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPSRLW       $0x02, Y5, Y6
+	VPAND        mask03<>+0(SB), Y6, Y6
+	VPMADDUBSW   164(CX), Y6, Y6
+	VPSHUFB      wordShuf2<>+32(SB), Y2, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        mask03<>+0(SB), Y6, Y6
+	VPMADDUBSW   196(CX), Y6, Y6
+	VPSHUFB      wordShuf2<>+64(SB), Y2, Y7
+	VPMADDWD     Y7, Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPSRLW       $0x06, Y5, Y5
+	VPAND        mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW   228(CX), Y5, Y5
+	VPSHUFB      wordShuf2<>+96(SB), Y2, Y2
+	VPMADDWD     Y2, Y5, Y5
+	VPADDD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y3, Y0
+	ADDQ         $0x00000054, AX
+	ADDQ         $0x00000124, CX
+	DECQ         DX
+	JMP          q2k_loop
+
+q2k_done:
+	VSUBPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
+// func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
+TEXT ·dotQ3_KQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS Y0, Y0, Y0
+
+q3k_loop:
+	TESTQ        DX, DX
+	JZ           q3k_done
+	VBROADCASTSS (CX), Y1
+	VPBROADCASTW 108(AX), X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y1, Y2, Y2
+	MOVL         96(AX), BX
+	MOVL         100(AX), SI
+	MOVL         104(AX), DI
+	MOVL         BX, R9
+	ANDL         $0x0f0f0f0f, R9
+	MOVL         DI, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R9
+	MOVL         SI, R10
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         DI, R8
+	SHRL         $0x02, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R10
+	SHRL         $0x04, BX
+	ANDL         $0x0f0f0f0f, BX
+	MOVL         DI, R8
+	SHRL         $0x04, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, BX
+	SHRL         $0x04, SI
+	ANDL         $0x0f0f0f0f, SI
+	MOVL         DI, R8
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, SI
+	MOVQ         R10, DI
+	SHLQ         $0x20, DI
+	ORQ          R9, DI
+	SHLQ         $0x20, SI
+	ORQ          BX, SI
+	MOVQ         DI, X1
+	VPINSRQ      $0x01, SI, X1, X1
+	VPMOVZXBW    X1, Y1
+	VPSUBW       words32<>+0(SB), Y1, Y1
+	VPMADDWD     260(CX), Y1, Y3
+	VPSLLD       $0x02, Y3, Y3
+	VMOVDQU      (AX), Y4
+	VPXOR        Y5, Y5, Y5
+	VPERM2I128   $0x00, Y1, Y1, Y6
+	VMOVDQU      32(AX), Y7
+	VPAND        mask03<>+0(SB), Y7, Y8
+	VPSLLW       $0x02, Y4, Y9
+	VPAND        mask04<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPMADDUBSW   4(CX), Y8, Y8
+	VPSHUFB      wordShuf2<>+0(SB), Y6, Y9
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y5, Y5
+	VPSRLW       $0x02, Y7, Y8
+	VPAND        mask03<>+0(SB), Y8, Y8
+	VPSLLW       $0x01, Y4, Y9
+	VPAND        mask04<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPMADDUBSW   36(CX), Y8, Y8
+	VPSHUFB      wordShuf2<>+32(SB), Y6, Y9
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y5, Y5
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        mask03<>+0(SB), Y8, Y8
+	VPAND        mask04<>+0(SB), Y4, Y9
+	VPOR         Y9, Y8, Y8
+	VPMADDUBSW   68(CX), Y8, Y8
+	VPSHUFB      wordShuf2<>+64(SB), Y6, Y9
+	VPMADDWD     Y9, Y8, Y8
+	VPADDD       Y8, Y5, Y5
+	VPSRLW       $0x06, Y7, Y7
+	VPAND        mask03<>+0(SB), Y7, Y7
+	VPSRLW       $0x01, Y4, Y8
+	VPAND        mask04<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   100(CX), Y7, Y7
+	VPSHUFB      wordShuf2<>+96(SB), Y6, Y6
+	VPMADDWD     Y6, Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	VPERM2I128   $0x11, Y1, Y1, Y1
+	VMOVDQU      64(AX), Y6
+	VPAND        mask03<>+0(SB), Y6, Y7
+	VPSRLW       $0x02, Y4, Y8
+	VPAND        mask04<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   132(CX), Y7, Y7
+	VPSHUFB      wordShuf2<>+0(SB), Y1, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	VPSRLW       $0x02, Y6, Y7
+	VPAND        mask03<>+0(SB), Y7, Y7
+	VPSRLW       $0x03, Y4, Y8
+	VPAND        mask04<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   164(CX), Y7, Y7
+	VPSHUFB      wordShuf2<>+32(SB), Y1, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	VPSRLW       $0x04, Y6, Y7
+	VPAND        mask03<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y4, Y8
+	VPAND        mask04<>+0(SB), Y8, Y8
+	VPOR         Y8, Y7, Y7
+	VPMADDUBSW   196(CX), Y7, Y7
+	VPSHUFB      wordShuf2<>+64(SB), Y1, Y8
+	VPMADDWD     Y8, Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	VPSRLW       $0x06, Y6, Y6
+	VPAND        mask03<>+0(SB), Y6, Y6
+	VPSRLW       $0x05, Y4, Y4
+	VPAND        mask04<>+0(SB), Y4, Y4
+	VPOR         Y4, Y6, Y6
+	VPMADDUBSW   228(CX), Y6, Y6
+	VPSHUFB      wordShuf2<>+96(SB), Y1, Y1
+	VPMADDWD     Y1, Y6, Y6
+	VPADDD       Y6, Y5, Y5
+	VPSUBD       Y3, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y2, Y0
+	ADDQ         $0x0000006e, AX
+	ADDQ         $0x00000124, CX
+	DECQ         DX
+	JMP          q3k_loop
+
+q3k_done:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
 	VMOVHLPS     X0, X0, X1
