@@ -51,6 +51,25 @@ func useAsm() {
 	dotQ2_KQ8_K = blockDot(dotQ2_KQ8_KAVX2, qkK, 84, q8KLen)
 	dotQ3_KQ8_K = blockDot(dotQ3_KQ8_KAVX2, qkK, 110, q8KLen)
 
+	quantizeRowQ8_0 = func(dst []byte, x []float32) {
+		if nb := len(x) / qk8; nb > 0 {
+			_ = dst[nb*q8_0Len-1]
+			quantizeQ8_0AVX2(&dst[0], &x[0], nb)
+		}
+	}
+	quantizeRowQ8_1 = func(dst []byte, x []float32) {
+		if nb := len(x) / qk8; nb > 0 {
+			_ = dst[nb*q8_1Len-1]
+			quantizeQ8_1AVX2(&dst[0], &x[0], nb)
+		}
+	}
+	quantizeRowQ8_K = func(dst []byte, x []float32) {
+		if nb := len(x) / qkK; nb > 0 {
+			_ = dst[nb*q8KLen-1]
+			quantizeQ8_KAVX2(&dst[0], &x[0], nb)
+		}
+	}
+
 	dotF32Impl = func(a, b []float32) float32 {
 		if len(a) == 0 {
 			return 0

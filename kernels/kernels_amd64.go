@@ -63,3 +63,12 @@ func dotQ2_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 
 // dotQ3_KQ8_KAVX2 returns the dot product of nb Q3_K blocks at x and nb Q8_K blocks at y.
 func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// quantizeQ8_0AVX2 quantizes nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.
+func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
+
+// quantizeQ8_1AVX2 quantizes nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.
+func quantizeQ8_1AVX2(dst *byte, x *float32, nb int)
+
+// quantizeQ8_KAVX2 quantizes nb blocks of 256 floats at x into Q8_K blocks at dst.
+func quantizeQ8_KAVX2(dst *byte, x *float32, nb int)

@@ -362,6 +362,42 @@ DATA kvalues<>+30(SB)/1, $0x59
 DATA kvalues<>+31(SB)/1, $0x71
 GLOBL kvalues<>(SB), RODATA|NOPTR, $32
 
+DATA absMask<>+0(SB)/4, $0x7fffffff
+DATA absMask<>+4(SB)/4, $0x7fffffff
+DATA absMask<>+8(SB)/4, $0x7fffffff
+DATA absMask<>+12(SB)/4, $0x7fffffff
+DATA absMask<>+16(SB)/4, $0x7fffffff
+DATA absMask<>+20(SB)/4, $0x7fffffff
+DATA absMask<>+24(SB)/4, $0x7fffffff
+DATA absMask<>+28(SB)/4, $0x7fffffff
+GLOBL absMask<>(SB), RODATA|NOPTR, $32
+
+DATA i127<>+0(SB)/4, $0x0000007f
+DATA i127<>+4(SB)/4, $0x0000007f
+DATA i127<>+8(SB)/4, $0x0000007f
+DATA i127<>+12(SB)/4, $0x0000007f
+DATA i127<>+16(SB)/4, $0x0000007f
+DATA i127<>+20(SB)/4, $0x0000007f
+DATA i127<>+24(SB)/4, $0x0000007f
+DATA i127<>+28(SB)/4, $0x0000007f
+GLOBL i127<>(SB), RODATA|NOPTR, $32
+
+DATA packPerm<>+0(SB)/4, $0x00000000
+DATA packPerm<>+4(SB)/4, $0x00000004
+DATA packPerm<>+8(SB)/4, $0x00000001
+DATA packPerm<>+12(SB)/4, $0x00000005
+DATA packPerm<>+16(SB)/4, $0x00000002
+DATA packPerm<>+20(SB)/4, $0x00000006
+DATA packPerm<>+24(SB)/4, $0x00000003
+DATA packPerm<>+28(SB)/4, $0x00000007
+GLOBL packPerm<>(SB), RODATA|NOPTR, $32
+
+DATA f127<>+0(SB)/4, $(127.0)
+GLOBL f127<>(SB), RODATA|NOPTR, $4
+
+DATA f1<>+0(SB)/4, $(1.0)
+GLOBL f1<>(SB), RODATA|NOPTR, $4
+
 DATA wordShuf<>+0(SB)/1, $0x00
 DATA wordShuf<>+1(SB)/1, $0x01
 DATA wordShuf<>+2(SB)/1, $0x00
@@ -2580,4 +2616,503 @@ q3k_done:
 	VADDSS       X1, X0, X0
 	VZEROUPPER
 	MOVSS        X0, ret+24(FP)
+	RET
+
+// func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
+// Requires: AVX, AVX2, F16C
+TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), AX
+	MOVQ x+8(FP), CX
+	MOVQ nb+16(FP), DX
+
+quantizeQ8_0AVX2_loop:
+	TESTQ        DX, DX
+	JZ           quantizeQ8_0AVX2_done
+	VMOVUPS      (CX), Y1
+	VANDPS       absMask<>+0(SB), Y1, Y0
+	VMOVAPS      Y0, Y0
+	VMOVUPS      32(CX), Y2
+	VANDPS       absMask<>+0(SB), Y2, Y3
+	VMAXPS       Y3, Y0, Y0
+	VMOVUPS      64(CX), Y3
+	VANDPS       absMask<>+0(SB), Y3, Y4
+	VMAXPS       Y4, Y0, Y0
+	VMOVUPS      96(CX), Y4
+	VANDPS       absMask<>+0(SB), Y4, Y5
+	VMAXPS       Y5, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X5
+	VMAXPS       X5, X0, X0
+	VMOVHLPS     X0, X0, X5
+	VMAXPS       X5, X0, X0
+	VMOVSHDUP    X0, X5
+	VMAXSS       X5, X0, X0
+	VMOVSS       f127<>+0(SB), X6
+	VDIVSS       X6, X0, X5
+	VDIVSS       X0, X6, X6
+	VXORPS       X7, X7, X7
+	VCMPSS       $0x04, X7, X0, X0
+	VANDPS       X0, X6, X6
+	VCVTPS2PH    $0x00, X5, X0
+	VMOVD        X0, BX
+	MOVW         BX, (AX)
+	VBROADCASTSS X6, Y0
+	VMULPS       Y0, Y1, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VCVTPS2DQ    Y1, Y1
+	VMULPS       Y0, Y2, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VCVTPS2DQ    Y2, Y2
+	VMULPS       Y0, Y3, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VCVTPS2DQ    Y3, Y3
+	VMULPS       Y0, Y4, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPACKSSDW    Y2, Y1, Y1
+	VPACKSSDW    Y4, Y3, Y3
+	VPACKSSWB    Y3, Y1, Y1
+	VMOVDQU      packPerm<>+0(SB), Y0
+	VPERMD       Y1, Y0, Y1
+	VMOVDQU      Y1, 2(AX)
+	ADDQ         $0x00000022, AX
+	ADDQ         $0x00000080, CX
+	DECQ         DX
+	JMP          quantizeQ8_0AVX2_loop
+
+quantizeQ8_0AVX2_done:
+	VZEROUPPER
+	RET
+
+// func quantizeQ8_1AVX2(dst *byte, x *float32, nb int)
+// Requires: AVX, AVX2, F16C
+TEXT ·quantizeQ8_1AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), AX
+	MOVQ x+8(FP), CX
+	MOVQ nb+16(FP), DX
+
+quantizeQ8_1AVX2_loop:
+	TESTQ        DX, DX
+	JZ           quantizeQ8_1AVX2_done
+	VMOVUPS      (CX), Y1
+	VANDPS       absMask<>+0(SB), Y1, Y0
+	VMOVAPS      Y0, Y0
+	VMOVUPS      32(CX), Y2
+	VANDPS       absMask<>+0(SB), Y2, Y3
+	VMAXPS       Y3, Y0, Y0
+	VMOVUPS      64(CX), Y3
+	VANDPS       absMask<>+0(SB), Y3, Y4
+	VMAXPS       Y4, Y0, Y0
+	VMOVUPS      96(CX), Y4
+	VANDPS       absMask<>+0(SB), Y4, Y5
+	VMAXPS       Y5, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X5
+	VMAXPS       X5, X0, X0
+	VMOVHLPS     X0, X0, X5
+	VMAXPS       X5, X0, X0
+	VMOVSHDUP    X0, X5
+	VMAXSS       X5, X0, X0
+	VMOVSS       f127<>+0(SB), X6
+	VDIVSS       X6, X0, X5
+	VDIVSS       X0, X6, X6
+	VXORPS       X7, X7, X7
+	VCMPSS       $0x04, X7, X0, X0
+	VANDPS       X0, X6, X6
+	VCVTPS2PH    $0x00, X5, X0
+	VMOVD        X0, BX
+	MOVW         BX, (AX)
+	VBROADCASTSS X6, Y0
+	VMULPS       Y0, Y1, Y1
+	VROUNDPS     $0x00, Y1, Y1
+	VCVTPS2DQ    Y1, Y1
+	VMULPS       Y0, Y2, Y2
+	VROUNDPS     $0x00, Y2, Y2
+	VCVTPS2DQ    Y2, Y2
+	VMULPS       Y0, Y3, Y3
+	VROUNDPS     $0x00, Y3, Y3
+	VCVTPS2DQ    Y3, Y3
+	VMULPS       Y0, Y4, Y4
+	VROUNDPS     $0x00, Y4, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       Y2, Y1, Y0
+	VPADDD       Y3, Y0, Y0
+	VPADDD       Y4, Y0, Y0
+	VEXTRACTI128 $0x01, Y0, X6
+	VPADDD       X6, X0, X6
+	VPSHUFD      $0x4e, X6, X0
+	VPADDD       X0, X6, X6
+	VPSHUFD      $0xb1, X6, X0
+	VPADDD       X0, X6, X6
+	VCVTDQ2PS    X6, X6
+	VMULSS       X5, X6, X6
+	VCVTPS2PH    $0x00, X6, X6
+	VMOVD        X6, BX
+	MOVW         BX, 2(AX)
+	VPACKSSDW    Y2, Y1, Y1
+	VPACKSSDW    Y4, Y3, Y3
+	VPACKSSWB    Y3, Y1, Y1
+	VMOVDQU      packPerm<>+0(SB), Y0
+	VPERMD       Y1, Y0, Y1
+	VMOVDQU      Y1, 4(AX)
+	ADDQ         $0x00000024, AX
+	ADDQ         $0x00000080, CX
+	DECQ         DX
+	JMP          quantizeQ8_1AVX2_loop
+
+quantizeQ8_1AVX2_done:
+	VZEROUPPER
+	RET
+
+// func quantizeQ8_KAVX2(dst *byte, x *float32, nb int)
+// Requires: AVX, AVX2
+TEXT ·quantizeQ8_KAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), AX
+	MOVQ x+8(FP), CX
+	MOVQ nb+16(FP), DX
+
+q8k_loop:
+	TESTQ        DX, DX
+	JZ           q8k_done
+	VMOVDQU      absMask<>+0(SB), Y1
+	VMOVUPS      (CX), Y0
+	VANDPS       Y1, Y0, Y0
+	VMOVUPS      32(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      64(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      96(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      128(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      160(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      192(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      224(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      256(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      288(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      320(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      352(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      384(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      416(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      448(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      480(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      512(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      544(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      576(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      608(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      640(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      672(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      704(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      736(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      768(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      800(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      832(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      864(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      896(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      928(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      960(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VMOVUPS      992(CX), Y2
+	VANDPS       Y1, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X2
+	VMAXPS       X2, X0, X0
+	VMOVHLPS     X0, X0, X2
+	VMAXPS       X2, X0, X0
+	VMOVSHDUP    X0, X2
+	VMAXSS       X2, X0, X0
+	VXORPS       X2, X2, X2
+	VUCOMISS     X2, X0
+	JNE          q8k_nonzero
+	VPXOR        Y0, Y0, Y0
+	VMOVDQU      Y0, (AX)
+	VMOVDQU      Y0, 32(AX)
+	VMOVDQU      Y0, 64(AX)
+	VMOVDQU      Y0, 96(AX)
+	VMOVDQU      Y0, 128(AX)
+	VMOVDQU      Y0, 160(AX)
+	VMOVDQU      Y0, 192(AX)
+	VMOVDQU      Y0, 224(AX)
+	VMOVDQU      Y0, 256(AX)
+	VMOVDQU      Y0, 260(AX)
+	JMP          q8k_next
+
+q8k_nonzero:
+	VBROADCASTSS X0, Y0
+	XORQ         BX, BX
+
+q8k_find:
+	VMOVUPS   (CX)(BX*4), Y2
+	VANDPS    Y1, Y2, Y2
+	VCMPPS    $0x00, Y0, Y2, Y2
+	VMOVMSKPS Y2, SI
+	TESTL     SI, SI
+	JNZ       q8k_found
+	ADDQ      $0x08, BX
+	CMPQ      BX, $0x00000100
+	JL        q8k_find
+	MOVQ      $0x000000ff, BX
+	JMP       q8k_have
+
+q8k_found:
+	BSFL SI, SI
+	ADDQ SI, BX
+
+q8k_have:
+	VMOVSS       (CX)(BX*4), X0
+	VMOVSS       f127<>+0(SB), X1
+	VXORPS       X2, X2, X2
+	VSUBSS       X1, X2, X1
+	VDIVSS       X0, X1, X1
+	VMOVSS       f1<>+0(SB), X2
+	VDIVSS       X1, X2, X2
+	VMOVSS       X2, (AX)
+	VBROADCASTSS X1, Y0
+	VMOVDQU      i127<>+0(SB), Y1
+	VMULPS       (CX), Y0, Y2
+	VCVTPS2DQ    Y2, Y2
+	VPMINSD      Y1, Y2, Y2
+	VMULPS       32(CX), Y0, Y3
+	VCVTPS2DQ    Y3, Y3
+	VPMINSD      Y1, Y3, Y3
+	VMULPS       64(CX), Y0, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPMINSD      Y1, Y4, Y4
+	VMULPS       96(CX), Y0, Y5
+	VCVTPS2DQ    Y5, Y5
+	VPMINSD      Y1, Y5, Y5
+	VPADDD       Y3, Y2, Y6
+	VPADDD       Y5, Y4, Y7
+	VPACKSSDW    Y3, Y2, Y2
+	VPACKSSDW    Y5, Y4, Y4
+	VPACKSSWB    Y4, Y2, Y2
+	VMOVDQU      packPerm<>+0(SB), Y3
+	VPERMD       Y2, Y3, Y2
+	VMOVDQU      Y2, 4(AX)
+	VMULPS       128(CX), Y0, Y2
+	VCVTPS2DQ    Y2, Y2
+	VPMINSD      Y1, Y2, Y2
+	VMULPS       160(CX), Y0, Y3
+	VCVTPS2DQ    Y3, Y3
+	VPMINSD      Y1, Y3, Y3
+	VMULPS       192(CX), Y0, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPMINSD      Y1, Y4, Y4
+	VMULPS       224(CX), Y0, Y5
+	VCVTPS2DQ    Y5, Y5
+	VPMINSD      Y1, Y5, Y5
+	VPADDD       Y3, Y2, Y8
+	VPADDD       Y5, Y4, Y9
+	VPACKSSDW    Y3, Y2, Y2
+	VPACKSSDW    Y5, Y4, Y4
+	VPACKSSWB    Y4, Y2, Y2
+	VMOVDQU      packPerm<>+0(SB), Y3
+	VPERMD       Y2, Y3, Y2
+	VMOVDQU      Y2, 36(AX)
+	VMULPS       256(CX), Y0, Y2
+	VCVTPS2DQ    Y2, Y2
+	VPMINSD      Y1, Y2, Y2
+	VMULPS       288(CX), Y0, Y3
+	VCVTPS2DQ    Y3, Y3
+	VPMINSD      Y1, Y3, Y3
+	VMULPS       320(CX), Y0, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPMINSD      Y1, Y4, Y4
+	VMULPS       352(CX), Y0, Y5
+	VCVTPS2DQ    Y5, Y5
+	VPMINSD      Y1, Y5, Y5
+	VPADDD       Y3, Y2, Y10
+	VPADDD       Y5, Y4, Y11
+	VPACKSSDW    Y3, Y2, Y2
+	VPACKSSDW    Y5, Y4, Y4
+	VPACKSSWB    Y4, Y2, Y2
+	VMOVDQU      packPerm<>+0(SB), Y3
+	VPERMD       Y2, Y3, Y2
+	VMOVDQU      Y2, 68(AX)
+	VMULPS       384(CX), Y0, Y2
+	VCVTPS2DQ    Y2, Y2
+	VPMINSD      Y1, Y2, Y2
+	VMULPS       416(CX), Y0, Y3
+	VCVTPS2DQ    Y3, Y3
+	VPMINSD      Y1, Y3, Y3
+	VMULPS       448(CX), Y0, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPMINSD      Y1, Y4, Y4
+	VMULPS       480(CX), Y0, Y5
+	VCVTPS2DQ    Y5, Y5
+	VPMINSD      Y1, Y5, Y5
+	VPADDD       Y3, Y2, Y12
+	VPADDD       Y5, Y4, Y13
+	VPACKSSDW    Y3, Y2, Y2
+	VPACKSSDW    Y5, Y4, Y4
+	VPACKSSWB    Y4, Y2, Y2
+	VMOVDQU      packPerm<>+0(SB), Y3
+	VPERMD       Y2, Y3, Y2
+	VMOVDQU      Y2, 100(AX)
+	VPHADDD      Y7, Y6, Y2
+	VPHADDD      Y9, Y8, Y3
+	VPHADDD      Y11, Y10, Y4
+	VPHADDD      Y13, Y12, Y5
+	VPHADDD      Y3, Y2, Y2
+	VPHADDD      Y5, Y4, Y4
+	VEXTRACTI128 $0x01, Y2, X3
+	VPADDD       X3, X2, X3
+	VEXTRACTI128 $0x01, Y4, X2
+	VPADDD       X2, X4, X2
+	VPACKSSDW    X2, X3, X3
+	VMOVDQU      X3, 260(AX)
+	VMULPS       512(CX), Y0, Y2
+	VCVTPS2DQ    Y2, Y2
+	VPMINSD      Y1, Y2, Y2
+	VMULPS       544(CX), Y0, Y3
+	VCVTPS2DQ    Y3, Y3
+	VPMINSD      Y1, Y3, Y3
+	VMULPS       576(CX), Y0, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPMINSD      Y1, Y4, Y4
+	VMULPS       608(CX), Y0, Y5
+	VCVTPS2DQ    Y5, Y5
+	VPMINSD      Y1, Y5, Y5
+	VPADDD       Y3, Y2, Y6
+	VPADDD       Y5, Y4, Y7
+	VPACKSSDW    Y3, Y2, Y2
+	VPACKSSDW    Y5, Y4, Y4
+	VPACKSSWB    Y4, Y2, Y2
+	VMOVDQU      packPerm<>+0(SB), Y3
+	VPERMD       Y2, Y3, Y2
+	VMOVDQU      Y2, 132(AX)
+	VMULPS       640(CX), Y0, Y2
+	VCVTPS2DQ    Y2, Y2
+	VPMINSD      Y1, Y2, Y2
+	VMULPS       672(CX), Y0, Y3
+	VCVTPS2DQ    Y3, Y3
+	VPMINSD      Y1, Y3, Y3
+	VMULPS       704(CX), Y0, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPMINSD      Y1, Y4, Y4
+	VMULPS       736(CX), Y0, Y5
+	VCVTPS2DQ    Y5, Y5
+	VPMINSD      Y1, Y5, Y5
+	VPADDD       Y3, Y2, Y8
+	VPADDD       Y5, Y4, Y9
+	VPACKSSDW    Y3, Y2, Y2
+	VPACKSSDW    Y5, Y4, Y4
+	VPACKSSWB    Y4, Y2, Y2
+	VMOVDQU      packPerm<>+0(SB), Y3
+	VPERMD       Y2, Y3, Y2
+	VMOVDQU      Y2, 164(AX)
+	VMULPS       768(CX), Y0, Y2
+	VCVTPS2DQ    Y2, Y2
+	VPMINSD      Y1, Y2, Y2
+	VMULPS       800(CX), Y0, Y3
+	VCVTPS2DQ    Y3, Y3
+	VPMINSD      Y1, Y3, Y3
+	VMULPS       832(CX), Y0, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPMINSD      Y1, Y4, Y4
+	VMULPS       864(CX), Y0, Y5
+	VCVTPS2DQ    Y5, Y5
+	VPMINSD      Y1, Y5, Y5
+	VPADDD       Y3, Y2, Y10
+	VPADDD       Y5, Y4, Y11
+	VPACKSSDW    Y3, Y2, Y2
+	VPACKSSDW    Y5, Y4, Y4
+	VPACKSSWB    Y4, Y2, Y2
+	VMOVDQU      packPerm<>+0(SB), Y3
+	VPERMD       Y2, Y3, Y2
+	VMOVDQU      Y2, 196(AX)
+	VMULPS       896(CX), Y0, Y2
+	VCVTPS2DQ    Y2, Y2
+	VPMINSD      Y1, Y2, Y2
+	VMULPS       928(CX), Y0, Y3
+	VCVTPS2DQ    Y3, Y3
+	VPMINSD      Y1, Y3, Y3
+	VMULPS       960(CX), Y0, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPMINSD      Y1, Y4, Y4
+	VMULPS       992(CX), Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPMINSD      Y1, Y0, Y0
+	VPADDD       Y3, Y2, Y1
+	VPADDD       Y0, Y4, Y5
+	VPACKSSDW    Y3, Y2, Y2
+	VPACKSSDW    Y0, Y4, Y4
+	VPACKSSWB    Y4, Y2, Y2
+	VMOVDQU      packPerm<>+0(SB), Y0
+	VPERMD       Y2, Y0, Y2
+	VMOVDQU      Y2, 228(AX)
+	VPHADDD      Y7, Y6, Y0
+	VPHADDD      Y9, Y8, Y2
+	VPHADDD      Y11, Y10, Y3
+	VPHADDD      Y5, Y1, Y1
+	VPHADDD      Y2, Y0, Y0
+	VPHADDD      Y1, Y3, Y3
+	VEXTRACTI128 $0x01, Y0, X1
+	VPADDD       X1, X0, X1
+	VEXTRACTI128 $0x01, Y3, X0
+	VPADDD       X0, X3, X0
+	VPACKSSDW    X0, X1, X1
+	VMOVDQU      X1, 276(AX)
+
+q8k_next:
+	ADDQ $0x00000124, AX
+	ADDQ $0x00000400, CX
+	DECQ DX
+	JMP  q8k_loop
+
+q8k_done:
+	VZEROUPPER
 	RET

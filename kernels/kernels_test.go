@@ -588,3 +588,50 @@ func TestAsmMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizersAsmMatchGo requires the activation quantizers in use to
+// produce exactly the Go reference's bytes, including ties, zero blocks,
+// and a Q8_K block whose largest magnitude appears with both signs.
+func TestQuantizersAsmMatchGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for trial := 0; trial < 50; trial++ {
+		n := 256 * (1 + trial%4)
+		x := randomActivations(rng, n)
+		switch trial % 5 {
+		case 1: // exact ties after scaling by 127/amax
+			for i := range x {
+				x[i] = float32(rng.IntN(255)-127) / 2
+			}
+			x[0] = 127
+		case 2: // zero blocks
+			clear(x[:256])
+		case 3: // ±amax: the first one decides the sign of the Q8_K scale
+			x[200], x[7] = 50, -50
+		case 4:
+			for i := range x {
+				x[i] *= 1e-30
+			}
+		}
+		for _, c := range []struct {
+			name       string
+			inuse, go_ func([]byte, []float32)
+			size       int
+		}{
+			{"Q8_0", quantizeRowQ8_0, quantizeRowQ8_0Go, n / 32 * q8_0Len},
+			{"Q8_1", quantizeRowQ8_1, quantizeRowQ8_1Go, n / 32 * q8_1Len},
+			{"Q8_K", quantizeRowQ8_K, quantizeRowQ8_KGo, n / 256 * q8KLen},
+		} {
+			got, want := make([]byte, c.size), make([]byte, c.size)
+			for i := range got {
+				got[i] = 0xa5 // stale bytes must be overwritten
+			}
+			c.inuse(got, x)
+			c.go_(want, x)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("%s trial %d: byte %d is %#02x, Go reference %#02x", c.name, trial, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
