@@ -3,6 +3,8 @@ package kernels
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/llqt/llqt/formats/ggml"
@@ -158,5 +160,62 @@ func BenchmarkMatMul(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+// spawnFor is parallelFor without the pool, starting goroutines per call; it
+// exists to measure what the pool saves.
+func spawnFor(threads, tasks int, fn func(task int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	run := func() {
+		defer wg.Done()
+		for {
+			t := int(next.Add(1) - 1)
+			if t >= tasks {
+				return
+			}
+			fn(t)
+		}
+	}
+	wg.Add(threads)
+	for i := 1; i < threads; i++ {
+		go run()
+	}
+	run()
+	wg.Wait()
+}
+
+// BenchmarkParallelFor compares the worker pool with spawning goroutines on
+// a small matrix-vector product (256 rows of 2048 Q4_K, one task per 16 rows),
+// the size where dispatch overhead shows.
+func BenchmarkParallelFor(b *testing.B) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	const rows, cols = 256, 2048
+	var w []byte
+	for r := 0; r < rows; r++ {
+		w = append(w, randomRow(rng, ggml.TypeQ4_K, cols, false)...)
+	}
+	a := convertAct(actQ8_K, randomActivations(rng, cols))
+	dst := make([]float32, rows)
+	rowBytes := len(w) / rows
+	work := func(task int) {
+		for r := task * 16; r < task*16+16; r++ {
+			dst[r] = dotQ4_KQ8_K(w[r*rowBytes:], a, cols)
+		}
+	}
+	for _, threads := range []int{2, 4} {
+		b.Run(fmt.Sprintf("pool/threads=%d", threads), func(b *testing.B) {
+			b.SetBytes(int64(len(w)))
+			for b.Loop() {
+				parallelFor(threads, rows/16, work)
+			}
+		})
+		b.Run(fmt.Sprintf("spawn/threads=%d", threads), func(b *testing.B) {
+			b.SetBytes(int64(len(w)))
+			for b.Loop() {
+				spawnFor(threads, rows/16, work)
+			}
+		})
 	}
 }

@@ -97,6 +97,11 @@ func useAsm() {
 			f32ToF16AVX2(&dst[0], &src[0], len(src))
 		}
 	}
+	f32ToBF16Impl = func(dst []byte, src []float32) {
+		if len(src) > 0 {
+			f32ToBF16AVX2(&dst[0], &src[0], len(src))
+		}
+	}
 	bf16ToF32Impl = func(dst []float32, src []byte) {
 		if len(dst) > 0 {
 			bf16ToF32AVX2(&dst[0], &src[0], len(dst))

@@ -72,3 +72,6 @@ func quantizeQ8_1AVX2(dst *byte, x *float32, nb int)
 
 // quantizeQ8_KAVX2 quantizes nb blocks of 256 floats at x into Q8_K blocks at dst.
 func quantizeQ8_KAVX2(dst *byte, x *float32, nb int)
+
+// f32ToBF16AVX2 converts n floats at src to bfloat16 at dst, rounding to nearest even.
+func f32ToBF16AVX2(dst *byte, src *float32, n int)

@@ -3116,3 +3116,76 @@ q8k_next:
 q8k_done:
 	VZEROUPPER
 	RET
+
+// func f32ToBF16AVX2(dst *byte, src *float32, n int)
+// Requires: AVX, AVX2
+TEXT ·f32ToBF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ         dst+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         n+16(FP), DX
+	MOVL         $0x00007fff, BX
+	VMOVD        BX, X0
+	VPBROADCASTD X0, Y0
+	MOVL         $0x00000001, BX
+	VMOVD        BX, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x7f800000, BX
+	VMOVD        BX, X2
+	VPBROADCASTD X2, Y2
+	MOVL         $0x00000040, BX
+	VMOVD        BX, X4
+	VPBROADCASTD X4, Y4
+	VMOVDQU      absMask<>+0(SB), Y3
+
+f2b_loop:
+	CMPQ      DX, $0x08
+	JL        f2b_tail
+	VMOVDQU   (CX), Y5
+	VPSRLD    $0x10, Y5, Y7
+	VPAND     Y1, Y7, Y6
+	VPADDD    Y0, Y6, Y6
+	VPADDD    Y5, Y6, Y6
+	VPSRLD    $0x10, Y6, Y6
+	VPOR      Y4, Y7, Y7
+	VPAND     Y3, Y5, Y5
+	VPCMPGTD  Y2, Y5, Y5
+	VPBLENDVB Y5, Y7, Y6, Y6
+	VPACKUSDW Y6, Y6, Y6
+	VPERMQ    $0x08, Y6, Y6
+	VMOVDQU   X6, (AX)
+	ADDQ      $0x00000020, CX
+	ADDQ      $0x00000010, AX
+	SUBQ      $0x08, DX
+	JMP       f2b_loop
+
+f2b_tail:
+	TESTQ DX, DX
+	JZ    f2b_done
+	MOVL  (CX), BX
+	MOVL  BX, SI
+	SHRL  $0x10, SI
+	MOVL  BX, DI
+	ANDL  $0x7fffffff, DI
+	CMPL  DI, $0x7f800000
+	JA    f2b_nan
+	MOVL  SI, DI
+	ANDL  $0x00000001, DI
+	ADDL  $0x00007fff, DI
+	ADDL  BX, DI
+	SHRL  $0x10, DI
+	MOVW  DI, (AX)
+	JMP   f2b_next
+
+f2b_nan:
+	ORL  $0x00000040, SI
+	MOVW SI, (AX)
+
+f2b_next:
+	ADDQ $0x00000004, CX
+	ADDQ $0x00000002, AX
+	DECQ DX
+	JMP  f2b_tail
+
+f2b_done:
+	VZEROUPPER
+	RET

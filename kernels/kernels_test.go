@@ -635,3 +635,28 @@ func TestQuantizersAsmMatchGo(t *testing.T) {
 		}
 	}
 }
+
+// TestBF16ConversionAsmMatchesGo checks the bulk f32→bf16 conversion in use
+// against the scalar rule on random bit patterns (NaNs, infs, ties) at odd
+// lengths.
+func TestBF16ConversionAsmMatchesGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for n := 0; n < 40; n++ {
+		x := make([]float32, n)
+		for i := range x {
+			u := rng.Uint32()
+			if i%3 == 0 {
+				u = u&^0xffff | 0x8000 // a tie
+			}
+			x[i] = math.Float32frombits(u)
+		}
+		got, want := make([]byte, 2*n), make([]byte, 2*n)
+		f32ToBF16Impl(got, x)
+		f32ToBF16Go(want, x)
+		for i := 0; i < n; i++ {
+			if g, w := binary.LittleEndian.Uint16(got[2*i:]), binary.LittleEndian.Uint16(want[2*i:]); g != w {
+				t.Fatalf("n=%d: %#08x → %#04x, want %#04x", n, math.Float32bits(x[i]), g, w)
+			}
+		}
+	}
+}

@@ -42,6 +42,7 @@ var (
 	f16ToF32Impl  = f16ToF32Go
 	f32ToF16Impl  = f32ToF16Go
 	bf16ToF32Impl = bf16ToF32Go
+	f32ToBF16Impl = f32ToBF16Go
 )
 
 // actFormat says how activations are converted for one weight type.

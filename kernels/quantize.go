@@ -113,4 +113,4 @@ var (
 // quantizeRowF16 and quantizeRowBF16 round activations as ggml does before an
 // F16 or BF16 dot.
 func quantizeRowF16(dst []byte, x []float32)  { f32ToF16Impl(dst[:2*len(x)], x) }
-func quantizeRowBF16(dst []byte, x []float32) { f32ToBF16Go(dst[:2*len(x)], x) }
+func quantizeRowBF16(dst []byte, x []float32) { f32ToBF16Impl(dst[:2*len(x)], x) }

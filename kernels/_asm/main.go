@@ -124,6 +124,7 @@ func main() {
 	genQuantizeQ8(false)
 	genQuantizeQ8(true)
 	genQuantizeQ8K()
+	genF32ToBF16()
 	Generate()
 }
 
@@ -1273,6 +1274,82 @@ func genQuantizeQ8K() {
 	DECQ(nb)
 	JMP(LabelRef("q8k_loop"))
 	Label("q8k_done")
+	VZEROUPPER()
+	RET()
+}
+
+// genF32ToBF16 emits ggml_compute_fp32_to_bf16 over a row: round to nearest
+// even, NaNs quieted by setting bit 6 of the truncated value.
+func genF32ToBF16() {
+	name := "f32ToBF16AVX2"
+	TEXT(name, NOSPLIT, "func(dst *byte, src *float32, n int)")
+	Doc(name + " converts n floats at src to bfloat16 at dst, rounding to nearest even.")
+	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
+	c7fff, one, inf, abs, c64 := YMM(), YMM(), YMM(), YMM(), YMM()
+	t := GP32()
+	MOVL(U32(0x7fff), t)
+	VMOVD(t, c7fff.AsX())
+	VPBROADCASTD(c7fff.AsX(), c7fff)
+	MOVL(U32(1), t)
+	VMOVD(t, one.AsX())
+	VPBROADCASTD(one.AsX(), one)
+	MOVL(U32(0x7f800000), t)
+	VMOVD(t, inf.AsX())
+	VPBROADCASTD(inf.AsX(), inf)
+	MOVL(U32(64), t)
+	VMOVD(t, c64.AsX())
+	VPBROADCASTD(c64.AsX(), c64)
+	VMOVDQU(absMask, abs)
+	Label("f2b_loop")
+	CMPQ(n, Imm(8))
+	JL(LabelRef("f2b_tail"))
+	u, r, nan, q := YMM(), YMM(), YMM(), YMM()
+	VMOVDQU(Mem{Base: src}, u)
+	VPSRLD(U8(16), u, q)    // u>>16
+	VPAND(one, q, r)        // (u>>16)&1
+	VPADDD(c7fff, r, r)     // + 0x7fff
+	VPADDD(u, r, r)         // + u
+	VPSRLD(U8(16), r, r)    // >> 16
+	VPOR(c64, q, q)         // NaN result: (u>>16)|64
+	VPAND(abs, u, nan)      // |u|
+	VPCMPGTD(inf, nan, nan) // |u| > inf bits: NaN
+	VPBLENDVB(nan, q, r, r)
+	VPACKUSDW(r, r, r)
+	VPERMQ(U8(0x08), r, r)
+	VMOVDQU(r.AsX(), Mem{Base: dst})
+	ADDQ(U32(32), src)
+	ADDQ(U32(16), dst)
+	SUBQ(Imm(8), n)
+	JMP(LabelRef("f2b_loop"))
+	Label("f2b_tail")
+	TESTQ(n, n)
+	JZ(LabelRef("f2b_done"))
+	{
+		w, hi, a := GP32(), GP32(), GP32()
+		MOVL(Mem{Base: src}, w)
+		MOVL(w, hi)
+		SHRL(U8(16), hi)
+		MOVL(w, a)
+		ANDL(U32(0x7fffffff), a)
+		CMPL(a, U32(0x7f800000))
+		JA(LabelRef("f2b_nan"))
+		MOVL(hi, a)
+		ANDL(U32(1), a)
+		ADDL(U32(0x7fff), a)
+		ADDL(w, a)
+		SHRL(U8(16), a)
+		MOVW(a.As16(), Mem{Base: dst})
+		JMP(LabelRef("f2b_next"))
+		Label("f2b_nan")
+		ORL(U32(64), hi)
+		MOVW(hi.As16(), Mem{Base: dst})
+		Label("f2b_next")
+	}
+	ADDQ(U32(4), src)
+	ADDQ(U32(2), dst)
+	DECQ(n)
+	JMP(LabelRef("f2b_tail"))
+	Label("f2b_done")
 	VZEROUPPER()
 	RET()
 }
