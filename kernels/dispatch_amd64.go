@@ -2,7 +2,10 @@
 
 package kernels
 
-import "golang.org/x/sys/cpu"
+import (
+	"github.com/llqt/llqt/formats/ggml"
+	"golang.org/x/sys/cpu"
+)
 
 // hasAVX2 reports whether the assembly kernels are in use: they need AVX2 and
 // FMA, and F16C for the half-precision scales and conversions.
@@ -43,6 +46,11 @@ func useAsm() {
 	dotQ4_KQ8_K = blockDot(dotQ4_KQ8_KAVX2, qkK, 144, q8KLen)
 	dotQ5_KQ8_K = blockDot(dotQ5_KQ8_KAVX2, qkK, 176, q8KLen)
 	dotQ6_KQ8_K = blockDot(dotQ6_KQ8_KAVX2, qkK, 210, q8KLen)
+	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4AVX2, 32, 34, q8_0Len)
+	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4AVX2, 32, 18, q8_0Len)
+	dot4For[ggml.TypeQ4_K] = blockDot4(dotQ4_KQ8_Kx4AVX2, qkK, 144, q8KLen)
+	dot4For[ggml.TypeQ5_K] = blockDot4(dotQ5_KQ8_Kx4AVX2, qkK, 176, q8KLen)
+	dot4For[ggml.TypeQ6_K] = blockDot4(dotQ6_KQ8_Kx4AVX2, qkK, 210, q8KLen)
 	dotQ5_0Q8_0 = blockDot(dotQ5_0Q8_0AVX2, 32, 22, q8_0Len)
 	dotQ4_1Q8_1 = blockDot(dotQ4_1Q8_1AVX2, 32, 20, q8_1Len)
 	dotQ5_1Q8_1 = blockDot(dotQ5_1Q8_1AVX2, 32, 24, q8_1Len)
@@ -119,5 +127,20 @@ func blockDot(k func(x, y *byte, nb int) float32, per, wBytes, aBytes int) dotFu
 		}
 		_, _ = w[nb*wBytes-1], a[nb*aBytes-1]
 		return k(&w[0], &a[0], nb)
+	}
+}
+
+// blockDot4 wraps a four-row assembly block dot as a dot4Func.
+func blockDot4(k func(x, y *byte, ystride, nb int, out *float32, outstride int), per, wBytes, aBytes int) dot4Func {
+	return func(w, a []byte, astride, n int, out []float32, outstride int) {
+		nb := n / per
+		if nb == 0 {
+			for c := 0; c < 4; c++ {
+				out[c*outstride] = 0
+			}
+			return
+		}
+		_, _, _ = w[nb*wBytes-1], a[3*astride+nb*aBytes-1], out[3*outstride]
+		k(&w[0], &a[0], astride, nb, &out[0], outstride)
 	}
 }

@@ -43,6 +43,26 @@ func dotQ5_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 // dotQ6_KQ8_KAVX2 returns the dot product of nb Q6_K blocks at x and nb Q8_K blocks at y.
 func dotQ6_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 
+// dotQ8_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ4_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ4_KQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_K blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ4_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ5_KQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q5_K blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ5_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ6_KQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q6_K blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ6_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
 // dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y.
 func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 

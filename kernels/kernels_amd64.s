@@ -1227,58 +1227,58 @@ TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VXORPS   Y1, Y1, Y1
 	VXORPS   Y2, Y2, Y2
 
-q8_0_loop2:
+dotQ8_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
-	JL           q8_0_loop1
+	JL           dotQ8_0Q8_0AVX2_loop1
 	VPBROADCASTW (AX), X3
 	VCVTPH2PS    X3, Y3
-	VPBROADCASTW (CX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y4, Y3, Y3
 	VMOVDQU      2(AX), Y4
-	VMOVDQU      2(CX), Y6
 	VPSIGNB      Y4, Y4, Y5
-	VPSIGNB      Y4, Y6, Y4
-	VPMADDUBSW   Y4, Y5, Y5
-	VPMADDWD     Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y1
+	VPBROADCASTW (CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y3, Y6
+	VMOVDQU      2(CX), Y3
+	VPSIGNB      Y4, Y3, Y3
+	VPMADDUBSW   Y3, Y5, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y3, Y6, Y1
 	VPBROADCASTW 34(AX), X3
 	VCVTPH2PS    X3, Y3
-	VPBROADCASTW 34(CX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y4, Y3, Y3
 	VMOVDQU      36(AX), Y4
-	VMOVDQU      36(CX), Y6
 	VPSIGNB      Y4, Y4, Y5
-	VPSIGNB      Y4, Y6, Y4
-	VPMADDUBSW   Y4, Y5, Y5
-	VPMADDWD     Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y2
-	ADDQ         $0x44, AX
-	ADDQ         $0x44, CX
-	SUBQ         $0x02, DX
-	JMP          q8_0_loop2
+	VPBROADCASTW 34(CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y3, Y6
+	VMOVDQU      36(CX), Y3
+	VPSIGNB      Y4, Y3, Y3
+	VPMADDUBSW   Y3, Y5, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y3, Y6, Y2
+	ADDQ         $0x00000044, AX
+	ADDQ         $0x00000044, CX
+	SUBQ         $0x00000002, DX
+	JMP          dotQ8_0Q8_0AVX2_loop2
 
-q8_0_loop1:
+dotQ8_0Q8_0AVX2_loop1:
 	TESTQ        DX, DX
-	JZ           q8_0_done
+	JZ           dotQ8_0Q8_0AVX2_done
 	VPBROADCASTW (AX), X3
 	VCVTPH2PS    X3, Y3
-	VPBROADCASTW (CX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y4, Y3, Y3
 	VMOVDQU      2(AX), Y4
-	VMOVDQU      2(CX), Y6
 	VPSIGNB      Y4, Y4, Y5
-	VPSIGNB      Y4, Y6, Y4
-	VPMADDUBSW   Y4, Y5, Y5
-	VPMADDWD     Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y1
+	VPBROADCASTW (CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y3, Y6
+	VMOVDQU      2(CX), Y3
+	VPSIGNB      Y4, Y3, Y3
+	VPMADDUBSW   Y3, Y5, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y3, Y6, Y1
 
-q8_0_done:
+dotQ8_0Q8_0AVX2_done:
 	VADDPS       Y2, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X1
@@ -1301,70 +1301,70 @@ TEXT ·dotQ4_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VXORPS   Y1, Y1, Y1
 	VXORPS   Y2, Y2, Y2
 
-q4_0_loop2:
+dotQ4_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
-	JL           q4_0_loop1
+	JL           dotQ4_0Q8_0AVX2_loop1
 	VPBROADCASTW (AX), X3
 	VCVTPH2PS    X3, Y3
-	VPBROADCASTW (CX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y4, Y3, Y3
-	VMOVDQU      2(AX), X5
-	VPSRLW       $0x04, X5, X4
-	VINSERTI128  $0x01, X4, Y5, Y5
-	VPAND        mask0F<>+0(SB), Y5, Y5
-	VPSUBB       bytes8<>+0(SB), Y5, Y5
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y5, Y5, Y4
-	VPSIGNB      Y5, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y4
-	VPMADDWD     Y0, Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y3, Y1
+	VMOVDQU      2(AX), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VPSUBB       bytes8<>+0(SB), Y4, Y4
+	VPSIGNB      Y4, Y4, Y5
+	VPBROADCASTW (CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y3, Y6
+	VMOVDQU      2(CX), Y3
+	VPSIGNB      Y4, Y3, Y3
+	VPMADDUBSW   Y3, Y5, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y3, Y6, Y1
 	VPBROADCASTW 18(AX), X3
 	VCVTPH2PS    X3, Y3
-	VPBROADCASTW 34(CX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y4, Y3, Y3
-	VMOVDQU      20(AX), X6
-	VPSRLW       $0x04, X6, X4
-	VINSERTI128  $0x01, X4, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPSUBB       bytes8<>+0(SB), Y6, Y6
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y6, Y6, Y4
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y4
-	VPMADDWD     Y0, Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y3, Y2
-	ADDQ         $0x24, AX
-	ADDQ         $0x44, CX
-	SUBQ         $0x02, DX
-	JMP          q4_0_loop2
-
-q4_0_loop1:
-	TESTQ        DX, DX
-	JZ           q4_0_done
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, Y3
-	VPBROADCASTW (CX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y4, Y3, Y3
-	VMOVDQU      2(AX), X7
+	VMOVDQU      20(AX), X7
 	VPSRLW       $0x04, X7, X4
 	VINSERTI128  $0x01, X4, Y7, Y7
 	VPAND        mask0F<>+0(SB), Y7, Y7
 	VPSUBB       bytes8<>+0(SB), Y7, Y7
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y7, Y7, Y4
-	VPSIGNB      Y7, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y4
-	VPMADDWD     Y0, Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y3, Y1
+	VPSIGNB      Y7, Y7, Y5
+	VPBROADCASTW 34(CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y3, Y6
+	VMOVDQU      36(CX), Y3
+	VPSIGNB      Y7, Y3, Y3
+	VPMADDUBSW   Y3, Y5, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y3, Y6, Y2
+	ADDQ         $0x00000024, AX
+	ADDQ         $0x00000044, CX
+	SUBQ         $0x00000002, DX
+	JMP          dotQ4_0Q8_0AVX2_loop2
 
-q4_0_done:
+dotQ4_0Q8_0AVX2_loop1:
+	TESTQ        DX, DX
+	JZ           dotQ4_0Q8_0AVX2_done
+	VPBROADCASTW (AX), X3
+	VCVTPH2PS    X3, Y3
+	VMOVDQU      2(AX), X8
+	VPSRLW       $0x04, X8, X4
+	VINSERTI128  $0x01, X4, Y8, Y8
+	VPAND        mask0F<>+0(SB), Y8, Y8
+	VPSUBB       bytes8<>+0(SB), Y8, Y8
+	VPSIGNB      Y8, Y8, Y4
+	VPBROADCASTW (CX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y5, Y3, Y5
+	VMOVDQU      2(CX), Y3
+	VPSIGNB      Y8, Y3, Y3
+	VPMADDUBSW   Y3, Y4, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y3, Y5, Y1
+
+dotQ4_0Q8_0AVX2_done:
 	VADDPS       Y2, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X1
@@ -1383,18 +1383,12 @@ TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   y+8(FP), CX
 	MOVQ   nb+16(FP), DX
 	VXORPS Y0, Y0, Y0
-	VXORPS X1, X1, X1
 
 dotQ4_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ4_KQ8_KAVX2_done
-	VBROADCASTSS (CX), Y2
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VPBROADCASTW 2(AX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y2, Y4, Y4
+	VPBROADCASTW 2(AX), X1
+	VCVTPH2PS    X1, Y1
 	MOVL         4(AX), BX
 	MOVL         8(AX), SI
 	MOVL         12(AX), DI
@@ -1418,85 +1412,88 @@ dotQ4_KQ8_KAVX2_loop:
 	ANDL         $0x3f3f3f3f, BX
 	SHLQ         $0x20, DI
 	ORQ          BX, DI
-	MOVQ         DI, X5
-	MOVQ         R8, X6
-	VMOVDQU      260(CX), Y2
-	VEXTRACTI128 $0x01, Y2, X7
-	VPHADDW      X7, X2, X7
-	VPMOVZXBW    X6, X6
-	VPMADDWD     X7, X6, X6
-	VCVTDQ2PS    X6, X6
-	VFMADD231PS  X6, X4, X1
-	VPMOVZXBW    X5, X5
-	VINSERTI128  $0x01, X5, Y5, Y5
+	MOVQ         DI, X2
+	MOVQ         R8, X3
+	VPMOVZXBW    X3, X3
+	VBROADCASTSS (CX), Y4
+	VMULPS       Y4, Y1, Y1
+	VMOVDQU      260(CX), Y4
+	VEXTRACTI128 $0x01, Y4, X5
+	VPHADDW      X5, X4, X5
+	VPXOR        Y4, Y4, Y4
+	VPMADDWD     X5, X3, X4
+	VCVTDQ2PS    Y4, Y4
+	VFNMADD231PS Y4, Y1, Y0
+	VPXOR        Y1, Y1, Y1
+	VPMOVZXBW    X2, X1
+	VINSERTI128  $0x01, X1, Y1, Y1
 	VPXOR        Y2, Y2, Y2
 	VMOVDQU      16(AX), Y4
-	VPAND        mask0F<>+0(SB), Y4, Y6
+	VPAND        mask0F<>+0(SB), Y4, Y3
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPMADDUBSW   4(CX), Y6, Y6
+	VPSHUFB      wordShuf<>+0(SB), Y1, Y5
+	VPMADDUBSW   4(CX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+32(SB), Y1, Y3
 	VPMADDUBSW   36(CX), Y4, Y4
-	VPSHUFB      wordShuf<>+0(SB), Y5, Y7
-	VPSHUFB      wordShuf<>+32(SB), Y5, Y8
-	VPMADDWD     Y7, Y6, Y6
-	VPMADDWD     Y8, Y4, Y4
-	VPADDD       Y6, Y2, Y2
+	VPMADDWD     Y3, Y4, Y4
 	VPADDD       Y4, Y2, Y2
 	VMOVDQU      48(AX), Y4
-	VPAND        mask0F<>+0(SB), Y4, Y6
+	VPAND        mask0F<>+0(SB), Y4, Y3
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPMADDUBSW   68(CX), Y6, Y6
+	VPSHUFB      wordShuf<>+64(SB), Y1, Y5
+	VPMADDUBSW   68(CX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+96(SB), Y1, Y3
 	VPMADDUBSW   100(CX), Y4, Y4
-	VPSHUFB      wordShuf<>+64(SB), Y5, Y7
-	VPSHUFB      wordShuf<>+96(SB), Y5, Y8
-	VPMADDWD     Y7, Y6, Y6
-	VPMADDWD     Y8, Y4, Y4
-	VPADDD       Y6, Y2, Y2
+	VPMADDWD     Y3, Y4, Y4
 	VPADDD       Y4, Y2, Y2
 	VMOVDQU      80(AX), Y4
-	VPAND        mask0F<>+0(SB), Y4, Y6
+	VPAND        mask0F<>+0(SB), Y4, Y3
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPMADDUBSW   132(CX), Y6, Y6
+	VPSHUFB      wordShuf<>+128(SB), Y1, Y5
+	VPMADDUBSW   132(CX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+160(SB), Y1, Y3
 	VPMADDUBSW   164(CX), Y4, Y4
-	VPSHUFB      wordShuf<>+128(SB), Y5, Y7
-	VPSHUFB      wordShuf<>+160(SB), Y5, Y8
-	VPMADDWD     Y7, Y6, Y6
-	VPMADDWD     Y8, Y4, Y4
-	VPADDD       Y6, Y2, Y2
+	VPMADDWD     Y3, Y4, Y4
 	VPADDD       Y4, Y2, Y2
 	VMOVDQU      112(AX), Y4
-	VPAND        mask0F<>+0(SB), Y4, Y6
+	VPAND        mask0F<>+0(SB), Y4, Y3
 	VPSRLW       $0x04, Y4, Y4
 	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPMADDUBSW   196(CX), Y6, Y6
-	VPMADDUBSW   228(CX), Y4, Y4
-	VPSHUFB      wordShuf<>+192(SB), Y5, Y7
-	VPSHUFB      wordShuf<>+224(SB), Y5, Y8
-	VPMADDWD     Y7, Y6, Y6
-	VPMADDWD     Y8, Y4, Y4
-	VPADDD       Y6, Y2, Y2
-	VPADDD       Y4, Y2, Y2
+	VPSHUFB      wordShuf<>+192(SB), Y1, Y5
+	VPMADDUBSW   196(CX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+224(SB), Y1, Y1
+	VPMADDUBSW   228(CX), Y4, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPBROADCASTW (AX), X1
+	VCVTPH2PS    X1, Y1
+	VBROADCASTSS (CX), Y3
+	VMULPS       Y3, Y1, Y3
 	VCVTDQ2PS    Y2, Y2
 	VFMADD231PS  Y2, Y3, Y0
 	ADDQ         $0x00000090, AX
 	ADDQ         $0x00000124, CX
-	DECQ         DX
+	SUBQ         $0x00000001, DX
 	JMP          dotQ4_KQ8_KAVX2_loop
 
 dotQ4_KQ8_KAVX2_done:
-	VEXTRACTF128 $0x01, Y0, X2
-	VADDPS       X2, X0, X0
-	VMOVHLPS     X0, X0, X2
-	VADDPS       X2, X0, X0
-	VMOVSHDUP    X0, X2
-	VADDSS       X2, X0, X0
-	VMOVHLPS     X1, X1, X2
-	VADDPS       X2, X1, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X1
-	VSUBSS       X1, X0, X0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
 	VZEROUPPER
 	MOVSS        X0, ret+24(FP)
 	RET
@@ -1508,18 +1505,12 @@ TEXT ·dotQ5_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   y+8(FP), CX
 	MOVQ   nb+16(FP), DX
 	VXORPS Y0, Y0, Y0
-	VXORPS X1, X1, X1
 
 dotQ5_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ5_KQ8_KAVX2_done
-	VBROADCASTSS (CX), Y2
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VPBROADCASTW 2(AX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y2, Y4, Y4
+	VPBROADCASTW 2(AX), X1
+	VCVTPH2PS    X1, Y1
 	MOVL         4(AX), BX
 	MOVL         8(AX), SI
 	MOVL         12(AX), DI
@@ -1543,110 +1534,120 @@ dotQ5_KQ8_KAVX2_loop:
 	ANDL         $0x3f3f3f3f, BX
 	SHLQ         $0x20, DI
 	ORQ          BX, DI
-	MOVQ         DI, X5
-	MOVQ         R8, X6
-	VMOVDQU      260(CX), Y2
-	VEXTRACTI128 $0x01, Y2, X7
-	VPHADDW      X7, X2, X7
-	VPMOVZXBW    X6, X6
-	VPMADDWD     X7, X6, X6
-	VCVTDQ2PS    X6, X6
-	VFMADD231PS  X6, X4, X1
-	VPMOVZXBW    X5, X5
-	VINSERTI128  $0x01, X5, Y5, Y5
-	VMOVDQU      16(AX), Y2
+	MOVQ         DI, X2
+	MOVQ         R8, X3
+	VPMOVZXBW    X3, X3
+	VBROADCASTSS (CX), Y4
+	VMULPS       Y4, Y1, Y1
+	VMOVDQU      260(CX), Y4
+	VEXTRACTI128 $0x01, Y4, X5
+	VPHADDW      X5, X4, X5
 	VPXOR        Y4, Y4, Y4
-	VMOVDQU      48(AX), Y6
-	VPAND        mask0F<>+0(SB), Y6, Y7
-	VPSRLW       $0x04, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPSLLW       $0x04, Y2, Y8
-	VPAND        mask10<>+0(SB), Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPSLLW       $0x03, Y2, Y8
-	VPAND        mask10<>+0(SB), Y8, Y8
-	VPOR         Y8, Y6, Y6
-	VPMADDUBSW   4(CX), Y7, Y7
-	VPMADDUBSW   36(CX), Y6, Y6
-	VPSHUFB      wordShuf<>+0(SB), Y5, Y8
-	VPSHUFB      wordShuf<>+32(SB), Y5, Y9
-	VPMADDWD     Y8, Y7, Y7
-	VPMADDWD     Y9, Y6, Y6
-	VPADDD       Y7, Y4, Y4
-	VPADDD       Y6, Y4, Y4
-	VMOVDQU      80(AX), Y6
-	VPAND        mask0F<>+0(SB), Y6, Y7
-	VPSRLW       $0x04, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPSLLW       $0x02, Y2, Y8
-	VPAND        mask10<>+0(SB), Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPSLLW       $0x01, Y2, Y8
-	VPAND        mask10<>+0(SB), Y8, Y8
-	VPOR         Y8, Y6, Y6
-	VPMADDUBSW   68(CX), Y7, Y7
-	VPMADDUBSW   100(CX), Y6, Y6
-	VPSHUFB      wordShuf<>+64(SB), Y5, Y8
-	VPSHUFB      wordShuf<>+96(SB), Y5, Y9
-	VPMADDWD     Y8, Y7, Y7
-	VPMADDWD     Y9, Y6, Y6
-	VPADDD       Y7, Y4, Y4
-	VPADDD       Y6, Y4, Y4
-	VMOVDQU      112(AX), Y6
-	VPAND        mask0F<>+0(SB), Y6, Y7
-	VPSRLW       $0x04, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPSLLW       $0x00, Y2, Y8
-	VPAND        mask10<>+0(SB), Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPSRLW       $0x01, Y2, Y8
-	VPAND        mask10<>+0(SB), Y8, Y8
-	VPOR         Y8, Y6, Y6
-	VPMADDUBSW   132(CX), Y7, Y7
-	VPMADDUBSW   164(CX), Y6, Y6
-	VPSHUFB      wordShuf<>+128(SB), Y5, Y8
-	VPSHUFB      wordShuf<>+160(SB), Y5, Y9
-	VPMADDWD     Y8, Y7, Y7
-	VPMADDWD     Y9, Y6, Y6
-	VPADDD       Y7, Y4, Y4
-	VPADDD       Y6, Y4, Y4
-	VMOVDQU      144(AX), Y6
-	VPAND        mask0F<>+0(SB), Y6, Y7
-	VPSRLW       $0x04, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPSRLW       $0x02, Y2, Y8
-	VPAND        mask10<>+0(SB), Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPSRLW       $0x03, Y2, Y2
-	VPAND        mask10<>+0(SB), Y2, Y2
-	VPOR         Y2, Y6, Y6
-	VPMADDUBSW   196(CX), Y7, Y7
-	VPMADDUBSW   228(CX), Y6, Y6
-	VPSHUFB      wordShuf<>+192(SB), Y5, Y2
-	VPSHUFB      wordShuf<>+224(SB), Y5, Y8
-	VPMADDWD     Y2, Y7, Y7
-	VPMADDWD     Y8, Y6, Y6
-	VPADDD       Y7, Y4, Y4
-	VPADDD       Y6, Y4, Y4
+	VPMADDWD     X5, X3, X4
 	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y3, Y0
+	VFNMADD231PS Y4, Y1, Y0
+	VPXOR        Y1, Y1, Y1
+	VPMOVZXBW    X2, X1
+	VINSERTI128  $0x01, X1, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      48(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x04, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x03, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf<>+0(SB), Y1, Y5
+	VPMADDUBSW   4(CX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+32(SB), Y1, Y3
+	VPMADDUBSW   36(CX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      80(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x02, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x01, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf<>+64(SB), Y1, Y5
+	VPMADDUBSW   68(CX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+96(SB), Y1, Y3
+	VPMADDUBSW   100(CX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      112(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x00, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VMOVDQU      16(AX), Y5
+	VPSRLW       $0x01, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf<>+128(SB), Y1, Y5
+	VPMADDUBSW   132(CX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+160(SB), Y1, Y3
+	VPMADDUBSW   164(CX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      144(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      16(AX), Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VMOVDQU      16(AX), Y5
+	VPSRLW       $0x03, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf<>+192(SB), Y1, Y5
+	VPMADDUBSW   196(CX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+224(SB), Y1, Y1
+	VPMADDUBSW   228(CX), Y4, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPBROADCASTW (AX), X1
+	VCVTPH2PS    X1, Y1
+	VBROADCASTSS (CX), Y3
+	VMULPS       Y3, Y1, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
 	ADDQ         $0x000000b0, AX
 	ADDQ         $0x00000124, CX
-	DECQ         DX
+	SUBQ         $0x00000001, DX
 	JMP          dotQ5_KQ8_KAVX2_loop
 
 dotQ5_KQ8_KAVX2_done:
-	VEXTRACTF128 $0x01, Y0, X2
-	VADDPS       X2, X0, X0
-	VMOVHLPS     X0, X0, X2
-	VADDPS       X2, X0, X0
-	VMOVSHDUP    X0, X2
-	VADDSS       X2, X0, X0
-	VMOVHLPS     X1, X1, X2
-	VADDPS       X2, X1, X1
-	VMOVSHDUP    X1, X2
-	VADDSS       X2, X1, X1
-	VSUBSS       X1, X0, X0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
 	VZEROUPPER
 	MOVSS        X0, ret+24(FP)
 	RET
@@ -1659,100 +1660,110 @@ TEXT ·dotQ6_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   nb+16(FP), DX
 	VXORPS Y0, Y0, Y0
 
-q6k_loop:
+dotQ6_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
-	JZ           q6k_done
+	JZ           dotQ6_KQ8_KAVX2_done
+	VPMOVSXBW    192(AX), Y1
+	VPMADDWD     260(CX), Y1, Y2
+	VPSLLD       $0x05, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VPSUBD       Y2, Y3, Y2
+	VPERM2I128   $0x00, Y1, Y1, Y3
+	VMOVDQU      (AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      128(AX), Y5
+	VPSLLW       $0x04, Y5, Y5
+	VPAND        mask30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+0(SB), Y3, Y5
+	VPMADDUBSW   4(CX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      32(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      128(AX), Y5
+	VPSLLW       $0x02, Y5, Y5
+	VPAND        mask30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+32(SB), Y3, Y5
+	VPMADDUBSW   36(CX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      (AX), Y4
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      128(AX), Y5
+	VPAND        mask30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+64(SB), Y3, Y5
+	VPMADDUBSW   68(CX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      32(AX), Y4
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      128(AX), Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPAND        mask30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+96(SB), Y3, Y3
+	VPMADDUBSW   100(CX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPERM2I128   $0x11, Y1, Y1, Y1
+	VMOVDQU      64(AX), Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      160(AX), Y4
+	VPSLLW       $0x04, Y4, Y4
+	VPAND        mask30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+0(SB), Y1, Y4
+	VPMADDUBSW   132(CX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      96(AX), Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      160(AX), Y4
+	VPSLLW       $0x02, Y4, Y4
+	VPAND        mask30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+32(SB), Y1, Y4
+	VPMADDUBSW   164(CX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      64(AX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      160(AX), Y4
+	VPAND        mask30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+64(SB), Y1, Y4
+	VPMADDUBSW   196(CX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      96(AX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      160(AX), Y4
+	VPSRLW       $0x02, Y4, Y4
+	VPAND        mask30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+96(SB), Y1, Y1
+	VPMADDUBSW   228(CX), Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
 	VPBROADCASTW 208(AX), X1
 	VCVTPH2PS    X1, Y1
-	VBROADCASTSS (CX), Y2
-	VMULPS       Y2, Y1, Y1
-	VPMOVSXBW    192(AX), Y2
-	VPMADDWD     260(CX), Y2, Y3
-	VPSLLD       $0x05, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPERM2I128   $0x00, Y2, Y2, Y5
-	VMOVDQU      (AX), Y6
-	VMOVDQU      32(AX), Y7
-	VMOVDQU      128(AX), Y8
-	VPAND        mask0F<>+0(SB), Y6, Y9
-	VPSLLW       $0x04, Y8, Y10
-	VPAND        mask30<>+0(SB), Y10, Y10
-	VPOR         Y10, Y9, Y9
-	VPMADDUBSW   4(CX), Y9, Y9
-	VPSHUFB      wordShuf2<>+0(SB), Y5, Y10
-	VPMADDWD     Y10, Y9, Y9
-	VPADDD       Y9, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y7, Y9
-	VPSLLW       $0x02, Y8, Y10
-	VPAND        mask30<>+0(SB), Y10, Y10
-	VPOR         Y10, Y9, Y9
-	VPMADDUBSW   36(CX), Y9, Y9
-	VPSHUFB      wordShuf2<>+32(SB), Y5, Y10
-	VPMADDWD     Y10, Y9, Y9
-	VPADDD       Y9, Y4, Y4
-	VPSRLW       $0x04, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPAND        mask30<>+0(SB), Y8, Y9
-	VPOR         Y9, Y6, Y6
-	VPMADDUBSW   68(CX), Y6, Y6
-	VPSHUFB      wordShuf2<>+64(SB), Y5, Y9
-	VPMADDWD     Y9, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPSRLW       $0x04, Y7, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPSRLW       $0x02, Y8, Y7
-	VPAND        mask30<>+0(SB), Y7, Y7
-	VPOR         Y7, Y6, Y6
-	VPMADDUBSW   100(CX), Y6, Y6
-	VPSHUFB      wordShuf2<>+96(SB), Y5, Y5
-	VPMADDWD     Y5, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPERM2I128   $0x11, Y2, Y2, Y2
-	VMOVDQU      64(AX), Y5
-	VMOVDQU      96(AX), Y6
-	VMOVDQU      160(AX), Y7
-	VPAND        mask0F<>+0(SB), Y5, Y8
-	VPSLLW       $0x04, Y7, Y9
-	VPAND        mask30<>+0(SB), Y9, Y9
-	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   132(CX), Y8, Y8
-	VPSHUFB      wordShuf2<>+0(SB), Y2, Y9
-	VPMADDWD     Y9, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y6, Y8
-	VPSLLW       $0x02, Y7, Y9
-	VPAND        mask30<>+0(SB), Y9, Y9
-	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   164(CX), Y8, Y8
-	VPSHUFB      wordShuf2<>+32(SB), Y2, Y9
-	VPMADDWD     Y9, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	VPSRLW       $0x04, Y5, Y5
-	VPAND        mask0F<>+0(SB), Y5, Y5
-	VPAND        mask30<>+0(SB), Y7, Y8
-	VPOR         Y8, Y5, Y5
-	VPMADDUBSW   196(CX), Y5, Y5
-	VPSHUFB      wordShuf2<>+64(SB), Y2, Y8
-	VPMADDWD     Y8, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VPSRLW       $0x04, Y6, Y5
-	VPAND        mask0F<>+0(SB), Y5, Y5
-	VPSRLW       $0x02, Y7, Y6
-	VPAND        mask30<>+0(SB), Y6, Y6
-	VPOR         Y6, Y5, Y5
-	VPMADDUBSW   228(CX), Y5, Y5
-	VPSHUFB      wordShuf2<>+96(SB), Y2, Y2
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VPSUBD       Y3, Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y1, Y0
+	VBROADCASTSS (CX), Y3
+	VMULPS       Y3, Y1, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
 	ADDQ         $0x000000d2, AX
 	ADDQ         $0x00000124, CX
-	DECQ         DX
-	JMP          q6k_loop
+	SUBQ         $0x00000001, DX
+	JMP          dotQ6_KQ8_KAVX2_loop
 
-q6k_done:
+dotQ6_KQ8_KAVX2_done:
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
 	VMOVHLPS     X0, X0, X1
@@ -1761,6 +1772,1262 @@ q6k_done:
 	VADDSS       X1, X0, X0
 	VZEROUPPER
 	MOVSS        X0, ret+24(FP)
+	RET
+
+// func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     ystride+16(FP), DX
+	MOVQ     CX, BX
+	ADDQ     DX, BX
+	MOVQ     BX, SI
+	ADDQ     DX, SI
+	MOVQ     SI, DI
+	ADDQ     DX, DI
+	MOVQ     nb+24(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   Y4, Y4, Y4
+	VXORPS   Y5, Y5, Y5
+	VXORPS   Y6, Y6, Y6
+	VXORPS   Y7, Y7, Y7
+	VXORPS   Y8, Y8, Y8
+
+dotQ8_0Q8_0x4AVX2_loop2:
+	CMPQ         DX, $0x02
+	JL           dotQ8_0Q8_0x4AVX2_loop1
+	VPBROADCASTW (AX), X9
+	VCVTPH2PS    X9, Y9
+	VMOVDQU      2(AX), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPBROADCASTW (CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(CX), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VPBROADCASTW (BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(BX), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VPBROADCASTW (SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(SI), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VPBROADCASTW (DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(DI), Y9
+	VPSIGNB      Y10, Y9, Y9
+	VPMADDUBSW   Y9, Y11, Y9
+	VPMADDWD     Y0, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  Y9, Y12, Y7
+	VPBROADCASTW 34(AX), X9
+	VCVTPH2PS    X9, Y9
+	VMOVDQU      36(AX), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPBROADCASTW 34(CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      36(CX), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y2
+	VPBROADCASTW 34(BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      36(BX), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y4
+	VPBROADCASTW 34(SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      36(SI), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y6
+	VPBROADCASTW 34(DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      36(DI), Y9
+	VPSIGNB      Y10, Y9, Y9
+	VPMADDUBSW   Y9, Y11, Y9
+	VPMADDWD     Y0, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  Y9, Y12, Y8
+	ADDQ         $0x00000044, AX
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x00000044, BX
+	ADDQ         $0x00000044, SI
+	ADDQ         $0x00000044, DI
+	SUBQ         $0x00000002, DX
+	JMP          dotQ8_0Q8_0x4AVX2_loop2
+
+dotQ8_0Q8_0x4AVX2_loop1:
+	TESTQ        DX, DX
+	JZ           dotQ8_0Q8_0x4AVX2_done
+	VPBROADCASTW (AX), X9
+	VCVTPH2PS    X9, Y9
+	VMOVDQU      2(AX), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPBROADCASTW (CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(CX), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VPBROADCASTW (BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(BX), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VPBROADCASTW (SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(SI), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VPBROADCASTW (DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(DI), Y9
+	VPSIGNB      Y10, Y9, Y9
+	VPMADDUBSW   Y9, Y11, Y9
+	VPMADDWD     Y0, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  Y9, Y12, Y7
+
+dotQ8_0Q8_0x4AVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y6, Y5, Y5
+	VADDPS       Y8, Y7, Y7
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VEXTRACTF128 $0x01, Y5, X0
+	VADDPS       X0, X5, X5
+	VMOVHLPS     X5, X5, X0
+	VADDPS       X0, X5, X5
+	VMOVSHDUP    X5, X0
+	VADDSS       X0, X5, X5
+	ADDQ         CX, AX
+	VMOVSS       X5, (AX)
+	VEXTRACTF128 $0x01, Y7, X0
+	VADDPS       X0, X7, X7
+	VMOVHLPS     X7, X7, X0
+	VADDPS       X0, X7, X7
+	VMOVSHDUP    X7, X0
+	VADDSS       X0, X7, X7
+	ADDQ         CX, AX
+	VMOVSS       X7, (AX)
+	VZEROUPPER
+	RET
+
+// func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ4_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     ystride+16(FP), DX
+	MOVQ     CX, BX
+	ADDQ     DX, BX
+	MOVQ     BX, SI
+	ADDQ     DX, SI
+	MOVQ     SI, DI
+	ADDQ     DX, DI
+	MOVQ     nb+24(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   Y4, Y4, Y4
+	VXORPS   Y5, Y5, Y5
+	VXORPS   Y6, Y6, Y6
+	VXORPS   Y7, Y7, Y7
+	VXORPS   Y8, Y8, Y8
+
+dotQ4_0Q8_0x4AVX2_loop2:
+	CMPQ         DX, $0x02
+	JL           dotQ4_0Q8_0x4AVX2_loop1
+	VPBROADCASTW (AX), X9
+	VCVTPH2PS    X9, Y9
+	VMOVDQU      2(AX), X10
+	VPSRLW       $0x04, X10, X11
+	VINSERTI128  $0x01, X11, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VPSUBB       bytes8<>+0(SB), Y10, Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPBROADCASTW (CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(CX), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VPBROADCASTW (BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(BX), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VPBROADCASTW (SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(SI), Y13
+	VPSIGNB      Y10, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VPBROADCASTW (DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      2(DI), Y9
+	VPSIGNB      Y10, Y9, Y9
+	VPMADDUBSW   Y9, Y11, Y9
+	VPMADDWD     Y0, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  Y9, Y12, Y7
+	VPBROADCASTW 18(AX), X9
+	VCVTPH2PS    X9, Y9
+	VMOVDQU      20(AX), X14
+	VPSRLW       $0x04, X14, X10
+	VINSERTI128  $0x01, X10, Y14, Y14
+	VPAND        mask0F<>+0(SB), Y14, Y14
+	VPSUBB       bytes8<>+0(SB), Y14, Y14
+	VPSIGNB      Y14, Y14, Y11
+	VPBROADCASTW 34(CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      36(CX), Y13
+	VPSIGNB      Y14, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y2
+	VPBROADCASTW 34(BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      36(BX), Y13
+	VPSIGNB      Y14, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y4
+	VPBROADCASTW 34(SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      36(SI), Y13
+	VPSIGNB      Y14, Y13, Y13
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y6
+	VPBROADCASTW 34(DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y9, Y12
+	VMOVDQU      36(DI), Y9
+	VPSIGNB      Y14, Y9, Y9
+	VPMADDUBSW   Y9, Y11, Y9
+	VPMADDWD     Y0, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  Y9, Y12, Y8
+	ADDQ         $0x00000024, AX
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x00000044, BX
+	ADDQ         $0x00000044, SI
+	ADDQ         $0x00000044, DI
+	SUBQ         $0x00000002, DX
+	JMP          dotQ4_0Q8_0x4AVX2_loop2
+
+dotQ4_0Q8_0x4AVX2_loop1:
+	TESTQ        DX, DX
+	JZ           dotQ4_0Q8_0x4AVX2_done
+	VPBROADCASTW (AX), X9
+	VCVTPH2PS    X9, Y9
+	VMOVDQU      2(AX), X15
+	VPSRLW       $0x04, X15, X10
+	VINSERTI128  $0x01, X10, Y15, Y15
+	VPAND        mask0F<>+0(SB), Y15, Y15
+	VPSUBB       bytes8<>+0(SB), Y15, Y15
+	VPSIGNB      Y15, Y15, Y10
+	VPBROADCASTW (CX), X11
+	VCVTPH2PS    X11, Y11
+	VMULPS       Y11, Y9, Y11
+	VMOVDQU      2(CX), Y12
+	VPSIGNB      Y15, Y12, Y12
+	VPMADDUBSW   Y12, Y10, Y12
+	VPMADDWD     Y0, Y12, Y12
+	VCVTDQ2PS    Y12, Y12
+	VFMADD231PS  Y12, Y11, Y1
+	VPBROADCASTW (BX), X11
+	VCVTPH2PS    X11, Y11
+	VMULPS       Y11, Y9, Y11
+	VMOVDQU      2(BX), Y12
+	VPSIGNB      Y15, Y12, Y12
+	VPMADDUBSW   Y12, Y10, Y12
+	VPMADDWD     Y0, Y12, Y12
+	VCVTDQ2PS    Y12, Y12
+	VFMADD231PS  Y12, Y11, Y3
+	VPBROADCASTW (SI), X11
+	VCVTPH2PS    X11, Y11
+	VMULPS       Y11, Y9, Y11
+	VMOVDQU      2(SI), Y12
+	VPSIGNB      Y15, Y12, Y12
+	VPMADDUBSW   Y12, Y10, Y12
+	VPMADDWD     Y0, Y12, Y12
+	VCVTDQ2PS    Y12, Y12
+	VFMADD231PS  Y12, Y11, Y5
+	VPBROADCASTW (DI), X11
+	VCVTPH2PS    X11, Y11
+	VMULPS       Y11, Y9, Y11
+	VMOVDQU      2(DI), Y9
+	VPSIGNB      Y15, Y9, Y9
+	VPMADDUBSW   Y9, Y10, Y9
+	VPMADDWD     Y0, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VFMADD231PS  Y9, Y11, Y7
+
+dotQ4_0Q8_0x4AVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y6, Y5, Y5
+	VADDPS       Y8, Y7, Y7
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VEXTRACTF128 $0x01, Y5, X0
+	VADDPS       X0, X5, X5
+	VMOVHLPS     X5, X5, X0
+	VADDPS       X0, X5, X5
+	VMOVSHDUP    X5, X0
+	VADDSS       X0, X5, X5
+	ADDQ         CX, AX
+	VMOVSS       X5, (AX)
+	VEXTRACTF128 $0x01, Y7, X0
+	VADDPS       X0, X7, X7
+	VMOVHLPS     X7, X7, X0
+	VADDPS       X0, X7, X7
+	VMOVSHDUP    X7, X0
+	VADDSS       X0, X7, X7
+	ADDQ         CX, AX
+	VMOVSS       X7, (AX)
+	VZEROUPPER
+	RET
+
+// func dotQ4_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
+TEXT ·dotQ4_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotQ4_KQ8_Kx4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotQ4_KQ8_Kx4AVX2_done
+	VPBROADCASTW 2(AX), X4
+	VCVTPH2PS    X4, Y4
+	MOVL         4(AX), R8
+	MOVL         8(AX), R9
+	MOVL         12(AX), R10
+	MOVL         R10, R11
+	SHRL         $0x04, R11
+	ANDL         $0x0f0f0f0f, R11
+	MOVL         R9, R12
+	SHRL         $0x06, R12
+	ANDL         $0x03030303, R12
+	SHLL         $0x04, R12
+	ORL          R12, R11
+	ANDL         $0x3f3f3f3f, R9
+	SHLQ         $0x20, R11
+	ORQ          R9, R11
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         R8, R9
+	SHRL         $0x06, R9
+	ANDL         $0x03030303, R9
+	SHLL         $0x04, R9
+	ORL          R9, R10
+	ANDL         $0x3f3f3f3f, R8
+	SHLQ         $0x20, R10
+	ORQ          R8, R10
+	MOVQ         R10, X5
+	MOVQ         R11, X6
+	VPMOVZXBW    X6, X6
+	VBROADCASTSS (CX), Y7
+	VMULPS       Y7, Y4, Y7
+	VMOVDQU      260(CX), Y8
+	VEXTRACTI128 $0x01, Y8, X9
+	VPHADDW      X9, X8, X9
+	VPXOR        Y8, Y8, Y8
+	VPMADDWD     X9, X6, X8
+	VCVTDQ2PS    Y8, Y8
+	VFNMADD231PS Y8, Y7, Y0
+	VBROADCASTSS (BX), Y7
+	VMULPS       Y7, Y4, Y7
+	VMOVDQU      260(BX), Y8
+	VEXTRACTI128 $0x01, Y8, X9
+	VPHADDW      X9, X8, X9
+	VPXOR        Y8, Y8, Y8
+	VPMADDWD     X9, X6, X8
+	VCVTDQ2PS    Y8, Y8
+	VFNMADD231PS Y8, Y7, Y1
+	VBROADCASTSS (SI), Y7
+	VMULPS       Y7, Y4, Y7
+	VMOVDQU      260(SI), Y8
+	VEXTRACTI128 $0x01, Y8, X9
+	VPHADDW      X9, X8, X9
+	VPXOR        Y8, Y8, Y8
+	VPMADDWD     X9, X6, X8
+	VCVTDQ2PS    Y8, Y8
+	VFNMADD231PS Y8, Y7, Y2
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y4, Y4
+	VMOVDQU      260(DI), Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPHADDW      X8, X7, X8
+	VPXOR        Y7, Y7, Y7
+	VPMADDWD     X8, X6, X7
+	VCVTDQ2PS    Y7, Y7
+	VFNMADD231PS Y7, Y4, Y3
+	VPXOR        Y4, Y4, Y4
+	VPMOVZXBW    X5, X4
+	VINSERTI128  $0x01, X4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPXOR        Y8, Y8, Y8
+	VMOVDQU      16(AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y9
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VPSHUFB      wordShuf<>+0(SB), Y4, Y11
+	VPMADDUBSW   4(CX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   4(BX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   4(SI), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   4(DI), Y9, Y9
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPSHUFB      wordShuf<>+32(SB), Y4, Y9
+	VPMADDUBSW   36(CX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   36(BX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   36(SI), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   36(DI), Y10, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      48(AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y9
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VPSHUFB      wordShuf<>+64(SB), Y4, Y11
+	VPMADDUBSW   68(CX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   68(BX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   68(SI), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   68(DI), Y9, Y9
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPSHUFB      wordShuf<>+96(SB), Y4, Y9
+	VPMADDUBSW   100(CX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   100(BX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   100(SI), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   100(DI), Y10, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      80(AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y9
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VPSHUFB      wordShuf<>+128(SB), Y4, Y11
+	VPMADDUBSW   132(CX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   132(BX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   132(SI), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   132(DI), Y9, Y9
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPSHUFB      wordShuf<>+160(SB), Y4, Y9
+	VPMADDUBSW   164(CX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   164(BX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   164(SI), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   164(DI), Y10, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      112(AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y9
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VPSHUFB      wordShuf<>+192(SB), Y4, Y11
+	VPMADDUBSW   196(CX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   196(BX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   196(SI), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   196(DI), Y9, Y9
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPSHUFB      wordShuf<>+224(SB), Y4, Y4
+	VPMADDUBSW   228(CX), Y10, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VPMADDUBSW   228(BX), Y10, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y6, Y6
+	VPMADDUBSW   228(SI), Y10, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y7, Y7
+	VPMADDUBSW   228(DI), Y10, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPBROADCASTW (AX), X4
+	VCVTPH2PS    X4, Y4
+	VBROADCASTSS (CX), Y9
+	VMULPS       Y9, Y4, Y9
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y9, Y0
+	VBROADCASTSS (BX), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS (SI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y5, Y2
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y5, Y3
+	ADDQ         $0x00000090, AX
+	ADDQ         $0x00000124, CX
+	ADDQ         $0x00000124, BX
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000124, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotQ4_KQ8_Kx4AVX2_loop
+
+dotQ4_KQ8_Kx4AVX2_done:
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X0
+	VMOVHLPS     X0, X0, X4
+	VADDPS       X4, X0, X0
+	VMOVSHDUP    X0, X4
+	VADDSS       X4, X0, X0
+	VMOVSS       X0, (AX)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	ADDQ         CX, AX
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VMOVHLPS     X2, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSHDUP    X2, X0
+	VADDSS       X0, X2, X2
+	ADDQ         CX, AX
+	VMOVSS       X2, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VZEROUPPER
+	RET
+
+// func dotQ5_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
+TEXT ·dotQ5_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotQ5_KQ8_Kx4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotQ5_KQ8_Kx4AVX2_done
+	VPBROADCASTW 2(AX), X4
+	VCVTPH2PS    X4, Y4
+	MOVL         4(AX), R8
+	MOVL         8(AX), R9
+	MOVL         12(AX), R10
+	MOVL         R10, R11
+	SHRL         $0x04, R11
+	ANDL         $0x0f0f0f0f, R11
+	MOVL         R9, R12
+	SHRL         $0x06, R12
+	ANDL         $0x03030303, R12
+	SHLL         $0x04, R12
+	ORL          R12, R11
+	ANDL         $0x3f3f3f3f, R9
+	SHLQ         $0x20, R11
+	ORQ          R9, R11
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         R8, R9
+	SHRL         $0x06, R9
+	ANDL         $0x03030303, R9
+	SHLL         $0x04, R9
+	ORL          R9, R10
+	ANDL         $0x3f3f3f3f, R8
+	SHLQ         $0x20, R10
+	ORQ          R8, R10
+	MOVQ         R10, X5
+	MOVQ         R11, X6
+	VPMOVZXBW    X6, X6
+	VBROADCASTSS (CX), Y7
+	VMULPS       Y7, Y4, Y7
+	VMOVDQU      260(CX), Y8
+	VEXTRACTI128 $0x01, Y8, X9
+	VPHADDW      X9, X8, X9
+	VPXOR        Y8, Y8, Y8
+	VPMADDWD     X9, X6, X8
+	VCVTDQ2PS    Y8, Y8
+	VFNMADD231PS Y8, Y7, Y0
+	VBROADCASTSS (BX), Y7
+	VMULPS       Y7, Y4, Y7
+	VMOVDQU      260(BX), Y8
+	VEXTRACTI128 $0x01, Y8, X9
+	VPHADDW      X9, X8, X9
+	VPXOR        Y8, Y8, Y8
+	VPMADDWD     X9, X6, X8
+	VCVTDQ2PS    Y8, Y8
+	VFNMADD231PS Y8, Y7, Y1
+	VBROADCASTSS (SI), Y7
+	VMULPS       Y7, Y4, Y7
+	VMOVDQU      260(SI), Y8
+	VEXTRACTI128 $0x01, Y8, X9
+	VPHADDW      X9, X8, X9
+	VPXOR        Y8, Y8, Y8
+	VPMADDWD     X9, X6, X8
+	VCVTDQ2PS    Y8, Y8
+	VFNMADD231PS Y8, Y7, Y2
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y4, Y4
+	VMOVDQU      260(DI), Y7
+	VEXTRACTI128 $0x01, Y7, X8
+	VPHADDW      X8, X7, X8
+	VPXOR        Y7, Y7, Y7
+	VPMADDWD     X8, X6, X7
+	VCVTDQ2PS    Y7, Y7
+	VFNMADD231PS Y7, Y4, Y3
+	VPXOR        Y4, Y4, Y4
+	VPMOVZXBW    X5, X4
+	VINSERTI128  $0x01, X4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPXOR        Y8, Y8, Y8
+	VMOVDQU      48(AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y9
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VMOVDQU      16(AX), Y11
+	VPSLLW       $0x04, Y11, Y11
+	VPAND        mask10<>+0(SB), Y11, Y11
+	VPOR         Y11, Y9, Y9
+	VMOVDQU      16(AX), Y11
+	VPSLLW       $0x03, Y11, Y11
+	VPAND        mask10<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf<>+0(SB), Y4, Y11
+	VPMADDUBSW   4(CX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   4(BX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   4(SI), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   4(DI), Y9, Y9
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPSHUFB      wordShuf<>+32(SB), Y4, Y9
+	VPMADDUBSW   36(CX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   36(BX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   36(SI), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   36(DI), Y10, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      80(AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y9
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VMOVDQU      16(AX), Y11
+	VPSLLW       $0x02, Y11, Y11
+	VPAND        mask10<>+0(SB), Y11, Y11
+	VPOR         Y11, Y9, Y9
+	VMOVDQU      16(AX), Y11
+	VPSLLW       $0x01, Y11, Y11
+	VPAND        mask10<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf<>+64(SB), Y4, Y11
+	VPMADDUBSW   68(CX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   68(BX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   68(SI), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   68(DI), Y9, Y9
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPSHUFB      wordShuf<>+96(SB), Y4, Y9
+	VPMADDUBSW   100(CX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   100(BX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   100(SI), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   100(DI), Y10, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      112(AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y9
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VMOVDQU      16(AX), Y11
+	VPSLLW       $0x00, Y11, Y11
+	VPAND        mask10<>+0(SB), Y11, Y11
+	VPOR         Y11, Y9, Y9
+	VMOVDQU      16(AX), Y11
+	VPSRLW       $0x01, Y11, Y11
+	VPAND        mask10<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf<>+128(SB), Y4, Y11
+	VPMADDUBSW   132(CX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   132(BX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   132(SI), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   132(DI), Y9, Y9
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPSHUFB      wordShuf<>+160(SB), Y4, Y9
+	VPMADDUBSW   164(CX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   164(BX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   164(SI), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   164(DI), Y10, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      144(AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y9
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VMOVDQU      16(AX), Y11
+	VPSRLW       $0x02, Y11, Y11
+	VPAND        mask10<>+0(SB), Y11, Y11
+	VPOR         Y11, Y9, Y9
+	VMOVDQU      16(AX), Y11
+	VPSRLW       $0x03, Y11, Y11
+	VPAND        mask10<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf<>+192(SB), Y4, Y11
+	VPMADDUBSW   196(CX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   196(BX), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   196(SI), Y9, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   196(DI), Y9, Y9
+	VPMADDWD     Y11, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPSHUFB      wordShuf<>+224(SB), Y4, Y4
+	VPMADDUBSW   228(CX), Y10, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VPMADDUBSW   228(BX), Y10, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y6, Y6
+	VPMADDUBSW   228(SI), Y10, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y7, Y7
+	VPMADDUBSW   228(DI), Y10, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPBROADCASTW (AX), X4
+	VCVTPH2PS    X4, Y4
+	VBROADCASTSS (CX), Y9
+	VMULPS       Y9, Y4, Y9
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y9, Y0
+	VBROADCASTSS (BX), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS (SI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y5, Y2
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y5, Y3
+	ADDQ         $0x000000b0, AX
+	ADDQ         $0x00000124, CX
+	ADDQ         $0x00000124, BX
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000124, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotQ5_KQ8_Kx4AVX2_loop
+
+dotQ5_KQ8_Kx4AVX2_done:
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X0
+	VMOVHLPS     X0, X0, X4
+	VADDPS       X4, X0, X0
+	VMOVSHDUP    X0, X4
+	VADDSS       X4, X0, X0
+	VMOVSS       X0, (AX)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	ADDQ         CX, AX
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VMOVHLPS     X2, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSHDUP    X2, X0
+	VADDSS       X0, X2, X2
+	ADDQ         CX, AX
+	VMOVSS       X2, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VZEROUPPER
+	RET
+
+// func dotQ6_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ6_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotQ6_KQ8_Kx4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotQ6_KQ8_Kx4AVX2_done
+	VPMOVSXBW    192(AX), Y4
+	VPMADDWD     260(CX), Y4, Y5
+	VPSLLD       $0x05, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VPSUBD       Y5, Y6, Y5
+	VPMADDWD     260(BX), Y4, Y6
+	VPSLLD       $0x05, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VPSUBD       Y6, Y7, Y6
+	VPMADDWD     260(SI), Y4, Y7
+	VPSLLD       $0x05, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VPSUBD       Y7, Y8, Y7
+	VPMADDWD     260(DI), Y4, Y8
+	VPSLLD       $0x05, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	VPSUBD       Y8, Y9, Y8
+	VPERM2I128   $0x00, Y4, Y4, Y9
+	VMOVDQU      (AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VMOVDQU      128(AX), Y11
+	VPSLLW       $0x04, Y11, Y11
+	VPAND        mask30<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf2<>+0(SB), Y9, Y11
+	VPMADDUBSW   4(CX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   4(BX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   4(SI), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   4(DI), Y10, Y10
+	VPMADDWD     Y11, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      32(AX), Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VMOVDQU      128(AX), Y11
+	VPSLLW       $0x02, Y11, Y11
+	VPAND        mask30<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf2<>+32(SB), Y9, Y11
+	VPMADDUBSW   36(CX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   36(BX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   36(SI), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   36(DI), Y10, Y10
+	VPMADDWD     Y11, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      (AX), Y10
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VMOVDQU      128(AX), Y11
+	VPAND        mask30<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf2<>+64(SB), Y9, Y11
+	VPMADDUBSW   68(CX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   68(BX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   68(SI), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   68(DI), Y10, Y10
+	VPMADDWD     Y11, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      32(AX), Y10
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask0F<>+0(SB), Y10, Y10
+	VMOVDQU      128(AX), Y11
+	VPSRLW       $0x02, Y11, Y11
+	VPAND        mask30<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf2<>+96(SB), Y9, Y9
+	VPMADDUBSW   100(CX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   100(BX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   100(SI), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   100(DI), Y10, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VPERM2I128   $0x11, Y4, Y4, Y4
+	VMOVDQU      64(AX), Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      160(AX), Y10
+	VPSLLW       $0x04, Y10, Y10
+	VPAND        mask30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      wordShuf2<>+0(SB), Y4, Y10
+	VPMADDUBSW   132(CX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   132(BX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   132(SI), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   132(DI), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVDQU      96(AX), Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      160(AX), Y10
+	VPSLLW       $0x02, Y10, Y10
+	VPAND        mask30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      wordShuf2<>+32(SB), Y4, Y10
+	VPMADDUBSW   164(CX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   164(BX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   164(SI), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   164(DI), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVDQU      64(AX), Y9
+	VPSRLW       $0x04, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      160(AX), Y10
+	VPAND        mask30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      wordShuf2<>+64(SB), Y4, Y10
+	VPMADDUBSW   196(CX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   196(BX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   196(SI), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   196(DI), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVDQU      96(AX), Y9
+	VPSRLW       $0x04, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      160(AX), Y10
+	VPSRLW       $0x02, Y10, Y10
+	VPAND        mask30<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      wordShuf2<>+96(SB), Y4, Y4
+	VPMADDUBSW   228(CX), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VPMADDUBSW   228(BX), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   228(SI), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y7, Y7
+	VPMADDUBSW   228(DI), Y9, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPBROADCASTW 208(AX), X4
+	VCVTPH2PS    X4, Y4
+	VBROADCASTSS (CX), Y9
+	VMULPS       Y9, Y4, Y9
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y9, Y0
+	VBROADCASTSS (BX), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS (SI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y5, Y2
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y5, Y3
+	ADDQ         $0x000000d2, AX
+	ADDQ         $0x00000124, CX
+	ADDQ         $0x00000124, BX
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000124, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotQ6_KQ8_Kx4AVX2_loop
+
+dotQ6_KQ8_Kx4AVX2_done:
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X0
+	VMOVHLPS     X0, X0, X4
+	VADDPS       X4, X0, X0
+	VMOVSHDUP    X0, X4
+	VADDSS       X4, X0, X0
+	VMOVSS       X0, (AX)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	ADDQ         CX, AX
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VMOVHLPS     X2, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSHDUP    X2, X0
+	VADDSS       X0, X2, X2
+	ADDQ         CX, AX
+	VMOVSS       X2, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VZEROUPPER
 	RET
 
 // func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/llqt/llqt/formats/ggml"
@@ -656,6 +659,55 @@ func TestBF16ConversionAsmMatchesGo(t *testing.T) {
 		for i := 0; i < n; i++ {
 			if g, w := binary.LittleEndian.Uint16(got[2*i:]), binary.LittleEndian.Uint16(want[2*i:]); g != w {
 				t.Fatalf("n=%d: %#08x → %#04x, want %#04x", n, math.Float32bits(x[i]), g, w)
+			}
+		}
+	}
+}
+
+// TestAsmUsesOnlyAVX2Registers guards against the register allocator spilling
+// into X16–X31/Y16–Y31, which exist only with AVX-512 and would fault on
+// AVX2-only machines (the Go assembler quietly EVEX-encodes them).
+func TestAsmUsesOnlyAVX2Registers(t *testing.T) {
+	src, err := os.ReadFile("kernels_amd64.s")
+	if err != nil {
+		t.Skipf("no generated assembly here: %v", err)
+	}
+	re := regexp.MustCompile(`\b[XYZ](1[6-9]|2[0-9]|3[01])\b|\bZ[0-9]+\b|\bK[1-7]\b`)
+	for i, line := range strings.Split(string(src), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "//") {
+			continue
+		}
+		if m := re.FindString(line); m != "" {
+			t.Errorf("kernels_amd64.s:%d uses %s: %s", i+1, m, strings.TrimSpace(line))
+		}
+	}
+}
+
+// TestDot4MatchesDot checks the four-row kernels against four single dots,
+// bit for bit, with the outputs strided as MatMul stores them.
+func TestDot4MatchesDot(t *testing.T) {
+	if len(dot4For) == 0 {
+		t.Skip("no four-row kernels in use")
+	}
+	rng := rand.New(rand.NewPCG(17, 18))
+	for typ, dot4 := range dot4For {
+		format, dot, _ := kernelFor(typ)
+		for _, nblocks := range []int{1, 2, 3, 8} {
+			cols := nblocks * typ.BlockSize()
+			w := randomRow(rng, typ, cols, nblocks == 3)
+			arow := format.rowBytes(cols)
+			act := make([]byte, 4*arow)
+			for c := 0; c < 4; c++ {
+				copy(act[c*arow:], convertAct(format, randomActivations(rng, cols)))
+			}
+			const stride = 5
+			out := make([]float32, 3*stride+1)
+			dot4(w, act, arow, cols, out, stride)
+			for c := 0; c < 4; c++ {
+				want := dot(w, act[c*arow:(c+1)*arow], cols)
+				if math.Float32bits(out[c*stride]) != math.Float32bits(want) {
+					t.Errorf("%v cols=%d row %d: dot4 %g, dot %g", typ, cols, c, out[c*stride], want)
+				}
 			}
 		}
 	}
