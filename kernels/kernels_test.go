@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -710,5 +711,63 @@ func TestDot4MatchesDot(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMatMulEdges covers empty shapes, many threads and the pool staying
+// bounded over repeated calls.
+func TestMatMulEdges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	// Zero columns: every output is an empty dot.
+	dst := []float32{1, 2, 3}
+	MatMul(dst, Matrix{Type: ggml.TypeQ4_K, Rows: 3, Cols: 0}, nil, 1, 2)
+	for i, v := range dst {
+		if v != 0 {
+			t.Errorf("cols=0: dst[%d]=%g", i, v)
+		}
+	}
+	// n=0 leaves dst alone.
+	dst[0] = 7
+	MatMul(dst, Matrix{Type: ggml.TypeQ8_0, Rows: 3, Cols: 32, Data: make([]byte, 3*34)}, nil, 0, 4)
+	if dst[0] != 7 {
+		t.Errorf("n=0 wrote dst")
+	}
+	// Far more threads than tasks, repeatedly: same result, bounded goroutines.
+	w := randomRow(rng, ggml.TypeQ6_K, 256*3, false)
+	m := Matrix{Type: ggml.TypeQ6_K, Data: w, Rows: 3, Cols: 256}
+	x := randomActivations(rng, 256*5)
+	want := make([]float32, 15)
+	MatMul(want, m, x, 5, 1)
+	got := make([]float32, 15)
+	MatMul(got, m, x, 5, 64)
+	before := runtime.NumGoroutine()
+	for range 50 {
+		MatMul(got, m, x, 5, 64)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("goroutines grew from %d to %d over repeated calls", before, after)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("threads=64: dst[%d]=%g, threads=1 gave %g", i, got[i], want[i])
+		}
+	}
+	// Unsupported types and short slices are caller bugs and panic clearly.
+	for _, c := range []struct {
+		name string
+		m    Matrix
+	}{
+		{"type", Matrix{Type: ggml.TypeIQ2_XXS, Rows: 1, Cols: 256, Data: make([]byte, 66)}},
+		{"cols", Matrix{Type: ggml.TypeQ4_K, Rows: 1, Cols: 100, Data: make([]byte, 144)}},
+		{"data", Matrix{Type: ggml.TypeQ4_K, Rows: 2, Cols: 256, Data: make([]byte, 144)}},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", c.name)
+				}
+			}()
+			MatMul(make([]float32, 2), c.m, make([]float32, 256), 1, 1)
+		}()
 	}
 }
