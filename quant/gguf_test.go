@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 
-	"github.com/llqt/llqt/formats/gguf"
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/formats/gguf"
 )
 
 // testGGUF is a GGUF file's tensors held in memory for the golden tests.
