@@ -36,7 +36,9 @@ func bestIndexIQ4(x float32) uint8 {
 	if x <= -127 {
 		return 0
 	}
-	if x >= 113 {
+	if x >= 113 || x != x {
+		// A NaN (from a block whose weights are all zero) fails every
+		// comparison of the bisection, which then ends at the top level.
 		return 15
 	}
 	f := int32(x)

@@ -88,6 +88,10 @@ func Quantize(t ggml.Type, src []float32, ne0 int, imatrix []float32) ([]byte, e
 // bytes. Rows are encoded independently, so a caller may split a tensor into
 // row ranges and encode them concurrently; row indices in errors count from
 // the start of src.
+//
+// Values beyond the range a format's fp16 scales can express encode to
+// infinite scales, exactly as in ggml; llama-quantize then refuses the
+// tensor, and callers should do the same with ValidateRows (Codec does).
 func QuantizeRows(t ggml.Type, dst []byte, src []float32, ne0 int, imatrix []float32) error {
 	rs, err := RowSize(t, ne0)
 	if err != nil {
@@ -252,10 +256,18 @@ func (Codec) Decode(t ggml.Type, raw []byte, n int) ([]float32, error) {
 	return Dequantize(t, raw, n)
 }
 
-// Encode implements formats.Codec.
+// Encode implements formats.Codec. Like llama-quantize it refuses output
+// whose scales overflowed (ValidateRows).
 func (Codec) Encode(t ggml.Type, data []float32, ne0 int) ([]byte, error) {
 	if CanQuantize(t) {
-		return Quantize(t, data, ne0, nil)
+		out, err := Quantize(t, data, ne0, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := ValidateRows(t, out, ne0); err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 	return formats.PlainCodec{}.Encode(t, data, ne0)
 }

@@ -364,6 +364,11 @@ func TestCodec(t *testing.T) {
 	if _, err := (Codec{}).Encode(ggml.TypeIQ1_S, x, 256); err == nil {
 		t.Error("Codec encoded IQ1_S")
 	}
+	huge := make([]float32, 64)
+	huge[40] = 3e38 // Q8_0's scale 3e38/127 overflows fp16
+	if _, err := (Codec{}).Encode(ggml.TypeQ8_0, huge, 32); err == nil || !strings.Contains(err.Error(), "row 1") {
+		t.Errorf("Codec accepted an infinite scale: %v", err)
+	}
 }
 
 func e(a, b []float32) bool {
@@ -477,4 +482,7 @@ func TestBestIndexIQ4(t *testing.T) {
 	for i := 0; i < 100000; i++ {
 		check(float32(r.NormFloat64() * 80))
 	}
+	check(float32(math.NaN()))
+	check(float32(math.Inf(1)))
+	check(float32(math.Inf(-1)))
 }
