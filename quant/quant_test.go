@@ -419,11 +419,20 @@ func FuzzDequantizeValidate(f *testing.F) {
 }
 
 func FuzzQuantize(f *testing.F) {
-	f.Add(uint8(6), uint64(1), 1.0)
-	f.Fuzz(func(t *testing.T, ti uint8, seed uint64, scale float64) {
+	f.Add(uint8(6), uint64(1), 1.0, uint8(0))
+	f.Add(uint8(13), uint64(2), 1e30, uint8(1))
+	f.Add(uint8(12), uint64(3), 1e-40, uint8(2))
+	f.Fuzz(func(t *testing.T, ti uint8, seed uint64, scale float64, weights uint8) {
 		typ := allTypes[int(ti)%len(allTypes)]
-		x := gaussian(seed, 256, scale)
-		q, err := Quantize(typ, x, 256, nil)
+		x := gaussian(seed, 512, scale)
+		var im []float32
+		switch weights % 3 {
+		case 1:
+			im = testImatrix(seed, 512)
+		case 2:
+			im = make([]float32, 512) // all zero: NaN scales inside the searches
+		}
+		q, err := Quantize(typ, x, 512, im)
 		for _, v := range x {
 			if !finite(v) {
 				if err == nil {
@@ -435,7 +444,7 @@ func FuzzQuantize(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Dequantize(typ, q, 256); err != nil {
+		if _, err := Dequantize(typ, q, 512); err != nil {
 			t.Fatal(err)
 		}
 	})
