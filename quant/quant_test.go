@@ -495,3 +495,29 @@ func TestBestIndexIQ4(t *testing.T) {
 	check(float32(math.Inf(1)))
 	check(float32(math.Inf(-1)))
 }
+
+func TestQuantizeParallel(t *testing.T) {
+	const ne0, nrows = 256, 23
+	x := testMatrix(41, nrows, ne0)
+	for _, typ := range []ggml.Type{ggml.TypeQ4_K, ggml.TypeIQ4_XS, ggml.TypeQ8_0} {
+		want, err := Quantize(typ, x, ne0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, workers := range []int{0, 1, 2, 5, 64} {
+			got, err := QuantizeParallel(typ, x, ne0, nil, workers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := firstMismatch(typ, got, want, ne0); d != "" {
+				t.Errorf("%s with %d workers: %s", typ, workers, d)
+			}
+		}
+	}
+	bad := append([]float32(nil), x...)
+	bad[20*ne0+3] = float32(math.NaN())
+	bad[9*ne0] = float32(math.Inf(1))
+	if _, err := QuantizeParallel(ggml.TypeQ4_K, bad, ne0, nil, 4); err == nil || !strings.Contains(err.Error(), "row 9") {
+		t.Errorf("error %v, want one naming row 9", err)
+	}
+}
