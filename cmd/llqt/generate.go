@@ -102,8 +102,8 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 	if o.seed < 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	// The prompt is echoed as text, without the BOS marker.
-	if _, err := io.WriteString(out, tok.Decode(ids, true, false)); err != nil {
+	// The prompt is echoed as given; the continuation follows it.
+	if _, err := io.WriteString(out, prompt); err != nil {
 		return err
 	}
 
@@ -155,7 +155,10 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 	}
 	tGen := time.Since(t1)
 	fmt.Fprintln(out)
-	fmt.Fprintf(errw, "\nseed %d\n", seed)
+	fmt.Fprintln(errw)
+	if o.temp > 0 {
+		fmt.Fprintf(errw, "seed %d\n", seed)
+	}
 	fmt.Fprintf(errw, "prompt:     %5d tokens in %8.2f ms (%8.2f t/s)\n", len(ids), ms(tPrompt), rate(len(ids), tPrompt))
 	fmt.Fprintf(errw, "generation: %5d tokens in %8.2f ms (%8.2f t/s)\n", nGen, ms(tGen), rate(nGen, tGen))
 	return nil
