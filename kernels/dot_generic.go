@@ -133,23 +133,34 @@ func dotIQ4NLQ8_0Go(w, a []byte, n int) float32 {
 }
 
 // dotQ2_KQ8_KGo: block_q2_K is scales[16] (scale low nibble, min high
-// nibble, one per 16 elements), qs[64] (2-bit quants), d, dmin.
+// nibble, one per 16 elements), qs[64] (2-bit quants), d, dmin. Each 128
+// elements take 32 bytes, shifted by 0, 2, 4, 6 for successive 32-element runs.
 func dotQ2_KQ8_KGo(w, a []byte, n int) float32 {
 	var s float32
 	for b := 0; b < n/qkK; b++ {
 		x := w[b*84 : (b+1)*84]
 		dy, q8, bsum := q8K(a[b*q8KLen:])
-		sc, qs := x[:16], x[16:80]
+		sc := x[:16]
 		summs := 0
 		for g := 0; g < 16; g++ {
 			summs += bsum(g) * int(sc[g]>>4)
 		}
 		isum := 0
-		for e := 0; e < qkK; e++ {
-			half, within := e/128, e%128
-			shift := uint(within/32) * 2
-			q := int(qs[half*32+within%32]>>shift) & 3
-			isum += int(sc[e/16]&0xf) * q * i8(q8[e])
+		for half := 0; half < 2; half++ {
+			qs := x[16+32*half : 16+32*half+32]
+			for j := 0; j < 4; j++ {
+				shift := uint(2 * j)
+				e0 := 128*half + 32*j
+				for part := 0; part < 2; part++ {
+					y := q8[e0+16*part : e0+16*part+16]
+					q := qs[16*part : 16*part+16]
+					sub := 0
+					for l := range 16 {
+						sub += int(q[l]>>shift&3) * i8(y[l])
+					}
+					isum += int(sc[e0/16+part]&0xf) * sub
+				}
+			}
 		}
 		s += dy*f16(x[80:])*float32(isum) - dy*f16(x[82:])*float32(summs)
 	}
@@ -169,26 +180,36 @@ func q3KScale(sc []byte, g int) int {
 	return lo | hi<<4
 }
 
-// dotQ3_KQ8_KGo: block_q3_K is hmask[32], qs[64], scales[12], d.
+// dotQ3_KQ8_KGo: block_q3_K is hmask[32], qs[64], scales[12], d. The
+// quants are laid out as Q2_K's; bit 4*half+j of hmask[l] clear means -4.
 func dotQ3_KQ8_KGo(w, a []byte, n int) float32 {
 	var s float32
 	for b := 0; b < n/qkK; b++ {
 		x := w[b*110 : (b+1)*110]
 		dy, q8, _ := q8K(a[b*q8KLen:])
-		hm, qs, sc := x[:32], x[32:96], x[96:108]
+		hm, sc := x[:32], x[96:108]
 		isum := 0
-		for g := 0; g < 16; g++ {
-			gs := 0
-			for e := g * 16; e < g*16+16; e++ {
-				half, within := e/128, e%128
-				j, l := within/32, within%32
-				q := int(qs[half*32+l]>>(2*j)) & 3
-				if hm[l]&(1<<(4*half+j)) == 0 {
-					q -= 4
+		for half := 0; half < 2; half++ {
+			qs := x[32+32*half : 32+32*half+32]
+			for j := 0; j < 4; j++ {
+				shift := uint(2 * j)
+				bit := byte(1) << (4*half + j)
+				e0 := 128*half + 32*j
+				for part := 0; part < 2; part++ {
+					y := q8[e0+16*part : e0+16*part+16]
+					q := qs[16*part : 16*part+16]
+					h := hm[16*part : 16*part+16]
+					sub := 0
+					for l := range 16 {
+						v := int(q[l]>>shift&3) - 4
+						if h[l]&bit != 0 {
+							v += 4
+						}
+						sub += v * i8(y[l])
+					}
+					isum += (q3KScale(sc, e0/16+part) - 32) * sub
 				}
-				gs += q * i8(q8[e])
 			}
-			isum += (q3KScale(sc, g) - 32) * gs
 		}
 		s += f16(x[108:]) * dy * float32(isum)
 	}
@@ -252,28 +273,34 @@ func dotQ5_KQ8_KGo(w, a []byte, n int) float32 {
 	return s
 }
 
-// dotQ6_KQ8_KGo: block_q6_K is ql[128], qh[64], scales[16] int8, d.
+// dotQ6_KQ8_KGo: block_q6_K is ql[128], qh[64], scales[16] int8, d. In each
+// 128 elements, run k of 32 takes the low (k<2) or high nibbles of
+// ql[32*(k&1):], and bits 2k,2k+1 of qh[l].
 func dotQ6_KQ8_KGo(w, a []byte, n int) float32 {
 	var s float32
 	for b := 0; b < n/qkK; b++ {
 		x := w[b*210 : (b+1)*210]
 		dy, q8, _ := q8K(a[b*q8KLen:])
-		ql, qh, sc := x[:128], x[128:192], x[192:208]
+		sc := x[192:208]
 		isum := 0
-		for g := 0; g < 16; g++ {
-			gs := 0
-			for e := g * 16; e < g*16+16; e++ {
-				half, within := e/128, e%128
-				k, l := within/32, within%32
-				lowByte := ql[64*half+32*(k&1)+l]
-				lo := int(lowByte & 0xf)
-				if k >= 2 {
-					lo = int(lowByte >> 4)
+		for half := 0; half < 2; half++ {
+			qh := x[128+32*half : 128+32*half+32]
+			for k := 0; k < 4; k++ {
+				ql := x[64*half+32*(k&1) : 64*half+32*(k&1)+32]
+				lshift := uint(4 * (k / 2))
+				hshift := uint(2 * k)
+				e0 := 128*half + 32*k
+				for part := 0; part < 2; part++ {
+					y := q8[e0+16*part : e0+16*part+16]
+					lo, hi := ql[16*part:16*part+16], qh[16*part:16*part+16]
+					sub := 0
+					for l := range 16 {
+						q := int(lo[l]>>lshift&0xf) | int(hi[l]>>hshift&3)<<4
+						sub += (q - 32) * i8(y[l])
+					}
+					isum += i8(sc[e0/16+part]) * sub
 				}
-				hi := int(qh[32*half+l]>>(2*k)) & 3
-				gs += (lo | hi<<4 - 32) * i8(q8[e])
 			}
-			isum += i8(sc[g]) * gs
 		}
 		s += f16(x[208:]) * dy * float32(isum)
 	}

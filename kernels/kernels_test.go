@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/llqt/llqt/formats/ggml"
@@ -548,5 +552,222 @@ func TestSupported(t *testing.T) {
 		if Supported(typ) {
 			t.Errorf("%v reported supported", typ)
 		}
+	}
+}
+
+// TestAsmMatchesGo compares the kernels in use (assembly on AVX2 machines)
+// with the Go reference on many random, extreme and zero rows and activation
+// rows with outliers, for block counts that exercise the unrolled loops.
+func TestAsmMatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("assembly kernels not in use (purego build or no AVX2/FMA/F16C)")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, typ := range allTypes {
+		format, dot, _ := kernelFor(typ)
+		for trial := 0; trial < 40; trial++ {
+			nblocks := 1 + trial%9
+			cols := nblocks * typ.BlockSize()
+			if typ.BlockSize() == 1 {
+				cols = 1 + trial*13
+			}
+			w := randomRow(rng, typ, cols, trial%5 == 4)
+			if trial%7 == 6 && typ.Quantized() {
+				for i := range w {
+					w[i] = 0
+				}
+			}
+			x := randomActivations(rng, cols)
+			if trial%3 == 0 {
+				for i := range x {
+					x[i] *= float32(math.Pow(10, float64(rng.IntN(7)-3)))
+				}
+			}
+			a := convertAct(format, x)
+			_, tol := refDot(dequant(typ, w, cols), dequantAct(format, a, cols))
+			got, want := float64(dot(w, a, cols)), float64(goDots[typ](w, a, cols))
+			if math.Abs(got-want) > tol {
+				t.Errorf("%v cols=%d trial %d: asm %g, go %g (tol %g)", typ, cols, trial, got, want, tol)
+			}
+		}
+	}
+}
+
+// TestQuantizersAsmMatchGo requires the activation quantizers in use to
+// produce exactly the Go reference's bytes, including ties, zero blocks,
+// and a Q8_K block whose largest magnitude appears with both signs.
+func TestQuantizersAsmMatchGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for trial := 0; trial < 50; trial++ {
+		n := 256 * (1 + trial%4)
+		x := randomActivations(rng, n)
+		switch trial % 5 {
+		case 1: // exact ties after scaling by 127/amax
+			for i := range x {
+				x[i] = float32(rng.IntN(255)-127) / 2
+			}
+			x[0] = 127
+		case 2: // zero blocks
+			clear(x[:256])
+		case 3: // ±amax: the first one decides the sign of the Q8_K scale
+			x[200], x[7] = 50, -50
+		case 4:
+			for i := range x {
+				x[i] *= 1e-30
+			}
+		}
+		for _, c := range []struct {
+			name       string
+			inuse, go_ func([]byte, []float32)
+			size       int
+		}{
+			{"Q8_0", quantizeRowQ8_0, quantizeRowQ8_0Go, n / 32 * q8_0Len},
+			{"Q8_1", quantizeRowQ8_1, quantizeRowQ8_1Go, n / 32 * q8_1Len},
+			{"Q8_K", quantizeRowQ8_K, quantizeRowQ8_KGo, n / 256 * q8KLen},
+		} {
+			got, want := make([]byte, c.size), make([]byte, c.size)
+			for i := range got {
+				got[i] = 0xa5 // stale bytes must be overwritten
+			}
+			c.inuse(got, x)
+			c.go_(want, x)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("%s trial %d: byte %d is %#02x, Go reference %#02x", c.name, trial, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestBF16ConversionAsmMatchesGo checks the bulk f32→bf16 conversion in use
+// against the scalar rule on random bit patterns (NaNs, infs, ties) at odd
+// lengths.
+func TestBF16ConversionAsmMatchesGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for n := 0; n < 40; n++ {
+		x := make([]float32, n)
+		for i := range x {
+			u := rng.Uint32()
+			if i%3 == 0 {
+				u = u&^0xffff | 0x8000 // a tie
+			}
+			x[i] = math.Float32frombits(u)
+		}
+		got, want := make([]byte, 2*n), make([]byte, 2*n)
+		f32ToBF16Impl(got, x)
+		f32ToBF16Go(want, x)
+		for i := 0; i < n; i++ {
+			if g, w := binary.LittleEndian.Uint16(got[2*i:]), binary.LittleEndian.Uint16(want[2*i:]); g != w {
+				t.Fatalf("n=%d: %#08x → %#04x, want %#04x", n, math.Float32bits(x[i]), g, w)
+			}
+		}
+	}
+}
+
+// TestAsmUsesOnlyAVX2Registers guards against the register allocator spilling
+// into X16–X31/Y16–Y31, which exist only with AVX-512 and would fault on
+// AVX2-only machines (the Go assembler quietly EVEX-encodes them).
+func TestAsmUsesOnlyAVX2Registers(t *testing.T) {
+	src, err := os.ReadFile("kernels_amd64.s")
+	if err != nil {
+		t.Skipf("no generated assembly here: %v", err)
+	}
+	re := regexp.MustCompile(`\b[XYZ](1[6-9]|2[0-9]|3[01])\b|\bZ[0-9]+\b|\bK[1-7]\b`)
+	for i, line := range strings.Split(string(src), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "//") {
+			continue
+		}
+		if m := re.FindString(line); m != "" {
+			t.Errorf("kernels_amd64.s:%d uses %s: %s", i+1, m, strings.TrimSpace(line))
+		}
+	}
+}
+
+// TestDot4MatchesDot checks the four-row kernels against four single dots,
+// bit for bit, with the outputs strided as MatMul stores them.
+func TestDot4MatchesDot(t *testing.T) {
+	if len(dot4For) == 0 {
+		t.Skip("no four-row kernels in use")
+	}
+	rng := rand.New(rand.NewPCG(17, 18))
+	for typ, dot4 := range dot4For {
+		format, dot, _ := kernelFor(typ)
+		for _, nblocks := range []int{1, 2, 3, 8} {
+			cols := nblocks * typ.BlockSize()
+			w := randomRow(rng, typ, cols, nblocks == 3)
+			arow := format.rowBytes(cols)
+			act := make([]byte, 4*arow)
+			for c := 0; c < 4; c++ {
+				copy(act[c*arow:], convertAct(format, randomActivations(rng, cols)))
+			}
+			const stride = 5
+			out := make([]float32, 3*stride+1)
+			dot4(w, act, arow, cols, out, stride)
+			for c := 0; c < 4; c++ {
+				want := dot(w, act[c*arow:(c+1)*arow], cols)
+				if math.Float32bits(out[c*stride]) != math.Float32bits(want) {
+					t.Errorf("%v cols=%d row %d: dot4 %g, dot %g", typ, cols, c, out[c*stride], want)
+				}
+			}
+		}
+	}
+}
+
+// TestMatMulEdges covers empty shapes, many threads and the pool staying
+// bounded over repeated calls.
+func TestMatMulEdges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	// Zero columns: every output is an empty dot.
+	dst := []float32{1, 2, 3}
+	MatMul(dst, Matrix{Type: ggml.TypeQ4_K, Rows: 3, Cols: 0}, nil, 1, 2)
+	for i, v := range dst {
+		if v != 0 {
+			t.Errorf("cols=0: dst[%d]=%g", i, v)
+		}
+	}
+	// n=0 leaves dst alone.
+	dst[0] = 7
+	MatMul(dst, Matrix{Type: ggml.TypeQ8_0, Rows: 3, Cols: 32, Data: make([]byte, 3*34)}, nil, 0, 4)
+	if dst[0] != 7 {
+		t.Errorf("n=0 wrote dst")
+	}
+	// Far more threads than tasks, repeatedly: same result, bounded goroutines.
+	w := randomRow(rng, ggml.TypeQ6_K, 256*3, false)
+	m := Matrix{Type: ggml.TypeQ6_K, Data: w, Rows: 3, Cols: 256}
+	x := randomActivations(rng, 256*5)
+	want := make([]float32, 15)
+	MatMul(want, m, x, 5, 1)
+	got := make([]float32, 15)
+	MatMul(got, m, x, 5, 64)
+	before := runtime.NumGoroutine()
+	for range 50 {
+		MatMul(got, m, x, 5, 64)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("goroutines grew from %d to %d over repeated calls", before, after)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("threads=64: dst[%d]=%g, threads=1 gave %g", i, got[i], want[i])
+		}
+	}
+	// Unsupported types and short slices are caller bugs and panic clearly.
+	for _, c := range []struct {
+		name string
+		m    Matrix
+	}{
+		{"type", Matrix{Type: ggml.TypeIQ2_XXS, Rows: 1, Cols: 256, Data: make([]byte, 66)}},
+		{"cols", Matrix{Type: ggml.TypeQ4_K, Rows: 1, Cols: 100, Data: make([]byte, 144)}},
+		{"data", Matrix{Type: ggml.TypeQ4_K, Rows: 2, Cols: 256, Data: make([]byte, 144)}},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", c.name)
+				}
+			}()
+			MatMul(make([]float32, 2), c.m, make([]float32, 256), 1, 1)
+		}()
 	}
 }

@@ -1,0 +1,370 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/llqt/llqt/eval"
+	"github.com/llqt/llqt/internal/cli"
+)
+
+func init() { subcommands = append(subcommands, newBenchCmd) }
+
+type benchOptions struct {
+	nPrompt []int
+	nGen    []int
+	threads int
+	reps    int
+	json    bool
+	md      bool
+	kvF32   bool
+}
+
+func newBenchCmd() *cobra.Command {
+	var o benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench MODEL [-p 512] [-n 128] [-r 5]",
+		Short: "Measure prompt processing and generation speed, like llama-bench",
+		Long: `Run llama-bench's tests on the built-in engine: ppN evaluates N random tokens
+(BOS first) in one batch, tgN generates N tokens one at a time. Each test has
+one warm-up run, then -r repetitions with the KV cache cleared before each;
+the rate is tokens / seconds per repetition, shown as mean ± sample standard
+deviation. GB/s is the effective weight bandwidth: the weight bytes a
+single-token step reads, times tokens per second.
+
+Output is llama-bench's markdown table (default) or, with --json, its JSON
+records (n_prompt, n_gen, n_threads, model_size, model_n_params, avg_ns,
+stddev_ns, avg_ts, stddev_ts, samples_ns, samples_ts, …).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.json && o.md {
+				return fmt.Errorf("--json and --md are exclusive")
+			}
+			ctx, stop := cli.SignalContext(cmd.Context())
+			err := runBench(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
+			return cli.Interrupted(err, stop())
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntSliceVarP(&o.nPrompt, "n-prompt", "p", []int{512}, "prompt sizes to test (0 to skip)")
+	fl.IntSliceVarP(&o.nGen, "n-gen", "n", []int{128}, "generation lengths to test (0 to skip)")
+	fl.IntVarP(&o.reps, "repetitions", "r", 5, "repetitions of each test")
+	fl.BoolVar(&o.json, "json", false, "print llama-bench's JSON records")
+	fl.BoolVar(&o.md, "md", false, "print llama-bench's markdown table (the default)")
+	fl.BoolVar(&o.kvF32, "kv-f32", false, "keep the KV cache in F32 instead of F16")
+	addThreadsFlag(cmd, &o.threads)
+	return cmd
+}
+
+// benchResult is one test's record, with llama-bench's JSON field names.
+type benchResult struct {
+	BuildCommit  string    `json:"build_commit"`
+	BuildNumber  int       `json:"build_number"`
+	CPUInfo      string    `json:"cpu_info"`
+	GPUInfo      string    `json:"gpu_info"`
+	Backends     string    `json:"backends"`
+	ModelFile    string    `json:"model_filename"`
+	ModelType    string    `json:"model_type"`
+	ModelSize    uint64    `json:"model_size"`
+	ModelNParams uint64    `json:"model_n_params"`
+	NBatch       int       `json:"n_batch"`
+	NUBatch      int       `json:"n_ubatch"`
+	NThreads     int       `json:"n_threads"`
+	TypeK        string    `json:"type_k"`
+	TypeV        string    `json:"type_v"`
+	FlashAttn    bool      `json:"flash_attn"`
+	UseMmap      bool      `json:"use_mmap"`
+	NPrompt      int       `json:"n_prompt"`
+	NGen         int       `json:"n_gen"`
+	TestTime     string    `json:"test_time"`
+	AvgNs        uint64    `json:"avg_ns"`
+	StddevNs     uint64    `json:"stddev_ns"`
+	AvgTs        float64   `json:"avg_ts"`
+	StddevTs     float64   `json:"stddev_ts"`
+	SamplesNs    []uint64  `json:"samples_ns"`
+	SamplesTs    []float64 `json:"samples_ts"`
+	// EffectiveGBs is llqt's addition: bytes per token × avg_ts.
+	EffectiveGBs float64 `json:"effective_gbps"`
+}
+
+func (r *benchResult) testName() string {
+	switch {
+	case r.NGen == 0:
+		return fmt.Sprintf("pp%d", r.NPrompt)
+	case r.NPrompt == 0:
+		return fmt.Sprintf("tg%d", r.NGen)
+	}
+	return fmt.Sprintf("pp%d+tg%d", r.NPrompt, r.NGen)
+}
+
+func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOptions) error {
+	if o.reps < 1 {
+		return fmt.Errorf("-r must be at least 1")
+	}
+	m, err := eval.Load(path, eval.Options{Threads: o.threads, KVF32: o.kvF32})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	tok, err := m.Tokenizer()
+	if err != nil {
+		return err
+	}
+	bos := int32(-1)
+	if tok.AddBOS() {
+		bos = tok.BOS()
+	}
+	var tests [][2]int
+	for _, p := range o.nPrompt {
+		if p > 0 {
+			tests = append(tests, [2]int{p, 0})
+		}
+	}
+	for _, n := range o.nGen {
+		if n > 0 {
+			tests = append(tests, [2]int{0, n})
+		}
+	}
+	if len(tests) == 0 {
+		return fmt.Errorf("nothing to run: give -p or -n above 0")
+	}
+	base := benchResult{
+		BuildCommit: buildCommit(), CPUInfo: cpuInfo(), Backends: "CPU",
+		ModelFile: path, ModelType: modelDesc(m), ModelSize: m.SizeBytes(), ModelNParams: m.NParams(),
+		NBatch: 2048, NUBatch: 512, NThreads: m.Threads(),
+		TypeK: strings.ToLower(m.KVType().String()), TypeV: strings.ToLower(m.KVType().String()), UseMmap: true,
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	var results []benchResult
+	if !o.json {
+		printMarkdownHeader(out)
+	}
+	for ti, tc := range tests {
+		r := base
+		r.NPrompt, r.NGen = tc[0], tc[1]
+		r.TestTime = time.Now().UTC().Format("2006-01-02T15:04:05Z")
+		c := m.NewContext(r.NPrompt + r.NGen)
+		fmt.Fprintf(errw, "llqt bench: test %d/%d %s: warm-up\n", ti+1, len(tests), r.testName())
+		if err := benchOnce(ctx, c, r.NPrompt, min(r.NGen, 1), bos, rng); err != nil {
+			c.Close()
+			return err
+		}
+		for rep := range o.reps {
+			fmt.Fprintf(errw, "llqt bench: test %d/%d %s: repetition %d/%d\n", ti+1, len(tests), r.testName(), rep+1, o.reps)
+			c.Reset()
+			t0 := time.Now()
+			if err := benchOnce(ctx, c, r.NPrompt, r.NGen, bos, rng); err != nil {
+				c.Close()
+				return err
+			}
+			ns := uint64(time.Since(t0).Nanoseconds())
+			r.SamplesNs = append(r.SamplesNs, ns)
+			r.SamplesTs = append(r.SamplesTs, 1e9*float64(r.NPrompt+r.NGen)/float64(ns))
+		}
+		c.Close()
+		r.AvgNs, r.StddevNs = meanSD64(r.SamplesNs)
+		r.AvgTs, r.StddevTs = meanSD(r.SamplesTs)
+		r.EffectiveGBs = float64(m.BytesPerToken()) * r.AvgTs / 1e9
+		results = append(results, r)
+		if !o.json {
+			printMarkdownRow(out, &r)
+		}
+	}
+	if o.json {
+		return cli.JSON(out, results)
+	}
+	fmt.Fprintf(out, "\nbuild: llqt %s (%s)\n", version, buildCommit())
+	return nil
+}
+
+// benchOnce evaluates nPrompt random tokens in one batch (BOS first when
+// the model adds it), then nGen single-token steps, as llama-bench's
+// test_prompt and test_gen.
+func benchOnce(ctx context.Context, c *eval.Context, nPrompt, nGen int, bos int32, rng *rand.Rand) error {
+	nv := c.Model().NVocab()
+	if nPrompt > 0 {
+		toks := make([]int32, nPrompt)
+		for i := range toks {
+			toks[i] = int32(rng.IntN(nv))
+		}
+		if bos >= 0 {
+			toks[0] = bos
+		}
+		if _, err := c.Decode(toks, false); err != nil {
+			return err
+		}
+	}
+	tok := []int32{bos}
+	if bos < 0 {
+		tok[0] = int32(rng.IntN(nv))
+	}
+	for range nGen {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := c.Decode(tok, false); err != nil {
+			return err
+		}
+		tok[0] = int32(rng.IntN(nv))
+	}
+	return ctx.Err()
+}
+
+// meanSD64 is llama-bench's avg and stdev over nanosecond samples (integer
+// mean, sample standard deviation).
+func meanSD64(v []uint64) (uint64, uint64) {
+	f := make([]float64, len(v))
+	var sum uint64
+	for i, x := range v {
+		f[i] = float64(x)
+		sum += x
+	}
+	_, sd := meanSD(f)
+	return sum / uint64(len(v)), uint64(sd)
+}
+
+func meanSD(v []float64) (float64, float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	var sum, sq float64
+	for _, x := range v {
+		sum += x
+		sq += x * x
+	}
+	n := float64(len(v))
+	mean := sum / n
+	if len(v) < 2 {
+		return mean, 0
+	}
+	return mean, math.Sqrt(max(0, sq/(n-1)-mean*mean*n/(n-1)))
+}
+
+// benchColumns are llama-bench's CPU columns (a negative width is
+// left-aligned), plus GB/s.
+var benchColumns = []struct {
+	name  string
+	width int
+}{
+	{"model", -30}, {"size", 10}, {"params", 10}, {"backend", -10}, {"threads", 7},
+	{"test", 13}, {"t/s", 20}, {"GB/s", 8},
+}
+
+func printMarkdownHeader(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("|")
+	for _, c := range benchColumns {
+		fmt.Fprintf(&b, " %*s |", c.width, c.name)
+	}
+	b.WriteString("\n|")
+	for _, c := range benchColumns {
+		colon := "-"
+		if c.width > 0 {
+			colon = ":"
+		}
+		fmt.Fprintf(&b, " %s%s |", strings.Repeat("-", abs(c.width)-1), colon)
+	}
+	b.WriteString("\n")
+	io.WriteString(w, b.String())
+}
+
+func printMarkdownRow(w io.Writer, r *benchResult) {
+	size := fmt.Sprintf("%.2f MiB", float64(r.ModelSize)/1024/1024)
+	if r.ModelSize >= 1<<30 {
+		size = fmt.Sprintf("%.2f GiB", float64(r.ModelSize)/(1<<30))
+	}
+	params := fmt.Sprintf("%.2f M", float64(r.ModelNParams)/1e6)
+	if r.ModelNParams >= 1e9 {
+		params = fmt.Sprintf("%.2f B", float64(r.ModelNParams)/1e9)
+	}
+	values := []string{r.ModelType, size, params, r.Backends, fmt.Sprint(r.NThreads), r.testName(),
+		fmt.Sprintf("%.2f ± %.2f", r.AvgTs, r.StddevTs), fmt.Sprintf("%.2f", r.EffectiveGBs)}
+	var b strings.Builder
+	b.WriteString("|")
+	for i, c := range benchColumns {
+		width := c.width
+		if c.name == "t/s" {
+			width++ // "±" is two bytes, as llama-bench accounts for
+		}
+		fmt.Fprintf(&b, " %*s |", width, values[i])
+	}
+	b.WriteString("\n")
+	io.WriteString(w, b.String())
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// modelDesc is llama.cpp's model description: architecture, size class and
+// file type, e.g. "llama 1B Q4_K - Medium".
+func modelDesc(m *eval.Model) string {
+	h := m.Hparams
+	size := "?B"
+	switch h.NLayer {
+	case 16, 22:
+		size = "1B"
+	case 26, 28:
+		size = "3B"
+	case 32:
+		size = "8B"
+		if h.NVocab < 40000 {
+			size = "7B"
+		}
+	case 36:
+		size = "8B"
+	case 40:
+		size = "13B"
+	case 48:
+		size = "34B"
+	case 60:
+		size = "30B"
+	case 80:
+		size = "70B"
+		if h.NHead == h.NHeadKV {
+			size = "65B"
+		}
+	}
+	ftype := "unknown, may not work"
+	if v, ok := m.File.KV.Uint("general.file_type"); ok {
+		if name, known := fileTypeNames[v]; known {
+			ftype = name
+		}
+	}
+	return h.Arch + " " + size + " " + ftype
+}
+
+// fileTypeNames are llama.cpp's names of general.file_type values.
+var fileTypeNames = map[uint64]string{
+	0: "all F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+	10: "Q2_K - Medium", 11: "Q3_K - Small", 12: "Q3_K - Medium", 13: "Q3_K - Large",
+	14: "Q4_K - Small", 15: "Q4_K - Medium", 16: "Q5_K - Small", 17: "Q5_K - Medium", 18: "Q6_K",
+	19: "IQ2_XXS - 2.0625 bpw", 20: "IQ2_XS - 2.3125 bpw", 21: "Q2_K - Small", 22: "IQ3_XS - 3.3 bpw",
+	23: "IQ3_XXS - 3.0625 bpw", 24: "IQ1_S - 1.5625 bpw", 25: "IQ4_NL - 4.5 bpw", 26: "IQ3_S - 3.4375 bpw",
+	27: "IQ3_S mix - 3.66 bpw", 28: "IQ2_S - 2.5 bpw", 29: "IQ2_M - 2.7 bpw", 30: "IQ4_XS - 4.25 bpw",
+	31: "IQ1_M - 1.75 bpw", 32: "BF16", 36: "TQ1_0 - 1.69 bpw ternary", 37: "TQ2_0 - 2.06 bpw ternary",
+}
+
+// cpuInfo is the CPU model name from /proc/cpuinfo where there is one.
+func cpuInfo() string {
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return runtime.GOARCH
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/llqt/llqt/eval/tokenizer"
+	"github.com/llqt/llqt/formats/gguf"
+)
+
+func init() { subcommands = append(subcommands, newTokenizeCmd) }
+
+type tokenizeOptions struct {
+	prompt, file   string
+	stdin          bool
+	ids            bool
+	noBOS          bool
+	noEscape       bool
+	noParseSpecial bool
+	showCount      bool
+}
+
+func newTokenizeCmd() *cobra.Command {
+	var o tokenizeOptions
+	cmd := &cobra.Command{
+		Use:   "tokenize MODEL (-p TEXT | -f FILE | --stdin)",
+		Short: "Tokenize text with a model's vocabulary, like llama-tokenize",
+		Long: `Tokenize text with the tokenizer stored in a GGUF file (a full model or a
+vocabulary-only file) and print one "id -> 'piece'" line per token, or with
+--ids the ids as a Python list such as [1, 15043, 3186].
+
+BOS is added when the vocabulary asks for it (unless --no-bos), and special
+tokens written in the text are recognised (unless --no-parse-special).
+Escapes such as \n in -p TEXT are processed unless --no-escape; -f and --stdin
+input is used verbatim.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			text, err := o.text(cmd)
+			if err != nil {
+				return err
+			}
+			f, err := gguf.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			tok, err := tokenizer.FromKV(f.KV)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			w := bufio.NewWriter(cmd.OutOrStdout())
+			if err := writeTokens(w, tok, text, o); err != nil {
+				return err
+			}
+			return w.Flush()
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&o.prompt, "prompt", "p", "", "text to tokenize")
+	fl.StringVarP(&o.file, "file", "f", "", "read the text from FILE, verbatim")
+	fl.BoolVar(&o.stdin, "stdin", false, "read the text from standard input")
+	fl.BoolVar(&o.ids, "ids", false, "print only the ids, as a list like [1, 2, 3]")
+	fl.BoolVar(&o.noBOS, "no-bos", false, "never add a BOS token")
+	fl.BoolVar(&o.noEscape, "no-escape", false, "do not process escapes (\\n, \\t, …) in -p TEXT")
+	fl.BoolVar(&o.noParseSpecial, "no-parse-special", false, "treat special-token text as plain text")
+	fl.BoolVar(&o.showCount, "show-count", false, "print the total number of tokens")
+	return cmd
+}
+
+func (o *tokenizeOptions) text(cmd *cobra.Command) (string, error) {
+	given := 0
+	for _, set := range []bool{cmd.Flags().Changed("prompt"), o.file != "", o.stdin} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		return "", fmt.Errorf("give exactly one of -p TEXT, -f FILE or --stdin")
+	}
+	switch {
+	case o.file != "":
+		b, err := os.ReadFile(o.file)
+		return string(b), err
+	case o.stdin:
+		b, err := io.ReadAll(cmd.InOrStdin())
+		return string(b), err
+	}
+	if o.noEscape {
+		return o.prompt, nil
+	}
+	return processEscapes(o.prompt), nil
+}
+
+// writeTokens prints the tokens of text in llama-tokenize's formats.
+func writeTokens(w io.Writer, tok *tokenizer.Tokenizer, text string, o tokenizeOptions) error {
+	// As llama-tokenize: specials are added exactly when BOS is.
+	ids, err := tok.Encode(text, tok.AddBOS() && !o.noBOS, !o.noParseSpecial)
+	if err != nil {
+		return err
+	}
+	if o.ids {
+		buf := []byte{'['}
+		for i, id := range ids {
+			if i > 0 {
+				buf = append(buf, ", "...)
+			}
+			buf = strconv.AppendInt(buf, int64(id), 10)
+		}
+		buf = append(buf, "]\n"...)
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+	} else {
+		for _, id := range ids {
+			if _, err := fmt.Fprintf(w, "%6d -> '%s'\n", id, tok.TokenToPiece(id, true)); err != nil {
+				return err
+			}
+		}
+	}
+	if o.showCount {
+		if _, err := fmt.Fprintf(w, "Total number of tokens: %d\n", len(ids)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// processEscapes turns \n, \r, \t, \', \", \\ and \xHH into the characters
+// they name, leaving other backslashes as they are (llama.cpp's
+// string_process_escapes).
+func processEscapes(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 >= len(s) {
+			out = append(out, s[i])
+			continue
+		}
+		i++
+		switch c := s[i]; c {
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case '\'', '"', '\\':
+			out = append(out, c)
+		case 'x':
+			if i+2 < len(s) {
+				if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+					out = append(out, byte(v))
+					i += 2
+					continue
+				}
+			}
+			out = append(out, '\\', c)
+		default:
+			out = append(out, '\\', c)
+		}
+	}
+	return string(out)
+}
