@@ -201,7 +201,9 @@ type typeTotals struct {
 	BytesIn  uint64  `json:"bytes_in"`
 	BytesOut uint64  `json:"bytes_out"`
 	BPW      float64 `json:"bpw"`
-	Seconds  float64 `json:"seconds"`
+	// Seconds sums the encode time of the type's tensors; tensors encoded
+	// concurrently overlap, so the sum may exceed the wall time.
+	Seconds float64 `json:"seconds"`
 }
 
 type tensorJSON struct {
@@ -271,18 +273,15 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 	start := time.Now()
 	if !f.dryRun {
 		rep.Output = out
-		var total int64
-		bar := cli.NewProgress(stderr, 0, "quantizing")
+		layout, err := gguf.Plan(planned)
+		if err != nil {
+			return err
+		}
+		bar := cli.NewProgress(stderr, int64(layout.DataSize), "quantizing")
 		err = gguf.WriteFile(ctx, out, planned, gguf.WriteOptions{
 			Threads:   f.threads,
 			Overwrite: f.force,
-			Progress: func(done, all int64) {
-				if total == 0 {
-					total = all
-					bar = cli.NewProgress(stderr, all, "quantizing")
-				}
-				bar.Set(done)
-			},
+			Progress:  func(done, _ int64) { bar.Set(done) },
 		})
 		bar.Finish()
 		if err != nil {
@@ -378,7 +377,7 @@ func printPlan(w io.Writer, rep *quantizeReport) error {
 func printTotals(w io.Writer, rep *quantizeReport, timed bool) error {
 	header := []string{"type", "tensors", "bytes in", "bytes out", "bpw"}
 	if timed {
-		header = append(header, "time")
+		header = append(header, "encode time")
 	}
 	var rows [][]string
 	n := 0
