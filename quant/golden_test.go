@@ -100,6 +100,9 @@ var tinyPresets = []string{"Q6_K", "Q4_K_M", "Q4_0", "Q2_K", "IQ4_XS", // full f
 // type each llama-quantize preset used for it and checks bytes (full golden
 // files) or sha256 (manifests).
 func TestGoldenTinyLlama(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the edge goldens cover every format")
+	}
 	src, err := readTestGGUF(fixtures.Path(t, "golden/tiny-llama-f32.gguf"))
 	if err != nil {
 		t.Fatal(err)

@@ -15,29 +15,42 @@ const (
 	iq4NTry   = 7
 )
 
-// bestIndexIQ4 returns the index of the level nearest x (the upper one on
-// ties), by bisection as ggml's best_index_int8.
+// iq4Upper[f+127] is the index of the smallest level above f, for integer
+// f in [-127, 112]: since the levels are integers, the smallest level above
+// x is the smallest above floor(x).
+var iq4Upper = func() (t [240]uint8) {
+	for f := -127; f <= 112; f++ {
+		k := 0
+		for int(kvaluesIQ4NL[k]) <= f {
+			k++
+		}
+		t[f+127] = uint8(k)
+	}
+	return t
+}()
+
+// bestIndexIQ4 returns the index of the level nearest x, deciding between
+// the two levels around x exactly as ggml's best_index_int8 does (its
+// bisection ends at the same pair; the lookup only finds it faster).
 func bestIndexIQ4(x float32) uint8 {
-	val := &kvaluesIQ4NL
-	if x <= float32(val[0]) {
+	if x <= -127 {
 		return 0
 	}
-	if x >= float32(val[15]) {
+	if x >= 113 || x != x {
+		// A NaN (from a block whose weights are all zero) fails every
+		// comparison of the bisection, which then ends at the top level.
 		return 15
 	}
-	ml, mu := 0, 15
-	for mu-ml > 1 {
-		mav := (ml + mu) / 2
-		if x < float32(val[mav]) {
-			mu = mav
-		} else {
-			ml = mav
-		}
+	f := int32(x)
+	if float32(f) > x {
+		f-- // floor for negative non-integers
 	}
-	if x-float32(val[mu-1]) < float32(val[mu])-x {
-		return uint8(mu - 1)
+	mu := iq4Upper[f+127]
+	lo, hi := float32(kvaluesIQ4NL[mu-1]), float32(kvaluesIQ4NL[mu])
+	if x-lo < hi-x {
+		return mu - 1
 	}
-	return uint8(mu)
+	return mu
 }
 
 // quantizeIQ4Super encodes one super-block of n (32 or 256) values as

@@ -103,12 +103,45 @@ var referenceTypes = []ggml.Type{
 
 const refRows, refNe0 = 48, 512
 
-func referenceCase(t ggml.Type, withImatrix bool) ([]float32, []float32) {
+// Reference input variants.
+const (
+	variantPlain      = "plain"       // testMatrix, no importance matrix
+	variantImatrix    = "imatrix"     // testMatrix with testImatrix weights
+	variantZeroWeight = "zero-weight" // importance weights zero on whole blocks
+	variantExtreme    = "extreme"     // magnitudes that overflow fp16 scales
+)
+
+var referenceVariants = []string{variantPlain, variantImatrix, variantZeroWeight, variantExtreme}
+
+func referenceCase(t ggml.Type, variant string) ([]float32, []float32) {
 	x := testMatrix(uint64(t)+1, refRows, refNe0)
-	if !withImatrix {
+	switch variant {
+	case variantImatrix:
+		return x, testImatrix(uint64(t)+100, refNe0)
+	case variantZeroWeight:
+		w := testImatrix(uint64(t)+200, refNe0)
+		for j := 0; j < 64; j++ {
+			w[j] = 0 // the first two 32-blocks; part of the first 256-block
+		}
+		for j := 256; j < 512; j++ {
+			w[j] = 0 // the whole second 256-block
+		}
+		return x, w
+	case variantExtreme:
+		r := rand.New(rand.NewPCG(uint64(t), 3))
+		for i := range x {
+			switch r.IntN(4) {
+			case 0:
+				x[i] *= 1e30
+			case 1:
+				x[i] *= 1e-38
+			case 2:
+				x[i] = float32(r.NormFloat64() * 1e6)
+			}
+		}
 		return x, nil
 	}
-	return x, testImatrix(uint64(t)+100, refNe0)
+	return x, nil
 }
 
 // activation formats have no importance-weighted encoder in ggml.
@@ -127,11 +160,11 @@ func TestAgainstReferenceHarness(t *testing.T) {
 		t.Skip("LLQT_GGML_HARNESS not set")
 	}
 	for _, typ := range referenceTypes {
-		for _, withIm := range []bool{false, true} {
-			if withIm && !hasImatrixPath(typ) {
+		for _, variant := range referenceVariants {
+			x, im := referenceCase(typ, variant)
+			if im != nil && !hasImatrixPath(typ) {
 				continue
 			}
-			x, im := referenceCase(typ, withIm)
 			var in bytes.Buffer
 			hasIm := uint32(0)
 			if im != nil {
@@ -156,10 +189,10 @@ func TestAgainstReferenceHarness(t *testing.T) {
 				t.Fatalf("%s: harness wrote %d bytes", typ, len(out))
 			}
 			if d := firstMismatch(typ, got, out[:len(got)], refNe0); d != "" {
-				t.Errorf("%s imatrix=%v: %s", typ, withIm, d)
+				t.Errorf("%s %s: %s", typ, variant, d)
 			}
 			sum := sha256.Sum256(out[:len(got)])
-			fmt.Printf("\t{ggml.Type%s, %v, %q},\n", typ, withIm, hex.EncodeToString(sum[:]))
+			fmt.Printf("\t{ggml.Type%s, %q, %q},\n", typ, variant, hex.EncodeToString(sum[:]))
 			if typ == ggml.TypeQ8_1 {
 				continue // the harness does not decode Q8_1
 			}
@@ -169,8 +202,9 @@ func TestAgainstReferenceHarness(t *testing.T) {
 			}
 			for i, v := range deq {
 				w := math.Float32frombits(binary.LittleEndian.Uint32(out[len(got)+4*i:]))
-				if math.Float32bits(v) != math.Float32bits(w) {
-					t.Errorf("%s: dequantized element %d = %v, ggml %v", typ, i, v, w)
+				// NaN payloads may differ; a NaN must match a NaN.
+				if math.Float32bits(v) != math.Float32bits(w) && !(v != v && w != w) {
+					t.Errorf("%s %s: dequantized element %d = %v, ggml %v", typ, variant, i, v, w)
 					break
 				}
 			}

@@ -94,25 +94,32 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		rmseType = -rmseType
 		returnEarly = true
 	}
-	weight := func(i int) float32 {
-		if qw != nil {
-			return qw[i]
+	var wbuf [32]float32
+	var wts []float32
+	if n <= len(wbuf) {
+		wts = wbuf[:n]
+	} else {
+		wts = make([]float32, n)
+	}
+	for i, v := range x {
+		switch {
+		case qw != nil:
+			wts[i] = qw[i]
+		case rmseType == 1:
+			wts[i] = v * v
+		case rmseType == 2:
+			wts[i] = 1
+		case rmseType == 3:
+			wts[i] = abs32(v)
+		default:
+			wts[i] = sqrt32(abs32(v))
 		}
-		switch rmseType {
-		case 1:
-			return x[i] * x[i]
-		case 2:
-			return 1
-		case 3:
-			return abs32(x[i])
-		}
-		return sqrt32(abs32(x[i]))
 	}
 	var sumlx, suml2 float32
 	for i, v := range x {
 		l := clampInt(nearestInt(iscale*v), -nm, nm-1)
 		L[i] = int8(l + nm)
-		w := weight(i)
+		w := wts[i]
 		fl := float32(l)
 		sumlx += float32(w * v * fl)
 		suml2 += float32(w * fl * fl)
@@ -136,7 +143,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		sumlx, suml2 = 0, 0
 		for i, v := range x {
 			l := clampInt(nearestInt(iscale*v), -nm, nm-1)
-			w := weight(i)
+			w := wts[i]
 			fl := float32(l)
 			sumlx += float32(w * v * fl)
 			suml2 += float32(w * fl * fl)
@@ -320,14 +327,21 @@ func makeQkx3Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 	x = x[:n]
 	L = L[:n]
 	Laux = Laux[:n]
-	wt := func(i int) float32 {
-		if weights != nil {
-			return weights[i]
+	var wbuf [32]float32
+	wts := weights
+	if wts == nil {
+		if n <= len(wbuf) {
+			wts = wbuf[:n]
+		} else {
+			wts = make([]float32, n)
 		}
-		return x[i] * x[i]
+		for i, v := range x {
+			wts[i] = v * v
+		}
 	}
+	wts = wts[:n]
 	min, max := x[0], x[0]
-	sumW := wt(0)
+	sumW := wts[0]
 	sumX := sumW * x[0]
 	for i := 1; i < n; i++ {
 		if x[i] < min {
@@ -336,7 +350,7 @@ func makeQkx3Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 		if x[i] > max {
 			max = x[i]
 		}
-		w := wt(i)
+		w := wts[i]
 		sumW += w
 		sumX += float32(w * x[i])
 	}
@@ -362,7 +376,7 @@ func makeQkx3Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 		} else {
 			diff = diff * diff
 		}
-		bestMAD += float32(wt(i) * diff)
+		bestMAD += float32(wts[i] * diff)
 	}
 	if nstep < 1 {
 		return scale, -min
@@ -373,7 +387,7 @@ func makeQkx3Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 		for i, v := range x {
 			l := clampInt(nearestInt(iscale*(v-min)), 0, nm)
 			Laux[i] = uint8(l)
-			w := wt(i)
+			w := wts[i]
 			fl := float32(l)
 			sumL += float32(w * fl)
 			sumL2 += float32(w * fl * fl)
@@ -395,7 +409,7 @@ func makeQkx3Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 				} else {
 					diff = diff * diff
 				}
-				mad += float32(wt(i) * diff)
+				mad += float32(wts[i] * diff)
 			}
 			if mad < bestMAD {
 				copy(L, Laux)

@@ -1,5 +1,5 @@
 // Build (from a llama.cpp b4748 checkout, ggml-quants.c compiled without -march as llama.cpp does):
-//   gcc -O2 -std=gnu11 -Iggml/include -Iggml/src -c ggml/src/ggml-quants.c -o q.o
+//   gcc -O2 -DNDEBUG -std=gnu11 -Iggml/include -Iggml/src -c ggml/src/ggml-quants.c -o q.o
 //   gcc -O2 -std=gnu11 -Iggml/include -Iggml/src ggml_harness.c q.o -lm -o harness
 // then: LLQT_GGML_HARNESS=$PWD/harness go test ./quant/ -run TestAgainstReferenceHarness -v
 // Reference harness: reads {u32 type, u32 nrows, u32 ne0, u32 has_imatrix, f32 src[nrows*ne0], f32 imatrix[ne0]}
