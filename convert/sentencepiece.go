@@ -178,7 +178,7 @@ func EncodeSentencePiece(m *SPModel) []byte {
 		pb = protowire.AppendString(pb, p.Text)
 		pb = protowire.AppendTag(pb, fieldPieceScore, protowire.Fixed32Type)
 		pb = protowire.AppendFixed32(pb, math.Float32bits(p.Score))
-		if p.Type != PieceNormal {
+		if p.Type != PieceNormal && p.Type != 0 { // 0: unset, NORMAL by default
 			pb = protowire.AppendTag(pb, fieldPieceType, protowire.VarintType)
 			pb = protowire.AppendVarint(pb, uint64(p.Type))
 		}

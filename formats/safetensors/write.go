@@ -11,12 +11,25 @@ import (
 	"strconv"
 )
 
-// WriteTensor is one tensor to write: raw little-endian row-major bytes.
+// WriteTensor is one tensor to write: raw little-endian row-major bytes,
+// given as Data or produced on demand by Fill (so a large checkpoint can be
+// streamed one tensor at a time).
 type WriteTensor struct {
 	Name  string
 	DType DType
 	Shape []uint64 // torch order
 	Data  []byte
+	// Fill, used when Data is nil, writes the tensor's bytes into buf
+	// (len(buf) is the tensor's size).
+	Fill func(buf []byte) error
+}
+
+func (t *WriteTensor) size() uint64 {
+	n := uint64(t.DType.Size())
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
 }
 
 // Write writes tensors, in the given order, as a safetensors file: the
@@ -46,11 +59,8 @@ func Write(w io.Writer, tensors []WriteTensor, metadata map[string]string) error
 		if !t.DType.Known() {
 			return fmt.Errorf("tensor %s: unknown dtype %q", t.Name, t.DType)
 		}
-		n := uint64(t.DType.Size())
-		for _, d := range t.Shape {
-			n *= d
-		}
-		if n != uint64(len(t.Data)) {
+		n := t.size()
+		if t.Data != nil && n != uint64(len(t.Data)) || t.Data == nil && t.Fill == nil && n != 0 {
 			return fmt.Errorf("tensor %s: %s%v needs %d bytes, got %d", t.Name, t.DType, t.Shape, n, len(t.Data))
 		}
 		sep()
@@ -75,8 +85,20 @@ func Write(w io.Writer, tensors []WriteTensor, metadata map[string]string) error
 	binary.LittleEndian.PutUint64(lenBuf[:], uint64(hdr.Len()))
 	bw.Write(lenBuf[:])
 	bw.Write(hdr.Bytes())
+	var buf []byte
 	for _, t := range tensors {
-		if _, err := bw.Write(t.Data); err != nil {
+		data := t.Data
+		if data == nil && t.Fill != nil {
+			n := t.size()
+			if uint64(cap(buf)) < n {
+				buf = make([]byte, n)
+			}
+			data = buf[:n]
+			if err := t.Fill(data); err != nil {
+				return fmt.Errorf("tensor %s: %w", t.Name, err)
+			}
+		}
+		if _, err := bw.Write(data); err != nil {
 			return err
 		}
 	}
