@@ -38,13 +38,26 @@ func (q *spmQueue) push(b spmBigram) {
 	}
 }
 
+// heapify orders the queue in O(n), for the initial bulk of bigrams.
+func (q spmQueue) heapify() {
+	for i := len(q)/2 - 1; i >= 0; i-- {
+		q.down(i)
+	}
+}
+
 func (q *spmQueue) pop() spmBigram {
 	h := *q
 	top := h[0]
 	last := len(h) - 1
 	h[0] = h[last]
 	h = h[:last]
-	for i := 0; ; {
+	h.down(0)
+	*q = h
+	return top
+}
+
+func (h spmQueue) down(i int) {
+	for {
 		l, r, best := 2*i+1, 2*i+2, i
 		if l < len(h) && h.less(l, best) {
 			best = l
@@ -58,8 +71,6 @@ func (q *spmQueue) pop() spmBigram {
 		h[i], h[best] = h[best], h[i]
 		i = best
 	}
-	*q = h
-	return top
 }
 
 // encodeSPM tokenizes one escaped text fragment: start from UTF-8
@@ -83,21 +94,29 @@ func (t *Tokenizer) encodeSPM(text string, out []int32) ([]int32, error) {
 	}
 
 	q := make(spmQueue, 0, len(syms))
-	tryAdd := func(left, right int32) {
-		if left < 0 || right < 0 {
-			return
-		}
+	bigram := func(left, right int32) (spmBigram, bool) {
 		a, b := syms[left], syms[right]
 		merged := text[a.start : b.start+b.n]
 		id, ok := t.ids[merged]
 		if !ok {
+			return spmBigram{}, false
+		}
+		return spmBigram{left: left, right: right, score: t.scores[id], size: int32(len(merged))}, true
+	}
+	tryAdd := func(left, right int32) {
+		if left < 0 || right < 0 {
 			return
 		}
-		q.push(spmBigram{left: left, right: right, score: t.scores[id], size: int32(len(merged))})
+		if bg, ok := bigram(left, right); ok {
+			q.push(bg)
+		}
 	}
 	for i := int32(1); i < int32(len(syms)); i++ {
-		tryAdd(i-1, i)
+		if bg, ok := bigram(i-1, i); ok {
+			q = append(q, bg)
+		}
 	}
+	q.heapify()
 	for len(q) > 0 {
 		bg := q.pop()
 		l, r := &syms[bg.left], &syms[bg.right]

@@ -224,9 +224,9 @@ func TestBPESynthetic(t *testing.T) {
 	kv := bpeVocab("gpt-2", merges, "<|endoftext|>")
 	tok := mustTok(t, kv)
 	cases := []struct {
-		text        string
+		text         string
 		parseSpecial bool
-		want        []string
+		want         []string
 	}{
 		{" the", false, []string{"Ġthe"}},
 		{"the", false, []string{"t", "he"}},

@@ -157,3 +157,34 @@ func TestGoldenTinyLlama(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkEncodeWiki encodes the WikiText-2 test set with the tiny
+// Llama's SentencePiece vocabulary, as llama-perplexity does.
+func BenchmarkEncodeWiki(b *testing.B) {
+	tok := loadGGUF(b, "golden/tiny-llama-f32.gguf")
+	text, err := os.ReadFile(fixtures.Path(b, "text/wiki.test.raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if _, err := tok.Encode(string(text), true, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncodeWikiGPT2 encodes the same text with GPT-2's BPE.
+func BenchmarkEncodeWikiGPT2(b *testing.B) {
+	tok := loadGGUF(b, "vocab/ggml-vocab-gpt-2.gguf")
+	text, err := os.ReadFile(fixtures.Path(b, "text/wiki.test.raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if _, err := tok.Encode(string(text), true, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
