@@ -503,3 +503,45 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	}
 }
+
+// TestAllPreTokenizers builds every pre-tokenizer llama.cpp b4748 names and
+// runs it over mixed text: each pattern compiles and splits without losing
+// or inventing text.
+func TestAllPreTokenizers(t *testing.T) {
+	names := []string{"", "default", "llama3", "llama-v3", "llama-bpe", "falcon3", "dbrx", "smaug-bpe", "deepseek-llm",
+		"deepseek-coder", "deepseek-v3", "falcon", "starcoder", "refact", "codeshell", "exaone", "minerva-7b", "command-r",
+		"smollm", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v1-en", "jina-v2-es", "jina-v2-de",
+		"jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "qwen2", "deepseek-r1-qwen", "stablelm2", "megrez",
+		"poro-chat", "bloom", "gpt3-finnish", "chatglm-bpe", "viking"}
+	text := "Hello, world! It's 2024-05-06: café 中文 ١٢٣ 😀  \n\n\t'LL  end  "
+	for _, name := range names {
+		tok := mustTok(t, bpeVocab(name, []string{"H e", "l l"}))
+		words, err := tok.preTokenize(text)
+		if err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		var sb strings.Builder
+		for _, w := range words {
+			sb.WriteString(decodeByteLevel(w))
+		}
+		if sb.String() != text {
+			t.Errorf("%q: words %q do not join back to the text", name, words)
+		}
+		ids, err := tok.Encode(text, true, true)
+		if err != nil || len(ids) == 0 {
+			t.Errorf("%q: Encode: %v, %d ids", name, err, len(ids))
+		}
+	}
+	// qwen2 keeps digits single, llama3 groups them in threes
+	for pre, want := range map[string][]string{
+		"qwen2":     {"1", "2", "3", "4"},
+		"llama-bpe": {"123", "4"},
+		"gpt-2":     {"1234"},
+	} {
+		tok := mustTok(t, bpeVocab(pre, nil))
+		words, _ := tok.preTokenize("1234")
+		if !reflect.DeepEqual(words, want) {
+			t.Errorf("%s: 1234 splits into %q, want %q", pre, words, want)
+		}
+	}
+}

@@ -1,12 +1,14 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/llqt/llqt/formats/gguf"
 	"github.com/llqt/llqt/internal/fixtures"
@@ -185,6 +187,111 @@ func BenchmarkEncodeWikiGPT2(b *testing.B) {
 	for b.Loop() {
 		if _, err := tok.Encode(string(text), true, true); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestReferencePrompts matches SentencePiece's own encoding of the
+// reference prompts (BOS first) and llama-simple's rendering of the prompt
+// pieces.
+func TestReferencePrompts(t *testing.T) {
+	tok := loadGGUF(t, "golden/tiny-llama-f32.gguf")
+	raw, err := os.ReadFile(fixtures.Path(t, "reference/reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Prompts []struct {
+			Prompt   string   `json:"prompt"`
+			TokenIDs []int32  `json:"token_ids"`
+			Pieces   []string `json:"pieces"`
+		} `json:"prompts"`
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ref.Prompts {
+		got, err := tok.Encode(p.Prompt, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := firstMismatch(got, p.TokenIDs); d != "" {
+			t.Errorf("%q: %s", p.Prompt, d)
+		}
+		for i, id := range p.TokenIDs {
+			if i < len(p.Pieces) && tok.Token(id) != p.Pieces[i] {
+				t.Errorf("token %d text %q, want %q", id, tok.Token(id), p.Pieces[i])
+			}
+		}
+	}
+
+	raw, err = os.ReadFile(fixtures.Path(t, "golden/generate.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gen struct {
+		Cases []struct {
+			Prompt string `json:"prompt"`
+			Output string `json:"output"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &gen); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range gen.Cases {
+		ids, err := tok.Encode(c.Prompt, true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		for _, id := range ids {
+			sb.WriteString(tok.TokenToPiece(id, true))
+		}
+		if !strings.HasPrefix(c.Output, sb.String()) {
+			t.Errorf("llama-simple printed %q, pieces of the prompt give %q", c.Output, sb.String())
+		}
+	}
+}
+
+// TestSPMRoundTrip decodes the encoded test cases of every SentencePiece
+// vocabulary back to the input.
+func TestSPMRoundTrip(t *testing.T) {
+	dir := filepath.Dir(fixtures.Path(t, "vocab/ggml-vocab-llama-spm.gguf.inp"))
+	inputs, _ := readCases(t, filepath.Join(dir, "ggml-vocab-llama-spm.gguf.inp"), filepath.Join(dir, "ggml-vocab-llama-spm.gguf.out"))
+	for _, name := range []string{"llama-spm", "phi-3", "baichuan"} {
+		tok := loadGGUF(t, "vocab/ggml-vocab-"+name+".gguf")
+		for _, in := range inputs {
+			ids, err := tok.Encode(in, false, false)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", name, in, err)
+			}
+			if back := tok.Decode(ids, false, false); back != in {
+				t.Errorf("%s: %q decodes to %q", name, in, back)
+			}
+		}
+	}
+}
+
+// TestOtherVocabs loads the vocabularies without test cases and checks that
+// they encode without error and that BPE pieces decode back.
+func TestOtherVocabs(t *testing.T) {
+	dir := filepath.Dir(fixtures.Path(t, "vocab/ggml-vocab-llama-spm.gguf.inp"))
+	inputs, _ := readCases(t, filepath.Join(dir, "ggml-vocab-llama-spm.gguf.inp"), filepath.Join(dir, "ggml-vocab-llama-spm.gguf.out"))
+	tok := loadGGUF(t, "vocab/ggml-vocab-gpt-neox.gguf")
+	if tok.Kind() != BPE || tok.Pre() != "" || tok.BOS() != 0 {
+		t.Errorf("gpt-neox: kind %v pre %q bos %d", tok.Kind(), tok.Pre(), tok.BOS())
+	}
+	for _, in := range inputs {
+		ids, err := tok.Encode(in, false, false)
+		if err != nil {
+			t.Fatalf("gpt-neox: %q: %v", in, err)
+		}
+		var sb strings.Builder
+		for _, id := range ids {
+			sb.WriteString(tok.TokenToPiece(id, true))
+		}
+		if sb.String() != in && utf8.ValidString(in) {
+			t.Errorf("gpt-neox: pieces of %q join to %q", in, sb.String())
 		}
 	}
 }
