@@ -75,6 +75,8 @@ type Tokenizer struct {
 
 	addSpacePrefix, addBOS, addEOS, ignoreMerges, cleanSpaces bool
 
+	tokenPairs [1024]uint64 // SPM: byte pairs that occur inside tokens
+
 	specials []int32 // control, user-defined and unknown tokens, longest text first
 	pieces   []string
 	eog      map[int32]bool
@@ -149,6 +151,9 @@ func FromKV(kv formats.KVs) (*Tokenizer, error) {
 		return nil, err
 	}
 	t.loadSpecialIDs(kv)
+	if t.kind == SPM {
+		t.markTokenPairs()
+	}
 	if v, ok := kv.Bool(keyAddBOS); ok {
 		t.addBOS = v
 	}
