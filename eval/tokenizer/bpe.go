@@ -64,6 +64,13 @@ func (t *Tokenizer) configurePre(pre string) error {
 	case "chatglm-bpe":
 		exprs = []string{reLlama3}
 		t.bos = NoToken
+	case "tekken":
+		exprs = []string{`[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`}
+		t.cleanSpaces, t.ignoreMerges, t.addBOS = false, true, true
+	case "chameleon":
+		exprs = []string{`<sentinel:[0-9]+>`, `(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z`, `([\t\n]|    |  )`, `\p{N}`,
+			"[\\p{P}!-/:-@\\[-`{-~]", reGPT2}
+		t.cleanSpaces, t.addBOS = false, true
 	case "viking":
 		exprs = []string{reBloom, `\p{N}`}
 		t.cleanSpaces = false

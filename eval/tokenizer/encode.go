@@ -150,7 +150,9 @@ func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) ([]int32,
 				out = append(out, f.token)
 				continue
 			}
-			out = t.encodeWPM(text[f.start:f.end], out)
+			if out, err = t.encodeWPM(text[f.start:f.end], out); err != nil {
+				return nil, err
+			}
 		}
 		if addSpecial {
 			if t.sep == NoToken {

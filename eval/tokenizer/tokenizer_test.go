@@ -514,7 +514,7 @@ func TestAllPreTokenizers(t *testing.T) {
 		"deepseek-coder", "deepseek-v3", "falcon", "starcoder", "refact", "codeshell", "exaone", "minerva-7b", "command-r",
 		"smollm", "gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v1-en", "jina-v2-es", "jina-v2-de",
 		"jina-v2-code", "roberta-bpe", "mpt", "olmo", "jais", "qwen2", "deepseek-r1-qwen", "stablelm2", "megrez",
-		"poro-chat", "bloom", "gpt3-finnish", "chatglm-bpe", "viking"}
+		"poro-chat", "bloom", "gpt3-finnish", "chatglm-bpe", "viking", "tekken", "chameleon"}
 	text := "Hello, world! It's 2024-05-06: café 中文 ١٢٣ 😀  \n\n\t'LL  end  "
 	for _, name := range names {
 		tok := mustTok(t, bpeVocab(name, []string{"H e", "l l"}))
@@ -539,11 +539,25 @@ func TestAllPreTokenizers(t *testing.T) {
 		"qwen2":     {"1", "2", "3", "4"},
 		"llama-bpe": {"123", "4"},
 		"gpt-2":     {"1234"},
+		"tekken":    {"1", "2", "3", "4"},
 	} {
 		tok := mustTok(t, bpeVocab(pre, nil))
 		words, _ := tok.preTokenize("1234")
 		if !reflect.DeepEqual(words, want) {
 			t.Errorf("%s: 1234 splits into %q, want %q", pre, words, want)
+		}
+	}
+	// tekken splits camel case; chameleon isolates punctuation and image tokens
+	for _, c := range []struct {
+		pre, text string
+		want      []string
+	}{
+		{"tekken", "HelloWorld foo", []string{"Hello", "World", "Ġfoo"}},
+		{"chameleon", "a,b IMGIMGABZ", []string{"a", ",", "b", "Ġ", "IMGIMGABZ"}},
+	} {
+		words, err := mustTok(t, bpeVocab(c.pre, nil)).preTokenize(c.text)
+		if err != nil || !reflect.DeepEqual(words, c.want) {
+			t.Errorf("%s: %q splits into %q (%v), want %q", c.pre, c.text, words, err, c.want)
 		}
 	}
 }
@@ -575,4 +589,31 @@ func FuzzRegex(f *testing.F) {
 			t.Fatalf("pieces cover %d of %d code points", total, len(cpts))
 		}
 	})
+}
+
+// TestConcurrentEncode shares one tokenizer between goroutines (run with
+// -race to check that encoding keeps no shared state).
+func TestConcurrentEncode(t *testing.T) {
+	tok := mustTok(t, spmVocab(map[string]float32{"▁": -1, "a": -2, "ab": -0.5, "▁a": -0.8}))
+	bpe := mustTok(t, bpeVocab("qwen2", []string{"Ġ t", "h e"}))
+	text := strings.Repeat("ab a <s> ba\n", 50)
+	want, _ := tok.Encode(text, true, true)
+	wantBPE, _ := bpe.Encode(text, true, true)
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			got, _ := tok.Encode(text, true, true)
+			gotBPE, _ := bpe.Encode(text, true, true)
+			if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotBPE, wantBPE) {
+				errs <- "concurrent Encode differs"
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
 }
