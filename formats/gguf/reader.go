@@ -139,7 +139,12 @@ func (f *File) Data(t *TensorInfo) ([]byte, error) {
 		return f.mapped[start : start+int64(t.Size) : start+int64(t.Size)], nil
 	}
 	buf := make([]byte, t.Size)
-	if _, err := f.r.ReadAt(buf, start); err != nil {
+	// io.ReaderAt may report io.EOF with a full read (always, for an empty
+	// tensor at the end of the file); only a short read is an error.
+	if n, err := f.r.ReadAt(buf, start); n < len(buf) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("%s: reading tensor %s at offset %d: %w", f.Path, t.Name, start, err)
 	}
 	return buf, nil
