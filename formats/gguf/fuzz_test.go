@@ -94,6 +94,12 @@ func checkParsed(t *testing.T, file *File, data []byte) {
 			t.Fatalf("ReadRaw(%s) gave %d bytes, want %d", mt.Name, len(b), file.Tensors[i].Size)
 		}
 	}
+	// The writer pads like llama.cpp: a 40-byte file declaring
+	// general.alignment 2^31 is valid and rewrites to 2 GiB of padding, so
+	// the rewrite check is limited to alignments a test can afford.
+	if file.Alignment > 1<<12 {
+		return
+	}
 	var once bytes.Buffer
 	if err := Write(context.Background(), &once, m, WriteOptions{Threads: 2}); err != nil {
 		t.Fatalf("rewriting an accepted file: %v", err)
