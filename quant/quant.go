@@ -93,6 +93,11 @@ func Quantize(t ggml.Type, src []float32, ne0 int, imatrix []float32) ([]byte, e
 // infinite scales, exactly as in ggml; llama-quantize then refuses the
 // tensor, and callers should do the same with ValidateRows (Codec does).
 func QuantizeRows(t ggml.Type, dst []byte, src []float32, ne0 int, imatrix []float32) error {
+	return quantizeRows(t, dst, src, ne0, imatrix, 0)
+}
+
+// quantizeRows is QuantizeRows with errors numbering rows from firstRow.
+func quantizeRows(t ggml.Type, dst []byte, src []float32, ne0 int, imatrix []float32, firstRow int) error {
 	rs, err := RowSize(t, ne0)
 	if err != nil {
 		return err
@@ -117,7 +122,7 @@ func QuantizeRows(t ggml.Type, dst []byte, src []float32, ne0 int, imatrix []flo
 		row := src[r*ne0 : (r+1)*ne0]
 		for j, v := range row {
 			if !finite(v) {
-				return fmt.Errorf("quant: row %d, column %d: value %v cannot be quantized", r, j, v)
+				return fmt.Errorf("quant: row %d, column %d: value %v cannot be quantized", firstRow+r, j, v)
 			}
 		}
 		q(dst[r*rs:(r+1)*rs], row, imatrix)

@@ -419,11 +419,20 @@ func FuzzDequantizeValidate(f *testing.F) {
 }
 
 func FuzzQuantize(f *testing.F) {
-	f.Add(uint8(6), uint64(1), 1.0)
-	f.Fuzz(func(t *testing.T, ti uint8, seed uint64, scale float64) {
+	f.Add(uint8(6), uint64(1), 1.0, uint8(0))
+	f.Add(uint8(13), uint64(2), 1e30, uint8(1))
+	f.Add(uint8(12), uint64(3), 1e-40, uint8(2))
+	f.Fuzz(func(t *testing.T, ti uint8, seed uint64, scale float64, weights uint8) {
 		typ := allTypes[int(ti)%len(allTypes)]
-		x := gaussian(seed, 256, scale)
-		q, err := Quantize(typ, x, 256, nil)
+		x := gaussian(seed, 512, scale)
+		var im []float32
+		switch weights % 3 {
+		case 1:
+			im = testImatrix(seed, 512)
+		case 2:
+			im = make([]float32, 512) // all zero: NaN scales inside the searches
+		}
+		q, err := Quantize(typ, x, 512, im)
 		for _, v := range x {
 			if !finite(v) {
 				if err == nil {
@@ -435,7 +444,7 @@ func FuzzQuantize(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Dequantize(typ, q, 256); err != nil {
+		if _, err := Dequantize(typ, q, 512); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -485,4 +494,30 @@ func TestBestIndexIQ4(t *testing.T) {
 	check(float32(math.NaN()))
 	check(float32(math.Inf(1)))
 	check(float32(math.Inf(-1)))
+}
+
+func TestQuantizeParallel(t *testing.T) {
+	const ne0, nrows = 256, 23
+	x := testMatrix(41, nrows, ne0)
+	for _, typ := range []ggml.Type{ggml.TypeQ4_K, ggml.TypeIQ4_XS, ggml.TypeQ8_0} {
+		want, err := Quantize(typ, x, ne0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, workers := range []int{0, 1, 2, 5, 64} {
+			got, err := QuantizeParallel(typ, x, ne0, nil, workers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := firstMismatch(typ, got, want, ne0); d != "" {
+				t.Errorf("%s with %d workers: %s", typ, workers, d)
+			}
+		}
+	}
+	bad := append([]float32(nil), x...)
+	bad[20*ne0+3] = float32(math.NaN())
+	bad[9*ne0] = float32(math.Inf(1))
+	if _, err := QuantizeParallel(ggml.TypeQ4_K, bad, ne0, nil, 4); err == nil || !strings.Contains(err.Error(), "row 9") {
+		t.Errorf("error %v, want one naming row 9", err)
+	}
 }
