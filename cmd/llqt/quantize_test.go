@@ -131,7 +131,8 @@ func TestQuantizeCommandErrors(t *testing.T) {
 		{[]string{q8, filepath.Join(dir, "b.gguf"), "--q4_k"}, "--allow-requantize"},
 		{[]string{in, filepath.Join(dir, "c.gguf"), "--q4_k", "--tensor-type", "attn_q"}, "REGEX=TYPE"},
 		{[]string{in, filepath.Join(dir, "c.gguf"), "--q4_k", "--output-tensor-type", "Q7"}, "unknown ggml type"},
-		{[]string{hf, filepath.Join(dir, "d.gguf"), "--q4_k"}, "not available yet"},
+		{[]string{hf, filepath.Join(dir, "d.gguf"), "--q4_k", "--convert-outtype", "f8"}, "f8"},
+		{[]string{dir, filepath.Join(dir, "d.gguf"), "--q4_k"}, "config.json"},
 	} {
 		_, _, err := runLLQT(t, append([]string{"quantize"}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -150,5 +151,28 @@ func TestQuantizeCommandErrors(t *testing.T) {
 	out := filepath.Join(dir, "requant.gguf")
 	if _, _, err := runLLQT(t, "quantize", q8, out, "--q4_0", "--allow-requantize", "-t", "2"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestQuantizeCommandHF: a Hugging Face directory is converted and quantized
+// in one pass, giving what llama-quantize makes of convert_hf_to_gguf's f32
+// file.
+func TestQuantizeCommandHF(t *testing.T) {
+	hf := fixtures.Path(t, "tiny-llama-hf")
+	for _, preset := range []string{"Q4_K_M", "Q8_0"} {
+		out := filepath.Join(t.TempDir(), "hf.gguf")
+		if _, _, err := runLLQT(t, "quantize", hf, out, preset, "-t", "2"); err != nil {
+			t.Fatal(err)
+		}
+		if preset == "Q4_K_M" {
+			sameFile(t, out, fixtures.Path(t, "golden/tiny-llama-Q4_K_M.gguf"))
+			continue
+		}
+		// The Q8_0 golden is a manifest; compare with the two-step route.
+		two := filepath.Join(t.TempDir(), "two.gguf")
+		if _, _, err := runLLQT(t, "quantize", fixtures.Path(t, "golden/tiny-llama-f32.gguf"), two, preset, "-t", "2"); err != nil {
+			t.Fatal(err)
+		}
+		sameFile(t, out, two)
 	}
 }

@@ -139,7 +139,12 @@ func (f *File) Data(t *TensorInfo) ([]byte, error) {
 		return f.mapped[start : start+int64(t.Size) : start+int64(t.Size)], nil
 	}
 	buf := make([]byte, t.Size)
-	if _, err := f.r.ReadAt(buf, start); err != nil {
+	// io.ReaderAt may report io.EOF with a full read (always, for an empty
+	// tensor at the end of the file); only a short read is an error.
+	if n, err := f.r.ReadAt(buf, start); n < len(buf) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("%s: reading tensor %s at offset %d: %w", f.Path, t.Name, start, err)
 	}
 	return buf, nil
@@ -195,8 +200,10 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // Parse reads the header, metadata and tensor infos of a GGUF file of the
 // given size from r. name is used in errors.
 func Parse(r io.ReaderAt, size int64, name string) (*File, error) {
+	// A small file gets a small buffer: parsing allocates in proportion to
+	// the file, never a fixed 64 KiB for a 1 KiB file.
 	p := &parser{
-		br:   bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 1<<16),
+		br:   bufio.NewReaderSize(io.NewSectionReader(r, 0, size), int(max(min(size, 1<<16), 16))),
 		size: size,
 		name: name,
 	}
@@ -312,8 +319,8 @@ func (p *parser) header(f *File) error {
 	if nTensors > uint64(p.remaining())/24 {
 		return p.fail("tensor count", "%d tensors cannot fit in the %d bytes left", nTensors, p.remaining())
 	}
-	seen := make(map[string]bool, nKV)
-	f.KV = make(formats.KVs, 0, nKV)
+	seen := make(map[string]bool, capHint(nKV))
+	f.KV = make(formats.KVs, 0, capHint(nKV))
 	for i := uint64(0); i < nKV; i++ {
 		at := p.pos
 		key, err := p.str(fmt.Sprintf("metadata[%d] key", i))
@@ -343,8 +350,8 @@ func (p *parser) header(f *File) error {
 		}
 		f.Alignment = uint64(a)
 	}
-	names := make(map[string]bool, nTensors)
-	f.Tensors = make([]TensorInfo, 0, nTensors)
+	names := make(map[string]bool, capHint(nTensors))
+	f.Tensors = make([]TensorInfo, 0, capHint(nTensors))
 	for i := uint64(0); i < nTensors; i++ {
 		ti, err := p.tensorInfo(i)
 		if err != nil {
@@ -561,7 +568,7 @@ func (p *parser) array(field string, depth int) (any, error) {
 }
 
 func arrayOf[T any](p *parser, field string, et formats.ValueType, n uint64, next func() (T, error)) (formats.Array, error) {
-	out := make([]T, 0, n)
+	out := make([]T, 0, capHint(n))
 	for i := uint64(0); i < n; i++ {
 		v, err := next()
 		if err != nil {
@@ -571,5 +578,13 @@ func arrayOf[T any](p *parser, field string, et formats.ValueType, n uint64, nex
 	}
 	return formats.Array{Elem: et, Values: out}, nil
 }
+
+// capHint bounds the capacity reserved for a count read from the file. The
+// count has only been checked against the bytes left, and a Go value is
+// larger than its smallest encoding (a KV is 32 bytes, its encoding 12), so
+// reserving the whole count would let a lying file make the reader allocate
+// several times the file's size; beyond the hint, append grows as data
+// actually arrives.
+func capHint(n uint64) int { return int(min(n, 1024)) }
 
 func alignUp(x, a uint64) uint64 { return (x + a - 1) / a * a }
