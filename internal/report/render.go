@@ -1,0 +1,130 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// mib formats a byte count in MiB.
+func mib(b int64) string { return fmt.Sprintf("%.2f", float64(b)/(1<<20)) }
+
+// WriteMarkdown writes report.md: the settings and provenance, then one
+// table row per variant, smallest file first.
+func WriteMarkdown(w io.Writer, r *Report) error {
+	var b bytes.Buffer
+	p := r.Provenance
+	s := r.Settings
+	fmt.Fprintf(&b, "# Quantization report: %s\n\n", p.Source.Path)
+	fmt.Fprintf(&b, "- Source: `%s` (%s, sha256 `%s`)\n", p.Source.Path, p.Source.Kind, short(p.Source.SHA256))
+	fmt.Fprintf(&b, "- Text: `%s` (%d bytes, %d tokens, sha256 `%s`)\n", p.Text.Path, p.Text.Bytes, p.Text.Tokens, short(p.Text.SHA256))
+	fmt.Fprintf(&b, "- Method: %s; n_ctx %d, %d chunks, %d tokens scored per variant\n", s.Method, s.NCtx, s.Chunks, s.TokensScored)
+	fmt.Fprintf(&b, "- KL-divergence base: %s; speed: pp%d and tg%d, %d repetitions after a warm-up, KV cache %s\n",
+		r.Base, s.BenchPrompt, s.BenchGen, s.BenchRepeats, s.KVCache)
+	fmt.Fprintf(&b, "- Machine: %s, %d logical cores, %d threads, %s/%s\n", p.CPU.Model, p.CPU.Cores, p.Threads, p.OS, p.Arch)
+	fmt.Fprintf(&b, "- llqt %s (commit %s, %s), %s\n", p.Version, short(p.Commit), p.GoVersion, p.Date)
+	if len(r.MergedFrom) > 0 {
+		fmt.Fprintf(&b, "- Merged from %d reports\n", len(r.MergedFrom))
+	}
+	b.WriteString("\n")
+
+	header := []string{"Variant", "Size MiB", "BPW", "PPL", "ΔPPL %", "Mean KLD", "p99 KLD", "Same top p %", "Quantize s", "pp t/s", "tg t/s"}
+	var rows [][]string
+	for _, v := range r.sortedBySize() {
+		name := v.Type
+		if v.IsBase {
+			name += " (base)"
+		}
+		kld, p99, top := fmt.Sprintf("%.6f", v.KLDMean), fmt.Sprintf("%.6f", v.KLDP99), fmt.Sprintf("%.2f", 100*v.SameTop)
+		if v.IsBase {
+			kld, p99, top = "—", "—", "—"
+		}
+		quant := fmt.Sprintf("%.2f", v.QuantizeSeconds)
+		if v.Reused {
+			quant += " (reused)"
+		}
+		rows = append(rows, []string{
+			name, mib(v.SizeBytes), fmt.Sprintf("%.2f", v.BPW),
+			fmt.Sprintf("%.4f ± %.4f", v.PPL, v.PPLStderr), fmt.Sprintf("%+.3f", v.DeltaPPLPct),
+			kld, p99, top, quant,
+			fmt.Sprintf("%.1f ± %.1f", v.PPTokensPerSec, v.PPTokensPerSecSD),
+			fmt.Sprintf("%.1f ± %.1f", v.TGTokensPerSec, v.TGTokensPerSecSD),
+		})
+	}
+	t := tablewriter.NewTable(&b,
+		tablewriter.WithRenderer(renderer.NewMarkdown()),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignment(tw.AlignLeft),
+		tablewriter.WithRowAlignment(tw.AlignRight),
+	)
+	t.Header(header)
+	if err := t.Bulk(rows); err != nil {
+		return err
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	b.WriteString("\n![size vs quality](size_vs_quality.svg)\n")
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// csvHeader are report.csv's columns.
+var csvHeader = []string{"name", "type", "file", "sha256", "size_bytes", "n_params", "bpw", "is_base",
+	"ppl", "ppl_stderr", "delta_ppl_pct", "kld_mean", "kld_p99", "same_top_p",
+	"quantize_seconds", "reused", "pp_tokens_per_second", "pp_tokens_per_second_sd",
+	"tg_tokens_per_second", "tg_tokens_per_second_sd"}
+
+// WriteCSV writes report.csv, one row per variant, smallest first, with
+// full-precision numbers.
+func WriteCSV(w io.Writer, r *Report) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return err
+	}
+	f := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	for _, v := range r.sortedBySize() {
+		if err := cw.Write([]string{v.Name, v.Type, v.File, v.SHA256, strconv.FormatInt(v.SizeBytes, 10),
+			strconv.FormatUint(v.NParams, 10), f(v.BPW), strconv.FormatBool(v.IsBase),
+			f(v.PPL), f(v.PPLStderr), f(v.DeltaPPLPct), f(v.KLDMean), f(v.KLDP99), f(v.SameTop),
+			f(v.QuantizeSeconds), strconv.FormatBool(v.Reused), f(v.PPTokensPerSec), f(v.PPTokensPerSecSD),
+			f(v.TGTokensPerSec), f(v.TGTokensPerSecSD)}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteJSON writes report.json.
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadJSON parses a report.json, checking its schema.
+func ReadJSON(data []byte, name string) (*Report, error) {
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if r.Schema != Schema {
+		return nil, fmt.Errorf("%s: schema %q, want %q (not an llqt report, or from an incompatible version)", name, r.Schema, Schema)
+	}
+	return &r, nil
+}
