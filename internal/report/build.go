@@ -355,7 +355,7 @@ func produce(ctx context.Context, cfg Config, s variantSpec, hf bool, path strin
 		}
 		m = planned
 	}
-	return gguf.WriteFile(ctx, path, m, gguf.WriteOptions{Threads: cfg.Threads, Overwrite: true})
+	return gguf.WriteFile(ctx, path, m, gguf.WriteOptions{Codec: quant.Codec{}, Threads: cfg.Threads, Overwrite: true})
 }
 
 // sidecar records how a variant file was made, so a later run can reuse it.

@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -24,15 +25,19 @@ const (
 // WritePlots draws size against quality (mean KLD above, ΔPPL below, one
 // labelled point per variant) as PNG and SVG.
 func WritePlots(r *Report, png, svg io.Writer) error {
-	top, bottom, err := qualityPlots(r)
+	top, bottom, title, err := qualityPlots(r)
 	if err != nil {
 		return err
 	}
 	draw2 := func(c draw.Canvas) {
-		tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Points(6), PadBottom: vg.Points(6), PadX: vg.Points(6), PadY: vg.Points(16)}
-		canvases := plot.Align([][]*plot.Plot{{top}, {bottom}}, tiles, c)
-		top.Draw(canvases[0][0])
-		bottom.Draw(canvases[1][0])
+		// The title spans both panels; the panels share the rest.
+		ts := draw.TextStyle{Color: color.Black, Font: plot.DefaultFont, Handler: plot.DefaultTextHandler, XAlign: draw.XCenter, YAlign: draw.YTop}
+		ts.Font.Size = vg.Points(14)
+		c.FillText(ts, vg.Point{X: c.Center().X, Y: c.Max.Y - vg.Points(8)}, title)
+		body := draw.Crop(c, 0, 0, 0, -vg.Points(36))
+		tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Points(4), PadBottom: vg.Points(6), PadX: vg.Points(8), PadY: vg.Points(18)}
+		top.Draw(tiles.At(body, 0, 0))
+		bottom.Draw(tiles.At(body, 0, 1))
 	}
 	img := vgimg.NewWith(vgimg.UseWH(plotWidth, plotHeight), vgimg.UseDPI(plotDPI))
 	dc := draw.New(img)
@@ -50,7 +55,7 @@ func WritePlots(r *Report, png, svg io.Writer) error {
 	return nil
 }
 
-func qualityPlots(r *Report) (*plot.Plot, *plot.Plot, error) {
+func qualityPlots(r *Report) (top, bottom *plot.Plot, title string, err error) {
 	vs := r.sortedBySize()
 	var kld, dppl plotter.XYs
 	var kldLabels, dpplLabels []string
@@ -63,14 +68,12 @@ func qualityPlots(r *Report) (*plot.Plot, *plot.Plot, error) {
 			kldLabels = append(kldLabels, v.Type)
 		}
 	}
-	title := fmt.Sprintf("%s: size vs quality (n_ctx %d, %d tokens scored, base %s)",
+	title = fmt.Sprintf("%s: size vs quality (n_ctx %d, %d tokens scored, base %s)",
 		baseName(r.Provenance.Source.Path), r.Settings.NCtx, r.Settings.TokensScored, r.Base)
 
-	top := plot.New()
-	top.Title.Text = title
-	top.Title.TextStyle.Font.Size = vg.Points(13)
-	top.X.Label.Text = "file size (MiB)"
-	top.Y.Label.Text = "mean KL-divergence vs base (log scale)"
+	top = plot.New()
+	top.X.Label.Text = "file size (MiB, log scale)"
+	top.Y.Label.Text = "mean KLD vs base (log)"
 	if len(kld) > 0 {
 		top.Y.Scale = plot.LogScale{}
 		top.Y.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -80,14 +83,14 @@ func qualityPlots(r *Report) (*plot.Plot, *plot.Plot, error) {
 		}
 		top.Y.Min, top.Y.Max = lo/3, hi*3
 		if err := addPoints(top, kld, kldLabels, color.RGBA{R: 200, G: 40, B: 40, A: 255}); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
-	bottom := plot.New()
-	bottom.X.Label.Text = "file size (MiB)"
+	bottom = plot.New()
+	bottom.X.Label.Text = "file size (MiB, log scale)"
 	bottom.Y.Label.Text = "ΔPPL vs base (%)"
 	if err := addPoints(bottom, dppl, dpplLabels, color.RGBA{R: 30, G: 80, B: 190, A: 255}); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	zero := plotter.NewFunction(func(float64) float64 { return 0 })
 	zero.Color = color.Gray{Y: 160}
@@ -100,12 +103,13 @@ func qualityPlots(r *Report) (*plot.Plot, *plot.Plot, error) {
 		p.X.Tick.Label.Font.Size = vg.Points(10)
 		p.Y.Tick.Label.Font.Size = vg.Points(10)
 	}
-	// Same x range on both panels, with room for the labels.
+	// Same logarithmic x range on both panels, with room for the labels.
 	if len(dppl) > 0 {
 		lo, hi := dppl[0].X, dppl[len(dppl)-1].X
-		pad := 0.08*(hi-lo) + 0.5
 		for _, p := range []*plot.Plot{top, bottom} {
-			p.X.Min, p.X.Max = lo-pad, hi+2*pad
+			p.X.Scale = plot.LogScale{}
+			p.X.Tick.Marker = sizeTicks{}
+			p.X.Min, p.X.Max = lo/1.4, hi*1.6
 		}
 		ylo, yhi := 0.0, 0.0
 		for _, p := range dppl {
@@ -114,7 +118,32 @@ func qualityPlots(r *Report) (*plot.Plot, *plot.Plot, error) {
 		ypad := 0.12*(yhi-ylo) + 0.05
 		bottom.Y.Min, bottom.Y.Max = ylo-ypad, yhi+ypad
 	}
-	return top, bottom, nil
+	return top, bottom, title, nil
+}
+
+// sizeTicks labels a logarithmic size axis at 1, 2, 3, 5 × 10^k.
+type sizeTicks struct{}
+
+func (sizeTicks) Ticks(min, max float64) []plot.Tick {
+	var ticks []plot.Tick
+	if min <= 0 || max <= min {
+		return nil
+	}
+	for e := math.Floor(math.Log10(min)); e <= math.Ceil(math.Log10(max)); e++ {
+		p := math.Pow(10, e)
+		for _, m := range []float64{1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9} {
+			v := m * p
+			if v < min || v > max {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || m == 2 || m == 3 || m == 5 {
+				t.Label = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	return ticks
 }
 
 func addPoints(p *plot.Plot, xys plotter.XYs, labels []string, c color.Color) error {
@@ -131,20 +160,39 @@ func addPoints(p *plot.Plot, xys plotter.XYs, labels []string, c color.Color) er
 	}
 	line.Color = c
 	line.Width = vg.Points(1)
-	l, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
-	if err != nil {
-		return err
+	// Neighbouring points are often close: label them alternately to the
+	// upper right and the lower left.
+	var sides [2]plotter.XYLabels
+	for i := range xys {
+		sides[i%2].XYs = append(sides[i%2].XYs, xys[i])
+		sides[i%2].Labels = append(sides[i%2].Labels, labels[i])
 	}
-	for i := range l.TextStyle {
-		l.TextStyle[i].Font.Size = vg.Points(10)
-		l.TextStyle[i].XAlign = draw.XLeft
-		l.TextStyle[i].YAlign = draw.YBottom
+	p.Add(line, s)
+	for side, xl := range sides {
+		if len(xl.XYs) == 0 {
+			continue
+		}
+		l, err := plotter.NewLabels(xl)
+		if err != nil {
+			return err
+		}
+		for i := range l.TextStyle {
+			l.TextStyle[i].Font.Size = vg.Points(10)
+			if side == 0 {
+				l.TextStyle[i].XAlign, l.TextStyle[i].YAlign = draw.XLeft, draw.YBottom
+			} else {
+				l.TextStyle[i].XAlign, l.TextStyle[i].YAlign = draw.XRight, draw.YTop
+			}
+		}
+		if side == 0 {
+			l.Offset = vg.Point{X: vg.Points(6), Y: vg.Points(2)}
+		} else {
+			l.Offset = vg.Point{X: -vg.Points(6), Y: -vg.Points(2)}
+		}
+		p.Add(l)
 	}
-	l.Offset = vg.Point{X: vg.Points(5), Y: vg.Points(3)}
-	p.Add(line, s, l)
 	return nil
 }
-
 func baseName(p string) string {
 	for len(p) > 1 && (p[len(p)-1] == '/' || p[len(p)-1] == '\\') {
 		p = p[:len(p)-1]

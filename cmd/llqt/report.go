@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/llqt/llqt/internal/cli"
+	"github.com/llqt/llqt/internal/report"
+)
+
+func init() { subcommands = append(subcommands, newReportCmd) }
+
+type reportFlags struct {
+	types       []string
+	text        string
+	out         string
+	nCtx        int
+	chunks      int
+	nBatch      int
+	threads     int
+	gate        string
+	merge       bool
+	benchPrompt int
+	benchGen    int
+	benchReps   int
+}
+
+// gateExitCode is the exit status when the report was written but a gate
+// failed, distinct from 1 (the report could not be made).
+const gateExitCode = 3
+
+func newReportCmd() *cobra.Command {
+	f := &reportFlags{}
+	cmd := &cobra.Command{
+		Use:   "report SRC --types f16,q8_0,q4_k_m -f TEXT --out DIR",
+		Short: "Quantize a model several ways and compare size, quality and speed",
+		Long: `Produce every variant in --types from SRC (a Hugging Face directory or a GGUF
+file; f32/f16/bf16/q8_0 from a Hugging Face directory are converted directly,
+the others quantized from the f32 conversion), then measure each on TEXT:
+file size and bits per weight, perplexity with llama-perplexity's method,
+KL-divergence and same-top-token rate against the most precise variant (the
+base), quantization time, and prompt/generation speed with a short bench.
+Files already in DIR that were made from the same source by the same recipe
+and llqt build are reused.
+
+DIR receives the variants, report.md (a markdown table sorted by size),
+report.json (schema llqt.report/v1, with provenance: llqt version and commit,
+sha256 of the inputs, the text and its token count, CPU model and flags,
+threads, date), report.csv, and size_vs_quality.png/.svg.
+
+--gate checks the result: 'q4_k_m:dppl<3%,kld<0.05;q8_0:kld<0.001' fails
+(exit status 3, one line per violated condition) when a condition does not
+hold. Metrics: dppl (ΔPPL %), kld (mean), kld99, top (same top p %), ppl,
+size (MiB), bpw, pp and tg (tokens/s); operators < <= > >=.
+
+--merge combines the report.json files of a CI matrix given as arguments
+(each job measuring some variants against the same base) into DIR:
+  llqt report --merge --out DIR job1/report.json job2/report.json …`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := cli.SignalContext(cmd.Context())
+			err := runReport(ctx, cmd, args, f)
+			return cli.Interrupted(err, stop())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.types, "types", nil, "variants to produce and compare, e.g. f16,q8_0,q6_k,q4_k_m,q4_0,q2_k")
+	fl.StringVarP(&f.text, "file", "f", "", "evaluation text")
+	fl.StringVar(&f.out, "out", "", "output directory")
+	fl.IntVarP(&f.nCtx, "ctx-size", "c", 0, "tokens per chunk (0: min(512, the model's training context))")
+	fl.IntVar(&f.chunks, "chunks", report.DefaultChunks, "chunks evaluated per variant")
+	fl.IntVarP(&f.nBatch, "batch-size", "b", 2048, "tokens per decode (speed only)")
+	fl.StringVar(&f.gate, "gate", "", "quality gates, e.g. 'q4_k_m:dppl<3%,kld<0.05;q8_0:kld<0.001'")
+	fl.BoolVar(&f.merge, "merge", false, "merge the report.json files given as arguments instead of measuring")
+	fl.IntVar(&f.benchPrompt, "bench-prompt", report.DefaultBenchPrompt, "prompt tokens of the speed test (pp)")
+	fl.IntVar(&f.benchGen, "bench-gen", report.DefaultBenchGen, "generated tokens of the speed test (tg)")
+	fl.IntVar(&f.benchReps, "bench-reps", report.DefaultBenchReps, "repetitions of the speed test (0: no speed test)")
+	addThreadsFlag(cmd, &f.threads)
+	return cmd
+}
+
+func runReport(ctx context.Context, cmd *cobra.Command, args []string, f *reportFlags) error {
+	if f.out == "" {
+		return errors.New("no output directory: give --out DIR")
+	}
+	var gates []report.Gate
+	if f.gate != "" {
+		var err error
+		if gates, err = report.ParseGates(f.gate); err != nil {
+			return fmt.Errorf("--gate: %w", err)
+		}
+	}
+	stderr := cmd.ErrOrStderr()
+	var r *report.Report
+	if f.merge {
+		parts := make([]*report.Report, len(args))
+		for i, a := range args {
+			b, err := os.ReadFile(a)
+			if err != nil {
+				return err
+			}
+			if parts[i], err = report.ReadJSON(b, a); err != nil {
+				return err
+			}
+		}
+		var err error
+		if r, err = report.Merge(parts, args); err != nil {
+			return err
+		}
+	} else {
+		if len(args) != 1 {
+			return fmt.Errorf("one SRC expected, got %d arguments (to combine reports, use --merge)", len(args))
+		}
+		reps := f.benchReps
+		if reps == 0 {
+			reps = -1 // no speed test
+		}
+		var err error
+		r, err = report.Build(ctx, report.Config{
+			Source: args[0], Types: f.types, Text: f.text, OutDir: f.out,
+			NCtx: f.nCtx, Chunks: f.chunks, NBatch: f.nBatch, Threads: f.threads,
+			BenchPrompt: nonZero(f.benchPrompt), BenchGen: nonZero(f.benchGen), BenchReps: reps,
+			Version: version, Commit: buildCommit(), Log: stderr,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := report.WriteAll(f.out, r); err != nil {
+		return err
+	}
+	if err := report.WriteMarkdown(cmd.OutOrStdout(), r); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "wrote report.md, report.json, report.csv, size_vs_quality.png and .svg to %s\n", f.out)
+	if bad := report.Check(r, gates); len(bad) > 0 {
+		return &cli.ExitError{Code: gateExitCode, Err: errors.New(strings.Join(bad, "\n"))}
+	}
+	if len(gates) > 0 {
+		fmt.Fprintf(stderr, "all %d gate conditions hold\n", len(gates))
+	}
+	return nil
+}
+
+// nonZero maps an explicit 0 (skip) to −1, which Config reads as "skip".
+func nonZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
