@@ -116,7 +116,9 @@ func TestGoldenPerplexity(t *testing.T) {
 	dir := filepath.Dir(filepath.Dir(fixtures.Path(t, "golden/perplexity.json")))
 	for name, text := range g.Texts {
 		for variant, want := range text.Results {
-			if !longTests() && !(name == "tinystories" && variant == "Q4_K_M") {
+			// By default one variant on wiki (150 chunks, exercising --chunks);
+			// TestGoldenKLD checks the tinystories PPL of f32 and Q4_K_M.
+			if !longTests() && !(name == "wiki" && variant == "Q4_K_M") {
 				continue
 			}
 			t.Run(name+"/"+variant, func(t *testing.T) {
@@ -144,11 +146,9 @@ func TestGoldenPerplexity(t *testing.T) {
 	}
 }
 
-// goldenKLD reads Mean KLD and Same top p from a golden kld file.
-func goldenKLD(t *testing.T, variant string) (kld, sameTop float64) {
-	lines := goldenBlocks(t, fixtures.Path(t, "golden/kld-"+variant+".txt"))
-	s := parseGoldenStats(t, lines)
-	return s.KLD, s.SameTop
+// goldenKLD reads llama.cpp's statistics from a golden kld file.
+func goldenKLD(t *testing.T, variant string) *KLDStats {
+	return parseGoldenStats(t, goldenBlocks(t, fixtures.Path(t, "golden/kld-"+variant+".txt")))
 }
 
 // TestGoldenKLD: the f32 base written by us, then each variant against it:
@@ -175,11 +175,17 @@ func TestGoldenKLD(t *testing.T) {
 		t.Fatal(err)
 	}
 	opt.NCtx, opt.BaseOut = 256, f
-	if _, err := Perplexity(context.Background(), FromEngine(baseModel), toks, opt); err != nil {
+	baseRes, err := Perplexity(context.Background(), FromEngine(baseModel), toks, opt)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// The base run is a plain perplexity run too: llama.cpp's f32 figure.
+	const goldenF32PPL = 22.2794 // golden/perplexity.json, tinystories, f32
+	if !approxEqual(baseRes.PPL, goldenF32PPL, 1e-3) {
+		t.Errorf("f32 PPL %.4f, llama.cpp %.4f", baseRes.PPL, goldenF32PPL)
 	}
 	for _, v := range variants {
 		t.Run(v, func(t *testing.T) {
@@ -196,9 +202,14 @@ func TestGoldenKLD(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantKLD, wantTop := goldenKLD(t, v)
+			want := goldenKLD(t, v)
+			wantKLD, wantTop := want.KLD, want.SameTop
 			s := res.KLD
-			t.Logf("mean KLD %.6f (llama.cpp %.6f), same top p %.3f%% (llama.cpp %.3f%%)", s.KLD, wantKLD, 100*s.SameTop, 100*wantTop)
+			t.Logf("mean KLD %.6f (llama.cpp %.6f), same top p %.3f%% (llama.cpp %.3f%%), PPL(Q) %.4f (%.4f)",
+				s.KLD, wantKLD, 100*s.SameTop, 100*wantTop, s.PPL, want.PPL)
+			if !approxEqual(s.PPL, want.PPL, 1e-3) || !approxEqual(s.PPLBase, want.PPLBase, 1e-3) {
+				t.Errorf("PPL(Q) %.4f PPL(base) %.4f, llama.cpp %.4f %.4f", s.PPL, s.PPLBase, want.PPL, want.PPLBase)
+			}
 			if !approxEqual(s.KLD, wantKLD, 0.02) {
 				t.Errorf("mean KLD %.6f, llama.cpp %.6f", s.KLD, wantKLD)
 			}

@@ -166,8 +166,9 @@ func TestReportCommandGateAndMerge(t *testing.T) {
 	common := []string{"-f", text, "-c", "128", "--chunks", "2", "-t", "2", "--bench-prompt", "16", "--bench-gen", "4", "--bench-reps", "1"}
 	_, stderr, err := runLLQT(t, append([]string{"report", src, "--types", "f32,q4_0", "--out", a,
 		"--gate", "q4_0:kld<0.0000001,dppl<50%;f32:dppl<=0"}, common...)...)
-	if cli.Code(err) != gateExitCode || err == nil || !strings.Contains(err.Error(), "gate q4_0:kld<0.0000001 failed: kld is") ||
-		strings.Contains(err.Error(), "dppl<50%") {
+	if cli.Code(err) != gateExitCode || err == nil || err.Error() != "1 of 3 gate conditions failed" ||
+		!regexp.MustCompile(`(?m)^gate q4_0:kld<0.0000001 failed: kld is [0-9.e-]+, must be < 1e-07$`).MatchString(stderr) ||
+		strings.Contains(stderr, "dppl<50%") {
 		t.Fatalf("gate: code %d, err %v\n%s", cli.Code(err), err, stderr)
 	}
 	for _, f := range []string{"report.md", "report.json", "report.csv", "size_vs_quality.png", "size_vs_quality.svg"} {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -139,7 +138,10 @@ func runReport(ctx context.Context, cmd *cobra.Command, args []string, f *report
 	}
 	fmt.Fprintf(stderr, "wrote report.md, report.json, report.csv, size_vs_quality.png and .svg to %s\n", f.out)
 	if bad := report.Check(r, gates); len(bad) > 0 {
-		return &cli.ExitError{Code: gateExitCode, Err: errors.New(strings.Join(bad, "\n"))}
+		for _, line := range bad {
+			fmt.Fprintln(stderr, line)
+		}
+		return &cli.ExitError{Code: gateExitCode, Err: fmt.Errorf("%d of %d gate conditions failed", len(bad), len(gates))}
 	}
 	if len(gates) > 0 {
 		fmt.Fprintf(stderr, "all %d gate conditions hold\n", len(gates))
