@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -143,8 +144,16 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 	popt.NBatch, popt.MaxChunks, popt.Threads, popt.Parallel = f.nBatch, f.chunks, f.threads, f.parallel
 
 	var out io.Writer = stdout
+	// On a terminal the progress bar (stderr) and the running output
+	// (stdout) would overwrite each other: hold the running output until the
+	// bar is done.
+	var held bytes.Buffer
 	if f.json {
 		out = nil
+	}
+	runOut := out
+	if out != nil && cli.IsTerminal(stderr) && cli.IsTerminal(stdout) {
+		runOut = &held
 	}
 	settings := func(nCtx, nChunks, nTokens int) {
 		if out == nil {
@@ -175,9 +184,10 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 		}
 		bar := cli.NewCountProgress(stderr, int64(nChunks), "kl-divergence")
 		popt.Progress = func(done, _ int) { bar.Set(int64(done)) }
-		popt.Out = out
+		popt.Out = runOut
 		res, err = perplexity.KLDivergence(ctx, perplexity.FromEngine(m), br, popt)
 		bar.Finish()
+		stdout.Write(held.Bytes())
 		if err != nil {
 			return err
 		}
@@ -203,9 +213,10 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 		}
 		bar := cli.NewCountProgress(stderr, int64(nChunks), "perplexity")
 		popt.Progress = func(done, _ int) { bar.Set(int64(done)) }
-		popt.Out = out
+		popt.Out = runOut
 		res, err = perplexity.Perplexity(ctx, perplexity.FromEngine(m), toks, popt)
 		bar.Finish()
+		stdout.Write(held.Bytes())
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.text, err)
 		}
