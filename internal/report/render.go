@@ -58,11 +58,14 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			fmt.Sprintf("%.1f ± %.1f", v.TGTokensPerSec, v.TGTokensPerSecSD),
 		})
 	}
+	align := tw.Alignment{tw.AlignLeft}
+	for range header[1:] {
+		align = append(align, tw.AlignRight)
+	}
 	t := tablewriter.NewTable(&b,
 		tablewriter.WithRenderer(renderer.NewMarkdown()),
 		tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithHeaderAlignment(tw.AlignLeft),
-		tablewriter.WithRowAlignment(tw.AlignRight),
+		tablewriter.WithAlignment(align),
 	)
 	t.Header(header)
 	if err := t.Bulk(rows); err != nil {
