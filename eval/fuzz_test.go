@@ -54,4 +54,3 @@ func FuzzLoadHparams(f *testing.F) {
 		}
 	})
 }
-
