@@ -198,7 +198,7 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 	h := m.Hparams
 	nb := len(tokens)
 	d := h.NEmbd
-	qDim, kDim, vDim := h.NHead*h.HeadDimK, h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
+	qDim, kDim := h.NHead*h.HeadDimK, h.NHeadKV*h.HeadDimK
 	embRow := m.TokEmbd.RowBytes()
 	for i, t := range tokens {
 		src := m.TokEmbd.Data[int(t)*embRow : (int(t)+1)*embRow]
@@ -245,7 +245,6 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 			x[i] += xb2[i]
 		}
 	}
-	_ = vDim
 	return nil
 }
 

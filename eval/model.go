@@ -123,8 +123,7 @@ func newModel(f *gguf.File, opt Options) (*Model, error) {
 	} else {
 		m.Output = embd
 	}
-	if ti, ok := f.Tensor("rope_freqs.weight"); ok {
-		_ = ti
+	if _, ok := f.Tensor("rope_freqs.weight"); ok {
 		if m.RopeFreqs, err = m.vector("rope_freqs.weight", hp.NRot/2); err != nil {
 			return nil, err
 		}
