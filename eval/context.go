@@ -39,6 +39,7 @@ type Context struct {
 	// Per worker scratch for attention.
 	scores [][]float32
 	qh     [][]float32
+	half   [][]byte // F16 staging for rounding queries and weights
 
 	pool    *workerPool
 	attnJob func(worker int)
@@ -80,9 +81,11 @@ func (m *Model) NewContext(nCtx int) *Context {
 	c.logits = make([]float32, h.NVocab)
 	c.scores = make([][]float32, m.threads)
 	c.qh = make([][]float32, m.threads)
+	c.half = make([][]byte, m.threads)
 	for w := range m.threads {
 		c.scores[w] = make([]float32, nCtx)
 		c.qh[w] = make([]float32, h.HeadDimK)
+		c.half[w] = make([]byte, 2*max(nCtx, h.HeadDimK))
 	}
 	c.pool = newWorkerPool(m.threads)
 	c.attnJob = c.attentionWorker
@@ -286,9 +289,7 @@ func (c *Context) attentionWorker(w int) {
 			// ggml converts the query to the cache's F16 before the
 			// product with K.
 			qh := c.qh[w]
-			for j, v := range q {
-				qh[j] = roundF16(v)
-			}
+			roundF16Into(qh, q, c.half[w])
 			kc := c.kF16[l]
 			for j := range sc {
 				off := 2 * (j*kDim + g*hdK)
@@ -305,10 +306,11 @@ func (c *Context) attentionWorker(w int) {
 		clear(out)
 		if f16 {
 			// ... and the attention weights to F16 before the product with V.
+			roundF16Into(sc, sc, c.half[w])
 			vc := c.vF16[l]
 			for j, p := range sc {
 				off := 2 * (j*vDim + g*hdV)
-				kernels.AxpyF16(out, roundF16(p), vc[off:off+2*hdV])
+				kernels.AxpyF16(out, p, vc[off:off+2*hdV])
 			}
 		} else {
 			vc := c.vF32[l]

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/x448/float16"
-
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/kernels"
 	"github.com/llqt/llqt/quant"
@@ -31,15 +29,12 @@ func silu(x float32) float32 {
 	return x / (1 + float32(math.Exp(float64(-x))))
 }
 
-// roundF16 rounds v to the nearest half-precision value.
-func roundF16(v float32) float32 {
-	return float16.Fromfloat32(v).Float32()
-}
-
-func putF16(dst []byte, src []float32) {
-	for i, v := range src {
-		binary.LittleEndian.PutUint16(dst[2*i:], uint16(float16.Fromfloat32(v)))
-	}
+// roundF16Into rounds src to the nearest half-precision values into dst
+// (which may be src), staging the halves in scratch.
+func roundF16Into(dst, src []float32, scratch []byte) {
+	h := scratch[:2*len(src)]
+	kernels.F32ToF16(h, src)
+	kernels.F16ToF32(dst[:len(src)], h)
 }
 
 // softmaxInPlace turns scores into probabilities; the denominator is summed
