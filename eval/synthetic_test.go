@@ -51,7 +51,7 @@ type synthLayer struct {
 	wq, wk, wv, wo, wg, wu, wd [][]float64 // [rows][cols]
 }
 
-func f32Bytes(v []float32) []byte {
+func encodeF32(v []float32) []byte {
 	b := make([]byte, 4*len(v))
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
@@ -98,7 +98,7 @@ func writeSynth(t testing.TB, dir string, cfg synthConfig) (string, *synthModel)
 		var err error
 		switch typ {
 		case ggml.TypeF32:
-			raw = f32Bytes(vals)
+			raw = encodeF32(vals)
 		default:
 			raw, err = quant.Codec{}.Encode(typ, vals, cols)
 			if err != nil {
@@ -128,7 +128,7 @@ func writeSynth(t testing.TB, dir string, cfg synthConfig) (string, *synthModel)
 			out[i] = float64(vals[i])
 		}
 		m.Tensors = append(m.Tensors, &formats.Tensor{Name: name, Shape: []uint64{uint64(n)},
-			Type: ggml.TypeF32, Source: memSource{ggml.TypeF32, f32Bytes(vals)}})
+			Type: ggml.TypeF32, Source: memSource{ggml.TypeF32, encodeF32(vals)}})
 		return out
 	}
 	norm := func(int) float64 { return 1 + 0.2*rng.NormFloat64() }
@@ -377,6 +377,9 @@ func TestKVCacheDecodeMatchesBatch(t *testing.T) {
 				toks := randomTokens(rand.New(rand.NewPCG(5, 6)), 30, cfg.vocab)
 				c := m.NewContext(cfg.ctx)
 				defer c.Close()
+				// Batches attend in chunks; make them small so that the
+				// 30-token batch spans several.
+				c.attnChunk = 7
 				full, err := c.Decode(toks, true)
 				if err != nil {
 					t.Fatal(err)
