@@ -139,6 +139,9 @@ func TestGoldenTinyLlama(t *testing.T) {
 		{"text/wiki.test.raw", "golden/tokens-wiki.ids"},
 	} {
 		t.Run(filepath.Base(c.text), func(t *testing.T) {
+			if testing.Short() && strings.Contains(c.text, "wiki") {
+				t.Skip("-short: the 1.3 MB wiki text is checked in the full run")
+			}
 			text, err := os.ReadFile(fixtures.Path(t, c.text))
 			if err != nil {
 				t.Fatal(err)
