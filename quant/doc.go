@@ -9,6 +9,9 @@
 // an addition are wrapped in an explicit float32 conversion so that the Go
 // compiler cannot fuse them into one multiply-add on targets with FMA.
 //
+// With an importance matrix (ReadImatrix loads llama-imatrix files) the
+// importance-weighted encoders of ggml run instead, again byte for byte.
+//
 // Rows are independent: QuantizeRows encodes any run of whole rows into a
 // caller-provided buffer, so a caller may split a tensor into chunks of rows
 // and encode them concurrently; the bytes do not depend on the chunking.

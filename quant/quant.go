@@ -250,10 +250,13 @@ func nanOrInf(nan bool) string {
 // Codec implements formats.Codec for every block format Quantize supports
 // and, through formats.PlainCodec, for the plain float types.
 type Codec struct {
-	// Imatrix maps tensor names to importance weights (one per column). It
-	// is not consulted by Encode, which has no tensor name; callers that
-	// have one pass its weights to Quantize directly.
+	// Imatrix maps tensor names to importance weights (one per column, times
+	// the experts of a 3-D tensor), as Imatrix.Weights holds them. Encode
+	// has no tensor name and ignores it; EncodeTensor uses it.
 	Imatrix map[string][]float32
+	// Workers is the number of goroutines a tensor is split over (1 when
+	// zero); the bytes do not depend on it.
+	Workers int
 }
 
 // Decode implements formats.Codec.
@@ -263,18 +266,66 @@ func (Codec) Decode(t ggml.Type, raw []byte, n int) ([]float32, error) {
 
 // Encode implements formats.Codec. Like llama-quantize it refuses output
 // whose scales overflowed (ValidateRows).
-func (Codec) Encode(t ggml.Type, data []float32, ne0 int) ([]byte, error) {
-	if CanQuantize(t) {
-		out, err := Quantize(t, data, ne0, nil)
+func (c Codec) Encode(t ggml.Type, data []float32, ne0 int) ([]byte, error) {
+	return c.encode(t, data, ne0, nil)
+}
+
+func (c Codec) encode(t ggml.Type, data []float32, ne0 int, imatrix []float32) ([]byte, error) {
+	if !CanQuantize(t) {
+		return formats.PlainCodec{}.Encode(t, data, ne0)
+	}
+	out, err := QuantizeParallel(t, data, ne0, imatrix, max(1, c.Workers))
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateRows(t, out, ne0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EncodeTensor encodes the tensor called name, of shape (ggml order, ne0
+// first) and float32 data, as t. When c.Imatrix has weights for it they
+// are used as llama-quantize does: each of the ne2 matrices of a 3-D tensor
+// gets its own ne0 weights; a size mismatch is an error except for
+// token_embd.weight, which is then encoded without weights.
+func (c Codec) EncodeTensor(name string, t ggml.Type, data []float32, shape []uint64) ([]byte, error) {
+	if len(shape) == 0 {
+		return nil, fmt.Errorf("quant: tensor %s has no shape", name)
+	}
+	ne0 := int(shape[0])
+	ne2 := 1
+	if len(shape) > 2 {
+		ne2 = int(shape[2])
+	}
+	var weights []float32
+	if c.Imatrix != nil && CanQuantize(t) && len(shape) <= 3 {
+		w, err := (&Imatrix{Weights: c.Imatrix}).For(name, ne0, ne2)
 		if err != nil {
 			return nil, err
 		}
-		if err := ValidateRows(t, out, ne0); err != nil {
-			return nil, err
+		weights = w
+	}
+	if weights == nil || ne2 == 1 {
+		out, err := c.encode(t, data, ne0, weights)
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
 		}
 		return out, nil
 	}
-	return formats.PlainCodec{}.Encode(t, data, ne0)
+	if len(data)%ne2 != 0 {
+		return nil, fmt.Errorf("quant: tensor %s: %d values for %d experts", name, len(data), ne2)
+	}
+	per := len(data) / ne2
+	var out []byte
+	for e := 0; e < ne2; e++ {
+		part, err := c.encode(t, data[e*per:(e+1)*per], ne0, weights[e*ne0:(e+1)*ne0])
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s, expert %d: %w", name, e, err)
+		}
+		out = append(out, part...)
+	}
+	return out, nil
 }
 
 var _ formats.Codec = Codec{}

@@ -521,3 +521,43 @@ func TestQuantizeParallel(t *testing.T) {
 		t.Errorf("error %v, want one naming row 9", err)
 	}
 }
+
+func TestCodecEncodeTensor(t *testing.T) {
+	const ne0, ne1, ne2 = 256, 3, 2
+	x := testMatrix(51, ne1*ne2, ne0)
+	im := testImatrix(52, ne0*ne2)
+	c := Codec{Imatrix: map[string][]float32{"blk.0.ffn_down_exps.weight": im, "blk.0.attn_q.weight": im[:ne0],
+		"token_embd.weight": im[:7]}, Workers: 3}
+	got, err := c.EncodeTensor("blk.0.ffn_down_exps.weight", ggml.TypeQ4_K, x, []uint64{ne0, ne1, ne2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each expert uses its own slice of the weights.
+	want0, _ := Quantize(ggml.TypeQ4_K, x[:ne0*ne1], ne0, im[:ne0])
+	want1, _ := Quantize(ggml.TypeQ4_K, x[ne0*ne1:], ne0, im[ne0:])
+	if d := firstMismatch(ggml.TypeQ4_K, got, append(want0, want1...), ne0); d != "" {
+		t.Errorf("3-D tensor: %s", d)
+	}
+	got, err = c.EncodeTensor("blk.0.attn_q.weight", ggml.TypeIQ4_XS, x, []uint64{ne0, ne1 * ne2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Quantize(ggml.TypeIQ4_XS, x, ne0, im[:ne0])
+	if d := firstMismatch(ggml.TypeIQ4_XS, got, want, ne0); d != "" {
+		t.Errorf("2-D tensor: %s", d)
+	}
+	// token_embd with mismatched weights is encoded without them.
+	got, err = c.EncodeTensor("token_embd.weight", ggml.TypeQ6_K, x, []uint64{ne0, ne1 * ne2})
+	want, _ = Quantize(ggml.TypeQ6_K, x, ne0, nil)
+	if err != nil || firstMismatch(ggml.TypeQ6_K, got, want, ne0) != "" {
+		t.Errorf("token_embd: %v", err)
+	}
+	c.Imatrix["output.weight"] = im[:5]
+	if _, err := c.EncodeTensor("output.weight", ggml.TypeQ6_K, x, []uint64{ne0, ne1 * ne2}); err == nil {
+		t.Error("accepted mismatched weights for output.weight")
+	}
+	// Plain types ignore the weights.
+	if _, err := c.EncodeTensor("blk.0.attn_q.weight", ggml.TypeF16, x, []uint64{ne0, ne1 * ne2}); err != nil {
+		t.Error(err)
+	}
+}
