@@ -34,6 +34,18 @@ func dotQ8_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 // dotQ4_0Q8_0AVX2 returns the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y.
 func dotQ4_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 
+// dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y.
+func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ4NLQ8_0AVX2 returns the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y.
+func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
+
+// dotQ4_1Q8_1AVX2 returns the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y.
+func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+
+// dotQ5_1Q8_1AVX2 returns the dot product of nb Q5_1 blocks at x and nb Q8_1 blocks at y.
+func dotQ5_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+
 // dotQ4_KQ8_KAVX2 returns the dot product of nb Q4_K blocks at x and nb Q8_K blocks at y.
 func dotQ4_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 
@@ -43,6 +55,15 @@ func dotQ5_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 // dotQ6_KQ8_KAVX2 returns the dot product of nb Q6_K blocks at x and nb Q8_K blocks at y.
 func dotQ6_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 
+// dotQ2_KQ8_KAVX2 returns the dot product of nb Q2_K blocks at x and nb Q8_K blocks at y.
+func dotQ2_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotQ3_KQ8_KAVX2 returns the dot product of nb Q3_K blocks at x and nb Q8_K blocks at y.
+func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ4XSQ8_KAVX2 returns the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y.
+func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
+
 // dotQ8_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y,
 // for the four activation rows at y + c*ystride (in bytes).
 func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
@@ -50,6 +71,22 @@ func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outs
 // dotQ4_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y,
 // for the four activation rows at y + c*ystride (in bytes).
 func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ5_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ5_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ4NLQ8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ4NLQ8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ4_1Q8_1x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ4_1Q8_1x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ5_1Q8_1x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q5_1 blocks at x and nb Q8_1 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ5_1Q8_1x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
 // dotQ4_KQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_K blocks at x and nb Q8_K blocks at y,
 // for the four activation rows at y + c*ystride (in bytes).
@@ -63,26 +100,17 @@ func dotQ5_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outs
 // for the four activation rows at y + c*ystride (in bytes).
 func dotQ6_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
-// dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y.
-func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
+// dotQ2_KQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q2_K blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ2_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
-// dotQ4_1Q8_1AVX2 returns the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y.
-func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+// dotQ3_KQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q3_K blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ3_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
-// dotQ5_1Q8_1AVX2 returns the dot product of nb Q5_1 blocks at x and nb Q8_1 blocks at y.
-func dotQ5_1Q8_1AVX2(x *byte, y *byte, nb int) float32
-
-// dotIQ4NLQ8_0AVX2 returns the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y.
-func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
-
-// dotIQ4XSQ8_KAVX2 returns the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y.
-func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
-
-// dotQ2_KQ8_KAVX2 returns the dot product of nb Q2_K blocks at x and nb Q8_K blocks at y.
-func dotQ2_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-
-// dotQ3_KQ8_KAVX2 returns the dot product of nb Q3_K blocks at x and nb Q8_K blocks at y.
-func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+// dotIQ4XSQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ4XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
 // quantizeQ8_0AVX2 quantizes nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.
 func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
