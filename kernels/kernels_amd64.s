@@ -918,166 +918,6 @@ f16f32_done:
 	MOVSS  X0, ret+24(FP)
 	RET
 
-// func dotF16F16AVX2(a *byte, b *byte, n int) float32
-// Requires: AVX, F16C, FMA3, SSE
-TEXT ·dotF16F16AVX2(SB), NOSPLIT, $0-28
-	MOVQ   a+0(FP), AX
-	MOVQ   b+8(FP), CX
-	MOVQ   n+16(FP), DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-
-f16f16_loop32:
-	CMPQ        DX, $0x20
-	JL          f16f16_loop8
-	VCVTPH2PS   (AX), Y4
-	VCVTPH2PS   (CX), Y5
-	VFMADD231PS Y5, Y4, Y0
-	VCVTPH2PS   16(AX), Y4
-	VCVTPH2PS   16(CX), Y5
-	VFMADD231PS Y5, Y4, Y1
-	VCVTPH2PS   32(AX), Y4
-	VCVTPH2PS   32(CX), Y5
-	VFMADD231PS Y5, Y4, Y2
-	VCVTPH2PS   48(AX), Y4
-	VCVTPH2PS   48(CX), Y5
-	VFMADD231PS Y5, Y4, Y3
-	ADDQ        $0x40, AX
-	ADDQ        $0x40, CX
-	SUBQ        $0x20, DX
-	JMP         f16f16_loop32
-
-f16f16_loop8:
-	CMPQ        DX, $0x08
-	JL          f16f16_tail
-	VCVTPH2PS   (AX), Y4
-	VCVTPH2PS   (CX), Y5
-	VFMADD231PS Y5, Y4, Y0
-	ADDQ        $0x10, AX
-	ADDQ        $0x10, CX
-	SUBQ        $0x08, DX
-	JMP         f16f16_loop8
-
-f16f16_tail:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
-	VXORPS       X1, X1, X1
-
-f16f16_tail1:
-	TESTQ       DX, DX
-	JZ          f16f16_done
-	MOVWLZX     (AX), BX
-	VMOVD       BX, X2
-	VCVTPH2PS   X2, X2
-	MOVWLZX     (CX), BX
-	VMOVD       BX, X3
-	VCVTPH2PS   X3, X3
-	VFMADD231SS X3, X2, X1
-	ADDQ        $0x02, AX
-	ADDQ        $0x02, CX
-	SUBQ        $0x01, DX
-	JMP         f16f16_tail1
-
-f16f16_done:
-	VADDSS X1, X0, X0
-	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
-	RET
-
-// func dotBF16BF16AVX2(a *byte, b *byte, n int) float32
-// Requires: AVX, AVX2, FMA3, SSE
-TEXT ·dotBF16BF16AVX2(SB), NOSPLIT, $0-28
-	MOVQ   a+0(FP), AX
-	MOVQ   b+8(FP), CX
-	MOVQ   n+16(FP), DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-
-bf16_loop32:
-	CMPQ        DX, $0x20
-	JL          bf16_loop8
-	VPMOVZXWD   (AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   (CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y0
-	VPMOVZXWD   16(AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   16(CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y1
-	VPMOVZXWD   32(AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   32(CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y2
-	VPMOVZXWD   48(AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   48(CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y3
-	ADDQ        $0x40, AX
-	ADDQ        $0x40, CX
-	SUBQ        $0x20, DX
-	JMP         bf16_loop32
-
-bf16_loop8:
-	CMPQ        DX, $0x08
-	JL          bf16_tail
-	VPMOVZXWD   (AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   (CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y0
-	ADDQ        $0x10, AX
-	ADDQ        $0x10, CX
-	SUBQ        $0x08, DX
-	JMP         bf16_loop8
-
-bf16_tail:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
-	VXORPS       X1, X1, X1
-
-bf16_tail1:
-	TESTQ       DX, DX
-	JZ          bf16_done
-	MOVWLZX     (AX), BX
-	SHLL        $0x10, BX
-	MOVWLZX     (CX), SI
-	SHLL        $0x10, SI
-	VMOVD       BX, X2
-	VMOVD       SI, X3
-	VFMADD231SS X3, X2, X1
-	ADDQ        $0x02, AX
-	ADDQ        $0x02, CX
-	SUBQ        $0x01, DX
-	JMP         bf16_tail1
-
-bf16_done:
-	VADDSS X1, X0, X0
-	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
-	RET
-
 // func axpyF16AVX2(y *float32, alpha float32, x *byte, n int)
 // Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
@@ -5515,6 +5355,589 @@ dotIQ4XSQ8_Kx4AVX2_done:
 	VZEROUPPER
 	RET
 
+// func matF32AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, FMA3, SSE
+TEXT ·matF32AVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+
+matF32AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matF32AVX2_loop8
+	VMOVUPS     (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	VMOVUPS     32(AX), Y3
+	VFMADD231PS 32(CX), Y3, Y1
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         matF32AVX2_loop16
+
+matF32AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matF32AVX2_tail
+	VMOVUPS     (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	SUBQ        $0x00000008, DX
+
+matF32AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matF32AVX2_done
+	VMOVSS      (AX), X3
+	VFMADD231SS (CX), X3, X2
+	ADDQ        $0x00000004, AX
+	ADDQ        $0x00000004, CX
+	SUBQ        $0x00000001, DX
+	JMP         matF32AVX2_tail
+
+matF32AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
+// func matF16AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, F16C, FMA3, SSE
+TEXT ·matF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+
+matF16AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matF16AVX2_loop8
+	VCVTPH2PS   (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	VCVTPH2PS   16(AX), Y3
+	VFMADD231PS 32(CX), Y3, Y1
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         matF16AVX2_loop16
+
+matF16AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matF16AVX2_tail
+	VCVTPH2PS   (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, CX
+	SUBQ        $0x00000008, DX
+
+matF16AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matF16AVX2_done
+	MOVWLZX     (AX), BX
+	VMOVD       BX, X3
+	VCVTPH2PS   X3, X3
+	VFMADD231SS (CX), X3, X2
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, CX
+	SUBQ        $0x00000001, DX
+	JMP         matF16AVX2_tail
+
+matF16AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
+// func matBF16AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·matBF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+
+matBF16AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matBF16AVX2_loop8
+	VPMOVZXWD   (AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS (CX), Y3, Y0
+	VPMOVZXWD   16(AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS 32(CX), Y3, Y1
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         matBF16AVX2_loop16
+
+matBF16AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matBF16AVX2_tail
+	VPMOVZXWD   (AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS (CX), Y3, Y0
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, CX
+	SUBQ        $0x00000008, DX
+
+matBF16AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matBF16AVX2_done
+	MOVWLZX     (AX), BX
+	SHLL        $0x10, BX
+	VMOVD       BX, X3
+	VFMADD231SS (CX), X3, X2
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, CX
+	SUBQ        $0x00000001, DX
+	JMP         matBF16AVX2_tail
+
+matBF16AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
+// func matF32x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, FMA3
+TEXT ·matF32x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+matF32x4AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matF32x4AVX2_loop8
+	VMOVUPS     (AX), Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	VMOVUPS     32(AX), Y12
+	VFMADD231PS 32(CX), Y12, Y1
+	VFMADD231PS 32(BX), Y12, Y4
+	VFMADD231PS 32(SI), Y12, Y7
+	VFMADD231PS 32(DI), Y12, Y10
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, BX
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DI
+	SUBQ        $0x00000010, DX
+	JMP         matF32x4AVX2_loop16
+
+matF32x4AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matF32x4AVX2_tail
+	VMOVUPS     (AX), Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, BX
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DI
+	SUBQ        $0x00000008, DX
+
+matF32x4AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matF32x4AVX2_done
+	VMOVSS      (AX), X12
+	VFMADD231SS (CX), X12, X2
+	VFMADD231SS (BX), X12, X5
+	VFMADD231SS (SI), X12, X8
+	VFMADD231SS (DI), X12, X11
+	ADDQ        $0x00000004, AX
+	ADDQ        $0x00000004, CX
+	ADDQ        $0x00000004, BX
+	ADDQ        $0x00000004, SI
+	ADDQ        $0x00000004, DI
+	SUBQ        $0x00000001, DX
+	JMP         matF32x4AVX2_tail
+
+matF32x4AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VMOVHLPS     X3, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSHDUP    X3, X1
+	VADDSS       X1, X3, X3
+	VADDSS       X5, X3, X3
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VADDSS       X8, X6, X6
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VMOVHLPS     X9, X9, X1
+	VADDPS       X1, X9, X9
+	VMOVSHDUP    X9, X1
+	VADDSS       X1, X9, X9
+	VADDSS       X11, X9, X9
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VMOVSS       X0, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X6, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X9, (AX)
+	VZEROUPPER
+	RET
+
+// func matF16x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, F16C, FMA3
+TEXT ·matF16x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+matF16x4AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matF16x4AVX2_loop8
+	VCVTPH2PS   (AX), Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	VCVTPH2PS   16(AX), Y12
+	VFMADD231PS 32(CX), Y12, Y1
+	VFMADD231PS 32(BX), Y12, Y4
+	VFMADD231PS 32(SI), Y12, Y7
+	VFMADD231PS 32(DI), Y12, Y10
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, BX
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DI
+	SUBQ        $0x00000010, DX
+	JMP         matF16x4AVX2_loop16
+
+matF16x4AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matF16x4AVX2_tail
+	VCVTPH2PS   (AX), Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, BX
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DI
+	SUBQ        $0x00000008, DX
+
+matF16x4AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matF16x4AVX2_done
+	MOVWLZX     (AX), R8
+	VMOVD       R8, X12
+	VCVTPH2PS   X12, X12
+	VFMADD231SS (CX), X12, X2
+	VFMADD231SS (BX), X12, X5
+	VFMADD231SS (SI), X12, X8
+	VFMADD231SS (DI), X12, X11
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, CX
+	ADDQ        $0x00000004, BX
+	ADDQ        $0x00000004, SI
+	ADDQ        $0x00000004, DI
+	SUBQ        $0x00000001, DX
+	JMP         matF16x4AVX2_tail
+
+matF16x4AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VMOVHLPS     X3, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSHDUP    X3, X1
+	VADDSS       X1, X3, X3
+	VADDSS       X5, X3, X3
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VADDSS       X8, X6, X6
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VMOVHLPS     X9, X9, X1
+	VADDPS       X1, X9, X9
+	VMOVSHDUP    X9, X1
+	VADDSS       X1, X9, X9
+	VADDSS       X11, X9, X9
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VMOVSS       X0, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X6, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X9, (AX)
+	VZEROUPPER
+	RET
+
+// func matBF16x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·matBF16x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+matBF16x4AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matBF16x4AVX2_loop8
+	VPMOVZXWD   (AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	VPMOVZXWD   16(AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS 32(CX), Y12, Y1
+	VFMADD231PS 32(BX), Y12, Y4
+	VFMADD231PS 32(SI), Y12, Y7
+	VFMADD231PS 32(DI), Y12, Y10
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, BX
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DI
+	SUBQ        $0x00000010, DX
+	JMP         matBF16x4AVX2_loop16
+
+matBF16x4AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matBF16x4AVX2_tail
+	VPMOVZXWD   (AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, BX
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DI
+	SUBQ        $0x00000008, DX
+
+matBF16x4AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matBF16x4AVX2_done
+	MOVWLZX     (AX), R8
+	SHLL        $0x10, R8
+	VMOVD       R8, X12
+	VFMADD231SS (CX), X12, X2
+	VFMADD231SS (BX), X12, X5
+	VFMADD231SS (SI), X12, X8
+	VFMADD231SS (DI), X12, X11
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, CX
+	ADDQ        $0x00000004, BX
+	ADDQ        $0x00000004, SI
+	ADDQ        $0x00000004, DI
+	SUBQ        $0x00000001, DX
+	JMP         matBF16x4AVX2_tail
+
+matBF16x4AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VMOVHLPS     X3, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSHDUP    X3, X1
+	VADDSS       X1, X3, X3
+	VADDSS       X5, X3, X3
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VADDSS       X8, X6, X6
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VMOVHLPS     X9, X9, X1
+	VADDPS       X1, X9, X9
+	VMOVSHDUP    X9, X1
+	VADDSS       X1, X9, X9
+	VADDSS       X11, X9, X9
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VMOVSS       X0, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X6, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X9, (AX)
+	VZEROUPPER
+	RET
+
+// func roundF16AVX2(dst *float32, src *float32, n int)
+// Requires: AVX, F16C
+TEXT ·roundF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ n+16(FP), DX
+
+rf16_loop:
+	CMPQ      DX, $0x08
+	JL        rf16_tail
+	VMOVUPS   (CX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VCVTPH2PS X0, Y0
+	VMOVUPS   Y0, (AX)
+	ADDQ      $0x00000020, CX
+	ADDQ      $0x00000020, AX
+	SUBQ      $0x00000008, DX
+	JMP       rf16_loop
+
+rf16_tail:
+	TESTQ     DX, DX
+	JZ        rf16_done
+	VMOVSS    (CX), X0
+	VCVTPS2PH $0x00, X0, X0
+	VCVTPH2PS X0, X0
+	VMOVSS    X0, (AX)
+	ADDQ      $0x00000004, CX
+	ADDQ      $0x00000004, AX
+	DECQ      DX
+	JMP       rf16_tail
+
+rf16_done:
+	VZEROUPPER
+	RET
+
 // func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
 // Requires: AVX, AVX2, F16C
 TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-24
@@ -6014,9 +6437,9 @@ q8k_done:
 	VZEROUPPER
 	RET
 
-// func f32ToBF16AVX2(dst *byte, src *float32, n int)
+// func roundBF16AVX2(dst *float32, src *float32, n int)
 // Requires: AVX, AVX2
-TEXT ·f32ToBF16AVX2(SB), NOSPLIT, $0-24
+TEXT ·roundBF16AVX2(SB), NOSPLIT, $0-24
 	MOVQ         dst+0(FP), AX
 	MOVQ         src+8(FP), CX
 	MOVQ         n+16(FP), DX
@@ -6047,11 +6470,10 @@ f2b_loop:
 	VPAND     Y3, Y5, Y5
 	VPCMPGTD  Y2, Y5, Y5
 	VPBLENDVB Y5, Y7, Y6, Y6
-	VPACKUSDW Y6, Y6, Y6
-	VPERMQ    $0x08, Y6, Y6
-	VMOVDQU   X6, (AX)
+	VPSLLD    $0x10, Y6, Y6
+	VMOVDQU   Y6, (AX)
 	ADDQ      $0x00000020, CX
-	ADDQ      $0x00000010, AX
+	ADDQ      $0x00000020, AX
 	SUBQ      $0x08, DX
 	JMP       f2b_loop
 
@@ -6069,17 +6491,18 @@ f2b_tail:
 	ANDL  $0x00000001, DI
 	ADDL  $0x00007fff, DI
 	ADDL  BX, DI
-	SHRL  $0x10, DI
-	MOVW  DI, (AX)
+	ANDL  $0xffff0000, DI
+	MOVL  DI, (AX)
 	JMP   f2b_next
 
 f2b_nan:
 	ORL  $0x00000040, SI
-	MOVW SI, (AX)
+	SHLL $0x10, SI
+	MOVL SI, (AX)
 
 f2b_next:
 	ADDQ $0x00000004, CX
-	ADDQ $0x00000002, AX
+	ADDQ $0x00000004, AX
 	DECQ DX
 	JMP  f2b_tail
 

@@ -208,10 +208,8 @@ func dequantAct(f actFormat, a []byte, cols int) []float64 {
 		switch f {
 		case actF32:
 			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:])))
-		case actF16:
-			out[i] = h(a[2*i:])
-		case actBF16:
-			out[i] = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(a[2*i:])) << 16))
+		case actF16, actBF16:
+			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:])))
 		case actQ8_0:
 			b := a[i/32*q8_0Len:]
 			out[i] = h(b) * float64(int8(b[2+i%32]))
@@ -250,7 +248,7 @@ func refDot(w, a []float64) (dot, tol float64) {
 }
 
 var goDots = map[ggml.Type]dotFunc{
-	ggml.TypeF32: dotF32Go, ggml.TypeF16: dotF16F16Go, ggml.TypeBF16: dotBF16BF16Go,
+	ggml.TypeF32: dotF32Go, ggml.TypeF16: dotF16ActGo, ggml.TypeBF16: dotBF16ActGo,
 	ggml.TypeQ4_0: dotQ4_0Q8_0Go, ggml.TypeQ4_1: dotQ4_1Q8_1Go, ggml.TypeQ5_0: dotQ5_0Q8_0Go,
 	ggml.TypeQ5_1: dotQ5_1Q8_1Go, ggml.TypeQ8_0: dotQ8_0Q8_0Go, ggml.TypeIQ4_NL: dotIQ4NLQ8_0Go,
 	ggml.TypeQ2_K: dotQ2_KQ8_KGo, ggml.TypeQ3_K: dotQ3_KQ8_KGo, ggml.TypeQ4_K: dotQ4_KQ8_KGo,
@@ -640,10 +638,10 @@ func TestQuantizersAsmMatchGo(t *testing.T) {
 	}
 }
 
-// TestBF16ConversionAsmMatchesGo checks the bulk f32→bf16 conversion in use
-// against the scalar rule on random bit patterns (NaNs, infs, ties) at odd
-// lengths.
-func TestBF16ConversionAsmMatchesGo(t *testing.T) {
+// TestRoundingAsmMatchesGo checks the activation rounding for F16 and BF16
+// weights in use against the Go reference and the scalar rule on random bit
+// patterns (NaNs, infs, ties) at odd lengths.
+func TestRoundingAsmMatchesGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	for n := 0; n < 40; n++ {
 		x := make([]float32, n)
@@ -654,12 +652,22 @@ func TestBF16ConversionAsmMatchesGo(t *testing.T) {
 			}
 			x[i] = math.Float32frombits(u)
 		}
-		got, want := make([]byte, 2*n), make([]byte, 2*n)
-		f32ToBF16Impl(got, x)
-		f32ToBF16Go(want, x)
-		for i := 0; i < n; i++ {
-			if g, w := binary.LittleEndian.Uint16(got[2*i:]), binary.LittleEndian.Uint16(want[2*i:]); g != w {
-				t.Fatalf("n=%d: %#08x → %#04x, want %#04x", n, math.Float32bits(x[i]), g, w)
+		for _, c := range []struct {
+			name       string
+			inuse, go_ func(dst, x []float32)
+			rule       func(float32) uint32
+		}{
+			{"bf16", roundBF16Impl, roundBF16Go, func(v float32) uint32 { return uint32(f32ToBF16Bits(v)) << 16 }},
+			{"f16", roundF16Impl, roundF16Go, func(v float32) uint32 { return math.Float32bits(f16Table[f32ToF16Bits(v)]) }},
+		} {
+			got, want := make([]float32, n), make([]float32, n)
+			c.inuse(got, x)
+			c.go_(want, x)
+			for i := 0; i < n; i++ {
+				g, w := math.Float32bits(got[i]), math.Float32bits(want[i])
+				if g != w || w != c.rule(x[i]) {
+					t.Fatalf("%s n=%d: %#08x → %#08x (go %#08x, rule %#08x)", c.name, n, math.Float32bits(x[i]), g, w, c.rule(x[i]))
+				}
 			}
 		}
 	}
@@ -695,7 +703,10 @@ func TestDot4MatchesDot(t *testing.T) {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8} {
 			cols := nblocks * typ.BlockSize()
-			w := randomRow(rng, typ, cols, nblocks == 3)
+			if typ.BlockSize() == 1 {
+				cols = nblocks*29 + 5 // through the 16-, 8- and 1-element loops
+			}
+			w := randomRow(rng, typ, cols, nblocks == 3 && typ.Quantized())
 			arow := format.rowBytes(cols)
 			act := make([]byte, 4*arow)
 			for c := 0; c < 4; c++ {

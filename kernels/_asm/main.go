@@ -101,17 +101,16 @@ func main() {
 	constants()
 	genDotF32()
 	genDotF16F32()
-	genDotF16F16()
-	genDotBF16BF16()
 	genAxpyF16()
 	genF16ToF32()
 	genF32ToF16()
 	genBF16ToF32()
 	genMulti()
+	genMultiFloat()
 	genQuantizeQ8(false)
 	genQuantizeQ8(true)
 	genQuantizeQ8K()
-	genF32ToBF16()
+	genRoundBF16()
 	Generate()
 }
 
@@ -228,52 +227,6 @@ func genDotF16F32() {
 	}, func(acc VecVirtual) {
 		t := loadF16x1(Mem{Base: a})
 		VFMADD231SS(Mem{Base: b}, t, acc)
-	})
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
-}
-
-func genDotF16F16() {
-	TEXT("dotF16F16AVX2", NOSPLIT, "func(a, b *byte, n int) float32")
-	Doc("dotF16F16AVX2 returns Σ f16(a[i])*f16(b[i]) for i < n, accumulating in float32.")
-	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
-	s := floatLoop("f16f16", n, []Register{a, b}, []int{2, 2}, func(acc VecVirtual, i int) {
-		t, u := YMM(), YMM()
-		VCVTPH2PS(Mem{Base: a, Disp: 2 * i}, t)
-		VCVTPH2PS(Mem{Base: b, Disp: 2 * i}, u)
-		VFMADD231PS(u, t, acc)
-	}, func(acc VecVirtual) {
-		t := loadF16x1(Mem{Base: a})
-		u := loadF16x1(Mem{Base: b})
-		VFMADD231SS(u, t, acc)
-	})
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
-}
-
-func genDotBF16BF16() {
-	TEXT("dotBF16BF16AVX2", NOSPLIT, "func(a, b *byte, n int) float32")
-	Doc("dotBF16BF16AVX2 returns Σ bf16(a[i])*bf16(b[i]) for i < n, accumulating in float32.")
-	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
-	s := floatLoop("bf16", n, []Register{a, b}, []int{2, 2}, func(acc VecVirtual, i int) {
-		t, u := YMM(), YMM()
-		VPMOVZXWD(Mem{Base: a, Disp: 2 * i}, t)
-		VPSLLD(U8(16), t, t)
-		VPMOVZXWD(Mem{Base: b, Disp: 2 * i}, u)
-		VPSLLD(U8(16), u, u)
-		VFMADD231PS(u, t, acc)
-	}, func(acc VecVirtual) {
-		r, q := GP32(), GP32()
-		MOVWLZX(Mem{Base: a}, r)
-		SHLL(U8(16), r)
-		MOVWLZX(Mem{Base: b}, q)
-		SHLL(U8(16), q)
-		t, u := XMM(), XMM()
-		VMOVD(r, t)
-		VMOVD(q, u)
-		VFMADD231SS(u, t, acc)
 	})
 	VZEROUPPER()
 	Store(s, ReturnIndex(0))
@@ -739,12 +692,13 @@ func genQuantizeQ8K() {
 	RET()
 }
 
-// genF32ToBF16 emits ggml_compute_fp32_to_bf16 over a row: round to nearest
-// even, NaNs quieted by setting bit 6 of the truncated value.
-func genF32ToBF16() {
-	name := "f32ToBF16AVX2"
-	TEXT(name, NOSPLIT, "func(dst *byte, src *float32, n int)")
-	Doc(name + " converts n floats at src to bfloat16 at dst, rounding to nearest even.")
+// genRoundBF16 emits ggml_compute_fp32_to_bf16 over a row, widened back to
+// float32: round to nearest even, NaNs quieted by setting bit 6 of the
+// truncated value.
+func genRoundBF16() {
+	name := "roundBF16AVX2"
+	TEXT(name, NOSPLIT, "func(dst, src *float32, n int)")
+	Doc(name + " stores float32(bf16(src[i])) in dst[i] for i < n, rounding as ggml_compute_fp32_to_bf16.")
 	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
 	c7fff, one, inf, abs, c64 := YMM(), YMM(), YMM(), YMM(), YMM()
 	t := GP32()
@@ -775,11 +729,10 @@ func genF32ToBF16() {
 	VPAND(abs, u, nan)      // |u|
 	VPCMPGTD(inf, nan, nan) // |u| > inf bits: NaN
 	VPBLENDVB(nan, q, r, r)
-	VPACKUSDW(r, r, r)
-	VPERMQ(U8(0x08), r, r)
-	VMOVDQU(r.AsX(), Mem{Base: dst})
+	VPSLLD(U8(16), r, r)
+	VMOVDQU(r, Mem{Base: dst})
 	ADDQ(U32(32), src)
-	ADDQ(U32(16), dst)
+	ADDQ(U32(32), dst)
 	SUBQ(Imm(8), n)
 	JMP(LabelRef("f2b_loop"))
 	Label("f2b_tail")
@@ -798,16 +751,17 @@ func genF32ToBF16() {
 		ANDL(U32(1), a)
 		ADDL(U32(0x7fff), a)
 		ADDL(w, a)
-		SHRL(U8(16), a)
-		MOVW(a.As16(), Mem{Base: dst})
+		ANDL(U32(0xffff0000), a)
+		MOVL(a, Mem{Base: dst})
 		JMP(LabelRef("f2b_next"))
 		Label("f2b_nan")
 		ORL(U32(64), hi)
-		MOVW(hi.As16(), Mem{Base: dst})
+		SHLL(U8(16), hi)
+		MOVL(hi, Mem{Base: dst})
 		Label("f2b_next")
 	}
 	ADDQ(U32(4), src)
-	ADDQ(U32(2), dst)
+	ADDQ(U32(4), dst)
 	DECQ(n)
 	JMP(LabelRef("f2b_tail"))
 	Label("f2b_done")

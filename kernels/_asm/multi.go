@@ -628,3 +628,161 @@ func genDotIQ4XS(ncols int) {
 	Label(name + "_done")
 	colReturn(ncols, accs)
 }
+
+// floatKind is a plain weight type multiplied with float32 activations.
+type floatKind struct {
+	name string
+	size int // bytes per weight
+	doc  string
+	// load8 converts the 8 weights at m to float32 lanes.
+	load8 func(m Mem) VecVirtual
+	// load1 converts the weight at m into lane 0 of an xmm.
+	load1 func(m Mem) VecVirtual
+}
+
+var floatKinds = []floatKind{
+	{"matF32", 4, "F32", func(m Mem) VecVirtual {
+		v := YMM()
+		VMOVUPS(m, v)
+		return v
+	}, func(m Mem) VecVirtual {
+		v := XMM()
+		VMOVSS(m, v)
+		return v
+	}},
+	{"matF16", 2, "F16", func(m Mem) VecVirtual {
+		v := YMM()
+		VCVTPH2PS(m, v)
+		return v
+	}, loadF16x1},
+	{"matBF16", 2, "BF16", func(m Mem) VecVirtual {
+		v := YMM()
+		VPMOVZXWD(m, v)
+		VPSLLD(U8(16), v, v)
+		return v
+	}, func(m Mem) VecVirtual {
+		r, v := GP32(), XMM()
+		MOVWLZX(m, r)
+		SHLL(U8(16), r)
+		VMOVD(r, v)
+		return v
+	}},
+}
+
+// genFloatFamily emits the MatMul dot of plain weights with float32
+// activations: 16 elements per iteration into two accumulators per column,
+// then 8 into the first, then a scalar tail added after the reduction.
+func genFloatFamily(k floatKind, ncols int) {
+	name := k.name + suffix(ncols)
+	x, ys, n := colArgs(name, ncols, "n "+k.doc+" weights at x and n float32 activations at y")
+	acc0, acc1, tails := make([]VecVirtual, ncols), make([]VecVirtual, ncols), make([]VecVirtual, ncols)
+	for c := range ncols {
+		acc0[c], acc1[c] = zeroY(), zeroY()
+		tails[c] = XMM()
+		VXORPS(tails[c], tails[c], tails[c])
+	}
+	step := func(elems int) {
+		ADDQ(U32(elems*k.size), x)
+		for _, y := range ys {
+			ADDQ(U32(elems*4), y)
+		}
+		SUBQ(U32(elems), n)
+	}
+	Label(name + "_loop16")
+	CMPQ(n, Imm(16))
+	JL(LabelRef(name + "_loop8"))
+	for half, accs := range [][]VecVirtual{acc0, acc1} {
+		w := k.load8(Mem{Base: x, Disp: 8 * half * k.size})
+		for c := range ncols {
+			VFMADD231PS(Mem{Base: ys[c], Disp: 32 * half}, w, accs[c])
+		}
+	}
+	step(16)
+	JMP(LabelRef(name + "_loop16"))
+	Label(name + "_loop8")
+	CMPQ(n, Imm(8))
+	JL(LabelRef(name + "_tail"))
+	w := k.load8(Mem{Base: x})
+	for c := range ncols {
+		VFMADD231PS(Mem{Base: ys[c]}, w, acc0[c])
+	}
+	step(8)
+	Label(name + "_tail")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	w1 := k.load1(Mem{Base: x})
+	for c := range ncols {
+		VFMADD231SS(Mem{Base: ys[c]}, w1, tails[c])
+	}
+	step(1)
+	JMP(LabelRef(name + "_tail"))
+	Label(name + "_done")
+	sums := make([]Register, ncols)
+	for c := range ncols {
+		VADDPS(acc1[c], acc0[c], acc0[c])
+		sums[c] = hsum(acc0[c])
+		VADDSS(tails[c], sums[c], sums[c])
+	}
+	if ncols == 1 {
+		VZEROUPPER()
+		Store(sums[0], ReturnIndex(0))
+		RET()
+		return
+	}
+	out, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
+	SHLQ(U8(2), stride)
+	for c := range ncols {
+		if c > 0 {
+			ADDQ(stride, out)
+		}
+		VMOVSS(sums[c], Mem{Base: out})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// genRoundF16 and genRoundBF16 emit the activation rounding for F16 and BF16
+// weights: float32 in, float32 out, each value rounded through the narrow
+// type (nearest even), so that a float32 product equals ggml's product of
+// the two narrow values.
+func genRoundF16() {
+	TEXT("roundF16AVX2", NOSPLIT, "func(dst, src *float32, n int)")
+	Doc("roundF16AVX2 stores float32(f16(src[i])) in dst[i] for i < n, rounding to nearest even.")
+	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
+	Label("rf16_loop")
+	CMPQ(n, Imm(8))
+	JL(LabelRef("rf16_tail"))
+	v, h := YMM(), XMM()
+	VMOVUPS(Mem{Base: src}, v)
+	VCVTPS2PH(U8(0), v, h)
+	VCVTPH2PS(h, v)
+	VMOVUPS(v, Mem{Base: dst})
+	ADDQ(U32(32), src)
+	ADDQ(U32(32), dst)
+	SUBQ(U32(8), n)
+	JMP(LabelRef("rf16_loop"))
+	Label("rf16_tail")
+	TESTQ(n, n)
+	JZ(LabelRef("rf16_done"))
+	s := XMM()
+	VMOVSS(Mem{Base: src}, s)
+	VCVTPS2PH(U8(0), s, s)
+	VCVTPH2PS(s, s)
+	VMOVSS(s, Mem{Base: dst})
+	ADDQ(U32(4), src)
+	ADDQ(U32(4), dst)
+	DECQ(n)
+	JMP(LabelRef("rf16_tail"))
+	Label("rf16_done")
+	VZEROUPPER()
+	RET()
+}
+
+func genMultiFloat() {
+	for _, n := range []int{1, 4} {
+		for _, k := range floatKinds {
+			genFloatFamily(k, n)
+		}
+	}
+	genRoundF16()
+}
