@@ -1,0 +1,590 @@
+package gguf
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+
+	"github.com/llqt/llqt/formats"
+	"github.com/llqt/llqt/formats/ggml"
+)
+
+// ErrFormat is wrapped by every error about a malformed file.
+var ErrFormat = errors.New("malformed GGUF")
+
+// FormatError describes one malformed field.
+type FormatError struct {
+	File   string
+	Field  string
+	Offset int64
+	Msg    string
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("%s: malformed GGUF: %s at offset %d: %s", e.File, e.Field, e.Offset, e.Msg)
+}
+
+// Unwrap makes errors.Is(err, ErrFormat) hold.
+func (e *FormatError) Unwrap() error { return ErrFormat }
+
+// TensorInfo describes one tensor of a GGUF file.
+type TensorInfo struct {
+	Name string
+	// Shape in ggml order: Shape[0] (ne0) is contiguous.
+	Shape []uint64
+	Type  ggml.Type
+	// Offset of the data, relative to the start of the data section.
+	Offset uint64
+	// Size in bytes of the data.
+	Size uint64
+}
+
+// Elements is the number of elements in the tensor.
+func (t *TensorInfo) Elements() uint64 {
+	n := uint64(1)
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// File is an open GGUF file.
+type File struct {
+	Path      string
+	Version   uint32
+	Alignment uint64
+	KV        formats.KVs
+	Tensors   []TensorInfo
+	// DataOffset is the absolute file offset of the data section.
+	DataOffset int64
+	// Size of the whole file in bytes.
+	Size int64
+
+	r      io.ReaderAt
+	mapped []byte // whole file when mmap'd
+	closer func() error
+}
+
+// Open opens and parses a GGUF file, memory-mapping it where the platform
+// allows and falling back to reads otherwise.
+func Open(path string) (*File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		fh.Close()
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	size := st.Size()
+	var r io.ReaderAt = fh
+	mapped, unmap, mapErr := mmapFile(fh, size)
+	if mapErr == nil && mapped != nil {
+		r = bytesReaderAt(mapped)
+	}
+	f, err := Parse(r, size, path)
+	if err != nil {
+		if unmap != nil {
+			unmap()
+		}
+		fh.Close()
+		return nil, err
+	}
+	f.mapped = mapped
+	f.closer = func() error {
+		if unmap != nil {
+			unmap()
+		}
+		return fh.Close()
+	}
+	return f, nil
+}
+
+// Close releases the file and its mapping. Slices returned by Data must not
+// be used afterwards.
+func (f *File) Close() error {
+	if f.closer == nil {
+		return nil
+	}
+	c := f.closer
+	f.closer = nil
+	return c()
+}
+
+// Tensor finds a tensor by name.
+func (f *File) Tensor(name string) (*TensorInfo, bool) {
+	for i := range f.Tensors {
+		if f.Tensors[i].Name == name {
+			return &f.Tensors[i], true
+		}
+	}
+	return nil, false
+}
+
+// Data returns a tensor's bytes. For a mapped file the slice aliases the
+// read-only mapping and must not be written; otherwise it is a fresh copy.
+func (f *File) Data(t *TensorInfo) ([]byte, error) {
+	start := f.DataOffset + int64(t.Offset)
+	if f.mapped != nil {
+		return f.mapped[start : start+int64(t.Size) : start+int64(t.Size)], nil
+	}
+	buf := make([]byte, t.Size)
+	// io.ReaderAt may report io.EOF with a full read (always, for an empty
+	// tensor at the end of the file); only a short read is an error.
+	if n, err := f.r.ReadAt(buf, start); n < len(buf) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("%s: reading tensor %s at offset %d: %w", f.Path, t.Name, start, err)
+	}
+	return buf, nil
+}
+
+// Model returns the file as a graph whose tensors read lazily from f, keeping
+// their stored types. The graph is valid while f is open.
+func (f *File) Model() *formats.Model {
+	m := &formats.Model{KV: append(formats.KVs(nil), f.KV...)}
+	m.Arch, _ = f.KV.String("general.architecture")
+	for i := range f.Tensors {
+		ti := &f.Tensors[i]
+		m.Tensors = append(m.Tensors, &formats.Tensor{
+			Name:   ti.Name,
+			Shape:  append([]uint64(nil), ti.Shape...),
+			Type:   ti.Type,
+			Source: &tensorSource{f: f, ti: ti},
+		})
+	}
+	return m
+}
+
+type tensorSource struct {
+	f  *File
+	ti *TensorInfo
+}
+
+func (s *tensorSource) Type() ggml.Type { return s.ti.Type }
+
+// ReadRaw copies, so callers may modify the result without touching the
+// read-only mapping.
+func (s *tensorSource) ReadRaw() ([]byte, error) {
+	b, err := s.f.Data(s.ti)
+	if err != nil || s.f.mapped == nil {
+		return b, err
+	}
+	return append([]byte(nil), b...), nil
+}
+
+type bytesReaderAt []byte
+
+func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Parse reads the header, metadata and tensor infos of a GGUF file of the
+// given size from r. name is used in errors.
+func Parse(r io.ReaderAt, size int64, name string) (*File, error) {
+	// A small file gets a small buffer: parsing allocates in proportion to
+	// the file, never a fixed 64 KiB for a 1 KiB file.
+	p := &parser{
+		br:   bufio.NewReaderSize(io.NewSectionReader(r, 0, size), int(max(min(size, 1<<16), 16))),
+		size: size,
+		name: name,
+	}
+	f := &File{Path: name, Size: size, r: r}
+	if err := p.header(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+type parser struct {
+	br   *bufio.Reader
+	pos  int64
+	size int64
+	name string
+	buf  [8]byte
+}
+
+func (p *parser) fail(field, format string, args ...any) error {
+	return &FormatError{File: p.name, Field: field, Offset: p.pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) remaining() int64 { return p.size - p.pos }
+
+func (p *parser) read(field string, n int) ([]byte, error) {
+	if int64(n) > p.remaining() {
+		return nil, p.fail(field, "needs %d bytes, only %d left in the file", n, p.remaining())
+	}
+	b := p.buf[:n]
+	if _, err := io.ReadFull(p.br, b); err != nil {
+		return nil, p.fail(field, "read failed: %v", err)
+	}
+	p.pos += int64(n)
+	return b, nil
+}
+
+func (p *parser) u8(field string) (uint8, error) {
+	b, err := p.read(field, 1)
+	if err != nil {
+		return 0, err
+	}
+	return b[0], nil
+}
+
+func (p *parser) u16(field string) (uint16, error) {
+	b, err := p.read(field, 2)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint16(b), nil
+}
+
+func (p *parser) u32(field string) (uint32, error) {
+	b, err := p.read(field, 4)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(b), nil
+}
+
+func (p *parser) u64(field string) (uint64, error) {
+	b, err := p.read(field, 8)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+func (p *parser) str(field string) (string, error) {
+	n, err := p.u64(field + " length")
+	if err != nil {
+		return "", err
+	}
+	if n > uint64(p.remaining()) {
+		return "", p.fail(field, "string length %d exceeds the %d bytes left in the file", n, p.remaining())
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(p.br, b); err != nil {
+		return "", p.fail(field, "read failed: %v", err)
+	}
+	p.pos += int64(n)
+	return string(b), nil
+}
+
+func (p *parser) header(f *File) error {
+	magic, err := p.u32("magic")
+	if err != nil {
+		return err
+	}
+	if magic != Magic {
+		p.pos = 0
+		return p.fail("magic", "not a GGUF file (magic %#08x)", magic)
+	}
+	if f.Version, err = p.u32("version"); err != nil {
+		return err
+	}
+	if f.Version != 2 && f.Version != 3 {
+		return p.fail("version", "unsupported GGUF version %d (want 2 or 3)", f.Version)
+	}
+	nTensors, err := p.u64("tensor count")
+	if err != nil {
+		return err
+	}
+	nKV, err := p.u64("metadata count")
+	if err != nil {
+		return err
+	}
+	// Each KV needs at least a key length and a type (12 bytes); each
+	// tensor info a name length, n_dims, type and offset (24 bytes).
+	if nKV > uint64(p.remaining())/12 {
+		return p.fail("metadata count", "%d entries cannot fit in the %d bytes left", nKV, p.remaining())
+	}
+	if nTensors > uint64(p.remaining())/24 {
+		return p.fail("tensor count", "%d tensors cannot fit in the %d bytes left", nTensors, p.remaining())
+	}
+	seen := make(map[string]bool, capHint(nKV))
+	f.KV = make(formats.KVs, 0, capHint(nKV))
+	for i := uint64(0); i < nKV; i++ {
+		at := p.pos
+		key, err := p.str(fmt.Sprintf("metadata[%d] key", i))
+		if err != nil {
+			return err
+		}
+		if seen[key] {
+			p.pos = at
+			return p.fail("metadata key "+key, "duplicate key")
+		}
+		seen[key] = true
+		vt, err := p.u32("metadata " + key + " type")
+		if err != nil {
+			return err
+		}
+		v, err := p.value("metadata "+key, formats.ValueType(vt), 0)
+		if err != nil {
+			return err
+		}
+		f.KV = append(f.KV, formats.KV{Key: key, Value: v})
+	}
+	f.Alignment = DefaultAlignment
+	if v, ok := f.KV.Get("general.alignment"); ok {
+		a, isU32 := v.(uint32)
+		if !isU32 || a == 0 || a&(a-1) != 0 {
+			return p.fail("general.alignment", "must be a non-zero power of two uint32, got %v (%T)", v, v)
+		}
+		f.Alignment = uint64(a)
+	}
+	names := make(map[string]bool, capHint(nTensors))
+	f.Tensors = make([]TensorInfo, 0, capHint(nTensors))
+	for i := uint64(0); i < nTensors; i++ {
+		ti, err := p.tensorInfo(i)
+		if err != nil {
+			return err
+		}
+		if names[ti.Name] {
+			return p.fail("tensor "+ti.Name, "duplicate tensor name")
+		}
+		names[ti.Name] = true
+		if ti.Offset%f.Alignment != 0 {
+			return p.fail("tensor "+ti.Name+" offset", "offset %d is not a multiple of the alignment %d", ti.Offset, f.Alignment)
+		}
+		f.Tensors = append(f.Tensors, ti)
+	}
+	f.DataOffset = int64(alignUp(uint64(p.pos), f.Alignment))
+	if f.DataOffset > p.size && len(f.Tensors) > 0 {
+		return p.fail("data section", "starts at %d, past the end of the %d-byte file", f.DataOffset, p.size)
+	}
+	dataSize := uint64(0)
+	if p.size > f.DataOffset {
+		dataSize = uint64(p.size - f.DataOffset)
+	}
+	// Ranges must lie inside the file and not overlap.
+	order := make([]int, len(f.Tensors))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return f.Tensors[order[a]].Offset < f.Tensors[order[b]].Offset })
+	var prevEnd uint64
+	prevName := ""
+	for _, i := range order {
+		t := &f.Tensors[i]
+		if t.Offset > dataSize || t.Size > dataSize-t.Offset {
+			return &FormatError{File: p.name, Field: "tensor " + t.Name + " data", Offset: f.DataOffset + int64(min(t.Offset, dataSize)),
+				Msg: fmt.Sprintf("data [%d, +%d) runs past the end of the file (data section holds %d bytes)", t.Offset, t.Size, dataSize)}
+		}
+		if t.Offset < prevEnd {
+			return &FormatError{File: p.name, Field: "tensor " + t.Name + " data", Offset: f.DataOffset + int64(t.Offset),
+				Msg: fmt.Sprintf("overlaps tensor %s", prevName)}
+		}
+		if t.Size > 0 {
+			prevEnd, prevName = t.Offset+t.Size, t.Name
+		}
+	}
+	return nil
+}
+
+func (p *parser) tensorInfo(i uint64) (TensorInfo, error) {
+	var ti TensorInfo
+	name, err := p.str(fmt.Sprintf("tensor[%d] name", i))
+	if err != nil {
+		return ti, err
+	}
+	ti.Name = name
+	field := "tensor " + name
+	nd, err := p.u32(field + " n_dims")
+	if err != nil {
+		return ti, err
+	}
+	if nd == 0 || nd > MaxDims {
+		return ti, p.fail(field+" n_dims", "%d dimensions (ggml allows 1 to %d)", nd, MaxDims)
+	}
+	ti.Shape = make([]uint64, nd)
+	n := uint64(1)
+	for d := range ti.Shape {
+		v, err := p.u64(fmt.Sprintf("%s ne[%d]", field, d))
+		if err != nil {
+			return ti, err
+		}
+		if v > math.MaxInt64 || (v != 0 && n > math.MaxInt64/v) {
+			return ti, p.fail(fmt.Sprintf("%s ne[%d]", field, d), "dimension %d makes the element count overflow", v)
+		}
+		ti.Shape[d] = v
+		n *= v
+	}
+	typ, err := p.u32(field + " type")
+	if err != nil {
+		return ti, err
+	}
+	ti.Type = ggml.Type(typ)
+	if !ti.Type.Known() {
+		return ti, p.fail(field+" type", "unknown ggml type id %d", typ)
+	}
+	if ti.Shape[0]%uint64(ti.Type.BlockSize()) != 0 {
+		return ti, p.fail(field+" ne[0]", "%d is not a multiple of the %s block size %d", ti.Shape[0], ti.Type, ti.Type.BlockSize())
+	}
+	blocks := n / uint64(ti.Type.BlockSize())
+	if blocks > math.MaxInt64/uint64(ti.Type.TypeSize()) {
+		return ti, p.fail(field, "byte size overflows")
+	}
+	ti.Size = blocks * uint64(ti.Type.TypeSize())
+	if ti.Offset, err = p.u64(field + " offset"); err != nil {
+		return ti, err
+	}
+	return ti, nil
+}
+
+// elemSize is the smallest encoding of one array element of type t.
+func elemSize(t formats.ValueType) int64 {
+	switch t {
+	case formats.ValUint8, formats.ValInt8, formats.ValBool:
+		return 1
+	case formats.ValUint16, formats.ValInt16:
+		return 2
+	case formats.ValUint32, formats.ValInt32, formats.ValFloat32:
+		return 4
+	case formats.ValString, formats.ValUint64, formats.ValInt64, formats.ValFloat64:
+		return 8
+	case formats.ValArray:
+		return 12
+	}
+	return 0
+}
+
+func (p *parser) value(field string, t formats.ValueType, depth int) (any, error) {
+	switch t {
+	case formats.ValUint8:
+		return p.u8(field)
+	case formats.ValInt8:
+		v, err := p.u8(field)
+		return int8(v), err
+	case formats.ValUint16:
+		return p.u16(field)
+	case formats.ValInt16:
+		v, err := p.u16(field)
+		return int16(v), err
+	case formats.ValUint32:
+		return p.u32(field)
+	case formats.ValInt32:
+		v, err := p.u32(field)
+		return int32(v), err
+	case formats.ValFloat32:
+		v, err := p.u32(field)
+		return math.Float32frombits(v), err
+	case formats.ValBool:
+		v, err := p.u8(field)
+		if err == nil && v > 1 {
+			return nil, p.fail(field, "bool byte %d is neither 0 nor 1", v)
+		}
+		return v == 1, err
+	case formats.ValString:
+		return p.str(field)
+	case formats.ValUint64:
+		return p.u64(field)
+	case formats.ValInt64:
+		v, err := p.u64(field)
+		return int64(v), err
+	case formats.ValFloat64:
+		v, err := p.u64(field)
+		return math.Float64frombits(v), err
+	case formats.ValArray:
+		return p.array(field, depth+1)
+	}
+	return nil, p.fail(field, "unknown value type %d", uint32(t))
+}
+
+func (p *parser) array(field string, depth int) (any, error) {
+	if depth > maxArrayDepth {
+		return nil, p.fail(field, "arrays nested more than %d deep", maxArrayDepth)
+	}
+	et32, err := p.u32(field + " element type")
+	if err != nil {
+		return nil, err
+	}
+	et := formats.ValueType(et32)
+	es := elemSize(et)
+	if es == 0 {
+		return nil, p.fail(field+" element type", "unknown value type %d", et32)
+	}
+	n, err := p.u64(field + " length")
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(p.remaining()/es) {
+		return nil, p.fail(field+" length", "%d elements of %s cannot fit in the %d bytes left", n, et, p.remaining())
+	}
+	switch et {
+	case formats.ValUint8:
+		return arrayOf(p, field, et, n, func() (uint8, error) { return p.u8(field) })
+	case formats.ValInt8:
+		return arrayOf(p, field, et, n, func() (int8, error) { v, err := p.u8(field); return int8(v), err })
+	case formats.ValUint16:
+		return arrayOf(p, field, et, n, func() (uint16, error) { return p.u16(field) })
+	case formats.ValInt16:
+		return arrayOf(p, field, et, n, func() (int16, error) { v, err := p.u16(field); return int16(v), err })
+	case formats.ValUint32:
+		return arrayOf(p, field, et, n, func() (uint32, error) { return p.u32(field) })
+	case formats.ValInt32:
+		return arrayOf(p, field, et, n, func() (int32, error) { v, err := p.u32(field); return int32(v), err })
+	case formats.ValFloat32:
+		return arrayOf(p, field, et, n, func() (float32, error) { v, err := p.u32(field); return math.Float32frombits(v), err })
+	case formats.ValBool:
+		return arrayOf(p, field, et, n, func() (bool, error) {
+			v, err := p.value(field, formats.ValBool, depth)
+			b, _ := v.(bool)
+			return b, err
+		})
+	case formats.ValString:
+		return arrayOf(p, field, et, n, func() (string, error) { return p.str(field) })
+	case formats.ValUint64:
+		return arrayOf(p, field, et, n, func() (uint64, error) { return p.u64(field) })
+	case formats.ValInt64:
+		return arrayOf(p, field, et, n, func() (int64, error) { v, err := p.u64(field); return int64(v), err })
+	case formats.ValFloat64:
+		return arrayOf(p, field, et, n, func() (float64, error) { v, err := p.u64(field); return math.Float64frombits(v), err })
+	case formats.ValArray:
+		return arrayOf(p, field, et, n, func() (formats.Array, error) {
+			v, err := p.array(field, depth+1)
+			a, _ := v.(formats.Array)
+			return a, err
+		})
+	}
+	return nil, p.fail(field, "unknown element type %d", et32)
+}
+
+func arrayOf[T any](p *parser, field string, et formats.ValueType, n uint64, next func() (T, error)) (formats.Array, error) {
+	out := make([]T, 0, capHint(n))
+	for i := uint64(0); i < n; i++ {
+		v, err := next()
+		if err != nil {
+			return formats.Array{}, err
+		}
+		out = append(out, v)
+	}
+	return formats.Array{Elem: et, Values: out}, nil
+}
+
+// capHint bounds the capacity reserved for a count read from the file. The
+// count has only been checked against the bytes left, and a Go value is
+// larger than its smallest encoding (a KV is 32 bytes, its encoding 12), so
+// reserving the whole count would let a lying file make the reader allocate
+// several times the file's size; beyond the hint, append grows as data
+// actually arrives.
+func capHint(n uint64) int { return int(min(n, 1024)) }
+
+func alignUp(x, a uint64) uint64 { return (x + a - 1) / a * a }

@@ -1,0 +1,386 @@
+package gguf
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/llqt/llqt/formats"
+	"github.com/llqt/llqt/internal/atomicfile"
+)
+
+// WriteOptions controls how a model is written.
+type WriteOptions struct {
+	// Codec encodes tensors whose stored type differs from their source;
+	// formats.PlainCodec when nil.
+	Codec formats.Codec
+	// Threads materialise tensors in parallel; the output is the same for
+	// any value. 0 means all CPUs.
+	Threads int
+	// Overwrite allows replacing an existing output file.
+	Overwrite bool
+	// Progress, if set, is called after each tensor with the bytes of
+	// tensor data written so far and the total.
+	Progress func(done, total int64)
+	// OnTensor, if set, is called with each tensor and its encoded bytes
+	// just before they are written (for hashing or statistics).
+	OnTensor func(t *formats.Tensor, data []byte)
+}
+
+// Layout is where each tensor's data goes in the file.
+type Layout struct {
+	Alignment uint64
+	Offsets   []uint64 // relative to the data section
+	Sizes     []uint64
+	DataSize  uint64
+}
+
+// Plan computes the data layout of m without reading any tensor data.
+func Plan(m *formats.Model) (*Layout, error) {
+	l := &Layout{Alignment: DefaultAlignment}
+	if v, ok := m.KV.Get("general.alignment"); ok {
+		a, isU32 := v.(uint32)
+		if !isU32 || a == 0 || a&(a-1) != 0 {
+			return nil, fmt.Errorf("general.alignment must be a non-zero power of two uint32, got %v", v)
+		}
+		l.Alignment = uint64(a)
+	}
+	seen := map[string]bool{}
+	var off uint64
+	for _, t := range m.Tensors {
+		if seen[t.Name] {
+			return nil, fmt.Errorf("duplicate tensor name %s", t.Name)
+		}
+		seen[t.Name] = true
+		if len(t.Shape) == 0 || len(t.Shape) > MaxDims {
+			return nil, fmt.Errorf("tensor %s: %d dimensions (ggml allows 1 to %d)", t.Name, len(t.Shape), MaxDims)
+		}
+		size, err := t.Size()
+		if err != nil {
+			return nil, err
+		}
+		l.Offsets = append(l.Offsets, off)
+		l.Sizes = append(l.Sizes, size)
+		off += alignUp(size, l.Alignment)
+	}
+	l.DataSize = off
+	return l, nil
+}
+
+// WriteFile writes m to path atomically: nothing appears at path unless
+// every tensor was written. Cancelling ctx stops the write and removes the
+// temporary file.
+func WriteFile(ctx context.Context, path string, m *formats.Model, opt WriteOptions) error {
+	out, err := atomicfile.Create(path, opt.Overwrite)
+	if err != nil {
+		return err
+	}
+	if err := Write(ctx, out, m, opt); err != nil {
+		out.Abort()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return out.Commit()
+}
+
+// Write streams m as GGUF v3 to w: the header, then each tensor's data in
+// order. Tensors are materialised by opt.Threads workers, at most that many
+// (plus one being written) held in memory at once.
+func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions) error {
+	layout, err := Plan(m)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	cw := &countingWriter{w: bw}
+	if err := writeHeader(cw, m, layout); err != nil {
+		return err
+	}
+	if err := pad(cw, layout.Alignment); err != nil {
+		return err
+	}
+	threads := opt.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	codec := opt.Codec
+	if codec == nil {
+		codec = formats.PlainCodec{}
+	}
+
+	type result struct {
+		data []byte
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	// Workers read their sources, often a mapping of an input file that the
+	// caller unmaps as soon as Write returns, so Write waits for every
+	// goroutine it started, on error and cancel too.
+	var workers sync.WaitGroup
+	defer func() {
+		cancel()
+		workers.Wait()
+	}()
+	results := make([]chan result, len(m.Tensors))
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
+	slots := make(chan struct{}, threads)
+	workers.Go(func() {
+		for i, t := range m.Tensors {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			workers.Go(func() {
+				data, err := formats.Materialize(t, codec)
+				results[i] <- result{data, err}
+			})
+		}
+	})
+
+	var done int64
+	total := int64(layout.DataSize)
+	for i, t := range m.Tensors {
+		var r result
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		<-slots
+		if r.err != nil {
+			return r.err
+		}
+		if uint64(len(r.data)) != layout.Sizes[i] {
+			return fmt.Errorf("tensor %s: produced %d bytes, layout needs %d", t.Name, len(r.data), layout.Sizes[i])
+		}
+		if opt.OnTensor != nil {
+			opt.OnTensor(t, r.data)
+		}
+		if _, err := cw.Write(r.data); err != nil {
+			return fmt.Errorf("writing tensor %s: %w", t.Name, err)
+		}
+		if err := pad(cw, layout.Alignment); err != nil {
+			return fmt.Errorf("writing tensor %s: %w", t.Name, err)
+		}
+		done += int64(alignUp(layout.Sizes[i], layout.Alignment))
+		if opt.Progress != nil {
+			opt.Progress(done, total)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+type countingWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	return n, err
+}
+
+var zeros [256]byte
+
+func pad(cw *countingWriter, align uint64) error {
+	n := alignUp(cw.n, align) - cw.n
+	for n > 0 {
+		k := min(n, uint64(len(zeros)))
+		if _, err := cw.Write(zeros[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+func writeHeader(w io.Writer, m *formats.Model, l *Layout) error {
+	e := &encoder{w: w}
+	e.u32(Magic)
+	e.u32(3)
+	e.u64(uint64(len(m.Tensors)))
+	e.u64(uint64(len(m.KV)))
+	seen := map[string]bool{}
+	for _, kv := range m.KV {
+		if seen[kv.Key] {
+			return fmt.Errorf("duplicate metadata key %s", kv.Key)
+		}
+		seen[kv.Key] = true
+		vt, err := formats.TypeOf(kv.Value)
+		if err != nil {
+			return fmt.Errorf("metadata %s: %w", kv.Key, err)
+		}
+		e.str(kv.Key)
+		e.u32(uint32(vt))
+		if err := e.value(kv.Value); err != nil {
+			return fmt.Errorf("metadata %s: %w", kv.Key, err)
+		}
+	}
+	for i, t := range m.Tensors {
+		e.str(t.Name)
+		e.u32(uint32(len(t.Shape)))
+		for _, d := range t.Shape {
+			e.u64(d)
+		}
+		e.u32(uint32(t.Type))
+		e.u64(l.Offsets[i])
+	}
+	return e.err
+}
+
+type encoder struct {
+	w   io.Writer
+	buf [8]byte
+	err error
+}
+
+func (e *encoder) write(b []byte) {
+	if e.err == nil {
+		_, e.err = e.w.Write(b)
+	}
+}
+func (e *encoder) u8(v uint8) { e.buf[0] = v; e.write(e.buf[:1]) }
+func (e *encoder) u16(v uint16) {
+	binary.LittleEndian.PutUint16(e.buf[:], v)
+	e.write(e.buf[:2])
+}
+func (e *encoder) u32(v uint32) {
+	binary.LittleEndian.PutUint32(e.buf[:], v)
+	e.write(e.buf[:4])
+}
+func (e *encoder) u64(v uint64) {
+	binary.LittleEndian.PutUint64(e.buf[:], v)
+	e.write(e.buf[:8])
+}
+func (e *encoder) str(s string) { e.u64(uint64(len(s))); e.write([]byte(s)) }
+
+func (e *encoder) value(v any) error {
+	switch x := v.(type) {
+	case uint8:
+		e.u8(x)
+	case int8:
+		e.u8(uint8(x))
+	case uint16:
+		e.u16(x)
+	case int16:
+		e.u16(uint16(x))
+	case uint32:
+		e.u32(x)
+	case int32:
+		e.u32(uint32(x))
+	case float32:
+		e.u32(math.Float32bits(x))
+	case bool:
+		if x {
+			e.u8(1)
+		} else {
+			e.u8(0)
+		}
+	case string:
+		e.str(x)
+	case uint64:
+		e.u64(x)
+	case int64:
+		e.u64(uint64(x))
+	case float64:
+		e.u64(math.Float64bits(x))
+	case formats.Array:
+		return e.array(x)
+	default:
+		return fmt.Errorf("value of Go type %T has no GGUF type", v)
+	}
+	return nil
+}
+
+func (e *encoder) array(a formats.Array) error {
+	e.u32(uint32(a.Elem))
+	e.u64(uint64(a.Len()))
+	if err := checkElem(a); err != nil {
+		return err
+	}
+	switch vs := a.Values.(type) {
+	case []uint8:
+		e.write(vs)
+	case []int8:
+		for _, v := range vs {
+			e.u8(uint8(v))
+		}
+	case []uint16:
+		for _, v := range vs {
+			e.u16(v)
+		}
+	case []int16:
+		for _, v := range vs {
+			e.u16(uint16(v))
+		}
+	case []uint32:
+		for _, v := range vs {
+			e.u32(v)
+		}
+	case []int32:
+		for _, v := range vs {
+			e.u32(uint32(v))
+		}
+	case []float32:
+		for _, v := range vs {
+			e.u32(math.Float32bits(v))
+		}
+	case []bool:
+		for _, v := range vs {
+			_ = e.value(v)
+		}
+	case []string:
+		for _, v := range vs {
+			e.str(v)
+		}
+	case []uint64:
+		for _, v := range vs {
+			e.u64(v)
+		}
+	case []int64:
+		for _, v := range vs {
+			e.u64(uint64(v))
+		}
+	case []float64:
+		for _, v := range vs {
+			e.u64(math.Float64bits(v))
+		}
+	case []formats.Array:
+		for _, v := range vs {
+			if err := e.array(v); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("array of Go type %T has no GGUF type", a.Values)
+	}
+	return nil
+}
+
+// checkElem makes sure the declared element type matches the Go slice.
+func checkElem(a formats.Array) error {
+	want := map[formats.ValueType]string{
+		formats.ValUint8: "[]uint8", formats.ValInt8: "[]int8", formats.ValUint16: "[]uint16", formats.ValInt16: "[]int16",
+		formats.ValUint32: "[]uint32", formats.ValInt32: "[]int32", formats.ValFloat32: "[]float32", formats.ValBool: "[]bool",
+		formats.ValString: "[]string", formats.ValUint64: "[]uint64", formats.ValInt64: "[]int64", formats.ValFloat64: "[]float64",
+		formats.ValArray: "[]formats.Array",
+	}[a.Elem]
+	if got := fmt.Sprintf("%T", a.Values); got != want {
+		return fmt.Errorf("array declared as %s holds %s", a.Elem, got)
+	}
+	return nil
+}
