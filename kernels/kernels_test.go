@@ -247,6 +247,54 @@ func refDot(w, a []float64) (dot, tol float64) {
 	return dot, 1e-5*mag + 1e-6
 }
 
+// minTerms returns, per element, the magnitude of the offset term of types
+// whose value is scale·q − min (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K), or of the
+// quant offset that the assembly takes out through the bsums (Q3_K's 4,
+// Q6_K's 32), or nil. Kernels sum those parts separately (Q3_K and Q6_K per
+// vector lane), so when they cancel the float32 error scales with them
+// rather than with the value.
+func minTerms(t ggml.Type, row []byte, cols int) []float64 {
+	out := make([]float64, cols)
+	bs, be := t.TypeSize(), t.BlockSize()
+	for b := 0; b < cols/max(be, 1); b++ {
+		blk := row[b*bs:]
+		for e := 0; e < be; e++ {
+			var m float64
+			switch t {
+			case ggml.TypeQ4_1, ggml.TypeQ5_1:
+				m = h(blk[2:])
+			case ggml.TypeQ2_K:
+				m = h(blk[82:]) * float64(blk[e/16]>>4)
+			case ggml.TypeQ4_K, ggml.TypeQ5_K:
+				_, mi := scaleMinK4(e/32, blk[4:16])
+				m = h(blk[2:]) * float64(mi)
+			case ggml.TypeQ3_K:
+				m = 4 * h(blk[108:]) * float64(q3KScale(blk[96:108], e/16)-32)
+			case ggml.TypeQ6_K:
+				m = 32 * h(blk[208:]) * float64(int8(blk[192+e/16]))
+			default:
+				return nil
+			}
+			out[b*be+e] = math.Abs(m)
+		}
+	}
+	return out
+}
+
+// refDotFor is refDot with the tolerance widened by the offset terms: by
+// float32 rounding, and for Q4_1/Q5_1 by Q8_1's s, which ggml rounds to f16.
+func refDotFor(t ggml.Type, row []byte, cols int, w, a []float64) (dot, tol float64) {
+	dot, tol = refDot(w, a)
+	factor := 1e-5
+	if t == ggml.TypeQ4_1 || t == ggml.TypeQ5_1 {
+		factor = 1e-3
+	}
+	for i, m := range minTerms(t, row, cols) {
+		tol += factor * math.Abs(m*a[i])
+	}
+	return dot, tol
+}
+
 var goDots = map[ggml.Type]dotFunc{
 	ggml.TypeF32: dotF32Go, ggml.TypeF16: dotF16ActGo, ggml.TypeBF16: dotBF16ActGo,
 	ggml.TypeQ4_0: dotQ4_0Q8_0Go, ggml.TypeQ4_1: dotQ4_1Q8_1Go, ggml.TypeQ5_0: dotQ5_0Q8_0Go,
@@ -278,7 +326,7 @@ func TestDotsAgainstReference(t *testing.T) {
 					w := randomRow(rng, typ, cols, extreme)
 					x := randomActivations(rng, cols)
 					a := convertAct(format, x)
-					want, tol := refDot(dequant(typ, w, cols), dequantAct(format, a, cols))
+					want, tol := refDotFor(typ, w, cols, dequant(typ, w, cols), dequantAct(format, a, cols))
 					for kname, k := range map[string]dotFunc{"inuse": dot, "go": goDots[typ]} {
 						got := float64(k(w, a, cols))
 						if math.Abs(got-want) > tol {
@@ -582,7 +630,7 @@ func TestAsmMatchesGo(t *testing.T) {
 				}
 			}
 			a := convertAct(format, x)
-			_, tol := refDot(dequant(typ, w, cols), dequantAct(format, a, cols))
+			_, tol := refDotFor(typ, w, cols, dequant(typ, w, cols), dequantAct(format, a, cols))
 			got, want := float64(dot(w, a, cols)), float64(goDots[typ](w, a, cols))
 			if math.Abs(got-want) > tol {
 				t.Errorf("%v cols=%d trial %d: asm %g, go %g (tol %g)", typ, cols, trial, got, want, tol)
