@@ -369,3 +369,34 @@ func assertEmptyDir(t *testing.T, dir string) {
 		t.Errorf("left files behind: %v", entries)
 	}
 }
+
+// TestErrorsShowNamesSafely: names and keys from the file reach error
+// messages escaped and cut short, so a corrupt file cannot flood or drive
+// the terminal.
+func TestErrorsShowNamesSafely(t *testing.T) {
+	long := strings.Repeat("k", 1<<20)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		bad  string
+	}{
+		{"escape sequence in a key", header(0, 2).kvU32("\x1b[2J\x1b]0;pwned\a", 1).kvU32("\x1b[2J\x1b]0;pwned\a", 1).Bytes(), "\x1b"},
+		{"invalid UTF-8 in a key", header(0, 1).str("\xff\xfe").u32(99).Bytes(), "\xff"},
+		{"megabyte key", header(0, 1).str(long).u32(99).Bytes(), long[:1000]},
+		{"long tensor name", header(1, 0).tensor(strings.Repeat("n", 64), ggml.TypeF32, 0, 1).pad(32, 4).Bytes(), strings.Repeat("n", 64)},
+	} {
+		_, err := Parse(bytes.NewReader(tc.data), int64(len(tc.data)), "names.gguf")
+		if !errors.Is(err, ErrFormat) {
+			t.Fatalf("%s: want ErrFormat, got %v", tc.name, err)
+		}
+		msg := err.Error()
+		if strings.Contains(msg, tc.bad) || len(msg) > 1000 {
+			t.Errorf("%s: unsafe or overlong message (%d bytes): %.300q", tc.name, len(msg), msg)
+		}
+	}
+	// A 63-byte name is llama.cpp's limit and still accepted.
+	ok := header(1, 0).tensor(strings.Repeat("n", 63), ggml.TypeF32, 0, 1).pad(32, 4).Bytes()
+	if _, err := Parse(bytes.NewReader(ok), int64(len(ok)), "ok.gguf"); err != nil {
+		t.Errorf("63-byte name: %v", err)
+	}
+}
