@@ -302,3 +302,25 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestTextIsSafeToPrint: names and keys with terminal escapes are shown
+// escaped in text output.
+func TestTextIsSafeToPrint(t *testing.T) {
+	m := testModel()
+	m.KV = append(m.KV, formats.KV{Key: "evil\x1b[2J", Value: "\x1b]0;title\a"})
+	m.Tensors[0].Name = "tok\x1b[31m"
+	rep, err := Run(writeModel(t, m), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := WriteText(&text, rep); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(text.String(), "\x1b\a") {
+		t.Errorf("control characters reached the output:\n%q", text.String())
+	}
+	if !strings.Contains(text.String(), `"evil\x1b[2J"`) {
+		t.Errorf("escaped key missing:\n%s", text.String())
+	}
+}

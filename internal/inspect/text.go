@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/llqt/llqt/internal/cli"
@@ -23,10 +24,10 @@ func WriteText(w io.Writer, rep *Report) error {
 		fmt.Fprintf(w, "\nmetadata (%d entries):\n", len(rep.Metadata))
 		width := 0
 		for _, m := range rep.Metadata {
-			width = max(width, len(m.Key))
+			width = max(width, len(safe(m.Key)))
 		}
 		for _, m := range rep.Metadata {
-			fmt.Fprintf(w, "  %-*s  %s\n", width, m.Key, formatMeta(m))
+			fmt.Fprintf(w, "  %-*s  %s\n", width, safe(m.Key), formatMeta(m))
 		}
 		fmt.Fprintln(w)
 		hasHash := len(rep.Tensors) > 0 && rep.Tensors[0].SHA256 != ""
@@ -36,7 +37,7 @@ func WriteText(w io.Writer, rep *Report) error {
 		}
 		rows := make([][]string, 0, len(rep.Tensors))
 		for _, t := range rep.Tensors {
-			row := []string{t.Name, t.Type, formatShape(t.Shape), strconv.FormatUint(t.Bytes, 10)}
+			row := []string{safe(t.Name), t.Type, formatShape(t.Shape), strconv.FormatUint(t.Bytes, 10)}
 			if hasHash {
 				row = append(row, t.SHA256)
 			}
@@ -87,6 +88,25 @@ func formatValue(v any) string {
 	if utf8.RuneCountInString(s) > maxShown {
 		r := []rune(s)
 		return strconv.Quote(string(r[:maxShown])) + fmt.Sprintf("… (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
+// safe returns a key or name as is when it is short and printable, and
+// quoted (escaping terminal controls and invalid UTF-8) and cut otherwise.
+func safe(s string) string {
+	clean := len(s) <= maxShown && utf8.ValidString(s)
+	for _, r := range s {
+		if !clean {
+			break
+		}
+		clean = unicode.IsPrint(r)
+	}
+	if clean {
+		return s
+	}
+	if len(s) > maxShown {
+		return strconv.Quote(s[:maxShown]) + fmt.Sprintf("… (%d bytes)", len(s))
 	}
 	return strconv.Quote(s)
 }
