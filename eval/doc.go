@@ -1,0 +1,16 @@
+// Package eval is llqt's inference engine: it loads a Llama-architecture GGUF
+// model through mmap (weights are used in place, never copied or
+// dequantized whole), runs the transformer forward pass on the CPU with a
+// KV cache, and samples tokens from the logits.
+//
+// The numerics follow llama.cpp's CPU backend where it matters for matching
+// its outputs: matrix products go through package kernels, which quantizes
+// activations to the weight's dot-product type as ggml does; the KV cache is
+// F16 by default, so queries and attention weights are rounded to F16 before
+// their products with it; RMSNorm and the softmax denominator accumulate in
+// float64; RoPE uses ggml's "normal" mode (adjacent pairs) with its
+// frequency, linear, YaRN and per-dimension (rope_freqs) scaling.
+//
+// A Model is safe for concurrent use by several Contexts; a Context (one
+// sequence and its KV cache) is not safe for concurrent use.
+package eval

@@ -1,0 +1,256 @@
+package eval
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/formats/gguf"
+)
+
+// Options configure how a model is run.
+type Options struct {
+	// Threads used by matrix products and attention; 0 means all CPUs.
+	Threads int
+	// KVType is the KV cache element type: ggml.TypeF16 (the default, as
+	// llama.cpp) or ggml.TypeF32. The zero value (F32's id) is taken to
+	// mean the default; set KVF32 to ask for F32.
+	KVType ggml.Type
+	// KVF32 forces an F32 KV cache (KVType's zero value cannot say so).
+	KVF32 bool
+}
+
+// Weight is one weight matrix in place in the mapped file: Rows rows of
+// Cols elements of Type (ggml shape [Cols, Rows]).
+type Weight struct {
+	Name string
+	Type ggml.Type
+	Data []byte
+	Rows int
+	Cols int
+}
+
+// RowBytes is the size of one row in bytes.
+func (w *Weight) RowBytes() int {
+	n, _ := w.Type.RowSize(uint64(w.Cols))
+	return int(n)
+}
+
+// Layer holds one transformer block's weights.
+type Layer struct {
+	AttnNorm []float32
+	Wq, Wk   *Weight
+	Wv, Wo   *Weight
+	FFNNorm  []float32
+	WGate    *Weight
+	WUp      *Weight
+	WDown    *Weight
+}
+
+// Model is a loaded model. Its weights point into the mmap of the file,
+// which stays open until Close.
+type Model struct {
+	Hparams Hparams
+	File    *gguf.File
+
+	TokEmbd    *Weight
+	OutputNorm []float32
+	Output     *Weight // token_embd when the output is tied
+	Layers     []Layer
+	// RopeFreqs are per-dimension-pair divisors of the rotation angle
+	// (llama 3 scaling), or nil.
+	RopeFreqs []float32
+
+	opt     Options
+	threads int
+	kvType  ggml.Type
+	tok     tokenizerHolder
+}
+
+// Load opens a GGUF model by mmap and checks its tensors against its
+// hyperparameters.
+func Load(path string, opt Options) (*Model, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newModel(f, opt)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+func newModel(f *gguf.File, opt Options) (*Model, error) {
+	hp, err := HparamsFromKV(f.KV)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Hparams: hp, File: f, opt: opt}
+	m.threads = opt.Threads
+	if m.threads <= 0 {
+		m.threads = runtime.NumCPU()
+	}
+	switch {
+	case opt.KVF32:
+		m.kvType = ggml.TypeF32
+	case opt.KVType == ggml.TypeF32 || opt.KVType == ggml.TypeF16:
+		// F32's id is the zero value, so it means "default" here.
+		m.kvType = ggml.TypeF16
+	default:
+		return nil, fmt.Errorf("KV cache type %s is not supported (F16 or F32)", opt.KVType)
+	}
+
+	embd, err := m.matrix("token_embd.weight", hp.NEmbd, -1)
+	if err != nil {
+		return nil, err
+	}
+	if hp.NVocab == 0 {
+		m.Hparams.NVocab = embd.Rows
+		hp.NVocab = embd.Rows
+	} else if embd.Rows != hp.NVocab {
+		return nil, fmt.Errorf("tensor token_embd.weight has %d rows, vocab_size is %d", embd.Rows, hp.NVocab)
+	}
+	m.TokEmbd = embd
+	if m.OutputNorm, err = m.vector("output_norm.weight", hp.NEmbd); err != nil {
+		return nil, err
+	}
+	if _, ok := f.Tensor("output.weight"); ok {
+		if m.Output, err = m.matrix("output.weight", hp.NEmbd, hp.NVocab); err != nil {
+			return nil, err
+		}
+	} else {
+		m.Output = embd
+	}
+	if ti, ok := f.Tensor("rope_freqs.weight"); ok {
+		_ = ti
+		if m.RopeFreqs, err = m.vector("rope_freqs.weight", hp.NRot/2); err != nil {
+			return nil, err
+		}
+	}
+	qDim, kvDimK, kvDimV := hp.NHead*hp.HeadDimK, hp.NHeadKV*hp.HeadDimK, hp.NHeadKV*hp.HeadDimV
+	m.Layers = make([]Layer, hp.NLayer)
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		name := func(s string) string { return fmt.Sprintf("blk.%d.%s.weight", i, s) }
+		for _, v := range []struct {
+			dst *[]float32
+			n   string
+		}{{&l.AttnNorm, "attn_norm"}, {&l.FFNNorm, "ffn_norm"}} {
+			if *v.dst, err = m.vector(name(v.n), hp.NEmbd); err != nil {
+				return nil, err
+			}
+		}
+		for _, w := range []struct {
+			dst        **Weight
+			n          string
+			cols, rows int
+		}{
+			{&l.Wq, "attn_q", hp.NEmbd, qDim},
+			{&l.Wk, "attn_k", hp.NEmbd, kvDimK},
+			{&l.Wv, "attn_v", hp.NEmbd, kvDimV},
+			{&l.Wo, "attn_output", hp.NHead * hp.HeadDimV, hp.NEmbd},
+			{&l.WGate, "ffn_gate", hp.NEmbd, hp.NFF},
+			{&l.WUp, "ffn_up", hp.NEmbd, hp.NFF},
+			{&l.WDown, "ffn_down", hp.NFF, hp.NEmbd},
+		} {
+			if *w.dst, err = m.matrix(name(w.n), w.cols, w.rows); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// matrix finds a 2-D weight of shape [cols, rows] (rows < 0: any).
+func (m *Model) matrix(name string, cols, rows int) (*Weight, error) {
+	ti, ok := m.File.Tensor(name)
+	if !ok {
+		return nil, fmt.Errorf("missing tensor %s", name)
+	}
+	if len(ti.Shape) != 2 || ti.Shape[0] != uint64(cols) || (rows >= 0 && ti.Shape[1] != uint64(rows)) {
+		want := fmt.Sprintf("[%d %d]", cols, rows)
+		if rows < 0 {
+			want = fmt.Sprintf("[%d n_vocab]", cols)
+		}
+		return nil, fmt.Errorf("tensor %s has shape %v, hyperparameters need %s", name, ti.Shape, want)
+	}
+	if !matmulSupported(ti.Type) {
+		return nil, fmt.Errorf("tensor %s: type %s is not supported by the engine", name, ti.Type)
+	}
+	data, err := m.File.Data(ti)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	return &Weight{Name: name, Type: ti.Type, Data: data, Rows: int(ti.Shape[1]), Cols: int(ti.Shape[0])}, nil
+}
+
+// vector reads a 1-D tensor of n elements as float32 (norm weights are
+// small; copying them is cheaper than converting on every use).
+func (m *Model) vector(name string, n int) ([]float32, error) {
+	ti, ok := m.File.Tensor(name)
+	if !ok {
+		return nil, fmt.Errorf("missing tensor %s", name)
+	}
+	if len(ti.Shape) != 1 || ti.Shape[0] != uint64(n) {
+		return nil, fmt.Errorf("tensor %s has shape %v, hyperparameters need [%d]", name, ti.Shape, n)
+	}
+	data, err := m.File.Data(ti)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	out := make([]float32, n)
+	if err := dequantizeRow(out, ti.Type, data); err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// NVocab is the vocabulary size.
+func (m *Model) NVocab() int { return m.Hparams.NVocab }
+
+// Threads is the number of worker threads in use.
+func (m *Model) Threads() int { return m.threads }
+
+// KVType is the KV cache element type.
+func (m *Model) KVType() ggml.Type { return m.kvType }
+
+// Close unmaps the file. The model and its contexts must not be used after.
+func (m *Model) Close() error { return m.File.Close() }
+
+// NParams is the number of weight elements in the file (llama-bench's
+// model_n_params).
+func (m *Model) NParams() uint64 {
+	var n uint64
+	for i := range m.File.Tensors {
+		n += m.File.Tensors[i].Elements()
+	}
+	return n
+}
+
+// SizeBytes is the bytes of tensor data in the file (llama-bench's
+// model_size).
+func (m *Model) SizeBytes() uint64 {
+	var n uint64
+	for i := range m.File.Tensors {
+		n += m.File.Tensors[i].Size
+	}
+	return n
+}
+
+// BytesPerToken is the weight bytes a single-token decode reads: every
+// matrix once, plus one embedding row (the output matrix replaces the
+// embedding table when tied).
+func (m *Model) BytesPerToken() uint64 {
+	var n uint64
+	for _, l := range m.Layers {
+		for _, w := range []*Weight{l.Wq, l.Wk, l.Wv, l.Wo, l.WGate, l.WUp, l.WDown} {
+			n += uint64(len(w.Data))
+		}
+		n += uint64(4 * (len(l.AttnNorm) + len(l.FFNNorm)))
+	}
+	n += uint64(len(m.Output.Data)) + uint64(4*len(m.OutputNorm))
+	n += uint64(m.TokEmbd.RowBytes())
+	return n
+}

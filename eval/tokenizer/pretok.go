@@ -1,0 +1,327 @@
+package tokenizer
+
+import "strings"
+
+// splitter is one pre-tokenizer stage. llama.cpp runs hand-written
+// splitters for the GPT-2 and Llama 3 patterns and std::regex for the rest;
+// a pattern using \p{..} classes then runs over category-collapsed text.
+type splitter struct {
+	expr      string
+	custom    func(cpts []uint32, lengths []int) []int
+	re        *regex
+	collapsed bool
+}
+
+func newSplitter(expr string) (splitter, error) {
+	s := splitter{expr: expr}
+	switch expr {
+	case reGPT2:
+		s.custom = splitGPT2
+		return s, nil
+	case reLlama3, `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`:
+		s.custom = splitLlama3
+		return s, nil
+	}
+	for _, cat := range []string{`\p{N}`, `\p{L}`, `\p{P}`, `\p{M}`, `\p{S}`} {
+		if strings.Contains(expr, cat) {
+			s.collapsed = true
+		}
+	}
+	re, err := compileRegex(expr)
+	if err != nil {
+		return s, err
+	}
+	s.re = re
+	return s, nil
+}
+
+// collapseCategories maps each code point to one symbol, as llama.cpp does
+// before running std::regex: ASCII stays, other whitespace becomes \v, and
+// other code points become a byte naming their category (0xD1 number,
+// 0xD2 letter, 0xD3 punctuation, 0xD4 mark, 0xD5 symbol, 0xD0 anything else).
+func collapseCategories(cpts []uint32) []uint32 {
+	out := make([]uint32, len(cpts))
+	for i, cp := range cpts {
+		if cp < 0x80 {
+			out[i] = cp
+			continue
+		}
+		f := cptFlags(cp)
+		switch {
+		case f&flagWhitespace != 0:
+			out[i] = '\v'
+		case f&flagCategories == flagNumber:
+			out[i] = 0xD1
+		case f&flagCategories == flagLetter:
+			out[i] = 0xD2
+		case f&flagCategories == flagPunctuation:
+			out[i] = 0xD3
+		case f&flagCategories == flagAccentMark:
+			out[i] = 0xD4
+		case f&flagCategories == flagSymbol:
+			out[i] = 0xD5
+		default:
+			out[i] = 0xD0
+		}
+	}
+	return out
+}
+
+// wideText is the code point text llama.cpp hands to std::wregex: non-ASCII
+// whitespace becomes \v so that \s sees it.
+func wideText(cpts []uint32) []uint32 {
+	out := make([]uint32, len(cpts))
+	for i, cp := range cpts {
+		if cp > 0x7F && cptFlags(cp)&flagWhitespace != 0 {
+			cp = '\v'
+		}
+		out[i] = cp
+	}
+	return out
+}
+
+// split refines the pieces given by lengths (code point counts) with this
+// stage: matches and the gaps between them each become a piece.
+func (s splitter) split(cpts, collapsed, wide []uint32, lengths []int) []int {
+	if s.custom != nil {
+		return s.custom(cpts, lengths)
+	}
+	in := wide
+	if s.collapsed {
+		in = collapsed
+	}
+	out := make([]int, 0, len(lengths))
+	start := 0
+	for _, n := range lengths {
+		frag := in[start : start+n]
+		last := 0
+		for pos := 0; pos < n; {
+			ms, me, ok := s.re.find(frag, pos)
+			if !ok {
+				break
+			}
+			if ms > last {
+				out = append(out, ms-last)
+			}
+			last = ms
+			if me == ms {
+				// an empty match only cuts the text (std::regex would add an
+				// empty piece, which tokenizes to nothing); step over one
+				pos = ms + 1
+				continue
+			}
+			out = append(out, me-ms)
+			last, pos = me, me
+		}
+		if last < n {
+			out = append(out, n-last)
+		}
+		start += n
+	}
+	return out
+}
+
+// cptCursor reads code points of one piece, with out-of-range positions
+// reading as outOfRange with no flags.
+type cptCursor struct {
+	cpts     []uint32
+	ini, end int
+}
+
+const outOfRange = 0xFFFFFFFF
+
+func (c cptCursor) at(pos int) uint32 {
+	if pos >= c.ini && pos < c.end {
+		return c.cpts[pos]
+	}
+	return outOfRange
+}
+
+func (c cptCursor) flags(pos int) uint16 {
+	if pos >= c.ini && pos < c.end {
+		return cptFlags(c.cpts[pos])
+	}
+	return 0
+}
+
+// splitGPT2 is GPT-2's pattern
+// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)
+// (with llama.cpp's trailing \s+ fallback) as a hand-written scanner.
+func splitGPT2(cpts []uint32, lengths []int) []int {
+	out := make([]int, 0, len(lengths))
+	start := 0
+	for _, n := range lengths {
+		c := cptCursor{cpts: cpts, ini: start, end: start + n}
+		prev := start
+		emit := func(end int) {
+			if end > prev {
+				out = append(out, end-prev)
+			}
+			prev = end
+		}
+		for pos := c.ini; pos < c.end; {
+			cp, f := c.at(pos), c.flags(pos)
+			if cp == '\'' && pos+1 < c.end {
+				next := c.at(pos + 1)
+				if next == 's' || next == 't' || next == 'm' || next == 'd' {
+					pos += 2
+					emit(pos)
+					continue
+				}
+				if pos+2 < c.end {
+					next2 := c.at(pos + 2)
+					if (next == 'r' && next2 == 'e') || (next == 'v' && next2 == 'e') || (next == 'l' && next2 == 'l') {
+						pos += 3
+						emit(pos)
+						continue
+					}
+				}
+			}
+			// an optional leading space joins the following run
+			f2 := f
+			lead := 0
+			if cp == ' ' {
+				f2 = c.flags(pos + 1)
+				lead = 1
+			}
+			switch {
+			case f2&flagLetter != 0:
+				pos += lead
+				for c.flags(pos)&flagLetter != 0 {
+					pos++
+				}
+				emit(pos)
+				continue
+			case f2&flagNumber != 0:
+				pos += lead
+				for c.flags(pos)&flagNumber != 0 {
+					pos++
+				}
+				emit(pos)
+				continue
+			case f2&(flagWhitespace|flagLetter|flagNumber) == 0 && f2 != 0:
+				pos += lead
+				for g := c.flags(pos); g&(flagWhitespace|flagLetter|flagNumber) == 0 && g != 0; g = c.flags(pos) {
+					pos++
+				}
+				emit(pos)
+				continue
+			}
+			ws := 0
+			for c.flags(pos+ws)&flagWhitespace != 0 {
+				ws++
+			}
+			switch {
+			case ws > 1 && c.at(pos+ws) != outOfRange:
+				// \s+(?!\S): leave the last space to lead the next word
+				pos += ws - 1
+			case ws > 0:
+				pos += ws
+			default:
+				pos++
+			}
+			emit(pos)
+		}
+		start += n
+	}
+	return out
+}
+
+// splitLlama3 is Llama 3's pattern
+// (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+// as a hand-written scanner.
+func splitLlama3(cpts []uint32, lengths []int) []int {
+	out := make([]int, 0, len(lengths))
+	start := 0
+	isCRLF := func(cp uint32) bool { return cp == '\r' || cp == '\n' }
+	for _, n := range lengths {
+		c := cptCursor{cpts: cpts, ini: start, end: start + n}
+		prev := start
+		emit := func(end int) {
+			if end > prev {
+				out = append(out, end-prev)
+			}
+			prev = end
+		}
+		for pos := c.ini; pos < c.end; {
+			cp, f := c.at(pos), c.flags(pos)
+			if cp == '\'' && pos+1 < c.end {
+				next := toLower(c.at(pos + 1))
+				if next == 's' || next == 't' || next == 'm' || next == 'd' {
+					pos += 2
+					emit(pos)
+					continue
+				}
+				if pos+2 < c.end {
+					next2 := toLower(c.at(pos + 2))
+					if (next == 'r' && next2 == 'e') || (next == 'v' && next2 == 'e') || (next == 'l' && next2 == 'l') {
+						pos += 3
+						emit(pos)
+						continue
+					}
+				}
+			}
+			// [^\r\n\p{L}\p{N}]?\p{L}+
+			if !isCRLF(cp) && f&flagNumber == 0 && (f&flagLetter != 0 || c.flags(pos+1)&flagLetter != 0) {
+				pos++
+				for c.flags(pos)&flagLetter != 0 {
+					pos++
+				}
+				emit(pos)
+				continue
+			}
+			// \p{N}{1,3}
+			if f&flagNumber != 0 {
+				ini := pos
+				for c.flags(pos)&flagNumber != 0 {
+					pos++
+					if pos-ini >= 3 {
+						emit(pos)
+						ini = pos
+					}
+				}
+				emit(pos)
+				continue
+			}
+			// ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+			f2 := f
+			lead := 0
+			if cp == ' ' {
+				f2 = c.flags(pos + 1)
+				lead = 1
+			}
+			if f2&(flagWhitespace|flagLetter|flagNumber) == 0 && f != 0 {
+				pos += lead
+				for g := c.flags(pos); g&(flagWhitespace|flagLetter|flagNumber) == 0 && g != 0; g = c.flags(pos) {
+					pos++
+				}
+				for isCRLF(c.at(pos)) {
+					pos++
+				}
+				emit(pos)
+				continue
+			}
+			ws := 0
+			lastCRLF := -1 // position after the last \r or \n in the run
+			for c.flags(pos+ws)&flagWhitespace != 0 {
+				if isCRLF(c.at(pos + ws)) {
+					lastCRLF = pos + ws + 1
+				}
+				ws++
+			}
+			switch {
+			case lastCRLF >= 0: // \s*[\r\n]+
+				pos = lastCRLF
+			case ws > 1 && c.at(pos+ws) != outOfRange: // \s+(?!\S)
+				pos += ws - 1
+			case ws > 0: // \s+
+				pos += ws
+			default:
+				pos++
+			}
+			emit(pos)
+		}
+		start += n
+	}
+	return out
+}

@@ -1,0 +1,221 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/llqt/llqt/formats/ggml"
+)
+
+// benchCols is the row length of the single-dot benchmarks (a weight row that
+// stays in L1/L2, so they measure the kernels rather than DRAM).
+const benchCols = 4096
+
+// BenchmarkDot measures each block dot, in use (asm where available) and Go,
+// reporting weight bytes per second.
+func BenchmarkDot(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, typ := range allTypes {
+		format, dot, _ := kernelFor(typ)
+		w := randomRow(rng, typ, benchCols, false)
+		a := convertAct(format, randomActivations(rng, benchCols))
+		impls := []struct {
+			name string
+			f    dotFunc
+		}{{"inuse", dot}, {"go", goDots[typ]}}
+		for _, impl := range impls {
+			b.Run(fmt.Sprintf("%v/%s", typ, impl.name), func(b *testing.B) {
+				b.SetBytes(int64(len(w)))
+				var sink float32
+				for b.Loop() {
+					sink += impl.f(w, a, benchCols)
+				}
+				_ = sink
+			})
+		}
+	}
+}
+
+// BenchmarkQuantizeActivations measures converting one activation row (bytes
+// are input float32 bytes).
+func BenchmarkQuantizeActivations(b *testing.B) {
+	x := randomActivations(rand.New(rand.NewPCG(2, 2)), benchCols)
+	for _, f := range []struct {
+		name string
+		fmt  actFormat
+	}{{"Q8_0", actQ8_0}, {"Q8_1", actQ8_1}, {"Q8_K", actQ8_K}, {"F16", actF16}, {"BF16", actBF16}} {
+		dst := make([]byte, f.fmt.rowBytes(benchCols))
+		b.Run(f.name, func(b *testing.B) {
+			b.SetBytes(4 * benchCols)
+			for b.Loop() {
+				f.fmt.convert(dst, x)
+			}
+		})
+	}
+}
+
+func BenchmarkDotF32(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	x, y := randomActivations(rng, benchCols), randomActivations(rng, benchCols)
+	for _, impl := range []struct {
+		name string
+		f    func(a, b []float32) float32
+	}{{"inuse", DotF32}, {"go", dotF32SliceGo}} {
+		b.Run(impl.name, func(b *testing.B) {
+			b.SetBytes(4 * benchCols)
+			for b.Loop() {
+				impl.f(x, y)
+			}
+		})
+	}
+}
+
+func BenchmarkDotF16(b *testing.B) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	x, y := randomActivations(rng, benchCols), randomActivations(rng, benchCols)
+	h := make([]byte, 2*benchCols)
+	F32ToF16(h, x)
+	for _, impl := range []struct {
+		name string
+		f    func(a []byte, b []float32) float32
+	}{{"inuse", DotF16}, {"go", dotF16F32Go}} {
+		b.Run(impl.name, func(b *testing.B) {
+			b.SetBytes(2 * benchCols)
+			for b.Loop() {
+				impl.f(h, y)
+			}
+		})
+	}
+}
+
+func BenchmarkAxpyF16(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	x, y := randomActivations(rng, benchCols), randomActivations(rng, benchCols)
+	h := make([]byte, 2*benchCols)
+	F32ToF16(h, x)
+	for _, impl := range []struct {
+		name string
+		f    func(y []float32, alpha float32, x []byte)
+	}{{"inuse", AxpyF16}, {"go", axpyF16Go}} {
+		b.Run(impl.name, func(b *testing.B) {
+			b.SetBytes(2 * benchCols)
+			for b.Loop() {
+				impl.f(y, 1e-6, h)
+			}
+		})
+	}
+}
+
+func BenchmarkConvert(b *testing.B) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	x := randomActivations(rng, benchCols)
+	h := make([]byte, 2*benchCols)
+	f := make([]float32, benchCols)
+	F32ToF16(h, x)
+	cases := []struct {
+		name string
+		f    func()
+	}{
+		{"F16ToF32/inuse", func() { F16ToF32(f, h) }},
+		{"F16ToF32/go", func() { f16ToF32Go(f, h) }},
+		{"F32ToF16/inuse", func() { F32ToF16(h, x) }},
+		{"F32ToF16/go", func() { f32ToF16Go(h, x) }},
+		{"BF16ToF32/inuse", func() { BF16ToF32(f, h) }},
+		{"BF16ToF32/go", func() { bf16ToF32Go(f, h) }},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(2 * benchCols) // the half-precision side
+			for b.Loop() {
+				c.f()
+			}
+		})
+	}
+}
+
+// BenchmarkMatMul runs a TinyLlama-sized feed-forward matrix (5632 rows of
+// 2048 columns) for one token and for a 512-token prompt batch, reporting
+// weight bytes per second.
+func BenchmarkMatMul(b *testing.B) {
+	const rows, cols = 5632, 2048
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, typ := range []ggml.Type{ggml.TypeQ4_K, ggml.TypeQ8_0} {
+		var data []byte
+		for r := 0; r < rows; r++ {
+			data = append(data, randomRow(rng, typ, cols, false)...)
+		}
+		m := Matrix{Type: typ, Data: data, Rows: rows, Cols: cols}
+		for _, n := range []int{1, 512} {
+			x := randomActivations(rng, n*cols)
+			dst := make([]float32, n*rows)
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%v/n=%d/threads=%d", typ, n, threads), func(b *testing.B) {
+					b.SetBytes(int64(len(data)))
+					for b.Loop() {
+						MatMul(dst, m, x, n, threads)
+					}
+				})
+			}
+		}
+	}
+}
+
+// spawnFor is parallelFor without the pool, starting goroutines per call; it
+// exists to measure what the pool saves.
+func spawnFor(threads, tasks int, fn func(task int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	run := func() {
+		defer wg.Done()
+		for {
+			t := int(next.Add(1) - 1)
+			if t >= tasks {
+				return
+			}
+			fn(t)
+		}
+	}
+	wg.Add(threads)
+	for i := 1; i < threads; i++ {
+		go run()
+	}
+	run()
+	wg.Wait()
+}
+
+// BenchmarkParallelFor compares the worker pool with spawning goroutines on
+// a small matrix-vector product (256 rows of 2048 Q4_K, one task per 16 rows),
+// the size where dispatch overhead shows.
+func BenchmarkParallelFor(b *testing.B) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	const rows, cols = 256, 2048
+	var w []byte
+	for r := 0; r < rows; r++ {
+		w = append(w, randomRow(rng, ggml.TypeQ4_K, cols, false)...)
+	}
+	a := convertAct(actQ8_K, randomActivations(rng, cols))
+	dst := make([]float32, rows)
+	rowBytes := len(w) / rows
+	work := func(task int) {
+		for r := task * 16; r < task*16+16; r++ {
+			dst[r] = dotQ4_KQ8_K(w[r*rowBytes:], a, cols)
+		}
+	}
+	for _, threads := range []int{2, 4} {
+		b.Run(fmt.Sprintf("pool/threads=%d", threads), func(b *testing.B) {
+			b.SetBytes(int64(len(w)))
+			for b.Loop() {
+				parallelFor(threads, rows/16, work)
+			}
+		})
+		b.Run(fmt.Sprintf("spawn/threads=%d", threads), func(b *testing.B) {
+			b.SetBytes(int64(len(w)))
+			for b.Loop() {
+				spawnFor(threads, rows/16, work)
+			}
+		})
+	}
+}

@@ -1,0 +1,6 @@
+//go:build purego || !amd64
+
+package kernels
+
+// hasAVX2 reports whether the assembly kernels are in use.
+const hasAVX2 = false

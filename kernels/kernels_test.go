@@ -1,0 +1,662 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/llqt/llqt/formats/ggml"
+	"github.com/x448/float16"
+)
+
+// allTypes are the weight types MatMul supports.
+var allTypes = []ggml.Type{
+	ggml.TypeF32, ggml.TypeF16, ggml.TypeBF16,
+	ggml.TypeQ4_0, ggml.TypeQ4_1, ggml.TypeQ5_0, ggml.TypeQ5_1, ggml.TypeQ8_0, ggml.TypeIQ4_NL,
+	ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_XS,
+}
+
+// scaleOffsets lists, per block type, where its f16 scales sit, so random
+// blocks get sane scales instead of random bit patterns (NaN, inf).
+var scaleOffsets = map[ggml.Type][]int{
+	ggml.TypeQ4_0: {0}, ggml.TypeQ4_1: {0, 2}, ggml.TypeQ5_0: {0}, ggml.TypeQ5_1: {0, 2},
+	ggml.TypeQ8_0: {0}, ggml.TypeIQ4_NL: {0}, ggml.TypeQ2_K: {80, 82}, ggml.TypeQ3_K: {108},
+	ggml.TypeQ4_K: {0, 2}, ggml.TypeQ5_K: {0, 2}, ggml.TypeQ6_K: {208}, ggml.TypeIQ4_XS: {0},
+}
+
+func putF16(b []byte, v float32) { binary.LittleEndian.PutUint16(b, float16.Fromfloat32(v).Bits()) }
+
+// randomRow makes a weight row of cols elements of type t. extreme fills the
+// quants with all-ones bytes (largest magnitudes) to probe overflow.
+func randomRow(rng *rand.Rand, t ggml.Type, cols int, extreme bool) []byte {
+	size, _ := t.RowSize(uint64(cols))
+	row := make([]byte, size)
+	switch t {
+	case ggml.TypeF32:
+		for i := 0; i < cols; i++ {
+			binary.LittleEndian.PutUint32(row[4*i:], math.Float32bits(float32(rng.NormFloat64())))
+		}
+		return row
+	case ggml.TypeF16:
+		for i := 0; i < cols; i++ {
+			putF16(row[2*i:], float32(rng.NormFloat64()))
+		}
+		return row
+	case ggml.TypeBF16:
+		for i := 0; i < cols; i++ {
+			binary.LittleEndian.PutUint16(row[2*i:], uint16(math.Float32bits(float32(rng.NormFloat64()))>>16))
+		}
+		return row
+	}
+	for i := range row {
+		if extreme {
+			row[i] = 0xff
+		} else {
+			row[i] = byte(rng.Uint32())
+		}
+	}
+	bs := t.TypeSize()
+	for b := 0; b < len(row)/bs; b++ {
+		for _, off := range scaleOffsets[t] {
+			putF16(row[b*bs+off:], float32(rng.Float64()*0.02+0.001))
+		}
+	}
+	return row
+}
+
+func randomActivations(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64() * 3)
+	}
+	if n > 0 && rng.IntN(2) == 0 {
+		x[rng.IntN(n)] = -40 // a negative extreme drives Q8_K's signed scale
+	}
+	return x
+}
+
+// --- reference dequantizers (float64), written from the ggml-common.h layouts ---
+
+func h(b []byte) float64 { return float64(float16.Frombits(binary.LittleEndian.Uint16(b)).Float32()) }
+
+func dequant(t ggml.Type, row []byte, cols int) []float64 {
+	out := make([]float64, cols)
+	switch t {
+	case ggml.TypeF32:
+		for i := range out {
+			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:])))
+		}
+		return out
+	case ggml.TypeF16:
+		for i := range out {
+			out[i] = h(row[2*i:])
+		}
+		return out
+	case ggml.TypeBF16:
+		for i := range out {
+			out[i] = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(row[2*i:])) << 16))
+		}
+		return out
+	}
+	bs, be := t.TypeSize(), t.BlockSize()
+	for b := 0; b < cols/be; b++ {
+		blk := row[b*bs : (b+1)*bs]
+		o := out[b*be : (b+1)*be]
+		switch t {
+		case ggml.TypeQ4_0, ggml.TypeIQ4_NL:
+			for j := 0; j < 16; j++ {
+				lo, hi := int(blk[2+j]&15), int(blk[2+j]>>4)
+				if t == ggml.TypeQ4_0 {
+					o[j], o[j+16] = h(blk)*float64(lo-8), h(blk)*float64(hi-8)
+				} else {
+					o[j], o[j+16] = h(blk)*float64(kvaluesIQ4NL[lo]), h(blk)*float64(kvaluesIQ4NL[hi])
+				}
+			}
+		case ggml.TypeQ4_1:
+			for j := 0; j < 16; j++ {
+				o[j] = h(blk)*float64(blk[4+j]&15) + h(blk[2:])
+				o[j+16] = h(blk)*float64(blk[4+j]>>4) + h(blk[2:])
+			}
+		case ggml.TypeQ5_0, ggml.TypeQ5_1:
+			qhOff, qsOff, off := 2, 6, -16.0
+			if t == ggml.TypeQ5_1 {
+				qhOff, qsOff, off = 4, 8, 0
+			}
+			qh := binary.LittleEndian.Uint32(blk[qhOff:])
+			for j := 0; j < 32; j++ {
+				nib := blk[qsOff+j%16] & 15
+				if j >= 16 {
+					nib = blk[qsOff+j%16] >> 4
+				}
+				q := float64(uint32(nib)|(qh>>j&1)<<4) + off
+				o[j] = h(blk) * q
+				if t == ggml.TypeQ5_1 {
+					o[j] += h(blk[2:])
+				}
+			}
+		case ggml.TypeQ8_0:
+			for j := 0; j < 32; j++ {
+				o[j] = h(blk) * float64(int8(blk[2+j]))
+			}
+		case ggml.TypeQ2_K:
+			for e := 0; e < 256; e++ {
+				sc := blk[e/16]
+				q := blk[16+32*(e/128)+e%32] >> (2 * (e % 128 / 32)) & 3
+				o[e] = h(blk[80:])*float64(sc&15)*float64(q) - h(blk[82:])*float64(sc>>4)
+			}
+		case ggml.TypeQ3_K:
+			for e := 0; e < 256; e++ {
+				l, j, half := e%32, e%128/32, e/128
+				q := int(blk[32+32*half+l]>>(2*j)) & 3
+				if blk[l]>>(4*half+j)&1 == 0 {
+					q -= 4
+				}
+				o[e] = h(blk[108:]) * float64(q3KScale(blk[96:108], e/16)-32) * float64(q)
+			}
+		case ggml.TypeQ4_K, ggml.TypeQ5_K:
+			for e := 0; e < 256; e++ {
+				j := e / 32
+				sc, m := scaleMinK4(j, blk[4:16])
+				var q int
+				if t == ggml.TypeQ4_K {
+					q = int(blk[16+32*(j/2)+e%32] >> (4 * (j & 1)) & 15)
+				} else {
+					q = int(blk[48+32*(j/2)+e%32]>>(4*(j&1))&15) | int(blk[16+e%32]>>j&1)<<4
+				}
+				o[e] = h(blk)*float64(sc)*float64(q) - h(blk[2:])*float64(m)
+			}
+		case ggml.TypeQ6_K:
+			for e := 0; e < 256; e++ {
+				half, k, l := e/128, e%128/32, e%32
+				lb := blk[64*half+32*(k&1)+l]
+				lo := int(lb & 15)
+				if k >= 2 {
+					lo = int(lb >> 4)
+				}
+				hi := int(blk[128+32*half+l]>>(2*k)) & 3
+				o[e] = h(blk[208:]) * float64(int8(blk[192+e/16])) * float64(lo|hi<<4-32)
+			}
+		case ggml.TypeIQ4_XS:
+			sh := binary.LittleEndian.Uint16(blk[2:])
+			for e := 0; e < 256; e++ {
+				j := e / 32
+				ls := int(blk[4+j/2]>>(4*(j&1))&15) | int(sh>>(2*j)&3)<<4
+				b := blk[8+16*j+e%16]
+				q := b & 15
+				if e%32 >= 16 {
+					q = b >> 4
+				}
+				o[e] = h(blk) * float64(ls-32) * float64(kvaluesIQ4NL[q])
+			}
+		default:
+			panic("no dequantizer for " + t.String())
+		}
+	}
+	return out
+}
+
+// dequantAct turns a converted activation row back into float64 values.
+func dequantAct(f actFormat, a []byte, cols int) []float64 {
+	out := make([]float64, cols)
+	for i := range out {
+		switch f {
+		case actF32:
+			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:])))
+		case actF16:
+			out[i] = h(a[2*i:])
+		case actBF16:
+			out[i] = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(a[2*i:])) << 16))
+		case actQ8_0:
+			b := a[i/32*q8_0Len:]
+			out[i] = h(b) * float64(int8(b[2+i%32]))
+		case actQ8_1:
+			b := a[i/32*q8_1Len:]
+			out[i] = h(b) * float64(int8(b[4+i%32]))
+		case actQ8_K:
+			b := a[i/256*q8KLen:]
+			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b))) * float64(int8(b[4+i%256]))
+		}
+	}
+	return out
+}
+
+func convertAct(f actFormat, x []float32) []byte {
+	a := make([]byte, f.rowBytes(len(x)))
+	if f == actF32 {
+		for i, v := range x {
+			binary.LittleEndian.PutUint32(a[4*i:], math.Float32bits(v))
+		}
+		return a
+	}
+	f.convert(a, x)
+	return a
+}
+
+// refDot is the float64 dot of the dequantized rows and the bound on the
+// float32 rounding error of any summation order.
+func refDot(w, a []float64) (dot, tol float64) {
+	var mag float64
+	for i := range w {
+		dot += w[i] * a[i]
+		mag += math.Abs(w[i] * a[i])
+	}
+	return dot, 1e-5*mag + 1e-6
+}
+
+var goDots = map[ggml.Type]dotFunc{
+	ggml.TypeF32: dotF32Go, ggml.TypeF16: dotF16F16Go, ggml.TypeBF16: dotBF16BF16Go,
+	ggml.TypeQ4_0: dotQ4_0Q8_0Go, ggml.TypeQ4_1: dotQ4_1Q8_1Go, ggml.TypeQ5_0: dotQ5_0Q8_0Go,
+	ggml.TypeQ5_1: dotQ5_1Q8_1Go, ggml.TypeQ8_0: dotQ8_0Q8_0Go, ggml.TypeIQ4_NL: dotIQ4NLQ8_0Go,
+	ggml.TypeQ2_K: dotQ2_KQ8_KGo, ggml.TypeQ3_K: dotQ3_KQ8_KGo, ggml.TypeQ4_K: dotQ4_KQ8_KGo,
+	ggml.TypeQ5_K: dotQ5_KQ8_KGo, ggml.TypeQ6_K: dotQ6_KQ8_KGo, ggml.TypeIQ4_XS: dotIQ4XSQ8_KGo,
+}
+
+// TestDotsAgainstReference checks the kernel in use and the Go reference for
+// every type against a float64 dot of dequantized values, on random and
+// extreme blocks, for one and several blocks.
+func TestDotsAgainstReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, typ := range allTypes {
+		for _, nblocks := range []int{1, 3, 8} {
+			for _, extreme := range []bool{false, true} {
+				if extreme && !typ.Quantized() {
+					continue
+				}
+				cols := nblocks * 256
+				if typ.BlockSize() == 32 {
+					cols = nblocks * 32
+				} else if typ.BlockSize() == 1 {
+					cols = nblocks*32 + 7
+				}
+				name := fmt.Sprintf("%v/cols=%d/extreme=%v", typ, cols, extreme)
+				t.Run(name, func(t *testing.T) {
+					format, dot, _ := kernelFor(typ)
+					w := randomRow(rng, typ, cols, extreme)
+					x := randomActivations(rng, cols)
+					a := convertAct(format, x)
+					want, tol := refDot(dequant(typ, w, cols), dequantAct(format, a, cols))
+					for kname, k := range map[string]dotFunc{"inuse": dot, "go": goDots[typ]} {
+						got := float64(k(w, a, cols))
+						if math.Abs(got-want) > tol {
+							t.Errorf("%s: got %g, want %g (tol %g)", kname, got, want, tol)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestActivationQuantizers checks that each activation format reproduces its
+// input within half a quantization step and that Q8_1's s and Q8_K's bsums
+// agree with the quants.
+func TestActivationQuantizers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := randomActivations(rng, 512)
+	copy(x[256:288], make([]float32, 32)) // an all-zero Q8 block
+	for _, f := range []actFormat{actQ8_0, actQ8_1, actQ8_K, actF16, actBF16} {
+		a := convertAct(f, x)
+		back := dequantAct(f, a, len(x))
+		bs := 32
+		if f == actQ8_K {
+			bs = 256
+		}
+		for b := 0; b < len(x)/bs; b++ {
+			var amax float64
+			for _, v := range x[b*bs : (b+1)*bs] {
+				amax = math.Max(amax, math.Abs(float64(v)))
+			}
+			step := amax / 127
+			if f == actF16 || f == actBF16 {
+				step = amax / 128 // generous: both round to at least 8 significant bits
+			}
+			for i := b * bs; i < (b+1)*bs; i++ {
+				if d := math.Abs(back[i] - float64(x[i])); d > step*0.5+step*0.01+1e-12 {
+					t.Fatalf("format %d: element %d: %g back from %g (step %g)", f, i, back[i], x[i], step)
+				}
+			}
+		}
+		switch f {
+		case actQ8_1:
+			for b := 0; b < len(x)/32; b++ {
+				blk := a[b*q8_1Len:]
+				sum := 0
+				for _, q := range blk[4:36] {
+					sum += int(int8(q))
+				}
+				var amax float32
+				for _, v := range x[32*b : 32*b+32] {
+					amax = max(amax, float32(math.Abs(float64(v))))
+				}
+				// s uses the float32 scale before its rounding to f16.
+				if want := float16.Fromfloat32(amax / 127 * float32(sum)).Float32(); float32(h(blk[2:])) != want {
+					t.Errorf("q8_1 block %d: s = %g, want %g", b, h(blk[2:]), want)
+				}
+			}
+		case actQ8_K:
+			for b := 0; b < len(x)/256; b++ {
+				blk := a[b*q8KLen:]
+				for g := 0; g < 16; g++ {
+					sum := 0
+					for _, q := range blk[4+16*g : 4+16*g+16] {
+						sum += int(int8(q))
+					}
+					if got := int(int16(binary.LittleEndian.Uint16(blk[260+2*g:]))); got != sum {
+						t.Errorf("q8_K block %d group %d: bsum %d, want %d", b, g, got, sum)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestQ8RoundingMatchesGGML(t *testing.T) {
+	// 127/amax scaling with ties to even: with amax 127 the quants are x
+	// itself, so 2.5 → 2 and 3.5 → 4 (roundf would give 3 and 4).
+	x := make([]float32, 32)
+	x[0], x[1], x[2], x[3] = 127, 2.5, 3.5, -2.5
+	a := convertAct(actQ8_0, x)
+	if got := []int8{int8(a[2]), int8(a[3]), int8(a[4]), int8(a[5])}; got[0] != 127 || got[1] != 2 || got[2] != 4 || got[3] != -2 {
+		t.Errorf("q8_0 quants %v, want [127 2 4 -2]", got)
+	}
+	// Q8_K: iscale = -127/max of the signed extreme (127 here), so d = 1/iscale
+	// = -1 and 127 becomes -127.
+	xk := make([]float32, 256)
+	xk[0], xk[1] = 127, -0.5
+	ak := convertAct(actQ8_K, xk)
+	if d := math.Float32frombits(binary.LittleEndian.Uint32(ak)); d != -1 || int8(ak[4]) != -127 || int8(ak[5]) != 0 {
+		t.Errorf("q8_K: d=%g q0=%d q1=%d, want -1, -127, 0", d, int8(ak[4]), int8(ak[5]))
+	}
+}
+
+func TestF16Conversions(t *testing.T) {
+	// Every half converts exactly and back.
+	src := make([]byte, 2<<16)
+	for i := 0; i < 1<<16; i++ {
+		binary.LittleEndian.PutUint16(src[2*i:], uint16(i))
+	}
+	f := make([]float32, 1<<16)
+	F16ToF32(f, src)
+	back := make([]byte, len(src))
+	F32ToF16(back, f)
+	for i := 0; i < 1<<16; i++ {
+		want := float16.Frombits(uint16(i)).Float32()
+		if math.Float32bits(f[i]) != math.Float32bits(want) && !(f[i] != f[i] && want != want) {
+			t.Fatalf("half %#04x: got %g want %g", i, f[i], want)
+		}
+		hb := binary.LittleEndian.Uint16(back[2*i:])
+		if f[i] == f[i] && hb != uint16(i) {
+			t.Fatalf("half %#04x: round trip gives %#04x", i, hb)
+		}
+		if f[i] != f[i] && hb&0x7c00 != 0x7c00 {
+			t.Fatalf("NaN %#04x became %#04x", i, hb)
+		}
+	}
+	// Random floats, including ties and subnormal/overflow ranges, at odd lengths.
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 33, 1001} {
+		x := make([]float32, n)
+		for i := range x {
+			switch rng.IntN(4) {
+			case 0:
+				x[i] = math.Float32frombits(rng.Uint32())
+			case 1:
+				x[i] = float32(rng.NormFloat64() * 1e-6)
+			case 2:
+				x[i] = float16.Frombits(uint16(rng.Uint32())).Float32() + float32(rng.NormFloat64())*1e-4
+			default:
+				x[i] = float32(rng.NormFloat64() * 7e4)
+			}
+		}
+		got := make([]byte, 2*n)
+		F32ToF16(got, x)
+		goGot := make([]byte, 2*n)
+		f32ToF16Go(goGot, x)
+		for i, v := range x {
+			want := float16.Fromfloat32(v).Bits()
+			g := binary.LittleEndian.Uint16(got[2*i:])
+			if v != v {
+				if g&0x7c00 != 0x7c00 || g&0x3ff == 0 {
+					t.Errorf("n=%d: NaN %#x → %#04x", n, math.Float32bits(v), g)
+				}
+				continue
+			}
+			if g != want || binary.LittleEndian.Uint16(goGot[2*i:]) != want {
+				t.Errorf("n=%d: %g (%#x) → %#04x (go %#04x), want %#04x", n, v, math.Float32bits(v), g, binary.LittleEndian.Uint16(goGot[2*i:]), want)
+			}
+		}
+		bf := make([]float32, n)
+		BF16ToF32(bf, got)
+		for i := range bf {
+			if want := math.Float32frombits(uint32(binary.LittleEndian.Uint16(got[2*i:])) << 16); math.Float32bits(bf[i]) != math.Float32bits(want) {
+				t.Errorf("bf16 %d: %g want %g", i, bf[i], want)
+			}
+		}
+	}
+}
+
+func TestBF16Rounding(t *testing.T) {
+	for _, c := range []struct {
+		in   uint32
+		want uint16
+	}{
+		{0x3f808000, 0x3f80}, // tie, even stays
+		{0x3f818000, 0x3f82}, // tie, odd rounds up
+		{0x3f808001, 0x3f81},
+		{0x7f800001, 0x7fc0}, // signalling NaN quieted
+		{0x7f7fffff, 0x7f80}, // overflow to inf
+	} {
+		if got := f32ToBF16Bits(math.Float32frombits(c.in)); got != c.want {
+			t.Errorf("%#08x: got %#04x want %#04x", c.in, got, c.want)
+		}
+	}
+}
+
+// TestFloatDotsOddLengths compares DotF32, DotF16 and AxpyF16 with float64
+// references and with the Go reference at lengths around the vector widths.
+func TestFloatDotsOddLengths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for n := 0; n < 80; n++ {
+		for _, n := range []int{n, n + 1000} {
+			a, b := randomActivations(rng, n), randomActivations(rng, n)
+			hb := make([]byte, 2*n)
+			F32ToF16(hb, a)
+			ah := make([]float32, n)
+			F16ToF32(ah, hb)
+			var want32, want16, mag32, mag16 float64
+			for i := range a {
+				want32 += float64(a[i]) * float64(b[i])
+				mag32 += math.Abs(float64(a[i]) * float64(b[i]))
+				want16 += float64(ah[i]) * float64(b[i])
+				mag16 += math.Abs(float64(ah[i]) * float64(b[i]))
+			}
+			if got := float64(DotF32(a, b)); math.Abs(got-want32) > 1e-5*mag32+1e-6 {
+				t.Errorf("DotF32 n=%d: %g want %g", n, got, want32)
+			}
+			if got, g := float64(DotF32(a, b)), float64(dotF32SliceGo(a, b)); math.Abs(got-g) > 1e-5*mag32+1e-6 {
+				t.Errorf("DotF32 n=%d: asm %g go %g", n, got, g)
+			}
+			if got := float64(DotF16(hb, b)); math.Abs(got-want16) > 1e-5*mag16+1e-6 {
+				t.Errorf("DotF16 n=%d: %g want %g", n, got, want16)
+			}
+			y := append([]float32(nil), b...)
+			yGo := append([]float32(nil), b...)
+			AxpyF16(y, 0.75, hb)
+			axpyF16Go(yGo, 0.75, hb)
+			for i := range y {
+				want := float64(b[i]) + 0.75*float64(ah[i])
+				if math.Abs(float64(y[i])-want) > 1e-6*(math.Abs(want)+math.Abs(float64(b[i]))+1e-3) || math.Abs(float64(y[i]-yGo[i])) > 1e-5*(math.Abs(want)+1) {
+					t.Fatalf("AxpyF16 n=%d i=%d: %g (go %g) want %g", n, i, y[i], yGo[i], want)
+				}
+			}
+		}
+	}
+}
+
+// TestMatMulThreads checks that MatMul matches row-by-row dots and gives
+// bit-identical results for 1, 2 and 4 threads, for single rows and batches
+// that span several tiles.
+func TestMatMulThreads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, typ := range allTypes {
+		cols := 512
+		rows := 37
+		w := make([]byte, 0)
+		for r := 0; r < rows; r++ {
+			w = append(w, randomRow(rng, typ, cols, false)...)
+		}
+		m := Matrix{Type: typ, Data: w, Rows: rows, Cols: cols}
+		rowSize, _ := typ.RowSize(uint64(cols))
+		for _, n := range []int{1, 3, 70} {
+			x := randomActivations(rng, n*cols)
+			var first []float32
+			for _, threads := range []int{1, 2, 4} {
+				dst := make([]float32, n*rows)
+				MatMul(dst, m, x, n, threads)
+				if first == nil {
+					first = dst
+					format, dot, _ := kernelFor(typ)
+					for i := 0; i < n; i++ {
+						a := convertAct(format, x[i*cols:(i+1)*cols])
+						for r := 0; r < rows; r++ {
+							if want := dot(w[r*int(rowSize):], a, cols); dst[i*rows+r] != want {
+								t.Fatalf("%v n=%d: dst[%d,%d]=%g, single dot %g", typ, n, i, r, dst[i*rows+r], want)
+							}
+						}
+					}
+					continue
+				}
+				for k := range dst {
+					if math.Float32bits(dst[k]) != math.Float32bits(first[k]) {
+						t.Fatalf("%v n=%d threads=%d: dst[%d]=%g, threads=1 gave %g", typ, n, threads, k, dst[k], first[k])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestSupported(t *testing.T) {
+	for _, typ := range allTypes {
+		if !Supported(typ) {
+			t.Errorf("%v not supported", typ)
+		}
+	}
+	for _, typ := range []ggml.Type{ggml.TypeIQ2_XXS, ggml.TypeQ8_K, ggml.TypeI32, ggml.TypeTQ1_0} {
+		if Supported(typ) {
+			t.Errorf("%v reported supported", typ)
+		}
+	}
+}
+
+// TestAsmMatchesGo compares the kernels in use (assembly on AVX2 machines)
+// with the Go reference on many random, extreme and zero rows and activation
+// rows with outliers, for block counts that exercise the unrolled loops.
+func TestAsmMatchesGo(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("assembly kernels not in use (purego build or no AVX2/FMA/F16C)")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, typ := range allTypes {
+		format, dot, _ := kernelFor(typ)
+		for trial := 0; trial < 40; trial++ {
+			nblocks := 1 + trial%9
+			cols := nblocks * typ.BlockSize()
+			if typ.BlockSize() == 1 {
+				cols = 1 + trial*13
+			}
+			w := randomRow(rng, typ, cols, trial%5 == 4)
+			if trial%7 == 6 && typ.Quantized() {
+				for i := range w {
+					w[i] = 0
+				}
+			}
+			x := randomActivations(rng, cols)
+			if trial%3 == 0 {
+				for i := range x {
+					x[i] *= float32(math.Pow(10, float64(rng.IntN(7)-3)))
+				}
+			}
+			a := convertAct(format, x)
+			_, tol := refDot(dequant(typ, w, cols), dequantAct(format, a, cols))
+			got, want := float64(dot(w, a, cols)), float64(goDots[typ](w, a, cols))
+			if math.Abs(got-want) > tol {
+				t.Errorf("%v cols=%d trial %d: asm %g, go %g (tol %g)", typ, cols, trial, got, want, tol)
+			}
+		}
+	}
+}
+
+// TestQuantizersAsmMatchGo requires the activation quantizers in use to
+// produce exactly the Go reference's bytes, including ties, zero blocks,
+// and a Q8_K block whose largest magnitude appears with both signs.
+func TestQuantizersAsmMatchGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for trial := 0; trial < 50; trial++ {
+		n := 256 * (1 + trial%4)
+		x := randomActivations(rng, n)
+		switch trial % 5 {
+		case 1: // exact ties after scaling by 127/amax
+			for i := range x {
+				x[i] = float32(rng.IntN(255)-127) / 2
+			}
+			x[0] = 127
+		case 2: // zero blocks
+			clear(x[:256])
+		case 3: // ±amax: the first one decides the sign of the Q8_K scale
+			x[200], x[7] = 50, -50
+		case 4:
+			for i := range x {
+				x[i] *= 1e-30
+			}
+		}
+		for _, c := range []struct {
+			name       string
+			inuse, go_ func([]byte, []float32)
+			size       int
+		}{
+			{"Q8_0", quantizeRowQ8_0, quantizeRowQ8_0Go, n / 32 * q8_0Len},
+			{"Q8_1", quantizeRowQ8_1, quantizeRowQ8_1Go, n / 32 * q8_1Len},
+			{"Q8_K", quantizeRowQ8_K, quantizeRowQ8_KGo, n / 256 * q8KLen},
+		} {
+			got, want := make([]byte, c.size), make([]byte, c.size)
+			for i := range got {
+				got[i] = 0xa5 // stale bytes must be overwritten
+			}
+			c.inuse(got, x)
+			c.go_(want, x)
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("%s trial %d: byte %d is %#02x, Go reference %#02x", c.name, trial, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestBF16ConversionAsmMatchesGo checks the bulk f32→bf16 conversion in use
+// against the scalar rule on random bit patterns (NaNs, infs, ties) at odd
+// lengths.
+func TestBF16ConversionAsmMatchesGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for n := 0; n < 40; n++ {
+		x := make([]float32, n)
+		for i := range x {
+			u := rng.Uint32()
+			if i%3 == 0 {
+				u = u&^0xffff | 0x8000 // a tie
+			}
+			x[i] = math.Float32frombits(u)
+		}
+		got, want := make([]byte, 2*n), make([]byte, 2*n)
+		f32ToBF16Impl(got, x)
+		f32ToBF16Go(want, x)
+		for i := 0; i < n; i++ {
+			if g, w := binary.LittleEndian.Uint16(got[2*i:]), binary.LittleEndian.Uint16(want[2*i:]); g != w {
+				t.Fatalf("n=%d: %#08x → %#04x, want %#04x", n, math.Float32bits(x[i]), g, w)
+			}
+		}
+	}
+}

@@ -1,0 +1,259 @@
+package kernels
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/llqt/llqt/formats/ggml"
+)
+
+// Matrix is a row-major weight matrix in GGUF layout: Rows rows of Cols
+// elements of Type, raw bytes (typically mmap'd).
+type Matrix struct {
+	Type       ggml.Type
+	Data       []byte
+	Rows, Cols int
+}
+
+// The dot kernels in use. They start as the Go reference; on amd64 with
+// AVX2+FMA+F16C (and without the purego tag) init replaces the ones that have
+// assembly.
+var (
+	dotF32Bytes  dotFunc = dotF32Go
+	dotF16F16    dotFunc = dotF16F16Go
+	dotBF16BF16  dotFunc = dotBF16BF16Go
+	dotQ4_0Q8_0  dotFunc = dotQ4_0Q8_0Go
+	dotQ4_1Q8_1  dotFunc = dotQ4_1Q8_1Go
+	dotQ5_0Q8_0  dotFunc = dotQ5_0Q8_0Go
+	dotQ5_1Q8_1  dotFunc = dotQ5_1Q8_1Go
+	dotQ8_0Q8_0  dotFunc = dotQ8_0Q8_0Go
+	dotIQ4NLQ8_0 dotFunc = dotIQ4NLQ8_0Go
+	dotQ2_KQ8_K  dotFunc = dotQ2_KQ8_KGo
+	dotQ3_KQ8_K  dotFunc = dotQ3_KQ8_KGo
+	dotQ4_KQ8_K  dotFunc = dotQ4_KQ8_KGo
+	dotQ5_KQ8_K  dotFunc = dotQ5_KQ8_KGo
+	dotQ6_KQ8_K  dotFunc = dotQ6_KQ8_KGo
+	dotIQ4XSQ8_K dotFunc = dotIQ4XSQ8_KGo
+
+	dotF32Impl    = dotF32SliceGo
+	dotF16F32Impl = dotF16F32Go
+	axpyF16Impl   = axpyF16Go
+	f16ToF32Impl  = f16ToF32Go
+	f32ToF16Impl  = f32ToF16Go
+	bf16ToF32Impl = bf16ToF32Go
+	f32ToBF16Impl = f32ToBF16Go
+)
+
+// actFormat says how activations are converted for one weight type.
+type actFormat int
+
+const (
+	actF32 actFormat = iota
+	actF16
+	actBF16
+	actQ8_0
+	actQ8_1
+	actQ8_K
+)
+
+// rowBytes is the size of one converted activation row of cols elements.
+func (f actFormat) rowBytes(cols int) int {
+	switch f {
+	case actF32:
+		return 4 * cols
+	case actF16, actBF16:
+		return 2 * cols
+	case actQ8_0:
+		return cols / qk8 * q8_0Len
+	case actQ8_1:
+		return cols / qk8 * q8_1Len
+	}
+	return cols / qkK * q8KLen
+}
+
+func (f actFormat) convert(dst []byte, x []float32) {
+	switch f {
+	case actF16:
+		quantizeRowF16(dst, x)
+	case actBF16:
+		quantizeRowBF16(dst, x)
+	case actQ8_0:
+		quantizeRowQ8_0(dst, x)
+	case actQ8_1:
+		quantizeRowQ8_1(dst, x)
+	case actQ8_K:
+		quantizeRowQ8_K(dst, x)
+	}
+}
+
+// kernelFor returns the activation format and dot kernel for weight type t.
+func kernelFor(t ggml.Type) (actFormat, dotFunc, bool) {
+	switch t {
+	case ggml.TypeF32:
+		return actF32, dotF32Bytes, true
+	case ggml.TypeF16:
+		return actF16, dotF16F16, true
+	case ggml.TypeBF16:
+		return actBF16, dotBF16BF16, true
+	case ggml.TypeQ4_0:
+		return actQ8_0, dotQ4_0Q8_0, true
+	case ggml.TypeQ4_1:
+		return actQ8_1, dotQ4_1Q8_1, true
+	case ggml.TypeQ5_0:
+		return actQ8_0, dotQ5_0Q8_0, true
+	case ggml.TypeQ5_1:
+		return actQ8_1, dotQ5_1Q8_1, true
+	case ggml.TypeQ8_0:
+		return actQ8_0, dotQ8_0Q8_0, true
+	case ggml.TypeIQ4_NL:
+		return actQ8_0, dotIQ4NLQ8_0, true
+	case ggml.TypeQ2_K:
+		return actQ8_K, dotQ2_KQ8_K, true
+	case ggml.TypeQ3_K:
+		return actQ8_K, dotQ3_KQ8_K, true
+	case ggml.TypeQ4_K:
+		return actQ8_K, dotQ4_KQ8_K, true
+	case ggml.TypeQ5_K:
+		return actQ8_K, dotQ5_KQ8_K, true
+	case ggml.TypeQ6_K:
+		return actQ8_K, dotQ6_KQ8_K, true
+	case ggml.TypeIQ4_XS:
+		return actQ8_K, dotIQ4XSQ8_K, true
+	}
+	return 0, nil, false
+}
+
+// Supported reports whether MatMul handles weights of type t.
+func Supported(t ggml.Type) bool {
+	_, _, ok := kernelFor(t)
+	return ok
+}
+
+// Work split. A task covers rowTile weight rows (times colTile activation rows
+// for prompt batches), so that a weight row stays in L1 while it meets a tile
+// of activations that fits in L2.
+const (
+	rowTile = 16
+	colTile = 64
+)
+
+var actPool sync.Pool // *[]byte scratch for converted activations
+
+// MatMul computes dst[i*m.Rows+r] = dot(row r of m, x[i*m.Cols:(i+1)*m.Cols])
+// for i in [0,n). Work is split across threads goroutines (rows when n is
+// small, row×column tiles for prompt batches); each output is computed by one
+// goroutine in a fixed order, so the result does not depend on threads.
+// It panics if the type is unsupported or the slices are too short, which
+// are programming errors of the caller.
+func MatMul(dst []float32, m Matrix, x []float32, n int, threads int) {
+	format, dot, ok := kernelFor(m.Type)
+	if !ok {
+		panic(fmt.Sprintf("kernels: MatMul: unsupported weight type %v", m.Type))
+	}
+	rowSize, ok := m.Type.RowSize(uint64(m.Cols))
+	if !ok {
+		panic(fmt.Sprintf("kernels: MatMul: %d columns is not a whole number of %v blocks", m.Cols, m.Type))
+	}
+	if n <= 0 || m.Rows <= 0 {
+		return
+	}
+	wrow := int(rowSize)
+	if len(m.Data) < wrow*m.Rows || len(x) < n*m.Cols || len(dst) < n*m.Rows {
+		panic(fmt.Sprintf("kernels: MatMul: short slices for %dx%d %v times %d rows (data %d, x %d, dst %d)",
+			m.Rows, m.Cols, m.Type, n, len(m.Data), len(x), len(dst)))
+	}
+	threads = max(threads, 1)
+
+	// Convert the activations once per call.
+	arow := format.rowBytes(m.Cols)
+	var act []byte
+	var scratch *[]byte
+	if format == actF32 {
+		act = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*n*m.Cols)
+	} else {
+		scratch = getScratch(n * arow)
+		act = *scratch
+		convertRow := func(i int) {
+			format.convert(act[i*arow:(i+1)*arow], x[i*m.Cols:(i+1)*m.Cols])
+		}
+		if n >= 4 && threads > 1 {
+			parallelFor(threads, n, convertRow)
+		} else {
+			for i := 0; i < n; i++ {
+				convertRow(i)
+			}
+		}
+	}
+
+	rowTasks := (m.Rows + rowTile - 1) / rowTile
+	colTasks := (n + colTile - 1) / colTile
+	parallelFor(threads, rowTasks*colTasks, func(task int) {
+		r0 := task % rowTasks * rowTile
+		i0 := task / rowTasks * colTile
+		r1 := min(r0+rowTile, m.Rows)
+		i1 := min(i0+colTile, n)
+		for r := r0; r < r1; r++ {
+			w := m.Data[r*wrow : (r+1)*wrow]
+			for i := i0; i < i1; i++ {
+				dst[i*m.Rows+r] = dot(w, act[i*arow:(i+1)*arow], m.Cols)
+			}
+		}
+	})
+	if scratch != nil {
+		actPool.Put(scratch)
+	}
+}
+
+func getScratch(size int) *[]byte {
+	if p, ok := actPool.Get().(*[]byte); ok && cap(*p) >= size {
+		*p = (*p)[:size]
+		return p
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+// DotF32 returns Σ a[i]*b[i] over len(a) elements (b must be at least as long).
+func DotF32(a, b []float32) float32 {
+	b = b[:len(a)]
+	return dotF32Impl(a, b)
+}
+
+// DotF16 returns Σ a[i]*b[i] where a holds len(b) little-endian halves (the
+// f16 KV cache) and b float32 values.
+func DotF16(a []byte, b []float32) float32 {
+	a = a[:2*len(b)]
+	return dotF16F32Impl(a, b)
+}
+
+// AxpyF16 computes y += alpha*x where x holds len(y) little-endian halves.
+func AxpyF16(y []float32, alpha float32, x []byte) {
+	x = x[:2*len(y)]
+	axpyF16Impl(y, alpha, x)
+}
+
+func dotF32SliceGo(a, b []float32) float32 {
+	var s float32
+	for i, v := range a {
+		s += v * b[i]
+	}
+	return s
+}
+
+func dotF16F32Go(a []byte, b []float32) float32 {
+	var s float32
+	for i, v := range b {
+		s += f16(a[2*i:]) * v
+	}
+	return s
+}
+
+func axpyF16Go(y []float32, alpha float32, x []byte) {
+	for i := range y {
+		y[i] += alpha * f16(x[2*i:])
+	}
+}
+
+// f32p views the start of a byte slice holding float32 values.
+func f32p(b []byte) *float32 { return (*float32)(unsafe.Pointer(unsafe.SliceData(b))) }

@@ -1,0 +1,579 @@
+package quant
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// The K-quants: 256-element super-blocks of 16 or 32-element sub-blocks
+// whose scales are themselves quantized. Without an importance matrix they
+// are encoded as quantize_row_<type>_ref does.
+
+const qkK = 256
+
+// Block sizes in bytes.
+const (
+	sizeQ2K = 84  // scales[16] qs[64] d dmin
+	sizeQ3K = 110 // hmask[32] qs[64] scales[12] d
+	sizeQ4K = 144 // d dmin scales[12] qs[128]
+	sizeQ5K = 176 // d dmin scales[12] qh[32] qs[128]
+	sizeQ6K = 210 // ql[128] qh[64] scales[16] d
+	sizeQ8K = 292 // d(f32) qs[256] bsums[16](i16)
+)
+
+// packQ2 packs 256 2-bit values: byte l of each 32-byte run holds elements
+// l, l+32, l+64 and l+96 of its 128-element half.
+func packQ2(qs []byte, L []uint8) {
+	for j := 0; j < qkK; j += 128 {
+		for l := 0; l < 32; l++ {
+			qs[j/4+l] = L[j+l] | L[j+l+32]<<2 | L[j+l+64]<<4 | L[j+l+96]<<6
+		}
+	}
+}
+
+// ---- Q2_K ----
+
+func quantizeRowQ2K(y []byte, x []float32, qw []float32) {
+	if qw != nil {
+		quantizeRowQ2KImpl(y, x, qw)
+		return
+	}
+	var (
+		L       [qkK]uint8
+		Laux    [16]uint8
+		weights [16]float32
+		mins    [16]float32
+		scales  [16]float32
+	)
+	const q4scale = float32(15)
+	for i := 0; i < len(x)/qkK; i++ {
+		xb := x[i*qkK : (i+1)*qkK]
+		b := y[i*sizeQ2K : (i+1)*sizeQ2K]
+		sc, qs := b[0:16], b[16:80]
+		var maxScale, maxMin float32
+		for j := 0; j < 16; j++ {
+			for l := 0; l < 16; l++ {
+				weights[l] = abs32(xb[16*j+l])
+			}
+			scales[j], mins[j] = makeQkx2Quants(16, 3, xb[16*j:], weights[:], L[16*j:], Laux[:], -0.5, 0.1, 15, true)
+			if scales[j] > maxScale {
+				maxScale = scales[j]
+			}
+			if mins[j] > maxMin {
+				maxMin = mins[j]
+			}
+		}
+		if maxScale > 0 {
+			iscale := q4scale / maxScale
+			for j := 0; j < 16; j++ {
+				sc[j] = uint8(nearestInt(iscale * scales[j]))
+			}
+			putF16(b[80:], maxScale/q4scale)
+		} else {
+			for j := range sc {
+				sc[j] = 0
+			}
+			putF16(b[80:], 0)
+		}
+		if maxMin > 0 {
+			iscale := q4scale / maxMin
+			for j := 0; j < 16; j++ {
+				sc[j] |= uint8(nearestInt(iscale*mins[j]) << 4)
+			}
+			putF16(b[82:], maxMin/q4scale)
+		} else {
+			putF16(b[82:], 0)
+		}
+		requantizeQ2K(b, xb, L[:])
+		packQ2(qs, L[:])
+	}
+}
+
+// requantizeQ2K recomputes the 2-bit values against the stored (rounded)
+// scales and mins; sub-blocks with a zero scale keep their first values.
+func requantizeQ2K(b []byte, xb []float32, L []uint8) {
+	dAll, mAll := getF16(b[80:]), getF16(b[82:])
+	for j := 0; j < 16; j++ {
+		d := dAll * float32(b[j]&0xF)
+		if d == 0 {
+			continue
+		}
+		dm := mAll * float32(b[j]>>4)
+		for ii := 0; ii < 16; ii++ {
+			l := nearestInt((xb[16*j+ii] + dm) / d)
+			L[16*j+ii] = uint8(clampInt(l, 0, 3))
+		}
+	}
+}
+
+func dequantizeQ2K(y []float32, x []byte) {
+	for i := 0; i < len(y)/qkK; i++ {
+		b := x[i*sizeQ2K : (i+1)*sizeQ2K]
+		d, min := getF16(b[80:]), getF16(b[82:])
+		out := y[i*qkK:]
+		is := 0
+		for n := 0; n < qkK; n += 128 {
+			q := b[16+n/4:]
+			shift := uint(0)
+			for j := 0; j < 4; j++ {
+				for half := 0; half < 2; half++ {
+					sc := b[is]
+					is++
+					dl, ml := d*float32(sc&0xF), min*float32(sc>>4)
+					for l := 0; l < 16; l++ {
+						out[l] = float32(dl*float32((q[l+16*half]>>shift)&3)) - ml
+					}
+					out = out[16:]
+				}
+				shift += 2
+			}
+		}
+	}
+}
+
+// ---- Q3_K ----
+
+func quantizeRowQ3K(y []byte, x []float32, qw []float32) {
+	if qw != nil {
+		quantizeRowQ3KImpl(y, x, qw)
+		return
+	}
+	var (
+		L      [qkK]int8
+		scales [16]float32
+	)
+	for i := 0; i < len(x)/qkK; i++ {
+		xb := x[i*qkK : (i+1)*qkK]
+		b := y[i*sizeQ3K : (i+1)*sizeQ3K]
+		var maxScale, amax float32
+		for j := 0; j < 16; j++ {
+			scales[j] = makeQ3Quants(16, 4, xb[16*j:], L[16*j:], true)
+			if s := abs32(scales[j]); s > amax {
+				amax = s
+				maxScale = scales[j]
+			}
+		}
+		sc := b[96:108]
+		for j := range sc {
+			sc[j] = 0
+		}
+		if maxScale != 0 {
+			iscale := -32 / maxScale
+			for j := 0; j < 16; j++ {
+				l := int8(nearestInt(iscale * scales[j]))
+				l = int8(clampInt(int32(l), -32, 31) + 32)
+				putScaleQ3K(sc, j, l)
+			}
+			putF16(b[108:], 1/iscale)
+		} else {
+			putF16(b[108:], 0)
+		}
+		requantizeQ3K(b, xb, L[:])
+		packQ3K(b, L[:])
+	}
+}
+
+// putScaleQ3K stores the j-th 6-bit scale: low nibbles in bytes 0..7, the
+// two high bits in bytes 8..11.
+func putScaleQ3K(sc []byte, j int, l int8) {
+	if j < 8 {
+		sc[j] = byte(l & 0xF)
+	} else {
+		sc[j-8] |= byte(l&0xF) << 4
+	}
+	l >>= 4
+	sc[j%4+8] |= byte(l) << (2 * (j / 4))
+}
+
+func scaleQ3K(sc []byte, j int) int8 {
+	var s int8
+	if j < 8 {
+		s = int8(sc[j] & 0xF)
+	} else {
+		s = int8(sc[j-8] >> 4)
+	}
+	return int8(s|int8((sc[8+j%4]>>(2*(j/4)))&3)<<4) - 32
+}
+
+func requantizeQ3K(b []byte, xb []float32, L []int8) {
+	dAll := getF16(b[108:])
+	for j := 0; j < 16; j++ {
+		d := dAll * float32(scaleQ3K(b[96:108], j))
+		if d == 0 {
+			continue
+		}
+		for ii := 0; ii < 16; ii++ {
+			l := clampInt(nearestInt(xb[16*j+ii]/d), -4, 3)
+			L[16*j+ii] = int8(l + 4)
+		}
+	}
+}
+
+// packQ3K stores the high bit of each 3-bit value in hmask (element j's bit
+// in hmask[j%32], bit j/32) and the low two bits in qs.
+func packQ3K(b []byte, L []int8) {
+	hmask, qs := b[0:32], b[32:96]
+	for j := range hmask {
+		hmask[j] = 0
+	}
+	m, hm := 0, uint8(1)
+	var low [qkK]uint8
+	for j := 0; j < qkK; j++ {
+		v := L[j]
+		if v > 3 {
+			hmask[m] |= hm
+			v -= 4
+		}
+		low[j] = uint8(v)
+		if m++; m == qkK/8 {
+			m = 0
+			hm <<= 1
+		}
+	}
+	packQ2(qs, low[:])
+}
+
+func dequantizeQ3K(y []float32, x []byte) {
+	for i := 0; i < len(y)/qkK; i++ {
+		b := x[i*sizeQ3K : (i+1)*sizeQ3K]
+		dAll := getF16(b[108:])
+		hm := b[0:32]
+		out := y[i*qkK:]
+		is := 0
+		m := uint8(1)
+		for n := 0; n < qkK; n += 128 {
+			q := b[32+n/4:]
+			shift := uint(0)
+			for j := 0; j < 4; j++ {
+				for half := 0; half < 2; half++ {
+					dl := dAll * float32(scaleQ3K(b[96:108], is))
+					is++
+					for l := 0; l < 16; l++ {
+						v := int32((q[l+16*half] >> shift) & 3)
+						if hm[l+16*half]&m == 0 {
+							v -= 4
+						}
+						out[l] = dl * float32(v)
+					}
+					out = out[16:]
+				}
+				shift += 2
+				m <<= 1
+			}
+		}
+	}
+}
+
+// ---- Q4_K and Q5_K ----
+
+// putScalesK4 packs eight 6-bit scales and mins into 12 bytes.
+func putScalesK4(sc []byte, j int, ls, lm uint8) {
+	if j < 4 {
+		sc[j] = ls
+		sc[j+4] = lm
+	} else {
+		sc[j+4] = ls&0xF | (lm&0xF)<<4
+		sc[j-4] |= (ls >> 4) << 6
+		sc[j] |= (lm >> 4) << 6
+	}
+}
+
+// quantizeScalesK4 turns the eight sub-block scales and mins of a Q4_K/Q5_K
+// block (the ref path) into 6-bit codes and the fp16 super-scales.
+func quantizeScalesK4(b []byte, scales, mins *[8]float32, maxScale, maxMin float32) {
+	var invScale, invMin float32
+	if maxScale > 0 {
+		invScale = 63 / maxScale
+	}
+	if maxMin > 0 {
+		invMin = 63 / maxMin
+	}
+	sc := b[4:16]
+	for j := 0; j < 8; j++ {
+		ls := min(63, uint8(nearestInt(invScale*scales[j])))
+		lm := min(63, uint8(nearestInt(invMin*mins[j])))
+		putScalesK4(sc, j, ls, lm)
+	}
+	putF16(b[0:], maxScale/63)
+	putF16(b[2:], maxMin/63)
+}
+
+// requantizeK4 recomputes the values of a Q4_K/Q5_K block against the stored
+// scales; sub-blocks with a zero scale keep their first values.
+func requantizeK4(b []byte, xb []float32, L []uint8, nmax int32) {
+	dAll, mAll := getF16(b[0:]), getF16(b[2:])
+	for j := 0; j < 8; j++ {
+		sc, m := getScaleMinK4(j, b[4:16])
+		d := dAll * float32(sc)
+		if d == 0 {
+			continue
+		}
+		dm := mAll * float32(m)
+		for ii := 0; ii < 32; ii++ {
+			l := nearestInt((xb[32*j+ii] + dm) / d)
+			L[32*j+ii] = uint8(clampInt(l, 0, nmax))
+		}
+	}
+}
+
+// firstPassK4 runs the per-sub-block scale search of the Q4_K/Q5_K ref path.
+func firstPassK4(xb []float32, L []uint8, nmax int, rmin, rdelta float32, nstep int,
+	scales, mins *[8]float32) (maxScale, maxMin float32) {
+	var weights [32]float32
+	var Laux [32]uint8
+	for j := 0; j < 8; j++ {
+		sub := xb[32*j : 32*j+32]
+		var sumX2 float32
+		for _, v := range sub {
+			sumX2 += float32(v * v)
+		}
+		avX := sqrt32(sumX2 / 32)
+		for l, v := range sub {
+			weights[l] = avX + abs32(v)
+		}
+		scales[j], mins[j] = makeQkx2Quants(32, nmax, sub, weights[:], L[32*j:], Laux[:], rmin, rdelta, nstep, false)
+		if scales[j] > maxScale {
+			maxScale = scales[j]
+		}
+		if mins[j] > maxMin {
+			maxMin = mins[j]
+		}
+	}
+	return maxScale, maxMin
+}
+
+func quantizeRowQ4K(y []byte, x []float32, qw []float32) {
+	var L [qkK]uint8
+	var scales, mins [8]float32
+	for i := 0; i < len(x)/qkK; i++ {
+		xb := x[i*qkK : (i+1)*qkK]
+		b := y[i*sizeQ4K : (i+1)*sizeQ4K]
+		if qw != nil {
+			quantizeBlockK4Impl(b, xb, qw[i*qkK:(i+1)*qkK], L[:], 15)
+		} else {
+			maxScale, maxMin := firstPassK4(xb, L[:], 15, -1, 0.1, 20, &scales, &mins)
+			quantizeScalesK4(b, &scales, &mins, maxScale, maxMin)
+		}
+		requantizeK4(b, xb, L[:], 15)
+		qs := b[16:144]
+		for j := 0; j < qkK; j += 64 {
+			for l := 0; l < 32; l++ {
+				qs[j/2+l] = L[j+l] | L[j+l+32]<<4
+			}
+		}
+	}
+}
+
+func dequantizeQ4K(y []float32, x []byte) {
+	for i := 0; i < len(y)/qkK; i++ {
+		b := x[i*sizeQ4K : (i+1)*sizeQ4K]
+		d, min := getF16(b[0:]), getF16(b[2:])
+		out := y[i*qkK:]
+		for j := 0; j < qkK; j += 64 {
+			q := b[16+j/2:]
+			sc, m := getScaleMinK4(j/32, b[4:16])
+			d1, m1 := d*float32(sc), min*float32(m)
+			sc, m = getScaleMinK4(j/32+1, b[4:16])
+			d2, m2 := d*float32(sc), min*float32(m)
+			for l := 0; l < 32; l++ {
+				out[j+l] = float32(d1*float32(q[l]&0xF)) - m1
+				out[j+32+l] = float32(d2*float32(q[l]>>4)) - m2
+			}
+		}
+	}
+}
+
+func quantizeRowQ5K(y []byte, x []float32, qw []float32) {
+	var L [qkK]uint8
+	var scales, mins [8]float32
+	for i := 0; i < len(x)/qkK; i++ {
+		xb := x[i*qkK : (i+1)*qkK]
+		b := y[i*sizeQ5K : (i+1)*sizeQ5K]
+		if qw != nil {
+			quantizeBlockK4Impl(b, xb, qw[i*qkK:(i+1)*qkK], L[:], 31)
+		} else {
+			maxScale, maxMin := firstPassK4(xb, L[:], 31, -0.5, 0.1, 15, &scales, &mins)
+			quantizeScalesK4(b, &scales, &mins, maxScale, maxMin)
+		}
+		requantizeK4(b, xb, L[:], 31)
+		qh, ql := b[16:48], b[48:176]
+		for j := range qh {
+			qh[j] = 0
+		}
+		m1, m2 := uint8(1), uint8(2)
+		for n := 0; n < qkK; n += 64 {
+			for j := 0; j < 32; j++ {
+				l1, l2 := L[n+j], L[n+j+32]
+				if l1 > 15 {
+					l1 -= 16
+					qh[j] |= m1
+				}
+				if l2 > 15 {
+					l2 -= 16
+					qh[j] |= m2
+				}
+				ql[n/2+j] = l1 | l2<<4
+			}
+			m1 <<= 2
+			m2 <<= 2
+		}
+	}
+}
+
+func dequantizeQ5K(y []float32, x []byte) {
+	for i := 0; i < len(y)/qkK; i++ {
+		b := x[i*sizeQ5K : (i+1)*sizeQ5K]
+		d, min := getF16(b[0:]), getF16(b[2:])
+		qh := b[16:48]
+		out := y[i*qkK:]
+		u1, u2 := uint8(1), uint8(2)
+		for j := 0; j < qkK; j += 64 {
+			ql := b[48+j/2:]
+			sc, m := getScaleMinK4(j/32, b[4:16])
+			d1, m1 := d*float32(sc), min*float32(m)
+			sc, m = getScaleMinK4(j/32+1, b[4:16])
+			d2, m2 := d*float32(sc), min*float32(m)
+			for l := 0; l < 32; l++ {
+				v1, v2 := ql[l]&0xF, ql[l]>>4
+				if qh[l]&u1 != 0 {
+					v1 += 16
+				}
+				if qh[l]&u2 != 0 {
+					v2 += 16
+				}
+				out[j+l] = float32(d1*float32(v1)) - m1
+				out[j+32+l] = float32(d2*float32(v2)) - m2
+			}
+			u1 <<= 2
+			u2 <<= 2
+		}
+	}
+}
+
+// ---- Q6_K ----
+
+func quantizeRowQ6K(y []byte, x []float32, qw []float32) {
+	var (
+		L      [qkK]int8
+		scales [16]float32
+	)
+	for i := 0; i < len(x)/qkK; i++ {
+		xb := x[i*qkK : (i+1)*qkK]
+		b := y[i*sizeQ6K : (i+1)*sizeQ6K]
+		var maxScale, maxAbsScale float32
+		for ib := 0; ib < 16; ib++ {
+			var w []float32
+			if qw != nil {
+				w = qw[i*qkK+16*ib : i*qkK+16*ib+16]
+			}
+			scale := makeQxQuants(16, 32, xb[16*ib:], L[16*ib:], 1, w)
+			scales[ib] = scale
+			if a := abs32(scale); a > maxAbsScale {
+				maxAbsScale = a
+				maxScale = scale
+			}
+		}
+		if maxAbsScale < groupMaxEps {
+			for j := range b {
+				b[j] = 0
+			}
+			continue
+		}
+		iscale := -128 / maxScale
+		putF16(b[208:], 1/iscale)
+		sc := b[192:208]
+		for ib := 0; ib < 16; ib++ {
+			sc[ib] = byte(int8(min(127, nearestInt(iscale*scales[ib]))))
+		}
+		dAll := getF16(b[208:])
+		for j := 0; j < 16; j++ {
+			d := dAll * float32(int8(sc[j]))
+			if d == 0 {
+				continue
+			}
+			for ii := 0; ii < 16; ii++ {
+				l := clampInt(nearestInt(xb[16*j+ii]/d), -32, 31)
+				L[16*j+ii] = int8(l + 32)
+			}
+		}
+		ql, qh := b[0:128], b[128:192]
+		for j := 0; j < qkK; j += 128 {
+			for l := 0; l < 32; l++ {
+				q1 := uint8(L[j+l]) & 0xF
+				q2 := uint8(L[j+l+32]) & 0xF
+				q3 := uint8(L[j+l+64]) & 0xF
+				q4 := uint8(L[j+l+96]) & 0xF
+				ql[j/2+l] = q1 | q3<<4
+				ql[j/2+l+32] = q2 | q4<<4
+				qh[j/4+l] = uint8(L[j+l])>>4 | uint8(L[j+l+32])>>4<<2 | uint8(L[j+l+64])>>4<<4 | uint8(L[j+l+96])>>4<<6
+			}
+		}
+	}
+}
+
+func dequantizeQ6K(y []float32, x []byte) {
+	for i := 0; i < len(y)/qkK; i++ {
+		b := x[i*sizeQ6K : (i+1)*sizeQ6K]
+		d := getF16(b[208:])
+		out := y[i*qkK:]
+		for n := 0; n < qkK; n += 128 {
+			ql, qh, sc := b[n/2:], b[128+n/4:], b[192+n/16:]
+			for l := 0; l < 32; l++ {
+				is := l / 16
+				q1 := int32(ql[l]&0xF|(qh[l]>>0&3)<<4) - 32
+				q2 := int32(ql[l+32]&0xF|(qh[l]>>2&3)<<4) - 32
+				q3 := int32(ql[l]>>4|(qh[l]>>4&3)<<4) - 32
+				q4 := int32(ql[l+32]>>4|(qh[l]>>6&3)<<4) - 32
+				out[n+l] = d * float32(int8(sc[is])) * float32(q1)
+				out[n+l+32] = d * float32(int8(sc[is+2])) * float32(q2)
+				out[n+l+64] = d * float32(int8(sc[is+4])) * float32(q3)
+				out[n+l+96] = d * float32(int8(sc[is+6])) * float32(q4)
+			}
+		}
+	}
+}
+
+// ---- Q8_K (activations) ----
+
+func quantizeRowQ8K(y []byte, x []float32, _ []float32) {
+	for i := 0; i < len(x)/qkK; i++ {
+		xb := x[i*qkK : (i+1)*qkK]
+		b := y[i*sizeQ8K : (i+1)*sizeQ8K]
+		var max, amax float32
+		for _, v := range xb {
+			if ax := abs32(v); ax > amax {
+				amax = ax
+				max = v
+			}
+		}
+		if amax == 0 {
+			for j := range b {
+				b[j] = 0
+			}
+			continue
+		}
+		iscale := -127 / max
+		qs := b[4:260]
+		for j, v := range xb {
+			qs[j] = byte(int8(min(127, nearestInt(iscale*v))))
+		}
+		for j := 0; j < 16; j++ {
+			var sum int32
+			for ii := 0; ii < 16; ii++ {
+				sum += int32(int8(qs[16*j+ii]))
+			}
+			binary.LittleEndian.PutUint16(b[260+2*j:], uint16(int16(sum)))
+		}
+		binary.LittleEndian.PutUint32(b, math.Float32bits(1/iscale))
+	}
+}
+
+func dequantizeQ8K(y []float32, x []byte) {
+	for i := 0; i < len(y)/qkK; i++ {
+		b := x[i*sizeQ8K : (i+1)*sizeQ8K]
+		d := math.Float32frombits(binary.LittleEndian.Uint32(b))
+		for j := 0; j < qkK; j++ {
+			y[i*qkK+j] = d * float32(int8(b[4+j]))
+		}
+	}
+}

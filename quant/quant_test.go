@@ -1,0 +1,563 @@
+package quant
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/llqt/llqt/formats"
+	"github.com/llqt/llqt/formats/ggml"
+)
+
+var allTypes = referenceTypes
+
+func gaussian(seed uint64, n int, sigma float64) []float32 {
+	r := rand.New(rand.NewPCG(seed, 1))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * sigma)
+	}
+	return x
+}
+
+func rmse(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		s += d * d
+	}
+	return math.Sqrt(s / float64(len(a)))
+}
+
+func TestLayoutSizes(t *testing.T) {
+	// Bytes per block from ggml-common.h's block structs.
+	want := map[ggml.Type][2]int{
+		ggml.TypeQ4_0: {32, 18}, ggml.TypeQ4_1: {32, 20}, ggml.TypeQ5_0: {32, 22}, ggml.TypeQ5_1: {32, 24},
+		ggml.TypeQ8_0: {32, 34}, ggml.TypeQ8_1: {32, 36}, ggml.TypeQ2_K: {256, 84}, ggml.TypeQ3_K: {256, 110},
+		ggml.TypeQ4_K: {256, 144}, ggml.TypeQ5_K: {256, 176}, ggml.TypeQ6_K: {256, 210}, ggml.TypeQ8_K: {256, 292},
+		ggml.TypeIQ4_NL: {32, 18}, ggml.TypeIQ4_XS: {256, 136},
+	}
+	for _, typ := range allTypes {
+		w := want[typ]
+		if typ.BlockSize() != w[0] || typ.TypeSize() != w[1] {
+			t.Errorf("%s: ggml table says %d/%d, block struct %d/%d", typ, typ.BlockSize(), typ.TypeSize(), w[0], w[1])
+		}
+		out, err := Quantize(typ, gaussian(1, 3*512, 1), 512, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) != 3*512/w[0]*w[1] {
+			t.Errorf("%s: %d bytes for 3 rows of 512", typ, len(out))
+		}
+	}
+	if len(codecs) != len(want) {
+		t.Errorf("%d codecs, %d layouts checked", len(codecs), len(want))
+	}
+}
+
+// TestRoundTripError bounds the reconstruction error of each format on
+// Gaussian data, relative to the data's standard deviation. The bounds are
+// about 1.5 times what the formats achieve, so a broken search or packing
+// fails them.
+func TestRoundTripError(t *testing.T) {
+	bounds := map[ggml.Type]float64{
+		ggml.TypeQ8_0: 0.008, ggml.TypeQ8_1: 0.008, ggml.TypeQ8_K: 0.01,
+		ggml.TypeQ6_K: 0.028, ggml.TypeQ5_0: 0.065, ggml.TypeQ5_1: 0.057, ggml.TypeQ5_K: 0.057,
+		ggml.TypeQ4_0: 0.13, ggml.TypeQ4_1: 0.12, ggml.TypeQ4_K: 0.115, ggml.TypeIQ4_NL: 0.12, ggml.TypeIQ4_XS: 0.12,
+		ggml.TypeQ3_K: 0.24, ggml.TypeQ2_K: 0.45,
+	}
+	const n = 64 * 512
+	x := gaussian(2, n, 0.5)
+	im := testImatrix(3, 512)
+	for _, typ := range allTypes {
+		for _, withIm := range []bool{false, true} {
+			if withIm && !hasImatrixPath(typ) {
+				continue
+			}
+			var w []float32
+			if withIm {
+				w = im
+			}
+			q, err := Quantize(typ, x, 512, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := Dequantize(typ, q, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel := rmse(x, y) / 0.5
+			t.Logf("%-7s imatrix=%-5v relative RMSE %.4f", typ, withIm, rel)
+			if rel > bounds[typ] {
+				t.Errorf("%s imatrix=%v: relative RMSE %.4f above %.4f", typ, withIm, rel, bounds[typ])
+			}
+		}
+	}
+}
+
+func TestEdgeRows(t *testing.T) {
+	const ne0 = 256
+	constant := make([]float32, ne0)
+	for i := range constant {
+		constant[i] = 0.75
+	}
+	negConst := make([]float32, ne0)
+	for i := range negConst {
+		negConst[i] = -3
+	}
+	tiny := gaussian(5, ne0, 1e-30)
+	huge := gaussian(6, ne0, 1e4)
+	cases := []struct {
+		name string
+		x    []float32
+		tol  float64 // largest allowed |error| relative to max |x|
+	}{
+		{"zeros", make([]float32, ne0), 0},
+		{"constant", constant, 0.0},
+		{"negative constant", negConst, 0.0},
+		{"tiny", tiny, -1},
+		{"huge", huge, 0.6},
+	}
+	for _, typ := range allTypes {
+		for _, c := range cases {
+			q, err := Quantize(typ, c.x, ne0, nil)
+			if err != nil {
+				t.Fatalf("%s %s: %v", typ, c.name, err)
+			}
+			if err := ValidateRows(typ, q, ne0); err != nil {
+				t.Errorf("%s %s: %v", typ, c.name, err)
+			}
+			y, err := Dequantize(typ, q, ne0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var amax, maxErr float64
+			for i := range y {
+				amax = math.Max(amax, math.Abs(float64(c.x[i])))
+				maxErr = math.Max(maxErr, math.Abs(float64(y[i])-float64(c.x[i])))
+			}
+			switch {
+			case c.name == "zeros":
+				if maxErr != 0 {
+					t.Errorf("%s: zeros decode with error %g", typ, maxErr)
+				}
+			case c.tol < 0:
+				// Below fp16 range the scale flushes to zero: all values
+				// decode to (almost) nothing, never to garbage.
+				if maxErr > 2*amax {
+					t.Errorf("%s %s: error %g for max %g", typ, c.name, maxErr, amax)
+				}
+			case strings.Contains(c.name, "constant"):
+				// A constant is representable up to fp16 rounding of the
+				// scale(s) and the coarse codes of the 2- and 3-bit formats.
+				lim := 0.01
+				if typ == ggml.TypeQ2_K || typ == ggml.TypeQ3_K || typ == ggml.TypeIQ4_NL || typ == ggml.TypeIQ4_XS {
+					lim = 0.05
+				}
+				if maxErr > lim*amax {
+					t.Errorf("%s %s: error %g for value %g", typ, c.name, maxErr, amax)
+				}
+			default:
+				if maxErr > c.tol*amax {
+					t.Errorf("%s %s: max error %g for max %g", typ, c.name, maxErr, amax)
+				}
+			}
+		}
+	}
+}
+
+func TestNearestIntRoundsHalfToEven(t *testing.T) {
+	cases := map[float32]int32{0: 0, 0.5: 0, 1.5: 2, 2.5: 2, -0.5: 0, -1.5: -2, -2.5: -2, 0.49999997: 0,
+		3.7: 4, -3.7: -4, 4194303: 4194303, -4194303: -4194303}
+	for in, want := range cases {
+		if got := nearestInt(in); got != want {
+			t.Errorf("nearestInt(%v) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// TestRoundingTies pins the per-format rounding rules on exact ties: Q8_0
+// rounds half away from zero (roundf), the K-quants half to even.
+func TestRoundingTies(t *testing.T) {
+	x := make([]float32, 32)
+	x[0] = 127 // d = 1 exactly
+	x[1], x[2], x[3] = 2.5, -2.5, 0.5
+	q, err := Quantize(ggml.TypeQ8_0, x, 32, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := [3]int8{int8(q[3]), int8(q[4]), int8(q[5])}; got != [3]int8{3, -3, 1} {
+		t.Errorf("Q8_0 ties: %v, want [3 -3 1]", got)
+	}
+	// Q4_0 adds 8.5 and truncates: max -8 gives d = max/-8 = 1, so 0.5 → 9.0 → code 9
+	// and -0.5 → 8.0 → code 8 (rounding half up, not to even).
+	y := make([]float32, 32)
+	y[0] = -8
+	y[1] = 0.5
+	y[2] = -0.5
+	q, err = Quantize(ggml.TypeQ4_0, y, 32, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1, c2 := q[2+1]&0xF, q[2+2]&0xF; c1 != 9 || c2 != 8 {
+		t.Errorf("Q4_0 codes for ±0.5 at d=1: %d %d, want 9 8", c1, c2)
+	}
+}
+
+func TestActivationFormatFields(t *testing.T) {
+	x := gaussian(9, 512, 1)
+	q, err := Quantize(ggml.TypeQ8_1, x, 512, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := 0; b < 16; b++ {
+		blk := q[36*b:]
+		d, s := getF16(blk), getF16(blk[2:])
+		var sum int
+		for j := 0; j < 32; j++ {
+			sum += int(int8(blk[4+j]))
+		}
+		// s is rounded from the unrounded float32 d, so allow d's fp16 error.
+		if want := float64(sum) * float64(d); math.Abs(float64(s)-want) > 2e-3*math.Abs(want)+1e-6 {
+			t.Errorf("Q8_1 block %d: s = %v, want d·Σq ≈ %v", b, s, want)
+		}
+	}
+	q, err = Quantize(ggml.TypeQ8_K, x, 512, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for b := 0; b < 2; b++ {
+		blk := q[292*b:]
+		for g := 0; g < 16; g++ {
+			var sum int16
+			for j := 0; j < 16; j++ {
+				sum += int16(int8(blk[4+16*g+j]))
+			}
+			if got := int16(uint16(blk[260+2*g]) | uint16(blk[261+2*g])<<8); got != sum {
+				t.Errorf("Q8_K block %d bsums[%d] = %d, want %d", b, g, got, sum)
+			}
+		}
+	}
+}
+
+// TestChunkingDoesNotMatter encodes a tensor whole and in uneven row chunks.
+func TestChunkingDoesNotMatter(t *testing.T) {
+	const ne0, nrows = 512, 13
+	x := testMatrix(11, nrows, ne0)
+	im := testImatrix(12, ne0)
+	for _, typ := range allTypes {
+		for _, w := range [][]float32{nil, im} {
+			whole, err := Quantize(typ, x, ne0, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, _ := RowSize(typ, ne0)
+			parts := make([]byte, len(whole))
+			for _, cut := range [][2]int{{0, 5}, {5, 6}, {6, 13}} {
+				if err := QuantizeRows(typ, parts[cut[0]*rs:cut[1]*rs], x[cut[0]*ne0:cut[1]*ne0], ne0, w); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d := firstMismatch(typ, parts, whole, ne0); d != "" {
+				t.Errorf("%s imatrix=%v: chunked output differs: %s", typ, w != nil, d)
+			}
+		}
+	}
+}
+
+func TestRejectsBadInput(t *testing.T) {
+	x := gaussian(13, 4*256, 1)
+	if _, err := Quantize(ggml.TypeQ4_K, x, 128, nil); err == nil {
+		t.Error("Q4_K accepted rows of 128")
+	}
+	if _, err := Quantize(ggml.TypeQ4_0, x[:100], 32, nil); err == nil {
+		t.Error("accepted a partial row")
+	}
+	if _, err := Quantize(ggml.TypeIQ2_XXS, x, 256, nil); err == nil {
+		t.Error("accepted IQ2_XXS")
+	}
+	if _, err := Quantize(ggml.TypeF16, x, 256, nil); err == nil {
+		t.Error("Quantize accepted F16 (plain types go through Codec)")
+	}
+	if _, err := Quantize(ggml.TypeQ4_K, x, 256, make([]float32, 255)); err == nil {
+		t.Error("accepted an imatrix of the wrong length")
+	}
+	if err := QuantizeRows(ggml.TypeQ8_0, make([]byte, 10), x, 256, nil); err == nil {
+		t.Error("accepted a short destination")
+	}
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		y := append([]float32(nil), x...)
+		y[2*256+17] = bad
+		_, err := Quantize(ggml.TypeQ6_K, y, 256, nil)
+		if err == nil || !strings.Contains(err.Error(), "row 2") {
+			t.Errorf("%v in row 2: error %v", bad, err)
+		}
+	}
+	if _, err := Dequantize(ggml.TypeQ4_K, make([]byte, 143), 256); err == nil {
+		t.Error("Dequantize accepted a short block")
+	}
+	if _, err := Dequantize(ggml.TypeQ4_0, make([]byte, 18), 16); err == nil {
+		t.Error("Dequantize accepted a partial block")
+	}
+}
+
+func TestValidateRows(t *testing.T) {
+	const ne0 = 512
+	for _, typ := range allTypes {
+		q, err := Quantize(typ, gaussian(14, 3*ne0, 1), ne0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ValidateRows(typ, q, ne0); err != nil {
+			t.Errorf("%s: valid data rejected: %v", typ, err)
+		}
+		rs, _ := RowSize(typ, ne0)
+		// Put +inf into the main scale of the second block of row 1.
+		off := rs + typ.TypeSize()
+		switch typ {
+		case ggml.TypeQ2_K:
+			off += 80
+		case ggml.TypeQ3_K:
+			off += 108
+		case ggml.TypeQ6_K:
+			off += 208
+		}
+		if typ == ggml.TypeQ8_K {
+			q[off], q[off+1], q[off+2], q[off+3] = 0, 0, 0x80, 0x7f
+		} else {
+			q[off], q[off+1] = 0x00, 0x7c
+		}
+		err = ValidateRows(typ, q, ne0)
+		if err == nil || !strings.Contains(err.Error(), "row 1, block 1") || !strings.Contains(err.Error(), "infinite") {
+			t.Errorf("%s: inf scale in row 1 block 1: %v", typ, err)
+		}
+	}
+	f16 := []byte{0, 0x3c, 0x01, 0x7c}
+	if err := ValidateRows(ggml.TypeF16, f16, 2); err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("F16 NaN: %v", err)
+	}
+	if err := ValidateRows(ggml.TypeQ4_0, make([]byte, 17), 32); err == nil {
+		t.Error("accepted a partial row")
+	}
+}
+
+func TestCodec(t *testing.T) {
+	var c formats.Codec = Codec{}
+	x := gaussian(15, 2*256, 1)
+	for _, typ := range []ggml.Type{ggml.TypeF32, ggml.TypeF16, ggml.TypeBF16, ggml.TypeQ4_K, ggml.TypeQ8_0} {
+		raw, err := c.Encode(typ, x, 256)
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		y, err := c.Decode(typ, raw, len(x))
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if e := rmse(x, y); e > 0.1 {
+			t.Errorf("%s: round trip RMSE %g", typ, e)
+		}
+		if typ == ggml.TypeF32 && e(x, y) {
+			t.Error("F32 round trip is not exact")
+		}
+	}
+	if _, err := (Codec{}).Encode(ggml.TypeIQ1_S, x, 256); err == nil {
+		t.Error("Codec encoded IQ1_S")
+	}
+	huge := make([]float32, 64)
+	huge[40] = 3e38 // Q8_0's scale 3e38/127 overflows fp16
+	if _, err := (Codec{}).Encode(ggml.TypeQ8_0, huge, 32); err == nil || !strings.Contains(err.Error(), "row 1") {
+		t.Errorf("Codec accepted an infinite scale: %v", err)
+	}
+}
+
+func e(a, b []float32) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDequantizeInto(t *testing.T) {
+	x := gaussian(16, 256, 1)
+	q, _ := Quantize(ggml.TypeQ5_K, x, 256, nil)
+	want, _ := Dequantize(ggml.TypeQ5_K, q, 256)
+	got := make([]float32, 256)
+	if err := DequantizeInto(ggml.TypeQ5_K, got, q); err != nil {
+		t.Fatal(err)
+	}
+	if e(got, want) {
+		t.Error("DequantizeInto differs from Dequantize")
+	}
+	if err := DequantizeInto(ggml.TypeQ5_K, got[:255], q); err == nil {
+		t.Error("accepted a partial block")
+	}
+}
+
+func FuzzDequantizeValidate(f *testing.F) {
+	f.Add(uint8(0), []byte{})
+	f.Add(uint8(3), make([]byte, 144))
+	f.Add(uint8(13), make([]byte, 292*2))
+	f.Fuzz(func(t *testing.T, ti uint8, data []byte) {
+		typ := allTypes[int(ti)%len(allTypes)]
+		bs, ts := typ.BlockSize(), typ.TypeSize()
+		n := len(data) / ts * bs
+		out, err := Dequantize(typ, data, n)
+		if len(data)%ts == 0 {
+			if err != nil || len(out) != n {
+				t.Fatalf("%s: %d bytes: %v", typ, len(data), err)
+			}
+			if n > 0 {
+				_ = ValidateRows(typ, data, bs)
+			}
+		} else if err == nil {
+			t.Fatalf("%s: accepted %d bytes", typ, len(data))
+		}
+	})
+}
+
+func FuzzQuantize(f *testing.F) {
+	f.Add(uint8(6), uint64(1), 1.0, uint8(0))
+	f.Add(uint8(13), uint64(2), 1e30, uint8(1))
+	f.Add(uint8(12), uint64(3), 1e-40, uint8(2))
+	f.Fuzz(func(t *testing.T, ti uint8, seed uint64, scale float64, weights uint8) {
+		typ := allTypes[int(ti)%len(allTypes)]
+		x := gaussian(seed, 512, scale)
+		var im []float32
+		switch weights % 3 {
+		case 1:
+			im = testImatrix(seed, 512)
+		case 2:
+			im = make([]float32, 512) // all zero: NaN scales inside the searches
+		}
+		q, err := Quantize(typ, x, 512, im)
+		for _, v := range x {
+			if !finite(v) {
+				if err == nil {
+					t.Fatal("accepted non-finite input")
+				}
+				return
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Dequantize(typ, q, 512); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// bestIndexBisect is ggml's best_index_int8 search, to check the lookup.
+func bestIndexBisect(x float32) uint8 {
+	val := &kvaluesIQ4NL
+	if x <= float32(val[0]) {
+		return 0
+	}
+	if x >= float32(val[15]) {
+		return 15
+	}
+	ml, mu := 0, 15
+	for mu-ml > 1 {
+		mav := (ml + mu) / 2
+		if x < float32(val[mav]) {
+			mu = mav
+		} else {
+			ml = mav
+		}
+	}
+	if x-float32(val[mu-1]) < float32(val[mu])-x {
+		return uint8(mu - 1)
+	}
+	return uint8(mu)
+}
+
+func TestBestIndexIQ4(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	check := func(x float32) {
+		if got, want := bestIndexIQ4(x), bestIndexBisect(x); got != want {
+			t.Fatalf("bestIndexIQ4(%v) = %d, bisection %d", x, got, want)
+		}
+	}
+	for f := -130; f <= 130; f++ {
+		for _, d := range []float32{0, 0.5, -0.5, 1e-6, -1e-6, 0.49999997, 0.50000006} {
+			check(float32(f) + d)
+			check(math.Nextafter32(float32(f)+d, 200))
+			check(math.Nextafter32(float32(f)+d, -200))
+		}
+	}
+	for i := 0; i < 100000; i++ {
+		check(float32(r.NormFloat64() * 80))
+	}
+	check(float32(math.NaN()))
+	check(float32(math.Inf(1)))
+	check(float32(math.Inf(-1)))
+}
+
+func TestQuantizeParallel(t *testing.T) {
+	const ne0, nrows = 256, 23
+	x := testMatrix(41, nrows, ne0)
+	for _, typ := range []ggml.Type{ggml.TypeQ4_K, ggml.TypeIQ4_XS, ggml.TypeQ8_0} {
+		want, err := Quantize(typ, x, ne0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, workers := range []int{0, 1, 2, 5, 64} {
+			got, err := QuantizeParallel(typ, x, ne0, nil, workers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := firstMismatch(typ, got, want, ne0); d != "" {
+				t.Errorf("%s with %d workers: %s", typ, workers, d)
+			}
+		}
+	}
+	bad := append([]float32(nil), x...)
+	bad[20*ne0+3] = float32(math.NaN())
+	bad[9*ne0] = float32(math.Inf(1))
+	if _, err := QuantizeParallel(ggml.TypeQ4_K, bad, ne0, nil, 4); err == nil || !strings.Contains(err.Error(), "row 9") {
+		t.Errorf("error %v, want one naming row 9", err)
+	}
+}
+
+func TestCodecEncodeTensor(t *testing.T) {
+	const ne0, ne1, ne2 = 256, 3, 2
+	x := testMatrix(51, ne1*ne2, ne0)
+	im := testImatrix(52, ne0*ne2)
+	c := Codec{Imatrix: map[string][]float32{"blk.0.ffn_down_exps.weight": im, "blk.0.attn_q.weight": im[:ne0],
+		"token_embd.weight": im[:7]}, Workers: 3}
+	got, err := c.EncodeTensor("blk.0.ffn_down_exps.weight", ggml.TypeQ4_K, x, []uint64{ne0, ne1, ne2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each expert uses its own slice of the weights.
+	want0, _ := Quantize(ggml.TypeQ4_K, x[:ne0*ne1], ne0, im[:ne0])
+	want1, _ := Quantize(ggml.TypeQ4_K, x[ne0*ne1:], ne0, im[ne0:])
+	if d := firstMismatch(ggml.TypeQ4_K, got, append(want0, want1...), ne0); d != "" {
+		t.Errorf("3-D tensor: %s", d)
+	}
+	got, err = c.EncodeTensor("blk.0.attn_q.weight", ggml.TypeIQ4_XS, x, []uint64{ne0, ne1 * ne2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Quantize(ggml.TypeIQ4_XS, x, ne0, im[:ne0])
+	if d := firstMismatch(ggml.TypeIQ4_XS, got, want, ne0); d != "" {
+		t.Errorf("2-D tensor: %s", d)
+	}
+	// token_embd with mismatched weights is encoded without them.
+	got, err = c.EncodeTensor("token_embd.weight", ggml.TypeQ6_K, x, []uint64{ne0, ne1 * ne2})
+	want, _ = Quantize(ggml.TypeQ6_K, x, ne0, nil)
+	if err != nil || firstMismatch(ggml.TypeQ6_K, got, want, ne0) != "" {
+		t.Errorf("token_embd: %v", err)
+	}
+	c.Imatrix["output.weight"] = im[:5]
+	if _, err := c.EncodeTensor("output.weight", ggml.TypeQ6_K, x, []uint64{ne0, ne1 * ne2}); err == nil {
+		t.Error("accepted mismatched weights for output.weight")
+	}
+	// Plain types ignore the weights.
+	if _, err := c.EncodeTensor("blk.0.attn_q.weight", ggml.TypeF16, x, []uint64{ne0, ne1 * ne2}); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,525 @@
+package quant
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/x448/float16"
+)
+
+// groupMaxEps is ggml's GROUP_MAX_EPS: a group whose largest magnitude is
+// below it counts as all zero.
+const groupMaxEps = float32(1e-15)
+
+// nearestInt rounds to the nearest integer, halves to even, with ggml's
+// float trick: adding 1.5·2^23 leaves the rounded integer in the low mantissa
+// bits. It is exact for |f| ≤ 4194303; outside that range it returns the
+// same (meaningless) value ggml's nearest_int does, which keeps the encoded
+// bytes identical even for degenerate inputs.
+func nearestInt(f float32) int32 {
+	v := f + 12582912
+	i := int32(math.Float32bits(v))
+	return (i & 0x007fffff) - 0x00400000
+}
+
+func abs32(f float32) float32 {
+	return math.Float32frombits(math.Float32bits(f) &^ (1 << 31))
+}
+
+func sqrt32(f float32) float32 {
+	// The double square root correctly rounded to float32 equals sqrtf.
+	return float32(math.Sqrt(float64(f)))
+}
+
+func clampInt(v, lo, hi int32) int32 {
+	if v < lo {
+		return lo
+	}
+	if v > hi {
+		return hi
+	}
+	return v
+}
+
+// fp16 conversions. Encoding rounds to nearest even (as F16C and ggml's
+// software path do); decoding is exact and table driven.
+
+var f16Table = func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for i := range t {
+		t[i] = float16.Frombits(uint16(i)).Float32()
+	}
+	return &t
+}()
+
+func toF16(f float32) uint16 { return uint16(float16.Fromfloat32(f)) }
+
+func fromF16(h uint16) float32 { return f16Table[h] }
+
+func putF16(b []byte, f float32) { binary.LittleEndian.PutUint16(b, toF16(f)) }
+
+func getF16(b []byte) float32 { return f16Table[binary.LittleEndian.Uint16(b)] }
+
+// makeQxQuants finds a symmetric scale for n values quantized to
+// [-nmax, nmax-1] (stored offset by nmax in L), as ggml's make_qx_quants.
+// rmseType selects the error weights when qw is nil: 1 x², 2 one, 3 |x|,
+// otherwise √|x|; a negative rmseType returns after the first estimate.
+func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32) float32 {
+	x = x[:n]
+	L = L[:n]
+	var max, amax float32
+	for _, v := range x {
+		if ax := abs32(v); ax > amax {
+			amax = ax
+			max = v
+		}
+	}
+	if amax < groupMaxEps {
+		for i := range L {
+			L[i] = 0
+		}
+		return 0
+	}
+	nm := int32(nmax)
+	iscale := float32(-nmax) / max
+	if rmseType == 0 {
+		for i, v := range x {
+			l := nearestInt(iscale * v)
+			L[i] = int8(nm + clampInt(l, -nm, nm-1))
+		}
+		return 1 / iscale
+	}
+	returnEarly := false
+	if rmseType < 0 {
+		rmseType = -rmseType
+		returnEarly = true
+	}
+	var wbuf [32]float32
+	var wts []float32
+	if n <= len(wbuf) {
+		wts = wbuf[:n]
+	} else {
+		wts = make([]float32, n)
+	}
+	for i, v := range x {
+		switch {
+		case qw != nil:
+			wts[i] = qw[i]
+		case rmseType == 1:
+			wts[i] = v * v
+		case rmseType == 2:
+			wts[i] = 1
+		case rmseType == 3:
+			wts[i] = abs32(v)
+		default:
+			wts[i] = sqrt32(abs32(v))
+		}
+	}
+	var sumlx, suml2 float32
+	for i, v := range x {
+		l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+		L[i] = int8(l + nm)
+		w := wts[i]
+		fl := float32(l)
+		sumlx += float32(w * v * fl)
+		suml2 += float32(w * fl * fl)
+	}
+	var scale float32
+	if suml2 != 0 {
+		scale = sumlx / suml2
+	}
+	if returnEarly {
+		if suml2 > 0 {
+			return 0.5 * (scale + 1/iscale)
+		}
+		return 1 / iscale
+	}
+	best := scale * sumlx
+	for is := -9; is <= 9; is++ {
+		if is == 0 {
+			continue
+		}
+		iscale = -(float32(nmax) + float32(float32(0.1)*float32(is))) / max
+		sumlx, suml2 = 0, 0
+		for i, v := range x {
+			l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+			w := wts[i]
+			fl := float32(l)
+			sumlx += float32(w * v * fl)
+			suml2 += float32(w * fl * fl)
+		}
+		if suml2 > 0 && sumlx*sumlx > best*suml2 {
+			for i, v := range x {
+				l := nearestInt(iscale * v)
+				L[i] = int8(nm + clampInt(l, -nm, nm-1))
+			}
+			scale = sumlx / suml2
+			best = scale * sumlx
+		}
+	}
+	return scale
+}
+
+// makeQ3Quants is ggml's make_q3_quants: a symmetric scale for values in
+// [-nmax, nmax-1], refined by coordinate descent on x²-weighted error.
+func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
+	x = x[:n]
+	L = L[:n]
+	var max, amax float32
+	for _, v := range x {
+		if ax := abs32(v); ax > amax {
+			amax = ax
+			max = v
+		}
+	}
+	if amax < groupMaxEps {
+		for i := range L {
+			L[i] = 0
+		}
+		return 0
+	}
+	nm := int32(nmax)
+	iscale := float32(-nmax) / max
+	if doRMSE {
+		var sumlx, suml2 float32
+		for i, v := range x {
+			l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+			L[i] = int8(l)
+			w := v * v
+			fl := float32(l)
+			sumlx += float32(w * v * fl)
+			suml2 += float32(w * fl * fl)
+		}
+		for itry := 0; itry < 5; itry++ {
+			changed := 0
+			for i, v := range x {
+				w := v * v
+				li := float32(L[i])
+				slx := sumlx - float32(w*v*li)
+				if slx > 0 {
+					sl2 := suml2 - float32(w*li*li)
+					newL := clampInt(nearestInt(v*sl2/slx), -nm, nm-1)
+					if newL != int32(L[i]) {
+						fn := float32(newL)
+						slx += float32(w * v * fn)
+						sl2 += float32(w * fn * fn)
+						if sl2 > 0 && slx*slx*suml2 > sumlx*sumlx*sl2 {
+							L[i] = int8(newL)
+							sumlx = slx
+							suml2 = sl2
+							changed++
+						}
+					}
+				}
+			}
+			if changed == 0 {
+				break
+			}
+		}
+		for i := range L {
+			L[i] += int8(nmax)
+		}
+		return sumlx / suml2
+	}
+	for i, v := range x {
+		l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+		L[i] = int8(l + nm)
+	}
+	return 1 / iscale
+}
+
+// makeQkx2Quants is ggml's make_qkx2_quants: an affine scale and min for
+// values quantized to [0, nmax], searched over nstep+1 candidate scales and
+// refined by weighted least squares. It returns the scale and the negated
+// min (the value stored by the K-quants).
+func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
+	rmin, rdelta float32, nstep int, useMAD bool) (scale, theMin float32) {
+	x = x[:n]
+	weights = weights[:n]
+	L = L[:n]
+	Laux = Laux[:n]
+	min, max := x[0], x[0]
+	sumW := weights[0]
+	sumX := sumW * x[0]
+	for i := 1; i < n; i++ {
+		if x[i] < min {
+			min = x[i]
+		}
+		if x[i] > max {
+			max = x[i]
+		}
+		w := weights[i]
+		sumW += w
+		sumX += float32(w * x[i])
+	}
+	if min > 0 {
+		min = 0
+	}
+	if max == min {
+		for i := range L {
+			L[i] = 0
+		}
+		return 0, -min
+	}
+	nm := int32(nmax)
+	iscale := float32(nmax) / (max - min)
+	scale = 1 / iscale
+	var bestMAD float32
+	for i, v := range x {
+		l := nearestInt(iscale * (v - min))
+		L[i] = uint8(clampInt(l, 0, nm))
+		diff := float32(scale*float32(L[i])) + min - v
+		if useMAD {
+			diff = abs32(diff)
+		} else {
+			diff = diff * diff
+		}
+		bestMAD += float32(weights[i] * diff)
+	}
+	if nstep < 1 {
+		return scale, -min
+	}
+	for is := 0; is <= nstep; is++ {
+		iscale = (rmin + float32(rdelta*float32(is)) + float32(nmax)) / (max - min)
+		var sumL, sumL2, sumXL float32
+		for i, v := range x {
+			l := clampInt(nearestInt(iscale*(v-min)), 0, nm)
+			Laux[i] = uint8(l)
+			w := weights[i]
+			fl := float32(l)
+			sumL += float32(w * fl)
+			sumL2 += float32(w * fl * fl)
+			sumXL += float32(w * fl * v)
+		}
+		D := float32(sumW*sumL2) - float32(sumL*sumL)
+		if D > 0 {
+			thisScale := (float32(sumW*sumXL) - float32(sumX*sumL)) / D
+			thisMin := (float32(sumL2*sumX) - float32(sumL*sumXL)) / D
+			if thisMin > 0 {
+				thisMin = 0
+				thisScale = sumXL / sumL2
+			}
+			var mad float32
+			for i, v := range x {
+				diff := float32(thisScale*float32(Laux[i])) + thisMin - v
+				if useMAD {
+					diff = abs32(diff)
+				} else {
+					diff = diff * diff
+				}
+				mad += float32(weights[i] * diff)
+			}
+			if mad < bestMAD {
+				copy(L, Laux)
+				bestMAD = mad
+				scale = thisScale
+				min = thisMin
+			}
+		}
+	}
+	return scale, -min
+}
+
+// makeQkx3Quants is ggml's make_qkx3_quants, the importance-weighted
+// variant of makeQkx2Quants (weights nil means x²).
+func makeQkx3Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
+	rmin, rdelta float32, nstep int, useMAD bool) (scale, theMin float32) {
+	x = x[:n]
+	L = L[:n]
+	Laux = Laux[:n]
+	var wbuf [32]float32
+	wts := weights
+	if wts == nil {
+		if n <= len(wbuf) {
+			wts = wbuf[:n]
+		} else {
+			wts = make([]float32, n)
+		}
+		for i, v := range x {
+			wts[i] = v * v
+		}
+	}
+	wts = wts[:n]
+	min, max := x[0], x[0]
+	sumW := wts[0]
+	sumX := sumW * x[0]
+	for i := 1; i < n; i++ {
+		if x[i] < min {
+			min = x[i]
+		}
+		if x[i] > max {
+			max = x[i]
+		}
+		w := wts[i]
+		sumW += w
+		sumX += float32(w * x[i])
+	}
+	if min > 0 {
+		min = 0
+	}
+	if max <= min {
+		for i := range L {
+			L[i] = 0
+		}
+		return 0, -min
+	}
+	nm := int32(nmax)
+	iscale := float32(nmax) / (max - min)
+	scale = 1 / iscale
+	var bestMAD float32
+	for i, v := range x {
+		l := nearestInt(iscale * (v - min))
+		L[i] = uint8(clampInt(l, 0, nm))
+		diff := float32(scale*float32(L[i])) + min - v
+		if useMAD {
+			diff = abs32(diff)
+		} else {
+			diff = diff * diff
+		}
+		bestMAD += float32(wts[i] * diff)
+	}
+	if nstep < 1 {
+		return scale, -min
+	}
+	for is := 0; is <= nstep; is++ {
+		iscale = (rmin + float32(rdelta*float32(is)) + float32(nmax)) / (max - min)
+		var sumL, sumL2, sumXL float32
+		for i, v := range x {
+			l := clampInt(nearestInt(iscale*(v-min)), 0, nm)
+			Laux[i] = uint8(l)
+			w := wts[i]
+			fl := float32(l)
+			sumL += float32(w * fl)
+			sumL2 += float32(w * fl * fl)
+			sumXL += float32(w * fl * v)
+		}
+		D := float32(sumW*sumL2) - float32(sumL*sumL)
+		if D > 0 {
+			thisScale := (float32(sumW*sumXL) - float32(sumX*sumL)) / D
+			thisMin := (float32(sumL2*sumX) - float32(sumL*sumXL)) / D
+			if thisMin > 0 {
+				thisMin = 0
+				thisScale = sumXL / sumL2
+			}
+			var mad float32
+			for i, v := range x {
+				diff := float32(thisScale*float32(Laux[i])) + thisMin - v
+				if useMAD {
+					diff = abs32(diff)
+				} else {
+					diff = diff * diff
+				}
+				mad += float32(wts[i] * diff)
+			}
+			if mad < bestMAD {
+				copy(L, Laux)
+				bestMAD = mad
+				scale = thisScale
+				min = thisMin
+			}
+		}
+	}
+	return scale, -min
+}
+
+// makeQpQuants is ggml's make_qp_quants: a scale for non-negative values
+// (sub-block scales and mins) quantized to [0, nmax] under weights qw.
+func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
+	x = x[:n]
+	L = L[:n]
+	var max float32
+	for _, v := range x {
+		if v > max { // MAX(max, x) keeps max unless x is larger
+			max = v
+		}
+	}
+	if max == 0 {
+		for i := range L {
+			L[i] = 0
+		}
+		return 0
+	}
+	nm := int32(nmax)
+	iscale := float32(nmax) / max
+	for i, v := range x {
+		L[i] = uint8(nearestInt(iscale * v))
+	}
+	scale := 1 / iscale
+	var bestMSE float32
+	for i, v := range x {
+		diff := v - float32(scale*float32(L[i]))
+		bestMSE += float32(qw[i] * diff * diff)
+	}
+	for is := -4; is <= 4; is++ {
+		if is == 0 {
+			continue
+		}
+		iscaleIs := (float32(float32(0.1)*float32(is)) + float32(nmax)) / max
+		scaleIs := 1 / iscaleIs
+		var mse float32
+		for i, v := range x {
+			l := nearestInt(iscaleIs * v)
+			if l > nm {
+				l = nm
+			}
+			diff := v - float32(scaleIs*float32(l))
+			mse += float32(qw[i] * diff * diff)
+		}
+		if mse < bestMSE {
+			bestMSE = mse
+			iscale = iscaleIs
+		}
+	}
+	var sumlx, suml2 float32
+	for i, v := range x {
+		l := nearestInt(iscale * v)
+		if l > nm {
+			l = nm
+		}
+		L[i] = uint8(l)
+		w := qw[i]
+		fl := float32(l)
+		sumlx += float32(w * v * fl)
+		suml2 += float32(w * fl * fl)
+	}
+	for itry := 0; itry < 5; itry++ {
+		changed := 0
+		for i, v := range x {
+			w := qw[i]
+			li := float32(L[i])
+			slx := sumlx - float32(w*v*li)
+			sl2 := suml2 - float32(w*li*li)
+			if slx > 0 && sl2 > 0 {
+				newL := nearestInt(v * sl2 / slx)
+				if newL > nm {
+					newL = nm
+				}
+				if newL != int32(L[i]) {
+					fn := float32(newL)
+					slx += float32(w * v * fn)
+					sl2 += float32(w * fn * fn)
+					if slx*slx*suml2 > sumlx*sumlx*sl2 {
+						L[i] = uint8(newL)
+						sumlx = slx
+						suml2 = sl2
+						changed++
+					}
+				}
+			}
+		}
+		if changed == 0 {
+			break
+		}
+	}
+	return sumlx / suml2
+}
+
+// getScaleMinK4 unpacks the j-th 6-bit scale and min of a Q4_K/Q5_K block.
+func getScaleMinK4(j int, q []byte) (d, m uint8) {
+	if j < 4 {
+		return q[j] & 63, q[j+4] & 63
+	}
+	d = q[j+4]&0xF | (q[j-4]>>6)<<4
+	m = q[j+4]>>4 | (q[j]>>6)<<4
+	return d, m
+}
