@@ -3,6 +3,7 @@ package inspect
 import (
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"unicode"
@@ -19,8 +20,15 @@ const maxShown = 80
 func WriteText(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "file: %s\n", rep.Path)
 	if rep.opened {
-		fmt.Fprintf(w, "format: %s v%d, alignment %d, data at offset %d\n",
-			strings.ToUpper(rep.Format), rep.Version, rep.Alignment, rep.DataOffset)
+		switch rep.Format {
+		case "gguf":
+			fmt.Fprintf(w, "format: GGUF v%d, alignment %d, data at offset %d; shapes in ggml order (ne0 first)\n",
+				rep.Version, rep.Alignment, rep.DataOffset)
+		case "hf":
+			fmt.Fprintln(w, "format: Hugging Face checkpoint (safetensors); shapes in torch order")
+		default:
+			fmt.Fprintln(w, "format: safetensors; shapes in torch order")
+		}
 		fmt.Fprintf(w, "\nmetadata (%d entries):\n", len(rep.Metadata))
 		width := 0
 		for _, m := range rep.Metadata {
@@ -31,13 +39,20 @@ func WriteText(w io.Writer, rep *Report) error {
 		}
 		fmt.Fprintln(w)
 		hasHash := len(rep.Tensors) > 0 && rep.Tensors[0].SHA256 != ""
+		hasFile := len(rep.Tensors) > 0 && rep.Tensors[0].File != ""
 		header := []string{"name", "type", "shape", "bytes"}
+		if hasFile {
+			header = append(header, "file")
+		}
 		if hasHash {
 			header = append(header, "sha256")
 		}
 		rows := make([][]string, 0, len(rep.Tensors))
 		for _, t := range rep.Tensors {
-			row := []string{safe(t.Name), t.Type, formatShape(t.Shape), strconv.FormatUint(t.Bytes, 10)}
+			row := []string{safe(t.Name), safe(t.Type), formatShape(t.Shape), strconv.FormatUint(t.Bytes, 10)}
+			if hasFile {
+				row = append(row, safe(t.File))
+			}
 			if hasHash {
 				row = append(row, t.SHA256)
 			}
@@ -67,6 +82,9 @@ func WriteText(w io.Writer, rep *Report) error {
 
 func formatMeta(m Meta) string {
 	if m.ElemType == "" {
+		if m.Type == "null" {
+			return "null"
+		}
 		return m.Type + "  " + formatValue(m.Value)
 	}
 	vals := make([]string, len(m.First))
@@ -81,6 +99,15 @@ func formatMeta(m Meta) string {
 }
 
 func formatValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case float64: // JSON numbers: 13638144, not 1.3638144e+07
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		}
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
 	s, isString := v.(string)
 	if !isString {
 		return fmt.Sprint(v)
