@@ -15,6 +15,8 @@ import (
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/gguf"
+	"github.com/llqt/llqt/formats/safetensors"
+	"github.com/llqt/llqt/internal/synth"
 )
 
 // synthSource yields deterministic pseudo-random F32 weights.
@@ -225,16 +227,31 @@ func safetensorsFile(header any, data []byte) []byte {
 	return b.Bytes()
 }
 
-// hostileHFDirs writes Hugging Face checkpoint directories whose
-// model.safetensors lies, with a valid config.json (and the real tokenizer
-// files when the shared test data has them, so the converter reaches the
-// tensors).
-func hostileHFDirs(t *testing.T, dir, tokenizerDir string) []string {
+// synthHF writes a synthetic Hugging Face checkpoint (F32, about 30 MB, so
+// converting it takes long enough to interrupt).
+func synthHF(t *testing.T, dir string) string {
 	t.Helper()
+	o := synth.Options{Hidden: 256, Intermediate: 768, Layers: 4, Heads: 8, KVHeads: 4, Vocab: 4096,
+		DType: safetensors.F32, Shards: 2, Seed: 3}
+	if err := synth.Write(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// hostileHFDirs writes Hugging Face checkpoint directories whose
+// model.safetensors lies, with a valid config.json and the tokenizer files
+// of a synthetic checkpoint, so the converter reaches the tensors.
+func hostileHFDirs(t *testing.T, dir string) []string {
+	t.Helper()
+	tokenizerDir := t.TempDir()
+	if err := synth.Write(tokenizerDir, synth.Tiny()); err != nil {
+		t.Fatal(err)
+	}
 	config := map[string]any{
 		"architectures": []string{"LlamaForCausalLM"}, "model_type": "llama", "hidden_size": 64,
 		"intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 4,
-		"vocab_size": 4096, "max_position_embeddings": 128, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+		"vocab_size": 384, "max_position_embeddings": 128, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
 		"torch_dtype": "float32", "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": false,
 	}
 	cfg, _ := json.Marshal(config)
@@ -272,11 +289,9 @@ func hostileHFDirs(t *testing.T, dir, tokenizerDir string) []string {
 		}
 		must(t, os.WriteFile(filepath.Join(d, "config.json"), cfg, 0o644))
 		must(t, os.WriteFile(filepath.Join(d, "model.safetensors"), st, 0o644))
-		if tokenizerDir != "" {
-			for _, f := range []string{"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"} {
-				if b, err := os.ReadFile(filepath.Join(tokenizerDir, f)); err == nil {
-					must(t, os.WriteFile(filepath.Join(d, f), b, 0o644))
-				}
+		for _, f := range []string{"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"} {
+			if b, err := os.ReadFile(filepath.Join(tokenizerDir, f)); err == nil {
+				must(t, os.WriteFile(filepath.Join(d, f), b, 0o644))
 			}
 		}
 		dirs = append(dirs, d)

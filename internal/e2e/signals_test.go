@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/llqt/llqt/internal/fixtures"
 )
 
 // interrupt runs bin until the atomic writer's temporary file for out
@@ -182,7 +180,7 @@ func TestQuantizeSignals(t *testing.T) {
 
 func TestConvertSignals(t *testing.T) {
 	requireCommand(t, "convert")
-	in := fixtures.Path(t, "tiny-llama-hf")
+	in := synthHF(t, t.TempDir())
 	snap := snapshot(t, in)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.gguf")
