@@ -43,11 +43,12 @@ func (s synthSource) ReadRaw() ([]byte, error) {
 // synthLlama is a small random-weight Llama in GGUF F32 layout with the
 // metadata llama.cpp writes, big enough (about 30 MB) that quantizing it
 // takes a moment to interrupt.
-func synthLlama() *formats.Model {
-	const (
-		vocab, embd, ff, layers = 1024, 256, 768, 6
-		heads, headsKV          = 8, 4
-	)
+func synthLlama() *formats.Model { return synthLlamaSized(1024, 256, 768, 6) }
+
+// synthLlamaSized is synthLlama with the given vocabulary (at least 259),
+// width, feed-forward width and depth; 8 heads, 4 of them for K/V.
+func synthLlamaSized(vocab, embd, ff, layers int) *formats.Model {
+	const heads, headsKV = 8, 4
 	kv := func(k string, v any) formats.KV { return formats.KV{Key: k, Value: v} }
 	tokens := make([]string, vocab)
 	scores := make([]float32, vocab)
@@ -91,16 +92,18 @@ func synthLlama() *formats.Model {
 		kv("general.quantization_version", uint32(2)),
 	}}
 	seed := uint64(0)
-	add := func(name string, norm bool, shape ...uint64) {
-		n := uint64(1)
-		for _, d := range shape {
+	add := func(name string, norm bool, shape ...int) {
+		n := 1
+		dims := make([]uint64, len(shape))
+		for i, d := range shape {
 			n *= d
+			dims[i] = uint64(d)
 		}
 		seed++
-		m.Tensors = append(m.Tensors, &formats.Tensor{Name: name, Shape: shape, Type: ggml.TypeF32,
-			Source: synthSource{seed: seed, n: int(n), norm: norm}})
+		m.Tensors = append(m.Tensors, &formats.Tensor{Name: name, Shape: dims, Type: ggml.TypeF32,
+			Source: synthSource{seed: seed, n: n, norm: norm}})
 	}
-	kvDim := uint64(embd / heads * headsKV)
+	kvDim := embd / heads * headsKV
 	add("token_embd.weight", false, embd, vocab)
 	for l := 0; l < layers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)

@@ -19,6 +19,7 @@ import (
 var (
 	llqtBin   string // the llqt command
 	writerBin string // testdata/ggufwriter: the commands' write path, slowed down
+	loaderBin string // testdata/evalload: the engine's model loader
 	buildErr  error
 )
 
@@ -44,7 +45,9 @@ func build(dir string) error {
 	}
 	llqtBin = filepath.Join(dir, "llqt")
 	writerBin = filepath.Join(dir, "ggufwriter")
-	for pkg, out := range map[string]string{"./cmd/llqt": llqtBin, "./internal/e2e/testdata/ggufwriter": writerBin} {
+	loaderBin = filepath.Join(dir, "evalload")
+	for pkg, out := range map[string]string{"./cmd/llqt": llqtBin, "./internal/e2e/testdata/ggufwriter": writerBin,
+		"./internal/e2e/testdata/evalload": loaderBin} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = root
 		if b, err := cmd.CombinedOutput(); err != nil {
