@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -398,5 +399,29 @@ func TestErrorsShowNamesSafely(t *testing.T) {
 	ok := header(1, 0).tensor(strings.Repeat("n", 63), ggml.TypeF32, 0, 1).pad(32, 4).Bytes()
 	if _, err := Parse(bytes.NewReader(ok), int64(len(ok)), "ok.gguf"); err != nil {
 		t.Errorf("63-byte name: %v", err)
+	}
+}
+
+// TestOpenRefusesNonRegularFiles: a FIFO or a device is refused at once
+// (opening a FIFO would block until a writer came).
+func TestOpenRefusesNonRegularFiles(t *testing.T) {
+	fifo := t.TempDir() + "/pipe.gguf"
+	if out, err := exec.Command("mkfifo", fifo).CombinedOutput(); err != nil {
+		t.Skipf("mkfifo: %v %s", err, out)
+	}
+	for _, p := range []string{fifo, "/dev/zero", t.TempDir()} {
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		done := make(chan error, 1)
+		go func() { _, err := Open(p); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("%s: want a clear refusal, got %v", p, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Open(%s) blocked", p)
+		}
 	}
 }

@@ -108,11 +108,12 @@ func Run(path string, opt Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		// Opening a FIFO would block; a device never ends.
+		return nil, fmt.Errorf("%s: not a regular file or directory", path)
+	}
 	if st.IsDir() || strings.EqualFold(filepath.Ext(path), ".safetensors") {
 		return inspectSafetensors(path, st.IsDir(), opt)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file or directory", path)
 	}
 	return inspectGGUF(path, st.Size(), opt)
 }
