@@ -152,7 +152,11 @@ func Convert(dir string, opt Options) (*Result, error) {
 	b.Add("general.type", "model")
 	name := opt.Name
 	if name == "" {
-		name = titleFromID(filepath.Base(filepath.Clean(dir)))
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			abs = dir
+		}
+		name = titleFromID(filepath.Base(abs))
 	}
 	b.AddString("general.name", name)
 	if n := b.paramCount(); n > 0 {

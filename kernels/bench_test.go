@@ -219,3 +219,37 @@ func BenchmarkParallelFor(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDot4 compares the four-row kernels with four single-row dots on
+// the same data (bytes: the weight row, counted once per four dots).
+func BenchmarkDot4(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, typ := range allTypes {
+		dot4 := dot4For[typ]
+		if dot4 == nil {
+			continue
+		}
+		format, dot, _ := kernelFor(typ)
+		w := randomRow(rng, typ, benchCols, false)
+		arow := format.rowBytes(benchCols)
+		act := make([]byte, 4*arow)
+		for c := 0; c < 4; c++ {
+			copy(act[c*arow:], convertAct(format, randomActivations(rng, benchCols)))
+		}
+		out := make([]float32, 4)
+		b.Run(fmt.Sprintf("%v/dot4", typ), func(b *testing.B) {
+			b.SetBytes(int64(len(w)))
+			for b.Loop() {
+				dot4(w, act, arow, benchCols, out, 1)
+			}
+		})
+		b.Run(fmt.Sprintf("%v/4xdot", typ), func(b *testing.B) {
+			b.SetBytes(int64(len(w)))
+			for b.Loop() {
+				for c := 0; c < 4; c++ {
+					out[c] = dot(w, act[c*arow:(c+1)*arow], benchCols)
+				}
+			}
+		})
+	}
+}

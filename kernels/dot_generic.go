@@ -29,18 +29,21 @@ func dotF32Go(w, a []byte, n int) float32 {
 	return s
 }
 
-func dotF16F16Go(w, a []byte, n int) float32 {
+// dotF16ActGo multiplies F16 weights with float32 activations that were
+// already rounded through f16, which gives the products of ggml's f16·f16 dot.
+func dotF16ActGo(w, a []byte, n int) float32 {
 	var s float32
 	for i := 0; i < n; i++ {
-		s += f16(w[2*i:]) * f16(a[2*i:])
+		s += f16(w[2*i:]) * math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:]))
 	}
 	return s
 }
 
-func dotBF16BF16Go(w, a []byte, n int) float32 {
+// dotBF16ActGo is dotF16ActGo for BF16 weights and bf16-rounded activations.
+func dotBF16ActGo(w, a []byte, n int) float32 {
 	var s float32
 	for i := 0; i < n; i++ {
-		s += bf16BitsToF32(binary.LittleEndian.Uint16(w[2*i:])) * bf16BitsToF32(binary.LittleEndian.Uint16(a[2*i:]))
+		s += bf16BitsToF32(binary.LittleEndian.Uint16(w[2*i:])) * math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:]))
 	}
 	return s
 }

@@ -196,7 +196,9 @@ func (f *File) Data(t *TensorInfo) ([]byte, error) {
 		return []byte{}, nil
 	}
 	if f.mapped != nil {
-		return append([]byte(nil), f.mapped[start:start+int64(n)]...), nil
+		out := append([]byte(nil), f.mapped[start:start+int64(n)]...)
+		releasePages(f.mapped, start, int64(n))
+		return out, nil
 	}
 	if f.r == nil {
 		return nil, fmt.Errorf("%s: file is closed", f.Path)

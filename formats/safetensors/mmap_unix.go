@@ -20,3 +20,17 @@ func mmapFile(f *os.File, size int64) ([]byte, func(), error) {
 	}
 	return b, func() { _ = unix.Munmap(b) }, nil
 }
+
+// releasePages tells the kernel we are done with the whole pages of
+// mapped[off:off+n] (mapped is a page-aligned read-only file mapping), so a
+// pass over a checkpoint larger than memory does not keep every page in this
+// process's resident set. The data stays in the page cache; touching it
+// again just faults it back in.
+func releasePages(mapped []byte, off, n int64) {
+	page := int64(os.Getpagesize())
+	lo := (off + page - 1) / page * page
+	hi := (off + n) / page * page
+	if hi > lo {
+		_ = unix.Madvise(mapped[lo:hi], unix.MADV_DONTNEED)
+	}
+}
