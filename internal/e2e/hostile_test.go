@@ -3,9 +3,11 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // validGGUF writes a small valid model and returns its path and bytes.
@@ -152,4 +154,37 @@ func TestConvertHostileCheckpoints(t *testing.T) {
 		}
 	}
 	checkUnchanged(t, snap, "convert, quantize and inspect")
+}
+
+// TestNonRegularInputs: a FIFO or a device given as a model is refused at
+// once; opening a FIFO would block every command forever.
+func TestNonRegularInputs(t *testing.T) {
+	requireBuilt(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.gguf")
+	if out, err := exec.Command("mkfifo", fifo).CombinedOutput(); err != nil {
+		t.Skipf("mkfifo: %v %s", err, out)
+	}
+	hf := filepath.Join(dir, "hf")
+	must(t, os.MkdirAll(hf, 0o755))
+	must(t, os.WriteFile(filepath.Join(hf, "config.json"), []byte(`{"architectures":["LlamaForCausalLM"]}`), 0o644))
+	if out, err := exec.Command("mkfifo", filepath.Join(hf, "model.safetensors")).CombinedOutput(); err != nil {
+		t.Skipf("mkfifo: %v %s", err, out)
+	}
+	out := filepath.Join(t.TempDir(), "out.gguf")
+	runs := [][]string{{"inspect", fifo}, {"inspect", "/dev/zero"}, {"inspect", hf}, {"inspect", filepath.Join(hf, "model.safetensors")}}
+	if _, err := exec.Command(llqtBin, "quantize", "--help").CombinedOutput(); err == nil {
+		runs = append(runs, []string{"quantize", fifo, out, "Q8_0"}, []string{"quantize", "/dev/zero", out, "Q8_0"})
+	}
+	if _, err := exec.Command(llqtBin, "convert", "--help").CombinedOutput(); err == nil {
+		runs = append(runs, []string{"convert", hf, out})
+	}
+	for _, args := range runs {
+		r := runWithin(t, 10*time.Second, llqtBin, args...)
+		checkFailed(t, r)
+		if exists(out) {
+			t.Errorf("output written: %v", r)
+		}
+	}
+	checkFailed(t, runWithin(t, 10*time.Second, loaderBin, fifo))
 }

@@ -119,8 +119,14 @@ func (r result) String() string {
 // run runs bin with args to completion (60 s at most).
 func run(t *testing.T, bin string, args ...string) result {
 	t.Helper()
+	return runWithin(t, 60*time.Second, bin, args...)
+}
+
+// runWithin runs bin with args, failing the test if it takes longer than limit.
+func runWithin(t *testing.T, limit time.Duration, bin string, args ...string) result {
+	t.Helper()
 	p := start(t, bin, args...)
-	return p.wait(t)
+	return p.waitWithin(t, limit)
 }
 
 // proc is a started run whose peak memory is being watched.
@@ -174,7 +180,13 @@ func (p *proc) watch() {
 // wait waits for the run, killing it after 60 s.
 func (p *proc) wait(t *testing.T) result {
 	t.Helper()
-	timer := time.AfterFunc(60*time.Second, func() { _ = p.cmd.Process.Kill() })
+	return p.waitWithin(t, 60*time.Second)
+}
+
+// waitWithin waits for the run, killing it and failing the test after limit.
+func (p *proc) waitWithin(t *testing.T, limit time.Duration) result {
+	t.Helper()
+	timer := time.AfterFunc(limit, func() { _ = p.cmd.Process.Kill() })
 	err := p.cmd.Wait()
 	timedOut := !timer.Stop()
 	close(p.stopWatch)
