@@ -131,6 +131,10 @@ type File struct {
 // Open opens and validates a safetensors file, memory-mapping it where the
 // platform allows.
 func Open(path string) (*File, error) {
+	// Check before opening: opening a FIFO blocks until a writer appears.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
