@@ -16,6 +16,7 @@ import (
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/internal/mmap"
 )
 
 // ErrFormat is wrapped by every error about a malformed file.
@@ -134,7 +135,7 @@ func Open(path string) (*File, error) {
 	}
 	size := st.Size()
 	var r io.ReaderAt = fh
-	mapped, unmap, mapErr := mmapFile(fh, size)
+	mapped, unmap, mapErr := mmap.Map(fh, size)
 	if mapErr == nil && mapped != nil {
 		r = bytesReaderAt(mapped)
 	}
@@ -227,7 +228,11 @@ func (s *tensorSource) ReadRaw() ([]byte, error) {
 	if err != nil || s.f.mapped == nil {
 		return b, err
 	}
-	return append([]byte(nil), b...), nil
+	out := append([]byte(nil), b...)
+	// A streaming pass reads each tensor once: give the pages back so the
+	// resident set stays about one tensor per worker, not the whole file.
+	mmap.Release(s.f.mapped, s.f.DataOffset+int64(s.ti.Offset), int64(s.ti.Size))
+	return out, nil
 }
 
 type bytesReaderAt []byte

@@ -14,6 +14,7 @@ import (
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/internal/mmap"
 )
 
 // ErrFormat is wrapped by every error about a malformed file.
@@ -150,7 +151,7 @@ func Open(path string) (*File, error) {
 	}
 	size := st.Size()
 	var r io.ReaderAt = fh
-	mapped, unmap, mapErr := mmapFile(fh, size)
+	mapped, unmap, mapErr := mmap.Map(fh, size)
 	if mapErr == nil && mapped != nil {
 		r = bytes.NewReader(mapped)
 	}
@@ -201,7 +202,7 @@ func (f *File) Data(t *TensorInfo) ([]byte, error) {
 	}
 	if f.mapped != nil {
 		out := append([]byte(nil), f.mapped[start:start+int64(n)]...)
-		releasePages(f.mapped, start, int64(n))
+		mmap.Release(f.mapped, start, int64(n))
 		return out, nil
 	}
 	if f.r == nil {
