@@ -61,6 +61,9 @@ func (t *Tensor) Size() (uint64, error) {
 		return 0, fmt.Errorf("tensor %s: row of %d elements is not a whole number of %s blocks (%d)",
 			t.Name, t.Shape[0], t.Type, t.Type.BlockSize())
 	}
+	if t.Shape[0] == 0 { // zero-sized (valid GGUF); Elements()/Shape[0] would divide by zero
+		return 0, nil
+	}
 	return row * (t.Elements() / t.Shape[0]), nil
 }
 

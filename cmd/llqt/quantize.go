@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/llqt/llqt/convert"
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/gguf"
@@ -41,6 +42,8 @@ type quantizeFlags struct {
 	force             bool
 	threads           int
 	json              bool
+	convertOutType    string
+	imatrix           string
 }
 
 func newQuantizeCmd() *cobra.Command {
@@ -51,6 +54,9 @@ func newQuantizeCmd() *cobra.Command {
 		Long: `Quantize IN (a GGUF file, or a Hugging Face checkpoint directory converted on the
 fly) to OUT with one of llama-quantize's types, applying the same per-tensor mix
 rules, so the output is byte-identical to llama.cpp b4748's llama-quantize.
+
+A Hugging Face directory is converted as by "llqt convert --outtype f32" (see
+--convert-outtype) and quantized in the same pass, without an intermediate file.
 
 The type is given as --type Q4_K_M, as a flag of its own (--q4_k_m, --q8_0, …)
 or as a third argument. Names are case-insensitive; Q3_K, Q4_K and Q5_K mean the
@@ -91,6 +97,9 @@ Types: ` + presetList(),
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the per-tensor plan and the resulting size; write nothing")
 	fl.BoolVar(&f.force, "force", false, "overwrite OUT if it exists")
 	fl.BoolVar(&f.json, "json", false, "print the plan or summary as JSON")
+	fl.StringVar(&f.imatrix, "imatrix", "", "importance matrix file from llama-imatrix (needed by Q2_K_S)")
+	fl.StringVar(&f.convertOutType, "convert-outtype", "f32", "when IN is a Hugging Face directory: the type the converter "+
+		"stores matrices as before quantizing ("+strings.Join(convert.OutTypes, ", ")+"); f32 is lossless")
 	addThreadsFlag(cmd, &f.threads)
 	return cmd
 }
@@ -159,6 +168,14 @@ func (f *quantizeFlags) options(p quant.Preset, ctx context.Context) (quant.Opti
 		}
 		*s.dst = &t
 	}
+	if f.imatrix != "" {
+		im, err := quant.ReadImatrix(f.imatrix)
+		if err != nil {
+			return opts, err
+		}
+		opts.Imatrix, opts.ImatrixFile, opts.ImatrixDataset = im.Weights, f.imatrix, im.Dataset
+		opts.ImatrixChunks = int(max(im.Chunks, 0))
+	}
 	for _, s := range f.tensorTypes {
 		o, err := quant.ParseTensorTypeOverride(s)
 		if err != nil {
@@ -169,28 +186,29 @@ func (f *quantizeFlags) options(p quant.Preset, ctx context.Context) (quant.Opti
 	return opts, nil
 }
 
-// openInput opens a GGUF file or converts a Hugging Face directory; the
-// returned function releases it.
-func openInput(path string) (*formats.Model, func(), error) {
+// openInput opens a GGUF file, or converts a Hugging Face checkpoint
+// directory on the fly (to convertOutType, as `llqt convert --outtype` would
+// store it); the returned function releases it.
+func openInput(path, convertOutType string, stderr io.Writer) (*formats.Model, func(), error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	if st.IsDir() {
-		return openHFInput(path)
+		res, err := convert.Convert(path, convert.Options{OutType: convertOutType})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, w := range res.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		return res.Model, func() { res.Close() }, nil
 	}
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	return f.Model(), func() { f.Close() }, nil
-}
-
-// openHFInput will convert a Hugging Face checkpoint in the same pass once
-// package convert is available on this branch.
-func openHFInput(dir string) (*formats.Model, func(), error) {
-	return nil, nil, fmt.Errorf("%s is a directory: quantizing a Hugging Face checkpoint directly is not available yet; "+
-		"run `llqt convert %s model-f32.gguf --outtype f32` and quantize that file", dir, dir)
 }
 
 // typeTotals is one row of the closing table.
@@ -201,7 +219,9 @@ type typeTotals struct {
 	BytesIn  uint64  `json:"bytes_in"`
 	BytesOut uint64  `json:"bytes_out"`
 	BPW      float64 `json:"bpw"`
-	Seconds  float64 `json:"seconds"`
+	// Seconds sums the encode time of the type's tensors; tensors encoded
+	// concurrently overlap, so the sum may exceed the wall time.
+	Seconds float64 `json:"seconds"`
 }
 
 type tensorJSON struct {
@@ -255,7 +275,7 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 		mu.Unlock()
 	}
 
-	m, release, err := openInput(in)
+	m, release, err := openInput(in, f.convertOutType, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
@@ -271,18 +291,15 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 	start := time.Now()
 	if !f.dryRun {
 		rep.Output = out
-		var total int64
-		bar := cli.NewProgress(stderr, 0, "quantizing")
+		layout, err := gguf.Plan(planned)
+		if err != nil {
+			return err
+		}
+		bar := cli.NewProgress(stderr, int64(layout.DataSize), "quantizing")
 		err = gguf.WriteFile(ctx, out, planned, gguf.WriteOptions{
 			Threads:   f.threads,
 			Overwrite: f.force,
-			Progress: func(done, all int64) {
-				if total == 0 {
-					total = all
-					bar = cli.NewProgress(stderr, all, "quantizing")
-				}
-				bar.Set(done)
-			},
+			Progress:  func(done, _ int64) { bar.Set(done) },
 		})
 		bar.Finish()
 		if err != nil {
@@ -378,7 +395,7 @@ func printPlan(w io.Writer, rep *quantizeReport) error {
 func printTotals(w io.Writer, rep *quantizeReport, timed bool) error {
 	header := []string{"type", "tensors", "bytes in", "bytes out", "bpw"}
 	if timed {
-		header = append(header, "time")
+		header = append(header, "encode time")
 	}
 	var rows [][]string
 	n := 0

@@ -70,10 +70,17 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 	return frags
 }
 
+// maxTextLen keeps byte offsets (and SPM's space escaping, which can triple
+// the length) within int32.
+const maxTextLen = 1 << 29
+
 // Encode tokenizes text like llama_tokenize (and common_tokenize): with
 // addSpecial, BOS/EOS (or BERT's CLS/SEP) are added as the vocabulary says;
 // with parseSpecial, control tokens written in the text are recognised.
 func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) ([]int32, error) {
+	if len(text) > maxTextLen {
+		return nil, fmt.Errorf("tokenizer: text of %d bytes exceeds the %d-byte limit", len(text), maxTextLen)
+	}
 	frags := t.partition(text, parseSpecial)
 	out := make([]int32, 0, len(text)/3+2)
 	var err error
@@ -143,7 +150,9 @@ func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) ([]int32,
 				out = append(out, f.token)
 				continue
 			}
-			out = t.encodeWPM(text[f.start:f.end], out)
+			if out, err = t.encodeWPM(text[f.start:f.end], out); err != nil {
+				return nil, err
+			}
 		}
 		if addSpecial {
 			if t.sep == NoToken {

@@ -103,7 +103,10 @@ func (s splitter) split(cpts, collapsed, wide []uint32, lengths []int) []int {
 			if ms > last {
 				out = append(out, ms-last)
 			}
-			if me == ms { // empty match: step over one code point
+			last = ms
+			if me == ms {
+				// an empty match only cuts the text (std::regex would add an
+				// empty piece, which tokenizes to nothing); step over one
 				pos = ms + 1
 				continue
 			}

@@ -38,13 +38,26 @@ func (q *spmQueue) push(b spmBigram) {
 	}
 }
 
+// heapify orders the queue in O(n), for the initial bulk of bigrams.
+func (q spmQueue) heapify() {
+	for i := len(q)/2 - 1; i >= 0; i-- {
+		q.down(i)
+	}
+}
+
 func (q *spmQueue) pop() spmBigram {
 	h := *q
 	top := h[0]
 	last := len(h) - 1
 	h[0] = h[last]
 	h = h[:last]
-	for i := 0; ; {
+	h.down(0)
+	*q = h
+	return top
+}
+
+func (h spmQueue) down(i int) {
+	for {
 		l, r, best := 2*i+1, 2*i+2, i
 		if l < len(h) && h.less(l, best) {
 			best = l
@@ -58,19 +71,64 @@ func (q *spmQueue) pop() spmBigram {
 		h[i], h[best] = h[best], h[i]
 		i = best
 	}
-	*q = h
-	return top
 }
 
 // encodeSPM tokenizes one escaped text fragment: start from UTF-8
 // characters, repeatedly merge the adjacent pair whose concatenation is the
 // highest-scoring vocabulary token, then emit each symbol as its token or,
 // failing that, as byte tokens.
+//
+// The text is first cut between characters whose two bytes never stand
+// side by side inside any vocabulary token: no merge can cross such a cut,
+// so the pieces evolve independently and merging them one by one gives
+// exactly what one global queue gives, with much smaller queues.
 func (t *Tokenizer) encodeSPM(text string, out []int32) ([]int32, error) {
+	var sc spmScratch
+	start := 0
+	var err error
+	for off := 0; off < len(text); {
+		if off > start && !t.pairInToken(text[off-1], text[off]) {
+			if out, err = t.mergeSPM(text[start:off], out, &sc); err != nil {
+				return nil, err
+			}
+			start = off
+		}
+		off += min(utf8SeqLen(text[off]), len(text)-off)
+	}
+	if start < len(text) {
+		return t.mergeSPM(text[start:], out, &sc)
+	}
+	return out, nil
+}
+
+// spmScratch holds buffers reused across the pieces of one text.
+type spmScratch struct {
+	syms []symbol
+	q    spmQueue
+}
+
+// pairInToken reports whether bytes a, b occur adjacently in some token.
+func (t *Tokenizer) pairInToken(a, b byte) bool {
+	k := uint(a)<<8 | uint(b)
+	return t.tokenPairs[k/64]&(1<<(k%64)) != 0
+}
+
+// markTokenPairs records every adjacent byte pair inside every token.
+func (t *Tokenizer) markTokenPairs() {
+	for _, w := range t.tokens {
+		for i := 1; i < len(w); i++ {
+			k := uint(w[i-1])<<8 | uint(w[i])
+			t.tokenPairs[k/64] |= 1 << (k % 64)
+		}
+	}
+}
+
+// mergeSPM runs the score-ordered merges over one piece of text.
+func (t *Tokenizer) mergeSPM(text string, out []int32, sc *spmScratch) ([]int32, error) {
 	if text == "" {
 		return out, nil
 	}
-	syms := make([]symbol, 0, len(text))
+	syms := sc.syms[:0]
 	for off := 0; off < len(text); {
 		n := min(utf8SeqLen(text[off]), len(text)-off)
 		i := int32(len(syms))
@@ -82,22 +140,31 @@ func (t *Tokenizer) encodeSPM(text string, out []int32) ([]int32, error) {
 		off += n
 	}
 
-	q := make(spmQueue, 0, len(syms))
-	tryAdd := func(left, right int32) {
-		if left < 0 || right < 0 {
-			return
-		}
+	q := sc.q[:0]
+	defer func() { sc.syms, sc.q = syms, q }()
+	bigram := func(left, right int32) (spmBigram, bool) {
 		a, b := syms[left], syms[right]
 		merged := text[a.start : b.start+b.n]
 		id, ok := t.ids[merged]
 		if !ok {
+			return spmBigram{}, false
+		}
+		return spmBigram{left: left, right: right, score: t.scores[id], size: int32(len(merged))}, true
+	}
+	tryAdd := func(left, right int32) {
+		if left < 0 || right < 0 {
 			return
 		}
-		q.push(spmBigram{left: left, right: right, score: t.scores[id], size: int32(len(merged))})
+		if bg, ok := bigram(left, right); ok {
+			q.push(bg)
+		}
 	}
 	for i := int32(1); i < int32(len(syms)); i++ {
-		tryAdd(i-1, i)
+		if bg, ok := bigram(i-1, i); ok {
+			q = append(q, bg)
+		}
 	}
+	q.heapify()
 	for len(q) > 0 {
 		bg := q.pop()
 		l, r := &syms[bg.left], &syms[bg.right]

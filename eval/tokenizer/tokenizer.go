@@ -2,7 +2,19 @@
 // BPE, WPM) built from GGUF tokenizer metadata. It reproduces llama.cpp
 // b4748 (src/llama-vocab.cpp, src/unicode.cpp) token for token, including
 // its defaults for absent keys, special-token partitioning and its Unicode
-// tables.
+// tables (generated from llama.cpp's unicode-data.cpp, not Go's unicode
+// package, whose Unicode version differs).
+//
+// Where llama.cpp's result is unspecified or it aborts, this package picks:
+//   - special tokens of equal length are tried in id order (llama.cpp sorts
+//     them with an unstable sort);
+//   - end-of-turn and fill-in-the-middle tokens found by their text take the
+//     lowest matching id (llama.cpp walks a hash map);
+//   - a byte with no byte token, a code point beyond U+10FFFF, or a missing
+//     BOS/EOS the vocabulary asks for is an error from Encode;
+//   - ids outside the vocabulary render as "".
+//
+// Not supported: the UGM (T5) and RWKV models.
 package tokenizer
 
 import (
@@ -74,6 +86,8 @@ type Tokenizer struct {
 	fimPre, fimSuf, fimMid, fimPad, fimRep, fimSep int32
 
 	addSpacePrefix, addBOS, addEOS, ignoreMerges, cleanSpaces bool
+
+	tokenPairs [1024]uint64 // SPM: byte pairs that occur inside tokens
 
 	specials []int32 // control, user-defined and unknown tokens, longest text first
 	pieces   []string
@@ -149,6 +163,9 @@ func FromKV(kv formats.KVs) (*Tokenizer, error) {
 		return nil, err
 	}
 	t.loadSpecialIDs(kv)
+	if t.kind == SPM {
+		t.markTokenPairs()
+	}
 	if v, ok := kv.Bool(keyAddBOS); ok {
 		t.addBOS = v
 	}
@@ -226,9 +243,9 @@ func (t *Tokenizer) loadTokens(kv formats.KVs) error {
 	var types []int32
 	if v, ok := kv.Get(keyTypes); ok {
 		arr, _ := v.(formats.Array)
-		s, ok := arr.Values.([]int32)
+		s, ok := int32s(arr.Values)
 		if !ok || len(s) != n {
-			return fmt.Errorf("tokenizer: %s must be %d int32 values", keyTypes, n)
+			return fmt.Errorf("tokenizer: %s must be %d integers", keyTypes, n)
 		}
 		types = s
 	}
@@ -271,6 +288,22 @@ func (t *Tokenizer) loadTokens(kv formats.KVs) error {
 		}
 	}
 	return nil
+}
+
+// int32s converts an integer array to int32 (GGUF token types are int32, but
+// llama.cpp would read any 4-byte integers the same way).
+func int32s(v any) ([]int32, bool) {
+	switch x := v.(type) {
+	case []int32:
+		return x, true
+	case []uint32:
+		out := make([]int32, len(x))
+		for i, e := range x {
+			out[i] = int32(e)
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // loadSpecialIDs reads the special token ids; an id outside the vocabulary
@@ -429,4 +462,24 @@ func (t *Tokenizer) TokenAttr(id int32) Attr {
 func (t *Tokenizer) TokenID(text string) (int32, bool) {
 	id, ok := t.ids[text]
 	return id, ok
+}
+
+// EOT is the end-of-turn token, or NoToken.
+func (t *Tokenizer) EOT() int32 { return t.eot }
+
+// Unknown is the unknown token, or NoToken.
+func (t *Tokenizer) Unknown() int32 { return t.unk }
+
+// Sep is the separator token (BERT's [SEP]), or NoToken.
+func (t *Tokenizer) Sep() int32 { return t.sep }
+
+// Pad is the padding token, or NoToken.
+func (t *Tokenizer) Pad() int32 { return t.pad }
+
+// Score returns the merge score of token id (0 if out of range).
+func (t *Tokenizer) Score(id int32) float32 {
+	if id < 0 || int(id) >= len(t.scores) {
+		return 0
+	}
+	return t.scores[id]
 }

@@ -1,12 +1,18 @@
 package tokenizer
 
+import "fmt"
+
 // encodeWPM is BERT's WordPiece as llama.cpp does it: normalise (first code
 // point of the NFD decomposition, lower case, drop controls), split on
 // whitespace and around punctuation and CJK ideographs, then cover each
 // word, prefixed with ▁, by greedy longest vocabulary matches; a word that
 // cannot be covered becomes the unknown token.
-func (t *Tokenizer) encodeWPM(text string, out []int32) []int32 {
-	for _, word := range wpmWords(text) {
+func (t *Tokenizer) encodeWPM(text string, out []int32) ([]int32, error) {
+	words, err := wpmWords(text)
+	if err != nil {
+		return nil, err
+	}
+	for _, word := range words {
 		w := "\u2581" + word
 		n := len(w)
 		mark := len(out)
@@ -29,11 +35,11 @@ func (t *Tokenizer) encodeWPM(text string, out []int32) []int32 {
 			out = append(out, t.unk)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // wpmWords is llama.cpp's WPM pre-processing.
-func wpmWords(text string) []string {
+func wpmWords(text string) ([]string, error) {
 	var words []string
 	var cur []byte
 	flush := func() {
@@ -54,7 +60,7 @@ func wpmWords(text string) []string {
 		}
 		lower, err := appendCodepoint(nil, toLower(cp))
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("tokenizer: %w", err)
 		}
 		if f&flagPunctuation != 0 || (cp < 0x7F && f&flagSymbol != 0) || isCJKIdeograph(cp) {
 			flush()
@@ -64,7 +70,7 @@ func wpmWords(text string) []string {
 		cur = append(cur, lower...)
 	}
 	flush()
-	return words
+	return words, nil
 }
 
 // isCJKIdeograph is BERT's _is_chinese_char range test (with the upstream

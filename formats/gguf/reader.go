@@ -9,9 +9,14 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/internal/mmap"
 )
 
 // ErrFormat is wrapped by every error about a malformed file.
@@ -26,7 +31,45 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
-	return fmt.Sprintf("%s: malformed GGUF: %s at offset %d: %s", e.File, e.Field, e.Offset, e.Msg)
+	return fmt.Sprintf("%s: malformed GGUF: %s at offset %d: %s", e.File, clip(e.Field), e.Offset, clip(e.Msg))
+}
+
+// maxShown bounds the bytes of a file-supplied string put in an error.
+const maxShown = 200
+
+// clip makes a string from the file safe to print: non-printable bytes
+// (terminal escapes, invalid UTF-8) are escaped and anything past maxShown
+// bytes is cut, so a corrupt multi-megabyte name cannot flood the terminal.
+func clip(s string) string {
+	clean := len(s) <= maxShown && utf8.ValidString(s)
+	for _, r := range s {
+		if !clean {
+			break
+		}
+		clean = unicode.IsPrint(r)
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if b.Len() >= maxShown {
+			fmt.Fprintf(&b, "…(%d bytes in all)", len(s))
+			break
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // Unwrap makes errors.Is(err, ErrFormat) hold.
@@ -73,6 +116,10 @@ type File struct {
 // Open opens and parses a GGUF file, memory-mapping it where the platform
 // allows and falling back to reads otherwise.
 func Open(path string) (*File, error) {
+	// Check before opening: opening a FIFO blocks until a writer appears.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -88,7 +135,7 @@ func Open(path string) (*File, error) {
 	}
 	size := st.Size()
 	var r io.ReaderAt = fh
-	mapped, unmap, mapErr := mmapFile(fh, size)
+	mapped, unmap, mapErr := mmap.Map(fh, size)
 	if mapErr == nil && mapped != nil {
 		r = bytesReaderAt(mapped)
 	}
@@ -139,7 +186,12 @@ func (f *File) Data(t *TensorInfo) ([]byte, error) {
 		return f.mapped[start : start+int64(t.Size) : start+int64(t.Size)], nil
 	}
 	buf := make([]byte, t.Size)
-	if _, err := f.r.ReadAt(buf, start); err != nil {
+	// io.ReaderAt may report io.EOF with a full read (always, for an empty
+	// tensor at the end of the file); only a short read is an error.
+	if n, err := f.r.ReadAt(buf, start); n < len(buf) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("%s: reading tensor %s at offset %d: %w", f.Path, t.Name, start, err)
 	}
 	return buf, nil
@@ -176,7 +228,11 @@ func (s *tensorSource) ReadRaw() ([]byte, error) {
 	if err != nil || s.f.mapped == nil {
 		return b, err
 	}
-	return append([]byte(nil), b...), nil
+	out := append([]byte(nil), b...)
+	// A streaming pass reads each tensor once: give the pages back so the
+	// resident set stays about one tensor per worker, not the whole file.
+	mmap.Release(s.f.mapped, s.f.DataOffset+int64(s.ti.Offset), int64(s.ti.Size))
+	return out, nil
 }
 
 type bytesReaderAt []byte
@@ -195,8 +251,10 @@ func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // Parse reads the header, metadata and tensor infos of a GGUF file of the
 // given size from r. name is used in errors.
 func Parse(r io.ReaderAt, size int64, name string) (*File, error) {
+	// A small file gets a small buffer: parsing allocates in proportion to
+	// the file, never a fixed 64 KiB for a 1 KiB file.
 	p := &parser{
-		br:   bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 1<<16),
+		br:   bufio.NewReaderSize(io.NewSectionReader(r, 0, size), int(max(min(size, 1<<16), 16))),
 		size: size,
 		name: name,
 	}
@@ -312,8 +370,8 @@ func (p *parser) header(f *File) error {
 	if nTensors > uint64(p.remaining())/24 {
 		return p.fail("tensor count", "%d tensors cannot fit in the %d bytes left", nTensors, p.remaining())
 	}
-	seen := make(map[string]bool, nKV)
-	f.KV = make(formats.KVs, 0, nKV)
+	seen := make(map[string]bool, capHint(nKV))
+	f.KV = make(formats.KVs, 0, capHint(nKV))
 	for i := uint64(0); i < nKV; i++ {
 		at := p.pos
 		key, err := p.str(fmt.Sprintf("metadata[%d] key", i))
@@ -343,8 +401,8 @@ func (p *parser) header(f *File) error {
 		}
 		f.Alignment = uint64(a)
 	}
-	names := make(map[string]bool, nTensors)
-	f.Tensors = make([]TensorInfo, 0, nTensors)
+	names := make(map[string]bool, capHint(nTensors))
+	f.Tensors = make([]TensorInfo, 0, capHint(nTensors))
 	for i := uint64(0); i < nTensors; i++ {
 		ti, err := p.tensorInfo(i)
 		if err != nil {
@@ -397,6 +455,9 @@ func (p *parser) tensorInfo(i uint64) (TensorInfo, error) {
 	name, err := p.str(fmt.Sprintf("tensor[%d] name", i))
 	if err != nil {
 		return ti, err
+	}
+	if len(name) >= maxNameLen {
+		return ti, p.fail(fmt.Sprintf("tensor[%d] name", i), "name of %d bytes is too long (llama.cpp allows %d)", len(name), maxNameLen-1)
 	}
 	ti.Name = name
 	field := "tensor " + name
@@ -561,7 +622,7 @@ func (p *parser) array(field string, depth int) (any, error) {
 }
 
 func arrayOf[T any](p *parser, field string, et formats.ValueType, n uint64, next func() (T, error)) (formats.Array, error) {
-	out := make([]T, 0, n)
+	out := make([]T, 0, capHint(n))
 	for i := uint64(0); i < n; i++ {
 		v, err := next()
 		if err != nil {
@@ -571,5 +632,13 @@ func arrayOf[T any](p *parser, field string, et formats.ValueType, n uint64, nex
 	}
 	return formats.Array{Elem: et, Values: out}, nil
 }
+
+// capHint bounds the capacity reserved for a count read from the file. The
+// count has only been checked against the bytes left, and a Go value is
+// larger than its smallest encoding (a KV is 32 bytes, its encoding 12), so
+// reserving the whole count would let a lying file make the reader allocate
+// several times the file's size; beyond the hint, append grows as data
+// actually arrives.
+func capHint(n uint64) int { return int(min(n, 1024)) }
 
 func alignUp(x, a uint64) uint64 { return (x + a - 1) / a * a }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"sync"
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/internal/atomicfile"
@@ -116,25 +117,35 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 		err  error
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Workers read their sources, often a mapping of an input file that the
+	// caller unmaps as soon as Write returns, so Write waits for every
+	// goroutine it started, on error and cancel too.
+	var workers sync.WaitGroup
+	defer func() {
+		cancel()
+		workers.Wait()
+	}()
 	results := make([]chan result, len(m.Tensors))
 	for i := range results {
 		results[i] = make(chan result, 1)
 	}
 	slots := make(chan struct{}, threads)
-	go func() {
+	workers.Go(func() {
 		for i, t := range m.Tensors {
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
-			go func(i int, t *formats.Tensor) {
+			if ctx.Err() != nil {
+				return
+			}
+			workers.Go(func() {
 				data, err := formats.Materialize(t, codec)
 				results[i] <- result{data, err}
-			}(i, t)
+			})
 		}
-	}()
+	})
 
 	var done int64
 	total := int64(layout.DataSize)

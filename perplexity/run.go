@@ -1,0 +1,433 @@
+package perplexity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Model is what perplexity needs from an inference engine.
+type Model interface {
+	// NVocab is the number of logits per position.
+	NVocab() int
+	// NewContext makes an evaluation context holding up to nCtx positions.
+	// Contexts of one model must be usable from different goroutines at once.
+	NewContext(nCtx int) (Context, error)
+}
+
+// Context evaluates one sequence.
+type Context interface {
+	// Reset empties the cache; the next Decode starts at position 0.
+	Reset()
+	// Decode appends tokens at the next positions and returns their logits:
+	// len(tokens)×NVocab values when allLogits is set, else only the last
+	// position's NVocab values.
+	Decode(tokens []int32, allLogits bool) ([]float32, error)
+}
+
+// Defaults of llama-perplexity.
+const (
+	DefaultNCtx   = 512
+	DefaultNBatch = 2048
+)
+
+// Options are a run's settings.
+type Options struct {
+	// NCtx is the chunk length in tokens (llama.cpp -c); 0 means 512.
+	NCtx int
+	// NBatch is the most tokens one Decode call gets (llama.cpp -b); 0 means
+	// 2048. When it holds several chunks, that many chunks are evaluated at
+	// once in separate contexts. The results do not depend on it.
+	NBatch int
+	// MaxChunks limits the number of chunks (llama.cpp --chunks); ≤0 means all.
+	// A KL-divergence run takes its chunks from the base file and honours
+	// MaxChunks too.
+	MaxChunks int
+	// Threads is the number of goroutines for the log-softmax work; 0 means
+	// GOMAXPROCS. The results do not depend on it.
+	Threads int
+	// BOS replaces the first token of each chunk when AddBOS is set (the
+	// vocabulary's add_bos_token).
+	BOS    int32
+	AddBOS bool
+	// Out receives the running output: "[i]ppl," per chunk and the final
+	// estimate, or the per-chunk KL lines and the statistics blocks. Nil
+	// prints nothing.
+	Out io.Writer
+	// Progress, if set, is called after each chunk.
+	Progress func(done, total int)
+	// BaseOut, if set, receives the KL-divergence base file of the run
+	// (Perplexity only). The caller owns the file and commits it only when the
+	// run succeeds.
+	BaseOut io.Writer
+}
+
+func (o *Options) normalize() {
+	if o.NCtx <= 0 {
+		o.NCtx = DefaultNCtx
+	}
+	if o.NBatch <= 0 {
+		o.NBatch = DefaultNBatch
+	}
+	if o.Threads <= 0 {
+		o.Threads = runtime.GOMAXPROCS(0)
+	}
+}
+
+// Result is a run's outcome.
+type Result struct {
+	// PPL and PPLStderr are the final estimate and its ± as llama.cpp prints
+	// them (for a KL run: PPL(Q) and its ±).
+	PPL       float64 `json:"ppl"`
+	PPLStderr float64 `json:"ppl_stderr"`
+	// MeanNLL is ln PPL.
+	MeanNLL float64 `json:"mean_nll"`
+	// NCtx, NBatch: the settings used. NChunks chunks of NCtx tokens were
+	// evaluated, of the NTokens the text tokenized to.
+	NCtx          int `json:"n_ctx"`
+	NBatch        int `json:"n_batch"`
+	NChunks       int `json:"n_chunks"`
+	NTokens       int `json:"n_tokens"`
+	NTokensScored int `json:"n_tokens_scored"`
+	// Seconds is the wall time of the evaluation; TokensPerSecond counts every
+	// evaluated token (NChunks·NCtx), as llama.cpp's prompt-eval rate does.
+	Seconds         float64 `json:"seconds"`
+	TokensPerSecond float64 `json:"tokens_per_second"`
+	// ChunkNLL is each chunk's mean NLL over its scored tokens.
+	ChunkNLL []float64 `json:"-"`
+	// KLD holds the statistics blocks of a KL run with at least
+	// MinTokensForStats tokens scored.
+	KLD *KLDStats `json:"kld,omitempty"`
+}
+
+// ErrTooShort is returned when the text does not fill two chunks.
+var ErrTooShort = errors.New("text too short")
+
+// PrepareText applies llama-perplexity's reading of the text file: one
+// trailing "\n" is dropped.
+func PrepareText(raw []byte) string {
+	s := string(raw)
+	if len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// NumChunks is the number of chunks a run over nTokens tokens evaluates.
+func NumChunks(nTokens, nCtx, maxChunks int) int {
+	n := nTokens / nCtx
+	if maxChunks > 0 {
+		n = min(n, maxChunks)
+	}
+	return n
+}
+
+// Perplexity evaluates tokens (the whole text, tokenized with BOS when the
+// vocabulary adds it) as llama-perplexity does.
+func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Result, error) {
+	opt.normalize()
+	if len(tokens) < 2*opt.NCtx {
+		return nil, fmt.Errorf("%w: it tokenizes to %d tokens, and perplexity with a context of %d needs at least %d (two chunks, llama-perplexity's rule); use a longer text or a smaller -c",
+			ErrTooShort, len(tokens), opt.NCtx, 2*opt.NCtx)
+	}
+	nVocab := m.NVocab()
+	for i, t := range tokens {
+		if t < 0 || int(t) >= nVocab {
+			return nil, fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
+		}
+	}
+	nChunk := NumChunks(len(tokens), opt.NCtx, opt.MaxChunks)
+	ev, err := newChunkEvaluator(m, opt)
+	if err != nil {
+		return nil, err
+	}
+
+	var base *BaseWriter
+	if opt.BaseOut != nil {
+		base, err = NewBaseWriter(opt.BaseOut, opt.NCtx, nVocab, tokens[:nChunk*opt.NCtx])
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	scored := scoredPerChunk(opt.NCtx)
+	res := &Result{NCtx: opt.NCtx, NBatch: opt.NBatch, NChunks: nChunk, NTokens: len(tokens)}
+	nll := make([]float64, scored)
+	var rows []uint16
+	if base != nil {
+		rows = make([]uint16, scored*rowLen(nVocab))
+	}
+	var sum, sum2 float64
+	count := 0
+	start := time.Now()
+	err = ev.run(ctx, nChunk, func(i int) []int32 { return tokens[i*opt.NCtx : (i+1)*opt.NCtx] },
+		func(i int, logits []float32) error {
+			next := tokens[i*opt.NCtx+ev.first+1 : (i+1)*opt.NCtx]
+			parallelFor(scored, opt.Threads, func(j int) {
+				row := logits[j*nVocab : (j+1)*nVocab]
+				if base != nil {
+					// The base-writing path of llama.cpp gets the NLL in float32.
+					nll[j] = float64(encodeLogProbs(rows[j*rowLen(nVocab):(j+1)*rowLen(nVocab)], row, next[j]))
+				} else {
+					nll[j] = tokenNLL(row, next[j])
+				}
+			})
+			if base != nil {
+				if err := base.WriteChunk(rows); err != nil {
+					return err
+				}
+			}
+			var chunkSum float64
+			for _, v := range nll {
+				sum += v
+				sum2 += v * v
+				chunkSum += v
+			}
+			count += scored
+			res.ChunkNLL = append(res.ChunkNLL, chunkSum/float64(scored))
+			if opt.Out != nil {
+				fmt.Fprintf(opt.Out, "[%d]%.4f,", i+1, math.Exp(sum/float64(count)))
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	if base != nil {
+		if err := base.Close(); err != nil {
+			return nil, err
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if res.Seconds > 0 {
+		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
+	}
+	res.NTokensScored = count
+	mean := sum / float64(count)
+	res.MeanNLL = mean
+	res.PPL = math.Exp(mean)
+	v := sum2/float64(count) - mean*mean
+	if opt.Out != nil {
+		fmt.Fprintln(opt.Out)
+	}
+	if v > 0 {
+		res.PPLStderr = math.Sqrt(v/float64(count-1)) * res.PPL
+		if opt.Out != nil {
+			fmt.Fprintf(opt.Out, "Final estimate: PPL = %.4f +/- %.5f\n", res.PPL, res.PPLStderr)
+		}
+	} else if opt.Out != nil {
+		fmt.Fprintf(opt.Out, "Final estimate: PPL = %.4f (no uncertainty: every token scored the same)\n", res.PPL)
+	}
+	return res, nil
+}
+
+// KLDivergence evaluates the model on the base file's tokens and compares
+// its distributions with the base's, as llama-perplexity --kl-divergence
+// does. opt.NCtx, when set, must equal the base file's n_ctx.
+func KLDivergence(ctx context.Context, m Model, base *BaseReader, opt Options) (*Result, error) {
+	if opt.NCtx > 0 && opt.NCtx != base.NCtx {
+		return nil, fmt.Errorf("%s was computed with n_ctx %d, but -c is %d: drop -c or use -c %d", base.name, base.NCtx, opt.NCtx, base.NCtx)
+	}
+	opt.NCtx = base.NCtx
+	opt.normalize()
+	nVocab := m.NVocab()
+	if nVocab != base.NVocab {
+		return nil, fmt.Errorf("%s holds a vocabulary of %d, the model has %d: the base file comes from a different model family", base.name, base.NVocab, nVocab)
+	}
+	if base.NChunk == 0 {
+		return nil, fmt.Errorf("%s holds no chunks", base.name)
+	}
+	nChunk := base.NChunk
+	if opt.MaxChunks > 0 {
+		nChunk = min(nChunk, opt.MaxChunks)
+	}
+	ev, err := newChunkEvaluator(m, opt)
+	if err != nil {
+		return nil, err
+	}
+	scored := scoredPerChunk(opt.NCtx)
+	nv := rowLen(nVocab)
+	res := &Result{NCtx: opt.NCtx, NBatch: opt.NBatch, NChunks: nChunk, NTokens: len(base.Tokens)}
+	acc := &kldAccumulator{}
+	pos := make([]positionKLD, scored)
+	var rows []uint16
+	if opt.Out != nil {
+		fmt.Fprint(opt.Out, ChunkHeader)
+	}
+	start := time.Now()
+	err = ev.run(ctx, nChunk, func(i int) []int32 { return base.Tokens[i*opt.NCtx : (i+1)*opt.NCtx] },
+		func(i int, logits []float32) error {
+			var err error
+			if rows, err = base.NextChunk(rows); err != nil {
+				return err
+			}
+			next := base.Tokens[i*opt.NCtx+ev.first+1 : (i+1)*opt.NCtx]
+			parallelFor(scored, opt.Threads, func(j int) {
+				pos[j] = comparePosition(logits[j*nVocab:(j+1)*nVocab], rows[j*nv:(j+1)*nv], next[j])
+			})
+			var chunkSum float64
+			for _, p := range pos {
+				acc.add(p)
+				chunkSum += float64(p.nll)
+			}
+			res.ChunkNLL = append(res.ChunkNLL, chunkSum/float64(scored))
+			if opt.Out != nil {
+				fmt.Fprint(opt.Out, acc.running(i+1).Format())
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if res.Seconds > 0 {
+		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
+	}
+	res.NTokensScored = acc.count
+	logPPL, logPPLErr := meanAndUncertainty(acc.sumNLL, acc.sumNLL2, acc.count)
+	res.MeanNLL = logPPL
+	res.PPL = math.Exp(logPPL)
+	res.PPLStderr = res.PPL * logPPLErr
+	if opt.Out != nil {
+		fmt.Fprintln(opt.Out)
+	}
+	if s, ok := acc.summary(); ok {
+		res.KLD = &s
+		if opt.Out != nil {
+			if err := s.WriteText(opt.Out); err != nil {
+				return nil, err
+			}
+		}
+	} else if opt.Out != nil {
+		fmt.Fprintf(opt.Out, "only %d tokens scored: no statistics below %d (llama.cpp's rule)\n", acc.count, MinTokensForStats)
+	}
+	return res, nil
+}
+
+// chunkEvaluator decodes chunks and hands over the logits of their scored
+// positions, in chunk order, evaluating up to par chunks at once.
+type chunkEvaluator struct {
+	nCtx, piece, first, nVocab int
+	bos                        int32
+	addBOS                     bool
+	ctxs                       []Context
+	bufs                       [][]float32
+	toks                       [][]int32
+	progress                   func(done, total int)
+}
+
+func newChunkEvaluator(m Model, opt Options) (*chunkEvaluator, error) {
+	nSeq := max(1, opt.NBatch/opt.NCtx)
+	e := &chunkEvaluator{
+		nCtx:   opt.NCtx,
+		piece:  min(opt.NBatch, opt.NCtx),
+		first:  opt.NCtx / 2,
+		nVocab: m.NVocab(),
+		bos:    opt.BOS,
+		addBOS: opt.AddBOS,
+
+		progress: opt.Progress,
+	}
+	if e.nVocab < 1 {
+		return nil, fmt.Errorf("model reports a vocabulary of %d", e.nVocab)
+	}
+	for range nSeq {
+		c, err := m.NewContext(opt.NCtx)
+		if err != nil {
+			return nil, fmt.Errorf("creating a %d-token context: %w", opt.NCtx, err)
+		}
+		e.ctxs = append(e.ctxs, c)
+		e.bufs = append(e.bufs, make([]float32, scoredPerChunk(opt.NCtx)*e.nVocab))
+		e.toks = append(e.toks, make([]int32, opt.NCtx))
+	}
+	return e, nil
+}
+
+// run evaluates chunks 0…n−1; chunk(i) gives chunk i's tokens as stored
+// (the first is replaced by BOS here), and consume gets the logits of its
+// scored positions (rows first…n_ctx−2) in order.
+func (e *chunkEvaluator) run(ctx context.Context, n int, chunk func(int) []int32,
+	consume func(i int, logits []float32) error) error {
+	for g := 0; g < n; g += len(e.ctxs) {
+		k := min(len(e.ctxs), n-g)
+		errs := make([]error, k)
+		var wg sync.WaitGroup
+		for s := range k {
+			copy(e.toks[s], chunk(g+s))
+			if e.addBOS {
+				e.toks[s][0] = e.bos
+			}
+			wg.Go(func() { errs[s] = e.decode(ctx, s) })
+		}
+		wg.Wait()
+		for s := range k {
+			if errs[s] != nil {
+				return fmt.Errorf("chunk %d: %w", g+s+1, errs[s])
+			}
+		}
+		for s := range k {
+			if err := consume(g+s, e.bufs[s]); err != nil {
+				return fmt.Errorf("chunk %d: %w", g+s+1, err)
+			}
+			if e.progress != nil {
+				e.progress(g+s+1, n)
+			}
+		}
+	}
+	return nil
+}
+
+// decode runs one chunk through context s in pieces of e.piece tokens,
+// keeping the logits of the scored rows.
+func (e *chunkEvaluator) decode(ctx context.Context, s int) error {
+	c, toks, dst := e.ctxs[s], e.toks[s], e.bufs[s]
+	c.Reset()
+	last := e.nCtx - 1 // rows first … last−1 are scored
+	for p0 := 0; p0 < e.nCtx; p0 += e.piece {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p1 := min(p0+e.piece, e.nCtx)
+		want := p1 > e.first && p0 < last
+		out, err := c.Decode(toks[p0:p1], want)
+		if err != nil {
+			return fmt.Errorf("decoding positions %d–%d: %w", p0, p1-1, err)
+		}
+		if !want {
+			continue
+		}
+		if len(out) != (p1-p0)*e.nVocab {
+			return fmt.Errorf("decoding positions %d–%d: engine returned %d logits, want %d", p0, p1-1, len(out), (p1-p0)*e.nVocab)
+		}
+		r0, r1 := max(p0, e.first), min(p1, last)
+		copy(dst[(r0-e.first)*e.nVocab:(r1-e.first)*e.nVocab], out[(r0-p0)*e.nVocab:(r1-p0)*e.nVocab])
+	}
+	return nil
+}
+
+// parallelFor runs f(0…n−1) on up to threads goroutines.
+func parallelFor(n, threads int, f func(int)) {
+	threads = min(threads, n)
+	if threads <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	per := (n + threads - 1) / threads
+	for lo := 0; lo < n; lo += per {
+		hi := min(lo+per, n)
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
+}
