@@ -63,12 +63,21 @@ const (
 	maxAttnChunk = 64
 )
 
+// DefaultContext caps the context NewContext picks when none is asked for.
+const DefaultContext = 4096
+
 // NewContext makes a context for sequences of up to nCtx tokens (the
-// model's training context when nCtx <= 0).
+// model's training context, at most DefaultContext, when nCtx <= 0).
 func (m *Model) NewContext(nCtx int) *Context {
 	h := m.Hparams
 	if nCtx <= 0 {
-		nCtx = h.NCtxTrain
+		// Like llama-cli, default to the training context but at most
+		// DefaultContext tokens: a file's context_length (possibly a lie,
+		// possibly 128k) must not size the KV cache unasked.
+		nCtx = min(h.NCtxTrain, DefaultContext)
+		if nCtx <= 0 {
+			nCtx = DefaultContext
+		}
 	}
 	c := &Context{m: m, nCtx: nCtx, ubatch: min(nCtx, maxUBatch), rope: newRope(h, m.RopeFreqs), kvType: m.kvType}
 	kvK, kvV := h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
