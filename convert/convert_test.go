@@ -496,3 +496,23 @@ func TestDeterministic(t *testing.T) {
 		t.Error("synth is not deterministic for a fixed seed")
 	}
 }
+
+// TestTiedDropsLMHead: with tie_word_embeddings an lm_head.weight in the
+// checkpoint is not written (llama.cpp reuses token_embd.weight).
+func TestTiedDropsLMHead(t *testing.T) {
+	dir := writeSynth(t, synth.Tiny())
+	editJSON(t, dir, "config.json", func(m map[string]any) { m["tie_word_embeddings"] = true })
+	res, err := convert.Convert(dir, convert.Options{OutType: "bf16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	for _, x := range res.Model.Tensors {
+		if x.Name == "output.weight" {
+			t.Error("output.weight written for a tied model")
+		}
+	}
+	if last := res.Model.Tensors[len(res.Model.Tensors)-1].Name; last != "output_norm.weight" {
+		t.Errorf("last tensor %s", last)
+	}
+}

@@ -107,19 +107,21 @@ func llama3RopeFactors(base float64, dim int, factor, lowFreqFactor, highFreqFac
 	if lowWavelen == highWavelen {
 		return nil, fmt.Errorf("llama3 rope scaling: low_freq_factor equals high_freq_factor")
 	}
+	// torch compares a float32 tensor with a Python float in float32, and
+	// evaluates scalar/tensor as reciprocal(tensor)*scalar.
+	low32, high32 := float32(lowWavelen), float32(highWavelen)
 	var out []float32
 	for i := 0; i < dim; i += 2 {
 		exp := float32(i) / float32(dim)
 		freq := 1 / float32(math.Pow(base, float64(exp)))
-		// torch evaluates 2*pi/freq as reciprocal(freq) * 2*pi in float32.
 		wavelen := (1 / freq) * float32(2*math.Pi)
 		switch {
-		case float64(wavelen) < highWavelen:
+		case wavelen < high32:
 			out = append(out, 1)
-		case float64(wavelen) > lowWavelen:
+		case wavelen > low32:
 			out = append(out, float32(factor))
 		default:
-			smooth := (float32(oldContext)/wavelen - float32(lowFreqFactor)) / float32(highFreqFactor-lowFreqFactor)
+			smooth := ((1/wavelen)*float32(oldContext) - float32(lowFreqFactor)) / float32(highFreqFactor-lowFreqFactor)
 			out = append(out, 1/((1-smooth)/float32(factor)+smooth))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"unsafe"
 
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/kernels"
@@ -23,9 +24,12 @@ type Context struct {
 	ubatch int
 	rope   rope
 
-	// KV cache per layer, [position][kv head][head dim], in F16 (kF16,
-	// vF16) or F32 (kF32, vF32).
-	kF16, vF16 [][]byte
+	// KV cache per layer, [kv head][position][head dim], in F16 or F32:
+	// kRaw holds the bytes (K of one head is a matrix the kernels multiply
+	// the queries with), kF32/vF32 view the same memory as floats when the
+	// cache is F32.
+	kvType     ggml.Type
+	kRaw, vRaw [][]byte
 	kF32, vF32 [][]float32
 
 	x, xb, xb2 []float32 // [ubatch][n_embd]
@@ -36,34 +40,55 @@ type Context struct {
 	ropeCS     []float32 // [ubatch][n_rot] cos/sin pairs
 	logits     []float32
 
-	// Per worker scratch for attention.
-	scores [][]float32
-	qh     [][]float32
+	// Attention runs over chunks of attnChunk tokens: qGroup gathers one KV
+	// group's queries, scores holds their products with every cached key.
+	attnChunk int
+	qGroup    []float32 // [attnChunk*group][head_dim_k]
+	scores    []float32 // [attnChunk*n_head][n_ctx]
+	half      [][]byte  // per worker F16 staging for rounding weights
 
 	pool    *workerPool
 	attnJob func(worker int)
 	tasks   taskCounter
 	// Parameters of the attention job in flight.
-	jobLayer, jobN, jobP0 int
+	jobLayer, jobTok0, jobN, jobP0, jobKV int
 }
 
+// maxScores bounds the attention score buffer (floats), and maxAttnChunk
+// the tokens whose attention is computed together: the product with the keys
+// covers every key visible to the chunk's last token, so smaller chunks
+// waste less on masked positions.
+const (
+	maxScores    = 4 << 20
+	maxAttnChunk = 64
+)
+
+// DefaultContext caps the context NewContext picks when none is asked for.
+const DefaultContext = 4096
+
 // NewContext makes a context for sequences of up to nCtx tokens (the
-// model's training context when nCtx <= 0).
+// model's training context, at most DefaultContext, when nCtx <= 0).
 func (m *Model) NewContext(nCtx int) *Context {
 	h := m.Hparams
 	if nCtx <= 0 {
-		nCtx = h.NCtxTrain
+		// Like llama-cli, default to the training context but at most
+		// DefaultContext tokens: a file's context_length (possibly a lie,
+		// possibly 128k) must not size the KV cache unasked.
+		nCtx = min(h.NCtxTrain, DefaultContext)
+		if nCtx <= 0 {
+			nCtx = DefaultContext
+		}
 	}
-	c := &Context{m: m, nCtx: nCtx, ubatch: min(nCtx, maxUBatch), rope: newRope(h, m.RopeFreqs)}
+	c := &Context{m: m, nCtx: nCtx, ubatch: min(nCtx, maxUBatch), rope: newRope(h, m.RopeFreqs), kvType: m.kvType}
 	kvK, kvV := h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
-	c.kF16, c.vF16 = nil, nil
 	for range h.NLayer {
 		if m.kvType == ggml.TypeF16 {
-			c.kF16 = append(c.kF16, make([]byte, 2*nCtx*kvK))
-			c.vF16 = append(c.vF16, make([]byte, 2*nCtx*kvV))
+			c.kRaw = append(c.kRaw, make([]byte, 2*nCtx*kvK))
+			c.vRaw = append(c.vRaw, make([]byte, 2*nCtx*kvV))
 		} else {
-			c.kF32 = append(c.kF32, make([]float32, nCtx*kvK))
-			c.vF32 = append(c.vF32, make([]float32, nCtx*kvV))
+			kf, vf := make([]float32, nCtx*kvK), make([]float32, nCtx*kvV)
+			c.kF32, c.vF32 = append(c.kF32, kf), append(c.vF32, vf)
+			c.kRaw, c.vRaw = append(c.kRaw, f32Bytes(kf)), append(c.vRaw, f32Bytes(vf))
 		}
 	}
 	ub := c.ubatch
@@ -78,11 +103,12 @@ func (m *Model) NewContext(nCtx int) *Context {
 	c.up = make([]float32, ub*h.NFF)
 	c.ropeCS = make([]float32, ub*h.NRot)
 	c.logits = make([]float32, h.NVocab)
-	c.scores = make([][]float32, m.threads)
-	c.qh = make([][]float32, m.threads)
+	c.attnChunk = max(1, min(ub, maxAttnChunk, maxScores/(h.NHead*nCtx)))
+	c.qGroup = make([]float32, c.attnChunk*(h.NHead/h.NHeadKV)*h.HeadDimK)
+	c.scores = make([]float32, c.attnChunk*h.NHead*nCtx)
+	c.half = make([][]byte, m.threads)
 	for w := range m.threads {
-		c.scores[w] = make([]float32, nCtx)
-		c.qh[w] = make([]float32, h.HeadDimK)
+		c.half[w] = make([]byte, 2*nCtx)
 	}
 	c.pool = newWorkerPool(m.threads)
 	c.attnJob = c.attentionWorker
@@ -90,6 +116,14 @@ func (m *Model) NewContext(nCtx int) *Context {
 	// collected; stop them then.
 	runtime.AddCleanup(c, func(p *workerPool) { p.close() }, c.pool)
 	return c
+}
+
+// f32Bytes views a float32 slice as its bytes.
+func f32Bytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
 }
 
 // Close stops the context's worker goroutines; the context must not be used
@@ -124,14 +158,12 @@ func (c *Context) CopyFrom(src *Context) error {
 		return fmt.Errorf("eval: copying a context of another model or size")
 	}
 	h := c.m.Hparams
-	kvK, kvV := h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
+	es := c.kvType.TypeSize()
 	for l := range h.NLayer {
-		if c.kF16 != nil {
-			copy(c.kF16[l][:2*src.pos*kvK], src.kF16[l])
-			copy(c.vF16[l][:2*src.pos*kvV], src.vF16[l])
-		} else {
-			copy(c.kF32[l][:src.pos*kvK], src.kF32[l])
-			copy(c.vF32[l][:src.pos*kvV], src.vF32[l])
+		for g := range h.NHeadKV {
+			k0, v0 := es*g*c.nCtx*h.HeadDimK, es*g*c.nCtx*h.HeadDimV
+			copy(c.kRaw[l][k0:k0+es*src.pos*h.HeadDimK], src.kRaw[l][k0:])
+			copy(c.vRaw[l][v0:v0+es*src.pos*h.HeadDimV], src.vRaw[l][v0:])
 		}
 	}
 	c.pos = src.pos
@@ -198,7 +230,7 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 	h := m.Hparams
 	nb := len(tokens)
 	d := h.NEmbd
-	qDim, kDim, vDim := h.NHead*h.HeadDimK, h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
+	qDim, kDim := h.NHead*h.HeadDimK, h.NHeadKV*h.HeadDimK
 	embRow := m.TokEmbd.RowBytes()
 	for i, t := range tokens {
 		src := m.TokEmbd.Data[int(t)*embRow : (int(t)+1)*embRow]
@@ -222,10 +254,7 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 			c.rope.apply(c.k[i*kDim:(i+1)*kDim], h.NHeadKV, h.HeadDimK, cs)
 		}
 		c.store(l, nb, p0)
-
-		c.jobLayer, c.jobN, c.jobP0 = l, nb, p0
-		c.tasks.reset()
-		c.pool.run(c.attnJob)
+		c.attention(l, nb, p0)
 
 		m.matmul(xb2, layer.Wo, c.att, nb)
 		for i := range x {
@@ -245,77 +274,93 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 			x[i] += xb2[i]
 		}
 	}
-	_ = vDim
 	return nil
 }
 
 // store writes the nb new keys and values of layer l into the cache.
 func (c *Context) store(l, nb, p0 int) {
 	h := c.m.Hparams
-	kDim, vDim := h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
-	if c.kF16 != nil {
-		kernels.F32ToF16(c.kF16[l][2*p0*kDim:2*(p0+nb)*kDim], c.k[:nb*kDim])
-		kernels.F32ToF16(c.vF16[l][2*p0*vDim:2*(p0+nb)*vDim], c.v[:nb*vDim])
-		return
-	}
-	copy(c.kF32[l][p0*kDim:], c.k[:nb*kDim])
-	copy(c.vF32[l][p0*vDim:], c.v[:nb*vDim])
-}
-
-// attentionWorker computes causal attention for (token, head) tasks of the
-// job in flight until none are left.
-func (c *Context) attentionWorker(w int) {
-	h := c.m.Hparams
-	l, nb, p0 := c.jobLayer, c.jobN, c.jobP0
 	hdK, hdV := h.HeadDimK, h.HeadDimV
 	kDim, vDim := h.NHeadKV*hdK, h.NHeadKV*hdV
+	for i := range nb {
+		for g := range h.NHeadKV {
+			kSrc := c.k[i*kDim+g*hdK : i*kDim+(g+1)*hdK]
+			vSrc := c.v[i*vDim+g*hdV : i*vDim+(g+1)*hdV]
+			kOff := (g*c.nCtx + p0 + i) * hdK
+			vOff := (g*c.nCtx + p0 + i) * hdV
+			if c.kvType == ggml.TypeF16 {
+				kernels.F32ToF16(c.kRaw[l][2*kOff:2*(kOff+hdK)], kSrc)
+				kernels.F32ToF16(c.vRaw[l][2*vOff:2*(vOff+hdV)], vSrc)
+			} else {
+				copy(c.kF32[l][kOff:kOff+hdK], kSrc)
+				copy(c.vF32[l][vOff:vOff+hdV], vSrc)
+			}
+		}
+	}
+}
+
+// attention computes causal attention of the nb new tokens of layer l over
+// every cached position. Q·Kᵀ of each KV group is one matrix product (the
+// kernels round the queries to the cache type, as ggml does); softmax and
+// the weighted sum of V run per (token, head) on the worker pool.
+func (c *Context) attention(l, nb, p0 int) {
+	h := c.m.Hparams
 	group := h.NHead / h.NHeadKV
-	scale := 1 / float32(math.Sqrt(float64(hdK)))
-	f16 := c.kF16 != nil
+	hdK := h.HeadDimK
+	qDim := h.NHead * hdK
+	es := c.kvType.TypeSize()
+	for t0 := 0; t0 < nb; t0 += c.attnChunk {
+		n := min(c.attnChunk, nb-t0)
+		nPos := p0 + t0 + n // keys visible to the chunk's last token
+		for g := range h.NHeadKV {
+			for i := range n {
+				src := c.q[(t0+i)*qDim+g*group*hdK : (t0+i)*qDim+(g+1)*group*hdK]
+				copy(c.qGroup[i*group*hdK:], src)
+			}
+			keys := kernels.Matrix{Type: c.kvType, Rows: nPos, Cols: hdK,
+				Data: c.kRaw[l][es*g*c.nCtx*hdK : es*(g*c.nCtx+nPos)*hdK]}
+			kernels.MatMul(c.scores[g*n*group*nPos:], keys, c.qGroup, n*group, c.m.threads)
+		}
+		c.jobLayer, c.jobTok0, c.jobN, c.jobP0, c.jobKV = l, t0, n, p0, nPos
+		c.tasks.reset()
+		c.pool.run(c.attnJob)
+	}
+}
+
+// attentionWorker finishes (token, head) rows of the chunk in flight:
+// scale, causal softmax, and the weighted sum of values.
+func (c *Context) attentionWorker(w int) {
+	h := c.m.Hparams
+	l, t0, n, p0, nPos := c.jobLayer, c.jobTok0, c.jobN, c.jobP0, c.jobKV
+	hdV := h.HeadDimV
+	group := h.NHead / h.NHeadKV
+	scale := 1 / float32(math.Sqrt(float64(h.HeadDimK)))
 	for {
 		t := c.tasks.take()
-		if t >= nb*h.NHead {
+		if t >= n*h.NHead {
 			return
 		}
 		i, head := t/h.NHead, t%h.NHead
-		g := head / group
-		pos := p0 + i
-		q := c.q[(i*h.NHead+head)*hdK : (i*h.NHead+head+1)*hdK]
-		out := c.att[(i*h.NHead+head)*hdV : (i*h.NHead+head+1)*hdV]
-		sc := c.scores[w][:pos+1]
-		if f16 {
-			// ggml converts the query to the cache's F16 before the
-			// product with K.
-			qh := c.qh[w]
-			for j, v := range q {
-				qh[j] = roundF16(v)
-			}
-			kc := c.kF16[l]
-			for j := range sc {
-				off := 2 * (j*kDim + g*hdK)
-				sc[j] = kernels.DotF16(kc[off:off+2*hdK], qh) * scale
-			}
-		} else {
-			kc := c.kF32[l]
-			for j := range sc {
-				off := j*kDim + g*hdK
-				sc[j] = kernels.DotF32(kc[off:off+hdK], q) * scale
-			}
+		g, hh := head/group, head%group
+		row := g*n*group + i*group + hh
+		sc := c.scores[row*nPos : row*nPos+p0+t0+i+1]
+		for j := range sc {
+			sc[j] *= scale
 		}
 		softmaxInPlace(sc)
+		out := c.att[((t0+i)*h.NHead+head)*hdV : ((t0+i)*h.NHead+head+1)*hdV]
 		clear(out)
-		if f16 {
-			// ... and the attention weights to F16 before the product with V.
-			vc := c.vF16[l]
+		if c.kvType == ggml.TypeF16 {
+			// ggml rounds the attention weights to the cache's F16 too.
+			roundF16Into(sc, sc, c.half[w])
+			vc := c.vRaw[l][2*g*c.nCtx*hdV:]
 			for j, p := range sc {
-				off := 2 * (j*vDim + g*hdV)
-				kernels.AxpyF16(out, roundF16(p), vc[off:off+2*hdV])
+				kernels.AxpyF16(out, p, vc[2*j*hdV:2*(j+1)*hdV])
 			}
 		} else {
-			vc := c.vF32[l]
+			vc := c.vF32[l][g*c.nCtx*hdV:]
 			for j, p := range sc {
-				off := j*vDim + g*hdV
-				row := vc[off : off+hdV]
+				row := vc[j*hdV : (j+1)*hdV]
 				for e := range out {
 					out[e] += p * row[e]
 				}

@@ -11,6 +11,12 @@
 // float64; RoPE uses ggml's "normal" mode (adjacent pairs) with its
 // frequency, linear, YaRN and per-dimension (rope_freqs) scaling.
 //
+// Work is spread over Options.Threads: the matrix products by the kernels'
+// own workers, attention (softmax and the weighted sum of values, per token
+// and head) by a pool each Context starts once, so that a decode step starts
+// no goroutines and the engine allocates nothing per token. The KV cache is
+// head-major, so each KV group's Q·Kᵀ is one kernels.MatMul.
+//
 // A Model is safe for concurrent use by several Contexts; a Context (one
 // sequence and its KV cache) is not safe for concurrent use.
 package eval

@@ -123,13 +123,18 @@ func newModel(f *gguf.File, opt Options) (*Model, error) {
 	} else {
 		m.Output = embd
 	}
-	if ti, ok := f.Tensor("rope_freqs.weight"); ok {
-		_ = ti
+	if _, ok := f.Tensor("rope_freqs.weight"); ok {
 		if m.RopeFreqs, err = m.vector("rope_freqs.weight", hp.NRot/2); err != nil {
 			return nil, err
 		}
 	}
 	qDim, kvDimK, kvDimV := hp.NHead*hp.HeadDimK, hp.NHeadKV*hp.HeadDimK, hp.NHeadKV*hp.HeadDimV
+	// block_count comes from the file: check it against the tensors (nine
+	// per layer) before it sizes an allocation.
+	if hp.NLayer > len(f.Tensors)/9 {
+		return nil, fmt.Errorf("llama.block_count %d needs %d layer tensors, the file has %d tensors in all",
+			hp.NLayer, 9*hp.NLayer, len(f.Tensors))
+	}
 	m.Layers = make([]Layer, hp.NLayer)
 	for i := range m.Layers {
 		l := &m.Layers[i]

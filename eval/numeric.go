@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/x448/float16"
-
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/kernels"
 	"github.com/llqt/llqt/quant"
@@ -31,15 +29,12 @@ func silu(x float32) float32 {
 	return x / (1 + float32(math.Exp(float64(-x))))
 }
 
-// roundF16 rounds v to the nearest half-precision value.
-func roundF16(v float32) float32 {
-	return float16.Fromfloat32(v).Float32()
-}
-
-func putF16(dst []byte, src []float32) {
-	for i, v := range src {
-		binary.LittleEndian.PutUint16(dst[2*i:], uint16(float16.Fromfloat32(v)))
-	}
+// roundF16Into rounds src to the nearest half-precision values into dst
+// (which may be src), staging the halves in scratch.
+func roundF16Into(dst, src []float32, scratch []byte) {
+	h := scratch[:2*len(src)]
+	kernels.F32ToF16(h, src)
+	kernels.F16ToF32(dst[:len(src)], h)
 }
 
 // softmaxInPlace turns scores into probabilities; the denominator is summed
@@ -53,7 +48,7 @@ func softmaxInPlace(x []float32) {
 	}
 	var sum float64
 	for i, v := range x {
-		e := float32(math.Exp(float64(v - maxv)))
+		e := expNonPositive(v - maxv)
 		x[i] = e
 		sum += float64(e)
 	}
@@ -100,4 +95,28 @@ func matmulSupported(t ggml.Type) bool {
 // matmul computes dst[i*w.Rows+r] = row r of w · x[i] for n activation rows.
 func (m *Model) matmul(dst []float32, w *Weight, x []float32, n int) {
 	kernels.MatMul(dst, kernels.Matrix{Type: w.Type, Data: w.Data, Rows: w.Rows, Cols: w.Cols}, x, n, m.threads)
+}
+
+// expNonPositive is e^x for x ≤ 0 in float32 (within 2 ulp), much cheaper
+// than math.Exp in float64: softmax over long contexts spends its time here.
+// It reduces x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so r is
+// exact), evaluates Cephes' expf polynomial for e^r and scales by 2^n.
+func expNonPositive(x float32) float32 {
+	if !(x >= -87.3) { // also -Inf and NaN
+		if x != x {
+			return x
+		}
+		return 0
+	}
+	n := float32(math.RoundToEven(float64(x * 1.44269504088896341)))
+	r := x - n*0.693359375
+	r -= n * -2.12194440e-4
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	p = p*r*r + r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }

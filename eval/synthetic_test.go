@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/llqt/llqt/formats"
@@ -51,7 +52,7 @@ type synthLayer struct {
 	wq, wk, wv, wo, wg, wu, wd [][]float64 // [rows][cols]
 }
 
-func f32Bytes(v []float32) []byte {
+func encodeF32(v []float32) []byte {
 	b := make([]byte, 4*len(v))
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
@@ -98,7 +99,7 @@ func writeSynth(t testing.TB, dir string, cfg synthConfig) (string, *synthModel)
 		var err error
 		switch typ {
 		case ggml.TypeF32:
-			raw = f32Bytes(vals)
+			raw = encodeF32(vals)
 		default:
 			raw, err = quant.Codec{}.Encode(typ, vals, cols)
 			if err != nil {
@@ -128,7 +129,7 @@ func writeSynth(t testing.TB, dir string, cfg synthConfig) (string, *synthModel)
 			out[i] = float64(vals[i])
 		}
 		m.Tensors = append(m.Tensors, &formats.Tensor{Name: name, Shape: []uint64{uint64(n)},
-			Type: ggml.TypeF32, Source: memSource{ggml.TypeF32, f32Bytes(vals)}})
+			Type: ggml.TypeF32, Source: memSource{ggml.TypeF32, encodeF32(vals)}})
 		return out
 	}
 	norm := func(int) float64 { return 1 + 0.2*rng.NormFloat64() }
@@ -377,6 +378,9 @@ func TestKVCacheDecodeMatchesBatch(t *testing.T) {
 				toks := randomTokens(rand.New(rand.NewPCG(5, 6)), 30, cfg.vocab)
 				c := m.NewContext(cfg.ctx)
 				defer c.Close()
+				// Batches attend in chunks; make them small so that the
+				// 30-token batch spans several.
+				c.attnChunk = 7
 				full, err := c.Decode(toks, true)
 				if err != nil {
 					t.Fatal(err)
@@ -404,6 +408,76 @@ func TestKVCacheDecodeMatchesBatch(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	cfg := baseSynth()
+	path, _ := writeSynth(t, t.TempDir(), cfg)
+	m, err := Load(path, Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c := m.NewContext(4)
+	defer c.Close()
+	for name, toks := range map[string][]int32{
+		"empty": {}, "negative": {-1}, "beyond vocabulary": {int32(cfg.vocab)}, "beyond context": {1, 2, 3, 4, 5},
+	} {
+		if _, err := c.Decode(toks, false); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+		if c.Pos() != 0 {
+			t.Fatalf("%s: a rejected Decode moved the position to %d", name, c.Pos())
+		}
+	}
+	if _, err := c.Decode([]int32{1, 2, 3}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Decode([]int32{1, 2}, false); err == nil {
+		t.Error("decoding past the context succeeded")
+	}
+	c.Truncate(1)
+	if c.Pos() != 1 {
+		t.Errorf("Truncate(1) left Pos %d", c.Pos())
+	}
+	if _, err := c.Decode([]int32{1, 2, 3}, false); err != nil {
+		t.Errorf("after Truncate: %v", err)
+	}
+	other := m.NewContext(8)
+	defer other.Close()
+	if err := other.CopyFrom(c); err == nil {
+		t.Error("CopyFrom between context sizes succeeded")
+	}
+}
+
+// TestLoadRejectsBadShapes: a tensor whose shape disagrees with the
+// hyperparameters is named in the error.
+func TestLoadRejectsBadShapes(t *testing.T) {
+	cfg := baseSynth()
+	path, _ := writeSynth(t, t.TempDir(), cfg)
+	base, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	for _, tc := range []struct{ key, want string }{
+		{"llama.feed_forward_length", "ffn_gate"},
+		{"llama.vocab_size", "token_embd"},
+		{"llama.embedding_length", "rope.dimension_count"},
+		{"llama.attention.head_count_kv", "attn_k"},
+	} {
+		m := base.Model()
+		v, _ := m.KV.Uint(tc.key)
+		m.KV.Set(tc.key, uint32(v/2))
+		out := filepath.Join(t.TempDir(), "bad.gguf")
+		if err := gguf.WriteFile(context.Background(), out, m, gguf.WriteOptions{Threads: 1}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(out, Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s halved: error %v, want one naming %s", tc.key, err, tc.want)
 		}
 	}
 }

@@ -20,27 +20,12 @@ func init() {
 // useAsm installs the assembly kernels. The wrappers check the slice bounds
 // once so the assembly never reads past them.
 func useAsm() {
-	dotF32Bytes = func(w, a []byte, n int) float32 {
-		if n == 0 {
-			return 0
-		}
-		_, _ = w[4*n-1], a[4*n-1]
-		return dotF32AVX2(f32p(w), f32p(a), n)
-	}
-	dotF16F16 = func(w, a []byte, n int) float32 {
-		if n == 0 {
-			return 0
-		}
-		_, _ = w[2*n-1], a[2*n-1]
-		return dotF16F16AVX2(&w[0], &a[0], n)
-	}
-	dotBF16BF16 = func(w, a []byte, n int) float32 {
-		if n == 0 {
-			return 0
-		}
-		_, _ = w[2*n-1], a[2*n-1]
-		return dotBF16BF16AVX2(&w[0], &a[0], n)
-	}
+	dotF32Bytes = floatDot(matF32AVX2, 4)
+	dotF16Act = floatDot(matF16AVX2, 2)
+	dotBF16Act = floatDot(matBF16AVX2, 2)
+	dot4For[ggml.TypeF32] = floatDot4(matF32x4AVX2, 4)
+	dot4For[ggml.TypeF16] = floatDot4(matF16x4AVX2, 2)
+	dot4For[ggml.TypeBF16] = floatDot4(matBF16x4AVX2, 2)
 	dotQ8_0Q8_0 = blockDot(dotQ8_0Q8_0AVX2, 32, 34, q8_0Len)
 	dotQ4_0Q8_0 = blockDot(dotQ4_0Q8_0AVX2, 32, 18, q8_0Len)
 	dotQ4_KQ8_K = blockDot(dotQ4_KQ8_KAVX2, qkK, 144, q8KLen)
@@ -51,6 +36,13 @@ func useAsm() {
 	dot4For[ggml.TypeQ4_K] = blockDot4(dotQ4_KQ8_Kx4AVX2, qkK, 144, q8KLen)
 	dot4For[ggml.TypeQ5_K] = blockDot4(dotQ5_KQ8_Kx4AVX2, qkK, 176, q8KLen)
 	dot4For[ggml.TypeQ6_K] = blockDot4(dotQ6_KQ8_Kx4AVX2, qkK, 210, q8KLen)
+	dot4For[ggml.TypeQ5_0] = blockDot4(dotQ5_0Q8_0x4AVX2, 32, 22, q8_0Len)
+	dot4For[ggml.TypeIQ4_NL] = blockDot4(dotIQ4NLQ8_0x4AVX2, 32, 18, q8_0Len)
+	dot4For[ggml.TypeQ4_1] = blockDot4(dotQ4_1Q8_1x4AVX2, 32, 20, q8_1Len)
+	dot4For[ggml.TypeQ5_1] = blockDot4(dotQ5_1Q8_1x4AVX2, 32, 24, q8_1Len)
+	dot4For[ggml.TypeQ2_K] = blockDot4(dotQ2_KQ8_Kx4AVX2, qkK, 84, q8KLen)
+	dot4For[ggml.TypeQ3_K] = blockDot4(dotQ3_KQ8_Kx4AVX2, qkK, 110, q8KLen)
+	dot4For[ggml.TypeIQ4_XS] = blockDot4(dotIQ4XSQ8_Kx4AVX2, qkK, 136, q8KLen)
 	dotQ5_0Q8_0 = blockDot(dotQ5_0Q8_0AVX2, 32, 22, q8_0Len)
 	dotQ4_1Q8_1 = blockDot(dotQ4_1Q8_1AVX2, 32, 20, q8_1Len)
 	dotQ5_1Q8_1 = blockDot(dotQ5_1Q8_1AVX2, 32, 24, q8_1Len)
@@ -105,9 +97,16 @@ func useAsm() {
 			f32ToF16AVX2(&dst[0], &src[0], len(src))
 		}
 	}
-	f32ToBF16Impl = func(dst []byte, src []float32) {
+	roundF16Impl = func(dst, src []float32) {
 		if len(src) > 0 {
-			f32ToBF16AVX2(&dst[0], &src[0], len(src))
+			_ = dst[len(src)-1]
+			roundF16AVX2(&dst[0], &src[0], len(src))
+		}
+	}
+	roundBF16Impl = func(dst, src []float32) {
+		if len(src) > 0 {
+			_ = dst[len(src)-1]
+			roundBF16AVX2(&dst[0], &src[0], len(src))
 		}
 	}
 	bf16ToF32Impl = func(dst []float32, src []byte) {
@@ -142,5 +141,31 @@ func blockDot4(k func(x, y *byte, ystride, nb int, out *float32, outstride int),
 		}
 		_, _, _ = w[nb*wBytes-1], a[3*astride+nb*aBytes-1], out[3*outstride]
 		k(&w[0], &a[0], astride, nb, &out[0], outstride)
+	}
+}
+
+// floatDot wraps a plain-weight assembly dot (size bytes per weight, float32
+// activations) as a dotFunc.
+func floatDot(k func(x, y *byte, n int) float32, size int) dotFunc {
+	return func(w, a []byte, n int) float32 {
+		if n == 0 {
+			return 0
+		}
+		_, _ = w[n*size-1], a[4*n-1]
+		return k(&w[0], &a[0], n)
+	}
+}
+
+// floatDot4 wraps a four-row plain-weight assembly dot as a dot4Func.
+func floatDot4(k func(x, y *byte, ystride, n int, out *float32, outstride int), size int) dot4Func {
+	return func(w, a []byte, astride, n int, out []float32, outstride int) {
+		if n == 0 {
+			for c := 0; c < 4; c++ {
+				out[c*outstride] = 0
+			}
+			return
+		}
+		_, _, _ = w[n*size-1], a[3*astride+4*n-1], out[3*outstride]
+		k(&w[0], &a[0], astride, n, &out[0], outstride)
 	}
 }

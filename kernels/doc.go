@@ -1,19 +1,48 @@
 // Package kernels implements dot products and matrix multiply over ggml block
-// formats for the CPU inference engine, with AVX2/FMA assembly on amd64 chosen
-// at run time and a pure-Go reference elsewhere (and under the purego tag).
+// formats for the CPU inference engine, with AVX2/FMA/F16C assembly on amd64
+// chosen at run time and a pure-Go reference elsewhere (and under the purego
+// build tag).
 //
-// MatMul quantizes its activations once per call into the format ggml-cpu
-// pairs with the weight type (type_traits_cpu vec_dot_type in b4748):
-// Q8_0 for Q4_0, Q5_0, Q8_0 and IQ4_NL; Q8_1 for Q4_1 and Q5_1; Q8_K for
-// Q2_K…Q6_K and IQ4_XS. Q8_0 and Q8_1 activations follow ggml's AVX2 path
-// (scale 127/amax, round half to even), which is what llama.cpp runs on the
-// x86 machines we compare against; Q8_K follows quantize_row_q8_K_ref.
-// As in ggml, F16 weights multiply activations rounded to F16 and BF16 weights
-// activations rounded to BF16 (round to nearest even), with float32
-// accumulation; F32 weights multiply the float32 activations directly.
+// # Activations
 //
-// Integer parts of every block dot are exact; only the order of the float32
-// accumulation differs between the assembly and the Go reference.
+// MatMul converts its activations once per call into the format ggml-cpu
+// pairs with the weight type (vec_dot_type in type_traits_cpu, b4748):
+//   - Q8_0 for Q4_0, Q5_0, Q8_0 and IQ4_NL; Q8_1 for Q4_1 and Q5_1. These follow
+//     ggml's AVX2 quantize_row_q8_0/q8_1 (d = amax/127, quants round(x·127/amax)
+//     with ties to even, s = d·Σq), which is what llama.cpp runs on the x86
+//     machines we compare against.
+//   - Q8_K for Q2_K…Q6_K and IQ4_XS, following quantize_row_q8_K_ref
+//     (scale −127/max of the first element of largest magnitude, nearest_int).
+//   - For F16 and BF16 weights ggml rounds the activations to f16 (bf16) and
+//     forms f16·f16 (bf16·bf16) products in float32. We round the same way but
+//     keep the rounded values as float32: the products are identical and one
+//     conversion per element is saved. F32 weights use the activations as they
+//     are.
+//
+// The assembly and Go quantizers produce identical bytes.
+//
+// # Accuracy
+//
+// Integer parts of every block dot are exact. Float accumulation order differs
+// between the assembly and the Go reference (and from ggml), so results agree
+// to float32 rounding, not bit for bit. Within one build MatMul is
+// deterministic: each output is computed by one kernel call whatever the
+// thread count, and the four-row kernels used for prompt batches give the
+// same bits as the single-row ones.
+//
+// # Work split
+//
+// MatMul splits rows into tasks of 16 (and activation rows into tiles of 64
+// for prompt batches) and hands them to a small persistent worker pool; the
+// pool grows to the largest thread count requested and its goroutines stay
+// parked between calls.
+//
+// # Assembly
+//
+// The amd64 kernels are generated with avo from the module in _asm (run
+// go generate); the generated kernels_amd64.s and kernels_amd64.go are
+// committed. They need AVX2, FMA and F16C (golang.org/x/sys/cpu) and use only
+// the 16 AVX2 vector registers.
 package kernels
 
 //go:generate sh -c "cd _asm && go run . -out ../kernels_amd64.s -stubs ../kernels_amd64.go -pkg kernels"

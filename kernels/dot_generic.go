@@ -21,6 +21,7 @@ func q8K(a []byte) (d float32, qs []byte, bsum func(g int) int) {
 }
 
 func dotF32Go(w, a []byte, n int) float32 {
+	w, a = w[:4*n], a[:4*n]
 	var s float32
 	for i := 0; i < n; i++ {
 		s += math.Float32frombits(binary.LittleEndian.Uint32(w[4*i:])) *
@@ -29,18 +30,23 @@ func dotF32Go(w, a []byte, n int) float32 {
 	return s
 }
 
-func dotF16F16Go(w, a []byte, n int) float32 {
+// dotF16ActGo multiplies F16 weights with float32 activations that were
+// already rounded through f16, which gives the products of ggml's f16·f16 dot.
+func dotF16ActGo(w, a []byte, n int) float32 {
+	w, a = w[:2*n], a[:4*n]
 	var s float32
 	for i := 0; i < n; i++ {
-		s += f16(w[2*i:]) * f16(a[2*i:])
+		s += f16(w[2*i:]) * math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:]))
 	}
 	return s
 }
 
-func dotBF16BF16Go(w, a []byte, n int) float32 {
+// dotBF16ActGo is dotF16ActGo for BF16 weights and bf16-rounded activations.
+func dotBF16ActGo(w, a []byte, n int) float32 {
+	w, a = w[:2*n], a[:4*n]
 	var s float32
 	for i := 0; i < n; i++ {
-		s += bf16BitsToF32(binary.LittleEndian.Uint16(w[2*i:])) * bf16BitsToF32(binary.LittleEndian.Uint16(a[2*i:]))
+		s += bf16BitsToF32(binary.LittleEndian.Uint16(w[2*i:])) * math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:]))
 	}
 	return s
 }
@@ -237,9 +243,10 @@ func dotQ4_KQ8_KGo(w, a []byte, n int) float32 {
 		for j := 0; j < 8; j++ {
 			sc, m := scaleMinK4(j, scales)
 			shift := uint(4 * (j & 1))
+			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
 			sub := 0
-			for l := 0; l < 32; l++ {
-				sub += int(qs[32*(j/2)+l]>>shift&0xf) * i8(q8[32*j+l])
+			for l := range 32 {
+				sub += int(q[l]>>shift&0xf) * i8(y[l])
 			}
 			isum += sc * sub
 			msum += m * (bsum(2*j) + bsum(2*j+1))
@@ -260,10 +267,11 @@ func dotQ5_KQ8_KGo(w, a []byte, n int) float32 {
 		for j := 0; j < 8; j++ {
 			sc, m := scaleMinK4(j, scales)
 			shift := uint(4 * (j & 1))
+			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
 			sub := 0
-			for l := 0; l < 32; l++ {
-				q := int(qs[32*(j/2)+l]>>shift&0xf) | int(qh[l]>>j&1)<<4
-				sub += q * i8(q8[32*j+l])
+			for l := range 32 {
+				v := int(q[l]>>shift&0xf) | int(qh[l]>>j&1)<<4
+				sub += v * i8(y[l])
 			}
 			isum += sc * sub
 			msum += m * (bsum(2*j) + bsum(2*j+1))

@@ -126,9 +126,3 @@ func bf16ToF32Go(dst []float32, src []byte) {
 		dst[i] = bf16BitsToF32(binary.LittleEndian.Uint16(src[2*i:]))
 	}
 }
-
-func f32ToBF16Go(dst []byte, src []float32) {
-	for i, v := range src {
-		binary.LittleEndian.PutUint16(dst[2*i:], f32ToBF16Bits(v))
-	}
-}

@@ -10,12 +10,6 @@ func dotF32AVX2(a *float32, b *float32, n int) float32
 // dotF16F32AVX2 returns Σ f16(a[i])*b[i] for i < n.
 func dotF16F32AVX2(a *byte, b *float32, n int) float32
 
-// dotF16F16AVX2 returns Σ f16(a[i])*f16(b[i]) for i < n, accumulating in float32.
-func dotF16F16AVX2(a *byte, b *byte, n int) float32
-
-// dotBF16BF16AVX2 returns Σ bf16(a[i])*bf16(b[i]) for i < n, accumulating in float32.
-func dotBF16BF16AVX2(a *byte, b *byte, n int) float32
-
 // axpyF16AVX2 computes y[i] += alpha*f16(x[i]) for i < n.
 func axpyF16AVX2(y *float32, alpha float32, x *byte, n int)
 
@@ -34,6 +28,18 @@ func dotQ8_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 // dotQ4_0Q8_0AVX2 returns the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y.
 func dotQ4_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 
+// dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y.
+func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ4NLQ8_0AVX2 returns the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y.
+func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
+
+// dotQ4_1Q8_1AVX2 returns the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y.
+func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+
+// dotQ5_1Q8_1AVX2 returns the dot product of nb Q5_1 blocks at x and nb Q8_1 blocks at y.
+func dotQ5_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+
 // dotQ4_KQ8_KAVX2 returns the dot product of nb Q4_K blocks at x and nb Q8_K blocks at y.
 func dotQ4_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 
@@ -43,6 +49,15 @@ func dotQ5_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 // dotQ6_KQ8_KAVX2 returns the dot product of nb Q6_K blocks at x and nb Q8_K blocks at y.
 func dotQ6_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 
+// dotQ2_KQ8_KAVX2 returns the dot product of nb Q2_K blocks at x and nb Q8_K blocks at y.
+func dotQ2_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotQ3_KQ8_KAVX2 returns the dot product of nb Q3_K blocks at x and nb Q8_K blocks at y.
+func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ4XSQ8_KAVX2 returns the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y.
+func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
+
 // dotQ8_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y,
 // for the four activation rows at y + c*ystride (in bytes).
 func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
@@ -50,6 +65,22 @@ func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outs
 // dotQ4_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y,
 // for the four activation rows at y + c*ystride (in bytes).
 func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ5_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ5_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ4NLQ8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ4NLQ8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ4_1Q8_1x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ4_1Q8_1x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ5_1Q8_1x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q5_1 blocks at x and nb Q8_1 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ5_1Q8_1x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
 // dotQ4_KQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_K blocks at x and nb Q8_K blocks at y,
 // for the four activation rows at y + c*ystride (in bytes).
@@ -63,26 +94,41 @@ func dotQ5_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outs
 // for the four activation rows at y + c*ystride (in bytes).
 func dotQ6_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
-// dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y.
-func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
+// dotQ2_KQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q2_K blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ2_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
-// dotQ4_1Q8_1AVX2 returns the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y.
-func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+// dotQ3_KQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q3_K blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ3_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
-// dotQ5_1Q8_1AVX2 returns the dot product of nb Q5_1 blocks at x and nb Q8_1 blocks at y.
-func dotQ5_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+// dotIQ4XSQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ4XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
-// dotIQ4NLQ8_0AVX2 returns the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y.
-func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
+// matF32AVX2 returns the dot product of n F32 weights at x and n float32 activations at y.
+func matF32AVX2(x *byte, y *byte, nb int) float32
 
-// dotIQ4XSQ8_KAVX2 returns the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y.
-func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
+// matF16AVX2 returns the dot product of n F16 weights at x and n float32 activations at y.
+func matF16AVX2(x *byte, y *byte, nb int) float32
 
-// dotQ2_KQ8_KAVX2 returns the dot product of nb Q2_K blocks at x and nb Q8_K blocks at y.
-func dotQ2_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+// matBF16AVX2 returns the dot product of n BF16 weights at x and n float32 activations at y.
+func matBF16AVX2(x *byte, y *byte, nb int) float32
 
-// dotQ3_KQ8_KAVX2 returns the dot product of nb Q3_K blocks at x and nb Q8_K blocks at y.
-func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+// matF32x4AVX2 stores at out + c*outstride (in floats) the dot product of n F32 weights at x and n float32 activations at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func matF32x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// matF16x4AVX2 stores at out + c*outstride (in floats) the dot product of n F16 weights at x and n float32 activations at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func matF16x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// matBF16x4AVX2 stores at out + c*outstride (in floats) the dot product of n BF16 weights at x and n float32 activations at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func matBF16x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// roundF16AVX2 stores float32(f16(src[i])) in dst[i] for i < n, rounding to nearest even.
+func roundF16AVX2(dst *float32, src *float32, n int)
 
 // quantizeQ8_0AVX2 quantizes nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.
 func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
@@ -93,5 +139,5 @@ func quantizeQ8_1AVX2(dst *byte, x *float32, nb int)
 // quantizeQ8_KAVX2 quantizes nb blocks of 256 floats at x into Q8_K blocks at dst.
 func quantizeQ8_KAVX2(dst *byte, x *float32, nb int)
 
-// f32ToBF16AVX2 converts n floats at src to bfloat16 at dst, rounding to nearest even.
-func f32ToBF16AVX2(dst *byte, src *float32, n int)
+// roundBF16AVX2 stores float32(bf16(src[i])) in dst[i] for i < n, rounding as ggml_compute_fp32_to_bf16.
+func roundBF16AVX2(dst *float32, src *float32, n int)

@@ -918,166 +918,6 @@ f16f32_done:
 	MOVSS  X0, ret+24(FP)
 	RET
 
-// func dotF16F16AVX2(a *byte, b *byte, n int) float32
-// Requires: AVX, F16C, FMA3, SSE
-TEXT ·dotF16F16AVX2(SB), NOSPLIT, $0-28
-	MOVQ   a+0(FP), AX
-	MOVQ   b+8(FP), CX
-	MOVQ   n+16(FP), DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-
-f16f16_loop32:
-	CMPQ        DX, $0x20
-	JL          f16f16_loop8
-	VCVTPH2PS   (AX), Y4
-	VCVTPH2PS   (CX), Y5
-	VFMADD231PS Y5, Y4, Y0
-	VCVTPH2PS   16(AX), Y4
-	VCVTPH2PS   16(CX), Y5
-	VFMADD231PS Y5, Y4, Y1
-	VCVTPH2PS   32(AX), Y4
-	VCVTPH2PS   32(CX), Y5
-	VFMADD231PS Y5, Y4, Y2
-	VCVTPH2PS   48(AX), Y4
-	VCVTPH2PS   48(CX), Y5
-	VFMADD231PS Y5, Y4, Y3
-	ADDQ        $0x40, AX
-	ADDQ        $0x40, CX
-	SUBQ        $0x20, DX
-	JMP         f16f16_loop32
-
-f16f16_loop8:
-	CMPQ        DX, $0x08
-	JL          f16f16_tail
-	VCVTPH2PS   (AX), Y4
-	VCVTPH2PS   (CX), Y5
-	VFMADD231PS Y5, Y4, Y0
-	ADDQ        $0x10, AX
-	ADDQ        $0x10, CX
-	SUBQ        $0x08, DX
-	JMP         f16f16_loop8
-
-f16f16_tail:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
-	VXORPS       X1, X1, X1
-
-f16f16_tail1:
-	TESTQ       DX, DX
-	JZ          f16f16_done
-	MOVWLZX     (AX), BX
-	VMOVD       BX, X2
-	VCVTPH2PS   X2, X2
-	MOVWLZX     (CX), BX
-	VMOVD       BX, X3
-	VCVTPH2PS   X3, X3
-	VFMADD231SS X3, X2, X1
-	ADDQ        $0x02, AX
-	ADDQ        $0x02, CX
-	SUBQ        $0x01, DX
-	JMP         f16f16_tail1
-
-f16f16_done:
-	VADDSS X1, X0, X0
-	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
-	RET
-
-// func dotBF16BF16AVX2(a *byte, b *byte, n int) float32
-// Requires: AVX, AVX2, FMA3, SSE
-TEXT ·dotBF16BF16AVX2(SB), NOSPLIT, $0-28
-	MOVQ   a+0(FP), AX
-	MOVQ   b+8(FP), CX
-	MOVQ   n+16(FP), DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-
-bf16_loop32:
-	CMPQ        DX, $0x20
-	JL          bf16_loop8
-	VPMOVZXWD   (AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   (CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y0
-	VPMOVZXWD   16(AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   16(CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y1
-	VPMOVZXWD   32(AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   32(CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y2
-	VPMOVZXWD   48(AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   48(CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y3
-	ADDQ        $0x40, AX
-	ADDQ        $0x40, CX
-	SUBQ        $0x20, DX
-	JMP         bf16_loop32
-
-bf16_loop8:
-	CMPQ        DX, $0x08
-	JL          bf16_tail
-	VPMOVZXWD   (AX), Y4
-	VPSLLD      $0x10, Y4, Y4
-	VPMOVZXWD   (CX), Y5
-	VPSLLD      $0x10, Y5, Y5
-	VFMADD231PS Y5, Y4, Y0
-	ADDQ        $0x10, AX
-	ADDQ        $0x10, CX
-	SUBQ        $0x08, DX
-	JMP         bf16_loop8
-
-bf16_tail:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVHLPS     X0, X0, X1
-	VADDPS       X1, X0, X0
-	VMOVSHDUP    X0, X1
-	VADDSS       X1, X0, X0
-	VXORPS       X1, X1, X1
-
-bf16_tail1:
-	TESTQ       DX, DX
-	JZ          bf16_done
-	MOVWLZX     (AX), BX
-	SHLL        $0x10, BX
-	MOVWLZX     (CX), SI
-	SHLL        $0x10, SI
-	VMOVD       BX, X2
-	VMOVD       SI, X3
-	VFMADD231SS X3, X2, X1
-	ADDQ        $0x02, AX
-	ADDQ        $0x02, CX
-	SUBQ        $0x01, DX
-	JMP         bf16_tail1
-
-bf16_done:
-	VADDSS X1, X0, X0
-	VZEROUPPER
-	MOVSS  X0, ret+24(FP)
-	RET
-
 // func axpyF16AVX2(y *float32, alpha float32, x *byte, n int)
 // Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
@@ -1230,32 +1070,32 @@ TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
 dotQ8_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ8_0Q8_0AVX2_loop1
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, Y3
-	VMOVDQU      2(AX), Y4
-	VPSIGNB      Y4, Y4, Y5
+	VMOVDQU      2(AX), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
 	VPBROADCASTW (CX), X6
 	VCVTPH2PS    X6, Y6
-	VMULPS       Y6, Y3, Y6
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y4, Y3, Y3
-	VPMADDUBSW   Y3, Y5, Y3
-	VPMADDWD     Y0, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y6, Y1
-	VPBROADCASTW 34(AX), X3
-	VCVTPH2PS    X3, Y3
-	VMOVDQU      36(AX), Y4
-	VPSIGNB      Y4, Y4, Y5
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	VMOVDQU      36(AX), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW 34(AX), X5
+	VCVTPH2PS    X5, Y5
 	VPBROADCASTW 34(CX), X6
 	VCVTPH2PS    X6, Y6
-	VMULPS       Y6, Y3, Y6
-	VMOVDQU      36(CX), Y3
-	VPSIGNB      Y4, Y3, Y3
-	VPMADDUBSW   Y3, Y5, Y3
-	VPMADDWD     Y0, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y6, Y2
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      36(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y2
 	ADDQ         $0x00000044, AX
 	ADDQ         $0x00000044, CX
 	SUBQ         $0x00000002, DX
@@ -1264,19 +1104,19 @@ dotQ8_0Q8_0AVX2_loop2:
 dotQ8_0Q8_0AVX2_loop1:
 	TESTQ        DX, DX
 	JZ           dotQ8_0Q8_0AVX2_done
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, Y3
-	VMOVDQU      2(AX), Y4
-	VPSIGNB      Y4, Y4, Y5
+	VMOVDQU      2(AX), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
 	VPBROADCASTW (CX), X6
 	VCVTPH2PS    X6, Y6
-	VMULPS       Y6, Y3, Y6
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y4, Y3, Y3
-	VPMADDUBSW   Y3, Y5, Y3
-	VPMADDWD     Y0, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y6, Y1
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
 
 dotQ8_0Q8_0AVX2_done:
 	VADDPS       Y2, Y1, Y1
@@ -1304,40 +1144,42 @@ TEXT ·dotQ4_0Q8_0AVX2(SB), NOSPLIT, $0-28
 dotQ4_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ4_0Q8_0AVX2_loop1
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, Y3
-	VMOVDQU      2(AX), X4
-	VPSRLW       $0x04, X4, X5
-	VINSERTI128  $0x01, X5, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPSUBB       bytes8<>+0(SB), Y4, Y4
-	VPSIGNB      Y4, Y4, Y5
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      2(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPSUBB       bytes8<>+0(SB), Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
 	VPBROADCASTW (CX), X6
 	VCVTPH2PS    X6, Y6
-	VMULPS       Y6, Y3, Y6
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y4, Y3, Y3
-	VPMADDUBSW   Y3, Y5, Y3
-	VPMADDWD     Y0, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y6, Y1
-	VPBROADCASTW 18(AX), X3
-	VCVTPH2PS    X3, Y3
-	VMOVDQU      20(AX), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y7
-	VPAND        mask0F<>+0(SB), Y7, Y7
-	VPSUBB       bytes8<>+0(SB), Y7, Y7
-	VPSIGNB      Y7, Y7, Y5
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      20(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPSUBB       bytes8<>+0(SB), Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW 18(AX), X5
+	VCVTPH2PS    X5, Y5
 	VPBROADCASTW 34(CX), X6
 	VCVTPH2PS    X6, Y6
-	VMULPS       Y6, Y3, Y6
-	VMOVDQU      36(CX), Y3
-	VPSIGNB      Y7, Y3, Y3
-	VPMADDUBSW   Y3, Y5, Y3
-	VPMADDWD     Y0, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y6, Y2
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      36(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y2
 	ADDQ         $0x00000024, AX
 	ADDQ         $0x00000044, CX
 	SUBQ         $0x00000002, DX
@@ -1346,23 +1188,24 @@ dotQ4_0Q8_0AVX2_loop2:
 dotQ4_0Q8_0AVX2_loop1:
 	TESTQ        DX, DX
 	JZ           dotQ4_0Q8_0AVX2_done
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, Y3
-	VMOVDQU      2(AX), X8
-	VPSRLW       $0x04, X8, X4
-	VINSERTI128  $0x01, X4, Y8, Y8
-	VPAND        mask0F<>+0(SB), Y8, Y8
-	VPSUBB       bytes8<>+0(SB), Y8, Y8
-	VPSIGNB      Y8, Y8, Y4
-	VPBROADCASTW (CX), X5
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      2(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPSUBB       bytes8<>+0(SB), Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
 	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y3, Y5
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y8, Y3, Y3
-	VPMADDUBSW   Y3, Y4, Y3
-	VPMADDWD     Y0, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y5, Y1
+	VPBROADCASTW (CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
 
 dotQ4_0Q8_0AVX2_done:
 	VADDPS       Y2, Y1, Y1
@@ -1372,6 +1215,316 @@ dotQ4_0Q8_0AVX2_done:
 	VADDPS       X0, X1, X1
 	VMOVSHDUP    X1, X0
 	VADDSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+24(FP)
+	RET
+
+// func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     nb+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+
+dotQ5_0Q8_0AVX2_loop2:
+	CMPQ         DX, $0x02
+	JL           dotQ5_0Q8_0AVX2_loop1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      6(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD 2(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      28(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD 24(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW 22(AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW 34(CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      36(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y2
+	ADDQ         $0x0000002c, AX
+	ADDQ         $0x00000044, CX
+	SUBQ         $0x00000002, DX
+	JMP          dotQ5_0Q8_0AVX2_loop2
+
+dotQ5_0Q8_0AVX2_loop1:
+	TESTQ        DX, DX
+	JZ           dotQ5_0Q8_0AVX2_done
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      6(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD 2(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+
+dotQ5_0Q8_0AVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+24(FP)
+	RET
+
+// func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotIQ4NLQ8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     nb+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+
+dotIQ4NLQ8_0AVX2_loop2:
+	CMPQ         DX, $0x02
+	JL           dotIQ4NLQ8_0AVX2_loop1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      2(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      20(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW 18(AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW 34(CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      36(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y2
+	ADDQ         $0x00000024, AX
+	ADDQ         $0x00000044, CX
+	SUBQ         $0x00000002, DX
+	JMP          dotIQ4NLQ8_0AVX2_loop2
+
+dotIQ4NLQ8_0AVX2_loop1:
+	TESTQ        DX, DX
+	JZ           dotIQ4NLQ8_0AVX2_done
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      2(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (CX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+
+dotIQ4NLQ8_0AVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+24(FP)
+	RET
+
+// func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ4_1Q8_1AVX2(SB), NOSPLIT, $0-28
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     nb+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   X2, X2, X2
+
+dotQ4_1Q8_1AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotQ4_1Q8_1AVX2_done
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      4(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	MOVWLZX      2(AX), BX
+	VMOVD        BX, X4
+	VCVTPH2PS    X4, X4
+	MOVWLZX      2(CX), BX
+	VMOVD        BX, X5
+	VCVTPH2PS    X5, X5
+	VFMADD231SS  X5, X4, X2
+	VPMADDUBSW   4(CX), Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VPBROADCASTW (CX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y4, Y5, Y4
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         $0x00000014, AX
+	ADDQ         $0x00000024, CX
+	SUBQ         $0x00000001, DX
+	JMP          dotQ4_1Q8_1AVX2_loop
+
+dotQ4_1Q8_1AVX2_done:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VADDSS       X2, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+24(FP)
+	RET
+
+// func dotQ5_1Q8_1AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ5_1Q8_1AVX2(SB), NOSPLIT, $0-28
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     nb+16(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   X2, X2, X2
+
+dotQ5_1Q8_1AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotQ5_1Q8_1AVX2_done
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      8(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD 4(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPAND        mask10<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	MOVWLZX      2(AX), BX
+	VMOVD        BX, X4
+	VCVTPH2PS    X4, X4
+	MOVWLZX      2(CX), BX
+	VMOVD        BX, X5
+	VCVTPH2PS    X5, X5
+	VFMADD231SS  X5, X4, X2
+	VPMADDUBSW   4(CX), Y3, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VPBROADCASTW (CX), X4
+	VCVTPH2PS    X4, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VMULPS       Y4, Y5, Y4
+	VFMADD231PS  Y3, Y4, Y1
+	ADDQ         $0x00000018, AX
+	ADDQ         $0x00000024, CX
+	SUBQ         $0x00000001, DX
+	JMP          dotQ5_1Q8_1AVX2_loop
+
+dotQ5_1Q8_1AVX2_done:
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VADDSS       X2, X1, X1
 	VZEROUPPER
 	MOVSS        X1, ret+24(FP)
 	RET
@@ -1774,6 +1927,488 @@ dotQ6_KQ8_KAVX2_done:
 	MOVSS        X0, ret+24(FP)
 	RET
 
+// func dotQ2_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotQ2_KQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS Y0, Y0, Y0
+
+dotQ2_KQ8_KAVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotQ2_KQ8_KAVX2_done
+	VMOVDQU      (AX), X1
+	VPSRLW       $0x04, X1, X1
+	VPAND        mask0F<>+0(SB), X1, X1
+	VPMOVZXBW    X1, Y1
+	VPBROADCASTW 82(AX), X2
+	VCVTPH2PS    X2, Y2
+	VBROADCASTSS (CX), Y3
+	VMULPS       Y3, Y2, Y3
+	VPMADDWD     260(CX), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	VFNMADD231PS Y1, Y3, Y0
+	VMOVDQU      (AX), X1
+	VPAND        mask0F<>+0(SB), X1, X1
+	VPMOVZXBW    X1, Y1
+	VPXOR        Y2, Y2, Y2
+	VPERM2I128   $0x00, Y1, Y1, Y3
+	VMOVDQU      16(AX), Y4
+	VPAND        mask03<>+0(SB), Y4, Y4
+	VPSHUFB      wordShuf2<>+0(SB), Y3, Y5
+	VPMADDUBSW   4(CX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      16(AX), Y4
+	VPSRLW       $0x02, Y4, Y4
+	VPAND        mask03<>+0(SB), Y4, Y4
+	VPSHUFB      wordShuf2<>+32(SB), Y3, Y5
+	VPMADDUBSW   36(CX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      16(AX), Y4
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask03<>+0(SB), Y4, Y4
+	VPSHUFB      wordShuf2<>+64(SB), Y3, Y5
+	VPMADDUBSW   68(CX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      16(AX), Y4
+	VPSRLW       $0x06, Y4, Y4
+	VPAND        mask03<>+0(SB), Y4, Y4
+	VPSHUFB      wordShuf2<>+96(SB), Y3, Y3
+	VPMADDUBSW   100(CX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPERM2I128   $0x11, Y1, Y1, Y1
+	VMOVDQU      48(AX), Y3
+	VPAND        mask03<>+0(SB), Y3, Y3
+	VPSHUFB      wordShuf2<>+0(SB), Y1, Y4
+	VPMADDUBSW   132(CX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      48(AX), Y3
+	VPSRLW       $0x02, Y3, Y3
+	VPAND        mask03<>+0(SB), Y3, Y3
+	VPSHUFB      wordShuf2<>+32(SB), Y1, Y4
+	VPMADDUBSW   164(CX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      48(AX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        mask03<>+0(SB), Y3, Y3
+	VPSHUFB      wordShuf2<>+64(SB), Y1, Y4
+	VPMADDUBSW   196(CX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      48(AX), Y3
+	VPSRLW       $0x06, Y3, Y3
+	VPAND        mask03<>+0(SB), Y3, Y3
+	VPSHUFB      wordShuf2<>+96(SB), Y1, Y1
+	VPMADDUBSW   228(CX), Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPBROADCASTW 80(AX), X1
+	VCVTPH2PS    X1, Y1
+	VBROADCASTSS (CX), Y3
+	VMULPS       Y3, Y1, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
+	ADDQ         $0x00000054, AX
+	ADDQ         $0x00000124, CX
+	SUBQ         $0x00000001, DX
+	JMP          dotQ2_KQ8_KAVX2_loop
+
+dotQ2_KQ8_KAVX2_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
+// func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
+TEXT ·dotQ3_KQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS Y0, Y0, Y0
+
+dotQ3_KQ8_KAVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotQ3_KQ8_KAVX2_done
+	MOVL         96(AX), BX
+	MOVL         100(AX), SI
+	MOVL         104(AX), DI
+	MOVL         BX, R9
+	ANDL         $0x0f0f0f0f, R9
+	MOVL         DI, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R9
+	MOVL         SI, R10
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         DI, R8
+	SHRL         $0x02, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R10
+	SHRL         $0x04, BX
+	ANDL         $0x0f0f0f0f, BX
+	MOVL         DI, R8
+	SHRL         $0x04, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, BX
+	SHRL         $0x04, SI
+	ANDL         $0x0f0f0f0f, SI
+	MOVL         DI, R8
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, SI
+	SHLQ         $0x20, R10
+	ORQ          R9, R10
+	SHLQ         $0x20, SI
+	ORQ          BX, SI
+	MOVQ         R10, X1
+	VPINSRQ      $0x01, SI, X1, X1
+	VPMOVZXBW    X1, Y1
+	VPSUBW       words32<>+0(SB), Y1, Y1
+	VPMADDWD     260(CX), Y1, Y2
+	VPSLLD       $0x02, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VPSUBD       Y2, Y3, Y2
+	VPERM2I128   $0x00, Y1, Y1, Y3
+	VMOVDQU      32(AX), Y4
+	VPAND        mask03<>+0(SB), Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPSLLW       $0x02, Y5, Y5
+	VPAND        mask04<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+0(SB), Y3, Y5
+	VPMADDUBSW   4(CX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      32(AX), Y4
+	VPSRLW       $0x02, Y4, Y4
+	VPAND        mask03<>+0(SB), Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPSLLW       $0x01, Y5, Y5
+	VPAND        mask04<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+32(SB), Y3, Y5
+	VPMADDUBSW   36(CX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      32(AX), Y4
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask03<>+0(SB), Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPAND        mask04<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+64(SB), Y3, Y5
+	VPMADDUBSW   68(CX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      32(AX), Y4
+	VPSRLW       $0x06, Y4, Y4
+	VPAND        mask03<>+0(SB), Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPSRLW       $0x01, Y5, Y5
+	VPAND        mask04<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+96(SB), Y3, Y3
+	VPMADDUBSW   100(CX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPERM2I128   $0x11, Y1, Y1, Y1
+	VMOVDQU      64(AX), Y3
+	VPAND        mask03<>+0(SB), Y3, Y3
+	VMOVDQU      (AX), Y4
+	VPSRLW       $0x02, Y4, Y4
+	VPAND        mask04<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+0(SB), Y1, Y4
+	VPMADDUBSW   132(CX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      64(AX), Y3
+	VPSRLW       $0x02, Y3, Y3
+	VPAND        mask03<>+0(SB), Y3, Y3
+	VMOVDQU      (AX), Y4
+	VPSRLW       $0x03, Y4, Y4
+	VPAND        mask04<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+32(SB), Y1, Y4
+	VPMADDUBSW   164(CX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      64(AX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        mask03<>+0(SB), Y3, Y3
+	VMOVDQU      (AX), Y4
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask04<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+64(SB), Y1, Y4
+	VPMADDUBSW   196(CX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      64(AX), Y3
+	VPSRLW       $0x06, Y3, Y3
+	VPAND        mask03<>+0(SB), Y3, Y3
+	VMOVDQU      (AX), Y4
+	VPSRLW       $0x05, Y4, Y4
+	VPAND        mask04<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+96(SB), Y1, Y1
+	VPMADDUBSW   228(CX), Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPBROADCASTW 108(AX), X1
+	VCVTPH2PS    X1, Y1
+	VBROADCASTSS (CX), Y3
+	VMULPS       Y3, Y1, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
+	ADDQ         $0x0000006e, AX
+	ADDQ         $0x00000124, CX
+	SUBQ         $0x00000001, DX
+	JMP          dotQ3_KQ8_KAVX2_loop
+
+dotQ3_KQ8_KAVX2_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
+// func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, FMA3, SSE
+TEXT ·dotIQ4XSQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS Y0, Y0, Y0
+
+dotIQ4XSQ8_KAVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotIQ4XSQ8_KAVX2_done
+	MOVWLZX      2(AX), BX
+	MOVL         4(AX), SI
+	VPXOR        Y1, Y1, Y1
+	MOVL         SI, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHLL         $0x04, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X2
+	VPBROADCASTW X2, Y2
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      8(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VMOVDQU      4(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y2, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	MOVL         SI, DI
+	SHRL         $0x04, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHLL         $0x02, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X2
+	VPBROADCASTW X2, Y2
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      24(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VMOVDQU      36(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y2, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	MOVL         SI, DI
+	SHRL         $0x08, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X2
+	VPBROADCASTW X2, Y2
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      40(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VMOVDQU      68(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y2, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	MOVL         SI, DI
+	SHRL         $0x0c, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHRL         $0x02, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X2
+	VPBROADCASTW X2, Y2
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      56(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VMOVDQU      100(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y2, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	MOVL         SI, DI
+	SHRL         $0x10, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHRL         $0x04, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X2
+	VPBROADCASTW X2, Y2
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      72(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VMOVDQU      132(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y2, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	MOVL         SI, DI
+	SHRL         $0x14, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHRL         $0x06, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X2
+	VPBROADCASTW X2, Y2
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      88(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VMOVDQU      164(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y2, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	MOVL         SI, DI
+	SHRL         $0x18, DI
+	ANDL         $0x0000000f, DI
+	MOVL         BX, R8
+	SHRL         $0x08, R8
+	ANDL         $0x00000030, R8
+	ORL          R8, DI
+	SUBL         $0x00000020, DI
+	VMOVD        DI, X2
+	VPBROADCASTW X2, Y2
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      104(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VMOVDQU      196(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y2, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	SHRL         $0x1c, SI
+	ANDL         $0x0000000f, SI
+	SHRL         $0x0a, BX
+	ANDL         $0x00000030, BX
+	ORL          BX, SI
+	SUBL         $0x00000020, SI
+	VMOVD        SI, X2
+	VPBROADCASTW X2, Y2
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      120(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VMOVDQU      228(CX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y2, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPBROADCASTW (AX), X2
+	VCVTPH2PS    X2, Y2
+	VBROADCASTSS (CX), Y3
+	VMULPS       Y3, Y2, Y3
+	VCVTDQ2PS    Y1, Y1
+	VFMADD231PS  Y1, Y3, Y0
+	ADDQ         $0x00000088, AX
+	ADDQ         $0x00000124, CX
+	SUBQ         $0x00000001, DX
+	JMP          dotIQ4XSQ8_KAVX2_loop
+
+dotIQ4XSQ8_KAVX2_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
 // func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
@@ -1801,86 +2436,86 @@ TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 dotQ8_0Q8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ8_0Q8_0x4AVX2_loop1
-	VPBROADCASTW (AX), X9
-	VCVTPH2PS    X9, Y9
-	VMOVDQU      2(AX), Y10
-	VPSIGNB      Y10, Y10, Y11
+	VMOVDQU      2(AX), Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW (AX), X11
+	VCVTPH2PS    X11, Y11
 	VPBROADCASTW (CX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      2(CX), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y1
 	VPBROADCASTW (BX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      2(BX), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y3
 	VPBROADCASTW (SI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      2(SI), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y5
 	VPBROADCASTW (DI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
-	VMOVDQU      2(DI), Y9
-	VPSIGNB      Y10, Y9, Y9
-	VPMADDUBSW   Y9, Y11, Y9
-	VPMADDWD     Y0, Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  Y9, Y12, Y7
-	VPBROADCASTW 34(AX), X9
-	VCVTPH2PS    X9, Y9
-	VMOVDQU      36(AX), Y10
-	VPSIGNB      Y10, Y10, Y11
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y7
+	VMOVDQU      36(AX), Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW 34(AX), X11
+	VCVTPH2PS    X11, Y11
 	VPBROADCASTW 34(CX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      36(CX), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y2
 	VPBROADCASTW 34(BX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      36(BX), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y4
 	VPBROADCASTW 34(SI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      36(SI), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y6
 	VPBROADCASTW 34(DI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
-	VMOVDQU      36(DI), Y9
-	VPSIGNB      Y10, Y9, Y9
-	VPMADDUBSW   Y9, Y11, Y9
-	VPMADDWD     Y0, Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  Y9, Y12, Y8
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y8
 	ADDQ         $0x00000044, AX
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, BX
@@ -1892,46 +2527,46 @@ dotQ8_0Q8_0x4AVX2_loop2:
 dotQ8_0Q8_0x4AVX2_loop1:
 	TESTQ        DX, DX
 	JZ           dotQ8_0Q8_0x4AVX2_done
-	VPBROADCASTW (AX), X9
-	VCVTPH2PS    X9, Y9
-	VMOVDQU      2(AX), Y10
-	VPSIGNB      Y10, Y10, Y11
+	VMOVDQU      2(AX), Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW (AX), X11
+	VCVTPH2PS    X11, Y11
 	VPBROADCASTW (CX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      2(CX), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y1
 	VPBROADCASTW (BX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      2(BX), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y3
 	VPBROADCASTW (SI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      2(SI), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y5
 	VPBROADCASTW (DI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
-	VMOVDQU      2(DI), Y9
-	VPSIGNB      Y10, Y9, Y9
-	VPMADDUBSW   Y9, Y11, Y9
-	VPMADDWD     Y0, Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  Y9, Y12, Y7
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y7
 
 dotQ8_0Q8_0x4AVX2_done:
 	VADDPS       Y2, Y1, Y1
@@ -2002,94 +2637,96 @@ TEXT ·dotQ4_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 dotQ4_0Q8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ4_0Q8_0x4AVX2_loop1
-	VPBROADCASTW (AX), X9
-	VCVTPH2PS    X9, Y9
-	VMOVDQU      2(AX), X10
-	VPSRLW       $0x04, X10, X11
-	VINSERTI128  $0x01, X11, Y10, Y10
-	VPAND        mask0F<>+0(SB), Y10, Y10
-	VPSUBB       bytes8<>+0(SB), Y10, Y10
-	VPSIGNB      Y10, Y10, Y11
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      2(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VPSUBB       bytes8<>+0(SB), Y9, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW (AX), X11
+	VCVTPH2PS    X11, Y11
 	VPBROADCASTW (CX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      2(CX), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y1
 	VPBROADCASTW (BX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      2(BX), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y3
 	VPBROADCASTW (SI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      2(SI), Y13
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y5
 	VPBROADCASTW (DI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
-	VMOVDQU      2(DI), Y9
-	VPSIGNB      Y10, Y9, Y9
-	VPMADDUBSW   Y9, Y11, Y9
-	VPMADDWD     Y0, Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  Y9, Y12, Y7
-	VPBROADCASTW 18(AX), X9
-	VCVTPH2PS    X9, Y9
-	VMOVDQU      20(AX), X14
-	VPSRLW       $0x04, X14, X10
-	VINSERTI128  $0x01, X10, Y14, Y14
-	VPAND        mask0F<>+0(SB), Y14, Y14
-	VPSUBB       bytes8<>+0(SB), Y14, Y14
-	VPSIGNB      Y14, Y14, Y11
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y7
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      20(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VPSUBB       bytes8<>+0(SB), Y9, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW 18(AX), X11
+	VCVTPH2PS    X11, Y11
 	VPBROADCASTW 34(CX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      36(CX), Y13
-	VPSIGNB      Y14, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y2
 	VPBROADCASTW 34(BX), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      36(BX), Y13
-	VPSIGNB      Y14, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y4
 	VPBROADCASTW 34(SI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
+	VMULPS       Y12, Y11, Y12
 	VMOVDQU      36(SI), Y13
-	VPSIGNB      Y14, Y13, Y13
-	VPMADDUBSW   Y13, Y11, Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
 	VPMADDWD     Y0, Y13, Y13
 	VCVTDQ2PS    Y13, Y13
 	VFMADD231PS  Y13, Y12, Y6
 	VPBROADCASTW 34(DI), X12
 	VCVTPH2PS    X12, Y12
-	VMULPS       Y12, Y9, Y12
-	VMOVDQU      36(DI), Y9
-	VPSIGNB      Y14, Y9, Y9
-	VPMADDUBSW   Y9, Y11, Y9
-	VPMADDWD     Y0, Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  Y9, Y12, Y8
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y8
 	ADDQ         $0x00000024, AX
 	ADDQ         $0x00000044, CX
 	ADDQ         $0x00000044, BX
@@ -2101,50 +2738,51 @@ dotQ4_0Q8_0x4AVX2_loop2:
 dotQ4_0Q8_0x4AVX2_loop1:
 	TESTQ        DX, DX
 	JZ           dotQ4_0Q8_0x4AVX2_done
-	VPBROADCASTW (AX), X9
-	VCVTPH2PS    X9, Y9
-	VMOVDQU      2(AX), X15
-	VPSRLW       $0x04, X15, X10
-	VINSERTI128  $0x01, X10, Y15, Y15
-	VPAND        mask0F<>+0(SB), Y15, Y15
-	VPSUBB       bytes8<>+0(SB), Y15, Y15
-	VPSIGNB      Y15, Y15, Y10
-	VPBROADCASTW (CX), X11
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      2(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VPSUBB       bytes8<>+0(SB), Y9, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW (AX), X11
 	VCVTPH2PS    X11, Y11
-	VMULPS       Y11, Y9, Y11
-	VMOVDQU      2(CX), Y12
-	VPSIGNB      Y15, Y12, Y12
-	VPMADDUBSW   Y12, Y10, Y12
-	VPMADDWD     Y0, Y12, Y12
-	VCVTDQ2PS    Y12, Y12
-	VFMADD231PS  Y12, Y11, Y1
-	VPBROADCASTW (BX), X11
-	VCVTPH2PS    X11, Y11
-	VMULPS       Y11, Y9, Y11
-	VMOVDQU      2(BX), Y12
-	VPSIGNB      Y15, Y12, Y12
-	VPMADDUBSW   Y12, Y10, Y12
-	VPMADDWD     Y0, Y12, Y12
-	VCVTDQ2PS    Y12, Y12
-	VFMADD231PS  Y12, Y11, Y3
-	VPBROADCASTW (SI), X11
-	VCVTPH2PS    X11, Y11
-	VMULPS       Y11, Y9, Y11
-	VMOVDQU      2(SI), Y12
-	VPSIGNB      Y15, Y12, Y12
-	VPMADDUBSW   Y12, Y10, Y12
-	VPMADDWD     Y0, Y12, Y12
-	VCVTDQ2PS    Y12, Y12
-	VFMADD231PS  Y12, Y11, Y5
-	VPBROADCASTW (DI), X11
-	VCVTPH2PS    X11, Y11
-	VMULPS       Y11, Y9, Y11
-	VMOVDQU      2(DI), Y9
-	VPSIGNB      Y15, Y9, Y9
-	VPMADDUBSW   Y9, Y10, Y9
-	VPMADDWD     Y0, Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	VFMADD231PS  Y9, Y11, Y7
+	VPBROADCASTW (CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(CX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VPBROADCASTW (BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(BX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VPBROADCASTW (SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(SI), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VPBROADCASTW (DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y7
 
 dotQ4_0Q8_0x4AVX2_done:
 	VADDPS       Y2, Y1, Y1
@@ -2183,6 +2821,758 @@ dotQ4_0Q8_0x4AVX2_done:
 	VADDPS       X0, X7, X7
 	VMOVSHDUP    X7, X0
 	VADDSS       X0, X7, X7
+	ADDQ         CX, AX
+	VMOVSS       X7, (AX)
+	VZEROUPPER
+	RET
+
+// func dotQ5_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     ystride+16(FP), DX
+	MOVQ     CX, BX
+	ADDQ     DX, BX
+	MOVQ     BX, SI
+	ADDQ     DX, SI
+	MOVQ     SI, DI
+	ADDQ     DX, DI
+	MOVQ     nb+24(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   Y4, Y4, Y4
+	VXORPS   Y5, Y5, Y5
+	VXORPS   Y6, Y6, Y6
+	VXORPS   Y7, Y7, Y7
+	VXORPS   Y8, Y8, Y8
+
+dotQ5_0Q8_0x4AVX2_loop2:
+	CMPQ         DX, $0x02
+	JL           dotQ5_0Q8_0x4AVX2_loop1
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      6(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VPBROADCASTD 2(AX), Y10
+	VPSHUFB      qhShuf<>+0(SB), Y10, Y10
+	VPOR         bitSelect<>+0(SB), Y10, Y10
+	VPCMPEQB     Y11, Y11, Y11
+	VPCMPEQB     Y11, Y10, Y10
+	VPANDN       maskF0<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW (AX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(CX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VPBROADCASTW (BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(BX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VPBROADCASTW (SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(SI), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VPBROADCASTW (DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y7
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      28(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VPBROADCASTD 24(AX), Y10
+	VPSHUFB      qhShuf<>+0(SB), Y10, Y10
+	VPOR         bitSelect<>+0(SB), Y10, Y10
+	VPCMPEQB     Y11, Y11, Y11
+	VPCMPEQB     Y11, Y10, Y10
+	VPANDN       maskF0<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW 22(AX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW 34(CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(CX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y2
+	VPBROADCASTW 34(BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(BX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y4
+	VPBROADCASTW 34(SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(SI), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y6
+	VPBROADCASTW 34(DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y8
+	ADDQ         $0x0000002c, AX
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x00000044, BX
+	ADDQ         $0x00000044, SI
+	ADDQ         $0x00000044, DI
+	SUBQ         $0x00000002, DX
+	JMP          dotQ5_0Q8_0x4AVX2_loop2
+
+dotQ5_0Q8_0x4AVX2_loop1:
+	TESTQ        DX, DX
+	JZ           dotQ5_0Q8_0x4AVX2_done
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      6(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VPBROADCASTD 2(AX), Y10
+	VPSHUFB      qhShuf<>+0(SB), Y10, Y10
+	VPOR         bitSelect<>+0(SB), Y10, Y10
+	VPCMPEQB     Y11, Y11, Y11
+	VPCMPEQB     Y11, Y10, Y10
+	VPANDN       maskF0<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW (AX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(CX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VPBROADCASTW (BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(BX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VPBROADCASTW (SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(SI), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VPBROADCASTW (DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y7
+
+dotQ5_0Q8_0x4AVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y6, Y5, Y5
+	VADDPS       Y8, Y7, Y7
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VEXTRACTF128 $0x01, Y5, X0
+	VADDPS       X0, X5, X5
+	VMOVHLPS     X5, X5, X0
+	VADDPS       X0, X5, X5
+	VMOVSHDUP    X5, X0
+	VADDSS       X0, X5, X5
+	ADDQ         CX, AX
+	VMOVSS       X5, (AX)
+	VEXTRACTF128 $0x01, Y7, X0
+	VADDPS       X0, X7, X7
+	VMOVHLPS     X7, X7, X0
+	VADDPS       X0, X7, X7
+	VMOVSHDUP    X7, X0
+	VADDSS       X0, X7, X7
+	ADDQ         CX, AX
+	VMOVSS       X7, (AX)
+	VZEROUPPER
+	RET
+
+// func dotIQ4NLQ8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotIQ4NLQ8_0x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     ystride+16(FP), DX
+	MOVQ     CX, BX
+	ADDQ     DX, BX
+	MOVQ     BX, SI
+	ADDQ     DX, SI
+	MOVQ     SI, DI
+	ADDQ     DX, DI
+	MOVQ     nb+24(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   Y4, Y4, Y4
+	VXORPS   Y5, Y5, Y5
+	VXORPS   Y6, Y6, Y6
+	VXORPS   Y7, Y7, Y7
+	VXORPS   Y8, Y8, Y8
+
+dotIQ4NLQ8_0x4AVX2_loop2:
+	CMPQ         DX, $0x02
+	JL           dotIQ4NLQ8_0x4AVX2_loop1
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      2(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW (AX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(CX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VPBROADCASTW (BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(BX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VPBROADCASTW (SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(SI), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VPBROADCASTW (DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y7
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      20(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW 18(AX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW 34(CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(CX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y2
+	VPBROADCASTW 34(BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(BX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y4
+	VPBROADCASTW 34(SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(SI), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y6
+	VPBROADCASTW 34(DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      36(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y8
+	ADDQ         $0x00000024, AX
+	ADDQ         $0x00000044, CX
+	ADDQ         $0x00000044, BX
+	ADDQ         $0x00000044, SI
+	ADDQ         $0x00000044, DI
+	SUBQ         $0x00000002, DX
+	JMP          dotIQ4NLQ8_0x4AVX2_loop2
+
+dotIQ4NLQ8_0x4AVX2_loop1:
+	TESTQ        DX, DX
+	JZ           dotIQ4NLQ8_0x4AVX2_done
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      2(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VPBROADCASTW (AX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (CX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(CX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y1
+	VPBROADCASTW (BX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(BX), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y3
+	VPBROADCASTW (SI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(SI), Y13
+	VPSIGNB      Y9, Y13, Y13
+	VPMADDUBSW   Y13, Y10, Y13
+	VPMADDWD     Y0, Y13, Y13
+	VCVTDQ2PS    Y13, Y13
+	VFMADD231PS  Y13, Y12, Y5
+	VPBROADCASTW (DI), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y12, Y11, Y12
+	VMOVDQU      2(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y0, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VFMADD231PS  Y11, Y12, Y7
+
+dotIQ4NLQ8_0x4AVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y6, Y5, Y5
+	VADDPS       Y8, Y7, Y7
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VEXTRACTF128 $0x01, Y5, X0
+	VADDPS       X0, X5, X5
+	VMOVHLPS     X5, X5, X0
+	VADDPS       X0, X5, X5
+	VMOVSHDUP    X5, X0
+	VADDSS       X0, X5, X5
+	ADDQ         CX, AX
+	VMOVSS       X5, (AX)
+	VEXTRACTF128 $0x01, Y7, X0
+	VADDPS       X0, X7, X7
+	VMOVHLPS     X7, X7, X0
+	VADDPS       X0, X7, X7
+	VMOVSHDUP    X7, X0
+	VADDSS       X0, X7, X7
+	ADDQ         CX, AX
+	VMOVSS       X7, (AX)
+	VZEROUPPER
+	RET
+
+// func dotQ4_1Q8_1x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ4_1Q8_1x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     ystride+16(FP), DX
+	MOVQ     CX, BX
+	ADDQ     DX, BX
+	MOVQ     BX, SI
+	ADDQ     DX, SI
+	MOVQ     SI, DI
+	ADDQ     DX, DI
+	MOVQ     nb+24(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   X2, X2, X2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   X4, X4, X4
+	VXORPS   Y5, Y5, Y5
+	VXORPS   X6, X6, X6
+	VXORPS   Y7, Y7, Y7
+	VXORPS   X8, X8, X8
+
+dotQ4_1Q8_1x4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotQ4_1Q8_1x4AVX2_done
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      4(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	MOVWLZX      2(AX), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	MOVWLZX      2(CX), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VFMADD231SS  X11, X10, X2
+	VPMADDUBSW   4(CX), Y9, Y10
+	VPMADDWD     Y0, Y10, Y10
+	VCVTDQ2PS    Y10, Y10
+	VPBROADCASTW (CX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (AX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y11, Y12, Y11
+	VFMADD231PS  Y10, Y11, Y1
+	MOVWLZX      2(AX), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	MOVWLZX      2(BX), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VFMADD231SS  X11, X10, X4
+	VPMADDUBSW   4(BX), Y9, Y10
+	VPMADDWD     Y0, Y10, Y10
+	VCVTDQ2PS    Y10, Y10
+	VPBROADCASTW (BX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (AX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y11, Y12, Y11
+	VFMADD231PS  Y10, Y11, Y3
+	MOVWLZX      2(AX), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	MOVWLZX      2(SI), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VFMADD231SS  X11, X10, X6
+	VPMADDUBSW   4(SI), Y9, Y10
+	VPMADDWD     Y0, Y10, Y10
+	VCVTDQ2PS    Y10, Y10
+	VPBROADCASTW (SI), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (AX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y11, Y12, Y11
+	VFMADD231PS  Y10, Y11, Y5
+	MOVWLZX      2(AX), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	MOVWLZX      2(DI), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VFMADD231SS  X11, X10, X8
+	VPMADDUBSW   4(DI), Y9, Y9
+	VPMADDWD     Y0, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VPBROADCASTW (DI), X10
+	VCVTPH2PS    X10, Y10
+	VPBROADCASTW (AX), X11
+	VCVTPH2PS    X11, Y11
+	VMULPS       Y10, Y11, Y10
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000014, AX
+	ADDQ         $0x00000024, CX
+	ADDQ         $0x00000024, BX
+	ADDQ         $0x00000024, SI
+	ADDQ         $0x00000024, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotQ4_1Q8_1x4AVX2_loop
+
+dotQ4_1Q8_1x4AVX2_done:
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	VADDSS       X4, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VEXTRACTF128 $0x01, Y5, X0
+	VADDPS       X0, X5, X5
+	VMOVHLPS     X5, X5, X0
+	VADDPS       X0, X5, X5
+	VMOVSHDUP    X5, X0
+	VADDSS       X0, X5, X5
+	VADDSS       X6, X5, X5
+	ADDQ         CX, AX
+	VMOVSS       X5, (AX)
+	VEXTRACTF128 $0x01, Y7, X0
+	VADDPS       X0, X7, X7
+	VMOVHLPS     X7, X7, X0
+	VADDPS       X0, X7, X7
+	VMOVSHDUP    X7, X0
+	VADDSS       X0, X7, X7
+	VADDSS       X8, X7, X7
+	ADDQ         CX, AX
+	VMOVSS       X7, (AX)
+	VZEROUPPER
+	RET
+
+// func dotQ5_1Q8_1x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ5_1Q8_1x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ     x+0(FP), AX
+	MOVQ     y+8(FP), CX
+	MOVQ     ystride+16(FP), DX
+	MOVQ     CX, BX
+	ADDQ     DX, BX
+	MOVQ     BX, SI
+	ADDQ     DX, SI
+	MOVQ     SI, DI
+	ADDQ     DX, DI
+	MOVQ     nb+24(FP), DX
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   X2, X2, X2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   X4, X4, X4
+	VXORPS   Y5, Y5, Y5
+	VXORPS   X6, X6, X6
+	VXORPS   Y7, Y7, Y7
+	VXORPS   X8, X8, X8
+
+dotQ5_1Q8_1x4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotQ5_1Q8_1x4AVX2_done
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      8(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VPBROADCASTD 4(AX), Y10
+	VPSHUFB      qhShuf<>+0(SB), Y10, Y10
+	VPOR         bitSelect<>+0(SB), Y10, Y10
+	VPCMPEQB     Y11, Y11, Y11
+	VPCMPEQB     Y11, Y10, Y10
+	VPAND        mask10<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	MOVWLZX      2(AX), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	MOVWLZX      2(CX), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VFMADD231SS  X11, X10, X2
+	VPMADDUBSW   4(CX), Y9, Y10
+	VPMADDWD     Y0, Y10, Y10
+	VCVTDQ2PS    Y10, Y10
+	VPBROADCASTW (CX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (AX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y11, Y12, Y11
+	VFMADD231PS  Y10, Y11, Y1
+	MOVWLZX      2(AX), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	MOVWLZX      2(BX), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VFMADD231SS  X11, X10, X4
+	VPMADDUBSW   4(BX), Y9, Y10
+	VPMADDWD     Y0, Y10, Y10
+	VCVTDQ2PS    Y10, Y10
+	VPBROADCASTW (BX), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (AX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y11, Y12, Y11
+	VFMADD231PS  Y10, Y11, Y3
+	MOVWLZX      2(AX), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	MOVWLZX      2(SI), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VFMADD231SS  X11, X10, X6
+	VPMADDUBSW   4(SI), Y9, Y10
+	VPMADDWD     Y0, Y10, Y10
+	VCVTDQ2PS    Y10, Y10
+	VPBROADCASTW (SI), X11
+	VCVTPH2PS    X11, Y11
+	VPBROADCASTW (AX), X12
+	VCVTPH2PS    X12, Y12
+	VMULPS       Y11, Y12, Y11
+	VFMADD231PS  Y10, Y11, Y5
+	MOVWLZX      2(AX), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	MOVWLZX      2(DI), R8
+	VMOVD        R8, X11
+	VCVTPH2PS    X11, X11
+	VFMADD231SS  X11, X10, X8
+	VPMADDUBSW   4(DI), Y9, Y9
+	VPMADDWD     Y0, Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	VPBROADCASTW (DI), X10
+	VCVTPH2PS    X10, Y10
+	VPBROADCASTW (AX), X11
+	VCVTPH2PS    X11, Y11
+	VMULPS       Y10, Y11, Y10
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000018, AX
+	ADDQ         $0x00000024, CX
+	ADDQ         $0x00000024, BX
+	ADDQ         $0x00000024, SI
+	ADDQ         $0x00000024, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotQ5_1Q8_1x4AVX2_loop
+
+dotQ5_1Q8_1x4AVX2_done:
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VADDSS       X2, X1, X1
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	VADDSS       X4, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VEXTRACTF128 $0x01, Y5, X0
+	VADDPS       X0, X5, X5
+	VMOVHLPS     X5, X5, X0
+	VADDPS       X0, X5, X5
+	VMOVSHDUP    X5, X0
+	VADDSS       X0, X5, X5
+	VADDSS       X6, X5, X5
+	ADDQ         CX, AX
+	VMOVSS       X5, (AX)
+	VEXTRACTF128 $0x01, Y7, X0
+	VADDPS       X0, X7, X7
+	VMOVHLPS     X7, X7, X0
+	VADDPS       X0, X7, X7
+	VMOVSHDUP    X7, X0
+	VADDSS       X0, X7, X7
+	VADDSS       X8, X7, X7
 	ADDQ         CX, AX
 	VMOVSS       X7, (AX)
 	VZEROUPPER
@@ -3030,859 +4420,1522 @@ dotQ6_KQ8_Kx4AVX2_done:
 	VZEROUPPER
 	RET
 
-// func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
-TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
-	MOVQ     x+0(FP), AX
-	MOVQ     y+8(FP), CX
-	MOVQ     nb+16(FP), DX
-	VPCMPEQW Y0, Y0, Y0
-	VPSRLW   $0x0f, Y0, Y0
-	VXORPS   Y1, Y1, Y1
-	VXORPS   Y2, Y2, Y2
+// func dotQ2_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ2_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
 
-q5_0_loop2:
-	CMPQ         DX, $0x02
-	JL           q5_0_loop1
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, Y3
-	VPBROADCASTW (CX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y4, Y3, Y3
-	VMOVDQU      6(AX), X5
-	VPSRLW       $0x04, X5, X4
-	VINSERTI128  $0x01, X4, Y5, Y5
-	VPAND        mask0F<>+0(SB), Y5, Y5
-	VPBROADCASTD 2(AX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y5, Y5
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y5, Y5, Y4
-	VPSIGNB      Y5, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y4
-	VPMADDWD     Y0, Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y3, Y1
-	VPBROADCASTW 22(AX), X3
-	VCVTPH2PS    X3, Y3
-	VPBROADCASTW 34(CX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y4, Y3, Y3
-	VMOVDQU      28(AX), X6
-	VPSRLW       $0x04, X6, X4
-	VINSERTI128  $0x01, X4, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPBROADCASTD 24(AX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y6, Y6
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y6, Y6, Y4
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y4
-	VPMADDWD     Y0, Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y3, Y2
-	ADDQ         $0x2c, AX
-	ADDQ         $0x44, CX
-	SUBQ         $0x02, DX
-	JMP          q5_0_loop2
-
-q5_0_loop1:
+dotQ2_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
-	JZ           q5_0_done
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, Y3
-	VPBROADCASTW (CX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y4, Y3, Y3
-	VMOVDQU      6(AX), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y7
-	VPAND        mask0F<>+0(SB), Y7, Y7
-	VPBROADCASTD 2(AX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y7, Y7
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y7, Y7, Y4
-	VPSIGNB      Y7, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y4
-	VPMADDWD     Y0, Y4, Y4
+	JZ           dotQ2_KQ8_Kx4AVX2_done
+	VMOVDQU      (AX), X4
+	VPSRLW       $0x04, X4, X4
+	VPAND        mask0F<>+0(SB), X4, X4
+	VPMOVZXBW    X4, Y4
+	VPBROADCASTW 82(AX), X5
+	VCVTPH2PS    X5, Y5
+	VBROADCASTSS (CX), Y6
+	VMULPS       Y6, Y5, Y6
+	VPMADDWD     260(CX), Y4, Y7
+	VCVTDQ2PS    Y7, Y7
+	VFNMADD231PS Y7, Y6, Y0
+	VBROADCASTSS (BX), Y6
+	VMULPS       Y6, Y5, Y6
+	VPMADDWD     260(BX), Y4, Y7
+	VCVTDQ2PS    Y7, Y7
+	VFNMADD231PS Y7, Y6, Y1
+	VBROADCASTSS (SI), Y6
+	VMULPS       Y6, Y5, Y6
+	VPMADDWD     260(SI), Y4, Y7
+	VCVTDQ2PS    Y7, Y7
+	VFNMADD231PS Y7, Y6, Y2
+	VBROADCASTSS (DI), Y6
+	VMULPS       Y6, Y5, Y6
+	VPMADDWD     260(DI), Y4, Y4
 	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y3, Y1
+	VFNMADD231PS Y4, Y6, Y3
+	VMOVDQU      (AX), X4
+	VPAND        mask0F<>+0(SB), X4, X4
+	VPMOVZXBW    X4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPXOR        Y8, Y8, Y8
+	VPERM2I128   $0x00, Y4, Y4, Y9
+	VMOVDQU      16(AX), Y10
+	VPAND        mask03<>+0(SB), Y10, Y10
+	VPSHUFB      wordShuf2<>+0(SB), Y9, Y11
+	VPMADDUBSW   4(CX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   4(BX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   4(SI), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   4(DI), Y10, Y10
+	VPMADDWD     Y11, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x02, Y10, Y10
+	VPAND        mask03<>+0(SB), Y10, Y10
+	VPSHUFB      wordShuf2<>+32(SB), Y9, Y11
+	VPMADDUBSW   36(CX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   36(BX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   36(SI), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   36(DI), Y10, Y10
+	VPMADDWD     Y11, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask03<>+0(SB), Y10, Y10
+	VPSHUFB      wordShuf2<>+64(SB), Y9, Y11
+	VPMADDUBSW   68(CX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   68(BX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   68(SI), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   68(DI), Y10, Y10
+	VPMADDWD     Y11, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      16(AX), Y10
+	VPSRLW       $0x06, Y10, Y10
+	VPAND        mask03<>+0(SB), Y10, Y10
+	VPSHUFB      wordShuf2<>+96(SB), Y9, Y9
+	VPMADDUBSW   100(CX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   100(BX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   100(SI), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   100(DI), Y10, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VPERM2I128   $0x11, Y4, Y4, Y4
+	VMOVDQU      48(AX), Y9
+	VPAND        mask03<>+0(SB), Y9, Y9
+	VPSHUFB      wordShuf2<>+0(SB), Y4, Y10
+	VPMADDUBSW   132(CX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   132(BX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   132(SI), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   132(DI), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVDQU      48(AX), Y9
+	VPSRLW       $0x02, Y9, Y9
+	VPAND        mask03<>+0(SB), Y9, Y9
+	VPSHUFB      wordShuf2<>+32(SB), Y4, Y10
+	VPMADDUBSW   164(CX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   164(BX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   164(SI), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   164(DI), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVDQU      48(AX), Y9
+	VPSRLW       $0x04, Y9, Y9
+	VPAND        mask03<>+0(SB), Y9, Y9
+	VPSHUFB      wordShuf2<>+64(SB), Y4, Y10
+	VPMADDUBSW   196(CX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   196(BX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   196(SI), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   196(DI), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVDQU      48(AX), Y9
+	VPSRLW       $0x06, Y9, Y9
+	VPAND        mask03<>+0(SB), Y9, Y9
+	VPSHUFB      wordShuf2<>+96(SB), Y4, Y4
+	VPMADDUBSW   228(CX), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VPMADDUBSW   228(BX), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   228(SI), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y7, Y7
+	VPMADDUBSW   228(DI), Y9, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPBROADCASTW 80(AX), X4
+	VCVTPH2PS    X4, Y4
+	VBROADCASTSS (CX), Y9
+	VMULPS       Y9, Y4, Y9
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y9, Y0
+	VBROADCASTSS (BX), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS (SI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y5, Y2
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y5, Y3
+	ADDQ         $0x00000054, AX
+	ADDQ         $0x00000124, CX
+	ADDQ         $0x00000124, BX
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000124, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotQ2_KQ8_Kx4AVX2_loop
 
-q5_0_done:
-	VADDPS       Y2, Y1, Y1
+dotQ2_KQ8_Kx4AVX2_done:
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X0
+	VMOVHLPS     X0, X0, X4
+	VADDPS       X4, X0, X0
+	VMOVSHDUP    X0, X4
+	VADDSS       X4, X0, X0
+	VMOVSS       X0, (AX)
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X1
 	VMOVHLPS     X1, X1, X0
 	VADDPS       X0, X1, X1
 	VMOVSHDUP    X1, X0
 	VADDSS       X0, X1, X1
-	VZEROUPPER
-	MOVSS        X1, ret+24(FP)
-	RET
-
-// func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
-TEXT ·dotQ4_1Q8_1AVX2(SB), NOSPLIT, $0-28
-	MOVQ     x+0(FP), AX
-	MOVQ     y+8(FP), CX
-	MOVQ     nb+16(FP), DX
-	VPCMPEQW Y0, Y0, Y0
-	VPSRLW   $0x0f, Y0, Y0
-	VXORPS   X1, X1, X1
-	VXORPS   Y2, Y2, Y2
-	VXORPS   Y3, Y3, Y3
-
-dotQ4_1Q8_1AVX2_loop2:
-	CMPQ         DX, $0x02
-	JL           dotQ4_1Q8_1AVX2_loop1
-	VPBROADCASTW (AX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW (CX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y4, Y4
-	MOVWLZX      2(AX), BX
-	VMOVD        BX, X5
-	VCVTPH2PS    X5, X5
-	MOVWLZX      2(CX), BX
-	VMOVD        BX, X6
-	VCVTPH2PS    X6, X6
-	VFMADD231SS  X6, X5, X1
-	VMOVDQU      4(AX), X6
-	VPSRLW       $0x04, X6, X5
-	VINSERTI128  $0x01, X5, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPMADDUBSW   4(CX), Y6, Y6
-	VPMADDWD     Y0, Y6, Y6
-	VCVTDQ2PS    Y6, Y6
-	VFMADD231PS  Y6, Y4, Y2
-	VPBROADCASTW 20(AX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW 36(CX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y4, Y4
-	MOVWLZX      22(AX), BX
-	VMOVD        BX, X5
-	VCVTPH2PS    X5, X5
-	MOVWLZX      38(CX), BX
-	VMOVD        BX, X6
-	VCVTPH2PS    X6, X6
-	VFMADD231SS  X6, X5, X1
-	VMOVDQU      24(AX), X7
-	VPSRLW       $0x04, X7, X5
-	VINSERTI128  $0x01, X5, Y7, Y7
-	VPAND        mask0F<>+0(SB), Y7, Y7
-	VPMADDUBSW   40(CX), Y7, Y7
-	VPMADDWD     Y0, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	VFMADD231PS  Y7, Y4, Y3
-	ADDQ         $0x28, AX
-	ADDQ         $0x48, CX
-	SUBQ         $0x02, DX
-	JMP          dotQ4_1Q8_1AVX2_loop2
-
-dotQ4_1Q8_1AVX2_loop1:
-	TESTQ        DX, DX
-	JZ           dotQ4_1Q8_1AVX2_done
-	VPBROADCASTW (AX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW (CX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y4, Y4
-	MOVWLZX      2(AX), DX
-	VMOVD        DX, X5
-	VCVTPH2PS    X5, X5
-	MOVWLZX      2(CX), DX
-	VMOVD        DX, X6
-	VCVTPH2PS    X6, X6
-	VFMADD231SS  X6, X5, X1
-	VMOVDQU      4(AX), X8
-	VPSRLW       $0x04, X8, X5
-	VINSERTI128  $0x01, X5, Y8, Y8
-	VPAND        mask0F<>+0(SB), Y8, Y8
-	VPMADDUBSW   4(CX), Y8, Y8
-	VPMADDWD     Y0, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	VFMADD231PS  Y8, Y4, Y2
-
-dotQ4_1Q8_1AVX2_done:
-	VADDPS       Y3, Y2, Y2
+	ADDQ         CX, AX
+	VMOVSS       X1, (AX)
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X2
 	VMOVHLPS     X2, X2, X0
 	VADDPS       X0, X2, X2
 	VMOVSHDUP    X2, X0
 	VADDSS       X0, X2, X2
-	VADDSS       X1, X2, X2
+	ADDQ         CX, AX
+	VMOVSS       X2, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
 	VZEROUPPER
-	MOVSS        X2, ret+24(FP)
 	RET
 
-// func dotQ5_1Q8_1AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
-TEXT ·dotQ5_1Q8_1AVX2(SB), NOSPLIT, $0-28
-	MOVQ     x+0(FP), AX
-	MOVQ     y+8(FP), CX
-	MOVQ     nb+16(FP), DX
-	VPCMPEQW Y0, Y0, Y0
-	VPSRLW   $0x0f, Y0, Y0
-	VXORPS   X1, X1, X1
-	VXORPS   Y2, Y2, Y2
-	VXORPS   Y3, Y3, Y3
+// func dotQ3_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
+TEXT ·dotQ3_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
 
-dotQ5_1Q8_1AVX2_loop2:
-	CMPQ         DX, $0x02
-	JL           dotQ5_1Q8_1AVX2_loop1
-	VPBROADCASTW (AX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW (CX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y4, Y4
-	MOVWLZX      2(AX), BX
-	VMOVD        BX, X5
-	VCVTPH2PS    X5, X5
-	MOVWLZX      2(CX), BX
-	VMOVD        BX, X6
-	VCVTPH2PS    X6, X6
-	VFMADD231SS  X6, X5, X1
-	VMOVDQU      8(AX), X6
-	VPSRLW       $0x04, X6, X5
-	VINSERTI128  $0x01, X5, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPBROADCASTD 4(AX), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y9, Y9, Y9
-	VPCMPEQB     Y9, Y5, Y5
-	VPAND        mask10<>+0(SB), Y5, Y5
-	VPOR         Y5, Y6, Y6
-	VPMADDUBSW   4(CX), Y6, Y6
-	VPMADDWD     Y0, Y6, Y6
-	VCVTDQ2PS    Y6, Y6
-	VFMADD231PS  Y6, Y4, Y2
-	VPBROADCASTW 24(AX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW 36(CX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y4, Y4
-	MOVWLZX      26(AX), BX
-	VMOVD        BX, X5
-	VCVTPH2PS    X5, X5
-	MOVWLZX      38(CX), BX
-	VMOVD        BX, X6
-	VCVTPH2PS    X6, X6
-	VFMADD231SS  X6, X5, X1
-	VMOVDQU      32(AX), X7
-	VPSRLW       $0x04, X7, X5
-	VINSERTI128  $0x01, X5, Y7, Y7
-	VPAND        mask0F<>+0(SB), Y7, Y7
-	VPBROADCASTD 28(AX), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y9, Y9, Y9
-	VPCMPEQB     Y9, Y5, Y5
-	VPAND        mask10<>+0(SB), Y5, Y5
-	VPOR         Y5, Y7, Y7
-	VPMADDUBSW   40(CX), Y7, Y7
-	VPMADDWD     Y0, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	VFMADD231PS  Y7, Y4, Y3
-	ADDQ         $0x30, AX
-	ADDQ         $0x48, CX
-	SUBQ         $0x02, DX
-	JMP          dotQ5_1Q8_1AVX2_loop2
-
-dotQ5_1Q8_1AVX2_loop1:
+dotQ3_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
-	JZ           dotQ5_1Q8_1AVX2_done
-	VPBROADCASTW (AX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW (CX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y4, Y4
-	MOVWLZX      2(AX), DX
-	VMOVD        DX, X5
-	VCVTPH2PS    X5, X5
-	MOVWLZX      2(CX), DX
-	VMOVD        DX, X6
-	VCVTPH2PS    X6, X6
-	VFMADD231SS  X6, X5, X1
-	VMOVDQU      8(AX), X8
-	VPSRLW       $0x04, X8, X5
-	VINSERTI128  $0x01, X5, Y8, Y8
-	VPAND        mask0F<>+0(SB), Y8, Y8
-	VPBROADCASTD 4(AX), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y6, Y6, Y6
-	VPCMPEQB     Y6, Y5, Y5
-	VPAND        mask10<>+0(SB), Y5, Y5
-	VPOR         Y5, Y8, Y8
-	VPMADDUBSW   4(CX), Y8, Y8
-	VPMADDWD     Y0, Y8, Y8
-	VCVTDQ2PS    Y8, Y8
-	VFMADD231PS  Y8, Y4, Y2
-
-dotQ5_1Q8_1AVX2_done:
-	VADDPS       Y3, Y2, Y2
-	VEXTRACTF128 $0x01, Y2, X0
-	VADDPS       X0, X2, X2
-	VMOVHLPS     X2, X2, X0
-	VADDPS       X0, X2, X2
-	VMOVSHDUP    X2, X0
-	VADDSS       X0, X2, X2
-	VADDSS       X1, X2, X2
-	VZEROUPPER
-	MOVSS        X2, ret+24(FP)
-	RET
-
-// func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
-TEXT ·dotIQ4NLQ8_0AVX2(SB), NOSPLIT, $0-28
-	MOVQ     x+0(FP), AX
-	MOVQ     y+8(FP), CX
-	MOVQ     nb+16(FP), DX
-	VPCMPEQW Y0, Y0, Y0
-	VPSRLW   $0x0f, Y0, Y0
-	VMOVDQU  kvalues<>+0(SB), Y1
-	VXORPS   Y2, Y2, Y2
-	VXORPS   Y3, Y3, Y3
-
-iq4nl_loop2:
-	CMPQ         DX, $0x02
-	JL           iq4nl_loop1
-	VPBROADCASTW (AX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW (CX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y4, Y4
-	VMOVDQU      2(AX), X6
-	VPSRLW       $0x04, X6, X5
-	VINSERTI128  $0x01, X5, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPSHUFB      Y6, Y1, Y6
-	VMOVDQU      2(CX), Y9
-	VPSIGNB      Y6, Y6, Y5
-	VPSIGNB      Y6, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y5
-	VPMADDWD     Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y4, Y2
-	VPBROADCASTW 18(AX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW 34(CX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y4, Y4
-	VMOVDQU      20(AX), X7
-	VPSRLW       $0x04, X7, X5
-	VINSERTI128  $0x01, X5, Y7, Y7
-	VPAND        mask0F<>+0(SB), Y7, Y7
-	VPSHUFB      Y7, Y1, Y7
-	VMOVDQU      36(CX), Y9
-	VPSIGNB      Y7, Y7, Y5
-	VPSIGNB      Y7, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y5
-	VPMADDWD     Y0, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y4, Y3
-	ADDQ         $0x24, AX
-	ADDQ         $0x44, CX
-	SUBQ         $0x02, DX
-	JMP          iq4nl_loop2
-
-iq4nl_loop1:
-	TESTQ        DX, DX
-	JZ           iq4nl_done
-	VPBROADCASTW (AX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW (CX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y5, Y4, Y4
-	VMOVDQU      2(AX), X8
-	VPSRLW       $0x04, X8, X5
-	VINSERTI128  $0x01, X5, Y8, Y8
-	VPAND        mask0F<>+0(SB), Y8, Y8
-	VPSHUFB      Y8, Y1, Y8
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y8, Y8, Y1
-	VPSIGNB      Y8, Y5, Y5
-	VPMADDUBSW   Y5, Y1, Y1
-	VPMADDWD     Y0, Y1, Y1
-	VCVTDQ2PS    Y1, Y1
-	VFMADD231PS  Y1, Y4, Y2
-
-iq4nl_done:
-	VADDPS       Y3, Y2, Y2
-	VEXTRACTF128 $0x01, Y2, X0
-	VADDPS       X0, X2, X2
-	VMOVHLPS     X2, X2, X0
-	VADDPS       X0, X2, X2
-	VMOVSHDUP    X2, X0
-	VADDSS       X0, X2, X2
-	VZEROUPPER
-	MOVSS        X2, ret+24(FP)
-	RET
-
-// func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
-TEXT ·dotIQ4XSQ8_KAVX2(SB), NOSPLIT, $0-28
-	MOVQ    x+0(FP), AX
-	MOVQ    y+8(FP), CX
-	MOVQ    nb+16(FP), DX
-	VMOVDQU kvalues<>+0(SB), Y0
-	VXORPS  Y1, Y1, Y1
-
-iq4xs_loop:
-	TESTQ        DX, DX
-	JZ           iq4xs_done
-	VPBROADCASTW (AX), X2
-	VCVTPH2PS    X2, Y2
-	VBROADCASTSS (CX), Y3
-	VMULPS       Y3, Y2, Y2
-	MOVWLZX      2(AX), BX
-	MOVL         4(AX), SI
-	VPXOR        Y3, Y3, Y3
-	MOVL         SI, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHLL         $0x04, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X12
-	VPBROADCASTW X12, Y12
-	VMOVDQU      8(AX), X4
-	VPSRLW       $0x04, X4, X5
-	VINSERTI128  $0x01, X5, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPSHUFB      Y4, Y0, Y4
-	VMOVDQU      4(CX), Y13
-	VPSIGNB      Y4, Y4, Y14
-	VPSIGNB      Y4, Y13, Y13
-	VPMADDUBSW   Y13, Y14, Y14
-	VPMADDWD     Y12, Y14, Y14
-	VPADDD       Y14, Y3, Y3
-	MOVL         SI, DI
-	SHRL         $0x04, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHLL         $0x02, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X12
-	VPBROADCASTW X12, Y12
-	VMOVDQU      24(AX), X5
-	VPSRLW       $0x04, X5, X4
-	VINSERTI128  $0x01, X4, Y5, Y5
-	VPAND        mask0F<>+0(SB), Y5, Y5
-	VPSHUFB      Y5, Y0, Y5
-	VMOVDQU      36(CX), Y13
-	VPSIGNB      Y5, Y5, Y14
-	VPSIGNB      Y5, Y13, Y13
-	VPMADDUBSW   Y13, Y14, Y14
-	VPMADDWD     Y12, Y14, Y14
-	VPADDD       Y14, Y3, Y3
-	MOVL         SI, DI
-	SHRL         $0x08, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X12
-	VPBROADCASTW X12, Y12
-	VMOVDQU      40(AX), X6
-	VPSRLW       $0x04, X6, X4
-	VINSERTI128  $0x01, X4, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VPSHUFB      Y6, Y0, Y6
-	VMOVDQU      68(CX), Y13
-	VPSIGNB      Y6, Y6, Y14
-	VPSIGNB      Y6, Y13, Y13
-	VPMADDUBSW   Y13, Y14, Y14
-	VPMADDWD     Y12, Y14, Y14
-	VPADDD       Y14, Y3, Y3
-	MOVL         SI, DI
-	SHRL         $0x0c, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHRL         $0x02, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X12
-	VPBROADCASTW X12, Y12
-	VMOVDQU      56(AX), X7
-	VPSRLW       $0x04, X7, X4
-	VINSERTI128  $0x01, X4, Y7, Y7
-	VPAND        mask0F<>+0(SB), Y7, Y7
-	VPSHUFB      Y7, Y0, Y7
-	VMOVDQU      100(CX), Y13
-	VPSIGNB      Y7, Y7, Y14
-	VPSIGNB      Y7, Y13, Y13
-	VPMADDUBSW   Y13, Y14, Y14
-	VPMADDWD     Y12, Y14, Y14
-	VPADDD       Y14, Y3, Y3
-	MOVL         SI, DI
-	SHRL         $0x10, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
+	JZ           dotQ3_KQ8_Kx4AVX2_done
+	MOVL         96(AX), R8
+	MOVL         100(AX), R9
+	MOVL         104(AX), R10
+	MOVL         R8, R12
+	ANDL         $0x0f0f0f0f, R12
+	MOVL         R10, R11
+	ANDL         $0x03030303, R11
+	SHLL         $0x04, R11
+	ORL          R11, R12
+	MOVL         R9, R13
+	ANDL         $0x0f0f0f0f, R13
+	MOVL         R10, R11
+	SHRL         $0x02, R11
+	ANDL         $0x03030303, R11
+	SHLL         $0x04, R11
+	ORL          R11, R13
 	SHRL         $0x04, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X12
-	VPBROADCASTW X12, Y12
-	VMOVDQU      72(AX), X8
-	VPSRLW       $0x04, X8, X4
-	VINSERTI128  $0x01, X4, Y8, Y8
-	VPAND        mask0F<>+0(SB), Y8, Y8
-	VPSHUFB      Y8, Y0, Y8
-	VMOVDQU      132(CX), Y13
-	VPSIGNB      Y8, Y8, Y14
-	VPSIGNB      Y8, Y13, Y13
-	VPMADDUBSW   Y13, Y14, Y14
-	VPMADDWD     Y12, Y14, Y14
-	VPADDD       Y14, Y3, Y3
-	MOVL         SI, DI
-	SHRL         $0x14, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHRL         $0x06, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X12
-	VPBROADCASTW X12, Y12
-	VMOVDQU      88(AX), X9
-	VPSRLW       $0x04, X9, X4
-	VINSERTI128  $0x01, X4, Y9, Y9
+	ANDL         $0x0f0f0f0f, R8
+	MOVL         R10, R11
+	SHRL         $0x04, R11
+	ANDL         $0x03030303, R11
+	SHLL         $0x04, R11
+	ORL          R11, R8
+	SHRL         $0x04, R9
+	ANDL         $0x0f0f0f0f, R9
+	MOVL         R10, R11
+	SHRL         $0x06, R11
+	ANDL         $0x03030303, R11
+	SHLL         $0x04, R11
+	ORL          R11, R9
+	SHLQ         $0x20, R13
+	ORQ          R12, R13
+	SHLQ         $0x20, R9
+	ORQ          R8, R9
+	MOVQ         R13, X4
+	VPINSRQ      $0x01, R9, X4, X4
+	VPMOVZXBW    X4, Y4
+	VPSUBW       words32<>+0(SB), Y4, Y4
+	VPMADDWD     260(CX), Y4, Y5
+	VPSLLD       $0x02, Y5, Y5
+	VXORPS       Y6, Y6, Y6
+	VPSUBD       Y5, Y6, Y5
+	VPMADDWD     260(BX), Y4, Y6
+	VPSLLD       $0x02, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	VPSUBD       Y6, Y7, Y6
+	VPMADDWD     260(SI), Y4, Y7
+	VPSLLD       $0x02, Y7, Y7
+	VXORPS       Y8, Y8, Y8
+	VPSUBD       Y7, Y8, Y7
+	VPMADDWD     260(DI), Y4, Y8
+	VPSLLD       $0x02, Y8, Y8
+	VXORPS       Y9, Y9, Y9
+	VPSUBD       Y8, Y9, Y8
+	VPERM2I128   $0x00, Y4, Y4, Y9
+	VMOVDQU      32(AX), Y10
+	VPAND        mask03<>+0(SB), Y10, Y10
+	VMOVDQU      (AX), Y11
+	VPSLLW       $0x02, Y11, Y11
+	VPAND        mask04<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf2<>+0(SB), Y9, Y11
+	VPMADDUBSW   4(CX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   4(BX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   4(SI), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   4(DI), Y10, Y10
+	VPMADDWD     Y11, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      32(AX), Y10
+	VPSRLW       $0x02, Y10, Y10
+	VPAND        mask03<>+0(SB), Y10, Y10
+	VMOVDQU      (AX), Y11
+	VPSLLW       $0x01, Y11, Y11
+	VPAND        mask04<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf2<>+32(SB), Y9, Y11
+	VPMADDUBSW   36(CX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   36(BX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   36(SI), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   36(DI), Y10, Y10
+	VPMADDWD     Y11, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      32(AX), Y10
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask03<>+0(SB), Y10, Y10
+	VMOVDQU      (AX), Y11
+	VPAND        mask04<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf2<>+64(SB), Y9, Y11
+	VPMADDUBSW   68(CX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y5, Y5
+	VPMADDUBSW   68(BX), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y6, Y6
+	VPMADDUBSW   68(SI), Y10, Y12
+	VPMADDWD     Y11, Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VPMADDUBSW   68(DI), Y10, Y10
+	VPMADDWD     Y11, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VMOVDQU      32(AX), Y10
+	VPSRLW       $0x06, Y10, Y10
+	VPAND        mask03<>+0(SB), Y10, Y10
+	VMOVDQU      (AX), Y11
+	VPSRLW       $0x01, Y11, Y11
+	VPAND        mask04<>+0(SB), Y11, Y11
+	VPOR         Y11, Y10, Y10
+	VPSHUFB      wordShuf2<>+96(SB), Y9, Y9
+	VPMADDUBSW   100(CX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   100(BX), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   100(SI), Y10, Y11
+	VPMADDWD     Y9, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   100(DI), Y10, Y10
+	VPMADDWD     Y9, Y10, Y10
+	VPADDD       Y10, Y8, Y8
+	VPERM2I128   $0x11, Y4, Y4, Y4
+	VMOVDQU      64(AX), Y9
+	VPAND        mask03<>+0(SB), Y9, Y9
+	VMOVDQU      (AX), Y10
+	VPSRLW       $0x02, Y10, Y10
+	VPAND        mask04<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      wordShuf2<>+0(SB), Y4, Y10
+	VPMADDUBSW   132(CX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   132(BX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   132(SI), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   132(DI), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVDQU      64(AX), Y9
+	VPSRLW       $0x02, Y9, Y9
+	VPAND        mask03<>+0(SB), Y9, Y9
+	VMOVDQU      (AX), Y10
+	VPSRLW       $0x03, Y10, Y10
+	VPAND        mask04<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      wordShuf2<>+32(SB), Y4, Y10
+	VPMADDUBSW   164(CX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   164(BX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   164(SI), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   164(DI), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVDQU      64(AX), Y9
+	VPSRLW       $0x04, Y9, Y9
+	VPAND        mask03<>+0(SB), Y9, Y9
+	VMOVDQU      (AX), Y10
+	VPSRLW       $0x04, Y10, Y10
+	VPAND        mask04<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      wordShuf2<>+64(SB), Y4, Y10
+	VPMADDUBSW   196(CX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VPMADDUBSW   196(BX), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VPMADDUBSW   196(SI), Y9, Y11
+	VPMADDWD     Y10, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPMADDUBSW   196(DI), Y9, Y9
+	VPMADDWD     Y10, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VMOVDQU      64(AX), Y9
+	VPSRLW       $0x06, Y9, Y9
+	VPAND        mask03<>+0(SB), Y9, Y9
+	VMOVDQU      (AX), Y10
+	VPSRLW       $0x05, Y10, Y10
+	VPAND        mask04<>+0(SB), Y10, Y10
+	VPOR         Y10, Y9, Y9
+	VPSHUFB      wordShuf2<>+96(SB), Y4, Y4
+	VPMADDUBSW   228(CX), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VPMADDUBSW   228(BX), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y6, Y6
+	VPMADDUBSW   228(SI), Y9, Y10
+	VPMADDWD     Y4, Y10, Y10
+	VPADDD       Y10, Y7, Y7
+	VPMADDUBSW   228(DI), Y9, Y9
+	VPMADDWD     Y4, Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPBROADCASTW 108(AX), X4
+	VCVTPH2PS    X4, Y4
+	VBROADCASTSS (CX), Y9
+	VMULPS       Y9, Y4, Y9
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y9, Y0
+	VBROADCASTSS (BX), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y5, Y1
+	VBROADCASTSS (SI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y5, Y2
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y4, Y5
+	VCVTDQ2PS    Y8, Y8
+	VFMADD231PS  Y8, Y5, Y3
+	ADDQ         $0x0000006e, AX
+	ADDQ         $0x00000124, CX
+	ADDQ         $0x00000124, BX
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000124, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotQ3_KQ8_Kx4AVX2_loop
+
+dotQ3_KQ8_Kx4AVX2_done:
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X0
+	VMOVHLPS     X0, X0, X4
+	VADDPS       X4, X0, X0
+	VMOVSHDUP    X0, X4
+	VADDSS       X4, X0, X0
+	VMOVSS       X0, (AX)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	ADDQ         CX, AX
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VMOVHLPS     X2, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSHDUP    X2, X0
+	VADDSS       X0, X2, X2
+	ADDQ         CX, AX
+	VMOVSS       X2, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	VZEROUPPER
+	RET
+
+// func dotIQ4XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotIQ4XSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotIQ4XSQ8_Kx4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotIQ4XSQ8_Kx4AVX2_done
+	MOVWLZX      2(AX), R8
+	MOVL         4(AX), R9
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	MOVL         R9, R10
+	ANDL         $0x0000000f, R10
+	MOVL         R8, R11
+	SHLL         $0x04, R11
+	ANDL         $0x00000030, R11
+	ORL          R11, R10
+	SUBL         $0x00000020, R10
+	VMOVD        R10, X8
+	VPBROADCASTW X8, Y8
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      8(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
 	VPAND        mask0F<>+0(SB), Y9, Y9
-	VPSHUFB      Y9, Y0, Y9
-	VMOVDQU      164(CX), Y13
-	VPSIGNB      Y9, Y9, Y14
-	VPSIGNB      Y9, Y13, Y13
-	VPMADDUBSW   Y13, Y14, Y14
-	VPMADDWD     Y12, Y14, Y14
-	VPADDD       Y14, Y3, Y3
-	MOVL         SI, DI
-	SHRL         $0x18, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHRL         $0x08, R8
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VMOVDQU      4(CX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y4, Y4
+	VMOVDQU      4(BX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VMOVDQU      4(SI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      4(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	MOVL         R9, R10
+	SHRL         $0x04, R10
+	ANDL         $0x0000000f, R10
+	MOVL         R8, R11
+	SHLL         $0x02, R11
+	ANDL         $0x00000030, R11
+	ORL          R11, R10
+	SUBL         $0x00000020, R10
+	VMOVD        R10, X8
+	VPBROADCASTW X8, Y8
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      24(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VMOVDQU      36(CX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y4, Y4
+	VMOVDQU      36(BX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VMOVDQU      36(SI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      36(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	MOVL         R9, R10
+	SHRL         $0x08, R10
+	ANDL         $0x0000000f, R10
+	MOVL         R8, R11
+	ANDL         $0x00000030, R11
+	ORL          R11, R10
+	SUBL         $0x00000020, R10
+	VMOVD        R10, X8
+	VPBROADCASTW X8, Y8
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      40(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VMOVDQU      68(CX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y4, Y4
+	VMOVDQU      68(BX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VMOVDQU      68(SI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      68(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	MOVL         R9, R10
+	SHRL         $0x0c, R10
+	ANDL         $0x0000000f, R10
+	MOVL         R8, R11
+	SHRL         $0x02, R11
+	ANDL         $0x00000030, R11
+	ORL          R11, R10
+	SUBL         $0x00000020, R10
+	VMOVD        R10, X8
+	VPBROADCASTW X8, Y8
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      56(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VMOVDQU      100(CX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y4, Y4
+	VMOVDQU      100(BX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VMOVDQU      100(SI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      100(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	MOVL         R9, R10
+	SHRL         $0x10, R10
+	ANDL         $0x0000000f, R10
+	MOVL         R8, R11
+	SHRL         $0x04, R11
+	ANDL         $0x00000030, R11
+	ORL          R11, R10
+	SUBL         $0x00000020, R10
+	VMOVD        R10, X8
+	VPBROADCASTW X8, Y8
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      72(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VMOVDQU      132(CX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y4, Y4
+	VMOVDQU      132(BX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VMOVDQU      132(SI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      132(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	MOVL         R9, R10
+	SHRL         $0x14, R10
+	ANDL         $0x0000000f, R10
+	MOVL         R8, R11
+	SHRL         $0x06, R11
+	ANDL         $0x00000030, R11
+	ORL          R11, R10
+	SUBL         $0x00000020, R10
+	VMOVD        R10, X8
+	VPBROADCASTW X8, Y8
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      88(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VMOVDQU      164(CX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y4, Y4
+	VMOVDQU      164(BX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VMOVDQU      164(SI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      164(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	MOVL         R9, R10
+	SHRL         $0x18, R10
+	ANDL         $0x0000000f, R10
+	MOVL         R8, R11
+	SHRL         $0x08, R11
+	ANDL         $0x00000030, R11
+	ORL          R11, R10
+	SUBL         $0x00000020, R10
+	VMOVD        R10, X8
+	VPBROADCASTW X8, Y8
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      104(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VMOVDQU      196(CX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y4, Y4
+	VMOVDQU      196(BX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VMOVDQU      196(SI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      196(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	SHRL         $0x1c, R9
+	ANDL         $0x0000000f, R9
+	SHRL         $0x0a, R8
 	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X12
-	VPBROADCASTW X12, Y12
-	VMOVDQU      104(AX), X10
-	VPSRLW       $0x04, X10, X4
-	VINSERTI128  $0x01, X4, Y10, Y10
-	VPAND        mask0F<>+0(SB), Y10, Y10
-	VPSHUFB      Y10, Y0, Y10
-	VMOVDQU      196(CX), Y13
-	VPSIGNB      Y10, Y10, Y14
-	VPSIGNB      Y10, Y13, Y13
-	VPMADDUBSW   Y13, Y14, Y14
-	VPMADDWD     Y12, Y14, Y14
-	VPADDD       Y14, Y3, Y3
-	SHRL         $0x1c, SI
-	ANDL         $0x0000000f, SI
-	SHRL         $0x0a, BX
-	ANDL         $0x00000030, BX
-	ORL          BX, SI
-	SUBL         $0x00000020, SI
-	VMOVD        SI, X12
-	VPBROADCASTW X12, Y12
-	VMOVDQU      120(AX), X11
-	VPSRLW       $0x04, X11, X4
-	VINSERTI128  $0x01, X4, Y11, Y11
-	VPAND        mask0F<>+0(SB), Y11, Y11
-	VPSHUFB      Y11, Y0, Y11
-	VMOVDQU      228(CX), Y13
-	VPSIGNB      Y11, Y11, Y14
-	VPSIGNB      Y11, Y13, Y13
-	VPMADDUBSW   Y13, Y14, Y14
-	VPMADDWD     Y12, Y14, Y14
-	VPADDD       Y14, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y2, Y1
+	ORL          R8, R9
+	SUBL         $0x00000020, R9
+	VMOVD        R9, X8
+	VPBROADCASTW X8, Y8
+	VPXOR        Y9, Y9, Y9
+	VMOVDQU      120(AX), X9
+	VPSRLW       $0x04, X9, X10
+	VINSERTI128  $0x01, X10, Y9, Y9
+	VPAND        mask0F<>+0(SB), Y9, Y9
+	VMOVDQU      kvalues<>+0(SB), Y10
+	VPSHUFB      Y9, Y10, Y9
+	VPSIGNB      Y9, Y9, Y10
+	VMOVDQU      228(CX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y4, Y4
+	VMOVDQU      228(BX), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y5, Y5
+	VMOVDQU      228(SI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMOVDQU      228(DI), Y11
+	VPSIGNB      Y9, Y11, Y11
+	VPMADDUBSW   Y11, Y10, Y11
+	VPMADDWD     Y8, Y11, Y11
+	VPADDD       Y11, Y7, Y7
+	VPBROADCASTW (AX), X8
+	VCVTPH2PS    X8, Y8
+	VBROADCASTSS (CX), Y9
+	VMULPS       Y9, Y8, Y9
+	VCVTDQ2PS    Y4, Y4
+	VFMADD231PS  Y4, Y9, Y0
+	VBROADCASTSS (BX), Y4
+	VMULPS       Y4, Y8, Y4
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y4, Y1
+	VBROADCASTSS (SI), Y4
+	VMULPS       Y4, Y8, Y4
+	VCVTDQ2PS    Y6, Y6
+	VFMADD231PS  Y6, Y4, Y2
+	VBROADCASTSS (DI), Y4
+	VMULPS       Y4, Y8, Y4
+	VCVTDQ2PS    Y7, Y7
+	VFMADD231PS  Y7, Y4, Y3
 	ADDQ         $0x00000088, AX
 	ADDQ         $0x00000124, CX
-	DECQ         DX
-	JMP          iq4xs_loop
+	ADDQ         $0x00000124, BX
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000124, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotIQ4XSQ8_Kx4AVX2_loop
 
-iq4xs_done:
+dotIQ4XSQ8_Kx4AVX2_done:
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X0
+	VMOVHLPS     X0, X0, X4
+	VADDPS       X4, X0, X0
+	VMOVSHDUP    X0, X4
+	VADDSS       X4, X0, X0
+	VMOVSS       X0, (AX)
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X1
 	VMOVHLPS     X1, X1, X0
 	VADDPS       X0, X1, X1
 	VMOVSHDUP    X1, X0
 	VADDSS       X0, X1, X1
+	ADDQ         CX, AX
+	VMOVSS       X1, (AX)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VMOVHLPS     X2, X2, X0
+	VADDPS       X0, X2, X2
+	VMOVSHDUP    X2, X0
+	VADDSS       X0, X2, X2
+	ADDQ         CX, AX
+	VMOVSS       X2, (AX)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X3, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
 	VZEROUPPER
-	MOVSS        X1, ret+24(FP)
 	RET
 
-// func dotQ2_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
-TEXT ·dotQ2_KQ8_KAVX2(SB), NOSPLIT, $0-28
+// func matF32AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, FMA3, SSE
+TEXT ·matF32AVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
 	MOVQ   nb+16(FP), DX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
 
-q2k_loop:
-	TESTQ        DX, DX
-	JZ           q2k_done
-	VBROADCASTSS (CX), Y2
-	VPBROADCASTW 80(AX), X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VPBROADCASTW 82(AX), X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y2, Y4, Y4
-	VMOVDQU      (AX), X2
-	VPSRLW       $0x04, X2, X5
-	VPAND        mask0F<>+0(SB), X5, X5
-	VPMOVZXBW    X5, Y5
-	VPMADDWD     260(CX), Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y4, Y1
-	VPAND        mask0F<>+0(SB), X2, X2
-	VPMOVZXBW    X2, Y2
-	VPXOR        Y4, Y4, Y4
-	VPERM2I128   $0x00, Y2, Y2, Y5
-	VMOVDQU      16(AX), Y6
-	VPAND        mask03<>+0(SB), Y6, Y7
-	VPMADDUBSW   4(CX), Y7, Y7
-	VPSHUFB      wordShuf2<>+0(SB), Y5, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y4, Y4
-	VPSRLW       $0x02, Y6, Y7
-	VPAND        mask03<>+0(SB), Y7, Y7
-	VPMADDUBSW   36(CX), Y7, Y7
-	VPSHUFB      wordShuf2<>+32(SB), Y5, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y4, Y4
-	VPSRLW       $0x04, Y6, Y7
-	VPAND        mask03<>+0(SB), Y7, Y7
-	VPMADDUBSW   68(CX), Y7, Y7
-	VPSHUFB      wordShuf2<>+64(SB), Y5, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y4, Y4
-	VPSRLW       $0x06, Y6, Y6
-	VPAND        mask03<>+0(SB), Y6, Y6
-	VPMADDUBSW   100(CX), Y6, Y6
-	VPSHUFB      wordShuf2<>+96(SB), Y5, Y5
-	VPMADDWD     Y5, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPERM2I128   $0x11, Y2, Y2, Y2
-	VMOVDQU      48(AX), Y5
-	VPAND        mask03<>+0(SB), Y5, Y6
-	VPMADDUBSW   132(CX), Y6, Y6
-	VPSHUFB      wordShuf2<>+0(SB), Y2, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPSRLW       $0x02, Y5, Y6
-	VPAND        mask03<>+0(SB), Y6, Y6
-	VPMADDUBSW   164(CX), Y6, Y6
-	VPSHUFB      wordShuf2<>+32(SB), Y2, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPSRLW       $0x04, Y5, Y6
-	VPAND        mask03<>+0(SB), Y6, Y6
-	VPMADDUBSW   196(CX), Y6, Y6
-	VPSHUFB      wordShuf2<>+64(SB), Y2, Y7
-	VPMADDWD     Y7, Y6, Y6
-	VPADDD       Y6, Y4, Y4
-	VPSRLW       $0x06, Y5, Y5
-	VPAND        mask03<>+0(SB), Y5, Y5
-	VPMADDUBSW   228(CX), Y5, Y5
-	VPSHUFB      wordShuf2<>+96(SB), Y2, Y2
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y3, Y0
-	ADDQ         $0x00000054, AX
-	ADDQ         $0x00000124, CX
-	DECQ         DX
-	JMP          q2k_loop
+matF32AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matF32AVX2_loop8
+	VMOVUPS     (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	VMOVUPS     32(AX), Y3
+	VFMADD231PS 32(CX), Y3, Y1
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         matF32AVX2_loop16
 
-q2k_done:
-	VSUBPS       Y1, Y0, Y0
+matF32AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matF32AVX2_tail
+	VMOVUPS     (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	SUBQ        $0x00000008, DX
+
+matF32AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matF32AVX2_done
+	VMOVSS      (AX), X3
+	VFMADD231SS (CX), X3, X2
+	ADDQ        $0x00000004, AX
+	ADDQ        $0x00000004, CX
+	SUBQ        $0x00000001, DX
+	JMP         matF32AVX2_tail
+
+matF32AVX2_done:
+	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
 	VMOVHLPS     X0, X0, X1
 	VADDPS       X1, X0, X0
 	VMOVSHDUP    X0, X1
 	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
 	VZEROUPPER
 	MOVSS        X0, ret+24(FP)
 	RET
 
-// func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
-TEXT ·dotQ3_KQ8_KAVX2(SB), NOSPLIT, $0-28
+// func matF16AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, F16C, FMA3, SSE
+TEXT ·matF16AVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
 	MOVQ   nb+16(FP), DX
 	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
 
-q3k_loop:
-	TESTQ        DX, DX
-	JZ           q3k_done
-	VBROADCASTSS (CX), Y1
-	VPBROADCASTW 108(AX), X2
-	VCVTPH2PS    X2, Y2
-	VMULPS       Y1, Y2, Y2
-	MOVL         96(AX), BX
-	MOVL         100(AX), SI
-	MOVL         104(AX), DI
-	MOVL         BX, R9
-	ANDL         $0x0f0f0f0f, R9
-	MOVL         DI, R8
-	ANDL         $0x03030303, R8
-	SHLL         $0x04, R8
-	ORL          R8, R9
-	MOVL         SI, R10
-	ANDL         $0x0f0f0f0f, R10
-	MOVL         DI, R8
-	SHRL         $0x02, R8
-	ANDL         $0x03030303, R8
-	SHLL         $0x04, R8
-	ORL          R8, R10
-	SHRL         $0x04, BX
-	ANDL         $0x0f0f0f0f, BX
-	MOVL         DI, R8
-	SHRL         $0x04, R8
-	ANDL         $0x03030303, R8
-	SHLL         $0x04, R8
-	ORL          R8, BX
-	SHRL         $0x04, SI
-	ANDL         $0x0f0f0f0f, SI
-	MOVL         DI, R8
-	SHRL         $0x06, R8
-	ANDL         $0x03030303, R8
-	SHLL         $0x04, R8
-	ORL          R8, SI
-	MOVQ         R10, DI
-	SHLQ         $0x20, DI
-	ORQ          R9, DI
-	SHLQ         $0x20, SI
-	ORQ          BX, SI
-	MOVQ         DI, X1
-	VPINSRQ      $0x01, SI, X1, X1
-	VPMOVZXBW    X1, Y1
-	VPSUBW       words32<>+0(SB), Y1, Y1
-	VPMADDWD     260(CX), Y1, Y3
-	VPSLLD       $0x02, Y3, Y3
-	VMOVDQU      (AX), Y4
-	VPXOR        Y5, Y5, Y5
-	VPERM2I128   $0x00, Y1, Y1, Y6
-	VMOVDQU      32(AX), Y7
-	VPAND        mask03<>+0(SB), Y7, Y8
-	VPSLLW       $0x02, Y4, Y9
-	VPAND        mask04<>+0(SB), Y9, Y9
-	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   4(CX), Y8, Y8
-	VPSHUFB      wordShuf2<>+0(SB), Y6, Y9
-	VPMADDWD     Y9, Y8, Y8
-	VPADDD       Y8, Y5, Y5
-	VPSRLW       $0x02, Y7, Y8
-	VPAND        mask03<>+0(SB), Y8, Y8
-	VPSLLW       $0x01, Y4, Y9
-	VPAND        mask04<>+0(SB), Y9, Y9
-	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   36(CX), Y8, Y8
-	VPSHUFB      wordShuf2<>+32(SB), Y6, Y9
-	VPMADDWD     Y9, Y8, Y8
-	VPADDD       Y8, Y5, Y5
-	VPSRLW       $0x04, Y7, Y8
-	VPAND        mask03<>+0(SB), Y8, Y8
-	VPAND        mask04<>+0(SB), Y4, Y9
-	VPOR         Y9, Y8, Y8
-	VPMADDUBSW   68(CX), Y8, Y8
-	VPSHUFB      wordShuf2<>+64(SB), Y6, Y9
-	VPMADDWD     Y9, Y8, Y8
-	VPADDD       Y8, Y5, Y5
-	VPSRLW       $0x06, Y7, Y7
-	VPAND        mask03<>+0(SB), Y7, Y7
-	VPSRLW       $0x01, Y4, Y8
-	VPAND        mask04<>+0(SB), Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   100(CX), Y7, Y7
-	VPSHUFB      wordShuf2<>+96(SB), Y6, Y6
-	VPMADDWD     Y6, Y7, Y7
-	VPADDD       Y7, Y5, Y5
-	VPERM2I128   $0x11, Y1, Y1, Y1
-	VMOVDQU      64(AX), Y6
-	VPAND        mask03<>+0(SB), Y6, Y7
-	VPSRLW       $0x02, Y4, Y8
-	VPAND        mask04<>+0(SB), Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   132(CX), Y7, Y7
-	VPSHUFB      wordShuf2<>+0(SB), Y1, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y5, Y5
-	VPSRLW       $0x02, Y6, Y7
-	VPAND        mask03<>+0(SB), Y7, Y7
-	VPSRLW       $0x03, Y4, Y8
-	VPAND        mask04<>+0(SB), Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   164(CX), Y7, Y7
-	VPSHUFB      wordShuf2<>+32(SB), Y1, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y5, Y5
-	VPSRLW       $0x04, Y6, Y7
-	VPAND        mask03<>+0(SB), Y7, Y7
-	VPSRLW       $0x04, Y4, Y8
-	VPAND        mask04<>+0(SB), Y8, Y8
-	VPOR         Y8, Y7, Y7
-	VPMADDUBSW   196(CX), Y7, Y7
-	VPSHUFB      wordShuf2<>+64(SB), Y1, Y8
-	VPMADDWD     Y8, Y7, Y7
-	VPADDD       Y7, Y5, Y5
-	VPSRLW       $0x06, Y6, Y6
-	VPAND        mask03<>+0(SB), Y6, Y6
-	VPSRLW       $0x05, Y4, Y4
-	VPAND        mask04<>+0(SB), Y4, Y4
-	VPOR         Y4, Y6, Y6
-	VPMADDUBSW   228(CX), Y6, Y6
-	VPSHUFB      wordShuf2<>+96(SB), Y1, Y1
-	VPMADDWD     Y1, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VPSUBD       Y3, Y5, Y5
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y2, Y0
-	ADDQ         $0x0000006e, AX
-	ADDQ         $0x00000124, CX
-	DECQ         DX
-	JMP          q3k_loop
+matF16AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matF16AVX2_loop8
+	VCVTPH2PS   (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	VCVTPH2PS   16(AX), Y3
+	VFMADD231PS 32(CX), Y3, Y1
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         matF16AVX2_loop16
 
-q3k_done:
+matF16AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matF16AVX2_tail
+	VCVTPH2PS   (AX), Y3
+	VFMADD231PS (CX), Y3, Y0
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, CX
+	SUBQ        $0x00000008, DX
+
+matF16AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matF16AVX2_done
+	MOVWLZX     (AX), BX
+	VMOVD       BX, X3
+	VCVTPH2PS   X3, X3
+	VFMADD231SS (CX), X3, X2
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, CX
+	SUBQ        $0x00000001, DX
+	JMP         matF16AVX2_tail
+
+matF16AVX2_done:
+	VADDPS       Y1, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X1
 	VADDPS       X1, X0, X0
 	VMOVHLPS     X0, X0, X1
 	VADDPS       X1, X0, X0
 	VMOVSHDUP    X0, X1
 	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
 	VZEROUPPER
 	MOVSS        X0, ret+24(FP)
+	RET
+
+// func matBF16AVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·matBF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+
+matBF16AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matBF16AVX2_loop8
+	VPMOVZXWD   (AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS (CX), Y3, Y0
+	VPMOVZXWD   16(AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS 32(CX), Y3, Y1
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, CX
+	SUBQ        $0x00000010, DX
+	JMP         matBF16AVX2_loop16
+
+matBF16AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matBF16AVX2_tail
+	VPMOVZXWD   (AX), Y3
+	VPSLLD      $0x10, Y3, Y3
+	VFMADD231PS (CX), Y3, Y0
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, CX
+	SUBQ        $0x00000008, DX
+
+matBF16AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matBF16AVX2_done
+	MOVWLZX     (AX), BX
+	SHLL        $0x10, BX
+	VMOVD       BX, X3
+	VFMADD231SS (CX), X3, X2
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, CX
+	SUBQ        $0x00000001, DX
+	JMP         matBF16AVX2_tail
+
+matBF16AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
+// func matF32x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, FMA3
+TEXT ·matF32x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+matF32x4AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matF32x4AVX2_loop8
+	VMOVUPS     (AX), Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	VMOVUPS     32(AX), Y12
+	VFMADD231PS 32(CX), Y12, Y1
+	VFMADD231PS 32(BX), Y12, Y4
+	VFMADD231PS 32(SI), Y12, Y7
+	VFMADD231PS 32(DI), Y12, Y10
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, BX
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DI
+	SUBQ        $0x00000010, DX
+	JMP         matF32x4AVX2_loop16
+
+matF32x4AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matF32x4AVX2_tail
+	VMOVUPS     (AX), Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, BX
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DI
+	SUBQ        $0x00000008, DX
+
+matF32x4AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matF32x4AVX2_done
+	VMOVSS      (AX), X12
+	VFMADD231SS (CX), X12, X2
+	VFMADD231SS (BX), X12, X5
+	VFMADD231SS (SI), X12, X8
+	VFMADD231SS (DI), X12, X11
+	ADDQ        $0x00000004, AX
+	ADDQ        $0x00000004, CX
+	ADDQ        $0x00000004, BX
+	ADDQ        $0x00000004, SI
+	ADDQ        $0x00000004, DI
+	SUBQ        $0x00000001, DX
+	JMP         matF32x4AVX2_tail
+
+matF32x4AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VMOVHLPS     X3, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSHDUP    X3, X1
+	VADDSS       X1, X3, X3
+	VADDSS       X5, X3, X3
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VADDSS       X8, X6, X6
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VMOVHLPS     X9, X9, X1
+	VADDPS       X1, X9, X9
+	VMOVSHDUP    X9, X1
+	VADDSS       X1, X9, X9
+	VADDSS       X11, X9, X9
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VMOVSS       X0, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X6, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X9, (AX)
+	VZEROUPPER
+	RET
+
+// func matF16x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, F16C, FMA3
+TEXT ·matF16x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+matF16x4AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matF16x4AVX2_loop8
+	VCVTPH2PS   (AX), Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	VCVTPH2PS   16(AX), Y12
+	VFMADD231PS 32(CX), Y12, Y1
+	VFMADD231PS 32(BX), Y12, Y4
+	VFMADD231PS 32(SI), Y12, Y7
+	VFMADD231PS 32(DI), Y12, Y10
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, BX
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DI
+	SUBQ        $0x00000010, DX
+	JMP         matF16x4AVX2_loop16
+
+matF16x4AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matF16x4AVX2_tail
+	VCVTPH2PS   (AX), Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, BX
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DI
+	SUBQ        $0x00000008, DX
+
+matF16x4AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matF16x4AVX2_done
+	MOVWLZX     (AX), R8
+	VMOVD       R8, X12
+	VCVTPH2PS   X12, X12
+	VFMADD231SS (CX), X12, X2
+	VFMADD231SS (BX), X12, X5
+	VFMADD231SS (SI), X12, X8
+	VFMADD231SS (DI), X12, X11
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, CX
+	ADDQ        $0x00000004, BX
+	ADDQ        $0x00000004, SI
+	ADDQ        $0x00000004, DI
+	SUBQ        $0x00000001, DX
+	JMP         matF16x4AVX2_tail
+
+matF16x4AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VMOVHLPS     X3, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSHDUP    X3, X1
+	VADDSS       X1, X3, X3
+	VADDSS       X5, X3, X3
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VADDSS       X8, X6, X6
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VMOVHLPS     X9, X9, X1
+	VADDPS       X1, X9, X9
+	VMOVSHDUP    X9, X1
+	VADDSS       X1, X9, X9
+	VADDSS       X11, X9, X9
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VMOVSS       X0, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X6, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X9, (AX)
+	VZEROUPPER
+	RET
+
+// func matBF16x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·matBF16x4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+matBF16x4AVX2_loop16:
+	CMPQ        DX, $0x10
+	JL          matBF16x4AVX2_loop8
+	VPMOVZXWD   (AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	VPMOVZXWD   16(AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS 32(CX), Y12, Y1
+	VFMADD231PS 32(BX), Y12, Y4
+	VFMADD231PS 32(SI), Y12, Y7
+	VFMADD231PS 32(DI), Y12, Y10
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, CX
+	ADDQ        $0x00000040, BX
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DI
+	SUBQ        $0x00000010, DX
+	JMP         matBF16x4AVX2_loop16
+
+matBF16x4AVX2_loop8:
+	CMPQ        DX, $0x08
+	JL          matBF16x4AVX2_tail
+	VPMOVZXWD   (AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS (CX), Y12, Y0
+	VFMADD231PS (BX), Y12, Y3
+	VFMADD231PS (SI), Y12, Y6
+	VFMADD231PS (DI), Y12, Y9
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, CX
+	ADDQ        $0x00000020, BX
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DI
+	SUBQ        $0x00000008, DX
+
+matBF16x4AVX2_tail:
+	TESTQ       DX, DX
+	JZ          matBF16x4AVX2_done
+	MOVWLZX     (AX), R8
+	SHLL        $0x10, R8
+	VMOVD       R8, X12
+	VFMADD231SS (CX), X12, X2
+	VFMADD231SS (BX), X12, X5
+	VFMADD231SS (SI), X12, X8
+	VFMADD231SS (DI), X12, X11
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, CX
+	ADDQ        $0x00000004, BX
+	ADDQ        $0x00000004, SI
+	ADDQ        $0x00000004, DI
+	SUBQ        $0x00000001, DX
+	JMP         matBF16x4AVX2_tail
+
+matBF16x4AVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VMOVHLPS     X3, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSHDUP    X3, X1
+	VADDSS       X1, X3, X3
+	VADDSS       X5, X3, X3
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VADDSS       X8, X6, X6
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VMOVHLPS     X9, X9, X1
+	VADDPS       X1, X9, X9
+	VMOVSHDUP    X9, X1
+	VADDSS       X1, X9, X9
+	VADDSS       X11, X9, X9
+	MOVQ         out+32(FP), AX
+	MOVQ         outstride+40(FP), CX
+	SHLQ         $0x02, CX
+	VMOVSS       X0, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X3, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X6, (AX)
+	ADDQ         CX, AX
+	VMOVSS       X9, (AX)
+	VZEROUPPER
+	RET
+
+// func roundF16AVX2(dst *float32, src *float32, n int)
+// Requires: AVX, F16C
+TEXT ·roundF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ n+16(FP), DX
+
+rf16_loop:
+	CMPQ      DX, $0x08
+	JL        rf16_tail
+	VMOVUPS   (CX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VCVTPH2PS X0, Y0
+	VMOVUPS   Y0, (AX)
+	ADDQ      $0x00000020, CX
+	ADDQ      $0x00000020, AX
+	SUBQ      $0x00000008, DX
+	JMP       rf16_loop
+
+rf16_tail:
+	TESTQ     DX, DX
+	JZ        rf16_done
+	VMOVSS    (CX), X0
+	VCVTPS2PH $0x00, X0, X0
+	VCVTPH2PS X0, X0
+	VMOVSS    X0, (AX)
+	ADDQ      $0x00000004, CX
+	ADDQ      $0x00000004, AX
+	DECQ      DX
+	JMP       rf16_tail
+
+rf16_done:
+	VZEROUPPER
 	RET
 
 // func quantizeQ8_0AVX2(dst *byte, x *float32, nb int)
@@ -4384,9 +6437,9 @@ q8k_done:
 	VZEROUPPER
 	RET
 
-// func f32ToBF16AVX2(dst *byte, src *float32, n int)
+// func roundBF16AVX2(dst *float32, src *float32, n int)
 // Requires: AVX, AVX2
-TEXT ·f32ToBF16AVX2(SB), NOSPLIT, $0-24
+TEXT ·roundBF16AVX2(SB), NOSPLIT, $0-24
 	MOVQ         dst+0(FP), AX
 	MOVQ         src+8(FP), CX
 	MOVQ         n+16(FP), DX
@@ -4417,11 +6470,10 @@ f2b_loop:
 	VPAND     Y3, Y5, Y5
 	VPCMPGTD  Y2, Y5, Y5
 	VPBLENDVB Y5, Y7, Y6, Y6
-	VPACKUSDW Y6, Y6, Y6
-	VPERMQ    $0x08, Y6, Y6
-	VMOVDQU   X6, (AX)
+	VPSLLD    $0x10, Y6, Y6
+	VMOVDQU   Y6, (AX)
 	ADDQ      $0x00000020, CX
-	ADDQ      $0x00000010, AX
+	ADDQ      $0x00000020, AX
 	SUBQ      $0x08, DX
 	JMP       f2b_loop
 
@@ -4439,17 +6491,18 @@ f2b_tail:
 	ANDL  $0x00000001, DI
 	ADDL  $0x00007fff, DI
 	ADDL  BX, DI
-	SHRL  $0x10, DI
-	MOVW  DI, (AX)
+	ANDL  $0xffff0000, DI
+	MOVL  DI, (AX)
 	JMP   f2b_next
 
 f2b_nan:
 	ORL  $0x00000040, SI
-	MOVW SI, (AX)
+	SHLL $0x10, SI
+	MOVL SI, (AX)
 
 f2b_next:
 	ADDQ $0x00000004, CX
-	ADDQ $0x00000002, AX
+	ADDQ $0x00000004, AX
 	DECQ DX
 	JMP  f2b_tail
 

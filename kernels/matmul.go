@@ -21,8 +21,8 @@ type Matrix struct {
 // assembly.
 var (
 	dotF32Bytes  dotFunc = dotF32Go
-	dotF16F16    dotFunc = dotF16F16Go
-	dotBF16BF16  dotFunc = dotBF16BF16Go
+	dotF16Act    dotFunc = dotF16ActGo
+	dotBF16Act   dotFunc = dotBF16ActGo
 	dotQ4_0Q8_0  dotFunc = dotQ4_0Q8_0Go
 	dotQ4_1Q8_1  dotFunc = dotQ4_1Q8_1Go
 	dotQ5_0Q8_0  dotFunc = dotQ5_0Q8_0Go
@@ -42,7 +42,8 @@ var (
 	f16ToF32Impl  = f16ToF32Go
 	f32ToF16Impl  = f32ToF16Go
 	bf16ToF32Impl = bf16ToF32Go
-	f32ToBF16Impl = f32ToBF16Go
+	roundF16Impl  = roundF16Go
+	roundBF16Impl = roundBF16Go
 )
 
 // A dot4Func computes the dots of one weight row with the four activation
@@ -70,10 +71,8 @@ const (
 // rowBytes is the size of one converted activation row of cols elements.
 func (f actFormat) rowBytes(cols int) int {
 	switch f {
-	case actF32:
+	case actF32, actF16, actBF16:
 		return 4 * cols
-	case actF16, actBF16:
-		return 2 * cols
 	case actQ8_0:
 		return cols / qk8 * q8_0Len
 	case actQ8_1:
@@ -85,9 +84,9 @@ func (f actFormat) rowBytes(cols int) int {
 func (f actFormat) convert(dst []byte, x []float32) {
 	switch f {
 	case actF16:
-		quantizeRowF16(dst, x)
+		roundF16Impl(f32View(dst, len(x)), x)
 	case actBF16:
-		quantizeRowBF16(dst, x)
+		roundBF16Impl(f32View(dst, len(x)), x)
 	case actQ8_0:
 		quantizeRowQ8_0(dst, x)
 	case actQ8_1:
@@ -103,9 +102,9 @@ func kernelFor(t ggml.Type) (actFormat, dotFunc, bool) {
 	case ggml.TypeF32:
 		return actF32, dotF32Bytes, true
 	case ggml.TypeF16:
-		return actF16, dotF16F16, true
+		return actF16, dotF16Act, true
 	case ggml.TypeBF16:
-		return actBF16, dotBF16BF16, true
+		return actBF16, dotBF16Act, true
 	case ggml.TypeQ4_0:
 		return actQ8_0, dotQ4_0Q8_0, true
 	case ggml.TypeQ4_1:
@@ -274,3 +273,12 @@ func axpyF16Go(y []float32, alpha float32, x []byte) {
 
 // f32p views the start of a byte slice holding float32 values.
 func f32p(b []byte) *float32 { return (*float32)(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// f32View views the first 4*n bytes of b (4-byte aligned) as n float32.
+func f32View(b []byte, n int) []float32 {
+	if n == 0 {
+		return nil
+	}
+	_ = b[4*n-1]
+	return unsafe.Slice(f32p(b), n)
+}

@@ -110,7 +110,20 @@ var (
 	quantizeRowQ8_K = quantizeRowQ8_KGo
 )
 
-// quantizeRowF16 and quantizeRowBF16 round activations as ggml does before an
+// roundF16Go and roundBF16Go round activations as ggml does before an F16 or
+// BF16 dot (ggml_cpu_fp32_to_fp16 / ggml_compute_fp32_to_bf16, nearest even)
+// and keep them as float32: a float32 product with such a value is exactly
+// the product of the two narrow values that ggml forms.
+func roundF16Go(dst, x []float32) {
+	for i, v := range x {
+		dst[i] = f16Table[f32ToF16Bits(v)]
+	}
+}
+
+func roundBF16Go(dst, x []float32) {
+	for i, v := range x {
+		dst[i] = bf16BitsToF32(f32ToBF16Bits(v))
+	}
+}
+
 // F16 or BF16 dot.
-func quantizeRowF16(dst []byte, x []float32)  { f32ToF16Impl(dst[:2*len(x)], x) }
-func quantizeRowBF16(dst []byte, x []float32) { f32ToBF16Impl(dst[:2*len(x)], x) }

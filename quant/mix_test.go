@@ -716,3 +716,33 @@ func BenchmarkPlanEncodeQ4KM(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseTensorTypeOverride: any input is parsed or refused, never a
+// panic, and an accepted override round-trips.
+func FuzzParseTensorTypeOverride(f *testing.F) {
+	for _, s := range []string{"attn_q=Q8_0", `blk\.\d+\.ffn_down=q6_k`, "=", "a=b=Q4_K", "(=Q4_0", "x=bf16"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := ParseTensorTypeOverride(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseTensorTypeOverride(o.Regex + "=" + o.Type.String())
+		if err != nil || again != o {
+			t.Errorf("%q: round trip %+v, %v", s, again, err)
+		}
+	})
+}
+
+func FuzzParsePreset(f *testing.F) {
+	for _, s := range []string{"q4_k_m", "15", "COPY", "", "-1", "Q4_K"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePreset(s)
+		if err == nil && (p.Name == "" || p.Alias != "") {
+			t.Errorf("%q: %+v", s, p)
+		}
+	})
+}

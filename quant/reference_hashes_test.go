@@ -8,8 +8,8 @@ import (
 	"github.com/llqt/llqt/formats/ggml"
 )
 
-// referenceHashes are the sha256 sums of ggml-quants.c's own output (b4748,
-// through testdata/ggml_harness.c) for referenceCase inputs. The
+// referenceHashes are the sha256 sums of ggml-quants.c's own output (b4748, recorded
+// once from llama.cpp's own quantizers) for referenceCase inputs. The
 // importance-weighted encoders, the activation formats and the degenerate
 // inputs (zero weights, scales overflowing fp16) have no llama-quantize
 // golden file, so this table pins them without needing the harness.

@@ -1,16 +1,8 @@
 package quant
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"testing"
 
 	"github.com/llqt/llqt/formats/ggml"
 )
@@ -147,67 +139,4 @@ func referenceCase(t ggml.Type, variant string) ([]float32, []float32) {
 // activation formats have no importance-weighted encoder in ggml.
 func hasImatrixPath(t ggml.Type) bool {
 	return t != ggml.TypeQ8_0 && t != ggml.TypeQ8_1 && t != ggml.TypeQ8_K
-}
-
-// TestAgainstReferenceHarness runs ggml's own ggml-quants.c (compiled into a
-// small harness named by $LLQT_GGML_HARNESS; see the report of the quant
-// package for how it is built) on the same inputs and compares the encoded
-// bytes and the decoded floats bit for bit, with and without an importance
-// matrix. It prints the sha256 table TestImatrixHashes checks.
-func TestAgainstReferenceHarness(t *testing.T) {
-	harness := os.Getenv("LLQT_GGML_HARNESS")
-	if harness == "" {
-		t.Skip("LLQT_GGML_HARNESS not set")
-	}
-	for _, typ := range referenceTypes {
-		for _, variant := range referenceVariants {
-			x, im := referenceCase(typ, variant)
-			if im != nil && !hasImatrixPath(typ) {
-				continue
-			}
-			var in bytes.Buffer
-			hasIm := uint32(0)
-			if im != nil {
-				hasIm = 1
-			}
-			binary.Write(&in, binary.LittleEndian, []uint32{uint32(typ), refRows, refNe0, hasIm})
-			binary.Write(&in, binary.LittleEndian, x)
-			if im != nil {
-				binary.Write(&in, binary.LittleEndian, im)
-			}
-			cmd := exec.Command(harness)
-			cmd.Stdin = &in
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("%s: harness: %v", typ, err)
-			}
-			got, err := Quantize(typ, x, refNe0, im)
-			if err != nil {
-				t.Fatalf("%s: %v", typ, err)
-			}
-			if len(out) != len(got)+4*len(x) {
-				t.Fatalf("%s: harness wrote %d bytes", typ, len(out))
-			}
-			if d := firstMismatch(typ, got, out[:len(got)], refNe0); d != "" {
-				t.Errorf("%s %s: %s", typ, variant, d)
-			}
-			sum := sha256.Sum256(out[:len(got)])
-			fmt.Printf("\t{ggml.Type%s, %q, %q},\n", typ, variant, hex.EncodeToString(sum[:]))
-			if typ == ggml.TypeQ8_1 {
-				continue // the harness does not decode Q8_1
-			}
-			deq, err := Dequantize(typ, got, len(x))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range deq {
-				w := math.Float32frombits(binary.LittleEndian.Uint32(out[len(got)+4*i:]))
-				// NaN payloads may differ; a NaN must match a NaN.
-				if math.Float32bits(v) != math.Float32bits(w) && !(v != v && w != w) {
-					t.Errorf("%s %s: dequantized element %d = %v, ggml %v", typ, variant, i, v, w)
-					break
-				}
-			}
-		}
-	}
 }

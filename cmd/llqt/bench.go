@@ -26,6 +26,7 @@ type benchOptions struct {
 	reps    int
 	json    bool
 	md      bool
+	output  string
 	kvF32   bool
 }
 
@@ -46,6 +47,13 @@ records (n_prompt, n_gen, n_threads, model_size, model_n_params, avg_ns,
 stddev_ns, avg_ts, stddev_ts, samples_ns, samples_ts, …).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch o.output {
+			case "md":
+			case "json":
+				o.json = true
+			default:
+				return fmt.Errorf("-o %q: want md or json", o.output)
+			}
 			if o.json && o.md {
 				return fmt.Errorf("--json and --md are exclusive")
 			}
@@ -60,6 +68,7 @@ stddev_ns, avg_ts, stddev_ts, samples_ns, samples_ts, …).`,
 	fl.IntVarP(&o.reps, "repetitions", "r", 5, "repetitions of each test")
 	fl.BoolVar(&o.json, "json", false, "print llama-bench's JSON records")
 	fl.BoolVar(&o.md, "md", false, "print llama-bench's markdown table (the default)")
+	fl.StringVarP(&o.output, "output", "o", "md", "output format as llama-bench's -o: md or json")
 	fl.BoolVar(&o.kvF32, "kv-f32", false, "keep the KV cache in F32 instead of F16")
 	addThreadsFlag(cmd, &o.threads)
 	return cmd

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/llqt/llqt/convert"
 	"github.com/llqt/llqt/formats/gguf"
@@ -160,13 +159,9 @@ func checkOutput(dir, out string, force bool) error {
 // checkSpace fails early when the output's file system lacks room for the
 // tensor data, rather than after minutes of work.
 func checkSpace(out string, need int64) error {
-	var fs unix.Statfs_t
 	dir := filepath.Dir(out)
-	if err := unix.Statfs(dir, &fs); err != nil {
-		return nil // unknown: let the write decide
-	}
-	free := int64(fs.Bavail) * int64(fs.Bsize)
-	if free < need {
+	free, ok := freeSpace(dir)
+	if ok && free < need {
 		return fmt.Errorf("%s: not enough space: the output needs %s, %s is free in %s", out, humanBytes(need), humanBytes(free), dir)
 	}
 	return nil

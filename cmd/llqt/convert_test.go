@@ -272,3 +272,17 @@ func TestConvertInterrupted(t *testing.T) {
 		})
 	}
 }
+
+func TestConvertCheckSpace(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	if err := checkSpace(out, 1); err != nil {
+		t.Errorf("1 byte: %v", err)
+	}
+	if _, ok := freeSpace(filepath.Dir(out)); !ok {
+		t.Skip("free space unknown on this platform")
+	}
+	err := checkSpace(out, 1<<62)
+	if err == nil || !strings.Contains(err.Error(), "not enough space") || !strings.Contains(err.Error(), out) {
+		t.Errorf("4 EiB: %v", err)
+	}
+}

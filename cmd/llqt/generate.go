@@ -114,7 +114,7 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 			return err
 		}
 		for _, id := range best {
-			if _, err := io.WriteString(out, tok.TokenToPiece(id, false)); err != nil {
+			if _, err := io.WriteString(out, tok.TokenToPiece(id, true)); err != nil {
 				return err
 			}
 		}
@@ -142,7 +142,7 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 		if tok.IsEOG(next) {
 			break
 		}
-		if _, err := io.WriteString(out, tok.TokenToPiece(next, false)); err != nil {
+		if _, err := io.WriteString(out, tok.TokenToPiece(next, true)); err != nil {
 			return err
 		}
 		nGen++

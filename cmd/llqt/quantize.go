@@ -43,6 +43,7 @@ type quantizeFlags struct {
 	threads           int
 	json              bool
 	convertOutType    string
+	imatrix           string
 }
 
 func newQuantizeCmd() *cobra.Command {
@@ -96,6 +97,7 @@ Types: ` + presetList(),
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the per-tensor plan and the resulting size; write nothing")
 	fl.BoolVar(&f.force, "force", false, "overwrite OUT if it exists")
 	fl.BoolVar(&f.json, "json", false, "print the plan or summary as JSON")
+	fl.StringVar(&f.imatrix, "imatrix", "", "importance matrix file from llama-imatrix (needed by Q2_K_S)")
 	fl.StringVar(&f.convertOutType, "convert-outtype", "f32", "when IN is a Hugging Face directory: the type the converter "+
 		"stores matrices as before quantizing ("+strings.Join(convert.OutTypes, ", ")+"); f32 is lossless")
 	addThreadsFlag(cmd, &f.threads)
@@ -165,6 +167,14 @@ func (f *quantizeFlags) options(p quant.Preset, ctx context.Context) (quant.Opti
 			return opts, fmt.Errorf("%s: %w", s.flag, err)
 		}
 		*s.dst = &t
+	}
+	if f.imatrix != "" {
+		im, err := quant.ReadImatrix(f.imatrix)
+		if err != nil {
+			return opts, err
+		}
+		opts.Imatrix, opts.ImatrixFile, opts.ImatrixDataset = im.Weights, f.imatrix, im.Dataset
+		opts.ImatrixChunks = int(max(im.Chunks, 0))
 	}
 	for _, s := range f.tensorTypes {
 		o, err := quant.ParseTensorTypeOverride(s)

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llqt/llqt/formats/gguf"
 	"github.com/llqt/llqt/internal/fixtures"
+	"github.com/llqt/llqt/quant"
 )
 
 // runLLQT runs the root command with args and returns stdout and the error.
@@ -174,5 +176,52 @@ func TestQuantizeCommandHF(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameFile(t, out, two)
+	}
+}
+
+// TestQuantizeCommandImatrix: Q2_K_S runs with an importance matrix and
+// records its provenance as llama-quantize does.
+func TestQuantizeCommandImatrix(t *testing.T) {
+	in := fixtures.Path(t, "golden/tiny-llama-f32.gguf")
+	f, err := gguf.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []quant.ImatrixEntry
+	for _, ti := range f.Tensors {
+		if len(ti.Shape) == 2 && ti.Name != "token_embd.weight" {
+			v := make([]float32, ti.Shape[0])
+			for i := range v {
+				v[i] = float32(1 + i%7)
+			}
+			entries = append(entries, quant.ImatrixEntry{Name: ti.Name, NCall: 1, Values: v})
+		}
+	}
+	f.Close()
+	dir := t.TempDir()
+	imPath := filepath.Join(dir, "imatrix.dat")
+	var buf bytes.Buffer
+	if err := quant.WriteImatrix(&buf, entries, 12, "calib.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(imPath, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "q2ks.gguf")
+	if _, _, err := runLLQT(t, "quantize", in, out, "--q2_k_s", "--imatrix", imPath, "-t", "2"); err != nil {
+		t.Fatal(err)
+	}
+	g, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	n := len(g.KV)
+	if n < 4 || g.KV[n-4].Key != "quantize.imatrix.file" || g.KV[n-4].Value != imPath || g.KV[n-3].Value != "calib.txt" ||
+		g.KV[n-2].Value != int32(len(entries)) || g.KV[n-1].Value != int32(12) {
+		t.Errorf("imatrix metadata: %v", g.KV[max(0, n-6):])
+	}
+	if v, _ := g.KV.Uint("general.file_type"); v != 21 {
+		t.Errorf("file_type %d, want 21", v)
 	}
 }

@@ -463,3 +463,23 @@ func (t *Tokenizer) TokenID(text string) (int32, bool) {
 	id, ok := t.ids[text]
 	return id, ok
 }
+
+// EOT is the end-of-turn token, or NoToken.
+func (t *Tokenizer) EOT() int32 { return t.eot }
+
+// Unknown is the unknown token, or NoToken.
+func (t *Tokenizer) Unknown() int32 { return t.unk }
+
+// Sep is the separator token (BERT's [SEP]), or NoToken.
+func (t *Tokenizer) Sep() int32 { return t.sep }
+
+// Pad is the padding token, or NoToken.
+func (t *Tokenizer) Pad() int32 { return t.pad }
+
+// Score returns the merge score of token id (0 if out of range).
+func (t *Tokenizer) Score(id int32) float32 {
+	if id < 0 || int(id) >= len(t.scores) {
+		return 0
+	}
+	return t.scores[id]
+}

@@ -108,6 +108,9 @@ func TestSPMSynthetic(t *testing.T) {
 			}
 		})
 	}
+	if tok.Unknown() != 0 || tok.EOT() != NoToken || tok.Sep() != NoToken || tok.Pad() != NoToken || tok.Score(tok.ids["abc"]) != -0.1 {
+		t.Errorf("SPM specials: unk %d eot %d sep %d pad %d", tok.Unknown(), tok.EOT(), tok.Sep(), tok.Pad())
+	}
 	if !tok.AddBOS() || tok.AddEOS() || tok.BOS() != 1 || tok.EOS() != 2 || !tok.IsEOG(2) || tok.IsEOG(1) {
 		t.Errorf("SPM defaults: addBOS %v addEOS %v bos %d eos %d", tok.AddBOS(), tok.AddEOS(), tok.BOS(), tok.EOS())
 	}

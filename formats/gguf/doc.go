@@ -24,6 +24,9 @@ const (
 	DefaultAlignment = 32
 	// MaxDims is ggml's GGML_MAX_DIMS.
 	MaxDims = 4
+	// maxNameLen is ggml's GGML_MAX_NAME: llama.cpp rejects a tensor name
+	// of this many bytes or more.
+	maxNameLen = 64
 	// maxArrayDepth bounds nested arrays; real files nest at most once.
 	maxArrayDepth = 8
 )

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -367,5 +368,60 @@ func assertEmptyDir(t *testing.T, dir string) {
 	}
 	if len(entries) != 0 {
 		t.Errorf("left files behind: %v", entries)
+	}
+}
+
+// TestErrorsShowNamesSafely: names and keys from the file reach error
+// messages escaped and cut short, so a corrupt file cannot flood or drive
+// the terminal.
+func TestErrorsShowNamesSafely(t *testing.T) {
+	long := strings.Repeat("k", 1<<20)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		bad  string
+	}{
+		{"escape sequence in a key", header(0, 2).kvU32("\x1b[2J\x1b]0;pwned\a", 1).kvU32("\x1b[2J\x1b]0;pwned\a", 1).Bytes(), "\x1b"},
+		{"invalid UTF-8 in a key", header(0, 1).str("\xff\xfe").u32(99).Bytes(), "\xff"},
+		{"megabyte key", header(0, 1).str(long).u32(99).Bytes(), long[:1000]},
+		{"long tensor name", header(1, 0).tensor(strings.Repeat("n", 64), ggml.TypeF32, 0, 1).pad(32, 4).Bytes(), strings.Repeat("n", 64)},
+	} {
+		_, err := Parse(bytes.NewReader(tc.data), int64(len(tc.data)), "names.gguf")
+		if !errors.Is(err, ErrFormat) {
+			t.Fatalf("%s: want ErrFormat, got %v", tc.name, err)
+		}
+		msg := err.Error()
+		if strings.Contains(msg, tc.bad) || len(msg) > 1000 {
+			t.Errorf("%s: unsafe or overlong message (%d bytes): %.300q", tc.name, len(msg), msg)
+		}
+	}
+	// A 63-byte name is llama.cpp's limit and still accepted.
+	ok := header(1, 0).tensor(strings.Repeat("n", 63), ggml.TypeF32, 0, 1).pad(32, 4).Bytes()
+	if _, err := Parse(bytes.NewReader(ok), int64(len(ok)), "ok.gguf"); err != nil {
+		t.Errorf("63-byte name: %v", err)
+	}
+}
+
+// TestOpenRefusesNonRegularFiles: a FIFO or a device is refused at once
+// (opening a FIFO would block until a writer came).
+func TestOpenRefusesNonRegularFiles(t *testing.T) {
+	fifo := t.TempDir() + "/pipe.gguf"
+	if out, err := exec.Command("mkfifo", fifo).CombinedOutput(); err != nil {
+		t.Skipf("mkfifo: %v %s", err, out)
+	}
+	for _, p := range []string{fifo, "/dev/zero", t.TempDir()} {
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		done := make(chan error, 1)
+		go func() { _, err := Open(p); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("%s: want a clear refusal, got %v", p, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Open(%s) blocked", p)
+		}
 	}
 }

@@ -9,9 +9,14 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/internal/mmap"
 )
 
 // ErrFormat is wrapped by every error about a malformed file.
@@ -26,7 +31,45 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
-	return fmt.Sprintf("%s: malformed GGUF: %s at offset %d: %s", e.File, e.Field, e.Offset, e.Msg)
+	return fmt.Sprintf("%s: malformed GGUF: %s at offset %d: %s", e.File, clip(e.Field), e.Offset, clip(e.Msg))
+}
+
+// maxShown bounds the bytes of a file-supplied string put in an error.
+const maxShown = 200
+
+// clip makes a string from the file safe to print: non-printable bytes
+// (terminal escapes, invalid UTF-8) are escaped and anything past maxShown
+// bytes is cut, so a corrupt multi-megabyte name cannot flood the terminal.
+func clip(s string) string {
+	clean := len(s) <= maxShown && utf8.ValidString(s)
+	for _, r := range s {
+		if !clean {
+			break
+		}
+		clean = unicode.IsPrint(r)
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if b.Len() >= maxShown {
+			fmt.Fprintf(&b, "…(%d bytes in all)", len(s))
+			break
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // Unwrap makes errors.Is(err, ErrFormat) hold.
@@ -73,6 +116,10 @@ type File struct {
 // Open opens and parses a GGUF file, memory-mapping it where the platform
 // allows and falling back to reads otherwise.
 func Open(path string) (*File, error) {
+	// Check before opening: opening a FIFO blocks until a writer appears.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -88,7 +135,7 @@ func Open(path string) (*File, error) {
 	}
 	size := st.Size()
 	var r io.ReaderAt = fh
-	mapped, unmap, mapErr := mmapFile(fh, size)
+	mapped, unmap, mapErr := mmap.Map(fh, size)
 	if mapErr == nil && mapped != nil {
 		r = bytesReaderAt(mapped)
 	}
@@ -181,7 +228,11 @@ func (s *tensorSource) ReadRaw() ([]byte, error) {
 	if err != nil || s.f.mapped == nil {
 		return b, err
 	}
-	return append([]byte(nil), b...), nil
+	out := append([]byte(nil), b...)
+	// A streaming pass reads each tensor once: give the pages back so the
+	// resident set stays about one tensor per worker, not the whole file.
+	mmap.Release(s.f.mapped, s.f.DataOffset+int64(s.ti.Offset), int64(s.ti.Size))
+	return out, nil
 }
 
 type bytesReaderAt []byte
@@ -404,6 +455,9 @@ func (p *parser) tensorInfo(i uint64) (TensorInfo, error) {
 	name, err := p.str(fmt.Sprintf("tensor[%d] name", i))
 	if err != nil {
 		return ti, err
+	}
+	if len(name) >= maxNameLen {
+		return ti, p.fail(fmt.Sprintf("tensor[%d] name", i), "name of %d bytes is too long (llama.cpp allows %d)", len(name), maxNameLen-1)
 	}
 	ti.Name = name
 	field := "tensor " + name

@@ -14,6 +14,7 @@ import (
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/internal/mmap"
 )
 
 // ErrFormat is wrapped by every error about a malformed file.
@@ -131,6 +132,10 @@ type File struct {
 // Open opens and validates a safetensors file, memory-mapping it where the
 // platform allows.
 func Open(path string) (*File, error) {
+	// Check before opening: opening a FIFO blocks until a writer appears.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -146,7 +151,7 @@ func Open(path string) (*File, error) {
 	}
 	size := st.Size()
 	var r io.ReaderAt = fh
-	mapped, unmap, mapErr := mmapFile(fh, size)
+	mapped, unmap, mapErr := mmap.Map(fh, size)
 	if mapErr == nil && mapped != nil {
 		r = bytes.NewReader(mapped)
 	}
@@ -197,7 +202,7 @@ func (f *File) Data(t *TensorInfo) ([]byte, error) {
 	}
 	if f.mapped != nil {
 		out := append([]byte(nil), f.mapped[start:start+int64(n)]...)
-		releasePages(f.mapped, start, int64(n))
+		mmap.Release(f.mapped, start, int64(n))
 		return out, nil
 	}
 	if f.r == nil {

@@ -43,10 +43,13 @@ type Report struct {
 	DataOffset int64    `json:"data_offset,omitempty"`
 	Metadata   []Meta   `json:"metadata"`
 	Tensors    []Tensor `json:"tensors"`
+	// ShapeOrder is "ggml" (ne0, the contiguous dimension, first) for GGUF
+	// and "torch" (contiguous dimension last) for safetensors.
+	ShapeOrder string   `json:"shape_order"`
 	Summary    Summary  `json:"summary"`
 	Verify     *Verdict `json:"verify,omitempty"`
 	Error      string   `json:"error,omitempty"`
-	// opened is set when the GGUF reader accepted the file.
+	// opened is set when the reader accepted the input.
 	opened bool
 }
 
@@ -66,11 +69,13 @@ type Meta struct {
 type Tensor struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
-	// Shape in ggml order (ne0, the contiguous dimension, first).
+	// Shape in the file's own order (Report.ShapeOrder).
 	Shape  []uint64 `json:"shape"`
 	Offset uint64   `json:"offset"`
 	Bytes  uint64   `json:"bytes"`
 	SHA256 string   `json:"sha256,omitempty"`
+	// File is the shard holding the tensor (Hugging Face directories).
+	File string `json:"file,omitempty"`
 }
 
 // Summary totals the tensors.
@@ -88,9 +93,6 @@ type Verdict struct {
 	Problems []string `json:"problems"`
 }
 
-// ErrUnsupported is returned for inputs this build cannot read yet.
-var ErrUnsupported = errors.New("unsupported input")
-
 // ErrVerify is returned by Run when verification found problems; the report
 // is still returned and describes them.
 var ErrVerify = errors.New("verification failed")
@@ -106,17 +108,18 @@ func Run(path string, opt Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !st.IsDir() && !st.Mode().IsRegular() {
+		// Opening a FIFO would block; a device never ends.
+		return nil, fmt.Errorf("%s: not a regular file or directory", path)
+	}
 	if st.IsDir() || strings.EqualFold(filepath.Ext(path), ".safetensors") {
 		return inspectSafetensors(path, st.IsDir(), opt)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file or directory", path)
 	}
 	return inspectGGUF(path, st.Size(), opt)
 }
 
 func inspectGGUF(path string, size int64, opt Options) (*Report, error) {
-	rep := &Report{Path: path, Format: "gguf", FileSize: size}
+	rep := &Report{Path: path, Format: "gguf", FileSize: size, ShapeOrder: "ggml"}
 	f, openErr := gguf.Open(path)
 	if openErr != nil && !opt.Verify {
 		return nil, openErr
@@ -269,15 +272,4 @@ func jsonSafe(v any) any {
 		}
 	}
 	return v
-}
-
-// inspectSafetensors handles safetensors inputs once package
-// formats/safetensors is available in this build.
-func inspectSafetensors(path string, dir bool, opt Options) (*Report, error) {
-	kind := "a .safetensors file"
-	if dir {
-		kind = "a Hugging Face checkpoint directory"
-	}
-	return nil, fmt.Errorf("%s: %w: inspecting %s needs the safetensors reader, which this build does not have yet; inspect a .gguf file",
-		path, ErrUnsupported, kind)
 }

@@ -17,7 +17,9 @@ import (
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/gguf"
+	"github.com/llqt/llqt/formats/safetensors"
 	"github.com/llqt/llqt/internal/fixtures"
+	"github.com/llqt/llqt/internal/synth"
 )
 
 type memSource struct {
@@ -266,19 +268,75 @@ func TestVerifyHeaderProblems(t *testing.T) {
 	}
 }
 
-func TestUnsupportedInputs(t *testing.T) {
+func TestInspectSafetensors(t *testing.T) {
 	dir := t.TempDir()
-	st := filepath.Join(dir, "model.safetensors")
-	if err := os.WriteFile(st, []byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '}, 0o644); err != nil {
+	o := synth.Tiny()
+	o.Shards = 2
+	if err := synth.Write(dir, o); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{dir, st} {
-		if _, err := Run(p, Options{}); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: want a clear ErrUnsupported naming the path, got %v", p, err)
+	rep, err := Run(dir, Options{Verify: true, Hash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Format != "hf" || rep.ShapeOrder != "torch" || !rep.Verify.OK || rep.Summary.Tensors == 0 {
+		t.Fatalf("report: format %s, verify %+v, summary %+v", rep.Format, rep.Verify, rep.Summary)
+	}
+	ck, err := safetensors.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	var params uint64
+	files := map[string]bool{}
+	for i, tt := range rep.Tensors {
+		st := ck.Tensors[i]
+		b, _ := st.File.Data(&st.TensorInfo)
+		sum := sha256.Sum256(b)
+		if tt.Name != st.Name || tt.SHA256 != hex.EncodeToString(sum[:]) || tt.Type != "BF16" {
+			t.Errorf("tensor %d: %+v", i, tt)
 		}
+		params += st.Elements()
+		files[tt.File] = true
+	}
+	if rep.Summary.Parameters != params || len(files) != 2 || math.Abs(rep.Summary.BPW-16) > 1e-9 {
+		t.Errorf("summary %+v (want %d params, 16 bpw), files %v", rep.Summary, params, files)
+	}
+	var text bytes.Buffer
+	if err := WriteText(&text, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"config.hidden_size", "Hugging Face checkpoint", "FILE", "16.00 bpw", "verify: OK"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+
+	// One shard on its own, then a truncated copy of it.
+	shard := ck.Files[0].Path
+	rep, err = Run(shard, Options{})
+	if err != nil || rep.Format != "safetensors" || rep.Summary.Tensors != len(ck.Files[0].Tensors) {
+		t.Fatalf("single file: %v %+v", err, rep)
+	}
+	data, _ := os.ReadFile(shard)
+	bad := filepath.Join(t.TempDir(), "bad.safetensors")
+	must(t, os.WriteFile(bad, data[:len(data)-1], 0o644))
+	if _, err := Run(bad, Options{}); !errors.Is(err, safetensors.ErrFormat) {
+		t.Errorf("truncated file: want safetensors.ErrFormat, got %v", err)
+	}
+	rep, err = Run(bad, Options{Verify: true})
+	if !errors.Is(err, ErrVerify) || rep == nil || rep.Verify.OK || len(rep.Verify.Problems) == 0 {
+		t.Errorf("truncated file with --verify: %v %+v", err, rep)
 	}
 	if _, err := Run(filepath.Join(dir, "missing.gguf"), Options{}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -301,4 +359,26 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("verdict OK=%v with problems %v", v.OK, v.Problems)
 		}
 	})
+}
+
+// TestTextIsSafeToPrint: names and keys with terminal escapes are shown
+// escaped in text output.
+func TestTextIsSafeToPrint(t *testing.T) {
+	m := testModel()
+	m.KV = append(m.KV, formats.KV{Key: "evil\x1b[2J", Value: "\x1b]0;title\a"})
+	m.Tensors[0].Name = "tok\x1b[31m"
+	rep, err := Run(writeModel(t, m), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := WriteText(&text, rep); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(text.String(), "\x1b\a") {
+		t.Errorf("control characters reached the output:\n%q", text.String())
+	}
+	if !strings.Contains(text.String(), `"evil\x1b[2J"`) {
+		t.Errorf("escaped key missing:\n%s", text.String())
+	}
 }

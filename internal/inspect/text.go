@@ -3,8 +3,10 @@ package inspect
 import (
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/llqt/llqt/internal/cli"
@@ -18,25 +20,39 @@ const maxShown = 80
 func WriteText(w io.Writer, rep *Report) error {
 	fmt.Fprintf(w, "file: %s\n", rep.Path)
 	if rep.opened {
-		fmt.Fprintf(w, "format: %s v%d, alignment %d, data at offset %d\n",
-			strings.ToUpper(rep.Format), rep.Version, rep.Alignment, rep.DataOffset)
+		switch rep.Format {
+		case "gguf":
+			fmt.Fprintf(w, "format: GGUF v%d, alignment %d, data at offset %d; shapes in ggml order (ne0 first)\n",
+				rep.Version, rep.Alignment, rep.DataOffset)
+		case "hf":
+			fmt.Fprintln(w, "format: Hugging Face checkpoint (safetensors); shapes in torch order")
+		default:
+			fmt.Fprintln(w, "format: safetensors; shapes in torch order")
+		}
 		fmt.Fprintf(w, "\nmetadata (%d entries):\n", len(rep.Metadata))
 		width := 0
 		for _, m := range rep.Metadata {
-			width = max(width, len(m.Key))
+			width = max(width, len(safe(m.Key)))
 		}
 		for _, m := range rep.Metadata {
-			fmt.Fprintf(w, "  %-*s  %s\n", width, m.Key, formatMeta(m))
+			fmt.Fprintf(w, "  %-*s  %s\n", width, safe(m.Key), formatMeta(m))
 		}
 		fmt.Fprintln(w)
 		hasHash := len(rep.Tensors) > 0 && rep.Tensors[0].SHA256 != ""
+		hasFile := len(rep.Tensors) > 0 && rep.Tensors[0].File != ""
 		header := []string{"name", "type", "shape", "bytes"}
+		if hasFile {
+			header = append(header, "file")
+		}
 		if hasHash {
 			header = append(header, "sha256")
 		}
 		rows := make([][]string, 0, len(rep.Tensors))
 		for _, t := range rep.Tensors {
-			row := []string{t.Name, t.Type, formatShape(t.Shape), strconv.FormatUint(t.Bytes, 10)}
+			row := []string{safe(t.Name), safe(t.Type), formatShape(t.Shape), strconv.FormatUint(t.Bytes, 10)}
+			if hasFile {
+				row = append(row, safe(t.File))
+			}
 			if hasHash {
 				row = append(row, t.SHA256)
 			}
@@ -66,6 +82,9 @@ func WriteText(w io.Writer, rep *Report) error {
 
 func formatMeta(m Meta) string {
 	if m.ElemType == "" {
+		if m.Type == "null" {
+			return "null"
+		}
 		return m.Type + "  " + formatValue(m.Value)
 	}
 	vals := make([]string, len(m.First))
@@ -80,6 +99,15 @@ func formatMeta(m Meta) string {
 }
 
 func formatValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case float64: // JSON numbers: 13638144, not 1.3638144e+07
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		}
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
 	s, isString := v.(string)
 	if !isString {
 		return fmt.Sprint(v)
@@ -87,6 +115,25 @@ func formatValue(v any) string {
 	if utf8.RuneCountInString(s) > maxShown {
 		r := []rune(s)
 		return strconv.Quote(string(r[:maxShown])) + fmt.Sprintf("… (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
+// safe returns a key or name as is when it is short and printable, and
+// quoted (escaping terminal controls and invalid UTF-8) and cut otherwise.
+func safe(s string) string {
+	clean := len(s) <= maxShown && utf8.ValidString(s)
+	for _, r := range s {
+		if !clean {
+			break
+		}
+		clean = unicode.IsPrint(r)
+	}
+	if clean {
+		return s
+	}
+	if len(s) > maxShown {
+		return strconv.Quote(s[:maxShown]) + fmt.Sprintf("… (%d bytes)", len(s))
 	}
 	return strconv.Quote(s)
 }

@@ -172,10 +172,12 @@ func (s *scan) run() {
 		if err != nil {
 			return
 		}
-		if keys[key] {
+		dup := keys[key]
+		keys[key] = true
+		key = clipName(key) // from here on only shown
+		if dup {
 			s.problem(at, "metadata key %q appears twice", key)
 		}
-		keys[key] = true
 		vt, err := s.u32("metadata " + key + " type")
 		if err != nil {
 			return
@@ -243,10 +245,15 @@ func (s *scan) tensorInfo(i, alignment uint64, names map[string]bool) (tensorRan
 	if err != nil {
 		return tensorRange{}, false, err
 	}
-	if names[name] {
+	dup := names[name]
+	names[name] = true
+	if len(name) >= maxNameLen {
+		s.problem(at, "tensor name %q is %d bytes long (llama.cpp allows %d)", clipName(name), len(name), maxNameLen-1)
+	}
+	name = clipName(name) // from here on only shown
+	if dup {
 		s.problem(at, "tensor name %q appears twice", name)
 	}
-	names[name] = true
 	nd, err := s.u32(fmt.Sprintf("tensor %q n_dims", name))
 	if err != nil {
 		return tensorRange{}, false, err
@@ -303,6 +310,18 @@ func (s *scan) tensorInfo(i, alignment uint64, names map[string]bool) (tensorRan
 		return tensorRange{}, false, nil
 	}
 	return tensorRange{name: name, offset: offset, end: end, infoAt: at}, true, nil
+}
+
+// maxNameLen is ggml's GGML_MAX_NAME; llama.cpp rejects longer tensor names.
+const maxNameLen = 64
+
+// clipName cuts a file-supplied name for messages (which quote it with %q,
+// escaping anything non-printable).
+func clipName(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
 }
 
 func mulU64(a, b uint64) (hi, lo uint64) {

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"fmt"
-
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -103,24 +101,16 @@ func main() {
 	constants()
 	genDotF32()
 	genDotF16F32()
-	genDotF16F16()
-	genDotBF16BF16()
 	genAxpyF16()
 	genF16ToF32()
 	genF32ToF16()
 	genBF16ToF32()
 	genMulti()
-	genDotQ5_0()
-	genDotQ4_1()
-	genDotQ5_1()
-	genDotIQ4NL()
-	genDotIQ4XS()
-	genDotQ2_K()
-	genDotQ3_K()
+	genMultiFloat()
 	genQuantizeQ8(false)
 	genQuantizeQ8(true)
 	genQuantizeQ8K()
-	genF32ToBF16()
+	genRoundBF16()
 	Generate()
 }
 
@@ -237,52 +227,6 @@ func genDotF16F32() {
 	}, func(acc VecVirtual) {
 		t := loadF16x1(Mem{Base: a})
 		VFMADD231SS(Mem{Base: b}, t, acc)
-	})
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
-}
-
-func genDotF16F16() {
-	TEXT("dotF16F16AVX2", NOSPLIT, "func(a, b *byte, n int) float32")
-	Doc("dotF16F16AVX2 returns Σ f16(a[i])*f16(b[i]) for i < n, accumulating in float32.")
-	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
-	s := floatLoop("f16f16", n, []Register{a, b}, []int{2, 2}, func(acc VecVirtual, i int) {
-		t, u := YMM(), YMM()
-		VCVTPH2PS(Mem{Base: a, Disp: 2 * i}, t)
-		VCVTPH2PS(Mem{Base: b, Disp: 2 * i}, u)
-		VFMADD231PS(u, t, acc)
-	}, func(acc VecVirtual) {
-		t := loadF16x1(Mem{Base: a})
-		u := loadF16x1(Mem{Base: b})
-		VFMADD231SS(u, t, acc)
-	})
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
-}
-
-func genDotBF16BF16() {
-	TEXT("dotBF16BF16AVX2", NOSPLIT, "func(a, b *byte, n int) float32")
-	Doc("dotBF16BF16AVX2 returns Σ bf16(a[i])*bf16(b[i]) for i < n, accumulating in float32.")
-	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
-	s := floatLoop("bf16", n, []Register{a, b}, []int{2, 2}, func(acc VecVirtual, i int) {
-		t, u := YMM(), YMM()
-		VPMOVZXWD(Mem{Base: a, Disp: 2 * i}, t)
-		VPSLLD(U8(16), t, t)
-		VPMOVZXWD(Mem{Base: b, Disp: 2 * i}, u)
-		VPSLLD(U8(16), u, u)
-		VFMADD231PS(u, t, acc)
-	}, func(acc VecVirtual) {
-		r, q := GP32(), GP32()
-		MOVWLZX(Mem{Base: a}, r)
-		SHLL(U8(16), r)
-		MOVWLZX(Mem{Base: b}, q)
-		SHLL(U8(16), q)
-		t, u := XMM(), XMM()
-		VMOVD(r, t)
-		VMOVD(q, u)
-		VFMADD231SS(u, t, acc)
 	})
 	VZEROUPPER()
 	Store(s, ReturnIndex(0))
@@ -513,6 +457,7 @@ func kScalesMins(m Mem) (sc, mn VecVirtual) {
 // the high nibbles (the element order of the 32-element ggml blocks).
 func nibbles32(m Mem) VecVirtual {
 	q, hi := YMM(), XMM()
+	VPXOR(q, q, q) // a full write first: the allocator then sees q dead before
 	VMOVDQU(m, q.AsX())
 	VPSRLW(U8(4), q.AsX(), hi)
 	VINSERTI128(U8(1), hi, q, q)
@@ -530,322 +475,6 @@ func bitsToBytes(m Mem) VecVirtual {
 	VPCMPEQB(ones, ones, ones)
 	VPCMPEQB(ones, b, b)
 	return b
-}
-
-func genDotQ5_0() {
-	TEXT("dotQ5_0Q8_0AVX2", NOSPLIT, "func(x, y *byte, nb int) float32")
-	Doc("dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y.")
-	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
-	ones := ones16()
-	acc := blockLoop("q5_0", x, y, nb, 22, 34, func(xo, yo int, acc VecVirtual) {
-		d := broadcastF16(Mem{Base: x, Disp: xo})
-		dy := broadcastF16(Mem{Base: y, Disp: yo})
-		VMULPS(dy, d, d)
-		q := nibbles32(Mem{Base: x, Disp: xo + 6})
-		// Where the fifth bit is clear the value is nibble-16: set the top nibble.
-		h := bitsToBytes(Mem{Base: x, Disp: xo + 2})
-		VPANDN(maskF0, h, h)
-		VPOR(h, q, q)
-		signedDot32(q, Mem{Base: y, Disp: yo + 2}, d, ones, acc)
-	})
-	s := hsum(acc)
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
-}
-
-// genDotMinBlock emits Q4_1 or Q5_1 against Q8_1: Σ d·dy·Σq·y + m·s.
-func genDotMinBlock(name string, q5 bool) {
-	xStride, qsOff := 20, 4
-	if q5 {
-		xStride, qsOff = 24, 8
-	}
-	TEXT(name, NOSPLIT, "func(x, y *byte, nb int) float32")
-	Doc(fmt.Sprintf("%s returns the dot product of nb %s blocks at x and nb Q8_1 blocks at y.", name, map[bool]string{false: "Q4_1", true: "Q5_1"}[q5]))
-	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
-	ones := ones16()
-	accs := XMM()
-	VXORPS(accs, accs, accs)
-	acc := blockLoop(name, x, y, nb, xStride, 36, func(xo, yo int, acc VecVirtual) {
-		d := broadcastF16(Mem{Base: x, Disp: xo})
-		dy := broadcastF16(Mem{Base: y, Disp: yo})
-		VMULPS(dy, d, d)
-		m := loadF16x1(Mem{Base: x, Disp: xo + 2})
-		sy := loadF16x1(Mem{Base: y, Disp: yo + 2})
-		VFMADD231SS(sy, m, accs)
-		q := nibbles32(Mem{Base: x, Disp: xo + qsOff})
-		if q5 {
-			h := bitsToBytes(Mem{Base: x, Disp: xo + 4})
-			VPAND(mask10, h, h)
-			VPOR(h, q, q)
-		}
-		VPMADDUBSW(Mem{Base: y, Disp: yo + 4}, q, q)
-		VPMADDWD(ones, q, q)
-		VCVTDQ2PS(q, q)
-		VFMADD231PS(q, d, acc)
-	})
-	s := hsum(acc)
-	VADDSS(accs, s, s)
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
-}
-
-func genDotQ4_1() { genDotMinBlock("dotQ4_1Q8_1AVX2", false) }
-func genDotQ5_1() { genDotMinBlock("dotQ5_1Q8_1AVX2", true) }
-
-func genDotIQ4NL() {
-	TEXT("dotIQ4NLQ8_0AVX2", NOSPLIT, "func(x, y *byte, nb int) float32")
-	Doc("dotIQ4NLQ8_0AVX2 returns the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y.")
-	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
-	ones := ones16()
-	table := YMM()
-	VMOVDQU(kvalues, table)
-	acc := blockLoop("iq4nl", x, y, nb, 18, 34, func(xo, yo int, acc VecVirtual) {
-		d := broadcastF16(Mem{Base: x, Disp: xo})
-		dy := broadcastF16(Mem{Base: y, Disp: yo})
-		VMULPS(dy, d, d)
-		q := nibbles32(Mem{Base: x, Disp: xo + 2})
-		VPSHUFB(q, table, q)
-		signedDot32(q, Mem{Base: y, Disp: yo + 2}, d, ones, acc)
-	})
-	s := hsum(acc)
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
-}
-
-func genDotIQ4XS() {
-	name := "dotIQ4XSQ8_KAVX2"
-	TEXT(name, NOSPLIT, "func(x, y *byte, nb int) float32")
-	Doc(name + " returns the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y.")
-	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
-	table := YMM()
-	VMOVDQU(kvalues, table)
-	acc := zeroY()
-	Label("iq4xs_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef("iq4xs_done"))
-	d := broadcastF16(Mem{Base: x})
-	dy := YMM()
-	VBROADCASTSS(Mem{Base: y}, dy)
-	VMULPS(dy, d, d)
-	sh, sl := GP32(), GP32()
-	MOVWLZX(Mem{Base: x, Disp: 2}, sh)
-	MOVL(Mem{Base: x, Disp: 4}, sl)
-	sumi := YMM()
-	VPXOR(sumi, sumi, sumi)
-	for j := 0; j < 8; j++ {
-		// ls = (scales_l nibble j) | (scales_h bits 2j,2j+1) << 4, minus 32.
-		ls, t := GP32(), GP32()
-		MOVL(sl, ls)
-		if j > 0 {
-			SHRL(U8(4*j), ls)
-		}
-		ANDL(U32(0xf), ls)
-		MOVL(sh, t)
-		if 2*j > 4 {
-			SHRL(U8(2*j-4), t)
-		} else if 2*j < 4 {
-			SHLL(U8(4-2*j), t)
-		}
-		ANDL(U32(0x30), t)
-		ORL(t, ls)
-		SUBL(U32(32), ls)
-		sc := YMM()
-		VMOVD(ls, sc.AsX())
-		VPBROADCASTW(sc.AsX(), sc)
-
-		q := nibbles32(Mem{Base: x, Disp: 8 + 16*j})
-		VPSHUFB(q, table, q)
-		yv, ax := YMM(), YMM()
-		VMOVDQU(Mem{Base: y, Disp: 4 + 32*j}, yv)
-		VPSIGNB(q, q, ax)
-		VPSIGNB(q, yv, yv)
-		VPMADDUBSW(yv, ax, ax)
-		VPMADDWD(sc, ax, ax)
-		VPADDD(ax, sumi, sumi)
-	}
-	VCVTDQ2PS(sumi, sumi)
-	VFMADD231PS(sumi, d, acc)
-	ADDQ(U32(136), x)
-	ADDQ(U32(292), y)
-	DECQ(nb)
-	JMP(LabelRef("iq4xs_loop"))
-	Label("iq4xs_done")
-	s := hsum(acc)
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
-}
-
-func genDotQ2_K() {
-	name := "dotQ2_KQ8_KAVX2"
-	TEXT(name, NOSPLIT, "func(x, y *byte, nb int) float32")
-	Doc(name + " returns the dot product of nb Q2_K blocks at x and nb Q8_K blocks at y.")
-	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
-	acc, accm := zeroY(), zeroY()
-	Label("q2k_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef("q2k_done"))
-	dy := YMM()
-	VBROADCASTSS(Mem{Base: y}, dy)
-	d := broadcastF16(Mem{Base: x, Disp: 80})
-	VMULPS(dy, d, d)
-	dmin := broadcastF16(Mem{Base: x, Disp: 82})
-	VMULPS(dy, dmin, dmin)
-
-	raw, mins, scales := XMM(), YMM(), YMM()
-	VMOVDQU(Mem{Base: x}, raw)
-	VPSRLW(U8(4), raw, mins.AsX())
-	VPAND(mask0F.Offset(0), mins.AsX(), mins.AsX())
-	VPMOVZXBW(mins.AsX(), mins)
-	VPMADDWD(Mem{Base: y, Disp: 260}, mins, mins)
-	VCVTDQ2PS(mins, mins)
-	VFMADD231PS(mins, dmin, accm)
-	VPAND(mask0F.Offset(0), raw, raw)
-	VPMOVZXBW(raw, scales)
-
-	sumi := YMM()
-	VPXOR(sumi, sumi, sumi)
-	for c := 0; c < 2; c++ {
-		scl := YMM()
-		VPERM2I128(U8(0x11*c), scales, scales, scl)
-		q := YMM()
-		VMOVDQU(Mem{Base: x, Disp: 16 + 32*c}, q)
-		for j := 0; j < 4; j++ {
-			v := YMM()
-			if j == 0 {
-				VPAND(mask03, q, v)
-			} else {
-				VPSRLW(U8(2*j), q, v)
-				VPAND(mask03, v, v)
-			}
-			VPMADDUBSW(Mem{Base: y, Disp: 4 + 128*c + 32*j}, v, v)
-			s := YMM()
-			VPSHUFB(wordShuf2.Offset(32*j), scl, s)
-			VPMADDWD(s, v, v)
-			VPADDD(v, sumi, sumi)
-		}
-	}
-	VCVTDQ2PS(sumi, sumi)
-	VFMADD231PS(sumi, d, acc)
-	ADDQ(U32(84), x)
-	ADDQ(U32(292), y)
-	DECQ(nb)
-	JMP(LabelRef("q2k_loop"))
-	Label("q2k_done")
-	VSUBPS(accm, acc, acc)
-	s := hsum(acc)
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
-}
-
-func genDotQ3_K() {
-	name := "dotQ3_KQ8_KAVX2"
-	TEXT(name, NOSPLIT, "func(x, y *byte, nb int) float32")
-	Doc(name + " returns the dot product of nb Q3_K blocks at x and nb Q8_K blocks at y.")
-	x, y, nb := Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
-	acc := zeroY()
-	Label("q3k_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef("q3k_done"))
-	dy := YMM()
-	VBROADCASTSS(Mem{Base: y}, dy)
-	d := broadcastF16(Mem{Base: x, Disp: 108})
-	VMULPS(dy, d, d)
-
-	// Unpack the 16 6-bit scales (ggml's kmask1/kmask2 shuffle).
-	a0, a1, tmp, s01, s23, t := GP64(), GP64(), GP64(), GP64(), GP64(), GP64()
-	MOVL(Mem{Base: x, Disp: 96}, a0.As32())
-	MOVL(Mem{Base: x, Disp: 100}, a1.As32())
-	MOVL(Mem{Base: x, Disp: 104}, tmp.As32())
-	part := func(src GPVirtual, srcShift int, tmpShift int, dst GPVirtual) {
-		MOVL(src.As32(), dst.As32())
-		if srcShift > 0 {
-			SHRL(U8(srcShift), dst.As32())
-		}
-		ANDL(U32(0x0f0f0f0f), dst.As32())
-		MOVL(tmp.As32(), t.As32())
-		if tmpShift > 0 {
-			SHRL(U8(tmpShift), t.As32())
-		}
-		ANDL(U32(0x03030303), t.As32())
-		SHLL(U8(4), t.As32())
-		ORL(t.As32(), dst.As32())
-	}
-	p0, p1, p2, p3 := GP64(), GP64(), GP64(), GP64()
-	part(a0, 0, 0, p0)
-	part(a1, 0, 2, p1)
-	part(a0, 4, 4, p2)
-	part(a1, 4, 6, p3)
-	MOVQ(p1, s01)
-	SHLQ(U8(32), s01)
-	ORQ(p0, s01)
-	MOVQ(p3, s23)
-	SHLQ(U8(32), s23)
-	ORQ(p2, s23)
-	scx, scales := XMM(), YMM()
-	MOVQ(s01, scx)
-	VPINSRQ(U8(1), s23, scx, scx)
-	VPMOVZXBW(scx, scales)
-	VPSUBW(words32, scales, scales)
-
-	// Quants are stored as q+4 in 0..7 (low bits | high bit << 2); take the
-	// 4 back out through the bsums: 4 * Σ_g scale_g * bsum_g.
-	corr := YMM()
-	VPMADDWD(Mem{Base: y, Disp: 260}, scales, corr)
-	VPSLLD(U8(2), corr, corr)
-
-	hm := YMM()
-	VMOVDQU(Mem{Base: x}, hm)
-	sumi := YMM()
-	VPXOR(sumi, sumi, sumi)
-	for c := 0; c < 2; c++ {
-		scl := YMM()
-		VPERM2I128(U8(0x11*c), scales, scales, scl)
-		q := YMM()
-		VMOVDQU(Mem{Base: x, Disp: 32 + 32*c}, q)
-		for j := 0; j < 4; j++ {
-			v, h := YMM(), YMM()
-			if j == 0 {
-				VPAND(mask03, q, v)
-			} else {
-				VPSRLW(U8(2*j), q, v)
-				VPAND(mask03, v, v)
-			}
-			b := 4*c + j // hmask bit, moved to bit 2
-			switch {
-			case b < 2:
-				VPSLLW(U8(2-b), hm, h)
-				VPAND(mask04, h, h)
-			case b == 2:
-				VPAND(mask04, hm, h)
-			default:
-				VPSRLW(U8(b-2), hm, h)
-				VPAND(mask04, h, h)
-			}
-			VPOR(h, v, v)
-			VPMADDUBSW(Mem{Base: y, Disp: 4 + 128*c + 32*j}, v, v)
-			s := YMM()
-			VPSHUFB(wordShuf2.Offset(32*j), scl, s)
-			VPMADDWD(s, v, v)
-			VPADDD(v, sumi, sumi)
-		}
-	}
-	VPSUBD(corr, sumi, sumi)
-	VCVTDQ2PS(sumi, sumi)
-	VFMADD231PS(sumi, d, acc)
-	ADDQ(U32(110), x)
-	ADDQ(U32(292), y)
-	DECQ(nb)
-	JMP(LabelRef("q3k_loop"))
-	Label("q3k_done")
-	s := hsum(acc)
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
 }
 
 // hmax returns an xmm whose lane 0 holds the largest of the 8 floats of y.
@@ -1063,12 +692,13 @@ func genQuantizeQ8K() {
 	RET()
 }
 
-// genF32ToBF16 emits ggml_compute_fp32_to_bf16 over a row: round to nearest
-// even, NaNs quieted by setting bit 6 of the truncated value.
-func genF32ToBF16() {
-	name := "f32ToBF16AVX2"
-	TEXT(name, NOSPLIT, "func(dst *byte, src *float32, n int)")
-	Doc(name + " converts n floats at src to bfloat16 at dst, rounding to nearest even.")
+// genRoundBF16 emits ggml_compute_fp32_to_bf16 over a row, widened back to
+// float32: round to nearest even, NaNs quieted by setting bit 6 of the
+// truncated value.
+func genRoundBF16() {
+	name := "roundBF16AVX2"
+	TEXT(name, NOSPLIT, "func(dst, src *float32, n int)")
+	Doc(name + " stores float32(bf16(src[i])) in dst[i] for i < n, rounding as ggml_compute_fp32_to_bf16.")
 	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
 	c7fff, one, inf, abs, c64 := YMM(), YMM(), YMM(), YMM(), YMM()
 	t := GP32()
@@ -1099,11 +729,10 @@ func genF32ToBF16() {
 	VPAND(abs, u, nan)      // |u|
 	VPCMPGTD(inf, nan, nan) // |u| > inf bits: NaN
 	VPBLENDVB(nan, q, r, r)
-	VPACKUSDW(r, r, r)
-	VPERMQ(U8(0x08), r, r)
-	VMOVDQU(r.AsX(), Mem{Base: dst})
+	VPSLLD(U8(16), r, r)
+	VMOVDQU(r, Mem{Base: dst})
 	ADDQ(U32(32), src)
-	ADDQ(U32(16), dst)
+	ADDQ(U32(32), dst)
 	SUBQ(Imm(8), n)
 	JMP(LabelRef("f2b_loop"))
 	Label("f2b_tail")
@@ -1122,16 +751,17 @@ func genF32ToBF16() {
 		ANDL(U32(1), a)
 		ADDL(U32(0x7fff), a)
 		ADDL(w, a)
-		SHRL(U8(16), a)
-		MOVW(a.As16(), Mem{Base: dst})
+		ANDL(U32(0xffff0000), a)
+		MOVL(a, Mem{Base: dst})
 		JMP(LabelRef("f2b_next"))
 		Label("f2b_nan")
 		ORL(U32(64), hi)
-		MOVW(hi.As16(), Mem{Base: dst})
+		SHLL(U8(16), hi)
+		MOVL(hi, Mem{Base: dst})
 		Label("f2b_next")
 	}
 	ADDQ(U32(4), src)
-	ADDQ(U32(2), dst)
+	ADDQ(U32(4), dst)
 	DECQ(n)
 	JMP(LabelRef("f2b_tail"))
 	Label("f2b_done")

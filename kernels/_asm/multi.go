@@ -76,42 +76,61 @@ func suffix(ncols int) string {
 	return fmt.Sprintf("x%dAVX2", ncols)
 }
 
-// genDotQ8Family emits Q8_0·Q8_0 or Q4_0·Q8_0: two blocks per iteration
-// into two accumulators per column, then one block, then the two summed.
-func genDotQ8Family(q4 bool, ncols int) {
-	base, xStride, doc := "dotQ8_0Q8_0", 34, "nb Q8_0 blocks at x and nb Q8_0 blocks at y"
-	if q4 {
-		base, xStride, doc = "dotQ4_0Q8_0", 18, "nb Q4_0 blocks at x and nb Q8_0 blocks at y"
-	}
-	name := base + suffix(ncols)
-	x, ys, nb := colArgs(name, ncols, doc)
+// q8Kind names a weight type whose blocks pair with Q8_0 activations.
+type q8Kind struct {
+	name    string
+	xStride int
+	doc     string
+	// decode returns the 32 quants of the block at x+xo as signed bytes.
+	decode func(x Register, xo int) VecVirtual
+}
+
+var q8Kinds = []q8Kind{
+	{"dotQ8_0Q8_0", 34, "Q8_0", func(x Register, xo int) VecVirtual {
+		q := YMM()
+		VMOVDQU(Mem{Base: x, Disp: xo + 2}, q)
+		return q
+	}},
+	{"dotQ4_0Q8_0", 18, "Q4_0", func(x Register, xo int) VecVirtual {
+		q := nibbles32(Mem{Base: x, Disp: xo + 2})
+		VPSUBB(bytes8, q, q)
+		return q
+	}},
+	{"dotQ5_0Q8_0", 22, "Q5_0", func(x Register, xo int) VecVirtual {
+		q := nibbles32(Mem{Base: x, Disp: xo + 6})
+		// Where the fifth bit is clear the value is nibble-16: set the top nibble.
+		h := bitsToBytes(Mem{Base: x, Disp: xo + 2})
+		VPANDN(maskF0, h, h)
+		VPOR(h, q, q)
+		return q
+	}},
+	{"dotIQ4NLQ8_0", 18, "IQ4_NL", func(x Register, xo int) VecVirtual {
+		q, table := nibbles32(Mem{Base: x, Disp: xo + 2}), YMM()
+		VMOVDQU(kvalues, table)
+		VPSHUFB(q, table, q)
+		return q
+	}},
+}
+
+// genDotQ8Family emits a block dot against Q8_0 activations: two blocks per
+// iteration into two accumulators per column, then one block, then the two
+// summed. The quants are multiplied as |q| times y with q's sign.
+func genDotQ8Family(k q8Kind, ncols int) {
+	name := k.name + suffix(ncols)
+	x, ys, nb := colArgs(name, ncols, "nb "+k.doc+" blocks at x and nb Q8_0 blocks at y")
 	ones := ones16()
 	acc0, acc1 := make([]VecVirtual, ncols), make([]VecVirtual, ncols)
 	for c := range ncols {
 		acc0[c], acc1[c] = zeroY(), zeroY()
 	}
-	block := func(xo int, accs []VecVirtual) {
-		dx := broadcastF16(Mem{Base: x, Disp: xo})
-		q := YMM()
-		if q4 {
-			hi := XMM()
-			VMOVDQU(Mem{Base: x, Disp: xo + 2}, q.AsX())
-			VPSRLW(U8(4), q.AsX(), hi)
-			VINSERTI128(U8(1), hi, q, q)
-			VPAND(mask0F, q, q)
-			VPSUBB(bytes8, q, q)
-		} else {
-			VMOVDQU(Mem{Base: x, Disp: xo + 2}, q)
-		}
+	block := func(xo, yo int, accs []VecVirtual) {
+		q := k.decode(x, xo)
 		ax := YMM()
 		VPSIGNB(q, q, ax)
-		yo := 0
-		if xo != 0 {
-			yo = 34
-		}
+		dx := broadcastF16(Mem{Base: x, Disp: xo})
 		for c := range ncols {
 			d := broadcastF16(Mem{Base: ys[c], Disp: yo})
-			VMULPS(d, dx, d) // dx*dy, the order of the single kernel
+			VMULPS(d, dx, d)
 			sy := YMM()
 			VMOVDQU(Mem{Base: ys[c], Disp: yo + 2}, sy)
 			VPSIGNB(q, sy, sy)
@@ -124,19 +143,81 @@ func genDotQ8Family(q4 bool, ncols int) {
 	Label(name + "_loop2")
 	CMPQ(nb, Imm(2))
 	JL(LabelRef(name + "_loop1"))
-	block(0, acc0)
-	block(xStride, acc1)
-	advance(x, xStride, ys, 34, nb, 2)
+	block(0, 0, acc0)
+	block(k.xStride, 34, acc1)
+	advance(x, k.xStride, ys, 34, nb, 2)
 	JMP(LabelRef(name + "_loop2"))
 	Label(name + "_loop1")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
-	block(0, acc0)
+	block(0, 0, acc0)
 	Label(name + "_done")
 	for c := range ncols {
 		VADDPS(acc1[c], acc0[c], acc0[c])
 	}
 	colReturn(ncols, acc0)
+}
+
+// genDotMinFamily emits Q4_1 or Q5_1 against Q8_1: Σ d·dy·Σq·y + m·s, with
+// the m·s terms summed in a scalar accumulator added at the end.
+func genDotMinFamily(q5 bool, ncols int) {
+	name, xStride, qsOff, doc := "dotQ4_1Q8_1"+suffix(ncols), 20, 4, "nb Q4_1 blocks at x and nb Q8_1 blocks at y"
+	if q5 {
+		name, xStride, qsOff, doc = "dotQ5_1Q8_1"+suffix(ncols), 24, 8, "nb Q5_1 blocks at x and nb Q8_1 blocks at y"
+	}
+	x, ys, nb := colArgs(name, ncols, doc)
+	ones := ones16()
+	accs, accm := make([]VecVirtual, ncols), make([]VecVirtual, ncols)
+	for c := range ncols {
+		accs[c] = zeroY()
+		accm[c] = XMM()
+		VXORPS(accm[c], accm[c], accm[c])
+	}
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	q := nibbles32(Mem{Base: x, Disp: qsOff})
+	if q5 {
+		h := bitsToBytes(Mem{Base: x, Disp: 4})
+		VPAND(mask10, h, h)
+		VPOR(h, q, q)
+	}
+	for c := range ncols {
+		m := loadF16x1(Mem{Base: x, Disp: 2})
+		sy := loadF16x1(Mem{Base: ys[c], Disp: 2})
+		VFMADD231SS(sy, m, accm[c])
+		p := YMM()
+		VPMADDUBSW(Mem{Base: ys[c], Disp: 4}, q, p)
+		VPMADDWD(ones, p, p)
+		VCVTDQ2PS(p, p)
+		d := broadcastF16(Mem{Base: ys[c]})
+		dx := broadcastF16(Mem{Base: x})
+		VMULPS(d, dx, d)
+		VFMADD231PS(p, d, accs[c])
+	}
+	advance(x, xStride, ys, 36, nb, 1)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	if ncols == 1 {
+		s := hsum(accs[0])
+		VADDSS(accm[0], s, s)
+		VZEROUPPER()
+		Store(s, ReturnIndex(0))
+		RET()
+		return
+	}
+	out, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
+	SHLQ(U8(2), stride)
+	for c := range ncols {
+		s := hsum(accs[c])
+		VADDSS(accm[c], s, s)
+		if c > 0 {
+			ADDQ(stride, out)
+		}
+		VMOVSS(s, Mem{Base: out})
+	}
+	VZEROUPPER()
+	RET()
 }
 
 // genDotK45 emits Q4_K·Q8_K (q5=false) or Q5_K·Q8_K.
@@ -296,10 +377,412 @@ func genDotQ6K(ncols int) {
 
 func genMulti() {
 	for _, n := range []int{1, 4} {
-		genDotQ8Family(false, n)
-		genDotQ8Family(true, n)
+		for _, k := range q8Kinds {
+			genDotQ8Family(k, n)
+		}
+		genDotMinFamily(false, n)
+		genDotMinFamily(true, n)
 		genDotK45(false, n)
 		genDotK45(true, n)
 		genDotQ6K(n)
+		genDotQ2K(n)
+		genDotQ3K(n)
+		genDotIQ4XS(n)
 	}
+}
+
+// genDotQ2K emits Q2_K·Q8_K: block_q2_K is scales[16], qs[64], d, dmin.
+func genDotQ2K(ncols int) {
+	name := "dotQ2_KQ8_K" + suffix(ncols)
+	x, ys, nb := colArgs(name, ncols, "nb Q2_K blocks at x and nb Q8_K blocks at y")
+	accs := make([]VecVirtual, ncols)
+	for c := range ncols {
+		accs[c] = zeroY()
+	}
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	// Mins (high nibbles) against bsums: acc -= dmin*dy * Σ m_g bsum_g.
+	{
+		raw, mins := XMM(), YMM()
+		VMOVDQU(Mem{Base: x}, raw)
+		VPSRLW(U8(4), raw, raw)
+		VPAND(mask0F.Offset(0), raw, raw)
+		VPMOVZXBW(raw, mins)
+		dminx := broadcastF16(Mem{Base: x, Disp: 82})
+		for c := range ncols {
+			dmin, m := YMM(), YMM()
+			VBROADCASTSS(Mem{Base: ys[c]}, dmin)
+			VMULPS(dmin, dminx, dmin)
+			VPMADDWD(Mem{Base: ys[c], Disp: 260}, mins, m)
+			VCVTDQ2PS(m, m)
+			VFNMADD231PS(m, dmin, accs[c])
+		}
+	}
+	scales, raw := YMM(), XMM()
+	VMOVDQU(Mem{Base: x}, raw)
+	VPAND(mask0F.Offset(0), raw, raw)
+	VPMOVZXBW(raw, scales)
+	sumi := make([]VecVirtual, ncols)
+	for c := range ncols {
+		sumi[c] = YMM()
+		VPXOR(sumi[c], sumi[c], sumi[c])
+	}
+	for half := 0; half < 2; half++ {
+		scl := YMM()
+		VPERM2I128(U8(0x11*half), scales, scales, scl)
+		for j := 0; j < 4; j++ {
+			v := YMM()
+			VMOVDQU(Mem{Base: x, Disp: 16 + 32*half}, v)
+			if j > 0 {
+				VPSRLW(U8(2*j), v, v)
+			}
+			VPAND(mask03, v, v)
+			s := YMM()
+			VPSHUFB(wordShuf2.Offset(32*j), scl, s)
+			for c := range ncols {
+				p := YMM()
+				VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 128*half + 32*j}, v, p)
+				VPMADDWD(s, p, p)
+				VPADDD(p, sumi[c], sumi[c])
+			}
+		}
+	}
+	dx := broadcastF16(Mem{Base: x, Disp: 80})
+	for c := range ncols {
+		d := YMM()
+		VBROADCASTSS(Mem{Base: ys[c]}, d)
+		VMULPS(d, dx, d)
+		VCVTDQ2PS(sumi[c], sumi[c])
+		VFMADD231PS(sumi[c], d, accs[c])
+	}
+	advance(x, 84, ys, 292, nb, 1)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	colReturn(ncols, accs)
+}
+
+// genDotQ3K emits Q3_K·Q8_K: block_q3_K is hmask[32], qs[64], scales[12], d.
+func genDotQ3K(ncols int) {
+	name := "dotQ3_KQ8_K" + suffix(ncols)
+	x, ys, nb := colArgs(name, ncols, "nb Q3_K blocks at x and nb Q8_K blocks at y")
+	accs := make([]VecVirtual, ncols)
+	for c := range ncols {
+		accs[c] = zeroY()
+	}
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+
+	// Unpack the 16 6-bit scales (ggml's kmask1/kmask2 shuffle), minus 32.
+	a0, a1, tmp, t := GP64(), GP64(), GP64(), GP64()
+	MOVL(Mem{Base: x, Disp: 96}, a0.As32())
+	MOVL(Mem{Base: x, Disp: 100}, a1.As32())
+	MOVL(Mem{Base: x, Disp: 104}, tmp.As32())
+	part := func(src GPVirtual, srcShift, tmpShift int) GPVirtual {
+		dst := GP64()
+		MOVL(src.As32(), dst.As32())
+		if srcShift > 0 {
+			SHRL(U8(srcShift), dst.As32())
+		}
+		ANDL(U32(0x0f0f0f0f), dst.As32())
+		MOVL(tmp.As32(), t.As32())
+		if tmpShift > 0 {
+			SHRL(U8(tmpShift), t.As32())
+		}
+		ANDL(U32(0x03030303), t.As32())
+		SHLL(U8(4), t.As32())
+		ORL(t.As32(), dst.As32())
+		return dst
+	}
+	p0, p1 := part(a0, 0, 0), part(a1, 0, 2)
+	p2, p3 := part(a0, 4, 4), part(a1, 4, 6)
+	SHLQ(U8(32), p1)
+	ORQ(p0, p1)
+	SHLQ(U8(32), p3)
+	ORQ(p2, p3)
+	scx, scales := XMM(), YMM()
+	MOVQ(p1, scx)
+	VPINSRQ(U8(1), p3, scx, scx)
+	VPMOVZXBW(scx, scales)
+	VPSUBW(words32, scales, scales)
+
+	// Quants are taken as q+4 in 0..7 (low bits | high bit << 2); the 4 comes
+	// back out through the bsums: sumi starts at -4 * Σ_g scale_g * bsum_g.
+	sumi := make([]VecVirtual, ncols)
+	for c := range ncols {
+		sumi[c] = YMM()
+		VPMADDWD(Mem{Base: ys[c], Disp: 260}, scales, sumi[c])
+		VPSLLD(U8(2), sumi[c], sumi[c])
+		VPSUBD(sumi[c], zeroY(), sumi[c])
+	}
+	for half := 0; half < 2; half++ {
+		scl := YMM()
+		VPERM2I128(U8(0x11*half), scales, scales, scl)
+		for j := 0; j < 4; j++ {
+			v, h := YMM(), YMM()
+			VMOVDQU(Mem{Base: x, Disp: 32 + 32*half}, v)
+			if j > 0 {
+				VPSRLW(U8(2*j), v, v)
+			}
+			VPAND(mask03, v, v)
+			VMOVDQU(Mem{Base: x}, h)
+			b := 4*half + j // hmask bit, moved to bit 2
+			switch {
+			case b < 2:
+				VPSLLW(U8(2-b), h, h)
+			case b > 2:
+				VPSRLW(U8(b-2), h, h)
+			}
+			VPAND(mask04, h, h)
+			VPOR(h, v, v)
+			s := YMM()
+			VPSHUFB(wordShuf2.Offset(32*j), scl, s)
+			for c := range ncols {
+				p := YMM()
+				VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 128*half + 32*j}, v, p)
+				VPMADDWD(s, p, p)
+				VPADDD(p, sumi[c], sumi[c])
+			}
+		}
+	}
+	dx := broadcastF16(Mem{Base: x, Disp: 108})
+	for c := range ncols {
+		d := YMM()
+		VBROADCASTSS(Mem{Base: ys[c]}, d)
+		VMULPS(d, dx, d)
+		VCVTDQ2PS(sumi[c], sumi[c])
+		VFMADD231PS(sumi[c], d, accs[c])
+	}
+	advance(x, 110, ys, 292, nb, 1)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	colReturn(ncols, accs)
+}
+
+// genDotIQ4XS emits IQ4_XS·Q8_K: block_iq4_xs is d, scales_h, scales_l[4],
+// qs[128]; sub-block j of 32 takes 16 bytes, low nibbles first.
+func genDotIQ4XS(ncols int) {
+	name := "dotIQ4XSQ8_K" + suffix(ncols)
+	x, ys, nb := colArgs(name, ncols, "nb IQ4_XS blocks at x and nb Q8_K blocks at y")
+	accs := make([]VecVirtual, ncols)
+	for c := range ncols {
+		accs[c] = zeroY()
+	}
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	sh, sl := GP32(), GP32()
+	MOVWLZX(Mem{Base: x, Disp: 2}, sh)
+	MOVL(Mem{Base: x, Disp: 4}, sl)
+	sumi := make([]VecVirtual, ncols)
+	for c := range ncols {
+		sumi[c] = YMM()
+		VPXOR(sumi[c], sumi[c], sumi[c])
+	}
+	for j := 0; j < 8; j++ {
+		// ls = (scales_l nibble j) | (scales_h bits 2j,2j+1) << 4, minus 32.
+		ls, t := GP32(), GP32()
+		MOVL(sl, ls)
+		if j > 0 {
+			SHRL(U8(4*j), ls)
+		}
+		ANDL(U32(0xf), ls)
+		MOVL(sh, t)
+		if 2*j > 4 {
+			SHRL(U8(2*j-4), t)
+		} else if 2*j < 4 {
+			SHLL(U8(4-2*j), t)
+		}
+		ANDL(U32(0x30), t)
+		ORL(t, ls)
+		SUBL(U32(32), ls)
+		sc, sx := YMM(), XMM()
+		VMOVD(ls, sx)
+		VPBROADCASTW(sx, sc)
+
+		q, table := nibbles32(Mem{Base: x, Disp: 8 + 16*j}), YMM()
+		VMOVDQU(kvalues, table)
+		VPSHUFB(q, table, q)
+		ax := table
+		VPSIGNB(q, q, ax)
+		for c := range ncols {
+			yv := YMM()
+			VMOVDQU(Mem{Base: ys[c], Disp: 4 + 32*j}, yv)
+			VPSIGNB(q, yv, yv)
+			VPMADDUBSW(yv, ax, yv)
+			VPMADDWD(sc, yv, yv)
+			VPADDD(yv, sumi[c], sumi[c])
+		}
+	}
+	dx := broadcastF16(Mem{Base: x})
+	for c := range ncols {
+		d := YMM()
+		VBROADCASTSS(Mem{Base: ys[c]}, d)
+		VMULPS(d, dx, d)
+		VCVTDQ2PS(sumi[c], sumi[c])
+		VFMADD231PS(sumi[c], d, accs[c])
+	}
+	advance(x, 136, ys, 292, nb, 1)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	colReturn(ncols, accs)
+}
+
+// floatKind is a plain weight type multiplied with float32 activations.
+type floatKind struct {
+	name string
+	size int // bytes per weight
+	doc  string
+	// load8 converts the 8 weights at m to float32 lanes.
+	load8 func(m Mem) VecVirtual
+	// load1 converts the weight at m into lane 0 of an xmm.
+	load1 func(m Mem) VecVirtual
+}
+
+var floatKinds = []floatKind{
+	{"matF32", 4, "F32", func(m Mem) VecVirtual {
+		v := YMM()
+		VMOVUPS(m, v)
+		return v
+	}, func(m Mem) VecVirtual {
+		v := XMM()
+		VMOVSS(m, v)
+		return v
+	}},
+	{"matF16", 2, "F16", func(m Mem) VecVirtual {
+		v := YMM()
+		VCVTPH2PS(m, v)
+		return v
+	}, loadF16x1},
+	{"matBF16", 2, "BF16", func(m Mem) VecVirtual {
+		v := YMM()
+		VPMOVZXWD(m, v)
+		VPSLLD(U8(16), v, v)
+		return v
+	}, func(m Mem) VecVirtual {
+		r, v := GP32(), XMM()
+		MOVWLZX(m, r)
+		SHLL(U8(16), r)
+		VMOVD(r, v)
+		return v
+	}},
+}
+
+// genFloatFamily emits the MatMul dot of plain weights with float32
+// activations: 16 elements per iteration into two accumulators per column,
+// then 8 into the first, then a scalar tail added after the reduction.
+func genFloatFamily(k floatKind, ncols int) {
+	name := k.name + suffix(ncols)
+	x, ys, n := colArgs(name, ncols, "n "+k.doc+" weights at x and n float32 activations at y")
+	acc0, acc1, tails := make([]VecVirtual, ncols), make([]VecVirtual, ncols), make([]VecVirtual, ncols)
+	for c := range ncols {
+		acc0[c], acc1[c] = zeroY(), zeroY()
+		tails[c] = XMM()
+		VXORPS(tails[c], tails[c], tails[c])
+	}
+	step := func(elems int) {
+		ADDQ(U32(elems*k.size), x)
+		for _, y := range ys {
+			ADDQ(U32(elems*4), y)
+		}
+		SUBQ(U32(elems), n)
+	}
+	Label(name + "_loop16")
+	CMPQ(n, Imm(16))
+	JL(LabelRef(name + "_loop8"))
+	for half, accs := range [][]VecVirtual{acc0, acc1} {
+		w := k.load8(Mem{Base: x, Disp: 8 * half * k.size})
+		for c := range ncols {
+			VFMADD231PS(Mem{Base: ys[c], Disp: 32 * half}, w, accs[c])
+		}
+	}
+	step(16)
+	JMP(LabelRef(name + "_loop16"))
+	Label(name + "_loop8")
+	CMPQ(n, Imm(8))
+	JL(LabelRef(name + "_tail"))
+	w := k.load8(Mem{Base: x})
+	for c := range ncols {
+		VFMADD231PS(Mem{Base: ys[c]}, w, acc0[c])
+	}
+	step(8)
+	Label(name + "_tail")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	w1 := k.load1(Mem{Base: x})
+	for c := range ncols {
+		VFMADD231SS(Mem{Base: ys[c]}, w1, tails[c])
+	}
+	step(1)
+	JMP(LabelRef(name + "_tail"))
+	Label(name + "_done")
+	sums := make([]Register, ncols)
+	for c := range ncols {
+		VADDPS(acc1[c], acc0[c], acc0[c])
+		sums[c] = hsum(acc0[c])
+		VADDSS(tails[c], sums[c], sums[c])
+	}
+	if ncols == 1 {
+		VZEROUPPER()
+		Store(sums[0], ReturnIndex(0))
+		RET()
+		return
+	}
+	out, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
+	SHLQ(U8(2), stride)
+	for c := range ncols {
+		if c > 0 {
+			ADDQ(stride, out)
+		}
+		VMOVSS(sums[c], Mem{Base: out})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// genRoundF16 and genRoundBF16 emit the activation rounding for F16 and BF16
+// weights: float32 in, float32 out, each value rounded through the narrow
+// type (nearest even), so that a float32 product equals ggml's product of
+// the two narrow values.
+func genRoundF16() {
+	TEXT("roundF16AVX2", NOSPLIT, "func(dst, src *float32, n int)")
+	Doc("roundF16AVX2 stores float32(f16(src[i])) in dst[i] for i < n, rounding to nearest even.")
+	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
+	Label("rf16_loop")
+	CMPQ(n, Imm(8))
+	JL(LabelRef("rf16_tail"))
+	v, h := YMM(), XMM()
+	VMOVUPS(Mem{Base: src}, v)
+	VCVTPS2PH(U8(0), v, h)
+	VCVTPH2PS(h, v)
+	VMOVUPS(v, Mem{Base: dst})
+	ADDQ(U32(32), src)
+	ADDQ(U32(32), dst)
+	SUBQ(U32(8), n)
+	JMP(LabelRef("rf16_loop"))
+	Label("rf16_tail")
+	TESTQ(n, n)
+	JZ(LabelRef("rf16_done"))
+	s := XMM()
+	VMOVSS(Mem{Base: src}, s)
+	VCVTPS2PH(U8(0), s, s)
+	VCVTPH2PS(s, s)
+	VMOVSS(s, Mem{Base: dst})
+	ADDQ(U32(4), src)
+	ADDQ(U32(4), dst)
+	DECQ(n)
+	JMP(LabelRef("rf16_tail"))
+	Label("rf16_done")
+	VZEROUPPER()
+	RET()
+}
+
+func genMultiFloat() {
+	for _, n := range []int{1, 4} {
+		for _, k := range floatKinds {
+			genFloatFamily(k, n)
+		}
+	}
+	genRoundF16()
 }

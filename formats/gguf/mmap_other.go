@@ -1,7 +1,0 @@
-//go:build !unix
-
-package gguf
-
-import "os"
-
-func mmapFile(f *os.File, size int64) ([]byte, func(), error) { return nil, nil, nil }
