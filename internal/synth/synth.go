@@ -51,6 +51,13 @@ func Tiny() Options {
 	return Options{Hidden: 64, Intermediate: 160, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 384, DType: safetensors.BF16, Seed: 1}
 }
 
+// Demo is the shape `make demo` uses: small enough to run in seconds, with
+// rows of 256 so that every K-quant applies without fallbacks.
+func Demo() Options {
+	return Options{Hidden: 256, Intermediate: 768, Layers: 4, Heads: 8, KVHeads: 4, Vocab: 2048,
+		MaxPositions: 512, DType: safetensors.BF16, Shards: 2, Seed: 1}
+}
+
 // TinyLlama11B has the shape of TinyLlama-1.1B (BF16).
 func TinyLlama11B() Options {
 	return Options{Hidden: 2048, Intermediate: 5632, Layers: 22, Heads: 32, KVHeads: 4, Vocab: 32000,
@@ -58,7 +65,7 @@ func TinyLlama11B() Options {
 }
 
 // Shapes maps shape names (for the synthllama command) to options.
-var Shapes = map[string]func() Options{"tiny": Tiny, "tinyllama-1.1b": TinyLlama11B}
+var Shapes = map[string]func() Options{"tiny": Tiny, "demo": Demo, "tinyllama-1.1b": TinyLlama11B}
 
 func (o *Options) defaults() error {
 	if o.DType == "" {
