@@ -42,6 +42,14 @@ func Create(dest string, overwrite bool) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: creating temporary output: %w", dest, err)
 	}
+	// CreateTemp makes the file 0600; outputs are ordinary files that other
+	// users and tools may read, as os.Create would make them (0666 less the
+	// umask, which Chmod does not apply, so use the common 0644).
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("%s: %w", dest, err)
+	}
 	f := &File{File: tmp, dest: dest, overwrite: overwrite}
 	liveMu.Lock()
 	live[f] = true
