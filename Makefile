@@ -10,7 +10,7 @@ FUZZTIME  ?= 30s
 # Packages with goroutines, run under the race detector by `make test`.
 RACE_PKGS := ./formats/... ./quant/... ./kernels/... ./eval/... ./perplexity/... ./internal/atomicfile/...
 
-.PHONY: all build test test-unit test-race test-purego demo demo-real bench fuzz lint clean
+.PHONY: all build test test-unit test-race test-purego test-report demo demo-real bench fuzz lint clean
 
 all: build
 
@@ -19,7 +19,7 @@ build:
 
 # The README's test command: lint, every test, the kernels' pure-Go path,
 # and the race detector on the concurrent packages.
-test: lint test-unit test-purego test-race
+test: lint test-unit test-purego test-race test-report
 
 test-unit:
 	$(GO) test -count=1 -timeout 20m ./...
@@ -29,6 +29,16 @@ test-purego:
 
 test-race:
 	$(GO) test -count=1 -race -short -timeout 20m $(RACE_PKGS)
+
+# The size/accuracy/speed report on the real tiny Llama, shown in the log,
+# when ../shared/testdata is present (CI always has it).
+test-report: build
+	@if [ -d "$(TESTDATA)/tiny-llama-hf" ]; then \
+	  out=$$(mktemp -d) && \
+	  $(BIN) report $(TESTDATA)/tiny-llama-hf --types f32,q8_0,q6_k,q4_k_m,q4_0,q2_k \
+	    -f $(TESTDATA)/text/tinystories_eval.txt -c 256 --out $$out && \
+	  cat $$out/report.md && rm -rf $$out; \
+	else echo "test-report: skipped, no $(TESTDATA)/tiny-llama-hf (set LLQT_TESTDATA)"; fi
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
