@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -116,44 +115,17 @@ type File struct {
 // Open opens and parses a GGUF file, memory-mapping it where the platform
 // allows and falling back to reads otherwise.
 func Open(path string) (*File, error) {
-	// Check before opening: opening a FIFO blocks until a writer appears.
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	fh, err := os.Open(path)
+	mf, err := mmap.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := fh.Stat()
+	f, err := Parse(mf.ReaderAt, mf.Size, path)
 	if err != nil {
-		fh.Close()
+		mf.Close()
 		return nil, err
 	}
-	if !st.Mode().IsRegular() {
-		fh.Close()
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	size := st.Size()
-	var r io.ReaderAt = fh
-	mapped, unmap, mapErr := mmap.Map(fh, size)
-	if mapErr == nil && mapped != nil {
-		r = bytesReaderAt(mapped)
-	}
-	f, err := Parse(r, size, path)
-	if err != nil {
-		if unmap != nil {
-			unmap()
-		}
-		fh.Close()
-		return nil, err
-	}
-	f.mapped = mapped
-	f.closer = func() error {
-		if unmap != nil {
-			unmap()
-		}
-		return fh.Close()
-	}
+	f.mapped = mf.Data
+	f.closer = mf.Close
 	return f, nil
 }
 
@@ -233,19 +205,6 @@ func (s *tensorSource) ReadRaw() ([]byte, error) {
 	// resident set stays about one tensor per worker, not the whole file.
 	mmap.Release(s.f.mapped, s.f.DataOffset+int64(s.ti.Offset), int64(s.ti.Size))
 	return out, nil
-}
-
-type bytesReaderAt []byte
-
-func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 || off > int64(len(b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
 }
 
 // Parse reads the header, metadata and tensor infos of a GGUF file of the

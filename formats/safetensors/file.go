@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"sort"
 	"strconv"
 
@@ -132,44 +131,17 @@ type File struct {
 // Open opens and validates a safetensors file, memory-mapping it where the
 // platform allows.
 func Open(path string) (*File, error) {
-	// Check before opening: opening a FIFO blocks until a writer appears.
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	fh, err := os.Open(path)
+	mf, err := mmap.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := fh.Stat()
+	f, err := Parse(mf.ReaderAt, mf.Size, path)
 	if err != nil {
-		fh.Close()
+		mf.Close()
 		return nil, err
 	}
-	if !st.Mode().IsRegular() {
-		fh.Close()
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	size := st.Size()
-	var r io.ReaderAt = fh
-	mapped, unmap, mapErr := mmap.Map(fh, size)
-	if mapErr == nil && mapped != nil {
-		r = bytes.NewReader(mapped)
-	}
-	f, err := Parse(r, size, path)
-	if err != nil {
-		if unmap != nil {
-			unmap()
-		}
-		fh.Close()
-		return nil, err
-	}
-	f.mapped = mapped
-	f.closer = func() error {
-		if unmap != nil {
-			unmap()
-		}
-		return fh.Close()
-	}
+	f.mapped = mf.Data
+	f.closer = mf.Close
 	return f, nil
 }
 
