@@ -149,14 +149,77 @@ const (
 
 var actPool sync.Pool // *[]byte scratch for converted activations
 
-// MatMul computes dst[i*m.Rows+r] = dot(row r of m, x[i*m.Cols:(i+1)*m.Cols])
-// for i in [0,n). Work is split across threads goroutines (rows when n is
-// small, row×column tiles for prompt batches); each output is computed by one
-// goroutine in a fixed order, so the result does not depend on threads.
-// It panics if the type is unsupported or the slices are too short, which
-// are programming errors of the caller.
-func MatMul(dst []float32, m Matrix, x []float32, n int, threads int) {
-	format, dot, ok := kernelFor(m.Type)
+// maxParts bounds the matrices one MatMulMany call multiplies together.
+const maxParts = 4
+
+// A mmPart is one matrix of a product job.
+type mmPart struct {
+	dst       []float32
+	m         Matrix
+	dot       dotFunc
+	dot4      dot4Func
+	wrow      int
+	rowTasks  int
+	firstTask int // index of the part's first task in the job
+}
+
+// A mmJob is one MatMul or MatMulMany call in flight. Jobs are pooled and
+// their task functions bound once, so that a call allocates nothing.
+type mmJob struct {
+	runTask    func(task int) // bound to (*mmJob).task
+	convertRow func(i int)    // bound to (*mmJob).convert
+	parts      [maxParts]mmPart
+	nparts     int
+	x          []float32
+	act        []byte
+	arow       int
+	cols       int
+	n          int
+	colTasks   int
+	format     actFormat
+}
+
+var jobPool = sync.Pool{New: func() any {
+	j := new(mmJob)
+	j.runTask = j.task
+	j.convertRow = j.convert
+	return j
+}}
+
+func (j *mmJob) convert(i int) {
+	j.format.convert(j.act[i*j.arow:(i+1)*j.arow], j.x[i*j.cols:(i+1)*j.cols])
+}
+
+// task computes one tile: up to rowTile rows of one part times up to
+// colTile activation rows.
+func (j *mmJob) task(task int) {
+	p := &j.parts[0]
+	for k := 1; k < j.nparts && task >= j.parts[k].firstTask; k++ {
+		p = &j.parts[k]
+	}
+	task -= p.firstTask
+	m, act, arow, dst, wrow := &p.m, j.act, j.arow, p.dst, p.wrow
+	r0 := task % p.rowTasks * rowTile
+	i0 := task / p.rowTasks * colTile
+	r1 := min(r0+rowTile, m.Rows)
+	i1 := min(i0+colTile, j.n)
+	for r := r0; r < r1; r++ {
+		w := m.Data[r*wrow : (r+1)*wrow]
+		i := i0
+		if p.dot4 != nil {
+			for ; i+4 <= i1; i += 4 {
+				p.dot4(w, act[i*arow:(i+4)*arow], arow, m.Cols, dst[i*m.Rows+r:], m.Rows)
+			}
+		}
+		for ; i < i1; i++ {
+			dst[i*m.Rows+r] = p.dot(w, act[i*arow:(i+1)*arow], m.Cols)
+		}
+	}
+}
+
+// addPart checks one product and adds it to the job.
+func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
+	_, dot, ok := kernelFor(m.Type)
 	if !ok {
 		panic(fmt.Sprintf("kernels: MatMul: unsupported weight type %v", m.Type))
 	}
@@ -164,61 +227,114 @@ func MatMul(dst []float32, m Matrix, x []float32, n int, threads int) {
 	if !ok {
 		panic(fmt.Sprintf("kernels: MatMul: %d columns is not a whole number of %v blocks", m.Cols, m.Type))
 	}
-	if n <= 0 || m.Rows <= 0 {
-		return
-	}
 	wrow := int(rowSize)
 	if len(m.Data) < wrow*m.Rows || len(x) < n*m.Cols || len(dst) < n*m.Rows {
 		panic(fmt.Sprintf("kernels: MatMul: short slices for %dx%d %v times %d rows (data %d, x %d, dst %d)",
 			m.Rows, m.Cols, m.Type, n, len(m.Data), len(x), len(dst)))
 	}
-	threads = max(threads, 1)
+	if m.Rows <= 0 {
+		return
+	}
+	first := 0
+	if j.nparts > 0 {
+		last := &j.parts[j.nparts-1]
+		first = last.firstTask + last.rowTasks*j.colTasks
+	}
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], wrow: wrow,
+		rowTasks: (m.Rows + rowTile - 1) / rowTile, firstTask: first}
+	j.nparts++
+}
 
-	// Convert the activations once per call.
-	arow := format.rowBytes(m.Cols)
-	var act []byte
+// run converts the activations and computes every part.
+func (j *mmJob) run(threads int) {
+	if j.nparts == 0 {
+		return
+	}
 	var scratch *[]byte
-	if format == actF32 {
-		act = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*n*m.Cols)
+	j.arow = j.format.rowBytes(j.cols)
+	if j.format == actF32 {
+		j.act = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(j.x))), 4*j.n*j.cols)
 	} else {
-		scratch = getScratch(n * arow)
-		act = *scratch
-		convertRow := func(i int) {
-			format.convert(act[i*arow:(i+1)*arow], x[i*m.Cols:(i+1)*m.Cols])
-		}
-		if n >= 4 && threads > 1 {
-			parallelFor(threads, n, convertRow)
+		scratch = getScratch(j.n * j.arow)
+		j.act = *scratch
+		if j.n >= 4 && threads > 1 {
+			parallelFor(threads, j.n, j.convertRow)
 		} else {
-			for i := 0; i < n; i++ {
-				convertRow(i)
+			for i := 0; i < j.n; i++ {
+				j.convert(i)
 			}
 		}
 	}
-
-	rowTasks := (m.Rows + rowTile - 1) / rowTile
-	colTasks := (n + colTile - 1) / colTile
-	dot4 := dot4For[m.Type]
-	parallelFor(threads, rowTasks*colTasks, func(task int) {
-		r0 := task % rowTasks * rowTile
-		i0 := task / rowTasks * colTile
-		r1 := min(r0+rowTile, m.Rows)
-		i1 := min(i0+colTile, n)
-		for r := r0; r < r1; r++ {
-			w := m.Data[r*wrow : (r+1)*wrow]
-			i := i0
-			if dot4 != nil {
-				for ; i+4 <= i1; i += 4 {
-					dot4(w, act[i*arow:(i+4)*arow], arow, m.Cols, dst[i*m.Rows+r:], m.Rows)
-				}
-			}
-			for ; i < i1; i++ {
-				dst[i*m.Rows+r] = dot(w, act[i*arow:(i+1)*arow], m.Cols)
-			}
-		}
-	})
+	last := &j.parts[j.nparts-1]
+	parallelFor(threads, last.firstTask+last.rowTasks*j.colTasks, j.runTask)
 	if scratch != nil {
 		actPool.Put(scratch)
 	}
+}
+
+func (j *mmJob) release() {
+	for k := range j.nparts {
+		j.parts[k] = mmPart{}
+	}
+	j.nparts, j.x, j.act = 0, nil, nil
+	jobPool.Put(j)
+}
+
+func newJob(x []float32, cols, n int, format actFormat) *mmJob {
+	j := jobPool.Get().(*mmJob)
+	j.x, j.cols, j.n, j.format = x, cols, n, format
+	j.colTasks = (n + colTile - 1) / colTile
+	return j
+}
+
+// MatMul computes dst[i*m.Rows+r] = dot(row r of m, x[i*m.Cols:(i+1)*m.Cols])
+// for i in [0,n). Work is split across threads goroutines (rows when n is
+// small, row×column tiles for prompt batches); each output is computed by one
+// goroutine in a fixed order, so the result does not depend on threads.
+// It panics if the type is unsupported or the slices are too short, which
+// are programming errors of the caller.
+func MatMul(dst []float32, m Matrix, x []float32, n int, threads int) {
+	format, _, ok := kernelFor(m.Type)
+	if !ok {
+		panic(fmt.Sprintf("kernels: MatMul: unsupported weight type %v", m.Type))
+	}
+	j := newJob(x, m.Cols, max(n, 0), format)
+	j.addPart(dst, m, x, max(n, 0))
+	if n > 0 {
+		j.run(max(threads, 1))
+	}
+	j.release()
+}
+
+// MatMulMany computes MatMul(dsts[k], ms[k], x, n, threads) for every k. The
+// matrices share their input (as the query, key and value projections do),
+// so it is converted once, and all products are split across the threads in
+// one parallel loop. Results are bit-identical to separate MatMul calls.
+func MatMulMany(dsts [][]float32, ms []Matrix, x []float32, n int, threads int) {
+	if len(dsts) != len(ms) {
+		panic(fmt.Sprintf("kernels: MatMulMany: %d destinations for %d matrices", len(dsts), len(ms)))
+	}
+	if len(ms) == 0 || n <= 0 {
+		return
+	}
+	format, _, ok := kernelFor(ms[0].Type)
+	same := ok && len(ms) <= maxParts
+	for _, m := range ms[1:] {
+		f, _, ok := kernelFor(m.Type)
+		same = same && ok && f == format && m.Cols == ms[0].Cols
+	}
+	if !same {
+		for k := range ms {
+			MatMul(dsts[k], ms[k], x, n, threads)
+		}
+		return
+	}
+	j := newJob(x, ms[0].Cols, n, format)
+	for k := range ms {
+		j.addPart(dsts[k], ms[k], x, n)
+	}
+	j.run(max(threads, 1))
+	j.release()
 }
 
 func getScratch(size int) *[]byte {
