@@ -1057,7 +1057,7 @@ b2f_done:
 	RET
 
 // func dotQ8_0Q8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
 TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -1070,6 +1070,8 @@ TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
 dotQ8_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ8_0Q8_0AVX2_loop1
+	PREFETCHT0   2048(AX)
+	PREFETCHT0   2112(AX)
 	VMOVDQU      2(AX), Y3
 	VPSIGNB      Y3, Y3, Y4
 	VPBROADCASTW (AX), X5
@@ -1131,7 +1133,7 @@ dotQ8_0Q8_0AVX2_done:
 	RET
 
 // func dotQ4_0Q8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
 TEXT ·dotQ4_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -1144,6 +1146,7 @@ TEXT ·dotQ4_0Q8_0AVX2(SB), NOSPLIT, $0-28
 dotQ4_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ4_0Q8_0AVX2_loop1
+	PREFETCHT0   2048(AX)
 	VPXOR        Y3, Y3, Y3
 	VMOVDQU      2(AX), X3
 	VPSRLW       $0x04, X3, X4
@@ -1220,7 +1223,7 @@ dotQ4_0Q8_0AVX2_done:
 	RET
 
 // func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
 TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -1233,6 +1236,7 @@ TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
 dotQ5_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ5_0Q8_0AVX2_loop1
+	PREFETCHT0   2048(AX)
 	VPXOR        Y3, Y3, Y3
 	VMOVDQU      6(AX), X3
 	VPSRLW       $0x04, X3, X4
@@ -1327,7 +1331,7 @@ dotQ5_0Q8_0AVX2_done:
 	RET
 
 // func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
 TEXT ·dotIQ4NLQ8_0AVX2(SB), NOSPLIT, $0-28
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -1340,6 +1344,7 @@ TEXT ·dotIQ4NLQ8_0AVX2(SB), NOSPLIT, $0-28
 dotIQ4NLQ8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotIQ4NLQ8_0AVX2_loop1
+	PREFETCHT0   2048(AX)
 	VPXOR        Y3, Y3, Y3
 	VMOVDQU      2(AX), X3
 	VPSRLW       $0x04, X3, X4
@@ -1530,7 +1535,7 @@ dotQ5_1Q8_1AVX2_done:
 	RET
 
 // func dotQ4_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE, SSE2
 TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -1540,6 +1545,9 @@ TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
 dotQ4_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ4_KQ8_KAVX2_done
+	PREFETCHT0   2048(AX)
+	PREFETCHT0   2112(AX)
+	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X1
 	VCVTPH2PS    X1, Y1
 	MOVL         4(AX), BX
@@ -1652,7 +1660,7 @@ dotQ4_KQ8_KAVX2_done:
 	RET
 
 // func dotQ5_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE, SSE2
 TEXT ·dotQ5_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -1662,6 +1670,9 @@ TEXT ·dotQ5_KQ8_KAVX2(SB), NOSPLIT, $0-28
 dotQ5_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ5_KQ8_KAVX2_done
+	PREFETCHT0   2048(AX)
+	PREFETCHT0   2112(AX)
+	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X1
 	VCVTPH2PS    X1, Y1
 	MOVL         4(AX), BX
@@ -1806,7 +1817,7 @@ dotQ5_KQ8_KAVX2_done:
 	RET
 
 // func dotQ6_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
 TEXT ·dotQ6_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -1816,6 +1827,10 @@ TEXT ·dotQ6_KQ8_KAVX2(SB), NOSPLIT, $0-28
 dotQ6_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ6_KQ8_KAVX2_done
+	PREFETCHT0   2048(AX)
+	PREFETCHT0   2112(AX)
+	PREFETCHT0   2176(AX)
+	PREFETCHT0   2240(AX)
 	VPMOVSXBW    192(AX), Y1
 	VPMADDWD     260(CX), Y1, Y2
 	VPSLLD       $0x05, Y2, Y2
@@ -2410,7 +2425,7 @@ dotIQ4XSQ8_KAVX2_done:
 	RET
 
 // func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -2436,6 +2451,8 @@ TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 dotQ8_0Q8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ8_0Q8_0x4AVX2_loop1
+	PREFETCHT0   2048(AX)
+	PREFETCHT0   2112(AX)
 	VMOVDQU      2(AX), Y9
 	VPSIGNB      Y9, Y9, Y10
 	VPBROADCASTW (AX), X11
@@ -2611,7 +2628,7 @@ dotQ8_0Q8_0x4AVX2_done:
 	RET
 
 // func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ4_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -2637,6 +2654,7 @@ TEXT ·dotQ4_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 dotQ4_0Q8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ4_0Q8_0x4AVX2_loop1
+	PREFETCHT0   2048(AX)
 	VPXOR        Y9, Y9, Y9
 	VMOVDQU      2(AX), X9
 	VPSRLW       $0x04, X9, X10
@@ -2827,7 +2845,7 @@ dotQ4_0Q8_0x4AVX2_done:
 	RET
 
 // func dotQ5_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -2853,6 +2871,7 @@ TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 dotQ5_0Q8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ5_0Q8_0x4AVX2_loop1
+	PREFETCHT0   2048(AX)
 	VPXOR        Y9, Y9, Y9
 	VMOVDQU      6(AX), X9
 	VPSRLW       $0x04, X9, X10
@@ -3061,7 +3080,7 @@ dotQ5_0Q8_0x4AVX2_done:
 	RET
 
 // func dotIQ4NLQ8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotIQ4NLQ8_0x4AVX2(SB), NOSPLIT, $0-48
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -3087,6 +3106,7 @@ TEXT ·dotIQ4NLQ8_0x4AVX2(SB), NOSPLIT, $0-48
 dotIQ4NLQ8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotIQ4NLQ8_0x4AVX2_loop1
+	PREFETCHT0   2048(AX)
 	VPXOR        Y9, Y9, Y9
 	VMOVDQU      2(AX), X9
 	VPSRLW       $0x04, X9, X10
@@ -3579,7 +3599,7 @@ dotQ5_1Q8_1x4AVX2_done:
 	RET
 
 // func dotQ4_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE2
 TEXT ·dotQ4_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -3599,6 +3619,9 @@ TEXT ·dotQ4_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotQ4_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ4_KQ8_Kx4AVX2_done
+	PREFETCHT0   2048(AX)
+	PREFETCHT0   2112(AX)
+	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X4
 	VCVTPH2PS    X4, Y4
 	MOVL         4(AX), R8
@@ -3855,7 +3878,7 @@ dotQ4_KQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ5_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE2
 TEXT ·dotQ5_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -3875,6 +3898,9 @@ TEXT ·dotQ5_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotQ5_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ5_KQ8_Kx4AVX2_done
+	PREFETCHT0   2048(AX)
+	PREFETCHT0   2112(AX)
+	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X4
 	VCVTPH2PS    X4, Y4
 	MOVL         4(AX), R8
@@ -4163,7 +4189,7 @@ dotQ5_KQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ6_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ6_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -4183,6 +4209,10 @@ TEXT ·dotQ6_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotQ6_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ6_KQ8_Kx4AVX2_done
+	PREFETCHT0   2048(AX)
+	PREFETCHT0   2112(AX)
+	PREFETCHT0   2176(AX)
+	PREFETCHT0   2240(AX)
 	VPMOVSXBW    192(AX), Y4
 	VPMADDWD     260(CX), Y4, Y5
 	VPSLLD       $0x05, Y5, Y5

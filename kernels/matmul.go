@@ -2,6 +2,8 @@ package kernels
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"unsafe"
 
@@ -147,6 +149,15 @@ const (
 	colTile = 64
 )
 
+var streamBytes = func() int {
+	if v, err := strconv.Atoi(os.Getenv("LLQT_STREAM")); err == nil {
+		return v
+	}
+	return 256 << 10
+}()
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
 var actPool sync.Pool // *[]byte scratch for converted activations
 
 // maxParts bounds the matrices one MatMulMany call multiplies together.
@@ -159,6 +170,7 @@ type mmPart struct {
 	dot       dotFunc
 	dot4      dot4Func
 	wrow      int
+	rowTile   int // rows per task
 	rowTasks  int
 	firstTask int // index of the part's first task in the job
 }
@@ -176,6 +188,7 @@ type mmJob struct {
 	cols       int
 	n          int
 	colTasks   int
+	threads    int
 	format     actFormat
 }
 
@@ -199,9 +212,9 @@ func (j *mmJob) task(task int) {
 	}
 	task -= p.firstTask
 	m, act, arow, dst, wrow := &p.m, j.act, j.arow, p.dst, p.wrow
-	r0 := task % p.rowTasks * rowTile
+	r0 := task % p.rowTasks * p.rowTile
 	i0 := task / p.rowTasks * colTile
-	r1 := min(r0+rowTile, m.Rows)
+	r1 := min(r0+p.rowTile, m.Rows)
 	i1 := min(i0+colTile, j.n)
 	for r := r0; r < r1; r++ {
 		w := m.Data[r*wrow : (r+1)*wrow]
@@ -240,13 +253,26 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 		last := &j.parts[j.nparts-1]
 		first = last.firstTask + last.rowTasks*j.colTasks
 	}
+	tile := rowTile
+	if n < 4 {
+		// Few activation rows: the product streams the weights from DRAM
+		// once, and long sequential runs per thread keep the hardware
+		// prefetchers streaming (interleaved 16-row tasks reach about
+		// two-thirds of the bandwidth). Cut the rows into a multiple of
+		// threads equal chunks of at most about streamBytes, as ggml gives
+		// each thread one chunk of a matrix-vector product; the chunks
+		// beyond one per thread still balance a thread that falls behind.
+		chunks := j.threads * max(1, ceilDiv(m.Rows*wrow, j.threads*streamBytes))
+		tile = max(rowTile, ceilDiv(m.Rows, chunks))
+	}
 	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], wrow: wrow,
-		rowTasks: (m.Rows + rowTile - 1) / rowTile, firstTask: first}
+		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }
 
 // run converts the activations and computes every part.
-func (j *mmJob) run(threads int) {
+func (j *mmJob) run() {
+	threads := j.threads
 	if j.nparts == 0 {
 		return
 	}
@@ -280,9 +306,9 @@ func (j *mmJob) release() {
 	jobPool.Put(j)
 }
 
-func newJob(x []float32, cols, n int, format actFormat) *mmJob {
+func newJob(x []float32, cols, n, threads int, format actFormat) *mmJob {
 	j := jobPool.Get().(*mmJob)
-	j.x, j.cols, j.n, j.format = x, cols, n, format
+	j.x, j.cols, j.n, j.threads, j.format = x, cols, n, max(threads, 1), format
 	j.colTasks = (n + colTile - 1) / colTile
 	return j
 }
@@ -298,10 +324,10 @@ func MatMul(dst []float32, m Matrix, x []float32, n int, threads int) {
 	if !ok {
 		panic(fmt.Sprintf("kernels: MatMul: unsupported weight type %v", m.Type))
 	}
-	j := newJob(x, m.Cols, max(n, 0), format)
+	j := newJob(x, m.Cols, max(n, 0), threads, format)
 	j.addPart(dst, m, x, max(n, 0))
 	if n > 0 {
-		j.run(max(threads, 1))
+		j.run()
 	}
 	j.release()
 }
@@ -329,11 +355,11 @@ func MatMulMany(dsts [][]float32, ms []Matrix, x []float32, n int, threads int) 
 		}
 		return
 	}
-	j := newJob(x, ms[0].Cols, n, format)
+	j := newJob(x, ms[0].Cols, n, threads, format)
 	for k := range ms {
 		j.addPart(dsts[k], ms[k], x, n)
 	}
-	j.run(max(threads, 1))
+	j.run()
 	j.release()
 }
 
