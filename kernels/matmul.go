@@ -58,6 +58,14 @@ type dot4Func func(w, a []byte, astride, n int, out []float32, outstride int)
 // dot4For holds the four-row kernels where assembly provides one.
 var dot4For = map[ggml.Type]dot4Func{}
 
+// A rowsFunc stores in out[r] the dot of weight row r of w (rows
+// consecutive rows of n elements) with the activation row a. It gives the
+// same bits as a dotFunc per row, without a call per row.
+type rowsFunc func(w, a []byte, n, rows int, out []float32)
+
+// rowsFor holds the many-rows kernels where assembly provides one.
+var rowsFor = map[ggml.Type]rowsFunc{}
+
 // actFormat says how activations are converted for one weight type.
 type actFormat int
 
@@ -169,6 +177,7 @@ type mmPart struct {
 	m         Matrix
 	dot       dotFunc
 	dot4      dot4Func
+	rows      rowsFunc
 	wrow      int
 	rowTile   int // rows per task
 	rowTasks  int
@@ -216,6 +225,12 @@ func (j *mmJob) task(task int) {
 	i0 := task / p.rowTasks * colTile
 	r1 := min(r0+p.rowTile, m.Rows)
 	i1 := min(i0+colTile, j.n)
+	if p.rows != nil && i1-i0 < 4 {
+		for i := i0; i < i1; i++ {
+			p.rows(m.Data[r0*wrow:r1*wrow], act[i*arow:(i+1)*arow], m.Cols, r1-r0, dst[i*m.Rows+r0:])
+		}
+		return
+	}
 	for r := r0; r < r1; r++ {
 		w := m.Data[r*wrow : (r+1)*wrow]
 		i := i0
@@ -265,7 +280,7 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 		chunks := j.threads * max(1, ceilDiv(m.Rows*wrow, j.threads*streamBytes))
 		tile = max(rowTile, ceilDiv(m.Rows, chunks))
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], wrow: wrow,
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], rows: rowsFor[m.Type], wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }

@@ -14,8 +14,30 @@ import (
 // runs the same float operations in the same order in both shapes, so the
 // four-row kernel gives bit-identical results to four single calls.
 
+// rowsMode makes the one-column generators emit the rows shape instead:
+// func(x, y *byte, nb, rows int, out *float32) storing the dots of rows
+// consecutive weight rows (nb blocks each, contiguous) with the one
+// activation row y at out[0..rows). The per-row operations are those of the
+// one-row kernel, so the results are bit-identical; the loop over rows saves
+// a Go call and bounds checks per row in matrix-vector products.
+var (
+	rowsMode         bool
+	rowsName         string
+	rowsReg, rowsOut Register
+)
+
 // colArgs declares the signature and loads x, the per-column y pointers and nb.
 func colArgs(name string, ncols int, doc string) (x Register, ys []Register, nb Register) {
+	if rowsMode {
+		TEXT(name, NOSPLIT, "func(x, y *byte, nb, rows int, out *float32)")
+		Doc(name+" stores at out[r] the dot product of "+doc+",", "for the rows consecutive weight rows starting at x (r < rows, rows > 0).")
+		x = Load(Param("x"), GP64())
+		rowsReg = Load(Param("rows"), GP64())
+		rowsOut = Load(Param("out"), GP64())
+		rowsName = name
+		Label(name + "_row")
+		return x, []Register{Load(Param("y"), GP64())}, Load(Param("nb"), GP64())
+	}
 	if ncols == 1 {
 		TEXT(name, NOSPLIT, "func(x, y *byte, nb int) float32")
 		Doc(name + " returns the dot product of " + doc + ".")
@@ -41,6 +63,16 @@ func colArgs(name string, ncols int, doc string) (x Register, ys []Register, nb 
 
 // colReturn reduces each column's accumulator and returns or stores it.
 func colReturn(ncols int, accs []VecVirtual) {
+	if rowsMode {
+		s := hsum(accs[0])
+		VMOVSS(s, Mem{Base: rowsOut})
+		ADDQ(U8(4), rowsOut)
+		DECQ(rowsReg)
+		JNZ(LabelRef(rowsName + "_row"))
+		VZEROUPPER()
+		RET()
+		return
+	}
 	if ncols == 1 {
 		s := hsum(accs[0])
 		VZEROUPPER()
@@ -88,6 +120,9 @@ func prefetchBlock(x Register, size int) {
 }
 
 func suffix(ncols int) string {
+	if rowsMode {
+		return "RowsAVX2"
+	}
 	if ncols == 1 {
 		return "AVX2"
 	}
@@ -170,6 +205,9 @@ func genDotQ8Family(k q8Kind, ncols int) {
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
 	block(0, 0, acc0)
+	if rowsMode {
+		advance(x, k.xStride, ys, 34, nb, 1) // x must end at the next row
+	}
 	Label(name + "_done")
 	for c := range ncols {
 		VADDPS(acc1[c], acc0[c], acc0[c])
@@ -410,6 +448,14 @@ func genMulti() {
 		genDotQ3K(n)
 		genDotIQ4XS(n)
 	}
+	rowsMode = true
+	for _, k := range q8Kinds {
+		genDotQ8Family(k, 1)
+	}
+	genDotK45(false, 1)
+	genDotK45(true, 1)
+	genDotQ6K(1)
+	rowsMode = false
 }
 
 // genDotQ2K emits Q2_K·Q8_K: block_q2_K is scales[16], qs[64], d, dmin.
