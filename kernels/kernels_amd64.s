@@ -1057,7 +1057,7 @@ b2f_done:
 	RET
 
 // func dotQ8_0Q8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
+// Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -1070,8 +1070,6 @@ TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
 dotQ8_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ8_0Q8_0AVX2_loop1
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
 	VMOVDQU      2(AX), Y3
 	VPSIGNB      Y3, Y3, Y4
 	VPBROADCASTW (AX), X5
@@ -1133,7 +1131,7 @@ dotQ8_0Q8_0AVX2_done:
 	RET
 
 // func dotQ4_0Q8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
+// Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ4_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -1146,7 +1144,6 @@ TEXT ·dotQ4_0Q8_0AVX2(SB), NOSPLIT, $0-28
 dotQ4_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ4_0Q8_0AVX2_loop1
-	PREFETCHT0   2048(AX)
 	VPXOR        Y3, Y3, Y3
 	VMOVDQU      2(AX), X3
 	VPSRLW       $0x04, X3, X4
@@ -1223,7 +1220,7 @@ dotQ4_0Q8_0AVX2_done:
 	RET
 
 // func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
+// Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -1236,7 +1233,6 @@ TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
 dotQ5_0Q8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ5_0Q8_0AVX2_loop1
-	PREFETCHT0   2048(AX)
 	VPXOR        Y3, Y3, Y3
 	VMOVDQU      6(AX), X3
 	VPSRLW       $0x04, X3, X4
@@ -1331,7 +1327,7 @@ dotQ5_0Q8_0AVX2_done:
 	RET
 
 // func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
+// Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotIQ4NLQ8_0AVX2(SB), NOSPLIT, $0-28
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -1344,7 +1340,6 @@ TEXT ·dotIQ4NLQ8_0AVX2(SB), NOSPLIT, $0-28
 dotIQ4NLQ8_0AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotIQ4NLQ8_0AVX2_loop1
-	PREFETCHT0   2048(AX)
 	VPXOR        Y3, Y3, Y3
 	VMOVDQU      2(AX), X3
 	VPSRLW       $0x04, X3, X4
@@ -1535,7 +1530,7 @@ dotQ5_1Q8_1AVX2_done:
 	RET
 
 // func dotQ4_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
 TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -1545,9 +1540,6 @@ TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
 dotQ4_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ4_KQ8_KAVX2_done
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
-	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X1
 	VCVTPH2PS    X1, Y1
 	MOVL         4(AX), BX
@@ -1660,7 +1652,7 @@ dotQ4_KQ8_KAVX2_done:
 	RET
 
 // func dotQ5_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
 TEXT ·dotQ5_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -1670,9 +1662,6 @@ TEXT ·dotQ5_KQ8_KAVX2(SB), NOSPLIT, $0-28
 dotQ5_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ5_KQ8_KAVX2_done
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
-	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X1
 	VCVTPH2PS    X1, Y1
 	MOVL         4(AX), BX
@@ -1817,7 +1806,7 @@ dotQ5_KQ8_KAVX2_done:
 	RET
 
 // func dotQ6_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
+// Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ6_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -1827,10 +1816,6 @@ TEXT ·dotQ6_KQ8_KAVX2(SB), NOSPLIT, $0-28
 dotQ6_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ6_KQ8_KAVX2_done
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
-	PREFETCHT0   2176(AX)
-	PREFETCHT0   2240(AX)
 	VPMOVSXBW    192(AX), Y1
 	VPMADDWD     260(CX), Y1, Y2
 	VPSLLD       $0x05, Y2, Y2
@@ -2425,7 +2410,7 @@ dotIQ4XSQ8_KAVX2_done:
 	RET
 
 // func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -2451,8 +2436,6 @@ TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 dotQ8_0Q8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ8_0Q8_0x4AVX2_loop1
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
 	VMOVDQU      2(AX), Y9
 	VPSIGNB      Y9, Y9, Y10
 	VPBROADCASTW (AX), X11
@@ -2628,7 +2611,7 @@ dotQ8_0Q8_0x4AVX2_done:
 	RET
 
 // func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ4_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -2654,7 +2637,6 @@ TEXT ·dotQ4_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 dotQ4_0Q8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ4_0Q8_0x4AVX2_loop1
-	PREFETCHT0   2048(AX)
 	VPXOR        Y9, Y9, Y9
 	VMOVDQU      2(AX), X9
 	VPSRLW       $0x04, X9, X10
@@ -2845,7 +2827,7 @@ dotQ4_0Q8_0x4AVX2_done:
 	RET
 
 // func dotQ5_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -2871,7 +2853,6 @@ TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 dotQ5_0Q8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotQ5_0Q8_0x4AVX2_loop1
-	PREFETCHT0   2048(AX)
 	VPXOR        Y9, Y9, Y9
 	VMOVDQU      6(AX), X9
 	VPSRLW       $0x04, X9, X10
@@ -3080,7 +3061,7 @@ dotQ5_0Q8_0x4AVX2_done:
 	RET
 
 // func dotIQ4NLQ8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotIQ4NLQ8_0x4AVX2(SB), NOSPLIT, $0-48
 	MOVQ     x+0(FP), AX
 	MOVQ     y+8(FP), CX
@@ -3106,7 +3087,6 @@ TEXT ·dotIQ4NLQ8_0x4AVX2(SB), NOSPLIT, $0-48
 dotIQ4NLQ8_0x4AVX2_loop2:
 	CMPQ         DX, $0x02
 	JL           dotIQ4NLQ8_0x4AVX2_loop1
-	PREFETCHT0   2048(AX)
 	VPXOR        Y9, Y9, Y9
 	VMOVDQU      2(AX), X9
 	VPSRLW       $0x04, X9, X10
@@ -3599,7 +3579,7 @@ dotQ5_1Q8_1x4AVX2_done:
 	RET
 
 // func dotQ4_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
 TEXT ·dotQ4_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -3619,9 +3599,6 @@ TEXT ·dotQ4_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotQ4_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ4_KQ8_Kx4AVX2_done
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
-	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X4
 	VCVTPH2PS    X4, Y4
 	MOVL         4(AX), R8
@@ -3878,7 +3855,7 @@ dotQ4_KQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ5_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
 TEXT ·dotQ5_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -3898,9 +3875,6 @@ TEXT ·dotQ5_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotQ5_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ5_KQ8_Kx4AVX2_done
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
-	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X4
 	VCVTPH2PS    X4, Y4
 	MOVL         4(AX), R8
@@ -4189,7 +4163,7 @@ dotQ5_KQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ6_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ6_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -4209,10 +4183,6 @@ TEXT ·dotQ6_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotQ6_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ6_KQ8_Kx4AVX2_done
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
-	PREFETCHT0   2176(AX)
-	PREFETCHT0   2240(AX)
 	VPMOVSXBW    192(AX), Y4
 	VPMADDWD     260(CX), Y4, Y5
 	VPSLLD       $0x05, Y5, Y5
@@ -5386,7 +5356,7 @@ dotIQ4XSQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ8_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ8_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -5403,8 +5373,6 @@ dotQ8_0Q8_0RowsAVX2_row:
 dotQ8_0Q8_0RowsAVX2_loop2:
 	CMPQ         SI, $0x02
 	JL           dotQ8_0Q8_0RowsAVX2_loop1
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
 	VMOVDQU      2(AX), Y3
 	VPSIGNB      Y3, Y3, Y4
 	VPBROADCASTW (AX), X5
@@ -5472,7 +5440,7 @@ dotQ8_0Q8_0RowsAVX2_done:
 	RET
 
 // func dotQ4_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ4_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -5489,7 +5457,6 @@ dotQ4_0Q8_0RowsAVX2_row:
 dotQ4_0Q8_0RowsAVX2_loop2:
 	CMPQ         SI, $0x02
 	JL           dotQ4_0Q8_0RowsAVX2_loop1
-	PREFETCHT0   2048(AX)
 	VPXOR        Y3, Y3, Y3
 	VMOVDQU      2(AX), X3
 	VPSRLW       $0x04, X3, X4
@@ -5572,7 +5539,7 @@ dotQ4_0Q8_0RowsAVX2_done:
 	RET
 
 // func dotQ5_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ5_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -5589,7 +5556,6 @@ dotQ5_0Q8_0RowsAVX2_row:
 dotQ5_0Q8_0RowsAVX2_loop2:
 	CMPQ         SI, $0x02
 	JL           dotQ5_0Q8_0RowsAVX2_loop1
-	PREFETCHT0   2048(AX)
 	VPXOR        Y3, Y3, Y3
 	VMOVDQU      6(AX), X3
 	VPSRLW       $0x04, X3, X4
@@ -5690,7 +5656,7 @@ dotQ5_0Q8_0RowsAVX2_done:
 	RET
 
 // func dotIQ4NLQ8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotIQ4NLQ8_0RowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -5707,7 +5673,6 @@ dotIQ4NLQ8_0RowsAVX2_row:
 dotIQ4NLQ8_0RowsAVX2_loop2:
 	CMPQ         SI, $0x02
 	JL           dotIQ4NLQ8_0RowsAVX2_loop1
-	PREFETCHT0   2048(AX)
 	VPXOR        Y3, Y3, Y3
 	VMOVDQU      2(AX), X3
 	VPSRLW       $0x04, X3, X4
@@ -5793,7 +5758,7 @@ dotIQ4NLQ8_0RowsAVX2_done:
 	RET
 
 // func dotQ4_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
 TEXT ·dotQ4_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -5807,9 +5772,6 @@ dotQ4_KQ8_KRowsAVX2_row:
 dotQ4_KQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
 	JZ           dotQ4_KQ8_KRowsAVX2_done
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
-	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X1
 	VCVTPH2PS    X1, Y1
 	MOVL         4(AX), DI
@@ -5925,7 +5887,7 @@ dotQ4_KQ8_KRowsAVX2_done:
 	RET
 
 // func dotQ5_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
 TEXT ·dotQ5_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -5939,9 +5901,6 @@ dotQ5_KQ8_KRowsAVX2_row:
 dotQ5_KQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
 	JZ           dotQ5_KQ8_KRowsAVX2_done
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
-	PREFETCHT0   2176(AX)
 	VPBROADCASTW 2(AX), X1
 	VCVTPH2PS    X1, Y1
 	MOVL         4(AX), DI
@@ -6089,7 +6048,7 @@ dotQ5_KQ8_KRowsAVX2_done:
 	RET
 
 // func dotQ6_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3, MMX+
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ6_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -6103,10 +6062,6 @@ dotQ6_KQ8_KRowsAVX2_row:
 dotQ6_KQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
 	JZ           dotQ6_KQ8_KRowsAVX2_done
-	PREFETCHT0   2048(AX)
-	PREFETCHT0   2112(AX)
-	PREFETCHT0   2176(AX)
-	PREFETCHT0   2240(AX)
 	VPMOVSXBW    192(AX), Y1
 	VPMADDWD     260(BX), Y1, Y2
 	VPSLLD       $0x05, Y2, Y2
