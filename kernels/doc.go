@@ -36,9 +36,14 @@
 // for prompt batches) and hands them to a persistent team of worker
 // goroutines (see pool.go): workers and caller claim tasks from one atomic
 // word, idle workers poll briefly before parking, and a call allocates
-// nothing. MatMulMany multiplies several matrices with the same input in one
-// parallel loop after converting the input once (query/key/value, gate/up).
-// Parallel exposes the team to the engine's other loops (attention).
+// nothing. For one to three activation rows (token generation) the weights
+// stream from DRAM once, so each matrix is instead cut into a multiple of
+// threads equal chunks of at most 256 KiB: long sequential runs per thread
+// are what the hardware prefetchers need, and the many-rows kernels compute
+// a chunk in one assembly call. MatMulMany multiplies several matrices with
+// the same input in one parallel loop after converting the input once
+// (query/key/value, gate/up). Parallel exposes the team to the engine's
+// other loops (attention).
 //
 // # Assembly
 //

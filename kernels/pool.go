@@ -1,9 +1,7 @@
 package kernels
 
 import (
-	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,15 +53,8 @@ const (
 	// spinTime is how long an idle worker (or a waiting caller) polls
 	// before parking. Long enough to bridge the gaps between the products
 	// of one decode step, short enough not to hold a core between steps.
-	defaultSpin = 50 * time.Microsecond
+	spinTime = 50 * time.Microsecond
 )
-
-var spinTime = func() time.Duration {
-	if v, err := strconv.Atoi(os.Getenv("LLQT_SPIN_US")); err == nil {
-		return time.Duration(v) * time.Microsecond
-	}
-	return defaultSpin
-}()
 
 func init() {
 	team.wake = sync.NewCond(&team.mu)
