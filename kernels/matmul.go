@@ -252,12 +252,12 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 		panic(fmt.Sprintf("kernels: MatMul: %d columns is not a whole number of %v blocks", m.Cols, m.Type))
 	}
 	wrow := int(rowSize)
+	if n <= 0 || m.Rows <= 0 {
+		return
+	}
 	if len(m.Data) < wrow*m.Rows || len(x) < n*m.Cols || len(dst) < n*m.Rows {
 		panic(fmt.Sprintf("kernels: MatMul: short slices for %dx%d %v times %d rows (data %d, x %d, dst %d)",
 			m.Rows, m.Cols, m.Type, n, len(m.Data), len(x), len(dst)))
-	}
-	if m.Rows <= 0 {
-		return
 	}
 	first := 0
 	if j.nparts > 0 {
