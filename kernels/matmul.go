@@ -158,7 +158,10 @@ const (
 // streamBytes bounds the weight bytes of one matrix-vector task (see
 // addPart). Measured on BenchmarkMatVecDRAM (Q4_K, 2 threads, quiet
 // machine): 16-row tasks 17-18 GB/s, 128 KiB 23-24, 256 KiB and more 28-30.
-const streamBytes = 256 << 10
+// On TinyLlama decode (tg32, 2 threads, load ~2.5, alternated): 64 KiB
+// 23-26 t/s, 256 KiB 25-29, 1 MiB 28-32, 4 MiB 22-26 (too few chunks to
+// balance a thread that gets less CPU).
+const streamBytes = 1 << 20
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
