@@ -38,7 +38,7 @@
 // word, idle workers poll briefly before parking, and a call allocates
 // nothing. For one to three activation rows (token generation) the weights
 // stream from DRAM once, so each matrix is instead cut into a multiple of
-// threads equal chunks of at most 256 KiB: long sequential runs per thread
+// threads equal chunks of at most 1 MiB: long sequential runs per thread
 // are what the hardware prefetchers need, and the many-rows kernels compute
 // a chunk in one assembly call. MatMulMany multiplies several matrices with
 // the same input in one parallel loop after converting the input once
