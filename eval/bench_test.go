@@ -87,11 +87,10 @@ func TestDecodeAllocations(t *testing.T) {
 		}
 	})
 	t.Logf("%.1f allocations per decoded token", allocs)
-	// kernels.MatMul hands closures to its worker pool (about five
-	// allocations per call); allow those, not per-position buffers. A token
-	// makes 7 weight products and one Q·Kᵀ per KV head in every layer, and
-	// the output product.
-	if limit := float64(6 * (cfg.layers*(7+cfg.kvHeads) + 1)); allocs > limit {
+	// Products and parallel loops use pooled jobs and a persistent worker
+	// team, so a decode step should allocate nothing; allow a stray
+	// allocation from a sync.Pool refill after a GC.
+	if limit := 1.0; allocs > limit && !raceEnabled {
 		t.Errorf("%.1f allocations per token, more than %.0f", allocs, limit)
 	}
 }

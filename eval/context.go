@@ -3,7 +3,6 @@ package eval
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"unsafe"
 
 	"github.com/llqt/llqt/formats/ggml"
@@ -45,13 +44,19 @@ type Context struct {
 	attnChunk int
 	qGroup    []float32 // [attnChunk*group][head_dim_k]
 	scores    []float32 // [attnChunk*n_head][n_ctx]
-	half      [][]byte  // per worker F16 staging for rounding weights
 
-	pool    *workerPool
-	attnJob func(worker int)
-	tasks   taskCounter
-	// Parameters of the attention job in flight.
+	// Argument buffers of the fused products (query, key and value; gate
+	// and up), kept here so that passing them allocates nothing.
+	mats [3]kernels.Matrix
+	dsts [3][]float32
+
+	gluJob  func(task int) // bound to gluTask
+	gluN    int            // gate values of the job in flight
+	attnJob func(task int)
+	// Parameters of the attention job in flight; jobScores says whether its
+	// tasks compute their own query-key products.
 	jobLayer, jobTok0, jobN, jobP0, jobKV int
+	jobScores                             bool
 }
 
 // maxScores bounds the attention score buffer (floats), and maxAttnChunk
@@ -106,15 +111,8 @@ func (m *Model) NewContext(nCtx int) *Context {
 	c.attnChunk = max(1, min(ub, maxAttnChunk, maxScores/(h.NHead*nCtx)))
 	c.qGroup = make([]float32, c.attnChunk*(h.NHead/h.NHeadKV)*h.HeadDimK)
 	c.scores = make([]float32, c.attnChunk*h.NHead*nCtx)
-	c.half = make([][]byte, m.threads)
-	for w := range m.threads {
-		c.half[w] = make([]byte, 2*nCtx)
-	}
-	c.pool = newWorkerPool(m.threads)
-	c.attnJob = c.attentionWorker
-	// The workers hold only the pool, so an abandoned context can be
-	// collected; stop them then.
-	runtime.AddCleanup(c, func(p *workerPool) { p.close() }, c.pool)
+	c.attnJob = c.attentionTask
+	c.gluJob = c.gluTask
 	return c
 }
 
@@ -126,10 +124,10 @@ func f32Bytes(f []float32) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
 }
 
-// Close stops the context's worker goroutines; the context must not be used
-// after. Contexts that are dropped without Close are cleaned up by the
-// garbage collector.
-func (c *Context) Close() { c.pool.close() }
+// Close releases the context; it must not be used after. The worker
+// goroutines belong to package kernels and are shared, so there is nothing
+// to stop; Close exists so that callers need not know that.
+func (c *Context) Close() {}
 
 // Model returns the model the context evaluates.
 func (c *Context) Model() *Model { return c.m }
@@ -245,9 +243,7 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 		for i := range nb {
 			rmsNorm(xb[i*d:(i+1)*d], x[i*d:(i+1)*d], layer.AttnNorm, h.RMSEps)
 		}
-		m.matmul(c.q, layer.Wq, xb, nb)
-		m.matmul(c.k, layer.Wk, xb, nb)
-		m.matmul(c.v, layer.Wv, xb, nb)
+		c.matmul3(c.q, layer.Wq, c.k, layer.Wk, c.v, layer.Wv, xb, nb)
 		for i := range nb {
 			cs := c.ropeCS[i*h.NRot : (i+1)*h.NRot]
 			c.rope.apply(c.q[i*qDim:(i+1)*qDim], h.NHead, h.HeadDimK, cs)
@@ -263,18 +259,44 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 		for i := range nb {
 			rmsNorm(xb[i*d:(i+1)*d], x[i*d:(i+1)*d], layer.FFNNorm, h.RMSEps)
 		}
-		m.matmul(c.gate, layer.WGate, xb, nb)
-		m.matmul(c.up, layer.WUp, xb, nb)
-		g, u := c.gate[:nb*h.NFF], c.up[:nb*h.NFF]
-		for i, v := range g {
-			g[i] = silu(v) * u[i]
-		}
-		m.matmul(xb2, layer.WDown, g, nb)
+		c.matmul3(c.gate, layer.WGate, c.up, layer.WUp, nil, nil, xb, nb)
+		// SiLU costs tens of microseconds per token (an exp per n_ff
+		// value): run it on the workers rather than leave them idle.
+		c.gluN = nb * h.NFF
+		kernels.Parallel(c.m.threads, (c.gluN+gluChunk-1)/gluChunk, c.gluJob)
+		m.matmul(xb2, layer.WDown, c.gate[:nb*h.NFF], nb)
 		for i := range x {
 			x[i] += xb2[i]
 		}
 	}
 	return nil
+}
+
+// matmul3 computes the products of two or three weights (w3 nil for two)
+// with the same nb activation rows x, converting x once and splitting all
+// the work in one parallel loop.
+func (c *Context) matmul3(d1 []float32, w1 *Weight, d2 []float32, w2 *Weight, d3 []float32, w3 *Weight, x []float32, nb int) {
+	k := 2
+	c.mats[0], c.dsts[0] = w1.matrix(), d1
+	c.mats[1], c.dsts[1] = w2.matrix(), d2
+	if w3 != nil {
+		c.mats[2], c.dsts[2] = w3.matrix(), d3
+		k = 3
+	}
+	kernels.MatMulMany(c.dsts[:k], c.mats[:k], x, nb, c.m.threads)
+	clear(c.dsts[:])
+}
+
+// gluChunk is the gate values one SiLU task covers.
+const gluChunk = 1024
+
+// gluTask computes gate = silu(gate)·up over one chunk of the values.
+func (c *Context) gluTask(t int) {
+	lo, hi := t*gluChunk, min((t+1)*gluChunk, c.gluN)
+	g, u := c.gate[lo:hi], c.up[lo:hi]
+	for i, v := range g {
+		g[i] = silu(v) * u[i]
+	}
 }
 
 // store writes the nb new keys and values of layer l into the cache.
@@ -300,9 +322,12 @@ func (c *Context) store(l, nb, p0 int) {
 }
 
 // attention computes causal attention of the nb new tokens of layer l over
-// every cached position. Q·Kᵀ of each KV group is one matrix product (the
-// kernels round the queries to the cache type, as ggml does); softmax and
-// the weighted sum of V run per (token, head) on the worker pool.
+// every cached position. For a prompt chunk, Q·Kᵀ of each KV group is one
+// matrix product (the kernels round the queries to the cache type, as ggml
+// does) and softmax and the weighted sum of V run per (token, head) in a
+// parallel loop. For one or two tokens (generation) each (token, head) task
+// also computes its own scores with the same kernel, which gives the same
+// bits with one parallel loop instead of one per KV group.
 func (c *Context) attention(l, nb, p0 int) {
 	h := c.m.Hparams
 	group := h.NHead / h.NHeadKV
@@ -312,58 +337,63 @@ func (c *Context) attention(l, nb, p0 int) {
 	for t0 := 0; t0 < nb; t0 += c.attnChunk {
 		n := min(c.attnChunk, nb-t0)
 		nPos := p0 + t0 + n // keys visible to the chunk's last token
-		for g := range h.NHeadKV {
-			for i := range n {
-				src := c.q[(t0+i)*qDim+g*group*hdK : (t0+i)*qDim+(g+1)*group*hdK]
-				copy(c.qGroup[i*group*hdK:], src)
+		c.jobScores = n <= 2
+		if !c.jobScores {
+			for g := range h.NHeadKV {
+				for i := range n {
+					src := c.q[(t0+i)*qDim+g*group*hdK : (t0+i)*qDim+(g+1)*group*hdK]
+					copy(c.qGroup[i*group*hdK:], src)
+				}
+				keys := kernels.Matrix{Type: c.kvType, Rows: nPos, Cols: hdK,
+					Data: c.kRaw[l][es*g*c.nCtx*hdK : es*(g*c.nCtx+nPos)*hdK]}
+				kernels.MatMul(c.scores[g*n*group*nPos:], keys, c.qGroup, n*group, c.m.threads)
 			}
-			keys := kernels.Matrix{Type: c.kvType, Rows: nPos, Cols: hdK,
-				Data: c.kRaw[l][es*g*c.nCtx*hdK : es*(g*c.nCtx+nPos)*hdK]}
-			kernels.MatMul(c.scores[g*n*group*nPos:], keys, c.qGroup, n*group, c.m.threads)
 		}
 		c.jobLayer, c.jobTok0, c.jobN, c.jobP0, c.jobKV = l, t0, n, p0, nPos
-		c.tasks.reset()
-		c.pool.run(c.attnJob)
+		kernels.Parallel(c.m.threads, n*h.NHead, c.attnJob)
 	}
 }
 
-// attentionWorker finishes (token, head) rows of the chunk in flight:
-// scale, causal softmax, and the weighted sum of values.
-func (c *Context) attentionWorker(w int) {
+// attentionTask finishes one (token, head) row of the chunk in flight:
+// scores (when the job says so), scale, causal softmax, and the weighted
+// sum of values.
+func (c *Context) attentionTask(t int) {
 	h := c.m.Hparams
 	l, t0, n, p0, nPos := c.jobLayer, c.jobTok0, c.jobN, c.jobP0, c.jobKV
-	hdV := h.HeadDimV
+	hdK, hdV := h.HeadDimK, h.HeadDimV
 	group := h.NHead / h.NHeadKV
-	scale := 1 / float32(math.Sqrt(float64(h.HeadDimK)))
-	for {
-		t := c.tasks.take()
-		if t >= n*h.NHead {
-			return
+	scale := 1 / float32(math.Sqrt(float64(hdK)))
+	i, head := t/h.NHead, t%h.NHead
+	g, hh := head/group, head%group
+	row := g*n*group + i*group + hh
+	visible := p0 + t0 + i + 1
+	sc := c.scores[row*nPos : row*nPos+visible]
+	if c.jobScores {
+		es := c.kvType.TypeSize()
+		q0 := (t0+i)*h.NHead*hdK + head*hdK
+		keys := kernels.Matrix{Type: c.kvType, Rows: visible, Cols: hdK,
+			Data: c.kRaw[l][es*g*c.nCtx*hdK : es*(g*c.nCtx+visible)*hdK]}
+		kernels.MatMul(sc, keys, c.q[q0:q0+hdK], 1, 1)
+	}
+	for j := range sc {
+		sc[j] *= scale
+	}
+	softmaxInPlace(sc)
+	out := c.att[((t0+i)*h.NHead+head)*hdV : ((t0+i)*h.NHead+head+1)*hdV]
+	clear(out)
+	if c.kvType == ggml.TypeF16 {
+		// ggml rounds the attention weights to the cache's F16 too.
+		kernels.RoundF16(sc, sc)
+		vc := c.vRaw[l][2*g*c.nCtx*hdV:]
+		for j, p := range sc {
+			kernels.AxpyF16(out, p, vc[2*j*hdV:2*(j+1)*hdV])
 		}
-		i, head := t/h.NHead, t%h.NHead
-		g, hh := head/group, head%group
-		row := g*n*group + i*group + hh
-		sc := c.scores[row*nPos : row*nPos+p0+t0+i+1]
-		for j := range sc {
-			sc[j] *= scale
-		}
-		softmaxInPlace(sc)
-		out := c.att[((t0+i)*h.NHead+head)*hdV : ((t0+i)*h.NHead+head+1)*hdV]
-		clear(out)
-		if c.kvType == ggml.TypeF16 {
-			// ggml rounds the attention weights to the cache's F16 too.
-			roundF16Into(sc, sc, c.half[w])
-			vc := c.vRaw[l][2*g*c.nCtx*hdV:]
-			for j, p := range sc {
-				kernels.AxpyF16(out, p, vc[2*j*hdV:2*(j+1)*hdV])
-			}
-		} else {
-			vc := c.vF32[l][g*c.nCtx*hdV:]
-			for j, p := range sc {
-				row := vc[j*hdV : (j+1)*hdV]
-				for e := range out {
-					out[e] += p * row[e]
-				}
+	} else {
+		vc := c.vF32[l][g*c.nCtx*hdV:]
+		for j, p := range sc {
+			row := vc[j*hdV : (j+1)*hdV]
+			for e := range out {
+				out[e] += p * row[e]
 			}
 		}
 	}

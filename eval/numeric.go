@@ -29,14 +29,6 @@ func silu(x float32) float32 {
 	return x / (1 + float32(math.Exp(float64(-x))))
 }
 
-// roundF16Into rounds src to the nearest half-precision values into dst
-// (which may be src), staging the halves in scratch.
-func roundF16Into(dst, src []float32, scratch []byte) {
-	h := scratch[:2*len(src)]
-	kernels.F32ToF16(h, src)
-	kernels.F16ToF32(dst[:len(src)], h)
-}
-
 // softmaxInPlace turns scores into probabilities; the denominator is summed
 // in float64 (ggml's soft_max does the same).
 func softmaxInPlace(x []float32) {
@@ -94,7 +86,12 @@ func matmulSupported(t ggml.Type) bool {
 
 // matmul computes dst[i*w.Rows+r] = row r of w · x[i] for n activation rows.
 func (m *Model) matmul(dst []float32, w *Weight, x []float32, n int) {
-	kernels.MatMul(dst, kernels.Matrix{Type: w.Type, Data: w.Data, Rows: w.Rows, Cols: w.Cols}, x, n, m.threads)
+	kernels.MatMul(dst, w.matrix(), x, n, m.threads)
+}
+
+// matrix is w as the kernels see it.
+func (w *Weight) matrix() kernels.Matrix {
+	return kernels.Matrix{Type: w.Type, Data: w.Data, Rows: w.Rows, Cols: w.Cols}
 }
 
 // expNonPositive is e^x for x ≤ 0 in float32 (within 2 ulp), much cheaper

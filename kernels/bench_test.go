@@ -253,3 +253,34 @@ func BenchmarkDot4(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMatVecDRAM multiplies one token by a matrix far larger than the
+// last-level cache (the decode case: every weight byte comes from DRAM).
+func BenchmarkMatVecDRAM(b *testing.B) {
+	const cols = 2048
+	rng := rand.New(rand.NewPCG(10, 10))
+	for _, typ := range []ggml.Type{ggml.TypeQ4_K, ggml.TypeQ6_K, ggml.TypeQ8_0} {
+		rowBytes, _ := typ.RowSize(cols)
+		rows := (96 << 20) / int(rowBytes)
+		// Random rows are slow to make; repeat a few hundred.
+		var pattern []byte
+		for r := 0; r < 256; r++ {
+			pattern = append(pattern, randomRow(rng, typ, cols, false)...)
+		}
+		data := make([]byte, rows*int(rowBytes))
+		for off := 0; off < len(data); off += len(pattern) {
+			copy(data[off:], pattern)
+		}
+		m := Matrix{Type: typ, Data: data, Rows: rows, Cols: cols}
+		x := randomActivations(rng, cols)
+		dst := make([]float32, rows)
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%v/threads=%d", typ, threads), func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				for b.Loop() {
+					MatMul(dst, m, x, 1, threads)
+				}
+			})
+		}
+	}
+}

@@ -51,6 +51,14 @@ func useAsm() {
 	dotQ2_KQ8_K = blockDot(dotQ2_KQ8_KAVX2, qkK, 84, q8KLen)
 	dotQ3_KQ8_K = blockDot(dotQ3_KQ8_KAVX2, qkK, 110, q8KLen)
 
+	rowsFor[ggml.TypeQ8_0] = blockRows(dotQ8_0Q8_0RowsAVX2, 32, 34, q8_0Len)
+	rowsFor[ggml.TypeQ4_0] = blockRows(dotQ4_0Q8_0RowsAVX2, 32, 18, q8_0Len)
+	rowsFor[ggml.TypeQ5_0] = blockRows(dotQ5_0Q8_0RowsAVX2, 32, 22, q8_0Len)
+	rowsFor[ggml.TypeIQ4_NL] = blockRows(dotIQ4NLQ8_0RowsAVX2, 32, 18, q8_0Len)
+	rowsFor[ggml.TypeQ4_K] = blockRows(dotQ4_KQ8_KRowsAVX2, qkK, 144, q8KLen)
+	rowsFor[ggml.TypeQ5_K] = blockRows(dotQ5_KQ8_KRowsAVX2, qkK, 176, q8KLen)
+	rowsFor[ggml.TypeQ6_K] = blockRows(dotQ6_KQ8_KRowsAVX2, qkK, 210, q8KLen)
+
 	quantizeRowQ8_0 = func(dst []byte, x []float32) {
 		if nb := len(x) / qk8; nb > 0 {
 			_ = dst[nb*q8_0Len-1]
@@ -126,6 +134,22 @@ func blockDot(k func(x, y *byte, nb int) float32, per, wBytes, aBytes int) dotFu
 		}
 		_, _ = w[nb*wBytes-1], a[nb*aBytes-1]
 		return k(&w[0], &a[0], nb)
+	}
+}
+
+// blockRows wraps a many-rows assembly block dot as a rowsFunc.
+func blockRows(k func(x, y *byte, nb, rows int, out *float32), per, wBytes, aBytes int) rowsFunc {
+	return func(w, a []byte, n, rows int, out []float32) {
+		if rows <= 0 {
+			return
+		}
+		nb := n / per
+		if nb == 0 {
+			clear(out[:rows])
+			return
+		}
+		_, _, _ = w[rows*nb*wBytes-1], a[nb*aBytes-1], out[rows-1]
+		k(&w[0], &a[0], nb, rows, &out[0])
 	}
 }
 

@@ -33,9 +33,17 @@
 // # Work split
 //
 // MatMul splits rows into tasks of 16 (and activation rows into tiles of 64
-// for prompt batches) and hands them to a small persistent worker pool; the
-// pool grows to the largest thread count requested and its goroutines stay
-// parked between calls.
+// for prompt batches) and hands them to a persistent team of worker
+// goroutines (see pool.go): workers and caller claim tasks from one atomic
+// word, idle workers poll briefly before parking, and a call allocates
+// nothing. For one to three activation rows (token generation) the weights
+// stream from DRAM once, so each matrix is instead cut into a multiple of
+// threads equal chunks of at most 1 MiB: long sequential runs per thread
+// are what the hardware prefetchers need, and the many-rows kernels compute
+// a chunk in one assembly call. MatMulMany multiplies several matrices with
+// the same input in one parallel loop after converting the input once
+// (query/key/value, gate/up). Parallel exposes the team to the engine's
+// other loops (attention).
 //
 // # Assembly
 //

@@ -126,3 +126,11 @@ func bf16ToF32Go(dst []float32, src []byte) {
 		dst[i] = bf16BitsToF32(binary.LittleEndian.Uint16(src[2*i:]))
 	}
 }
+
+// RoundF16 stores in dst[i] the value of src[i] rounded to half precision
+// (nearest even), as float32; dst may be src. It equals F32ToF16 followed by
+// F16ToF32 without the staging buffer.
+func RoundF16(dst, src []float32) {
+	dst = dst[:len(src)]
+	roundF16Impl(dst, src)
+}

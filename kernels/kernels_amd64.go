@@ -106,6 +106,34 @@ func dotQ3_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outs
 // for the four activation rows at y + c*ystride (in bytes).
 func dotIQ4XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
+// dotQ8_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotQ8_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotQ4_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotQ4_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotQ5_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotQ5_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ4NLQ8_0RowsAVX2 stores at out[r] the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotIQ4NLQ8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotQ4_KQ8_KRowsAVX2 stores at out[r] the dot product of nb Q4_K blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotQ4_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotQ5_KQ8_KRowsAVX2 stores at out[r] the dot product of nb Q5_K blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotQ5_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotQ6_KQ8_KRowsAVX2 stores at out[r] the dot product of nb Q6_K blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotQ6_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
 // matF32AVX2 returns the dot product of n F32 weights at x and n float32 activations at y.
 func matF32AVX2(x *byte, y *byte, nb int) float32
 

@@ -5355,6 +5355,827 @@ dotIQ4XSQ8_Kx4AVX2_done:
 	VZEROUPPER
 	RET
 
+// func dotQ8_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ8_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotQ8_0Q8_0RowsAVX2_row:
+	MOVQ     y+8(FP), BX
+	MOVQ     nb+16(FP), SI
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+
+dotQ8_0Q8_0RowsAVX2_loop2:
+	CMPQ         SI, $0x02
+	JL           dotQ8_0Q8_0RowsAVX2_loop1
+	VMOVDQU      2(AX), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	VMOVDQU      36(AX), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW 34(AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW 34(BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      36(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y2
+	ADDQ         $0x00000044, AX
+	ADDQ         $0x00000044, BX
+	SUBQ         $0x00000002, SI
+	JMP          dotQ8_0Q8_0RowsAVX2_loop2
+
+dotQ8_0Q8_0RowsAVX2_loop1:
+	TESTQ        SI, SI
+	JZ           dotQ8_0Q8_0RowsAVX2_done
+	VMOVDQU      2(AX), Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	ADDQ         $0x00000022, AX
+	ADDQ         $0x00000022, BX
+	SUBQ         $0x00000001, SI
+
+dotQ8_0Q8_0RowsAVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (DX)
+	ADDQ         $0x04, DX
+	DECQ         CX
+	JNZ          dotQ8_0Q8_0RowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func dotQ4_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ4_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotQ4_0Q8_0RowsAVX2_row:
+	MOVQ     y+8(FP), BX
+	MOVQ     nb+16(FP), SI
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+
+dotQ4_0Q8_0RowsAVX2_loop2:
+	CMPQ         SI, $0x02
+	JL           dotQ4_0Q8_0RowsAVX2_loop1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      2(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPSUBB       bytes8<>+0(SB), Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      20(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPSUBB       bytes8<>+0(SB), Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW 18(AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW 34(BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      36(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y2
+	ADDQ         $0x00000024, AX
+	ADDQ         $0x00000044, BX
+	SUBQ         $0x00000002, SI
+	JMP          dotQ4_0Q8_0RowsAVX2_loop2
+
+dotQ4_0Q8_0RowsAVX2_loop1:
+	TESTQ        SI, SI
+	JZ           dotQ4_0Q8_0RowsAVX2_done
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      2(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPSUBB       bytes8<>+0(SB), Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	ADDQ         $0x00000012, AX
+	ADDQ         $0x00000022, BX
+	SUBQ         $0x00000001, SI
+
+dotQ4_0Q8_0RowsAVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (DX)
+	ADDQ         $0x04, DX
+	DECQ         CX
+	JNZ          dotQ4_0Q8_0RowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func dotQ5_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ5_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotQ5_0Q8_0RowsAVX2_row:
+	MOVQ     y+8(FP), BX
+	MOVQ     nb+16(FP), SI
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+
+dotQ5_0Q8_0RowsAVX2_loop2:
+	CMPQ         SI, $0x02
+	JL           dotQ5_0Q8_0RowsAVX2_loop1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      6(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD 2(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      28(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD 24(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW 22(AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW 34(BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      36(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y2
+	ADDQ         $0x0000002c, AX
+	ADDQ         $0x00000044, BX
+	SUBQ         $0x00000002, SI
+	JMP          dotQ5_0Q8_0RowsAVX2_loop2
+
+dotQ5_0Q8_0RowsAVX2_loop1:
+	TESTQ        SI, SI
+	JZ           dotQ5_0Q8_0RowsAVX2_done
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      6(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD 2(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	ADDQ         $0x00000016, AX
+	ADDQ         $0x00000022, BX
+	SUBQ         $0x00000001, SI
+
+dotQ5_0Q8_0RowsAVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (DX)
+	ADDQ         $0x04, DX
+	DECQ         CX
+	JNZ          dotQ5_0Q8_0RowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func dotIQ4NLQ8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotIQ4NLQ8_0RowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotIQ4NLQ8_0RowsAVX2_row:
+	MOVQ     y+8(FP), BX
+	MOVQ     nb+16(FP), SI
+	VPCMPEQW Y0, Y0, Y0
+	VPSRLW   $0x0f, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+
+dotIQ4NLQ8_0RowsAVX2_loop2:
+	CMPQ         SI, $0x02
+	JL           dotIQ4NLQ8_0RowsAVX2_loop1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      2(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      20(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW 18(AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW 34(BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      36(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y2
+	ADDQ         $0x00000024, AX
+	ADDQ         $0x00000044, BX
+	SUBQ         $0x00000002, SI
+	JMP          dotIQ4NLQ8_0RowsAVX2_loop2
+
+dotIQ4NLQ8_0RowsAVX2_loop1:
+	TESTQ        SI, SI
+	JZ           dotIQ4NLQ8_0RowsAVX2_done
+	VPXOR        Y3, Y3, Y3
+	VMOVDQU      2(AX), X3
+	VPSRLW       $0x04, X3, X4
+	VINSERTI128  $0x01, X4, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y3, Y4, Y3
+	VPSIGNB      Y3, Y3, Y4
+	VPBROADCASTW (AX), X5
+	VCVTPH2PS    X5, Y5
+	VPBROADCASTW (BX), X6
+	VCVTPH2PS    X6, Y6
+	VMULPS       Y6, Y5, Y6
+	VMOVDQU      2(BX), Y5
+	VPSIGNB      Y3, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y6, Y1
+	ADDQ         $0x00000012, AX
+	ADDQ         $0x00000022, BX
+	SUBQ         $0x00000001, SI
+
+dotIQ4NLQ8_0RowsAVX2_done:
+	VADDPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X1, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (DX)
+	ADDQ         $0x04, DX
+	DECQ         CX
+	JNZ          dotIQ4NLQ8_0RowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func dotQ4_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
+TEXT ·dotQ4_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotQ4_KQ8_KRowsAVX2_row:
+	MOVQ   y+8(FP), BX
+	MOVQ   nb+16(FP), SI
+	VXORPS Y0, Y0, Y0
+
+dotQ4_KQ8_KRowsAVX2_loop:
+	TESTQ        SI, SI
+	JZ           dotQ4_KQ8_KRowsAVX2_done
+	VPBROADCASTW 2(AX), X1
+	VCVTPH2PS    X1, Y1
+	MOVL         4(AX), DI
+	MOVL         8(AX), R8
+	MOVL         12(AX), R9
+	MOVL         R9, R10
+	SHRL         $0x04, R10
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         R8, R11
+	SHRL         $0x06, R11
+	ANDL         $0x03030303, R11
+	SHLL         $0x04, R11
+	ORL          R11, R10
+	ANDL         $0x3f3f3f3f, R8
+	SHLQ         $0x20, R10
+	ORQ          R8, R10
+	ANDL         $0x0f0f0f0f, R9
+	MOVL         DI, R8
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R9
+	ANDL         $0x3f3f3f3f, DI
+	SHLQ         $0x20, R9
+	ORQ          DI, R9
+	MOVQ         R9, X2
+	MOVQ         R10, X3
+	VPMOVZXBW    X3, X3
+	VBROADCASTSS (BX), Y4
+	VMULPS       Y4, Y1, Y1
+	VMOVDQU      260(BX), Y4
+	VEXTRACTI128 $0x01, Y4, X5
+	VPHADDW      X5, X4, X5
+	VPXOR        Y4, Y4, Y4
+	VPMADDWD     X5, X3, X4
+	VCVTDQ2PS    Y4, Y4
+	VFNMADD231PS Y4, Y1, Y0
+	VPXOR        Y1, Y1, Y1
+	VPMOVZXBW    X2, X1
+	VINSERTI128  $0x01, X1, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      16(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VPSHUFB      wordShuf<>+0(SB), Y1, Y5
+	VPMADDUBSW   4(BX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+32(SB), Y1, Y3
+	VPMADDUBSW   36(BX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      48(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VPSHUFB      wordShuf<>+64(SB), Y1, Y5
+	VPMADDUBSW   68(BX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+96(SB), Y1, Y3
+	VPMADDUBSW   100(BX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      80(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VPSHUFB      wordShuf<>+128(SB), Y1, Y5
+	VPMADDUBSW   132(BX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+160(SB), Y1, Y3
+	VPMADDUBSW   164(BX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      112(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VPSHUFB      wordShuf<>+192(SB), Y1, Y5
+	VPMADDUBSW   196(BX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+224(SB), Y1, Y1
+	VPMADDUBSW   228(BX), Y4, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPBROADCASTW (AX), X1
+	VCVTPH2PS    X1, Y1
+	VBROADCASTSS (BX), Y3
+	VMULPS       Y3, Y1, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
+	ADDQ         $0x00000090, AX
+	ADDQ         $0x00000124, BX
+	SUBQ         $0x00000001, SI
+	JMP          dotQ4_KQ8_KRowsAVX2_loop
+
+dotQ4_KQ8_KRowsAVX2_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (DX)
+	ADDQ         $0x04, DX
+	DECQ         CX
+	JNZ          dotQ4_KQ8_KRowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func dotQ5_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, FMA3, SSE2
+TEXT ·dotQ5_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotQ5_KQ8_KRowsAVX2_row:
+	MOVQ   y+8(FP), BX
+	MOVQ   nb+16(FP), SI
+	VXORPS Y0, Y0, Y0
+
+dotQ5_KQ8_KRowsAVX2_loop:
+	TESTQ        SI, SI
+	JZ           dotQ5_KQ8_KRowsAVX2_done
+	VPBROADCASTW 2(AX), X1
+	VCVTPH2PS    X1, Y1
+	MOVL         4(AX), DI
+	MOVL         8(AX), R8
+	MOVL         12(AX), R9
+	MOVL         R9, R10
+	SHRL         $0x04, R10
+	ANDL         $0x0f0f0f0f, R10
+	MOVL         R8, R11
+	SHRL         $0x06, R11
+	ANDL         $0x03030303, R11
+	SHLL         $0x04, R11
+	ORL          R11, R10
+	ANDL         $0x3f3f3f3f, R8
+	SHLQ         $0x20, R10
+	ORQ          R8, R10
+	ANDL         $0x0f0f0f0f, R9
+	MOVL         DI, R8
+	SHRL         $0x06, R8
+	ANDL         $0x03030303, R8
+	SHLL         $0x04, R8
+	ORL          R8, R9
+	ANDL         $0x3f3f3f3f, DI
+	SHLQ         $0x20, R9
+	ORQ          DI, R9
+	MOVQ         R9, X2
+	MOVQ         R10, X3
+	VPMOVZXBW    X3, X3
+	VBROADCASTSS (BX), Y4
+	VMULPS       Y4, Y1, Y1
+	VMOVDQU      260(BX), Y4
+	VEXTRACTI128 $0x01, Y4, X5
+	VPHADDW      X5, X4, X5
+	VPXOR        Y4, Y4, Y4
+	VPMADDWD     X5, X3, X4
+	VCVTDQ2PS    Y4, Y4
+	VFNMADD231PS Y4, Y1, Y0
+	VPXOR        Y1, Y1, Y1
+	VPMOVZXBW    X2, X1
+	VINSERTI128  $0x01, X1, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      48(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x04, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x03, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf<>+0(SB), Y1, Y5
+	VPMADDUBSW   4(BX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+32(SB), Y1, Y3
+	VPMADDUBSW   36(BX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      80(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x02, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x01, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf<>+64(SB), Y1, Y5
+	VPMADDUBSW   68(BX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+96(SB), Y1, Y3
+	VPMADDUBSW   100(BX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      112(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      16(AX), Y5
+	VPSLLW       $0x00, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VMOVDQU      16(AX), Y5
+	VPSRLW       $0x01, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf<>+128(SB), Y1, Y5
+	VPMADDUBSW   132(BX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+160(SB), Y1, Y3
+	VPMADDUBSW   164(BX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      144(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y3
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      16(AX), Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y3, Y3
+	VMOVDQU      16(AX), Y5
+	VPSRLW       $0x03, Y5, Y5
+	VPAND        mask10<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf<>+192(SB), Y1, Y5
+	VPMADDUBSW   196(BX), Y3, Y3
+	VPMADDWD     Y5, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPSHUFB      wordShuf<>+224(SB), Y1, Y1
+	VPMADDUBSW   228(BX), Y4, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPBROADCASTW (AX), X1
+	VCVTPH2PS    X1, Y1
+	VBROADCASTSS (BX), Y3
+	VMULPS       Y3, Y1, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
+	ADDQ         $0x000000b0, AX
+	ADDQ         $0x00000124, BX
+	SUBQ         $0x00000001, SI
+	JMP          dotQ5_KQ8_KRowsAVX2_loop
+
+dotQ5_KQ8_KRowsAVX2_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (DX)
+	ADDQ         $0x04, DX
+	DECQ         CX
+	JNZ          dotQ5_KQ8_KRowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func dotQ6_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotQ6_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotQ6_KQ8_KRowsAVX2_row:
+	MOVQ   y+8(FP), BX
+	MOVQ   nb+16(FP), SI
+	VXORPS Y0, Y0, Y0
+
+dotQ6_KQ8_KRowsAVX2_loop:
+	TESTQ        SI, SI
+	JZ           dotQ6_KQ8_KRowsAVX2_done
+	VPMOVSXBW    192(AX), Y1
+	VPMADDWD     260(BX), Y1, Y2
+	VPSLLD       $0x05, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VPSUBD       Y2, Y3, Y2
+	VPERM2I128   $0x00, Y1, Y1, Y3
+	VMOVDQU      (AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      128(AX), Y5
+	VPSLLW       $0x04, Y5, Y5
+	VPAND        mask30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+0(SB), Y3, Y5
+	VPMADDUBSW   4(BX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      32(AX), Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      128(AX), Y5
+	VPSLLW       $0x02, Y5, Y5
+	VPAND        mask30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+32(SB), Y3, Y5
+	VPMADDUBSW   36(BX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      (AX), Y4
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      128(AX), Y5
+	VPAND        mask30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+64(SB), Y3, Y5
+	VPMADDUBSW   68(BX), Y4, Y4
+	VPMADDWD     Y5, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VMOVDQU      32(AX), Y4
+	VPSRLW       $0x04, Y4, Y4
+	VPAND        mask0F<>+0(SB), Y4, Y4
+	VMOVDQU      128(AX), Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPAND        mask30<>+0(SB), Y5, Y5
+	VPOR         Y5, Y4, Y4
+	VPSHUFB      wordShuf2<>+96(SB), Y3, Y3
+	VPMADDUBSW   100(BX), Y4, Y4
+	VPMADDWD     Y3, Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPERM2I128   $0x11, Y1, Y1, Y1
+	VMOVDQU      64(AX), Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      160(AX), Y4
+	VPSLLW       $0x04, Y4, Y4
+	VPAND        mask30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+0(SB), Y1, Y4
+	VPMADDUBSW   132(BX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      96(AX), Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      160(AX), Y4
+	VPSLLW       $0x02, Y4, Y4
+	VPAND        mask30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+32(SB), Y1, Y4
+	VPMADDUBSW   164(BX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      64(AX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      160(AX), Y4
+	VPAND        mask30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+64(SB), Y1, Y4
+	VPMADDUBSW   196(BX), Y3, Y3
+	VPMADDWD     Y4, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VMOVDQU      96(AX), Y3
+	VPSRLW       $0x04, Y3, Y3
+	VPAND        mask0F<>+0(SB), Y3, Y3
+	VMOVDQU      160(AX), Y4
+	VPSRLW       $0x02, Y4, Y4
+	VPAND        mask30<>+0(SB), Y4, Y4
+	VPOR         Y4, Y3, Y3
+	VPSHUFB      wordShuf2<>+96(SB), Y1, Y1
+	VPMADDUBSW   228(BX), Y3, Y3
+	VPMADDWD     Y1, Y3, Y3
+	VPADDD       Y3, Y2, Y2
+	VPBROADCASTW 208(AX), X1
+	VCVTPH2PS    X1, Y1
+	VBROADCASTSS (BX), Y3
+	VMULPS       Y3, Y1, Y3
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y2, Y3, Y0
+	ADDQ         $0x000000d2, AX
+	ADDQ         $0x00000124, BX
+	SUBQ         $0x00000001, SI
+	JMP          dotQ6_KQ8_KRowsAVX2_loop
+
+dotQ6_KQ8_KRowsAVX2_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (DX)
+	ADDQ         $0x04, DX
+	DECQ         CX
+	JNZ          dotQ6_KQ8_KRowsAVX2_row
+	VZEROUPPER
+	RET
+
 // func matF32AVX2(x *byte, y *byte, nb int) float32
 // Requires: AVX, FMA3, SSE
 TEXT ·matF32AVX2(SB), NOSPLIT, $0-28

@@ -830,3 +830,39 @@ func TestMatMulEdges(t *testing.T) {
 		}()
 	}
 }
+
+// TestRowsMatchesDot checks the many-rows kernels against one dot per row,
+// bit for bit, for odd block counts (the Q8_0 family's one-block tail must
+// leave x at the next row) and row counts.
+func TestRowsMatchesDot(t *testing.T) {
+	if len(rowsFor) == 0 {
+		t.Skip("no many-rows kernels in use")
+	}
+	rng := rand.New(rand.NewPCG(19, 20))
+	for typ, rows := range rowsFor {
+		format, dot, _ := kernelFor(typ)
+		for _, nblocks := range []int{1, 2, 3, 8} {
+			for _, nrows := range []int{1, 2, 7} {
+				cols := nblocks * typ.BlockSize()
+				var w []byte
+				for r := 0; r < nrows; r++ {
+					w = append(w, randomRow(rng, typ, cols, r == 1 && typ.Quantized())...)
+				}
+				wrow := len(w) / nrows
+				a := convertAct(format, randomActivations(rng, cols))
+				out := make([]float32, nrows+1)
+				out[nrows] = 42
+				rows(w, a, cols, nrows, out)
+				for r := 0; r < nrows; r++ {
+					want := dot(w[r*wrow:(r+1)*wrow], a, cols)
+					if math.Float32bits(out[r]) != math.Float32bits(want) {
+						t.Errorf("%v blocks=%d rows=%d: row %d: %g, dot %g", typ, nblocks, nrows, r, out[r], want)
+					}
+				}
+				if out[nrows] != 42 {
+					t.Errorf("%v blocks=%d rows=%d: wrote past the rows", typ, nblocks, nrows)
+				}
+			}
+		}
+	}
+}

@@ -56,6 +56,14 @@ type dot4Func func(w, a []byte, astride, n int, out []float32, outstride int)
 // dot4For holds the four-row kernels where assembly provides one.
 var dot4For = map[ggml.Type]dot4Func{}
 
+// A rowsFunc stores in out[r] the dot of weight row r of w (rows
+// consecutive rows of n elements) with the activation row a. It gives the
+// same bits as a dotFunc per row, without a call per row.
+type rowsFunc func(w, a []byte, n, rows int, out []float32)
+
+// rowsFor holds the many-rows kernels where assembly provides one.
+var rowsFor = map[ggml.Type]rowsFunc{}
+
 // actFormat says how activations are converted for one weight type.
 type actFormat int
 
@@ -147,7 +155,177 @@ const (
 	colTile = 64
 )
 
+// streamBytes bounds the weight bytes of one matrix-vector task (see
+// addPart). Measured on BenchmarkMatVecDRAM (Q4_K, 2 threads, quiet
+// machine): 16-row tasks 17-18 GB/s, 128 KiB 23-24, 256 KiB and more 28-30.
+// On TinyLlama decode (tg32, 2 threads, load ~2.5, alternated): 64 KiB
+// 23-26 t/s, 256 KiB 25-29, 1 MiB 28-32, 4 MiB 22-26 (too few chunks to
+// balance a thread that gets less CPU).
+const streamBytes = 1 << 20
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
 var actPool sync.Pool // *[]byte scratch for converted activations
+
+// maxParts bounds the matrices one MatMulMany call multiplies together.
+const maxParts = 4
+
+// A mmPart is one matrix of a product job.
+type mmPart struct {
+	dst       []float32
+	m         Matrix
+	dot       dotFunc
+	dot4      dot4Func
+	rows      rowsFunc
+	wrow      int
+	rowTile   int // rows per task
+	rowTasks  int
+	firstTask int // index of the part's first task in the job
+}
+
+// A mmJob is one MatMul or MatMulMany call in flight. Jobs are pooled and
+// their task functions bound once, so that a call allocates nothing.
+type mmJob struct {
+	runTask    func(task int) // bound to (*mmJob).task
+	convertRow func(i int)    // bound to (*mmJob).convert
+	parts      [maxParts]mmPart
+	nparts     int
+	x          []float32
+	act        []byte
+	arow       int
+	cols       int
+	n          int
+	colTasks   int
+	threads    int
+	format     actFormat
+}
+
+var jobPool = sync.Pool{New: func() any {
+	j := new(mmJob)
+	j.runTask = j.task
+	j.convertRow = j.convert
+	return j
+}}
+
+func (j *mmJob) convert(i int) {
+	j.format.convert(j.act[i*j.arow:(i+1)*j.arow], j.x[i*j.cols:(i+1)*j.cols])
+}
+
+// task computes one tile: up to rowTile rows of one part times up to
+// colTile activation rows.
+func (j *mmJob) task(task int) {
+	p := &j.parts[0]
+	for k := 1; k < j.nparts && task >= j.parts[k].firstTask; k++ {
+		p = &j.parts[k]
+	}
+	task -= p.firstTask
+	m, act, arow, dst, wrow := &p.m, j.act, j.arow, p.dst, p.wrow
+	r0 := task % p.rowTasks * p.rowTile
+	i0 := task / p.rowTasks * colTile
+	r1 := min(r0+p.rowTile, m.Rows)
+	i1 := min(i0+colTile, j.n)
+	if p.rows != nil && i1-i0 < 4 {
+		for i := i0; i < i1; i++ {
+			p.rows(m.Data[r0*wrow:r1*wrow], act[i*arow:(i+1)*arow], m.Cols, r1-r0, dst[i*m.Rows+r0:])
+		}
+		return
+	}
+	for r := r0; r < r1; r++ {
+		w := m.Data[r*wrow : (r+1)*wrow]
+		i := i0
+		if p.dot4 != nil {
+			for ; i+4 <= i1; i += 4 {
+				p.dot4(w, act[i*arow:(i+4)*arow], arow, m.Cols, dst[i*m.Rows+r:], m.Rows)
+			}
+		}
+		for ; i < i1; i++ {
+			dst[i*m.Rows+r] = p.dot(w, act[i*arow:(i+1)*arow], m.Cols)
+		}
+	}
+}
+
+// addPart checks one product and adds it to the job.
+func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
+	_, dot, ok := kernelFor(m.Type)
+	if !ok {
+		panic(fmt.Sprintf("kernels: MatMul: unsupported weight type %v", m.Type))
+	}
+	rowSize, ok := m.Type.RowSize(uint64(m.Cols))
+	if !ok {
+		panic(fmt.Sprintf("kernels: MatMul: %d columns is not a whole number of %v blocks", m.Cols, m.Type))
+	}
+	wrow := int(rowSize)
+	if n <= 0 || m.Rows <= 0 {
+		return
+	}
+	if len(m.Data) < wrow*m.Rows || len(x) < n*m.Cols || len(dst) < n*m.Rows {
+		panic(fmt.Sprintf("kernels: MatMul: short slices for %dx%d %v times %d rows (data %d, x %d, dst %d)",
+			m.Rows, m.Cols, m.Type, n, len(m.Data), len(x), len(dst)))
+	}
+	first := 0
+	if j.nparts > 0 {
+		last := &j.parts[j.nparts-1]
+		first = last.firstTask + last.rowTasks*j.colTasks
+	}
+	tile := rowTile
+	if n < 4 {
+		// Few activation rows: the product streams the weights from DRAM
+		// once, and long sequential runs per thread keep the hardware
+		// prefetchers streaming (interleaved 16-row tasks reach about
+		// two-thirds of the bandwidth). Cut the rows into a multiple of
+		// threads equal chunks of at most about streamBytes, as ggml gives
+		// each thread one chunk of a matrix-vector product; the chunks
+		// beyond one per thread still balance a thread that falls behind.
+		chunks := j.threads * max(1, ceilDiv(m.Rows*wrow, j.threads*streamBytes))
+		tile = max(rowTile, ceilDiv(m.Rows, chunks))
+	}
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], rows: rowsFor[m.Type], wrow: wrow,
+		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
+	j.nparts++
+}
+
+// run converts the activations and computes every part.
+func (j *mmJob) run() {
+	threads := j.threads
+	if j.nparts == 0 {
+		return
+	}
+	var scratch *[]byte
+	j.arow = j.format.rowBytes(j.cols)
+	if j.format == actF32 {
+		j.act = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(j.x))), 4*j.n*j.cols)
+	} else {
+		scratch = getScratch(j.n * j.arow)
+		j.act = *scratch
+		if j.n >= 4 && threads > 1 {
+			parallelFor(threads, j.n, j.convertRow)
+		} else {
+			for i := 0; i < j.n; i++ {
+				j.convert(i)
+			}
+		}
+	}
+	last := &j.parts[j.nparts-1]
+	parallelFor(threads, last.firstTask+last.rowTasks*j.colTasks, j.runTask)
+	if scratch != nil {
+		actPool.Put(scratch)
+	}
+}
+
+func (j *mmJob) release() {
+	for k := range j.nparts {
+		j.parts[k] = mmPart{}
+	}
+	j.nparts, j.x, j.act = 0, nil, nil
+	jobPool.Put(j)
+}
+
+func newJob(x []float32, cols, n, threads int, format actFormat) *mmJob {
+	j := jobPool.Get().(*mmJob)
+	j.x, j.cols, j.n, j.threads, j.format = x, cols, n, max(threads, 1), format
+	j.colTasks = (n + colTile - 1) / colTile
+	return j
+}
 
 // MatMul computes dst[i*m.Rows+r] = dot(row r of m, x[i*m.Cols:(i+1)*m.Cols])
 // for i in [0,n). Work is split across threads goroutines (rows when n is
@@ -156,69 +334,47 @@ var actPool sync.Pool // *[]byte scratch for converted activations
 // It panics if the type is unsupported or the slices are too short, which
 // are programming errors of the caller.
 func MatMul(dst []float32, m Matrix, x []float32, n int, threads int) {
-	format, dot, ok := kernelFor(m.Type)
+	format, _, ok := kernelFor(m.Type)
 	if !ok {
 		panic(fmt.Sprintf("kernels: MatMul: unsupported weight type %v", m.Type))
 	}
-	rowSize, ok := m.Type.RowSize(uint64(m.Cols))
-	if !ok {
-		panic(fmt.Sprintf("kernels: MatMul: %d columns is not a whole number of %v blocks", m.Cols, m.Type))
+	j := newJob(x, m.Cols, max(n, 0), threads, format)
+	j.addPart(dst, m, x, max(n, 0))
+	if n > 0 {
+		j.run()
 	}
-	if n <= 0 || m.Rows <= 0 {
+	j.release()
+}
+
+// MatMulMany computes MatMul(dsts[k], ms[k], x, n, threads) for every k. The
+// matrices share their input (as the query, key and value projections do),
+// so it is converted once, and all products are split across the threads in
+// one parallel loop. Results are bit-identical to separate MatMul calls.
+func MatMulMany(dsts [][]float32, ms []Matrix, x []float32, n int, threads int) {
+	if len(dsts) != len(ms) {
+		panic(fmt.Sprintf("kernels: MatMulMany: %d destinations for %d matrices", len(dsts), len(ms)))
+	}
+	if len(ms) == 0 || n <= 0 {
 		return
 	}
-	wrow := int(rowSize)
-	if len(m.Data) < wrow*m.Rows || len(x) < n*m.Cols || len(dst) < n*m.Rows {
-		panic(fmt.Sprintf("kernels: MatMul: short slices for %dx%d %v times %d rows (data %d, x %d, dst %d)",
-			m.Rows, m.Cols, m.Type, n, len(m.Data), len(x), len(dst)))
+	format, _, ok := kernelFor(ms[0].Type)
+	same := ok && len(ms) <= maxParts
+	for _, m := range ms[1:] {
+		f, _, ok := kernelFor(m.Type)
+		same = same && ok && f == format && m.Cols == ms[0].Cols
 	}
-	threads = max(threads, 1)
-
-	// Convert the activations once per call.
-	arow := format.rowBytes(m.Cols)
-	var act []byte
-	var scratch *[]byte
-	if format == actF32 {
-		act = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*n*m.Cols)
-	} else {
-		scratch = getScratch(n * arow)
-		act = *scratch
-		convertRow := func(i int) {
-			format.convert(act[i*arow:(i+1)*arow], x[i*m.Cols:(i+1)*m.Cols])
+	if !same {
+		for k := range ms {
+			MatMul(dsts[k], ms[k], x, n, threads)
 		}
-		if n >= 4 && threads > 1 {
-			parallelFor(threads, n, convertRow)
-		} else {
-			for i := 0; i < n; i++ {
-				convertRow(i)
-			}
-		}
+		return
 	}
-
-	rowTasks := (m.Rows + rowTile - 1) / rowTile
-	colTasks := (n + colTile - 1) / colTile
-	dot4 := dot4For[m.Type]
-	parallelFor(threads, rowTasks*colTasks, func(task int) {
-		r0 := task % rowTasks * rowTile
-		i0 := task / rowTasks * colTile
-		r1 := min(r0+rowTile, m.Rows)
-		i1 := min(i0+colTile, n)
-		for r := r0; r < r1; r++ {
-			w := m.Data[r*wrow : (r+1)*wrow]
-			i := i0
-			if dot4 != nil {
-				for ; i+4 <= i1; i += 4 {
-					dot4(w, act[i*arow:(i+4)*arow], arow, m.Cols, dst[i*m.Rows+r:], m.Rows)
-				}
-			}
-			for ; i < i1; i++ {
-				dst[i*m.Rows+r] = dot(w, act[i*arow:(i+1)*arow], m.Cols)
-			}
-		}
-	})
-	if scratch != nil {
-		actPool.Put(scratch)
+	j := newJob(x, ms[0].Cols, n, threads, format)
+	for k := range ms {
+		j.addPart(dsts[k], ms[k], x, n)
 	}
+	j.run()
+	j.release()
 }
 
 func getScratch(size int) *[]byte {

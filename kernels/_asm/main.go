@@ -3,6 +3,9 @@
 package main
 
 import (
+	"os"
+	"strconv"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -97,6 +100,9 @@ func constants() {
 }
 
 func main() {
+	if v := os.Getenv("PREFETCH_DIST"); v != "" {
+		prefetchDist, _ = strconv.Atoi(v)
+	}
 	ConstraintExpr("!purego")
 	constants()
 	genDotF32()
