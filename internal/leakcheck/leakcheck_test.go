@@ -1,6 +1,7 @@
 package leakcheck
 
 import (
+	"runtime"
 	"testing"
 	"time"
 )
@@ -15,7 +16,17 @@ func TestSettleWaitsForExitingGoroutines(t *testing.T) {
 }
 
 func TestSettleReportsAStuckGoroutine(t *testing.T) {
-	base, _ := settle(1<<30, 0)
+	// Measure the baseline once earlier tests' goroutines have finished
+	// exiting, or one of them ending would hide the stuck one.
+	base := runtime.NumGoroutine()
+	for {
+		time.Sleep(50 * time.Millisecond)
+		n := runtime.NumGoroutine()
+		if n == base {
+			break
+		}
+		base = n
+	}
 	stop := make(chan struct{})
 	go func() { <-stop }()
 	if _, ok := settle(base, 30*time.Millisecond); ok {
