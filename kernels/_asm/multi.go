@@ -498,6 +498,8 @@ func genMulti() {
 	for _, k := range q8Kinds {
 		genDotQ8Family(k, 4, true)
 	}
+	genTileQ8_0(false)
+	genTileQ8_0(true)
 	rowsMode = true
 	for _, k := range q8Kinds {
 		genDotQ8Family(k, 1, false)
