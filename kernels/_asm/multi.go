@@ -191,19 +191,17 @@ func genDotQ8Family(k q8Kind, ncols int, vnni bool) {
 		acc0[c], acc1[c] = zeroY(), zeroY()
 	}
 	// With four columns the four scale products dx·dy_c are formed in one
-	// multiply (the activation scales gathered into one xmm) and parked on
-	// the stack, so that each column broadcasts its product with a load
-	// instead of a convert and a multiply on the vector pipes. The products
+	// multiply (the activation scales gathered into one xmm, copied to both
+	// halves) and each column takes its product apart with one vshufps,
+	// instead of a convert and a multiply per column. (Parking them on the
+	// stack for broadcast loads stalls on store forwarding.) The products
 	// are the same float32 values, so the bits do not change.
-	var scaleSlot Mem
-	if ncols == 4 {
-		scaleSlot = AllocLocal(16)
-	}
 	block := func(xo, yo int, accs []VecVirtual) {
 		q := k.decode(x, xo)
 		ax := YMM()
 		VPSIGNB(q, q, ax)
 		dx := broadcastF16(Mem{Base: x, Disp: xo})
+		var prods VecVirtual
 		if ncols == 4 {
 			g, dys := GP32(), XMM()
 			MOVWLZX(Mem{Base: ys[0], Disp: yo}, g)
@@ -212,14 +210,15 @@ func genDotQ8Family(k q8Kind, ncols int, vnni bool) {
 				VPINSRW(U8(c), Mem{Base: ys[c], Disp: yo}, dys, dys)
 			}
 			VCVTPH2PS(dys, dys)
-			VMULPS(dys, dx.AsX(), dys)
-			VMOVUPS(dys, scaleSlot)
+			prods = YMM()
+			VINSERTF128(U8(1), dys, dys.AsY(), prods)
+			VMULPS(dx, prods, prods)
 		}
 		for c := range ncols {
 			var d VecVirtual
 			if ncols == 4 {
 				d = YMM()
-				VBROADCASTSS(scaleSlot.Offset(4*c), d)
+				VSHUFPS(U8(0x55*c), prods, prods, d)
 			} else {
 				d = broadcastF16(Mem{Base: ys[c], Disp: yo})
 				VMULPS(d, dx, d)
