@@ -106,6 +106,30 @@ func dotQ3_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outs
 // for the four activation rows at y + c*ystride (in bytes).
 func dotIQ4XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
+// dotQ8_0Q8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ8_0Q8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ4_0Q8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ4_0Q8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ5_0Q8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotQ5_0Q8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ4NLQ8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ4NLQ8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileQ8_0Q8_0x2x4AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r < 2 and c < 4.
+func tileQ8_0Q8_0x2x4AVX2(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileQ8_0Q8_0x2x4VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r < 2 and c < 4.
+func tileQ8_0Q8_0x2x4VNNI(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
 // dotQ8_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y,
 // for the rows consecutive weight rows starting at x (r < rows, rows > 0).
 func dotQ8_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)

@@ -773,6 +773,41 @@ func TestDot4MatchesDot(t *testing.T) {
 	}
 }
 
+// TestTileMatchesDot checks the 2×4 tile kernels against eight single dots,
+// bit for bit, with odd and even block counts and strided outputs.
+func TestTileMatchesDot(t *testing.T) {
+	if len(tileFor) == 0 {
+		t.Skip("no tile kernels in use")
+	}
+	rng := rand.New(rand.NewPCG(23, 24))
+	for typ, tile := range tileFor {
+		format, dot, _ := kernelFor(typ)
+		for _, nblocks := range []int{1, 2, 3, 8, 9} {
+			cols := nblocks * typ.BlockSize()
+			w0 := randomRow(rng, typ, cols, nblocks == 3)
+			w1 := randomRow(rng, typ, cols, false)
+			const wstride = 7 // bytes of padding between the two weight rows
+			w := append(append(append([]byte{}, w0...), make([]byte, wstride)...), w1...)
+			arow := format.rowBytes(cols)
+			act := make([]byte, 4*arow)
+			for c := 0; c < 4; c++ {
+				copy(act[c*arow:], convertAct(format, randomActivations(rng, cols)))
+			}
+			const stride = 5
+			out := make([]float32, 3*stride+2)
+			tile(w, len(w0)+wstride, act, arow, cols, out, stride)
+			for c := 0; c < 4; c++ {
+				for r, wr := range [][]byte{w0, w1} {
+					want := dot(wr, act[c*arow:(c+1)*arow], cols)
+					if got := out[c*stride+r]; math.Float32bits(got) != math.Float32bits(want) {
+						t.Errorf("%v cols=%d row %d col %d: tile %g, dot %g", typ, cols, r, c, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestMatMulEdges covers empty shapes, many threads and the pool staying
 // bounded over repeated calls.
 func TestMatMulEdges(t *testing.T) {

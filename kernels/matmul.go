@@ -56,6 +56,16 @@ type dot4Func func(w, a []byte, astride, n int, out []float32, outstride int)
 // dot4For holds the four-row kernels where assembly provides one.
 var dot4For = map[ggml.Type]dot4Func{}
 
+// A tileFunc computes the dots of the two weight rows at w and w+wstride
+// (bytes) with the four activation rows at a + c*astride, storing them at
+// out[r + c*outstride] (r < 2, c < 4). It gives the same bits as eight
+// dotFunc calls; each loaded block serves several dots, which is what
+// prompt batches need.
+type tileFunc func(w []byte, wstride int, a []byte, astride, n int, out []float32, outstride int)
+
+// tileFor holds the 2×4 tile kernels where assembly provides one.
+var tileFor = map[ggml.Type]tileFunc{}
+
 // A rowsFunc stores in out[r] the dot of weight row r of w (rows
 // consecutive rows of n elements) with the activation row a. It gives the
 // same bits as a dotFunc per row, without a call per row.
@@ -176,6 +186,7 @@ type mmPart struct {
 	m         Matrix
 	dot       dotFunc
 	dot4      dot4Func
+	tile      tileFunc
 	rows      rowsFunc
 	wrow      int
 	rowTile   int // rows per task
@@ -230,7 +241,22 @@ func (j *mmJob) task(task int) {
 		}
 		return
 	}
-	for r := r0; r < r1; r++ {
+	r := r0
+	if p.tile != nil && i1-i0 >= 4 {
+		for ; r+2 <= r1; r += 2 {
+			w := m.Data[r*wrow : (r+2)*wrow]
+			i := i0
+			for ; i+4 <= i1; i += 4 {
+				p.tile(w, wrow, act[i*arow:(i+4)*arow], arow, m.Cols, dst[i*m.Rows+r:], m.Rows)
+			}
+			for ; i < i1; i++ {
+				for rr := r; rr < r+2; rr++ {
+					dst[i*m.Rows+rr] = p.dot(m.Data[rr*wrow:(rr+1)*wrow], act[i*arow:(i+1)*arow], m.Cols)
+				}
+			}
+		}
+	}
+	for ; r < r1; r++ {
 		w := m.Data[r*wrow : (r+1)*wrow]
 		i := i0
 		if p.dot4 != nil {
@@ -279,7 +305,7 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 		chunks := j.threads * max(1, ceilDiv(m.Rows*wrow, j.threads*streamBytes))
 		tile = max(rowTile, ceilDiv(m.Rows, chunks))
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], rows: rowsFor[m.Type], wrow: wrow,
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], tile: tileFor[m.Type], rows: rowsFor[m.Type], wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }
