@@ -86,8 +86,12 @@ func killAtRandom(t *testing.T, n int, full time.Duration, out string, want [32]
 			}
 		case r.code == -1:
 			killed++
+			// Killed after the rename but before exiting, OUT is the whole
+			// output; any other file at OUT would be a partial one.
 			if exists(out) {
-				t.Errorf("run %d killed after %v left a file at %s", i, delay, out)
+				if b, err := os.ReadFile(out); err != nil || sha256.Sum256(b) != want {
+					t.Errorf("run %d killed after %v left a partial file at %s", i, delay, out)
+				}
 			}
 		default:
 			t.Errorf("run %d failed: %v", i, r)
