@@ -163,7 +163,7 @@ func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOpti
 		r.TestTime = time.Now().UTC().Format("2006-01-02T15:04:05Z")
 		c := m.NewContext(r.NPrompt + r.NGen)
 		fmt.Fprintf(errw, "llqt bench: test %d/%d %s: warm-up\n", ti+1, len(tests), r.testName())
-		if err := benchOnce(ctx, c, r.NPrompt, min(r.NGen, 1), bos, rng); err != nil {
+		if err := eval.BenchRun(ctx, c, r.NPrompt, min(r.NGen, 1), bos, rng); err != nil {
 			c.Close()
 			return err
 		}
@@ -171,7 +171,7 @@ func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOpti
 			fmt.Fprintf(errw, "llqt bench: test %d/%d %s: repetition %d/%d\n", ti+1, len(tests), r.testName(), rep+1, o.reps)
 			c.Reset()
 			t0 := time.Now()
-			if err := benchOnce(ctx, c, r.NPrompt, r.NGen, bos, rng); err != nil {
+			if err := eval.BenchRun(ctx, c, r.NPrompt, r.NGen, bos, rng); err != nil {
 				c.Close()
 				return err
 			}
@@ -193,39 +193,6 @@ func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOpti
 	}
 	fmt.Fprintf(out, "\nbuild: llqt %s (%s)\n", version, buildCommit())
 	return nil
-}
-
-// benchOnce evaluates nPrompt random tokens in one batch (BOS first when
-// the model adds it), then nGen single-token steps, as llama-bench's
-// test_prompt and test_gen.
-func benchOnce(ctx context.Context, c *eval.Context, nPrompt, nGen int, bos int32, rng *rand.Rand) error {
-	nv := c.Model().NVocab()
-	if nPrompt > 0 {
-		toks := make([]int32, nPrompt)
-		for i := range toks {
-			toks[i] = int32(rng.IntN(nv))
-		}
-		if bos >= 0 {
-			toks[0] = bos
-		}
-		if _, err := c.Decode(toks, false); err != nil {
-			return err
-		}
-	}
-	tok := []int32{bos}
-	if bos < 0 {
-		tok[0] = int32(rng.IntN(nv))
-	}
-	for range nGen {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if _, err := c.Decode(tok, false); err != nil {
-			return err
-		}
-		tok[0] = int32(rng.IntN(nv))
-	}
-	return ctx.Err()
 }
 
 // meanSD64 is llama-bench's avg and stdev over nanosecond samples (integer

@@ -19,34 +19,25 @@ type benchResult struct {
 // llama-bench's pp and tg tests do: one warm-up, then reps repetitions.
 func bench(ctx context.Context, m *eval.Model, nPrompt, nGen, reps int, bos int32, addBOS bool) (benchResult, error) {
 	var r benchResult
-	rng := rand.New(rand.NewPCG(1, 2)) // the same tokens for every variant
-	nv := m.NVocab()
+	rng := rand.New(rand.NewPCG(1, 2)) // the same token sequence for every variant
 	c := m.NewContext(max(nPrompt, nGen) + 1)
 	defer c.Close()
-	prompt := make([]int32, nPrompt)
-	for i := range prompt {
-		prompt[i] = int32(rng.IntN(nv))
-	}
-	if addBOS && nPrompt > 0 {
-		prompt[0] = bos
+	if !addBOS {
+		bos = -1
 	}
 	runPP := func() (float64, error) {
 		c.Reset()
 		t0 := time.Now()
-		if _, err := c.Decode(prompt, false); err != nil {
+		if err := eval.BenchRun(ctx, c, nPrompt, 0, bos, rng); err != nil {
 			return 0, err
 		}
 		return float64(nPrompt) / time.Since(t0).Seconds(), nil
 	}
 	runTG := func() (float64, error) {
 		c.Reset()
-		tok := prompt[0]
 		t0 := time.Now()
-		for range nGen {
-			if _, err := c.Decode([]int32{tok}, false); err != nil {
-				return 0, err
-			}
-			tok = int32(rng.IntN(nv))
+		if err := eval.BenchRun(ctx, c, 0, nGen, bos, rng); err != nil {
+			return 0, err
 		}
 		return float64(nGen) / time.Since(t0).Seconds(), nil
 	}
