@@ -339,87 +339,10 @@ func makeQkx3Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 			wts[i] = v * v
 		}
 	}
-	wts = wts[:n]
-	min, max := x[0], x[0]
-	sumW := wts[0]
-	sumX := sumW * x[0]
-	for i := 1; i < n; i++ {
-		if x[i] < min {
-			min = x[i]
-		}
-		if x[i] > max {
-			max = x[i]
-		}
-		w := wts[i]
-		sumW += w
-		sumX += float32(w * x[i])
-	}
-	if min > 0 {
-		min = 0
-	}
-	if max <= min {
-		for i := range L {
-			L[i] = 0
-		}
-		return 0, -min
-	}
-	nm := int32(nmax)
-	iscale := float32(nmax) / (max - min)
-	scale = 1 / iscale
-	var bestMAD float32
-	for i, v := range x {
-		l := nearestInt(iscale * (v - min))
-		L[i] = uint8(clampInt(l, 0, nm))
-		diff := float32(scale*float32(L[i])) + min - v
-		if useMAD {
-			diff = abs32(diff)
-		} else {
-			diff = diff * diff
-		}
-		bestMAD += float32(wts[i] * diff)
-	}
-	if nstep < 1 {
-		return scale, -min
-	}
-	for is := 0; is <= nstep; is++ {
-		iscale = (rmin + float32(rdelta*float32(is)) + float32(nmax)) / (max - min)
-		var sumL, sumL2, sumXL float32
-		for i, v := range x {
-			l := clampInt(nearestInt(iscale*(v-min)), 0, nm)
-			Laux[i] = uint8(l)
-			w := wts[i]
-			fl := float32(l)
-			sumL += float32(w * fl)
-			sumL2 += float32(w * fl * fl)
-			sumXL += float32(w * fl * v)
-		}
-		D := float32(sumW*sumL2) - float32(sumL*sumL)
-		if D > 0 {
-			thisScale := (float32(sumW*sumXL) - float32(sumX*sumL)) / D
-			thisMin := (float32(sumL2*sumX) - float32(sumL*sumXL)) / D
-			if thisMin > 0 {
-				thisMin = 0
-				thisScale = sumXL / sumL2
-			}
-			var mad float32
-			for i, v := range x {
-				diff := float32(thisScale*float32(Laux[i])) + thisMin - v
-				if useMAD {
-					diff = abs32(diff)
-				} else {
-					diff = diff * diff
-				}
-				mad += float32(wts[i] * diff)
-			}
-			if mad < bestMAD {
-				copy(L, Laux)
-				bestMAD = mad
-				scale = thisScale
-				min = thisMin
-			}
-		}
-	}
-	return scale, -min
+	// With the weights in hand the search is make_qkx2_quants' own: the only
+	// textual difference in ggml (max <= min against max == min) cannot
+	// matter, since min is clamped to at most 0 and never exceeds max.
+	return makeQkx2Quants(n, nmax, x, wts, L, Laux, rmin, rdelta, nstep, useMAD)
 }
 
 // makeQpQuants is ggml's make_qp_quants: a scale for non-negative values
