@@ -29,10 +29,24 @@ func init() {
 // prompt batches spend most of their time in them.
 func useVNNI() {
 	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4VNNI, 32, 34, q8_0Len)
-	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x2x4VNNI, 32, 34, q8_0Len)
 	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4VNNI, 32, 18, q8_0Len)
 	dot4For[ggml.TypeQ5_0] = blockDot4(dotQ5_0Q8_0x4VNNI, 32, 22, q8_0Len)
 	dot4For[ggml.TypeIQ4_NL] = blockDot4(dotIQ4NLQ8_0x4VNNI, 32, 18, q8_0Len)
+	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x4x4VNNI, 32, 34, q8_0Len)
+	panelFor[ggml.TypeQ8_0] = func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int) {
+		nb := n / qk8
+		if nb == 0 {
+			for c := range panelRows {
+				out[c*outstride], out[c*outstride+1] = 0, 0
+			}
+			return
+		}
+		_, _, _ = w[wstride+nb*34-1], panel[nb*panelBlock-1], out[(panelRows-1)*outstride+1]
+		panelQ8_0Q8_0x2x16VNNI(&w[0], wstride, &panel[0], nb, &out[0], outstride)
+	}
+	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4VNNI, 32, 18, q8_0Len)
+	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4VNNI, 32, 22, q8_0Len)
+	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4VNNI, 32, 18, q8_0Len)
 }
 
 // useAsm installs the assembly kernels. The wrappers check the slice bounds
@@ -50,7 +64,10 @@ func useAsm() {
 	dotQ5_KQ8_K = blockDot(dotQ5_KQ8_KAVX2, qkK, 176, q8KLen)
 	dotQ6_KQ8_K = blockDot(dotQ6_KQ8_KAVX2, qkK, 210, q8KLen)
 	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4AVX2, 32, 34, q8_0Len)
-	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x2x4AVX2, 32, 34, q8_0Len)
+	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x4x4AVX2, 32, 34, q8_0Len)
+	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4AVX2, 32, 18, q8_0Len)
+	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4AVX2, 32, 22, q8_0Len)
+	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4AVX2, 32, 18, q8_0Len)
 	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4AVX2, 32, 18, q8_0Len)
 	dot4For[ggml.TypeQ4_K] = blockDot4(dotQ4_KQ8_Kx4AVX2, qkK, 144, q8KLen)
 	dot4For[ggml.TypeQ5_K] = blockDot4(dotQ5_KQ8_Kx4AVX2, qkK, 176, q8KLen)
@@ -187,17 +204,17 @@ func blockDot4(k func(x, y *byte, ystride, nb int, out *float32, outstride int),
 	}
 }
 
-// blockTile wraps a 2×4 tile assembly block dot as a tileFunc.
+// blockTile wraps a 4×4 tile assembly block dot as a tileFunc.
 func blockTile(k func(x *byte, xstride int, y *byte, ystride, nb int, out *float32, outstride int), per, wBytes, aBytes int) tileFunc {
 	return func(w []byte, wstride int, a []byte, astride, n int, out []float32, outstride int) {
 		nb := n / per
 		if nb == 0 {
 			for c := 0; c < 4; c++ {
-				out[c*outstride], out[c*outstride+1] = 0, 0
+				clear(out[c*outstride : c*outstride+4])
 			}
 			return
 		}
-		_, _, _ = w[wstride+nb*wBytes-1], a[3*astride+nb*aBytes-1], out[3*outstride+1]
+		_, _, _ = w[3*wstride+nb*wBytes-1], a[3*astride+nb*aBytes-1], out[3*outstride+3]
 		k(&w[0], wstride, &a[0], astride, nb, &out[0], outstride)
 	}
 }

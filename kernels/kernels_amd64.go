@@ -25,14 +25,98 @@ func bf16ToF32AVX2(dst *float32, src *byte, n int)
 // dotQ8_0Q8_0AVX2 returns the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y.
 func dotQ8_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 
+// dotQ8_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q8_0 blocks at x + r*nb*34
+// and nb Q8_0 blocks at y, for r < rows (rows > 0).
+func dotQ8_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotQ8_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q8_0 blocks at x
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
+func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ8_0Q8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb Q8_0 blocks at x
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
+func dotQ8_0Q8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileQ8_0Q8_0x4x4AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.
+func tileQ8_0Q8_0x4x4AVX2(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileQ8_0Q8_0x4x4VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.
+func tileQ8_0Q8_0x4x4VNNI(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
 // dotQ4_0Q8_0AVX2 returns the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y.
 func dotQ4_0Q8_0AVX2(x *byte, y *byte, nb int) float32
+
+// dotQ4_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q4_0 blocks at x + r*nb*18
+// and nb Q8_0 blocks at y, for r < rows (rows > 0).
+func dotQ4_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotQ4_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
+func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ4_0Q8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
+func dotQ4_0Q8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileQ4_0Q8_0x4x4AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q4_0 blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.
+func tileQ4_0Q8_0x4x4AVX2(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileQ4_0Q8_0x4x4VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q4_0 blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.
+func tileQ4_0Q8_0x4x4VNNI(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
 
 // dotQ5_0Q8_0AVX2 returns the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y.
 func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 
+// dotQ5_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q5_0 blocks at x + r*nb*22
+// and nb Q8_0 blocks at y, for r < rows (rows > 0).
+func dotQ5_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotQ5_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q5_0 blocks at x
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
+func dotQ5_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotQ5_0Q8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb Q5_0 blocks at x
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
+func dotQ5_0Q8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileQ5_0Q8_0x4x4AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q5_0 blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.
+func tileQ5_0Q8_0x4x4AVX2(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileQ5_0Q8_0x4x4VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q5_0 blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.
+func tileQ5_0Q8_0x4x4VNNI(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
 // dotIQ4NLQ8_0AVX2 returns the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y.
 func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ4NLQ8_0RowsAVX2 stores at out[r] the dot product of nb IQ4_NL blocks at x + r*nb*18
+// and nb Q8_0 blocks at y, for r < rows (rows > 0).
+func dotIQ4NLQ8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ4NLQ8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
+func dotIQ4NLQ8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ4NLQ8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
+func dotIQ4NLQ8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileIQ4NLQ8_0x4x4AVX2 stores at out + r + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.
+func tileIQ4NLQ8_0x4x4AVX2(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// tileIQ4NLQ8_0x4x4VNNI stores at out + r + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x + r*xstride
+// and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.
+func tileIQ4NLQ8_0x4x4VNNI(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// panelQ8_0Q8_0x2x16VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
+// and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.
+func panelQ8_0Q8_0x2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 
 // dotQ4_1Q8_1AVX2 returns the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y.
 func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
@@ -57,22 +141,6 @@ func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 
 // dotIQ4XSQ8_KAVX2 returns the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y.
 func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
-
-// dotQ8_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y,
-// for the four activation rows at y + c*ystride (in bytes).
-func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// dotQ4_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y,
-// for the four activation rows at y + c*ystride (in bytes).
-func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// dotQ5_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y,
-// for the four activation rows at y + c*ystride (in bytes).
-func dotQ5_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// dotIQ4NLQ8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y,
-// for the four activation rows at y + c*ystride (in bytes).
-func dotIQ4NLQ8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
 // dotQ4_1Q8_1x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y,
 // for the four activation rows at y + c*ystride (in bytes).
@@ -105,46 +173,6 @@ func dotQ3_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outs
 // dotIQ4XSQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y,
 // for the four activation rows at y + c*ystride (in bytes).
 func dotIQ4XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// dotQ8_0Q8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y,
-// for the four activation rows at y + c*ystride (in bytes).
-func dotQ8_0Q8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// dotQ4_0Q8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y,
-// for the four activation rows at y + c*ystride (in bytes).
-func dotQ4_0Q8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// dotQ5_0Q8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y,
-// for the four activation rows at y + c*ystride (in bytes).
-func dotQ5_0Q8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// dotIQ4NLQ8_0x4VNNI stores at out + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y,
-// for the four activation rows at y + c*ystride (in bytes).
-func dotIQ4NLQ8_0x4VNNI(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// tileQ8_0Q8_0x2x4AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
-// and nb Q8_0 blocks at y + c*ystride (in bytes), for r < 2 and c < 4.
-func tileQ8_0Q8_0x2x4AVX2(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// tileQ8_0Q8_0x2x4VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
-// and nb Q8_0 blocks at y + c*ystride (in bytes), for r < 2 and c < 4.
-func tileQ8_0Q8_0x2x4VNNI(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
-
-// dotQ8_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q8_0 blocks at x and nb Q8_0 blocks at y,
-// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
-func dotQ8_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-
-// dotQ4_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q4_0 blocks at x and nb Q8_0 blocks at y,
-// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
-func dotQ4_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-
-// dotQ5_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q5_0 blocks at x and nb Q8_0 blocks at y,
-// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
-func dotQ5_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-
-// dotIQ4NLQ8_0RowsAVX2 stores at out[r] the dot product of nb IQ4_NL blocks at x and nb Q8_0 blocks at y,
-// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
-func dotIQ4NLQ8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 
 // dotQ4_KQ8_KRowsAVX2 stores at out[r] the dot product of nb Q4_K blocks at x and nb Q8_K blocks at y,
 // for the rows consecutive weight rows starting at x (r < rows, rows > 0).

@@ -773,8 +773,8 @@ func TestDot4MatchesDot(t *testing.T) {
 	}
 }
 
-// TestTileMatchesDot checks the 2×4 tile kernels against eight single dots,
-// bit for bit, with odd and even block counts and strided outputs.
+// TestTileMatchesDot checks the 4×4 tile kernels against sixteen single
+// dots, bit for bit, with padding between the weight rows.
 func TestTileMatchesDot(t *testing.T) {
 	if len(tileFor) == 0 {
 		t.Skip("no tile kernels in use")
@@ -784,23 +784,70 @@ func TestTileMatchesDot(t *testing.T) {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8, 9} {
 			cols := nblocks * typ.BlockSize()
-			w0 := randomRow(rng, typ, cols, nblocks == 3)
-			w1 := randomRow(rng, typ, cols, false)
-			const wstride = 7 // bytes of padding between the two weight rows
-			w := append(append(append([]byte{}, w0...), make([]byte, wstride)...), w1...)
+			const pad = 7 // bytes of padding between the weight rows
+			var w []byte
+			var rows [][]byte
+			for r := range 4 {
+				row := randomRow(rng, typ, cols, nblocks == 3 && r == 1)
+				rows = append(rows, row)
+				w = append(append(w, row...), make([]byte, pad)...)
+			}
 			arow := format.rowBytes(cols)
 			act := make([]byte, 4*arow)
 			for c := 0; c < 4; c++ {
 				copy(act[c*arow:], convertAct(format, randomActivations(rng, cols)))
 			}
 			const stride = 5
-			out := make([]float32, 3*stride+2)
-			tile(w, len(w0)+wstride, act, arow, cols, out, stride)
+			out := make([]float32, 3*stride+4)
+			tile(w, len(rows[0])+pad, act, arow, cols, out, stride)
 			for c := 0; c < 4; c++ {
-				for r, wr := range [][]byte{w0, w1} {
+				for r, wr := range rows {
 					want := dot(wr, act[c*arow:(c+1)*arow], cols)
 					if got := out[c*stride+r]; math.Float32bits(got) != math.Float32bits(want) {
 						t.Errorf("%v cols=%d row %d col %d: tile %g, dot %g", typ, cols, r, c, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPanelMatchesDot checks the panel kernels (two weight rows times
+// sixteen packed activation rows) against single dots, bit for bit, with
+// extreme quants among random ones.
+func TestPanelMatchesDot(t *testing.T) {
+	if len(panelFor) == 0 {
+		t.Skip("no panel kernels in use")
+	}
+	rng := rand.New(rand.NewPCG(25, 26))
+	for typ, panel := range panelFor {
+		format, dot, _ := kernelFor(typ)
+		for _, nblocks := range []int{1, 2, 3, 8, 9} {
+			cols := nblocks * typ.BlockSize()
+			const pad = 3
+			w0, w1 := randomRow(rng, typ, cols, false), randomRow(rng, typ, cols, nblocks == 3)
+			if typ == ggml.TypeQ8_0 {
+				w0[2], w0[3], w1[5] = 0x80, 0x7f, 0x80
+			}
+			w := append(append(append([]byte{}, w0...), make([]byte, pad)...), w1...)
+			arow := format.rowBytes(cols)
+			act := make([]byte, panelRows*arow)
+			for c := range panelRows {
+				copy(act[c*arow:], convertAct(format, randomActivations(rng, cols)))
+			}
+			// Activation quants stay within ±127 (ggml's sign trick in the
+			// other kernels relies on it; the quantizer guarantees it).
+			act[2], act[arow+3] = 0x81, 0x7f
+			packed := make([]byte, nblocks*panelBlock)
+			packPanel(packed, act, arow, nblocks)
+			const stride = 3
+			out := make([]float32, (panelRows-1)*stride+2)
+			panel(w, len(w0)+pad, packed, cols, out, stride)
+			for c := range panelRows {
+				for r, wr := range [][]byte{w0, w1} {
+					want := dot(wr, act[c*arow:(c+1)*arow], cols)
+					if got := out[c*stride+r]; math.Float32bits(got) != math.Float32bits(want) {
+						t.Errorf("%v cols=%d row %d col %d: panel %g, dot %g", typ, cols, r, c, got, want)
 					}
 				}
 			}

@@ -1,7 +1,9 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"unsafe"
 
@@ -56,15 +58,55 @@ type dot4Func func(w, a []byte, astride, n int, out []float32, outstride int)
 // dot4For holds the four-row kernels where assembly provides one.
 var dot4For = map[ggml.Type]dot4Func{}
 
-// A tileFunc computes the dots of the two weight rows at w and w+wstride
+// A tileFunc computes the dots of the four weight rows at w + r*wstride
 // (bytes) with the four activation rows at a + c*astride, storing them at
-// out[r + c*outstride] (r < 2, c < 4). It gives the same bits as eight
-// dotFunc calls; each loaded block serves several dots, which is what
+// out[r + c*outstride] (r, c < 4). It gives the same bits as sixteen
+// dotFunc calls; each loaded block serves four dots, and the integer block
+// sums of four dots share one convert and multiply-add, which is what
 // prompt batches need.
 type tileFunc func(w []byte, wstride int, a []byte, astride, n int, out []float32, outstride int)
 
-// tileFor holds the 2×4 tile kernels where assembly provides one.
+// tileFor holds the 4×4 tile kernels where assembly provides one.
 var tileFor = map[ggml.Type]tileFunc{}
+
+// A panelFunc computes the dots of the two weight rows at w and w+wstride
+// (bytes) with the sixteen activation rows of a panel (see packPanel),
+// storing them at out[r + c*outstride] (r < 2, c < 16). It gives the same
+// bits as 32 dotFunc calls.
+type panelFunc func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int)
+
+// panelFor holds the panel kernels where assembly provides one; their
+// weight types take Q8_0 activations.
+var panelFor = map[ggml.Type]panelFunc{}
+
+// Panels: sixteen Q8_0 activation rows repacked so that a vpdpbusd can
+// multiply four quants of a weight row, broadcast, with the same four quants
+// of eight activation rows. Per block: 8 steps of 64 bytes, step k holding
+// quants 4k..4k+3 of rows 0-7 then of rows 8-15, each as y+128 (y xor 0x80,
+// vpdpbusd's unsigned operand); then the sixteen scales as float32.
+const (
+	panelRows  = 16
+	panelBlock = 8*64 + panelRows*4
+)
+
+// packPanel repacks the panelRows Q8_0 rows of nb blocks at act (arow bytes
+// apart) into dst (nb*panelBlock bytes).
+func packPanel(dst, act []byte, arow, nb int) {
+	dst = dst[:nb*panelBlock]
+	for c := range panelRows {
+		row := act[c*arow : c*arow+nb*q8_0Len]
+		for b := range nb {
+			blk, out := row[b*q8_0Len:(b+1)*q8_0Len], dst[b*panelBlock:(b+1)*panelBlock]
+			for k := range 8 {
+				o := 64*k + 4*c
+				for i := range 4 {
+					out[o+i] = blk[2+4*k+i] ^ 0x80
+				}
+			}
+			binary.LittleEndian.PutUint32(out[8*64+4*c:], math.Float32bits(f16(blk)))
+		}
+	}
+}
 
 // A rowsFunc stores in out[r] the dot of weight row r of w (rows
 // consecutive rows of n elements) with the activation row a. It gives the
@@ -188,6 +230,7 @@ type mmPart struct {
 	dot4      dot4Func
 	tile      tileFunc
 	rows      rowsFunc
+	panel     panelFunc
 	wrow      int
 	rowTile   int // rows per task
 	rowTasks  int
@@ -199,11 +242,14 @@ type mmPart struct {
 type mmJob struct {
 	runTask    func(task int) // bound to (*mmJob).task
 	convertRow func(i int)    // bound to (*mmJob).convert
+	packPanel  func(pi int)   // bound to (*mmJob).pack
 	parts      [maxParts]mmPart
 	nparts     int
 	x          []float32
 	act        []byte
 	arow       int
+	panels     []byte // packed panels of the activations, when a part uses them
+	panelBytes int    // bytes per panel
 	cols       int
 	n          int
 	colTasks   int
@@ -215,6 +261,7 @@ var jobPool = sync.Pool{New: func() any {
 	j := new(mmJob)
 	j.runTask = j.task
 	j.convertRow = j.convert
+	j.packPanel = j.pack
 	return j
 }}
 
@@ -241,16 +288,25 @@ func (j *mmJob) task(task int) {
 		}
 		return
 	}
+	if p.panel != nil && j.panels != nil {
+		j.panelTask(p, r0, r1, i0, i1)
+		return
+	}
 	r := r0
 	if p.tile != nil && i1-i0 >= 4 {
-		for ; r+2 <= r1; r += 2 {
-			w := m.Data[r*wrow : (r+2)*wrow]
+		for ; r+4 <= r1; r += 4 {
+			w := m.Data[r*wrow : (r+4)*wrow]
 			i := i0
 			for ; i+4 <= i1; i += 4 {
 				p.tile(w, wrow, act[i*arow:(i+4)*arow], arow, m.Cols, dst[i*m.Rows+r:], m.Rows)
 			}
+			if i < i1 && p.rows != nil {
+				for ; i < i1; i++ {
+					p.rows(w, act[i*arow:(i+1)*arow], m.Cols, 4, dst[i*m.Rows+r:])
+				}
+			}
 			for ; i < i1; i++ {
-				for rr := r; rr < r+2; rr++ {
+				for rr := r; rr < r+4; rr++ {
 					dst[i*m.Rows+rr] = p.dot(m.Data[rr*wrow:(rr+1)*wrow], act[i*arow:(i+1)*arow], m.Cols)
 				}
 			}
@@ -268,6 +324,42 @@ func (j *mmJob) task(task int) {
 			dst[i*m.Rows+r] = p.dot(w, act[i*arow:(i+1)*arow], m.Cols)
 		}
 	}
+}
+
+// panelTask computes weight rows [r0,r1) times activation rows [i0,i1)
+// (i0 a multiple of panelRows) with the panel kernel, two rows at a time; the
+// activation rows past the last whole panel and an odd last weight row go
+// through the row kernels.
+func (j *mmJob) panelTask(p *mmPart, r0, r1, i0, i1 int) {
+	m, act, arow, dst, wrow := &p.m, j.act, j.arow, p.dst, p.wrow
+	iEnd := i0 + (i1-i0)/panelRows*panelRows
+	r := r0
+	for ; r+2 <= r1; r += 2 {
+		w := m.Data[r*wrow : (r+2)*wrow]
+		for i := i0; i < iEnd; i += panelRows {
+			pi := i / panelRows
+			p.panel(w, wrow, j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], m.Cols, dst[i*m.Rows+r:], m.Rows)
+		}
+	}
+	for ; r < r1; r++ {
+		for i := i0; i < iEnd; i++ {
+			dst[i*m.Rows+r] = p.dot(m.Data[r*wrow:(r+1)*wrow], act[i*arow:(i+1)*arow], m.Cols)
+		}
+	}
+	for i := iEnd; i < i1; i++ {
+		if p.rows != nil {
+			p.rows(m.Data[r0*wrow:r1*wrow], act[i*arow:(i+1)*arow], m.Cols, r1-r0, dst[i*m.Rows+r0:])
+			continue
+		}
+		for r := r0; r < r1; r++ {
+			dst[i*m.Rows+r] = p.dot(m.Data[r*wrow:(r+1)*wrow], act[i*arow:(i+1)*arow], m.Cols)
+		}
+	}
+}
+
+func (j *mmJob) pack(pi int) {
+	nb := j.cols / qk8
+	packPanel(j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], j.act[pi*panelRows*j.arow:], j.arow, nb)
 }
 
 // addPart checks one product and adds it to the job.
@@ -305,7 +397,11 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 		chunks := j.threads * max(1, ceilDiv(m.Rows*wrow, j.threads*streamBytes))
 		tile = max(rowTile, ceilDiv(m.Rows, chunks))
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], tile: tileFor[m.Type], rows: rowsFor[m.Type], wrow: wrow,
+	var panel panelFunc
+	if n >= panelRows {
+		panel = panelFor[m.Type]
+	}
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], tile: tileFor[m.Type], rows: rowsFor[m.Type], panel: panel, wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }
@@ -331,10 +427,24 @@ func (j *mmJob) run() {
 			}
 		}
 	}
+	var packed *[]byte
+	for k := range j.nparts {
+		if j.parts[k].panel != nil {
+			npanels := j.n / panelRows
+			j.panelBytes = j.cols / qk8 * panelBlock
+			packed = getScratch(npanels * j.panelBytes)
+			j.panels = *packed
+			parallelFor(threads, npanels, j.packPanel)
+			break
+		}
+	}
 	last := &j.parts[j.nparts-1]
 	parallelFor(threads, last.firstTask+last.rowTasks*j.colTasks, j.runTask)
 	if scratch != nil {
 		actPool.Put(scratch)
+	}
+	if packed != nil {
+		actPool.Put(packed)
 	}
 }
 
@@ -342,7 +452,7 @@ func (j *mmJob) release() {
 	for k := range j.nparts {
 		j.parts[k] = mmPart{}
 	}
-	j.nparts, j.x, j.act = 0, nil, nil
+	j.nparts, j.x, j.act, j.panels = 0, nil, nil, nil
 	jobPool.Put(j)
 }
 

@@ -165,102 +165,6 @@ var q8Kinds = []q8Kind{
 	}},
 }
 
-// genDotQ8Family emits a block dot against Q8_0 activations: two blocks per
-// iteration into two accumulators per column, then one block, then the two
-// summed. The quants are multiplied as |q| times y with q's sign.
-//
-// With vnni (four columns only) the integer dot is one AVX512-VNNI vpdpbusd
-// on ymm registers instead of vpmaddubsw and vpmaddwd: the same exact int32
-// sums (the pairs of vpmaddubsw cannot saturate: |q| ≤ 128 and |y| ≤ 127,
-// so a pair is at most 32512), so the results are bit-identical.
-func genDotQ8Family(k q8Kind, ncols int, vnni bool) {
-	name := k.name + suffix(ncols)
-	if vnni {
-		name = k.name + "x4VNNI"
-	}
-	x, ys, nb := colArgs(name, ncols, "nb "+k.doc+" blocks at x and nb Q8_0 blocks at y")
-	if vnni {
-		Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
-	}
-	var ones VecVirtual
-	if !vnni {
-		ones = ones16()
-	}
-	acc0, acc1 := make([]VecVirtual, ncols), make([]VecVirtual, ncols)
-	for c := range ncols {
-		acc0[c], acc1[c] = zeroY(), zeroY()
-	}
-	// With four columns the four scale products dx·dy_c are formed in one
-	// multiply (the activation scales gathered into one xmm, copied to both
-	// halves) and each column takes its product apart with one vshufps,
-	// instead of a convert and a multiply per column. (Parking them on the
-	// stack for broadcast loads stalls on store forwarding.) The products
-	// are the same float32 values, so the bits do not change.
-	block := func(xo, yo int, accs []VecVirtual) {
-		q := k.decode(x, xo)
-		ax := YMM()
-		VPSIGNB(q, q, ax)
-		dx := broadcastF16(Mem{Base: x, Disp: xo})
-		var prods VecVirtual
-		if ncols == 4 {
-			g, dys := GP32(), XMM()
-			MOVWLZX(Mem{Base: ys[0], Disp: yo}, g)
-			VMOVD(g, dys)
-			for c := 1; c < 4; c++ {
-				VPINSRW(U8(c), Mem{Base: ys[c], Disp: yo}, dys, dys)
-			}
-			VCVTPH2PS(dys, dys)
-			prods = YMM()
-			VINSERTF128(U8(1), dys, dys.AsY(), prods)
-			VMULPS(dx, prods, prods)
-		}
-		for c := range ncols {
-			var d VecVirtual
-			if ncols == 4 {
-				d = YMM()
-				VSHUFPS(U8(0x55*c), prods, prods, d)
-			} else {
-				d = broadcastF16(Mem{Base: ys[c], Disp: yo})
-				VMULPS(d, dx, d)
-			}
-			sy := YMM()
-			VMOVDQU(Mem{Base: ys[c], Disp: yo + 2}, sy)
-			VPSIGNB(q, sy, sy)
-			if vnni {
-				t := YMM()
-				VPXOR(t, t, t)
-				VPDPBUSD(sy, ax, t)
-				sy = t
-			} else {
-				VPMADDUBSW(sy, ax, sy)
-				VPMADDWD(ones, sy, sy)
-			}
-			VCVTDQ2PS(sy, sy)
-			VFMADD231PS(sy, d, accs[c])
-		}
-	}
-	Label(name + "_loop2")
-	CMPQ(nb, Imm(2))
-	JL(LabelRef(name + "_loop1"))
-	prefetchBlock(x, 64) // one line per two blocks: Q8_0 blocks are 34 bytes
-	block(0, 0, acc0)
-	block(k.xStride, 34, acc1)
-	advance(x, k.xStride, ys, 34, nb, 2)
-	JMP(LabelRef(name + "_loop2"))
-	Label(name + "_loop1")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	block(0, 0, acc0)
-	if rowsMode {
-		advance(x, k.xStride, ys, 34, nb, 1) // x must end at the next row
-	}
-	Label(name + "_done")
-	for c := range ncols {
-		VADDPS(acc1[c], acc0[c], acc0[c])
-	}
-	colReturn(ncols, acc0)
-}
-
 // genDotMinFamily emits Q4_1 or Q5_1 against Q8_1: Σ d·dy·Σq·y + m·s, with
 // the m·s terms summed in a scalar accumulator added at the end.
 func genDotMinFamily(q5 bool, ncols int) {
@@ -481,10 +385,8 @@ func genDotQ6K(ncols int) {
 }
 
 func genMulti() {
+	genGrids()
 	for _, n := range []int{1, 4} {
-		for _, k := range q8Kinds {
-			genDotQ8Family(k, n, false)
-		}
 		genDotMinFamily(false, n)
 		genDotMinFamily(true, n)
 		genDotK45(false, n)
@@ -494,15 +396,7 @@ func genMulti() {
 		genDotQ3K(n)
 		genDotIQ4XS(n)
 	}
-	for _, k := range q8Kinds {
-		genDotQ8Family(k, 4, true)
-	}
-	genTileQ8_0(false)
-	genTileQ8_0(true)
 	rowsMode = true
-	for _, k := range q8Kinds {
-		genDotQ8Family(k, 1, false)
-	}
 	genDotK45(false, 1)
 	genDotK45(true, 1)
 	genDotQ6K(1)

@@ -1,0 +1,518 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The Q8_0-family block dots (Q8_0, Q4_0, Q5_0 and IQ4_NL weights against
+// Q8_0 activations) come in several shapes: one weight row times one
+// activation row (the plain dot), four weight rows times one activation row
+// (matrix-vector products), one weight row times four activation rows, a 4×4
+// tile, and for Q8_0 with VNNI a 2×16 panel over repacked activations
+// (prompt batches). All compute the same float32 value for every output, so
+// that a product does not depend on how it was cut into shapes:
+//
+//	isum_b = Σ x_b[i]·y_b[i]            exact int32, block b
+//	d_b    = f32(dx_b) · f32(dy_b)      exact: two halves' significands fit
+//	dot    = fma(f32(isum_b), d_b, dot) over the blocks in order, from +0
+//
+// which is ggml's order of summation with the multiply-add fused. Because
+// the int32 block sums are exact, a shape may form them in any way: the wide
+// shapes reduce the eight int32 lanes of four products together (into four
+// sums that share one convert and one multiply-add), and the panel forms
+// sixteen columns' sums in the lanes of two registers directly.
+
+// words1 is 16 int16 ones, the vpmaddwd operand that sums byte-product pairs.
+var words1 Mem
+
+// gridDot returns the eight int32 partial sums of the 32 byte products of
+// the signed quants q (|q| in ax) and the Q8_0 activation quants at y.
+func gridDot(q, ax VecVirtual, y Mem, vnni bool) VecVirtual {
+	sy := YMM()
+	VMOVDQU(y, sy)
+	VPSIGNB(q, sy, sy)
+	if vnni {
+		p := YMM()
+		VPXOR(p, p, p)
+		VPDPBUSD(sy, ax, p)
+		return p
+	}
+	VPMADDUBSW(sy, ax, sy)
+	VPMADDWD(words1, sy, sy)
+	return sy
+}
+
+// group4 forms the four products prod(0..3) and sums the eight lanes of
+// each within each 128-bit half: lane k of the low half (and of the high
+// half) holds the sum of lanes 0-3 (4-7) of prod(k). Pairs are combined as
+// they are formed, which keeps at most three products live. (Unpacks and
+// adds measured faster than three vphaddd on Zen 4.)
+func group4(prod func(i int) VecVirtual) VecVirtual {
+	pair := func(a, b VecVirtual) VecVirtual {
+		lo, hi := YMM(), YMM()
+		VPUNPCKLDQ(b, a, lo) // [a0 b0 a1 b1]
+		VPUNPCKHDQ(b, a, hi) // [a2 b2 a3 b3]
+		VPADDD(hi, lo, lo)   // [a0+a2 b0+b2 a1+a3 b1+b3]
+		return lo
+	}
+	p01 := pair(prod(0), prod(1))
+	p23 := pair(prod(2), prod(3))
+	lo, hi := YMM(), YMM()
+	VPUNPCKLQDQ(p23, p01, lo)
+	VPUNPCKHQDQ(p23, p01, hi)
+	VPADDD(hi, lo, lo)
+	return lo
+}
+
+// fold adds the halves of two group4 results: lanes 0-3 hold a's four
+// sums, lanes 4-7 b's.
+func fold(a, b VecVirtual) VecVirtual {
+	t, u := YMM(), YMM()
+	VPERM2I128(U8(0x21), b, a, t) // [a.hi | b.lo]
+	VPBLENDD(U8(0xf0), b, a, u)   // [a.lo | b.hi]
+	VPADDD(u, t, t)
+	return t
+}
+
+// foldLow adds the halves of one group4 result into the low four lanes and
+// zeroes the high four (a VEX.128 write clears them).
+func foldLow(a VecVirtual) VecVirtual {
+	t := XMM()
+	VEXTRACTI128(U8(1), a, t)
+	VPADDD(t, a.AsX(), t)
+	return t.AsY().(VecVirtual)
+}
+
+// gatherF16 converts the halves at ms (at most 8) into the lanes of a ymm in
+// order; lanes past len(ms) are 0.
+func gatherF16(ms []Mem) VecVirtual {
+	g, h := GP32(), XMM()
+	MOVWLZX(ms[0], g)
+	VMOVD(g, h)
+	for i := 1; i < len(ms); i++ {
+		VPINSRW(U8(i), ms[i], h, h)
+	}
+	y := YMM()
+	if len(ms) <= 4 {
+		VCVTPH2PS(h, y.AsX()) // VEX.128: the high lanes are zeroed
+	} else {
+		VCVTPH2PS(h, y)
+	}
+	return y
+}
+
+// splatF16 returns [f32(a) ×4 | f32(b) ×4].
+func splatF16(a, b Mem) VecVirtual {
+	x, t := XMM(), XMM()
+	VPBROADCASTW(a, x)
+	VPBROADCASTW(b, t)
+	VPUNPCKLQDQ(t, x, x)
+	y := YMM()
+	VCVTPH2PS(x, y)
+	return y
+}
+
+func gridSigned(k q8Kind, x Register, xo int) (q, ax VecVirtual) {
+	q = k.decode(x, xo)
+	ax = YMM()
+	VPSIGNB(q, q, ax)
+	return q, ax
+}
+
+// offsets returns the pointers base + i*stride for i < n, as registers.
+func offsets(base, stride Register, n int) []Register {
+	ps := []Register{base}
+	for i := 1; i < n; i++ {
+		p := GP64()
+		MOVQ(ps[i-1], p)
+		ADDQ(stride, p)
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// blockLoop2 emits a loop over nb blocks, two per iteration (body(0) and
+// body(1), for unrolling only: the blocks still chain in order), then one;
+// step advances the pointers by the given number of blocks.
+func blockLoop2(name string, nb Register, body func(b int), step func(blocks int)) {
+	Label(name + "_loop2")
+	CMPQ(nb, Imm(2))
+	JL(LabelRef(name + "_tail"))
+	body(0)
+	body(1)
+	step(2)
+	SUBQ(Imm(2), nb)
+	JMP(LabelRef(name + "_loop2"))
+	Label(name + "_tail")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	body(0)
+	step(1)
+	Label(name + "_done")
+}
+
+// stepper returns a step function that advances every x pointer by xStride
+// and every y pointer by yStride bytes per block.
+func stepper(xs []Register, xStride int, ys []Register, yStride int) func(int) {
+	return func(blocks int) {
+		for _, p := range xs {
+			ADDQ(U32(blocks*xStride), p)
+		}
+		for _, p := range ys {
+			ADDQ(U32(blocks*yStride), p)
+		}
+	}
+}
+
+// genQ8Dot emits the one-by-one shape, func(x, y *byte, nb int) float32,
+// or with rows, func(x, y *byte, nb, rows int, out *float32) storing the
+// dots of rows consecutive weight rows with y at out[0..rows). (Matrix-vector
+// products stream the weights from DRAM; one row after another keeps one
+// sequential stream per thread, which measured faster than four rows side
+// by side.) Four blocks' integer sums are formed together; the chain then
+// takes them one by one in scalar fused multiply-adds.
+func genQ8Dot(k q8Kind, rows bool) {
+	name := k.name + "AVX2"
+	var x, y, nb, nbAll, nrows, out Register
+	if rows {
+		name = k.name + "RowsAVX2"
+		TEXT(name, NOSPLIT, "func(x, y *byte, nb, rows int, out *float32)")
+		Doc(name+" stores at out[r] the dot product of nb "+k.doc+" blocks at x + r*nb*"+itoa(k.xStride),
+			"and nb Q8_0 blocks at y, for r < rows (rows > 0).")
+		x = Load(Param("x"), GP64())
+		nbAll = Load(Param("nb"), GP64())
+		nrows = Load(Param("rows"), GP64())
+		out = Load(Param("out"), GP64())
+		Label(name + "_row")
+		y = Load(Param("y"), GP64())
+		nb = GP64()
+		MOVQ(nbAll, nb)
+	} else {
+		TEXT(name, NOSPLIT, "func(x, y *byte, nb int) float32")
+		Doc(name + " returns the dot product of nb " + k.doc + " blocks at x and nb Q8_0 blocks at y.")
+		x, y, nb = Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
+	}
+	acc := XMM()
+	VXORPS(acc, acc, acc)
+	product := func(b int) VecVirtual {
+		q, ax := gridSigned(k, x, b*k.xStride)
+		return gridDot(q, ax, Mem{Base: y, Disp: b*34 + 2}, false)
+	}
+	Label(name + "_loop4")
+	CMPQ(nb, Imm(4))
+	JL(LabelRef(name + "_loop1"))
+	{
+		s := foldLow(group4(product)).AsX()
+		VCVTDQ2PS(s, s)
+		var dxs, dys []Mem
+		for b := range 4 {
+			dxs = append(dxs, Mem{Base: x, Disp: b * k.xStride})
+			dys = append(dys, Mem{Base: y, Disp: b * 34})
+		}
+		d, e := gatherF16(dxs).AsX(), gatherF16(dys).AsX()
+		VMULPS(e, d, d)
+		for b := range 4 {
+			sb, db := s, d
+			if b > 0 {
+				sb, db = XMM(), XMM()
+				VPERMILPS(U8(b), s, sb)
+				VPERMILPS(U8(b), d, db)
+			}
+			VFMADD231SS(sb, db, acc)
+		}
+	}
+	ADDQ(U32(4*k.xStride), x)
+	ADDQ(U32(4*34), y)
+	SUBQ(Imm(4), nb)
+	JMP(LabelRef(name + "_loop4"))
+	Label(name + "_loop1")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	{
+		p := product(0)
+		// [p01 p23 p01 p23 | p45 p67 …], then the total in lane 0.
+		VPHADDD(p, p, p)
+		VPHADDD(p, p, p)
+		s := foldLow(p).AsX()
+		VCVTDQ2PS(s, s)
+		d := loadF16x1(Mem{Base: x})
+		e := loadF16x1(Mem{Base: y})
+		VMULSS(e, d, d)
+		VFMADD231SS(s, d, acc)
+	}
+	ADDQ(U32(k.xStride), x)
+	ADDQ(U32(34), y)
+	DECQ(nb)
+	JMP(LabelRef(name + "_loop1"))
+	Label(name + "_done")
+	VZEROUPPER()
+	if rows {
+		// x has reached the next row.
+		VMOVSS(acc, Mem{Base: out})
+		ADDQ(U8(4), out)
+		DECQ(nrows)
+		JNZ(LabelRef(name + "_row"))
+		RET()
+		return
+	}
+	Store(acc, ReturnIndex(0))
+	RET()
+}
+
+// genQ8Quad emits one weight row times four activation rows,
+// func(x, y *byte, ystride, nb int, out *float32, outstride int). The lanes
+// of one xmm accumulate the four outputs.
+func genQ8Quad(k q8Kind, vnni bool) {
+	name := k.name + "x4AVX2"
+	if vnni {
+		name = k.name + "x4VNNI"
+	}
+	TEXT(name, NOSPLIT, "func(x, y *byte, ystride, nb int, out *float32, outstride int)")
+	Doc(name+" stores at out + c*outstride (in floats) the dot product of nb "+k.doc+" blocks at x",
+		"and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.")
+	if vnni {
+		Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
+	}
+	xs := []Register{Load(Param("x"), GP64())}
+	ys := offsets(Load(Param("y"), GP64()), Load(Param("ystride"), GP64()), 4)
+	nb := Load(Param("nb"), GP64())
+	acc := XMM()
+	VXORPS(acc, acc, acc)
+	blockLoop2(name, nb, func(b int) {
+		q, ax := gridSigned(k, xs[0], b*k.xStride)
+		h := group4(func(c int) VecVirtual {
+			return gridDot(q, ax, Mem{Base: ys[c], Disp: b*34 + 2}, vnni)
+		})
+		var quad []Mem
+		for c := range 4 {
+			quad = append(quad, Mem{Base: ys[c], Disp: b * 34})
+		}
+		single := Mem{Base: xs[0], Disp: b * k.xStride}
+		s := foldLow(h).AsX()
+		VCVTDQ2PS(s, s)
+		d := gatherF16(quad).AsX()
+		e := XMM()
+		VPBROADCASTW(single, e)
+		VCVTPH2PS(e, e)
+		VMULPS(e, d, d)
+		VFMADD231PS(s, d, acc)
+	}, stepper(xs, k.xStride, ys, 34))
+	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
+	SHLQ(U8(2), stride)
+	for c := range 4 {
+		if c > 0 {
+			ADDQ(stride, o)
+			VEXTRACTPS(U8(c), acc, Mem{Base: o})
+		} else {
+			VMOVSS(acc, Mem{Base: o})
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// genQ8Tile emits the 4×4 tile, func(x *byte, xstride int, y *byte,
+// ystride, nb int, out *float32, outstride int): four weight rows (x +
+// r*xstride) times four activation rows (y + c*ystride), the sixteen dots
+// stored at out + r + c*outstride (in floats). A group is one weight row's
+// four products of a block; two rows' groups share one accumulator.
+func genQ8Tile(k q8Kind, vnni bool) {
+	name := "tile" + k.name[len("dot"):] + "x4x4AVX2"
+	if vnni {
+		name = "tile" + k.name[len("dot"):] + "x4x4VNNI"
+	}
+	TEXT(name, NOSPLIT, "func(x *byte, xstride int, y *byte, ystride, nb int, out *float32, outstride int)")
+	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb "+k.doc+" blocks at x + r*xstride",
+		"and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.")
+	if vnni {
+		Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
+	}
+	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 4)
+	ys := offsets(Load(Param("y"), GP64()), Load(Param("ystride"), GP64()), 4)
+	nb := Load(Param("nb"), GP64())
+	accs := []VecVirtual{zeroY(), zeroY()} // rows 0-1, rows 2-3
+	blockLoop2(name, nb, func(b int) {
+		var dys []Mem
+		for c := range 4 {
+			dys = append(dys, Mem{Base: ys[c], Disp: b * 34})
+		}
+		dy := gatherF16(dys)
+		VINSERTF128(U8(1), dy.AsX(), dy, dy)
+		for pair := range 2 {
+			var hs [2]VecVirtual
+			for h := range 2 {
+				q, ax := gridSigned(k, xs[2*pair+h], b*k.xStride)
+				hs[h] = group4(func(c int) VecVirtual {
+					return gridDot(q, ax, Mem{Base: ys[c], Disp: b*34 + 2}, vnni)
+				})
+			}
+			s := fold(hs[0], hs[1])
+			d := splatF16(Mem{Base: xs[2*pair], Disp: b * k.xStride}, Mem{Base: xs[2*pair+1], Disp: b * k.xStride})
+			VMULPS(dy, d, d)
+			VCVTDQ2PS(s, s)
+			VFMADD231PS(s, d, accs[pair])
+		}
+	}, stepper(xs, k.xStride, ys, 34))
+	// Rows r0 r1 in accs[0]'s halves, r2 r3 in accs[1]'s; transpose to columns.
+	s0, s1 := accs[0], accs[1]
+	t0, t1 := YMM(), YMM()
+	VUNPCKLPS(s1, s0, t0) // [r0c0 r2c0 r0c1 r2c1 | r1c0 r3c0 r1c1 r3c1]
+	VUNPCKHPS(s1, s0, t1) // the same for c2, c3
+	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
+	SHLQ(U8(2), stride)
+	for i, t := range []VecVirtual{t0, t1} {
+		hi, col := XMM(), XMM()
+		VEXTRACTF128(U8(1), t, hi)
+		VUNPCKLPS(hi, t.AsX(), col) // column 2i: r0 r1 r2 r3
+		if i > 0 {
+			ADDQ(stride, o)
+		}
+		VMOVUPS(col, Mem{Base: o})
+		ADDQ(stride, o)
+		VUNPCKHPS(hi, t.AsX(), col) // column 2i+1
+		VMOVUPS(col, Mem{Base: o})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// Panel layout (see packPanels in package kernels): sixteen Q8_0
+// activation rows repacked per block as 8 steps k of 64 bytes, step k
+// holding bytes 4k..4k+3 of rows 0-7 then of rows 8-15, each byte y+128
+// (y xor 0x80, so that it can be vpdpbusd's unsigned operand); then the
+// sixteen scales as float32.
+const (
+	panelBlock  = 8*64 + 16*4
+	panelScales = 8 * 64
+)
+
+// bytes80 is 32 × 0x80.
+var bytes80 Mem
+
+// genQ8_0Panel emits func(x *byte, xstride int, p *byte, nb int, out
+// *float32, outstride int): two Q8_0 weight rows (x, x + xstride) times a
+// panel of sixteen activation rows, the 32 dots stored at out + r +
+// c*outstride (in floats). Each vpdpbusd multiplies four quants of a weight
+// row, broadcast, with the same four of eight activation rows, so the eight
+// lanes of an accumulator are eight outputs' exact block sums and no lanes
+// need reducing. The activations carry +128, which adds 128·Σx to every
+// lane; that is taken off per weight row and block.
+func genQ8_0Panel() {
+	name := "panelQ8_0Q8_0x2x16VNNI"
+	TEXT(name, NOSPLIT, "func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)")
+	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride",
+		"and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.")
+	Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
+	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 2)
+	p := Load(Param("p"), GP64())
+	nb := Load(Param("nb"), GP64())
+	accs := [2][2]VecVirtual{{zeroY(), zeroY()}, {zeroY(), zeroY()}} // [row][column octet]
+	blockLoop2(name, nb, func(b int) {
+		xo, po := b*34, b*panelBlock
+		var sums [2][2]VecVirtual
+		for r := range 2 {
+			for o := range 2 {
+				sums[r][o] = zeroY()
+			}
+		}
+		for k := range 8 {
+			var ys [2]VecVirtual
+			for o := range 2 {
+				ys[o] = YMM()
+				VMOVDQU(Mem{Base: p, Disp: po + 64*k + 32*o}, ys[o])
+			}
+			for r := range 2 {
+				xb := YMM()
+				VPBROADCASTD(Mem{Base: xs[r], Disp: xo + 2 + 4*k}, xb)
+				for o := range 2 {
+					VPDPBUSD(xb, ys[o], sums[r][o])
+				}
+			}
+		}
+		for r := range 2 {
+			// 128·Σx in every lane: vpdpbusd of 0x80 bytes with the
+			// quants, then the eight lanes summed.
+			t, u := zeroY(), YMM()
+			c80 := YMM()
+			VMOVDQU(bytes80, c80)
+			VPDPBUSD(Mem{Base: xs[r], Disp: xo + 2}, c80, t)
+			VPSHUFD(U8(0x4e), t, u)
+			VPADDD(u, t, t)
+			VPSHUFD(U8(0xb1), t, u)
+			VPADDD(u, t, t)
+			VPERM2I128(U8(0x01), t, t, u)
+			VPADDD(u, t, t)
+			dx := broadcastF16(Mem{Base: xs[r], Disp: xo})
+			for o := range 2 {
+				sm := sums[r][o]
+				VPSUBD(t, sm, sm)
+				VCVTDQ2PS(sm, sm)
+				d := YMM()
+				VMULPS(Mem{Base: p, Disp: po + panelScales + 32*o}, dx, d)
+				VFMADD231PS(sm, d, accs[r][o])
+			}
+		}
+	}, func(blocks int) {
+		for _, x := range xs {
+			ADDQ(U32(blocks*34), x)
+		}
+		ADDQ(U32(blocks*panelBlock), p)
+	})
+	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
+	SHLQ(U8(2), stride)
+	// Column c's two rows are lane c%8 of accs[0][c/8] and accs[1][c/8].
+	for oct := range 2 {
+		lo, hi := YMM(), YMM()
+		VUNPCKLPS(accs[1][oct], accs[0][oct], lo) // [r0c0 r1c0 r0c1 r1c1 | c4 c5]
+		VUNPCKHPS(accs[1][oct], accs[0][oct], hi) // [c2 c3 | c6 c7]
+		for c := range 8 {
+			src := lo
+			if c%4 >= 2 {
+				src = hi
+			}
+			x := src.AsX()
+			if c >= 4 {
+				x = XMM()
+				VEXTRACTF128(U8(1), src, x)
+			}
+			if c%2 == 0 {
+				VMOVLPS(x, Mem{Base: o})
+			} else {
+				VMOVHPS(x, Mem{Base: o})
+			}
+			ADDQ(stride, o)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// genGrids emits every shape of every Q8_0-family type.
+func genGrids() {
+	words1 = GLOBL("words1", RODATA|NOPTR)
+	for i := 0; i < 16; i++ {
+		DATA(2*i, U16(1))
+	}
+	bytes80 = GLOBL("bytes80", RODATA|NOPTR)
+	for i := 0; i < 32; i++ {
+		DATA(i, U8(0x80))
+	}
+	for _, k := range q8Kinds {
+		genQ8Dot(k, false)
+		genQ8Dot(k, true)
+		genQ8Quad(k, false)
+		genQ8Quad(k, true)
+		genQ8Tile(k, false)
+		genQ8Tile(k, true)
+	}
+	genQ8_0Panel()
+}
