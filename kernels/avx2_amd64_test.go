@@ -1,0 +1,37 @@
+//go:build !purego
+
+package kernels
+
+import (
+	"maps"
+	"testing"
+
+	"github.com/llqt/llqt/formats/ggml"
+)
+
+// TestAVX2KernelsWithoutVNNI reruns the shape-consistency tests with the
+// AVX2-only kernels installed, so that a machine with AVX512-VNNI (where
+// those are replaced) still checks the kernels AVX2-only machines run.
+func TestAVX2KernelsWithoutVNNI(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("assembly kernels not in use (no AVX2/FMA/F16C)")
+	}
+	if !hasVNNI {
+		t.Skip("the AVX2-only kernels are the ones in use; the other tests cover them")
+	}
+	dot4, tile, panel := maps.Clone(dot4For), maps.Clone(tileFor), maps.Clone(panelFor)
+	clear(panelFor)
+	useAsm()
+	t.Cleanup(func() {
+		dot4For, tileFor, panelFor = dot4, tile, panel
+	})
+	for _, typ := range []ggml.Type{ggml.TypeQ8_0, ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeIQ4_NL} {
+		if tileFor[typ] == nil {
+			t.Fatalf("no AVX2 tile for %v", typ)
+		}
+	}
+	t.Run("Dot4MatchesDot", TestDot4MatchesDot)
+	t.Run("TileMatchesDot", TestTileMatchesDot)
+	t.Run("MatMulThreads", TestMatMulThreads)
+	t.Run("AsmMatchesGo", TestAsmMatchesGo)
+}
