@@ -24,9 +24,10 @@ func init() {
 	}
 }
 
-// useVNNI installs the four-row kernels whose integer dots are one vpdpbusd
-// instead of vpmaddubsw+vpmaddwd. They give the same bits as the AVX2 ones;
-// prompt batches spend most of their time in them.
+// useVNNI installs the four-row and tile kernels whose integer dots are one
+// vpdpbusd instead of vpmaddubsw+vpmaddwd, and the Q8_0 panel kernel, which
+// has no AVX2 counterpart. They give the same bits as the AVX2 ones; prompt
+// batches spend most of their time in them.
 func useVNNI() {
 	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4VNNI, 32, 34, q8_0Len)
 	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4VNNI, 32, 18, q8_0Len)

@@ -27,8 +27,28 @@
 // between the assembly and the Go reference (and from ggml), so results agree
 // to float32 rounding, not bit for bit. Within one build MatMul is
 // deterministic: each output is computed by one kernel call whatever the
-// thread count, and the four-row kernels used for prompt batches give the
-// same bits as the single-row ones.
+// thread count, and the wide kernels used for prompt batches give the same
+// bits as the single-row ones, so a sequence's logits do not depend on how
+// it was batched.
+//
+// The Q8_0-family dots (Q8_0, Q4_0, Q5_0, IQ4_NL) share one contract in
+// every shape: dot = fma(float32(isum_b), dx_b·dy_b, dot) over the blocks in
+// order, the int32 block sum isum_b exact and the scale product exact in
+// float32 (ggml's order, with the multiply-add fused). Since only the
+// block sums' values matter, a kernel may form them in any layout:
+//   - the single-row dot forms four blocks' sums together and then chains
+//     them in scalar multiply-adds;
+//   - the one-weight-row, four-activation-row kernel and the 4×4 tile
+//     reduce four products' int32 lanes together (unpacks and adds), so that
+//     four outputs share one convert and one multiply-add;
+//   - with AVX512-VNNI, the Q8_0 panel kernel multiplies two weight rows
+//     with sixteen activation rows that MatMul first repacks (see packPanel)
+//     so that each vpdpbusd takes four quants of a weight row, broadcast,
+//     against the same four quants of eight activation rows: the eight int32
+//     lanes are eight outputs' sums and need no reduction. The repacked
+//     activations carry +128 (vpdpbusd multiplies unsigned by signed bytes)
+//     and 128·Σx is subtracted per weight row and block. Prompt processing
+//     of Q8_0 weights spends most of its time there.
 //
 // # Work split
 //
@@ -50,7 +70,9 @@
 // The amd64 kernels are generated with avo from the module in _asm (run
 // go generate); the generated kernels_amd64.s and kernels_amd64.go are
 // committed. They need AVX2, FMA and F16C (golang.org/x/sys/cpu) and use only
-// the 16 AVX2 vector registers.
+// the 16 AVX2 vector registers; the VNNI kernels (ymm vpdpbusd) also need
+// AVX512-VNNI and AVX512-VL and replace their AVX2 counterparts where the CPU
+// has them.
 package kernels
 
 //go:generate sh -c "cd _asm && go run . -out ../kernels_amd64.s -stubs ../kernels_amd64.go -pkg kernels"
