@@ -259,7 +259,7 @@ func BenchmarkDot4(b *testing.B) {
 func BenchmarkMatVecDRAM(b *testing.B) {
 	const cols = 2048
 	rng := rand.New(rand.NewPCG(10, 10))
-	for _, typ := range []ggml.Type{ggml.TypeQ4_K, ggml.TypeQ6_K, ggml.TypeQ8_0} {
+	for _, typ := range []ggml.Type{ggml.TypeQ4_0, ggml.TypeQ4_K, ggml.TypeQ6_K, ggml.TypeQ8_0} {
 		rowBytes, _ := typ.RowSize(cols)
 		rows := (96 << 20) / int(rowBytes)
 		// Random rows are slow to make; repeat a few hundred.
