@@ -25,26 +25,18 @@ func init() {
 }
 
 // useVNNI installs the four-row and tile kernels whose integer dots are one
-// vpdpbusd instead of vpmaddubsw+vpmaddwd, and the Q8_0 panel kernel, which
-// has no AVX2 counterpart. They give the same bits as the AVX2 ones; prompt
-// batches spend most of their time in them.
+// vpdpbusd instead of vpmaddubsw+vpmaddwd (the same bits as the AVX2 ones),
+// and the panel kernels (Q8_0, Q4_0, IQ4_NL), which have no AVX2
+// counterpart. Prompt batches spend most of their time in them.
 func useVNNI() {
 	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4VNNI, 32, 34, q8_0Len)
 	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4VNNI, 32, 18, q8_0Len)
 	dot4For[ggml.TypeQ5_0] = blockDot4(dotQ5_0Q8_0x4VNNI, 32, 22, q8_0Len)
 	dot4For[ggml.TypeIQ4_NL] = blockDot4(dotIQ4NLQ8_0x4VNNI, 32, 18, q8_0Len)
 	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x4x4VNNI, 32, 34, q8_0Len)
-	panelFor[ggml.TypeQ8_0] = func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int) {
-		nb := n / qk8
-		if nb == 0 {
-			for c := range panelRows {
-				out[c*outstride], out[c*outstride+1] = 0, 0
-			}
-			return
-		}
-		_, _, _ = w[wstride+nb*34-1], panel[nb*panelBlock-1], out[(panelRows-1)*outstride+1]
-		panelQ8_0Q8_0x2x16VNNI(&w[0], wstride, &panel[0], nb, &out[0], outstride)
-	}
+	panelFor[ggml.TypeQ8_0] = blockPanel(panelQ8_0Q8_0x2x16VNNI, 34)
+	panelFor[ggml.TypeQ4_0] = blockPanel(panelQ4_0Q8_0x2x16VNNI, 18)
+	panelFor[ggml.TypeIQ4_NL] = blockPanel(panelIQ4NLQ8_0x2x16VNNI, 18)
 	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4VNNI, 32, 18, q8_0Len)
 	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4VNNI, 32, 22, q8_0Len)
 	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4VNNI, 32, 18, q8_0Len)
@@ -217,6 +209,22 @@ func blockTile(k func(x *byte, xstride int, y *byte, ystride, nb int, out *float
 		}
 		_, _, _ = w[3*wstride+nb*wBytes-1], a[3*astride+nb*aBytes-1], out[3*outstride+3]
 		k(&w[0], wstride, &a[0], astride, nb, &out[0], outstride)
+	}
+}
+
+// blockPanel wraps a panel assembly kernel (weight blocks of 32 quants,
+// wBytes each) as a panelFunc.
+func blockPanel(k func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int), wBytes int) panelFunc {
+	return func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int) {
+		nb := n / qk8
+		if nb == 0 {
+			for c := range panelRows {
+				out[c*outstride], out[c*outstride+1] = 0, 0
+			}
+			return
+		}
+		_, _, _ = w[wstride+nb*wBytes-1], panel[nb*panelBlock-1], out[(panelRows-1)*outstride+1]
+		k(&w[0], wstride, &panel[0], nb, &out[0], outstride)
 	}
 }
 

@@ -82,11 +82,14 @@ var panelFor = map[ggml.Type]panelFunc{}
 // Panels: sixteen Q8_0 activation rows repacked so that a vpdpbusd can
 // multiply four quants of a weight row, broadcast, with the same four quants
 // of eight activation rows. Per block: 8 steps of 64 bytes, step k holding
-// quants 4k..4k+3 of rows 0-7 then of rows 8-15, each as y+128 (y xor 0x80,
-// vpdpbusd's unsigned operand); then the sixteen scales as float32.
+// quants 4k..4k+3 of rows 0-7 then of rows 8-15; then the sixteen rows'
+// quant sums Σy as int32 (the kernels take bias·Σy off, where weights are
+// stored as unsigned bytes u = q + bias); then the sixteen scales as float32.
 const (
-	panelRows  = 16
-	panelBlock = 8*64 + panelRows*4
+	panelRows   = 16
+	panelSums   = 8 * 64
+	panelScales = panelSums + panelRows*4
+	panelBlock  = panelScales + panelRows*4
 )
 
 // packPanel repacks the panelRows Q8_0 rows of nb blocks at act (arow bytes
@@ -97,13 +100,15 @@ func packPanel(dst, act []byte, arow, nb int) {
 		row := act[c*arow : c*arow+nb*q8_0Len]
 		for b := range nb {
 			blk, out := row[b*q8_0Len:(b+1)*q8_0Len], dst[b*panelBlock:(b+1)*panelBlock]
+			sum := int32(0)
 			for k := range 8 {
-				o := 64*k + 4*c
-				for i := range 4 {
-					out[o+i] = blk[2+4*k+i] ^ 0x80
-				}
+				copy(out[64*k+4*c:64*k+4*c+4], blk[2+4*k:6+4*k])
 			}
-			binary.LittleEndian.PutUint32(out[8*64+4*c:], math.Float32bits(f16(blk)))
+			for _, q := range blk[2:q8_0Len] {
+				sum += int32(int8(q))
+			}
+			binary.LittleEndian.PutUint32(out[panelSums+4*c:], uint32(sum))
+			binary.LittleEndian.PutUint32(out[panelScales+4*c:], math.Float32bits(f16(blk)))
 		}
 	}
 }

@@ -378,76 +378,134 @@ func genQ8Tile(k q8Kind, vnni bool) {
 	RET()
 }
 
-// Panel layout (see packPanels in package kernels): sixteen Q8_0
-// activation rows repacked per block as 8 steps k of 64 bytes, step k
-// holding bytes 4k..4k+3 of rows 0-7 then of rows 8-15, each byte y+128
-// (y xor 0x80, so that it can be vpdpbusd's unsigned operand); then the
-// sixteen scales as float32.
+// Panel layout (see packPanel in package kernels): sixteen Q8_0 activation
+// rows repacked per block as 8 steps k of 64 bytes, step k holding quants
+// 4k..4k+3 of rows 0-7 then of rows 8-15; then the sixteen rows' quant sums
+// Σy as int32; then their scales as float32.
 const (
-	panelBlock  = 8*64 + 16*4
-	panelScales = 8 * 64
+	panelBlock  = 8*64 + 16*4 + 16*4
+	panelSums   = 8 * 64
+	panelScales = panelSums + 16*4
 )
 
-// bytes80 is 32 × 0x80.
-var bytes80 Mem
+// A panelKind is a weight type the panel kernel handles: its quants are
+// u - bias with u an unsigned byte, so that u can be vpdpbusd's unsigned
+// operand against the signed activation quants; bias·Σy is then taken off
+// every output of a block (bias a power of two, 1<<biasShift).
+type panelKind struct {
+	name      string
+	xStride   int
+	doc       string
+	biasShift int
+	// constant is loaded into a register once and passed to unsigned.
+	constant *Mem
+	// unsigned emits the setup of a block at x+xo and returns a function
+	// giving dword k of its 32 unsigned quants broadcast to all lanes.
+	unsigned func(x Register, xo int, c VecVirtual) func(k int) VecVirtual
+}
 
-// genQ8_0Panel emits func(x *byte, xstride int, p *byte, nb int, out
-// *float32, outstride int): two Q8_0 weight rows (x, x + xstride) times a
-// panel of sixteen activation rows, the 32 dots stored at out + r +
-// c*outstride (in floats). Each vpdpbusd multiplies four quants of a weight
-// row, broadcast, with the same four of eight activation rows, so the eight
-// lanes of an accumulator are eight outputs' exact block sums and no lanes
-// need reducing. The activations carry +128, which adds 128·Σx to every
-// lane; that is taken off per weight row and block.
-func genQ8_0Panel() {
-	name := "panelQ8_0Q8_0x2x16VNNI"
+var (
+	bytes80   Mem // 32 × 0x80
+	kvaluesU8 Mem // IQ4_NL's 16 values + 128, twice
+)
+
+// nibbleDwords returns the broadcast dwords of the 32 nibble indices of the
+// 16 bytes at m (mask: 32 × 0x0f): k < 4 are low nibbles of bytes 4k..,
+// k ≥ 4 high nibbles of bytes 4(k-4)..; lookup (if not nil) maps each index
+// through a table.
+func nibbleDwords(m Mem, mask VecVirtual, lookup func(v VecVirtual)) func(k int) VecVirtual {
+	return func(k int) VecVirtual {
+		v := YMM()
+		VPBROADCASTD(Mem{Base: m.Base, Disp: m.Disp + 4*(k%4)}, v)
+		if k >= 4 {
+			VPSRLW(U8(4), v, v)
+		}
+		VPAND(mask, v, v)
+		if lookup != nil {
+			lookup(v)
+		}
+		return v
+	}
+}
+
+var panelKinds = []panelKind{
+	{"Q8_0Q8_0", 34, "Q8_0", 7, &bytes80, func(x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
+		return func(k int) VecVirtual {
+			v := YMM()
+			VPBROADCASTD(Mem{Base: x, Disp: xo + 2 + 4*k}, v)
+			VPXOR(c80, v, v) // x + 128
+			return v
+		}
+	}},
+	{"Q4_0Q8_0", 18, "Q4_0", 3, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, nil)
+	}},
+	{"IQ4NLQ8_0", 18, "IQ4_NL", 7, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
+			t := YMM() // vpshufb's table must be a register
+			VMOVDQU(kvaluesU8, t)
+			VPSHUFB(v, t, v)
+		})
+	}},
+}
+
+// genPanel emits func(x *byte, xstride int, p *byte, nb int, out *float32,
+// outstride int): two weight rows (x, x + xstride) times a panel of sixteen
+// activation rows, the 32 dots stored at out + r + c*outstride (in floats).
+// Each vpdpbusd multiplies four quants of a weight row, broadcast, with the
+// same four of eight activation rows, so the eight lanes of an accumulator
+// are eight outputs' exact block sums and no lanes need reducing.
+func genPanel(k panelKind) {
+	name := "panel" + k.name + "x2x16VNNI"
 	TEXT(name, NOSPLIT, "func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)")
-	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride",
+	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb "+k.doc+" blocks at x + r*xstride",
 		"and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.")
 	Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
 	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 2)
 	p := Load(Param("p"), GP64())
 	nb := Load(Param("nb"), GP64())
 	accs := [2][2]VecVirtual{{zeroY(), zeroY()}, {zeroY(), zeroY()}} // [row][column octet]
+	consts := YMM()
+	VMOVDQU(*k.constant, consts)
 	blockLoop2(name, nb, func(b int) {
-		xo, po := b*34, b*panelBlock
+		xo, po := b*k.xStride, b*panelBlock
 		var sums [2][2]VecVirtual
 		for r := range 2 {
 			for o := range 2 {
 				sums[r][o] = zeroY()
 			}
 		}
-		for k := range 8 {
+		var dword [2]func(int) VecVirtual
+		for r := range 2 {
+			dword[r] = k.unsigned(xs[r], xo, consts)
+		}
+		for kk := range 8 {
+			// Loaded once for both weight rows: as memory operands of the
+			// four vpdpbusd they were loaded twice, and loads, not
+			// arithmetic, limited the kernel.
 			var ys [2]VecVirtual
 			for o := range 2 {
 				ys[o] = YMM()
-				VMOVDQU(Mem{Base: p, Disp: po + 64*k + 32*o}, ys[o])
+				VMOVDQU(Mem{Base: p, Disp: po + 64*kk + 32*o}, ys[o])
 			}
 			for r := range 2 {
-				xb := YMM()
-				VPBROADCASTD(Mem{Base: xs[r], Disp: xo + 2 + 4*k}, xb)
+				u := dword[r](kk)
 				for o := range 2 {
-					VPDPBUSD(xb, ys[o], sums[r][o])
+					VPDPBUSD(ys[o], u, sums[r][o])
 				}
 			}
 		}
+		var bias [2]VecVirtual
+		for o := range 2 {
+			bias[o] = YMM()
+			VMOVDQU(Mem{Base: p, Disp: po + panelSums + 32*o}, bias[o])
+			VPSLLD(U8(k.biasShift), bias[o], bias[o])
+		}
 		for r := range 2 {
-			// 128·Σx in every lane: vpdpbusd of 0x80 bytes with the
-			// quants, then the eight lanes summed.
-			t, u := zeroY(), YMM()
-			c80 := YMM()
-			VMOVDQU(bytes80, c80)
-			VPDPBUSD(Mem{Base: xs[r], Disp: xo + 2}, c80, t)
-			VPSHUFD(U8(0x4e), t, u)
-			VPADDD(u, t, t)
-			VPSHUFD(U8(0xb1), t, u)
-			VPADDD(u, t, t)
-			VPERM2I128(U8(0x01), t, t, u)
-			VPADDD(u, t, t)
 			dx := broadcastF16(Mem{Base: xs[r], Disp: xo})
 			for o := range 2 {
 				sm := sums[r][o]
-				VPSUBD(t, sm, sm)
+				VPSUBD(bias[o], sm, sm)
 				VCVTDQ2PS(sm, sm)
 				d := YMM()
 				VMULPS(Mem{Base: p, Disp: po + panelScales + 32*o}, dx, d)
@@ -456,7 +514,7 @@ func genQ8_0Panel() {
 		}
 	}, func(blocks int) {
 		for _, x := range xs {
-			ADDQ(U32(blocks*34), x)
+			ADDQ(U32(blocks*k.xStride), x)
 		}
 		ADDQ(U32(blocks*panelBlock), p)
 	})
@@ -506,6 +564,11 @@ func genGrids() {
 	for i := 0; i < 32; i++ {
 		DATA(i, U8(0x80))
 	}
+	kvaluesU8 = GLOBL("kvaluesU8", RODATA|NOPTR)
+	for i := range 32 {
+		v := []int{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}[i%16]
+		DATA(i, U8(byte(v+128)))
+	}
 	for _, k := range q8Kinds {
 		genQ8Dot(k, false)
 		genQ8Dot(k, true)
@@ -514,5 +577,7 @@ func genGrids() {
 		genQ8Tile(k, false)
 		genQ8Tile(k, true)
 	}
-	genQ8_0Panel()
+	for _, k := range panelKinds {
+		genPanel(k)
+	}
 }
