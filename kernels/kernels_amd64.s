@@ -8440,6 +8440,8 @@ panelQ8_0Q8_0x2x16VNNI_done:
 	SHLQ         $0x02, CX
 	VUNPCKLPS    Y2, Y0, Y4
 	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
 	VMOVLPS      X4, (AX)
 	ADDQ         CX, AX
 	VMOVHPS      X4, (AX)
@@ -8448,20 +8450,18 @@ panelQ8_0Q8_0x2x16VNNI_done:
 	ADDQ         CX, AX
 	VMOVHPS      X0, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y4, X2
 	VMOVLPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y4, X2
 	VMOVHPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X2
-	VMOVLPS      X2, (AX)
+	VMOVLPS      X5, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X0
-	VMOVHPS      X0, (AX)
+	VMOVHPS      X5, (AX)
 	ADDQ         CX, AX
 	VUNPCKLPS    Y3, Y1, Y0
 	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
 	VMOVLPS      X0, (AX)
 	ADDQ         CX, AX
 	VMOVHPS      X0, (AX)
@@ -8470,17 +8470,13 @@ panelQ8_0Q8_0x2x16VNNI_done:
 	ADDQ         CX, AX
 	VMOVHPS      X1, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X2
 	VMOVLPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X0
-	VMOVHPS      X0, (AX)
+	VMOVHPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y1, X0
-	VMOVLPS      X0, (AX)
+	VMOVLPS      X3, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y1, X0
-	VMOVHPS      X0, (AX)
+	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
 	VZEROUPPER
 	RET
@@ -8871,6 +8867,8 @@ panelQ4_0Q8_0x2x16VNNI_done:
 	SHLQ         $0x02, CX
 	VUNPCKLPS    Y2, Y0, Y4
 	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
 	VMOVLPS      X4, (AX)
 	ADDQ         CX, AX
 	VMOVHPS      X4, (AX)
@@ -8879,20 +8877,18 @@ panelQ4_0Q8_0x2x16VNNI_done:
 	ADDQ         CX, AX
 	VMOVHPS      X0, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y4, X2
 	VMOVLPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y4, X2
 	VMOVHPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X2
-	VMOVLPS      X2, (AX)
+	VMOVLPS      X5, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X0
-	VMOVHPS      X0, (AX)
+	VMOVHPS      X5, (AX)
 	ADDQ         CX, AX
 	VUNPCKLPS    Y3, Y1, Y0
 	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
 	VMOVLPS      X0, (AX)
 	ADDQ         CX, AX
 	VMOVHPS      X0, (AX)
@@ -8901,17 +8897,13 @@ panelQ4_0Q8_0x2x16VNNI_done:
 	ADDQ         CX, AX
 	VMOVHPS      X1, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X2
 	VMOVLPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X0
-	VMOVHPS      X0, (AX)
+	VMOVHPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y1, X0
-	VMOVLPS      X0, (AX)
+	VMOVLPS      X3, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y1, X0
-	VMOVHPS      X0, (AX)
+	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
 	VZEROUPPER
 	RET
@@ -9398,6 +9390,8 @@ panelIQ4NLQ8_0x2x16VNNI_done:
 	SHLQ         $0x02, CX
 	VUNPCKLPS    Y2, Y0, Y4
 	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
 	VMOVLPS      X4, (AX)
 	ADDQ         CX, AX
 	VMOVHPS      X4, (AX)
@@ -9406,20 +9400,18 @@ panelIQ4NLQ8_0x2x16VNNI_done:
 	ADDQ         CX, AX
 	VMOVHPS      X0, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y4, X2
 	VMOVLPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y4, X2
 	VMOVHPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X2
-	VMOVLPS      X2, (AX)
+	VMOVLPS      X5, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X0
-	VMOVHPS      X0, (AX)
+	VMOVHPS      X5, (AX)
 	ADDQ         CX, AX
 	VUNPCKLPS    Y3, Y1, Y0
 	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
 	VMOVLPS      X0, (AX)
 	ADDQ         CX, AX
 	VMOVHPS      X0, (AX)
@@ -9428,17 +9420,13 @@ panelIQ4NLQ8_0x2x16VNNI_done:
 	ADDQ         CX, AX
 	VMOVHPS      X1, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X2
 	VMOVLPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y0, X0
-	VMOVHPS      X0, (AX)
+	VMOVHPS      X2, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y1, X0
-	VMOVLPS      X0, (AX)
+	VMOVLPS      X3, (AX)
 	ADDQ         CX, AX
-	VEXTRACTF128 $0x01, Y1, X0
-	VMOVHPS      X0, (AX)
+	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
 	VZEROUPPER
 	RET

@@ -293,7 +293,7 @@ func (j *mmJob) task(task int) {
 		}
 		return
 	}
-	if p.panel != nil && j.panels != nil {
+	if p.panel != nil { // run packed the panels
 		j.panelTask(p, r0, r1, i0, i1)
 		return
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strconv"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -8,10 +10,10 @@ import (
 
 // The Q8_0-family block dots (Q8_0, Q4_0, Q5_0 and IQ4_NL weights against
 // Q8_0 activations) come in several shapes: one weight row times one
-// activation row (the plain dot), four weight rows times one activation row
-// (matrix-vector products), one weight row times four activation rows, a 4×4
-// tile, and for Q8_0 with VNNI a 2×16 panel over repacked activations
-// (prompt batches). All compute the same float32 value for every output, so
+// activation row (the plain dot, and a loop of it over rows for
+// matrix-vector products), one weight row times four activation rows, a 4×4
+// tile, and with VNNI a 2×16 panel over repacked activations for Q8_0, Q4_0
+// and IQ4_NL (prompt batches). All compute the same float32 value for every output, so
 // that a product does not depend on how it was cut into shapes:
 //
 //	isum_b = Σ x_b[i]·y_b[i]            exact int32, block b
@@ -114,6 +116,8 @@ func splatF16(a, b Mem) VecVirtual {
 	return y
 }
 
+// gridSigned decodes the block at x+xo into signed quants q and their
+// absolute values ax, the operands of gridDot's sign trick.
 func gridSigned(k q8Kind, x Register, xo int) (q, ax VecVirtual) {
 	q = k.decode(x, xo)
 	ax = YMM()
@@ -179,7 +183,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 	if rows {
 		name = k.name + "RowsAVX2"
 		TEXT(name, NOSPLIT, "func(x, y *byte, nb, rows int, out *float32)")
-		Doc(name+" stores at out[r] the dot product of nb "+k.doc+" blocks at x + r*nb*"+itoa(k.xStride),
+		Doc(name+" stores at out[r] the dot product of nb "+k.doc+" blocks at x + r*nb*"+strconv.Itoa(k.xStride),
 			"and nb Q8_0 blocks at y, for r < rows (rows > 0).")
 		x = Load(Param("x"), GP64())
 		nbAll = Load(Param("nb"), GP64())
@@ -525,33 +529,19 @@ func genPanel(k panelKind) {
 		lo, hi := YMM(), YMM()
 		VUNPCKLPS(accs[1][oct], accs[0][oct], lo) // [r0c0 r1c0 r0c1 r1c1 | c4 c5]
 		VUNPCKHPS(accs[1][oct], accs[0][oct], hi) // [c2 c3 | c6 c7]
-		for c := range 8 {
-			src := lo
-			if c%4 >= 2 {
-				src = hi
-			}
-			x := src.AsX()
-			if c >= 4 {
-				x = XMM()
-				VEXTRACTF128(U8(1), src, x)
-			}
-			if c%2 == 0 {
-				VMOVLPS(x, Mem{Base: o})
-			} else {
-				VMOVHPS(x, Mem{Base: o})
-			}
+		loHi, hiHi := XMM(), XMM()
+		VEXTRACTF128(U8(1), lo, loHi)
+		VEXTRACTF128(U8(1), hi, hiHi)
+		// Columns in order, two per xmm: the low and high 64 bits.
+		for _, x := range []Register{lo.AsX(), hi.AsX(), loHi, hiHi} {
+			VMOVLPS(x, Mem{Base: o})
+			ADDQ(stride, o)
+			VMOVHPS(x, Mem{Base: o})
 			ADDQ(stride, o)
 		}
 	}
 	VZEROUPPER()
 	RET()
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }
 
 // genGrids emits every shape of every Q8_0-family type.

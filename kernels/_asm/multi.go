@@ -302,14 +302,7 @@ func genDotK45(q5 bool, ncols int) {
 			}
 		}
 	}
-	dx := broadcastF16(Mem{Base: x})
-	for c := range ncols {
-		d := YMM()
-		VBROADCASTSS(Mem{Base: ys[c]}, d)
-		VMULPS(d, dx, d)
-		VCVTDQ2PS(sumi[c], sumi[c])
-		VFMADD231PS(sumi[c], d, accs[c])
-	}
+	accumulateQ8K(Mem{Base: x}, ys, sumi, accs)
 	advance(x, xStride, ys, 292, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
@@ -360,24 +353,10 @@ func genDotQ6K(ncols int) {
 			}
 			VPAND(mask30, t, t)
 			VPOR(t, q, q)
-			s := YMM()
-			VPSHUFB(wordShuf2.Offset(32*k), scl, s)
-			for c := range ncols {
-				p := YMM()
-				VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 128*half + 32*k}, q, p)
-				VPMADDWD(s, p, p)
-				VPADDD(p, sumi[c], sumi[c])
-			}
+			addScaledRun(q, scl, k, half, ys, sumi)
 		}
 	}
-	dx := broadcastF16(Mem{Base: x, Disp: 208})
-	for c := range ncols {
-		d := YMM()
-		VBROADCASTSS(Mem{Base: ys[c]}, d)
-		VMULPS(d, dx, d)
-		VCVTDQ2PS(sumi[c], sumi[c])
-		VFMADD231PS(sumi[c], d, accs[c])
-	}
+	accumulateQ8K(Mem{Base: x, Disp: 208}, ys, sumi, accs)
 	advance(x, 210, ys, 292, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
@@ -401,6 +380,36 @@ func genMulti() {
 	genDotK45(true, 1)
 	genDotQ6K(1)
 	rowsMode = false
+}
+
+// addScaledRun adds to each sumi[c] the products of the 32 unsigned quants
+// q of run j of half half (of a 256-element K-quant block) with the Q8_K
+// activation quants of column c, byte pairs summed and each 16-element
+// half of the run weighted by its int16 scale, which wordShuf2 mask j picks
+// out of scl (the Q2_K, Q3_K and Q6_K kernels lay their scales out for it).
+func addScaledRun(q, scl VecVirtual, j, half int, ys []Register, sumi []VecVirtual) {
+	s := YMM()
+	VPSHUFB(wordShuf2.Offset(32*j), scl, s)
+	for c := range sumi {
+		p := YMM()
+		VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 128*half + 32*j}, q, p)
+		VPMADDWD(s, p, p)
+		VPADDD(p, sumi[c], sumi[c])
+	}
+}
+
+// accumulateQ8K adds each column's integer block sum sumi[c], scaled by the
+// weight block's half-precision d at dm times the Q8_K activation scale (the
+// float32 at ys[c]), into accs[c]: the end of every K-quant block dot.
+func accumulateQ8K(dm Mem, ys []Register, sumi, accs []VecVirtual) {
+	dx := broadcastF16(dm)
+	for c := range sumi {
+		d := YMM()
+		VBROADCASTSS(Mem{Base: ys[c]}, d)
+		VMULPS(d, dx, d)
+		VCVTDQ2PS(sumi[c], sumi[c])
+		VFMADD231PS(sumi[c], d, accs[c])
+	}
 }
 
 // genDotQ2K emits Q2_K·Q8_K: block_q2_K is scales[16], qs[64], d, dmin.
@@ -450,24 +459,10 @@ func genDotQ2K(ncols int) {
 				VPSRLW(U8(2*j), v, v)
 			}
 			VPAND(mask03, v, v)
-			s := YMM()
-			VPSHUFB(wordShuf2.Offset(32*j), scl, s)
-			for c := range ncols {
-				p := YMM()
-				VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 128*half + 32*j}, v, p)
-				VPMADDWD(s, p, p)
-				VPADDD(p, sumi[c], sumi[c])
-			}
+			addScaledRun(v, scl, j, half, ys, sumi)
 		}
 	}
-	dx := broadcastF16(Mem{Base: x, Disp: 80})
-	for c := range ncols {
-		d := YMM()
-		VBROADCASTSS(Mem{Base: ys[c]}, d)
-		VMULPS(d, dx, d)
-		VCVTDQ2PS(sumi[c], sumi[c])
-		VFMADD231PS(sumi[c], d, accs[c])
-	}
+	accumulateQ8K(Mem{Base: x, Disp: 80}, ys, sumi, accs)
 	advance(x, 84, ys, 292, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
@@ -548,24 +543,10 @@ func genDotQ3K(ncols int) {
 			}
 			VPAND(mask04, h, h)
 			VPOR(h, v, v)
-			s := YMM()
-			VPSHUFB(wordShuf2.Offset(32*j), scl, s)
-			for c := range ncols {
-				p := YMM()
-				VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 128*half + 32*j}, v, p)
-				VPMADDWD(s, p, p)
-				VPADDD(p, sumi[c], sumi[c])
-			}
+			addScaledRun(v, scl, j, half, ys, sumi)
 		}
 	}
-	dx := broadcastF16(Mem{Base: x, Disp: 108})
-	for c := range ncols {
-		d := YMM()
-		VBROADCASTSS(Mem{Base: ys[c]}, d)
-		VMULPS(d, dx, d)
-		VCVTDQ2PS(sumi[c], sumi[c])
-		VFMADD231PS(sumi[c], d, accs[c])
-	}
+	accumulateQ8K(Mem{Base: x, Disp: 108}, ys, sumi, accs)
 	advance(x, 110, ys, 292, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
@@ -627,14 +608,7 @@ func genDotIQ4XS(ncols int) {
 			VPADDD(yv, sumi[c], sumi[c])
 		}
 	}
-	dx := broadcastF16(Mem{Base: x})
-	for c := range ncols {
-		d := YMM()
-		VBROADCASTSS(Mem{Base: ys[c]}, d)
-		VMULPS(d, dx, d)
-		VCVTDQ2PS(sumi[c], sumi[c])
-		VFMADD231PS(sumi[c], d, accs[c])
-	}
+	accumulateQ8K(Mem{Base: x}, ys, sumi, accs)
 	advance(x, 136, ys, 292, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
