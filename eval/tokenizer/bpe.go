@@ -94,51 +94,12 @@ type bpeBigram struct {
 	leftN, rightN int32 // symbol lengths when queued; a change makes it stale
 }
 
-// bpeQueue is a min-heap on rank; ties go to the leftmost pair.
-type bpeQueue []bpeBigram
-
-func (q bpeQueue) less(i, j int) bool {
-	if q[i].rank != q[j].rank {
-		return q[i].rank < q[j].rank
+// before orders BPE merges: lowest rank first, ties to the leftmost pair.
+func (b bpeBigram) before(o bpeBigram) bool {
+	if b.rank != o.rank {
+		return b.rank < o.rank
 	}
-	return q[i].left < q[j].left
-}
-
-func (q *bpeQueue) push(b bpeBigram) {
-	*q = append(*q, b)
-	h := *q
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-}
-
-func (q *bpeQueue) pop() bpeBigram {
-	h := *q
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	for i := 0; ; {
-		l, r, best := 2*i+1, 2*i+2, i
-		if l < len(h) && h.less(l, best) {
-			best = l
-		}
-		if r < len(h) && h.less(r, best) {
-			best = r
-		}
-		if best == i {
-			break
-		}
-		h[i], h[best] = h[best], h[i]
-		i = best
-	}
-	*q = h
-	return top
+	return b.left < o.left
 }
 
 // encodeBPE pre-tokenizes a raw text fragment into words, maps each word's
@@ -149,7 +110,7 @@ func (t *Tokenizer) encodeBPE(text string, out []int32) ([]int32, error) {
 		return nil, err
 	}
 	var syms []symbol
-	var q bpeQueue
+	var q mergeQueue[bpeBigram]
 	for _, word := range words {
 		if word == "" {
 			continue

@@ -15,62 +15,12 @@ type spmBigram struct {
 	size        int32 // byte length of the merged text when queued
 }
 
-// spmQueue is a max-heap on score; ties go to the leftmost pair.
-type spmQueue []spmBigram
-
-func (q spmQueue) less(i, j int) bool { // i ranks above j
-	if q[i].score != q[j].score {
-		return q[i].score > q[j].score
+// before orders SPM merges: highest score first, ties to the leftmost pair.
+func (b spmBigram) before(o spmBigram) bool {
+	if b.score != o.score {
+		return b.score > o.score
 	}
-	return q[i].left < q[j].left
-}
-
-func (q *spmQueue) push(b spmBigram) {
-	*q = append(*q, b)
-	h := *q
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-}
-
-// heapify orders the queue in O(n), for the initial bulk of bigrams.
-func (q spmQueue) heapify() {
-	for i := len(q)/2 - 1; i >= 0; i-- {
-		q.down(i)
-	}
-}
-
-func (q *spmQueue) pop() spmBigram {
-	h := *q
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	h.down(0)
-	*q = h
-	return top
-}
-
-func (h spmQueue) down(i int) {
-	for {
-		l, r, best := 2*i+1, 2*i+2, i
-		if l < len(h) && h.less(l, best) {
-			best = l
-		}
-		if r < len(h) && h.less(r, best) {
-			best = r
-		}
-		if best == i {
-			break
-		}
-		h[i], h[best] = h[best], h[i]
-		i = best
-	}
+	return b.left < o.left
 }
 
 // encodeSPM tokenizes one escaped text fragment: start from UTF-8
@@ -104,7 +54,7 @@ func (t *Tokenizer) encodeSPM(text string, out []int32) ([]int32, error) {
 // spmScratch holds buffers reused across the pieces of one text.
 type spmScratch struct {
 	syms []symbol
-	q    spmQueue
+	q    mergeQueue[spmBigram]
 }
 
 // pairInToken reports whether bytes a, b occur adjacently in some token.
