@@ -289,7 +289,7 @@ func (j *mmJob) task(task int) {
 	i1 := min(i0+colTile, j.n)
 	if p.rows != nil && i1-i0 < 4 {
 		for i := i0; i < i1; i++ {
-			p.rows(m.Data[r0*wrow:r1*wrow], act[i*arow:(i+1)*arow], m.Cols, r1-r0, dst[i*m.Rows+r0:])
+			j.column(p, r0, r1, i)
 		}
 		return
 	}
@@ -305,15 +305,8 @@ func (j *mmJob) task(task int) {
 			for ; i+4 <= i1; i += 4 {
 				p.tile(w, wrow, act[i*arow:(i+4)*arow], arow, m.Cols, dst[i*m.Rows+r:], m.Rows)
 			}
-			if i < i1 && p.rows != nil {
-				for ; i < i1; i++ {
-					p.rows(w, act[i*arow:(i+1)*arow], m.Cols, 4, dst[i*m.Rows+r:])
-				}
-			}
 			for ; i < i1; i++ {
-				for rr := r; rr < r+4; rr++ {
-					dst[i*m.Rows+rr] = p.dot(m.Data[rr*wrow:(rr+1)*wrow], act[i*arow:(i+1)*arow], m.Cols)
-				}
+				j.column(p, r, r+4, i)
 			}
 		}
 	}
@@ -334,31 +327,39 @@ func (j *mmJob) task(task int) {
 // panelTask computes weight rows [r0,r1) times activation rows [i0,i1)
 // (i0 a multiple of panelRows) with the panel kernel, two rows at a time; the
 // activation rows past the last whole panel and an odd last weight row go
-// through the row kernels.
+// through column.
 func (j *mmJob) panelTask(p *mmPart, r0, r1, i0, i1 int) {
-	m, act, arow, dst, wrow := &p.m, j.act, j.arow, p.dst, p.wrow
+	m, wrow := &p.m, p.wrow
 	iEnd := i0 + (i1-i0)/panelRows*panelRows
 	r := r0
 	for ; r+2 <= r1; r += 2 {
 		w := m.Data[r*wrow : (r+2)*wrow]
 		for i := i0; i < iEnd; i += panelRows {
 			pi := i / panelRows
-			p.panel(w, wrow, j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], m.Cols, dst[i*m.Rows+r:], m.Rows)
+			p.panel(w, wrow, j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], m.Cols, p.dst[i*m.Rows+r:], m.Rows)
 		}
 	}
-	for ; r < r1; r++ {
+	if r < r1 {
 		for i := i0; i < iEnd; i++ {
-			dst[i*m.Rows+r] = p.dot(m.Data[r*wrow:(r+1)*wrow], act[i*arow:(i+1)*arow], m.Cols)
+			j.column(p, r, r1, i)
 		}
 	}
 	for i := iEnd; i < i1; i++ {
-		if p.rows != nil {
-			p.rows(m.Data[r0*wrow:r1*wrow], act[i*arow:(i+1)*arow], m.Cols, r1-r0, dst[i*m.Rows+r0:])
-			continue
-		}
-		for r := r0; r < r1; r++ {
-			dst[i*m.Rows+r] = p.dot(m.Data[r*wrow:(r+1)*wrow], act[i*arow:(i+1)*arow], m.Cols)
-		}
+		j.column(p, r0, r1, i)
+	}
+}
+
+// column computes weight rows [r0,r1) times activation row i, with the rows
+// kernel where there is one (the same bits as single dots).
+func (j *mmJob) column(p *mmPart, r0, r1, i int) {
+	m, wrow := &p.m, p.wrow
+	a, out := j.act[i*j.arow:(i+1)*j.arow], p.dst[i*m.Rows:]
+	if p.rows != nil {
+		p.rows(m.Data[r0*wrow:r1*wrow], a, m.Cols, r1-r0, out[r0:])
+		return
+	}
+	for r := r0; r < r1; r++ {
+		out[r] = p.dot(m.Data[r*wrow:(r+1)*wrow], a, m.Cols)
 	}
 }
 
