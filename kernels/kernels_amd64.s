@@ -919,13 +919,12 @@ f16f32_done:
 	RET
 
 // func axpyF16AVX2(y *float32, alpha float32, x *byte, n int)
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, F16C, FMA3
 TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
 	MOVQ         y+0(FP), AX
 	MOVQ         x+16(FP), CX
 	MOVQ         n+24(FP), DX
-	MOVSS        alpha+8(FP), X0
-	VBROADCASTSS X0, Y0
+	VBROADCASTSS alpha+8(FP), Y0
 
 axpy_loop8:
 	CMPQ        DX, $0x08
@@ -9543,7 +9542,7 @@ dotQ5_1Q8_1AVX2_done:
 	RET
 
 // func dotQ4_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -9578,8 +9577,8 @@ dotQ4_KQ8_KAVX2_loop:
 	ANDL         $0x3f3f3f3f, BX
 	SHLQ         $0x20, DI
 	ORQ          BX, DI
-	MOVQ         DI, X2
-	MOVQ         R8, X3
+	VMOVQ        DI, X2
+	VMOVQ        R8, X3
 	VPMOVZXBW    X3, X3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y1, Y1
@@ -9665,7 +9664,7 @@ dotQ4_KQ8_KAVX2_done:
 	RET
 
 // func dotQ5_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ5_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -9700,8 +9699,8 @@ dotQ5_KQ8_KAVX2_loop:
 	ANDL         $0x3f3f3f3f, BX
 	SHLQ         $0x20, DI
 	ORQ          BX, DI
-	MOVQ         DI, X2
-	MOVQ         R8, X3
+	VMOVQ        DI, X2
+	VMOVQ        R8, X3
 	VPMOVZXBW    X3, X3
 	VBROADCASTSS (CX), Y4
 	VMULPS       Y4, Y1, Y1
@@ -10045,7 +10044,7 @@ dotQ2_KQ8_KAVX2_done:
 	RET
 
 // func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE, SSE2
+// Requires: AVX, AVX2, F16C, FMA3, SSE
 TEXT ·dotQ3_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -10089,7 +10088,7 @@ dotQ3_KQ8_KAVX2_loop:
 	ORQ          R9, R10
 	SHLQ         $0x20, SI
 	ORQ          BX, SI
-	MOVQ         R10, X1
+	VMOVQ        R10, X1
 	VPINSRQ      $0x01, SI, X1, X1
 	VPMOVZXBW    X1, Y1
 	VPSUBW       words32<>+0(SB), Y1, Y1
@@ -10722,7 +10721,7 @@ dotQ5_1Q8_1x4AVX2_done:
 	RET
 
 // func dotQ4_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, SSE2
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ4_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -10767,8 +10766,8 @@ dotQ4_KQ8_Kx4AVX2_loop:
 	ANDL         $0x3f3f3f3f, R8
 	SHLQ         $0x20, R10
 	ORQ          R8, R10
-	MOVQ         R10, X5
-	MOVQ         R11, X6
+	VMOVQ        R10, X5
+	VMOVQ        R11, X6
 	VPMOVZXBW    X6, X6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y4, Y7
@@ -10998,7 +10997,7 @@ dotQ4_KQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ5_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, SSE2
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ5_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -11043,8 +11042,8 @@ dotQ5_KQ8_Kx4AVX2_loop:
 	ANDL         $0x3f3f3f3f, R8
 	SHLQ         $0x20, R10
 	ORQ          R8, R10
-	MOVQ         R10, X5
-	MOVQ         R11, X6
+	VMOVQ        R10, X5
+	VMOVQ        R11, X6
 	VPMOVZXBW    X6, X6
 	VBROADCASTSS (CX), Y7
 	VMULPS       Y7, Y4, Y7
@@ -11810,7 +11809,7 @@ dotQ2_KQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ3_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3, SSE2
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ3_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -11864,7 +11863,7 @@ dotQ3_KQ8_Kx4AVX2_loop:
 	ORQ          R12, R13
 	SHLQ         $0x20, R9
 	ORQ          R8, R9
-	MOVQ         R13, X4
+	VMOVQ        R13, X4
 	VPINSRQ      $0x01, R9, X4, X4
 	VPMOVZXBW    X4, Y4
 	VPSUBW       words32<>+0(SB), Y4, Y4
@@ -12499,7 +12498,7 @@ dotIQ4XSQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ4_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3, SSE2
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ4_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -12538,8 +12537,8 @@ dotQ4_KQ8_KRowsAVX2_loop:
 	ANDL         $0x3f3f3f3f, DI
 	SHLQ         $0x20, R9
 	ORQ          DI, R9
-	MOVQ         R9, X2
-	MOVQ         R10, X3
+	VMOVQ        R9, X2
+	VMOVQ        R10, X3
 	VPMOVZXBW    X3, X3
 	VBROADCASTSS (BX), Y4
 	VMULPS       Y4, Y1, Y1
@@ -12628,7 +12627,7 @@ dotQ4_KQ8_KRowsAVX2_done:
 	RET
 
 // func dotQ5_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3, SSE2
+// Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ5_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -12667,8 +12666,8 @@ dotQ5_KQ8_KRowsAVX2_loop:
 	ANDL         $0x3f3f3f3f, DI
 	SHLQ         $0x20, R9
 	ORQ          DI, R9
-	MOVQ         R9, X2
-	MOVQ         R10, X3
+	VMOVQ        R9, X2
+	VMOVQ        R10, X3
 	VPMOVZXBW    X3, X3
 	VBROADCASTSS (BX), Y4
 	VMULPS       Y4, Y1, Y1

@@ -243,9 +243,14 @@ func genAxpyF16() {
 	TEXT("axpyF16AVX2", NOSPLIT, "func(y *float32, alpha float32, x *byte, n int)")
 	Doc("axpyF16AVX2 computes y[i] += alpha*f16(x[i]) for i < n.")
 	y, x, n := Load(Param("y"), GP64()), Load(Param("x"), GP64()), Load(Param("n"), GP64())
-	alpha, a1 := YMM(), XMM()
-	Load(Param("alpha"), a1)
-	VBROADCASTSS(a1, alpha)
+	// Broadcast straight from the argument slot: avo's Load of a float32
+	// would emit a legacy-SSE MOVSS, and this function runs VEX code.
+	alpha := YMM()
+	slot, err := Param("alpha").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	VBROADCASTSS(slot.Addr, alpha)
 	Label("axpy_loop8")
 	CMPQ(n, Imm(8))
 	JL(LabelRef("axpy_tail"))
@@ -454,8 +459,8 @@ func kScalesMins(m Mem) (sc, mn VecVirtual) {
 	SHLQ(U8(32), c)
 	ORQ(a, c)
 	sc, mn = XMM(), XMM()
-	MOVQ(c, sc)
-	MOVQ(hiMin, mn)
+	VMOVQ(c, sc) // VEX, never legacy SSE: Intel cores stall on SSE↔AVX transitions
+	VMOVQ(hiMin, mn)
 	return sc, mn
 }
 

@@ -509,7 +509,7 @@ func genDotQ3K(ncols int) {
 	SHLQ(U8(32), p3)
 	ORQ(p2, p3)
 	scx, scales := XMM(), YMM()
-	MOVQ(p1, scx)
+	VMOVQ(p1, scx) // VEX: a legacy-SSE MOVQ here costs a state transition on Intel
 	VPINSRQ(U8(1), p3, scx, scx)
 	VPMOVZXBW(scx, scales)
 	VPSUBW(words32, scales, scales)
