@@ -3,7 +3,6 @@
 package kernels
 
 import (
-	"maps"
 	"testing"
 
 	"github.com/llqt/llqt/formats/ggml"
@@ -19,12 +18,10 @@ func TestAVX2KernelsWithoutVNNI(t *testing.T) {
 	if !hasVNNI {
 		t.Skip("the AVX2-only kernels are the ones in use; the other tests cover them")
 	}
-	dot4, tile, panel := maps.Clone(dot4For), maps.Clone(tileFor), maps.Clone(panelFor)
-	clear(panelFor)
-	useAsm()
-	t.Cleanup(func() {
-		dot4For, tileFor, panelFor = dot4, tile, panel
-	})
+	useSet(t, SetAVX2)
+	if len(panelFor) != 0 {
+		t.Fatalf("the avx2 set installed %d panel kernels; panels need VNNI", len(panelFor))
+	}
 	for _, typ := range []ggml.Type{ggml.TypeQ8_0, ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeIQ4_NL} {
 		if tileFor[typ] == nil {
 			t.Fatalf("no AVX2 tile for %v", typ)

@@ -16,10 +16,28 @@ var hasAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C
 var hasVNNI = hasAVX2 && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
 
 func init() {
-	if hasAVX2 {
+	install(availableSets()[0])
+	active = availableSets()[0]
+}
+
+// availableSets lists the kernel sets this CPU can run, fastest first.
+func availableSets() []string {
+	switch {
+	case hasVNNI:
+		return []string{SetAVX512, SetAVX2, SetPureGo}
+	case hasAVX2:
+		return []string{SetAVX2, SetPureGo}
+	}
+	return []string{SetPureGo}
+}
+
+// install puts the named (available) set in place over the Go reference.
+func install(set string) {
+	useGo()
+	if set == SetAVX2 || set == SetAVX512 {
 		useAsm()
 	}
-	if hasVNNI {
+	if set == SetAVX512 {
 		useVNNI()
 	}
 }

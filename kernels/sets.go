@@ -1,0 +1,63 @@
+package kernels
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kernel sets: the instruction-set paths a machine can run. One AVX-512
+// machine can then report the speed of the AVX2 path that AVX2-only CPUs take,
+// and of the pure-Go reference.
+const (
+	SetAVX512 = "avx512-vnni" // the AVX2 kernels plus the ymm AVX512-VNNI dots, tiles and panels
+	SetAVX2   = "avx2"        // AVX2, FMA and F16C
+	SetPureGo = "purego"      // the Go reference, on every CPU
+)
+
+// active names the kernel set installed now.
+var active = SetPureGo
+
+// Active names the kernel set in use: SetAVX512, SetAVX2 or SetPureGo.
+func Active() string { return active }
+
+// Sets lists the kernel sets this CPU and build can run, fastest first.
+func Sets() []string { return availableSets() }
+
+// Use installs the named kernel set ("avx512" is short for SetAVX512).
+// It is for command start-up and benchmarks: no product may run concurrently
+// with it. Every set computes the same integer block sums; float results agree
+// to rounding (see Accuracy in the package doc).
+func Use(name string) error {
+	name = strings.ToLower(name)
+	if name == "avx512" {
+		name = SetAVX512
+	}
+	for _, s := range availableSets() {
+		if s == name {
+			install(name)
+			active = name
+			return nil
+		}
+	}
+	return fmt.Errorf("kernel set %q is not available on this CPU and build (available: %s)",
+		name, strings.Join(availableSets(), ", "))
+}
+
+// useGo installs the pure-Go reference kernels, undoing what init or an
+// earlier Use installed. The assignments mirror the variables' initial
+// values in matmul.go and quantize.go.
+func useGo() {
+	dotF32Bytes, dotF16Act, dotBF16Act = dotF32Go, dotF16ActGo, dotBF16ActGo
+	dotQ4_0Q8_0, dotQ4_1Q8_1, dotQ5_0Q8_0, dotQ5_1Q8_1 = dotQ4_0Q8_0Go, dotQ4_1Q8_1Go, dotQ5_0Q8_0Go, dotQ5_1Q8_1Go
+	dotQ8_0Q8_0, dotIQ4NLQ8_0, dotIQ4XSQ8_K = dotQ8_0Q8_0Go, dotIQ4NLQ8_0Go, dotIQ4XSQ8_KGo
+	dotQ2_KQ8_K, dotQ3_KQ8_K, dotQ4_KQ8_K = dotQ2_KQ8_KGo, dotQ3_KQ8_KGo, dotQ4_KQ8_KGo
+	dotQ5_KQ8_K, dotQ6_KQ8_K = dotQ5_KQ8_KGo, dotQ6_KQ8_KGo
+	dotF32Impl, dotF16F32Impl, axpyF16Impl = dotF32SliceGo, dotF16F32Go, axpyF16Go
+	f16ToF32Impl, f32ToF16Impl, bf16ToF32Impl = f16ToF32Go, f32ToF16Go, bf16ToF32Go
+	roundF16Impl, roundBF16Impl = roundF16Go, roundBF16Go
+	quantizeRowQ8_0, quantizeRowQ8_1, quantizeRowQ8_K = quantizeRowQ8_0Go, quantizeRowQ8_1Go, quantizeRowQ8_KGo
+	clear(dot4For)
+	clear(tileFor)
+	clear(panelFor)
+	clear(rowsFor)
+}
