@@ -227,7 +227,18 @@ func genDotMinFamily(q5 bool, ncols int) {
 	RET()
 }
 
-// genDotK45 emits Q4_K·Q8_K (q5=false) or Q5_K·Q8_K.
+// genDotK45 emits Q4_K·Q8_K (q5=false) or Q5_K·Q8_K. Every shape of these
+// two types (the dots, rows, four-column and panel kernels) computes the
+// same float32 value for each output, from the block's exact integer sums:
+//
+//	isum_b = Σ_j sc_j · Σ_{i in run j} q_i·y_i     exact int32
+//	msum_b = Σ_j m_j · (bsum_2j + bsum_2j+1)       exact int32
+//	dot    = fma(f32(isum_b), f32(d_b)·dy_b, dot)
+//	dot    = fma(-f32(msum_b), f32(dmin_b)·dy_b, dot), over the blocks in order
+//
+// so that a product does not depend on how it was cut into shapes, and the
+// panel kernels (which hold sixteen outputs in the lanes of two registers)
+// can be used for prompt batches.
 func genDotK45(q5 bool, ncols int) {
 	base, xStride, qsOff, doc := "dotQ4_KQ8_K", 144, 16, "nb Q4_K blocks at x and nb Q8_K blocks at y"
 	if q5 {
@@ -235,31 +246,30 @@ func genDotK45(q5 bool, ncols int) {
 	}
 	name := base + suffix(ncols)
 	x, ys, nb := colArgs(name, ncols, doc)
-	accs := make([]VecVirtual, ncols)
-	for c := range ncols {
-		accs[c] = zeroY()
-	}
+	acc := XMM() // lane c: column c's dot
+	VXORPS(acc, acc, acc)
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
 	prefetchBlock(x, xStride)
 
-	dminx := broadcastF16(Mem{Base: x, Disp: 2})
 	sc, mn := kScalesMins(Mem{Base: x, Disp: 4})
 	VPMOVZXBW(mn, mn)
-	// Mins against the pairwise sums of bsums: acc -= dmin*dy * Σ m_j (bsum pairs).
+	// Σ m_j·(bsum pair j) in four lanes per column (vpmaddwd of the eight
+	// pair sums with the eight mins).
+	msums := make([]VecVirtual, ncols)
 	for c := range ncols {
-		dy, dmin := YMM(), YMM()
-		VBROADCASTSS(Mem{Base: ys[c]}, dy)
-		VMULPS(dy, dminx, dmin)
 		bs, bsHi, m := YMM(), XMM(), YMM()
 		VMOVDQU(Mem{Base: ys[c], Disp: 260}, bs)
 		VEXTRACTI128(U8(1), bs, bsHi)
 		VPHADDW(bsHi, bs.AsX(), bsHi)
 		VPXOR(m, m, m) // a full write first, so the allocator sees m dead before
 		VPMADDWD(bsHi, mn, m.AsX())
-		VCVTDQ2PS(m, m)
-		VFNMADD231PS(m, dmin, accs[c])
+		msums[c] = m
+	}
+	var msum4 VecVirtual // ncols == 4: the four columns' msum_b
+	if ncols == 4 {
+		msum4 = foldLow(group4(func(c int) VecVirtual { return msums[c] }))
 	}
 
 	scales := YMM()
@@ -302,11 +312,73 @@ func genDotK45(q5 bool, ncols int) {
 			}
 		}
 	}
-	accumulateQ8K(Mem{Base: x}, ys, sumi, accs)
+	if ncols == 1 {
+		// [isum, msum] in lanes 0 and 1.
+		t := XMM()
+		VEXTRACTI128(U8(1), sumi[0], t)
+		VPADDD(t, sumi[0].AsX(), t)
+		VPHADDD(msums[0].AsX(), t, t) // [i01 i23 m01 m23]
+		VPHADDD(t, t, t)              // [isum msum isum msum]
+		VCVTDQ2PS(t, t)
+		dy, d, dm := XMM(), XMM(), XMM()
+		VMOVSS(Mem{Base: ys[0]}, dy)
+		VMULSS(loadF16x1(Mem{Base: x}), dy, d)
+		VMULSS(loadF16x1(Mem{Base: x, Disp: 2}), dy, dm)
+		VFMADD231SS(t, d, acc)
+		VMOVSHDUP(t, t)
+		VFNMADD231SS(t, dm, acc)
+	} else {
+		isum4 := foldLow(group4(func(c int) VecVirtual { return sumi[c] })).AsX()
+		VCVTDQ2PS(isum4, isum4)
+		fm := msum4.AsX()
+		VCVTDQ2PS(fm, fm)
+		dy := XMM()
+		VMOVSS(Mem{Base: ys[0]}, dy)
+		for c := 1; c < 4; c++ {
+			VINSERTPS(U8(c<<4), Mem{Base: ys[c]}, dy, dy)
+		}
+		d, dm := XMM(), XMM()
+		VMULPS(broadcastF16(Mem{Base: x}).AsX(), dy, d)
+		VMULPS(broadcastF16(Mem{Base: x, Disp: 2}).AsX(), dy, dm)
+		VFMADD231PS(isum4, d, acc)
+		VFNMADD231PS(fm, dm, acc)
+	}
 	advance(x, xStride, ys, 292, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
-	colReturn(ncols, accs)
+	laneReturn(ncols, acc)
+}
+
+// laneReturn returns or stores the dots held one per lane of acc (lane c:
+// column c), for the kernels whose columns accumulate in scalar chains.
+func laneReturn(ncols int, acc VecVirtual) {
+	if rowsMode {
+		VMOVSS(acc, Mem{Base: rowsOut})
+		ADDQ(U8(4), rowsOut)
+		DECQ(rowsReg)
+		JNZ(LabelRef(rowsName + "_row"))
+		VZEROUPPER()
+		RET()
+		return
+	}
+	if ncols == 1 {
+		VZEROUPPER()
+		Store(acc, ReturnIndex(0))
+		RET()
+		return
+	}
+	out, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
+	SHLQ(U8(2), stride)
+	for c := range ncols {
+		if c > 0 {
+			ADDQ(stride, out)
+			VEXTRACTPS(U8(c), acc, Mem{Base: out})
+		} else {
+			VMOVSS(acc, Mem{Base: out})
+		}
+	}
+	VZEROUPPER()
+	RET()
 }
 
 // genDotQ6K emits Q6_K·Q8_K.
