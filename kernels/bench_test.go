@@ -350,9 +350,9 @@ func benchShapes(b *testing.B, set string) {
 		if tile := tileFor[typ]; tile != nil {
 			run("tile", 4, 4, func() { tile(w, wrow, act, arow, benchCols, out, 4) })
 		}
-		if panel := panelFor[typ]; panel != nil && format == actQ8_0 {
-			packed := make([]byte, benchCols/qk8*panelBlock)
-			packPanel(packed, act, arow, benchCols/qk8)
+		if panel := panelFor[typ]; panel != nil {
+			packed := make([]byte, format.panelBytes(benchCols))
+			format.packPanel(packed, act, arow, benchCols)
 			run("panel", 2, panelRows, func() { panel(w, wrow, packed, benchCols, out, 2) })
 		}
 	}

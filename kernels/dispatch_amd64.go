@@ -55,6 +55,8 @@ func useVNNI() {
 	panelFor[ggml.TypeQ8_0] = blockPanel(panelQ8_0Q8_0x2x16VNNI, 34)
 	panelFor[ggml.TypeQ4_0] = blockPanel(panelQ4_0Q8_0x2x16VNNI, 18)
 	panelFor[ggml.TypeIQ4_NL] = blockPanel(panelIQ4NLQ8_0x2x16VNNI, 18)
+	panelFor[ggml.TypeQ4_K] = blockPanelK(panelQ4_KQ8_Kx2x16VNNI, 144)
+	panelFor[ggml.TypeQ5_K] = blockPanelK(panelQ5_KQ8_Kx2x16VNNI, 176)
 	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4VNNI, 32, 18, q8_0Len)
 	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4VNNI, 32, 22, q8_0Len)
 	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4VNNI, 32, 18, q8_0Len)
@@ -242,6 +244,22 @@ func blockPanel(k func(x *byte, xstride int, p *byte, nb int, out *float32, outs
 			return
 		}
 		_, _, _ = w[wstride+nb*wBytes-1], panel[nb*panelBlock-1], out[(panelRows-1)*outstride+1]
+		k(&w[0], wstride, &panel[0], nb, &out[0], outstride)
+	}
+}
+
+// blockPanelK wraps a K-quant panel assembly kernel (weight blocks of 256
+// quants, wBytes each, against a Q8_K panel) as a panelFunc.
+func blockPanelK(k func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int), wBytes int) panelFunc {
+	return func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int) {
+		nb := n / qkK
+		if nb == 0 {
+			for c := range panelRows {
+				out[c*outstride], out[c*outstride+1] = 0, 0
+			}
+			return
+		}
+		_, _, _ = w[wstride+nb*wBytes-1], panel[nb*panelKBlock-1], out[(panelRows-1)*outstride+1]
 		k(&w[0], wstride, &panel[0], nb, &out[0], outstride)
 	}
 }

@@ -126,6 +126,14 @@ func panelQ4_0Q8_0x2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32,
 // and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.
 func panelIQ4NLQ8_0x2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 
+// panelQ4_KQ8_Kx2x16VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q4_K blocks at x + r*xstride
+// and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
+func panelQ4_KQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
+// panelQ5_KQ8_Kx2x16VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q5_K blocks at x + r*xstride
+// and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
+func panelQ5_KQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
 // dotQ4_1Q8_1AVX2 returns the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y.
 func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
 

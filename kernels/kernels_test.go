@@ -829,6 +829,16 @@ func TestPanelMatchesDot(t *testing.T) {
 			if typ == ggml.TypeQ8_0 {
 				w0[2], w0[3], w1[5] = 0x80, 0x7f, 0x80
 			}
+			if format == actQ8_K && nblocks == 2 {
+				// Largest scales and mins with all-15 nibbles: the
+				// integer sums at their extremes.
+				for i := range 12 {
+					w0[4+i] = 0xff
+				}
+				for i := 16; i < 144; i++ {
+					w0[i] = 0xff
+				}
+			}
 			w := append(append(append([]byte{}, w0...), make([]byte, pad)...), w1...)
 			arow := format.rowBytes(cols)
 			act := make([]byte, panelRows*arow)
@@ -837,9 +847,11 @@ func TestPanelMatchesDot(t *testing.T) {
 			}
 			// Activation quants stay within ±127 (ggml's sign trick in the
 			// other kernels relies on it; the quantizer guarantees it).
-			act[2], act[arow+3] = 0x81, 0x7f
-			packed := make([]byte, nblocks*panelBlock)
-			packPanel(packed, act, arow, nblocks)
+			if format == actQ8_0 {
+				act[2], act[arow+3] = 0x81, 0x7f
+			}
+			packed := make([]byte, format.panelBytes(cols))
+			format.packPanel(packed, act, arow, cols)
 			const stride = 3
 			out := make([]float32, (panelRows-1)*stride+2)
 			panel(w, len(w0)+pad, packed, cols, out, stride)

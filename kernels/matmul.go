@@ -70,13 +70,14 @@ type tileFunc func(w []byte, wstride int, a []byte, astride, n int, out []float3
 var tileFor = map[ggml.Type]tileFunc{}
 
 // A panelFunc computes the dots of the two weight rows at w and w+wstride
-// (bytes) with the sixteen activation rows of a panel (see packPanel),
+// (bytes) with the sixteen activation rows of a panel (see packPanel and
+// packPanelQ8K),
 // storing them at out[r + c*outstride] (r < 2, c < 16). It gives the same
 // bits as 32 dotFunc calls.
 type panelFunc func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int)
 
 // panelFor holds the panel kernels where assembly provides one; their
-// weight types take Q8_0 activations.
+// weight types take Q8_0 or Q8_K activations.
 var panelFor = map[ggml.Type]panelFunc{}
 
 // Panels: sixteen Q8_0 activation rows repacked so that a vpdpbusd can
@@ -90,6 +91,17 @@ const (
 	panelSums   = 8 * 64
 	panelScales = panelSums + panelRows*4
 	panelBlock  = panelScales + panelRows*4
+)
+
+// K-quant panels: sixteen Q8_K rows repacked the same way per 256-element
+// block (64 steps of 64 bytes); then, for each pair of 32-element runs
+// (2p, 2p+1), the sixteen rows' run sums as int16 pairs, 64 bytes per pair
+// (the kernels meet them with the weights' min pairs in one vpmaddwd); then
+// the sixteen scales as float32.
+const (
+	panelKSums   = 64 * 64
+	panelKScales = panelKSums + 4*64
+	panelKBlock  = panelKScales + panelRows*4
 )
 
 // packPanel repacks the panelRows Q8_0 rows of nb blocks at act (arow bytes
@@ -111,6 +123,48 @@ func packPanel(dst, act []byte, arow, nb int) {
 			binary.LittleEndian.PutUint32(out[panelScales+4*c:], math.Float32bits(f16(blk)))
 		}
 	}
+}
+
+// packPanelQ8K repacks the panelRows Q8_K rows of nb blocks at act (arow
+// bytes apart) into dst (nb*panelKBlock bytes).
+func packPanelQ8K(dst, act []byte, arow, nb int) {
+	dst = dst[:nb*panelKBlock]
+	for c := range panelRows {
+		row := act[c*arow : c*arow+nb*q8KLen]
+		for b := range nb {
+			blk, out := row[b*q8KLen:(b+1)*q8KLen], dst[b*panelKBlock:(b+1)*panelKBlock]
+			qs := blk[4 : 4+qkK]
+			for k := range qkK / 4 {
+				copy(out[64*k+4*c:64*k+4*c+4], qs[4*k:4*k+4])
+			}
+			for run := range qkK / 32 {
+				// A run's sum is its two 16-quant bsums (each within ±2032).
+				bs := blk[4+qkK+4*run:]
+				sum := int16(binary.LittleEndian.Uint16(bs)) + int16(binary.LittleEndian.Uint16(bs[2:]))
+				binary.LittleEndian.PutUint16(out[panelKSums+64*(run/2)+4*c+2*(run%2):], uint16(sum))
+			}
+			copy(out[panelKScales+4*c:panelKScales+4*c+4], blk[:4])
+		}
+	}
+}
+
+// panelBytes is the size of one packed panel of cols columns in format f
+// (which must have panel kernels: Q8_0 or Q8_K).
+func (f actFormat) panelBytes(cols int) int {
+	if f == actQ8_K {
+		return cols / qkK * panelKBlock
+	}
+	return cols / qk8 * panelBlock
+}
+
+// packPanel repacks the panelRows converted rows at act (arow bytes apart,
+// cols columns) into dst.
+func (f actFormat) packPanel(dst, act []byte, arow, cols int) {
+	if f == actQ8_K {
+		packPanelQ8K(dst, act, arow, cols/qkK)
+		return
+	}
+	packPanel(dst, act, arow, cols/qk8)
 }
 
 // A rowsFunc stores in out[r] the dot of weight row r of w (rows
@@ -364,8 +418,7 @@ func (j *mmJob) column(p *mmPart, r0, r1, i int) {
 }
 
 func (j *mmJob) pack(pi int) {
-	nb := j.cols / qk8
-	packPanel(j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], j.act[pi*panelRows*j.arow:], j.arow, nb)
+	j.format.packPanel(j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], j.act[pi*panelRows*j.arow:], j.arow, j.cols)
 }
 
 // addPart checks one product and adds it to the job.
@@ -437,7 +490,7 @@ func (j *mmJob) run() {
 	for k := range j.nparts {
 		if j.parts[k].panel != nil {
 			npanels := j.n / panelRows
-			j.panelBytes = j.cols / qk8 * panelBlock
+			j.panelBytes = j.format.panelBytes(j.cols)
 			packed = getScratch(npanels * j.panelBytes)
 			j.panels = *packed
 			parallelFor(threads, npanels, j.packPanel)

@@ -522,24 +522,7 @@ func genPanel(k panelKind) {
 		}
 		ADDQ(U32(blocks*panelBlock), p)
 	})
-	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
-	// Column c's two rows are lane c%8 of accs[0][c/8] and accs[1][c/8].
-	for oct := range 2 {
-		lo, hi := YMM(), YMM()
-		VUNPCKLPS(accs[1][oct], accs[0][oct], lo) // [r0c0 r1c0 r0c1 r1c1 | c4 c5]
-		VUNPCKHPS(accs[1][oct], accs[0][oct], hi) // [c2 c3 | c6 c7]
-		loHi, hiHi := XMM(), XMM()
-		VEXTRACTF128(U8(1), lo, loHi)
-		VEXTRACTF128(U8(1), hi, hiHi)
-		// Columns in order, two per xmm: the low and high 64 bits.
-		for _, x := range []Register{lo.AsX(), hi.AsX(), loHi, hiHi} {
-			VMOVLPS(x, Mem{Base: o})
-			ADDQ(stride, o)
-			VMOVHPS(x, Mem{Base: o})
-			ADDQ(stride, o)
-		}
-	}
+	storePanel(accs)
 	VZEROUPPER()
 	RET()
 }
@@ -570,4 +553,6 @@ func genGrids() {
 	for _, k := range panelKinds {
 		genPanel(k)
 	}
+	genPanelK45(false)
+	genPanelK45(true)
 }
