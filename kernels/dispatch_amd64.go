@@ -57,6 +57,8 @@ func useVNNI() {
 	panelFor[ggml.TypeIQ4_NL] = blockPanel(panelIQ4NLQ8_0x2x16VNNI, 18)
 	panelFor[ggml.TypeQ4_K] = blockPanelK(panelQ4_KQ8_Kx2x16VNNI, 144)
 	panelFor[ggml.TypeQ5_K] = blockPanelK(panelQ5_KQ8_Kx2x16VNNI, 176)
+	panelFor[ggml.TypeQ6_K] = blockPanelK(panelQ6_KQ8_Kx2x16VNNI, 210)
+	panelFor[ggml.TypeIQ4_XS] = blockPanelK(panelIQ4XSQ8_Kx2x16VNNI, 136)
 	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4VNNI, 32, 18, q8_0Len)
 	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4VNNI, 32, 22, q8_0Len)
 	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4VNNI, 32, 18, q8_0Len)
@@ -107,6 +109,7 @@ func useAsm() {
 	rowsFor[ggml.TypeQ4_K] = blockRows(dotQ4_KQ8_KRowsAVX2, qkK, 144, q8KLen)
 	rowsFor[ggml.TypeQ5_K] = blockRows(dotQ5_KQ8_KRowsAVX2, qkK, 176, q8KLen)
 	rowsFor[ggml.TypeQ6_K] = blockRows(dotQ6_KQ8_KRowsAVX2, qkK, 210, q8KLen)
+	rowsFor[ggml.TypeIQ4_XS] = blockRows(dotIQ4XSQ8_KRowsAVX2, qkK, 136, q8KLen)
 
 	quantizeRowQ8_0 = func(dst []byte, x []float32) {
 		if nb := len(x) / qk8; nb > 0 {

@@ -134,6 +134,14 @@ func panelQ4_KQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32,
 // and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
 func panelQ5_KQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 
+// panelQ6_KQ8_Kx2x16VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q6_K blocks at x + r*xstride
+// and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
+func panelQ6_KQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
+// panelIQ4XSQ8_Kx2x16VNNI stores at out + r + c*outstride (in floats) the dot product of nb IQ4_XS blocks at x + r*xstride
+// and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
+func panelIQ4XSQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
 // dotQ4_1Q8_1AVX2 returns the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y.
 func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
 
@@ -201,6 +209,10 @@ func dotQ5_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // dotQ6_KQ8_KRowsAVX2 stores at out[r] the dot product of nb Q6_K blocks at x and nb Q8_K blocks at y,
 // for the rows consecutive weight rows starting at x (r < rows, rows > 0).
 func dotQ6_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ4XSQ8_KRowsAVX2 stores at out[r] the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotIQ4XSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 
 // matF32AVX2 returns the dot product of n F32 weights at x and n float32 activations at y.
 func matF32AVX2(x *byte, y *byte, nb int) float32

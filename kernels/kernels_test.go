@@ -830,13 +830,26 @@ func TestPanelMatchesDot(t *testing.T) {
 				w0[2], w0[3], w1[5] = 0x80, 0x7f, 0x80
 			}
 			if format == actQ8_K && nblocks == 2 {
-				// Largest scales and mins with all-15 nibbles: the
-				// integer sums at their extremes.
-				for i := range 12 {
-					w0[4+i] = 0xff
+				// The first block of w0 at its integer extremes: largest
+				// quants with the largest scales and mins (Q4_K, Q5_K), the
+				// most negative int8 scales (Q6_K), the largest table
+				// values with the largest and smallest scales (IQ4_XS).
+				blk := w0[:len(w0)/2]
+				for i := range blk {
+					blk[i] = 0xff
 				}
-				for i := 16; i < 144; i++ {
-					w0[i] = 0xff
+				switch typ {
+				case ggml.TypeQ4_K, ggml.TypeQ5_K:
+					blk[0], blk[1], blk[2], blk[3] = 0x00, 0x3c, 0x00, 0x38 // d 1, dmin 0.5
+				case ggml.TypeQ6_K:
+					for i := 192; i < 208; i++ {
+						blk[i] = 0x80 // scale -128
+					}
+					blk[208], blk[209] = 0x00, 0x3c
+				case ggml.TypeIQ4_XS:
+					blk[0], blk[1] = 0x00, 0x3c
+					// Runs 0-5 scale 63-32, runs 6-7 scale 0-32.
+					blk[2], blk[3], blk[7] = 0xff, 0x0f, 0x00
 				}
 			}
 			w := append(append(append([]byte{}, w0...), make([]byte, pad)...), w1...)
@@ -849,6 +862,14 @@ func TestPanelMatchesDot(t *testing.T) {
 			// other kernels relies on it; the quantizer guarantees it).
 			if format == actQ8_0 {
 				act[2], act[arow+3] = 0x81, 0x7f
+			}
+			if format == actQ8_K {
+				// A constant row quantizes to all -127: the largest bsums.
+				ones := make([]float32, cols)
+				for i := range ones {
+					ones[i] = 1
+				}
+				copy(act[5*arow:6*arow], convertAct(format, ones))
 			}
 			packed := make([]byte, format.panelBytes(cols))
 			format.packPanel(packed, act, arow, cols)

@@ -94,13 +94,13 @@ const (
 )
 
 // K-quant panels: sixteen Q8_K rows repacked the same way per 256-element
-// block (64 steps of 64 bytes); then, for each pair of 32-element runs
-// (2p, 2p+1), the sixteen rows' run sums as int16 pairs, 64 bytes per pair
-// (the kernels meet them with the weights' min pairs in one vpmaddwd); then
-// the sixteen scales as float32.
+// block (64 steps of 64 bytes); then, for each pair p of 16-quant groups,
+// the sixteen rows' group sums (Q8_K bsums 2p and 2p+1) as int16 pairs, 64
+// bytes per pair (the kernels meet them with the weights' min or scale
+// pairs in one vpmaddwd); then the sixteen scales as float32.
 const (
 	panelKSums   = 64 * 64
-	panelKScales = panelKSums + 4*64
+	panelKScales = panelKSums + 8*64
 	panelKBlock  = panelKScales + panelRows*4
 )
 
@@ -137,11 +137,8 @@ func packPanelQ8K(dst, act []byte, arow, nb int) {
 			for k := range qkK / 4 {
 				copy(out[64*k+4*c:64*k+4*c+4], qs[4*k:4*k+4])
 			}
-			for run := range qkK / 32 {
-				// A run's sum is its two 16-quant bsums (each within ±2032).
-				bs := blk[4+qkK+4*run:]
-				sum := int16(binary.LittleEndian.Uint16(bs)) + int16(binary.LittleEndian.Uint16(bs[2:]))
-				binary.LittleEndian.PutUint16(out[panelKSums+64*(run/2)+4*c+2*(run%2):], uint16(sum))
+			for pair := range qkK / 32 {
+				copy(out[panelKSums+64*pair+4*c:panelKSums+64*pair+4*c+4], blk[4+qkK+4*pair:])
 			}
 			copy(out[panelKScales+4*c:panelKScales+4*c+4], blk[:4])
 		}

@@ -553,6 +553,7 @@ func genGrids() {
 	for _, k := range panelKinds {
 		genPanel(k)
 	}
-	genPanelK45(false)
-	genPanelK45(true)
+	for _, k := range panelKKinds {
+		genPanelK(k)
+	}
 }

@@ -332,11 +332,7 @@ func genDotK45(q5 bool, ncols int) {
 		VCVTDQ2PS(isum4, isum4)
 		fm := msum4.AsX()
 		VCVTDQ2PS(fm, fm)
-		dy := XMM()
-		VMOVSS(Mem{Base: ys[0]}, dy)
-		for c := 1; c < 4; c++ {
-			VINSERTPS(U8(c<<4), Mem{Base: ys[c]}, dy, dy)
-		}
+		dy := gatherDy(ys)
 		d, dm := XMM(), XMM()
 		VMULPS(broadcastF16(Mem{Base: x}).AsX(), dy, d)
 		VMULPS(broadcastF16(Mem{Base: x, Disp: 2}).AsX(), dy, dm)
@@ -347,6 +343,43 @@ func genDotK45(q5 bool, ncols int) {
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	laneReturn(ncols, acc)
+}
+
+// gatherDy returns the Q8_K scales (the float32 at each ys[c]) in the
+// lanes of an xmm.
+func gatherDy(ys []Register) VecVirtual {
+	dy := XMM()
+	VMOVSS(Mem{Base: ys[0]}, dy)
+	for c := 1; c < len(ys); c++ {
+		VINSERTPS(U8(c<<4), Mem{Base: ys[c]}, dy, dy)
+	}
+	return dy
+}
+
+// chainQ8K ends a block of the K-quant types with panel kernels (Q6_K,
+// IQ4_XS): lane c of acc = fma(f32(isum_c), f32(d)·dy_c, lane c), where
+// isum_c is the exact block sum, the total of sumi[c]'s eight int32 lanes,
+// and d the weight block's half-precision scale at dm. Only block totals
+// enter the float chain, so every shape gives the same bits.
+func chainQ8K(dm Mem, ys []Register, sumi []VecVirtual, acc VecVirtual) {
+	if len(sumi) == 1 {
+		t := XMM()
+		VEXTRACTI128(U8(1), sumi[0], t)
+		VPADDD(t, sumi[0].AsX(), t)
+		VPHADDD(t, t, t)
+		VPHADDD(t, t, t)
+		VCVTDQ2PS(t, t)
+		dy, d := XMM(), XMM()
+		VMOVSS(Mem{Base: ys[0]}, dy)
+		VMULSS(loadF16x1(dm), dy, d)
+		VFMADD231SS(t, d, acc)
+		return
+	}
+	isum := foldLow(group4(func(c int) VecVirtual { return sumi[c] })).AsX()
+	VCVTDQ2PS(isum, isum)
+	d := XMM()
+	VMULPS(broadcastF16(dm).AsX(), gatherDy(ys), d)
+	VFMADD231PS(isum, d, acc)
 }
 
 // laneReturn returns or stores the dots held one per lane of acc (lane c:
@@ -385,10 +418,8 @@ func laneReturn(ncols int, acc VecVirtual) {
 func genDotQ6K(ncols int) {
 	name := "dotQ6_KQ8_K" + suffix(ncols)
 	x, ys, nb := colArgs(name, ncols, "nb Q6_K blocks at x and nb Q8_K blocks at y")
-	accs := make([]VecVirtual, ncols)
-	for c := range ncols {
-		accs[c] = zeroY()
-	}
+	acc := XMM() // lane c: column c's dot
+	VXORPS(acc, acc, acc)
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
@@ -428,11 +459,11 @@ func genDotQ6K(ncols int) {
 			addScaledRun(q, scl, k, half, ys, sumi)
 		}
 	}
-	accumulateQ8K(Mem{Base: x, Disp: 208}, ys, sumi, accs)
+	chainQ8K(Mem{Base: x, Disp: 208}, ys, sumi, acc)
 	advance(x, 210, ys, 292, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
-	colReturn(ncols, accs)
+	laneReturn(ncols, acc)
 }
 
 func genMulti() {
@@ -451,6 +482,7 @@ func genMulti() {
 	genDotK45(false, 1)
 	genDotK45(true, 1)
 	genDotQ6K(1)
+	genDotIQ4XS(1)
 	rowsMode = false
 }
 
@@ -630,10 +662,8 @@ func genDotQ3K(ncols int) {
 func genDotIQ4XS(ncols int) {
 	name := "dotIQ4XSQ8_K" + suffix(ncols)
 	x, ys, nb := colArgs(name, ncols, "nb IQ4_XS blocks at x and nb Q8_K blocks at y")
-	accs := make([]VecVirtual, ncols)
-	for c := range ncols {
-		accs[c] = zeroY()
-	}
+	acc := XMM() // lane c: column c's dot
+	VXORPS(acc, acc, acc)
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
@@ -680,11 +710,11 @@ func genDotIQ4XS(ncols int) {
 			VPADDD(yv, sumi[c], sumi[c])
 		}
 	}
-	accumulateQ8K(Mem{Base: x}, ys, sumi, accs)
+	chainQ8K(Mem{Base: x}, ys, sumi, acc)
 	advance(x, 136, ys, 292, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
-	colReturn(ncols, accs)
+	laneReturn(ncols, acc)
 }
 
 // floatKind is a plain weight type multiplied with float32 activations.

@@ -9,118 +9,235 @@ import (
 // K-quant panel layout (see packPanelQ8K in package kernels): sixteen Q8_K
 // activation rows repacked per 256-element block as 64 steps k of 64 bytes,
 // step k holding quants 4k..4k+3 of rows 0-7 then of rows 8-15; then for
-// each pair of 32-element runs (2p, 2p+1) the sixteen rows' run sums as
-// int16 pairs (run 2p, run 2p+1), 64 bytes per pair; then the sixteen rows'
-// scales as float32.
+// each pair p of 16-quant groups the sixteen rows' group sums (the Q8_K
+// bsums 2p and 2p+1) as int16 pairs, 64 bytes per pair; then the sixteen
+// rows' scales as float32.
 const (
 	panelKSums   = 64 * 64
-	panelKScales = panelKSums + 4*64
+	panelKScales = panelKSums + 8*64
 	panelKBlock  = panelKScales + 16*4
 )
 
-// genPanelK45 emits the Q4_K (q5=false) or Q5_K panel kernel,
-// func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int):
-// two weight rows (x, x + xstride) times a panel of sixteen Q8_K
-// activation rows, the 32 dots stored at out + r + c*outstride (in floats).
+// A panelKKind is a K-quant weight type with a panel kernel. Its quants are
+// unsigned bytes u (the true quant is u, or u minus a power-of-two offset),
+// in runs of runSteps·4 quants that share an integer scale, so that
 //
-// Each vpdpbusd multiplies four unsigned quants of a weight row (0..15, or
-// 0..31 for Q5_K), broadcast, with the same four signed quants of eight
-// activation rows, so the lanes of an accumulator are eight outputs' run
-// sums; a run's sums are then scaled by its 6-bit scale (vpmulld) into the
-// exact block sums isum_b, and the mins meet the run sums with vpmaddwd
-// into msum_b. The float steps are those of genDotK45, lane by lane, so
-// every output has the same bits as the single dot.
+//	isum_b = Σ_runs scale · Σ u·y  −  (offset correction)
 //
-// The weight blocks are unpacked once per block into a stack buffer (one
-// byte per quant, scale dwords, min word pairs), so that the inner loop's
-// weight operands are plain broadcast loads.
-func genPanelK45(q5 bool) {
-	name, xStride, qsOff, doc := "panelQ4_KQ8_Kx2x16VNNI", 144, 16, "Q4_K"
+// is exact in int32. The correction, or the mins' sum, is Σ_p pair_p·bsums_p
+// (vpmaddwd of int16 pairs) over the eight bsum pairs.
+type panelKKind struct {
+	name, doc string
+	xStride   int
+	runSteps  int // 4-quant steps per scaled run: 8 (runs of 32) or 4 (runs of 16)
+	// unpack writes the block at x as 256 unsigned quants (one byte each,
+	// in element order) to w, the runs' scales as int32 to s, and to m the
+	// eight int16 pairs that meet the bsum pairs.
+	unpack func(x Register, w, s, m Mem)
+	// mins: the pairs are mins and their sum is subtracted in a second fma
+	// with f32(dmin)·dy (Q4_K, Q5_K). Otherwise the sum, shifted left by
+	// offsetShift, is taken off isum_b (the quants' offset: 32 for Q6_K,
+	// 128 for IQ4_XS).
+	mins        bool
+	offsetShift int
+	// dm is where the block's half-precision scale d is (dmin follows it
+	// when mins).
+	dm int
+}
+
+var panelKKinds = []panelKKind{
+	{"Q4_KQ8_K", "Q4_K", 144, 8, func(x Register, w, s, m Mem) { unpackK45(false, x, w, s, m) }, true, 0, 0},
+	{"Q5_KQ8_K", "Q5_K", 176, 8, func(x Register, w, s, m Mem) { unpackK45(true, x, w, s, m) }, true, 0, 0},
+	{"Q6_KQ8_K", "Q6_K", 210, 4, unpackQ6K, false, 5, 208},
+	{"IQ4XSQ8_K", "IQ4_XS", 136, 8, unpackIQ4XS, false, 7, 0},
+}
+
+// unpackK45 unpacks a Q4_K or Q5_K block: quants 0..15 (0..31), the eight
+// 6-bit scales, and each min twice (m_j, m_j) to meet bsums 2j and 2j+1.
+func unpackK45(q5 bool, x Register, w, s, m Mem) {
+	qsOff := 16
 	if q5 {
-		name, xStride, qsOff, doc = "panelQ5_KQ8_Kx2x16VNNI", 176, 48, "Q5_K"
+		qsOff = 48
 	}
+	mask := YMM()
+	VMOVDQU(mask0F, mask)
+	for h := range 4 {
+		v, lo := YMM(), YMM()
+		VMOVDQU(Mem{Base: x, Disp: qsOff + 32*h}, v)
+		VPAND(mask, v, lo)
+		VPSRLW(U8(4), v, v)
+		VPAND(mask, v, v)
+		if q5 {
+			// Bit j of qh[l] is the fifth bit of element l of run j.
+			for half, q := range []VecVirtual{lo, v} {
+				j := 2*h + half
+				t := YMM()
+				VMOVDQU(Mem{Base: x, Disp: 16}, t)
+				if j <= 4 {
+					VPSLLW(U8(4-j), t, t)
+				} else {
+					VPSRLW(U8(j-4), t, t)
+				}
+				VPAND(mask10, t, t)
+				VPOR(t, q, q)
+			}
+		}
+		VMOVDQU(lo, w.Offset(64*h))
+		VMOVDQU(v, w.Offset(64*h+32))
+	}
+	sc, mn := kScalesMins(Mem{Base: x, Disp: 4})
+	scd := YMM()
+	VPMOVZXBD(sc, scd)
+	VMOVDQU(scd, s)
+	VPMOVZXBW(mn, mn)
+	lo, hi := XMM(), XMM()
+	VPUNPCKLWD(mn, mn, lo) // m0 m0 m1 m1 …
+	VPUNPCKHWD(mn, mn, hi)
+	VMOVDQU(lo, m)
+	VMOVDQU(hi, m.Offset(16))
+}
+
+// unpackQ6K unpacks a Q6_K block (ql[128], qh[64], scales[16], d): quants
+// u = q+32 in 0..63, the sixteen int8 scales, and the scale pairs
+// (s_2p, s_2p+1) that meet the bsum pairs in the −32·Σ s·bsum correction.
+func unpackQ6K(x Register, w, s, m Mem) {
+	for half := range 2 {
+		for k := range 4 {
+			q, t := YMM(), YMM()
+			VMOVDQU(Mem{Base: x, Disp: 64*half + 32*(k&1)}, q)
+			if k >= 2 {
+				VPSRLW(U8(4), q, q)
+			}
+			VPAND(mask0F, q, q)
+			// High bits 2k,2k+1 of qh moved to bits 4,5.
+			VMOVDQU(Mem{Base: x, Disp: 128 + 32*half}, t)
+			switch {
+			case k < 2:
+				VPSLLW(U8(4-2*k), t, t)
+			case k == 3:
+				VPSRLW(U8(2), t, t)
+			}
+			VPAND(mask30, t, t)
+			VPOR(t, q, q)
+			VMOVDQU(q, w.Offset(128*half+32*k))
+		}
+	}
+	for i := range 2 {
+		sd := YMM()
+		VPMOVSXBD(Mem{Base: x, Disp: 192 + 8*i}, sd)
+		VMOVDQU(sd, s.Offset(32*i))
+	}
+	sw := YMM()
+	VPMOVSXBW(Mem{Base: x, Disp: 192}, sw)
+	VMOVDQU(sw, m)
+}
+
+// unpackIQ4XS unpacks an IQ4_XS block (d, scales_h, scales_l[4], qs[128]):
+// quants as their table value + 128 (1..241), the eight scales ls−32, and
+// each scale twice to meet bsums 2j and 2j+1 in the −128·Σ correction.
+func unpackIQ4XS(x Register, w, s, m Mem) {
+	table := YMM()
+	VMOVDQU(kvaluesU8, table)
+	for j := range 8 {
+		q := nibbles32(Mem{Base: x, Disp: 8 + 16*j})
+		VPSHUFB(q, table, q)
+		VMOVDQU(q, w.Offset(32*j))
+	}
+	sh, sl := GP32(), GP32()
+	MOVWLZX(Mem{Base: x, Disp: 2}, sh)
+	MOVL(Mem{Base: x, Disp: 4}, sl)
+	for j := range 8 {
+		// ls = (scales_l nibble j) | (scales_h bits 2j,2j+1) << 4, minus 32.
+		ls, t := GP32(), GP32()
+		MOVL(sl, ls)
+		if j > 0 {
+			SHRL(U8(4*j), ls)
+		}
+		ANDL(U32(0xf), ls)
+		MOVL(sh, t)
+		if 2*j > 4 {
+			SHRL(U8(2*j-4), t)
+		} else if 2*j < 4 {
+			SHLL(U8(4-2*j), t)
+		}
+		ANDL(U32(0x30), t)
+		ORL(t, ls)
+		SUBL(U32(32), ls)
+		MOVL(ls, s.Offset(4*j))
+		// The int16 pair (ls, ls).
+		MOVWLZX(ls.As16(), ls)
+		MOVL(ls, t)
+		SHLL(U8(16), t)
+		ORL(t, ls)
+		MOVL(ls, m.Offset(4*j))
+	}
+}
+
+// genPanelK emits func(x *byte, xstride int, p *byte, nb int, out *float32,
+// outstride int): two weight rows (x, x + xstride) times a panel of sixteen
+// Q8_K activation rows, the 32 dots stored at out + r + c*outstride (in
+// floats).
+//
+// Each vpdpbusd multiplies four unsigned quants of a weight row, broadcast,
+// with the same four signed quants of eight activation rows, so the lanes
+// of an accumulator are eight outputs' run sums; each run's sums are scaled
+// exactly (vpmulld) into the block sums isum_b, and the bsum pairs meet the
+// mins or the offset correction in vpmaddwd. The float steps are those of
+// the type's dot (genDotK45, or chainQ8K), lane by lane, so every output
+// has the single dot's bits.
+//
+// The weight blocks are unpacked once per block into a stack buffer, so that
+// the inner loop's weight operands are plain broadcast loads.
+func genPanelK(k panelKKind) {
+	name := "panel" + k.name + "x2x16VNNI"
 	// Not NOSPLIT: the frame is too large for the nosplit stack budget.
 	TEXT(name, 0, "func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)")
-	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb "+doc+" blocks at x + r*xstride",
+	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb "+k.doc+" blocks at x + r*xstride",
 		"and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.")
 	Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
-	wbuf := AllocLocal(2 * 256) // unpacked quants, one byte each, per weight row
-	sbuf := AllocLocal(2 * 32)  // the eight scales as dwords, per weight row
-	mbuf := AllocLocal(2 * 16)  // the eight mins as words, per weight row
-	abuf := AllocLocal(4 * 32)  // float accumulators [row][column octet]
-	at := func(m Mem, off int) Mem { return m.Offset(off) }
+	runs := 64 / k.runSteps
+	wbuf := AllocLocal(2 * 256)    // unpacked quants per weight row
+	sbuf := AllocLocal(2 * 4 * 16) // run scales as int32 per weight row
+	mbuf := AllocLocal(2 * 32)     // the eight int16 pairs per weight row
+	abuf := AllocLocal(4 * 32)     // float accumulators [row][column octet]
 
 	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 2)
 	p := Load(Param("p"), GP64())
 	nb := Load(Param("nb"), GP64())
 	z := zeroY()
 	for i := range 4 {
-		VMOVUPS(z, at(abuf, 32*i))
+		VMOVUPS(z, abuf.Offset(32*i))
 	}
 
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
-
-	// Unpack both weight blocks.
-	mask := YMM()
-	VMOVDQU(mask0F, mask)
 	for r := range 2 {
-		for h := range 4 {
-			v, lo := YMM(), YMM()
-			VMOVDQU(Mem{Base: xs[r], Disp: qsOff + 32*h}, v)
-			VPAND(mask, v, lo)
-			VPSRLW(U8(4), v, v)
-			VPAND(mask, v, v)
-			if q5 {
-				// Bit j of qh[l] is the fifth bit of element l of run j.
-				for half, q := range []VecVirtual{lo, v} {
-					j := 2*h + half
-					t := YMM()
-					VMOVDQU(Mem{Base: xs[r], Disp: 16}, t)
-					if j <= 4 {
-						VPSLLW(U8(4-j), t, t)
-					} else {
-						VPSRLW(U8(j-4), t, t)
-					}
-					VPAND(mask10, t, t)
-					VPOR(t, q, q)
-				}
-			}
-			VMOVDQU(lo, at(wbuf, 256*r+64*h))
-			VMOVDQU(v, at(wbuf, 256*r+64*h+32))
-		}
-		sc, mn := kScalesMins(Mem{Base: xs[r], Disp: 4})
-		scd := YMM()
-		VPMOVZXBD(sc, scd)
-		VMOVDQU(scd, at(sbuf, 32*r))
-		VPMOVZXBW(mn, mn)
-		VMOVDQU(mn, at(mbuf, 16*r))
+		k.unpack(xs[r], wbuf.Offset(256*r), sbuf.Offset(64*r), mbuf.Offset(32*r))
 	}
 
-	// isum: runs of eight steps, each run's sums scaled into the totals.
 	var isum, t [2][2]VecVirtual
 	for r := range 2 {
 		for o := range 2 {
 			isum[r][o] = zeroY()
 		}
 	}
-	for j := range 8 {
+	for run := range runs {
 		for r := range 2 {
 			for o := range 2 {
 				t[r][o] = zeroY()
 			}
 		}
-		for s := range 8 {
-			k := 8*j + s
+		for s := range k.runSteps {
+			step := k.runSteps*run + s
 			var ys [2]VecVirtual
 			for o := range 2 {
 				ys[o] = YMM()
-				VMOVDQU(Mem{Base: p, Disp: 64*k + 32*o}, ys[o])
+				VMOVDQU(Mem{Base: p, Disp: 64*step + 32*o}, ys[o])
 			}
 			for r := range 2 {
 				u := YMM()
-				VPBROADCASTD(at(wbuf, 256*r+4*k), u)
+				VPBROADCASTD(wbuf.Offset(256*r+4*step), u)
 				for o := range 2 {
 					VPDPBUSD(ys[o], u, t[r][o])
 				}
@@ -128,7 +245,7 @@ func genPanelK45(q5 bool) {
 		}
 		for r := range 2 {
 			scv := YMM()
-			VPBROADCASTD(at(sbuf, 32*r+4*j), scv)
+			VPBROADCASTD(sbuf.Offset(64*r+4*run), scv)
 			for o := range 2 {
 				VPMULLD(scv, t[r][o], t[r][o])
 				VPADDD(t[r][o], isum[r][o], isum[r][o])
@@ -136,49 +253,58 @@ func genPanelK45(q5 bool) {
 		}
 	}
 
-	// msum: the run-pair sums of each row against the min pairs.
-	var msum [2][2]VecVirtual
+	// The pairs against the bsum pairs.
+	var psum [2][2]VecVirtual
 	for r := range 2 {
 		for o := range 2 {
-			msum[r][o] = zeroY()
+			psum[r][o] = zeroY()
 		}
 	}
-	for pr := range 4 {
-		var ps [2]VecVirtual
+	for pr := range 8 {
+		var bs [2]VecVirtual
 		for o := range 2 {
-			ps[o] = YMM()
-			VMOVDQU(Mem{Base: p, Disp: panelKSums + 64*pr + 32*o}, ps[o])
+			bs[o] = YMM()
+			VMOVDQU(Mem{Base: p, Disp: panelKSums + 64*pr + 32*o}, bs[o])
 		}
 		for r := range 2 {
 			mm := YMM()
-			VPBROADCASTD(at(mbuf, 16*r+4*pr), mm)
+			VPBROADCASTD(mbuf.Offset(32*r+4*pr), mm)
 			for o := range 2 {
 				prod := YMM()
-				VPMADDWD(ps[o], mm, prod)
-				VPADDD(prod, msum[r][o], msum[r][o])
+				VPMADDWD(bs[o], mm, prod)
+				VPADDD(prod, psum[r][o], psum[r][o])
 			}
 		}
 	}
 
-	// acc = fma(f32(isum), f32(d)·dy, acc); acc = fma(-f32(msum), f32(dmin)·dy, acc).
 	for r := range 2 {
-		dx := broadcastF16(Mem{Base: xs[r]})
-		dmn := broadcastF16(Mem{Base: xs[r], Disp: 2})
+		dx := broadcastF16(Mem{Base: xs[r], Disp: k.dm})
+		var dmn VecVirtual
+		if k.mins {
+			dmn = broadcastF16(Mem{Base: xs[r], Disp: k.dm + 2})
+		}
 		for o := range 2 {
-			dy, d, dm, a := YMM(), YMM(), YMM(), YMM()
+			dy, d, a := YMM(), YMM(), YMM()
 			VMOVUPS(Mem{Base: p, Disp: panelKScales + 32*o}, dy)
 			VMULPS(dx, dy, d)
-			VMULPS(dmn, dy, dm)
+			if !k.mins {
+				VPSLLD(U8(k.offsetShift), psum[r][o], psum[r][o])
+				VPSUBD(psum[r][o], isum[r][o], isum[r][o])
+			}
 			VCVTDQ2PS(isum[r][o], isum[r][o])
-			VCVTDQ2PS(msum[r][o], msum[r][o])
-			VMOVUPS(at(abuf, 64*r+32*o), a)
+			VMOVUPS(abuf.Offset(64*r+32*o), a)
 			VFMADD231PS(isum[r][o], d, a)
-			VFNMADD231PS(msum[r][o], dm, a)
-			VMOVUPS(a, at(abuf, 64*r+32*o))
+			if k.mins {
+				dm := YMM()
+				VMULPS(dmn, dy, dm)
+				VCVTDQ2PS(psum[r][o], psum[r][o])
+				VFNMADD231PS(psum[r][o], dm, a)
+			}
+			VMOVUPS(a, abuf.Offset(64*r+32*o))
 		}
 	}
 	for _, x := range xs {
-		ADDQ(U32(xStride), x)
+		ADDQ(U32(k.xStride), x)
 	}
 	ADDQ(U32(panelKBlock), p)
 	DECQ(nb)
@@ -189,7 +315,7 @@ func genPanelK45(q5 bool) {
 	for r := range 2 {
 		for o := range 2 {
 			accs[r][o] = YMM()
-			VMOVUPS(at(abuf, 64*r+32*o), accs[r][o])
+			VMOVUPS(abuf.Offset(64*r+32*o), accs[r][o])
 		}
 	}
 	storePanel(accs)
