@@ -50,6 +50,9 @@ type Context struct {
 	mats [3]kernels.Matrix
 	dsts [3][]float32
 
+	// observe, when set, sees the input of every weight product (Observe).
+	observe ProductObserver
+
 	gluJob  func(task int) // bound to gluTask
 	gluN    int            // gate values of the job in flight
 	attnJob func(task int)
@@ -218,7 +221,26 @@ func (c *Context) output(dst []float32, first, count int) {
 		r := first + i
 		rmsNorm(c.xb[i*d:(i+1)*d], c.x[r*d:(r+1)*d], c.m.OutputNorm, c.m.Hparams.RMSEps)
 	}
-	c.m.matmul(dst, c.m.Output, c.xb, count)
+	c.product(dst, c.m.Output, c.xb, count)
+}
+
+// A ProductObserver sees the input of a weight product: rows activation
+// rows of cols values each, about to be multiplied with the weight tensor
+// name (its GGUF name). x is only valid during the call.
+type ProductObserver func(name string, x []float32, rows, cols int)
+
+// Observe makes f see every weight product of the forward passes that
+// follow (nil stops it), in the order the products are computed: the
+// importance-matrix collector's hook (llama.cpp's eval callback).
+func (c *Context) Observe(f ProductObserver) { c.observe = f }
+
+// product computes dst = w·x for nb activation rows, reporting the input
+// to the observer first.
+func (c *Context) product(dst []float32, w *Weight, x []float32, nb int) {
+	if c.observe != nil {
+		c.observe(w.Name, x[:nb*w.Cols], nb, w.Cols)
+	}
+	c.m.matmul(dst, w, x, nb)
 }
 
 // forward runs the transformer over nb tokens at positions p0.. and leaves
@@ -252,7 +274,7 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 		c.store(l, nb, p0)
 		c.attention(l, nb, p0)
 
-		m.matmul(xb2, layer.Wo, c.att, nb)
+		c.product(xb2, layer.Wo, c.att, nb)
 		for i := range x {
 			x[i] += xb2[i]
 		}
@@ -264,7 +286,7 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 		// value): run it on the workers rather than leave them idle.
 		c.gluN = nb * h.NFF
 		kernels.Parallel(c.m.threads, (c.gluN+gluChunk-1)/gluChunk, c.gluJob)
-		m.matmul(xb2, layer.WDown, c.gate[:nb*h.NFF], nb)
+		c.product(xb2, layer.WDown, c.gate[:nb*h.NFF], nb)
 		for i := range x {
 			x[i] += xb2[i]
 		}
@@ -276,6 +298,13 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 // with the same nb activation rows x, converting x once and splitting all
 // the work in one parallel loop.
 func (c *Context) matmul3(d1 []float32, w1 *Weight, d2 []float32, w2 *Weight, d3 []float32, w3 *Weight, x []float32, nb int) {
+	if c.observe != nil {
+		for _, w := range []*Weight{w1, w2, w3} {
+			if w != nil {
+				c.observe(w.Name, x[:nb*w.Cols], nb, w.Cols)
+			}
+		}
+	}
 	k := 2
 	c.mats[0], c.dsts[0] = w1.matrix(), d1
 	c.mats[1], c.dsts[1] = w2.matrix(), d2

@@ -10,7 +10,9 @@
 package formats
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/llqt/llqt/formats/ggml"
 )
@@ -128,6 +130,22 @@ func Materialize(t *Tensor, codec Codec) ([]byte, error) {
 	}
 	if uint64(len(out)) != want {
 		return nil, fmt.Errorf("tensor %s: encoded %d bytes, want %d", t.Name, len(out), want)
+	}
+	return out, nil
+}
+
+// F32Source returns a Source of the float32 values v (copied on each read),
+// for tensors a program computes rather than reads.
+func F32Source(v []float32) Source { return f32Source(v) }
+
+type f32Source []float32
+
+func (f32Source) Type() ggml.Type { return ggml.TypeF32 }
+
+func (s f32Source) ReadRaw() ([]byte, error) {
+	out := make([]byte, 4*len(s))
+	for i, v := range s {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
 	}
 	return out, nil
 }

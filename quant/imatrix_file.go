@@ -9,6 +9,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/llqt/llqt/formats/gguf"
 )
 
 // Imatrix is an importance matrix as llama-quantize uses it: for each weight
@@ -24,18 +26,67 @@ type Imatrix struct {
 	Dataset string
 }
 
-// ReadImatrix loads an importance matrix written by llama-imatrix (b4748's
-// binary "imatrix.dat" format).
+// ReadImatrix loads an importance matrix: b4748's binary "imatrix.dat"
+// format, or current llama.cpp's GGUF imatrix (weights Σx²/rows).
 func ReadImatrix(path string) (*Imatrix, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("imatrix: %w", err)
 	}
-	m, err := ParseImatrix(data)
+	var m *Imatrix
+	if bytes.HasPrefix(data, []byte("GGUF")) {
+		m, err = parseImatrixGGUF(path, data)
+	} else {
+		m, err = ParseImatrix(data)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("imatrix %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// parseImatrixGGUF reads a GGUF imatrix: each NAME.in_sum2 divided by
+// NAME.counts; chunks and the first dataset from the metadata.
+func parseImatrixGGUF(path string, data []byte) (*Imatrix, error) {
+	s := NewImatrixStats()
+	if err := s.addGGUF(path, data); err != nil {
+		return nil, err
+	}
+	m := &Imatrix{Weights: map[string][]float32{}, Chunks: -1}
+	for name, e := range s.entries {
+		w := make([]float32, len(e.gsum2))
+		for j, v := range e.gsum2 {
+			w[j] = v / float32(e.rows)
+			if !finite(w[j]) {
+				return nil, fmt.Errorf("%s: value %d is %v", name, j, w[j])
+			}
+		}
+		m.Weights[name] = w
+	}
+	f, err := gguf.Parse(bytes.NewReader(data), int64(len(data)), path)
+	if err != nil {
+		return nil, err
+	}
+	if n, ok := f.KV.Uint(imatrixKeyChunkCount); ok {
+		m.Chunks = int32(n)
+	}
+	if len(s.Datasets) > 0 {
+		m.Dataset = s.Datasets[0]
+	}
+	return m, nil
+}
+
+// legacyImatrix is a legacy file's content as stored.
+type legacyImatrix struct {
+	entries []legacyEntry
+	chunks  int32 // -1 when the file does not say
+	dataset string
+}
+
+type legacyEntry struct {
+	name   string
+	ncall  int32
+	values []float32 // mean × ncall
 }
 
 // ParseImatrix decodes llama-imatrix's binary format: int32 entry count;
@@ -43,6 +94,28 @@ func ReadImatrix(path string) (*Imatrix, error) {
 // float32 (mean × ncall); then optionally int32 chunk count, int32 dataset
 // name length and the dataset name. All integers are little endian.
 func ParseImatrix(data []byte) (*Imatrix, error) {
+	l, err := parseImatrixEntries(data)
+	if err != nil {
+		return nil, err
+	}
+	m := &Imatrix{Weights: map[string][]float32{}, Chunks: l.chunks, Dataset: l.dataset}
+	for _, e := range l.entries {
+		w := make([]float32, len(e.values))
+		for j, v := range e.values {
+			if e.ncall > 0 {
+				v /= float32(e.ncall)
+			}
+			if !finite(v) {
+				return nil, fmt.Errorf("entry %s: value %d is %v", e.name, j, v)
+			}
+			w[j] = v
+		}
+		m.Weights[e.name] = w
+	}
+	return m, nil
+}
+
+func parseImatrixEntries(data []byte) (*legacyImatrix, error) {
 	off := 0
 	i32 := func(what string) (int32, error) {
 		if len(data)-off < 4 {
@@ -67,7 +140,7 @@ func ParseImatrix(data []byte) (*Imatrix, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("no entries (count %d)", n)
 	}
-	m := &Imatrix{Weights: map[string][]float32{}, Chunks: -1}
+	m := &legacyImatrix{chunks: -1}
 	for i := int32(0); i < n; i++ {
 		l, err := i32("name length")
 		if err != nil {
@@ -97,18 +170,11 @@ func ParseImatrix(data []byte) (*Imatrix, error) {
 			return nil, fmt.Errorf("entry %d (%s): truncated at offset %d reading %d values", i, name, off, nval)
 		}
 		raw, _ := take(int(nval)*4, "values")
-		w := make([]float32, nval)
-		for j := range w {
-			v := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
-			if ncall > 0 {
-				v /= float32(ncall)
-			}
-			if !finite(v) {
-				return nil, fmt.Errorf("entry %d (%s): value %d is %v", i, name, j, v)
-			}
-			w[j] = v
+		vals := make([]float32, nval)
+		for j := range vals {
+			vals[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
 		}
-		m.Weights[name] = w
+		m.entries = append(m.entries, legacyEntry{name: name, ncall: ncall, values: vals})
 	}
 	if off < len(data) {
 		chunks, err := i32("chunk count")
@@ -123,7 +189,7 @@ func ParseImatrix(data []byte) (*Imatrix, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.Chunks, m.Dataset = chunks, string(ds)
+		m.chunks, m.dataset = chunks, string(ds)
 	}
 	return m, nil
 }
