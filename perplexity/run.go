@@ -221,6 +221,9 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 	if opt.Out != nil {
 		fmt.Fprintln(opt.Out)
 	}
+	if math.IsNaN(res.PPL) || math.IsInf(res.PPL, 0) {
+		return nil, fmt.Errorf("the perplexity is not finite (mean NLL %g): the model gives some scored token no probability", mean)
+	}
 	if v > 0 {
 		res.PPLStderr = math.Sqrt(v/float64(count-1)) * res.PPL
 		if opt.Out != nil {

@@ -189,7 +189,7 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 		bar.Finish()
 		stdout.Write(held.Bytes())
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", modelPath, err)
 		}
 	} else {
 		popt.NCtx = f.nCtx
@@ -218,6 +218,10 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 		bar.Finish()
 		stdout.Write(held.Bytes())
 		if err != nil {
+			var ne *eval.NumericError
+			if errors.As(err, &ne) {
+				return fmt.Errorf("%s: %w", modelPath, err)
+			}
 			return fmt.Errorf("%s: %w", f.text, err)
 		}
 		if base != nil {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/llqt/llqt/internal/cli"
 )
 
 // version and commit are set by the Makefile through -ldflags "-X main.version=…".
@@ -39,14 +44,62 @@ func newRootCmd() *cobra.Command {
 		Version:       version + " (commit " + buildCommit() + ")",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Every command: resolve -t 0 to one thread per CPU, refuse a
+		// negative count, and note llama.cpp's GPU flags that mean nothing here.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			fs := cmd.Flags()
+			if fl := fs.Lookup("threads"); fl != nil && fl.Value.Type() == "int" {
+				n, err := fs.GetInt("threads")
+				if err != nil {
+					return err
+				}
+				if n, err = cli.Threads(n, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+				if err := fl.Value.Set(strconv.Itoa(n)); err != nil {
+					return err
+				}
+			}
+			cli.IgnoredNotes(cmd.ErrOrStderr(), fs)
+			return nil
+		},
 	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%s: %w (see llqt %s --help)", cmd.CommandPath(), err, cmd.Name())
+	})
 	for _, mk := range subcommands {
 		root.AddCommand(mk())
 	}
 	return root
 }
 
-// addThreadsFlag adds -t/--threads, defaulting to every CPU.
+// addThreadsFlag adds -t/--threads, defaulting to every CPU; 0 also means
+// every CPU (resolved before the command runs).
 func addThreadsFlag(cmd *cobra.Command, threads *int) {
-	cmd.Flags().IntVarP(threads, "threads", "t", runtime.NumCPU(), "worker threads")
+	cmd.Flags().IntVarP(threads, "threads", "t", runtime.NumCPU(), cli.ThreadsUsage)
+}
+
+// addModelFlag adds llama.cpp's -m/--model as another way to name the
+// model that a command otherwise takes as its first argument.
+func addModelFlag(cmd *cobra.Command, model *string) {
+	cmd.Flags().StringVarP(model, "model", "m", "", "the model file (instead of the MODEL argument, as in llama.cpp)")
+}
+
+// modelArgs returns the model path and the remaining arguments: the model
+// is -m FILE or the first argument, never both; want is how many further
+// arguments the command takes.
+func modelArgs(model string, args []string, want int) (string, []string, error) {
+	if model != "" {
+		if len(args) != want {
+			return "", nil, fmt.Errorf("-m %s is given, so want %d more argument(s), got %d: %q", model, want, len(args), args)
+		}
+		return model, args, nil
+	}
+	if len(args) == 0 {
+		return "", nil, errors.New("no model: give MODEL as the first argument or -m MODEL")
+	}
+	if len(args) != want+1 {
+		return "", nil, fmt.Errorf("want MODEL and %d more argument(s), got %d: %q", want, len(args), args)
+	}
+	return args[0], args[1:], nil
 }
