@@ -84,7 +84,7 @@ func (m *Model) NewContext(nCtx int) *Context {
 			nCtx = DefaultContext
 		}
 	}
-	c := &Context{m: m, nCtx: nCtx, ubatch: min(nCtx, maxUBatch), rope: newRope(h, m.RopeFreqs), kvType: m.kvType}
+	c := &Context{m: m, nCtx: nCtx, ubatch: min(nCtx, m.ubatch()), rope: newRope(h, m.RopeFreqs), kvType: m.kvType}
 	kvK, kvV := h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
 	for range h.NLayer {
 		if m.kvType == ggml.TypeF16 {
@@ -114,6 +114,14 @@ func (m *Model) NewContext(nCtx int) *Context {
 	c.attnJob = c.attentionTask
 	c.gluJob = c.gluTask
 	return c
+}
+
+// ubatch is the micro-batch from the options, 512 by default.
+func (m *Model) ubatch() int {
+	if m.opt.UBatch > 0 {
+		return m.opt.UBatch
+	}
+	return maxUBatch
 }
 
 // f32Bytes views a float32 slice as its bytes.

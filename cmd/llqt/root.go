@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -65,7 +66,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return fmt.Errorf("%s: %w (see llqt %s --help)", cmd.CommandPath(), err, cmd.Name())
+		return fmt.Errorf("%s: %w (see %[1]s --help)", cmd.CommandPath(), err)
 	})
 	for _, mk := range subcommands {
 		root.AddCommand(mk())
@@ -102,4 +103,54 @@ func modelArgs(model string, args []string, want int) (string, []string, error) 
 		return "", nil, fmt.Errorf("want MODEL and %d more argument(s), got %d: %q", want, len(args), args)
 	}
 	return args[0], args[1:], nil
+}
+
+// kvFlags are --kv-f32 and llama.cpp's -ctk/-ctv: the KV cache type.
+type kvFlags struct {
+	f32          bool
+	typeK, typeV string
+}
+
+// addKVFlags adds --kv-f32, -ctk/--cache-type-k and -ctv/--cache-type-v
+// (reached as -ctk/-ctv through cli.LlamaArgs).
+func addKVFlags(cmd *cobra.Command, k *kvFlags) {
+	fl := cmd.Flags()
+	fl.BoolVar(&k.f32, "kv-f32", false, "keep the KV cache in F32 instead of F16 (llama.cpp's default); same as -ctk f32 -ctv f32")
+	fl.StringVar(&k.typeK, "cache-type-k", "f16", "-ctk: KV cache type for K, f16 or f32 (K and V must match)")
+	fl.StringVar(&k.typeV, "cache-type-v", "f16", "-ctv: KV cache type for V, f16 or f32 (K and V must match)")
+}
+
+// kvF32 resolves the flags to whether the cache is F32.
+func (k *kvFlags) kvF32() (bool, error) {
+	norm := func(flag, v string) (bool, error) {
+		switch strings.ToLower(v) {
+		case "f16":
+			return false, nil
+		case "f32":
+			return true, nil
+		}
+		return false, fmt.Errorf("%s %s: llqt's KV cache is f16 or f32 (quantized caches are not implemented)", flag, v)
+	}
+	kf, err := norm("-ctk", k.typeK)
+	if err != nil {
+		return false, err
+	}
+	vf, err := norm("-ctv", k.typeV)
+	if err != nil {
+		return false, err
+	}
+	if kf != vf {
+		return false, fmt.Errorf("-ctk %s -ctv %s: llqt keeps K and V in one type; give both as f16 or both as f32", k.typeK, k.typeV)
+	}
+	return kf || k.f32, nil
+}
+
+// ctxTrainWarning is llama.cpp's "possible training context overflow"
+// warning, or "" when nCtx fits the training context.
+func ctxTrainWarning(nCtx, nCtxTrain int) string {
+	if nCtxTrain <= 0 || nCtx <= nCtxTrain {
+		return ""
+	}
+	return fmt.Sprintf("-c %d is larger than the model's training context of %d: positions past %d were never trained, so results there may be poor (llama.cpp: possible training context overflow)",
+		nCtx, nCtxTrain, nCtxTrain)
 }
