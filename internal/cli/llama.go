@@ -63,6 +63,7 @@ var cpuOnlyFlags = []struct{ name, what string }{
 	{"main-gpu", "there is no GPU"},
 	{"tensor-split", "there is no GPU"},
 	{"device", "there is no GPU"},
+	{"mmap", "the model is always memory-mapped"},
 }
 
 // AddCPUOnlyFlags registers llama.cpp's GPU and memory flags (-ngl, -fa,
