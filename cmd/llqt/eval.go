@@ -22,6 +22,8 @@ func newEvalCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Measure a model's quality (perplexity, KL-divergence)",
+		Example: `  llqt eval perplexity model.gguf -f wiki.test.raw
+  llqt eval perplexity -m model.gguf -f wiki.test.raw -c 512 --chunks 20`,
 	}
 	cmd.AddCommand(newPerplexityCmd())
 	return cmd

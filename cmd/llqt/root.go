@@ -40,8 +40,21 @@ var subcommands []func() *cobra.Command
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "llqt",
-		Short:         "Convert, quantize and evaluate Llama-family models as GGUF",
+		Use:   "llqt",
+		Short: "Convert, quantize and evaluate Llama-family models as GGUF",
+		Long: `llqt converts Hugging Face Llama-family checkpoints to GGUF, quantizes them
+byte-for-byte like llama.cpp b4748, and measures the result.
+
+Commands take llama.cpp's flags where llqt has the equivalent (-m, -c, -b,
+-ub, -t, -ctk/-ctv, -ngl, -fa, …), so a script written for llama-quantize,
+llama-perplexity, llama-bench or llama-cli runs with "llqt COMMAND" in its
+place; flags that mean nothing on a CPU (-ngl, -fa, --no-mmap) are accepted
+with a note.`,
+		Example: `  llqt convert ./Llama-3.2-1B model-f32.gguf --outtype f32
+  llqt quantize model-f32.gguf model-Q4_K_M.gguf Q4_K_M
+  llqt eval perplexity -m model-Q4_K_M.gguf -f wiki.test.raw
+  llqt bench -m model-Q4_K_M.gguf
+  llqt generate -m model-Q4_K_M.gguf -p "Once upon a time" -n 64`,
 		Version:       version + " (commit " + buildCommit() + ")",
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -33,6 +33,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if len(r.MergedFrom) > 0 {
 		fmt.Fprintf(&b, "- Merged from %d reports\n", len(r.MergedFrom))
 	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(&b, "- **Warning:** %s\n", w)
+	}
 	b.WriteString("\n")
 
 	header := []string{"Variant", "Size MiB", "BPW", "PPL", "ΔPPL %", "Mean KLD", "p99 KLD", "Same top p %", "Quantize s", "pp t/s", "tg t/s"}
