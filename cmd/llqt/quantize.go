@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -618,6 +619,9 @@ func parseOverrideKV(s string) (formats.KV, error) {
 	}
 	if len(key) >= 128 {
 		return bad("the key is longer than 127 bytes")
+	}
+	if !utf8.ValidString(key) || !utf8.ValidString(val) {
+		return bad("not valid UTF-8, which GGUF requires")
 	}
 	typ, v, ok := strings.Cut(val, ":")
 	if !ok {
