@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"strings"
 
 	"github.com/spf13/pflag"
 )
@@ -140,12 +139,3 @@ const MaxThreads = 1024
 
 // ThreadsUsage is -t's help text.
 const ThreadsUsage = "worker threads (0: one per CPU)"
-
-// SplitKV splits a llama.cpp KEY=VALUE argument, naming flag in the error.
-func SplitKV(flag, s string) (string, string, error) {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || k == "" {
-		return "", "", fmt.Errorf("%s %q: want KEY=VALUE", flag, s)
-	}
-	return k, v, nil
-}
