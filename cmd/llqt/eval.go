@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -178,8 +179,20 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 		}
 	}
 	if !f.kl && f.text != "" {
-		if _, err := os.Stat(f.text); err != nil {
+		if st, err := os.Stat(f.text); err != nil {
 			return fmt.Errorf("-f: %w", err)
+		} else if st.IsDir() {
+			return fmt.Errorf("-f %s: is a directory; give the text file", f.text)
+		}
+	}
+	if !f.kl && f.klBase != "" {
+		if st, err := os.Stat(filepath.Dir(f.klBase)); err != nil || !st.IsDir() {
+			return fmt.Errorf("--kl-divergence-base %s: the folder %s does not exist", f.klBase, filepath.Dir(f.klBase))
+		}
+		if st, err := os.Stat(f.klBase); err == nil && st.IsDir() {
+			return fmt.Errorf("--kl-divergence-base %s: is a directory; give a file name", f.klBase)
+		} else if err == nil && !f.force {
+			return fmt.Errorf("--kl-divergence-base %s: the file exists; add --kl-divergence to compare with it, or --force to overwrite it", f.klBase)
 		}
 	}
 

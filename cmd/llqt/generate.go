@@ -124,9 +124,22 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 	if o.beams < 0 {
 		return fmt.Errorf("--beam %d: the number of beams must be positive", o.beams)
 	}
-	if o.temp < 0 || o.topP < 0 || o.topP > 1 || o.minP < 0 || o.minP > 1 || o.topK < 0 || o.repeatPenalty < 0 || o.repeatLastN < -1 ||
-		isNaN32(o.temp) || isNaN32(o.topP) || isNaN32(o.minP) || isNaN32(o.repeatPenalty) {
-		return fmt.Errorf("sampling settings out of range: want --temp ≥ 0, --top-k ≥ 0, 0 ≤ --top-p ≤ 1, 0 ≤ --min-p ≤ 1, --repeat-penalty ≥ 0, --repeat-last-n ≥ -1")
+	for _, c := range []struct {
+		bad  bool
+		flag string
+		v    any
+		want string
+	}{
+		{!(o.temp >= 0), "--temp", o.temp, "0 (greedy) or more"},
+		{o.topK < 0, "--top-k", o.topK, "0 (all) or more"},
+		{!(o.topP >= 0 && o.topP <= 1), "--top-p", o.topP, "between 0 and 1"},
+		{!(o.minP >= 0 && o.minP <= 1), "--min-p", o.minP, "between 0 and 1"},
+		{!(o.repeatPenalty >= 0), "--repeat-penalty", o.repeatPenalty, "0 or more (1: off)"},
+		{o.repeatLastN < -1, "--repeat-last-n", o.repeatLastN, "0 (off), -1 (the context) or more"},
+	} {
+		if c.bad {
+			return fmt.Errorf("%s %v: want %s", c.flag, c.v, c.want)
+		}
 	}
 	kvF32, err := o.kv.kvF32()
 	if err != nil {
@@ -276,8 +289,6 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 	fmt.Fprintf(errw, "generation: %5d tokens in %8.2f ms (%s)\n", nGen, ms(tGen), rate(nGen, tGen))
 	return nil
 }
-
-func isNaN32(v float32) bool { return v != v }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 

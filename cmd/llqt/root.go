@@ -84,6 +84,10 @@ with a note.`,
 	for _, mk := range subcommands {
 		root.AddCommand(mk())
 	}
+	// "llqt perplexity" stands in for llama-perplexity as "llqt eval perplexity".
+	alias := newPerplexityCmd()
+	alias.Hidden = true
+	root.AddCommand(alias)
 	return root
 }
 
