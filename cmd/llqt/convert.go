@@ -143,6 +143,9 @@ func checkOutput(dir, out string, force bool) error {
 	st, err := os.Stat(out)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
+			if d, err := os.Stat(filepath.Dir(out)); err != nil || !d.IsDir() {
+				return fmt.Errorf("%s: the output folder %s does not exist", out, filepath.Dir(out))
+			}
 			return nil
 		}
 		return err
