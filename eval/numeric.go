@@ -140,6 +140,10 @@ func (e *NumericError) Error() string {
 	if e.Layer < 0 {
 		where = fmt.Sprintf("output, token position %d", e.Pos)
 	}
+	if e.KVF16 && e.What == "query" {
+		return fmt.Sprintf("%s: a query of %g exceeds F16's range (largest %d); with an F16 KV cache it is rounded to F16 for the product with the keys, which would make every later score NaN; keep the KV cache in F32 (--kv-f32, or -ctk f32 -ctv f32)",
+			where, e.Value, maxF16)
+	}
 	if e.KVF16 {
 		return fmt.Sprintf("%s: a %s of %g overflows the F16 KV cache (largest %d), which would make every later score NaN; keep the KV cache in F32 (--kv-f32, or -ctk f32 -ctv f32)",
 			where, e.What, e.Value, maxF16)

@@ -19,7 +19,7 @@ func TestF16CacheOverflowIsAnError(t *testing.T) {
 		kvF32   bool
 		wantErr string
 	}{
-		{"f16 cache", false, "overflows the F16 KV cache"},
+		{"f16 cache", false, "every later score NaN"},
 		{"f32 cache", true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

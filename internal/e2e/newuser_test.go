@@ -53,11 +53,11 @@ func TestNewUserAndLlamaFlags(t *testing.T) {
 	cases := []newUserCase{
 		// A silent NaN: the F16 KV cache overflows on edge-f32.gguf.
 		{name: "nan perplexity is an error", args: "eval perplexity {edge} -f {text} -c 128 --chunks 2",
-			stderr: []string{"layer 0, token position", "overflows the F16 KV cache", "--kv-f32", "-ctk f32 -ctv f32"}, notStdout: []string{"NaN"}},
+			stderr: []string{"layer 0, token position", "F16", "every later score NaN", "--kv-f32", "-ctk f32 -ctv f32"}, notStdout: []string{"NaN"}},
 		{name: "kld base of the tiny model", args: "eval perplexity {tiny} -f {text} -c 128 --chunks 2 --kl-divergence-base {dir}/base.kld",
 			ok: true, created: []string{"base.kld"}},
 		{name: "nan kl-divergence is an error", args: "eval perplexity {edge} --kl-divergence-base {dir}/base.kld --kl-divergence",
-			stderr: []string{"overflows the F16 KV cache", "--kv-f32"}, notStdout: []string{"NaN"}},
+			stderr: []string{"every later score NaN", "--kv-f32"}, notStdout: []string{"NaN"}},
 		{name: "kv-f32 gives a finite perplexity", args: "eval perplexity {edge} -f {text} -c 128 --chunks 2 --kv-f32",
 			ok: true, stdout: []string{"Final estimate: PPL = "}},
 		{name: "-ctk f32 -ctv f32 as --kv-f32", args: "eval perplexity {edge} -f {text} -c 128 --chunks 2 -ctk f32 -ctv f32",
