@@ -76,6 +76,8 @@ func TestNewUserAndLlamaFlags(t *testing.T) {
 			ok: true, stderr: []string{"-n 10 does not fit the context of 8", "stopped: the context of 8 is full"}},
 		{name: "generate says -n was reached", args: "generate {tiny} -p hello -n 3 --temp 0",
 			ok: true, stderr: []string{"stopped: -n 3 reached"}},
+		{name: "generate -n -1 runs to a full context", args: "generate {tiny} -p hello -n -1 -c 16 --temp 0 --ignore-eos",
+			ok: true, stderr: []string{"stopped: the context of 16 is full"}},
 		{name: "generate prompt longer than -c", args: "generate {tiny} -p hello -c 2",
 			stderr: []string{"the prompt is 2 tokens and the context (-c) 2"}},
 
@@ -131,6 +133,8 @@ func TestNewUserAndLlamaFlags(t *testing.T) {
 			stdout: []string{"--ppl-stride 32", "n_ctx 80", "Final estimate"}},
 		{name: "perplexity --ppl-output-type 1", args: "eval perplexity {tiny} " + ppl + " --ppl-output-type 1", ok: true,
 			stdout: []string{"       0  ", "      64  "}},
+		{name: "perplexity -c 0 is the training context", args: "eval perplexity {tiny} -f {text} -c 0 --chunks 1", ok: true,
+			stdout: []string{"n_ctx 512,"}, notStderr: []string{"warning"}},
 		{name: "perplexity -b -ub", args: "eval perplexity {tiny} " + ppl + " -b 64 -ub 16", ok: true, stdout: []string{"n_batch 64"}},
 		{name: "llqt perplexity as llama-perplexity", args: "perplexity -m {tiny} " + ppl + " -t 1", ok: true, stdout: []string{"Final estimate"}},
 		{name: "-ctk q8_0", args: "eval perplexity {tiny} " + ppl + " -ctk q8_0", stderr: []string{"-ctk q8_0", "f16 or f32"}},
