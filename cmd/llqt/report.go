@@ -71,6 +71,9 @@ size (MiB), bpw, pp and tg (tokens/s); operators < <= > >=.
 			if f.model != "" {
 				args = append([]string{f.model}, args...)
 			}
+			if len(args) == 0 && f.merge {
+				return errors.New("--merge needs the report.json files to combine as arguments")
+			}
 			if len(args) == 0 {
 				return errors.New("no SRC: give a Hugging Face directory or GGUF file as the argument or -m SRC")
 			}
