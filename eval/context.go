@@ -87,7 +87,7 @@ func (m *Model) NewContext(nCtx int) *Context {
 			nCtx = DefaultContext
 		}
 	}
-	c := &Context{m: m, nCtx: nCtx, ubatch: min(nCtx, maxUBatch), rope: newRope(h, m.RopeFreqs), kvType: m.kvType}
+	c := &Context{m: m, nCtx: nCtx, ubatch: min(nCtx, m.ubatch()), rope: newRope(h, m.RopeFreqs), kvType: m.kvType}
 	kvK, kvV := h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
 	for range h.NLayer {
 		if m.kvType == ggml.TypeF16 {
@@ -117,6 +117,14 @@ func (m *Model) NewContext(nCtx int) *Context {
 	c.attnJob = c.attentionTask
 	c.gluJob = c.gluTask
 	return c
+}
+
+// ubatch is the micro-batch from the options, 512 by default.
+func (m *Model) ubatch() int {
+	if m.opt.UBatch > 0 {
+		return m.opt.UBatch
+	}
+	return maxUBatch
 }
 
 // f32Bytes views a float32 slice as its bytes.
@@ -206,8 +214,14 @@ func (c *Context) Decode(tokens []int32, allLogits bool) ([]float32, error) {
 		switch {
 		case allLogits:
 			c.output(logits[start*h.NVocab:], 0, nb)
+			if err := checkFinite(logits[start*h.NVocab:(start+nb)*h.NVocab], h.NVocab, -1, c.pos-nb, "logit"); err != nil {
+				return nil, err
+			}
 		case start+nb == n:
 			c.output(logits, nb-1, 1)
+			if err := checkFinite(logits[:h.NVocab], h.NVocab, -1, c.pos-1, "logit"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return logits, nil
@@ -271,6 +285,9 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 			c.rope.apply(c.q[i*qDim:(i+1)*qDim], h.NHead, h.HeadDimK, cs)
 			c.rope.apply(c.k[i*kDim:(i+1)*kDim], h.NHeadKV, h.HeadDimK, cs)
 		}
+		if err := c.checkQKV(l, nb, p0); err != nil {
+			return err
+		}
 		c.store(l, nb, p0)
 		c.attention(l, nb, p0)
 
@@ -290,8 +307,31 @@ func (c *Context) forward(tokens []int32, p0 int) error {
 		for i := range x {
 			x[i] += xb2[i]
 		}
+		if err := checkFinite(x, d, l, p0, "residual stream"); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// checkQKV refuses queries, keys and values that an F16 cache cannot hold
+// (ggml would store infinities and every later score would be NaN; the
+// queries are rounded to the cache type for the product) or that are not
+// finite, naming the layer and token position.
+func (c *Context) checkQKV(l, nb, p0 int) error {
+	h := c.m.Hparams
+	check := checkFinite
+	if c.kvType == ggml.TypeF16 {
+		check = checkF16
+	}
+	qDim, kDim, vDim := h.NHead*h.HeadDimK, h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
+	if err := check(c.k[:nb*kDim], kDim, l, p0, "key"); err != nil {
+		return err
+	}
+	if err := check(c.v[:nb*vDim], vDim, l, p0, "value"); err != nil {
+		return err
+	}
+	return check(c.q[:nb*qDim], qDim, l, p0, "query")
 }
 
 // matmul3 computes the products of two or three weights (w3 nil for two)

@@ -18,6 +18,9 @@ type Options struct {
 	KVType ggml.Type
 	// KVF32 forces an F32 KV cache (KVType's zero value cannot say so).
 	KVF32 bool
+	// UBatch is the most tokens one forward pass evaluates (llama.cpp's
+	// n_ubatch); 0 means 512. It changes only the speed and memory.
+	UBatch int
 }
 
 // Weight is one weight matrix in place in the mapped file: Rows rows of

@@ -117,3 +117,59 @@ func expNonPositive(x float32) float32 {
 	p = p*r*r + r + 1
 	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
+
+// maxF16 is the largest finite float16.
+const maxF16 = 65504
+
+// NumericError reports the first value of a forward pass that is not
+// finite, or that does not fit the F16 KV cache (where ggml would store an
+// infinity and every later score would be NaN): the layer, the token's
+// position in the sequence and what overflowed.
+type NumericError struct {
+	Layer int     // 0-based
+	Pos   int     // the token's position in the sequence
+	What  string  // "key", "value", "query", "residual stream", "logit"
+	Value float32 // the offending value
+	// KVF16 is set when the value is finite but outside F16's range, so an
+	// F32 KV cache avoids it.
+	KVF16 bool
+}
+
+func (e *NumericError) Error() string {
+	where := fmt.Sprintf("layer %d, token position %d", e.Layer, e.Pos)
+	if e.Layer < 0 {
+		where = fmt.Sprintf("output, token position %d", e.Pos)
+	}
+	if e.KVF16 && e.What == "query" {
+		return fmt.Sprintf("%s: a query of %g exceeds F16's range (largest %d); with an F16 KV cache it is rounded to F16 for the product with the keys, which would make every later score NaN; keep the KV cache in F32 (--kv-f32, or -ctk f32 -ctv f32)",
+			where, e.Value, maxF16)
+	}
+	if e.KVF16 {
+		return fmt.Sprintf("%s: a %s of %g overflows the F16 KV cache (largest %d), which would make every later score NaN; keep the KV cache in F32 (--kv-f32, or -ctk f32 -ctv f32)",
+			where, e.What, e.Value, maxF16)
+	}
+	return fmt.Sprintf("%s: the %s holds %g: the model's weights or the computation overflow float32", where, e.What, e.Value)
+}
+
+// checkF16 returns a NumericError for the first value of x (a [n][dim]
+// block of tokens at positions p0…) that is not finite or exceeds F16's range.
+func checkF16(x []float32, dim, layer, p0 int, what string) error {
+	for i, v := range x {
+		if !(v >= -maxF16 && v <= maxF16) {
+			return &NumericError{Layer: layer, Pos: p0 + i/dim, What: what, Value: v, KVF16: !isNaNOrInf(v)}
+		}
+	}
+	return nil
+}
+
+// checkFinite returns a NumericError for the first value of x that is not finite.
+func checkFinite(x []float32, dim, layer, p0 int, what string) error {
+	for i, v := range x {
+		if isNaNOrInf(v) {
+			return &NumericError{Layer: layer, Pos: p0 + i/dim, What: what, Value: v}
+		}
+	}
+	return nil
+}
+
+func isNaNOrInf(v float32) bool { return v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 }

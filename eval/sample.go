@@ -16,6 +16,17 @@ type SamplerOptions struct {
 	// TopP keeps the smallest set of most likely tokens whose probability
 	// reaches P (1 or 0: all).
 	TopP float32
+	// MinP drops tokens whose probability is below MinP times the most
+	// likely token's (0: off; llama.cpp's default is 0.05).
+	MinP float32
+	// RepeatPenalty divides positive logits (multiplies negative ones) of
+	// tokens among the last RepeatLastN accepted (1 or 0: off), as
+	// llama.cpp's penalties sampler does. RepeatLastN 0 turns it off.
+	RepeatPenalty float32
+	RepeatLastN   int
+	// Ban lists tokens that are never drawn (llama.cpp's --ignore-eos
+	// bans the end-of-generation tokens this way).
+	Ban []int32
 	// Seed of the random draw.
 	Seed uint64
 }
@@ -27,6 +38,11 @@ type Sampler struct {
 	opt  SamplerOptions
 	rng  *rand.Rand
 	cand candidates
+	// last holds the most recent accepted tokens (at most RepeatLastN),
+	// count how often each occurs there.
+	last  []int32
+	count map[int32]int
+	ban   map[int32]bool
 }
 
 type candidate struct {
@@ -51,7 +67,51 @@ func (c *candidates) Pop() any {
 
 // NewSampler makes a sampler.
 func NewSampler(opt SamplerOptions) *Sampler {
-	return &Sampler{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15))}
+	s := &Sampler{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15)), count: map[int32]int{}}
+	if len(opt.Ban) > 0 {
+		s.ban = map[int32]bool{}
+		for _, id := range opt.Ban {
+			s.ban[id] = true
+		}
+	}
+	return s
+}
+
+// penalizing reports whether the repeat penalty is on.
+func (s *Sampler) penalizing() bool {
+	return s.opt.RepeatLastN != 0 && s.opt.RepeatPenalty > 0 && s.opt.RepeatPenalty != 1
+}
+
+// Accept records a token of the sequence (prompt or generated) for the
+// repeat penalty.
+func (s *Sampler) Accept(id int32) {
+	if !s.penalizing() {
+		return
+	}
+	n := s.opt.RepeatLastN
+	if n > 0 && len(s.last) == n {
+		old := s.last[0]
+		s.last = s.last[1:]
+		if s.count[old]--; s.count[old] == 0 {
+			delete(s.count, old)
+		}
+	}
+	s.last = append(s.last, id)
+	s.count[id]++
+}
+
+// adjusted is token i's logit after the repeat penalty and bans.
+func (s *Sampler) adjusted(i int, v float32) float32 {
+	if s.ban != nil && s.ban[int32(i)] {
+		return float32(math.Inf(-1))
+	}
+	if len(s.count) > 0 && s.count[int32(i)] > 0 {
+		if v <= 0 {
+			return v * s.opt.RepeatPenalty
+		}
+		return v / s.opt.RepeatPenalty
+	}
+	return v
 }
 
 // Greedy returns the index of the largest logit (the lowest on ties).
@@ -67,8 +127,18 @@ func Greedy(logits []float32) int32 {
 
 // Sample picks the next token from one row of logits.
 func (s *Sampler) Sample(logits []float32) int32 {
+	plain := len(s.count) == 0 && s.ban == nil
 	if s.opt.Temp <= 0 {
-		return Greedy(logits)
+		if plain {
+			return Greedy(logits)
+		}
+		best, bestV := 0, float32(math.Inf(-1))
+		for i, v := range logits {
+			if v = s.adjusted(i, v); v > bestV {
+				best, bestV = i, v
+			}
+		}
+		return int32(best)
 	}
 	c := s.cand[:0]
 	k := s.opt.TopK
@@ -77,11 +147,17 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	}
 	if k == len(logits) {
 		for i, v := range logits {
+			if !plain {
+				v = s.adjusted(i, v)
+			}
 			c = append(c, candidate{id: int32(i), logit: v})
 		}
 	} else {
 		// Keep the k largest in a min-heap whose root is the smallest kept.
 		for i, v := range logits {
+			if !plain {
+				v = s.adjusted(i, v)
+			}
 			if len(c) < k {
 				c = append(c, candidate{id: int32(i), logit: v})
 				if len(c) == k {
@@ -112,6 +188,15 @@ func (s *Sampler) Sample(logits []float32) int32 {
 				break
 			}
 		}
+	}
+	if mp := s.opt.MinP; mp > 0 && mp <= 1 {
+		// llama.cpp keeps logits within log(min_p) of the largest.
+		floor := c[0].logit + float32(math.Log(float64(mp)))
+		n := 1
+		for n < len(c) && c[n].logit >= floor {
+			n++
+		}
+		c = c[:n]
 	}
 	softmaxCandidates(c, s.opt.Temp)
 	r := s.rng.Float64()

@@ -66,6 +66,10 @@ type Options struct {
 	Out io.Writer
 	// Progress, if set, is called after each chunk.
 	Progress func(done, total int)
+	// OutputType is llama-perplexity's --ppl-output-type: 0 prints the
+	// running estimate as "[i]ppl,", 1 one line per chunk: the chunk's first
+	// token index, the running PPL, mean NLL and its standard error.
+	OutputType int
 	// BaseOut, if set, receives the KL-divergence base file of the run
 	// (Perplexity only). The caller owns the file and commits it only when the
 	// run succeeds.
@@ -197,7 +201,7 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 			count += scored
 			res.ChunkNLL = append(res.ChunkNLL, chunkSum/float64(scored))
 			if opt.Out != nil {
-				fmt.Fprintf(opt.Out, "[%d]%.4f,", i+1, math.Exp(sum/float64(count)))
+				printRunning(opt.Out, opt.OutputType, i, opt.NCtx, sum, sum2, count)
 			}
 			return nil
 		})
@@ -220,6 +224,9 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 	v := sum2/float64(count) - mean*mean
 	if opt.Out != nil {
 		fmt.Fprintln(opt.Out)
+	}
+	if math.IsNaN(res.PPL) || math.IsInf(res.PPL, 0) {
+		return nil, fmt.Errorf("the perplexity is not finite (mean NLL %g): the model gives some scored token no probability", mean)
 	}
 	if v > 0 {
 		res.PPLStderr = math.Sqrt(v/float64(count-1)) * res.PPL
@@ -450,4 +457,120 @@ func parallelFor(n, threads int, f func(int)) {
 		})
 	}
 	wg.Wait()
+}
+
+// printRunning prints the running estimate after chunk i as
+// llama-perplexity does for --ppl-output-type 0 and 1.
+func printRunning(w io.Writer, outputType, i, nCtx int, sum, sum2 float64, count int) {
+	av := sum / float64(count)
+	if outputType == 0 {
+		fmt.Fprintf(w, "[%d]%.4f,", i+1, math.Exp(av))
+		return
+	}
+	av2 := sum2/float64(count) - av*av
+	if av2 > 0 && count > 1 {
+		av2 = math.Sqrt(av2 / float64(count-1))
+	} else {
+		av2 = 0 // a single token or identical scores: no spread to report
+	}
+	fmt.Fprintf(w, "%8d  %.4f  %f  %f\n", i*nCtx, math.Exp(av), av, av2)
+}
+
+// PerplexityStrided is llama-perplexity's --ppl-stride method: windows of
+// NCtx+stride/2 tokens (llama-perplexity widens the context by half the
+// stride) start every stride tokens, each is evaluated from an empty
+// cache as it stands (no BOS is put in front: llama.cpp b4748 swaps BOS in
+// only after the window was evaluated), and the last stride tokens of each
+// window are scored. MaxChunks limits the windows.
+func PerplexityStrided(ctx context.Context, m Model, tokens []int32, stride int, opt Options) (*Result, error) {
+	opt.normalize()
+	if stride <= 0 {
+		return nil, fmt.Errorf("--ppl-stride %d: the stride must be positive", stride)
+	}
+	if stride >= opt.NCtx {
+		return nil, fmt.Errorf("--ppl-stride %d: the stride must be smaller than the context (-c %d)", stride, opt.NCtx)
+	}
+	opt.NCtx += stride / 2
+	if len(tokens) < 2*opt.NCtx {
+		return nil, fmt.Errorf("%w: it tokenizes to %d tokens, and perplexity with a context of %d needs at least %d (two chunks, llama-perplexity's rule); use a longer text or a smaller -c",
+			ErrTooShort, len(tokens), opt.NCtx, 2*opt.NCtx)
+	}
+	nVocab := m.NVocab()
+	for i, t := range tokens {
+		if t < 0 || int(t) >= nVocab {
+			return nil, fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
+		}
+	}
+	nChunk := NumStrided(len(tokens), opt.NCtx-stride/2, stride, opt.MaxChunks)
+	c, err := m.NewContext(opt.NCtx)
+	if err != nil {
+		return nil, fmt.Errorf("creating a %d-token context: %w", opt.NCtx, err)
+	}
+	res := &Result{NCtx: opt.NCtx, NBatch: opt.NBatch, NChunks: nChunk, NTokens: len(tokens)}
+	logits := make([]float32, opt.NCtx*nVocab)
+	var sum, sum2 float64
+	count := 0
+	start := time.Now()
+	for i := range nChunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		w := tokens[i*stride : i*stride+opt.NCtx]
+		c.Reset()
+		for p0 := 0; p0 < opt.NCtx; p0 += opt.NBatch {
+			p1 := min(p0+opt.NBatch, opt.NCtx)
+			out, err := c.Decode(w[p0:p1], true)
+			if err != nil {
+				return nil, fmt.Errorf("window %d (tokens %d–%d): %w", i+1, i*stride, i*stride+opt.NCtx-1, err)
+			}
+			copy(logits[p0*nVocab:], out[:(p1-p0)*nVocab])
+		}
+		var chunkSum float64
+		for j := opt.NCtx - stride - 1; j < opt.NCtx-1; j++ {
+			v := tokenNLL(logits[j*nVocab:(j+1)*nVocab], w[j+1])
+			sum += v
+			sum2 += v * v
+			chunkSum += v
+			count++
+		}
+		res.ChunkNLL = append(res.ChunkNLL, chunkSum/float64(stride))
+		if opt.Out != nil {
+			if opt.OutputType == 0 {
+				fmt.Fprintf(opt.Out, "[%d]%.4f,", i+1, math.Exp(sum/float64(count)))
+			} else {
+				fmt.Fprintf(opt.Out, "%8d  %.4f\n", i*stride, math.Exp(sum/float64(count)))
+			}
+		}
+		if opt.Progress != nil {
+			opt.Progress(i+1, nChunk)
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if res.Seconds > 0 {
+		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
+	}
+	res.NTokensScored = count
+	res.MeanNLL = sum / float64(count)
+	res.PPL = math.Exp(res.MeanNLL)
+	if math.IsNaN(res.PPL) || math.IsInf(res.PPL, 0) {
+		return nil, fmt.Errorf("the perplexity is not finite (mean NLL %g): the model gives some scored token no probability", res.MeanNLL)
+	}
+	if v := sum2/float64(count) - res.MeanNLL*res.MeanNLL; v > 0 && count > 1 {
+		res.PPLStderr = math.Sqrt(v/float64(count-1)) * res.PPL
+	}
+	if opt.Out != nil {
+		fmt.Fprintln(opt.Out)
+		fmt.Fprintf(opt.Out, "Final estimate: PPL = %.4f +/- %.5f\n", res.PPL, res.PPLStderr)
+	}
+	return res, nil
+}
+
+// NumStrided is the number of windows PerplexityStrided evaluates.
+func NumStrided(nTokens, nCtx, stride, maxChunks int) int {
+	window := nCtx + stride/2
+	n := max(0, (nTokens-window+stride-1)/stride)
+	if maxChunks > 0 {
+		n = min(n, maxChunks)
+	}
+	return n
 }

@@ -169,9 +169,11 @@ func ParsePreset(name string) (Preset, error) {
 	}
 	names := make([]string, 0, len(presets))
 	for _, p := range presets {
-		names = append(names, p.Name)
+		if p.Supported() {
+			names = append(names, p.Name)
+		}
 	}
-	return Preset{}, fmt.Errorf("unknown quantization type %q (known: %s)", name, strings.Join(names, ", "))
+	return Preset{}, fmt.Errorf("unknown quantization type %q (supported: %s)", name, strings.Join(names, ", "))
 }
 
 func (p Preset) resolve() Preset {

@@ -69,6 +69,9 @@ type Options struct {
 	ImatrixFile    string
 	ImatrixDataset string
 	ImatrixChunks  int
+	// KVOverrides are llama-quantize's --override-kv values, set in order
+	// (each replaces its key and moves it to the end, as gguf_set_val does).
+	KVOverrides []formats.KV
 	// Threads bounds the concurrent row chunks encoded across all tensors;
 	// 0 means every CPU. The output does not depend on it.
 	Threads int
@@ -199,6 +202,10 @@ func Plan(m *formats.Model, opts Options) (*formats.Model, []Decision, error) {
 	setLast("general.file_type", uint32(ftype))
 	for _, k := range []string{"split.no", "split.count", "split.tensors.count"} {
 		out.KV.Delete(k)
+	}
+	// llama-quantize applies --override-kv in order, before the imatrix keys.
+	for _, kv := range opts.KVOverrides {
+		setLast(kv.Key, kv.Value)
 	}
 	if len(opts.Imatrix) > 0 {
 		file := opts.ImatrixFile

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
+	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,12 +27,14 @@ func init() { subcommands = append(subcommands, newBenchCmd) }
 type benchOptions struct {
 	nPrompt []int
 	nGen    []int
-	threads int
+	pg      []string
+	threads []int
+	models  []string
 	reps    int
 	json    bool
 	md      bool
 	output  string
-	kvF32   bool
+	kv      kvFlags
 	kernels string
 }
 
@@ -36,43 +43,74 @@ func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench MODEL [-p 512] [-n 128] [-r 5]",
 		Short: "Measure prompt processing and generation speed, like llama-bench",
+		Example: `  # llama-bench's default tests: pp512 and tg128, 5 repetitions
+  llqt bench model.gguf
+  # llama-bench's form: several models, lists of sizes and thread counts
+  llqt bench -m q4_0.gguf -m q8_0.gguf -p 128,512 -n 32 -t 4,8 -r 3
+  # prompt and generation together (pp512+tg128), as JSON lines
+  llqt bench model.gguf -pg 512,128 -p 0 -n 0 -o jsonl`,
 		Long: `Run llama-bench's tests on the built-in engine: ppN evaluates N random tokens
-(BOS first) in one batch, tgN generates N tokens one at a time. Each test has
-one warm-up run, then -r repetitions with the KV cache cleared before each;
-the rate is tokens / seconds per repetition, shown as mean ± sample standard
-deviation. GB/s is the effective weight bandwidth: the weight bytes a
-single-token step reads, times tokens per second.
+(BOS first) in one batch, tgN generates N tokens one at a time, and -pg P,N
+does both (ppP+tgN). Each test has one warm-up run, then -r repetitions with
+the KV cache cleared before each; the rate is tokens / seconds per
+repetition, shown as mean ± sample standard deviation. GB/s is the effective
+weight bandwidth: the weight bytes a single-token step reads, times tokens
+per second.
 
-Output is llama-bench's markdown table (default) or, with --json, its JSON
-records (n_prompt, n_gen, n_threads, model_size, model_n_params, avg_ns,
-stddev_ns, avg_ts, stddev_ts, samples_ns, samples_ts, …).`,
-		Args: cobra.ExactArgs(1),
+Models come as arguments or as -m (repeatable); -p, -n and -t take comma
+lists, and every combination runs, as in llama-bench.
+
+Output (-o) is llama-bench's markdown table (md, the default), its JSON
+array (json, also --json), one JSON record per line (jsonl), or CSV with a
+header row (csv). Records have llama-bench's fields (n_prompt, n_gen,
+n_threads, model_size, model_n_params, avg_ns, stddev_ns, avg_ts, stddev_ts,
+samples_ns, samples_ts, …).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch o.output {
-			case "md":
-			case "json":
-				o.json = true
-			default:
-				return fmt.Errorf("-o %q: want md or json", o.output)
-			}
 			if o.json && o.md {
 				return fmt.Errorf("--json and --md are exclusive")
 			}
+			switch {
+			case o.json && cmd.Flags().Changed("output") && o.output != "json":
+				return fmt.Errorf("--json and -o %s disagree: give one", o.output)
+			case o.json:
+				o.output = "json"
+			case o.md && cmd.Flags().Changed("output") && o.output != "md":
+				return fmt.Errorf("--md and -o %s disagree: give one", o.output)
+			}
+			switch o.output {
+			case "md", "json", "jsonl", "csv":
+			default:
+				return fmt.Errorf("-o %q: want md, json, jsonl or csv", o.output)
+			}
+			models := append(append([]string(nil), args...), o.models...)
+			if len(models) == 0 {
+				return fmt.Errorf("no model: give MODEL as an argument or -m MODEL (repeatable)")
+			}
+			for i, t := range o.threads {
+				n, err := cli.Threads(t, cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				o.threads[i] = n
+			}
 			ctx, stop := cli.SignalContext(cmd.Context())
-			err := runBench(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
+			err := runBench(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), models, o)
 			return cli.Interrupted(err, stop())
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntSliceVarP(&o.nPrompt, "n-prompt", "p", []int{512}, "prompt sizes to test (0 to skip)")
-	fl.IntSliceVarP(&o.nGen, "n-gen", "n", []int{128}, "generation lengths to test (0 to skip)")
+	fl.StringArrayVarP(&o.models, "model", "m", nil, "model file (repeatable; in addition to MODEL arguments)")
+	fl.IntSliceVarP(&o.nPrompt, "n-prompt", "p", []int{512}, "prompt sizes to test, comma-separated (0 to skip)")
+	fl.IntSliceVarP(&o.nGen, "n-gen", "n", []int{128}, "generation lengths to test, comma-separated (0 to skip)")
+	fl.StringArrayVar(&o.pg, "pg", nil, "-pg P,N: a prompt of P tokens then N generated, timed together (repeatable)")
 	fl.IntVarP(&o.reps, "repetitions", "r", 5, "repetitions of each test")
-	fl.BoolVar(&o.json, "json", false, "print llama-bench's JSON records")
+	fl.BoolVar(&o.json, "json", false, "print llama-bench's JSON records (same as -o json)")
 	fl.BoolVar(&o.md, "md", false, "print llama-bench's markdown table (the default)")
-	fl.StringVarP(&o.output, "output", "o", "md", "output format as llama-bench's -o: md or json")
-	fl.BoolVar(&o.kvF32, "kv-f32", false, "keep the KV cache in F32 instead of F16")
+	fl.StringVarP(&o.output, "output", "o", "md", "output format as llama-bench's -o: md, json, jsonl or csv")
+	addKVFlags(cmd, &o.kv)
 	addKernelsFlag(cmd, &o.kernels)
-	addThreadsFlag(cmd, &o.threads)
+	cli.AddCPUOnlyFlags(fl, true)
+	fl.IntSliceVarP(&o.threads, "threads", "t", []int{runtime.NumCPU()}, cli.ThreadsUsage+", comma-separated")
 	return cmd
 }
 
@@ -119,39 +157,101 @@ func (r *benchResult) testName() string {
 	return fmt.Sprintf("pp%d+tg%d", r.NPrompt, r.NGen)
 }
 
-func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOptions) error {
-	if o.reps < 1 {
-		return fmt.Errorf("-r must be at least 1")
-	}
-	if err := useKernels(o.kernels); err != nil {
-		return err
-	}
-	m, err := eval.Load(path, eval.Options{Threads: o.threads, KVF32: o.kvF32})
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	tok, err := m.Tokenizer()
-	if err != nil {
-		return err
-	}
-	bos := int32(-1)
-	if tok.AddBOS() {
-		bos = tok.BOS()
-	}
+// benchTests are the (n_prompt, n_gen) pairs to run, in llama-bench's
+// order: the pp tests, the tg tests, then the -pg pairs.
+func benchTests(o benchOptions) ([][2]int, error) {
 	var tests [][2]int
 	for _, p := range o.nPrompt {
+		if p < 0 {
+			return nil, fmt.Errorf("-p %d: a prompt size is 0 (skip) or more", p)
+		}
 		if p > 0 {
 			tests = append(tests, [2]int{p, 0})
 		}
 	}
 	for _, n := range o.nGen {
+		if n < 0 {
+			return nil, fmt.Errorf("-n %d: a generation length is 0 (skip) or more", n)
+		}
 		if n > 0 {
 			tests = append(tests, [2]int{0, n})
 		}
 	}
+	for _, s := range o.pg {
+		a, b, ok := strings.Cut(s, ",")
+		p, err1 := strconv.Atoi(strings.TrimSpace(a))
+		n, err2 := strconv.Atoi(strings.TrimSpace(b))
+		if !ok || err1 != nil || err2 != nil || p < 0 || n < 0 || p+n == 0 {
+			return nil, fmt.Errorf("-pg %q: want PROMPT,GEN such as 512,128", s)
+		}
+		tests = append(tests, [2]int{p, n})
+	}
 	if len(tests) == 0 {
-		return fmt.Errorf("nothing to run: give -p or -n above 0")
+		return nil, fmt.Errorf("nothing to run: give -p, -n or -pg above 0")
+	}
+	return tests, nil
+}
+
+func runBench(ctx context.Context, out, errw io.Writer, models []string, o benchOptions) error {
+	if o.reps < 1 {
+		return fmt.Errorf("-r %d: the repetitions must be at least 1", o.reps)
+	}
+	tests, err := benchTests(o)
+	if err != nil {
+		return err
+	}
+	if err := useKernels(o.kernels); err != nil {
+		return err
+	}
+	kvF32, err := o.kv.kvF32()
+	if err != nil {
+		return err
+	}
+	for _, path := range models {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("-m: %w", err)
+		}
+	}
+	var results []benchResult
+	switch o.output {
+	case "md":
+		printMarkdownHeader(out)
+	case "csv":
+		printCSVHeader(out)
+	}
+	for _, path := range models {
+		for _, threads := range o.threads {
+			rs, err := benchModel(ctx, out, errw, path, threads, kvF32, tests, o)
+			if err != nil {
+				return err
+			}
+			results = append(results, rs...)
+		}
+	}
+	switch o.output {
+	case "json":
+		return cli.JSON(out, results)
+	case "md":
+		fmt.Fprintf(out, "\nbuild: llqt %s (%s)\ncpu: %s, kernels: %s\n", version, buildCommit(), cpuinfo.Model(), kernels.Active())
+	}
+	return nil
+}
+
+// benchModel runs every test on one model with one thread count, printing
+// md, jsonl and csv records as they finish.
+func benchModel(ctx context.Context, out, errw io.Writer, path string, threads int, kvF32 bool, tests [][2]int, o benchOptions) ([]benchResult, error) {
+	m, err := eval.Load(path, eval.Options{Threads: threads, KVF32: kvF32})
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	tok, err := m.Tokenizer()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	bos := int32(-1)
+	if tok.AddBOS() {
+		bos = tok.BOS()
 	}
 	base := benchResult{
 		BuildCommit: buildCommit(), CPUInfo: cpuinfo.Model(), Backends: "CPU", Kernels: kernels.Active(),
@@ -161,18 +261,18 @@ func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOpti
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var results []benchResult
-	if !o.json {
-		printMarkdownHeader(out)
-	}
 	for ti, tc := range tests {
 		r := base
 		r.NPrompt, r.NGen = tc[0], tc[1]
 		r.TestTime = time.Now().UTC().Format("2006-01-02T15:04:05Z")
+		if w := ctxTrainWarning(r.NPrompt+r.NGen, m.Hparams.NCtxTrain); w != "" {
+			fmt.Fprintf(errw, "warning: %s: %s\n", r.testName(), strings.Replace(w, fmt.Sprintf("-c %d", r.NPrompt+r.NGen), fmt.Sprintf("%d tokens", r.NPrompt+r.NGen), 1))
+		}
 		c := m.NewContext(r.NPrompt + r.NGen)
 		fmt.Fprintf(errw, "llqt bench: test %d/%d %s: warm-up\n", ti+1, len(tests), r.testName())
 		if err := eval.BenchRun(ctx, c, r.NPrompt, min(r.NGen, 1), bos, rng); err != nil {
 			c.Close()
-			return err
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		for rep := range o.reps {
 			fmt.Fprintf(errw, "llqt bench: test %d/%d %s: repetition %d/%d\n", ti+1, len(tests), r.testName(), rep+1, o.reps)
@@ -180,9 +280,9 @@ func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOpti
 			t0 := time.Now()
 			if err := eval.BenchRun(ctx, c, r.NPrompt, r.NGen, bos, rng); err != nil {
 				c.Close()
-				return err
+				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			ns := uint64(time.Since(t0).Nanoseconds())
+			ns := uint64(max(time.Since(t0).Nanoseconds(), 1))
 			r.SamplesNs = append(r.SamplesNs, ns)
 			r.SamplesTs = append(r.SamplesTs, 1e9*float64(r.NPrompt+r.NGen)/float64(ns))
 		}
@@ -191,15 +291,56 @@ func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOpti
 		r.AvgTs, r.StddevTs = meanSD(r.SamplesTs)
 		r.EffectiveGBs = float64(m.BytesPerToken()) * r.AvgTs / 1e9
 		results = append(results, r)
-		if !o.json {
+		switch o.output {
+		case "md":
 			printMarkdownRow(out, &r)
+		case "jsonl":
+			b, err := json.Marshal(&r)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(out, "%s\n", b)
+		case "csv":
+			printCSVRow(out, &r)
 		}
 	}
-	if o.json {
-		return cli.JSON(out, results)
+	return results, nil
+}
+
+// csvFields are the scalar fields of benchResult (llama-bench's CSV
+// columns), found through their JSON names.
+func csvFields() []int {
+	var idx []int
+	t := reflect.TypeOf(benchResult{})
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Slice || f.Tag.Get("json") == "" {
+			continue
+		}
+		idx = append(idx, i)
 	}
-	fmt.Fprintf(out, "\nbuild: llqt %s (%s)\ncpu: %s, kernels: %s\n", version, buildCommit(), base.CPUInfo, base.Kernels)
-	return nil
+	return idx
+}
+
+func printCSVHeader(w io.Writer) {
+	t := reflect.TypeOf(benchResult{})
+	var names []string
+	for _, i := range csvFields() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	fmt.Fprintln(w, strings.Join(names, ","))
+}
+
+// printCSVRow writes r's values quoted as llama-bench's CSV printer does.
+func printCSVRow(w io.Writer, r *benchResult) {
+	v := reflect.ValueOf(r).Elem()
+	var vals []string
+	for _, i := range csvFields() {
+		s := fmt.Sprint(v.Field(i).Interface())
+		vals = append(vals, `"`+strings.ReplaceAll(s, `"`, `""`)+`"`)
+	}
+	fmt.Fprintln(w, strings.Join(vals, ","))
 }
 
 // meanSD64 is llama-bench's avg and stdev over nanosecond samples (integer

@@ -31,7 +31,12 @@ type convertFlags struct {
 func newConvertCmd() *cobra.Command {
 	var f convertFlags
 	cmd := &cobra.Command{
-		Use:   "convert HF_DIR OUT.gguf",
+		Use: "convert HF_DIR OUT.gguf",
+		Example: `  # convert as convert_hf_to_gguf.py does (f16, or bf16 for bf16 weights)
+  llqt convert ./Llama-3.2-1B llama-3.2-1b-f16.gguf
+  # keep full precision, then quantize
+  llqt convert ./Llama-3.2-1B llama-f32.gguf --outtype f32
+  llqt quantize llama-f32.gguf llama-Q4_K_M.gguf Q4_K_M`,
 		Short: "Convert a Hugging Face Llama/Mistral checkpoint to GGUF as llama.cpp's convert_hf_to_gguf.py does",
 		Long: `Convert a Hugging Face checkpoint directory (config.json, safetensors weights,
 tokenizer.model or tokenizer.json) to a GGUF file, reproducing llama.cpp's
@@ -138,6 +143,9 @@ func checkOutput(dir, out string, force bool) error {
 	st, err := os.Stat(out)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
+			if d, err := os.Stat(filepath.Dir(out)); err != nil || !d.IsDir() {
+				return fmt.Errorf("%s: the output folder %s does not exist", out, filepath.Dir(out))
+			}
 			return nil
 		}
 		return err

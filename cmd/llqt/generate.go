@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,17 +18,23 @@ import (
 func init() { subcommands = append(subcommands, newGenerateCmd) }
 
 type generateOptions struct {
-	prompt   string
-	nPredict int
-	nCtx     int
-	threads  int
-	temp     float32
-	topK     int
-	topP     float32
-	seed     int64
-	beams    int
-	kvF32    bool
-	noEscape bool
+	prompt        string
+	file          string
+	model         string
+	nPredict      int
+	nCtx          int
+	threads       int
+	temp          float32
+	topK          int
+	topP          float32
+	minP          float32
+	repeatPenalty float32
+	repeatLastN   int
+	ignoreEOS     bool
+	seed          int64
+	beams         int
+	kv            kvFlags
+	noEscape      bool
 }
 
 func newGenerateCmd() *cobra.Command {
@@ -33,48 +42,117 @@ func newGenerateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "generate MODEL -p PROMPT [-n N]",
 		Short: "Generate text from a prompt with the built-in engine",
+		Example: `  # greedy continuation of a prompt
+  llqt generate model.gguf -p "Once upon a time" -n 64 --temp 0
+  # llama-cli's form: -m, a prompt file, a seed and sampling settings
+  llqt generate -m model.gguf -f prompt.txt -n 128 -s 42 --top-k 40 --min-p 0.05 --repeat-penalty 1.1
+  # beam search over 4 beams
+  llqt generate model.gguf -p "The cat" -n 32 --beam 4`,
 		Long: `Generate a continuation of PROMPT with the built-in CPU engine and stream
 it to standard output; prompt and generation speeds go to standard error.
 
-Sampling follows llama.cpp's chain: top-k, top-p, temperature, then a seeded
-random draw. --temp 0 is greedy decoding (llama-simple's output). --beam N
-runs a beam search over N beams instead and prints the best continuation at
-the end. Generation stops after N tokens or at an end-of-generation token.`,
-		Args: cobra.ExactArgs(1),
+Sampling follows llama.cpp's chain: repeat penalty, top-k, top-p, min-p,
+temperature, then a seeded random draw. --temp 0 is greedy decoding
+(llama-simple's output). --beam N runs a beam search over N beams instead and
+prints the best continuation at the end.
+
+Generation stops after -n tokens (-1: until the context is full), at an
+end-of-generation token (unless --ignore-eos), or when the context (-c) is
+full; standard error says which. -n 0 only evaluates the prompt. -f FILE reads
+the prompt from a file (one trailing newline dropped, as llama-cli does).`,
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			model, _, err := modelArgs(o.model, args, 0)
+			if err != nil {
+				return err
+			}
+			if err := o.readPrompt(cmd); err != nil {
+				return err
+			}
 			ctx, stop := cli.SignalContext(cmd.Context())
-			err := runGenerate(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
+			err = runGenerate(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), model, o)
 			return cli.Interrupted(err, stop())
 		},
 	}
 	fl := cmd.Flags()
+	addModelFlag(cmd, &o.model)
 	fl.StringVarP(&o.prompt, "prompt", "p", "", "prompt text (escapes such as \\n are processed)")
-	fl.IntVarP(&o.nPredict, "n-predict", "n", 128, "tokens to generate")
-	fl.IntVarP(&o.nCtx, "ctx-size", "c", 0, "context size (default: prompt + n, at most the model's)")
+	fl.StringVarP(&o.file, "file", "f", "", "read the prompt from FILE")
+	fl.IntVarP(&o.nPredict, "n-predict", "n", 128, "tokens to generate (-1: until the context is full; 0: evaluate the prompt only)")
+	fl.IntVarP(&o.nCtx, "ctx-size", "c", 0, "context size (0: prompt + n, at most the model's training context)")
 	fl.Float32Var(&o.temp, "temp", 0.8, "temperature; 0 is greedy")
 	fl.IntVar(&o.topK, "top-k", 40, "keep the K most likely tokens (0: all)")
 	fl.Float32Var(&o.topP, "top-p", 0.95, "keep the most likely tokens up to probability P (1: all)")
-	fl.Int64Var(&o.seed, "seed", -1, "random seed (-1: random)")
+	fl.Float32Var(&o.minP, "min-p", 0, "drop tokens less likely than P times the most likely one (0: off; llama-cli uses 0.05)")
+	fl.Float32Var(&o.repeatPenalty, "repeat-penalty", 1, "penalize tokens among the last --repeat-last-n (1: off)")
+	fl.IntVar(&o.repeatLastN, "repeat-last-n", 64, "tokens the repeat penalty looks back over (0: off, -1: the whole context)")
+	fl.BoolVar(&o.ignoreEOS, "ignore-eos", false, "never stop at, or draw, an end-of-generation token")
+	fl.Int64VarP(&o.seed, "seed", "s", -1, "random seed (-1: random)")
 	fl.IntVar(&o.beams, "beam", 0, "beam search with N beams instead of sampling")
-	fl.BoolVar(&o.kvF32, "kv-f32", false, "keep the KV cache in F32 instead of F16")
+	addKVFlags(cmd, &o.kv)
+	cli.AddCPUOnlyFlags(fl, false)
 	fl.BoolVar(&o.noEscape, "no-escape", false, "do not process escapes in the prompt")
 	addThreadsFlag(cmd, &o.threads)
-	_ = cmd.MarkFlagRequired("prompt")
 	return cmd
 }
 
-func runGenerate(ctx context.Context, out, errw io.Writer, path string, o generateOptions) error {
-	if o.nPredict < 0 {
-		return fmt.Errorf("-n must not be negative")
+// readPrompt takes the prompt from -p or -f (exactly one).
+func (o *generateOptions) readPrompt(cmd *cobra.Command) error {
+	hasP := cmd.Flags().Changed("prompt")
+	switch {
+	case hasP && o.file != "":
+		return errors.New("-p and -f both give a prompt: use one")
+	case !hasP && o.file == "":
+		return errors.New("no prompt: give -p TEXT or -f FILE")
+	case o.file != "":
+		b, err := os.ReadFile(o.file)
+		if err != nil {
+			return fmt.Errorf("-f: %w", err)
+		}
+		o.prompt = strings.TrimSuffix(string(b), "\n")
 	}
-	m, err := eval.Load(path, eval.Options{Threads: o.threads, KVF32: o.kvF32})
+	return nil
+}
+
+func runGenerate(ctx context.Context, out, errw io.Writer, path string, o generateOptions) error {
+	if o.nPredict < -1 {
+		return fmt.Errorf("-n %d: give a token count, 0 (prompt only) or -1 (until the context is full)", o.nPredict)
+	}
+	if o.nCtx < 0 {
+		return fmt.Errorf("-c %d: the context size must be positive (0: prompt + n)", o.nCtx)
+	}
+	if o.beams < 0 {
+		return fmt.Errorf("--beam %d: the number of beams must be positive", o.beams)
+	}
+	for _, c := range []struct {
+		bad  bool
+		flag string
+		v    any
+		want string
+	}{
+		{!(o.temp >= 0), "--temp", o.temp, "0 (greedy) or more"},
+		{o.topK < 0, "--top-k", o.topK, "0 (all) or more"},
+		{!(o.topP >= 0 && o.topP <= 1), "--top-p", o.topP, "between 0 and 1"},
+		{!(o.minP >= 0 && o.minP <= 1), "--min-p", o.minP, "between 0 and 1"},
+		{!(o.repeatPenalty >= 0), "--repeat-penalty", o.repeatPenalty, "0 or more (1: off)"},
+		{o.repeatLastN < -1, "--repeat-last-n", o.repeatLastN, "0 (off), -1 (the context) or more"},
+	} {
+		if c.bad {
+			return fmt.Errorf("%s %v: want %s", c.flag, c.v, c.want)
+		}
+	}
+	kvF32, err := o.kv.kvF32()
+	if err != nil {
+		return err
+	}
+	m, err := eval.Load(path, eval.Options{Threads: o.threads, KVF32: kvF32})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	tok, err := m.Tokenizer()
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	prompt := o.prompt
 	if !o.noEscape {
@@ -87,14 +165,31 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 	if len(ids) == 0 {
 		return fmt.Errorf("the prompt has no tokens")
 	}
+	train := m.Hparams.NCtxTrain
 	nCtx := o.nCtx
-	if nCtx <= 0 {
-		nCtx = min(len(ids)+o.nPredict, m.Hparams.NCtxTrain)
+	if nCtx == 0 {
+		nCtx = len(ids) + max(o.nPredict, 1)
+		if o.nPredict < 0 || (train > 0 && nCtx > train) {
+			nCtx = max(train, len(ids)+1)
+			if train <= 0 {
+				nCtx = max(eval.DefaultContext, len(ids)+1)
+			}
+		}
 	}
-	if len(ids) >= nCtx {
-		return fmt.Errorf("prompt of %d tokens does not fit a context of %d", len(ids), nCtx)
+	if len(ids) > nCtx || (len(ids) == nCtx && o.nPredict != 0) {
+		return fmt.Errorf("the prompt is %d tokens and the context (-c) %d: give -c %d or more, or a shorter prompt", len(ids), nCtx, len(ids)+max(o.nPredict, 1))
 	}
-	nPredict := min(o.nPredict, nCtx-len(ids))
+	if w := ctxTrainWarning(nCtx, train); w != "" {
+		fmt.Fprintln(errw, "warning:", w)
+	}
+	nPredict := o.nPredict
+	if nPredict < 0 || nPredict > nCtx-len(ids) {
+		if nPredict > nCtx-len(ids) {
+			fmt.Fprintf(errw, "note: -n %d does not fit the context of %d with a %d-token prompt: at most %d tokens will be generated\n",
+				nPredict, nCtx, len(ids), nCtx-len(ids))
+		}
+		nPredict = nCtx - len(ids)
+	}
 	c := m.NewContext(nCtx)
 	defer c.Close()
 
@@ -109,9 +204,15 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 
 	if o.beams > 0 {
 		t0 := time.Now()
-		best, err := eval.BeamSearch(c, ids, eval.BeamOptions{Beams: o.beams, NPredict: nPredict, Stop: tok.IsEOG})
-		if err != nil {
-			return err
+		var best []int32
+		if nPredict > 0 {
+			stop := tok.IsEOG
+			if o.ignoreEOS {
+				stop = func(int32) bool { return false }
+			}
+			if best, err = eval.BeamSearch(c, ids, eval.BeamOptions{Beams: o.beams, NPredict: nPredict, Stop: stop}); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
 		}
 		for _, id := range best {
 			if _, err := io.WriteString(out, tok.TokenToPiece(id, true)); err != nil {
@@ -125,23 +226,47 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 		return nil
 	}
 
-	sampler := eval.NewSampler(eval.SamplerOptions{Temp: o.temp, TopK: o.topK, TopP: o.topP, Seed: seed})
+	sopt := eval.SamplerOptions{Temp: o.temp, TopK: o.topK, TopP: o.topP, MinP: o.minP, Seed: seed,
+		RepeatPenalty: o.repeatPenalty, RepeatLastN: o.repeatLastN}
+	if sopt.RepeatLastN < 0 {
+		sopt.RepeatLastN = nCtx
+	}
+	if o.ignoreEOS {
+		for id := range int32(m.NVocab()) {
+			if tok.IsEOG(id) {
+				sopt.Ban = append(sopt.Ban, id)
+			}
+		}
+	}
+	sampler := eval.NewSampler(sopt)
+	for _, id := range ids {
+		sampler.Accept(id)
+	}
 	t0 := time.Now()
 	logits, err := c.Decode(ids, false)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: prompt: %w", path, err)
 	}
 	tPrompt := time.Since(t0)
 	t1 := time.Now()
 	nGen := 0
+	reason := "prompt only (-n 0)"
+	if nPredict > 0 {
+		reason = fmt.Sprintf("-n %d reached", nPredict)
+		if o.nPredict < 0 || o.nPredict > nPredict {
+			reason = fmt.Sprintf("the context of %d is full (raise -c)", nCtx)
+		}
+	}
 	for nGen < nPredict {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		next := sampler.Sample(logits)
-		if tok.IsEOG(next) {
+		if tok.IsEOG(next) && !o.ignoreEOS {
+			reason = "end-of-generation token"
 			break
 		}
+		sampler.Accept(next)
 		if _, err := io.WriteString(out, tok.TokenToPiece(next, true)); err != nil {
 			return err
 		}
@@ -150,7 +275,7 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 			break
 		}
 		if logits, err = c.Decode([]int32{next}, false); err != nil {
-			return err
+			return fmt.Errorf("%s: token %d: %w", path, nGen, err)
 		}
 	}
 	tGen := time.Since(t1)
@@ -159,16 +284,18 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 	if o.temp > 0 {
 		fmt.Fprintf(errw, "seed %d\n", seed)
 	}
-	fmt.Fprintf(errw, "prompt:     %5d tokens in %8.2f ms (%8.2f t/s)\n", len(ids), ms(tPrompt), rate(len(ids), tPrompt))
-	fmt.Fprintf(errw, "generation: %5d tokens in %8.2f ms (%8.2f t/s)\n", nGen, ms(tGen), rate(nGen, tGen))
+	fmt.Fprintf(errw, "stopped: %s\n", reason)
+	fmt.Fprintf(errw, "prompt:     %5d tokens in %8.2f ms (%s)\n", len(ids), ms(tPrompt), rate(len(ids), tPrompt))
+	fmt.Fprintf(errw, "generation: %5d tokens in %8.2f ms (%s)\n", nGen, ms(tGen), rate(nGen, tGen))
 	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
-func rate(n int, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
+// rate is tokens per second, or "not measured" when nothing was timed.
+func rate(n int, d time.Duration) string {
+	if n == 0 || d <= 0 {
+		return "t/s not measured"
 	}
-	return float64(n) / d.Seconds()
+	return fmt.Sprintf("%8.2f t/s", float64(n)/d.Seconds())
 }

@@ -12,7 +12,11 @@ import (
 )
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
+	root := newRootCmd()
+	// llama.cpp's single-dash long flags (-ngl, -fa, -ctk, …) become
+	// double-dash ones before cobra reads them.
+	root.SetArgs(cli.LlamaArgs(os.Args[1:]))
+	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "llqt:", err)
 		os.Exit(cli.Code(err))
 	}

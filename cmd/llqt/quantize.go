@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -44,13 +49,25 @@ type quantizeFlags struct {
 	json              bool
 	convertOutType    string
 	imatrix           string
+	includeWeights    []string
+	excludeWeights    []string
+	overrideKV        []string
 }
 
 func newQuantizeCmd() *cobra.Command {
 	f := &quantizeFlags{short: map[string]*bool{}}
 	cmd := &cobra.Command{
-		Use:   "quantize IN OUT [TYPE]",
+		Use:   "quantize IN [OUT] TYPE [NTHREADS]",
 		Short: "Quantize a GGUF model (or a Hugging Face checkpoint) byte-for-byte like llama-quantize",
+		Example: `  # llama-quantize's form: IN OUT TYPE [NTHREADS]
+  llqt quantize model-f32.gguf model-Q4_K_M.gguf Q4_K_M
+  llqt quantize model-f32.gguf model-Q4_K_M.gguf Q4_K_M 8
+  # without OUT: writes ggml-model-Q8_0.gguf beside the input, as llama-quantize does
+  llqt quantize model-f32.gguf Q8_0
+  # straight from a Hugging Face checkpoint directory
+  llqt quantize ./Llama-3.2-1B model-Q4_K_M.gguf --type q4_k_m
+  # see what each tensor would become, writing nothing
+  llqt quantize model-f32.gguf out.gguf Q4_K_M --dry-run`,
 		Long: `Quantize IN (a GGUF file, or a Hugging Face checkpoint directory converted on the
 fly) to OUT with one of llama-quantize's types, applying the same per-tensor mix
 rules, so the output is byte-identical to llama.cpp b4748's llama-quantize.
@@ -58,12 +75,20 @@ rules, so the output is byte-identical to llama.cpp b4748's llama-quantize.
 A Hugging Face directory is converted as by "llqt convert --outtype f32" (see
 --convert-outtype) and quantized in the same pass, without an intermediate file.
 
-The type is given as --type Q4_K_M, as a flag of its own (--q4_k_m, --q8_0, …)
-or as a third argument. Names are case-insensitive; Q3_K, Q4_K and Q5_K mean the
-_M mixes. The output is written atomically; the input is never modified.
+The arguments take llama-quantize's form: IN [OUT] TYPE [NTHREADS]. Without
+OUT the output is ggml-model-TYPE.gguf in IN's folder; NTHREADS is the same as
+-t. The type may also be given as --type Q4_K_M or as a flag of its own
+(--q4_k_m, --q8_0, …). Names are case-insensitive, and llama-quantize's
+numbers (15 for Q4_K_M) work too; Q3_K, Q4_K and Q5_K mean the _M mixes. The
+output is written atomically; the input is never modified.
+
+--include-weights and --exclude-weights (with --imatrix) keep or drop the
+importance-matrix entries of tensors whose names contain the given text.
+--override-kv KEY=TYPE:VALUE (TYPE int, float, bool or str) sets metadata in
+the output, as llama-quantize does.
 
 Types: ` + presetList(),
-		Args: cobra.RangeArgs(2, 3),
+		Args: cobra.RangeArgs(1, 4),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := cli.SignalContext(cmd.Context())
 			err := runQuantize(ctx, cmd, f, args)
@@ -98,6 +123,9 @@ Types: ` + presetList(),
 	fl.BoolVar(&f.force, "force", false, "overwrite OUT if it exists")
 	fl.BoolVar(&f.json, "json", false, "print the plan or summary as JSON")
 	fl.StringVar(&f.imatrix, "imatrix", "", "importance matrix file from llama-imatrix (needed by Q2_K_S)")
+	fl.StringArrayVar(&f.includeWeights, "include-weights", nil, "use the importance matrix only for tensors whose name contains this (repeatable)")
+	fl.StringArrayVar(&f.excludeWeights, "exclude-weights", nil, "do not use the importance matrix for tensors whose name contains this (repeatable)")
+	fl.StringArrayVar(&f.overrideKV, "override-kv", nil, "KEY=TYPE:VALUE: set metadata in the output; TYPE is int, float, bool or str (repeatable)")
 	fl.StringVar(&f.convertOutType, "convert-outtype", "f32", "when IN is a Hugging Face directory: the type the converter "+
 		"stores matrices as before quantizing ("+strings.Join(convert.OutTypes, ", ")+"); f32 is lossless")
 	addThreadsFlag(cmd, &f.threads)
@@ -116,7 +144,7 @@ func presetList() string {
 
 // preset resolves the type from --type, the short flags or the third
 // argument; exactly one must be given.
-func (f *quantizeFlags) preset(args []string) (quant.Preset, error) {
+func (f *quantizeFlags) preset(positional string) (quant.Preset, error) {
 	var given []string
 	if f.typeName != "" {
 		given = append(given, f.typeName)
@@ -126,12 +154,12 @@ func (f *quantizeFlags) preset(args []string) (quant.Preset, error) {
 			given = append(given, name)
 		}
 	}
-	if len(args) == 3 {
-		given = append(given, args[2])
+	if positional != "" {
+		given = append(given, positional)
 	}
 	switch len(given) {
 	case 0:
-		return quant.Preset{}, errors.New("no quantization type: give one as --type Q4_K_M, --q4_k_m or a third argument")
+		return quant.Preset{}, errors.New("no quantization type: give one as IN OUT TYPE, --type Q4_K_M or --q4_k_m")
 	case 1:
 	default:
 		return quant.Preset{}, fmt.Errorf("more than one quantization type given: %s", strings.Join(given, ", "))
@@ -168,12 +196,29 @@ func (f *quantizeFlags) options(p quant.Preset, ctx context.Context) (quant.Opti
 		}
 		*s.dst = &t
 	}
+	if f.imatrix == "" && (len(f.includeWeights) > 0 || len(f.excludeWeights) > 0) {
+		return opts, errors.New("--include-weights and --exclude-weights choose importance-matrix entries: give --imatrix FILE too")
+	}
+	if len(f.includeWeights) > 0 && len(f.excludeWeights) > 0 {
+		return opts, errors.New("--include-weights and --exclude-weights cannot be used together (as in llama-quantize)")
+	}
+	for _, s := range f.overrideKV {
+		kv, err := parseOverrideKV(s)
+		if err != nil {
+			return opts, err
+		}
+		opts.KVOverrides = append(opts.KVOverrides, kv)
+	}
 	if f.imatrix != "" {
 		im, err := quant.ReadImatrix(f.imatrix)
 		if err != nil {
 			return opts, err
 		}
-		opts.Imatrix, opts.ImatrixFile, opts.ImatrixDataset = im.Weights, f.imatrix, im.Dataset
+		weights := filterImatrix(im.Weights, f.includeWeights, f.excludeWeights)
+		if len(weights) == 0 {
+			return opts, fmt.Errorf("--imatrix %s: no entries are left after --include-weights/--exclude-weights", f.imatrix)
+		}
+		opts.Imatrix, opts.ImatrixFile, opts.ImatrixDataset = weights, f.imatrix, im.Dataset
 		opts.ImatrixChunks = int(max(im.Chunks, 0))
 	}
 	for _, s := range f.tensorTypes {
@@ -253,13 +298,37 @@ type quantizeReport struct {
 }
 
 func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args []string) error {
-	in, out := args[0], args[1]
-	p, err := f.preset(args)
+	pa, err := parseQuantizeArgs(args)
 	if err != nil {
 		return err
 	}
+	if pa.threads > 0 {
+		if cmd.Flags().Changed("threads") && f.threads != pa.threads {
+			return fmt.Errorf("nthreads %d and -t %d disagree: give one", pa.threads, f.threads)
+		}
+		if f.threads, err = cli.Threads(pa.threads, cmd.ErrOrStderr()); err != nil {
+			return err
+		}
+	}
+	in, out := pa.in, pa.out
+	p, err := f.preset(pa.typeName)
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		if f.dryRun {
+			out = "(dry run)"
+		} else {
+			// llama-quantize's default: ggml-model-TYPE.gguf beside the input.
+			out = filepath.Join(filepath.Dir(in), "ggml-model-"+pa.defaultName(p)+".gguf")
+			fmt.Fprintf(cmd.ErrOrStderr(), "no OUT given: writing %s\n", out)
+		}
+	}
 	if !f.dryRun {
 		if err := checkDistinct(in, out); err != nil {
+			return err
+		}
+		if err := checkQuantizeOutput(out, f.force); err != nil {
 			return err
 		}
 	}
@@ -424,3 +493,163 @@ func outputName(rep *quantizeReport) string {
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
+
+// quantizeArgs are the positional arguments in llama-quantize's form.
+type quantizeArgs struct {
+	in, out  string
+	typeName string // "" when the type comes from a flag
+	threads  int    // 0 when not given
+}
+
+// defaultName is the TYPE part of llama-quantize's default output name:
+// the name as typed, in capitals, or the preset's name for a number.
+func (a quantizeArgs) defaultName(p quant.Preset) string {
+	if a.typeName != "" {
+		if _, err := strconv.Atoi(a.typeName); err != nil {
+			return strings.ToUpper(a.typeName)
+		}
+	}
+	return p.Name
+}
+
+// parseQuantizeArgs reads IN [OUT] TYPE [NTHREADS], and IN OUT alone (the
+// type then comes from a flag). As in llama-quantize, a second argument
+// that names a type is the type, not OUT.
+func parseQuantizeArgs(args []string) (quantizeArgs, error) {
+	isType := func(s string) bool { _, err := quant.ParsePreset(s); return err == nil }
+	nthreads := func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("nthreads %q: want a thread count, 0 or more (llama-quantize's last argument)", s)
+		}
+		return n, nil
+	}
+	a := quantizeArgs{in: args[0]}
+	rest := args[1:]
+	if len(rest) > 0 && isType(rest[0]) {
+		// IN TYPE [NTHREADS]
+		a.typeName = rest[0]
+		rest = rest[1:]
+		if len(rest) > 1 {
+			return a, fmt.Errorf("too many arguments after IN %s: want [NTHREADS] at most, got %q", a.typeName, rest)
+		}
+	} else {
+		if len(rest) == 0 {
+			return a, errors.New("no OUT or TYPE after IN: give IN OUT TYPE (or IN TYPE for ggml-model-TYPE.gguf beside IN)")
+		}
+		a.out, rest = rest[0], rest[1:]
+		if len(rest) > 0 {
+			if !isType(rest[0]) {
+				_, err := quant.ParsePreset(rest[0])
+				return a, err
+			}
+			a.typeName, rest = rest[0], rest[1:]
+		}
+	}
+	if len(rest) == 1 {
+		n, err := nthreads(rest[0])
+		if err != nil {
+			return a, err
+		}
+		a.threads = n
+		if n == 0 {
+			a.threads = runtime.NumCPU()
+		}
+	}
+	return a, nil
+}
+
+// checkQuantizeOutput fails before any work when OUT cannot be written: a
+// directory, a folder that does not exist, or an existing file without --force.
+func checkQuantizeOutput(out string, force bool) error {
+	st, err := os.Stat(out)
+	switch {
+	case err == nil && st.IsDir():
+		return fmt.Errorf("%s: output is a directory; give a file name such as %s", out, filepath.Join(out, "model.gguf"))
+	case err == nil && !force:
+		return fmt.Errorf("%s: output exists (use --force to overwrite)", out)
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s: %w", out, err)
+	}
+	if dir := filepath.Dir(out); dir != "" {
+		if st, err := os.Stat(dir); err != nil {
+			return fmt.Errorf("%s: the output folder %s does not exist", out, dir)
+		} else if !st.IsDir() {
+			return fmt.Errorf("%s: %s is not a folder", out, dir)
+		}
+	}
+	return nil
+}
+
+// filterImatrix keeps the entries whose tensor name contains one of include
+// (when given) and drops those that contain one of exclude, as llama-quantize does.
+func filterImatrix(w map[string][]float32, include, exclude []string) map[string][]float32 {
+	if len(include) == 0 && len(exclude) == 0 {
+		return w
+	}
+	out := map[string][]float32{}
+	for name, v := range w {
+		keep := len(include) == 0
+		for _, s := range include {
+			if strings.Contains(name, s) {
+				keep = true
+			}
+		}
+		for _, s := range exclude {
+			if strings.Contains(name, s) {
+				keep = false
+			}
+		}
+		if keep {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// parseOverrideKV reads llama.cpp's --override-kv KEY=TYPE:VALUE, with the
+// value types llama-quantize writes (int as int32, float as float32).
+func parseOverrideKV(s string) (formats.KV, error) {
+	bad := func(why string) (formats.KV, error) {
+		return formats.KV{}, fmt.Errorf("--override-kv %q: %s", s, why)
+	}
+	key, val, ok := strings.Cut(s, "=")
+	if !ok || key == "" {
+		return bad("want KEY=TYPE:VALUE, e.g. general.name=str:My model")
+	}
+	if len(key) >= 128 {
+		return bad("the key is longer than 127 bytes")
+	}
+	if !utf8.ValidString(key) || !utf8.ValidString(val) {
+		return bad("not valid UTF-8, which GGUF requires")
+	}
+	typ, v, ok := strings.Cut(val, ":")
+	if !ok {
+		return bad("want TYPE:VALUE after '=', TYPE one of int, float, bool, str")
+	}
+	switch typ {
+	case "int":
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
+		if err != nil {
+			return bad("the value is not a 32-bit integer")
+		}
+		return formats.KV{Key: key, Value: int32(n)}, nil
+	case "float":
+		x, err := strconv.ParseFloat(strings.TrimSpace(v), 32)
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			return bad("the value is not a finite number")
+		}
+		return formats.KV{Key: key, Value: float32(x)}, nil
+	case "bool":
+		if v != "true" && v != "false" {
+			return bad("a bool is true or false")
+		}
+		return formats.KV{Key: key, Value: v == "true"}, nil
+	case "str":
+		if len(v) > 127 {
+			return bad("a string value cannot exceed 127 bytes (llama.cpp's limit)")
+		}
+		return formats.KV{Key: key, Value: v}, nil
+	}
+	return bad("TYPE " + strconv.Quote(typ) + " is not int, float, bool or str")
+}

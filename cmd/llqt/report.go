@@ -28,6 +28,7 @@ type reportFlags struct {
 	benchGen    int
 	benchReps   int
 	kernels     string
+	model       string
 }
 
 // gateExitCode is the exit status when the report was written but a gate
@@ -37,7 +38,13 @@ const gateExitCode = 3
 func newReportCmd() *cobra.Command {
 	f := &reportFlags{}
 	cmd := &cobra.Command{
-		Use:   "report SRC --types f16,q8_0,q4_k_m -f TEXT --out DIR",
+		Use: "report SRC --types f16,q8_0,q4_k_m -f TEXT --out DIR",
+		Example: `  # compare four variants of a Hugging Face checkpoint on WikiText-2
+  llqt report ./Llama-3.2-1B --types f16,q8_0,q4_k_m,q4_0 -f wiki.test.raw --out report/
+  # fail a CI job when Q4_K_M loses too much
+  llqt report model-f16.gguf --types f16,q4_k_m -f wiki.test.raw --out report/ --gate 'q4_k_m:dppl<3%,kld<0.05'
+  # combine the reports of a CI matrix
+  llqt report --merge --out all/ job1/report.json job2/report.json`,
 		Short: "Quantize a model several ways and compare size, quality and speed",
 		Long: `Produce every variant in --types from SRC (a Hugging Face directory or a GGUF
 file; f32/f16/bf16/q8_0 from a Hugging Face directory are converted directly,
@@ -61,14 +68,23 @@ size (MiB), bpw, pp and tg (tokens/s); operators < <= > >=.
 --merge combines the report.json files of a CI matrix given as arguments
 (each job measuring some variants against the same base) into DIR:
   llqt report --merge --out DIR job1/report.json job2/report.json …`,
-		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.model != "" {
+				args = append([]string{f.model}, args...)
+			}
+			if len(args) == 0 && f.merge {
+				return errors.New("--merge needs the report.json files to combine as arguments")
+			}
+			if len(args) == 0 {
+				return errors.New("no SRC: give a Hugging Face directory or GGUF file as the argument or -m SRC")
+			}
 			ctx, stop := cli.SignalContext(cmd.Context())
 			err := runReport(ctx, cmd, args, f)
 			return cli.Interrupted(err, stop())
 		},
 	}
 	fl := cmd.Flags()
+	addModelFlag(cmd, &f.model)
 	fl.StringSliceVar(&f.types, "types", nil, "variants to produce and compare, e.g. f16,q8_0,q6_k,q4_k_m,q4_0,q2_k")
 	fl.StringVarP(&f.text, "file", "f", "", "evaluation text")
 	fl.StringVar(&f.out, "out", "", "output directory")

@@ -23,12 +23,19 @@ type tokenizeOptions struct {
 	noEscape       bool
 	noParseSpecial bool
 	showCount      bool
+	model          string
 }
 
 func newTokenizeCmd() *cobra.Command {
 	var o tokenizeOptions
 	cmd := &cobra.Command{
-		Use:   "tokenize MODEL (-p TEXT | -f FILE | --stdin)",
+		Use: "tokenize MODEL (-p TEXT | -f FILE | --stdin)",
+		Example: `  # one "id -> 'piece'" line per token
+  llqt tokenize model.gguf -p "Hello world"
+  # llama-tokenize's form, ids only
+  llqt tokenize -m model.gguf -p "Hello world" --ids
+  # count the tokens of a file
+  llqt tokenize model.gguf -f wiki.test.raw --ids --show-count`,
 		Short: "Tokenize text with a model's vocabulary, like llama-tokenize",
 		Long: `Tokenize text with the tokenizer stored in a GGUF file (a full model or a
 vocabulary-only file) and print one "id -> 'piece'" line per token, or with
@@ -38,20 +45,24 @@ BOS is added when the vocabulary asks for it (unless --no-bos), and special
 tokens written in the text are recognised (unless --no-parse-special).
 Escapes such as \n in -p TEXT are processed unless --no-escape; -f and --stdin
 input is used verbatim.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			path, _, err := modelArgs(o.model, args, 0)
+			if err != nil {
+				return err
+			}
 			text, err := o.text(cmd)
 			if err != nil {
 				return err
 			}
-			f, err := gguf.Open(args[0])
+			f, err := gguf.Open(path)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
 			tok, err := tokenizer.FromKV(f.KV)
 			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
+				return fmt.Errorf("%s: %w", path, err)
 			}
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			if err := writeTokens(w, tok, text, o); err != nil {
@@ -61,6 +72,7 @@ input is used verbatim.`,
 		},
 	}
 	fl := cmd.Flags()
+	addModelFlag(cmd, &o.model)
 	fl.StringVarP(&o.prompt, "prompt", "p", "", "text to tokenize")
 	fl.StringVarP(&o.file, "file", "f", "", "read the text from FILE, verbatim")
 	fl.BoolVar(&o.stdin, "stdin", false, "read the text from standard input")

@@ -337,6 +337,10 @@ func (p *parser) header(f *File) error {
 		if err != nil {
 			return err
 		}
+		if !utf8.ValidString(key) {
+			p.pos = at
+			return p.fail(fmt.Sprintf("metadata[%d] key %q", i, key), "the key is not valid UTF-8, which the GGUF specification requires")
+		}
 		if seen[key] {
 			p.pos = at
 			return p.fail("metadata key "+key, "duplicate key")
@@ -411,9 +415,14 @@ func (p *parser) header(f *File) error {
 
 func (p *parser) tensorInfo(i uint64) (TensorInfo, error) {
 	var ti TensorInfo
+	at := p.pos
 	name, err := p.str(fmt.Sprintf("tensor[%d] name", i))
 	if err != nil {
 		return ti, err
+	}
+	if !utf8.ValidString(name) {
+		p.pos = at
+		return ti, p.fail(fmt.Sprintf("tensor[%d] name %q", i, name), "the name is not valid UTF-8, which the GGUF specification requires")
 	}
 	if len(name) >= maxNameLen {
 		return ti, p.fail(fmt.Sprintf("tensor[%d] name", i), "name of %d bytes is too long (llama.cpp allows %d)", len(name), maxNameLen-1)

@@ -17,7 +17,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/gguf"
@@ -63,7 +65,15 @@ type Meta struct {
 	ElemType string `json:"elem_type,omitempty"`
 	Len      int    `json:"len,omitempty"`
 	First    []any  `json:"first,omitempty"`
+	// Escaped is set when a string value (or one of First) is not valid
+	// UTF-8: it is then shown Go-quoted without the quotes ("\xe2\x82"),
+	// since real vocabularies hold partial byte sequences.
+	Escaped bool `json:"escaped,omitempty"`
 }
+
+// EscapedString is a string value that is not valid UTF-8, held as
+// strconv.Quote writes it, without the surrounding quotes.
+type EscapedString string
 
 // Tensor is one row of the tensor table.
 type Tensor struct {
@@ -203,11 +213,17 @@ func describeKV(kv formats.KV, preview int) Meta {
 	a, isArray := kv.Value.(formats.Array)
 	if !isArray {
 		m.Value = jsonSafe(kv.Value)
+		_, m.Escaped = m.Value.(EscapedString)
 		return m
 	}
 	m.ElemType = a.Elem.String()
 	m.Len = a.Len()
 	m.First = firstValues(a, preview)
+	for _, v := range m.First {
+		if _, ok := v.(EscapedString); ok {
+			m.Escaped = true
+		}
+	}
 	return m
 }
 
@@ -262,6 +278,11 @@ func index(values any, i int) any {
 // jsonSafe turns the floats encoding/json refuses (NaN, ±Inf) into strings.
 func jsonSafe(v any) any {
 	switch x := v.(type) {
+	case string:
+		if !utf8.ValidString(x) {
+			q := strconv.Quote(x)
+			return EscapedString(q[1 : len(q)-1])
+		}
 	case float32:
 		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 			return fmt.Sprint(x)

@@ -102,6 +102,8 @@ func formatValue(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "null"
+	case EscapedString:
+		return `"` + string(x) + `"`
 	case float64: // JSON numbers: 13638144, not 1.3638144e+07
 		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
 			return strconv.FormatFloat(x, 'f', -1, 64)

@@ -259,6 +259,11 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 	r.Settings = Settings{Method: Method, NCtx: nCtx, NBatch: cfg.NBatch, Chunks: nChunks,
 		TokensScored: nChunks * (nCtx - 1 - nCtx/2), BenchPrompt: cfg.BenchPrompt, BenchGen: cfg.BenchGen,
 		BenchRepeats: cfg.BenchReps, KVCache: strings.ToLower(baseModel.KVType().String())}
+	if train := baseModel.Hparams.NCtxTrain; train > 0 && nCtx > train {
+		w := fmt.Sprintf("n_ctx %d is larger than the model's training context of %d: positions past %d were never trained (llama.cpp: possible training context overflow)", nCtx, train, train)
+		r.Settings.Warnings = append(r.Settings.Warnings, w)
+		cfg.logf("warning: %s", w)
+	}
 	for i, m := range models {
 		if m.NVocab() != baseModel.NVocab() {
 			return nil, fmt.Errorf("%s has a vocabulary of %d, the base %s %d", r.Variants[i].Type, m.NVocab(), base.Type, baseModel.NVocab())

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
+	"strings"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -14,6 +16,18 @@ import (
 )
 
 // mib formats a byte count in MiB.
+// notMeasured stands in the table for a number that was not measured (or
+// came out non-finite), so that every printed number is a real one.
+const notMeasured = "not measured"
+
+// speed is a tokens/s cell, or notMeasured when the speed test was skipped.
+func speed(ts, sd float64, reps int) string {
+	if reps <= 0 || !(ts > 0) || math.IsInf(ts, 0) || math.IsNaN(sd) || math.IsInf(sd, 0) {
+		return notMeasured
+	}
+	return fmt.Sprintf("%.1f ± %.1f", ts, sd)
+}
+
 func mib(b int64) string { return fmt.Sprintf("%.2f", float64(b)/(1<<20)) }
 
 // WriteMarkdown writes report.md: the settings and provenance, then one
@@ -37,6 +51,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if len(r.MergedFrom) > 0 {
 		fmt.Fprintf(&b, "- Merged from %d reports\n", len(r.MergedFrom))
 	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(&b, "- **Warning:** %s\n", w)
+	}
 	b.WriteString("\n")
 
 	header := []string{"Variant", "Size MiB", "BPW", "PPL", "ΔPPL %", "Mean KLD", "p99 KLD", "Same top p %", "Quantize s", "pp t/s", "tg t/s"}
@@ -58,9 +75,14 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			name, mib(v.SizeBytes), fmt.Sprintf("%.2f", v.BPW),
 			fmt.Sprintf("%.4f ± %.4f", v.PPL, v.PPLStderr), fmt.Sprintf("%+.3f", v.DeltaPPLPct),
 			kld, p99, top, quant,
-			fmt.Sprintf("%.1f ± %.1f", v.PPTokensPerSec, v.PPTokensPerSecSD),
-			fmt.Sprintf("%.1f ± %.1f", v.TGTokensPerSec, v.TGTokensPerSecSD),
+			speed(v.PPTokensPerSec, v.PPTokensPerSecSD, s.BenchRepeats),
+			speed(v.TGTokensPerSec, v.TGTokensPerSecSD, s.BenchRepeats),
 		})
+		for i, c := range rows[len(rows)-1] {
+			if strings.Contains(c, "NaN") || strings.Contains(c, "Inf") {
+				rows[len(rows)-1][i] = notMeasured
+			}
+		}
 	}
 	align := tw.Alignment{tw.AlignLeft}
 	for range header[1:] {

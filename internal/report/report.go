@@ -93,6 +93,9 @@ type Settings struct {
 	BenchGen     int    `json:"bench_gen_tokens"`
 	BenchRepeats int    `json:"bench_repetitions"`
 	KVCache      string `json:"kv_cache"`
+	// Warnings are the run's warnings, e.g. n_ctx beyond the model's
+	// training context.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Variant is one model variant's measurements.
