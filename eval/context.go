@@ -241,7 +241,7 @@ func (c *Context) output(dst []float32, first, count int) {
 // A ProductObserver sees the input of a weight product: rows activation
 // rows of cols values each, about to be multiplied with the weight tensor
 // name (its GGUF name). x is only valid during the call.
-type ProductObserver func(name string, x []float32, rows, cols int)
+type ProductObserver = func(name string, x []float32, rows, cols int)
 
 // Observe makes f see every weight product of the forward passes that
 // follow (nil stops it), in the order the products are computed: the

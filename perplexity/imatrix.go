@@ -146,7 +146,7 @@ func Imatrix(ctx context.Context, c ObservableContext, nVocab int, tokens []int3
 		if opt.Progress != nil {
 			opt.Progress(i+1, nChunk)
 		}
-		if opt.Save != nil && opt.SaveEvery > 0 && (i+1)%opt.SaveEvery == 0 && i+1 < nChunk {
+		if opt.Save != nil && opt.SaveEvery > 0 && (i+1)%opt.SaveEvery == 0 {
 			if err := opt.Save(i + 1); err != nil {
 				return nil, err
 			}
