@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/llqt/llqt/kernels"
 	"github.com/llqt/llqt/internal/cli"
+	"github.com/llqt/llqt/kernels"
 )
 
 // version and commit are set by the Makefile through -ldflags "-X main.version=…".
