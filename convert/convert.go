@@ -135,6 +135,10 @@ func Convert(dir string, opt Options) (*Result, error) {
 	if err := arch.Check(b); err != nil {
 		return nil, err
 	}
+	// gguf-py writes general.architecture when the writer is created, so
+	// keys added while generating extra tensors (Phi-3's attn_factor) follow
+	// it.
+	b.Add("general.architecture", arch.GGUFArch())
 	if err := arch.ExtraTensors(b); err != nil {
 		return nil, err
 	}
@@ -148,7 +152,6 @@ func Convert(dir string, opt Options) (*Result, error) {
 	}
 	// Metadata comes after the tensors are known (the size label needs the
 	// parameter count), in convert_hf_to_gguf.py's order.
-	b.Add("general.architecture", arch.GGUFArch())
 	b.Add("general.type", "model")
 	name := opt.Name
 	if name == "" {
@@ -159,8 +162,8 @@ func Convert(dir string, opt Options) (*Result, error) {
 		name = titleFromID(filepath.Base(abs))
 	}
 	b.AddString("general.name", name)
-	if n := b.paramCount(); n > 0 {
-		b.Add("general.size_label", SizeLabel(n))
+	if label := b.sizeLabel(); label != "" {
+		b.Add("general.size_label", label)
 	}
 	if err := arch.Params(b); err != nil {
 		return nil, err
@@ -232,36 +235,49 @@ func (b *Builder) Warn(format string, args ...any) {
 }
 
 // AddTensor adds an output tensor read from a checkpoint tensor, choosing
-// its stored type as convert_hf_to_gguf.py does: 1-D tensors, norms and
-// anything not named *.weight stay F32; the rest take the output type, with
-// F16 instead of Q8_0 when a row is not a whole number of blocks.
+// its stored type as convert_hf_to_gguf.py does (see AddSource).
 func (b *Builder) AddTensor(name string, t *safetensors.Tensor, transforms ...formats.Transform) error {
+	if err := checkDType(t); err != nil {
+		return err
+	}
+	src, err := t.Source()
+	if err != nil {
+		return err
+	}
+	return b.AddSource(name, t.Shape, src, transforms...)
+}
+
+func checkDType(t *safetensors.Tensor) error {
 	switch t.DType {
 	case safetensors.F32, safetensors.F16, safetensors.BF16:
-	default:
-		return fmt.Errorf("%s: tensor %s has dtype %s; only F32, F16 and BF16 weights can be converted", t.File.Path, t.Name, t.DType)
+		return nil
 	}
-	if len(t.Shape) > 4 {
-		return fmt.Errorf("%s: tensor %s has %d dimensions; GGUF allows at most 4", t.File.Path, t.Name, len(t.Shape))
+	return fmt.Errorf("%s: tensor %s has dtype %s; only F32, F16 and BF16 weights can be converted", t.File.Path, t.Name, t.DType)
+}
+
+// AddSource adds an output tensor of the given torch-order shape. 1-D
+// tensors, norms, the MoE router (ffn_gate_inp) and anything not named
+// *.weight stay F32; the rest take the output type, with F16 instead of
+// Q8_0 when a row is not a whole number of blocks.
+func (b *Builder) AddSource(name string, torchShape []uint64, src formats.Source, transforms ...formats.Transform) error {
+	if len(torchShape) > 4 {
+		return fmt.Errorf("tensor %s has %d dimensions; GGUF allows at most 4", name, len(torchShape))
 	}
 	shape := make([]uint64, 0, 4)
-	for i := len(t.Shape) - 1; i >= 0; i-- {
-		shape = append(shape, t.Shape[i])
+	for i := len(torchShape) - 1; i >= 0; i-- {
+		shape = append(shape, torchShape[i])
 	}
 	if len(shape) == 0 {
 		shape = append(shape, 1)
 	}
 	typ := b.OutType
-	if len(t.Shape) <= 1 || strings.HasSuffix(name, "_norm.weight") || !strings.HasSuffix(name, ".weight") {
+	if len(torchShape) <= 1 || strings.HasSuffix(name, "_norm.weight") || !strings.HasSuffix(name, ".weight") ||
+		strings.HasSuffix(name, ".ffn_gate_inp.weight") {
 		typ = ggml.TypeF32
 	}
 	if typ.Quantized() && shape[0]%uint64(typ.BlockSize()) != 0 {
 		b.Warn("tensor %s: rows of %d are not a multiple of %d, falling back to F16", name, shape[0], typ.BlockSize())
 		typ = ggml.TypeF16
-	}
-	src, err := t.Source()
-	if err != nil {
-		return err
 	}
 	b.Model.Tensors = append(b.Model.Tensors, &formats.Tensor{
 		Name: name, Shape: shape, Type: typ, Source: src, Transforms: transforms,
@@ -277,6 +293,31 @@ func (b *Builder) paramCount() uint64 {
 		n += t.Elements()
 	}
 	return n
+}
+
+// sizeLabel is gguf-py's size_label: the parameter count, or for a
+// mixture of experts "Nx" and the parameters one token's path would hold
+// with a single expert (shared tensors plus one slice of each *_exps).
+func (b *Builder) sizeLabel() string {
+	var total, shared, perExpert, expertSum, nExpTensors uint64
+	for _, t := range b.Model.Tensors {
+		n := t.Elements()
+		total += n
+		if strings.Contains(t.Name, "_exps.") && len(t.Shape) >= 3 {
+			perExpert += n / t.Shape[2]
+			expertSum += t.Shape[2]
+			nExpTensors++
+		} else {
+			shared += n
+		}
+	}
+	if total == 0 {
+		return ""
+	}
+	if nExpTensors > 0 {
+		return strconv.FormatUint(expertSum/nExpTensors, 10) + "x" + SizeLabel(shared+perExpert)
+	}
+	return SizeLabel(total)
 }
 
 // SizeLabel formats a parameter count as gguf-py's size_label does: at

@@ -1,0 +1,108 @@
+package convert
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/llqt/llqt/formats/gguf"
+	"github.com/llqt/llqt/internal/fixtures"
+	"github.com/llqt/llqt/quant"
+)
+
+// archGoldens are the folders of shared/testdata/arch converted by
+// llama.cpp b4748. Each checkpoint sits in a folder named hf, which is where
+// the converter's general.name ("Hf") comes from, so converting it in place
+// reproduces the whole file.
+var archGoldens = []string{"qwen2", "mixtral", "llama3"}
+
+func TestArchGoldenF32Q8(t *testing.T) {
+	for _, arch := range archGoldens {
+		for _, ot := range []string{"f32", "q8_0"} {
+			t.Run(arch+"/"+ot, func(t *testing.T) {
+				dir := fixtures.Path(t, "arch/"+arch+"/hf")
+				golden := fixtures.Path(t, "arch/"+arch+"/golden-"+ot+".gguf")
+				out := convertTo(t, dir, ot, quant.Codec{})
+				compareGGUF(t, out, golden)
+				sameBytes(t, out, golden)
+			})
+		}
+	}
+}
+
+type manifestEntry struct {
+	Name   string
+	Type   string   `json:"type"`
+	Shape  []uint64 `json:"shape"`
+	SHA256 string   `json:"sha256"`
+}
+
+// readManifest reads a hash manifest keeping its tensor order.
+func readManifest(t *testing.T, path string) []manifestEntry {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	var out []manifestEntry
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e manifestEntry
+		if err := dec.Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		e.Name = tok.(string)
+		out = append(out, e)
+	}
+	return out
+}
+
+// checkManifest compares every tensor of a GGUF with a hash manifest.
+func checkManifest(t *testing.T, gotPath, manifest string) {
+	t.Helper()
+	want := readManifest(t, manifest)
+	f, err := gguf.Open(gotPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if len(f.Tensors) != len(want) {
+		t.Fatalf("%d tensors, manifest has %d", len(f.Tensors), len(want))
+	}
+	for i := range f.Tensors {
+		g, w := &f.Tensors[i], want[i]
+		data, err := f.Data(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		h := hex.EncodeToString(sum[:])
+		if g.Name != w.Name || g.Type.String() != w.Type || fmt.Sprint(g.Shape) != fmt.Sprint(w.Shape) || h != w.SHA256 {
+			t.Errorf("tensor %d: %s %s %v %.12s…, want %s %s %v %.12s…", i, g.Name, g.Type, g.Shape, h, w.Name, w.Type, w.Shape, w.SHA256)
+		}
+	}
+}
+
+func TestArchGoldenF16BF16(t *testing.T) {
+	for _, arch := range archGoldens {
+		for _, ot := range []string{"f16", "bf16"} {
+			t.Run(arch+"/"+ot, func(t *testing.T) {
+				dir := fixtures.Path(t, "arch/"+arch+"/hf")
+				manifest := fixtures.Path(t, filepath.Join("arch", arch, "golden-"+ot+".hashes.json"))
+				checkManifest(t, convertTo(t, dir, ot, nil), manifest)
+			})
+		}
+	}
+}
