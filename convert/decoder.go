@@ -309,3 +309,7 @@ var (
 func missingTokenizer(dir string) error {
 	return fmt.Errorf("%s: %w: no tokenizer.model or tokenizer.json", dir, ErrTokenizer)
 }
+
+func missingFile(dir, name string) error {
+	return fmt.Errorf("%s: %w: %s is missing", dir, ErrTokenizer, name)
+}
