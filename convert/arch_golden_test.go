@@ -19,7 +19,7 @@ import (
 // llama.cpp b4748. Each checkpoint sits in a folder named hf, which is where
 // the converter's general.name ("Hf") comes from, so converting it in place
 // reproduces the whole file.
-var archGoldens = []string{"qwen2", "mixtral", "gemma", "gemma2", "llama3"}
+var archGoldens = []string{"qwen2", "mixtral", "gemma", "gemma2", "phi3", "phi3-longrope", "llama3"}
 
 func TestArchGoldenF32Q8(t *testing.T) {
 	for _, arch := range archGoldens {

@@ -136,6 +136,15 @@ func (v *Vocab) add(b *Builder) {
 // added_tokens_decoder. vocabSize < 0 means the model's own size.
 // found is false when there is no tokenizer.model.
 func SentencePieceVocab(dir string, vocabSize int, warn func(string, ...any)) (v *Vocab, found bool, err error) {
+	return sentencePieceVocab(dir, vocabSize, warn, false)
+}
+
+// sentencePieceVocab is SentencePieceVocab; with phi3 it follows
+// Phi3MiniModel.set_vocab instead: added_tokens_decoder entries are
+// USER_DEFINED unless marked special (no look-alike rule, no U+2581
+// replacement), and tokenizer.json's added_tokens are applied the same way
+// afterwards.
+func sentencePieceVocab(dir string, vocabSize int, warn func(string, ...any), phi3 bool) (v *Vocab, found bool, err error) {
 	path := filepath.Join(dir, "tokenizer.model")
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -207,16 +216,54 @@ func SentencePieceVocab(dir string, vocabSize int, warn func(string, ...any)) (v
 		if v.Types[id] != TokenUnused && v.Tokens[id] != content {
 			warn("replacing token %d: %q -> %q", id, v.Tokens[id], content)
 		}
-		if special, _ := entry["special"].(bool); special || looksSpecial(content) {
+		special, _ := entry["special"].(bool)
+		switch {
+		case phi3 && special:
 			v.Types[id] = TokenControl
-		} else {
+		case phi3:
+			v.Types[id] = TokenUserDefined
+		case special || looksSpecial(content):
+			v.Types[id] = TokenControl
+		default:
 			content = strings.ReplaceAll(content, "\u2581", " ")
 			v.Types[id] = TokenUserDefined
 		}
 		v.Scores[id] = -1000
 		v.Tokens[id] = content
 	}
+	if phi3 {
+		if err := phi3AddedTokens(dir, v, warn); err != nil {
+			return nil, true, err
+		}
+	}
 	return v, true, nil
+}
+
+// phi3AddedTokens applies tokenizer.json's added_tokens as Phi-3's
+// converter does.
+func phi3AddedTokens(dir string, v *Vocab, warn func(string, ...any)) error {
+	var tj struct {
+		AddedTokens []map[string]any `json:"added_tokens"`
+	}
+	path := filepath.Join(dir, "tokenizer.json")
+	if found, err := readJSON(dir, "tokenizer.json", &tj); err != nil || !found {
+		return err
+	}
+	for _, at := range tj.AddedTokens {
+		id, ok := jsonInt(at["id"])
+		content, isStr := at["content"].(string)
+		if !ok || id < 0 || id >= int64(len(v.Tokens)) || !isStr {
+			return fmt.Errorf("%s: %w: added token %v has id %v, not a token id below %d", path, ErrTokenizer, at["content"], at["id"], len(v.Tokens))
+		}
+		if v.Types[id] != TokenUnused && v.Tokens[id] != content {
+			warn("replacing token %d: %q -> %q", id, v.Tokens[id], content)
+		}
+		v.Tokens[id], v.Scores[id], v.Types[id] = content, -1000, TokenUserDefined
+		if special, _ := at["special"].(bool); special {
+			v.Types[id] = TokenControl
+		}
+	}
+	return nil
 }
 
 // hfTokenizer is the part of tokenizer.json a converter reads.
