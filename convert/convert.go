@@ -215,6 +215,19 @@ func (b *Builder) Add(key string, v any) {
 	b.Model.KV = append(b.Model.KV, formats.KV{Key: key, Value: v})
 }
 
+// Set writes a key in place when it exists (keeping its position), else
+// appends it: newer gguf-py overwrites a duplicated key with a warning, and
+// current llama.cpp converters (Gemma 3) rely on that.
+func (b *Builder) Set(key string, v any) {
+	for i := range b.Model.KV {
+		if b.Model.KV[i].Key == key {
+			b.Model.KV[i].Value = v
+			return
+		}
+	}
+	b.Model.KV = append(b.Model.KV, formats.KV{Key: key, Value: v})
+}
+
 // AddString adds a string key unless it is empty (gguf-py skips those).
 func (b *Builder) AddString(key, v string) {
 	if v != "" {
