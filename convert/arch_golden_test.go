@@ -106,3 +106,53 @@ func TestArchGoldenF16BF16(t *testing.T) {
 		}
 	}
 }
+
+// TestGoldenTinyLlamaBin converts the PyTorch .bin copy of the tiny model:
+// the metadata (but the naming keys, which come from the folder name) and
+// every tensor's name, type, shape and bytes equal llama.cpp's conversion
+// of the safetensors copy. The tensors come in the pickle's order, as
+// llama.cpp's converter emits them.
+func TestGoldenTinyLlamaBin(t *testing.T) {
+	out := convertTo(t, fixtures.Path(t, "tiny-llama-bin"), "f32", nil)
+	golden := fixtures.Path(t, "golden/tiny-llama-f32.gguf")
+	got, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	want, err := gguf.Open(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	var gk, wk []string
+	for _, kv := range got.KV {
+		if !namingKeys[kv.Key] {
+			gk = append(gk, fmt.Sprintf("%s=%v", kv.Key, kv.Value))
+		}
+	}
+	for _, kv := range want.KV {
+		if !namingKeys[kv.Key] {
+			wk = append(wk, fmt.Sprintf("%s=%v", kv.Key, kv.Value))
+		}
+	}
+	if fmt.Sprint(gk) != fmt.Sprint(wk) {
+		t.Errorf("metadata differs:\n got %.300v\nwant %.300v", gk, wk)
+	}
+	if len(got.Tensors) != len(want.Tensors) {
+		t.Fatalf("%d tensors, want %d", len(got.Tensors), len(want.Tensors))
+	}
+	for i := range got.Tensors {
+		g := &got.Tensors[i]
+		w, ok := want.Tensor(g.Name)
+		if !ok {
+			t.Errorf("tensor %s not in the golden", g.Name)
+			continue
+		}
+		gd, _ := got.Data(g)
+		wd, _ := want.Data(w)
+		if g.Type != w.Type || fmt.Sprint(g.Shape) != fmt.Sprint(w.Shape) || !bytes.Equal(gd, wd) {
+			t.Errorf("tensor %s: %s %v differs from the golden's %s %v", g.Name, g.Type, g.Shape, w.Type, w.Shape)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/formats/pytorch"
 	"github.com/llqt/llqt/formats/safetensors"
 )
 
@@ -109,7 +110,7 @@ func Convert(dir string, opt Options) (*Result, error) {
 	if _, ok := outTypes[outName]; !ok && outName != "auto" {
 		return nil, fmt.Errorf("unknown output type %q (want one of %s)", opt.OutType, strings.Join(OutTypes, ", "))
 	}
-	ckpt, err := safetensors.OpenDir(dir)
+	ckpt, err := openCheckpoint(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +180,21 @@ func Convert(dir string, opt Options) (*Result, error) {
 	res.Warnings = b.Warnings
 	ok = true
 	return res, nil
+}
+
+// openCheckpoint opens the safetensors weights in dir, or, as
+// convert_hf_to_gguf.py does when there are none, pytorch_model*.bin.
+func openCheckpoint(dir string) (*safetensors.Checkpoint, error) {
+	hasSafetensors := false
+	if _, err := os.Stat(filepath.Join(dir, safetensors.IndexName)); err == nil {
+		hasSafetensors = true
+	} else if m, _ := filepath.Glob(filepath.Join(dir, "model*.safetensors")); len(m) > 0 {
+		hasSafetensors = true
+	}
+	if !hasSafetensors && pytorch.HasCheckpoint(dir) {
+		return pytorch.OpenDir(dir)
+	}
+	return safetensors.OpenDir(dir)
 }
 
 // guessOutType implements --outtype auto: the dtype of the first tensor
