@@ -42,7 +42,7 @@ func TestHFTokenizerVocabs(t *testing.T) {
 			dir := "hf-tokenizers/" + name + "/"
 			tok := loadGGUF(t, dir+"vocab-"+name+".gguf")
 			sets := []struct {
-				inp, out                string
+				inp, out                 string
 				addSpecial, parseSpecial bool
 			}{
 				{dir + "vocab-" + name + ".gguf.inp", dir + "vocab-" + name + ".gguf.llamacpp.out", false, false},
