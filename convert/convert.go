@@ -41,6 +41,14 @@ type Options struct {
 	OutType string
 	// Name overrides general.name (see the package doc for the default).
 	Name string
+	// VocabOnly writes the metadata and vocabulary without any tensor
+	// (--vocab-only); the checkpoint's weights are not needed.
+	VocabOnly bool
+	// Pre names the BPE pre-tokenizer (--pre) instead of detecting it.
+	Pre string
+	// Encoder runs a tokenizer.json for pre-tokenizer detection (chkhsh);
+	// without it a BPE vocabulary needs Pre.
+	Encoder HFEncoder
 }
 
 // Result is a converted model. Its tensors read lazily from the input
@@ -79,8 +87,27 @@ type Builder struct {
 	FileType uint32
 	Model    *formats.Model
 	Warnings []string
+	// VocabOnly: no tensors are read or written; architectures check the
+	// config only.
+	VocabOnly bool
 
-	dups []string // keys added twice: a bug in an architecture
+	pre     string
+	encoder HFEncoder
+	dups    []string // keys added twice: a bug in an architecture
+}
+
+// bpeVocab is convert_hf_to_gguf.py's _set_vocab_gpt2 vocabulary, with the
+// pre-tokenizer detected by chkhsh (or named by Options.Pre). found is false
+// without tokenizer.json.
+func (b *Builder) bpeVocab(vocabSize int) (*Vocab, bool, error) {
+	if _, err := os.Stat(filepath.Join(b.Dir, "tokenizer.json")); errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	pre, err := detectPre(b.Dir, b.pre, b.encoder)
+	if err != nil {
+		return nil, true, err
+	}
+	return BPEVocab(b.Dir, vocabSize, pre)
 }
 
 // Convert reads the Hugging Face checkpoint in dir and returns the GGUF
@@ -110,7 +137,12 @@ func Convert(dir string, opt Options) (*Result, error) {
 	if _, ok := outTypes[outName]; !ok && outName != "auto" {
 		return nil, fmt.Errorf("unknown output type %q (want one of %s)", opt.OutType, strings.Join(OutTypes, ", "))
 	}
-	ckpt, err := openCheckpoint(dir)
+	var ckpt *safetensors.Checkpoint
+	if opt.VocabOnly {
+		ckpt, err = safetensors.NewCheckpoint(dir, nil)
+	} else {
+		ckpt, err = openCheckpoint(dir)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +163,9 @@ func Convert(dir string, opt Options) (*Result, error) {
 	b := &Builder{
 		Dir: dir, Config: cfg, Checkpoint: ckpt,
 		OutType: outTypes[outName].typ, FileType: outTypes[outName].fileType,
-		Model: &formats.Model{Arch: arch.GGUFArch()},
+		Model:     &formats.Model{Arch: arch.GGUFArch()},
+		VocabOnly: opt.VocabOnly,
+		pre:       opt.Pre, encoder: opt.Encoder,
 	}
 	if err := arch.Check(b); err != nil {
 		return nil, err
@@ -140,8 +174,10 @@ func Convert(dir string, opt Options) (*Result, error) {
 	// keys added while generating extra tensors (Phi-3's attn_factor) follow
 	// it.
 	b.Add("general.architecture", arch.GGUFArch())
-	if err := arch.ExtraTensors(b); err != nil {
-		return nil, err
+	if !opt.VocabOnly {
+		if err := arch.ExtraTensors(b); err != nil {
+			return nil, err
+		}
 	}
 	for _, t := range ckpt.Tensors {
 		if skipTensor(t.Name) {

@@ -181,7 +181,7 @@ func (l *llama) Vocab(b *Builder) error {
 	if found {
 		nVocab = len(v.Tokens)
 	} else {
-		v, found, err = BPEVocab(b.Dir, int(l.hp.vocab))
+		v, found, err = b.bpeVocab(int(l.hp.vocab))
 		if err != nil {
 			return err
 		}

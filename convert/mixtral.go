@@ -61,7 +61,8 @@ func (m *mixtral) Check(b *Builder) error {
 	if m.hp.experts == 0 {
 		return b.Config.errf("num_local_experts", "missing (MixtralForCausalLM needs experts)")
 	}
-	if err := m.table().check(b, &m.hp); err != nil {
+	m.pending = map[string]map[string]*safetensors.Tensor{}
+	if err := m.table().check(b, &m.hp); err != nil || b.VocabOnly {
 		return err
 	}
 	for l := uint64(0); l < m.hp.blocks; l++ {
@@ -75,7 +76,6 @@ func (m *mixtral) Check(b *Builder) error {
 			}
 		}
 	}
-	m.pending = map[string]map[string]*safetensors.Tensor{}
 	return nil
 }
 

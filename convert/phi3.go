@@ -198,7 +198,7 @@ func (p *phi3) Vocab(b *Builder) error {
 		return err
 	}
 	if cls, _ := tc["tokenizer_class"].(string); cls == "GPT2Tokenizer" {
-		v, found, err := BPEVocab(b.Dir, int(p.hp.vocab))
+		v, found, err := b.bpeVocab(int(p.hp.vocab))
 		if err != nil {
 			return err
 		}

@@ -97,7 +97,7 @@ func sentencePieceOrBPE(b *Builder, vocabSize int) error {
 	if found {
 		nVocab = len(v.Tokens)
 	} else {
-		v, found, err = BPEVocab(b.Dir, vocabSize)
+		v, found, err = b.bpeVocab(vocabSize)
 		if err != nil {
 			return err
 		}

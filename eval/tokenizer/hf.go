@@ -335,3 +335,14 @@ func (t *Tokenizer) hfPostProcessor(c *hfComponent, path string) error {
 	}
 	return fmt.Errorf("%s: post-processor %q is not supported", path, c.Type)
 }
+
+// EncodeHF encodes text with the tokenizer.json in data as Hugging Face's
+// tokenizer.encode does by default (post-processor tokens added, added
+// tokens recognised in the text). It fits convert.HFEncoder.
+func EncodeHF(data []byte, path, text string) ([]int32, error) {
+	tok, err := FromHFJSON(data, path)
+	if err != nil {
+		return nil, err
+	}
+	return tok.Encode(text, true, true)
+}

@@ -100,8 +100,12 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 	if err := writeHeader(cw, m, layout); err != nil {
 		return err
 	}
-	if err := pad(cw, layout.Alignment); err != nil {
-		return err
+	// gguf-py pads the header to the data alignment only when tensor data
+	// follows; a vocabulary-only file ends right after its metadata.
+	if len(m.Tensors) > 0 {
+		if err := pad(cw, layout.Alignment); err != nil {
+			return err
+		}
 	}
 	threads := opt.Threads
 	if threads <= 0 {
