@@ -106,12 +106,18 @@ func FromHFJSON(data []byte, path string) (*Tokenizer, error) {
 		return id, nil
 	}
 	for tok, n := range j.Model.Vocab {
+		if tok == "" {
+			return nil, fmt.Errorf("%s: the vocabulary has an empty token", path)
+		}
 		if _, err := addID(tok, n); err != nil {
 			return nil, err
 		}
 	}
 	attrs := map[int64]Attr{}
 	for _, at := range j.AddedTokens {
+		if at.Content == "" {
+			return nil, fmt.Errorf("%s: added token %s has no content", path, at.ID)
+		}
 		id, err := addID(at.Content, at.ID)
 		if err != nil {
 			return nil, err
@@ -133,6 +139,11 @@ func FromHFJSON(data []byte, path string) (*Tokenizer, error) {
 			a |= AttrNormalized
 		}
 		attrs[id] = a
+	}
+	// Ids may leave holes, but not so many that a lying id could make the
+	// token table huge.
+	if maxID >= int64(4*len(byID)+1024) {
+		return nil, fmt.Errorf("%s: token id %d is far beyond the %d tokens", path, maxID, len(byID))
 	}
 	n := int(maxID + 1)
 	t.tokens = make([]string, n)
