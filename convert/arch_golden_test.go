@@ -15,23 +15,27 @@ import (
 	"github.com/llqt/llqt/quant"
 )
 
-// archGoldens are the folders of shared/testdata/arch converted by
-// llama.cpp b4748. Each checkpoint sits in a folder named hf, which is where
-// the converter's general.name ("Hf") comes from, so converting it in place
-// reproduces the whole file.
-var archGoldens = []string{"qwen2", "mixtral", "gemma", "gemma2", "phi3", "phi3-longrope", "llama3"}
-
-func TestArchGoldenF32Q8(t *testing.T) {
-	for _, arch := range archGoldens {
-		for _, ot := range []string{"f32", "q8_0"} {
-			t.Run(arch+"/"+ot, func(t *testing.T) {
-				dir := fixtures.Path(t, "arch/"+arch+"/hf")
-				golden := fixtures.Path(t, "arch/"+arch+"/golden-"+ot+".gguf")
-				out := convertTo(t, dir, ot, quant.Codec{})
-				compareGGUF(t, out, golden)
-				sameBytes(t, out, golden)
-			})
-		}
+// archGolden converts arch/NAME/hf with every output type llama.cpp b4748
+// was run with: f32 and q8_0 must equal golden-*.gguf byte for byte, f16
+// and bf16 every tensor of the hash manifests. Each checkpoint sits in a
+// folder named hf, which is where the converter's general.name ("Hf")
+// comes from, so converting it in place reproduces the whole file.
+func archGolden(t *testing.T, arch string) {
+	t.Helper()
+	dir := fixtures.Path(t, "arch/"+arch+"/hf")
+	for _, ot := range []string{"f32", "q8_0"} {
+		t.Run(ot, func(t *testing.T) {
+			golden := fixtures.Path(t, "arch/"+arch+"/golden-"+ot+".gguf")
+			out := convertTo(t, dir, ot, quant.Codec{})
+			compareGGUF(t, out, golden)
+			sameBytes(t, out, golden)
+		})
+	}
+	for _, ot := range []string{"f16", "bf16"} {
+		t.Run(ot, func(t *testing.T) {
+			manifest := fixtures.Path(t, filepath.Join("arch", arch, "golden-"+ot+".hashes.json"))
+			checkManifest(t, convertTo(t, dir, ot, nil), manifest)
+		})
 	}
 }
 
@@ -91,18 +95,6 @@ func checkManifest(t *testing.T, gotPath, manifest string) {
 		h := hex.EncodeToString(sum[:])
 		if g.Name != w.Name || g.Type.String() != w.Type || fmt.Sprint(g.Shape) != fmt.Sprint(w.Shape) || h != w.SHA256 {
 			t.Errorf("tensor %d: %s %s %v %.12s…, want %s %s %v %.12s…", i, g.Name, g.Type, g.Shape, h, w.Name, w.Type, w.Shape, w.SHA256)
-		}
-	}
-}
-
-func TestArchGoldenF16BF16(t *testing.T) {
-	for _, arch := range archGoldens {
-		for _, ot := range []string{"f16", "bf16"} {
-			t.Run(arch+"/"+ot, func(t *testing.T) {
-				dir := fixtures.Path(t, "arch/"+arch+"/hf")
-				manifest := fixtures.Path(t, filepath.Join("arch", arch, "golden-"+ot+".hashes.json"))
-				checkManifest(t, convertTo(t, dir, ot, nil), manifest)
-			})
 		}
 	}
 }

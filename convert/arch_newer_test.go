@@ -12,11 +12,12 @@ import (
 	"github.com/llqt/llqt/internal/fixtures"
 )
 
-// TestArchNewer converts the checkpoints newer than b4748 (no llama.cpp
-// golden) and checks them against current llama.cpp's conventions as
-// arch/README.md records them: names, keys, and every tensor's values
-// against the checkpoint's (with Gemma's +1 on norms).
-func TestArchNewer(t *testing.T) {
+// archNewer converts a checkpoint newer than b4748 (no llama.cpp golden)
+// and checks it against current llama.cpp's conventions as arch/README.md
+// records them: names, keys, and every tensor's values against the
+// checkpoint's (with Gemma's +1 on norms).
+func archNewer(t *testing.T, name string) {
+	t.Helper()
 	cases := []struct {
 		arch     string
 		ggufArch string
@@ -36,6 +37,9 @@ func TestArchNewer(t *testing.T) {
 			[]string{"attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight", "ffn_norm.weight", "post_ffw_norm.weight"}},
 	}
 	for _, c := range cases {
+		if c.arch != name {
+			continue
+		}
 		t.Run(c.arch, func(t *testing.T) {
 			dir := fixtures.Path(t, "arch/"+c.arch+"/hf")
 			out := convertTo(t, dir, "f32", nil)
