@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -133,6 +135,40 @@ func TestVocabOnlyGolden(t *testing.T) {
 		if h := sha256.Sum256(got); hex.EncodeToString(h[:]) != manifest.Tokenizers["llama3"].Variant.SHA256 {
 			t.Errorf("sha256 %x, manifest %s", h, manifest.Tokenizers["llama3"].Variant.SHA256)
 		}
+		// With llama-bpe the engine gives HF's ids on llama.cpp's test
+		// inputs, BOS in front with the default special tokens.
+		path := filepath.Join(t.TempDir(), "vocab-llama-bpe.gguf")
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := gguf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		tok, err := tokenizer.FromKV(f.KV)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			out        string
+			addSpecial bool
+		}{{"vocab-llama3.gguf.out", false}, {"vocab-llama3.gguf.addspecial.out", true}} {
+			inputs, want := readTestCases(t, filepath.Join(src, "vocab-llama3.gguf.inp"), filepath.Join(src, c.out))
+			for i, text := range inputs {
+				ids, err := tok.Encode(text, c.addSpecial, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := want[i]
+				if c.addSpecial {
+					w = append([]int32{128000}, w...) // HF's post-processor BOS; the .out file is the shipped tokenizer's
+				}
+				if fmt.Sprint(ids) != fmt.Sprint(w) {
+					t.Errorf("%s case %d %+q: %v, want %v", c.out, i, text, ids, w)
+				}
+			}
+		}
 	})
 	t.Run("no encoder needs --pre", func(t *testing.T) {
 		dir := copyTokenizerDir(t, filepath.Join(base, "qwen3"), "qwen3", nil)
@@ -145,4 +181,35 @@ func TestVocabOnlyGolden(t *testing.T) {
 			t.Error("--pre qwen2 differs from vocab-qwen3.gguf")
 		}
 	})
+}
+
+// readTestCases reads llama.cpp's test-tokenizer-0 files: texts separated
+// by "\n__ggml_vocab_test__\n", one line of ids per text.
+func readTestCases(t *testing.T, inp, out string) ([]string, [][]int32) {
+	t.Helper()
+	raw, err := os.ReadFile(inp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outRaw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := strings.Split(strings.TrimSuffix(string(raw), "\n__ggml_vocab_test__\n"), "\n__ggml_vocab_test__\n")
+	lines := strings.Split(strings.TrimSuffix(string(outRaw), "\n"), "\n")
+	if len(lines) != len(inputs) {
+		t.Fatalf("%s: %d inputs, %d lines", out, len(inputs), len(lines))
+	}
+	want := make([][]int32, len(lines))
+	for i, l := range lines {
+		want[i] = []int32{}
+		for _, f := range strings.Fields(l) {
+			v, err := strconv.Atoi(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[i] = append(want[i], int32(v))
+		}
+	}
+	return inputs, want
 }
