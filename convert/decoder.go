@@ -305,8 +305,8 @@ func (s *stackSource) ReadRaw() ([]byte, error) {
 func (s *stackSource) Parts() []formats.Source { return s.parts }
 
 var (
-	_ formats.Transform = addOne{}
-	_ formats.Source    = (*stackSource)(nil)
+	_ formats.Transform    = addOne{}
+	_ formats.PartedSource = (*stackSource)(nil)
 )
 
 func missingTokenizer(dir string) error {

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/safetensors"
 )
 
@@ -124,5 +123,3 @@ func (m *mixtral) MapTensor(b *Builder, t *safetensors.Tensor) error {
 	}
 	return nil
 }
-
-var _ formats.Source = (*safetensors.Tensor)(nil)
