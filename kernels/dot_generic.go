@@ -3,6 +3,8 @@ package kernels
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/llqt/llqt/formats/block"
 )
 
 // A dotFunc returns the dot product of n elements of a weight row w and an
@@ -46,7 +48,7 @@ func dotBF16ActGo(w, a []byte, n int) float32 {
 	w, a = w[:2*n], a[:4*n]
 	var s float32
 	for i := 0; i < n; i++ {
-		s += bf16BitsToF32(binary.LittleEndian.Uint16(w[2*i:])) * math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:]))
+		s += block.BF16ToFloat(binary.LittleEndian.Uint16(w[2*i:])) * math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:]))
 	}
 	return s
 }

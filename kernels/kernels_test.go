@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/x448/float16"
 )
@@ -498,7 +499,7 @@ func TestBF16Rounding(t *testing.T) {
 		{0x7f800001, 0x7fc0}, // signalling NaN quieted
 		{0x7f7fffff, 0x7f80}, // overflow to inf
 	} {
-		if got := f32ToBF16Bits(math.Float32frombits(c.in)); got != c.want {
+		if got := block.FloatToBF16(math.Float32frombits(c.in)); got != c.want {
 			t.Errorf("%#08x: got %#04x want %#04x", c.in, got, c.want)
 		}
 	}
@@ -705,8 +706,8 @@ func TestRoundingAsmMatchesGo(t *testing.T) {
 			inuse, go_ func(dst, x []float32)
 			rule       func(float32) uint32
 		}{
-			{"bf16", roundBF16Impl, roundBF16Go, func(v float32) uint32 { return uint32(f32ToBF16Bits(v)) << 16 }},
-			{"f16", roundF16Impl, roundF16Go, func(v float32) uint32 { return math.Float32bits(f16Table[f32ToF16Bits(v)]) }},
+			{"bf16", roundBF16Impl, roundBF16Go, func(v float32) uint32 { return uint32(block.FloatToBF16(v)) << 16 }},
+			{"f16", roundF16Impl, roundF16Go, func(v float32) uint32 { return math.Float32bits(block.HalfToFloat(block.FloatToHalf(v))) }},
 		} {
 			got, want := make([]float32, n), make([]float32, n)
 			c.inuse(got, x)

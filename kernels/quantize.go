@@ -3,6 +3,8 @@ package kernels
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/llqt/llqt/formats/block"
 )
 
 // Block sizes and byte sizes of the activation formats (ggml-common.h).
@@ -21,7 +23,7 @@ func quantizeRowQ8_0Go(dst []byte, x []float32) {
 	for b := 0; b < len(x)/qk8; b++ {
 		blk := dst[b*q8_0Len : (b+1)*q8_0Len]
 		d, _ := quantizeBlock8(blk[2:34], x[b*qk8:(b+1)*qk8])
-		binary.LittleEndian.PutUint16(blk, f32ToF16Bits(d))
+		binary.LittleEndian.PutUint16(blk, block.FloatToHalf(d))
 	}
 }
 
@@ -31,8 +33,8 @@ func quantizeRowQ8_1Go(dst []byte, x []float32) {
 	for b := 0; b < len(x)/qk8; b++ {
 		blk := dst[b*q8_1Len : (b+1)*q8_1Len]
 		d, sum := quantizeBlock8(blk[4:36], x[b*qk8:(b+1)*qk8])
-		binary.LittleEndian.PutUint16(blk, f32ToF16Bits(d))
-		binary.LittleEndian.PutUint16(blk[2:], f32ToF16Bits(d*float32(sum)))
+		binary.LittleEndian.PutUint16(blk, block.FloatToHalf(d))
+		binary.LittleEndian.PutUint16(blk[2:], block.FloatToHalf(d*float32(sum)))
 	}
 }
 
@@ -50,8 +52,8 @@ func quantizeBlock8(qs []byte, x []float32) (d float32, sum int) {
 	}
 	for j, v := range x[:qk8] {
 		p := v * id
-		q := nearestInt(p)         // vroundps: nearest, ties to even
-		q = min(max(q, -128), 127) // vpackss saturation
+		q := int(block.NearestInt(p)) // vroundps: nearest, ties to even
+		q = min(max(q, -128), 127)    // vpackss saturation
 		qs[j] = byte(int8(q))
 		sum += q
 	}
@@ -79,7 +81,7 @@ func quantizeRowQ8_KGo(dst []byte, x []float32) {
 		qs := blk[4 : 4+qkK]
 		for j, v := range xs {
 			p := iscale * v
-			q := min(nearestInt(p), 127)
+			q := min(block.NearestInt(p), 127)
 			qs[j] = byte(int8(q))
 		}
 		for g := 0; g < qkK/16; g++ {
@@ -95,13 +97,6 @@ func quantizeRowQ8_KGo(dst []byte, x []float32) {
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
 
-// nearestInt is ggml's nearest_int: add 1.5*2^23 in float32 and read the
-// mantissa, rounding half to even for |f| <= 4194303.
-func nearestInt(f float32) int {
-	v := f + 12582912
-	return int(math.Float32bits(v)&0x007fffff) - 0x00400000
-}
-
 // The activation quantizers in use: the Go ones above, or assembly that
 // produces the same bytes.
 var (
@@ -116,13 +111,13 @@ var (
 // the product of the two narrow values that ggml forms.
 func roundF16Go(dst, x []float32) {
 	for i, v := range x {
-		dst[i] = f16Table[f32ToF16Bits(v)]
+		dst[i] = block.HalfToFloat(block.FloatToHalf(v))
 	}
 }
 
 func roundBF16Go(dst, x []float32) {
 	for i, v := range x {
-		dst[i] = bf16BitsToF32(f32ToBF16Bits(v))
+		dst[i] = block.BF16ToFloat(block.FloatToBF16(v))
 	}
 }
 

@@ -1,6 +1,10 @@
 package quant
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/llqt/llqt/formats/block"
+)
 
 // Encoders used when an importance matrix is given (the quantize_row_*_impl
 // paths of ggml-quants.c). qw holds one weight per column of the row.
@@ -33,7 +37,7 @@ func quantizeRowQ4_0Impl(y []byte, x []float32, qw []float32) {
 		b := y[ib*18 : (ib+1)*18]
 		importanceWeights(weight[:], qw[ib*qk:], xb, sigma2)
 		d := makeQxQuants(qk, 8, xb, L[:], 1, weight[:])
-		putF16(b, d)
+		block.StoreF16(b, d)
 		for j := 0; j < 16; j++ {
 			b[2+j] = uint8(L[j]) | uint8(L[j+16])<<4
 		}
@@ -53,8 +57,8 @@ func quantizeRowQ4_1Impl(y []byte, x []float32, qw []float32) {
 		b := y[ib*20 : (ib+1)*20]
 		importanceWeights(weight[:], qw[ib*qk:], xb, sigma2)
 		d, theMin := makeQkx3Quants(qk, 15, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
-		putF16(b, d)
-		putF16(b[2:], -theMin)
+		block.StoreF16(b, d)
+		block.StoreF16(b[2:], -theMin)
 		for j := 0; j < 16; j++ {
 			b[4+j] = L[j] | L[j+16]<<4
 		}
@@ -86,7 +90,7 @@ func quantizeRowQ5_0Impl(y []byte, x []float32, qw []float32) {
 		b := y[ib*22 : (ib+1)*22]
 		importanceWeights(weight[:], qw[ib*qk:], xb, sigma2)
 		d := makeQxQuants(qk, 16, xb, L[:], 1, weight[:])
-		putF16(b, d)
+		block.StoreF16(b, d)
 		for j := range L {
 			U[j] = uint8(L[j])
 		}
@@ -107,8 +111,8 @@ func quantizeRowQ5_1Impl(y []byte, x []float32, qw []float32) {
 		b := y[ib*24 : (ib+1)*24]
 		importanceWeights(weight[:], qw[ib*qk:], xb, sigma2)
 		d, theMin := makeQkx3Quants(qk, 31, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
-		putF16(b, d)
-		putF16(b[2:], -theMin)
+		block.StoreF16(b, d)
+		block.StoreF16(b[2:], -theMin)
 		pack5(b[4:], L[:])
 	}
 }
@@ -141,8 +145,8 @@ func quantizeRowQ2KImpl(y []byte, x []float32, qw []float32) {
 		}
 		dm := makeQpQuants(16, 15, scales[:], Ls[:], sw[:])
 		mm := makeQpQuants(16, 15, mins[:], Lm[:], sw[:])
-		putF16(b[80:], dm)
-		putF16(b[82:], mm)
+		block.StoreF16(b[80:], dm)
+		block.StoreF16(b[82:], mm)
 		for j := 0; j < 16; j++ {
 			b[j] = Ls[j] | Lm[j]<<4
 		}
@@ -184,7 +188,7 @@ func quantizeRowQ3KImpl(y []byte, x []float32, qw []float32) {
 		for j := 0; j < 16; j++ {
 			putScaleQ3K(sc, j, Ls[j])
 		}
-		putF16(b[108:], dBlock)
+		block.StoreF16(b[108:], dBlock)
 		requantizeQ3K(b, xb, L[:])
 		packQ3K(b, L[:])
 	}
@@ -220,6 +224,6 @@ func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 	for j := 0; j < 8; j++ {
 		putScalesK4(sc, j, min(63, Ls[j]), min(63, Lm[j]))
 	}
-	putF16(b[0:], dBlock)
-	putF16(b[2:], mBlock)
+	block.StoreF16(b[0:], dBlock)
+	block.StoreF16(b[2:], mBlock)
 }

@@ -1,6 +1,10 @@
 package quant
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/llqt/llqt/formats/block"
+)
 
 // The 4-bit non-linear formats IQ4_NL (blocks of 32) and IQ4_XS (super-blocks
 // of 256 with 6-bit sub-block scales). Both map each value to the nearest
@@ -73,7 +77,7 @@ func quantizeIQ4Super(n int, x []float32, dh, q4, scalesH, scalesL []byte, qw []
 	for j := range q4[:n/2] {
 		q4[j] = 0
 	}
-	putF16(dh, 0)
+	block.StoreF16(dh, 0)
 
 	v0 := float32(kvaluesIQ4NL[0])
 	var maxScale, amaxScale float32
@@ -147,13 +151,13 @@ func quantizeIQ4Super(n int, x []float32, dh, q4, scalesH, scalesL []byte, qw []
 			scalesL[j] = 0
 		}
 		d := -maxScale / 32
-		putF16(dh, d)
+		block.StoreF16(dh, d)
 		var id float32
 		if d != 0 {
 			id = 1 / d
 		}
 		for ib := 0; ib < nb; ib++ {
-			l := clampInt(nearestInt(id*scales[ib]), -32, 31)
+			l := clampInt(block.NearestInt(id*scales[ib]), -32, 31)
 			dl := d * float32(l)
 			var idl float32
 			if dl != 0 {
@@ -174,7 +178,7 @@ func quantizeIQ4Super(n int, x []float32, dh, q4, scalesH, scalesL []byte, qw []
 		}
 		binary.LittleEndian.PutUint16(scalesH, sh)
 	} else {
-		putF16(dh, scales[0])
+		block.StoreF16(dh, scales[0])
 		if ntry > 0 {
 			var id float32
 			if scales[0] != 0 {
@@ -207,7 +211,7 @@ func quantizeRowIQ4NL(y []byte, x []float32, qw []float32) {
 func dequantizeIQ4NL(y []float32, x []byte) {
 	for i := 0; i < len(y)/32; i++ {
 		b := x[i*sizeIQ4NL:]
-		d := getF16(b)
+		d := block.LoadF16(b)
 		for j := 0; j < 16; j++ {
 			y[i*32+j] = d * float32(kvaluesIQ4NL[b[2+j]&0xF])
 			y[i*32+j+16] = d * float32(kvaluesIQ4NL[b[2+j]>>4])
@@ -229,7 +233,7 @@ func quantizeRowIQ4XS(y []byte, x []float32, qw []float32) {
 func dequantizeIQ4XS(y []float32, x []byte) {
 	for i := 0; i < len(y)/qkK; i++ {
 		b := x[i*sizeIQ4XS : (i+1)*sizeIQ4XS]
-		d := getF16(b)
+		d := block.LoadF16(b)
 		sh := binary.LittleEndian.Uint16(b[2:])
 		out := y[i*qkK:]
 		for ib := 0; ib < 8; ib++ {

@@ -3,6 +3,8 @@ package quant
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/llqt/llqt/formats/block"
 )
 
 // The K-quants: 256-element super-blocks of 16 or 32-element sub-blocks
@@ -66,23 +68,23 @@ func quantizeRowQ2K(y []byte, x []float32, qw []float32) {
 		if maxScale > 0 {
 			iscale := q4scale / maxScale
 			for j := 0; j < 16; j++ {
-				sc[j] = uint8(nearestInt(iscale * scales[j]))
+				sc[j] = uint8(block.NearestInt(iscale * scales[j]))
 			}
-			putF16(b[80:], maxScale/q4scale)
+			block.StoreF16(b[80:], maxScale/q4scale)
 		} else {
 			for j := range sc {
 				sc[j] = 0
 			}
-			putF16(b[80:], 0)
+			block.StoreF16(b[80:], 0)
 		}
 		if maxMin > 0 {
 			iscale := q4scale / maxMin
 			for j := 0; j < 16; j++ {
-				sc[j] |= uint8(nearestInt(iscale*mins[j]) << 4)
+				sc[j] |= uint8(block.NearestInt(iscale*mins[j]) << 4)
 			}
-			putF16(b[82:], maxMin/q4scale)
+			block.StoreF16(b[82:], maxMin/q4scale)
 		} else {
-			putF16(b[82:], 0)
+			block.StoreF16(b[82:], 0)
 		}
 		requantizeQ2K(b, xb, L[:])
 		packQ2(qs, L[:])
@@ -92,7 +94,7 @@ func quantizeRowQ2K(y []byte, x []float32, qw []float32) {
 // requantizeQ2K recomputes the 2-bit values against the stored (rounded)
 // scales and mins; sub-blocks with a zero scale keep their first values.
 func requantizeQ2K(b []byte, xb []float32, L []uint8) {
-	dAll, mAll := getF16(b[80:]), getF16(b[82:])
+	dAll, mAll := block.LoadF16(b[80:]), block.LoadF16(b[82:])
 	for j := 0; j < 16; j++ {
 		d := dAll * float32(b[j]&0xF)
 		if d == 0 {
@@ -100,7 +102,7 @@ func requantizeQ2K(b []byte, xb []float32, L []uint8) {
 		}
 		dm := mAll * float32(b[j]>>4)
 		for ii := 0; ii < 16; ii++ {
-			l := nearestInt((xb[16*j+ii] + dm) / d)
+			l := block.NearestInt((xb[16*j+ii] + dm) / d)
 			L[16*j+ii] = uint8(clampInt(l, 0, 3))
 		}
 	}
@@ -109,7 +111,7 @@ func requantizeQ2K(b []byte, xb []float32, L []uint8) {
 func dequantizeQ2K(y []float32, x []byte) {
 	for i := 0; i < len(y)/qkK; i++ {
 		b := x[i*sizeQ2K : (i+1)*sizeQ2K]
-		d, min := getF16(b[80:]), getF16(b[82:])
+		d, min := block.LoadF16(b[80:]), block.LoadF16(b[82:])
 		out := y[i*qkK:]
 		is := 0
 		for n := 0; n < qkK; n += 128 {
@@ -160,13 +162,13 @@ func quantizeRowQ3K(y []byte, x []float32, qw []float32) {
 		if maxScale != 0 {
 			iscale := -32 / maxScale
 			for j := 0; j < 16; j++ {
-				l := int8(nearestInt(iscale * scales[j]))
+				l := int8(block.NearestInt(iscale * scales[j]))
 				l = int8(clampInt(int32(l), -32, 31) + 32)
 				putScaleQ3K(sc, j, l)
 			}
-			putF16(b[108:], 1/iscale)
+			block.StoreF16(b[108:], 1/iscale)
 		} else {
-			putF16(b[108:], 0)
+			block.StoreF16(b[108:], 0)
 		}
 		requantizeQ3K(b, xb, L[:])
 		packQ3K(b, L[:])
@@ -196,14 +198,14 @@ func scaleQ3K(sc []byte, j int) int8 {
 }
 
 func requantizeQ3K(b []byte, xb []float32, L []int8) {
-	dAll := getF16(b[108:])
+	dAll := block.LoadF16(b[108:])
 	for j := 0; j < 16; j++ {
 		d := dAll * float32(scaleQ3K(b[96:108], j))
 		if d == 0 {
 			continue
 		}
 		for ii := 0; ii < 16; ii++ {
-			l := clampInt(nearestInt(xb[16*j+ii]/d), -4, 3)
+			l := clampInt(block.NearestInt(xb[16*j+ii]/d), -4, 3)
 			L[16*j+ii] = int8(l + 4)
 		}
 	}
@@ -236,7 +238,7 @@ func packQ3K(b []byte, L []int8) {
 func dequantizeQ3K(y []float32, x []byte) {
 	for i := 0; i < len(y)/qkK; i++ {
 		b := x[i*sizeQ3K : (i+1)*sizeQ3K]
-		dAll := getF16(b[108:])
+		dAll := block.LoadF16(b[108:])
 		hm := b[0:32]
 		out := y[i*qkK:]
 		is := 0
@@ -290,18 +292,18 @@ func quantizeScalesK4(b []byte, scales, mins *[8]float32, maxScale, maxMin float
 	}
 	sc := b[4:16]
 	for j := 0; j < 8; j++ {
-		ls := min(63, uint8(nearestInt(invScale*scales[j])))
-		lm := min(63, uint8(nearestInt(invMin*mins[j])))
+		ls := min(63, uint8(block.NearestInt(invScale*scales[j])))
+		lm := min(63, uint8(block.NearestInt(invMin*mins[j])))
 		putScalesK4(sc, j, ls, lm)
 	}
-	putF16(b[0:], maxScale/63)
-	putF16(b[2:], maxMin/63)
+	block.StoreF16(b[0:], maxScale/63)
+	block.StoreF16(b[2:], maxMin/63)
 }
 
 // requantizeK4 recomputes the values of a Q4_K/Q5_K block against the stored
 // scales; sub-blocks with a zero scale keep their first values.
 func requantizeK4(b []byte, xb []float32, L []uint8, nmax int32) {
-	dAll, mAll := getF16(b[0:]), getF16(b[2:])
+	dAll, mAll := block.LoadF16(b[0:]), block.LoadF16(b[2:])
 	for j := 0; j < 8; j++ {
 		sc, m := getScaleMinK4(j, b[4:16])
 		d := dAll * float32(sc)
@@ -310,7 +312,7 @@ func requantizeK4(b []byte, xb []float32, L []uint8, nmax int32) {
 		}
 		dm := mAll * float32(m)
 		for ii := 0; ii < 32; ii++ {
-			l := nearestInt((xb[32*j+ii] + dm) / d)
+			l := block.NearestInt((xb[32*j+ii] + dm) / d)
 			L[32*j+ii] = uint8(clampInt(l, 0, nmax))
 		}
 	}
@@ -367,7 +369,7 @@ func quantizeRowQ4K(y []byte, x []float32, qw []float32) {
 func dequantizeQ4K(y []float32, x []byte) {
 	for i := 0; i < len(y)/qkK; i++ {
 		b := x[i*sizeQ4K : (i+1)*sizeQ4K]
-		d, min := getF16(b[0:]), getF16(b[2:])
+		d, min := block.LoadF16(b[0:]), block.LoadF16(b[2:])
 		out := y[i*qkK:]
 		for j := 0; j < qkK; j += 64 {
 			q := b[16+j/2:]
@@ -423,7 +425,7 @@ func quantizeRowQ5K(y []byte, x []float32, qw []float32) {
 func dequantizeQ5K(y []float32, x []byte) {
 	for i := 0; i < len(y)/qkK; i++ {
 		b := x[i*sizeQ5K : (i+1)*sizeQ5K]
-		d, min := getF16(b[0:]), getF16(b[2:])
+		d, min := block.LoadF16(b[0:]), block.LoadF16(b[2:])
 		qh := b[16:48]
 		out := y[i*qkK:]
 		u1, u2 := uint8(1), uint8(2)
@@ -480,19 +482,19 @@ func quantizeRowQ6K(y []byte, x []float32, qw []float32) {
 			continue
 		}
 		iscale := -128 / maxScale
-		putF16(b[208:], 1/iscale)
+		block.StoreF16(b[208:], 1/iscale)
 		sc := b[192:208]
 		for ib := 0; ib < 16; ib++ {
-			sc[ib] = byte(int8(min(127, nearestInt(iscale*scales[ib]))))
+			sc[ib] = byte(int8(min(127, block.NearestInt(iscale*scales[ib]))))
 		}
-		dAll := getF16(b[208:])
+		dAll := block.LoadF16(b[208:])
 		for j := 0; j < 16; j++ {
 			d := dAll * float32(int8(sc[j]))
 			if d == 0 {
 				continue
 			}
 			for ii := 0; ii < 16; ii++ {
-				l := clampInt(nearestInt(xb[16*j+ii]/d), -32, 31)
+				l := clampInt(block.NearestInt(xb[16*j+ii]/d), -32, 31)
 				L[16*j+ii] = int8(l + 32)
 			}
 		}
@@ -514,7 +516,7 @@ func quantizeRowQ6K(y []byte, x []float32, qw []float32) {
 func dequantizeQ6K(y []float32, x []byte) {
 	for i := 0; i < len(y)/qkK; i++ {
 		b := x[i*sizeQ6K : (i+1)*sizeQ6K]
-		d := getF16(b[208:])
+		d := block.LoadF16(b[208:])
 		out := y[i*qkK:]
 		for n := 0; n < qkK; n += 128 {
 			ql, qh, sc := b[n/2:], b[128+n/4:], b[192+n/16:]
@@ -555,7 +557,7 @@ func quantizeRowQ8K(y []byte, x []float32, _ []float32) {
 		iscale := -127 / max
 		qs := b[4:260]
 		for j, v := range xb {
-			qs[j] = byte(int8(min(127, nearestInt(iscale*v))))
+			qs[j] = byte(int8(min(127, block.NearestInt(iscale*v))))
 		}
 		for j := 0; j < 16; j++ {
 			var sum int32

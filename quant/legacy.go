@@ -3,6 +3,8 @@ package quant
 import (
 	"encoding/binary"
 	"math"
+
+	"github.com/llqt/llqt/formats/block"
 )
 
 // The 32-element formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q8_1. Without an
@@ -53,7 +55,7 @@ func quantizeRowQ4_0(y []byte, x []float32, _ []float32) {
 		if d != 0 {
 			id = 1 / d
 		}
-		putF16(b, d)
+		block.StoreF16(b, d)
 		for j := 0; j < qk/2; j++ {
 			x0 := xb[j] * id
 			x1 := xb[j+qk/2] * id
@@ -67,7 +69,7 @@ func quantizeRowQ4_0(y []byte, x []float32, _ []float32) {
 func dequantizeQ4_0(y []float32, x []byte) {
 	for i := 0; i < len(y)/qk; i++ {
 		b := x[i*18:]
-		d := getF16(b)
+		d := block.LoadF16(b)
 		for j := 0; j < qk/2; j++ {
 			y[i*qk+j] = float32(int32(b[2+j]&0xF)-8) * d
 			y[i*qk+j+qk/2] = float32(int32(b[2+j]>>4)-8) * d
@@ -86,8 +88,8 @@ func quantizeRowQ4_1(y []byte, x []float32, _ []float32) {
 		if d != 0 {
 			id = 1 / d
 		}
-		putF16(b, d)
-		putF16(b[2:], min)
+		block.StoreF16(b, d)
+		block.StoreF16(b[2:], min)
 		for j := 0; j < qk/2; j++ {
 			x0 := (xb[j] - min) * id
 			x1 := (xb[j+qk/2] - min) * id
@@ -108,7 +110,7 @@ func minI8(a, b int8) int8 {
 func dequantizeQ4_1(y []float32, x []byte) {
 	for i := 0; i < len(y)/qk; i++ {
 		b := x[i*20:]
-		d, m := getF16(b), getF16(b[2:])
+		d, m := block.LoadF16(b), block.LoadF16(b[2:])
 		for j := 0; j < qk/2; j++ {
 			y[i*qk+j] = float32(float32(b[4+j]&0xF)*d) + m
 			y[i*qk+j+qk/2] = float32(float32(b[4+j]>>4)*d) + m
@@ -127,7 +129,7 @@ func quantizeRowQ5_0(y []byte, x []float32, _ []float32) {
 		if d != 0 {
 			id = 1 / d
 		}
-		putF16(b, d)
+		block.StoreF16(b, d)
 		var qh uint32
 		for j := 0; j < qk/2; j++ {
 			x0 := xb[j] * id
@@ -145,7 +147,7 @@ func quantizeRowQ5_0(y []byte, x []float32, _ []float32) {
 func dequantizeQ5_0(y []float32, x []byte) {
 	for i := 0; i < len(y)/qk; i++ {
 		b := x[i*22:]
-		d := getF16(b)
+		d := block.LoadF16(b)
 		qh := binary.LittleEndian.Uint32(b[2:])
 		for j := 0; j < qk/2; j++ {
 			h0 := uint8(qh>>j<<4) & 0x10
@@ -167,8 +169,8 @@ func quantizeRowQ5_1(y []byte, x []float32, _ []float32) {
 		if d != 0 {
 			id = 1 / d
 		}
-		putF16(b, d)
-		putF16(b[2:], min)
+		block.StoreF16(b, d)
+		block.StoreF16(b[2:], min)
 		var qh uint32
 		for j := 0; j < qk/2; j++ {
 			x0 := (xb[j] - min) * id
@@ -186,7 +188,7 @@ func quantizeRowQ5_1(y []byte, x []float32, _ []float32) {
 func dequantizeQ5_1(y []float32, x []byte) {
 	for i := 0; i < len(y)/qk; i++ {
 		b := x[i*24:]
-		d, m := getF16(b), getF16(b[2:])
+		d, m := block.LoadF16(b), block.LoadF16(b[2:])
 		qh := binary.LittleEndian.Uint32(b[4:])
 		for j := 0; j < qk/2; j++ {
 			h0 := uint8(qh>>j<<4) & 0x10
@@ -211,7 +213,7 @@ func quantizeRowQ8_0(y []byte, x []float32, _ []float32) {
 		if d != 0 {
 			id = 1 / d
 		}
-		putF16(b, d)
+		block.StoreF16(b, d)
 		for j, v := range xb {
 			b[2+j] = byte(int8(truncToInt(roundAway(v * id))))
 		}
@@ -221,7 +223,7 @@ func quantizeRowQ8_0(y []byte, x []float32, _ []float32) {
 func dequantizeQ8_0(y []float32, x []byte) {
 	for i := 0; i < len(y)/qk; i++ {
 		b := x[i*34:]
-		d := getF16(b)
+		d := block.LoadF16(b)
 		for j := 0; j < qk; j++ {
 			y[i*qk+j] = float32(int8(b[2+j])) * d
 		}
@@ -242,7 +244,7 @@ func quantizeRowQ8_1(y []byte, x []float32, _ []float32) {
 		if d != 0 {
 			id = 1 / d
 		}
-		putF16(b, d)
+		block.StoreF16(b, d)
 		var sum int32
 		for j := 0; j < qk/2; j++ {
 			q0 := int8(truncToInt(roundAway(xb[j] * id)))
@@ -251,14 +253,14 @@ func quantizeRowQ8_1(y []byte, x []float32, _ []float32) {
 			b[4+j+qk/2] = byte(q1)
 			sum += int32(q0) + int32(q1)
 		}
-		putF16(b[2:], float32(sum)*d)
+		block.StoreF16(b[2:], float32(sum)*d)
 	}
 }
 
 func dequantizeQ8_1(y []float32, x []byte) {
 	for i := 0; i < len(y)/qk; i++ {
 		b := x[i*36:]
-		d := getF16(b)
+		d := block.LoadF16(b)
 		for j := 0; j < qk; j++ {
 			y[i*qk+j] = float32(int8(b[4+j])) * d
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/llqt/llqt/formats"
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 )
 
@@ -167,16 +168,6 @@ func TestEdgeRows(t *testing.T) {
 	}
 }
 
-func TestNearestIntRoundsHalfToEven(t *testing.T) {
-	cases := map[float32]int32{0: 0, 0.5: 0, 1.5: 2, 2.5: 2, -0.5: 0, -1.5: -2, -2.5: -2, 0.49999997: 0,
-		3.7: 4, -3.7: -4, 4194303: 4194303, -4194303: -4194303}
-	for in, want := range cases {
-		if got := nearestInt(in); got != want {
-			t.Errorf("nearestInt(%v) = %d, want %d", in, got, want)
-		}
-	}
-}
-
 // TestRoundingTies pins the per-format rounding rules on exact ties: Q8_0
 // rounds half away from zero (roundf), the K-quants half to even.
 func TestRoundingTies(t *testing.T) {
@@ -213,7 +204,7 @@ func TestActivationFormatFields(t *testing.T) {
 	}
 	for b := 0; b < 16; b++ {
 		blk := q[36*b:]
-		d, s := getF16(blk), getF16(blk[2:])
+		d, s := block.LoadF16(blk), block.LoadF16(blk[2:])
 		var sum int
 		for j := 0; j < 32; j++ {
 			sum += int(int8(blk[4+j]))

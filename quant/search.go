@@ -1,26 +1,14 @@
 package quant
 
 import (
-	"encoding/binary"
 	"math"
 
-	"github.com/x448/float16"
+	"github.com/llqt/llqt/formats/block"
 )
 
 // groupMaxEps is ggml's GROUP_MAX_EPS: a group whose largest magnitude is
 // below it counts as all zero.
 const groupMaxEps = float32(1e-15)
-
-// nearestInt rounds to the nearest integer, halves to even, with ggml's
-// float trick: adding 1.5·2^23 leaves the rounded integer in the low mantissa
-// bits. It is exact for |f| ≤ 4194303; outside that range it returns the
-// same (meaningless) value ggml's nearest_int does, which keeps the encoded
-// bytes identical even for degenerate inputs.
-func nearestInt(f float32) int32 {
-	v := f + 12582912
-	i := int32(math.Float32bits(v))
-	return (i & 0x007fffff) - 0x00400000
-}
 
 func abs32(f float32) float32 {
 	return math.Float32frombits(math.Float32bits(f) &^ (1 << 31))
@@ -40,25 +28,6 @@ func clampInt(v, lo, hi int32) int32 {
 	}
 	return v
 }
-
-// fp16 conversions. Encoding rounds to nearest even (as F16C and ggml's
-// software path do); decoding is exact and table driven.
-
-var f16Table = func() *[1 << 16]float32 {
-	var t [1 << 16]float32
-	for i := range t {
-		t[i] = float16.Frombits(uint16(i)).Float32()
-	}
-	return &t
-}()
-
-func toF16(f float32) uint16 { return uint16(float16.Fromfloat32(f)) }
-
-func fromF16(h uint16) float32 { return f16Table[h] }
-
-func putF16(b []byte, f float32) { binary.LittleEndian.PutUint16(b, toF16(f)) }
-
-func getF16(b []byte) float32 { return f16Table[binary.LittleEndian.Uint16(b)] }
 
 // makeQxQuants finds a symmetric scale for n values quantized to
 // [-nmax, nmax-1] (stored offset by nmax in L), as ggml's make_qx_quants.
@@ -84,7 +53,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 	iscale := float32(-nmax) / max
 	if rmseType == 0 {
 		for i, v := range x {
-			l := nearestInt(iscale * v)
+			l := block.NearestInt(iscale * v)
 			L[i] = int8(nm + clampInt(l, -nm, nm-1))
 		}
 		return 1 / iscale
@@ -117,7 +86,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 	}
 	var sumlx, suml2 float32
 	for i, v := range x {
-		l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+		l := clampInt(block.NearestInt(iscale*v), -nm, nm-1)
 		L[i] = int8(l + nm)
 		w := wts[i]
 		fl := float32(l)
@@ -142,7 +111,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		iscale = -(float32(nmax) + float32(float32(0.1)*float32(is))) / max
 		sumlx, suml2 = 0, 0
 		for i, v := range x {
-			l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+			l := clampInt(block.NearestInt(iscale*v), -nm, nm-1)
 			w := wts[i]
 			fl := float32(l)
 			sumlx += float32(w * v * fl)
@@ -150,7 +119,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		}
 		if suml2 > 0 && sumlx*sumlx > best*suml2 {
 			for i, v := range x {
-				l := nearestInt(iscale * v)
+				l := block.NearestInt(iscale * v)
 				L[i] = int8(nm + clampInt(l, -nm, nm-1))
 			}
 			scale = sumlx / suml2
@@ -183,7 +152,7 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 	if doRMSE {
 		var sumlx, suml2 float32
 		for i, v := range x {
-			l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+			l := clampInt(block.NearestInt(iscale*v), -nm, nm-1)
 			L[i] = int8(l)
 			w := v * v
 			fl := float32(l)
@@ -198,7 +167,7 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 				slx := sumlx - float32(w*v*li)
 				if slx > 0 {
 					sl2 := suml2 - float32(w*li*li)
-					newL := clampInt(nearestInt(v*sl2/slx), -nm, nm-1)
+					newL := clampInt(block.NearestInt(v*sl2/slx), -nm, nm-1)
 					if newL != int32(L[i]) {
 						fn := float32(newL)
 						slx += float32(w * v * fn)
@@ -222,7 +191,7 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 		return sumlx / suml2
 	}
 	for i, v := range x {
-		l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+		l := clampInt(block.NearestInt(iscale*v), -nm, nm-1)
 		L[i] = int8(l + nm)
 	}
 	return 1 / iscale
@@ -266,7 +235,7 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 	scale = 1 / iscale
 	var bestMAD float32
 	for i, v := range x {
-		l := nearestInt(iscale * (v - min))
+		l := block.NearestInt(iscale * (v - min))
 		L[i] = uint8(clampInt(l, 0, nm))
 		diff := float32(scale*float32(L[i])) + min - v
 		if useMAD {
@@ -283,7 +252,7 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 		iscale = (rmin + float32(rdelta*float32(is)) + float32(nmax)) / (max - min)
 		var sumL, sumL2, sumXL float32
 		for i, v := range x {
-			l := clampInt(nearestInt(iscale*(v-min)), 0, nm)
+			l := clampInt(block.NearestInt(iscale*(v-min)), 0, nm)
 			Laux[i] = uint8(l)
 			w := weights[i]
 			fl := float32(l)
@@ -365,7 +334,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 	nm := int32(nmax)
 	iscale := float32(nmax) / max
 	for i, v := range x {
-		L[i] = uint8(nearestInt(iscale * v))
+		L[i] = uint8(block.NearestInt(iscale * v))
 	}
 	scale := 1 / iscale
 	var bestMSE float32
@@ -381,7 +350,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 		scaleIs := 1 / iscaleIs
 		var mse float32
 		for i, v := range x {
-			l := nearestInt(iscaleIs * v)
+			l := block.NearestInt(iscaleIs * v)
 			if l > nm {
 				l = nm
 			}
@@ -395,7 +364,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 	}
 	var sumlx, suml2 float32
 	for i, v := range x {
-		l := nearestInt(iscale * v)
+		l := block.NearestInt(iscale * v)
 		if l > nm {
 			l = nm
 		}
@@ -413,7 +382,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 			slx := sumlx - float32(w*v*li)
 			sl2 := suml2 - float32(w*li*li)
 			if slx > 0 && sl2 > 0 {
-				newL := nearestInt(v * sl2 / slx)
+				newL := block.NearestInt(v * sl2 / slx)
 				if newL > nm {
 					newL = nm
 				}
