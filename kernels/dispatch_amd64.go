@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 	"golang.org/x/sys/cpu"
 )
@@ -47,17 +48,17 @@ func install(set string) {
 // and the panel kernels (Q8_0, Q4_0, IQ4_NL), which have no AVX2
 // counterpart. Prompt batches spend most of their time in them.
 func useVNNI() {
-	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4VNNI, 32, 34, q8_0Len)
-	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4VNNI, 32, 18, q8_0Len)
-	dot4For[ggml.TypeQ5_0] = blockDot4(dotQ5_0Q8_0x4VNNI, 32, 22, q8_0Len)
-	dot4For[ggml.TypeIQ4_NL] = blockDot4(dotIQ4NLQ8_0x4VNNI, 32, 18, q8_0Len)
-	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x4x4VNNI, 32, 34, q8_0Len)
+	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4VNNI, 32, 34, block.Q8_0Bytes)
+	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4VNNI, 32, 18, block.Q8_0Bytes)
+	dot4For[ggml.TypeQ5_0] = blockDot4(dotQ5_0Q8_0x4VNNI, 32, 22, block.Q8_0Bytes)
+	dot4For[ggml.TypeIQ4_NL] = blockDot4(dotIQ4NLQ8_0x4VNNI, 32, 18, block.Q8_0Bytes)
+	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x4x4VNNI, 32, 34, block.Q8_0Bytes)
 	panelFor[ggml.TypeQ8_0] = blockPanel(panelQ8_0Q8_0x2x16VNNI, 34)
 	panelFor[ggml.TypeQ4_0] = blockPanel(panelQ4_0Q8_0x2x16VNNI, 18)
 	panelFor[ggml.TypeIQ4_NL] = blockPanel(panelIQ4NLQ8_0x2x16VNNI, 18)
-	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4VNNI, 32, 18, q8_0Len)
-	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4VNNI, 32, 22, q8_0Len)
-	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4VNNI, 32, 18, q8_0Len)
+	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4VNNI, 32, 18, block.Q8_0Bytes)
+	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4VNNI, 32, 22, block.Q8_0Bytes)
+	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4VNNI, 32, 18, block.Q8_0Bytes)
 }
 
 // useAsm installs the assembly kernels. The wrappers check the slice bounds
@@ -69,58 +70,58 @@ func useAsm() {
 	dot4For[ggml.TypeF32] = floatDot4(matF32x4AVX2, 4)
 	dot4For[ggml.TypeF16] = floatDot4(matF16x4AVX2, 2)
 	dot4For[ggml.TypeBF16] = floatDot4(matBF16x4AVX2, 2)
-	dotQ8_0Q8_0 = blockDot(dotQ8_0Q8_0AVX2, 32, 34, q8_0Len)
-	dotQ4_0Q8_0 = blockDot(dotQ4_0Q8_0AVX2, 32, 18, q8_0Len)
-	dotQ4_KQ8_K = blockDot(dotQ4_KQ8_KAVX2, qkK, 144, q8KLen)
-	dotQ5_KQ8_K = blockDot(dotQ5_KQ8_KAVX2, qkK, 176, q8KLen)
-	dotQ6_KQ8_K = blockDot(dotQ6_KQ8_KAVX2, qkK, 210, q8KLen)
-	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4AVX2, 32, 34, q8_0Len)
-	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x4x4AVX2, 32, 34, q8_0Len)
-	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4AVX2, 32, 18, q8_0Len)
-	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4AVX2, 32, 22, q8_0Len)
-	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4AVX2, 32, 18, q8_0Len)
-	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4AVX2, 32, 18, q8_0Len)
-	dot4For[ggml.TypeQ4_K] = blockDot4(dotQ4_KQ8_Kx4AVX2, qkK, 144, q8KLen)
-	dot4For[ggml.TypeQ5_K] = blockDot4(dotQ5_KQ8_Kx4AVX2, qkK, 176, q8KLen)
-	dot4For[ggml.TypeQ6_K] = blockDot4(dotQ6_KQ8_Kx4AVX2, qkK, 210, q8KLen)
-	dot4For[ggml.TypeQ5_0] = blockDot4(dotQ5_0Q8_0x4AVX2, 32, 22, q8_0Len)
-	dot4For[ggml.TypeIQ4_NL] = blockDot4(dotIQ4NLQ8_0x4AVX2, 32, 18, q8_0Len)
-	dot4For[ggml.TypeQ4_1] = blockDot4(dotQ4_1Q8_1x4AVX2, 32, 20, q8_1Len)
-	dot4For[ggml.TypeQ5_1] = blockDot4(dotQ5_1Q8_1x4AVX2, 32, 24, q8_1Len)
-	dot4For[ggml.TypeQ2_K] = blockDot4(dotQ2_KQ8_Kx4AVX2, qkK, 84, q8KLen)
-	dot4For[ggml.TypeQ3_K] = blockDot4(dotQ3_KQ8_Kx4AVX2, qkK, 110, q8KLen)
-	dot4For[ggml.TypeIQ4_XS] = blockDot4(dotIQ4XSQ8_Kx4AVX2, qkK, 136, q8KLen)
-	dotQ5_0Q8_0 = blockDot(dotQ5_0Q8_0AVX2, 32, 22, q8_0Len)
-	dotQ4_1Q8_1 = blockDot(dotQ4_1Q8_1AVX2, 32, 20, q8_1Len)
-	dotQ5_1Q8_1 = blockDot(dotQ5_1Q8_1AVX2, 32, 24, q8_1Len)
-	dotIQ4NLQ8_0 = blockDot(dotIQ4NLQ8_0AVX2, 32, 18, q8_0Len)
-	dotIQ4XSQ8_K = blockDot(dotIQ4XSQ8_KAVX2, qkK, 136, q8KLen)
-	dotQ2_KQ8_K = blockDot(dotQ2_KQ8_KAVX2, qkK, 84, q8KLen)
-	dotQ3_KQ8_K = blockDot(dotQ3_KQ8_KAVX2, qkK, 110, q8KLen)
+	dotQ8_0Q8_0 = blockDot(dotQ8_0Q8_0AVX2, 32, 34, block.Q8_0Bytes)
+	dotQ4_0Q8_0 = blockDot(dotQ4_0Q8_0AVX2, 32, 18, block.Q8_0Bytes)
+	dotQ4_KQ8_K = blockDot(dotQ4_KQ8_KAVX2, block.QK_K, 144, block.Q8_KBytes)
+	dotQ5_KQ8_K = blockDot(dotQ5_KQ8_KAVX2, block.QK_K, 176, block.Q8_KBytes)
+	dotQ6_KQ8_K = blockDot(dotQ6_KQ8_KAVX2, block.QK_K, 210, block.Q8_KBytes)
+	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4AVX2, 32, 34, block.Q8_0Bytes)
+	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x4x4AVX2, 32, 34, block.Q8_0Bytes)
+	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4AVX2, 32, 18, block.Q8_0Bytes)
+	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4AVX2, 32, 22, block.Q8_0Bytes)
+	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4AVX2, 32, 18, block.Q8_0Bytes)
+	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4AVX2, 32, 18, block.Q8_0Bytes)
+	dot4For[ggml.TypeQ4_K] = blockDot4(dotQ4_KQ8_Kx4AVX2, block.QK_K, 144, block.Q8_KBytes)
+	dot4For[ggml.TypeQ5_K] = blockDot4(dotQ5_KQ8_Kx4AVX2, block.QK_K, 176, block.Q8_KBytes)
+	dot4For[ggml.TypeQ6_K] = blockDot4(dotQ6_KQ8_Kx4AVX2, block.QK_K, 210, block.Q8_KBytes)
+	dot4For[ggml.TypeQ5_0] = blockDot4(dotQ5_0Q8_0x4AVX2, 32, 22, block.Q8_0Bytes)
+	dot4For[ggml.TypeIQ4_NL] = blockDot4(dotIQ4NLQ8_0x4AVX2, 32, 18, block.Q8_0Bytes)
+	dot4For[ggml.TypeQ4_1] = blockDot4(dotQ4_1Q8_1x4AVX2, 32, 20, block.Q8_1Bytes)
+	dot4For[ggml.TypeQ5_1] = blockDot4(dotQ5_1Q8_1x4AVX2, 32, 24, block.Q8_1Bytes)
+	dot4For[ggml.TypeQ2_K] = blockDot4(dotQ2_KQ8_Kx4AVX2, block.QK_K, 84, block.Q8_KBytes)
+	dot4For[ggml.TypeQ3_K] = blockDot4(dotQ3_KQ8_Kx4AVX2, block.QK_K, 110, block.Q8_KBytes)
+	dot4For[ggml.TypeIQ4_XS] = blockDot4(dotIQ4XSQ8_Kx4AVX2, block.QK_K, 136, block.Q8_KBytes)
+	dotQ5_0Q8_0 = blockDot(dotQ5_0Q8_0AVX2, 32, 22, block.Q8_0Bytes)
+	dotQ4_1Q8_1 = blockDot(dotQ4_1Q8_1AVX2, 32, 20, block.Q8_1Bytes)
+	dotQ5_1Q8_1 = blockDot(dotQ5_1Q8_1AVX2, 32, 24, block.Q8_1Bytes)
+	dotIQ4NLQ8_0 = blockDot(dotIQ4NLQ8_0AVX2, 32, 18, block.Q8_0Bytes)
+	dotIQ4XSQ8_K = blockDot(dotIQ4XSQ8_KAVX2, block.QK_K, 136, block.Q8_KBytes)
+	dotQ2_KQ8_K = blockDot(dotQ2_KQ8_KAVX2, block.QK_K, 84, block.Q8_KBytes)
+	dotQ3_KQ8_K = blockDot(dotQ3_KQ8_KAVX2, block.QK_K, 110, block.Q8_KBytes)
 
-	rowsFor[ggml.TypeQ8_0] = blockRows(dotQ8_0Q8_0RowsAVX2, 32, 34, q8_0Len)
-	rowsFor[ggml.TypeQ4_0] = blockRows(dotQ4_0Q8_0RowsAVX2, 32, 18, q8_0Len)
-	rowsFor[ggml.TypeQ5_0] = blockRows(dotQ5_0Q8_0RowsAVX2, 32, 22, q8_0Len)
-	rowsFor[ggml.TypeIQ4_NL] = blockRows(dotIQ4NLQ8_0RowsAVX2, 32, 18, q8_0Len)
-	rowsFor[ggml.TypeQ4_K] = blockRows(dotQ4_KQ8_KRowsAVX2, qkK, 144, q8KLen)
-	rowsFor[ggml.TypeQ5_K] = blockRows(dotQ5_KQ8_KRowsAVX2, qkK, 176, q8KLen)
-	rowsFor[ggml.TypeQ6_K] = blockRows(dotQ6_KQ8_KRowsAVX2, qkK, 210, q8KLen)
+	rowsFor[ggml.TypeQ8_0] = blockRows(dotQ8_0Q8_0RowsAVX2, 32, 34, block.Q8_0Bytes)
+	rowsFor[ggml.TypeQ4_0] = blockRows(dotQ4_0Q8_0RowsAVX2, 32, 18, block.Q8_0Bytes)
+	rowsFor[ggml.TypeQ5_0] = blockRows(dotQ5_0Q8_0RowsAVX2, 32, 22, block.Q8_0Bytes)
+	rowsFor[ggml.TypeIQ4_NL] = blockRows(dotIQ4NLQ8_0RowsAVX2, 32, 18, block.Q8_0Bytes)
+	rowsFor[ggml.TypeQ4_K] = blockRows(dotQ4_KQ8_KRowsAVX2, block.QK_K, 144, block.Q8_KBytes)
+	rowsFor[ggml.TypeQ5_K] = blockRows(dotQ5_KQ8_KRowsAVX2, block.QK_K, 176, block.Q8_KBytes)
+	rowsFor[ggml.TypeQ6_K] = blockRows(dotQ6_KQ8_KRowsAVX2, block.QK_K, 210, block.Q8_KBytes)
 
 	quantizeRowQ8_0 = func(dst []byte, x []float32) {
-		if nb := len(x) / qk8; nb > 0 {
-			_ = dst[nb*q8_0Len-1]
+		if nb := len(x) / block.QK; nb > 0 {
+			_ = dst[nb*block.Q8_0Bytes-1]
 			quantizeQ8_0AVX2(&dst[0], &x[0], nb)
 		}
 	}
 	quantizeRowQ8_1 = func(dst []byte, x []float32) {
-		if nb := len(x) / qk8; nb > 0 {
-			_ = dst[nb*q8_1Len-1]
+		if nb := len(x) / block.QK; nb > 0 {
+			_ = dst[nb*block.Q8_1Bytes-1]
 			quantizeQ8_1AVX2(&dst[0], &x[0], nb)
 		}
 	}
 	quantizeRowQ8_K = func(dst []byte, x []float32) {
-		if nb := len(x) / qkK; nb > 0 {
-			_ = dst[nb*q8KLen-1]
+		if nb := len(x) / block.QK_K; nb > 0 {
+			_ = dst[nb*block.Q8_KBytes-1]
 			quantizeQ8_KAVX2(&dst[0], &x[0], nb)
 		}
 	}
@@ -234,7 +235,7 @@ func blockTile(k func(x *byte, xstride int, y *byte, ystride, nb int, out *float
 // wBytes each) as a panelFunc.
 func blockPanel(k func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int), wBytes int) panelFunc {
 	return func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int) {
-		nb := n / qk8
+		nb := n / block.QK
 		if nb == 0 {
 			for c := range panelRows {
 				out[c*outstride], out[c*outstride+1] = 0, 0

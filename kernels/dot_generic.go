@@ -11,14 +11,12 @@ import (
 // activation row a already converted to the weight type's vec_dot format.
 type dotFunc func(w, a []byte, n int) float32
 
-var kvaluesIQ4NL = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
-
 func i8(b byte) int { return int(int8(b)) }
 
 func q8K(a []byte) (d float32, qs []byte, bsum func(g int) int) {
 	d = math.Float32frombits(binary.LittleEndian.Uint32(a))
-	qs = a[4 : 4+qkK]
-	bs := a[4+qkK : q8KLen]
+	qs = a[4 : 4+block.QK_K]
+	bs := a[4+block.QK_K : block.Q8_KBytes]
 	return d, qs, func(g int) int { return int(int16(binary.LittleEndian.Uint16(bs[2*g:]))) }
 }
 
@@ -55,8 +53,8 @@ func dotBF16ActGo(w, a []byte, n int) float32 {
 
 func dotQ4_0Q8_0Go(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/32; b++ {
-		x, y := w[b*18:], a[b*q8_0Len:]
+	for b := 0; b < n/block.QK; b++ {
+		x, y := w[b*block.Q4_0Bytes:], a[b*block.Q8_0Bytes:]
 		isum := 0
 		for j := 0; j < 16; j++ {
 			isum += (int(x[2+j]&0xf) - 8) * i8(y[2+j])
@@ -69,8 +67,8 @@ func dotQ4_0Q8_0Go(w, a []byte, n int) float32 {
 
 func dotQ4_1Q8_1Go(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/32; b++ {
-		x, y := w[b*20:], a[b*q8_1Len:]
+	for b := 0; b < n/block.QK; b++ {
+		x, y := w[b*block.Q4_1Bytes:], a[b*block.Q8_1Bytes:]
 		isum := 0
 		for j := 0; j < 16; j++ {
 			isum += int(x[4+j]&0xf) * i8(y[4+j])
@@ -83,8 +81,8 @@ func dotQ4_1Q8_1Go(w, a []byte, n int) float32 {
 
 func dotQ5_0Q8_0Go(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/32; b++ {
-		x, y := w[b*22:], a[b*q8_0Len:]
+	for b := 0; b < n/block.QK; b++ {
+		x, y := w[b*block.Q5_0Bytes:], a[b*block.Q8_0Bytes:]
 		qh := binary.LittleEndian.Uint32(x[2:])
 		isum := 0
 		for j := 0; j < 16; j++ {
@@ -99,8 +97,8 @@ func dotQ5_0Q8_0Go(w, a []byte, n int) float32 {
 
 func dotQ5_1Q8_1Go(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/32; b++ {
-		x, y := w[b*24:], a[b*q8_1Len:]
+	for b := 0; b < n/block.QK; b++ {
+		x, y := w[b*block.Q5_1Bytes:], a[b*block.Q8_1Bytes:]
 		qh := binary.LittleEndian.Uint32(x[4:])
 		isum := 0
 		for j := 0; j < 16; j++ {
@@ -115,10 +113,10 @@ func dotQ5_1Q8_1Go(w, a []byte, n int) float32 {
 
 func dotQ8_0Q8_0Go(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/32; b++ {
-		x, y := w[b*34:], a[b*q8_0Len:]
+	for b := 0; b < n/block.QK; b++ {
+		x, y := w[b*block.Q8_0Bytes:], a[b*block.Q8_0Bytes:]
 		isum := 0
-		for j := 2; j < 34; j++ {
+		for j := 2; j < block.Q8_0Bytes; j++ {
 			isum += i8(x[j]) * i8(y[j])
 		}
 		s += float32(isum) * (f16(x) * f16(y))
@@ -128,12 +126,12 @@ func dotQ8_0Q8_0Go(w, a []byte, n int) float32 {
 
 func dotIQ4NLQ8_0Go(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/32; b++ {
-		x, y := w[b*18:], a[b*q8_0Len:]
+	for b := 0; b < n/block.QK4_NL; b++ {
+		x, y := w[b*block.IQ4_NLBytes:], a[b*block.Q8_0Bytes:]
 		isum := 0
 		for j := 0; j < 16; j++ {
-			isum += int(kvaluesIQ4NL[x[2+j]&0xf]) * i8(y[2+j])
-			isum += int(kvaluesIQ4NL[x[2+j]>>4]) * i8(y[2+16+j])
+			isum += int(block.IQ4NLValues[x[2+j]&0xf]) * i8(y[2+j])
+			isum += int(block.IQ4NLValues[x[2+j]>>4]) * i8(y[2+16+j])
 		}
 		s += float32(isum) * (f16(x) * f16(y))
 	}
@@ -145,9 +143,9 @@ func dotIQ4NLQ8_0Go(w, a []byte, n int) float32 {
 // elements take 32 bytes, shifted by 0, 2, 4, 6 for successive 32-element runs.
 func dotQ2_KQ8_KGo(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/qkK; b++ {
-		x := w[b*84 : (b+1)*84]
-		dy, q8, bsum := q8K(a[b*q8KLen:])
+	for b := 0; b < n/block.QK_K; b++ {
+		x := w[b*block.Q2_KBytes : (b+1)*block.Q2_KBytes]
+		dy, q8, bsum := q8K(a[b*block.Q8_KBytes:])
 		sc := x[:16]
 		summs := 0
 		for g := 0; g < 16; g++ {
@@ -192,9 +190,9 @@ func q3KScale(sc []byte, g int) int {
 // quants are laid out as Q2_K's; bit 4*half+j of hmask[l] clear means -4.
 func dotQ3_KQ8_KGo(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/qkK; b++ {
-		x := w[b*110 : (b+1)*110]
-		dy, q8, _ := q8K(a[b*q8KLen:])
+	for b := 0; b < n/block.QK_K; b++ {
+		x := w[b*block.Q3_KBytes : (b+1)*block.Q3_KBytes]
+		dy, q8, _ := q8K(a[b*block.Q8_KBytes:])
 		hm, sc := x[:32], x[96:108]
 		isum := 0
 		for half := 0; half < 2; half++ {
@@ -224,34 +222,25 @@ func dotQ3_KQ8_KGo(w, a []byte, n int) float32 {
 	return s
 }
 
-// scaleMinK4 unpacks the 6-bit scale and min of sub-block j (of 8) from the 12
-// packed bytes of a Q4_K/Q5_K block (ggml's get_scale_min_k4).
-func scaleMinK4(j int, q []byte) (sc, m int) {
-	if j < 4 {
-		return int(q[j] & 63), int(q[j+4] & 63)
-	}
-	return int(q[j+4]&0xf) | int(q[j-4]>>6)<<4, int(q[j+4]>>4) | int(q[j]>>6)<<4
-}
-
 // dotQ4_KQ8_KGo: block_q4_K is d, dmin, scales[12], qs[128]; each 64
 // elements take the low then the high nibbles of 32 bytes.
 func dotQ4_KQ8_KGo(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/qkK; b++ {
-		x := w[b*144 : (b+1)*144]
-		dy, q8, bsum := q8K(a[b*q8KLen:])
+	for b := 0; b < n/block.QK_K; b++ {
+		x := w[b*block.Q4_KBytes : (b+1)*block.Q4_KBytes]
+		dy, q8, bsum := q8K(a[b*block.Q8_KBytes:])
 		scales, qs := x[4:16], x[16:144]
 		isum, msum := 0, 0
 		for j := 0; j < 8; j++ {
-			sc, m := scaleMinK4(j, scales)
+			sc, m := block.ScaleMinK4(j, scales)
 			shift := uint(4 * (j & 1))
 			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
 			sub := 0
 			for l := range 32 {
 				sub += int(q[l]>>shift&0xf) * i8(y[l])
 			}
-			isum += sc * sub
-			msum += m * (bsum(2*j) + bsum(2*j+1))
+			isum += int(sc) * sub
+			msum += int(m) * (bsum(2*j) + bsum(2*j+1))
 		}
 		s += dy*f16(x)*float32(isum) - dy*f16(x[2:])*float32(msum)
 	}
@@ -261,13 +250,13 @@ func dotQ4_KQ8_KGo(w, a []byte, n int) float32 {
 // dotQ5_KQ8_KGo: block_q5_K is d, dmin, scales[12], qh[32], qs[128].
 func dotQ5_KQ8_KGo(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/qkK; b++ {
-		x := w[b*176 : (b+1)*176]
-		dy, q8, bsum := q8K(a[b*q8KLen:])
+	for b := 0; b < n/block.QK_K; b++ {
+		x := w[b*block.Q5_KBytes : (b+1)*block.Q5_KBytes]
+		dy, q8, bsum := q8K(a[b*block.Q8_KBytes:])
 		scales, qh, qs := x[4:16], x[16:48], x[48:176]
 		isum, msum := 0, 0
 		for j := 0; j < 8; j++ {
-			sc, m := scaleMinK4(j, scales)
+			sc, m := block.ScaleMinK4(j, scales)
 			shift := uint(4 * (j & 1))
 			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
 			sub := 0
@@ -275,8 +264,8 @@ func dotQ5_KQ8_KGo(w, a []byte, n int) float32 {
 				v := int(q[l]>>shift&0xf) | int(qh[l]>>j&1)<<4
 				sub += v * i8(y[l])
 			}
-			isum += sc * sub
-			msum += m * (bsum(2*j) + bsum(2*j+1))
+			isum += int(sc) * sub
+			msum += int(m) * (bsum(2*j) + bsum(2*j+1))
 		}
 		s += dy*f16(x)*float32(isum) - dy*f16(x[2:])*float32(msum)
 	}
@@ -288,9 +277,9 @@ func dotQ5_KQ8_KGo(w, a []byte, n int) float32 {
 // ql[32*(k&1):], and bits 2k,2k+1 of qh[l].
 func dotQ6_KQ8_KGo(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/qkK; b++ {
-		x := w[b*210 : (b+1)*210]
-		dy, q8, _ := q8K(a[b*q8KLen:])
+	for b := 0; b < n/block.QK_K; b++ {
+		x := w[b*block.Q6_KBytes : (b+1)*block.Q6_KBytes]
+		dy, q8, _ := q8K(a[b*block.Q8_KBytes:])
 		sc := x[192:208]
 		isum := 0
 		for half := 0; half < 2; half++ {
@@ -321,9 +310,9 @@ func dotQ6_KQ8_KGo(w, a []byte, n int) float32 {
 // sub-block j of 32 takes 16 bytes, low nibbles first.
 func dotIQ4XSQ8_KGo(w, a []byte, n int) float32 {
 	var s float32
-	for b := 0; b < n/qkK; b++ {
-		x := w[b*136 : (b+1)*136]
-		dy, q8, _ := q8K(a[b*q8KLen:])
+	for b := 0; b < n/block.QK_K; b++ {
+		x := w[b*block.IQ4_XSBytes : (b+1)*block.IQ4_XSBytes]
+		dy, q8, _ := q8K(a[b*block.Q8_KBytes:])
 		sh := binary.LittleEndian.Uint16(x[2:])
 		sl, qs := x[4:8], x[8:136]
 		isum := 0
@@ -331,8 +320,8 @@ func dotIQ4XSQ8_KGo(w, a []byte, n int) float32 {
 			ls := int(sl[j/2]>>(4*(j&1))&0xf) | int(sh>>(2*j)&3)<<4
 			sub := 0
 			for l := 0; l < 16; l++ {
-				sub += int(kvaluesIQ4NL[qs[16*j+l]&0xf]) * i8(q8[32*j+l])
-				sub += int(kvaluesIQ4NL[qs[16*j+l]>>4]) * i8(q8[32*j+16+l])
+				sub += int(block.IQ4NLValues[qs[16*j+l]&0xf]) * i8(q8[32*j+l])
+				sub += int(block.IQ4NLValues[qs[16*j+l]>>4]) * i8(q8[32*j+16+l])
 			}
 			isum += (ls - 32) * sub
 		}

@@ -116,7 +116,7 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				if t == ggml.TypeQ4_0 {
 					o[j], o[j+16] = h(blk)*float64(lo-8), h(blk)*float64(hi-8)
 				} else {
-					o[j], o[j+16] = h(blk)*float64(kvaluesIQ4NL[lo]), h(blk)*float64(kvaluesIQ4NL[hi])
+					o[j], o[j+16] = h(blk)*float64(block.IQ4NLValues[lo]), h(blk)*float64(block.IQ4NLValues[hi])
 				}
 			}
 		case ggml.TypeQ4_1:
@@ -163,7 +163,7 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 		case ggml.TypeQ4_K, ggml.TypeQ5_K:
 			for e := 0; e < 256; e++ {
 				j := e / 32
-				sc, m := scaleMinK4(j, blk[4:16])
+				sc, m := block.ScaleMinK4(j, blk[4:16])
 				var q int
 				if t == ggml.TypeQ4_K {
 					q = int(blk[16+32*(j/2)+e%32] >> (4 * (j & 1)) & 15)
@@ -193,7 +193,7 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				if e%32 >= 16 {
 					q = b >> 4
 				}
-				o[e] = h(blk) * float64(ls-32) * float64(kvaluesIQ4NL[q])
+				o[e] = h(blk) * float64(ls-32) * float64(block.IQ4NLValues[q])
 			}
 		default:
 			panic("no dequantizer for " + t.String())
@@ -212,13 +212,13 @@ func dequantAct(f actFormat, a []byte, cols int) []float64 {
 		case actF16, actBF16:
 			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:])))
 		case actQ8_0:
-			b := a[i/32*q8_0Len:]
+			b := a[i/32*block.Q8_0Bytes:]
 			out[i] = h(b) * float64(int8(b[2+i%32]))
 		case actQ8_1:
-			b := a[i/32*q8_1Len:]
+			b := a[i/32*block.Q8_1Bytes:]
 			out[i] = h(b) * float64(int8(b[4+i%32]))
 		case actQ8_K:
-			b := a[i/256*q8KLen:]
+			b := a[i/256*block.Q8_KBytes:]
 			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b))) * float64(int8(b[4+i%256]))
 		}
 	}
@@ -267,7 +267,7 @@ func minTerms(t ggml.Type, row []byte, cols int) []float64 {
 			case ggml.TypeQ2_K:
 				m = h(blk[82:]) * float64(blk[e/16]>>4)
 			case ggml.TypeQ4_K, ggml.TypeQ5_K:
-				_, mi := scaleMinK4(e/32, blk[4:16])
+				_, mi := block.ScaleMinK4(e/32, blk[4:16])
 				m = h(blk[2:]) * float64(mi)
 			case ggml.TypeQ3_K:
 				m = 4 * h(blk[108:]) * float64(q3KScale(blk[96:108], e/16)-32)
@@ -372,7 +372,7 @@ func TestActivationQuantizers(t *testing.T) {
 		switch f {
 		case actQ8_1:
 			for b := 0; b < len(x)/32; b++ {
-				blk := a[b*q8_1Len:]
+				blk := a[b*block.Q8_1Bytes:]
 				sum := 0
 				for _, q := range blk[4:36] {
 					sum += int(int8(q))
@@ -388,7 +388,7 @@ func TestActivationQuantizers(t *testing.T) {
 			}
 		case actQ8_K:
 			for b := 0; b < len(x)/256; b++ {
-				blk := a[b*q8KLen:]
+				blk := a[b*block.Q8_KBytes:]
 				for g := 0; g < 16; g++ {
 					sum := 0
 					for _, q := range blk[4+16*g : 4+16*g+16] {
@@ -668,9 +668,9 @@ func TestQuantizersAsmMatchGo(t *testing.T) {
 			inuse, go_ func([]byte, []float32)
 			size       int
 		}{
-			{"Q8_0", quantizeRowQ8_0, quantizeRowQ8_0Go, n / 32 * q8_0Len},
-			{"Q8_1", quantizeRowQ8_1, quantizeRowQ8_1Go, n / 32 * q8_1Len},
-			{"Q8_K", quantizeRowQ8_K, quantizeRowQ8_KGo, n / 256 * q8KLen},
+			{"Q8_0", quantizeRowQ8_0, quantizeRowQ8_0Go, n / 32 * block.Q8_0Bytes},
+			{"Q8_1", quantizeRowQ8_1, quantizeRowQ8_1Go, n / 32 * block.Q8_1Bytes},
+			{"Q8_K", quantizeRowQ8_K, quantizeRowQ8_KGo, n / 256 * block.Q8_KBytes},
 		} {
 			got, want := make([]byte, c.size), make([]byte, c.size)
 			for i := range got {

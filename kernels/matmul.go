@@ -7,6 +7,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 )
 
@@ -97,14 +98,14 @@ const (
 func packPanel(dst, act []byte, arow, nb int) {
 	dst = dst[:nb*panelBlock]
 	for c := range panelRows {
-		row := act[c*arow : c*arow+nb*q8_0Len]
+		row := act[c*arow : c*arow+nb*block.Q8_0Bytes]
 		for b := range nb {
-			blk, out := row[b*q8_0Len:(b+1)*q8_0Len], dst[b*panelBlock:(b+1)*panelBlock]
+			blk, out := row[b*block.Q8_0Bytes:(b+1)*block.Q8_0Bytes], dst[b*panelBlock:(b+1)*panelBlock]
 			sum := int32(0)
 			for k := range 8 {
 				copy(out[64*k+4*c:64*k+4*c+4], blk[2+4*k:6+4*k])
 			}
-			for _, q := range blk[2:q8_0Len] {
+			for _, q := range blk[2:block.Q8_0Bytes] {
 				sum += int32(int8(q))
 			}
 			binary.LittleEndian.PutUint32(out[panelSums+4*c:], uint32(sum))
@@ -139,11 +140,11 @@ func (f actFormat) rowBytes(cols int) int {
 	case actF32, actF16, actBF16:
 		return 4 * cols
 	case actQ8_0:
-		return cols / qk8 * q8_0Len
+		return cols / block.QK * block.Q8_0Bytes
 	case actQ8_1:
-		return cols / qk8 * q8_1Len
+		return cols / block.QK * block.Q8_1Bytes
 	}
-	return cols / qkK * q8KLen
+	return cols / block.QK_K * block.Q8_KBytes
 }
 
 func (f actFormat) convert(dst []byte, x []float32) {
@@ -364,7 +365,7 @@ func (j *mmJob) column(p *mmPart, r0, r1, i int) {
 }
 
 func (j *mmJob) pack(pi int) {
-	nb := j.cols / qk8
+	nb := j.cols / block.QK
 	packPanel(j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], j.act[pi*panelRows*j.arow:], j.arow, nb)
 }
 
@@ -437,7 +438,7 @@ func (j *mmJob) run() {
 	for k := range j.nparts {
 		if j.parts[k].panel != nil {
 			npanels := j.n / panelRows
-			j.panelBytes = j.cols / qk8 * panelBlock
+			j.panelBytes = j.cols / block.QK * panelBlock
 			packed = getScratch(npanels * j.panelBytes)
 			j.panels = *packed
 			parallelFor(threads, npanels, j.packPanel)

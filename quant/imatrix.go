@@ -29,14 +29,14 @@ func quantizeRowQ4_0Impl(y []byte, x []float32, qw []float32) {
 		quantizeRowQ4_0(y, x, nil)
 		return
 	}
-	var weight [qk]float32
-	var L [qk]int8
+	var weight [block.QK]float32
+	var L [block.QK]int8
 	sigma2 := rowSigma2(x)
-	for ib := 0; ib < len(x)/qk; ib++ {
-		xb := x[ib*qk : (ib+1)*qk]
-		b := y[ib*18 : (ib+1)*18]
-		importanceWeights(weight[:], qw[ib*qk:], xb, sigma2)
-		d := makeQxQuants(qk, 8, xb, L[:], 1, weight[:])
+	for ib := 0; ib < len(x)/block.QK; ib++ {
+		xb := x[ib*block.QK : (ib+1)*block.QK]
+		b := y[ib*block.Q4_0Bytes : (ib+1)*block.Q4_0Bytes]
+		importanceWeights(weight[:], qw[ib*block.QK:], xb, sigma2)
+		d := makeQxQuants(block.QK, 8, xb, L[:], 1, weight[:])
 		block.StoreF16(b, d)
 		for j := 0; j < 16; j++ {
 			b[2+j] = uint8(L[j]) | uint8(L[j+16])<<4
@@ -49,14 +49,14 @@ func quantizeRowQ4_1Impl(y []byte, x []float32, qw []float32) {
 		quantizeRowQ4_1(y, x, nil)
 		return
 	}
-	var weight [qk]float32
-	var L, Laux [qk]uint8
+	var weight [block.QK]float32
+	var L, Laux [block.QK]uint8
 	sigma2 := rowSigma2(x)
-	for ib := 0; ib < len(x)/qk; ib++ {
-		xb := x[ib*qk : (ib+1)*qk]
-		b := y[ib*20 : (ib+1)*20]
-		importanceWeights(weight[:], qw[ib*qk:], xb, sigma2)
-		d, theMin := makeQkx3Quants(qk, 15, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
+	for ib := 0; ib < len(x)/block.QK; ib++ {
+		xb := x[ib*block.QK : (ib+1)*block.QK]
+		b := y[ib*block.Q4_1Bytes : (ib+1)*block.Q4_1Bytes]
+		importanceWeights(weight[:], qw[ib*block.QK:], xb, sigma2)
+		d, theMin := makeQkx3Quants(block.QK, 15, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
 		block.StoreF16(b, d)
 		block.StoreF16(b[2:], -theMin)
 		for j := 0; j < 16; j++ {
@@ -81,15 +81,15 @@ func quantizeRowQ5_0Impl(y []byte, x []float32, qw []float32) {
 		quantizeRowQ5_0(y, x, nil)
 		return
 	}
-	var weight [qk]float32
-	var L [qk]int8
-	var U [qk]uint8
+	var weight [block.QK]float32
+	var L [block.QK]int8
+	var U [block.QK]uint8
 	sigma2 := rowSigma2(x)
-	for ib := 0; ib < len(x)/qk; ib++ {
-		xb := x[ib*qk : (ib+1)*qk]
-		b := y[ib*22 : (ib+1)*22]
-		importanceWeights(weight[:], qw[ib*qk:], xb, sigma2)
-		d := makeQxQuants(qk, 16, xb, L[:], 1, weight[:])
+	for ib := 0; ib < len(x)/block.QK; ib++ {
+		xb := x[ib*block.QK : (ib+1)*block.QK]
+		b := y[ib*block.Q5_0Bytes : (ib+1)*block.Q5_0Bytes]
+		importanceWeights(weight[:], qw[ib*block.QK:], xb, sigma2)
+		d := makeQxQuants(block.QK, 16, xb, L[:], 1, weight[:])
 		block.StoreF16(b, d)
 		for j := range L {
 			U[j] = uint8(L[j])
@@ -103,14 +103,14 @@ func quantizeRowQ5_1Impl(y []byte, x []float32, qw []float32) {
 		quantizeRowQ5_1(y, x, nil)
 		return
 	}
-	var weight [qk]float32
-	var L, Laux [qk]uint8
+	var weight [block.QK]float32
+	var L, Laux [block.QK]uint8
 	sigma2 := rowSigma2(x)
-	for ib := 0; ib < len(x)/qk; ib++ {
-		xb := x[ib*qk : (ib+1)*qk]
-		b := y[ib*24 : (ib+1)*24]
-		importanceWeights(weight[:], qw[ib*qk:], xb, sigma2)
-		d, theMin := makeQkx3Quants(qk, 31, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
+	for ib := 0; ib < len(x)/block.QK; ib++ {
+		xb := x[ib*block.QK : (ib+1)*block.QK]
+		b := y[ib*block.Q5_1Bytes : (ib+1)*block.Q5_1Bytes]
+		importanceWeights(weight[:], qw[ib*block.QK:], xb, sigma2)
+		d, theMin := makeQkx3Quants(block.QK, 31, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
 		block.StoreF16(b, d)
 		block.StoreF16(b[2:], -theMin)
 		pack5(b[4:], L[:])
@@ -119,7 +119,7 @@ func quantizeRowQ5_1Impl(y []byte, x []float32, qw []float32) {
 
 func quantizeRowQ2KImpl(y []byte, x []float32, qw []float32) {
 	var (
-		L      [qkK]uint8
+		L      [block.QK_K]uint8
 		Laux   [16]uint8
 		mins   [16]float32
 		scales [16]float32
@@ -127,16 +127,16 @@ func quantizeRowQ2KImpl(y []byte, x []float32, qw []float32) {
 		weight [16]float32
 		Ls, Lm [16]uint8
 	)
-	for i := 0; i < len(x)/qkK; i++ {
-		xb := x[i*qkK : (i+1)*qkK]
-		b := y[i*sizeQ2K : (i+1)*sizeQ2K]
+	for i := 0; i < len(x)/block.QK_K; i++ {
+		xb := x[i*block.QK_K : (i+1)*block.QK_K]
+		b := y[i*block.Q2_KBytes : (i+1)*block.Q2_KBytes]
 		var sumX2 float32
 		for _, v := range xb {
 			sumX2 += float32(v * v)
 		}
-		sigma2 := sumX2 / qkK
+		sigma2 := sumX2 / block.QK_K
 		for j := 0; j < 16; j++ {
-			importanceWeights(weight[:], qw[i*qkK+16*j:], xb[16*j:16*j+16], sigma2)
+			importanceWeights(weight[:], qw[i*block.QK_K+16*j:], xb[16*j:16*j+16], sigma2)
 			sw[j] = 0
 			for _, w := range weight {
 				sw[j] += w
@@ -157,22 +157,22 @@ func quantizeRowQ2KImpl(y []byte, x []float32, qw []float32) {
 
 func quantizeRowQ3KImpl(y []byte, x []float32, qw []float32) {
 	var (
-		L      [qkK]int8
+		L      [block.QK_K]int8
 		scales [16]float32
 		weight [16]float32
 		sw     [16]float32
 		Ls     [16]int8
 	)
-	for i := 0; i < len(x)/qkK; i++ {
-		xb := x[i*qkK : (i+1)*qkK]
-		b := y[i*sizeQ3K : (i+1)*sizeQ3K]
+	for i := 0; i < len(x)/block.QK_K; i++ {
+		xb := x[i*block.QK_K : (i+1)*block.QK_K]
+		b := y[i*block.Q3_KBytes : (i+1)*block.Q3_KBytes]
 		var sumX2 float32
 		for _, v := range xb {
 			sumX2 += float32(v * v)
 		}
-		sigma2 := 2 * sumX2 / qkK
+		sigma2 := 2 * sumX2 / block.QK_K
 		for j := 0; j < 16; j++ {
-			importanceWeights(weight[:], qw[i*qkK+16*j:], xb[16*j:16*j+16], sigma2)
+			importanceWeights(weight[:], qw[i*block.QK_K+16*j:], xb[16*j:16*j+16], sigma2)
 			var sumw float32
 			for _, w := range weight {
 				sumw += w
@@ -208,7 +208,7 @@ func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 	for _, v := range xb {
 		sumX2 += float32(v * v)
 	}
-	sigma2 = 2 * sumX2 / qkK
+	sigma2 = 2 * sumX2 / block.QK_K
 	for j := 0; j < 8; j++ {
 		importanceWeights(weights[:], qw[32*j:], xb[32*j:32*j+32], sigma2)
 		var sumw float32

@@ -11,13 +11,8 @@ import (
 // of 16 fixed levels; llama-quantize encodes them with quantize_iq4_nl and
 // quantize_iq4_xs (weights x² or from the importance matrix, 7 scale tries).
 
-var kvaluesIQ4NL = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
-
-const (
-	sizeIQ4NL = 18  // d qs[16]
-	sizeIQ4XS = 136 // d scales_h(u16) scales_l[4] qs[128]
-	iq4NTry   = 7
-)
+// iq4NTry is the number of scales tried around the first estimate.
+const iq4NTry = 7
 
 // iq4Upper[f+127] is the index of the smallest level above f, for integer
 // f in [-127, 112]: since the levels are integers, the smallest level above
@@ -25,7 +20,7 @@ const (
 var iq4Upper = func() (t [240]uint8) {
 	for f := -127; f <= 112; f++ {
 		k := 0
-		for int(kvaluesIQ4NL[k]) <= f {
+		for int(block.IQ4NLValues[k]) <= f {
 			k++
 		}
 		t[f+127] = uint8(k)
@@ -50,7 +45,7 @@ func bestIndexIQ4(x float32) uint8 {
 		f-- // floor for negative non-integers
 	}
 	mu := iq4Upper[f+127]
-	lo, hi := float32(kvaluesIQ4NL[mu-1]), float32(kvaluesIQ4NL[mu])
+	lo, hi := float32(block.IQ4NLValues[mu-1]), float32(block.IQ4NLValues[mu])
 	if x-lo < hi-x {
 		return mu - 1
 	}
@@ -64,9 +59,9 @@ func bestIndexIQ4(x float32) uint8 {
 func quantizeIQ4Super(n int, x []float32, dh, q4, scalesH, scalesL []byte, qw []float32, ntry int) {
 	const blockSize = 32
 	var (
-		L      [qkK]uint8
+		L      [block.QK_K]uint8
 		weight [blockSize]float32
-		scales [qkK / blockSize]float32
+		scales [block.QK_K / blockSize]float32
 	)
 	var sigma2 float32
 	for _, v := range x[:n] {
@@ -79,7 +74,7 @@ func quantizeIQ4Super(n int, x []float32, dh, q4, scalesH, scalesL []byte, qw []
 	}
 	block.StoreF16(dh, 0)
 
-	v0 := float32(kvaluesIQ4NL[0])
+	v0 := float32(block.IQ4NLValues[0])
 	var maxScale, amaxScale float32
 	for ib := 0; ib < n/blockSize; ib++ {
 		xb := x[ib*blockSize : (ib+1)*blockSize]
@@ -116,7 +111,7 @@ func quantizeIQ4Super(n int, x []float32, dh, q4, scalesH, scalesL []byte, qw []
 		for j, v := range xb {
 			l := bestIndexIQ4(id * v)
 			Lb[j] = l
-			q := float32(kvaluesIQ4NL[l])
+			q := float32(block.IQ4NLValues[l])
 			w := weight[j]
 			sumqx += float32(w * q * v)
 			sumq2 += float32(w * q * q)
@@ -124,11 +119,11 @@ func quantizeIQ4Super(n int, x []float32, dh, q4, scalesH, scalesL []byte, qw []
 		d = sumqx / sumq2
 		best := d * sumqx
 		for itry := -ntry; itry <= ntry; itry++ {
-			id = float32(itry+int(kvaluesIQ4NL[0])) / max
+			id = float32(itry+int(block.IQ4NLValues[0])) / max
 			sumqx, sumq2 = 0, 0
 			for j, v := range xb {
 				l := bestIndexIQ4(id * v)
-				q := float32(kvaluesIQ4NL[l])
+				q := float32(block.IQ4NLValues[l])
 				w := weight[j]
 				sumqx += float32(w * q * v)
 				sumq2 += float32(w * q * q)
@@ -199,7 +194,7 @@ func quantizeIQ4Super(n int, x []float32, dh, q4, scalesH, scalesL []byte, qw []
 
 func quantizeRowIQ4NL(y []byte, x []float32, qw []float32) {
 	for i := 0; i < len(x)/32; i++ {
-		b := y[i*sizeIQ4NL : (i+1)*sizeIQ4NL]
+		b := y[i*block.IQ4_NLBytes : (i+1)*block.IQ4_NLBytes]
 		var w []float32
 		if qw != nil {
 			w = qw[i*32 : (i+1)*32]
@@ -210,39 +205,39 @@ func quantizeRowIQ4NL(y []byte, x []float32, qw []float32) {
 
 func dequantizeIQ4NL(y []float32, x []byte) {
 	for i := 0; i < len(y)/32; i++ {
-		b := x[i*sizeIQ4NL:]
+		b := x[i*block.IQ4_NLBytes:]
 		d := block.LoadF16(b)
 		for j := 0; j < 16; j++ {
-			y[i*32+j] = d * float32(kvaluesIQ4NL[b[2+j]&0xF])
-			y[i*32+j+16] = d * float32(kvaluesIQ4NL[b[2+j]>>4])
+			y[i*32+j] = d * float32(block.IQ4NLValues[b[2+j]&0xF])
+			y[i*32+j+16] = d * float32(block.IQ4NLValues[b[2+j]>>4])
 		}
 	}
 }
 
 func quantizeRowIQ4XS(y []byte, x []float32, qw []float32) {
-	for i := 0; i < len(x)/qkK; i++ {
-		b := y[i*sizeIQ4XS : (i+1)*sizeIQ4XS]
+	for i := 0; i < len(x)/block.QK_K; i++ {
+		b := y[i*block.IQ4_XSBytes : (i+1)*block.IQ4_XSBytes]
 		var w []float32
 		if qw != nil {
-			w = qw[i*qkK : (i+1)*qkK]
+			w = qw[i*block.QK_K : (i+1)*block.QK_K]
 		}
-		quantizeIQ4Super(qkK, x[i*qkK:(i+1)*qkK], b[0:2], b[8:136], b[2:4], b[4:8], w, iq4NTry)
+		quantizeIQ4Super(block.QK_K, x[i*block.QK_K:(i+1)*block.QK_K], b[0:2], b[8:136], b[2:4], b[4:8], w, iq4NTry)
 	}
 }
 
 func dequantizeIQ4XS(y []float32, x []byte) {
-	for i := 0; i < len(y)/qkK; i++ {
-		b := x[i*sizeIQ4XS : (i+1)*sizeIQ4XS]
+	for i := 0; i < len(y)/block.QK_K; i++ {
+		b := x[i*block.IQ4_XSBytes : (i+1)*block.IQ4_XSBytes]
 		d := block.LoadF16(b)
 		sh := binary.LittleEndian.Uint16(b[2:])
-		out := y[i*qkK:]
+		out := y[i*block.QK_K:]
 		for ib := 0; ib < 8; ib++ {
 			ls := int32(b[4+ib/2]>>(4*(ib%2))&0xF) | int32((sh>>(2*ib))&3)<<4
 			dl := d * float32(ls-32)
 			qs := b[8+16*ib:]
 			for j := 0; j < 16; j++ {
-				out[32*ib+j] = dl * float32(kvaluesIQ4NL[qs[j]&0xF])
-				out[32*ib+j+16] = dl * float32(kvaluesIQ4NL[qs[j]>>4])
+				out[32*ib+j] = dl * float32(block.IQ4NLValues[qs[j]&0xF])
+				out[32*ib+j+16] = dl * float32(block.IQ4NLValues[qs[j]>>4])
 			}
 		}
 	}

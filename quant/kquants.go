@@ -11,22 +11,10 @@ import (
 // whose scales are themselves quantized. Without an importance matrix they
 // are encoded as quantize_row_<type>_ref does.
 
-const qkK = 256
-
-// Block sizes in bytes.
-const (
-	sizeQ2K = 84  // scales[16] qs[64] d dmin
-	sizeQ3K = 110 // hmask[32] qs[64] scales[12] d
-	sizeQ4K = 144 // d dmin scales[12] qs[128]
-	sizeQ5K = 176 // d dmin scales[12] qh[32] qs[128]
-	sizeQ6K = 210 // ql[128] qh[64] scales[16] d
-	sizeQ8K = 292 // d(f32) qs[256] bsums[16](i16)
-)
-
 // packQ2 packs 256 2-bit values: byte l of each 32-byte run holds elements
 // l, l+32, l+64 and l+96 of its 128-element half.
 func packQ2(qs []byte, L []uint8) {
-	for j := 0; j < qkK; j += 128 {
+	for j := 0; j < block.QK_K; j += 128 {
 		for l := 0; l < 32; l++ {
 			qs[j/4+l] = L[j+l] | L[j+l+32]<<2 | L[j+l+64]<<4 | L[j+l+96]<<6
 		}
@@ -41,16 +29,16 @@ func quantizeRowQ2K(y []byte, x []float32, qw []float32) {
 		return
 	}
 	var (
-		L       [qkK]uint8
+		L       [block.QK_K]uint8
 		Laux    [16]uint8
 		weights [16]float32
 		mins    [16]float32
 		scales  [16]float32
 	)
 	const q4scale = float32(15)
-	for i := 0; i < len(x)/qkK; i++ {
-		xb := x[i*qkK : (i+1)*qkK]
-		b := y[i*sizeQ2K : (i+1)*sizeQ2K]
+	for i := 0; i < len(x)/block.QK_K; i++ {
+		xb := x[i*block.QK_K : (i+1)*block.QK_K]
+		b := y[i*block.Q2_KBytes : (i+1)*block.Q2_KBytes]
 		sc, qs := b[0:16], b[16:80]
 		var maxScale, maxMin float32
 		for j := 0; j < 16; j++ {
@@ -109,12 +97,12 @@ func requantizeQ2K(b []byte, xb []float32, L []uint8) {
 }
 
 func dequantizeQ2K(y []float32, x []byte) {
-	for i := 0; i < len(y)/qkK; i++ {
-		b := x[i*sizeQ2K : (i+1)*sizeQ2K]
+	for i := 0; i < len(y)/block.QK_K; i++ {
+		b := x[i*block.Q2_KBytes : (i+1)*block.Q2_KBytes]
 		d, min := block.LoadF16(b[80:]), block.LoadF16(b[82:])
-		out := y[i*qkK:]
+		out := y[i*block.QK_K:]
 		is := 0
-		for n := 0; n < qkK; n += 128 {
+		for n := 0; n < block.QK_K; n += 128 {
 			q := b[16+n/4:]
 			shift := uint(0)
 			for j := 0; j < 4; j++ {
@@ -141,12 +129,12 @@ func quantizeRowQ3K(y []byte, x []float32, qw []float32) {
 		return
 	}
 	var (
-		L      [qkK]int8
+		L      [block.QK_K]int8
 		scales [16]float32
 	)
-	for i := 0; i < len(x)/qkK; i++ {
-		xb := x[i*qkK : (i+1)*qkK]
-		b := y[i*sizeQ3K : (i+1)*sizeQ3K]
+	for i := 0; i < len(x)/block.QK_K; i++ {
+		xb := x[i*block.QK_K : (i+1)*block.QK_K]
+		b := y[i*block.Q3_KBytes : (i+1)*block.Q3_KBytes]
 		var maxScale, amax float32
 		for j := 0; j < 16; j++ {
 			scales[j] = makeQ3Quants(16, 4, xb[16*j:], L[16*j:], true)
@@ -219,15 +207,15 @@ func packQ3K(b []byte, L []int8) {
 		hmask[j] = 0
 	}
 	m, hm := 0, uint8(1)
-	var low [qkK]uint8
-	for j := 0; j < qkK; j++ {
+	var low [block.QK_K]uint8
+	for j := 0; j < block.QK_K; j++ {
 		v := L[j]
 		if v > 3 {
 			hmask[m] |= hm
 			v -= 4
 		}
 		low[j] = uint8(v)
-		if m++; m == qkK/8 {
+		if m++; m == block.QK_K/8 {
 			m = 0
 			hm <<= 1
 		}
@@ -236,14 +224,14 @@ func packQ3K(b []byte, L []int8) {
 }
 
 func dequantizeQ3K(y []float32, x []byte) {
-	for i := 0; i < len(y)/qkK; i++ {
-		b := x[i*sizeQ3K : (i+1)*sizeQ3K]
+	for i := 0; i < len(y)/block.QK_K; i++ {
+		b := x[i*block.Q3_KBytes : (i+1)*block.Q3_KBytes]
 		dAll := block.LoadF16(b[108:])
 		hm := b[0:32]
-		out := y[i*qkK:]
+		out := y[i*block.QK_K:]
 		is := 0
 		m := uint8(1)
-		for n := 0; n < qkK; n += 128 {
+		for n := 0; n < block.QK_K; n += 128 {
 			q := b[32+n/4:]
 			shift := uint(0)
 			for j := 0; j < 4; j++ {
@@ -305,7 +293,7 @@ func quantizeScalesK4(b []byte, scales, mins *[8]float32, maxScale, maxMin float
 func requantizeK4(b []byte, xb []float32, L []uint8, nmax int32) {
 	dAll, mAll := block.LoadF16(b[0:]), block.LoadF16(b[2:])
 	for j := 0; j < 8; j++ {
-		sc, m := getScaleMinK4(j, b[4:16])
+		sc, m := block.ScaleMinK4(j, b[4:16])
 		d := dAll * float32(sc)
 		if d == 0 {
 			continue
@@ -345,20 +333,20 @@ func firstPassK4(xb []float32, L []uint8, nmax int, rmin, rdelta float32, nstep 
 }
 
 func quantizeRowQ4K(y []byte, x []float32, qw []float32) {
-	var L [qkK]uint8
+	var L [block.QK_K]uint8
 	var scales, mins [8]float32
-	for i := 0; i < len(x)/qkK; i++ {
-		xb := x[i*qkK : (i+1)*qkK]
-		b := y[i*sizeQ4K : (i+1)*sizeQ4K]
+	for i := 0; i < len(x)/block.QK_K; i++ {
+		xb := x[i*block.QK_K : (i+1)*block.QK_K]
+		b := y[i*block.Q4_KBytes : (i+1)*block.Q4_KBytes]
 		if qw != nil {
-			quantizeBlockK4Impl(b, xb, qw[i*qkK:(i+1)*qkK], L[:], 15)
+			quantizeBlockK4Impl(b, xb, qw[i*block.QK_K:(i+1)*block.QK_K], L[:], 15)
 		} else {
 			maxScale, maxMin := firstPassK4(xb, L[:], 15, -1, 0.1, 20, &scales, &mins)
 			quantizeScalesK4(b, &scales, &mins, maxScale, maxMin)
 		}
 		requantizeK4(b, xb, L[:], 15)
 		qs := b[16:144]
-		for j := 0; j < qkK; j += 64 {
+		for j := 0; j < block.QK_K; j += 64 {
 			for l := 0; l < 32; l++ {
 				qs[j/2+l] = L[j+l] | L[j+l+32]<<4
 			}
@@ -367,15 +355,15 @@ func quantizeRowQ4K(y []byte, x []float32, qw []float32) {
 }
 
 func dequantizeQ4K(y []float32, x []byte) {
-	for i := 0; i < len(y)/qkK; i++ {
-		b := x[i*sizeQ4K : (i+1)*sizeQ4K]
+	for i := 0; i < len(y)/block.QK_K; i++ {
+		b := x[i*block.Q4_KBytes : (i+1)*block.Q4_KBytes]
 		d, min := block.LoadF16(b[0:]), block.LoadF16(b[2:])
-		out := y[i*qkK:]
-		for j := 0; j < qkK; j += 64 {
+		out := y[i*block.QK_K:]
+		for j := 0; j < block.QK_K; j += 64 {
 			q := b[16+j/2:]
-			sc, m := getScaleMinK4(j/32, b[4:16])
+			sc, m := block.ScaleMinK4(j/32, b[4:16])
 			d1, m1 := d*float32(sc), min*float32(m)
-			sc, m = getScaleMinK4(j/32+1, b[4:16])
+			sc, m = block.ScaleMinK4(j/32+1, b[4:16])
 			d2, m2 := d*float32(sc), min*float32(m)
 			for l := 0; l < 32; l++ {
 				out[j+l] = float32(d1*float32(q[l]&0xF)) - m1
@@ -386,13 +374,13 @@ func dequantizeQ4K(y []float32, x []byte) {
 }
 
 func quantizeRowQ5K(y []byte, x []float32, qw []float32) {
-	var L [qkK]uint8
+	var L [block.QK_K]uint8
 	var scales, mins [8]float32
-	for i := 0; i < len(x)/qkK; i++ {
-		xb := x[i*qkK : (i+1)*qkK]
-		b := y[i*sizeQ5K : (i+1)*sizeQ5K]
+	for i := 0; i < len(x)/block.QK_K; i++ {
+		xb := x[i*block.QK_K : (i+1)*block.QK_K]
+		b := y[i*block.Q5_KBytes : (i+1)*block.Q5_KBytes]
 		if qw != nil {
-			quantizeBlockK4Impl(b, xb, qw[i*qkK:(i+1)*qkK], L[:], 31)
+			quantizeBlockK4Impl(b, xb, qw[i*block.QK_K:(i+1)*block.QK_K], L[:], 31)
 		} else {
 			maxScale, maxMin := firstPassK4(xb, L[:], 31, -0.5, 0.1, 15, &scales, &mins)
 			quantizeScalesK4(b, &scales, &mins, maxScale, maxMin)
@@ -403,7 +391,7 @@ func quantizeRowQ5K(y []byte, x []float32, qw []float32) {
 			qh[j] = 0
 		}
 		m1, m2 := uint8(1), uint8(2)
-		for n := 0; n < qkK; n += 64 {
+		for n := 0; n < block.QK_K; n += 64 {
 			for j := 0; j < 32; j++ {
 				l1, l2 := L[n+j], L[n+j+32]
 				if l1 > 15 {
@@ -423,17 +411,17 @@ func quantizeRowQ5K(y []byte, x []float32, qw []float32) {
 }
 
 func dequantizeQ5K(y []float32, x []byte) {
-	for i := 0; i < len(y)/qkK; i++ {
-		b := x[i*sizeQ5K : (i+1)*sizeQ5K]
+	for i := 0; i < len(y)/block.QK_K; i++ {
+		b := x[i*block.Q5_KBytes : (i+1)*block.Q5_KBytes]
 		d, min := block.LoadF16(b[0:]), block.LoadF16(b[2:])
 		qh := b[16:48]
-		out := y[i*qkK:]
+		out := y[i*block.QK_K:]
 		u1, u2 := uint8(1), uint8(2)
-		for j := 0; j < qkK; j += 64 {
+		for j := 0; j < block.QK_K; j += 64 {
 			ql := b[48+j/2:]
-			sc, m := getScaleMinK4(j/32, b[4:16])
+			sc, m := block.ScaleMinK4(j/32, b[4:16])
 			d1, m1 := d*float32(sc), min*float32(m)
-			sc, m = getScaleMinK4(j/32+1, b[4:16])
+			sc, m = block.ScaleMinK4(j/32+1, b[4:16])
 			d2, m2 := d*float32(sc), min*float32(m)
 			for l := 0; l < 32; l++ {
 				v1, v2 := ql[l]&0xF, ql[l]>>4
@@ -456,17 +444,17 @@ func dequantizeQ5K(y []float32, x []byte) {
 
 func quantizeRowQ6K(y []byte, x []float32, qw []float32) {
 	var (
-		L      [qkK]int8
+		L      [block.QK_K]int8
 		scales [16]float32
 	)
-	for i := 0; i < len(x)/qkK; i++ {
-		xb := x[i*qkK : (i+1)*qkK]
-		b := y[i*sizeQ6K : (i+1)*sizeQ6K]
+	for i := 0; i < len(x)/block.QK_K; i++ {
+		xb := x[i*block.QK_K : (i+1)*block.QK_K]
+		b := y[i*block.Q6_KBytes : (i+1)*block.Q6_KBytes]
 		var maxScale, maxAbsScale float32
 		for ib := 0; ib < 16; ib++ {
 			var w []float32
 			if qw != nil {
-				w = qw[i*qkK+16*ib : i*qkK+16*ib+16]
+				w = qw[i*block.QK_K+16*ib : i*block.QK_K+16*ib+16]
 			}
 			scale := makeQxQuants(16, 32, xb[16*ib:], L[16*ib:], 1, w)
 			scales[ib] = scale
@@ -499,7 +487,7 @@ func quantizeRowQ6K(y []byte, x []float32, qw []float32) {
 			}
 		}
 		ql, qh := b[0:128], b[128:192]
-		for j := 0; j < qkK; j += 128 {
+		for j := 0; j < block.QK_K; j += 128 {
 			for l := 0; l < 32; l++ {
 				q1 := uint8(L[j+l]) & 0xF
 				q2 := uint8(L[j+l+32]) & 0xF
@@ -514,11 +502,11 @@ func quantizeRowQ6K(y []byte, x []float32, qw []float32) {
 }
 
 func dequantizeQ6K(y []float32, x []byte) {
-	for i := 0; i < len(y)/qkK; i++ {
-		b := x[i*sizeQ6K : (i+1)*sizeQ6K]
+	for i := 0; i < len(y)/block.QK_K; i++ {
+		b := x[i*block.Q6_KBytes : (i+1)*block.Q6_KBytes]
 		d := block.LoadF16(b[208:])
-		out := y[i*qkK:]
-		for n := 0; n < qkK; n += 128 {
+		out := y[i*block.QK_K:]
+		for n := 0; n < block.QK_K; n += 128 {
 			ql, qh, sc := b[n/2:], b[128+n/4:], b[192+n/16:]
 			for l := 0; l < 32; l++ {
 				is := l / 16
@@ -538,9 +526,9 @@ func dequantizeQ6K(y []float32, x []byte) {
 // ---- Q8_K (activations) ----
 
 func quantizeRowQ8K(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/qkK; i++ {
-		xb := x[i*qkK : (i+1)*qkK]
-		b := y[i*sizeQ8K : (i+1)*sizeQ8K]
+	for i := 0; i < len(x)/block.QK_K; i++ {
+		xb := x[i*block.QK_K : (i+1)*block.QK_K]
+		b := y[i*block.Q8_KBytes : (i+1)*block.Q8_KBytes]
 		var max, amax float32
 		for _, v := range xb {
 			if ax := abs32(v); ax > amax {
@@ -571,11 +559,11 @@ func quantizeRowQ8K(y []byte, x []float32, _ []float32) {
 }
 
 func dequantizeQ8K(y []float32, x []byte) {
-	for i := 0; i < len(y)/qkK; i++ {
-		b := x[i*sizeQ8K : (i+1)*sizeQ8K]
+	for i := 0; i < len(y)/block.QK_K; i++ {
+		b := x[i*block.Q8_KBytes : (i+1)*block.Q8_KBytes]
 		d := math.Float32frombits(binary.LittleEndian.Uint32(b))
-		for j := 0; j < qkK; j++ {
-			y[i*qkK+j] = d * float32(int8(b[4+j]))
+		for j := 0; j < block.QK_K; j++ {
+			y[i*block.QK_K+j] = d * float32(int8(b[4+j]))
 		}
 	}
 }

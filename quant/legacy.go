@@ -10,8 +10,6 @@ import (
 // The 32-element formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q8_1. Without an
 // importance matrix they are encoded as quantize_row_<type>_ref does.
 
-const qk = 32
-
 // maxAbsSigned returns the element of largest magnitude (the first one on
 // ties) and that magnitude.
 func maxAbsSigned(x []float32) (max, amax float32) {
@@ -46,9 +44,9 @@ func roundAway(f float32) float32 { return float32(math.Round(float64(f))) }
 
 // Q4_0: d f16, qs[16] (low nibbles elements 0..15, high nibbles 16..31).
 func quantizeRowQ4_0(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/qk; i++ {
-		xb := x[i*qk : (i+1)*qk]
-		b := y[i*18 : (i+1)*18]
+	for i := 0; i < len(x)/block.QK; i++ {
+		xb := x[i*block.QK : (i+1)*block.QK]
+		b := y[i*block.Q4_0Bytes : (i+1)*block.Q4_0Bytes]
 		max, _ := maxAbsSigned(xb)
 		d := max / -8
 		var id float32
@@ -56,9 +54,9 @@ func quantizeRowQ4_0(y []byte, x []float32, _ []float32) {
 			id = 1 / d
 		}
 		block.StoreF16(b, d)
-		for j := 0; j < qk/2; j++ {
+		for j := 0; j < block.QK/2; j++ {
 			x0 := xb[j] * id
-			x1 := xb[j+qk/2] * id
+			x1 := xb[j+block.QK/2] * id
 			xi0 := uint8(min(15, int8(truncToInt(x0+8.5))))
 			xi1 := uint8(min(15, int8(truncToInt(x1+8.5))))
 			b[2+j] = xi0 | xi1<<4
@@ -67,21 +65,21 @@ func quantizeRowQ4_0(y []byte, x []float32, _ []float32) {
 }
 
 func dequantizeQ4_0(y []float32, x []byte) {
-	for i := 0; i < len(y)/qk; i++ {
-		b := x[i*18:]
+	for i := 0; i < len(y)/block.QK; i++ {
+		b := x[i*block.Q4_0Bytes:]
 		d := block.LoadF16(b)
-		for j := 0; j < qk/2; j++ {
-			y[i*qk+j] = float32(int32(b[2+j]&0xF)-8) * d
-			y[i*qk+j+qk/2] = float32(int32(b[2+j]>>4)-8) * d
+		for j := 0; j < block.QK/2; j++ {
+			y[i*block.QK+j] = float32(int32(b[2+j]&0xF)-8) * d
+			y[i*block.QK+j+block.QK/2] = float32(int32(b[2+j]>>4)-8) * d
 		}
 	}
 }
 
 // Q4_1: d f16, m f16, qs[16].
 func quantizeRowQ4_1(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/qk; i++ {
-		xb := x[i*qk : (i+1)*qk]
-		b := y[i*20 : (i+1)*20]
+	for i := 0; i < len(x)/block.QK; i++ {
+		xb := x[i*block.QK : (i+1)*block.QK]
+		b := y[i*block.Q4_1Bytes : (i+1)*block.Q4_1Bytes]
 		min, max := minMax(xb)
 		d := (max - min) / 15
 		var id float32
@@ -90,9 +88,9 @@ func quantizeRowQ4_1(y []byte, x []float32, _ []float32) {
 		}
 		block.StoreF16(b, d)
 		block.StoreF16(b[2:], min)
-		for j := 0; j < qk/2; j++ {
+		for j := 0; j < block.QK/2; j++ {
 			x0 := (xb[j] - min) * id
-			x1 := (xb[j+qk/2] - min) * id
+			x1 := (xb[j+block.QK/2] - min) * id
 			xi0 := uint8(minI8(15, int8(truncToInt(x0+0.5))))
 			xi1 := uint8(minI8(15, int8(truncToInt(x1+0.5))))
 			b[4+j] = xi0 | xi1<<4
@@ -108,21 +106,21 @@ func minI8(a, b int8) int8 {
 }
 
 func dequantizeQ4_1(y []float32, x []byte) {
-	for i := 0; i < len(y)/qk; i++ {
-		b := x[i*20:]
+	for i := 0; i < len(y)/block.QK; i++ {
+		b := x[i*block.Q4_1Bytes:]
 		d, m := block.LoadF16(b), block.LoadF16(b[2:])
-		for j := 0; j < qk/2; j++ {
-			y[i*qk+j] = float32(float32(b[4+j]&0xF)*d) + m
-			y[i*qk+j+qk/2] = float32(float32(b[4+j]>>4)*d) + m
+		for j := 0; j < block.QK/2; j++ {
+			y[i*block.QK+j] = float32(float32(b[4+j]&0xF)*d) + m
+			y[i*block.QK+j+block.QK/2] = float32(float32(b[4+j]>>4)*d) + m
 		}
 	}
 }
 
 // Q5_0: d f16, qh u32 (fifth bits), qs[16].
 func quantizeRowQ5_0(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/qk; i++ {
-		xb := x[i*qk : (i+1)*qk]
-		b := y[i*22 : (i+1)*22]
+	for i := 0; i < len(x)/block.QK; i++ {
+		xb := x[i*block.QK : (i+1)*block.QK]
+		b := y[i*block.Q5_0Bytes : (i+1)*block.Q5_0Bytes]
 		max, _ := maxAbsSigned(xb)
 		d := max / -16
 		var id float32
@@ -131,38 +129,38 @@ func quantizeRowQ5_0(y []byte, x []float32, _ []float32) {
 		}
 		block.StoreF16(b, d)
 		var qh uint32
-		for j := 0; j < qk/2; j++ {
+		for j := 0; j < block.QK/2; j++ {
 			x0 := xb[j] * id
-			x1 := xb[j+qk/2] * id
+			x1 := xb[j+block.QK/2] * id
 			xi0 := uint8(min(31, int8(truncToInt(x0+16.5))))
 			xi1 := uint8(min(31, int8(truncToInt(x1+16.5))))
 			b[6+j] = xi0&0xF | (xi1&0xF)<<4
 			qh |= uint32(xi0&0x10) >> 4 << j
-			qh |= uint32(xi1&0x10) >> 4 << (j + qk/2)
+			qh |= uint32(xi1&0x10) >> 4 << (j + block.QK/2)
 		}
 		binary.LittleEndian.PutUint32(b[2:], qh)
 	}
 }
 
 func dequantizeQ5_0(y []float32, x []byte) {
-	for i := 0; i < len(y)/qk; i++ {
-		b := x[i*22:]
+	for i := 0; i < len(y)/block.QK; i++ {
+		b := x[i*block.Q5_0Bytes:]
 		d := block.LoadF16(b)
 		qh := binary.LittleEndian.Uint32(b[2:])
-		for j := 0; j < qk/2; j++ {
+		for j := 0; j < block.QK/2; j++ {
 			h0 := uint8(qh>>j<<4) & 0x10
 			h1 := uint8(qh>>(j+12)) & 0x10
-			y[i*qk+j] = float32(int32(b[6+j]&0xF|h0)-16) * d
-			y[i*qk+j+qk/2] = float32(int32(b[6+j]>>4|h1)-16) * d
+			y[i*block.QK+j] = float32(int32(b[6+j]&0xF|h0)-16) * d
+			y[i*block.QK+j+block.QK/2] = float32(int32(b[6+j]>>4|h1)-16) * d
 		}
 	}
 }
 
 // Q5_1: d f16, m f16, qh u32, qs[16].
 func quantizeRowQ5_1(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/qk; i++ {
-		xb := x[i*qk : (i+1)*qk]
-		b := y[i*24 : (i+1)*24]
+	for i := 0; i < len(x)/block.QK; i++ {
+		xb := x[i*block.QK : (i+1)*block.QK]
+		b := y[i*block.Q5_1Bytes : (i+1)*block.Q5_1Bytes]
 		min, max := minMax(xb)
 		d := (max - min) / 31
 		var id float32
@@ -172,38 +170,38 @@ func quantizeRowQ5_1(y []byte, x []float32, _ []float32) {
 		block.StoreF16(b, d)
 		block.StoreF16(b[2:], min)
 		var qh uint32
-		for j := 0; j < qk/2; j++ {
+		for j := 0; j < block.QK/2; j++ {
 			x0 := (xb[j] - min) * id
-			x1 := (xb[j+qk/2] - min) * id
+			x1 := (xb[j+block.QK/2] - min) * id
 			xi0 := uint8(truncToInt(x0 + 0.5))
 			xi1 := uint8(truncToInt(x1 + 0.5))
 			b[8+j] = xi0&0xF | (xi1&0xF)<<4
 			qh |= uint32(xi0&0x10) >> 4 << j
-			qh |= uint32(xi1&0x10) >> 4 << (j + qk/2)
+			qh |= uint32(xi1&0x10) >> 4 << (j + block.QK/2)
 		}
 		binary.LittleEndian.PutUint32(b[4:], qh)
 	}
 }
 
 func dequantizeQ5_1(y []float32, x []byte) {
-	for i := 0; i < len(y)/qk; i++ {
-		b := x[i*24:]
+	for i := 0; i < len(y)/block.QK; i++ {
+		b := x[i*block.Q5_1Bytes:]
 		d, m := block.LoadF16(b), block.LoadF16(b[2:])
 		qh := binary.LittleEndian.Uint32(b[4:])
-		for j := 0; j < qk/2; j++ {
+		for j := 0; j < block.QK/2; j++ {
 			h0 := uint8(qh>>j<<4) & 0x10
 			h1 := uint8(qh>>(j+12)) & 0x10
-			y[i*qk+j] = float32(float32(b[8+j]&0xF|h0)*d) + m
-			y[i*qk+j+qk/2] = float32(float32(b[8+j]>>4|h1)*d) + m
+			y[i*block.QK+j] = float32(float32(b[8+j]&0xF|h0)*d) + m
+			y[i*block.QK+j+block.QK/2] = float32(float32(b[8+j]>>4|h1)*d) + m
 		}
 	}
 }
 
 // Q8_0: d f16, qs[32] int8.
 func quantizeRowQ8_0(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/qk; i++ {
-		xb := x[i*qk : (i+1)*qk]
-		b := y[i*34 : (i+1)*34]
+	for i := 0; i < len(x)/block.QK; i++ {
+		xb := x[i*block.QK : (i+1)*block.QK]
+		b := y[i*block.Q8_0Bytes : (i+1)*block.Q8_0Bytes]
 		var amax float32
 		for _, v := range xb {
 			amax = max(amax, abs32(v))
@@ -221,20 +219,20 @@ func quantizeRowQ8_0(y []byte, x []float32, _ []float32) {
 }
 
 func dequantizeQ8_0(y []float32, x []byte) {
-	for i := 0; i < len(y)/qk; i++ {
-		b := x[i*34:]
+	for i := 0; i < len(y)/block.QK; i++ {
+		b := x[i*block.Q8_0Bytes:]
 		d := block.LoadF16(b)
-		for j := 0; j < qk; j++ {
-			y[i*qk+j] = float32(int8(b[2+j])) * d
+		for j := 0; j < block.QK; j++ {
+			y[i*block.QK+j] = float32(int8(b[2+j])) * d
 		}
 	}
 }
 
 // Q8_1: d f16, s f16 (d times the sum of the quants), qs[32] int8.
 func quantizeRowQ8_1(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/qk; i++ {
-		xb := x[i*qk : (i+1)*qk]
-		b := y[i*36 : (i+1)*36]
+	for i := 0; i < len(x)/block.QK; i++ {
+		xb := x[i*block.QK : (i+1)*block.QK]
+		b := y[i*block.Q8_1Bytes : (i+1)*block.Q8_1Bytes]
 		var amax float32
 		for _, v := range xb {
 			amax = max(amax, abs32(v))
@@ -246,11 +244,11 @@ func quantizeRowQ8_1(y []byte, x []float32, _ []float32) {
 		}
 		block.StoreF16(b, d)
 		var sum int32
-		for j := 0; j < qk/2; j++ {
+		for j := 0; j < block.QK/2; j++ {
 			q0 := int8(truncToInt(roundAway(xb[j] * id)))
-			q1 := int8(truncToInt(roundAway(xb[j+qk/2] * id)))
+			q1 := int8(truncToInt(roundAway(xb[j+block.QK/2] * id)))
 			b[4+j] = byte(q0)
-			b[4+j+qk/2] = byte(q1)
+			b[4+j+block.QK/2] = byte(q1)
 			sum += int32(q0) + int32(q1)
 		}
 		block.StoreF16(b[2:], float32(sum)*d)
@@ -258,11 +256,11 @@ func quantizeRowQ8_1(y []byte, x []float32, _ []float32) {
 }
 
 func dequantizeQ8_1(y []float32, x []byte) {
-	for i := 0; i < len(y)/qk; i++ {
-		b := x[i*36:]
+	for i := 0; i < len(y)/block.QK; i++ {
+		b := x[i*block.Q8_1Bytes:]
 		d := block.LoadF16(b)
-		for j := 0; j < qk; j++ {
-			y[i*qk+j] = float32(int8(b[4+j])) * d
+		for j := 0; j < block.QK; j++ {
+			y[i*block.QK+j] = float32(int8(b[4+j])) * d
 		}
 	}
 }

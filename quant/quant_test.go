@@ -443,7 +443,7 @@ func FuzzQuantize(f *testing.F) {
 
 // bestIndexBisect is ggml's best_index_int8 search, to check the lookup.
 func bestIndexBisect(x float32) uint8 {
-	val := &kvaluesIQ4NL
+	val := &block.IQ4NLValues
 	if x <= float32(val[0]) {
 		return 0
 	}

@@ -405,13 +405,3 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 	}
 	return sumlx / suml2
 }
-
-// getScaleMinK4 unpacks the j-th 6-bit scale and min of a Q4_K/Q5_K block.
-func getScaleMinK4(j int, q []byte) (d, m uint8) {
-	if j < 4 {
-		return q[j] & 63, q[j+4] & 63
-	}
-	d = q[j+4]&0xF | (q[j-4]>>6)<<4
-	m = q[j+4]>>4 | (q[j]>>6)<<4
-	return d, m
-}

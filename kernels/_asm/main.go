@@ -3,6 +3,7 @@
 package main
 
 import (
+	"github.com/llqt/llqt/formats/block"
 	"os"
 	"strconv"
 
@@ -60,8 +61,8 @@ func constants() {
 		DATA(i, U8(^(byte(1) << (i % 8))))
 	}
 	kvalues = GLOBL("kvalues", RODATA|NOPTR)
-	for i, v := range []int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113, -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113} {
-		DATA(i, U8(byte(v)))
+	for i := range 32 {
+		DATA(i, U8(byte(block.IQ4NLValues[i%16])))
 	}
 	absMask = GLOBL("absMask", RODATA|NOPTR)
 	for i := 0; i < 8; i++ {
@@ -515,9 +516,9 @@ func packStore(i [4]VecVirtual, m Mem) {
 
 // genQuantizeQ8 emits ggml-cpu's AVX2 quantize_row_q8_0 (or q8_1 with s).
 func genQuantizeQ8(q81 bool) {
-	name, stride, qs := "quantizeQ8_0AVX2", 34, 2
+	name, stride, qs := "quantizeQ8_0AVX2", block.Q8_0Bytes, 2
 	if q81 {
-		name, stride, qs = "quantizeQ8_1AVX2", 36, 4
+		name, stride, qs = "quantizeQ8_1AVX2", block.Q8_1Bytes, 4
 	}
 	TEXT(name, NOSPLIT, "func(dst *byte, x *float32, nb int)")
 	Doc(name + " quantizes nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.")
@@ -615,10 +616,10 @@ func genQuantizeQ8K() {
 	{
 		z := YMM()
 		VPXOR(z, z, z)
-		for off := 0; off+32 <= 292; off += 32 {
+		for off := 0; off+32 <= block.Q8_KBytes; off += 32 {
 			VMOVDQU(z, Mem{Base: dst, Disp: off})
 		}
-		VMOVDQU(z, Mem{Base: dst, Disp: 292 - 32})
+		VMOVDQU(z, Mem{Base: dst, Disp: block.Q8_KBytes - 32})
 		_ = isZero
 		JMP(LabelRef("q8k_next"))
 	}
@@ -694,7 +695,7 @@ func genQuantizeQ8K() {
 		}
 	}
 	Label("q8k_next")
-	ADDQ(U32(292), dst)
+	ADDQ(U32(block.Q8_KBytes), dst)
 	ADDQ(U32(1024), x)
 	DECQ(nb)
 	JMP(LabelRef("q8k_loop"))

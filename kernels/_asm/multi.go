@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/llqt/llqt/formats/block"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -139,17 +140,17 @@ type q8Kind struct {
 }
 
 var q8Kinds = []q8Kind{
-	{"dotQ8_0Q8_0", 34, "Q8_0", func(x Register, xo int) VecVirtual {
+	{"dotQ8_0Q8_0", block.Q8_0Bytes, "Q8_0", func(x Register, xo int) VecVirtual {
 		q := YMM()
 		VMOVDQU(Mem{Base: x, Disp: xo + 2}, q)
 		return q
 	}},
-	{"dotQ4_0Q8_0", 18, "Q4_0", func(x Register, xo int) VecVirtual {
+	{"dotQ4_0Q8_0", block.Q4_0Bytes, "Q4_0", func(x Register, xo int) VecVirtual {
 		q := nibbles32(Mem{Base: x, Disp: xo + 2})
 		VPSUBB(bytes8, q, q)
 		return q
 	}},
-	{"dotQ5_0Q8_0", 22, "Q5_0", func(x Register, xo int) VecVirtual {
+	{"dotQ5_0Q8_0", block.Q5_0Bytes, "Q5_0", func(x Register, xo int) VecVirtual {
 		q := nibbles32(Mem{Base: x, Disp: xo + 6})
 		// Where the fifth bit is clear the value is nibble-16: set the top nibble.
 		h := bitsToBytes(Mem{Base: x, Disp: xo + 2})
@@ -157,7 +158,7 @@ var q8Kinds = []q8Kind{
 		VPOR(h, q, q)
 		return q
 	}},
-	{"dotIQ4NLQ8_0", 18, "IQ4_NL", func(x Register, xo int) VecVirtual {
+	{"dotIQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", func(x Register, xo int) VecVirtual {
 		q, table := nibbles32(Mem{Base: x, Disp: xo + 2}), YMM()
 		VMOVDQU(kvalues, table)
 		VPSHUFB(q, table, q)
@@ -168,9 +169,9 @@ var q8Kinds = []q8Kind{
 // genDotMinFamily emits Q4_1 or Q5_1 against Q8_1: Σ d·dy·Σq·y + m·s, with
 // the m·s terms summed in a scalar accumulator added at the end.
 func genDotMinFamily(q5 bool, ncols int) {
-	name, xStride, qsOff, doc := "dotQ4_1Q8_1"+suffix(ncols), 20, 4, "nb Q4_1 blocks at x and nb Q8_1 blocks at y"
+	name, xStride, qsOff, doc := "dotQ4_1Q8_1"+suffix(ncols), block.Q4_1Bytes, 4, "nb Q4_1 blocks at x and nb Q8_1 blocks at y"
 	if q5 {
-		name, xStride, qsOff, doc = "dotQ5_1Q8_1"+suffix(ncols), 24, 8, "nb Q5_1 blocks at x and nb Q8_1 blocks at y"
+		name, xStride, qsOff, doc = "dotQ5_1Q8_1"+suffix(ncols), block.Q5_1Bytes, 8, "nb Q5_1 blocks at x and nb Q8_1 blocks at y"
 	}
 	x, ys, nb := colArgs(name, ncols, doc)
 	ones := ones16()
@@ -202,7 +203,7 @@ func genDotMinFamily(q5 bool, ncols int) {
 		VMULPS(d, dx, d)
 		VFMADD231PS(p, d, accs[c])
 	}
-	advance(x, xStride, ys, 36, nb, 1)
+	advance(x, xStride, ys, block.Q8_1Bytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	if ncols == 1 {
@@ -229,9 +230,9 @@ func genDotMinFamily(q5 bool, ncols int) {
 
 // genDotK45 emits Q4_K·Q8_K (q5=false) or Q5_K·Q8_K.
 func genDotK45(q5 bool, ncols int) {
-	base, xStride, qsOff, doc := "dotQ4_KQ8_K", 144, 16, "nb Q4_K blocks at x and nb Q8_K blocks at y"
+	base, xStride, qsOff, doc := "dotQ4_KQ8_K", block.Q4_KBytes, 16, "nb Q4_K blocks at x and nb Q8_K blocks at y"
 	if q5 {
-		base, xStride, qsOff, doc = "dotQ5_KQ8_K", 176, 48, "nb Q5_K blocks at x and nb Q8_K blocks at y"
+		base, xStride, qsOff, doc = "dotQ5_KQ8_K", block.Q5_KBytes, 48, "nb Q5_K blocks at x and nb Q8_K blocks at y"
 	}
 	name := base + suffix(ncols)
 	x, ys, nb := colArgs(name, ncols, doc)
@@ -303,7 +304,7 @@ func genDotK45(q5 bool, ncols int) {
 		}
 	}
 	accumulateQ8K(Mem{Base: x}, ys, sumi, accs)
-	advance(x, xStride, ys, 292, nb, 1)
+	advance(x, xStride, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	colReturn(ncols, accs)
@@ -321,7 +322,7 @@ func genDotQ6K(ncols int) {
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
 
-	prefetchBlock(x, 210)
+	prefetchBlock(x, block.Q6_KBytes)
 	sc16 := YMM()
 	VPMOVSXBW(Mem{Base: x, Disp: 192}, sc16)
 	// The -32 offset of the quants, taken out once per column:
@@ -357,7 +358,7 @@ func genDotQ6K(ncols int) {
 		}
 	}
 	accumulateQ8K(Mem{Base: x, Disp: 208}, ys, sumi, accs)
-	advance(x, 210, ys, 292, nb, 1)
+	advance(x, block.Q6_KBytes, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	colReturn(ncols, accs)
@@ -463,7 +464,7 @@ func genDotQ2K(ncols int) {
 		}
 	}
 	accumulateQ8K(Mem{Base: x, Disp: 80}, ys, sumi, accs)
-	advance(x, 84, ys, 292, nb, 1)
+	advance(x, block.Q2_KBytes, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	colReturn(ncols, accs)
@@ -547,7 +548,7 @@ func genDotQ3K(ncols int) {
 		}
 	}
 	accumulateQ8K(Mem{Base: x, Disp: 108}, ys, sumi, accs)
-	advance(x, 110, ys, 292, nb, 1)
+	advance(x, block.Q3_KBytes, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	colReturn(ncols, accs)
@@ -609,7 +610,7 @@ func genDotIQ4XS(ncols int) {
 		}
 	}
 	accumulateQ8K(Mem{Base: x}, ys, sumi, accs)
-	advance(x, 136, ys, 292, nb, 1)
+	advance(x, block.IQ4_XSBytes, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	colReturn(ncols, accs)
