@@ -202,9 +202,10 @@ func BenchmarkParallelFor(b *testing.B) {
 	a := convertAct(actQ8_K, randomActivations(rng, cols))
 	dst := make([]float32, rows)
 	rowBytes := len(w) / rows
+	dot := installed[ggml.TypeQ4_K].dot
 	work := func(task int) {
 		for r := task * 16; r < task*16+16; r++ {
-			dst[r] = dotQ4_KQ8_K(w[r*rowBytes:], a, cols)
+			dst[r] = dot(w[r*rowBytes:], a, cols)
 		}
 	}
 	for _, threads := range []int{2, 4} {
@@ -228,7 +229,7 @@ func BenchmarkParallelFor(b *testing.B) {
 func BenchmarkDot4(b *testing.B) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for _, typ := range allTypes {
-		dot4 := dot4For[typ]
+		dot4 := dot4Kernels()[typ]
 		if dot4 == nil {
 			continue
 		}

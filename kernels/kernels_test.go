@@ -744,11 +744,11 @@ func TestAsmUsesOnlyAVX2Registers(t *testing.T) {
 // TestDot4MatchesDot checks the four-row kernels against four single dots,
 // bit for bit, with the outputs strided as MatMul stores them.
 func TestDot4MatchesDot(t *testing.T) {
-	if len(dot4For) == 0 {
+	if len(dot4Kernels()) == 0 {
 		t.Skip("no four-row kernels in use")
 	}
 	rng := rand.New(rand.NewPCG(17, 18))
-	for typ, dot4 := range dot4For {
+	for typ, dot4 := range dot4Kernels() {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8} {
 			cols := nblocks * typ.BlockSize()
@@ -777,11 +777,11 @@ func TestDot4MatchesDot(t *testing.T) {
 // TestTileMatchesDot checks the 4×4 tile kernels against sixteen single
 // dots, bit for bit, with padding between the weight rows.
 func TestTileMatchesDot(t *testing.T) {
-	if len(tileFor) == 0 {
+	if len(tileKernels()) == 0 {
 		t.Skip("no tile kernels in use")
 	}
 	rng := rand.New(rand.NewPCG(23, 24))
-	for typ, tile := range tileFor {
+	for typ, tile := range tileKernels() {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8, 9} {
 			cols := nblocks * typ.BlockSize()
@@ -817,11 +817,11 @@ func TestTileMatchesDot(t *testing.T) {
 // sixteen packed activation rows) against single dots, bit for bit, with
 // extreme quants among random ones.
 func TestPanelMatchesDot(t *testing.T) {
-	if len(panelFor) == 0 {
+	if len(panelKernels()) == 0 {
 		t.Skip("no panel kernels in use")
 	}
 	rng := rand.New(rand.NewPCG(25, 26))
-	for typ, panel := range panelFor {
+	for typ, panel := range panelKernels() {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8, 9} {
 			cols := nblocks * typ.BlockSize()
@@ -918,11 +918,11 @@ func TestMatMulEdges(t *testing.T) {
 // bit for bit, for odd block counts (the Q8_0 family's one-block tail must
 // leave x at the next row) and row counts.
 func TestRowsMatchesDot(t *testing.T) {
-	if len(rowsFor) == 0 {
+	if len(rowsKernels()) == 0 {
 		t.Skip("no many-rows kernels in use")
 	}
 	rng := rand.New(rand.NewPCG(19, 20))
-	for typ, rows := range rowsFor {
+	for typ, rows := range rowsKernels() {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8} {
 			for _, nrows := range []int{1, 2, 7} {
@@ -948,4 +948,46 @@ func TestRowsMatchesDot(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The installed kernels of each shape, by weight type.
+
+func dot4Kernels() map[ggml.Type]dot4Func {
+	m := map[ggml.Type]dot4Func{}
+	for t, k := range installed {
+		if k.dot4 != nil {
+			m[t] = k.dot4
+		}
+	}
+	return m
+}
+
+func tileKernels() map[ggml.Type]tileFunc {
+	m := map[ggml.Type]tileFunc{}
+	for t, k := range installed {
+		if k.tile != nil {
+			m[t] = k.tile
+		}
+	}
+	return m
+}
+
+func panelKernels() map[ggml.Type]panelFunc {
+	m := map[ggml.Type]panelFunc{}
+	for t, k := range installed {
+		if k.panel != nil {
+			m[t] = k.panel
+		}
+	}
+	return m
+}
+
+func rowsKernels() map[ggml.Type]rowsFunc {
+	m := map[ggml.Type]rowsFunc{}
+	for t, k := range installed {
+		if k.rows != nil {
+			m[t] = k.rows
+		}
+	}
+	return m
 }
