@@ -1,5 +1,10 @@
 package block
 
+import (
+	"encoding/binary"
+	"math"
+)
+
 // The legacy formats: blocks of 32 elements with one f16 scale d (and, for
 // the _1 formats, an f16 offset m). All fields are little-endian.
 //
@@ -25,3 +30,387 @@ const (
 	Q8_0Bytes = 2 + QK
 	Q8_1Bytes = 4 + QK
 )
+
+// The 32-element formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q8_1. Without an
+// importance matrix they are encoded as quantize_row_<type>_ref does.
+
+// maxAbsSigned returns the element of largest magnitude (the first one on
+// ties) and that magnitude.
+func maxAbsSigned(x []float32) (max, amax float32) {
+	for _, v := range x {
+		if ax := abs32(v); amax < ax {
+			amax = ax
+			max = v
+		}
+	}
+	return max, amax
+}
+
+func minMax(x []float32) (min, max float32) {
+	min, max = math.MaxFloat32, -math.MaxFloat32
+	for _, v := range x {
+		if v < min {
+			min = v
+		}
+		if v > max {
+			max = v
+		}
+	}
+	return min, max
+}
+
+// truncToInt converts like a C float-to-int cast (toward zero) for values in
+// int32 range.
+func truncToInt(f float32) int32 { return int32(f) }
+
+// roundAway is C's roundf: half away from zero.
+func roundAway(f float32) float32 { return float32(math.Round(float64(f))) }
+
+// Q4_0: d f16, qs[16] (low nibbles elements 0..15, high nibbles 16..31).
+func quantizeRowQ4_0(y []byte, x []float32, _ []float32) {
+	for i := 0; i < len(x)/QK; i++ {
+		xb := x[i*QK : (i+1)*QK]
+		b := y[i*Q4_0Bytes : (i+1)*Q4_0Bytes]
+		max, _ := maxAbsSigned(xb)
+		d := max / -8
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		StoreF16(b, d)
+		for j := 0; j < QK/2; j++ {
+			x0 := xb[j] * id
+			x1 := xb[j+QK/2] * id
+			xi0 := uint8(min(15, int8(truncToInt(x0+8.5))))
+			xi1 := uint8(min(15, int8(truncToInt(x1+8.5))))
+			b[2+j] = xi0 | xi1<<4
+		}
+	}
+}
+
+// DecodeQ4_0 decodes the whole Q4_0 blocks of x into y (ggml's
+// dequantize_row_q4_0).
+func DecodeQ4_0(y []float32, x []byte) {
+	for i := 0; i < len(y)/QK; i++ {
+		b := x[i*Q4_0Bytes:]
+		d := LoadF16(b)
+		for j := 0; j < QK/2; j++ {
+			y[i*QK+j] = float32(int32(b[2+j]&0xF)-8) * d
+			y[i*QK+j+QK/2] = float32(int32(b[2+j]>>4)-8) * d
+		}
+	}
+}
+
+// Q4_1: d f16, m f16, qs[16].
+func quantizeRowQ4_1(y []byte, x []float32, _ []float32) {
+	for i := 0; i < len(x)/QK; i++ {
+		xb := x[i*QK : (i+1)*QK]
+		b := y[i*Q4_1Bytes : (i+1)*Q4_1Bytes]
+		min, max := minMax(xb)
+		d := (max - min) / 15
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		StoreF16(b, d)
+		StoreF16(b[2:], min)
+		for j := 0; j < QK/2; j++ {
+			x0 := (xb[j] - min) * id
+			x1 := (xb[j+QK/2] - min) * id
+			xi0 := uint8(minI8(15, int8(truncToInt(x0+0.5))))
+			xi1 := uint8(minI8(15, int8(truncToInt(x1+0.5))))
+			b[4+j] = xi0 | xi1<<4
+		}
+	}
+}
+
+func minI8(a, b int8) int8 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// DecodeQ4_1 decodes the whole Q4_1 blocks of x into y (ggml's
+// dequantize_row_q4_1).
+func DecodeQ4_1(y []float32, x []byte) {
+	for i := 0; i < len(y)/QK; i++ {
+		b := x[i*Q4_1Bytes:]
+		d, m := LoadF16(b), LoadF16(b[2:])
+		for j := 0; j < QK/2; j++ {
+			y[i*QK+j] = float32(float32(b[4+j]&0xF)*d) + m
+			y[i*QK+j+QK/2] = float32(float32(b[4+j]>>4)*d) + m
+		}
+	}
+}
+
+// Q5_0: d f16, qh u32 (fifth bits), qs[16].
+func quantizeRowQ5_0(y []byte, x []float32, _ []float32) {
+	for i := 0; i < len(x)/QK; i++ {
+		xb := x[i*QK : (i+1)*QK]
+		b := y[i*Q5_0Bytes : (i+1)*Q5_0Bytes]
+		max, _ := maxAbsSigned(xb)
+		d := max / -16
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		StoreF16(b, d)
+		var qh uint32
+		for j := 0; j < QK/2; j++ {
+			x0 := xb[j] * id
+			x1 := xb[j+QK/2] * id
+			xi0 := uint8(min(31, int8(truncToInt(x0+16.5))))
+			xi1 := uint8(min(31, int8(truncToInt(x1+16.5))))
+			b[6+j] = xi0&0xF | (xi1&0xF)<<4
+			qh |= uint32(xi0&0x10) >> 4 << j
+			qh |= uint32(xi1&0x10) >> 4 << (j + QK/2)
+		}
+		binary.LittleEndian.PutUint32(b[2:], qh)
+	}
+}
+
+// DecodeQ5_0 decodes the whole Q5_0 blocks of x into y (ggml's
+// dequantize_row_q5_0).
+func DecodeQ5_0(y []float32, x []byte) {
+	for i := 0; i < len(y)/QK; i++ {
+		b := x[i*Q5_0Bytes:]
+		d := LoadF16(b)
+		qh := binary.LittleEndian.Uint32(b[2:])
+		for j := 0; j < QK/2; j++ {
+			h0 := uint8(qh>>j<<4) & 0x10
+			h1 := uint8(qh>>(j+12)) & 0x10
+			y[i*QK+j] = float32(int32(b[6+j]&0xF|h0)-16) * d
+			y[i*QK+j+QK/2] = float32(int32(b[6+j]>>4|h1)-16) * d
+		}
+	}
+}
+
+// Q5_1: d f16, m f16, qh u32, qs[16].
+func quantizeRowQ5_1(y []byte, x []float32, _ []float32) {
+	for i := 0; i < len(x)/QK; i++ {
+		xb := x[i*QK : (i+1)*QK]
+		b := y[i*Q5_1Bytes : (i+1)*Q5_1Bytes]
+		min, max := minMax(xb)
+		d := (max - min) / 31
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		StoreF16(b, d)
+		StoreF16(b[2:], min)
+		var qh uint32
+		for j := 0; j < QK/2; j++ {
+			x0 := (xb[j] - min) * id
+			x1 := (xb[j+QK/2] - min) * id
+			xi0 := uint8(truncToInt(x0 + 0.5))
+			xi1 := uint8(truncToInt(x1 + 0.5))
+			b[8+j] = xi0&0xF | (xi1&0xF)<<4
+			qh |= uint32(xi0&0x10) >> 4 << j
+			qh |= uint32(xi1&0x10) >> 4 << (j + QK/2)
+		}
+		binary.LittleEndian.PutUint32(b[4:], qh)
+	}
+}
+
+// DecodeQ5_1 decodes the whole Q5_1 blocks of x into y (ggml's
+// dequantize_row_q5_1).
+func DecodeQ5_1(y []float32, x []byte) {
+	for i := 0; i < len(y)/QK; i++ {
+		b := x[i*Q5_1Bytes:]
+		d, m := LoadF16(b), LoadF16(b[2:])
+		qh := binary.LittleEndian.Uint32(b[4:])
+		for j := 0; j < QK/2; j++ {
+			h0 := uint8(qh>>j<<4) & 0x10
+			h1 := uint8(qh>>(j+12)) & 0x10
+			y[i*QK+j] = float32(float32(b[8+j]&0xF|h0)*d) + m
+			y[i*QK+j+QK/2] = float32(float32(b[8+j]>>4|h1)*d) + m
+		}
+	}
+}
+
+// EncodeQ8_0 encodes x (a whole number of blocks) into y as ggml's
+// quantize_row_q8_0_ref does; it takes no importance weights.
+//
+// Q8_0: d f16, qs[32] int8.
+func EncodeQ8_0(y []byte, x []float32, _ []float32) {
+	for i := 0; i < len(x)/QK; i++ {
+		xb := x[i*QK : (i+1)*QK]
+		b := y[i*Q8_0Bytes : (i+1)*Q8_0Bytes]
+		var amax float32
+		for _, v := range xb {
+			amax = max(amax, abs32(v))
+		}
+		d := amax / 127
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		StoreF16(b, d)
+		for j, v := range xb {
+			b[2+j] = byte(int8(truncToInt(roundAway(v * id))))
+		}
+	}
+}
+
+// DecodeQ8_0 decodes the whole Q8_0 blocks of x into y (ggml's
+// dequantize_row_q8_0).
+func DecodeQ8_0(y []float32, x []byte) {
+	for i := 0; i < len(y)/QK; i++ {
+		b := x[i*Q8_0Bytes:]
+		d := LoadF16(b)
+		for j := 0; j < QK; j++ {
+			y[i*QK+j] = float32(int8(b[2+j])) * d
+		}
+	}
+}
+
+// EncodeQ8_1 encodes x (a whole number of blocks) into y as ggml's
+// quantize_row_q8_1_ref does; it takes no importance weights.
+//
+// Q8_1: d f16, s f16 (d times the sum of the quants), qs[32] int8.
+func EncodeQ8_1(y []byte, x []float32, _ []float32) {
+	for i := 0; i < len(x)/QK; i++ {
+		xb := x[i*QK : (i+1)*QK]
+		b := y[i*Q8_1Bytes : (i+1)*Q8_1Bytes]
+		var amax float32
+		for _, v := range xb {
+			amax = max(amax, abs32(v))
+		}
+		d := amax / 127
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		StoreF16(b, d)
+		var sum int32
+		for j := 0; j < QK/2; j++ {
+			q0 := int8(truncToInt(roundAway(xb[j] * id)))
+			q1 := int8(truncToInt(roundAway(xb[j+QK/2] * id)))
+			b[4+j] = byte(q0)
+			b[4+j+QK/2] = byte(q1)
+			sum += int32(q0) + int32(q1)
+		}
+		StoreF16(b[2:], float32(sum)*d)
+	}
+}
+
+// DecodeQ8_1 decodes the whole Q8_1 blocks of x into y (ggml's
+// dequantize_row_q8_1).
+func DecodeQ8_1(y []float32, x []byte) {
+	for i := 0; i < len(y)/QK; i++ {
+		b := x[i*Q8_1Bytes:]
+		d := LoadF16(b)
+		for j := 0; j < QK; j++ {
+			y[i*QK+j] = float32(int8(b[4+j])) * d
+		}
+	}
+}
+
+// Encoders used when an importance matrix is given (the quantize_row_*_impl
+// paths of ggml-quants.c). qw holds one weight per column of the row.
+
+// EncodeQ4_0 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q4_0_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q4_0 does.
+func EncodeQ4_0(y []byte, x []float32, qw []float32) {
+	if qw == nil {
+		quantizeRowQ4_0(y, x, nil)
+		return
+	}
+	var weight [QK]float32
+	var L [QK]int8
+	sigma2 := rowSigma2(x)
+	for ib := 0; ib < len(x)/QK; ib++ {
+		xb := x[ib*QK : (ib+1)*QK]
+		b := y[ib*Q4_0Bytes : (ib+1)*Q4_0Bytes]
+		importanceWeights(weight[:], qw[ib*QK:], xb, sigma2)
+		d := makeQxQuants(QK, 8, xb, L[:], 1, weight[:])
+		StoreF16(b, d)
+		for j := 0; j < 16; j++ {
+			b[2+j] = uint8(L[j]) | uint8(L[j+16])<<4
+		}
+	}
+}
+
+// EncodeQ4_1 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q4_1_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q4_1 does.
+func EncodeQ4_1(y []byte, x []float32, qw []float32) {
+	if qw == nil {
+		quantizeRowQ4_1(y, x, nil)
+		return
+	}
+	var weight [QK]float32
+	var L, Laux [QK]uint8
+	sigma2 := rowSigma2(x)
+	for ib := 0; ib < len(x)/QK; ib++ {
+		xb := x[ib*QK : (ib+1)*QK]
+		b := y[ib*Q4_1Bytes : (ib+1)*Q4_1Bytes]
+		importanceWeights(weight[:], qw[ib*QK:], xb, sigma2)
+		d, theMin := makeQkx3Quants(QK, 15, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
+		StoreF16(b, d)
+		StoreF16(b[2:], -theMin)
+		for j := 0; j < 16; j++ {
+			b[4+j] = L[j] | L[j+16]<<4
+		}
+	}
+}
+
+func pack5(b []byte, L []uint8) {
+	var qh uint32
+	for j := 0; j < 16; j++ {
+		xi0, xi1 := L[j], L[j+16]
+		b[4+j] = xi0&0xF | (xi1&0xF)<<4
+		qh |= uint32(xi0&0x10) >> 4 << j
+		qh |= uint32(xi1&0x10) >> 4 << (j + 16)
+	}
+	binary.LittleEndian.PutUint32(b, qh)
+}
+
+// EncodeQ5_0 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q5_0_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q5_0 does.
+func EncodeQ5_0(y []byte, x []float32, qw []float32) {
+	if qw == nil {
+		quantizeRowQ5_0(y, x, nil)
+		return
+	}
+	var weight [QK]float32
+	var L [QK]int8
+	var U [QK]uint8
+	sigma2 := rowSigma2(x)
+	for ib := 0; ib < len(x)/QK; ib++ {
+		xb := x[ib*QK : (ib+1)*QK]
+		b := y[ib*Q5_0Bytes : (ib+1)*Q5_0Bytes]
+		importanceWeights(weight[:], qw[ib*QK:], xb, sigma2)
+		d := makeQxQuants(QK, 16, xb, L[:], 1, weight[:])
+		StoreF16(b, d)
+		for j := range L {
+			U[j] = uint8(L[j])
+		}
+		pack5(b[2:], U[:])
+	}
+}
+
+// EncodeQ5_1 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q5_1_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q5_1 does.
+func EncodeQ5_1(y []byte, x []float32, qw []float32) {
+	if qw == nil {
+		quantizeRowQ5_1(y, x, nil)
+		return
+	}
+	var weight [QK]float32
+	var L, Laux [QK]uint8
+	sigma2 := rowSigma2(x)
+	for ib := 0; ib < len(x)/QK; ib++ {
+		xb := x[ib*QK : (ib+1)*QK]
+		b := y[ib*Q5_1Bytes : (ib+1)*Q5_1Bytes]
+		importanceWeights(weight[:], qw[ib*QK:], xb, sigma2)
+		d, theMin := makeQkx3Quants(QK, 31, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
+		StoreF16(b, d)
+		StoreF16(b[2:], -theMin)
+		pack5(b[4:], L[:])
+	}
+}

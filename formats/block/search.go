@@ -1,9 +1,7 @@
-package quant
+package block
 
 import (
 	"math"
-
-	"github.com/llqt/llqt/formats/block"
 )
 
 // groupMaxEps is ggml's GROUP_MAX_EPS: a group whose largest magnitude is
@@ -53,7 +51,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 	iscale := float32(-nmax) / max
 	if rmseType == 0 {
 		for i, v := range x {
-			l := block.NearestInt(iscale * v)
+			l := NearestInt(iscale * v)
 			L[i] = int8(nm + clampInt(l, -nm, nm-1))
 		}
 		return 1 / iscale
@@ -86,7 +84,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 	}
 	var sumlx, suml2 float32
 	for i, v := range x {
-		l := clampInt(block.NearestInt(iscale*v), -nm, nm-1)
+		l := clampInt(NearestInt(iscale*v), -nm, nm-1)
 		L[i] = int8(l + nm)
 		w := wts[i]
 		fl := float32(l)
@@ -111,7 +109,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		iscale = -(float32(nmax) + float32(float32(0.1)*float32(is))) / max
 		sumlx, suml2 = 0, 0
 		for i, v := range x {
-			l := clampInt(block.NearestInt(iscale*v), -nm, nm-1)
+			l := clampInt(NearestInt(iscale*v), -nm, nm-1)
 			w := wts[i]
 			fl := float32(l)
 			sumlx += float32(w * v * fl)
@@ -119,7 +117,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		}
 		if suml2 > 0 && sumlx*sumlx > best*suml2 {
 			for i, v := range x {
-				l := block.NearestInt(iscale * v)
+				l := NearestInt(iscale * v)
 				L[i] = int8(nm + clampInt(l, -nm, nm-1))
 			}
 			scale = sumlx / suml2
@@ -152,7 +150,7 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 	if doRMSE {
 		var sumlx, suml2 float32
 		for i, v := range x {
-			l := clampInt(block.NearestInt(iscale*v), -nm, nm-1)
+			l := clampInt(NearestInt(iscale*v), -nm, nm-1)
 			L[i] = int8(l)
 			w := v * v
 			fl := float32(l)
@@ -167,7 +165,7 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 				slx := sumlx - float32(w*v*li)
 				if slx > 0 {
 					sl2 := suml2 - float32(w*li*li)
-					newL := clampInt(block.NearestInt(v*sl2/slx), -nm, nm-1)
+					newL := clampInt(NearestInt(v*sl2/slx), -nm, nm-1)
 					if newL != int32(L[i]) {
 						fn := float32(newL)
 						slx += float32(w * v * fn)
@@ -191,7 +189,7 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 		return sumlx / suml2
 	}
 	for i, v := range x {
-		l := clampInt(block.NearestInt(iscale*v), -nm, nm-1)
+		l := clampInt(NearestInt(iscale*v), -nm, nm-1)
 		L[i] = int8(l + nm)
 	}
 	return 1 / iscale
@@ -235,7 +233,7 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 	scale = 1 / iscale
 	var bestMAD float32
 	for i, v := range x {
-		l := block.NearestInt(iscale * (v - min))
+		l := NearestInt(iscale * (v - min))
 		L[i] = uint8(clampInt(l, 0, nm))
 		diff := float32(scale*float32(L[i])) + min - v
 		if useMAD {
@@ -252,7 +250,7 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 		iscale = (rmin + float32(rdelta*float32(is)) + float32(nmax)) / (max - min)
 		var sumL, sumL2, sumXL float32
 		for i, v := range x {
-			l := clampInt(block.NearestInt(iscale*(v-min)), 0, nm)
+			l := clampInt(NearestInt(iscale*(v-min)), 0, nm)
 			Laux[i] = uint8(l)
 			w := weights[i]
 			fl := float32(l)
@@ -334,7 +332,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 	nm := int32(nmax)
 	iscale := float32(nmax) / max
 	for i, v := range x {
-		L[i] = uint8(block.NearestInt(iscale * v))
+		L[i] = uint8(NearestInt(iscale * v))
 	}
 	scale := 1 / iscale
 	var bestMSE float32
@@ -350,7 +348,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 		scaleIs := 1 / iscaleIs
 		var mse float32
 		for i, v := range x {
-			l := block.NearestInt(iscaleIs * v)
+			l := NearestInt(iscaleIs * v)
 			if l > nm {
 				l = nm
 			}
@@ -364,7 +362,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 	}
 	var sumlx, suml2 float32
 	for i, v := range x {
-		l := block.NearestInt(iscale * v)
+		l := NearestInt(iscale * v)
 		if l > nm {
 			l = nm
 		}
@@ -382,7 +380,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 			slx := sumlx - float32(w*v*li)
 			sl2 := suml2 - float32(w*li*li)
 			if slx > 0 && sl2 > 0 {
-				newL := block.NearestInt(v * sl2 / slx)
+				newL := NearestInt(v * sl2 / slx)
 				if newL > nm {
 					newL = nm
 				}
@@ -404,4 +402,19 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 		}
 	}
 	return sumlx / suml2
+}
+
+// rowSigma2 is the mean square of a row (the legacy formats' sigma²).
+func rowSigma2(x []float32) float32 {
+	var sumX2 float32
+	for _, v := range x {
+		sumX2 += float32(v * v)
+	}
+	return sumX2 / float32(len(x))
+}
+
+func importanceWeights(dst, qw, x []float32, sigma2 float32) {
+	for j, v := range x {
+		dst[j] = qw[j] * sqrt32(sigma2+float32(v*v))
+	}
 }
