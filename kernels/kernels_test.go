@@ -158,7 +158,7 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				if blk[l]>>(4*half+j)&1 == 0 {
 					q -= 4
 				}
-				o[e] = h(blk[108:]) * float64(q3KScale(blk[96:108], e/16)-32) * float64(q)
+				o[e] = h(blk[108:]) * float64(block.ScaleQ3_K(blk[96:108], e/16)) * float64(q)
 			}
 		case ggml.TypeQ4_K, ggml.TypeQ5_K:
 			for e := 0; e < 256; e++ {
@@ -270,7 +270,7 @@ func minTerms(t ggml.Type, row []byte, cols int) []float64 {
 				_, mi := block.ScaleMinK4(e/32, blk[4:16])
 				m = h(blk[2:]) * float64(mi)
 			case ggml.TypeQ3_K:
-				m = 4 * h(blk[108:]) * float64(q3KScale(blk[96:108], e/16)-32)
+				m = 4 * h(blk[108:]) * float64(block.ScaleQ3_K(blk[96:108], e/16))
 			case ggml.TypeQ6_K:
 				m = 32 * h(blk[208:]) * float64(int8(blk[192+e/16]))
 			default:
@@ -298,10 +298,10 @@ func refDotFor(t ggml.Type, row []byte, cols int, w, a []float64) (dot, tol floa
 
 var goDots = map[ggml.Type]dotFunc{
 	ggml.TypeF32: dotF32Go, ggml.TypeF16: dotF16ActGo, ggml.TypeBF16: dotBF16ActGo,
-	ggml.TypeQ4_0: dotQ4_0Q8_0Go, ggml.TypeQ4_1: dotQ4_1Q8_1Go, ggml.TypeQ5_0: dotQ5_0Q8_0Go,
-	ggml.TypeQ5_1: dotQ5_1Q8_1Go, ggml.TypeQ8_0: dotQ8_0Q8_0Go, ggml.TypeIQ4_NL: dotIQ4NLQ8_0Go,
-	ggml.TypeQ2_K: dotQ2_KQ8_KGo, ggml.TypeQ3_K: dotQ3_KQ8_KGo, ggml.TypeQ4_K: dotQ4_KQ8_KGo,
-	ggml.TypeQ5_K: dotQ5_KQ8_KGo, ggml.TypeQ6_K: dotQ6_KQ8_KGo, ggml.TypeIQ4_XS: dotIQ4XSQ8_KGo,
+	ggml.TypeQ4_0: block.DotQ4_0Q8_0, ggml.TypeQ4_1: block.DotQ4_1Q8_1, ggml.TypeQ5_0: block.DotQ5_0Q8_0,
+	ggml.TypeQ5_1: block.DotQ5_1Q8_1, ggml.TypeQ8_0: block.DotQ8_0Q8_0, ggml.TypeIQ4_NL: block.DotIQ4_NLQ8_0,
+	ggml.TypeQ2_K: block.DotQ2_KQ8_K, ggml.TypeQ3_K: block.DotQ3_KQ8_K, ggml.TypeQ4_K: block.DotQ4_KQ8_K,
+	ggml.TypeQ5_K: block.DotQ5_KQ8_K, ggml.TypeQ6_K: block.DotQ6_KQ8_K, ggml.TypeIQ4_XS: block.DotIQ4_XSQ8_K,
 }
 
 // TestDotsAgainstReference checks the kernel in use and the Go reference for

@@ -104,31 +104,24 @@ const (
 	actQ8_K
 )
 
-// blockBytes is the size of one converted activation block: the bytes that
-// go with one block of the weight types taking this format (one element,
-// for the plain types, which keep their activations as float32).
-func (f actFormat) blockBytes() int {
-	switch f {
-	case actF32, actF16, actBF16:
-		return 4
-	case actQ8_0:
-		return block.Q8_0Bytes
-	case actQ8_1:
-		return block.Q8_1Bytes
-	}
-	return block.Q8_KBytes
+// actLayouts gives, per activation format, the elements and bytes of one
+// converted block (one element for the plain types, which keep their
+// activations as float32).
+var actLayouts = [...]struct{ elems, bytes int }{
+	actF32:  {1, 4},
+	actF16:  {1, 4},
+	actBF16: {1, 4},
+	actQ8_0: {block.QK, block.Q8_0Bytes},
+	actQ8_1: {block.QK, block.Q8_1Bytes},
+	actQ8_K: {block.QK_K, block.Q8_KBytes},
 }
 
+// blockBytes is the size of one converted activation block: the bytes that
+// go with one block of the weight types taking this format.
+func (f actFormat) blockBytes() int { return actLayouts[f].bytes }
+
 // rowBytes is the size of one converted activation row of cols elements.
-func (f actFormat) rowBytes(cols int) int {
-	switch f {
-	case actF32, actF16, actBF16:
-		return 4 * cols
-	case actQ8_0, actQ8_1:
-		return cols / block.QK * f.blockBytes()
-	}
-	return cols / block.QK_K * block.Q8_KBytes
-}
+func (f actFormat) rowBytes(cols int) int { return cols / actLayouts[f].elems * actLayouts[f].bytes }
 
 func (f actFormat) convert(dst []byte, x []float32) {
 	switch f {
@@ -168,18 +161,18 @@ var goKernels = []struct {
 	{ggml.TypeF32, actF32, dotF32Go},
 	{ggml.TypeF16, actF16, dotF16ActGo},
 	{ggml.TypeBF16, actBF16, dotBF16ActGo},
-	{ggml.TypeQ4_0, actQ8_0, dotQ4_0Q8_0Go},
-	{ggml.TypeQ4_1, actQ8_1, dotQ4_1Q8_1Go},
-	{ggml.TypeQ5_0, actQ8_0, dotQ5_0Q8_0Go},
-	{ggml.TypeQ5_1, actQ8_1, dotQ5_1Q8_1Go},
-	{ggml.TypeQ8_0, actQ8_0, dotQ8_0Q8_0Go},
-	{ggml.TypeIQ4_NL, actQ8_0, dotIQ4NLQ8_0Go},
-	{ggml.TypeQ2_K, actQ8_K, dotQ2_KQ8_KGo},
-	{ggml.TypeQ3_K, actQ8_K, dotQ3_KQ8_KGo},
-	{ggml.TypeQ4_K, actQ8_K, dotQ4_KQ8_KGo},
-	{ggml.TypeQ5_K, actQ8_K, dotQ5_KQ8_KGo},
-	{ggml.TypeQ6_K, actQ8_K, dotQ6_KQ8_KGo},
-	{ggml.TypeIQ4_XS, actQ8_K, dotIQ4XSQ8_KGo},
+	{ggml.TypeQ4_0, actQ8_0, block.DotQ4_0Q8_0},
+	{ggml.TypeQ4_1, actQ8_1, block.DotQ4_1Q8_1},
+	{ggml.TypeQ5_0, actQ8_0, block.DotQ5_0Q8_0},
+	{ggml.TypeQ5_1, actQ8_1, block.DotQ5_1Q8_1},
+	{ggml.TypeQ8_0, actQ8_0, block.DotQ8_0Q8_0},
+	{ggml.TypeIQ4_NL, actQ8_0, block.DotIQ4_NLQ8_0},
+	{ggml.TypeQ2_K, actQ8_K, block.DotQ2_KQ8_K},
+	{ggml.TypeQ3_K, actQ8_K, block.DotQ3_KQ8_K},
+	{ggml.TypeQ4_K, actQ8_K, block.DotQ4_KQ8_K},
+	{ggml.TypeQ5_K, actQ8_K, block.DotQ5_KQ8_K},
+	{ggml.TypeQ6_K, actQ8_K, block.DotQ6_KQ8_K},
+	{ggml.TypeIQ4_XS, actQ8_K, block.DotIQ4_XSQ8_K},
 }
 
 // installed holds the kernel row of every supported weight type for the

@@ -273,3 +273,50 @@ func DecodeIQ4_XS(y []float32, x []byte) {
 		}
 	}
 }
+
+// The reference dot products of the IQ4 formats rows with their activation format:
+// integer block sums scaled as ggml-cpu's vec_dot functions do, in the same
+// order, so that the assembly kernels can match them bit for bit.
+
+// DotIQ4_NLQ8_0 returns the dot product of n elements of a IQ4_NL row w with a
+// Q8_0 activation row a.
+func DotIQ4_NLQ8_0(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK4_NL; b++ {
+		x, y := w[b*IQ4_NLBytes:], a[b*Q8_0Bytes:]
+		isum := 0
+		for j := 0; j < 16; j++ {
+			isum += int(IQ4NLValues[x[2+j]&0xf]) * i8(y[2+j])
+			isum += int(IQ4NLValues[x[2+j]>>4]) * i8(y[2+16+j])
+		}
+		s += float32(isum) * (LoadF16(x) * LoadF16(y))
+	}
+	return s
+}
+
+// DotIQ4_XSQ8_K returns the dot product of n elements of a IQ4_XS row w with a
+// Q8_K activation row a.
+//
+// block_iq4_xs is d, scales_h u16, scales_l[4], qs[128];
+// sub-block j of 32 takes 16 bytes, low nibbles first.
+func DotIQ4_XSQ8_K(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK_K; b++ {
+		x := w[b*IQ4_XSBytes : (b+1)*IQ4_XSBytes]
+		dy, q8, _ := q8K(a[b*Q8_KBytes:])
+		sh := binary.LittleEndian.Uint16(x[2:])
+		sl, qs := x[4:8], x[8:136]
+		isum := 0
+		for j := 0; j < 8; j++ {
+			ls := int(sl[j/2]>>(4*(j&1))&0xf) | int(sh>>(2*j)&3)<<4
+			sub := 0
+			for l := 0; l < 16; l++ {
+				sub += int(IQ4NLValues[qs[16*j+l]&0xf]) * i8(q8[32*j+l])
+				sub += int(IQ4NLValues[qs[16*j+l]>>4]) * i8(q8[32*j+16+l])
+			}
+			isum += (ls - 32) * sub
+		}
+		s += LoadF16(x) * dy * float32(isum)
+	}
+	return s
+}

@@ -228,7 +228,11 @@ func putScaleQ3K(sc []byte, j int, l int8) {
 	sc[j%4+8] |= byte(l) << (2 * (j / 4))
 }
 
-func scaleQ3K(sc []byte, j int) int8 {
+// ScaleQ3_K unpacks the signed 6-bit scale of sub-block j (of 16) from the
+// 12 packed scale bytes of a Q3_K block: the low 4 bits in the nibbles of
+// bytes 0–7 (j < 8 low, otherwise high), the high 2 bits in bits 2(j/4),
+// 2(j/4)+1 of byte 8 + j%4; stored with an offset of 32.
+func ScaleQ3_K(sc []byte, j int) int8 {
 	var s int8
 	if j < 8 {
 		s = int8(sc[j] & 0xF)
@@ -241,7 +245,7 @@ func scaleQ3K(sc []byte, j int) int8 {
 func requantizeQ3K(b []byte, xb []float32, L []int8) {
 	dAll := LoadF16(b[108:])
 	for j := 0; j < 16; j++ {
-		d := dAll * float32(scaleQ3K(b[96:108], j))
+		d := dAll * float32(ScaleQ3_K(b[96:108], j))
 		if d == 0 {
 			continue
 		}
@@ -291,7 +295,7 @@ func DecodeQ3_K(y []float32, x []byte) {
 			shift := uint(0)
 			for j := 0; j < 4; j++ {
 				for half := 0; half < 2; half++ {
-					dl := dAll * float32(scaleQ3K(b[96:108], is))
+					dl := dAll * float32(ScaleQ3_K(b[96:108], is))
 					is++
 					for l := 0; l < 16; l++ {
 						v := int32((q[l+16*half] >> shift) & 3)
@@ -754,4 +758,186 @@ func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 	}
 	StoreF16(b[0:], dBlock)
 	StoreF16(b[2:], mBlock)
+}
+
+// The reference dot products of the K-quant rows with their activation format:
+// integer block sums scaled as ggml-cpu's vec_dot functions do, in the same
+// order, so that the assembly kernels can match them bit for bit.
+
+// DotQ2_KQ8_K returns the dot product of n elements of a Q2_K row w with a
+// Q8_K activation row a.
+//
+// block_q2_K is scales[16] (scale low nibble, min high
+// nibble, one per 16 elements), qs[64] (2-bit quants), d, dmin. Each 128
+// elements take 32 bytes, shifted by 0, 2, 4, 6 for successive 32-element runs.
+func DotQ2_KQ8_K(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK_K; b++ {
+		x := w[b*Q2_KBytes : (b+1)*Q2_KBytes]
+		dy, q8, bsum := q8K(a[b*Q8_KBytes:])
+		sc := x[:16]
+		summs := 0
+		for g := 0; g < 16; g++ {
+			summs += bsum(g) * int(sc[g]>>4)
+		}
+		isum := 0
+		for half := 0; half < 2; half++ {
+			qs := x[16+32*half : 16+32*half+32]
+			for j := 0; j < 4; j++ {
+				shift := uint(2 * j)
+				e0 := 128*half + 32*j
+				for part := 0; part < 2; part++ {
+					y := q8[e0+16*part : e0+16*part+16]
+					q := qs[16*part : 16*part+16]
+					sub := 0
+					for l := range 16 {
+						sub += int(q[l]>>shift&3) * i8(y[l])
+					}
+					isum += int(sc[e0/16+part]&0xf) * sub
+				}
+			}
+		}
+		s += dy*LoadF16(x[80:])*float32(isum) - dy*LoadF16(x[82:])*float32(summs)
+	}
+	return s
+}
+
+// DotQ3_KQ8_K returns the dot product of n elements of a Q3_K row w with a
+// Q8_K activation row a.
+//
+// block_q3_K is hmask[32], qs[64], scales[12], d. The
+// quants are laid out as Q2_K's; bit 4*half+j of hmask[l] clear means -4.
+func DotQ3_KQ8_K(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK_K; b++ {
+		x := w[b*Q3_KBytes : (b+1)*Q3_KBytes]
+		dy, q8, _ := q8K(a[b*Q8_KBytes:])
+		hm, sc := x[:32], x[96:108]
+		isum := 0
+		for half := 0; half < 2; half++ {
+			qs := x[32+32*half : 32+32*half+32]
+			for j := 0; j < 4; j++ {
+				shift := uint(2 * j)
+				bit := byte(1) << (4*half + j)
+				e0 := 128*half + 32*j
+				for part := 0; part < 2; part++ {
+					y := q8[e0+16*part : e0+16*part+16]
+					q := qs[16*part : 16*part+16]
+					h := hm[16*part : 16*part+16]
+					sub := 0
+					for l := range 16 {
+						v := int(q[l]>>shift&3) - 4
+						if h[l]&bit != 0 {
+							v += 4
+						}
+						sub += v * i8(y[l])
+					}
+					isum += int(ScaleQ3_K(sc, e0/16+part)) * sub
+				}
+			}
+		}
+		s += LoadF16(x[108:]) * dy * float32(isum)
+	}
+	return s
+}
+
+// DotQ4_KQ8_K returns the dot product of n elements of a Q4_K row w with a
+// Q8_K activation row a.
+//
+// block_q4_K is d, dmin, scales[12], qs[128]; each 64
+// elements take the low then the high nibbles of 32 bytes.
+func DotQ4_KQ8_K(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK_K; b++ {
+		x := w[b*Q4_KBytes : (b+1)*Q4_KBytes]
+		dy, q8, bsum := q8K(a[b*Q8_KBytes:])
+		scales, qs := x[4:16], x[16:144]
+		isum, msum := 0, 0
+		for j := 0; j < 8; j++ {
+			sc, m := ScaleMinK4(j, scales)
+			shift := uint(4 * (j & 1))
+			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
+			sub := 0
+			for l := range 32 {
+				sub += int(q[l]>>shift&0xf) * i8(y[l])
+			}
+			isum += int(sc) * sub
+			msum += int(m) * (bsum(2*j) + bsum(2*j+1))
+		}
+		s += dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
+	}
+	return s
+}
+
+// DotQ5_KQ8_K returns the dot product of n elements of a Q5_K row w with a
+// Q8_K activation row a.
+//
+// block_q5_K is d, dmin, scales[12], qh[32], qs[128].
+func DotQ5_KQ8_K(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK_K; b++ {
+		x := w[b*Q5_KBytes : (b+1)*Q5_KBytes]
+		dy, q8, bsum := q8K(a[b*Q8_KBytes:])
+		scales, qh, qs := x[4:16], x[16:48], x[48:176]
+		isum, msum := 0, 0
+		for j := 0; j < 8; j++ {
+			sc, m := ScaleMinK4(j, scales)
+			shift := uint(4 * (j & 1))
+			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
+			sub := 0
+			for l := range 32 {
+				v := int(q[l]>>shift&0xf) | int(qh[l]>>j&1)<<4
+				sub += v * i8(y[l])
+			}
+			isum += int(sc) * sub
+			msum += int(m) * (bsum(2*j) + bsum(2*j+1))
+		}
+		s += dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
+	}
+	return s
+}
+
+// DotQ6_KQ8_K returns the dot product of n elements of a Q6_K row w with a
+// Q8_K activation row a.
+//
+// block_q6_K is ql[128], qh[64], scales[16] int8, d. In each
+// 128 elements, run k of 32 takes the low (k<2) or high nibbles of
+// ql[32*(k&1):], and bits 2k,2k+1 of qh[l].
+func DotQ6_KQ8_K(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK_K; b++ {
+		x := w[b*Q6_KBytes : (b+1)*Q6_KBytes]
+		dy, q8, _ := q8K(a[b*Q8_KBytes:])
+		sc := x[192:208]
+		isum := 0
+		for half := 0; half < 2; half++ {
+			qh := x[128+32*half : 128+32*half+32]
+			for k := 0; k < 4; k++ {
+				ql := x[64*half+32*(k&1) : 64*half+32*(k&1)+32]
+				lshift := uint(4 * (k / 2))
+				hshift := uint(2 * k)
+				e0 := 128*half + 32*k
+				for part := 0; part < 2; part++ {
+					y := q8[e0+16*part : e0+16*part+16]
+					lo, hi := ql[16*part:16*part+16], qh[16*part:16*part+16]
+					sub := 0
+					for l := range 16 {
+						q := int(lo[l]>>lshift&0xf) | int(hi[l]>>hshift&3)<<4
+						sub += (q - 32) * i8(y[l])
+					}
+					isum += i8(sc[e0/16+part]) * sub
+				}
+			}
+		}
+		s += LoadF16(x[208:]) * dy * float32(isum)
+	}
+	return s
+}
+
+// q8K splits a Q8_K block into its scale, quants and group sums.
+func q8K(a []byte) (d float32, qs []byte, bsum func(g int) int) {
+	d = math.Float32frombits(binary.LittleEndian.Uint32(a))
+	qs = a[4 : 4+QK_K]
+	bs := a[4+QK_K : Q8_KBytes]
+	return d, qs, func(g int) int { return int(int16(binary.LittleEndian.Uint16(bs[2*g:]))) }
 }

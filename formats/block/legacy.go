@@ -414,3 +414,93 @@ func EncodeQ5_1(y []byte, x []float32, qw []float32) {
 		pack5(b[4:], L[:])
 	}
 }
+
+// The reference dot products of the legacy formats rows with their activation format:
+// integer block sums scaled as ggml-cpu's vec_dot functions do, in the same
+// order, so that the assembly kernels can match them bit for bit.
+
+// DotQ4_0Q8_0 returns the dot product of n elements of a Q4_0 row w with a
+// Q8_0 activation row a.
+func DotQ4_0Q8_0(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK; b++ {
+		x, y := w[b*Q4_0Bytes:], a[b*Q8_0Bytes:]
+		isum := 0
+		for j := 0; j < 16; j++ {
+			isum += (int(x[2+j]&0xf) - 8) * i8(y[2+j])
+			isum += (int(x[2+j]>>4) - 8) * i8(y[2+16+j])
+		}
+		s += float32(isum) * (LoadF16(x) * LoadF16(y))
+	}
+	return s
+}
+
+// DotQ4_1Q8_1 returns the dot product of n elements of a Q4_1 row w with a
+// Q8_1 activation row a.
+func DotQ4_1Q8_1(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK; b++ {
+		x, y := w[b*Q4_1Bytes:], a[b*Q8_1Bytes:]
+		isum := 0
+		for j := 0; j < 16; j++ {
+			isum += int(x[4+j]&0xf) * i8(y[4+j])
+			isum += int(x[4+j]>>4) * i8(y[4+16+j])
+		}
+		s += float32(isum)*(LoadF16(x)*LoadF16(y)) + LoadF16(x[2:])*LoadF16(y[2:])
+	}
+	return s
+}
+
+// DotQ5_0Q8_0 returns the dot product of n elements of a Q5_0 row w with a
+// Q8_0 activation row a.
+func DotQ5_0Q8_0(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK; b++ {
+		x, y := w[b*Q5_0Bytes:], a[b*Q8_0Bytes:]
+		qh := binary.LittleEndian.Uint32(x[2:])
+		isum := 0
+		for j := 0; j < 16; j++ {
+			lo := int(x[6+j]&0xf) | int(qh>>j&1)<<4
+			hi := int(x[6+j]>>4) | int(qh>>(j+16)&1)<<4
+			isum += (lo-16)*i8(y[2+j]) + (hi-16)*i8(y[2+16+j])
+		}
+		s += float32(isum) * (LoadF16(x) * LoadF16(y))
+	}
+	return s
+}
+
+// DotQ5_1Q8_1 returns the dot product of n elements of a Q5_1 row w with a
+// Q8_1 activation row a.
+func DotQ5_1Q8_1(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK; b++ {
+		x, y := w[b*Q5_1Bytes:], a[b*Q8_1Bytes:]
+		qh := binary.LittleEndian.Uint32(x[4:])
+		isum := 0
+		for j := 0; j < 16; j++ {
+			lo := int(x[8+j]&0xf) | int(qh>>j&1)<<4
+			hi := int(x[8+j]>>4) | int(qh>>(j+16)&1)<<4
+			isum += lo*i8(y[4+j]) + hi*i8(y[4+16+j])
+		}
+		s += float32(isum)*(LoadF16(x)*LoadF16(y)) + LoadF16(x[2:])*LoadF16(y[2:])
+	}
+	return s
+}
+
+// DotQ8_0Q8_0 returns the dot product of n elements of a Q8_0 row w with a
+// Q8_0 activation row a.
+func DotQ8_0Q8_0(w, a []byte, n int) float32 {
+	var s float32
+	for b := 0; b < n/QK; b++ {
+		x, y := w[b*Q8_0Bytes:], a[b*Q8_0Bytes:]
+		isum := 0
+		for j := 2; j < Q8_0Bytes; j++ {
+			isum += i8(x[j]) * i8(y[j])
+		}
+		s += float32(isum) * (LoadF16(x) * LoadF16(y))
+	}
+	return s
+}
+
+// i8 reads a stored quant as a signed integer.
+func i8(b byte) int { return int(int8(b)) }
