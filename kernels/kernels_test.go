@@ -953,40 +953,27 @@ func TestRowsMatchesDot(t *testing.T) {
 // The installed kernels of each shape, by weight type.
 
 func dot4Kernels() map[ggml.Type]dot4Func {
-	m := map[ggml.Type]dot4Func{}
-	for t, k := range installed {
-		if k.dot4 != nil {
-			m[t] = k.dot4
-		}
-	}
-	return m
+	return kernelsOf(func(k *kernelRow) (dot4Func, bool) { return k.dot4, k.dot4 != nil })
 }
 
 func tileKernels() map[ggml.Type]tileFunc {
-	m := map[ggml.Type]tileFunc{}
-	for t, k := range installed {
-		if k.tile != nil {
-			m[t] = k.tile
-		}
-	}
-	return m
+	return kernelsOf(func(k *kernelRow) (tileFunc, bool) { return k.tile, k.tile != nil })
 }
 
 func panelKernels() map[ggml.Type]panelFunc {
-	m := map[ggml.Type]panelFunc{}
-	for t, k := range installed {
-		if k.panel != nil {
-			m[t] = k.panel
-		}
-	}
-	return m
+	return kernelsOf(func(k *kernelRow) (panelFunc, bool) { return k.panel, k.panel != nil })
 }
 
 func rowsKernels() map[ggml.Type]rowsFunc {
-	m := map[ggml.Type]rowsFunc{}
+	return kernelsOf(func(k *kernelRow) (rowsFunc, bool) { return k.rows, k.rows != nil })
+}
+
+// kernelsOf returns, by weight type, the installed kernels that pick finds.
+func kernelsOf[F any](pick func(*kernelRow) (F, bool)) map[ggml.Type]F {
+	m := map[ggml.Type]F{}
 	for t, k := range installed {
-		if k.rows != nil {
-			m[t] = k.rows
+		if f, ok := pick(k); ok {
+			m[t] = f
 		}
 	}
 	return m

@@ -110,13 +110,7 @@ func quantizeIQ4Super(n int, x []float32, dh, q4, scalesH, scalesL []byte, qw []
 				weight[j] = v * v
 			}
 		}
-		var amax, max float32
-		for _, v := range xb {
-			if ax := abs32(v); ax > amax {
-				amax = ax
-				max = v
-			}
-		}
+		max, amax := maxAbsSigned(xb)
 		if amax < groupMaxEps {
 			scales[ib] = 0
 			continue
@@ -274,11 +268,11 @@ func DecodeIQ4_XS(y []float32, x []byte) {
 	}
 }
 
-// The reference dot products of the IQ4 formats rows with their activation format:
+// The reference dot products of IQ4 rows with their activation format:
 // integer block sums scaled as ggml-cpu's vec_dot functions do, in the same
 // order, so that the assembly kernels can match them bit for bit.
 
-// DotIQ4_NLQ8_0 returns the dot product of n elements of a IQ4_NL row w with a
+// DotIQ4_NLQ8_0 returns the dot product of n elements of an IQ4_NL row w with a
 // Q8_0 activation row a.
 func DotIQ4_NLQ8_0(w, a []byte, n int) float32 {
 	var s float32
@@ -294,7 +288,7 @@ func DotIQ4_NLQ8_0(w, a []byte, n int) float32 {
 	return s
 }
 
-// DotIQ4_XSQ8_K returns the dot product of n elements of a IQ4_XS row w with a
+// DotIQ4_XSQ8_K returns the dot product of n elements of an IQ4_XS row w with a
 // Q8_K activation row a.
 //
 // block_iq4_xs is d, scales_h u16, scales_l[4], qs[128];

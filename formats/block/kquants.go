@@ -605,13 +605,7 @@ func EncodeQ8_K(y []byte, x []float32, _ []float32) {
 	for i := 0; i < len(x)/QK_K; i++ {
 		xb := x[i*QK_K : (i+1)*QK_K]
 		b := y[i*Q8_KBytes : (i+1)*Q8_KBytes]
-		var max, amax float32
-		for _, v := range xb {
-			if ax := abs32(v); ax > amax {
-				amax = ax
-				max = v
-			}
-		}
+		max, amax := maxAbsSigned(xb)
 		if amax == 0 {
 			for j := range b {
 				b[j] = 0
@@ -760,7 +754,7 @@ func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 	StoreF16(b[2:], mBlock)
 }
 
-// The reference dot products of the K-quant rows with their activation format:
+// The reference dot products of K-quant rows with their activation format:
 // integer block sums scaled as ggml-cpu's vec_dot functions do, in the same
 // order, so that the assembly kernels can match them bit for bit.
 

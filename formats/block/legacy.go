@@ -34,18 +34,6 @@ const (
 // The 32-element formats: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q8_1. Without an
 // importance matrix they are encoded as quantize_row_<type>_ref does.
 
-// maxAbsSigned returns the element of largest magnitude (the first one on
-// ties) and that magnitude.
-func maxAbsSigned(x []float32) (max, amax float32) {
-	for _, v := range x {
-		if ax := abs32(v); amax < ax {
-			amax = ax
-			max = v
-		}
-	}
-	return max, amax
-}
-
 func minMax(x []float32) (min, max float32) {
 	min, max = math.MaxFloat32, -math.MaxFloat32
 	for _, v := range x {
@@ -231,78 +219,62 @@ func DecodeQ5_1(y []float32, x []byte) {
 
 // EncodeQ8_0 encodes x (a whole number of blocks) into y as ggml's
 // quantize_row_q8_0_ref does; it takes no importance weights.
-//
-// Q8_0: d f16, qs[32] int8.
 func EncodeQ8_0(y []byte, x []float32, _ []float32) {
 	for i := 0; i < len(x)/QK; i++ {
-		xb := x[i*QK : (i+1)*QK]
 		b := y[i*Q8_0Bytes : (i+1)*Q8_0Bytes]
-		var amax float32
-		for _, v := range xb {
-			amax = max(amax, abs32(v))
-		}
-		d := amax / 127
-		var id float32
-		if d != 0 {
-			id = 1 / d
-		}
+		d, _ := quantize8(b[2:], x[i*QK:(i+1)*QK])
 		StoreF16(b, d)
-		for j, v := range xb {
-			b[2+j] = byte(int8(truncToInt(roundAway(v * id))))
-		}
 	}
 }
 
 // DecodeQ8_0 decodes the whole Q8_0 blocks of x into y (ggml's
 // dequantize_row_q8_0).
-func DecodeQ8_0(y []float32, x []byte) {
-	for i := 0; i < len(y)/QK; i++ {
-		b := x[i*Q8_0Bytes:]
-		d := LoadF16(b)
-		for j := 0; j < QK; j++ {
-			y[i*QK+j] = float32(int8(b[2+j])) * d
-		}
-	}
-}
+func DecodeQ8_0(y []float32, x []byte) { decode8(y, x, Q8_0Bytes) }
 
 // EncodeQ8_1 encodes x (a whole number of blocks) into y as ggml's
 // quantize_row_q8_1_ref does; it takes no importance weights.
-//
-// Q8_1: d f16, s f16 (d times the sum of the quants), qs[32] int8.
 func EncodeQ8_1(y []byte, x []float32, _ []float32) {
 	for i := 0; i < len(x)/QK; i++ {
-		xb := x[i*QK : (i+1)*QK]
 		b := y[i*Q8_1Bytes : (i+1)*Q8_1Bytes]
-		var amax float32
-		for _, v := range xb {
-			amax = max(amax, abs32(v))
-		}
-		d := amax / 127
-		var id float32
-		if d != 0 {
-			id = 1 / d
-		}
+		d, sum := quantize8(b[4:], x[i*QK:(i+1)*QK])
 		StoreF16(b, d)
-		var sum int32
-		for j := 0; j < QK/2; j++ {
-			q0 := int8(truncToInt(roundAway(xb[j] * id)))
-			q1 := int8(truncToInt(roundAway(xb[j+QK/2] * id)))
-			b[4+j] = byte(q0)
-			b[4+j+QK/2] = byte(q1)
-			sum += int32(q0) + int32(q1)
-		}
 		StoreF16(b[2:], float32(sum)*d)
 	}
 }
 
 // DecodeQ8_1 decodes the whole Q8_1 blocks of x into y (ggml's
 // dequantize_row_q8_1).
-func DecodeQ8_1(y []float32, x []byte) {
+func DecodeQ8_1(y []float32, x []byte) { decode8(y, x, Q8_1Bytes) }
+
+// quantize8 writes the 32 int8 quants of xb to qs with the scale
+// d = amax/127, rounding half away from zero (the _ref quantizers), and
+// returns d and the sum of the quants.
+func quantize8(qs []byte, xb []float32) (d float32, sum int32) {
+	var amax float32
+	for _, v := range xb {
+		amax = max(amax, abs32(v))
+	}
+	d = amax / 127
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	for j, v := range xb {
+		q := int8(truncToInt(roundAway(v * id)))
+		qs[j] = byte(q)
+		sum += int32(q)
+	}
+	return d, sum
+}
+
+// decode8 decodes blocks of size bytes whose quants are the last 32 bytes
+// and whose scale d is the first f16 (Q8_0, Q8_1).
+func decode8(y []float32, x []byte, size int) {
 	for i := 0; i < len(y)/QK; i++ {
-		b := x[i*Q8_1Bytes:]
-		d := LoadF16(b)
+		b := x[i*size : (i+1)*size]
+		d, qs := LoadF16(b), b[size-QK:]
 		for j := 0; j < QK; j++ {
-			y[i*QK+j] = float32(int8(b[4+j])) * d
+			y[i*QK+j] = float32(int8(qs[j])) * d
 		}
 	}
 }
@@ -415,9 +387,9 @@ func EncodeQ5_1(y []byte, x []float32, qw []float32) {
 	}
 }
 
-// The reference dot products of the legacy formats rows with their activation format:
-// integer block sums scaled as ggml-cpu's vec_dot functions do, in the same
-// order, so that the assembly kernels can match them bit for bit.
+// The reference dot products of legacy-format rows with their activation
+// format: integer block sums scaled as ggml-cpu's vec_dot functions do, in
+// the same order, so that the assembly kernels can match them bit for bit.
 
 // DotQ4_0Q8_0 returns the dot product of n elements of a Q4_0 row w with a
 // Q8_0 activation row a.

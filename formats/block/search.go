@@ -8,6 +8,18 @@ import (
 // below it counts as all zero.
 const groupMaxEps = float32(1e-15)
 
+// maxAbsSigned returns the element of largest magnitude (the first one on
+// ties) and that magnitude.
+func maxAbsSigned(x []float32) (max, amax float32) {
+	for _, v := range x {
+		if ax := abs32(v); amax < ax {
+			amax = ax
+			max = v
+		}
+	}
+	return max, amax
+}
+
 func abs32(f float32) float32 {
 	return math.Float32frombits(math.Float32bits(f) &^ (1 << 31))
 }
@@ -34,13 +46,7 @@ func clampInt(v, lo, hi int32) int32 {
 func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32) float32 {
 	x = x[:n]
 	L = L[:n]
-	var max, amax float32
-	for _, v := range x {
-		if ax := abs32(v); ax > amax {
-			amax = ax
-			max = v
-		}
-	}
+	max, amax := maxAbsSigned(x)
 	if amax < groupMaxEps {
 		for i := range L {
 			L[i] = 0
@@ -132,13 +138,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 	x = x[:n]
 	L = L[:n]
-	var max, amax float32
-	for _, v := range x {
-		if ax := abs32(v); ax > amax {
-			amax = ax
-			max = v
-		}
-	}
+	max, amax := maxAbsSigned(x)
 	if amax < groupMaxEps {
 		for i := range L {
 			L[i] = 0
