@@ -274,19 +274,7 @@ func DecodeIQ4_XS(y []float32, x []byte) {
 
 // DotIQ4_NLQ8_0 returns the dot product of n elements of an IQ4_NL row w with a
 // Q8_0 activation row a.
-func DotIQ4_NLQ8_0(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK4_NL; b++ {
-		x, y := w[b*IQ4_NLBytes:], a[b*Q8_0Bytes:]
-		isum := 0
-		for j := 0; j < 16; j++ {
-			isum += int(IQ4NLValues[x[2+j]&0xf]) * i8(y[2+j])
-			isum += int(IQ4NLValues[x[2+j]>>4]) * i8(y[2+16+j])
-		}
-		s += float32(isum) * (LoadF16(x) * LoadF16(y))
-	}
-	return s
-}
+func DotIQ4_NLQ8_0(w, a []byte, n int) float32 { return dotNibbles(w, a, n, &IQ4NLValues) }
 
 // DotIQ4_XSQ8_K returns the dot product of n elements of an IQ4_XS row w with a
 // Q8_K activation row a.

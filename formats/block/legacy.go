@@ -393,14 +393,23 @@ func EncodeQ5_1(y []byte, x []float32, qw []float32) {
 
 // DotQ4_0Q8_0 returns the dot product of n elements of a Q4_0 row w with a
 // Q8_0 activation row a.
-func DotQ4_0Q8_0(w, a []byte, n int) float32 {
+func DotQ4_0Q8_0(w, a []byte, n int) float32 { return dotNibbles(w, a, n, &q4_0Values) }
+
+// q4_0Values maps a Q4_0 nibble to its quant (q − 8), so that Q4_0 and
+// IQ4_NL, which differ only in that map, share dotNibbles.
+var q4_0Values = [16]int8{-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7}
+
+// dotNibbles is the dot product of n elements of a row of 18-byte blocks
+// (f16 d, 16 bytes of nibbles laid out as Q4_0's) whose nibble q stands for
+// values[q], with a Q8_0 activation row.
+func dotNibbles(w, a []byte, n int, values *[16]int8) float32 {
 	var s float32
 	for b := 0; b < n/QK; b++ {
 		x, y := w[b*Q4_0Bytes:], a[b*Q8_0Bytes:]
 		isum := 0
 		for j := 0; j < 16; j++ {
-			isum += (int(x[2+j]&0xf) - 8) * i8(y[2+j])
-			isum += (int(x[2+j]>>4) - 8) * i8(y[2+16+j])
+			isum += int(values[x[2+j]&0xf]) * i8(y[2+j])
+			isum += int(values[x[2+j]>>4]) * i8(y[2+16+j])
 		}
 		s += float32(isum) * (LoadF16(x) * LoadF16(y))
 	}

@@ -39,22 +39,29 @@ func clampInt(v, lo, hi int32) int32 {
 	return v
 }
 
+// symmetricScale starts make_qx_quants and make_q3_quants: max is the
+// element of largest magnitude and iscale = −nmax/max maps it to −nmax. ok
+// is false, and L is zeroed, when every element is below groupMaxEps.
+func symmetricScale(nmax int, x []float32, L []int8) (max, iscale float32, ok bool) {
+	max, amax := maxAbsSigned(x)
+	if amax < groupMaxEps {
+		clear(L)
+		return 0, 0, false
+	}
+	return max, float32(-nmax) / max, true
+}
+
 // makeQxQuants finds a symmetric scale for n values quantized to
 // [-nmax, nmax-1] (stored offset by nmax in L), as ggml's make_qx_quants.
 // rmseType selects the error weights when qw is nil: 1 x², 2 one, 3 |x|,
 // otherwise √|x|; a negative rmseType returns after the first estimate.
 func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32) float32 {
-	x = x[:n]
-	L = L[:n]
-	max, amax := maxAbsSigned(x)
-	if amax < groupMaxEps {
-		for i := range L {
-			L[i] = 0
-		}
+	x, L = x[:n], L[:n]
+	max, iscale, ok := symmetricScale(nmax, x, L)
+	if !ok {
 		return 0
 	}
 	nm := int32(nmax)
-	iscale := float32(-nmax) / max
 	if rmseType == 0 {
 		for i, v := range x {
 			l := NearestInt(iscale * v)
@@ -136,17 +143,12 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 // makeQ3Quants is ggml's make_q3_quants: a symmetric scale for values in
 // [-nmax, nmax-1], refined by coordinate descent on x²-weighted error.
 func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
-	x = x[:n]
-	L = L[:n]
-	max, amax := maxAbsSigned(x)
-	if amax < groupMaxEps {
-		for i := range L {
-			L[i] = 0
-		}
+	x, L = x[:n], L[:n]
+	_, iscale, ok := symmetricScale(nmax, x, L)
+	if !ok {
 		return 0
 	}
 	nm := int32(nmax)
-	iscale := float32(-nmax) / max
 	if doRMSE {
 		var sumlx, suml2 float32
 		for i, v := range x {

@@ -40,14 +40,7 @@ const maxShown = 200
 // (terminal escapes, invalid UTF-8) are escaped and anything past maxShown
 // bytes is cut, so a corrupt multi-megabyte name cannot flood the terminal.
 func clip(s string) string {
-	clean := len(s) <= maxShown && utf8.ValidString(s)
-	for _, r := range s {
-		if !clean {
-			break
-		}
-		clean = unicode.IsPrint(r)
-	}
-	if clean {
+	if formats.Printable(s, maxShown) {
 		return s
 	}
 	var b strings.Builder
