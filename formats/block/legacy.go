@@ -54,11 +54,64 @@ func truncToInt(f float32) int32 { return int32(f) }
 // roundAway is C's roundf: half away from zero.
 func roundAway(f float32) float32 { return float32(math.Round(float64(f))) }
 
-// Q4_0: d f16, qs[16] (low nibbles elements 0..15, high nibbles 16..31).
-func quantizeRowQ4_0(y []byte, x []float32, _ []float32) {
+// eachBlock calls encode for every block of a row: b is the block's size
+// bytes of y, xb its QK elements of x, and w their importance weights,
+// qw·√(σ² + x²) with σ² the row's mean square (ggml's quantize_row_*_impl),
+// or nil when qw is nil (the _ref encoders).
+func eachBlock(y []byte, x, qw []float32, size int, encode func(b []byte, xb, w []float32)) {
+	var weight [QK]float32
+	var sigma2 float32
+	if qw != nil {
+		sigma2 = rowSigma2(x)
+	}
 	for i := 0; i < len(x)/QK; i++ {
 		xb := x[i*QK : (i+1)*QK]
-		b := y[i*Q4_0Bytes : (i+1)*Q4_0Bytes]
+		var w []float32
+		if qw != nil {
+			importanceWeights(weight[:], qw[i*QK:], xb, sigma2)
+			w = weight[:]
+		}
+		encode(y[i*size:(i+1)*size], xb, w)
+	}
+}
+
+// packNibbles stores 32 4-bit quants: element j in the low nibble of qs[j]
+// and element j+16 in the high nibble.
+func packNibbles(qs []byte, L *[QK]uint8) {
+	for j := 0; j < QK/2; j++ {
+		qs[j] = L[j] | L[j+QK/2]<<4
+	}
+}
+
+// pack5 stores 32 5-bit quants at b: qh (bit j the fifth bit of element j)
+// then the low 4 bits as packNibbles does.
+func pack5(b []byte, L []uint8) {
+	var qh uint32
+	for j := 0; j < 16; j++ {
+		xi0, xi1 := L[j], L[j+16]
+		b[4+j] = xi0&0xF | (xi1&0xF)<<4
+		qh |= uint32(xi0&0x10) >> 4 << j
+		qh |= uint32(xi1&0x10) >> 4 << (j + 16)
+	}
+	binary.LittleEndian.PutUint32(b, qh)
+}
+
+// EncodeQ4_0 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q4_0_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q4_0 does.
+func EncodeQ4_0(y []byte, x []float32, qw []float32) {
+	var L [QK]int8
+	var U [QK]uint8
+	eachBlock(y, x, qw, Q4_0Bytes, func(b []byte, xb, w []float32) {
+		if w != nil {
+			d := makeQxQuants(QK, 8, xb, L[:], 1, w)
+			StoreF16(b, d)
+			for j := range L {
+				U[j] = uint8(L[j])
+			}
+			packNibbles(b[2:], &U)
+			return
+		}
 		max, _ := maxAbsSigned(xb)
 		d := max / -8
 		var id float32
@@ -66,14 +119,12 @@ func quantizeRowQ4_0(y []byte, x []float32, _ []float32) {
 			id = 1 / d
 		}
 		StoreF16(b, d)
-		for j := 0; j < QK/2; j++ {
-			x0 := xb[j] * id
-			x1 := xb[j+QK/2] * id
-			xi0 := uint8(min(15, int8(truncToInt(x0+8.5))))
-			xi1 := uint8(min(15, int8(truncToInt(x1+8.5))))
-			b[2+j] = xi0 | xi1<<4
+		for j, v := range xb {
+			x0 := v * id
+			U[j] = uint8(min(15, int8(truncToInt(x0+8.5))))
 		}
-	}
+		packNibbles(b[2:], &U)
+	})
 }
 
 // DecodeQ4_0 decodes the whole Q4_0 blocks of x into y (ggml's
@@ -89,11 +140,19 @@ func DecodeQ4_0(y []float32, x []byte) {
 	}
 }
 
-// Q4_1: d f16, m f16, qs[16].
-func quantizeRowQ4_1(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/QK; i++ {
-		xb := x[i*QK : (i+1)*QK]
-		b := y[i*Q4_1Bytes : (i+1)*Q4_1Bytes]
+// EncodeQ4_1 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q4_1_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q4_1 does.
+func EncodeQ4_1(y []byte, x []float32, qw []float32) {
+	var L, Laux [QK]uint8
+	eachBlock(y, x, qw, Q4_1Bytes, func(b []byte, xb, w []float32) {
+		if w != nil {
+			d, theMin := makeQkx3Quants(QK, 15, xb, w, L[:], Laux[:], -0.9, 0.05, 36, false)
+			StoreF16(b, d)
+			StoreF16(b[2:], -theMin)
+			packNibbles(b[4:], &L)
+			return
+		}
 		min, max := minMax(xb)
 		d := (max - min) / 15
 		var id float32
@@ -102,14 +161,12 @@ func quantizeRowQ4_1(y []byte, x []float32, _ []float32) {
 		}
 		StoreF16(b, d)
 		StoreF16(b[2:], min)
-		for j := 0; j < QK/2; j++ {
-			x0 := (xb[j] - min) * id
-			x1 := (xb[j+QK/2] - min) * id
-			xi0 := uint8(minI8(15, int8(truncToInt(x0+0.5))))
-			xi1 := uint8(minI8(15, int8(truncToInt(x1+0.5))))
-			b[4+j] = xi0 | xi1<<4
+		for j, v := range xb {
+			x0 := (v - min) * id
+			L[j] = uint8(minI8(15, int8(truncToInt(x0+0.5))))
 		}
-	}
+		packNibbles(b[4:], &L)
+	})
 }
 
 func minI8(a, b int8) int8 {
@@ -132,11 +189,22 @@ func DecodeQ4_1(y []float32, x []byte) {
 	}
 }
 
-// Q5_0: d f16, qh u32 (fifth bits), qs[16].
-func quantizeRowQ5_0(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/QK; i++ {
-		xb := x[i*QK : (i+1)*QK]
-		b := y[i*Q5_0Bytes : (i+1)*Q5_0Bytes]
+// EncodeQ5_0 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q5_0_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q5_0 does.
+func EncodeQ5_0(y []byte, x []float32, qw []float32) {
+	var L [QK]int8
+	var U [QK]uint8
+	eachBlock(y, x, qw, Q5_0Bytes, func(b []byte, xb, w []float32) {
+		if w != nil {
+			d := makeQxQuants(QK, 16, xb, L[:], 1, w)
+			StoreF16(b, d)
+			for j := range L {
+				U[j] = uint8(L[j])
+			}
+			pack5(b[2:], U[:])
+			return
+		}
 		max, _ := maxAbsSigned(xb)
 		d := max / -16
 		var id float32
@@ -144,18 +212,12 @@ func quantizeRowQ5_0(y []byte, x []float32, _ []float32) {
 			id = 1 / d
 		}
 		StoreF16(b, d)
-		var qh uint32
-		for j := 0; j < QK/2; j++ {
-			x0 := xb[j] * id
-			x1 := xb[j+QK/2] * id
-			xi0 := uint8(min(31, int8(truncToInt(x0+16.5))))
-			xi1 := uint8(min(31, int8(truncToInt(x1+16.5))))
-			b[6+j] = xi0&0xF | (xi1&0xF)<<4
-			qh |= uint32(xi0&0x10) >> 4 << j
-			qh |= uint32(xi1&0x10) >> 4 << (j + QK/2)
+		for j, v := range xb {
+			x0 := v * id
+			U[j] = uint8(min(31, int8(truncToInt(x0+16.5))))
 		}
-		binary.LittleEndian.PutUint32(b[2:], qh)
-	}
+		pack5(b[2:], U[:])
+	})
 }
 
 // DecodeQ5_0 decodes the whole Q5_0 blocks of x into y (ggml's
@@ -174,11 +236,19 @@ func DecodeQ5_0(y []float32, x []byte) {
 	}
 }
 
-// Q5_1: d f16, m f16, qh u32, qs[16].
-func quantizeRowQ5_1(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/QK; i++ {
-		xb := x[i*QK : (i+1)*QK]
-		b := y[i*Q5_1Bytes : (i+1)*Q5_1Bytes]
+// EncodeQ5_1 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q5_1_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q5_1 does.
+func EncodeQ5_1(y []byte, x []float32, qw []float32) {
+	var L, Laux [QK]uint8
+	eachBlock(y, x, qw, Q5_1Bytes, func(b []byte, xb, w []float32) {
+		if w != nil {
+			d, theMin := makeQkx3Quants(QK, 31, xb, w, L[:], Laux[:], -0.9, 0.05, 36, false)
+			StoreF16(b, d)
+			StoreF16(b[2:], -theMin)
+			pack5(b[4:], L[:])
+			return
+		}
 		min, max := minMax(xb)
 		d := (max - min) / 31
 		var id float32
@@ -187,18 +257,12 @@ func quantizeRowQ5_1(y []byte, x []float32, _ []float32) {
 		}
 		StoreF16(b, d)
 		StoreF16(b[2:], min)
-		var qh uint32
-		for j := 0; j < QK/2; j++ {
-			x0 := (xb[j] - min) * id
-			x1 := (xb[j+QK/2] - min) * id
-			xi0 := uint8(truncToInt(x0 + 0.5))
-			xi1 := uint8(truncToInt(x1 + 0.5))
-			b[8+j] = xi0&0xF | (xi1&0xF)<<4
-			qh |= uint32(xi0&0x10) >> 4 << j
-			qh |= uint32(xi1&0x10) >> 4 << (j + QK/2)
+		for j, v := range xb {
+			x0 := (v - min) * id
+			L[j] = uint8(truncToInt(x0 + 0.5))
 		}
-		binary.LittleEndian.PutUint32(b[4:], qh)
-	}
+		pack5(b[4:], L[:])
+	})
 }
 
 // DecodeQ5_1 decodes the whole Q5_1 blocks of x into y (ggml's
@@ -276,114 +340,6 @@ func decode8(y []float32, x []byte, size int) {
 		for j := 0; j < QK; j++ {
 			y[i*QK+j] = float32(int8(qs[j])) * d
 		}
-	}
-}
-
-// Encoders used when an importance matrix is given (the quantize_row_*_impl
-// paths of ggml-quants.c). qw holds one weight per column of the row.
-
-// EncodeQ4_0 encodes x (a whole number of blocks) into y: as ggml's
-// quantize_row_q4_0_ref with qw nil, otherwise weighting each element by
-// qw (the importance matrix, one weight per element), as quantize_q4_0 does.
-func EncodeQ4_0(y []byte, x []float32, qw []float32) {
-	if qw == nil {
-		quantizeRowQ4_0(y, x, nil)
-		return
-	}
-	var weight [QK]float32
-	var L [QK]int8
-	sigma2 := rowSigma2(x)
-	for ib := 0; ib < len(x)/QK; ib++ {
-		xb := x[ib*QK : (ib+1)*QK]
-		b := y[ib*Q4_0Bytes : (ib+1)*Q4_0Bytes]
-		importanceWeights(weight[:], qw[ib*QK:], xb, sigma2)
-		d := makeQxQuants(QK, 8, xb, L[:], 1, weight[:])
-		StoreF16(b, d)
-		for j := 0; j < 16; j++ {
-			b[2+j] = uint8(L[j]) | uint8(L[j+16])<<4
-		}
-	}
-}
-
-// EncodeQ4_1 encodes x (a whole number of blocks) into y: as ggml's
-// quantize_row_q4_1_ref with qw nil, otherwise weighting each element by
-// qw (the importance matrix, one weight per element), as quantize_q4_1 does.
-func EncodeQ4_1(y []byte, x []float32, qw []float32) {
-	if qw == nil {
-		quantizeRowQ4_1(y, x, nil)
-		return
-	}
-	var weight [QK]float32
-	var L, Laux [QK]uint8
-	sigma2 := rowSigma2(x)
-	for ib := 0; ib < len(x)/QK; ib++ {
-		xb := x[ib*QK : (ib+1)*QK]
-		b := y[ib*Q4_1Bytes : (ib+1)*Q4_1Bytes]
-		importanceWeights(weight[:], qw[ib*QK:], xb, sigma2)
-		d, theMin := makeQkx3Quants(QK, 15, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
-		StoreF16(b, d)
-		StoreF16(b[2:], -theMin)
-		for j := 0; j < 16; j++ {
-			b[4+j] = L[j] | L[j+16]<<4
-		}
-	}
-}
-
-func pack5(b []byte, L []uint8) {
-	var qh uint32
-	for j := 0; j < 16; j++ {
-		xi0, xi1 := L[j], L[j+16]
-		b[4+j] = xi0&0xF | (xi1&0xF)<<4
-		qh |= uint32(xi0&0x10) >> 4 << j
-		qh |= uint32(xi1&0x10) >> 4 << (j + 16)
-	}
-	binary.LittleEndian.PutUint32(b, qh)
-}
-
-// EncodeQ5_0 encodes x (a whole number of blocks) into y: as ggml's
-// quantize_row_q5_0_ref with qw nil, otherwise weighting each element by
-// qw (the importance matrix, one weight per element), as quantize_q5_0 does.
-func EncodeQ5_0(y []byte, x []float32, qw []float32) {
-	if qw == nil {
-		quantizeRowQ5_0(y, x, nil)
-		return
-	}
-	var weight [QK]float32
-	var L [QK]int8
-	var U [QK]uint8
-	sigma2 := rowSigma2(x)
-	for ib := 0; ib < len(x)/QK; ib++ {
-		xb := x[ib*QK : (ib+1)*QK]
-		b := y[ib*Q5_0Bytes : (ib+1)*Q5_0Bytes]
-		importanceWeights(weight[:], qw[ib*QK:], xb, sigma2)
-		d := makeQxQuants(QK, 16, xb, L[:], 1, weight[:])
-		StoreF16(b, d)
-		for j := range L {
-			U[j] = uint8(L[j])
-		}
-		pack5(b[2:], U[:])
-	}
-}
-
-// EncodeQ5_1 encodes x (a whole number of blocks) into y: as ggml's
-// quantize_row_q5_1_ref with qw nil, otherwise weighting each element by
-// qw (the importance matrix, one weight per element), as quantize_q5_1 does.
-func EncodeQ5_1(y []byte, x []float32, qw []float32) {
-	if qw == nil {
-		quantizeRowQ5_1(y, x, nil)
-		return
-	}
-	var weight [QK]float32
-	var L, Laux [QK]uint8
-	sigma2 := rowSigma2(x)
-	for ib := 0; ib < len(x)/QK; ib++ {
-		xb := x[ib*QK : (ib+1)*QK]
-		b := y[ib*Q5_1Bytes : (ib+1)*Q5_1Bytes]
-		importanceWeights(weight[:], qw[ib*QK:], xb, sigma2)
-		d, theMin := makeQkx3Quants(QK, 31, xb, weight[:], L[:], Laux[:], -0.9, 0.05, 36, false)
-		StoreF16(b, d)
-		StoreF16(b[2:], -theMin)
-		pack5(b[4:], L[:])
 	}
 }
 
