@@ -2,7 +2,6 @@ package eval
 
 import (
 	"fmt"
-	"math"
 	"unsafe"
 
 	"github.com/llqt/llqt/formats/ggml"
@@ -53,13 +52,13 @@ type Context struct {
 	// observe, when set, sees the input of every weight product (Observe).
 	observe ProductObserver
 
-	gluJob  func(task int) // bound to gluTask
-	gluN    int            // gate values of the job in flight
-	attnJob func(task int)
-	// Parameters of the attention job in flight; jobScores says whether its
-	// tasks compute their own query-key products.
-	jobLayer, jobTok0, jobN, jobP0, jobKV int
-	jobScores                             bool
+	// The parallel loops of the forward pass run these methods, bound once
+	// so that starting a loop allocates nothing; glu and attn hold the
+	// parameters of the loop in flight.
+	gluJob  func(task int)  // bound to gluTask
+	attnJob func(task int)  // bound to attentionTask
+	glu     struct{ n int } // gate values to compute
+	attn    attentionJob
 }
 
 // maxScores bounds the attention score buffer (floats), and maxAttnChunk
@@ -257,63 +256,6 @@ func (c *Context) product(dst []float32, w *Weight, x []float32, nb int) {
 	c.m.matmul(dst, w, x, nb)
 }
 
-// forward runs the transformer over nb tokens at positions p0.. and leaves
-// the final residual stream in c.x.
-func (c *Context) forward(tokens []int32, p0 int) error {
-	m := c.m
-	h := m.Hparams
-	nb := len(tokens)
-	d := h.NEmbd
-	qDim, kDim := h.NHead*h.HeadDimK, h.NHeadKV*h.HeadDimK
-	embRow := m.TokEmbd.RowBytes()
-	for i, t := range tokens {
-		src := m.TokEmbd.Data[int(t)*embRow : (int(t)+1)*embRow]
-		if err := dequantizeRow(c.x[i*d:(i+1)*d], m.TokEmbd.Type, src); err != nil {
-			return fmt.Errorf("eval: embedding of token %d: %w", t, err)
-		}
-		c.rope.cache(c.ropeCS[i*h.NRot:(i+1)*h.NRot], p0+i)
-	}
-	x, xb, xb2 := c.x[:nb*d], c.xb[:nb*d], c.xb2[:nb*d]
-	for l := range m.Layers {
-		layer := &m.Layers[l]
-		for i := range nb {
-			rmsNorm(xb[i*d:(i+1)*d], x[i*d:(i+1)*d], layer.AttnNorm, h.RMSEps)
-		}
-		c.matmul3(c.q, layer.Wq, c.k, layer.Wk, c.v, layer.Wv, xb, nb)
-		for i := range nb {
-			cs := c.ropeCS[i*h.NRot : (i+1)*h.NRot]
-			c.rope.apply(c.q[i*qDim:(i+1)*qDim], h.NHead, h.HeadDimK, cs)
-			c.rope.apply(c.k[i*kDim:(i+1)*kDim], h.NHeadKV, h.HeadDimK, cs)
-		}
-		if err := c.checkQKV(l, nb, p0); err != nil {
-			return err
-		}
-		c.store(l, nb, p0)
-		c.attention(l, nb, p0)
-
-		c.product(xb2, layer.Wo, c.att, nb)
-		for i := range x {
-			x[i] += xb2[i]
-		}
-		for i := range nb {
-			rmsNorm(xb[i*d:(i+1)*d], x[i*d:(i+1)*d], layer.FFNNorm, h.RMSEps)
-		}
-		c.matmul3(c.gate, layer.WGate, c.up, layer.WUp, nil, nil, xb, nb)
-		// SiLU costs tens of microseconds per token (an exp per n_ff
-		// value): run it on the workers rather than leave them idle.
-		c.gluN = nb * h.NFF
-		kernels.Parallel(c.m.threads, (c.gluN+gluChunk-1)/gluChunk, c.gluJob)
-		c.product(xb2, layer.WDown, c.gate[:nb*h.NFF], nb)
-		for i := range x {
-			x[i] += xb2[i]
-		}
-		if err := checkFinite(x, d, l, p0, "residual stream"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // checkQKV refuses queries, keys and values that an F16 cache cannot hold
 // (ggml would store infinities and every later score would be NaN; the
 // queries are rounded to the cache type for the product) or that are not
@@ -332,138 +274,4 @@ func (c *Context) checkQKV(l, nb, p0 int) error {
 		return err
 	}
 	return check(c.q[:nb*qDim], qDim, l, p0, "query")
-}
-
-// matmul3 computes the products of two or three weights (w3 nil for two)
-// with the same nb activation rows x, converting x once and splitting all
-// the work in one parallel loop.
-func (c *Context) matmul3(d1 []float32, w1 *Weight, d2 []float32, w2 *Weight, d3 []float32, w3 *Weight, x []float32, nb int) {
-	if c.observe != nil {
-		for _, w := range []*Weight{w1, w2, w3} {
-			if w != nil {
-				c.observe(w.Name, x[:nb*w.Cols], nb, w.Cols)
-			}
-		}
-	}
-	k := 2
-	c.mats[0], c.dsts[0] = w1.matrix(), d1
-	c.mats[1], c.dsts[1] = w2.matrix(), d2
-	if w3 != nil {
-		c.mats[2], c.dsts[2] = w3.matrix(), d3
-		k = 3
-	}
-	kernels.MatMulMany(c.dsts[:k], c.mats[:k], x, nb, c.m.threads)
-	clear(c.dsts[:])
-}
-
-// gluChunk is the gate values one SiLU task covers.
-const gluChunk = 1024
-
-// gluTask computes gate = silu(gate)·up over one chunk of the values.
-func (c *Context) gluTask(t int) {
-	lo, hi := t*gluChunk, min((t+1)*gluChunk, c.gluN)
-	g, u := c.gate[lo:hi], c.up[lo:hi]
-	for i, v := range g {
-		g[i] = silu(v) * u[i]
-	}
-}
-
-// store writes the nb new keys and values of layer l into the cache.
-func (c *Context) store(l, nb, p0 int) {
-	h := c.m.Hparams
-	hdK, hdV := h.HeadDimK, h.HeadDimV
-	kDim, vDim := h.NHeadKV*hdK, h.NHeadKV*hdV
-	for i := range nb {
-		for g := range h.NHeadKV {
-			kSrc := c.k[i*kDim+g*hdK : i*kDim+(g+1)*hdK]
-			vSrc := c.v[i*vDim+g*hdV : i*vDim+(g+1)*hdV]
-			kOff := (g*c.nCtx + p0 + i) * hdK
-			vOff := (g*c.nCtx + p0 + i) * hdV
-			if c.kvType == ggml.TypeF16 {
-				kernels.F32ToF16(c.kRaw[l][2*kOff:2*(kOff+hdK)], kSrc)
-				kernels.F32ToF16(c.vRaw[l][2*vOff:2*(vOff+hdV)], vSrc)
-			} else {
-				copy(c.kF32[l][kOff:kOff+hdK], kSrc)
-				copy(c.vF32[l][vOff:vOff+hdV], vSrc)
-			}
-		}
-	}
-}
-
-// attention computes causal attention of the nb new tokens of layer l over
-// every cached position. For a prompt chunk, Q·Kᵀ of each KV group is one
-// matrix product (the kernels round the queries to the cache type, as ggml
-// does) and softmax and the weighted sum of V run per (token, head) in a
-// parallel loop. For one or two tokens (generation) each (token, head) task
-// also computes its own scores with the same kernel, which gives the same
-// bits with one parallel loop instead of one per KV group.
-func (c *Context) attention(l, nb, p0 int) {
-	h := c.m.Hparams
-	group := h.NHead / h.NHeadKV
-	hdK := h.HeadDimK
-	qDim := h.NHead * hdK
-	es := c.kvType.TypeSize()
-	for t0 := 0; t0 < nb; t0 += c.attnChunk {
-		n := min(c.attnChunk, nb-t0)
-		nPos := p0 + t0 + n // keys visible to the chunk's last token
-		c.jobScores = n <= 2
-		if !c.jobScores {
-			for g := range h.NHeadKV {
-				for i := range n {
-					src := c.q[(t0+i)*qDim+g*group*hdK : (t0+i)*qDim+(g+1)*group*hdK]
-					copy(c.qGroup[i*group*hdK:], src)
-				}
-				keys := kernels.Matrix{Type: c.kvType, Rows: nPos, Cols: hdK,
-					Data: c.kRaw[l][es*g*c.nCtx*hdK : es*(g*c.nCtx+nPos)*hdK]}
-				kernels.MatMul(c.scores[g*n*group*nPos:], keys, c.qGroup, n*group, c.m.threads)
-			}
-		}
-		c.jobLayer, c.jobTok0, c.jobN, c.jobP0, c.jobKV = l, t0, n, p0, nPos
-		kernels.Parallel(c.m.threads, n*h.NHead, c.attnJob)
-	}
-}
-
-// attentionTask finishes one (token, head) row of the chunk in flight:
-// scores (when the job says so), scale, causal softmax, and the weighted
-// sum of values.
-func (c *Context) attentionTask(t int) {
-	h := c.m.Hparams
-	l, t0, n, p0, nPos := c.jobLayer, c.jobTok0, c.jobN, c.jobP0, c.jobKV
-	hdK, hdV := h.HeadDimK, h.HeadDimV
-	group := h.NHead / h.NHeadKV
-	scale := 1 / float32(math.Sqrt(float64(hdK)))
-	i, head := t/h.NHead, t%h.NHead
-	g, hh := head/group, head%group
-	row := g*n*group + i*group + hh
-	visible := p0 + t0 + i + 1
-	sc := c.scores[row*nPos : row*nPos+visible]
-	if c.jobScores {
-		es := c.kvType.TypeSize()
-		q0 := (t0+i)*h.NHead*hdK + head*hdK
-		keys := kernels.Matrix{Type: c.kvType, Rows: visible, Cols: hdK,
-			Data: c.kRaw[l][es*g*c.nCtx*hdK : es*(g*c.nCtx+visible)*hdK]}
-		kernels.MatMul(sc, keys, c.q[q0:q0+hdK], 1, 1)
-	}
-	for j := range sc {
-		sc[j] *= scale
-	}
-	softmaxInPlace(sc)
-	out := c.att[((t0+i)*h.NHead+head)*hdV : ((t0+i)*h.NHead+head+1)*hdV]
-	clear(out)
-	if c.kvType == ggml.TypeF16 {
-		// ggml rounds the attention weights to the cache's F16 too.
-		kernels.RoundF16(sc, sc)
-		vc := c.vRaw[l][2*g*c.nCtx*hdV:]
-		for j, p := range sc {
-			kernels.AxpyF16(out, p, vc[2*j*hdV:2*(j+1)*hdV])
-		}
-	} else {
-		vc := c.vF32[l][g*c.nCtx*hdV:]
-		for j, p := range sc {
-			row := vc[j*hdV : (j+1)*hdV]
-			for e := range out {
-				out[e] += p * row[e]
-			}
-		}
-	}
 }

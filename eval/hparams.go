@@ -36,38 +36,24 @@ type Hparams struct {
 	YarnBetaSlow  float32
 }
 
-// archKey reads an unsigned hyperparameter, also accepting an array of equal
-// per-layer values (llama.cpp's get_key_or_arr).
-func archUint(kv formats.KVs, key string) (int, bool, error) {
-	if v, ok := kv.Uint(key); ok {
-		return int(v), true, nil
+// maxLayers bounds block_count, so that a corrupt file cannot make the
+// per-layer readers allocate without limit.
+const maxLayers = 1 << 16
+
+// archUint reads an unsigned hyperparameter. A per-layer array is accepted
+// when every layer has the same value, since this engine gives all layers
+// one shape.
+func archUint(kv formats.KVs, key string, nLayer int) (int, bool, error) {
+	vals, ok, err := kv.LayerInts(key, nLayer)
+	if !ok || err != nil {
+		return 0, ok, err
 	}
-	raw, ok := kv.Get(key)
-	if !ok {
-		return 0, false, nil
-	}
-	if arr, isArr := raw.(formats.Array); isArr {
-		var vals []int
-		switch a := arr.Values.(type) {
-		case []uint32:
-			for _, x := range a {
-				vals = append(vals, int(x))
-			}
-		case []int32:
-			for _, x := range a {
-				vals = append(vals, int(x))
-			}
-		}
-		if len(vals) > 0 {
-			for _, x := range vals[1:] {
-				if x != vals[0] {
-					return 0, false, fmt.Errorf("%s: per-layer values differ (%v); not supported", key, vals)
-				}
-			}
-			return vals[0], true, nil
+	for _, x := range vals[1:] {
+		if x != vals[0] {
+			return 0, false, fmt.Errorf("%s: per-layer values differ (%v); not supported", key, vals)
 		}
 	}
-	return 0, false, fmt.Errorf("%s: want an unsigned integer, got %T", key, raw)
+	return vals[0], true, nil
 }
 
 // HparamsFromKV reads the hyperparameters of a llama-architecture model.
@@ -81,8 +67,16 @@ func HparamsFromKV(kv formats.KVs) (Hparams, error) {
 	if arch != "llama" {
 		return h, fmt.Errorf("architecture %q is not supported (only llama)", arch)
 	}
+	nLayer, ok := kv.Uint(arch + ".block_count")
+	if !ok {
+		return h, fmt.Errorf("missing %s.block_count", arch)
+	}
+	if nLayer == 0 || nLayer > maxLayers {
+		return h, fmt.Errorf("%s.block_count = %d is out of range (1 to %d)", arch, nLayer, maxLayers)
+	}
+	h.NLayer = int(nLayer)
 	req := func(name string, dst *int) error {
-		v, ok, err := archUint(kv, arch+"."+name)
+		v, ok, err := archUint(kv, arch+"."+name, h.NLayer)
 		if err != nil {
 			return err
 		}
@@ -96,7 +90,7 @@ func HparamsFromKV(kv formats.KVs) (Hparams, error) {
 		return nil
 	}
 	opt := func(name string, dst *int, def int) error {
-		v, ok, err := archUint(kv, arch+"."+name)
+		v, ok, err := archUint(kv, arch+"."+name, h.NLayer)
 		if err != nil {
 			return err
 		}
@@ -113,7 +107,6 @@ func HparamsFromKV(kv formats.KVs) (Hparams, error) {
 		{"context_length", &h.NCtxTrain},
 		{"embedding_length", &h.NEmbd},
 		{"feed_forward_length", &h.NFF},
-		{"block_count", &h.NLayer},
 		{"attention.head_count", &h.NHead},
 	} {
 		if err := req(r.name, r.dst); err != nil {

@@ -12,11 +12,9 @@ import (
 type Options struct {
 	// Threads used by matrix products and attention; 0 means all CPUs.
 	Threads int
-	// KVType is the KV cache element type: ggml.TypeF16 (the default, as
-	// llama.cpp) or ggml.TypeF32. The zero value (F32's id) is taken to
-	// mean the default; set KVF32 to ask for F32.
-	KVType ggml.Type
-	// KVF32 forces an F32 KV cache (KVType's zero value cannot say so).
+	// KVF32 keeps the KV cache in F32. The default is F16, as in
+	// llama.cpp. (A bool rather than a ggml.Type field, whose zero value
+	// would be F32's id.)
 	KVF32 bool
 	// UBatch is the most tokens one forward pass evaluates (llama.cpp's
 	// n_ubatch); 0 means 512. It changes only the speed and memory.
@@ -95,14 +93,9 @@ func newModel(f *gguf.File, opt Options) (*Model, error) {
 	if m.threads <= 0 {
 		m.threads = runtime.NumCPU()
 	}
-	switch {
-	case opt.KVF32:
+	m.kvType = ggml.TypeF16
+	if opt.KVF32 {
 		m.kvType = ggml.TypeF32
-	case opt.KVType == ggml.TypeF32 || opt.KVType == ggml.TypeF16:
-		// F32's id is the zero value, so it means "default" here.
-		m.kvType = ggml.TypeF16
-	default:
-		return nil, fmt.Errorf("KV cache type %s is not supported (F16 or F32)", opt.KVType)
 	}
 
 	embd, err := m.matrix("token_embd.weight", hp.NEmbd, -1)

@@ -202,3 +202,64 @@ func (kvs KVs) Bool(key string) (bool, bool) {
 	b, isBool := v.(bool)
 	return b, ok && isBool
 }
+
+// LayerInts reads a per-layer hyperparameter, stored either as one integer
+// for every layer or as an array with one integer per layer (llama.cpp's
+// get_key_or_arr). It returns nLayer values, or false when key is absent.
+// A value that is not an integer in [0, 2^31], or an array of another
+// length, is an error.
+func (kvs KVs) LayerInts(key string, nLayer int) ([]int, bool, error) {
+	v, ok := kvs.Get(key)
+	if !ok {
+		return nil, false, nil
+	}
+	out := make([]int, nLayer)
+	if a, isArr := v.(Array); isArr {
+		if a.Len() != nLayer {
+			return nil, true, fmt.Errorf("metadata %s has %d entries for %d layers", key, a.Len(), nLayer)
+		}
+		for i := range out {
+			x, ok := arrayInt(a, i)
+			if !ok {
+				return nil, true, fmt.Errorf("metadata %s: entry %d is not a non-negative integer", key, i)
+			}
+			out[i] = x
+		}
+		return out, true, nil
+	}
+	x, ok := kvs.Uint(key)
+	if !ok || x > 1<<31 {
+		return nil, true, fmt.Errorf("metadata %s = %v is not a non-negative integer", key, v)
+	}
+	for i := range out {
+		out[i] = int(x)
+	}
+	return out, true, nil
+}
+
+// arrayInt returns entry i of an integer array, and whether it is in
+// [0, 2^31].
+func arrayInt(a Array, i int) (int, bool) {
+	var x int64
+	switch vs := a.Values.(type) {
+	case []uint32:
+		x = int64(vs[i])
+	case []int32:
+		x = int64(vs[i])
+	case []uint64:
+		x = int64(min(vs[i], 1<<31))
+	case []int64:
+		x = vs[i]
+	case []uint16:
+		x = int64(vs[i])
+	case []int16:
+		x = int64(vs[i])
+	case []uint8:
+		x = int64(vs[i])
+	case []int8:
+		x = int64(vs[i])
+	default:
+		return 0, false
+	}
+	return int(x), x >= 0 && x <= 1<<31
+}

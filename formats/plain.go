@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/x448/float16"
-
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 )
 
@@ -30,9 +29,13 @@ func (PlainCodec) Decode(t ggml.Type, raw []byte, n int) ([]float32, error) {
 			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 		}
 	case ggml.TypeF16:
-		F16ToF32(out, raw)
+		for i := range out {
+			out[i] = block.LoadF16(raw[2*i:])
+		}
 	case ggml.TypeBF16:
-		BF16ToF32(out, raw)
+		for i := range out {
+			out[i] = block.BF16ToFloat(binary.LittleEndian.Uint16(raw[2*i:]))
+		}
 	case ggml.TypeF64:
 		for i := range out {
 			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(raw[8*i:])))
@@ -76,40 +79,16 @@ func (PlainCodec) Encode(t ggml.Type, data []float32, ne0 int) ([]byte, error) {
 	return nil, fmt.Errorf("cannot encode %s data without a quantizer", t)
 }
 
-// F16ToF32 decodes little-endian IEEE half floats.
-func F16ToF32(dst []float32, src []byte) {
-	for i := range dst {
-		dst[i] = float16.Frombits(binary.LittleEndian.Uint16(src[2*i:])).Float32()
-	}
-}
-
 // F32ToF16 encodes to little-endian IEEE half floats, rounding to nearest even.
 func F32ToF16(dst []byte, src []float32) {
 	for i, v := range src {
-		binary.LittleEndian.PutUint16(dst[2*i:], uint16(float16.Fromfloat32(v)))
+		block.StoreF16(dst[2*i:], v)
 	}
 }
 
-// BF16ToF32 decodes little-endian bfloat16 values (exact).
-func BF16ToF32(dst []float32, src []byte) {
-	for i := range dst {
-		dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16)
-	}
-}
-
-// FloatToBF16 rounds one float32 to bfloat16: to nearest even, with NaN made
-// quiet, as ggml_compute_fp32_to_bf16 and gguf-py do.
-func FloatToBF16(v float32) uint16 {
-	u := math.Float32bits(v)
-	if u&0x7fffffff > 0x7f800000 {
-		return uint16(u>>16 | 64)
-	}
-	return uint16((u + 0x7fff + (u>>16)&1) >> 16)
-}
-
-// F32ToBF16 encodes to little-endian bfloat16 with FloatToBF16.
+// F32ToBF16 encodes to little-endian bfloat16 with block.FloatToBF16.
 func F32ToBF16(dst []byte, src []float32) {
 	for i, v := range src {
-		binary.LittleEndian.PutUint16(dst[2*i:], FloatToBF16(v))
+		binary.LittleEndian.PutUint16(dst[2*i:], block.FloatToBF16(v))
 	}
 }

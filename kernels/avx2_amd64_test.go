@@ -19,11 +19,11 @@ func TestAVX2KernelsWithoutVNNI(t *testing.T) {
 		t.Skip("the AVX2-only kernels are the ones in use; the other tests cover them")
 	}
 	useSet(t, SetAVX2)
-	if len(panelFor) != 0 {
-		t.Fatalf("the avx2 set installed %d panel kernels; panels need VNNI", len(panelFor))
+	if len(panelKernels()) != 0 {
+		t.Fatalf("the avx2 set installed %d panel kernels; panels need VNNI", len(panelKernels()))
 	}
 	for _, typ := range []ggml.Type{ggml.TypeQ8_0, ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeIQ4_NL} {
-		if tileFor[typ] == nil {
+		if tileKernels()[typ] == nil {
 			t.Fatalf("no AVX2 tile for %v", typ)
 		}
 	}

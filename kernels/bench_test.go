@@ -202,9 +202,10 @@ func BenchmarkParallelFor(b *testing.B) {
 	a := convertAct(actQ8_K, randomActivations(rng, cols))
 	dst := make([]float32, rows)
 	rowBytes := len(w) / rows
+	dot := installed[ggml.TypeQ4_K].dot
 	work := func(task int) {
 		for r := task * 16; r < task*16+16; r++ {
-			dst[r] = dotQ4_KQ8_K(w[r*rowBytes:], a, cols)
+			dst[r] = dot(w[r*rowBytes:], a, cols)
 		}
 	}
 	for _, threads := range []int{2, 4} {
@@ -228,7 +229,7 @@ func BenchmarkParallelFor(b *testing.B) {
 func BenchmarkDot4(b *testing.B) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for _, typ := range allTypes {
-		dot4 := dot4For[typ]
+		dot4 := dot4Kernels()[typ]
 		if dot4 == nil {
 			continue
 		}
@@ -341,16 +342,16 @@ func benchShapes(b *testing.B, set string) {
 			})
 		}
 		run("dot", 1, 1, func() { out[0] = dot(w, act, benchCols) })
-		if rows := rowsFor[typ]; rows != nil {
+		if rows := installed[typ].rows; rows != nil {
 			run("rows", nrows, 1, func() { rows(w, act, benchCols, nrows, out) })
 		}
-		if dot4 := dot4For[typ]; dot4 != nil {
+		if dot4 := installed[typ].dot4; dot4 != nil {
 			run("dot4", 1, 4, func() { dot4(w, act, arow, benchCols, out, 1) })
 		}
-		if tile := tileFor[typ]; tile != nil {
+		if tile := installed[typ].tile; tile != nil {
 			run("tile", 4, 4, func() { tile(w, wrow, act, arow, benchCols, out, 4) })
 		}
-		if panel := panelFor[typ]; panel != nil {
+		if panel := installed[typ].panel; panel != nil {
 			packed := make([]byte, format.panelBytes(benchCols))
 			format.packPanel(packed, act, arow, benchCols)
 			run("panel", 2, panelRows, func() { panel(w, wrow, packed, benchCols, out, 2) })

@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 	"golang.org/x/sys/cpu"
 )
@@ -31,101 +32,104 @@ func availableSets() []string {
 	return []string{SetPureGo}
 }
 
+// The assembly kernels' signatures: x is the weight row (rows at x +
+// r*xstride for tiles and panels), y the converted activations, nb the
+// number of blocks (of elements, for the plain types).
+type (
+	asmDot   func(x, y *byte, nb int) float32
+	asmRows  func(x, y *byte, nb, rows int, out *float32)
+	asmDot4  func(x, y *byte, ystride, nb int, out *float32, outstride int)
+	asmTile  func(x *byte, xstride int, y *byte, ystride, nb int, out *float32, outstride int)
+	asmPanel func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+)
+
+// asmKernels has a row per weight type with its assembly kernels: the AVX2
+// set's (dot, many rows, four rows, 4×4 tile), then the ones the
+// AVX512-VNNI set puts in their place or adds (its integer dots are one
+// vpdpbusd instead of vpmaddubsw+vpmaddwd, with the same bits; prompt
+// batches spend most of their time in the tiles and panels). nil: the set
+// has no kernel of that shape for the type. The wrappers take the block
+// sizes from the type and its activation format, and check the slice
+// bounds once so that the assembly never reads past them.
+var asmKernels = []struct {
+	typ       ggml.Type
+	dot       asmDot
+	rows      asmRows
+	dot4      asmDot4
+	tile      asmTile
+	dot4VNNI  asmDot4
+	tileVNNI  asmTile
+	panelVNNI asmPanel
+}{
+	{ggml.TypeF32, matF32AVX2, nil, matF32x4AVX2, nil, nil, nil, nil},
+	{ggml.TypeF16, matF16AVX2, nil, matF16x4AVX2, nil, nil, nil, nil},
+	{ggml.TypeBF16, matBF16AVX2, nil, matBF16x4AVX2, nil, nil, nil, nil},
+	{ggml.TypeQ4_0, dotQ4_0Q8_0AVX2, dotQ4_0Q8_0RowsAVX2, dotQ4_0Q8_0x4AVX2, tileQ4_0Q8_0x4x4AVX2, dotQ4_0Q8_0x4VNNI, tileQ4_0Q8_0x4x4VNNI, panelQ4_0Q8_0x2x16VNNI},
+	{ggml.TypeQ4_1, dotQ4_1Q8_1AVX2, nil, dotQ4_1Q8_1x4AVX2, nil, nil, nil, nil},
+	{ggml.TypeQ5_0, dotQ5_0Q8_0AVX2, dotQ5_0Q8_0RowsAVX2, dotQ5_0Q8_0x4AVX2, tileQ5_0Q8_0x4x4AVX2, dotQ5_0Q8_0x4VNNI, tileQ5_0Q8_0x4x4VNNI, nil},
+	{ggml.TypeQ5_1, dotQ5_1Q8_1AVX2, nil, dotQ5_1Q8_1x4AVX2, nil, nil, nil, nil},
+	{ggml.TypeQ8_0, dotQ8_0Q8_0AVX2, dotQ8_0Q8_0RowsAVX2, dotQ8_0Q8_0x4AVX2, tileQ8_0Q8_0x4x4AVX2, dotQ8_0Q8_0x4VNNI, tileQ8_0Q8_0x4x4VNNI, panelQ8_0Q8_0x2x16VNNI},
+	{ggml.TypeIQ4_NL, dotIQ4NLQ8_0AVX2, dotIQ4NLQ8_0RowsAVX2, dotIQ4NLQ8_0x4AVX2, tileIQ4NLQ8_0x4x4AVX2, dotIQ4NLQ8_0x4VNNI, tileIQ4NLQ8_0x4x4VNNI, panelIQ4NLQ8_0x2x16VNNI},
+	{ggml.TypeQ2_K, dotQ2_KQ8_KAVX2, nil, dotQ2_KQ8_Kx4AVX2, nil, nil, nil, nil},
+	{ggml.TypeQ3_K, dotQ3_KQ8_KAVX2, nil, dotQ3_KQ8_Kx4AVX2, nil, nil, nil, nil},
+	{ggml.TypeQ4_K, dotQ4_KQ8_KAVX2, dotQ4_KQ8_KRowsAVX2, dotQ4_KQ8_Kx4AVX2, nil, nil, nil, panelQ4_KQ8_Kx2x16VNNI},
+	{ggml.TypeQ5_K, dotQ5_KQ8_KAVX2, dotQ5_KQ8_KRowsAVX2, dotQ5_KQ8_Kx4AVX2, nil, nil, nil, panelQ5_KQ8_Kx2x16VNNI},
+	{ggml.TypeQ6_K, dotQ6_KQ8_KAVX2, dotQ6_KQ8_KRowsAVX2, dotQ6_KQ8_Kx4AVX2, nil, nil, nil, panelQ6_KQ8_Kx2x16VNNI},
+	{ggml.TypeIQ4_XS, dotIQ4XSQ8_KAVX2, dotIQ4XSQ8_KRowsAVX2, dotIQ4XSQ8_Kx4AVX2, nil, nil, nil, panelIQ4XSQ8_Kx2x16VNNI},
+}
+
 // install puts the named (available) set in place over the Go reference.
 func install(set string) {
 	useGo()
-	if set == SetAVX2 || set == SetAVX512 {
-		useAsm()
+	if set != SetAVX2 && set != SetAVX512 {
+		return
 	}
-	if set == SetAVX512 {
-		useVNNI()
+	vnni := set == SetAVX512
+	for _, a := range asmKernels {
+		k := installed[a.typ]
+		per, wBytes, aBytes := a.typ.BlockSize(), a.typ.TypeSize(), k.act.blockBytes()
+		if per == 1 { // plain weights: no division by the block size
+			k.dot, k.dot4 = floatDot(a.dot, wBytes), floatDot4(a.dot4, wBytes)
+		} else {
+			k.dot, k.dot4 = blockDot(a.dot, per, wBytes, aBytes), blockDot4(a.dot4, per, wBytes, aBytes)
+		}
+		if a.rows != nil {
+			k.rows = blockRows(a.rows, per, wBytes, aBytes)
+		}
+		if a.tile != nil {
+			k.tile = blockTile(a.tile, per, wBytes, aBytes)
+		}
+		if vnni && a.dot4VNNI != nil {
+			k.dot4 = blockDot4(a.dot4VNNI, per, wBytes, aBytes)
+		}
+		if vnni && a.tileVNNI != nil {
+			k.tile = blockTile(a.tileVNNI, per, wBytes, aBytes)
+		}
+		if vnni && a.panelVNNI != nil {
+			k.panel = blockPanel(a.panelVNNI, per, wBytes, k.act.panelBlockBytes())
+		}
 	}
+	useAsmVectors()
 }
 
-// useVNNI installs the four-row and tile kernels whose integer dots are one
-// vpdpbusd instead of vpmaddubsw+vpmaddwd (the same bits as the AVX2 ones),
-// and the panel kernels (Q8_0, Q4_0, IQ4_NL), which have no AVX2
-// counterpart. Prompt batches spend most of their time in them.
-func useVNNI() {
-	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4VNNI, 32, 34, q8_0Len)
-	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4VNNI, 32, 18, q8_0Len)
-	dot4For[ggml.TypeQ5_0] = blockDot4(dotQ5_0Q8_0x4VNNI, 32, 22, q8_0Len)
-	dot4For[ggml.TypeIQ4_NL] = blockDot4(dotIQ4NLQ8_0x4VNNI, 32, 18, q8_0Len)
-	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x4x4VNNI, 32, 34, q8_0Len)
-	panelFor[ggml.TypeQ8_0] = blockPanel(panelQ8_0Q8_0x2x16VNNI, 34)
-	panelFor[ggml.TypeQ4_0] = blockPanel(panelQ4_0Q8_0x2x16VNNI, 18)
-	panelFor[ggml.TypeIQ4_NL] = blockPanel(panelIQ4NLQ8_0x2x16VNNI, 18)
-	panelFor[ggml.TypeQ4_K] = blockPanelK(panelQ4_KQ8_Kx2x16VNNI, 144)
-	panelFor[ggml.TypeQ5_K] = blockPanelK(panelQ5_KQ8_Kx2x16VNNI, 176)
-	panelFor[ggml.TypeQ6_K] = blockPanelK(panelQ6_KQ8_Kx2x16VNNI, 210)
-	panelFor[ggml.TypeIQ4_XS] = blockPanelK(panelIQ4XSQ8_Kx2x16VNNI, 136)
-	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4VNNI, 32, 18, q8_0Len)
-	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4VNNI, 32, 22, q8_0Len)
-	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4VNNI, 32, 18, q8_0Len)
-}
-
-// useAsm installs the assembly kernels. The wrappers check the slice bounds
-// once so the assembly never reads past them.
-func useAsm() {
-	dotF32Bytes = floatDot(matF32AVX2, 4)
-	dotF16Act = floatDot(matF16AVX2, 2)
-	dotBF16Act = floatDot(matBF16AVX2, 2)
-	dot4For[ggml.TypeF32] = floatDot4(matF32x4AVX2, 4)
-	dot4For[ggml.TypeF16] = floatDot4(matF16x4AVX2, 2)
-	dot4For[ggml.TypeBF16] = floatDot4(matBF16x4AVX2, 2)
-	dotQ8_0Q8_0 = blockDot(dotQ8_0Q8_0AVX2, 32, 34, q8_0Len)
-	dotQ4_0Q8_0 = blockDot(dotQ4_0Q8_0AVX2, 32, 18, q8_0Len)
-	dotQ4_KQ8_K = blockDot(dotQ4_KQ8_KAVX2, qkK, 144, q8KLen)
-	dotQ5_KQ8_K = blockDot(dotQ5_KQ8_KAVX2, qkK, 176, q8KLen)
-	dotQ6_KQ8_K = blockDot(dotQ6_KQ8_KAVX2, qkK, 210, q8KLen)
-	dot4For[ggml.TypeQ8_0] = blockDot4(dotQ8_0Q8_0x4AVX2, 32, 34, q8_0Len)
-	tileFor[ggml.TypeQ8_0] = blockTile(tileQ8_0Q8_0x4x4AVX2, 32, 34, q8_0Len)
-	tileFor[ggml.TypeQ4_0] = blockTile(tileQ4_0Q8_0x4x4AVX2, 32, 18, q8_0Len)
-	tileFor[ggml.TypeQ5_0] = blockTile(tileQ5_0Q8_0x4x4AVX2, 32, 22, q8_0Len)
-	tileFor[ggml.TypeIQ4_NL] = blockTile(tileIQ4NLQ8_0x4x4AVX2, 32, 18, q8_0Len)
-	dot4For[ggml.TypeQ4_0] = blockDot4(dotQ4_0Q8_0x4AVX2, 32, 18, q8_0Len)
-	dot4For[ggml.TypeQ4_K] = blockDot4(dotQ4_KQ8_Kx4AVX2, qkK, 144, q8KLen)
-	dot4For[ggml.TypeQ5_K] = blockDot4(dotQ5_KQ8_Kx4AVX2, qkK, 176, q8KLen)
-	dot4For[ggml.TypeQ6_K] = blockDot4(dotQ6_KQ8_Kx4AVX2, qkK, 210, q8KLen)
-	dot4For[ggml.TypeQ5_0] = blockDot4(dotQ5_0Q8_0x4AVX2, 32, 22, q8_0Len)
-	dot4For[ggml.TypeIQ4_NL] = blockDot4(dotIQ4NLQ8_0x4AVX2, 32, 18, q8_0Len)
-	dot4For[ggml.TypeQ4_1] = blockDot4(dotQ4_1Q8_1x4AVX2, 32, 20, q8_1Len)
-	dot4For[ggml.TypeQ5_1] = blockDot4(dotQ5_1Q8_1x4AVX2, 32, 24, q8_1Len)
-	dot4For[ggml.TypeQ2_K] = blockDot4(dotQ2_KQ8_Kx4AVX2, qkK, 84, q8KLen)
-	dot4For[ggml.TypeQ3_K] = blockDot4(dotQ3_KQ8_Kx4AVX2, qkK, 110, q8KLen)
-	dot4For[ggml.TypeIQ4_XS] = blockDot4(dotIQ4XSQ8_Kx4AVX2, qkK, 136, q8KLen)
-	dotQ5_0Q8_0 = blockDot(dotQ5_0Q8_0AVX2, 32, 22, q8_0Len)
-	dotQ4_1Q8_1 = blockDot(dotQ4_1Q8_1AVX2, 32, 20, q8_1Len)
-	dotQ5_1Q8_1 = blockDot(dotQ5_1Q8_1AVX2, 32, 24, q8_1Len)
-	dotIQ4NLQ8_0 = blockDot(dotIQ4NLQ8_0AVX2, 32, 18, q8_0Len)
-	dotIQ4XSQ8_K = blockDot(dotIQ4XSQ8_KAVX2, qkK, 136, q8KLen)
-	dotQ2_KQ8_K = blockDot(dotQ2_KQ8_KAVX2, qkK, 84, q8KLen)
-	dotQ3_KQ8_K = blockDot(dotQ3_KQ8_KAVX2, qkK, 110, q8KLen)
-
-	rowsFor[ggml.TypeQ8_0] = blockRows(dotQ8_0Q8_0RowsAVX2, 32, 34, q8_0Len)
-	rowsFor[ggml.TypeQ4_0] = blockRows(dotQ4_0Q8_0RowsAVX2, 32, 18, q8_0Len)
-	rowsFor[ggml.TypeQ5_0] = blockRows(dotQ5_0Q8_0RowsAVX2, 32, 22, q8_0Len)
-	rowsFor[ggml.TypeIQ4_NL] = blockRows(dotIQ4NLQ8_0RowsAVX2, 32, 18, q8_0Len)
-	rowsFor[ggml.TypeQ4_K] = blockRows(dotQ4_KQ8_KRowsAVX2, qkK, 144, q8KLen)
-	rowsFor[ggml.TypeQ5_K] = blockRows(dotQ5_KQ8_KRowsAVX2, qkK, 176, q8KLen)
-	rowsFor[ggml.TypeQ6_K] = blockRows(dotQ6_KQ8_KRowsAVX2, qkK, 210, q8KLen)
-	rowsFor[ggml.TypeIQ4_XS] = blockRows(dotIQ4XSQ8_KRowsAVX2, qkK, 136, q8KLen)
-
+// useAsmVectors installs the assembly vector kernels and activation
+// quantizers.
+func useAsmVectors() {
 	quantizeRowQ8_0 = func(dst []byte, x []float32) {
-		if nb := len(x) / qk8; nb > 0 {
-			_ = dst[nb*q8_0Len-1]
+		if nb := len(x) / block.QK; nb > 0 {
+			_ = dst[nb*block.Q8_0Bytes-1]
 			quantizeQ8_0AVX2(&dst[0], &x[0], nb)
 		}
 	}
 	quantizeRowQ8_1 = func(dst []byte, x []float32) {
-		if nb := len(x) / qk8; nb > 0 {
-			_ = dst[nb*q8_1Len-1]
+		if nb := len(x) / block.QK; nb > 0 {
+			_ = dst[nb*block.Q8_1Bytes-1]
 			quantizeQ8_1AVX2(&dst[0], &x[0], nb)
 		}
 	}
 	quantizeRowQ8_K = func(dst []byte, x []float32) {
-		if nb := len(x) / qkK; nb > 0 {
-			_ = dst[nb*q8KLen-1]
+		if nb := len(x) / block.QK_K; nb > 0 {
+			_ = dst[nb*block.Q8_KBytes-1]
 			quantizeQ8_KAVX2(&dst[0], &x[0], nb)
 		}
 	}
@@ -235,34 +239,18 @@ func blockTile(k func(x *byte, xstride int, y *byte, ystride, nb int, out *float
 	}
 }
 
-// blockPanel wraps a panel assembly kernel (weight blocks of 32 quants,
-// wBytes each) as a panelFunc.
-func blockPanel(k func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int), wBytes int) panelFunc {
+// blockPanel wraps a panel assembly kernel (weight blocks of per quants,
+// wBytes each, against a panel of pBytes per block) as a panelFunc.
+func blockPanel(k func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int), per, wBytes, pBytes int) panelFunc {
 	return func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int) {
-		nb := n / qk8
+		nb := n / per
 		if nb == 0 {
 			for c := range panelRows {
 				out[c*outstride], out[c*outstride+1] = 0, 0
 			}
 			return
 		}
-		_, _, _ = w[wstride+nb*wBytes-1], panel[nb*panelBlock-1], out[(panelRows-1)*outstride+1]
-		k(&w[0], wstride, &panel[0], nb, &out[0], outstride)
-	}
-}
-
-// blockPanelK wraps a K-quant panel assembly kernel (weight blocks of 256
-// quants, wBytes each, against a Q8_K panel) as a panelFunc.
-func blockPanelK(k func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int), wBytes int) panelFunc {
-	return func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int) {
-		nb := n / qkK
-		if nb == 0 {
-			for c := range panelRows {
-				out[c*outstride], out[c*outstride+1] = 0, 0
-			}
-			return
-		}
-		_, _, _ = w[wstride+nb*wBytes-1], panel[nb*panelKBlock-1], out[(panelRows-1)*outstride+1]
+		_, _, _ = w[wstride+nb*wBytes-1], panel[nb*pBytes-1], out[(panelRows-1)*outstride+1]
 		k(&w[0], wstride, &panel[0], nb, &out[0], outstride)
 	}
 }

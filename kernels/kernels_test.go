@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/x448/float16"
 )
@@ -115,7 +116,7 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				if t == ggml.TypeQ4_0 {
 					o[j], o[j+16] = h(blk)*float64(lo-8), h(blk)*float64(hi-8)
 				} else {
-					o[j], o[j+16] = h(blk)*float64(kvaluesIQ4NL[lo]), h(blk)*float64(kvaluesIQ4NL[hi])
+					o[j], o[j+16] = h(blk)*float64(block.IQ4NLValues[lo]), h(blk)*float64(block.IQ4NLValues[hi])
 				}
 			}
 		case ggml.TypeQ4_1:
@@ -157,12 +158,12 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				if blk[l]>>(4*half+j)&1 == 0 {
 					q -= 4
 				}
-				o[e] = h(blk[108:]) * float64(q3KScale(blk[96:108], e/16)-32) * float64(q)
+				o[e] = h(blk[108:]) * float64(block.ScaleQ3_K(blk[96:108], e/16)) * float64(q)
 			}
 		case ggml.TypeQ4_K, ggml.TypeQ5_K:
 			for e := 0; e < 256; e++ {
 				j := e / 32
-				sc, m := scaleMinK4(j, blk[4:16])
+				sc, m := block.ScaleMinK4(j, blk[4:16])
 				var q int
 				if t == ggml.TypeQ4_K {
 					q = int(blk[16+32*(j/2)+e%32] >> (4 * (j & 1)) & 15)
@@ -192,7 +193,7 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				if e%32 >= 16 {
 					q = b >> 4
 				}
-				o[e] = h(blk) * float64(ls-32) * float64(kvaluesIQ4NL[q])
+				o[e] = h(blk) * float64(ls-32) * float64(block.IQ4NLValues[q])
 			}
 		default:
 			panic("no dequantizer for " + t.String())
@@ -211,13 +212,13 @@ func dequantAct(f actFormat, a []byte, cols int) []float64 {
 		case actF16, actBF16:
 			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(a[4*i:])))
 		case actQ8_0:
-			b := a[i/32*q8_0Len:]
+			b := a[i/32*block.Q8_0Bytes:]
 			out[i] = h(b) * float64(int8(b[2+i%32]))
 		case actQ8_1:
-			b := a[i/32*q8_1Len:]
+			b := a[i/32*block.Q8_1Bytes:]
 			out[i] = h(b) * float64(int8(b[4+i%32]))
 		case actQ8_K:
-			b := a[i/256*q8KLen:]
+			b := a[i/256*block.Q8_KBytes:]
 			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b))) * float64(int8(b[4+i%256]))
 		}
 	}
@@ -266,10 +267,10 @@ func minTerms(t ggml.Type, row []byte, cols int) []float64 {
 			case ggml.TypeQ2_K:
 				m = h(blk[82:]) * float64(blk[e/16]>>4)
 			case ggml.TypeQ4_K, ggml.TypeQ5_K:
-				_, mi := scaleMinK4(e/32, blk[4:16])
+				_, mi := block.ScaleMinK4(e/32, blk[4:16])
 				m = h(blk[2:]) * float64(mi)
 			case ggml.TypeQ3_K:
-				m = 4 * h(blk[108:]) * float64(q3KScale(blk[96:108], e/16)-32)
+				m = 4 * h(blk[108:]) * float64(block.ScaleQ3_K(blk[96:108], e/16))
 			case ggml.TypeQ6_K:
 				m = 32 * h(blk[208:]) * float64(int8(blk[192+e/16]))
 			default:
@@ -297,10 +298,10 @@ func refDotFor(t ggml.Type, row []byte, cols int, w, a []float64) (dot, tol floa
 
 var goDots = map[ggml.Type]dotFunc{
 	ggml.TypeF32: dotF32Go, ggml.TypeF16: dotF16ActGo, ggml.TypeBF16: dotBF16ActGo,
-	ggml.TypeQ4_0: dotQ4_0Q8_0Go, ggml.TypeQ4_1: dotQ4_1Q8_1Go, ggml.TypeQ5_0: dotQ5_0Q8_0Go,
-	ggml.TypeQ5_1: dotQ5_1Q8_1Go, ggml.TypeQ8_0: dotQ8_0Q8_0Go, ggml.TypeIQ4_NL: dotIQ4NLQ8_0Go,
-	ggml.TypeQ2_K: dotQ2_KQ8_KGo, ggml.TypeQ3_K: dotQ3_KQ8_KGo, ggml.TypeQ4_K: dotQ4_KQ8_KGo,
-	ggml.TypeQ5_K: dotQ5_KQ8_KGo, ggml.TypeQ6_K: dotQ6_KQ8_KGo, ggml.TypeIQ4_XS: dotIQ4XSQ8_KGo,
+	ggml.TypeQ4_0: block.DotQ4_0Q8_0, ggml.TypeQ4_1: block.DotQ4_1Q8_1, ggml.TypeQ5_0: block.DotQ5_0Q8_0,
+	ggml.TypeQ5_1: block.DotQ5_1Q8_1, ggml.TypeQ8_0: block.DotQ8_0Q8_0, ggml.TypeIQ4_NL: block.DotIQ4_NLQ8_0,
+	ggml.TypeQ2_K: block.DotQ2_KQ8_K, ggml.TypeQ3_K: block.DotQ3_KQ8_K, ggml.TypeQ4_K: block.DotQ4_KQ8_K,
+	ggml.TypeQ5_K: block.DotQ5_KQ8_K, ggml.TypeQ6_K: block.DotQ6_KQ8_K, ggml.TypeIQ4_XS: block.DotIQ4_XSQ8_K,
 }
 
 // TestDotsAgainstReference checks the kernel in use and the Go reference for
@@ -371,7 +372,7 @@ func TestActivationQuantizers(t *testing.T) {
 		switch f {
 		case actQ8_1:
 			for b := 0; b < len(x)/32; b++ {
-				blk := a[b*q8_1Len:]
+				blk := a[b*block.Q8_1Bytes:]
 				sum := 0
 				for _, q := range blk[4:36] {
 					sum += int(int8(q))
@@ -387,7 +388,7 @@ func TestActivationQuantizers(t *testing.T) {
 			}
 		case actQ8_K:
 			for b := 0; b < len(x)/256; b++ {
-				blk := a[b*q8KLen:]
+				blk := a[b*block.Q8_KBytes:]
 				for g := 0; g < 16; g++ {
 					sum := 0
 					for _, q := range blk[4+16*g : 4+16*g+16] {
@@ -498,7 +499,7 @@ func TestBF16Rounding(t *testing.T) {
 		{0x7f800001, 0x7fc0}, // signalling NaN quieted
 		{0x7f7fffff, 0x7f80}, // overflow to inf
 	} {
-		if got := f32ToBF16Bits(math.Float32frombits(c.in)); got != c.want {
+		if got := block.FloatToBF16(math.Float32frombits(c.in)); got != c.want {
 			t.Errorf("%#08x: got %#04x want %#04x", c.in, got, c.want)
 		}
 	}
@@ -667,9 +668,9 @@ func TestQuantizersAsmMatchGo(t *testing.T) {
 			inuse, go_ func([]byte, []float32)
 			size       int
 		}{
-			{"Q8_0", quantizeRowQ8_0, quantizeRowQ8_0Go, n / 32 * q8_0Len},
-			{"Q8_1", quantizeRowQ8_1, quantizeRowQ8_1Go, n / 32 * q8_1Len},
-			{"Q8_K", quantizeRowQ8_K, quantizeRowQ8_KGo, n / 256 * q8KLen},
+			{"Q8_0", quantizeRowQ8_0, quantizeRowQ8_0Go, n / 32 * block.Q8_0Bytes},
+			{"Q8_1", quantizeRowQ8_1, quantizeRowQ8_1Go, n / 32 * block.Q8_1Bytes},
+			{"Q8_K", quantizeRowQ8_K, quantizeRowQ8_KGo, n / 256 * block.Q8_KBytes},
 		} {
 			got, want := make([]byte, c.size), make([]byte, c.size)
 			for i := range got {
@@ -705,8 +706,8 @@ func TestRoundingAsmMatchesGo(t *testing.T) {
 			inuse, go_ func(dst, x []float32)
 			rule       func(float32) uint32
 		}{
-			{"bf16", roundBF16Impl, roundBF16Go, func(v float32) uint32 { return uint32(f32ToBF16Bits(v)) << 16 }},
-			{"f16", roundF16Impl, roundF16Go, func(v float32) uint32 { return math.Float32bits(f16Table[f32ToF16Bits(v)]) }},
+			{"bf16", roundBF16Impl, roundBF16Go, func(v float32) uint32 { return uint32(block.FloatToBF16(v)) << 16 }},
+			{"f16", roundF16Impl, roundF16Go, func(v float32) uint32 { return math.Float32bits(block.HalfToFloat(block.FloatToHalf(v))) }},
 		} {
 			got, want := make([]float32, n), make([]float32, n)
 			c.inuse(got, x)
@@ -743,11 +744,11 @@ func TestAsmUsesOnlyAVX2Registers(t *testing.T) {
 // TestDot4MatchesDot checks the four-row kernels against four single dots,
 // bit for bit, with the outputs strided as MatMul stores them.
 func TestDot4MatchesDot(t *testing.T) {
-	if len(dot4For) == 0 {
+	if len(dot4Kernels()) == 0 {
 		t.Skip("no four-row kernels in use")
 	}
 	rng := rand.New(rand.NewPCG(17, 18))
-	for typ, dot4 := range dot4For {
+	for typ, dot4 := range dot4Kernels() {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8} {
 			cols := nblocks * typ.BlockSize()
@@ -776,11 +777,11 @@ func TestDot4MatchesDot(t *testing.T) {
 // TestTileMatchesDot checks the 4×4 tile kernels against sixteen single
 // dots, bit for bit, with padding between the weight rows.
 func TestTileMatchesDot(t *testing.T) {
-	if len(tileFor) == 0 {
+	if len(tileKernels()) == 0 {
 		t.Skip("no tile kernels in use")
 	}
 	rng := rand.New(rand.NewPCG(23, 24))
-	for typ, tile := range tileFor {
+	for typ, tile := range tileKernels() {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8, 9} {
 			cols := nblocks * typ.BlockSize()
@@ -816,11 +817,11 @@ func TestTileMatchesDot(t *testing.T) {
 // sixteen packed activation rows) against single dots, bit for bit, with
 // extreme quants among random ones.
 func TestPanelMatchesDot(t *testing.T) {
-	if len(panelFor) == 0 {
+	if len(panelKernels()) == 0 {
 		t.Skip("no panel kernels in use")
 	}
 	rng := rand.New(rand.NewPCG(25, 26))
-	for typ, panel := range panelFor {
+	for typ, panel := range panelKernels() {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8, 9} {
 			cols := nblocks * typ.BlockSize()
@@ -950,11 +951,11 @@ func TestMatMulEdges(t *testing.T) {
 // bit for bit, for odd block counts (the Q8_0 family's one-block tail must
 // leave x at the next row) and row counts.
 func TestRowsMatchesDot(t *testing.T) {
-	if len(rowsFor) == 0 {
+	if len(rowsKernels()) == 0 {
 		t.Skip("no many-rows kernels in use")
 	}
 	rng := rand.New(rand.NewPCG(19, 20))
-	for typ, rows := range rowsFor {
+	for typ, rows := range rowsKernels() {
 		format, dot, _ := kernelFor(typ)
 		for _, nblocks := range []int{1, 2, 3, 8} {
 			for _, nrows := range []int{1, 2, 7} {
@@ -980,4 +981,33 @@ func TestRowsMatchesDot(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The installed kernels of each shape, by weight type.
+
+func dot4Kernels() map[ggml.Type]dot4Func {
+	return kernelsOf(func(k *kernelRow) (dot4Func, bool) { return k.dot4, k.dot4 != nil })
+}
+
+func tileKernels() map[ggml.Type]tileFunc {
+	return kernelsOf(func(k *kernelRow) (tileFunc, bool) { return k.tile, k.tile != nil })
+}
+
+func panelKernels() map[ggml.Type]panelFunc {
+	return kernelsOf(func(k *kernelRow) (panelFunc, bool) { return k.panel, k.panel != nil })
+}
+
+func rowsKernels() map[ggml.Type]rowsFunc {
+	return kernelsOf(func(k *kernelRow) (rowsFunc, bool) { return k.rows, k.rows != nil })
+}
+
+// kernelsOf returns, by weight type, the installed kernels that pick finds.
+func kernelsOf[F any](pick func(*kernelRow) (F, bool)) map[ggml.Type]F {
+	m := map[ggml.Type]F{}
+	for t, k := range installed {
+		if f, ok := pick(k); ok {
+			m[t] = f
+		}
+	}
+	return m
 }

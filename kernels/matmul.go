@@ -7,6 +7,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 )
 
@@ -18,26 +19,9 @@ type Matrix struct {
 	Rows, Cols int
 }
 
-// The dot kernels in use. They start as the Go reference; on amd64 with
-// AVX2+FMA+F16C (and without the purego tag) init replaces the ones that have
-// assembly.
+// The vector kernels in use (the KV cache's f16 dots and conversions):
+// the Go reference, replaced by assembly where a kernel set provides it.
 var (
-	dotF32Bytes  dotFunc = dotF32Go
-	dotF16Act    dotFunc = dotF16ActGo
-	dotBF16Act   dotFunc = dotBF16ActGo
-	dotQ4_0Q8_0  dotFunc = dotQ4_0Q8_0Go
-	dotQ4_1Q8_1  dotFunc = dotQ4_1Q8_1Go
-	dotQ5_0Q8_0  dotFunc = dotQ5_0Q8_0Go
-	dotQ5_1Q8_1  dotFunc = dotQ5_1Q8_1Go
-	dotQ8_0Q8_0  dotFunc = dotQ8_0Q8_0Go
-	dotIQ4NLQ8_0 dotFunc = dotIQ4NLQ8_0Go
-	dotQ2_KQ8_K  dotFunc = dotQ2_KQ8_KGo
-	dotQ3_KQ8_K  dotFunc = dotQ3_KQ8_KGo
-	dotQ4_KQ8_K  dotFunc = dotQ4_KQ8_KGo
-	dotQ5_KQ8_K  dotFunc = dotQ5_KQ8_KGo
-	dotQ6_KQ8_K  dotFunc = dotQ6_KQ8_KGo
-	dotIQ4XSQ8_K dotFunc = dotIQ4XSQ8_KGo
-
 	dotF32Impl    = dotF32SliceGo
 	dotF16F32Impl = dotF16F32Go
 	axpyF16Impl   = axpyF16Go
@@ -55,9 +39,6 @@ var (
 // once for four activation rows is cheaper in prompt batches.
 type dot4Func func(w, a []byte, astride, n int, out []float32, outstride int)
 
-// dot4For holds the four-row kernels where assembly provides one.
-var dot4For = map[ggml.Type]dot4Func{}
-
 // A tileFunc computes the dots of the four weight rows at w + r*wstride
 // (bytes) with the four activation rows at a + c*astride, storing them at
 // out[r + c*outstride] (r, c < 4). It gives the same bits as sixteen
@@ -66,19 +47,12 @@ var dot4For = map[ggml.Type]dot4Func{}
 // prompt batches need.
 type tileFunc func(w []byte, wstride int, a []byte, astride, n int, out []float32, outstride int)
 
-// tileFor holds the 4×4 tile kernels where assembly provides one.
-var tileFor = map[ggml.Type]tileFunc{}
-
 // A panelFunc computes the dots of the two weight rows at w and w+wstride
 // (bytes) with the sixteen activation rows of a panel (see packPanel and
 // packPanelQ8K),
 // storing them at out[r + c*outstride] (r < 2, c < 16). It gives the same
 // bits as 32 dotFunc calls.
 type panelFunc func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int)
-
-// panelFor holds the panel kernels where assembly provides one; their
-// weight types take Q8_0 or Q8_K activations.
-var panelFor = map[ggml.Type]panelFunc{}
 
 // Panels: sixteen Q8_0 activation rows repacked so that a vpdpbusd can
 // multiply four quants of a weight row, broadcast, with the same four quants
@@ -109,14 +83,14 @@ const (
 func packPanel(dst, act []byte, arow, nb int) {
 	dst = dst[:nb*panelBlock]
 	for c := range panelRows {
-		row := act[c*arow : c*arow+nb*q8_0Len]
+		row := act[c*arow : c*arow+nb*block.Q8_0Bytes]
 		for b := range nb {
-			blk, out := row[b*q8_0Len:(b+1)*q8_0Len], dst[b*panelBlock:(b+1)*panelBlock]
+			blk, out := row[b*block.Q8_0Bytes:(b+1)*block.Q8_0Bytes], dst[b*panelBlock:(b+1)*panelBlock]
 			sum := int32(0)
 			for k := range 8 {
 				copy(out[64*k+4*c:64*k+4*c+4], blk[2+4*k:6+4*k])
 			}
-			for _, q := range blk[2:q8_0Len] {
+			for _, q := range blk[2:block.Q8_0Bytes] {
 				sum += int32(int8(q))
 			}
 			binary.LittleEndian.PutUint32(out[panelSums+4*c:], uint32(sum))
@@ -130,47 +104,53 @@ func packPanel(dst, act []byte, arow, nb int) {
 func packPanelQ8K(dst, act []byte, arow, nb int) {
 	dst = dst[:nb*panelKBlock]
 	for c := range panelRows {
-		row := act[c*arow : c*arow+nb*q8KLen]
+		row := act[c*arow : c*arow+nb*block.Q8_KBytes]
 		for b := range nb {
-			blk, out := row[b*q8KLen:(b+1)*q8KLen], dst[b*panelKBlock:(b+1)*panelKBlock]
-			qs := blk[4 : 4+qkK]
-			for k := range qkK / 4 {
+			blk, out := row[b*block.Q8_KBytes:(b+1)*block.Q8_KBytes], dst[b*panelKBlock:(b+1)*panelKBlock]
+			qs := blk[4 : 4+block.QK_K]
+			for k := range block.QK_K / 4 {
 				copy(out[64*k+4*c:64*k+4*c+4], qs[4*k:4*k+4])
 			}
-			for pair := range qkK / 32 {
-				copy(out[panelKSums+64*pair+4*c:panelKSums+64*pair+4*c+4], blk[4+qkK+4*pair:])
+			for pair := range block.QK_K / 32 {
+				copy(out[panelKSums+64*pair+4*c:panelKSums+64*pair+4*c+4], blk[4+block.QK_K+4*pair:])
 			}
 			copy(out[panelKScales+4*c:panelKScales+4*c+4], blk[:4])
 		}
 	}
 }
 
+// panelBlockBytes is the size of one packed panel block in format f (which
+// must have panel kernels: Q8_0 or Q8_K).
+func (f actFormat) panelBlockBytes() int {
+	if f == actQ8_K {
+		return panelKBlock
+	}
+	return panelBlock
+}
+
 // panelBytes is the size of one packed panel of cols columns in format f
 // (which must have panel kernels: Q8_0 or Q8_K).
 func (f actFormat) panelBytes(cols int) int {
 	if f == actQ8_K {
-		return cols / qkK * panelKBlock
+		return cols / block.QK_K * panelKBlock
 	}
-	return cols / qk8 * panelBlock
+	return cols / block.QK * panelBlock
 }
 
 // packPanel repacks the panelRows converted rows at act (arow bytes apart,
 // cols columns) into dst.
 func (f actFormat) packPanel(dst, act []byte, arow, cols int) {
 	if f == actQ8_K {
-		packPanelQ8K(dst, act, arow, cols/qkK)
+		packPanelQ8K(dst, act, arow, cols/block.QK_K)
 		return
 	}
-	packPanel(dst, act, arow, cols/qk8)
+	packPanel(dst, act, arow, cols/block.QK)
 }
 
 // A rowsFunc stores in out[r] the dot of weight row r of w (rows
 // consecutive rows of n elements) with the activation row a. It gives the
 // same bits as a dotFunc per row, without a call per row.
 type rowsFunc func(w, a []byte, n, rows int, out []float32)
-
-// rowsFor holds the many-rows kernels where assembly provides one.
-var rowsFor = map[ggml.Type]rowsFunc{}
 
 // actFormat says how activations are converted for one weight type.
 type actFormat int
@@ -184,18 +164,24 @@ const (
 	actQ8_K
 )
 
-// rowBytes is the size of one converted activation row of cols elements.
-func (f actFormat) rowBytes(cols int) int {
-	switch f {
-	case actF32, actF16, actBF16:
-		return 4 * cols
-	case actQ8_0:
-		return cols / qk8 * q8_0Len
-	case actQ8_1:
-		return cols / qk8 * q8_1Len
-	}
-	return cols / qkK * q8KLen
+// actLayouts gives, per activation format, the elements and bytes of one
+// converted block (one element for the plain types, which keep their
+// activations as float32).
+var actLayouts = [...]struct{ elems, bytes int }{
+	actF32:  {1, 4},
+	actF16:  {1, 4},
+	actBF16: {1, 4},
+	actQ8_0: {block.QK, block.Q8_0Bytes},
+	actQ8_1: {block.QK, block.Q8_1Bytes},
+	actQ8_K: {block.QK_K, block.Q8_KBytes},
 }
+
+// blockBytes is the size of one converted activation block: the bytes that
+// go with one block of the weight types taking this format.
+func (f actFormat) blockBytes() int { return actLayouts[f].bytes }
+
+// rowBytes is the size of one converted activation row of cols elements.
+func (f actFormat) rowBytes(cols int) int { return cols / actLayouts[f].elems * actLayouts[f].bytes }
 
 func (f actFormat) convert(dst []byte, x []float32) {
 	switch f {
@@ -212,39 +198,60 @@ func (f actFormat) convert(dst []byte, x []float32) {
 	}
 }
 
+// A kernelRow is what MatMul runs for one weight type: the format its
+// activations are converted to, its dot, and the kernels of other shapes
+// that the installed kernel set provides (nil where it has none; MatMul
+// then uses dot). Every kernel of a row gives the same bits as dot.
+type kernelRow struct {
+	act   actFormat
+	dot   dotFunc
+	rows  rowsFunc
+	dot4  dot4Func
+	tile  tileFunc
+	panel panelFunc // weight types with Q8_0 or Q8_K activations only
+}
+
+// goKernels is the pure-Go reference: a row per supported weight type with
+// its activation format and dot. Kernel sets start from it.
+var goKernels = []struct {
+	typ ggml.Type
+	act actFormat
+	dot dotFunc
+}{
+	{ggml.TypeF32, actF32, dotF32Go},
+	{ggml.TypeF16, actF16, dotF16ActGo},
+	{ggml.TypeBF16, actBF16, dotBF16ActGo},
+	{ggml.TypeQ4_0, actQ8_0, block.DotQ4_0Q8_0},
+	{ggml.TypeQ4_1, actQ8_1, block.DotQ4_1Q8_1},
+	{ggml.TypeQ5_0, actQ8_0, block.DotQ5_0Q8_0},
+	{ggml.TypeQ5_1, actQ8_1, block.DotQ5_1Q8_1},
+	{ggml.TypeQ8_0, actQ8_0, block.DotQ8_0Q8_0},
+	{ggml.TypeIQ4_NL, actQ8_0, block.DotIQ4_NLQ8_0},
+	{ggml.TypeQ2_K, actQ8_K, block.DotQ2_KQ8_K},
+	{ggml.TypeQ3_K, actQ8_K, block.DotQ3_KQ8_K},
+	{ggml.TypeQ4_K, actQ8_K, block.DotQ4_KQ8_K},
+	{ggml.TypeQ5_K, actQ8_K, block.DotQ5_KQ8_K},
+	{ggml.TypeQ6_K, actQ8_K, block.DotQ6_KQ8_K},
+	{ggml.TypeIQ4_XS, actQ8_K, block.DotIQ4_XSQ8_K},
+}
+
+// installed holds the kernel row of every supported weight type for the
+// active kernel set (see install).
+var installed = goRows()
+
+// goRows returns the rows of the pure-Go reference.
+func goRows() map[ggml.Type]*kernelRow {
+	rows := make(map[ggml.Type]*kernelRow, len(goKernels))
+	for _, k := range goKernels {
+		rows[k.typ] = &kernelRow{act: k.act, dot: k.dot}
+	}
+	return rows
+}
+
 // kernelFor returns the activation format and dot kernel for weight type t.
 func kernelFor(t ggml.Type) (actFormat, dotFunc, bool) {
-	switch t {
-	case ggml.TypeF32:
-		return actF32, dotF32Bytes, true
-	case ggml.TypeF16:
-		return actF16, dotF16Act, true
-	case ggml.TypeBF16:
-		return actBF16, dotBF16Act, true
-	case ggml.TypeQ4_0:
-		return actQ8_0, dotQ4_0Q8_0, true
-	case ggml.TypeQ4_1:
-		return actQ8_1, dotQ4_1Q8_1, true
-	case ggml.TypeQ5_0:
-		return actQ8_0, dotQ5_0Q8_0, true
-	case ggml.TypeQ5_1:
-		return actQ8_1, dotQ5_1Q8_1, true
-	case ggml.TypeQ8_0:
-		return actQ8_0, dotQ8_0Q8_0, true
-	case ggml.TypeIQ4_NL:
-		return actQ8_0, dotIQ4NLQ8_0, true
-	case ggml.TypeQ2_K:
-		return actQ8_K, dotQ2_KQ8_K, true
-	case ggml.TypeQ3_K:
-		return actQ8_K, dotQ3_KQ8_K, true
-	case ggml.TypeQ4_K:
-		return actQ8_K, dotQ4_KQ8_K, true
-	case ggml.TypeQ5_K:
-		return actQ8_K, dotQ5_KQ8_K, true
-	case ggml.TypeQ6_K:
-		return actQ8_K, dotQ6_KQ8_K, true
-	case ggml.TypeIQ4_XS:
-		return actQ8_K, dotIQ4XSQ8_K, true
+	if k, ok := installed[t]; ok {
+		return k.act, k.dot, true
 	}
 	return 0, nil, false
 }
@@ -420,7 +427,7 @@ func (j *mmJob) pack(pi int) {
 
 // addPart checks one product and adds it to the job.
 func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
-	_, dot, ok := kernelFor(m.Type)
+	k, ok := installed[m.Type]
 	if !ok {
 		panic(fmt.Sprintf("kernels: MatMul: unsupported weight type %v", m.Type))
 	}
@@ -455,9 +462,9 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 	}
 	var panel panelFunc
 	if n >= panelRows {
-		panel = panelFor[m.Type]
+		panel = k.panel
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: dot, dot4: dot4For[m.Type], tile: tileFor[m.Type], rows: rowsFor[m.Type], panel: panel, wrow: wrow,
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, tile: k.tile, rows: k.rows, panel: panel, wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }

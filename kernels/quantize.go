@@ -3,36 +3,29 @@ package kernels
 import (
 	"encoding/binary"
 	"math"
-)
 
-// Block sizes and byte sizes of the activation formats (ggml-common.h).
-const (
-	qk8     = 32           // elements per Q8_0 / Q8_1 block
-	qkK     = 256          // elements per K-quant super-block
-	q8_0Len = 2 + 32       // d f16, qs[32]
-	q8_1Len = 4 + 32       // d f16, s f16, qs[32]
-	q8KLen  = 4 + 256 + 32 // d f32, qs[256], bsums[16] int16
+	"github.com/llqt/llqt/formats/block"
 )
 
 // quantizeRowQ8_0Go writes len(x)/32 Q8_0 blocks to dst the way ggml-cpu's AVX2
 // quantize_row_q8_0 does: d = amax/127 stored as f16, quants round(x*127/amax)
 // with ties to even.
 func quantizeRowQ8_0Go(dst []byte, x []float32) {
-	for b := 0; b < len(x)/qk8; b++ {
-		blk := dst[b*q8_0Len : (b+1)*q8_0Len]
-		d, _ := quantizeBlock8(blk[2:34], x[b*qk8:(b+1)*qk8])
-		binary.LittleEndian.PutUint16(blk, f32ToF16Bits(d))
+	for b := 0; b < len(x)/block.QK; b++ {
+		blk := dst[b*block.Q8_0Bytes : (b+1)*block.Q8_0Bytes]
+		d, _ := quantizeBlock8(blk[2:34], x[b*block.QK:(b+1)*block.QK])
+		binary.LittleEndian.PutUint16(blk, block.FloatToHalf(d))
 	}
 }
 
 // quantizeRowQ8_1Go is quantizeRowQ8_0Go plus s = d*Σq stored as f16, as in
 // ggml-cpu's AVX2 quantize_row_q8_1.
 func quantizeRowQ8_1Go(dst []byte, x []float32) {
-	for b := 0; b < len(x)/qk8; b++ {
-		blk := dst[b*q8_1Len : (b+1)*q8_1Len]
-		d, sum := quantizeBlock8(blk[4:36], x[b*qk8:(b+1)*qk8])
-		binary.LittleEndian.PutUint16(blk, f32ToF16Bits(d))
-		binary.LittleEndian.PutUint16(blk[2:], f32ToF16Bits(d*float32(sum)))
+	for b := 0; b < len(x)/block.QK; b++ {
+		blk := dst[b*block.Q8_1Bytes : (b+1)*block.Q8_1Bytes]
+		d, sum := quantizeBlock8(blk[4:36], x[b*block.QK:(b+1)*block.QK])
+		binary.LittleEndian.PutUint16(blk, block.FloatToHalf(d))
+		binary.LittleEndian.PutUint16(blk[2:], block.FloatToHalf(d*float32(sum)))
 	}
 }
 
@@ -40,7 +33,7 @@ func quantizeRowQ8_1Go(dst []byte, x []float32) {
 // of the quants.
 func quantizeBlock8(qs []byte, x []float32) (d float32, sum int) {
 	var amax float32
-	for _, v := range x[:qk8] {
+	for _, v := range x[:block.QK] {
 		amax = max(amax, abs32(v))
 	}
 	d = amax / 127
@@ -48,10 +41,10 @@ func quantizeBlock8(qs []byte, x []float32) (d float32, sum int) {
 	if amax != 0 {
 		id = 127 / amax
 	}
-	for j, v := range x[:qk8] {
+	for j, v := range x[:block.QK] {
 		p := v * id
-		q := nearestInt(p)         // vroundps: nearest, ties to even
-		q = min(max(q, -128), 127) // vpackss saturation
+		q := int(block.NearestInt(p)) // vroundps: nearest, ties to even
+		q = min(max(q, -128), 127)    // vpackss saturation
 		qs[j] = byte(int8(q))
 		sum += q
 	}
@@ -62,9 +55,9 @@ func quantizeBlock8(qs []byte, x []float32) (d float32, sum int) {
 // scale -127/max of the signed extreme, nearest_int (ties to even), clamp at
 // 127, and the 16 bsums of 16 quants each.
 func quantizeRowQ8_KGo(dst []byte, x []float32) {
-	for b := 0; b < len(x)/qkK; b++ {
-		blk := dst[b*q8KLen : (b+1)*q8KLen]
-		xs := x[b*qkK : (b+1)*qkK]
+	for b := 0; b < len(x)/block.QK_K; b++ {
+		blk := dst[b*block.Q8_KBytes : (b+1)*block.Q8_KBytes]
+		xs := x[b*block.QK_K : (b+1)*block.QK_K]
 		var amax, maxv float32
 		for _, v := range xs {
 			if a := abs32(v); a > amax {
@@ -76,31 +69,24 @@ func quantizeRowQ8_KGo(dst []byte, x []float32) {
 			continue
 		}
 		iscale := -127 / maxv
-		qs := blk[4 : 4+qkK]
+		qs := blk[4 : 4+block.QK_K]
 		for j, v := range xs {
 			p := iscale * v
-			q := min(nearestInt(p), 127)
+			q := min(block.NearestInt(p), 127)
 			qs[j] = byte(int8(q))
 		}
-		for g := 0; g < qkK/16; g++ {
+		for g := 0; g < block.QK_K/16; g++ {
 			s := 0
 			for _, q := range qs[g*16 : g*16+16] {
 				s += int(int8(q))
 			}
-			binary.LittleEndian.PutUint16(blk[4+qkK+2*g:], uint16(int16(s)))
+			binary.LittleEndian.PutUint16(blk[4+block.QK_K+2*g:], uint16(int16(s)))
 		}
 		binary.LittleEndian.PutUint32(blk, math.Float32bits(1/iscale))
 	}
 }
 
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
-
-// nearestInt is ggml's nearest_int: add 1.5*2^23 in float32 and read the
-// mantissa, rounding half to even for |f| <= 4194303.
-func nearestInt(f float32) int {
-	v := f + 12582912
-	return int(math.Float32bits(v)&0x007fffff) - 0x00400000
-}
 
 // The activation quantizers in use: the Go ones above, or assembly that
 // produces the same bytes.
@@ -116,13 +102,13 @@ var (
 // the product of the two narrow values that ggml forms.
 func roundF16Go(dst, x []float32) {
 	for i, v := range x {
-		dst[i] = f16Table[f32ToF16Bits(v)]
+		dst[i] = block.HalfToFloat(block.FloatToHalf(v))
 	}
 }
 
 func roundBF16Go(dst, x []float32) {
 	for i, v := range x {
-		dst[i] = bf16BitsToF32(f32ToBF16Bits(v))
+		dst[i] = block.BF16ToFloat(block.FloatToBF16(v))
 	}
 }
 

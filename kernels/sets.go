@@ -44,20 +44,12 @@ func Use(name string) error {
 }
 
 // useGo installs the pure-Go reference kernels, undoing what init or an
-// earlier Use installed. The assignments mirror the variables' initial
-// values in matmul.go and quantize.go.
+// earlier Use installed. The vector kernels go back to the variables'
+// initial values in matmul.go and quantize.go.
 func useGo() {
-	dotF32Bytes, dotF16Act, dotBF16Act = dotF32Go, dotF16ActGo, dotBF16ActGo
-	dotQ4_0Q8_0, dotQ4_1Q8_1, dotQ5_0Q8_0, dotQ5_1Q8_1 = dotQ4_0Q8_0Go, dotQ4_1Q8_1Go, dotQ5_0Q8_0Go, dotQ5_1Q8_1Go
-	dotQ8_0Q8_0, dotIQ4NLQ8_0, dotIQ4XSQ8_K = dotQ8_0Q8_0Go, dotIQ4NLQ8_0Go, dotIQ4XSQ8_KGo
-	dotQ2_KQ8_K, dotQ3_KQ8_K, dotQ4_KQ8_K = dotQ2_KQ8_KGo, dotQ3_KQ8_KGo, dotQ4_KQ8_KGo
-	dotQ5_KQ8_K, dotQ6_KQ8_K = dotQ5_KQ8_KGo, dotQ6_KQ8_KGo
+	installed = goRows()
 	dotF32Impl, dotF16F32Impl, axpyF16Impl = dotF32SliceGo, dotF16F32Go, axpyF16Go
 	f16ToF32Impl, f32ToF16Impl, bf16ToF32Impl = f16ToF32Go, f32ToF16Go, bf16ToF32Go
 	roundF16Impl, roundBF16Impl = roundF16Go, roundBF16Go
 	quantizeRowQ8_0, quantizeRowQ8_1, quantizeRowQ8_K = quantizeRowQ8_0Go, quantizeRowQ8_1Go, quantizeRowQ8_KGo
-	clear(dot4For)
-	clear(tileFor)
-	clear(panelFor)
-	clear(rowsFor)
 }

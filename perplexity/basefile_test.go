@@ -130,14 +130,6 @@ func TestEncodeLogProbsSmallRange(t *testing.T) {
 	}
 }
 
-func TestNearestIntTiesToEven(t *testing.T) {
-	for x, want := range map[float32]int32{0.5: 0, 1.5: 2, 2.5: 2, 65534.5: 65534, 3.49: 3, -1.5: -2} {
-		if got := nearestInt(x); got != want {
-			t.Errorf("nearestInt(%v) = %d, want %d", x, got, want)
-		}
-	}
-}
-
 func TestBaseRoundTrip(t *testing.T) {
 	const nVocab, nCtx = 64, 32
 	toks := pseudoText(5*nCtx, nVocab, 9)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llqt/llqt/kernels"
 	"github.com/llqt/llqt/quant"
 )
 
@@ -131,7 +132,7 @@ func Imatrix(ctx context.Context, c ObservableContext, nVocab int, tokens []int3
 		}
 		if !opt.NoPPL {
 			next := tokens[i*opt.NCtx+first+1 : (i+1)*opt.NCtx]
-			parallelFor(scored, opt.Threads, func(j int) {
+			kernels.Parallel(opt.Threads, scored, func(j int) {
 				nll[j] = tokenNLL(logits[(first+j)*nVocab:(first+j+1)*nVocab], next[j])
 			})
 			for _, v := range nll {

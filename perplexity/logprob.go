@@ -2,6 +2,8 @@ package perplexity
 
 import (
 	"math"
+
+	"github.com/llqt/llqt/formats/block"
 )
 
 // The functions here reproduce llama-perplexity's arithmetic including the
@@ -45,10 +47,6 @@ func tokenNLL(logits []float32, tok int32) float64 {
 // to an even count.
 func rowLen(nVocab int) int { return 2*((nVocab+1)/2) + 4 }
 
-// nearestInt rounds half to even, as llama.cpp's nearest_int (the
-// 1.5·2^23 trick) does for |x| < 2^22.
-func nearestInt(x float32) int32 { return int32(math.RoundToEven(float64(x))) }
-
 // encodeLogProbs quantizes one row of logits into dst (rowLen(len(logits))
 // values) as llama.cpp's base-file writer does and returns the token's NLL,
 // computed as that writer computes it (in float32).
@@ -81,7 +79,7 @@ func encodeLogProbs(dst []uint16, logits []float32, tok int32) float32 {
 		for i, v := range logits {
 			if v > minLogit {
 				// Truncation to 16 bits as the C assignment does.
-				q[i] = uint16(nearestInt(inv * (v - minLogit)))
+				q[i] = uint16(block.NearestInt(inv * (v - minLogit)))
 			} else {
 				q[i] = 0
 			}

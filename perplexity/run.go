@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/llqt/llqt/kernels"
 )
 
 // Model is what perplexity needs from an inference engine.
@@ -178,7 +180,7 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 	err = ev.run(ctx, nChunk, func(i int) []int32 { return tokens[i*opt.NCtx : (i+1)*opt.NCtx] },
 		func(i int, logits []float32) error {
 			next := tokens[i*opt.NCtx+ev.first+1 : (i+1)*opt.NCtx]
-			parallelFor(scored, opt.Threads, func(j int) {
+			kernels.Parallel(opt.Threads, scored, func(j int) {
 				row := logits[j*nVocab : (j+1)*nVocab]
 				if base != nil {
 					// The base-writing path of llama.cpp gets the NLL in float32.
@@ -281,7 +283,7 @@ func KLDivergence(ctx context.Context, m Model, base *BaseReader, opt Options) (
 				return err
 			}
 			next := base.Tokens[i*opt.NCtx+ev.first+1 : (i+1)*opt.NCtx]
-			parallelFor(scored, opt.Threads, func(j int) {
+			kernels.Parallel(opt.Threads, scored, func(j int) {
 				pos[j] = comparePosition(logits[j*nVocab:(j+1)*nVocab], rows[j*nv:(j+1)*nv], next[j])
 			})
 			var chunkSum float64
@@ -435,28 +437,6 @@ func (e *chunkEvaluator) decode(ctx context.Context, s int) error {
 		copy(dst[(r0-e.first)*e.nVocab:(r1-e.first)*e.nVocab], out[(r0-p0)*e.nVocab:(r1-p0)*e.nVocab])
 	}
 	return nil
-}
-
-// parallelFor runs f(0…n−1) on up to threads goroutines.
-func parallelFor(n, threads int, f func(int)) {
-	threads = min(threads, n)
-	if threads <= 1 {
-		for i := range n {
-			f(i)
-		}
-		return
-	}
-	var wg sync.WaitGroup
-	per := (n + threads - 1) / threads
-	for lo := 0; lo < n; lo += per {
-		hi := min(lo+per, n)
-		wg.Go(func() {
-			for i := lo; i < hi; i++ {
-				f(i)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // printRunning prints the running estimate after chunk i as

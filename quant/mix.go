@@ -261,61 +261,15 @@ func readModelInfo(m *formats.Model) (*modelInfo, error) {
 	return mi, nil
 }
 
-// perLayer reads a hyperparameter that is either one number for all layers
-// or an array with one per layer; absent, it copies def (or zeros).
+// perLayer reads a per-layer hyperparameter; absent, it copies def (or
+// zeros).
 func perLayer(kvs formats.KVs, key string, nLayer int, def []int) ([]int, error) {
-	out := make([]int, nLayer)
-	v, ok := kvs.Get(key)
+	out, ok, err := kvs.LayerInts(key, nLayer)
 	if !ok {
+		out = make([]int, nLayer)
 		copy(out, def)
-		return out, nil
 	}
-	if a, isArr := v.(formats.Array); isArr {
-		if a.Len() != nLayer {
-			return nil, fmt.Errorf("metadata %s has %d entries for %d layers", key, a.Len(), nLayer)
-		}
-		for i := range out {
-			x, ok := arrayInt(a, i)
-			if !ok {
-				return nil, fmt.Errorf("metadata %s: entry %d is not a non-negative integer", key, i)
-			}
-			out[i] = x
-		}
-		return out, nil
-	}
-	x, ok := kvs.Uint(key)
-	if !ok || x > 1<<31 {
-		return nil, fmt.Errorf("metadata %s = %v is not a non-negative integer", key, v)
-	}
-	for i := range out {
-		out[i] = int(x)
-	}
-	return out, nil
-}
-
-func arrayInt(a formats.Array, i int) (int, bool) {
-	var x int64
-	switch vs := a.Values.(type) {
-	case []uint32:
-		x = int64(vs[i])
-	case []int32:
-		x = int64(vs[i])
-	case []uint64:
-		x = int64(min(vs[i], 1<<31))
-	case []int64:
-		x = vs[i]
-	case []uint16:
-		x = int64(vs[i])
-	case []int16:
-		x = int64(vs[i])
-	case []uint8:
-		x = int64(vs[i])
-	case []int8:
-		x = int64(vs[i])
-	default:
-		return 0, false
-	}
-	return int(x), x >= 0 && x <= 1<<31
+	return out, err
 }
 
 // mixer carries llama-quant.cpp's quantize_state_impl: the per-run counters

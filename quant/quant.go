@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/llqt/llqt/formats"
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 )
 
@@ -22,20 +23,20 @@ type codec struct {
 }
 
 var codecs = map[ggml.Type]codec{
-	ggml.TypeQ4_0:   {quantizeRowQ4_0Impl, dequantizeQ4_0},
-	ggml.TypeQ4_1:   {quantizeRowQ4_1Impl, dequantizeQ4_1},
-	ggml.TypeQ5_0:   {quantizeRowQ5_0Impl, dequantizeQ5_0},
-	ggml.TypeQ5_1:   {quantizeRowQ5_1Impl, dequantizeQ5_1},
-	ggml.TypeQ8_0:   {quantizeRowQ8_0, dequantizeQ8_0},
-	ggml.TypeQ8_1:   {quantizeRowQ8_1, dequantizeQ8_1},
-	ggml.TypeQ2_K:   {quantizeRowQ2K, dequantizeQ2K},
-	ggml.TypeQ3_K:   {quantizeRowQ3K, dequantizeQ3K},
-	ggml.TypeQ4_K:   {quantizeRowQ4K, dequantizeQ4K},
-	ggml.TypeQ5_K:   {quantizeRowQ5K, dequantizeQ5K},
-	ggml.TypeQ6_K:   {quantizeRowQ6K, dequantizeQ6K},
-	ggml.TypeQ8_K:   {quantizeRowQ8K, dequantizeQ8K},
-	ggml.TypeIQ4_NL: {quantizeRowIQ4NL, dequantizeIQ4NL},
-	ggml.TypeIQ4_XS: {quantizeRowIQ4XS, dequantizeIQ4XS},
+	ggml.TypeQ4_0:   {block.EncodeQ4_0, block.DecodeQ4_0},
+	ggml.TypeQ4_1:   {block.EncodeQ4_1, block.DecodeQ4_1},
+	ggml.TypeQ5_0:   {block.EncodeQ5_0, block.DecodeQ5_0},
+	ggml.TypeQ5_1:   {block.EncodeQ5_1, block.DecodeQ5_1},
+	ggml.TypeQ8_0:   {block.EncodeQ8_0, block.DecodeQ8_0},
+	ggml.TypeQ8_1:   {block.EncodeQ8_1, block.DecodeQ8_1},
+	ggml.TypeQ2_K:   {block.EncodeQ2_K, block.DecodeQ2_K},
+	ggml.TypeQ3_K:   {block.EncodeQ3_K, block.DecodeQ3_K},
+	ggml.TypeQ4_K:   {block.EncodeQ4_K, block.DecodeQ4_K},
+	ggml.TypeQ5_K:   {block.EncodeQ5_K, block.DecodeQ5_K},
+	ggml.TypeQ6_K:   {block.EncodeQ6_K, block.DecodeQ6_K},
+	ggml.TypeQ8_K:   {block.EncodeQ8_K, block.DecodeQ8_K},
+	ggml.TypeIQ4_NL: {block.EncodeIQ4_NL, block.DecodeIQ4_NL},
+	ggml.TypeIQ4_XS: {block.EncodeIQ4_XS, block.DecodeIQ4_XS},
 }
 
 // CanQuantize reports whether Quantize supports t.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/llqt/llqt/formats"
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 )
 
@@ -167,16 +168,6 @@ func TestEdgeRows(t *testing.T) {
 	}
 }
 
-func TestNearestIntRoundsHalfToEven(t *testing.T) {
-	cases := map[float32]int32{0: 0, 0.5: 0, 1.5: 2, 2.5: 2, -0.5: 0, -1.5: -2, -2.5: -2, 0.49999997: 0,
-		3.7: 4, -3.7: -4, 4194303: 4194303, -4194303: -4194303}
-	for in, want := range cases {
-		if got := nearestInt(in); got != want {
-			t.Errorf("nearestInt(%v) = %d, want %d", in, got, want)
-		}
-	}
-}
-
 // TestRoundingTies pins the per-format rounding rules on exact ties: Q8_0
 // rounds half away from zero (roundf), the K-quants half to even.
 func TestRoundingTies(t *testing.T) {
@@ -213,7 +204,7 @@ func TestActivationFormatFields(t *testing.T) {
 	}
 	for b := 0; b < 16; b++ {
 		blk := q[36*b:]
-		d, s := getF16(blk), getF16(blk[2:])
+		d, s := block.LoadF16(blk), block.LoadF16(blk[2:])
 		var sum int
 		for j := 0; j < 32; j++ {
 			sum += int(int8(blk[4+j]))
@@ -448,52 +439,6 @@ func FuzzQuantize(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
-}
-
-// bestIndexBisect is ggml's best_index_int8 search, to check the lookup.
-func bestIndexBisect(x float32) uint8 {
-	val := &kvaluesIQ4NL
-	if x <= float32(val[0]) {
-		return 0
-	}
-	if x >= float32(val[15]) {
-		return 15
-	}
-	ml, mu := 0, 15
-	for mu-ml > 1 {
-		mav := (ml + mu) / 2
-		if x < float32(val[mav]) {
-			mu = mav
-		} else {
-			ml = mav
-		}
-	}
-	if x-float32(val[mu-1]) < float32(val[mu])-x {
-		return uint8(mu - 1)
-	}
-	return uint8(mu)
-}
-
-func TestBestIndexIQ4(t *testing.T) {
-	r := rand.New(rand.NewPCG(31, 32))
-	check := func(x float32) {
-		if got, want := bestIndexIQ4(x), bestIndexBisect(x); got != want {
-			t.Fatalf("bestIndexIQ4(%v) = %d, bisection %d", x, got, want)
-		}
-	}
-	for f := -130; f <= 130; f++ {
-		for _, d := range []float32{0, 0.5, -0.5, 1e-6, -1e-6, 0.49999997, 0.50000006} {
-			check(float32(f) + d)
-			check(math.Nextafter32(float32(f)+d, 200))
-			check(math.Nextafter32(float32(f)+d, -200))
-		}
-	}
-	for i := 0; i < 100000; i++ {
-		check(float32(r.NormFloat64() * 80))
-	}
-	check(float32(math.NaN()))
-	check(float32(math.Inf(1)))
-	check(float32(math.Inf(-1)))
 }
 
 func TestQuantizeParallel(t *testing.T) {

@@ -1,5 +1,6 @@
 // Package ggml is the table of ggml tensor types: their ids as stored in GGUF
-// files, their block sizes and their bytes per block. The values are the ones
+// files, their block sizes and their bytes per block (for the formats this
+// project encodes, taken from package block, which holds their layouts). The values are the ones
 // in llama.cpp's ggml/src/ggml.c type traits (b4748, plus MXFP4 from later
 // builds), so a file written here is read the same way by llama.cpp.
 package ggml
@@ -7,6 +8,8 @@ package ggml
 import (
 	"fmt"
 	"strings"
+
+	"github.com/llqt/llqt/formats/block"
 )
 
 // Type is a ggml tensor type id, as stored in a GGUF tensor info.
@@ -58,26 +61,26 @@ type traits struct {
 var table = map[Type]traits{
 	TypeF32:     {"F32", 1, 4},
 	TypeF16:     {"F16", 1, 2},
-	TypeQ4_0:    {"Q4_0", 32, 18},
-	TypeQ4_1:    {"Q4_1", 32, 20},
-	TypeQ5_0:    {"Q5_0", 32, 22},
-	TypeQ5_1:    {"Q5_1", 32, 24},
-	TypeQ8_0:    {"Q8_0", 32, 34},
-	TypeQ8_1:    {"Q8_1", 32, 36},
-	TypeQ2_K:    {"Q2_K", 256, 84},
-	TypeQ3_K:    {"Q3_K", 256, 110},
-	TypeQ4_K:    {"Q4_K", 256, 144},
-	TypeQ5_K:    {"Q5_K", 256, 176},
-	TypeQ6_K:    {"Q6_K", 256, 210},
-	TypeQ8_K:    {"Q8_K", 256, 292},
+	TypeQ4_0:    {"Q4_0", block.QK, block.Q4_0Bytes},
+	TypeQ4_1:    {"Q4_1", block.QK, block.Q4_1Bytes},
+	TypeQ5_0:    {"Q5_0", block.QK, block.Q5_0Bytes},
+	TypeQ5_1:    {"Q5_1", block.QK, block.Q5_1Bytes},
+	TypeQ8_0:    {"Q8_0", block.QK, block.Q8_0Bytes},
+	TypeQ8_1:    {"Q8_1", block.QK, block.Q8_1Bytes},
+	TypeQ2_K:    {"Q2_K", block.QK_K, block.Q2_KBytes},
+	TypeQ3_K:    {"Q3_K", block.QK_K, block.Q3_KBytes},
+	TypeQ4_K:    {"Q4_K", block.QK_K, block.Q4_KBytes},
+	TypeQ5_K:    {"Q5_K", block.QK_K, block.Q5_KBytes},
+	TypeQ6_K:    {"Q6_K", block.QK_K, block.Q6_KBytes},
+	TypeQ8_K:    {"Q8_K", block.QK_K, block.Q8_KBytes},
 	TypeIQ2_XXS: {"IQ2_XXS", 256, 66},
 	TypeIQ2_XS:  {"IQ2_XS", 256, 74},
 	TypeIQ3_XXS: {"IQ3_XXS", 256, 98},
 	TypeIQ1_S:   {"IQ1_S", 256, 50},
-	TypeIQ4_NL:  {"IQ4_NL", 32, 18},
+	TypeIQ4_NL:  {"IQ4_NL", block.QK4_NL, block.IQ4_NLBytes},
 	TypeIQ3_S:   {"IQ3_S", 256, 110},
 	TypeIQ2_S:   {"IQ2_S", 256, 82},
-	TypeIQ4_XS:  {"IQ4_XS", 256, 136},
+	TypeIQ4_XS:  {"IQ4_XS", block.QK_K, block.IQ4_XSBytes},
 	TypeI8:      {"I8", 1, 1},
 	TypeI16:     {"I16", 1, 2},
 	TypeI32:     {"I32", 1, 4},

@@ -154,3 +154,30 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheck: Check finds no problem exactly when Parse accepts the file, and
+// otherwise its first problem is Parse's error; every problem wraps
+// ErrFormat.
+func FuzzCheck(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		problems := Check(bytes.NewReader(data), int64(len(data)), "fuzz.gguf")
+		_, err := Parse(bytes.NewReader(data), int64(len(data)), "fuzz.gguf")
+		if (err == nil) != (len(problems) == 0) {
+			t.Fatalf("Parse error %v, Check problems %v", err, problems)
+		}
+		if err != nil && problems[0].Error() != err.Error() {
+			t.Fatalf("Check's first problem %q differs from Parse's error %q", problems[0], err)
+		}
+		for _, p := range problems {
+			if !errors.Is(p, ErrFormat) {
+				t.Fatalf("problem does not wrap ErrFormat: %v", p)
+			}
+		}
+		if !errors.Is(problems.Err(), ErrFormat) && len(problems) > 0 {
+			t.Fatalf("list does not wrap ErrFormat: %v", problems)
+		}
+	})
+}

@@ -40,14 +40,7 @@ const maxShown = 200
 // (terminal escapes, invalid UTF-8) are escaped and anything past maxShown
 // bytes is cut, so a corrupt multi-megabyte name cannot flood the terminal.
 func clip(s string) string {
-	clean := len(s) <= maxShown && utf8.ValidString(s)
-	for _, r := range s {
-		if !clean {
-			break
-		}
-		clean = unicode.IsPrint(r)
-	}
-	if clean {
+	if formats.Printable(s, maxShown) {
 		return s
 	}
 	var b strings.Builder
@@ -73,6 +66,39 @@ func clip(s string) string {
 
 // Unwrap makes errors.Is(err, ErrFormat) hold.
 func (e *FormatError) Unwrap() error { return ErrFormat }
+
+// ErrorList is every problem Check found in one file, in the order the
+// reader met them (tensor data ranges last), as go/scanner's ErrorList is for
+// a source file.
+type ErrorList []*FormatError
+
+// Error describes the first problem and counts the others.
+func (l ErrorList) Error() string {
+	switch len(l) {
+	case 0:
+		return "no errors"
+	case 1:
+		return l[0].Error()
+	}
+	return fmt.Sprintf("%s (and %d more errors)", l[0], len(l)-1)
+}
+
+// Err returns l as an error, or nil when it is empty.
+func (l ErrorList) Err() error {
+	if len(l) == 0 {
+		return nil
+	}
+	return l
+}
+
+// Unwrap gives errors.Is and errors.As the individual problems.
+func (l ErrorList) Unwrap() []error {
+	errs := make([]error, len(l))
+	for i, e := range l {
+		errs[i] = e
+	}
+	return errs
+}
 
 // TensorInfo describes one tensor of a GGUF file.
 type TensorInfo struct {
@@ -210,18 +236,41 @@ func (s *tensorSource) ReadRaw() ([]byte, error) {
 // Parse reads the header, metadata and tensor infos of a GGUF file of the
 // given size from r. name is used in errors.
 func Parse(r io.ReaderAt, size int64, name string) (*File, error) {
-	// A small file gets a small buffer: parsing allocates in proportion to
-	// the file, never a fixed 64 KiB for a 1 KiB file.
-	p := &parser{
-		br:   bufio.NewReaderSize(io.NewSectionReader(r, 0, size), int(max(min(size, 1<<16), 16))),
-		size: size,
-		name: name,
-	}
+	p := newParser(r, size, name)
 	f := &File{Path: name, Size: size, r: r}
 	if err := p.header(f); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// Check reads a GGUF file as Parse does, with the same rules, but goes on
+// past each problem after which the layout can still be followed (a
+// duplicate key or tensor name, a bad alignment, a tensor's type, shape,
+// offset or data range), and returns every problem found. It returns nil
+// exactly when Parse accepts the file, and otherwise its first entry is
+// Parse's error. inspect --verify reports with it.
+func Check(r io.ReaderAt, size int64, name string) ErrorList {
+	p := newParser(r, size, name)
+	p.collect = true
+	if err := p.header(&File{Path: name, Size: size, r: r}); err != nil {
+		fe, ok := err.(*FormatError)
+		if !ok {
+			fe = &FormatError{File: name, Offset: p.pos, Msg: err.Error()}
+		}
+		p.problems = append(p.problems, fe)
+	}
+	return p.problems
+}
+
+func newParser(r io.ReaderAt, size int64, name string) *parser {
+	// A small file gets a small buffer: parsing allocates in proportion to
+	// the file, never a fixed 64 KiB for a 1 KiB file.
+	return &parser{
+		br:   bufio.NewReaderSize(io.NewSectionReader(r, 0, size), int(max(min(size, 1<<16), 16))),
+		size: size,
+		name: name,
+	}
 }
 
 type parser struct {
@@ -230,10 +279,28 @@ type parser struct {
 	size int64
 	name string
 	buf  [8]byte
+	// collect makes problems that leave the layout readable (see Check)
+	// go to problems instead of ending the parse.
+	collect  bool
+	problems ErrorList
 }
 
 func (p *parser) fail(field, format string, args ...any) error {
-	return &FormatError{File: p.name, Field: field, Offset: p.pos, Msg: fmt.Sprintf(format, args...)}
+	return p.failAt(p.pos, field, format, args...)
+}
+
+func (p *parser) failAt(offset int64, field, format string, args ...any) error {
+	return &FormatError{File: p.name, Field: field, Offset: offset, Msg: fmt.Sprintf(format, args...)}
+}
+
+// soft reports a problem after which the parse can go on: Parse stops at
+// it (soft returns it), Check records it and goes on (soft returns nil).
+func (p *parser) soft(err error) error {
+	if !p.collect {
+		return err
+	}
+	p.problems = append(p.problems, err.(*FormatError))
+	return nil
 }
 
 func (p *parser) remaining() int64 { return p.size - p.pos }
@@ -338,12 +405,16 @@ func (p *parser) header(f *File) error {
 			return err
 		}
 		if !utf8.ValidString(key) {
-			p.pos = at
-			return p.fail(fmt.Sprintf("metadata[%d] key %q", i, key), "the key is not valid UTF-8, which the GGUF specification requires")
+			// The parse can go on: the key's length was read.
+			if err := p.soft(p.failAt(at, fmt.Sprintf("metadata[%d] key %q", i, key), "the key is not valid UTF-8, which the GGUF specification requires")); err != nil {
+				return err
+			}
 		}
-		if seen[key] {
-			p.pos = at
-			return p.fail("metadata key "+key, "duplicate key")
+		dup := seen[key]
+		if dup {
+			if err := p.soft(p.failAt(at, "metadata key "+key, "duplicate key")); err != nil {
+				return err
+			}
 		}
 		seen[key] = true
 		vt, err := p.u32("metadata " + key + " type")
@@ -354,121 +425,148 @@ func (p *parser) header(f *File) error {
 		if err != nil {
 			return err
 		}
-		f.KV = append(f.KV, formats.KV{Key: key, Value: v})
+		if !dup {
+			f.KV = append(f.KV, formats.KV{Key: key, Value: v})
+		}
 	}
 	f.Alignment = DefaultAlignment
 	if v, ok := f.KV.Get("general.alignment"); ok {
 		a, isU32 := v.(uint32)
-		if !isU32 || a == 0 || a&(a-1) != 0 {
-			return p.fail("general.alignment", "must be a non-zero power of two uint32, got %v (%T)", v, v)
+		if isU32 && a != 0 && a&(a-1) == 0 {
+			f.Alignment = uint64(a)
+		} else if err := p.soft(p.fail("general.alignment", "must be a non-zero power of two uint32, got %v (%T)", v, v)); err != nil {
+			return err
 		}
-		f.Alignment = uint64(a)
 	}
 	names := make(map[string]bool, capHint(nTensors))
 	f.Tensors = make([]TensorInfo, 0, capHint(nTensors))
 	for i := uint64(0); i < nTensors; i++ {
-		ti, err := p.tensorInfo(i)
+		ti, sized, err := p.tensorInfo(i)
 		if err != nil {
 			return err
 		}
 		if names[ti.Name] {
-			return p.fail("tensor "+ti.Name, "duplicate tensor name")
+			if err := p.soft(p.fail("tensor "+ti.Name, "duplicate tensor name")); err != nil {
+				return err
+			}
 		}
 		names[ti.Name] = true
 		if ti.Offset%f.Alignment != 0 {
-			return p.fail("tensor "+ti.Name+" offset", "offset %d is not a multiple of the alignment %d", ti.Offset, f.Alignment)
+			if err := p.soft(p.fail("tensor "+ti.Name+" offset", "offset %d is not a multiple of the alignment %d", ti.Offset, f.Alignment)); err != nil {
+				return err
+			}
 		}
-		f.Tensors = append(f.Tensors, ti)
+		if sized { // Check leaves out the tensors whose size is unknown
+			f.Tensors = append(f.Tensors, ti)
+		}
 	}
 	f.DataOffset = int64(alignUp(uint64(p.pos), f.Alignment))
-	if f.DataOffset > p.size && len(f.Tensors) > 0 {
+	if f.DataOffset > p.size && nTensors > 0 {
 		return p.fail("data section", "starts at %d, past the end of the %d-byte file", f.DataOffset, p.size)
 	}
 	dataSize := uint64(0)
 	if p.size > f.DataOffset {
 		dataSize = uint64(p.size - f.DataOffset)
 	}
-	// Ranges must lie inside the file and not overlap.
+	// Ranges must lie inside the file and not overlap. Each range is
+	// compared with the one that reaches furthest among those before it.
 	order := make([]int, len(f.Tensors))
 	for i := range order {
 		order[i] = i
 	}
-	sort.Slice(order, func(a, b int) bool { return f.Tensors[order[a]].Offset < f.Tensors[order[b]].Offset })
+	sort.SliceStable(order, func(a, b int) bool { return f.Tensors[order[a]].Offset < f.Tensors[order[b]].Offset })
 	var prevEnd uint64
 	prevName := ""
 	for _, i := range order {
 		t := &f.Tensors[i]
 		if t.Offset > dataSize || t.Size > dataSize-t.Offset {
-			return &FormatError{File: p.name, Field: "tensor " + t.Name + " data", Offset: f.DataOffset + int64(min(t.Offset, dataSize)),
-				Msg: fmt.Sprintf("data [%d, +%d) runs past the end of the file (data section holds %d bytes)", t.Offset, t.Size, dataSize)}
+			err := p.soft(p.failAt(f.DataOffset+int64(min(t.Offset, dataSize)), "tensor "+t.Name+" data",
+				"data [%d, +%d) runs past the end of the file (data section holds %d bytes)", t.Offset, t.Size, dataSize))
+			if err != nil {
+				return err
+			}
 		}
 		if t.Offset < prevEnd {
-			return &FormatError{File: p.name, Field: "tensor " + t.Name + " data", Offset: f.DataOffset + int64(t.Offset),
-				Msg: fmt.Sprintf("overlaps tensor %s", prevName)}
+			if err := p.soft(p.failAt(f.DataOffset+int64(min(t.Offset, dataSize)), "tensor "+t.Name+" data", "overlaps tensor %s", prevName)); err != nil {
+				return err
+			}
 		}
-		if t.Size > 0 {
+		if t.Size > 0 && t.Offset <= dataSize && t.Offset+t.Size > prevEnd {
 			prevEnd, prevName = t.Offset+t.Size, t.Name
 		}
 	}
 	return nil
 }
 
-func (p *parser) tensorInfo(i uint64) (TensorInfo, error) {
-	var ti TensorInfo
+// tensorInfo reads one tensor info. sized is false when Check went on past
+// a problem that leaves the tensor's byte size unknown.
+func (p *parser) tensorInfo(i uint64) (ti TensorInfo, sized bool, err error) {
 	at := p.pos
 	name, err := p.str(fmt.Sprintf("tensor[%d] name", i))
 	if err != nil {
-		return ti, err
+		return ti, false, err
 	}
 	if !utf8.ValidString(name) {
-		p.pos = at
-		return ti, p.fail(fmt.Sprintf("tensor[%d] name %q", i, name), "the name is not valid UTF-8, which the GGUF specification requires")
+		err := p.soft(p.failAt(at, fmt.Sprintf("tensor[%d] name %q", i, name), "the name is not valid UTF-8, which the GGUF specification requires"))
+		if err != nil {
+			return ti, false, err
+		}
 	}
 	if len(name) >= maxNameLen {
-		return ti, p.fail(fmt.Sprintf("tensor[%d] name", i), "name of %d bytes is too long (llama.cpp allows %d)", len(name), maxNameLen-1)
+		err := p.soft(p.fail(fmt.Sprintf("tensor[%d] name", i), "name of %d bytes is too long (llama.cpp allows %d)", len(name), maxNameLen-1))
+		if err != nil {
+			return ti, false, err
+		}
 	}
 	ti.Name = name
 	field := "tensor " + name
 	nd, err := p.u32(field + " n_dims")
 	if err != nil {
-		return ti, err
+		return ti, false, err
 	}
 	if nd == 0 || nd > MaxDims {
-		return ti, p.fail(field+" n_dims", "%d dimensions (ggml allows 1 to %d)", nd, MaxDims)
+		// The info's length depends on n_dims: past a wrong one nothing lines up.
+		return ti, false, p.fail(field+" n_dims", "%d dimensions (ggml allows 1 to %d)", nd, MaxDims)
 	}
 	ti.Shape = make([]uint64, nd)
-	n := uint64(1)
+	n, sized := uint64(1), true
 	for d := range ti.Shape {
 		v, err := p.u64(fmt.Sprintf("%s ne[%d]", field, d))
 		if err != nil {
-			return ti, err
-		}
-		if v > math.MaxInt64 || (v != 0 && n > math.MaxInt64/v) {
-			return ti, p.fail(fmt.Sprintf("%s ne[%d]", field, d), "dimension %d makes the element count overflow", v)
+			return ti, false, err
 		}
 		ti.Shape[d] = v
+		if sized && (v > math.MaxInt64 || (v != 0 && n > math.MaxInt64/v)) {
+			if err := p.soft(p.fail(fmt.Sprintf("%s ne[%d]", field, d), "dimension %d makes the element count overflow", v)); err != nil {
+				return ti, false, err
+			}
+			sized = false
+		}
 		n *= v
 	}
 	typ, err := p.u32(field + " type")
 	if err != nil {
-		return ti, err
+		return ti, false, err
 	}
 	ti.Type = ggml.Type(typ)
-	if !ti.Type.Known() {
-		return ti, p.fail(field+" type", "unknown ggml type id %d", typ)
+	switch {
+	case !sized:
+	case !ti.Type.Known():
+		err, sized = p.soft(p.fail(field+" type", "unknown ggml type id %d", typ)), false
+	case ti.Shape[0]%uint64(ti.Type.BlockSize()) != 0:
+		err, sized = p.soft(p.fail(field+" ne[0]", "%d is not a multiple of the %s block size %d", ti.Shape[0], ti.Type, ti.Type.BlockSize())), false
+	case n/uint64(ti.Type.BlockSize()) > math.MaxInt64/uint64(ti.Type.TypeSize()):
+		err, sized = p.soft(p.fail(field, "byte size overflows")), false
+	default:
+		ti.Size = n / uint64(ti.Type.BlockSize()) * uint64(ti.Type.TypeSize())
 	}
-	if ti.Shape[0]%uint64(ti.Type.BlockSize()) != 0 {
-		return ti, p.fail(field+" ne[0]", "%d is not a multiple of the %s block size %d", ti.Shape[0], ti.Type, ti.Type.BlockSize())
+	if err != nil {
+		return ti, false, err
 	}
-	blocks := n / uint64(ti.Type.BlockSize())
-	if blocks > math.MaxInt64/uint64(ti.Type.TypeSize()) {
-		return ti, p.fail(field, "byte size overflows")
-	}
-	ti.Size = blocks * uint64(ti.Type.TypeSize())
 	if ti.Offset, err = p.u64(field + " offset"); err != nil {
-		return ti, err
+		return ti, false, err
 	}
-	return ti, nil
+	return ti, sized, nil
 }
 
 // elemSize is the smallest encoding of one array element of type t.
@@ -511,7 +609,9 @@ func (p *parser) value(field string, t formats.ValueType, depth int) (any, error
 	case formats.ValBool:
 		v, err := p.u8(field)
 		if err == nil && v > 1 {
-			return nil, p.fail(field, "bool byte %d is neither 0 nor 1", v)
+			if err := p.soft(p.fail(field, "bool byte %d is neither 0 nor 1", v)); err != nil {
+				return nil, err
+			}
 		}
 		return v == 1, err
 	case formats.ValString:

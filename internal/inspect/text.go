@@ -6,9 +6,9 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/internal/cli"
 )
 
@@ -124,14 +124,7 @@ func formatValue(v any) string {
 // safe returns a key or name as is when it is short and printable, and
 // quoted (escaping terminal controls and invalid UTF-8) and cut otherwise.
 func safe(s string) string {
-	clean := len(s) <= maxShown && utf8.ValidString(s)
-	for _, r := range s {
-		if !clean {
-			break
-		}
-		clean = unicode.IsPrint(r)
-	}
-	if clean {
+	if formats.Printable(s, maxShown) {
 		return s
 	}
 	if len(s) > maxShown {

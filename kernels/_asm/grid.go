@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/llqt/llqt/formats/block"
 	"strconv"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -202,7 +203,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 	VXORPS(acc, acc, acc)
 	product := func(b int) VecVirtual {
 		q, ax := gridSigned(k, x, b*k.xStride)
-		return gridDot(q, ax, Mem{Base: y, Disp: b*34 + 2}, false)
+		return gridDot(q, ax, Mem{Base: y, Disp: b*block.Q8_0Bytes + 2}, false)
 	}
 	Label(name + "_loop4")
 	CMPQ(nb, Imm(4))
@@ -213,7 +214,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 		var dxs, dys []Mem
 		for b := range 4 {
 			dxs = append(dxs, Mem{Base: x, Disp: b * k.xStride})
-			dys = append(dys, Mem{Base: y, Disp: b * 34})
+			dys = append(dys, Mem{Base: y, Disp: b * block.Q8_0Bytes})
 		}
 		d, e := gatherF16(dxs).AsX(), gatherF16(dys).AsX()
 		VMULPS(e, d, d)
@@ -228,7 +229,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 		}
 	}
 	ADDQ(U32(4*k.xStride), x)
-	ADDQ(U32(4*34), y)
+	ADDQ(U32(4*block.Q8_0Bytes), y)
 	SUBQ(Imm(4), nb)
 	JMP(LabelRef(name + "_loop4"))
 	Label(name + "_loop1")
@@ -247,7 +248,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 		VFMADD231SS(s, d, acc)
 	}
 	ADDQ(U32(k.xStride), x)
-	ADDQ(U32(34), y)
+	ADDQ(U32(block.Q8_0Bytes), y)
 	DECQ(nb)
 	JMP(LabelRef(name + "_loop1"))
 	Label(name + "_done")
@@ -287,11 +288,11 @@ func genQ8Quad(k q8Kind, vnni bool) {
 	blockLoop2(name, nb, func(b int) {
 		q, ax := gridSigned(k, xs[0], b*k.xStride)
 		h := group4(func(c int) VecVirtual {
-			return gridDot(q, ax, Mem{Base: ys[c], Disp: b*34 + 2}, vnni)
+			return gridDot(q, ax, Mem{Base: ys[c], Disp: b*block.Q8_0Bytes + 2}, vnni)
 		})
 		var quad []Mem
 		for c := range 4 {
-			quad = append(quad, Mem{Base: ys[c], Disp: b * 34})
+			quad = append(quad, Mem{Base: ys[c], Disp: b * block.Q8_0Bytes})
 		}
 		single := Mem{Base: xs[0], Disp: b * k.xStride}
 		s := foldLow(h).AsX()
@@ -302,7 +303,7 @@ func genQ8Quad(k q8Kind, vnni bool) {
 		VCVTPH2PS(e, e)
 		VMULPS(e, d, d)
 		VFMADD231PS(s, d, acc)
-	}, stepper(xs, k.xStride, ys, 34))
+	}, stepper(xs, k.xStride, ys, block.Q8_0Bytes))
 	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
 	SHLQ(U8(2), stride)
 	for c := range 4 {
@@ -340,7 +341,7 @@ func genQ8Tile(k q8Kind, vnni bool) {
 	blockLoop2(name, nb, func(b int) {
 		var dys []Mem
 		for c := range 4 {
-			dys = append(dys, Mem{Base: ys[c], Disp: b * 34})
+			dys = append(dys, Mem{Base: ys[c], Disp: b * block.Q8_0Bytes})
 		}
 		dy := gatherF16(dys)
 		VINSERTF128(U8(1), dy.AsX(), dy, dy)
@@ -349,7 +350,7 @@ func genQ8Tile(k q8Kind, vnni bool) {
 			for h := range 2 {
 				q, ax := gridSigned(k, xs[2*pair+h], b*k.xStride)
 				hs[h] = group4(func(c int) VecVirtual {
-					return gridDot(q, ax, Mem{Base: ys[c], Disp: b*34 + 2}, vnni)
+					return gridDot(q, ax, Mem{Base: ys[c], Disp: b*block.Q8_0Bytes + 2}, vnni)
 				})
 			}
 			s := fold(hs[0], hs[1])
@@ -358,7 +359,7 @@ func genQ8Tile(k q8Kind, vnni bool) {
 			VCVTDQ2PS(s, s)
 			VFMADD231PS(s, d, accs[pair])
 		}
-	}, stepper(xs, k.xStride, ys, 34))
+	}, stepper(xs, k.xStride, ys, block.Q8_0Bytes))
 	// Rows r0 r1 in accs[0]'s halves, r2 r3 in accs[1]'s; transpose to columns.
 	s0, s1 := accs[0], accs[1]
 	t0, t1 := YMM(), YMM()
@@ -433,7 +434,7 @@ func nibbleDwords(m Mem, mask VecVirtual, lookup func(v VecVirtual)) func(k int)
 }
 
 var panelKinds = []panelKind{
-	{"Q8_0Q8_0", 34, "Q8_0", 7, &bytes80, func(x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
+	{"Q8_0Q8_0", block.Q8_0Bytes, "Q8_0", 7, &bytes80, func(x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
 		return func(k int) VecVirtual {
 			v := YMM()
 			VPBROADCASTD(Mem{Base: x, Disp: xo + 2 + 4*k}, v)
@@ -441,10 +442,10 @@ var panelKinds = []panelKind{
 			return v
 		}
 	}},
-	{"Q4_0Q8_0", 18, "Q4_0", 3, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+	{"Q4_0Q8_0", block.Q4_0Bytes, "Q4_0", 3, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
 		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, nil)
 	}},
-	{"IQ4NLQ8_0", 18, "IQ4_NL", 7, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+	{"IQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", 7, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
 		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
 			t := YMM() // vpshufb's table must be a register
 			VMOVDQU(kvaluesU8, t)
@@ -539,8 +540,7 @@ func genGrids() {
 	}
 	kvaluesU8 = GLOBL("kvaluesU8", RODATA|NOPTR)
 	for i := range 32 {
-		v := []int{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}[i%16]
-		DATA(i, U8(byte(v+128)))
+		DATA(i, U8(byte(int(block.IQ4NLValues[i%16])+128)))
 	}
 	for _, k := range q8Kinds {
 		genQ8Dot(k, false)

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"github.com/llqt/llqt/formats/block"
 	"os"
 	"strconv"
 
@@ -60,8 +61,8 @@ func constants() {
 		DATA(i, U8(^(byte(1) << (i % 8))))
 	}
 	kvalues = GLOBL("kvalues", RODATA|NOPTR)
-	for i, v := range []int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113, -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113} {
-		DATA(i, U8(byte(v)))
+	for i := range 32 {
+		DATA(i, U8(byte(block.IQ4NLValues[i%16])))
 	}
 	absMask = GLOBL("absMask", RODATA|NOPTR)
 	for i := 0; i < 8; i++ {
@@ -251,122 +252,92 @@ func genAxpyF16() {
 		panic(err)
 	}
 	VBROADCASTSS(slot.Addr, alpha)
-	Label("axpy_loop8")
-	CMPQ(n, Imm(8))
-	JL(LabelRef("axpy_tail"))
-	t, u := YMM(), YMM()
-	VCVTPH2PS(Mem{Base: x}, t)
-	VMOVUPS(Mem{Base: y}, u)
-	VFMADD231PS(t, alpha, u)
-	VMOVUPS(u, Mem{Base: y})
-	ADDQ(Imm(16), x)
-	ADDQ(Imm(32), y)
-	SUBQ(Imm(8), n)
-	JMP(LabelRef("axpy_loop8"))
-	Label("axpy_tail")
-	TESTQ(n, n)
-	JZ(LabelRef("axpy_done"))
-	h := loadF16x1(Mem{Base: x})
-	v := XMM()
-	VMOVSS(Mem{Base: y}, v)
-	VFMADD231SS(h, alpha.AsX(), v)
-	VMOVSS(v, Mem{Base: y})
-	ADDQ(Imm(2), x)
-	ADDQ(Imm(4), y)
-	DECQ(n)
-	JMP(LabelRef("axpy_tail"))
-	Label("axpy_done")
-	VZEROUPPER()
-	RET()
+	elementLoop("axpy_loop8", "axpy", n, x, y, 2, 4, func() {
+		t, u := YMM(), YMM()
+		VCVTPH2PS(Mem{Base: x}, t)
+		VMOVUPS(Mem{Base: y}, u)
+		VFMADD231PS(t, alpha, u)
+		VMOVUPS(u, Mem{Base: y})
+	}, func() {
+		h := loadF16x1(Mem{Base: x})
+		v := XMM()
+		VMOVSS(Mem{Base: y}, v)
+		VFMADD231SS(h, alpha.AsX(), v)
+		VMOVSS(v, Mem{Base: y})
+	})
 }
 
 func genF16ToF32() {
 	TEXT("f16ToF32AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
 	Doc("f16ToF32AVX2 converts n halves at src to floats at dst.")
 	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
-	Label("h2f_loop")
-	CMPQ(n, Imm(8))
-	JL(LabelRef("h2f_tail"))
-	t := YMM()
-	VCVTPH2PS(Mem{Base: src}, t)
-	VMOVUPS(t, Mem{Base: dst})
-	ADDQ(Imm(16), src)
-	ADDQ(Imm(32), dst)
-	SUBQ(Imm(8), n)
-	JMP(LabelRef("h2f_loop"))
-	Label("h2f_tail")
-	TESTQ(n, n)
-	JZ(LabelRef("h2f_done"))
-	h := loadF16x1(Mem{Base: src})
-	VMOVSS(h, Mem{Base: dst})
-	ADDQ(Imm(2), src)
-	ADDQ(Imm(4), dst)
-	DECQ(n)
-	JMP(LabelRef("h2f_tail"))
-	Label("h2f_done")
-	VZEROUPPER()
-	RET()
+	elementLoop("h2f_loop", "h2f", n, src, dst, 2, 4, func() {
+		t := YMM()
+		VCVTPH2PS(Mem{Base: src}, t)
+		VMOVUPS(t, Mem{Base: dst})
+	}, func() {
+		h := loadF16x1(Mem{Base: src})
+		VMOVSS(h, Mem{Base: dst})
+	})
 }
 
 func genF32ToF16() {
 	TEXT("f32ToF16AVX2", NOSPLIT, "func(dst *byte, src *float32, n int)")
 	Doc("f32ToF16AVX2 converts n floats at src to halves at dst, rounding to nearest even.")
 	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
-	Label("f2h_loop")
-	CMPQ(n, Imm(8))
-	JL(LabelRef("f2h_tail"))
-	t := YMM()
-	VMOVUPS(Mem{Base: src}, t)
-	VCVTPS2PH(U8(0), t, Mem{Base: dst})
-	ADDQ(Imm(32), src)
-	ADDQ(Imm(16), dst)
-	SUBQ(Imm(8), n)
-	JMP(LabelRef("f2h_loop"))
-	Label("f2h_tail")
-	TESTQ(n, n)
-	JZ(LabelRef("f2h_done"))
-	x := XMM()
-	VMOVSS(Mem{Base: src}, x)
-	VCVTPS2PH(U8(0), x, x)
-	r := GP32()
-	VMOVD(x, r)
-	MOVW(r.As16(), Mem{Base: dst})
-	ADDQ(Imm(4), src)
-	ADDQ(Imm(2), dst)
-	DECQ(n)
-	JMP(LabelRef("f2h_tail"))
-	Label("f2h_done")
-	VZEROUPPER()
-	RET()
+	elementLoop("f2h_loop", "f2h", n, src, dst, 4, 2, func() {
+		t := YMM()
+		VMOVUPS(Mem{Base: src}, t)
+		VCVTPS2PH(U8(0), t, Mem{Base: dst})
+	}, func() {
+		x := XMM()
+		VMOVSS(Mem{Base: src}, x)
+		VCVTPS2PH(U8(0), x, x)
+		r := GP32()
+		VMOVD(x, r)
+		MOVW(r.As16(), Mem{Base: dst})
+	})
 }
 
 func genBF16ToF32() {
 	TEXT("bf16ToF32AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
 	Doc("bf16ToF32AVX2 converts n bfloat16 values at src to floats at dst.")
 	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
-	Label("b2f_loop")
+	elementLoop("b2f_loop", "b2f", n, src, dst, 2, 4, func() {
+		t := YMM()
+		VPMOVZXWD(Mem{Base: src}, t)
+		VPSLLD(U8(16), t, t)
+		VMOVDQU(t, Mem{Base: dst})
+	}, func() {
+		r := GP32()
+		MOVWLZX(Mem{Base: src}, r)
+		SHLL(U8(16), r)
+		MOVL(r, Mem{Base: dst})
+	})
+}
+
+// elementLoop emits the loop of an element-wise kernel over n elements and
+// its return: eight at a time with body8 (from label loop), then one at a
+// time with body1, advancing src and dst by srcSize and dstSize bytes per
+// element. name prefixes the tail and done labels.
+func elementLoop(loop, name string, n, src, dst Register, srcSize, dstSize int, body8, body1 func()) {
+	Label(loop)
 	CMPQ(n, Imm(8))
-	JL(LabelRef("b2f_tail"))
-	t := YMM()
-	VPMOVZXWD(Mem{Base: src}, t)
-	VPSLLD(U8(16), t, t)
-	VMOVDQU(t, Mem{Base: dst})
-	ADDQ(Imm(16), src)
-	ADDQ(Imm(32), dst)
+	JL(LabelRef(name + "_tail"))
+	body8()
+	ADDQ(Imm(uint64(8*srcSize)), src)
+	ADDQ(Imm(uint64(8*dstSize)), dst)
 	SUBQ(Imm(8), n)
-	JMP(LabelRef("b2f_loop"))
-	Label("b2f_tail")
+	JMP(LabelRef(loop))
+	Label(name + "_tail")
 	TESTQ(n, n)
-	JZ(LabelRef("b2f_done"))
-	r := GP32()
-	MOVWLZX(Mem{Base: src}, r)
-	SHLL(U8(16), r)
-	MOVL(r, Mem{Base: dst})
-	ADDQ(Imm(2), src)
-	ADDQ(Imm(4), dst)
+	JZ(LabelRef(name + "_done"))
+	body1()
+	ADDQ(Imm(uint64(srcSize)), src)
+	ADDQ(Imm(uint64(dstSize)), dst)
 	DECQ(n)
-	JMP(LabelRef("b2f_tail"))
-	Label("b2f_done")
+	JMP(LabelRef(name + "_tail"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }
@@ -515,9 +486,9 @@ func packStore(i [4]VecVirtual, m Mem) {
 
 // genQuantizeQ8 emits ggml-cpu's AVX2 quantize_row_q8_0 (or q8_1 with s).
 func genQuantizeQ8(q81 bool) {
-	name, stride, qs := "quantizeQ8_0AVX2", 34, 2
+	name, stride, qs := "quantizeQ8_0AVX2", block.Q8_0Bytes, 2
 	if q81 {
-		name, stride, qs = "quantizeQ8_1AVX2", 36, 4
+		name, stride, qs = "quantizeQ8_1AVX2", block.Q8_1Bytes, 4
 	}
 	TEXT(name, NOSPLIT, "func(dst *byte, x *float32, nb int)")
 	Doc(name + " quantizes nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.")
@@ -615,10 +586,10 @@ func genQuantizeQ8K() {
 	{
 		z := YMM()
 		VPXOR(z, z, z)
-		for off := 0; off+32 <= 292; off += 32 {
+		for off := 0; off+32 <= block.Q8_KBytes; off += 32 {
 			VMOVDQU(z, Mem{Base: dst, Disp: off})
 		}
-		VMOVDQU(z, Mem{Base: dst, Disp: 292 - 32})
+		VMOVDQU(z, Mem{Base: dst, Disp: block.Q8_KBytes - 32})
 		_ = isZero
 		JMP(LabelRef("q8k_next"))
 	}
@@ -694,7 +665,7 @@ func genQuantizeQ8K() {
 		}
 	}
 	Label("q8k_next")
-	ADDQ(U32(292), dst)
+	ADDQ(U32(block.Q8_KBytes), dst)
 	ADDQ(U32(1024), x)
 	DECQ(nb)
 	JMP(LabelRef("q8k_loop"))

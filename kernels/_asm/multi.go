@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/llqt/llqt/formats/block"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -139,17 +141,17 @@ type q8Kind struct {
 }
 
 var q8Kinds = []q8Kind{
-	{"dotQ8_0Q8_0", 34, "Q8_0", func(x Register, xo int) VecVirtual {
+	{"dotQ8_0Q8_0", block.Q8_0Bytes, "Q8_0", func(x Register, xo int) VecVirtual {
 		q := YMM()
 		VMOVDQU(Mem{Base: x, Disp: xo + 2}, q)
 		return q
 	}},
-	{"dotQ4_0Q8_0", 18, "Q4_0", func(x Register, xo int) VecVirtual {
+	{"dotQ4_0Q8_0", block.Q4_0Bytes, "Q4_0", func(x Register, xo int) VecVirtual {
 		q := nibbles32(Mem{Base: x, Disp: xo + 2})
 		VPSUBB(bytes8, q, q)
 		return q
 	}},
-	{"dotQ5_0Q8_0", 22, "Q5_0", func(x Register, xo int) VecVirtual {
+	{"dotQ5_0Q8_0", block.Q5_0Bytes, "Q5_0", func(x Register, xo int) VecVirtual {
 		q := nibbles32(Mem{Base: x, Disp: xo + 6})
 		// Where the fifth bit is clear the value is nibble-16: set the top nibble.
 		h := bitsToBytes(Mem{Base: x, Disp: xo + 2})
@@ -157,7 +159,7 @@ var q8Kinds = []q8Kind{
 		VPOR(h, q, q)
 		return q
 	}},
-	{"dotIQ4NLQ8_0", 18, "IQ4_NL", func(x Register, xo int) VecVirtual {
+	{"dotIQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", func(x Register, xo int) VecVirtual {
 		q, table := nibbles32(Mem{Base: x, Disp: xo + 2}), YMM()
 		VMOVDQU(kvalues, table)
 		VPSHUFB(q, table, q)
@@ -168,9 +170,9 @@ var q8Kinds = []q8Kind{
 // genDotMinFamily emits Q4_1 or Q5_1 against Q8_1: Σ d·dy·Σq·y + m·s, with
 // the m·s terms summed in a scalar accumulator added at the end.
 func genDotMinFamily(q5 bool, ncols int) {
-	name, xStride, qsOff, doc := "dotQ4_1Q8_1"+suffix(ncols), 20, 4, "nb Q4_1 blocks at x and nb Q8_1 blocks at y"
+	name, xStride, qsOff, doc := "dotQ4_1Q8_1"+suffix(ncols), block.Q4_1Bytes, 4, "nb Q4_1 blocks at x and nb Q8_1 blocks at y"
 	if q5 {
-		name, xStride, qsOff, doc = "dotQ5_1Q8_1"+suffix(ncols), 24, 8, "nb Q5_1 blocks at x and nb Q8_1 blocks at y"
+		name, xStride, qsOff, doc = "dotQ5_1Q8_1"+suffix(ncols), block.Q5_1Bytes, 8, "nb Q5_1 blocks at x and nb Q8_1 blocks at y"
 	}
 	x, ys, nb := colArgs(name, ncols, doc)
 	ones := ones16()
@@ -202,7 +204,7 @@ func genDotMinFamily(q5 bool, ncols int) {
 		VMULPS(d, dx, d)
 		VFMADD231PS(p, d, accs[c])
 	}
-	advance(x, xStride, ys, 36, nb, 1)
+	advance(x, xStride, ys, block.Q8_1Bytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	if ncols == 1 {
@@ -240,9 +242,9 @@ func genDotMinFamily(q5 bool, ncols int) {
 // panel kernels (which hold sixteen outputs in the lanes of two registers)
 // can be used for prompt batches.
 func genDotK45(q5 bool, ncols int) {
-	base, xStride, qsOff, doc := "dotQ4_KQ8_K", 144, 16, "nb Q4_K blocks at x and nb Q8_K blocks at y"
+	base, xStride, qsOff, doc := "dotQ4_KQ8_K", block.Q4_KBytes, 16, "nb Q4_K blocks at x and nb Q8_K blocks at y"
 	if q5 {
-		base, xStride, qsOff, doc = "dotQ5_KQ8_K", 176, 48, "nb Q5_K blocks at x and nb Q8_K blocks at y"
+		base, xStride, qsOff, doc = "dotQ5_KQ8_K", block.Q5_KBytes, 48, "nb Q5_K blocks at x and nb Q8_K blocks at y"
 	}
 	name := base + suffix(ncols)
 	x, ys, nb := colArgs(name, ncols, doc)
@@ -339,7 +341,7 @@ func genDotK45(q5 bool, ncols int) {
 		VFMADD231PS(isum4, d, acc)
 		VFNMADD231PS(fm, dm, acc)
 	}
-	advance(x, xStride, ys, 292, nb, 1)
+	advance(x, xStride, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	laneReturn(ncols, acc)
@@ -417,53 +419,44 @@ func laneReturn(ncols int, acc VecVirtual) {
 // genDotQ6K emits Q6_K·Q8_K.
 func genDotQ6K(ncols int) {
 	name := "dotQ6_KQ8_K" + suffix(ncols)
-	x, ys, nb := colArgs(name, ncols, "nb Q6_K blocks at x and nb Q8_K blocks at y")
-	acc := XMM() // lane c: column c's dot
-	VXORPS(acc, acc, acc)
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-
-	prefetchBlock(x, 210)
-	sc16 := YMM()
-	VPMOVSXBW(Mem{Base: x, Disp: 192}, sc16)
-	// The -32 offset of the quants, taken out once per column:
-	// 32 * Σ_g scale_g * bsum_g, subtracted from the integer sum.
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		sumi[c] = YMM()
-		VPMADDWD(Mem{Base: ys[c], Disp: 260}, sc16, sumi[c])
-		VPSLLD(U8(5), sumi[c], sumi[c])
-		VPSUBD(sumi[c], zeroY(), sumi[c]) // start from -correction
-	}
-	for half := 0; half < 2; half++ {
-		scl := YMM()
-		VPERM2I128(U8(0x11*half), sc16, sc16, scl)
-		for k := 0; k < 4; k++ {
-			q, t := YMM(), YMM()
-			VMOVDQU(Mem{Base: x, Disp: 64*half + 32*(k&1)}, q)
-			if k >= 2 {
-				VPSRLW(U8(4), q, q)
-			}
-			VPAND(mask0F, q, q)
-			// High bits 2k,2k+1 of qh moved to bits 4,5.
-			VMOVDQU(Mem{Base: x, Disp: 128 + 32*half}, t)
-			switch {
-			case k < 2:
-				VPSLLW(U8(4-2*k), t, t)
-			case k == 3:
-				VPSRLW(U8(2), t, t)
-			}
-			VPAND(mask30, t, t)
-			VPOR(t, q, q)
-			addScaledRun(q, scl, k, half, ys, sumi)
+	superBlockDot(name, "nb Q6_K blocks at x and nb Q8_K blocks at y", ncols, block.Q6_KBytes, 208, true, func(x Register, ys []Register, _ []VecVirtual) []VecVirtual {
+		prefetchBlock(x, block.Q6_KBytes)
+		sc16 := YMM()
+		VPMOVSXBW(Mem{Base: x, Disp: 192}, sc16)
+		// The -32 offset of the quants, taken out once per column:
+		// 32 * Σ_g scale_g * bsum_g, subtracted from the integer sum.
+		sumi := make([]VecVirtual, ncols)
+		for c := range ncols {
+			sumi[c] = YMM()
+			VPMADDWD(Mem{Base: ys[c], Disp: 260}, sc16, sumi[c])
+			VPSLLD(U8(5), sumi[c], sumi[c])
+			VPSUBD(sumi[c], zeroY(), sumi[c]) // start from -correction
 		}
-	}
-	chainQ8K(Mem{Base: x, Disp: 208}, ys, sumi, acc)
-	advance(x, 210, ys, 292, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
-	laneReturn(ncols, acc)
+		for half := 0; half < 2; half++ {
+			scl := YMM()
+			VPERM2I128(U8(0x11*half), sc16, sc16, scl)
+			for k := 0; k < 4; k++ {
+				q, t := YMM(), YMM()
+				VMOVDQU(Mem{Base: x, Disp: 64*half + 32*(k&1)}, q)
+				if k >= 2 {
+					VPSRLW(U8(4), q, q)
+				}
+				VPAND(mask0F, q, q)
+				// High bits 2k,2k+1 of qh moved to bits 4,5.
+				VMOVDQU(Mem{Base: x, Disp: 128 + 32*half}, t)
+				switch {
+				case k < 2:
+					VPSLLW(U8(4-2*k), t, t)
+				case k == 3:
+					VPSRLW(U8(2), t, t)
+				}
+				VPAND(mask30, t, t)
+				VPOR(t, q, q)
+				addScaledRun(q, scl, k, half, ys, sumi)
+			}
+		}
+		return sumi
+	})
 }
 
 func genMulti() {
@@ -519,202 +512,173 @@ func accumulateQ8K(dm Mem, ys []Register, sumi, accs []VecVirtual) {
 // genDotQ2K emits Q2_K·Q8_K: block_q2_K is scales[16], qs[64], d, dmin.
 func genDotQ2K(ncols int) {
 	name := "dotQ2_KQ8_K" + suffix(ncols)
-	x, ys, nb := colArgs(name, ncols, "nb Q2_K blocks at x and nb Q8_K blocks at y")
-	accs := make([]VecVirtual, ncols)
-	for c := range ncols {
-		accs[c] = zeroY()
-	}
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	// Mins (high nibbles) against bsums: acc -= dmin*dy * Σ m_g bsum_g.
-	{
-		raw, mins := XMM(), YMM()
-		VMOVDQU(Mem{Base: x}, raw)
-		VPSRLW(U8(4), raw, raw)
-		VPAND(mask0F.Offset(0), raw, raw)
-		VPMOVZXBW(raw, mins)
-		dminx := broadcastF16(Mem{Base: x, Disp: 82})
-		for c := range ncols {
-			dmin, m := YMM(), YMM()
-			VBROADCASTSS(Mem{Base: ys[c]}, dmin)
-			VMULPS(dmin, dminx, dmin)
-			VPMADDWD(Mem{Base: ys[c], Disp: 260}, mins, m)
-			VCVTDQ2PS(m, m)
-			VFNMADD231PS(m, dmin, accs[c])
-		}
-	}
-	scales, raw := YMM(), XMM()
-	VMOVDQU(Mem{Base: x}, raw)
-	VPAND(mask0F.Offset(0), raw, raw)
-	VPMOVZXBW(raw, scales)
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		sumi[c] = YMM()
-		VPXOR(sumi[c], sumi[c], sumi[c])
-	}
-	for half := 0; half < 2; half++ {
-		scl := YMM()
-		VPERM2I128(U8(0x11*half), scales, scales, scl)
-		for j := 0; j < 4; j++ {
-			v := YMM()
-			VMOVDQU(Mem{Base: x, Disp: 16 + 32*half}, v)
-			if j > 0 {
-				VPSRLW(U8(2*j), v, v)
+	superBlockDot(name, "nb Q2_K blocks at x and nb Q8_K blocks at y", ncols, block.Q2_KBytes, 80, false, func(x Register, ys []Register, accs []VecVirtual) []VecVirtual {
+		// Mins (high nibbles) against bsums: acc -= dmin*dy * Σ m_g bsum_g.
+		{
+			raw, mins := XMM(), YMM()
+			VMOVDQU(Mem{Base: x}, raw)
+			VPSRLW(U8(4), raw, raw)
+			VPAND(mask0F.Offset(0), raw, raw)
+			VPMOVZXBW(raw, mins)
+			dminx := broadcastF16(Mem{Base: x, Disp: 82})
+			for c := range ncols {
+				dmin, m := YMM(), YMM()
+				VBROADCASTSS(Mem{Base: ys[c]}, dmin)
+				VMULPS(dmin, dminx, dmin)
+				VPMADDWD(Mem{Base: ys[c], Disp: 260}, mins, m)
+				VCVTDQ2PS(m, m)
+				VFNMADD231PS(m, dmin, accs[c])
 			}
-			VPAND(mask03, v, v)
-			addScaledRun(v, scl, j, half, ys, sumi)
 		}
-	}
-	accumulateQ8K(Mem{Base: x, Disp: 80}, ys, sumi, accs)
-	advance(x, 84, ys, 292, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
-	colReturn(ncols, accs)
+		scales, raw := YMM(), XMM()
+		VMOVDQU(Mem{Base: x}, raw)
+		VPAND(mask0F.Offset(0), raw, raw)
+		VPMOVZXBW(raw, scales)
+		sumi := make([]VecVirtual, ncols)
+		for c := range ncols {
+			sumi[c] = YMM()
+			VPXOR(sumi[c], sumi[c], sumi[c])
+		}
+		for half := 0; half < 2; half++ {
+			scl := YMM()
+			VPERM2I128(U8(0x11*half), scales, scales, scl)
+			for j := 0; j < 4; j++ {
+				v := YMM()
+				VMOVDQU(Mem{Base: x, Disp: 16 + 32*half}, v)
+				if j > 0 {
+					VPSRLW(U8(2*j), v, v)
+				}
+				VPAND(mask03, v, v)
+				addScaledRun(v, scl, j, half, ys, sumi)
+			}
+		}
+		return sumi
+	})
 }
 
 // genDotQ3K emits Q3_K·Q8_K: block_q3_K is hmask[32], qs[64], scales[12], d.
 func genDotQ3K(ncols int) {
 	name := "dotQ3_KQ8_K" + suffix(ncols)
-	x, ys, nb := colArgs(name, ncols, "nb Q3_K blocks at x and nb Q8_K blocks at y")
-	accs := make([]VecVirtual, ncols)
-	for c := range ncols {
-		accs[c] = zeroY()
-	}
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-
-	// Unpack the 16 6-bit scales (ggml's kmask1/kmask2 shuffle), minus 32.
-	a0, a1, tmp, t := GP64(), GP64(), GP64(), GP64()
-	MOVL(Mem{Base: x, Disp: 96}, a0.As32())
-	MOVL(Mem{Base: x, Disp: 100}, a1.As32())
-	MOVL(Mem{Base: x, Disp: 104}, tmp.As32())
-	part := func(src GPVirtual, srcShift, tmpShift int) GPVirtual {
-		dst := GP64()
-		MOVL(src.As32(), dst.As32())
-		if srcShift > 0 {
-			SHRL(U8(srcShift), dst.As32())
-		}
-		ANDL(U32(0x0f0f0f0f), dst.As32())
-		MOVL(tmp.As32(), t.As32())
-		if tmpShift > 0 {
-			SHRL(U8(tmpShift), t.As32())
-		}
-		ANDL(U32(0x03030303), t.As32())
-		SHLL(U8(4), t.As32())
-		ORL(t.As32(), dst.As32())
-		return dst
-	}
-	p0, p1 := part(a0, 0, 0), part(a1, 0, 2)
-	p2, p3 := part(a0, 4, 4), part(a1, 4, 6)
-	SHLQ(U8(32), p1)
-	ORQ(p0, p1)
-	SHLQ(U8(32), p3)
-	ORQ(p2, p3)
-	scx, scales := XMM(), YMM()
-	VMOVQ(p1, scx) // VEX: a legacy-SSE MOVQ here costs a state transition on Intel
-	VPINSRQ(U8(1), p3, scx, scx)
-	VPMOVZXBW(scx, scales)
-	VPSUBW(words32, scales, scales)
-
-	// Quants are taken as q+4 in 0..7 (low bits | high bit << 2); the 4 comes
-	// back out through the bsums: sumi starts at -4 * Σ_g scale_g * bsum_g.
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		sumi[c] = YMM()
-		VPMADDWD(Mem{Base: ys[c], Disp: 260}, scales, sumi[c])
-		VPSLLD(U8(2), sumi[c], sumi[c])
-		VPSUBD(sumi[c], zeroY(), sumi[c])
-	}
-	for half := 0; half < 2; half++ {
-		scl := YMM()
-		VPERM2I128(U8(0x11*half), scales, scales, scl)
-		for j := 0; j < 4; j++ {
-			v, h := YMM(), YMM()
-			VMOVDQU(Mem{Base: x, Disp: 32 + 32*half}, v)
-			if j > 0 {
-				VPSRLW(U8(2*j), v, v)
+	superBlockDot(name, "nb Q3_K blocks at x and nb Q8_K blocks at y", ncols, block.Q3_KBytes, 108, false, func(x Register, ys []Register, accs []VecVirtual) []VecVirtual {
+		// Unpack the 16 6-bit scales (ggml's kmask1/kmask2 shuffle), minus 32.
+		a0, a1, tmp, t := GP64(), GP64(), GP64(), GP64()
+		MOVL(Mem{Base: x, Disp: 96}, a0.As32())
+		MOVL(Mem{Base: x, Disp: 100}, a1.As32())
+		MOVL(Mem{Base: x, Disp: 104}, tmp.As32())
+		part := func(src GPVirtual, srcShift, tmpShift int) GPVirtual {
+			dst := GP64()
+			MOVL(src.As32(), dst.As32())
+			if srcShift > 0 {
+				SHRL(U8(srcShift), dst.As32())
 			}
-			VPAND(mask03, v, v)
-			VMOVDQU(Mem{Base: x}, h)
-			b := 4*half + j // hmask bit, moved to bit 2
-			switch {
-			case b < 2:
-				VPSLLW(U8(2-b), h, h)
-			case b > 2:
-				VPSRLW(U8(b-2), h, h)
+			ANDL(U32(0x0f0f0f0f), dst.As32())
+			MOVL(tmp.As32(), t.As32())
+			if tmpShift > 0 {
+				SHRL(U8(tmpShift), t.As32())
 			}
-			VPAND(mask04, h, h)
-			VPOR(h, v, v)
-			addScaledRun(v, scl, j, half, ys, sumi)
+			ANDL(U32(0x03030303), t.As32())
+			SHLL(U8(4), t.As32())
+			ORL(t.As32(), dst.As32())
+			return dst
 		}
-	}
-	accumulateQ8K(Mem{Base: x, Disp: 108}, ys, sumi, accs)
-	advance(x, 110, ys, 292, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
-	colReturn(ncols, accs)
+		p0, p1 := part(a0, 0, 0), part(a1, 0, 2)
+		p2, p3 := part(a0, 4, 4), part(a1, 4, 6)
+		SHLQ(U8(32), p1)
+		ORQ(p0, p1)
+		SHLQ(U8(32), p3)
+		ORQ(p2, p3)
+		scx, scales := XMM(), YMM()
+		VMOVQ(p1, scx) // VEX: a legacy-SSE MOVQ here costs a state transition on Intel
+		VPINSRQ(U8(1), p3, scx, scx)
+		VPMOVZXBW(scx, scales)
+		VPSUBW(words32, scales, scales)
+
+		// Quants are taken as q+4 in 0..7 (low bits | high bit << 2); the 4 comes
+		// back out through the bsums: sumi starts at -4 * Σ_g scale_g * bsum_g.
+		sumi := make([]VecVirtual, ncols)
+		for c := range ncols {
+			sumi[c] = YMM()
+			VPMADDWD(Mem{Base: ys[c], Disp: 260}, scales, sumi[c])
+			VPSLLD(U8(2), sumi[c], sumi[c])
+			VPSUBD(sumi[c], zeroY(), sumi[c])
+		}
+		for half := 0; half < 2; half++ {
+			scl := YMM()
+			VPERM2I128(U8(0x11*half), scales, scales, scl)
+			for j := 0; j < 4; j++ {
+				v, h := YMM(), YMM()
+				VMOVDQU(Mem{Base: x, Disp: 32 + 32*half}, v)
+				if j > 0 {
+					VPSRLW(U8(2*j), v, v)
+				}
+				VPAND(mask03, v, v)
+				VMOVDQU(Mem{Base: x}, h)
+				b := 4*half + j // hmask bit, moved to bit 2
+				switch {
+				case b < 2:
+					VPSLLW(U8(2-b), h, h)
+				case b > 2:
+					VPSRLW(U8(b-2), h, h)
+				}
+				VPAND(mask04, h, h)
+				VPOR(h, v, v)
+				addScaledRun(v, scl, j, half, ys, sumi)
+			}
+		}
+		return sumi
+	})
 }
 
 // genDotIQ4XS emits IQ4_XS·Q8_K: block_iq4_xs is d, scales_h, scales_l[4],
 // qs[128]; sub-block j of 32 takes 16 bytes, low nibbles first.
 func genDotIQ4XS(ncols int) {
 	name := "dotIQ4XSQ8_K" + suffix(ncols)
-	x, ys, nb := colArgs(name, ncols, "nb IQ4_XS blocks at x and nb Q8_K blocks at y")
-	acc := XMM() // lane c: column c's dot
-	VXORPS(acc, acc, acc)
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	sh, sl := GP32(), GP32()
-	MOVWLZX(Mem{Base: x, Disp: 2}, sh)
-	MOVL(Mem{Base: x, Disp: 4}, sl)
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		sumi[c] = YMM()
-		VPXOR(sumi[c], sumi[c], sumi[c])
-	}
-	for j := 0; j < 8; j++ {
-		// ls = (scales_l nibble j) | (scales_h bits 2j,2j+1) << 4, minus 32.
-		ls, t := GP32(), GP32()
-		MOVL(sl, ls)
-		if j > 0 {
-			SHRL(U8(4*j), ls)
-		}
-		ANDL(U32(0xf), ls)
-		MOVL(sh, t)
-		if 2*j > 4 {
-			SHRL(U8(2*j-4), t)
-		} else if 2*j < 4 {
-			SHLL(U8(4-2*j), t)
-		}
-		ANDL(U32(0x30), t)
-		ORL(t, ls)
-		SUBL(U32(32), ls)
-		sc, sx := YMM(), XMM()
-		VMOVD(ls, sx)
-		VPBROADCASTW(sx, sc)
-
-		q, table := nibbles32(Mem{Base: x, Disp: 8 + 16*j}), YMM()
-		VMOVDQU(kvalues, table)
-		VPSHUFB(q, table, q)
-		ax := table
-		VPSIGNB(q, q, ax)
+	superBlockDot(name, "nb IQ4_XS blocks at x and nb Q8_K blocks at y", ncols, block.IQ4_XSBytes, 0, true, func(x Register, ys []Register, _ []VecVirtual) []VecVirtual {
+		sh, sl := GP32(), GP32()
+		MOVWLZX(Mem{Base: x, Disp: 2}, sh)
+		MOVL(Mem{Base: x, Disp: 4}, sl)
+		sumi := make([]VecVirtual, ncols)
 		for c := range ncols {
-			yv := YMM()
-			VMOVDQU(Mem{Base: ys[c], Disp: 4 + 32*j}, yv)
-			VPSIGNB(q, yv, yv)
-			VPMADDUBSW(yv, ax, yv)
-			VPMADDWD(sc, yv, yv)
-			VPADDD(yv, sumi[c], sumi[c])
+			sumi[c] = YMM()
+			VPXOR(sumi[c], sumi[c], sumi[c])
 		}
-	}
-	chainQ8K(Mem{Base: x}, ys, sumi, acc)
-	advance(x, 136, ys, 292, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
-	laneReturn(ncols, acc)
+		for j := 0; j < 8; j++ {
+			// ls = (scales_l nibble j) | (scales_h bits 2j,2j+1) << 4, minus 32.
+			ls, t := GP32(), GP32()
+			MOVL(sl, ls)
+			if j > 0 {
+				SHRL(U8(4*j), ls)
+			}
+			ANDL(U32(0xf), ls)
+			MOVL(sh, t)
+			if 2*j > 4 {
+				SHRL(U8(2*j-4), t)
+			} else if 2*j < 4 {
+				SHLL(U8(4-2*j), t)
+			}
+			ANDL(U32(0x30), t)
+			ORL(t, ls)
+			SUBL(U32(32), ls)
+			sc, sx := YMM(), XMM()
+			VMOVD(ls, sx)
+			VPBROADCASTW(sx, sc)
+
+			q, table := nibbles32(Mem{Base: x, Disp: 8 + 16*j}), YMM()
+			VMOVDQU(kvalues, table)
+			VPSHUFB(q, table, q)
+			ax := table
+			VPSIGNB(q, q, ax)
+			for c := range ncols {
+				yv := YMM()
+				VMOVDQU(Mem{Base: ys[c], Disp: 4 + 32*j}, yv)
+				VPSIGNB(q, yv, yv)
+				VPMADDUBSW(yv, ax, yv)
+				VPMADDWD(sc, yv, yv)
+				VPADDD(yv, sumi[c], sumi[c])
+			}
+		}
+		return sumi
+	})
 }
 
 // floatKind is a plain weight type multiplied with float32 activations.
@@ -873,4 +837,43 @@ func genMultiFloat() {
 		}
 	}
 	genRoundF16()
+}
+
+// superBlockDot emits the dot of nb super-blocks of xStride bytes at x with
+// Q8_K activations, for ncols activation rows (see colArgs): zeroed
+// accumulators, a loop whose body returns each column's integer sums of one
+// block (scaled by the f16 d at dOff and the activation scale), and the
+// return. With totals (the types with panel kernels), each column's block
+// sum is reduced to its exact total and chained in one fma per block
+// (chainQ8K), so that every shape gives the same bits; otherwise the eight
+// lanes accumulate apart (accumulateQ8K) and are summed at the end, and
+// body may also subtract from accs (the mins of Q2_K).
+func superBlockDot(name, doc string, ncols, xStride, dOff int, totals bool, body func(x Register, ys []Register, accs []VecVirtual) []VecVirtual) {
+	x, ys, nb := colArgs(name, ncols, doc)
+	var accs []VecVirtual
+	acc := XMM() // with totals, lane c: column c's dot
+	if totals {
+		VXORPS(acc, acc, acc)
+	} else {
+		for range ncols {
+			accs = append(accs, zeroY())
+		}
+	}
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	sumi := body(x, ys, accs)
+	if totals {
+		chainQ8K(Mem{Base: x, Disp: dOff}, ys, sumi, acc)
+	} else {
+		accumulateQ8K(Mem{Base: x, Disp: dOff}, ys, sumi, accs)
+	}
+	advance(x, xStride, ys, block.Q8_KBytes, nb, 1)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	if totals {
+		laneReturn(ncols, acc)
+	} else {
+		colReturn(ncols, accs)
+	}
 }

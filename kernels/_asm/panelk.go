@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/llqt/llqt/formats/block"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -46,10 +48,10 @@ type panelKKind struct {
 }
 
 var panelKKinds = []panelKKind{
-	{"Q4_KQ8_K", "Q4_K", 144, 8, func(x Register, w, s, m Mem) { unpackK45(false, x, w, s, m) }, true, 0, 0},
-	{"Q5_KQ8_K", "Q5_K", 176, 8, func(x Register, w, s, m Mem) { unpackK45(true, x, w, s, m) }, true, 0, 0},
-	{"Q6_KQ8_K", "Q6_K", 210, 4, unpackQ6K, false, 5, 208},
-	{"IQ4XSQ8_K", "IQ4_XS", 136, 8, unpackIQ4XS, false, 7, 0},
+	{"Q4_KQ8_K", "Q4_K", block.Q4_KBytes, 8, func(x Register, w, s, m Mem) { unpackK45(false, x, w, s, m) }, true, 0, 0},
+	{"Q5_KQ8_K", "Q5_K", block.Q5_KBytes, 8, func(x Register, w, s, m Mem) { unpackK45(true, x, w, s, m) }, true, 0, 0},
+	{"Q6_KQ8_K", "Q6_K", block.Q6_KBytes, 4, unpackQ6K, false, 5, 208},
+	{"IQ4XSQ8_K", "IQ4_XS", block.IQ4_XSBytes, 8, unpackIQ4XS, false, 7, 0},
 }
 
 // unpackK45 unpacks a Q4_K or Q5_K block: quants 0..15 (0..31), the eight

@@ -1,25 +1,23 @@
-package quant
+package block
 
 import (
-	"encoding/binary"
 	"math"
-
-	"github.com/x448/float16"
 )
 
 // groupMaxEps is ggml's GROUP_MAX_EPS: a group whose largest magnitude is
 // below it counts as all zero.
 const groupMaxEps = float32(1e-15)
 
-// nearestInt rounds to the nearest integer, halves to even, with ggml's
-// float trick: adding 1.5·2^23 leaves the rounded integer in the low mantissa
-// bits. It is exact for |f| ≤ 4194303; outside that range it returns the
-// same (meaningless) value ggml's nearest_int does, which keeps the encoded
-// bytes identical even for degenerate inputs.
-func nearestInt(f float32) int32 {
-	v := f + 12582912
-	i := int32(math.Float32bits(v))
-	return (i & 0x007fffff) - 0x00400000
+// maxAbsSigned returns the element of largest magnitude (the first one on
+// ties) and that magnitude.
+func maxAbsSigned(x []float32) (max, amax float32) {
+	for _, v := range x {
+		if ax := abs32(v); amax < ax {
+			amax = ax
+			max = v
+		}
+	}
+	return max, amax
 }
 
 func abs32(f float32) float32 {
@@ -41,50 +39,32 @@ func clampInt(v, lo, hi int32) int32 {
 	return v
 }
 
-// fp16 conversions. Encoding rounds to nearest even (as F16C and ggml's
-// software path do); decoding is exact and table driven.
-
-var f16Table = func() *[1 << 16]float32 {
-	var t [1 << 16]float32
-	for i := range t {
-		t[i] = float16.Frombits(uint16(i)).Float32()
+// symmetricScale starts make_qx_quants and make_q3_quants: max is the
+// element of largest magnitude and iscale = −nmax/max maps it to −nmax. ok
+// is false, and L is zeroed, when every element is below groupMaxEps.
+func symmetricScale(nmax int, x []float32, L []int8) (max, iscale float32, ok bool) {
+	max, amax := maxAbsSigned(x)
+	if amax < groupMaxEps {
+		clear(L)
+		return 0, 0, false
 	}
-	return &t
-}()
-
-func toF16(f float32) uint16 { return uint16(float16.Fromfloat32(f)) }
-
-func fromF16(h uint16) float32 { return f16Table[h] }
-
-func putF16(b []byte, f float32) { binary.LittleEndian.PutUint16(b, toF16(f)) }
-
-func getF16(b []byte) float32 { return f16Table[binary.LittleEndian.Uint16(b)] }
+	return max, float32(-nmax) / max, true
+}
 
 // makeQxQuants finds a symmetric scale for n values quantized to
 // [-nmax, nmax-1] (stored offset by nmax in L), as ggml's make_qx_quants.
 // rmseType selects the error weights when qw is nil: 1 x², 2 one, 3 |x|,
 // otherwise √|x|; a negative rmseType returns after the first estimate.
 func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32) float32 {
-	x = x[:n]
-	L = L[:n]
-	var max, amax float32
-	for _, v := range x {
-		if ax := abs32(v); ax > amax {
-			amax = ax
-			max = v
-		}
-	}
-	if amax < groupMaxEps {
-		for i := range L {
-			L[i] = 0
-		}
+	x, L = x[:n], L[:n]
+	max, iscale, ok := symmetricScale(nmax, x, L)
+	if !ok {
 		return 0
 	}
 	nm := int32(nmax)
-	iscale := float32(-nmax) / max
 	if rmseType == 0 {
 		for i, v := range x {
-			l := nearestInt(iscale * v)
+			l := NearestInt(iscale * v)
 			L[i] = int8(nm + clampInt(l, -nm, nm-1))
 		}
 		return 1 / iscale
@@ -117,7 +97,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 	}
 	var sumlx, suml2 float32
 	for i, v := range x {
-		l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+		l := clampInt(NearestInt(iscale*v), -nm, nm-1)
 		L[i] = int8(l + nm)
 		w := wts[i]
 		fl := float32(l)
@@ -142,7 +122,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		iscale = -(float32(nmax) + float32(float32(0.1)*float32(is))) / max
 		sumlx, suml2 = 0, 0
 		for i, v := range x {
-			l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+			l := clampInt(NearestInt(iscale*v), -nm, nm-1)
 			w := wts[i]
 			fl := float32(l)
 			sumlx += float32(w * v * fl)
@@ -150,7 +130,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		}
 		if suml2 > 0 && sumlx*sumlx > best*suml2 {
 			for i, v := range x {
-				l := nearestInt(iscale * v)
+				l := NearestInt(iscale * v)
 				L[i] = int8(nm + clampInt(l, -nm, nm-1))
 			}
 			scale = sumlx / suml2
@@ -163,27 +143,16 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 // makeQ3Quants is ggml's make_q3_quants: a symmetric scale for values in
 // [-nmax, nmax-1], refined by coordinate descent on x²-weighted error.
 func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
-	x = x[:n]
-	L = L[:n]
-	var max, amax float32
-	for _, v := range x {
-		if ax := abs32(v); ax > amax {
-			amax = ax
-			max = v
-		}
-	}
-	if amax < groupMaxEps {
-		for i := range L {
-			L[i] = 0
-		}
+	x, L = x[:n], L[:n]
+	_, iscale, ok := symmetricScale(nmax, x, L)
+	if !ok {
 		return 0
 	}
 	nm := int32(nmax)
-	iscale := float32(-nmax) / max
 	if doRMSE {
 		var sumlx, suml2 float32
 		for i, v := range x {
-			l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+			l := clampInt(NearestInt(iscale*v), -nm, nm-1)
 			L[i] = int8(l)
 			w := v * v
 			fl := float32(l)
@@ -198,7 +167,7 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 				slx := sumlx - float32(w*v*li)
 				if slx > 0 {
 					sl2 := suml2 - float32(w*li*li)
-					newL := clampInt(nearestInt(v*sl2/slx), -nm, nm-1)
+					newL := clampInt(NearestInt(v*sl2/slx), -nm, nm-1)
 					if newL != int32(L[i]) {
 						fn := float32(newL)
 						slx += float32(w * v * fn)
@@ -222,7 +191,7 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 		return sumlx / suml2
 	}
 	for i, v := range x {
-		l := clampInt(nearestInt(iscale*v), -nm, nm-1)
+		l := clampInt(NearestInt(iscale*v), -nm, nm-1)
 		L[i] = int8(l + nm)
 	}
 	return 1 / iscale
@@ -266,7 +235,7 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 	scale = 1 / iscale
 	var bestMAD float32
 	for i, v := range x {
-		l := nearestInt(iscale * (v - min))
+		l := NearestInt(iscale * (v - min))
 		L[i] = uint8(clampInt(l, 0, nm))
 		diff := float32(scale*float32(L[i])) + min - v
 		if useMAD {
@@ -283,7 +252,7 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 		iscale = (rmin + float32(rdelta*float32(is)) + float32(nmax)) / (max - min)
 		var sumL, sumL2, sumXL float32
 		for i, v := range x {
-			l := clampInt(nearestInt(iscale*(v-min)), 0, nm)
+			l := clampInt(NearestInt(iscale*(v-min)), 0, nm)
 			Laux[i] = uint8(l)
 			w := weights[i]
 			fl := float32(l)
@@ -365,7 +334,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 	nm := int32(nmax)
 	iscale := float32(nmax) / max
 	for i, v := range x {
-		L[i] = uint8(nearestInt(iscale * v))
+		L[i] = uint8(NearestInt(iscale * v))
 	}
 	scale := 1 / iscale
 	var bestMSE float32
@@ -381,7 +350,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 		scaleIs := 1 / iscaleIs
 		var mse float32
 		for i, v := range x {
-			l := nearestInt(iscaleIs * v)
+			l := NearestInt(iscaleIs * v)
 			if l > nm {
 				l = nm
 			}
@@ -395,7 +364,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 	}
 	var sumlx, suml2 float32
 	for i, v := range x {
-		l := nearestInt(iscale * v)
+		l := NearestInt(iscale * v)
 		if l > nm {
 			l = nm
 		}
@@ -413,7 +382,7 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 			slx := sumlx - float32(w*v*li)
 			sl2 := suml2 - float32(w*li*li)
 			if slx > 0 && sl2 > 0 {
-				newL := nearestInt(v * sl2 / slx)
+				newL := NearestInt(v * sl2 / slx)
 				if newL > nm {
 					newL = nm
 				}
@@ -437,12 +406,17 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 	return sumlx / suml2
 }
 
-// getScaleMinK4 unpacks the j-th 6-bit scale and min of a Q4_K/Q5_K block.
-func getScaleMinK4(j int, q []byte) (d, m uint8) {
-	if j < 4 {
-		return q[j] & 63, q[j+4] & 63
+// rowSigma2 is the mean square of a row (the legacy formats' sigma²).
+func rowSigma2(x []float32) float32 {
+	var sumX2 float32
+	for _, v := range x {
+		sumX2 += float32(v * v)
 	}
-	d = q[j+4]&0xF | (q[j-4]>>6)<<4
-	m = q[j+4]>>4 | (q[j]>>6)<<4
-	return d, m
+	return sumX2 / float32(len(x))
+}
+
+func importanceWeights(dst, qw, x []float32, sigma2 float32) {
+	for j, v := range x {
+		dst[j] = qw[j] * sqrt32(sigma2+float32(v*v))
+	}
 }
