@@ -62,6 +62,9 @@ type Model struct {
 	// (llama 3 scaling), or nil.
 	RopeFreqs []float32
 
+	// weights are the weight matrices by name (ReplaceWeight).
+	weights map[string]*Weight
+
 	opt     Options
 	threads int
 	kvType  ggml.Type
@@ -184,7 +187,12 @@ func (m *Model) matrix(name string, cols, rows int) (*Weight, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tensor %s: %w", name, err)
 	}
-	return &Weight{Name: name, Type: ti.Type, Data: data, Rows: int(ti.Shape[1]), Cols: int(ti.Shape[0])}, nil
+	w := &Weight{Name: name, Type: ti.Type, Data: data, Rows: int(ti.Shape[1]), Cols: int(ti.Shape[0])}
+	if m.weights == nil {
+		m.weights = map[string]*Weight{}
+	}
+	m.weights[name] = w
+	return w, nil
 }
 
 // vector reads a 1-D tensor of n elements as float32 (norm weights are

@@ -53,6 +53,7 @@ type quantizeFlags struct {
 	includeWeights    []string
 	excludeWeights    []string
 	overrideKV        []string
+	target            targetFlags
 }
 
 func newQuantizeCmd() *cobra.Command {
@@ -129,6 +130,7 @@ Types: ` + presetList(),
 	fl.StringArrayVar(&f.overrideKV, "override-kv", nil, "KEY=TYPE:VALUE: set metadata in the output; TYPE is int, float, bool or str (repeatable)")
 	fl.StringVar(&f.convertOutType, "convert-outtype", "f32", "when IN is a Hugging Face directory: the type the converter "+
 		"stores matrices as before quantizing ("+strings.Join(convert.OutTypes, ", ")+"); f32 is lossless")
+	addTargetFlags(cmd, &f.target)
 	addThreadsFlag(cmd, &f.threads)
 	return cmd
 }
@@ -145,6 +147,23 @@ func presetList() string {
 
 // preset resolves the type from --type, the short flags or the third
 // argument; exactly one must be given.
+// given lists the type names given (flags and the positional TYPE), or "".
+func (f *quantizeFlags) given(positional string) string {
+	var given []string
+	if f.typeName != "" {
+		given = append(given, f.typeName)
+	}
+	for _, name := range shortPresets {
+		if *f.short[name] {
+			given = append(given, name)
+		}
+	}
+	if positional != "" {
+		given = append(given, positional)
+	}
+	return strings.Join(given, ", ")
+}
+
 func (f *quantizeFlags) preset(positional string) (quant.Preset, error) {
 	var given []string
 	if f.typeName != "" {
@@ -296,6 +315,8 @@ type quantizeReport struct {
 	Seconds   float64      `json:"seconds,omitempty"`
 	PerType   []typeTotals `json:"per_type"`
 	Tensors   []tensorJSON `json:"tensors,omitempty"`
+	// Target is the size target's choice (--target-bpw/--target-size).
+	Target *targetReport `json:"target,omitempty"`
 }
 
 func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args []string) error {
@@ -312,8 +333,16 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 		}
 	}
 	in, out := pa.in, pa.out
-	p, err := f.preset(pa.typeName)
-	if err != nil {
+	targeted := f.target.set()
+	var p quant.Preset
+	if targeted {
+		if f.given(pa.typeName) != "" {
+			return fmt.Errorf("both a type (%s) and a size target (%s) given: a target chooses every tensor's type, so give one or the other", f.given(pa.typeName), f.target)
+		}
+		// The base plan only says which tensors are quantized; the target
+		// replaces its types.
+		p, _ = quant.ParsePreset("Q8_0")
+	} else if p, err = f.preset(pa.typeName); err != nil {
 		return err
 	}
 	if out == "" {
@@ -354,8 +383,15 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
+	var tgt *targetReport
+	if targeted {
+		if planned, decisions, tgt, err = planForTarget(ctx, cmd, f, in, m, opts, decisions); err != nil {
+			return fmt.Errorf("%s: %w", in, err)
+		}
+		p = tgt.preset
+	}
 	ft, _ := planned.KV.Uint("general.file_type")
-	rep := &quantizeReport{Input: in, Type: p.Name, FileType: uint32(ft), DryRun: f.dryRun, Threads: f.threads}
+	rep := &quantizeReport{Input: in, Type: p.Name, FileType: uint32(ft), DryRun: f.dryRun, Threads: f.threads, Target: tgt}
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 
 	start := time.Now()
