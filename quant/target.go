@@ -209,7 +209,6 @@ func smallest(cs []Choice) int {
 	return best
 }
 
-
 // ProxyLoss is the loss estimate that needs no model run: the squared error
 // of the tensor's products, Σ_rows Σ_j w_j·(x_j − x̂_j)², with w the
 // importance weights (the mean squared activation of column j, from the

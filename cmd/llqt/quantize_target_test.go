@@ -144,4 +144,3 @@ func TestTargetFlagErrors(t *testing.T) {
 		t.Errorf("--target-bpw 4.5 --dry-run: bpw %g, method %q, %d tensors", rep.BPW, rep.Target.Method, len(rep.Target.Tensors))
 	}
 }
-
