@@ -70,7 +70,7 @@ type Model struct {
 // Load opens a GGUF model by mmap and checks its tensors against its
 // hyperparameters.
 func Load(path string, opt Options) (*Model, error) {
-	f, err := gguf.Open(path)
+	f, err := gguf.OpenModel(path)
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,10 @@ type Options struct {
 	ImatrixFile    string
 	ImatrixDataset string
 	ImatrixChunks  int
+	// Overrides are --override-kv metadata, set (moved to the end) after
+	// the split keys are removed and before the imatrix keys, as
+	// llama-quantize applies its kv_overrides.
+	Overrides []formats.KV
 	// Threads bounds the concurrent row chunks encoded across all tensors;
 	// 0 means every CPU. The output does not depend on it.
 	Threads int
@@ -199,6 +203,9 @@ func Plan(m *formats.Model, opts Options) (*formats.Model, []Decision, error) {
 	setLast("general.file_type", uint32(ftype))
 	for _, k := range []string{"split.no", "split.count", "split.tensors.count"} {
 		out.KV.Delete(k)
+	}
+	for _, o := range opts.Overrides {
+		setLast(o.Key, o.Value)
 	}
 	if len(opts.Imatrix) > 0 {
 		file := opts.ImatrixFile

@@ -26,6 +26,7 @@ type convertFlags struct {
 	force   bool
 	json    bool
 	threads int
+	split   splitFlags
 }
 
 func newConvertCmd() *cobra.Command {
@@ -50,6 +51,7 @@ Supported architectures: ` + strings.Join(convert.Supported(), ", ") + ".",
 	cmd.Flags().BoolVarP(&f.force, "force", "f", false, "overwrite an existing output file")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the summary as JSON")
 	addThreadsFlag(cmd, &f.threads)
+	f.split.add(cmd, true)
 	return cmd
 }
 
@@ -66,6 +68,8 @@ type convertSummary struct {
 	MBPerSecond float64  `json:"mb_per_s"`
 	Threads     int      `json:"threads"`
 	Warnings    []string `json:"warnings,omitempty"`
+	// Shards lists the files written when the output was split.
+	Shards []string `json:"files,omitempty"`
 }
 
 func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out string, f convertFlags) error {
@@ -78,6 +82,10 @@ func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out strin
 		return fmt.Errorf("%s: input must be a Hugging Face model directory", dir)
 	}
 	if err := checkOutput(dir, out, f.force); err != nil {
+		return err
+	}
+	splitOpt, err := f.split.options(gguf.StyleConverter)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
@@ -99,25 +107,22 @@ func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out strin
 		}
 	}
 	ctx, stop := cli.SignalContext(parent)
-	bar := cli.NewProgress(stderr, int64(layout.DataSize), "converting")
-	err = gguf.WriteFile(ctx, out, res.Model, gguf.WriteOptions{
+	written, err := writeModelOrShards(ctx, stderr, out, res.Model, gguf.WriteOptions{
 		Codec:     quant.Codec{},
 		Threads:   f.threads,
 		Overwrite: f.force,
-		Progress:  func(done, total int64) { bar.Set(done) },
-	})
-	bar.Finish()
+	}, splitOpt, "converting")
 	if err := cli.Interrupted(err, stop()); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	st, err := os.Stat(out)
+	outBytes, err := filesSize(written)
 	if err != nil {
 		return err
 	}
 	sum := convertSummary{
 		Input: dir, Output: out, Arch: res.HFArch, OutType: res.OutType,
-		Tensors: len(res.Model.Tensors), InputBytes: res.InputBytes, OutputBytes: st.Size(),
+		Tensors: len(res.Model.Tensors), InputBytes: res.InputBytes, OutputBytes: outBytes, Shards: written,
 		Seconds: elapsed.Seconds(), Threads: f.threads, Warnings: res.Warnings,
 	}
 	if s := elapsed.Seconds(); s > 0 {
@@ -125,6 +130,9 @@ func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out strin
 	}
 	if f.json {
 		return cli.JSON(stdout, sum)
+	}
+	if len(written) > 1 {
+		out = fmt.Sprintf("%s … %s (%d shards)", written[0], written[len(written)-1], len(written))
 	}
 	fmt.Fprintf(stdout, "wrote %s: %s %s, %d tensors, %s (from %s of weights) in %.2fs, %.1f MB/s\n",
 		out, res.HFArch, strings.ToUpper(res.OutType), sum.Tensors, humanBytes(sum.OutputBytes),

@@ -44,6 +44,9 @@ type quantizeFlags struct {
 	json              bool
 	convertOutType    string
 	imatrix           string
+	overrideKV        []string
+	keepSplit         bool
+	split             splitFlags
 }
 
 func newQuantizeCmd() *cobra.Command {
@@ -101,6 +104,7 @@ Types: ` + presetList(),
 	fl.StringVar(&f.convertOutType, "convert-outtype", "f32", "when IN is a Hugging Face directory: the type the converter "+
 		"stores matrices as before quantizing ("+strings.Join(convert.OutTypes, ", ")+"); f32 is lossless")
 	addThreadsFlag(cmd, &f.threads)
+	addQuantizeSplitFlags(cmd, f)
 	return cmd
 }
 
@@ -176,6 +180,13 @@ func (f *quantizeFlags) options(p quant.Preset, ctx context.Context) (quant.Opti
 		opts.Imatrix, opts.ImatrixFile, opts.ImatrixDataset = im.Weights, f.imatrix, im.Dataset
 		opts.ImatrixChunks = int(max(im.Chunks, 0))
 	}
+	for _, s := range f.overrideKV {
+		kv, err := formats.ParseOverrideKV(s)
+		if err != nil {
+			return opts, fmt.Errorf("--override-kv: %w", err)
+		}
+		opts.Overrides = append(opts.Overrides, kv)
+	}
 	for _, s := range f.tensorTypes {
 		o, err := quant.ParseTensorTypeOverride(s)
 		if err != nil {
@@ -204,7 +215,7 @@ func openInput(path, convertOutType string, stderr io.Writer) (*formats.Model, f
 		}
 		return res.Model, func() { res.Close() }, nil
 	}
-	f, err := gguf.Open(path)
+	f, err := gguf.OpenModel(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -291,18 +302,7 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 	start := time.Now()
 	if !f.dryRun {
 		rep.Output = out
-		layout, err := gguf.Plan(planned)
-		if err != nil {
-			return err
-		}
-		bar := cli.NewProgress(stderr, int64(layout.DataSize), "quantizing")
-		err = gguf.WriteFile(ctx, out, planned, gguf.WriteOptions{
-			Threads:   f.threads,
-			Overwrite: f.force,
-			Progress:  func(done, _ int64) { bar.Set(done) },
-		})
-		bar.Finish()
-		if err != nil {
+		if err := writeQuantized(ctx, stderr, in, out, planned, f); err != nil {
 			return err
 		}
 		rep.Seconds = time.Since(start).Seconds()

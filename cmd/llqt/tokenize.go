@@ -44,7 +44,7 @@ input is used verbatim.`,
 			if err != nil {
 				return err
 			}
-			f, err := gguf.Open(args[0])
+			f, err := gguf.OpenModel(args[0])
 			if err != nil {
 				return err
 			}

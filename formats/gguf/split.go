@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -248,4 +249,18 @@ func SplitFileNames(out string, n int, style SplitStyle) []string {
 		names[i] = SplitPath(prefix, i, n)
 	}
 	return names
+}
+
+// HeaderSize is the bytes m's header (metadata and tensor infos) takes,
+// with the padding before the data: gguf_get_meta_size.
+func HeaderSize(m *formats.Model) (uint64, error) {
+	l, err := Plan(m)
+	if err != nil {
+		return 0, err
+	}
+	cw := &countingWriter{w: io.Discard}
+	if err := writeHeader(cw, m, l); err != nil {
+		return 0, err
+	}
+	return alignUp(cw.n, l.Alignment), nil
 }
