@@ -23,7 +23,10 @@ func TestEditMetadata(t *testing.T) {
 		{"same-length", func(kv *formats.KVs) error { kv.Set("general.name", "y"); return nil }, true, "", "general.name", "y"},
 		{"grow-a-little", func(kv *formats.KVs) error { kv.Set("general.name", "xyz"); return nil }, true, "", "general.name", "xyz"},
 		{"grow-past-padding", func(kv *formats.KVs) error { kv.Set("general.name", strings.Repeat("n", 100)); return nil }, false, "", "general.name", strings.Repeat("n", 100)},
-		{"new-key", func(kv *formats.KVs) error { kv.Set("tokenizer.chat_template", strings.Repeat("{{x}}", 50)); return nil }, false, "", "tokenizer.chat_template", strings.Repeat("{{x}}", 50)},
+		{"new-key", func(kv *formats.KVs) error {
+			kv.Set("tokenizer.chat_template", strings.Repeat("{{x}}", 50))
+			return nil
+		}, false, "", "tokenizer.chat_template", strings.Repeat("{{x}}", 50)},
 		{"delete", func(kv *formats.KVs) error { kv.Delete("general.name"); return nil }, false, "", "general.architecture", "llama"},
 		{"alignment", func(kv *formats.KVs) error { kv.Set("general.alignment", uint32(64)); return nil }, false, "", "general.alignment", uint32(64)},
 		{"bad-alignment", func(kv *formats.KVs) error { kv.Set("general.alignment", uint32(3)); return nil }, false, "power of two", "", nil},
