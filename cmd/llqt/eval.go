@@ -24,6 +24,7 @@ func newEvalCmd() *cobra.Command {
 		Short: "Measure a model's quality (perplexity, KL-divergence)",
 	}
 	cmd.AddCommand(newPerplexityCmd())
+	cmd.AddCommand(newMultipleChoiceCmds()...)
 	return cmd
 }
 

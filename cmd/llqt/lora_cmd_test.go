@@ -1,0 +1,47 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/llqt/llqt/internal/fixtures"
+)
+
+// TestConvertLoraGolden: convert-lora writes the bytes of b4748's
+// convert_lora_to_gguf.py --base tiny-llama-hf --outtype T for every T
+// (golden2/lora-T.gguf; all four are the same F32 file).
+func TestConvertLoraGolden(t *testing.T) {
+	adapter := fixtures.Path(t, "golden2/tiny-llama-lora")
+	base := fixtures.Path(t, "tiny-llama-hf")
+	var g struct {
+		Convert map[string]struct {
+			SHA256 string `json:"sha256"`
+		} `json:"convert"`
+	}
+	b, err := os.ReadFile(fixtures.Path(t, "golden2/lora.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, typ := range []string{"f32", "f16", "bf16", "q8_0"} {
+		want, ok := g.Convert[typ]
+		if !ok {
+			t.Fatalf("lora.json has no %s conversion", typ)
+		}
+		out := filepath.Join(dir, "lora-"+typ+".gguf")
+		if _, _, err := runLLQT(t, "convert-lora", "--base", base, "--outtype", typ, adapter, out); err != nil {
+			t.Fatal(err)
+		}
+		if got := sha256File(t, out); got != want.SHA256 {
+			t.Errorf("--outtype %s: sha256 %s, convert_lora_to_gguf.py wrote %s", typ, got, want.SHA256)
+		}
+	}
+	if _, _, err := runLLQT(t, "convert-lora", adapter, filepath.Join(dir, "x.gguf")); err == nil {
+		t.Error("convert-lora without --base succeeded")
+	}
+}
