@@ -45,3 +45,56 @@ func TestConvertLoraGolden(t *testing.T) {
 		t.Error("convert-lora without --base succeeded")
 	}
 }
+
+// TestMergeLoraGolden: merge-lora writes llama-export-lora's files byte
+// for byte: golden2/lora.json's f32 and f16 merges, and a scaled adapter on
+// a Q4_K_M base (dequantized, F16 out) from testdata/merge-lora.json.
+func TestMergeLoraGolden(t *testing.T) {
+	var g struct {
+		ExportLora map[string]struct {
+			SHA256 string `json:"sha256"`
+		} `json:"export_lora"`
+	}
+	b, err := os.ReadFile(fixtures.Path(t, "golden2/lora.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	var local struct {
+		Cases []struct {
+			Base, Lora, Scale, SHA256 string
+		} `json:"cases"`
+	}
+	b, err = os.ReadFile("testdata/merge-lora.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &local); err != nil {
+		t.Fatal(err)
+	}
+	type run struct {
+		args []string
+		want string
+	}
+	var runs []run
+	for _, typ := range []string{"f32", "f16"} {
+		runs = append(runs, run{[]string{fixtures.Path(t, "golden/tiny-llama-"+typ+".gguf"), "--lora", fixtures.Path(t, "golden2/lora-"+typ+".gguf")},
+			g.ExportLora[typ].SHA256})
+	}
+	for _, c := range local.Cases {
+		runs = append(runs, run{[]string{fixtures.Path(t, c.Base), "--lora-scaled", fixtures.Path(t, c.Lora), c.Scale}, c.SHA256})
+	}
+	dir := t.TempDir()
+	for i, r := range runs {
+		out := filepath.Join(dir, "m"+string(rune('a'+i))+".gguf")
+		args := append(append([]string{"merge-lora"}, r.args...), out, "-t", "2")
+		if _, _, err := runLLQT(t, args...); err != nil {
+			t.Fatalf("%v: %v", r.args, err)
+		}
+		if got := sha256File(t, out); got != r.want {
+			t.Errorf("%v: sha256 %s, llama-export-lora wrote %s", r.args, got, r.want)
+		}
+	}
+}
