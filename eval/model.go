@@ -28,6 +28,8 @@ type Weight struct {
 	Data []byte
 	Rows int
 	Cols int
+	// lora holds run-time adapter updates (see ApplyLoRA in lora.go).
+	lora []loraFactor
 }
 
 // RowBytes is the size of one row in bytes.

@@ -29,6 +29,7 @@ type benchOptions struct {
 	output  string
 	kvF32   bool
 	kernels string
+	lora    loraFlags
 }
 
 func newBenchCmd() *cobra.Command {
@@ -73,6 +74,7 @@ stddev_ns, avg_ts, stddev_ts, samples_ns, samples_ts, …).`,
 	fl.BoolVar(&o.kvF32, "kv-f32", false, "keep the KV cache in F32 instead of F16")
 	addKernelsFlag(cmd, &o.kernels)
 	addThreadsFlag(cmd, &o.threads)
+	withLoRA(cmd, &o.lora)
 	return cmd
 }
 
@@ -126,7 +128,7 @@ func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOpti
 	if err := useKernels(o.kernels); err != nil {
 		return err
 	}
-	m, err := eval.Load(path, eval.Options{Threads: o.threads, KVF32: o.kvF32})
+	m, err := loadModel(path, eval.Options{Threads: o.threads, KVF32: o.kvF32}, &o.lora)
 	if err != nil {
 		return err
 	}

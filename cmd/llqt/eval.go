@@ -40,6 +40,7 @@ type perplexityFlags struct {
 	force    bool
 	kvF32    bool
 	parallel int
+	lora     loraFlags
 }
 
 func newPerplexityCmd() *cobra.Command {
@@ -88,6 +89,7 @@ the highest probability on the same token.`,
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing --kl-divergence-base file")
 	fl.BoolVar(&f.kvF32, "kv-f32", false, "keep the KV cache in F32 instead of F16 (llama.cpp's default)")
 	addThreadsFlag(cmd, &f.threads)
+	withLoRA(cmd, &f.lora)
 	return cmd
 }
 
@@ -129,7 +131,7 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 	}
 
 	opt := eval.Options{Threads: f.threads, KVF32: f.kvF32}
-	m, err := eval.Load(modelPath, opt)
+	m, err := loadModel(modelPath, opt, &f.lora)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ type mcFlags struct {
 	threads int
 	kvF32   bool
 	json    bool
+	lora    loraFlags
 }
 
 // newMultipleChoiceCmds makes eval hellaswag and eval winogrande.
@@ -45,6 +46,7 @@ func newMultipleChoiceCmds() []*cobra.Command {
 		fl.BoolVar(&f.kvF32, "kv-f32", false, "keep the KV cache in F32 instead of F16 (llama.cpp's default)")
 		fl.BoolVar(&f.json, "json", false, "print one JSON object instead of the running output")
 		addThreadsFlag(cmd, &f.threads)
+		withLoRA(cmd, &f.lora)
 		return cmd
 	}
 	return []*cobra.Command{
@@ -79,7 +81,7 @@ func runMultipleChoice(ctx context.Context, cmd *cobra.Command, kind, modelPath 
 		return fmt.Errorf("-f: %w", err)
 	}
 	text := perplexity.PrepareText(raw)
-	m, err := eval.Load(modelPath, eval.Options{Threads: f.threads, KVF32: f.kvF32})
+	m, err := loadModel(modelPath, eval.Options{Threads: f.threads, KVF32: f.kvF32}, &f.lora)
 	if err != nil {
 		return err
 	}

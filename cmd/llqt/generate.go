@@ -26,6 +26,7 @@ type generateOptions struct {
 	beams    int
 	kvF32    bool
 	noEscape bool
+	lora     loraFlags
 }
 
 func newGenerateCmd() *cobra.Command {
@@ -60,6 +61,7 @@ the end. Generation stops after N tokens or at an end-of-generation token.`,
 	fl.BoolVar(&o.noEscape, "no-escape", false, "do not process escapes in the prompt")
 	addThreadsFlag(cmd, &o.threads)
 	_ = cmd.MarkFlagRequired("prompt")
+	withLoRA(cmd, &o.lora)
 	return cmd
 }
 
@@ -67,7 +69,7 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 	if o.nPredict < 0 {
 		return fmt.Errorf("-n must not be negative")
 	}
-	m, err := eval.Load(path, eval.Options{Threads: o.threads, KVF32: o.kvF32})
+	m, err := loadModel(path, eval.Options{Threads: o.threads, KVF32: o.kvF32}, &o.lora)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/llqt/llqt/internal/fixtures"
@@ -95,6 +98,69 @@ func TestMergeLoraGolden(t *testing.T) {
 		}
 		if got := sha256File(t, out); got != r.want {
 			t.Errorf("%v: sha256 %s, llama-export-lora wrote %s", r.args, got, r.want)
+		}
+	}
+}
+
+// TestLoraPerplexity: eval perplexity --lora/--lora-scaled against
+// llama-perplexity b4748 with the same adapters on the first 20 chunks
+// (testdata/lora-ppl.json), within 0.1%; the negative scale of the last
+// case is written FILE,SCALE since "-0.5" alone would read as a flag.
+func TestLoraPerplexity(t *testing.T) {
+	var ref struct {
+		Text   string `json:"text"`
+		NCtx   int    `json:"n_ctx"`
+		Chunks int    `json:"chunks"`
+		Cases  []struct {
+			Model    string   `json:"model"`
+			LoraArgs []string `json:"lora_args"`
+			PPL      float64  `json:"ppl"`
+		} `json:"cases"`
+	}
+	b, err := os.ReadFile("testdata/lora-ppl.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	cases := ref.Cases
+	if testing.Short() {
+		cases = cases[:2]
+	}
+	for _, c := range cases {
+		args := []string{"eval", "perplexity", fixtures.Path(t, c.Model), "-f", fixtures.Path(t, ref.Text),
+			"-c", strconv.Itoa(ref.NCtx), "--chunks", strconv.Itoa(ref.Chunks), "-t", "2", "--json"}
+		for i := 0; i < len(c.LoraArgs); i++ {
+			a := c.LoraArgs[i]
+			switch a {
+			case "--lora":
+				args = append(args, a, fixtures.Path(t, c.LoraArgs[i+1]))
+				i++
+			case "--lora-scaled":
+				file, scale := fixtures.Path(t, c.LoraArgs[i+1]), c.LoraArgs[i+2]
+				if strings.HasPrefix(scale, "-") {
+					args = append(args, a, file+","+scale)
+				} else {
+					args = append(args, a, file, scale)
+				}
+				i += 2
+			}
+		}
+		out, _, err := runLLQT(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", c.LoraArgs, err)
+		}
+		var res struct {
+			PPL float64 `json:"ppl"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatal(err)
+		}
+		if rel := math.Abs(res.PPL-c.PPL) / c.PPL; rel > 1e-3 {
+			t.Errorf("%s %v: PPL %.4f, llama-perplexity %.4f (%.2e relative)", c.Model, c.LoraArgs, res.PPL, c.PPL, rel)
+		} else {
+			t.Logf("%s %v: PPL %.4f, llama-perplexity %.4f", filepath.Base(c.Model), c.LoraArgs, res.PPL, c.PPL)
 		}
 	}
 }

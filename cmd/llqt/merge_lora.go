@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
@@ -19,85 +17,6 @@ import (
 )
 
 func init() { subcommands = append(subcommands, newMergeLoraCmd) }
-
-// loraFlags are llama.cpp's --lora FILE and --lora-scaled FILE SCALE, in
-// the order given.
-type loraFlags struct {
-	list []loraArg
-}
-
-type loraArg struct {
-	path  string
-	scale float32
-}
-
-// loraValue collects --lora FILE (scale 1).
-type loraValue struct{ f *loraFlags }
-
-func (v loraValue) String() string { return "" }
-func (v loraValue) Type() string   { return "FILE" }
-func (v loraValue) Set(s string) error {
-	v.f.list = append(v.f.list, loraArg{s, 1})
-	return nil
-}
-
-// loraScaledValue collects --lora-scaled FILE SCALE: pflag gives one value
-// per flag, so the scale is the next argument, which RunE takes from args
-// (see takeScales); here FILE is recorded with a pending scale.
-type loraScaledValue struct{ f *loraFlags }
-
-func (v loraScaledValue) String() string { return "" }
-func (v loraScaledValue) Type() string   { return "FILE SCALE" }
-func (v loraScaledValue) Set(s string) error {
-	// Accept "FILE,SCALE" and "FILE:SCALE" too, for shells that pass one word.
-	if i := strings.LastIndexAny(s, ",:"); i > 0 {
-		if sc, err := strconv.ParseFloat(s[i+1:], 32); err == nil {
-			v.f.list = append(v.f.list, loraArg{s[:i], float32(sc)})
-			return nil
-		}
-	}
-	v.f.list = append(v.f.list, loraArg{s, float32(nanPending)})
-	return nil
-}
-
-const nanPending = -1e38 // marks a --lora-scaled whose SCALE is still in args
-
-func (l *loraFlags) add(cmd *cobra.Command) {
-	cmd.Flags().Var(loraValue{l}, "lora", "apply the LoRA adapter FILE (repeatable)")
-	cmd.Flags().Var(loraScaledValue{l}, "lora-scaled", "apply the LoRA adapter FILE with user scale SCALE: --lora-scaled FILE SCALE (repeatable)")
-}
-
-// takeScales fills the scales of --lora-scaled flags from the positional
-// arguments that follow them (pflag leaves "FILE SCALE"'s SCALE among the
-// arguments) and returns the remaining arguments.
-func (l *loraFlags) takeScales(args []string) ([]string, error) {
-	for i := range l.list {
-		if l.list[i].scale != float32(nanPending) {
-			continue
-		}
-		if len(args) == 0 {
-			return nil, fmt.Errorf("--lora-scaled %s: missing SCALE", l.list[i].path)
-		}
-		// The scale is the first positional argument that parses as a
-		// number and is not an existing path given elsewhere.
-		k := -1
-		for j, a := range args {
-			if _, err := strconv.ParseFloat(a, 32); err == nil {
-				k = j
-				break
-			}
-		}
-		if k < 0 {
-			return nil, fmt.Errorf("--lora-scaled %s: missing SCALE", l.list[i].path)
-		}
-		sc, _ := strconv.ParseFloat(args[k], 32)
-		l.list[i].scale = float32(sc)
-		args = append(append([]string(nil), args[:k]...), args[k+1:]...)
-	}
-	return args, nil
-}
-
-var _ pflag.Value = loraValue{}
 
 func newMergeLoraCmd() *cobra.Command {
 	var l loraFlags
