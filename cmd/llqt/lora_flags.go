@@ -91,7 +91,6 @@ func (l *loraFlags) takeScales(args []string) ([]string, error) {
 
 var _ pflag.Value = loraValue{}
 
-
 // withLoRA gives cmd --lora and --lora-scaled and strips the SCALE values
 // of --lora-scaled from the positional arguments before cmd's own Args
 // check and RunE see them.
