@@ -514,3 +514,234 @@ func Winogrande(ctx context.Context, m Model, tok Tokenize, tasks []WinograndeTa
 	}
 	return res, nil
 }
+
+// ChoiceTask is one task of llama-perplexity's binary --multiple-choice
+// format: a question, its answers and their labels (1 marks a correct
+// answer; only the single-correct set mc1 is scored, as in b4748).
+type ChoiceTask struct {
+	Question string
+	Answers  []string
+	Labels   []int32
+}
+
+// maxAnswers is b4748's limit on the answers of one task.
+const maxAnswers = 100
+
+type mcReader struct {
+	b   []byte
+	off int
+}
+
+func (r *mcReader) u32() (uint32, bool) {
+	if r.off < 0 || len(r.b)-r.off < 4 {
+		return 0, false
+	}
+	v := uint32(r.b[r.off]) | uint32(r.b[r.off+1])<<8 | uint32(r.b[r.off+2])<<16 | uint32(r.b[r.off+3])<<24
+	r.off += 4
+	return v, true
+}
+
+func (r *mcReader) str() (string, bool) {
+	n, ok := r.u32()
+	if !ok || uint64(n) > uint64(len(r.b)-r.off) {
+		return "", false
+	}
+	s := string(r.b[r.off : r.off+int(n)])
+	r.off += int(n)
+	return s, true
+}
+
+// answers reads one answer set: u32 count (≤ 100), the strings, then as
+// many int32 labels.
+func (r *mcReader) answers() ([]string, []int32, bool) {
+	n, ok := r.u32()
+	if !ok || n > maxAnswers {
+		return nil, nil, false
+	}
+	ans := make([]string, n)
+	for i := range ans {
+		if ans[i], ok = r.str(); !ok {
+			return nil, nil, false
+		}
+	}
+	labels := make([]int32, n)
+	for i := range labels {
+		v, ok := r.u32()
+		if !ok {
+			return nil, nil, false
+		}
+		labels[i] = int32(v)
+	}
+	return ans, labels, true
+}
+
+func (r *mcReader) task() (ChoiceTask, bool) {
+	var t ChoiceTask
+	var ok bool
+	if t.Question, ok = r.str(); !ok {
+		return t, false
+	}
+	if t.Answers, t.Labels, ok = r.answers(); !ok {
+		return t, false
+	}
+	_, _, ok = r.answers() // mc2: read past, not scored
+	return t, ok
+}
+
+// ParseMultipleChoice reads llama-perplexity's binary multiple-choice file
+// (u32 task count, u32 byte offset of each task, then the tasks: question,
+// then the mc1 and mc2 answer sets, strings as u32 length + bytes). With
+// 0 < n < count it selects n tasks at random as b4748 does, reading each
+// at its recorded offset; otherwise it reads all tasks in sequence.
+func ParseMultipleChoice(data []byte, n int) ([]ChoiceTask, error) {
+	r := &mcReader{b: data}
+	count, ok := r.u32()
+	if !ok || count == 0 {
+		return nil, errors.New("no tasks")
+	}
+	if uint64(count)*4 > uint64(len(data)-r.off) {
+		return nil, fmt.Errorf("%d task offsets do not fit in %d bytes", count, len(data))
+	}
+	pos := make([]uint32, count)
+	for i := range pos {
+		pos[i], _ = r.u32()
+	}
+	if n <= 0 || n >= int(count) {
+		tasks := make([]ChoiceTask, count)
+		for i := range tasks {
+			t, ok := r.task()
+			if !ok {
+				return nil, fmt.Errorf("failed to read task %d of %d", i+1, count)
+			}
+			tasks[i] = t
+		}
+		return tasks, nil
+	}
+	var tasks []ChoiceTask
+	for _, idx := range WinograndeOrder(int(count), n) {
+		r.off = int(pos[idx])
+		if int64(pos[idx]) > int64(len(data)) {
+			return nil, fmt.Errorf("task %d: offset %d is past the end (%d bytes)", idx, pos[idx], len(data))
+		}
+		t, ok := r.task()
+		if !ok {
+			return nil, fmt.Errorf("failed to read task %d at position %d", idx, pos[idx])
+		}
+		tasks = append(tasks, t)
+	}
+	return tasks, nil
+}
+
+// MultipleChoice scores tasks as llama-perplexity --multiple-choice: each
+// answer is scored as question + " " + answer by the mean log-probability
+// of its tokens after the common prefix (summed in float32, unlike
+// HellaSwag's double), the best answer counts when its label is 1, and the
+// running accuracy is printed per task; then the final result and the
+// random-chance accuracy with their standard errors.
+func MultipleChoice(ctx context.Context, m Model, tok Tokenize, tasks []ChoiceTask, opt MCOptions) (*MCResult, error) {
+	if opt.NCtx <= 0 {
+		opt.NCtx = DefaultNCtx
+	}
+	if len(tasks) == 0 {
+		return nil, errors.New("no tasks")
+	}
+	out := opt.Out
+	if out == nil {
+		out = io.Discard
+	}
+	type prepared struct {
+		seqs [][]int32
+		cp   int
+	}
+	prep := make([]prepared, len(tasks))
+	for i, t := range tasks {
+		if t.Question == "" || len(t.Answers) == 0 {
+			return nil, fmt.Errorf("task %d: empty question and/or answers", i+1)
+		}
+		p := prepared{}
+		required := 0
+		for _, a := range t.Answers {
+			if a == "" {
+				return nil, fmt.Errorf("task %d: empty answer", i+1)
+			}
+			s, err := tok(t.Question + " " + a)
+			if err != nil {
+				return nil, fmt.Errorf("task %d: %w", i+1, err)
+			}
+			p.seqs = append(p.seqs, s)
+		}
+		p.cp = commonPrefix(p.seqs...)
+		required = p.cp
+		for _, s := range p.seqs {
+			required += len(s) - p.cp
+			if len(s) <= p.cp || p.cp == 0 {
+				return nil, fmt.Errorf("task %d: an answer adds no token to the question", i+1)
+			}
+		}
+		if required > opt.NCtx {
+			return nil, fmt.Errorf("task %d does not fit in the context window (%d tokens, -c %d)", i, required, opt.NCtx)
+		}
+		prep[i] = p
+	}
+	c, err := m.NewContext(opt.NCtx)
+	if err != nil {
+		return nil, err
+	}
+	if cl, ok := c.(interface{ Close() }); ok {
+		defer cl.Close()
+	}
+	nVocab := m.NVocab()
+	res := &MCResult{Kind: "multiple-choice", Tasks: len(tasks)}
+	nAnswers := 0
+	fmt.Fprintf(out, "\ntask\tacc_norm\n")
+	start := time.Now()
+	for i, t := range tasks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p := prep[i]
+		best, bestVal := 0, float32(0)
+		for s, seq := range p.seqs {
+			rows, err := decodeAll(c, seq, nVocab)
+			if err != nil {
+				return nil, fmt.Errorf("task %d, answer %d: %w", i+1, s+1, err)
+			}
+			row := func(q int) []float32 { return rows[q*nVocab : (q+1)*nVocab] }
+			lp := firstLogProb(row(p.cp-1), seq[p.cp])
+			count := 1
+			for j := p.cp; j < len(seq)-1; j++ {
+				lp += chunkLogProb(row(j), seq[j+1])
+				count++
+			}
+			v := lp / float32(count)
+			if s == 0 || v > bestVal {
+				best, bestVal = s, v
+			}
+		}
+		nAnswers += len(p.seqs)
+		if t.Labels[best] == 1 {
+			res.Correct++
+		}
+		res.Predicted = append(res.Predicted, best)
+		fmt.Fprintf(out, "%d\t%.8f\n", i+1, 100.*float64(res.Correct)/float64(i+1))
+		if opt.Progress != nil {
+			opt.Progress(i+1, len(tasks))
+		}
+	}
+	n := len(tasks)
+	res.Accuracy = 100 * float64(res.Correct) / float64(n)
+	res.Seconds = time.Since(start).Seconds()
+	fmt.Fprintln(out)
+	if n > 1 {
+		p := float32(res.Correct) / float32(n)
+		sigma := float32(math.Sqrt(float64(p * (1 - p) / float32(n-1))))
+		res.StdErr, res.HasStdErr = float64(100*sigma), true
+		fmt.Fprintf(out, "Final result: %.4f +/- %.4f\n", float64(100*p), float64(100*sigma))
+		p = float32(n) / float32(nAnswers)
+		sigma = float32(math.Sqrt(float64(p * (1 - p) / float32(n-1))))
+		fmt.Fprintf(out, "Random chance: %.4f +/- %.4f\n", float64(100*p), float64(100*sigma))
+	} else {
+		fmt.Fprintf(out, "Final result: not measured (one task gives no standard error)\n")
+	}
+	return res, nil
+}

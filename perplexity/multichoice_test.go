@@ -3,6 +3,8 @@ package perplexity
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"math"
 	"os"
@@ -312,6 +314,121 @@ func FuzzParseHellaSwag(f *testing.F) {
 		for _, task := range tasks {
 			if task.Gold < 0 || task.Gold > 3 {
 				t.Fatalf("gold %d", task.Gold)
+			}
+		}
+	})
+}
+
+// buildChoiceFile writes tasks in llama-perplexity's binary
+// multiple-choice format, each with an empty mc2 set.
+func buildChoiceFile(tasks []ChoiceTask) []byte {
+	u32 := func(b []byte, v uint32) []byte { return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24)) }
+	str := func(b []byte, s string) []byte { return append(u32(b, uint32(len(s))), s...) }
+	var bodies [][]byte
+	for _, t := range tasks {
+		b := str(nil, t.Question)
+		b = u32(b, uint32(len(t.Answers)))
+		for _, a := range t.Answers {
+			b = str(b, a)
+		}
+		for _, l := range t.Labels {
+			b = u32(b, uint32(l))
+		}
+		bodies = append(bodies, u32(b, 0))
+	}
+	out := u32(nil, uint32(len(tasks)))
+	off := 4 + 4*len(tasks)
+	for _, b := range bodies {
+		out = u32(out, uint32(off))
+		off += len(b)
+	}
+	for _, b := range bodies {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// TestMultipleChoiceGolden: llama-perplexity --multiple-choice on a binary
+// file made from the first 120 HellaSwag tasks of golden2
+// (testdata/multiple-choice.json, which records the file's sha256): every
+// progress line and the final and random-chance lines are identical, for
+// all tasks and for --multiple-choice-tasks 50 (random selection).
+func TestMultipleChoiceGolden(t *testing.T) {
+	var ref struct {
+		FileSHA256 string `json:"file_sha256"`
+		NTasks     int    `json:"n_tasks"`
+		Runs       []struct {
+			Model         string            `json:"model"`
+			Tasks         int               `json:"tasks"`
+			ProgressLines []string          `json:"progress_lines"`
+			Final         map[string]string `json:"final"`
+		} `json:"runs"`
+	}
+	readJSON(t, "testdata/multiple-choice.json", &ref)
+	hs, err := ParseHellaSwag(mcText(t, "golden2/hellaswag-tinystories.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tasks []ChoiceTask
+	for _, h := range hs[:ref.NTasks] {
+		labels := make([]int32, 4)
+		labels[h.Gold] = 1
+		tasks = append(tasks, ChoiceTask{Question: h.Context, Answers: h.Endings[:], Labels: labels})
+	}
+	file := buildChoiceFile(tasks)
+	if sum := sha256.Sum256(file); hex.EncodeToString(sum[:]) != ref.FileSHA256 {
+		t.Fatalf("built task file differs from the one llama-perplexity read")
+	}
+	runs := ref.Runs
+	if testing.Short() {
+		runs = runs[1:]
+	}
+	for _, r := range runs {
+		t.Run(strconv.Itoa(r.Tasks), func(t *testing.T) {
+			sel, err := ParseMultipleChoice(file, r.Tasks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := loadEngine(t, fixtures.Path(t, r.Model))
+			tk, err := m.Tokenizer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if _, err := MultipleChoice(context.Background(), FromEngine(m), func(s string) ([]int32, error) { return tk.Encode(s, true, false) },
+				sel, MCOptions{NCtx: 512, Out: &out}); err != nil {
+				t.Fatal(err)
+			}
+			got := progressLines(out.String())
+			if len(got) != len(r.ProgressLines) {
+				t.Fatalf("%d progress lines, llama-perplexity printed %d", len(got), len(r.ProgressLines))
+			}
+			for i := range got {
+				if got[i] != r.ProgressLines[i] {
+					t.Errorf("line %d: %q, llama-perplexity: %q", i+1, got[i], r.ProgressLines[i])
+				}
+			}
+			for k, v := range r.Final {
+				if !strings.Contains(out.String(), k+": "+v+"\n") {
+					t.Errorf("no line %q in the output", k+": "+v)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParseMultipleChoice(f *testing.F) {
+	f.Add(buildChoiceFile([]ChoiceTask{{Question: "q", Answers: []string{"a", "b"}, Labels: []int32{0, 1}}}), 0)
+	f.Add(buildChoiceFile([]ChoiceTask{{Question: "q", Answers: []string{"a"}, Labels: []int32{1}}, {Question: "r"}}), 1)
+	f.Add([]byte{1, 0, 0, 0, 255, 255, 255, 255}, 1)
+	f.Fuzz(func(t *testing.T, data []byte, n int) {
+		tasks, err := ParseMultipleChoice(data, n%4)
+		if err != nil {
+			return
+		}
+		for _, task := range tasks {
+			if len(task.Answers) != len(task.Labels) || len(task.Answers) > maxAnswers {
+				t.Fatalf("%d answers, %d labels", len(task.Answers), len(task.Labels))
 			}
 		}
 	})

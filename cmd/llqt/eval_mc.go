@@ -22,6 +22,7 @@ type mcFlags struct {
 	kvF32   bool
 	json    bool
 	lora    loraFlags
+	binFile string
 }
 
 // newMultipleChoiceCmds makes eval hellaswag and eval winogrande.
@@ -46,6 +47,9 @@ func newMultipleChoiceCmds() []*cobra.Command {
 		fl.BoolVar(&f.kvF32, "kv-f32", false, "keep the KV cache in F32 instead of F16 (llama.cpp's default)")
 		fl.BoolVar(&f.json, "json", false, "print one JSON object instead of the running output")
 		addThreadsFlag(cmd, &f.threads)
+		if kind == "multiple-choice" {
+			fl.StringVar(&f.binFile, "binary-file", "", "task file, read as is (llama.cpp's -bf)")
+		}
 		withLoRA(cmd, &f.lora)
 		return cmd
 	}
@@ -68,19 +72,40 @@ accuracy, both scores, the prediction and the answer; with 100 tasks or more
 also the final score with its standard error. --winogrande-tasks N below the
 task count picks N tasks at random as llama.cpp does.`,
 			"winogrande-tasks", 0),
+		mk("multiple-choice", "Multiple-choice accuracy as llama-perplexity --multiple-choice computes it",
+			`Score tasks in llama-perplexity's binary multiple-choice format (b4748;
+TruthfulQA and MMLU files made for llama.cpp): each answer is scored as
+question + " " + answer by the mean log-probability of its tokens, and the task
+counts as correct when the best answer's label is 1. Give the file with
+--binary-file (read as is, like llama.cpp's -bf) or -f (which, as in llama.cpp,
+drops one trailing newline byte). Prints the running accuracy per task, then the
+final result and the random-chance accuracy.`,
+			"multiple-choice-tasks", 0),
 	}
 }
 
 func runMultipleChoice(ctx context.Context, cmd *cobra.Command, kind, modelPath string, f *mcFlags) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	if f.text == "" {
+	if f.binFile != "" && f.text != "" {
+		return fmt.Errorf("give -f or --binary-file, not both")
+	}
+	if f.text == "" && f.binFile == "" {
 		return fmt.Errorf("no task file: give -f TASKS")
 	}
-	raw, err := os.ReadFile(f.text)
-	if err != nil {
-		return fmt.Errorf("-f: %w", err)
+	var text string
+	if f.binFile != "" {
+		raw, err := os.ReadFile(f.binFile)
+		if err != nil {
+			return fmt.Errorf("--binary-file: %w", err)
+		}
+		text, f.text = string(raw), f.binFile
+	} else {
+		raw, err := os.ReadFile(f.text)
+		if err != nil {
+			return fmt.Errorf("-f: %w", err)
+		}
+		text = perplexity.PrepareText(raw)
 	}
-	text := perplexity.PrepareText(raw)
 	m, err := loadModel(modelPath, eval.Options{Threads: f.threads, KVF32: f.kvF32}, &f.lora)
 	if err != nil {
 		return err
@@ -131,6 +156,22 @@ func runMultipleChoice(ctx context.Context, cmd *cobra.Command, kind, modelPath 
 		bar := cli.NewCountProgress(stderr, int64(len(tasks)), kind)
 		opt.Progress = func(done, _ int) { bar.Set(int64(done)) }
 		res, err = perplexity.Winogrande(ctx, perplexity.FromEngine(m), tokenize, tasks, opt)
+		bar.Finish()
+		if err != nil {
+			stdout.Write(held.Bytes())
+			return fmt.Errorf("%s: %w", f.text, err)
+		}
+	case "multiple-choice":
+		tasks, err := perplexity.ParseMultipleChoice([]byte(text), f.tasks)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.text, err)
+		}
+		if out != nil {
+			fmt.Fprintf(out, "multiple_choice_score: %d tasks selected\n", len(tasks))
+		}
+		bar := cli.NewCountProgress(stderr, int64(len(tasks)), kind)
+		opt.Progress = func(done, _ int) { bar.Set(int64(done)) }
+		res, err = perplexity.MultipleChoice(ctx, perplexity.FromEngine(m), tokenize, tasks, opt)
 		bar.Finish()
 		if err != nil {
 			stdout.Write(held.Bytes())
