@@ -137,6 +137,44 @@ func TestQuantizeKeepSplit(t *testing.T) {
 	}
 }
 
+// TestConvertSplitMatchesGGUFPy: convert --split-max-tensors 20 and
+// --split-max-size 5M write the shards gguf-py's GGUFWriter b4748 writes
+// for the same model and limits (testdata/convert-split.json).
+func TestConvertSplitMatchesGGUFPy(t *testing.T) {
+	hf := fixtures.Path(t, "tiny-llama-hf")
+	var ref struct {
+		Runs []struct {
+			Flags  []string `json:"flags"`
+			Shards []struct {
+				File   string `json:"file"`
+				SHA256 string `json:"sha256"`
+			} `json:"shards"`
+		} `json:"runs"`
+	}
+	b, err := os.ReadFile("testdata/convert-split.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range ref.Runs {
+		dir := filepath.Join(t.TempDir(), strconv.Itoa(i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		args := append([]string{"convert", "--outtype", "f32", hf, filepath.Join(dir, "m.gguf"), "-t", "2"}, r.Flags...)
+		if _, _, err := runLLQT(t, args...); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range r.Shards {
+			if got := sha256File(t, filepath.Join(dir, s.File)); got != s.SHA256 {
+				t.Errorf("%v: %s sha256 %s, gguf-py wrote %s", r.Flags, s.File, got, s.SHA256)
+			}
+		}
+	}
+}
+
 // TestConvertSplit: convert --split-max-tensors writes shards as gguf-py's
 // writer does (split keys in the order no, count, tensors.count; the
 // output's extension replaced by the shard suffix) whose tensors are
