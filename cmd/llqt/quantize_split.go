@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
@@ -31,6 +32,9 @@ func writeQuantized(ctx context.Context, stderr io.Writer, in, out string, plann
 		return err
 	}
 	if f.keepSplit {
+		if st, err := os.Stat(in); err == nil && st.IsDir() {
+			return errors.New(in + ": --keep-split needs a GGUF input (a Hugging Face directory has no shards to keep)")
+		}
 		if splitOpt.Enabled() {
 			return errors.New("--keep-split and --split-max-* cannot be combined")
 		}
