@@ -136,12 +136,3 @@ func loadModel(path string, opt eval.Options, l *loraFlags) (*eval.Model, error)
 	}
 	return m, nil
 }
-
-// describe lists the adapters for a report line.
-func (l *loraFlags) describe() string {
-	var parts []string
-	for _, la := range l.list {
-		parts = append(parts, fmt.Sprintf("%s (scale %g)", la.path, la.scale))
-	}
-	return strings.Join(parts, ", ")
-}

@@ -93,3 +93,26 @@ func TestEditMetadata(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkEditMetadataInPlace times a same-length value change, which is
+// written in place: one header write and an fsync, whatever the data size.
+func BenchmarkEditMetadataInPlace(b *testing.B) {
+	m := splitTestModel(4)
+	m.KV = append(m.KV, kv("tokenizer.chat_template", strings.Repeat("a", 800)))
+	dir := b.TempDir()
+	path := dir + "/m.gguf"
+	if err := WriteFile(context.Background(), path, m, WriteOptions{Threads: 1}); err != nil {
+		b.Fatal(err)
+	}
+	tpl := []string{strings.Repeat("b", 800), strings.Repeat("c", 800)}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		res, err := EditMetadata(context.Background(), path, func(kvs *formats.KVs) error {
+			kvs.Set("tokenizer.chat_template", tpl[i%2])
+			return nil
+		})
+		if err != nil || !res.InPlace {
+			b.Fatalf("%+v, %v", res, err)
+		}
+	}
+}
