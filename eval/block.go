@@ -105,6 +105,12 @@ func (c *Context) matmul3(d1 []float32, w1 *Weight, d2 []float32, w2 *Weight, d3
 	}
 	kernels.MatMulMany(c.dsts[:k], c.mats[:k], x, nb, c.m.threads)
 	clear(c.dsts[:])
+	// Run-time LoRA adapters (lora.go) add scale·B(A·x) to each product.
+	w1.addLoRA(d1, x, nb, c.m.threads)
+	w2.addLoRA(d2, x, nb, c.m.threads)
+	if w3 != nil {
+		w3.addLoRA(d3, x, nb, c.m.threads)
+	}
 }
 
 // gluChunk is the gate values one SiLU task covers.

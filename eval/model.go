@@ -29,6 +29,8 @@ type Weight struct {
 	Data []byte
 	Rows int
 	Cols int
+	// lora holds run-time adapter updates (see ApplyLoRA in lora.go).
+	lora []loraFactor
 }
 
 // RowBytes is the size of one row in bytes.
@@ -74,7 +76,7 @@ type Model struct {
 // Load opens a GGUF model by mmap and checks its tensors against its
 // hyperparameters.
 func Load(path string, opt Options) (*Model, error) {
-	f, err := gguf.Open(path)
+	f, err := gguf.OpenModel(path)
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,7 @@ func matmulSupported(t ggml.Type) bool {
 // matmul computes dst[i*w.Rows+r] = row r of w · x[i] for n activation rows.
 func (m *Model) matmul(dst []float32, w *Weight, x []float32, n int) {
 	kernels.MatMul(dst, w.matrix(), x, n, m.threads)
+	w.addLoRA(dst, x, n, m.threads)
 }
 
 // matrix is w as the kernels see it.

@@ -36,6 +36,7 @@ type benchOptions struct {
 	output  string
 	kv      kvFlags
 	kernels string
+	lora    loraFlags
 }
 
 func newBenchCmd() *cobra.Command {
@@ -111,6 +112,7 @@ samples_ns, samples_ts, …).`,
 	addKernelsFlag(cmd, &o.kernels)
 	cli.AddCPUOnlyFlags(fl, true)
 	fl.IntSliceVarP(&o.threads, "threads", "t", []int{runtime.NumCPU()}, cli.ThreadsUsage+", comma-separated")
+	withLoRA(cmd, &o.lora)
 	return cmd
 }
 
@@ -240,7 +242,7 @@ func runBench(ctx context.Context, out, errw io.Writer, models []string, o bench
 // benchModel runs every test on one model with one thread count, printing
 // md, jsonl and csv records as they finish.
 func benchModel(ctx context.Context, out, errw io.Writer, path string, threads int, kvF32 bool, tests [][2]int, o benchOptions) ([]benchResult, error) {
-	m, err := eval.Load(path, eval.Options{Threads: threads, KVF32: kvF32})
+	m, err := loadModel(path, eval.Options{Threads: threads, KVF32: kvF32}, &o.lora)
 	if err != nil {
 		return nil, err
 	}

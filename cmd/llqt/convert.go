@@ -29,6 +29,7 @@ type convertFlags struct {
 	threads   int
 	vocabOnly bool
 	pre       string
+	split     splitFlags
 }
 
 func newConvertCmd() *cobra.Command {
@@ -65,6 +66,7 @@ Supported architectures: ` + strings.Join(convert.Supported(), ", ") + ".",
 	cmd.Flags().BoolVar(&f.vocabOnly, "vocab-only", false, "write the vocabulary and metadata only, no tensors")
 	cmd.Flags().StringVar(&f.pre, "pre", "", "BPE pre-tokenizer name (tokenizer.ggml.pre) instead of detecting it")
 	addThreadsFlag(cmd, &f.threads)
+	f.split.add(cmd, true)
 	return cmd
 }
 
@@ -81,6 +83,8 @@ type convertSummary struct {
 	MBPerSecond float64  `json:"mb_per_s"`
 	Threads     int      `json:"threads"`
 	Warnings    []string `json:"warnings,omitempty"`
+	// Shards lists the files written when the output was split.
+	Shards []string `json:"files,omitempty"`
 }
 
 func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out string, f convertFlags) error {
@@ -93,6 +97,10 @@ func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out strin
 		return fmt.Errorf("%s: input must be a Hugging Face model directory", dir)
 	}
 	if err := checkOutput(dir, out, f.force); err != nil {
+		return err
+	}
+	splitOpt, err := f.split.options(gguf.StyleConverter)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
@@ -115,25 +123,22 @@ func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out strin
 		}
 	}
 	ctx, stop := cli.SignalContext(parent)
-	bar := cli.NewProgress(stderr, int64(layout.DataSize), "converting")
-	err = gguf.WriteFile(ctx, out, res.Model, gguf.WriteOptions{
+	written, err := writeModelOrShards(ctx, stderr, out, res.Model, gguf.WriteOptions{
 		Codec:     quant.Codec{},
 		Threads:   f.threads,
 		Overwrite: f.force,
-		Progress:  func(done, total int64) { bar.Set(done) },
-	})
-	bar.Finish()
+	}, splitOpt, "converting")
 	if err := cli.Interrupted(err, stop()); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	st, err := os.Stat(out)
+	outBytes, err := filesSize(written)
 	if err != nil {
 		return err
 	}
 	sum := convertSummary{
 		Input: dir, Output: out, Arch: res.HFArch, OutType: res.OutType,
-		Tensors: len(res.Model.Tensors), InputBytes: res.InputBytes, OutputBytes: st.Size(),
+		Tensors: len(res.Model.Tensors), InputBytes: res.InputBytes, OutputBytes: outBytes, Shards: written,
 		Seconds: elapsed.Seconds(), Threads: f.threads, Warnings: res.Warnings,
 	}
 	if s := elapsed.Seconds(); s > 0 {
@@ -141,6 +146,9 @@ func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out strin
 	}
 	if f.json {
 		return cli.JSON(stdout, sum)
+	}
+	if len(written) > 1 {
+		out = fmt.Sprintf("%s … %s (%d shards)", written[0], written[len(written)-1], len(written))
 	}
 	fmt.Fprintf(stdout, "wrote %s: %s %s, %d tensors, %s (from %s of weights) in %.2fs, %.1f MB/s\n",
 		out, res.HFArch, strings.ToUpper(res.OutType), sum.Tensors, humanBytes(sum.OutputBytes),

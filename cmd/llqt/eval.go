@@ -27,6 +27,7 @@ func newEvalCmd() *cobra.Command {
   llqt eval perplexity -m model.gguf -f wiki.test.raw -c 512 --chunks 20`,
 	}
 	cmd.AddCommand(newPerplexityCmd())
+	cmd.AddCommand(newMultipleChoiceCmds()...)
 	return cmd
 }
 
@@ -46,6 +47,7 @@ type perplexityFlags struct {
 	ubatch   int
 	stride   int
 	outType  int
+	lora     loraFlags
 }
 
 func newPerplexityCmd() *cobra.Command {
@@ -123,6 +125,7 @@ the highest probability on the same token.`,
 	addKVFlags(cmd, &f.kv)
 	cli.AddCPUOnlyFlags(fl, false)
 	addThreadsFlag(cmd, &f.threads)
+	withLoRA(cmd, &f.lora)
 	return cmd
 }
 
@@ -197,7 +200,7 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 	}
 
 	opt := eval.Options{Threads: f.threads, KVF32: kvF32, UBatch: f.ubatch}
-	m, err := eval.Load(modelPath, opt)
+	m, err := loadModel(modelPath, opt, &f.lora)
 	if err != nil {
 		return err
 	}

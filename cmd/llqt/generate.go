@@ -35,6 +35,7 @@ type generateOptions struct {
 	beams         int
 	kv            kvFlags
 	noEscape      bool
+	lora          loraFlags
 }
 
 func newGenerateCmd() *cobra.Command {
@@ -93,6 +94,7 @@ the prompt from a file (one trailing newline dropped, as llama-cli does).`,
 	cli.AddCPUOnlyFlags(fl, false)
 	fl.BoolVar(&o.noEscape, "no-escape", false, "do not process escapes in the prompt")
 	addThreadsFlag(cmd, &o.threads)
+	withLoRA(cmd, &o.lora)
 	return cmd
 }
 
@@ -145,7 +147,7 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 	if err != nil {
 		return err
 	}
-	m, err := eval.Load(path, eval.Options{Threads: o.threads, KVF32: kvF32})
+	m, err := loadModel(path, eval.Options{Threads: o.threads, KVF32: kvF32}, &o.lora)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -54,6 +52,8 @@ type quantizeFlags struct {
 	excludeWeights    []string
 	overrideKV        []string
 	target            targetFlags
+	keepSplit         bool
+	split             splitFlags
 }
 
 func newQuantizeCmd() *cobra.Command {
@@ -132,6 +132,7 @@ Types: ` + presetList(),
 		"stores matrices as before quantizing ("+strings.Join(convert.OutTypes, ", ")+"); f32 is lossless")
 	addTargetFlags(cmd, &f.target)
 	addThreadsFlag(cmd, &f.threads)
+	addQuantizeSplitFlags(cmd, f)
 	return cmd
 }
 
@@ -269,7 +270,7 @@ func openInput(path, convertOutType string, stderr io.Writer) (*formats.Model, f
 		}
 		return res.Model, func() { res.Close() }, nil
 	}
-	f, err := gguf.Open(path)
+	f, err := gguf.OpenModel(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -397,18 +398,7 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 	start := time.Now()
 	if !f.dryRun {
 		rep.Output = out
-		layout, err := gguf.Plan(planned)
-		if err != nil {
-			return err
-		}
-		bar := cli.NewProgress(stderr, int64(layout.DataSize), "quantizing")
-		err = gguf.WriteFile(ctx, out, planned, gguf.WriteOptions{
-			Threads:   f.threads,
-			Overwrite: f.force,
-			Progress:  func(done, _ int64) { bar.Set(done) },
-		})
-		bar.Finish()
-		if err != nil {
+		if err := writeQuantized(ctx, stderr, in, out, planned, f); err != nil {
 			return err
 		}
 		rep.Seconds = time.Since(start).Seconds()
@@ -644,49 +634,11 @@ func filterImatrix(w map[string][]float32, include, exclude []string) map[string
 	return out
 }
 
-// parseOverrideKV reads llama.cpp's --override-kv KEY=TYPE:VALUE, with the
-// value types llama-quantize writes (int as int32, float as float32).
+// parseOverrideKV reads llama.cpp's --override-kv KEY=TYPE:VALUE.
 func parseOverrideKV(s string) (formats.KV, error) {
-	bad := func(why string) (formats.KV, error) {
-		return formats.KV{}, fmt.Errorf("--override-kv %q: %s", s, why)
+	kv, err := formats.ParseOverrideKV(s)
+	if err != nil {
+		return kv, fmt.Errorf("--override-kv %w", err)
 	}
-	key, val, ok := strings.Cut(s, "=")
-	if !ok || key == "" {
-		return bad("want KEY=TYPE:VALUE, e.g. general.name=str:My model")
-	}
-	if len(key) >= 128 {
-		return bad("the key is longer than 127 bytes")
-	}
-	if !utf8.ValidString(key) || !utf8.ValidString(val) {
-		return bad("not valid UTF-8, which GGUF requires")
-	}
-	typ, v, ok := strings.Cut(val, ":")
-	if !ok {
-		return bad("want TYPE:VALUE after '=', TYPE one of int, float, bool, str")
-	}
-	switch typ {
-	case "int":
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
-		if err != nil {
-			return bad("the value is not a 32-bit integer")
-		}
-		return formats.KV{Key: key, Value: int32(n)}, nil
-	case "float":
-		x, err := strconv.ParseFloat(strings.TrimSpace(v), 32)
-		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
-			return bad("the value is not a finite number")
-		}
-		return formats.KV{Key: key, Value: float32(x)}, nil
-	case "bool":
-		if v != "true" && v != "false" {
-			return bad("a bool is true or false")
-		}
-		return formats.KV{Key: key, Value: v == "true"}, nil
-	case "str":
-		if len(v) > 127 {
-			return bad("a string value cannot exceed 127 bytes (llama.cpp's limit)")
-		}
-		return formats.KV{Key: key, Value: v}, nil
-	}
-	return bad("TYPE " + strconv.Quote(typ) + " is not int, float, bool or str")
+	return kv, nil
 }

@@ -101,7 +101,7 @@ func loadTokenizer(path string, hf bool) (*tokenizer.Tokenizer, error) {
 		}
 		return tokenizer.FromHFJSON(data, path)
 	}
-	f, err := gguf.Open(path)
+	f, err := gguf.OpenModel(path) // the first shard of a split model too
 	if err != nil {
 		return nil, err
 	}

@@ -136,6 +136,10 @@ type File struct {
 	r      io.ReaderAt
 	mapped []byte // whole file when mmap'd
 	closer func() error
+	// shards are the other files of a split model opened by OpenModel;
+	// shardOf maps each of their tensors to its file (see split_reader.go).
+	shards  []*File
+	shardOf map[string]*File
 }
 
 // Open opens and parses a GGUF file, memory-mapping it where the platform
@@ -163,7 +167,8 @@ func (f *File) Close() error {
 	}
 	c := f.closer
 	f.closer = nil
-	return c()
+	err := f.closeShards()
+	return errors.Join(c(), err)
 }
 
 // Tensor finds a tensor by name.
@@ -179,6 +184,9 @@ func (f *File) Tensor(name string) (*TensorInfo, bool) {
 // Data returns a tensor's bytes. For a mapped file the slice aliases the
 // read-only mapping and must not be written; otherwise it is a fresh copy.
 func (f *File) Data(t *TensorInfo) ([]byte, error) {
+	if sf := f.owner(t); sf != f {
+		return sf.Data(t)
+	}
 	start := f.DataOffset + int64(t.Offset)
 	if f.mapped != nil {
 		return f.mapped[start : start+int64(t.Size) : start+int64(t.Size)], nil
@@ -206,7 +214,7 @@ func (f *File) Model() *formats.Model {
 			Name:   ti.Name,
 			Shape:  append([]uint64(nil), ti.Shape...),
 			Type:   ti.Type,
-			Source: &tensorSource{f: f, ti: ti},
+			Source: &tensorSource{f: f.owner(ti), ti: ti},
 		})
 	}
 	return m

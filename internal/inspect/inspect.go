@@ -130,7 +130,14 @@ func Run(path string, opt Options) (*Report, error) {
 
 func inspectGGUF(path string, size int64, opt Options) (*Report, error) {
 	rep := &Report{Path: path, Format: "gguf", FileSize: size, ShapeOrder: "ggml"}
-	f, openErr := gguf.Open(path)
+	// The first shard of a split model shows the whole model, as llama.cpp
+	// loads it; any other file (a later shard too) is shown alone.
+	f, openErr := gguf.OpenModel(path)
+	if openErr != nil {
+		if g, err := gguf.Open(path); err == nil {
+			f, openErr = g, nil
+		}
+	}
 	if openErr != nil && !opt.Verify {
 		return nil, openErr
 	}
