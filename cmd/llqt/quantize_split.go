@@ -17,7 +17,6 @@ import (
 
 func addQuantizeSplitFlags(cmd *cobra.Command, f *quantizeFlags) {
 	fl := cmd.Flags()
-	fl.StringArrayVar(&f.overrideKV, "override-kv", nil, "KEY=TYPE:VALUE (TYPE int, float, bool or str): set a metadata key in the output (repeatable)")
 	fl.BoolVar(&f.keepSplit, "keep-split", false, "write the output in the same shards as the input (OUT-00001-of-0000N.gguf)")
 	f.split.add(cmd, true)
 }
