@@ -13,6 +13,7 @@ import (
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/formats/pytorch"
 	"github.com/llqt/llqt/formats/safetensors"
 )
 
@@ -40,6 +41,14 @@ type Options struct {
 	OutType string
 	// Name overrides general.name (see the package doc for the default).
 	Name string
+	// VocabOnly writes the metadata and vocabulary without any tensor
+	// (--vocab-only); the checkpoint's weights are not needed.
+	VocabOnly bool
+	// Pre names the BPE pre-tokenizer (--pre) instead of detecting it.
+	Pre string
+	// Encoder runs a tokenizer.json for pre-tokenizer detection (chkhsh);
+	// without it a BPE vocabulary needs Pre.
+	Encoder HFEncoder
 }
 
 // Result is a converted model. Its tensors read lazily from the input
@@ -78,8 +87,27 @@ type Builder struct {
 	FileType uint32
 	Model    *formats.Model
 	Warnings []string
+	// VocabOnly: no tensors are read or written; architectures check the
+	// config only.
+	VocabOnly bool
 
-	dups []string // keys added twice: a bug in an architecture
+	pre     string
+	encoder HFEncoder
+	dups    []string // keys added twice: a bug in an architecture
+}
+
+// bpeVocab is convert_hf_to_gguf.py's _set_vocab_gpt2 vocabulary, with the
+// pre-tokenizer detected by chkhsh (or named by Options.Pre). found is false
+// without tokenizer.json.
+func (b *Builder) bpeVocab(vocabSize int) (*Vocab, bool, error) {
+	if _, err := os.Stat(filepath.Join(b.Dir, "tokenizer.json")); errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	pre, err := detectPre(b.Dir, b.pre, b.encoder)
+	if err != nil {
+		return nil, true, err
+	}
+	return BPEVocab(b.Dir, vocabSize, pre)
 }
 
 // Convert reads the Hugging Face checkpoint in dir and returns the GGUF
@@ -109,7 +137,12 @@ func Convert(dir string, opt Options) (*Result, error) {
 	if _, ok := outTypes[outName]; !ok && outName != "auto" {
 		return nil, fmt.Errorf("unknown output type %q (want one of %s)", opt.OutType, strings.Join(OutTypes, ", "))
 	}
-	ckpt, err := safetensors.OpenDir(dir)
+	var ckpt *safetensors.Checkpoint
+	if opt.VocabOnly {
+		ckpt, err = safetensors.NewCheckpoint(dir, nil)
+	} else {
+		ckpt, err = openCheckpoint(dir)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -130,13 +163,21 @@ func Convert(dir string, opt Options) (*Result, error) {
 	b := &Builder{
 		Dir: dir, Config: cfg, Checkpoint: ckpt,
 		OutType: outTypes[outName].typ, FileType: outTypes[outName].fileType,
-		Model: &formats.Model{Arch: arch.GGUFArch()},
+		Model:     &formats.Model{Arch: arch.GGUFArch()},
+		VocabOnly: opt.VocabOnly,
+		pre:       opt.Pre, encoder: opt.Encoder,
 	}
 	if err := arch.Check(b); err != nil {
 		return nil, err
 	}
-	if err := arch.ExtraTensors(b); err != nil {
-		return nil, err
+	// gguf-py writes general.architecture when the writer is created, so
+	// keys added while generating extra tensors (Phi-3's attn_factor) follow
+	// it.
+	b.Add("general.architecture", arch.GGUFArch())
+	if !opt.VocabOnly {
+		if err := arch.ExtraTensors(b); err != nil {
+			return nil, err
+		}
 	}
 	for _, t := range ckpt.Tensors {
 		if skipTensor(t.Name) {
@@ -148,7 +189,6 @@ func Convert(dir string, opt Options) (*Result, error) {
 	}
 	// Metadata comes after the tensors are known (the size label needs the
 	// parameter count), in convert_hf_to_gguf.py's order.
-	b.Add("general.architecture", arch.GGUFArch())
 	b.Add("general.type", "model")
 	name := opt.Name
 	if name == "" {
@@ -159,8 +199,8 @@ func Convert(dir string, opt Options) (*Result, error) {
 		name = titleFromID(filepath.Base(abs))
 	}
 	b.AddString("general.name", name)
-	if n := b.paramCount(); n > 0 {
-		b.Add("general.size_label", SizeLabel(n))
+	if label := b.sizeLabel(); label != "" {
+		b.Add("general.size_label", label)
 	}
 	if err := arch.Params(b); err != nil {
 		return nil, err
@@ -176,6 +216,21 @@ func Convert(dir string, opt Options) (*Result, error) {
 	res.Warnings = b.Warnings
 	ok = true
 	return res, nil
+}
+
+// openCheckpoint opens the safetensors weights in dir, or, as
+// convert_hf_to_gguf.py does when there are none, pytorch_model*.bin.
+func openCheckpoint(dir string) (*safetensors.Checkpoint, error) {
+	hasSafetensors := false
+	if _, err := os.Stat(filepath.Join(dir, safetensors.IndexName)); err == nil {
+		hasSafetensors = true
+	} else if m, _ := filepath.Glob(filepath.Join(dir, "model*.safetensors")); len(m) > 0 {
+		hasSafetensors = true
+	}
+	if !hasSafetensors && pytorch.HasCheckpoint(dir) {
+		return pytorch.OpenDir(dir)
+	}
+	return safetensors.OpenDir(dir)
 }
 
 // guessOutType implements --outtype auto: the dtype of the first tensor
@@ -212,6 +267,19 @@ func (b *Builder) Add(key string, v any) {
 	b.Model.KV = append(b.Model.KV, formats.KV{Key: key, Value: v})
 }
 
+// Set writes a key in place when it exists (keeping its position), else
+// appends it: newer gguf-py overwrites a duplicated key with a warning, and
+// current llama.cpp converters (Gemma 3) rely on that.
+func (b *Builder) Set(key string, v any) {
+	for i := range b.Model.KV {
+		if b.Model.KV[i].Key == key {
+			b.Model.KV[i].Value = v
+			return
+		}
+	}
+	b.Model.KV = append(b.Model.KV, formats.KV{Key: key, Value: v})
+}
+
 // AddString adds a string key unless it is empty (gguf-py skips those).
 func (b *Builder) AddString(key, v string) {
 	if v != "" {
@@ -232,36 +300,49 @@ func (b *Builder) Warn(format string, args ...any) {
 }
 
 // AddTensor adds an output tensor read from a checkpoint tensor, choosing
-// its stored type as convert_hf_to_gguf.py does: 1-D tensors, norms and
-// anything not named *.weight stay F32; the rest take the output type, with
-// F16 instead of Q8_0 when a row is not a whole number of blocks.
+// its stored type as convert_hf_to_gguf.py does (see AddSource).
 func (b *Builder) AddTensor(name string, t *safetensors.Tensor, transforms ...formats.Transform) error {
+	if err := checkDType(t); err != nil {
+		return err
+	}
+	src, err := t.Source()
+	if err != nil {
+		return err
+	}
+	return b.AddSource(name, t.Shape, src, transforms...)
+}
+
+func checkDType(t *safetensors.Tensor) error {
 	switch t.DType {
 	case safetensors.F32, safetensors.F16, safetensors.BF16:
-	default:
-		return fmt.Errorf("%s: tensor %s has dtype %s; only F32, F16 and BF16 weights can be converted", t.File.Path, t.Name, t.DType)
+		return nil
 	}
-	if len(t.Shape) > 4 {
-		return fmt.Errorf("%s: tensor %s has %d dimensions; GGUF allows at most 4", t.File.Path, t.Name, len(t.Shape))
+	return fmt.Errorf("%s: tensor %s has dtype %s; only F32, F16 and BF16 weights can be converted", t.File.Path, t.Name, t.DType)
+}
+
+// AddSource adds an output tensor of the given torch-order shape. 1-D
+// tensors, norms, the MoE router (ffn_gate_inp) and anything not named
+// *.weight stay F32; the rest take the output type, with F16 instead of
+// Q8_0 when a row is not a whole number of blocks.
+func (b *Builder) AddSource(name string, torchShape []uint64, src formats.Source, transforms ...formats.Transform) error {
+	if len(torchShape) > 4 {
+		return fmt.Errorf("tensor %s has %d dimensions; GGUF allows at most 4", name, len(torchShape))
 	}
 	shape := make([]uint64, 0, 4)
-	for i := len(t.Shape) - 1; i >= 0; i-- {
-		shape = append(shape, t.Shape[i])
+	for i := len(torchShape) - 1; i >= 0; i-- {
+		shape = append(shape, torchShape[i])
 	}
 	if len(shape) == 0 {
 		shape = append(shape, 1)
 	}
 	typ := b.OutType
-	if len(t.Shape) <= 1 || strings.HasSuffix(name, "_norm.weight") || !strings.HasSuffix(name, ".weight") {
+	if len(torchShape) <= 1 || strings.HasSuffix(name, "_norm.weight") || !strings.HasSuffix(name, ".weight") ||
+		strings.HasSuffix(name, ".ffn_gate_inp.weight") {
 		typ = ggml.TypeF32
 	}
 	if typ.Quantized() && shape[0]%uint64(typ.BlockSize()) != 0 {
 		b.Warn("tensor %s: rows of %d are not a multiple of %d, falling back to F16", name, shape[0], typ.BlockSize())
 		typ = ggml.TypeF16
-	}
-	src, err := t.Source()
-	if err != nil {
-		return err
 	}
 	b.Model.Tensors = append(b.Model.Tensors, &formats.Tensor{
 		Name: name, Shape: shape, Type: typ, Source: src, Transforms: transforms,
@@ -277,6 +358,31 @@ func (b *Builder) paramCount() uint64 {
 		n += t.Elements()
 	}
 	return n
+}
+
+// sizeLabel is gguf-py's size_label: the parameter count, or for a
+// mixture of experts "Nx" and the parameters one token's path would hold
+// with a single expert (shared tensors plus one slice of each *_exps).
+func (b *Builder) sizeLabel() string {
+	var total, shared, perExpert, expertSum, nExpTensors uint64
+	for _, t := range b.Model.Tensors {
+		n := t.Elements()
+		total += n
+		if strings.Contains(t.Name, "_exps.") && len(t.Shape) >= 3 {
+			perExpert += n / t.Shape[2]
+			expertSum += t.Shape[2]
+			nExpTensors++
+		} else {
+			shared += n
+		}
+	}
+	if total == 0 {
+		return ""
+	}
+	if nExpTensors > 0 {
+		return strconv.FormatUint(expertSum/nExpTensors, 10) + "x" + SizeLabel(shared+perExpert)
+	}
+	return SizeLabel(total)
 }
 
 // SizeLabel formats a parameter count as gguf-py's size_label does: at

@@ -2,8 +2,6 @@ package convert
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/llqt/llqt/formats"
@@ -22,86 +20,23 @@ func init() {
 	Register(func() Architecture { return &llama{} }, "LlamaForCausalLM", "MistralForCausalLM")
 }
 
-type llamaHParams struct {
-	blocks, hidden, ff, heads, kvHeads, headDim, vocab uint64
-	tied                                               bool
-}
+type llamaHParams = decoderHParams
 
 func (l *llama) GGUFArch() string { return "llama" }
 
-var layerRE = regexp.MustCompile(`^model\.layers\.(\d+)\.(.+)$`)
-
-// llamaLayerNames maps a layer tensor's Hugging Face name (after
-// "model.layers.N.", without .weight/.bias) to its GGUF name after "blk.N.".
-var llamaLayerNames = map[string]string{
-	"input_layernorm":          "attn_norm",
-	"self_attn.q_proj":         "attn_q",
-	"self_attn.k_proj":         "attn_k",
-	"self_attn.v_proj":         "attn_v",
-	"self_attn.o_proj":         "attn_output",
-	"post_attention_layernorm": "ffn_norm",
-	"mlp.gate_proj":            "ffn_gate",
-	"mlp.up_proj":              "ffn_up",
-	"mlp.down_proj":            "ffn_down",
-}
-
-var llamaGlobalNames = map[string]string{
-	"model.embed_tokens": "token_embd",
-	"model.norm":         "output_norm",
-	"lm_head":            "output",
-}
-
 func (l *llama) readHParams(b *Builder) error {
-	c := b.Config
-	need := func(keys ...string) (uint64, error) {
-		v, err := c.RequireUint32(keys...)
-		return uint64(v), err
-	}
-	var err error
+	hp, err := readDecoderHParams(b.Config, false)
+	l.hp = hp
+	return err
+}
+
+func (l *llama) table() *tensorTable {
 	hp := &l.hp
-	if hp.blocks, err = need("n_layers", "num_hidden_layers", "n_layer", "num_layers"); err != nil {
-		return err
+	return &tensorTable{
+		arch:   "llama",
+		layer:  withBiases(llamaLayerRules(hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
+		global: llamaGlobalRules(hp),
 	}
-	if hp.hidden, err = need("hidden_size", "n_embd"); err != nil {
-		return err
-	}
-	if hp.ff, err = need("intermediate_size", "n_inner"); err != nil {
-		return err
-	}
-	if hp.heads, err = need("num_attention_heads", "n_head"); err != nil {
-		return err
-	}
-	if hp.vocab, err = need("vocab_size"); err != nil {
-		return err
-	}
-	hp.kvHeads = hp.heads
-	if c.Has("num_key_value_heads") {
-		if hp.kvHeads, err = need("num_key_value_heads"); err != nil {
-			return err
-		}
-	}
-	if c.Has("head_dim") {
-		if hp.headDim, err = need("head_dim"); err != nil {
-			return err
-		}
-	} else {
-		if hp.hidden%hp.heads != 0 {
-			return c.errf("hidden_size", "%d is not divisible by num_attention_heads %d (and no head_dim is given)", hp.hidden, hp.heads)
-		}
-		hp.headDim = hp.hidden / hp.heads
-	}
-	if hp.headDim%2 != 0 {
-		return c.errf("head_dim", "%d is odd; rotary embeddings need pairs", hp.headDim)
-	}
-	if hp.heads%hp.kvHeads != 0 {
-		return c.errf("num_key_value_heads", "%d does not divide num_attention_heads %d", hp.kvHeads, hp.heads)
-	}
-	if tied, ok, err := c.Bool("tie_word_embeddings"); err != nil {
-		return err
-	} else if ok {
-		hp.tied = tied
-	}
-	return nil
 }
 
 // Check compares every tensor's shape with the one the config implies, and
@@ -110,83 +45,7 @@ func (l *llama) Check(b *Builder) error {
 	if err := l.readHParams(b); err != nil {
 		return err
 	}
-	hp := l.hp
-	q, kv := hp.heads*hp.headDim, hp.kvHeads*hp.headDim
-	layerShapes := map[string][]uint64{
-		"input_layernorm.weight":          {hp.hidden},
-		"post_attention_layernorm.weight": {hp.hidden},
-		"self_attn.q_proj.weight":         {q, hp.hidden},
-		"self_attn.k_proj.weight":         {kv, hp.hidden},
-		"self_attn.v_proj.weight":         {kv, hp.hidden},
-		"self_attn.o_proj.weight":         {hp.hidden, q},
-		"mlp.gate_proj.weight":            {hp.ff, hp.hidden},
-		"mlp.up_proj.weight":              {hp.ff, hp.hidden},
-		"mlp.down_proj.weight":            {hp.hidden, hp.ff},
-		"self_attn.q_proj.bias":           {q},
-		"self_attn.k_proj.bias":           {kv},
-		"self_attn.v_proj.bias":           {kv},
-		"self_attn.o_proj.bias":           {hp.hidden},
-		"mlp.gate_proj.bias":              {hp.ff},
-		"mlp.up_proj.bias":                {hp.ff},
-		"mlp.down_proj.bias":              {hp.hidden},
-	}
-	globalShapes := map[string][]uint64{
-		"model.embed_tokens.weight": {hp.vocab, hp.hidden},
-		"model.norm.weight":         {hp.hidden},
-		"lm_head.weight":            {hp.vocab, hp.hidden},
-	}
-	why := fmt.Sprintf("hidden_size %d, intermediate_size %d, %d heads, %d kv heads, head_dim %d, vocab_size %d",
-		hp.hidden, hp.ff, hp.heads, hp.kvHeads, hp.headDim, hp.vocab)
-	for _, t := range b.Checkpoint.Tensors {
-		if skipTensor(t.Name) {
-			continue
-		}
-		want, ok := globalShapes[t.Name]
-		if m := layerRE.FindStringSubmatch(t.Name); m != nil {
-			bid, err := strconv.ParseUint(m[1], 10, 32)
-			if err != nil || bid >= hp.blocks {
-				return fmt.Errorf("%s: %w: tensor %s is for layer %s but config.json has %d layers",
-					t.File.Path, ErrConfig, t.Name, m[1], hp.blocks)
-			}
-			want, ok = layerShapes[m[2]]
-		}
-		if !ok {
-			return fmt.Errorf("%s: tensor %s cannot be mapped to a GGUF tensor of architecture llama", t.File.Path, t.Name)
-		}
-		if !equalShape(t.Shape, want) {
-			return fmt.Errorf("%s: %w: tensor %s has shape %v but config.json (%s) implies %v",
-				t.File.Path, ErrConfig, t.Name, t.Shape, why, want)
-		}
-	}
-	required := []string{"model.embed_tokens.weight", "model.norm.weight"}
-	if !hp.tied {
-		required = append(required, "lm_head.weight")
-	}
-	for i := uint64(0); i < hp.blocks; i++ {
-		for _, s := range []string{"input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
-			"self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"} {
-			required = append(required, fmt.Sprintf("model.layers.%d.%s.weight", i, s))
-		}
-	}
-	for _, name := range required {
-		if _, ok := b.Checkpoint.Tensor(name); !ok {
-			return fmt.Errorf("%s: %w: tensor %s is missing from the checkpoint (config.json: %d layers, tie_word_embeddings %v)",
-				b.Dir, ErrConfig, name, hp.blocks, hp.tied)
-		}
-	}
-	return nil
-}
-
-func equalShape(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return l.table().check(b, &l.hp)
 }
 
 // ExtraTensors adds rope_freqs.weight for Llama 3.1-style ("llama3") rope
@@ -239,33 +98,27 @@ func (l *llama) ExtraTensors(b *Builder) error {
 // MapTensor renames a tensor and permutes q/k rows into llama.cpp's rotary
 // layout.
 func (l *llama) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	base, suffix, ok := cutSuffix(t.Name)
-	if !ok {
-		return fmt.Errorf("%s: tensor %s cannot be mapped (no .weight or .bias suffix)", t.File.Path, t.Name)
+	if t.Name == "lm_head.weight" && l.hp.tied {
+		return nil // tied: llama.cpp reuses token_embd.weight
 	}
-	var name string
-	if m := layerRE.FindStringSubmatch(base); m != nil {
-		g, ok := llamaLayerNames[m[2]]
-		if !ok {
-			return fmt.Errorf("%s: tensor %s cannot be mapped to a GGUF tensor of architecture llama", t.File.Path, t.Name)
-		}
-		name = "blk." + m[1] + "." + g + suffix
-	} else if g, ok := llamaGlobalNames[base]; ok {
-		if base == "lm_head" && l.hp.tied {
-			return nil // tied: llama.cpp reuses token_embd.weight
-		}
-		name = g + suffix
-	} else {
-		return fmt.Errorf("%s: tensor %s cannot be mapped to a GGUF tensor of architecture llama", t.File.Path, t.Name)
+	name, err := l.table().ggufName(t)
+	if err != nil {
+		return err
 	}
-	var tr []formats.Transform
+	return b.AddTensor(name, t, llamaPermutes(t.Name, &l.hp)...)
+}
+
+// llamaPermutes is the q/k row permutation LlamaModel applies (weights and
+// biases).
+func llamaPermutes(name string, hp *decoderHParams) []formats.Transform {
+	base, _, _ := cutSuffix(name)
 	switch {
 	case strings.HasSuffix(base, "self_attn.q_proj"):
-		tr = append(tr, permuteRows{nHead: int(l.hp.heads)})
+		return []formats.Transform{permuteRows{nHead: int(hp.heads)}}
 	case strings.HasSuffix(base, "self_attn.k_proj"):
-		tr = append(tr, permuteRows{nHead: int(l.hp.kvHeads)})
+		return []formats.Transform{permuteRows{nHead: int(hp.kvHeads)}}
 	}
-	return b.AddTensor(name, t, tr...)
+	return nil
 }
 
 func cutSuffix(name string) (base, suffix string, ok bool) {
@@ -328,7 +181,7 @@ func (l *llama) Vocab(b *Builder) error {
 	if found {
 		nVocab = len(v.Tokens)
 	} else {
-		v, found, err = BPEVocab(b.Dir, int(l.hp.vocab))
+		v, found, err = b.bpeVocab(int(l.hp.vocab))
 		if err != nil {
 			return err
 		}

@@ -24,7 +24,7 @@ func FuzzTokenizerJSON(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		v, found, err := BPEVocab(dir, 0)
+		v, found, err := BPEVocab(dir, 0, "llama-bpe")
 		if err != nil || !found {
 			return
 		}

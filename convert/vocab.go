@@ -3,8 +3,6 @@ package convert
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,6 +134,15 @@ func (v *Vocab) add(b *Builder) {
 // added_tokens_decoder. vocabSize < 0 means the model's own size.
 // found is false when there is no tokenizer.model.
 func SentencePieceVocab(dir string, vocabSize int, warn func(string, ...any)) (v *Vocab, found bool, err error) {
+	return sentencePieceVocab(dir, vocabSize, warn, false)
+}
+
+// sentencePieceVocab is SentencePieceVocab; with phi3 it follows
+// Phi3MiniModel.set_vocab instead: added_tokens_decoder entries are
+// USER_DEFINED unless marked special (no look-alike rule, no U+2581
+// replacement), and tokenizer.json's added_tokens are applied the same way
+// afterwards.
+func sentencePieceVocab(dir string, vocabSize int, warn func(string, ...any), phi3 bool) (v *Vocab, found bool, err error) {
 	path := filepath.Join(dir, "tokenizer.model")
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -207,16 +214,54 @@ func SentencePieceVocab(dir string, vocabSize int, warn func(string, ...any)) (v
 		if v.Types[id] != TokenUnused && v.Tokens[id] != content {
 			warn("replacing token %d: %q -> %q", id, v.Tokens[id], content)
 		}
-		if special, _ := entry["special"].(bool); special || looksSpecial(content) {
+		special, _ := entry["special"].(bool)
+		switch {
+		case phi3 && special:
 			v.Types[id] = TokenControl
-		} else {
+		case phi3:
+			v.Types[id] = TokenUserDefined
+		case special || looksSpecial(content):
+			v.Types[id] = TokenControl
+		default:
 			content = strings.ReplaceAll(content, "\u2581", " ")
 			v.Types[id] = TokenUserDefined
 		}
 		v.Scores[id] = -1000
 		v.Tokens[id] = content
 	}
+	if phi3 {
+		if err := phi3AddedTokens(dir, v, warn); err != nil {
+			return nil, true, err
+		}
+	}
 	return v, true, nil
+}
+
+// phi3AddedTokens applies tokenizer.json's added_tokens as Phi-3's
+// converter does.
+func phi3AddedTokens(dir string, v *Vocab, warn func(string, ...any)) error {
+	var tj struct {
+		AddedTokens []map[string]any `json:"added_tokens"`
+	}
+	path := filepath.Join(dir, "tokenizer.json")
+	if found, err := readJSON(dir, "tokenizer.json", &tj); err != nil || !found {
+		return err
+	}
+	for _, at := range tj.AddedTokens {
+		id, ok := jsonInt(at["id"])
+		content, isStr := at["content"].(string)
+		if !ok || id < 0 || id >= int64(len(v.Tokens)) || !isStr {
+			return fmt.Errorf("%s: %w: added token %v has id %v, not a token id below %d", path, ErrTokenizer, at["content"], at["id"], len(v.Tokens))
+		}
+		if v.Types[id] != TokenUnused && v.Tokens[id] != content {
+			warn("replacing token %d: %q -> %q", id, v.Tokens[id], content)
+		}
+		v.Tokens[id], v.Scores[id], v.Types[id] = content, -1000, TokenUserDefined
+		if special, _ := at["special"].(bool); special {
+			v.Types[id] = TokenControl
+		}
+	}
+	return nil
 }
 
 // hfTokenizer is the part of tokenizer.json a converter reads.
@@ -232,54 +277,17 @@ type hfTokenizer struct {
 		Content string `json:"content"`
 		Special bool   `json:"special"`
 	} `json:"added_tokens"`
-	PreTokenizer *preTokenizer `json:"pre_tokenizer"`
-}
-
-type preTokenizer struct {
-	Type          string          `json:"type"`
-	Pattern       json.RawMessage `json:"pattern"`
-	PreTokenizers []preTokenizer  `json:"pretokenizers"`
-}
-
-// preTokenizerNames maps the SHA-256 of a tokenizer.json's Split
-// pre-tokenizer regexes, concatenated in order, to llama.cpp's
-// tokenizer.ggml.pre names. (llama.cpp itself hashes the token ids of a test
-// string, which needs the tokenizer to run; these digests of the
-// configuration identify the same published tokenizers.)
-var preTokenizerNames = map[string]string{
-	"d98f9631be1e9607a9848c26c1f9eac1aa9fc21ac6ba82a2fc0741af9780a48f": "llama-bpe",
-	"03df5c5863ad70781dcfdef491ead25140f895fe8010964be0daefe27be32b02": "deepseek-llm",
-	"21cde974d587f0d54dc8d56b183cc1e6239600172035c68fbd6d4b9f8da0576e": "deepseek-coder",
-	"1ff7f41064896984db5d1bb6ff64fa4bc29007d08c1b439e505b7392777a319e": "qwen2",
-}
-
-// PreTokenizerDigest hashes the Split regexes of a pre-tokenizer tree.
-func (p *preTokenizer) digest() string {
-	h := sha256.New()
-	var visit func(p *preTokenizer)
-	visit = func(p *preTokenizer) {
-		if p.Type == "Split" {
-			var pat struct {
-				Regex string `json:"Regex"`
-			}
-			if json.Unmarshal(p.Pattern, &pat) == nil && pat.Regex != "" {
-				h.Write([]byte(pat.Regex))
-			}
-		}
-		for i := range p.PreTokenizers {
-			visit(&p.PreTokenizers[i])
-		}
-	}
-	if p != nil {
-		visit(p)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // BPEVocab builds a GPT-2 style vocabulary from dir/tokenizer.json as
-// convert_hf_to_gguf.py's get_vocab_base does. vocabSize < 0 means the
-// tokenizer's own size. found is false when there is no tokenizer.json.
-func BPEVocab(dir string, vocabSize int) (v *Vocab, found bool, err error) {
+// convert_hf_to_gguf.py's get_vocab_base does, with pre as its
+// tokenizer.ggml.pre (see detectPre). vocabSize < 0 means the tokenizer's
+// own size. found is false when there is no tokenizer.json.
+//
+// b4748 rewrites an added token that is not "normalized" as
+// decode(encode(token)); for the special and added tokens of real
+// tokenizers that is the token itself, and it is kept as is here.
+func BPEVocab(dir string, vocabSize int, pre string) (v *Vocab, found bool, err error) {
 	path := filepath.Join(dir, "tokenizer.json")
 	var tj hfTokenizer
 	if found, err := readJSON(dir, "tokenizer.json", &tj); err != nil || !found {
@@ -290,11 +298,6 @@ func BPEVocab(dir string, vocabSize int) (v *Vocab, found bool, err error) {
 	}
 	if tj.Model.ByteFallback {
 		return nil, true, fmt.Errorf("%s: %w: a SentencePiece-style BPE tokenizer (byte_fallback) needs tokenizer.model, which is missing", path, ErrTokenizer)
-	}
-	digest := tj.PreTokenizer.digest()
-	pre, ok := preTokenizerNames[digest]
-	if !ok {
-		return nil, true, fmt.Errorf("%s: %w: pre-tokenizer not recognised (digest of its Split patterns %s); known: llama-bpe, deepseek-llm, deepseek-coder, qwen2", path, ErrTokenizer, digest)
 	}
 	byID := map[int64]string{}
 	var maxID int64 = -1

@@ -181,7 +181,7 @@ func TestBPEVocab(t *testing.T) {
 					"chat_template": "{{ bos_token }}"},
 				"config.json": map[string]any{"bos_token_id": 0, "eos_token_id": []int{5, 4}},
 			})
-			v, found, err := BPEVocab(dir, 8)
+			v, found, err := BPEVocab(dir, 8, "llama-bpe")
 			if err != nil || !found {
 				t.Fatal(err, found)
 			}
@@ -224,9 +224,17 @@ func TestBPEVocab(t *testing.T) {
 	}
 	t.Run("unknown pre-tokenizer", func(t *testing.T) {
 		dir := writeFiles(t, map[string]any{"tokenizer.json": bpeTokenizer(`\s+`, []string{"a b"})})
-		_, _, err := BPEVocab(dir, -1)
-		if err == nil || !strings.Contains(err.Error(), "pre-tokenizer not recognised") || !strings.Contains(err.Error(), "tokenizer.json") {
-			t.Errorf("error %v", err)
+		enc := func([]byte, string, string) ([]int32, error) { return []int32{1, 2, 3}, nil }
+		_, err := detectPre(dir, "", enc)
+		h := checkHash([]int32{1, 2, 3})
+		if err == nil || !strings.Contains(err.Error(), h) || !strings.Contains(err.Error(), "tokenizer.json") || !strings.Contains(err.Error(), "--pre") {
+			t.Errorf("error %v: want the hash %s, the file and --pre", err, h)
+		}
+		if pre, err := detectPre(dir, "qwen2", enc); err != nil || pre != "qwen2" {
+			t.Errorf("--pre qwen2: %q %v", pre, err)
+		}
+		if _, err := detectPre(dir, "no-such-pre", enc); err == nil || !strings.Contains(err.Error(), "no-such-pre") {
+			t.Errorf("--pre no-such-pre: %v", err)
 		}
 	})
 	t.Run("pair merges with spaces", func(t *testing.T) {

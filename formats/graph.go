@@ -131,3 +131,41 @@ func Materialize(t *Tensor, codec Codec) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// PartedSource is a Source made of equal parts stacked along the tensor's
+// slowest dimension, such as Mixtral's experts stacked into one 3-D
+// tensor. A writer may materialise it one part at a time, so that memory
+// holds one part rather than the stack.
+type PartedSource interface {
+	Source
+	Parts() []Source
+}
+
+// MaterializeParts encodes t one part at a time when its source is a
+// PartedSource with one part per index of its slowest dimension and t has
+// no transforms, calling fn with each part's bytes in order. handled is
+// false (and nothing is read) otherwise; Materialize then does the whole.
+func MaterializeParts(t *Tensor, codec Codec, fn func([]byte) error) (handled bool, err error) {
+	ps, ok := t.Source.(PartedSource)
+	if !ok || len(t.Transforms) > 0 || len(t.Shape) < 2 {
+		return false, nil
+	}
+	parts := ps.Parts()
+	if uint64(len(parts)) != t.Shape[len(t.Shape)-1] {
+		return false, nil
+	}
+	for i, p := range parts {
+		if p.Type() != ps.Type() {
+			return true, fmt.Errorf("tensor %s: part %d has type %s, the stack %s", t.Name, i, p.Type(), ps.Type())
+		}
+		sub := &Tensor{Name: fmt.Sprintf("%s[%d]", t.Name, i), Shape: t.Shape[:len(t.Shape)-1], Type: t.Type, Source: p}
+		data, err := Materialize(sub, codec)
+		if err != nil {
+			return true, err
+		}
+		if err := fn(data); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}

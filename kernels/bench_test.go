@@ -288,3 +288,73 @@ func BenchmarkMatVecDRAM(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkShapes measures every kernel shape of every type in each kernel
+// set this machine runs (BenchmarkShapes/avx2/Q4_K/dot4 …), so that the
+// AVX2 path AVX2-only CPUs take is measured on AVX-512 machines too:
+//   - dot: one weight row by one activation row;
+//   - rows: 64 consecutive weight rows by one activation row (decode);
+//   - dot4: one weight row by four activation rows;
+//   - tile: four weight rows by four activation rows;
+//   - panel: two weight rows by sixteen packed activation rows.
+//
+// Weights stay in cache (benchCols columns), so these measure the kernels;
+// GOP/s counts a multiply-add as two operations, as BenchmarkMatMul does.
+func BenchmarkShapes(b *testing.B) {
+	for _, set := range Sets() {
+		if set == SetPureGo {
+			continue // BenchmarkDot's "go" rows measure the reference
+		}
+		prev := Active()
+		if err := Use(set); err != nil {
+			b.Fatal(err)
+		}
+		benchShapes(b, set)
+		if err := Use(prev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchShapes(b *testing.B, set string) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	for _, typ := range allTypes {
+		format, dot, _ := kernelFor(typ)
+		const nrows, nacts = 64, panelRows
+		var w []byte
+		for range nrows {
+			w = append(w, randomRow(rng, typ, benchCols, false)...)
+		}
+		wrow := len(w) / nrows
+		arow := format.rowBytes(benchCols)
+		act := make([]byte, nacts*arow)
+		for c := range nacts {
+			copy(act[c*arow:], convertAct(format, randomActivations(rng, benchCols)))
+		}
+		out := make([]float32, nrows*nacts)
+		run := func(shape string, wRows, aRows int, f func()) {
+			b.Run(fmt.Sprintf("%s/%v/%s", set, typ, shape), func(b *testing.B) {
+				b.SetBytes(int64(wRows * wrow))
+				for b.Loop() {
+					f()
+				}
+				b.ReportMetric(2*benchCols*float64(wRows*aRows)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
+			})
+		}
+		run("dot", 1, 1, func() { out[0] = dot(w, act, benchCols) })
+		if rows := rowsFor[typ]; rows != nil {
+			run("rows", nrows, 1, func() { rows(w, act, benchCols, nrows, out) })
+		}
+		if dot4 := dot4For[typ]; dot4 != nil {
+			run("dot4", 1, 4, func() { dot4(w, act, arow, benchCols, out, 1) })
+		}
+		if tile := tileFor[typ]; tile != nil {
+			run("tile", 4, 4, func() { tile(w, wrow, act, arow, benchCols, out, 4) })
+		}
+		if panel := panelFor[typ]; panel != nil && format == actQ8_0 {
+			packed := make([]byte, benchCols/qk8*panelBlock)
+			packPanel(packed, act, arow, benchCols/qk8)
+			run("panel", 2, panelRows, func() { panel(w, wrow, packed, benchCols, out, 2) })
+		}
+	}
+}

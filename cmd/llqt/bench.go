@@ -6,8 +6,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"runtime"
 	"strings"
 	"time"
 
@@ -15,6 +13,8 @@ import (
 
 	"github.com/llqt/llqt/eval"
 	"github.com/llqt/llqt/internal/cli"
+	"github.com/llqt/llqt/internal/cpuinfo"
+	"github.com/llqt/llqt/kernels"
 )
 
 func init() { subcommands = append(subcommands, newBenchCmd) }
@@ -28,6 +28,7 @@ type benchOptions struct {
 	md      bool
 	output  string
 	kvF32   bool
+	kernels string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -70,6 +71,7 @@ stddev_ns, avg_ts, stddev_ts, samples_ns, samples_ts, …).`,
 	fl.BoolVar(&o.md, "md", false, "print llama-bench's markdown table (the default)")
 	fl.StringVarP(&o.output, "output", "o", "md", "output format as llama-bench's -o: md or json")
 	fl.BoolVar(&o.kvF32, "kv-f32", false, "keep the KV cache in F32 instead of F16")
+	addKernelsFlag(cmd, &o.kernels)
 	addThreadsFlag(cmd, &o.threads)
 	return cmd
 }
@@ -103,6 +105,8 @@ type benchResult struct {
 	SamplesTs    []float64 `json:"samples_ts"`
 	// EffectiveGBs is llqt's addition: bytes per token × avg_ts.
 	EffectiveGBs float64 `json:"effective_gbps"`
+	// Kernels is llqt's addition: the kernel set that ran (kernels.Active).
+	Kernels string `json:"kernels"`
 }
 
 func (r *benchResult) testName() string {
@@ -118,6 +122,9 @@ func (r *benchResult) testName() string {
 func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOptions) error {
 	if o.reps < 1 {
 		return fmt.Errorf("-r must be at least 1")
+	}
+	if err := useKernels(o.kernels); err != nil {
+		return err
 	}
 	m, err := eval.Load(path, eval.Options{Threads: o.threads, KVF32: o.kvF32})
 	if err != nil {
@@ -147,7 +154,7 @@ func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOpti
 		return fmt.Errorf("nothing to run: give -p or -n above 0")
 	}
 	base := benchResult{
-		BuildCommit: buildCommit(), CPUInfo: cpuInfo(), Backends: "CPU",
+		BuildCommit: buildCommit(), CPUInfo: cpuinfo.Model(), Backends: "CPU", Kernels: kernels.Active(),
 		ModelFile: path, ModelType: modelDesc(m), ModelSize: m.SizeBytes(), ModelNParams: m.NParams(),
 		NBatch: 2048, NUBatch: 512, NThreads: m.Threads(),
 		TypeK: strings.ToLower(m.KVType().String()), TypeV: strings.ToLower(m.KVType().String()), UseMmap: true,
@@ -191,7 +198,7 @@ func runBench(ctx context.Context, out, errw io.Writer, path string, o benchOpti
 	if o.json {
 		return cli.JSON(out, results)
 	}
-	fmt.Fprintf(out, "\nbuild: llqt %s (%s)\n", version, buildCommit())
+	fmt.Fprintf(out, "\nbuild: llqt %s (%s)\ncpu: %s, kernels: %s\n", version, buildCommit(), base.CPUInfo, base.Kernels)
 	return nil
 }
 
@@ -331,16 +338,4 @@ var fileTypeNames = map[uint64]string{
 	23: "IQ3_XXS - 3.0625 bpw", 24: "IQ1_S - 1.5625 bpw", 25: "IQ4_NL - 4.5 bpw", 26: "IQ3_S - 3.4375 bpw",
 	27: "IQ3_S mix - 3.66 bpw", 28: "IQ2_S - 2.5 bpw", 29: "IQ2_M - 2.7 bpw", 30: "IQ4_XS - 4.25 bpw",
 	31: "IQ1_M - 1.75 bpw", 32: "BF16", 36: "TQ1_0 - 1.69 bpw ternary", 37: "TQ2_0 - 2.06 bpw ternary",
-}
-
-// cpuInfo is the CPU model name from /proc/cpuinfo where there is one.
-func cpuInfo() string {
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return runtime.GOARCH
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llqt/llqt/convert"
+	"github.com/llqt/llqt/eval/tokenizer"
 	"github.com/llqt/llqt/formats/gguf"
 	"github.com/llqt/llqt/internal/cli"
 	"github.com/llqt/llqt/quant"
@@ -21,21 +22,28 @@ import (
 func init() { subcommands = append(subcommands, newConvertCmd) }
 
 type convertFlags struct {
-	outType string
-	name    string
-	force   bool
-	json    bool
-	threads int
+	outType   string
+	name      string
+	force     bool
+	json      bool
+	threads   int
+	vocabOnly bool
+	pre       string
 }
 
 func newConvertCmd() *cobra.Command {
 	var f convertFlags
 	cmd := &cobra.Command{
 		Use:   "convert HF_DIR OUT.gguf",
-		Short: "Convert a Hugging Face Llama/Mistral checkpoint to GGUF as llama.cpp's convert_hf_to_gguf.py does",
+		Short: "Convert a Hugging Face checkpoint to GGUF as llama.cpp's convert_hf_to_gguf.py does",
 		Long: `Convert a Hugging Face checkpoint directory (config.json, safetensors weights,
 tokenizer.model or tokenizer.json) to a GGUF file, reproducing llama.cpp's
 convert_hf_to_gguf.py (b4748): same metadata, tensor names, order, types and bytes.
+
+Weights are read from model*.safetensors or, when there are none, from
+pytorch_model*.bin (without running its pickle). A BPE tokenizer.json's
+pre-tokenizer is detected as llama.cpp does (chkhsh); --pre names it instead.
+--vocab-only writes the metadata and vocabulary without tensors.
 
 --outtype auto picks bf16 for bf16 weights and f16 otherwise. Nothing is
 written unless the whole conversion succeeds; the input is only read.
@@ -49,6 +57,8 @@ Supported architectures: ` + strings.Join(convert.Supported(), ", ") + ".",
 	cmd.Flags().StringVar(&f.name, "name", "", "general.name (default: the input directory's name in title form)")
 	cmd.Flags().BoolVarP(&f.force, "force", "f", false, "overwrite an existing output file")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the summary as JSON")
+	cmd.Flags().BoolVar(&f.vocabOnly, "vocab-only", false, "write the vocabulary and metadata only, no tensors")
+	cmd.Flags().StringVar(&f.pre, "pre", "", "BPE pre-tokenizer name (tokenizer.ggml.pre) instead of detecting it")
 	addThreadsFlag(cmd, &f.threads)
 	return cmd
 }
@@ -81,7 +91,8 @@ func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out strin
 		return err
 	}
 	start := time.Now()
-	res, err := convert.Convert(dir, convert.Options{OutType: f.outType, Name: f.name})
+	res, err := convert.Convert(dir, convert.Options{OutType: f.outType, Name: f.name,
+		VocabOnly: f.vocabOnly, Pre: f.pre, Encoder: tokenizer.EncodeHF})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llqt/llqt/internal/cpuinfo"
 	"github.com/llqt/llqt/internal/fixtures"
+	"github.com/llqt/llqt/kernels"
 )
 
 // runEngineCmd runs the root command with args, returning stdout and stderr.
@@ -182,6 +184,38 @@ func TestBenchOutputs(t *testing.T) {
 	if len(lines) < 4 || !strings.HasPrefix(lines[0], "| model ") || !strings.Contains(lines[2], " pp8 |") ||
 		!strings.Contains(lines[3], " tg2 |") || !strings.Contains(lines[2], "±") {
 		t.Errorf("markdown table:\n%s", md)
+	}
+}
+
+// Bench names the CPU and the kernel set in both outputs, and --kernels
+// runs every set this machine has (purego always), so one AVX-512 machine
+// can report the AVX2 path's speed too.
+func TestBenchKernelSets(t *testing.T) {
+	model := fixtures.Path(t, "golden/tiny-llama-q8_0.gguf")
+	t.Cleanup(func() { kernels.Use(kernels.Sets()[0]) })
+	for _, set := range kernels.Sets() {
+		out, _, err := runEngineCmd(t, "bench", model, "-p", "8", "-n", "0", "-r", "1", "-t", "1", "--kernels", set, "--json")
+		if err != nil {
+			t.Fatalf("--kernels %s: %v", set, err)
+		}
+		var recs []map[string]any
+		if err := json.Unmarshal([]byte(out), &recs); err != nil || len(recs) != 1 {
+			t.Fatalf("--kernels %s: %v\n%s", set, err, out)
+		}
+		if recs[0]["kernels"] != set || recs[0]["cpu_info"] != cpuinfo.Model() {
+			t.Errorf("--kernels %s: record says kernels %v, cpu_info %v", set, recs[0]["kernels"], recs[0]["cpu_info"])
+		}
+		md, _, err := runEngineCmd(t, "bench", model, "-p", "8", "-n", "0", "-r", "1", "-t", "1", "--kernels", set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "cpu: " + cpuinfo.Model() + ", kernels: " + set; !strings.Contains(md, want) {
+			t.Errorf("markdown output lacks %q:\n%s", want, md)
+		}
+	}
+	if _, _, err := runEngineCmd(t, "bench", model, "-p", "8", "-n", "0", "--kernels", "neon"); err == nil ||
+		!strings.Contains(err.Error(), "--kernels") || !strings.Contains(err.Error(), "purego") {
+		t.Errorf("--kernels neon: err = %v, want a --kernels error listing the sets", err)
 	}
 }
 

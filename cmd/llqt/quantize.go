@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/llqt/llqt/convert"
+	"github.com/llqt/llqt/eval/tokenizer"
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/gguf"
@@ -195,7 +196,7 @@ func openInput(path, convertOutType string, stderr io.Writer) (*formats.Model, f
 		return nil, nil, err
 	}
 	if st.IsDir() {
-		res, err := convert.Convert(path, convert.Options{OutType: convertOutType})
+		res, err := convert.Convert(path, convert.Options{OutType: convertOutType, Encoder: tokenizer.EncodeHF})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -27,6 +27,7 @@ type reportFlags struct {
 	benchPrompt int
 	benchGen    int
 	benchReps   int
+	kernels     string
 }
 
 // gateExitCode is the exit status when the report was written but a gate
@@ -50,7 +51,7 @@ and llqt build are reused.
 DIR receives the variants, report.md (a markdown table sorted by size),
 report.json (schema llqt.report/v1, with provenance: llqt version and commit,
 sha256 of the inputs, the text and its token count, CPU model and flags,
-threads, date), report.csv, and size_vs_quality.png/.svg.
+threads, kernel set, date), report.csv, and size_vs_quality.png/.svg.
 
 --gate checks the result: 'q4_k_m:dppl<3%,kld<0.05;q8_0:kld<0.001' fails
 (exit status 3, one line per violated condition) when a condition does not
@@ -80,12 +81,16 @@ size (MiB), bpw, pp and tg (tokens/s); operators < <= > >=.
 	fl.IntVar(&f.benchGen, "bench-gen", report.DefaultBenchGen, "generated tokens of the speed test (tg)")
 	fl.IntVar(&f.benchReps, "bench-reps", report.DefaultBenchReps, "repetitions of the speed test (0: no speed test)")
 	addThreadsFlag(cmd, &f.threads)
+	addKernelsFlag(cmd, &f.kernels)
 	return cmd
 }
 
 func runReport(ctx context.Context, cmd *cobra.Command, args []string, f *reportFlags) error {
 	if f.out == "" {
 		return errors.New("no output directory: give --out DIR")
+	}
+	if err := useKernels(f.kernels); err != nil {
+		return err
 	}
 	var gates []report.Gate
 	if f.gate != "" {

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/llqt/llqt/kernels"
 )
 
 // version and commit are set by the Makefile through -ldflags "-X main.version=…".
@@ -49,4 +53,22 @@ func newRootCmd() *cobra.Command {
 // addThreadsFlag adds -t/--threads, defaulting to every CPU.
 func addThreadsFlag(cmd *cobra.Command, threads *int) {
 	cmd.Flags().IntVarP(threads, "threads", "t", runtime.NumCPU(), "worker threads")
+}
+
+// addKernelsFlag adds --kernels, which picks the kernel set for speed
+// comparisons: one AVX-512 machine can then also measure the AVX2 path.
+func addKernelsFlag(cmd *cobra.Command, set *string) {
+	cmd.Flags().StringVar(set, "kernels", "", "kernel set: "+strings.Join(kernels.Sets(), ", ")+
+		` ("avx512" for avx512-vnni); default the fastest this CPU runs`)
+}
+
+// useKernels installs the kernel set named by --kernels, if any.
+func useKernels(set string) error {
+	if set == "" {
+		return nil
+	}
+	if err := kernels.Use(set); err != nil {
+		return fmt.Errorf("--kernels: %w", err)
+	}
+	return nil
 }

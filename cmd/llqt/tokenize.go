@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -23,12 +24,13 @@ type tokenizeOptions struct {
 	noEscape       bool
 	noParseSpecial bool
 	showCount      bool
+	hf             bool
 }
 
 func newTokenizeCmd() *cobra.Command {
 	var o tokenizeOptions
 	cmd := &cobra.Command{
-		Use:   "tokenize MODEL (-p TEXT | -f FILE | --stdin)",
+		Use:   "tokenize MODEL|--hf DIR (-p TEXT | -f FILE | --stdin)",
 		Short: "Tokenize text with a model's vocabulary, like llama-tokenize",
 		Long: `Tokenize text with the tokenizer stored in a GGUF file (a full model or a
 vocabulary-only file) and print one "id -> 'piece'" line per token, or with
@@ -37,21 +39,21 @@ vocabulary-only file) and print one "id -> 'piece'" line per token, or with
 BOS is added when the vocabulary asks for it (unless --no-bos), and special
 tokens written in the text are recognised (unless --no-parse-special).
 Escapes such as \n in -p TEXT are processed unless --no-escape; -f and --stdin
-input is used verbatim.`,
+input is used verbatim.
+
+With --hf the argument is a Hugging Face folder (or its tokenizer.json), and
+the text is tokenized as Hugging Face's tokenizers library does with it:
+normalizer (NFC), pre-tokenizer, BPE model, and the post-processor's tokens
+(unless --no-bos).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			text, err := o.text(cmd)
 			if err != nil {
 				return err
 			}
-			f, err := gguf.Open(args[0])
+			tok, err := loadTokenizer(args[0], o.hf)
 			if err != nil {
 				return err
-			}
-			defer f.Close()
-			tok, err := tokenizer.FromKV(f.KV)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			w := bufio.NewWriter(cmd.OutOrStdout())
 			if err := writeTokens(w, tok, text, o); err != nil {
@@ -69,7 +71,32 @@ input is used verbatim.`,
 	fl.BoolVar(&o.noEscape, "no-escape", false, "do not process escapes (\\n, \\t, …) in -p TEXT")
 	fl.BoolVar(&o.noParseSpecial, "no-parse-special", false, "treat special-token text as plain text")
 	fl.BoolVar(&o.showCount, "show-count", false, "print the total number of tokens")
+	fl.BoolVar(&o.hf, "hf", false, "tokenize with a Hugging Face tokenizer.json (MODEL is its folder or the file) as Hugging Face does")
 	return cmd
+}
+
+// loadTokenizer reads a GGUF's tokenizer, or with hf a tokenizer.json.
+func loadTokenizer(path string, hf bool) (*tokenizer.Tokenizer, error) {
+	if hf {
+		if st, err := os.Stat(path); err == nil && st.IsDir() {
+			path = filepath.Join(path, "tokenizer.json")
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return tokenizer.FromHFJSON(data, path)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tok, err := tokenizer.FromKV(f.KV)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return tok, nil
 }
 
 func (o *tokenizeOptions) text(cmd *cobra.Command) (string, error) {

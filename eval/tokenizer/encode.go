@@ -128,7 +128,11 @@ func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) ([]int32,
 				out = append(out, f.token)
 				continue
 			}
-			if out, err = t.encodeBPE(text[f.start:f.end], out); err != nil {
+			seg := text[f.start:f.end]
+			if t.nfc {
+				seg = nfc(seg)
+			}
+			if out, err = t.encodeBPE(seg, out); err != nil {
 				return nil, err
 			}
 		}

@@ -86,6 +86,9 @@ type regex struct {
 type reParser struct {
 	src []rune
 	pos int
+	// fold is set inside (?i:...): literal ASCII letters match either case
+	// (the only use in tokenizer.json patterns is (?i:'s|'t|...)).
+	fold bool
 }
 
 func compileRegex(pattern string) (*regex, error) {
@@ -199,7 +202,7 @@ func (p *reParser) atom() (*reNode, error) {
 	switch c {
 	case '(':
 		p.pos++
-		look, negate := false, false
+		look, negate, fold := false, false, p.fold
 		if p.pos+1 < len(p.src) && p.src[p.pos] == '?' {
 			switch p.src[p.pos+1] {
 			case ':':
@@ -207,12 +210,19 @@ func (p *reParser) atom() (*reNode, error) {
 				look = true
 			case '!':
 				look, negate = true, true
+			case 'i':
+				if p.pos+2 >= len(p.src) || p.src[p.pos+2] != ':' {
+					return nil, fmt.Errorf("unsupported group (?i%c", p.src[min(p.pos+2, len(p.src)-1)])
+				}
+				p.fold = true
+				p.pos++
 			default:
 				return nil, fmt.Errorf("unsupported group (?%c", p.src[p.pos+1])
 			}
 			p.pos += 2
 		}
 		n, err := p.alt()
+		p.fold = fold
 		if err != nil {
 			return nil, err
 		}
@@ -249,7 +259,12 @@ func (p *reParser) atom() (*reNode, error) {
 		return nil, fmt.Errorf("nothing to repeat at %d", p.pos)
 	}
 	p.pos++
-	return &reNode{op: opClass, class: &charClass{ranges: [][2]uint32{{uint32(c), uint32(c)}}}}, nil
+	cl := &charClass{ranges: [][2]uint32{{uint32(c), uint32(c)}}}
+	if p.fold && ('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+		o := uint32(c) ^ 0x20 // the other ASCII case
+		cl.ranges = append(cl.ranges, [2]uint32{o, o})
+	}
+	return &reNode{op: opClass, class: cl}, nil
 }
 
 // escape parses a backslash sequence into the class it denotes.

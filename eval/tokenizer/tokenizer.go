@@ -86,6 +86,9 @@ type Tokenizer struct {
 	fimPre, fimSuf, fimMid, fimPad, fimRep, fimSep int32
 
 	addSpacePrefix, addBOS, addEOS, ignoreMerges, cleanSpaces bool
+	// nfc: text outside added tokens is NFC-normalised first (a
+	// tokenizer.json NFC normalizer; llama.cpp has none).
+	nfc bool
 
 	tokenPairs [1024]uint64 // SPM: byte pairs that occur inside tokens
 

@@ -100,8 +100,12 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 	if err := writeHeader(cw, m, layout); err != nil {
 		return err
 	}
-	if err := pad(cw, layout.Alignment); err != nil {
-		return err
+	// gguf-py pads the header to the data alignment only when tensor data
+	// follows; a vocabulary-only file ends right after its metadata.
+	if len(m.Tensors) > 0 {
+		if err := pad(cw, layout.Alignment); err != nil {
+			return err
+		}
 	}
 	threads := opt.Threads
 	if threads <= 0 {
@@ -113,8 +117,9 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 	}
 
 	type result struct {
-		data []byte
-		err  error
+		data   []byte
+		err    error
+		parted bool
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	// Workers read their sources, often a mapping of an input file that the
@@ -140,9 +145,14 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 			if ctx.Err() != nil {
 				return
 			}
+			if _, parted := t.Source.(formats.PartedSource); parted && opt.OnTensor == nil {
+				// written part by part by the loop below
+				results[i] <- result{parted: true}
+				continue
+			}
 			workers.Go(func() {
 				data, err := formats.Materialize(t, codec)
-				results[i] <- result{data, err}
+				results[i] <- result{data: data, err: err}
 			})
 		}
 	})
@@ -160,14 +170,41 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 		if r.err != nil {
 			return r.err
 		}
-		if uint64(len(r.data)) != layout.Sizes[i] {
-			return fmt.Errorf("tensor %s: produced %d bytes, layout needs %d", t.Name, len(r.data), layout.Sizes[i])
-		}
-		if opt.OnTensor != nil {
-			opt.OnTensor(t, r.data)
-		}
-		if _, err := cw.Write(r.data); err != nil {
-			return fmt.Errorf("writing tensor %s: %w", t.Name, err)
+		if r.parted {
+			// One part (a Mixtral expert) in memory at a time.
+			var n uint64
+			handled, err := formats.MaterializeParts(t, codec, func(b []byte) error {
+				n += uint64(len(b))
+				if _, err := cw.Write(b); err != nil {
+					return err
+				}
+				// With little live data the GC's pacing would let several
+				// parts' garbage pile up; collecting here keeps the peak
+				// near one part. Small parts are not worth a collection.
+				if len(b) >= partGCThreshold {
+					runtime.GC()
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("writing tensor %s: %w", t.Name, err)
+			}
+			if !handled {
+				if r.data, err = formats.Materialize(t, codec); err != nil {
+					return err
+				}
+				if _, err := cw.Write(r.data); err != nil {
+					return fmt.Errorf("writing tensor %s: %w", t.Name, err)
+				}
+				n = uint64(len(r.data))
+			}
+			if n != layout.Sizes[i] {
+				return fmt.Errorf("tensor %s: produced %d bytes, layout needs %d", t.Name, n, layout.Sizes[i])
+			}
+		} else {
+			if err := writeWhole(cw, t, r.data, layout.Sizes[i], opt.OnTensor); err != nil {
+				return err
+			}
 		}
 		if err := pad(cw, layout.Alignment); err != nil {
 			return fmt.Errorf("writing tensor %s: %w", t.Name, err)
@@ -181,6 +218,24 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 		}
 	}
 	return bw.Flush()
+}
+
+// partGCThreshold is the part size from which the writer collects garbage
+// after each part of a PartedSource.
+const partGCThreshold = 1 << 20
+
+// writeWhole writes one materialised tensor.
+func writeWhole(cw *countingWriter, t *formats.Tensor, data []byte, size uint64, onTensor func(*formats.Tensor, []byte)) error {
+	if uint64(len(data)) != size {
+		return fmt.Errorf("tensor %s: produced %d bytes, layout needs %d", t.Name, len(data), size)
+	}
+	if onTensor != nil {
+		onTensor(t, data)
+	}
+	if _, err := cw.Write(data); err != nil {
+		return fmt.Errorf("writing tensor %s: %w", t.Name, err)
+	}
+	return nil
 }
 
 type countingWriter struct {

@@ -165,3 +165,21 @@ func (c *Checkpoint) Close() error {
 	}
 	return first
 }
+
+// NewCheckpoint gathers already open files (of any container whose tensors
+// are byte ranges, such as PyTorch's zip checkpoints) into a checkpoint, in
+// the given order. A tensor name in two files is an error.
+func NewCheckpoint(dir string, files []*File) (*Checkpoint, error) {
+	c := &Checkpoint{Dir: dir, Files: files, byName: map[string]*Tensor{}}
+	for _, f := range files {
+		for i := range f.Tensors {
+			t := &Tensor{TensorInfo: f.Tensors[i], File: f}
+			if prev, dup := c.byName[t.Name]; dup {
+				return nil, fmt.Errorf("%s: %w: tensor %s also in %s", f.Path, ErrFormat, t.Name, prev.File.Path)
+			}
+			c.byName[t.Name] = t
+			c.Tensors = append(c.Tensors, t)
+		}
+	}
+	return c, nil
+}

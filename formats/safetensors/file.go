@@ -145,6 +145,36 @@ func Open(path string) (*File, error) {
 	return f, nil
 }
 
+// NewFile describes tensors that lie as contiguous byte ranges in r (size
+// bytes; Begin/End are absolute offsets), for containers other than
+// safetensors, such as PyTorch's zip checkpoints. Tensors keep the given
+// order. mapped, when not nil, is r's memory mapping; closer releases r.
+// Every range must lie inside the file and match its dtype and shape.
+func NewFile(path string, r io.ReaderAt, size int64, tensors []TensorInfo, mapped []byte, closer func() error) (*File, error) {
+	f := &File{Path: path, Tensors: tensors, Size: size, byName: map[string]int{}, r: r, mapped: mapped, closer: closer}
+	for i, t := range tensors {
+		if _, dup := f.byName[t.Name]; dup {
+			return nil, fmt.Errorf("%s: tensor %s appears twice", path, t.Name)
+		}
+		f.byName[t.Name] = i
+		if !t.DType.Known() {
+			return nil, fmt.Errorf("%s: tensor %s: unknown dtype %q", path, t.Name, t.DType)
+		}
+		n := uint64(t.DType.Size())
+		for _, d := range t.Shape {
+			hi, lo := bits.Mul64(n, d)
+			if hi != 0 {
+				return nil, fmt.Errorf("%s: tensor %s: shape %v overflows", path, t.Name, t.Shape)
+			}
+			n = lo
+		}
+		if t.Begin > t.End || t.End > uint64(size) || t.End-t.Begin != n {
+			return nil, fmt.Errorf("%s: tensor %s: %s%v at bytes [%d,%d) does not fit the file (%d bytes) or its shape", path, t.Name, t.DType, t.Shape, t.Begin, t.End, size)
+		}
+	}
+	return f, nil
+}
+
 // Close releases the file and its mapping.
 func (f *File) Close() error {
 	if f.closer == nil {

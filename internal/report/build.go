@@ -16,6 +16,7 @@ import (
 
 	"github.com/llqt/llqt/convert"
 	"github.com/llqt/llqt/eval"
+	"github.com/llqt/llqt/eval/tokenizer"
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/gguf"
 	"github.com/llqt/llqt/internal/atomicfile"
@@ -334,7 +335,7 @@ func produce(ctx context.Context, cfg Config, s variantSpec, hf bool, path strin
 		if outType == "" {
 			outType = "f32"
 		}
-		res, err := convert.Convert(cfg.Source, convert.Options{OutType: outType})
+		res, err := convert.Convert(cfg.Source, convert.Options{OutType: outType, Encoder: tokenizer.EncodeHF})
 		if err != nil {
 			return err
 		}

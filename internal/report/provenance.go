@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	"golang.org/x/sys/cpu"
+
+	"github.com/llqt/llqt/internal/cpuinfo"
+	"github.com/llqt/llqt/kernels"
 )
 
 // hashFile returns a file's size and sha256.
@@ -67,19 +70,10 @@ func hashInput(path string) (Input, error) {
 	return in, nil
 }
 
-// hostCPU describes the processor: its model name and the SIMD features
-// llqt's kernels choose between.
+// hostCPU describes the processor: its model name, the SIMD features llqt's
+// kernels choose between and the kernel set in use.
 func hostCPU() CPU {
-	c := CPU{Model: runtime.GOARCH, Cores: runtime.NumCPU()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, ok := strings.Cut(line, ":")
-			if ok && (strings.TrimSpace(k) == "model name" || strings.TrimSpace(k) == "Model") {
-				c.Model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
+	c := CPU{Model: cpuinfo.Model(), Cores: runtime.NumCPU(), Kernels: kernels.Active()}
 	flags := map[string]bool{
 		"sse4.2": cpu.X86.HasSSE42, "avx": cpu.X86.HasAVX, "avx2": cpu.X86.HasAVX2, "fma": cpu.X86.HasFMA,
 		"f16c": cpu.X86.HasF16C, "avx512f": cpu.X86.HasAVX512F, "avx512bw": cpu.X86.HasAVX512BW,

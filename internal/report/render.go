@@ -28,7 +28,11 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	fmt.Fprintf(&b, "- Method: %s; n_ctx %d, %d chunks, %d tokens scored per variant\n", s.Method, s.NCtx, s.Chunks, s.TokensScored)
 	fmt.Fprintf(&b, "- KL-divergence base: %s; speed: pp%d and tg%d, %d repetitions after a warm-up, KV cache %s\n",
 		r.Base, s.BenchPrompt, s.BenchGen, s.BenchRepeats, s.KVCache)
-	fmt.Fprintf(&b, "- Machine: %s, %d logical cores, %d threads, %s/%s\n", p.CPU.Model, p.CPU.Cores, p.Threads, p.OS, p.Arch)
+	kset := p.CPU.Kernels
+	if kset == "" {
+		kset = "not recorded" // reports written before the field existed
+	}
+	fmt.Fprintf(&b, "- Machine: %s, %d logical cores, %d threads, kernels %s, %s/%s\n", p.CPU.Model, p.CPU.Cores, p.Threads, kset, p.OS, p.Arch)
 	fmt.Fprintf(&b, "- llqt %s (commit %s, %s), %s\n", p.Version, short(p.Commit), p.GoVersion, p.Date)
 	if len(r.MergedFrom) > 0 {
 		fmt.Fprintf(&b, "- Merged from %d reports\n", len(r.MergedFrom))

@@ -77,6 +77,9 @@ type CPU struct {
 	Model string   `json:"model"`
 	Cores int      `json:"logical_cores"`
 	Flags []string `json:"flags"` // the SIMD features the kernels may use
+	// Kernels is the kernel set the figures were measured with
+	// (kernels.Active: "avx512-vnni", "avx2" or "purego").
+	Kernels string `json:"kernels"`
 }
 
 // Settings are the measurement settings shared by every variant.

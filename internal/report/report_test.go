@@ -19,7 +19,7 @@ func sample() *Report {
 		Schema: Schema,
 		Provenance: Provenance{Tool: "llqt", Version: "test", Commit: "abc",
 			Source: Input{Path: "/m/tiny", Kind: "hf", SHA256: "11"}, Text: Text{Path: "t.txt", SHA256: "22", Tokens: 1000},
-			CPU: CPU{Model: "Test CPU", Cores: 2, Flags: []string{"avx2"}}, Threads: 2},
+			CPU: CPU{Model: "Test CPU", Cores: 2, Flags: []string{"avx2"}, Kernels: "avx2"}, Threads: 2},
 		Settings: Settings{Method: Method, NCtx: 256, Chunks: 4, TokensScored: 508, BenchPrompt: 16, BenchGen: 4, BenchRepeats: 1, KVCache: "f16"},
 		Base:     "F32",
 		Variants: []Variant{
@@ -134,7 +134,7 @@ func TestRenderers(t *testing.T) {
 	if !(i2 >= 0 && i2 < i4 && i4 < i8 && i8 < i32) {
 		t.Errorf("rows not sorted by size:\n%s", text)
 	}
-	for _, want := range []string{"| Variant", "|---", "22.5000 ± 0.0000", "+0.990", "95.30", "n_ctx 256", "Test CPU"} {
+	for _, want := range []string{"| Variant", "|---", "22.5000 ± 0.0000", "+0.990", "95.30", "n_ctx 256", "Test CPU", "kernels avx2"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, text)
 		}

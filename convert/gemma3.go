@@ -1,0 +1,192 @@
+package convert
+
+import (
+	"fmt"
+
+	"github.com/llqt/llqt/formats"
+	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/formats/safetensors"
+)
+
+// gemma3 converts the text model Gemma3ForCausalLM to GGUF architecture
+// "gemma3". b4748 does not know it; names and keys follow current
+// llama.cpp's Gemma3Model: Gemma 2's four norms plus q/k norms, every
+// *norm.weight shifted by +1, tied embeddings cut to the tokenizer's size,
+// TextModel's keys (the global rope base and linear scaling, the local base
+// as rope.freq_base_swa) with Gemma 3's defaults written over them in place,
+// then final soft-capping (when set) and the sliding window (unless the
+// pattern is 1). Nothing is written for query_pre_attn_scalar or the layer
+// pattern: llama.cpp derives them.
+type gemma3 struct {
+	hp decoderHParams
+	// nTokens is the vocabulary size (rows of token_embd kept).
+	nTokens int
+}
+
+func init() {
+	Register(func() Architecture { return &gemma3{} }, "Gemma3ForCausalLM")
+}
+
+func (g *gemma3) GGUFArch() string { return "gemma3" }
+
+func (g *gemma3) table() *tensorTable {
+	hp := &g.hp
+	layer := gemma2Norms(llamaLayerRules(hp), hp)
+	layer = append(layer,
+		tensorRule{hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", shape: []uint64{hp.headDim}},
+		tensorRule{hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", shape: []uint64{hp.headDim}},
+	)
+	return &tensorTable{arch: "gemma3", layer: layer, global: gemmaGlobalRules(hp)}
+}
+
+func (g *gemma3) Check(b *Builder) error {
+	hp, err := readDecoderHParams(b.Config, true)
+	if err != nil {
+		return err
+	}
+	if !b.Config.Has("head_dim") {
+		hp.headDim = 256 // Gemma3TextConfig's default
+	}
+	if soft, ok, err := b.Config.Float("attn_logit_softcapping"); err != nil {
+		return err
+	} else if ok {
+		return b.Config.errf("attn_logit_softcapping", "%g: Gemma 3 has no attention soft-capping (want null)", soft)
+	}
+	g.hp = hp
+	if err := g.table().check(b, &g.hp); err != nil {
+		return err
+	}
+	// token_embd keeps one row per token of the tokenizer.
+	g.nTokens = int(hp.vocab)
+	if v, found, err := SentencePieceVocab(b.Dir, int(hp.vocab), func(string, ...any) {}); err != nil {
+		return err
+	} else if found {
+		g.nTokens = len(v.Tokens)
+	}
+	return nil
+}
+
+func (g *gemma3) ExtraTensors(*Builder) error { return nil }
+
+func (g *gemma3) MapTensor(b *Builder, t *safetensors.Tensor) error {
+	if t.Name == "lm_head.weight" {
+		return nil
+	}
+	name, err := g.table().ggufName(t)
+	if err != nil {
+		return err
+	}
+	if t.Name == "model.embed_tokens.weight" && uint64(g.nTokens) < t.Shape[0] {
+		if err := checkDType(t); err != nil {
+			return err
+		}
+		rowBytes := int(t.Shape[1]) * t.DType.Size()
+		src := &prefixSource{src: t, n: g.nTokens * rowBytes}
+		return b.AddSource(name, []uint64{uint64(g.nTokens), t.Shape[1]}, src)
+	}
+	return b.AddTensor(name, t, gemmaNormShift(t.Name)...)
+}
+
+// prefixSource keeps the first n bytes of a source (leading rows).
+type prefixSource struct {
+	src formats.Source
+	n   int
+}
+
+func (p *prefixSource) Type() ggml.Type { return p.src.Type() }
+
+func (p *prefixSource) ReadRaw() ([]byte, error) {
+	raw, err := p.src.ReadRaw()
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) < p.n {
+		return nil, fmt.Errorf("source has %d bytes, want at least %d", len(raw), p.n)
+	}
+	return raw[:p.n:p.n], nil
+}
+
+func (g *gemma3) Params(b *Builder) error {
+	const arch = "gemma3"
+	if err := textModelParams(b, arch); err != nil {
+		return err
+	}
+	c := b.Config
+	intOr := func(key string, def uint32) (uint32, error) {
+		v, ok, err := c.Uint32(key)
+		if !ok {
+			return def, err
+		}
+		return v, err
+	}
+	ctx, err := intOr("max_position_embeddings", 131072)
+	if err != nil {
+		return err
+	}
+	b.Set(arch+".context_length", ctx)
+	heads, err := intOr("num_attention_heads", 8)
+	if err != nil {
+		return err
+	}
+	b.Set(arch+".attention.head_count", heads)
+	eps, ok, err := c.Float("rms_norm_eps")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		eps = 1e-6
+	}
+	b.Set(arch+".attention.layer_norm_rms_epsilon", float32(eps))
+	b.Set(arch+".attention.key_length", uint32(g.hp.headDim))
+	b.Set(arch+".attention.value_length", uint32(g.hp.headDim))
+	theta, ok, err := c.Float("rope_theta")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		theta = 1e6
+	}
+	b.Set(arch+".rope.freq_base", float32(theta))
+	if soft, ok, err := c.Float("final_logit_softcapping"); err != nil {
+		return err
+	} else if ok && soft != 0 {
+		b.Set(arch+".final_logit_softcapping", float32(soft))
+	}
+	if pat, ok, err := c.Int("sliding_window_pattern"); err != nil {
+		return err
+	} else if !ok || pat != 1 {
+		sw, err := c.RequireUint32("sliding_window")
+		if err != nil {
+			return err
+		}
+		b.Set(arch+".attention.sliding_window", sw)
+	}
+	kv, err := intOr("num_key_value_heads", 4)
+	if err != nil {
+		return err
+	}
+	b.Set(arch+".attention.head_count_kv", kv)
+	return nil
+}
+
+// Vocab: SentencePiece without the dummy prefix when tokenizer.model
+// exists, else GPT-2 BPE.
+func (g *gemma3) Vocab(b *Builder) error {
+	v, found, err := SentencePieceVocab(b.Dir, int(g.hp.vocab), b.Warn)
+	if err != nil {
+		return err
+	}
+	if found {
+		v.add(b)
+		sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, len(v.Tokens), false, b.Warn)
+		if err != nil {
+			return err
+		}
+		if err := sv.add(b); err != nil {
+			return err
+		}
+		b.Add("tokenizer.ggml.add_space_prefix", false)
+		return nil
+	}
+	return sentencePieceOrBPE(b, int(g.hp.vocab))
+}

@@ -1,0 +1,228 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/llqt/llqt/formats"
+	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/formats/safetensors"
+)
+
+// phi3 converts Phi3ForCausalLM (Phi-3, Phi-3.5, Phi-4-mini) to GGUF
+// architecture "phi3", as convert_hf_to_gguf.py's Phi3MiniModel does: fused
+// qkv_proj (GGUF attn_qkv) and gate_up_proj (GGUF ffn_up, twice the
+// intermediate size), a vocabulary padded to config vocab_size, and for
+// LongRoPE ("su"/"longrope") or YaRN rope scaling the long and short factor
+// tensors plus the attention factor.
+type phi3 struct {
+	hp decoderHParams
+}
+
+func init() {
+	Register(func() Architecture { return &phi3{} }, "Phi3ForCausalLM")
+}
+
+func (p *phi3) GGUFArch() string { return "phi3" }
+
+func (p *phi3) table() *tensorTable {
+	hp := &p.hp
+	q, kv := hp.heads*hp.headDim, hp.kvHeads*hp.headDim
+	layer := []tensorRule{
+		{hf: "input_layernorm.weight", gguf: "attn_norm.weight", shape: []uint64{hp.hidden}},
+		{hf: "post_attention_layernorm.weight", gguf: "ffn_norm.weight", shape: []uint64{hp.hidden}},
+		{hf: "self_attn.qkv_proj.weight", gguf: "attn_qkv.weight", shape: []uint64{q + 2*kv, hp.hidden}},
+		{hf: "self_attn.o_proj.weight", gguf: "attn_output.weight", shape: []uint64{hp.hidden, q}},
+		{hf: "mlp.gate_up_proj.weight", gguf: "ffn_up.weight", shape: []uint64{2 * hp.ff, hp.hidden}},
+		{hf: "mlp.down_proj.weight", gguf: "ffn_down.weight", shape: []uint64{hp.hidden, hp.ff}},
+	}
+	return &tensorTable{arch: "phi3", layer: layer, global: llamaGlobalRules(hp)}
+}
+
+func (p *phi3) Check(b *Builder) error {
+	hp, err := readDecoderHParams(b.Config, false)
+	if err != nil {
+		return err
+	}
+	if hp.hidden%hp.heads != 0 {
+		return b.Config.errf("hidden_size", "%d is not divisible by num_attention_heads %d", hp.hidden, hp.heads)
+	}
+	// Phi3MiniModel's rotary dimension is hidden/heads whatever head_dim
+	// says.
+	hp.headDim = hp.hidden / hp.heads
+	p.hp = hp
+	return p.table().check(b, &p.hp)
+}
+
+// ExtraTensors writes the rope scaling attention factor (right after
+// general.architecture, as the converter does while generating tensors)
+// and the rope_factors_long/short tensors.
+func (p *phi3) ExtraTensors(b *Builder) error {
+	c := b.Config
+	rs, ok, err := c.Object("rope_scaling")
+	if err != nil || !ok {
+		return err
+	}
+	maxPos, err := c.RequireUint32("n_positions", "max_position_embeddings")
+	if err != nil {
+		return err
+	}
+	orig, err := c.RequireUint32("original_max_position_embeddings")
+	if err != nil {
+		return err
+	}
+	scale := float64(maxPos) / float64(orig)
+	typ, _ := rs.String("type")
+	attn := 1.0
+	switch strings.ToLower(typ) {
+	case "":
+		return rs.errf("type", "missing")
+	case "su", "longrope":
+		if scale > 1 {
+			attn = math.Sqrt(1 + math.Log(scale)/math.Log(float64(orig)))
+		}
+	case "yarn":
+		if scale > 1 {
+			attn = 0.1*math.Log(scale) + 1
+		}
+	default:
+		return rs.errf("type", "rope scaling %q is not supported (want longrope, su or yarn)", typ)
+	}
+	b.Add("phi3.rope.scaling.attn_factor", float32(attn))
+	long, err := floatList(rs, "long_factor")
+	if err != nil {
+		return err
+	}
+	short, err := floatList(rs, "short_factor")
+	if err != nil {
+		return err
+	}
+	if half := int(p.hp.headDim / 2); len(long) != half || len(short) != half {
+		return rs.errf("long_factor", "%d long and %d short factors; both must be %d (rotary dimension / 2)", len(long), len(short), half)
+	}
+	for _, f := range []struct {
+		name string
+		v    []float32
+	}{{"rope_factors_long.weight", long}, {"rope_factors_short.weight", short}} {
+		b.Model.Tensors = append(b.Model.Tensors, &formats.Tensor{
+			Name: f.name, Shape: []uint64{uint64(len(f.v))}, Type: ggml.TypeF32, Source: f32Source(f.v),
+		})
+	}
+	return nil
+}
+
+// floatList reads a list of numbers as float32 (torch.tensor(…,
+// dtype=torch.float32)).
+func floatList(c *Config, key string) ([]float32, error) {
+	raw, ok := c.Values[key].([]any)
+	if !ok {
+		return nil, c.errf(key, "missing or not a list")
+	}
+	out := make([]float32, len(raw))
+	for i, v := range raw {
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, c.errf(key, "entry %d is %s, not a number", i, show(v))
+		}
+		f, err := n.Float64()
+		if err != nil {
+			return nil, c.errf(key, "entry %d: %v", i, err)
+		}
+		out[i] = float32(f)
+	}
+	return out, nil
+}
+
+func (p *phi3) MapTensor(b *Builder, t *safetensors.Tensor) error {
+	if t.Name == "lm_head.weight" && p.hp.tied {
+		return nil
+	}
+	name, err := p.table().ggufName(t)
+	if err != nil {
+		return err
+	}
+	return b.AddTensor(name, t)
+}
+
+// Params writes Phi3MiniModel's keys in its order.
+func (p *phi3) Params(b *Builder) error {
+	const arch = "phi3"
+	c := b.Config
+	u32 := func(key string, from ...string) error {
+		v, err := c.RequireUint32(from...)
+		if err == nil {
+			b.Add(arch+key, v)
+		}
+		return err
+	}
+	for _, s := range []struct {
+		key  string
+		from []string
+	}{
+		{".context_length", []string{"n_positions", "max_position_embeddings"}},
+		{".rope.scaling.original_context_length", []string{"original_max_position_embeddings"}},
+		{".embedding_length", []string{"hidden_size", "n_embd"}},
+		{".feed_forward_length", []string{"intermediate_size"}},
+		{".block_count", []string{"num_hidden_layers", "n_layer"}},
+		{".attention.head_count", []string{"num_attention_heads", "n_head"}},
+		{".attention.head_count_kv", []string{"num_key_value_heads", "n_head_kv"}},
+	} {
+		if err := u32(s.key, s.from...); err != nil {
+			return err
+		}
+	}
+	if err := requireFloat32(b, arch+".attention.layer_norm_rms_epsilon", "rms_norm_eps"); err != nil {
+		return err
+	}
+	b.Add(arch+".rope.dimension_count", uint32(p.hp.headDim))
+	if err := requireFloat32(b, arch+".rope.freq_base", "rope_theta"); err != nil {
+		return err
+	}
+	b.Add("general.file_type", b.FileType)
+	// A sliding window of 0 tells Phi-4 apart from other Phi-3 models.
+	sw, _, err := c.Uint32("sliding_window")
+	if err != nil {
+		return err
+	}
+	b.Add(arch+".attention.sliding_window", sw)
+	return nil
+}
+
+// Vocab: GPT-2 BPE for Phi-4's GPT2Tokenizer, otherwise SentencePiece with
+// Phi-3's own added-token rules, padded to vocab_size.
+func (p *phi3) Vocab(b *Builder) error {
+	var tc map[string]any
+	if _, err := readJSON(b.Dir, "tokenizer_config.json", &tc); err != nil {
+		return err
+	}
+	if cls, _ := tc["tokenizer_class"].(string); cls == "GPT2Tokenizer" {
+		v, found, err := b.bpeVocab(int(p.hp.vocab))
+		if err != nil {
+			return err
+		}
+		if !found {
+			return missingFile(b.Dir, "tokenizer.json")
+		}
+		v.add(b)
+		sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, -1, true, b.Warn)
+		if err != nil {
+			return err
+		}
+		return sv.add(b)
+	}
+	v, found, err := sentencePieceVocab(b.Dir, int(p.hp.vocab), b.Warn, true)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%s: %w: tokenizer.model is missing", b.Dir, ErrTokenizer)
+	}
+	v.add(b)
+	sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, len(v.Tokens), false, b.Warn)
+	if err != nil {
+		return err
+	}
+	return sv.add(b)
+}
