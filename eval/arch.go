@@ -21,6 +21,7 @@ type archLoader func(m *Model) error
 // archs maps general.architecture to its loader.
 var archs = map[string]archLoader{
 	"llama": loadLlama, // Llama 1–3, Mistral, Mixtral (arch_llama.go)
+	"qwen2": loadQwen2, // arch_qwen2.go
 }
 
 // SupportedArchitectures lists the GGUF architectures the engine runs,
@@ -68,6 +69,9 @@ type Experts struct {
 
 // blockName is the GGUF name of layer i's tensor s.
 func blockName(i int, s string) string { return fmt.Sprintf("blk.%d.%s.weight", i, s) }
+
+// blockBias is the GGUF name of the bias of layer i's tensor s.
+func blockBias(i int, s string) string { return fmt.Sprintf("blk.%d.%s.bias", i, s) }
 
 // hasTensor reports whether the file holds a tensor of that name.
 func (m *Model) hasTensor(name string) bool {
