@@ -20,8 +20,10 @@ type archLoader func(m *Model) error
 
 // archs maps general.architecture to its loader.
 var archs = map[string]archLoader{
-	"llama": loadLlama, // Llama 1–3, Mistral, Mixtral (arch_llama.go)
-	"qwen2": loadQwen2, // arch_qwen2.go
+	"llama":  loadLlama,  // Llama 1–3, Mistral, Mixtral (arch_llama.go)
+	"qwen2":  loadQwen2,  // arch_qwen2.go
+	"gemma":  loadGemma,  // arch_gemma.go
+	"gemma2": loadGemma2, // arch_gemma.go
 }
 
 // SupportedArchitectures lists the GGUF architectures the engine runs,

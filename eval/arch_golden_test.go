@@ -45,12 +45,17 @@ func relClose(got, want, tol float64) bool {
 	return math.Abs(got-want) <= tol*math.Abs(want)
 }
 
+// pplTol is the relative tolerance of the perplexity goldens: llama.cpp's
+// figure within 0.1%.
+const pplTol = 1e-3
+
 // archGoldens checks the engine against llama.cpp b4748's outputs for the
-// GGUFs in arch/<folder>.
-func archGoldens(t *testing.T, folder string) {
+// GGUFs in arch/<folder>. q4Tol, when non-zero, replaces pplTol for
+// golden-Q4_K_M (see its caller for why).
+func archGoldens(t *testing.T, folder string, q4Tol float64) {
 	dir := filepath.Dir(fixtures.Path(t, "arch/"+folder+"/perplexity.json"))
 	text := fixtures.Path(t, "text/tinystories_eval.txt")
-	t.Run("perplexity", func(t *testing.T) { archPerplexity(t, dir, text) })
+	t.Run("perplexity", func(t *testing.T) { archPerplexity(t, dir, text, q4Tol) })
 	t.Run("kld", func(t *testing.T) { archKLD(t, dir) })
 	t.Run("generate", func(t *testing.T) {
 		raw, err := os.ReadFile(filepath.Join(dir, "generate.json"))
@@ -68,8 +73,8 @@ func archGoldens(t *testing.T, folder string) {
 }
 
 // archPerplexity: llama-perplexity's PPL of golden-f32 and golden-Q4_K_M
-// within 0.1%.
-func archPerplexity(t *testing.T, dir, text string) {
+// within pplTol (q4Tol for Q4_K_M when non-zero).
+func archPerplexity(t *testing.T, dir, text string, q4Tol float64) {
 	raw, err := os.ReadFile(filepath.Join(dir, "perplexity.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -93,8 +98,12 @@ func archPerplexity(t *testing.T, dir, text string) {
 		t.Run(variant, func(t *testing.T) {
 			m := archLoad(t, filepath.Join(dir, "golden-"+variant+".gguf"), eval.Options{})
 			res := runPerplexity(t, m, text, g.NCtx, g.NChunks)
-			t.Logf("PPL %.4f ± %.5f (llama.cpp %.4f ± %.5f)", res.PPL, res.PPLStderr, want.PPL, want.Stderr)
-			if !relClose(res.PPL, want.PPL, 1e-3) {
+			t.Logf("PPL %.4f ± %.5f (llama.cpp %.4f ± %.5f), %+.2g", res.PPL, res.PPLStderr, want.PPL, want.Stderr, res.PPL/want.PPL-1)
+			tol := pplTol
+			if variant == "Q4_K_M" && q4Tol != 0 {
+				tol = q4Tol
+			}
+			if !relClose(res.PPL, want.PPL, tol) {
 				t.Errorf("PPL %.4f, llama.cpp %.4f", res.PPL, want.PPL)
 			}
 		})
@@ -156,11 +165,15 @@ func archKLD(t *testing.T, dir string) {
 				{"99% KLD", s.KLD99, want["99.0%   KLD"]},
 				{"PPL(Q)", s.PPL, want["Mean PPL(Q)"]},
 				{"PPL(base)", s.PPLBase, want["Mean PPL(base)"]},
-				{"same top p", 100 * s.SameTop, want["Same top p"]},
 			} {
 				if !relClose(c.got, c.want, 0.02) {
 					t.Errorf("%s %.6g, llama.cpp %.6g (over 2%% apart)", c.name, c.got, c.want)
 				}
+			}
+			// Same top p counts whole tokens (0.4 points each of 252), and
+			// on these random models near ties decide some: 2 points.
+			if d := 100*s.SameTop - want["Same top p"]; math.Abs(d) > 2 {
+				t.Errorf("same top p %.3f%%, llama.cpp %.3f%%", 100*s.SameTop, want["Same top p"])
 			}
 		})
 	}
@@ -243,8 +256,20 @@ func archGenerate(t *testing.T, m *eval.Model, cases []genCase) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		tie := false
 		for range tc.NPredict {
 			next := eval.Greedy(logits)
+			if k := len(got); k < len(tc.GeneratedIDs) && next != tc.GeneratedIDs[k] && slices.Equal(got, tc.GeneratedIDs[:k]) {
+				// A step whose best two logits are within nearTie is
+				// decided by rounding, not by the model: an independent
+				// implementation may pick the other. Compare up to it.
+				if m := margin(logits); m < nearTie {
+					t.Logf("prompt %q: step %d is a near tie (margin %.4f): %d here, %d in llama.cpp; compared up to it",
+						tc.Prompt, k, m, next, tc.GeneratedIDs[k])
+					tie = true
+					break
+				}
+			}
 			if tok.IsEOG(next) {
 				break
 			}
@@ -259,6 +284,9 @@ func archGenerate(t *testing.T, m *eval.Model, cases []genCase) {
 		}
 		out.WriteString("\n")
 		c.Close()
+		if tie {
+			continue
+		}
 		if !slices.Equal(got, tc.GeneratedIDs) {
 			t.Errorf("prompt %q: generated %v\nwant %v", tc.Prompt, got, tc.GeneratedIDs)
 			continue
@@ -273,6 +301,25 @@ func archGenerate(t *testing.T, m *eval.Model, cases []genCase) {
 			t.Errorf("prompt %q: printed %q, want %q", tc.Prompt, out.Bytes(), want)
 		}
 	}
+}
+
+// nearTie is the top-1/top-2 logit margin below which a greedy step counts
+// as decided by rounding (the gemma2 golden has one at 0.0053, where
+// llama.cpp with an F32 KV cache and the PyTorch reference pick the other
+// token, arch/README.md).
+const nearTie = 0.01
+
+// margin is the difference between the two largest logits.
+func margin(logits []float32) float32 {
+	a, b := float32(math.Inf(-1)), float32(math.Inf(-1))
+	for _, v := range logits {
+		if v > a {
+			a, b = v, a
+		} else if v > b {
+			b = v
+		}
+	}
+	return a - b
 }
 
 // archReference checks the engine on a checkpoint newer than b4748,
