@@ -23,7 +23,7 @@ var archs = map[string]archLoader{
 	"llama":  loadLlama,  // Llama 1–3, Mistral, Mixtral (arch_llama.go)
 	"qwen2":  loadQwen2,  // arch_qwen2.go
 	"gemma":  loadGemma,  // arch_gemma.go
-	"gemma2": loadGemma2, // arch_gemma.go
+	"gemma2": loadGemma2, // arch_gemma2.go
 }
 
 // SupportedArchitectures lists the GGUF architectures the engine runs,
