@@ -24,6 +24,7 @@ var archs = map[string]archLoader{
 	"qwen2":  loadQwen2,  // arch_qwen2.go
 	"gemma":  loadGemma,  // arch_gemma.go
 	"gemma2": loadGemma2, // arch_gemma2.go
+	"phi3":   loadPhi3,   // arch_phi3.go
 }
 
 // SupportedArchitectures lists the GGUF architectures the engine runs,

@@ -157,3 +157,6 @@ func geluF16(x float32) float32 {
 	}
 	return geluTable()[block.FloatToHalf(x)]
 }
+
+// sqrtf is the float32 square root (correctly rounded, as C's sqrtf).
+func sqrtf(x float32) float32 { return float32(math.Sqrt(float64(x))) }
