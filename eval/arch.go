@@ -22,8 +22,10 @@ type archLoader func(m *Model) error
 var archs = map[string]archLoader{
 	"llama":  loadLlama,  // Llama 1–3, Mistral, Mixtral (arch_llama.go)
 	"qwen2":  loadQwen2,  // arch_qwen2.go
+	"qwen3":  loadQwen3,  // arch_qwen3.go
 	"gemma":  loadGemma,  // arch_gemma.go
 	"gemma2": loadGemma2, // arch_gemma2.go
+	"gemma3": loadGemma3, // arch_gemma3.go
 	"phi3":   loadPhi3,   // arch_phi3.go
 }
 

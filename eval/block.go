@@ -149,6 +149,12 @@ func (c *Context) gluTask(t int) {
 	lo, hi := t*gluChunk, min((t+1)*gluChunk, c.glu.n)
 	g, u := c.gate[lo:hi], c.up[lo:hi]
 	if c.m.style.gelu {
+		if c.m.opt.ExactGELU {
+			for i, v := range g {
+				g[i] = gelu(v) * u[i]
+			}
+			return
+		}
 		for i, v := range g {
 			g[i] = geluF16(v) * u[i]
 		}

@@ -16,6 +16,10 @@ type Options struct {
 	// llama.cpp. (A bool rather than a ggml.Type field, whose zero value
 	// would be F32's id.)
 	KVF32 bool
+	// ExactGELU computes GELU in float32 instead of through ggml's
+	// half-precision table (llama.cpp's CPU arithmetic, the default): for
+	// comparisons with float32 references.
+	ExactGELU bool
 }
 
 // Weight is one weight matrix in place in the mapped file: Rows rows of
