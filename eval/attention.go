@@ -10,7 +10,10 @@ import (
 // Attention over the KV cache: the cache holds, per layer and KV head, the
 // keys and values of every position so far (F16 by default, as llama.cpp).
 // Each query head attends over its KV group's cached positions up to its
-// own (causal): scores = q·kᵀ/√d, softmax, then the weighted sum of values.
+// own (causal), and on a sliding-window layer only the last Window of them:
+// scores = q·kᵀ/√d (or q·kᵀ with queries scaled before, blockStyle),
+// soft-capped where the architecture says so, softmax, then the weighted sum
+// of values.
 
 // attentionJob holds the parameters of the attention loop in flight (see
 // attention): layer, the chunk's first token and size, the position of the
@@ -19,6 +22,7 @@ import (
 type attentionJob struct {
 	layer, tok0, n, p0, nPos int
 	ownScores                bool
+	window                   int // Layer.Window
 }
 
 // storeKV writes the nb new keys and values of layer l into the cache.
@@ -74,7 +78,7 @@ func (c *Context) attention(l, nb, p0 int) {
 			}
 		}
 		// Scale, softmax and the weighted sum of values, per (token, head).
-		c.attn = attentionJob{layer: l, tok0: t0, n: n, p0: p0, nPos: nPos, ownScores: ownScores}
+		c.attn = attentionJob{layer: l, tok0: t0, n: n, p0: p0, nPos: nPos, ownScores: ownScores, window: c.m.Layers[l].Window}
 		kernels.Parallel(c.m.threads, n*h.NHead, c.attnJob)
 	}
 }
@@ -87,24 +91,38 @@ func (c *Context) attentionTask(t int) {
 	l, t0, n, p0, nPos := c.attn.layer, c.attn.tok0, c.attn.n, c.attn.p0, c.attn.nPos
 	hdK, hdV := h.HeadDimK, h.HeadDimV
 	group := h.NHead / h.NHeadKV
-	scale := 1 / float32(math.Sqrt(float64(hdK)))
+	st := c.m.style
+	scale := float32(1) // queries were scaled before (blockStyle.queryScale)
+	if st.queryScale == 0 {
+		scale = 1 / float32(math.Sqrt(float64(hdK)))
+	}
 	i, head := t/h.NHead, t%h.NHead
 	g, hh := head/group, head%group
 	// Causal mask: token i of the chunk sees the cached positions up to
-	// its own; its scores row holds exactly those.
+	// its own, and with a sliding window only those at distance below
+	// it: the positions [lo, visible).
 	row := g*n*group + i*group + hh
 	visible := p0 + t0 + i + 1
-	sc := c.scores[row*nPos : row*nPos+visible]
+	lo := 0
+	if w := c.attn.window; w > 0 {
+		lo = max(0, visible-w)
+	}
+	sc := c.scores[row*nPos+lo : row*nPos+visible]
 	if c.attn.ownScores { // generation: this task computes its own scores
 		es := c.kvType.TypeSize()
 		q0 := (t0+i)*h.NHead*hdK + head*hdK
-		keys := kernels.Matrix{Type: c.kvType, Rows: visible, Cols: hdK,
-			Data: c.kRaw[l][es*g*c.nCtx*hdK : es*(g*c.nCtx+visible)*hdK]}
+		keys := kernels.Matrix{Type: c.kvType, Rows: visible - lo, Cols: hdK,
+			Data: c.kRaw[l][es*(g*c.nCtx+lo)*hdK : es*(g*c.nCtx+visible)*hdK]}
 		kernels.MatMul(sc, keys, c.q[q0:q0+hdK], 1, 1)
 	}
-	// Attention weights: softmax(q·k/√d).
-	for j := range sc {
-		sc[j] *= scale
+	// Attention weights: softmax(softcap(q·k)·scale).
+	if st.attnSoftcap != 0 {
+		softcap(sc, st.attnSoftcap)
+	}
+	if scale != 1 {
+		for j := range sc {
+			sc[j] *= scale
+		}
 	}
 	softmaxInPlace(sc)
 	// The head's output: the weighted sum of the values.
@@ -113,12 +131,12 @@ func (c *Context) attentionTask(t int) {
 	if c.kvType == ggml.TypeF16 {
 		// ggml rounds the attention weights to the cache's F16 too.
 		kernels.RoundF16(sc, sc)
-		vc := c.vRaw[l][2*g*c.nCtx*hdV:]
+		vc := c.vRaw[l][2*(g*c.nCtx+lo)*hdV:]
 		for j, p := range sc {
 			kernels.AxpyF16(out, p, vc[2*j*hdV:2*(j+1)*hdV])
 		}
 	} else {
-		vc := c.vF32[l][g*c.nCtx*hdV:]
+		vc := c.vF32[l][(g*c.nCtx+lo)*hdV:]
 		for j, p := range sc {
 			row := vc[j*hdV : (j+1)*hdV]
 			for e := range out {

@@ -20,7 +20,7 @@ type Context struct {
 	nCtx   int
 	pos    int
 	ubatch int
-	rope   rope
+	ropes  []rope // one per RoPE variant of the model
 
 	// KV cache per layer, [kv head][position][head dim], in F16 or F32:
 	// kRaw holds the bytes (K of one head is a matrix the kernels multiply
@@ -30,13 +30,18 @@ type Context struct {
 	kRaw, vRaw [][]byte
 	kF32, vF32 [][]float32
 
-	x, xb, xb2 []float32 // [ubatch][n_embd]
-	q          []float32 // [ubatch][n_head*head_dim_k]
-	k, v       []float32 // [ubatch][n_head_kv*head_dim]
-	att        []float32 // [ubatch][n_head*head_dim_v]
-	gate, up   []float32 // [ubatch][n_ff]
-	ropeCS     []float32 // [ubatch][n_rot] cos/sin pairs
+	x, xb, xb2 []float32   // [ubatch][n_embd]
+	q          []float32   // [ubatch][n_head*head_dim_k]
+	k, v       []float32   // [ubatch][n_head_kv*head_dim]
+	att        []float32   // [ubatch][n_head*head_dim_v]
+	gate, up   []float32   // [ubatch][n_ff]
+	ropeCS     [][]float32 // per RoPE variant: [ubatch][n_rot] cos/sin pairs
 	logits     []float32
+
+	// Mixture of experts: the router's logits, the rows routed to one
+	// expert and their outputs, each token's choice, and the weighted
+	// outputs per (token, slot) summed in slot order as llama.cpp does.
+	moe moeScratch
 
 	// Attention runs over chunks of attnChunk tokens: qGroup gathers one KV
 	// group's queries, scores holds their products with every cached key.
@@ -86,7 +91,12 @@ func (m *Model) NewContext(nCtx int) *Context {
 			nCtx = DefaultContext
 		}
 	}
-	c := &Context{m: m, nCtx: nCtx, ubatch: min(nCtx, m.ubatch()), rope: newRope(h, m.RopeFreqs), kvType: m.kvType}
+	c := &Context{m: m, nCtx: nCtx, ubatch: min(nCtx, m.ubatch()), kvType: m.kvType}
+	ub := c.ubatch
+	for _, p := range m.ropes {
+		c.ropes = append(c.ropes, newRope(h, p, m.style.neox, nCtx))
+		c.ropeCS = append(c.ropeCS, make([]float32, ub*h.NRot))
+	}
 	kvK, kvV := h.NHeadKV*h.HeadDimK, h.NHeadKV*h.HeadDimV
 	for range h.NLayer {
 		if m.kvType == ggml.TypeF16 {
@@ -98,7 +108,6 @@ func (m *Model) NewContext(nCtx int) *Context {
 			c.kRaw, c.vRaw = append(c.kRaw, f32Bytes(kf)), append(c.vRaw, f32Bytes(vf))
 		}
 	}
-	ub := c.ubatch
 	c.x = make([]float32, ub*h.NEmbd)
 	c.xb = make([]float32, ub*h.NEmbd)
 	c.xb2 = make([]float32, ub*h.NEmbd)
@@ -108,7 +117,7 @@ func (m *Model) NewContext(nCtx int) *Context {
 	c.att = make([]float32, ub*h.NHead*h.HeadDimV)
 	c.gate = make([]float32, ub*h.NFF)
 	c.up = make([]float32, ub*h.NFF)
-	c.ropeCS = make([]float32, ub*h.NRot)
+	c.moe = newMoEScratch(m, ub)
 	c.logits = make([]float32, h.NVocab)
 	c.attnChunk = max(1, min(ub, maxAttnChunk, maxScores/(h.NHead*nCtx)))
 	c.qGroup = make([]float32, c.attnChunk*(h.NHead/h.NHeadKV)*h.HeadDimK)
@@ -235,6 +244,9 @@ func (c *Context) output(dst []float32, first, count int) {
 		rmsNorm(c.xb[i*d:(i+1)*d], c.x[r*d:(r+1)*d], c.m.OutputNorm, c.m.Hparams.RMSEps)
 	}
 	c.product(dst, c.m.Output, c.xb, count)
+	if cap := c.m.style.finalSoftcap; cap != 0 {
+		softcap(dst[:count*c.m.Hparams.NVocab], cap)
+	}
 }
 
 // A ProductObserver sees the input of a weight product: rows activation
@@ -246,15 +258,6 @@ type ProductObserver = func(name string, x []float32, rows, cols int)
 // follow (nil stops it), in the order the products are computed: the
 // importance-matrix collector's hook (llama.cpp's eval callback).
 func (c *Context) Observe(f ProductObserver) { c.observe = f }
-
-// product computes dst = w·x for nb activation rows, reporting the input
-// to the observer first.
-func (c *Context) product(dst []float32, w *Weight, x []float32, nb int) {
-	if c.observe != nil {
-		c.observe(w.Name, x[:nb*w.Cols], nb, w.Cols)
-	}
-	c.m.matmul(dst, w, x, nb)
-}
 
 // checkQKV refuses queries, keys and values that an F16 cache cannot hold
 // (ggml would store infinities and every later score would be NaN; the

@@ -1,5 +1,6 @@
-// Package eval is llqt's inference engine: it loads a Llama-architecture GGUF
-// model through mmap (weights are used in place, never copied or
+// Package eval is llqt's inference engine: it loads a GGUF model of one of
+// the supported architectures (arch.go: one file per architecture) through
+// mmap (weights are used in place, never copied or
 // dequantized whole), runs the transformer forward pass on the CPU with a
 // KV cache, and samples tokens from the logits.
 //
@@ -8,8 +9,10 @@
 // activations to the weight's dot-product type as ggml does; the KV cache is
 // F16 by default, so queries and attention weights are rounded to F16 before
 // their products with it; RMSNorm and the softmax denominator accumulate in
-// float64; RoPE uses ggml's "normal" mode (adjacent pairs) with its
-// frequency, linear, YaRN and per-dimension (rope_freqs) scaling.
+// float64; RoPE uses ggml's "normal" mode (adjacent pairs) for llama files
+// and NEOX mode (halves) for the others, with its frequency, linear, YaRN
+// and per-dimension (rope_freqs, LongRoPE) scaling; GELU goes through ggml's
+// half-precision table.
 //
 // Work is spread over Options.Threads: the matrix products by the kernels'
 // own workers, attention (softmax and the weighted sum of values, per token

@@ -6,8 +6,9 @@ import (
 	"github.com/llqt/llqt/formats"
 )
 
-// Hparams are the hyperparameters of a Llama-architecture model, read from
-// the GGUF metadata with llama.cpp's defaults for keys that are absent.
+// Hparams are the hyperparameters every supported architecture shares,
+// read from the GGUF metadata with llama.cpp's defaults for keys that are
+// absent. Each architecture's loader (arch_*.go) reads its own keys.
 type Hparams struct {
 	Arch      string
 	NCtxTrain int // <arch>.context_length
@@ -56,7 +57,8 @@ func archUint(kv formats.KVs, key string, nLayer int) (int, bool, error) {
 	return vals[0], true, nil
 }
 
-// HparamsFromKV reads the hyperparameters of a llama-architecture model.
+// HparamsFromKV reads the common hyperparameters of a model of a supported
+// architecture.
 func HparamsFromKV(kv formats.KVs) (Hparams, error) {
 	var h Hparams
 	arch, ok := kv.String("general.architecture")
@@ -64,8 +66,8 @@ func HparamsFromKV(kv formats.KVs) (Hparams, error) {
 		return h, fmt.Errorf("missing general.architecture")
 	}
 	h.Arch = arch
-	if arch != "llama" {
-		return h, fmt.Errorf("architecture %q is not supported (only llama)", arch)
+	if _, ok := archs[arch]; !ok {
+		return h, unsupportedArch(arch)
 	}
 	nLayer, ok := kv.Uint(arch + ".block_count")
 	if !ok {
@@ -132,7 +134,9 @@ func HparamsFromKV(kv formats.KVs) (Hparams, error) {
 		return h, fmt.Errorf("head dimensions k=%d v=%d must be positive", h.HeadDimK, h.HeadDimV)
 	}
 	if h.NRot != h.HeadDimK {
-		return h, fmt.Errorf("%s.rope.dimension_count = %d, llama needs the head dimension %d", arch, h.NRot, h.HeadDimK)
+		// llama.cpp requires it for llama; the other architectures here
+		// rotate whole heads too, and the engine relies on it.
+		return h, fmt.Errorf("%s.rope.dimension_count = %d, the engine needs the head dimension %d", arch, h.NRot, h.HeadDimK)
 	}
 	if h.NRot%2 != 0 {
 		return h, fmt.Errorf("rope dimension %d is odd", h.NRot)

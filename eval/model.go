@@ -19,6 +19,10 @@ type Options struct {
 	// UBatch is the most tokens one forward pass evaluates (llama.cpp's
 	// n_ubatch); 0 means 512. It changes only the speed and memory.
 	UBatch int
+	// ExactGELU computes GELU in float32 instead of through ggml's
+	// half-precision table (llama.cpp's CPU arithmetic, the default): for
+	// comparisons with float32 references.
+	ExactGELU bool
 }
 
 // Weight is one weight matrix in place in the mapped file: Rows rows of
@@ -39,15 +43,30 @@ func (w *Weight) RowBytes() int {
 	return int(n)
 }
 
-// Layer holds one transformer block's weights.
+// Layer holds one transformer block's weights. The optional fields are
+// nil (or zero) where the architecture has no such step.
 type Layer struct {
-	AttnNorm []float32
-	Wq, Wk   *Weight
-	Wv, Wo   *Weight
-	FFNNorm  []float32
-	WGate    *Weight
-	WUp      *Weight
-	WDown    *Weight
+	AttnNorm       []float32
+	Wq, Wk, Wv, Wo *Weight
+	Bq, Bk, Bv     []float32 // projection biases (Qwen2)
+	// QNorm and KNorm are RMS norm weights applied to each query and key
+	// head before RoPE (Qwen3, Gemma 3).
+	QNorm, KNorm []float32
+	// PostAttnNorm and PostFFNNorm normalize the sub-blocks' outputs before
+	// they are added to the residual stream (Gemma 2 and 3).
+	PostAttnNorm []float32
+	FFNNorm      []float32
+	WGate        *Weight // dense feed-forward; nil when Experts is set
+	WUp          *Weight
+	WDown        *Weight
+	Experts      *Experts // mixture of experts (Mixtral)
+	PostFFNNorm  []float32
+	// Window is the sliding-window size: a key at distance Window or more
+	// from the query is masked. 0: the layer attends to every position.
+	Window int
+	// Rope indexes the model's RoPE variants (Gemma 3's local and global
+	// layers rotate differently).
+	Rope int
 }
 
 // Model is a loaded model. Its weights point into the mmap of the file,
@@ -60,9 +79,9 @@ type Model struct {
 	OutputNorm []float32
 	Output     *Weight // token_embd when the output is tied
 	Layers     []Layer
-	// RopeFreqs are per-dimension-pair divisors of the rotation angle
-	// (llama 3 scaling), or nil.
-	RopeFreqs []float32
+
+	style blockStyle   // how the block differs from Llama's (arch.go)
+	ropes []ropeParams // the RoPE variants the layers use (Layer.Rope)
 
 	// weights are the weight matrices by name (ReplaceWeight).
 	weights map[string]*Weight
@@ -124,47 +143,15 @@ func newModel(f *gguf.File, opt Options) (*Model, error) {
 	} else {
 		m.Output = embd
 	}
-	if _, ok := f.Tensor("rope_freqs.weight"); ok {
-		if m.RopeFreqs, err = m.vector("rope_freqs.weight", hp.NRot/2); err != nil {
-			return nil, err
-		}
-	}
-	qDim, kvDimK, kvDimV := hp.NHead*hp.HeadDimK, hp.NHeadKV*hp.HeadDimK, hp.NHeadKV*hp.HeadDimV
-	// block_count comes from the file: check it against the tensors (nine
-	// per layer) before it sizes an allocation.
-	if hp.NLayer > len(f.Tensors)/9 {
-		return nil, fmt.Errorf("llama.block_count %d needs %d layer tensors, the file has %d tensors in all",
-			hp.NLayer, 9*hp.NLayer, len(f.Tensors))
+	m.ropes = []ropeParams{{base: hp.RopeFreqBase, scale: hp.RopeFreqScale}}
+	// block_count comes from the file: check it against the tensors (at
+	// least one per layer) before it sizes an allocation.
+	if hp.NLayer > len(f.Tensors) {
+		return nil, fmt.Errorf("%s.block_count %d exceeds the file's %d tensors", hp.Arch, hp.NLayer, len(f.Tensors))
 	}
 	m.Layers = make([]Layer, hp.NLayer)
-	for i := range m.Layers {
-		l := &m.Layers[i]
-		name := func(s string) string { return fmt.Sprintf("blk.%d.%s.weight", i, s) }
-		for _, v := range []struct {
-			dst *[]float32
-			n   string
-		}{{&l.AttnNorm, "attn_norm"}, {&l.FFNNorm, "ffn_norm"}} {
-			if *v.dst, err = m.vector(name(v.n), hp.NEmbd); err != nil {
-				return nil, err
-			}
-		}
-		for _, w := range []struct {
-			dst        **Weight
-			n          string
-			cols, rows int
-		}{
-			{&l.Wq, "attn_q", hp.NEmbd, qDim},
-			{&l.Wk, "attn_k", hp.NEmbd, kvDimK},
-			{&l.Wv, "attn_v", hp.NEmbd, kvDimV},
-			{&l.Wo, "attn_output", hp.NHead * hp.HeadDimV, hp.NEmbd},
-			{&l.WGate, "ffn_gate", hp.NEmbd, hp.NFF},
-			{&l.WUp, "ffn_up", hp.NEmbd, hp.NFF},
-			{&l.WDown, "ffn_down", hp.NFF, hp.NEmbd},
-		} {
-			if *w.dst, err = m.matrix(name(w.n), w.cols, w.rows); err != nil {
-				return nil, err
-			}
-		}
+	if err := archs[hp.Arch](m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -256,10 +243,22 @@ func (m *Model) SizeBytes() uint64 {
 func (m *Model) BytesPerToken() uint64 {
 	var n uint64
 	for _, l := range m.Layers {
-		for _, w := range []*Weight{l.Wq, l.Wk, l.Wv, l.Wo, l.WGate, l.WUp, l.WDown} {
-			n += uint64(len(w.Data))
+		ws := []*Weight{l.Wq, l.Wk, l.Wv, l.Wo, l.WGate, l.WUp, l.WDown}
+		if e := l.Experts; e != nil {
+			// Each token reads the router and NUsed experts.
+			ws = append(ws, e.Router)
+			for range e.NUsed {
+				ws = append(ws, e.Gate[0], e.Up[0], e.Down[0])
+			}
 		}
-		n += uint64(4 * (len(l.AttnNorm) + len(l.FFNNorm)))
+		for _, w := range ws {
+			if w != nil {
+				n += uint64(len(w.Data))
+			}
+		}
+		for _, v := range [][]float32{l.AttnNorm, l.FFNNorm, l.Bq, l.Bk, l.Bv, l.QNorm, l.KNorm, l.PostAttnNorm, l.PostFFNNorm} {
+			n += uint64(4 * len(v))
+		}
 	}
 	n += uint64(len(m.Output.Data)) + uint64(4*len(m.OutputNorm))
 	n += uint64(m.TokEmbd.RowBytes())

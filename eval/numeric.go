@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
+	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/kernels"
 	"github.com/llqt/llqt/quant"
@@ -82,12 +84,6 @@ func dequantizeRow(dst []float32, t ggml.Type, src []byte) error {
 // their rows dequantized.
 func matmulSupported(t ggml.Type) bool {
 	return kernels.Supported(t) && (!t.Quantized() || quant.CanDequantize(t))
-}
-
-// matmul computes dst[i*w.Rows+r] = row r of w · x[i] for n activation rows.
-func (m *Model) matmul(dst []float32, w *Weight, x []float32, n int) {
-	kernels.MatMul(dst, w.matrix(), x, n, m.threads)
-	w.addLoRA(dst, x, n, m.threads)
 }
 
 // matrix is w as the kernels see it.
@@ -174,3 +170,49 @@ func checkFinite(x []float32, dim, layer, p0 int, what string) error {
 }
 
 func isNaNOrInf(v float32) bool { return v != v || v > math.MaxFloat32 || v < -math.MaxFloat32 }
+
+// softcap bounds x to ±cap smoothly: cap·tanh(x/cap), with x/cap computed as
+// x·(1/cap) as ggml's scale does (Gemma 2's soft-capping).
+func softcap(x []float32, cap float32) {
+	inv := 1 / cap
+	for i, v := range x {
+		x[i] = float32(math.Tanh(float64(v*inv))) * cap
+	}
+}
+
+// geluCoefA and sqrt2OverPi are the constants of GELU's tanh approximation.
+const (
+	geluCoefA   = 0.044715
+	sqrt2OverPi = 0.79788456080286535587989211986876
+)
+
+// gelu is GELU's tanh approximation in float32.
+func gelu(x float32) float32 {
+	return 0.5 * x * (1 + float32(math.Tanh(float64(sqrt2OverPi*x*(1+geluCoefA*x*x)))))
+}
+
+// geluTable holds GELU of every half-precision input, rounded to half.
+var geluTable = sync.OnceValue(func() []float32 {
+	t := make([]float32, 1<<16)
+	for i := range t {
+		t[i] = block.HalfToFloat(block.FloatToHalf(gelu(block.HalfToFloat(uint16(i)))))
+	}
+	return t
+})
+
+// geluF16 is GELU as ggml's CPU backend computes it (GGML_GELU_FP16): the
+// input rounded to half precision looks up a half-precision table, except
+// beyond ±10 where GELU is 0 or x. Matching its rounding matters: the random
+// test models amplify differences of a half ulp through their layers.
+func geluF16(x float32) float32 {
+	switch {
+	case x <= -10:
+		return 0
+	case x >= 10:
+		return x
+	}
+	return geluTable()[block.FloatToHalf(x)]
+}
+
+// sqrtf is the float32 square root (correctly rounded, as C's sqrtf).
+func sqrtf(x float32) float32 { return float32(math.Sqrt(float64(x))) }
