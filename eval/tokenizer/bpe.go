@@ -142,12 +142,7 @@ func (t *Tokenizer) encodeBPE(text string, out []int32) ([]int32, error) {
 			if l.n == 0 || r.n == 0 || l.n != bg.leftN || r.n != bg.rightN {
 				continue // stale: a side changed since it was queued
 			}
-			l.n += r.n
-			r.n = 0
-			l.next = r.next
-			if r.next >= 0 {
-				syms[r.next].prev = bg.left
-			}
+			join(syms, bg.left, bg.right)
 			tryAdd(l.prev, bg.left)
 			tryAdd(bg.left, l.next)
 		}

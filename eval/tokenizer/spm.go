@@ -111,12 +111,7 @@ func (t *Tokenizer) mergeSPM(text string, out []int32, sc *spmScratch) ([]int32,
 		if l.n == 0 || r.n == 0 || l.n+r.n != bg.size {
 			continue // stale: one side was merged since
 		}
-		l.n += r.n
-		r.n = 0
-		l.next = r.next
-		if r.next >= 0 {
-			syms[r.next].prev = bg.left
-		}
+		join(syms, bg.left, bg.right)
 		tryAdd(l.prev, bg.left)
 		tryAdd(bg.left, l.next)
 	}
@@ -167,4 +162,16 @@ func appendChars(syms []symbol, s string) []symbol {
 		off += n
 	}
 	return syms
+}
+
+// join merges symbol right into its left neighbour left; right leaves the
+// list.
+func join(syms []symbol, left, right int32) {
+	l, r := &syms[left], &syms[right]
+	l.n += r.n
+	r.n = 0
+	l.next = r.next
+	if r.next >= 0 {
+		syms[r.next].prev = left
+	}
 }
