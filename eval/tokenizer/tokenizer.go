@@ -194,15 +194,25 @@ func FromKV(kv formats.KVs) (*Tokenizer, error) {
 	return t, nil
 }
 
-func (t *Tokenizer) loadMerges(kv formats.KVs) error {
-	v, ok := kv.Get(keyMerges)
+// stringArray reads the string array at key; owner says in the error who
+// lacks it.
+func stringArray(kv formats.KVs, key, owner string) ([]string, error) {
+	v, ok := kv.Get(key)
 	if !ok {
-		return fmt.Errorf("tokenizer: gpt2 model lacks %s", keyMerges)
+		return nil, fmt.Errorf("tokenizer: %s lacks %s", owner, key)
 	}
-	arr, ok := v.(formats.Array)
-	merges, ok2 := arr.Values.([]string)
-	if !ok || !ok2 {
-		return fmt.Errorf("tokenizer: %s is %T, want a string array", keyMerges, v)
+	arr, _ := v.(formats.Array)
+	s, ok := arr.Values.([]string)
+	if !ok {
+		return nil, fmt.Errorf("tokenizer: %s is %T, want a string array", key, v)
+	}
+	return s, nil
+}
+
+func (t *Tokenizer) loadMerges(kv formats.KVs) error {
+	merges, err := stringArray(kv, keyMerges, "gpt2 model")
+	if err != nil {
+		return err
 	}
 	t.ranks = make(map[mergePair]int32, len(merges))
 	for i, m := range merges {
@@ -221,14 +231,9 @@ func (t *Tokenizer) loadMerges(kv formats.KVs) error {
 }
 
 func (t *Tokenizer) loadTokens(kv formats.KVs) error {
-	v, ok := kv.Get(keyTokens)
-	if !ok {
-		return fmt.Errorf("tokenizer: metadata lacks %s", keyTokens)
-	}
-	arr, _ := v.(formats.Array)
-	words, ok := arr.Values.([]string)
-	if !ok {
-		return fmt.Errorf("tokenizer: %s is %T, want a string array", keyTokens, v)
+	words, err := stringArray(kv, keyTokens, "metadata")
+	if err != nil {
+		return err
 	}
 	n := len(words)
 	var scores []float32
