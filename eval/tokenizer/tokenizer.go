@@ -120,6 +120,11 @@ const (
 	typeByte        = 6
 )
 
+// typeAttrs gives the attribute of each known token type; any other type
+// is AttrUndefined.
+var typeAttrs = map[int32]Attr{typeUnknown: AttrUnknown, typeUnused: AttrUnused, typeNormal: AttrNormal,
+	typeControl: AttrControl, typeUserDefined: AttrUserDefined, typeByte: AttrByte}
+
 // FromKV builds a tokenizer from GGUF metadata, applying llama.cpp's
 // defaults for absent keys (llama_vocab::impl::load).
 func FromKV(kv formats.KVs) (*Tokenizer, error) {
@@ -274,21 +279,9 @@ func (t *Tokenizer) loadTokens(kv formats.KVs) error {
 		}
 		t.attrs[i] = AttrNormal
 		if types != nil {
-			switch types[i] {
-			case typeUnknown:
-				t.attrs[i] = AttrUnknown
-			case typeUnused:
-				t.attrs[i] = AttrUnused
-			case typeNormal:
-				t.attrs[i] = AttrNormal
-			case typeControl:
-				t.attrs[i] = AttrControl
-			case typeUserDefined:
-				t.attrs[i] = AttrUserDefined
-			case typeByte:
-				t.attrs[i] = AttrByte
-			default:
-				t.attrs[i] = AttrUndefined
+			t.attrs[i] = AttrUndefined
+			if a, ok := typeAttrs[types[i]]; ok {
+				t.attrs[i] = a
 			}
 		}
 	}
