@@ -134,37 +134,19 @@ type File struct {
 	Size int64
 
 	r      io.ReaderAt
-	mapped []byte // whole file when mmap'd
-	closer func() error
+	mapped []byte     // whole file when mmap'd
+	mf     *mmap.File // nil for a file Parse read from an io.ReaderAt
 }
 
 // Open opens and parses a GGUF file, memory-mapping it where the platform
 // allows and falling back to reads otherwise.
 func Open(path string) (*File, error) {
-	mf, err := mmap.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := Parse(mf.ReaderAt, mf.Size, path)
-	if err != nil {
-		mf.Close()
-		return nil, err
-	}
-	f.mapped = mf.Data
-	f.closer = mf.Close
-	return f, nil
+	return mmap.OpenParsed(path, Parse, func(f *File, mf *mmap.File) { f.mapped, f.mf = mf.Data, mf })
 }
 
 // Close releases the file and its mapping. Slices returned by Data must not
 // be used afterwards.
-func (f *File) Close() error {
-	if f.closer == nil {
-		return nil
-	}
-	c := f.closer
-	f.closer = nil
-	return c()
-}
+func (f *File) Close() error { return f.mf.Close() }
 
 // Tensor finds a tensor by name.
 func (f *File) Tensor(name string) (*TensorInfo, bool) {

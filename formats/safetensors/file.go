@@ -125,35 +125,19 @@ type File struct {
 	byName map[string]int
 	r      io.ReaderAt
 	mapped []byte
-	closer func() error
+	mf     *mmap.File // nil for a file Parse read from an io.ReaderAt
 }
 
 // Open opens and validates a safetensors file, memory-mapping it where the
 // platform allows.
 func Open(path string) (*File, error) {
-	mf, err := mmap.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := Parse(mf.ReaderAt, mf.Size, path)
-	if err != nil {
-		mf.Close()
-		return nil, err
-	}
-	f.mapped = mf.Data
-	f.closer = mf.Close
-	return f, nil
+	return mmap.OpenParsed(path, Parse, func(f *File, mf *mmap.File) { f.mapped, f.mf = mf.Data, mf })
 }
 
 // Close releases the file and its mapping.
 func (f *File) Close() error {
-	if f.closer == nil {
-		return nil
-	}
-	c := f.closer
-	f.closer = nil
 	f.mapped = nil
-	return c()
+	return f.mf.Close()
 }
 
 // Tensor finds a tensor by name.
