@@ -422,19 +422,7 @@ func genDotQ2K(ncols int) {
 			sumi[c] = YMM()
 			VPXOR(sumi[c], sumi[c], sumi[c])
 		}
-		for half := 0; half < 2; half++ {
-			scl := YMM()
-			VPERM2I128(U8(0x11*half), scales, scales, scl)
-			for j := 0; j < 4; j++ {
-				v := YMM()
-				VMOVDQU(Mem{Base: x, Disp: 16 + 32*half}, v)
-				if j > 0 {
-					VPSRLW(U8(2*j), v, v)
-				}
-				VPAND(mask03, v, v)
-				addScaledRun(v, scl, j, half, ys, sumi)
-			}
-		}
+		twoBitRuns(x, 16, scales, ys, sumi, nil)
 		return sumi
 	})
 }
@@ -485,29 +473,19 @@ func genDotQ3K(ncols int) {
 			VPSLLD(U8(2), sumi[c], sumi[c])
 			VPSUBD(sumi[c], zeroY(), sumi[c])
 		}
-		for half := 0; half < 2; half++ {
-			scl := YMM()
-			VPERM2I128(U8(0x11*half), scales, scales, scl)
-			for j := 0; j < 4; j++ {
-				v, h := YMM(), YMM()
-				VMOVDQU(Mem{Base: x, Disp: 32 + 32*half}, v)
-				if j > 0 {
-					VPSRLW(U8(2*j), v, v)
-				}
-				VPAND(mask03, v, v)
-				VMOVDQU(Mem{Base: x}, h)
-				b := 4*half + j // hmask bit, moved to bit 2
-				switch {
-				case b < 2:
-					VPSLLW(U8(2-b), h, h)
-				case b > 2:
-					VPSRLW(U8(b-2), h, h)
-				}
-				VPAND(mask04, h, h)
-				VPOR(h, v, v)
-				addScaledRun(v, scl, j, half, ys, sumi)
+		twoBitRuns(x, 32, scales, ys, sumi, func(v VecVirtual, half, j int) {
+			h := YMM()
+			VMOVDQU(Mem{Base: x}, h)
+			b := 4*half + j // hmask bit, moved to bit 2
+			switch {
+			case b < 2:
+				VPSLLW(U8(2-b), h, h)
+			case b > 2:
+				VPSRLW(U8(b-2), h, h)
 			}
-		}
+			VPAND(mask04, h, h)
+			VPOR(h, v, v)
+		})
 		return sumi
 	})
 }
@@ -742,4 +720,27 @@ func superBlockDot(name, doc string, ncols, xStride, dOff int, body func(x Regis
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	colReturn(ncols, accs)
+}
+
+// twoBitRuns adds to sumi the scaled runs of the 2-bit quants of a Q2_K or
+// Q3_K block (qs at qsOff): each 128 elements take 32 bytes, run j of 32 the
+// bits 2j, 2j+1; more, when not nil, completes a run's quants (Q3_K's high
+// bit) before it is multiplied.
+func twoBitRuns(x Register, qsOff int, scales VecVirtual, ys []Register, sumi []VecVirtual, more func(v VecVirtual, half, j int)) {
+	for half := 0; half < 2; half++ {
+		scl := YMM()
+		VPERM2I128(U8(0x11*half), scales, scales, scl)
+		for j := 0; j < 4; j++ {
+			v := YMM()
+			VMOVDQU(Mem{Base: x, Disp: qsOff + 32*half}, v)
+			if j > 0 {
+				VPSRLW(U8(2*j), v, v)
+			}
+			VPAND(mask03, v, v)
+			if more != nil {
+				more(v, half, j)
+			}
+			addScaledRun(v, scl, j, half, ys, sumi)
+		}
+	}
 }
