@@ -62,8 +62,10 @@ func colArgs(name string, ncols int, doc string) (x Register, ys []Register, nb 
 	return x, ys, nb
 }
 
-// colReturn reduces each column's accumulator and returns or stores it.
-func colReturn(ncols int, accs []VecVirtual) {
+// colReturn reduces each column's accumulator, adds the low float of
+// adds[c] when given (the min terms of Q4_1 and Q5_1), and returns or
+// stores it.
+func colReturn(ncols int, accs []VecVirtual, adds ...VecVirtual) {
 	if rowsMode {
 		s := hsum(accs[0])
 		VMOVSS(s, Mem{Base: rowsOut})
@@ -76,6 +78,9 @@ func colReturn(ncols int, accs []VecVirtual) {
 	}
 	if ncols == 1 {
 		s := hsum(accs[0])
+		if adds != nil {
+			VADDSS(adds[0], s, s)
+		}
 		VZEROUPPER()
 		Store(s, ReturnIndex(0))
 		RET()
@@ -85,6 +90,9 @@ func colReturn(ncols int, accs []VecVirtual) {
 	SHLQ(U8(2), stride)
 	for c, acc := range accs {
 		s := hsum(acc)
+		if adds != nil {
+			VADDSS(adds[c], s, s)
+		}
 		if c > 0 {
 			ADDQ(stride, out)
 		}
@@ -206,26 +214,7 @@ func genDotMinFamily(q5 bool, ncols int) {
 	advance(x, xStride, ys, block.Q8_1Bytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
-	if ncols == 1 {
-		s := hsum(accs[0])
-		VADDSS(accm[0], s, s)
-		VZEROUPPER()
-		Store(s, ReturnIndex(0))
-		RET()
-		return
-	}
-	out, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
-	for c := range ncols {
-		s := hsum(accs[c])
-		VADDSS(accm[c], s, s)
-		if c > 0 {
-			ADDQ(stride, out)
-		}
-		VMOVSS(s, Mem{Base: out})
-	}
-	VZEROUPPER()
-	RET()
+	colReturn(ncols, accs, accm...)
 }
 
 // genDotK45 emits Q4_K·Q8_K (q5=false) or Q5_K·Q8_K.
