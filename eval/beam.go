@@ -74,15 +74,7 @@ func BeamSearch(c *Context, prompt []int32, opt BeamOptions) ([]int32, error) {
 				cands = append(cands, cand{parent: b, token: int32(id), score: b.score + lp[id]})
 			}
 		}
-		slices.SortStableFunc(cands, func(a, b cand) int {
-			switch {
-			case a.score > b.score:
-				return -1
-			case a.score < b.score:
-				return 1
-			}
-			return 0
-		})
+		slices.SortStableFunc(cands, func(a, b cand) int { return higherFirst(a.score, b.score) })
 		cands = cands[:min(len(cands), opt.Beams)]
 
 		// Assign contexts: a parent's first surviving child inherits its

@@ -170,11 +170,8 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		}
 	}
 	slices.SortFunc(c, func(a, b candidate) int {
-		switch {
-		case a.logit > b.logit:
-			return -1
-		case a.logit < b.logit:
-			return 1
+		if o := higherFirst(a.logit, b.logit); o != 0 {
+			return o
 		}
 		return int(a.id - b.id)
 	})
@@ -240,4 +237,16 @@ func LogSoftmax(dst []float64, logits []float32) {
 	for i, v := range logits {
 		dst[i] = float64(v) - lse
 	}
+}
+
+// higherFirst orders a before b when it is higher: −1, 1, or 0 when neither
+// is higher (they are equal, or one is NaN).
+func higherFirst[F float32 | float64](a, b F) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
 }

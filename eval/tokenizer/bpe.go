@@ -120,16 +120,7 @@ func (t *Tokenizer) encodeBPE(text string, out []int32) ([]int32, error) {
 		if _, ok := t.ids[word]; ok && t.ignoreMerges {
 			syms = append(syms, symbol{prev: -1, next: -1, start: 0, n: int32(len(word))})
 		} else {
-			for off := 0; off < len(word); {
-				n := min(utf8SeqLen(word[off]), len(word)-off)
-				i := int32(len(syms))
-				next := i + 1
-				if off+n == len(word) {
-					next = -1
-				}
-				syms = append(syms, symbol{prev: i - 1, next: next, start: int32(off), n: int32(n)})
-				off += n
-			}
+			syms = appendChars(syms, word)
 		}
 		tryAdd := func(left, right int32) {
 			if left < 0 || right < 0 {
@@ -151,12 +142,7 @@ func (t *Tokenizer) encodeBPE(text string, out []int32) ([]int32, error) {
 			if l.n == 0 || r.n == 0 || l.n != bg.leftN || r.n != bg.rightN {
 				continue // stale: a side changed since it was queued
 			}
-			l.n += r.n
-			r.n = 0
-			l.next = r.next
-			if r.next >= 0 {
-				syms[r.next].prev = bg.left
-			}
+			join(syms, bg.left, bg.right)
 			tryAdd(l.prev, bg.left)
 			tryAdd(bg.left, l.next)
 		}

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -83,87 +84,59 @@ func (t *Tokenizer) Encode(text string, addSpecial, parseSpecial bool) ([]int32,
 	}
 	frags := t.partition(text, parseSpecial)
 	out := make([]int32, 0, len(text)/3+2)
-	var err error
-	switch t.kind {
-	case SPM:
-		if addSpecial && t.addBOS {
-			if t.bos == NoToken {
-				return nil, fmt.Errorf("tokenizer: vocabulary adds BOS but has none")
-			}
-			out = append(out, t.bos)
+	if t.kind != SPM && t.kind != BPE && t.kind != WPM {
+		return out, nil
+	}
+	// What addSpecial puts around the text: BOS and EOS as the vocabulary
+	// says, or BERT's CLS (the vocabulary's BOS) and SEP always.
+	addHead, addTail, tail := addSpecial && t.addBOS, addSpecial && t.addEOS, t.eos
+	headErr, tailErr := "vocabulary adds BOS but has none", "vocabulary adds EOS but has none"
+	if t.kind == WPM {
+		addHead, addTail, tail = addSpecial, addSpecial, t.sep
+		headErr, tailErr = "vocabulary has no CLS/BOS token", "vocabulary has no SEP token"
+	}
+	if addHead {
+		if t.bos == NoToken {
+			return nil, errors.New("tokenizer: " + headErr)
 		}
-		prevSpecial := true // the first fragment gets the dummy space prefix
-		var buf []byte
-		for _, f := range frags {
-			if f.token != NoToken {
-				out = append(out, f.token)
-				prevSpecial = true
-				continue
-			}
+		out = append(out, t.bos)
+	}
+	prevSpecial := true // SPM: the first fragment gets the dummy space prefix
+	var buf []byte
+	var err error
+	for _, f := range frags {
+		if f.token != NoToken {
+			out = append(out, f.token)
+			prevSpecial = true
+			continue
+		}
+		switch t.kind {
+		case SPM:
 			buf = buf[:0]
 			if t.addSpacePrefix && prevSpecial {
 				buf = append(buf, "\u2581"...)
 			}
 			buf = escapeSpaces(buf, text[f.start:f.end])
-			if out, err = t.encodeSPM(string(buf), out); err != nil {
-				return nil, err
-			}
-			prevSpecial = false
-		}
-		if addSpecial && t.addEOS {
-			if t.eos == NoToken {
-				return nil, fmt.Errorf("tokenizer: vocabulary adds EOS but has none")
-			}
-			out = append(out, t.eos)
-		}
-	case BPE:
-		if addSpecial && t.addBOS {
-			if t.bos == NoToken {
-				return nil, fmt.Errorf("tokenizer: vocabulary adds BOS but has none")
-			}
-			out = append(out, t.bos)
-		}
-		for _, f := range frags {
-			if f.token != NoToken {
-				out = append(out, f.token)
-				continue
-			}
+			out, err = t.encodeSPM(string(buf), out)
+		case BPE:
 			seg := text[f.start:f.end]
-			if t.nfc {
+			if t.nfc { // tokenizer.json's NFC normalizer (FromHFJSON)
 				seg = nfc(seg)
 			}
-			if out, err = t.encodeBPE(seg, out); err != nil {
-				return nil, err
-			}
+			out, err = t.encodeBPE(seg, out)
+		case WPM:
+			out, err = t.encodeWPM(text[f.start:f.end], out)
 		}
-		if addSpecial && t.addEOS {
-			if t.eos == NoToken {
-				return nil, fmt.Errorf("tokenizer: vocabulary adds EOS but has none")
-			}
-			out = append(out, t.eos)
+		if err != nil {
+			return nil, err
 		}
-	case WPM:
-		if addSpecial {
-			if t.bos == NoToken {
-				return nil, fmt.Errorf("tokenizer: vocabulary has no CLS/BOS token")
-			}
-			out = append(out, t.bos)
+		prevSpecial = false
+	}
+	if addTail {
+		if tail == NoToken {
+			return nil, errors.New("tokenizer: " + tailErr)
 		}
-		for _, f := range frags {
-			if f.token != NoToken {
-				out = append(out, f.token)
-				continue
-			}
-			if out, err = t.encodeWPM(text[f.start:f.end], out); err != nil {
-				return nil, err
-			}
-		}
-		if addSpecial {
-			if t.sep == NoToken {
-				return nil, fmt.Errorf("tokenizer: vocabulary has no SEP token")
-			}
-			out = append(out, t.sep)
-		}
+		out = append(out, tail)
 	}
 	return out, nil
 }

@@ -144,21 +144,30 @@ func (c cptCursor) flags(pos int) uint16 {
 	return 0
 }
 
-// splitGPT2 is GPT-2's pattern
-// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)
-// (with llama.cpp's trailing \s+ fallback) as a hand-written scanner.
-func splitGPT2(cpts []uint32, lengths []int) []int {
+// splitWords runs scan over each piece (lengths in code points) and returns
+// the lengths of the words it marks: scan calls emit(end) at the end of each
+// word, ends increasing; empty words are dropped.
+func splitWords(cpts []uint32, lengths []int, scan func(c cptCursor, emit func(end int))) []int {
 	out := make([]int, 0, len(lengths))
 	start := 0
 	for _, n := range lengths {
-		c := cptCursor{cpts: cpts, ini: start, end: start + n}
 		prev := start
-		emit := func(end int) {
+		scan(cptCursor{cpts: cpts, ini: start, end: start + n}, func(end int) {
 			if end > prev {
 				out = append(out, end-prev)
 			}
 			prev = end
-		}
+		})
+		start += n
+	}
+	return out
+}
+
+// splitGPT2 is GPT-2's pattern
+// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)
+// (with llama.cpp's trailing \s+ fallback) as a hand-written scanner.
+func splitGPT2(cpts []uint32, lengths []int) []int {
+	return splitWords(cpts, lengths, func(c cptCursor, emit func(end int)) {
 		for pos := c.ini; pos < c.end; {
 			cp, f := c.at(pos), c.flags(pos)
 			if cp == '\'' && pos+1 < c.end {
@@ -222,27 +231,15 @@ func splitGPT2(cpts []uint32, lengths []int) []int {
 			}
 			emit(pos)
 		}
-		start += n
-	}
-	return out
+	})
 }
 
 // splitLlama3 is Llama 3's pattern
 // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 // as a hand-written scanner.
 func splitLlama3(cpts []uint32, lengths []int) []int {
-	out := make([]int, 0, len(lengths))
-	start := 0
 	isCRLF := func(cp uint32) bool { return cp == '\r' || cp == '\n' }
-	for _, n := range lengths {
-		c := cptCursor{cpts: cpts, ini: start, end: start + n}
-		prev := start
-		emit := func(end int) {
-			if end > prev {
-				out = append(out, end-prev)
-			}
-			prev = end
-		}
+	return splitWords(cpts, lengths, func(c cptCursor, emit func(end int)) {
 		for pos := c.ini; pos < c.end; {
 			cp, f := c.at(pos), c.flags(pos)
 			if cp == '\'' && pos+1 < c.end {
@@ -321,7 +318,5 @@ func splitLlama3(cpts []uint32, lengths []int) []int {
 			}
 			emit(pos)
 		}
-		start += n
-	}
-	return out
+	})
 }

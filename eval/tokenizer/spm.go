@@ -78,17 +78,7 @@ func (t *Tokenizer) mergeSPM(text string, out []int32, sc *spmScratch) ([]int32,
 	if text == "" {
 		return out, nil
 	}
-	syms := sc.syms[:0]
-	for off := 0; off < len(text); {
-		n := min(utf8SeqLen(text[off]), len(text)-off)
-		i := int32(len(syms))
-		next := i + 1
-		if off+n == len(text) {
-			next = -1
-		}
-		syms = append(syms, symbol{prev: i - 1, next: next, start: int32(off), n: int32(n)})
-		off += n
-	}
+	syms := appendChars(sc.syms[:0], text)
 
 	q := sc.q[:0]
 	defer func() { sc.syms, sc.q = syms, q }()
@@ -121,12 +111,7 @@ func (t *Tokenizer) mergeSPM(text string, out []int32, sc *spmScratch) ([]int32,
 		if l.n == 0 || r.n == 0 || l.n+r.n != bg.size {
 			continue // stale: one side was merged since
 		}
-		l.n += r.n
-		r.n = 0
-		l.next = r.next
-		if r.next >= 0 {
-			syms[r.next].prev = bg.left
-		}
+		join(syms, bg.left, bg.right)
 		tryAdd(l.prev, bg.left)
 		tryAdd(bg.left, l.next)
 	}
@@ -159,4 +144,34 @@ func (t *Tokenizer) byteToken(b byte) (int32, error) {
 		return id, nil
 	}
 	return NoToken, fmt.Errorf("tokenizer: byte 0x%02X has no token (no <0x%02X> and no raw byte piece)", b, b)
+}
+
+// appendChars appends to syms, which must be empty, one symbol per UTF-8
+// character of s, linked as a list: the starting point of both merge
+// loops. Characters are cut at the length their lead byte announces (as
+// llama.cpp's unicode_len_utf8), the last one at the end of s.
+func appendChars(syms []symbol, s string) []symbol {
+	for off := 0; off < len(s); {
+		n := min(utf8SeqLen(s[off]), len(s)-off)
+		i := int32(len(syms))
+		next := i + 1
+		if off+n == len(s) {
+			next = -1
+		}
+		syms = append(syms, symbol{prev: i - 1, next: next, start: int32(off), n: int32(n)})
+		off += n
+	}
+	return syms
+}
+
+// join merges symbol right into its left neighbour left; right leaves the
+// list.
+func join(syms []symbol, left, right int32) {
+	l, r := &syms[left], &syms[right]
+	l.n += r.n
+	r.n = 0
+	l.next = r.next
+	if r.next >= 0 {
+		syms[r.next].prev = left
+	}
 }

@@ -123,6 +123,11 @@ const (
 	typeByte        = 6
 )
 
+// typeAttrs gives the attribute of each known token type; any other type
+// is AttrUndefined.
+var typeAttrs = map[int32]Attr{typeUnknown: AttrUnknown, typeUnused: AttrUnused, typeNormal: AttrNormal,
+	typeControl: AttrControl, typeUserDefined: AttrUserDefined, typeByte: AttrByte}
+
 // FromKV builds a tokenizer from GGUF metadata, applying llama.cpp's
 // defaults for absent keys (llama_vocab::impl::load).
 func FromKV(kv formats.KVs) (*Tokenizer, error) {
@@ -197,15 +202,25 @@ func FromKV(kv formats.KVs) (*Tokenizer, error) {
 	return t, nil
 }
 
-func (t *Tokenizer) loadMerges(kv formats.KVs) error {
-	v, ok := kv.Get(keyMerges)
+// stringArray reads the string array at key; owner says in the error who
+// lacks it.
+func stringArray(kv formats.KVs, key, owner string) ([]string, error) {
+	v, ok := kv.Get(key)
 	if !ok {
-		return fmt.Errorf("tokenizer: gpt2 model lacks %s", keyMerges)
+		return nil, fmt.Errorf("tokenizer: %s lacks %s", owner, key)
 	}
-	arr, ok := v.(formats.Array)
-	merges, ok2 := arr.Values.([]string)
-	if !ok || !ok2 {
-		return fmt.Errorf("tokenizer: %s is %T, want a string array", keyMerges, v)
+	arr, _ := v.(formats.Array)
+	s, ok := arr.Values.([]string)
+	if !ok {
+		return nil, fmt.Errorf("tokenizer: %s is %T, want a string array", key, v)
+	}
+	return s, nil
+}
+
+func (t *Tokenizer) loadMerges(kv formats.KVs) error {
+	merges, err := stringArray(kv, keyMerges, "gpt2 model")
+	if err != nil {
+		return err
 	}
 	t.ranks = make(map[mergePair]int32, len(merges))
 	for i, m := range merges {
@@ -224,14 +239,9 @@ func (t *Tokenizer) loadMerges(kv formats.KVs) error {
 }
 
 func (t *Tokenizer) loadTokens(kv formats.KVs) error {
-	v, ok := kv.Get(keyTokens)
-	if !ok {
-		return fmt.Errorf("tokenizer: metadata lacks %s", keyTokens)
-	}
-	arr, _ := v.(formats.Array)
-	words, ok := arr.Values.([]string)
-	if !ok {
-		return fmt.Errorf("tokenizer: %s is %T, want a string array", keyTokens, v)
+	words, err := stringArray(kv, keyTokens, "metadata")
+	if err != nil {
+		return err
 	}
 	n := len(words)
 	var scores []float32
@@ -272,21 +282,9 @@ func (t *Tokenizer) loadTokens(kv formats.KVs) error {
 		}
 		t.attrs[i] = AttrNormal
 		if types != nil {
-			switch types[i] {
-			case typeUnknown:
-				t.attrs[i] = AttrUnknown
-			case typeUnused:
-				t.attrs[i] = AttrUnused
-			case typeNormal:
-				t.attrs[i] = AttrNormal
-			case typeControl:
-				t.attrs[i] = AttrControl
-			case typeUserDefined:
-				t.attrs[i] = AttrUserDefined
-			case typeByte:
-				t.attrs[i] = AttrByte
-			default:
-				t.attrs[i] = AttrUndefined
+			t.attrs[i] = AttrUndefined
+			if a, ok := typeAttrs[types[i]]; ok {
+				t.attrs[i] = a
 			}
 		}
 	}

@@ -395,44 +395,70 @@ func firstPassK4(xb []float32, L []uint8, nmax int, rmin, rdelta float32, nstep 
 // quantize_row_q4_K_ref with qw nil, otherwise weighting each element by
 // qw (the importance matrix, one weight per element), as quantize_q4_K does.
 func EncodeQ4_K(y []byte, x []float32, qw []float32) {
-	var L [QK_K]uint8
-	var scales, mins [8]float32
-	for i := 0; i < len(x)/QK_K; i++ {
-		xb := x[i*QK_K : (i+1)*QK_K]
-		b := y[i*Q4_KBytes : (i+1)*Q4_KBytes]
-		if qw != nil {
-			quantizeBlockK4Impl(b, xb, qw[i*QK_K:(i+1)*QK_K], L[:], 15)
-		} else {
-			maxScale, maxMin := firstPassK4(xb, L[:], 15, -1, 0.1, 20, &scales, &mins)
-			quantizeScalesK4(b, &scales, &mins, maxScale, maxMin)
-		}
-		requantizeK4(b, xb, L[:], 15)
+	encodeK45(y, x, qw, Q4_KBytes, 15, -1, 20, func(b []byte, L *[QK_K]uint8) {
 		qs := b[16:144]
 		for j := 0; j < QK_K; j += 64 {
 			for l := 0; l < 32; l++ {
 				qs[j/2+l] = L[j+l] | L[j+l+32]<<4
 			}
 		}
+	})
+}
+
+// encodeK45 is the encoder Q4_K and Q5_K share: for each super-block the
+// eight sub-block scales and mins (under the importance weights when qw is
+// given, else with ggml's make_qkx2_quants search from rmin in nstep
+// steps), the values L in 0…nmax requantized with the stored scales, and
+// pack to store them.
+func encodeK45(y []byte, x, qw []float32, size, nmax int, rmin float32, nstep int, pack func(b []byte, L *[QK_K]uint8)) {
+	var L [QK_K]uint8
+	var scales, mins [8]float32
+	for i := 0; i < len(x)/QK_K; i++ {
+		xb := x[i*QK_K : (i+1)*QK_K]
+		b := y[i*size : (i+1)*size]
+		if qw != nil {
+			quantizeBlockK4Impl(b, xb, qw[i*QK_K:(i+1)*QK_K], L[:], nmax)
+		} else {
+			maxScale, maxMin := firstPassK4(xb, L[:], nmax, rmin, 0.1, nstep, &scales, &mins)
+			quantizeScalesK4(b, &scales, &mins, maxScale, maxMin)
+		}
+		requantizeK4(b, xb, L[:], int32(nmax))
+		pack(b, &L)
 	}
 }
 
 // DecodeQ4_K decodes the whole Q4_K blocks of x into y (ggml's
 // dequantize_row_q4_K).
-func DecodeQ4_K(y []float32, x []byte) {
+func DecodeQ4_K(y []float32, x []byte) { decodeK45(y, x, Q4_KBytes, 16, false) }
+
+// decodeK45 decodes Q4_K blocks (size bytes, the nibbles at qsOff) or, with
+// fifth, Q5_K blocks, whose fifth bits are the 32 bytes at 16.
+func decodeK45(y []float32, x []byte, size, qsOff int, fifth bool) {
 	for i := 0; i < len(y)/QK_K; i++ {
-		b := x[i*Q4_KBytes : (i+1)*Q4_KBytes]
+		b := x[i*size : (i+1)*size]
 		d, min := LoadF16(b[0:]), LoadF16(b[2:])
+		qh := b[16:48]
 		out := y[i*QK_K:]
+		u1, u2 := uint8(1), uint8(2)
 		for j := 0; j < QK_K; j += 64 {
-			q := b[16+j/2:]
+			q := b[qsOff+j/2:]
 			sc, m := ScaleMinK4(j/32, b[4:16])
 			d1, m1 := d*float32(sc), min*float32(m)
 			sc, m = ScaleMinK4(j/32+1, b[4:16])
 			d2, m2 := d*float32(sc), min*float32(m)
 			for l := 0; l < 32; l++ {
-				out[j+l] = float32(d1*float32(q[l]&0xF)) - m1
-				out[j+32+l] = float32(d2*float32(q[l]>>4)) - m2
+				v1, v2 := q[l]&0xF, q[l]>>4
+				if fifth && qh[l]&u1 != 0 {
+					v1 += 16
+				}
+				if fifth && qh[l]&u2 != 0 {
+					v2 += 16
+				}
+				out[j+l] = float32(d1*float32(v1)) - m1
+				out[j+32+l] = float32(d2*float32(v2)) - m2
 			}
+			u1 <<= 2
+			u2 <<= 2
 		}
 	}
 }
@@ -441,18 +467,7 @@ func DecodeQ4_K(y []float32, x []byte) {
 // quantize_row_q5_K_ref with qw nil, otherwise weighting each element by
 // qw (the importance matrix, one weight per element), as quantize_q5_K does.
 func EncodeQ5_K(y []byte, x []float32, qw []float32) {
-	var L [QK_K]uint8
-	var scales, mins [8]float32
-	for i := 0; i < len(x)/QK_K; i++ {
-		xb := x[i*QK_K : (i+1)*QK_K]
-		b := y[i*Q5_KBytes : (i+1)*Q5_KBytes]
-		if qw != nil {
-			quantizeBlockK4Impl(b, xb, qw[i*QK_K:(i+1)*QK_K], L[:], 31)
-		} else {
-			maxScale, maxMin := firstPassK4(xb, L[:], 31, -0.5, 0.1, 15, &scales, &mins)
-			quantizeScalesK4(b, &scales, &mins, maxScale, maxMin)
-		}
-		requantizeK4(b, xb, L[:], 31)
+	encodeK45(y, x, qw, Q5_KBytes, 31, -0.5, 15, func(b []byte, L *[QK_K]uint8) {
 		qh, ql := b[16:48], b[48:176]
 		for j := range qh {
 			qh[j] = 0
@@ -474,40 +489,12 @@ func EncodeQ5_K(y []byte, x []float32, qw []float32) {
 			m1 <<= 2
 			m2 <<= 2
 		}
-	}
+	})
 }
 
 // DecodeQ5_K decodes the whole Q5_K blocks of x into y (ggml's
 // dequantize_row_q5_K).
-func DecodeQ5_K(y []float32, x []byte) {
-	for i := 0; i < len(y)/QK_K; i++ {
-		b := x[i*Q5_KBytes : (i+1)*Q5_KBytes]
-		d, min := LoadF16(b[0:]), LoadF16(b[2:])
-		qh := b[16:48]
-		out := y[i*QK_K:]
-		u1, u2 := uint8(1), uint8(2)
-		for j := 0; j < QK_K; j += 64 {
-			ql := b[48+j/2:]
-			sc, m := ScaleMinK4(j/32, b[4:16])
-			d1, m1 := d*float32(sc), min*float32(m)
-			sc, m = ScaleMinK4(j/32+1, b[4:16])
-			d2, m2 := d*float32(sc), min*float32(m)
-			for l := 0; l < 32; l++ {
-				v1, v2 := ql[l]&0xF, ql[l]>>4
-				if qh[l]&u1 != 0 {
-					v1 += 16
-				}
-				if qh[l]&u2 != 0 {
-					v2 += 16
-				}
-				out[j+l] = float32(d1*float32(v1)) - m1
-				out[j+32+l] = float32(d2*float32(v2)) - m2
-			}
-			u1 <<= 2
-			u2 <<= 2
-		}
-	}
-}
+func DecodeQ5_K(y []float32, x []byte) { decodeK45(y, x, Q5_KBytes, 48, true) }
 
 // ---- Q6_K ----
 

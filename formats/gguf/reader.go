@@ -134,8 +134,8 @@ type File struct {
 	Size int64
 
 	r      io.ReaderAt
-	mapped []byte // whole file when mmap'd
-	closer func() error
+	mapped []byte     // whole file when mmap'd
+	mf     *mmap.File // nil for a file Parse read from an io.ReaderAt
 	// shards are the other files of a split model opened by OpenModel;
 	// shardOf maps each of their tensors to its file (see split_reader.go).
 	shards  []*File
@@ -145,30 +145,14 @@ type File struct {
 // Open opens and parses a GGUF file, memory-mapping it where the platform
 // allows and falling back to reads otherwise.
 func Open(path string) (*File, error) {
-	mf, err := mmap.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := Parse(mf.ReaderAt, mf.Size, path)
-	if err != nil {
-		mf.Close()
-		return nil, err
-	}
-	f.mapped = mf.Data
-	f.closer = mf.Close
-	return f, nil
+	return mmap.OpenParsed(path, Parse, func(f *File, mf *mmap.File) { f.mapped, f.mf = mf.Data, mf })
 }
 
 // Close releases the file and its mapping. Slices returned by Data must not
 // be used afterwards.
 func (f *File) Close() error {
-	if f.closer == nil {
-		return nil
-	}
-	c := f.closer
-	f.closer = nil
 	err := f.closeShards()
-	return errors.Join(c(), err)
+	return errors.Join(f.mf.Close(), err)
 }
 
 // Tensor finds a tensor by name.

@@ -125,24 +125,15 @@ type File struct {
 	byName map[string]int
 	r      io.ReaderAt
 	mapped []byte
+	mf     *mmap.File // nil for a file Parse read from an io.ReaderAt
+	// closer releases the reader of a NewFile (a PyTorch zip checkpoint).
 	closer func() error
 }
 
 // Open opens and validates a safetensors file, memory-mapping it where the
 // platform allows.
 func Open(path string) (*File, error) {
-	mf, err := mmap.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := Parse(mf.ReaderAt, mf.Size, path)
-	if err != nil {
-		mf.Close()
-		return nil, err
-	}
-	f.mapped = mf.Data
-	f.closer = mf.Close
-	return f, nil
+	return mmap.OpenParsed(path, Parse, func(f *File, mf *mmap.File) { f.mapped, f.mf = mf.Data, mf })
 }
 
 // NewFile describes tensors that lie as contiguous byte ranges in r (size
@@ -177,13 +168,14 @@ func NewFile(path string, r io.ReaderAt, size int64, tensors []TensorInfo, mappe
 
 // Close releases the file and its mapping.
 func (f *File) Close() error {
-	if f.closer == nil {
-		return nil
-	}
-	c := f.closer
-	f.closer = nil
 	f.mapped = nil
-	return c()
+	err := f.mf.Close()
+	if f.closer != nil {
+		c := f.closer
+		f.closer = nil
+		err = errors.Join(err, c())
+	}
+	return err
 }
 
 // Tensor finds a tensor by name.

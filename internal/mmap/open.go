@@ -49,11 +49,35 @@ func Open(path string) (*File, error) {
 }
 
 // Close unmaps and closes the file; slices of Data must not be used after.
+// Closing a nil or already closed File does nothing.
 func (f *File) Close() error {
+	if f == nil || f.fh == nil {
+		return nil
+	}
 	if f.unmap != nil {
 		f.unmap()
 		f.unmap = nil
 	}
 	f.Data = nil
-	return f.fh.Close()
+	fh := f.fh
+	f.fh = nil
+	return fh.Close()
+}
+
+// OpenParsed opens path (see Open) and parses it with parse. On success
+// attach hands the parsed value the open file (its mapping, and what to
+// close); on a parse error the file is closed again.
+func OpenParsed[T any](path string, parse func(r io.ReaderAt, size int64, name string) (T, error), attach func(T, *File)) (T, error) {
+	var zero T
+	f, err := Open(path)
+	if err != nil {
+		return zero, err
+	}
+	v, err := parse(f.ReaderAt, f.Size, path)
+	if err != nil {
+		f.Close()
+		return zero, err
+	}
+	attach(v, f)
+	return v, nil
 }

@@ -63,8 +63,10 @@ func colArgs(name string, ncols int, doc string) (x Register, ys []Register, nb 
 	return x, ys, nb
 }
 
-// colReturn reduces each column's accumulator and returns or stores it.
-func colReturn(ncols int, accs []VecVirtual) {
+// colReturn reduces each column's accumulator, adds the low float of
+// adds[c] when given (the min terms of Q4_1 and Q5_1), and returns or
+// stores it.
+func colReturn(ncols int, accs []VecVirtual, adds ...VecVirtual) {
 	if rowsMode {
 		s := hsum(accs[0])
 		VMOVSS(s, Mem{Base: rowsOut})
@@ -77,6 +79,9 @@ func colReturn(ncols int, accs []VecVirtual) {
 	}
 	if ncols == 1 {
 		s := hsum(accs[0])
+		if adds != nil {
+			VADDSS(adds[0], s, s)
+		}
 		VZEROUPPER()
 		Store(s, ReturnIndex(0))
 		RET()
@@ -86,6 +91,9 @@ func colReturn(ncols int, accs []VecVirtual) {
 	SHLQ(U8(2), stride)
 	for c, acc := range accs {
 		s := hsum(acc)
+		if adds != nil {
+			VADDSS(adds[c], s, s)
+		}
 		if c > 0 {
 			ADDQ(stride, out)
 		}
@@ -207,26 +215,7 @@ func genDotMinFamily(q5 bool, ncols int) {
 	advance(x, xStride, ys, block.Q8_1Bytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
-	if ncols == 1 {
-		s := hsum(accs[0])
-		VADDSS(accm[0], s, s)
-		VZEROUPPER()
-		Store(s, ReturnIndex(0))
-		RET()
-		return
-	}
-	out, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
-	for c := range ncols {
-		s := hsum(accs[c])
-		VADDSS(accm[c], s, s)
-		if c > 0 {
-			ADDQ(stride, out)
-		}
-		VMOVSS(s, Mem{Base: out})
-	}
-	VZEROUPPER()
-	RET()
+	colReturn(ncols, accs, accm...)
 }
 
 // genDotK45 emits Q4_K·Q8_K (q5=false) or Q5_K·Q8_K. Every shape of these
@@ -539,19 +528,7 @@ func genDotQ2K(ncols int) {
 			sumi[c] = YMM()
 			VPXOR(sumi[c], sumi[c], sumi[c])
 		}
-		for half := 0; half < 2; half++ {
-			scl := YMM()
-			VPERM2I128(U8(0x11*half), scales, scales, scl)
-			for j := 0; j < 4; j++ {
-				v := YMM()
-				VMOVDQU(Mem{Base: x, Disp: 16 + 32*half}, v)
-				if j > 0 {
-					VPSRLW(U8(2*j), v, v)
-				}
-				VPAND(mask03, v, v)
-				addScaledRun(v, scl, j, half, ys, sumi)
-			}
-		}
+		twoBitRuns(x, 16, scales, ys, sumi, nil)
 		return sumi
 	})
 }
@@ -602,29 +579,19 @@ func genDotQ3K(ncols int) {
 			VPSLLD(U8(2), sumi[c], sumi[c])
 			VPSUBD(sumi[c], zeroY(), sumi[c])
 		}
-		for half := 0; half < 2; half++ {
-			scl := YMM()
-			VPERM2I128(U8(0x11*half), scales, scales, scl)
-			for j := 0; j < 4; j++ {
-				v, h := YMM(), YMM()
-				VMOVDQU(Mem{Base: x, Disp: 32 + 32*half}, v)
-				if j > 0 {
-					VPSRLW(U8(2*j), v, v)
-				}
-				VPAND(mask03, v, v)
-				VMOVDQU(Mem{Base: x}, h)
-				b := 4*half + j // hmask bit, moved to bit 2
-				switch {
-				case b < 2:
-					VPSLLW(U8(2-b), h, h)
-				case b > 2:
-					VPSRLW(U8(b-2), h, h)
-				}
-				VPAND(mask04, h, h)
-				VPOR(h, v, v)
-				addScaledRun(v, scl, j, half, ys, sumi)
+		twoBitRuns(x, 32, scales, ys, sumi, func(v VecVirtual, half, j int) {
+			h := YMM()
+			VMOVDQU(Mem{Base: x}, h)
+			b := 4*half + j // hmask bit, moved to bit 2
+			switch {
+			case b < 2:
+				VPSLLW(U8(2-b), h, h)
+			case b > 2:
+				VPSRLW(U8(b-2), h, h)
 			}
-		}
+			VPAND(mask04, h, h)
+			VPOR(h, v, v)
+		})
 		return sumi
 	})
 }
@@ -875,5 +842,28 @@ func superBlockDot(name, doc string, ncols, xStride, dOff int, totals bool, body
 		laneReturn(ncols, acc)
 	} else {
 		colReturn(ncols, accs)
+	}
+}
+
+// twoBitRuns adds to sumi the scaled runs of the 2-bit quants of a Q2_K or
+// Q3_K block (qs at qsOff): each 128 elements take 32 bytes, run j of 32 the
+// bits 2j, 2j+1; more, when not nil, completes a run's quants (Q3_K's high
+// bit) before it is multiplied.
+func twoBitRuns(x Register, qsOff int, scales VecVirtual, ys []Register, sumi []VecVirtual, more func(v VecVirtual, half, j int)) {
+	for half := 0; half < 2; half++ {
+		scl := YMM()
+		VPERM2I128(U8(0x11*half), scales, scales, scl)
+		for j := 0; j < 4; j++ {
+			v := YMM()
+			VMOVDQU(Mem{Base: x, Disp: qsOff + 32*half}, v)
+			if j > 0 {
+				VPSRLW(U8(2*j), v, v)
+			}
+			VPAND(mask03, v, v)
+			if more != nil {
+				more(v, half, j)
+			}
+			addScaledRun(v, scl, j, half, ys, sumi)
+		}
 	}
 }
