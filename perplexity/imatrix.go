@@ -159,19 +159,11 @@ func Imatrix(ctx context.Context, c ObservableContext, nVocab int, tokens []int3
 	}
 	res.Entries = stats.Len()
 	if !opt.NoPPL && count > 0 {
-		mean := sum / float64(count)
-		res.PPL = math.Exp(mean)
+		res.PPL, res.PPLErr = pplEstimate(sum, sum2, count)
 		if opt.Out != nil {
 			fmt.Fprintln(opt.Out)
 		}
-		if v := sum2/float64(count) - mean*mean; v > 0 && count > 1 {
-			res.PPLErr = math.Sqrt(v/float64(count-1)) * res.PPL
-			if opt.Out != nil {
-				fmt.Fprintf(opt.Out, "Final estimate: PPL = %.4f +/- %.5f\n", res.PPL, res.PPLErr)
-			}
-		} else if opt.Out != nil {
-			fmt.Fprintf(opt.Out, "Final estimate: PPL = %.4f (no uncertainty: every token scored the same)\n", res.PPL)
-		}
+		printFinalEstimate(opt.Out, res.PPL, res.PPLErr)
 	}
 	return res, nil
 }

@@ -222,23 +222,45 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 	res.NTokensScored = count
 	mean := sum / float64(count)
 	res.MeanNLL = mean
-	res.PPL = math.Exp(mean)
-	v := sum2/float64(count) - mean*mean
+	ppl, stderr := pplEstimate(sum, sum2, count)
+	res.PPL = ppl
 	if opt.Out != nil {
 		fmt.Fprintln(opt.Out)
 	}
 	if math.IsNaN(res.PPL) || math.IsInf(res.PPL, 0) {
 		return nil, fmt.Errorf("the perplexity is not finite (mean NLL %g): the model gives some scored token no probability", mean)
 	}
-	if v > 0 {
-		res.PPLStderr = math.Sqrt(v/float64(count-1)) * res.PPL
-		if opt.Out != nil {
-			fmt.Fprintf(opt.Out, "Final estimate: PPL = %.4f +/- %.5f\n", res.PPL, res.PPLStderr)
-		}
-	} else if opt.Out != nil {
-		fmt.Fprintf(opt.Out, "Final estimate: PPL = %.4f (no uncertainty: every token scored the same)\n", res.PPL)
+	if !math.IsNaN(stderr) {
+		res.PPLStderr = stderr
 	}
+	printFinalEstimate(opt.Out, ppl, stderr)
 	return res, nil
+}
+
+// pplEstimate is llama-perplexity's final estimate from the scored tokens'
+// NLL sum, sum of squares and count: PPL = exp(mean NLL), and its ± =
+// sqrt((mean(nll²)−mean(nll)²)/(count−1))·PPL, NaN when every token scored
+// the same (or only one was scored).
+func pplEstimate(sum, sum2 float64, count int) (ppl, stderr float64) {
+	mean := sum / float64(count)
+	ppl = math.Exp(mean)
+	stderr = math.NaN()
+	if v := sum2/float64(count) - mean*mean; v > 0 && count > 1 {
+		stderr = math.Sqrt(v/float64(count-1)) * ppl
+	}
+	return ppl, stderr
+}
+
+// printFinalEstimate prints llama-perplexity's last line (nothing when w is
+// nil).
+func printFinalEstimate(w io.Writer, ppl, stderr float64) {
+	switch {
+	case w == nil:
+	case math.IsNaN(stderr):
+		fmt.Fprintf(w, "Final estimate: PPL = %.4f (no uncertainty: every token scored the same)\n", ppl)
+	default:
+		fmt.Fprintf(w, "Final estimate: PPL = %.4f +/- %.5f\n", ppl, stderr)
+	}
 }
 
 // KLDivergence evaluates the model on the base file's tokens and compares

@@ -425,27 +425,33 @@ func genDotQ6K(ncols int) {
 			scl := YMM()
 			VPERM2I128(U8(0x11*half), sc16, sc16, scl)
 			for k := 0; k < 4; k++ {
-				q, t := YMM(), YMM()
-				VMOVDQU(Mem{Base: x, Disp: 64*half + 32*(k&1)}, q)
-				if k >= 2 {
-					VPSRLW(U8(4), q, q)
-				}
-				VPAND(mask0F, q, q)
-				// High bits 2k,2k+1 of qh moved to bits 4,5.
-				VMOVDQU(Mem{Base: x, Disp: 128 + 32*half}, t)
-				switch {
-				case k < 2:
-					VPSLLW(U8(4-2*k), t, t)
-				case k == 3:
-					VPSRLW(U8(2), t, t)
-				}
-				VPAND(mask30, t, t)
-				VPOR(t, q, q)
-				addScaledRun(q, scl, k, half, ys, sumi)
+				addScaledRun(q6Run(x, half, k), scl, k, half, ys, sumi)
 			}
 		}
 		return sumi
 	})
+}
+
+// q6Run returns run k (0-3) of half half of the Q6_K block at x: its 32
+// quants u = q+32 in 0..63, the low nibbles from ql and bits 2k, 2k+1 of
+// qh moved to bits 4 and 5.
+func q6Run(x Register, half, k int) VecVirtual {
+	q, t := YMM(), YMM()
+	VMOVDQU(Mem{Base: x, Disp: 64*half + 32*(k&1)}, q)
+	if k >= 2 {
+		VPSRLW(U8(4), q, q)
+	}
+	VPAND(mask0F, q, q)
+	VMOVDQU(Mem{Base: x, Disp: 128 + 32*half}, t)
+	switch {
+	case k < 2:
+		VPSLLW(U8(4-2*k), t, t)
+	case k == 3:
+		VPSRLW(U8(2), t, t)
+	}
+	VPAND(mask30, t, t)
+	VPOR(t, q, q)
+	return q
 }
 
 func genMulti() {

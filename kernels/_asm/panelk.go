@@ -105,23 +105,7 @@ func unpackK45(q5 bool, x Register, w, s, m Mem) {
 func unpackQ6K(x Register, w, s, m Mem) {
 	for half := range 2 {
 		for k := range 4 {
-			q, t := YMM(), YMM()
-			VMOVDQU(Mem{Base: x, Disp: 64*half + 32*(k&1)}, q)
-			if k >= 2 {
-				VPSRLW(U8(4), q, q)
-			}
-			VPAND(mask0F, q, q)
-			// High bits 2k,2k+1 of qh moved to bits 4,5.
-			VMOVDQU(Mem{Base: x, Disp: 128 + 32*half}, t)
-			switch {
-			case k < 2:
-				VPSLLW(U8(4-2*k), t, t)
-			case k == 3:
-				VPSRLW(U8(2), t, t)
-			}
-			VPAND(mask30, t, t)
-			VPOR(t, q, q)
-			VMOVDQU(q, w.Offset(128*half+32*k))
+			VMOVDQU(q6Run(x, half, k), w.Offset(128*half+32*k))
 		}
 	}
 	for i := range 2 {
