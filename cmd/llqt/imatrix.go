@@ -208,7 +208,7 @@ func runImatrix(ctx context.Context, cmd *cobra.Command, modelPath string, f *im
 	nChunks := perplexity.NumChunks(max(0, len(toks)-f.skip*f.nCtx), f.nCtx, f.chunks)
 	if !f.json {
 		fmt.Fprintf(stdout, "model: %s\nmethod: llama-imatrix (b4748): chunks of %d tokens, BOS first, products of >= 16 rows\n", modelPath, f.nCtx)
-		fmt.Fprintf(stdout, "settings: n_ctx %d, %d chunks of %d tokens (skipping %d), threads %d, KV cache %s, output %s (%s)\n\n",
+		fmt.Fprintf(stdout, "settings: n_ctx %d, %d chunks (the text has %d tokens; skipping %d chunks), threads %d, KV cache %s, output %s (%s)\n\n",
 			f.nCtx, nChunks, len(toks), f.skip, f.threads, m.KVType(), f.out, format)
 	}
 	bar := cli.NewCountProgress(stderr, int64(nChunks), "imatrix")
