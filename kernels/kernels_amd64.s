@@ -13784,7 +13784,7 @@ dotQ5_1Q8_1AVX2_done:
 	RET
 
 // func dotQ4_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
 TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -13794,6 +13794,9 @@ TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
 dotQ4_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ4_KQ8_KAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	MOVL         4(AX), BX
 	MOVL         8(AX), SI
 	MOVL         12(AX), DI
@@ -13905,7 +13908,7 @@ dotQ4_KQ8_KAVX2_done:
 	RET
 
 // func dotQ5_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
 TEXT ·dotQ5_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -13915,6 +13918,9 @@ TEXT ·dotQ5_KQ8_KAVX2(SB), NOSPLIT, $0-28
 dotQ5_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ5_KQ8_KAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	MOVL         4(AX), BX
 	MOVL         8(AX), SI
 	MOVL         12(AX), DI
@@ -14058,7 +14064,7 @@ dotQ5_KQ8_KAVX2_done:
 	RET
 
 // func dotQ6_KQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
 TEXT ·dotQ6_KQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -14068,6 +14074,10 @@ TEXT ·dotQ6_KQ8_KAVX2(SB), NOSPLIT, $0-28
 dotQ6_KQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ6_KQ8_KAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
+	PREFETCHT0   1216(AX)
 	VPMOVSXBW    192(AX), Y1
 	VPMADDWD     260(CX), Y1, Y2
 	VPSLLD       $0x05, Y2, Y2
@@ -14959,7 +14969,7 @@ dotQ5_1Q8_1x4AVX2_done:
 	RET
 
 // func dotQ4_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ4_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -14976,6 +14986,9 @@ TEXT ·dotQ4_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotQ4_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ4_KQ8_Kx4AVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	MOVL         4(AX), R8
 	MOVL         8(AX), R9
 	MOVL         12(AX), R10
@@ -15208,7 +15221,7 @@ dotQ4_KQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ5_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ5_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -15225,6 +15238,9 @@ TEXT ·dotQ5_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotQ5_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ5_KQ8_Kx4AVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	MOVL         4(AX), R8
 	MOVL         8(AX), R9
 	MOVL         12(AX), R10
@@ -15489,7 +15505,7 @@ dotQ5_KQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ6_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ6_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -15506,6 +15522,10 @@ TEXT ·dotQ6_KQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotQ6_KQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotQ6_KQ8_Kx4AVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
+	PREFETCHT0   1216(AX)
 	VPMOVSXBW    192(AX), Y1
 	VPMADDWD     260(CX), Y1, Y2
 	VPSLLD       $0x05, Y2, Y2
@@ -16632,7 +16652,7 @@ dotIQ4XSQ8_Kx4AVX2_done:
 	RET
 
 // func dotQ4_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ4_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -16646,6 +16666,9 @@ dotQ4_KQ8_KRowsAVX2_row:
 dotQ4_KQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
 	JZ           dotQ4_KQ8_KRowsAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	MOVL         4(AX), DI
 	MOVL         8(AX), R8
 	MOVL         12(AX), R9
@@ -16760,7 +16783,7 @@ dotQ4_KQ8_KRowsAVX2_done:
 	RET
 
 // func dotQ5_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ5_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -16774,6 +16797,9 @@ dotQ5_KQ8_KRowsAVX2_row:
 dotQ5_KQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
 	JZ           dotQ5_KQ8_KRowsAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	MOVL         4(AX), DI
 	MOVL         8(AX), R8
 	MOVL         12(AX), R9
@@ -16920,7 +16946,7 @@ dotQ5_KQ8_KRowsAVX2_done:
 	RET
 
 // func dotQ6_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ6_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -16934,6 +16960,10 @@ dotQ6_KQ8_KRowsAVX2_row:
 dotQ6_KQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
 	JZ           dotQ6_KQ8_KRowsAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
+	PREFETCHT0   1216(AX)
 	VPMOVSXBW    192(AX), Y1
 	VPMADDWD     260(BX), Y1, Y2
 	VPSLLD       $0x05, Y2, Y2

@@ -111,12 +111,16 @@ func advance(x Register, xStride int, ys []Register, yStride int, nb Register, b
 	SUBQ(U32(blocks), nb)
 }
 
-// prefetchDist is how far ahead of the block in use the weight stream is
-// prefetched, in bytes (0: no prefetch instructions). Software prefetch was
-// tried for the DRAM-bound matrix-vector products: 2 KiB ahead it made no
-// measurable difference for Q4_K and cost 5-10% for Q8_0 decode, so it is
-// off; PREFETCH_DIST=n when generating brings it back for experiments.
-var prefetchDist = 0
+// prefetchDist is how far ahead of the block in use the K-quant dots
+// (Q4_K, Q5_K, Q6_K; the Q8_0 family has none) prefetch the weight stream,
+// in bytes (0: no prefetch instructions; PREFETCH_DIST=n when generating
+// overrides it for experiments). On a Zen 4, 2 KiB ahead made no measurable
+// difference for Q4_K decode (and cost Q8_0 5-10%, which is why that family
+// has none); on a 5th-gen Xeon, 1 KiB ahead raised BenchmarkMatVecDRAM Q4_K
+// at 2 threads from 15.4-16.0 to 23-27 GB/s and llqt bench tg64 of a
+// 1.1B-shape Q4_K_M from 17.9-19.7 to 26.7-26.9 t/s (Q6_K 15.0-15.5 to
+// 20.6-21.1).
+var prefetchDist = 1024
 
 // prefetchBlock prefetches the cache lines of the block prefetchDist bytes
 // after the one at x (size bytes).
