@@ -1249,7 +1249,7 @@ dotQ8_0Q8_0AVX2_done:
 	RET
 
 // func dotQ8_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ8_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ nb+16(FP), CX
@@ -1262,6 +1262,9 @@ dotQ8_0Q8_0RowsAVX2_row:
 	VXORPS X0, X0, X0
 
 dotQ8_0Q8_0RowsAVX2_loop4:
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	CMPQ         DI, $0x04
 	JL           dotQ8_0Q8_0RowsAVX2_loop1
 	VMOVDQU      2(AX), Y1
@@ -2788,7 +2791,7 @@ dotQ4_0Q8_0AVX2_done:
 	RET
 
 // func dotQ4_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ4_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ nb+16(FP), CX
@@ -2801,6 +2804,8 @@ dotQ4_0Q8_0RowsAVX2_row:
 	VXORPS X0, X0, X0
 
 dotQ4_0Q8_0RowsAVX2_loop4:
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
 	CMPQ         DI, $0x04
 	JL           dotQ4_0Q8_0RowsAVX2_loop1
 	VPXOR        Y1, Y1, Y1
@@ -4532,7 +4537,7 @@ dotQ5_0Q8_0AVX2_done:
 	RET
 
 // func dotQ5_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ5_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ nb+16(FP), CX
@@ -4545,6 +4550,8 @@ dotQ5_0Q8_0RowsAVX2_row:
 	VXORPS X0, X0, X0
 
 dotQ5_0Q8_0RowsAVX2_loop4:
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
 	CMPQ         DI, $0x04
 	JL           dotQ5_0Q8_0RowsAVX2_loop1
 	VPXOR        Y1, Y1, Y1
@@ -6461,7 +6468,7 @@ dotIQ4NLQ8_0AVX2_done:
 	RET
 
 // func dotIQ4NLQ8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotIQ4NLQ8_0RowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ nb+16(FP), CX
@@ -6474,6 +6481,8 @@ dotIQ4NLQ8_0RowsAVX2_row:
 	VXORPS X0, X0, X0
 
 dotIQ4NLQ8_0RowsAVX2_loop4:
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
 	CMPQ         DI, $0x04
 	JL           dotIQ4NLQ8_0RowsAVX2_loop1
 	VPXOR        Y1, Y1, Y1
@@ -14455,7 +14464,7 @@ dotQ3_KQ8_KAVX2_done:
 	RET
 
 // func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
-// Requires: AVX, AVX2, F16C, FMA3, SSE
+// Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
 TEXT ·dotIQ4XSQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -14465,6 +14474,9 @@ TEXT ·dotIQ4XSQ8_KAVX2(SB), NOSPLIT, $0-28
 dotIQ4XSQ8_KAVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotIQ4XSQ8_KAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	MOVWLZX      2(AX), BX
 	MOVL         4(AX), SI
 	VPXOR        Y1, Y1, Y1
@@ -16286,7 +16298,7 @@ dotQ3_KQ8_Kx4AVX2_done:
 	RET
 
 // func dotIQ4XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotIQ4XSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
@@ -16303,6 +16315,9 @@ TEXT ·dotIQ4XSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 dotIQ4XSQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
 	JZ           dotIQ4XSQ8_Kx4AVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	MOVWLZX      2(AX), R8
 	MOVL         4(AX), R9
 	VPXOR        Y1, Y1, Y1
@@ -17078,7 +17093,7 @@ dotQ6_KQ8_KRowsAVX2_done:
 	RET
 
 // func dotIQ4XSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
-// Requires: AVX, AVX2, F16C, FMA3
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotIQ4XSQ8_KRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
@@ -17092,6 +17107,9 @@ dotIQ4XSQ8_KRowsAVX2_row:
 dotIQ4XSQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
 	JZ           dotIQ4XSQ8_KRowsAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	PREFETCHT0   1152(AX)
 	MOVWLZX      2(AX), DI
 	MOVL         4(AX), R8
 	VPXOR        Y1, Y1, Y1

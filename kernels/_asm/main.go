@@ -104,6 +104,9 @@ func main() {
 	if v := os.Getenv("PREFETCH_DIST"); v != "" {
 		prefetchDist, _ = strconv.Atoi(v)
 	}
+	if v := os.Getenv("PREFETCH_Q8_DIST"); v != "" {
+		prefetchQ8Dist, _ = strconv.Atoi(v)
+	}
 	ConstraintExpr("!purego")
 	constants()
 	genDotF32()

@@ -611,6 +611,7 @@ func genDotQ3K(ncols int) {
 func genDotIQ4XS(ncols int) {
 	name := "dotIQ4XSQ8_K" + suffix(ncols)
 	superBlockDot(name, "nb IQ4_XS blocks at x and nb Q8_K blocks at y", ncols, block.IQ4_XSBytes, 0, true, func(x Register, ys []Register, _ []VecVirtual) []VecVirtual {
+		prefetchBlock(x, block.IQ4_XSBytes)
 		sh, sl := GP32(), GP32()
 		MOVWLZX(Mem{Base: x, Disp: 2}, sh)
 		MOVL(Mem{Base: x, Disp: 4}, sl)
