@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -141,7 +140,7 @@ func runImatrix(ctx context.Context, cmd *cobra.Command, modelPath string, f *im
 	if f.saveFreq < 0 {
 		return fmt.Errorf("--save-frequency %d: must be 0 (none) or more", f.saveFreq)
 	}
-	if err := checkOutputPath("-o", f.out, f.force); err != nil {
+	if err := checkOutputFile(f.out, f.force); err != nil {
 		return err
 	}
 	if f.text != "" {
@@ -158,8 +157,8 @@ func runImatrix(ctx context.Context, cmd *cobra.Command, modelPath string, f *im
 
 	stats := quant.NewImatrixStats()
 	for _, in := range f.inFiles {
-		if absPath(f.out) == absPath(in) {
-			return fmt.Errorf("--in-file %s is the output; the inputs are never modified", in)
+		if err := checkDistinct(in, f.out); err != nil {
+			return fmt.Errorf("--in-file: %w", err)
 		}
 		if err := stats.AddFile(in, f.nCtx); err != nil {
 			return fmt.Errorf("--in-file: %w", err)
@@ -272,31 +271,6 @@ func writeImatrix(ctx context.Context, path string, stats *quant.ImatrixStats, f
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return out.Commit()
-}
-
-// checkOutputPath refuses an output that is a directory, lies in a missing
-// folder, or exists without force, before any work is done.
-func checkOutputPath(flag, path string, force bool) error {
-	if st, err := os.Stat(path); err == nil {
-		if st.IsDir() {
-			return fmt.Errorf("%s %s: is a directory; give a file name", flag, path)
-		}
-		if !force {
-			return fmt.Errorf("%s %s: the file exists (use --force to overwrite it)", flag, path)
-		}
-	}
-	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
-		return fmt.Errorf("%s %s: the output folder %s does not exist", flag, path, filepath.Dir(path))
-	}
-	return nil
-}
-
-func absPath(p string) string {
-	a, err := filepath.Abs(p)
-	if err != nil {
-		return p
-	}
-	return a
 }
 
 func gcd(a, b int) int {

@@ -359,7 +359,7 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 		if err := checkDistinct(in, out); err != nil {
 			return err
 		}
-		if err := checkQuantizeOutput(out, f.force); err != nil {
+		if err := checkOutputFile(out, f.force); err != nil {
 			return err
 		}
 	}
@@ -586,9 +586,9 @@ func parseQuantizeArgs(args []string) (quantizeArgs, error) {
 	return a, nil
 }
 
-// checkQuantizeOutput fails before any work when OUT cannot be written: a
+// checkOutputFile fails before any work when OUT cannot be written: a
 // directory, a folder that does not exist, or an existing file without --force.
-func checkQuantizeOutput(out string, force bool) error {
+func checkOutputFile(out string, force bool) error {
 	st, err := os.Stat(out)
 	switch {
 	case err == nil && st.IsDir():
