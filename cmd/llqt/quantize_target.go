@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -45,25 +43,13 @@ func (t targetFlags) String() string {
 	return "size " + t.size
 }
 
-// parseSize reads a byte count with an optional K, M or G suffix (powers of
-// 1024, an optional trailing B or iB).
+// parseSize reads --target-size (see target.ParseSize).
 func parseSize(s string) (uint64, error) {
-	u := strings.ToUpper(strings.TrimSpace(s))
-	u = strings.TrimSuffix(strings.TrimSuffix(u, "B"), "I")
-	mult := uint64(1)
-	switch {
-	case strings.HasSuffix(u, "K"):
-		mult, u = 1<<10, u[:len(u)-1]
-	case strings.HasSuffix(u, "M"):
-		mult, u = 1<<20, u[:len(u)-1]
-	case strings.HasSuffix(u, "G"):
-		mult, u = 1<<30, u[:len(u)-1]
-	}
-	v, err := strconv.ParseFloat(u, 64)
-	if err != nil || v <= 0 || v*float64(mult) > 1<<62 {
+	n, err := target.ParseSize(s)
+	if err != nil {
 		return 0, fmt.Errorf("--target-size %q: want a positive size such as 700M, 1.5G or 734003200", s)
 	}
-	return uint64(v * float64(mult)), nil
+	return n, nil
 }
 
 // planForTarget replaces the base plan by the size target's choice (see

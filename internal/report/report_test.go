@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/llqt/llqt/internal/fixtures"
+	"github.com/llqt/llqt/perplexity"
 )
 
 // sample makes a report like a real run's, with made-up figures.
@@ -195,22 +196,104 @@ func TestPlots(t *testing.T) {
 }
 
 func TestParseTypes(t *testing.T) {
-	specs, err := parseTypes([]string{"F16", "q4_k_m", "q8_0", " "}, true)
+	recipe := func(s variantSpec, hf bool) string { return s.recipe(hf, FileHash{}, FileHash{}, Config{}) }
+	specs, err := parseTypes([]string{"F16", "q4_k_m", "q8_0", " "}, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recipes := []string{specs[0].recipe(true), specs[1].recipe(true), specs[2].recipe(true)}
+	recipes := []string{recipe(specs[0], true), recipe(specs[1], true), recipe(specs[2], true)}
 	want := []string{"convert --outtype f16", "convert --outtype f32, quantize Q4_K_M", "convert --outtype q8_0"}
 	if strings.Join(recipes, ";") != strings.Join(want, ";") {
 		t.Errorf("recipes %q", recipes)
 	}
-	specs, err = parseTypes([]string{"q8_0"}, false)
-	if err != nil || specs[0].recipe(false) != "quantize Q8_0" {
+	specs, err = parseTypes([]string{"q8_0"}, false, false)
+	if err != nil || recipe(specs[0], false) != "quantize Q8_0" {
 		t.Errorf("GGUF source: %v %v", specs, err)
 	}
-	for _, bad := range [][]string{{"q9_9"}, {"q4_k_m", "Q4_K_M"}, {}, {"copy"}, {"iq2_xxs"}} {
-		if _, err := parseTypes(bad, true); err == nil {
-			t.Errorf("parseTypes(%q) accepted", bad)
+	for _, bad := range [][]string{{"q9_9"}, {"q4_k_m", "Q4_K_M"}, {}, {"copy"}, {"q4_k_m+imat"}, {"auto@"}, {"auto@0bpw"}, {"auto@17bpw"}, {"auto@-3M"}, {"auto@q2_k_s"}} {
+		if _, err := parseTypes(bad, true, false); err == nil {
+			t.Errorf("parseTypes(%q) without an imatrix accepted", bad)
+		}
+	}
+	for _, bad := range [][]string{{"f16+imat"}, {"q4_k_m+imat", "Q4_K_M+IMAT"}, {"auto@4.5bpw", "AUTO@4.5bpw"}} {
+		if _, err := parseTypes(bad, true, true); err == nil {
+			t.Errorf("parseTypes(%q) with an imatrix accepted", bad)
+		}
+	}
+
+	// With an importance matrix: presets with and without it, and the
+	// three forms of size target.
+	specs, err = parseTypes([]string{"q4_k_m", "q4_k_m+imat", "auto@4.5bpw", "auto@4.1M", "auto@q3_k_m"}, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, s := range specs {
+		labels = append(labels, s.label())
+	}
+	if got := strings.Join(labels, ","); got != "Q4_K_M,Q4_K_M+imat,auto@4.5bpw,auto@4.1m,auto@q3_k_m" {
+		t.Errorf("labels %s", got)
+	}
+	im := FileHash{Name: "im.dat", SHA256: "0123456789abcdef"}
+	cal := FileHash{Name: "cal.txt", SHA256: "fedcba9876543210"}
+	cfg := Config{CalibrationChunks: 4, CalibrationCtx: 256}
+	for i, want := range []string{
+		"quantize Q4_K_M",
+		"quantize Q4_K_M --imatrix im.dat (sha256 0123456789ab)",
+		"quantize --target-bpw 4.5 --calibration cal.txt (sha256 fedcba987654, 4×256) --imatrix im.dat (sha256 0123456789ab)",
+		"quantize --target-size 4299161 --calibration cal.txt (sha256 fedcba987654, 4×256) --imatrix im.dat (sha256 0123456789ab)",
+		"quantize --target-size (size of Q3_K_M) --calibration cal.txt (sha256 fedcba987654, 4×256) --imatrix im.dat (sha256 0123456789ab)",
+	} {
+		if got := specs[i].recipe(false, im, cal, cfg); got != want {
+			t.Errorf("%s: recipe %q, want %q", specs[i].label(), got, want)
+		}
+	}
+	if _, err := parseTypes([]string{"iq2_xxs"}, false, true); err == nil || !strings.Contains(err.Error(), "iq2_xxs+imat") {
+		// Either llqt cannot encode IQ2_XXS yet, or it says how to ask for it.
+		if err == nil || !strings.Contains(err.Error(), "does not implement") {
+			t.Errorf("iq2_xxs without +imat: %v", err)
+		}
+	}
+}
+
+// TestBeats checks the frontier's reading on a made-up report: a variant
+// beats the presets at least as large with a higher mean KLD.
+func TestBeats(t *testing.T) {
+	kld := &perplexity.KLDStats{}
+	r := &Report{Variants: []Variant{
+		{Name: "f32", Type: "F32", SizeBytes: 100, IsBase: true},
+		{Name: "q8_0", Type: "Q8_0", SizeBytes: 50, KLDMean: 0.001, KLD: kld},
+		{Name: "q4_k_m", Type: "Q4_K_M", SizeBytes: 30, KLDMean: 0.010, KLD: kld},
+		{Name: "q4_k_m+imat", Type: "Q4_K_M", Label: "Q4_K_M+imat", Imatrix: "im.dat", SizeBytes: 30, KLDMean: 0.006, KLD: kld},
+		{Name: "q3_k_m", Type: "Q3_K_M", SizeBytes: 25, KLDMean: 0.030, KLD: kld},
+		{Name: "auto@q3_k_m", Type: "Q3_K_M", Label: "auto@q3_k_m", Target: "auto@q3_k_m", SizeBytes: 25, KLDMean: 0.008, KLD: kld},
+	}}
+	r.setBeats()
+	for name, want := range map[string]string{
+		"f32": "", "q8_0": "", "q4_k_m": "", "q4_k_m+imat": "Q4_K_M", "q3_k_m": "",
+		"auto@q3_k_m": "Q4_K_M,Q3_K_M",
+	} {
+		v, ok := r.Variant(name)
+		if !ok {
+			t.Fatalf("no variant %s", name)
+		}
+		if got := strings.Join(v.Beats, ","); got != want {
+			t.Errorf("%s beats %q, want %q", name, got, want)
+		}
+	}
+	if v, _ := r.Variant("q4_k_m"); v.DisplayName() != "Q4_K_M" {
+		t.Errorf("lookup of q4_k_m found %s", v.DisplayName())
+	}
+	if got := beatsCell([]string{"Q4_K_M", "Q3_K_M"}); got != "Q4_K_M (+1 more)" {
+		t.Errorf("beats cell %q", got)
+	}
+	var png, svg bytes.Buffer
+	if err := WritePlots(r, &png, &svg); err != nil {
+		t.Fatal(err)
+	}
+	for _, legend := range []string{"presets + imatrix", "size targets (auto@)"} {
+		if !strings.Contains(svg.String(), legend) {
+			t.Errorf("the plot has no legend entry %q", legend)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/llqt/llqt/eval"
@@ -14,6 +15,27 @@ import (
 	"github.com/llqt/llqt/perplexity"
 	"github.com/llqt/llqt/quant"
 )
+
+// ParseSize reads a byte count with an optional K, M or G suffix (powers of
+// 1024, an optional trailing B or iB), as --target-size takes it.
+func ParseSize(s string) (uint64, error) {
+	u := strings.ToUpper(strings.TrimSpace(s))
+	u = strings.TrimSuffix(strings.TrimSuffix(u, "B"), "I")
+	mult := uint64(1)
+	switch {
+	case strings.HasSuffix(u, "K"):
+		mult, u = 1<<10, u[:len(u)-1]
+	case strings.HasSuffix(u, "M"):
+		mult, u = 1<<20, u[:len(u)-1]
+	case strings.HasSuffix(u, "G"):
+		mult, u = 1<<30, u[:len(u)-1]
+	}
+	v, err := strconv.ParseFloat(u, 64)
+	if err != nil || !(v > 0) || v*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("size %q: want a positive size such as 700M, 1.5G or 734003200", s)
+	}
+	return uint64(v * float64(mult)), nil
+}
 
 // Spec is a size target and how to measure for it.
 type Spec struct {
