@@ -7,6 +7,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -401,4 +402,61 @@ func TestBuildTinyModel(t *testing.T) {
 	if again.Variants[1].PPL != q.PPL {
 		t.Errorf("second run PPL %v, first %v", again.Variants[1].PPL, q.PPL)
 	}
+}
+
+// TestBuildFrontier makes a preset with and without golden2's importance
+// matrix and a size target at the preset's size (proxy sensitivity), and
+// checks the frontier's reading: each is a real file of the right size and
+// kind, and the table says what each beats.
+func TestBuildFrontier(t *testing.T) {
+	if testing.Short() {
+		t.Skip("quantizes and evaluates a model three ways; skipped with -short")
+	}
+	src := fixtures.Path(t, "golden/tiny-llama-f32.gguf")
+	im := fixtures.Path(t, "golden2/imatrix-tinystories.dat")
+	text := fixtures.Path(t, "text/tinystories_eval.txt")
+	out := t.TempDir()
+	cfg := Config{Source: src, Types: []string{"f32", "auto@q4_k_m", "q4_k_m", "q4_k_m+imat"}, Text: text, OutDir: out,
+		Imatrix: im, NCtx: 128, Chunks: 8, Threads: 2, BenchReps: -1, Version: "test", Commit: "t"}
+	r, err := Build(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := r.Variant("q4_k_m")
+	imat, _ := r.Variant("q4_k_m+imat")
+	auto, _ := r.Variant("auto@q4_k_m")
+	if plain.Imatrix != "" || imat.Imatrix != "imatrix-tinystories.dat" || auto.Target != "auto@q4_k_m" || auto.Imatrix == "" {
+		t.Fatalf("kinds: %+v / %+v / %+v", plain, imat, auto)
+	}
+	// The size target is at most the preset's size (with the imatrix's
+	// metadata) and within 1% of it.
+	if auto.SizeBytes > imat.SizeBytes || float64(auto.SizeBytes) < 0.99*float64(imat.SizeBytes) {
+		t.Errorf("auto@q4_k_m is %d bytes, Q4_K_M+imat %d", auto.SizeBytes, imat.SizeBytes)
+	}
+	for _, v := range []*Variant{plain, imat, auto} {
+		if !(v.KLDMean > 0) || v.KLD == nil {
+			t.Errorf("%s: KLD %v", v.DisplayName(), v.KLDMean)
+		}
+	}
+	// Beats must agree with the figures (setBeats is checked on its own in
+	// TestBeats): here, whichever variants have the smaller KLD beat Q4_K_M.
+	for _, v := range []*Variant{imat, auto} {
+		want := v.KLDMean < plain.KLDMean
+		if got := slices.Contains(v.Beats, "Q4_K_M"); got != want {
+			t.Errorf("%s (KLD %.5f) beats %v; Q4_K_M has %.5f", v.DisplayName(), v.KLDMean, v.Beats, plain.KLDMean)
+		}
+	}
+	if err := WriteAll(out, r); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| auto@q4_k_m ", "| Q4_K_M+imat ", "size target auto@q4_k_m", "weighted-error proxy"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	t.Logf("mean KLD: Q4_K_M %.5f, Q4_K_M+imat %.5f, auto@q4_k_m %.5f (%d vs %d bytes)", plain.KLDMean, imat.KLDMean, auto.KLDMean, auto.SizeBytes, imat.SizeBytes)
 }
