@@ -486,7 +486,9 @@ func DecodeIQ2_S(y []float32, x []byte) {
 // The reference dots: per super-block the exact integer sum
 // Σ_sub (2s+1)·Σ grid·sign·q8, scaled by d·dy and summed in float32, the
 // total times 1/8, as ggml-cpu's generic vec_dot_iq2_*_q8_K (the decoder's
-// factor 0.25·(0.5+s) is (2s+1)/8).
+// factor 0.25·(0.5+s) is (2s+1)/8). Each product is rounded before it is
+// added (no fused multiply-add), as the assembly kernels do, so that they
+// agree bit for bit.
 
 // iq2GroupDot is Σ_j grid[j]·sign_j·q8[j] over one group of eight.
 func iq2GroupDot(point uint64, signs uint8, q8 []byte) int {
@@ -518,7 +520,7 @@ func DotIQ2_XXSQ8_K(w, a []byte, n int) float32 {
 			}
 			bsum += sum * int(2*(a1>>28)+1)
 		}
-		s += float32(LoadF16(b)*dy) * float32(bsum)
+		s += float32(float32(LoadF16(b)*dy) * float32(bsum))
 	}
 	return 0.125 * s
 }
@@ -536,7 +538,7 @@ func DotIQ2_XSQ8_K(w, a []byte, n int) float32 {
 			ls := int(b[66+g/4]>>(4*(g/2%2))&0xF)*2 + 1
 			bsum += ls * iq2GroupDot(IQ2XSGrid[q&511], KSignsIQ2XS[q>>9], q8[8*g:])
 		}
-		s += float32(LoadF16(b)*dy) * float32(bsum)
+		s += float32(float32(LoadF16(b)*dy) * float32(bsum))
 	}
 	return 0.125 * s
 }
@@ -553,7 +555,7 @@ func DotIQ2_SQ8_K(w, a []byte, n int) float32 {
 			ls := int(b[74+g/4]>>(4*(g/2%2))&0xF)*2 + 1
 			bsum += ls * iq2GroupDot(IQ2SGrid[iq2SIndex(b, g)], b[2+QK_K/8+g], q8[8*g:])
 		}
-		s += float32(LoadF16(b)*dy) * float32(bsum)
+		s += float32(float32(LoadF16(b)*dy) * float32(bsum))
 	}
 	return 0.125 * s
 }
