@@ -2196,1071 +2196,1071 @@ DATA iq2sGrid<>+8176(SB)/8, $0x2b2b2b2b2b082b08
 DATA iq2sGrid<>+8184(SB)/8, $0x2b2b2b2b2b2b2b2b
 GLOBL iq2sGrid<>(SB), RODATA|NOPTR, $8192
 
-DATA signs64<>+0(SB)/1, $0x01
-DATA signs64<>+1(SB)/1, $0x01
-DATA signs64<>+2(SB)/1, $0x01
-DATA signs64<>+3(SB)/1, $0x01
-DATA signs64<>+4(SB)/1, $0x01
-DATA signs64<>+5(SB)/1, $0x01
-DATA signs64<>+6(SB)/1, $0x01
-DATA signs64<>+7(SB)/1, $0x01
-DATA signs64<>+8(SB)/1, $0xff
-DATA signs64<>+9(SB)/1, $0x01
-DATA signs64<>+10(SB)/1, $0x01
-DATA signs64<>+11(SB)/1, $0x01
-DATA signs64<>+12(SB)/1, $0x01
-DATA signs64<>+13(SB)/1, $0x01
-DATA signs64<>+14(SB)/1, $0x01
-DATA signs64<>+15(SB)/1, $0xff
-DATA signs64<>+16(SB)/1, $0x01
-DATA signs64<>+17(SB)/1, $0xff
-DATA signs64<>+18(SB)/1, $0x01
-DATA signs64<>+19(SB)/1, $0x01
-DATA signs64<>+20(SB)/1, $0x01
-DATA signs64<>+21(SB)/1, $0x01
-DATA signs64<>+22(SB)/1, $0x01
-DATA signs64<>+23(SB)/1, $0xff
-DATA signs64<>+24(SB)/1, $0xff
-DATA signs64<>+25(SB)/1, $0xff
-DATA signs64<>+26(SB)/1, $0x01
-DATA signs64<>+27(SB)/1, $0x01
-DATA signs64<>+28(SB)/1, $0x01
-DATA signs64<>+29(SB)/1, $0x01
-DATA signs64<>+30(SB)/1, $0x01
-DATA signs64<>+31(SB)/1, $0x01
-DATA signs64<>+32(SB)/1, $0x01
-DATA signs64<>+33(SB)/1, $0x01
-DATA signs64<>+34(SB)/1, $0xff
-DATA signs64<>+35(SB)/1, $0x01
-DATA signs64<>+36(SB)/1, $0x01
-DATA signs64<>+37(SB)/1, $0x01
-DATA signs64<>+38(SB)/1, $0x01
-DATA signs64<>+39(SB)/1, $0xff
-DATA signs64<>+40(SB)/1, $0xff
-DATA signs64<>+41(SB)/1, $0x01
-DATA signs64<>+42(SB)/1, $0xff
-DATA signs64<>+43(SB)/1, $0x01
-DATA signs64<>+44(SB)/1, $0x01
-DATA signs64<>+45(SB)/1, $0x01
-DATA signs64<>+46(SB)/1, $0x01
-DATA signs64<>+47(SB)/1, $0x01
-DATA signs64<>+48(SB)/1, $0x01
-DATA signs64<>+49(SB)/1, $0xff
-DATA signs64<>+50(SB)/1, $0xff
-DATA signs64<>+51(SB)/1, $0x01
-DATA signs64<>+52(SB)/1, $0x01
-DATA signs64<>+53(SB)/1, $0x01
-DATA signs64<>+54(SB)/1, $0x01
-DATA signs64<>+55(SB)/1, $0x01
-DATA signs64<>+56(SB)/1, $0xff
-DATA signs64<>+57(SB)/1, $0xff
-DATA signs64<>+58(SB)/1, $0xff
-DATA signs64<>+59(SB)/1, $0x01
-DATA signs64<>+60(SB)/1, $0x01
-DATA signs64<>+61(SB)/1, $0x01
-DATA signs64<>+62(SB)/1, $0x01
-DATA signs64<>+63(SB)/1, $0xff
-DATA signs64<>+64(SB)/1, $0x01
-DATA signs64<>+65(SB)/1, $0x01
-DATA signs64<>+66(SB)/1, $0x01
-DATA signs64<>+67(SB)/1, $0xff
-DATA signs64<>+68(SB)/1, $0x01
-DATA signs64<>+69(SB)/1, $0x01
-DATA signs64<>+70(SB)/1, $0x01
-DATA signs64<>+71(SB)/1, $0xff
-DATA signs64<>+72(SB)/1, $0xff
-DATA signs64<>+73(SB)/1, $0x01
-DATA signs64<>+74(SB)/1, $0x01
-DATA signs64<>+75(SB)/1, $0xff
-DATA signs64<>+76(SB)/1, $0x01
-DATA signs64<>+77(SB)/1, $0x01
-DATA signs64<>+78(SB)/1, $0x01
-DATA signs64<>+79(SB)/1, $0x01
-DATA signs64<>+80(SB)/1, $0x01
-DATA signs64<>+81(SB)/1, $0xff
-DATA signs64<>+82(SB)/1, $0x01
-DATA signs64<>+83(SB)/1, $0xff
-DATA signs64<>+84(SB)/1, $0x01
-DATA signs64<>+85(SB)/1, $0x01
-DATA signs64<>+86(SB)/1, $0x01
-DATA signs64<>+87(SB)/1, $0x01
-DATA signs64<>+88(SB)/1, $0xff
-DATA signs64<>+89(SB)/1, $0xff
-DATA signs64<>+90(SB)/1, $0x01
-DATA signs64<>+91(SB)/1, $0xff
-DATA signs64<>+92(SB)/1, $0x01
-DATA signs64<>+93(SB)/1, $0x01
-DATA signs64<>+94(SB)/1, $0x01
-DATA signs64<>+95(SB)/1, $0xff
-DATA signs64<>+96(SB)/1, $0x01
-DATA signs64<>+97(SB)/1, $0x01
-DATA signs64<>+98(SB)/1, $0xff
-DATA signs64<>+99(SB)/1, $0xff
-DATA signs64<>+100(SB)/1, $0x01
-DATA signs64<>+101(SB)/1, $0x01
-DATA signs64<>+102(SB)/1, $0x01
-DATA signs64<>+103(SB)/1, $0x01
-DATA signs64<>+104(SB)/1, $0xff
-DATA signs64<>+105(SB)/1, $0x01
-DATA signs64<>+106(SB)/1, $0xff
-DATA signs64<>+107(SB)/1, $0xff
-DATA signs64<>+108(SB)/1, $0x01
-DATA signs64<>+109(SB)/1, $0x01
-DATA signs64<>+110(SB)/1, $0x01
-DATA signs64<>+111(SB)/1, $0xff
-DATA signs64<>+112(SB)/1, $0x01
-DATA signs64<>+113(SB)/1, $0xff
-DATA signs64<>+114(SB)/1, $0xff
-DATA signs64<>+115(SB)/1, $0xff
-DATA signs64<>+116(SB)/1, $0x01
-DATA signs64<>+117(SB)/1, $0x01
-DATA signs64<>+118(SB)/1, $0x01
-DATA signs64<>+119(SB)/1, $0xff
-DATA signs64<>+120(SB)/1, $0xff
-DATA signs64<>+121(SB)/1, $0xff
-DATA signs64<>+122(SB)/1, $0xff
-DATA signs64<>+123(SB)/1, $0xff
-DATA signs64<>+124(SB)/1, $0x01
-DATA signs64<>+125(SB)/1, $0x01
-DATA signs64<>+126(SB)/1, $0x01
-DATA signs64<>+127(SB)/1, $0x01
-DATA signs64<>+128(SB)/1, $0x01
-DATA signs64<>+129(SB)/1, $0x01
-DATA signs64<>+130(SB)/1, $0x01
-DATA signs64<>+131(SB)/1, $0x01
-DATA signs64<>+132(SB)/1, $0xff
-DATA signs64<>+133(SB)/1, $0x01
-DATA signs64<>+134(SB)/1, $0x01
-DATA signs64<>+135(SB)/1, $0xff
-DATA signs64<>+136(SB)/1, $0xff
-DATA signs64<>+137(SB)/1, $0x01
-DATA signs64<>+138(SB)/1, $0x01
-DATA signs64<>+139(SB)/1, $0x01
-DATA signs64<>+140(SB)/1, $0xff
-DATA signs64<>+141(SB)/1, $0x01
-DATA signs64<>+142(SB)/1, $0x01
-DATA signs64<>+143(SB)/1, $0x01
-DATA signs64<>+144(SB)/1, $0x01
-DATA signs64<>+145(SB)/1, $0xff
-DATA signs64<>+146(SB)/1, $0x01
-DATA signs64<>+147(SB)/1, $0x01
-DATA signs64<>+148(SB)/1, $0xff
-DATA signs64<>+149(SB)/1, $0x01
-DATA signs64<>+150(SB)/1, $0x01
-DATA signs64<>+151(SB)/1, $0x01
-DATA signs64<>+152(SB)/1, $0xff
-DATA signs64<>+153(SB)/1, $0xff
-DATA signs64<>+154(SB)/1, $0x01
-DATA signs64<>+155(SB)/1, $0x01
-DATA signs64<>+156(SB)/1, $0xff
-DATA signs64<>+157(SB)/1, $0x01
-DATA signs64<>+158(SB)/1, $0x01
-DATA signs64<>+159(SB)/1, $0xff
-DATA signs64<>+160(SB)/1, $0x01
-DATA signs64<>+161(SB)/1, $0x01
-DATA signs64<>+162(SB)/1, $0xff
-DATA signs64<>+163(SB)/1, $0x01
-DATA signs64<>+164(SB)/1, $0xff
-DATA signs64<>+165(SB)/1, $0x01
-DATA signs64<>+166(SB)/1, $0x01
-DATA signs64<>+167(SB)/1, $0x01
-DATA signs64<>+168(SB)/1, $0xff
-DATA signs64<>+169(SB)/1, $0x01
-DATA signs64<>+170(SB)/1, $0xff
-DATA signs64<>+171(SB)/1, $0x01
-DATA signs64<>+172(SB)/1, $0xff
-DATA signs64<>+173(SB)/1, $0x01
-DATA signs64<>+174(SB)/1, $0x01
-DATA signs64<>+175(SB)/1, $0xff
-DATA signs64<>+176(SB)/1, $0x01
-DATA signs64<>+177(SB)/1, $0xff
-DATA signs64<>+178(SB)/1, $0xff
-DATA signs64<>+179(SB)/1, $0x01
-DATA signs64<>+180(SB)/1, $0xff
-DATA signs64<>+181(SB)/1, $0x01
-DATA signs64<>+182(SB)/1, $0x01
-DATA signs64<>+183(SB)/1, $0xff
-DATA signs64<>+184(SB)/1, $0xff
-DATA signs64<>+185(SB)/1, $0xff
-DATA signs64<>+186(SB)/1, $0xff
-DATA signs64<>+187(SB)/1, $0x01
-DATA signs64<>+188(SB)/1, $0xff
-DATA signs64<>+189(SB)/1, $0x01
-DATA signs64<>+190(SB)/1, $0x01
-DATA signs64<>+191(SB)/1, $0x01
-DATA signs64<>+192(SB)/1, $0x01
-DATA signs64<>+193(SB)/1, $0x01
-DATA signs64<>+194(SB)/1, $0x01
-DATA signs64<>+195(SB)/1, $0xff
-DATA signs64<>+196(SB)/1, $0xff
-DATA signs64<>+197(SB)/1, $0x01
-DATA signs64<>+198(SB)/1, $0x01
-DATA signs64<>+199(SB)/1, $0x01
-DATA signs64<>+200(SB)/1, $0xff
-DATA signs64<>+201(SB)/1, $0x01
-DATA signs64<>+202(SB)/1, $0x01
-DATA signs64<>+203(SB)/1, $0xff
-DATA signs64<>+204(SB)/1, $0xff
-DATA signs64<>+205(SB)/1, $0x01
-DATA signs64<>+206(SB)/1, $0x01
-DATA signs64<>+207(SB)/1, $0xff
-DATA signs64<>+208(SB)/1, $0x01
-DATA signs64<>+209(SB)/1, $0xff
-DATA signs64<>+210(SB)/1, $0x01
-DATA signs64<>+211(SB)/1, $0xff
-DATA signs64<>+212(SB)/1, $0xff
-DATA signs64<>+213(SB)/1, $0x01
-DATA signs64<>+214(SB)/1, $0x01
-DATA signs64<>+215(SB)/1, $0xff
-DATA signs64<>+216(SB)/1, $0xff
-DATA signs64<>+217(SB)/1, $0xff
-DATA signs64<>+218(SB)/1, $0x01
-DATA signs64<>+219(SB)/1, $0xff
-DATA signs64<>+220(SB)/1, $0xff
-DATA signs64<>+221(SB)/1, $0x01
-DATA signs64<>+222(SB)/1, $0x01
-DATA signs64<>+223(SB)/1, $0x01
-DATA signs64<>+224(SB)/1, $0x01
-DATA signs64<>+225(SB)/1, $0x01
-DATA signs64<>+226(SB)/1, $0xff
-DATA signs64<>+227(SB)/1, $0xff
-DATA signs64<>+228(SB)/1, $0xff
-DATA signs64<>+229(SB)/1, $0x01
-DATA signs64<>+230(SB)/1, $0x01
-DATA signs64<>+231(SB)/1, $0xff
-DATA signs64<>+232(SB)/1, $0xff
-DATA signs64<>+233(SB)/1, $0x01
-DATA signs64<>+234(SB)/1, $0xff
-DATA signs64<>+235(SB)/1, $0xff
-DATA signs64<>+236(SB)/1, $0xff
-DATA signs64<>+237(SB)/1, $0x01
-DATA signs64<>+238(SB)/1, $0x01
-DATA signs64<>+239(SB)/1, $0x01
-DATA signs64<>+240(SB)/1, $0x01
-DATA signs64<>+241(SB)/1, $0xff
-DATA signs64<>+242(SB)/1, $0xff
-DATA signs64<>+243(SB)/1, $0xff
-DATA signs64<>+244(SB)/1, $0xff
-DATA signs64<>+245(SB)/1, $0x01
-DATA signs64<>+246(SB)/1, $0x01
-DATA signs64<>+247(SB)/1, $0x01
-DATA signs64<>+248(SB)/1, $0xff
-DATA signs64<>+249(SB)/1, $0xff
-DATA signs64<>+250(SB)/1, $0xff
-DATA signs64<>+251(SB)/1, $0xff
-DATA signs64<>+252(SB)/1, $0xff
-DATA signs64<>+253(SB)/1, $0x01
-DATA signs64<>+254(SB)/1, $0x01
-DATA signs64<>+255(SB)/1, $0xff
-DATA signs64<>+256(SB)/1, $0x01
-DATA signs64<>+257(SB)/1, $0x01
-DATA signs64<>+258(SB)/1, $0x01
-DATA signs64<>+259(SB)/1, $0x01
-DATA signs64<>+260(SB)/1, $0x01
-DATA signs64<>+261(SB)/1, $0xff
-DATA signs64<>+262(SB)/1, $0x01
-DATA signs64<>+263(SB)/1, $0xff
-DATA signs64<>+264(SB)/1, $0xff
-DATA signs64<>+265(SB)/1, $0x01
-DATA signs64<>+266(SB)/1, $0x01
-DATA signs64<>+267(SB)/1, $0x01
-DATA signs64<>+268(SB)/1, $0x01
-DATA signs64<>+269(SB)/1, $0xff
-DATA signs64<>+270(SB)/1, $0x01
-DATA signs64<>+271(SB)/1, $0x01
-DATA signs64<>+272(SB)/1, $0x01
-DATA signs64<>+273(SB)/1, $0xff
-DATA signs64<>+274(SB)/1, $0x01
-DATA signs64<>+275(SB)/1, $0x01
-DATA signs64<>+276(SB)/1, $0x01
-DATA signs64<>+277(SB)/1, $0xff
-DATA signs64<>+278(SB)/1, $0x01
-DATA signs64<>+279(SB)/1, $0x01
-DATA signs64<>+280(SB)/1, $0xff
-DATA signs64<>+281(SB)/1, $0xff
-DATA signs64<>+282(SB)/1, $0x01
-DATA signs64<>+283(SB)/1, $0x01
-DATA signs64<>+284(SB)/1, $0x01
-DATA signs64<>+285(SB)/1, $0xff
-DATA signs64<>+286(SB)/1, $0x01
-DATA signs64<>+287(SB)/1, $0xff
-DATA signs64<>+288(SB)/1, $0x01
-DATA signs64<>+289(SB)/1, $0x01
-DATA signs64<>+290(SB)/1, $0xff
-DATA signs64<>+291(SB)/1, $0x01
-DATA signs64<>+292(SB)/1, $0x01
-DATA signs64<>+293(SB)/1, $0xff
-DATA signs64<>+294(SB)/1, $0x01
-DATA signs64<>+295(SB)/1, $0x01
-DATA signs64<>+296(SB)/1, $0xff
-DATA signs64<>+297(SB)/1, $0x01
-DATA signs64<>+298(SB)/1, $0xff
-DATA signs64<>+299(SB)/1, $0x01
-DATA signs64<>+300(SB)/1, $0x01
-DATA signs64<>+301(SB)/1, $0xff
-DATA signs64<>+302(SB)/1, $0x01
-DATA signs64<>+303(SB)/1, $0xff
-DATA signs64<>+304(SB)/1, $0x01
-DATA signs64<>+305(SB)/1, $0xff
-DATA signs64<>+306(SB)/1, $0xff
-DATA signs64<>+307(SB)/1, $0x01
-DATA signs64<>+308(SB)/1, $0x01
-DATA signs64<>+309(SB)/1, $0xff
-DATA signs64<>+310(SB)/1, $0x01
-DATA signs64<>+311(SB)/1, $0xff
-DATA signs64<>+312(SB)/1, $0xff
-DATA signs64<>+313(SB)/1, $0xff
-DATA signs64<>+314(SB)/1, $0xff
-DATA signs64<>+315(SB)/1, $0x01
-DATA signs64<>+316(SB)/1, $0x01
-DATA signs64<>+317(SB)/1, $0xff
-DATA signs64<>+318(SB)/1, $0x01
-DATA signs64<>+319(SB)/1, $0x01
-DATA signs64<>+320(SB)/1, $0x01
-DATA signs64<>+321(SB)/1, $0x01
-DATA signs64<>+322(SB)/1, $0x01
-DATA signs64<>+323(SB)/1, $0xff
-DATA signs64<>+324(SB)/1, $0x01
-DATA signs64<>+325(SB)/1, $0xff
-DATA signs64<>+326(SB)/1, $0x01
-DATA signs64<>+327(SB)/1, $0x01
-DATA signs64<>+328(SB)/1, $0xff
-DATA signs64<>+329(SB)/1, $0x01
-DATA signs64<>+330(SB)/1, $0x01
-DATA signs64<>+331(SB)/1, $0xff
-DATA signs64<>+332(SB)/1, $0x01
-DATA signs64<>+333(SB)/1, $0xff
-DATA signs64<>+334(SB)/1, $0x01
-DATA signs64<>+335(SB)/1, $0xff
-DATA signs64<>+336(SB)/1, $0x01
-DATA signs64<>+337(SB)/1, $0xff
-DATA signs64<>+338(SB)/1, $0x01
-DATA signs64<>+339(SB)/1, $0xff
-DATA signs64<>+340(SB)/1, $0x01
-DATA signs64<>+341(SB)/1, $0xff
-DATA signs64<>+342(SB)/1, $0x01
-DATA signs64<>+343(SB)/1, $0xff
-DATA signs64<>+344(SB)/1, $0xff
-DATA signs64<>+345(SB)/1, $0xff
-DATA signs64<>+346(SB)/1, $0x01
-DATA signs64<>+347(SB)/1, $0xff
-DATA signs64<>+348(SB)/1, $0x01
-DATA signs64<>+349(SB)/1, $0xff
-DATA signs64<>+350(SB)/1, $0x01
-DATA signs64<>+351(SB)/1, $0x01
-DATA signs64<>+352(SB)/1, $0x01
-DATA signs64<>+353(SB)/1, $0x01
-DATA signs64<>+354(SB)/1, $0xff
-DATA signs64<>+355(SB)/1, $0xff
-DATA signs64<>+356(SB)/1, $0x01
-DATA signs64<>+357(SB)/1, $0xff
-DATA signs64<>+358(SB)/1, $0x01
-DATA signs64<>+359(SB)/1, $0xff
-DATA signs64<>+360(SB)/1, $0xff
-DATA signs64<>+361(SB)/1, $0x01
-DATA signs64<>+362(SB)/1, $0xff
-DATA signs64<>+363(SB)/1, $0xff
-DATA signs64<>+364(SB)/1, $0x01
-DATA signs64<>+365(SB)/1, $0xff
-DATA signs64<>+366(SB)/1, $0x01
-DATA signs64<>+367(SB)/1, $0x01
-DATA signs64<>+368(SB)/1, $0x01
-DATA signs64<>+369(SB)/1, $0xff
-DATA signs64<>+370(SB)/1, $0xff
-DATA signs64<>+371(SB)/1, $0xff
-DATA signs64<>+372(SB)/1, $0x01
-DATA signs64<>+373(SB)/1, $0xff
-DATA signs64<>+374(SB)/1, $0x01
-DATA signs64<>+375(SB)/1, $0x01
-DATA signs64<>+376(SB)/1, $0xff
-DATA signs64<>+377(SB)/1, $0xff
-DATA signs64<>+378(SB)/1, $0xff
-DATA signs64<>+379(SB)/1, $0xff
-DATA signs64<>+380(SB)/1, $0x01
-DATA signs64<>+381(SB)/1, $0xff
-DATA signs64<>+382(SB)/1, $0x01
-DATA signs64<>+383(SB)/1, $0xff
-DATA signs64<>+384(SB)/1, $0x01
-DATA signs64<>+385(SB)/1, $0x01
-DATA signs64<>+386(SB)/1, $0x01
-DATA signs64<>+387(SB)/1, $0x01
-DATA signs64<>+388(SB)/1, $0xff
-DATA signs64<>+389(SB)/1, $0xff
-DATA signs64<>+390(SB)/1, $0x01
-DATA signs64<>+391(SB)/1, $0x01
-DATA signs64<>+392(SB)/1, $0xff
-DATA signs64<>+393(SB)/1, $0x01
-DATA signs64<>+394(SB)/1, $0x01
-DATA signs64<>+395(SB)/1, $0x01
-DATA signs64<>+396(SB)/1, $0xff
-DATA signs64<>+397(SB)/1, $0xff
-DATA signs64<>+398(SB)/1, $0x01
-DATA signs64<>+399(SB)/1, $0xff
-DATA signs64<>+400(SB)/1, $0x01
-DATA signs64<>+401(SB)/1, $0xff
-DATA signs64<>+402(SB)/1, $0x01
-DATA signs64<>+403(SB)/1, $0x01
-DATA signs64<>+404(SB)/1, $0xff
-DATA signs64<>+405(SB)/1, $0xff
-DATA signs64<>+406(SB)/1, $0x01
-DATA signs64<>+407(SB)/1, $0xff
-DATA signs64<>+408(SB)/1, $0xff
-DATA signs64<>+409(SB)/1, $0xff
-DATA signs64<>+410(SB)/1, $0x01
-DATA signs64<>+411(SB)/1, $0x01
-DATA signs64<>+412(SB)/1, $0xff
-DATA signs64<>+413(SB)/1, $0xff
-DATA signs64<>+414(SB)/1, $0x01
-DATA signs64<>+415(SB)/1, $0x01
-DATA signs64<>+416(SB)/1, $0x01
-DATA signs64<>+417(SB)/1, $0x01
-DATA signs64<>+418(SB)/1, $0xff
-DATA signs64<>+419(SB)/1, $0x01
-DATA signs64<>+420(SB)/1, $0xff
-DATA signs64<>+421(SB)/1, $0xff
-DATA signs64<>+422(SB)/1, $0x01
-DATA signs64<>+423(SB)/1, $0xff
-DATA signs64<>+424(SB)/1, $0xff
-DATA signs64<>+425(SB)/1, $0x01
-DATA signs64<>+426(SB)/1, $0xff
-DATA signs64<>+427(SB)/1, $0x01
-DATA signs64<>+428(SB)/1, $0xff
-DATA signs64<>+429(SB)/1, $0xff
-DATA signs64<>+430(SB)/1, $0x01
-DATA signs64<>+431(SB)/1, $0x01
-DATA signs64<>+432(SB)/1, $0x01
-DATA signs64<>+433(SB)/1, $0xff
-DATA signs64<>+434(SB)/1, $0xff
-DATA signs64<>+435(SB)/1, $0x01
-DATA signs64<>+436(SB)/1, $0xff
-DATA signs64<>+437(SB)/1, $0xff
-DATA signs64<>+438(SB)/1, $0x01
-DATA signs64<>+439(SB)/1, $0x01
-DATA signs64<>+440(SB)/1, $0xff
-DATA signs64<>+441(SB)/1, $0xff
-DATA signs64<>+442(SB)/1, $0xff
-DATA signs64<>+443(SB)/1, $0x01
-DATA signs64<>+444(SB)/1, $0xff
-DATA signs64<>+445(SB)/1, $0xff
-DATA signs64<>+446(SB)/1, $0x01
-DATA signs64<>+447(SB)/1, $0xff
-DATA signs64<>+448(SB)/1, $0x01
-DATA signs64<>+449(SB)/1, $0x01
-DATA signs64<>+450(SB)/1, $0x01
-DATA signs64<>+451(SB)/1, $0xff
-DATA signs64<>+452(SB)/1, $0xff
-DATA signs64<>+453(SB)/1, $0xff
-DATA signs64<>+454(SB)/1, $0x01
-DATA signs64<>+455(SB)/1, $0xff
-DATA signs64<>+456(SB)/1, $0xff
-DATA signs64<>+457(SB)/1, $0x01
-DATA signs64<>+458(SB)/1, $0x01
-DATA signs64<>+459(SB)/1, $0xff
-DATA signs64<>+460(SB)/1, $0xff
-DATA signs64<>+461(SB)/1, $0xff
-DATA signs64<>+462(SB)/1, $0x01
-DATA signs64<>+463(SB)/1, $0x01
-DATA signs64<>+464(SB)/1, $0x01
-DATA signs64<>+465(SB)/1, $0xff
-DATA signs64<>+466(SB)/1, $0x01
-DATA signs64<>+467(SB)/1, $0xff
-DATA signs64<>+468(SB)/1, $0xff
-DATA signs64<>+469(SB)/1, $0xff
-DATA signs64<>+470(SB)/1, $0x01
-DATA signs64<>+471(SB)/1, $0x01
-DATA signs64<>+472(SB)/1, $0xff
-DATA signs64<>+473(SB)/1, $0xff
-DATA signs64<>+474(SB)/1, $0x01
-DATA signs64<>+475(SB)/1, $0xff
-DATA signs64<>+476(SB)/1, $0xff
-DATA signs64<>+477(SB)/1, $0xff
-DATA signs64<>+478(SB)/1, $0x01
-DATA signs64<>+479(SB)/1, $0xff
-DATA signs64<>+480(SB)/1, $0x01
-DATA signs64<>+481(SB)/1, $0x01
-DATA signs64<>+482(SB)/1, $0xff
-DATA signs64<>+483(SB)/1, $0xff
-DATA signs64<>+484(SB)/1, $0xff
-DATA signs64<>+485(SB)/1, $0xff
-DATA signs64<>+486(SB)/1, $0x01
-DATA signs64<>+487(SB)/1, $0x01
-DATA signs64<>+488(SB)/1, $0xff
-DATA signs64<>+489(SB)/1, $0x01
-DATA signs64<>+490(SB)/1, $0xff
-DATA signs64<>+491(SB)/1, $0xff
-DATA signs64<>+492(SB)/1, $0xff
-DATA signs64<>+493(SB)/1, $0xff
-DATA signs64<>+494(SB)/1, $0x01
-DATA signs64<>+495(SB)/1, $0xff
-DATA signs64<>+496(SB)/1, $0x01
-DATA signs64<>+497(SB)/1, $0xff
-DATA signs64<>+498(SB)/1, $0xff
-DATA signs64<>+499(SB)/1, $0xff
-DATA signs64<>+500(SB)/1, $0xff
-DATA signs64<>+501(SB)/1, $0xff
-DATA signs64<>+502(SB)/1, $0x01
-DATA signs64<>+503(SB)/1, $0xff
-DATA signs64<>+504(SB)/1, $0xff
-DATA signs64<>+505(SB)/1, $0xff
-DATA signs64<>+506(SB)/1, $0xff
-DATA signs64<>+507(SB)/1, $0xff
-DATA signs64<>+508(SB)/1, $0xff
-DATA signs64<>+509(SB)/1, $0xff
-DATA signs64<>+510(SB)/1, $0x01
-DATA signs64<>+511(SB)/1, $0x01
-DATA signs64<>+512(SB)/1, $0x01
-DATA signs64<>+513(SB)/1, $0x01
-DATA signs64<>+514(SB)/1, $0x01
-DATA signs64<>+515(SB)/1, $0x01
-DATA signs64<>+516(SB)/1, $0x01
-DATA signs64<>+517(SB)/1, $0x01
-DATA signs64<>+518(SB)/1, $0xff
-DATA signs64<>+519(SB)/1, $0xff
-DATA signs64<>+520(SB)/1, $0xff
-DATA signs64<>+521(SB)/1, $0x01
-DATA signs64<>+522(SB)/1, $0x01
-DATA signs64<>+523(SB)/1, $0x01
-DATA signs64<>+524(SB)/1, $0x01
-DATA signs64<>+525(SB)/1, $0x01
-DATA signs64<>+526(SB)/1, $0xff
-DATA signs64<>+527(SB)/1, $0x01
-DATA signs64<>+528(SB)/1, $0x01
-DATA signs64<>+529(SB)/1, $0xff
-DATA signs64<>+530(SB)/1, $0x01
-DATA signs64<>+531(SB)/1, $0x01
-DATA signs64<>+532(SB)/1, $0x01
-DATA signs64<>+533(SB)/1, $0x01
-DATA signs64<>+534(SB)/1, $0xff
-DATA signs64<>+535(SB)/1, $0x01
-DATA signs64<>+536(SB)/1, $0xff
-DATA signs64<>+537(SB)/1, $0xff
-DATA signs64<>+538(SB)/1, $0x01
-DATA signs64<>+539(SB)/1, $0x01
-DATA signs64<>+540(SB)/1, $0x01
-DATA signs64<>+541(SB)/1, $0x01
-DATA signs64<>+542(SB)/1, $0xff
-DATA signs64<>+543(SB)/1, $0xff
-DATA signs64<>+544(SB)/1, $0x01
-DATA signs64<>+545(SB)/1, $0x01
-DATA signs64<>+546(SB)/1, $0xff
-DATA signs64<>+547(SB)/1, $0x01
-DATA signs64<>+548(SB)/1, $0x01
-DATA signs64<>+549(SB)/1, $0x01
-DATA signs64<>+550(SB)/1, $0xff
-DATA signs64<>+551(SB)/1, $0x01
-DATA signs64<>+552(SB)/1, $0xff
-DATA signs64<>+553(SB)/1, $0x01
-DATA signs64<>+554(SB)/1, $0xff
-DATA signs64<>+555(SB)/1, $0x01
-DATA signs64<>+556(SB)/1, $0x01
-DATA signs64<>+557(SB)/1, $0x01
-DATA signs64<>+558(SB)/1, $0xff
-DATA signs64<>+559(SB)/1, $0xff
-DATA signs64<>+560(SB)/1, $0x01
-DATA signs64<>+561(SB)/1, $0xff
-DATA signs64<>+562(SB)/1, $0xff
-DATA signs64<>+563(SB)/1, $0x01
-DATA signs64<>+564(SB)/1, $0x01
-DATA signs64<>+565(SB)/1, $0x01
-DATA signs64<>+566(SB)/1, $0xff
-DATA signs64<>+567(SB)/1, $0xff
-DATA signs64<>+568(SB)/1, $0xff
-DATA signs64<>+569(SB)/1, $0xff
-DATA signs64<>+570(SB)/1, $0xff
-DATA signs64<>+571(SB)/1, $0x01
-DATA signs64<>+572(SB)/1, $0x01
-DATA signs64<>+573(SB)/1, $0x01
-DATA signs64<>+574(SB)/1, $0xff
-DATA signs64<>+575(SB)/1, $0x01
-DATA signs64<>+576(SB)/1, $0x01
-DATA signs64<>+577(SB)/1, $0x01
-DATA signs64<>+578(SB)/1, $0x01
-DATA signs64<>+579(SB)/1, $0xff
-DATA signs64<>+580(SB)/1, $0x01
-DATA signs64<>+581(SB)/1, $0x01
-DATA signs64<>+582(SB)/1, $0xff
-DATA signs64<>+583(SB)/1, $0x01
-DATA signs64<>+584(SB)/1, $0xff
-DATA signs64<>+585(SB)/1, $0x01
-DATA signs64<>+586(SB)/1, $0x01
-DATA signs64<>+587(SB)/1, $0xff
-DATA signs64<>+588(SB)/1, $0x01
-DATA signs64<>+589(SB)/1, $0x01
-DATA signs64<>+590(SB)/1, $0xff
-DATA signs64<>+591(SB)/1, $0xff
-DATA signs64<>+592(SB)/1, $0x01
-DATA signs64<>+593(SB)/1, $0xff
-DATA signs64<>+594(SB)/1, $0x01
-DATA signs64<>+595(SB)/1, $0xff
-DATA signs64<>+596(SB)/1, $0x01
-DATA signs64<>+597(SB)/1, $0x01
-DATA signs64<>+598(SB)/1, $0xff
-DATA signs64<>+599(SB)/1, $0xff
-DATA signs64<>+600(SB)/1, $0xff
-DATA signs64<>+601(SB)/1, $0xff
-DATA signs64<>+602(SB)/1, $0x01
-DATA signs64<>+603(SB)/1, $0xff
-DATA signs64<>+604(SB)/1, $0x01
-DATA signs64<>+605(SB)/1, $0x01
-DATA signs64<>+606(SB)/1, $0xff
-DATA signs64<>+607(SB)/1, $0x01
-DATA signs64<>+608(SB)/1, $0x01
-DATA signs64<>+609(SB)/1, $0x01
-DATA signs64<>+610(SB)/1, $0xff
-DATA signs64<>+611(SB)/1, $0xff
-DATA signs64<>+612(SB)/1, $0x01
-DATA signs64<>+613(SB)/1, $0x01
-DATA signs64<>+614(SB)/1, $0xff
-DATA signs64<>+615(SB)/1, $0xff
-DATA signs64<>+616(SB)/1, $0xff
-DATA signs64<>+617(SB)/1, $0x01
-DATA signs64<>+618(SB)/1, $0xff
-DATA signs64<>+619(SB)/1, $0xff
-DATA signs64<>+620(SB)/1, $0x01
-DATA signs64<>+621(SB)/1, $0x01
-DATA signs64<>+622(SB)/1, $0xff
-DATA signs64<>+623(SB)/1, $0x01
-DATA signs64<>+624(SB)/1, $0x01
-DATA signs64<>+625(SB)/1, $0xff
-DATA signs64<>+626(SB)/1, $0xff
-DATA signs64<>+627(SB)/1, $0xff
-DATA signs64<>+628(SB)/1, $0x01
-DATA signs64<>+629(SB)/1, $0x01
-DATA signs64<>+630(SB)/1, $0xff
-DATA signs64<>+631(SB)/1, $0x01
-DATA signs64<>+632(SB)/1, $0xff
-DATA signs64<>+633(SB)/1, $0xff
-DATA signs64<>+634(SB)/1, $0xff
-DATA signs64<>+635(SB)/1, $0xff
-DATA signs64<>+636(SB)/1, $0x01
-DATA signs64<>+637(SB)/1, $0x01
-DATA signs64<>+638(SB)/1, $0xff
-DATA signs64<>+639(SB)/1, $0xff
-DATA signs64<>+640(SB)/1, $0x01
-DATA signs64<>+641(SB)/1, $0x01
-DATA signs64<>+642(SB)/1, $0x01
-DATA signs64<>+643(SB)/1, $0x01
-DATA signs64<>+644(SB)/1, $0xff
-DATA signs64<>+645(SB)/1, $0x01
-DATA signs64<>+646(SB)/1, $0xff
-DATA signs64<>+647(SB)/1, $0x01
-DATA signs64<>+648(SB)/1, $0xff
-DATA signs64<>+649(SB)/1, $0x01
-DATA signs64<>+650(SB)/1, $0x01
-DATA signs64<>+651(SB)/1, $0x01
-DATA signs64<>+652(SB)/1, $0xff
-DATA signs64<>+653(SB)/1, $0x01
-DATA signs64<>+654(SB)/1, $0xff
-DATA signs64<>+655(SB)/1, $0xff
-DATA signs64<>+656(SB)/1, $0x01
-DATA signs64<>+657(SB)/1, $0xff
-DATA signs64<>+658(SB)/1, $0x01
-DATA signs64<>+659(SB)/1, $0x01
-DATA signs64<>+660(SB)/1, $0xff
-DATA signs64<>+661(SB)/1, $0x01
-DATA signs64<>+662(SB)/1, $0xff
-DATA signs64<>+663(SB)/1, $0xff
-DATA signs64<>+664(SB)/1, $0xff
-DATA signs64<>+665(SB)/1, $0xff
-DATA signs64<>+666(SB)/1, $0x01
-DATA signs64<>+667(SB)/1, $0x01
-DATA signs64<>+668(SB)/1, $0xff
-DATA signs64<>+669(SB)/1, $0x01
-DATA signs64<>+670(SB)/1, $0xff
-DATA signs64<>+671(SB)/1, $0x01
-DATA signs64<>+672(SB)/1, $0x01
-DATA signs64<>+673(SB)/1, $0x01
-DATA signs64<>+674(SB)/1, $0xff
-DATA signs64<>+675(SB)/1, $0x01
-DATA signs64<>+676(SB)/1, $0xff
-DATA signs64<>+677(SB)/1, $0x01
-DATA signs64<>+678(SB)/1, $0xff
-DATA signs64<>+679(SB)/1, $0xff
-DATA signs64<>+680(SB)/1, $0xff
-DATA signs64<>+681(SB)/1, $0x01
-DATA signs64<>+682(SB)/1, $0xff
-DATA signs64<>+683(SB)/1, $0x01
-DATA signs64<>+684(SB)/1, $0xff
-DATA signs64<>+685(SB)/1, $0x01
-DATA signs64<>+686(SB)/1, $0xff
-DATA signs64<>+687(SB)/1, $0x01
-DATA signs64<>+688(SB)/1, $0x01
-DATA signs64<>+689(SB)/1, $0xff
-DATA signs64<>+690(SB)/1, $0xff
-DATA signs64<>+691(SB)/1, $0x01
-DATA signs64<>+692(SB)/1, $0xff
-DATA signs64<>+693(SB)/1, $0x01
-DATA signs64<>+694(SB)/1, $0xff
-DATA signs64<>+695(SB)/1, $0x01
-DATA signs64<>+696(SB)/1, $0xff
-DATA signs64<>+697(SB)/1, $0xff
-DATA signs64<>+698(SB)/1, $0xff
-DATA signs64<>+699(SB)/1, $0x01
-DATA signs64<>+700(SB)/1, $0xff
-DATA signs64<>+701(SB)/1, $0x01
-DATA signs64<>+702(SB)/1, $0xff
-DATA signs64<>+703(SB)/1, $0xff
-DATA signs64<>+704(SB)/1, $0x01
-DATA signs64<>+705(SB)/1, $0x01
-DATA signs64<>+706(SB)/1, $0x01
-DATA signs64<>+707(SB)/1, $0xff
-DATA signs64<>+708(SB)/1, $0xff
-DATA signs64<>+709(SB)/1, $0x01
-DATA signs64<>+710(SB)/1, $0xff
-DATA signs64<>+711(SB)/1, $0xff
-DATA signs64<>+712(SB)/1, $0xff
-DATA signs64<>+713(SB)/1, $0x01
-DATA signs64<>+714(SB)/1, $0x01
-DATA signs64<>+715(SB)/1, $0xff
-DATA signs64<>+716(SB)/1, $0xff
-DATA signs64<>+717(SB)/1, $0x01
-DATA signs64<>+718(SB)/1, $0xff
-DATA signs64<>+719(SB)/1, $0x01
-DATA signs64<>+720(SB)/1, $0x01
-DATA signs64<>+721(SB)/1, $0xff
-DATA signs64<>+722(SB)/1, $0x01
-DATA signs64<>+723(SB)/1, $0xff
-DATA signs64<>+724(SB)/1, $0xff
-DATA signs64<>+725(SB)/1, $0x01
-DATA signs64<>+726(SB)/1, $0xff
-DATA signs64<>+727(SB)/1, $0x01
-DATA signs64<>+728(SB)/1, $0xff
-DATA signs64<>+729(SB)/1, $0xff
-DATA signs64<>+730(SB)/1, $0x01
-DATA signs64<>+731(SB)/1, $0xff
-DATA signs64<>+732(SB)/1, $0xff
-DATA signs64<>+733(SB)/1, $0x01
-DATA signs64<>+734(SB)/1, $0xff
-DATA signs64<>+735(SB)/1, $0xff
-DATA signs64<>+736(SB)/1, $0x01
-DATA signs64<>+737(SB)/1, $0x01
-DATA signs64<>+738(SB)/1, $0xff
-DATA signs64<>+739(SB)/1, $0xff
-DATA signs64<>+740(SB)/1, $0xff
-DATA signs64<>+741(SB)/1, $0x01
-DATA signs64<>+742(SB)/1, $0xff
-DATA signs64<>+743(SB)/1, $0x01
-DATA signs64<>+744(SB)/1, $0xff
-DATA signs64<>+745(SB)/1, $0x01
-DATA signs64<>+746(SB)/1, $0xff
-DATA signs64<>+747(SB)/1, $0xff
-DATA signs64<>+748(SB)/1, $0xff
-DATA signs64<>+749(SB)/1, $0x01
-DATA signs64<>+750(SB)/1, $0xff
-DATA signs64<>+751(SB)/1, $0xff
-DATA signs64<>+752(SB)/1, $0x01
-DATA signs64<>+753(SB)/1, $0xff
-DATA signs64<>+754(SB)/1, $0xff
-DATA signs64<>+755(SB)/1, $0xff
-DATA signs64<>+756(SB)/1, $0xff
-DATA signs64<>+757(SB)/1, $0x01
-DATA signs64<>+758(SB)/1, $0xff
-DATA signs64<>+759(SB)/1, $0xff
-DATA signs64<>+760(SB)/1, $0xff
-DATA signs64<>+761(SB)/1, $0xff
-DATA signs64<>+762(SB)/1, $0xff
-DATA signs64<>+763(SB)/1, $0xff
-DATA signs64<>+764(SB)/1, $0xff
-DATA signs64<>+765(SB)/1, $0x01
-DATA signs64<>+766(SB)/1, $0xff
-DATA signs64<>+767(SB)/1, $0x01
-DATA signs64<>+768(SB)/1, $0x01
-DATA signs64<>+769(SB)/1, $0x01
-DATA signs64<>+770(SB)/1, $0x01
-DATA signs64<>+771(SB)/1, $0x01
-DATA signs64<>+772(SB)/1, $0x01
-DATA signs64<>+773(SB)/1, $0xff
-DATA signs64<>+774(SB)/1, $0xff
-DATA signs64<>+775(SB)/1, $0x01
-DATA signs64<>+776(SB)/1, $0xff
-DATA signs64<>+777(SB)/1, $0x01
-DATA signs64<>+778(SB)/1, $0x01
-DATA signs64<>+779(SB)/1, $0x01
-DATA signs64<>+780(SB)/1, $0x01
-DATA signs64<>+781(SB)/1, $0xff
-DATA signs64<>+782(SB)/1, $0xff
-DATA signs64<>+783(SB)/1, $0xff
-DATA signs64<>+784(SB)/1, $0x01
-DATA signs64<>+785(SB)/1, $0xff
-DATA signs64<>+786(SB)/1, $0x01
-DATA signs64<>+787(SB)/1, $0x01
-DATA signs64<>+788(SB)/1, $0x01
-DATA signs64<>+789(SB)/1, $0xff
-DATA signs64<>+790(SB)/1, $0xff
-DATA signs64<>+791(SB)/1, $0xff
-DATA signs64<>+792(SB)/1, $0xff
-DATA signs64<>+793(SB)/1, $0xff
-DATA signs64<>+794(SB)/1, $0x01
-DATA signs64<>+795(SB)/1, $0x01
-DATA signs64<>+796(SB)/1, $0x01
-DATA signs64<>+797(SB)/1, $0xff
-DATA signs64<>+798(SB)/1, $0xff
-DATA signs64<>+799(SB)/1, $0x01
-DATA signs64<>+800(SB)/1, $0x01
-DATA signs64<>+801(SB)/1, $0x01
-DATA signs64<>+802(SB)/1, $0xff
-DATA signs64<>+803(SB)/1, $0x01
-DATA signs64<>+804(SB)/1, $0x01
-DATA signs64<>+805(SB)/1, $0xff
-DATA signs64<>+806(SB)/1, $0xff
-DATA signs64<>+807(SB)/1, $0xff
-DATA signs64<>+808(SB)/1, $0xff
-DATA signs64<>+809(SB)/1, $0x01
-DATA signs64<>+810(SB)/1, $0xff
-DATA signs64<>+811(SB)/1, $0x01
-DATA signs64<>+812(SB)/1, $0x01
-DATA signs64<>+813(SB)/1, $0xff
-DATA signs64<>+814(SB)/1, $0xff
-DATA signs64<>+815(SB)/1, $0x01
-DATA signs64<>+816(SB)/1, $0x01
-DATA signs64<>+817(SB)/1, $0xff
-DATA signs64<>+818(SB)/1, $0xff
-DATA signs64<>+819(SB)/1, $0x01
-DATA signs64<>+820(SB)/1, $0x01
-DATA signs64<>+821(SB)/1, $0xff
-DATA signs64<>+822(SB)/1, $0xff
-DATA signs64<>+823(SB)/1, $0x01
-DATA signs64<>+824(SB)/1, $0xff
-DATA signs64<>+825(SB)/1, $0xff
-DATA signs64<>+826(SB)/1, $0xff
-DATA signs64<>+827(SB)/1, $0x01
-DATA signs64<>+828(SB)/1, $0x01
-DATA signs64<>+829(SB)/1, $0xff
-DATA signs64<>+830(SB)/1, $0xff
-DATA signs64<>+831(SB)/1, $0xff
-DATA signs64<>+832(SB)/1, $0x01
-DATA signs64<>+833(SB)/1, $0x01
-DATA signs64<>+834(SB)/1, $0x01
-DATA signs64<>+835(SB)/1, $0xff
-DATA signs64<>+836(SB)/1, $0x01
-DATA signs64<>+837(SB)/1, $0xff
-DATA signs64<>+838(SB)/1, $0xff
-DATA signs64<>+839(SB)/1, $0xff
-DATA signs64<>+840(SB)/1, $0xff
-DATA signs64<>+841(SB)/1, $0x01
-DATA signs64<>+842(SB)/1, $0x01
-DATA signs64<>+843(SB)/1, $0xff
-DATA signs64<>+844(SB)/1, $0x01
-DATA signs64<>+845(SB)/1, $0xff
-DATA signs64<>+846(SB)/1, $0xff
-DATA signs64<>+847(SB)/1, $0x01
-DATA signs64<>+848(SB)/1, $0x01
-DATA signs64<>+849(SB)/1, $0xff
-DATA signs64<>+850(SB)/1, $0x01
-DATA signs64<>+851(SB)/1, $0xff
-DATA signs64<>+852(SB)/1, $0x01
-DATA signs64<>+853(SB)/1, $0xff
-DATA signs64<>+854(SB)/1, $0xff
-DATA signs64<>+855(SB)/1, $0x01
-DATA signs64<>+856(SB)/1, $0xff
-DATA signs64<>+857(SB)/1, $0xff
-DATA signs64<>+858(SB)/1, $0x01
-DATA signs64<>+859(SB)/1, $0xff
-DATA signs64<>+860(SB)/1, $0x01
-DATA signs64<>+861(SB)/1, $0xff
-DATA signs64<>+862(SB)/1, $0xff
-DATA signs64<>+863(SB)/1, $0xff
-DATA signs64<>+864(SB)/1, $0x01
-DATA signs64<>+865(SB)/1, $0x01
-DATA signs64<>+866(SB)/1, $0xff
-DATA signs64<>+867(SB)/1, $0xff
-DATA signs64<>+868(SB)/1, $0x01
-DATA signs64<>+869(SB)/1, $0xff
-DATA signs64<>+870(SB)/1, $0xff
-DATA signs64<>+871(SB)/1, $0x01
-DATA signs64<>+872(SB)/1, $0xff
-DATA signs64<>+873(SB)/1, $0x01
-DATA signs64<>+874(SB)/1, $0xff
-DATA signs64<>+875(SB)/1, $0xff
-DATA signs64<>+876(SB)/1, $0x01
-DATA signs64<>+877(SB)/1, $0xff
-DATA signs64<>+878(SB)/1, $0xff
-DATA signs64<>+879(SB)/1, $0xff
-DATA signs64<>+880(SB)/1, $0x01
-DATA signs64<>+881(SB)/1, $0xff
-DATA signs64<>+882(SB)/1, $0xff
-DATA signs64<>+883(SB)/1, $0xff
-DATA signs64<>+884(SB)/1, $0x01
-DATA signs64<>+885(SB)/1, $0xff
-DATA signs64<>+886(SB)/1, $0xff
-DATA signs64<>+887(SB)/1, $0xff
-DATA signs64<>+888(SB)/1, $0xff
-DATA signs64<>+889(SB)/1, $0xff
-DATA signs64<>+890(SB)/1, $0xff
-DATA signs64<>+891(SB)/1, $0xff
-DATA signs64<>+892(SB)/1, $0x01
-DATA signs64<>+893(SB)/1, $0xff
-DATA signs64<>+894(SB)/1, $0xff
-DATA signs64<>+895(SB)/1, $0x01
-DATA signs64<>+896(SB)/1, $0x01
-DATA signs64<>+897(SB)/1, $0x01
-DATA signs64<>+898(SB)/1, $0x01
-DATA signs64<>+899(SB)/1, $0x01
-DATA signs64<>+900(SB)/1, $0xff
-DATA signs64<>+901(SB)/1, $0xff
-DATA signs64<>+902(SB)/1, $0xff
-DATA signs64<>+903(SB)/1, $0xff
-DATA signs64<>+904(SB)/1, $0xff
-DATA signs64<>+905(SB)/1, $0x01
-DATA signs64<>+906(SB)/1, $0x01
-DATA signs64<>+907(SB)/1, $0x01
-DATA signs64<>+908(SB)/1, $0xff
-DATA signs64<>+909(SB)/1, $0xff
-DATA signs64<>+910(SB)/1, $0xff
-DATA signs64<>+911(SB)/1, $0x01
-DATA signs64<>+912(SB)/1, $0x01
-DATA signs64<>+913(SB)/1, $0xff
-DATA signs64<>+914(SB)/1, $0x01
-DATA signs64<>+915(SB)/1, $0x01
-DATA signs64<>+916(SB)/1, $0xff
-DATA signs64<>+917(SB)/1, $0xff
-DATA signs64<>+918(SB)/1, $0xff
-DATA signs64<>+919(SB)/1, $0x01
-DATA signs64<>+920(SB)/1, $0xff
-DATA signs64<>+921(SB)/1, $0xff
-DATA signs64<>+922(SB)/1, $0x01
-DATA signs64<>+923(SB)/1, $0x01
-DATA signs64<>+924(SB)/1, $0xff
-DATA signs64<>+925(SB)/1, $0xff
-DATA signs64<>+926(SB)/1, $0xff
-DATA signs64<>+927(SB)/1, $0xff
-DATA signs64<>+928(SB)/1, $0x01
-DATA signs64<>+929(SB)/1, $0x01
-DATA signs64<>+930(SB)/1, $0xff
-DATA signs64<>+931(SB)/1, $0x01
-DATA signs64<>+932(SB)/1, $0xff
-DATA signs64<>+933(SB)/1, $0xff
-DATA signs64<>+934(SB)/1, $0xff
-DATA signs64<>+935(SB)/1, $0x01
-DATA signs64<>+936(SB)/1, $0xff
-DATA signs64<>+937(SB)/1, $0x01
-DATA signs64<>+938(SB)/1, $0xff
-DATA signs64<>+939(SB)/1, $0x01
-DATA signs64<>+940(SB)/1, $0xff
-DATA signs64<>+941(SB)/1, $0xff
-DATA signs64<>+942(SB)/1, $0xff
-DATA signs64<>+943(SB)/1, $0xff
-DATA signs64<>+944(SB)/1, $0x01
-DATA signs64<>+945(SB)/1, $0xff
-DATA signs64<>+946(SB)/1, $0xff
-DATA signs64<>+947(SB)/1, $0x01
-DATA signs64<>+948(SB)/1, $0xff
-DATA signs64<>+949(SB)/1, $0xff
-DATA signs64<>+950(SB)/1, $0xff
-DATA signs64<>+951(SB)/1, $0xff
-DATA signs64<>+952(SB)/1, $0xff
-DATA signs64<>+953(SB)/1, $0xff
-DATA signs64<>+954(SB)/1, $0xff
-DATA signs64<>+955(SB)/1, $0x01
-DATA signs64<>+956(SB)/1, $0xff
-DATA signs64<>+957(SB)/1, $0xff
-DATA signs64<>+958(SB)/1, $0xff
-DATA signs64<>+959(SB)/1, $0x01
-DATA signs64<>+960(SB)/1, $0x01
-DATA signs64<>+961(SB)/1, $0x01
-DATA signs64<>+962(SB)/1, $0x01
-DATA signs64<>+963(SB)/1, $0xff
-DATA signs64<>+964(SB)/1, $0xff
-DATA signs64<>+965(SB)/1, $0xff
-DATA signs64<>+966(SB)/1, $0xff
-DATA signs64<>+967(SB)/1, $0x01
-DATA signs64<>+968(SB)/1, $0xff
-DATA signs64<>+969(SB)/1, $0x01
-DATA signs64<>+970(SB)/1, $0x01
-DATA signs64<>+971(SB)/1, $0xff
-DATA signs64<>+972(SB)/1, $0xff
-DATA signs64<>+973(SB)/1, $0xff
-DATA signs64<>+974(SB)/1, $0xff
-DATA signs64<>+975(SB)/1, $0xff
-DATA signs64<>+976(SB)/1, $0x01
-DATA signs64<>+977(SB)/1, $0xff
-DATA signs64<>+978(SB)/1, $0x01
-DATA signs64<>+979(SB)/1, $0xff
-DATA signs64<>+980(SB)/1, $0xff
-DATA signs64<>+981(SB)/1, $0xff
-DATA signs64<>+982(SB)/1, $0xff
-DATA signs64<>+983(SB)/1, $0xff
-DATA signs64<>+984(SB)/1, $0xff
-DATA signs64<>+985(SB)/1, $0xff
-DATA signs64<>+986(SB)/1, $0x01
-DATA signs64<>+987(SB)/1, $0xff
-DATA signs64<>+988(SB)/1, $0xff
-DATA signs64<>+989(SB)/1, $0xff
-DATA signs64<>+990(SB)/1, $0xff
-DATA signs64<>+991(SB)/1, $0x01
-DATA signs64<>+992(SB)/1, $0x01
-DATA signs64<>+993(SB)/1, $0x01
-DATA signs64<>+994(SB)/1, $0xff
-DATA signs64<>+995(SB)/1, $0xff
-DATA signs64<>+996(SB)/1, $0xff
-DATA signs64<>+997(SB)/1, $0xff
-DATA signs64<>+998(SB)/1, $0xff
-DATA signs64<>+999(SB)/1, $0xff
-DATA signs64<>+1000(SB)/1, $0xff
-DATA signs64<>+1001(SB)/1, $0x01
-DATA signs64<>+1002(SB)/1, $0xff
-DATA signs64<>+1003(SB)/1, $0xff
-DATA signs64<>+1004(SB)/1, $0xff
-DATA signs64<>+1005(SB)/1, $0xff
-DATA signs64<>+1006(SB)/1, $0xff
-DATA signs64<>+1007(SB)/1, $0x01
-DATA signs64<>+1008(SB)/1, $0x01
-DATA signs64<>+1009(SB)/1, $0xff
-DATA signs64<>+1010(SB)/1, $0xff
-DATA signs64<>+1011(SB)/1, $0xff
-DATA signs64<>+1012(SB)/1, $0xff
-DATA signs64<>+1013(SB)/1, $0xff
-DATA signs64<>+1014(SB)/1, $0xff
-DATA signs64<>+1015(SB)/1, $0x01
-DATA signs64<>+1016(SB)/1, $0xff
-DATA signs64<>+1017(SB)/1, $0xff
-DATA signs64<>+1018(SB)/1, $0xff
-DATA signs64<>+1019(SB)/1, $0xff
-DATA signs64<>+1020(SB)/1, $0xff
-DATA signs64<>+1021(SB)/1, $0xff
-DATA signs64<>+1022(SB)/1, $0xff
-DATA signs64<>+1023(SB)/1, $0xff
-GLOBL signs64<>(SB), RODATA|NOPTR, $1024
+DATA iq2Signs<>+0(SB)/1, $0x01
+DATA iq2Signs<>+1(SB)/1, $0x01
+DATA iq2Signs<>+2(SB)/1, $0x01
+DATA iq2Signs<>+3(SB)/1, $0x01
+DATA iq2Signs<>+4(SB)/1, $0x01
+DATA iq2Signs<>+5(SB)/1, $0x01
+DATA iq2Signs<>+6(SB)/1, $0x01
+DATA iq2Signs<>+7(SB)/1, $0x01
+DATA iq2Signs<>+8(SB)/1, $0xff
+DATA iq2Signs<>+9(SB)/1, $0x01
+DATA iq2Signs<>+10(SB)/1, $0x01
+DATA iq2Signs<>+11(SB)/1, $0x01
+DATA iq2Signs<>+12(SB)/1, $0x01
+DATA iq2Signs<>+13(SB)/1, $0x01
+DATA iq2Signs<>+14(SB)/1, $0x01
+DATA iq2Signs<>+15(SB)/1, $0xff
+DATA iq2Signs<>+16(SB)/1, $0x01
+DATA iq2Signs<>+17(SB)/1, $0xff
+DATA iq2Signs<>+18(SB)/1, $0x01
+DATA iq2Signs<>+19(SB)/1, $0x01
+DATA iq2Signs<>+20(SB)/1, $0x01
+DATA iq2Signs<>+21(SB)/1, $0x01
+DATA iq2Signs<>+22(SB)/1, $0x01
+DATA iq2Signs<>+23(SB)/1, $0xff
+DATA iq2Signs<>+24(SB)/1, $0xff
+DATA iq2Signs<>+25(SB)/1, $0xff
+DATA iq2Signs<>+26(SB)/1, $0x01
+DATA iq2Signs<>+27(SB)/1, $0x01
+DATA iq2Signs<>+28(SB)/1, $0x01
+DATA iq2Signs<>+29(SB)/1, $0x01
+DATA iq2Signs<>+30(SB)/1, $0x01
+DATA iq2Signs<>+31(SB)/1, $0x01
+DATA iq2Signs<>+32(SB)/1, $0x01
+DATA iq2Signs<>+33(SB)/1, $0x01
+DATA iq2Signs<>+34(SB)/1, $0xff
+DATA iq2Signs<>+35(SB)/1, $0x01
+DATA iq2Signs<>+36(SB)/1, $0x01
+DATA iq2Signs<>+37(SB)/1, $0x01
+DATA iq2Signs<>+38(SB)/1, $0x01
+DATA iq2Signs<>+39(SB)/1, $0xff
+DATA iq2Signs<>+40(SB)/1, $0xff
+DATA iq2Signs<>+41(SB)/1, $0x01
+DATA iq2Signs<>+42(SB)/1, $0xff
+DATA iq2Signs<>+43(SB)/1, $0x01
+DATA iq2Signs<>+44(SB)/1, $0x01
+DATA iq2Signs<>+45(SB)/1, $0x01
+DATA iq2Signs<>+46(SB)/1, $0x01
+DATA iq2Signs<>+47(SB)/1, $0x01
+DATA iq2Signs<>+48(SB)/1, $0x01
+DATA iq2Signs<>+49(SB)/1, $0xff
+DATA iq2Signs<>+50(SB)/1, $0xff
+DATA iq2Signs<>+51(SB)/1, $0x01
+DATA iq2Signs<>+52(SB)/1, $0x01
+DATA iq2Signs<>+53(SB)/1, $0x01
+DATA iq2Signs<>+54(SB)/1, $0x01
+DATA iq2Signs<>+55(SB)/1, $0x01
+DATA iq2Signs<>+56(SB)/1, $0xff
+DATA iq2Signs<>+57(SB)/1, $0xff
+DATA iq2Signs<>+58(SB)/1, $0xff
+DATA iq2Signs<>+59(SB)/1, $0x01
+DATA iq2Signs<>+60(SB)/1, $0x01
+DATA iq2Signs<>+61(SB)/1, $0x01
+DATA iq2Signs<>+62(SB)/1, $0x01
+DATA iq2Signs<>+63(SB)/1, $0xff
+DATA iq2Signs<>+64(SB)/1, $0x01
+DATA iq2Signs<>+65(SB)/1, $0x01
+DATA iq2Signs<>+66(SB)/1, $0x01
+DATA iq2Signs<>+67(SB)/1, $0xff
+DATA iq2Signs<>+68(SB)/1, $0x01
+DATA iq2Signs<>+69(SB)/1, $0x01
+DATA iq2Signs<>+70(SB)/1, $0x01
+DATA iq2Signs<>+71(SB)/1, $0xff
+DATA iq2Signs<>+72(SB)/1, $0xff
+DATA iq2Signs<>+73(SB)/1, $0x01
+DATA iq2Signs<>+74(SB)/1, $0x01
+DATA iq2Signs<>+75(SB)/1, $0xff
+DATA iq2Signs<>+76(SB)/1, $0x01
+DATA iq2Signs<>+77(SB)/1, $0x01
+DATA iq2Signs<>+78(SB)/1, $0x01
+DATA iq2Signs<>+79(SB)/1, $0x01
+DATA iq2Signs<>+80(SB)/1, $0x01
+DATA iq2Signs<>+81(SB)/1, $0xff
+DATA iq2Signs<>+82(SB)/1, $0x01
+DATA iq2Signs<>+83(SB)/1, $0xff
+DATA iq2Signs<>+84(SB)/1, $0x01
+DATA iq2Signs<>+85(SB)/1, $0x01
+DATA iq2Signs<>+86(SB)/1, $0x01
+DATA iq2Signs<>+87(SB)/1, $0x01
+DATA iq2Signs<>+88(SB)/1, $0xff
+DATA iq2Signs<>+89(SB)/1, $0xff
+DATA iq2Signs<>+90(SB)/1, $0x01
+DATA iq2Signs<>+91(SB)/1, $0xff
+DATA iq2Signs<>+92(SB)/1, $0x01
+DATA iq2Signs<>+93(SB)/1, $0x01
+DATA iq2Signs<>+94(SB)/1, $0x01
+DATA iq2Signs<>+95(SB)/1, $0xff
+DATA iq2Signs<>+96(SB)/1, $0x01
+DATA iq2Signs<>+97(SB)/1, $0x01
+DATA iq2Signs<>+98(SB)/1, $0xff
+DATA iq2Signs<>+99(SB)/1, $0xff
+DATA iq2Signs<>+100(SB)/1, $0x01
+DATA iq2Signs<>+101(SB)/1, $0x01
+DATA iq2Signs<>+102(SB)/1, $0x01
+DATA iq2Signs<>+103(SB)/1, $0x01
+DATA iq2Signs<>+104(SB)/1, $0xff
+DATA iq2Signs<>+105(SB)/1, $0x01
+DATA iq2Signs<>+106(SB)/1, $0xff
+DATA iq2Signs<>+107(SB)/1, $0xff
+DATA iq2Signs<>+108(SB)/1, $0x01
+DATA iq2Signs<>+109(SB)/1, $0x01
+DATA iq2Signs<>+110(SB)/1, $0x01
+DATA iq2Signs<>+111(SB)/1, $0xff
+DATA iq2Signs<>+112(SB)/1, $0x01
+DATA iq2Signs<>+113(SB)/1, $0xff
+DATA iq2Signs<>+114(SB)/1, $0xff
+DATA iq2Signs<>+115(SB)/1, $0xff
+DATA iq2Signs<>+116(SB)/1, $0x01
+DATA iq2Signs<>+117(SB)/1, $0x01
+DATA iq2Signs<>+118(SB)/1, $0x01
+DATA iq2Signs<>+119(SB)/1, $0xff
+DATA iq2Signs<>+120(SB)/1, $0xff
+DATA iq2Signs<>+121(SB)/1, $0xff
+DATA iq2Signs<>+122(SB)/1, $0xff
+DATA iq2Signs<>+123(SB)/1, $0xff
+DATA iq2Signs<>+124(SB)/1, $0x01
+DATA iq2Signs<>+125(SB)/1, $0x01
+DATA iq2Signs<>+126(SB)/1, $0x01
+DATA iq2Signs<>+127(SB)/1, $0x01
+DATA iq2Signs<>+128(SB)/1, $0x01
+DATA iq2Signs<>+129(SB)/1, $0x01
+DATA iq2Signs<>+130(SB)/1, $0x01
+DATA iq2Signs<>+131(SB)/1, $0x01
+DATA iq2Signs<>+132(SB)/1, $0xff
+DATA iq2Signs<>+133(SB)/1, $0x01
+DATA iq2Signs<>+134(SB)/1, $0x01
+DATA iq2Signs<>+135(SB)/1, $0xff
+DATA iq2Signs<>+136(SB)/1, $0xff
+DATA iq2Signs<>+137(SB)/1, $0x01
+DATA iq2Signs<>+138(SB)/1, $0x01
+DATA iq2Signs<>+139(SB)/1, $0x01
+DATA iq2Signs<>+140(SB)/1, $0xff
+DATA iq2Signs<>+141(SB)/1, $0x01
+DATA iq2Signs<>+142(SB)/1, $0x01
+DATA iq2Signs<>+143(SB)/1, $0x01
+DATA iq2Signs<>+144(SB)/1, $0x01
+DATA iq2Signs<>+145(SB)/1, $0xff
+DATA iq2Signs<>+146(SB)/1, $0x01
+DATA iq2Signs<>+147(SB)/1, $0x01
+DATA iq2Signs<>+148(SB)/1, $0xff
+DATA iq2Signs<>+149(SB)/1, $0x01
+DATA iq2Signs<>+150(SB)/1, $0x01
+DATA iq2Signs<>+151(SB)/1, $0x01
+DATA iq2Signs<>+152(SB)/1, $0xff
+DATA iq2Signs<>+153(SB)/1, $0xff
+DATA iq2Signs<>+154(SB)/1, $0x01
+DATA iq2Signs<>+155(SB)/1, $0x01
+DATA iq2Signs<>+156(SB)/1, $0xff
+DATA iq2Signs<>+157(SB)/1, $0x01
+DATA iq2Signs<>+158(SB)/1, $0x01
+DATA iq2Signs<>+159(SB)/1, $0xff
+DATA iq2Signs<>+160(SB)/1, $0x01
+DATA iq2Signs<>+161(SB)/1, $0x01
+DATA iq2Signs<>+162(SB)/1, $0xff
+DATA iq2Signs<>+163(SB)/1, $0x01
+DATA iq2Signs<>+164(SB)/1, $0xff
+DATA iq2Signs<>+165(SB)/1, $0x01
+DATA iq2Signs<>+166(SB)/1, $0x01
+DATA iq2Signs<>+167(SB)/1, $0x01
+DATA iq2Signs<>+168(SB)/1, $0xff
+DATA iq2Signs<>+169(SB)/1, $0x01
+DATA iq2Signs<>+170(SB)/1, $0xff
+DATA iq2Signs<>+171(SB)/1, $0x01
+DATA iq2Signs<>+172(SB)/1, $0xff
+DATA iq2Signs<>+173(SB)/1, $0x01
+DATA iq2Signs<>+174(SB)/1, $0x01
+DATA iq2Signs<>+175(SB)/1, $0xff
+DATA iq2Signs<>+176(SB)/1, $0x01
+DATA iq2Signs<>+177(SB)/1, $0xff
+DATA iq2Signs<>+178(SB)/1, $0xff
+DATA iq2Signs<>+179(SB)/1, $0x01
+DATA iq2Signs<>+180(SB)/1, $0xff
+DATA iq2Signs<>+181(SB)/1, $0x01
+DATA iq2Signs<>+182(SB)/1, $0x01
+DATA iq2Signs<>+183(SB)/1, $0xff
+DATA iq2Signs<>+184(SB)/1, $0xff
+DATA iq2Signs<>+185(SB)/1, $0xff
+DATA iq2Signs<>+186(SB)/1, $0xff
+DATA iq2Signs<>+187(SB)/1, $0x01
+DATA iq2Signs<>+188(SB)/1, $0xff
+DATA iq2Signs<>+189(SB)/1, $0x01
+DATA iq2Signs<>+190(SB)/1, $0x01
+DATA iq2Signs<>+191(SB)/1, $0x01
+DATA iq2Signs<>+192(SB)/1, $0x01
+DATA iq2Signs<>+193(SB)/1, $0x01
+DATA iq2Signs<>+194(SB)/1, $0x01
+DATA iq2Signs<>+195(SB)/1, $0xff
+DATA iq2Signs<>+196(SB)/1, $0xff
+DATA iq2Signs<>+197(SB)/1, $0x01
+DATA iq2Signs<>+198(SB)/1, $0x01
+DATA iq2Signs<>+199(SB)/1, $0x01
+DATA iq2Signs<>+200(SB)/1, $0xff
+DATA iq2Signs<>+201(SB)/1, $0x01
+DATA iq2Signs<>+202(SB)/1, $0x01
+DATA iq2Signs<>+203(SB)/1, $0xff
+DATA iq2Signs<>+204(SB)/1, $0xff
+DATA iq2Signs<>+205(SB)/1, $0x01
+DATA iq2Signs<>+206(SB)/1, $0x01
+DATA iq2Signs<>+207(SB)/1, $0xff
+DATA iq2Signs<>+208(SB)/1, $0x01
+DATA iq2Signs<>+209(SB)/1, $0xff
+DATA iq2Signs<>+210(SB)/1, $0x01
+DATA iq2Signs<>+211(SB)/1, $0xff
+DATA iq2Signs<>+212(SB)/1, $0xff
+DATA iq2Signs<>+213(SB)/1, $0x01
+DATA iq2Signs<>+214(SB)/1, $0x01
+DATA iq2Signs<>+215(SB)/1, $0xff
+DATA iq2Signs<>+216(SB)/1, $0xff
+DATA iq2Signs<>+217(SB)/1, $0xff
+DATA iq2Signs<>+218(SB)/1, $0x01
+DATA iq2Signs<>+219(SB)/1, $0xff
+DATA iq2Signs<>+220(SB)/1, $0xff
+DATA iq2Signs<>+221(SB)/1, $0x01
+DATA iq2Signs<>+222(SB)/1, $0x01
+DATA iq2Signs<>+223(SB)/1, $0x01
+DATA iq2Signs<>+224(SB)/1, $0x01
+DATA iq2Signs<>+225(SB)/1, $0x01
+DATA iq2Signs<>+226(SB)/1, $0xff
+DATA iq2Signs<>+227(SB)/1, $0xff
+DATA iq2Signs<>+228(SB)/1, $0xff
+DATA iq2Signs<>+229(SB)/1, $0x01
+DATA iq2Signs<>+230(SB)/1, $0x01
+DATA iq2Signs<>+231(SB)/1, $0xff
+DATA iq2Signs<>+232(SB)/1, $0xff
+DATA iq2Signs<>+233(SB)/1, $0x01
+DATA iq2Signs<>+234(SB)/1, $0xff
+DATA iq2Signs<>+235(SB)/1, $0xff
+DATA iq2Signs<>+236(SB)/1, $0xff
+DATA iq2Signs<>+237(SB)/1, $0x01
+DATA iq2Signs<>+238(SB)/1, $0x01
+DATA iq2Signs<>+239(SB)/1, $0x01
+DATA iq2Signs<>+240(SB)/1, $0x01
+DATA iq2Signs<>+241(SB)/1, $0xff
+DATA iq2Signs<>+242(SB)/1, $0xff
+DATA iq2Signs<>+243(SB)/1, $0xff
+DATA iq2Signs<>+244(SB)/1, $0xff
+DATA iq2Signs<>+245(SB)/1, $0x01
+DATA iq2Signs<>+246(SB)/1, $0x01
+DATA iq2Signs<>+247(SB)/1, $0x01
+DATA iq2Signs<>+248(SB)/1, $0xff
+DATA iq2Signs<>+249(SB)/1, $0xff
+DATA iq2Signs<>+250(SB)/1, $0xff
+DATA iq2Signs<>+251(SB)/1, $0xff
+DATA iq2Signs<>+252(SB)/1, $0xff
+DATA iq2Signs<>+253(SB)/1, $0x01
+DATA iq2Signs<>+254(SB)/1, $0x01
+DATA iq2Signs<>+255(SB)/1, $0xff
+DATA iq2Signs<>+256(SB)/1, $0x01
+DATA iq2Signs<>+257(SB)/1, $0x01
+DATA iq2Signs<>+258(SB)/1, $0x01
+DATA iq2Signs<>+259(SB)/1, $0x01
+DATA iq2Signs<>+260(SB)/1, $0x01
+DATA iq2Signs<>+261(SB)/1, $0xff
+DATA iq2Signs<>+262(SB)/1, $0x01
+DATA iq2Signs<>+263(SB)/1, $0xff
+DATA iq2Signs<>+264(SB)/1, $0xff
+DATA iq2Signs<>+265(SB)/1, $0x01
+DATA iq2Signs<>+266(SB)/1, $0x01
+DATA iq2Signs<>+267(SB)/1, $0x01
+DATA iq2Signs<>+268(SB)/1, $0x01
+DATA iq2Signs<>+269(SB)/1, $0xff
+DATA iq2Signs<>+270(SB)/1, $0x01
+DATA iq2Signs<>+271(SB)/1, $0x01
+DATA iq2Signs<>+272(SB)/1, $0x01
+DATA iq2Signs<>+273(SB)/1, $0xff
+DATA iq2Signs<>+274(SB)/1, $0x01
+DATA iq2Signs<>+275(SB)/1, $0x01
+DATA iq2Signs<>+276(SB)/1, $0x01
+DATA iq2Signs<>+277(SB)/1, $0xff
+DATA iq2Signs<>+278(SB)/1, $0x01
+DATA iq2Signs<>+279(SB)/1, $0x01
+DATA iq2Signs<>+280(SB)/1, $0xff
+DATA iq2Signs<>+281(SB)/1, $0xff
+DATA iq2Signs<>+282(SB)/1, $0x01
+DATA iq2Signs<>+283(SB)/1, $0x01
+DATA iq2Signs<>+284(SB)/1, $0x01
+DATA iq2Signs<>+285(SB)/1, $0xff
+DATA iq2Signs<>+286(SB)/1, $0x01
+DATA iq2Signs<>+287(SB)/1, $0xff
+DATA iq2Signs<>+288(SB)/1, $0x01
+DATA iq2Signs<>+289(SB)/1, $0x01
+DATA iq2Signs<>+290(SB)/1, $0xff
+DATA iq2Signs<>+291(SB)/1, $0x01
+DATA iq2Signs<>+292(SB)/1, $0x01
+DATA iq2Signs<>+293(SB)/1, $0xff
+DATA iq2Signs<>+294(SB)/1, $0x01
+DATA iq2Signs<>+295(SB)/1, $0x01
+DATA iq2Signs<>+296(SB)/1, $0xff
+DATA iq2Signs<>+297(SB)/1, $0x01
+DATA iq2Signs<>+298(SB)/1, $0xff
+DATA iq2Signs<>+299(SB)/1, $0x01
+DATA iq2Signs<>+300(SB)/1, $0x01
+DATA iq2Signs<>+301(SB)/1, $0xff
+DATA iq2Signs<>+302(SB)/1, $0x01
+DATA iq2Signs<>+303(SB)/1, $0xff
+DATA iq2Signs<>+304(SB)/1, $0x01
+DATA iq2Signs<>+305(SB)/1, $0xff
+DATA iq2Signs<>+306(SB)/1, $0xff
+DATA iq2Signs<>+307(SB)/1, $0x01
+DATA iq2Signs<>+308(SB)/1, $0x01
+DATA iq2Signs<>+309(SB)/1, $0xff
+DATA iq2Signs<>+310(SB)/1, $0x01
+DATA iq2Signs<>+311(SB)/1, $0xff
+DATA iq2Signs<>+312(SB)/1, $0xff
+DATA iq2Signs<>+313(SB)/1, $0xff
+DATA iq2Signs<>+314(SB)/1, $0xff
+DATA iq2Signs<>+315(SB)/1, $0x01
+DATA iq2Signs<>+316(SB)/1, $0x01
+DATA iq2Signs<>+317(SB)/1, $0xff
+DATA iq2Signs<>+318(SB)/1, $0x01
+DATA iq2Signs<>+319(SB)/1, $0x01
+DATA iq2Signs<>+320(SB)/1, $0x01
+DATA iq2Signs<>+321(SB)/1, $0x01
+DATA iq2Signs<>+322(SB)/1, $0x01
+DATA iq2Signs<>+323(SB)/1, $0xff
+DATA iq2Signs<>+324(SB)/1, $0x01
+DATA iq2Signs<>+325(SB)/1, $0xff
+DATA iq2Signs<>+326(SB)/1, $0x01
+DATA iq2Signs<>+327(SB)/1, $0x01
+DATA iq2Signs<>+328(SB)/1, $0xff
+DATA iq2Signs<>+329(SB)/1, $0x01
+DATA iq2Signs<>+330(SB)/1, $0x01
+DATA iq2Signs<>+331(SB)/1, $0xff
+DATA iq2Signs<>+332(SB)/1, $0x01
+DATA iq2Signs<>+333(SB)/1, $0xff
+DATA iq2Signs<>+334(SB)/1, $0x01
+DATA iq2Signs<>+335(SB)/1, $0xff
+DATA iq2Signs<>+336(SB)/1, $0x01
+DATA iq2Signs<>+337(SB)/1, $0xff
+DATA iq2Signs<>+338(SB)/1, $0x01
+DATA iq2Signs<>+339(SB)/1, $0xff
+DATA iq2Signs<>+340(SB)/1, $0x01
+DATA iq2Signs<>+341(SB)/1, $0xff
+DATA iq2Signs<>+342(SB)/1, $0x01
+DATA iq2Signs<>+343(SB)/1, $0xff
+DATA iq2Signs<>+344(SB)/1, $0xff
+DATA iq2Signs<>+345(SB)/1, $0xff
+DATA iq2Signs<>+346(SB)/1, $0x01
+DATA iq2Signs<>+347(SB)/1, $0xff
+DATA iq2Signs<>+348(SB)/1, $0x01
+DATA iq2Signs<>+349(SB)/1, $0xff
+DATA iq2Signs<>+350(SB)/1, $0x01
+DATA iq2Signs<>+351(SB)/1, $0x01
+DATA iq2Signs<>+352(SB)/1, $0x01
+DATA iq2Signs<>+353(SB)/1, $0x01
+DATA iq2Signs<>+354(SB)/1, $0xff
+DATA iq2Signs<>+355(SB)/1, $0xff
+DATA iq2Signs<>+356(SB)/1, $0x01
+DATA iq2Signs<>+357(SB)/1, $0xff
+DATA iq2Signs<>+358(SB)/1, $0x01
+DATA iq2Signs<>+359(SB)/1, $0xff
+DATA iq2Signs<>+360(SB)/1, $0xff
+DATA iq2Signs<>+361(SB)/1, $0x01
+DATA iq2Signs<>+362(SB)/1, $0xff
+DATA iq2Signs<>+363(SB)/1, $0xff
+DATA iq2Signs<>+364(SB)/1, $0x01
+DATA iq2Signs<>+365(SB)/1, $0xff
+DATA iq2Signs<>+366(SB)/1, $0x01
+DATA iq2Signs<>+367(SB)/1, $0x01
+DATA iq2Signs<>+368(SB)/1, $0x01
+DATA iq2Signs<>+369(SB)/1, $0xff
+DATA iq2Signs<>+370(SB)/1, $0xff
+DATA iq2Signs<>+371(SB)/1, $0xff
+DATA iq2Signs<>+372(SB)/1, $0x01
+DATA iq2Signs<>+373(SB)/1, $0xff
+DATA iq2Signs<>+374(SB)/1, $0x01
+DATA iq2Signs<>+375(SB)/1, $0x01
+DATA iq2Signs<>+376(SB)/1, $0xff
+DATA iq2Signs<>+377(SB)/1, $0xff
+DATA iq2Signs<>+378(SB)/1, $0xff
+DATA iq2Signs<>+379(SB)/1, $0xff
+DATA iq2Signs<>+380(SB)/1, $0x01
+DATA iq2Signs<>+381(SB)/1, $0xff
+DATA iq2Signs<>+382(SB)/1, $0x01
+DATA iq2Signs<>+383(SB)/1, $0xff
+DATA iq2Signs<>+384(SB)/1, $0x01
+DATA iq2Signs<>+385(SB)/1, $0x01
+DATA iq2Signs<>+386(SB)/1, $0x01
+DATA iq2Signs<>+387(SB)/1, $0x01
+DATA iq2Signs<>+388(SB)/1, $0xff
+DATA iq2Signs<>+389(SB)/1, $0xff
+DATA iq2Signs<>+390(SB)/1, $0x01
+DATA iq2Signs<>+391(SB)/1, $0x01
+DATA iq2Signs<>+392(SB)/1, $0xff
+DATA iq2Signs<>+393(SB)/1, $0x01
+DATA iq2Signs<>+394(SB)/1, $0x01
+DATA iq2Signs<>+395(SB)/1, $0x01
+DATA iq2Signs<>+396(SB)/1, $0xff
+DATA iq2Signs<>+397(SB)/1, $0xff
+DATA iq2Signs<>+398(SB)/1, $0x01
+DATA iq2Signs<>+399(SB)/1, $0xff
+DATA iq2Signs<>+400(SB)/1, $0x01
+DATA iq2Signs<>+401(SB)/1, $0xff
+DATA iq2Signs<>+402(SB)/1, $0x01
+DATA iq2Signs<>+403(SB)/1, $0x01
+DATA iq2Signs<>+404(SB)/1, $0xff
+DATA iq2Signs<>+405(SB)/1, $0xff
+DATA iq2Signs<>+406(SB)/1, $0x01
+DATA iq2Signs<>+407(SB)/1, $0xff
+DATA iq2Signs<>+408(SB)/1, $0xff
+DATA iq2Signs<>+409(SB)/1, $0xff
+DATA iq2Signs<>+410(SB)/1, $0x01
+DATA iq2Signs<>+411(SB)/1, $0x01
+DATA iq2Signs<>+412(SB)/1, $0xff
+DATA iq2Signs<>+413(SB)/1, $0xff
+DATA iq2Signs<>+414(SB)/1, $0x01
+DATA iq2Signs<>+415(SB)/1, $0x01
+DATA iq2Signs<>+416(SB)/1, $0x01
+DATA iq2Signs<>+417(SB)/1, $0x01
+DATA iq2Signs<>+418(SB)/1, $0xff
+DATA iq2Signs<>+419(SB)/1, $0x01
+DATA iq2Signs<>+420(SB)/1, $0xff
+DATA iq2Signs<>+421(SB)/1, $0xff
+DATA iq2Signs<>+422(SB)/1, $0x01
+DATA iq2Signs<>+423(SB)/1, $0xff
+DATA iq2Signs<>+424(SB)/1, $0xff
+DATA iq2Signs<>+425(SB)/1, $0x01
+DATA iq2Signs<>+426(SB)/1, $0xff
+DATA iq2Signs<>+427(SB)/1, $0x01
+DATA iq2Signs<>+428(SB)/1, $0xff
+DATA iq2Signs<>+429(SB)/1, $0xff
+DATA iq2Signs<>+430(SB)/1, $0x01
+DATA iq2Signs<>+431(SB)/1, $0x01
+DATA iq2Signs<>+432(SB)/1, $0x01
+DATA iq2Signs<>+433(SB)/1, $0xff
+DATA iq2Signs<>+434(SB)/1, $0xff
+DATA iq2Signs<>+435(SB)/1, $0x01
+DATA iq2Signs<>+436(SB)/1, $0xff
+DATA iq2Signs<>+437(SB)/1, $0xff
+DATA iq2Signs<>+438(SB)/1, $0x01
+DATA iq2Signs<>+439(SB)/1, $0x01
+DATA iq2Signs<>+440(SB)/1, $0xff
+DATA iq2Signs<>+441(SB)/1, $0xff
+DATA iq2Signs<>+442(SB)/1, $0xff
+DATA iq2Signs<>+443(SB)/1, $0x01
+DATA iq2Signs<>+444(SB)/1, $0xff
+DATA iq2Signs<>+445(SB)/1, $0xff
+DATA iq2Signs<>+446(SB)/1, $0x01
+DATA iq2Signs<>+447(SB)/1, $0xff
+DATA iq2Signs<>+448(SB)/1, $0x01
+DATA iq2Signs<>+449(SB)/1, $0x01
+DATA iq2Signs<>+450(SB)/1, $0x01
+DATA iq2Signs<>+451(SB)/1, $0xff
+DATA iq2Signs<>+452(SB)/1, $0xff
+DATA iq2Signs<>+453(SB)/1, $0xff
+DATA iq2Signs<>+454(SB)/1, $0x01
+DATA iq2Signs<>+455(SB)/1, $0xff
+DATA iq2Signs<>+456(SB)/1, $0xff
+DATA iq2Signs<>+457(SB)/1, $0x01
+DATA iq2Signs<>+458(SB)/1, $0x01
+DATA iq2Signs<>+459(SB)/1, $0xff
+DATA iq2Signs<>+460(SB)/1, $0xff
+DATA iq2Signs<>+461(SB)/1, $0xff
+DATA iq2Signs<>+462(SB)/1, $0x01
+DATA iq2Signs<>+463(SB)/1, $0x01
+DATA iq2Signs<>+464(SB)/1, $0x01
+DATA iq2Signs<>+465(SB)/1, $0xff
+DATA iq2Signs<>+466(SB)/1, $0x01
+DATA iq2Signs<>+467(SB)/1, $0xff
+DATA iq2Signs<>+468(SB)/1, $0xff
+DATA iq2Signs<>+469(SB)/1, $0xff
+DATA iq2Signs<>+470(SB)/1, $0x01
+DATA iq2Signs<>+471(SB)/1, $0x01
+DATA iq2Signs<>+472(SB)/1, $0xff
+DATA iq2Signs<>+473(SB)/1, $0xff
+DATA iq2Signs<>+474(SB)/1, $0x01
+DATA iq2Signs<>+475(SB)/1, $0xff
+DATA iq2Signs<>+476(SB)/1, $0xff
+DATA iq2Signs<>+477(SB)/1, $0xff
+DATA iq2Signs<>+478(SB)/1, $0x01
+DATA iq2Signs<>+479(SB)/1, $0xff
+DATA iq2Signs<>+480(SB)/1, $0x01
+DATA iq2Signs<>+481(SB)/1, $0x01
+DATA iq2Signs<>+482(SB)/1, $0xff
+DATA iq2Signs<>+483(SB)/1, $0xff
+DATA iq2Signs<>+484(SB)/1, $0xff
+DATA iq2Signs<>+485(SB)/1, $0xff
+DATA iq2Signs<>+486(SB)/1, $0x01
+DATA iq2Signs<>+487(SB)/1, $0x01
+DATA iq2Signs<>+488(SB)/1, $0xff
+DATA iq2Signs<>+489(SB)/1, $0x01
+DATA iq2Signs<>+490(SB)/1, $0xff
+DATA iq2Signs<>+491(SB)/1, $0xff
+DATA iq2Signs<>+492(SB)/1, $0xff
+DATA iq2Signs<>+493(SB)/1, $0xff
+DATA iq2Signs<>+494(SB)/1, $0x01
+DATA iq2Signs<>+495(SB)/1, $0xff
+DATA iq2Signs<>+496(SB)/1, $0x01
+DATA iq2Signs<>+497(SB)/1, $0xff
+DATA iq2Signs<>+498(SB)/1, $0xff
+DATA iq2Signs<>+499(SB)/1, $0xff
+DATA iq2Signs<>+500(SB)/1, $0xff
+DATA iq2Signs<>+501(SB)/1, $0xff
+DATA iq2Signs<>+502(SB)/1, $0x01
+DATA iq2Signs<>+503(SB)/1, $0xff
+DATA iq2Signs<>+504(SB)/1, $0xff
+DATA iq2Signs<>+505(SB)/1, $0xff
+DATA iq2Signs<>+506(SB)/1, $0xff
+DATA iq2Signs<>+507(SB)/1, $0xff
+DATA iq2Signs<>+508(SB)/1, $0xff
+DATA iq2Signs<>+509(SB)/1, $0xff
+DATA iq2Signs<>+510(SB)/1, $0x01
+DATA iq2Signs<>+511(SB)/1, $0x01
+DATA iq2Signs<>+512(SB)/1, $0x01
+DATA iq2Signs<>+513(SB)/1, $0x01
+DATA iq2Signs<>+514(SB)/1, $0x01
+DATA iq2Signs<>+515(SB)/1, $0x01
+DATA iq2Signs<>+516(SB)/1, $0x01
+DATA iq2Signs<>+517(SB)/1, $0x01
+DATA iq2Signs<>+518(SB)/1, $0xff
+DATA iq2Signs<>+519(SB)/1, $0xff
+DATA iq2Signs<>+520(SB)/1, $0xff
+DATA iq2Signs<>+521(SB)/1, $0x01
+DATA iq2Signs<>+522(SB)/1, $0x01
+DATA iq2Signs<>+523(SB)/1, $0x01
+DATA iq2Signs<>+524(SB)/1, $0x01
+DATA iq2Signs<>+525(SB)/1, $0x01
+DATA iq2Signs<>+526(SB)/1, $0xff
+DATA iq2Signs<>+527(SB)/1, $0x01
+DATA iq2Signs<>+528(SB)/1, $0x01
+DATA iq2Signs<>+529(SB)/1, $0xff
+DATA iq2Signs<>+530(SB)/1, $0x01
+DATA iq2Signs<>+531(SB)/1, $0x01
+DATA iq2Signs<>+532(SB)/1, $0x01
+DATA iq2Signs<>+533(SB)/1, $0x01
+DATA iq2Signs<>+534(SB)/1, $0xff
+DATA iq2Signs<>+535(SB)/1, $0x01
+DATA iq2Signs<>+536(SB)/1, $0xff
+DATA iq2Signs<>+537(SB)/1, $0xff
+DATA iq2Signs<>+538(SB)/1, $0x01
+DATA iq2Signs<>+539(SB)/1, $0x01
+DATA iq2Signs<>+540(SB)/1, $0x01
+DATA iq2Signs<>+541(SB)/1, $0x01
+DATA iq2Signs<>+542(SB)/1, $0xff
+DATA iq2Signs<>+543(SB)/1, $0xff
+DATA iq2Signs<>+544(SB)/1, $0x01
+DATA iq2Signs<>+545(SB)/1, $0x01
+DATA iq2Signs<>+546(SB)/1, $0xff
+DATA iq2Signs<>+547(SB)/1, $0x01
+DATA iq2Signs<>+548(SB)/1, $0x01
+DATA iq2Signs<>+549(SB)/1, $0x01
+DATA iq2Signs<>+550(SB)/1, $0xff
+DATA iq2Signs<>+551(SB)/1, $0x01
+DATA iq2Signs<>+552(SB)/1, $0xff
+DATA iq2Signs<>+553(SB)/1, $0x01
+DATA iq2Signs<>+554(SB)/1, $0xff
+DATA iq2Signs<>+555(SB)/1, $0x01
+DATA iq2Signs<>+556(SB)/1, $0x01
+DATA iq2Signs<>+557(SB)/1, $0x01
+DATA iq2Signs<>+558(SB)/1, $0xff
+DATA iq2Signs<>+559(SB)/1, $0xff
+DATA iq2Signs<>+560(SB)/1, $0x01
+DATA iq2Signs<>+561(SB)/1, $0xff
+DATA iq2Signs<>+562(SB)/1, $0xff
+DATA iq2Signs<>+563(SB)/1, $0x01
+DATA iq2Signs<>+564(SB)/1, $0x01
+DATA iq2Signs<>+565(SB)/1, $0x01
+DATA iq2Signs<>+566(SB)/1, $0xff
+DATA iq2Signs<>+567(SB)/1, $0xff
+DATA iq2Signs<>+568(SB)/1, $0xff
+DATA iq2Signs<>+569(SB)/1, $0xff
+DATA iq2Signs<>+570(SB)/1, $0xff
+DATA iq2Signs<>+571(SB)/1, $0x01
+DATA iq2Signs<>+572(SB)/1, $0x01
+DATA iq2Signs<>+573(SB)/1, $0x01
+DATA iq2Signs<>+574(SB)/1, $0xff
+DATA iq2Signs<>+575(SB)/1, $0x01
+DATA iq2Signs<>+576(SB)/1, $0x01
+DATA iq2Signs<>+577(SB)/1, $0x01
+DATA iq2Signs<>+578(SB)/1, $0x01
+DATA iq2Signs<>+579(SB)/1, $0xff
+DATA iq2Signs<>+580(SB)/1, $0x01
+DATA iq2Signs<>+581(SB)/1, $0x01
+DATA iq2Signs<>+582(SB)/1, $0xff
+DATA iq2Signs<>+583(SB)/1, $0x01
+DATA iq2Signs<>+584(SB)/1, $0xff
+DATA iq2Signs<>+585(SB)/1, $0x01
+DATA iq2Signs<>+586(SB)/1, $0x01
+DATA iq2Signs<>+587(SB)/1, $0xff
+DATA iq2Signs<>+588(SB)/1, $0x01
+DATA iq2Signs<>+589(SB)/1, $0x01
+DATA iq2Signs<>+590(SB)/1, $0xff
+DATA iq2Signs<>+591(SB)/1, $0xff
+DATA iq2Signs<>+592(SB)/1, $0x01
+DATA iq2Signs<>+593(SB)/1, $0xff
+DATA iq2Signs<>+594(SB)/1, $0x01
+DATA iq2Signs<>+595(SB)/1, $0xff
+DATA iq2Signs<>+596(SB)/1, $0x01
+DATA iq2Signs<>+597(SB)/1, $0x01
+DATA iq2Signs<>+598(SB)/1, $0xff
+DATA iq2Signs<>+599(SB)/1, $0xff
+DATA iq2Signs<>+600(SB)/1, $0xff
+DATA iq2Signs<>+601(SB)/1, $0xff
+DATA iq2Signs<>+602(SB)/1, $0x01
+DATA iq2Signs<>+603(SB)/1, $0xff
+DATA iq2Signs<>+604(SB)/1, $0x01
+DATA iq2Signs<>+605(SB)/1, $0x01
+DATA iq2Signs<>+606(SB)/1, $0xff
+DATA iq2Signs<>+607(SB)/1, $0x01
+DATA iq2Signs<>+608(SB)/1, $0x01
+DATA iq2Signs<>+609(SB)/1, $0x01
+DATA iq2Signs<>+610(SB)/1, $0xff
+DATA iq2Signs<>+611(SB)/1, $0xff
+DATA iq2Signs<>+612(SB)/1, $0x01
+DATA iq2Signs<>+613(SB)/1, $0x01
+DATA iq2Signs<>+614(SB)/1, $0xff
+DATA iq2Signs<>+615(SB)/1, $0xff
+DATA iq2Signs<>+616(SB)/1, $0xff
+DATA iq2Signs<>+617(SB)/1, $0x01
+DATA iq2Signs<>+618(SB)/1, $0xff
+DATA iq2Signs<>+619(SB)/1, $0xff
+DATA iq2Signs<>+620(SB)/1, $0x01
+DATA iq2Signs<>+621(SB)/1, $0x01
+DATA iq2Signs<>+622(SB)/1, $0xff
+DATA iq2Signs<>+623(SB)/1, $0x01
+DATA iq2Signs<>+624(SB)/1, $0x01
+DATA iq2Signs<>+625(SB)/1, $0xff
+DATA iq2Signs<>+626(SB)/1, $0xff
+DATA iq2Signs<>+627(SB)/1, $0xff
+DATA iq2Signs<>+628(SB)/1, $0x01
+DATA iq2Signs<>+629(SB)/1, $0x01
+DATA iq2Signs<>+630(SB)/1, $0xff
+DATA iq2Signs<>+631(SB)/1, $0x01
+DATA iq2Signs<>+632(SB)/1, $0xff
+DATA iq2Signs<>+633(SB)/1, $0xff
+DATA iq2Signs<>+634(SB)/1, $0xff
+DATA iq2Signs<>+635(SB)/1, $0xff
+DATA iq2Signs<>+636(SB)/1, $0x01
+DATA iq2Signs<>+637(SB)/1, $0x01
+DATA iq2Signs<>+638(SB)/1, $0xff
+DATA iq2Signs<>+639(SB)/1, $0xff
+DATA iq2Signs<>+640(SB)/1, $0x01
+DATA iq2Signs<>+641(SB)/1, $0x01
+DATA iq2Signs<>+642(SB)/1, $0x01
+DATA iq2Signs<>+643(SB)/1, $0x01
+DATA iq2Signs<>+644(SB)/1, $0xff
+DATA iq2Signs<>+645(SB)/1, $0x01
+DATA iq2Signs<>+646(SB)/1, $0xff
+DATA iq2Signs<>+647(SB)/1, $0x01
+DATA iq2Signs<>+648(SB)/1, $0xff
+DATA iq2Signs<>+649(SB)/1, $0x01
+DATA iq2Signs<>+650(SB)/1, $0x01
+DATA iq2Signs<>+651(SB)/1, $0x01
+DATA iq2Signs<>+652(SB)/1, $0xff
+DATA iq2Signs<>+653(SB)/1, $0x01
+DATA iq2Signs<>+654(SB)/1, $0xff
+DATA iq2Signs<>+655(SB)/1, $0xff
+DATA iq2Signs<>+656(SB)/1, $0x01
+DATA iq2Signs<>+657(SB)/1, $0xff
+DATA iq2Signs<>+658(SB)/1, $0x01
+DATA iq2Signs<>+659(SB)/1, $0x01
+DATA iq2Signs<>+660(SB)/1, $0xff
+DATA iq2Signs<>+661(SB)/1, $0x01
+DATA iq2Signs<>+662(SB)/1, $0xff
+DATA iq2Signs<>+663(SB)/1, $0xff
+DATA iq2Signs<>+664(SB)/1, $0xff
+DATA iq2Signs<>+665(SB)/1, $0xff
+DATA iq2Signs<>+666(SB)/1, $0x01
+DATA iq2Signs<>+667(SB)/1, $0x01
+DATA iq2Signs<>+668(SB)/1, $0xff
+DATA iq2Signs<>+669(SB)/1, $0x01
+DATA iq2Signs<>+670(SB)/1, $0xff
+DATA iq2Signs<>+671(SB)/1, $0x01
+DATA iq2Signs<>+672(SB)/1, $0x01
+DATA iq2Signs<>+673(SB)/1, $0x01
+DATA iq2Signs<>+674(SB)/1, $0xff
+DATA iq2Signs<>+675(SB)/1, $0x01
+DATA iq2Signs<>+676(SB)/1, $0xff
+DATA iq2Signs<>+677(SB)/1, $0x01
+DATA iq2Signs<>+678(SB)/1, $0xff
+DATA iq2Signs<>+679(SB)/1, $0xff
+DATA iq2Signs<>+680(SB)/1, $0xff
+DATA iq2Signs<>+681(SB)/1, $0x01
+DATA iq2Signs<>+682(SB)/1, $0xff
+DATA iq2Signs<>+683(SB)/1, $0x01
+DATA iq2Signs<>+684(SB)/1, $0xff
+DATA iq2Signs<>+685(SB)/1, $0x01
+DATA iq2Signs<>+686(SB)/1, $0xff
+DATA iq2Signs<>+687(SB)/1, $0x01
+DATA iq2Signs<>+688(SB)/1, $0x01
+DATA iq2Signs<>+689(SB)/1, $0xff
+DATA iq2Signs<>+690(SB)/1, $0xff
+DATA iq2Signs<>+691(SB)/1, $0x01
+DATA iq2Signs<>+692(SB)/1, $0xff
+DATA iq2Signs<>+693(SB)/1, $0x01
+DATA iq2Signs<>+694(SB)/1, $0xff
+DATA iq2Signs<>+695(SB)/1, $0x01
+DATA iq2Signs<>+696(SB)/1, $0xff
+DATA iq2Signs<>+697(SB)/1, $0xff
+DATA iq2Signs<>+698(SB)/1, $0xff
+DATA iq2Signs<>+699(SB)/1, $0x01
+DATA iq2Signs<>+700(SB)/1, $0xff
+DATA iq2Signs<>+701(SB)/1, $0x01
+DATA iq2Signs<>+702(SB)/1, $0xff
+DATA iq2Signs<>+703(SB)/1, $0xff
+DATA iq2Signs<>+704(SB)/1, $0x01
+DATA iq2Signs<>+705(SB)/1, $0x01
+DATA iq2Signs<>+706(SB)/1, $0x01
+DATA iq2Signs<>+707(SB)/1, $0xff
+DATA iq2Signs<>+708(SB)/1, $0xff
+DATA iq2Signs<>+709(SB)/1, $0x01
+DATA iq2Signs<>+710(SB)/1, $0xff
+DATA iq2Signs<>+711(SB)/1, $0xff
+DATA iq2Signs<>+712(SB)/1, $0xff
+DATA iq2Signs<>+713(SB)/1, $0x01
+DATA iq2Signs<>+714(SB)/1, $0x01
+DATA iq2Signs<>+715(SB)/1, $0xff
+DATA iq2Signs<>+716(SB)/1, $0xff
+DATA iq2Signs<>+717(SB)/1, $0x01
+DATA iq2Signs<>+718(SB)/1, $0xff
+DATA iq2Signs<>+719(SB)/1, $0x01
+DATA iq2Signs<>+720(SB)/1, $0x01
+DATA iq2Signs<>+721(SB)/1, $0xff
+DATA iq2Signs<>+722(SB)/1, $0x01
+DATA iq2Signs<>+723(SB)/1, $0xff
+DATA iq2Signs<>+724(SB)/1, $0xff
+DATA iq2Signs<>+725(SB)/1, $0x01
+DATA iq2Signs<>+726(SB)/1, $0xff
+DATA iq2Signs<>+727(SB)/1, $0x01
+DATA iq2Signs<>+728(SB)/1, $0xff
+DATA iq2Signs<>+729(SB)/1, $0xff
+DATA iq2Signs<>+730(SB)/1, $0x01
+DATA iq2Signs<>+731(SB)/1, $0xff
+DATA iq2Signs<>+732(SB)/1, $0xff
+DATA iq2Signs<>+733(SB)/1, $0x01
+DATA iq2Signs<>+734(SB)/1, $0xff
+DATA iq2Signs<>+735(SB)/1, $0xff
+DATA iq2Signs<>+736(SB)/1, $0x01
+DATA iq2Signs<>+737(SB)/1, $0x01
+DATA iq2Signs<>+738(SB)/1, $0xff
+DATA iq2Signs<>+739(SB)/1, $0xff
+DATA iq2Signs<>+740(SB)/1, $0xff
+DATA iq2Signs<>+741(SB)/1, $0x01
+DATA iq2Signs<>+742(SB)/1, $0xff
+DATA iq2Signs<>+743(SB)/1, $0x01
+DATA iq2Signs<>+744(SB)/1, $0xff
+DATA iq2Signs<>+745(SB)/1, $0x01
+DATA iq2Signs<>+746(SB)/1, $0xff
+DATA iq2Signs<>+747(SB)/1, $0xff
+DATA iq2Signs<>+748(SB)/1, $0xff
+DATA iq2Signs<>+749(SB)/1, $0x01
+DATA iq2Signs<>+750(SB)/1, $0xff
+DATA iq2Signs<>+751(SB)/1, $0xff
+DATA iq2Signs<>+752(SB)/1, $0x01
+DATA iq2Signs<>+753(SB)/1, $0xff
+DATA iq2Signs<>+754(SB)/1, $0xff
+DATA iq2Signs<>+755(SB)/1, $0xff
+DATA iq2Signs<>+756(SB)/1, $0xff
+DATA iq2Signs<>+757(SB)/1, $0x01
+DATA iq2Signs<>+758(SB)/1, $0xff
+DATA iq2Signs<>+759(SB)/1, $0xff
+DATA iq2Signs<>+760(SB)/1, $0xff
+DATA iq2Signs<>+761(SB)/1, $0xff
+DATA iq2Signs<>+762(SB)/1, $0xff
+DATA iq2Signs<>+763(SB)/1, $0xff
+DATA iq2Signs<>+764(SB)/1, $0xff
+DATA iq2Signs<>+765(SB)/1, $0x01
+DATA iq2Signs<>+766(SB)/1, $0xff
+DATA iq2Signs<>+767(SB)/1, $0x01
+DATA iq2Signs<>+768(SB)/1, $0x01
+DATA iq2Signs<>+769(SB)/1, $0x01
+DATA iq2Signs<>+770(SB)/1, $0x01
+DATA iq2Signs<>+771(SB)/1, $0x01
+DATA iq2Signs<>+772(SB)/1, $0x01
+DATA iq2Signs<>+773(SB)/1, $0xff
+DATA iq2Signs<>+774(SB)/1, $0xff
+DATA iq2Signs<>+775(SB)/1, $0x01
+DATA iq2Signs<>+776(SB)/1, $0xff
+DATA iq2Signs<>+777(SB)/1, $0x01
+DATA iq2Signs<>+778(SB)/1, $0x01
+DATA iq2Signs<>+779(SB)/1, $0x01
+DATA iq2Signs<>+780(SB)/1, $0x01
+DATA iq2Signs<>+781(SB)/1, $0xff
+DATA iq2Signs<>+782(SB)/1, $0xff
+DATA iq2Signs<>+783(SB)/1, $0xff
+DATA iq2Signs<>+784(SB)/1, $0x01
+DATA iq2Signs<>+785(SB)/1, $0xff
+DATA iq2Signs<>+786(SB)/1, $0x01
+DATA iq2Signs<>+787(SB)/1, $0x01
+DATA iq2Signs<>+788(SB)/1, $0x01
+DATA iq2Signs<>+789(SB)/1, $0xff
+DATA iq2Signs<>+790(SB)/1, $0xff
+DATA iq2Signs<>+791(SB)/1, $0xff
+DATA iq2Signs<>+792(SB)/1, $0xff
+DATA iq2Signs<>+793(SB)/1, $0xff
+DATA iq2Signs<>+794(SB)/1, $0x01
+DATA iq2Signs<>+795(SB)/1, $0x01
+DATA iq2Signs<>+796(SB)/1, $0x01
+DATA iq2Signs<>+797(SB)/1, $0xff
+DATA iq2Signs<>+798(SB)/1, $0xff
+DATA iq2Signs<>+799(SB)/1, $0x01
+DATA iq2Signs<>+800(SB)/1, $0x01
+DATA iq2Signs<>+801(SB)/1, $0x01
+DATA iq2Signs<>+802(SB)/1, $0xff
+DATA iq2Signs<>+803(SB)/1, $0x01
+DATA iq2Signs<>+804(SB)/1, $0x01
+DATA iq2Signs<>+805(SB)/1, $0xff
+DATA iq2Signs<>+806(SB)/1, $0xff
+DATA iq2Signs<>+807(SB)/1, $0xff
+DATA iq2Signs<>+808(SB)/1, $0xff
+DATA iq2Signs<>+809(SB)/1, $0x01
+DATA iq2Signs<>+810(SB)/1, $0xff
+DATA iq2Signs<>+811(SB)/1, $0x01
+DATA iq2Signs<>+812(SB)/1, $0x01
+DATA iq2Signs<>+813(SB)/1, $0xff
+DATA iq2Signs<>+814(SB)/1, $0xff
+DATA iq2Signs<>+815(SB)/1, $0x01
+DATA iq2Signs<>+816(SB)/1, $0x01
+DATA iq2Signs<>+817(SB)/1, $0xff
+DATA iq2Signs<>+818(SB)/1, $0xff
+DATA iq2Signs<>+819(SB)/1, $0x01
+DATA iq2Signs<>+820(SB)/1, $0x01
+DATA iq2Signs<>+821(SB)/1, $0xff
+DATA iq2Signs<>+822(SB)/1, $0xff
+DATA iq2Signs<>+823(SB)/1, $0x01
+DATA iq2Signs<>+824(SB)/1, $0xff
+DATA iq2Signs<>+825(SB)/1, $0xff
+DATA iq2Signs<>+826(SB)/1, $0xff
+DATA iq2Signs<>+827(SB)/1, $0x01
+DATA iq2Signs<>+828(SB)/1, $0x01
+DATA iq2Signs<>+829(SB)/1, $0xff
+DATA iq2Signs<>+830(SB)/1, $0xff
+DATA iq2Signs<>+831(SB)/1, $0xff
+DATA iq2Signs<>+832(SB)/1, $0x01
+DATA iq2Signs<>+833(SB)/1, $0x01
+DATA iq2Signs<>+834(SB)/1, $0x01
+DATA iq2Signs<>+835(SB)/1, $0xff
+DATA iq2Signs<>+836(SB)/1, $0x01
+DATA iq2Signs<>+837(SB)/1, $0xff
+DATA iq2Signs<>+838(SB)/1, $0xff
+DATA iq2Signs<>+839(SB)/1, $0xff
+DATA iq2Signs<>+840(SB)/1, $0xff
+DATA iq2Signs<>+841(SB)/1, $0x01
+DATA iq2Signs<>+842(SB)/1, $0x01
+DATA iq2Signs<>+843(SB)/1, $0xff
+DATA iq2Signs<>+844(SB)/1, $0x01
+DATA iq2Signs<>+845(SB)/1, $0xff
+DATA iq2Signs<>+846(SB)/1, $0xff
+DATA iq2Signs<>+847(SB)/1, $0x01
+DATA iq2Signs<>+848(SB)/1, $0x01
+DATA iq2Signs<>+849(SB)/1, $0xff
+DATA iq2Signs<>+850(SB)/1, $0x01
+DATA iq2Signs<>+851(SB)/1, $0xff
+DATA iq2Signs<>+852(SB)/1, $0x01
+DATA iq2Signs<>+853(SB)/1, $0xff
+DATA iq2Signs<>+854(SB)/1, $0xff
+DATA iq2Signs<>+855(SB)/1, $0x01
+DATA iq2Signs<>+856(SB)/1, $0xff
+DATA iq2Signs<>+857(SB)/1, $0xff
+DATA iq2Signs<>+858(SB)/1, $0x01
+DATA iq2Signs<>+859(SB)/1, $0xff
+DATA iq2Signs<>+860(SB)/1, $0x01
+DATA iq2Signs<>+861(SB)/1, $0xff
+DATA iq2Signs<>+862(SB)/1, $0xff
+DATA iq2Signs<>+863(SB)/1, $0xff
+DATA iq2Signs<>+864(SB)/1, $0x01
+DATA iq2Signs<>+865(SB)/1, $0x01
+DATA iq2Signs<>+866(SB)/1, $0xff
+DATA iq2Signs<>+867(SB)/1, $0xff
+DATA iq2Signs<>+868(SB)/1, $0x01
+DATA iq2Signs<>+869(SB)/1, $0xff
+DATA iq2Signs<>+870(SB)/1, $0xff
+DATA iq2Signs<>+871(SB)/1, $0x01
+DATA iq2Signs<>+872(SB)/1, $0xff
+DATA iq2Signs<>+873(SB)/1, $0x01
+DATA iq2Signs<>+874(SB)/1, $0xff
+DATA iq2Signs<>+875(SB)/1, $0xff
+DATA iq2Signs<>+876(SB)/1, $0x01
+DATA iq2Signs<>+877(SB)/1, $0xff
+DATA iq2Signs<>+878(SB)/1, $0xff
+DATA iq2Signs<>+879(SB)/1, $0xff
+DATA iq2Signs<>+880(SB)/1, $0x01
+DATA iq2Signs<>+881(SB)/1, $0xff
+DATA iq2Signs<>+882(SB)/1, $0xff
+DATA iq2Signs<>+883(SB)/1, $0xff
+DATA iq2Signs<>+884(SB)/1, $0x01
+DATA iq2Signs<>+885(SB)/1, $0xff
+DATA iq2Signs<>+886(SB)/1, $0xff
+DATA iq2Signs<>+887(SB)/1, $0xff
+DATA iq2Signs<>+888(SB)/1, $0xff
+DATA iq2Signs<>+889(SB)/1, $0xff
+DATA iq2Signs<>+890(SB)/1, $0xff
+DATA iq2Signs<>+891(SB)/1, $0xff
+DATA iq2Signs<>+892(SB)/1, $0x01
+DATA iq2Signs<>+893(SB)/1, $0xff
+DATA iq2Signs<>+894(SB)/1, $0xff
+DATA iq2Signs<>+895(SB)/1, $0x01
+DATA iq2Signs<>+896(SB)/1, $0x01
+DATA iq2Signs<>+897(SB)/1, $0x01
+DATA iq2Signs<>+898(SB)/1, $0x01
+DATA iq2Signs<>+899(SB)/1, $0x01
+DATA iq2Signs<>+900(SB)/1, $0xff
+DATA iq2Signs<>+901(SB)/1, $0xff
+DATA iq2Signs<>+902(SB)/1, $0xff
+DATA iq2Signs<>+903(SB)/1, $0xff
+DATA iq2Signs<>+904(SB)/1, $0xff
+DATA iq2Signs<>+905(SB)/1, $0x01
+DATA iq2Signs<>+906(SB)/1, $0x01
+DATA iq2Signs<>+907(SB)/1, $0x01
+DATA iq2Signs<>+908(SB)/1, $0xff
+DATA iq2Signs<>+909(SB)/1, $0xff
+DATA iq2Signs<>+910(SB)/1, $0xff
+DATA iq2Signs<>+911(SB)/1, $0x01
+DATA iq2Signs<>+912(SB)/1, $0x01
+DATA iq2Signs<>+913(SB)/1, $0xff
+DATA iq2Signs<>+914(SB)/1, $0x01
+DATA iq2Signs<>+915(SB)/1, $0x01
+DATA iq2Signs<>+916(SB)/1, $0xff
+DATA iq2Signs<>+917(SB)/1, $0xff
+DATA iq2Signs<>+918(SB)/1, $0xff
+DATA iq2Signs<>+919(SB)/1, $0x01
+DATA iq2Signs<>+920(SB)/1, $0xff
+DATA iq2Signs<>+921(SB)/1, $0xff
+DATA iq2Signs<>+922(SB)/1, $0x01
+DATA iq2Signs<>+923(SB)/1, $0x01
+DATA iq2Signs<>+924(SB)/1, $0xff
+DATA iq2Signs<>+925(SB)/1, $0xff
+DATA iq2Signs<>+926(SB)/1, $0xff
+DATA iq2Signs<>+927(SB)/1, $0xff
+DATA iq2Signs<>+928(SB)/1, $0x01
+DATA iq2Signs<>+929(SB)/1, $0x01
+DATA iq2Signs<>+930(SB)/1, $0xff
+DATA iq2Signs<>+931(SB)/1, $0x01
+DATA iq2Signs<>+932(SB)/1, $0xff
+DATA iq2Signs<>+933(SB)/1, $0xff
+DATA iq2Signs<>+934(SB)/1, $0xff
+DATA iq2Signs<>+935(SB)/1, $0x01
+DATA iq2Signs<>+936(SB)/1, $0xff
+DATA iq2Signs<>+937(SB)/1, $0x01
+DATA iq2Signs<>+938(SB)/1, $0xff
+DATA iq2Signs<>+939(SB)/1, $0x01
+DATA iq2Signs<>+940(SB)/1, $0xff
+DATA iq2Signs<>+941(SB)/1, $0xff
+DATA iq2Signs<>+942(SB)/1, $0xff
+DATA iq2Signs<>+943(SB)/1, $0xff
+DATA iq2Signs<>+944(SB)/1, $0x01
+DATA iq2Signs<>+945(SB)/1, $0xff
+DATA iq2Signs<>+946(SB)/1, $0xff
+DATA iq2Signs<>+947(SB)/1, $0x01
+DATA iq2Signs<>+948(SB)/1, $0xff
+DATA iq2Signs<>+949(SB)/1, $0xff
+DATA iq2Signs<>+950(SB)/1, $0xff
+DATA iq2Signs<>+951(SB)/1, $0xff
+DATA iq2Signs<>+952(SB)/1, $0xff
+DATA iq2Signs<>+953(SB)/1, $0xff
+DATA iq2Signs<>+954(SB)/1, $0xff
+DATA iq2Signs<>+955(SB)/1, $0x01
+DATA iq2Signs<>+956(SB)/1, $0xff
+DATA iq2Signs<>+957(SB)/1, $0xff
+DATA iq2Signs<>+958(SB)/1, $0xff
+DATA iq2Signs<>+959(SB)/1, $0x01
+DATA iq2Signs<>+960(SB)/1, $0x01
+DATA iq2Signs<>+961(SB)/1, $0x01
+DATA iq2Signs<>+962(SB)/1, $0x01
+DATA iq2Signs<>+963(SB)/1, $0xff
+DATA iq2Signs<>+964(SB)/1, $0xff
+DATA iq2Signs<>+965(SB)/1, $0xff
+DATA iq2Signs<>+966(SB)/1, $0xff
+DATA iq2Signs<>+967(SB)/1, $0x01
+DATA iq2Signs<>+968(SB)/1, $0xff
+DATA iq2Signs<>+969(SB)/1, $0x01
+DATA iq2Signs<>+970(SB)/1, $0x01
+DATA iq2Signs<>+971(SB)/1, $0xff
+DATA iq2Signs<>+972(SB)/1, $0xff
+DATA iq2Signs<>+973(SB)/1, $0xff
+DATA iq2Signs<>+974(SB)/1, $0xff
+DATA iq2Signs<>+975(SB)/1, $0xff
+DATA iq2Signs<>+976(SB)/1, $0x01
+DATA iq2Signs<>+977(SB)/1, $0xff
+DATA iq2Signs<>+978(SB)/1, $0x01
+DATA iq2Signs<>+979(SB)/1, $0xff
+DATA iq2Signs<>+980(SB)/1, $0xff
+DATA iq2Signs<>+981(SB)/1, $0xff
+DATA iq2Signs<>+982(SB)/1, $0xff
+DATA iq2Signs<>+983(SB)/1, $0xff
+DATA iq2Signs<>+984(SB)/1, $0xff
+DATA iq2Signs<>+985(SB)/1, $0xff
+DATA iq2Signs<>+986(SB)/1, $0x01
+DATA iq2Signs<>+987(SB)/1, $0xff
+DATA iq2Signs<>+988(SB)/1, $0xff
+DATA iq2Signs<>+989(SB)/1, $0xff
+DATA iq2Signs<>+990(SB)/1, $0xff
+DATA iq2Signs<>+991(SB)/1, $0x01
+DATA iq2Signs<>+992(SB)/1, $0x01
+DATA iq2Signs<>+993(SB)/1, $0x01
+DATA iq2Signs<>+994(SB)/1, $0xff
+DATA iq2Signs<>+995(SB)/1, $0xff
+DATA iq2Signs<>+996(SB)/1, $0xff
+DATA iq2Signs<>+997(SB)/1, $0xff
+DATA iq2Signs<>+998(SB)/1, $0xff
+DATA iq2Signs<>+999(SB)/1, $0xff
+DATA iq2Signs<>+1000(SB)/1, $0xff
+DATA iq2Signs<>+1001(SB)/1, $0x01
+DATA iq2Signs<>+1002(SB)/1, $0xff
+DATA iq2Signs<>+1003(SB)/1, $0xff
+DATA iq2Signs<>+1004(SB)/1, $0xff
+DATA iq2Signs<>+1005(SB)/1, $0xff
+DATA iq2Signs<>+1006(SB)/1, $0xff
+DATA iq2Signs<>+1007(SB)/1, $0x01
+DATA iq2Signs<>+1008(SB)/1, $0x01
+DATA iq2Signs<>+1009(SB)/1, $0xff
+DATA iq2Signs<>+1010(SB)/1, $0xff
+DATA iq2Signs<>+1011(SB)/1, $0xff
+DATA iq2Signs<>+1012(SB)/1, $0xff
+DATA iq2Signs<>+1013(SB)/1, $0xff
+DATA iq2Signs<>+1014(SB)/1, $0xff
+DATA iq2Signs<>+1015(SB)/1, $0x01
+DATA iq2Signs<>+1016(SB)/1, $0xff
+DATA iq2Signs<>+1017(SB)/1, $0xff
+DATA iq2Signs<>+1018(SB)/1, $0xff
+DATA iq2Signs<>+1019(SB)/1, $0xff
+DATA iq2Signs<>+1020(SB)/1, $0xff
+DATA iq2Signs<>+1021(SB)/1, $0xff
+DATA iq2Signs<>+1022(SB)/1, $0xff
+DATA iq2Signs<>+1023(SB)/1, $0xff
+GLOBL iq2Signs<>(SB), RODATA|NOPTR, $1024
 
-DATA bytes1<>+0(SB)/1, $0x01
-DATA bytes1<>+1(SB)/1, $0x01
-DATA bytes1<>+2(SB)/1, $0x01
-DATA bytes1<>+3(SB)/1, $0x01
-DATA bytes1<>+4(SB)/1, $0x01
-DATA bytes1<>+5(SB)/1, $0x01
-DATA bytes1<>+6(SB)/1, $0x01
-DATA bytes1<>+7(SB)/1, $0x01
-DATA bytes1<>+8(SB)/1, $0x01
-DATA bytes1<>+9(SB)/1, $0x01
-DATA bytes1<>+10(SB)/1, $0x01
-DATA bytes1<>+11(SB)/1, $0x01
-DATA bytes1<>+12(SB)/1, $0x01
-DATA bytes1<>+13(SB)/1, $0x01
-DATA bytes1<>+14(SB)/1, $0x01
-DATA bytes1<>+15(SB)/1, $0x01
-DATA bytes1<>+16(SB)/1, $0x01
-DATA bytes1<>+17(SB)/1, $0x01
-DATA bytes1<>+18(SB)/1, $0x01
-DATA bytes1<>+19(SB)/1, $0x01
-DATA bytes1<>+20(SB)/1, $0x01
-DATA bytes1<>+21(SB)/1, $0x01
-DATA bytes1<>+22(SB)/1, $0x01
-DATA bytes1<>+23(SB)/1, $0x01
-DATA bytes1<>+24(SB)/1, $0x01
-DATA bytes1<>+25(SB)/1, $0x01
-DATA bytes1<>+26(SB)/1, $0x01
-DATA bytes1<>+27(SB)/1, $0x01
-DATA bytes1<>+28(SB)/1, $0x01
-DATA bytes1<>+29(SB)/1, $0x01
-DATA bytes1<>+30(SB)/1, $0x01
-DATA bytes1<>+31(SB)/1, $0x01
-GLOBL bytes1<>(SB), RODATA|NOPTR, $32
+DATA iq2Ones<>+0(SB)/1, $0x01
+DATA iq2Ones<>+1(SB)/1, $0x01
+DATA iq2Ones<>+2(SB)/1, $0x01
+DATA iq2Ones<>+3(SB)/1, $0x01
+DATA iq2Ones<>+4(SB)/1, $0x01
+DATA iq2Ones<>+5(SB)/1, $0x01
+DATA iq2Ones<>+6(SB)/1, $0x01
+DATA iq2Ones<>+7(SB)/1, $0x01
+DATA iq2Ones<>+8(SB)/1, $0x01
+DATA iq2Ones<>+9(SB)/1, $0x01
+DATA iq2Ones<>+10(SB)/1, $0x01
+DATA iq2Ones<>+11(SB)/1, $0x01
+DATA iq2Ones<>+12(SB)/1, $0x01
+DATA iq2Ones<>+13(SB)/1, $0x01
+DATA iq2Ones<>+14(SB)/1, $0x01
+DATA iq2Ones<>+15(SB)/1, $0x01
+DATA iq2Ones<>+16(SB)/1, $0x01
+DATA iq2Ones<>+17(SB)/1, $0x01
+DATA iq2Ones<>+18(SB)/1, $0x01
+DATA iq2Ones<>+19(SB)/1, $0x01
+DATA iq2Ones<>+20(SB)/1, $0x01
+DATA iq2Ones<>+21(SB)/1, $0x01
+DATA iq2Ones<>+22(SB)/1, $0x01
+DATA iq2Ones<>+23(SB)/1, $0x01
+DATA iq2Ones<>+24(SB)/1, $0x01
+DATA iq2Ones<>+25(SB)/1, $0x01
+DATA iq2Ones<>+26(SB)/1, $0x01
+DATA iq2Ones<>+27(SB)/1, $0x01
+DATA iq2Ones<>+28(SB)/1, $0x01
+DATA iq2Ones<>+29(SB)/1, $0x01
+DATA iq2Ones<>+30(SB)/1, $0x01
+DATA iq2Ones<>+31(SB)/1, $0x01
+GLOBL iq2Ones<>(SB), RODATA|NOPTR, $32
 
-DATA eighths<>+0(SB)/4, $(0.125)
-DATA eighths<>+4(SB)/4, $(0.125)
-DATA eighths<>+8(SB)/4, $(0.125)
-DATA eighths<>+12(SB)/4, $(0.125)
-GLOBL eighths<>(SB), RODATA|NOPTR, $16
+DATA iq2Eighths<>+0(SB)/4, $(0.125)
+DATA iq2Eighths<>+4(SB)/4, $(0.125)
+DATA iq2Eighths<>+8(SB)/4, $(0.125)
+DATA iq2Eighths<>+12(SB)/4, $(0.125)
+GLOBL iq2Eighths<>(SB), RODATA|NOPTR, $16
 
 DATA wordShuf<>+0(SB)/1, $0x00
 DATA wordShuf<>+1(SB)/1, $0x01
@@ -16553,7 +16553,7 @@ TEXT ·dotIQ2XXSQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   nb+16(FP), DX
 	VXORPS X0, X0, X0
 	LEAQ   iq2xxsGrid<>+0(SB), BX
-	LEAQ   signs64<>+0(SB), SI
+	LEAQ   iq2Signs<>+0(SB), SI
 
 dotIQ2XXSQ8_KAVX2_loop:
 	TESTQ        DX, DX
@@ -16867,7 +16867,7 @@ dotIQ2XXSQ8_KAVX2_loop:
 	JMP          dotIQ2XXSQ8_KAVX2_loop
 
 dotIQ2XXSQ8_KAVX2_done:
-	VMULPS eighths<>+0(SB), X0, X0
+	VMULPS iq2Eighths<>+0(SB), X0, X0
 	VZEROUPPER
 	MOVSS  X0, ret+24(FP)
 	RET
@@ -16887,7 +16887,7 @@ TEXT ·dotIQ2XXSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   nb+24(FP), DX
 	VXORPS X0, X0, X0
 	LEAQ   iq2xxsGrid<>+0(SB), R8
-	LEAQ   signs64<>+0(SB), R9
+	LEAQ   iq2Signs<>+0(SB), R9
 
 dotIQ2XXSQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
@@ -17336,7 +17336,7 @@ dotIQ2XXSQ8_Kx4AVX2_loop:
 	JMP          dotIQ2XXSQ8_Kx4AVX2_loop
 
 dotIQ2XXSQ8_Kx4AVX2_done:
-	VMULPS     eighths<>+0(SB), X0, X0
+	VMULPS     iq2Eighths<>+0(SB), X0, X0
 	MOVQ       out+32(FP), AX
 	MOVQ       outstride+40(FP), CX
 	SHLQ       $0x02, CX
@@ -17362,7 +17362,7 @@ dotIQ2XXSQ8_KRowsAVX2_row:
 	MOVQ   nb+16(FP), SI
 	VXORPS X0, X0, X0
 	LEAQ   iq2xxsGrid<>+0(SB), DI
-	LEAQ   signs64<>+0(SB), R8
+	LEAQ   iq2Signs<>+0(SB), R8
 
 dotIQ2XXSQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
@@ -17676,7 +17676,7 @@ dotIQ2XXSQ8_KRowsAVX2_loop:
 	JMP          dotIQ2XXSQ8_KRowsAVX2_loop
 
 dotIQ2XXSQ8_KRowsAVX2_done:
-	VMULPS eighths<>+0(SB), X0, X0
+	VMULPS iq2Eighths<>+0(SB), X0, X0
 	VMOVSS X0, (DX)
 	ADDQ   $0x04, DX
 	DECQ   CX
@@ -17692,7 +17692,7 @@ TEXT ·dotIQ2XSQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   nb+16(FP), DX
 	VXORPS X0, X0, X0
 	LEAQ   iq2xsGrid<>+0(SB), BX
-	LEAQ   signs64<>+0(SB), SI
+	LEAQ   iq2Signs<>+0(SB), SI
 
 dotIQ2XSQ8_KAVX2_loop:
 	TESTQ        DX, DX
@@ -17705,7 +17705,7 @@ dotIQ2XSQ8_KAVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         bytes1<>+0(SB), X1, X1
+	VPOR         iq2Ones<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	MOVWQZX      2(AX), DI
@@ -17984,7 +17984,7 @@ dotIQ2XSQ8_KAVX2_loop:
 	JMP          dotIQ2XSQ8_KAVX2_loop
 
 dotIQ2XSQ8_KAVX2_done:
-	VMULPS eighths<>+0(SB), X0, X0
+	VMULPS iq2Eighths<>+0(SB), X0, X0
 	VZEROUPPER
 	MOVSS  X0, ret+24(FP)
 	RET
@@ -18004,7 +18004,7 @@ TEXT ·dotIQ2XSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   nb+24(FP), DX
 	VXORPS X0, X0, X0
 	LEAQ   iq2xsGrid<>+0(SB), R8
-	LEAQ   signs64<>+0(SB), R9
+	LEAQ   iq2Signs<>+0(SB), R9
 
 dotIQ2XSQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
@@ -18017,7 +18017,7 @@ dotIQ2XSQ8_Kx4AVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         bytes1<>+0(SB), X1, X1
+	VPOR         iq2Ones<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	VPXOR        Y3, Y3, Y3
@@ -18431,7 +18431,7 @@ dotIQ2XSQ8_Kx4AVX2_loop:
 	JMP          dotIQ2XSQ8_Kx4AVX2_loop
 
 dotIQ2XSQ8_Kx4AVX2_done:
-	VMULPS     eighths<>+0(SB), X0, X0
+	VMULPS     iq2Eighths<>+0(SB), X0, X0
 	MOVQ       out+32(FP), AX
 	MOVQ       outstride+40(FP), CX
 	SHLQ       $0x02, CX
@@ -18457,7 +18457,7 @@ dotIQ2XSQ8_KRowsAVX2_row:
 	MOVQ   nb+16(FP), SI
 	VXORPS X0, X0, X0
 	LEAQ   iq2xsGrid<>+0(SB), DI
-	LEAQ   signs64<>+0(SB), R8
+	LEAQ   iq2Signs<>+0(SB), R8
 
 dotIQ2XSQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
@@ -18470,7 +18470,7 @@ dotIQ2XSQ8_KRowsAVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         bytes1<>+0(SB), X1, X1
+	VPOR         iq2Ones<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	MOVWQZX      2(AX), R9
@@ -18749,7 +18749,7 @@ dotIQ2XSQ8_KRowsAVX2_loop:
 	JMP          dotIQ2XSQ8_KRowsAVX2_loop
 
 dotIQ2XSQ8_KRowsAVX2_done:
-	VMULPS eighths<>+0(SB), X0, X0
+	VMULPS iq2Eighths<>+0(SB), X0, X0
 	VMOVSS X0, (DX)
 	ADDQ   $0x04, DX
 	DECQ   CX
@@ -18777,7 +18777,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         bytes1<>+0(SB), X1, X1
+	VPOR         iq2Ones<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	MOVBQZX      66(AX), SI
@@ -18813,7 +18813,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPERM2I128   $0x00, Y1, Y1, Y7
 	VPSHUFB      wordShuf2<>+0(SB), Y7, Y6
 	VMOVDQU      4(CX), Y8
@@ -18854,7 +18854,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+32(SB), Y7, Y6
 	VMOVDQU      36(CX), Y8
 	VPSIGNB      Y5, Y8, Y8
@@ -18894,7 +18894,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+64(SB), Y7, Y6
 	VMOVDQU      68(CX), Y8
 	VPSIGNB      Y5, Y8, Y8
@@ -18934,7 +18934,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+96(SB), Y7, Y6
 	VMOVDQU      100(CX), Y7
 	VPSIGNB      Y5, Y7, Y7
@@ -18974,7 +18974,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPERM2I128   $0x11, Y1, Y1, Y6
 	VPSHUFB      wordShuf2<>+0(SB), Y6, Y1
 	VMOVDQU      132(CX), Y7
@@ -19015,7 +19015,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         bytes1<>+0(SB), Y4, Y4
+	VPOR         iq2Ones<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+32(SB), Y6, Y5
 	VMOVDQU      164(CX), Y7
 	VPSIGNB      Y4, Y7, Y7
@@ -19055,7 +19055,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         bytes1<>+0(SB), Y4, Y4
+	VPOR         iq2Ones<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+64(SB), Y6, Y5
 	VMOVDQU      196(CX), Y7
 	VPSIGNB      Y4, Y7, Y7
@@ -19095,7 +19095,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         bytes1<>+0(SB), Y4, Y4
+	VPOR         iq2Ones<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+96(SB), Y6, Y5
 	VMOVDQU      228(CX), Y6
 	VPSIGNB      Y4, Y6, Y6
@@ -19120,7 +19120,7 @@ dotIQ2SQ8_KAVX2_loop:
 	JMP          dotIQ2SQ8_KAVX2_loop
 
 dotIQ2SQ8_KAVX2_done:
-	VMULPS eighths<>+0(SB), X0, X0
+	VMULPS iq2Eighths<>+0(SB), X0, X0
 	VZEROUPPER
 	MOVSS  X0, ret+24(FP)
 	RET
@@ -19152,7 +19152,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         bytes1<>+0(SB), X1, X1
+	VPOR         iq2Ones<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	VPXOR        Y3, Y3, Y3
@@ -19191,7 +19191,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         bytes1<>+0(SB), Y8, Y8
+	VPOR         iq2Ones<>+0(SB), Y8, Y8
 	VPERM2I128   $0x00, Y1, Y1, Y10
 	VPSHUFB      wordShuf2<>+0(SB), Y10, Y9
 	VMOVDQU      4(CX), Y11
@@ -19247,7 +19247,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         bytes1<>+0(SB), Y8, Y8
+	VPOR         iq2Ones<>+0(SB), Y8, Y8
 	VPSHUFB      wordShuf2<>+32(SB), Y10, Y9
 	VMOVDQU      36(CX), Y11
 	VPSIGNB      Y8, Y11, Y11
@@ -19302,7 +19302,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         bytes1<>+0(SB), Y8, Y8
+	VPOR         iq2Ones<>+0(SB), Y8, Y8
 	VPSHUFB      wordShuf2<>+64(SB), Y10, Y9
 	VMOVDQU      68(CX), Y11
 	VPSIGNB      Y8, Y11, Y11
@@ -19357,7 +19357,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         bytes1<>+0(SB), Y8, Y8
+	VPOR         iq2Ones<>+0(SB), Y8, Y8
 	VPSHUFB      wordShuf2<>+96(SB), Y10, Y9
 	VMOVDQU      100(CX), Y10
 	VPSIGNB      Y8, Y10, Y10
@@ -19412,7 +19412,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         bytes1<>+0(SB), Y8, Y8
+	VPOR         iq2Ones<>+0(SB), Y8, Y8
 	VPERM2I128   $0x11, Y1, Y1, Y9
 	VPSHUFB      wordShuf2<>+0(SB), Y9, Y1
 	VMOVDQU      132(CX), Y10
@@ -19468,7 +19468,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y7, Y7
 	VPCMPEQB     Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
-	VPOR         bytes1<>+0(SB), Y7, Y7
+	VPOR         iq2Ones<>+0(SB), Y7, Y7
 	VPSHUFB      wordShuf2<>+32(SB), Y9, Y8
 	VMOVDQU      164(CX), Y10
 	VPSIGNB      Y7, Y10, Y10
@@ -19523,7 +19523,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y7, Y7
 	VPCMPEQB     Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
-	VPOR         bytes1<>+0(SB), Y7, Y7
+	VPOR         iq2Ones<>+0(SB), Y7, Y7
 	VPSHUFB      wordShuf2<>+64(SB), Y9, Y8
 	VMOVDQU      196(CX), Y10
 	VPSIGNB      Y7, Y10, Y10
@@ -19578,7 +19578,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y7, Y7
 	VPCMPEQB     Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
-	VPOR         bytes1<>+0(SB), Y7, Y7
+	VPOR         iq2Ones<>+0(SB), Y7, Y7
 	VPSHUFB      wordShuf2<>+96(SB), Y9, Y8
 	VMOVDQU      228(CX), Y9
 	VPSIGNB      Y7, Y9, Y9
@@ -19630,7 +19630,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	JMP          dotIQ2SQ8_Kx4AVX2_loop
 
 dotIQ2SQ8_Kx4AVX2_done:
-	VMULPS     eighths<>+0(SB), X0, X0
+	VMULPS     iq2Eighths<>+0(SB), X0, X0
 	MOVQ       out+32(FP), AX
 	MOVQ       outstride+40(FP), CX
 	SHLQ       $0x02, CX
@@ -19668,7 +19668,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         bytes1<>+0(SB), X1, X1
+	VPOR         iq2Ones<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	MOVBQZX      66(AX), R8
@@ -19704,7 +19704,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPERM2I128   $0x00, Y1, Y1, Y7
 	VPSHUFB      wordShuf2<>+0(SB), Y7, Y6
 	VMOVDQU      4(BX), Y8
@@ -19745,7 +19745,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+32(SB), Y7, Y6
 	VMOVDQU      36(BX), Y8
 	VPSIGNB      Y5, Y8, Y8
@@ -19785,7 +19785,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+64(SB), Y7, Y6
 	VMOVDQU      68(BX), Y8
 	VPSIGNB      Y5, Y8, Y8
@@ -19825,7 +19825,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+96(SB), Y7, Y6
 	VMOVDQU      100(BX), Y7
 	VPSIGNB      Y5, Y7, Y7
@@ -19865,7 +19865,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         iq2Ones<>+0(SB), Y5, Y5
 	VPERM2I128   $0x11, Y1, Y1, Y6
 	VPSHUFB      wordShuf2<>+0(SB), Y6, Y1
 	VMOVDQU      132(BX), Y7
@@ -19906,7 +19906,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         bytes1<>+0(SB), Y4, Y4
+	VPOR         iq2Ones<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+32(SB), Y6, Y5
 	VMOVDQU      164(BX), Y7
 	VPSIGNB      Y4, Y7, Y7
@@ -19946,7 +19946,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         bytes1<>+0(SB), Y4, Y4
+	VPOR         iq2Ones<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+64(SB), Y6, Y5
 	VMOVDQU      196(BX), Y7
 	VPSIGNB      Y4, Y7, Y7
@@ -19986,7 +19986,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         bytes1<>+0(SB), Y4, Y4
+	VPOR         iq2Ones<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+96(SB), Y6, Y5
 	VMOVDQU      228(BX), Y6
 	VPSIGNB      Y4, Y6, Y6
@@ -20011,7 +20011,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	JMP          dotIQ2SQ8_KRowsAVX2_loop
 
 dotIQ2SQ8_KRowsAVX2_done:
-	VMULPS eighths<>+0(SB), X0, X0
+	VMULPS iq2Eighths<>+0(SB), X0, X0
 	VMOVSS X0, (DX)
 	ADDQ   $0x04, DX
 	DECQ   CX
