@@ -45,13 +45,15 @@ func iq2Constants() {
 	iq2sGridTab = grid("iq2sGrid", block.IQ2SGrid[:])
 	iq2SignsTab = GLOBL("iq2Signs", RODATA|NOPTR)
 	for i, s := range block.KSignsIQ2XS {
+		var row uint64
 		for j := 0; j < 8; j++ {
-			v := byte(1)
+			v := uint64(1)
 			if s>>j&1 != 0 {
 				v = 0xff
 			}
-			DATA(8*i+j, U8(v))
+			row |= v << (8 * j)
 		}
+		DATA(8*i, U64(row))
 	}
 	iq2Ones = GLOBL("iq2Ones", RODATA|NOPTR)
 	for i := 0; i < 32; i++ {
