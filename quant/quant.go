@@ -23,20 +23,22 @@ type codec struct {
 }
 
 var codecs = map[ggml.Type]codec{
-	ggml.TypeQ4_0:   {block.EncodeQ4_0, block.DecodeQ4_0},
-	ggml.TypeQ4_1:   {block.EncodeQ4_1, block.DecodeQ4_1},
-	ggml.TypeQ5_0:   {block.EncodeQ5_0, block.DecodeQ5_0},
-	ggml.TypeQ5_1:   {block.EncodeQ5_1, block.DecodeQ5_1},
-	ggml.TypeQ8_0:   {block.EncodeQ8_0, block.DecodeQ8_0},
-	ggml.TypeQ8_1:   {block.EncodeQ8_1, block.DecodeQ8_1},
-	ggml.TypeQ2_K:   {block.EncodeQ2_K, block.DecodeQ2_K},
-	ggml.TypeQ3_K:   {block.EncodeQ3_K, block.DecodeQ3_K},
-	ggml.TypeQ4_K:   {block.EncodeQ4_K, block.DecodeQ4_K},
-	ggml.TypeQ5_K:   {block.EncodeQ5_K, block.DecodeQ5_K},
-	ggml.TypeQ6_K:   {block.EncodeQ6_K, block.DecodeQ6_K},
-	ggml.TypeQ8_K:   {block.EncodeQ8_K, block.DecodeQ8_K},
-	ggml.TypeIQ4_NL: {block.EncodeIQ4_NL, block.DecodeIQ4_NL},
-	ggml.TypeIQ4_XS: {block.EncodeIQ4_XS, block.DecodeIQ4_XS},
+	ggml.TypeQ4_0:    {block.EncodeQ4_0, block.DecodeQ4_0},
+	ggml.TypeQ4_1:    {block.EncodeQ4_1, block.DecodeQ4_1},
+	ggml.TypeQ5_0:    {block.EncodeQ5_0, block.DecodeQ5_0},
+	ggml.TypeQ5_1:    {block.EncodeQ5_1, block.DecodeQ5_1},
+	ggml.TypeQ8_0:    {block.EncodeQ8_0, block.DecodeQ8_0},
+	ggml.TypeQ8_1:    {block.EncodeQ8_1, block.DecodeQ8_1},
+	ggml.TypeQ2_K:    {block.EncodeQ2_K, block.DecodeQ2_K},
+	ggml.TypeQ3_K:    {block.EncodeQ3_K, block.DecodeQ3_K},
+	ggml.TypeQ4_K:    {block.EncodeQ4_K, block.DecodeQ4_K},
+	ggml.TypeQ5_K:    {block.EncodeQ5_K, block.DecodeQ5_K},
+	ggml.TypeQ6_K:    {block.EncodeQ6_K, block.DecodeQ6_K},
+	ggml.TypeQ8_K:    {block.EncodeQ8_K, block.DecodeQ8_K},
+	ggml.TypeIQ4_NL:  {block.EncodeIQ4_NL, block.DecodeIQ4_NL},
+	ggml.TypeIQ4_XS:  {block.EncodeIQ4_XS, block.DecodeIQ4_XS},
+	ggml.TypeIQ3_XXS: {block.EncodeIQ3_XXS, block.DecodeIQ3_XXS},
+	ggml.TypeIQ3_S:   {block.EncodeIQ3_S, block.DecodeIQ3_S},
 }
 
 // CanQuantize reports whether Quantize supports t.
@@ -193,7 +195,7 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 	// Byte offsets inside a block of the fp16 fields to check.
 	var halves []int
 	switch t {
-	case ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS:
+	case ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS, ggml.TypeIQ3_XXS, ggml.TypeIQ3_S:
 		halves = []int{0}
 	case ggml.TypeQ4_1, ggml.TypeQ5_1, ggml.TypeQ4_K, ggml.TypeQ5_K:
 		halves = []int{0, 2}
