@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"os"
 	"regexp"
@@ -21,6 +22,7 @@ var allTypes = []ggml.Type{
 	ggml.TypeF32, ggml.TypeF16, ggml.TypeBF16,
 	ggml.TypeQ4_0, ggml.TypeQ4_1, ggml.TypeQ5_0, ggml.TypeQ5_1, ggml.TypeQ8_0, ggml.TypeIQ4_NL,
 	ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_XS,
+	ggml.TypeIQ3_XXS, ggml.TypeIQ3_S,
 }
 
 // scaleOffsets lists, per block type, where its f16 scales sit, so random
@@ -29,6 +31,7 @@ var scaleOffsets = map[ggml.Type][]int{
 	ggml.TypeQ4_0: {0}, ggml.TypeQ4_1: {0, 2}, ggml.TypeQ5_0: {0}, ggml.TypeQ5_1: {0, 2},
 	ggml.TypeQ8_0: {0}, ggml.TypeIQ4_NL: {0}, ggml.TypeQ2_K: {80, 82}, ggml.TypeQ3_K: {108},
 	ggml.TypeQ4_K: {0, 2}, ggml.TypeQ5_K: {0, 2}, ggml.TypeQ6_K: {208}, ggml.TypeIQ4_XS: {0},
+	ggml.TypeIQ3_XXS: {0}, ggml.TypeIQ3_S: {0},
 }
 
 func putF16(b []byte, v float32) { binary.LittleEndian.PutUint16(b, float16.Fromfloat32(v).Bits()) }
@@ -195,6 +198,30 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				}
 				o[e] = h(blk) * float64(ls-32) * float64(block.IQ4NLValues[q])
 			}
+		case ggml.TypeIQ3_XXS:
+			for e := 0; e < 256; e++ {
+				j, k, i := e/32, e%32/4, e%4
+				aux := binary.LittleEndian.Uint32(blk[66+4*j:])
+				signs := aux >> (7 * (k / 2)) & 127
+				if bits.OnesCount32(signs)%2 == 1 {
+					signs |= 128 // the eighth sign keeps the negatives even
+				}
+				v := float64(uint8(block.IQ3XXSGrid[blk[2+8*j+k]] >> (8 * i)))
+				if signs>>(e%8)&1 != 0 {
+					v = -v
+				}
+				o[e] = h(blk) * (0.5 + float64(aux>>28)) * 0.5 * v
+			}
+		case ggml.TypeIQ3_S:
+			for e := 0; e < 256; e++ {
+				j, k, i := e/32, e%32/4, e%4
+				idx := int(blk[2+8*j+k]) | int(blk[66+j]>>k&1)<<8
+				v := float64(uint8(block.IQ3SGrid[idx] >> (8 * i)))
+				if blk[74+e/8]>>(e%8)&1 != 0 {
+					v = -v
+				}
+				o[e] = h(blk) * float64(1+2*int(blk[106+j/2]>>(4*(j%2))&15)) * v
+			}
 		default:
 			panic("no dequantizer for " + t.String())
 		}
@@ -302,6 +329,7 @@ var goDots = map[ggml.Type]dotFunc{
 	ggml.TypeQ5_1: block.DotQ5_1Q8_1, ggml.TypeQ8_0: block.DotQ8_0Q8_0, ggml.TypeIQ4_NL: block.DotIQ4_NLQ8_0,
 	ggml.TypeQ2_K: block.DotQ2_KQ8_K, ggml.TypeQ3_K: block.DotQ3_KQ8_K, ggml.TypeQ4_K: block.DotQ4_KQ8_K,
 	ggml.TypeQ5_K: block.DotQ5_KQ8_K, ggml.TypeQ6_K: block.DotQ6_KQ8_K, ggml.TypeIQ4_XS: block.DotIQ4_XSQ8_K,
+	ggml.TypeIQ3_XXS: block.DotIQ3_XXSQ8_K, ggml.TypeIQ3_S: block.DotIQ3_SQ8_K,
 }
 
 // TestDotsAgainstReference checks the kernel in use and the Go reference for
