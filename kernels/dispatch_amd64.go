@@ -76,6 +76,8 @@ var asmKernels = []struct {
 	{ggml.TypeQ5_K, dotQ5_KQ8_KAVX2, dotQ5_KQ8_KRowsAVX2, dotQ5_KQ8_Kx4AVX2, nil, nil, nil, panelQ5_KQ8_Kx2x16VNNI},
 	{ggml.TypeQ6_K, dotQ6_KQ8_KAVX2, dotQ6_KQ8_KRowsAVX2, dotQ6_KQ8_Kx4AVX2, nil, nil, nil, panelQ6_KQ8_Kx2x16VNNI},
 	{ggml.TypeIQ4_XS, dotIQ4XSQ8_KAVX2, dotIQ4XSQ8_KRowsAVX2, dotIQ4XSQ8_Kx4AVX2, nil, nil, nil, panelIQ4XSQ8_Kx2x16VNNI},
+	{ggml.TypeIQ3_XXS, dotIQ3XXSQ8_KAVX2, dotIQ3XXSQ8_KRowsAVX2, dotIQ3XXSQ8_Kx4AVX2, nil, nil, nil, nil},
+	{ggml.TypeIQ3_S, dotIQ3SQ8_KAVX2, dotIQ3SQ8_KRowsAVX2, dotIQ3SQ8_Kx4AVX2, nil, nil, nil, nil},
 }
 
 // install puts the named (available) set in place over the Go reference.

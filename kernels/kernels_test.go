@@ -668,6 +668,36 @@ func TestAsmMatchesGo(t *testing.T) {
 	}
 }
 
+// TestIQ3AsmMatchesGoBits requires the IQ3 dots in use to give exactly the
+// Go reference's bits: both follow ggml's generic order (exact integer
+// block sums, then a multiply and an add per block, unfused), so unlike the
+// other types there is no rounding slack between them.
+func TestIQ3AsmMatchesGoBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	for _, typ := range []ggml.Type{ggml.TypeIQ3_XXS, ggml.TypeIQ3_S} {
+		format, dot, _ := kernelFor(typ)
+		for trial := 0; trial < 200; trial++ {
+			nblocks := 1 + trial%9
+			cols := nblocks * typ.BlockSize()
+			w := randomRow(rng, typ, cols, trial%5 == 4)
+			if trial%7 == 6 {
+				clear(w)
+			}
+			x := randomActivations(rng, cols)
+			if trial%3 == 0 {
+				for i := range x {
+					x[i] *= float32(math.Pow(10, float64(rng.IntN(13)-6)))
+				}
+			}
+			a := convertAct(format, x)
+			got, want := dot(w, a, cols), goDots[typ](w, a, cols)
+			if math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("%v cols=%d trial %d: in use %g (%#08x), go %g (%#08x)", typ, cols, trial, got, math.Float32bits(got), want, math.Float32bits(want))
+			}
+		}
+	}
+}
+
 // TestQuantizersAsmMatchGo requires the activation quantizers in use to
 // produce exactly the Go reference's bytes, including ties, zero blocks,
 // and a Q8_K block whose largest magnitude appears with both signs.

@@ -531,7 +531,7 @@ func DotIQ3_XXSQ8_K(w, a []byte, n int) float32 {
 			}
 			isum += sub * int(2*(aux>>28)+1)
 		}
-		s += float32(LoadF16(x)*dy) * float32(isum)
+		s += float32(float32(LoadF16(x)*dy) * float32(isum))
 	}
 	return 0.25 * s
 }
@@ -560,7 +560,7 @@ func DotIQ3_SQ8_K(w, a []byte, n int) float32 {
 			}
 			isum += sub * (1 + 2*int(x[106+ib/2]>>(4*(ib%2))&0xf))
 		}
-		s += float32(LoadF16(x)*dy) * float32(isum)
+		s += float32(float32(LoadF16(x)*dy) * float32(isum))
 	}
 	return s
 }
