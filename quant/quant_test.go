@@ -38,9 +38,9 @@ func TestLayoutSizes(t *testing.T) {
 		ggml.TypeQ8_0: {32, 34}, ggml.TypeQ8_1: {32, 36}, ggml.TypeQ2_K: {256, 84}, ggml.TypeQ3_K: {256, 110},
 		ggml.TypeQ4_K: {256, 144}, ggml.TypeQ5_K: {256, 176}, ggml.TypeQ6_K: {256, 210}, ggml.TypeQ8_K: {256, 292},
 		ggml.TypeIQ4_NL: {32, 18}, ggml.TypeIQ4_XS: {256, 136},
+		ggml.TypeIQ3_XXS: {256, 98}, ggml.TypeIQ3_S: {256, 110},
 	}
-	for _, typ := range allTypes {
-		w := want[typ]
+	for typ, w := range want {
 		if typ.BlockSize() != w[0] || typ.TypeSize() != w[1] {
 			t.Errorf("%s: ggml table says %d/%d, block struct %d/%d", typ, typ.BlockSize(), typ.TypeSize(), w[0], w[1])
 		}

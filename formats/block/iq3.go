@@ -51,7 +51,7 @@ var (
 )
 
 // iq3XXSGrid and iq3SGrid build the grid indexes on first use: the
-// neighbour lists take a few milliseconds to compute.
+// neighbour lists take tens of milliseconds to compute.
 func iq3XXSGrid() *iq3Grid {
 	iq3XXSSearchOnce.Do(func() { iq3XXSSearch = newIQ3Grid(iq3XXSPoints[:], 2) })
 	return iq3XXSSearch
@@ -127,10 +127,10 @@ func newIQ3Grid(points []uint16, nwant int) *iq3Grid {
 	return g
 }
 
-// bestNeighbour returns the candidate grid point (of the combination at
-// index offset off) nearest to xval/scale in the weighted squared error,
-// the first on ties, and writes its levels to L (ggml's
-// iq3_find_best_neighbour).
+// bestNeighbour returns the candidate grid point (of the combination whose
+// list starts at neighbours[off]) whose values times scale are nearest to
+// xval in the weighted squared error, the first on ties, and writes its
+// levels to L (ggml's iq3_find_best_neighbour).
 func (g *iq3Grid) bestNeighbour(off int32, xval, weight []float32, scale float32, L []uint8) int {
 	cands := g.neighbours[off+1 : off+1+int32(g.neighbours[off])]
 	best, bestD2 := -1, float32(math.MaxFloat32)
@@ -170,6 +170,9 @@ func iq3Combination(xval []float32, id float32) (u int, L [4]uint8) {
 // outlive a sub-block on purpose: when no scale of the search improves on
 // the start (all weights zero, or sums that underflow), IQ3_XXS's encoder
 // in ggml reuses the previous sub-block's levels and flags, and so do we.
+// ggml's state also carries over between the rows of one call and starts
+// as uninitialized stack memory; ours starts each row (each EncodeIQ3_XXS
+// call) with zero levels and no group on the grid.
 type iq3Sub struct {
 	weight, xval, waux [32]float32
 	L, Laux            [32]uint8

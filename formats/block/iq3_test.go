@@ -100,11 +100,14 @@ type iq3Format struct {
 	encode func(y []byte, x, qw []float32)
 	decode func(y []float32, x []byte)
 	dot    func(w, a []byte, n int) float32
+	// maxRelErr bounds the RMS round-trip error on Gaussian data relative
+	// to the data's RMS, about 1.3 times what the encoder achieves.
+	maxRelErr float64
 }
 
 var iq3Formats = []iq3Format{
-	{"IQ3_XXS", IQ3_XXSBytes, EncodeIQ3_XXS, DecodeIQ3_XXS, DotIQ3_XXSQ8_K},
-	{"IQ3_S", IQ3_SBytes, EncodeIQ3_S, DecodeIQ3_S, DotIQ3_SQ8_K},
+	{"IQ3_XXS", IQ3_XXSBytes, EncodeIQ3_XXS, DecodeIQ3_XXS, DotIQ3_XXSQ8_K, 0.28},
+	{"IQ3_S", IQ3_SBytes, EncodeIQ3_S, DecodeIQ3_S, DotIQ3_SQ8_K, 0.22},
 }
 
 // Encoding then decoding Gaussian rows keeps the error of a 3-bit format,
@@ -112,7 +115,7 @@ var iq3Formats = []iq3Format{
 // the decoded row times the decoded activations.
 func TestIQ3RoundTripAndDot(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
-	const n = 4 * QK_K
+	const n = 16 * QK_K
 	for _, f := range iq3Formats {
 		for _, weighted := range []bool{false, true} {
 			x := make([]float32, n)
@@ -135,7 +138,7 @@ func TestIQ3RoundTripAndDot(t *testing.T) {
 				errSum += float64((dec[i] - x[i]) * (dec[i] - x[i]))
 				sigSum += float64(x[i] * x[i])
 			}
-			if rel := math.Sqrt(errSum / sigSum); rel > 0.25 {
+			if rel := math.Sqrt(errSum / sigSum); rel > f.maxRelErr {
 				t.Errorf("%s weighted=%v: relative RMS error %.3f", f.name, weighted, rel)
 			}
 
