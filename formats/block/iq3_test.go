@@ -210,3 +210,32 @@ func FuzzIQ3Decode(f *testing.F) {
 		}
 	})
 }
+
+// Magnitudes near the float32 limits, denormals and all-zero importance
+// weights encode without panicking (ggml aborts on the first: every
+// neighbour distance overflows) and decode to something.
+func TestIQ3ExtremeInputs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	const n = 4 * QK_K
+	x := make([]float32, n)
+	for i := range x {
+		switch rng.IntN(4) {
+		case 0:
+			x[i] = float32(rng.NormFloat64() * 1e30)
+		case 1:
+			x[i] = float32(rng.NormFloat64() * 1e-38)
+		case 2:
+			x[i] = float32(rng.NormFloat64() * 1e6)
+		default:
+			x[i] = float32(rng.NormFloat64())
+		}
+	}
+	zeroWeights := make([]float32, n)
+	for _, f := range iq3Formats {
+		for _, qw := range [][]float32{nil, zeroWeights} {
+			enc := make([]byte, n/QK_K*f.size)
+			f.encode(enc, x, qw)
+			f.decode(make([]float32, n), enc)
+		}
+	}
+}
