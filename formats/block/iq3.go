@@ -35,8 +35,10 @@ const (
 // builds it: for each of the 4096 combinations of four 3-bit levels either
 // its grid index or the grid points nearest to it.
 type iq3Grid struct {
-	// levels[i] are the four level values 2l+1 of grid point i.
+	// levels[i] are the four level values 2l+1 of grid point i; values[i]
+	// the same as float32, for the neighbour search.
 	levels [][4]int8
+	values [][4]float32
 	// index[u] for the combination u (level of element i in bits 3i..3i+2)
 	// is its grid index when u is a grid point, else -(o+1) where
 	// neighbours[o] is the number n of candidate points and
@@ -68,13 +70,14 @@ func iq3SGrid() *iq3Grid {
 // distance: the order of ggml's qsort on (distance, index), which the
 // encoder's first-found tie rule depends on.
 func newIQ3Grid(points []uint16, nwant int) *iq3Grid {
-	g := &iq3Grid{levels: make([][4]int8, len(points))}
+	g := &iq3Grid{levels: make([][4]int8, len(points)), values: make([][4]float32, len(points))}
 	for i := range g.index {
 		g.index[i] = -1
 	}
 	for i, p := range points {
 		for k := range 4 {
 			g.levels[i][k] = int8(2*(p>>(3*k)&7) + 1)
+			g.values[i][k] = float32(g.levels[i][k])
 		}
 		g.index[p] = int32(i)
 	}
@@ -133,12 +136,13 @@ func newIQ3Grid(points []uint16, nwant int) *iq3Grid {
 // levels to L (ggml's iq3_find_best_neighbour).
 func (g *iq3Grid) bestNeighbour(off int32, xval, weight []float32, scale float32, L []uint8) int {
 	cands := g.neighbours[off+1 : off+1+int32(g.neighbours[off])]
+	x, w := (*[4]float32)(xval), (*[4]float32)(weight)
 	best, bestD2 := -1, float32(math.MaxFloat32)
 	for _, c := range cands {
 		var d2 float32
-		for i, q := range g.levels[c] {
-			diff := float32(scale*float32(q)) - xval[i]
-			d2 += float32(float32(weight[i]*diff) * diff)
+		for i, q := range &g.values[c] {
+			diff := float32(scale*q) - x[i]
+			d2 += float32(float32(w[i]*diff) * diff)
 		}
 		if d2 < bestD2 {
 			best, bestD2 = int(c), d2
