@@ -273,7 +273,8 @@ func (s *iq3Sub) prepare(xb, qw []float32, sigma2 float32) (signs [4]uint8) {
 	return signs
 }
 
-// maxXval returns the largest magnitude of the sub-block.
+// maxXval returns the largest of xval (IQ3_XXS may have negated one
+// element for the sign parity).
 func (s *iq3Sub) maxXval() float32 {
 	m := s.xval[0]
 	for _, v := range s.xval[1:] {
