@@ -9,6 +9,7 @@ import (
 // q/k/v biases, NEOX rotary layout (no q/k permutation), no vocab_size or
 // rope dimension keys.
 type qwen2 struct {
+	noExtraTensors
 	hp decoderHParams
 }
 
@@ -26,26 +27,10 @@ func (q *qwen2) table() *tensorTable {
 	}
 }
 
-func (q *qwen2) Check(b *Builder) error {
-	hp, err := readDecoderHParams(b.Config, false)
-	if err != nil {
-		return err
-	}
-	q.hp = hp
-	return q.table().check(b, &q.hp)
-}
-
-func (q *qwen2) ExtraTensors(*Builder) error { return nil }
+func (q *qwen2) Check(b *Builder) error { return checkDecoder(b, &q.hp, false, q.table) }
 
 func (q *qwen2) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	if t.Name == "lm_head.weight" && q.hp.tied {
-		return nil
-	}
-	name, err := q.table().ggufName(t)
-	if err != nil {
-		return err
-	}
-	return b.AddTensor(name, t)
+	return addDecoderTensor(b, q.table(), q.hp.tied, t)
 }
 
 func (q *qwen2) Params(b *Builder) error {
@@ -69,47 +54,11 @@ func yarnParams(b *Builder, arch string) error {
 	if err != nil {
 		return err
 	}
-	orig, err := rs.RequireUint32("original_max_position_embeddings")
-	if err != nil {
-		return err
-	}
-	b.Add(arch+".rope.scaling.type", "yarn")
-	b.Add(arch+".rope.scaling.factor", float32(factor))
-	b.Add(arch+".rope.scaling.original_context_length", orig)
-	return nil
+	return addRopeScaling(b, rs, arch, "yarn", factor, false)
 }
 
 // Vocab is SentencePiece when tokenizer.model exists, else GPT-2 BPE from
 // tokenizer.json.
 func (q *qwen2) Vocab(b *Builder) error {
 	return sentencePieceOrBPE(b, int(q.hp.vocab))
-}
-
-// sentencePieceOrBPE is convert_hf_to_gguf.py's "try
-// _set_vocab_sentencepiece, else _set_vocab_gpt2".
-func sentencePieceOrBPE(b *Builder, vocabSize int) error {
-	v, found, err := SentencePieceVocab(b.Dir, vocabSize, b.Warn)
-	if err != nil {
-		return err
-	}
-	loadMerges := false
-	nVocab := -1
-	if found {
-		nVocab = len(v.Tokens)
-	} else {
-		v, found, err = b.bpeVocab(vocabSize)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return missingTokenizer(b.Dir)
-		}
-		loadMerges = true
-	}
-	v.add(b)
-	sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, nVocab, loadMerges, b.Warn)
-	if err != nil {
-		return err
-	}
-	return sv.add(b)
 }

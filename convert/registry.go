@@ -2,7 +2,8 @@ package convert
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/llqt/llqt/formats"
@@ -44,12 +45,7 @@ func Register(newArch func() Architecture, hfNames ...string) {
 
 // Supported lists the registered Hugging Face architecture names, sorted.
 func Supported() []string {
-	var out []string
-	for n := range registry {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(registry))
 }
 
 func lookup(cfg *Config) (string, Architecture, error) {

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -32,12 +33,7 @@ var archs = map[string]archLoader{
 // SupportedArchitectures lists the GGUF architectures the engine runs,
 // sorted.
 func SupportedArchitectures() []string {
-	var out []string
-	for a := range archs {
-		out = append(out, a)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(archs))
 }
 
 // blockStyle holds the model-wide switches of the shared forward pass. The
