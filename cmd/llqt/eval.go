@@ -98,15 +98,9 @@ statistics blocks are printed: PPL(Q) against PPL(base), KL-divergence and
 token-probability differences with percentiles, and how often both models put
 the highest probability on the same token.`,
 		Args: cobra.RangeArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			model, _, err := modelArgs(f.model, args, 0)
-			if err != nil {
-				return err
-			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err = runPerplexity(ctx, cmd, model, f)
-			return cli.Interrupted(err, stop())
-		},
+		RunE: runOnModel(&f.model, func(ctx context.Context, cmd *cobra.Command, model string) error {
+			return runPerplexity(ctx, cmd, model, f)
+		}),
 	}
 	fl := cmd.Flags()
 	addModelFlag(cmd, &f.model)

@@ -35,9 +35,9 @@ func newMultipleChoiceCmds() []*cobra.Command {
 			Long:  long,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				ctx, stop := cli.SignalContext(cmd.Context())
-				err := runMultipleChoice(ctx, cmd, kind, args[0], f)
-				return cli.Interrupted(err, stop())
+				return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+					return runMultipleChoice(ctx, cmd, kind, args[0], f)
+				})
 			},
 		}
 		fl := cmd.Flags()

@@ -70,9 +70,9 @@ the prompt from a file (one trailing newline dropped, as llama-cli does).`,
 			if err := o.readPrompt(cmd); err != nil {
 				return err
 			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err = runGenerate(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), model, o)
-			return cli.Interrupted(err, stop())
+			return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+				return runGenerate(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), model, o)
+			})
 		},
 	}
 	fl := cmd.Flags()

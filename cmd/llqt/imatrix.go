@@ -67,15 +67,9 @@ copy OUT.at_N every N chunks.
 without -f the files are only combined, as llama-imatrix does (b4748 then
 writes chunk count 0 and an empty dataset name).`,
 		Args: cobra.RangeArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			model, _, err := modelArgs(f.model, args, 0)
-			if err != nil {
-				return err
-			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err = runImatrix(ctx, cmd, model, f)
-			return cli.Interrupted(err, stop())
-		},
+		RunE: runOnModel(&f.model, func(ctx context.Context, cmd *cobra.Command, model string) error {
+			return runImatrix(ctx, cmd, model, f)
+		}),
 	}
 	fl := cmd.Flags()
 	addModelFlag(cmd, &f.model)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -121,6 +122,21 @@ func modelArgs(model string, args []string, want int) (string, []string, error) 
 		return "", nil, fmt.Errorf("want MODEL and %d more argument(s), got %d: %q", want, len(args), args)
 	}
 	return args[0], args[1:], nil
+}
+
+// runOnModel is the RunE of a command whose only argument is the model
+// (MODEL or -m MODEL): run gets its path and a context that SIGINT and
+// SIGTERM cancel.
+func runOnModel(model *string, run func(ctx context.Context, cmd *cobra.Command, model string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		path, _, err := modelArgs(*model, args, 0)
+		if err != nil {
+			return err
+		}
+		return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+			return run(ctx, cmd, path)
+		})
+	}
 }
 
 // kvFlags are --kv-f32 and llama.cpp's -ctk/-ctv: the KV cache type.

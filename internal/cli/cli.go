@@ -76,6 +76,15 @@ func Interrupted(err error, sig os.Signal) error {
 	return &ExitError{Code: exitCode(sig), Err: fmt.Errorf("interrupted by %v; no output was written", sig)}
 }
 
+// RunCancellable runs work with a context that SIGINT and SIGTERM cancel,
+// and turns the error of a run a signal stopped into Interrupted's
+// ExitError: the signal handling every long-running command shares.
+func RunCancellable(parent context.Context, work func(ctx context.Context) error) error {
+	ctx, stop := SignalContext(parent)
+	err := work(ctx)
+	return Interrupted(err, stop())
+}
+
 // IsTerminal reports whether w is an interactive terminal.
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
