@@ -116,9 +116,7 @@ the highest probability on the same token.`,
 	fl.StringVar(&f.klBase, "kl-divergence-base", "", "write (or, with --kl-divergence, read) the base log-probabilities FILE")
 	fl.BoolVar(&f.kl, "kl-divergence", false, "compare with the base log-probabilities in --kl-divergence-base")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing --kl-divergence-base file")
-	addKVFlags(cmd, &f.kv)
-	cli.AddCPUOnlyFlags(fl, false)
-	addThreadsFlag(cmd, &f.threads)
+	addEngineFlags(cmd, &f.kv, &f.threads)
 	withLoRA(cmd, &f.lora)
 	return cmd
 }

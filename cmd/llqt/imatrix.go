@@ -86,9 +86,7 @@ writes chunk count 0 and an empty dataset name).`,
 	fl.BoolVar(&f.noPPL, "no-ppl", false, "do not compute the running perplexity")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object instead of the running output")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing output file")
-	addKVFlags(cmd, &f.kv)
-	cli.AddCPUOnlyFlags(fl, false)
-	addThreadsFlag(cmd, &f.threads)
+	addEngineFlags(cmd, &f.kv, &f.threads)
 	return cmd
 }
 

@@ -154,6 +154,15 @@ func addKVFlags(cmd *cobra.Command, k *kvFlags) {
 	fl.StringVar(&k.typeV, "cache-type-v", "f16", "-ctv: KV cache type for V, f16 or f32 (K and V must match)")
 }
 
+// addEngineFlags adds what every command that runs the built-in engine on
+// one thread count takes: the KV cache type, llama.cpp's GPU flags (noted
+// and ignored) and -t.
+func addEngineFlags(cmd *cobra.Command, kv *kvFlags, threads *int) {
+	addKVFlags(cmd, kv)
+	cli.AddCPUOnlyFlags(cmd.Flags(), false)
+	addThreadsFlag(cmd, threads)
+}
+
 // kvF32 resolves the flags to whether the cache is F32.
 func (k *kvFlags) kvF32() (bool, error) {
 	norm := func(flag, v string) (bool, error) {
