@@ -88,10 +88,8 @@ func Imatrix(ctx context.Context, c ObservableContext, nVocab int, tokens []int3
 		return nil, fmt.Errorf("%w: it tokenizes to %d tokens, and a context of %d needs at least %d (two chunks, llama-imatrix's rule); use a longer text or a smaller -c",
 			ErrTooShort, len(tokens), opt.NCtx, 2*opt.NCtx)
 	}
-	for i, t := range tokens {
-		if t < 0 || int(t) >= nVocab {
-			return nil, fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
-		}
+	if err := checkVocabRange(tokens, nVocab); err != nil {
+		return nil, err
 	}
 	var collectErr error
 	c.Observe(func(name string, x []float32, rows, cols int) {

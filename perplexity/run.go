@@ -142,15 +142,9 @@ func NumChunks(nTokens, nCtx, maxChunks int) int {
 // vocabulary adds it) as llama-perplexity does.
 func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Result, error) {
 	opt.normalize()
-	if len(tokens) < 2*opt.NCtx {
-		return nil, fmt.Errorf("%w: it tokenizes to %d tokens, and perplexity with a context of %d needs at least %d (two chunks, llama-perplexity's rule); use a longer text or a smaller -c",
-			ErrTooShort, len(tokens), opt.NCtx, 2*opt.NCtx)
-	}
 	nVocab := m.NVocab()
-	for i, t := range tokens {
-		if t < 0 || int(t) >= nVocab {
-			return nil, fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
-		}
+	if err := checkPerplexityTokens(tokens, opt.NCtx, nVocab); err != nil {
+		return nil, err
 	}
 	nChunk := NumChunks(len(tokens), opt.NCtx, opt.MaxChunks)
 	ev, err := newChunkEvaluator(m, opt)
@@ -235,6 +229,27 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 	}
 	printFinalEstimate(opt.Out, ppl, stderr)
 	return res, nil
+}
+
+// checkPerplexityTokens applies llama-perplexity's rule that the text fills
+// at least two chunks, and checks that every token is in the vocabulary.
+func checkPerplexityTokens(tokens []int32, nCtx, nVocab int) error {
+	if len(tokens) < 2*nCtx {
+		return fmt.Errorf("%w: it tokenizes to %d tokens, and perplexity with a context of %d needs at least %d (two chunks, llama-perplexity's rule); use a longer text or a smaller -c",
+			ErrTooShort, len(tokens), nCtx, 2*nCtx)
+	}
+	return checkVocabRange(tokens, nVocab)
+}
+
+// checkVocabRange fails on the first token outside the vocabulary, which
+// would index past the logits.
+func checkVocabRange(tokens []int32, nVocab int) error {
+	for i, t := range tokens {
+		if t < 0 || int(t) >= nVocab {
+			return fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
+		}
+	}
+	return nil
 }
 
 // pplEstimate is llama-perplexity's final estimate from the scored tokens'
@@ -390,12 +405,18 @@ func newChunkEvaluator(m Model, opt Options) (*chunkEvaluator, error) {
 	return e, nil
 }
 
-// close releases contexts that hold resources (worker goroutines).
+// close releases the contexts.
 func (e *chunkEvaluator) close() {
 	for _, c := range e.ctxs {
-		if cl, ok := c.(interface{ Close() }); ok {
-			cl.Close()
-		}
+		closeContext(c)
+	}
+}
+
+// closeContext releases a context that holds resources (the engine's
+// worker goroutines); other contexts need nothing.
+func closeContext(c Context) {
+	if cl, ok := c.(interface{ Close() }); ok {
+		cl.Close()
 	}
 }
 
@@ -493,15 +514,9 @@ func PerplexityStrided(ctx context.Context, m Model, tokens []int32, stride int,
 		return nil, fmt.Errorf("--ppl-stride %d: the stride must be smaller than the context (-c %d)", stride, opt.NCtx)
 	}
 	opt.NCtx += stride / 2
-	if len(tokens) < 2*opt.NCtx {
-		return nil, fmt.Errorf("%w: it tokenizes to %d tokens, and perplexity with a context of %d needs at least %d (two chunks, llama-perplexity's rule); use a longer text or a smaller -c",
-			ErrTooShort, len(tokens), opt.NCtx, 2*opt.NCtx)
-	}
 	nVocab := m.NVocab()
-	for i, t := range tokens {
-		if t < 0 || int(t) >= nVocab {
-			return nil, fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
-		}
+	if err := checkPerplexityTokens(tokens, opt.NCtx, nVocab); err != nil {
+		return nil, err
 	}
 	nChunk := NumStrided(len(tokens), opt.NCtx-stride/2, stride, opt.MaxChunks)
 	c, err := m.NewContext(opt.NCtx)
