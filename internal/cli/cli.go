@@ -97,33 +97,30 @@ type Progress struct{ bar *progressbar.ProgressBar }
 // NewProgress makes a progress bar for total bytes on w (usually stderr);
 // it draws nothing unless w is a terminal.
 func NewProgress(w io.Writer, total int64, desc string) *Progress {
-	if !IsTerminal(w) {
-		return &Progress{}
-	}
-	return &Progress{bar: progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(desc),
+	return newProgress(w, total, desc,
 		progressbar.OptionShowBytes(true),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100_000_000),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetWidth(30),
-	)}
+		progressbar.OptionThrottle(100_000_000))
 }
 
 // NewCountProgress is like NewProgress for a count of items (chunks, runs).
 func NewCountProgress(w io.Writer, total int64, desc string) *Progress {
+	return newProgress(w, total, desc, progressbar.OptionShowCount())
+}
+
+// newProgress makes a bar with the look every llqt bar shares (described,
+// predicted time, 30 wide, cleared at the end) plus the unit options.
+func newProgress(w io.Writer, total int64, desc string, unit ...progressbar.Option) *Progress {
 	if !IsTerminal(w) {
 		return &Progress{}
 	}
-	return &Progress{bar: progressbar.NewOptions64(total,
+	opts := append([]progressbar.Option{
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetWidth(30),
-	)}
+	}, unit...)
+	return &Progress{bar: progressbar.NewOptions64(total, opts...)}
 }
 
 // Set moves the bar to done.
