@@ -107,7 +107,7 @@ func (p *reParser) more() bool { return p.pos < len(p.src) }
 func (p *reParser) peek() rune { return p.src[p.pos] }
 
 // braced returns the text between the '{' at p.pos and the next '}', and
-// that '}”s position; ok is false when none closes it.
+// the position of that '}'; ok is false when none closes it.
 func (p *reParser) braced() (body string, end int, ok bool) {
 	end = p.pos
 	for end < len(p.src) && p.src[end] != '}' {
