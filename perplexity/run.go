@@ -168,8 +168,7 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 	if base != nil {
 		rows = make([]uint16, scored*rowLen(nVocab))
 	}
-	var sum, sum2 float64
-	count := 0
+	var totals nllTotals
 	start := time.Now()
 	err = ev.run(ctx, nChunk, func(i int) []int32 { return tokens[i*opt.NCtx : (i+1)*opt.NCtx] },
 		func(i int, logits []float32) error {
@@ -190,14 +189,12 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 			}
 			var chunkSum float64
 			for _, v := range nll {
-				sum += v
-				sum2 += v * v
+				totals.add(v)
 				chunkSum += v
 			}
-			count += scored
 			res.ChunkNLL = append(res.ChunkNLL, chunkSum/float64(scored))
 			if opt.Out != nil {
-				printRunning(opt.Out, opt.OutputType, i, opt.NCtx, sum, sum2, count)
+				printRunning(opt.Out, opt.OutputType, i, opt.NCtx, &totals)
 			}
 			return nil
 		})
@@ -209,14 +206,11 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 			return nil, err
 		}
 	}
-	res.Seconds = time.Since(start).Seconds()
-	if res.Seconds > 0 {
-		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
-	}
-	res.NTokensScored = count
-	mean := sum / float64(count)
+	res.Seconds, res.TokensPerSecond = throughput(start, nChunk*opt.NCtx)
+	res.NTokensScored = totals.count
+	mean := totals.mean()
 	res.MeanNLL = mean
-	ppl, stderr := pplEstimate(sum, sum2, count)
+	ppl, stderr := totals.estimate()
 	res.PPL = ppl
 	if opt.Out != nil {
 		fmt.Fprintln(opt.Out)
@@ -252,18 +246,44 @@ func checkVocabRange(tokens []int32, nVocab int) error {
 	return nil
 }
 
-// pplEstimate is llama-perplexity's final estimate from the scored tokens'
-// NLL sum, sum of squares and count: PPL = exp(mean NLL), and its ± =
-// sqrt((mean(nll²)−mean(nll)²)/(count−1))·PPL, NaN when every token scored
-// the same (or only one was scored).
-func pplEstimate(sum, sum2 float64, count int) (ppl, stderr float64) {
-	mean := sum / float64(count)
+// nllTotals accumulates the scored tokens' negative log-likelihoods (sum,
+// sum of squares, count), from which llama-perplexity's running and final
+// estimates come.
+type nllTotals struct {
+	sum, sum2 float64
+	count     int
+}
+
+func (t *nllTotals) add(nll float64) {
+	t.sum += nll
+	t.sum2 += nll * nll
+	t.count++
+}
+
+// mean is the mean NLL, the log of the perplexity.
+func (t *nllTotals) mean() float64 { return t.sum / float64(t.count) }
+
+// estimate is llama-perplexity's final estimate: PPL = exp(mean NLL), and
+// its ± = sqrt((mean(nll²)−mean(nll)²)/(count−1))·PPL, NaN when every token
+// scored the same (or only one was scored).
+func (t *nllTotals) estimate() (ppl, stderr float64) {
+	mean := t.mean()
 	ppl = math.Exp(mean)
 	stderr = math.NaN()
-	if v := sum2/float64(count) - mean*mean; v > 0 && count > 1 {
-		stderr = math.Sqrt(v/float64(count-1)) * ppl
+	if v := t.sum2/float64(t.count) - mean*mean; v > 0 && t.count > 1 {
+		stderr = math.Sqrt(v/float64(t.count-1)) * ppl
 	}
 	return ppl, stderr
+}
+
+// throughput is the seconds since start and the tokens per second they
+// make (0 when no time was measured).
+func throughput(start time.Time, tokens int) (seconds, tokensPerSecond float64) {
+	seconds = time.Since(start).Seconds()
+	if seconds > 0 {
+		tokensPerSecond = float64(tokens) / seconds
+	}
+	return seconds, tokensPerSecond
 }
 
 // printFinalEstimate prints llama-perplexity's last line (nothing when w is
@@ -337,10 +357,7 @@ func KLDivergence(ctx context.Context, m Model, base *BaseReader, opt Options) (
 	if err != nil {
 		return nil, err
 	}
-	res.Seconds = time.Since(start).Seconds()
-	if res.Seconds > 0 {
-		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
-	}
+	res.Seconds, res.TokensPerSecond = throughput(start, nChunk*opt.NCtx)
 	res.NTokensScored = acc.count
 	logPPL, logPPLErr := meanAndUncertainty(acc.sumNLL, acc.sumNLL2, acc.count)
 	res.MeanNLL = logPPL
@@ -484,15 +501,15 @@ func (e *chunkEvaluator) decode(ctx context.Context, s int) error {
 
 // printRunning prints the running estimate after chunk i as
 // llama-perplexity does for --ppl-output-type 0 and 1.
-func printRunning(w io.Writer, outputType, i, nCtx int, sum, sum2 float64, count int) {
-	av := sum / float64(count)
+func printRunning(w io.Writer, outputType, i, nCtx int, t *nllTotals) {
+	av := t.mean()
 	if outputType == 0 {
 		fmt.Fprintf(w, "[%d]%.4f,", i+1, math.Exp(av))
 		return
 	}
-	av2 := sum2/float64(count) - av*av
-	if av2 > 0 && count > 1 {
-		av2 = math.Sqrt(av2 / float64(count-1))
+	av2 := t.sum2/float64(t.count) - av*av
+	if av2 > 0 && t.count > 1 {
+		av2 = math.Sqrt(av2 / float64(t.count-1))
 	} else {
 		av2 = 0 // a single token or identical scores: no spread to report
 	}
@@ -525,8 +542,7 @@ func PerplexityStrided(ctx context.Context, m Model, tokens []int32, stride int,
 	}
 	res := &Result{NCtx: opt.NCtx, NBatch: opt.NBatch, NChunks: nChunk, NTokens: len(tokens)}
 	logits := make([]float32, opt.NCtx*nVocab)
-	var sum, sum2 float64
-	count := 0
+	var totals nllTotals
 	start := time.Now()
 	for i := range nChunk {
 		if err := ctx.Err(); err != nil {
@@ -545,35 +561,31 @@ func PerplexityStrided(ctx context.Context, m Model, tokens []int32, stride int,
 		var chunkSum float64
 		for j := opt.NCtx - stride - 1; j < opt.NCtx-1; j++ {
 			v := tokenNLL(logits[j*nVocab:(j+1)*nVocab], w[j+1])
-			sum += v
-			sum2 += v * v
+			totals.add(v)
 			chunkSum += v
-			count++
 		}
 		res.ChunkNLL = append(res.ChunkNLL, chunkSum/float64(stride))
 		if opt.Out != nil {
 			if opt.OutputType == 0 {
-				fmt.Fprintf(opt.Out, "[%d]%.4f,", i+1, math.Exp(sum/float64(count)))
+				fmt.Fprintf(opt.Out, "[%d]%.4f,", i+1, math.Exp(totals.mean()))
 			} else {
-				fmt.Fprintf(opt.Out, "%8d  %.4f\n", i*stride, math.Exp(sum/float64(count)))
+				fmt.Fprintf(opt.Out, "%8d  %.4f\n", i*stride, math.Exp(totals.mean()))
 			}
 		}
 		if opt.Progress != nil {
 			opt.Progress(i+1, nChunk)
 		}
 	}
-	res.Seconds = time.Since(start).Seconds()
-	if res.Seconds > 0 {
-		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
-	}
-	res.NTokensScored = count
-	res.MeanNLL = sum / float64(count)
-	res.PPL = math.Exp(res.MeanNLL)
+	res.Seconds, res.TokensPerSecond = throughput(start, nChunk*opt.NCtx)
+	res.NTokensScored = totals.count
+	res.MeanNLL = totals.mean()
+	ppl, stderr := totals.estimate()
+	res.PPL = ppl
 	if math.IsNaN(res.PPL) || math.IsInf(res.PPL, 0) {
 		return nil, fmt.Errorf("the perplexity is not finite (mean NLL %g): the model gives some scored token no probability", res.MeanNLL)
 	}
-	if v := sum2/float64(count) - res.MeanNLL*res.MeanNLL; v > 0 && count > 1 {
-		res.PPLStderr = math.Sqrt(v/float64(count-1)) * res.PPL
+	if !math.IsNaN(stderr) {
+		res.PPLStderr = stderr // llama-perplexity's strided method prints 0 for none
 	}
 	if opt.Out != nil {
 		fmt.Fprintln(opt.Out)
