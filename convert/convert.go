@@ -122,11 +122,7 @@ func Convert(dir string, opt Options) (*Result, error) {
 		}
 		return nil, err
 	}
-	cfg, err := ParseConfig(data, cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	hfArch, arch, err := lookup(cfg)
+	cfg, hfArch, arch, err := parseConfigArch(data, cfgPath)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/llqt/llqt/formats"
-	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/safetensors"
 )
 
@@ -49,33 +48,29 @@ func (l *llama) ExtraTensors(b *Builder) error {
 	if rt, _ := rs.String("rope_type"); strings.ToLower(rt) != "llama3" {
 		return nil
 	}
-	base, err := b.Config.FloatOr("rope_theta", 10000)
-	if err != nil {
-		return err
-	}
-	factor, err := rs.FloatOr("factor", 8)
-	if err != nil {
-		return err
-	}
-	low, err := rs.FloatOr("low_freq_factor", 1)
-	if err != nil {
-		return err
-	}
-	high, err := rs.FloatOr("high_freq_factor", 4)
-	if err != nil {
-		return err
-	}
-	old, err := rs.FloatOr("original_max_position_embeddings", 8192)
-	if err != nil {
-		return err
+	// LlamaModel's defaults stand in for the values a config leaves out.
+	var base, factor, low, high, old float64
+	for _, v := range []struct {
+		from *Config
+		key  string
+		def  float64
+		dst  *float64
+	}{
+		{b.Config, "rope_theta", 10000, &base},
+		{rs, "factor", 8, &factor},
+		{rs, "low_freq_factor", 1, &low},
+		{rs, "high_freq_factor", 4, &high},
+		{rs, "original_max_position_embeddings", 8192, &old},
+	} {
+		if *v.dst, err = v.from.FloatOr(v.key, v.def); err != nil {
+			return err
+		}
 	}
 	factors, err := llama3RopeFactors(base, int(l.hp.headDim), factor, low, high, old)
 	if err != nil {
 		return fmt.Errorf("%s: %w: %v", b.Config.Path, ErrConfig, err)
 	}
-	b.Model.Tensors = append(b.Model.Tensors, &formats.Tensor{
-		Name: "rope_freqs.weight", Shape: []uint64{uint64(len(factors))}, Type: ggml.TypeF32, Source: f32Source(factors),
-	})
+	b.addF32Tensor("rope_freqs.weight", factors)
 	return nil
 }
 

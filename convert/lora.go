@@ -42,11 +42,7 @@ func ConvertLora(dir string, opt LoraOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base model config: %w", err)
 	}
-	cfg, err := ParseConfig(data, cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	hfArch, arch, err := lookup(cfg)
+	cfg, hfArch, arch, err := parseConfigArch(data, cfgPath)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
 )
 
@@ -161,6 +162,14 @@ type memSource struct{ data []byte }
 func (m memSource) Type() ggml.Type { return ggml.TypeF32 }
 
 func (m memSource) ReadRaw() ([]byte, error) { return append([]byte(nil), m.data...), nil }
+
+// addF32Tensor adds a generated 1-D F32 tensor (rope factors) to the
+// output.
+func (b *Builder) addF32Tensor(name string, v []float32) {
+	b.Model.Tensors = append(b.Model.Tensors, &formats.Tensor{
+		Name: name, Shape: []uint64{uint64(len(v))}, Type: ggml.TypeF32, Source: f32Source(v),
+	})
+}
 
 func f32Source(v []float32) memSource {
 	out := make([]byte, 4*len(v))

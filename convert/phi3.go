@@ -6,8 +6,6 @@ import (
 	"math"
 	"strings"
 
-	"github.com/llqt/llqt/formats"
-	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/safetensors"
 )
 
@@ -106,9 +104,7 @@ func (p *phi3) ExtraTensors(b *Builder) error {
 		name string
 		v    []float32
 	}{{"rope_factors_long.weight", long}, {"rope_factors_short.weight", short}} {
-		b.Model.Tensors = append(b.Model.Tensors, &formats.Tensor{
-			Name: f.name, Shape: []uint64{uint64(len(f.v))}, Type: ggml.TypeF32, Source: f32Source(f.v),
-		})
+		b.addF32Tensor(f.name, f.v)
 	}
 	return nil
 }

@@ -48,6 +48,20 @@ func Supported() []string {
 	return slices.Sorted(maps.Keys(registry))
 }
 
+// parseConfigArch parses config.json and looks up the architecture it
+// names, returning the Hugging Face class name and a fresh converter.
+func parseConfigArch(data []byte, path string) (*Config, string, Architecture, error) {
+	cfg, err := ParseConfig(data, path)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	hfArch, arch, err := lookup(cfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return cfg, hfArch, arch, nil
+}
+
 func lookup(cfg *Config) (string, Architecture, error) {
 	archs, err := cfg.Architectures()
 	if err != nil {
