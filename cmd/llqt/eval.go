@@ -97,13 +97,11 @@ and context size come from FILE (-f is not needed), and llama-perplexity's
 statistics blocks are printed: PPL(Q) against PPL(base), KL-divergence and
 token-probability differences with percentiles, and how often both models put
 the highest probability on the same token.`,
-		Args: cobra.RangeArgs(0, 1),
-		RunE: runOnModel(&f.model, func(ctx context.Context, cmd *cobra.Command, model string) error {
-			return runPerplexity(ctx, cmd, model, f)
-		}),
 	}
+	onModel(cmd, &f.model, func(ctx context.Context, cmd *cobra.Command, model string) error {
+		return runPerplexity(ctx, cmd, model, f)
+	})
 	fl := cmd.Flags()
-	addModelFlag(cmd, &f.model)
 	fl.StringVarP(&f.text, "file", "f", "", "text file to evaluate")
 	fl.IntVarP(&f.nCtx, "ctx-size", "c", perplexity.DefaultNCtx, "tokens per chunk (0: the model's training context)")
 	fl.IntVar(&f.ubatch, "ubatch-size", 512, "-ub: tokens per forward pass (speed only)")

@@ -66,13 +66,11 @@ copy OUT.at_N every N chunks.
 --in-file FILE (repeatable, either format) adds an earlier matrix first;
 without -f the files are only combined, as llama-imatrix does (b4748 then
 writes chunk count 0 and an empty dataset name).`,
-		Args: cobra.RangeArgs(0, 1),
-		RunE: runOnModel(&f.model, func(ctx context.Context, cmd *cobra.Command, model string) error {
-			return runImatrix(ctx, cmd, model, f)
-		}),
 	}
+	onModel(cmd, &f.model, func(ctx context.Context, cmd *cobra.Command, model string) error {
+		return runImatrix(ctx, cmd, model, f)
+	})
 	fl := cmd.Flags()
-	addModelFlag(cmd, &f.model)
 	fl.StringVarP(&f.text, "file", "f", "", "calibration text")
 	fl.StringVarP(&f.out, "output-file", "o", "imatrix.dat", "output file")
 	fl.StringVar(&f.format, "output-format", "", "dat (b4748's imatrix.dat) or gguf; default from OUT's extension (.gguf: gguf, else dat)")

@@ -124,11 +124,12 @@ func modelArgs(model string, args []string, want int) (string, []string, error) 
 	return args[0], args[1:], nil
 }
 
-// runOnModel is the RunE of a command whose only argument is the model
-// (MODEL or -m MODEL): run gets its path and a context that SIGINT and
-// SIGTERM cancel.
-func runOnModel(model *string, run func(ctx context.Context, cmd *cobra.Command, model string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
+// onModel makes cmd a command on one model, given as its only argument or
+// by -m: it sets Args and RunE and adds -m; run gets the model's path and a
+// context that SIGINT and SIGTERM cancel.
+func onModel(cmd *cobra.Command, model *string, run func(ctx context.Context, cmd *cobra.Command, model string) error) *cobra.Command {
+	cmd.Args = cobra.RangeArgs(0, 1)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		path, _, err := modelArgs(*model, args, 0)
 		if err != nil {
 			return err
@@ -137,6 +138,8 @@ func runOnModel(model *string, run func(ctx context.Context, cmd *cobra.Command,
 			return run(ctx, cmd, path)
 		})
 	}
+	addModelFlag(cmd, model)
+	return cmd
 }
 
 // kvFlags are --kv-f32 and llama.cpp's -ctk/-ctv: the KV cache type.
