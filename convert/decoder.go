@@ -309,6 +309,15 @@ var (
 	_ formats.PartedSource = (*stackSource)(nil)
 )
 
+// qkNormRules are the per-head RMSNorm weights of the queries and keys
+// (Qwen3, Gemma 3), kept as stored.
+func qkNormRules(hp *decoderHParams) []tensorRule {
+	return []tensorRule{
+		{hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", shape: []uint64{hp.headDim}},
+		{hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", shape: []uint64{hp.headDim}},
+	}
+}
+
 // checkDecoder reads the common hyperparameters into hp and checks the
 // checkpoint's tensors against the table built from them (the table needs
 // hp filled in, hence a function).

@@ -32,11 +32,7 @@ func (g *gemma3) GGUFArch() string { return "gemma3" }
 
 func (g *gemma3) table() *tensorTable {
 	hp := &g.hp
-	layer := gemma2Norms(llamaLayerRules(hp), hp)
-	layer = append(layer,
-		tensorRule{hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", shape: []uint64{hp.headDim}},
-		tensorRule{hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", shape: []uint64{hp.headDim}},
-	)
+	layer := append(gemma2Norms(llamaLayerRules(hp), hp), qkNormRules(hp)...)
 	return &tensorTable{arch: "gemma3", layer: layer, global: gemmaGlobalRules(hp)}
 }
 

@@ -22,9 +22,14 @@ func (q *qwen2) GGUFArch() string { return "qwen2" }
 func (q *qwen2) table() *tensorTable {
 	return &tensorTable{
 		arch:   "qwen2",
-		layer:  withBiases(llamaLayerRules(&q.hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+		layer:  qwen2LayerRules(&q.hp),
 		global: llamaGlobalRules(&q.hp),
 	}
+}
+
+// qwen2LayerRules is a Llama layer with q/k/v biases (Qwen3 keeps them).
+func qwen2LayerRules(hp *decoderHParams) []tensorRule {
+	return withBiases(llamaLayerRules(hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
 }
 
 func (q *qwen2) Check(b *Builder) error { return checkDecoder(b, &q.hp, false, q.table) }

@@ -24,11 +24,7 @@ func (q *qwen3) GGUFArch() string { return "qwen3" }
 
 func (q *qwen3) table() *tensorTable {
 	hp := &q.hp
-	layer := withBiases(llamaLayerRules(hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
-	layer = append(layer,
-		tensorRule{hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", shape: []uint64{hp.headDim}},
-		tensorRule{hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", shape: []uint64{hp.headDim}},
-	)
+	layer := append(qwen2LayerRules(hp), qkNormRules(hp)...)
 	return &tensorTable{arch: "qwen3", layer: layer, global: llamaGlobalRules(hp)}
 }
 
