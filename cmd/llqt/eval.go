@@ -312,11 +312,7 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 		bar.Finish()
 		stdout.Write(held.Bytes())
 		if err != nil {
-			var ne *eval.NumericError
-			if errors.As(err, &ne) {
-				return fmt.Errorf("%s: %w", modelPath, err)
-			}
-			return fmt.Errorf("%s: %w", f.text, err)
+			return blameRun(err, modelPath, f.text)
 		}
 		if base != nil {
 			if err := base.Commit(); err != nil {
@@ -330,4 +326,15 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 	}
 	fmt.Fprintf(stdout, "\n%d tokens in %.2f s: %.1f tokens/s\n", res.NChunks*res.NCtx, res.Seconds, res.TokensPerSecond)
 	return nil
+}
+
+// blameRun names the file a failed run over a text is blamed on: the model
+// for a value that blew up in the forward pass (eval.NumericError), the
+// text for anything else.
+func blameRun(err error, modelPath, textPath string) error {
+	var ne *eval.NumericError
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%s: %w", modelPath, err)
+	}
+	return fmt.Errorf("%s: %w", textPath, err)
 }

@@ -223,11 +223,7 @@ func runImatrix(ctx context.Context, cmd *cobra.Command, modelPath string, f *im
 		stdout.Write(held.Bytes())
 	}
 	if err != nil {
-		var ne *eval.NumericError
-		if errors.As(err, &ne) {
-			return fmt.Errorf("%s: %w", modelPath, err)
-		}
-		return fmt.Errorf("%s: %w", f.text, err)
+		return blameRun(err, modelPath, f.text)
 	}
 	if stats.Len() == 0 {
 		return fmt.Errorf("%s: no product had 16 or more activation rows (-c %d); nothing to write", modelPath, f.nCtx)
