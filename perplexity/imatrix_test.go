@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/llqt/llqt/eval"
+	"github.com/llqt/llqt/formats/gguf"
 	"github.com/llqt/llqt/internal/fixtures"
 	"github.com/llqt/llqt/quant"
 )
@@ -276,6 +278,88 @@ func TestImatrixGoldenTinyStories(t *testing.T) {
 	got, res := runGoldenImatrix(t, "golden/tiny-llama-f32.gguf", false, false, 200)
 	compareDat(t, got, want, 1e-4, 1e-5)
 	checkPrintedPPL(t, res, 7.5336)
+
+	// What the matrix is for: an IQ2_XXS quantized with llqt's matrix is as
+	// good as one quantized with llama-imatrix's (mean KLD against the f32
+	// model on held-out text within 1%).
+	mine, theirs := iq2xxsKLD(t, got, want)
+	t.Logf("IQ2_XXS mean KLD with llqt's matrix %.6f, with llama-imatrix's %.6f (%+.3f%%)", mine, theirs, 100*(mine/theirs-1))
+	if !approxEqual(mine, theirs, 0.01) {
+		t.Errorf("IQ2_XXS mean KLD with llqt's matrix %.6f, with llama-imatrix's %.6f: more than 1%% apart", mine, theirs)
+	}
+}
+
+// iq2xxsKLD quantizes the tiny model to IQ2_XXS with each of two imatrix
+// files and returns both mean KL-divergences against the f32 model on 24
+// chunks of 256 tokens of the evaluation text.
+func iq2xxsKLD(t *testing.T, datA, datB []byte) (float64, float64) {
+	t.Helper()
+	src := fixtures.Path(t, "golden/tiny-llama-f32.gguf")
+	text := fixtures.Path(t, "text/tinystories_eval.txt")
+	dir := t.TempDir()
+	base, err := eval.Load(src, eval.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	toks, opt, err := EngineText(base, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.NCtx, opt.MaxChunks = 256, 24
+	basePath := filepath.Join(dir, "base.kld")
+	bf, err := os.Create(basePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bopt := opt
+	bopt.BaseOut = bf
+	if _, err := Perplexity(context.Background(), FromEngine(base), toks, bopt); err != nil {
+		t.Fatal(err)
+	}
+	if err := bf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := quant.ParsePreset("IQ2_XXS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [2]float64
+	for i, dat := range [][]byte{datA, datB} {
+		im, err := quant.ParseImatrix(dat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := gguf.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		planned, _, err := quant.Plan(f.Model(), quant.Options{Preset: p, Imatrix: im.Weights, Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := filepath.Join(dir, fmt.Sprintf("iq2xxs-%d.gguf", i))
+		if err := gguf.WriteFile(context.Background(), q, planned, gguf.WriteOptions{Codec: quant.Codec{}, Threads: 2}); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		m, err := eval.Load(q, eval.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		br, err := OpenBase(basePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := KLDivergence(context.Background(), FromEngine(m), br, opt)
+		br.Close()
+		m.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = res.KLD.KLD
+	}
+	return out[0], out[1]
 }
 
 // TestImatrixGoldenCombine: --in-file tinystories --in-file wiki without a
