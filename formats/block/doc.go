@@ -24,3 +24,8 @@
 // (the codec table), kernels (the dispatch table) and the assembly
 // generator in kernels/_asm.
 package block
+
+// The i-quant grid tables are data taken from llama.cpp b4748's sources;
+// LLAMA_CPP names a checkout of it.
+//
+//go:generate sh -c "test -n \"$LLAMA_CPP\" || { echo 'set LLAMA_CPP to a llama.cpp b4748 checkout' >&2; exit 1; }; go run ./internal/gengrids -common \"$LLAMA_CPP/ggml/src/ggml-common.h\" -quants \"$LLAMA_CPP/ggml/src/ggml-quants.c\" -dir ."
