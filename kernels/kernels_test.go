@@ -21,6 +21,7 @@ var allTypes = []ggml.Type{
 	ggml.TypeF32, ggml.TypeF16, ggml.TypeBF16,
 	ggml.TypeQ4_0, ggml.TypeQ4_1, ggml.TypeQ5_0, ggml.TypeQ5_1, ggml.TypeQ8_0, ggml.TypeIQ4_NL,
 	ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_XS,
+	ggml.TypeTQ1_0, ggml.TypeTQ2_0,
 }
 
 // scaleOffsets lists, per block type, where its f16 scales sit, so random
@@ -29,6 +30,7 @@ var scaleOffsets = map[ggml.Type][]int{
 	ggml.TypeQ4_0: {0}, ggml.TypeQ4_1: {0, 2}, ggml.TypeQ5_0: {0}, ggml.TypeQ5_1: {0, 2},
 	ggml.TypeQ8_0: {0}, ggml.TypeIQ4_NL: {0}, ggml.TypeQ2_K: {80, 82}, ggml.TypeQ3_K: {108},
 	ggml.TypeQ4_K: {0, 2}, ggml.TypeQ5_K: {0, 2}, ggml.TypeQ6_K: {208}, ggml.TypeIQ4_XS: {0},
+	ggml.TypeTQ1_0: {52}, ggml.TypeTQ2_0: {64},
 }
 
 func putF16(b []byte, v float32) { binary.LittleEndian.PutUint16(b, float16.Fromfloat32(v).Bits()) }
@@ -195,6 +197,32 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				}
 				o[e] = h(blk) * float64(ls-32) * float64(block.IQ4NLValues[q])
 			}
+		case ggml.TypeTQ1_0:
+			// qs[48] holds 5 trits a byte, qh[4] 4 (then a 0 trit): byte b
+			// is the base-3 fraction b/256 = 0.t0 t1 t2 t3 t4…, so its
+			// trits are the digits of ⌊b·243/256⌋, the first most
+			// significant.
+			trit := func(b byte, n int) float64 {
+				u := math.Floor(float64(b) * 243 / 256)
+				return math.Mod(math.Floor(u/math.Pow(3, float64(4-n))), 3)
+			}
+			for e := 0; e < 256; e++ {
+				var u float64
+				switch {
+				case e < 160:
+					u = trit(blk[e%32], e/32)
+				case e < 240:
+					u = trit(blk[32+(e-160)%16], (e-160)/16)
+				default:
+					u = trit(blk[48+(e-240)%4], (e-240)/4)
+				}
+				o[e] = h(blk[52:]) * (u - 1)
+			}
+		case ggml.TypeTQ2_0:
+			for e := 0; e < 256; e++ {
+				r := e % 128
+				o[e] = h(blk[64:]) * float64(int(blk[32*(e/128)+r%32]>>(2*(r/32))&3)-1)
+			}
 		default:
 			panic("no dequantizer for " + t.String())
 		}
@@ -302,6 +330,7 @@ var goDots = map[ggml.Type]dotFunc{
 	ggml.TypeQ5_1: block.DotQ5_1Q8_1, ggml.TypeQ8_0: block.DotQ8_0Q8_0, ggml.TypeIQ4_NL: block.DotIQ4_NLQ8_0,
 	ggml.TypeQ2_K: block.DotQ2_KQ8_K, ggml.TypeQ3_K: block.DotQ3_KQ8_K, ggml.TypeQ4_K: block.DotQ4_KQ8_K,
 	ggml.TypeQ5_K: block.DotQ5_KQ8_K, ggml.TypeQ6_K: block.DotQ6_KQ8_K, ggml.TypeIQ4_XS: block.DotIQ4_XSQ8_K,
+	ggml.TypeTQ1_0: block.DotTQ1_0Q8_K, ggml.TypeTQ2_0: block.DotTQ2_0Q8_K,
 }
 
 // TestDotsAgainstReference checks the kernel in use and the Go reference for
@@ -595,7 +624,7 @@ func TestSupported(t *testing.T) {
 			t.Errorf("%v not supported", typ)
 		}
 	}
-	for _, typ := range []ggml.Type{ggml.TypeIQ2_XXS, ggml.TypeQ8_K, ggml.TypeI32, ggml.TypeTQ1_0} {
+	for _, typ := range []ggml.Type{ggml.TypeIQ2_XXS, ggml.TypeQ8_K, ggml.TypeI32} {
 		if Supported(typ) {
 			t.Errorf("%v reported supported", typ)
 		}

@@ -233,6 +233,8 @@ var goKernels = []struct {
 	{ggml.TypeQ5_K, actQ8_K, block.DotQ5_KQ8_K},
 	{ggml.TypeQ6_K, actQ8_K, block.DotQ6_KQ8_K},
 	{ggml.TypeIQ4_XS, actQ8_K, block.DotIQ4_XSQ8_K},
+	{ggml.TypeTQ1_0, actQ8_K, block.DotTQ1_0Q8_K},
+	{ggml.TypeTQ2_0, actQ8_K, block.DotTQ2_0Q8_K},
 }
 
 // installed holds the kernel row of every supported weight type for the

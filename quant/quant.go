@@ -37,6 +37,8 @@ var codecs = map[ggml.Type]codec{
 	ggml.TypeQ8_K:   {block.EncodeQ8_K, block.DecodeQ8_K},
 	ggml.TypeIQ4_NL: {block.EncodeIQ4_NL, block.DecodeIQ4_NL},
 	ggml.TypeIQ4_XS: {block.EncodeIQ4_XS, block.DecodeIQ4_XS},
+	ggml.TypeTQ1_0:  {block.EncodeTQ1_0, block.DecodeTQ1_0},
+	ggml.TypeTQ2_0:  {block.EncodeTQ2_0, block.DecodeTQ2_0},
 }
 
 // CanQuantize reports whether Quantize supports t.
@@ -203,6 +205,10 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 		halves = []int{108}
 	case ggml.TypeQ6_K:
 		halves = []int{208}
+	case ggml.TypeTQ1_0:
+		halves = []int{block.TQ1_0DOff}
+	case ggml.TypeTQ2_0:
+		halves = []int{block.TQ2_0DOff}
 	case ggml.TypeQ8_1:
 		halves = []int{0} // ggml does not validate Q8_1; the scale is checked anyway
 	case ggml.TypeF16:

@@ -37,7 +37,7 @@ func TestLayoutSizes(t *testing.T) {
 		ggml.TypeQ4_0: {32, 18}, ggml.TypeQ4_1: {32, 20}, ggml.TypeQ5_0: {32, 22}, ggml.TypeQ5_1: {32, 24},
 		ggml.TypeQ8_0: {32, 34}, ggml.TypeQ8_1: {32, 36}, ggml.TypeQ2_K: {256, 84}, ggml.TypeQ3_K: {256, 110},
 		ggml.TypeQ4_K: {256, 144}, ggml.TypeQ5_K: {256, 176}, ggml.TypeQ6_K: {256, 210}, ggml.TypeQ8_K: {256, 292},
-		ggml.TypeIQ4_NL: {32, 18}, ggml.TypeIQ4_XS: {256, 136},
+		ggml.TypeIQ4_NL: {32, 18}, ggml.TypeIQ4_XS: {256, 136}, ggml.TypeTQ1_0: {256, 54}, ggml.TypeTQ2_0: {256, 66},
 	}
 	for _, typ := range allTypes {
 		w := want[typ]
@@ -67,6 +67,10 @@ func TestRoundTripError(t *testing.T) {
 		ggml.TypeQ6_K: 0.028, ggml.TypeQ5_0: 0.065, ggml.TypeQ5_1: 0.057, ggml.TypeQ5_K: 0.057,
 		ggml.TypeQ4_0: 0.13, ggml.TypeQ4_1: 0.12, ggml.TypeQ4_K: 0.115, ggml.TypeIQ4_NL: 0.12, ggml.TypeIQ4_XS: 0.12,
 		ggml.TypeQ3_K: 0.24, ggml.TypeQ2_K: 0.45,
+		// The ternary formats scale by the block's largest magnitude and
+		// round to {-1, 0, 1}: made for ternary-trained weights, they
+		// keep little of a Gaussian (0.81).
+		ggml.TypeTQ1_0: 0.85, ggml.TypeTQ2_0: 0.85,
 	}
 	const n = 64 * 512
 	x := gaussian(2, n, 0.5)
@@ -313,6 +317,10 @@ func TestValidateRows(t *testing.T) {
 			off += 108
 		case ggml.TypeQ6_K:
 			off += 208
+		case ggml.TypeTQ1_0:
+			off += block.TQ1_0DOff
+		case ggml.TypeTQ2_0:
+			off += block.TQ2_0DOff
 		}
 		if typ == ggml.TypeQ8_K {
 			q[off], q[off+1], q[off+2], q[off+3] = 0, 0, 0x80, 0x7f
