@@ -17317,6 +17317,909 @@ dotIQ4XSQ8_KRowsAVX2_done:
 	VZEROUPPER
 	RET
 
+DATA bytes01<>+0(SB)/1, $0x01
+DATA bytes01<>+1(SB)/1, $0x01
+DATA bytes01<>+2(SB)/1, $0x01
+DATA bytes01<>+3(SB)/1, $0x01
+DATA bytes01<>+4(SB)/1, $0x01
+DATA bytes01<>+5(SB)/1, $0x01
+DATA bytes01<>+6(SB)/1, $0x01
+DATA bytes01<>+7(SB)/1, $0x01
+DATA bytes01<>+8(SB)/1, $0x01
+DATA bytes01<>+9(SB)/1, $0x01
+DATA bytes01<>+10(SB)/1, $0x01
+DATA bytes01<>+11(SB)/1, $0x01
+DATA bytes01<>+12(SB)/1, $0x01
+DATA bytes01<>+13(SB)/1, $0x01
+DATA bytes01<>+14(SB)/1, $0x01
+DATA bytes01<>+15(SB)/1, $0x01
+DATA bytes01<>+16(SB)/1, $0x01
+DATA bytes01<>+17(SB)/1, $0x01
+DATA bytes01<>+18(SB)/1, $0x01
+DATA bytes01<>+19(SB)/1, $0x01
+DATA bytes01<>+20(SB)/1, $0x01
+DATA bytes01<>+21(SB)/1, $0x01
+DATA bytes01<>+22(SB)/1, $0x01
+DATA bytes01<>+23(SB)/1, $0x01
+DATA bytes01<>+24(SB)/1, $0x01
+DATA bytes01<>+25(SB)/1, $0x01
+DATA bytes01<>+26(SB)/1, $0x01
+DATA bytes01<>+27(SB)/1, $0x01
+DATA bytes01<>+28(SB)/1, $0x01
+DATA bytes01<>+29(SB)/1, $0x01
+DATA bytes01<>+30(SB)/1, $0x01
+DATA bytes01<>+31(SB)/1, $0x01
+GLOBL bytes01<>(SB), RODATA|NOPTR, $32
+
+DATA maskF8<>+0(SB)/1, $0xf8
+DATA maskF8<>+1(SB)/1, $0xf8
+DATA maskF8<>+2(SB)/1, $0xf8
+DATA maskF8<>+3(SB)/1, $0xf8
+DATA maskF8<>+4(SB)/1, $0xf8
+DATA maskF8<>+5(SB)/1, $0xf8
+DATA maskF8<>+6(SB)/1, $0xf8
+DATA maskF8<>+7(SB)/1, $0xf8
+DATA maskF8<>+8(SB)/1, $0xf8
+DATA maskF8<>+9(SB)/1, $0xf8
+DATA maskF8<>+10(SB)/1, $0xf8
+DATA maskF8<>+11(SB)/1, $0xf8
+DATA maskF8<>+12(SB)/1, $0xf8
+DATA maskF8<>+13(SB)/1, $0xf8
+DATA maskF8<>+14(SB)/1, $0xf8
+DATA maskF8<>+15(SB)/1, $0xf8
+DATA maskF8<>+16(SB)/1, $0xf8
+DATA maskF8<>+17(SB)/1, $0xf8
+DATA maskF8<>+18(SB)/1, $0xf8
+DATA maskF8<>+19(SB)/1, $0xf8
+DATA maskF8<>+20(SB)/1, $0xf8
+DATA maskF8<>+21(SB)/1, $0xf8
+DATA maskF8<>+22(SB)/1, $0xf8
+DATA maskF8<>+23(SB)/1, $0xf8
+DATA maskF8<>+24(SB)/1, $0xf8
+DATA maskF8<>+25(SB)/1, $0xf8
+DATA maskF8<>+26(SB)/1, $0xf8
+DATA maskF8<>+27(SB)/1, $0xf8
+DATA maskF8<>+28(SB)/1, $0xf8
+DATA maskF8<>+29(SB)/1, $0xf8
+DATA maskF8<>+30(SB)/1, $0xf8
+DATA maskF8<>+31(SB)/1, $0xf8
+GLOBL maskF8<>(SB), RODATA|NOPTR, $32
+
+// func dotTQ1_0Q8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotTQ1_0Q8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS X0, X0, X0
+
+dotTQ1_0Q8_KAVX2_loop:
+	TESTQ          DX, DX
+	JZ             dotTQ1_0Q8_KAVX2_done
+	PREFETCHT0     1024(AX)
+	VXORPS         Y1, Y1, Y1
+	VXORPS         Y2, Y2, Y2
+	VMOVDQU        (AX), Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y4
+	VPAVGB         Y2, Y4, Y5
+	VPAVGB         Y5, Y4, Y4
+	VPSRLW         $0x06, Y4, Y4
+	VPAND          mask03<>+0(SB), Y4, Y4
+	VPMADDUBSW     4(CX), Y4, Y4
+	VPADDW         Y4, Y1, Y1
+	VPADDB         Y3, Y3, Y4
+	VPADDB         Y3, Y4, Y4
+	VPSUBUSB       bytes01<>+0(SB), Y4, Y5
+	VPAVGB         Y2, Y5, Y6
+	VPAVGB         Y6, Y5, Y5
+	VPSRLW         $0x06, Y5, Y5
+	VPAND          mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW     36(CX), Y5, Y5
+	VPADDW         Y5, Y1, Y1
+	VPSLLW         $0x03, Y3, Y5
+	VPAND          maskF8<>+0(SB), Y5, Y5
+	VPADDB         Y3, Y5, Y5
+	VPSUBUSB       bytes01<>+0(SB), Y5, Y3
+	VPAVGB         Y2, Y3, Y6
+	VPAVGB         Y6, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     68(CX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VPSLLW         $0x03, Y4, Y3
+	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPADDB         Y4, Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y4
+	VPAVGB         Y4, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     100(CX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VPSLLW         $0x03, Y5, Y3
+	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPADDB         Y5, Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y4
+	VPAVGB         Y4, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     132(CX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VBROADCASTI128 32(AX), Y3
+	VPADDB         Y3, Y3, Y4
+	VPADDB         Y3, Y4, Y4
+	VPSLLW         $0x03, Y3, Y5
+	VPAND          maskF8<>+0(SB), Y5, Y5
+	VPADDB         Y3, Y5, Y5
+	VPBROADCASTD   48(AX), Y6
+	VPADDB         Y6, Y6, Y7
+	VPADDB         Y6, Y7, Y7
+	VPSLLW         $0x03, Y6, Y8
+	VPAND          maskF8<>+0(SB), Y8, Y8
+	VPADDB         Y6, Y8, Y8
+	VPSLLW         $0x03, Y7, Y9
+	VPAND          maskF8<>+0(SB), Y9, Y9
+	VPADDB         Y7, Y9, Y9
+	VPBLENDD       $0x02, Y7, Y6, Y6
+	VPBLENDD       $0x04, Y8, Y6, Y6
+	VPBLENDD       $0x08, Y9, Y6, Y6
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y7
+	VPAVGB         Y7, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     164(CX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VPSLLW         $0x03, Y4, Y3
+	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPADDB         Y4, Y3, Y3
+	VPBLENDD       $0xf0, Y3, Y5, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y4
+	VPAVGB         Y4, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     196(CX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VPSLLW         $0x03, Y5, Y3
+	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPADDB         Y5, Y3, Y3
+	VINSERTI128    $0x01, X6, Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y2
+	VPAVGB         Y2, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     228(CX), Y3, Y2
+	VPADDW         Y2, Y1, Y1
+	VPMADDWD       words1<>+0(SB), Y1, Y1
+	VMOVDQU        260(CX), Y2
+	VPMADDWD       words1<>+0(SB), Y2, Y2
+	VPSUBD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VPHADDD        X2, X2, X2
+	VPHADDD        X2, X2, X2
+	VMOVSS         (CX), X1
+	MOVWLZX        52(AX), BX
+	VMOVD          BX, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X1, X1
+	VCVTDQ2PS      X2, X2
+	VMULSS         X1, X2, X2
+	VADDSS         X2, X0, X0
+	ADDQ           $0x00000036, AX
+	ADDQ           $0x00000124, CX
+	SUBQ           $0x00000001, DX
+	JMP            dotTQ1_0Q8_KAVX2_loop
+
+dotTQ1_0Q8_KAVX2_done:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotTQ2_0Q8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotTQ2_0Q8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS X0, X0, X0
+
+dotTQ2_0Q8_KAVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotTQ2_0Q8_KAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	VXORPS       Y1, Y1, Y1
+	VMOVDQU      (AX), Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   4(CX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      (AX), Y2
+	VPSRLW       $0x02, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   36(CX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      (AX), Y2
+	VPSRLW       $0x04, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   68(CX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      (AX), Y2
+	VPSRLW       $0x06, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   100(CX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      32(AX), Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   132(CX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      32(AX), Y2
+	VPSRLW       $0x02, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   164(CX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      32(AX), Y2
+	VPSRLW       $0x04, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   196(CX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      32(AX), Y2
+	VPSRLW       $0x06, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   228(CX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VPMADDWD     words1<>+0(SB), Y1, Y1
+	VMOVDQU      260(CX), Y2
+	VPMADDWD     words1<>+0(SB), Y2, Y2
+	VPSUBD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VMOVSS       (CX), X1
+	MOVWLZX      64(AX), BX
+	VMOVD        BX, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VCVTDQ2PS    X2, X2
+	VMULSS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x00000042, AX
+	ADDQ         $0x00000124, CX
+	SUBQ         $0x00000001, DX
+	JMP          dotTQ2_0Q8_KAVX2_loop
+
+dotTQ2_0Q8_KAVX2_done:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotTQ1_0Q8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dotTQ1_0Q8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS X0, X0, X0
+
+dotTQ1_0Q8_Kx4AVX2_loop:
+	TESTQ          DX, DX
+	JZ             dotTQ1_0Q8_Kx4AVX2_done
+	PREFETCHT0     1024(AX)
+	VXORPS         Y1, Y1, Y1
+	VXORPS         Y2, Y2, Y2
+	VXORPS         Y3, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VMOVDQU        (AX), Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y7
+	VPAVGB         Y5, Y7, Y8
+	VPAVGB         Y8, Y7, Y7
+	VPSRLW         $0x06, Y7, Y7
+	VPAND          mask03<>+0(SB), Y7, Y7
+	VPMADDUBSW     4(CX), Y7, Y8
+	VPADDW         Y8, Y1, Y1
+	VPMADDUBSW     4(BX), Y7, Y8
+	VPADDW         Y8, Y2, Y2
+	VPMADDUBSW     4(SI), Y7, Y8
+	VPADDW         Y8, Y3, Y3
+	VPMADDUBSW     4(DI), Y7, Y7
+	VPADDW         Y7, Y4, Y4
+	VPADDB         Y6, Y6, Y7
+	VPADDB         Y6, Y7, Y7
+	VPSUBUSB       bytes01<>+0(SB), Y7, Y8
+	VPAVGB         Y5, Y8, Y9
+	VPAVGB         Y9, Y8, Y8
+	VPSRLW         $0x06, Y8, Y8
+	VPAND          mask03<>+0(SB), Y8, Y8
+	VPMADDUBSW     36(CX), Y8, Y9
+	VPADDW         Y9, Y1, Y1
+	VPMADDUBSW     36(BX), Y8, Y9
+	VPADDW         Y9, Y2, Y2
+	VPMADDUBSW     36(SI), Y8, Y9
+	VPADDW         Y9, Y3, Y3
+	VPMADDUBSW     36(DI), Y8, Y8
+	VPADDW         Y8, Y4, Y4
+	VPSLLW         $0x03, Y6, Y8
+	VPAND          maskF8<>+0(SB), Y8, Y8
+	VPADDB         Y6, Y8, Y8
+	VPSUBUSB       bytes01<>+0(SB), Y8, Y6
+	VPAVGB         Y5, Y6, Y9
+	VPAVGB         Y9, Y6, Y6
+	VPSRLW         $0x06, Y6, Y6
+	VPAND          mask03<>+0(SB), Y6, Y6
+	VPMADDUBSW     68(CX), Y6, Y9
+	VPADDW         Y9, Y1, Y1
+	VPMADDUBSW     68(BX), Y6, Y9
+	VPADDW         Y9, Y2, Y2
+	VPMADDUBSW     68(SI), Y6, Y9
+	VPADDW         Y9, Y3, Y3
+	VPMADDUBSW     68(DI), Y6, Y6
+	VPADDW         Y6, Y4, Y4
+	VPSLLW         $0x03, Y7, Y6
+	VPAND          maskF8<>+0(SB), Y6, Y6
+	VPADDB         Y7, Y6, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPAVGB         Y5, Y6, Y7
+	VPAVGB         Y7, Y6, Y6
+	VPSRLW         $0x06, Y6, Y6
+	VPAND          mask03<>+0(SB), Y6, Y6
+	VPMADDUBSW     100(CX), Y6, Y7
+	VPADDW         Y7, Y1, Y1
+	VPMADDUBSW     100(BX), Y6, Y7
+	VPADDW         Y7, Y2, Y2
+	VPMADDUBSW     100(SI), Y6, Y7
+	VPADDW         Y7, Y3, Y3
+	VPMADDUBSW     100(DI), Y6, Y6
+	VPADDW         Y6, Y4, Y4
+	VPSLLW         $0x03, Y8, Y6
+	VPAND          maskF8<>+0(SB), Y6, Y6
+	VPADDB         Y8, Y6, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPAVGB         Y5, Y6, Y7
+	VPAVGB         Y7, Y6, Y6
+	VPSRLW         $0x06, Y6, Y6
+	VPAND          mask03<>+0(SB), Y6, Y6
+	VPMADDUBSW     132(CX), Y6, Y7
+	VPADDW         Y7, Y1, Y1
+	VPMADDUBSW     132(BX), Y6, Y7
+	VPADDW         Y7, Y2, Y2
+	VPMADDUBSW     132(SI), Y6, Y7
+	VPADDW         Y7, Y3, Y3
+	VPMADDUBSW     132(DI), Y6, Y6
+	VPADDW         Y6, Y4, Y4
+	VBROADCASTI128 32(AX), Y6
+	VPADDB         Y6, Y6, Y7
+	VPADDB         Y6, Y7, Y7
+	VPSLLW         $0x03, Y6, Y8
+	VPAND          maskF8<>+0(SB), Y8, Y8
+	VPADDB         Y6, Y8, Y8
+	VPBROADCASTD   48(AX), Y9
+	VPADDB         Y9, Y9, Y10
+	VPADDB         Y9, Y10, Y10
+	VPSLLW         $0x03, Y9, Y11
+	VPAND          maskF8<>+0(SB), Y11, Y11
+	VPADDB         Y9, Y11, Y11
+	VPSLLW         $0x03, Y10, Y12
+	VPAND          maskF8<>+0(SB), Y12, Y12
+	VPADDB         Y10, Y12, Y12
+	VPBLENDD       $0x02, Y10, Y9, Y9
+	VPBLENDD       $0x04, Y11, Y9, Y9
+	VPBLENDD       $0x08, Y12, Y9, Y9
+	VPBLENDD       $0xf0, Y7, Y6, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPAVGB         Y5, Y6, Y10
+	VPAVGB         Y10, Y6, Y6
+	VPSRLW         $0x06, Y6, Y6
+	VPAND          mask03<>+0(SB), Y6, Y6
+	VPMADDUBSW     164(CX), Y6, Y10
+	VPADDW         Y10, Y1, Y1
+	VPMADDUBSW     164(BX), Y6, Y10
+	VPADDW         Y10, Y2, Y2
+	VPMADDUBSW     164(SI), Y6, Y10
+	VPADDW         Y10, Y3, Y3
+	VPMADDUBSW     164(DI), Y6, Y6
+	VPADDW         Y6, Y4, Y4
+	VPSLLW         $0x03, Y7, Y6
+	VPAND          maskF8<>+0(SB), Y6, Y6
+	VPADDB         Y7, Y6, Y6
+	VPBLENDD       $0xf0, Y6, Y8, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPAVGB         Y5, Y6, Y7
+	VPAVGB         Y7, Y6, Y6
+	VPSRLW         $0x06, Y6, Y6
+	VPAND          mask03<>+0(SB), Y6, Y6
+	VPMADDUBSW     196(CX), Y6, Y7
+	VPADDW         Y7, Y1, Y1
+	VPMADDUBSW     196(BX), Y6, Y7
+	VPADDW         Y7, Y2, Y2
+	VPMADDUBSW     196(SI), Y6, Y7
+	VPADDW         Y7, Y3, Y3
+	VPMADDUBSW     196(DI), Y6, Y6
+	VPADDW         Y6, Y4, Y4
+	VPSLLW         $0x03, Y8, Y6
+	VPAND          maskF8<>+0(SB), Y6, Y6
+	VPADDB         Y8, Y6, Y6
+	VINSERTI128    $0x01, X9, Y6, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPAVGB         Y5, Y6, Y5
+	VPAVGB         Y5, Y6, Y6
+	VPSRLW         $0x06, Y6, Y6
+	VPAND          mask03<>+0(SB), Y6, Y6
+	VPMADDUBSW     228(CX), Y6, Y5
+	VPADDW         Y5, Y1, Y1
+	VPMADDUBSW     228(BX), Y6, Y5
+	VPADDW         Y5, Y2, Y2
+	VPMADDUBSW     228(SI), Y6, Y5
+	VPADDW         Y5, Y3, Y3
+	VPMADDUBSW     228(DI), Y6, Y5
+	VPADDW         Y5, Y4, Y4
+	VPMADDWD       words1<>+0(SB), Y1, Y1
+	VMOVDQU        260(CX), Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPSUBD         Y5, Y1, Y1
+	VPMADDWD       words1<>+0(SB), Y2, Y2
+	VMOVDQU        260(BX), Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPSUBD         Y5, Y2, Y2
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        260(SI), Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPSUBD         Y5, Y3, Y3
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        260(DI), Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPSUBD         Y5, Y4, Y4
+	VPUNPCKLDQ     Y2, Y1, Y5
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y5, Y5
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	VPBROADCASTW   52(AX), X2
+	VCVTPH2PS      X2, Y2
+	VMOVSS         (CX), X3
+	VINSERTPS      $0x10, (BX), X3, X3
+	VINSERTPS      $0x20, (SI), X3, X3
+	VINSERTPS      $0x30, (DI), X3, X3
+	VMULPS         X2, X3, X2
+	VMULPS         X2, X1, X1
+	VADDPS         X1, X0, X0
+	ADDQ           $0x00000036, AX
+	ADDQ           $0x00000124, CX
+	ADDQ           $0x00000124, BX
+	ADDQ           $0x00000124, SI
+	ADDQ           $0x00000124, DI
+	SUBQ           $0x00000001, DX
+	JMP            dotTQ1_0Q8_Kx4AVX2_loop
+
+dotTQ1_0Q8_Kx4AVX2_done:
+	MOVQ       out+32(FP), AX
+	MOVQ       outstride+40(FP), CX
+	SHLQ       $0x02, CX
+	VMOVSS     X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x01, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x02, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x03, X0, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTQ2_0Q8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dotTQ2_0Q8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS X0, X0, X0
+
+dotTQ2_0Q8_Kx4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotTQ2_0Q8_Kx4AVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPAND        mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW   4(CX), Y5, Y6
+	VPADDW       Y6, Y1, Y1
+	VPMADDUBSW   4(BX), Y5, Y6
+	VPADDW       Y6, Y2, Y2
+	VPMADDUBSW   4(SI), Y5, Y6
+	VPADDW       Y6, Y3, Y3
+	VPMADDUBSW   4(DI), Y5, Y5
+	VPADDW       Y5, Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPAND        mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW   36(CX), Y5, Y6
+	VPADDW       Y6, Y1, Y1
+	VPMADDUBSW   36(BX), Y5, Y6
+	VPADDW       Y6, Y2, Y2
+	VPMADDUBSW   36(SI), Y5, Y6
+	VPADDW       Y6, Y3, Y3
+	VPMADDUBSW   36(DI), Y5, Y5
+	VPADDW       Y5, Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW   68(CX), Y5, Y6
+	VPADDW       Y6, Y1, Y1
+	VPMADDUBSW   68(BX), Y5, Y6
+	VPADDW       Y6, Y2, Y2
+	VPMADDUBSW   68(SI), Y5, Y6
+	VPADDW       Y6, Y3, Y3
+	VPMADDUBSW   68(DI), Y5, Y5
+	VPADDW       Y5, Y4, Y4
+	VMOVDQU      (AX), Y5
+	VPSRLW       $0x06, Y5, Y5
+	VPAND        mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW   100(CX), Y5, Y6
+	VPADDW       Y6, Y1, Y1
+	VPMADDUBSW   100(BX), Y5, Y6
+	VPADDW       Y6, Y2, Y2
+	VPMADDUBSW   100(SI), Y5, Y6
+	VPADDW       Y6, Y3, Y3
+	VPMADDUBSW   100(DI), Y5, Y5
+	VPADDW       Y5, Y4, Y4
+	VMOVDQU      32(AX), Y5
+	VPAND        mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW   132(CX), Y5, Y6
+	VPADDW       Y6, Y1, Y1
+	VPMADDUBSW   132(BX), Y5, Y6
+	VPADDW       Y6, Y2, Y2
+	VPMADDUBSW   132(SI), Y5, Y6
+	VPADDW       Y6, Y3, Y3
+	VPMADDUBSW   132(DI), Y5, Y5
+	VPADDW       Y5, Y4, Y4
+	VMOVDQU      32(AX), Y5
+	VPSRLW       $0x02, Y5, Y5
+	VPAND        mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW   164(CX), Y5, Y6
+	VPADDW       Y6, Y1, Y1
+	VPMADDUBSW   164(BX), Y5, Y6
+	VPADDW       Y6, Y2, Y2
+	VPMADDUBSW   164(SI), Y5, Y6
+	VPADDW       Y6, Y3, Y3
+	VPMADDUBSW   164(DI), Y5, Y5
+	VPADDW       Y5, Y4, Y4
+	VMOVDQU      32(AX), Y5
+	VPSRLW       $0x04, Y5, Y5
+	VPAND        mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW   196(CX), Y5, Y6
+	VPADDW       Y6, Y1, Y1
+	VPMADDUBSW   196(BX), Y5, Y6
+	VPADDW       Y6, Y2, Y2
+	VPMADDUBSW   196(SI), Y5, Y6
+	VPADDW       Y6, Y3, Y3
+	VPMADDUBSW   196(DI), Y5, Y5
+	VPADDW       Y5, Y4, Y4
+	VMOVDQU      32(AX), Y5
+	VPSRLW       $0x06, Y5, Y5
+	VPAND        mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW   228(CX), Y5, Y6
+	VPADDW       Y6, Y1, Y1
+	VPMADDUBSW   228(BX), Y5, Y6
+	VPADDW       Y6, Y2, Y2
+	VPMADDUBSW   228(SI), Y5, Y6
+	VPADDW       Y6, Y3, Y3
+	VPMADDUBSW   228(DI), Y5, Y5
+	VPADDW       Y5, Y4, Y4
+	VPMADDWD     words1<>+0(SB), Y1, Y1
+	VMOVDQU      260(CX), Y5
+	VPMADDWD     words1<>+0(SB), Y5, Y5
+	VPSUBD       Y5, Y1, Y1
+	VPMADDWD     words1<>+0(SB), Y2, Y2
+	VMOVDQU      260(BX), Y5
+	VPMADDWD     words1<>+0(SB), Y5, Y5
+	VPSUBD       Y5, Y2, Y2
+	VPMADDWD     words1<>+0(SB), Y3, Y3
+	VMOVDQU      260(SI), Y5
+	VPMADDWD     words1<>+0(SB), Y5, Y5
+	VPSUBD       Y5, Y3, Y3
+	VPMADDWD     words1<>+0(SB), Y4, Y4
+	VMOVDQU      260(DI), Y5
+	VPMADDWD     words1<>+0(SB), Y5, Y5
+	VPSUBD       Y5, Y4, Y4
+	VPUNPCKLDQ   Y2, Y1, Y5
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y5, Y5
+	VPUNPCKLDQ   Y4, Y3, Y1
+	VPUNPCKHDQ   Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VPUNPCKLQDQ  Y1, Y5, Y2
+	VPUNPCKHQDQ  Y1, Y5, Y1
+	VPADDD       Y1, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPADDD       X1, X2, X1
+	VCVTDQ2PS    X1, X1
+	VPBROADCASTW 64(AX), X2
+	VCVTPH2PS    X2, Y2
+	VMOVSS       (CX), X3
+	VINSERTPS    $0x10, (BX), X3, X3
+	VINSERTPS    $0x20, (SI), X3, X3
+	VINSERTPS    $0x30, (DI), X3, X3
+	VMULPS       X2, X3, X2
+	VMULPS       X2, X1, X1
+	VADDPS       X1, X0, X0
+	ADDQ         $0x00000042, AX
+	ADDQ         $0x00000124, CX
+	ADDQ         $0x00000124, BX
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000124, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotTQ2_0Q8_Kx4AVX2_loop
+
+dotTQ2_0Q8_Kx4AVX2_done:
+	MOVQ       out+32(FP), AX
+	MOVQ       outstride+40(FP), CX
+	SHLQ       $0x02, CX
+	VMOVSS     X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x01, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x02, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x03, X0, (AX)
+	VZEROUPPER
+	RET
+
+// func dotTQ1_0Q8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dotTQ1_0Q8_KRowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotTQ1_0Q8_KRowsAVX2_row:
+	MOVQ   y+8(FP), BX
+	MOVQ   nb+16(FP), SI
+	VXORPS X0, X0, X0
+
+dotTQ1_0Q8_KRowsAVX2_loop:
+	TESTQ          SI, SI
+	JZ             dotTQ1_0Q8_KRowsAVX2_done
+	PREFETCHT0     1024(AX)
+	VXORPS         Y1, Y1, Y1
+	VXORPS         Y2, Y2, Y2
+	VMOVDQU        (AX), Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y4
+	VPAVGB         Y2, Y4, Y5
+	VPAVGB         Y5, Y4, Y4
+	VPSRLW         $0x06, Y4, Y4
+	VPAND          mask03<>+0(SB), Y4, Y4
+	VPMADDUBSW     4(BX), Y4, Y4
+	VPADDW         Y4, Y1, Y1
+	VPADDB         Y3, Y3, Y4
+	VPADDB         Y3, Y4, Y4
+	VPSUBUSB       bytes01<>+0(SB), Y4, Y5
+	VPAVGB         Y2, Y5, Y6
+	VPAVGB         Y6, Y5, Y5
+	VPSRLW         $0x06, Y5, Y5
+	VPAND          mask03<>+0(SB), Y5, Y5
+	VPMADDUBSW     36(BX), Y5, Y5
+	VPADDW         Y5, Y1, Y1
+	VPSLLW         $0x03, Y3, Y5
+	VPAND          maskF8<>+0(SB), Y5, Y5
+	VPADDB         Y3, Y5, Y5
+	VPSUBUSB       bytes01<>+0(SB), Y5, Y3
+	VPAVGB         Y2, Y3, Y6
+	VPAVGB         Y6, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     68(BX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VPSLLW         $0x03, Y4, Y3
+	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPADDB         Y4, Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y4
+	VPAVGB         Y4, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     100(BX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VPSLLW         $0x03, Y5, Y3
+	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPADDB         Y5, Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y4
+	VPAVGB         Y4, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     132(BX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VBROADCASTI128 32(AX), Y3
+	VPADDB         Y3, Y3, Y4
+	VPADDB         Y3, Y4, Y4
+	VPSLLW         $0x03, Y3, Y5
+	VPAND          maskF8<>+0(SB), Y5, Y5
+	VPADDB         Y3, Y5, Y5
+	VPBROADCASTD   48(AX), Y6
+	VPADDB         Y6, Y6, Y7
+	VPADDB         Y6, Y7, Y7
+	VPSLLW         $0x03, Y6, Y8
+	VPAND          maskF8<>+0(SB), Y8, Y8
+	VPADDB         Y6, Y8, Y8
+	VPSLLW         $0x03, Y7, Y9
+	VPAND          maskF8<>+0(SB), Y9, Y9
+	VPADDB         Y7, Y9, Y9
+	VPBLENDD       $0x02, Y7, Y6, Y6
+	VPBLENDD       $0x04, Y8, Y6, Y6
+	VPBLENDD       $0x08, Y9, Y6, Y6
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y7
+	VPAVGB         Y7, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     164(BX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VPSLLW         $0x03, Y4, Y3
+	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPADDB         Y4, Y3, Y3
+	VPBLENDD       $0xf0, Y3, Y5, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y4
+	VPAVGB         Y4, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     196(BX), Y3, Y3
+	VPADDW         Y3, Y1, Y1
+	VPSLLW         $0x03, Y5, Y3
+	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPADDB         Y5, Y3, Y3
+	VINSERTI128    $0x01, X6, Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPAVGB         Y2, Y3, Y2
+	VPAVGB         Y2, Y3, Y3
+	VPSRLW         $0x06, Y3, Y3
+	VPAND          mask03<>+0(SB), Y3, Y3
+	VPMADDUBSW     228(BX), Y3, Y2
+	VPADDW         Y2, Y1, Y1
+	VPMADDWD       words1<>+0(SB), Y1, Y1
+	VMOVDQU        260(BX), Y2
+	VPMADDWD       words1<>+0(SB), Y2, Y2
+	VPSUBD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VPHADDD        X2, X2, X2
+	VPHADDD        X2, X2, X2
+	VMOVSS         (BX), X1
+	MOVWLZX        52(AX), DI
+	VMOVD          DI, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X1, X1
+	VCVTDQ2PS      X2, X2
+	VMULSS         X1, X2, X2
+	VADDSS         X2, X0, X0
+	ADDQ           $0x00000036, AX
+	ADDQ           $0x00000124, BX
+	SUBQ           $0x00000001, SI
+	JMP            dotTQ1_0Q8_KRowsAVX2_loop
+
+dotTQ1_0Q8_KRowsAVX2_done:
+	VMOVSS X0, (DX)
+	ADDQ   $0x04, DX
+	DECQ   CX
+	JNZ    dotTQ1_0Q8_KRowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func dotTQ2_0Q8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dotTQ2_0Q8_KRowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotTQ2_0Q8_KRowsAVX2_row:
+	MOVQ   y+8(FP), BX
+	MOVQ   nb+16(FP), SI
+	VXORPS X0, X0, X0
+
+dotTQ2_0Q8_KRowsAVX2_loop:
+	TESTQ        SI, SI
+	JZ           dotTQ2_0Q8_KRowsAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	VXORPS       Y1, Y1, Y1
+	VMOVDQU      (AX), Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   4(BX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      (AX), Y2
+	VPSRLW       $0x02, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   36(BX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      (AX), Y2
+	VPSRLW       $0x04, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   68(BX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      (AX), Y2
+	VPSRLW       $0x06, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   100(BX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      32(AX), Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   132(BX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      32(AX), Y2
+	VPSRLW       $0x02, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   164(BX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      32(AX), Y2
+	VPSRLW       $0x04, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   196(BX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VMOVDQU      32(AX), Y2
+	VPSRLW       $0x06, Y2, Y2
+	VPAND        mask03<>+0(SB), Y2, Y2
+	VPMADDUBSW   228(BX), Y2, Y2
+	VPADDW       Y2, Y1, Y1
+	VPMADDWD     words1<>+0(SB), Y1, Y1
+	VMOVDQU      260(BX), Y2
+	VPMADDWD     words1<>+0(SB), Y2, Y2
+	VPSUBD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VMOVSS       (BX), X1
+	MOVWLZX      64(AX), DI
+	VMOVD        DI, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VCVTDQ2PS    X2, X2
+	VMULSS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x00000042, AX
+	ADDQ         $0x00000124, BX
+	SUBQ         $0x00000001, SI
+	JMP          dotTQ2_0Q8_KRowsAVX2_loop
+
+dotTQ2_0Q8_KRowsAVX2_done:
+	VMOVSS X0, (DX)
+	ADDQ   $0x04, DX
+	DECQ   CX
+	JNZ    dotTQ2_0Q8_KRowsAVX2_row
+	VZEROUPPER
+	RET
+
 // func matF32AVX2(x *byte, y *byte, nb int) float32
 // Requires: AVX, FMA3, SSE
 TEXT ·matF32AVX2(SB), NOSPLIT, $0-28

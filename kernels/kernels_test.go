@@ -631,6 +631,11 @@ func TestSupported(t *testing.T) {
 	}
 }
 
+// asmExactlyGo are the types whose assembly dots add each block's exact
+// integer sum into the total in the Go reference's float operations, and so
+// must give its bits.
+var asmExactlyGo = map[ggml.Type]bool{ggml.TypeTQ1_0: true, ggml.TypeTQ2_0: true}
+
 // TestAsmMatchesGo compares the kernels in use (assembly on AVX2 machines)
 // with the Go reference on many random, extreme and zero rows and activation
 // rows with outliers, for block counts that exercise the unrolled loops.
@@ -662,6 +667,9 @@ func TestAsmMatchesGo(t *testing.T) {
 			a := convertAct(format, x)
 			_, tol := refDotFor(typ, w, cols, dequant(typ, w, cols), dequantAct(format, a, cols))
 			got, want := float64(dot(w, a, cols)), float64(goDots[typ](w, a, cols))
+			if asmExactlyGo[typ] && got != want {
+				t.Errorf("%v cols=%d trial %d: asm %g, go %g (must be the same bits)", typ, cols, trial, got, want)
+			}
 			if math.Abs(got-want) > tol {
 				t.Errorf("%v cols=%d trial %d: asm %g, go %g (tol %g)", typ, cols, trial, got, want, tol)
 			}

@@ -116,6 +116,7 @@ func main() {
 	genF32ToF16()
 	genBF16ToF32()
 	genMulti()
+	genTernary()
 	genMultiFloat()
 	genQuantizeQ8(false)
 	genQuantizeQ8(true)
