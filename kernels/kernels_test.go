@@ -21,7 +21,7 @@ var allTypes = []ggml.Type{
 	ggml.TypeF32, ggml.TypeF16, ggml.TypeBF16,
 	ggml.TypeQ4_0, ggml.TypeQ4_1, ggml.TypeQ5_0, ggml.TypeQ5_1, ggml.TypeQ8_0, ggml.TypeIQ4_NL,
 	ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_XS,
-	ggml.TypeTQ1_0, ggml.TypeTQ2_0,
+	ggml.TypeTQ1_0, ggml.TypeTQ2_0, ggml.TypeIQ1_S, ggml.TypeIQ1_M,
 }
 
 // scaleOffsets lists, per block type, where its f16 scales sit, so random
@@ -30,10 +30,28 @@ var scaleOffsets = map[ggml.Type][]int{
 	ggml.TypeQ4_0: {0}, ggml.TypeQ4_1: {0, 2}, ggml.TypeQ5_0: {0}, ggml.TypeQ5_1: {0, 2},
 	ggml.TypeQ8_0: {0}, ggml.TypeIQ4_NL: {0}, ggml.TypeQ2_K: {80, 82}, ggml.TypeQ3_K: {108},
 	ggml.TypeQ4_K: {0, 2}, ggml.TypeQ5_K: {0, 2}, ggml.TypeQ6_K: {208}, ggml.TypeIQ4_XS: {0},
-	ggml.TypeTQ1_0: {52}, ggml.TypeTQ2_0: {64},
+	ggml.TypeTQ1_0: {52}, ggml.TypeTQ2_0: {64}, ggml.TypeIQ1_S: {0},
 }
 
 func putF16(b []byte, v float32) { binary.LittleEndian.PutUint16(b, float16.Fromfloat32(v).Bits()) }
+
+// putIQ1MScale stores v as the fp16 scale of the IQ1_M block b: its four
+// nibbles in the top nibbles of the four scale words (bytes 49, 51, 53, 55).
+func putIQ1MScale(b []byte, v float32) {
+	h := float16.Fromfloat32(v).Bits()
+	for i := range 4 {
+		b[49+2*i] = b[49+2*i]&0x0f | byte(h>>(4*i)&0xf)<<4
+	}
+}
+
+// iq1MScale reads the fp16 scale of the IQ1_M block b back.
+func iq1MScale(b []byte) float64 {
+	var h uint16
+	for i := range 4 {
+		h |= uint16(b[49+2*i]>>4) << (4 * i)
+	}
+	return float64(float16.Frombits(h).Float32())
+}
 
 // randomRow makes a weight row of cols elements of type t. extreme fills the
 // quants with all-ones bytes (largest magnitudes) to probe overflow.
@@ -68,6 +86,9 @@ func randomRow(rng *rand.Rand, t ggml.Type, cols int, extreme bool) []byte {
 	for b := 0; b < len(row)/bs; b++ {
 		for _, off := range scaleOffsets[t] {
 			putF16(row[b*bs+off:], float32(rng.Float64()*0.02+0.001))
+		}
+		if t == ggml.TypeIQ1_M {
+			putIQ1MScale(row[b*bs:], float32(rng.Float64()*0.02+0.001))
 		}
 	}
 	return row
@@ -218,6 +239,36 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				}
 				o[e] = h(blk[52:]) * (u - 1)
 			}
+		case ggml.TypeIQ1_S:
+			// d | qs[32] | qh[8] (u16): group l of sub-block j is grid
+			// point qs[4j+l] | (qh[j]>>3l & 7)<<8, scaled by d·(2s+1) with s
+			// in qh[j] bits 12-14, shifted by ±1/8 (bit 15 set: −).
+			for e := 0; e < 256; e++ {
+				j, l := e/32, e%32/8
+				qh := binary.LittleEndian.Uint16(blk[34+2*j:])
+				g := int8(block.IQ1SGrid[int(blk[2+4*j+l])|int(qh>>(3*l)&7)<<8] >> (8 * (e % 8)))
+				delta := 0.125
+				if qh&0x8000 != 0 {
+					delta = -0.125
+				}
+				o[e] = h(blk) * float64(2*(qh>>12&7)+1) * (float64(g) + delta)
+			}
+		case ggml.TypeIQ1_M:
+			// qs[32] | qh[16] | scales[8]: group k of sub-block j (16
+			// elements) is grid point qs[2j+k] | (qh[j]>>4k & 7)<<8,
+			// shifted by −1/8 when bit 4k+3 of qh[j] is set, scaled by
+			// d·(2s+1) with s in bits 3(j%4).. of scale word j/4.
+			for e := 0; e < 256; e++ {
+				j, k := e/16, e%16/8
+				qh := int(blk[32+j])
+				g := int8(block.IQ1SGrid[int(blk[2*j+k])|(qh>>(4*k)&7)<<8] >> (8 * (e % 8)))
+				delta := 0.125
+				if qh>>(4*k+3)&1 != 0 {
+					delta = -0.125
+				}
+				word := binary.LittleEndian.Uint16(blk[48+2*(j/4):])
+				o[e] = iq1MScale(blk) * float64(2*(word>>(3*(j%4))&7)+1) * (float64(g) + delta)
+			}
 		case ggml.TypeTQ2_0:
 			for e := 0; e < 256; e++ {
 				r := e % 128
@@ -331,6 +382,7 @@ var goDots = map[ggml.Type]dotFunc{
 	ggml.TypeQ2_K: block.DotQ2_KQ8_K, ggml.TypeQ3_K: block.DotQ3_KQ8_K, ggml.TypeQ4_K: block.DotQ4_KQ8_K,
 	ggml.TypeQ5_K: block.DotQ5_KQ8_K, ggml.TypeQ6_K: block.DotQ6_KQ8_K, ggml.TypeIQ4_XS: block.DotIQ4_XSQ8_K,
 	ggml.TypeTQ1_0: block.DotTQ1_0Q8_K, ggml.TypeTQ2_0: block.DotTQ2_0Q8_K,
+	ggml.TypeIQ1_S: block.DotIQ1_SQ8_K, ggml.TypeIQ1_M: block.DotIQ1_MQ8_K,
 }
 
 // TestDotsAgainstReference checks the kernel in use and the Go reference for

@@ -39,6 +39,8 @@ var codecs = map[ggml.Type]codec{
 	ggml.TypeIQ4_XS: {block.EncodeIQ4_XS, block.DecodeIQ4_XS},
 	ggml.TypeTQ1_0:  {block.EncodeTQ1_0, block.DecodeTQ1_0},
 	ggml.TypeTQ2_0:  {block.EncodeTQ2_0, block.DecodeTQ2_0},
+	ggml.TypeIQ1_S:  {block.EncodeIQ1_S, block.DecodeIQ1_S},
+	ggml.TypeIQ1_M:  {block.EncodeIQ1_M, block.DecodeIQ1_M},
 }
 
 // CanQuantize reports whether Quantize supports t.
@@ -195,7 +197,7 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 	// Byte offsets inside a block of the fp16 fields to check.
 	var halves []int
 	switch t {
-	case ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS:
+	case ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS, ggml.TypeIQ1_S:
 		halves = []int{0}
 	case ggml.TypeQ4_1, ggml.TypeQ5_1, ggml.TypeQ4_K, ggml.TypeQ5_K:
 		halves = []int{0, 2}
@@ -235,6 +237,10 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 			u := binary.LittleEndian.Uint16(b) & 0x7fff
 			if u >= 0x7f80 {
 				return bad(nanOrInf(u > 0x7f80))
+			}
+		case ggml.TypeIQ1_M: // the fp16 scale is spread over the scale words
+			if u := block.IQ1MScaleBits(b); u&0x7c00 == 0x7c00 {
+				return bad(nanOrInf(u&0x3ff != 0))
 			}
 		}
 		for _, h := range halves {

@@ -1,5 +1,5 @@
 // Package block holds ggml's block formats, one file per family
-// (legacy.go, kquants.go, iq4.go, ternary.go; float.go for F16 and BF16): each
+// (legacy.go, kquants.go, iq4.go, iq1.go, ternary.go; float.go for F16 and BF16): each
 // format's layout constants and tables, its row encoder (with and without
 // importance weights), its decoder and its reference dot product against
 // its activation format, and the number helpers the formats are built from
