@@ -77,6 +77,8 @@ var asmKernels = []struct {
 	{ggml.TypeQ6_K, dotQ6_KQ8_KAVX2, dotQ6_KQ8_KRowsAVX2, dotQ6_KQ8_Kx4AVX2, nil, nil, nil, panelQ6_KQ8_Kx2x16VNNI},
 	{ggml.TypeTQ1_0, dotTQ1_0Q8_KAVX2, dotTQ1_0Q8_KRowsAVX2, dotTQ1_0Q8_Kx4AVX2, nil, nil, nil, nil},
 	{ggml.TypeTQ2_0, dotTQ2_0Q8_KAVX2, dotTQ2_0Q8_KRowsAVX2, dotTQ2_0Q8_Kx4AVX2, nil, nil, nil, nil},
+	{ggml.TypeIQ1_S, dotIQ1_SQ8_KAVX2, dotIQ1_SQ8_KRowsAVX2, dotIQ1_SQ8_Kx4AVX2, nil, nil, nil, nil},
+	{ggml.TypeIQ1_M, dotIQ1_MQ8_KAVX2, dotIQ1_MQ8_KRowsAVX2, dotIQ1_MQ8_Kx4AVX2, nil, nil, nil, nil},
 	{ggml.TypeIQ4_XS, dotIQ4XSQ8_KAVX2, dotIQ4XSQ8_KRowsAVX2, dotIQ4XSQ8_Kx4AVX2, nil, nil, nil, panelIQ4XSQ8_Kx2x16VNNI},
 }
 

@@ -686,7 +686,7 @@ func TestSupported(t *testing.T) {
 // asmExactlyGo are the types whose assembly dots add each block's exact
 // integer sum into the total in the Go reference's float operations, and so
 // must give its bits.
-var asmExactlyGo = map[ggml.Type]bool{ggml.TypeTQ1_0: true, ggml.TypeTQ2_0: true}
+var asmExactlyGo = map[ggml.Type]bool{ggml.TypeTQ1_0: true, ggml.TypeTQ2_0: true, ggml.TypeIQ1_S: true, ggml.TypeIQ1_M: true}
 
 // TestAsmMatchesGo compares the kernels in use (assembly on AVX2 machines)
 // with the Go reference on many random, extreme and zero rows and activation

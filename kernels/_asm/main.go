@@ -117,6 +117,7 @@ func main() {
 	genBF16ToF32()
 	genMulti()
 	genTernary()
+	genIQ1()
 	genMultiFloat()
 	genQuantizeQ8(false)
 	genQuantizeQ8(true)

@@ -166,7 +166,7 @@ func genDotTernary(name, doc string, ncols, xStride, dOff int, runs ternaryRuns)
 		VPSUBD(b, s16[c], s16[c])
 		sumi[c] = s16[c]
 	}
-	chainMulAdd(Mem{Base: x, Disp: dOff}, ys, sumi, acc)
+	chainMulAdd(broadcastF16(Mem{Base: x, Disp: dOff}).AsX(), ys, sumi, acc, nil)
 	advance(x, xStride, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
@@ -174,26 +174,35 @@ func genDotTernary(name, doc string, ncols, xStride, dOff int, runs ternaryRuns)
 }
 
 // chainMulAdd adds to lane c of acc the exact total of sumi[c]'s eight
-// int32 lanes times f32(d)·dy_c, rounded after the multiply and after the
-// add, as the Go reference does; d is the weight block's fp16 scale at dm.
-func chainMulAdd(dm Mem, ys []Register, sumi []VecVirtual, acc VecVirtual) {
+// int32 lanes, converted to float32 and multiplied by eighth when given (an
+// xmm holding 0.125: the exact sums of the IQ1 dots count eighths), times
+// dx·dy_c, rounded after each multiply and after the add, as the Go
+// reference does; dx is an xmm holding the weight block's scale in every
+// lane.
+func chainMulAdd(dx Register, ys []Register, sumi []VecVirtual, acc VecVirtual, eighth VecVirtual) {
 	if len(sumi) == 1 {
 		isum, d := XMM(), XMM()
 		VEXTRACTI128(U8(1), sumi[0], isum)
 		VPADDD(isum, sumi[0].AsX(), isum)
 		VPHADDD(isum, isum, isum)
 		VPHADDD(isum, isum, isum)
-		VMOVSS(Mem{Base: ys[0]}, d)
-		VMULSS(loadF16x1(dm), d, d)
 		VCVTDQ2PS(isum, isum)
+		if eighth != nil {
+			VMULSS(eighth, isum, isum)
+		}
+		VMOVSS(Mem{Base: ys[0]}, d)
+		VMULSS(dx, d, d)
 		VMULSS(d, isum, isum)
 		VADDSS(isum, acc, acc)
 		return
 	}
 	isum := foldLow(group4(func(c int) VecVirtual { return sumi[c] })).AsX()
 	VCVTDQ2PS(isum, isum)
+	if eighth != nil {
+		VMULPS(eighth, isum, isum)
+	}
 	d := XMM()
-	VMULPS(broadcastF16(dm).AsX(), gatherDy(ys), d)
+	VMULPS(dx, gatherDy(ys), d)
 	VMULPS(d, isum, isum)
 	VADDPS(isum, acc, acc)
 }
