@@ -3,4 +3,4 @@ package eval_test
 import "testing"
 
 // Qwen2: q/k/v biases, NEOX RoPE, untied output.
-func TestArchQwen2(t *testing.T) { archGoldens(t, "qwen2", 0) }
+func TestArchQwen2(t *testing.T) { archGoldens(t, "qwen2", false) }

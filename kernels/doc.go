@@ -11,7 +11,7 @@
 //     ggml's AVX2 quantize_row_q8_0/q8_1 (d = amax/127, quants round(x·127/amax)
 //     with ties to even, s = d·Σq), which is what llama.cpp runs on the x86
 //     machines we compare against.
-//   - Q8_K for Q2_K…Q6_K, IQ4_XS, IQ1_S, IQ1_M, TQ1_0 and TQ2_0, following quantize_row_q8_K_ref
+//   - Q8_K for Q2_K…Q6_K, IQ4_XS, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, TQ1_0 and TQ2_0, following quantize_row_q8_K_ref
 //     (scale −127/max of the first element of largest magnitude, nearest_int).
 //   - For F16 and BF16 weights ggml rounds the activations to f16 (bf16) and
 //     forms f16·f16 (bf16·bf16) products in float32. We round the same way but

@@ -142,6 +142,39 @@ func panelQ6_KQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32,
 // and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
 func panelIQ4XSQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 
+// dotIQ2XXSQ8_KAVX2 returns the dot product of nb IQ2_XXS blocks at x and nb Q8_K blocks at y.
+func dotIQ2XXSQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ2XXSQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ2_XXS blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ2XXSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ2XXSQ8_KRowsAVX2 stores at out[r] the dot product of nb IQ2_XXS blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotIQ2XXSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ2XSQ8_KAVX2 returns the dot product of nb IQ2_XS blocks at x and nb Q8_K blocks at y.
+func dotIQ2XSQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ2XSQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ2_XS blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ2XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ2XSQ8_KRowsAVX2 stores at out[r] the dot product of nb IQ2_XS blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotIQ2XSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ2SQ8_KAVX2 returns the dot product of nb IQ2_S blocks at x and nb Q8_K blocks at y.
+func dotIQ2SQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ2SQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ2_S blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ2SQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ2SQ8_KRowsAVX2 stores at out[r] the dot product of nb IQ2_S blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotIQ2SQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
 // dotQ4_1Q8_1AVX2 returns the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y.
 func dotQ4_1Q8_1AVX2(x *byte, y *byte, nb int) float32
 

@@ -21,6 +21,7 @@ var allTypes = []ggml.Type{
 	ggml.TypeF32, ggml.TypeF16, ggml.TypeBF16,
 	ggml.TypeQ4_0, ggml.TypeQ4_1, ggml.TypeQ5_0, ggml.TypeQ5_1, ggml.TypeQ8_0, ggml.TypeIQ4_NL,
 	ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_XS,
+	ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S,
 	ggml.TypeTQ1_0, ggml.TypeTQ2_0, ggml.TypeIQ1_S, ggml.TypeIQ1_M,
 }
 
@@ -30,6 +31,7 @@ var scaleOffsets = map[ggml.Type][]int{
 	ggml.TypeQ4_0: {0}, ggml.TypeQ4_1: {0, 2}, ggml.TypeQ5_0: {0}, ggml.TypeQ5_1: {0, 2},
 	ggml.TypeQ8_0: {0}, ggml.TypeIQ4_NL: {0}, ggml.TypeQ2_K: {80, 82}, ggml.TypeQ3_K: {108},
 	ggml.TypeQ4_K: {0, 2}, ggml.TypeQ5_K: {0, 2}, ggml.TypeQ6_K: {208}, ggml.TypeIQ4_XS: {0},
+	ggml.TypeIQ2_XXS: {0}, ggml.TypeIQ2_XS: {0}, ggml.TypeIQ2_S: {0},
 	ggml.TypeTQ1_0: {52}, ggml.TypeTQ2_0: {64}, ggml.TypeIQ1_S: {0},
 }
 
@@ -274,6 +276,36 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 				r := e % 128
 				o[e] = h(blk[64:]) * float64(int(blk[32*(e/128)+r%32]>>(2*(r/32))&3)-1)
 			}
+		case ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S:
+			// Group g of eight: a grid point's byte magnitudes with signs,
+			// times d·(0.5+s)/4 for the 4-bit scale s of its sub-block.
+			for g := 0; g < 32; g++ {
+				var point uint64
+				var signs uint8
+				var s int
+				switch t {
+				case ggml.TypeIQ2_XXS:
+					aux := binary.LittleEndian.Uint32(blk[2+8*(g/4)+4:])
+					point = block.IQ2XXSGrid[blk[2+8*(g/4)+g%4]]
+					signs = block.KSignsIQ2XS[aux>>(7*(g%4))&127]
+					s = int(aux >> 28)
+				case ggml.TypeIQ2_XS:
+					q := binary.LittleEndian.Uint16(blk[2+2*g:])
+					point, signs = block.IQ2XSGrid[q&511], block.KSignsIQ2XS[q>>9]
+					s = int(blk[66+g/4]>>(4*(g%4/2))) & 15
+				default:
+					idx := int(blk[2+g]) | int(blk[66+g/4]>>(2*(g%4))&3)<<8
+					point, signs = block.IQ2SGrid[idx], blk[34+g]
+					s = int(blk[74+g/4]>>(4*(g%4/2))) & 15
+				}
+				for j := 0; j < 8; j++ {
+					v := h(blk) * (0.5 + float64(s)) / 4 * float64(uint8(point>>(8*j)))
+					if signs>>j&1 != 0 {
+						v = -v
+					}
+					o[8*g+j] = v
+				}
+			}
 		default:
 			panic("no dequantizer for " + t.String())
 		}
@@ -381,6 +413,7 @@ var goDots = map[ggml.Type]dotFunc{
 	ggml.TypeQ5_1: block.DotQ5_1Q8_1, ggml.TypeQ8_0: block.DotQ8_0Q8_0, ggml.TypeIQ4_NL: block.DotIQ4_NLQ8_0,
 	ggml.TypeQ2_K: block.DotQ2_KQ8_K, ggml.TypeQ3_K: block.DotQ3_KQ8_K, ggml.TypeQ4_K: block.DotQ4_KQ8_K,
 	ggml.TypeQ5_K: block.DotQ5_KQ8_K, ggml.TypeQ6_K: block.DotQ6_KQ8_K, ggml.TypeIQ4_XS: block.DotIQ4_XSQ8_K,
+	ggml.TypeIQ2_XXS: block.DotIQ2_XXSQ8_K, ggml.TypeIQ2_XS: block.DotIQ2_XSQ8_K, ggml.TypeIQ2_S: block.DotIQ2_SQ8_K,
 	ggml.TypeTQ1_0: block.DotTQ1_0Q8_K, ggml.TypeTQ2_0: block.DotTQ2_0Q8_K,
 	ggml.TypeIQ1_S: block.DotIQ1_SQ8_K, ggml.TypeIQ1_M: block.DotIQ1_MQ8_K,
 }
@@ -676,7 +709,7 @@ func TestSupported(t *testing.T) {
 			t.Errorf("%v not supported", typ)
 		}
 	}
-	for _, typ := range []ggml.Type{ggml.TypeIQ2_XXS, ggml.TypeQ8_K, ggml.TypeI32} {
+	for _, typ := range []ggml.Type{ggml.TypeQ8_K, ggml.TypeI32, ggml.TypeMXFP4} {
 		if Supported(typ) {
 			t.Errorf("%v reported supported", typ)
 		}
@@ -1021,7 +1054,7 @@ func TestMatMulEdges(t *testing.T) {
 		name string
 		m    Matrix
 	}{
-		{"type", Matrix{Type: ggml.TypeIQ2_XXS, Rows: 1, Cols: 256, Data: make([]byte, 66)}},
+		{"type", Matrix{Type: ggml.TypeI32, Rows: 1, Cols: 256, Data: make([]byte, 4*256)}},
 		{"cols", Matrix{Type: ggml.TypeQ4_K, Rows: 1, Cols: 100, Data: make([]byte, 144)}},
 		{"data", Matrix{Type: ggml.TypeQ4_K, Rows: 2, Cols: 256, Data: make([]byte, 144)}},
 	} {

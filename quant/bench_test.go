@@ -17,7 +17,7 @@ func BenchmarkQuantize(b *testing.B) {
 			dst := make([]byte, rs*benchRows)
 			b.SetBytes(int64(4 * len(x)))
 			for b.Loop() {
-				if err := QuantizeRows(typ, dst, x, benchNe0, nil); err != nil {
+				if err := QuantizeRows(typ, dst, x, benchNe0, unweighted(typ, benchNe0)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -49,7 +49,7 @@ func BenchmarkDequantize(b *testing.B) {
 	x := gaussian(24, benchNe0*benchRows, 0.02)
 	for _, typ := range allTypes {
 		b.Run(typ.String(), func(b *testing.B) {
-			q, err := Quantize(typ, x, benchNe0, nil)
+			q, err := Quantize(typ, x, benchNe0, unweighted(typ, benchNe0))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -146,6 +146,12 @@ func mixTypes(ft FileType, def ggml.Type) []ggml.Type {
 		ts = append(ts, ggml.TypeQ4_K, ggml.TypeQ6_K)
 	case FileTypeQ4_0, FileTypeQ4_1, FileTypeQ5_0, FileTypeQ5_1, FileTypeQ6_K:
 		ts = append(ts, ggml.TypeQ6_K)
+	case FileTypeIQ2_XXS, FileTypeIQ2_XS:
+		ts = append(ts, ggml.TypeQ2_K, ggml.TypeQ4_K, ggml.TypeQ5_K)
+	case FileTypeIQ2_S, FileTypeIQ2_M:
+		ts = append(ts, ggml.TypeIQ3_S, ggml.TypeQ4_K, ggml.TypeQ5_K)
+	case FileTypeIQ1_S, FileTypeIQ1_M:
+		ts = append(ts, ggml.TypeIQ2_XXS, ggml.TypeQ2_K, ggml.TypeQ4_K, ggml.TypeQ5_K)
 	}
 	// The fallbacks for rows that are not a multiple of 256.
 	return append(ts, ggml.TypeQ8_0, ggml.TypeQ5_0, ggml.TypeQ5_1, ggml.TypeIQ4_NL)

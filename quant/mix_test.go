@@ -562,7 +562,7 @@ func TestParsePreset(t *testing.T) {
 			t.Errorf("ParsePreset(%q) accepted", bad)
 		}
 	}
-	for _, name := range []string{"Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_S", "Q6_K", "Q8_0", "Q4_0", "IQ4_NL", "F16", "COPY"} {
+	for _, name := range []string{"Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_S", "Q6_K", "Q8_0", "Q4_0", "IQ4_NL", "IQ2_XXS", "IQ2_XS", "F16", "COPY"} {
 		if !mustPreset(t, name).Supported() {
 			t.Errorf("%s not supported", name)
 		}

@@ -23,24 +23,33 @@ type codec struct {
 }
 
 var codecs = map[ggml.Type]codec{
-	ggml.TypeQ4_0:   {block.EncodeQ4_0, block.DecodeQ4_0},
-	ggml.TypeQ4_1:   {block.EncodeQ4_1, block.DecodeQ4_1},
-	ggml.TypeQ5_0:   {block.EncodeQ5_0, block.DecodeQ5_0},
-	ggml.TypeQ5_1:   {block.EncodeQ5_1, block.DecodeQ5_1},
-	ggml.TypeQ8_0:   {block.EncodeQ8_0, block.DecodeQ8_0},
-	ggml.TypeQ8_1:   {block.EncodeQ8_1, block.DecodeQ8_1},
-	ggml.TypeQ2_K:   {block.EncodeQ2_K, block.DecodeQ2_K},
-	ggml.TypeQ3_K:   {block.EncodeQ3_K, block.DecodeQ3_K},
-	ggml.TypeQ4_K:   {block.EncodeQ4_K, block.DecodeQ4_K},
-	ggml.TypeQ5_K:   {block.EncodeQ5_K, block.DecodeQ5_K},
-	ggml.TypeQ6_K:   {block.EncodeQ6_K, block.DecodeQ6_K},
-	ggml.TypeQ8_K:   {block.EncodeQ8_K, block.DecodeQ8_K},
-	ggml.TypeIQ4_NL: {block.EncodeIQ4_NL, block.DecodeIQ4_NL},
-	ggml.TypeIQ4_XS: {block.EncodeIQ4_XS, block.DecodeIQ4_XS},
-	ggml.TypeTQ1_0:  {block.EncodeTQ1_0, block.DecodeTQ1_0},
-	ggml.TypeTQ2_0:  {block.EncodeTQ2_0, block.DecodeTQ2_0},
-	ggml.TypeIQ1_S:  {block.EncodeIQ1_S, block.DecodeIQ1_S},
-	ggml.TypeIQ1_M:  {block.EncodeIQ1_M, block.DecodeIQ1_M},
+	ggml.TypeQ4_0:    {block.EncodeQ4_0, block.DecodeQ4_0},
+	ggml.TypeQ4_1:    {block.EncodeQ4_1, block.DecodeQ4_1},
+	ggml.TypeQ5_0:    {block.EncodeQ5_0, block.DecodeQ5_0},
+	ggml.TypeQ5_1:    {block.EncodeQ5_1, block.DecodeQ5_1},
+	ggml.TypeQ8_0:    {block.EncodeQ8_0, block.DecodeQ8_0},
+	ggml.TypeQ8_1:    {block.EncodeQ8_1, block.DecodeQ8_1},
+	ggml.TypeQ2_K:    {block.EncodeQ2_K, block.DecodeQ2_K},
+	ggml.TypeQ3_K:    {block.EncodeQ3_K, block.DecodeQ3_K},
+	ggml.TypeQ4_K:    {block.EncodeQ4_K, block.DecodeQ4_K},
+	ggml.TypeQ5_K:    {block.EncodeQ5_K, block.DecodeQ5_K},
+	ggml.TypeQ6_K:    {block.EncodeQ6_K, block.DecodeQ6_K},
+	ggml.TypeQ8_K:    {block.EncodeQ8_K, block.DecodeQ8_K},
+	ggml.TypeIQ4_NL:  {block.EncodeIQ4_NL, block.DecodeIQ4_NL},
+	ggml.TypeIQ4_XS:  {block.EncodeIQ4_XS, block.DecodeIQ4_XS},
+	ggml.TypeIQ2_XXS: {block.EncodeIQ2_XXS, block.DecodeIQ2_XXS},
+	ggml.TypeIQ2_XS:  {block.EncodeIQ2_XS, block.DecodeIQ2_XS},
+	ggml.TypeIQ2_S:   {block.EncodeIQ2_S, block.DecodeIQ2_S},
+	ggml.TypeTQ1_0:   {block.EncodeTQ1_0, block.DecodeTQ1_0},
+	ggml.TypeTQ2_0:   {block.EncodeTQ2_0, block.DecodeTQ2_0},
+	ggml.TypeIQ1_S:   {block.EncodeIQ1_S, block.DecodeIQ1_S},
+	ggml.TypeIQ1_M:   {block.EncodeIQ1_M, block.DecodeIQ1_M},
+}
+
+// requiresImatrix is ggml_quantize_requires_imatrix: ggml's encoders of
+// these types assert that importance weights were given.
+func requiresImatrix(t ggml.Type) bool {
+	return t == ggml.TypeIQ2_XXS || t == ggml.TypeIQ2_XS || t == ggml.TypeIQ1_S
 }
 
 // CanQuantize reports whether Quantize supports t.
@@ -113,6 +122,9 @@ func quantizeRows(t ggml.Type, dst []byte, src []float32, ne0 int, imatrix []flo
 	nrows := len(src) / ne0
 	if len(dst) != nrows*rs {
 		return fmt.Errorf("quant: destination has %d bytes, %d rows of %s need %d", len(dst), nrows, t, nrows*rs)
+	}
+	if imatrix == nil && requiresImatrix(t) {
+		return fmt.Errorf("quant: %s needs an importance matrix", t)
 	}
 	if imatrix != nil && len(imatrix) != ne0 {
 		return fmt.Errorf("quant: importance matrix has %d weights for rows of %d", len(imatrix), ne0)
@@ -198,6 +210,8 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 	var halves []int
 	switch t {
 	case ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS, ggml.TypeIQ1_S:
+		halves = []int{0}
+	case ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S:
 		halves = []int{0}
 	case ggml.TypeQ4_1, ggml.TypeQ5_1, ggml.TypeQ4_K, ggml.TypeQ5_K:
 		halves = []int{0, 2}

@@ -13,6 +13,20 @@ import (
 
 var allTypes = append(append([]ggml.Type{}, referenceTypes...), ggml.TypeTQ1_0, ggml.TypeTQ2_0, ggml.TypeIQ1_S, ggml.TypeIQ1_M)
 
+// unweighted is the imatrix a test passes for "no importance matrix": nil,
+// except for the types ggml cannot encode without one (requiresImatrix),
+// which get equal weights.
+func unweighted(typ ggml.Type, ne0 int) []float32 {
+	if !requiresImatrix(typ) {
+		return nil
+	}
+	w := make([]float32, ne0)
+	for i := range w {
+		w[i] = 1
+	}
+	return w
+}
+
 func gaussian(seed uint64, n int, sigma float64) []float32 {
 	r := rand.New(rand.NewPCG(seed, 1))
 	x := make([]float32, n)
@@ -38,6 +52,7 @@ func TestLayoutSizes(t *testing.T) {
 		ggml.TypeQ8_0: {32, 34}, ggml.TypeQ8_1: {32, 36}, ggml.TypeQ2_K: {256, 84}, ggml.TypeQ3_K: {256, 110},
 		ggml.TypeQ4_K: {256, 144}, ggml.TypeQ5_K: {256, 176}, ggml.TypeQ6_K: {256, 210}, ggml.TypeQ8_K: {256, 292},
 		ggml.TypeIQ4_NL: {32, 18}, ggml.TypeIQ4_XS: {256, 136},
+		ggml.TypeIQ2_XXS: {256, 66}, ggml.TypeIQ2_XS: {256, 74}, ggml.TypeIQ2_S: {256, 82},
 		ggml.TypeTQ1_0: {256, 54}, ggml.TypeTQ2_0: {256, 66}, ggml.TypeIQ1_S: {256, 50}, ggml.TypeIQ1_M: {256, 56},
 	}
 	for _, typ := range allTypes {
@@ -45,7 +60,7 @@ func TestLayoutSizes(t *testing.T) {
 		if typ.BlockSize() != w[0] || typ.TypeSize() != w[1] {
 			t.Errorf("%s: ggml table says %d/%d, block struct %d/%d", typ, typ.BlockSize(), typ.TypeSize(), w[0], w[1])
 		}
-		out, err := Quantize(typ, gaussian(1, 3*512, 1), 512, nil)
+		out, err := Quantize(typ, gaussian(1, 3*512, 1), 512, unweighted(typ, 512))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,6 +83,7 @@ func TestRoundTripError(t *testing.T) {
 		ggml.TypeQ6_K: 0.028, ggml.TypeQ5_0: 0.065, ggml.TypeQ5_1: 0.057, ggml.TypeQ5_K: 0.057,
 		ggml.TypeQ4_0: 0.13, ggml.TypeQ4_1: 0.12, ggml.TypeQ4_K: 0.115, ggml.TypeIQ4_NL: 0.12, ggml.TypeIQ4_XS: 0.12,
 		ggml.TypeQ3_K: 0.24, ggml.TypeQ2_K: 0.45,
+		ggml.TypeIQ2_XXS: 0.62, ggml.TypeIQ2_XS: 0.56, ggml.TypeIQ2_S: 0.43,
 		// The ternary formats scale by the block's largest magnitude and
 		// round to {-1, 0, 1}: made for ternary-trained weights, they
 		// keep little of a Gaussian (0.81).
@@ -83,7 +99,7 @@ func TestRoundTripError(t *testing.T) {
 			if withIm && !hasImatrixPath(typ) {
 				continue
 			}
-			var w []float32
+			w := unweighted(typ, 512)
 			if withIm {
 				w = im
 			}
@@ -129,7 +145,7 @@ func TestEdgeRows(t *testing.T) {
 	}
 	for _, typ := range allTypes {
 		for _, c := range cases {
-			q, err := Quantize(typ, c.x, ne0, nil)
+			q, err := Quantize(typ, c.x, ne0, unweighted(typ, ne0))
 			if err != nil {
 				t.Fatalf("%s %s: %v", typ, c.name, err)
 			}
@@ -160,10 +176,15 @@ func TestEdgeRows(t *testing.T) {
 				// A constant is representable up to fp16 rounding of the
 				// scale(s) and the coarse codes of the 2- and 3-bit formats.
 				lim := 0.01
-				if typ == ggml.TypeQ2_K || typ == ggml.TypeQ3_K || typ == ggml.TypeIQ4_NL || typ == ggml.TypeIQ4_XS {
+				switch typ {
+				case ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS:
 					lim = 0.05
-				}
-				if typ == ggml.TypeIQ1_S || typ == ggml.TypeIQ1_M {
+				case ggml.TypeIQ2_XS, ggml.TypeIQ2_S:
+					lim = 0.1
+				case ggml.TypeIQ2_XXS:
+					// No IQ2_XXS grid point has eight equal magnitudes.
+					lim = 0.75
+				case ggml.TypeIQ1_S, ggml.TypeIQ1_M:
 					lim = 0.15 // ggml scales the super-block up by 1.125 (IQ1_M 1.1125) on purpose
 				}
 				if maxErr > lim*amax {
@@ -252,7 +273,7 @@ func TestChunkingDoesNotMatter(t *testing.T) {
 	x := testMatrix(11, nrows, ne0)
 	im := testImatrix(12, ne0)
 	for _, typ := range allTypes {
-		for _, w := range [][]float32{nil, im} {
+		for _, w := range [][]float32{unweighted(typ, ne0), im} {
 			whole, err := Quantize(typ, x, ne0, w)
 			if err != nil {
 				t.Fatal(err)
@@ -279,8 +300,11 @@ func TestRejectsBadInput(t *testing.T) {
 	if _, err := Quantize(ggml.TypeQ4_0, x[:100], 32, nil); err == nil {
 		t.Error("accepted a partial row")
 	}
+	if _, err := Quantize(ggml.Type(99), x, 256, nil); err == nil {
+		t.Error("accepted an unknown type")
+	}
 	if _, err := Quantize(ggml.TypeIQ2_XXS, x, 256, nil); err == nil {
-		t.Error("accepted IQ2_XXS")
+		t.Error("accepted IQ2_XXS without an importance matrix")
 	}
 	if _, err := Quantize(ggml.TypeF16, x, 256, nil); err == nil {
 		t.Error("Quantize accepted F16 (plain types go through Codec)")
@@ -310,7 +334,7 @@ func TestRejectsBadInput(t *testing.T) {
 func TestValidateRows(t *testing.T) {
 	const ne0 = 512
 	for _, typ := range allTypes {
-		q, err := Quantize(typ, gaussian(14, 3*ne0, 1), ne0, nil)
+		q, err := Quantize(typ, gaussian(14, 3*ne0, 1), ne0, unweighted(typ, ne0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -441,7 +465,7 @@ func FuzzQuantize(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ti uint8, seed uint64, scale float64, weights uint8) {
 		typ := allTypes[int(ti)%len(allTypes)]
 		x := gaussian(seed, 512, scale)
-		var im []float32
+		im := unweighted(typ, 512)
 		switch weights % 3 {
 		case 1:
 			im = testImatrix(seed, 512)

@@ -68,6 +68,13 @@ var referenceHashes = []struct {
 	{ggml.TypeIQ4_XS, "imatrix", "9781f1410022b7891f14c7e472647286a7ec976e88814a7536267af37d67b065"},
 	{ggml.TypeIQ4_XS, "zero-weight", "b2c3ef4d1f4cfaa145def685306ea735fa052de8a0d5db45ac74e77d442879db"},
 	{ggml.TypeIQ4_XS, "extreme", "64626c99cc778aada09a72ee29fa05c903b536739dbb37c2821357c86d0a0830"},
+	// The 2-bit grid types: ggml has no unweighted IQ2_XXS and IQ2_XS
+	// encoders; its zero-weight IQ2 sub-blocks reuse levels from earlier
+	// rows (uninitialized stack) or assert, and extreme inputs assert.
+	{ggml.TypeIQ2_XXS, "imatrix", "6afa7b8059728a2f36453a359cdf1fe7fe0cc5c438425e0d274144f083faa994"},
+	{ggml.TypeIQ2_XS, "imatrix", "244d8654dda519eb730ae9ae4403a6df8b26b499f32134ecd13685ada79132f2"},
+	{ggml.TypeIQ2_S, "plain", "5f82bca815200a7290dfd924eaa46ae9183745b1e378cede0c41c3657a487fc1"},
+	{ggml.TypeIQ2_S, "imatrix", "9889764fbcd5bdfc687a8db7174e05d525bc453574d21269c52301d38b1cb4be"},
 }
 
 func TestReferenceHashes(t *testing.T) {

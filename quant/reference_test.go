@@ -90,7 +90,7 @@ func testImatrix(seed uint64, ne0 int) []float32 {
 var referenceTypes = []ggml.Type{
 	ggml.TypeQ4_0, ggml.TypeQ4_1, ggml.TypeQ5_0, ggml.TypeQ5_1, ggml.TypeQ8_0, ggml.TypeQ8_1,
 	ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeQ8_K,
-	ggml.TypeIQ4_NL, ggml.TypeIQ4_XS,
+	ggml.TypeIQ4_NL, ggml.TypeIQ4_XS, ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S,
 }
 
 const refRows, refNe0 = 48, 512

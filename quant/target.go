@@ -25,10 +25,20 @@ import (
 
 // TargetCandidates are the types a size target chooses among, in the order
 // they are tried: every one of them loads in stock llama.cpp and has llqt
-// kernels.
+// kernels. The ternary types are left out: they only suit models trained
+// ternary.
 var TargetCandidates = []ggml.Type{
-	ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeIQ4_XS, ggml.TypeQ4_K, ggml.TypeQ5_K,
-	ggml.TypeQ6_K, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeQ4_0, ggml.TypeQ5_0,
+	ggml.TypeIQ1_S, ggml.TypeIQ1_M, ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S,
+	ggml.TypeQ2_K, ggml.TypeIQ3_XXS, ggml.TypeIQ3_S, ggml.TypeQ3_K, ggml.TypeIQ4_XS,
+	ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeQ8_0, ggml.TypeIQ4_NL,
+	ggml.TypeQ4_0, ggml.TypeQ5_0,
+}
+
+// needsImportance are the candidates whose encoders need importance
+// weights: llama.cpp refuses IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS and IQ2_S for a
+// tensor without an imatrix entry, as their grids fit badly without them.
+var needsImportance = map[ggml.Type]bool{
+	ggml.TypeIQ1_S: true, ggml.TypeIQ1_M: true, ggml.TypeIQ2_XXS: true, ggml.TypeIQ2_XS: true, ggml.TypeIQ2_S: true,
 }
 
 // Choice is one candidate type of a tensor with its size and loss.
@@ -45,13 +55,19 @@ type TensorChoices struct {
 	Choices []Choice
 }
 
+// NeedsImportance says t's encoder needs importance weights (an imatrix
+// entry for the tensor), as llama.cpp requires for IQ1_S, IQ1_M, IQ2_XXS,
+// IQ2_XS and IQ2_S.
+func NeedsImportance(t ggml.Type) bool { return needsImportance[t] }
+
 // CandidatesFor lists the target candidates a tensor of row length ne0 can
-// take (the block must divide the row), with their sizes for elements
-// values; Loss is left for the caller to measure.
-func CandidatesFor(ne0, elements uint64) []Choice {
+// take (the block must divide the row, and the types that need importance
+// weights need an imatrix entry for the tensor), with their sizes for
+// elements values; Loss is left for the caller to measure.
+func CandidatesFor(ne0, elements uint64, haveImatrix bool) []Choice {
 	var out []Choice
 	for _, t := range TargetCandidates {
-		if ne0 == 0 || ne0%uint64(t.BlockSize()) != 0 || !CanQuantize(t) {
+		if ne0 == 0 || ne0%uint64(t.BlockSize()) != 0 || !CanQuantize(t) || (needsImportance[t] && !haveImatrix) {
 			continue
 		}
 		rs, ok := t.RowSize(ne0)

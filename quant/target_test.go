@@ -120,10 +120,10 @@ func TestProxyLoss(t *testing.T) {
 	if p, err := ProxyLoss(ggml.TypeQ8_0, data, ne0, w, 0); err != nil || math.Abs(p/plain-2) > 0.01 {
 		t.Errorf("importance weights of 2: proxy %g, %g without (%v)", p, plain, err)
 	}
-	if got := CandidatesFor(100, 200); len(got) != 0 {
+	if got := CandidatesFor(100, 200, true); len(got) != 0 {
 		t.Errorf("a 100-column row takes %v", got)
 	}
-	if got := CandidatesFor(32, 64); len(got) == 0 || got[0].Bytes == 0 {
+	if got := CandidatesFor(32, 64, false); len(got) == 0 || got[0].Bytes == 0 {
 		t.Errorf("a 32-column row takes %v", got)
 	}
 }

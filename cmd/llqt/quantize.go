@@ -23,6 +23,7 @@ import (
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/gguf"
 	"github.com/llqt/llqt/internal/cli"
+	"github.com/llqt/llqt/internal/target"
 	"github.com/llqt/llqt/quant"
 )
 
@@ -317,7 +318,7 @@ type quantizeReport struct {
 	PerType   []typeTotals `json:"per_type"`
 	Tensors   []tensorJSON `json:"tensors,omitempty"`
 	// Target is the size target's choice (--target-bpw/--target-size).
-	Target *targetReport `json:"target,omitempty"`
+	Target *target.Result `json:"target,omitempty"`
 }
 
 func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args []string) error {
@@ -384,12 +385,12 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
-	var tgt *targetReport
+	var tgt *target.Result
 	if targeted {
-		if planned, decisions, tgt, err = planForTarget(ctx, cmd, f, in, m, opts, decisions); err != nil {
+		if planned, decisions, tgt, err = planForTarget(ctx, cmd, f, in, m, opts); err != nil {
 			return fmt.Errorf("%s: %w", in, err)
 		}
-		p = tgt.preset
+		p = tgt.Preset
 	}
 	ft, _ := planned.KV.Uint("general.file_type")
 	rep := &quantizeReport{Input: in, Type: p.Name, FileType: uint32(ft), DryRun: f.dryRun, Threads: f.threads, Target: tgt}

@@ -29,6 +29,10 @@ type reportFlags struct {
 	benchReps   int
 	kernels     string
 	model       string
+	imatrix     string
+	calibration string
+	calChunks   int
+	calCtx      int
 }
 
 // gateExitCode is the exit status when the report was written but a gate
@@ -43,6 +47,10 @@ func newReportCmd() *cobra.Command {
   llqt report ./Llama-3.2-1B --types f16,q8_0,q4_k_m,q4_0 -f wiki.test.raw --out report/
   # fail a CI job when Q4_K_M loses too much
   llqt report model-f16.gguf --types f16,q4_k_m -f wiki.test.raw --out report/ --gate 'q4_k_m:dppl<3%,kld<0.05'
+  # the quality frontier: presets with and without an importance matrix, and
+  # size targets at the size of Q4_K_M and at 3.5 bits per weight
+  llqt report model-f32.gguf --types f32,q4_k_m,q4_k_m+imat,auto@q4_k_m,auto@3.5bpw \
+      --imatrix imatrix.dat --calibration train.txt -f eval.txt --out frontier/
   # combine the reports of a CI matrix
   llqt report --merge --out all/ job1/report.json job2/report.json`,
 		Short: "Quantize a model several ways and compare size, quality and speed",
@@ -59,6 +67,15 @@ DIR receives the variants, report.md (a markdown table sorted by size),
 report.json (schema llqt.report/v1, with provenance: llqt version and commit,
 sha256 of the inputs, the text and its token count, CPU model and flags,
 threads, kernel set, date), report.csv, and size_vs_quality.png/.svg.
+
+Variants: a preset (q4_k_m); a preset with the importance matrix of
+--imatrix (q4_k_m+imat); a size target (auto@4.5bpw, auto@3.9M, or
+auto@q4_k_m for the size of that preset's file), whose per-tensor types are
+chosen as quantize --target-bpw/--target-size chooses them, measuring each
+tensor's sensitivity on --calibration (with --imatrix when given). The table
+and report.json say, for each variant, the largest preset it beats: one at
+least as large with a higher mean KLD. The plot draws presets, presets with
+the importance matrix and size targets as three lines (the frontier).
 
 --gate checks the result: 'q4_k_m:dppl<3%,kld<0.05;q8_0:kld<0.001' fails
 (exit status 3, one line per violated condition) when a condition does not
@@ -91,6 +108,10 @@ size (MiB), bpw, pp and tg (tokens/s); operators < <= > >=.
 	fl.IntVarP(&f.nCtx, "ctx-size", "c", 0, "tokens per chunk (0: min(512, the model's training context))")
 	fl.IntVar(&f.chunks, "chunks", report.DefaultChunks, "chunks evaluated per variant")
 	fl.IntVarP(&f.nBatch, "batch-size", "b", 2048, "tokens per decode (speed only)")
+	fl.StringVar(&f.imatrix, "imatrix", "", "importance matrix (llama-imatrix .dat or GGUF) for PRESET+imat and auto@ variants")
+	fl.StringVar(&f.calibration, "calibration", "", "text on which auto@ variants measure each tensor's sensitivity (without it: the weighted-error proxy)")
+	fl.IntVar(&f.calChunks, "calibration-chunks", 4, "chunks of the calibration text used per measurement")
+	fl.IntVar(&f.calCtx, "calibration-ctx", 256, "tokens per calibration chunk")
 	fl.StringVar(&f.gate, "gate", "", "quality gates, e.g. 'q4_k_m:dppl<3%,kld<0.05;q8_0:kld<0.001'")
 	fl.BoolVar(&f.merge, "merge", false, "merge the report.json files given as arguments instead of measuring")
 	fl.IntVar(&f.benchPrompt, "bench-prompt", report.DefaultBenchPrompt, "prompt tokens of the speed test (pp)")
@@ -143,6 +164,7 @@ func runReport(ctx context.Context, cmd *cobra.Command, args []string, f *report
 		var err error
 		r, err = report.Build(ctx, report.Config{
 			Source: args[0], Types: f.types, Text: f.text, OutDir: f.out,
+			Imatrix: f.imatrix, Calibration: f.calibration, CalibrationChunks: f.calChunks, CalibrationCtx: f.calCtx,
 			NCtx: f.nCtx, Chunks: f.chunks, NBatch: f.nBatch, Threads: f.threads,
 			BenchPrompt: nonZero(f.benchPrompt), BenchGen: nonZero(f.benchGen), BenchReps: reps,
 			Version: version, Commit: buildCommit(), Log: stderr,

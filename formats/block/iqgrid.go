@@ -25,6 +25,8 @@ type IQGrid struct {
 	// points[i] is grid point i as the quantizer sees it: eight values
 	// 2l+1 (ggml's the_grid).
 	points [][8]int8
+	// values[i] is points[i] as float32, for the neighbour searches.
+	values [][8]float32
 	// index[u] is the grid index of key u, or, for a key off the grid,
 	// −(o+1) where neighbours[o] is the length of the key's neighbour
 	// list and the list follows it (ggml's kmap_q2xs and kneighbors_q2xs).
@@ -75,6 +77,7 @@ func IQ1GridIndex() *IQGrid { return iq1Grid.get() }
 func newIQGrid(levels []uint16, nwant int) *IQGrid {
 	g := &IQGrid{
 		points: make([][8]int8, len(levels)),
+		values: make([][8]float32, len(levels)),
 		index:  make([]int32, iqGridKeys),
 	}
 	for i := range g.index {
@@ -82,6 +85,9 @@ func newIQGrid(levels []uint16, nwant int) *IQGrid {
 	}
 	for i, u := range levels {
 		g.points[i] = keyPoint(int(u))
+		for k, v := range g.points[i] {
+			g.values[i][k] = float32(v)
+		}
 		g.index[u] = int32(i)
 	}
 
@@ -188,14 +194,15 @@ func (g *IQGrid) Neighbours(u uint16) []uint16 {
 // to L[:8] (ggml's iq2_find_best_neighbour). It returns −1, leaving L
 // alone, when u has no neighbours.
 func (g *IQGrid) BestNeighbour(u uint16, xval, weight []float32, scale float32, L []int8) int {
+	x, w := (*[8]float32)(xval), (*[8]float32)(weight)
 	best := float32(math.MaxFloat32)
 	index := -1
 	for _, j := range g.Neighbours(u) {
-		p := &g.points[j]
+		p := &g.values[j]
 		var d2 float32
-		for i, v := range xval[:8] {
-			diff := float32(scale*float32(p[i])) - v
-			d2 += float32(float32(weight[i]*diff) * diff)
+		for i := range p {
+			diff := float32(scale*p[i]) - x[i]
+			d2 += float32(float32(w[i]*diff) * diff)
 		}
 		if d2 < best {
 			best, index = d2, int(j)

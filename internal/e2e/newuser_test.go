@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/llqt/llqt/internal/fixtures"
+	"github.com/llqt/llqt/quant"
 )
 
 // newUserCase is one command line a new user (or a script written for
@@ -46,6 +47,16 @@ func TestNewUserAndLlamaFlags(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(dir, "badkey.gguf"), rawStringGGUF("bad\xffkey", "x"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "badval.gguf"), rawStringGGUF("general.name", "part\xe2\x82"), 0o644))
 	vars := strings.NewReplacer("{tiny}", tiny, "{edge}", edge, "{text}", text, "{dir}", dir)
+
+	// The presets whose block formats llqt does not implement yet: the
+	// type list leaves them out and quantize refuses them by name. The set
+	// shrinks as formats are added, so it is read, not written down.
+	var missing []string
+	for _, p := range quant.Presets() {
+		if !p.Supported() {
+			missing = append(missing, p.Name)
+		}
+	}
 
 	// Small, fast settings for the tiny model.
 	const ppl = "-f {text} -c 64 --chunks 2"
@@ -110,9 +121,7 @@ func TestNewUserAndLlamaFlags(t *testing.T) {
 
 		// The type list names only what is implemented.
 		{name: "unknown type lists supported types", args: "quantize {edge} {dir}/x.gguf Q9_9",
-			stderr: []string{`unknown quantization type "Q9_9"`, "supported: ", "Q4_K_M"}, notStderr: []string{"IQ2_XXS", "IQ1_S", "TQ1_0"}},
-		{name: "unimplemented type", args: "quantize {edge} {dir}/x.gguf IQ2_XXS",
-			stderr: []string{"IQ2_XXS needs block formats llqt does not implement"}, absent: []string{"x.gguf"}},
+			stderr: []string{`unknown quantization type "Q9_9"`, "supported: ", "Q4_K_M"}, notStderr: missing},
 
 		// llama.cpp's short flags.
 		{name: "-ngl 99 is a note", args: "eval perplexity -m {tiny} " + ppl + " -ngl 99", ok: true,
@@ -180,6 +189,10 @@ func TestNewUserAndLlamaFlags(t *testing.T) {
 		{name: "generate -n -5", args: "generate {tiny} -p hi -n -5", stderr: []string{"-n -5"}},
 		{name: "perplexity -c 2", args: "eval perplexity {tiny} -f {text} -c 2", stderr: []string{"-c 2 is too small"}},
 		{name: "missing model file", args: "generate {dir}/none.gguf -p hi", stderr: []string{"none.gguf", "no such file"}},
+	}
+	if len(missing) > 0 {
+		cases = append(cases, newUserCase{name: "unimplemented type", args: "quantize {edge} {dir}/x.gguf " + missing[0],
+			stderr: []string{missing[0] + " needs block formats llqt does not implement"}, absent: []string{"x.gguf"}})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/gguf"
 	"github.com/llqt/llqt/internal/atomicfile"
+	"github.com/llqt/llqt/internal/target"
 	"github.com/llqt/llqt/perplexity"
 	"github.com/llqt/llqt/quant"
 )
@@ -56,6 +58,14 @@ type Config struct {
 	// BenchPrompt, BenchGen, BenchReps set the speed test (0: defaults;
 	// negative: skip that part).
 	BenchPrompt, BenchGen, BenchReps int
+	// Imatrix is an importance matrix (llama-imatrix's .dat or GGUF) for
+	// the "+imat" and "auto@" variants.
+	Imatrix string
+	// Calibration is the text on which an "auto@" variant measures each
+	// tensor's sensitivity (in CalibrationChunks chunks of CalibrationCtx
+	// tokens; 0: 4 and 256, as quantize); without it the proxy is used.
+	Calibration                       string
+	CalibrationChunks, CalibrationCtx int
 	// Version and Commit identify the llqt build in the provenance.
 	Version, Commit string
 	// Log receives one line per step; nil is silent.
@@ -65,16 +75,42 @@ type Config struct {
 // variantSpec is one requested variant and how to make it.
 type variantSpec struct {
 	name    string // as asked for, lower case
-	typ     string // llama.cpp's spelling
+	typ     string // llama.cpp's spelling of the preset (for auto@, the target's)
 	outType string // convert --outtype, when converted directly
 	preset  quant.Preset
+	// imatrix: quantized with Config.Imatrix ("PRESET+imat").
+	imatrix bool
+	// target: an "auto@" variant, whose per-tensor types a size target
+	// chooses (bits per weight, a size, or the size of a preset's file).
+	target *targetSpec
+}
+
+type targetSpec struct {
+	bpw    float64
+	size   uint64
+	preset *quant.Preset // auto@PRESET: the size of that preset's file
+}
+
+// label is the variant's name in tables and plots: the preset, with
+// "+imat" when quantized with the importance matrix, or "auto@…".
+func (s variantSpec) label() string {
+	switch {
+	case s.target != nil:
+		return "auto@" + strings.TrimPrefix(s.name, "auto@")
+	case s.imatrix:
+		return s.typ + "+imat"
+	}
+	return s.typ
 }
 
 // precisionRank orders the lossless and half-precision types above any
 // quantization when bits per weight tie.
 var precisionRank = map[string]int{"F32": 3, "F16": 2, "BF16": 1}
 
-func parseTypes(types []string, hf bool) ([]variantSpec, error) {
+// parseTypes reads --types: presets (q4_k_m), presets with the importance
+// matrix (q4_k_m+imat) and size targets (auto@4.5bpw, auto@4.1M,
+// auto@q4_k_m for the size of that preset's file).
+func parseTypes(types []string, hf, haveImatrix bool) ([]variantSpec, error) {
 	var specs []variantSpec
 	seen := map[string]bool{}
 	for _, t := range types {
@@ -82,33 +118,67 @@ func parseTypes(types []string, hf bool) ([]variantSpec, error) {
 		if name == "" {
 			continue
 		}
-		p, err := quant.ParsePreset(name)
+		s, err := parseVariant(name, hf, haveImatrix)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", t, err)
 		}
-		if p.Copy {
-			return nil, fmt.Errorf("%s is not a variant (it copies the input)", t)
+		if seen[s.label()] {
+			return nil, fmt.Errorf("variant %s given twice", s.label())
 		}
-		if !p.Supported() {
-			return nil, fmt.Errorf("%s needs block formats llqt does not implement yet", p.Name)
-		}
-		if p.NeedsImatrix {
-			return nil, fmt.Errorf("%s needs an importance matrix; a report measures plain quantizations", p.Name)
-		}
-		if seen[p.Name] {
-			return nil, fmt.Errorf("variant %s given twice", p.Name)
-		}
-		seen[p.Name] = true
-		s := variantSpec{name: name, typ: p.Name, preset: p}
-		if hf && slices.Contains(convert.OutTypes, strings.ToLower(p.Name)) && strings.ToLower(p.Name) != "auto" {
-			s.outType = strings.ToLower(p.Name)
-		}
+		seen[s.label()] = true
 		specs = append(specs, s)
 	}
 	if len(specs) == 0 {
 		return nil, errors.New("no variants: give --types, e.g. f16,q8_0,q4_k_m")
 	}
 	return specs, nil
+}
+
+func parseVariant(name string, hf, haveImatrix bool) (variantSpec, error) {
+	if rest, ok := strings.CutPrefix(name, "auto@"); ok {
+		ts := &targetSpec{}
+		switch {
+		case strings.HasSuffix(rest, "bpw"):
+			v, err := strconv.ParseFloat(strings.TrimSuffix(rest, "bpw"), 64)
+			if err != nil || !(v > 0) || v > 16 {
+				return variantSpec{}, fmt.Errorf("want auto@BITSbpw with 0 < BITS ≤ 16, e.g. auto@4.5bpw")
+			}
+			ts.bpw = v
+		default:
+			if p, err := quant.ParsePreset(rest); err == nil && !p.Copy {
+				if p.NeedsImatrix && !haveImatrix {
+					return variantSpec{}, fmt.Errorf("the size of %s needs its file, which needs an importance matrix: give --imatrix FILE", p.Name)
+				}
+				ts.preset = &p
+			} else if ts.size, err = target.ParseSize(rest); err != nil {
+				return variantSpec{}, fmt.Errorf("want auto@4.5bpw, auto@SIZE (bytes, or with K/M/G) or auto@PRESET")
+			}
+		}
+		p, _ := quant.ParsePreset("Q8_0") // the base plan only says which tensors are quantized
+		return variantSpec{name: name, typ: "auto", preset: p, target: ts, imatrix: haveImatrix}, nil
+	}
+	base, imat := strings.CutSuffix(name, "+imat")
+	p, err := quant.ParsePreset(base)
+	if err != nil {
+		return variantSpec{}, err
+	}
+	switch {
+	case p.Copy:
+		return variantSpec{}, errors.New("not a variant (it copies the input)")
+	case !p.Supported():
+		return variantSpec{}, fmt.Errorf("%s needs block formats llqt does not implement yet", p.Name)
+	case imat && !haveImatrix:
+		return variantSpec{}, errors.New("+imat quantizes with the importance matrix: give --imatrix FILE")
+	case imat && !p.Default.Quantized():
+		return variantSpec{}, fmt.Errorf("%s is not quantized, so it takes no importance matrix", p.Name)
+	case p.NeedsImatrix && !imat:
+		return variantSpec{}, fmt.Errorf("%s needs an importance matrix: write %s+imat and give --imatrix FILE", p.Name, strings.ToLower(p.Name))
+	}
+	s := variantSpec{name: name, typ: p.Name, preset: p, imatrix: imat}
+	if hf && !imat && slices.Contains(convert.OutTypes, strings.ToLower(p.Name)) && strings.ToLower(p.Name) != "auto" {
+		s.outType = strings.ToLower(p.Name)
+	}
+	return s, nil
 }
 
 func (c *Config) logf(format string, args ...any) {
@@ -125,10 +195,38 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("source: %w", err)
 	}
 	hf := st.IsDir()
-	specs, err := parseTypes(cfg.Types, hf)
+	specs, err := parseTypes(cfg.Types, hf, cfg.Imatrix != "")
 	if err != nil {
 		return nil, err
 	}
+	var imat *quant.Imatrix
+	var imatHash FileHash
+	if cfg.Imatrix != "" {
+		if imat, err = quant.ReadImatrix(cfg.Imatrix); err != nil {
+			return nil, err
+		}
+		if imatHash, err = hashFile(cfg.Imatrix); err != nil {
+			return nil, fmt.Errorf("imatrix: %w", err)
+		}
+	}
+	var calHash FileHash
+	if cfg.Calibration != "" {
+		if calHash, err = hashFile(cfg.Calibration); err != nil {
+			return nil, fmt.Errorf("calibration: %w", err)
+		}
+	}
+	if cfg.CalibrationChunks <= 0 {
+		cfg.CalibrationChunks = 4
+	}
+	if cfg.CalibrationCtx <= 0 {
+		cfg.CalibrationCtx = 256
+	}
+	// Size targets run after the presets: auto@PRESET takes its size from
+	// the preset's plan, and a Hugging Face source is measured on its most
+	// precise converted variant.
+	slices.SortStableFunc(specs, func(a, b variantSpec) int {
+		return cmpBool(a.target != nil, b.target != nil)
+	})
 	if cfg.Text == "" {
 		return nil, errors.New("no text: give -f TEXT")
 	}
@@ -180,19 +278,33 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 	// Produce the files.
 	stem := strings.TrimSuffix(baseName(cfg.Source), filepath.Ext(cfg.Source))
 	for i, s := range specs {
-		v := Variant{Name: s.name, Type: s.typ, File: fmt.Sprintf("%s-%s.gguf", stem, s.typ)}
+		v := Variant{Name: s.name, Type: s.typ, Label: s.label(), File: fmt.Sprintf("%s-%s.gguf", stem, fileLabel(s.label()))}
+		if s.imatrix {
+			v.Imatrix = imatHash.Name
+		}
+		if s.target != nil {
+			v.Target = s.label()
+			if cfg.Calibration != "" {
+				v.Calibration = calHash.Name
+			}
+		}
 		path := filepath.Join(cfg.OutDir, v.File)
-		sc := sidecar{Schema: sidecarSchema, Source: src.SHA256, Type: s.typ, Recipe: s.recipe(hf),
+		sc := sidecar{Schema: sidecarSchema, Source: src.SHA256, Type: s.label(), Recipe: s.recipe(hf, imatHash, calHash, cfg),
 			Version: cfg.Version, Commit: cfg.Commit}
 		if old, ok := reusable(path, sc); ok {
 			v.Reused, v.QuantizeSeconds, v.SHA256 = true, old.Seconds, old.Output
+			if old.FileType != "" {
+				v.Type = old.FileType
+			}
 			cfg.logf("[%d/%d] %s: reusing %s (same source, recipe and llqt build)", i+1, len(specs), s.typ, path)
 		} else {
 			cfg.logf("[%d/%d] %s: %s", i+1, len(specs), s.typ, sc.Recipe)
 			t0 := time.Now()
-			if err := produce(ctx, cfg, s, hf, path); err != nil {
-				return nil, fmt.Errorf("%s: %w", s.typ, err)
+			typ, err := produce(ctx, cfg, s, hf, path, imat, r.Variants)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", s.label(), err)
 			}
+			sc.FileType = typ
 			v.QuantizeSeconds = time.Since(t0).Seconds()
 			fh, err := hashFile(path)
 			if err != nil {
@@ -200,6 +312,9 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			v.SHA256 = fh.SHA256
 			sc.Output, sc.Seconds = fh.SHA256, v.QuantizeSeconds
+			if sc.FileType != "" {
+				v.Type = sc.FileType
+			}
 			if err := writeSidecar(path, sc); err != nil {
 				return nil, err
 			}
@@ -226,7 +341,7 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 		v := &r.Variants[i]
 		m, err := eval.Load(filepath.Join(cfg.OutDir, v.File), eval.Options{Threads: cfg.Threads})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", v.Type, err)
+			return nil, fmt.Errorf("%s: %w", v.DisplayName(), err)
 		}
 		models[i] = m
 		v.NParams = m.NParams()
@@ -292,7 +407,7 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range r.Variants {
 		v := &r.Variants[i]
 		if i != baseIdx {
-			cfg.logf("%s: KL-divergence against %s", v.Type, base.Type)
+			cfg.logf("%s: KL-divergence against %s", v.DisplayName(), base.Type)
 			br, err := perplexity.OpenBase(baseFile.Name())
 			if err != nil {
 				return nil, err
@@ -301,7 +416,7 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 			res, err := perplexity.KLDivergence(ctx, perplexity.FromEngine(models[i]), br, kopt)
 			br.Close()
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", v.Type, err)
+				return nil, fmt.Errorf("%s: %w", v.DisplayName(), err)
 			}
 			v.PPL, v.PPLStderr, v.EvalTokensPerSec = res.PPL, res.PPLStderr, res.TokensPerSecond
 			if res.KLD != nil {
@@ -311,29 +426,68 @@ func Build(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		v.DeltaPPLPct = 100 * (v.PPL/base.PPL - 1)
 		if cfg.BenchReps > 0 {
-			cfg.logf("%s: speed (pp%d, tg%d, %d repetitions)", v.Type, cfg.BenchPrompt, cfg.BenchGen, cfg.BenchReps)
+			cfg.logf("%s: speed (pp%d, tg%d, %d repetitions)", v.DisplayName(), cfg.BenchPrompt, cfg.BenchGen, cfg.BenchReps)
 			b, err := bench(ctx, models[i], cfg.BenchPrompt, cfg.BenchGen, cfg.BenchReps, popt.BOS, popt.AddBOS)
 			if err != nil {
-				return nil, fmt.Errorf("%s: bench: %w", v.Type, err)
+				return nil, fmt.Errorf("%s: bench: %w", v.DisplayName(), err)
 			}
 			v.PPTokensPerSec, v.PPTokensPerSecSD, v.TGTokensPerSec, v.TGTokensPerSecSD = b.pp, b.ppSD, b.tg, b.tgSD
 		}
 	}
+	r.setBeats()
 	return r, nil
 }
 
-func (s variantSpec) recipe(hf bool) string {
+func (s variantSpec) recipe(hf bool, imat, cal FileHash, cfg Config) string {
+	var r string
 	switch {
 	case s.outType != "":
 		return "convert --outtype " + s.outType
 	case hf:
-		return "convert --outtype f32, quantize " + s.typ
+		r = "convert --outtype f32, quantize"
+	default:
+		r = "quantize"
 	}
-	return "quantize " + s.typ
+	if s.target != nil {
+		t := s.target
+		switch {
+		case t.bpw > 0:
+			r += fmt.Sprintf(" --target-bpw %g", t.bpw)
+		case t.size > 0:
+			r += fmt.Sprintf(" --target-size %d", t.size)
+		default:
+			r += " --target-size (size of " + t.preset.Name + ")"
+		}
+		if cal.SHA256 != "" {
+			r += fmt.Sprintf(" --calibration %s (sha256 %s, %d×%d)", cal.Name, short(cal.SHA256), cfg.CalibrationChunks, cfg.CalibrationCtx)
+		}
+	} else {
+		r += " " + s.typ
+	}
+	if s.imatrix {
+		r += fmt.Sprintf(" --imatrix %s (sha256 %s)", imat.Name, short(imat.SHA256))
+	}
+	return r
 }
 
-// produce writes one variant's GGUF file.
-func produce(ctx context.Context, cfg Config, s variantSpec, hf bool, path string) error {
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// fileLabel makes a variant label safe in a file name.
+func fileLabel(l string) string {
+	return strings.NewReplacer("+", "-", "@", "-", "/", "_").Replace(l)
+}
+
+// produce writes one variant's GGUF file and returns the preset that
+// labels it (a size target's choice is named after its main type).
+func produce(ctx context.Context, cfg Config, s variantSpec, hf bool, path string, imat *quant.Imatrix, made []Variant) (string, error) {
 	var m *formats.Model
 	if hf {
 		outType := s.outType
@@ -342,38 +496,90 @@ func produce(ctx context.Context, cfg Config, s variantSpec, hf bool, path strin
 		}
 		res, err := convert.Convert(cfg.Source, convert.Options{OutType: outType, Encoder: tokenizer.EncodeHF})
 		if err != nil {
-			return err
+			return "", err
 		}
 		defer res.Close()
 		m = res.Model
 	} else {
 		f, err := gguf.Open(cfg.Source)
 		if err != nil {
-			return err
+			return "", err
 		}
 		defer f.Close()
 		m = f.Model()
 	}
+	typ := s.typ
 	if s.outType == "" {
-		planned, _, err := quant.Plan(m, quant.Options{Preset: s.preset, Threads: cfg.Threads, Context: ctx})
-		if err != nil {
-			return err
+		opts := quant.Options{Preset: s.preset, Threads: cfg.Threads, Context: ctx}
+		if s.imatrix {
+			opts.Imatrix, opts.ImatrixFile, opts.ImatrixDataset = imat.Weights, baseName(cfg.Imatrix), imat.Dataset
+			opts.ImatrixChunks = int(max(imat.Chunks, 0))
+		}
+		var planned *formats.Model
+		var err error
+		if s.target != nil {
+			if planned, typ, err = planTarget(ctx, cfg, s, hf, m, opts, made); err != nil {
+				return "", err
+			}
+		} else if planned, _, err = quant.Plan(m, opts); err != nil {
+			return "", err
 		}
 		m = planned
 	}
-	return gguf.WriteFile(ctx, path, m, gguf.WriteOptions{Codec: quant.Codec{}, Threads: cfg.Threads, Overwrite: true})
+	return typ, gguf.WriteFile(ctx, path, m, gguf.WriteOptions{Codec: quant.Codec{}, Threads: cfg.Threads, Overwrite: true})
+}
+
+// planTarget plans an auto@ variant with target.Plan. The model is measured
+// from the source GGUF, or from a Hugging Face source's most precise
+// variant already made (f32, f16 or bf16).
+func planTarget(ctx context.Context, cfg Config, s variantSpec, hf bool, m *formats.Model, opts quant.Options, made []Variant) (*formats.Model, string, error) {
+	spec := target.Spec{BPW: s.target.bpw, Size: s.target.size, Input: cfg.Source, Calibration: cfg.Calibration,
+		Chunks: cfg.CalibrationChunks, NCtx: cfg.CalibrationCtx, Threads: cfg.Threads}
+	if s.target.preset != nil {
+		popts := opts
+		popts.Preset = *s.target.preset
+		planned, _, err := quant.Plan(m, popts)
+		if err != nil {
+			return nil, "", fmt.Errorf("size of %s: %w", s.target.preset.Name, err)
+		}
+		if spec.Size, err = gguf.FileSize(planned); err != nil {
+			return nil, "", err
+		}
+	}
+	if hf && cfg.Calibration != "" {
+		best := -1
+		for _, rank := range []string{"F32", "F16", "BF16"} {
+			for i, v := range made {
+				if best < 0 && v.Type == rank && v.Imatrix == "" {
+					best = i
+				}
+			}
+		}
+		if best < 0 {
+			return nil, "", errors.New("measuring a Hugging Face source needs its converted model: add f16 (or f32) to --types, or give a GGUF source")
+		}
+		spec.Input = filepath.Join(cfg.OutDir, made[best].File)
+	}
+	planned, _, res, err := target.Plan(ctx, m, opts, spec)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.logf("  %s: %d tensors chosen by %s sensitivity, estimated KL-divergence %.4g, %d bytes", s.label(), len(res.Choice), res.Method, res.EstKLD, res.FileBytes)
+	return planned, res.Preset.Name, nil
 }
 
 // sidecar records how a variant file was made, so a later run can reuse it.
 type sidecar struct {
-	Schema  string  `json:"schema"`
-	Source  string  `json:"source_sha256"`
-	Type    string  `json:"type"`
-	Recipe  string  `json:"recipe"`
-	Version string  `json:"llqt_version"`
-	Commit  string  `json:"llqt_commit"`
-	Output  string  `json:"output_sha256"`
-	Seconds float64 `json:"seconds"`
+	Schema  string `json:"schema"`
+	Source  string `json:"source_sha256"`
+	Type    string `json:"type"`
+	Recipe  string `json:"recipe"`
+	Version string `json:"llqt_version"`
+	Commit  string `json:"llqt_commit"`
+	Output  string `json:"output_sha256"`
+	// FileType is the preset a size target's file is labelled with.
+	FileType string  `json:"file_type,omitempty"`
+	Seconds  float64 `json:"seconds"`
 }
 
 const sidecarSchema = "llqt.variant/v1"

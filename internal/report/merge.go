@@ -30,12 +30,12 @@ func Merge(parts []*Report, names []string) (*Report, error) {
 			return nil, fmt.Errorf("merge: %s scored %d tokens, %s %d", name, p.Settings.TokensScored, names[0], first.Settings.TokensScored)
 		}
 		for _, v := range p.Variants {
-			key := strings.ToLower(v.Type)
+			key := strings.ToLower(v.DisplayName())
 			if j, ok := seen[key]; ok {
 				prev := out.Variants[j]
 				if math.Abs(prev.PPL-v.PPL) > 1e-3*prev.PPL {
 					return nil, fmt.Errorf("merge: %s has PPL %.4f in %s but %.4f in an earlier report: the runs are not comparable",
-						v.Type, v.PPL, name, prev.PPL)
+						v.DisplayName(), v.PPL, name, prev.PPL)
 				}
 				continue
 			}
@@ -51,6 +51,7 @@ func Merge(parts []*Report, names []string) (*Report, error) {
 		v := &out.Variants[i]
 		v.DeltaPPLPct = 100 * (v.PPL/base.PPL - 1)
 	}
+	out.setBeats()
 	return out, nil
 }
 

@@ -55,42 +55,83 @@ func WritePlots(r *Report, png, svg io.Writer) error {
 	return nil
 }
 
+// seriesKind groups the variants into the frontier's lines: llama-quantize's
+// presets, the presets with the importance matrix, and size targets.
+type seriesKind struct {
+	name  string
+	color color.Color
+	match func(v *Variant) bool
+}
+
+var seriesKinds = []seriesKind{
+	{"presets", color.RGBA{R: 200, G: 40, B: 40, A: 255}, func(v *Variant) bool { return v.isPreset() && v.Imatrix == "" }},
+	{"presets + imatrix", color.RGBA{R: 230, G: 140, B: 20, A: 255}, func(v *Variant) bool { return v.isPreset() && v.Imatrix != "" }},
+	{"size targets (auto@)", color.RGBA{R: 30, G: 150, B: 60, A: 255}, func(v *Variant) bool { return !v.isPreset() }},
+}
+
 func qualityPlots(r *Report) (top, bottom *plot.Plot, title string, err error) {
 	vs := r.sortedBySize()
-	var kld, dppl plotter.XYs
-	var kldLabels, dpplLabels []string
-	for _, v := range vs {
-		x := float64(v.SizeBytes) / (1 << 20)
-		dppl = append(dppl, plotter.XY{X: x, Y: v.DeltaPPLPct})
-		dpplLabels = append(dpplLabels, v.Type)
-		if !v.IsBase && v.KLDMean > 0 {
-			kld = append(kld, plotter.XY{X: x, Y: v.KLDMean})
-			kldLabels = append(kldLabels, v.Type)
-		}
-	}
 	title = fmt.Sprintf("%s: size vs quality (n_ctx %d, %d tokens scored, base %s)",
 		baseName(r.Provenance.Source.Path), r.Settings.NCtx, r.Settings.TokensScored, r.Base)
-
 	top = plot.New()
 	top.X.Label.Text = "file size (MiB, log scale)"
 	top.Y.Label.Text = "mean KLD vs base (log)"
-	if len(kld) > 0 {
-		top.Y.Scale = plot.LogScale{}
-		top.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-		lo, hi := kld[0].Y, kld[0].Y
-		for _, p := range kld {
-			lo, hi = math.Min(lo, p.Y), math.Max(hi, p.Y)
-		}
-		top.Y.Min, top.Y.Max = lo/3, hi*3
-		if err := addPoints(top, kld, kldLabels, color.RGBA{R: 200, G: 40, B: 40, A: 255}); err != nil {
-			return nil, nil, "", err
-		}
-	}
 	bottom = plot.New()
 	bottom.X.Label.Text = "file size (MiB, log scale)"
 	bottom.Y.Label.Text = "ΔPPL vs base (%)"
-	if err := addPoints(bottom, dppl, dpplLabels, color.RGBA{R: 30, G: 80, B: 190, A: 255}); err != nil {
-		return nil, nil, "", err
+	var allKLD, allDPPL plotter.XYs
+	kinds := 0
+	for _, k := range seriesKinds {
+		var kld, dppl plotter.XYs
+		var kldLabels, dpplLabels []string
+		for i := range vs {
+			v := &vs[i]
+			// The base (and the lossless variants) are points of every line.
+			if !v.IsBase && !k.match(v) {
+				continue
+			}
+			x := float64(v.SizeBytes) / (1 << 20)
+			dppl = append(dppl, plotter.XY{X: x, Y: v.DeltaPPLPct})
+			if v.IsBase && kinds > 0 {
+				dpplLabels = append(dpplLabels, "") // labelled once, with the first line
+			} else {
+				dpplLabels = append(dpplLabels, v.DisplayName())
+			}
+			if !v.IsBase && v.KLDMean > 0 {
+				kld = append(kld, plotter.XY{X: x, Y: v.KLDMean})
+				kldLabels = append(kldLabels, v.DisplayName())
+			}
+		}
+		if len(kld) == 0 && (len(dppl) == 0 || k.name != seriesKinds[0].name) {
+			continue // nothing of this kind (the base alone draws with the presets)
+		}
+		kinds++
+		if len(kld) > 0 {
+			if err := addPoints(top, kld, kldLabels, k.color, k.name); err != nil {
+				return nil, nil, "", err
+			}
+		}
+		if err := addPoints(bottom, dppl, dpplLabels, k.color, k.name); err != nil {
+			return nil, nil, "", err
+		}
+		allKLD, allDPPL = append(allKLD, kld...), append(allDPPL, dppl...)
+	}
+	if kinds > 1 {
+		for _, p := range []*plot.Plot{top, bottom} {
+			p.Legend.Top = true
+			p.Legend.TextStyle.Font.Size = vg.Points(10)
+		}
+	} else {
+		top.Legend, bottom.Legend = plot.NewLegend(), plot.NewLegend() // one kind: no legend needed
+	}
+	if len(allKLD) > 0 {
+		top.Y.Scale = plot.LogScale{}
+		top.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		lo, hi := allKLD[0].Y, allKLD[0].Y
+		for _, p := range allKLD {
+			lo, hi = math.Min(lo, p.Y), math.Max(hi, p.Y)
+		}
+		top.Y.Min, top.Y.Max = lo/3, hi*3
 	}
 	zero := plotter.NewFunction(func(float64) float64 { return 0 })
 	zero.Color = color.Gray{Y: 160}
@@ -104,16 +145,17 @@ func qualityPlots(r *Report) (top, bottom *plot.Plot, title string, err error) {
 		p.Y.Tick.Label.Font.Size = vg.Points(10)
 	}
 	// Same logarithmic x range on both panels, with room for the labels.
-	if len(dppl) > 0 {
-		lo, hi := dppl[0].X, dppl[len(dppl)-1].X
+	if len(allDPPL) > 0 {
+		lo, hi := allDPPL[0].X, allDPPL[0].X
+		ylo, yhi := 0.0, 0.0
+		for _, p := range allDPPL {
+			lo, hi = math.Min(lo, p.X), math.Max(hi, p.X)
+			ylo, yhi = math.Min(ylo, p.Y), math.Max(yhi, p.Y)
+		}
 		for _, p := range []*plot.Plot{top, bottom} {
 			p.X.Scale = plot.LogScale{}
 			p.X.Tick.Marker = sizeTicks{}
 			p.X.Min, p.X.Max = lo/1.4, hi*1.6
-		}
-		ylo, yhi := 0.0, 0.0
-		for _, p := range dppl {
-			ylo, yhi = math.Min(ylo, p.Y), math.Max(yhi, p.Y)
 		}
 		ypad := 0.12*(yhi-ylo) + 0.05
 		bottom.Y.Min, bottom.Y.Max = ylo-ypad, yhi+ypad
@@ -146,7 +188,7 @@ func (sizeTicks) Ticks(min, max float64) []plot.Tick {
 	return ticks
 }
 
-func addPoints(p *plot.Plot, xys plotter.XYs, labels []string, c color.Color) error {
+func addPoints(p *plot.Plot, xys plotter.XYs, labels []string, c color.Color, legend string) error {
 	s, err := plotter.NewScatter(xys)
 	if err != nil {
 		return err
@@ -168,6 +210,7 @@ func addPoints(p *plot.Plot, xys plotter.XYs, labels []string, c color.Color) er
 		sides[i%2].Labels = append(sides[i%2].Labels, labels[i])
 	}
 	p.Add(line, s)
+	p.Legend.Add(legend, line, s)
 	for side, xl := range sides {
 		if len(xl.XYs) == 0 {
 			continue

@@ -40,8 +40,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	fmt.Fprintf(&b, "- Source: `%s` (%s, sha256 `%s`)\n", p.Source.Path, p.Source.Kind, short(p.Source.SHA256))
 	fmt.Fprintf(&b, "- Text: `%s` (%d bytes, %d tokens, sha256 `%s`)\n", p.Text.Path, p.Text.Bytes, p.Text.Tokens, short(p.Text.SHA256))
 	fmt.Fprintf(&b, "- Method: %s; n_ctx %d, %d chunks, %d tokens scored per variant\n", s.Method, s.NCtx, s.Chunks, s.TokensScored)
-	fmt.Fprintf(&b, "- KL-divergence base: %s; speed: pp%d and tg%d, %d repetitions after a warm-up, KV cache %s\n",
-		r.Base, s.BenchPrompt, s.BenchGen, s.BenchRepeats, s.KVCache)
+	if s.BenchRepeats > 0 {
+		fmt.Fprintf(&b, "- KL-divergence base: %s; speed: pp%d and tg%d, %d repetitions after a warm-up, KV cache %s\n",
+			r.Base, s.BenchPrompt, s.BenchGen, s.BenchRepeats, s.KVCache)
+	} else {
+		fmt.Fprintf(&b, "- KL-divergence base: %s; speed: not measured; KV cache %s\n", r.Base, s.KVCache)
+	}
 	kset := p.CPU.Kernels
 	if kset == "" {
 		kset = "not recorded" // reports written before the field existed
@@ -56,10 +60,10 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	b.WriteString("\n")
 
-	header := []string{"Variant", "Size MiB", "BPW", "PPL", "ΔPPL %", "Mean KLD", "p99 KLD", "Same top p %", "Quantize s", "pp t/s", "tg t/s"}
+	header := []string{"Variant", "Size MiB", "BPW", "PPL", "ΔPPL %", "Mean KLD", "p99 KLD", "Same top p %", "Quantize s", "pp t/s", "tg t/s", "Beats"}
 	var rows [][]string
 	for _, v := range r.sortedBySize() {
-		name := v.Type
+		name := v.DisplayName()
 		if v.IsBase {
 			name += " (base)"
 		}
@@ -77,6 +81,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			kld, p99, top, quant,
 			speed(v.PPTokensPerSec, v.PPTokensPerSecSD, s.BenchRepeats),
 			speed(v.TGTokensPerSec, v.TGTokensPerSecSD, s.BenchRepeats),
+			beatsCell(v.Beats),
 		})
 		for i, c := range rows[len(rows)-1] {
 			if strings.Contains(c, "NaN") || strings.Contains(c, "Inf") {
@@ -100,9 +105,38 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
+	b.WriteString("\nBeats: the largest preset (with or without the importance matrix) that is at least as large (within 1%) and has a higher mean KLD.\n")
+	for _, v := range r.sortedBySize() {
+		if v.Imatrix != "" || v.Target != "" {
+			how := "importance matrix " + v.Imatrix
+			if v.Target != "" {
+				how = "size target " + v.Target + ", per-tensor types chosen by "
+				if v.Calibration != "" {
+					how += "the KL-divergence each tensor adds on " + v.Calibration
+				} else {
+					how += "the weighted-error proxy"
+				}
+				if v.Imatrix != "" {
+					how += ", importance matrix " + v.Imatrix
+				}
+			}
+			fmt.Fprintf(&b, "- %s: %s\n", v.DisplayName(), how)
+		}
+	}
 	b.WriteString("\n![size vs quality](size_vs_quality.svg)\n")
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// beatsCell names the largest preset beaten and how many more.
+func beatsCell(beats []string) string {
+	switch len(beats) {
+	case 0:
+		return "—"
+	case 1:
+		return beats[0]
+	}
+	return fmt.Sprintf("%s (+%d more)", beats[0], len(beats)-1)
 }
 
 func short(h string) string {
@@ -116,7 +150,7 @@ func short(h string) string {
 var csvHeader = []string{"name", "type", "file", "sha256", "size_bytes", "n_params", "bpw", "is_base",
 	"ppl", "ppl_stderr", "delta_ppl_pct", "kld_mean", "kld_p99", "same_top_p",
 	"quantize_seconds", "reused", "pp_tokens_per_second", "pp_tokens_per_second_sd",
-	"tg_tokens_per_second", "tg_tokens_per_second_sd"}
+	"tg_tokens_per_second", "tg_tokens_per_second_sd", "label", "imatrix", "target", "beats"}
 
 // WriteCSV writes report.csv, one row per variant, smallest first, with
 // full-precision numbers.
@@ -131,7 +165,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 			strconv.FormatUint(v.NParams, 10), f(v.BPW), strconv.FormatBool(v.IsBase),
 			f(v.PPL), f(v.PPLStderr), f(v.DeltaPPLPct), f(v.KLDMean), f(v.KLDP99), f(v.SameTop),
 			f(v.QuantizeSeconds), strconv.FormatBool(v.Reused), f(v.PPTokensPerSec), f(v.PPTokensPerSecSD),
-			f(v.TGTokensPerSec), f(v.TGTokensPerSecSD)}); err != nil {
+			f(v.TGTokensPerSec), f(v.TGTokensPerSecSD), v.DisplayName(), v.Imatrix, v.Target, strings.Join(v.Beats, ";")}); err != nil {
 			return err
 		}
 	}

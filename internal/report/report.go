@@ -100,10 +100,23 @@ type Settings struct {
 
 // Variant is one model variant's measurements.
 type Variant struct {
-	Name   string `json:"name"` // as asked for: q4_k_m
-	Type   string `json:"type"` // llama.cpp's name: Q4_K_M
-	File   string `json:"file"` // path relative to the report directory
-	SHA256 string `json:"sha256"`
+	Name string `json:"name"` // as asked for: q4_k_m, q4_k_m+imat, auto@4.5bpw
+	Type string `json:"type"` // llama.cpp's preset name (for a size target, the preset its file is labelled with): Q4_K_M
+	// Label names the variant in tables and plots: Type, Type+"+imat" or
+	// "auto@…".
+	Label string `json:"label,omitempty"`
+	// Imatrix is the importance matrix file it was quantized with, if any;
+	// Target the size target that chose its types, with the calibration
+	// text its sensitivities were measured on (none: the proxy).
+	Imatrix     string `json:"imatrix,omitempty"`
+	Target      string `json:"target,omitempty"`
+	Calibration string `json:"calibration,omitempty"`
+	// Beats lists the preset variants (with or without the importance
+	// matrix) that are at least as large (within 1%) and have a higher
+	// mean KLD, largest first.
+	Beats  []string `json:"beats,omitempty"`
+	File   string   `json:"file"` // path relative to the report directory
+	SHA256 string   `json:"sha256"`
 	// SizeBytes is the GGUF file's size; BPW the bits per weight of its
 	// tensor data (8 · tensor bytes / parameters).
 	SizeBytes int64   `json:"size_bytes"`
@@ -153,12 +166,74 @@ func (r *Report) sortedBySize() []Variant {
 	return v
 }
 
-// Variant returns the variant called name (case-insensitive).
+// Variant returns the variant called name (case-insensitive): its name as
+// asked for, its label, or else its preset name.
 func (r *Report) Variant(name string) (*Variant, bool) {
-	for i := range r.Variants {
-		if strings.EqualFold(r.Variants[i].Name, name) || strings.EqualFold(r.Variants[i].Type, name) {
-			return &r.Variants[i], true
+	for _, key := range []func(v *Variant) string{
+		func(v *Variant) string { return v.Name },
+		func(v *Variant) string { return v.DisplayName() },
+		func(v *Variant) string { return v.Type },
+	} {
+		for i := range r.Variants {
+			if strings.EqualFold(key(&r.Variants[i]), name) {
+				return &r.Variants[i], true
+			}
 		}
 	}
 	return nil, false
+}
+
+// DisplayName is the variant's label, or its type in reports written before
+// labels existed.
+func (v *Variant) DisplayName() string {
+	if v.Label != "" {
+		return v.Label
+	}
+	return v.Type
+}
+
+// isPreset says the variant is one of llama-quantize's presets (with or
+// without the importance matrix), not a size target.
+func (v *Variant) isPreset() bool { return v.Target == "" }
+
+// sameSize is the relative size difference within which two files count as
+// the same size (the size target's own tolerance): an importance-matrix
+// file is a few hundred bytes larger than the plain one for its metadata.
+const sameSize = 0.01
+
+// setBeats fills each non-base variant's Beats: the preset variants at
+// least as large (within sameSize) whose mean KLD is higher, largest first. This is the
+// frontier's reading: a variant that beats a larger preset gives more
+// quality per byte.
+func (r *Report) setBeats() {
+	for i := range r.Variants {
+		v := &r.Variants[i]
+		v.Beats = nil
+		if v.IsBase || v.KLD == nil {
+			continue
+		}
+		var beaten []Variant
+		for j, w := range r.Variants {
+			if j == i || w.IsBase || w.KLD == nil || !w.isPreset() {
+				continue
+			}
+			if float64(w.SizeBytes) >= (1-sameSize)*float64(v.SizeBytes) && w.KLDMean > v.KLDMean {
+				beaten = append(beaten, w)
+			}
+		}
+		slices.SortStableFunc(beaten, func(a, b Variant) int { return cmpInt64(b.SizeBytes, a.SizeBytes) })
+		for _, w := range beaten {
+			v.Beats = append(v.Beats, w.DisplayName())
+		}
+	}
+}
+
+func cmpInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

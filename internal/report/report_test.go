@@ -7,10 +7,12 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/llqt/llqt/internal/fixtures"
+	"github.com/llqt/llqt/perplexity"
 )
 
 // sample makes a report like a real run's, with made-up figures.
@@ -195,22 +197,104 @@ func TestPlots(t *testing.T) {
 }
 
 func TestParseTypes(t *testing.T) {
-	specs, err := parseTypes([]string{"F16", "q4_k_m", "q8_0", " "}, true)
+	recipe := func(s variantSpec, hf bool) string { return s.recipe(hf, FileHash{}, FileHash{}, Config{}) }
+	specs, err := parseTypes([]string{"F16", "q4_k_m", "q8_0", " "}, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recipes := []string{specs[0].recipe(true), specs[1].recipe(true), specs[2].recipe(true)}
+	recipes := []string{recipe(specs[0], true), recipe(specs[1], true), recipe(specs[2], true)}
 	want := []string{"convert --outtype f16", "convert --outtype f32, quantize Q4_K_M", "convert --outtype q8_0"}
 	if strings.Join(recipes, ";") != strings.Join(want, ";") {
 		t.Errorf("recipes %q", recipes)
 	}
-	specs, err = parseTypes([]string{"q8_0"}, false)
-	if err != nil || specs[0].recipe(false) != "quantize Q8_0" {
+	specs, err = parseTypes([]string{"q8_0"}, false, false)
+	if err != nil || recipe(specs[0], false) != "quantize Q8_0" {
 		t.Errorf("GGUF source: %v %v", specs, err)
 	}
-	for _, bad := range [][]string{{"q9_9"}, {"q4_k_m", "Q4_K_M"}, {}, {"copy"}, {"iq2_xxs"}} {
-		if _, err := parseTypes(bad, true); err == nil {
-			t.Errorf("parseTypes(%q) accepted", bad)
+	for _, bad := range [][]string{{"q9_9"}, {"q4_k_m", "Q4_K_M"}, {}, {"copy"}, {"q4_k_m+imat"}, {"auto@"}, {"auto@0bpw"}, {"auto@17bpw"}, {"auto@-3M"}, {"auto@q2_k_s"}} {
+		if _, err := parseTypes(bad, true, false); err == nil {
+			t.Errorf("parseTypes(%q) without an imatrix accepted", bad)
+		}
+	}
+	for _, bad := range [][]string{{"f16+imat"}, {"q4_k_m+imat", "Q4_K_M+IMAT"}, {"auto@4.5bpw", "AUTO@4.5bpw"}} {
+		if _, err := parseTypes(bad, true, true); err == nil {
+			t.Errorf("parseTypes(%q) with an imatrix accepted", bad)
+		}
+	}
+
+	// With an importance matrix: presets with and without it, and the
+	// three forms of size target.
+	specs, err = parseTypes([]string{"q4_k_m", "q4_k_m+imat", "auto@4.5bpw", "auto@4.1M", "auto@q3_k_m"}, false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, s := range specs {
+		labels = append(labels, s.label())
+	}
+	if got := strings.Join(labels, ","); got != "Q4_K_M,Q4_K_M+imat,auto@4.5bpw,auto@4.1m,auto@q3_k_m" {
+		t.Errorf("labels %s", got)
+	}
+	im := FileHash{Name: "im.dat", SHA256: "0123456789abcdef"}
+	cal := FileHash{Name: "cal.txt", SHA256: "fedcba9876543210"}
+	cfg := Config{CalibrationChunks: 4, CalibrationCtx: 256}
+	for i, want := range []string{
+		"quantize Q4_K_M",
+		"quantize Q4_K_M --imatrix im.dat (sha256 0123456789ab)",
+		"quantize --target-bpw 4.5 --calibration cal.txt (sha256 fedcba987654, 4×256) --imatrix im.dat (sha256 0123456789ab)",
+		"quantize --target-size 4299161 --calibration cal.txt (sha256 fedcba987654, 4×256) --imatrix im.dat (sha256 0123456789ab)",
+		"quantize --target-size (size of Q3_K_M) --calibration cal.txt (sha256 fedcba987654, 4×256) --imatrix im.dat (sha256 0123456789ab)",
+	} {
+		if got := specs[i].recipe(false, im, cal, cfg); got != want {
+			t.Errorf("%s: recipe %q, want %q", specs[i].label(), got, want)
+		}
+	}
+	if _, err := parseTypes([]string{"iq2_xxs"}, false, true); err == nil || !strings.Contains(err.Error(), "iq2_xxs+imat") {
+		// Either llqt cannot encode IQ2_XXS yet, or it says how to ask for it.
+		if err == nil || !strings.Contains(err.Error(), "does not implement") {
+			t.Errorf("iq2_xxs without +imat: %v", err)
+		}
+	}
+}
+
+// TestBeats checks the frontier's reading on a made-up report: a variant
+// beats the presets at least as large with a higher mean KLD.
+func TestBeats(t *testing.T) {
+	kld := &perplexity.KLDStats{}
+	r := &Report{Variants: []Variant{
+		{Name: "f32", Type: "F32", SizeBytes: 100, IsBase: true},
+		{Name: "q8_0", Type: "Q8_0", SizeBytes: 50, KLDMean: 0.001, KLD: kld},
+		{Name: "q4_k_m", Type: "Q4_K_M", SizeBytes: 30, KLDMean: 0.010, KLD: kld},
+		{Name: "q4_k_m+imat", Type: "Q4_K_M", Label: "Q4_K_M+imat", Imatrix: "im.dat", SizeBytes: 30, KLDMean: 0.006, KLD: kld},
+		{Name: "q3_k_m", Type: "Q3_K_M", SizeBytes: 25, KLDMean: 0.030, KLD: kld},
+		{Name: "auto@q3_k_m", Type: "Q3_K_M", Label: "auto@q3_k_m", Target: "auto@q3_k_m", SizeBytes: 25, KLDMean: 0.008, KLD: kld},
+	}}
+	r.setBeats()
+	for name, want := range map[string]string{
+		"f32": "", "q8_0": "", "q4_k_m": "", "q4_k_m+imat": "Q4_K_M", "q3_k_m": "",
+		"auto@q3_k_m": "Q4_K_M,Q3_K_M",
+	} {
+		v, ok := r.Variant(name)
+		if !ok {
+			t.Fatalf("no variant %s", name)
+		}
+		if got := strings.Join(v.Beats, ","); got != want {
+			t.Errorf("%s beats %q, want %q", name, got, want)
+		}
+	}
+	if v, _ := r.Variant("q4_k_m"); v.DisplayName() != "Q4_K_M" {
+		t.Errorf("lookup of q4_k_m found %s", v.DisplayName())
+	}
+	if got := beatsCell([]string{"Q4_K_M", "Q3_K_M"}); got != "Q4_K_M (+1 more)" {
+		t.Errorf("beats cell %q", got)
+	}
+	var png, svg bytes.Buffer
+	if err := WritePlots(r, &png, &svg); err != nil {
+		t.Fatal(err)
+	}
+	for _, legend := range []string{"presets + imatrix", "size targets (auto@)"} {
+		if !strings.Contains(svg.String(), legend) {
+			t.Errorf("the plot has no legend entry %q", legend)
 		}
 	}
 }
@@ -318,4 +402,61 @@ func TestBuildTinyModel(t *testing.T) {
 	if again.Variants[1].PPL != q.PPL {
 		t.Errorf("second run PPL %v, first %v", again.Variants[1].PPL, q.PPL)
 	}
+}
+
+// TestBuildFrontier makes a preset with and without golden2's importance
+// matrix and a size target at the preset's size (proxy sensitivity), and
+// checks the frontier's reading: each is a real file of the right size and
+// kind, and the table says what each beats.
+func TestBuildFrontier(t *testing.T) {
+	if testing.Short() {
+		t.Skip("quantizes and evaluates a model three ways; skipped with -short")
+	}
+	src := fixtures.Path(t, "golden/tiny-llama-f32.gguf")
+	im := fixtures.Path(t, "golden2/imatrix-tinystories.dat")
+	text := fixtures.Path(t, "text/tinystories_eval.txt")
+	out := t.TempDir()
+	cfg := Config{Source: src, Types: []string{"f32", "auto@q4_k_m", "q4_k_m", "q4_k_m+imat"}, Text: text, OutDir: out,
+		Imatrix: im, NCtx: 128, Chunks: 8, Threads: 2, BenchReps: -1, Version: "test", Commit: "t"}
+	r, err := Build(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := r.Variant("q4_k_m")
+	imat, _ := r.Variant("q4_k_m+imat")
+	auto, _ := r.Variant("auto@q4_k_m")
+	if plain.Imatrix != "" || imat.Imatrix != "imatrix-tinystories.dat" || auto.Target != "auto@q4_k_m" || auto.Imatrix == "" {
+		t.Fatalf("kinds: %+v / %+v / %+v", plain, imat, auto)
+	}
+	// The size target is at most the preset's size (with the imatrix's
+	// metadata) and within 1% of it.
+	if auto.SizeBytes > imat.SizeBytes || float64(auto.SizeBytes) < 0.99*float64(imat.SizeBytes) {
+		t.Errorf("auto@q4_k_m is %d bytes, Q4_K_M+imat %d", auto.SizeBytes, imat.SizeBytes)
+	}
+	for _, v := range []*Variant{plain, imat, auto} {
+		if !(v.KLDMean > 0) || v.KLD == nil {
+			t.Errorf("%s: KLD %v", v.DisplayName(), v.KLDMean)
+		}
+	}
+	// Beats must agree with the figures (setBeats is checked on its own in
+	// TestBeats): here, whichever variants have the smaller KLD beat Q4_K_M.
+	for _, v := range []*Variant{imat, auto} {
+		want := v.KLDMean < plain.KLDMean
+		if got := slices.Contains(v.Beats, "Q4_K_M"); got != want {
+			t.Errorf("%s (KLD %.5f) beats %v; Q4_K_M has %.5f", v.DisplayName(), v.KLDMean, v.Beats, plain.KLDMean)
+		}
+	}
+	if err := WriteAll(out, r); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| auto@q4_k_m ", "| Q4_K_M+imat ", "size target auto@q4_k_m", "weighted-error proxy"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	t.Logf("mean KLD: Q4_K_M %.5f, Q4_K_M+imat %.5f, auto@q4_k_m %.5f (%d vs %d bytes)", plain.KLDMean, imat.KLDMean, auto.KLDMean, auto.SizeBytes, imat.SizeBytes)
 }

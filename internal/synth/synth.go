@@ -44,6 +44,13 @@ type Options struct {
 	Architecture string
 	// RopeScaling, when set, is written as config.json's rope_scaling.
 	RopeScaling map[string]any
+	// RopeTheta is config.json's rope_theta (10000 when 0).
+	RopeTheta float64
+	// TokenizerDir, when set, holds a real Hugging Face tokenizer
+	// (tokenizer.json, tokenizer_config.json and a config.json that gives
+	// bos_token_id and eos_token_id): those files are copied instead of the
+	// synthetic SentencePiece vocabulary, and Vocab must cover its ids.
+	TokenizerDir string
 }
 
 // Tiny is a very small Llama (GQA, 2 layers) for tests.
@@ -64,8 +71,18 @@ func TinyLlama11B() Options {
 		MaxPositions: 2048, DType: safetensors.BF16, Shards: 1, Seed: 1}
 }
 
+// Llama3 has the layout of a Llama 3.x checkpoint (the llama3 rope_scaling,
+// rope_theta 500000, GQA, 128,256 ids) at the demo's small width. Give it
+// the real Llama 3 tokenizer with TokenizerDir.
+func Llama3() Options {
+	return Options{Hidden: 256, Intermediate: 768, Layers: 4, Heads: 8, KVHeads: 2, Vocab: 128256,
+		MaxPositions: 8192, DType: safetensors.BF16, Shards: 1, Seed: 1, RopeTheta: 500000,
+		RopeScaling: map[string]any{"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+			"original_max_position_embeddings": 8192, "rope_type": "llama3"}}
+}
+
 // Shapes maps shape names (for the synthllama command) to options.
-var Shapes = map[string]func() Options{"tiny": Tiny, "demo": Demo, "tinyllama-1.1b": TinyLlama11B}
+var Shapes = map[string]func() Options{"tiny": Tiny, "demo": Demo, "tinyllama-1.1b": TinyLlama11B, "llama3": Llama3}
 
 func (o *Options) defaults() error {
 	if o.DType == "" {
@@ -81,6 +98,9 @@ func (o *Options) defaults() error {
 	}
 	if o.MaxPositions == 0 {
 		o.MaxPositions = 512
+	}
+	if o.RopeTheta == 0 {
+		o.RopeTheta = 10000
 	}
 	if o.Architecture == "" {
 		o.Architecture = "LlamaForCausalLM"
@@ -216,6 +236,9 @@ func Write(dir string, o Options) error {
 	if err := writeWeights(dir, &o); err != nil {
 		return err
 	}
+	if o.TokenizerDir != "" {
+		return writeRealTokenizer(dir, &o)
+	}
 	files := map[string]any{
 		"config.json":             o.config(),
 		"tokenizer_config.json":   tokenizerConfig(),
@@ -228,6 +251,38 @@ func Write(dir string, o Options) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "tokenizer.model"), convert.EncodeSentencePiece(Vocabulary(o.Vocab)), 0o644)
+}
+
+// writeRealTokenizer copies the tokenizer files of o.TokenizerDir and writes
+// config.json with that tokenizer's BOS and EOS ids.
+func writeRealTokenizer(dir string, o *Options) error {
+	var ids struct {
+		BOS *int `json:"bos_token_id"`
+		EOS any  `json:"eos_token_id"`
+	}
+	cfg := filepath.Join(o.TokenizerDir, "config.json")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	if err := json.Unmarshal(b, &ids); err != nil || ids.BOS == nil || ids.EOS == nil {
+		return fmt.Errorf("synth: %s: want bos_token_id and eos_token_id", cfg)
+	}
+	c := o.config()
+	c["bos_token_id"], c["eos_token_id"] = *ids.BOS, ids.EOS
+	if err := writeJSON(filepath.Join(dir, "config.json"), c); err != nil {
+		return err
+	}
+	for _, name := range []string{"tokenizer.json", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(o.TokenizerDir, name))
+		if err != nil {
+			return fmt.Errorf("synth: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func writeWeights(dir string, o *Options) error {
@@ -287,7 +342,7 @@ func (o *Options) config() map[string]any {
 		"num_key_value_heads":     o.KVHeads,
 		"num_hidden_layers":       o.Layers,
 		"rms_norm_eps":            1e-5,
-		"rope_theta":              10000.0,
+		"rope_theta":              o.RopeTheta,
 		"rope_scaling":            nil,
 		"max_position_embeddings": o.MaxPositions,
 		"vocab_size":              o.Vocab,

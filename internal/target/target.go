@@ -101,7 +101,7 @@ func Measure(ctx context.Context, m *formats.Model, base []quant.Decision, opt O
 	for _, d := range base {
 		tab.Elements += d.Elements
 		t := byName[d.Name]
-		if !d.Quantize || !d.To.Quantized() || t == nil || len(d.Shape) < 2 || len(quant.CandidatesFor(d.Shape[0], d.Elements)) == 0 {
+		if !d.Quantize || !d.To.Quantized() || t == nil || len(d.Shape) < 2 || len(quant.CandidatesFor(d.Shape[0], d.Elements, hasImportance(opt.Imatrix, d))) == 0 {
 			tab.FixedBytes += d.BytesIn
 			if d.Quantize {
 				tab.FixedBytes += d.BytesOut - d.BytesIn
@@ -123,7 +123,7 @@ func Measure(ctx context.Context, m *formats.Model, base []quant.Decision, opt O
 		if im := opt.Imatrix[d.Name]; len(im) == ne0 {
 			w = im
 		}
-		tt := Tensor{Name: d.Name, Shape: d.Shape, Elements: d.Elements, Choices: quant.CandidatesFor(d.Shape[0], d.Elements)}
+		tt := Tensor{Name: d.Name, Shape: d.Shape, Elements: d.Elements, Choices: quant.CandidatesFor(d.Shape[0], d.Elements, w != nil)}
 		proxies := make([]float64, len(tt.Choices))
 		for j, c := range tt.Choices {
 			if proxies[j], err = quant.ProxyLoss(c.Type, data, ne0, w, opt.ProxyRows); err != nil {
@@ -162,12 +162,7 @@ func Measure(ctx context.Context, m *formats.Model, base []quant.Decision, opt O
 				unmeasured = append(unmeasured, i)
 			}
 		case MethodHybrid:
-			ref := 0
-			for j, c := range tt.Choices {
-				if c.Bytes < tt.Choices[ref].Bytes {
-					ref = j
-				}
-			}
+			ref := hybridReference(tt.Choices)
 			kld, ok, err := measure(tt.Choices[ref].Type)
 			if err != nil {
 				return nil, err
@@ -217,6 +212,35 @@ func Measure(ctx context.Context, m *formats.Model, base []quant.Decision, opt O
 		}
 	}
 	return tab, nil
+}
+
+// hybridReference is the candidate the hybrid method measures: the smallest
+// one that is not an importance-only i-quant (Q2_K where the row allows),
+// whose loss is large enough to measure well and small enough that the
+// proxy's scale carries over to the larger types; the smallest overall
+// when every candidate is such an i-quant.
+func hybridReference(cs []quant.Choice) int {
+	ref := -1
+	for j, c := range cs {
+		if !quant.NeedsImportance(c.Type) && (ref < 0 || c.Bytes < cs[ref].Bytes) {
+			ref = j
+		}
+	}
+	if ref >= 0 {
+		return ref
+	}
+	ref = 0
+	for j, c := range cs {
+		if c.Bytes < cs[ref].Bytes {
+			ref = j
+		}
+	}
+	return ref
+}
+
+// hasImportance says the imatrix has an entry for d's rows.
+func hasImportance(im map[string][]float32, d quant.Decision) bool {
+	return len(d.Shape) > 0 && len(im[d.Name]) == int(d.Shape[0])
 }
 
 // readFloats materialises t (its transforms applied) as float32.
@@ -290,6 +314,10 @@ func Preset(choice map[string]quant.Choice) (quant.Preset, error) {
 		ggml.TypeQ2_K: "Q2_K", ggml.TypeQ3_K: "Q3_K_M", ggml.TypeQ4_K: "Q4_K_M", ggml.TypeQ5_K: "Q5_K_M",
 		ggml.TypeQ6_K: "Q6_K", ggml.TypeQ8_0: "Q8_0", ggml.TypeIQ4_XS: "IQ4_XS", ggml.TypeIQ4_NL: "IQ4_NL",
 		ggml.TypeQ4_0: "Q4_0", ggml.TypeQ5_0: "Q5_0",
+		// The presets whose main type each i-quant is (IQ2_S blocks are
+		// IQ2_M's; the IQ2_S preset's are IQ2_XS).
+		ggml.TypeIQ1_S: "IQ1_S", ggml.TypeIQ1_M: "IQ1_M", ggml.TypeIQ2_XXS: "IQ2_XXS", ggml.TypeIQ2_XS: "IQ2_XS",
+		ggml.TypeIQ2_S: "IQ2_M", ggml.TypeIQ3_XXS: "IQ3_XXS", ggml.TypeIQ3_S: "IQ3_S",
 	}[main]
 	if name == "" {
 		name = "Q8_0"

@@ -80,6 +80,7 @@ func constants() {
 	DATA(0, F32(127))
 	f1 = GLOBL("f1", RODATA|NOPTR)
 	DATA(0, F32(1))
+	iq2Constants()
 	wordShuf = GLOBL("wordShuf", RODATA|NOPTR)
 	for j := 0; j < 8; j++ {
 		for i := 0; i < 16; i++ {

@@ -460,6 +460,7 @@ func q6Run(x Register, half, k int) VecVirtual {
 
 func genMulti() {
 	genGrids()
+	genIQ2()
 	for _, n := range []int{1, 4} {
 		genDotMinFamily(false, n)
 		genDotMinFamily(true, n)

@@ -22,10 +22,11 @@ func main() {
 	shards := flag.Int("shards", 0, "number of safetensors files (default: the shape's)")
 	seed := flag.Uint64("seed", 1, "random seed")
 	tied := flag.Bool("tied", false, "tie lm_head to the embeddings")
+	tokenizer := flag.String("tokenizer", "", "copy this folder's real Hugging Face tokenizer (tokenizer.json, tokenizer_config.json, config.json ids) instead of writing a synthetic SentencePiece one")
 	flag.Parse()
 	mk, ok := synth.Shapes[*shape]
 	if *out == "" || !ok || flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "usage: synthllama -out DIR [-shape %s] [-dtype BF16] [-shards N] [-seed N] [-tied]\n", strings.Join(shapeNames(), "|"))
+		fmt.Fprintf(os.Stderr, "usage: synthllama -out DIR [-shape %s] [-dtype BF16] [-shards N] [-seed N] [-tied] [-tokenizer DIR]\n", strings.Join(shapeNames(), "|"))
 		os.Exit(2)
 	}
 	o := mk()
@@ -35,7 +36,7 @@ func main() {
 	if *shards > 0 {
 		o.Shards = *shards
 	}
-	o.Seed, o.Tied = *seed, *tied
+	o.Seed, o.Tied, o.TokenizerDir = *seed, *tied, *tokenizer
 	if err := synth.Write(*out, o); err != nil {
 		fmt.Fprintln(os.Stderr, "synthllama:", err)
 		os.Exit(1)
