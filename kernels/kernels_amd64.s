@@ -22759,73 +22759,73 @@ dotIQ4XSQ8_KRowsAVX2_done:
 	VZEROUPPER
 	RET
 
-DATA bytes01<>+0(SB)/1, $0x01
-DATA bytes01<>+1(SB)/1, $0x01
-DATA bytes01<>+2(SB)/1, $0x01
-DATA bytes01<>+3(SB)/1, $0x01
-DATA bytes01<>+4(SB)/1, $0x01
-DATA bytes01<>+5(SB)/1, $0x01
-DATA bytes01<>+6(SB)/1, $0x01
-DATA bytes01<>+7(SB)/1, $0x01
-DATA bytes01<>+8(SB)/1, $0x01
-DATA bytes01<>+9(SB)/1, $0x01
-DATA bytes01<>+10(SB)/1, $0x01
-DATA bytes01<>+11(SB)/1, $0x01
-DATA bytes01<>+12(SB)/1, $0x01
-DATA bytes01<>+13(SB)/1, $0x01
-DATA bytes01<>+14(SB)/1, $0x01
-DATA bytes01<>+15(SB)/1, $0x01
-DATA bytes01<>+16(SB)/1, $0x01
-DATA bytes01<>+17(SB)/1, $0x01
-DATA bytes01<>+18(SB)/1, $0x01
-DATA bytes01<>+19(SB)/1, $0x01
-DATA bytes01<>+20(SB)/1, $0x01
-DATA bytes01<>+21(SB)/1, $0x01
-DATA bytes01<>+22(SB)/1, $0x01
-DATA bytes01<>+23(SB)/1, $0x01
-DATA bytes01<>+24(SB)/1, $0x01
-DATA bytes01<>+25(SB)/1, $0x01
-DATA bytes01<>+26(SB)/1, $0x01
-DATA bytes01<>+27(SB)/1, $0x01
-DATA bytes01<>+28(SB)/1, $0x01
-DATA bytes01<>+29(SB)/1, $0x01
-DATA bytes01<>+30(SB)/1, $0x01
-DATA bytes01<>+31(SB)/1, $0x01
-GLOBL bytes01<>(SB), RODATA|NOPTR, $32
+DATA tqBytes01<>+0(SB)/1, $0x01
+DATA tqBytes01<>+1(SB)/1, $0x01
+DATA tqBytes01<>+2(SB)/1, $0x01
+DATA tqBytes01<>+3(SB)/1, $0x01
+DATA tqBytes01<>+4(SB)/1, $0x01
+DATA tqBytes01<>+5(SB)/1, $0x01
+DATA tqBytes01<>+6(SB)/1, $0x01
+DATA tqBytes01<>+7(SB)/1, $0x01
+DATA tqBytes01<>+8(SB)/1, $0x01
+DATA tqBytes01<>+9(SB)/1, $0x01
+DATA tqBytes01<>+10(SB)/1, $0x01
+DATA tqBytes01<>+11(SB)/1, $0x01
+DATA tqBytes01<>+12(SB)/1, $0x01
+DATA tqBytes01<>+13(SB)/1, $0x01
+DATA tqBytes01<>+14(SB)/1, $0x01
+DATA tqBytes01<>+15(SB)/1, $0x01
+DATA tqBytes01<>+16(SB)/1, $0x01
+DATA tqBytes01<>+17(SB)/1, $0x01
+DATA tqBytes01<>+18(SB)/1, $0x01
+DATA tqBytes01<>+19(SB)/1, $0x01
+DATA tqBytes01<>+20(SB)/1, $0x01
+DATA tqBytes01<>+21(SB)/1, $0x01
+DATA tqBytes01<>+22(SB)/1, $0x01
+DATA tqBytes01<>+23(SB)/1, $0x01
+DATA tqBytes01<>+24(SB)/1, $0x01
+DATA tqBytes01<>+25(SB)/1, $0x01
+DATA tqBytes01<>+26(SB)/1, $0x01
+DATA tqBytes01<>+27(SB)/1, $0x01
+DATA tqBytes01<>+28(SB)/1, $0x01
+DATA tqBytes01<>+29(SB)/1, $0x01
+DATA tqBytes01<>+30(SB)/1, $0x01
+DATA tqBytes01<>+31(SB)/1, $0x01
+GLOBL tqBytes01<>(SB), RODATA|NOPTR, $32
 
-DATA maskF8<>+0(SB)/1, $0xf8
-DATA maskF8<>+1(SB)/1, $0xf8
-DATA maskF8<>+2(SB)/1, $0xf8
-DATA maskF8<>+3(SB)/1, $0xf8
-DATA maskF8<>+4(SB)/1, $0xf8
-DATA maskF8<>+5(SB)/1, $0xf8
-DATA maskF8<>+6(SB)/1, $0xf8
-DATA maskF8<>+7(SB)/1, $0xf8
-DATA maskF8<>+8(SB)/1, $0xf8
-DATA maskF8<>+9(SB)/1, $0xf8
-DATA maskF8<>+10(SB)/1, $0xf8
-DATA maskF8<>+11(SB)/1, $0xf8
-DATA maskF8<>+12(SB)/1, $0xf8
-DATA maskF8<>+13(SB)/1, $0xf8
-DATA maskF8<>+14(SB)/1, $0xf8
-DATA maskF8<>+15(SB)/1, $0xf8
-DATA maskF8<>+16(SB)/1, $0xf8
-DATA maskF8<>+17(SB)/1, $0xf8
-DATA maskF8<>+18(SB)/1, $0xf8
-DATA maskF8<>+19(SB)/1, $0xf8
-DATA maskF8<>+20(SB)/1, $0xf8
-DATA maskF8<>+21(SB)/1, $0xf8
-DATA maskF8<>+22(SB)/1, $0xf8
-DATA maskF8<>+23(SB)/1, $0xf8
-DATA maskF8<>+24(SB)/1, $0xf8
-DATA maskF8<>+25(SB)/1, $0xf8
-DATA maskF8<>+26(SB)/1, $0xf8
-DATA maskF8<>+27(SB)/1, $0xf8
-DATA maskF8<>+28(SB)/1, $0xf8
-DATA maskF8<>+29(SB)/1, $0xf8
-DATA maskF8<>+30(SB)/1, $0xf8
-DATA maskF8<>+31(SB)/1, $0xf8
-GLOBL maskF8<>(SB), RODATA|NOPTR, $32
+DATA tqMaskF8<>+0(SB)/1, $0xf8
+DATA tqMaskF8<>+1(SB)/1, $0xf8
+DATA tqMaskF8<>+2(SB)/1, $0xf8
+DATA tqMaskF8<>+3(SB)/1, $0xf8
+DATA tqMaskF8<>+4(SB)/1, $0xf8
+DATA tqMaskF8<>+5(SB)/1, $0xf8
+DATA tqMaskF8<>+6(SB)/1, $0xf8
+DATA tqMaskF8<>+7(SB)/1, $0xf8
+DATA tqMaskF8<>+8(SB)/1, $0xf8
+DATA tqMaskF8<>+9(SB)/1, $0xf8
+DATA tqMaskF8<>+10(SB)/1, $0xf8
+DATA tqMaskF8<>+11(SB)/1, $0xf8
+DATA tqMaskF8<>+12(SB)/1, $0xf8
+DATA tqMaskF8<>+13(SB)/1, $0xf8
+DATA tqMaskF8<>+14(SB)/1, $0xf8
+DATA tqMaskF8<>+15(SB)/1, $0xf8
+DATA tqMaskF8<>+16(SB)/1, $0xf8
+DATA tqMaskF8<>+17(SB)/1, $0xf8
+DATA tqMaskF8<>+18(SB)/1, $0xf8
+DATA tqMaskF8<>+19(SB)/1, $0xf8
+DATA tqMaskF8<>+20(SB)/1, $0xf8
+DATA tqMaskF8<>+21(SB)/1, $0xf8
+DATA tqMaskF8<>+22(SB)/1, $0xf8
+DATA tqMaskF8<>+23(SB)/1, $0xf8
+DATA tqMaskF8<>+24(SB)/1, $0xf8
+DATA tqMaskF8<>+25(SB)/1, $0xf8
+DATA tqMaskF8<>+26(SB)/1, $0xf8
+DATA tqMaskF8<>+27(SB)/1, $0xf8
+DATA tqMaskF8<>+28(SB)/1, $0xf8
+DATA tqMaskF8<>+29(SB)/1, $0xf8
+DATA tqMaskF8<>+30(SB)/1, $0xf8
+DATA tqMaskF8<>+31(SB)/1, $0xf8
+GLOBL tqMaskF8<>(SB), RODATA|NOPTR, $32
 
 // func dotTQ1_0Q8_KAVX2(x *byte, y *byte, nb int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
@@ -22842,7 +22842,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VXORPS         Y1, Y1, Y1
 	VXORPS         Y2, Y2, Y2
 	VMOVDQU        (AX), Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y4
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y4
 	VPAVGB         Y2, Y4, Y5
 	VPAVGB         Y5, Y4, Y4
 	VPSRLW         $0x06, Y4, Y4
@@ -22851,7 +22851,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPADDW         Y4, Y1, Y1
 	VPADDB         Y3, Y3, Y4
 	VPADDB         Y3, Y4, Y4
-	VPSUBUSB       bytes01<>+0(SB), Y4, Y5
+	VPSUBUSB       tqBytes01<>+0(SB), Y4, Y5
 	VPAVGB         Y2, Y5, Y6
 	VPAVGB         Y6, Y5, Y5
 	VPSRLW         $0x06, Y5, Y5
@@ -22859,9 +22859,9 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPMADDUBSW     36(CX), Y5, Y5
 	VPADDW         Y5, Y1, Y1
 	VPSLLW         $0x03, Y3, Y5
-	VPAND          maskF8<>+0(SB), Y5, Y5
+	VPAND          tqMaskF8<>+0(SB), Y5, Y5
 	VPADDB         Y3, Y5, Y5
-	VPSUBUSB       bytes01<>+0(SB), Y5, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y5, Y3
 	VPAVGB         Y2, Y3, Y6
 	VPAVGB         Y6, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -22869,9 +22869,9 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPMADDUBSW     68(CX), Y3, Y3
 	VPADDW         Y3, Y1, Y1
 	VPSLLW         $0x03, Y4, Y3
-	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y4, Y3, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -22879,9 +22879,9 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPMADDUBSW     100(CX), Y3, Y3
 	VPADDW         Y3, Y1, Y1
 	VPSLLW         $0x03, Y5, Y3
-	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y5, Y3, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -22892,22 +22892,22 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPADDB         Y3, Y3, Y4
 	VPADDB         Y3, Y4, Y4
 	VPSLLW         $0x03, Y3, Y5
-	VPAND          maskF8<>+0(SB), Y5, Y5
+	VPAND          tqMaskF8<>+0(SB), Y5, Y5
 	VPADDB         Y3, Y5, Y5
 	VPBROADCASTD   48(AX), Y6
 	VPADDB         Y6, Y6, Y7
 	VPADDB         Y6, Y7, Y7
 	VPSLLW         $0x03, Y6, Y8
-	VPAND          maskF8<>+0(SB), Y8, Y8
+	VPAND          tqMaskF8<>+0(SB), Y8, Y8
 	VPADDB         Y6, Y8, Y8
 	VPSLLW         $0x03, Y7, Y9
-	VPAND          maskF8<>+0(SB), Y9, Y9
+	VPAND          tqMaskF8<>+0(SB), Y9, Y9
 	VPADDB         Y7, Y9, Y9
 	VPBLENDD       $0x02, Y7, Y6, Y6
 	VPBLENDD       $0x04, Y8, Y6, Y6
 	VPBLENDD       $0x08, Y9, Y6, Y6
 	VPBLENDD       $0xf0, Y4, Y3, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y7
 	VPAVGB         Y7, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -22915,10 +22915,10 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPMADDUBSW     164(CX), Y3, Y3
 	VPADDW         Y3, Y1, Y1
 	VPSLLW         $0x03, Y4, Y3
-	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y4, Y3, Y3
 	VPBLENDD       $0xf0, Y3, Y5, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -22926,10 +22926,10 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPMADDUBSW     196(CX), Y3, Y3
 	VPADDW         Y3, Y1, Y1
 	VPSLLW         $0x03, Y5, Y3
-	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y5, Y3, Y3
 	VINSERTI128    $0x01, X6, Y3, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y2
 	VPAVGB         Y2, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -23063,7 +23063,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VXORPS         Y4, Y4, Y4
 	VXORPS         Y5, Y5, Y5
 	VMOVDQU        (AX), Y6
-	VPSUBUSB       bytes01<>+0(SB), Y6, Y7
+	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y7
 	VPAVGB         Y5, Y7, Y8
 	VPAVGB         Y8, Y7, Y7
 	VPSRLW         $0x06, Y7, Y7
@@ -23078,7 +23078,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPADDW         Y7, Y4, Y4
 	VPADDB         Y6, Y6, Y7
 	VPADDB         Y6, Y7, Y7
-	VPSUBUSB       bytes01<>+0(SB), Y7, Y8
+	VPSUBUSB       tqBytes01<>+0(SB), Y7, Y8
 	VPAVGB         Y5, Y8, Y9
 	VPAVGB         Y9, Y8, Y8
 	VPSRLW         $0x06, Y8, Y8
@@ -23092,9 +23092,9 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPMADDUBSW     36(DI), Y8, Y8
 	VPADDW         Y8, Y4, Y4
 	VPSLLW         $0x03, Y6, Y8
-	VPAND          maskF8<>+0(SB), Y8, Y8
+	VPAND          tqMaskF8<>+0(SB), Y8, Y8
 	VPADDB         Y6, Y8, Y8
-	VPSUBUSB       bytes01<>+0(SB), Y8, Y6
+	VPSUBUSB       tqBytes01<>+0(SB), Y8, Y6
 	VPAVGB         Y5, Y6, Y9
 	VPAVGB         Y9, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -23108,9 +23108,9 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPMADDUBSW     68(DI), Y6, Y6
 	VPADDW         Y6, Y4, Y4
 	VPSLLW         $0x03, Y7, Y6
-	VPAND          maskF8<>+0(SB), Y6, Y6
+	VPAND          tqMaskF8<>+0(SB), Y6, Y6
 	VPADDB         Y7, Y6, Y6
-	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y7
 	VPAVGB         Y7, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -23124,9 +23124,9 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPMADDUBSW     100(DI), Y6, Y6
 	VPADDW         Y6, Y4, Y4
 	VPSLLW         $0x03, Y8, Y6
-	VPAND          maskF8<>+0(SB), Y6, Y6
+	VPAND          tqMaskF8<>+0(SB), Y6, Y6
 	VPADDB         Y8, Y6, Y6
-	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y7
 	VPAVGB         Y7, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -23143,22 +23143,22 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPADDB         Y6, Y6, Y7
 	VPADDB         Y6, Y7, Y7
 	VPSLLW         $0x03, Y6, Y8
-	VPAND          maskF8<>+0(SB), Y8, Y8
+	VPAND          tqMaskF8<>+0(SB), Y8, Y8
 	VPADDB         Y6, Y8, Y8
 	VPBROADCASTD   48(AX), Y9
 	VPADDB         Y9, Y9, Y10
 	VPADDB         Y9, Y10, Y10
 	VPSLLW         $0x03, Y9, Y11
-	VPAND          maskF8<>+0(SB), Y11, Y11
+	VPAND          tqMaskF8<>+0(SB), Y11, Y11
 	VPADDB         Y9, Y11, Y11
 	VPSLLW         $0x03, Y10, Y12
-	VPAND          maskF8<>+0(SB), Y12, Y12
+	VPAND          tqMaskF8<>+0(SB), Y12, Y12
 	VPADDB         Y10, Y12, Y12
 	VPBLENDD       $0x02, Y10, Y9, Y9
 	VPBLENDD       $0x04, Y11, Y9, Y9
 	VPBLENDD       $0x08, Y12, Y9, Y9
 	VPBLENDD       $0xf0, Y7, Y6, Y6
-	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y10
 	VPAVGB         Y10, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -23172,10 +23172,10 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPMADDUBSW     164(DI), Y6, Y6
 	VPADDW         Y6, Y4, Y4
 	VPSLLW         $0x03, Y7, Y6
-	VPAND          maskF8<>+0(SB), Y6, Y6
+	VPAND          tqMaskF8<>+0(SB), Y6, Y6
 	VPADDB         Y7, Y6, Y6
 	VPBLENDD       $0xf0, Y6, Y8, Y6
-	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y7
 	VPAVGB         Y7, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -23189,10 +23189,10 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPMADDUBSW     196(DI), Y6, Y6
 	VPADDW         Y6, Y4, Y4
 	VPSLLW         $0x03, Y8, Y6
-	VPAND          maskF8<>+0(SB), Y6, Y6
+	VPAND          tqMaskF8<>+0(SB), Y6, Y6
 	VPADDB         Y8, Y6, Y6
 	VINSERTI128    $0x01, X9, Y6, Y6
-	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y5
 	VPAVGB         Y5, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -23452,7 +23452,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VXORPS         Y1, Y1, Y1
 	VXORPS         Y2, Y2, Y2
 	VMOVDQU        (AX), Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y4
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y4
 	VPAVGB         Y2, Y4, Y5
 	VPAVGB         Y5, Y4, Y4
 	VPSRLW         $0x06, Y4, Y4
@@ -23461,7 +23461,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPADDW         Y4, Y1, Y1
 	VPADDB         Y3, Y3, Y4
 	VPADDB         Y3, Y4, Y4
-	VPSUBUSB       bytes01<>+0(SB), Y4, Y5
+	VPSUBUSB       tqBytes01<>+0(SB), Y4, Y5
 	VPAVGB         Y2, Y5, Y6
 	VPAVGB         Y6, Y5, Y5
 	VPSRLW         $0x06, Y5, Y5
@@ -23469,9 +23469,9 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPMADDUBSW     36(BX), Y5, Y5
 	VPADDW         Y5, Y1, Y1
 	VPSLLW         $0x03, Y3, Y5
-	VPAND          maskF8<>+0(SB), Y5, Y5
+	VPAND          tqMaskF8<>+0(SB), Y5, Y5
 	VPADDB         Y3, Y5, Y5
-	VPSUBUSB       bytes01<>+0(SB), Y5, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y5, Y3
 	VPAVGB         Y2, Y3, Y6
 	VPAVGB         Y6, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -23479,9 +23479,9 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPMADDUBSW     68(BX), Y3, Y3
 	VPADDW         Y3, Y1, Y1
 	VPSLLW         $0x03, Y4, Y3
-	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y4, Y3, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -23489,9 +23489,9 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPMADDUBSW     100(BX), Y3, Y3
 	VPADDW         Y3, Y1, Y1
 	VPSLLW         $0x03, Y5, Y3
-	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y5, Y3, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -23502,22 +23502,22 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPADDB         Y3, Y3, Y4
 	VPADDB         Y3, Y4, Y4
 	VPSLLW         $0x03, Y3, Y5
-	VPAND          maskF8<>+0(SB), Y5, Y5
+	VPAND          tqMaskF8<>+0(SB), Y5, Y5
 	VPADDB         Y3, Y5, Y5
 	VPBROADCASTD   48(AX), Y6
 	VPADDB         Y6, Y6, Y7
 	VPADDB         Y6, Y7, Y7
 	VPSLLW         $0x03, Y6, Y8
-	VPAND          maskF8<>+0(SB), Y8, Y8
+	VPAND          tqMaskF8<>+0(SB), Y8, Y8
 	VPADDB         Y6, Y8, Y8
 	VPSLLW         $0x03, Y7, Y9
-	VPAND          maskF8<>+0(SB), Y9, Y9
+	VPAND          tqMaskF8<>+0(SB), Y9, Y9
 	VPADDB         Y7, Y9, Y9
 	VPBLENDD       $0x02, Y7, Y6, Y6
 	VPBLENDD       $0x04, Y8, Y6, Y6
 	VPBLENDD       $0x08, Y9, Y6, Y6
 	VPBLENDD       $0xf0, Y4, Y3, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y7
 	VPAVGB         Y7, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -23525,10 +23525,10 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPMADDUBSW     164(BX), Y3, Y3
 	VPADDW         Y3, Y1, Y1
 	VPSLLW         $0x03, Y4, Y3
-	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y4, Y3, Y3
 	VPBLENDD       $0xf0, Y3, Y5, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -23536,10 +23536,10 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPMADDUBSW     196(BX), Y3, Y3
 	VPADDW         Y3, Y1, Y1
 	VPSLLW         $0x03, Y5, Y3
-	VPAND          maskF8<>+0(SB), Y3, Y3
+	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y5, Y3, Y3
 	VINSERTI128    $0x01, X6, Y3, Y3
-	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y2
 	VPAVGB         Y2, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -25708,76 +25708,76 @@ DATA iq1sGrid<>+16368(SB)/8, $0x01010101010101ff
 DATA iq1sGrid<>+16376(SB)/8, $0x0101010101010101
 GLOBL iq1sGrid<>(SB), RODATA|NOPTR, $16384
 
-DATA f0125<>+0(SB)/4, $(0.125)
-GLOBL f0125<>(SB), RODATA|NOPTR, $4
+DATA iq1Eighth<>+0(SB)/4, $(0.125)
+GLOBL iq1Eighth<>(SB), RODATA|NOPTR, $4
 
-DATA qhBitSel<>+0(SB)/1, $0x08
-DATA qhBitSel<>+1(SB)/1, $0x08
-DATA qhBitSel<>+2(SB)/1, $0x08
-DATA qhBitSel<>+3(SB)/1, $0x08
-DATA qhBitSel<>+4(SB)/1, $0x08
-DATA qhBitSel<>+5(SB)/1, $0x08
-DATA qhBitSel<>+6(SB)/1, $0x08
-DATA qhBitSel<>+7(SB)/1, $0x08
-DATA qhBitSel<>+8(SB)/1, $0x80
-DATA qhBitSel<>+9(SB)/1, $0x80
-DATA qhBitSel<>+10(SB)/1, $0x80
-DATA qhBitSel<>+11(SB)/1, $0x80
-DATA qhBitSel<>+12(SB)/1, $0x80
-DATA qhBitSel<>+13(SB)/1, $0x80
-DATA qhBitSel<>+14(SB)/1, $0x80
-DATA qhBitSel<>+15(SB)/1, $0x80
-DATA qhBitSel<>+16(SB)/1, $0x08
-DATA qhBitSel<>+17(SB)/1, $0x08
-DATA qhBitSel<>+18(SB)/1, $0x08
-DATA qhBitSel<>+19(SB)/1, $0x08
-DATA qhBitSel<>+20(SB)/1, $0x08
-DATA qhBitSel<>+21(SB)/1, $0x08
-DATA qhBitSel<>+22(SB)/1, $0x08
-DATA qhBitSel<>+23(SB)/1, $0x08
-DATA qhBitSel<>+24(SB)/1, $0x80
-DATA qhBitSel<>+25(SB)/1, $0x80
-DATA qhBitSel<>+26(SB)/1, $0x80
-DATA qhBitSel<>+27(SB)/1, $0x80
-DATA qhBitSel<>+28(SB)/1, $0x80
-DATA qhBitSel<>+29(SB)/1, $0x80
-DATA qhBitSel<>+30(SB)/1, $0x80
-DATA qhBitSel<>+31(SB)/1, $0x80
-GLOBL qhBitSel<>(SB), RODATA|NOPTR, $32
+DATA iq1mShiftBits<>+0(SB)/1, $0x08
+DATA iq1mShiftBits<>+1(SB)/1, $0x08
+DATA iq1mShiftBits<>+2(SB)/1, $0x08
+DATA iq1mShiftBits<>+3(SB)/1, $0x08
+DATA iq1mShiftBits<>+4(SB)/1, $0x08
+DATA iq1mShiftBits<>+5(SB)/1, $0x08
+DATA iq1mShiftBits<>+6(SB)/1, $0x08
+DATA iq1mShiftBits<>+7(SB)/1, $0x08
+DATA iq1mShiftBits<>+8(SB)/1, $0x80
+DATA iq1mShiftBits<>+9(SB)/1, $0x80
+DATA iq1mShiftBits<>+10(SB)/1, $0x80
+DATA iq1mShiftBits<>+11(SB)/1, $0x80
+DATA iq1mShiftBits<>+12(SB)/1, $0x80
+DATA iq1mShiftBits<>+13(SB)/1, $0x80
+DATA iq1mShiftBits<>+14(SB)/1, $0x80
+DATA iq1mShiftBits<>+15(SB)/1, $0x80
+DATA iq1mShiftBits<>+16(SB)/1, $0x08
+DATA iq1mShiftBits<>+17(SB)/1, $0x08
+DATA iq1mShiftBits<>+18(SB)/1, $0x08
+DATA iq1mShiftBits<>+19(SB)/1, $0x08
+DATA iq1mShiftBits<>+20(SB)/1, $0x08
+DATA iq1mShiftBits<>+21(SB)/1, $0x08
+DATA iq1mShiftBits<>+22(SB)/1, $0x08
+DATA iq1mShiftBits<>+23(SB)/1, $0x08
+DATA iq1mShiftBits<>+24(SB)/1, $0x80
+DATA iq1mShiftBits<>+25(SB)/1, $0x80
+DATA iq1mShiftBits<>+26(SB)/1, $0x80
+DATA iq1mShiftBits<>+27(SB)/1, $0x80
+DATA iq1mShiftBits<>+28(SB)/1, $0x80
+DATA iq1mShiftBits<>+29(SB)/1, $0x80
+DATA iq1mShiftBits<>+30(SB)/1, $0x80
+DATA iq1mShiftBits<>+31(SB)/1, $0x80
+GLOBL iq1mShiftBits<>(SB), RODATA|NOPTR, $32
 
-DATA qhByteSel<>+0(SB)/1, $0x00
-DATA qhByteSel<>+1(SB)/1, $0x00
-DATA qhByteSel<>+2(SB)/1, $0x00
-DATA qhByteSel<>+3(SB)/1, $0x00
-DATA qhByteSel<>+4(SB)/1, $0x00
-DATA qhByteSel<>+5(SB)/1, $0x00
-DATA qhByteSel<>+6(SB)/1, $0x00
-DATA qhByteSel<>+7(SB)/1, $0x00
-DATA qhByteSel<>+8(SB)/1, $0x00
-DATA qhByteSel<>+9(SB)/1, $0x00
-DATA qhByteSel<>+10(SB)/1, $0x00
-DATA qhByteSel<>+11(SB)/1, $0x00
-DATA qhByteSel<>+12(SB)/1, $0x00
-DATA qhByteSel<>+13(SB)/1, $0x00
-DATA qhByteSel<>+14(SB)/1, $0x00
-DATA qhByteSel<>+15(SB)/1, $0x00
-DATA qhByteSel<>+16(SB)/1, $0x01
-DATA qhByteSel<>+17(SB)/1, $0x01
-DATA qhByteSel<>+18(SB)/1, $0x01
-DATA qhByteSel<>+19(SB)/1, $0x01
-DATA qhByteSel<>+20(SB)/1, $0x01
-DATA qhByteSel<>+21(SB)/1, $0x01
-DATA qhByteSel<>+22(SB)/1, $0x01
-DATA qhByteSel<>+23(SB)/1, $0x01
-DATA qhByteSel<>+24(SB)/1, $0x01
-DATA qhByteSel<>+25(SB)/1, $0x01
-DATA qhByteSel<>+26(SB)/1, $0x01
-DATA qhByteSel<>+27(SB)/1, $0x01
-DATA qhByteSel<>+28(SB)/1, $0x01
-DATA qhByteSel<>+29(SB)/1, $0x01
-DATA qhByteSel<>+30(SB)/1, $0x01
-DATA qhByteSel<>+31(SB)/1, $0x01
-GLOBL qhByteSel<>(SB), RODATA|NOPTR, $32
+DATA iq1mQhBytes<>+0(SB)/1, $0x00
+DATA iq1mQhBytes<>+1(SB)/1, $0x00
+DATA iq1mQhBytes<>+2(SB)/1, $0x00
+DATA iq1mQhBytes<>+3(SB)/1, $0x00
+DATA iq1mQhBytes<>+4(SB)/1, $0x00
+DATA iq1mQhBytes<>+5(SB)/1, $0x00
+DATA iq1mQhBytes<>+6(SB)/1, $0x00
+DATA iq1mQhBytes<>+7(SB)/1, $0x00
+DATA iq1mQhBytes<>+8(SB)/1, $0x00
+DATA iq1mQhBytes<>+9(SB)/1, $0x00
+DATA iq1mQhBytes<>+10(SB)/1, $0x00
+DATA iq1mQhBytes<>+11(SB)/1, $0x00
+DATA iq1mQhBytes<>+12(SB)/1, $0x00
+DATA iq1mQhBytes<>+13(SB)/1, $0x00
+DATA iq1mQhBytes<>+14(SB)/1, $0x00
+DATA iq1mQhBytes<>+15(SB)/1, $0x00
+DATA iq1mQhBytes<>+16(SB)/1, $0x01
+DATA iq1mQhBytes<>+17(SB)/1, $0x01
+DATA iq1mQhBytes<>+18(SB)/1, $0x01
+DATA iq1mQhBytes<>+19(SB)/1, $0x01
+DATA iq1mQhBytes<>+20(SB)/1, $0x01
+DATA iq1mQhBytes<>+21(SB)/1, $0x01
+DATA iq1mQhBytes<>+22(SB)/1, $0x01
+DATA iq1mQhBytes<>+23(SB)/1, $0x01
+DATA iq1mQhBytes<>+24(SB)/1, $0x01
+DATA iq1mQhBytes<>+25(SB)/1, $0x01
+DATA iq1mQhBytes<>+26(SB)/1, $0x01
+DATA iq1mQhBytes<>+27(SB)/1, $0x01
+DATA iq1mQhBytes<>+28(SB)/1, $0x01
+DATA iq1mQhBytes<>+29(SB)/1, $0x01
+DATA iq1mQhBytes<>+30(SB)/1, $0x01
+DATA iq1mQhBytes<>+31(SB)/1, $0x01
+GLOBL iq1mQhBytes<>(SB), RODATA|NOPTR, $32
 
 // func dotIQ1_SQ8_KAVX2(x *byte, y *byte, nb int) float32
 // Requires: AVX, AVX2, F16C, MMX+, SSE
@@ -26177,7 +26177,7 @@ dotIQ1_SQ8_KAVX2_loop:
 	VPMADDUBSW   Y6, Y5, Y6
 	VPMADDWD     Y4, Y6, Y6
 	VPADDD       Y6, Y1, Y1
-	VBROADCASTSS f0125<>+0(SB), X2
+	VBROADCASTSS iq1Eighth<>+0(SB), X2
 	VPBROADCASTW (AX), X3
 	VCVTPH2PS    X3, Y3
 	VEXTRACTI128 $0x01, Y1, X4
@@ -26244,13 +26244,13 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        SI, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      48(AX), SI
 	MOVL         SI, DI
 	ANDL         $0x00000007, DI
@@ -26299,13 +26299,13 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        SI, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      48(AX), SI
 	MOVL         SI, DI
 	SHRL         $0x06, DI
@@ -26355,13 +26355,13 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        SI, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      50(AX), SI
 	MOVL         SI, DI
 	ANDL         $0x00000007, DI
@@ -26410,13 +26410,13 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        SI, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      50(AX), SI
 	MOVL         SI, DI
 	SHRL         $0x06, DI
@@ -26466,13 +26466,13 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        SI, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      52(AX), SI
 	MOVL         SI, DI
 	ANDL         $0x00000007, DI
@@ -26521,13 +26521,13 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        SI, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      52(AX), SI
 	MOVL         SI, DI
 	SHRL         $0x06, DI
@@ -26577,13 +26577,13 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        SI, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      54(AX), SI
 	MOVL         SI, DI
 	ANDL         $0x00000007, DI
@@ -26632,13 +26632,13 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        SI, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      54(AX), SI
 	MOVL         SI, DI
 	SHRL         $0x06, DI
@@ -26674,7 +26674,7 @@ dotIQ1_MQ8_KAVX2_loop:
 	VMOVD        SI, X2
 	VPBROADCASTW X2, X2
 	VCVTPH2PS    X2, X2
-	VBROADCASTSS f0125<>+0(SB), X3
+	VBROADCASTSS iq1Eighth<>+0(SB), X3
 	VEXTRACTI128 $0x01, Y1, X4
 	VPADDD       X4, X1, X4
 	VPHADDD      X4, X4, X4
@@ -27223,7 +27223,7 @@ dotIQ1_SQ8_Kx4AVX2_loop:
 	VPMADDUBSW   Y9, Y8, Y9
 	VPMADDWD     Y7, Y9, Y9
 	VPADDD       Y9, Y4, Y4
-	VBROADCASTSS f0125<>+0(SB), X5
+	VBROADCASTSS iq1Eighth<>+0(SB), X5
 	VPBROADCASTW (AX), X6
 	VCVTPH2PS    X6, Y6
 	VPUNPCKLDQ   Y2, Y1, Y7
@@ -27322,13 +27322,13 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPADDB       Y6, Y6, Y6
 	VMOVD        R9, X5
 	VPBROADCASTW X5, Y7
-	VPSHUFB      qhByteSel<>+0(SB), Y7, Y7
-	VPAND        qhBitSel<>+0(SB), Y7, Y7
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y7, Y7
+	VPAND        iq1mShiftBits<>+0(SB), Y7, Y7
 	VXORPS       Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       bytes01<>+0(SB), Y6, Y6
+	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
 	MOVWLZX      48(AX), R9
 	MOVL         R9, R10
 	ANDL         $0x00000007, R10
@@ -27392,13 +27392,13 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPADDB       Y6, Y6, Y6
 	VMOVD        R9, X5
 	VPBROADCASTW X5, Y7
-	VPSHUFB      qhByteSel<>+0(SB), Y7, Y7
-	VPAND        qhBitSel<>+0(SB), Y7, Y7
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y7, Y7
+	VPAND        iq1mShiftBits<>+0(SB), Y7, Y7
 	VXORPS       Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       bytes01<>+0(SB), Y6, Y6
+	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
 	MOVWLZX      48(AX), R9
 	MOVL         R9, R10
 	SHRL         $0x06, R10
@@ -27463,13 +27463,13 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPADDB       Y6, Y6, Y6
 	VMOVD        R9, X5
 	VPBROADCASTW X5, Y7
-	VPSHUFB      qhByteSel<>+0(SB), Y7, Y7
-	VPAND        qhBitSel<>+0(SB), Y7, Y7
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y7, Y7
+	VPAND        iq1mShiftBits<>+0(SB), Y7, Y7
 	VXORPS       Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       bytes01<>+0(SB), Y6, Y6
+	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
 	MOVWLZX      50(AX), R9
 	MOVL         R9, R10
 	ANDL         $0x00000007, R10
@@ -27533,13 +27533,13 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPADDB       Y6, Y6, Y6
 	VMOVD        R9, X5
 	VPBROADCASTW X5, Y7
-	VPSHUFB      qhByteSel<>+0(SB), Y7, Y7
-	VPAND        qhBitSel<>+0(SB), Y7, Y7
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y7, Y7
+	VPAND        iq1mShiftBits<>+0(SB), Y7, Y7
 	VXORPS       Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       bytes01<>+0(SB), Y6, Y6
+	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
 	MOVWLZX      50(AX), R9
 	MOVL         R9, R10
 	SHRL         $0x06, R10
@@ -27604,13 +27604,13 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPADDB       Y6, Y6, Y6
 	VMOVD        R9, X5
 	VPBROADCASTW X5, Y7
-	VPSHUFB      qhByteSel<>+0(SB), Y7, Y7
-	VPAND        qhBitSel<>+0(SB), Y7, Y7
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y7, Y7
+	VPAND        iq1mShiftBits<>+0(SB), Y7, Y7
 	VXORPS       Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       bytes01<>+0(SB), Y6, Y6
+	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
 	MOVWLZX      52(AX), R9
 	MOVL         R9, R10
 	ANDL         $0x00000007, R10
@@ -27674,13 +27674,13 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPADDB       Y6, Y6, Y6
 	VMOVD        R9, X5
 	VPBROADCASTW X5, Y7
-	VPSHUFB      qhByteSel<>+0(SB), Y7, Y7
-	VPAND        qhBitSel<>+0(SB), Y7, Y7
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y7, Y7
+	VPAND        iq1mShiftBits<>+0(SB), Y7, Y7
 	VXORPS       Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       bytes01<>+0(SB), Y6, Y6
+	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
 	MOVWLZX      52(AX), R9
 	MOVL         R9, R10
 	SHRL         $0x06, R10
@@ -27745,13 +27745,13 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPADDB       Y6, Y6, Y6
 	VMOVD        R9, X5
 	VPBROADCASTW X5, Y7
-	VPSHUFB      qhByteSel<>+0(SB), Y7, Y7
-	VPAND        qhBitSel<>+0(SB), Y7, Y7
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y7, Y7
+	VPAND        iq1mShiftBits<>+0(SB), Y7, Y7
 	VXORPS       Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       bytes01<>+0(SB), Y6, Y6
+	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
 	MOVWLZX      54(AX), R9
 	MOVL         R9, R10
 	ANDL         $0x00000007, R10
@@ -27815,13 +27815,13 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPADDB       Y6, Y6, Y6
 	VMOVD        R9, X5
 	VPBROADCASTW X5, Y7
-	VPSHUFB      qhByteSel<>+0(SB), Y7, Y7
-	VPAND        qhBitSel<>+0(SB), Y7, Y7
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y7, Y7
+	VPAND        iq1mShiftBits<>+0(SB), Y7, Y7
 	VXORPS       Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       bytes01<>+0(SB), Y6, Y6
+	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
 	MOVWLZX      54(AX), R9
 	MOVL         R9, R10
 	SHRL         $0x06, R10
@@ -27872,7 +27872,7 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VMOVD        R9, X5
 	VPBROADCASTW X5, X5
 	VCVTPH2PS    X5, X5
-	VBROADCASTSS f0125<>+0(SB), X7
+	VBROADCASTSS iq1Eighth<>+0(SB), X7
 	VPUNPCKLDQ   Y2, Y1, Y6
 	VPUNPCKHDQ   Y2, Y1, Y1
 	VPADDD       Y1, Y6, Y6
@@ -28317,7 +28317,7 @@ dotIQ1_SQ8_KRowsAVX2_loop:
 	VPMADDUBSW   Y6, Y5, Y6
 	VPMADDWD     Y4, Y6, Y6
 	VPADDD       Y6, Y1, Y1
-	VBROADCASTSS f0125<>+0(SB), X2
+	VBROADCASTSS iq1Eighth<>+0(SB), X2
 	VPBROADCASTW (AX), X3
 	VCVTPH2PS    X3, Y3
 	VEXTRACTI128 $0x01, Y1, X4
@@ -28391,13 +28391,13 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        R8, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      48(AX), R8
 	MOVL         R8, R9
 	ANDL         $0x00000007, R9
@@ -28446,13 +28446,13 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        R8, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      48(AX), R8
 	MOVL         R8, R9
 	SHRL         $0x06, R9
@@ -28502,13 +28502,13 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        R8, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      50(AX), R8
 	MOVL         R8, R9
 	ANDL         $0x00000007, R9
@@ -28557,13 +28557,13 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        R8, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      50(AX), R8
 	MOVL         R8, R9
 	SHRL         $0x06, R9
@@ -28613,13 +28613,13 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        R8, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      52(AX), R8
 	MOVL         R8, R9
 	ANDL         $0x00000007, R9
@@ -28668,13 +28668,13 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        R8, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      52(AX), R8
 	MOVL         R8, R9
 	SHRL         $0x06, R9
@@ -28724,13 +28724,13 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        R8, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      54(AX), R8
 	MOVL         R8, R9
 	ANDL         $0x00000007, R9
@@ -28779,13 +28779,13 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPADDB       Y3, Y3, Y3
 	VMOVD        R8, X2
 	VPBROADCASTW X2, Y4
-	VPSHUFB      qhByteSel<>+0(SB), Y4, Y4
-	VPAND        qhBitSel<>+0(SB), Y4, Y4
+	VPSHUFB      iq1mQhBytes<>+0(SB), Y4, Y4
+	VPAND        iq1mShiftBits<>+0(SB), Y4, Y4
 	VXORPS       Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       bytes01<>+0(SB), Y3, Y3
+	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
 	MOVWLZX      54(AX), R8
 	MOVL         R8, R9
 	SHRL         $0x06, R9
@@ -28821,7 +28821,7 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VMOVD        R8, X2
 	VPBROADCASTW X2, X2
 	VCVTPH2PS    X2, X2
-	VBROADCASTSS f0125<>+0(SB), X3
+	VBROADCASTSS iq1Eighth<>+0(SB), X3
 	VEXTRACTI128 $0x01, Y1, X4
 	VPADDD       X4, X1, X4
 	VPHADDD      X4, X4, X4

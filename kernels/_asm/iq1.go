@@ -17,11 +17,11 @@ import (
 // f32(Σ₁) + δ·f32(Σ₂) rounds to: the same bits as the Go reference.
 
 var (
-	iq1Consts bool
-	iq1sGrid  Mem // IQ1SGrid: 2048 × 8 signed bytes
-	f0125     Mem // float32 0.125
-	qhBitSel  Mem // IQ1_M: per group of 8 bytes, the shift bit of its qh byte (0x08 or 0x80)
-	qhByteSel Mem // IQ1_M: vpshufb control moving qh byte 0 to groups 0, 1 and byte 1 to groups 2, 3
+	iq1Consts     bool
+	iq1sGrid      Mem // IQ1SGrid: 2048 × 8 signed bytes
+	iq1Eighth     Mem // float32 0.125
+	iq1mShiftBits Mem // IQ1_M: per group of 8 bytes, the shift bit of its qh byte (0x08 or 0x80)
+	iq1mQhBytes   Mem // IQ1_M: vpshufb control moving qh byte 0 to groups 0, 1 and byte 1 to groups 2, 3
 )
 
 func iq1Constants() {
@@ -33,9 +33,9 @@ func iq1Constants() {
 	for i, v := range block.IQ1SGrid {
 		DATA(8*i, U64(v))
 	}
-	f0125 = GLOBL("f0125", RODATA|NOPTR)
+	iq1Eighth = GLOBL("iq1Eighth", RODATA|NOPTR)
 	DATA(0, F32(0.125))
-	qhBitSel = GLOBL("qhBitSel", RODATA|NOPTR)
+	iq1mShiftBits = GLOBL("iq1mShiftBits", RODATA|NOPTR)
 	for i := 0; i < 32; i++ {
 		bit := byte(0x08)
 		if i/8%2 == 1 {
@@ -45,7 +45,7 @@ func iq1Constants() {
 	}
 	// Each 128-bit lane holds the broadcast qh word: groups 0, 1 (the low
 	// lane) read its byte 0, groups 2, 3 (the high lane) its byte 1.
-	qhByteSel = GLOBL("qhByteSel", RODATA|NOPTR)
+	iq1mQhBytes = GLOBL("iq1mQhBytes", RODATA|NOPTR)
 	for i := 0; i < 32; i++ {
 		DATA(i, U8(byte(i/16)))
 	}
@@ -144,7 +144,7 @@ func genDotIQ1S(ncols int) {
 		addWeightedRun(w, scl, ys, 4+32*ib, sumi)
 	}
 	eighth := XMM()
-	VBROADCASTSS(f0125, eighth)
+	VBROADCASTSS(iq1Eighth, eighth)
 	chainMulAdd(broadcastF16(Mem{Base: x}).AsX(), ys, sumi, acc, eighth)
 	advance(x, block.IQ1_SBytes, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
@@ -194,8 +194,8 @@ func genDotIQ1M(ncols int) {
 		hx, hb := XMM(), YMM()
 		VMOVD(qh, hx)
 		VPBROADCASTW(hx, hb)
-		VPSHUFB(qhByteSel, hb, hb)
-		VPAND(qhBitSel, hb, hb)
+		VPSHUFB(iq1mQhBytes, hb, hb)
+		VPAND(iq1mShiftBits, hb, hb)
 		zero := zeroY()
 		VPCMPEQB(zero, hb, hb) // 0xff where the bit is clear (s = +1)
 		VPADDB(hb, hb, hb)     // -2 (clear) or 0 (set)
@@ -240,7 +240,7 @@ func genDotIQ1M(ncols int) {
 	VPBROADCASTW(dx, dx)
 	VCVTPH2PS(dx, dx)
 	eighth := XMM()
-	VBROADCASTSS(f0125, eighth)
+	VBROADCASTSS(iq1Eighth, eighth)
 	chainMulAdd(dx, ys, sumi, acc, eighth)
 	advance(x, block.IQ1_MBytes, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
@@ -251,7 +251,7 @@ func genDotIQ1M(ncols int) {
 // bytes01Mem returns the 32 × 0x01 constant of the ternary kernels.
 func bytes01Mem() Mem {
 	ternaryConstants()
-	return bytes01
+	return tqBytes01
 }
 
 func genIQ1() {

@@ -19,8 +19,8 @@ import (
 
 var (
 	ternaryConsts bool
-	bytes01       Mem // 32 × 0x01
-	maskF8        Mem // 32 × 0xf8
+	tqBytes01     Mem // 32 × 0x01
+	tqMaskF8      Mem // 32 × 0xf8
 )
 
 func ternaryConstants() {
@@ -35,8 +35,8 @@ func ternaryConstants() {
 		}
 		return m
 	}
-	bytes01 = fill("bytes01", 0x01)
-	maskF8 = fill("maskF8", 0xf8)
+	tqBytes01 = fill("tqBytes01", 0x01)
+	tqMaskF8 = fill("tqMaskF8", 0xf8)
 }
 
 // times3 returns the bytes of v times 3, mod 256.
@@ -52,7 +52,7 @@ func times3(v VecVirtual) VecVirtual {
 func times9(v VecVirtual) VecVirtual {
 	t := YMM()
 	VPSLLW(U8(3), v, t)
-	VPAND(maskF8, t, t)
+	VPAND(tqMaskF8, t, t)
 	VPADDB(v, t, t)
 	return t
 }
@@ -63,7 +63,7 @@ func times9(v VecVirtual) VecVirtual {
 // It returns a new register and leaves v as it was.
 func topTrit(v, zero VecVirtual) VecVirtual {
 	q, h := YMM(), YMM()
-	VPSUBUSB(bytes01, v, q)
+	VPSUBUSB(tqBytes01, v, q)
 	VPAVGB(zero, q, h)
 	VPAVGB(h, q, q)
 	VPSRLW(U8(6), q, q)
