@@ -406,25 +406,45 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 			}
 			iq1SortedOrder(order[:], xb)
 			// Exhaustive search of the two split points, for the four
-			// shift patterns k (each sum accumulated in the sorted order).
+			// shift patterns k. ggml sums each candidate's terms afresh in
+			// the sorted order (levels 0, then 1, then 2); the terms are
+			// tabulated once, and the partial sums over the level-0 and
+			// level-1 runs carried from one candidate to the next, which
+			// adds the same terms in the same order.
+			var tx, tq [bs][3][4]float32 // term of sorted element j at level lv, pattern k
+			for j, i := range order {
+				w, v := weight[i], xb[i]
+				for k := range 4 {
+					xx := iq1MShiftTable(int8(k), i/8)
+					for lv, q := range xx {
+						tx[j][lv][k] = float32(float32(w*q) * v)
+						tq[j][lv][k] = float32(float32(w*q) * q)
+					}
+				}
+			}
 			bestScore, scale := -fltMin, amax
 			besti1, besti2, bestK := -1, -1, int8(-1)
+			var low0x, low0q [4]float32 // Σ over j < i1 at level 0
 			for i1 := 0; i1 <= bs; i1++ {
+				if i1 > 0 {
+					for k := range 4 {
+						low0x[k] += tx[i1-1][0][k]
+						low0q[k] += tq[i1-1][0][k]
+					}
+				}
+				low1x, low1q := low0x, low0q // and i1 ≤ j < i2 at level 1
 				for i2 := i1; i2 <= bs; i2++ {
-					var sumqx, sumq2 [4]float32
-					for j, i := range order {
-						lv := 2
-						if j < i1 {
-							lv = 0
-						} else if j < i2 {
-							lv = 1
-						}
-						w, v := weight[i], xb[i]
+					if i2 > i1 {
 						for k := range 4 {
-							xx := iq1MShiftTable(int8(k), i/8)
-							q := xx[lv]
-							sumqx[k] += float32(float32(w*q) * v)
-							sumq2[k] += float32(float32(w*q) * q)
+							low1x[k] += tx[i2-1][1][k]
+							low1q[k] += tq[i2-1][1][k]
+						}
+					}
+					sumqx, sumq2 := low1x, low1q
+					for j := i2; j < bs; j++ {
+						for k := range 4 {
+							sumqx[k] += tx[j][2][k]
+							sumq2[k] += tq[j][2][k]
 						}
 					}
 					for k := range 4 {
