@@ -552,7 +552,9 @@ func DotIQ1_SQ8_K(w, a []byte, n int) float32 {
 	var s float32
 	for i := 0; i < n/QK_K; i++ {
 		b := w[i*IQ1_SBytes : (i+1)*IQ1_SBytes]
-		dy, q8, bsum := q8K(a[i*Q8_KBytes:])
+		dy, q8, _ := q8K(a[i*Q8_KBytes:])
+		bsums := a[i*Q8_KBytes+4+QK_K : (i+1)*Q8_KBytes]
+		bsum := func(g int) int { return int(int16(binary.LittleEndian.Uint16(bsums[2*g:]))) }
 		sumi, sumi1 := 0, 0
 		for ib := 0; ib < 8; ib++ {
 			qh := binary.LittleEndian.Uint16(b[34+2*ib:])
