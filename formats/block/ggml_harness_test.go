@@ -175,7 +175,8 @@ func TestTernaryIQ1EncodersMatchGGML(t *testing.T) {
 
 // TestGGMLHarness runs the inputs above through the C harness named by
 // $LLQT_GGML_HARNESS (see testdata/ggml_harness.c) and compares every
-// result, where the pinned tests only compare hashes.
+// result, where the pinned tests only compare hashes; it also decodes the
+// dot cases' weight rows with both.
 func TestGGMLHarness(t *testing.T) {
 	bin := os.Getenv("LLQT_GGML_HARNESS")
 	if bin == "" {
@@ -197,6 +198,24 @@ func TestGGMLHarness(t *testing.T) {
 				t.Errorf("dot %d (%s, %d blocks): ggml %g, llqt %g", n, ggmlTypeNames[ti], nb, math.Float32frombits(c), got)
 			}
 			return 4
+		})
+	})
+	ggmlDecoders := [4]func(y []float32, x []byte){DecodeTQ1_0, DecodeTQ2_0, DecodeIQ1_S, DecodeIQ1_M}
+	forEachGGMLDotCase(func(ti int, w, _ []byte, nb int) {
+		in.WriteByte('Q')
+		put(uint8(ti))
+		put(uint32(nb))
+		in.Write(w)
+		got := make([]float32, nb*QK_K)
+		ggmlDecoders[ti](got, w)
+		want = append(want, func(out []byte) int {
+			for i, v := range got {
+				if c := binary.LittleEndian.Uint32(out[4*i:]); c != math.Float32bits(v) {
+					t.Errorf("%s decode, element %d: ggml %g, llqt %g", ggmlTypeNames[ti], i, math.Float32frombits(c), v)
+					break
+				}
+			}
+			return 4 * len(got)
 		})
 	})
 	forEachGGMLEncodeCase(func(ti int, x, w []float32, ne0 int) {

@@ -13,6 +13,7 @@ It reads records from argv[1] and writes results to argv[2]:
   'D' type u8, nb u32, weight blocks, Q8_K blocks  ->  the dot (float32)
   'E' type u8, nrows u32, ne0 u32, float32 x[nrows*ne0], has_w u8,
       [float32 w[ne0]]                              ->  the encoded rows
+  'Q' type u8, nb u32, weight blocks                ->  the decoded floats
 with type 0 TQ1_0, 1 TQ2_0, 2 IQ1_S, 3 IQ1_M. Rows are encoded one call
 each (quantize_iq1_* read stale shifts for zero sub-blocks; the inputs
 have none).
@@ -56,6 +57,14 @@ int main(int argc, char ** argv) {
       switch (ti) { case 0: ggml_vec_dot_tq1_0_q8_K(nb*256, &s, 0, w, 0, a, 0, 1); break; case 1: ggml_vec_dot_tq2_0_q8_K(nb*256, &s, 0, w, 0, a, 0, 1); break;
         case 2: ggml_vec_dot_iq1_s_q8_K(nb*256, &s, 0, w, 0, a, 0, 1); break; case 3: ggml_vec_dot_iq1_m_q8_K(nb*256, &s, 0, w, 0, a, 0, 1); break; }
       fwrite(&s, 4, 1, out); free(w); free(a);
+    } else if (kind == 'Q') {
+      uint8_t ti; uint32_t nb; fread(&ti, 1, 1, in); fread(&nb, 4, 1, in);
+      size_t ws = nb * tsize(types[ti]);
+      uint8_t * w = malloc(ws); fread(w, 1, ws, in);
+      float * y = malloc(4 * 256 * nb);
+      switch (ti) { case 0: dequantize_row_tq1_0((const void *)w, y, nb*256); break; case 1: dequantize_row_tq2_0((const void *)w, y, nb*256); break;
+        case 2: dequantize_row_iq1_s((const void *)w, y, nb*256); break; case 3: dequantize_row_iq1_m((const void *)w, y, nb*256); break; }
+      fwrite(y, 4, 256 * nb, out); free(w); free(y);
     } else {
       uint8_t ti, hasw; uint32_t nrows, ne0; fread(&ti, 1, 1, in); fread(&nrows, 4, 1, in); fread(&ne0, 4, 1, in);
       float * x = malloc(4 * nrows * ne0); fread(x, 4, nrows * ne0, in); fread(&hasw, 1, 1, in);
