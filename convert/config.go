@@ -121,6 +121,25 @@ func (c *Config) Float(key string) (float64, bool, error) {
 	return f, true, nil
 }
 
+// FloatOr is Float with def for an absent or null key (the default of the
+// Hugging Face config class).
+func (c *Config) FloatOr(key string, def float64) (float64, error) {
+	v, ok, err := c.Float(key)
+	if !ok {
+		return def, err
+	}
+	return v, err
+}
+
+// Uint32Or is Uint32 with def for an absent or null key.
+func (c *Config) Uint32Or(key string, def uint32) (uint32, error) {
+	v, ok, err := c.Uint32(key)
+	if !ok {
+		return def, err
+	}
+	return v, err
+}
+
 // Bool returns a boolean value.
 func (c *Config) Bool(key string) (bool, bool, error) {
 	if !c.Has(key) {
@@ -137,6 +156,17 @@ func (c *Config) Bool(key string) (bool, bool, error) {
 func (c *Config) String(key string) (string, bool) {
 	s, ok := c.Values[key].(string)
 	return s, ok
+}
+
+// FirstString returns the first of keys that holds a non-empty string, or
+// "" (configs spell the same setting under older and newer names).
+func (c *Config) FirstString(keys ...string) string {
+	for _, k := range keys {
+		if s, _ := c.String(k); s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // Object returns a nested object as its own Config.

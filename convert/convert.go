@@ -122,11 +122,7 @@ func Convert(dir string, opt Options) (*Result, error) {
 		}
 		return nil, err
 	}
-	cfg, err := ParseConfig(data, cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	hfArch, arch, err := lookup(cfg)
+	cfg, hfArch, arch, err := parseConfigArch(data, cfgPath)
 	if err != nil {
 		return nil, err
 	}
@@ -190,14 +186,7 @@ func Convert(dir string, opt Options) (*Result, error) {
 	// Metadata comes after the tensors are known (the size label needs the
 	// parameter count), in convert_hf_to_gguf.py's order.
 	b.Add("general.type", "model")
-	name := opt.Name
-	if name == "" {
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			abs = dir
-		}
-		name = titleFromID(filepath.Base(abs))
-	}
+	name := generalName(opt.Name, dir)
 	b.AddString("general.name", name)
 	if label := b.sizeLabel(); label != "" {
 		b.Add("general.size_label", label)
@@ -411,6 +400,19 @@ var versionLike = regexp.MustCompile(`^(v\d+(?:\.\d+)*|\d.*)$`)
 // titleFromID is gguf-py's Metadata.id_to_title: dashes become spaces and
 // all-lowercase words are title-cased unless they look like versions or
 // start with a digit.
+// generalName is general.name: the name given, else the model directory's
+// name as a title, as convert_hf_to_gguf.py derives it.
+func generalName(given, dir string) string {
+	if given != "" {
+		return given
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	return titleFromID(filepath.Base(abs))
+}
+
 func titleFromID(id string) string {
 	words := strings.Fields(strings.ReplaceAll(strings.TrimSpace(id), "-", " "))
 	for i, w := range words {

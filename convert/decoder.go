@@ -309,6 +309,91 @@ var (
 	_ formats.PartedSource = (*stackSource)(nil)
 )
 
+// qkNormRules are the per-head RMSNorm weights of the queries and keys
+// (Qwen3, Gemma 3), kept as stored.
+func qkNormRules(hp *decoderHParams) []tensorRule {
+	return []tensorRule{
+		{hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", shape: []uint64{hp.headDim}},
+		{hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", shape: []uint64{hp.headDim}},
+	}
+}
+
+// checkDecoder reads the common hyperparameters into hp and checks the
+// checkpoint's tensors against the table built from them (the table needs
+// hp filled in, hence a function).
+func checkDecoder(b *Builder, hp *decoderHParams, tiedDefault bool, table func() *tensorTable) error {
+	read, err := readDecoderHParams(b.Config, tiedDefault)
+	if err != nil {
+		return err
+	}
+	*hp = read
+	return table().check(b, hp)
+}
+
+// addDecoderTensor renames t by the table and adds it with its transforms.
+// With tied embeddings lm_head.weight is dropped: llama.cpp reuses
+// token_embd.weight.
+func addDecoderTensor(b *Builder, tt *tensorTable, tied bool, t *safetensors.Tensor, transforms ...formats.Transform) error {
+	if t.Name == "lm_head.weight" && tied {
+		return nil
+	}
+	name, err := tt.ggufName(t)
+	if err != nil {
+		return err
+	}
+	return b.AddTensor(name, t, transforms...)
+}
+
+// noExtraTensors is embedded by the architectures that generate no tensors
+// of their own.
+type noExtraTensors struct{}
+
+func (noExtraTensors) ExtraTensors(*Builder) error { return nil }
+
+// sentencePieceOrBPE is convert_hf_to_gguf.py's "try
+// _set_vocab_sentencepiece, else _set_vocab_gpt2".
+func sentencePieceOrBPE(b *Builder, vocabSize int) error {
+	v, found, err := SentencePieceVocab(b.Dir, vocabSize, b.Warn)
+	if err != nil {
+		return err
+	}
+	if found {
+		return addSentencePieceVocab(b, v)
+	}
+	if found, err := addBPEVocab(b, vocabSize); err != nil || found {
+		return err
+	}
+	return missingTokenizer(b.Dir)
+}
+
+// addSentencePieceVocab writes a SentencePiece vocabulary and the special
+// tokens, which are checked against its size; SentencePiece has no merges.
+func addSentencePieceVocab(b *Builder, v *Vocab) error {
+	v.add(b)
+	return addSpecialVocab(b, len(v.Tokens), false)
+}
+
+// addBPEVocab is _set_vocab_gpt2: tokenizer.json's BPE vocabulary, then the
+// special tokens with the merges. found is false without tokenizer.json.
+func addBPEVocab(b *Builder, vocabSize int) (found bool, err error) {
+	v, found, err := b.bpeVocab(vocabSize)
+	if err != nil || !found {
+		return found, err
+	}
+	v.add(b)
+	return true, addSpecialVocab(b, -1, true)
+}
+
+// addSpecialVocab is gguf-py's SpecialVocab(…).add_to_gguf with the default
+// special token types; nVocab -1 skips the id range check.
+func addSpecialVocab(b *Builder, nVocab int, loadMerges bool) error {
+	sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, nVocab, loadMerges, b.Warn)
+	if err != nil {
+		return err
+	}
+	return sv.add(b)
+}
+
 func missingTokenizer(dir string) error {
 	return fmt.Errorf("%s: %w: no tokenizer.model or tokenizer.json", dir, ErrTokenizer)
 }

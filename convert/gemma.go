@@ -16,6 +16,7 @@ import (
 // norms after attention and around the MLP, soft-capping and a sliding
 // window.
 type gemma struct {
+	noExtraTensors
 	v2 bool
 	hp decoderHParams
 }
@@ -77,17 +78,9 @@ func (g *gemma) Check(b *Builder) error {
 	return g.table().check(b, &g.hp)
 }
 
-func (g *gemma) ExtraTensors(*Builder) error { return nil }
-
 func (g *gemma) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	if t.Name == "lm_head.weight" {
-		return nil // llama.cpp uses token_embd.weight
-	}
-	name, err := g.table().ggufName(t)
-	if err != nil {
-		return err
-	}
-	return b.AddTensor(name, t, gemmaNormShift(t.Name)...)
+	// Gemma's embeddings are always tied, whatever the config says.
+	return addDecoderTensor(b, g.table(), true, t, gemmaNormShift(t.Name)...)
 }
 
 // gemmaNormShift: every Hugging Face tensor named *norm.weight holds an
@@ -103,24 +96,15 @@ func gemmaNormShift(hfName string) []formats.Transform {
 // Model.set_gguf_parameters').
 func (g *gemma) Params(b *Builder) error {
 	arch := g.GGUFArch()
-	c := b.Config
-	steps := []struct {
-		key  string
-		from []string
-	}{
+	if err := b.requireUint32s(arch, []hparam{
 		{".context_length", []string{"max_position_embeddings"}},
 		{".embedding_length", []string{"hidden_size"}},
 		{".block_count", []string{"num_hidden_layers"}},
 		{".feed_forward_length", []string{"intermediate_size"}},
 		{".attention.head_count", []string{"num_attention_heads"}},
 		{".attention.head_count_kv", []string{"num_key_value_heads", "num_attention_heads"}},
-	}
-	for _, s := range steps {
-		v, err := c.RequireUint32(s.from...)
-		if err != nil {
-			return err
-		}
-		b.Add(arch+s.key, v)
+	}); err != nil {
+		return err
 	}
 	if err := requireFloat32(b, arch+".attention.layer_norm_rms_epsilon", "rms_norm_eps"); err != nil {
 		return err
@@ -137,7 +121,7 @@ func (g *gemma) Params(b *Builder) error {
 	if err := requireFloat32(b, arch+".final_logit_softcapping", "final_logit_softcapping"); err != nil {
 		return err
 	}
-	sw, err := c.RequireUint32("sliding_window")
+	sw, err := b.Config.RequireUint32("sliding_window")
 	if err != nil {
 		return err
 	}
@@ -195,10 +179,5 @@ func sentencePieceOnly(b *Builder, vocabSize int) error {
 	if !found {
 		return missingFile(b.Dir, "tokenizer.model")
 	}
-	v.add(b)
-	sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, len(v.Tokens), false, b.Warn)
-	if err != nil {
-		return err
-	}
-	return sv.add(b)
+	return addSentencePieceVocab(b, v)
 }

@@ -18,6 +18,7 @@ import (
 // pattern is 1). Nothing is written for query_pre_attn_scalar or the layer
 // pattern: llama.cpp derives them.
 type gemma3 struct {
+	noExtraTensors
 	hp decoderHParams
 	// nTokens is the vocabulary size (rows of token_embd kept).
 	nTokens int
@@ -31,11 +32,7 @@ func (g *gemma3) GGUFArch() string { return "gemma3" }
 
 func (g *gemma3) table() *tensorTable {
 	hp := &g.hp
-	layer := gemma2Norms(llamaLayerRules(hp), hp)
-	layer = append(layer,
-		tensorRule{hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", shape: []uint64{hp.headDim}},
-		tensorRule{hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", shape: []uint64{hp.headDim}},
-	)
+	layer := append(gemma2Norms(llamaLayerRules(hp), hp), qkNormRules(hp)...)
 	return &tensorTable{arch: "gemma3", layer: layer, global: gemmaGlobalRules(hp)}
 }
 
@@ -66,25 +63,27 @@ func (g *gemma3) Check(b *Builder) error {
 	return nil
 }
 
-func (g *gemma3) ExtraTensors(*Builder) error { return nil }
-
 func (g *gemma3) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	if t.Name == "lm_head.weight" {
-		return nil
+	if t.Name == "model.embed_tokens.weight" && uint64(g.nTokens) < t.Shape[0] {
+		return g.addCutEmbeddings(b, t)
 	}
+	// Gemma's embeddings are always tied, whatever the config says.
+	return addDecoderTensor(b, g.table(), true, t, gemmaNormShift(t.Name)...)
+}
+
+// addCutEmbeddings adds token_embd with the rows past the tokenizer's
+// vocabulary left out.
+func (g *gemma3) addCutEmbeddings(b *Builder, t *safetensors.Tensor) error {
 	name, err := g.table().ggufName(t)
 	if err != nil {
 		return err
 	}
-	if t.Name == "model.embed_tokens.weight" && uint64(g.nTokens) < t.Shape[0] {
-		if err := checkDType(t); err != nil {
-			return err
-		}
-		rowBytes := int(t.Shape[1]) * t.DType.Size()
-		src := &prefixSource{src: t, n: g.nTokens * rowBytes}
-		return b.AddSource(name, []uint64{uint64(g.nTokens), t.Shape[1]}, src)
+	if err := checkDType(t); err != nil {
+		return err
 	}
-	return b.AddTensor(name, t, gemmaNormShift(t.Name)...)
+	rowBytes := int(t.Shape[1]) * t.DType.Size()
+	src := &prefixSource{src: t, n: g.nTokens * rowBytes}
+	return b.AddSource(name, []uint64{uint64(g.nTokens), t.Shape[1]}, src)
 }
 
 // prefixSource keeps the first n bytes of a source (leading rows).
@@ -112,39 +111,26 @@ func (g *gemma3) Params(b *Builder) error {
 		return err
 	}
 	c := b.Config
-	intOr := func(key string, def uint32) (uint32, error) {
-		v, ok, err := c.Uint32(key)
-		if !ok {
-			return def, err
-		}
-		return v, err
-	}
-	ctx, err := intOr("max_position_embeddings", 131072)
+	ctx, err := c.Uint32Or("max_position_embeddings", 131072)
 	if err != nil {
 		return err
 	}
 	b.Set(arch+".context_length", ctx)
-	heads, err := intOr("num_attention_heads", 8)
+	heads, err := c.Uint32Or("num_attention_heads", 8)
 	if err != nil {
 		return err
 	}
 	b.Set(arch+".attention.head_count", heads)
-	eps, ok, err := c.Float("rms_norm_eps")
+	eps, err := c.FloatOr("rms_norm_eps", 1e-6)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		eps = 1e-6
 	}
 	b.Set(arch+".attention.layer_norm_rms_epsilon", float32(eps))
 	b.Set(arch+".attention.key_length", uint32(g.hp.headDim))
 	b.Set(arch+".attention.value_length", uint32(g.hp.headDim))
-	theta, ok, err := c.Float("rope_theta")
+	theta, err := c.FloatOr("rope_theta", 1e6)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		theta = 1e6
 	}
 	b.Set(arch+".rope.freq_base", float32(theta))
 	if soft, ok, err := c.Float("final_logit_softcapping"); err != nil {
@@ -161,7 +147,7 @@ func (g *gemma3) Params(b *Builder) error {
 		}
 		b.Set(arch+".attention.sliding_window", sw)
 	}
-	kv, err := intOr("num_key_value_heads", 4)
+	kv, err := c.Uint32Or("num_key_value_heads", 4)
 	if err != nil {
 		return err
 	}
@@ -176,17 +162,12 @@ func (g *gemma3) Vocab(b *Builder) error {
 	if err != nil {
 		return err
 	}
-	if found {
-		v.add(b)
-		sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, len(v.Tokens), false, b.Warn)
-		if err != nil {
-			return err
-		}
-		if err := sv.add(b); err != nil {
-			return err
-		}
-		b.Add("tokenizer.ggml.add_space_prefix", false)
-		return nil
+	if !found {
+		return sentencePieceOrBPE(b, int(g.hp.vocab))
 	}
-	return sentencePieceOrBPE(b, int(g.hp.vocab))
+	if err := addSentencePieceVocab(b, v); err != nil {
+		return err
+	}
+	b.Add("tokenizer.ggml.add_space_prefix", false)
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/llqt/llqt/formats"
-	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/safetensors"
 )
 
@@ -24,12 +23,6 @@ type llamaHParams = decoderHParams
 
 func (l *llama) GGUFArch() string { return "llama" }
 
-func (l *llama) readHParams(b *Builder) error {
-	hp, err := readDecoderHParams(b.Config, false)
-	l.hp = hp
-	return err
-}
-
 func (l *llama) table() *tensorTable {
 	hp := &l.hp
 	return &tensorTable{
@@ -42,10 +35,7 @@ func (l *llama) table() *tensorTable {
 // Check compares every tensor's shape with the one the config implies, and
 // requires every layer's tensors.
 func (l *llama) Check(b *Builder) error {
-	if err := l.readHParams(b); err != nil {
-		return err
-	}
-	return l.table().check(b, &l.hp)
+	return checkDecoder(b, &l.hp, false, l.table)
 }
 
 // ExtraTensors adds rope_freqs.weight for Llama 3.1-style ("llama3") rope
@@ -58,54 +48,36 @@ func (l *llama) ExtraTensors(b *Builder) error {
 	if rt, _ := rs.String("rope_type"); strings.ToLower(rt) != "llama3" {
 		return nil
 	}
-	num := func(c *Config, key string, def float64) (float64, error) {
-		v, ok, err := c.Float(key)
-		if !ok {
-			return def, err
+	// LlamaModel's defaults stand in for the values a config leaves out.
+	var base, factor, low, high, old float64
+	for _, v := range []struct {
+		from *Config
+		key  string
+		def  float64
+		dst  *float64
+	}{
+		{b.Config, "rope_theta", 10000, &base},
+		{rs, "factor", 8, &factor},
+		{rs, "low_freq_factor", 1, &low},
+		{rs, "high_freq_factor", 4, &high},
+		{rs, "original_max_position_embeddings", 8192, &old},
+	} {
+		if *v.dst, err = v.from.FloatOr(v.key, v.def); err != nil {
+			return err
 		}
-		return v, err
-	}
-	base, err := num(b.Config, "rope_theta", 10000)
-	if err != nil {
-		return err
-	}
-	factor, err := num(rs, "factor", 8)
-	if err != nil {
-		return err
-	}
-	low, err := num(rs, "low_freq_factor", 1)
-	if err != nil {
-		return err
-	}
-	high, err := num(rs, "high_freq_factor", 4)
-	if err != nil {
-		return err
-	}
-	old, err := num(rs, "original_max_position_embeddings", 8192)
-	if err != nil {
-		return err
 	}
 	factors, err := llama3RopeFactors(base, int(l.hp.headDim), factor, low, high, old)
 	if err != nil {
 		return fmt.Errorf("%s: %w: %v", b.Config.Path, ErrConfig, err)
 	}
-	b.Model.Tensors = append(b.Model.Tensors, &formats.Tensor{
-		Name: "rope_freqs.weight", Shape: []uint64{uint64(len(factors))}, Type: ggml.TypeF32, Source: f32Source(factors),
-	})
+	b.addF32Tensor("rope_freqs.weight", factors)
 	return nil
 }
 
 // MapTensor renames a tensor and permutes q/k rows into llama.cpp's rotary
 // layout.
 func (l *llama) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	if t.Name == "lm_head.weight" && l.hp.tied {
-		return nil // tied: llama.cpp reuses token_embd.weight
-	}
-	name, err := l.table().ggufName(t)
-	if err != nil {
-		return err
-	}
-	return b.AddTensor(name, t, llamaPermutes(t.Name, &l.hp)...)
+	return addDecoderTensor(b, l.table(), l.hp.tied, t, llamaPermutes(t.Name, &l.hp)...)
 }
 
 // llamaPermutes is the q/k row permutation LlamaModel applies (weights and
@@ -143,28 +115,13 @@ func (l *llama) Params(b *Builder) error {
 	if err != nil || !ok || !rs.Has("factor") {
 		return err
 	}
-	typ, _ := rs.String("type")
-	if typ == "" {
-		typ, _ = rs.String("rope_type")
-	}
 	factor, _, err := rs.Float("factor")
 	if err != nil {
 		return err
 	}
-	switch typ {
-	case "linear":
-		b.Add(arch+".rope.scaling.type", "linear")
-		b.Add(arch+".rope.scaling.factor", float32(factor))
-	case "yarn":
-		b.Add(arch+".rope.scaling.type", "yarn")
-		b.Add(arch+".rope.scaling.factor", float32(factor))
-		orig, ok, err := rs.Uint32("original_max_position_embeddings")
-		if err != nil {
-			return err
-		}
-		if ok {
-			b.Add(arch+".rope.scaling.original_context_length", orig)
-		}
+	switch typ := rs.FirstString("type", "rope_type"); typ {
+	case "linear", "yarn":
+		return addRopeScaling(b, rs, arch, typ, factor, true)
 	}
 	return nil
 }
@@ -172,30 +129,7 @@ func (l *llama) Params(b *Builder) error {
 // Vocab writes the tokenizer: SentencePiece from tokenizer.model, else a
 // GPT-2 style BPE from tokenizer.json (Llama 3), then the special tokens.
 func (l *llama) Vocab(b *Builder) error {
-	v, found, err := SentencePieceVocab(b.Dir, int(l.hp.vocab), b.Warn)
-	if err != nil {
-		return err
-	}
-	loadMerges := false
-	nVocab := -1
-	if found {
-		nVocab = len(v.Tokens)
-	} else {
-		v, found, err = b.bpeVocab(int(l.hp.vocab))
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("%s: %w: no tokenizer.model or tokenizer.json", b.Dir, ErrTokenizer)
-		}
-		loadMerges = true
-	}
-	v.add(b)
-	sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, nVocab, loadMerges, b.Warn)
-	if err != nil {
-		return err
-	}
-	if err := sv.add(b); err != nil {
+	if err := sentencePieceOrBPE(b, int(l.hp.vocab)); err != nil {
 		return err
 	}
 	// CodeLlama's infill tokens; of these gguf-py only has a writer for eot.

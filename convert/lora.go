@@ -42,11 +42,7 @@ func ConvertLora(dir string, opt LoraOptions) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base model config: %w", err)
 	}
-	cfg, err := ParseConfig(data, cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	hfArch, arch, err := lookup(cfg)
+	cfg, hfArch, arch, err := parseConfigArch(data, cfgPath)
 	if err != nil {
 		return nil, err
 	}
@@ -177,14 +173,7 @@ func ConvertLora(dir string, opt LoraOptions) (*Result, error) {
 	if len(m.Tensors) == 0 {
 		return nil, fmt.Errorf("%s: no LoRA tensors", stPath)
 	}
-	name := opt.Name
-	if name == "" {
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			abs = dir
-		}
-		name = titleFromID(filepath.Base(abs))
-	}
+	name := generalName(opt.Name, dir)
 	m.KV = formats.KVs{
 		{Key: "general.architecture", Value: "llama"},
 		{Key: "general.type", Value: "adapter"},

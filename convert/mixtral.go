@@ -54,9 +54,11 @@ func (m *mixtral) table() *tensorTable {
 }
 
 func (m *mixtral) Check(b *Builder) error {
-	if err := m.readHParams(b); err != nil {
+	hp, err := readDecoderHParams(b.Config, false)
+	if err != nil {
 		return err
 	}
+	m.hp = hp
 	if m.hp.experts == 0 {
 		return b.Config.errf("num_local_experts", "missing (MixtralForCausalLM needs experts)")
 	}
@@ -81,14 +83,7 @@ func (m *mixtral) Check(b *Builder) error {
 func (m *mixtral) MapTensor(b *Builder, t *safetensors.Tensor) error {
 	lm := layerRE.FindStringSubmatch(t.Name)
 	if lm == nil || !expertRE.MatchString(lm[2]) {
-		if t.Name == "lm_head.weight" && m.hp.tied {
-			return nil
-		}
-		name, err := m.table().ggufName(t)
-		if err != nil {
-			return err
-		}
-		return b.AddTensor(name, t, llamaPermutes(t.Name, &m.hp)...)
+		return addDecoderTensor(b, m.table(), m.hp.tied, t, llamaPermutes(t.Name, &m.hp)...)
 	}
 	if err := checkDType(t); err != nil {
 		return err

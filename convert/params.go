@@ -5,17 +5,35 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
 )
 
 // addUint32 copies an optional integer hyperparameter (the first of keys
 // present) to key as uint32.
 func (b *Builder) addUint32(key string, keys ...string) error {
+	return b.addFirstPresent(key, keys, func(k string) (any, error) {
+		v, _, err := b.Config.Uint32(k)
+		return v, err
+	})
+}
+
+// addFloat32 copies an optional number hyperparameter to key as float32.
+func (b *Builder) addFloat32(key string, keys ...string) error {
+	return b.addFirstPresent(key, keys, func(k string) (any, error) {
+		v, _, err := b.Config.Float(k)
+		return float32(v), err
+	})
+}
+
+// addFirstPresent reads the first of keys present in config.json with read
+// and writes the value to key; nothing is written when none is present.
+func (b *Builder) addFirstPresent(key string, keys []string, read func(key string) (any, error)) error {
 	k, ok := b.Config.Find(keys...)
 	if !ok {
 		return nil
 	}
-	v, _, err := b.Config.Uint32(k)
+	v, err := read(k)
 	if err != nil {
 		return err
 	}
@@ -23,17 +41,43 @@ func (b *Builder) addUint32(key string, keys ...string) error {
 	return nil
 }
 
-// addFloat32 copies an optional number hyperparameter to key as float32.
-func (b *Builder) addFloat32(key string, keys ...string) error {
-	k, ok := b.Config.Find(keys...)
-	if !ok {
-		return nil
+// hparam is one GGUF key (after the architecture name) and the config.json
+// keys it may be read from, the first present one winning (find_hparam).
+type hparam struct {
+	key  string
+	from []string
+}
+
+// addUint32s copies optional integer hyperparameters to ARCH+key, in order.
+func (b *Builder) addUint32s(arch string, hps []hparam) error {
+	for _, hp := range hps {
+		if err := b.addUint32(arch+hp.key, hp.from...); err != nil {
+			return err
+		}
 	}
-	v, _, err := b.Config.Float(k)
-	if err != nil {
-		return err
+	return nil
+}
+
+// addFloat32s copies optional number hyperparameters to ARCH+key, in order.
+func (b *Builder) addFloat32s(arch string, hps []hparam) error {
+	for _, hp := range hps {
+		if err := b.addFloat32(arch+hp.key, hp.from...); err != nil {
+			return err
+		}
 	}
-	b.Add(key, float32(v))
+	return nil
+}
+
+// requireUint32s copies integer hyperparameters that must be present and
+// positive to ARCH+key, in order.
+func (b *Builder) requireUint32s(arch string, hps []hparam) error {
+	for _, hp := range hps {
+		v, err := b.Config.RequireUint32(hp.from...)
+		if err != nil {
+			return err
+		}
+		b.Add(arch+hp.key, v)
+	}
 	return nil
 }
 
@@ -83,12 +127,49 @@ func (b *Builder) CommonParams(arch string) error {
 	return nil
 }
 
+// addRopeScaling writes a linear or YaRN rope scaling: its type and factor,
+// and for YaRN original_max_position_embeddings as the original context
+// length. LlamaModel writes that only when present (origOptional); the
+// others require it.
+func addRopeScaling(b *Builder, rs *Config, arch, typ string, factor float64, origOptional bool) error {
+	b.Add(arch+".rope.scaling.type", typ)
+	b.Add(arch+".rope.scaling.factor", float32(factor))
+	if typ != "yarn" {
+		return nil
+	}
+	const origKey = "original_max_position_embeddings"
+	var orig uint32
+	var err error
+	if origOptional {
+		var present bool
+		orig, present, err = rs.Uint32(origKey)
+		if err == nil && !present {
+			return nil
+		}
+	} else {
+		orig, err = rs.RequireUint32(origKey)
+	}
+	if err != nil {
+		return err
+	}
+	b.Add(arch+".rope.scaling.original_context_length", orig)
+	return nil
+}
+
 // memSource is a generated F32 tensor.
 type memSource struct{ data []byte }
 
 func (m memSource) Type() ggml.Type { return ggml.TypeF32 }
 
 func (m memSource) ReadRaw() ([]byte, error) { return append([]byte(nil), m.data...), nil }
+
+// addF32Tensor adds a generated 1-D F32 tensor (rope factors) to the
+// output.
+func (b *Builder) addF32Tensor(name string, v []float32) {
+	b.Model.Tensors = append(b.Model.Tensors, &formats.Tensor{
+		Name: name, Shape: []uint64{uint64(len(v))}, Type: ggml.TypeF32, Source: f32Source(v),
+	})
+}
 
 func f32Source(v []float32) memSource {
 	out := make([]byte, 4*len(v))

@@ -6,8 +6,6 @@ import (
 	"math"
 	"strings"
 
-	"github.com/llqt/llqt/formats"
-	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/safetensors"
 )
 
@@ -106,9 +104,7 @@ func (p *phi3) ExtraTensors(b *Builder) error {
 		name string
 		v    []float32
 	}{{"rope_factors_long.weight", long}, {"rope_factors_short.weight", short}} {
-		b.Model.Tensors = append(b.Model.Tensors, &formats.Tensor{
-			Name: f.name, Shape: []uint64{uint64(len(f.v))}, Type: ggml.TypeF32, Source: f32Source(f.v),
-		})
+		b.addF32Tensor(f.name, f.v)
 	}
 	return nil
 }
@@ -136,31 +132,13 @@ func floatList(c *Config, key string) ([]float32, error) {
 }
 
 func (p *phi3) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	if t.Name == "lm_head.weight" && p.hp.tied {
-		return nil
-	}
-	name, err := p.table().ggufName(t)
-	if err != nil {
-		return err
-	}
-	return b.AddTensor(name, t)
+	return addDecoderTensor(b, p.table(), p.hp.tied, t)
 }
 
 // Params writes Phi3MiniModel's keys in its order.
 func (p *phi3) Params(b *Builder) error {
 	const arch = "phi3"
-	c := b.Config
-	u32 := func(key string, from ...string) error {
-		v, err := c.RequireUint32(from...)
-		if err == nil {
-			b.Add(arch+key, v)
-		}
-		return err
-	}
-	for _, s := range []struct {
-		key  string
-		from []string
-	}{
+	if err := b.requireUint32s(arch, []hparam{
 		{".context_length", []string{"n_positions", "max_position_embeddings"}},
 		{".rope.scaling.original_context_length", []string{"original_max_position_embeddings"}},
 		{".embedding_length", []string{"hidden_size", "n_embd"}},
@@ -168,10 +146,8 @@ func (p *phi3) Params(b *Builder) error {
 		{".block_count", []string{"num_hidden_layers", "n_layer"}},
 		{".attention.head_count", []string{"num_attention_heads", "n_head"}},
 		{".attention.head_count_kv", []string{"num_key_value_heads", "n_head_kv"}},
-	} {
-		if err := u32(s.key, s.from...); err != nil {
-			return err
-		}
+	}); err != nil {
+		return err
 	}
 	if err := requireFloat32(b, arch+".attention.layer_norm_rms_epsilon", "rms_norm_eps"); err != nil {
 		return err
@@ -182,7 +158,7 @@ func (p *phi3) Params(b *Builder) error {
 	}
 	b.Add("general.file_type", b.FileType)
 	// A sliding window of 0 tells Phi-4 apart from other Phi-3 models.
-	sw, _, err := c.Uint32("sliding_window")
+	sw, _, err := b.Config.Uint32("sliding_window")
 	if err != nil {
 		return err
 	}
@@ -198,19 +174,10 @@ func (p *phi3) Vocab(b *Builder) error {
 		return err
 	}
 	if cls, _ := tc["tokenizer_class"].(string); cls == "GPT2Tokenizer" {
-		v, found, err := b.bpeVocab(int(p.hp.vocab))
-		if err != nil {
+		if found, err := addBPEVocab(b, int(p.hp.vocab)); err != nil || found {
 			return err
 		}
-		if !found {
-			return missingFile(b.Dir, "tokenizer.json")
-		}
-		v.add(b)
-		sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, -1, true, b.Warn)
-		if err != nil {
-			return err
-		}
-		return sv.add(b)
+		return missingFile(b.Dir, "tokenizer.json")
 	}
 	v, found, err := sentencePieceVocab(b.Dir, int(p.hp.vocab), b.Warn, true)
 	if err != nil {
@@ -219,10 +186,5 @@ func (p *phi3) Vocab(b *Builder) error {
 	if !found {
 		return fmt.Errorf("%s: %w: tokenizer.model is missing", b.Dir, ErrTokenizer)
 	}
-	v.add(b)
-	sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, len(v.Tokens), false, b.Warn)
-	if err != nil {
-		return err
-	}
-	return sv.add(b)
+	return addSentencePieceVocab(b, v)
 }

@@ -9,6 +9,7 @@ import (
 // q/k/v biases, NEOX rotary layout (no q/k permutation), no vocab_size or
 // rope dimension keys.
 type qwen2 struct {
+	noExtraTensors
 	hp decoderHParams
 }
 
@@ -21,31 +22,20 @@ func (q *qwen2) GGUFArch() string { return "qwen2" }
 func (q *qwen2) table() *tensorTable {
 	return &tensorTable{
 		arch:   "qwen2",
-		layer:  withBiases(llamaLayerRules(&q.hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+		layer:  qwen2LayerRules(&q.hp),
 		global: llamaGlobalRules(&q.hp),
 	}
 }
 
-func (q *qwen2) Check(b *Builder) error {
-	hp, err := readDecoderHParams(b.Config, false)
-	if err != nil {
-		return err
-	}
-	q.hp = hp
-	return q.table().check(b, &q.hp)
+// qwen2LayerRules is a Llama layer with q/k/v biases (Qwen3 keeps them).
+func qwen2LayerRules(hp *decoderHParams) []tensorRule {
+	return withBiases(llamaLayerRules(hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
 }
 
-func (q *qwen2) ExtraTensors(*Builder) error { return nil }
+func (q *qwen2) Check(b *Builder) error { return checkDecoder(b, &q.hp, false, q.table) }
 
 func (q *qwen2) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	if t.Name == "lm_head.weight" && q.hp.tied {
-		return nil
-	}
-	name, err := q.table().ggufName(t)
-	if err != nil {
-		return err
-	}
-	return b.AddTensor(name, t)
+	return addDecoderTensor(b, q.table(), q.hp.tied, t)
 }
 
 func (q *qwen2) Params(b *Builder) error {
@@ -69,47 +59,11 @@ func yarnParams(b *Builder, arch string) error {
 	if err != nil {
 		return err
 	}
-	orig, err := rs.RequireUint32("original_max_position_embeddings")
-	if err != nil {
-		return err
-	}
-	b.Add(arch+".rope.scaling.type", "yarn")
-	b.Add(arch+".rope.scaling.factor", float32(factor))
-	b.Add(arch+".rope.scaling.original_context_length", orig)
-	return nil
+	return addRopeScaling(b, rs, arch, "yarn", factor, false)
 }
 
 // Vocab is SentencePiece when tokenizer.model exists, else GPT-2 BPE from
 // tokenizer.json.
 func (q *qwen2) Vocab(b *Builder) error {
 	return sentencePieceOrBPE(b, int(q.hp.vocab))
-}
-
-// sentencePieceOrBPE is convert_hf_to_gguf.py's "try
-// _set_vocab_sentencepiece, else _set_vocab_gpt2".
-func sentencePieceOrBPE(b *Builder, vocabSize int) error {
-	v, found, err := SentencePieceVocab(b.Dir, vocabSize, b.Warn)
-	if err != nil {
-		return err
-	}
-	loadMerges := false
-	nVocab := -1
-	if found {
-		nVocab = len(v.Tokens)
-	} else {
-		v, found, err = b.bpeVocab(vocabSize)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return missingTokenizer(b.Dir)
-		}
-		loadMerges = true
-	}
-	v.add(b)
-	sv, err := loadSpecialVocab(b.Dir, defaultSpecialTypes, nVocab, loadMerges, b.Warn)
-	if err != nil {
-		return err
-	}
-	return sv.add(b)
 }

@@ -12,6 +12,7 @@ import (
 // written as key/value length. A tied checkpoint has no lm_head and gets no
 // output.weight.
 type qwen3 struct {
+	noExtraTensors
 	hp decoderHParams
 }
 
@@ -23,34 +24,14 @@ func (q *qwen3) GGUFArch() string { return "qwen3" }
 
 func (q *qwen3) table() *tensorTable {
 	hp := &q.hp
-	layer := withBiases(llamaLayerRules(hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
-	layer = append(layer,
-		tensorRule{hf: "self_attn.q_norm.weight", gguf: "attn_q_norm.weight", shape: []uint64{hp.headDim}},
-		tensorRule{hf: "self_attn.k_norm.weight", gguf: "attn_k_norm.weight", shape: []uint64{hp.headDim}},
-	)
+	layer := append(qwen2LayerRules(hp), qkNormRules(hp)...)
 	return &tensorTable{arch: "qwen3", layer: layer, global: llamaGlobalRules(hp)}
 }
 
-func (q *qwen3) Check(b *Builder) error {
-	hp, err := readDecoderHParams(b.Config, false)
-	if err != nil {
-		return err
-	}
-	q.hp = hp
-	return q.table().check(b, &q.hp)
-}
-
-func (q *qwen3) ExtraTensors(*Builder) error { return nil }
+func (q *qwen3) Check(b *Builder) error { return checkDecoder(b, &q.hp, false, q.table) }
 
 func (q *qwen3) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	if t.Name == "lm_head.weight" && q.hp.tied {
-		return nil
-	}
-	name, err := q.table().ggufName(t)
-	if err != nil {
-		return err
-	}
-	return b.AddTensor(name, t)
+	return addDecoderTensor(b, q.table(), q.hp.tied, t)
 }
 
 func (q *qwen3) Params(b *Builder) error { return textModelParams(b, "qwen3") }

@@ -2,7 +2,8 @@ package convert
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/llqt/llqt/formats"
@@ -44,12 +45,21 @@ func Register(newArch func() Architecture, hfNames ...string) {
 
 // Supported lists the registered Hugging Face architecture names, sorted.
 func Supported() []string {
-	var out []string
-	for n := range registry {
-		out = append(out, n)
+	return slices.Sorted(maps.Keys(registry))
+}
+
+// parseConfigArch parses config.json and looks up the architecture it
+// names, returning the Hugging Face class name and a fresh converter.
+func parseConfigArch(data []byte, path string) (*Config, string, Architecture, error) {
+	cfg, err := ParseConfig(data, path)
+	if err != nil {
+		return nil, "", nil, err
 	}
-	sort.Strings(out)
-	return out
+	hfArch, arch, err := lookup(cfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return cfg, hfArch, arch, nil
 }
 
 func lookup(cfg *Config) (string, Architecture, error) {

@@ -13,43 +13,27 @@ func textModelParams(b *Builder, arch string) error {
 		return err
 	}
 	b.Add(arch+".block_count", n)
-	for _, s := range []struct {
-		key  string
-		from []string
-	}{
+	if err := b.addUint32s(arch, []hparam{
 		{".context_length", []string{"max_position_embeddings", "n_ctx", "n_positions", "max_length", "max_sequence_length", "model_max_length"}},
 		{".embedding_length", []string{"hidden_size", "n_embd", "dim"}},
 		{".feed_forward_length", []string{"intermediate_size", "n_inner", "hidden_dim"}},
 		{".attention.head_count", []string{"num_attention_heads", "n_head", "n_heads"}},
 		{".attention.head_count_kv", []string{"num_key_value_heads", "n_kv_heads"}},
-	} {
-		if err := b.addUint32(arch+s.key, s.from...); err != nil {
-			return err
-		}
+	}); err != nil {
+		return err
 	}
 	if rs, ok, err := c.Object("rope_scaling"); err != nil {
 		return err
 	} else if ok {
-		typ, _ := rs.String("rope_type")
-		if typ == "" {
-			typ, _ = rs.String("type")
-		}
+		typ := rs.FirstString("rope_type", "type")
 		factor, hasFactor, err := rs.Float("factor")
 		if err != nil {
 			return err
 		}
-		switch {
-		case typ == "linear" && hasFactor:
-			b.Add(arch+".rope.scaling.type", "linear")
-			b.Add(arch+".rope.scaling.factor", float32(factor))
-		case typ == "yarn" && hasFactor:
-			orig, err := rs.RequireUint32("original_max_position_embeddings")
-			if err != nil {
+		if (typ == "linear" || typ == "yarn") && hasFactor {
+			if err := addRopeScaling(b, rs, arch, typ, factor, false); err != nil {
 				return err
 			}
-			b.Add(arch+".rope.scaling.type", "yarn")
-			b.Add(arch+".rope.scaling.factor", float32(factor))
-			b.Add(arch+".rope.scaling.original_context_length", orig)
 		}
 	}
 	if err := b.addFloat32(arch+".rope.freq_base", "rope_theta"); err != nil {
@@ -58,16 +42,11 @@ func textModelParams(b *Builder, arch string) error {
 	if err := b.addFloat32(arch+".rope.freq_base_swa", "rope_local_base_freq"); err != nil {
 		return err
 	}
-	for _, s := range []struct {
-		key  string
-		from []string
-	}{
+	if err := b.addFloat32s(arch, []hparam{
 		{".attention.layer_norm_rms_epsilon", []string{"rms_norm_eps", "norm_eps"}},
 		{".attention.layer_norm_epsilon", []string{"layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"}},
-	} {
-		if err := b.addFloat32(arch+s.key, s.from...); err != nil {
-			return err
-		}
+	}); err != nil {
+		return err
 	}
 	if err := b.addUint32(arch+".expert_count", "num_local_experts", "num_experts", "n_routed_experts"); err != nil {
 		return err

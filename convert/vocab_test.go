@@ -97,10 +97,11 @@ func FuzzConfig(f *testing.F) {
 		if !ok {
 			return
 		}
-		if err := l.readHParams(bl); err != nil {
+		hp, err := readDecoderHParams(cfg, false)
+		if err != nil {
 			return
 		}
-		hp := l.hp
+		l.hp = hp
 		if hp.heads == 0 || hp.kvHeads == 0 || hp.headDim%2 != 0 || hp.heads%hp.kvHeads != 0 {
 			t.Fatalf("accepted inconsistent hyperparameters %+v", hp)
 		}

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -32,12 +33,7 @@ var archs = map[string]archLoader{
 // SupportedArchitectures lists the GGUF architectures the engine runs,
 // sorted.
 func SupportedArchitectures() []string {
-	var out []string
-	for a := range archs {
-		out = append(out, a)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(archs))
 }
 
 // blockStyle holds the model-wide switches of the shared forward pass. The
@@ -96,71 +92,87 @@ func (m *Model) optVector(name string, n int) ([]float32, error) {
 // output projections, the tensors every architecture but Phi-3 shares.
 func (m *Model) loadAttention(i int, l *Layer) error {
 	h := m.Hparams
-	var err error
-	if l.AttnNorm, err = m.vector(blockName(i, "attn_norm"), h.NEmbd); err != nil {
+	if err := m.loadLayerVectors(i, layerVector{&l.AttnNorm, "attn_norm", h.NEmbd}); err != nil {
 		return err
 	}
-	for _, w := range []struct {
-		dst        **Weight
-		n          string
-		cols, rows int
-	}{
-		{&l.Wq, "attn_q", h.NEmbd, h.NHead * h.HeadDimK},
-		{&l.Wk, "attn_k", h.NEmbd, h.NHeadKV * h.HeadDimK},
-		{&l.Wv, "attn_v", h.NEmbd, h.NHeadKV * h.HeadDimV},
-		{&l.Wo, "attn_output", h.NHead * h.HeadDimV, h.NEmbd},
-	} {
-		if *w.dst, err = m.matrix(blockName(i, w.n), w.cols, w.rows); err != nil {
-			return err
-		}
-	}
-	return nil
+	return m.loadLayerMatrices(i,
+		layerMatrix{&l.Wq, "attn_q", h.NEmbd, h.NHead * h.HeadDimK},
+		layerMatrix{&l.Wk, "attn_k", h.NEmbd, h.NHeadKV * h.HeadDimK},
+		layerMatrix{&l.Wv, "attn_v", h.NEmbd, h.NHeadKV * h.HeadDimV},
+		layerMatrix{&l.Wo, "attn_output", h.NHead * h.HeadDimV, h.NEmbd},
+	)
 }
 
 // loadFFN reads layer i's feed-forward norm and its dense gate, up and down
 // projections.
 func (m *Model) loadFFN(i int, l *Layer) error {
 	h := m.Hparams
-	var err error
-	if l.FFNNorm, err = m.vector(blockName(i, "ffn_norm"), h.NEmbd); err != nil {
+	if err := m.loadLayerVectors(i, layerVector{&l.FFNNorm, "ffn_norm", h.NEmbd}); err != nil {
 		return err
 	}
-	for _, w := range []struct {
-		dst        **Weight
-		n          string
-		cols, rows int
-	}{
-		{&l.WGate, "ffn_gate", h.NEmbd, h.NFF},
-		{&l.WUp, "ffn_up", h.NEmbd, h.NFF},
-		{&l.WDown, "ffn_down", h.NFF, h.NEmbd},
-	} {
-		if *w.dst, err = m.matrix(blockName(i, w.n), w.cols, w.rows); err != nil {
+	return m.loadLayerMatrices(i,
+		layerMatrix{&l.WGate, "ffn_gate", h.NEmbd, h.NFF},
+		layerMatrix{&l.WUp, "ffn_up", h.NEmbd, h.NFF},
+		layerMatrix{&l.WDown, "ffn_down", h.NFF, h.NEmbd},
+	)
+}
+
+// loadQKNorms reads layer i's per-head query and key RMS norm weights
+// (Qwen3, Gemma 3).
+func (m *Model) loadQKNorms(i int, l *Layer) error {
+	hd := m.Hparams.HeadDimK
+	return m.loadLayerVectors(i,
+		layerVector{&l.QNorm, "attn_q_norm", hd},
+		layerVector{&l.KNorm, "attn_k_norm", hd},
+	)
+}
+
+// loadPostNorms reads layer i's norms of the attention and feed-forward
+// outputs (Gemma 2 and 3).
+func (m *Model) loadPostNorms(i int, l *Layer) error {
+	n := m.Hparams.NEmbd
+	return m.loadLayerVectors(i,
+		layerVector{&l.PostAttnNorm, "post_attention_norm", n},
+		layerVector{&l.PostFFNNorm, "post_ffw_norm", n},
+	)
+}
+
+// layerVector is one of a layer's 1-D tensors (norm weights): where it
+// goes, its name within the layer and its length.
+type layerVector struct {
+	dst  *[]float32
+	name string
+	n    int
+}
+
+// loadLayerVectors reads layer i's vectors in order.
+func (m *Model) loadLayerVectors(i int, vs ...layerVector) error {
+	for _, v := range vs {
+		var err error
+		if *v.dst, err = m.vector(blockName(i, v.name), v.n); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// loadQKNorms reads layer i's per-head query and key RMS norm weights
-// (Qwen3, Gemma 3).
-func (m *Model) loadQKNorms(i int, l *Layer) error {
-	var err error
-	if l.QNorm, err = m.vector(blockName(i, "attn_q_norm"), m.Hparams.HeadDimK); err != nil {
-		return err
-	}
-	l.KNorm, err = m.vector(blockName(i, "attn_k_norm"), m.Hparams.HeadDimK)
-	return err
+// layerMatrix is one of a layer's weight matrices: where it goes, its name
+// within the layer and its shape.
+type layerMatrix struct {
+	dst        **Weight
+	name       string
+	cols, rows int
 }
 
-// loadPostNorms reads layer i's norms of the attention and feed-forward
-// outputs (Gemma 2 and 3).
-func (m *Model) loadPostNorms(i int, l *Layer) error {
-	var err error
-	if l.PostAttnNorm, err = m.vector(blockName(i, "post_attention_norm"), m.Hparams.NEmbd); err != nil {
-		return err
+// loadLayerMatrices reads layer i's matrices in order.
+func (m *Model) loadLayerMatrices(i int, ws ...layerMatrix) error {
+	for _, w := range ws {
+		var err error
+		if *w.dst, err = m.matrix(blockName(i, w.name), w.cols, w.rows); err != nil {
+			return err
+		}
 	}
-	l.PostFFNNorm, err = m.vector(blockName(i, "post_ffw_norm"), m.Hparams.NEmbd)
-	return err
+	return nil
 }
 
 // loadLayers runs load for every layer.

@@ -17,8 +17,6 @@ func ParseTypedValue(s string) (any, error) {
 		return nil, fmt.Errorf("value %q: want TYPE:VALUE, e.g. str:hello, u32:4096, f32:1e-5, bool:true", s)
 	}
 	num := strings.TrimSpace(val)
-	uintOf := func(bits int) (uint64, error) { return strconv.ParseUint(num, 0, bits) }
-	intOf := func(bits int) (int64, error) { return strconv.ParseInt(num, 0, bits) }
 	var v any
 	var err error
 	switch strings.ToLower(typ) {
@@ -33,41 +31,27 @@ func ParseTypedValue(s string) (any, error) {
 		}
 		return nil, fmt.Errorf("value %q: bool must be true or false", s)
 	case "u8", "uint8":
-		var n uint64
-		n, err = uintOf(8)
-		v = uint8(n)
+		v, err = parseUint[uint8](num, 8)
 	case "i8", "int8":
-		var n int64
-		n, err = intOf(8)
-		v = int8(n)
+		v, err = parseInt[int8](num, 8)
 	case "u16", "uint16":
-		var n uint64
-		n, err = uintOf(16)
-		v = uint16(n)
+		v, err = parseUint[uint16](num, 16)
 	case "i16", "int16":
-		var n int64
-		n, err = intOf(16)
-		v = int16(n)
+		v, err = parseInt[int16](num, 16)
 	case "u32", "uint32":
-		var n uint64
-		n, err = uintOf(32)
-		v = uint32(n)
+		v, err = parseUint[uint32](num, 32)
 	case "i32", "int32", "int":
-		var n int64
-		n, err = intOf(32)
-		v = int32(n)
+		v, err = parseInt[int32](num, 32)
 	case "u64", "uint64":
-		v, err = uintOf(64)
+		v, err = parseUint[uint64](num, 64)
 	case "i64", "int64":
-		v, err = intOf(64)
+		v, err = parseInt[int64](num, 64)
 	case "f32", "float32", "float":
 		var f float64
 		f, err = strconv.ParseFloat(num, 32)
 		v = float32(f)
 	case "f64", "float64":
-		var f float64
-		f, err = strconv.ParseFloat(num, 64)
-		v = f
+		v, err = strconv.ParseFloat(num, 64)
 	default:
 		return nil, fmt.Errorf("value %q: unknown type %q", s, typ)
 	}
@@ -75,4 +59,17 @@ func ParseTypedValue(s string) (any, error) {
 		return nil, fmt.Errorf("value %q: %w", s, err)
 	}
 	return v, nil
+}
+
+// parseUint parses an unsigned integer (decimal, or 0x/0o/0b prefixed)
+// that must fit bits, as T.
+func parseUint[T uint8 | uint16 | uint32 | uint64](num string, bits int) (T, error) {
+	n, err := strconv.ParseUint(num, 0, bits)
+	return T(n), err
+}
+
+// parseInt is parseUint for signed integers.
+func parseInt[T int8 | int16 | int32 | int64](num string, bits int) (T, error) {
+	n, err := strconv.ParseInt(num, 0, bits)
+	return T(n), err
 }

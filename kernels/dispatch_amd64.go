@@ -83,6 +83,8 @@ var asmKernels = []struct {
 	{ggml.TypeIQ2_XXS, dotIQ2XXSQ8_KAVX2, dotIQ2XXSQ8_KRowsAVX2, dotIQ2XXSQ8_Kx4AVX2, nil, nil, nil, nil},
 	{ggml.TypeIQ2_XS, dotIQ2XSQ8_KAVX2, dotIQ2XSQ8_KRowsAVX2, dotIQ2XSQ8_Kx4AVX2, nil, nil, nil, nil},
 	{ggml.TypeIQ2_S, dotIQ2SQ8_KAVX2, dotIQ2SQ8_KRowsAVX2, dotIQ2SQ8_Kx4AVX2, nil, nil, nil, nil},
+	{ggml.TypeIQ3_XXS, dotIQ3XXSQ8_KAVX2, dotIQ3XXSQ8_KRowsAVX2, dotIQ3XXSQ8_Kx4AVX2, nil, nil, nil, nil},
+	{ggml.TypeIQ3_S, dotIQ3SQ8_KAVX2, dotIQ3SQ8_KRowsAVX2, dotIQ3SQ8_Kx4AVX2, nil, nil, nil, nil},
 }
 
 // install puts the named (available) set in place over the Go reference.

@@ -11,7 +11,8 @@
 //     ggml's AVX2 quantize_row_q8_0/q8_1 (d = amax/127, quants round(x·127/amax)
 //     with ties to even, s = d·Σq), which is what llama.cpp runs on the x86
 //     machines we compare against.
-//   - Q8_K for Q2_K…Q6_K, IQ4_XS, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M, TQ1_0 and TQ2_0, following quantize_row_q8_K_ref
+//   - Q8_K for Q2_K…Q6_K, IQ4_XS, IQ3_XXS, IQ3_S, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S,
+//     IQ1_M, TQ1_0 and TQ2_0, following quantize_row_q8_K_ref
 //     (scale −127/max of the first element of largest magnitude, nearest_int).
 //   - For F16 and BF16 weights ggml rounds the activations to f16 (bf16) and
 //     forms f16·f16 (bf16·bf16) products in float32. We round the same way but
@@ -25,7 +26,9 @@
 //
 // Integer parts of every block dot are exact. Float accumulation order differs
 // between the assembly and the Go reference (and from ggml), so results agree
-// to float32 rounding, not bit for bit. Within one build MatMul is
+// to float32 rounding, not bit for bit (except for IQ3_XXS and IQ3_S, whose
+// assembly follows the Go reference's unfused order exactly; see
+// _asm/iq3.go). Within one build MatMul is
 // deterministic: each output is computed by one kernel call whatever the
 // thread count, and the wide kernels used for prompt batches give the same
 // bits as the single-row ones, so a sequence's logits do not depend on how

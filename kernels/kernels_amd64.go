@@ -199,6 +199,12 @@ func dotQ3_KQ8_KAVX2(x *byte, y *byte, nb int) float32
 // dotIQ4XSQ8_KAVX2 returns the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y.
 func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
 
+// dotIQ3XXSQ8_KAVX2 returns the dot product of nb IQ3_XXS blocks at x and nb Q8_K blocks at y.
+func dotIQ3XXSQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ3SQ8_KAVX2 returns the dot product of nb IQ3_S blocks at x and nb Q8_K blocks at y.
+func dotIQ3SQ8_KAVX2(x *byte, y *byte, nb int) float32
+
 // dotQ4_1Q8_1x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_1 blocks at x and nb Q8_1 blocks at y,
 // for the four activation rows at y + c*ystride (in bytes).
 func dotQ4_1Q8_1x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
@@ -231,6 +237,14 @@ func dotQ3_KQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outs
 // for the four activation rows at y + c*ystride (in bytes).
 func dotIQ4XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
+// dotIQ3XXSQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ3_XXS blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ3XXSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ3SQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ3_S blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ3SQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
 // dotQ4_KQ8_KRowsAVX2 stores at out[r] the dot product of nb Q4_K blocks at x and nb Q8_K blocks at y,
 // for the rows consecutive weight rows starting at x (r < rows, rows > 0).
 func dotQ4_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
@@ -246,6 +260,14 @@ func dotQ6_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // dotIQ4XSQ8_KRowsAVX2 stores at out[r] the dot product of nb IQ4_XS blocks at x and nb Q8_K blocks at y,
 // for the rows consecutive weight rows starting at x (r < rows, rows > 0).
 func dotIQ4XSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ3XXSQ8_KRowsAVX2 stores at out[r] the dot product of nb IQ3_XXS blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotIQ3XXSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ3SQ8_KRowsAVX2 stores at out[r] the dot product of nb IQ3_S blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotIQ3SQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 
 // dotTQ1_0Q8_KAVX2 returns the dot product of nb TQ1_0 blocks at x and nb Q8_K blocks at y.
 func dotTQ1_0Q8_KAVX2(x *byte, y *byte, nb int) float32

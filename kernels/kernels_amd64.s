@@ -2754,6 +2754,1864 @@ DATA wordShuf2<>+126(SB)/1, $0x0e
 DATA wordShuf2<>+127(SB)/1, $0x0f
 GLOBL wordShuf2<>(SB), RODATA|NOPTR, $128
 
+DATA iq3xxsGrid<>+0(SB)/4, $0x04040404
+DATA iq3xxsGrid<>+4(SB)/4, $0x04040414
+DATA iq3xxsGrid<>+8(SB)/4, $0x04040424
+DATA iq3xxsGrid<>+12(SB)/4, $0x04040c0c
+DATA iq3xxsGrid<>+16(SB)/4, $0x04040c1c
+DATA iq3xxsGrid<>+20(SB)/4, $0x04040c3e
+DATA iq3xxsGrid<>+24(SB)/4, $0x04041404
+DATA iq3xxsGrid<>+28(SB)/4, $0x04041414
+DATA iq3xxsGrid<>+32(SB)/4, $0x04041c0c
+DATA iq3xxsGrid<>+36(SB)/4, $0x04042414
+DATA iq3xxsGrid<>+40(SB)/4, $0x04043e1c
+DATA iq3xxsGrid<>+44(SB)/4, $0x04043e2c
+DATA iq3xxsGrid<>+48(SB)/4, $0x040c040c
+DATA iq3xxsGrid<>+52(SB)/4, $0x040c041c
+DATA iq3xxsGrid<>+56(SB)/4, $0x040c0c04
+DATA iq3xxsGrid<>+60(SB)/4, $0x040c0c14
+DATA iq3xxsGrid<>+64(SB)/4, $0x040c140c
+DATA iq3xxsGrid<>+68(SB)/4, $0x040c142c
+DATA iq3xxsGrid<>+72(SB)/4, $0x040c1c04
+DATA iq3xxsGrid<>+76(SB)/4, $0x040c1c14
+DATA iq3xxsGrid<>+80(SB)/4, $0x040c240c
+DATA iq3xxsGrid<>+84(SB)/4, $0x040c2c24
+DATA iq3xxsGrid<>+88(SB)/4, $0x040c3e04
+DATA iq3xxsGrid<>+92(SB)/4, $0x04140404
+DATA iq3xxsGrid<>+96(SB)/4, $0x04140414
+DATA iq3xxsGrid<>+100(SB)/4, $0x04140424
+DATA iq3xxsGrid<>+104(SB)/4, $0x04140c0c
+DATA iq3xxsGrid<>+108(SB)/4, $0x04141404
+DATA iq3xxsGrid<>+112(SB)/4, $0x04141414
+DATA iq3xxsGrid<>+116(SB)/4, $0x04141c0c
+DATA iq3xxsGrid<>+120(SB)/4, $0x04141c1c
+DATA iq3xxsGrid<>+124(SB)/4, $0x04141c3e
+DATA iq3xxsGrid<>+128(SB)/4, $0x04142c0c
+DATA iq3xxsGrid<>+132(SB)/4, $0x04142c3e
+DATA iq3xxsGrid<>+136(SB)/4, $0x04143e2c
+DATA iq3xxsGrid<>+140(SB)/4, $0x041c040c
+DATA iq3xxsGrid<>+144(SB)/4, $0x041c043e
+DATA iq3xxsGrid<>+148(SB)/4, $0x041c0c04
+DATA iq3xxsGrid<>+152(SB)/4, $0x041c0c14
+DATA iq3xxsGrid<>+156(SB)/4, $0x041c142c
+DATA iq3xxsGrid<>+160(SB)/4, $0x041c3e04
+DATA iq3xxsGrid<>+164(SB)/4, $0x04240c1c
+DATA iq3xxsGrid<>+168(SB)/4, $0x04241c3e
+DATA iq3xxsGrid<>+172(SB)/4, $0x04242424
+DATA iq3xxsGrid<>+176(SB)/4, $0x04242c3e
+DATA iq3xxsGrid<>+180(SB)/4, $0x04243e1c
+DATA iq3xxsGrid<>+184(SB)/4, $0x04243e2c
+DATA iq3xxsGrid<>+188(SB)/4, $0x042c040c
+DATA iq3xxsGrid<>+192(SB)/4, $0x042c043e
+DATA iq3xxsGrid<>+196(SB)/4, $0x042c1c14
+DATA iq3xxsGrid<>+200(SB)/4, $0x042c2c14
+DATA iq3xxsGrid<>+204(SB)/4, $0x04341c2c
+DATA iq3xxsGrid<>+208(SB)/4, $0x04343424
+DATA iq3xxsGrid<>+212(SB)/4, $0x043e0c04
+DATA iq3xxsGrid<>+216(SB)/4, $0x043e0c24
+DATA iq3xxsGrid<>+220(SB)/4, $0x043e0c34
+DATA iq3xxsGrid<>+224(SB)/4, $0x043e241c
+DATA iq3xxsGrid<>+228(SB)/4, $0x043e340c
+DATA iq3xxsGrid<>+232(SB)/4, $0x0c04040c
+DATA iq3xxsGrid<>+236(SB)/4, $0x0c04041c
+DATA iq3xxsGrid<>+240(SB)/4, $0x0c040c04
+DATA iq3xxsGrid<>+244(SB)/4, $0x0c040c14
+DATA iq3xxsGrid<>+248(SB)/4, $0x0c04140c
+DATA iq3xxsGrid<>+252(SB)/4, $0x0c04141c
+DATA iq3xxsGrid<>+256(SB)/4, $0x0c041c04
+DATA iq3xxsGrid<>+260(SB)/4, $0x0c041c14
+DATA iq3xxsGrid<>+264(SB)/4, $0x0c041c24
+DATA iq3xxsGrid<>+268(SB)/4, $0x0c04243e
+DATA iq3xxsGrid<>+272(SB)/4, $0x0c042c04
+DATA iq3xxsGrid<>+276(SB)/4, $0x0c0c0404
+DATA iq3xxsGrid<>+280(SB)/4, $0x0c0c0414
+DATA iq3xxsGrid<>+284(SB)/4, $0x0c0c0c0c
+DATA iq3xxsGrid<>+288(SB)/4, $0x0c0c1404
+DATA iq3xxsGrid<>+292(SB)/4, $0x0c0c1414
+DATA iq3xxsGrid<>+296(SB)/4, $0x0c14040c
+DATA iq3xxsGrid<>+300(SB)/4, $0x0c14041c
+DATA iq3xxsGrid<>+304(SB)/4, $0x0c140c04
+DATA iq3xxsGrid<>+308(SB)/4, $0x0c140c14
+DATA iq3xxsGrid<>+312(SB)/4, $0x0c14140c
+DATA iq3xxsGrid<>+316(SB)/4, $0x0c141c04
+DATA iq3xxsGrid<>+320(SB)/4, $0x0c143e14
+DATA iq3xxsGrid<>+324(SB)/4, $0x0c1c0404
+DATA iq3xxsGrid<>+328(SB)/4, $0x0c1c0414
+DATA iq3xxsGrid<>+332(SB)/4, $0x0c1c1404
+DATA iq3xxsGrid<>+336(SB)/4, $0x0c1c1c0c
+DATA iq3xxsGrid<>+340(SB)/4, $0x0c1c2434
+DATA iq3xxsGrid<>+344(SB)/4, $0x0c1c3434
+DATA iq3xxsGrid<>+348(SB)/4, $0x0c24040c
+DATA iq3xxsGrid<>+352(SB)/4, $0x0c24042c
+DATA iq3xxsGrid<>+356(SB)/4, $0x0c242c04
+DATA iq3xxsGrid<>+360(SB)/4, $0x0c2c1404
+DATA iq3xxsGrid<>+364(SB)/4, $0x0c2c1424
+DATA iq3xxsGrid<>+368(SB)/4, $0x0c2c2434
+DATA iq3xxsGrid<>+372(SB)/4, $0x0c2c3e0c
+DATA iq3xxsGrid<>+376(SB)/4, $0x0c34042c
+DATA iq3xxsGrid<>+380(SB)/4, $0x0c3e1414
+DATA iq3xxsGrid<>+384(SB)/4, $0x0c3e2404
+DATA iq3xxsGrid<>+388(SB)/4, $0x14040404
+DATA iq3xxsGrid<>+392(SB)/4, $0x14040414
+DATA iq3xxsGrid<>+396(SB)/4, $0x14040c0c
+DATA iq3xxsGrid<>+400(SB)/4, $0x14040c1c
+DATA iq3xxsGrid<>+404(SB)/4, $0x14041404
+DATA iq3xxsGrid<>+408(SB)/4, $0x14041414
+DATA iq3xxsGrid<>+412(SB)/4, $0x14041434
+DATA iq3xxsGrid<>+416(SB)/4, $0x14041c0c
+DATA iq3xxsGrid<>+420(SB)/4, $0x14042414
+DATA iq3xxsGrid<>+424(SB)/4, $0x140c040c
+DATA iq3xxsGrid<>+428(SB)/4, $0x140c041c
+DATA iq3xxsGrid<>+432(SB)/4, $0x140c042c
+DATA iq3xxsGrid<>+436(SB)/4, $0x140c0c04
+DATA iq3xxsGrid<>+440(SB)/4, $0x140c0c14
+DATA iq3xxsGrid<>+444(SB)/4, $0x140c140c
+DATA iq3xxsGrid<>+448(SB)/4, $0x140c1c04
+DATA iq3xxsGrid<>+452(SB)/4, $0x140c341c
+DATA iq3xxsGrid<>+456(SB)/4, $0x140c343e
+DATA iq3xxsGrid<>+460(SB)/4, $0x140c3e04
+DATA iq3xxsGrid<>+464(SB)/4, $0x14140404
+DATA iq3xxsGrid<>+468(SB)/4, $0x14140414
+DATA iq3xxsGrid<>+472(SB)/4, $0x14140c0c
+DATA iq3xxsGrid<>+476(SB)/4, $0x14140c3e
+DATA iq3xxsGrid<>+480(SB)/4, $0x14141404
+DATA iq3xxsGrid<>+484(SB)/4, $0x14141414
+DATA iq3xxsGrid<>+488(SB)/4, $0x14141c3e
+DATA iq3xxsGrid<>+492(SB)/4, $0x14142404
+DATA iq3xxsGrid<>+496(SB)/4, $0x14142c2c
+DATA iq3xxsGrid<>+500(SB)/4, $0x141c040c
+DATA iq3xxsGrid<>+504(SB)/4, $0x141c0c04
+DATA iq3xxsGrid<>+508(SB)/4, $0x141c0c24
+DATA iq3xxsGrid<>+512(SB)/4, $0x141c3e04
+DATA iq3xxsGrid<>+516(SB)/4, $0x141c3e24
+DATA iq3xxsGrid<>+520(SB)/4, $0x14241c2c
+DATA iq3xxsGrid<>+524(SB)/4, $0x14242c1c
+DATA iq3xxsGrid<>+528(SB)/4, $0x142c041c
+DATA iq3xxsGrid<>+532(SB)/4, $0x142c143e
+DATA iq3xxsGrid<>+536(SB)/4, $0x142c240c
+DATA iq3xxsGrid<>+540(SB)/4, $0x142c3e24
+DATA iq3xxsGrid<>+544(SB)/4, $0x143e040c
+DATA iq3xxsGrid<>+548(SB)/4, $0x143e041c
+DATA iq3xxsGrid<>+552(SB)/4, $0x143e0c34
+DATA iq3xxsGrid<>+556(SB)/4, $0x143e242c
+DATA iq3xxsGrid<>+560(SB)/4, $0x1c04040c
+DATA iq3xxsGrid<>+564(SB)/4, $0x1c040c04
+DATA iq3xxsGrid<>+568(SB)/4, $0x1c040c14
+DATA iq3xxsGrid<>+572(SB)/4, $0x1c04140c
+DATA iq3xxsGrid<>+576(SB)/4, $0x1c04141c
+DATA iq3xxsGrid<>+580(SB)/4, $0x1c042c04
+DATA iq3xxsGrid<>+584(SB)/4, $0x1c04342c
+DATA iq3xxsGrid<>+588(SB)/4, $0x1c043e14
+DATA iq3xxsGrid<>+592(SB)/4, $0x1c0c0404
+DATA iq3xxsGrid<>+596(SB)/4, $0x1c0c0414
+DATA iq3xxsGrid<>+600(SB)/4, $0x1c0c1404
+DATA iq3xxsGrid<>+604(SB)/4, $0x1c0c1c0c
+DATA iq3xxsGrid<>+608(SB)/4, $0x1c0c2424
+DATA iq3xxsGrid<>+612(SB)/4, $0x1c0c2434
+DATA iq3xxsGrid<>+616(SB)/4, $0x1c14040c
+DATA iq3xxsGrid<>+620(SB)/4, $0x1c14041c
+DATA iq3xxsGrid<>+624(SB)/4, $0x1c140c04
+DATA iq3xxsGrid<>+628(SB)/4, $0x1c14142c
+DATA iq3xxsGrid<>+632(SB)/4, $0x1c142c14
+DATA iq3xxsGrid<>+636(SB)/4, $0x1c143e14
+DATA iq3xxsGrid<>+640(SB)/4, $0x1c1c0c0c
+DATA iq3xxsGrid<>+644(SB)/4, $0x1c1c1c1c
+DATA iq3xxsGrid<>+648(SB)/4, $0x1c241c04
+DATA iq3xxsGrid<>+652(SB)/4, $0x1c24243e
+DATA iq3xxsGrid<>+656(SB)/4, $0x1c243e14
+DATA iq3xxsGrid<>+660(SB)/4, $0x1c2c0404
+DATA iq3xxsGrid<>+664(SB)/4, $0x1c2c0434
+DATA iq3xxsGrid<>+668(SB)/4, $0x1c2c1414
+DATA iq3xxsGrid<>+672(SB)/4, $0x1c2c2c2c
+DATA iq3xxsGrid<>+676(SB)/4, $0x1c340c24
+DATA iq3xxsGrid<>+680(SB)/4, $0x1c341c34
+DATA iq3xxsGrid<>+684(SB)/4, $0x1c34341c
+DATA iq3xxsGrid<>+688(SB)/4, $0x1c3e1c1c
+DATA iq3xxsGrid<>+692(SB)/4, $0x1c3e3404
+DATA iq3xxsGrid<>+696(SB)/4, $0x24040424
+DATA iq3xxsGrid<>+700(SB)/4, $0x24040c3e
+DATA iq3xxsGrid<>+704(SB)/4, $0x24041c2c
+DATA iq3xxsGrid<>+708(SB)/4, $0x24041c3e
+DATA iq3xxsGrid<>+712(SB)/4, $0x24042c1c
+DATA iq3xxsGrid<>+716(SB)/4, $0x24042c3e
+DATA iq3xxsGrid<>+720(SB)/4, $0x240c3e24
+DATA iq3xxsGrid<>+724(SB)/4, $0x24141404
+DATA iq3xxsGrid<>+728(SB)/4, $0x24141c3e
+DATA iq3xxsGrid<>+732(SB)/4, $0x24142404
+DATA iq3xxsGrid<>+736(SB)/4, $0x24143404
+DATA iq3xxsGrid<>+740(SB)/4, $0x24143434
+DATA iq3xxsGrid<>+744(SB)/4, $0x241c043e
+DATA iq3xxsGrid<>+748(SB)/4, $0x241c242c
+DATA iq3xxsGrid<>+752(SB)/4, $0x24240424
+DATA iq3xxsGrid<>+756(SB)/4, $0x24242c0c
+DATA iq3xxsGrid<>+760(SB)/4, $0x24243424
+DATA iq3xxsGrid<>+764(SB)/4, $0x242c142c
+DATA iq3xxsGrid<>+768(SB)/4, $0x242c241c
+DATA iq3xxsGrid<>+772(SB)/4, $0x242c3e04
+DATA iq3xxsGrid<>+776(SB)/4, $0x243e042c
+DATA iq3xxsGrid<>+780(SB)/4, $0x243e0c04
+DATA iq3xxsGrid<>+784(SB)/4, $0x243e0c14
+DATA iq3xxsGrid<>+788(SB)/4, $0x243e1c04
+DATA iq3xxsGrid<>+792(SB)/4, $0x2c040c14
+DATA iq3xxsGrid<>+796(SB)/4, $0x2c04240c
+DATA iq3xxsGrid<>+800(SB)/4, $0x2c043e04
+DATA iq3xxsGrid<>+804(SB)/4, $0x2c0c0404
+DATA iq3xxsGrid<>+808(SB)/4, $0x2c0c0434
+DATA iq3xxsGrid<>+812(SB)/4, $0x2c0c1434
+DATA iq3xxsGrid<>+816(SB)/4, $0x2c0c2c2c
+DATA iq3xxsGrid<>+820(SB)/4, $0x2c140c24
+DATA iq3xxsGrid<>+824(SB)/4, $0x2c141c14
+DATA iq3xxsGrid<>+828(SB)/4, $0x2c143e14
+DATA iq3xxsGrid<>+832(SB)/4, $0x2c1c0414
+DATA iq3xxsGrid<>+836(SB)/4, $0x2c1c2c1c
+DATA iq3xxsGrid<>+840(SB)/4, $0x2c240c04
+DATA iq3xxsGrid<>+844(SB)/4, $0x2c24141c
+DATA iq3xxsGrid<>+848(SB)/4, $0x2c24143e
+DATA iq3xxsGrid<>+852(SB)/4, $0x2c243e14
+DATA iq3xxsGrid<>+856(SB)/4, $0x2c2c0414
+DATA iq3xxsGrid<>+860(SB)/4, $0x2c2c1c0c
+DATA iq3xxsGrid<>+864(SB)/4, $0x2c342c04
+DATA iq3xxsGrid<>+868(SB)/4, $0x2c3e1424
+DATA iq3xxsGrid<>+872(SB)/4, $0x2c3e2414
+DATA iq3xxsGrid<>+876(SB)/4, $0x34041424
+DATA iq3xxsGrid<>+880(SB)/4, $0x34042424
+DATA iq3xxsGrid<>+884(SB)/4, $0x34042434
+DATA iq3xxsGrid<>+888(SB)/4, $0x34043424
+DATA iq3xxsGrid<>+892(SB)/4, $0x340c140c
+DATA iq3xxsGrid<>+896(SB)/4, $0x340c340c
+DATA iq3xxsGrid<>+900(SB)/4, $0x34140c3e
+DATA iq3xxsGrid<>+904(SB)/4, $0x34143424
+DATA iq3xxsGrid<>+908(SB)/4, $0x341c1c04
+DATA iq3xxsGrid<>+912(SB)/4, $0x341c1c34
+DATA iq3xxsGrid<>+916(SB)/4, $0x34242424
+DATA iq3xxsGrid<>+920(SB)/4, $0x342c042c
+DATA iq3xxsGrid<>+924(SB)/4, $0x342c2c14
+DATA iq3xxsGrid<>+928(SB)/4, $0x34341c1c
+DATA iq3xxsGrid<>+932(SB)/4, $0x343e041c
+DATA iq3xxsGrid<>+936(SB)/4, $0x343e140c
+DATA iq3xxsGrid<>+940(SB)/4, $0x3e04041c
+DATA iq3xxsGrid<>+944(SB)/4, $0x3e04042c
+DATA iq3xxsGrid<>+948(SB)/4, $0x3e04043e
+DATA iq3xxsGrid<>+952(SB)/4, $0x3e040c04
+DATA iq3xxsGrid<>+956(SB)/4, $0x3e041c14
+DATA iq3xxsGrid<>+960(SB)/4, $0x3e042c14
+DATA iq3xxsGrid<>+964(SB)/4, $0x3e0c1434
+DATA iq3xxsGrid<>+968(SB)/4, $0x3e0c2404
+DATA iq3xxsGrid<>+972(SB)/4, $0x3e140c14
+DATA iq3xxsGrid<>+976(SB)/4, $0x3e14242c
+DATA iq3xxsGrid<>+980(SB)/4, $0x3e142c14
+DATA iq3xxsGrid<>+984(SB)/4, $0x3e1c0404
+DATA iq3xxsGrid<>+988(SB)/4, $0x3e1c0c2c
+DATA iq3xxsGrid<>+992(SB)/4, $0x3e1c1c1c
+DATA iq3xxsGrid<>+996(SB)/4, $0x3e1c3404
+DATA iq3xxsGrid<>+1000(SB)/4, $0x3e24140c
+DATA iq3xxsGrid<>+1004(SB)/4, $0x3e24240c
+DATA iq3xxsGrid<>+1008(SB)/4, $0x3e2c0404
+DATA iq3xxsGrid<>+1012(SB)/4, $0x3e2c0414
+DATA iq3xxsGrid<>+1016(SB)/4, $0x3e2c1424
+DATA iq3xxsGrid<>+1020(SB)/4, $0x3e341c04
+GLOBL iq3xxsGrid<>(SB), RODATA|NOPTR, $1024
+
+DATA iq3sGrid<>+0(SB)/4, $0x01010101
+DATA iq3sGrid<>+4(SB)/4, $0x01010103
+DATA iq3sGrid<>+8(SB)/4, $0x01010105
+DATA iq3sGrid<>+12(SB)/4, $0x0101010b
+DATA iq3sGrid<>+16(SB)/4, $0x0101010f
+DATA iq3sGrid<>+20(SB)/4, $0x01010301
+DATA iq3sGrid<>+24(SB)/4, $0x01010303
+DATA iq3sGrid<>+28(SB)/4, $0x01010305
+DATA iq3sGrid<>+32(SB)/4, $0x01010309
+DATA iq3sGrid<>+36(SB)/4, $0x0101030d
+DATA iq3sGrid<>+40(SB)/4, $0x01010501
+DATA iq3sGrid<>+44(SB)/4, $0x01010503
+DATA iq3sGrid<>+48(SB)/4, $0x0101050b
+DATA iq3sGrid<>+52(SB)/4, $0x01010707
+DATA iq3sGrid<>+56(SB)/4, $0x01010901
+DATA iq3sGrid<>+60(SB)/4, $0x01010905
+DATA iq3sGrid<>+64(SB)/4, $0x0101090b
+DATA iq3sGrid<>+68(SB)/4, $0x0101090f
+DATA iq3sGrid<>+72(SB)/4, $0x01010b03
+DATA iq3sGrid<>+76(SB)/4, $0x01010b07
+DATA iq3sGrid<>+80(SB)/4, $0x01010d01
+DATA iq3sGrid<>+84(SB)/4, $0x01010d05
+DATA iq3sGrid<>+88(SB)/4, $0x01010f03
+DATA iq3sGrid<>+92(SB)/4, $0x01010f09
+DATA iq3sGrid<>+96(SB)/4, $0x01010f0f
+DATA iq3sGrid<>+100(SB)/4, $0x01030101
+DATA iq3sGrid<>+104(SB)/4, $0x01030103
+DATA iq3sGrid<>+108(SB)/4, $0x01030105
+DATA iq3sGrid<>+112(SB)/4, $0x01030109
+DATA iq3sGrid<>+116(SB)/4, $0x01030301
+DATA iq3sGrid<>+120(SB)/4, $0x01030303
+DATA iq3sGrid<>+124(SB)/4, $0x0103030b
+DATA iq3sGrid<>+128(SB)/4, $0x01030501
+DATA iq3sGrid<>+132(SB)/4, $0x01030507
+DATA iq3sGrid<>+136(SB)/4, $0x0103050f
+DATA iq3sGrid<>+140(SB)/4, $0x01030703
+DATA iq3sGrid<>+144(SB)/4, $0x0103070b
+DATA iq3sGrid<>+148(SB)/4, $0x01030909
+DATA iq3sGrid<>+152(SB)/4, $0x01030d03
+DATA iq3sGrid<>+156(SB)/4, $0x01030d0b
+DATA iq3sGrid<>+160(SB)/4, $0x01030f05
+DATA iq3sGrid<>+164(SB)/4, $0x01050101
+DATA iq3sGrid<>+168(SB)/4, $0x01050103
+DATA iq3sGrid<>+172(SB)/4, $0x0105010b
+DATA iq3sGrid<>+176(SB)/4, $0x0105010f
+DATA iq3sGrid<>+180(SB)/4, $0x01050301
+DATA iq3sGrid<>+184(SB)/4, $0x01050307
+DATA iq3sGrid<>+188(SB)/4, $0x0105030d
+DATA iq3sGrid<>+192(SB)/4, $0x01050503
+DATA iq3sGrid<>+196(SB)/4, $0x0105050b
+DATA iq3sGrid<>+200(SB)/4, $0x01050701
+DATA iq3sGrid<>+204(SB)/4, $0x01050709
+DATA iq3sGrid<>+208(SB)/4, $0x01050905
+DATA iq3sGrid<>+212(SB)/4, $0x0105090b
+DATA iq3sGrid<>+216(SB)/4, $0x0105090f
+DATA iq3sGrid<>+220(SB)/4, $0x01050b03
+DATA iq3sGrid<>+224(SB)/4, $0x01050b07
+DATA iq3sGrid<>+228(SB)/4, $0x01050f01
+DATA iq3sGrid<>+232(SB)/4, $0x01050f07
+DATA iq3sGrid<>+236(SB)/4, $0x01070107
+DATA iq3sGrid<>+240(SB)/4, $0x01070303
+DATA iq3sGrid<>+244(SB)/4, $0x0107030b
+DATA iq3sGrid<>+248(SB)/4, $0x01070501
+DATA iq3sGrid<>+252(SB)/4, $0x01070505
+DATA iq3sGrid<>+256(SB)/4, $0x01070703
+DATA iq3sGrid<>+260(SB)/4, $0x01070707
+DATA iq3sGrid<>+264(SB)/4, $0x0107070d
+DATA iq3sGrid<>+268(SB)/4, $0x01070909
+DATA iq3sGrid<>+272(SB)/4, $0x01070b01
+DATA iq3sGrid<>+276(SB)/4, $0x01070b05
+DATA iq3sGrid<>+280(SB)/4, $0x01070d0f
+DATA iq3sGrid<>+284(SB)/4, $0x01070f03
+DATA iq3sGrid<>+288(SB)/4, $0x01070f0b
+DATA iq3sGrid<>+292(SB)/4, $0x01090101
+DATA iq3sGrid<>+296(SB)/4, $0x01090307
+DATA iq3sGrid<>+300(SB)/4, $0x0109030f
+DATA iq3sGrid<>+304(SB)/4, $0x01090503
+DATA iq3sGrid<>+308(SB)/4, $0x01090509
+DATA iq3sGrid<>+312(SB)/4, $0x01090705
+DATA iq3sGrid<>+316(SB)/4, $0x01090901
+DATA iq3sGrid<>+320(SB)/4, $0x01090907
+DATA iq3sGrid<>+324(SB)/4, $0x01090b03
+DATA iq3sGrid<>+328(SB)/4, $0x01090f01
+DATA iq3sGrid<>+332(SB)/4, $0x010b0105
+DATA iq3sGrid<>+336(SB)/4, $0x010b0109
+DATA iq3sGrid<>+340(SB)/4, $0x010b0501
+DATA iq3sGrid<>+344(SB)/4, $0x010b0505
+DATA iq3sGrid<>+348(SB)/4, $0x010b050d
+DATA iq3sGrid<>+352(SB)/4, $0x010b0707
+DATA iq3sGrid<>+356(SB)/4, $0x010b0903
+DATA iq3sGrid<>+360(SB)/4, $0x010b090b
+DATA iq3sGrid<>+364(SB)/4, $0x010b090f
+DATA iq3sGrid<>+368(SB)/4, $0x010b0d0d
+DATA iq3sGrid<>+372(SB)/4, $0x010b0f07
+DATA iq3sGrid<>+376(SB)/4, $0x010d010d
+DATA iq3sGrid<>+380(SB)/4, $0x010d0303
+DATA iq3sGrid<>+384(SB)/4, $0x010d0307
+DATA iq3sGrid<>+388(SB)/4, $0x010d0703
+DATA iq3sGrid<>+392(SB)/4, $0x010d0b05
+DATA iq3sGrid<>+396(SB)/4, $0x010d0f03
+DATA iq3sGrid<>+400(SB)/4, $0x010f0101
+DATA iq3sGrid<>+404(SB)/4, $0x010f0105
+DATA iq3sGrid<>+408(SB)/4, $0x010f0109
+DATA iq3sGrid<>+412(SB)/4, $0x010f0501
+DATA iq3sGrid<>+416(SB)/4, $0x010f0505
+DATA iq3sGrid<>+420(SB)/4, $0x010f050d
+DATA iq3sGrid<>+424(SB)/4, $0x010f0707
+DATA iq3sGrid<>+428(SB)/4, $0x010f0b01
+DATA iq3sGrid<>+432(SB)/4, $0x010f0b09
+DATA iq3sGrid<>+436(SB)/4, $0x03010101
+DATA iq3sGrid<>+440(SB)/4, $0x03010103
+DATA iq3sGrid<>+444(SB)/4, $0x03010105
+DATA iq3sGrid<>+448(SB)/4, $0x03010109
+DATA iq3sGrid<>+452(SB)/4, $0x03010301
+DATA iq3sGrid<>+456(SB)/4, $0x03010303
+DATA iq3sGrid<>+460(SB)/4, $0x03010307
+DATA iq3sGrid<>+464(SB)/4, $0x0301030b
+DATA iq3sGrid<>+468(SB)/4, $0x0301030f
+DATA iq3sGrid<>+472(SB)/4, $0x03010501
+DATA iq3sGrid<>+476(SB)/4, $0x03010505
+DATA iq3sGrid<>+480(SB)/4, $0x03010703
+DATA iq3sGrid<>+484(SB)/4, $0x03010709
+DATA iq3sGrid<>+488(SB)/4, $0x0301070d
+DATA iq3sGrid<>+492(SB)/4, $0x03010b09
+DATA iq3sGrid<>+496(SB)/4, $0x03010b0d
+DATA iq3sGrid<>+500(SB)/4, $0x03010d03
+DATA iq3sGrid<>+504(SB)/4, $0x03010f05
+DATA iq3sGrid<>+508(SB)/4, $0x03030101
+DATA iq3sGrid<>+512(SB)/4, $0x03030103
+DATA iq3sGrid<>+516(SB)/4, $0x03030107
+DATA iq3sGrid<>+520(SB)/4, $0x0303010d
+DATA iq3sGrid<>+524(SB)/4, $0x03030301
+DATA iq3sGrid<>+528(SB)/4, $0x03030309
+DATA iq3sGrid<>+532(SB)/4, $0x03030503
+DATA iq3sGrid<>+536(SB)/4, $0x03030701
+DATA iq3sGrid<>+540(SB)/4, $0x03030707
+DATA iq3sGrid<>+544(SB)/4, $0x03030903
+DATA iq3sGrid<>+548(SB)/4, $0x03030b01
+DATA iq3sGrid<>+552(SB)/4, $0x03030b05
+DATA iq3sGrid<>+556(SB)/4, $0x03030f01
+DATA iq3sGrid<>+560(SB)/4, $0x03030f0d
+DATA iq3sGrid<>+564(SB)/4, $0x03050101
+DATA iq3sGrid<>+568(SB)/4, $0x03050305
+DATA iq3sGrid<>+572(SB)/4, $0x0305030b
+DATA iq3sGrid<>+576(SB)/4, $0x0305030f
+DATA iq3sGrid<>+580(SB)/4, $0x03050501
+DATA iq3sGrid<>+584(SB)/4, $0x03050509
+DATA iq3sGrid<>+588(SB)/4, $0x03050705
+DATA iq3sGrid<>+592(SB)/4, $0x03050901
+DATA iq3sGrid<>+596(SB)/4, $0x03050907
+DATA iq3sGrid<>+600(SB)/4, $0x03050b0b
+DATA iq3sGrid<>+604(SB)/4, $0x03050d01
+DATA iq3sGrid<>+608(SB)/4, $0x03050f05
+DATA iq3sGrid<>+612(SB)/4, $0x03070103
+DATA iq3sGrid<>+616(SB)/4, $0x03070109
+DATA iq3sGrid<>+620(SB)/4, $0x0307010f
+DATA iq3sGrid<>+624(SB)/4, $0x03070301
+DATA iq3sGrid<>+628(SB)/4, $0x03070307
+DATA iq3sGrid<>+632(SB)/4, $0x03070503
+DATA iq3sGrid<>+636(SB)/4, $0x0307050f
+DATA iq3sGrid<>+640(SB)/4, $0x03070701
+DATA iq3sGrid<>+644(SB)/4, $0x03070709
+DATA iq3sGrid<>+648(SB)/4, $0x03070903
+DATA iq3sGrid<>+652(SB)/4, $0x03070d05
+DATA iq3sGrid<>+656(SB)/4, $0x03070f01
+DATA iq3sGrid<>+660(SB)/4, $0x03090107
+DATA iq3sGrid<>+664(SB)/4, $0x0309010b
+DATA iq3sGrid<>+668(SB)/4, $0x03090305
+DATA iq3sGrid<>+672(SB)/4, $0x03090309
+DATA iq3sGrid<>+676(SB)/4, $0x03090703
+DATA iq3sGrid<>+680(SB)/4, $0x03090707
+DATA iq3sGrid<>+684(SB)/4, $0x03090905
+DATA iq3sGrid<>+688(SB)/4, $0x0309090d
+DATA iq3sGrid<>+692(SB)/4, $0x03090b01
+DATA iq3sGrid<>+696(SB)/4, $0x03090b09
+DATA iq3sGrid<>+700(SB)/4, $0x030b0103
+DATA iq3sGrid<>+704(SB)/4, $0x030b0301
+DATA iq3sGrid<>+708(SB)/4, $0x030b0307
+DATA iq3sGrid<>+712(SB)/4, $0x030b0503
+DATA iq3sGrid<>+716(SB)/4, $0x030b0701
+DATA iq3sGrid<>+720(SB)/4, $0x030b0705
+DATA iq3sGrid<>+724(SB)/4, $0x030b0b03
+DATA iq3sGrid<>+728(SB)/4, $0x030d0501
+DATA iq3sGrid<>+732(SB)/4, $0x030d0509
+DATA iq3sGrid<>+736(SB)/4, $0x030d050f
+DATA iq3sGrid<>+740(SB)/4, $0x030d0909
+DATA iq3sGrid<>+744(SB)/4, $0x030d090d
+DATA iq3sGrid<>+748(SB)/4, $0x030f0103
+DATA iq3sGrid<>+752(SB)/4, $0x030f0107
+DATA iq3sGrid<>+756(SB)/4, $0x030f0301
+DATA iq3sGrid<>+760(SB)/4, $0x030f0305
+DATA iq3sGrid<>+764(SB)/4, $0x030f0503
+DATA iq3sGrid<>+768(SB)/4, $0x030f070b
+DATA iq3sGrid<>+772(SB)/4, $0x030f0903
+DATA iq3sGrid<>+776(SB)/4, $0x030f0d05
+DATA iq3sGrid<>+780(SB)/4, $0x030f0f01
+DATA iq3sGrid<>+784(SB)/4, $0x05010101
+DATA iq3sGrid<>+788(SB)/4, $0x05010103
+DATA iq3sGrid<>+792(SB)/4, $0x05010107
+DATA iq3sGrid<>+796(SB)/4, $0x0501010b
+DATA iq3sGrid<>+800(SB)/4, $0x0501010f
+DATA iq3sGrid<>+804(SB)/4, $0x05010301
+DATA iq3sGrid<>+808(SB)/4, $0x05010305
+DATA iq3sGrid<>+812(SB)/4, $0x05010309
+DATA iq3sGrid<>+816(SB)/4, $0x0501030d
+DATA iq3sGrid<>+820(SB)/4, $0x05010503
+DATA iq3sGrid<>+824(SB)/4, $0x05010507
+DATA iq3sGrid<>+828(SB)/4, $0x0501050f
+DATA iq3sGrid<>+832(SB)/4, $0x05010701
+DATA iq3sGrid<>+836(SB)/4, $0x05010705
+DATA iq3sGrid<>+840(SB)/4, $0x05010903
+DATA iq3sGrid<>+844(SB)/4, $0x05010907
+DATA iq3sGrid<>+848(SB)/4, $0x0501090b
+DATA iq3sGrid<>+852(SB)/4, $0x05010b01
+DATA iq3sGrid<>+856(SB)/4, $0x05010b05
+DATA iq3sGrid<>+860(SB)/4, $0x05010d0f
+DATA iq3sGrid<>+864(SB)/4, $0x05010f01
+DATA iq3sGrid<>+868(SB)/4, $0x05010f07
+DATA iq3sGrid<>+872(SB)/4, $0x05010f0b
+DATA iq3sGrid<>+876(SB)/4, $0x05030101
+DATA iq3sGrid<>+880(SB)/4, $0x05030105
+DATA iq3sGrid<>+884(SB)/4, $0x05030301
+DATA iq3sGrid<>+888(SB)/4, $0x05030307
+DATA iq3sGrid<>+892(SB)/4, $0x0503030f
+DATA iq3sGrid<>+896(SB)/4, $0x05030505
+DATA iq3sGrid<>+900(SB)/4, $0x0503050b
+DATA iq3sGrid<>+904(SB)/4, $0x05030703
+DATA iq3sGrid<>+908(SB)/4, $0x05030709
+DATA iq3sGrid<>+912(SB)/4, $0x05030905
+DATA iq3sGrid<>+916(SB)/4, $0x05030b03
+DATA iq3sGrid<>+920(SB)/4, $0x05050103
+DATA iq3sGrid<>+924(SB)/4, $0x05050109
+DATA iq3sGrid<>+928(SB)/4, $0x0505010f
+DATA iq3sGrid<>+932(SB)/4, $0x05050503
+DATA iq3sGrid<>+936(SB)/4, $0x05050507
+DATA iq3sGrid<>+940(SB)/4, $0x05050701
+DATA iq3sGrid<>+944(SB)/4, $0x0505070f
+DATA iq3sGrid<>+948(SB)/4, $0x05050903
+DATA iq3sGrid<>+952(SB)/4, $0x05050b07
+DATA iq3sGrid<>+956(SB)/4, $0x05050b0f
+DATA iq3sGrid<>+960(SB)/4, $0x05050f03
+DATA iq3sGrid<>+964(SB)/4, $0x05050f09
+DATA iq3sGrid<>+968(SB)/4, $0x05070101
+DATA iq3sGrid<>+972(SB)/4, $0x05070105
+DATA iq3sGrid<>+976(SB)/4, $0x0507010b
+DATA iq3sGrid<>+980(SB)/4, $0x05070303
+DATA iq3sGrid<>+984(SB)/4, $0x05070505
+DATA iq3sGrid<>+988(SB)/4, $0x05070509
+DATA iq3sGrid<>+992(SB)/4, $0x05070703
+DATA iq3sGrid<>+996(SB)/4, $0x05070707
+DATA iq3sGrid<>+1000(SB)/4, $0x05070905
+DATA iq3sGrid<>+1004(SB)/4, $0x05070b01
+DATA iq3sGrid<>+1008(SB)/4, $0x05070d0d
+DATA iq3sGrid<>+1012(SB)/4, $0x05090103
+DATA iq3sGrid<>+1016(SB)/4, $0x0509010f
+DATA iq3sGrid<>+1020(SB)/4, $0x05090501
+DATA iq3sGrid<>+1024(SB)/4, $0x05090507
+DATA iq3sGrid<>+1028(SB)/4, $0x05090705
+DATA iq3sGrid<>+1032(SB)/4, $0x0509070b
+DATA iq3sGrid<>+1036(SB)/4, $0x05090903
+DATA iq3sGrid<>+1040(SB)/4, $0x05090f05
+DATA iq3sGrid<>+1044(SB)/4, $0x05090f0b
+DATA iq3sGrid<>+1048(SB)/4, $0x050b0109
+DATA iq3sGrid<>+1052(SB)/4, $0x050b0303
+DATA iq3sGrid<>+1056(SB)/4, $0x050b0505
+DATA iq3sGrid<>+1060(SB)/4, $0x050b070f
+DATA iq3sGrid<>+1064(SB)/4, $0x050b0901
+DATA iq3sGrid<>+1068(SB)/4, $0x050b0b07
+DATA iq3sGrid<>+1072(SB)/4, $0x050b0f01
+DATA iq3sGrid<>+1076(SB)/4, $0x050d0101
+DATA iq3sGrid<>+1080(SB)/4, $0x050d0105
+DATA iq3sGrid<>+1084(SB)/4, $0x050d010f
+DATA iq3sGrid<>+1088(SB)/4, $0x050d0503
+DATA iq3sGrid<>+1092(SB)/4, $0x050d0b0b
+DATA iq3sGrid<>+1096(SB)/4, $0x050d0d03
+DATA iq3sGrid<>+1100(SB)/4, $0x050f010b
+DATA iq3sGrid<>+1104(SB)/4, $0x050f0303
+DATA iq3sGrid<>+1108(SB)/4, $0x050f050d
+DATA iq3sGrid<>+1112(SB)/4, $0x050f0701
+DATA iq3sGrid<>+1116(SB)/4, $0x050f0907
+DATA iq3sGrid<>+1120(SB)/4, $0x050f0b01
+DATA iq3sGrid<>+1124(SB)/4, $0x07010105
+DATA iq3sGrid<>+1128(SB)/4, $0x07010303
+DATA iq3sGrid<>+1132(SB)/4, $0x07010307
+DATA iq3sGrid<>+1136(SB)/4, $0x0701030b
+DATA iq3sGrid<>+1140(SB)/4, $0x0701030f
+DATA iq3sGrid<>+1144(SB)/4, $0x07010505
+DATA iq3sGrid<>+1148(SB)/4, $0x07010703
+DATA iq3sGrid<>+1152(SB)/4, $0x07010707
+DATA iq3sGrid<>+1156(SB)/4, $0x0701070b
+DATA iq3sGrid<>+1160(SB)/4, $0x07010905
+DATA iq3sGrid<>+1164(SB)/4, $0x07010909
+DATA iq3sGrid<>+1168(SB)/4, $0x0701090f
+DATA iq3sGrid<>+1172(SB)/4, $0x07010b03
+DATA iq3sGrid<>+1176(SB)/4, $0x07010d07
+DATA iq3sGrid<>+1180(SB)/4, $0x07010f03
+DATA iq3sGrid<>+1184(SB)/4, $0x07030103
+DATA iq3sGrid<>+1188(SB)/4, $0x07030107
+DATA iq3sGrid<>+1192(SB)/4, $0x0703010b
+DATA iq3sGrid<>+1196(SB)/4, $0x07030309
+DATA iq3sGrid<>+1200(SB)/4, $0x07030503
+DATA iq3sGrid<>+1204(SB)/4, $0x07030507
+DATA iq3sGrid<>+1208(SB)/4, $0x07030901
+DATA iq3sGrid<>+1212(SB)/4, $0x07030d01
+DATA iq3sGrid<>+1216(SB)/4, $0x07030f05
+DATA iq3sGrid<>+1220(SB)/4, $0x07030f0d
+DATA iq3sGrid<>+1224(SB)/4, $0x07050101
+DATA iq3sGrid<>+1228(SB)/4, $0x07050305
+DATA iq3sGrid<>+1232(SB)/4, $0x07050501
+DATA iq3sGrid<>+1236(SB)/4, $0x07050705
+DATA iq3sGrid<>+1240(SB)/4, $0x07050709
+DATA iq3sGrid<>+1244(SB)/4, $0x07050b01
+DATA iq3sGrid<>+1248(SB)/4, $0x07070103
+DATA iq3sGrid<>+1252(SB)/4, $0x07070301
+DATA iq3sGrid<>+1256(SB)/4, $0x07070309
+DATA iq3sGrid<>+1260(SB)/4, $0x07070503
+DATA iq3sGrid<>+1264(SB)/4, $0x07070507
+DATA iq3sGrid<>+1268(SB)/4, $0x0707050f
+DATA iq3sGrid<>+1272(SB)/4, $0x07070701
+DATA iq3sGrid<>+1276(SB)/4, $0x07070903
+DATA iq3sGrid<>+1280(SB)/4, $0x07070907
+DATA iq3sGrid<>+1284(SB)/4, $0x0707090f
+DATA iq3sGrid<>+1288(SB)/4, $0x07070b0b
+DATA iq3sGrid<>+1292(SB)/4, $0x07070f07
+DATA iq3sGrid<>+1296(SB)/4, $0x07090107
+DATA iq3sGrid<>+1300(SB)/4, $0x07090303
+DATA iq3sGrid<>+1304(SB)/4, $0x0709030d
+DATA iq3sGrid<>+1308(SB)/4, $0x07090505
+DATA iq3sGrid<>+1312(SB)/4, $0x07090703
+DATA iq3sGrid<>+1316(SB)/4, $0x07090b05
+DATA iq3sGrid<>+1320(SB)/4, $0x07090d01
+DATA iq3sGrid<>+1324(SB)/4, $0x07090d09
+DATA iq3sGrid<>+1328(SB)/4, $0x070b0103
+DATA iq3sGrid<>+1332(SB)/4, $0x070b0301
+DATA iq3sGrid<>+1336(SB)/4, $0x070b0305
+DATA iq3sGrid<>+1340(SB)/4, $0x070b050b
+DATA iq3sGrid<>+1344(SB)/4, $0x070b0705
+DATA iq3sGrid<>+1348(SB)/4, $0x070b0909
+DATA iq3sGrid<>+1352(SB)/4, $0x070b0b0d
+DATA iq3sGrid<>+1356(SB)/4, $0x070b0f07
+DATA iq3sGrid<>+1360(SB)/4, $0x070d030d
+DATA iq3sGrid<>+1364(SB)/4, $0x070d0903
+DATA iq3sGrid<>+1368(SB)/4, $0x070f0103
+DATA iq3sGrid<>+1372(SB)/4, $0x070f0107
+DATA iq3sGrid<>+1376(SB)/4, $0x070f0501
+DATA iq3sGrid<>+1380(SB)/4, $0x070f0505
+DATA iq3sGrid<>+1384(SB)/4, $0x070f070b
+DATA iq3sGrid<>+1388(SB)/4, $0x09010101
+DATA iq3sGrid<>+1392(SB)/4, $0x09010109
+DATA iq3sGrid<>+1396(SB)/4, $0x09010305
+DATA iq3sGrid<>+1400(SB)/4, $0x09010501
+DATA iq3sGrid<>+1404(SB)/4, $0x09010509
+DATA iq3sGrid<>+1408(SB)/4, $0x0901050f
+DATA iq3sGrid<>+1412(SB)/4, $0x09010705
+DATA iq3sGrid<>+1416(SB)/4, $0x09010903
+DATA iq3sGrid<>+1420(SB)/4, $0x09010b01
+DATA iq3sGrid<>+1424(SB)/4, $0x09010f01
+DATA iq3sGrid<>+1428(SB)/4, $0x09030105
+DATA iq3sGrid<>+1432(SB)/4, $0x0903010f
+DATA iq3sGrid<>+1436(SB)/4, $0x09030303
+DATA iq3sGrid<>+1440(SB)/4, $0x09030307
+DATA iq3sGrid<>+1444(SB)/4, $0x09030505
+DATA iq3sGrid<>+1448(SB)/4, $0x09030701
+DATA iq3sGrid<>+1452(SB)/4, $0x0903070b
+DATA iq3sGrid<>+1456(SB)/4, $0x09030907
+DATA iq3sGrid<>+1460(SB)/4, $0x09030b03
+DATA iq3sGrid<>+1464(SB)/4, $0x09030b0b
+DATA iq3sGrid<>+1468(SB)/4, $0x09050103
+DATA iq3sGrid<>+1472(SB)/4, $0x09050107
+DATA iq3sGrid<>+1476(SB)/4, $0x09050301
+DATA iq3sGrid<>+1480(SB)/4, $0x0905030b
+DATA iq3sGrid<>+1484(SB)/4, $0x09050503
+DATA iq3sGrid<>+1488(SB)/4, $0x09050707
+DATA iq3sGrid<>+1492(SB)/4, $0x09050901
+DATA iq3sGrid<>+1496(SB)/4, $0x09050b0f
+DATA iq3sGrid<>+1500(SB)/4, $0x09050d05
+DATA iq3sGrid<>+1504(SB)/4, $0x09050f01
+DATA iq3sGrid<>+1508(SB)/4, $0x09070109
+DATA iq3sGrid<>+1512(SB)/4, $0x09070303
+DATA iq3sGrid<>+1516(SB)/4, $0x09070307
+DATA iq3sGrid<>+1520(SB)/4, $0x09070501
+DATA iq3sGrid<>+1524(SB)/4, $0x09070505
+DATA iq3sGrid<>+1528(SB)/4, $0x09070703
+DATA iq3sGrid<>+1532(SB)/4, $0x0907070b
+DATA iq3sGrid<>+1536(SB)/4, $0x09090101
+DATA iq3sGrid<>+1540(SB)/4, $0x09090105
+DATA iq3sGrid<>+1544(SB)/4, $0x09090509
+DATA iq3sGrid<>+1548(SB)/4, $0x0909070f
+DATA iq3sGrid<>+1552(SB)/4, $0x09090901
+DATA iq3sGrid<>+1556(SB)/4, $0x09090f03
+DATA iq3sGrid<>+1560(SB)/4, $0x090b010b
+DATA iq3sGrid<>+1564(SB)/4, $0x090b010f
+DATA iq3sGrid<>+1568(SB)/4, $0x090b0503
+DATA iq3sGrid<>+1572(SB)/4, $0x090b0d05
+DATA iq3sGrid<>+1576(SB)/4, $0x090d0307
+DATA iq3sGrid<>+1580(SB)/4, $0x090d0709
+DATA iq3sGrid<>+1584(SB)/4, $0x090d0d01
+DATA iq3sGrid<>+1588(SB)/4, $0x090f0301
+DATA iq3sGrid<>+1592(SB)/4, $0x090f030b
+DATA iq3sGrid<>+1596(SB)/4, $0x090f0701
+DATA iq3sGrid<>+1600(SB)/4, $0x090f0907
+DATA iq3sGrid<>+1604(SB)/4, $0x090f0b03
+DATA iq3sGrid<>+1608(SB)/4, $0x0b010105
+DATA iq3sGrid<>+1612(SB)/4, $0x0b010301
+DATA iq3sGrid<>+1616(SB)/4, $0x0b010309
+DATA iq3sGrid<>+1620(SB)/4, $0x0b010505
+DATA iq3sGrid<>+1624(SB)/4, $0x0b010901
+DATA iq3sGrid<>+1628(SB)/4, $0x0b010909
+DATA iq3sGrid<>+1632(SB)/4, $0x0b01090f
+DATA iq3sGrid<>+1636(SB)/4, $0x0b010b05
+DATA iq3sGrid<>+1640(SB)/4, $0x0b010d0d
+DATA iq3sGrid<>+1644(SB)/4, $0x0b010f09
+DATA iq3sGrid<>+1648(SB)/4, $0x0b030103
+DATA iq3sGrid<>+1652(SB)/4, $0x0b030107
+DATA iq3sGrid<>+1656(SB)/4, $0x0b03010b
+DATA iq3sGrid<>+1660(SB)/4, $0x0b030305
+DATA iq3sGrid<>+1664(SB)/4, $0x0b030503
+DATA iq3sGrid<>+1668(SB)/4, $0x0b030705
+DATA iq3sGrid<>+1672(SB)/4, $0x0b030f05
+DATA iq3sGrid<>+1676(SB)/4, $0x0b050101
+DATA iq3sGrid<>+1680(SB)/4, $0x0b050303
+DATA iq3sGrid<>+1684(SB)/4, $0x0b050507
+DATA iq3sGrid<>+1688(SB)/4, $0x0b050701
+DATA iq3sGrid<>+1692(SB)/4, $0x0b05070d
+DATA iq3sGrid<>+1696(SB)/4, $0x0b050b07
+DATA iq3sGrid<>+1700(SB)/4, $0x0b070105
+DATA iq3sGrid<>+1704(SB)/4, $0x0b07010f
+DATA iq3sGrid<>+1708(SB)/4, $0x0b070301
+DATA iq3sGrid<>+1712(SB)/4, $0x0b07050f
+DATA iq3sGrid<>+1716(SB)/4, $0x0b070909
+DATA iq3sGrid<>+1720(SB)/4, $0x0b070b03
+DATA iq3sGrid<>+1724(SB)/4, $0x0b070d0b
+DATA iq3sGrid<>+1728(SB)/4, $0x0b070f07
+DATA iq3sGrid<>+1732(SB)/4, $0x0b090103
+DATA iq3sGrid<>+1736(SB)/4, $0x0b090109
+DATA iq3sGrid<>+1740(SB)/4, $0x0b090501
+DATA iq3sGrid<>+1744(SB)/4, $0x0b090705
+DATA iq3sGrid<>+1748(SB)/4, $0x0b09090d
+DATA iq3sGrid<>+1752(SB)/4, $0x0b0b0305
+DATA iq3sGrid<>+1756(SB)/4, $0x0b0b050d
+DATA iq3sGrid<>+1760(SB)/4, $0x0b0b0b03
+DATA iq3sGrid<>+1764(SB)/4, $0x0b0b0b07
+DATA iq3sGrid<>+1768(SB)/4, $0x0b0d0905
+DATA iq3sGrid<>+1772(SB)/4, $0x0b0f0105
+DATA iq3sGrid<>+1776(SB)/4, $0x0b0f0109
+DATA iq3sGrid<>+1780(SB)/4, $0x0b0f0505
+DATA iq3sGrid<>+1784(SB)/4, $0x0d010303
+DATA iq3sGrid<>+1788(SB)/4, $0x0d010307
+DATA iq3sGrid<>+1792(SB)/4, $0x0d01030b
+DATA iq3sGrid<>+1796(SB)/4, $0x0d010703
+DATA iq3sGrid<>+1800(SB)/4, $0x0d010707
+DATA iq3sGrid<>+1804(SB)/4, $0x0d010d01
+DATA iq3sGrid<>+1808(SB)/4, $0x0d030101
+DATA iq3sGrid<>+1812(SB)/4, $0x0d030501
+DATA iq3sGrid<>+1816(SB)/4, $0x0d03050f
+DATA iq3sGrid<>+1820(SB)/4, $0x0d030d09
+DATA iq3sGrid<>+1824(SB)/4, $0x0d050305
+DATA iq3sGrid<>+1828(SB)/4, $0x0d050709
+DATA iq3sGrid<>+1832(SB)/4, $0x0d050905
+DATA iq3sGrid<>+1836(SB)/4, $0x0d050b0b
+DATA iq3sGrid<>+1840(SB)/4, $0x0d050d05
+DATA iq3sGrid<>+1844(SB)/4, $0x0d050f01
+DATA iq3sGrid<>+1848(SB)/4, $0x0d070101
+DATA iq3sGrid<>+1852(SB)/4, $0x0d070309
+DATA iq3sGrid<>+1856(SB)/4, $0x0d070503
+DATA iq3sGrid<>+1860(SB)/4, $0x0d070901
+DATA iq3sGrid<>+1864(SB)/4, $0x0d09050b
+DATA iq3sGrid<>+1868(SB)/4, $0x0d090907
+DATA iq3sGrid<>+1872(SB)/4, $0x0d090d05
+DATA iq3sGrid<>+1876(SB)/4, $0x0d0b0101
+DATA iq3sGrid<>+1880(SB)/4, $0x0d0b0107
+DATA iq3sGrid<>+1884(SB)/4, $0x0d0b0709
+DATA iq3sGrid<>+1888(SB)/4, $0x0d0b0d01
+DATA iq3sGrid<>+1892(SB)/4, $0x0d0d010b
+DATA iq3sGrid<>+1896(SB)/4, $0x0d0d0901
+DATA iq3sGrid<>+1900(SB)/4, $0x0d0f0303
+DATA iq3sGrid<>+1904(SB)/4, $0x0d0f0307
+DATA iq3sGrid<>+1908(SB)/4, $0x0f010101
+DATA iq3sGrid<>+1912(SB)/4, $0x0f010109
+DATA iq3sGrid<>+1916(SB)/4, $0x0f01010f
+DATA iq3sGrid<>+1920(SB)/4, $0x0f010501
+DATA iq3sGrid<>+1924(SB)/4, $0x0f010505
+DATA iq3sGrid<>+1928(SB)/4, $0x0f01070d
+DATA iq3sGrid<>+1932(SB)/4, $0x0f010901
+DATA iq3sGrid<>+1936(SB)/4, $0x0f010b09
+DATA iq3sGrid<>+1940(SB)/4, $0x0f010d05
+DATA iq3sGrid<>+1944(SB)/4, $0x0f030105
+DATA iq3sGrid<>+1948(SB)/4, $0x0f030303
+DATA iq3sGrid<>+1952(SB)/4, $0x0f030509
+DATA iq3sGrid<>+1956(SB)/4, $0x0f030907
+DATA iq3sGrid<>+1960(SB)/4, $0x0f03090b
+DATA iq3sGrid<>+1964(SB)/4, $0x0f050103
+DATA iq3sGrid<>+1968(SB)/4, $0x0f050109
+DATA iq3sGrid<>+1972(SB)/4, $0x0f050301
+DATA iq3sGrid<>+1976(SB)/4, $0x0f05030d
+DATA iq3sGrid<>+1980(SB)/4, $0x0f050503
+DATA iq3sGrid<>+1984(SB)/4, $0x0f050701
+DATA iq3sGrid<>+1988(SB)/4, $0x0f050b03
+DATA iq3sGrid<>+1992(SB)/4, $0x0f070105
+DATA iq3sGrid<>+1996(SB)/4, $0x0f070705
+DATA iq3sGrid<>+2000(SB)/4, $0x0f07070b
+DATA iq3sGrid<>+2004(SB)/4, $0x0f070b07
+DATA iq3sGrid<>+2008(SB)/4, $0x0f090103
+DATA iq3sGrid<>+2012(SB)/4, $0x0f09010b
+DATA iq3sGrid<>+2016(SB)/4, $0x0f090307
+DATA iq3sGrid<>+2020(SB)/4, $0x0f090501
+DATA iq3sGrid<>+2024(SB)/4, $0x0f090b01
+DATA iq3sGrid<>+2028(SB)/4, $0x0f0b0505
+DATA iq3sGrid<>+2032(SB)/4, $0x0f0b0905
+DATA iq3sGrid<>+2036(SB)/4, $0x0f0d0105
+DATA iq3sGrid<>+2040(SB)/4, $0x0f0d0703
+DATA iq3sGrid<>+2044(SB)/4, $0x0f0f0101
+GLOBL iq3sGrid<>(SB), RODATA|NOPTR, $2048
+
+DATA evenSigns<>+0(SB)/1, $0x01
+DATA evenSigns<>+1(SB)/1, $0x01
+DATA evenSigns<>+2(SB)/1, $0x01
+DATA evenSigns<>+3(SB)/1, $0x01
+DATA evenSigns<>+4(SB)/1, $0x01
+DATA evenSigns<>+5(SB)/1, $0x01
+DATA evenSigns<>+6(SB)/1, $0x01
+DATA evenSigns<>+7(SB)/1, $0x01
+DATA evenSigns<>+8(SB)/1, $0xff
+DATA evenSigns<>+9(SB)/1, $0x01
+DATA evenSigns<>+10(SB)/1, $0x01
+DATA evenSigns<>+11(SB)/1, $0x01
+DATA evenSigns<>+12(SB)/1, $0x01
+DATA evenSigns<>+13(SB)/1, $0x01
+DATA evenSigns<>+14(SB)/1, $0x01
+DATA evenSigns<>+15(SB)/1, $0xff
+DATA evenSigns<>+16(SB)/1, $0x01
+DATA evenSigns<>+17(SB)/1, $0xff
+DATA evenSigns<>+18(SB)/1, $0x01
+DATA evenSigns<>+19(SB)/1, $0x01
+DATA evenSigns<>+20(SB)/1, $0x01
+DATA evenSigns<>+21(SB)/1, $0x01
+DATA evenSigns<>+22(SB)/1, $0x01
+DATA evenSigns<>+23(SB)/1, $0xff
+DATA evenSigns<>+24(SB)/1, $0xff
+DATA evenSigns<>+25(SB)/1, $0xff
+DATA evenSigns<>+26(SB)/1, $0x01
+DATA evenSigns<>+27(SB)/1, $0x01
+DATA evenSigns<>+28(SB)/1, $0x01
+DATA evenSigns<>+29(SB)/1, $0x01
+DATA evenSigns<>+30(SB)/1, $0x01
+DATA evenSigns<>+31(SB)/1, $0x01
+DATA evenSigns<>+32(SB)/1, $0x01
+DATA evenSigns<>+33(SB)/1, $0x01
+DATA evenSigns<>+34(SB)/1, $0xff
+DATA evenSigns<>+35(SB)/1, $0x01
+DATA evenSigns<>+36(SB)/1, $0x01
+DATA evenSigns<>+37(SB)/1, $0x01
+DATA evenSigns<>+38(SB)/1, $0x01
+DATA evenSigns<>+39(SB)/1, $0xff
+DATA evenSigns<>+40(SB)/1, $0xff
+DATA evenSigns<>+41(SB)/1, $0x01
+DATA evenSigns<>+42(SB)/1, $0xff
+DATA evenSigns<>+43(SB)/1, $0x01
+DATA evenSigns<>+44(SB)/1, $0x01
+DATA evenSigns<>+45(SB)/1, $0x01
+DATA evenSigns<>+46(SB)/1, $0x01
+DATA evenSigns<>+47(SB)/1, $0x01
+DATA evenSigns<>+48(SB)/1, $0x01
+DATA evenSigns<>+49(SB)/1, $0xff
+DATA evenSigns<>+50(SB)/1, $0xff
+DATA evenSigns<>+51(SB)/1, $0x01
+DATA evenSigns<>+52(SB)/1, $0x01
+DATA evenSigns<>+53(SB)/1, $0x01
+DATA evenSigns<>+54(SB)/1, $0x01
+DATA evenSigns<>+55(SB)/1, $0x01
+DATA evenSigns<>+56(SB)/1, $0xff
+DATA evenSigns<>+57(SB)/1, $0xff
+DATA evenSigns<>+58(SB)/1, $0xff
+DATA evenSigns<>+59(SB)/1, $0x01
+DATA evenSigns<>+60(SB)/1, $0x01
+DATA evenSigns<>+61(SB)/1, $0x01
+DATA evenSigns<>+62(SB)/1, $0x01
+DATA evenSigns<>+63(SB)/1, $0xff
+DATA evenSigns<>+64(SB)/1, $0x01
+DATA evenSigns<>+65(SB)/1, $0x01
+DATA evenSigns<>+66(SB)/1, $0x01
+DATA evenSigns<>+67(SB)/1, $0xff
+DATA evenSigns<>+68(SB)/1, $0x01
+DATA evenSigns<>+69(SB)/1, $0x01
+DATA evenSigns<>+70(SB)/1, $0x01
+DATA evenSigns<>+71(SB)/1, $0xff
+DATA evenSigns<>+72(SB)/1, $0xff
+DATA evenSigns<>+73(SB)/1, $0x01
+DATA evenSigns<>+74(SB)/1, $0x01
+DATA evenSigns<>+75(SB)/1, $0xff
+DATA evenSigns<>+76(SB)/1, $0x01
+DATA evenSigns<>+77(SB)/1, $0x01
+DATA evenSigns<>+78(SB)/1, $0x01
+DATA evenSigns<>+79(SB)/1, $0x01
+DATA evenSigns<>+80(SB)/1, $0x01
+DATA evenSigns<>+81(SB)/1, $0xff
+DATA evenSigns<>+82(SB)/1, $0x01
+DATA evenSigns<>+83(SB)/1, $0xff
+DATA evenSigns<>+84(SB)/1, $0x01
+DATA evenSigns<>+85(SB)/1, $0x01
+DATA evenSigns<>+86(SB)/1, $0x01
+DATA evenSigns<>+87(SB)/1, $0x01
+DATA evenSigns<>+88(SB)/1, $0xff
+DATA evenSigns<>+89(SB)/1, $0xff
+DATA evenSigns<>+90(SB)/1, $0x01
+DATA evenSigns<>+91(SB)/1, $0xff
+DATA evenSigns<>+92(SB)/1, $0x01
+DATA evenSigns<>+93(SB)/1, $0x01
+DATA evenSigns<>+94(SB)/1, $0x01
+DATA evenSigns<>+95(SB)/1, $0xff
+DATA evenSigns<>+96(SB)/1, $0x01
+DATA evenSigns<>+97(SB)/1, $0x01
+DATA evenSigns<>+98(SB)/1, $0xff
+DATA evenSigns<>+99(SB)/1, $0xff
+DATA evenSigns<>+100(SB)/1, $0x01
+DATA evenSigns<>+101(SB)/1, $0x01
+DATA evenSigns<>+102(SB)/1, $0x01
+DATA evenSigns<>+103(SB)/1, $0x01
+DATA evenSigns<>+104(SB)/1, $0xff
+DATA evenSigns<>+105(SB)/1, $0x01
+DATA evenSigns<>+106(SB)/1, $0xff
+DATA evenSigns<>+107(SB)/1, $0xff
+DATA evenSigns<>+108(SB)/1, $0x01
+DATA evenSigns<>+109(SB)/1, $0x01
+DATA evenSigns<>+110(SB)/1, $0x01
+DATA evenSigns<>+111(SB)/1, $0xff
+DATA evenSigns<>+112(SB)/1, $0x01
+DATA evenSigns<>+113(SB)/1, $0xff
+DATA evenSigns<>+114(SB)/1, $0xff
+DATA evenSigns<>+115(SB)/1, $0xff
+DATA evenSigns<>+116(SB)/1, $0x01
+DATA evenSigns<>+117(SB)/1, $0x01
+DATA evenSigns<>+118(SB)/1, $0x01
+DATA evenSigns<>+119(SB)/1, $0xff
+DATA evenSigns<>+120(SB)/1, $0xff
+DATA evenSigns<>+121(SB)/1, $0xff
+DATA evenSigns<>+122(SB)/1, $0xff
+DATA evenSigns<>+123(SB)/1, $0xff
+DATA evenSigns<>+124(SB)/1, $0x01
+DATA evenSigns<>+125(SB)/1, $0x01
+DATA evenSigns<>+126(SB)/1, $0x01
+DATA evenSigns<>+127(SB)/1, $0x01
+DATA evenSigns<>+128(SB)/1, $0x01
+DATA evenSigns<>+129(SB)/1, $0x01
+DATA evenSigns<>+130(SB)/1, $0x01
+DATA evenSigns<>+131(SB)/1, $0x01
+DATA evenSigns<>+132(SB)/1, $0xff
+DATA evenSigns<>+133(SB)/1, $0x01
+DATA evenSigns<>+134(SB)/1, $0x01
+DATA evenSigns<>+135(SB)/1, $0xff
+DATA evenSigns<>+136(SB)/1, $0xff
+DATA evenSigns<>+137(SB)/1, $0x01
+DATA evenSigns<>+138(SB)/1, $0x01
+DATA evenSigns<>+139(SB)/1, $0x01
+DATA evenSigns<>+140(SB)/1, $0xff
+DATA evenSigns<>+141(SB)/1, $0x01
+DATA evenSigns<>+142(SB)/1, $0x01
+DATA evenSigns<>+143(SB)/1, $0x01
+DATA evenSigns<>+144(SB)/1, $0x01
+DATA evenSigns<>+145(SB)/1, $0xff
+DATA evenSigns<>+146(SB)/1, $0x01
+DATA evenSigns<>+147(SB)/1, $0x01
+DATA evenSigns<>+148(SB)/1, $0xff
+DATA evenSigns<>+149(SB)/1, $0x01
+DATA evenSigns<>+150(SB)/1, $0x01
+DATA evenSigns<>+151(SB)/1, $0x01
+DATA evenSigns<>+152(SB)/1, $0xff
+DATA evenSigns<>+153(SB)/1, $0xff
+DATA evenSigns<>+154(SB)/1, $0x01
+DATA evenSigns<>+155(SB)/1, $0x01
+DATA evenSigns<>+156(SB)/1, $0xff
+DATA evenSigns<>+157(SB)/1, $0x01
+DATA evenSigns<>+158(SB)/1, $0x01
+DATA evenSigns<>+159(SB)/1, $0xff
+DATA evenSigns<>+160(SB)/1, $0x01
+DATA evenSigns<>+161(SB)/1, $0x01
+DATA evenSigns<>+162(SB)/1, $0xff
+DATA evenSigns<>+163(SB)/1, $0x01
+DATA evenSigns<>+164(SB)/1, $0xff
+DATA evenSigns<>+165(SB)/1, $0x01
+DATA evenSigns<>+166(SB)/1, $0x01
+DATA evenSigns<>+167(SB)/1, $0x01
+DATA evenSigns<>+168(SB)/1, $0xff
+DATA evenSigns<>+169(SB)/1, $0x01
+DATA evenSigns<>+170(SB)/1, $0xff
+DATA evenSigns<>+171(SB)/1, $0x01
+DATA evenSigns<>+172(SB)/1, $0xff
+DATA evenSigns<>+173(SB)/1, $0x01
+DATA evenSigns<>+174(SB)/1, $0x01
+DATA evenSigns<>+175(SB)/1, $0xff
+DATA evenSigns<>+176(SB)/1, $0x01
+DATA evenSigns<>+177(SB)/1, $0xff
+DATA evenSigns<>+178(SB)/1, $0xff
+DATA evenSigns<>+179(SB)/1, $0x01
+DATA evenSigns<>+180(SB)/1, $0xff
+DATA evenSigns<>+181(SB)/1, $0x01
+DATA evenSigns<>+182(SB)/1, $0x01
+DATA evenSigns<>+183(SB)/1, $0xff
+DATA evenSigns<>+184(SB)/1, $0xff
+DATA evenSigns<>+185(SB)/1, $0xff
+DATA evenSigns<>+186(SB)/1, $0xff
+DATA evenSigns<>+187(SB)/1, $0x01
+DATA evenSigns<>+188(SB)/1, $0xff
+DATA evenSigns<>+189(SB)/1, $0x01
+DATA evenSigns<>+190(SB)/1, $0x01
+DATA evenSigns<>+191(SB)/1, $0x01
+DATA evenSigns<>+192(SB)/1, $0x01
+DATA evenSigns<>+193(SB)/1, $0x01
+DATA evenSigns<>+194(SB)/1, $0x01
+DATA evenSigns<>+195(SB)/1, $0xff
+DATA evenSigns<>+196(SB)/1, $0xff
+DATA evenSigns<>+197(SB)/1, $0x01
+DATA evenSigns<>+198(SB)/1, $0x01
+DATA evenSigns<>+199(SB)/1, $0x01
+DATA evenSigns<>+200(SB)/1, $0xff
+DATA evenSigns<>+201(SB)/1, $0x01
+DATA evenSigns<>+202(SB)/1, $0x01
+DATA evenSigns<>+203(SB)/1, $0xff
+DATA evenSigns<>+204(SB)/1, $0xff
+DATA evenSigns<>+205(SB)/1, $0x01
+DATA evenSigns<>+206(SB)/1, $0x01
+DATA evenSigns<>+207(SB)/1, $0xff
+DATA evenSigns<>+208(SB)/1, $0x01
+DATA evenSigns<>+209(SB)/1, $0xff
+DATA evenSigns<>+210(SB)/1, $0x01
+DATA evenSigns<>+211(SB)/1, $0xff
+DATA evenSigns<>+212(SB)/1, $0xff
+DATA evenSigns<>+213(SB)/1, $0x01
+DATA evenSigns<>+214(SB)/1, $0x01
+DATA evenSigns<>+215(SB)/1, $0xff
+DATA evenSigns<>+216(SB)/1, $0xff
+DATA evenSigns<>+217(SB)/1, $0xff
+DATA evenSigns<>+218(SB)/1, $0x01
+DATA evenSigns<>+219(SB)/1, $0xff
+DATA evenSigns<>+220(SB)/1, $0xff
+DATA evenSigns<>+221(SB)/1, $0x01
+DATA evenSigns<>+222(SB)/1, $0x01
+DATA evenSigns<>+223(SB)/1, $0x01
+DATA evenSigns<>+224(SB)/1, $0x01
+DATA evenSigns<>+225(SB)/1, $0x01
+DATA evenSigns<>+226(SB)/1, $0xff
+DATA evenSigns<>+227(SB)/1, $0xff
+DATA evenSigns<>+228(SB)/1, $0xff
+DATA evenSigns<>+229(SB)/1, $0x01
+DATA evenSigns<>+230(SB)/1, $0x01
+DATA evenSigns<>+231(SB)/1, $0xff
+DATA evenSigns<>+232(SB)/1, $0xff
+DATA evenSigns<>+233(SB)/1, $0x01
+DATA evenSigns<>+234(SB)/1, $0xff
+DATA evenSigns<>+235(SB)/1, $0xff
+DATA evenSigns<>+236(SB)/1, $0xff
+DATA evenSigns<>+237(SB)/1, $0x01
+DATA evenSigns<>+238(SB)/1, $0x01
+DATA evenSigns<>+239(SB)/1, $0x01
+DATA evenSigns<>+240(SB)/1, $0x01
+DATA evenSigns<>+241(SB)/1, $0xff
+DATA evenSigns<>+242(SB)/1, $0xff
+DATA evenSigns<>+243(SB)/1, $0xff
+DATA evenSigns<>+244(SB)/1, $0xff
+DATA evenSigns<>+245(SB)/1, $0x01
+DATA evenSigns<>+246(SB)/1, $0x01
+DATA evenSigns<>+247(SB)/1, $0x01
+DATA evenSigns<>+248(SB)/1, $0xff
+DATA evenSigns<>+249(SB)/1, $0xff
+DATA evenSigns<>+250(SB)/1, $0xff
+DATA evenSigns<>+251(SB)/1, $0xff
+DATA evenSigns<>+252(SB)/1, $0xff
+DATA evenSigns<>+253(SB)/1, $0x01
+DATA evenSigns<>+254(SB)/1, $0x01
+DATA evenSigns<>+255(SB)/1, $0xff
+DATA evenSigns<>+256(SB)/1, $0x01
+DATA evenSigns<>+257(SB)/1, $0x01
+DATA evenSigns<>+258(SB)/1, $0x01
+DATA evenSigns<>+259(SB)/1, $0x01
+DATA evenSigns<>+260(SB)/1, $0x01
+DATA evenSigns<>+261(SB)/1, $0xff
+DATA evenSigns<>+262(SB)/1, $0x01
+DATA evenSigns<>+263(SB)/1, $0xff
+DATA evenSigns<>+264(SB)/1, $0xff
+DATA evenSigns<>+265(SB)/1, $0x01
+DATA evenSigns<>+266(SB)/1, $0x01
+DATA evenSigns<>+267(SB)/1, $0x01
+DATA evenSigns<>+268(SB)/1, $0x01
+DATA evenSigns<>+269(SB)/1, $0xff
+DATA evenSigns<>+270(SB)/1, $0x01
+DATA evenSigns<>+271(SB)/1, $0x01
+DATA evenSigns<>+272(SB)/1, $0x01
+DATA evenSigns<>+273(SB)/1, $0xff
+DATA evenSigns<>+274(SB)/1, $0x01
+DATA evenSigns<>+275(SB)/1, $0x01
+DATA evenSigns<>+276(SB)/1, $0x01
+DATA evenSigns<>+277(SB)/1, $0xff
+DATA evenSigns<>+278(SB)/1, $0x01
+DATA evenSigns<>+279(SB)/1, $0x01
+DATA evenSigns<>+280(SB)/1, $0xff
+DATA evenSigns<>+281(SB)/1, $0xff
+DATA evenSigns<>+282(SB)/1, $0x01
+DATA evenSigns<>+283(SB)/1, $0x01
+DATA evenSigns<>+284(SB)/1, $0x01
+DATA evenSigns<>+285(SB)/1, $0xff
+DATA evenSigns<>+286(SB)/1, $0x01
+DATA evenSigns<>+287(SB)/1, $0xff
+DATA evenSigns<>+288(SB)/1, $0x01
+DATA evenSigns<>+289(SB)/1, $0x01
+DATA evenSigns<>+290(SB)/1, $0xff
+DATA evenSigns<>+291(SB)/1, $0x01
+DATA evenSigns<>+292(SB)/1, $0x01
+DATA evenSigns<>+293(SB)/1, $0xff
+DATA evenSigns<>+294(SB)/1, $0x01
+DATA evenSigns<>+295(SB)/1, $0x01
+DATA evenSigns<>+296(SB)/1, $0xff
+DATA evenSigns<>+297(SB)/1, $0x01
+DATA evenSigns<>+298(SB)/1, $0xff
+DATA evenSigns<>+299(SB)/1, $0x01
+DATA evenSigns<>+300(SB)/1, $0x01
+DATA evenSigns<>+301(SB)/1, $0xff
+DATA evenSigns<>+302(SB)/1, $0x01
+DATA evenSigns<>+303(SB)/1, $0xff
+DATA evenSigns<>+304(SB)/1, $0x01
+DATA evenSigns<>+305(SB)/1, $0xff
+DATA evenSigns<>+306(SB)/1, $0xff
+DATA evenSigns<>+307(SB)/1, $0x01
+DATA evenSigns<>+308(SB)/1, $0x01
+DATA evenSigns<>+309(SB)/1, $0xff
+DATA evenSigns<>+310(SB)/1, $0x01
+DATA evenSigns<>+311(SB)/1, $0xff
+DATA evenSigns<>+312(SB)/1, $0xff
+DATA evenSigns<>+313(SB)/1, $0xff
+DATA evenSigns<>+314(SB)/1, $0xff
+DATA evenSigns<>+315(SB)/1, $0x01
+DATA evenSigns<>+316(SB)/1, $0x01
+DATA evenSigns<>+317(SB)/1, $0xff
+DATA evenSigns<>+318(SB)/1, $0x01
+DATA evenSigns<>+319(SB)/1, $0x01
+DATA evenSigns<>+320(SB)/1, $0x01
+DATA evenSigns<>+321(SB)/1, $0x01
+DATA evenSigns<>+322(SB)/1, $0x01
+DATA evenSigns<>+323(SB)/1, $0xff
+DATA evenSigns<>+324(SB)/1, $0x01
+DATA evenSigns<>+325(SB)/1, $0xff
+DATA evenSigns<>+326(SB)/1, $0x01
+DATA evenSigns<>+327(SB)/1, $0x01
+DATA evenSigns<>+328(SB)/1, $0xff
+DATA evenSigns<>+329(SB)/1, $0x01
+DATA evenSigns<>+330(SB)/1, $0x01
+DATA evenSigns<>+331(SB)/1, $0xff
+DATA evenSigns<>+332(SB)/1, $0x01
+DATA evenSigns<>+333(SB)/1, $0xff
+DATA evenSigns<>+334(SB)/1, $0x01
+DATA evenSigns<>+335(SB)/1, $0xff
+DATA evenSigns<>+336(SB)/1, $0x01
+DATA evenSigns<>+337(SB)/1, $0xff
+DATA evenSigns<>+338(SB)/1, $0x01
+DATA evenSigns<>+339(SB)/1, $0xff
+DATA evenSigns<>+340(SB)/1, $0x01
+DATA evenSigns<>+341(SB)/1, $0xff
+DATA evenSigns<>+342(SB)/1, $0x01
+DATA evenSigns<>+343(SB)/1, $0xff
+DATA evenSigns<>+344(SB)/1, $0xff
+DATA evenSigns<>+345(SB)/1, $0xff
+DATA evenSigns<>+346(SB)/1, $0x01
+DATA evenSigns<>+347(SB)/1, $0xff
+DATA evenSigns<>+348(SB)/1, $0x01
+DATA evenSigns<>+349(SB)/1, $0xff
+DATA evenSigns<>+350(SB)/1, $0x01
+DATA evenSigns<>+351(SB)/1, $0x01
+DATA evenSigns<>+352(SB)/1, $0x01
+DATA evenSigns<>+353(SB)/1, $0x01
+DATA evenSigns<>+354(SB)/1, $0xff
+DATA evenSigns<>+355(SB)/1, $0xff
+DATA evenSigns<>+356(SB)/1, $0x01
+DATA evenSigns<>+357(SB)/1, $0xff
+DATA evenSigns<>+358(SB)/1, $0x01
+DATA evenSigns<>+359(SB)/1, $0xff
+DATA evenSigns<>+360(SB)/1, $0xff
+DATA evenSigns<>+361(SB)/1, $0x01
+DATA evenSigns<>+362(SB)/1, $0xff
+DATA evenSigns<>+363(SB)/1, $0xff
+DATA evenSigns<>+364(SB)/1, $0x01
+DATA evenSigns<>+365(SB)/1, $0xff
+DATA evenSigns<>+366(SB)/1, $0x01
+DATA evenSigns<>+367(SB)/1, $0x01
+DATA evenSigns<>+368(SB)/1, $0x01
+DATA evenSigns<>+369(SB)/1, $0xff
+DATA evenSigns<>+370(SB)/1, $0xff
+DATA evenSigns<>+371(SB)/1, $0xff
+DATA evenSigns<>+372(SB)/1, $0x01
+DATA evenSigns<>+373(SB)/1, $0xff
+DATA evenSigns<>+374(SB)/1, $0x01
+DATA evenSigns<>+375(SB)/1, $0x01
+DATA evenSigns<>+376(SB)/1, $0xff
+DATA evenSigns<>+377(SB)/1, $0xff
+DATA evenSigns<>+378(SB)/1, $0xff
+DATA evenSigns<>+379(SB)/1, $0xff
+DATA evenSigns<>+380(SB)/1, $0x01
+DATA evenSigns<>+381(SB)/1, $0xff
+DATA evenSigns<>+382(SB)/1, $0x01
+DATA evenSigns<>+383(SB)/1, $0xff
+DATA evenSigns<>+384(SB)/1, $0x01
+DATA evenSigns<>+385(SB)/1, $0x01
+DATA evenSigns<>+386(SB)/1, $0x01
+DATA evenSigns<>+387(SB)/1, $0x01
+DATA evenSigns<>+388(SB)/1, $0xff
+DATA evenSigns<>+389(SB)/1, $0xff
+DATA evenSigns<>+390(SB)/1, $0x01
+DATA evenSigns<>+391(SB)/1, $0x01
+DATA evenSigns<>+392(SB)/1, $0xff
+DATA evenSigns<>+393(SB)/1, $0x01
+DATA evenSigns<>+394(SB)/1, $0x01
+DATA evenSigns<>+395(SB)/1, $0x01
+DATA evenSigns<>+396(SB)/1, $0xff
+DATA evenSigns<>+397(SB)/1, $0xff
+DATA evenSigns<>+398(SB)/1, $0x01
+DATA evenSigns<>+399(SB)/1, $0xff
+DATA evenSigns<>+400(SB)/1, $0x01
+DATA evenSigns<>+401(SB)/1, $0xff
+DATA evenSigns<>+402(SB)/1, $0x01
+DATA evenSigns<>+403(SB)/1, $0x01
+DATA evenSigns<>+404(SB)/1, $0xff
+DATA evenSigns<>+405(SB)/1, $0xff
+DATA evenSigns<>+406(SB)/1, $0x01
+DATA evenSigns<>+407(SB)/1, $0xff
+DATA evenSigns<>+408(SB)/1, $0xff
+DATA evenSigns<>+409(SB)/1, $0xff
+DATA evenSigns<>+410(SB)/1, $0x01
+DATA evenSigns<>+411(SB)/1, $0x01
+DATA evenSigns<>+412(SB)/1, $0xff
+DATA evenSigns<>+413(SB)/1, $0xff
+DATA evenSigns<>+414(SB)/1, $0x01
+DATA evenSigns<>+415(SB)/1, $0x01
+DATA evenSigns<>+416(SB)/1, $0x01
+DATA evenSigns<>+417(SB)/1, $0x01
+DATA evenSigns<>+418(SB)/1, $0xff
+DATA evenSigns<>+419(SB)/1, $0x01
+DATA evenSigns<>+420(SB)/1, $0xff
+DATA evenSigns<>+421(SB)/1, $0xff
+DATA evenSigns<>+422(SB)/1, $0x01
+DATA evenSigns<>+423(SB)/1, $0xff
+DATA evenSigns<>+424(SB)/1, $0xff
+DATA evenSigns<>+425(SB)/1, $0x01
+DATA evenSigns<>+426(SB)/1, $0xff
+DATA evenSigns<>+427(SB)/1, $0x01
+DATA evenSigns<>+428(SB)/1, $0xff
+DATA evenSigns<>+429(SB)/1, $0xff
+DATA evenSigns<>+430(SB)/1, $0x01
+DATA evenSigns<>+431(SB)/1, $0x01
+DATA evenSigns<>+432(SB)/1, $0x01
+DATA evenSigns<>+433(SB)/1, $0xff
+DATA evenSigns<>+434(SB)/1, $0xff
+DATA evenSigns<>+435(SB)/1, $0x01
+DATA evenSigns<>+436(SB)/1, $0xff
+DATA evenSigns<>+437(SB)/1, $0xff
+DATA evenSigns<>+438(SB)/1, $0x01
+DATA evenSigns<>+439(SB)/1, $0x01
+DATA evenSigns<>+440(SB)/1, $0xff
+DATA evenSigns<>+441(SB)/1, $0xff
+DATA evenSigns<>+442(SB)/1, $0xff
+DATA evenSigns<>+443(SB)/1, $0x01
+DATA evenSigns<>+444(SB)/1, $0xff
+DATA evenSigns<>+445(SB)/1, $0xff
+DATA evenSigns<>+446(SB)/1, $0x01
+DATA evenSigns<>+447(SB)/1, $0xff
+DATA evenSigns<>+448(SB)/1, $0x01
+DATA evenSigns<>+449(SB)/1, $0x01
+DATA evenSigns<>+450(SB)/1, $0x01
+DATA evenSigns<>+451(SB)/1, $0xff
+DATA evenSigns<>+452(SB)/1, $0xff
+DATA evenSigns<>+453(SB)/1, $0xff
+DATA evenSigns<>+454(SB)/1, $0x01
+DATA evenSigns<>+455(SB)/1, $0xff
+DATA evenSigns<>+456(SB)/1, $0xff
+DATA evenSigns<>+457(SB)/1, $0x01
+DATA evenSigns<>+458(SB)/1, $0x01
+DATA evenSigns<>+459(SB)/1, $0xff
+DATA evenSigns<>+460(SB)/1, $0xff
+DATA evenSigns<>+461(SB)/1, $0xff
+DATA evenSigns<>+462(SB)/1, $0x01
+DATA evenSigns<>+463(SB)/1, $0x01
+DATA evenSigns<>+464(SB)/1, $0x01
+DATA evenSigns<>+465(SB)/1, $0xff
+DATA evenSigns<>+466(SB)/1, $0x01
+DATA evenSigns<>+467(SB)/1, $0xff
+DATA evenSigns<>+468(SB)/1, $0xff
+DATA evenSigns<>+469(SB)/1, $0xff
+DATA evenSigns<>+470(SB)/1, $0x01
+DATA evenSigns<>+471(SB)/1, $0x01
+DATA evenSigns<>+472(SB)/1, $0xff
+DATA evenSigns<>+473(SB)/1, $0xff
+DATA evenSigns<>+474(SB)/1, $0x01
+DATA evenSigns<>+475(SB)/1, $0xff
+DATA evenSigns<>+476(SB)/1, $0xff
+DATA evenSigns<>+477(SB)/1, $0xff
+DATA evenSigns<>+478(SB)/1, $0x01
+DATA evenSigns<>+479(SB)/1, $0xff
+DATA evenSigns<>+480(SB)/1, $0x01
+DATA evenSigns<>+481(SB)/1, $0x01
+DATA evenSigns<>+482(SB)/1, $0xff
+DATA evenSigns<>+483(SB)/1, $0xff
+DATA evenSigns<>+484(SB)/1, $0xff
+DATA evenSigns<>+485(SB)/1, $0xff
+DATA evenSigns<>+486(SB)/1, $0x01
+DATA evenSigns<>+487(SB)/1, $0x01
+DATA evenSigns<>+488(SB)/1, $0xff
+DATA evenSigns<>+489(SB)/1, $0x01
+DATA evenSigns<>+490(SB)/1, $0xff
+DATA evenSigns<>+491(SB)/1, $0xff
+DATA evenSigns<>+492(SB)/1, $0xff
+DATA evenSigns<>+493(SB)/1, $0xff
+DATA evenSigns<>+494(SB)/1, $0x01
+DATA evenSigns<>+495(SB)/1, $0xff
+DATA evenSigns<>+496(SB)/1, $0x01
+DATA evenSigns<>+497(SB)/1, $0xff
+DATA evenSigns<>+498(SB)/1, $0xff
+DATA evenSigns<>+499(SB)/1, $0xff
+DATA evenSigns<>+500(SB)/1, $0xff
+DATA evenSigns<>+501(SB)/1, $0xff
+DATA evenSigns<>+502(SB)/1, $0x01
+DATA evenSigns<>+503(SB)/1, $0xff
+DATA evenSigns<>+504(SB)/1, $0xff
+DATA evenSigns<>+505(SB)/1, $0xff
+DATA evenSigns<>+506(SB)/1, $0xff
+DATA evenSigns<>+507(SB)/1, $0xff
+DATA evenSigns<>+508(SB)/1, $0xff
+DATA evenSigns<>+509(SB)/1, $0xff
+DATA evenSigns<>+510(SB)/1, $0x01
+DATA evenSigns<>+511(SB)/1, $0x01
+DATA evenSigns<>+512(SB)/1, $0x01
+DATA evenSigns<>+513(SB)/1, $0x01
+DATA evenSigns<>+514(SB)/1, $0x01
+DATA evenSigns<>+515(SB)/1, $0x01
+DATA evenSigns<>+516(SB)/1, $0x01
+DATA evenSigns<>+517(SB)/1, $0x01
+DATA evenSigns<>+518(SB)/1, $0xff
+DATA evenSigns<>+519(SB)/1, $0xff
+DATA evenSigns<>+520(SB)/1, $0xff
+DATA evenSigns<>+521(SB)/1, $0x01
+DATA evenSigns<>+522(SB)/1, $0x01
+DATA evenSigns<>+523(SB)/1, $0x01
+DATA evenSigns<>+524(SB)/1, $0x01
+DATA evenSigns<>+525(SB)/1, $0x01
+DATA evenSigns<>+526(SB)/1, $0xff
+DATA evenSigns<>+527(SB)/1, $0x01
+DATA evenSigns<>+528(SB)/1, $0x01
+DATA evenSigns<>+529(SB)/1, $0xff
+DATA evenSigns<>+530(SB)/1, $0x01
+DATA evenSigns<>+531(SB)/1, $0x01
+DATA evenSigns<>+532(SB)/1, $0x01
+DATA evenSigns<>+533(SB)/1, $0x01
+DATA evenSigns<>+534(SB)/1, $0xff
+DATA evenSigns<>+535(SB)/1, $0x01
+DATA evenSigns<>+536(SB)/1, $0xff
+DATA evenSigns<>+537(SB)/1, $0xff
+DATA evenSigns<>+538(SB)/1, $0x01
+DATA evenSigns<>+539(SB)/1, $0x01
+DATA evenSigns<>+540(SB)/1, $0x01
+DATA evenSigns<>+541(SB)/1, $0x01
+DATA evenSigns<>+542(SB)/1, $0xff
+DATA evenSigns<>+543(SB)/1, $0xff
+DATA evenSigns<>+544(SB)/1, $0x01
+DATA evenSigns<>+545(SB)/1, $0x01
+DATA evenSigns<>+546(SB)/1, $0xff
+DATA evenSigns<>+547(SB)/1, $0x01
+DATA evenSigns<>+548(SB)/1, $0x01
+DATA evenSigns<>+549(SB)/1, $0x01
+DATA evenSigns<>+550(SB)/1, $0xff
+DATA evenSigns<>+551(SB)/1, $0x01
+DATA evenSigns<>+552(SB)/1, $0xff
+DATA evenSigns<>+553(SB)/1, $0x01
+DATA evenSigns<>+554(SB)/1, $0xff
+DATA evenSigns<>+555(SB)/1, $0x01
+DATA evenSigns<>+556(SB)/1, $0x01
+DATA evenSigns<>+557(SB)/1, $0x01
+DATA evenSigns<>+558(SB)/1, $0xff
+DATA evenSigns<>+559(SB)/1, $0xff
+DATA evenSigns<>+560(SB)/1, $0x01
+DATA evenSigns<>+561(SB)/1, $0xff
+DATA evenSigns<>+562(SB)/1, $0xff
+DATA evenSigns<>+563(SB)/1, $0x01
+DATA evenSigns<>+564(SB)/1, $0x01
+DATA evenSigns<>+565(SB)/1, $0x01
+DATA evenSigns<>+566(SB)/1, $0xff
+DATA evenSigns<>+567(SB)/1, $0xff
+DATA evenSigns<>+568(SB)/1, $0xff
+DATA evenSigns<>+569(SB)/1, $0xff
+DATA evenSigns<>+570(SB)/1, $0xff
+DATA evenSigns<>+571(SB)/1, $0x01
+DATA evenSigns<>+572(SB)/1, $0x01
+DATA evenSigns<>+573(SB)/1, $0x01
+DATA evenSigns<>+574(SB)/1, $0xff
+DATA evenSigns<>+575(SB)/1, $0x01
+DATA evenSigns<>+576(SB)/1, $0x01
+DATA evenSigns<>+577(SB)/1, $0x01
+DATA evenSigns<>+578(SB)/1, $0x01
+DATA evenSigns<>+579(SB)/1, $0xff
+DATA evenSigns<>+580(SB)/1, $0x01
+DATA evenSigns<>+581(SB)/1, $0x01
+DATA evenSigns<>+582(SB)/1, $0xff
+DATA evenSigns<>+583(SB)/1, $0x01
+DATA evenSigns<>+584(SB)/1, $0xff
+DATA evenSigns<>+585(SB)/1, $0x01
+DATA evenSigns<>+586(SB)/1, $0x01
+DATA evenSigns<>+587(SB)/1, $0xff
+DATA evenSigns<>+588(SB)/1, $0x01
+DATA evenSigns<>+589(SB)/1, $0x01
+DATA evenSigns<>+590(SB)/1, $0xff
+DATA evenSigns<>+591(SB)/1, $0xff
+DATA evenSigns<>+592(SB)/1, $0x01
+DATA evenSigns<>+593(SB)/1, $0xff
+DATA evenSigns<>+594(SB)/1, $0x01
+DATA evenSigns<>+595(SB)/1, $0xff
+DATA evenSigns<>+596(SB)/1, $0x01
+DATA evenSigns<>+597(SB)/1, $0x01
+DATA evenSigns<>+598(SB)/1, $0xff
+DATA evenSigns<>+599(SB)/1, $0xff
+DATA evenSigns<>+600(SB)/1, $0xff
+DATA evenSigns<>+601(SB)/1, $0xff
+DATA evenSigns<>+602(SB)/1, $0x01
+DATA evenSigns<>+603(SB)/1, $0xff
+DATA evenSigns<>+604(SB)/1, $0x01
+DATA evenSigns<>+605(SB)/1, $0x01
+DATA evenSigns<>+606(SB)/1, $0xff
+DATA evenSigns<>+607(SB)/1, $0x01
+DATA evenSigns<>+608(SB)/1, $0x01
+DATA evenSigns<>+609(SB)/1, $0x01
+DATA evenSigns<>+610(SB)/1, $0xff
+DATA evenSigns<>+611(SB)/1, $0xff
+DATA evenSigns<>+612(SB)/1, $0x01
+DATA evenSigns<>+613(SB)/1, $0x01
+DATA evenSigns<>+614(SB)/1, $0xff
+DATA evenSigns<>+615(SB)/1, $0xff
+DATA evenSigns<>+616(SB)/1, $0xff
+DATA evenSigns<>+617(SB)/1, $0x01
+DATA evenSigns<>+618(SB)/1, $0xff
+DATA evenSigns<>+619(SB)/1, $0xff
+DATA evenSigns<>+620(SB)/1, $0x01
+DATA evenSigns<>+621(SB)/1, $0x01
+DATA evenSigns<>+622(SB)/1, $0xff
+DATA evenSigns<>+623(SB)/1, $0x01
+DATA evenSigns<>+624(SB)/1, $0x01
+DATA evenSigns<>+625(SB)/1, $0xff
+DATA evenSigns<>+626(SB)/1, $0xff
+DATA evenSigns<>+627(SB)/1, $0xff
+DATA evenSigns<>+628(SB)/1, $0x01
+DATA evenSigns<>+629(SB)/1, $0x01
+DATA evenSigns<>+630(SB)/1, $0xff
+DATA evenSigns<>+631(SB)/1, $0x01
+DATA evenSigns<>+632(SB)/1, $0xff
+DATA evenSigns<>+633(SB)/1, $0xff
+DATA evenSigns<>+634(SB)/1, $0xff
+DATA evenSigns<>+635(SB)/1, $0xff
+DATA evenSigns<>+636(SB)/1, $0x01
+DATA evenSigns<>+637(SB)/1, $0x01
+DATA evenSigns<>+638(SB)/1, $0xff
+DATA evenSigns<>+639(SB)/1, $0xff
+DATA evenSigns<>+640(SB)/1, $0x01
+DATA evenSigns<>+641(SB)/1, $0x01
+DATA evenSigns<>+642(SB)/1, $0x01
+DATA evenSigns<>+643(SB)/1, $0x01
+DATA evenSigns<>+644(SB)/1, $0xff
+DATA evenSigns<>+645(SB)/1, $0x01
+DATA evenSigns<>+646(SB)/1, $0xff
+DATA evenSigns<>+647(SB)/1, $0x01
+DATA evenSigns<>+648(SB)/1, $0xff
+DATA evenSigns<>+649(SB)/1, $0x01
+DATA evenSigns<>+650(SB)/1, $0x01
+DATA evenSigns<>+651(SB)/1, $0x01
+DATA evenSigns<>+652(SB)/1, $0xff
+DATA evenSigns<>+653(SB)/1, $0x01
+DATA evenSigns<>+654(SB)/1, $0xff
+DATA evenSigns<>+655(SB)/1, $0xff
+DATA evenSigns<>+656(SB)/1, $0x01
+DATA evenSigns<>+657(SB)/1, $0xff
+DATA evenSigns<>+658(SB)/1, $0x01
+DATA evenSigns<>+659(SB)/1, $0x01
+DATA evenSigns<>+660(SB)/1, $0xff
+DATA evenSigns<>+661(SB)/1, $0x01
+DATA evenSigns<>+662(SB)/1, $0xff
+DATA evenSigns<>+663(SB)/1, $0xff
+DATA evenSigns<>+664(SB)/1, $0xff
+DATA evenSigns<>+665(SB)/1, $0xff
+DATA evenSigns<>+666(SB)/1, $0x01
+DATA evenSigns<>+667(SB)/1, $0x01
+DATA evenSigns<>+668(SB)/1, $0xff
+DATA evenSigns<>+669(SB)/1, $0x01
+DATA evenSigns<>+670(SB)/1, $0xff
+DATA evenSigns<>+671(SB)/1, $0x01
+DATA evenSigns<>+672(SB)/1, $0x01
+DATA evenSigns<>+673(SB)/1, $0x01
+DATA evenSigns<>+674(SB)/1, $0xff
+DATA evenSigns<>+675(SB)/1, $0x01
+DATA evenSigns<>+676(SB)/1, $0xff
+DATA evenSigns<>+677(SB)/1, $0x01
+DATA evenSigns<>+678(SB)/1, $0xff
+DATA evenSigns<>+679(SB)/1, $0xff
+DATA evenSigns<>+680(SB)/1, $0xff
+DATA evenSigns<>+681(SB)/1, $0x01
+DATA evenSigns<>+682(SB)/1, $0xff
+DATA evenSigns<>+683(SB)/1, $0x01
+DATA evenSigns<>+684(SB)/1, $0xff
+DATA evenSigns<>+685(SB)/1, $0x01
+DATA evenSigns<>+686(SB)/1, $0xff
+DATA evenSigns<>+687(SB)/1, $0x01
+DATA evenSigns<>+688(SB)/1, $0x01
+DATA evenSigns<>+689(SB)/1, $0xff
+DATA evenSigns<>+690(SB)/1, $0xff
+DATA evenSigns<>+691(SB)/1, $0x01
+DATA evenSigns<>+692(SB)/1, $0xff
+DATA evenSigns<>+693(SB)/1, $0x01
+DATA evenSigns<>+694(SB)/1, $0xff
+DATA evenSigns<>+695(SB)/1, $0x01
+DATA evenSigns<>+696(SB)/1, $0xff
+DATA evenSigns<>+697(SB)/1, $0xff
+DATA evenSigns<>+698(SB)/1, $0xff
+DATA evenSigns<>+699(SB)/1, $0x01
+DATA evenSigns<>+700(SB)/1, $0xff
+DATA evenSigns<>+701(SB)/1, $0x01
+DATA evenSigns<>+702(SB)/1, $0xff
+DATA evenSigns<>+703(SB)/1, $0xff
+DATA evenSigns<>+704(SB)/1, $0x01
+DATA evenSigns<>+705(SB)/1, $0x01
+DATA evenSigns<>+706(SB)/1, $0x01
+DATA evenSigns<>+707(SB)/1, $0xff
+DATA evenSigns<>+708(SB)/1, $0xff
+DATA evenSigns<>+709(SB)/1, $0x01
+DATA evenSigns<>+710(SB)/1, $0xff
+DATA evenSigns<>+711(SB)/1, $0xff
+DATA evenSigns<>+712(SB)/1, $0xff
+DATA evenSigns<>+713(SB)/1, $0x01
+DATA evenSigns<>+714(SB)/1, $0x01
+DATA evenSigns<>+715(SB)/1, $0xff
+DATA evenSigns<>+716(SB)/1, $0xff
+DATA evenSigns<>+717(SB)/1, $0x01
+DATA evenSigns<>+718(SB)/1, $0xff
+DATA evenSigns<>+719(SB)/1, $0x01
+DATA evenSigns<>+720(SB)/1, $0x01
+DATA evenSigns<>+721(SB)/1, $0xff
+DATA evenSigns<>+722(SB)/1, $0x01
+DATA evenSigns<>+723(SB)/1, $0xff
+DATA evenSigns<>+724(SB)/1, $0xff
+DATA evenSigns<>+725(SB)/1, $0x01
+DATA evenSigns<>+726(SB)/1, $0xff
+DATA evenSigns<>+727(SB)/1, $0x01
+DATA evenSigns<>+728(SB)/1, $0xff
+DATA evenSigns<>+729(SB)/1, $0xff
+DATA evenSigns<>+730(SB)/1, $0x01
+DATA evenSigns<>+731(SB)/1, $0xff
+DATA evenSigns<>+732(SB)/1, $0xff
+DATA evenSigns<>+733(SB)/1, $0x01
+DATA evenSigns<>+734(SB)/1, $0xff
+DATA evenSigns<>+735(SB)/1, $0xff
+DATA evenSigns<>+736(SB)/1, $0x01
+DATA evenSigns<>+737(SB)/1, $0x01
+DATA evenSigns<>+738(SB)/1, $0xff
+DATA evenSigns<>+739(SB)/1, $0xff
+DATA evenSigns<>+740(SB)/1, $0xff
+DATA evenSigns<>+741(SB)/1, $0x01
+DATA evenSigns<>+742(SB)/1, $0xff
+DATA evenSigns<>+743(SB)/1, $0x01
+DATA evenSigns<>+744(SB)/1, $0xff
+DATA evenSigns<>+745(SB)/1, $0x01
+DATA evenSigns<>+746(SB)/1, $0xff
+DATA evenSigns<>+747(SB)/1, $0xff
+DATA evenSigns<>+748(SB)/1, $0xff
+DATA evenSigns<>+749(SB)/1, $0x01
+DATA evenSigns<>+750(SB)/1, $0xff
+DATA evenSigns<>+751(SB)/1, $0xff
+DATA evenSigns<>+752(SB)/1, $0x01
+DATA evenSigns<>+753(SB)/1, $0xff
+DATA evenSigns<>+754(SB)/1, $0xff
+DATA evenSigns<>+755(SB)/1, $0xff
+DATA evenSigns<>+756(SB)/1, $0xff
+DATA evenSigns<>+757(SB)/1, $0x01
+DATA evenSigns<>+758(SB)/1, $0xff
+DATA evenSigns<>+759(SB)/1, $0xff
+DATA evenSigns<>+760(SB)/1, $0xff
+DATA evenSigns<>+761(SB)/1, $0xff
+DATA evenSigns<>+762(SB)/1, $0xff
+DATA evenSigns<>+763(SB)/1, $0xff
+DATA evenSigns<>+764(SB)/1, $0xff
+DATA evenSigns<>+765(SB)/1, $0x01
+DATA evenSigns<>+766(SB)/1, $0xff
+DATA evenSigns<>+767(SB)/1, $0x01
+DATA evenSigns<>+768(SB)/1, $0x01
+DATA evenSigns<>+769(SB)/1, $0x01
+DATA evenSigns<>+770(SB)/1, $0x01
+DATA evenSigns<>+771(SB)/1, $0x01
+DATA evenSigns<>+772(SB)/1, $0x01
+DATA evenSigns<>+773(SB)/1, $0xff
+DATA evenSigns<>+774(SB)/1, $0xff
+DATA evenSigns<>+775(SB)/1, $0x01
+DATA evenSigns<>+776(SB)/1, $0xff
+DATA evenSigns<>+777(SB)/1, $0x01
+DATA evenSigns<>+778(SB)/1, $0x01
+DATA evenSigns<>+779(SB)/1, $0x01
+DATA evenSigns<>+780(SB)/1, $0x01
+DATA evenSigns<>+781(SB)/1, $0xff
+DATA evenSigns<>+782(SB)/1, $0xff
+DATA evenSigns<>+783(SB)/1, $0xff
+DATA evenSigns<>+784(SB)/1, $0x01
+DATA evenSigns<>+785(SB)/1, $0xff
+DATA evenSigns<>+786(SB)/1, $0x01
+DATA evenSigns<>+787(SB)/1, $0x01
+DATA evenSigns<>+788(SB)/1, $0x01
+DATA evenSigns<>+789(SB)/1, $0xff
+DATA evenSigns<>+790(SB)/1, $0xff
+DATA evenSigns<>+791(SB)/1, $0xff
+DATA evenSigns<>+792(SB)/1, $0xff
+DATA evenSigns<>+793(SB)/1, $0xff
+DATA evenSigns<>+794(SB)/1, $0x01
+DATA evenSigns<>+795(SB)/1, $0x01
+DATA evenSigns<>+796(SB)/1, $0x01
+DATA evenSigns<>+797(SB)/1, $0xff
+DATA evenSigns<>+798(SB)/1, $0xff
+DATA evenSigns<>+799(SB)/1, $0x01
+DATA evenSigns<>+800(SB)/1, $0x01
+DATA evenSigns<>+801(SB)/1, $0x01
+DATA evenSigns<>+802(SB)/1, $0xff
+DATA evenSigns<>+803(SB)/1, $0x01
+DATA evenSigns<>+804(SB)/1, $0x01
+DATA evenSigns<>+805(SB)/1, $0xff
+DATA evenSigns<>+806(SB)/1, $0xff
+DATA evenSigns<>+807(SB)/1, $0xff
+DATA evenSigns<>+808(SB)/1, $0xff
+DATA evenSigns<>+809(SB)/1, $0x01
+DATA evenSigns<>+810(SB)/1, $0xff
+DATA evenSigns<>+811(SB)/1, $0x01
+DATA evenSigns<>+812(SB)/1, $0x01
+DATA evenSigns<>+813(SB)/1, $0xff
+DATA evenSigns<>+814(SB)/1, $0xff
+DATA evenSigns<>+815(SB)/1, $0x01
+DATA evenSigns<>+816(SB)/1, $0x01
+DATA evenSigns<>+817(SB)/1, $0xff
+DATA evenSigns<>+818(SB)/1, $0xff
+DATA evenSigns<>+819(SB)/1, $0x01
+DATA evenSigns<>+820(SB)/1, $0x01
+DATA evenSigns<>+821(SB)/1, $0xff
+DATA evenSigns<>+822(SB)/1, $0xff
+DATA evenSigns<>+823(SB)/1, $0x01
+DATA evenSigns<>+824(SB)/1, $0xff
+DATA evenSigns<>+825(SB)/1, $0xff
+DATA evenSigns<>+826(SB)/1, $0xff
+DATA evenSigns<>+827(SB)/1, $0x01
+DATA evenSigns<>+828(SB)/1, $0x01
+DATA evenSigns<>+829(SB)/1, $0xff
+DATA evenSigns<>+830(SB)/1, $0xff
+DATA evenSigns<>+831(SB)/1, $0xff
+DATA evenSigns<>+832(SB)/1, $0x01
+DATA evenSigns<>+833(SB)/1, $0x01
+DATA evenSigns<>+834(SB)/1, $0x01
+DATA evenSigns<>+835(SB)/1, $0xff
+DATA evenSigns<>+836(SB)/1, $0x01
+DATA evenSigns<>+837(SB)/1, $0xff
+DATA evenSigns<>+838(SB)/1, $0xff
+DATA evenSigns<>+839(SB)/1, $0xff
+DATA evenSigns<>+840(SB)/1, $0xff
+DATA evenSigns<>+841(SB)/1, $0x01
+DATA evenSigns<>+842(SB)/1, $0x01
+DATA evenSigns<>+843(SB)/1, $0xff
+DATA evenSigns<>+844(SB)/1, $0x01
+DATA evenSigns<>+845(SB)/1, $0xff
+DATA evenSigns<>+846(SB)/1, $0xff
+DATA evenSigns<>+847(SB)/1, $0x01
+DATA evenSigns<>+848(SB)/1, $0x01
+DATA evenSigns<>+849(SB)/1, $0xff
+DATA evenSigns<>+850(SB)/1, $0x01
+DATA evenSigns<>+851(SB)/1, $0xff
+DATA evenSigns<>+852(SB)/1, $0x01
+DATA evenSigns<>+853(SB)/1, $0xff
+DATA evenSigns<>+854(SB)/1, $0xff
+DATA evenSigns<>+855(SB)/1, $0x01
+DATA evenSigns<>+856(SB)/1, $0xff
+DATA evenSigns<>+857(SB)/1, $0xff
+DATA evenSigns<>+858(SB)/1, $0x01
+DATA evenSigns<>+859(SB)/1, $0xff
+DATA evenSigns<>+860(SB)/1, $0x01
+DATA evenSigns<>+861(SB)/1, $0xff
+DATA evenSigns<>+862(SB)/1, $0xff
+DATA evenSigns<>+863(SB)/1, $0xff
+DATA evenSigns<>+864(SB)/1, $0x01
+DATA evenSigns<>+865(SB)/1, $0x01
+DATA evenSigns<>+866(SB)/1, $0xff
+DATA evenSigns<>+867(SB)/1, $0xff
+DATA evenSigns<>+868(SB)/1, $0x01
+DATA evenSigns<>+869(SB)/1, $0xff
+DATA evenSigns<>+870(SB)/1, $0xff
+DATA evenSigns<>+871(SB)/1, $0x01
+DATA evenSigns<>+872(SB)/1, $0xff
+DATA evenSigns<>+873(SB)/1, $0x01
+DATA evenSigns<>+874(SB)/1, $0xff
+DATA evenSigns<>+875(SB)/1, $0xff
+DATA evenSigns<>+876(SB)/1, $0x01
+DATA evenSigns<>+877(SB)/1, $0xff
+DATA evenSigns<>+878(SB)/1, $0xff
+DATA evenSigns<>+879(SB)/1, $0xff
+DATA evenSigns<>+880(SB)/1, $0x01
+DATA evenSigns<>+881(SB)/1, $0xff
+DATA evenSigns<>+882(SB)/1, $0xff
+DATA evenSigns<>+883(SB)/1, $0xff
+DATA evenSigns<>+884(SB)/1, $0x01
+DATA evenSigns<>+885(SB)/1, $0xff
+DATA evenSigns<>+886(SB)/1, $0xff
+DATA evenSigns<>+887(SB)/1, $0xff
+DATA evenSigns<>+888(SB)/1, $0xff
+DATA evenSigns<>+889(SB)/1, $0xff
+DATA evenSigns<>+890(SB)/1, $0xff
+DATA evenSigns<>+891(SB)/1, $0xff
+DATA evenSigns<>+892(SB)/1, $0x01
+DATA evenSigns<>+893(SB)/1, $0xff
+DATA evenSigns<>+894(SB)/1, $0xff
+DATA evenSigns<>+895(SB)/1, $0x01
+DATA evenSigns<>+896(SB)/1, $0x01
+DATA evenSigns<>+897(SB)/1, $0x01
+DATA evenSigns<>+898(SB)/1, $0x01
+DATA evenSigns<>+899(SB)/1, $0x01
+DATA evenSigns<>+900(SB)/1, $0xff
+DATA evenSigns<>+901(SB)/1, $0xff
+DATA evenSigns<>+902(SB)/1, $0xff
+DATA evenSigns<>+903(SB)/1, $0xff
+DATA evenSigns<>+904(SB)/1, $0xff
+DATA evenSigns<>+905(SB)/1, $0x01
+DATA evenSigns<>+906(SB)/1, $0x01
+DATA evenSigns<>+907(SB)/1, $0x01
+DATA evenSigns<>+908(SB)/1, $0xff
+DATA evenSigns<>+909(SB)/1, $0xff
+DATA evenSigns<>+910(SB)/1, $0xff
+DATA evenSigns<>+911(SB)/1, $0x01
+DATA evenSigns<>+912(SB)/1, $0x01
+DATA evenSigns<>+913(SB)/1, $0xff
+DATA evenSigns<>+914(SB)/1, $0x01
+DATA evenSigns<>+915(SB)/1, $0x01
+DATA evenSigns<>+916(SB)/1, $0xff
+DATA evenSigns<>+917(SB)/1, $0xff
+DATA evenSigns<>+918(SB)/1, $0xff
+DATA evenSigns<>+919(SB)/1, $0x01
+DATA evenSigns<>+920(SB)/1, $0xff
+DATA evenSigns<>+921(SB)/1, $0xff
+DATA evenSigns<>+922(SB)/1, $0x01
+DATA evenSigns<>+923(SB)/1, $0x01
+DATA evenSigns<>+924(SB)/1, $0xff
+DATA evenSigns<>+925(SB)/1, $0xff
+DATA evenSigns<>+926(SB)/1, $0xff
+DATA evenSigns<>+927(SB)/1, $0xff
+DATA evenSigns<>+928(SB)/1, $0x01
+DATA evenSigns<>+929(SB)/1, $0x01
+DATA evenSigns<>+930(SB)/1, $0xff
+DATA evenSigns<>+931(SB)/1, $0x01
+DATA evenSigns<>+932(SB)/1, $0xff
+DATA evenSigns<>+933(SB)/1, $0xff
+DATA evenSigns<>+934(SB)/1, $0xff
+DATA evenSigns<>+935(SB)/1, $0x01
+DATA evenSigns<>+936(SB)/1, $0xff
+DATA evenSigns<>+937(SB)/1, $0x01
+DATA evenSigns<>+938(SB)/1, $0xff
+DATA evenSigns<>+939(SB)/1, $0x01
+DATA evenSigns<>+940(SB)/1, $0xff
+DATA evenSigns<>+941(SB)/1, $0xff
+DATA evenSigns<>+942(SB)/1, $0xff
+DATA evenSigns<>+943(SB)/1, $0xff
+DATA evenSigns<>+944(SB)/1, $0x01
+DATA evenSigns<>+945(SB)/1, $0xff
+DATA evenSigns<>+946(SB)/1, $0xff
+DATA evenSigns<>+947(SB)/1, $0x01
+DATA evenSigns<>+948(SB)/1, $0xff
+DATA evenSigns<>+949(SB)/1, $0xff
+DATA evenSigns<>+950(SB)/1, $0xff
+DATA evenSigns<>+951(SB)/1, $0xff
+DATA evenSigns<>+952(SB)/1, $0xff
+DATA evenSigns<>+953(SB)/1, $0xff
+DATA evenSigns<>+954(SB)/1, $0xff
+DATA evenSigns<>+955(SB)/1, $0x01
+DATA evenSigns<>+956(SB)/1, $0xff
+DATA evenSigns<>+957(SB)/1, $0xff
+DATA evenSigns<>+958(SB)/1, $0xff
+DATA evenSigns<>+959(SB)/1, $0x01
+DATA evenSigns<>+960(SB)/1, $0x01
+DATA evenSigns<>+961(SB)/1, $0x01
+DATA evenSigns<>+962(SB)/1, $0x01
+DATA evenSigns<>+963(SB)/1, $0xff
+DATA evenSigns<>+964(SB)/1, $0xff
+DATA evenSigns<>+965(SB)/1, $0xff
+DATA evenSigns<>+966(SB)/1, $0xff
+DATA evenSigns<>+967(SB)/1, $0x01
+DATA evenSigns<>+968(SB)/1, $0xff
+DATA evenSigns<>+969(SB)/1, $0x01
+DATA evenSigns<>+970(SB)/1, $0x01
+DATA evenSigns<>+971(SB)/1, $0xff
+DATA evenSigns<>+972(SB)/1, $0xff
+DATA evenSigns<>+973(SB)/1, $0xff
+DATA evenSigns<>+974(SB)/1, $0xff
+DATA evenSigns<>+975(SB)/1, $0xff
+DATA evenSigns<>+976(SB)/1, $0x01
+DATA evenSigns<>+977(SB)/1, $0xff
+DATA evenSigns<>+978(SB)/1, $0x01
+DATA evenSigns<>+979(SB)/1, $0xff
+DATA evenSigns<>+980(SB)/1, $0xff
+DATA evenSigns<>+981(SB)/1, $0xff
+DATA evenSigns<>+982(SB)/1, $0xff
+DATA evenSigns<>+983(SB)/1, $0xff
+DATA evenSigns<>+984(SB)/1, $0xff
+DATA evenSigns<>+985(SB)/1, $0xff
+DATA evenSigns<>+986(SB)/1, $0x01
+DATA evenSigns<>+987(SB)/1, $0xff
+DATA evenSigns<>+988(SB)/1, $0xff
+DATA evenSigns<>+989(SB)/1, $0xff
+DATA evenSigns<>+990(SB)/1, $0xff
+DATA evenSigns<>+991(SB)/1, $0x01
+DATA evenSigns<>+992(SB)/1, $0x01
+DATA evenSigns<>+993(SB)/1, $0x01
+DATA evenSigns<>+994(SB)/1, $0xff
+DATA evenSigns<>+995(SB)/1, $0xff
+DATA evenSigns<>+996(SB)/1, $0xff
+DATA evenSigns<>+997(SB)/1, $0xff
+DATA evenSigns<>+998(SB)/1, $0xff
+DATA evenSigns<>+999(SB)/1, $0xff
+DATA evenSigns<>+1000(SB)/1, $0xff
+DATA evenSigns<>+1001(SB)/1, $0x01
+DATA evenSigns<>+1002(SB)/1, $0xff
+DATA evenSigns<>+1003(SB)/1, $0xff
+DATA evenSigns<>+1004(SB)/1, $0xff
+DATA evenSigns<>+1005(SB)/1, $0xff
+DATA evenSigns<>+1006(SB)/1, $0xff
+DATA evenSigns<>+1007(SB)/1, $0x01
+DATA evenSigns<>+1008(SB)/1, $0x01
+DATA evenSigns<>+1009(SB)/1, $0xff
+DATA evenSigns<>+1010(SB)/1, $0xff
+DATA evenSigns<>+1011(SB)/1, $0xff
+DATA evenSigns<>+1012(SB)/1, $0xff
+DATA evenSigns<>+1013(SB)/1, $0xff
+DATA evenSigns<>+1014(SB)/1, $0xff
+DATA evenSigns<>+1015(SB)/1, $0x01
+DATA evenSigns<>+1016(SB)/1, $0xff
+DATA evenSigns<>+1017(SB)/1, $0xff
+DATA evenSigns<>+1018(SB)/1, $0xff
+DATA evenSigns<>+1019(SB)/1, $0xff
+DATA evenSigns<>+1020(SB)/1, $0xff
+DATA evenSigns<>+1021(SB)/1, $0xff
+DATA evenSigns<>+1022(SB)/1, $0xff
+DATA evenSigns<>+1023(SB)/1, $0xff
+GLOBL evenSigns<>(SB), RODATA|NOPTR, $1024
+
+DATA bytes1<>+0(SB)/1, $0x01
+DATA bytes1<>+1(SB)/1, $0x01
+DATA bytes1<>+2(SB)/1, $0x01
+DATA bytes1<>+3(SB)/1, $0x01
+DATA bytes1<>+4(SB)/1, $0x01
+DATA bytes1<>+5(SB)/1, $0x01
+DATA bytes1<>+6(SB)/1, $0x01
+DATA bytes1<>+7(SB)/1, $0x01
+DATA bytes1<>+8(SB)/1, $0x01
+DATA bytes1<>+9(SB)/1, $0x01
+DATA bytes1<>+10(SB)/1, $0x01
+DATA bytes1<>+11(SB)/1, $0x01
+DATA bytes1<>+12(SB)/1, $0x01
+DATA bytes1<>+13(SB)/1, $0x01
+DATA bytes1<>+14(SB)/1, $0x01
+DATA bytes1<>+15(SB)/1, $0x01
+DATA bytes1<>+16(SB)/1, $0x01
+DATA bytes1<>+17(SB)/1, $0x01
+DATA bytes1<>+18(SB)/1, $0x01
+DATA bytes1<>+19(SB)/1, $0x01
+DATA bytes1<>+20(SB)/1, $0x01
+DATA bytes1<>+21(SB)/1, $0x01
+DATA bytes1<>+22(SB)/1, $0x01
+DATA bytes1<>+23(SB)/1, $0x01
+DATA bytes1<>+24(SB)/1, $0x01
+DATA bytes1<>+25(SB)/1, $0x01
+DATA bytes1<>+26(SB)/1, $0x01
+DATA bytes1<>+27(SB)/1, $0x01
+DATA bytes1<>+28(SB)/1, $0x01
+DATA bytes1<>+29(SB)/1, $0x01
+DATA bytes1<>+30(SB)/1, $0x01
+DATA bytes1<>+31(SB)/1, $0x01
+GLOBL bytes1<>(SB), RODATA|NOPTR, $32
+
+DATA qhShiftS<>+0(SB)/4, $0x00000008
+DATA qhShiftS<>+4(SB)/4, $0x00000007
+DATA qhShiftS<>+8(SB)/4, $0x00000006
+DATA qhShiftS<>+12(SB)/4, $0x00000005
+DATA qhShiftS<>+16(SB)/4, $0x00000004
+DATA qhShiftS<>+20(SB)/4, $0x00000003
+DATA qhShiftS<>+24(SB)/4, $0x00000002
+DATA qhShiftS<>+28(SB)/4, $0x00000001
+GLOBL qhShiftS<>(SB), RODATA|NOPTR, $32
+
+DATA dwords256<>+0(SB)/4, $0x00000100
+DATA dwords256<>+4(SB)/4, $0x00000100
+DATA dwords256<>+8(SB)/4, $0x00000100
+DATA dwords256<>+12(SB)/4, $0x00000100
+DATA dwords256<>+16(SB)/4, $0x00000100
+DATA dwords256<>+20(SB)/4, $0x00000100
+DATA dwords256<>+24(SB)/4, $0x00000100
+DATA dwords256<>+28(SB)/4, $0x00000100
+GLOBL dwords256<>(SB), RODATA|NOPTR, $32
+
+DATA quarter<>+0(SB)/4, $(0.25)
+DATA quarter<>+4(SB)/4, $(0.25)
+DATA quarter<>+8(SB)/4, $(0.25)
+DATA quarter<>+12(SB)/4, $(0.25)
+GLOBL quarter<>(SB), RODATA|NOPTR, $16
+
 // func dotF32AVX2(a *float32, b *float32, n int) float32
 // Requires: AVX, FMA3, SSE
 TEXT ·dotF32AVX2(SB), NOSPLIT, $0-28
@@ -20123,6 +21981,526 @@ dotIQ4XSQ8_KAVX2_done:
 	MOVSS X0, ret+24(FP)
 	RET
 
+// func dotIQ3XXSQ8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotIQ3XXSQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS X0, X0, X0
+
+dotIQ3XXSQ8_KAVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotIQ3XXSQ8_KAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	LEAQ         iq3xxsGrid<>+0(SB), BX
+	LEAQ         evenSigns<>+0(SB), SI
+	VXORPS       Y1, Y1, Y1
+	VPMOVZXBD    2(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	MOVL         66(AX), DI
+	MOVL         DI, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X5
+	MOVL         DI, R8
+	SHRL         $0x07, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X5, X5
+	MOVL         DI, R8
+	SHRL         $0x0e, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X2
+	MOVL         DI, R8
+	SHRL         $0x15, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, DI
+	ANDL         $0x0000000f, DI
+	LEAL         1(DI)(DI*1), DI
+	VMOVD        DI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      4(CX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    10(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	MOVL         70(AX), DI
+	MOVL         DI, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X5
+	MOVL         DI, R8
+	SHRL         $0x07, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X5, X5
+	MOVL         DI, R8
+	SHRL         $0x0e, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X2
+	MOVL         DI, R8
+	SHRL         $0x15, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, DI
+	ANDL         $0x0000000f, DI
+	LEAL         1(DI)(DI*1), DI
+	VMOVD        DI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      36(CX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    18(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	MOVL         74(AX), DI
+	MOVL         DI, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X5
+	MOVL         DI, R8
+	SHRL         $0x07, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X5, X5
+	MOVL         DI, R8
+	SHRL         $0x0e, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X2
+	MOVL         DI, R8
+	SHRL         $0x15, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, DI
+	ANDL         $0x0000000f, DI
+	LEAL         1(DI)(DI*1), DI
+	VMOVD        DI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      68(CX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    26(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	MOVL         78(AX), DI
+	MOVL         DI, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X5
+	MOVL         DI, R8
+	SHRL         $0x07, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X5, X5
+	MOVL         DI, R8
+	SHRL         $0x0e, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X2
+	MOVL         DI, R8
+	SHRL         $0x15, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, DI
+	ANDL         $0x0000000f, DI
+	LEAL         1(DI)(DI*1), DI
+	VMOVD        DI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      100(CX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    34(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	MOVL         82(AX), DI
+	MOVL         DI, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X5
+	MOVL         DI, R8
+	SHRL         $0x07, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X5, X5
+	MOVL         DI, R8
+	SHRL         $0x0e, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X2
+	MOVL         DI, R8
+	SHRL         $0x15, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, DI
+	ANDL         $0x0000000f, DI
+	LEAL         1(DI)(DI*1), DI
+	VMOVD        DI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      132(CX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    42(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	MOVL         86(AX), DI
+	MOVL         DI, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X5
+	MOVL         DI, R8
+	SHRL         $0x07, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X5, X5
+	MOVL         DI, R8
+	SHRL         $0x0e, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X2
+	MOVL         DI, R8
+	SHRL         $0x15, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, DI
+	ANDL         $0x0000000f, DI
+	LEAL         1(DI)(DI*1), DI
+	VMOVD        DI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      164(CX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    50(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	MOVL         90(AX), DI
+	MOVL         DI, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X5
+	MOVL         DI, R8
+	SHRL         $0x07, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X5, X5
+	MOVL         DI, R8
+	SHRL         $0x0e, R8
+	ANDL         $0x0000007f, R8
+	VMOVQ        (SI)(R8*8), X2
+	MOVL         DI, R8
+	SHRL         $0x15, R8
+	ANDL         $0x0000007f, R8
+	VPINSRQ      $0x01, (SI)(R8*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, DI
+	ANDL         $0x0000000f, DI
+	LEAL         1(DI)(DI*1), DI
+	VMOVD        DI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      196(CX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    58(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	MOVL         94(AX), BX
+	MOVL         BX, DI
+	ANDL         $0x0000007f, DI
+	VMOVQ        (SI)(DI*8), X5
+	MOVL         BX, DI
+	SHRL         $0x07, DI
+	ANDL         $0x0000007f, DI
+	VPINSRQ      $0x01, (SI)(DI*8), X5, X5
+	MOVL         BX, DI
+	SHRL         $0x0e, DI
+	ANDL         $0x0000007f, DI
+	VMOVQ        (SI)(DI*8), X2
+	MOVL         BX, DI
+	SHRL         $0x15, DI
+	ANDL         $0x0000007f, DI
+	VPINSRQ      $0x01, (SI)(DI*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, BX
+	ANDL         $0x0000000f, BX
+	LEAL         1(BX)(BX*1), BX
+	VMOVD        BX, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      228(CX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSS       (CX), X1
+	MOVWLZX      (AX), BX
+	VMOVD        BX, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VMULSS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x00000062, AX
+	ADDQ         $0x00000124, CX
+	SUBQ         $0x00000001, DX
+	JMP          dotIQ3XXSQ8_KAVX2_loop
+
+dotIQ3XXSQ8_KAVX2_done:
+	VMULPS quarter<>+0(SB), X0, X0
+	VZEROUPPER
+	MOVSS  X0, ret+24(FP)
+	RET
+
+// func dotIQ3SQ8_KAVX2(x *byte, y *byte, nb int) float32
+// Requires: AVX, AVX2, F16C, MMX+, SSE
+TEXT ·dotIQ3SQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   nb+16(FP), DX
+	VXORPS X0, X0, X0
+
+dotIQ3SQ8_KAVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotIQ3SQ8_KAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	LEAQ         iq3sGrid<>+0(SB), BX
+	VXORPS       Y1, Y1, Y1
+	VPMOVZXBD    2(AX), Y2
+	VPBROADCASTD 66(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	VPBROADCASTD 74(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      106(AX), SI
+	ANDL         $0x0000000f, SI
+	LEAL         1(SI)(SI*1), SI
+	VMOVD        SI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      4(CX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    10(AX), Y2
+	VPBROADCASTD 67(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	VPBROADCASTD 78(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      106(AX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x0000000f, SI
+	LEAL         1(SI)(SI*1), SI
+	VMOVD        SI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      36(CX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    18(AX), Y2
+	VPBROADCASTD 68(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	VPBROADCASTD 82(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      107(AX), SI
+	ANDL         $0x0000000f, SI
+	LEAL         1(SI)(SI*1), SI
+	VMOVD        SI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      68(CX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    26(AX), Y2
+	VPBROADCASTD 69(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	VPBROADCASTD 86(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      107(AX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x0000000f, SI
+	LEAL         1(SI)(SI*1), SI
+	VMOVD        SI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      100(CX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    34(AX), Y2
+	VPBROADCASTD 70(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	VPBROADCASTD 90(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      108(AX), SI
+	ANDL         $0x0000000f, SI
+	LEAL         1(SI)(SI*1), SI
+	VMOVD        SI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      132(CX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    42(AX), Y2
+	VPBROADCASTD 71(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	VPBROADCASTD 94(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      108(AX), SI
+	SHRL         $0x04, SI
+	ANDL         $0x0000000f, SI
+	LEAL         1(SI)(SI*1), SI
+	VMOVD        SI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      164(CX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    50(AX), Y2
+	VPBROADCASTD 72(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	VPBROADCASTD 98(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      109(AX), SI
+	ANDL         $0x0000000f, SI
+	LEAL         1(SI)(SI*1), SI
+	VMOVD        SI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      196(CX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    58(AX), Y2
+	VPBROADCASTD 73(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*4), Y4
+	VPBROADCASTD 102(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      109(AX), BX
+	SHRL         $0x04, BX
+	ANDL         $0x0000000f, BX
+	LEAL         1(BX)(BX*1), BX
+	VMOVD        BX, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      228(CX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSS       (CX), X1
+	MOVWLZX      (AX), BX
+	VMOVD        BX, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VMULSS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x0000006e, AX
+	ADDQ         $0x00000124, CX
+	SUBQ         $0x00000001, DX
+	JMP          dotIQ3SQ8_KAVX2_loop
+
+dotIQ3SQ8_KAVX2_done:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
 // func dotQ4_1Q8_1x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ4_1Q8_1x4AVX2(SB), NOSPLIT, $0-48
@@ -22108,6 +24486,828 @@ dotIQ4XSQ8_Kx4AVX2_done:
 	VZEROUPPER
 	RET
 
+// func dotIQ3XXSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dotIQ3XXSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS X0, X0, X0
+
+dotIQ3XXSQ8_Kx4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotIQ3XXSQ8_Kx4AVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	LEAQ         iq3xxsGrid<>+0(SB), R8
+	LEAQ         evenSigns<>+0(SB), R9
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VPMOVZXBD    2(AX), Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	MOVL         66(AX), R10
+	MOVL         R10, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X8
+	MOVL         R10, R11
+	SHRL         $0x07, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X8, X8
+	MOVL         R10, R11
+	SHRL         $0x0e, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X5
+	MOVL         R10, R11
+	SHRL         $0x15, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X5, X5
+	VINSERTI128  $0x01, X5, Y8, Y5
+	SHRL         $0x1c, R10
+	ANDL         $0x0000000f, R10
+	LEAL         1(R10)(R10*1), R10
+	VMOVD        R10, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      4(CX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y1, Y1
+	VMOVDQU      4(BX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y2, Y2
+	VMOVDQU      4(SI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VMOVDQU      4(DI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPMOVZXBD    10(AX), Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	MOVL         70(AX), R10
+	MOVL         R10, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X8
+	MOVL         R10, R11
+	SHRL         $0x07, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X8, X8
+	MOVL         R10, R11
+	SHRL         $0x0e, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X5
+	MOVL         R10, R11
+	SHRL         $0x15, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X5, X5
+	VINSERTI128  $0x01, X5, Y8, Y5
+	SHRL         $0x1c, R10
+	ANDL         $0x0000000f, R10
+	LEAL         1(R10)(R10*1), R10
+	VMOVD        R10, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      36(CX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y1, Y1
+	VMOVDQU      36(BX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y2, Y2
+	VMOVDQU      36(SI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VMOVDQU      36(DI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPMOVZXBD    18(AX), Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	MOVL         74(AX), R10
+	MOVL         R10, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X8
+	MOVL         R10, R11
+	SHRL         $0x07, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X8, X8
+	MOVL         R10, R11
+	SHRL         $0x0e, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X5
+	MOVL         R10, R11
+	SHRL         $0x15, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X5, X5
+	VINSERTI128  $0x01, X5, Y8, Y5
+	SHRL         $0x1c, R10
+	ANDL         $0x0000000f, R10
+	LEAL         1(R10)(R10*1), R10
+	VMOVD        R10, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      68(CX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y1, Y1
+	VMOVDQU      68(BX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y2, Y2
+	VMOVDQU      68(SI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VMOVDQU      68(DI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPMOVZXBD    26(AX), Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	MOVL         78(AX), R10
+	MOVL         R10, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X8
+	MOVL         R10, R11
+	SHRL         $0x07, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X8, X8
+	MOVL         R10, R11
+	SHRL         $0x0e, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X5
+	MOVL         R10, R11
+	SHRL         $0x15, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X5, X5
+	VINSERTI128  $0x01, X5, Y8, Y5
+	SHRL         $0x1c, R10
+	ANDL         $0x0000000f, R10
+	LEAL         1(R10)(R10*1), R10
+	VMOVD        R10, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      100(CX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y1, Y1
+	VMOVDQU      100(BX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y2, Y2
+	VMOVDQU      100(SI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VMOVDQU      100(DI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPMOVZXBD    34(AX), Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	MOVL         82(AX), R10
+	MOVL         R10, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X8
+	MOVL         R10, R11
+	SHRL         $0x07, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X8, X8
+	MOVL         R10, R11
+	SHRL         $0x0e, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X5
+	MOVL         R10, R11
+	SHRL         $0x15, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X5, X5
+	VINSERTI128  $0x01, X5, Y8, Y5
+	SHRL         $0x1c, R10
+	ANDL         $0x0000000f, R10
+	LEAL         1(R10)(R10*1), R10
+	VMOVD        R10, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      132(CX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y1, Y1
+	VMOVDQU      132(BX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y2, Y2
+	VMOVDQU      132(SI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VMOVDQU      132(DI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPMOVZXBD    42(AX), Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	MOVL         86(AX), R10
+	MOVL         R10, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X8
+	MOVL         R10, R11
+	SHRL         $0x07, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X8, X8
+	MOVL         R10, R11
+	SHRL         $0x0e, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X5
+	MOVL         R10, R11
+	SHRL         $0x15, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X5, X5
+	VINSERTI128  $0x01, X5, Y8, Y5
+	SHRL         $0x1c, R10
+	ANDL         $0x0000000f, R10
+	LEAL         1(R10)(R10*1), R10
+	VMOVD        R10, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      164(CX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y1, Y1
+	VMOVDQU      164(BX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y2, Y2
+	VMOVDQU      164(SI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VMOVDQU      164(DI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPMOVZXBD    50(AX), Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	MOVL         90(AX), R10
+	MOVL         R10, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X8
+	MOVL         R10, R11
+	SHRL         $0x07, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X8, X8
+	MOVL         R10, R11
+	SHRL         $0x0e, R11
+	ANDL         $0x0000007f, R11
+	VMOVQ        (R9)(R11*8), X5
+	MOVL         R10, R11
+	SHRL         $0x15, R11
+	ANDL         $0x0000007f, R11
+	VPINSRQ      $0x01, (R9)(R11*8), X5, X5
+	VINSERTI128  $0x01, X5, Y8, Y5
+	SHRL         $0x1c, R10
+	ANDL         $0x0000000f, R10
+	LEAL         1(R10)(R10*1), R10
+	VMOVD        R10, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      196(CX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y1, Y1
+	VMOVDQU      196(BX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y2, Y2
+	VMOVDQU      196(SI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VMOVDQU      196(DI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPMOVZXBD    58(AX), Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	MOVL         94(AX), R8
+	MOVL         R8, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R9)(R10*8), X8
+	MOVL         R8, R10
+	SHRL         $0x07, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R9)(R10*8), X8, X8
+	MOVL         R8, R10
+	SHRL         $0x0e, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R9)(R10*8), X5
+	MOVL         R8, R10
+	SHRL         $0x15, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R9)(R10*8), X5, X5
+	VINSERTI128  $0x01, X5, Y8, Y5
+	SHRL         $0x1c, R8
+	ANDL         $0x0000000f, R8
+	LEAL         1(R8)(R8*1), R8
+	VMOVD        R8, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      228(CX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y1, Y1
+	VMOVDQU      228(BX), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y2, Y2
+	VMOVDQU      228(SI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VMOVDQU      228(DI), Y9
+	VPSIGNB      Y5, Y9, Y9
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     Y6, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPUNPCKLDQ   Y2, Y1, Y5
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y5, Y5
+	VPUNPCKLDQ   Y4, Y3, Y1
+	VPUNPCKHDQ   Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VPUNPCKLQDQ  Y1, Y5, Y2
+	VPUNPCKHQDQ  Y1, Y5, Y1
+	VPADDD       Y1, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPADDD       X1, X2, X1
+	VCVTDQ2PS    X1, X1
+	VPBROADCASTW (AX), X2
+	VCVTPH2PS    X2, Y2
+	VMOVSS       (CX), X3
+	VINSERTPS    $0x10, (BX), X3, X3
+	VINSERTPS    $0x20, (SI), X3, X3
+	VINSERTPS    $0x30, (DI), X3, X3
+	VMULPS       X2, X3, X2
+	VMULPS       X2, X1, X1
+	VADDPS       X1, X0, X0
+	ADDQ         $0x00000062, AX
+	ADDQ         $0x00000124, CX
+	ADDQ         $0x00000124, BX
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000124, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotIQ3XXSQ8_Kx4AVX2_loop
+
+dotIQ3XXSQ8_Kx4AVX2_done:
+	VMULPS     quarter<>+0(SB), X0, X0
+	MOVQ       out+32(FP), AX
+	MOVQ       outstride+40(FP), CX
+	SHLQ       $0x02, CX
+	VMOVSS     X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x01, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x02, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x03, X0, (AX)
+	VZEROUPPER
+	RET
+
+// func dotIQ3SQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dotIQ3SQ8_Kx4AVX2(SB), NOSPLIT, $0-48
+	MOVQ   x+0(FP), AX
+	MOVQ   y+8(FP), CX
+	MOVQ   ystride+16(FP), DX
+	MOVQ   CX, BX
+	ADDQ   DX, BX
+	MOVQ   BX, SI
+	ADDQ   DX, SI
+	MOVQ   SI, DI
+	ADDQ   DX, DI
+	MOVQ   nb+24(FP), DX
+	VXORPS X0, X0, X0
+
+dotIQ3SQ8_Kx4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           dotIQ3SQ8_Kx4AVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	LEAQ         iq3sGrid<>+0(SB), R8
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	VPMOVZXBD    2(AX), Y5
+	VPBROADCASTD 66(AX), Y6
+	VPSLLVD      qhShiftS<>+0(SB), Y6, Y6
+	VPAND        dwords256<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	VPBROADCASTD 74(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y6, Y6, Y6
+	VPCMPEQB     Y6, Y5, Y5
+	VPOR         bytes1<>+0(SB), Y5, Y5
+	MOVBLZX      106(AX), R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      4(CX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y1, Y1
+	VMOVDQU      4(BX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y2, Y2
+	VMOVDQU      4(SI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y3, Y3
+	VMOVDQU      4(DI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMOVZXBD    10(AX), Y5
+	VPBROADCASTD 67(AX), Y6
+	VPSLLVD      qhShiftS<>+0(SB), Y6, Y6
+	VPAND        dwords256<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	VPBROADCASTD 78(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y6, Y6, Y6
+	VPCMPEQB     Y6, Y5, Y5
+	VPOR         bytes1<>+0(SB), Y5, Y5
+	MOVBLZX      106(AX), R9
+	SHRL         $0x04, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      36(CX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y1, Y1
+	VMOVDQU      36(BX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y2, Y2
+	VMOVDQU      36(SI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y3, Y3
+	VMOVDQU      36(DI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMOVZXBD    18(AX), Y5
+	VPBROADCASTD 68(AX), Y6
+	VPSLLVD      qhShiftS<>+0(SB), Y6, Y6
+	VPAND        dwords256<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	VPBROADCASTD 82(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y6, Y6, Y6
+	VPCMPEQB     Y6, Y5, Y5
+	VPOR         bytes1<>+0(SB), Y5, Y5
+	MOVBLZX      107(AX), R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      68(CX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y1, Y1
+	VMOVDQU      68(BX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y2, Y2
+	VMOVDQU      68(SI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y3, Y3
+	VMOVDQU      68(DI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMOVZXBD    26(AX), Y5
+	VPBROADCASTD 69(AX), Y6
+	VPSLLVD      qhShiftS<>+0(SB), Y6, Y6
+	VPAND        dwords256<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	VPBROADCASTD 86(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y6, Y6, Y6
+	VPCMPEQB     Y6, Y5, Y5
+	VPOR         bytes1<>+0(SB), Y5, Y5
+	MOVBLZX      107(AX), R9
+	SHRL         $0x04, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      100(CX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y1, Y1
+	VMOVDQU      100(BX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y2, Y2
+	VMOVDQU      100(SI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y3, Y3
+	VMOVDQU      100(DI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMOVZXBD    34(AX), Y5
+	VPBROADCASTD 70(AX), Y6
+	VPSLLVD      qhShiftS<>+0(SB), Y6, Y6
+	VPAND        dwords256<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	VPBROADCASTD 90(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y6, Y6, Y6
+	VPCMPEQB     Y6, Y5, Y5
+	VPOR         bytes1<>+0(SB), Y5, Y5
+	MOVBLZX      108(AX), R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      132(CX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y1, Y1
+	VMOVDQU      132(BX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y2, Y2
+	VMOVDQU      132(SI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y3, Y3
+	VMOVDQU      132(DI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMOVZXBD    42(AX), Y5
+	VPBROADCASTD 71(AX), Y6
+	VPSLLVD      qhShiftS<>+0(SB), Y6, Y6
+	VPAND        dwords256<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	VPBROADCASTD 94(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y6, Y6, Y6
+	VPCMPEQB     Y6, Y5, Y5
+	VPOR         bytes1<>+0(SB), Y5, Y5
+	MOVBLZX      108(AX), R9
+	SHRL         $0x04, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      164(CX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y1, Y1
+	VMOVDQU      164(BX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y2, Y2
+	VMOVDQU      164(SI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y3, Y3
+	VMOVDQU      164(DI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMOVZXBD    50(AX), Y5
+	VPBROADCASTD 72(AX), Y6
+	VPSLLVD      qhShiftS<>+0(SB), Y6, Y6
+	VPAND        dwords256<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	VPBROADCASTD 98(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y6, Y6, Y6
+	VPCMPEQB     Y6, Y5, Y5
+	VPOR         bytes1<>+0(SB), Y5, Y5
+	MOVBLZX      109(AX), R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      196(CX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y1, Y1
+	VMOVDQU      196(BX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y2, Y2
+	VMOVDQU      196(SI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y3, Y3
+	VMOVDQU      196(DI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMOVZXBD    58(AX), Y5
+	VPBROADCASTD 73(AX), Y6
+	VPSLLVD      qhShiftS<>+0(SB), Y6, Y6
+	VPAND        dwords256<>+0(SB), Y6, Y6
+	VPOR         Y6, Y5, Y5
+	VPCMPEQD     Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPGATHERDD   Y6, (R8)(Y5*4), Y7
+	VPBROADCASTD 102(AX), Y5
+	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
+	VPOR         bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB     Y6, Y6, Y6
+	VPCMPEQB     Y6, Y5, Y5
+	VPOR         bytes1<>+0(SB), Y5, Y5
+	MOVBLZX      109(AX), R8
+	SHRL         $0x04, R8
+	ANDL         $0x0000000f, R8
+	LEAL         1(R8)(R8*1), R8
+	VMOVD        R8, X6
+	VPBROADCASTW X6, Y6
+	VMOVDQU      228(CX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y1, Y1
+	VMOVDQU      228(BX), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y2, Y2
+	VMOVDQU      228(SI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y3, Y3
+	VMOVDQU      228(DI), Y8
+	VPSIGNB      Y5, Y8, Y8
+	VPMADDUBSW   Y8, Y7, Y8
+	VPMADDWD     Y6, Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPUNPCKLDQ   Y2, Y1, Y5
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y5, Y5
+	VPUNPCKLDQ   Y4, Y3, Y1
+	VPUNPCKHDQ   Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VPUNPCKLQDQ  Y1, Y5, Y2
+	VPUNPCKHQDQ  Y1, Y5, Y1
+	VPADDD       Y1, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPADDD       X1, X2, X1
+	VCVTDQ2PS    X1, X1
+	VPBROADCASTW (AX), X2
+	VCVTPH2PS    X2, Y2
+	VMOVSS       (CX), X3
+	VINSERTPS    $0x10, (BX), X3, X3
+	VINSERTPS    $0x20, (SI), X3, X3
+	VINSERTPS    $0x30, (DI), X3, X3
+	VMULPS       X2, X3, X2
+	VMULPS       X2, X1, X1
+	VADDPS       X1, X0, X0
+	ADDQ         $0x0000006e, AX
+	ADDQ         $0x00000124, CX
+	ADDQ         $0x00000124, BX
+	ADDQ         $0x00000124, SI
+	ADDQ         $0x00000124, DI
+	SUBQ         $0x00000001, DX
+	JMP          dotIQ3SQ8_Kx4AVX2_loop
+
+dotIQ3SQ8_Kx4AVX2_done:
+	MOVQ       out+32(FP), AX
+	MOVQ       outstride+40(FP), CX
+	SHLQ       $0x02, CX
+	VMOVSS     X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x01, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x02, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x03, X0, (AX)
+	VZEROUPPER
+	RET
+
 // func dotQ4_KQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ4_KQ8_KRowsAVX2(SB), NOSPLIT, $0-40
@@ -22756,6 +25956,540 @@ dotIQ4XSQ8_KRowsAVX2_done:
 	ADDQ   $0x04, DX
 	DECQ   CX
 	JNZ    dotIQ4XSQ8_KRowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func dotIQ3XXSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dotIQ3XXSQ8_KRowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotIQ3XXSQ8_KRowsAVX2_row:
+	MOVQ   y+8(FP), BX
+	MOVQ   nb+16(FP), SI
+	VXORPS X0, X0, X0
+
+dotIQ3XXSQ8_KRowsAVX2_loop:
+	TESTQ        SI, SI
+	JZ           dotIQ3XXSQ8_KRowsAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	LEAQ         iq3xxsGrid<>+0(SB), DI
+	LEAQ         evenSigns<>+0(SB), R8
+	VXORPS       Y1, Y1, Y1
+	VPMOVZXBD    2(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	MOVL         66(AX), R9
+	MOVL         R9, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X5
+	MOVL         R9, R10
+	SHRL         $0x07, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X5, X5
+	MOVL         R9, R10
+	SHRL         $0x0e, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X2
+	MOVL         R9, R10
+	SHRL         $0x15, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      4(BX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    10(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	MOVL         70(AX), R9
+	MOVL         R9, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X5
+	MOVL         R9, R10
+	SHRL         $0x07, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X5, X5
+	MOVL         R9, R10
+	SHRL         $0x0e, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X2
+	MOVL         R9, R10
+	SHRL         $0x15, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      36(BX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    18(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	MOVL         74(AX), R9
+	MOVL         R9, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X5
+	MOVL         R9, R10
+	SHRL         $0x07, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X5, X5
+	MOVL         R9, R10
+	SHRL         $0x0e, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X2
+	MOVL         R9, R10
+	SHRL         $0x15, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      68(BX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    26(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	MOVL         78(AX), R9
+	MOVL         R9, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X5
+	MOVL         R9, R10
+	SHRL         $0x07, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X5, X5
+	MOVL         R9, R10
+	SHRL         $0x0e, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X2
+	MOVL         R9, R10
+	SHRL         $0x15, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      100(BX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    34(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	MOVL         82(AX), R9
+	MOVL         R9, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X5
+	MOVL         R9, R10
+	SHRL         $0x07, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X5, X5
+	MOVL         R9, R10
+	SHRL         $0x0e, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X2
+	MOVL         R9, R10
+	SHRL         $0x15, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      132(BX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    42(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	MOVL         86(AX), R9
+	MOVL         R9, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X5
+	MOVL         R9, R10
+	SHRL         $0x07, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X5, X5
+	MOVL         R9, R10
+	SHRL         $0x0e, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X2
+	MOVL         R9, R10
+	SHRL         $0x15, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      164(BX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    50(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	MOVL         90(AX), R9
+	MOVL         R9, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X5
+	MOVL         R9, R10
+	SHRL         $0x07, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X5, X5
+	MOVL         R9, R10
+	SHRL         $0x0e, R10
+	ANDL         $0x0000007f, R10
+	VMOVQ        (R8)(R10*8), X2
+	MOVL         R9, R10
+	SHRL         $0x15, R10
+	ANDL         $0x0000007f, R10
+	VPINSRQ      $0x01, (R8)(R10*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, R9
+	ANDL         $0x0000000f, R9
+	LEAL         1(R9)(R9*1), R9
+	VMOVD        R9, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      196(BX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VPMOVZXBD    58(AX), Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	MOVL         94(AX), DI
+	MOVL         DI, R9
+	ANDL         $0x0000007f, R9
+	VMOVQ        (R8)(R9*8), X5
+	MOVL         DI, R9
+	SHRL         $0x07, R9
+	ANDL         $0x0000007f, R9
+	VPINSRQ      $0x01, (R8)(R9*8), X5, X5
+	MOVL         DI, R9
+	SHRL         $0x0e, R9
+	ANDL         $0x0000007f, R9
+	VMOVQ        (R8)(R9*8), X2
+	MOVL         DI, R9
+	SHRL         $0x15, R9
+	ANDL         $0x0000007f, R9
+	VPINSRQ      $0x01, (R8)(R9*8), X2, X2
+	VINSERTI128  $0x01, X2, Y5, Y2
+	SHRL         $0x1c, DI
+	ANDL         $0x0000000f, DI
+	LEAL         1(DI)(DI*1), DI
+	VMOVD        DI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      228(BX), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y3, Y6, Y6
+	VPADDD       Y6, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSS       (BX), X1
+	MOVWLZX      (AX), DI
+	VMOVD        DI, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VMULSS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x00000062, AX
+	ADDQ         $0x00000124, BX
+	SUBQ         $0x00000001, SI
+	JMP          dotIQ3XXSQ8_KRowsAVX2_loop
+
+dotIQ3XXSQ8_KRowsAVX2_done:
+	VMULPS quarter<>+0(SB), X0, X0
+	VMOVSS X0, (DX)
+	ADDQ   $0x04, DX
+	DECQ   CX
+	JNZ    dotIQ3XXSQ8_KRowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func dotIQ3SQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dotIQ3SQ8_KRowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), AX
+	MOVQ rows+24(FP), CX
+	MOVQ out+32(FP), DX
+
+dotIQ3SQ8_KRowsAVX2_row:
+	MOVQ   y+8(FP), BX
+	MOVQ   nb+16(FP), SI
+	VXORPS X0, X0, X0
+
+dotIQ3SQ8_KRowsAVX2_loop:
+	TESTQ        SI, SI
+	JZ           dotIQ3SQ8_KRowsAVX2_done
+	PREFETCHT0   1024(AX)
+	PREFETCHT0   1088(AX)
+	LEAQ         iq3sGrid<>+0(SB), DI
+	VXORPS       Y1, Y1, Y1
+	VPMOVZXBD    2(AX), Y2
+	VPBROADCASTD 66(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	VPBROADCASTD 74(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      106(AX), R8
+	ANDL         $0x0000000f, R8
+	LEAL         1(R8)(R8*1), R8
+	VMOVD        R8, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      4(BX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    10(AX), Y2
+	VPBROADCASTD 67(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	VPBROADCASTD 78(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      106(AX), R8
+	SHRL         $0x04, R8
+	ANDL         $0x0000000f, R8
+	LEAL         1(R8)(R8*1), R8
+	VMOVD        R8, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      36(BX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    18(AX), Y2
+	VPBROADCASTD 68(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	VPBROADCASTD 82(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      107(AX), R8
+	ANDL         $0x0000000f, R8
+	LEAL         1(R8)(R8*1), R8
+	VMOVD        R8, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      68(BX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    26(AX), Y2
+	VPBROADCASTD 69(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	VPBROADCASTD 86(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      107(AX), R8
+	SHRL         $0x04, R8
+	ANDL         $0x0000000f, R8
+	LEAL         1(R8)(R8*1), R8
+	VMOVD        R8, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      100(BX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    34(AX), Y2
+	VPBROADCASTD 70(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	VPBROADCASTD 90(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      108(AX), R8
+	ANDL         $0x0000000f, R8
+	LEAL         1(R8)(R8*1), R8
+	VMOVD        R8, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      132(BX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    42(AX), Y2
+	VPBROADCASTD 71(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	VPBROADCASTD 94(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      108(AX), R8
+	SHRL         $0x04, R8
+	ANDL         $0x0000000f, R8
+	LEAL         1(R8)(R8*1), R8
+	VMOVD        R8, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      164(BX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    50(AX), Y2
+	VPBROADCASTD 72(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	VPBROADCASTD 98(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      109(AX), R8
+	ANDL         $0x0000000f, R8
+	LEAL         1(R8)(R8*1), R8
+	VMOVD        R8, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      196(BX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VPMOVZXBD    58(AX), Y2
+	VPBROADCASTD 73(AX), Y3
+	VPSLLVD      qhShiftS<>+0(SB), Y3, Y3
+	VPAND        dwords256<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPCMPEQD     Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (DI)(Y2*4), Y4
+	VPBROADCASTD 102(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPOR         bytes1<>+0(SB), Y2, Y2
+	MOVBLZX      109(AX), DI
+	SHRL         $0x04, DI
+	ANDL         $0x0000000f, DI
+	LEAL         1(DI)(DI*1), DI
+	VMOVD        DI, X3
+	VPBROADCASTW X3, Y3
+	VMOVDQU      228(BX), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y3, Y5, Y5
+	VPADDD       Y5, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VPHADDD      X2, X2, X2
+	VPHADDD      X2, X2, X2
+	VCVTDQ2PS    X2, X2
+	VMOVSS       (BX), X1
+	MOVWLZX      (AX), DI
+	VMOVD        DI, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VMULSS       X1, X2, X2
+	VADDSS       X2, X0, X0
+	ADDQ         $0x0000006e, AX
+	ADDQ         $0x00000124, BX
+	SUBQ         $0x00000001, SI
+	JMP          dotIQ3SQ8_KRowsAVX2_loop
+
+dotIQ3SQ8_KRowsAVX2_done:
+	VMOVSS X0, (DX)
+	ADDQ   $0x04, DX
+	DECQ   CX
+	JNZ    dotIQ3SQ8_KRowsAVX2_row
 	VZEROUPPER
 	RET
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"os"
 	"regexp"
@@ -22,6 +23,7 @@ var allTypes = []ggml.Type{
 	ggml.TypeQ4_0, ggml.TypeQ4_1, ggml.TypeQ5_0, ggml.TypeQ5_1, ggml.TypeQ8_0, ggml.TypeIQ4_NL,
 	ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_XS,
 	ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S,
+	ggml.TypeIQ3_XXS, ggml.TypeIQ3_S,
 	ggml.TypeTQ1_0, ggml.TypeTQ2_0, ggml.TypeIQ1_S, ggml.TypeIQ1_M,
 }
 
@@ -32,6 +34,7 @@ var scaleOffsets = map[ggml.Type][]int{
 	ggml.TypeQ8_0: {0}, ggml.TypeIQ4_NL: {0}, ggml.TypeQ2_K: {80, 82}, ggml.TypeQ3_K: {108},
 	ggml.TypeQ4_K: {0, 2}, ggml.TypeQ5_K: {0, 2}, ggml.TypeQ6_K: {208}, ggml.TypeIQ4_XS: {0},
 	ggml.TypeIQ2_XXS: {0}, ggml.TypeIQ2_XS: {0}, ggml.TypeIQ2_S: {0},
+	ggml.TypeIQ3_XXS: {0}, ggml.TypeIQ3_S: {0},
 	ggml.TypeTQ1_0: {52}, ggml.TypeTQ2_0: {64}, ggml.TypeIQ1_S: {0},
 }
 
@@ -306,6 +309,30 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 					o[8*g+j] = v
 				}
 			}
+		case ggml.TypeIQ3_XXS:
+			for e := 0; e < 256; e++ {
+				j, k, i := e/32, e%32/4, e%4
+				aux := binary.LittleEndian.Uint32(blk[66+4*j:])
+				signs := aux >> (7 * (k / 2)) & 127
+				if bits.OnesCount32(signs)%2 == 1 {
+					signs |= 128 // the eighth sign keeps the negatives even
+				}
+				v := float64(uint8(block.IQ3XXSGrid[blk[2+8*j+k]] >> (8 * i)))
+				if signs>>(e%8)&1 != 0 {
+					v = -v
+				}
+				o[e] = h(blk) * (0.5 + float64(aux>>28)) * 0.5 * v
+			}
+		case ggml.TypeIQ3_S:
+			for e := 0; e < 256; e++ {
+				j, k, i := e/32, e%32/4, e%4
+				idx := int(blk[2+8*j+k]) | int(blk[66+j]>>k&1)<<8
+				v := float64(uint8(block.IQ3SGrid[idx] >> (8 * i)))
+				if blk[74+e/8]>>(e%8)&1 != 0 {
+					v = -v
+				}
+				o[e] = h(blk) * float64(1+2*int(blk[106+j/2]>>(4*(j%2))&15)) * v
+			}
 		default:
 			panic("no dequantizer for " + t.String())
 		}
@@ -414,6 +441,7 @@ var goDots = map[ggml.Type]dotFunc{
 	ggml.TypeQ2_K: block.DotQ2_KQ8_K, ggml.TypeQ3_K: block.DotQ3_KQ8_K, ggml.TypeQ4_K: block.DotQ4_KQ8_K,
 	ggml.TypeQ5_K: block.DotQ5_KQ8_K, ggml.TypeQ6_K: block.DotQ6_KQ8_K, ggml.TypeIQ4_XS: block.DotIQ4_XSQ8_K,
 	ggml.TypeIQ2_XXS: block.DotIQ2_XXSQ8_K, ggml.TypeIQ2_XS: block.DotIQ2_XSQ8_K, ggml.TypeIQ2_S: block.DotIQ2_SQ8_K,
+	ggml.TypeIQ3_XXS: block.DotIQ3_XXSQ8_K, ggml.TypeIQ3_S: block.DotIQ3_SQ8_K,
 	ggml.TypeTQ1_0: block.DotTQ1_0Q8_K, ggml.TypeTQ2_0: block.DotTQ2_0Q8_K,
 	ggml.TypeIQ1_S: block.DotIQ1_SQ8_K, ggml.TypeIQ1_M: block.DotIQ1_MQ8_K,
 }
@@ -757,6 +785,36 @@ func TestAsmMatchesGo(t *testing.T) {
 			}
 			if math.Abs(got-want) > tol {
 				t.Errorf("%v cols=%d trial %d: asm %g, go %g (tol %g)", typ, cols, trial, got, want, tol)
+			}
+		}
+	}
+}
+
+// TestIQ3AsmMatchesGoBits requires the IQ3 dots in use to give exactly the
+// Go reference's bits: both follow ggml's generic order (exact integer
+// block sums, then a multiply and an add per block, unfused), so unlike the
+// other types there is no rounding slack between them.
+func TestIQ3AsmMatchesGoBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	for _, typ := range []ggml.Type{ggml.TypeIQ3_XXS, ggml.TypeIQ3_S} {
+		format, dot, _ := kernelFor(typ)
+		for trial := 0; trial < 200; trial++ {
+			nblocks := 1 + trial%9
+			cols := nblocks * typ.BlockSize()
+			w := randomRow(rng, typ, cols, trial%5 == 4)
+			if trial%7 == 6 {
+				clear(w)
+			}
+			x := randomActivations(rng, cols)
+			if trial%3 == 0 {
+				for i := range x {
+					x[i] *= float32(math.Pow(10, float64(rng.IntN(13)-6)))
+				}
+			}
+			a := convertAct(format, x)
+			got, want := dot(w, a, cols), goDots[typ](w, a, cols)
+			if math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("%v cols=%d trial %d: in use %g (%#08x), go %g (%#08x)", typ, cols, trial, got, math.Float32bits(got), want, math.Float32bits(want))
 			}
 		}
 	}

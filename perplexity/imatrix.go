@@ -88,10 +88,8 @@ func Imatrix(ctx context.Context, c ObservableContext, nVocab int, tokens []int3
 		return nil, fmt.Errorf("%w: it tokenizes to %d tokens, and a context of %d needs at least %d (two chunks, llama-imatrix's rule); use a longer text or a smaller -c",
 			ErrTooShort, len(tokens), opt.NCtx, 2*opt.NCtx)
 	}
-	for i, t := range tokens {
-		if t < 0 || int(t) >= nVocab {
-			return nil, fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
-		}
+	if err := checkVocabRange(tokens, nVocab); err != nil {
+		return nil, err
 	}
 	var collectErr error
 	c.Observe(func(name string, x []float32, rows, cols int) {
@@ -111,8 +109,7 @@ func Imatrix(ctx context.Context, c ObservableContext, nVocab int, tokens []int3
 	scored := scoredPerChunk(opt.NCtx)
 	nll := make([]float64, scored)
 	chunk := make([]int32, opt.NCtx)
-	var sum, sum2 float64
-	count := 0
+	var totals nllTotals
 	start := time.Now()
 	for i := range nChunk {
 		if err := ctx.Err(); err != nil {
@@ -136,12 +133,10 @@ func Imatrix(ctx context.Context, c ObservableContext, nVocab int, tokens []int3
 				nll[j] = tokenNLL(logits[(first+j)*nVocab:(first+j+1)*nVocab], next[j])
 			})
 			for _, v := range nll {
-				sum += v
-				sum2 += v * v
+				totals.add(v)
 			}
-			count += scored
 			if opt.Out != nil {
-				fmt.Fprintf(opt.Out, "[%d]%.4f,", i+1, math.Exp(sum/float64(count)))
+				fmt.Fprintf(opt.Out, "[%d]%.4f,", i+1, math.Exp(totals.mean()))
 			}
 		}
 		if opt.Progress != nil {
@@ -153,13 +148,10 @@ func Imatrix(ctx context.Context, c ObservableContext, nVocab int, tokens []int3
 			}
 		}
 	}
-	res.Seconds = time.Since(start).Seconds()
-	if res.Seconds > 0 {
-		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
-	}
+	res.Seconds, res.TokensPerSecond = throughput(start, nChunk*opt.NCtx)
 	res.Entries = stats.Len()
-	if !opt.NoPPL && count > 0 {
-		res.PPL, res.PPLErr = pplEstimate(sum, sum2, count)
+	if !opt.NoPPL && totals.count > 0 {
+		res.PPL, res.PPLErr = totals.estimate()
 		if opt.Out != nil {
 			fmt.Fprintln(opt.Out)
 		}

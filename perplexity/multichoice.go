@@ -35,6 +35,18 @@ type MCOptions struct {
 	Progress func(done, total int)
 }
 
+// withDefaults fills in what the zero options leave open: a 512-token
+// context and no running output.
+func (o MCOptions) withDefaults() MCOptions {
+	if o.NCtx <= 0 {
+		o.NCtx = DefaultNCtx
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	return o
+}
+
 // MCResult is the outcome of a multiple-choice run.
 type MCResult struct {
 	Kind      string  `json:"kind"`
@@ -215,9 +227,7 @@ func HellaSwagOrder(total, n int) []int {
 // scored as context + " " + ending by the mean log-probability of its
 // tokens (acc_norm), and the running accuracy is printed after each task.
 func HellaSwag(ctx context.Context, m Model, tok Tokenize, tasks []HellaSwagTask, opt MCOptions) (*MCResult, error) {
-	if opt.NCtx <= 0 {
-		opt.NCtx = DefaultNCtx
-	}
+	opt = opt.withDefaults()
 	n := len(tasks)
 	limit := opt.Tasks
 	if limit <= 0 {
@@ -228,17 +238,12 @@ func HellaSwag(ctx context.Context, m Model, tok Tokenize, tasks []HellaSwagTask
 		return nil, errors.New("no tasks")
 	}
 	out := opt.Out
-	if out == nil {
-		out = io.Discard
-	}
 	order := HellaSwagOrder(len(tasks), n)
 	c, err := m.NewContext(opt.NCtx)
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := c.(interface{ Close() }); ok {
-		defer cl.Close()
-	}
+	defer closeContext(c)
 	nVocab := m.NVocab()
 	res := &MCResult{Kind: "hellaswag", Tasks: n, Order: order}
 	fmt.Fprintf(out, "\ntask\tacc_norm\n")
@@ -399,24 +404,17 @@ func WinograndeOrder(total, n int) []int {
 // the second sentence is kept, including its use of the first sentence's
 // last logits in the latter case.
 func Winogrande(ctx context.Context, m Model, tok Tokenize, tasks []WinograndeTask, opt MCOptions) (*MCResult, error) {
-	if opt.NCtx <= 0 {
-		opt.NCtx = DefaultNCtx
-	}
+	opt = opt.withDefaults()
 	if len(tasks) == 0 {
 		return nil, errors.New("no tasks")
 	}
 	out := opt.Out
-	if out == nil {
-		out = io.Discard
-	}
 	order := WinograndeOrder(len(tasks), opt.Tasks)
 	c, err := m.NewContext(opt.NCtx)
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := c.(interface{ Close() }); ok {
-		defer cl.Close()
-	}
+	defer closeContext(c)
 	nVocab := m.NVocab()
 	res := &MCResult{Kind: "winogrande", Tasks: len(order), Order: order}
 	const minTrailing = 3
@@ -639,16 +637,11 @@ func ParseMultipleChoice(data []byte, n int) ([]ChoiceTask, error) {
 // running accuracy is printed per task; then the final result and the
 // random-chance accuracy with their standard errors.
 func MultipleChoice(ctx context.Context, m Model, tok Tokenize, tasks []ChoiceTask, opt MCOptions) (*MCResult, error) {
-	if opt.NCtx <= 0 {
-		opt.NCtx = DefaultNCtx
-	}
+	opt = opt.withDefaults()
 	if len(tasks) == 0 {
 		return nil, errors.New("no tasks")
 	}
 	out := opt.Out
-	if out == nil {
-		out = io.Discard
-	}
 	type prepared struct {
 		seqs [][]int32
 		cp   int
@@ -687,9 +680,7 @@ func MultipleChoice(ctx context.Context, m Model, tok Tokenize, tasks []ChoiceTa
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := c.(interface{ Close() }); ok {
-		defer cl.Close()
-	}
+	defer closeContext(c)
 	nVocab := m.NVocab()
 	res := &MCResult{Kind: "multiple-choice", Tasks: len(tasks)}
 	nAnswers := 0

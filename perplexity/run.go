@@ -142,15 +142,9 @@ func NumChunks(nTokens, nCtx, maxChunks int) int {
 // vocabulary adds it) as llama-perplexity does.
 func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Result, error) {
 	opt.normalize()
-	if len(tokens) < 2*opt.NCtx {
-		return nil, fmt.Errorf("%w: it tokenizes to %d tokens, and perplexity with a context of %d needs at least %d (two chunks, llama-perplexity's rule); use a longer text or a smaller -c",
-			ErrTooShort, len(tokens), opt.NCtx, 2*opt.NCtx)
-	}
 	nVocab := m.NVocab()
-	for i, t := range tokens {
-		if t < 0 || int(t) >= nVocab {
-			return nil, fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
-		}
+	if err := checkPerplexityTokens(tokens, opt.NCtx, nVocab); err != nil {
+		return nil, err
 	}
 	nChunk := NumChunks(len(tokens), opt.NCtx, opt.MaxChunks)
 	ev, err := newChunkEvaluator(m, opt)
@@ -174,8 +168,7 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 	if base != nil {
 		rows = make([]uint16, scored*rowLen(nVocab))
 	}
-	var sum, sum2 float64
-	count := 0
+	var totals nllTotals
 	start := time.Now()
 	err = ev.run(ctx, nChunk, func(i int) []int32 { return tokens[i*opt.NCtx : (i+1)*opt.NCtx] },
 		func(i int, logits []float32) error {
@@ -196,14 +189,12 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 			}
 			var chunkSum float64
 			for _, v := range nll {
-				sum += v
-				sum2 += v * v
+				totals.add(v)
 				chunkSum += v
 			}
-			count += scored
 			res.ChunkNLL = append(res.ChunkNLL, chunkSum/float64(scored))
 			if opt.Out != nil {
-				printRunning(opt.Out, opt.OutputType, i, opt.NCtx, sum, sum2, count)
+				printRunning(opt.Out, opt.OutputType, i, opt.NCtx, &totals)
 			}
 			return nil
 		})
@@ -215,14 +206,11 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 			return nil, err
 		}
 	}
-	res.Seconds = time.Since(start).Seconds()
-	if res.Seconds > 0 {
-		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
-	}
-	res.NTokensScored = count
-	mean := sum / float64(count)
+	res.Seconds, res.TokensPerSecond = throughput(start, nChunk*opt.NCtx)
+	res.NTokensScored = totals.count
+	mean := totals.mean()
 	res.MeanNLL = mean
-	ppl, stderr := pplEstimate(sum, sum2, count)
+	ppl, stderr := totals.estimate()
 	res.PPL = ppl
 	if opt.Out != nil {
 		fmt.Fprintln(opt.Out)
@@ -237,18 +225,65 @@ func Perplexity(ctx context.Context, m Model, tokens []int32, opt Options) (*Res
 	return res, nil
 }
 
-// pplEstimate is llama-perplexity's final estimate from the scored tokens'
-// NLL sum, sum of squares and count: PPL = exp(mean NLL), and its ± =
-// sqrt((mean(nll²)−mean(nll)²)/(count−1))·PPL, NaN when every token scored
-// the same (or only one was scored).
-func pplEstimate(sum, sum2 float64, count int) (ppl, stderr float64) {
-	mean := sum / float64(count)
+// checkPerplexityTokens applies llama-perplexity's rule that the text fills
+// at least two chunks, and checks that every token is in the vocabulary.
+func checkPerplexityTokens(tokens []int32, nCtx, nVocab int) error {
+	if len(tokens) < 2*nCtx {
+		return fmt.Errorf("%w: it tokenizes to %d tokens, and perplexity with a context of %d needs at least %d (two chunks, llama-perplexity's rule); use a longer text or a smaller -c",
+			ErrTooShort, len(tokens), nCtx, 2*nCtx)
+	}
+	return checkVocabRange(tokens, nVocab)
+}
+
+// checkVocabRange fails on the first token outside the vocabulary, which
+// would index past the logits.
+func checkVocabRange(tokens []int32, nVocab int) error {
+	for i, t := range tokens {
+		if t < 0 || int(t) >= nVocab {
+			return fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
+		}
+	}
+	return nil
+}
+
+// nllTotals accumulates the scored tokens' negative log-likelihoods (sum,
+// sum of squares, count), from which llama-perplexity's running and final
+// estimates come.
+type nllTotals struct {
+	sum, sum2 float64
+	count     int
+}
+
+func (t *nllTotals) add(nll float64) {
+	t.sum += nll
+	t.sum2 += nll * nll
+	t.count++
+}
+
+// mean is the mean NLL, the log of the perplexity.
+func (t *nllTotals) mean() float64 { return t.sum / float64(t.count) }
+
+// estimate is llama-perplexity's final estimate: PPL = exp(mean NLL), and
+// its ± = sqrt((mean(nll²)−mean(nll)²)/(count−1))·PPL, NaN when every token
+// scored the same (or only one was scored).
+func (t *nllTotals) estimate() (ppl, stderr float64) {
+	mean := t.mean()
 	ppl = math.Exp(mean)
 	stderr = math.NaN()
-	if v := sum2/float64(count) - mean*mean; v > 0 && count > 1 {
-		stderr = math.Sqrt(v/float64(count-1)) * ppl
+	if v := t.sum2/float64(t.count) - mean*mean; v > 0 && t.count > 1 {
+		stderr = math.Sqrt(v/float64(t.count-1)) * ppl
 	}
 	return ppl, stderr
+}
+
+// throughput is the seconds since start and the tokens per second they
+// make (0 when no time was measured).
+func throughput(start time.Time, tokens int) (seconds, tokensPerSecond float64) {
+	seconds = time.Since(start).Seconds()
+	if seconds > 0 {
+		tokensPerSecond = float64(tokens) / seconds
+	}
+	return seconds, tokensPerSecond
 }
 
 // printFinalEstimate prints llama-perplexity's last line (nothing when w is
@@ -322,10 +357,7 @@ func KLDivergence(ctx context.Context, m Model, base *BaseReader, opt Options) (
 	if err != nil {
 		return nil, err
 	}
-	res.Seconds = time.Since(start).Seconds()
-	if res.Seconds > 0 {
-		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
-	}
+	res.Seconds, res.TokensPerSecond = throughput(start, nChunk*opt.NCtx)
 	res.NTokensScored = acc.count
 	logPPL, logPPLErr := meanAndUncertainty(acc.sumNLL, acc.sumNLL2, acc.count)
 	res.MeanNLL = logPPL
@@ -390,12 +422,18 @@ func newChunkEvaluator(m Model, opt Options) (*chunkEvaluator, error) {
 	return e, nil
 }
 
-// close releases contexts that hold resources (worker goroutines).
+// close releases the contexts.
 func (e *chunkEvaluator) close() {
 	for _, c := range e.ctxs {
-		if cl, ok := c.(interface{ Close() }); ok {
-			cl.Close()
-		}
+		closeContext(c)
+	}
+}
+
+// closeContext releases a context that holds resources (the engine's
+// worker goroutines); other contexts need nothing.
+func closeContext(c Context) {
+	if cl, ok := c.(interface{ Close() }); ok {
+		cl.Close()
 	}
 }
 
@@ -463,15 +501,15 @@ func (e *chunkEvaluator) decode(ctx context.Context, s int) error {
 
 // printRunning prints the running estimate after chunk i as
 // llama-perplexity does for --ppl-output-type 0 and 1.
-func printRunning(w io.Writer, outputType, i, nCtx int, sum, sum2 float64, count int) {
-	av := sum / float64(count)
+func printRunning(w io.Writer, outputType, i, nCtx int, t *nllTotals) {
+	av := t.mean()
 	if outputType == 0 {
 		fmt.Fprintf(w, "[%d]%.4f,", i+1, math.Exp(av))
 		return
 	}
-	av2 := sum2/float64(count) - av*av
-	if av2 > 0 && count > 1 {
-		av2 = math.Sqrt(av2 / float64(count-1))
+	av2 := t.sum2/float64(t.count) - av*av
+	if av2 > 0 && t.count > 1 {
+		av2 = math.Sqrt(av2 / float64(t.count-1))
 	} else {
 		av2 = 0 // a single token or identical scores: no spread to report
 	}
@@ -493,15 +531,9 @@ func PerplexityStrided(ctx context.Context, m Model, tokens []int32, stride int,
 		return nil, fmt.Errorf("--ppl-stride %d: the stride must be smaller than the context (-c %d)", stride, opt.NCtx)
 	}
 	opt.NCtx += stride / 2
-	if len(tokens) < 2*opt.NCtx {
-		return nil, fmt.Errorf("%w: it tokenizes to %d tokens, and perplexity with a context of %d needs at least %d (two chunks, llama-perplexity's rule); use a longer text or a smaller -c",
-			ErrTooShort, len(tokens), opt.NCtx, 2*opt.NCtx)
-	}
 	nVocab := m.NVocab()
-	for i, t := range tokens {
-		if t < 0 || int(t) >= nVocab {
-			return nil, fmt.Errorf("token %d is %d, outside the model's vocabulary of %d", i, t, nVocab)
-		}
+	if err := checkPerplexityTokens(tokens, opt.NCtx, nVocab); err != nil {
+		return nil, err
 	}
 	nChunk := NumStrided(len(tokens), opt.NCtx-stride/2, stride, opt.MaxChunks)
 	c, err := m.NewContext(opt.NCtx)
@@ -510,8 +542,7 @@ func PerplexityStrided(ctx context.Context, m Model, tokens []int32, stride int,
 	}
 	res := &Result{NCtx: opt.NCtx, NBatch: opt.NBatch, NChunks: nChunk, NTokens: len(tokens)}
 	logits := make([]float32, opt.NCtx*nVocab)
-	var sum, sum2 float64
-	count := 0
+	var totals nllTotals
 	start := time.Now()
 	for i := range nChunk {
 		if err := ctx.Err(); err != nil {
@@ -530,35 +561,31 @@ func PerplexityStrided(ctx context.Context, m Model, tokens []int32, stride int,
 		var chunkSum float64
 		for j := opt.NCtx - stride - 1; j < opt.NCtx-1; j++ {
 			v := tokenNLL(logits[j*nVocab:(j+1)*nVocab], w[j+1])
-			sum += v
-			sum2 += v * v
+			totals.add(v)
 			chunkSum += v
-			count++
 		}
 		res.ChunkNLL = append(res.ChunkNLL, chunkSum/float64(stride))
 		if opt.Out != nil {
 			if opt.OutputType == 0 {
-				fmt.Fprintf(opt.Out, "[%d]%.4f,", i+1, math.Exp(sum/float64(count)))
+				fmt.Fprintf(opt.Out, "[%d]%.4f,", i+1, math.Exp(totals.mean()))
 			} else {
-				fmt.Fprintf(opt.Out, "%8d  %.4f\n", i*stride, math.Exp(sum/float64(count)))
+				fmt.Fprintf(opt.Out, "%8d  %.4f\n", i*stride, math.Exp(totals.mean()))
 			}
 		}
 		if opt.Progress != nil {
 			opt.Progress(i+1, nChunk)
 		}
 	}
-	res.Seconds = time.Since(start).Seconds()
-	if res.Seconds > 0 {
-		res.TokensPerSecond = float64(nChunk*opt.NCtx) / res.Seconds
-	}
-	res.NTokensScored = count
-	res.MeanNLL = sum / float64(count)
-	res.PPL = math.Exp(res.MeanNLL)
+	res.Seconds, res.TokensPerSecond = throughput(start, nChunk*opt.NCtx)
+	res.NTokensScored = totals.count
+	res.MeanNLL = totals.mean()
+	ppl, stderr := totals.estimate()
+	res.PPL = ppl
 	if math.IsNaN(res.PPL) || math.IsInf(res.PPL, 0) {
 		return nil, fmt.Errorf("the perplexity is not finite (mean NLL %g): the model gives some scored token no probability", res.MeanNLL)
 	}
-	if v := sum2/float64(count) - res.MeanNLL*res.MeanNLL; v > 0 && count > 1 {
-		res.PPLStderr = math.Sqrt(v/float64(count-1)) * res.PPL
+	if !math.IsNaN(stderr) {
+		res.PPLStderr = stderr // llama-perplexity's strided method prints 0 for none
 	}
 	if opt.Out != nil {
 		fmt.Fprintln(opt.Out)

@@ -2,6 +2,7 @@ package quant
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/formats/gguf"
 	"github.com/llqt/llqt/internal/fixtures"
 )
 
@@ -23,6 +25,12 @@ type golden2Run struct {
 	Imatrix string `json:"imatrix"`
 	Kept    string `json:"kept"`
 	SHA256  string `json:"sha256"`
+	// Refusal holds llama-quantize's error lines when it refused (rc 1);
+	// Retry the run made instead (for the edge runs, with
+	// --token-embedding-type q8_0).
+	Refusal []string    `json:"refusal"`
+	Retry   *golden2Run `json:"retry"`
+	Name    string      `json:"name"`
 }
 
 // golden2Runs reads the runs of one golden2 JSON file, sorted by name.
@@ -124,10 +132,11 @@ func golden2Expected(t *testing.T, run golden2Run) ([]goldenTensor, string) {
 }
 
 // TestQuantizeGolden2 replays every llama-quantize run of golden2 that b4748
-// completed (with and without an imatrix, the --pure edge runs included)
-// and compares the whole file where golden2 keeps it, else every tensor's
-// type, shape and hash. Runs whose block formats llqt cannot encode yet are
-// skipped with their name.
+// completed (with and without an imatrix, the --pure edge runs and their
+// retries included) and compares the whole file where golden2 keeps it,
+// else every tensor's type, shape and hash. Runs b4748 refused for a
+// missing importance matrix must be refused too. Runs whose block formats
+// llqt cannot encode yet are skipped with their name.
 func TestQuantizeGolden2(t *testing.T) {
 	if testing.Short() {
 		t.Skip("quantizes about 60 files; skipped in -short")
@@ -136,28 +145,17 @@ func TestQuantizeGolden2(t *testing.T) {
 		names, runs := golden2Runs(t, file)
 		for _, name := range names {
 			run := runs[name]
+			prefix := strings.TrimSuffix(file, ".json") + "/"
+			if run.RC != 0 && len(run.Refusal) > 0 && strings.Contains(strings.Join(run.Refusal, " "), "importance matrix") {
+				t.Run(prefix+name+"/refused", func(t *testing.T) { golden2Refusal(t, name, run) })
+			}
+			if run.RC != 0 && run.Retry != nil {
+				name, run = run.Retry.Name, *run.Retry
+			}
 			if run.RC != 0 || (run.Kept != "full" && run.Kept != "manifest") {
 				continue
 			}
-			t.Run(strings.TrimSuffix(file, ".json")+"/"+name, func(t *testing.T) {
-				c := parseGolden2Command(t, run.Command)
-				preset := mustPreset(t, c.preset)
-				opts := Options{Preset: preset, Pure: c.pure, Threads: 2}
-				if c.tokenEmbeddingType != "" {
-					te, err := ggml.ParseType(c.tokenEmbeddingType)
-					if err != nil {
-						t.Fatal(err)
-					}
-					opts.TokenEmbeddingType = &te
-				}
-				if c.imatrix != "" {
-					im, err := ReadImatrix(filepath.Join(fixtures.Dir(), "golden2", c.imatrix))
-					if err != nil {
-						t.Fatal(err)
-					}
-					opts.Imatrix, opts.ImatrixFile, opts.ImatrixDataset = im.Weights, c.imatrix, im.Dataset
-					opts.ImatrixChunks = int(max(im.Chunks, 0))
-				}
+			t.Run(prefix+name, func(t *testing.T) {
 				if _, ok := iq1StaleShiftTensors[run.Output]; ok {
 					t.Skipf("%s: llama-quantize's bytes depend on uninitialized memory in two tensors (see iq1StaleShiftTensors); TestIQ1Golden2Tensors checks its IQ1 tensors", name)
 				}
@@ -171,11 +169,52 @@ func TestQuantizeGolden2(t *testing.T) {
 						t.Skipf("%s: llqt cannot encode %s yet", name, typ)
 					}
 				}
+				c, opts := golden2Options(t, run)
 				// The commands name the input relative to golden2/.
-				in := filepath.Clean(filepath.Join("golden2", c.input))
-				got := quantizeFile(t, in, opts)
+				got := quantizeFile(t, filepath.Clean(filepath.Join("golden2", c.input)), opts)
 				compareWithGolden(t, got, want, full)
 			})
 		}
+	}
+}
+
+// golden2Options turns a recorded command into Options.
+func golden2Options(t *testing.T, run golden2Run) (golden2Command, Options) {
+	t.Helper()
+	c := parseGolden2Command(t, run.Command)
+	opts := Options{Preset: mustPreset(t, c.preset), Pure: c.pure, Threads: 2}
+	if c.tokenEmbeddingType != "" {
+		te, err := ggml.ParseType(c.tokenEmbeddingType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.TokenEmbeddingType = &te
+	}
+	if c.imatrix != "" {
+		im, err := ReadImatrix(filepath.Join(fixtures.Dir(), "golden2", c.imatrix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Imatrix, opts.ImatrixFile, opts.ImatrixDataset = im.Weights, c.imatrix, im.Dataset
+		opts.ImatrixChunks = int(max(im.Chunks, 0))
+	}
+	return c, opts
+}
+
+// golden2Refusal checks that llqt refuses, as b4748 did, a run whose
+// very-low-bit blocks lack an importance matrix (without one at all, or
+// for a tensor the matrix has no entry for).
+func golden2Refusal(t *testing.T, name string, run golden2Run) {
+	c, opts := golden2Options(t, run)
+	if !opts.Preset.Supported() {
+		t.Skipf("%s: llqt cannot encode %s's types yet", name, opts.Preset.Name)
+	}
+	m := openModel(t, filepath.Clean(filepath.Join("golden2", c.input)))
+	out, _, err := Plan(m, opts)
+	if err == nil {
+		err = gguf.WriteFile(context.Background(), filepath.Join(t.TempDir(), "out.gguf"), out, gguf.WriteOptions{Threads: 2})
+	}
+	if err == nil || !strings.Contains(err.Error(), "importance matrix") {
+		t.Errorf("%s: got %v; llama-quantize refused: %s", name, err, run.Refusal[0])
 	}
 }

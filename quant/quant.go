@@ -40,6 +40,8 @@ var codecs = map[ggml.Type]codec{
 	ggml.TypeIQ2_XXS: {block.EncodeIQ2_XXS, block.DecodeIQ2_XXS},
 	ggml.TypeIQ2_XS:  {block.EncodeIQ2_XS, block.DecodeIQ2_XS},
 	ggml.TypeIQ2_S:   {block.EncodeIQ2_S, block.DecodeIQ2_S},
+	ggml.TypeIQ3_XXS: {block.EncodeIQ3_XXS, block.DecodeIQ3_XXS},
+	ggml.TypeIQ3_S:   {block.EncodeIQ3_S, block.DecodeIQ3_S},
 	ggml.TypeTQ1_0:   {block.EncodeTQ1_0, block.DecodeTQ1_0},
 	ggml.TypeTQ2_0:   {block.EncodeTQ2_0, block.DecodeTQ2_0},
 	ggml.TypeIQ1_S:   {block.EncodeIQ1_S, block.DecodeIQ1_S},
@@ -209,7 +211,7 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 	// Byte offsets inside a block of the fp16 fields to check.
 	var halves []int
 	switch t {
-	case ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS, ggml.TypeIQ1_S:
+	case ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS, ggml.TypeIQ3_XXS, ggml.TypeIQ3_S, ggml.TypeIQ1_S:
 		halves = []int{0}
 	case ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S:
 		halves = []int{0}

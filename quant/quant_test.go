@@ -11,7 +11,7 @@ import (
 	"github.com/llqt/llqt/formats/ggml"
 )
 
-var allTypes = append(append([]ggml.Type{}, referenceTypes...), ggml.TypeTQ1_0, ggml.TypeTQ2_0, ggml.TypeIQ1_S, ggml.TypeIQ1_M)
+var allTypes = append(append([]ggml.Type{}, referenceTypes...), ggml.TypeIQ3_XXS, ggml.TypeIQ3_S, ggml.TypeTQ1_0, ggml.TypeTQ2_0, ggml.TypeIQ1_S, ggml.TypeIQ1_M)
 
 // unweighted is the imatrix a test passes for "no importance matrix": nil,
 // except for the types ggml cannot encode without one (requiresImatrix),
@@ -53,10 +53,10 @@ func TestLayoutSizes(t *testing.T) {
 		ggml.TypeQ4_K: {256, 144}, ggml.TypeQ5_K: {256, 176}, ggml.TypeQ6_K: {256, 210}, ggml.TypeQ8_K: {256, 292},
 		ggml.TypeIQ4_NL: {32, 18}, ggml.TypeIQ4_XS: {256, 136},
 		ggml.TypeIQ2_XXS: {256, 66}, ggml.TypeIQ2_XS: {256, 74}, ggml.TypeIQ2_S: {256, 82},
+		ggml.TypeIQ3_XXS: {256, 98}, ggml.TypeIQ3_S: {256, 110},
 		ggml.TypeTQ1_0: {256, 54}, ggml.TypeTQ2_0: {256, 66}, ggml.TypeIQ1_S: {256, 50}, ggml.TypeIQ1_M: {256, 56},
 	}
-	for _, typ := range allTypes {
-		w := want[typ]
+	for typ, w := range want {
 		if typ.BlockSize() != w[0] || typ.TypeSize() != w[1] {
 			t.Errorf("%s: ggml table says %d/%d, block struct %d/%d", typ, typ.BlockSize(), typ.TypeSize(), w[0], w[1])
 		}
@@ -82,7 +82,7 @@ func TestRoundTripError(t *testing.T) {
 		ggml.TypeQ8_0: 0.008, ggml.TypeQ8_1: 0.008, ggml.TypeQ8_K: 0.01,
 		ggml.TypeQ6_K: 0.028, ggml.TypeQ5_0: 0.065, ggml.TypeQ5_1: 0.057, ggml.TypeQ5_K: 0.057,
 		ggml.TypeQ4_0: 0.13, ggml.TypeQ4_1: 0.12, ggml.TypeQ4_K: 0.115, ggml.TypeIQ4_NL: 0.12, ggml.TypeIQ4_XS: 0.12,
-		ggml.TypeQ3_K: 0.24, ggml.TypeQ2_K: 0.45,
+		ggml.TypeQ3_K: 0.24, ggml.TypeQ2_K: 0.45, ggml.TypeIQ3_XXS: 0.38, ggml.TypeIQ3_S: 0.25,
 		ggml.TypeIQ2_XXS: 0.62, ggml.TypeIQ2_XS: 0.56, ggml.TypeIQ2_S: 0.43,
 		// The ternary formats scale by the block's largest magnitude and
 		// round to {-1, 0, 1}: made for ternary-trained weights, they
@@ -186,6 +186,11 @@ func TestEdgeRows(t *testing.T) {
 					lim = 0.75
 				case ggml.TypeIQ1_S, ggml.TypeIQ1_M:
 					lim = 0.15 // ggml scales the super-block up by 1.125 (IQ1_M 1.1125) on purpose
+				}
+				if typ == ggml.TypeIQ3_XXS || typ == ggml.TypeIQ3_S {
+					// The grids lack the points of four equal large levels,
+					// so a constant takes the nearest neighbours'.
+					lim = 0.3
 				}
 				if maxErr > lim*amax {
 					t.Errorf("%s %s: error %g for value %g", typ, c.name, maxErr, amax)

@@ -94,9 +94,9 @@ samples_ns, samples_ts, …).`,
 				}
 				o.threads[i] = n
 			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err := runBench(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), models, o)
-			return cli.Interrupted(err, stop())
+			return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+				return runBench(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), models, o)
+			})
 		},
 	}
 	fl := cmd.Flags()

@@ -97,19 +97,11 @@ and context size come from FILE (-f is not needed), and llama-perplexity's
 statistics blocks are printed: PPL(Q) against PPL(base), KL-divergence and
 token-probability differences with percentiles, and how often both models put
 the highest probability on the same token.`,
-		Args: cobra.RangeArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			model, _, err := modelArgs(f.model, args, 0)
-			if err != nil {
-				return err
-			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err = runPerplexity(ctx, cmd, model, f)
-			return cli.Interrupted(err, stop())
-		},
 	}
+	onModel(cmd, &f.model, func(ctx context.Context, cmd *cobra.Command, model string) error {
+		return runPerplexity(ctx, cmd, model, f)
+	})
 	fl := cmd.Flags()
-	addModelFlag(cmd, &f.model)
 	fl.StringVarP(&f.text, "file", "f", "", "text file to evaluate")
 	fl.IntVarP(&f.nCtx, "ctx-size", "c", perplexity.DefaultNCtx, "tokens per chunk (0: the model's training context)")
 	fl.IntVar(&f.ubatch, "ubatch-size", 512, "-ub: tokens per forward pass (speed only)")
@@ -122,9 +114,7 @@ the highest probability on the same token.`,
 	fl.StringVar(&f.klBase, "kl-divergence-base", "", "write (or, with --kl-divergence, read) the base log-probabilities FILE")
 	fl.BoolVar(&f.kl, "kl-divergence", false, "compare with the base log-probabilities in --kl-divergence-base")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing --kl-divergence-base file")
-	addKVFlags(cmd, &f.kv)
-	cli.AddCPUOnlyFlags(fl, false)
-	addThreadsFlag(cmd, &f.threads)
+	addEngineFlags(cmd, &f.kv, &f.threads)
 	withLoRA(cmd, &f.lora)
 	return cmd
 }
@@ -322,11 +312,7 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 		bar.Finish()
 		stdout.Write(held.Bytes())
 		if err != nil {
-			var ne *eval.NumericError
-			if errors.As(err, &ne) {
-				return fmt.Errorf("%s: %w", modelPath, err)
-			}
-			return fmt.Errorf("%s: %w", f.text, err)
+			return blameRun(err, modelPath, f.text)
 		}
 		if base != nil {
 			if err := base.Commit(); err != nil {
@@ -340,4 +326,15 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 	}
 	fmt.Fprintf(stdout, "\n%d tokens in %.2f s: %.1f tokens/s\n", res.NChunks*res.NCtx, res.Seconds, res.TokensPerSecond)
 	return nil
+}
+
+// blameRun names the file a failed run over a text is blamed on: the model
+// for a value that blew up in the forward pass (eval.NumericError), the
+// text for anything else.
+func blameRun(err error, modelPath, textPath string) error {
+	var ne *eval.NumericError
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%s: %w", modelPath, err)
+	}
+	return fmt.Errorf("%s: %w", textPath, err)
 }

@@ -35,9 +35,9 @@ func newMultipleChoiceCmds() []*cobra.Command {
 			Long:  long,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				ctx, stop := cli.SignalContext(cmd.Context())
-				err := runMultipleChoice(ctx, cmd, kind, args[0], f)
-				return cli.Interrupted(err, stop())
+				return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+					return runMultipleChoice(ctx, cmd, kind, args[0], f)
+				})
 			},
 		}
 		fl := cmd.Flags()
@@ -124,23 +124,21 @@ func runMultipleChoice(ctx context.Context, cmd *cobra.Command, kind, modelPath 
 		out = &held
 	}
 	opt := perplexity.MCOptions{NCtx: f.nCtx, Tasks: f.tasks, Out: out}
-	var res *perplexity.MCResult
+	// Each kind parses its tasks and says how it runs them; loading,
+	// progress and a failure's held output are handled the same for all.
+	var run func(perplexity.MCOptions) (*perplexity.MCResult, error)
+	var loaded string
+	var nScored int
 	switch kind {
 	case "hellaswag":
 		tasks, err := perplexity.ParseHellaSwag(text)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.text, err)
 		}
-		if out != nil {
-			fmt.Fprintf(out, "hellaswag_score : loaded %d tasks from prompt.\n", len(tasks))
-		}
-		bar := cli.NewCountProgress(stderr, int64(min(len(tasks), max(f.tasks, 1))), kind)
-		opt.Progress = func(done, _ int) { bar.Set(int64(done)) }
-		res, err = perplexity.HellaSwag(ctx, perplexity.FromEngine(m), tokenize, tasks, opt)
-		bar.Finish()
-		if err != nil {
-			stdout.Write(held.Bytes())
-			return fmt.Errorf("%s: %w", f.text, err)
+		loaded = fmt.Sprintf("hellaswag_score : loaded %d tasks from prompt.\n", len(tasks))
+		nScored = min(len(tasks), max(f.tasks, 1))
+		run = func(opt perplexity.MCOptions) (*perplexity.MCResult, error) {
+			return perplexity.HellaSwag(ctx, perplexity.FromEngine(m), tokenize, tasks, opt)
 		}
 	case "winogrande":
 		tasks, skipped := perplexity.ParseWinogrande(text)
@@ -150,33 +148,32 @@ func runMultipleChoice(ctx context.Context, cmd *cobra.Command, kind, modelPath 
 		if len(tasks) == 0 {
 			return fmt.Errorf("%s: no tasks", f.text)
 		}
-		if out != nil {
-			fmt.Fprintf(out, "winogrande_score : loaded %d tasks from prompt.\n", len(tasks))
-		}
-		bar := cli.NewCountProgress(stderr, int64(len(tasks)), kind)
-		opt.Progress = func(done, _ int) { bar.Set(int64(done)) }
-		res, err = perplexity.Winogrande(ctx, perplexity.FromEngine(m), tokenize, tasks, opt)
-		bar.Finish()
-		if err != nil {
-			stdout.Write(held.Bytes())
-			return fmt.Errorf("%s: %w", f.text, err)
+		loaded = fmt.Sprintf("winogrande_score : loaded %d tasks from prompt.\n", len(tasks))
+		nScored = len(tasks)
+		run = func(opt perplexity.MCOptions) (*perplexity.MCResult, error) {
+			return perplexity.Winogrande(ctx, perplexity.FromEngine(m), tokenize, tasks, opt)
 		}
 	case "multiple-choice":
 		tasks, err := perplexity.ParseMultipleChoice([]byte(text), f.tasks)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.text, err)
 		}
-		if out != nil {
-			fmt.Fprintf(out, "multiple_choice_score: %d tasks selected\n", len(tasks))
+		loaded = fmt.Sprintf("multiple_choice_score: %d tasks selected\n", len(tasks))
+		nScored = len(tasks)
+		run = func(opt perplexity.MCOptions) (*perplexity.MCResult, error) {
+			return perplexity.MultipleChoice(ctx, perplexity.FromEngine(m), tokenize, tasks, opt)
 		}
-		bar := cli.NewCountProgress(stderr, int64(len(tasks)), kind)
-		opt.Progress = func(done, _ int) { bar.Set(int64(done)) }
-		res, err = perplexity.MultipleChoice(ctx, perplexity.FromEngine(m), tokenize, tasks, opt)
-		bar.Finish()
-		if err != nil {
-			stdout.Write(held.Bytes())
-			return fmt.Errorf("%s: %w", f.text, err)
-		}
+	}
+	if out != nil {
+		fmt.Fprint(out, loaded)
+	}
+	bar := cli.NewCountProgress(stderr, int64(nScored), kind)
+	opt.Progress = func(done, _ int) { bar.Set(int64(done)) }
+	res, err := run(opt)
+	bar.Finish()
+	if err != nil {
+		stdout.Write(held.Bytes())
+		return fmt.Errorf("%s: %w", f.text, err)
 	}
 	stdout.Write(held.Bytes())
 	if f.json {

@@ -70,9 +70,9 @@ the prompt from a file (one trailing newline dropped, as llama-cli does).`,
 			if err := o.readPrompt(cmd); err != nil {
 				return err
 			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err = runGenerate(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), model, o)
-			return cli.Interrupted(err, stop())
+			return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+				return runGenerate(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), model, o)
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -90,10 +90,8 @@ the prompt from a file (one trailing newline dropped, as llama-cli does).`,
 	fl.BoolVar(&o.ignoreEOS, "ignore-eos", false, "never stop at, or draw, an end-of-generation token")
 	fl.Int64VarP(&o.seed, "seed", "s", -1, "random seed (-1: random)")
 	fl.IntVar(&o.beams, "beam", 0, "beam search with N beams instead of sampling")
-	addKVFlags(cmd, &o.kv)
-	cli.AddCPUOnlyFlags(fl, false)
 	fl.BoolVar(&o.noEscape, "no-escape", false, "do not process escapes in the prompt")
-	addThreadsFlag(cmd, &o.threads)
+	addEngineFlags(cmd, &o.kv, &o.threads)
 	withLoRA(cmd, &o.lora)
 	return cmd
 }

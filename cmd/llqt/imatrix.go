@@ -66,19 +66,11 @@ copy OUT.at_N every N chunks.
 --in-file FILE (repeatable, either format) adds an earlier matrix first;
 without -f the files are only combined, as llama-imatrix does (b4748 then
 writes chunk count 0 and an empty dataset name).`,
-		Args: cobra.RangeArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			model, _, err := modelArgs(f.model, args, 0)
-			if err != nil {
-				return err
-			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err = runImatrix(ctx, cmd, model, f)
-			return cli.Interrupted(err, stop())
-		},
 	}
+	onModel(cmd, &f.model, func(ctx context.Context, cmd *cobra.Command, model string) error {
+		return runImatrix(ctx, cmd, model, f)
+	})
 	fl := cmd.Flags()
-	addModelFlag(cmd, &f.model)
 	fl.StringVarP(&f.text, "file", "f", "", "calibration text")
 	fl.StringVarP(&f.out, "output-file", "o", "imatrix.dat", "output file")
 	fl.StringVar(&f.format, "output-format", "", "dat (b4748's imatrix.dat) or gguf; default from OUT's extension (.gguf: gguf, else dat)")
@@ -92,9 +84,7 @@ writes chunk count 0 and an empty dataset name).`,
 	fl.BoolVar(&f.noPPL, "no-ppl", false, "do not compute the running perplexity")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object instead of the running output")
 	fl.BoolVar(&f.force, "force", false, "overwrite an existing output file")
-	addKVFlags(cmd, &f.kv)
-	cli.AddCPUOnlyFlags(fl, false)
-	addThreadsFlag(cmd, &f.threads)
+	addEngineFlags(cmd, &f.kv, &f.threads)
 	return cmd
 }
 
@@ -233,11 +223,7 @@ func runImatrix(ctx context.Context, cmd *cobra.Command, modelPath string, f *im
 		stdout.Write(held.Bytes())
 	}
 	if err != nil {
-		var ne *eval.NumericError
-		if errors.As(err, &ne) {
-			return fmt.Errorf("%s: %w", modelPath, err)
-		}
-		return fmt.Errorf("%s: %w", f.text, err)
+		return blameRun(err, modelPath, f.text)
 	}
 	if stats.Len() == 0 {
 		return fmt.Errorf("%s: no product had 16 or more activation rows (-c %d); nothing to write", modelPath, f.nCtx)

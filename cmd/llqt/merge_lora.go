@@ -43,9 +43,9 @@ output is written atomically.`,
 			if len(l.list) == 0 {
 				return errors.New("no adapter: give --lora FILE or --lora-scaled FILE SCALE")
 			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err = runMergeLora(ctx, cmd, args[0], args[1], l.list, force, threads)
-			return cli.Interrupted(err, stop())
+			return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+				return runMergeLora(ctx, cmd, args[0], args[1], l.list, force, threads)
+			})
 		},
 	}
 	l.add(cmd)

@@ -93,9 +93,9 @@ the output, as llama-quantize does.
 Types: ` + presetList(),
 		Args: cobra.RangeArgs(1, 4),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err := runQuantize(ctx, cmd, f, args)
-			return cli.Interrupted(err, stop())
+			return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+				return runQuantize(ctx, cmd, f, args)
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -147,10 +147,9 @@ func presetList() string {
 	return strings.Join(names, ", ")
 }
 
-// preset resolves the type from --type, the short flags or the third
-// argument; exactly one must be given.
-// given lists the type names given (flags and the positional TYPE), or "".
-func (f *quantizeFlags) given(positional string) string {
+// givenTypes lists the type names given: --type, the short flags and the
+// positional TYPE ("" when absent), in that order.
+func (f *quantizeFlags) givenTypes(positional string) []string {
 	var given []string
 	if f.typeName != "" {
 		given = append(given, f.typeName)
@@ -163,22 +162,13 @@ func (f *quantizeFlags) given(positional string) string {
 	if positional != "" {
 		given = append(given, positional)
 	}
-	return strings.Join(given, ", ")
+	return given
 }
 
+// preset resolves the type from --type, the short flags or the third
+// argument; exactly one must be given.
 func (f *quantizeFlags) preset(positional string) (quant.Preset, error) {
-	var given []string
-	if f.typeName != "" {
-		given = append(given, f.typeName)
-	}
-	for _, name := range shortPresets {
-		if *f.short[name] {
-			given = append(given, name)
-		}
-	}
-	if positional != "" {
-		given = append(given, positional)
-	}
+	given := f.givenTypes(positional)
 	switch len(given) {
 	case 0:
 		return quant.Preset{}, errors.New("no quantization type: give one as IN OUT TYPE, --type Q4_K_M or --q4_k_m")
@@ -338,8 +328,8 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 	targeted := f.target.set()
 	var p quant.Preset
 	if targeted {
-		if f.given(pa.typeName) != "" {
-			return fmt.Errorf("both a type (%s) and a size target (%s) given: a target chooses every tensor's type, so give one or the other", f.given(pa.typeName), f.target)
+		if given := f.givenTypes(pa.typeName); len(given) > 0 {
+			return fmt.Errorf("both a type (%s) and a size target (%s) given: a target chooses every tensor's type, so give one or the other", strings.Join(given, ", "), f.target)
 		}
 		// The base plan only says which tensors are quantized; the target
 		// replaces its types.

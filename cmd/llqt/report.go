@@ -95,9 +95,9 @@ size (MiB), bpw, pp and tg (tokens/s); operators < <= > >=.
 			if len(args) == 0 {
 				return errors.New("no SRC: give a Hugging Face directory or GGUF file as the argument or -m SRC")
 			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err := runReport(ctx, cmd, args, f)
-			return cli.Interrupted(err, stop())
+			return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+				return runReport(ctx, cmd, args, f)
+			})
 		},
 	}
 	fl := cmd.Flags()

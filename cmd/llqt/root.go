@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -123,6 +124,24 @@ func modelArgs(model string, args []string, want int) (string, []string, error) 
 	return args[0], args[1:], nil
 }
 
+// onModel makes cmd a command on one model, given as its only argument or
+// by -m: it sets Args and RunE and adds -m; run gets the model's path and a
+// context that SIGINT and SIGTERM cancel.
+func onModel(cmd *cobra.Command, model *string, run func(ctx context.Context, cmd *cobra.Command, model string) error) *cobra.Command {
+	cmd.Args = cobra.RangeArgs(0, 1)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		path, _, err := modelArgs(*model, args, 0)
+		if err != nil {
+			return err
+		}
+		return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+			return run(ctx, cmd, path)
+		})
+	}
+	addModelFlag(cmd, model)
+	return cmd
+}
+
 // kvFlags are --kv-f32 and llama.cpp's -ctk/-ctv: the KV cache type.
 type kvFlags struct {
 	f32          bool
@@ -136,6 +155,15 @@ func addKVFlags(cmd *cobra.Command, k *kvFlags) {
 	fl.BoolVar(&k.f32, "kv-f32", false, "keep the KV cache in F32 instead of F16 (llama.cpp's default); same as -ctk f32 -ctv f32")
 	fl.StringVar(&k.typeK, "cache-type-k", "f16", "-ctk: KV cache type for K, f16 or f32 (K and V must match)")
 	fl.StringVar(&k.typeV, "cache-type-v", "f16", "-ctv: KV cache type for V, f16 or f32 (K and V must match)")
+}
+
+// addEngineFlags adds what every command that runs the built-in engine on
+// one thread count takes: the KV cache type, llama.cpp's GPU flags (noted
+// and ignored) and -t.
+func addEngineFlags(cmd *cobra.Command, kv *kvFlags, threads *int) {
+	addKVFlags(cmd, kv)
+	cli.AddCPUOnlyFlags(cmd.Flags(), false)
+	addThreadsFlag(cmd, threads)
 }
 
 // kvF32 resolves the flags to whether the cache is F32.

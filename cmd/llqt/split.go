@@ -66,9 +66,9 @@ applies. All shards appear together or none does.`,
 			if s.maxTensors == 0 && s.maxSize == "" {
 				s.maxTensors = 128
 			}
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err := runSplit(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1], s, dryRun, force, threads)
-			return cli.Interrupted(err, stop())
+			return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+				return runSplit(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1], s, dryRun, force, threads)
+			})
 		},
 	}
 	s.add(cmd, true)
@@ -153,9 +153,9 @@ then every shard's tensors in order, copied, not decoded. The output is written
 atomically.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := cli.SignalContext(cmd.Context())
-			err := runMerge(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1], force, threads)
-			return cli.Interrupted(err, stop())
+			return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
+				return runMerge(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1], force, threads)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite OUT if it exists")

@@ -32,31 +32,30 @@ func main() {
 	}
 	defer f.Close()
 
+	// sections names the table each C++ array declaration starts; a line
+	// beginning "};" ends it.
+	sections := []struct{ decl, table string }{
+		{"unicode_ranges_flags =", "flags"},
+		{"unicode_set_whitespace =", "whitespace"},
+		{"unicode_map_lowercase =", "lower"},
+		{"unicode_map_uppercase =", "upper"},
+		{"unicode_ranges_nfd =", "nfd"},
+	}
 	tables := map[string][][]uint32{}
 	var cur string
 	hex := regexp.MustCompile(`0x[0-9A-Fa-f]+`)
 	sc := bufio.NewScanner(f)
+lines:
 	for sc.Scan() {
 		line := sc.Text()
-		switch {
-		case strings.Contains(line, "unicode_ranges_flags ="):
-			cur = "flags"
-			continue
-		case strings.Contains(line, "unicode_set_whitespace ="):
-			cur = "whitespace"
-			continue
-		case strings.Contains(line, "unicode_map_lowercase ="):
-			cur = "lower"
-			continue
-		case strings.Contains(line, "unicode_map_uppercase ="):
-			cur = "upper"
-			continue
-		case strings.Contains(line, "unicode_ranges_nfd ="):
-			cur = "nfd"
-			continue
-		case strings.HasPrefix(line, "};"):
+		for _, sec := range sections {
+			if strings.Contains(line, sec.decl) {
+				cur = sec.table
+				continue lines
+			}
+		}
+		if strings.HasPrefix(line, "};") {
 			cur = ""
-			continue
 		}
 		if cur == "" {
 			continue

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -177,18 +176,7 @@ func FromHFJSON(data []byte, path string) (*Tokenizer, error) {
 	if err := t.hfPostProcessor(j.PostProcessor, path); err != nil {
 		return nil, err
 	}
-	for id, a := range t.attrs {
-		if a&(AttrControl|AttrUserDefined) != 0 {
-			t.specials = append(t.specials, int32(id))
-		}
-	}
-	sort.SliceStable(t.specials, func(i, k int) bool {
-		return len(t.tokens[t.specials[i]]) > len(t.tokens[t.specials[k]])
-	})
-	t.pieces = make([]string, len(t.tokens))
-	for id := range t.tokens {
-		t.pieces[id] = t.renderPiece(int32(id))
-	}
+	t.indexTokens(AttrControl | AttrUserDefined)
 	return t, nil
 }
 
@@ -222,6 +210,16 @@ func (t *Tokenizer) hfMerges(raw json.RawMessage, path string) error {
 	return nil
 }
 
+// hfSequence applies a Sequence component's parts in order.
+func hfSequence(parts []hfComponent, path string, apply func(c *hfComponent, path string) error) error {
+	for i := range parts {
+		if err := apply(&parts[i], path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *Tokenizer) hfNormalizer(c *hfComponent, path string) error {
 	if c == nil {
 		return nil
@@ -231,12 +229,7 @@ func (t *Tokenizer) hfNormalizer(c *hfComponent, path string) error {
 		t.nfc = true
 		return nil
 	case "Sequence":
-		for i := range c.Normalizers {
-			if err := t.hfNormalizer(&c.Normalizers[i], path); err != nil {
-				return err
-			}
-		}
-		return nil
+		return hfSequence(c.Normalizers, path, t.hfNormalizer)
 	}
 	return fmt.Errorf("%s: normalizer %q is not supported", path, c.Type)
 }
@@ -247,12 +240,7 @@ func (t *Tokenizer) hfPreTokenizer(c *hfComponent, path string) error {
 	}
 	switch c.Type {
 	case "Sequence":
-		for i := range c.PreTokenizers {
-			if err := t.hfPreTokenizer(&c.PreTokenizers[i], path); err != nil {
-				return err
-			}
-		}
-		return nil
+		return hfSequence(c.PreTokenizers, path, t.hfPreTokenizer)
 	case "Split":
 		if c.Behavior != "Isolated" || c.Invert || c.Pattern == nil {
 			return fmt.Errorf("%s: Split pre-tokenizer with behavior %q, invert %v is not supported (want Isolated)", path, c.Behavior, c.Invert)
@@ -308,12 +296,7 @@ func (t *Tokenizer) hfPostProcessor(c *hfComponent, path string) error {
 	case "ByteLevel":
 		return nil
 	case "Sequence":
-		for i := range c.Processors {
-			if err := t.hfPostProcessor(&c.Processors[i], path); err != nil {
-				return err
-			}
-		}
-		return nil
+		return hfSequence(c.Processors, path, t.hfPostProcessor)
 	case "TemplateProcessing":
 		seen := false
 		for _, item := range c.Single {

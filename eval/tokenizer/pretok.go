@@ -144,6 +144,64 @@ func (c cptCursor) flags(pos int) uint16 {
 	return 0
 }
 
+// contraction is the length of an English contraction ('s 't 'm 'd 're 've
+// 'll) starting at pos, or 0. Llama 3's pattern matches the letters in any
+// case (anyCase), GPT-2's in lower case only.
+func (c cptCursor) contraction(pos int, anyCase bool) int {
+	if c.at(pos) != '\'' || pos+1 >= c.end {
+		return 0
+	}
+	letter := func(p int) uint32 {
+		if anyCase {
+			return toLower(c.at(p))
+		}
+		return c.at(p)
+	}
+	next := letter(pos + 1)
+	if next == 's' || next == 't' || next == 'm' || next == 'd' {
+		return 2
+	}
+	if pos+2 < c.end {
+		next2 := letter(pos + 2)
+		if (next == 'r' && next2 == 'e') || (next == 'v' && next2 == 'e') || (next == 'l' && next2 == 'l') {
+			return 3
+		}
+	}
+	return 0
+}
+
+// optionalSpace is what " ?X" sees at pos: a space there joins the run
+// that follows, so the flags are those of the code point after it and the
+// space adds lead 1; otherwise pos's own flags and lead 0.
+func (c cptCursor) optionalSpace(pos int) (f uint16, lead int) {
+	if c.at(pos) == ' ' {
+		return c.flags(pos + 1), 1
+	}
+	return c.flags(pos), 0
+}
+
+// skipFlagged returns the end of the run of code points from pos that have
+// flag.
+func (c cptCursor) skipFlagged(pos int, flag uint16) int {
+	for c.flags(pos)&flag != 0 {
+		pos++
+	}
+	return pos
+}
+
+// wordFlags are the classes [^\s\p{L}\p{N}] excludes.
+const wordFlags = flagWhitespace | flagLetter | flagNumber
+
+// skipSymbols returns the end of the run of code points from pos matching
+// [^\s\p{L}\p{N}] (code points without any flag, and the end of the
+// piece, stop it).
+func (c cptCursor) skipSymbols(pos int) int {
+	for g := c.flags(pos); g&wordFlags == 0 && g != 0; g = c.flags(pos) {
+		pos++
+	}
+	return pos
+}
+
 // splitWords runs scan over each piece (lengths in code points) and returns
 // the lengths of the words it marks: scan calls emit(end) at the end of each
 // word, ends increasing; empty words are dropped.
@@ -169,57 +227,28 @@ func splitWords(cpts []uint32, lengths []int, scan func(c cptCursor, emit func(e
 func splitGPT2(cpts []uint32, lengths []int) []int {
 	return splitWords(cpts, lengths, func(c cptCursor, emit func(end int)) {
 		for pos := c.ini; pos < c.end; {
-			cp, f := c.at(pos), c.flags(pos)
-			if cp == '\'' && pos+1 < c.end {
-				next := c.at(pos + 1)
-				if next == 's' || next == 't' || next == 'm' || next == 'd' {
-					pos += 2
-					emit(pos)
-					continue
-				}
-				if pos+2 < c.end {
-					next2 := c.at(pos + 2)
-					if (next == 'r' && next2 == 'e') || (next == 'v' && next2 == 'e') || (next == 'l' && next2 == 'l') {
-						pos += 3
-						emit(pos)
-						continue
-					}
-				}
+			if n := c.contraction(pos, false); n > 0 {
+				pos += n
+				emit(pos)
+				continue
 			}
 			// an optional leading space joins the following run
-			f2 := f
-			lead := 0
-			if cp == ' ' {
-				f2 = c.flags(pos + 1)
-				lead = 1
-			}
+			f2, lead := c.optionalSpace(pos)
 			switch {
 			case f2&flagLetter != 0:
-				pos += lead
-				for c.flags(pos)&flagLetter != 0 {
-					pos++
-				}
+				pos = c.skipFlagged(pos+lead, flagLetter)
 				emit(pos)
 				continue
 			case f2&flagNumber != 0:
-				pos += lead
-				for c.flags(pos)&flagNumber != 0 {
-					pos++
-				}
+				pos = c.skipFlagged(pos+lead, flagNumber)
 				emit(pos)
 				continue
-			case f2&(flagWhitespace|flagLetter|flagNumber) == 0 && f2 != 0:
-				pos += lead
-				for g := c.flags(pos); g&(flagWhitespace|flagLetter|flagNumber) == 0 && g != 0; g = c.flags(pos) {
-					pos++
-				}
+			case f2&wordFlags == 0 && f2 != 0:
+				pos = c.skipSymbols(pos + lead)
 				emit(pos)
 				continue
 			}
-			ws := 0
-			for c.flags(pos+ws)&flagWhitespace != 0 {
-				ws++
-			}
+			ws := c.skipFlagged(pos, flagWhitespace) - pos
 			switch {
 			case ws > 1 && c.at(pos+ws) != outOfRange:
 				// \s+(?!\S): leave the last space to lead the next word
@@ -241,29 +270,15 @@ func splitLlama3(cpts []uint32, lengths []int) []int {
 	isCRLF := func(cp uint32) bool { return cp == '\r' || cp == '\n' }
 	return splitWords(cpts, lengths, func(c cptCursor, emit func(end int)) {
 		for pos := c.ini; pos < c.end; {
-			cp, f := c.at(pos), c.flags(pos)
-			if cp == '\'' && pos+1 < c.end {
-				next := toLower(c.at(pos + 1))
-				if next == 's' || next == 't' || next == 'm' || next == 'd' {
-					pos += 2
-					emit(pos)
-					continue
-				}
-				if pos+2 < c.end {
-					next2 := toLower(c.at(pos + 2))
-					if (next == 'r' && next2 == 'e') || (next == 'v' && next2 == 'e') || (next == 'l' && next2 == 'l') {
-						pos += 3
-						emit(pos)
-						continue
-					}
-				}
+			if n := c.contraction(pos, true); n > 0 {
+				pos += n
+				emit(pos)
+				continue
 			}
+			cp, f := c.at(pos), c.flags(pos)
 			// [^\r\n\p{L}\p{N}]?\p{L}+
 			if !isCRLF(cp) && f&flagNumber == 0 && (f&flagLetter != 0 || c.flags(pos+1)&flagLetter != 0) {
-				pos++
-				for c.flags(pos)&flagLetter != 0 {
-					pos++
-				}
+				pos = c.skipFlagged(pos+1, flagLetter)
 				emit(pos)
 				continue
 			}
@@ -281,17 +296,8 @@ func splitLlama3(cpts []uint32, lengths []int) []int {
 				continue
 			}
 			// ' ?[^\s\p{L}\p{N}]+[\r\n]*'
-			f2 := f
-			lead := 0
-			if cp == ' ' {
-				f2 = c.flags(pos + 1)
-				lead = 1
-			}
-			if f2&(flagWhitespace|flagLetter|flagNumber) == 0 && f != 0 {
-				pos += lead
-				for g := c.flags(pos); g&(flagWhitespace|flagLetter|flagNumber) == 0 && g != 0; g = c.flags(pos) {
-					pos++
-				}
+			if f2, lead := c.optionalSpace(pos); f2&wordFlags == 0 && f != 0 {
+				pos = c.skipSymbols(pos + lead)
 				for isCRLF(c.at(pos)) {
 					pos++
 				}

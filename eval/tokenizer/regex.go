@@ -106,6 +106,19 @@ func compileRegex(pattern string) (*regex, error) {
 func (p *reParser) more() bool { return p.pos < len(p.src) }
 func (p *reParser) peek() rune { return p.src[p.pos] }
 
+// braced returns the text between the '{' at p.pos and the next '}', and
+// the position of that '}'; ok is false when none closes it.
+func (p *reParser) braced() (body string, end int, ok bool) {
+	end = p.pos
+	for end < len(p.src) && p.src[end] != '}' {
+		end++
+	}
+	if end == len(p.src) {
+		return "", end, false
+	}
+	return string(p.src[p.pos+1 : end]), end, true
+}
+
 func (p *reParser) alt() (*reNode, error) {
 	var branches []*reNode
 	for {
@@ -158,14 +171,10 @@ func (p *reParser) quantifier(a *reNode) (*reNode, error) {
 	case '+':
 		min, max = 1, -1
 	case '{':
-		end := p.pos
-		for end < len(p.src) && p.src[end] != '}' {
-			end++
-		}
-		if end == len(p.src) {
+		body, end, ok := p.braced()
+		if !ok {
 			return nil, fmt.Errorf("unterminated {")
 		}
-		body := string(p.src[p.pos+1 : end])
 		lo, hi, comma := strings.Cut(body, ",")
 		var err error
 		if min, err = strconv.Atoi(lo); err != nil {
@@ -319,14 +328,10 @@ func (p *reParser) escape() (*charClass, error) {
 		if !p.more() || p.peek() != '{' {
 			return nil, fmt.Errorf("bad \\p")
 		}
-		end := p.pos
-		for end < len(p.src) && p.src[end] != '}' {
-			end++
-		}
-		if end == len(p.src) {
+		name, end, ok := p.braced()
+		if !ok {
 			return nil, fmt.Errorf("unterminated \\p{")
 		}
-		name := string(p.src[p.pos+1 : end])
 		p.pos = end + 1
 		cat, ok := categoryClasses[name]
 		if !ok {

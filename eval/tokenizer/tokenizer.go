@@ -182,20 +182,7 @@ func FromKV(kv formats.KVs) (*Tokenizer, error) {
 	}
 	t.detectSpecialsByText()
 
-	for id, a := range t.attrs {
-		if a&(AttrControl|AttrUserDefined|AttrUnknown) != 0 {
-			t.specials = append(t.specials, int32(id))
-		}
-	}
-	// llama.cpp uses an unstable sort by length; ties keep id order here.
-	sort.SliceStable(t.specials, func(i, j int) bool {
-		return len(t.tokens[t.specials[i]]) > len(t.tokens[t.specials[j]])
-	})
-
-	t.pieces = make([]string, len(t.tokens))
-	for id := range t.tokens {
-		t.pieces[id] = t.renderPiece(int32(id))
-	}
+	t.indexTokens(AttrControl | AttrUserDefined | AttrUnknown)
 
 	name, _ := kv.String("general.name")
 	t.applyModelAttrs(strings.ToLower(name))
@@ -483,4 +470,23 @@ func (t *Tokenizer) Score(id int32) float32 {
 		return 0
 	}
 	return t.scores[id]
+}
+
+// indexTokens lists the special tokens, those with any of the special
+// attributes, longest first as the special-token splitter tries them, and
+// renders every token's piece.
+func (t *Tokenizer) indexTokens(special Attr) {
+	for id, a := range t.attrs {
+		if a&special != 0 {
+			t.specials = append(t.specials, int32(id))
+		}
+	}
+	// llama.cpp uses an unstable sort by length; ties keep id order here.
+	sort.SliceStable(t.specials, func(i, j int) bool {
+		return len(t.tokens[t.specials[i]]) > len(t.tokens[t.specials[j]])
+	})
+	t.pieces = make([]string, len(t.tokens))
+	for id := range t.tokens {
+		t.pieces[id] = t.renderPiece(int32(id))
+	}
 }

@@ -173,16 +173,6 @@ func iq1SubScale(id, s float32) int32 {
 	return clampInt(NearestInt(float32(0.5*float32(float32(id*s)-1))), 0, 7)
 }
 
-// superSigma2 is 2·Σx²/256 over a super-block, the σ² of the importance
-// weights w·√(σ²+x²).
-func superSigma2(x []float32) float32 {
-	var sumx2 float32
-	for _, v := range x {
-		sumx2 += float32(v * v)
-	}
-	return 2 * sumx2 / QK_K
-}
-
 // EncodeIQ1_S encodes x (a whole number of blocks) into y as ggml's
 // quantize_iq1_s does, weighting each element by qw (the importance
 // matrix, one weight per element). ggml requires the weights (llama-quantize

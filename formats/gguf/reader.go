@@ -578,113 +578,121 @@ func elemSize(t formats.ValueType) int64 {
 	return 0
 }
 
+// The signed and floating-point values are stored as the bits of the
+// unsigned integer of their size.
+func (p *parser) i8(field string) (int8, error)   { v, err := p.u8(field); return int8(v), err }
+func (p *parser) i16(field string) (int16, error) { v, err := p.u16(field); return int16(v), err }
+func (p *parser) i32(field string) (int32, error) { v, err := p.u32(field); return int32(v), err }
+func (p *parser) i64(field string) (int64, error) { v, err := p.u64(field); return int64(v), err }
+func (p *parser) f32(field string) (float32, error) {
+	v, err := p.u32(field)
+	return math.Float32frombits(v), err
+}
+func (p *parser) f64(field string) (float64, error) {
+	v, err := p.u64(field)
+	return math.Float64frombits(v), err
+}
+
+// boolean reads a bool byte; one other than 0 or 1 is a soft error (read
+// as false).
+func (p *parser) boolean(field string) (bool, error) {
+	v, err := p.u8(field)
+	if err == nil && v > 1 {
+		if err := p.soft(p.fail(field, "bool byte %d is neither 0 nor 1", v)); err != nil {
+			return false, err
+		}
+	}
+	return v == 1, err
+}
+
 func (p *parser) value(field string, t formats.ValueType, depth int) (any, error) {
 	switch t {
 	case formats.ValUint8:
 		return p.u8(field)
 	case formats.ValInt8:
-		v, err := p.u8(field)
-		return int8(v), err
+		return p.i8(field)
 	case formats.ValUint16:
 		return p.u16(field)
 	case formats.ValInt16:
-		v, err := p.u16(field)
-		return int16(v), err
+		return p.i16(field)
 	case formats.ValUint32:
 		return p.u32(field)
 	case formats.ValInt32:
-		v, err := p.u32(field)
-		return int32(v), err
+		return p.i32(field)
 	case formats.ValFloat32:
-		v, err := p.u32(field)
-		return math.Float32frombits(v), err
+		return p.f32(field)
 	case formats.ValBool:
-		v, err := p.u8(field)
-		if err == nil && v > 1 {
-			if err := p.soft(p.fail(field, "bool byte %d is neither 0 nor 1", v)); err != nil {
-				return nil, err
-			}
-		}
-		return v == 1, err
+		return p.boolean(field)
 	case formats.ValString:
 		return p.str(field)
 	case formats.ValUint64:
 		return p.u64(field)
 	case formats.ValInt64:
-		v, err := p.u64(field)
-		return int64(v), err
+		return p.i64(field)
 	case formats.ValFloat64:
-		v, err := p.u64(field)
-		return math.Float64frombits(v), err
+		return p.f64(field)
 	case formats.ValArray:
 		return p.array(field, depth+1)
 	}
 	return nil, p.fail(field, "unknown value type %d", uint32(t))
 }
 
-func (p *parser) array(field string, depth int) (any, error) {
+func (p *parser) array(field string, depth int) (formats.Array, error) {
 	if depth > maxArrayDepth {
-		return nil, p.fail(field, "arrays nested more than %d deep", maxArrayDepth)
+		return formats.Array{}, p.fail(field, "arrays nested more than %d deep", maxArrayDepth)
 	}
 	et32, err := p.u32(field + " element type")
 	if err != nil {
-		return nil, err
+		return formats.Array{}, err
 	}
 	et := formats.ValueType(et32)
 	es := elemSize(et)
 	if es == 0 {
-		return nil, p.fail(field+" element type", "unknown value type %d", et32)
+		return formats.Array{}, p.fail(field+" element type", "unknown value type %d", et32)
 	}
 	n, err := p.u64(field + " length")
 	if err != nil {
-		return nil, err
+		return formats.Array{}, err
 	}
 	if n > uint64(p.remaining()/es) {
-		return nil, p.fail(field+" length", "%d elements of %s cannot fit in the %d bytes left", n, et, p.remaining())
+		return formats.Array{}, p.fail(field+" length", "%d elements of %s cannot fit in the %d bytes left", n, et, p.remaining())
 	}
 	switch et {
 	case formats.ValUint8:
-		return arrayOf(p, field, et, n, func() (uint8, error) { return p.u8(field) })
+		return arrayOf(p, field, et, n, p.u8)
 	case formats.ValInt8:
-		return arrayOf(p, field, et, n, func() (int8, error) { v, err := p.u8(field); return int8(v), err })
+		return arrayOf(p, field, et, n, p.i8)
 	case formats.ValUint16:
-		return arrayOf(p, field, et, n, func() (uint16, error) { return p.u16(field) })
+		return arrayOf(p, field, et, n, p.u16)
 	case formats.ValInt16:
-		return arrayOf(p, field, et, n, func() (int16, error) { v, err := p.u16(field); return int16(v), err })
+		return arrayOf(p, field, et, n, p.i16)
 	case formats.ValUint32:
-		return arrayOf(p, field, et, n, func() (uint32, error) { return p.u32(field) })
+		return arrayOf(p, field, et, n, p.u32)
 	case formats.ValInt32:
-		return arrayOf(p, field, et, n, func() (int32, error) { v, err := p.u32(field); return int32(v), err })
+		return arrayOf(p, field, et, n, p.i32)
 	case formats.ValFloat32:
-		return arrayOf(p, field, et, n, func() (float32, error) { v, err := p.u32(field); return math.Float32frombits(v), err })
+		return arrayOf(p, field, et, n, p.f32)
 	case formats.ValBool:
-		return arrayOf(p, field, et, n, func() (bool, error) {
-			v, err := p.value(field, formats.ValBool, depth)
-			b, _ := v.(bool)
-			return b, err
-		})
+		return arrayOf(p, field, et, n, p.boolean)
 	case formats.ValString:
-		return arrayOf(p, field, et, n, func() (string, error) { return p.str(field) })
+		return arrayOf(p, field, et, n, p.str)
 	case formats.ValUint64:
-		return arrayOf(p, field, et, n, func() (uint64, error) { return p.u64(field) })
+		return arrayOf(p, field, et, n, p.u64)
 	case formats.ValInt64:
-		return arrayOf(p, field, et, n, func() (int64, error) { v, err := p.u64(field); return int64(v), err })
+		return arrayOf(p, field, et, n, p.i64)
 	case formats.ValFloat64:
-		return arrayOf(p, field, et, n, func() (float64, error) { v, err := p.u64(field); return math.Float64frombits(v), err })
+		return arrayOf(p, field, et, n, p.f64)
 	case formats.ValArray:
-		return arrayOf(p, field, et, n, func() (formats.Array, error) {
-			v, err := p.array(field, depth+1)
-			a, _ := v.(formats.Array)
-			return a, err
-		})
+		return arrayOf(p, field, et, n, func(field string) (formats.Array, error) { return p.array(field, depth+1) })
 	}
-	return nil, p.fail(field, "unknown element type %d", et32)
+	return formats.Array{}, p.fail(field, "unknown element type %d", et32)
 }
 
-func arrayOf[T any](p *parser, field string, et formats.ValueType, n uint64, next func() (T, error)) (formats.Array, error) {
+// arrayOf reads n elements of type et, each with read.
+func arrayOf[T any](p *parser, field string, et formats.ValueType, n uint64, read func(field string) (T, error)) (formats.Array, error) {
 	out := make([]T, 0, capHint(n))
 	for i := uint64(0); i < n; i++ {
-		v, err := next()
+		v, err := read(field)
 		if err != nil {
 			return formats.Array{}, err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
@@ -254,13 +253,9 @@ func SplitFileNames(out string, n int, style SplitStyle) []string {
 // HeaderSize is the bytes m's header (metadata and tensor infos) takes,
 // with the padding before the data: gguf_get_meta_size.
 func HeaderSize(m *formats.Model) (uint64, error) {
-	l, err := Plan(m)
+	n, l, err := headerBytes(m)
 	if err != nil {
 		return 0, err
 	}
-	cw := &countingWriter{w: io.Discard}
-	if err := writeHeader(cw, m, l); err != nil {
-		return 0, err
-	}
-	return alignUp(cw.n, l.Alignment), nil
+	return alignUp(n, l.Alignment), nil
 }

@@ -323,36 +323,48 @@ func (e *encoder) u64(v uint64) {
 }
 func (e *encoder) str(s string) { e.u64(uint64(len(s))); e.write([]byte(s)) }
 
+// The signed and floating-point values are stored as the bits of the
+// unsigned integer of their size.
+func (e *encoder) i8(v int8)     { e.u8(uint8(v)) }
+func (e *encoder) i16(v int16)   { e.u16(uint16(v)) }
+func (e *encoder) i32(v int32)   { e.u32(uint32(v)) }
+func (e *encoder) i64(v int64)   { e.u64(uint64(v)) }
+func (e *encoder) f32(v float32) { e.u32(math.Float32bits(v)) }
+func (e *encoder) f64(v float64) { e.u64(math.Float64bits(v)) }
+func (e *encoder) boolean(v bool) {
+	if v {
+		e.u8(1)
+	} else {
+		e.u8(0)
+	}
+}
+
 func (e *encoder) value(v any) error {
 	switch x := v.(type) {
 	case uint8:
 		e.u8(x)
 	case int8:
-		e.u8(uint8(x))
+		e.i8(x)
 	case uint16:
 		e.u16(x)
 	case int16:
-		e.u16(uint16(x))
+		e.i16(x)
 	case uint32:
 		e.u32(x)
 	case int32:
-		e.u32(uint32(x))
+		e.i32(x)
 	case float32:
-		e.u32(math.Float32bits(x))
+		e.f32(x)
 	case bool:
-		if x {
-			e.u8(1)
-		} else {
-			e.u8(0)
-		}
+		e.boolean(x)
 	case string:
 		e.str(x)
 	case uint64:
 		e.u64(x)
 	case int64:
-		e.u64(uint64(x))
+		e.i64(x)
 	case float64:
-		e.u64(math.Float64bits(x))
+		e.f64(x)
 	case formats.Array:
 		return e.array(x)
 	default:
@@ -371,49 +383,27 @@ func (e *encoder) array(a formats.Array) error {
 	case []uint8:
 		e.write(vs)
 	case []int8:
-		for _, v := range vs {
-			e.u8(uint8(v))
-		}
+		each(vs, e.i8)
 	case []uint16:
-		for _, v := range vs {
-			e.u16(v)
-		}
+		each(vs, e.u16)
 	case []int16:
-		for _, v := range vs {
-			e.u16(uint16(v))
-		}
+		each(vs, e.i16)
 	case []uint32:
-		for _, v := range vs {
-			e.u32(v)
-		}
+		each(vs, e.u32)
 	case []int32:
-		for _, v := range vs {
-			e.u32(uint32(v))
-		}
+		each(vs, e.i32)
 	case []float32:
-		for _, v := range vs {
-			e.u32(math.Float32bits(v))
-		}
+		each(vs, e.f32)
 	case []bool:
-		for _, v := range vs {
-			_ = e.value(v)
-		}
+		each(vs, e.boolean)
 	case []string:
-		for _, v := range vs {
-			e.str(v)
-		}
+		each(vs, e.str)
 	case []uint64:
-		for _, v := range vs {
-			e.u64(v)
-		}
+		each(vs, e.u64)
 	case []int64:
-		for _, v := range vs {
-			e.u64(uint64(v))
-		}
+		each(vs, e.i64)
 	case []float64:
-		for _, v := range vs {
-			e.u64(math.Float64bits(v))
-		}
+		each(vs, e.f64)
 	case []formats.Array:
 		for _, v := range vs {
 			if err := e.array(v); err != nil {
@@ -424,6 +414,13 @@ func (e *encoder) array(a formats.Array) error {
 		return fmt.Errorf("array of Go type %T has no GGUF type", a.Values)
 	}
 	return nil
+}
+
+// each encodes the elements of an array with put, in order.
+func each[T any](vs []T, put func(T)) {
+	for _, v := range vs {
+		put(v)
+	}
 }
 
 // checkElem makes sure the declared element type matches the Go slice.

@@ -102,6 +102,18 @@ func unpickle(data []byte) (any, error) {
 		pos += n
 		return b, nil
 	}
+	// readUint reads an opcode's little-endian unsigned argument.
+	readUint := func(size int) (uint64, error) {
+		b, err := need(size)
+		if err != nil {
+			return 0, err
+		}
+		var v uint64
+		for i := size - 1; i >= 0; i-- {
+			v = v<<8 | uint64(b[i])
+		}
+		return v, nil
+	}
 	readLine := func() (string, error) {
 		for i := pos; i < len(data); i++ {
 			if data[i] == '\n' {
@@ -209,36 +221,23 @@ func unpickle(data []byte) (any, error) {
 			err = push(true)
 		case 0x89:
 			err = push(false)
-		case 'K': // BININT1
-			var b []byte
-			if b, err = need(1); err == nil {
-				err = push(int64(b[0]))
+		case 'K', 'M': // BININT1, BININT2: unsigned
+			var v uint64
+			if v, err = readUint(argSize(op)); err == nil {
+				err = push(int64(v))
 			}
-		case 'M': // BININT2
-			var b []byte
-			if b, err = need(2); err == nil {
-				err = push(int64(binary.LittleEndian.Uint16(b)))
+		case 'J': // BININT: signed
+			var v uint64
+			if v, err = readUint(argSize(op)); err == nil {
+				err = push(int64(int32(v)))
 			}
-		case 'J': // BININT
-			var b []byte
-			if b, err = need(4); err == nil {
-				err = push(int64(int32(binary.LittleEndian.Uint32(b))))
-			}
-		case 0x8a: // LONG1
-			var b []byte
-			if b, err = need(1); err == nil {
-				n := int(b[0])
-				if n > 8 {
-					err = fail("integer of %d bytes", n)
-				} else if b, err = need(n); err == nil {
-					var v int64
-					for i := n - 1; i >= 0; i-- {
-						v = v<<8 | int64(b[i])
-					}
-					if n > 0 && n < 8 && b[n-1]&0x80 != 0 {
-						v -= 1 << (8 * n)
-					}
-					err = push(v)
+		case 0x8a: // LONG1: a length byte, then that many bytes of two's complement
+			var size, v uint64
+			if size, err = readUint(1); err == nil {
+				if size > 8 {
+					err = fail("integer of %d bytes", size)
+				} else if v, err = readUint(int(size)); err == nil {
+					err = push(signExtend(v, int(size)))
 				}
 			}
 		case 'G': // BINFLOAT
@@ -247,28 +246,13 @@ func unpickle(data []byte) (any, error) {
 				err = push(math.Float64frombits(binary.BigEndian.Uint64(b)))
 			}
 		case 'X', 0x8c, 0x8d: // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
-			var b []byte
-			var n int
-			switch op {
-			case 'X':
-				if b, err = need(4); err == nil {
-					n = int(binary.LittleEndian.Uint32(b))
-				}
-			case 0x8c:
-				if b, err = need(1); err == nil {
-					n = int(b[0])
-				}
-			default:
-				if b, err = need(8); err == nil {
-					u := binary.LittleEndian.Uint64(b)
-					if u > uint64(len(data)) {
-						err = fail("string of %d bytes", u)
-					}
-					n = int(u)
-				}
+			var n uint64
+			if n, err = readUint(argSize(op)); err == nil && op == 0x8d && n > uint64(len(data)) {
+				err = fail("string of %d bytes", n)
 			}
 			if err == nil {
-				if b, err = need(n); err == nil {
+				var b []byte
+				if b, err = need(int(n)); err == nil {
 					err = push(string(b))
 				}
 			}
@@ -292,27 +276,17 @@ func unpickle(data []byte) (any, error) {
 					}
 				}
 			}
-		case 'q': // BINPUT
-			var b []byte
-			if b, err = need(1); err == nil {
-				err = putMemo(int64(b[0]))
-			}
-		case 'r': // LONG_BINPUT
-			var b []byte
-			if b, err = need(4); err == nil {
-				err = putMemo(int64(binary.LittleEndian.Uint32(b)))
+		case 'q', 'r': // BINPUT, LONG_BINPUT
+			var idx uint64
+			if idx, err = readUint(argSize(op)); err == nil {
+				err = putMemo(int64(idx))
 			}
 		case 0x94: // MEMOIZE
 			err = putMemo(int64(len(memo)))
-		case 'h': // BINGET
-			var b []byte
-			if b, err = need(1); err == nil {
-				err = getMemo(int64(b[0]))
-			}
-		case 'j': // LONG_BINGET
-			var b []byte
-			if b, err = need(4); err == nil {
-				err = getMemo(int64(binary.LittleEndian.Uint32(b)))
+		case 'h', 'j': // BINGET, LONG_BINGET
+			var idx uint64
+			if idx, err = readUint(argSize(op)); err == nil {
+				err = getMemo(int64(idx))
 			}
 		case 'Q': // BINPERSID
 			var pid any
@@ -499,4 +473,28 @@ func describe(v any) string {
 		return fmt.Sprintf("a tuple of %d", len(x))
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// argSize is the byte length of the little-endian argument of the opcodes
+// that take a fixed one: the short forms take one byte, the long forms
+// four, BININT2 two and BINUNICODE8 eight.
+func argSize(op byte) int {
+	switch op {
+	case 'K', 'q', 'h', 0x8c: // BININT1, BINPUT, BINGET, SHORT_BINUNICODE
+		return 1
+	case 'M': // BININT2
+		return 2
+	case 'J', 'r', 'j', 'X': // BININT, LONG_BINPUT, LONG_BINGET, BINUNICODE
+		return 4
+	}
+	return 8 // BINUNICODE8
+}
+
+// signExtend reads the low size bytes of v as a two's complement integer
+// (LONG1's encoding).
+func signExtend(v uint64, size int) int64 {
+	if size > 0 && size < 8 && v>>(8*size-1)&1 != 0 {
+		return int64(v) - 1<<(8*size)
+	}
+	return int64(v)
 }

@@ -154,21 +154,13 @@ func tensorRange(t *pyTensor, entries map[string]*zip.File, prefix string) (safe
 // Open maps a .bin checkpoint and describes its tensors as a
 // safetensors.File whose tensors read in place from the mapping.
 func Open(path string) (*safetensors.File, error) {
-	mf, err := mmap.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	infos, err := Parse(mf.ReaderAt, mf.Size, path)
-	if err != nil {
-		mf.Close()
-		return nil, err
-	}
-	f, err := safetensors.NewFile(path, mf.ReaderAt, mf.Size, infos, mf.Data, mf.Close)
-	if err != nil {
-		mf.Close()
-		return nil, err
-	}
-	return f, nil
+	return mmap.OpenWith(path, func(mf *mmap.File) (*safetensors.File, error) {
+		infos, err := Parse(mf.ReaderAt, mf.Size, path)
+		if err != nil {
+			return nil, err
+		}
+		return safetensors.NewFile(path, mf.ReaderAt, mf.Size, infos, mf.Data, mf.Close)
+	})
 }
 
 // IndexName is the index of a sharded .bin checkpoint.

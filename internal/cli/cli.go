@@ -76,6 +76,15 @@ func Interrupted(err error, sig os.Signal) error {
 	return &ExitError{Code: exitCode(sig), Err: fmt.Errorf("interrupted by %v; no output was written", sig)}
 }
 
+// RunCancellable runs work with a context that SIGINT and SIGTERM cancel,
+// and turns the error of a run a signal stopped into Interrupted's
+// ExitError: the signal handling every long-running command shares.
+func RunCancellable(parent context.Context, work func(ctx context.Context) error) error {
+	ctx, stop := SignalContext(parent)
+	err := work(ctx)
+	return Interrupted(err, stop())
+}
+
 // IsTerminal reports whether w is an interactive terminal.
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -88,33 +97,30 @@ type Progress struct{ bar *progressbar.ProgressBar }
 // NewProgress makes a progress bar for total bytes on w (usually stderr);
 // it draws nothing unless w is a terminal.
 func NewProgress(w io.Writer, total int64, desc string) *Progress {
-	if !IsTerminal(w) {
-		return &Progress{}
-	}
-	return &Progress{bar: progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(desc),
+	return newProgress(w, total, desc,
 		progressbar.OptionShowBytes(true),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100_000_000),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetWidth(30),
-	)}
+		progressbar.OptionThrottle(100_000_000))
 }
 
 // NewCountProgress is like NewProgress for a count of items (chunks, runs).
 func NewCountProgress(w io.Writer, total int64, desc string) *Progress {
+	return newProgress(w, total, desc, progressbar.OptionShowCount())
+}
+
+// newProgress makes a bar with the look every llqt bar shares (described,
+// predicted time, 30 wide, cleared at the end) plus the unit options.
+func newProgress(w io.Writer, total int64, desc string, unit ...progressbar.Option) *Progress {
 	if !IsTerminal(w) {
 		return &Progress{}
 	}
-	return &Progress{bar: progressbar.NewOptions64(total,
+	opts := append([]progressbar.Option{
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetWidth(30),
-	)}
+	}, unit...)
+	return &Progress{bar: progressbar.NewOptions64(total, opts...)}
 }
 
 // Set moves the bar to done.

@@ -68,16 +68,27 @@ func (f *File) Close() error {
 // attach hands the parsed value the open file (its mapping, and what to
 // close); on a parse error the file is closed again.
 func OpenParsed[T any](path string, parse func(r io.ReaderAt, size int64, name string) (T, error), attach func(T, *File)) (T, error) {
+	return OpenWith(path, func(f *File) (T, error) {
+		v, err := parse(f.ReaderAt, f.Size, path)
+		if err == nil {
+			attach(v, f)
+		}
+		return v, err
+	})
+}
+
+// OpenWith opens path (see Open) and hands the open file to use, which
+// keeps it on success; when use fails the file is closed again.
+func OpenWith[T any](path string, use func(*File) (T, error)) (T, error) {
 	var zero T
 	f, err := Open(path)
 	if err != nil {
 		return zero, err
 	}
-	v, err := parse(f.ReaderAt, f.Size, path)
+	v, err := use(f)
 	if err != nil {
 		f.Close()
 		return zero, err
 	}
-	attach(v, f)
 	return v, nil
 }

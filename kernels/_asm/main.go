@@ -99,6 +99,7 @@ func constants() {
 			DATA(32*k+2*i+1, U8(2*w+1))
 		}
 	}
+	iq3Constants()
 }
 
 func main() {

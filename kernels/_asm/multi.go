@@ -470,12 +470,16 @@ func genMulti() {
 		genDotQ2K(n)
 		genDotQ3K(n)
 		genDotIQ4XS(n)
+		genDotIQ3XXS(n)
+		genDotIQ3S(n)
 	}
 	rowsMode = true
 	genDotK45(false, 1)
 	genDotK45(true, 1)
 	genDotQ6K(1)
 	genDotIQ4XS(1)
+	genDotIQ3XXS(1)
+	genDotIQ3S(1)
 	rowsMode = false
 }
 
