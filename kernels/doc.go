@@ -11,7 +11,8 @@
 //     ggml's AVX2 quantize_row_q8_0/q8_1 (d = amax/127, quants round(x·127/amax)
 //     with ties to even, s = d·Σq), which is what llama.cpp runs on the x86
 //     machines we compare against.
-//   - Q8_K for Q2_K…Q6_K, IQ4_XS, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S, following quantize_row_q8_K_ref
+//   - Q8_K for Q2_K…Q6_K, IQ4_XS, IQ3_XXS, IQ3_S, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S,
+//     IQ1_M, TQ1_0 and TQ2_0, following quantize_row_q8_K_ref
 //     (scale −127/max of the first element of largest magnitude, nearest_int).
 //   - For F16 and BF16 weights ggml rounds the activations to f16 (bf16) and
 //     forms f16·f16 (bf16·bf16) products in float32. We round the same way but
@@ -32,6 +33,11 @@
 // thread count, and the wide kernels used for prompt batches give the same
 // bits as the single-row ones, so a sequence's logits do not depend on how
 // it was batched.
+//
+// The ternary (TQ1_0, TQ2_0) and 1-bit (IQ1_S, IQ1_M) dots add each block's
+// exact integer sum into the total with the Go reference's float operations
+// (multiply, then add; IQ1's sum counts eighths of the δ = 1/8 shift), so
+// their assembly gives the reference's bits in every shape.
 //
 // The Q8_0-family dots (Q8_0, Q4_0, Q5_0, IQ4_NL) share one contract in
 // every shape: dot = fma(float32(isum_b), dx_b·dy_b, dot) over the blocks in

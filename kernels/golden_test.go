@@ -28,6 +28,13 @@ var goldenTypes = []struct {
 	// The 3-bit grids fit the edge patterns (lone outliers, steps) poorly:
 	// IQ3_S reaches 0.63 on blk.0.ffn_gate, 0.67 there without the imatrix.
 	{"IQ3_S-imat", 0.8}, {"IQ3_XXS-imat", 0.6},
+	// The ternary formats keep one level per block (0.80 here), and the
+	// 1-bit grids fit the edge patterns worse still: llama-quantize's own
+	// IQ1_M blocks of blk.1.attn_output decode at 1.31 (llqt's encoder
+	// writes the same bytes, and its decoders equal b4748's bit for bit:
+	// formats/block TestGGMLHarness). These runs check the reading of
+	// llama.cpp's files and MatMul over them.
+	{"IQ1_M-imat", 1.4}, {"IQ1_S-imat-te_q8_0", 1.0}, {"TQ1_0", 0.85}, {"TQ2_0", 0.85},
 }
 
 // TestGoldenBlocks reads llama.cpp-quantized matrices: the blocks must decode

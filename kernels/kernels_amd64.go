@@ -269,6 +269,50 @@ func dotIQ3XXSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // for the rows consecutive weight rows starting at x (r < rows, rows > 0).
 func dotIQ3SQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 
+// dotTQ1_0Q8_KAVX2 returns the dot product of nb TQ1_0 blocks at x and nb Q8_K blocks at y.
+func dotTQ1_0Q8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotTQ2_0Q8_KAVX2 returns the dot product of nb TQ2_0 blocks at x and nb Q8_K blocks at y.
+func dotTQ2_0Q8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotTQ1_0Q8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb TQ1_0 blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotTQ1_0Q8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotTQ2_0Q8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb TQ2_0 blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotTQ2_0Q8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotTQ1_0Q8_KRowsAVX2 stores at out[r] the dot product of nb TQ1_0 blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotTQ1_0Q8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotTQ2_0Q8_KRowsAVX2 stores at out[r] the dot product of nb TQ2_0 blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotTQ2_0Q8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ1_SQ8_KAVX2 returns the dot product of nb IQ1_S blocks at x and nb Q8_K blocks at y.
+func dotIQ1_SQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ1_MQ8_KAVX2 returns the dot product of nb IQ1_M blocks at x and nb Q8_K blocks at y.
+func dotIQ1_MQ8_KAVX2(x *byte, y *byte, nb int) float32
+
+// dotIQ1_SQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ1_S blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ1_SQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ1_MQ8_Kx4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ1_M blocks at x and nb Q8_K blocks at y,
+// for the four activation rows at y + c*ystride (in bytes).
+func dotIQ1_MQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
+
+// dotIQ1_SQ8_KRowsAVX2 stores at out[r] the dot product of nb IQ1_S blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotIQ1_SQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ1_MQ8_KRowsAVX2 stores at out[r] the dot product of nb IQ1_M blocks at x and nb Q8_K blocks at y,
+// for the rows consecutive weight rows starting at x (r < rows, rows > 0).
+func dotIQ1_MQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
 // matF32AVX2 returns the dot product of n F32 weights at x and n float32 activations at y.
 func matF32AVX2(x *byte, y *byte, nb int) float32
 

@@ -24,6 +24,7 @@ var allTypes = []ggml.Type{
 	ggml.TypeQ2_K, ggml.TypeQ3_K, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_XS,
 	ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S,
 	ggml.TypeIQ3_XXS, ggml.TypeIQ3_S,
+	ggml.TypeTQ1_0, ggml.TypeTQ2_0, ggml.TypeIQ1_S, ggml.TypeIQ1_M,
 }
 
 // scaleOffsets lists, per block type, where its f16 scales sit, so random
@@ -34,9 +35,28 @@ var scaleOffsets = map[ggml.Type][]int{
 	ggml.TypeQ4_K: {0, 2}, ggml.TypeQ5_K: {0, 2}, ggml.TypeQ6_K: {208}, ggml.TypeIQ4_XS: {0},
 	ggml.TypeIQ2_XXS: {0}, ggml.TypeIQ2_XS: {0}, ggml.TypeIQ2_S: {0},
 	ggml.TypeIQ3_XXS: {0}, ggml.TypeIQ3_S: {0},
+	ggml.TypeTQ1_0: {52}, ggml.TypeTQ2_0: {64}, ggml.TypeIQ1_S: {0},
 }
 
 func putF16(b []byte, v float32) { binary.LittleEndian.PutUint16(b, float16.Fromfloat32(v).Bits()) }
+
+// putIQ1MScale stores v as the fp16 scale of the IQ1_M block b: its four
+// nibbles in the top nibbles of the four scale words (bytes 49, 51, 53, 55).
+func putIQ1MScale(b []byte, v float32) {
+	h := float16.Fromfloat32(v).Bits()
+	for i := range 4 {
+		b[49+2*i] = b[49+2*i]&0x0f | byte(h>>(4*i)&0xf)<<4
+	}
+}
+
+// iq1MScale reads the fp16 scale of the IQ1_M block b back.
+func iq1MScale(b []byte) float64 {
+	var h uint16
+	for i := range 4 {
+		h |= uint16(b[49+2*i]>>4) << (4 * i)
+	}
+	return float64(float16.Frombits(h).Float32())
+}
 
 // randomRow makes a weight row of cols elements of type t. extreme fills the
 // quants with all-ones bytes (largest magnitudes) to probe overflow.
@@ -71,6 +91,9 @@ func randomRow(rng *rand.Rand, t ggml.Type, cols int, extreme bool) []byte {
 	for b := 0; b < len(row)/bs; b++ {
 		for _, off := range scaleOffsets[t] {
 			putF16(row[b*bs+off:], float32(rng.Float64()*0.02+0.001))
+		}
+		if t == ggml.TypeIQ1_M {
+			putIQ1MScale(row[b*bs:], float32(rng.Float64()*0.02+0.001))
 		}
 	}
 	return row
@@ -199,6 +222,62 @@ func dequant(t ggml.Type, row []byte, cols int) []float64 {
 					q = b >> 4
 				}
 				o[e] = h(blk) * float64(ls-32) * float64(block.IQ4NLValues[q])
+			}
+		case ggml.TypeTQ1_0:
+			// qs[48] holds 5 trits a byte, qh[4] 4 (then a 0 trit): byte b
+			// is the base-3 fraction b/256 = 0.t0 t1 t2 t3 t4…, so its
+			// trits are the digits of ⌊b·243/256⌋, the first most
+			// significant.
+			trit := func(b byte, n int) float64 {
+				u := math.Floor(float64(b) * 243 / 256)
+				return math.Mod(math.Floor(u/math.Pow(3, float64(4-n))), 3)
+			}
+			for e := 0; e < 256; e++ {
+				var u float64
+				switch {
+				case e < 160:
+					u = trit(blk[e%32], e/32)
+				case e < 240:
+					u = trit(blk[32+(e-160)%16], (e-160)/16)
+				default:
+					u = trit(blk[48+(e-240)%4], (e-240)/4)
+				}
+				o[e] = h(blk[52:]) * (u - 1)
+			}
+		case ggml.TypeIQ1_S:
+			// d | qs[32] | qh[8] (u16): group l of sub-block j is grid
+			// point qs[4j+l] | (qh[j]>>3l & 7)<<8, scaled by d·(2s+1) with s
+			// in qh[j] bits 12-14, shifted by ±1/8 (bit 15 set: −).
+			for e := 0; e < 256; e++ {
+				j, l := e/32, e%32/8
+				qh := binary.LittleEndian.Uint16(blk[34+2*j:])
+				g := int8(block.IQ1SGrid[int(blk[2+4*j+l])|int(qh>>(3*l)&7)<<8] >> (8 * (e % 8)))
+				delta := 0.125
+				if qh&0x8000 != 0 {
+					delta = -0.125
+				}
+				o[e] = h(blk) * float64(2*(qh>>12&7)+1) * (float64(g) + delta)
+			}
+		case ggml.TypeIQ1_M:
+			// qs[32] | qh[16] | scales[8]: group k of sub-block j (16
+			// elements) is grid point qs[2j+k] | (qh[j]>>4k & 7)<<8,
+			// shifted by −1/8 when bit 4k+3 of qh[j] is set, scaled by
+			// d·(2s+1) with s in bits 3(j%4).. of scale word j/4.
+			for e := 0; e < 256; e++ {
+				j, k := e/16, e%16/8
+				qh := int(blk[32+j])
+				g := int8(block.IQ1SGrid[int(blk[2*j+k])|(qh>>(4*k)&7)<<8] >> (8 * (e % 8)))
+				delta := 0.125
+				if qh>>(4*k+3)&1 != 0 {
+					delta = -0.125
+				}
+				word := binary.LittleEndian.Uint16(blk[48+2*(j/4):])
+				o[e] = iq1MScale(blk) * float64(2*(word>>(3*(j%4))&7)+1) * (float64(g) + delta)
+			}
+		case ggml.TypeTQ2_0:
+			for e := 0; e < 256; e++ {
+				r := e % 128
+				o[e] = h(blk[64:]) * float64(int(blk[32*(e/128)+r%32]>>(2*(r/32))&3)-1)
 			}
 		case ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S:
 			// Group g of eight: a grid point's byte magnitudes with signs,
@@ -363,6 +442,8 @@ var goDots = map[ggml.Type]dotFunc{
 	ggml.TypeQ5_K: block.DotQ5_KQ8_K, ggml.TypeQ6_K: block.DotQ6_KQ8_K, ggml.TypeIQ4_XS: block.DotIQ4_XSQ8_K,
 	ggml.TypeIQ2_XXS: block.DotIQ2_XXSQ8_K, ggml.TypeIQ2_XS: block.DotIQ2_XSQ8_K, ggml.TypeIQ2_S: block.DotIQ2_SQ8_K,
 	ggml.TypeIQ3_XXS: block.DotIQ3_XXSQ8_K, ggml.TypeIQ3_S: block.DotIQ3_SQ8_K,
+	ggml.TypeTQ1_0: block.DotTQ1_0Q8_K, ggml.TypeTQ2_0: block.DotTQ2_0Q8_K,
+	ggml.TypeIQ1_S: block.DotIQ1_SQ8_K, ggml.TypeIQ1_M: block.DotIQ1_MQ8_K,
 }
 
 // TestDotsAgainstReference checks the kernel in use and the Go reference for
@@ -656,12 +737,17 @@ func TestSupported(t *testing.T) {
 			t.Errorf("%v not supported", typ)
 		}
 	}
-	for _, typ := range []ggml.Type{ggml.TypeQ8_K, ggml.TypeI32, ggml.TypeTQ1_0} {
+	for _, typ := range []ggml.Type{ggml.TypeQ8_K, ggml.TypeI32, ggml.TypeMXFP4} {
 		if Supported(typ) {
 			t.Errorf("%v reported supported", typ)
 		}
 	}
 }
+
+// asmExactlyGo are the types whose assembly dots add each block's exact
+// integer sum into the total in the Go reference's float operations, and so
+// must give its bits.
+var asmExactlyGo = map[ggml.Type]bool{ggml.TypeTQ1_0: true, ggml.TypeTQ2_0: true, ggml.TypeIQ1_S: true, ggml.TypeIQ1_M: true}
 
 // TestAsmMatchesGo compares the kernels in use (assembly on AVX2 machines)
 // with the Go reference on many random, extreme and zero rows and activation
@@ -694,6 +780,9 @@ func TestAsmMatchesGo(t *testing.T) {
 			a := convertAct(format, x)
 			_, tol := refDotFor(typ, w, cols, dequant(typ, w, cols), dequantAct(format, a, cols))
 			got, want := float64(dot(w, a, cols)), float64(goDots[typ](w, a, cols))
+			if asmExactlyGo[typ] && got != want {
+				t.Errorf("%v cols=%d trial %d: asm %g, go %g (must be the same bits)", typ, cols, trial, got, want)
+			}
 			if math.Abs(got-want) > tol {
 				t.Errorf("%v cols=%d trial %d: asm %g, go %g (tol %g)", typ, cols, trial, got, want, tol)
 			}

@@ -238,6 +238,10 @@ var goKernels = []struct {
 	{ggml.TypeIQ2_S, actQ8_K, block.DotIQ2_SQ8_K},
 	{ggml.TypeIQ3_XXS, actQ8_K, block.DotIQ3_XXSQ8_K},
 	{ggml.TypeIQ3_S, actQ8_K, block.DotIQ3_SQ8_K},
+	{ggml.TypeTQ1_0, actQ8_K, block.DotTQ1_0Q8_K},
+	{ggml.TypeTQ2_0, actQ8_K, block.DotTQ2_0Q8_K},
+	{ggml.TypeIQ1_S, actQ8_K, block.DotIQ1_SQ8_K},
+	{ggml.TypeIQ1_M, actQ8_K, block.DotIQ1_MQ8_K},
 }
 
 // installed holds the kernel row of every supported weight type for the

@@ -156,6 +156,9 @@ func TestQuantizeGolden2(t *testing.T) {
 				continue
 			}
 			t.Run(prefix+name, func(t *testing.T) {
+				if _, ok := iq1StaleShiftTensors[run.Output]; ok {
+					t.Skipf("%s: llama-quantize's bytes depend on uninitialized memory in two tensors (see iq1StaleShiftTensors); TestIQ1Golden2Tensors checks its IQ1 tensors", name)
+				}
 				want, full := golden2Expected(t, run)
 				for _, g := range want {
 					typ, err := ggml.ParseType(g.Type)

@@ -42,6 +42,10 @@ var codecs = map[ggml.Type]codec{
 	ggml.TypeIQ2_S:   {block.EncodeIQ2_S, block.DecodeIQ2_S},
 	ggml.TypeIQ3_XXS: {block.EncodeIQ3_XXS, block.DecodeIQ3_XXS},
 	ggml.TypeIQ3_S:   {block.EncodeIQ3_S, block.DecodeIQ3_S},
+	ggml.TypeTQ1_0:   {block.EncodeTQ1_0, block.DecodeTQ1_0},
+	ggml.TypeTQ2_0:   {block.EncodeTQ2_0, block.DecodeTQ2_0},
+	ggml.TypeIQ1_S:   {block.EncodeIQ1_S, block.DecodeIQ1_S},
+	ggml.TypeIQ1_M:   {block.EncodeIQ1_M, block.DecodeIQ1_M},
 }
 
 // requiresImatrix is ggml_quantize_requires_imatrix: ggml's encoders of
@@ -207,7 +211,7 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 	// Byte offsets inside a block of the fp16 fields to check.
 	var halves []int
 	switch t {
-	case ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS, ggml.TypeIQ3_XXS, ggml.TypeIQ3_S:
+	case ggml.TypeQ4_0, ggml.TypeQ5_0, ggml.TypeQ8_0, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS, ggml.TypeIQ3_XXS, ggml.TypeIQ3_S, ggml.TypeIQ1_S:
 		halves = []int{0}
 	case ggml.TypeIQ2_XXS, ggml.TypeIQ2_XS, ggml.TypeIQ2_S:
 		halves = []int{0}
@@ -219,6 +223,10 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 		halves = []int{108}
 	case ggml.TypeQ6_K:
 		halves = []int{208}
+	case ggml.TypeTQ1_0:
+		halves = []int{block.TQ1_0DOff}
+	case ggml.TypeTQ2_0:
+		halves = []int{block.TQ2_0DOff}
 	case ggml.TypeQ8_1:
 		halves = []int{0} // ggml does not validate Q8_1; the scale is checked anyway
 	case ggml.TypeF16:
@@ -245,6 +253,10 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 			u := binary.LittleEndian.Uint16(b) & 0x7fff
 			if u >= 0x7f80 {
 				return bad(nanOrInf(u > 0x7f80))
+			}
+		case ggml.TypeIQ1_M: // the fp16 scale is spread over the scale words
+			if u := block.IQ1MScaleBits(b); u&0x7c00 == 0x7c00 {
+				return bad(nanOrInf(u&0x3ff != 0))
 			}
 		}
 		for _, h := range halves {

@@ -1,6 +1,7 @@
 // Package block holds ggml's block formats, one file per family
-// (legacy.go, kquants.go, iq4.go, iq3.go, iq2.go; float.go for F16 and BF16;
-// iqgrid.go holds the grid lookup the 2-bit and 1-bit i-quants share): each
+// (legacy.go, kquants.go, iq4.go, iq3.go, iq2.go, iq1.go, ternary.go; float.go
+// for F16 and BF16; iqgrid.go holds the grid lookup the 2-bit and 1-bit
+// i-quants share): each
 // format's layout constants and tables, its row encoder (with and without
 // importance weights), its decoder and its reference dot product against
 // its activation format, and the number helpers the formats are built from

@@ -14,6 +14,7 @@ func TestBlockBytes(t *testing.T) {
 		{"Q6_K", Q6_KBytes, 210}, {"Q8_K", Q8_KBytes, 292},
 		{"IQ4_NL", IQ4_NLBytes, 18}, {"IQ4_XS", IQ4_XSBytes, 136},
 		{"IQ3_XXS", IQ3_XXSBytes, 98}, {"IQ3_S", IQ3_SBytes, 110},
+		{"TQ1_0", TQ1_0Bytes, 54}, {"TQ2_0", TQ2_0Bytes, 66}, {"IQ1_S", IQ1_SBytes, 50}, {"IQ1_M", IQ1_MBytes, 56},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %d bytes, want %d", c.name, c.got, c.want)

@@ -76,7 +76,7 @@ var table = map[Type]traits{
 	TypeIQ2_XXS: {"IQ2_XXS", 256, 66},
 	TypeIQ2_XS:  {"IQ2_XS", 256, 74},
 	TypeIQ3_XXS: {"IQ3_XXS", block.QK_K, block.IQ3_XXSBytes},
-	TypeIQ1_S:   {"IQ1_S", 256, 50},
+	TypeIQ1_S:   {"IQ1_S", block.QK_K, block.IQ1_SBytes},
 	TypeIQ4_NL:  {"IQ4_NL", block.QK4_NL, block.IQ4_NLBytes},
 	TypeIQ3_S:   {"IQ3_S", block.QK_K, block.IQ3_SBytes},
 	TypeIQ2_S:   {"IQ2_S", 256, 82},
@@ -86,10 +86,10 @@ var table = map[Type]traits{
 	TypeI32:     {"I32", 1, 4},
 	TypeI64:     {"I64", 1, 8},
 	TypeF64:     {"F64", 1, 8},
-	TypeIQ1_M:   {"IQ1_M", 256, 56},
+	TypeIQ1_M:   {"IQ1_M", block.QK_K, block.IQ1_MBytes},
 	TypeBF16:    {"BF16", 1, 2},
-	TypeTQ1_0:   {"TQ1_0", 256, 54},
-	TypeTQ2_0:   {"TQ2_0", 256, 66},
+	TypeTQ1_0:   {"TQ1_0", block.QK_K, block.TQ1_0Bytes},
+	TypeTQ2_0:   {"TQ2_0", block.QK_K, block.TQ2_0Bytes},
 	TypeMXFP4:   {"MXFP4", 32, 17},
 }
 

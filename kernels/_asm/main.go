@@ -118,6 +118,8 @@ func main() {
 	genF32ToF16()
 	genBF16ToF32()
 	genMulti()
+	genTernary()
+	genIQ1()
 	genMultiFloat()
 	genQuantizeQ8(false)
 	genQuantizeQ8(true)
