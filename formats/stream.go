@@ -25,13 +25,23 @@ type RowSource interface {
 // of whole rows at a time: a quantizer converting another tensor.
 type RowEncoder interface {
 	Source
-	// Rows is the number of rows and RowBytes the bytes of one row of
-	// Type().
-	Rows() int
-	RowBytes() int
-	// EncodeRows fills dst (len (hi-lo)*RowBytes()) with rows [lo, hi).
-	// It is safe for concurrent use with other row ranges.
+	// RowLayout describes the rows EncodeRows produces.
+	RowLayout() RowLayout
+	// EncodeRows fills dst (len (hi-lo)*RowLayout().Bytes) with rows
+	// [lo, hi). It is safe for concurrent use with other row ranges.
 	EncodeRows(dst []byte, lo, hi int) error
+}
+
+// RowLayout is the shape of a RowEncoder's output.
+type RowLayout struct {
+	// Rows is the number of rows and Bytes the bytes of one row.
+	Rows, Bytes int
+	// Scratch is the working memory encoding one row takes besides its
+	// output.
+	Scratch int
+	// Granule, when above 1, is what ranges of rows should be multiples of
+	// (the encoder's own work units); the last range may be shorter.
+	Granule int
 }
 
 // RowPermutation is a Transform that only moves whole rows (ne0 elements),
@@ -45,22 +55,21 @@ type RowPermutation interface {
 	SourceRows(shape []uint64) ([]int, error)
 }
 
-// RowwiseCodec is a Codec that encodes and decodes each row on its own and
-// converts the plain types (F32, F16, BF16) exactly as PlainCodec does, so
-// a writer may convert a tensor a range of rows at a time.
-type RowwiseCodec interface {
+// PlainCompatible is a Codec that converts the plain types (F32, F16,
+// BF16) exactly as PlainCodec does, so a writer may convert those element
+// by element (ConvertPlain) instead of through the codec.
+type PlainCompatible interface {
 	Codec
-	Rowwise()
+	ConvertsPlainExactly()
 }
 
-// Rowwise implements RowwiseCodec.
-func (PlainCodec) Rowwise() {}
+// ConvertsPlainExactly implements PlainCompatible.
+func (PlainCodec) ConvertsPlainExactly() {}
 
 // RowStream produces a tensor's output bytes a range of rows at a time. It
 // gives exactly the bytes Materialize gives.
 type RowStream struct {
 	t        *Tensor
-	codec    Codec
 	rows     int
 	rowBytes int // output bytes per row
 	// srcRowBytes is the source bytes per row; zero for an encoder.
@@ -72,9 +81,10 @@ type RowStream struct {
 }
 
 // NewRowStream returns a stream for t when t can be produced by rows: its
-// source is a RowEncoder of t's type, or a RowSource whose transforms only
-// permute rows and whose type converts to t's either element by element
-// (plain float types) or, with a RowwiseCodec, through float32 rows. ok is
+// source is a RowEncoder of t's type, or a RowSource of t's type without
+// transforms (a copy), or a RowSource whose transforms only permute rows
+// and whose plain float type converts to t's element by element (the
+// codec, nil or PlainCompatible, would convert them the same way). ok is
 // false otherwise; Materialize then does the whole tensor.
 func NewRowStream(t *Tensor, codec Codec) (s *RowStream, ok bool, err error) {
 	if codec == nil {
@@ -91,11 +101,11 @@ func NewRowStream(t *Tensor, codec Codec) (s *RowStream, ok bool, err error) {
 	if rows == 0 {
 		return nil, false, nil
 	}
-	s = &RowStream{t: t, codec: codec, rows: rows, rowBytes: int(size) / rows}
+	s = &RowStream{t: t, rows: rows, rowBytes: int(size) / rows}
 	if enc, isEnc := t.Source.(RowEncoder); isEnc && len(t.Transforms) == 0 && enc.Type() == t.Type {
-		if enc.Rows() != rows || enc.RowBytes() != s.rowBytes {
+		if l := enc.RowLayout(); l.Rows != rows || l.Bytes != s.rowBytes {
 			return nil, false, fmt.Errorf("tensor %s: encoder makes %d rows of %d bytes, %s%v needs %d of %d",
-				t.Name, enc.Rows(), enc.RowBytes(), t.Type, t.Shape, rows, s.rowBytes)
+				t.Name, l.Rows, l.Bytes, t.Type, t.Shape, rows, s.rowBytes)
 		}
 		s.enc = enc
 		return s, true, nil
@@ -106,11 +116,12 @@ func NewRowStream(t *Tensor, codec Codec) (s *RowStream, ok bool, err error) {
 	}
 	from := src.Type()
 	srcRow, rowOK := from.RowSize(t.Shape[0])
-	if !rowOK || from.Quantized() && len(t.Transforms) > 0 {
+	if !rowOK {
 		return nil, false, nil
 	}
-	if from != t.Type && !PlainConvertible(from, t.Type) {
-		if _, rowwise := codec.(RowwiseCodec); !rowwise || !from.Known() {
+	if from != t.Type || len(t.Transforms) > 0 {
+		_, compatible := codec.(PlainCompatible)
+		if !compatible || !PlainConvertible(from, t.Type) {
 			return nil, false, nil
 		}
 	}
@@ -141,21 +152,40 @@ func NewRowStream(t *Tensor, codec Codec) (s *RowStream, ok bool, err error) {
 	return s, true, nil
 }
 
+// Tensor is the tensor the stream produces.
+func (s *RowStream) Tensor() *Tensor { return s.t }
+
 // Rows is the number of rows of the tensor.
 func (s *RowStream) Rows() int { return s.rows }
 
 // RowBytes is the output bytes of one row.
 func (s *RowStream) RowBytes() int { return s.rowBytes }
 
+// Granule is what ranges of rows given to Fill should be multiples of,
+// for the best speed (and, for an encoder, the same error messages as
+// whole tensors); any range is correct.
+func (s *RowStream) Granule() int {
+	switch {
+	case s.enc != nil:
+		return max(1, s.enc.RowLayout().Granule)
+	case s.perm != nil:
+		// Whole groups of 64 rows keep a row permutation within heads
+		// (head dimensions divide 64 or are multiples of it) readable
+		// in one piece.
+		return 64
+	}
+	return 1
+}
+
 // ScratchRowBytes is the working memory one row needs besides its output:
 // the source row and, when converted through float32, the float32 row.
 func (s *RowStream) ScratchRowBytes() int {
 	if s.enc != nil {
-		return 0
+		return s.enc.RowLayout().Scratch
 	}
 	n := s.srcRowBytes
-	if s.src.Type() != s.t.Type && !PlainConvertible(s.src.Type(), s.t.Type) {
-		n += 4 * int(s.t.Shape[0])
+	if s.perm != nil {
+		n *= 2
 	}
 	return n
 }
@@ -170,7 +200,10 @@ func (s *RowStream) Fill(dst []byte, lo, hi int, scratch []byte) ([]byte, error)
 		return scratch, fmt.Errorf("tensor %s: rows [%d,%d) into %d bytes", t.Name, lo, hi, len(dst))
 	}
 	if s.enc != nil {
-		return scratch, s.enc.EncodeRows(dst, lo, hi)
+		if err := s.enc.EncodeRows(dst, lo, hi); err != nil {
+			return scratch, fmt.Errorf("tensor %s: %w", t.Name, err) // as Materialize wraps ReadRaw's
+		}
+		return scratch, nil
 	}
 	n := hi - lo
 	from := s.src.Type()
@@ -198,23 +231,7 @@ func (s *RowStream) Fill(dst []byte, lo, hi int, scratch []byte) ([]byte, error)
 		quietNaNs(from, dst)
 		return scratch, nil
 	}
-	if PlainConvertible(from, t.Type) {
-		return scratch, ConvertPlain(t.Type, dst, from, raw)
-	}
-	ne0 := int(t.Shape[0])
-	f, err := s.codec.Decode(from, raw, n*ne0)
-	if err != nil {
-		return scratch, fmt.Errorf("tensor %s: %w", t.Name, err)
-	}
-	out, err := s.codec.Encode(t.Type, f, ne0)
-	if err != nil {
-		return scratch, fmt.Errorf("tensor %s: %w", t.Name, err)
-	}
-	if len(out) != len(dst) {
-		return scratch, fmt.Errorf("tensor %s: encoded %d bytes for rows [%d,%d), want %d", t.Name, len(out), lo, hi, len(dst))
-	}
-	copy(dst, out)
-	return scratch, nil
+	return scratch, ConvertPlain(t.Type, dst, from, raw)
 }
 
 // readRows reads the source rows of output rows [lo, hi) into raw, in
@@ -276,4 +293,4 @@ func quietNaNs(t ggml.Type, b []byte) {
 	}
 }
 
-var _ RowwiseCodec = PlainCodec{}
+var _ PlainCompatible = PlainCodec{}

@@ -179,6 +179,12 @@ func DequantizeInto(t ggml.Type, dst []float32, src []byte) error {
 // or dmin where the format has them) or in float data. The error names the
 // row and block.
 func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
+	return validateRowsFrom(t, data, ne0, 0)
+}
+
+// validateRowsFrom is ValidateRows for rows that start at row firstRow of
+// their tensor, which errors count from.
+func validateRowsFrom(t ggml.Type, data []byte, ne0, firstRow int) error {
 	if !t.Known() {
 		return fmt.Errorf("quant: unknown type %s", t)
 	}
@@ -209,7 +215,7 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 		halves = []int{0}
 	}
 	for off := 0; off < len(data); off += ts {
-		row, blk := off/rs, off%rs/ts
+		row, blk := firstRow+off/rs, off%rs/ts
 		b := data[off : off+ts]
 		bad := func(kind string) error {
 			return fmt.Errorf("quant: %s row %d, block %d: %s", t, row, blk, kind)
@@ -329,4 +335,8 @@ func (c Codec) EncodeTensor(name string, t ggml.Type, data []float32, shape []ui
 	return out, nil
 }
 
-var _ formats.Codec = Codec{}
+// ConvertsPlainExactly implements formats.PlainCompatible: the plain types
+// go through formats.PlainCodec.
+func (Codec) ConvertsPlainExactly() {}
+
+var _ formats.PlainCompatible = Codec{}

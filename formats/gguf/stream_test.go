@@ -93,12 +93,12 @@ func (scaleTwo) Apply(data []float32, _ []uint64) error {
 	return nil
 }
 
-// q8Codec is a row-wise toy codec with a Q8_0-like encoder (a half scale
-// and 32 rounded bytes per block), so the writer's float32 range path is
-// covered without the quantizer package.
+// q8Codec is a toy codec with a Q8_0-like encoder (a half scale and 32
+// rounded bytes per block): its tensors mix with streamed ones, and are
+// materialised whole.
 type q8Codec struct{ formats.PlainCodec }
 
-func (q8Codec) Rowwise() {}
+func (q8Codec) ConvertsPlainExactly() {}
 
 func (c q8Codec) Encode(t ggml.Type, data []float32, ne0 int) ([]byte, error) {
 	if t != ggml.TypeQ8_0 {

@@ -189,7 +189,7 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 		}
 		if r.streamed {
 			if err := writeRows(ctx, cw, streams[i], threads); err != nil {
-				return fmt.Errorf("writing tensor %s: %w", t.Name, err)
+				return err
 			}
 		} else if r.parted {
 			// One part (a Mixtral expert) in memory at a time.
@@ -247,17 +247,13 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 var streamRangeBytes = 1 << 20
 
 // writeRows writes the tensor s produces, in ranges of rows that threads
-// workers fill while the ranges before them are written, in order.
+// workers fill while the ranges before them are written, in order. The
+// first failing range's error is returned as Materialize would return it.
 func writeRows(ctx context.Context, w io.Writer, s *formats.RowStream, threads int) error {
 	rows := s.Rows()
 	perRow := s.RowBytes() + s.ScratchRowBytes()
-	chunk := max(1, streamRangeBytes/max(1, perRow))
-	if chunk >= 64 {
-		// Whole groups of 64 rows keep a row permutation within heads
-		// (head dimensions divide 64 or are multiples of it) readable in
-		// one piece.
-		chunk -= chunk % 64
-	}
+	g := s.Granule()
+	chunk := max(g, streamRangeBytes/max(1, perRow)/g*g)
 	nChunks := (rows + chunk - 1) / chunk
 	if nChunks == 0 {
 		return nil
@@ -321,7 +317,7 @@ func writeRows(ctx context.Context, w io.Writer, s *formats.RowStream, threads i
 			return err
 		}
 		if _, err := w.Write(j.buf); err != nil {
-			return err
+			return fmt.Errorf("writing tensor %s: %w", s.Tensor().Name, err)
 		}
 		free = append(free, j.buf)
 		pending = pending[1:]
