@@ -196,6 +196,9 @@ func validateRowsFrom(t ggml.Type, data []byte, ne0, firstRow int) error {
 	if len(data)%rs != 0 {
 		return fmt.Errorf("quant: %d bytes are not a whole number of %s rows of %d bytes", len(data), t, rs)
 	}
+	if plainFinite(t, data) {
+		return nil // the common case, without the per-element bookkeeping below
+	}
 	// Byte offsets inside a block of the fp16 fields to check.
 	var halves []int
 	switch t {
@@ -245,6 +248,36 @@ func validateRowsFrom(t ggml.Type, data []byte, ne0, firstRow int) error {
 		}
 	}
 	return nil
+}
+
+// plainFinite reports whether data of a plain float type (F32, F16, BF16)
+// holds no NaN or infinity; false for other types or when it does, and
+// the caller then finds and describes the first bad value.
+func plainFinite(t ggml.Type, data []byte) bool {
+	switch t {
+	case ggml.TypeF16:
+		for i := 0; i+2 <= len(data); i += 2 {
+			if binary.LittleEndian.Uint16(data[i:])&0x7c00 == 0x7c00 {
+				return false
+			}
+		}
+		return true
+	case ggml.TypeBF16:
+		for i := 0; i+2 <= len(data); i += 2 {
+			if binary.LittleEndian.Uint16(data[i:])&0x7fff >= 0x7f80 {
+				return false
+			}
+		}
+		return true
+	case ggml.TypeF32:
+		for i := 0; i+4 <= len(data); i += 4 {
+			if binary.LittleEndian.Uint32(data[i:])&0x7f800000 == 0x7f800000 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func nanOrInf(nan bool) string {

@@ -7,13 +7,13 @@ package block
 // assembly version (terms_amd64.s) gives the same bits; only the sums,
 // whose order matters, stay in Go.
 
-// qkx2Terms sets codes[i] = clamp(nearest(iscale·(x[i]−m)), 0, nmax),
+// The dispatching functions (qkx2Terms, qkx2Err, qxTerms) live in
+// terms_amd64.go and terms_other.go. They are plain functions rather than
+// function variables: a call through a variable would make every array
+// passed to it escape to the heap.
+
+// qkx2TermsGo sets codes[i] = clamp(nearest(iscale·(x[i]−m)), 0, nmax),
 // wl[i] = w[i]·codes[i], wll[i] = wl[i]·codes[i] and wxl[i] = wl[i]·x[i].
-var qkx2Terms = qkx2TermsGo
-
-// qkx2Err sets out[i] = w[i]·d² where d = scale·codes[i] + min − x[i].
-var qkx2Err = qkx2ErrGo
-
 func qkx2TermsGo(x, w, codes, wl, wll, wxl *[qkx2Width]float32, iscale, m float32, nmax int32) {
 	for i := range qkx2Width {
 		f := float32(clampInt(NearestInt(iscale*(x[i]-m)), 0, nmax))
@@ -25,6 +25,7 @@ func qkx2TermsGo(x, w, codes, wl, wll, wxl *[qkx2Width]float32, iscale, m float3
 	}
 }
 
+// qkx2ErrGo sets out[i] = w[i]·d² where d = scale·codes[i] + min − x[i].
 func qkx2ErrGo(codes, x, w, out *[qkx2Width]float32, scale, min float32) {
 	for i := range qkx2Width {
 		d := float32(scale*codes[i]) + min - x[i]
@@ -32,11 +33,9 @@ func qkx2ErrGo(codes, x, w, out *[qkx2Width]float32, scale, min float32) {
 	}
 }
 
-// qxTerms sets, for the codes l = clamp(nearest(iscale·x[i]), −nmax,
+// qxTermsGo sets, for the codes l = clamp(nearest(iscale·x[i]), −nmax,
 // nmax−1) of make_qx_quants as float32 f, wxl[i] = w[i]·x[i]·f and
 // wll[i] = w[i]·f·f.
-var qxTerms = qxTermsGo
-
 func qxTermsGo(x, w, wxl, wll *[qxWidth]float32, iscale float32, nmax int32) {
 	for i := range qxWidth {
 		f := float32(clampInt(NearestInt(iscale*x[i]), -nmax, nmax-1))

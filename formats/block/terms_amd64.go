@@ -4,6 +4,9 @@ package block
 
 import "golang.org/x/sys/cpu"
 
+// termsAVX2 selects the assembly terms (terms_amd64.s).
+var termsAVX2 = cpu.X86.HasAVX2
+
 //go:noescape
 func qkx2TermsAVX2(x, w, codes, wl, wll, wxl *[qkx2Width]float32, iscale, m float32, nmax int32)
 
@@ -13,8 +16,26 @@ func qkx2ErrAVX2(codes, x, w, out *[qkx2Width]float32, scale, min float32)
 //go:noescape
 func qxTermsAVX2(x, w, wxl, wll *[qxWidth]float32, iscale float32, nmax int32)
 
-func init() {
-	if cpu.X86.HasAVX2 {
-		qkx2Terms, qkx2Err, qxTerms = qkx2TermsAVX2, qkx2ErrAVX2, qxTermsAVX2
+func qkx2Terms(x, w, codes, wl, wll, wxl *[qkx2Width]float32, iscale, m float32, nmax int32) {
+	if termsAVX2 {
+		qkx2TermsAVX2(x, w, codes, wl, wll, wxl, iscale, m, nmax)
+		return
 	}
+	qkx2TermsGo(x, w, codes, wl, wll, wxl, iscale, m, nmax)
+}
+
+func qkx2Err(codes, x, w, out *[qkx2Width]float32, scale, min float32) {
+	if termsAVX2 {
+		qkx2ErrAVX2(codes, x, w, out, scale, min)
+		return
+	}
+	qkx2ErrGo(codes, x, w, out, scale, min)
+}
+
+func qxTerms(x, w, wxl, wll *[qxWidth]float32, iscale float32, nmax int32) {
+	if termsAVX2 {
+		qxTermsAVX2(x, w, wxl, wll, iscale, nmax)
+		return
+	}
+	qxTermsGo(x, w, wxl, wll, iscale, nmax)
 }
