@@ -2,10 +2,14 @@
 
 package block
 
-import "golang.org/x/sys/cpu"
+// termsAVX2 selects the assembly terms (terms_amd64.s). formats/block
+// imports only the standard library (the kernel generator builds it in
+// its own module), so it asks CPUID itself rather than x/sys/cpu.
+var termsAVX2 = hasAVX2()
 
-// termsAVX2 selects the assembly terms (terms_amd64.s).
-var termsAVX2 = cpu.X86.HasAVX2
+// hasAVX2 reports whether the CPU has AVX2 and the OS saves the YMM
+// registers.
+func hasAVX2() bool
 
 //go:noescape
 func qkx2TermsAVX2(x, w, codes, wl, wll, wxl *[qkx2Width]float32, iscale, m float32, nmax int32)

@@ -125,3 +125,33 @@ qxLoop:
 	JLT       qxLoop
 	VZEROUPPER
 	RET
+
+// func hasAVX2() bool
+TEXT ·hasAVX2(SB), NOSPLIT, $0-1
+	XORL  AX, AX
+	XORL  CX, CX
+	CPUID
+	CMPL  AX, $7              // leaf 7 needed
+	JLT   noAVX2
+	MOVL  $1, AX
+	XORL  CX, CX
+	CPUID
+	ANDL  $0x18000000, CX     // OSXSAVE and AVX
+	CMPL  CX, $0x18000000
+	JNE   noAVX2
+	XORL  CX, CX
+	XGETBV                    // XCR0: the OS saves XMM and YMM state
+	ANDL  $6, AX
+	CMPL  AX, $6
+	JNE   noAVX2
+	MOVL  $7, AX
+	XORL  CX, CX
+	CPUID
+	ANDL  $0x20, BX           // AVX2
+	JZ    noAVX2
+	MOVB  $1, ret+0(FP)
+	RET
+
+noAVX2:
+	MOVB $0, ret+0(FP)
+	RET
