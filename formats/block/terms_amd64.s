@@ -4,10 +4,11 @@
 
 // Element-wise terms of the K-quant scale search (terms.go), eight values
 // per AVX2 instruction. Only separate multiplies and adds (no FMA), in
-// the scalar code's order, so every lane rounds exactly as Go does; the
-// first source of each operation is the one the Go compiler makes first
-// in the scalar code, so that even a NaN meeting a NaN keeps the same
-// payload (TestQkx2TermsMatchGo checks all of it).
+// the scalar code's order, so every lane rounds exactly as Go does. The
+// first source of each operation is the one the Go compiler (without
+// -race) makes first in the scalar code; that only decides which payload
+// two NaNs meeting give, which the searches never see for finite input
+// (quantizeRows refuses any other).
 
 DATA qkxMagic<>+0(SB)/4, $0x4b400000 // 1.5·2^23: nearest_int's offset
 GLOBL qkxMagic<>(SB), RODATA|NOPTR, $4
