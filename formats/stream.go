@@ -15,6 +15,8 @@ import (
 // RowSource is a Source that can read part of its bytes.
 type RowSource interface {
 	Source
+	// RawSize is the number of bytes ReadRaw would return.
+	RawSize() int64
 	// ReadRange fills p with the source bytes starting at byte off (a
 	// multiple of the row size when called by RowStream). It is safe for
 	// concurrent use.
@@ -116,8 +118,8 @@ func NewRowStream(t *Tensor, codec Codec) (s *RowStream, ok bool, err error) {
 	}
 	from := src.Type()
 	srcRow, rowOK := from.RowSize(t.Shape[0])
-	if !rowOK {
-		return nil, false, nil
+	if !rowOK || src.RawSize() != int64(rows)*int64(srcRow) {
+		return nil, false, nil // Materialize reports the mismatch
 	}
 	if from != t.Type || len(t.Transforms) > 0 {
 		_, compatible := codec.(PlainCompatible)
@@ -178,7 +180,8 @@ func (s *RowStream) Granule() int {
 }
 
 // ScratchRowBytes is the working memory one row needs besides its output:
-// the source row and, when converted through float32, the float32 row.
+// the source row, twice for a permutation (as read, then in order), or
+// what an encoder says it needs.
 func (s *RowStream) ScratchRowBytes() int {
 	if s.enc != nil {
 		return s.enc.RowLayout().Scratch

@@ -38,8 +38,10 @@ func (s *synthSource) ReadRaw() ([]byte, error) {
 	return out, nil
 }
 
-// ReadRange makes synthSource a formats.RowSource, so that the writer
-// streams the tensors quantized from it by rows.
+// RawSize and ReadRange make synthSource a formats.RowSource, so that the
+// writer streams the tensors quantized from it by rows.
+func (s *synthSource) RawSize() int64 { return 4 * int64(s.n) }
+
 func (s *synthSource) ReadRange(p []byte, off int64) error {
 	raw, _ := s.ReadRaw()
 	if off < 0 || off+int64(len(p)) > int64(len(raw)) {

@@ -225,6 +225,9 @@ func (s *tensorSource) ReadRaw() ([]byte, error) {
 	return out, nil
 }
 
+// RawSize implements formats.RowSource.
+func (s *tensorSource) RawSize() int64 { return int64(s.ti.Size) }
+
 // ReadRange implements formats.RowSource: len(p) bytes from byte off of
 // the tensor.
 func (s *tensorSource) ReadRange(p []byte, off int64) error {

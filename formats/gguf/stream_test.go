@@ -22,12 +22,26 @@ type memRowSource struct {
 
 func (m memRowSource) Type() ggml.Type          { return m.typ }
 func (m memRowSource) ReadRaw() ([]byte, error) { return append([]byte(nil), m.data...), nil }
+func (m memRowSource) RawSize() int64           { return int64(len(m.data)) }
 func (m memRowSource) ReadRange(p []byte, off int64) error {
 	if off < 0 || off+int64(len(p)) > int64(len(m.data)) {
 		return fmt.Errorf("range [%d,%d) outside %d bytes", off, off+int64(len(p)), len(m.data))
 	}
 	copy(p, m.data[off:])
 	return nil
+}
+
+// failingRowSource fails to read at or past byte from.
+type failingRowSource struct {
+	memRowSource
+	from int64
+}
+
+func (f failingRowSource) ReadRange(p []byte, off int64) error {
+	if off+int64(len(p)) > f.from {
+		return fmt.Errorf("disk on fire at byte %d", off)
+	}
+	return f.memRowSource.ReadRange(p, off)
 }
 
 // swapPairs exchanges rows 2k and 2k+1 (a RowPermutation), or fails on an
@@ -198,6 +212,20 @@ func TestStreamedWriteErrors(t *testing.T) {
 	err := Write(context.Background(), &bytes.Buffer{}, m, WriteOptions{Threads: 2})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("short")) {
 		t.Errorf("short source: %v", err)
+	}
+	// A source longer than the tensor is refused too, not cut short.
+	m.Tensors[0] = &formats.Tensor{Name: "long", Shape: []uint64{8, 4}, Type: ggml.TypeF16,
+		Source: memRowSource{ggml.TypeBF16, make([]byte, 2*8*5)}}
+	err = Write(context.Background(), &bytes.Buffer{}, m, WriteOptions{Threads: 2})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("long")) {
+		t.Errorf("long source: %v", err)
+	}
+	// A read failing part way through a streamed tensor.
+	m.Tensors[0] = &formats.Tensor{Name: "failing", Shape: []uint64{8, 4096}, Type: ggml.TypeF16,
+		Source: failingRowSource{memRowSource{ggml.TypeBF16, make([]byte, 2*8*4096)}, 2 * 8 * 3000}}
+	err = Write(context.Background(), &bytes.Buffer{}, m, WriteOptions{Threads: 2})
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("failing")) || !bytes.Contains([]byte(err.Error()), []byte("disk on fire")) {
+		t.Errorf("failing source: %v", err)
 	}
 	m.Tensors[0] = &formats.Tensor{Name: "odd", Shape: []uint64{8, 3}, Type: ggml.TypeF16,
 		Source: memRowSource{ggml.TypeBF16, make([]byte, 2*8*3)}, Transforms: []formats.Transform{swapPairs{}}}

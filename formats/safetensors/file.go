@@ -426,6 +426,9 @@ func (t *Tensor) Type() ggml.Type {
 // ReadRaw implements formats.Source: a fresh copy of the tensor's bytes.
 func (t *Tensor) ReadRaw() ([]byte, error) { return t.File.Data(&t.TensorInfo) }
 
+// RawSize implements formats.RowSource.
+func (t *Tensor) RawSize() int64 { return int64(t.TensorInfo.Size()) }
+
 // ReadRange implements formats.RowSource.
 func (t *Tensor) ReadRange(p []byte, off int64) error { return t.File.ReadRange(&t.TensorInfo, p, off) }
 
