@@ -116,4 +116,27 @@ func (p permuteRows) Apply(data []float32, shape []uint64) error {
 	return nil
 }
 
-var _ formats.Transform = permuteRows{}
+// SourceRows implements formats.RowPermutation: output row base+2*i+j
+// comes from input row base+j*half+i, as Apply moves them.
+func (p permuteRows) SourceRows(shape []uint64) ([]int, error) {
+	rows := 1
+	for _, d := range shape[1:] {
+		rows *= int(d)
+	}
+	if len(shape) < 2 || p.nHead <= 0 || rows%(2*p.nHead) != 0 {
+		return nil, fmt.Errorf("%d rows do not split into %d heads of rotary pairs", rows, p.nHead)
+	}
+	half := rows / p.nHead / 2
+	from := make([]int, rows)
+	for h := 0; h < p.nHead; h++ {
+		base := h * 2 * half
+		for j := 0; j < 2; j++ {
+			for i := 0; i < half; i++ {
+				from[base+2*i+j] = base + j*half + i
+			}
+		}
+	}
+	return from, nil
+}
+
+var _ formats.RowPermutation = permuteRows{}

@@ -38,6 +38,19 @@ func (s *synthSource) ReadRaw() ([]byte, error) {
 	return out, nil
 }
 
+// RawSize and ReadRange make synthSource a formats.RowSource, so that the
+// writer streams the tensors quantized from it by rows.
+func (s *synthSource) RawSize() int64 { return 4 * int64(s.n) }
+
+func (s *synthSource) ReadRange(p []byte, off int64) error {
+	raw, _ := s.ReadRaw()
+	if off < 0 || off+int64(len(p)) > int64(len(raw)) {
+		return fmt.Errorf("range [%d,%d) outside %d bytes", off, off+int64(len(p)), len(raw))
+	}
+	copy(p, raw[off:])
+	return nil
+}
+
 // llamaShape describes a synthetic llama-family model.
 type llamaShape struct {
 	layers, heads, headsKV int

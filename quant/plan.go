@@ -245,7 +245,11 @@ func Plan(m *formats.Model, opts Options) (*formats.Model, []Decision, error) {
 		decisions = append(decisions, d)
 		nt := &formats.Tensor{Name: t.Name, Shape: slices.Clone(t.Shape), Type: d.To}
 		if d.Quantize {
-			nt.Source = &encodedSource{in: t, to: d.To, imatrix: imatrix, pool: pool, onDone: opts.OnEncoded}
+			enc := &encodedSource{in: t, to: d.To, imatrix: imatrix, pool: pool, onDone: opts.OnEncoded}
+			nt.Source = enc
+			if rs := newRowEncodedSource(enc); rs != nil {
+				nt.Source = rs
+			}
 		} else {
 			nt.Source = &checkedSource{in: t}
 		}

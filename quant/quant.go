@@ -197,6 +197,12 @@ func DequantizeInto(t ggml.Type, dst []float32, src []byte) error {
 // or dmin where the format has them) or in float data. The error names the
 // row and block.
 func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
+	return validateRowsFrom(t, data, ne0, 0)
+}
+
+// validateRowsFrom is ValidateRows for rows that start at row firstRow of
+// their tensor, which errors count from.
+func validateRowsFrom(t ggml.Type, data []byte, ne0, firstRow int) error {
 	if !t.Known() {
 		return fmt.Errorf("quant: unknown type %s", t)
 	}
@@ -207,6 +213,9 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 	rs := ne0 / bs * ts
 	if len(data)%rs != 0 {
 		return fmt.Errorf("quant: %d bytes are not a whole number of %s rows of %d bytes", len(data), t, rs)
+	}
+	if plainFinite(t, data) {
+		return nil // the common case, without the per-element bookkeeping below
 	}
 	// Byte offsets inside a block of the fp16 fields to check.
 	var halves []int
@@ -233,7 +242,7 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 		halves = []int{0}
 	}
 	for off := 0; off < len(data); off += ts {
-		row, blk := off/rs, off%rs/ts
+		row, blk := firstRow+off/rs, off%rs/ts
 		b := data[off : off+ts]
 		bad := func(kind string) error {
 			return fmt.Errorf("quant: %s row %d, block %d: %s", t, row, blk, kind)
@@ -267,6 +276,36 @@ func ValidateRows(t ggml.Type, data []byte, ne0 int) error {
 		}
 	}
 	return nil
+}
+
+// plainFinite reports whether data of a plain float type (F32, F16, BF16)
+// holds no NaN or infinity; false for other types or when it does, and
+// the caller then finds and describes the first bad value.
+func plainFinite(t ggml.Type, data []byte) bool {
+	switch t {
+	case ggml.TypeF16:
+		for i := 0; i+2 <= len(data); i += 2 {
+			if binary.LittleEndian.Uint16(data[i:])&0x7c00 == 0x7c00 {
+				return false
+			}
+		}
+		return true
+	case ggml.TypeBF16:
+		for i := 0; i+2 <= len(data); i += 2 {
+			if binary.LittleEndian.Uint16(data[i:])&0x7fff >= 0x7f80 {
+				return false
+			}
+		}
+		return true
+	case ggml.TypeF32:
+		for i := 0; i+4 <= len(data); i += 4 {
+			if binary.LittleEndian.Uint32(data[i:])&0x7f800000 == 0x7f800000 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 func nanOrInf(nan bool) string {
@@ -357,4 +396,8 @@ func (c Codec) EncodeTensor(name string, t ggml.Type, data []float32, shape []ui
 	return out, nil
 }
 
-var _ formats.Codec = Codec{}
+// ConvertsPlainExactly implements formats.PlainCompatible: the plain types
+// go through formats.PlainCodec.
+func (Codec) ConvertsPlainExactly() {}
+
+var _ formats.PlainCompatible = Codec{}

@@ -368,8 +368,7 @@ func requantizeK4(b []byte, xb []float32, L []uint8, nmax int32) {
 // firstPassK4 runs the per-sub-block scale search of the Q4_K/Q5_K ref path.
 func firstPassK4(xb []float32, L []uint8, nmax int, rmin, rdelta float32, nstep int,
 	scales, mins *[8]float32) (maxScale, maxMin float32) {
-	var weights [32]float32
-	var Laux [32]uint8
+	var weights [8][32]float32
 	for j := 0; j < 8; j++ {
 		sub := xb[32*j : 32*j+32]
 		var sumX2 float32
@@ -378,9 +377,11 @@ func firstPassK4(xb []float32, L []uint8, nmax int, rmin, rdelta float32, nstep 
 		}
 		avX := sqrt32(sumX2 / 32)
 		for l, v := range sub {
-			weights[l] = avX + abs32(v)
+			weights[j][l] = avX + abs32(v)
 		}
-		scales[j], mins[j] = makeQkx2Quants(32, nmax, sub, weights[:], L[32*j:], Laux[:], rmin, rdelta, nstep, false)
+	}
+	searchK4(xb, &weights, L, nmax, rmin, rdelta, nstep, scales, mins)
+	for j := 0; j < 8; j++ {
 		if scales[j] > maxScale {
 			maxScale = scales[j]
 		}
@@ -389,6 +390,22 @@ func firstPassK4(xb []float32, L []uint8, nmax int, rmin, rdelta float32, nstep 
 		}
 	}
 	return maxScale, maxMin
+}
+
+// searchK4 runs make_qkx2_quants on the eight 32-value sub-blocks of a
+// Q4_K/Q5_K block, four at a time.
+func searchK4(xb []float32, weights *[8][32]float32, L []uint8, nmax int, rmin, rdelta float32, nstep int, scales, mins *[8]float32) {
+	for h := 0; h < 8; h += 4 {
+		var x, w [4][]float32
+		var Lh [4][]uint8
+		for k := range 4 {
+			j := h + k
+			x[k], w[k], Lh[k] = xb[32*j:32*j+32], weights[j][:], L[32*j:32*j+32]
+		}
+		s, m := makeQkx2Quants4(nmax, &x, &w, &Lh, rmin, rdelta, nstep)
+		copy(scales[h:h+4], s[:])
+		copy(mins[h:h+4], m[:])
+	}
 }
 
 // EncodeQ4_K encodes x (a whole number of blocks) into y: as ggml's
@@ -510,13 +527,24 @@ func EncodeQ6_K(y []byte, x []float32, qw []float32) {
 		xb := x[i*QK_K : (i+1)*QK_K]
 		b := y[i*Q6_KBytes : (i+1)*Q6_KBytes]
 		var maxScale, maxAbsScale float32
-		for ib := 0; ib < 16; ib++ {
-			var w []float32
-			if qw != nil {
-				w = qw[i*QK_K+16*ib : i*QK_K+16*ib+16]
+		for ib := 0; ib < 16; ib += 4 {
+			var xs, ws [4][]float32
+			var Ls [4][]int8
+			for k := range 4 {
+				j := 16 * (ib + k)
+				xs[k], Ls[k] = xb[j:j+16], L[j:j+16]
+				if qw != nil {
+					ws[k] = qw[i*QK_K+j : i*QK_K+j+16]
+				}
 			}
-			scale := makeQxQuants(16, 32, xb[16*ib:], L[16*ib:], 1, w)
-			scales[ib] = scale
+			var wp *[4][]float32
+			if qw != nil {
+				wp = &ws
+			}
+			s := makeQxQuants4(32, &xs, &Ls, wp)
+			copy(scales[ib:ib+4], s[:])
+		}
+		for _, scale := range scales {
 			if a := abs32(scale); a > maxAbsScale {
 				maxAbsScale = a
 				maxScale = scale
@@ -711,9 +739,8 @@ func quantizeRowQ3KImpl(y []byte, x []float32, qw []float32) {
 // Q4_K (nmax 15) or Q5_K (nmax 31) block under importance weights qw.
 func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 	var (
-		Laux          [32]uint8
 		Ls, Lm        [8]uint8
-		weights       [32]float32
+		weights       [8][32]float32
 		sw            [8]float32
 		mins, scales  [8]float32
 		sumX2, sigma2 float32
@@ -723,14 +750,15 @@ func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 	}
 	sigma2 = 2 * sumX2 / QK_K
 	for j := 0; j < 8; j++ {
-		importanceWeights(weights[:], qw[32*j:], xb[32*j:32*j+32], sigma2)
+		importanceWeights(weights[j][:], qw[32*j:], xb[32*j:32*j+32], sigma2)
 		var sumw float32
-		for _, w := range weights {
+		for _, w := range weights[j] {
 			sumw += w
 		}
 		sw[j] = sumw
-		scales[j], mins[j] = makeQkx3Quants(32, nmax, xb[32*j:], weights[:], L[32*j:], Laux[:], -0.9, 0.05, 36, false)
 	}
+	// make_qkx3_quants with weights given is make_qkx2_quants.
+	searchK4(xb, &weights, L, nmax, -0.9, 0.05, 36, &scales, &mins)
 	dBlock := makeQpQuants(8, 63, scales[:], Ls[:], sw[:])
 	mBlock := makeQpQuants(8, 63, mins[:], Lm[:], sw[:])
 	sc := b[4:16]

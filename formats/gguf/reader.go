@@ -225,6 +225,35 @@ func (s *tensorSource) ReadRaw() ([]byte, error) {
 	return out, nil
 }
 
+// RawSize implements formats.RowSource.
+func (s *tensorSource) RawSize() int64 { return int64(s.ti.Size) }
+
+// ReadRange implements formats.RowSource: len(p) bytes from byte off of
+// the tensor.
+func (s *tensorSource) ReadRange(p []byte, off int64) error {
+	ti := s.ti
+	if off < 0 || off > int64(ti.Size) || int64(len(p)) > int64(ti.Size)-off {
+		return fmt.Errorf("tensor %s: bytes [%d,%d) are outside its %d", ti.Name, off, off+int64(len(p)), ti.Size)
+	}
+	f := s.f
+	start := f.DataOffset + int64(ti.Offset) + off
+	// Read the file itself rather than the mapping: the bytes are copied
+	// out anyway, and this way no mapped page joins the resident set.
+	read := f.r.ReadAt
+	if f.mf != nil {
+		read = f.mf.ReadAtFile
+	}
+	if n, err := read(p, start); n < len(p) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%s: reading tensor %s at offset %d: %w", f.Path, ti.Name, start, err)
+	}
+	return nil
+}
+
+var _ formats.RowSource = (*tensorSource)(nil)
+
 // Parse reads the header, metadata and tensor infos of a GGUF file of the
 // given size from r. name is used in errors.
 func Parse(r io.ReaderAt, size int64, name string) (*File, error) {

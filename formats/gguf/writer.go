@@ -116,10 +116,23 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 		codec = formats.PlainCodec{}
 	}
 
+	// Tensors that can be produced a range of rows at a time are written
+	// that way, by all the threads together, so memory holds a few ranges
+	// rather than whole tensors; the rest are materialised whole.
+	streams := make([]*formats.RowStream, len(m.Tensors))
+	if opt.OnTensor == nil {
+		for i, t := range m.Tensors {
+			if s, ok, err := formats.NewRowStream(t, codec); ok && err == nil {
+				streams[i] = s
+			} // an inconsistent tensor fails in Materialize, in order
+		}
+	}
+
 	type result struct {
-		data   []byte
-		err    error
-		parted bool
+		data     []byte
+		err      error
+		parted   bool
+		streamed bool
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	// Workers read their sources, often a mapping of an input file that the
@@ -144,6 +157,10 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 			}
 			if ctx.Err() != nil {
 				return
+			}
+			if streams[i] != nil {
+				results[i] <- result{streamed: true}
+				continue
 			}
 			if _, parted := t.Source.(formats.PartedSource); parted && opt.OnTensor == nil {
 				// written part by part by the loop below
@@ -170,7 +187,11 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 		if r.err != nil {
 			return r.err
 		}
-		if r.parted {
+		if r.streamed {
+			if err := writeRows(ctx, cw, streams[i], threads); err != nil {
+				return err
+			}
+		} else if r.parted {
 			// One part (a Mixtral expert) in memory at a time.
 			var n uint64
 			handled, err := formats.MaterializeParts(t, codec, func(b []byte) error {
@@ -218,6 +239,90 @@ func Write(ctx context.Context, w io.Writer, m *formats.Model, opt WriteOptions)
 		}
 	}
 	return bw.Flush()
+}
+
+// streamRangeBytes is about the memory one range of rows takes while it is
+// produced (output and working buffers); a streamed tensor has at most
+// two ranges per thread in flight.
+var streamRangeBytes = 1 << 20
+
+// writeRows writes the tensor s produces, in ranges of rows that threads
+// workers fill while the ranges before them are written, in order. The
+// first failing range's error is returned as Materialize would return it.
+func writeRows(ctx context.Context, w io.Writer, s *formats.RowStream, threads int) error {
+	rows := s.Rows()
+	perRow := s.RowBytes() + s.ScratchRowBytes()
+	g := s.Granule()
+	chunk := max(g, streamRangeBytes/max(1, perRow)/g*g)
+	nChunks := (rows + chunk - 1) / chunk
+	if nChunks == 0 {
+		return nil
+	}
+	inFlight := min(nChunks, 2*threads)
+	workers := min(threads, nChunks)
+
+	type job struct {
+		lo, hi int
+		buf    []byte
+		done   chan error
+	}
+	jobs := make(chan *job, inFlight)
+	var wg sync.WaitGroup
+	// The workers read the source, which the caller may unmap once Write
+	// returns: wait for them on every path.
+	defer func() {
+		close(jobs)
+		wg.Wait()
+	}()
+	for range workers {
+		wg.Go(func() {
+			var scratch []byte
+			for j := range jobs {
+				if err := ctx.Err(); err != nil {
+					j.done <- err
+					continue
+				}
+				var err error
+				scratch, err = s.Fill(j.buf, j.lo, j.hi, scratch)
+				j.done <- err
+			}
+		})
+	}
+	var free [][]byte
+	pending := make([]*job, 0, inFlight)
+	next := 0
+	for next < nChunks || len(pending) > 0 {
+		for next < nChunks && len(pending) < inFlight {
+			lo, hi := next*chunk, min((next+1)*chunk, rows)
+			n := (hi - lo) * s.RowBytes()
+			var buf []byte
+			if k := len(free); k > 0 && cap(free[k-1]) >= n {
+				buf, free = free[k-1][:n], free[:k-1]
+			} else {
+				buf = make([]byte, n)
+			}
+			j := &job{lo: lo, hi: hi, buf: buf, done: make(chan error, 1)}
+			jobs <- j
+			pending = append(pending, j)
+			next++
+		}
+		j := pending[0]
+		var err error
+		select {
+		case err = <-j.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(j.buf); err != nil {
+			return fmt.Errorf("writing tensor %s: %w", s.Tensor().Name, err)
+		}
+		free = append(free, j.buf)
+		pending = pending[1:]
+	}
+	return nil
 }
 
 // partGCThreshold is the part size from which the writer collects garbage

@@ -209,6 +209,40 @@ func (f *File) Data(t *TensorInfo) ([]byte, error) {
 	return buf, nil
 }
 
+// ReadRange copies len(p) bytes of tensor t's data, from byte off of the
+// tensor, into p. It reads the file rather than its mapping: the bytes are
+// copied out anyway, and this way no mapped page joins the resident set.
+func (f *File) ReadRange(t *TensorInfo, p []byte, off int64) error {
+	if off < 0 || off > int64(t.Size()) || int64(len(p)) > int64(t.Size())-off {
+		return fmt.Errorf("%s: tensor %s: bytes [%d,%d) are outside its %d", f.Path, t.Name, off, off+int64(len(p)), t.Size())
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	start := f.DataOffset + int64(t.Begin) + off
+	if f.mf != nil {
+		if n, err := f.mf.ReadAtFile(p, start); n < len(p) {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("%s: reading tensor %s at offset %d: %w", f.Path, t.Name, start, err)
+		}
+		return nil
+	}
+	if f.r == nil {
+		return fmt.Errorf("%s: file is closed", f.Path)
+	}
+	// io.ReaderAt may report io.EOF with a full read; only a short read is
+	// an error.
+	if n, err := f.r.ReadAt(p, start); n < len(p) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%s: reading tensor %s at offset %d: %w", f.Path, t.Name, start, err)
+	}
+	return nil
+}
+
 // Parse reads and validates the header of a safetensors file of the given
 // size from r. name is used in errors.
 func Parse(r io.ReaderAt, size int64, name string) (*File, error) {
@@ -392,9 +426,16 @@ func (t *Tensor) Type() ggml.Type {
 // ReadRaw implements formats.Source: a fresh copy of the tensor's bytes.
 func (t *Tensor) ReadRaw() ([]byte, error) { return t.File.Data(&t.TensorInfo) }
 
+// RawSize implements formats.RowSource.
+func (t *Tensor) RawSize() int64 { return int64(t.TensorInfo.Size()) }
+
+// ReadRange implements formats.RowSource.
+func (t *Tensor) ReadRange(p []byte, off int64) error { return t.File.ReadRange(&t.TensorInfo, p, off) }
+
 // Source returns t as a formats.Source, or an error naming the file when its
 // dtype has no ggml equivalent.
 func (t *Tensor) Source() (formats.Source, error) {
+	var _ formats.RowSource = t
 	if _, ok := t.DType.GGML(); !ok {
 		return nil, fmt.Errorf("%s: tensor %s has dtype %s, which has no ggml equivalent", t.File.Path, t.Name, t.DType)
 	}

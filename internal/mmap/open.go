@@ -48,6 +48,16 @@ func Open(path string) (*File, error) {
 	return f, nil
 }
 
+// ReadAtFile reads from the file itself (pread), not through the mapping:
+// a streaming pass that copies the data out anyway then adds no mapped
+// pages to the process's resident set and takes no page faults.
+func (f *File) ReadAtFile(p []byte, off int64) (int, error) {
+	if f == nil || f.fh == nil {
+		return 0, os.ErrClosed
+	}
+	return f.fh.ReadAt(p, off)
+}
+
 // Close unmaps and closes the file; slices of Data must not be used after.
 // Closing a nil or already closed File does nothing.
 func (f *File) Close() error {
