@@ -212,38 +212,12 @@ func genDotIQ2(k iq2Kind, ncols int) {
 			VPADDD(yv, sumi[c], sumi[c])
 		}
 	}
-	iq2Chain(Mem{Base: x}, ys, sumi, acc)
+	chainQ8KRounded(Mem{Base: x}, ys, sumi, acc)
 	advance(x, k.size, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
 	VMULPS(iq2Eighths, acc, acc)
 	laneReturn(ncols, acc)
-}
-
-// iq2Chain ends a block: lane c of acc += f32(isum_c)·(f32(d)·dy_c), the
-// product rounded before the sum, where isum_c is the total of sumi[c]'s
-// eight int32 lanes and d the block's half-precision scale at dm.
-func iq2Chain(dm Mem, ys []Register, sumi []VecVirtual, acc VecVirtual) {
-	if len(sumi) == 1 {
-		t := XMM()
-		VEXTRACTI128(U8(1), sumi[0], t)
-		VPADDD(t, sumi[0].AsX(), t)
-		VPHADDD(t, t, t)
-		VPHADDD(t, t, t)
-		VCVTDQ2PS(t, t)
-		dy, d := XMM(), XMM()
-		VMOVSS(Mem{Base: ys[0]}, dy)
-		VMULSS(loadF16x1(dm), dy, d)
-		VMULSS(d, t, t)
-		VADDSS(t, acc, acc)
-		return
-	}
-	isum := foldLow(group4(func(c int) VecVirtual { return sumi[c] })).AsX()
-	VCVTDQ2PS(isum, isum)
-	d := XMM()
-	VMULPS(broadcastF16(dm).AsX(), gatherDy(ys), d)
-	VMULPS(d, isum, isum)
-	VADDPS(isum, acc, acc)
 }
 
 func genIQ2() {

@@ -199,7 +199,7 @@ func genDotIQ3S(ncols int) {
 // iq3BlockDot emits the dot of nb IQ3 super-blocks of xStride bytes at x
 // (d at offset 0) with Q8_K activations, for ncols activation rows (see
 // colArgs): body returns each column's integer sums of one block, which
-// chainIQ3 adds to the column's lane of the float accumulator;
+// chainQ8KRounded adds to the column's lane of the float accumulator;
 // quarterResult multiplies the result by ¼ (IQ3_XXS).
 func iq3BlockDot(name, doc string, ncols, xStride int, quarterResult bool, body func(x Register, ys []Register) []VecVirtual) {
 	x, ys, nb := colArgs(name, ncols, doc)
@@ -208,7 +208,7 @@ func iq3BlockDot(name, doc string, ncols, xStride int, quarterResult bool, body 
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
-	chainIQ3(Mem{Base: x}, ys, body(x, ys), acc)
+	chainQ8KRounded(Mem{Base: x}, ys, body(x, ys), acc)
 	advance(x, xStride, ys, block.Q8_KBytes, nb, 1)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
@@ -216,30 +216,4 @@ func iq3BlockDot(name, doc string, ncols, xStride int, quarterResult bool, body 
 		VMULPS(quarter, acc, acc)
 	}
 	laneReturn(ncols, acc)
-}
-
-// chainIQ3 ends a block: lane c of acc += (f32(d)·dy_c)·f32(isum_c), with
-// isum_c the total of sumi[c]'s eight int32 lanes, rounded after the
-// multiplies as the Go reference does.
-func chainIQ3(dm Mem, ys []Register, sumi []VecVirtual, acc VecVirtual) {
-	if len(sumi) == 1 {
-		t := XMM()
-		VEXTRACTI128(U8(1), sumi[0], t)
-		VPADDD(t, sumi[0].AsX(), t)
-		VPHADDD(t, t, t)
-		VPHADDD(t, t, t)
-		VCVTDQ2PS(t, t)
-		dy, d := XMM(), XMM()
-		VMOVSS(Mem{Base: ys[0]}, dy)
-		VMULSS(loadF16x1(dm), dy, d)
-		VMULSS(d, t, t)
-		VADDSS(t, acc, acc)
-		return
-	}
-	isum := foldLow(group4(func(c int) VecVirtual { return sumi[c] })).AsX()
-	VCVTDQ2PS(isum, isum)
-	d := XMM()
-	VMULPS(broadcastF16(dm).AsX(), gatherDy(ys), d)
-	VMULPS(d, isum, isum)
-	VADDPS(isum, acc, acc)
 }

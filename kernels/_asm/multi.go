@@ -357,6 +357,17 @@ func gatherDy(ys []Register) VecVirtual {
 // and d the weight block's half-precision scale at dm. Only block totals
 // enter the float chain, so every shape gives the same bits.
 func chainQ8K(dm Mem, ys []Register, sumi []VecVirtual, acc VecVirtual) {
+	chainBlock(dm, ys, sumi, acc, true)
+}
+
+// chainQ8KRounded ends a block as chainQ8K does, but rounds the product
+// before the sum (lane c of acc += (f32(d)·dy_c)·f32(isum_c)), as the Go
+// references of the i-quants (ggml's generic dots) do.
+func chainQ8KRounded(dm Mem, ys []Register, sumi []VecVirtual, acc VecVirtual) {
+	chainBlock(dm, ys, sumi, acc, false)
+}
+
+func chainBlock(dm Mem, ys []Register, sumi []VecVirtual, acc VecVirtual, fused bool) {
 	if len(sumi) == 1 {
 		t := XMM()
 		VEXTRACTI128(U8(1), sumi[0], t)
@@ -367,14 +378,24 @@ func chainQ8K(dm Mem, ys []Register, sumi []VecVirtual, acc VecVirtual) {
 		dy, d := XMM(), XMM()
 		VMOVSS(Mem{Base: ys[0]}, dy)
 		VMULSS(loadF16x1(dm), dy, d)
-		VFMADD231SS(t, d, acc)
+		if fused {
+			VFMADD231SS(t, d, acc)
+		} else {
+			VMULSS(d, t, t)
+			VADDSS(t, acc, acc)
+		}
 		return
 	}
 	isum := foldLow(group4(func(c int) VecVirtual { return sumi[c] })).AsX()
 	VCVTDQ2PS(isum, isum)
 	d := XMM()
 	VMULPS(broadcastF16(dm).AsX(), gatherDy(ys), d)
-	VFMADD231PS(isum, d, acc)
+	if fused {
+		VFMADD231PS(isum, d, acc)
+	} else {
+		VMULPS(d, isum, isum)
+		VADDPS(isum, acc, acc)
+	}
 }
 
 // laneReturn returns or stores the dots held one per lane of acc (lane c:
