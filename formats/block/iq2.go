@@ -503,13 +503,25 @@ func iq2GroupDot(point uint64, signs uint8, q8 []byte) int {
 	return sum
 }
 
+// dotGridBlocks is the outer loop of the grid i-quants' reference dots, as
+// ggml-cpu's generic ggml_vec_dot_iq2_*/iq3_* run it: blockSum gives a
+// super-block's exact integer sum from its bytes x and the block's 256
+// activation quants, which enters the float sum as f32(f32(d·dy)·f32(isum)),
+// the product rounded before the sum (the assembly's chainQ8KRounded).
+func dotGridBlocks(w, a []byte, n, blockBytes int, blockSum func(x, q8 []byte) int) float32 {
+	var s float32
+	for i := 0; i < n/QK_K; i++ {
+		x := w[i*blockBytes : (i+1)*blockBytes]
+		dy, q8, _ := q8K(a[i*Q8_KBytes:])
+		s += float32(float32(LoadF16(x)*dy) * float32(blockSum(x, q8)))
+	}
+	return s
+}
+
 // DotIQ2_XXSQ8_K returns the dot product of n elements of an IQ2_XXS row w
 // with a Q8_K activation row a.
 func DotIQ2_XXSQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*IQ2_XXSBytes : (i+1)*IQ2_XXSBytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
+	return 0.125 * dotGridBlocks(w, a, n, IQ2_XXSBytes, func(b, q8 []byte) int {
 		bsum := 0
 		for ib := 0; ib < 8; ib++ {
 			a0 := binary.LittleEndian.Uint32(b[2+8*ib:])
@@ -520,42 +532,33 @@ func DotIQ2_XXSQ8_K(w, a []byte, n int) float32 {
 			}
 			bsum += sum * int(2*(a1>>28)+1)
 		}
-		s += float32(float32(LoadF16(b)*dy) * float32(bsum))
-	}
-	return 0.125 * s
+		return bsum
+	})
 }
 
 // DotIQ2_XSQ8_K returns the dot product of n elements of an IQ2_XS row w
 // with a Q8_K activation row a.
 func DotIQ2_XSQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*IQ2_XSBytes : (i+1)*IQ2_XSBytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
+	return 0.125 * dotGridBlocks(w, a, n, IQ2_XSBytes, func(b, q8 []byte) int {
 		bsum := 0
 		for g := 0; g < 32; g++ {
 			q := binary.LittleEndian.Uint16(b[2+2*g:])
 			ls := int(b[66+g/4]>>(4*(g/2%2))&0xF)*2 + 1
 			bsum += ls * iq2GroupDot(IQ2XSGrid[q&511], KSignsIQ2XS[q>>9], q8[8*g:])
 		}
-		s += float32(float32(LoadF16(b)*dy) * float32(bsum))
-	}
-	return 0.125 * s
+		return bsum
+	})
 }
 
 // DotIQ2_SQ8_K returns the dot product of n elements of an IQ2_S row w
 // with a Q8_K activation row a.
 func DotIQ2_SQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*IQ2_SBytes : (i+1)*IQ2_SBytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
+	return 0.125 * dotGridBlocks(w, a, n, IQ2_SBytes, func(b, q8 []byte) int {
 		bsum := 0
 		for g := 0; g < 32; g++ {
 			ls := int(b[74+g/4]>>(4*(g/2%2))&0xF)*2 + 1
 			bsum += ls * iq2GroupDot(IQ2SGrid[iq2SIndex(b, g)], b[2+QK_K/8+g], q8[8*g:])
 		}
-		s += float32(float32(LoadF16(b)*dy) * float32(bsum))
-	}
-	return 0.125 * s
+		return bsum
+	})
 }

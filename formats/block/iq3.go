@@ -516,10 +516,7 @@ func DecodeIQ3_S(y []float32, x []byte) {
 // ggml_vec_dot_iq3_xxs_q8_K: Σ_b d_b·dy_b·Σ_j (2ls_j+1)·Σ grid·sign·q8,
 // times ¼ (the grid bytes are four times the levels, the scale (ls+½)·½).
 func DotIQ3_XXSQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*IQ3_XXSBytes : (b+1)*IQ3_XXSBytes]
-		dy, q8, _ := q8K(a[b*Q8_KBytes:])
+	return 0.25 * dotGridBlocks(w, a, n, IQ3_XXSBytes, func(x, q8 []byte) int {
 		isum := 0
 		for ib := range 8 {
 			aux := binary.LittleEndian.Uint32(x[2+64+4*ib:])
@@ -539,19 +536,15 @@ func DotIQ3_XXSQ8_K(w, a []byte, n int) float32 {
 			}
 			isum += sub * int(2*(aux>>28)+1)
 		}
-		s += float32(float32(LoadF16(x)*dy) * float32(isum))
-	}
-	return 0.25 * s
+		return isum
+	})
 }
 
 // DotIQ3_SQ8_K returns the dot product of n elements of an IQ3_S row w with
 // a Q8_K activation row a, as ggml-cpu's generic ggml_vec_dot_iq3_s_q8_K:
 // Σ_b d_b·dy_b·Σ_j (2ls_j+1)·Σ grid·sign·q8.
 func DotIQ3_SQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*IQ3_SBytes : (b+1)*IQ3_SBytes]
-		dy, q8, _ := q8K(a[b*Q8_KBytes:])
+	return dotGridBlocks(w, a, n, IQ3_SBytes, func(x, q8 []byte) int {
 		isum := 0
 		for ib := range 8 {
 			sub := 0
@@ -568,7 +561,6 @@ func DotIQ3_SQ8_K(w, a []byte, n int) float32 {
 			}
 			isum += sub * (1 + 2*int(x[106+ib/2]>>(4*(ib%2))&0xf))
 		}
-		s += float32(float32(LoadF16(x)*dy) * float32(isum))
-	}
-	return s
+		return isum
+	})
 }
