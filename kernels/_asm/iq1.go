@@ -89,11 +89,13 @@ func addWeightedRun(w, scl VecVirtual, ys []Register, yOff int, sumi []VecVirtua
 	}
 }
 
-// genDotIQ1S emits IQ1_S·Q8_K: block_iq1_s is d, qs[32], qh[8] (u16).
-func genDotIQ1S(ncols int) {
+// iq1Dot emits the block loop the IQ1 dots share: per block of blockBytes
+// at x, body fills the ncols zeroed int32 sums from the grid table at tbl
+// and returns the block's scale d in every lane of an XMM; the block then
+// enters acc as chainMulAdd does, with the grid's factor 1/8.
+func iq1Dot(name string, ncols, blockBytes int, doc string, body func(x, tbl Register, ys []Register, sumi []VecVirtual) Register) {
 	iq1Constants()
-	name := "dotIQ1_SQ8_K" + suffix(ncols)
-	x, ys, nb := colArgs(name, ncols, "nb IQ1_S blocks at x and nb Q8_K blocks at y")
+	x, ys, nb := colArgs(name, ncols, doc)
 	tbl := GP64()
 	LEAQ(iq1sGrid, tbl)
 	acc := XMM()
@@ -101,11 +103,27 @@ func genDotIQ1S(ncols int) {
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
-	prefetchBlock(x, block.IQ1_SBytes)
+	prefetchBlock(x, blockBytes)
 	sumi := make([]VecVirtual, ncols)
 	for c := range ncols {
 		sumi[c] = zeroY()
 	}
+	d := body(x, tbl, ys, sumi)
+	eighth := XMM()
+	VBROADCASTSS(iq1Eighth, eighth)
+	chainMulAdd(d, ys, sumi, acc, eighth)
+	advance(x, blockBytes, ys, block.Q8_KBytes, nb, 1)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	laneReturn(ncols, acc)
+}
+
+// genDotIQ1S emits IQ1_S·Q8_K: block_iq1_s is d, qs[32], qh[8] (u16).
+func genDotIQ1S(ncols int) {
+	iq1Dot("dotIQ1_SQ8_K"+suffix(ncols), ncols, block.IQ1_SBytes, "nb IQ1_S blocks at x and nb Q8_K blocks at y", iq1SBlock)
+}
+
+func iq1SBlock(x, tbl Register, ys []Register, sumi []VecVirtual) Register {
 	for ib := 0; ib < 8; ib++ {
 		qh := GP32()
 		MOVWLZX(Mem{Base: x, Disp: 34 + 2*ib}, qh)
@@ -143,34 +161,17 @@ func genDotIQ1S(ncols int) {
 		VPBROADCASTW(lx, scl)
 		addWeightedRun(w, scl, ys, 4+32*ib, sumi)
 	}
-	eighth := XMM()
-	VBROADCASTSS(iq1Eighth, eighth)
-	chainMulAdd(broadcastF16(Mem{Base: x}).AsX(), ys, sumi, acc, eighth)
-	advance(x, block.IQ1_SBytes, ys, block.Q8_KBytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
-	laneReturn(ncols, acc)
+	return broadcastF16(Mem{Base: x}).AsX()
 }
 
 // genDotIQ1M emits IQ1_M·Q8_K: block_iq1_m is qs[32], qh[16], scales[8]
 // (four u16 words holding the 3-bit sub-block scales and, in their top
 // nibbles, the fp16 block scale).
 func genDotIQ1M(ncols int) {
-	iq1Constants()
-	name := "dotIQ1_MQ8_K" + suffix(ncols)
-	x, ys, nb := colArgs(name, ncols, "nb IQ1_M blocks at x and nb Q8_K blocks at y")
-	tbl := GP64()
-	LEAQ(iq1sGrid, tbl)
-	acc := XMM()
-	VXORPS(acc, acc, acc)
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	prefetchBlock(x, block.IQ1_MBytes)
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		sumi[c] = zeroY()
-	}
+	iq1Dot("dotIQ1_MQ8_K"+suffix(ncols), ncols, block.IQ1_MBytes, "nb IQ1_M blocks at x and nb Q8_K blocks at y", iq1MBlock)
+}
+
+func iq1MBlock(x, tbl Register, ys []Register, sumi []VecVirtual) Register {
 	for ib := 0; ib < 8; ib++ { // runs of 32: sub-blocks 2ib, 2ib+1 of 16
 		qh := GP32()
 		MOVWLZX(Mem{Base: x, Disp: 32 + 2*ib}, qh) // qh[2ib] | qh[2ib+1]<<8
@@ -239,13 +240,7 @@ func genDotIQ1M(ncols int) {
 	VMOVD(sc, dx)
 	VPBROADCASTW(dx, dx)
 	VCVTPH2PS(dx, dx)
-	eighth := XMM()
-	VBROADCASTSS(iq1Eighth, eighth)
-	chainMulAdd(dx, ys, sumi, acc, eighth)
-	advance(x, block.IQ1_MBytes, ys, block.Q8_KBytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
-	laneReturn(ncols, acc)
+	return dx
 }
 
 // bytes01Mem returns the 32 × 0x01 constant of the ternary kernels.
