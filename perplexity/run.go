@@ -540,6 +540,7 @@ func PerplexityStrided(ctx context.Context, m Model, tokens []int32, stride int,
 	if err != nil {
 		return nil, fmt.Errorf("creating a %d-token context: %w", opt.NCtx, err)
 	}
+	defer closeContext(c)
 	res := &Result{NCtx: opt.NCtx, NBatch: opt.NBatch, NChunks: nChunk, NTokens: len(tokens)}
 	logits := make([]float32, opt.NCtx*nVocab)
 	var totals nllTotals
