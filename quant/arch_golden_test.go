@@ -1,8 +1,6 @@
 package quant
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,24 +28,7 @@ func loadArchGolden(t *testing.T, arch, preset string) ([]goldenTensor, string) 
 	if err != nil {
 		t.Skipf("no golden for %s %s: %v", arch, preset, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil {
-		t.Fatal(err)
-	}
-	var out []goldenTensor
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var g goldenTensor
-		if err := dec.Decode(&g); err != nil {
-			t.Fatal(err)
-		}
-		g.Name = tok.(string)
-		out = append(out, g)
-	}
-	return out, ""
+	return readManifest(t, raw), ""
 }
 
 // TestQuantizeArchGolden quantizes every architecture's converted f32 file

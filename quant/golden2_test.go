@@ -1,7 +1,6 @@
 package quant
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -109,24 +108,7 @@ func golden2Expected(t *testing.T, run golden2Run) ([]goldenTensor, string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		if _, err := dec.Token(); err != nil {
-			t.Fatal(err)
-		}
-		var out []goldenTensor
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var g goldenTensor
-			if err := dec.Decode(&g); err != nil {
-				t.Fatal(err)
-			}
-			g.Name = tok.(string)
-			out = append(out, g)
-		}
-		return out, ""
+		return readManifest(t, raw), ""
 	}
 	return nil, ""
 }

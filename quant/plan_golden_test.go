@@ -52,7 +52,13 @@ func loadGolden(t *testing.T, prefix, preset string) ([]goldenTensor, string) {
 	if err != nil {
 		t.Skipf("no golden for %s-%s: %v", prefix, preset, err)
 	}
-	// Decode token by token to keep the manifest's tensor order.
+	return readManifest(t, raw), ""
+}
+
+// readManifest reads a hash manifest ({"name": {type, shape, sha256}, …})
+// token by token, to keep its tensor order.
+func readManifest(t *testing.T, raw []byte) []goldenTensor {
+	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if _, err := dec.Token(); err != nil {
 		t.Fatal(err)
@@ -70,7 +76,7 @@ func loadGolden(t *testing.T, prefix, preset string) ([]goldenTensor, string) {
 		g.Name = tok.(string)
 		out = append(out, g)
 	}
-	return out, ""
+	return out
 }
 
 func tensorsOfFile(t *testing.T, path string) []goldenTensor {
