@@ -2196,169 +2196,1065 @@ DATA iq2sGrid<>+8176(SB)/8, $0x2b2b2b2b2b082b08
 DATA iq2sGrid<>+8184(SB)/8, $0x2b2b2b2b2b2b2b2b
 GLOBL iq2sGrid<>(SB), RODATA|NOPTR, $8192
 
-DATA iq2Signs<>+0(SB)/8, $0x0101010101010101
-DATA iq2Signs<>+8(SB)/8, $0xff010101010101ff
-DATA iq2Signs<>+16(SB)/8, $0xff0101010101ff01
-DATA iq2Signs<>+24(SB)/8, $0x010101010101ffff
-DATA iq2Signs<>+32(SB)/8, $0xff01010101ff0101
-DATA iq2Signs<>+40(SB)/8, $0x0101010101ff01ff
-DATA iq2Signs<>+48(SB)/8, $0x0101010101ffff01
-DATA iq2Signs<>+56(SB)/8, $0xff01010101ffffff
-DATA iq2Signs<>+64(SB)/8, $0xff010101ff010101
-DATA iq2Signs<>+72(SB)/8, $0x01010101ff0101ff
-DATA iq2Signs<>+80(SB)/8, $0x01010101ff01ff01
-DATA iq2Signs<>+88(SB)/8, $0xff010101ff01ffff
-DATA iq2Signs<>+96(SB)/8, $0x01010101ffff0101
-DATA iq2Signs<>+104(SB)/8, $0xff010101ffff01ff
-DATA iq2Signs<>+112(SB)/8, $0xff010101ffffff01
-DATA iq2Signs<>+120(SB)/8, $0x01010101ffffffff
-DATA iq2Signs<>+128(SB)/8, $0xff0101ff01010101
-DATA iq2Signs<>+136(SB)/8, $0x010101ff010101ff
-DATA iq2Signs<>+144(SB)/8, $0x010101ff0101ff01
-DATA iq2Signs<>+152(SB)/8, $0xff0101ff0101ffff
-DATA iq2Signs<>+160(SB)/8, $0x010101ff01ff0101
-DATA iq2Signs<>+168(SB)/8, $0xff0101ff01ff01ff
-DATA iq2Signs<>+176(SB)/8, $0xff0101ff01ffff01
-DATA iq2Signs<>+184(SB)/8, $0x010101ff01ffffff
-DATA iq2Signs<>+192(SB)/8, $0x010101ffff010101
-DATA iq2Signs<>+200(SB)/8, $0xff0101ffff0101ff
-DATA iq2Signs<>+208(SB)/8, $0xff0101ffff01ff01
-DATA iq2Signs<>+216(SB)/8, $0x010101ffff01ffff
-DATA iq2Signs<>+224(SB)/8, $0xff0101ffffff0101
-DATA iq2Signs<>+232(SB)/8, $0x010101ffffff01ff
-DATA iq2Signs<>+240(SB)/8, $0x010101ffffffff01
-DATA iq2Signs<>+248(SB)/8, $0xff0101ffffffffff
-DATA iq2Signs<>+256(SB)/8, $0xff01ff0101010101
-DATA iq2Signs<>+264(SB)/8, $0x0101ff01010101ff
-DATA iq2Signs<>+272(SB)/8, $0x0101ff010101ff01
-DATA iq2Signs<>+280(SB)/8, $0xff01ff010101ffff
-DATA iq2Signs<>+288(SB)/8, $0x0101ff0101ff0101
-DATA iq2Signs<>+296(SB)/8, $0xff01ff0101ff01ff
-DATA iq2Signs<>+304(SB)/8, $0xff01ff0101ffff01
-DATA iq2Signs<>+312(SB)/8, $0x0101ff0101ffffff
-DATA iq2Signs<>+320(SB)/8, $0x0101ff01ff010101
-DATA iq2Signs<>+328(SB)/8, $0xff01ff01ff0101ff
-DATA iq2Signs<>+336(SB)/8, $0xff01ff01ff01ff01
-DATA iq2Signs<>+344(SB)/8, $0x0101ff01ff01ffff
-DATA iq2Signs<>+352(SB)/8, $0xff01ff01ffff0101
-DATA iq2Signs<>+360(SB)/8, $0x0101ff01ffff01ff
-DATA iq2Signs<>+368(SB)/8, $0x0101ff01ffffff01
-DATA iq2Signs<>+376(SB)/8, $0xff01ff01ffffffff
-DATA iq2Signs<>+384(SB)/8, $0x0101ffff01010101
-DATA iq2Signs<>+392(SB)/8, $0xff01ffff010101ff
-DATA iq2Signs<>+400(SB)/8, $0xff01ffff0101ff01
-DATA iq2Signs<>+408(SB)/8, $0x0101ffff0101ffff
-DATA iq2Signs<>+416(SB)/8, $0xff01ffff01ff0101
-DATA iq2Signs<>+424(SB)/8, $0x0101ffff01ff01ff
-DATA iq2Signs<>+432(SB)/8, $0x0101ffff01ffff01
-DATA iq2Signs<>+440(SB)/8, $0xff01ffff01ffffff
-DATA iq2Signs<>+448(SB)/8, $0xff01ffffff010101
-DATA iq2Signs<>+456(SB)/8, $0x0101ffffff0101ff
-DATA iq2Signs<>+464(SB)/8, $0x0101ffffff01ff01
-DATA iq2Signs<>+472(SB)/8, $0xff01ffffff01ffff
-DATA iq2Signs<>+480(SB)/8, $0x0101ffffffff0101
-DATA iq2Signs<>+488(SB)/8, $0xff01ffffffff01ff
-DATA iq2Signs<>+496(SB)/8, $0xff01ffffffffff01
-DATA iq2Signs<>+504(SB)/8, $0x0101ffffffffffff
-DATA iq2Signs<>+512(SB)/8, $0xffff010101010101
-DATA iq2Signs<>+520(SB)/8, $0x01ff0101010101ff
-DATA iq2Signs<>+528(SB)/8, $0x01ff01010101ff01
-DATA iq2Signs<>+536(SB)/8, $0xffff01010101ffff
-DATA iq2Signs<>+544(SB)/8, $0x01ff010101ff0101
-DATA iq2Signs<>+552(SB)/8, $0xffff010101ff01ff
-DATA iq2Signs<>+560(SB)/8, $0xffff010101ffff01
-DATA iq2Signs<>+568(SB)/8, $0x01ff010101ffffff
-DATA iq2Signs<>+576(SB)/8, $0x01ff0101ff010101
-DATA iq2Signs<>+584(SB)/8, $0xffff0101ff0101ff
-DATA iq2Signs<>+592(SB)/8, $0xffff0101ff01ff01
-DATA iq2Signs<>+600(SB)/8, $0x01ff0101ff01ffff
-DATA iq2Signs<>+608(SB)/8, $0xffff0101ffff0101
-DATA iq2Signs<>+616(SB)/8, $0x01ff0101ffff01ff
-DATA iq2Signs<>+624(SB)/8, $0x01ff0101ffffff01
-DATA iq2Signs<>+632(SB)/8, $0xffff0101ffffffff
-DATA iq2Signs<>+640(SB)/8, $0x01ff01ff01010101
-DATA iq2Signs<>+648(SB)/8, $0xffff01ff010101ff
-DATA iq2Signs<>+656(SB)/8, $0xffff01ff0101ff01
-DATA iq2Signs<>+664(SB)/8, $0x01ff01ff0101ffff
-DATA iq2Signs<>+672(SB)/8, $0xffff01ff01ff0101
-DATA iq2Signs<>+680(SB)/8, $0x01ff01ff01ff01ff
-DATA iq2Signs<>+688(SB)/8, $0x01ff01ff01ffff01
-DATA iq2Signs<>+696(SB)/8, $0xffff01ff01ffffff
-DATA iq2Signs<>+704(SB)/8, $0xffff01ffff010101
-DATA iq2Signs<>+712(SB)/8, $0x01ff01ffff0101ff
-DATA iq2Signs<>+720(SB)/8, $0x01ff01ffff01ff01
-DATA iq2Signs<>+728(SB)/8, $0xffff01ffff01ffff
-DATA iq2Signs<>+736(SB)/8, $0x01ff01ffffff0101
-DATA iq2Signs<>+744(SB)/8, $0xffff01ffffff01ff
-DATA iq2Signs<>+752(SB)/8, $0xffff01ffffffff01
-DATA iq2Signs<>+760(SB)/8, $0x01ff01ffffffffff
-DATA iq2Signs<>+768(SB)/8, $0x01ffff0101010101
-DATA iq2Signs<>+776(SB)/8, $0xffffff01010101ff
-DATA iq2Signs<>+784(SB)/8, $0xffffff010101ff01
-DATA iq2Signs<>+792(SB)/8, $0x01ffff010101ffff
-DATA iq2Signs<>+800(SB)/8, $0xffffff0101ff0101
-DATA iq2Signs<>+808(SB)/8, $0x01ffff0101ff01ff
-DATA iq2Signs<>+816(SB)/8, $0x01ffff0101ffff01
-DATA iq2Signs<>+824(SB)/8, $0xffffff0101ffffff
-DATA iq2Signs<>+832(SB)/8, $0xffffff01ff010101
-DATA iq2Signs<>+840(SB)/8, $0x01ffff01ff0101ff
-DATA iq2Signs<>+848(SB)/8, $0x01ffff01ff01ff01
-DATA iq2Signs<>+856(SB)/8, $0xffffff01ff01ffff
-DATA iq2Signs<>+864(SB)/8, $0x01ffff01ffff0101
-DATA iq2Signs<>+872(SB)/8, $0xffffff01ffff01ff
-DATA iq2Signs<>+880(SB)/8, $0xffffff01ffffff01
-DATA iq2Signs<>+888(SB)/8, $0x01ffff01ffffffff
-DATA iq2Signs<>+896(SB)/8, $0xffffffff01010101
-DATA iq2Signs<>+904(SB)/8, $0x01ffffff010101ff
-DATA iq2Signs<>+912(SB)/8, $0x01ffffff0101ff01
-DATA iq2Signs<>+920(SB)/8, $0xffffffff0101ffff
-DATA iq2Signs<>+928(SB)/8, $0x01ffffff01ff0101
-DATA iq2Signs<>+936(SB)/8, $0xffffffff01ff01ff
-DATA iq2Signs<>+944(SB)/8, $0xffffffff01ffff01
-DATA iq2Signs<>+952(SB)/8, $0x01ffffff01ffffff
-DATA iq2Signs<>+960(SB)/8, $0x01ffffffff010101
-DATA iq2Signs<>+968(SB)/8, $0xffffffffff0101ff
-DATA iq2Signs<>+976(SB)/8, $0xffffffffff01ff01
-DATA iq2Signs<>+984(SB)/8, $0x01ffffffff01ffff
-DATA iq2Signs<>+992(SB)/8, $0xffffffffffff0101
-DATA iq2Signs<>+1000(SB)/8, $0x01ffffffffff01ff
-DATA iq2Signs<>+1008(SB)/8, $0x01ffffffffffff01
-DATA iq2Signs<>+1016(SB)/8, $0xffffffffffffffff
-GLOBL iq2Signs<>(SB), RODATA|NOPTR, $1024
+DATA ksignRows<>+0(SB)/1, $0x01
+DATA ksignRows<>+1(SB)/1, $0x01
+DATA ksignRows<>+2(SB)/1, $0x01
+DATA ksignRows<>+3(SB)/1, $0x01
+DATA ksignRows<>+4(SB)/1, $0x01
+DATA ksignRows<>+5(SB)/1, $0x01
+DATA ksignRows<>+6(SB)/1, $0x01
+DATA ksignRows<>+7(SB)/1, $0x01
+DATA ksignRows<>+8(SB)/1, $0xff
+DATA ksignRows<>+9(SB)/1, $0x01
+DATA ksignRows<>+10(SB)/1, $0x01
+DATA ksignRows<>+11(SB)/1, $0x01
+DATA ksignRows<>+12(SB)/1, $0x01
+DATA ksignRows<>+13(SB)/1, $0x01
+DATA ksignRows<>+14(SB)/1, $0x01
+DATA ksignRows<>+15(SB)/1, $0xff
+DATA ksignRows<>+16(SB)/1, $0x01
+DATA ksignRows<>+17(SB)/1, $0xff
+DATA ksignRows<>+18(SB)/1, $0x01
+DATA ksignRows<>+19(SB)/1, $0x01
+DATA ksignRows<>+20(SB)/1, $0x01
+DATA ksignRows<>+21(SB)/1, $0x01
+DATA ksignRows<>+22(SB)/1, $0x01
+DATA ksignRows<>+23(SB)/1, $0xff
+DATA ksignRows<>+24(SB)/1, $0xff
+DATA ksignRows<>+25(SB)/1, $0xff
+DATA ksignRows<>+26(SB)/1, $0x01
+DATA ksignRows<>+27(SB)/1, $0x01
+DATA ksignRows<>+28(SB)/1, $0x01
+DATA ksignRows<>+29(SB)/1, $0x01
+DATA ksignRows<>+30(SB)/1, $0x01
+DATA ksignRows<>+31(SB)/1, $0x01
+DATA ksignRows<>+32(SB)/1, $0x01
+DATA ksignRows<>+33(SB)/1, $0x01
+DATA ksignRows<>+34(SB)/1, $0xff
+DATA ksignRows<>+35(SB)/1, $0x01
+DATA ksignRows<>+36(SB)/1, $0x01
+DATA ksignRows<>+37(SB)/1, $0x01
+DATA ksignRows<>+38(SB)/1, $0x01
+DATA ksignRows<>+39(SB)/1, $0xff
+DATA ksignRows<>+40(SB)/1, $0xff
+DATA ksignRows<>+41(SB)/1, $0x01
+DATA ksignRows<>+42(SB)/1, $0xff
+DATA ksignRows<>+43(SB)/1, $0x01
+DATA ksignRows<>+44(SB)/1, $0x01
+DATA ksignRows<>+45(SB)/1, $0x01
+DATA ksignRows<>+46(SB)/1, $0x01
+DATA ksignRows<>+47(SB)/1, $0x01
+DATA ksignRows<>+48(SB)/1, $0x01
+DATA ksignRows<>+49(SB)/1, $0xff
+DATA ksignRows<>+50(SB)/1, $0xff
+DATA ksignRows<>+51(SB)/1, $0x01
+DATA ksignRows<>+52(SB)/1, $0x01
+DATA ksignRows<>+53(SB)/1, $0x01
+DATA ksignRows<>+54(SB)/1, $0x01
+DATA ksignRows<>+55(SB)/1, $0x01
+DATA ksignRows<>+56(SB)/1, $0xff
+DATA ksignRows<>+57(SB)/1, $0xff
+DATA ksignRows<>+58(SB)/1, $0xff
+DATA ksignRows<>+59(SB)/1, $0x01
+DATA ksignRows<>+60(SB)/1, $0x01
+DATA ksignRows<>+61(SB)/1, $0x01
+DATA ksignRows<>+62(SB)/1, $0x01
+DATA ksignRows<>+63(SB)/1, $0xff
+DATA ksignRows<>+64(SB)/1, $0x01
+DATA ksignRows<>+65(SB)/1, $0x01
+DATA ksignRows<>+66(SB)/1, $0x01
+DATA ksignRows<>+67(SB)/1, $0xff
+DATA ksignRows<>+68(SB)/1, $0x01
+DATA ksignRows<>+69(SB)/1, $0x01
+DATA ksignRows<>+70(SB)/1, $0x01
+DATA ksignRows<>+71(SB)/1, $0xff
+DATA ksignRows<>+72(SB)/1, $0xff
+DATA ksignRows<>+73(SB)/1, $0x01
+DATA ksignRows<>+74(SB)/1, $0x01
+DATA ksignRows<>+75(SB)/1, $0xff
+DATA ksignRows<>+76(SB)/1, $0x01
+DATA ksignRows<>+77(SB)/1, $0x01
+DATA ksignRows<>+78(SB)/1, $0x01
+DATA ksignRows<>+79(SB)/1, $0x01
+DATA ksignRows<>+80(SB)/1, $0x01
+DATA ksignRows<>+81(SB)/1, $0xff
+DATA ksignRows<>+82(SB)/1, $0x01
+DATA ksignRows<>+83(SB)/1, $0xff
+DATA ksignRows<>+84(SB)/1, $0x01
+DATA ksignRows<>+85(SB)/1, $0x01
+DATA ksignRows<>+86(SB)/1, $0x01
+DATA ksignRows<>+87(SB)/1, $0x01
+DATA ksignRows<>+88(SB)/1, $0xff
+DATA ksignRows<>+89(SB)/1, $0xff
+DATA ksignRows<>+90(SB)/1, $0x01
+DATA ksignRows<>+91(SB)/1, $0xff
+DATA ksignRows<>+92(SB)/1, $0x01
+DATA ksignRows<>+93(SB)/1, $0x01
+DATA ksignRows<>+94(SB)/1, $0x01
+DATA ksignRows<>+95(SB)/1, $0xff
+DATA ksignRows<>+96(SB)/1, $0x01
+DATA ksignRows<>+97(SB)/1, $0x01
+DATA ksignRows<>+98(SB)/1, $0xff
+DATA ksignRows<>+99(SB)/1, $0xff
+DATA ksignRows<>+100(SB)/1, $0x01
+DATA ksignRows<>+101(SB)/1, $0x01
+DATA ksignRows<>+102(SB)/1, $0x01
+DATA ksignRows<>+103(SB)/1, $0x01
+DATA ksignRows<>+104(SB)/1, $0xff
+DATA ksignRows<>+105(SB)/1, $0x01
+DATA ksignRows<>+106(SB)/1, $0xff
+DATA ksignRows<>+107(SB)/1, $0xff
+DATA ksignRows<>+108(SB)/1, $0x01
+DATA ksignRows<>+109(SB)/1, $0x01
+DATA ksignRows<>+110(SB)/1, $0x01
+DATA ksignRows<>+111(SB)/1, $0xff
+DATA ksignRows<>+112(SB)/1, $0x01
+DATA ksignRows<>+113(SB)/1, $0xff
+DATA ksignRows<>+114(SB)/1, $0xff
+DATA ksignRows<>+115(SB)/1, $0xff
+DATA ksignRows<>+116(SB)/1, $0x01
+DATA ksignRows<>+117(SB)/1, $0x01
+DATA ksignRows<>+118(SB)/1, $0x01
+DATA ksignRows<>+119(SB)/1, $0xff
+DATA ksignRows<>+120(SB)/1, $0xff
+DATA ksignRows<>+121(SB)/1, $0xff
+DATA ksignRows<>+122(SB)/1, $0xff
+DATA ksignRows<>+123(SB)/1, $0xff
+DATA ksignRows<>+124(SB)/1, $0x01
+DATA ksignRows<>+125(SB)/1, $0x01
+DATA ksignRows<>+126(SB)/1, $0x01
+DATA ksignRows<>+127(SB)/1, $0x01
+DATA ksignRows<>+128(SB)/1, $0x01
+DATA ksignRows<>+129(SB)/1, $0x01
+DATA ksignRows<>+130(SB)/1, $0x01
+DATA ksignRows<>+131(SB)/1, $0x01
+DATA ksignRows<>+132(SB)/1, $0xff
+DATA ksignRows<>+133(SB)/1, $0x01
+DATA ksignRows<>+134(SB)/1, $0x01
+DATA ksignRows<>+135(SB)/1, $0xff
+DATA ksignRows<>+136(SB)/1, $0xff
+DATA ksignRows<>+137(SB)/1, $0x01
+DATA ksignRows<>+138(SB)/1, $0x01
+DATA ksignRows<>+139(SB)/1, $0x01
+DATA ksignRows<>+140(SB)/1, $0xff
+DATA ksignRows<>+141(SB)/1, $0x01
+DATA ksignRows<>+142(SB)/1, $0x01
+DATA ksignRows<>+143(SB)/1, $0x01
+DATA ksignRows<>+144(SB)/1, $0x01
+DATA ksignRows<>+145(SB)/1, $0xff
+DATA ksignRows<>+146(SB)/1, $0x01
+DATA ksignRows<>+147(SB)/1, $0x01
+DATA ksignRows<>+148(SB)/1, $0xff
+DATA ksignRows<>+149(SB)/1, $0x01
+DATA ksignRows<>+150(SB)/1, $0x01
+DATA ksignRows<>+151(SB)/1, $0x01
+DATA ksignRows<>+152(SB)/1, $0xff
+DATA ksignRows<>+153(SB)/1, $0xff
+DATA ksignRows<>+154(SB)/1, $0x01
+DATA ksignRows<>+155(SB)/1, $0x01
+DATA ksignRows<>+156(SB)/1, $0xff
+DATA ksignRows<>+157(SB)/1, $0x01
+DATA ksignRows<>+158(SB)/1, $0x01
+DATA ksignRows<>+159(SB)/1, $0xff
+DATA ksignRows<>+160(SB)/1, $0x01
+DATA ksignRows<>+161(SB)/1, $0x01
+DATA ksignRows<>+162(SB)/1, $0xff
+DATA ksignRows<>+163(SB)/1, $0x01
+DATA ksignRows<>+164(SB)/1, $0xff
+DATA ksignRows<>+165(SB)/1, $0x01
+DATA ksignRows<>+166(SB)/1, $0x01
+DATA ksignRows<>+167(SB)/1, $0x01
+DATA ksignRows<>+168(SB)/1, $0xff
+DATA ksignRows<>+169(SB)/1, $0x01
+DATA ksignRows<>+170(SB)/1, $0xff
+DATA ksignRows<>+171(SB)/1, $0x01
+DATA ksignRows<>+172(SB)/1, $0xff
+DATA ksignRows<>+173(SB)/1, $0x01
+DATA ksignRows<>+174(SB)/1, $0x01
+DATA ksignRows<>+175(SB)/1, $0xff
+DATA ksignRows<>+176(SB)/1, $0x01
+DATA ksignRows<>+177(SB)/1, $0xff
+DATA ksignRows<>+178(SB)/1, $0xff
+DATA ksignRows<>+179(SB)/1, $0x01
+DATA ksignRows<>+180(SB)/1, $0xff
+DATA ksignRows<>+181(SB)/1, $0x01
+DATA ksignRows<>+182(SB)/1, $0x01
+DATA ksignRows<>+183(SB)/1, $0xff
+DATA ksignRows<>+184(SB)/1, $0xff
+DATA ksignRows<>+185(SB)/1, $0xff
+DATA ksignRows<>+186(SB)/1, $0xff
+DATA ksignRows<>+187(SB)/1, $0x01
+DATA ksignRows<>+188(SB)/1, $0xff
+DATA ksignRows<>+189(SB)/1, $0x01
+DATA ksignRows<>+190(SB)/1, $0x01
+DATA ksignRows<>+191(SB)/1, $0x01
+DATA ksignRows<>+192(SB)/1, $0x01
+DATA ksignRows<>+193(SB)/1, $0x01
+DATA ksignRows<>+194(SB)/1, $0x01
+DATA ksignRows<>+195(SB)/1, $0xff
+DATA ksignRows<>+196(SB)/1, $0xff
+DATA ksignRows<>+197(SB)/1, $0x01
+DATA ksignRows<>+198(SB)/1, $0x01
+DATA ksignRows<>+199(SB)/1, $0x01
+DATA ksignRows<>+200(SB)/1, $0xff
+DATA ksignRows<>+201(SB)/1, $0x01
+DATA ksignRows<>+202(SB)/1, $0x01
+DATA ksignRows<>+203(SB)/1, $0xff
+DATA ksignRows<>+204(SB)/1, $0xff
+DATA ksignRows<>+205(SB)/1, $0x01
+DATA ksignRows<>+206(SB)/1, $0x01
+DATA ksignRows<>+207(SB)/1, $0xff
+DATA ksignRows<>+208(SB)/1, $0x01
+DATA ksignRows<>+209(SB)/1, $0xff
+DATA ksignRows<>+210(SB)/1, $0x01
+DATA ksignRows<>+211(SB)/1, $0xff
+DATA ksignRows<>+212(SB)/1, $0xff
+DATA ksignRows<>+213(SB)/1, $0x01
+DATA ksignRows<>+214(SB)/1, $0x01
+DATA ksignRows<>+215(SB)/1, $0xff
+DATA ksignRows<>+216(SB)/1, $0xff
+DATA ksignRows<>+217(SB)/1, $0xff
+DATA ksignRows<>+218(SB)/1, $0x01
+DATA ksignRows<>+219(SB)/1, $0xff
+DATA ksignRows<>+220(SB)/1, $0xff
+DATA ksignRows<>+221(SB)/1, $0x01
+DATA ksignRows<>+222(SB)/1, $0x01
+DATA ksignRows<>+223(SB)/1, $0x01
+DATA ksignRows<>+224(SB)/1, $0x01
+DATA ksignRows<>+225(SB)/1, $0x01
+DATA ksignRows<>+226(SB)/1, $0xff
+DATA ksignRows<>+227(SB)/1, $0xff
+DATA ksignRows<>+228(SB)/1, $0xff
+DATA ksignRows<>+229(SB)/1, $0x01
+DATA ksignRows<>+230(SB)/1, $0x01
+DATA ksignRows<>+231(SB)/1, $0xff
+DATA ksignRows<>+232(SB)/1, $0xff
+DATA ksignRows<>+233(SB)/1, $0x01
+DATA ksignRows<>+234(SB)/1, $0xff
+DATA ksignRows<>+235(SB)/1, $0xff
+DATA ksignRows<>+236(SB)/1, $0xff
+DATA ksignRows<>+237(SB)/1, $0x01
+DATA ksignRows<>+238(SB)/1, $0x01
+DATA ksignRows<>+239(SB)/1, $0x01
+DATA ksignRows<>+240(SB)/1, $0x01
+DATA ksignRows<>+241(SB)/1, $0xff
+DATA ksignRows<>+242(SB)/1, $0xff
+DATA ksignRows<>+243(SB)/1, $0xff
+DATA ksignRows<>+244(SB)/1, $0xff
+DATA ksignRows<>+245(SB)/1, $0x01
+DATA ksignRows<>+246(SB)/1, $0x01
+DATA ksignRows<>+247(SB)/1, $0x01
+DATA ksignRows<>+248(SB)/1, $0xff
+DATA ksignRows<>+249(SB)/1, $0xff
+DATA ksignRows<>+250(SB)/1, $0xff
+DATA ksignRows<>+251(SB)/1, $0xff
+DATA ksignRows<>+252(SB)/1, $0xff
+DATA ksignRows<>+253(SB)/1, $0x01
+DATA ksignRows<>+254(SB)/1, $0x01
+DATA ksignRows<>+255(SB)/1, $0xff
+DATA ksignRows<>+256(SB)/1, $0x01
+DATA ksignRows<>+257(SB)/1, $0x01
+DATA ksignRows<>+258(SB)/1, $0x01
+DATA ksignRows<>+259(SB)/1, $0x01
+DATA ksignRows<>+260(SB)/1, $0x01
+DATA ksignRows<>+261(SB)/1, $0xff
+DATA ksignRows<>+262(SB)/1, $0x01
+DATA ksignRows<>+263(SB)/1, $0xff
+DATA ksignRows<>+264(SB)/1, $0xff
+DATA ksignRows<>+265(SB)/1, $0x01
+DATA ksignRows<>+266(SB)/1, $0x01
+DATA ksignRows<>+267(SB)/1, $0x01
+DATA ksignRows<>+268(SB)/1, $0x01
+DATA ksignRows<>+269(SB)/1, $0xff
+DATA ksignRows<>+270(SB)/1, $0x01
+DATA ksignRows<>+271(SB)/1, $0x01
+DATA ksignRows<>+272(SB)/1, $0x01
+DATA ksignRows<>+273(SB)/1, $0xff
+DATA ksignRows<>+274(SB)/1, $0x01
+DATA ksignRows<>+275(SB)/1, $0x01
+DATA ksignRows<>+276(SB)/1, $0x01
+DATA ksignRows<>+277(SB)/1, $0xff
+DATA ksignRows<>+278(SB)/1, $0x01
+DATA ksignRows<>+279(SB)/1, $0x01
+DATA ksignRows<>+280(SB)/1, $0xff
+DATA ksignRows<>+281(SB)/1, $0xff
+DATA ksignRows<>+282(SB)/1, $0x01
+DATA ksignRows<>+283(SB)/1, $0x01
+DATA ksignRows<>+284(SB)/1, $0x01
+DATA ksignRows<>+285(SB)/1, $0xff
+DATA ksignRows<>+286(SB)/1, $0x01
+DATA ksignRows<>+287(SB)/1, $0xff
+DATA ksignRows<>+288(SB)/1, $0x01
+DATA ksignRows<>+289(SB)/1, $0x01
+DATA ksignRows<>+290(SB)/1, $0xff
+DATA ksignRows<>+291(SB)/1, $0x01
+DATA ksignRows<>+292(SB)/1, $0x01
+DATA ksignRows<>+293(SB)/1, $0xff
+DATA ksignRows<>+294(SB)/1, $0x01
+DATA ksignRows<>+295(SB)/1, $0x01
+DATA ksignRows<>+296(SB)/1, $0xff
+DATA ksignRows<>+297(SB)/1, $0x01
+DATA ksignRows<>+298(SB)/1, $0xff
+DATA ksignRows<>+299(SB)/1, $0x01
+DATA ksignRows<>+300(SB)/1, $0x01
+DATA ksignRows<>+301(SB)/1, $0xff
+DATA ksignRows<>+302(SB)/1, $0x01
+DATA ksignRows<>+303(SB)/1, $0xff
+DATA ksignRows<>+304(SB)/1, $0x01
+DATA ksignRows<>+305(SB)/1, $0xff
+DATA ksignRows<>+306(SB)/1, $0xff
+DATA ksignRows<>+307(SB)/1, $0x01
+DATA ksignRows<>+308(SB)/1, $0x01
+DATA ksignRows<>+309(SB)/1, $0xff
+DATA ksignRows<>+310(SB)/1, $0x01
+DATA ksignRows<>+311(SB)/1, $0xff
+DATA ksignRows<>+312(SB)/1, $0xff
+DATA ksignRows<>+313(SB)/1, $0xff
+DATA ksignRows<>+314(SB)/1, $0xff
+DATA ksignRows<>+315(SB)/1, $0x01
+DATA ksignRows<>+316(SB)/1, $0x01
+DATA ksignRows<>+317(SB)/1, $0xff
+DATA ksignRows<>+318(SB)/1, $0x01
+DATA ksignRows<>+319(SB)/1, $0x01
+DATA ksignRows<>+320(SB)/1, $0x01
+DATA ksignRows<>+321(SB)/1, $0x01
+DATA ksignRows<>+322(SB)/1, $0x01
+DATA ksignRows<>+323(SB)/1, $0xff
+DATA ksignRows<>+324(SB)/1, $0x01
+DATA ksignRows<>+325(SB)/1, $0xff
+DATA ksignRows<>+326(SB)/1, $0x01
+DATA ksignRows<>+327(SB)/1, $0x01
+DATA ksignRows<>+328(SB)/1, $0xff
+DATA ksignRows<>+329(SB)/1, $0x01
+DATA ksignRows<>+330(SB)/1, $0x01
+DATA ksignRows<>+331(SB)/1, $0xff
+DATA ksignRows<>+332(SB)/1, $0x01
+DATA ksignRows<>+333(SB)/1, $0xff
+DATA ksignRows<>+334(SB)/1, $0x01
+DATA ksignRows<>+335(SB)/1, $0xff
+DATA ksignRows<>+336(SB)/1, $0x01
+DATA ksignRows<>+337(SB)/1, $0xff
+DATA ksignRows<>+338(SB)/1, $0x01
+DATA ksignRows<>+339(SB)/1, $0xff
+DATA ksignRows<>+340(SB)/1, $0x01
+DATA ksignRows<>+341(SB)/1, $0xff
+DATA ksignRows<>+342(SB)/1, $0x01
+DATA ksignRows<>+343(SB)/1, $0xff
+DATA ksignRows<>+344(SB)/1, $0xff
+DATA ksignRows<>+345(SB)/1, $0xff
+DATA ksignRows<>+346(SB)/1, $0x01
+DATA ksignRows<>+347(SB)/1, $0xff
+DATA ksignRows<>+348(SB)/1, $0x01
+DATA ksignRows<>+349(SB)/1, $0xff
+DATA ksignRows<>+350(SB)/1, $0x01
+DATA ksignRows<>+351(SB)/1, $0x01
+DATA ksignRows<>+352(SB)/1, $0x01
+DATA ksignRows<>+353(SB)/1, $0x01
+DATA ksignRows<>+354(SB)/1, $0xff
+DATA ksignRows<>+355(SB)/1, $0xff
+DATA ksignRows<>+356(SB)/1, $0x01
+DATA ksignRows<>+357(SB)/1, $0xff
+DATA ksignRows<>+358(SB)/1, $0x01
+DATA ksignRows<>+359(SB)/1, $0xff
+DATA ksignRows<>+360(SB)/1, $0xff
+DATA ksignRows<>+361(SB)/1, $0x01
+DATA ksignRows<>+362(SB)/1, $0xff
+DATA ksignRows<>+363(SB)/1, $0xff
+DATA ksignRows<>+364(SB)/1, $0x01
+DATA ksignRows<>+365(SB)/1, $0xff
+DATA ksignRows<>+366(SB)/1, $0x01
+DATA ksignRows<>+367(SB)/1, $0x01
+DATA ksignRows<>+368(SB)/1, $0x01
+DATA ksignRows<>+369(SB)/1, $0xff
+DATA ksignRows<>+370(SB)/1, $0xff
+DATA ksignRows<>+371(SB)/1, $0xff
+DATA ksignRows<>+372(SB)/1, $0x01
+DATA ksignRows<>+373(SB)/1, $0xff
+DATA ksignRows<>+374(SB)/1, $0x01
+DATA ksignRows<>+375(SB)/1, $0x01
+DATA ksignRows<>+376(SB)/1, $0xff
+DATA ksignRows<>+377(SB)/1, $0xff
+DATA ksignRows<>+378(SB)/1, $0xff
+DATA ksignRows<>+379(SB)/1, $0xff
+DATA ksignRows<>+380(SB)/1, $0x01
+DATA ksignRows<>+381(SB)/1, $0xff
+DATA ksignRows<>+382(SB)/1, $0x01
+DATA ksignRows<>+383(SB)/1, $0xff
+DATA ksignRows<>+384(SB)/1, $0x01
+DATA ksignRows<>+385(SB)/1, $0x01
+DATA ksignRows<>+386(SB)/1, $0x01
+DATA ksignRows<>+387(SB)/1, $0x01
+DATA ksignRows<>+388(SB)/1, $0xff
+DATA ksignRows<>+389(SB)/1, $0xff
+DATA ksignRows<>+390(SB)/1, $0x01
+DATA ksignRows<>+391(SB)/1, $0x01
+DATA ksignRows<>+392(SB)/1, $0xff
+DATA ksignRows<>+393(SB)/1, $0x01
+DATA ksignRows<>+394(SB)/1, $0x01
+DATA ksignRows<>+395(SB)/1, $0x01
+DATA ksignRows<>+396(SB)/1, $0xff
+DATA ksignRows<>+397(SB)/1, $0xff
+DATA ksignRows<>+398(SB)/1, $0x01
+DATA ksignRows<>+399(SB)/1, $0xff
+DATA ksignRows<>+400(SB)/1, $0x01
+DATA ksignRows<>+401(SB)/1, $0xff
+DATA ksignRows<>+402(SB)/1, $0x01
+DATA ksignRows<>+403(SB)/1, $0x01
+DATA ksignRows<>+404(SB)/1, $0xff
+DATA ksignRows<>+405(SB)/1, $0xff
+DATA ksignRows<>+406(SB)/1, $0x01
+DATA ksignRows<>+407(SB)/1, $0xff
+DATA ksignRows<>+408(SB)/1, $0xff
+DATA ksignRows<>+409(SB)/1, $0xff
+DATA ksignRows<>+410(SB)/1, $0x01
+DATA ksignRows<>+411(SB)/1, $0x01
+DATA ksignRows<>+412(SB)/1, $0xff
+DATA ksignRows<>+413(SB)/1, $0xff
+DATA ksignRows<>+414(SB)/1, $0x01
+DATA ksignRows<>+415(SB)/1, $0x01
+DATA ksignRows<>+416(SB)/1, $0x01
+DATA ksignRows<>+417(SB)/1, $0x01
+DATA ksignRows<>+418(SB)/1, $0xff
+DATA ksignRows<>+419(SB)/1, $0x01
+DATA ksignRows<>+420(SB)/1, $0xff
+DATA ksignRows<>+421(SB)/1, $0xff
+DATA ksignRows<>+422(SB)/1, $0x01
+DATA ksignRows<>+423(SB)/1, $0xff
+DATA ksignRows<>+424(SB)/1, $0xff
+DATA ksignRows<>+425(SB)/1, $0x01
+DATA ksignRows<>+426(SB)/1, $0xff
+DATA ksignRows<>+427(SB)/1, $0x01
+DATA ksignRows<>+428(SB)/1, $0xff
+DATA ksignRows<>+429(SB)/1, $0xff
+DATA ksignRows<>+430(SB)/1, $0x01
+DATA ksignRows<>+431(SB)/1, $0x01
+DATA ksignRows<>+432(SB)/1, $0x01
+DATA ksignRows<>+433(SB)/1, $0xff
+DATA ksignRows<>+434(SB)/1, $0xff
+DATA ksignRows<>+435(SB)/1, $0x01
+DATA ksignRows<>+436(SB)/1, $0xff
+DATA ksignRows<>+437(SB)/1, $0xff
+DATA ksignRows<>+438(SB)/1, $0x01
+DATA ksignRows<>+439(SB)/1, $0x01
+DATA ksignRows<>+440(SB)/1, $0xff
+DATA ksignRows<>+441(SB)/1, $0xff
+DATA ksignRows<>+442(SB)/1, $0xff
+DATA ksignRows<>+443(SB)/1, $0x01
+DATA ksignRows<>+444(SB)/1, $0xff
+DATA ksignRows<>+445(SB)/1, $0xff
+DATA ksignRows<>+446(SB)/1, $0x01
+DATA ksignRows<>+447(SB)/1, $0xff
+DATA ksignRows<>+448(SB)/1, $0x01
+DATA ksignRows<>+449(SB)/1, $0x01
+DATA ksignRows<>+450(SB)/1, $0x01
+DATA ksignRows<>+451(SB)/1, $0xff
+DATA ksignRows<>+452(SB)/1, $0xff
+DATA ksignRows<>+453(SB)/1, $0xff
+DATA ksignRows<>+454(SB)/1, $0x01
+DATA ksignRows<>+455(SB)/1, $0xff
+DATA ksignRows<>+456(SB)/1, $0xff
+DATA ksignRows<>+457(SB)/1, $0x01
+DATA ksignRows<>+458(SB)/1, $0x01
+DATA ksignRows<>+459(SB)/1, $0xff
+DATA ksignRows<>+460(SB)/1, $0xff
+DATA ksignRows<>+461(SB)/1, $0xff
+DATA ksignRows<>+462(SB)/1, $0x01
+DATA ksignRows<>+463(SB)/1, $0x01
+DATA ksignRows<>+464(SB)/1, $0x01
+DATA ksignRows<>+465(SB)/1, $0xff
+DATA ksignRows<>+466(SB)/1, $0x01
+DATA ksignRows<>+467(SB)/1, $0xff
+DATA ksignRows<>+468(SB)/1, $0xff
+DATA ksignRows<>+469(SB)/1, $0xff
+DATA ksignRows<>+470(SB)/1, $0x01
+DATA ksignRows<>+471(SB)/1, $0x01
+DATA ksignRows<>+472(SB)/1, $0xff
+DATA ksignRows<>+473(SB)/1, $0xff
+DATA ksignRows<>+474(SB)/1, $0x01
+DATA ksignRows<>+475(SB)/1, $0xff
+DATA ksignRows<>+476(SB)/1, $0xff
+DATA ksignRows<>+477(SB)/1, $0xff
+DATA ksignRows<>+478(SB)/1, $0x01
+DATA ksignRows<>+479(SB)/1, $0xff
+DATA ksignRows<>+480(SB)/1, $0x01
+DATA ksignRows<>+481(SB)/1, $0x01
+DATA ksignRows<>+482(SB)/1, $0xff
+DATA ksignRows<>+483(SB)/1, $0xff
+DATA ksignRows<>+484(SB)/1, $0xff
+DATA ksignRows<>+485(SB)/1, $0xff
+DATA ksignRows<>+486(SB)/1, $0x01
+DATA ksignRows<>+487(SB)/1, $0x01
+DATA ksignRows<>+488(SB)/1, $0xff
+DATA ksignRows<>+489(SB)/1, $0x01
+DATA ksignRows<>+490(SB)/1, $0xff
+DATA ksignRows<>+491(SB)/1, $0xff
+DATA ksignRows<>+492(SB)/1, $0xff
+DATA ksignRows<>+493(SB)/1, $0xff
+DATA ksignRows<>+494(SB)/1, $0x01
+DATA ksignRows<>+495(SB)/1, $0xff
+DATA ksignRows<>+496(SB)/1, $0x01
+DATA ksignRows<>+497(SB)/1, $0xff
+DATA ksignRows<>+498(SB)/1, $0xff
+DATA ksignRows<>+499(SB)/1, $0xff
+DATA ksignRows<>+500(SB)/1, $0xff
+DATA ksignRows<>+501(SB)/1, $0xff
+DATA ksignRows<>+502(SB)/1, $0x01
+DATA ksignRows<>+503(SB)/1, $0xff
+DATA ksignRows<>+504(SB)/1, $0xff
+DATA ksignRows<>+505(SB)/1, $0xff
+DATA ksignRows<>+506(SB)/1, $0xff
+DATA ksignRows<>+507(SB)/1, $0xff
+DATA ksignRows<>+508(SB)/1, $0xff
+DATA ksignRows<>+509(SB)/1, $0xff
+DATA ksignRows<>+510(SB)/1, $0x01
+DATA ksignRows<>+511(SB)/1, $0x01
+DATA ksignRows<>+512(SB)/1, $0x01
+DATA ksignRows<>+513(SB)/1, $0x01
+DATA ksignRows<>+514(SB)/1, $0x01
+DATA ksignRows<>+515(SB)/1, $0x01
+DATA ksignRows<>+516(SB)/1, $0x01
+DATA ksignRows<>+517(SB)/1, $0x01
+DATA ksignRows<>+518(SB)/1, $0xff
+DATA ksignRows<>+519(SB)/1, $0xff
+DATA ksignRows<>+520(SB)/1, $0xff
+DATA ksignRows<>+521(SB)/1, $0x01
+DATA ksignRows<>+522(SB)/1, $0x01
+DATA ksignRows<>+523(SB)/1, $0x01
+DATA ksignRows<>+524(SB)/1, $0x01
+DATA ksignRows<>+525(SB)/1, $0x01
+DATA ksignRows<>+526(SB)/1, $0xff
+DATA ksignRows<>+527(SB)/1, $0x01
+DATA ksignRows<>+528(SB)/1, $0x01
+DATA ksignRows<>+529(SB)/1, $0xff
+DATA ksignRows<>+530(SB)/1, $0x01
+DATA ksignRows<>+531(SB)/1, $0x01
+DATA ksignRows<>+532(SB)/1, $0x01
+DATA ksignRows<>+533(SB)/1, $0x01
+DATA ksignRows<>+534(SB)/1, $0xff
+DATA ksignRows<>+535(SB)/1, $0x01
+DATA ksignRows<>+536(SB)/1, $0xff
+DATA ksignRows<>+537(SB)/1, $0xff
+DATA ksignRows<>+538(SB)/1, $0x01
+DATA ksignRows<>+539(SB)/1, $0x01
+DATA ksignRows<>+540(SB)/1, $0x01
+DATA ksignRows<>+541(SB)/1, $0x01
+DATA ksignRows<>+542(SB)/1, $0xff
+DATA ksignRows<>+543(SB)/1, $0xff
+DATA ksignRows<>+544(SB)/1, $0x01
+DATA ksignRows<>+545(SB)/1, $0x01
+DATA ksignRows<>+546(SB)/1, $0xff
+DATA ksignRows<>+547(SB)/1, $0x01
+DATA ksignRows<>+548(SB)/1, $0x01
+DATA ksignRows<>+549(SB)/1, $0x01
+DATA ksignRows<>+550(SB)/1, $0xff
+DATA ksignRows<>+551(SB)/1, $0x01
+DATA ksignRows<>+552(SB)/1, $0xff
+DATA ksignRows<>+553(SB)/1, $0x01
+DATA ksignRows<>+554(SB)/1, $0xff
+DATA ksignRows<>+555(SB)/1, $0x01
+DATA ksignRows<>+556(SB)/1, $0x01
+DATA ksignRows<>+557(SB)/1, $0x01
+DATA ksignRows<>+558(SB)/1, $0xff
+DATA ksignRows<>+559(SB)/1, $0xff
+DATA ksignRows<>+560(SB)/1, $0x01
+DATA ksignRows<>+561(SB)/1, $0xff
+DATA ksignRows<>+562(SB)/1, $0xff
+DATA ksignRows<>+563(SB)/1, $0x01
+DATA ksignRows<>+564(SB)/1, $0x01
+DATA ksignRows<>+565(SB)/1, $0x01
+DATA ksignRows<>+566(SB)/1, $0xff
+DATA ksignRows<>+567(SB)/1, $0xff
+DATA ksignRows<>+568(SB)/1, $0xff
+DATA ksignRows<>+569(SB)/1, $0xff
+DATA ksignRows<>+570(SB)/1, $0xff
+DATA ksignRows<>+571(SB)/1, $0x01
+DATA ksignRows<>+572(SB)/1, $0x01
+DATA ksignRows<>+573(SB)/1, $0x01
+DATA ksignRows<>+574(SB)/1, $0xff
+DATA ksignRows<>+575(SB)/1, $0x01
+DATA ksignRows<>+576(SB)/1, $0x01
+DATA ksignRows<>+577(SB)/1, $0x01
+DATA ksignRows<>+578(SB)/1, $0x01
+DATA ksignRows<>+579(SB)/1, $0xff
+DATA ksignRows<>+580(SB)/1, $0x01
+DATA ksignRows<>+581(SB)/1, $0x01
+DATA ksignRows<>+582(SB)/1, $0xff
+DATA ksignRows<>+583(SB)/1, $0x01
+DATA ksignRows<>+584(SB)/1, $0xff
+DATA ksignRows<>+585(SB)/1, $0x01
+DATA ksignRows<>+586(SB)/1, $0x01
+DATA ksignRows<>+587(SB)/1, $0xff
+DATA ksignRows<>+588(SB)/1, $0x01
+DATA ksignRows<>+589(SB)/1, $0x01
+DATA ksignRows<>+590(SB)/1, $0xff
+DATA ksignRows<>+591(SB)/1, $0xff
+DATA ksignRows<>+592(SB)/1, $0x01
+DATA ksignRows<>+593(SB)/1, $0xff
+DATA ksignRows<>+594(SB)/1, $0x01
+DATA ksignRows<>+595(SB)/1, $0xff
+DATA ksignRows<>+596(SB)/1, $0x01
+DATA ksignRows<>+597(SB)/1, $0x01
+DATA ksignRows<>+598(SB)/1, $0xff
+DATA ksignRows<>+599(SB)/1, $0xff
+DATA ksignRows<>+600(SB)/1, $0xff
+DATA ksignRows<>+601(SB)/1, $0xff
+DATA ksignRows<>+602(SB)/1, $0x01
+DATA ksignRows<>+603(SB)/1, $0xff
+DATA ksignRows<>+604(SB)/1, $0x01
+DATA ksignRows<>+605(SB)/1, $0x01
+DATA ksignRows<>+606(SB)/1, $0xff
+DATA ksignRows<>+607(SB)/1, $0x01
+DATA ksignRows<>+608(SB)/1, $0x01
+DATA ksignRows<>+609(SB)/1, $0x01
+DATA ksignRows<>+610(SB)/1, $0xff
+DATA ksignRows<>+611(SB)/1, $0xff
+DATA ksignRows<>+612(SB)/1, $0x01
+DATA ksignRows<>+613(SB)/1, $0x01
+DATA ksignRows<>+614(SB)/1, $0xff
+DATA ksignRows<>+615(SB)/1, $0xff
+DATA ksignRows<>+616(SB)/1, $0xff
+DATA ksignRows<>+617(SB)/1, $0x01
+DATA ksignRows<>+618(SB)/1, $0xff
+DATA ksignRows<>+619(SB)/1, $0xff
+DATA ksignRows<>+620(SB)/1, $0x01
+DATA ksignRows<>+621(SB)/1, $0x01
+DATA ksignRows<>+622(SB)/1, $0xff
+DATA ksignRows<>+623(SB)/1, $0x01
+DATA ksignRows<>+624(SB)/1, $0x01
+DATA ksignRows<>+625(SB)/1, $0xff
+DATA ksignRows<>+626(SB)/1, $0xff
+DATA ksignRows<>+627(SB)/1, $0xff
+DATA ksignRows<>+628(SB)/1, $0x01
+DATA ksignRows<>+629(SB)/1, $0x01
+DATA ksignRows<>+630(SB)/1, $0xff
+DATA ksignRows<>+631(SB)/1, $0x01
+DATA ksignRows<>+632(SB)/1, $0xff
+DATA ksignRows<>+633(SB)/1, $0xff
+DATA ksignRows<>+634(SB)/1, $0xff
+DATA ksignRows<>+635(SB)/1, $0xff
+DATA ksignRows<>+636(SB)/1, $0x01
+DATA ksignRows<>+637(SB)/1, $0x01
+DATA ksignRows<>+638(SB)/1, $0xff
+DATA ksignRows<>+639(SB)/1, $0xff
+DATA ksignRows<>+640(SB)/1, $0x01
+DATA ksignRows<>+641(SB)/1, $0x01
+DATA ksignRows<>+642(SB)/1, $0x01
+DATA ksignRows<>+643(SB)/1, $0x01
+DATA ksignRows<>+644(SB)/1, $0xff
+DATA ksignRows<>+645(SB)/1, $0x01
+DATA ksignRows<>+646(SB)/1, $0xff
+DATA ksignRows<>+647(SB)/1, $0x01
+DATA ksignRows<>+648(SB)/1, $0xff
+DATA ksignRows<>+649(SB)/1, $0x01
+DATA ksignRows<>+650(SB)/1, $0x01
+DATA ksignRows<>+651(SB)/1, $0x01
+DATA ksignRows<>+652(SB)/1, $0xff
+DATA ksignRows<>+653(SB)/1, $0x01
+DATA ksignRows<>+654(SB)/1, $0xff
+DATA ksignRows<>+655(SB)/1, $0xff
+DATA ksignRows<>+656(SB)/1, $0x01
+DATA ksignRows<>+657(SB)/1, $0xff
+DATA ksignRows<>+658(SB)/1, $0x01
+DATA ksignRows<>+659(SB)/1, $0x01
+DATA ksignRows<>+660(SB)/1, $0xff
+DATA ksignRows<>+661(SB)/1, $0x01
+DATA ksignRows<>+662(SB)/1, $0xff
+DATA ksignRows<>+663(SB)/1, $0xff
+DATA ksignRows<>+664(SB)/1, $0xff
+DATA ksignRows<>+665(SB)/1, $0xff
+DATA ksignRows<>+666(SB)/1, $0x01
+DATA ksignRows<>+667(SB)/1, $0x01
+DATA ksignRows<>+668(SB)/1, $0xff
+DATA ksignRows<>+669(SB)/1, $0x01
+DATA ksignRows<>+670(SB)/1, $0xff
+DATA ksignRows<>+671(SB)/1, $0x01
+DATA ksignRows<>+672(SB)/1, $0x01
+DATA ksignRows<>+673(SB)/1, $0x01
+DATA ksignRows<>+674(SB)/1, $0xff
+DATA ksignRows<>+675(SB)/1, $0x01
+DATA ksignRows<>+676(SB)/1, $0xff
+DATA ksignRows<>+677(SB)/1, $0x01
+DATA ksignRows<>+678(SB)/1, $0xff
+DATA ksignRows<>+679(SB)/1, $0xff
+DATA ksignRows<>+680(SB)/1, $0xff
+DATA ksignRows<>+681(SB)/1, $0x01
+DATA ksignRows<>+682(SB)/1, $0xff
+DATA ksignRows<>+683(SB)/1, $0x01
+DATA ksignRows<>+684(SB)/1, $0xff
+DATA ksignRows<>+685(SB)/1, $0x01
+DATA ksignRows<>+686(SB)/1, $0xff
+DATA ksignRows<>+687(SB)/1, $0x01
+DATA ksignRows<>+688(SB)/1, $0x01
+DATA ksignRows<>+689(SB)/1, $0xff
+DATA ksignRows<>+690(SB)/1, $0xff
+DATA ksignRows<>+691(SB)/1, $0x01
+DATA ksignRows<>+692(SB)/1, $0xff
+DATA ksignRows<>+693(SB)/1, $0x01
+DATA ksignRows<>+694(SB)/1, $0xff
+DATA ksignRows<>+695(SB)/1, $0x01
+DATA ksignRows<>+696(SB)/1, $0xff
+DATA ksignRows<>+697(SB)/1, $0xff
+DATA ksignRows<>+698(SB)/1, $0xff
+DATA ksignRows<>+699(SB)/1, $0x01
+DATA ksignRows<>+700(SB)/1, $0xff
+DATA ksignRows<>+701(SB)/1, $0x01
+DATA ksignRows<>+702(SB)/1, $0xff
+DATA ksignRows<>+703(SB)/1, $0xff
+DATA ksignRows<>+704(SB)/1, $0x01
+DATA ksignRows<>+705(SB)/1, $0x01
+DATA ksignRows<>+706(SB)/1, $0x01
+DATA ksignRows<>+707(SB)/1, $0xff
+DATA ksignRows<>+708(SB)/1, $0xff
+DATA ksignRows<>+709(SB)/1, $0x01
+DATA ksignRows<>+710(SB)/1, $0xff
+DATA ksignRows<>+711(SB)/1, $0xff
+DATA ksignRows<>+712(SB)/1, $0xff
+DATA ksignRows<>+713(SB)/1, $0x01
+DATA ksignRows<>+714(SB)/1, $0x01
+DATA ksignRows<>+715(SB)/1, $0xff
+DATA ksignRows<>+716(SB)/1, $0xff
+DATA ksignRows<>+717(SB)/1, $0x01
+DATA ksignRows<>+718(SB)/1, $0xff
+DATA ksignRows<>+719(SB)/1, $0x01
+DATA ksignRows<>+720(SB)/1, $0x01
+DATA ksignRows<>+721(SB)/1, $0xff
+DATA ksignRows<>+722(SB)/1, $0x01
+DATA ksignRows<>+723(SB)/1, $0xff
+DATA ksignRows<>+724(SB)/1, $0xff
+DATA ksignRows<>+725(SB)/1, $0x01
+DATA ksignRows<>+726(SB)/1, $0xff
+DATA ksignRows<>+727(SB)/1, $0x01
+DATA ksignRows<>+728(SB)/1, $0xff
+DATA ksignRows<>+729(SB)/1, $0xff
+DATA ksignRows<>+730(SB)/1, $0x01
+DATA ksignRows<>+731(SB)/1, $0xff
+DATA ksignRows<>+732(SB)/1, $0xff
+DATA ksignRows<>+733(SB)/1, $0x01
+DATA ksignRows<>+734(SB)/1, $0xff
+DATA ksignRows<>+735(SB)/1, $0xff
+DATA ksignRows<>+736(SB)/1, $0x01
+DATA ksignRows<>+737(SB)/1, $0x01
+DATA ksignRows<>+738(SB)/1, $0xff
+DATA ksignRows<>+739(SB)/1, $0xff
+DATA ksignRows<>+740(SB)/1, $0xff
+DATA ksignRows<>+741(SB)/1, $0x01
+DATA ksignRows<>+742(SB)/1, $0xff
+DATA ksignRows<>+743(SB)/1, $0x01
+DATA ksignRows<>+744(SB)/1, $0xff
+DATA ksignRows<>+745(SB)/1, $0x01
+DATA ksignRows<>+746(SB)/1, $0xff
+DATA ksignRows<>+747(SB)/1, $0xff
+DATA ksignRows<>+748(SB)/1, $0xff
+DATA ksignRows<>+749(SB)/1, $0x01
+DATA ksignRows<>+750(SB)/1, $0xff
+DATA ksignRows<>+751(SB)/1, $0xff
+DATA ksignRows<>+752(SB)/1, $0x01
+DATA ksignRows<>+753(SB)/1, $0xff
+DATA ksignRows<>+754(SB)/1, $0xff
+DATA ksignRows<>+755(SB)/1, $0xff
+DATA ksignRows<>+756(SB)/1, $0xff
+DATA ksignRows<>+757(SB)/1, $0x01
+DATA ksignRows<>+758(SB)/1, $0xff
+DATA ksignRows<>+759(SB)/1, $0xff
+DATA ksignRows<>+760(SB)/1, $0xff
+DATA ksignRows<>+761(SB)/1, $0xff
+DATA ksignRows<>+762(SB)/1, $0xff
+DATA ksignRows<>+763(SB)/1, $0xff
+DATA ksignRows<>+764(SB)/1, $0xff
+DATA ksignRows<>+765(SB)/1, $0x01
+DATA ksignRows<>+766(SB)/1, $0xff
+DATA ksignRows<>+767(SB)/1, $0x01
+DATA ksignRows<>+768(SB)/1, $0x01
+DATA ksignRows<>+769(SB)/1, $0x01
+DATA ksignRows<>+770(SB)/1, $0x01
+DATA ksignRows<>+771(SB)/1, $0x01
+DATA ksignRows<>+772(SB)/1, $0x01
+DATA ksignRows<>+773(SB)/1, $0xff
+DATA ksignRows<>+774(SB)/1, $0xff
+DATA ksignRows<>+775(SB)/1, $0x01
+DATA ksignRows<>+776(SB)/1, $0xff
+DATA ksignRows<>+777(SB)/1, $0x01
+DATA ksignRows<>+778(SB)/1, $0x01
+DATA ksignRows<>+779(SB)/1, $0x01
+DATA ksignRows<>+780(SB)/1, $0x01
+DATA ksignRows<>+781(SB)/1, $0xff
+DATA ksignRows<>+782(SB)/1, $0xff
+DATA ksignRows<>+783(SB)/1, $0xff
+DATA ksignRows<>+784(SB)/1, $0x01
+DATA ksignRows<>+785(SB)/1, $0xff
+DATA ksignRows<>+786(SB)/1, $0x01
+DATA ksignRows<>+787(SB)/1, $0x01
+DATA ksignRows<>+788(SB)/1, $0x01
+DATA ksignRows<>+789(SB)/1, $0xff
+DATA ksignRows<>+790(SB)/1, $0xff
+DATA ksignRows<>+791(SB)/1, $0xff
+DATA ksignRows<>+792(SB)/1, $0xff
+DATA ksignRows<>+793(SB)/1, $0xff
+DATA ksignRows<>+794(SB)/1, $0x01
+DATA ksignRows<>+795(SB)/1, $0x01
+DATA ksignRows<>+796(SB)/1, $0x01
+DATA ksignRows<>+797(SB)/1, $0xff
+DATA ksignRows<>+798(SB)/1, $0xff
+DATA ksignRows<>+799(SB)/1, $0x01
+DATA ksignRows<>+800(SB)/1, $0x01
+DATA ksignRows<>+801(SB)/1, $0x01
+DATA ksignRows<>+802(SB)/1, $0xff
+DATA ksignRows<>+803(SB)/1, $0x01
+DATA ksignRows<>+804(SB)/1, $0x01
+DATA ksignRows<>+805(SB)/1, $0xff
+DATA ksignRows<>+806(SB)/1, $0xff
+DATA ksignRows<>+807(SB)/1, $0xff
+DATA ksignRows<>+808(SB)/1, $0xff
+DATA ksignRows<>+809(SB)/1, $0x01
+DATA ksignRows<>+810(SB)/1, $0xff
+DATA ksignRows<>+811(SB)/1, $0x01
+DATA ksignRows<>+812(SB)/1, $0x01
+DATA ksignRows<>+813(SB)/1, $0xff
+DATA ksignRows<>+814(SB)/1, $0xff
+DATA ksignRows<>+815(SB)/1, $0x01
+DATA ksignRows<>+816(SB)/1, $0x01
+DATA ksignRows<>+817(SB)/1, $0xff
+DATA ksignRows<>+818(SB)/1, $0xff
+DATA ksignRows<>+819(SB)/1, $0x01
+DATA ksignRows<>+820(SB)/1, $0x01
+DATA ksignRows<>+821(SB)/1, $0xff
+DATA ksignRows<>+822(SB)/1, $0xff
+DATA ksignRows<>+823(SB)/1, $0x01
+DATA ksignRows<>+824(SB)/1, $0xff
+DATA ksignRows<>+825(SB)/1, $0xff
+DATA ksignRows<>+826(SB)/1, $0xff
+DATA ksignRows<>+827(SB)/1, $0x01
+DATA ksignRows<>+828(SB)/1, $0x01
+DATA ksignRows<>+829(SB)/1, $0xff
+DATA ksignRows<>+830(SB)/1, $0xff
+DATA ksignRows<>+831(SB)/1, $0xff
+DATA ksignRows<>+832(SB)/1, $0x01
+DATA ksignRows<>+833(SB)/1, $0x01
+DATA ksignRows<>+834(SB)/1, $0x01
+DATA ksignRows<>+835(SB)/1, $0xff
+DATA ksignRows<>+836(SB)/1, $0x01
+DATA ksignRows<>+837(SB)/1, $0xff
+DATA ksignRows<>+838(SB)/1, $0xff
+DATA ksignRows<>+839(SB)/1, $0xff
+DATA ksignRows<>+840(SB)/1, $0xff
+DATA ksignRows<>+841(SB)/1, $0x01
+DATA ksignRows<>+842(SB)/1, $0x01
+DATA ksignRows<>+843(SB)/1, $0xff
+DATA ksignRows<>+844(SB)/1, $0x01
+DATA ksignRows<>+845(SB)/1, $0xff
+DATA ksignRows<>+846(SB)/1, $0xff
+DATA ksignRows<>+847(SB)/1, $0x01
+DATA ksignRows<>+848(SB)/1, $0x01
+DATA ksignRows<>+849(SB)/1, $0xff
+DATA ksignRows<>+850(SB)/1, $0x01
+DATA ksignRows<>+851(SB)/1, $0xff
+DATA ksignRows<>+852(SB)/1, $0x01
+DATA ksignRows<>+853(SB)/1, $0xff
+DATA ksignRows<>+854(SB)/1, $0xff
+DATA ksignRows<>+855(SB)/1, $0x01
+DATA ksignRows<>+856(SB)/1, $0xff
+DATA ksignRows<>+857(SB)/1, $0xff
+DATA ksignRows<>+858(SB)/1, $0x01
+DATA ksignRows<>+859(SB)/1, $0xff
+DATA ksignRows<>+860(SB)/1, $0x01
+DATA ksignRows<>+861(SB)/1, $0xff
+DATA ksignRows<>+862(SB)/1, $0xff
+DATA ksignRows<>+863(SB)/1, $0xff
+DATA ksignRows<>+864(SB)/1, $0x01
+DATA ksignRows<>+865(SB)/1, $0x01
+DATA ksignRows<>+866(SB)/1, $0xff
+DATA ksignRows<>+867(SB)/1, $0xff
+DATA ksignRows<>+868(SB)/1, $0x01
+DATA ksignRows<>+869(SB)/1, $0xff
+DATA ksignRows<>+870(SB)/1, $0xff
+DATA ksignRows<>+871(SB)/1, $0x01
+DATA ksignRows<>+872(SB)/1, $0xff
+DATA ksignRows<>+873(SB)/1, $0x01
+DATA ksignRows<>+874(SB)/1, $0xff
+DATA ksignRows<>+875(SB)/1, $0xff
+DATA ksignRows<>+876(SB)/1, $0x01
+DATA ksignRows<>+877(SB)/1, $0xff
+DATA ksignRows<>+878(SB)/1, $0xff
+DATA ksignRows<>+879(SB)/1, $0xff
+DATA ksignRows<>+880(SB)/1, $0x01
+DATA ksignRows<>+881(SB)/1, $0xff
+DATA ksignRows<>+882(SB)/1, $0xff
+DATA ksignRows<>+883(SB)/1, $0xff
+DATA ksignRows<>+884(SB)/1, $0x01
+DATA ksignRows<>+885(SB)/1, $0xff
+DATA ksignRows<>+886(SB)/1, $0xff
+DATA ksignRows<>+887(SB)/1, $0xff
+DATA ksignRows<>+888(SB)/1, $0xff
+DATA ksignRows<>+889(SB)/1, $0xff
+DATA ksignRows<>+890(SB)/1, $0xff
+DATA ksignRows<>+891(SB)/1, $0xff
+DATA ksignRows<>+892(SB)/1, $0x01
+DATA ksignRows<>+893(SB)/1, $0xff
+DATA ksignRows<>+894(SB)/1, $0xff
+DATA ksignRows<>+895(SB)/1, $0x01
+DATA ksignRows<>+896(SB)/1, $0x01
+DATA ksignRows<>+897(SB)/1, $0x01
+DATA ksignRows<>+898(SB)/1, $0x01
+DATA ksignRows<>+899(SB)/1, $0x01
+DATA ksignRows<>+900(SB)/1, $0xff
+DATA ksignRows<>+901(SB)/1, $0xff
+DATA ksignRows<>+902(SB)/1, $0xff
+DATA ksignRows<>+903(SB)/1, $0xff
+DATA ksignRows<>+904(SB)/1, $0xff
+DATA ksignRows<>+905(SB)/1, $0x01
+DATA ksignRows<>+906(SB)/1, $0x01
+DATA ksignRows<>+907(SB)/1, $0x01
+DATA ksignRows<>+908(SB)/1, $0xff
+DATA ksignRows<>+909(SB)/1, $0xff
+DATA ksignRows<>+910(SB)/1, $0xff
+DATA ksignRows<>+911(SB)/1, $0x01
+DATA ksignRows<>+912(SB)/1, $0x01
+DATA ksignRows<>+913(SB)/1, $0xff
+DATA ksignRows<>+914(SB)/1, $0x01
+DATA ksignRows<>+915(SB)/1, $0x01
+DATA ksignRows<>+916(SB)/1, $0xff
+DATA ksignRows<>+917(SB)/1, $0xff
+DATA ksignRows<>+918(SB)/1, $0xff
+DATA ksignRows<>+919(SB)/1, $0x01
+DATA ksignRows<>+920(SB)/1, $0xff
+DATA ksignRows<>+921(SB)/1, $0xff
+DATA ksignRows<>+922(SB)/1, $0x01
+DATA ksignRows<>+923(SB)/1, $0x01
+DATA ksignRows<>+924(SB)/1, $0xff
+DATA ksignRows<>+925(SB)/1, $0xff
+DATA ksignRows<>+926(SB)/1, $0xff
+DATA ksignRows<>+927(SB)/1, $0xff
+DATA ksignRows<>+928(SB)/1, $0x01
+DATA ksignRows<>+929(SB)/1, $0x01
+DATA ksignRows<>+930(SB)/1, $0xff
+DATA ksignRows<>+931(SB)/1, $0x01
+DATA ksignRows<>+932(SB)/1, $0xff
+DATA ksignRows<>+933(SB)/1, $0xff
+DATA ksignRows<>+934(SB)/1, $0xff
+DATA ksignRows<>+935(SB)/1, $0x01
+DATA ksignRows<>+936(SB)/1, $0xff
+DATA ksignRows<>+937(SB)/1, $0x01
+DATA ksignRows<>+938(SB)/1, $0xff
+DATA ksignRows<>+939(SB)/1, $0x01
+DATA ksignRows<>+940(SB)/1, $0xff
+DATA ksignRows<>+941(SB)/1, $0xff
+DATA ksignRows<>+942(SB)/1, $0xff
+DATA ksignRows<>+943(SB)/1, $0xff
+DATA ksignRows<>+944(SB)/1, $0x01
+DATA ksignRows<>+945(SB)/1, $0xff
+DATA ksignRows<>+946(SB)/1, $0xff
+DATA ksignRows<>+947(SB)/1, $0x01
+DATA ksignRows<>+948(SB)/1, $0xff
+DATA ksignRows<>+949(SB)/1, $0xff
+DATA ksignRows<>+950(SB)/1, $0xff
+DATA ksignRows<>+951(SB)/1, $0xff
+DATA ksignRows<>+952(SB)/1, $0xff
+DATA ksignRows<>+953(SB)/1, $0xff
+DATA ksignRows<>+954(SB)/1, $0xff
+DATA ksignRows<>+955(SB)/1, $0x01
+DATA ksignRows<>+956(SB)/1, $0xff
+DATA ksignRows<>+957(SB)/1, $0xff
+DATA ksignRows<>+958(SB)/1, $0xff
+DATA ksignRows<>+959(SB)/1, $0x01
+DATA ksignRows<>+960(SB)/1, $0x01
+DATA ksignRows<>+961(SB)/1, $0x01
+DATA ksignRows<>+962(SB)/1, $0x01
+DATA ksignRows<>+963(SB)/1, $0xff
+DATA ksignRows<>+964(SB)/1, $0xff
+DATA ksignRows<>+965(SB)/1, $0xff
+DATA ksignRows<>+966(SB)/1, $0xff
+DATA ksignRows<>+967(SB)/1, $0x01
+DATA ksignRows<>+968(SB)/1, $0xff
+DATA ksignRows<>+969(SB)/1, $0x01
+DATA ksignRows<>+970(SB)/1, $0x01
+DATA ksignRows<>+971(SB)/1, $0xff
+DATA ksignRows<>+972(SB)/1, $0xff
+DATA ksignRows<>+973(SB)/1, $0xff
+DATA ksignRows<>+974(SB)/1, $0xff
+DATA ksignRows<>+975(SB)/1, $0xff
+DATA ksignRows<>+976(SB)/1, $0x01
+DATA ksignRows<>+977(SB)/1, $0xff
+DATA ksignRows<>+978(SB)/1, $0x01
+DATA ksignRows<>+979(SB)/1, $0xff
+DATA ksignRows<>+980(SB)/1, $0xff
+DATA ksignRows<>+981(SB)/1, $0xff
+DATA ksignRows<>+982(SB)/1, $0xff
+DATA ksignRows<>+983(SB)/1, $0xff
+DATA ksignRows<>+984(SB)/1, $0xff
+DATA ksignRows<>+985(SB)/1, $0xff
+DATA ksignRows<>+986(SB)/1, $0x01
+DATA ksignRows<>+987(SB)/1, $0xff
+DATA ksignRows<>+988(SB)/1, $0xff
+DATA ksignRows<>+989(SB)/1, $0xff
+DATA ksignRows<>+990(SB)/1, $0xff
+DATA ksignRows<>+991(SB)/1, $0x01
+DATA ksignRows<>+992(SB)/1, $0x01
+DATA ksignRows<>+993(SB)/1, $0x01
+DATA ksignRows<>+994(SB)/1, $0xff
+DATA ksignRows<>+995(SB)/1, $0xff
+DATA ksignRows<>+996(SB)/1, $0xff
+DATA ksignRows<>+997(SB)/1, $0xff
+DATA ksignRows<>+998(SB)/1, $0xff
+DATA ksignRows<>+999(SB)/1, $0xff
+DATA ksignRows<>+1000(SB)/1, $0xff
+DATA ksignRows<>+1001(SB)/1, $0x01
+DATA ksignRows<>+1002(SB)/1, $0xff
+DATA ksignRows<>+1003(SB)/1, $0xff
+DATA ksignRows<>+1004(SB)/1, $0xff
+DATA ksignRows<>+1005(SB)/1, $0xff
+DATA ksignRows<>+1006(SB)/1, $0xff
+DATA ksignRows<>+1007(SB)/1, $0x01
+DATA ksignRows<>+1008(SB)/1, $0x01
+DATA ksignRows<>+1009(SB)/1, $0xff
+DATA ksignRows<>+1010(SB)/1, $0xff
+DATA ksignRows<>+1011(SB)/1, $0xff
+DATA ksignRows<>+1012(SB)/1, $0xff
+DATA ksignRows<>+1013(SB)/1, $0xff
+DATA ksignRows<>+1014(SB)/1, $0xff
+DATA ksignRows<>+1015(SB)/1, $0x01
+DATA ksignRows<>+1016(SB)/1, $0xff
+DATA ksignRows<>+1017(SB)/1, $0xff
+DATA ksignRows<>+1018(SB)/1, $0xff
+DATA ksignRows<>+1019(SB)/1, $0xff
+DATA ksignRows<>+1020(SB)/1, $0xff
+DATA ksignRows<>+1021(SB)/1, $0xff
+DATA ksignRows<>+1022(SB)/1, $0xff
+DATA ksignRows<>+1023(SB)/1, $0xff
+GLOBL ksignRows<>(SB), RODATA|NOPTR, $1024
 
-DATA iq2Ones<>+0(SB)/1, $0x01
-DATA iq2Ones<>+1(SB)/1, $0x01
-DATA iq2Ones<>+2(SB)/1, $0x01
-DATA iq2Ones<>+3(SB)/1, $0x01
-DATA iq2Ones<>+4(SB)/1, $0x01
-DATA iq2Ones<>+5(SB)/1, $0x01
-DATA iq2Ones<>+6(SB)/1, $0x01
-DATA iq2Ones<>+7(SB)/1, $0x01
-DATA iq2Ones<>+8(SB)/1, $0x01
-DATA iq2Ones<>+9(SB)/1, $0x01
-DATA iq2Ones<>+10(SB)/1, $0x01
-DATA iq2Ones<>+11(SB)/1, $0x01
-DATA iq2Ones<>+12(SB)/1, $0x01
-DATA iq2Ones<>+13(SB)/1, $0x01
-DATA iq2Ones<>+14(SB)/1, $0x01
-DATA iq2Ones<>+15(SB)/1, $0x01
-DATA iq2Ones<>+16(SB)/1, $0x01
-DATA iq2Ones<>+17(SB)/1, $0x01
-DATA iq2Ones<>+18(SB)/1, $0x01
-DATA iq2Ones<>+19(SB)/1, $0x01
-DATA iq2Ones<>+20(SB)/1, $0x01
-DATA iq2Ones<>+21(SB)/1, $0x01
-DATA iq2Ones<>+22(SB)/1, $0x01
-DATA iq2Ones<>+23(SB)/1, $0x01
-DATA iq2Ones<>+24(SB)/1, $0x01
-DATA iq2Ones<>+25(SB)/1, $0x01
-DATA iq2Ones<>+26(SB)/1, $0x01
-DATA iq2Ones<>+27(SB)/1, $0x01
-DATA iq2Ones<>+28(SB)/1, $0x01
-DATA iq2Ones<>+29(SB)/1, $0x01
-DATA iq2Ones<>+30(SB)/1, $0x01
-DATA iq2Ones<>+31(SB)/1, $0x01
-GLOBL iq2Ones<>(SB), RODATA|NOPTR, $32
+DATA bytes01<>+0(SB)/1, $0x01
+DATA bytes01<>+1(SB)/1, $0x01
+DATA bytes01<>+2(SB)/1, $0x01
+DATA bytes01<>+3(SB)/1, $0x01
+DATA bytes01<>+4(SB)/1, $0x01
+DATA bytes01<>+5(SB)/1, $0x01
+DATA bytes01<>+6(SB)/1, $0x01
+DATA bytes01<>+7(SB)/1, $0x01
+DATA bytes01<>+8(SB)/1, $0x01
+DATA bytes01<>+9(SB)/1, $0x01
+DATA bytes01<>+10(SB)/1, $0x01
+DATA bytes01<>+11(SB)/1, $0x01
+DATA bytes01<>+12(SB)/1, $0x01
+DATA bytes01<>+13(SB)/1, $0x01
+DATA bytes01<>+14(SB)/1, $0x01
+DATA bytes01<>+15(SB)/1, $0x01
+DATA bytes01<>+16(SB)/1, $0x01
+DATA bytes01<>+17(SB)/1, $0x01
+DATA bytes01<>+18(SB)/1, $0x01
+DATA bytes01<>+19(SB)/1, $0x01
+DATA bytes01<>+20(SB)/1, $0x01
+DATA bytes01<>+21(SB)/1, $0x01
+DATA bytes01<>+22(SB)/1, $0x01
+DATA bytes01<>+23(SB)/1, $0x01
+DATA bytes01<>+24(SB)/1, $0x01
+DATA bytes01<>+25(SB)/1, $0x01
+DATA bytes01<>+26(SB)/1, $0x01
+DATA bytes01<>+27(SB)/1, $0x01
+DATA bytes01<>+28(SB)/1, $0x01
+DATA bytes01<>+29(SB)/1, $0x01
+DATA bytes01<>+30(SB)/1, $0x01
+DATA bytes01<>+31(SB)/1, $0x01
+GLOBL bytes01<>(SB), RODATA|NOPTR, $32
 
 DATA iq2Eighths<>+0(SB)/4, $(0.125)
 DATA iq2Eighths<>+4(SB)/4, $(0.125)
@@ -3525,1066 +4421,6 @@ DATA iq3sGrid<>+2036(SB)/4, $0x0f0d0105
 DATA iq3sGrid<>+2040(SB)/4, $0x0f0d0703
 DATA iq3sGrid<>+2044(SB)/4, $0x0f0f0101
 GLOBL iq3sGrid<>(SB), RODATA|NOPTR, $2048
-
-DATA evenSigns<>+0(SB)/1, $0x01
-DATA evenSigns<>+1(SB)/1, $0x01
-DATA evenSigns<>+2(SB)/1, $0x01
-DATA evenSigns<>+3(SB)/1, $0x01
-DATA evenSigns<>+4(SB)/1, $0x01
-DATA evenSigns<>+5(SB)/1, $0x01
-DATA evenSigns<>+6(SB)/1, $0x01
-DATA evenSigns<>+7(SB)/1, $0x01
-DATA evenSigns<>+8(SB)/1, $0xff
-DATA evenSigns<>+9(SB)/1, $0x01
-DATA evenSigns<>+10(SB)/1, $0x01
-DATA evenSigns<>+11(SB)/1, $0x01
-DATA evenSigns<>+12(SB)/1, $0x01
-DATA evenSigns<>+13(SB)/1, $0x01
-DATA evenSigns<>+14(SB)/1, $0x01
-DATA evenSigns<>+15(SB)/1, $0xff
-DATA evenSigns<>+16(SB)/1, $0x01
-DATA evenSigns<>+17(SB)/1, $0xff
-DATA evenSigns<>+18(SB)/1, $0x01
-DATA evenSigns<>+19(SB)/1, $0x01
-DATA evenSigns<>+20(SB)/1, $0x01
-DATA evenSigns<>+21(SB)/1, $0x01
-DATA evenSigns<>+22(SB)/1, $0x01
-DATA evenSigns<>+23(SB)/1, $0xff
-DATA evenSigns<>+24(SB)/1, $0xff
-DATA evenSigns<>+25(SB)/1, $0xff
-DATA evenSigns<>+26(SB)/1, $0x01
-DATA evenSigns<>+27(SB)/1, $0x01
-DATA evenSigns<>+28(SB)/1, $0x01
-DATA evenSigns<>+29(SB)/1, $0x01
-DATA evenSigns<>+30(SB)/1, $0x01
-DATA evenSigns<>+31(SB)/1, $0x01
-DATA evenSigns<>+32(SB)/1, $0x01
-DATA evenSigns<>+33(SB)/1, $0x01
-DATA evenSigns<>+34(SB)/1, $0xff
-DATA evenSigns<>+35(SB)/1, $0x01
-DATA evenSigns<>+36(SB)/1, $0x01
-DATA evenSigns<>+37(SB)/1, $0x01
-DATA evenSigns<>+38(SB)/1, $0x01
-DATA evenSigns<>+39(SB)/1, $0xff
-DATA evenSigns<>+40(SB)/1, $0xff
-DATA evenSigns<>+41(SB)/1, $0x01
-DATA evenSigns<>+42(SB)/1, $0xff
-DATA evenSigns<>+43(SB)/1, $0x01
-DATA evenSigns<>+44(SB)/1, $0x01
-DATA evenSigns<>+45(SB)/1, $0x01
-DATA evenSigns<>+46(SB)/1, $0x01
-DATA evenSigns<>+47(SB)/1, $0x01
-DATA evenSigns<>+48(SB)/1, $0x01
-DATA evenSigns<>+49(SB)/1, $0xff
-DATA evenSigns<>+50(SB)/1, $0xff
-DATA evenSigns<>+51(SB)/1, $0x01
-DATA evenSigns<>+52(SB)/1, $0x01
-DATA evenSigns<>+53(SB)/1, $0x01
-DATA evenSigns<>+54(SB)/1, $0x01
-DATA evenSigns<>+55(SB)/1, $0x01
-DATA evenSigns<>+56(SB)/1, $0xff
-DATA evenSigns<>+57(SB)/1, $0xff
-DATA evenSigns<>+58(SB)/1, $0xff
-DATA evenSigns<>+59(SB)/1, $0x01
-DATA evenSigns<>+60(SB)/1, $0x01
-DATA evenSigns<>+61(SB)/1, $0x01
-DATA evenSigns<>+62(SB)/1, $0x01
-DATA evenSigns<>+63(SB)/1, $0xff
-DATA evenSigns<>+64(SB)/1, $0x01
-DATA evenSigns<>+65(SB)/1, $0x01
-DATA evenSigns<>+66(SB)/1, $0x01
-DATA evenSigns<>+67(SB)/1, $0xff
-DATA evenSigns<>+68(SB)/1, $0x01
-DATA evenSigns<>+69(SB)/1, $0x01
-DATA evenSigns<>+70(SB)/1, $0x01
-DATA evenSigns<>+71(SB)/1, $0xff
-DATA evenSigns<>+72(SB)/1, $0xff
-DATA evenSigns<>+73(SB)/1, $0x01
-DATA evenSigns<>+74(SB)/1, $0x01
-DATA evenSigns<>+75(SB)/1, $0xff
-DATA evenSigns<>+76(SB)/1, $0x01
-DATA evenSigns<>+77(SB)/1, $0x01
-DATA evenSigns<>+78(SB)/1, $0x01
-DATA evenSigns<>+79(SB)/1, $0x01
-DATA evenSigns<>+80(SB)/1, $0x01
-DATA evenSigns<>+81(SB)/1, $0xff
-DATA evenSigns<>+82(SB)/1, $0x01
-DATA evenSigns<>+83(SB)/1, $0xff
-DATA evenSigns<>+84(SB)/1, $0x01
-DATA evenSigns<>+85(SB)/1, $0x01
-DATA evenSigns<>+86(SB)/1, $0x01
-DATA evenSigns<>+87(SB)/1, $0x01
-DATA evenSigns<>+88(SB)/1, $0xff
-DATA evenSigns<>+89(SB)/1, $0xff
-DATA evenSigns<>+90(SB)/1, $0x01
-DATA evenSigns<>+91(SB)/1, $0xff
-DATA evenSigns<>+92(SB)/1, $0x01
-DATA evenSigns<>+93(SB)/1, $0x01
-DATA evenSigns<>+94(SB)/1, $0x01
-DATA evenSigns<>+95(SB)/1, $0xff
-DATA evenSigns<>+96(SB)/1, $0x01
-DATA evenSigns<>+97(SB)/1, $0x01
-DATA evenSigns<>+98(SB)/1, $0xff
-DATA evenSigns<>+99(SB)/1, $0xff
-DATA evenSigns<>+100(SB)/1, $0x01
-DATA evenSigns<>+101(SB)/1, $0x01
-DATA evenSigns<>+102(SB)/1, $0x01
-DATA evenSigns<>+103(SB)/1, $0x01
-DATA evenSigns<>+104(SB)/1, $0xff
-DATA evenSigns<>+105(SB)/1, $0x01
-DATA evenSigns<>+106(SB)/1, $0xff
-DATA evenSigns<>+107(SB)/1, $0xff
-DATA evenSigns<>+108(SB)/1, $0x01
-DATA evenSigns<>+109(SB)/1, $0x01
-DATA evenSigns<>+110(SB)/1, $0x01
-DATA evenSigns<>+111(SB)/1, $0xff
-DATA evenSigns<>+112(SB)/1, $0x01
-DATA evenSigns<>+113(SB)/1, $0xff
-DATA evenSigns<>+114(SB)/1, $0xff
-DATA evenSigns<>+115(SB)/1, $0xff
-DATA evenSigns<>+116(SB)/1, $0x01
-DATA evenSigns<>+117(SB)/1, $0x01
-DATA evenSigns<>+118(SB)/1, $0x01
-DATA evenSigns<>+119(SB)/1, $0xff
-DATA evenSigns<>+120(SB)/1, $0xff
-DATA evenSigns<>+121(SB)/1, $0xff
-DATA evenSigns<>+122(SB)/1, $0xff
-DATA evenSigns<>+123(SB)/1, $0xff
-DATA evenSigns<>+124(SB)/1, $0x01
-DATA evenSigns<>+125(SB)/1, $0x01
-DATA evenSigns<>+126(SB)/1, $0x01
-DATA evenSigns<>+127(SB)/1, $0x01
-DATA evenSigns<>+128(SB)/1, $0x01
-DATA evenSigns<>+129(SB)/1, $0x01
-DATA evenSigns<>+130(SB)/1, $0x01
-DATA evenSigns<>+131(SB)/1, $0x01
-DATA evenSigns<>+132(SB)/1, $0xff
-DATA evenSigns<>+133(SB)/1, $0x01
-DATA evenSigns<>+134(SB)/1, $0x01
-DATA evenSigns<>+135(SB)/1, $0xff
-DATA evenSigns<>+136(SB)/1, $0xff
-DATA evenSigns<>+137(SB)/1, $0x01
-DATA evenSigns<>+138(SB)/1, $0x01
-DATA evenSigns<>+139(SB)/1, $0x01
-DATA evenSigns<>+140(SB)/1, $0xff
-DATA evenSigns<>+141(SB)/1, $0x01
-DATA evenSigns<>+142(SB)/1, $0x01
-DATA evenSigns<>+143(SB)/1, $0x01
-DATA evenSigns<>+144(SB)/1, $0x01
-DATA evenSigns<>+145(SB)/1, $0xff
-DATA evenSigns<>+146(SB)/1, $0x01
-DATA evenSigns<>+147(SB)/1, $0x01
-DATA evenSigns<>+148(SB)/1, $0xff
-DATA evenSigns<>+149(SB)/1, $0x01
-DATA evenSigns<>+150(SB)/1, $0x01
-DATA evenSigns<>+151(SB)/1, $0x01
-DATA evenSigns<>+152(SB)/1, $0xff
-DATA evenSigns<>+153(SB)/1, $0xff
-DATA evenSigns<>+154(SB)/1, $0x01
-DATA evenSigns<>+155(SB)/1, $0x01
-DATA evenSigns<>+156(SB)/1, $0xff
-DATA evenSigns<>+157(SB)/1, $0x01
-DATA evenSigns<>+158(SB)/1, $0x01
-DATA evenSigns<>+159(SB)/1, $0xff
-DATA evenSigns<>+160(SB)/1, $0x01
-DATA evenSigns<>+161(SB)/1, $0x01
-DATA evenSigns<>+162(SB)/1, $0xff
-DATA evenSigns<>+163(SB)/1, $0x01
-DATA evenSigns<>+164(SB)/1, $0xff
-DATA evenSigns<>+165(SB)/1, $0x01
-DATA evenSigns<>+166(SB)/1, $0x01
-DATA evenSigns<>+167(SB)/1, $0x01
-DATA evenSigns<>+168(SB)/1, $0xff
-DATA evenSigns<>+169(SB)/1, $0x01
-DATA evenSigns<>+170(SB)/1, $0xff
-DATA evenSigns<>+171(SB)/1, $0x01
-DATA evenSigns<>+172(SB)/1, $0xff
-DATA evenSigns<>+173(SB)/1, $0x01
-DATA evenSigns<>+174(SB)/1, $0x01
-DATA evenSigns<>+175(SB)/1, $0xff
-DATA evenSigns<>+176(SB)/1, $0x01
-DATA evenSigns<>+177(SB)/1, $0xff
-DATA evenSigns<>+178(SB)/1, $0xff
-DATA evenSigns<>+179(SB)/1, $0x01
-DATA evenSigns<>+180(SB)/1, $0xff
-DATA evenSigns<>+181(SB)/1, $0x01
-DATA evenSigns<>+182(SB)/1, $0x01
-DATA evenSigns<>+183(SB)/1, $0xff
-DATA evenSigns<>+184(SB)/1, $0xff
-DATA evenSigns<>+185(SB)/1, $0xff
-DATA evenSigns<>+186(SB)/1, $0xff
-DATA evenSigns<>+187(SB)/1, $0x01
-DATA evenSigns<>+188(SB)/1, $0xff
-DATA evenSigns<>+189(SB)/1, $0x01
-DATA evenSigns<>+190(SB)/1, $0x01
-DATA evenSigns<>+191(SB)/1, $0x01
-DATA evenSigns<>+192(SB)/1, $0x01
-DATA evenSigns<>+193(SB)/1, $0x01
-DATA evenSigns<>+194(SB)/1, $0x01
-DATA evenSigns<>+195(SB)/1, $0xff
-DATA evenSigns<>+196(SB)/1, $0xff
-DATA evenSigns<>+197(SB)/1, $0x01
-DATA evenSigns<>+198(SB)/1, $0x01
-DATA evenSigns<>+199(SB)/1, $0x01
-DATA evenSigns<>+200(SB)/1, $0xff
-DATA evenSigns<>+201(SB)/1, $0x01
-DATA evenSigns<>+202(SB)/1, $0x01
-DATA evenSigns<>+203(SB)/1, $0xff
-DATA evenSigns<>+204(SB)/1, $0xff
-DATA evenSigns<>+205(SB)/1, $0x01
-DATA evenSigns<>+206(SB)/1, $0x01
-DATA evenSigns<>+207(SB)/1, $0xff
-DATA evenSigns<>+208(SB)/1, $0x01
-DATA evenSigns<>+209(SB)/1, $0xff
-DATA evenSigns<>+210(SB)/1, $0x01
-DATA evenSigns<>+211(SB)/1, $0xff
-DATA evenSigns<>+212(SB)/1, $0xff
-DATA evenSigns<>+213(SB)/1, $0x01
-DATA evenSigns<>+214(SB)/1, $0x01
-DATA evenSigns<>+215(SB)/1, $0xff
-DATA evenSigns<>+216(SB)/1, $0xff
-DATA evenSigns<>+217(SB)/1, $0xff
-DATA evenSigns<>+218(SB)/1, $0x01
-DATA evenSigns<>+219(SB)/1, $0xff
-DATA evenSigns<>+220(SB)/1, $0xff
-DATA evenSigns<>+221(SB)/1, $0x01
-DATA evenSigns<>+222(SB)/1, $0x01
-DATA evenSigns<>+223(SB)/1, $0x01
-DATA evenSigns<>+224(SB)/1, $0x01
-DATA evenSigns<>+225(SB)/1, $0x01
-DATA evenSigns<>+226(SB)/1, $0xff
-DATA evenSigns<>+227(SB)/1, $0xff
-DATA evenSigns<>+228(SB)/1, $0xff
-DATA evenSigns<>+229(SB)/1, $0x01
-DATA evenSigns<>+230(SB)/1, $0x01
-DATA evenSigns<>+231(SB)/1, $0xff
-DATA evenSigns<>+232(SB)/1, $0xff
-DATA evenSigns<>+233(SB)/1, $0x01
-DATA evenSigns<>+234(SB)/1, $0xff
-DATA evenSigns<>+235(SB)/1, $0xff
-DATA evenSigns<>+236(SB)/1, $0xff
-DATA evenSigns<>+237(SB)/1, $0x01
-DATA evenSigns<>+238(SB)/1, $0x01
-DATA evenSigns<>+239(SB)/1, $0x01
-DATA evenSigns<>+240(SB)/1, $0x01
-DATA evenSigns<>+241(SB)/1, $0xff
-DATA evenSigns<>+242(SB)/1, $0xff
-DATA evenSigns<>+243(SB)/1, $0xff
-DATA evenSigns<>+244(SB)/1, $0xff
-DATA evenSigns<>+245(SB)/1, $0x01
-DATA evenSigns<>+246(SB)/1, $0x01
-DATA evenSigns<>+247(SB)/1, $0x01
-DATA evenSigns<>+248(SB)/1, $0xff
-DATA evenSigns<>+249(SB)/1, $0xff
-DATA evenSigns<>+250(SB)/1, $0xff
-DATA evenSigns<>+251(SB)/1, $0xff
-DATA evenSigns<>+252(SB)/1, $0xff
-DATA evenSigns<>+253(SB)/1, $0x01
-DATA evenSigns<>+254(SB)/1, $0x01
-DATA evenSigns<>+255(SB)/1, $0xff
-DATA evenSigns<>+256(SB)/1, $0x01
-DATA evenSigns<>+257(SB)/1, $0x01
-DATA evenSigns<>+258(SB)/1, $0x01
-DATA evenSigns<>+259(SB)/1, $0x01
-DATA evenSigns<>+260(SB)/1, $0x01
-DATA evenSigns<>+261(SB)/1, $0xff
-DATA evenSigns<>+262(SB)/1, $0x01
-DATA evenSigns<>+263(SB)/1, $0xff
-DATA evenSigns<>+264(SB)/1, $0xff
-DATA evenSigns<>+265(SB)/1, $0x01
-DATA evenSigns<>+266(SB)/1, $0x01
-DATA evenSigns<>+267(SB)/1, $0x01
-DATA evenSigns<>+268(SB)/1, $0x01
-DATA evenSigns<>+269(SB)/1, $0xff
-DATA evenSigns<>+270(SB)/1, $0x01
-DATA evenSigns<>+271(SB)/1, $0x01
-DATA evenSigns<>+272(SB)/1, $0x01
-DATA evenSigns<>+273(SB)/1, $0xff
-DATA evenSigns<>+274(SB)/1, $0x01
-DATA evenSigns<>+275(SB)/1, $0x01
-DATA evenSigns<>+276(SB)/1, $0x01
-DATA evenSigns<>+277(SB)/1, $0xff
-DATA evenSigns<>+278(SB)/1, $0x01
-DATA evenSigns<>+279(SB)/1, $0x01
-DATA evenSigns<>+280(SB)/1, $0xff
-DATA evenSigns<>+281(SB)/1, $0xff
-DATA evenSigns<>+282(SB)/1, $0x01
-DATA evenSigns<>+283(SB)/1, $0x01
-DATA evenSigns<>+284(SB)/1, $0x01
-DATA evenSigns<>+285(SB)/1, $0xff
-DATA evenSigns<>+286(SB)/1, $0x01
-DATA evenSigns<>+287(SB)/1, $0xff
-DATA evenSigns<>+288(SB)/1, $0x01
-DATA evenSigns<>+289(SB)/1, $0x01
-DATA evenSigns<>+290(SB)/1, $0xff
-DATA evenSigns<>+291(SB)/1, $0x01
-DATA evenSigns<>+292(SB)/1, $0x01
-DATA evenSigns<>+293(SB)/1, $0xff
-DATA evenSigns<>+294(SB)/1, $0x01
-DATA evenSigns<>+295(SB)/1, $0x01
-DATA evenSigns<>+296(SB)/1, $0xff
-DATA evenSigns<>+297(SB)/1, $0x01
-DATA evenSigns<>+298(SB)/1, $0xff
-DATA evenSigns<>+299(SB)/1, $0x01
-DATA evenSigns<>+300(SB)/1, $0x01
-DATA evenSigns<>+301(SB)/1, $0xff
-DATA evenSigns<>+302(SB)/1, $0x01
-DATA evenSigns<>+303(SB)/1, $0xff
-DATA evenSigns<>+304(SB)/1, $0x01
-DATA evenSigns<>+305(SB)/1, $0xff
-DATA evenSigns<>+306(SB)/1, $0xff
-DATA evenSigns<>+307(SB)/1, $0x01
-DATA evenSigns<>+308(SB)/1, $0x01
-DATA evenSigns<>+309(SB)/1, $0xff
-DATA evenSigns<>+310(SB)/1, $0x01
-DATA evenSigns<>+311(SB)/1, $0xff
-DATA evenSigns<>+312(SB)/1, $0xff
-DATA evenSigns<>+313(SB)/1, $0xff
-DATA evenSigns<>+314(SB)/1, $0xff
-DATA evenSigns<>+315(SB)/1, $0x01
-DATA evenSigns<>+316(SB)/1, $0x01
-DATA evenSigns<>+317(SB)/1, $0xff
-DATA evenSigns<>+318(SB)/1, $0x01
-DATA evenSigns<>+319(SB)/1, $0x01
-DATA evenSigns<>+320(SB)/1, $0x01
-DATA evenSigns<>+321(SB)/1, $0x01
-DATA evenSigns<>+322(SB)/1, $0x01
-DATA evenSigns<>+323(SB)/1, $0xff
-DATA evenSigns<>+324(SB)/1, $0x01
-DATA evenSigns<>+325(SB)/1, $0xff
-DATA evenSigns<>+326(SB)/1, $0x01
-DATA evenSigns<>+327(SB)/1, $0x01
-DATA evenSigns<>+328(SB)/1, $0xff
-DATA evenSigns<>+329(SB)/1, $0x01
-DATA evenSigns<>+330(SB)/1, $0x01
-DATA evenSigns<>+331(SB)/1, $0xff
-DATA evenSigns<>+332(SB)/1, $0x01
-DATA evenSigns<>+333(SB)/1, $0xff
-DATA evenSigns<>+334(SB)/1, $0x01
-DATA evenSigns<>+335(SB)/1, $0xff
-DATA evenSigns<>+336(SB)/1, $0x01
-DATA evenSigns<>+337(SB)/1, $0xff
-DATA evenSigns<>+338(SB)/1, $0x01
-DATA evenSigns<>+339(SB)/1, $0xff
-DATA evenSigns<>+340(SB)/1, $0x01
-DATA evenSigns<>+341(SB)/1, $0xff
-DATA evenSigns<>+342(SB)/1, $0x01
-DATA evenSigns<>+343(SB)/1, $0xff
-DATA evenSigns<>+344(SB)/1, $0xff
-DATA evenSigns<>+345(SB)/1, $0xff
-DATA evenSigns<>+346(SB)/1, $0x01
-DATA evenSigns<>+347(SB)/1, $0xff
-DATA evenSigns<>+348(SB)/1, $0x01
-DATA evenSigns<>+349(SB)/1, $0xff
-DATA evenSigns<>+350(SB)/1, $0x01
-DATA evenSigns<>+351(SB)/1, $0x01
-DATA evenSigns<>+352(SB)/1, $0x01
-DATA evenSigns<>+353(SB)/1, $0x01
-DATA evenSigns<>+354(SB)/1, $0xff
-DATA evenSigns<>+355(SB)/1, $0xff
-DATA evenSigns<>+356(SB)/1, $0x01
-DATA evenSigns<>+357(SB)/1, $0xff
-DATA evenSigns<>+358(SB)/1, $0x01
-DATA evenSigns<>+359(SB)/1, $0xff
-DATA evenSigns<>+360(SB)/1, $0xff
-DATA evenSigns<>+361(SB)/1, $0x01
-DATA evenSigns<>+362(SB)/1, $0xff
-DATA evenSigns<>+363(SB)/1, $0xff
-DATA evenSigns<>+364(SB)/1, $0x01
-DATA evenSigns<>+365(SB)/1, $0xff
-DATA evenSigns<>+366(SB)/1, $0x01
-DATA evenSigns<>+367(SB)/1, $0x01
-DATA evenSigns<>+368(SB)/1, $0x01
-DATA evenSigns<>+369(SB)/1, $0xff
-DATA evenSigns<>+370(SB)/1, $0xff
-DATA evenSigns<>+371(SB)/1, $0xff
-DATA evenSigns<>+372(SB)/1, $0x01
-DATA evenSigns<>+373(SB)/1, $0xff
-DATA evenSigns<>+374(SB)/1, $0x01
-DATA evenSigns<>+375(SB)/1, $0x01
-DATA evenSigns<>+376(SB)/1, $0xff
-DATA evenSigns<>+377(SB)/1, $0xff
-DATA evenSigns<>+378(SB)/1, $0xff
-DATA evenSigns<>+379(SB)/1, $0xff
-DATA evenSigns<>+380(SB)/1, $0x01
-DATA evenSigns<>+381(SB)/1, $0xff
-DATA evenSigns<>+382(SB)/1, $0x01
-DATA evenSigns<>+383(SB)/1, $0xff
-DATA evenSigns<>+384(SB)/1, $0x01
-DATA evenSigns<>+385(SB)/1, $0x01
-DATA evenSigns<>+386(SB)/1, $0x01
-DATA evenSigns<>+387(SB)/1, $0x01
-DATA evenSigns<>+388(SB)/1, $0xff
-DATA evenSigns<>+389(SB)/1, $0xff
-DATA evenSigns<>+390(SB)/1, $0x01
-DATA evenSigns<>+391(SB)/1, $0x01
-DATA evenSigns<>+392(SB)/1, $0xff
-DATA evenSigns<>+393(SB)/1, $0x01
-DATA evenSigns<>+394(SB)/1, $0x01
-DATA evenSigns<>+395(SB)/1, $0x01
-DATA evenSigns<>+396(SB)/1, $0xff
-DATA evenSigns<>+397(SB)/1, $0xff
-DATA evenSigns<>+398(SB)/1, $0x01
-DATA evenSigns<>+399(SB)/1, $0xff
-DATA evenSigns<>+400(SB)/1, $0x01
-DATA evenSigns<>+401(SB)/1, $0xff
-DATA evenSigns<>+402(SB)/1, $0x01
-DATA evenSigns<>+403(SB)/1, $0x01
-DATA evenSigns<>+404(SB)/1, $0xff
-DATA evenSigns<>+405(SB)/1, $0xff
-DATA evenSigns<>+406(SB)/1, $0x01
-DATA evenSigns<>+407(SB)/1, $0xff
-DATA evenSigns<>+408(SB)/1, $0xff
-DATA evenSigns<>+409(SB)/1, $0xff
-DATA evenSigns<>+410(SB)/1, $0x01
-DATA evenSigns<>+411(SB)/1, $0x01
-DATA evenSigns<>+412(SB)/1, $0xff
-DATA evenSigns<>+413(SB)/1, $0xff
-DATA evenSigns<>+414(SB)/1, $0x01
-DATA evenSigns<>+415(SB)/1, $0x01
-DATA evenSigns<>+416(SB)/1, $0x01
-DATA evenSigns<>+417(SB)/1, $0x01
-DATA evenSigns<>+418(SB)/1, $0xff
-DATA evenSigns<>+419(SB)/1, $0x01
-DATA evenSigns<>+420(SB)/1, $0xff
-DATA evenSigns<>+421(SB)/1, $0xff
-DATA evenSigns<>+422(SB)/1, $0x01
-DATA evenSigns<>+423(SB)/1, $0xff
-DATA evenSigns<>+424(SB)/1, $0xff
-DATA evenSigns<>+425(SB)/1, $0x01
-DATA evenSigns<>+426(SB)/1, $0xff
-DATA evenSigns<>+427(SB)/1, $0x01
-DATA evenSigns<>+428(SB)/1, $0xff
-DATA evenSigns<>+429(SB)/1, $0xff
-DATA evenSigns<>+430(SB)/1, $0x01
-DATA evenSigns<>+431(SB)/1, $0x01
-DATA evenSigns<>+432(SB)/1, $0x01
-DATA evenSigns<>+433(SB)/1, $0xff
-DATA evenSigns<>+434(SB)/1, $0xff
-DATA evenSigns<>+435(SB)/1, $0x01
-DATA evenSigns<>+436(SB)/1, $0xff
-DATA evenSigns<>+437(SB)/1, $0xff
-DATA evenSigns<>+438(SB)/1, $0x01
-DATA evenSigns<>+439(SB)/1, $0x01
-DATA evenSigns<>+440(SB)/1, $0xff
-DATA evenSigns<>+441(SB)/1, $0xff
-DATA evenSigns<>+442(SB)/1, $0xff
-DATA evenSigns<>+443(SB)/1, $0x01
-DATA evenSigns<>+444(SB)/1, $0xff
-DATA evenSigns<>+445(SB)/1, $0xff
-DATA evenSigns<>+446(SB)/1, $0x01
-DATA evenSigns<>+447(SB)/1, $0xff
-DATA evenSigns<>+448(SB)/1, $0x01
-DATA evenSigns<>+449(SB)/1, $0x01
-DATA evenSigns<>+450(SB)/1, $0x01
-DATA evenSigns<>+451(SB)/1, $0xff
-DATA evenSigns<>+452(SB)/1, $0xff
-DATA evenSigns<>+453(SB)/1, $0xff
-DATA evenSigns<>+454(SB)/1, $0x01
-DATA evenSigns<>+455(SB)/1, $0xff
-DATA evenSigns<>+456(SB)/1, $0xff
-DATA evenSigns<>+457(SB)/1, $0x01
-DATA evenSigns<>+458(SB)/1, $0x01
-DATA evenSigns<>+459(SB)/1, $0xff
-DATA evenSigns<>+460(SB)/1, $0xff
-DATA evenSigns<>+461(SB)/1, $0xff
-DATA evenSigns<>+462(SB)/1, $0x01
-DATA evenSigns<>+463(SB)/1, $0x01
-DATA evenSigns<>+464(SB)/1, $0x01
-DATA evenSigns<>+465(SB)/1, $0xff
-DATA evenSigns<>+466(SB)/1, $0x01
-DATA evenSigns<>+467(SB)/1, $0xff
-DATA evenSigns<>+468(SB)/1, $0xff
-DATA evenSigns<>+469(SB)/1, $0xff
-DATA evenSigns<>+470(SB)/1, $0x01
-DATA evenSigns<>+471(SB)/1, $0x01
-DATA evenSigns<>+472(SB)/1, $0xff
-DATA evenSigns<>+473(SB)/1, $0xff
-DATA evenSigns<>+474(SB)/1, $0x01
-DATA evenSigns<>+475(SB)/1, $0xff
-DATA evenSigns<>+476(SB)/1, $0xff
-DATA evenSigns<>+477(SB)/1, $0xff
-DATA evenSigns<>+478(SB)/1, $0x01
-DATA evenSigns<>+479(SB)/1, $0xff
-DATA evenSigns<>+480(SB)/1, $0x01
-DATA evenSigns<>+481(SB)/1, $0x01
-DATA evenSigns<>+482(SB)/1, $0xff
-DATA evenSigns<>+483(SB)/1, $0xff
-DATA evenSigns<>+484(SB)/1, $0xff
-DATA evenSigns<>+485(SB)/1, $0xff
-DATA evenSigns<>+486(SB)/1, $0x01
-DATA evenSigns<>+487(SB)/1, $0x01
-DATA evenSigns<>+488(SB)/1, $0xff
-DATA evenSigns<>+489(SB)/1, $0x01
-DATA evenSigns<>+490(SB)/1, $0xff
-DATA evenSigns<>+491(SB)/1, $0xff
-DATA evenSigns<>+492(SB)/1, $0xff
-DATA evenSigns<>+493(SB)/1, $0xff
-DATA evenSigns<>+494(SB)/1, $0x01
-DATA evenSigns<>+495(SB)/1, $0xff
-DATA evenSigns<>+496(SB)/1, $0x01
-DATA evenSigns<>+497(SB)/1, $0xff
-DATA evenSigns<>+498(SB)/1, $0xff
-DATA evenSigns<>+499(SB)/1, $0xff
-DATA evenSigns<>+500(SB)/1, $0xff
-DATA evenSigns<>+501(SB)/1, $0xff
-DATA evenSigns<>+502(SB)/1, $0x01
-DATA evenSigns<>+503(SB)/1, $0xff
-DATA evenSigns<>+504(SB)/1, $0xff
-DATA evenSigns<>+505(SB)/1, $0xff
-DATA evenSigns<>+506(SB)/1, $0xff
-DATA evenSigns<>+507(SB)/1, $0xff
-DATA evenSigns<>+508(SB)/1, $0xff
-DATA evenSigns<>+509(SB)/1, $0xff
-DATA evenSigns<>+510(SB)/1, $0x01
-DATA evenSigns<>+511(SB)/1, $0x01
-DATA evenSigns<>+512(SB)/1, $0x01
-DATA evenSigns<>+513(SB)/1, $0x01
-DATA evenSigns<>+514(SB)/1, $0x01
-DATA evenSigns<>+515(SB)/1, $0x01
-DATA evenSigns<>+516(SB)/1, $0x01
-DATA evenSigns<>+517(SB)/1, $0x01
-DATA evenSigns<>+518(SB)/1, $0xff
-DATA evenSigns<>+519(SB)/1, $0xff
-DATA evenSigns<>+520(SB)/1, $0xff
-DATA evenSigns<>+521(SB)/1, $0x01
-DATA evenSigns<>+522(SB)/1, $0x01
-DATA evenSigns<>+523(SB)/1, $0x01
-DATA evenSigns<>+524(SB)/1, $0x01
-DATA evenSigns<>+525(SB)/1, $0x01
-DATA evenSigns<>+526(SB)/1, $0xff
-DATA evenSigns<>+527(SB)/1, $0x01
-DATA evenSigns<>+528(SB)/1, $0x01
-DATA evenSigns<>+529(SB)/1, $0xff
-DATA evenSigns<>+530(SB)/1, $0x01
-DATA evenSigns<>+531(SB)/1, $0x01
-DATA evenSigns<>+532(SB)/1, $0x01
-DATA evenSigns<>+533(SB)/1, $0x01
-DATA evenSigns<>+534(SB)/1, $0xff
-DATA evenSigns<>+535(SB)/1, $0x01
-DATA evenSigns<>+536(SB)/1, $0xff
-DATA evenSigns<>+537(SB)/1, $0xff
-DATA evenSigns<>+538(SB)/1, $0x01
-DATA evenSigns<>+539(SB)/1, $0x01
-DATA evenSigns<>+540(SB)/1, $0x01
-DATA evenSigns<>+541(SB)/1, $0x01
-DATA evenSigns<>+542(SB)/1, $0xff
-DATA evenSigns<>+543(SB)/1, $0xff
-DATA evenSigns<>+544(SB)/1, $0x01
-DATA evenSigns<>+545(SB)/1, $0x01
-DATA evenSigns<>+546(SB)/1, $0xff
-DATA evenSigns<>+547(SB)/1, $0x01
-DATA evenSigns<>+548(SB)/1, $0x01
-DATA evenSigns<>+549(SB)/1, $0x01
-DATA evenSigns<>+550(SB)/1, $0xff
-DATA evenSigns<>+551(SB)/1, $0x01
-DATA evenSigns<>+552(SB)/1, $0xff
-DATA evenSigns<>+553(SB)/1, $0x01
-DATA evenSigns<>+554(SB)/1, $0xff
-DATA evenSigns<>+555(SB)/1, $0x01
-DATA evenSigns<>+556(SB)/1, $0x01
-DATA evenSigns<>+557(SB)/1, $0x01
-DATA evenSigns<>+558(SB)/1, $0xff
-DATA evenSigns<>+559(SB)/1, $0xff
-DATA evenSigns<>+560(SB)/1, $0x01
-DATA evenSigns<>+561(SB)/1, $0xff
-DATA evenSigns<>+562(SB)/1, $0xff
-DATA evenSigns<>+563(SB)/1, $0x01
-DATA evenSigns<>+564(SB)/1, $0x01
-DATA evenSigns<>+565(SB)/1, $0x01
-DATA evenSigns<>+566(SB)/1, $0xff
-DATA evenSigns<>+567(SB)/1, $0xff
-DATA evenSigns<>+568(SB)/1, $0xff
-DATA evenSigns<>+569(SB)/1, $0xff
-DATA evenSigns<>+570(SB)/1, $0xff
-DATA evenSigns<>+571(SB)/1, $0x01
-DATA evenSigns<>+572(SB)/1, $0x01
-DATA evenSigns<>+573(SB)/1, $0x01
-DATA evenSigns<>+574(SB)/1, $0xff
-DATA evenSigns<>+575(SB)/1, $0x01
-DATA evenSigns<>+576(SB)/1, $0x01
-DATA evenSigns<>+577(SB)/1, $0x01
-DATA evenSigns<>+578(SB)/1, $0x01
-DATA evenSigns<>+579(SB)/1, $0xff
-DATA evenSigns<>+580(SB)/1, $0x01
-DATA evenSigns<>+581(SB)/1, $0x01
-DATA evenSigns<>+582(SB)/1, $0xff
-DATA evenSigns<>+583(SB)/1, $0x01
-DATA evenSigns<>+584(SB)/1, $0xff
-DATA evenSigns<>+585(SB)/1, $0x01
-DATA evenSigns<>+586(SB)/1, $0x01
-DATA evenSigns<>+587(SB)/1, $0xff
-DATA evenSigns<>+588(SB)/1, $0x01
-DATA evenSigns<>+589(SB)/1, $0x01
-DATA evenSigns<>+590(SB)/1, $0xff
-DATA evenSigns<>+591(SB)/1, $0xff
-DATA evenSigns<>+592(SB)/1, $0x01
-DATA evenSigns<>+593(SB)/1, $0xff
-DATA evenSigns<>+594(SB)/1, $0x01
-DATA evenSigns<>+595(SB)/1, $0xff
-DATA evenSigns<>+596(SB)/1, $0x01
-DATA evenSigns<>+597(SB)/1, $0x01
-DATA evenSigns<>+598(SB)/1, $0xff
-DATA evenSigns<>+599(SB)/1, $0xff
-DATA evenSigns<>+600(SB)/1, $0xff
-DATA evenSigns<>+601(SB)/1, $0xff
-DATA evenSigns<>+602(SB)/1, $0x01
-DATA evenSigns<>+603(SB)/1, $0xff
-DATA evenSigns<>+604(SB)/1, $0x01
-DATA evenSigns<>+605(SB)/1, $0x01
-DATA evenSigns<>+606(SB)/1, $0xff
-DATA evenSigns<>+607(SB)/1, $0x01
-DATA evenSigns<>+608(SB)/1, $0x01
-DATA evenSigns<>+609(SB)/1, $0x01
-DATA evenSigns<>+610(SB)/1, $0xff
-DATA evenSigns<>+611(SB)/1, $0xff
-DATA evenSigns<>+612(SB)/1, $0x01
-DATA evenSigns<>+613(SB)/1, $0x01
-DATA evenSigns<>+614(SB)/1, $0xff
-DATA evenSigns<>+615(SB)/1, $0xff
-DATA evenSigns<>+616(SB)/1, $0xff
-DATA evenSigns<>+617(SB)/1, $0x01
-DATA evenSigns<>+618(SB)/1, $0xff
-DATA evenSigns<>+619(SB)/1, $0xff
-DATA evenSigns<>+620(SB)/1, $0x01
-DATA evenSigns<>+621(SB)/1, $0x01
-DATA evenSigns<>+622(SB)/1, $0xff
-DATA evenSigns<>+623(SB)/1, $0x01
-DATA evenSigns<>+624(SB)/1, $0x01
-DATA evenSigns<>+625(SB)/1, $0xff
-DATA evenSigns<>+626(SB)/1, $0xff
-DATA evenSigns<>+627(SB)/1, $0xff
-DATA evenSigns<>+628(SB)/1, $0x01
-DATA evenSigns<>+629(SB)/1, $0x01
-DATA evenSigns<>+630(SB)/1, $0xff
-DATA evenSigns<>+631(SB)/1, $0x01
-DATA evenSigns<>+632(SB)/1, $0xff
-DATA evenSigns<>+633(SB)/1, $0xff
-DATA evenSigns<>+634(SB)/1, $0xff
-DATA evenSigns<>+635(SB)/1, $0xff
-DATA evenSigns<>+636(SB)/1, $0x01
-DATA evenSigns<>+637(SB)/1, $0x01
-DATA evenSigns<>+638(SB)/1, $0xff
-DATA evenSigns<>+639(SB)/1, $0xff
-DATA evenSigns<>+640(SB)/1, $0x01
-DATA evenSigns<>+641(SB)/1, $0x01
-DATA evenSigns<>+642(SB)/1, $0x01
-DATA evenSigns<>+643(SB)/1, $0x01
-DATA evenSigns<>+644(SB)/1, $0xff
-DATA evenSigns<>+645(SB)/1, $0x01
-DATA evenSigns<>+646(SB)/1, $0xff
-DATA evenSigns<>+647(SB)/1, $0x01
-DATA evenSigns<>+648(SB)/1, $0xff
-DATA evenSigns<>+649(SB)/1, $0x01
-DATA evenSigns<>+650(SB)/1, $0x01
-DATA evenSigns<>+651(SB)/1, $0x01
-DATA evenSigns<>+652(SB)/1, $0xff
-DATA evenSigns<>+653(SB)/1, $0x01
-DATA evenSigns<>+654(SB)/1, $0xff
-DATA evenSigns<>+655(SB)/1, $0xff
-DATA evenSigns<>+656(SB)/1, $0x01
-DATA evenSigns<>+657(SB)/1, $0xff
-DATA evenSigns<>+658(SB)/1, $0x01
-DATA evenSigns<>+659(SB)/1, $0x01
-DATA evenSigns<>+660(SB)/1, $0xff
-DATA evenSigns<>+661(SB)/1, $0x01
-DATA evenSigns<>+662(SB)/1, $0xff
-DATA evenSigns<>+663(SB)/1, $0xff
-DATA evenSigns<>+664(SB)/1, $0xff
-DATA evenSigns<>+665(SB)/1, $0xff
-DATA evenSigns<>+666(SB)/1, $0x01
-DATA evenSigns<>+667(SB)/1, $0x01
-DATA evenSigns<>+668(SB)/1, $0xff
-DATA evenSigns<>+669(SB)/1, $0x01
-DATA evenSigns<>+670(SB)/1, $0xff
-DATA evenSigns<>+671(SB)/1, $0x01
-DATA evenSigns<>+672(SB)/1, $0x01
-DATA evenSigns<>+673(SB)/1, $0x01
-DATA evenSigns<>+674(SB)/1, $0xff
-DATA evenSigns<>+675(SB)/1, $0x01
-DATA evenSigns<>+676(SB)/1, $0xff
-DATA evenSigns<>+677(SB)/1, $0x01
-DATA evenSigns<>+678(SB)/1, $0xff
-DATA evenSigns<>+679(SB)/1, $0xff
-DATA evenSigns<>+680(SB)/1, $0xff
-DATA evenSigns<>+681(SB)/1, $0x01
-DATA evenSigns<>+682(SB)/1, $0xff
-DATA evenSigns<>+683(SB)/1, $0x01
-DATA evenSigns<>+684(SB)/1, $0xff
-DATA evenSigns<>+685(SB)/1, $0x01
-DATA evenSigns<>+686(SB)/1, $0xff
-DATA evenSigns<>+687(SB)/1, $0x01
-DATA evenSigns<>+688(SB)/1, $0x01
-DATA evenSigns<>+689(SB)/1, $0xff
-DATA evenSigns<>+690(SB)/1, $0xff
-DATA evenSigns<>+691(SB)/1, $0x01
-DATA evenSigns<>+692(SB)/1, $0xff
-DATA evenSigns<>+693(SB)/1, $0x01
-DATA evenSigns<>+694(SB)/1, $0xff
-DATA evenSigns<>+695(SB)/1, $0x01
-DATA evenSigns<>+696(SB)/1, $0xff
-DATA evenSigns<>+697(SB)/1, $0xff
-DATA evenSigns<>+698(SB)/1, $0xff
-DATA evenSigns<>+699(SB)/1, $0x01
-DATA evenSigns<>+700(SB)/1, $0xff
-DATA evenSigns<>+701(SB)/1, $0x01
-DATA evenSigns<>+702(SB)/1, $0xff
-DATA evenSigns<>+703(SB)/1, $0xff
-DATA evenSigns<>+704(SB)/1, $0x01
-DATA evenSigns<>+705(SB)/1, $0x01
-DATA evenSigns<>+706(SB)/1, $0x01
-DATA evenSigns<>+707(SB)/1, $0xff
-DATA evenSigns<>+708(SB)/1, $0xff
-DATA evenSigns<>+709(SB)/1, $0x01
-DATA evenSigns<>+710(SB)/1, $0xff
-DATA evenSigns<>+711(SB)/1, $0xff
-DATA evenSigns<>+712(SB)/1, $0xff
-DATA evenSigns<>+713(SB)/1, $0x01
-DATA evenSigns<>+714(SB)/1, $0x01
-DATA evenSigns<>+715(SB)/1, $0xff
-DATA evenSigns<>+716(SB)/1, $0xff
-DATA evenSigns<>+717(SB)/1, $0x01
-DATA evenSigns<>+718(SB)/1, $0xff
-DATA evenSigns<>+719(SB)/1, $0x01
-DATA evenSigns<>+720(SB)/1, $0x01
-DATA evenSigns<>+721(SB)/1, $0xff
-DATA evenSigns<>+722(SB)/1, $0x01
-DATA evenSigns<>+723(SB)/1, $0xff
-DATA evenSigns<>+724(SB)/1, $0xff
-DATA evenSigns<>+725(SB)/1, $0x01
-DATA evenSigns<>+726(SB)/1, $0xff
-DATA evenSigns<>+727(SB)/1, $0x01
-DATA evenSigns<>+728(SB)/1, $0xff
-DATA evenSigns<>+729(SB)/1, $0xff
-DATA evenSigns<>+730(SB)/1, $0x01
-DATA evenSigns<>+731(SB)/1, $0xff
-DATA evenSigns<>+732(SB)/1, $0xff
-DATA evenSigns<>+733(SB)/1, $0x01
-DATA evenSigns<>+734(SB)/1, $0xff
-DATA evenSigns<>+735(SB)/1, $0xff
-DATA evenSigns<>+736(SB)/1, $0x01
-DATA evenSigns<>+737(SB)/1, $0x01
-DATA evenSigns<>+738(SB)/1, $0xff
-DATA evenSigns<>+739(SB)/1, $0xff
-DATA evenSigns<>+740(SB)/1, $0xff
-DATA evenSigns<>+741(SB)/1, $0x01
-DATA evenSigns<>+742(SB)/1, $0xff
-DATA evenSigns<>+743(SB)/1, $0x01
-DATA evenSigns<>+744(SB)/1, $0xff
-DATA evenSigns<>+745(SB)/1, $0x01
-DATA evenSigns<>+746(SB)/1, $0xff
-DATA evenSigns<>+747(SB)/1, $0xff
-DATA evenSigns<>+748(SB)/1, $0xff
-DATA evenSigns<>+749(SB)/1, $0x01
-DATA evenSigns<>+750(SB)/1, $0xff
-DATA evenSigns<>+751(SB)/1, $0xff
-DATA evenSigns<>+752(SB)/1, $0x01
-DATA evenSigns<>+753(SB)/1, $0xff
-DATA evenSigns<>+754(SB)/1, $0xff
-DATA evenSigns<>+755(SB)/1, $0xff
-DATA evenSigns<>+756(SB)/1, $0xff
-DATA evenSigns<>+757(SB)/1, $0x01
-DATA evenSigns<>+758(SB)/1, $0xff
-DATA evenSigns<>+759(SB)/1, $0xff
-DATA evenSigns<>+760(SB)/1, $0xff
-DATA evenSigns<>+761(SB)/1, $0xff
-DATA evenSigns<>+762(SB)/1, $0xff
-DATA evenSigns<>+763(SB)/1, $0xff
-DATA evenSigns<>+764(SB)/1, $0xff
-DATA evenSigns<>+765(SB)/1, $0x01
-DATA evenSigns<>+766(SB)/1, $0xff
-DATA evenSigns<>+767(SB)/1, $0x01
-DATA evenSigns<>+768(SB)/1, $0x01
-DATA evenSigns<>+769(SB)/1, $0x01
-DATA evenSigns<>+770(SB)/1, $0x01
-DATA evenSigns<>+771(SB)/1, $0x01
-DATA evenSigns<>+772(SB)/1, $0x01
-DATA evenSigns<>+773(SB)/1, $0xff
-DATA evenSigns<>+774(SB)/1, $0xff
-DATA evenSigns<>+775(SB)/1, $0x01
-DATA evenSigns<>+776(SB)/1, $0xff
-DATA evenSigns<>+777(SB)/1, $0x01
-DATA evenSigns<>+778(SB)/1, $0x01
-DATA evenSigns<>+779(SB)/1, $0x01
-DATA evenSigns<>+780(SB)/1, $0x01
-DATA evenSigns<>+781(SB)/1, $0xff
-DATA evenSigns<>+782(SB)/1, $0xff
-DATA evenSigns<>+783(SB)/1, $0xff
-DATA evenSigns<>+784(SB)/1, $0x01
-DATA evenSigns<>+785(SB)/1, $0xff
-DATA evenSigns<>+786(SB)/1, $0x01
-DATA evenSigns<>+787(SB)/1, $0x01
-DATA evenSigns<>+788(SB)/1, $0x01
-DATA evenSigns<>+789(SB)/1, $0xff
-DATA evenSigns<>+790(SB)/1, $0xff
-DATA evenSigns<>+791(SB)/1, $0xff
-DATA evenSigns<>+792(SB)/1, $0xff
-DATA evenSigns<>+793(SB)/1, $0xff
-DATA evenSigns<>+794(SB)/1, $0x01
-DATA evenSigns<>+795(SB)/1, $0x01
-DATA evenSigns<>+796(SB)/1, $0x01
-DATA evenSigns<>+797(SB)/1, $0xff
-DATA evenSigns<>+798(SB)/1, $0xff
-DATA evenSigns<>+799(SB)/1, $0x01
-DATA evenSigns<>+800(SB)/1, $0x01
-DATA evenSigns<>+801(SB)/1, $0x01
-DATA evenSigns<>+802(SB)/1, $0xff
-DATA evenSigns<>+803(SB)/1, $0x01
-DATA evenSigns<>+804(SB)/1, $0x01
-DATA evenSigns<>+805(SB)/1, $0xff
-DATA evenSigns<>+806(SB)/1, $0xff
-DATA evenSigns<>+807(SB)/1, $0xff
-DATA evenSigns<>+808(SB)/1, $0xff
-DATA evenSigns<>+809(SB)/1, $0x01
-DATA evenSigns<>+810(SB)/1, $0xff
-DATA evenSigns<>+811(SB)/1, $0x01
-DATA evenSigns<>+812(SB)/1, $0x01
-DATA evenSigns<>+813(SB)/1, $0xff
-DATA evenSigns<>+814(SB)/1, $0xff
-DATA evenSigns<>+815(SB)/1, $0x01
-DATA evenSigns<>+816(SB)/1, $0x01
-DATA evenSigns<>+817(SB)/1, $0xff
-DATA evenSigns<>+818(SB)/1, $0xff
-DATA evenSigns<>+819(SB)/1, $0x01
-DATA evenSigns<>+820(SB)/1, $0x01
-DATA evenSigns<>+821(SB)/1, $0xff
-DATA evenSigns<>+822(SB)/1, $0xff
-DATA evenSigns<>+823(SB)/1, $0x01
-DATA evenSigns<>+824(SB)/1, $0xff
-DATA evenSigns<>+825(SB)/1, $0xff
-DATA evenSigns<>+826(SB)/1, $0xff
-DATA evenSigns<>+827(SB)/1, $0x01
-DATA evenSigns<>+828(SB)/1, $0x01
-DATA evenSigns<>+829(SB)/1, $0xff
-DATA evenSigns<>+830(SB)/1, $0xff
-DATA evenSigns<>+831(SB)/1, $0xff
-DATA evenSigns<>+832(SB)/1, $0x01
-DATA evenSigns<>+833(SB)/1, $0x01
-DATA evenSigns<>+834(SB)/1, $0x01
-DATA evenSigns<>+835(SB)/1, $0xff
-DATA evenSigns<>+836(SB)/1, $0x01
-DATA evenSigns<>+837(SB)/1, $0xff
-DATA evenSigns<>+838(SB)/1, $0xff
-DATA evenSigns<>+839(SB)/1, $0xff
-DATA evenSigns<>+840(SB)/1, $0xff
-DATA evenSigns<>+841(SB)/1, $0x01
-DATA evenSigns<>+842(SB)/1, $0x01
-DATA evenSigns<>+843(SB)/1, $0xff
-DATA evenSigns<>+844(SB)/1, $0x01
-DATA evenSigns<>+845(SB)/1, $0xff
-DATA evenSigns<>+846(SB)/1, $0xff
-DATA evenSigns<>+847(SB)/1, $0x01
-DATA evenSigns<>+848(SB)/1, $0x01
-DATA evenSigns<>+849(SB)/1, $0xff
-DATA evenSigns<>+850(SB)/1, $0x01
-DATA evenSigns<>+851(SB)/1, $0xff
-DATA evenSigns<>+852(SB)/1, $0x01
-DATA evenSigns<>+853(SB)/1, $0xff
-DATA evenSigns<>+854(SB)/1, $0xff
-DATA evenSigns<>+855(SB)/1, $0x01
-DATA evenSigns<>+856(SB)/1, $0xff
-DATA evenSigns<>+857(SB)/1, $0xff
-DATA evenSigns<>+858(SB)/1, $0x01
-DATA evenSigns<>+859(SB)/1, $0xff
-DATA evenSigns<>+860(SB)/1, $0x01
-DATA evenSigns<>+861(SB)/1, $0xff
-DATA evenSigns<>+862(SB)/1, $0xff
-DATA evenSigns<>+863(SB)/1, $0xff
-DATA evenSigns<>+864(SB)/1, $0x01
-DATA evenSigns<>+865(SB)/1, $0x01
-DATA evenSigns<>+866(SB)/1, $0xff
-DATA evenSigns<>+867(SB)/1, $0xff
-DATA evenSigns<>+868(SB)/1, $0x01
-DATA evenSigns<>+869(SB)/1, $0xff
-DATA evenSigns<>+870(SB)/1, $0xff
-DATA evenSigns<>+871(SB)/1, $0x01
-DATA evenSigns<>+872(SB)/1, $0xff
-DATA evenSigns<>+873(SB)/1, $0x01
-DATA evenSigns<>+874(SB)/1, $0xff
-DATA evenSigns<>+875(SB)/1, $0xff
-DATA evenSigns<>+876(SB)/1, $0x01
-DATA evenSigns<>+877(SB)/1, $0xff
-DATA evenSigns<>+878(SB)/1, $0xff
-DATA evenSigns<>+879(SB)/1, $0xff
-DATA evenSigns<>+880(SB)/1, $0x01
-DATA evenSigns<>+881(SB)/1, $0xff
-DATA evenSigns<>+882(SB)/1, $0xff
-DATA evenSigns<>+883(SB)/1, $0xff
-DATA evenSigns<>+884(SB)/1, $0x01
-DATA evenSigns<>+885(SB)/1, $0xff
-DATA evenSigns<>+886(SB)/1, $0xff
-DATA evenSigns<>+887(SB)/1, $0xff
-DATA evenSigns<>+888(SB)/1, $0xff
-DATA evenSigns<>+889(SB)/1, $0xff
-DATA evenSigns<>+890(SB)/1, $0xff
-DATA evenSigns<>+891(SB)/1, $0xff
-DATA evenSigns<>+892(SB)/1, $0x01
-DATA evenSigns<>+893(SB)/1, $0xff
-DATA evenSigns<>+894(SB)/1, $0xff
-DATA evenSigns<>+895(SB)/1, $0x01
-DATA evenSigns<>+896(SB)/1, $0x01
-DATA evenSigns<>+897(SB)/1, $0x01
-DATA evenSigns<>+898(SB)/1, $0x01
-DATA evenSigns<>+899(SB)/1, $0x01
-DATA evenSigns<>+900(SB)/1, $0xff
-DATA evenSigns<>+901(SB)/1, $0xff
-DATA evenSigns<>+902(SB)/1, $0xff
-DATA evenSigns<>+903(SB)/1, $0xff
-DATA evenSigns<>+904(SB)/1, $0xff
-DATA evenSigns<>+905(SB)/1, $0x01
-DATA evenSigns<>+906(SB)/1, $0x01
-DATA evenSigns<>+907(SB)/1, $0x01
-DATA evenSigns<>+908(SB)/1, $0xff
-DATA evenSigns<>+909(SB)/1, $0xff
-DATA evenSigns<>+910(SB)/1, $0xff
-DATA evenSigns<>+911(SB)/1, $0x01
-DATA evenSigns<>+912(SB)/1, $0x01
-DATA evenSigns<>+913(SB)/1, $0xff
-DATA evenSigns<>+914(SB)/1, $0x01
-DATA evenSigns<>+915(SB)/1, $0x01
-DATA evenSigns<>+916(SB)/1, $0xff
-DATA evenSigns<>+917(SB)/1, $0xff
-DATA evenSigns<>+918(SB)/1, $0xff
-DATA evenSigns<>+919(SB)/1, $0x01
-DATA evenSigns<>+920(SB)/1, $0xff
-DATA evenSigns<>+921(SB)/1, $0xff
-DATA evenSigns<>+922(SB)/1, $0x01
-DATA evenSigns<>+923(SB)/1, $0x01
-DATA evenSigns<>+924(SB)/1, $0xff
-DATA evenSigns<>+925(SB)/1, $0xff
-DATA evenSigns<>+926(SB)/1, $0xff
-DATA evenSigns<>+927(SB)/1, $0xff
-DATA evenSigns<>+928(SB)/1, $0x01
-DATA evenSigns<>+929(SB)/1, $0x01
-DATA evenSigns<>+930(SB)/1, $0xff
-DATA evenSigns<>+931(SB)/1, $0x01
-DATA evenSigns<>+932(SB)/1, $0xff
-DATA evenSigns<>+933(SB)/1, $0xff
-DATA evenSigns<>+934(SB)/1, $0xff
-DATA evenSigns<>+935(SB)/1, $0x01
-DATA evenSigns<>+936(SB)/1, $0xff
-DATA evenSigns<>+937(SB)/1, $0x01
-DATA evenSigns<>+938(SB)/1, $0xff
-DATA evenSigns<>+939(SB)/1, $0x01
-DATA evenSigns<>+940(SB)/1, $0xff
-DATA evenSigns<>+941(SB)/1, $0xff
-DATA evenSigns<>+942(SB)/1, $0xff
-DATA evenSigns<>+943(SB)/1, $0xff
-DATA evenSigns<>+944(SB)/1, $0x01
-DATA evenSigns<>+945(SB)/1, $0xff
-DATA evenSigns<>+946(SB)/1, $0xff
-DATA evenSigns<>+947(SB)/1, $0x01
-DATA evenSigns<>+948(SB)/1, $0xff
-DATA evenSigns<>+949(SB)/1, $0xff
-DATA evenSigns<>+950(SB)/1, $0xff
-DATA evenSigns<>+951(SB)/1, $0xff
-DATA evenSigns<>+952(SB)/1, $0xff
-DATA evenSigns<>+953(SB)/1, $0xff
-DATA evenSigns<>+954(SB)/1, $0xff
-DATA evenSigns<>+955(SB)/1, $0x01
-DATA evenSigns<>+956(SB)/1, $0xff
-DATA evenSigns<>+957(SB)/1, $0xff
-DATA evenSigns<>+958(SB)/1, $0xff
-DATA evenSigns<>+959(SB)/1, $0x01
-DATA evenSigns<>+960(SB)/1, $0x01
-DATA evenSigns<>+961(SB)/1, $0x01
-DATA evenSigns<>+962(SB)/1, $0x01
-DATA evenSigns<>+963(SB)/1, $0xff
-DATA evenSigns<>+964(SB)/1, $0xff
-DATA evenSigns<>+965(SB)/1, $0xff
-DATA evenSigns<>+966(SB)/1, $0xff
-DATA evenSigns<>+967(SB)/1, $0x01
-DATA evenSigns<>+968(SB)/1, $0xff
-DATA evenSigns<>+969(SB)/1, $0x01
-DATA evenSigns<>+970(SB)/1, $0x01
-DATA evenSigns<>+971(SB)/1, $0xff
-DATA evenSigns<>+972(SB)/1, $0xff
-DATA evenSigns<>+973(SB)/1, $0xff
-DATA evenSigns<>+974(SB)/1, $0xff
-DATA evenSigns<>+975(SB)/1, $0xff
-DATA evenSigns<>+976(SB)/1, $0x01
-DATA evenSigns<>+977(SB)/1, $0xff
-DATA evenSigns<>+978(SB)/1, $0x01
-DATA evenSigns<>+979(SB)/1, $0xff
-DATA evenSigns<>+980(SB)/1, $0xff
-DATA evenSigns<>+981(SB)/1, $0xff
-DATA evenSigns<>+982(SB)/1, $0xff
-DATA evenSigns<>+983(SB)/1, $0xff
-DATA evenSigns<>+984(SB)/1, $0xff
-DATA evenSigns<>+985(SB)/1, $0xff
-DATA evenSigns<>+986(SB)/1, $0x01
-DATA evenSigns<>+987(SB)/1, $0xff
-DATA evenSigns<>+988(SB)/1, $0xff
-DATA evenSigns<>+989(SB)/1, $0xff
-DATA evenSigns<>+990(SB)/1, $0xff
-DATA evenSigns<>+991(SB)/1, $0x01
-DATA evenSigns<>+992(SB)/1, $0x01
-DATA evenSigns<>+993(SB)/1, $0x01
-DATA evenSigns<>+994(SB)/1, $0xff
-DATA evenSigns<>+995(SB)/1, $0xff
-DATA evenSigns<>+996(SB)/1, $0xff
-DATA evenSigns<>+997(SB)/1, $0xff
-DATA evenSigns<>+998(SB)/1, $0xff
-DATA evenSigns<>+999(SB)/1, $0xff
-DATA evenSigns<>+1000(SB)/1, $0xff
-DATA evenSigns<>+1001(SB)/1, $0x01
-DATA evenSigns<>+1002(SB)/1, $0xff
-DATA evenSigns<>+1003(SB)/1, $0xff
-DATA evenSigns<>+1004(SB)/1, $0xff
-DATA evenSigns<>+1005(SB)/1, $0xff
-DATA evenSigns<>+1006(SB)/1, $0xff
-DATA evenSigns<>+1007(SB)/1, $0x01
-DATA evenSigns<>+1008(SB)/1, $0x01
-DATA evenSigns<>+1009(SB)/1, $0xff
-DATA evenSigns<>+1010(SB)/1, $0xff
-DATA evenSigns<>+1011(SB)/1, $0xff
-DATA evenSigns<>+1012(SB)/1, $0xff
-DATA evenSigns<>+1013(SB)/1, $0xff
-DATA evenSigns<>+1014(SB)/1, $0xff
-DATA evenSigns<>+1015(SB)/1, $0x01
-DATA evenSigns<>+1016(SB)/1, $0xff
-DATA evenSigns<>+1017(SB)/1, $0xff
-DATA evenSigns<>+1018(SB)/1, $0xff
-DATA evenSigns<>+1019(SB)/1, $0xff
-DATA evenSigns<>+1020(SB)/1, $0xff
-DATA evenSigns<>+1021(SB)/1, $0xff
-DATA evenSigns<>+1022(SB)/1, $0xff
-DATA evenSigns<>+1023(SB)/1, $0xff
-GLOBL evenSigns<>(SB), RODATA|NOPTR, $1024
-
-DATA bytes1<>+0(SB)/1, $0x01
-DATA bytes1<>+1(SB)/1, $0x01
-DATA bytes1<>+2(SB)/1, $0x01
-DATA bytes1<>+3(SB)/1, $0x01
-DATA bytes1<>+4(SB)/1, $0x01
-DATA bytes1<>+5(SB)/1, $0x01
-DATA bytes1<>+6(SB)/1, $0x01
-DATA bytes1<>+7(SB)/1, $0x01
-DATA bytes1<>+8(SB)/1, $0x01
-DATA bytes1<>+9(SB)/1, $0x01
-DATA bytes1<>+10(SB)/1, $0x01
-DATA bytes1<>+11(SB)/1, $0x01
-DATA bytes1<>+12(SB)/1, $0x01
-DATA bytes1<>+13(SB)/1, $0x01
-DATA bytes1<>+14(SB)/1, $0x01
-DATA bytes1<>+15(SB)/1, $0x01
-DATA bytes1<>+16(SB)/1, $0x01
-DATA bytes1<>+17(SB)/1, $0x01
-DATA bytes1<>+18(SB)/1, $0x01
-DATA bytes1<>+19(SB)/1, $0x01
-DATA bytes1<>+20(SB)/1, $0x01
-DATA bytes1<>+21(SB)/1, $0x01
-DATA bytes1<>+22(SB)/1, $0x01
-DATA bytes1<>+23(SB)/1, $0x01
-DATA bytes1<>+24(SB)/1, $0x01
-DATA bytes1<>+25(SB)/1, $0x01
-DATA bytes1<>+26(SB)/1, $0x01
-DATA bytes1<>+27(SB)/1, $0x01
-DATA bytes1<>+28(SB)/1, $0x01
-DATA bytes1<>+29(SB)/1, $0x01
-DATA bytes1<>+30(SB)/1, $0x01
-DATA bytes1<>+31(SB)/1, $0x01
-GLOBL bytes1<>(SB), RODATA|NOPTR, $32
 
 DATA qhShiftS<>+0(SB)/4, $0x00000008
 DATA qhShiftS<>+4(SB)/4, $0x00000007
@@ -17515,7 +17351,7 @@ TEXT ·dotIQ2XXSQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   nb+16(FP), DX
 	VXORPS X0, X0, X0
 	LEAQ   iq2xxsGrid<>+0(SB), BX
-	LEAQ   iq2Signs<>+0(SB), SI
+	LEAQ   ksignRows<>+0(SB), SI
 
 dotIQ2XXSQ8_KAVX2_loop:
 	TESTQ        DX, DX
@@ -17849,7 +17685,7 @@ TEXT ·dotIQ2XXSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   nb+24(FP), DX
 	VXORPS X0, X0, X0
 	LEAQ   iq2xxsGrid<>+0(SB), R8
-	LEAQ   iq2Signs<>+0(SB), R9
+	LEAQ   ksignRows<>+0(SB), R9
 
 dotIQ2XXSQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
@@ -18324,7 +18160,7 @@ dotIQ2XXSQ8_KRowsAVX2_row:
 	MOVQ   nb+16(FP), SI
 	VXORPS X0, X0, X0
 	LEAQ   iq2xxsGrid<>+0(SB), DI
-	LEAQ   iq2Signs<>+0(SB), R8
+	LEAQ   ksignRows<>+0(SB), R8
 
 dotIQ2XXSQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
@@ -18654,7 +18490,7 @@ TEXT ·dotIQ2XSQ8_KAVX2(SB), NOSPLIT, $0-28
 	MOVQ   nb+16(FP), DX
 	VXORPS X0, X0, X0
 	LEAQ   iq2xsGrid<>+0(SB), BX
-	LEAQ   iq2Signs<>+0(SB), SI
+	LEAQ   ksignRows<>+0(SB), SI
 
 dotIQ2XSQ8_KAVX2_loop:
 	TESTQ        DX, DX
@@ -18667,7 +18503,7 @@ dotIQ2XSQ8_KAVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         iq2Ones<>+0(SB), X1, X1
+	VPOR         bytes01<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	MOVWQZX      2(AX), DI
@@ -18966,7 +18802,7 @@ TEXT ·dotIQ2XSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	MOVQ   nb+24(FP), DX
 	VXORPS X0, X0, X0
 	LEAQ   iq2xsGrid<>+0(SB), R8
-	LEAQ   iq2Signs<>+0(SB), R9
+	LEAQ   ksignRows<>+0(SB), R9
 
 dotIQ2XSQ8_Kx4AVX2_loop:
 	TESTQ        DX, DX
@@ -18979,7 +18815,7 @@ dotIQ2XSQ8_Kx4AVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         iq2Ones<>+0(SB), X1, X1
+	VPOR         bytes01<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	VPXOR        Y3, Y3, Y3
@@ -19419,7 +19255,7 @@ dotIQ2XSQ8_KRowsAVX2_row:
 	MOVQ   nb+16(FP), SI
 	VXORPS X0, X0, X0
 	LEAQ   iq2xsGrid<>+0(SB), DI
-	LEAQ   iq2Signs<>+0(SB), R8
+	LEAQ   ksignRows<>+0(SB), R8
 
 dotIQ2XSQ8_KRowsAVX2_loop:
 	TESTQ        SI, SI
@@ -19432,7 +19268,7 @@ dotIQ2XSQ8_KRowsAVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         iq2Ones<>+0(SB), X1, X1
+	VPOR         bytes01<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	MOVWQZX      2(AX), R9
@@ -19739,7 +19575,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         iq2Ones<>+0(SB), X1, X1
+	VPOR         bytes01<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	MOVBQZX      66(AX), SI
@@ -19775,7 +19611,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPERM2I128   $0x00, Y1, Y1, Y7
 	VPSHUFB      wordShuf2<>+0(SB), Y7, Y6
 	VMOVDQU      4(CX), Y8
@@ -19816,7 +19652,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+32(SB), Y7, Y6
 	VMOVDQU      36(CX), Y8
 	VPSIGNB      Y5, Y8, Y8
@@ -19856,7 +19692,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+64(SB), Y7, Y6
 	VMOVDQU      68(CX), Y8
 	VPSIGNB      Y5, Y8, Y8
@@ -19896,7 +19732,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+96(SB), Y7, Y6
 	VMOVDQU      100(CX), Y7
 	VPSIGNB      Y5, Y7, Y7
@@ -19936,7 +19772,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPERM2I128   $0x11, Y1, Y1, Y6
 	VPSHUFB      wordShuf2<>+0(SB), Y6, Y1
 	VMOVDQU      132(CX), Y7
@@ -19977,7 +19813,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         iq2Ones<>+0(SB), Y4, Y4
+	VPOR         bytes01<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+32(SB), Y6, Y5
 	VMOVDQU      164(CX), Y7
 	VPSIGNB      Y4, Y7, Y7
@@ -20017,7 +19853,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         iq2Ones<>+0(SB), Y4, Y4
+	VPOR         bytes01<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+64(SB), Y6, Y5
 	VMOVDQU      196(CX), Y7
 	VPSIGNB      Y4, Y7, Y7
@@ -20057,7 +19893,7 @@ dotIQ2SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         iq2Ones<>+0(SB), Y4, Y4
+	VPOR         bytes01<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+96(SB), Y6, Y5
 	VMOVDQU      228(CX), Y6
 	VPSIGNB      Y4, Y6, Y6
@@ -20114,7 +19950,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         iq2Ones<>+0(SB), X1, X1
+	VPOR         bytes01<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	VPXOR        Y3, Y3, Y3
@@ -20153,7 +19989,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         iq2Ones<>+0(SB), Y8, Y8
+	VPOR         bytes01<>+0(SB), Y8, Y8
 	VPERM2I128   $0x00, Y1, Y1, Y10
 	VPSHUFB      wordShuf2<>+0(SB), Y10, Y9
 	VMOVDQU      4(CX), Y11
@@ -20209,7 +20045,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         iq2Ones<>+0(SB), Y8, Y8
+	VPOR         bytes01<>+0(SB), Y8, Y8
 	VPSHUFB      wordShuf2<>+32(SB), Y10, Y9
 	VMOVDQU      36(CX), Y11
 	VPSIGNB      Y8, Y11, Y11
@@ -20264,7 +20100,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         iq2Ones<>+0(SB), Y8, Y8
+	VPOR         bytes01<>+0(SB), Y8, Y8
 	VPSHUFB      wordShuf2<>+64(SB), Y10, Y9
 	VMOVDQU      68(CX), Y11
 	VPSIGNB      Y8, Y11, Y11
@@ -20319,7 +20155,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         iq2Ones<>+0(SB), Y8, Y8
+	VPOR         bytes01<>+0(SB), Y8, Y8
 	VPSHUFB      wordShuf2<>+96(SB), Y10, Y9
 	VMOVDQU      100(CX), Y10
 	VPSIGNB      Y8, Y10, Y10
@@ -20374,7 +20210,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y8, Y8
 	VPCMPEQB     Y9, Y9, Y9
 	VPCMPEQB     Y9, Y8, Y8
-	VPOR         iq2Ones<>+0(SB), Y8, Y8
+	VPOR         bytes01<>+0(SB), Y8, Y8
 	VPERM2I128   $0x11, Y1, Y1, Y9
 	VPSHUFB      wordShuf2<>+0(SB), Y9, Y1
 	VMOVDQU      132(CX), Y10
@@ -20430,7 +20266,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y7, Y7
 	VPCMPEQB     Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
-	VPOR         iq2Ones<>+0(SB), Y7, Y7
+	VPOR         bytes01<>+0(SB), Y7, Y7
 	VPSHUFB      wordShuf2<>+32(SB), Y9, Y8
 	VMOVDQU      164(CX), Y10
 	VPSIGNB      Y7, Y10, Y10
@@ -20485,7 +20321,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y7, Y7
 	VPCMPEQB     Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
-	VPOR         iq2Ones<>+0(SB), Y7, Y7
+	VPOR         bytes01<>+0(SB), Y7, Y7
 	VPSHUFB      wordShuf2<>+64(SB), Y9, Y8
 	VMOVDQU      196(CX), Y10
 	VPSIGNB      Y7, Y10, Y10
@@ -20540,7 +20376,7 @@ dotIQ2SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y7, Y7
 	VPCMPEQB     Y8, Y8, Y8
 	VPCMPEQB     Y8, Y7, Y7
-	VPOR         iq2Ones<>+0(SB), Y7, Y7
+	VPOR         bytes01<>+0(SB), Y7, Y7
 	VPSHUFB      wordShuf2<>+96(SB), Y9, Y8
 	VMOVDQU      228(CX), Y9
 	VPSIGNB      Y7, Y9, Y9
@@ -20630,7 +20466,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPAND        mask0F<>+0(SB), X1, X1
 	VPUNPCKLBW   X2, X1, X1
 	VPADDB       X1, X1, X1
-	VPOR         iq2Ones<>+0(SB), X1, X1
+	VPOR         bytes01<>+0(SB), X1, X1
 	VPMOVZXBW    X1, Y1
 	VPXOR        Y2, Y2, Y2
 	MOVBQZX      66(AX), R8
@@ -20666,7 +20502,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPERM2I128   $0x00, Y1, Y1, Y7
 	VPSHUFB      wordShuf2<>+0(SB), Y7, Y6
 	VMOVDQU      4(BX), Y8
@@ -20707,7 +20543,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+32(SB), Y7, Y6
 	VMOVDQU      36(BX), Y8
 	VPSIGNB      Y5, Y8, Y8
@@ -20747,7 +20583,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+64(SB), Y7, Y6
 	VMOVDQU      68(BX), Y8
 	VPSIGNB      Y5, Y8, Y8
@@ -20787,7 +20623,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPSHUFB      wordShuf2<>+96(SB), Y7, Y6
 	VMOVDQU      100(BX), Y7
 	VPSIGNB      Y5, Y7, Y7
@@ -20827,7 +20663,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         iq2Ones<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	VPERM2I128   $0x11, Y1, Y1, Y6
 	VPSHUFB      wordShuf2<>+0(SB), Y6, Y1
 	VMOVDQU      132(BX), Y7
@@ -20868,7 +20704,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         iq2Ones<>+0(SB), Y4, Y4
+	VPOR         bytes01<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+32(SB), Y6, Y5
 	VMOVDQU      164(BX), Y7
 	VPSIGNB      Y4, Y7, Y7
@@ -20908,7 +20744,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         iq2Ones<>+0(SB), Y4, Y4
+	VPOR         bytes01<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+64(SB), Y6, Y5
 	VMOVDQU      196(BX), Y7
 	VPSIGNB      Y4, Y7, Y7
@@ -20948,7 +20784,7 @@ dotIQ2SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y4, Y4
 	VPCMPEQB     Y5, Y5, Y5
 	VPCMPEQB     Y5, Y4, Y4
-	VPOR         iq2Ones<>+0(SB), Y4, Y4
+	VPOR         bytes01<>+0(SB), Y4, Y4
 	VPSHUFB      wordShuf2<>+96(SB), Y6, Y5
 	VMOVDQU      228(BX), Y6
 	VPSIGNB      Y4, Y6, Y6
@@ -21995,7 +21831,7 @@ dotIQ3XXSQ8_KAVX2_loop:
 	PREFETCHT0   1024(AX)
 	PREFETCHT0   1088(AX)
 	LEAQ         iq3xxsGrid<>+0(SB), BX
-	LEAQ         evenSigns<>+0(SB), SI
+	LEAQ         ksignRows<>+0(SB), SI
 	VXORPS       Y1, Y1, Y1
 	VPMOVZXBD    2(AX), Y2
 	VPCMPEQD     Y3, Y3, Y3
@@ -22296,7 +22132,7 @@ dotIQ3SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      106(AX), SI
 	ANDL         $0x0000000f, SI
 	LEAL         1(SI)(SI*1), SI
@@ -22320,7 +22156,7 @@ dotIQ3SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      106(AX), SI
 	SHRL         $0x04, SI
 	ANDL         $0x0000000f, SI
@@ -22345,7 +22181,7 @@ dotIQ3SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      107(AX), SI
 	ANDL         $0x0000000f, SI
 	LEAL         1(SI)(SI*1), SI
@@ -22369,7 +22205,7 @@ dotIQ3SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      107(AX), SI
 	SHRL         $0x04, SI
 	ANDL         $0x0000000f, SI
@@ -22394,7 +22230,7 @@ dotIQ3SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      108(AX), SI
 	ANDL         $0x0000000f, SI
 	LEAL         1(SI)(SI*1), SI
@@ -22418,7 +22254,7 @@ dotIQ3SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      108(AX), SI
 	SHRL         $0x04, SI
 	ANDL         $0x0000000f, SI
@@ -22443,7 +22279,7 @@ dotIQ3SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      109(AX), SI
 	ANDL         $0x0000000f, SI
 	LEAL         1(SI)(SI*1), SI
@@ -22467,7 +22303,7 @@ dotIQ3SQ8_KAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      109(AX), BX
 	SHRL         $0x04, BX
 	ANDL         $0x0000000f, BX
@@ -24507,7 +24343,7 @@ dotIQ3XXSQ8_Kx4AVX2_loop:
 	PREFETCHT0   1024(AX)
 	PREFETCHT0   1088(AX)
 	LEAQ         iq3xxsGrid<>+0(SB), R8
-	LEAQ         evenSigns<>+0(SB), R9
+	LEAQ         ksignRows<>+0(SB), R9
 	VXORPS       Y1, Y1, Y1
 	VXORPS       Y2, Y2, Y2
 	VXORPS       Y3, Y3, Y3
@@ -24962,7 +24798,7 @@ dotIQ3SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	MOVBLZX      106(AX), R9
 	ANDL         $0x0000000f, R9
 	LEAL         1(R9)(R9*1), R9
@@ -25001,7 +24837,7 @@ dotIQ3SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	MOVBLZX      106(AX), R9
 	SHRL         $0x04, R9
 	ANDL         $0x0000000f, R9
@@ -25041,7 +24877,7 @@ dotIQ3SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	MOVBLZX      107(AX), R9
 	ANDL         $0x0000000f, R9
 	LEAL         1(R9)(R9*1), R9
@@ -25080,7 +24916,7 @@ dotIQ3SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	MOVBLZX      107(AX), R9
 	SHRL         $0x04, R9
 	ANDL         $0x0000000f, R9
@@ -25120,7 +24956,7 @@ dotIQ3SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	MOVBLZX      108(AX), R9
 	ANDL         $0x0000000f, R9
 	LEAL         1(R9)(R9*1), R9
@@ -25159,7 +24995,7 @@ dotIQ3SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	MOVBLZX      108(AX), R9
 	SHRL         $0x04, R9
 	ANDL         $0x0000000f, R9
@@ -25199,7 +25035,7 @@ dotIQ3SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	MOVBLZX      109(AX), R9
 	ANDL         $0x0000000f, R9
 	LEAL         1(R9)(R9*1), R9
@@ -25238,7 +25074,7 @@ dotIQ3SQ8_Kx4AVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y5, Y5
 	VPCMPEQB     Y6, Y6, Y6
 	VPCMPEQB     Y6, Y5, Y5
-	VPOR         bytes1<>+0(SB), Y5, Y5
+	VPOR         bytes01<>+0(SB), Y5, Y5
 	MOVBLZX      109(AX), R8
 	SHRL         $0x04, R8
 	ANDL         $0x0000000f, R8
@@ -25977,7 +25813,7 @@ dotIQ3XXSQ8_KRowsAVX2_loop:
 	PREFETCHT0   1024(AX)
 	PREFETCHT0   1088(AX)
 	LEAQ         iq3xxsGrid<>+0(SB), DI
-	LEAQ         evenSigns<>+0(SB), R8
+	LEAQ         ksignRows<>+0(SB), R8
 	VXORPS       Y1, Y1, Y1
 	VPMOVZXBD    2(AX), Y2
 	VPCMPEQD     Y3, Y3, Y3
@@ -26285,7 +26121,7 @@ dotIQ3SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      106(AX), R8
 	ANDL         $0x0000000f, R8
 	LEAL         1(R8)(R8*1), R8
@@ -26309,7 +26145,7 @@ dotIQ3SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      106(AX), R8
 	SHRL         $0x04, R8
 	ANDL         $0x0000000f, R8
@@ -26334,7 +26170,7 @@ dotIQ3SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      107(AX), R8
 	ANDL         $0x0000000f, R8
 	LEAL         1(R8)(R8*1), R8
@@ -26358,7 +26194,7 @@ dotIQ3SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      107(AX), R8
 	SHRL         $0x04, R8
 	ANDL         $0x0000000f, R8
@@ -26383,7 +26219,7 @@ dotIQ3SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      108(AX), R8
 	ANDL         $0x0000000f, R8
 	LEAL         1(R8)(R8*1), R8
@@ -26407,7 +26243,7 @@ dotIQ3SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      108(AX), R8
 	SHRL         $0x04, R8
 	ANDL         $0x0000000f, R8
@@ -26432,7 +26268,7 @@ dotIQ3SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      109(AX), R8
 	ANDL         $0x0000000f, R8
 	LEAL         1(R8)(R8*1), R8
@@ -26456,7 +26292,7 @@ dotIQ3SQ8_KRowsAVX2_loop:
 	VPOR         bitSelect<>+0(SB), Y2, Y2
 	VPCMPEQB     Y3, Y3, Y3
 	VPCMPEQB     Y3, Y2, Y2
-	VPOR         bytes1<>+0(SB), Y2, Y2
+	VPOR         bytes01<>+0(SB), Y2, Y2
 	MOVBLZX      109(AX), DI
 	SHRL         $0x04, DI
 	ANDL         $0x0000000f, DI
@@ -26492,40 +26328,6 @@ dotIQ3SQ8_KRowsAVX2_done:
 	JNZ    dotIQ3SQ8_KRowsAVX2_row
 	VZEROUPPER
 	RET
-
-DATA tqBytes01<>+0(SB)/1, $0x01
-DATA tqBytes01<>+1(SB)/1, $0x01
-DATA tqBytes01<>+2(SB)/1, $0x01
-DATA tqBytes01<>+3(SB)/1, $0x01
-DATA tqBytes01<>+4(SB)/1, $0x01
-DATA tqBytes01<>+5(SB)/1, $0x01
-DATA tqBytes01<>+6(SB)/1, $0x01
-DATA tqBytes01<>+7(SB)/1, $0x01
-DATA tqBytes01<>+8(SB)/1, $0x01
-DATA tqBytes01<>+9(SB)/1, $0x01
-DATA tqBytes01<>+10(SB)/1, $0x01
-DATA tqBytes01<>+11(SB)/1, $0x01
-DATA tqBytes01<>+12(SB)/1, $0x01
-DATA tqBytes01<>+13(SB)/1, $0x01
-DATA tqBytes01<>+14(SB)/1, $0x01
-DATA tqBytes01<>+15(SB)/1, $0x01
-DATA tqBytes01<>+16(SB)/1, $0x01
-DATA tqBytes01<>+17(SB)/1, $0x01
-DATA tqBytes01<>+18(SB)/1, $0x01
-DATA tqBytes01<>+19(SB)/1, $0x01
-DATA tqBytes01<>+20(SB)/1, $0x01
-DATA tqBytes01<>+21(SB)/1, $0x01
-DATA tqBytes01<>+22(SB)/1, $0x01
-DATA tqBytes01<>+23(SB)/1, $0x01
-DATA tqBytes01<>+24(SB)/1, $0x01
-DATA tqBytes01<>+25(SB)/1, $0x01
-DATA tqBytes01<>+26(SB)/1, $0x01
-DATA tqBytes01<>+27(SB)/1, $0x01
-DATA tqBytes01<>+28(SB)/1, $0x01
-DATA tqBytes01<>+29(SB)/1, $0x01
-DATA tqBytes01<>+30(SB)/1, $0x01
-DATA tqBytes01<>+31(SB)/1, $0x01
-GLOBL tqBytes01<>(SB), RODATA|NOPTR, $32
 
 DATA tqMaskF8<>+0(SB)/1, $0xf8
 DATA tqMaskF8<>+1(SB)/1, $0xf8
@@ -26576,7 +26378,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VXORPS         Y1, Y1, Y1
 	VXORPS         Y2, Y2, Y2
 	VMOVDQU        (AX), Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y4
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y4
 	VPAVGB         Y2, Y4, Y5
 	VPAVGB         Y5, Y4, Y4
 	VPSRLW         $0x06, Y4, Y4
@@ -26585,7 +26387,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPADDW         Y4, Y1, Y1
 	VPADDB         Y3, Y3, Y4
 	VPADDB         Y3, Y4, Y4
-	VPSUBUSB       tqBytes01<>+0(SB), Y4, Y5
+	VPSUBUSB       bytes01<>+0(SB), Y4, Y5
 	VPAVGB         Y2, Y5, Y6
 	VPAVGB         Y6, Y5, Y5
 	VPSRLW         $0x06, Y5, Y5
@@ -26595,7 +26397,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPSLLW         $0x03, Y3, Y5
 	VPAND          tqMaskF8<>+0(SB), Y5, Y5
 	VPADDB         Y3, Y5, Y5
-	VPSUBUSB       tqBytes01<>+0(SB), Y5, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y5, Y3
 	VPAVGB         Y2, Y3, Y6
 	VPAVGB         Y6, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -26605,7 +26407,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPSLLW         $0x03, Y4, Y3
 	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y4, Y3, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -26615,7 +26417,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPSLLW         $0x03, Y5, Y3
 	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y5, Y3, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -26641,7 +26443,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPBLENDD       $0x04, Y8, Y6, Y6
 	VPBLENDD       $0x08, Y9, Y6, Y6
 	VPBLENDD       $0xf0, Y4, Y3, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y7
 	VPAVGB         Y7, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -26652,7 +26454,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y4, Y3, Y3
 	VPBLENDD       $0xf0, Y3, Y5, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -26663,7 +26465,7 @@ dotTQ1_0Q8_KAVX2_loop:
 	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y5, Y3, Y3
 	VINSERTI128    $0x01, X6, Y3, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y2
 	VPAVGB         Y2, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -26797,7 +26599,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VXORPS         Y4, Y4, Y4
 	VXORPS         Y5, Y5, Y5
 	VMOVDQU        (AX), Y6
-	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y7
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y7
 	VPAVGB         Y5, Y7, Y8
 	VPAVGB         Y8, Y7, Y7
 	VPSRLW         $0x06, Y7, Y7
@@ -26812,7 +26614,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPADDW         Y7, Y4, Y4
 	VPADDB         Y6, Y6, Y7
 	VPADDB         Y6, Y7, Y7
-	VPSUBUSB       tqBytes01<>+0(SB), Y7, Y8
+	VPSUBUSB       bytes01<>+0(SB), Y7, Y8
 	VPAVGB         Y5, Y8, Y9
 	VPAVGB         Y9, Y8, Y8
 	VPSRLW         $0x06, Y8, Y8
@@ -26828,7 +26630,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPSLLW         $0x03, Y6, Y8
 	VPAND          tqMaskF8<>+0(SB), Y8, Y8
 	VPADDB         Y6, Y8, Y8
-	VPSUBUSB       tqBytes01<>+0(SB), Y8, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y8, Y6
 	VPAVGB         Y5, Y6, Y9
 	VPAVGB         Y9, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -26844,7 +26646,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPSLLW         $0x03, Y7, Y6
 	VPAND          tqMaskF8<>+0(SB), Y6, Y6
 	VPADDB         Y7, Y6, Y6
-	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y7
 	VPAVGB         Y7, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -26860,7 +26662,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPSLLW         $0x03, Y8, Y6
 	VPAND          tqMaskF8<>+0(SB), Y6, Y6
 	VPADDB         Y8, Y6, Y6
-	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y7
 	VPAVGB         Y7, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -26892,7 +26694,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPBLENDD       $0x04, Y11, Y9, Y9
 	VPBLENDD       $0x08, Y12, Y9, Y9
 	VPBLENDD       $0xf0, Y7, Y6, Y6
-	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y10
 	VPAVGB         Y10, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -26909,7 +26711,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPAND          tqMaskF8<>+0(SB), Y6, Y6
 	VPADDB         Y7, Y6, Y6
 	VPBLENDD       $0xf0, Y6, Y8, Y6
-	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y7
 	VPAVGB         Y7, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -26926,7 +26728,7 @@ dotTQ1_0Q8_Kx4AVX2_loop:
 	VPAND          tqMaskF8<>+0(SB), Y6, Y6
 	VPADDB         Y8, Y6, Y6
 	VINSERTI128    $0x01, X9, Y6, Y6
-	VPSUBUSB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBUSB       bytes01<>+0(SB), Y6, Y6
 	VPAVGB         Y5, Y6, Y5
 	VPAVGB         Y5, Y6, Y6
 	VPSRLW         $0x06, Y6, Y6
@@ -27186,7 +26988,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VXORPS         Y1, Y1, Y1
 	VXORPS         Y2, Y2, Y2
 	VMOVDQU        (AX), Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y4
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y4
 	VPAVGB         Y2, Y4, Y5
 	VPAVGB         Y5, Y4, Y4
 	VPSRLW         $0x06, Y4, Y4
@@ -27195,7 +26997,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPADDW         Y4, Y1, Y1
 	VPADDB         Y3, Y3, Y4
 	VPADDB         Y3, Y4, Y4
-	VPSUBUSB       tqBytes01<>+0(SB), Y4, Y5
+	VPSUBUSB       bytes01<>+0(SB), Y4, Y5
 	VPAVGB         Y2, Y5, Y6
 	VPAVGB         Y6, Y5, Y5
 	VPSRLW         $0x06, Y5, Y5
@@ -27205,7 +27007,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPSLLW         $0x03, Y3, Y5
 	VPAND          tqMaskF8<>+0(SB), Y5, Y5
 	VPADDB         Y3, Y5, Y5
-	VPSUBUSB       tqBytes01<>+0(SB), Y5, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y5, Y3
 	VPAVGB         Y2, Y3, Y6
 	VPAVGB         Y6, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -27215,7 +27017,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPSLLW         $0x03, Y4, Y3
 	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y4, Y3, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -27225,7 +27027,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPSLLW         $0x03, Y5, Y3
 	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y5, Y3, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -27251,7 +27053,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPBLENDD       $0x04, Y8, Y6, Y6
 	VPBLENDD       $0x08, Y9, Y6, Y6
 	VPBLENDD       $0xf0, Y4, Y3, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y7
 	VPAVGB         Y7, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -27262,7 +27064,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y4, Y3, Y3
 	VPBLENDD       $0xf0, Y3, Y5, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y4
 	VPAVGB         Y4, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -27273,7 +27075,7 @@ dotTQ1_0Q8_KRowsAVX2_loop:
 	VPAND          tqMaskF8<>+0(SB), Y3, Y3
 	VPADDB         Y5, Y3, Y3
 	VINSERTI128    $0x01, X6, Y3, Y3
-	VPSUBUSB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBUSB       bytes01<>+0(SB), Y3, Y3
 	VPAVGB         Y2, Y3, Y2
 	VPAVGB         Y2, Y3, Y3
 	VPSRLW         $0x06, Y3, Y3
@@ -29984,7 +29786,7 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      48(AX), SI
 	MOVL         SI, DI
 	ANDL         $0x00000007, DI
@@ -30039,7 +29841,7 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      48(AX), SI
 	MOVL         SI, DI
 	SHRL         $0x06, DI
@@ -30095,7 +29897,7 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      50(AX), SI
 	MOVL         SI, DI
 	ANDL         $0x00000007, DI
@@ -30150,7 +29952,7 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      50(AX), SI
 	MOVL         SI, DI
 	SHRL         $0x06, DI
@@ -30206,7 +30008,7 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      52(AX), SI
 	MOVL         SI, DI
 	ANDL         $0x00000007, DI
@@ -30261,7 +30063,7 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      52(AX), SI
 	MOVL         SI, DI
 	SHRL         $0x06, DI
@@ -30317,7 +30119,7 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      54(AX), SI
 	MOVL         SI, DI
 	ANDL         $0x00000007, DI
@@ -30372,7 +30174,7 @@ dotIQ1_MQ8_KAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      54(AX), SI
 	MOVL         SI, DI
 	SHRL         $0x06, DI
@@ -31062,7 +30864,7 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBB       bytes01<>+0(SB), Y6, Y6
 	MOVWLZX      48(AX), R9
 	MOVL         R9, R10
 	ANDL         $0x00000007, R10
@@ -31132,7 +30934,7 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBB       bytes01<>+0(SB), Y6, Y6
 	MOVWLZX      48(AX), R9
 	MOVL         R9, R10
 	SHRL         $0x06, R10
@@ -31203,7 +31005,7 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBB       bytes01<>+0(SB), Y6, Y6
 	MOVWLZX      50(AX), R9
 	MOVL         R9, R10
 	ANDL         $0x00000007, R10
@@ -31273,7 +31075,7 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBB       bytes01<>+0(SB), Y6, Y6
 	MOVWLZX      50(AX), R9
 	MOVL         R9, R10
 	SHRL         $0x06, R10
@@ -31344,7 +31146,7 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBB       bytes01<>+0(SB), Y6, Y6
 	MOVWLZX      52(AX), R9
 	MOVL         R9, R10
 	ANDL         $0x00000007, R10
@@ -31414,7 +31216,7 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBB       bytes01<>+0(SB), Y6, Y6
 	MOVWLZX      52(AX), R9
 	MOVL         R9, R10
 	SHRL         $0x06, R10
@@ -31485,7 +31287,7 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBB       bytes01<>+0(SB), Y6, Y6
 	MOVWLZX      54(AX), R9
 	MOVL         R9, R10
 	ANDL         $0x00000007, R10
@@ -31555,7 +31357,7 @@ dotIQ1_MQ8_Kx4AVX2_loop:
 	VPCMPEQB     Y8, Y7, Y7
 	VPADDB       Y7, Y7, Y7
 	VPSUBB       Y7, Y6, Y6
-	VPSUBB       tqBytes01<>+0(SB), Y6, Y6
+	VPSUBB       bytes01<>+0(SB), Y6, Y6
 	MOVWLZX      54(AX), R9
 	MOVL         R9, R10
 	SHRL         $0x06, R10
@@ -32131,7 +31933,7 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      48(AX), R8
 	MOVL         R8, R9
 	ANDL         $0x00000007, R9
@@ -32186,7 +31988,7 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      48(AX), R8
 	MOVL         R8, R9
 	SHRL         $0x06, R9
@@ -32242,7 +32044,7 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      50(AX), R8
 	MOVL         R8, R9
 	ANDL         $0x00000007, R9
@@ -32297,7 +32099,7 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      50(AX), R8
 	MOVL         R8, R9
 	SHRL         $0x06, R9
@@ -32353,7 +32155,7 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      52(AX), R8
 	MOVL         R8, R9
 	ANDL         $0x00000007, R9
@@ -32408,7 +32210,7 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      52(AX), R8
 	MOVL         R8, R9
 	SHRL         $0x06, R9
@@ -32464,7 +32266,7 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      54(AX), R8
 	MOVL         R8, R9
 	ANDL         $0x00000007, R9
@@ -32519,7 +32321,7 @@ dotIQ1_MQ8_KRowsAVX2_loop:
 	VPCMPEQB     Y5, Y4, Y4
 	VPADDB       Y4, Y4, Y4
 	VPSUBB       Y4, Y3, Y3
-	VPSUBB       tqBytes01<>+0(SB), Y3, Y3
+	VPSUBB       bytes01<>+0(SB), Y3, Y3
 	MOVWLZX      54(AX), R8
 	MOVL         R8, R9
 	SHRL         $0x06, R9

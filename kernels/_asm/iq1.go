@@ -29,6 +29,7 @@ func iq1Constants() {
 		return
 	}
 	iq1Consts = true
+	sharedConstants()
 	iq1sGrid = GLOBL("iq1sGrid", RODATA|NOPTR)
 	for i, v := range block.IQ1SGrid {
 		DATA(8*i, U64(v))
@@ -201,7 +202,7 @@ func iq1MBlock(x, tbl Register, ys []Register, sumi []VecVirtual) Register {
 		VPCMPEQB(zero, hb, hb) // 0xff where the bit is clear (s = +1)
 		VPADDB(hb, hb, hb)     // -2 (clear) or 0 (set)
 		VPSUBB(hb, w, w)
-		VPSUBB(bytes01Mem(), w, w) // w + 2 − 1 = 8g + 1 (clear), 8g − 1 (set)
+		VPSUBB(bytes01, w, w) // w + 2 − 1 = 8g + 1 (clear), 8g − 1 (set)
 		// Scales of sub-blocks 2ib (low lane) and 2ib+1 (high lane):
 		// 2·(word>>3j & 7) + 1 for j = 2ib%4, 2ib%4+1 of word ib/2.
 		word := GP32()
@@ -241,12 +242,6 @@ func iq1MBlock(x, tbl Register, ys []Register, sumi []VecVirtual) Register {
 	VPBROADCASTW(dx, dx)
 	VCVTPH2PS(dx, dx)
 	return dx
-}
-
-// bytes01Mem returns the 32 × 0x01 constant of the ternary kernels.
-func bytes01Mem() Mem {
-	ternaryConstants()
-	return tqBytes01
 }
 
 func genIQ1() {

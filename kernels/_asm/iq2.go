@@ -27,8 +27,6 @@ var (
 	iq2xxsGridTab Mem // IQ2XXSGrid, 8 bytes a point
 	iq2xsGridTab  Mem // IQ2XSGrid
 	iq2sGridTab   Mem // IQ2SGrid
-	iq2SignsTab   Mem // 128 × 8 bytes: byte j is −1 if bit j of KSignsIQ2XS[i] is set, else 1
-	iq2Ones       Mem // 32 × 0x01
 	iq2Eighths    Mem // 4 × float32 0.125
 )
 
@@ -43,22 +41,7 @@ func iq2Constants() {
 	iq2xxsGridTab = grid("iq2xxsGrid", block.IQ2XXSGrid[:])
 	iq2xsGridTab = grid("iq2xsGrid", block.IQ2XSGrid[:])
 	iq2sGridTab = grid("iq2sGrid", block.IQ2SGrid[:])
-	iq2SignsTab = GLOBL("iq2Signs", RODATA|NOPTR)
-	for i, s := range block.KSignsIQ2XS {
-		var row uint64
-		for j := 0; j < 8; j++ {
-			v := uint64(1)
-			if s>>j&1 != 0 {
-				v = 0xff
-			}
-			row |= v << (8 * j)
-		}
-		DATA(8*i, U64(row))
-	}
-	iq2Ones = GLOBL("iq2Ones", RODATA|NOPTR)
-	for i := 0; i < 32; i++ {
-		DATA(i, U8(1))
-	}
+	sharedConstants()
 	iq2Eighths = GLOBL("iq2Eighths", RODATA|NOPTR)
 	for i := 0; i < 4; i++ {
 		DATA(4*i, F32(0.125))
@@ -72,7 +55,7 @@ type iq2Kind struct {
 	grid      *Mem
 	// gridIndex and signIndex load, for group l (of four) of sub-block
 	// ib (32 elements) of the block at x, its grid index and (IQ2_XXS,
-	// IQ2_XS) its index into iq2Signs, each into a fresh register: one at a
+	// IQ2_XS) its index into ksignRows, each into a fresh register: one at a
 	// time, so that the four-row kernel stays within the sixteen.
 	gridIndex, signIndex func(x Register, ib, l int) GPVirtual
 	// packedScales is the offset of the 8 bytes of 4-bit sub-block scales
@@ -148,7 +131,7 @@ func genDotIQ2(k iq2Kind, ncols int) {
 	grid, signs := GP64(), GP64()
 	LEAQ(*k.grid, grid)
 	if k.signBytes == 0 {
-		LEAQ(iq2SignsTab, signs)
+		LEAQ(ksignRows, signs)
 	}
 	Label(name + "_loop")
 	TESTQ(nb, nb)
@@ -166,7 +149,7 @@ func genDotIQ2(k iq2Kind, ncols int) {
 		VPAND(mask0F, packed, packed)
 		VPUNPCKLBW(hiN, packed, s16)
 		VPADDB(s16, s16, s16)
-		VPOR(iq2Ones, s16, s16)
+		VPOR(bytes01, s16, s16)
 		scales = YMM()
 		VPMOVZXBW(s16, scales)
 	}
@@ -181,7 +164,7 @@ func genDotIQ2(k iq2Kind, ncols int) {
 		var sg VecVirtual
 		if k.signBytes != 0 {
 			sg = bitsToBytes(Mem{Base: x, Disp: k.signBytes + 4*ib})
-			VPOR(iq2Ones, sg, sg)
+			VPOR(bytes01, sg, sg)
 		} else {
 			sg = gather4(signs, func(l int) GPVirtual { return k.signIndex(x, ib, l) })
 		}

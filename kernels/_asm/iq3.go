@@ -1,8 +1,6 @@
 package main
 
 import (
-	"math/bits"
-
 	"github.com/llqt/llqt/formats/block"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -27,8 +25,6 @@ import (
 var (
 	iq3xxsGrid Mem // block.IQ3XXSGrid as dwords
 	iq3sGrid   Mem // block.IQ3SGrid as dwords
-	evenSigns  Mem // 128 qwords: byte i of qword s is −1 where bit i of ksigns(s) is set, else 1
-	bytes1     Mem // 32 × 0x01
 	qhShiftS   Mem // dwords 8, 7, …, 1: lane k moves bit k of IQ3_S's qh byte to bit 8
 	dwords256  Mem // 8 × int32 256
 	quarter    Mem // 4 × float32 0.25
@@ -43,22 +39,7 @@ func iq3Constants() {
 	for i, v := range block.IQ3SGrid {
 		DATA(4*i, U32(v))
 	}
-	evenSigns = GLOBL("evenSigns", RODATA|NOPTR)
-	for s := range 128 {
-		// The eighth sign makes the count of negatives even (ksigns_iq2xs).
-		signs := s | (bits.OnesCount(uint(s))&1)<<7
-		for i := range 8 {
-			v := byte(0x01)
-			if signs>>i&1 != 0 {
-				v = 0xff
-			}
-			DATA(8*s+i, U8(v))
-		}
-	}
-	bytes1 = GLOBL("bytes1", RODATA|NOPTR)
-	for i := range 32 {
-		DATA(i, U8(1))
-	}
+	sharedConstants()
 	qhShiftS = GLOBL("qhShiftS", RODATA|NOPTR)
 	for k := range 8 {
 		DATA(4*k, U32(uint32(8-k)))
@@ -120,7 +101,7 @@ func genDotIQ3XXS(ncols int) {
 		prefetchBlock(x, block.IQ3_XXSBytes)
 		grid, signs := GP64(), GP64()
 		LEAQ(iq3xxsGrid, grid)
-		LEAQ(evenSigns, signs)
+		LEAQ(ksignRows, signs)
 		sumi := make([]VecVirtual, ncols)
 		for c := range ncols {
 			sumi[c] = zeroY()
@@ -184,7 +165,7 @@ func genDotIQ3S(ncols int) {
 			VPOR(h, idx, idx)
 			q := gatherGrid(grid, idx)
 			sgn := bitsToBytes(Mem{Base: x, Disp: 74 + 4*j})
-			VPOR(bytes1, sgn, sgn)
+			VPOR(bytes01, sgn, sgn)
 			ls := GP32()
 			MOVBLZX(Mem{Base: x, Disp: 106 + j/2}, ls)
 			if j%2 == 1 {

@@ -351,6 +351,37 @@ func gatherDy(ys []Register) VecVirtual {
 	return dy
 }
 
+// The constants the i-quant and ternary kernels share, emitted once.
+var (
+	sharedConsts bool
+	// ksignRows: 128 rows of 8 bytes, byte j of row s −1 where bit j of
+	// block.KSignsIQ2XS[s] is set (seven stored signs and the parity
+	// eighth), else 1.
+	ksignRows Mem
+	bytes01   Mem // 32 × 0x01
+)
+
+func sharedConstants() {
+	if sharedConsts {
+		return
+	}
+	sharedConsts = true
+	ksignRows = GLOBL("ksignRows", RODATA|NOPTR)
+	for s, signs := range block.KSignsIQ2XS {
+		for j := range 8 {
+			v := byte(0x01)
+			if signs>>j&1 != 0 {
+				v = 0xff
+			}
+			DATA(8*s+j, U8(v))
+		}
+	}
+	bytes01 = GLOBL("bytes01", RODATA|NOPTR)
+	for i := range 32 {
+		DATA(i, U8(1))
+	}
+}
+
 // chainQ8K ends a block of the K-quant types with panel kernels (Q6_K,
 // IQ4_XS): lane c of acc = fma(f32(isum_c), f32(d)·dy_c, lane c), where
 // isum_c is the exact block sum, the total of sumi[c]'s eight int32 lanes,

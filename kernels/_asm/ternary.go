@@ -19,7 +19,6 @@ import (
 
 var (
 	ternaryConsts bool
-	tqBytes01     Mem // 32 × 0x01
 	tqMaskF8      Mem // 32 × 0xf8
 )
 
@@ -35,7 +34,7 @@ func ternaryConstants() {
 		}
 		return m
 	}
-	tqBytes01 = fill("tqBytes01", 0x01)
+	sharedConstants()
 	tqMaskF8 = fill("tqMaskF8", 0xf8)
 }
 
@@ -63,7 +62,7 @@ func times9(v VecVirtual) VecVirtual {
 // It returns a new register and leaves v as it was.
 func topTrit(v, zero VecVirtual) VecVirtual {
 	q, h := YMM(), YMM()
-	VPSUBUSB(tqBytes01, v, q)
+	VPSUBUSB(bytes01, v, q)
 	VPAVGB(zero, q, h)
 	VPAVGB(h, q, q)
 	VPSRLW(U8(6), q, q)
