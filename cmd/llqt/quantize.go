@@ -371,16 +371,20 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 		return err
 	}
 	defer release()
-	planned, decisions, err := quant.Plan(m, opts)
-	if err != nil {
-		return fmt.Errorf("%s: %w", in, err)
-	}
+	var planned *formats.Model
+	var decisions []quant.Decision
 	var tgt *target.Result
 	if targeted {
-		if planned, decisions, tgt, err = planForTarget(ctx, cmd, f, in, m, opts); err != nil {
-			return fmt.Errorf("%s: %w", in, err)
+		// target.Plan makes the base plan itself.
+		planned, decisions, tgt, err = planForTarget(ctx, cmd, f, in, m, opts)
+		if err == nil {
+			p = tgt.Preset
 		}
-		p = tgt.Preset
+	} else {
+		planned, decisions, err = quant.Plan(m, opts)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", in, err)
 	}
 	ft, _ := planned.KV.Uint("general.file_type")
 	rep := &quantizeReport{Input: in, Type: p.Name, FileType: uint32(ft), DryRun: f.dryRun, Threads: f.threads, Target: tgt}
