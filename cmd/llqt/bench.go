@@ -22,8 +22,6 @@ import (
 	"github.com/llqt/llqt/kernels"
 )
 
-func init() { subcommands = append(subcommands, newBenchCmd) }
-
 type benchOptions struct {
 	nPrompt []int
 	nGen    []int
@@ -242,15 +240,11 @@ func runBench(ctx context.Context, out, errw io.Writer, models []string, o bench
 // benchModel runs every test on one model with one thread count, printing
 // md, jsonl and csv records as they finish.
 func benchModel(ctx context.Context, out, errw io.Writer, path string, threads int, kvF32 bool, tests [][2]int, o benchOptions) ([]benchResult, error) {
-	m, err := loadModel(path, eval.Options{Threads: threads, KVF32: kvF32}, &o.lora)
+	m, tok, err := loadModelTokenizer(path, eval.Options{Threads: threads, KVF32: kvF32}, &o.lora)
 	if err != nil {
 		return nil, err
 	}
 	defer m.Close()
-	tok, err := m.Tokenizer()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	bos := int32(-1)
 	if tok.AddBOS() {
 		bos = tok.BOS()

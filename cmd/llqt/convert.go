@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +17,6 @@ import (
 	"github.com/llqt/llqt/internal/cli"
 	"github.com/llqt/llqt/quant"
 )
-
-func init() { subcommands = append(subcommands, newConvertCmd) }
 
 type convertFlags struct {
 	outType   string
@@ -96,7 +93,10 @@ func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out strin
 	} else if !st.IsDir() {
 		return fmt.Errorf("%s: input must be a Hugging Face model directory", dir)
 	}
-	if err := checkOutput(dir, out, f.force); err != nil {
+	if err := checkNotInInput(dir, out); err != nil {
+		return err
+	}
+	if err := cli.CheckOutputFile(out, f.force); err != nil {
 		return err
 	}
 	splitOpt, err := f.split.options(gguf.StyleConverter)
@@ -156,29 +156,16 @@ func runConvert(parent context.Context, stdout, stderr io.Writer, dir, out strin
 	return nil
 }
 
-// checkOutput refuses an existing output without --force, and any output
-// that would replace a file of the input directory.
-func checkOutput(dir, out string, force bool) error {
-	st, err := os.Stat(out)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			if d, err := os.Stat(filepath.Dir(out)); err != nil || !d.IsDir() {
-				return fmt.Errorf("%s: the output folder %s does not exist", out, filepath.Dir(out))
-			}
-			return nil
-		}
-		return err
-	}
-	if st.IsDir() {
-		return fmt.Errorf("%s: output is a directory", out)
+// checkNotInInput refuses an output that would replace a file of the
+// input directory, even with --force: the input is only ever read.
+func checkNotInInput(dir, out string) error {
+	if st, err := os.Stat(out); err != nil || st.IsDir() {
+		return nil
 	}
 	absDir, err1 := filepath.Abs(dir)
 	absOut, err2 := filepath.Abs(out)
 	if err1 == nil && err2 == nil && filepath.Dir(absOut) == absDir {
 		return fmt.Errorf("%s: refusing to overwrite a file of the input directory", out)
-	}
-	if !force {
-		return fmt.Errorf("%s: output exists (use --force to overwrite)", out)
 	}
 	return nil
 }

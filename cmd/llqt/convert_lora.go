@@ -13,8 +13,6 @@ import (
 	"github.com/llqt/llqt/quant"
 )
 
-func init() { subcommands = append(subcommands, newConvertLoraCmd) }
-
 func newConvertLoraCmd() *cobra.Command {
 	var base, outType, name string
 	var force bool

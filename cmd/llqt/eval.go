@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,8 +15,6 @@ import (
 	"github.com/llqt/llqt/internal/cli"
 	"github.com/llqt/llqt/perplexity"
 )
-
-func init() { subcommands = append(subcommands, newEvalCmd) }
 
 func newEvalCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -217,18 +214,13 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 	popt.NBatch, popt.MaxChunks, popt.Threads, popt.Parallel = f.nBatch, f.chunks, f.threads, f.parallel
 	popt.OutputType = f.outType
 
+	// The settings lines go to out before the progress bar starts; the
+	// per-chunk lines go to running, held back on a terminal.
 	var out io.Writer = stdout
-	// On a terminal the progress bar (stderr) and the running output
-	// (stdout) would overwrite each other: hold the running output until the
-	// bar is done.
-	var held bytes.Buffer
 	if f.json {
 		out = nil
 	}
-	runOut := out
-	if out != nil && cli.IsTerminal(stderr) && cli.IsTerminal(stdout) {
-		runOut = &held
-	}
+	running := cli.NewRunningOutput(stdout, stderr, f.json)
 	method := methodLine
 	if f.stride > 0 {
 		method = fmt.Sprintf(strideMethod, f.stride)
@@ -269,10 +261,10 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 		}
 		bar := cli.NewCountProgress(stderr, int64(nChunks), "kl-divergence")
 		popt.Progress = func(done, _ int) { bar.Set(int64(done)) }
-		popt.Out = runOut
+		popt.Out = running.Writer()
 		res, err = perplexity.KLDivergence(ctx, perplexity.FromEngine(m), br, popt)
 		bar.Finish()
-		stdout.Write(held.Bytes())
+		running.Release()
 		if err != nil {
 			return fmt.Errorf("%s: %w", modelPath, err)
 		}
@@ -303,14 +295,14 @@ func runPerplexity(ctx context.Context, cmd *cobra.Command, modelPath string, f 
 		}
 		bar := cli.NewCountProgress(stderr, int64(nChunks), "perplexity")
 		popt.Progress = func(done, _ int) { bar.Set(int64(done)) }
-		popt.Out = runOut
+		popt.Out = running.Writer()
 		if f.stride > 0 {
 			res, err = perplexity.PerplexityStrided(ctx, perplexity.FromEngine(m), toks, f.stride, popt)
 		} else {
 			res, err = perplexity.Perplexity(ctx, perplexity.FromEngine(m), toks, popt)
 		}
 		bar.Finish()
-		stdout.Write(held.Bytes())
+		running.Release()
 		if err != nil {
 			return blameRun(err, modelPath, f.text)
 		}

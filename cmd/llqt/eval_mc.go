@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -106,23 +104,14 @@ func runMultipleChoice(ctx context.Context, cmd *cobra.Command, kind, modelPath 
 		}
 		text = perplexity.PrepareText(raw)
 	}
-	m, err := loadModel(modelPath, eval.Options{Threads: f.threads, KVF32: f.kvF32}, &f.lora)
+	m, tk, err := loadModelTokenizer(modelPath, eval.Options{Threads: f.threads, KVF32: f.kvF32}, &f.lora)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	tk, err := m.Tokenizer()
-	if err != nil {
-		return fmt.Errorf("%s: tokenizer: %w", modelPath, err)
-	}
 	tokenize := func(s string) ([]int32, error) { return tk.Encode(s, true, false) }
-	var out io.Writer = stdout
-	var held bytes.Buffer
-	if f.json {
-		out = nil
-	} else if cli.IsTerminal(stderr) && cli.IsTerminal(stdout) {
-		out = &held
-	}
+	running := cli.NewRunningOutput(stdout, stderr, f.json)
+	out := running.Writer()
 	opt := perplexity.MCOptions{NCtx: f.nCtx, Tasks: f.tasks, Out: out}
 	// Each kind parses its tasks and says how it runs them; loading,
 	// progress and a failure's held output are handled the same for all.
@@ -171,11 +160,10 @@ func runMultipleChoice(ctx context.Context, cmd *cobra.Command, kind, modelPath 
 	opt.Progress = func(done, _ int) { bar.Set(int64(done)) }
 	res, err := run(opt)
 	bar.Finish()
+	running.Release()
 	if err != nil {
-		stdout.Write(held.Bytes())
 		return fmt.Errorf("%s: %w", f.text, err)
 	}
-	stdout.Write(held.Bytes())
 	if f.json {
 		return cli.JSON(stdout, struct {
 			Model string `json:"model"`

@@ -12,10 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/llqt/llqt/eval"
-	"github.com/llqt/llqt/internal/cli"
 )
-
-func init() { subcommands = append(subcommands, newGenerateCmd) }
 
 type generateOptions struct {
 	prompt        string
@@ -61,22 +58,14 @@ Generation stops after -n tokens (-1: until the context is full), at an
 end-of-generation token (unless --ignore-eos), or when the context (-c) is
 full; standard error says which. -n 0 only evaluates the prompt. -f FILE reads
 the prompt from a file (one trailing newline dropped, as llama-cli does).`,
-		Args: cobra.RangeArgs(0, 1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			model, _, err := modelArgs(o.model, args, 0)
-			if err != nil {
-				return err
-			}
-			if err := o.readPrompt(cmd); err != nil {
-				return err
-			}
-			return cli.RunCancellable(cmd.Context(), func(ctx context.Context) error {
-				return runGenerate(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), model, o)
-			})
-		},
 	}
+	onModel(cmd, &o.model, func(ctx context.Context, cmd *cobra.Command, model string) error {
+		if err := o.readPrompt(cmd); err != nil {
+			return err
+		}
+		return runGenerate(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), model, o)
+	})
 	fl := cmd.Flags()
-	addModelFlag(cmd, &o.model)
 	fl.StringVarP(&o.prompt, "prompt", "p", "", "prompt text (escapes such as \\n are processed)")
 	fl.StringVarP(&o.file, "file", "f", "", "read the prompt from FILE")
 	fl.IntVarP(&o.nPredict, "n-predict", "n", 128, "tokens to generate (-1: until the context is full; 0: evaluate the prompt only)")
@@ -145,15 +134,11 @@ func runGenerate(ctx context.Context, out, errw io.Writer, path string, o genera
 	if err != nil {
 		return err
 	}
-	m, err := loadModel(path, eval.Options{Threads: o.threads, KVF32: kvF32}, &o.lora)
+	m, tok, err := loadModelTokenizer(path, eval.Options{Threads: o.threads, KVF32: kvF32}, &o.lora)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	tok, err := m.Tokenizer()
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
 	prompt := o.prompt
 	if !o.noEscape {
 		prompt = processEscapes(prompt)

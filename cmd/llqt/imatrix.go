@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -18,8 +16,6 @@ import (
 	"github.com/llqt/llqt/perplexity"
 	"github.com/llqt/llqt/quant"
 )
-
-func init() { subcommands = append(subcommands, newImatrixCmd) }
 
 type imatrixFlags struct {
 	model, text, out, format string
@@ -130,7 +126,7 @@ func runImatrix(ctx context.Context, cmd *cobra.Command, modelPath string, f *im
 	if f.saveFreq < 0 {
 		return fmt.Errorf("--save-frequency %d: must be 0 (none) or more", f.saveFreq)
 	}
-	if err := checkOutputFile(f.out, f.force); err != nil {
+	if err := cli.CheckOutputFile(f.out, f.force); err != nil {
 		return err
 	}
 	if f.text != "" {
@@ -187,13 +183,7 @@ func runImatrix(ctx context.Context, cmd *cobra.Command, modelPath string, f *im
 	c := m.NewContext(f.nCtx)
 	defer c.Close()
 
-	var out io.Writer = stdout
-	var held bytes.Buffer
-	if f.json {
-		out = nil
-	} else if cli.IsTerminal(stderr) && cli.IsTerminal(stdout) {
-		out = &held // the progress bar and the running output would overwrite each other
-	}
+	running := cli.NewRunningOutput(stdout, stderr, f.json)
 	nChunks := perplexity.NumChunks(max(0, len(toks)-f.skip*f.nCtx), f.nCtx, f.chunks)
 	if !f.json {
 		fmt.Fprintf(stdout, "model: %s\nmethod: llama-imatrix (b4748): chunks of %d tokens, BOS first, products of >= 16 rows\n", modelPath, f.nCtx)
@@ -203,7 +193,7 @@ func runImatrix(ctx context.Context, cmd *cobra.Command, modelPath string, f *im
 	bar := cli.NewCountProgress(stderr, int64(nChunks), "imatrix")
 	res, err := perplexity.Imatrix(ctx, c, m.NVocab(), toks, stats, perplexity.ImatrixOptions{
 		NCtx: f.nCtx, MaxChunks: f.chunks, SkipChunks: f.skip, ProcessOutput: f.processOutput, NoPPL: f.noPPL,
-		BOS: popt.BOS, AddBOS: popt.AddBOS, Threads: f.threads, Out: out,
+		BOS: popt.BOS, AddBOS: popt.AddBOS, Threads: f.threads, Out: running.Writer(),
 		Progress: func(done, _ int) { bar.Set(int64(done)) },
 		Save: func(done int) error {
 			if f.saveFreq > 0 && done%f.saveFreq == 0 {
@@ -219,9 +209,7 @@ func runImatrix(ctx context.Context, cmd *cobra.Command, modelPath string, f *im
 		SaveEvery: gcd(f.outFreq, max(f.saveFreq, f.outFreq)),
 	})
 	bar.Finish()
-	if out == &held {
-		stdout.Write(held.Bytes())
-	}
+	running.Release()
 	if err != nil {
 		return blameRun(err, modelPath, f.text)
 	}

@@ -7,8 +7,6 @@ import (
 	"github.com/llqt/llqt/internal/inspect"
 )
 
-func init() { subcommands = append(subcommands, newInspectCmd) }
-
 func newInspectCmd() *cobra.Command {
 	var opt inspect.Options
 	var asJSON bool

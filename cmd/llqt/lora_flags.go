@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/llqt/llqt/eval"
+	"github.com/llqt/llqt/eval/tokenizer"
 	"github.com/llqt/llqt/formats/gguf"
 )
 
@@ -135,4 +136,20 @@ func loadModel(path string, opt eval.Options, l *loraFlags) (*eval.Model, error)
 		}
 	}
 	return m, nil
+}
+
+// loadModelTokenizer is loadModel for the commands that also tokenize
+// (bench, generate, the multiple-choice evals): it returns the model's
+// tokenizer too, and closes the model when it has none.
+func loadModelTokenizer(path string, opt eval.Options, l *loraFlags) (*eval.Model, *tokenizer.Tokenizer, error) {
+	m, err := loadModel(path, opt, l)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := m.Tokenizer()
+	if err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, tok, nil
 }

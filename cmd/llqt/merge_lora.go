@@ -16,8 +16,6 @@ import (
 	"github.com/llqt/llqt/quant"
 )
 
-func init() { subcommands = append(subcommands, newMergeLoraCmd) }
-
 func newMergeLoraCmd() *cobra.Command {
 	var l loraFlags
 	var force bool

@@ -17,8 +17,6 @@ import (
 	"github.com/llqt/llqt/internal/cli"
 )
 
-func init() { subcommands = append(subcommands, newMetaCmd) }
-
 func newMetaCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "meta",
@@ -39,46 +37,59 @@ appended.`,
 	return cmd
 }
 
-func newMetaGetCmd() *cobra.Command {
+// metaFileCmd makes one of meta's subcommands, which all take FILE as the
+// first argument and --json; run gets the arguments and whether --json was
+// given.
+func metaFileCmd(use, short string, args cobra.PositionalArgs, jsonUsage string,
+	run func(cmd *cobra.Command, args []string, asJSON bool) error) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "get FILE KEY",
-		Short: "Print one metadata value (strings raw, arrays as JSON)",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := gguf.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			v, ok := f.KV.Get(args[1])
-			if !ok {
-				return fmt.Errorf("%s: %s: %w", args[0], args[1], gguf.ErrNoKey)
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				return cli.JSON(w, kvJSON(formats.KV{Key: args[1], Value: v}))
-			}
-			if s, ok := v.(string); ok {
-				_, err := io.WriteString(w, s+"\n")
-				return err
-			}
-			_, err = fmt.Fprintln(w, formatValue(v, -1))
-			return err
-		},
+		Use:   use,
+		Short: short,
+		Args:  args,
+		RunE:  func(cmd *cobra.Command, args []string) error { return run(cmd, args, asJSON) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print {key, type, value} as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, jsonUsage)
 	return cmd
+}
+
+// withGGUF opens the GGUF file at path for use, and closes it after.
+func withGGUF(path string, use func(f *gguf.File) error) error {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return use(f)
+}
+
+func newMetaGetCmd() *cobra.Command {
+	return metaFileCmd("get FILE KEY", "Print one metadata value (strings raw, arrays as JSON)", cobra.ExactArgs(2),
+		"print {key, type, value} as JSON", func(cmd *cobra.Command, args []string, asJSON bool) error {
+			return withGGUF(args[0], func(f *gguf.File) error {
+				v, ok := f.KV.Get(args[1])
+				if !ok {
+					return fmt.Errorf("%s: %s: %w", args[0], args[1], gguf.ErrNoKey)
+				}
+				w := cmd.OutOrStdout()
+				if asJSON {
+					return cli.JSON(w, kvJSON(formats.KV{Key: args[1], Value: v}))
+				}
+				if s, ok := v.(string); ok {
+					_, err := io.WriteString(w, s+"\n")
+					return err
+				}
+				_, err := fmt.Fprintln(w, formatValue(v, -1))
+				return err
+			})
+		})
 }
 
 func newMetaSetCmd() *cobra.Command {
 	var fromFile string
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "set FILE KEY TYPE:VALUE | set FILE KEY --from-file PATH",
-		Short: "Set a metadata value (a string from a file with --from-file, e.g. tokenizer.chat_template)",
-		Args:  cobra.RangeArgs(2, 3),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := metaFileCmd("set FILE KEY TYPE:VALUE | set FILE KEY --from-file PATH",
+		"Set a metadata value (a string from a file with --from-file, e.g. tokenizer.chat_template)", cobra.RangeArgs(2, 3),
+		"report as JSON", func(cmd *cobra.Command, args []string, asJSON bool) error {
 			var v any
 			switch {
 			case fromFile != "" && len(args) == 3:
@@ -105,20 +116,14 @@ func newMetaSetCmd() *cobra.Command {
 				kv.Set(key, v)
 				return nil
 			})
-		},
-	}
+		})
 	cmd.Flags().StringVar(&fromFile, "from-file", "", "set KEY to the contents of this file, as a string")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "report as JSON")
 	return cmd
 }
 
 func newMetaDeleteCmd() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "delete FILE KEY",
-		Short: "Remove a metadata key",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	return metaFileCmd("delete FILE KEY", "Remove a metadata key", cobra.ExactArgs(2),
+		"report as JSON", func(cmd *cobra.Command, args []string, asJSON bool) error {
 			key := args[1]
 			return runMetaEdit(cmd, args[0], asJSON, "deleted "+key, func(kv *formats.KVs) error {
 				if _, ok := kv.Get(key); !ok {
@@ -127,10 +132,7 @@ func newMetaDeleteCmd() *cobra.Command {
 				kv.Delete(key)
 				return nil
 			})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "report as JSON")
-	return cmd
+		})
 }
 
 type metaEditReport struct {
@@ -179,22 +181,10 @@ func runMetaEdit(cmd *cobra.Command, path string, asJSON bool, what string, edit
 }
 
 func newMetaDumpCmd() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "dump FILE",
-		Short: "Print all metadata and the tensor list",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := gguf.Open(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return dumpMeta(cmd.OutOrStdout(), f, asJSON)
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print everything as JSON (arrays in full)")
-	return cmd
+	return metaFileCmd("dump FILE", "Print all metadata and the tensor list", cobra.ExactArgs(1),
+		"print everything as JSON (arrays in full)", func(cmd *cobra.Command, args []string, asJSON bool) error {
+			return withGGUF(args[0], func(f *gguf.File) error { return dumpMeta(cmd.OutOrStdout(), f, asJSON) })
+		})
 }
 
 type kvJSONEntry struct {

@@ -27,8 +27,6 @@ import (
 	"github.com/llqt/llqt/quant"
 )
 
-func init() { subcommands = append(subcommands, newQuantizeCmd) }
-
 // shortPresets get a flag of their own (--q4_k_m, --q8_0, …).
 var shortPresets = []string{"Q2_K", "Q2_K_S", "Q3_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K", "Q4_K_S", "Q4_K_M",
 	"Q5_K", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "IQ4_XS",
@@ -350,7 +348,7 @@ func runQuantize(ctx context.Context, cmd *cobra.Command, f *quantizeFlags, args
 		if err := checkDistinct(in, out); err != nil {
 			return err
 		}
-		if err := checkOutputFile(out, f.force); err != nil {
+		if err := cli.CheckOutputFile(out, f.force); err != nil {
 			return err
 		}
 	}
@@ -579,28 +577,6 @@ func parseQuantizeArgs(args []string) (quantizeArgs, error) {
 		}
 	}
 	return a, nil
-}
-
-// checkOutputFile fails before any work when OUT cannot be written: a
-// directory, a folder that does not exist, or an existing file without --force.
-func checkOutputFile(out string, force bool) error {
-	st, err := os.Stat(out)
-	switch {
-	case err == nil && st.IsDir():
-		return fmt.Errorf("%s: output is a directory; give a file name such as %s", out, filepath.Join(out, "model.gguf"))
-	case err == nil && !force:
-		return fmt.Errorf("%s: output exists (use --force to overwrite)", out)
-	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("%s: %w", out, err)
-	}
-	if dir := filepath.Dir(out); dir != "" {
-		if st, err := os.Stat(dir); err != nil {
-			return fmt.Errorf("%s: the output folder %s does not exist", out, dir)
-		} else if !st.IsDir() {
-			return fmt.Errorf("%s: %s is not a folder", out, dir)
-		}
-	}
-	return nil
 }
 
 // filterImatrix keeps the entries whose tensor name contains one of include

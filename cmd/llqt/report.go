@@ -12,8 +12,6 @@ import (
 	"github.com/llqt/llqt/internal/report"
 )
 
-func init() { subcommands = append(subcommands, newReportCmd) }
-
 type reportFlags struct {
 	types       []string
 	text        string

@@ -36,9 +36,14 @@ func buildCommit() string {
 	return "unknown"
 }
 
-// subcommands holds each command file's constructor (convert, quantize,
-// inspect, …); every file appends its own from init.
-var subcommands []func() *cobra.Command
+// subcommands are the constructors of llqt's top-level commands, listed in
+// one place rather than registered by each command file (help sorts the
+// commands by name).
+var subcommands = []func() *cobra.Command{
+	newBenchCmd, newConvertCmd, newConvertLoraCmd, newEvalCmd, newGenerateCmd,
+	newImatrixCmd, newInspectCmd, newMergeLoraCmd, newMetaCmd, newQuantizeCmd,
+	newReportCmd, newSplitCmd, newMergeCmd, newTokenizeCmd,
+}
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{

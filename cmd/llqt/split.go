@@ -14,8 +14,6 @@ import (
 	"github.com/llqt/llqt/internal/cli"
 )
 
-func init() { subcommands = append(subcommands, newSplitCmd, newMergeCmd) }
-
 // splitFlags are llama-gguf-split's (and the converter's) sharding flags.
 type splitFlags struct {
 	maxTensors         int

@@ -14,8 +14,6 @@ import (
 	"github.com/llqt/llqt/formats/gguf"
 )
 
-func init() { subcommands = append(subcommands, newTokenizeCmd) }
-
 type tokenizeOptions struct {
 	prompt, file   string
 	stdin          bool
