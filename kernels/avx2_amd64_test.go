@@ -25,14 +25,13 @@ func TestAVX2KernelsWithoutVNNI(t *testing.T) {
 			t.Fatalf("no AVX2 tile for %v", typ)
 		}
 	}
-	// The AVX2 panels are those of the types whose quants vpmaddubsw takes
-	// exactly: unsigned ones of at most 127, or Q8_0's against ±127.
+	// Every type with a VNNI panel has an AVX2 one but IQ4_XS.
 	var panels []ggml.Type
 	for typ := range panelKernels() {
 		panels = append(panels, typ)
 	}
 	slices.Sort(panels)
-	if want := []ggml.Type{ggml.TypeQ4_0, ggml.TypeQ8_0, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K}; !slices.Equal(panels, want) {
+	if want := []ggml.Type{ggml.TypeQ4_0, ggml.TypeQ8_0, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_NL}; !slices.Equal(panels, want) {
 		t.Fatalf("the avx2 set installed panels for %v, want %v", panels, want)
 	}
 	t.Run("Dot4MatchesDot", TestDot4MatchesDot)

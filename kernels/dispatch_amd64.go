@@ -70,7 +70,7 @@ var asmKernels = []struct {
 	{ggml.TypeQ5_0, dotQ5_0Q8_0AVX2, dotQ5_0Q8_0RowsAVX2, dotQ5_0Q8_0x4AVX2, tileQ5_0Q8_0x4x4AVX2, nil, dotQ5_0Q8_0x4VNNI, tileQ5_0Q8_0x4x4VNNI, nil},
 	{ggml.TypeQ5_1, dotQ5_1Q8_1AVX2, nil, dotQ5_1Q8_1x4AVX2, nil, nil, nil, nil, nil},
 	{ggml.TypeQ8_0, dotQ8_0Q8_0AVX2, dotQ8_0Q8_0RowsAVX2, dotQ8_0Q8_0x4AVX2, tileQ8_0Q8_0x4x4AVX2, panelQ8_0Q8_0x2x16AVX2, dotQ8_0Q8_0x4VNNI, tileQ8_0Q8_0x4x4VNNI, panelQ8_0Q8_0x2x16VNNI},
-	{ggml.TypeIQ4_NL, dotIQ4NLQ8_0AVX2, dotIQ4NLQ8_0RowsAVX2, dotIQ4NLQ8_0x4AVX2, tileIQ4NLQ8_0x4x4AVX2, nil, dotIQ4NLQ8_0x4VNNI, tileIQ4NLQ8_0x4x4VNNI, panelIQ4NLQ8_0x2x16VNNI},
+	{ggml.TypeIQ4_NL, dotIQ4NLQ8_0AVX2, dotIQ4NLQ8_0RowsAVX2, dotIQ4NLQ8_0x4AVX2, tileIQ4NLQ8_0x4x4AVX2, panelIQ4NLQ8_0x2x16AVX2, dotIQ4NLQ8_0x4VNNI, tileIQ4NLQ8_0x4x4VNNI, panelIQ4NLQ8_0x2x16VNNI},
 	{ggml.TypeQ2_K, dotQ2_KQ8_KAVX2, nil, dotQ2_KQ8_Kx4AVX2, nil, nil, nil, nil, nil},
 	{ggml.TypeQ3_K, dotQ3_KQ8_KAVX2, nil, dotQ3_KQ8_Kx4AVX2, nil, nil, nil, nil, nil},
 	{ggml.TypeQ4_K, dotQ4_KQ8_KAVX2, dotQ4_KQ8_KRowsAVX2, dotQ4_KQ8_Kx4AVX2, nil, panelQ4_KQ8_Kx2x16AVX2, nil, nil, panelQ4_KQ8_Kx2x16VNNI},

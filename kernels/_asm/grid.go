@@ -52,52 +52,73 @@ func gridDot(q, ax VecVirtual, y Mem, vnni bool) VecVirtual {
 // quants, over a run of steps: one vpdpbusd a step with AVX512-VNNI, the
 // weights unsigned. Without it (the AVX2 panels) each step is a vpmaddubsw
 // into int16 pairs, exact only while a pair sum fits in an int16:
-//   - unsigned weights of at most umax ≤ 127 (2·umax·128 < 2^15); the
-//     int16 results of up to wordSteps steps are added (vpaddw, still
-//     exact) before one vpmaddwd against int16 ones widens them;
-//   - or signed weights against activations within ±127 (Q8_0's): |w|
-//     times y with w's sign (vpsignb), 2·128·127 < 2^15, widened each step.
+//   - unsignedWeights of at most umax ≤ 127 (2·umax·128 < 2^15); the int16
+//     results of up to wordSteps steps are added (vpaddw, still exact)
+//     before one vpmaddwd against int16 ones widens them;
+//   - signedWeights against activations within ±127 (Q8_0's): |w| times y
+//     with w's sign (vpsignb), 2·128·127 < 2^15, widened each step;
+//   - signedActs, weights within ±127 (the IQ4 table values) against any
+//     activations (Q8_K's reach -128): |y| times w with y's sign, the
+//     same bound.
 type byteDots struct {
-	vnni, signed bool
-	ones         VecVirtual // 16 int16 ones, AVX2 only
-	wordSteps    int        // steps summed in int16 before widening, AVX2 only
+	mode      byteMode
+	ones      VecVirtual // 16 int16 ones, AVX2 only
+	wordSteps int        // steps summed in int16 before widening, AVX2 only
 }
 
-// newByteDots sets up the accumulation for quants of at most umax
-// (unsigned) or signed ones, summed over runs of runSteps steps.
-func newByteDots(vnni, signed bool, umax, runSteps int) byteDots {
-	if vnni {
-		return byteDots{vnni: true}
+type byteMode int
+
+const (
+	vnniDots byteMode = iota
+	unsignedWeights
+	signedWeights
+	signedActs
+	// vnniOnly marks a type with no AVX2 panel: IQ4_XS's, in signedActs
+	// mode, measured no faster than its four-row dot.
+	vnniOnly
+)
+
+// newByteDots sets up the accumulation in the given mode for runs of
+// runSteps steps; umax bounds unsigned weights.
+func newByteDots(mode byteMode, umax, runSteps int) byteDots {
+	if mode == vnniDots {
+		return byteDots{mode: mode}
 	}
-	d := byteDots{signed: signed, ones: YMM(), wordSteps: 1}
+	d := byteDots{mode: mode, ones: YMM(), wordSteps: 1}
 	VMOVDQU(words1, d.ones)
 	// Summing a whole run in int16 needs one register per accumulator;
 	// anything between one step and a whole run would need two.
-	if !signed && runSteps*2*umax*128 <= 32767 {
+	if mode == unsignedWeights && runSteps*2*umax*128 <= 32767 {
 		d.wordSteps = runSteps
 	}
 	return d
 }
 
-// byteWeights is a step's broadcast weight quants as the dots take them.
-type byteWeights struct{ q, abs VecVirtual }
+// byteOperand is a step's operand (broadcast weights or activations) with
+// its absolute value where the mode takes it.
+type byteOperand struct{ v, abs VecVirtual }
 
-// weights prepares broadcast weight quants q for the step's dots.
-func (d byteDots) weights(q VecVirtual) byteWeights {
-	w := byteWeights{q: q, abs: q}
-	if d.signed {
-		w.abs = YMM()
-		VPABSB(q, w.abs)
+func (d byteDots) operand(v VecVirtual, signed bool) byteOperand {
+	o := byteOperand{v: v, abs: v}
+	if signed {
+		o.abs = YMM()
+		VPABSB(v, o.abs)
 	}
-	return w
+	return o
 }
+
+// weights prepares a step's broadcast weight quants for its dots.
+func (d byteDots) weights(q VecVirtual) byteOperand { return d.operand(q, d.mode == signedWeights) }
+
+// acts prepares a step's activation quants for its dots.
+func (d byteDots) acts(y VecVirtual) byteOperand { return d.operand(y, d.mode == signedActs) }
 
 // accumulators returns n accumulators for run: zeroed for vpdpbusd, which
 // adds to them; the AVX2 steps write them at the first widening.
 func (d byteDots) accumulators(n int) []VecVirtual {
 	accs := make([]VecVirtual, n)
 	for i := range accs {
-		if d.vnni {
+		if d.mode == vnniDots {
 			accs[i] = zeroY()
 		} else {
 			accs[i] = YMM()
@@ -109,7 +130,7 @@ func (d byteDots) accumulators(n int) []VecVirtual {
 // run emits the accumulation of steps steps into accs (from accumulators):
 // step(s) loads step s's operands and calls dot(i, w, y) for each
 // accumulator i it feeds.
-func (d byteDots) run(accs []VecVirtual, steps int, step func(s int, dot func(i int, w byteWeights, y VecVirtual))) {
+func (d byteDots) run(accs []VecVirtual, steps int, step func(s int, dot func(i int, w, y byteOperand))) {
 	words := make([]VecVirtual, len(accs))
 	counts := make([]int, len(accs))
 	started := make([]bool, len(accs))
@@ -124,17 +145,20 @@ func (d byteDots) run(accs []VecVirtual, steps int, step func(s int, dot func(i 
 		words[i], counts[i] = nil, 0
 	}
 	for s := range steps {
-		step(s, func(i int, w byteWeights, y VecVirtual) {
-			if d.vnni {
-				VPDPBUSD(y, w.q, accs[i])
-				return
-			}
+		step(s, func(i int, w, y byteOperand) {
 			p := YMM()
-			if d.signed {
-				VPSIGNB(w.q, y, p)
+			switch d.mode {
+			case vnniDots:
+				VPDPBUSD(y.v, w.v, accs[i])
+				return
+			case unsignedWeights:
+				VPMADDUBSW(y.v, w.v, p)
+			case signedWeights:
+				VPSIGNB(w.v, y.v, p)
 				VPMADDUBSW(p, w.abs, p)
-			} else {
-				VPMADDUBSW(y, w.q, p)
+			case signedActs:
+				VPSIGNB(y.v, w.v, p)
+				VPMADDUBSW(p, y.abs, p)
 			}
 			if words[i] == nil {
 				words[i] = p
@@ -525,21 +549,23 @@ type panelKind struct {
 	xStride   int
 	doc       string
 	biasShift int
-	umax      int // the largest unsigned quant (AVX2 panels need ≤ 127)
-	// constant is loaded into a register once and passed to unsigned.
+	umax      int      // the largest unsigned quant
+	avx2      byteMode // how the AVX2 panel forms the sums (see byteDots)
+	// constant is loaded into a register once and passed to unsigned and
+	// signed.
 	constant *Mem
 	// unsigned emits the setup of a block at x+xo and returns a function
 	// giving dword k of its 32 unsigned quants broadcast to all lanes.
 	unsigned func(x Register, xo int, c VecVirtual) func(k int) VecVirtual
-	// signed, for the AVX2 panel of a type whose unsigned quants vpmaddubsw
-	// cannot take (umax > 127), gives dword k of the block's quants as they
-	// are (Q8_0's int8); nil: no AVX2 panel.
-	signed func(x Register, xo int) func(k int) VecVirtual
+	// signed does the same for the quants as signed bytes, for AVX2 panels
+	// in a signed mode.
+	signed func(x Register, xo int, c VecVirtual) func(k int) VecVirtual
 }
 
 var (
 	bytes80   Mem // 32 × 0x80
 	kvaluesU8 Mem // IQ4_NL's 16 values + 128, twice
+	kvaluesI8 Mem // IQ4_NL's 16 values, twice
 )
 
 // nibbleDwords returns the broadcast dwords of the 32 nibble indices of the
@@ -562,30 +588,36 @@ func nibbleDwords(m Mem, mask VecVirtual, lookup func(v VecVirtual)) func(k int)
 }
 
 var panelKinds = []panelKind{
-	{"Q8_0Q8_0", block.Q8_0Bytes, "Q8_0", 7, 255, &bytes80, func(x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
+	{"Q8_0Q8_0", block.Q8_0Bytes, "Q8_0", 7, 255, signedWeights, &bytes80, func(x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
 		return func(k int) VecVirtual {
 			v := YMM()
 			VPBROADCASTD(Mem{Base: x, Disp: xo + 2 + 4*k}, v)
 			VPXOR(c80, v, v) // x + 128
 			return v
 		}
-	}, func(x Register, xo int) func(k int) VecVirtual {
+	}, func(x Register, xo int, _ VecVirtual) func(k int) VecVirtual {
 		return func(k int) VecVirtual {
 			v := YMM()
 			VPBROADCASTD(Mem{Base: x, Disp: xo + 2 + 4*k}, v)
 			return v
 		}
 	}},
-	{"Q4_0Q8_0", block.Q4_0Bytes, "Q4_0", 3, 15, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+	{"Q4_0Q8_0", block.Q4_0Bytes, "Q4_0", 3, 15, unsignedWeights, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
 		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, nil)
 	}, nil},
-	{"IQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", 7, 241, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+	{"IQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", 7, 241, signedActs, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
 		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
 			t := YMM() // vpshufb's table must be a register
 			VMOVDQU(kvaluesU8, t)
 			VPSHUFB(v, t, v)
 		})
-	}, nil},
+	}, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
+			t := YMM()
+			VMOVDQU(kvaluesI8, t)
+			VPSHUFB(v, t, v)
+		})
+	}},
 }
 
 // genPanel emits func(x *byte, xstride int, p *byte, nb int, out *float32,
@@ -604,32 +636,37 @@ func genPanel(k panelKind, vnni bool) {
 	p := Load(Param("p"), GP64())
 	nb := Load(Param("nb"), GP64())
 	accs := [2][2]VecVirtual{{zeroY(), zeroY()}, {zeroY(), zeroY()}} // [row][column octet]
-	signed := !vnni && !avx2Panel(k.umax)
+	mode := k.avx2
+	if vnni {
+		mode = vnniDots
+	}
+	biased := mode == vnniDots || mode == unsignedWeights // quants u = q + bias
 	var consts VecVirtual
-	if !signed {
+	if mode != signedWeights {
 		consts = YMM()
 		VMOVDQU(*k.constant, consts)
 	}
-	dots := newByteDots(vnni, signed, k.umax, 8)
+	dots := newByteDots(mode, k.umax, 8)
 	blockLoop2(name, nb, func(b int) {
 		xo, po := b*k.xStride, b*panelBlock
 		sums := dots.accumulators(4) // [2*row + column octet]
 		var dword [2]func(int) VecVirtual
 		for r := range 2 {
-			if signed {
-				dword[r] = k.signed(xs[r], xo)
-			} else {
+			if biased {
 				dword[r] = k.unsigned(xs[r], xo, consts)
+			} else {
+				dword[r] = k.signed(xs[r], xo, consts)
 			}
 		}
-		dots.run(sums, 8, func(kk int, dot func(i int, w byteWeights, y VecVirtual)) {
+		dots.run(sums, 8, func(kk int, dot func(i int, w, y byteOperand)) {
 			// Loaded once for both weight rows: as memory operands of the
 			// four vpdpbusd they were loaded twice, and loads, not
 			// arithmetic, limited the kernel.
-			var ys [2]VecVirtual
+			var ys [2]byteOperand
 			for o := range 2 {
-				ys[o] = YMM()
-				VMOVDQU(Mem{Base: p, Disp: po + 64*kk + 32*o}, ys[o])
+				y := YMM()
+				VMOVDQU(Mem{Base: p, Disp: po + 64*kk + 32*o}, y)
+				ys[o] = dots.acts(y)
 			}
 			for r := range 2 {
 				w := dots.weights(dword[r](kk))
@@ -640,8 +677,8 @@ func genPanel(k panelKind, vnni bool) {
 		})
 		var bias [2]VecVirtual
 		for o := range 2 {
-			if signed {
-				break // no offset to take off
+			if !biased {
+				break
 			}
 			bias[o] = YMM()
 			VMOVDQU(Mem{Base: p, Disp: po + panelSums + 32*o}, bias[o])
@@ -651,7 +688,7 @@ func genPanel(k panelKind, vnni bool) {
 			dx := broadcastF16(Mem{Base: xs[r], Disp: xo})
 			for o := range 2 {
 				sm := sums[2*r+o]
-				if !signed {
+				if biased {
 					VPSUBD(bias[o], sm, sm)
 				}
 				VCVTDQ2PS(sm, sm)
@@ -685,6 +722,10 @@ func genGrids() {
 	for i := range 32 {
 		DATA(i, U8(byte(int(block.IQ4NLValues[i%16])+128)))
 	}
+	kvaluesI8 = GLOBL("kvaluesI8", RODATA|NOPTR)
+	for i := range 32 {
+		DATA(i, U8(byte(block.IQ4NLValues[i%16])))
+	}
 	for _, k := range q8Kinds {
 		genQ8Dot(k, false)
 		genQ8Dot(k, true)
@@ -699,23 +740,16 @@ func genGrids() {
 	for _, k := range panelKKinds {
 		genPanelK(k, true)
 	}
-	// The AVX2 panels, for the types whose quants vpmaddubsw takes exactly
-	// (see byteDots).
+	// The AVX2 panels, in each type's exact vpmaddubsw mode (see byteDots).
 	for _, k := range panelKinds {
-		if avx2Panel(k.umax) || k.signed != nil {
-			genPanel(k, false)
-		}
+		genPanel(k, false)
 	}
 	for _, k := range panelKKinds {
-		if avx2Panel(k.umax) {
+		if k.avx2 != vnniOnly {
 			genPanelK(k, false)
 		}
 	}
 }
-
-// avx2Panel reports whether an AVX2 panel can take quants of at most umax:
-// vpmaddubsw's int16 pair sums 2·umax·128 must not saturate.
-func avx2Panel(umax int) bool { return 2*umax*128 <= 32767 }
 
 // setSuffix names a panel kernel's instruction set.
 func setSuffix(vnni bool) string {
