@@ -142,6 +142,30 @@ func panelQ6_KQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32,
 // and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
 func panelIQ4XSQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 
+// panelQ8_0Q8_0x2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
+// and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.
+func panelQ8_0Q8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
+// panelQ4_0Q8_0x2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q4_0 blocks at x + r*xstride
+// and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.
+func panelQ4_0Q8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
+// panelIQ4NLQ8_0x2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x + r*xstride
+// and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.
+func panelIQ4NLQ8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
+// panelQ4_KQ8_Kx2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q4_K blocks at x + r*xstride
+// and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
+func panelQ4_KQ8_Kx2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
+// panelQ5_KQ8_Kx2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q5_K blocks at x + r*xstride
+// and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
+func panelQ5_KQ8_Kx2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
+// panelQ6_KQ8_Kx2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q6_K blocks at x + r*xstride
+// and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
+func panelQ6_KQ8_Kx2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
+
 // dotIQ2XXSQ8_KAVX2 returns the dot product of nb IQ2_XXS blocks at x and nb Q8_K blocks at y.
 func dotIQ2XXSQ8_KAVX2(x *byte, y *byte, nb int) float32
 

@@ -47,6 +47,131 @@ func gridDot(q, ax VecVirtual, y Mem, vnni bool) VecVirtual {
 	return sy
 }
 
+// A byteDots accumulates, in the eight int32 lanes of an accumulator, the
+// sums of four weight quants (broadcast) times four signed activation
+// quants, over a run of steps: one vpdpbusd a step with AVX512-VNNI, the
+// weights unsigned. Without it (the AVX2 panels) each step is a vpmaddubsw
+// into int16 pairs, exact only while a pair sum fits in an int16:
+//   - unsignedWeights of at most umax ≤ 127 (2·umax·128 < 2^15); the int16
+//     results of up to wordSteps steps are added (vpaddw, still exact)
+//     before one vpmaddwd against int16 ones widens them;
+//   - signedWeights against activations within ±127 (Q8_0's): |w| times y
+//     with w's sign (vpsignb), 2·128·127 < 2^15, widened each step;
+//   - signedActs, weights within ±127 (the IQ4 table values) against any
+//     activations (Q8_K's reach -128): |y| times w with y's sign, the
+//     same bound.
+type byteDots struct {
+	mode      byteMode
+	ones      VecVirtual // 16 int16 ones, AVX2 only
+	wordSteps int        // steps summed in int16 before widening, AVX2 only
+}
+
+type byteMode int
+
+const (
+	vnniDots byteMode = iota
+	unsignedWeights
+	signedWeights
+	signedActs
+	// vnniOnly marks a type with no AVX2 panel: IQ4_XS's, in signedActs
+	// mode, measured no faster than its four-row dot.
+	vnniOnly
+)
+
+// newByteDots sets up the accumulation in the given mode for runs of
+// runSteps steps; umax bounds unsigned weights.
+func newByteDots(mode byteMode, umax, runSteps int) byteDots {
+	if mode == vnniDots {
+		return byteDots{mode: mode}
+	}
+	d := byteDots{mode: mode, ones: YMM(), wordSteps: 1}
+	VMOVDQU(words1, d.ones)
+	// Summing a whole run in int16 needs one register per accumulator;
+	// anything between one step and a whole run would need two.
+	if mode == unsignedWeights && runSteps*2*umax*128 <= 32767 {
+		d.wordSteps = runSteps
+	}
+	return d
+}
+
+// byteOperand is a step's operand (broadcast weights or activations) with
+// its absolute value where the mode takes it.
+type byteOperand struct{ v, abs VecVirtual }
+
+func (d byteDots) operand(v VecVirtual, signed bool) byteOperand {
+	o := byteOperand{v: v, abs: v}
+	if signed {
+		o.abs = YMM()
+		VPABSB(v, o.abs)
+	}
+	return o
+}
+
+// weights prepares a step's broadcast weight quants for its dots.
+func (d byteDots) weights(q VecVirtual) byteOperand { return d.operand(q, d.mode == signedWeights) }
+
+// acts prepares a step's activation quants for its dots.
+func (d byteDots) acts(y VecVirtual) byteOperand { return d.operand(y, d.mode == signedActs) }
+
+// accumulators returns n accumulators for run: zeroed for vpdpbusd, which
+// adds to them; the AVX2 steps write them at the first widening.
+func (d byteDots) accumulators(n int) []VecVirtual {
+	accs := make([]VecVirtual, n)
+	for i := range accs {
+		if d.mode == vnniDots {
+			accs[i] = zeroY()
+		} else {
+			accs[i] = YMM()
+		}
+	}
+	return accs
+}
+
+// run emits the accumulation of steps steps into accs (from accumulators):
+// step(s) loads step s's operands and calls dot(i, w, y) for each
+// accumulator i it feeds.
+func (d byteDots) run(accs []VecVirtual, steps int, step func(s int, dot func(i int, w, y byteOperand))) {
+	words := make([]VecVirtual, len(accs))
+	counts := make([]int, len(accs))
+	started := make([]bool, len(accs))
+	widen := func(i int) {
+		VPMADDWD(d.ones, words[i], words[i])
+		if started[i] {
+			VPADDD(words[i], accs[i], accs[i])
+		} else {
+			VMOVDQA(words[i], accs[i])
+			started[i] = true
+		}
+		words[i], counts[i] = nil, 0
+	}
+	for s := range steps {
+		step(s, func(i int, w, y byteOperand) {
+			p := YMM()
+			switch d.mode {
+			case vnniDots:
+				VPDPBUSD(y.v, w.v, accs[i])
+				return
+			case unsignedWeights:
+				VPMADDUBSW(y.v, w.v, p)
+			case signedWeights:
+				VPSIGNB(w.v, y.v, p)
+				VPMADDUBSW(p, w.abs, p)
+			case signedActs:
+				VPSIGNB(y.v, w.v, p)
+				VPMADDUBSW(p, y.abs, p)
+			}
+			if words[i] == nil {
+				words[i] = p
+			} else {
+				VPADDW(p, words[i], words[i])
+			}
+			if counts[i]++; counts[i] == d.wordSteps || s == steps-1 {
+				widen(i)
+			}
+		})
+	}
+}
+
 // group4 forms the four products prod(0..3) and sums the eight lanes of
 // each within each 128-bit half: lane k of the low half (and of the high
 // half) holds the sum of lanes 0-3 (4-7) of prod(k). Pairs are combined as
@@ -424,16 +549,23 @@ type panelKind struct {
 	xStride   int
 	doc       string
 	biasShift int
-	// constant is loaded into a register once and passed to unsigned.
+	umax      int      // the largest unsigned quant
+	avx2      byteMode // how the AVX2 panel forms the sums (see byteDots)
+	// constant is loaded into a register once and passed to unsigned and
+	// signed.
 	constant *Mem
 	// unsigned emits the setup of a block at x+xo and returns a function
 	// giving dword k of its 32 unsigned quants broadcast to all lanes.
 	unsigned func(x Register, xo int, c VecVirtual) func(k int) VecVirtual
+	// signed does the same for the quants as signed bytes, for AVX2 panels
+	// in a signed mode.
+	signed func(x Register, xo int, c VecVirtual) func(k int) VecVirtual
 }
 
 var (
 	bytes80   Mem // 32 × 0x80
 	kvaluesU8 Mem // IQ4_NL's 16 values + 128, twice
+	kvaluesI8 Mem // IQ4_NL's 16 values, twice
 )
 
 // nibbleDwords returns the broadcast dwords of the 32 nibble indices of the
@@ -456,21 +588,33 @@ func nibbleDwords(m Mem, mask VecVirtual, lookup func(v VecVirtual)) func(k int)
 }
 
 var panelKinds = []panelKind{
-	{"Q8_0Q8_0", block.Q8_0Bytes, "Q8_0", 7, &bytes80, func(x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
+	{"Q8_0Q8_0", block.Q8_0Bytes, "Q8_0", 7, 255, signedWeights, &bytes80, func(x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
 		return func(k int) VecVirtual {
 			v := YMM()
 			VPBROADCASTD(Mem{Base: x, Disp: xo + 2 + 4*k}, v)
 			VPXOR(c80, v, v) // x + 128
 			return v
 		}
+	}, func(x Register, xo int, _ VecVirtual) func(k int) VecVirtual {
+		return func(k int) VecVirtual {
+			v := YMM()
+			VPBROADCASTD(Mem{Base: x, Disp: xo + 2 + 4*k}, v)
+			return v
+		}
 	}},
-	{"Q4_0Q8_0", block.Q4_0Bytes, "Q4_0", 3, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+	{"Q4_0Q8_0", block.Q4_0Bytes, "Q4_0", 3, 15, unsignedWeights, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
 		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, nil)
-	}},
-	{"IQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", 7, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+	}, nil},
+	{"IQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", 7, 241, signedActs, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
 		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
 			t := YMM() // vpshufb's table must be a register
 			VMOVDQU(kvaluesU8, t)
+			VPSHUFB(v, t, v)
+		})
+	}, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
+			t := YMM()
+			VMOVDQU(kvaluesI8, t)
 			VPSHUFB(v, t, v)
 		})
 	}},
@@ -482,48 +626,60 @@ var panelKinds = []panelKind{
 // Each vpdpbusd multiplies four quants of a weight row, broadcast, with the
 // same four of eight activation rows, so the eight lanes of an accumulator
 // are eight outputs' exact block sums and no lanes need reducing.
-func genPanel(k panelKind) {
-	name := "panel" + k.name + "x2x16VNNI"
+func genPanel(k panelKind, vnni bool) {
+	name := "panel" + k.name + "x2x16" + setSuffix(vnni)
 	TEXT(name, NOSPLIT, "func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)")
 	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb "+k.doc+" blocks at x + r*xstride",
 		"and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.")
-	Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
+	needs(vnni)
 	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 2)
 	p := Load(Param("p"), GP64())
 	nb := Load(Param("nb"), GP64())
 	accs := [2][2]VecVirtual{{zeroY(), zeroY()}, {zeroY(), zeroY()}} // [row][column octet]
-	consts := YMM()
-	VMOVDQU(*k.constant, consts)
+	mode := k.avx2
+	if vnni {
+		mode = vnniDots
+	}
+	biased := mode == vnniDots || mode == unsignedWeights // quants u = q + bias
+	var consts VecVirtual
+	if mode != signedWeights {
+		consts = YMM()
+		VMOVDQU(*k.constant, consts)
+	}
+	dots := newByteDots(mode, k.umax, 8)
 	blockLoop2(name, nb, func(b int) {
 		xo, po := b*k.xStride, b*panelBlock
-		var sums [2][2]VecVirtual
-		for r := range 2 {
-			for o := range 2 {
-				sums[r][o] = zeroY()
-			}
-		}
+		sums := dots.accumulators(4) // [2*row + column octet]
 		var dword [2]func(int) VecVirtual
 		for r := range 2 {
-			dword[r] = k.unsigned(xs[r], xo, consts)
+			if biased {
+				dword[r] = k.unsigned(xs[r], xo, consts)
+			} else {
+				dword[r] = k.signed(xs[r], xo, consts)
+			}
 		}
-		for kk := range 8 {
+		dots.run(sums, 8, func(kk int, dot func(i int, w, y byteOperand)) {
 			// Loaded once for both weight rows: as memory operands of the
 			// four vpdpbusd they were loaded twice, and loads, not
 			// arithmetic, limited the kernel.
-			var ys [2]VecVirtual
+			var ys [2]byteOperand
 			for o := range 2 {
-				ys[o] = YMM()
-				VMOVDQU(Mem{Base: p, Disp: po + 64*kk + 32*o}, ys[o])
+				y := YMM()
+				VMOVDQU(Mem{Base: p, Disp: po + 64*kk + 32*o}, y)
+				ys[o] = dots.acts(y)
 			}
 			for r := range 2 {
-				u := dword[r](kk)
+				w := dots.weights(dword[r](kk))
 				for o := range 2 {
-					VPDPBUSD(ys[o], u, sums[r][o])
+					dot(2*r+o, w, ys[o])
 				}
 			}
-		}
+		})
 		var bias [2]VecVirtual
 		for o := range 2 {
+			if !biased {
+				break
+			}
 			bias[o] = YMM()
 			VMOVDQU(Mem{Base: p, Disp: po + panelSums + 32*o}, bias[o])
 			VPSLLD(U8(k.biasShift), bias[o], bias[o])
@@ -531,8 +687,10 @@ func genPanel(k panelKind) {
 		for r := range 2 {
 			dx := broadcastF16(Mem{Base: xs[r], Disp: xo})
 			for o := range 2 {
-				sm := sums[r][o]
-				VPSUBD(bias[o], sm, sm)
+				sm := sums[2*r+o]
+				if biased {
+					VPSUBD(bias[o], sm, sm)
+				}
 				VCVTDQ2PS(sm, sm)
 				d := YMM()
 				VMULPS(Mem{Base: p, Disp: po + panelScales + 32*o}, dx, d)
@@ -564,6 +722,10 @@ func genGrids() {
 	for i := range 32 {
 		DATA(i, U8(byte(int(block.IQ4NLValues[i%16])+128)))
 	}
+	kvaluesI8 = GLOBL("kvaluesI8", RODATA|NOPTR)
+	for i := range 32 {
+		DATA(i, U8(byte(block.IQ4NLValues[i%16])))
+	}
 	for _, k := range q8Kinds {
 		genQ8Dot(k, false)
 		genQ8Dot(k, true)
@@ -573,9 +735,35 @@ func genGrids() {
 		genQ8Tile(k, true)
 	}
 	for _, k := range panelKinds {
-		genPanel(k)
+		genPanel(k, true)
 	}
 	for _, k := range panelKKinds {
-		genPanelK(k)
+		genPanelK(k, true)
+	}
+	// The AVX2 panels, in each type's exact vpmaddubsw mode (see byteDots).
+	for _, k := range panelKinds {
+		genPanel(k, false)
+	}
+	for _, k := range panelKKinds {
+		if k.avx2 != vnniOnly {
+			genPanelK(k, false)
+		}
+	}
+}
+
+// setSuffix names a panel kernel's instruction set.
+func setSuffix(vnni bool) string {
+	if vnni {
+		return "VNNI"
+	}
+	return "AVX2"
+}
+
+// needs states a kernel's CPU requirement in its doc comment.
+func needs(vnni bool) {
+	if vnni {
+		Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
+	} else {
+		Comment("Needs AVX2, FMA and F16C.")
 	}
 }

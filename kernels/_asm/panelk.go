@@ -31,7 +31,9 @@ const (
 type panelKKind struct {
 	name, doc string
 	xStride   int
-	runSteps  int // 4-quant steps per scaled run: 8 (runs of 32) or 4 (runs of 16)
+	runSteps  int      // 4-quant steps per scaled run: 8 (runs of 32) or 4 (runs of 16)
+	umax      int      // the largest unsigned quant
+	avx2      byteMode // how the AVX2 panel forms the sums (see byteDots)
 	// unpack writes the block at x as 256 unsigned quants (one byte each,
 	// in element order) to w, the runs' scales as int32 to s, and to m the
 	// eight int16 pairs that meet the bsum pairs.
@@ -48,10 +50,10 @@ type panelKKind struct {
 }
 
 var panelKKinds = []panelKKind{
-	{"Q4_KQ8_K", "Q4_K", block.Q4_KBytes, 8, func(x Register, w, s, m Mem) { unpackK45(false, x, w, s, m) }, true, 0, 0},
-	{"Q5_KQ8_K", "Q5_K", block.Q5_KBytes, 8, func(x Register, w, s, m Mem) { unpackK45(true, x, w, s, m) }, true, 0, 0},
-	{"Q6_KQ8_K", "Q6_K", block.Q6_KBytes, 4, unpackQ6K, false, 5, 208},
-	{"IQ4XSQ8_K", "IQ4_XS", block.IQ4_XSBytes, 8, unpackIQ4XS, false, 7, 0},
+	{"Q4_KQ8_K", "Q4_K", block.Q4_KBytes, 8, 15, unsignedWeights, func(x Register, w, s, m Mem) { unpackK45(false, x, w, s, m) }, true, 0, 0},
+	{"Q5_KQ8_K", "Q5_K", block.Q5_KBytes, 8, 31, unsignedWeights, func(x Register, w, s, m Mem) { unpackK45(true, x, w, s, m) }, true, 0, 0},
+	{"Q6_KQ8_K", "Q6_K", block.Q6_KBytes, 4, 63, unsignedWeights, unpackQ6K, false, 5, 208},
+	{"IQ4XSQ8_K", "IQ4_XS", block.IQ4_XSBytes, 8, 241, vnniOnly, unpackIQ4XS, false, 7, 0},
 }
 
 // unpackK45 unpacks a Q4_K or Q5_K block: quants 0..15 (0..31), the eight
@@ -174,13 +176,13 @@ func unpackIQ4XS(x Register, w, s, m Mem) {
 //
 // The weight blocks are unpacked once per block into a stack buffer, so that
 // the inner loop's weight operands are plain broadcast loads.
-func genPanelK(k panelKKind) {
-	name := "panel" + k.name + "x2x16VNNI"
+func genPanelK(k panelKKind, vnni bool) {
+	name := "panel" + k.name + "x2x16" + setSuffix(vnni)
 	// Not NOSPLIT: the frame is too large for the nosplit stack budget.
 	TEXT(name, 0, "func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)")
 	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb "+k.doc+" blocks at x + r*xstride",
 		"and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.")
-	Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
+	needs(vnni)
 	runs := 64 / k.runSteps
 	wbuf := AllocLocal(2 * 256)    // unpacked quants per weight row
 	sbuf := AllocLocal(2 * 4 * 16) // run scales as int32 per weight row
@@ -195,6 +197,11 @@ func genPanelK(k panelKKind) {
 		VMOVUPS(z, abuf.Offset(32*i))
 	}
 
+	mode := k.avx2
+	if vnni {
+		mode = vnniDots
+	}
+	dots := newByteDots(mode, k.umax, k.runSteps)
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
@@ -202,66 +209,43 @@ func genPanelK(k panelKKind) {
 		k.unpack(xs[r], wbuf.Offset(256*r), sbuf.Offset(64*r), mbuf.Offset(32*r))
 	}
 
-	var isum, t [2][2]VecVirtual
+	var isum [2][2]VecVirtual
 	for r := range 2 {
 		for o := range 2 {
 			isum[r][o] = zeroY()
 		}
 	}
 	for run := range runs {
-		for r := range 2 {
-			for o := range 2 {
-				t[r][o] = zeroY()
-			}
-		}
-		for s := range k.runSteps {
+		t := dots.accumulators(4) // [2*row + column octet]
+		dots.run(t, k.runSteps, func(s int, dot func(i int, w, y byteOperand)) {
 			step := k.runSteps*run + s
-			var ys [2]VecVirtual
+			var ys [2]byteOperand
 			for o := range 2 {
-				ys[o] = YMM()
-				VMOVDQU(Mem{Base: p, Disp: 64*step + 32*o}, ys[o])
+				y := YMM()
+				VMOVDQU(Mem{Base: p, Disp: 64*step + 32*o}, y)
+				ys[o] = dots.acts(y)
 			}
 			for r := range 2 {
 				u := YMM()
 				VPBROADCASTD(wbuf.Offset(256*r+4*step), u)
+				w := dots.weights(u)
 				for o := range 2 {
-					VPDPBUSD(ys[o], u, t[r][o])
+					dot(2*r+o, w, ys[o])
 				}
 			}
-		}
+		})
 		for r := range 2 {
 			scv := YMM()
 			VPBROADCASTD(sbuf.Offset(64*r+4*run), scv)
 			for o := range 2 {
-				VPMULLD(scv, t[r][o], t[r][o])
-				VPADDD(t[r][o], isum[r][o], isum[r][o])
+				VPMULLD(scv, t[2*r+o], t[2*r+o])
+				VPADDD(t[2*r+o], isum[r][o], isum[r][o])
 			}
 		}
 	}
 
 	// The pairs against the bsum pairs.
-	var psum [2][2]VecVirtual
-	for r := range 2 {
-		for o := range 2 {
-			psum[r][o] = zeroY()
-		}
-	}
-	for pr := range 8 {
-		var bs [2]VecVirtual
-		for o := range 2 {
-			bs[o] = YMM()
-			VMOVDQU(Mem{Base: p, Disp: panelKSums + 64*pr + 32*o}, bs[o])
-		}
-		for r := range 2 {
-			mm := YMM()
-			VPBROADCASTD(mbuf.Offset(32*r+4*pr), mm)
-			for o := range 2 {
-				prod := YMM()
-				VPMADDWD(bs[o], mm, prod)
-				VPADDD(prod, psum[r][o], psum[r][o])
-			}
-		}
-	}
+	psum := pairSums(p, mbuf)
 
 	for r := range 2 {
 		dx := broadcastF16(Mem{Base: xs[r], Disp: k.dm})
@@ -307,6 +291,33 @@ func genPanelK(k panelKKind) {
 	storePanel(accs)
 	VZEROUPPER()
 	RET()
+}
+
+// pairSums returns psum[r][o], the eight int16 pairs of weight row r (at m +
+// 32r) against the panel's bsum pairs for column octet o.
+func pairSums(p Register, m Mem) (psum [2][2]VecVirtual) {
+	for r := range 2 {
+		for o := range 2 {
+			psum[r][o] = zeroY()
+		}
+	}
+	for pr := range 8 {
+		var bs [2]VecVirtual
+		for o := range 2 {
+			bs[o] = YMM()
+			VMOVDQU(Mem{Base: p, Disp: panelKSums + 64*pr + 32*o}, bs[o])
+		}
+		for r := range 2 {
+			mm := YMM()
+			VPBROADCASTD(m.Offset(32*r+4*pr), mm)
+			for o := range 2 {
+				prod := YMM()
+				VPMADDWD(bs[o], mm, prod)
+				VPADDD(prod, psum[r][o], psum[r][o])
+			}
+		}
+	}
+	return psum
 }
 
 // storePanel stores a panel kernel's two rows × sixteen columns, held as
