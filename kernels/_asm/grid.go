@@ -218,8 +218,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 		Doc(name + " returns the dot product of nb " + k.doc + " blocks at x and nb Q8_0 blocks at y.")
 		x, y, nb = Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
 	}
-	acc := XMM()
-	VXORPS(acc, acc, acc)
+	acc := zeroX()
 	product := func(b int) VecVirtual {
 		q, ax := gridSigned(k, x, b*k.xStride)
 		return gridDot(q, ax, Mem{Base: y, Disp: b*block.Q8_0Bytes + 2}, false)
@@ -305,8 +304,7 @@ func genQ8Quad(k q8Kind, vnni bool) {
 	xs := []Register{Load(Param("x"), GP64())}
 	ys := offsets(Load(Param("y"), GP64()), Load(Param("ystride"), GP64()), 4)
 	nb := Load(Param("nb"), GP64())
-	acc := XMM()
-	VXORPS(acc, acc, acc)
+	acc := zeroX()
 	blockLoop2(name, nb, func(b int) {
 		q, ax := gridSigned(k, xs[0], b*k.xStride)
 		h := group4(func(c int) VecVirtual {
@@ -326,18 +324,7 @@ func genQ8Quad(k q8Kind, vnni bool) {
 		VMULPS(e, d, d)
 		VFMADD231PS(s, d, acc)
 	}, stepper(xs, k.xStride, ys, block.Q8_0Bytes))
-	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
-	for c := range 4 {
-		if c > 0 {
-			ADDQ(stride, o)
-			VEXTRACTPS(U8(c), acc, Mem{Base: o})
-		} else {
-			VMOVSS(acc, Mem{Base: o})
-		}
-	}
-	VZEROUPPER()
-	RET()
+	storeLanes(4, acc)
 }
 
 // genQ8Tile emits the 4×4 tile, func(x *byte, xstride int, y *byte,
@@ -387,8 +374,7 @@ func genQ8Tile(k q8Kind, vnni bool) {
 	t0, t1 := YMM(), YMM()
 	VUNPCKLPS(s1, s0, t0) // [r0c0 r2c0 r0c1 r2c1 | r1c0 r3c0 r1c1 r3c1]
 	VUNPCKHPS(s1, s0, t1) // the same for c2, c3
-	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
+	o, stride := outArgs()
 	for i, t := range []VecVirtual{t0, t1} {
 		hi, col := XMM(), XMM()
 		VEXTRACTF128(U8(1), t, hi)

@@ -99,23 +99,18 @@ func iq1Dot(name string, ncols, blockBytes int, doc string, body func(x, tbl Reg
 	x, ys, nb := colArgs(name, ncols, doc)
 	tbl := GP64()
 	LEAQ(iq1sGrid, tbl)
-	acc := XMM()
-	VXORPS(acc, acc, acc)
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	prefetchBlock(x, blockBytes)
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		sumi[c] = zeroY()
-	}
-	d := body(x, tbl, ys, sumi)
-	eighth := XMM()
-	VBROADCASTSS(iq1Eighth, eighth)
-	chainMulAdd(d, ys, sumi, acc, eighth)
-	advance(x, blockBytes, ys, block.Q8_KBytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
+	acc := zeroX()
+	eachBlock(name, x, blockBytes, ys, block.Q8_KBytes, nb, func() {
+		prefetchBlock(x, blockBytes)
+		sumi := make([]VecVirtual, ncols)
+		for c := range ncols {
+			sumi[c] = zeroY()
+		}
+		d := body(x, tbl, ys, sumi)
+		eighth := XMM()
+		VBROADCASTSS(iq1Eighth, eighth)
+		chainMulAdd(d, ys, sumi, acc, eighth)
+	})
 	laneReturn(ncols, acc)
 }
 
@@ -132,11 +127,7 @@ func iq1SBlock(x, tbl Register, ys []Register, sumi []VecVirtual) Register {
 			i, h := GP64(), GP32()
 			MOVBQZX(Mem{Base: x, Disp: 2 + 4*ib + l}, i)
 			MOVL(qh, h)
-			if 3*l > 8 {
-				SHRL(U8(3*l-8), h)
-			} else if 3*l < 8 {
-				SHLL(U8(8-3*l), h)
-			}
+			moveBits(h, 3*l, 8)
 			ANDL(U32(0x700), h)
 			ORQ(h.As64(), i)
 			return i
@@ -181,11 +172,7 @@ func iq1MBlock(x, tbl Register, ys []Register, sumi []VecVirtual) Register {
 			MOVBQZX(Mem{Base: x, Disp: 4*ib + l}, i)
 			MOVL(qh, h)
 			// Group l's high index bits are bits 4l..4l+2 of the word.
-			if 4*l > 8 {
-				SHRL(U8(4*l-8), h)
-			} else if 4*l < 8 {
-				SHLL(U8(8-4*l), h)
-			}
+			moveBits(h, 4*l, 8)
 			ANDL(U32(0x700), h)
 			ORQ(h.As64(), i)
 			return i

@@ -151,6 +151,13 @@ func hsum4(x Register) Register {
 	return x
 }
 
+// zeroX returns a zeroed xmm.
+func zeroX() VecVirtual {
+	x := XMM()
+	VXORPS(x, x, x)
+	return x
+}
+
 // zeroY returns a zeroed ymm.
 func zeroY() VecVirtual {
 	y := YMM()
@@ -189,8 +196,7 @@ func floatLoop(name string, n Register, ptrs []Register, sizes []int, body8 func
 	VADDPS(accs[3], accs[2], accs[2])
 	VADDPS(accs[2], accs[0], accs[0])
 	s := hsum(accs[0])
-	tacc := XMM()
-	VXORPS(tacc, tacc, tacc)
+	tacc := zeroX()
 	Label(name + "_tail1")
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
@@ -213,38 +219,28 @@ func loadF16x1(m Mem) VecVirtual {
 }
 
 func genDotF32() {
-	TEXT("dotF32AVX2", NOSPLIT, "func(a, b *float32, n int) float32")
-	Doc("dotF32AVX2 returns Σ a[i]*b[i] for i < n.")
-	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
-	s := floatLoop("f32", n, []Register{a, b}, []int{4, 4}, func(acc VecVirtual, i int) {
-		t := YMM()
-		VMOVUPS(Mem{Base: a, Disp: 4 * i}, t)
-		VFMADD231PS(Mem{Base: b, Disp: 4 * i}, t, acc)
-	}, func(acc VecVirtual) {
-		t := XMM()
-		VMOVSS(Mem{Base: a}, t)
-		VFMADD231SS(Mem{Base: b}, t, acc)
-	})
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
+	genDotFloat(floatKinds[0], "dotF32AVX2", "f32", "func(a, b *float32, n int) float32", "Σ a[i]*b[i]")
 }
 
 func genDotF16F32() {
-	TEXT("dotF16F32AVX2", NOSPLIT, "func(a *byte, b *float32, n int) float32")
-	Doc("dotF16F32AVX2 returns Σ f16(a[i])*b[i] for i < n.")
+	genDotFloat(floatKinds[1], "dotF16F32AVX2", "f16f32", "func(a *byte, b *float32, n int) float32", "Σ f16(a[i])*b[i]")
+}
+
+// genDotFloat emits the one-row dot of n weights of kind k at a with n
+// float32 at b, returning sum (the doc's formula) through floatLoop's
+// accumulators.
+func genDotFloat(k floatKind, name, label, sig, sum string) {
+	TEXT(name, NOSPLIT, sig)
+	Doc(name + " returns " + sum + " for i < n.")
 	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
-	s := floatLoop("f16f32", n, []Register{a, b}, []int{2, 4}, func(acc VecVirtual, i int) {
-		t := YMM()
-		VCVTPH2PS(Mem{Base: a, Disp: 2 * i}, t)
+	s := floatLoop(label, n, []Register{a, b}, []int{k.size, 4}, func(acc VecVirtual, i int) {
+		t := k.load8(Mem{Base: a, Disp: k.size * i})
 		VFMADD231PS(Mem{Base: b, Disp: 4 * i}, t, acc)
 	}, func(acc VecVirtual) {
-		t := loadF16x1(Mem{Base: a})
+		t := k.load1(Mem{Base: a})
 		VFMADD231SS(Mem{Base: b}, t, acc)
 	})
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
+	returnFloat(s)
 }
 
 func genAxpyF16() {
@@ -275,28 +271,22 @@ func genAxpyF16() {
 }
 
 func genF16ToF32() {
-	TEXT("f16ToF32AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
-	Doc("f16ToF32AVX2 converts n halves at src to floats at dst.")
-	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
-	elementLoop("h2f_loop", "h2f", n, src, dst, 2, 4, func() {
+	genConvert("f16ToF32AVX2", "func(dst *float32, src *byte, n int)", "converts n halves at src to floats at dst.", "h2f", 2, 4, func(dst, src Register) {
 		t := YMM()
 		VCVTPH2PS(Mem{Base: src}, t)
 		VMOVUPS(t, Mem{Base: dst})
-	}, func() {
+	}, func(dst, src Register) {
 		h := loadF16x1(Mem{Base: src})
 		VMOVSS(h, Mem{Base: dst})
 	})
 }
 
 func genF32ToF16() {
-	TEXT("f32ToF16AVX2", NOSPLIT, "func(dst *byte, src *float32, n int)")
-	Doc("f32ToF16AVX2 converts n floats at src to halves at dst, rounding to nearest even.")
-	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
-	elementLoop("f2h_loop", "f2h", n, src, dst, 4, 2, func() {
+	genConvert("f32ToF16AVX2", "func(dst *byte, src *float32, n int)", "converts n floats at src to halves at dst, rounding to nearest even.", "f2h", 4, 2, func(dst, src Register) {
 		t := YMM()
 		VMOVUPS(Mem{Base: src}, t)
 		VCVTPS2PH(U8(0), t, Mem{Base: dst})
-	}, func() {
+	}, func(dst, src Register) {
 		x := XMM()
 		VMOVSS(Mem{Base: src}, x)
 		VCVTPS2PH(U8(0), x, x)
@@ -307,20 +297,28 @@ func genF32ToF16() {
 }
 
 func genBF16ToF32() {
-	TEXT("bf16ToF32AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
-	Doc("bf16ToF32AVX2 converts n bfloat16 values at src to floats at dst.")
-	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
-	elementLoop("b2f_loop", "b2f", n, src, dst, 2, 4, func() {
+	genConvert("bf16ToF32AVX2", "func(dst *float32, src *byte, n int)", "converts n bfloat16 values at src to floats at dst.", "b2f", 2, 4, func(dst, src Register) {
 		t := YMM()
 		VPMOVZXWD(Mem{Base: src}, t)
 		VPSLLD(U8(16), t, t)
 		VMOVDQU(t, Mem{Base: dst})
-	}, func() {
+	}, func(dst, src Register) {
 		r := GP32()
 		MOVWLZX(Mem{Base: src}, r)
 		SHLL(U8(16), r)
 		MOVL(r, Mem{Base: dst})
 	})
+}
+
+// genConvert emits an element-wise conversion func(dst, src, n) (sig gives
+// the pointer types) of srcSize-byte elements to dstSize-byte ones:
+// body8 converts eight elements, body1 one (see elementLoop); label
+// prefixes the loop labels.
+func genConvert(name, sig, doc, label string, srcSize, dstSize int, body8, body1 func(dst, src Register)) {
+	TEXT(name, NOSPLIT, sig)
+	Doc(name + " " + doc)
+	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
+	elementLoop(label+"_loop", label, n, src, dst, srcSize, dstSize, func() { body8(dst, src) }, func() { body1(dst, src) })
 }
 
 // elementLoop emits the loop of an element-wise kernel over n elements and
@@ -347,6 +345,18 @@ func elementLoop(loop, name string, n, src, dst Register, srcSize, dstSize int, 
 	Label(name + "_done")
 	VZEROUPPER()
 	RET()
+}
+
+// moveBits shifts the 32-bit r so that its bit from lands at bit to: right
+// when from > to, left when from < to, no instruction when they are equal.
+// The packed scale and index fields of the IQ formats sit at bit offsets
+// that depend on the unrolled loop's index.
+func moveBits(r Register, from, to int) {
+	if from > to {
+		SHRL(U8(from-to), r)
+	} else if from < to {
+		SHLL(U8(to-from), r)
+	}
 }
 
 // broadcastF16 returns a ymm holding the half at m, as float32, in all lanes.

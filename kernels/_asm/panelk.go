@@ -133,22 +133,7 @@ func unpackIQ4XS(x Register, w, s, m Mem) {
 	MOVWLZX(Mem{Base: x, Disp: 2}, sh)
 	MOVL(Mem{Base: x, Disp: 4}, sl)
 	for j := range 8 {
-		// ls = (scales_l nibble j) | (scales_h bits 2j,2j+1) << 4, minus 32.
-		ls, t := GP32(), GP32()
-		MOVL(sl, ls)
-		if j > 0 {
-			SHRL(U8(4*j), ls)
-		}
-		ANDL(U32(0xf), ls)
-		MOVL(sh, t)
-		if 2*j > 4 {
-			SHRL(U8(2*j-4), t)
-		} else if 2*j < 4 {
-			SHLL(U8(4-2*j), t)
-		}
-		ANDL(U32(0x30), t)
-		ORL(t, ls)
-		SUBL(U32(32), ls)
+		ls, t := iq4XSScale(sh, sl, j)
 		MOVL(ls, s.Offset(4*j))
 		// The int16 pair (ls, ls).
 		MOVWLZX(ls.As16(), ls)
@@ -313,8 +298,7 @@ func genPanelK(k panelKKind) {
 // accs[row][column octet] (lane c%8 of accs[r][c/8] is row r, column c), at
 // out + r + c*outstride (in floats).
 func storePanel(accs [2][2]VecVirtual) {
-	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
+	o, stride := outArgs()
 	for oct := range 2 {
 		lo, hi := YMM(), YMM()
 		VUNPCKLPS(accs[1][oct], accs[0][oct], lo) // [r0c0 r1c0 r0c1 r1c1 | c4 c5]
