@@ -477,17 +477,12 @@ func genPanel(k panelKind) {
 	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 2)
 	p := Load(Param("p"), GP64())
 	nb := Load(Param("nb"), GP64())
-	accs := [2][2]VecVirtual{{zeroY(), zeroY()}, {zeroY(), zeroY()}} // [row][column octet]
+	accs := zeroPanel()
 	consts := YMM()
 	VMOVDQU(*k.constant, consts)
 	blockLoop2(name, nb, func(b int) {
 		xo, po := b*k.xStride, b*panelBlock
-		var sums [2][2]VecVirtual
-		for r := range 2 {
-			for o := range 2 {
-				sums[r][o] = zeroY()
-			}
-		}
+		sums := zeroPanel()
 		var dword [2]func(int) VecVirtual
 		for r := range 2 {
 			dword[r] = k.unsigned(xs[r], xo, consts)
@@ -496,11 +491,7 @@ func genPanel(k panelKind) {
 			// Loaded once for both weight rows: as memory operands of the
 			// four vpdpbusd they were loaded twice, and loads, not
 			// arithmetic, limited the kernel.
-			var ys [2]VecVirtual
-			for o := range 2 {
-				ys[o] = YMM()
-				VMOVDQU(Mem{Base: p, Disp: po + 64*kk + 32*o}, ys[o])
-			}
+			ys := loadOctets(Mem{Base: p, Disp: po + 64*kk})
 			for r := range 2 {
 				u := dword[r](kk)
 				for o := range 2 {
@@ -534,6 +525,29 @@ func genPanel(k panelKind) {
 	storePanel(accs)
 	VZEROUPPER()
 	RET()
+}
+
+// zeroPanel returns a panel kernel's zeroed accumulators, indexed
+// [weight row][column octet] as storePanel takes them.
+func zeroPanel() [2][2]VecVirtual {
+	var accs [2][2]VecVirtual
+	for r := range 2 {
+		for o := range 2 {
+			accs[r][o] = zeroY()
+		}
+	}
+	return accs
+}
+
+// loadOctets loads the 64 bytes at m, one dword of each of the sixteen
+// activation rows of a panel, as two ymm (rows 0-7 and 8-15).
+func loadOctets(m Mem) [2]VecVirtual {
+	var v [2]VecVirtual
+	for o := range 2 {
+		v[o] = YMM()
+		VMOVDQU(m.Offset(32*o), v[o])
+	}
+	return v
 }
 
 // genGrids emits every shape of every Q8_0-family type.

@@ -331,18 +331,7 @@ func genDotK45(q5 bool, ncols int) {
 			VPSRLW(U8(4), hi, hi)
 			VPAND(mask0F, hi, hi)
 			if q5 {
-				for half, v := range []VecVirtual{lo, hi} {
-					j := 2*k + half
-					t := YMM()
-					VMOVDQU(Mem{Base: x, Disp: 16}, t) // qh
-					if j <= 4 {
-						VPSLLW(U8(4-j), t, t)
-					} else {
-						VPSRLW(U8(j-4), t, t)
-					}
-					VPAND(mask10, t, t)
-					VPOR(t, v, v)
-				}
+				orQ5High(x, k, lo, hi)
 			}
 			for half, v := range []VecVirtual{lo, hi} {
 				s := YMM()
@@ -384,6 +373,25 @@ func genDotK45(q5 bool, ncols int) {
 		}
 	})
 	laneReturn(ncols, acc)
+}
+
+// orQ5High completes the low-nibble quants of runs 2k (lo) and 2k+1 (hi)
+// of the Q5_K block at x with their fifth bits: bit j of qh[l] (the 32
+// bytes at x+16) is the fifth bit of element l of run j. The dots and the
+// panel unpacking both need it.
+func orQ5High(x Register, k int, lo, hi VecVirtual) {
+	for half, v := range []VecVirtual{lo, hi} {
+		j := 2*k + half
+		t := YMM()
+		VMOVDQU(Mem{Base: x, Disp: 16}, t) // qh
+		if j <= 4 {
+			VPSLLW(U8(4-j), t, t)
+		} else {
+			VPSRLW(U8(j-4), t, t)
+		}
+		VPAND(mask10, t, t)
+		VPOR(t, v, v)
+	}
 }
 
 // gatherDy returns the Q8_K scales (the float32 at each ys[c]) in the

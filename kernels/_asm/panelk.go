@@ -70,19 +70,7 @@ func unpackK45(q5 bool, x Register, w, s, m Mem) {
 		VPSRLW(U8(4), v, v)
 		VPAND(mask, v, v)
 		if q5 {
-			// Bit j of qh[l] is the fifth bit of element l of run j.
-			for half, q := range []VecVirtual{lo, v} {
-				j := 2*h + half
-				t := YMM()
-				VMOVDQU(Mem{Base: x, Disp: 16}, t)
-				if j <= 4 {
-					VPSLLW(U8(4-j), t, t)
-				} else {
-					VPSRLW(U8(j-4), t, t)
-				}
-				VPAND(mask10, t, t)
-				VPOR(t, q, q)
-			}
+			orQ5High(x, h, lo, v)
 		}
 		VMOVDQU(lo, w.Offset(64*h))
 		VMOVDQU(v, w.Offset(64*h+32))
@@ -225,18 +213,9 @@ func genPanelK(k panelKKind) {
 	}
 
 	// The pairs against the bsum pairs.
-	var psum [2][2]VecVirtual
-	for r := range 2 {
-		for o := range 2 {
-			psum[r][o] = zeroY()
-		}
-	}
+	psum := zeroPanel()
 	for pr := range 8 {
-		var bs [2]VecVirtual
-		for o := range 2 {
-			bs[o] = YMM()
-			VMOVDQU(Mem{Base: p, Disp: panelKSums + 64*pr + 32*o}, bs[o])
-		}
+		bs := loadOctets(Mem{Base: p, Disp: panelKSums + 64*pr})
 		for r := range 2 {
 			mm := YMM()
 			VPBROADCASTD(mbuf.Offset(32*r+4*pr), mm)
