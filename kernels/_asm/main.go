@@ -507,69 +507,79 @@ func genQuantizeQ8(q81 bool) {
 	if q81 {
 		name, stride, qs = "quantizeQ8_1AVX2", block.Q8_1Bytes, 4
 	}
-	TEXT(name, NOSPLIT, "func(dst *byte, x *float32, nb int)")
-	Doc(name + " quantizes nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.")
-	dst, x, nb := Load(Param("dst"), GP64()), Load(Param("x"), GP64()), Load(Param("nb"), GP64())
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	var v [4]VecVirtual
-	m := YMM()
-	for k := range v {
-		v[k] = YMM()
-		VMOVUPS(Mem{Base: x, Disp: 32 * k}, v[k])
-		a := YMM()
-		VANDPS(absMask, v[k], a)
-		if k == 0 {
-			VMOVAPS(a, m)
-		} else {
-			VMAXPS(a, m, m)
+	genQuantize(name, "nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.", name, 32, stride, func(dst, x Register) {
+		var v [4]VecVirtual
+		m := YMM()
+		for k := range v {
+			v[k] = YMM()
+			VMOVUPS(Mem{Base: x, Disp: 32 * k}, v[k])
+			a := YMM()
+			VANDPS(absMask, v[k], a)
+			if k == 0 {
+				VMOVAPS(a, m)
+			} else {
+				VMAXPS(a, m, m)
+			}
 		}
-	}
-	amax := hmax(m)
-	d, id, zero, mask := XMM(), XMM(), XMM(), XMM()
-	VMOVSS(f127, id)
-	VDIVSS(id, amax, d)  // d = amax/127
-	VDIVSS(amax, id, id) // id = 127/amax
-	VXORPS(zero, zero, zero)
-	VCMPSS(U8(4), zero, amax, mask) // amax != 0
-	VANDPS(mask, id, id)
-	h, r := XMM(), GP32()
-	VCVTPS2PH(U8(0), d, h)
-	VMOVD(h, r)
-	MOVW(r.As16(), Mem{Base: dst})
-	idv := YMM()
-	VBROADCASTSS(id, idv)
-	for k := range v {
-		VMULPS(idv, v[k], v[k])
-		VROUNDPS(U8(0), v[k], v[k])
-		VCVTPS2DQ(v[k], v[k])
-	}
-	if q81 {
-		s := YMM()
-		VPADDD(v[1], v[0], s)
-		VPADDD(v[2], s, s)
-		VPADDD(v[3], s, s)
-		t := XMM()
-		VEXTRACTI128(U8(1), s, t)
-		VPADDD(t, s.AsX(), t)
-		u := XMM()
-		VPSHUFD(U8(0x4e), t, u)
-		VPADDD(u, t, t)
-		VPSHUFD(U8(0xb1), t, u)
-		VPADDD(u, t, t)
-		VCVTDQ2PS(t, t)
-		VMULSS(d, t, t)
-		VCVTPS2PH(U8(0), t, t)
-		VMOVD(t, r)
-		MOVW(r.As16(), Mem{Base: dst, Disp: 2})
-	}
-	packStore(v, Mem{Base: dst, Disp: qs})
+		amax := hmax(m)
+		d, id, zero, mask := XMM(), XMM(), XMM(), XMM()
+		VMOVSS(f127, id)
+		VDIVSS(id, amax, d)  // d = amax/127
+		VDIVSS(amax, id, id) // id = 127/amax
+		VXORPS(zero, zero, zero)
+		VCMPSS(U8(4), zero, amax, mask) // amax != 0
+		VANDPS(mask, id, id)
+		h, r := XMM(), GP32()
+		VCVTPS2PH(U8(0), d, h)
+		VMOVD(h, r)
+		MOVW(r.As16(), Mem{Base: dst})
+		idv := YMM()
+		VBROADCASTSS(id, idv)
+		for k := range v {
+			VMULPS(idv, v[k], v[k])
+			VROUNDPS(U8(0), v[k], v[k])
+			VCVTPS2DQ(v[k], v[k])
+		}
+		if q81 {
+			s := YMM()
+			VPADDD(v[1], v[0], s)
+			VPADDD(v[2], s, s)
+			VPADDD(v[3], s, s)
+			t := XMM()
+			VEXTRACTI128(U8(1), s, t)
+			VPADDD(t, s.AsX(), t)
+			u := XMM()
+			VPSHUFD(U8(0x4e), t, u)
+			VPADDD(u, t, t)
+			VPSHUFD(U8(0xb1), t, u)
+			VPADDD(u, t, t)
+			VCVTDQ2PS(t, t)
+			VMULSS(d, t, t)
+			VCVTPS2PH(U8(0), t, t)
+			VMOVD(t, r)
+			MOVW(r.As16(), Mem{Base: dst, Disp: 2})
+		}
+		packStore(v, Mem{Base: dst, Disp: qs})
+	})
+}
+
+// genQuantize emits a row quantizer func(dst *byte, x *float32, nb int)
+// (doc completes "quantizes"): body quantizes the block of elems floats at
+// x into the block of stride bytes at dst, once per block; label prefixes
+// the loop's labels.
+func genQuantize(name, doc, label string, elems, stride int, body func(dst, x Register)) {
+	TEXT(name, NOSPLIT, "func(dst *byte, x *float32, nb int)")
+	Doc(name + " quantizes " + doc)
+	dst, x, nb := Load(Param("dst"), GP64()), Load(Param("x"), GP64()), Load(Param("nb"), GP64())
+	Label(label + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(label + "_done"))
+	body(dst, x)
 	ADDQ(U32(stride), dst)
-	ADDQ(U32(128), x)
+	ADDQ(U32(4*elems), x)
 	DECQ(nb)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
+	JMP(LabelRef(label + "_loop"))
+	Label(label + "_done")
 	VZEROUPPER()
 	RET()
 }
@@ -578,117 +588,107 @@ func genQuantizeQ8(q81 bool) {
 // element of largest magnitude, with its sign.
 func genQuantizeQ8K() {
 	name := "quantizeQ8_KAVX2"
-	TEXT(name, NOSPLIT, "func(dst *byte, x *float32, nb int)")
-	Doc(name + " quantizes nb blocks of 256 floats at x into Q8_K blocks at dst.")
-	dst, x, nb := Load(Param("dst"), GP64()), Load(Param("x"), GP64()), Load(Param("nb"), GP64())
-	Label("q8k_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef("q8k_done"))
-	m, mask := YMM(), YMM()
-	VMOVDQU(absMask, mask)
-	VMOVUPS(Mem{Base: x}, m)
-	VANDPS(mask, m, m)
-	for k := 1; k < 32; k++ {
-		a := YMM()
-		VMOVUPS(Mem{Base: x, Disp: 32 * k}, a)
+	// The all-zero block jumps to q8k_next, the end of body.
+	genQuantize(name, "nb blocks of 256 floats at x into Q8_K blocks at dst.", "q8k", block.QK_K, block.Q8_KBytes, func(dst, x Register) {
+		m, mask := YMM(), YMM()
+		VMOVDQU(absMask, mask)
+		VMOVUPS(Mem{Base: x}, m)
+		VANDPS(mask, m, m)
+		for k := 1; k < 32; k++ {
+			a := YMM()
+			VMOVUPS(Mem{Base: x, Disp: 32 * k}, a)
+			VANDPS(mask, a, a)
+			VMAXPS(a, m, m)
+		}
+		amax := hmax(m)
+		zero, isZero := XMM(), GP32()
+		VXORPS(zero, zero, zero)
+		VUCOMISS(zero, amax)
+		JNE(LabelRef("q8k_nonzero"))
+		// All zero: d, quants and bsums are all zero.
+		{
+			z := YMM()
+			VPXOR(z, z, z)
+			for off := 0; off+32 <= block.Q8_KBytes; off += 32 {
+				VMOVDQU(z, Mem{Base: dst, Disp: off})
+			}
+			VMOVDQU(z, Mem{Base: dst, Disp: block.Q8_KBytes - 32})
+			_ = isZero
+			JMP(LabelRef("q8k_next"))
+		}
+		Label("q8k_nonzero")
+		// Find the first element with |x| == amax.
+		am := YMM()
+		VBROADCASTSS(amax, am)
+		idx, bits := GP64(), GP64()
+		XORQ(idx, idx)
+		Label("q8k_find")
+		a, e := YMM(), YMM()
+		VMOVUPS(Mem{Base: x, Index: idx, Scale: 4}, a)
 		VANDPS(mask, a, a)
-		VMAXPS(a, m, m)
-	}
-	amax := hmax(m)
-	zero, isZero := XMM(), GP32()
-	VXORPS(zero, zero, zero)
-	VUCOMISS(zero, amax)
-	JNE(LabelRef("q8k_nonzero"))
-	// All zero: d, quants and bsums are all zero.
-	{
-		z := YMM()
-		VPXOR(z, z, z)
-		for off := 0; off+32 <= block.Q8_KBytes; off += 32 {
-			VMOVDQU(z, Mem{Base: dst, Disp: off})
+		VCMPPS(U8(0), am, a, e)
+		VMOVMSKPS(e, bits.As32())
+		TESTL(bits.As32(), bits.As32())
+		JNZ(LabelRef("q8k_found"))
+		ADDQ(U8(8), idx)
+		CMPQ(idx, U32(256))
+		JL(LabelRef("q8k_find"))
+		// Not reached for finite input; NaNs fall back to the last element.
+		MOVQ(U32(255), idx)
+		JMP(LabelRef("q8k_have"))
+		Label("q8k_found")
+		BSFL(bits.As32(), bits.As32())
+		ADDQ(bits, idx)
+		Label("q8k_have")
+		maxv, iscale, dd := XMM(), XMM(), XMM()
+		VMOVSS(Mem{Base: x, Index: idx, Scale: 4}, maxv)
+		VMOVSS(f127, iscale)
+		VXORPS(dd, dd, dd)
+		VSUBSS(iscale, dd, iscale)   // -127
+		VDIVSS(maxv, iscale, iscale) // -127/max
+		VMOVSS(f1, dd)
+		VDIVSS(iscale, dd, dd) // 1/iscale
+		VMOVSS(dd, Mem{Base: dst})
+		is := YMM()
+		VBROADCASTSS(iscale, is)
+		lim := YMM()
+		VMOVDQU(i127, lim)
+		// 8 chunks of 32 elements; each chunk gives the sums of two groups of 16.
+		var sums [16]VecVirtual
+		for c := 0; c < 8; c++ {
+			var v [4]VecVirtual
+			for k := range v {
+				v[k] = YMM()
+				VMULPS(Mem{Base: x, Disp: 128*c + 32*k}, is, v[k])
+				VCVTPS2DQ(v[k], v[k]) // MXCSR rounding: nearest even, as nearest_int
+				VPMINSD(lim, v[k], v[k])
+			}
+			s0, s1 := YMM(), YMM()
+			VPADDD(v[1], v[0], s0)
+			VPADDD(v[3], v[2], s1)
+			sums[2*c], sums[2*c+1] = s0, s1
+			packStore(v, Mem{Base: dst, Disp: 4 + 32*c})
+			if c%4 == 3 {
+				// Reduce the 8 group vectors of this half into 8 int16 bsums.
+				g := sums[8*(c/4) : 8*(c/4)+8]
+				h01, h23, h45, h67 := YMM(), YMM(), YMM(), YMM()
+				VPHADDD(g[1], g[0], h01)
+				VPHADDD(g[3], g[2], h23)
+				VPHADDD(g[5], g[4], h45)
+				VPHADDD(g[7], g[6], h67)
+				VPHADDD(h23, h01, h01)
+				VPHADDD(h67, h45, h45)
+				t0, t1 := XMM(), XMM()
+				VEXTRACTI128(U8(1), h01, t0)
+				VPADDD(t0, h01.AsX(), t0)
+				VEXTRACTI128(U8(1), h45, t1)
+				VPADDD(t1, h45.AsX(), t1)
+				VPACKSSDW(t1, t0, t0)
+				VMOVDQU(t0, Mem{Base: dst, Disp: 260 + 16*(c/4)})
+			}
 		}
-		VMOVDQU(z, Mem{Base: dst, Disp: block.Q8_KBytes - 32})
-		_ = isZero
-		JMP(LabelRef("q8k_next"))
-	}
-	Label("q8k_nonzero")
-	// Find the first element with |x| == amax.
-	am := YMM()
-	VBROADCASTSS(amax, am)
-	idx, bits := GP64(), GP64()
-	XORQ(idx, idx)
-	Label("q8k_find")
-	a, e := YMM(), YMM()
-	VMOVUPS(Mem{Base: x, Index: idx, Scale: 4}, a)
-	VANDPS(mask, a, a)
-	VCMPPS(U8(0), am, a, e)
-	VMOVMSKPS(e, bits.As32())
-	TESTL(bits.As32(), bits.As32())
-	JNZ(LabelRef("q8k_found"))
-	ADDQ(U8(8), idx)
-	CMPQ(idx, U32(256))
-	JL(LabelRef("q8k_find"))
-	// Not reached for finite input; NaNs fall back to the last element.
-	MOVQ(U32(255), idx)
-	JMP(LabelRef("q8k_have"))
-	Label("q8k_found")
-	BSFL(bits.As32(), bits.As32())
-	ADDQ(bits, idx)
-	Label("q8k_have")
-	maxv, iscale, dd := XMM(), XMM(), XMM()
-	VMOVSS(Mem{Base: x, Index: idx, Scale: 4}, maxv)
-	VMOVSS(f127, iscale)
-	VXORPS(dd, dd, dd)
-	VSUBSS(iscale, dd, iscale)   // -127
-	VDIVSS(maxv, iscale, iscale) // -127/max
-	VMOVSS(f1, dd)
-	VDIVSS(iscale, dd, dd) // 1/iscale
-	VMOVSS(dd, Mem{Base: dst})
-	is := YMM()
-	VBROADCASTSS(iscale, is)
-	lim := YMM()
-	VMOVDQU(i127, lim)
-	// 8 chunks of 32 elements; each chunk gives the sums of two groups of 16.
-	var sums [16]VecVirtual
-	for c := 0; c < 8; c++ {
-		var v [4]VecVirtual
-		for k := range v {
-			v[k] = YMM()
-			VMULPS(Mem{Base: x, Disp: 128*c + 32*k}, is, v[k])
-			VCVTPS2DQ(v[k], v[k]) // MXCSR rounding: nearest even, as nearest_int
-			VPMINSD(lim, v[k], v[k])
-		}
-		s0, s1 := YMM(), YMM()
-		VPADDD(v[1], v[0], s0)
-		VPADDD(v[3], v[2], s1)
-		sums[2*c], sums[2*c+1] = s0, s1
-		packStore(v, Mem{Base: dst, Disp: 4 + 32*c})
-		if c%4 == 3 {
-			// Reduce the 8 group vectors of this half into 8 int16 bsums.
-			g := sums[8*(c/4) : 8*(c/4)+8]
-			h01, h23, h45, h67 := YMM(), YMM(), YMM(), YMM()
-			VPHADDD(g[1], g[0], h01)
-			VPHADDD(g[3], g[2], h23)
-			VPHADDD(g[5], g[4], h45)
-			VPHADDD(g[7], g[6], h67)
-			VPHADDD(h23, h01, h01)
-			VPHADDD(h67, h45, h45)
-			t0, t1 := XMM(), XMM()
-			VEXTRACTI128(U8(1), h01, t0)
-			VPADDD(t0, h01.AsX(), t0)
-			VEXTRACTI128(U8(1), h45, t1)
-			VPADDD(t1, h45.AsX(), t1)
-			VPACKSSDW(t1, t0, t0)
-			VMOVDQU(t0, Mem{Base: dst, Disp: 260 + 16*(c/4)})
-		}
-	}
-	Label("q8k_next")
-	ADDQ(U32(block.Q8_KBytes), dst)
-	ADDQ(U32(1024), x)
-	DECQ(nb)
-	JMP(LabelRef("q8k_loop"))
-	Label("q8k_done")
-	VZEROUPPER()
-	RET()
+		Label("q8k_next")
+	})
 }
 
 // genRoundBF16 emits ggml_compute_fp32_to_bf16 over a row, widened back to
