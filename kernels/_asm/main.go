@@ -129,15 +129,22 @@ func main() {
 }
 
 // hsum returns an xmm whose lane 0 holds the sum of the 8 floats of y.
-func hsum(y VecVirtual) Register {
+func hsum(y VecVirtual) Register { return hreduce(y, VADDPS, VADDSS) }
+
+// hmax returns an xmm whose lane 0 holds the largest of the 8 floats of y.
+func hmax(y VecVirtual) Register { return hreduce(y, VMAXPS, VMAXSS) }
+
+// hreduce folds the 8 floats of y into lane 0 of its xmm half with the
+// packed and then the scalar form of one operation: halves, quarters, pairs.
+func hreduce(y VecVirtual, packed, scalar func(ops ...Op)) Register {
 	x := y.AsX()
 	t := XMM()
 	VEXTRACTF128(U8(1), y, t)
-	VADDPS(t, x, x)
+	packed(t, x, x)
 	VMOVHLPS(x, x, t)
-	VADDPS(t, x, x)
+	packed(t, x, x)
 	VMOVSHDUP(x, t)
-	VADDSS(t, x, x)
+	scalar(t, x, x)
 	return x
 }
 
@@ -474,19 +481,6 @@ func bitsToBytes(m Mem) VecVirtual {
 	VPCMPEQB(ones, ones, ones)
 	VPCMPEQB(ones, b, b)
 	return b
-}
-
-// hmax returns an xmm whose lane 0 holds the largest of the 8 floats of y.
-func hmax(y VecVirtual) Register {
-	x := y.AsX()
-	t := XMM()
-	VEXTRACTF128(U8(1), y, t)
-	VMAXPS(t, x, x)
-	VMOVHLPS(x, x, t)
-	VMAXPS(t, x, x)
-	VMOVSHDUP(x, t)
-	VMAXSS(t, x, x)
-	return x
 }
 
 // packStore packs 4 vectors of 8 int32 (elements 0..31 in order) into 32
