@@ -433,22 +433,14 @@ func kScalesMins(m Mem) (sc, mn VecVirtual) {
 	MOVL(c.As32(), hiMin.As32())
 	SHRL(U8(4), hiMin.As32())
 	ANDL(U32(0x0f0f0f0f), hiMin.As32())
-	MOVL(b.As32(), u.As32())
-	SHRL(U8(6), u.As32())
-	ANDL(U32(0x03030303), u.As32())
-	SHLL(U8(4), u.As32())
-	ORL(u.As32(), hiMin.As32())
+	orTopBits(hiMin, b, u)
 	// mins lo word: b & 0x3f3f3f3f
 	ANDL(U32(0x3f3f3f3f), b.As32())
 	SHLQ(U8(32), hiMin)
 	ORQ(b, hiMin)
 	// scales hi word: (c & 0x0f0f0f0f) | (((a>>6)&0x03030303)<<4)
 	ANDL(U32(0x0f0f0f0f), c.As32())
-	MOVL(a.As32(), t.As32())
-	SHRL(U8(6), t.As32())
-	ANDL(U32(0x03030303), t.As32())
-	SHLL(U8(4), t.As32())
-	ORL(t.As32(), c.As32())
+	orTopBits(c, a, t)
 	// scales lo word: a & 0x3f3f3f3f
 	ANDL(U32(0x3f3f3f3f), a.As32())
 	SHLQ(U8(32), c)
@@ -457,6 +449,17 @@ func kScalesMins(m Mem) (sc, mn VecVirtual) {
 	VMOVQ(c, sc) // VEX, never legacy SSE: Intel cores stall on SSE↔AVX transitions
 	VMOVQ(hiMin, mn)
 	return sc, mn
+}
+
+// orTopBits ORs into the low dword of dst bits 6-7 of each byte of src's
+// low dword, moved to bits 4-5: the top two bits of scales and mins 4-7
+// in kScalesMins' packing. scratch is overwritten.
+func orTopBits(dst, src, scratch GPVirtual) {
+	MOVL(src.As32(), scratch.As32())
+	SHRL(U8(6), scratch.As32())
+	ANDL(U32(0x03030303), scratch.As32())
+	SHLL(U8(4), scratch.As32())
+	ORL(scratch.As32(), dst.As32())
 }
 
 // nibbles32 loads 16 bytes at m and returns 32 bytes: the low nibbles then
