@@ -326,10 +326,7 @@ func genDotK45(q5 bool, ncols int) {
 		}
 		for k := 0; k < 4; k++ {
 			lo, hi := YMM(), YMM()
-			VMOVDQU(Mem{Base: x, Disp: qsOff + 32*k}, hi)
-			VPAND(mask0F, hi, lo)
-			VPSRLW(U8(4), hi, hi)
-			VPAND(mask0F, hi, hi)
+			splitNibbles(Mem{Base: x, Disp: qsOff + 32*k}, mask0F, lo, hi)
 			if q5 {
 				orQ5High(x, k, lo, hi)
 			}
@@ -373,6 +370,18 @@ func genDotK45(q5 bool, ncols int) {
 		}
 	})
 	laneReturn(ncols, acc)
+}
+
+// splitNibbles loads the 32 bytes at m and splits them into their low (lo)
+// and high (hi) nibbles; mask holds 32 × 0x0f, in memory or a register.
+// The caller allocates lo and hi: the dots and the panel unpacking, which
+// share this, allocate them in different orders, and the generated
+// register choice follows that order.
+func splitNibbles(m Mem, mask Op, lo, hi VecVirtual) {
+	VMOVDQU(m, hi)
+	VPAND(mask, hi, lo)
+	VPSRLW(U8(4), hi, hi)
+	VPAND(mask, hi, hi)
 }
 
 // orQ5High completes the low-nibble quants of runs 2k (lo) and 2k+1 (hi)

@@ -65,10 +65,7 @@ func unpackK45(q5 bool, x Register, w, s, m Mem) {
 	VMOVDQU(mask0F, mask)
 	for h := range 4 {
 		v, lo := YMM(), YMM()
-		VMOVDQU(Mem{Base: x, Disp: qsOff + 32*h}, v)
-		VPAND(mask, v, lo)
-		VPSRLW(U8(4), v, v)
-		VPAND(mask, v, v)
+		splitNibbles(Mem{Base: x, Disp: qsOff + 32*h}, mask, lo, v)
 		if q5 {
 			orQ5High(x, h, lo, v)
 		}
