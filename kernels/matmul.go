@@ -81,41 +81,48 @@ const (
 // packPanel repacks the panelRows Q8_0 rows of nb blocks at act (arow bytes
 // apart) into dst (nb*panelBlock bytes).
 func packPanel(dst, act []byte, arow, nb int) {
-	dst = dst[:nb*panelBlock]
-	for c := range panelRows {
-		row := act[c*arow : c*arow+nb*block.Q8_0Bytes]
-		for b := range nb {
-			blk, out := row[b*block.Q8_0Bytes:(b+1)*block.Q8_0Bytes], dst[b*panelBlock:(b+1)*panelBlock]
-			sum := int32(0)
-			for k := range 8 {
-				copy(out[64*k+4*c:64*k+4*c+4], blk[2+4*k:6+4*k])
-			}
-			for _, q := range blk[2:block.Q8_0Bytes] {
-				sum += int32(int8(q))
-			}
-			binary.LittleEndian.PutUint32(out[panelSums+4*c:], uint32(sum))
-			binary.LittleEndian.PutUint32(out[panelScales+4*c:], math.Float32bits(f16(blk)))
+	packRows(dst, act, arow, nb, block.Q8_0Bytes, panelBlock, func(out, blk []byte, c int) {
+		sum := int32(0)
+		scatterDwords(out, blk[2:block.Q8_0Bytes], c)
+		for _, q := range blk[2:block.Q8_0Bytes] {
+			sum += int32(int8(q))
 		}
-	}
+		binary.LittleEndian.PutUint32(out[panelSums+4*c:], uint32(sum))
+		binary.LittleEndian.PutUint32(out[panelScales+4*c:], math.Float32bits(f16(blk)))
+	})
 }
 
 // packPanelQ8K repacks the panelRows Q8_K rows of nb blocks at act (arow
 // bytes apart) into dst (nb*panelKBlock bytes).
 func packPanelQ8K(dst, act []byte, arow, nb int) {
-	dst = dst[:nb*panelKBlock]
+	packRows(dst, act, arow, nb, block.Q8_KBytes, panelKBlock, func(out, blk []byte, c int) {
+		scatterDwords(out, blk[4:4+block.QK_K], c)
+		scatterDwords(out[panelKSums:], blk[4+block.QK_K:4+block.QK_K+32], c) // bsum pairs
+		copy(out[panelKScales+4*c:panelKScales+4*c+4], blk[:4])
+	})
+}
+
+// packRows walks the panelRows activation rows of nb blocks of blockBytes
+// at act (arow bytes apart) and hands each block, with the panel block of
+// panelBytes in dst it goes into and its row c, to pack. Both panel formats
+// interleave their rows this way.
+func packRows(dst, act []byte, arow, nb, blockBytes, panelBytes int, pack func(out, blk []byte, c int)) {
+	dst = dst[:nb*panelBytes]
 	for c := range panelRows {
-		row := act[c*arow : c*arow+nb*block.Q8_KBytes]
+		row := act[c*arow : c*arow+nb*blockBytes]
 		for b := range nb {
-			blk, out := row[b*block.Q8_KBytes:(b+1)*block.Q8_KBytes], dst[b*panelKBlock:(b+1)*panelKBlock]
-			qs := blk[4 : 4+block.QK_K]
-			for k := range block.QK_K / 4 {
-				copy(out[64*k+4*c:64*k+4*c+4], qs[4*k:4*k+4])
-			}
-			for pair := range block.QK_K / 32 {
-				copy(out[panelKSums+64*pair+4*c:panelKSums+64*pair+4*c+4], blk[4+block.QK_K+4*pair:])
-			}
-			copy(out[panelKScales+4*c:panelKScales+4*c+4], blk[:4])
+			pack(dst[b*panelBytes:(b+1)*panelBytes], row[b*blockBytes:(b+1)*blockBytes], c)
 		}
+	}
+}
+
+// scatterDwords copies the bytes of activation row c, four at a time, into a
+// panel block's interleaved layout: dword k goes to out[64k+4c:], beside
+// dword k of the other fifteen rows, so that one 64-byte load gives the
+// panel kernels (vpdpbusd) that dword of all sixteen rows.
+func scatterDwords(out, row []byte, c int) {
+	for k := range len(row) / 4 {
+		copy(out[4*panelRows*k+4*c:4*panelRows*k+4*c+4], row[4*k:4*k+4])
 	}
 }
 

@@ -7,6 +7,11 @@ package block
 // assembly version (terms_amd64.s) gives the same bits; only the sums,
 // whose order matters, stay in Go.
 
+// terms_amd64.s is generated with avo from the module in _asm (its own
+// module, like the kernel generator, so that this package needs no avo);
+// the Go declarations in terms_amd64.go are hand-written.
+//go:generate sh -c "cd _asm && go run . -out ../terms_amd64.s"
+
 // The dispatching functions (qkx2Terms, qkx2Err, qxTerms) live in
 // terms_amd64.go and terms_other.go. They are plain functions rather than
 // function variables: a call through a variable would make every array

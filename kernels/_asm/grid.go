@@ -114,14 +114,12 @@ func (d byteDots) weights(q VecVirtual) byteOperand { return d.operand(q, d.mode
 func (d byteDots) acts(y VecVirtual) byteOperand { return d.operand(y, d.mode == signedActs) }
 
 // accumulators returns n accumulators for run: zeroed for vpdpbusd, which
-// adds to them; the AVX2 steps write them at the first widening.
+// adds to them; the AVX2 steps take the first widened sums as they are.
 func (d byteDots) accumulators(n int) []VecVirtual {
 	accs := make([]VecVirtual, n)
 	for i := range accs {
 		if d.mode == vnniDots {
 			accs[i] = zeroY()
-		} else {
-			accs[i] = YMM()
 		}
 	}
 	return accs
@@ -139,8 +137,7 @@ func (d byteDots) run(accs []VecVirtual, steps int, step func(s int, dot func(i 
 		if started[i] {
 			VPADDD(words[i], accs[i], accs[i])
 		} else {
-			VMOVDQA(words[i], accs[i])
-			started[i] = true
+			accs[i], started[i] = words[i], true
 		}
 		words[i], counts[i] = nil, 0
 	}
@@ -343,8 +340,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 		Doc(name + " returns the dot product of nb " + k.doc + " blocks at x and nb Q8_0 blocks at y.")
 		x, y, nb = Load(Param("x"), GP64()), Load(Param("y"), GP64()), Load(Param("nb"), GP64())
 	}
-	acc := XMM()
-	VXORPS(acc, acc, acc)
+	acc := zeroX()
 	product := func(b int) VecVirtual {
 		q, ax := gridSigned(k, x, b*k.xStride)
 		return gridDot(q, ax, Mem{Base: y, Disp: b*block.Q8_0Bytes + 2}, false)
@@ -430,8 +426,7 @@ func genQ8Quad(k q8Kind, vnni bool) {
 	xs := []Register{Load(Param("x"), GP64())}
 	ys := offsets(Load(Param("y"), GP64()), Load(Param("ystride"), GP64()), 4)
 	nb := Load(Param("nb"), GP64())
-	acc := XMM()
-	VXORPS(acc, acc, acc)
+	acc := zeroX()
 	blockLoop2(name, nb, func(b int) {
 		q, ax := gridSigned(k, xs[0], b*k.xStride)
 		h := group4(func(c int) VecVirtual {
@@ -451,18 +446,7 @@ func genQ8Quad(k q8Kind, vnni bool) {
 		VMULPS(e, d, d)
 		VFMADD231PS(s, d, acc)
 	}, stepper(xs, k.xStride, ys, block.Q8_0Bytes))
-	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
-	for c := range 4 {
-		if c > 0 {
-			ADDQ(stride, o)
-			VEXTRACTPS(U8(c), acc, Mem{Base: o})
-		} else {
-			VMOVSS(acc, Mem{Base: o})
-		}
-	}
-	VZEROUPPER()
-	RET()
+	storeLanes(4, acc)
 }
 
 // genQ8Tile emits the 4×4 tile, func(x *byte, xstride int, y *byte,
@@ -512,8 +496,7 @@ func genQ8Tile(k q8Kind, vnni bool) {
 	t0, t1 := YMM(), YMM()
 	VUNPCKLPS(s1, s0, t0) // [r0c0 r2c0 r0c1 r2c1 | r1c0 r3c0 r1c1 r3c1]
 	VUNPCKHPS(s1, s0, t1) // the same for c2, c3
-	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
+	o, stride := outArgs()
 	for i, t := range []VecVirtual{t0, t1} {
 		hi, col := XMM(), XMM()
 		VEXTRACTF128(U8(1), t, hi)
@@ -635,7 +618,7 @@ func genPanel(k panelKind, vnni bool) {
 	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 2)
 	p := Load(Param("p"), GP64())
 	nb := Load(Param("nb"), GP64())
-	accs := [2][2]VecVirtual{{zeroY(), zeroY()}, {zeroY(), zeroY()}} // [row][column octet]
+	accs := zeroPanel()
 	mode := k.avx2
 	if vnni {
 		mode = vnniDots
@@ -663,9 +646,7 @@ func genPanel(k panelKind, vnni bool) {
 			// four vpdpbusd they were loaded twice, and loads, not
 			// arithmetic, limited the kernel.
 			var ys [2]byteOperand
-			for o := range 2 {
-				y := YMM()
-				VMOVDQU(Mem{Base: p, Disp: po + 64*kk + 32*o}, y)
+			for o, y := range loadOctets(Mem{Base: p, Disp: po + 64*kk}) {
 				ys[o] = dots.acts(y)
 			}
 			for r := range 2 {
@@ -706,6 +687,29 @@ func genPanel(k panelKind, vnni bool) {
 	storePanel(accs)
 	VZEROUPPER()
 	RET()
+}
+
+// zeroPanel returns a panel kernel's zeroed accumulators, indexed
+// [weight row][column octet] as storePanel takes them.
+func zeroPanel() [2][2]VecVirtual {
+	var accs [2][2]VecVirtual
+	for r := range 2 {
+		for o := range 2 {
+			accs[r][o] = zeroY()
+		}
+	}
+	return accs
+}
+
+// loadOctets loads the 64 bytes at m, one dword of each of the sixteen
+// activation rows of a panel, as two ymm (rows 0-7 and 8-15).
+func loadOctets(m Mem) [2]VecVirtual {
+	var v [2]VecVirtual
+	for o := range 2 {
+		v[o] = YMM()
+		VMOVDQU(m.Offset(32*o), v[o])
+	}
+	return v
 }
 
 // genGrids emits every shape of every Q8_0-family type.

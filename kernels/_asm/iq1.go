@@ -65,6 +65,19 @@ func gridRun(tbl Register, idx func(l int) Register) VecVirtual {
 	return g
 }
 
+// iq1GridIndex returns the 11-bit grid index of one group of eight: its
+// low byte at lo and its three high bits at bit hiBit of qh. IQ1_S and IQ1_M
+// differ only in where those bits sit.
+func iq1GridIndex(lo Mem, qh Register, hiBit int) Register {
+	i, h := GP64(), GP32()
+	MOVBQZX(lo, i)
+	MOVL(qh, h)
+	moveBits(h, hiBit, 8)
+	ANDL(U32(0x700), h)
+	ORQ(h.As64(), i)
+	return i
+}
+
 // times8 returns the bytes of v times 8 (v in {-1, 0, 1}: no carries).
 func times8(v VecVirtual) VecVirtual {
 	t := YMM()
@@ -99,23 +112,18 @@ func iq1Dot(name string, ncols, blockBytes int, doc string, body func(x, tbl Reg
 	x, ys, nb := colArgs(name, ncols, doc)
 	tbl := GP64()
 	LEAQ(iq1sGrid, tbl)
-	acc := XMM()
-	VXORPS(acc, acc, acc)
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	prefetchBlock(x, blockBytes)
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		sumi[c] = zeroY()
-	}
-	d := body(x, tbl, ys, sumi)
-	eighth := XMM()
-	VBROADCASTSS(iq1Eighth, eighth)
-	chainMulAdd(d, ys, sumi, acc, eighth)
-	advance(x, blockBytes, ys, block.Q8_KBytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
+	acc := zeroX()
+	eachBlock(name, x, blockBytes, ys, block.Q8_KBytes, nb, func() {
+		prefetchBlock(x, blockBytes)
+		sumi := make([]VecVirtual, ncols)
+		for c := range ncols {
+			sumi[c] = zeroY()
+		}
+		d := body(x, tbl, ys, sumi)
+		eighth := XMM()
+		VBROADCASTSS(iq1Eighth, eighth)
+		chainMulAdd(d, ys, sumi, acc, eighth)
+	})
 	laneReturn(ncols, acc)
 }
 
@@ -129,17 +137,7 @@ func iq1SBlock(x, tbl Register, ys []Register, sumi []VecVirtual) Register {
 		qh := GP32()
 		MOVWLZX(Mem{Base: x, Disp: 34 + 2*ib}, qh)
 		g := gridRun(tbl, func(l int) Register {
-			i, h := GP64(), GP32()
-			MOVBQZX(Mem{Base: x, Disp: 2 + 4*ib + l}, i)
-			MOVL(qh, h)
-			if 3*l > 8 {
-				SHRL(U8(3*l-8), h)
-			} else if 3*l < 8 {
-				SHLL(U8(8-3*l), h)
-			}
-			ANDL(U32(0x700), h)
-			ORQ(h.As64(), i)
-			return i
+			return iq1GridIndex(Mem{Base: x, Disp: 2 + 4*ib + l}, qh, 3*l)
 		})
 		w := times8(g)
 		// The shift s = ±1 (bit 15 of qh set: −1) added to every byte.
@@ -176,19 +174,9 @@ func iq1MBlock(x, tbl Register, ys []Register, sumi []VecVirtual) Register {
 	for ib := 0; ib < 8; ib++ { // runs of 32: sub-blocks 2ib, 2ib+1 of 16
 		qh := GP32()
 		MOVWLZX(Mem{Base: x, Disp: 32 + 2*ib}, qh) // qh[2ib] | qh[2ib+1]<<8
+		// Group l's high index bits are bits 4l..4l+2 of the word.
 		g := gridRun(tbl, func(l int) Register {
-			i, h := GP64(), GP32()
-			MOVBQZX(Mem{Base: x, Disp: 4*ib + l}, i)
-			MOVL(qh, h)
-			// Group l's high index bits are bits 4l..4l+2 of the word.
-			if 4*l > 8 {
-				SHRL(U8(4*l-8), h)
-			} else if 4*l < 8 {
-				SHLL(U8(8-4*l), h)
-			}
-			ANDL(U32(0x700), h)
-			ORQ(h.As64(), i)
-			return i
+			return iq1GridIndex(Mem{Base: x, Disp: 4*ib + l}, qh, 4*l)
 		})
 		w := times8(g)
 		// Shift bytes: group l's shift bit is bit 3 (l even) or 7 of qh

@@ -126,79 +126,67 @@ func gather4(table Register, index func(l int) GPVirtual) VecVirtual {
 func genDotIQ2(k iq2Kind, ncols int) {
 	name := k.name + suffix(ncols)
 	x, ys, nb := colArgs(name, ncols, k.doc)
-	acc := XMM() // lane c: column c's dot
-	VXORPS(acc, acc, acc)
+	acc := zeroX() // lane c: column c's dot
 	grid, signs := GP64(), GP64()
 	LEAQ(*k.grid, grid)
 	if k.signBytes == 0 {
 		LEAQ(ksignRows, signs)
 	}
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	prefetchBlock(x, k.size)
+	eachBlock(name, x, k.size, ys, block.Q8_KBytes, nb, func() {
+		prefetchBlock(x, k.size)
 
-	// The sixteen sub-block scales 2s+1 as words (IQ2_XS, IQ2_S): byte j of
-	// the packed scales holds sub-block 2j in its low nibble.
-	var scales VecVirtual
-	if k.packedScales != 0 {
-		packed, hiN, s16 := XMM(), XMM(), XMM()
-		VMOVQ(Mem{Base: x, Disp: k.packedScales}, packed)
-		VPSRLW(U8(4), packed, hiN)
-		VPAND(mask0F, hiN, hiN)
-		VPAND(mask0F, packed, packed)
-		VPUNPCKLBW(hiN, packed, s16)
-		VPADDB(s16, s16, s16)
-		VPOR(bytes01, s16, s16)
-		scales = YMM()
-		VPMOVZXBW(s16, scales)
-	}
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		sumi[c] = YMM()
-		VPXOR(sumi[c], sumi[c], sumi[c])
-	}
-	var scl VecVirtual
-	for ib := 0; ib < 8; ib++ {
-		q := gather4(grid, func(l int) GPVirtual { return k.gridIndex(x, ib, l) })
-		var sg VecVirtual
-		if k.signBytes != 0 {
-			sg = bitsToBytes(Mem{Base: x, Disp: k.signBytes + 4*ib})
-			VPOR(bytes01, sg, sg)
-		} else {
-			sg = gather4(signs, func(l int) GPVirtual { return k.signIndex(x, ib, l) })
-		}
-		sc := YMM()
+		// The sixteen sub-block scales 2s+1 as words (IQ2_XS, IQ2_S): byte j of
+		// the packed scales holds sub-block 2j in its low nibble.
+		var scales VecVirtual
 		if k.packedScales != 0 {
-			if ib%4 == 0 {
-				scl = YMM()
-				VPERM2I128(U8(0x11*(ib/4)), scales, scales, scl)
-			}
-			VPSHUFB(wordShuf2.Offset(32*(ib%4)), scl, sc)
-		} else {
-			// IQ2_XXS: 2·(a1 >> 28) + 1 for the whole 32.
-			ls := GP32()
-			MOVL(Mem{Base: x, Disp: 2 + 8*ib + 4}, ls)
-			SHRL(U8(28), ls)
-			SHLL(U8(1), ls)
-			ORL(U32(1), ls)
-			sx := XMM()
-			VMOVD(ls, sx)
-			VPBROADCASTW(sx, sc)
+			packed, hiN, s16 := XMM(), XMM(), XMM()
+			VMOVQ(Mem{Base: x, Disp: k.packedScales}, packed)
+			VPSRLW(U8(4), packed, hiN)
+			VPAND(mask0F, hiN, hiN)
+			VPAND(mask0F, packed, packed)
+			VPUNPCKLBW(hiN, packed, s16)
+			VPADDB(s16, s16, s16)
+			VPOR(bytes01, s16, s16)
+			scales = YMM()
+			VPMOVZXBW(s16, scales)
 		}
+		sumi := make([]VecVirtual, ncols)
 		for c := range ncols {
-			yv := YMM()
-			VMOVDQU(Mem{Base: ys[c], Disp: 4 + 32*ib}, yv)
-			VPSIGNB(sg, yv, yv)
-			VPMADDUBSW(yv, q, yv)
-			VPMADDWD(sc, yv, yv)
-			VPADDD(yv, sumi[c], sumi[c])
+			sumi[c] = YMM()
+			VPXOR(sumi[c], sumi[c], sumi[c])
 		}
-	}
-	chainQ8KRounded(Mem{Base: x}, ys, sumi, acc)
-	advance(x, k.size, ys, block.Q8_KBytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
+		var scl VecVirtual
+		for ib := 0; ib < 8; ib++ {
+			q := gather4(grid, func(l int) GPVirtual { return k.gridIndex(x, ib, l) })
+			var sg VecVirtual
+			if k.signBytes != 0 {
+				sg = bitsToBytes(Mem{Base: x, Disp: k.signBytes + 4*ib})
+				VPOR(bytes01, sg, sg)
+			} else {
+				sg = gather4(signs, func(l int) GPVirtual { return k.signIndex(x, ib, l) })
+			}
+			sc := YMM()
+			if k.packedScales != 0 {
+				if ib%4 == 0 {
+					scl = YMM()
+					VPERM2I128(U8(0x11*(ib/4)), scales, scales, scl)
+				}
+				VPSHUFB(wordShuf2.Offset(32*(ib%4)), scl, sc)
+			} else {
+				// IQ2_XXS: 2·(a1 >> 28) + 1 for the whole 32.
+				ls := GP32()
+				MOVL(Mem{Base: x, Disp: 2 + 8*ib + 4}, ls)
+				SHRL(U8(28), ls)
+				SHLL(U8(1), ls)
+				ORL(U32(1), ls)
+				sx := XMM()
+				VMOVD(ls, sx)
+				VPBROADCASTW(sx, sc)
+			}
+			addSignedRun(q, sg, sc, ib, ys, sumi)
+		}
+		chainQ8KRounded(Mem{Base: x}, ys, sumi, acc)
+	})
 	VMULPS(iq2Eighths, acc, acc)
 	laneReturn(ncols, acc)
 }

@@ -184,15 +184,10 @@ func genDotIQ3S(ncols int) {
 // quarterResult multiplies the result by ¼ (IQ3_XXS).
 func iq3BlockDot(name, doc string, ncols, xStride int, quarterResult bool, body func(x Register, ys []Register) []VecVirtual) {
 	x, ys, nb := colArgs(name, ncols, doc)
-	acc := XMM() // lane c: column c's dot
-	VXORPS(acc, acc, acc)
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	chainQ8KRounded(Mem{Base: x}, ys, body(x, ys), acc)
-	advance(x, xStride, ys, block.Q8_KBytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
+	acc := zeroX() // lane c: column c's dot
+	eachBlock(name, x, xStride, ys, block.Q8_KBytes, nb, func() {
+		chainQ8KRounded(Mem{Base: x}, ys, body(x, ys), acc)
+	})
 	if quarterResult {
 		VMULPS(quarter, acc, acc)
 	}

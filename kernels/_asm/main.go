@@ -129,15 +129,22 @@ func main() {
 }
 
 // hsum returns an xmm whose lane 0 holds the sum of the 8 floats of y.
-func hsum(y VecVirtual) Register {
+func hsum(y VecVirtual) Register { return hreduce(y, VADDPS, VADDSS) }
+
+// hmax returns an xmm whose lane 0 holds the largest of the 8 floats of y.
+func hmax(y VecVirtual) Register { return hreduce(y, VMAXPS, VMAXSS) }
+
+// hreduce folds the 8 floats of y into lane 0 of its xmm half with the
+// packed and then the scalar form of one operation: halves, quarters, pairs.
+func hreduce(y VecVirtual, packed, scalar func(ops ...Op)) Register {
 	x := y.AsX()
 	t := XMM()
 	VEXTRACTF128(U8(1), y, t)
-	VADDPS(t, x, x)
+	packed(t, x, x)
 	VMOVHLPS(x, x, t)
-	VADDPS(t, x, x)
+	packed(t, x, x)
 	VMOVSHDUP(x, t)
-	VADDSS(t, x, x)
+	scalar(t, x, x)
 	return x
 }
 
@@ -148,6 +155,13 @@ func hsum4(x Register) Register {
 	VADDPS(t, x, x)
 	VMOVSHDUP(x, t)
 	VADDSS(t, x, x)
+	return x
+}
+
+// zeroX returns a zeroed xmm.
+func zeroX() VecVirtual {
+	x := XMM()
+	VXORPS(x, x, x)
 	return x
 }
 
@@ -189,8 +203,7 @@ func floatLoop(name string, n Register, ptrs []Register, sizes []int, body8 func
 	VADDPS(accs[3], accs[2], accs[2])
 	VADDPS(accs[2], accs[0], accs[0])
 	s := hsum(accs[0])
-	tacc := XMM()
-	VXORPS(tacc, tacc, tacc)
+	tacc := zeroX()
 	Label(name + "_tail1")
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
@@ -213,38 +226,28 @@ func loadF16x1(m Mem) VecVirtual {
 }
 
 func genDotF32() {
-	TEXT("dotF32AVX2", NOSPLIT, "func(a, b *float32, n int) float32")
-	Doc("dotF32AVX2 returns Σ a[i]*b[i] for i < n.")
-	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
-	s := floatLoop("f32", n, []Register{a, b}, []int{4, 4}, func(acc VecVirtual, i int) {
-		t := YMM()
-		VMOVUPS(Mem{Base: a, Disp: 4 * i}, t)
-		VFMADD231PS(Mem{Base: b, Disp: 4 * i}, t, acc)
-	}, func(acc VecVirtual) {
-		t := XMM()
-		VMOVSS(Mem{Base: a}, t)
-		VFMADD231SS(Mem{Base: b}, t, acc)
-	})
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
+	genDotFloat(floatKinds[0], "dotF32AVX2", "f32", "func(a, b *float32, n int) float32", "Σ a[i]*b[i]")
 }
 
 func genDotF16F32() {
-	TEXT("dotF16F32AVX2", NOSPLIT, "func(a *byte, b *float32, n int) float32")
-	Doc("dotF16F32AVX2 returns Σ f16(a[i])*b[i] for i < n.")
+	genDotFloat(floatKinds[1], "dotF16F32AVX2", "f16f32", "func(a *byte, b *float32, n int) float32", "Σ f16(a[i])*b[i]")
+}
+
+// genDotFloat emits the one-row dot of n weights of kind k at a with n
+// float32 at b, returning sum (the doc's formula) through floatLoop's
+// accumulators.
+func genDotFloat(k floatKind, name, label, sig, sum string) {
+	TEXT(name, NOSPLIT, sig)
+	Doc(name + " returns " + sum + " for i < n.")
 	a, b, n := Load(Param("a"), GP64()), Load(Param("b"), GP64()), Load(Param("n"), GP64())
-	s := floatLoop("f16f32", n, []Register{a, b}, []int{2, 4}, func(acc VecVirtual, i int) {
-		t := YMM()
-		VCVTPH2PS(Mem{Base: a, Disp: 2 * i}, t)
+	s := floatLoop(label, n, []Register{a, b}, []int{k.size, 4}, func(acc VecVirtual, i int) {
+		t := k.load8(Mem{Base: a, Disp: k.size * i})
 		VFMADD231PS(Mem{Base: b, Disp: 4 * i}, t, acc)
 	}, func(acc VecVirtual) {
-		t := loadF16x1(Mem{Base: a})
+		t := k.load1(Mem{Base: a})
 		VFMADD231SS(Mem{Base: b}, t, acc)
 	})
-	VZEROUPPER()
-	Store(s, ReturnIndex(0))
-	RET()
+	returnFloat(s)
 }
 
 func genAxpyF16() {
@@ -275,28 +278,22 @@ func genAxpyF16() {
 }
 
 func genF16ToF32() {
-	TEXT("f16ToF32AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
-	Doc("f16ToF32AVX2 converts n halves at src to floats at dst.")
-	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
-	elementLoop("h2f_loop", "h2f", n, src, dst, 2, 4, func() {
+	genConvert("f16ToF32AVX2", "func(dst *float32, src *byte, n int)", "converts n halves at src to floats at dst.", "h2f", 2, 4, func(dst, src Register) {
 		t := YMM()
 		VCVTPH2PS(Mem{Base: src}, t)
 		VMOVUPS(t, Mem{Base: dst})
-	}, func() {
+	}, func(dst, src Register) {
 		h := loadF16x1(Mem{Base: src})
 		VMOVSS(h, Mem{Base: dst})
 	})
 }
 
 func genF32ToF16() {
-	TEXT("f32ToF16AVX2", NOSPLIT, "func(dst *byte, src *float32, n int)")
-	Doc("f32ToF16AVX2 converts n floats at src to halves at dst, rounding to nearest even.")
-	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
-	elementLoop("f2h_loop", "f2h", n, src, dst, 4, 2, func() {
+	genConvert("f32ToF16AVX2", "func(dst *byte, src *float32, n int)", "converts n floats at src to halves at dst, rounding to nearest even.", "f2h", 4, 2, func(dst, src Register) {
 		t := YMM()
 		VMOVUPS(Mem{Base: src}, t)
 		VCVTPS2PH(U8(0), t, Mem{Base: dst})
-	}, func() {
+	}, func(dst, src Register) {
 		x := XMM()
 		VMOVSS(Mem{Base: src}, x)
 		VCVTPS2PH(U8(0), x, x)
@@ -307,20 +304,28 @@ func genF32ToF16() {
 }
 
 func genBF16ToF32() {
-	TEXT("bf16ToF32AVX2", NOSPLIT, "func(dst *float32, src *byte, n int)")
-	Doc("bf16ToF32AVX2 converts n bfloat16 values at src to floats at dst.")
-	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
-	elementLoop("b2f_loop", "b2f", n, src, dst, 2, 4, func() {
+	genConvert("bf16ToF32AVX2", "func(dst *float32, src *byte, n int)", "converts n bfloat16 values at src to floats at dst.", "b2f", 2, 4, func(dst, src Register) {
 		t := YMM()
 		VPMOVZXWD(Mem{Base: src}, t)
 		VPSLLD(U8(16), t, t)
 		VMOVDQU(t, Mem{Base: dst})
-	}, func() {
+	}, func(dst, src Register) {
 		r := GP32()
 		MOVWLZX(Mem{Base: src}, r)
 		SHLL(U8(16), r)
 		MOVL(r, Mem{Base: dst})
 	})
+}
+
+// genConvert emits an element-wise conversion func(dst, src, n) (sig gives
+// the pointer types) of srcSize-byte elements to dstSize-byte ones:
+// body8 converts eight elements, body1 one (see elementLoop); label
+// prefixes the loop labels.
+func genConvert(name, sig, doc, label string, srcSize, dstSize int, body8, body1 func(dst, src Register)) {
+	TEXT(name, NOSPLIT, sig)
+	Doc(name + " " + doc)
+	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
+	elementLoop(label+"_loop", label, n, src, dst, srcSize, dstSize, func() { body8(dst, src) }, func() { body1(dst, src) })
 }
 
 // elementLoop emits the loop of an element-wise kernel over n elements and
@@ -347,6 +352,18 @@ func elementLoop(loop, name string, n, src, dst Register, srcSize, dstSize int, 
 	Label(name + "_done")
 	VZEROUPPER()
 	RET()
+}
+
+// moveBits shifts the 32-bit r so that its bit from lands at bit to: right
+// when from > to, left when from < to, no instruction when they are equal.
+// The packed scale and index fields of the IQ formats sit at bit offsets
+// that depend on the unrolled loop's index.
+func moveBits(r Register, from, to int) {
+	if from > to {
+		SHRL(U8(from-to), r)
+	} else if from < to {
+		SHLL(U8(to-from), r)
+	}
 }
 
 // broadcastF16 returns a ymm holding the half at m, as float32, in all lanes.
@@ -416,22 +433,14 @@ func kScalesMins(m Mem) (sc, mn VecVirtual) {
 	MOVL(c.As32(), hiMin.As32())
 	SHRL(U8(4), hiMin.As32())
 	ANDL(U32(0x0f0f0f0f), hiMin.As32())
-	MOVL(b.As32(), u.As32())
-	SHRL(U8(6), u.As32())
-	ANDL(U32(0x03030303), u.As32())
-	SHLL(U8(4), u.As32())
-	ORL(u.As32(), hiMin.As32())
+	orTopBits(hiMin, b, u)
 	// mins lo word: b & 0x3f3f3f3f
 	ANDL(U32(0x3f3f3f3f), b.As32())
 	SHLQ(U8(32), hiMin)
 	ORQ(b, hiMin)
 	// scales hi word: (c & 0x0f0f0f0f) | (((a>>6)&0x03030303)<<4)
 	ANDL(U32(0x0f0f0f0f), c.As32())
-	MOVL(a.As32(), t.As32())
-	SHRL(U8(6), t.As32())
-	ANDL(U32(0x03030303), t.As32())
-	SHLL(U8(4), t.As32())
-	ORL(t.As32(), c.As32())
+	orTopBits(c, a, t)
 	// scales lo word: a & 0x3f3f3f3f
 	ANDL(U32(0x3f3f3f3f), a.As32())
 	SHLQ(U8(32), c)
@@ -440,6 +449,17 @@ func kScalesMins(m Mem) (sc, mn VecVirtual) {
 	VMOVQ(c, sc) // VEX, never legacy SSE: Intel cores stall on SSE↔AVX transitions
 	VMOVQ(hiMin, mn)
 	return sc, mn
+}
+
+// orTopBits ORs into the low dword of dst bits 6-7 of each byte of src's
+// low dword, moved to bits 4-5: the top two bits of scales and mins 4-7
+// in kScalesMins' packing. scratch is overwritten.
+func orTopBits(dst, src, scratch GPVirtual) {
+	MOVL(src.As32(), scratch.As32())
+	SHRL(U8(6), scratch.As32())
+	ANDL(U32(0x03030303), scratch.As32())
+	SHLL(U8(4), scratch.As32())
+	ORL(scratch.As32(), dst.As32())
 }
 
 // nibbles32 loads 16 bytes at m and returns 32 bytes: the low nibbles then
@@ -466,19 +486,6 @@ func bitsToBytes(m Mem) VecVirtual {
 	return b
 }
 
-// hmax returns an xmm whose lane 0 holds the largest of the 8 floats of y.
-func hmax(y VecVirtual) Register {
-	x := y.AsX()
-	t := XMM()
-	VEXTRACTF128(U8(1), y, t)
-	VMAXPS(t, x, x)
-	VMOVHLPS(x, x, t)
-	VMAXPS(t, x, x)
-	VMOVSHDUP(x, t)
-	VMAXSS(t, x, x)
-	return x
-}
-
 // packStore packs 4 vectors of 8 int32 (elements 0..31 in order) into 32
 // signed bytes at m, saturating as vpackss does.
 func packStore(i [4]VecVirtual, m Mem) {
@@ -497,69 +504,79 @@ func genQuantizeQ8(q81 bool) {
 	if q81 {
 		name, stride, qs = "quantizeQ8_1AVX2", block.Q8_1Bytes, 4
 	}
-	TEXT(name, NOSPLIT, "func(dst *byte, x *float32, nb int)")
-	Doc(name + " quantizes nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.")
-	dst, x, nb := Load(Param("dst"), GP64()), Load(Param("x"), GP64()), Load(Param("nb"), GP64())
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	var v [4]VecVirtual
-	m := YMM()
-	for k := range v {
-		v[k] = YMM()
-		VMOVUPS(Mem{Base: x, Disp: 32 * k}, v[k])
-		a := YMM()
-		VANDPS(absMask, v[k], a)
-		if k == 0 {
-			VMOVAPS(a, m)
-		} else {
-			VMAXPS(a, m, m)
+	genQuantize(name, "nb blocks of 32 floats at x into dst: d = amax/127 as f16, quants round(x*127/amax), ties to even.", name, 32, stride, func(dst, x Register) {
+		var v [4]VecVirtual
+		m := YMM()
+		for k := range v {
+			v[k] = YMM()
+			VMOVUPS(Mem{Base: x, Disp: 32 * k}, v[k])
+			a := YMM()
+			VANDPS(absMask, v[k], a)
+			if k == 0 {
+				VMOVAPS(a, m)
+			} else {
+				VMAXPS(a, m, m)
+			}
 		}
-	}
-	amax := hmax(m)
-	d, id, zero, mask := XMM(), XMM(), XMM(), XMM()
-	VMOVSS(f127, id)
-	VDIVSS(id, amax, d)  // d = amax/127
-	VDIVSS(amax, id, id) // id = 127/amax
-	VXORPS(zero, zero, zero)
-	VCMPSS(U8(4), zero, amax, mask) // amax != 0
-	VANDPS(mask, id, id)
-	h, r := XMM(), GP32()
-	VCVTPS2PH(U8(0), d, h)
-	VMOVD(h, r)
-	MOVW(r.As16(), Mem{Base: dst})
-	idv := YMM()
-	VBROADCASTSS(id, idv)
-	for k := range v {
-		VMULPS(idv, v[k], v[k])
-		VROUNDPS(U8(0), v[k], v[k])
-		VCVTPS2DQ(v[k], v[k])
-	}
-	if q81 {
-		s := YMM()
-		VPADDD(v[1], v[0], s)
-		VPADDD(v[2], s, s)
-		VPADDD(v[3], s, s)
-		t := XMM()
-		VEXTRACTI128(U8(1), s, t)
-		VPADDD(t, s.AsX(), t)
-		u := XMM()
-		VPSHUFD(U8(0x4e), t, u)
-		VPADDD(u, t, t)
-		VPSHUFD(U8(0xb1), t, u)
-		VPADDD(u, t, t)
-		VCVTDQ2PS(t, t)
-		VMULSS(d, t, t)
-		VCVTPS2PH(U8(0), t, t)
-		VMOVD(t, r)
-		MOVW(r.As16(), Mem{Base: dst, Disp: 2})
-	}
-	packStore(v, Mem{Base: dst, Disp: qs})
+		amax := hmax(m)
+		d, id, zero, mask := XMM(), XMM(), XMM(), XMM()
+		VMOVSS(f127, id)
+		VDIVSS(id, amax, d)  // d = amax/127
+		VDIVSS(amax, id, id) // id = 127/amax
+		VXORPS(zero, zero, zero)
+		VCMPSS(U8(4), zero, amax, mask) // amax != 0
+		VANDPS(mask, id, id)
+		h, r := XMM(), GP32()
+		VCVTPS2PH(U8(0), d, h)
+		VMOVD(h, r)
+		MOVW(r.As16(), Mem{Base: dst})
+		idv := YMM()
+		VBROADCASTSS(id, idv)
+		for k := range v {
+			VMULPS(idv, v[k], v[k])
+			VROUNDPS(U8(0), v[k], v[k])
+			VCVTPS2DQ(v[k], v[k])
+		}
+		if q81 {
+			s := YMM()
+			VPADDD(v[1], v[0], s)
+			VPADDD(v[2], s, s)
+			VPADDD(v[3], s, s)
+			t := XMM()
+			VEXTRACTI128(U8(1), s, t)
+			VPADDD(t, s.AsX(), t)
+			u := XMM()
+			VPSHUFD(U8(0x4e), t, u)
+			VPADDD(u, t, t)
+			VPSHUFD(U8(0xb1), t, u)
+			VPADDD(u, t, t)
+			VCVTDQ2PS(t, t)
+			VMULSS(d, t, t)
+			VCVTPS2PH(U8(0), t, t)
+			VMOVD(t, r)
+			MOVW(r.As16(), Mem{Base: dst, Disp: 2})
+		}
+		packStore(v, Mem{Base: dst, Disp: qs})
+	})
+}
+
+// genQuantize emits a row quantizer func(dst *byte, x *float32, nb int)
+// (doc completes "quantizes"): body quantizes the block of elems floats at
+// x into the block of stride bytes at dst, once per block; label prefixes
+// the loop's labels.
+func genQuantize(name, doc, label string, elems, stride int, body func(dst, x Register)) {
+	TEXT(name, NOSPLIT, "func(dst *byte, x *float32, nb int)")
+	Doc(name + " quantizes " + doc)
+	dst, x, nb := Load(Param("dst"), GP64()), Load(Param("x"), GP64()), Load(Param("nb"), GP64())
+	Label(label + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(label + "_done"))
+	body(dst, x)
 	ADDQ(U32(stride), dst)
-	ADDQ(U32(128), x)
+	ADDQ(U32(4*elems), x)
 	DECQ(nb)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
+	JMP(LabelRef(label + "_loop"))
+	Label(label + "_done")
 	VZEROUPPER()
 	RET()
 }
@@ -568,117 +585,107 @@ func genQuantizeQ8(q81 bool) {
 // element of largest magnitude, with its sign.
 func genQuantizeQ8K() {
 	name := "quantizeQ8_KAVX2"
-	TEXT(name, NOSPLIT, "func(dst *byte, x *float32, nb int)")
-	Doc(name + " quantizes nb blocks of 256 floats at x into Q8_K blocks at dst.")
-	dst, x, nb := Load(Param("dst"), GP64()), Load(Param("x"), GP64()), Load(Param("nb"), GP64())
-	Label("q8k_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef("q8k_done"))
-	m, mask := YMM(), YMM()
-	VMOVDQU(absMask, mask)
-	VMOVUPS(Mem{Base: x}, m)
-	VANDPS(mask, m, m)
-	for k := 1; k < 32; k++ {
-		a := YMM()
-		VMOVUPS(Mem{Base: x, Disp: 32 * k}, a)
+	// The all-zero block jumps to q8k_next, the end of body.
+	genQuantize(name, "nb blocks of 256 floats at x into Q8_K blocks at dst.", "q8k", block.QK_K, block.Q8_KBytes, func(dst, x Register) {
+		m, mask := YMM(), YMM()
+		VMOVDQU(absMask, mask)
+		VMOVUPS(Mem{Base: x}, m)
+		VANDPS(mask, m, m)
+		for k := 1; k < 32; k++ {
+			a := YMM()
+			VMOVUPS(Mem{Base: x, Disp: 32 * k}, a)
+			VANDPS(mask, a, a)
+			VMAXPS(a, m, m)
+		}
+		amax := hmax(m)
+		zero, isZero := XMM(), GP32()
+		VXORPS(zero, zero, zero)
+		VUCOMISS(zero, amax)
+		JNE(LabelRef("q8k_nonzero"))
+		// All zero: d, quants and bsums are all zero.
+		{
+			z := YMM()
+			VPXOR(z, z, z)
+			for off := 0; off+32 <= block.Q8_KBytes; off += 32 {
+				VMOVDQU(z, Mem{Base: dst, Disp: off})
+			}
+			VMOVDQU(z, Mem{Base: dst, Disp: block.Q8_KBytes - 32})
+			_ = isZero
+			JMP(LabelRef("q8k_next"))
+		}
+		Label("q8k_nonzero")
+		// Find the first element with |x| == amax.
+		am := YMM()
+		VBROADCASTSS(amax, am)
+		idx, bits := GP64(), GP64()
+		XORQ(idx, idx)
+		Label("q8k_find")
+		a, e := YMM(), YMM()
+		VMOVUPS(Mem{Base: x, Index: idx, Scale: 4}, a)
 		VANDPS(mask, a, a)
-		VMAXPS(a, m, m)
-	}
-	amax := hmax(m)
-	zero, isZero := XMM(), GP32()
-	VXORPS(zero, zero, zero)
-	VUCOMISS(zero, amax)
-	JNE(LabelRef("q8k_nonzero"))
-	// All zero: d, quants and bsums are all zero.
-	{
-		z := YMM()
-		VPXOR(z, z, z)
-		for off := 0; off+32 <= block.Q8_KBytes; off += 32 {
-			VMOVDQU(z, Mem{Base: dst, Disp: off})
+		VCMPPS(U8(0), am, a, e)
+		VMOVMSKPS(e, bits.As32())
+		TESTL(bits.As32(), bits.As32())
+		JNZ(LabelRef("q8k_found"))
+		ADDQ(U8(8), idx)
+		CMPQ(idx, U32(256))
+		JL(LabelRef("q8k_find"))
+		// Not reached for finite input; NaNs fall back to the last element.
+		MOVQ(U32(255), idx)
+		JMP(LabelRef("q8k_have"))
+		Label("q8k_found")
+		BSFL(bits.As32(), bits.As32())
+		ADDQ(bits, idx)
+		Label("q8k_have")
+		maxv, iscale, dd := XMM(), XMM(), XMM()
+		VMOVSS(Mem{Base: x, Index: idx, Scale: 4}, maxv)
+		VMOVSS(f127, iscale)
+		VXORPS(dd, dd, dd)
+		VSUBSS(iscale, dd, iscale)   // -127
+		VDIVSS(maxv, iscale, iscale) // -127/max
+		VMOVSS(f1, dd)
+		VDIVSS(iscale, dd, dd) // 1/iscale
+		VMOVSS(dd, Mem{Base: dst})
+		is := YMM()
+		VBROADCASTSS(iscale, is)
+		lim := YMM()
+		VMOVDQU(i127, lim)
+		// 8 chunks of 32 elements; each chunk gives the sums of two groups of 16.
+		var sums [16]VecVirtual
+		for c := 0; c < 8; c++ {
+			var v [4]VecVirtual
+			for k := range v {
+				v[k] = YMM()
+				VMULPS(Mem{Base: x, Disp: 128*c + 32*k}, is, v[k])
+				VCVTPS2DQ(v[k], v[k]) // MXCSR rounding: nearest even, as nearest_int
+				VPMINSD(lim, v[k], v[k])
+			}
+			s0, s1 := YMM(), YMM()
+			VPADDD(v[1], v[0], s0)
+			VPADDD(v[3], v[2], s1)
+			sums[2*c], sums[2*c+1] = s0, s1
+			packStore(v, Mem{Base: dst, Disp: 4 + 32*c})
+			if c%4 == 3 {
+				// Reduce the 8 group vectors of this half into 8 int16 bsums.
+				g := sums[8*(c/4) : 8*(c/4)+8]
+				h01, h23, h45, h67 := YMM(), YMM(), YMM(), YMM()
+				VPHADDD(g[1], g[0], h01)
+				VPHADDD(g[3], g[2], h23)
+				VPHADDD(g[5], g[4], h45)
+				VPHADDD(g[7], g[6], h67)
+				VPHADDD(h23, h01, h01)
+				VPHADDD(h67, h45, h45)
+				t0, t1 := XMM(), XMM()
+				VEXTRACTI128(U8(1), h01, t0)
+				VPADDD(t0, h01.AsX(), t0)
+				VEXTRACTI128(U8(1), h45, t1)
+				VPADDD(t1, h45.AsX(), t1)
+				VPACKSSDW(t1, t0, t0)
+				VMOVDQU(t0, Mem{Base: dst, Disp: 260 + 16*(c/4)})
+			}
 		}
-		VMOVDQU(z, Mem{Base: dst, Disp: block.Q8_KBytes - 32})
-		_ = isZero
-		JMP(LabelRef("q8k_next"))
-	}
-	Label("q8k_nonzero")
-	// Find the first element with |x| == amax.
-	am := YMM()
-	VBROADCASTSS(amax, am)
-	idx, bits := GP64(), GP64()
-	XORQ(idx, idx)
-	Label("q8k_find")
-	a, e := YMM(), YMM()
-	VMOVUPS(Mem{Base: x, Index: idx, Scale: 4}, a)
-	VANDPS(mask, a, a)
-	VCMPPS(U8(0), am, a, e)
-	VMOVMSKPS(e, bits.As32())
-	TESTL(bits.As32(), bits.As32())
-	JNZ(LabelRef("q8k_found"))
-	ADDQ(U8(8), idx)
-	CMPQ(idx, U32(256))
-	JL(LabelRef("q8k_find"))
-	// Not reached for finite input; NaNs fall back to the last element.
-	MOVQ(U32(255), idx)
-	JMP(LabelRef("q8k_have"))
-	Label("q8k_found")
-	BSFL(bits.As32(), bits.As32())
-	ADDQ(bits, idx)
-	Label("q8k_have")
-	maxv, iscale, dd := XMM(), XMM(), XMM()
-	VMOVSS(Mem{Base: x, Index: idx, Scale: 4}, maxv)
-	VMOVSS(f127, iscale)
-	VXORPS(dd, dd, dd)
-	VSUBSS(iscale, dd, iscale)   // -127
-	VDIVSS(maxv, iscale, iscale) // -127/max
-	VMOVSS(f1, dd)
-	VDIVSS(iscale, dd, dd) // 1/iscale
-	VMOVSS(dd, Mem{Base: dst})
-	is := YMM()
-	VBROADCASTSS(iscale, is)
-	lim := YMM()
-	VMOVDQU(i127, lim)
-	// 8 chunks of 32 elements; each chunk gives the sums of two groups of 16.
-	var sums [16]VecVirtual
-	for c := 0; c < 8; c++ {
-		var v [4]VecVirtual
-		for k := range v {
-			v[k] = YMM()
-			VMULPS(Mem{Base: x, Disp: 128*c + 32*k}, is, v[k])
-			VCVTPS2DQ(v[k], v[k]) // MXCSR rounding: nearest even, as nearest_int
-			VPMINSD(lim, v[k], v[k])
-		}
-		s0, s1 := YMM(), YMM()
-		VPADDD(v[1], v[0], s0)
-		VPADDD(v[3], v[2], s1)
-		sums[2*c], sums[2*c+1] = s0, s1
-		packStore(v, Mem{Base: dst, Disp: 4 + 32*c})
-		if c%4 == 3 {
-			// Reduce the 8 group vectors of this half into 8 int16 bsums.
-			g := sums[8*(c/4) : 8*(c/4)+8]
-			h01, h23, h45, h67 := YMM(), YMM(), YMM(), YMM()
-			VPHADDD(g[1], g[0], h01)
-			VPHADDD(g[3], g[2], h23)
-			VPHADDD(g[5], g[4], h45)
-			VPHADDD(g[7], g[6], h67)
-			VPHADDD(h23, h01, h01)
-			VPHADDD(h67, h45, h45)
-			t0, t1 := XMM(), XMM()
-			VEXTRACTI128(U8(1), h01, t0)
-			VPADDD(t0, h01.AsX(), t0)
-			VEXTRACTI128(U8(1), h45, t1)
-			VPADDD(t1, h45.AsX(), t1)
-			VPACKSSDW(t1, t0, t0)
-			VMOVDQU(t0, Mem{Base: dst, Disp: 260 + 16*(c/4)})
-		}
-	}
-	Label("q8k_next")
-	ADDQ(U32(block.Q8_KBytes), dst)
-	ADDQ(U32(1024), x)
-	DECQ(nb)
-	JMP(LabelRef("q8k_loop"))
-	Label("q8k_done")
-	VZEROUPPER()
-	RET()
+		Label("q8k_next")
+	})
 }
 
 // genRoundBF16 emits ggml_compute_fp32_to_bf16 over a row, widened back to
@@ -691,18 +698,15 @@ func genRoundBF16() {
 	dst, src, n := Load(Param("dst"), GP64()), Load(Param("src"), GP64()), Load(Param("n"), GP64())
 	c7fff, one, inf, abs, c64 := YMM(), YMM(), YMM(), YMM(), YMM()
 	t := GP32()
-	MOVL(U32(0x7fff), t)
-	VMOVD(t, c7fff.AsX())
-	VPBROADCASTD(c7fff.AsX(), c7fff)
-	MOVL(U32(1), t)
-	VMOVD(t, one.AsX())
-	VPBROADCASTD(one.AsX(), one)
-	MOVL(U32(0x7f800000), t)
-	VMOVD(t, inf.AsX())
-	VPBROADCASTD(inf.AsX(), inf)
-	MOVL(U32(64), t)
-	VMOVD(t, c64.AsX())
-	VPBROADCASTD(c64.AsX(), c64)
+	splat := func(v VecVirtual, bits uint32) { // bits in every dword of v
+		MOVL(U32(bits), t)
+		VMOVD(t, v.AsX())
+		VPBROADCASTD(v.AsX(), v)
+	}
+	splat(c7fff, 0x7fff)
+	splat(one, 1)
+	splat(inf, 0x7f800000)
+	splat(c64, 64)
 	VMOVDQU(absMask, abs)
 	Label("f2b_loop")
 	CMPQ(n, Imm(8))

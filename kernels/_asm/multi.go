@@ -68,13 +68,7 @@ func colArgs(name string, ncols int, doc string) (x Register, ys []Register, nb 
 // stores it.
 func colReturn(ncols int, accs []VecVirtual, adds ...VecVirtual) {
 	if rowsMode {
-		s := hsum(accs[0])
-		VMOVSS(s, Mem{Base: rowsOut})
-		ADDQ(U8(4), rowsOut)
-		DECQ(rowsReg)
-		JNZ(LabelRef(rowsName + "_row"))
-		VZEROUPPER()
-		RET()
+		nextRow(hsum(accs[0]))
 		return
 	}
 	if ncols == 1 {
@@ -82,18 +76,43 @@ func colReturn(ncols int, accs []VecVirtual, adds ...VecVirtual) {
 		if adds != nil {
 			VADDSS(adds[0], s, s)
 		}
-		VZEROUPPER()
-		Store(s, ReturnIndex(0))
-		RET()
+		returnFloat(s)
 		return
 	}
-	out, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
-	for c, acc := range accs {
-		s := hsum(acc)
+	storeColumns(ncols, func(c int) Register {
+		s := hsum(accs[c])
 		if adds != nil {
 			VADDSS(adds[c], s, s)
 		}
+		return s
+	})
+}
+
+// nextRow ends one weight row of a rowsMode kernel: it stores the row's dot
+// (lane 0 of s), moves out to the next float, and loops while rows remain.
+func nextRow(s Register) {
+	VMOVSS(s, Mem{Base: rowsOut})
+	ADDQ(U8(4), rowsOut)
+	DECQ(rowsReg)
+	JNZ(LabelRef(rowsName + "_row"))
+	VZEROUPPER()
+	RET()
+}
+
+// returnFloat returns lane 0 of s as a one-column kernel's float32 result.
+func returnFloat(s Register) {
+	VZEROUPPER()
+	Store(s, ReturnIndex(0))
+	RET()
+}
+
+// storeColumns ends a several-column kernel: it stores column c's result
+// (lane 0 of the register sum(c) returns, called just before the store) at
+// out + c*outstride (in floats) and returns.
+func storeColumns(ncols int, sum func(c int) Register) {
+	out, stride := outArgs()
+	for c := range ncols {
+		s := sum(c)
 		if c > 0 {
 			ADDQ(stride, out)
 		}
@@ -101,6 +120,43 @@ func colReturn(ncols int, accs []VecVirtual, adds ...VecVirtual) {
 	}
 	VZEROUPPER()
 	RET()
+}
+
+// storeLanes ends a several-column kernel whose column c's result is lane c
+// of acc: it stores lane c at out + c*outstride (in floats) and returns.
+func storeLanes(ncols int, acc VecVirtual) {
+	out, stride := outArgs()
+	for c := range ncols {
+		if c > 0 {
+			ADDQ(stride, out)
+			VEXTRACTPS(U8(c), acc, Mem{Base: out})
+		} else {
+			VMOVSS(acc, Mem{Base: out})
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// outArgs loads the out and outstride arguments, the stride in bytes.
+func outArgs() (out, stride Register) {
+	out, stride = Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
+	SHLQ(U8(2), stride)
+	return out, stride
+}
+
+// eachBlock emits a loop over nb blocks, one per iteration: body emits one
+// block's work on the weight block at x and the activation blocks at ys,
+// which then advance by xStride and yStride bytes. name prefixes the loop's
+// labels.
+func eachBlock(name string, x Register, xStride int, ys []Register, yStride int, nb Register, body func()) {
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	body()
+	advance(x, xStride, ys, yStride, nb, 1)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
 }
 
 func advance(x Register, xStride int, ys []Register, yStride int, nb Register, blocks int) {
@@ -191,34 +247,29 @@ func genDotMinFamily(q5 bool, ncols int) {
 	accs, accm := make([]VecVirtual, ncols), make([]VecVirtual, ncols)
 	for c := range ncols {
 		accs[c] = zeroY()
-		accm[c] = XMM()
-		VXORPS(accm[c], accm[c], accm[c])
+		accm[c] = zeroX()
 	}
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	q := nibbles32(Mem{Base: x, Disp: qsOff})
-	if q5 {
-		h := bitsToBytes(Mem{Base: x, Disp: 4})
-		VPAND(mask10, h, h)
-		VPOR(h, q, q)
-	}
-	for c := range ncols {
-		m := loadF16x1(Mem{Base: x, Disp: 2})
-		sy := loadF16x1(Mem{Base: ys[c], Disp: 2})
-		VFMADD231SS(sy, m, accm[c])
-		p := YMM()
-		VPMADDUBSW(Mem{Base: ys[c], Disp: 4}, q, p)
-		VPMADDWD(ones, p, p)
-		VCVTDQ2PS(p, p)
-		d := broadcastF16(Mem{Base: ys[c]})
-		dx := broadcastF16(Mem{Base: x})
-		VMULPS(d, dx, d)
-		VFMADD231PS(p, d, accs[c])
-	}
-	advance(x, xStride, ys, block.Q8_1Bytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
+	eachBlock(name, x, xStride, ys, block.Q8_1Bytes, nb, func() {
+		q := nibbles32(Mem{Base: x, Disp: qsOff})
+		if q5 {
+			h := bitsToBytes(Mem{Base: x, Disp: 4})
+			VPAND(mask10, h, h)
+			VPOR(h, q, q)
+		}
+		for c := range ncols {
+			m := loadF16x1(Mem{Base: x, Disp: 2})
+			sy := loadF16x1(Mem{Base: ys[c], Disp: 2})
+			VFMADD231SS(sy, m, accm[c])
+			p := YMM()
+			VPMADDUBSW(Mem{Base: ys[c], Disp: 4}, q, p)
+			VPMADDWD(ones, p, p)
+			VCVTDQ2PS(p, p)
+			d := broadcastF16(Mem{Base: ys[c]})
+			dx := broadcastF16(Mem{Base: x})
+			VMULPS(d, dx, d)
+			VFMADD231PS(p, d, accs[c])
+		}
+	})
 	colReturn(ncols, accs, accm...)
 }
 
@@ -241,103 +292,115 @@ func genDotK45(q5 bool, ncols int) {
 	}
 	name := base + suffix(ncols)
 	x, ys, nb := colArgs(name, ncols, doc)
-	acc := XMM() // lane c: column c's dot
-	VXORPS(acc, acc, acc)
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	prefetchBlock(x, xStride)
+	acc := zeroX() // lane c: column c's dot
+	eachBlock(name, x, xStride, ys, block.Q8_KBytes, nb, func() {
+		prefetchBlock(x, xStride)
 
-	sc, mn := kScalesMins(Mem{Base: x, Disp: 4})
-	VPMOVZXBW(mn, mn)
-	// Σ m_j·(bsum pair j) in four lanes per column (vpmaddwd of the eight
-	// pair sums with the eight mins).
-	msums := make([]VecVirtual, ncols)
-	for c := range ncols {
-		bs, bsHi, m := YMM(), XMM(), YMM()
-		VMOVDQU(Mem{Base: ys[c], Disp: 260}, bs)
-		VEXTRACTI128(U8(1), bs, bsHi)
-		VPHADDW(bsHi, bs.AsX(), bsHi)
-		VPXOR(m, m, m) // a full write first, so the allocator sees m dead before
-		VPMADDWD(bsHi, mn, m.AsX())
-		msums[c] = m
-	}
-	var msum4 VecVirtual // ncols == 4: the four columns' msum_b
-	if ncols == 4 {
-		msum4 = foldLow(group4(func(c int) VecVirtual { return msums[c] }))
-	}
+		sc, mn := kScalesMins(Mem{Base: x, Disp: 4})
+		VPMOVZXBW(mn, mn)
+		// Σ m_j·(bsum pair j) in four lanes per column (vpmaddwd of the eight
+		// pair sums with the eight mins).
+		msums := make([]VecVirtual, ncols)
+		for c := range ncols {
+			bs, bsHi, m := YMM(), XMM(), YMM()
+			VMOVDQU(Mem{Base: ys[c], Disp: 260}, bs)
+			VEXTRACTI128(U8(1), bs, bsHi)
+			VPHADDW(bsHi, bs.AsX(), bsHi)
+			VPXOR(m, m, m) // a full write first, so the allocator sees m dead before
+			VPMADDWD(bsHi, mn, m.AsX())
+			msums[c] = m
+		}
+		var msum4 VecVirtual // ncols == 4: the four columns' msum_b
+		if ncols == 4 {
+			msum4 = foldLow(group4(func(c int) VecVirtual { return msums[c] }))
+		}
 
-	scales := YMM()
-	VPXOR(scales, scales, scales)
-	VPMOVZXBW(sc, scales.AsX())
-	VINSERTI128(U8(1), scales.AsX(), scales, scales)
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		sumi[c] = YMM()
-		VPXOR(sumi[c], sumi[c], sumi[c])
-	}
-	for k := 0; k < 4; k++ {
-		lo, hi := YMM(), YMM()
-		VMOVDQU(Mem{Base: x, Disp: qsOff + 32*k}, hi)
-		VPAND(mask0F, hi, lo)
-		VPSRLW(U8(4), hi, hi)
-		VPAND(mask0F, hi, hi)
-		if q5 {
+		scales := YMM()
+		VPXOR(scales, scales, scales)
+		VPMOVZXBW(sc, scales.AsX())
+		VINSERTI128(U8(1), scales.AsX(), scales, scales)
+		sumi := make([]VecVirtual, ncols)
+		for c := range ncols {
+			sumi[c] = YMM()
+			VPXOR(sumi[c], sumi[c], sumi[c])
+		}
+		for k := 0; k < 4; k++ {
+			lo, hi := YMM(), YMM()
+			splitNibbles(Mem{Base: x, Disp: qsOff + 32*k}, mask0F, lo, hi)
+			if q5 {
+				orQ5High(x, k, lo, hi)
+			}
 			for half, v := range []VecVirtual{lo, hi} {
-				j := 2*k + half
-				t := YMM()
-				VMOVDQU(Mem{Base: x, Disp: 16}, t) // qh
-				if j <= 4 {
-					VPSLLW(U8(4-j), t, t)
-				} else {
-					VPSRLW(U8(j-4), t, t)
+				s := YMM()
+				VPSHUFB(wordShuf.Offset(32*(2*k+half)), scales, s)
+				for c := range ncols {
+					t := YMM()
+					VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 64*k + 32*half}, v, t)
+					VPMADDWD(s, t, t)
+					VPADDD(t, sumi[c], sumi[c])
 				}
-				VPAND(mask10, t, t)
-				VPOR(t, v, v)
 			}
 		}
-		for half, v := range []VecVirtual{lo, hi} {
-			s := YMM()
-			VPSHUFB(wordShuf.Offset(32*(2*k+half)), scales, s)
-			for c := range ncols {
-				t := YMM()
-				VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 64*k + 32*half}, v, t)
-				VPMADDWD(s, t, t)
-				VPADDD(t, sumi[c], sumi[c])
-			}
+		if ncols == 1 {
+			// [isum, msum] in lanes 0 and 1.
+			t := XMM()
+			VEXTRACTI128(U8(1), sumi[0], t)
+			VPADDD(t, sumi[0].AsX(), t)
+			VPHADDD(msums[0].AsX(), t, t) // [i01 i23 m01 m23]
+			VPHADDD(t, t, t)              // [isum msum isum msum]
+			VCVTDQ2PS(t, t)
+			dy, d, dm := XMM(), XMM(), XMM()
+			VMOVSS(Mem{Base: ys[0]}, dy)
+			VMULSS(loadF16x1(Mem{Base: x}), dy, d)
+			VMULSS(loadF16x1(Mem{Base: x, Disp: 2}), dy, dm)
+			VFMADD231SS(t, d, acc)
+			VMOVSHDUP(t, t)
+			VFNMADD231SS(t, dm, acc)
+		} else {
+			isum4 := foldLow(group4(func(c int) VecVirtual { return sumi[c] })).AsX()
+			VCVTDQ2PS(isum4, isum4)
+			fm := msum4.AsX()
+			VCVTDQ2PS(fm, fm)
+			dy := gatherDy(ys)
+			d, dm := XMM(), XMM()
+			VMULPS(broadcastF16(Mem{Base: x}).AsX(), dy, d)
+			VMULPS(broadcastF16(Mem{Base: x, Disp: 2}).AsX(), dy, dm)
+			VFMADD231PS(isum4, d, acc)
+			VFNMADD231PS(fm, dm, acc)
 		}
-	}
-	if ncols == 1 {
-		// [isum, msum] in lanes 0 and 1.
-		t := XMM()
-		VEXTRACTI128(U8(1), sumi[0], t)
-		VPADDD(t, sumi[0].AsX(), t)
-		VPHADDD(msums[0].AsX(), t, t) // [i01 i23 m01 m23]
-		VPHADDD(t, t, t)              // [isum msum isum msum]
-		VCVTDQ2PS(t, t)
-		dy, d, dm := XMM(), XMM(), XMM()
-		VMOVSS(Mem{Base: ys[0]}, dy)
-		VMULSS(loadF16x1(Mem{Base: x}), dy, d)
-		VMULSS(loadF16x1(Mem{Base: x, Disp: 2}), dy, dm)
-		VFMADD231SS(t, d, acc)
-		VMOVSHDUP(t, t)
-		VFNMADD231SS(t, dm, acc)
-	} else {
-		isum4 := foldLow(group4(func(c int) VecVirtual { return sumi[c] })).AsX()
-		VCVTDQ2PS(isum4, isum4)
-		fm := msum4.AsX()
-		VCVTDQ2PS(fm, fm)
-		dy := gatherDy(ys)
-		d, dm := XMM(), XMM()
-		VMULPS(broadcastF16(Mem{Base: x}).AsX(), dy, d)
-		VMULPS(broadcastF16(Mem{Base: x, Disp: 2}).AsX(), dy, dm)
-		VFMADD231PS(isum4, d, acc)
-		VFNMADD231PS(fm, dm, acc)
-	}
-	advance(x, xStride, ys, block.Q8_KBytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
+	})
 	laneReturn(ncols, acc)
+}
+
+// splitNibbles loads the 32 bytes at m and splits them into their low (lo)
+// and high (hi) nibbles; mask holds 32 × 0x0f, in memory or a register.
+// The caller allocates lo and hi: the dots and the panel unpacking, which
+// share this, allocate them in different orders, and the generated
+// register choice follows that order.
+func splitNibbles(m Mem, mask Op, lo, hi VecVirtual) {
+	VMOVDQU(m, hi)
+	VPAND(mask, hi, lo)
+	VPSRLW(U8(4), hi, hi)
+	VPAND(mask, hi, hi)
+}
+
+// orQ5High completes the low-nibble quants of runs 2k (lo) and 2k+1 (hi)
+// of the Q5_K block at x with their fifth bits: bit j of qh[l] (the 32
+// bytes at x+16) is the fifth bit of element l of run j. The dots and the
+// panel unpacking both need it.
+func orQ5High(x Register, k int, lo, hi VecVirtual) {
+	for half, v := range []VecVirtual{lo, hi} {
+		j := 2*k + half
+		t := YMM()
+		VMOVDQU(Mem{Base: x, Disp: 16}, t) // qh
+		if j <= 4 {
+			VPSLLW(U8(4-j), t, t)
+		} else {
+			VPSRLW(U8(j-4), t, t)
+		}
+		VPAND(mask10, t, t)
+		VPOR(t, v, v)
+	}
 }
 
 // gatherDy returns the Q8_K scales (the float32 at each ys[c]) in the
@@ -433,32 +496,14 @@ func chainBlock(dm Mem, ys []Register, sumi []VecVirtual, acc VecVirtual, fused 
 // column c), for the kernels whose columns accumulate in scalar chains.
 func laneReturn(ncols int, acc VecVirtual) {
 	if rowsMode {
-		VMOVSS(acc, Mem{Base: rowsOut})
-		ADDQ(U8(4), rowsOut)
-		DECQ(rowsReg)
-		JNZ(LabelRef(rowsName + "_row"))
-		VZEROUPPER()
-		RET()
+		nextRow(acc)
 		return
 	}
 	if ncols == 1 {
-		VZEROUPPER()
-		Store(acc, ReturnIndex(0))
-		RET()
+		returnFloat(acc)
 		return
 	}
-	out, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
-	for c := range ncols {
-		if c > 0 {
-			ADDQ(stride, out)
-			VEXTRACTPS(U8(c), acc, Mem{Base: out})
-		} else {
-			VMOVSS(acc, Mem{Base: out})
-		}
-	}
-	VZEROUPPER()
-	RET()
+	storeLanes(ncols, acc)
 }
 
 // genDotQ6K emits Q6_K·Q8_K.
@@ -678,22 +723,7 @@ func genDotIQ4XS(ncols int) {
 			VPXOR(sumi[c], sumi[c], sumi[c])
 		}
 		for j := 0; j < 8; j++ {
-			// ls = (scales_l nibble j) | (scales_h bits 2j,2j+1) << 4, minus 32.
-			ls, t := GP32(), GP32()
-			MOVL(sl, ls)
-			if j > 0 {
-				SHRL(U8(4*j), ls)
-			}
-			ANDL(U32(0xf), ls)
-			MOVL(sh, t)
-			if 2*j > 4 {
-				SHRL(U8(2*j-4), t)
-			} else if 2*j < 4 {
-				SHLL(U8(4-2*j), t)
-			}
-			ANDL(U32(0x30), t)
-			ORL(t, ls)
-			SUBL(U32(32), ls)
+			ls, _ := iq4XSScale(sh, sl, j)
 			sc, sx := YMM(), XMM()
 			VMOVD(ls, sx)
 			VPBROADCASTW(sx, sc)
@@ -703,17 +733,27 @@ func genDotIQ4XS(ncols int) {
 			VPSHUFB(q, table, q)
 			ax := table
 			VPSIGNB(q, q, ax)
-			for c := range ncols {
-				yv := YMM()
-				VMOVDQU(Mem{Base: ys[c], Disp: 4 + 32*j}, yv)
-				VPSIGNB(q, yv, yv)
-				VPMADDUBSW(yv, ax, yv)
-				VPMADDWD(sc, yv, yv)
-				VPADDD(yv, sumi[c], sumi[c])
-			}
+			addSignedRun(ax, q, sc, j, ys, sumi)
 		}
 		return sumi
 	})
+}
+
+// iq4XSScale returns sub-block j's scale of an IQ4_XS block, ls − 32 where
+// ls is nibble j of scales_l (in sl) with bits 2j, 2j+1 of scales_h (in sh)
+// above it; t is a scratch register the caller may reuse. The dots and the
+// panel unpacking both need it.
+func iq4XSScale(sh, sl Register, j int) (ls, t GPVirtual) {
+	ls, t = GP32(), GP32()
+	MOVL(sl, ls)
+	moveBits(ls, 4*j, 0)
+	ANDL(U32(0xf), ls)
+	MOVL(sh, t)
+	moveBits(t, 2*j, 4)
+	ANDL(U32(0x30), t)
+	ORL(t, ls)
+	SUBL(U32(32), ls)
+	return ls, t
 }
 
 // floatKind is a plain weight type multiplied with float32 activations.
@@ -811,21 +851,10 @@ func genFloatFamily(k floatKind, ncols int) {
 		VADDSS(tails[c], sums[c], sums[c])
 	}
 	if ncols == 1 {
-		VZEROUPPER()
-		Store(sums[0], ReturnIndex(0))
-		RET()
+		returnFloat(sums[0])
 		return
 	}
-	out, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
-	for c := range ncols {
-		if c > 0 {
-			ADDQ(stride, out)
-		}
-		VMOVSS(sums[c], Mem{Base: out})
-	}
-	VZEROUPPER()
-	RET()
+	storeColumns(ncols, func(c int) Register { return sums[c] })
 }
 
 // genRoundF16 and genRoundBF16 emit the activation rounding for F16 and BF16
@@ -894,18 +923,14 @@ func superBlockDot(name, doc string, ncols, xStride, dOff int, totals bool, body
 			accs = append(accs, zeroY())
 		}
 	}
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	sumi := body(x, ys, accs)
-	if totals {
-		chainQ8K(Mem{Base: x, Disp: dOff}, ys, sumi, acc)
-	} else {
-		accumulateQ8K(Mem{Base: x, Disp: dOff}, ys, sumi, accs)
-	}
-	advance(x, xStride, ys, block.Q8_KBytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
+	eachBlock(name, x, xStride, ys, block.Q8_KBytes, nb, func() {
+		sumi := body(x, ys, accs)
+		if totals {
+			chainQ8K(Mem{Base: x, Disp: dOff}, ys, sumi, acc)
+		} else {
+			accumulateQ8K(Mem{Base: x, Disp: dOff}, ys, sumi, accs)
+		}
+	})
 	if totals {
 		laneReturn(ncols, acc)
 	} else {

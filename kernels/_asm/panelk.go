@@ -67,24 +67,9 @@ func unpackK45(q5 bool, x Register, w, s, m Mem) {
 	VMOVDQU(mask0F, mask)
 	for h := range 4 {
 		v, lo := YMM(), YMM()
-		VMOVDQU(Mem{Base: x, Disp: qsOff + 32*h}, v)
-		VPAND(mask, v, lo)
-		VPSRLW(U8(4), v, v)
-		VPAND(mask, v, v)
+		splitNibbles(Mem{Base: x, Disp: qsOff + 32*h}, mask, lo, v)
 		if q5 {
-			// Bit j of qh[l] is the fifth bit of element l of run j.
-			for half, q := range []VecVirtual{lo, v} {
-				j := 2*h + half
-				t := YMM()
-				VMOVDQU(Mem{Base: x, Disp: 16}, t)
-				if j <= 4 {
-					VPSLLW(U8(4-j), t, t)
-				} else {
-					VPSRLW(U8(j-4), t, t)
-				}
-				VPAND(mask10, t, t)
-				VPOR(t, q, q)
-			}
+			orQ5High(x, h, lo, v)
 		}
 		VMOVDQU(lo, w.Offset(64*h))
 		VMOVDQU(v, w.Offset(64*h+32))
@@ -135,22 +120,7 @@ func unpackIQ4XS(x Register, w, s, m Mem) {
 	MOVWLZX(Mem{Base: x, Disp: 2}, sh)
 	MOVL(Mem{Base: x, Disp: 4}, sl)
 	for j := range 8 {
-		// ls = (scales_l nibble j) | (scales_h bits 2j,2j+1) << 4, minus 32.
-		ls, t := GP32(), GP32()
-		MOVL(sl, ls)
-		if j > 0 {
-			SHRL(U8(4*j), ls)
-		}
-		ANDL(U32(0xf), ls)
-		MOVL(sh, t)
-		if 2*j > 4 {
-			SHRL(U8(2*j-4), t)
-		} else if 2*j < 4 {
-			SHLL(U8(4-2*j), t)
-		}
-		ANDL(U32(0x30), t)
-		ORL(t, ls)
-		SUBL(U32(32), ls)
+		ls, t := iq4XSScale(sh, sl, j)
 		MOVL(ls, s.Offset(4*j))
 		// The int16 pair (ls, ls).
 		MOVWLZX(ls.As16(), ls)
@@ -209,20 +179,13 @@ func genPanelK(k panelKKind, vnni bool) {
 		k.unpack(xs[r], wbuf.Offset(256*r), sbuf.Offset(64*r), mbuf.Offset(32*r))
 	}
 
-	var isum [2][2]VecVirtual
-	for r := range 2 {
-		for o := range 2 {
-			isum[r][o] = zeroY()
-		}
-	}
+	isum := zeroPanel()
 	for run := range runs {
 		t := dots.accumulators(4) // [2*row + column octet]
 		dots.run(t, k.runSteps, func(s int, dot func(i int, w, y byteOperand)) {
 			step := k.runSteps*run + s
 			var ys [2]byteOperand
-			for o := range 2 {
-				y := YMM()
-				VMOVDQU(Mem{Base: p, Disp: 64*step + 32*o}, y)
+			for o, y := range loadOctets(Mem{Base: p, Disp: 64 * step}) {
 				ys[o] = dots.acts(y)
 			}
 			for r := range 2 {
@@ -245,7 +208,19 @@ func genPanelK(k panelKKind, vnni bool) {
 	}
 
 	// The pairs against the bsum pairs.
-	psum := pairSums(p, mbuf)
+	psum := zeroPanel()
+	for pr := range 8 {
+		bs := loadOctets(Mem{Base: p, Disp: panelKSums + 64*pr})
+		for r := range 2 {
+			mm := YMM()
+			VPBROADCASTD(mbuf.Offset(32*r+4*pr), mm)
+			for o := range 2 {
+				prod := YMM()
+				VPMADDWD(bs[o], mm, prod)
+				VPADDD(prod, psum[r][o], psum[r][o])
+			}
+		}
+	}
 
 	for r := range 2 {
 		dx := broadcastF16(Mem{Base: xs[r], Disp: k.dm})
@@ -293,39 +268,11 @@ func genPanelK(k panelKKind, vnni bool) {
 	RET()
 }
 
-// pairSums returns psum[r][o], the eight int16 pairs of weight row r (at m +
-// 32r) against the panel's bsum pairs for column octet o.
-func pairSums(p Register, m Mem) (psum [2][2]VecVirtual) {
-	for r := range 2 {
-		for o := range 2 {
-			psum[r][o] = zeroY()
-		}
-	}
-	for pr := range 8 {
-		var bs [2]VecVirtual
-		for o := range 2 {
-			bs[o] = YMM()
-			VMOVDQU(Mem{Base: p, Disp: panelKSums + 64*pr + 32*o}, bs[o])
-		}
-		for r := range 2 {
-			mm := YMM()
-			VPBROADCASTD(m.Offset(32*r+4*pr), mm)
-			for o := range 2 {
-				prod := YMM()
-				VPMADDWD(bs[o], mm, prod)
-				VPADDD(prod, psum[r][o], psum[r][o])
-			}
-		}
-	}
-	return psum
-}
-
 // storePanel stores a panel kernel's two rows × sixteen columns, held as
 // accs[row][column octet] (lane c%8 of accs[r][c/8] is row r, column c), at
 // out + r + c*outstride (in floats).
 func storePanel(accs [2][2]VecVirtual) {
-	o, stride := Load(Param("out"), GP64()), Load(Param("outstride"), GP64())
-	SHLQ(U8(2), stride)
+	o, stride := outArgs()
 	for oct := range 2 {
 		lo, hi := YMM(), YMM()
 		VUNPCKLPS(accs[1][oct], accs[0][oct], lo) // [r0c0 r1c0 r0c1 r1c1 | c4 c5]

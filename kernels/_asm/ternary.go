@@ -138,37 +138,32 @@ func tq1Runs(x Register, use func(k int, u VecVirtual)) {
 func genDotTernary(name, doc string, ncols, xStride, dOff int, runs ternaryRuns) {
 	ternaryConstants()
 	x, ys, nb := colArgs(name, ncols, doc)
-	acc := XMM() // lane c: column c's dot
-	VXORPS(acc, acc, acc)
-	Label(name + "_loop")
-	TESTQ(nb, nb)
-	JZ(LabelRef(name + "_done"))
-	prefetchBlock(x, xStride)
-	s16 := make([]VecVirtual, ncols)
-	for c := range ncols {
-		s16[c] = zeroY()
-	}
-	runs(x, func(k int, u VecVirtual) {
+	acc := zeroX() // lane c: column c's dot
+	eachBlock(name, x, xStride, ys, block.Q8_KBytes, nb, func() {
+		prefetchBlock(x, xStride)
+		s16 := make([]VecVirtual, ncols)
 		for c := range ncols {
-			p := YMM()
-			VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 32*k}, u, p)
-			VPADDW(p, s16[c], s16[c])
+			s16[c] = zeroY()
 		}
+		runs(x, func(k int, u VecVirtual) {
+			for c := range ncols {
+				p := YMM()
+				VPMADDUBSW(Mem{Base: ys[c], Disp: 4 + 32*k}, u, p)
+				VPADDW(p, s16[c], s16[c])
+			}
+		})
+		// isum = Σ u·y − Σ y, the second from the sixteen bsums.
+		sumi := make([]VecVirtual, ncols)
+		for c := range ncols {
+			b := YMM()
+			VPMADDWD(words1, s16[c], s16[c])
+			VMOVDQU(Mem{Base: ys[c], Disp: 4 + block.QK_K}, b)
+			VPMADDWD(words1, b, b)
+			VPSUBD(b, s16[c], s16[c])
+			sumi[c] = s16[c]
+		}
+		chainMulAdd(broadcastF16(Mem{Base: x, Disp: dOff}).AsX(), ys, sumi, acc, nil)
 	})
-	// isum = Σ u·y − Σ y, the second from the sixteen bsums.
-	sumi := make([]VecVirtual, ncols)
-	for c := range ncols {
-		b := YMM()
-		VPMADDWD(words1, s16[c], s16[c])
-		VMOVDQU(Mem{Base: ys[c], Disp: 4 + block.QK_K}, b)
-		VPMADDWD(words1, b, b)
-		VPSUBD(b, s16[c], s16[c])
-		sumi[c] = s16[c]
-	}
-	chainMulAdd(broadcastF16(Mem{Base: x, Disp: dOff}).AsX(), ys, sumi, acc, nil)
-	advance(x, xStride, ys, block.Q8_KBytes, nb, 1)
-	JMP(LabelRef(name + "_loop"))
-	Label(name + "_done")
 	laneReturn(ncols, acc)
 }
 
