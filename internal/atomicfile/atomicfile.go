@@ -19,6 +19,28 @@ type File struct {
 	dest      string
 	overwrite bool
 	done      bool
+
+	written, flushed int64 // bytes written by Write; bytes handed to writeback
+}
+
+// writebackChunk is how much written data File lets build up before asking
+// the kernel to start writing it out. Commit must fsync; without this the
+// whole file sits dirty in the page cache until then and the fsync writes
+// all of it while the caller waits (a 2.2 GB convert spent about a third of
+// its time there). Started early, the disk writes while the caller is still
+// producing data.
+const writebackChunk = 32 << 20
+
+// Write writes p at the file's offset (outputs are written in order) and
+// starts writeback of each whole chunk behind it.
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	f.written += int64(n)
+	if f.written-f.flushed >= writebackChunk {
+		startWriteback(f.File, f.flushed, f.written-f.flushed)
+		f.flushed = f.written
+	}
+	return n, err
 }
 
 var (
