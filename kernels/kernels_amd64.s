@@ -39071,9 +39071,9 @@ rf16_loop:
 	VCVTPS2PH $0x00, Y0, X0
 	VCVTPH2PS X0, Y0
 	VMOVUPS   Y0, (AX)
-	ADDQ      $0x00000020, CX
-	ADDQ      $0x00000020, AX
-	SUBQ      $0x00000008, DX
+	ADDQ      $0x20, CX
+	ADDQ      $0x20, AX
+	SUBQ      $0x08, DX
 	JMP       rf16_loop
 
 rf16_tail:
@@ -39083,8 +39083,8 @@ rf16_tail:
 	VCVTPS2PH $0x00, X0, X0
 	VCVTPH2PS X0, X0
 	VMOVSS    X0, (AX)
-	ADDQ      $0x00000004, CX
-	ADDQ      $0x00000004, AX
+	ADDQ      $0x04, CX
+	ADDQ      $0x04, AX
 	DECQ      DX
 	JMP       rf16_tail
 
@@ -39626,8 +39626,8 @@ f2b_loop:
 	VPBLENDVB Y5, Y7, Y6, Y6
 	VPSLLD    $0x10, Y6, Y6
 	VMOVDQU   Y6, (AX)
-	ADDQ      $0x00000020, CX
-	ADDQ      $0x00000020, AX
+	ADDQ      $0x20, CX
+	ADDQ      $0x20, AX
 	SUBQ      $0x08, DX
 	JMP       f2b_loop
 
@@ -39655,8 +39655,8 @@ f2b_nan:
 	MOVL SI, (AX)
 
 f2b_next:
-	ADDQ $0x00000004, CX
-	ADDQ $0x00000004, AX
+	ADDQ $0x04, CX
+	ADDQ $0x04, AX
 	DECQ DX
 	JMP  f2b_tail
 

@@ -708,30 +708,21 @@ func genRoundBF16() {
 	splat(inf, 0x7f800000)
 	splat(c64, 64)
 	VMOVDQU(absMask, abs)
-	Label("f2b_loop")
-	CMPQ(n, Imm(8))
-	JL(LabelRef("f2b_tail"))
-	u, r, nan, q := YMM(), YMM(), YMM(), YMM()
-	VMOVDQU(Mem{Base: src}, u)
-	VPSRLD(U8(16), u, q)    // u>>16
-	VPAND(one, q, r)        // (u>>16)&1
-	VPADDD(c7fff, r, r)     // + 0x7fff
-	VPADDD(u, r, r)         // + u
-	VPSRLD(U8(16), r, r)    // >> 16
-	VPOR(c64, q, q)         // NaN result: (u>>16)|64
-	VPAND(abs, u, nan)      // |u|
-	VPCMPGTD(inf, nan, nan) // |u| > inf bits: NaN
-	VPBLENDVB(nan, q, r, r)
-	VPSLLD(U8(16), r, r)
-	VMOVDQU(r, Mem{Base: dst})
-	ADDQ(U32(32), src)
-	ADDQ(U32(32), dst)
-	SUBQ(Imm(8), n)
-	JMP(LabelRef("f2b_loop"))
-	Label("f2b_tail")
-	TESTQ(n, n)
-	JZ(LabelRef("f2b_done"))
-	{
+	elementLoop("f2b_loop", "f2b", n, src, dst, 4, 4, func() {
+		u, r, nan, q := YMM(), YMM(), YMM(), YMM()
+		VMOVDQU(Mem{Base: src}, u)
+		VPSRLD(U8(16), u, q)    // u>>16
+		VPAND(one, q, r)        // (u>>16)&1
+		VPADDD(c7fff, r, r)     // + 0x7fff
+		VPADDD(u, r, r)         // + u
+		VPSRLD(U8(16), r, r)    // >> 16
+		VPOR(c64, q, q)         // NaN result: (u>>16)|64
+		VPAND(abs, u, nan)      // |u|
+		VPCMPGTD(inf, nan, nan) // |u| > inf bits: NaN
+		VPBLENDVB(nan, q, r, r)
+		VPSLLD(U8(16), r, r)
+		VMOVDQU(r, Mem{Base: dst})
+	}, func() {
 		w, hi, a := GP32(), GP32(), GP32()
 		MOVL(Mem{Base: src}, w)
 		MOVL(w, hi)
@@ -752,12 +743,5 @@ func genRoundBF16() {
 		SHLL(U8(16), hi)
 		MOVL(hi, Mem{Base: dst})
 		Label("f2b_next")
-	}
-	ADDQ(U32(4), src)
-	ADDQ(U32(4), dst)
-	DECQ(n)
-	JMP(LabelRef("f2b_tail"))
-	Label("f2b_done")
-	VZEROUPPER()
-	RET()
+	})
 }
