@@ -539,12 +539,7 @@ func DecodeIQ1_M(y []float32, x []byte) {
 // DotIQ1_SQ8_K returns the dot product of n elements of an IQ1_S row w with
 // a Q8_K activation row a.
 func DotIQ1_SQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*IQ1_SBytes : (i+1)*IQ1_SBytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
-		bsums := a[i*Q8_KBytes+4+QK_K : (i+1)*Q8_KBytes]
-		bsum := func(g int) int { return int(int16(binary.LittleEndian.Uint16(bsums[2*g:]))) }
+	return dotQ8KBlocks(w, a, n, IQ1_SBytes, func(b, q8, bsums []byte) (float32, float32) {
 		sumi, sumi1 := 0, 0
 		for ib := 0; ib < 8; ib++ {
 			qh := binary.LittleEndian.Uint16(b[34+2*ib:])
@@ -561,20 +556,22 @@ func DotIQ1_SQ8_K(w, a []byte, n int) float32 {
 				}
 			}
 			sumi += ls * lsum
-			sumi1 += ls * delta * (bsum(2*ib) + bsum(2*ib+1))
+			sumi1 += ls * delta * (bsumAt(bsums, 2*ib) + bsumAt(bsums, 2*ib+1))
 		}
-		s += float32(float32(LoadF16(b)*dy) * float32(float32(sumi)+float32(iq1Delta*float32(sumi1))))
-	}
-	return s
+		return LoadF16(b), iq1BlockSum(sumi, sumi1)
+	})
+}
+
+// iq1BlockSum is a block's Σ grid·q8 plus δ times its Σ shift·q8, each
+// over the sub-block scales, in ggml's float32 order.
+func iq1BlockSum(grid, shift int) float32 {
+	return float32(float32(grid) + float32(iq1Delta*float32(shift)))
 }
 
 // DotIQ1_MQ8_K returns the dot product of n elements of an IQ1_M row w with
 // a Q8_K activation row a.
 func DotIQ1_MQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*IQ1_MBytes : (i+1)*IQ1_MBytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
+	return dotQ8KBlocks(w, a, n, IQ1_MBytes, func(b, q8, _ []byte) (float32, float32) {
 		qs, qh, sc := b[0:32], b[32:48], b[48:56]
 		sumi1, sumi2 := 0, 0
 		for ib := 0; ib < 16; ib++ {
@@ -596,7 +593,6 @@ func DotIQ1_MQ8_K(w, a []byte, n int) float32 {
 				sumi2 += ls * lsum2 * delta
 			}
 		}
-		s += float32(float32(HalfToFloat(iq1MScale(sc))*dy) * float32(float32(sumi1)+float32(iq1Delta*float32(sumi2))))
-	}
-	return s
+		return HalfToFloat(iq1MScale(sc)), iq1BlockSum(sumi1, sumi2)
+	})
 }

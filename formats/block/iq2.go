@@ -316,9 +316,9 @@ func EncodeIQ2_S(y []byte, x []float32, qw []float32) {
 // grid index, and takes 0.9875 of the super-block scale.
 func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 	e := iq2Encoder{grid: IQ2XSGridIndex()}
-	size, eps := IQ2_XSBytes, groupMaxEps
+	size, eps := iq2SixteensBytes(s), groupMaxEps
 	if s {
-		e.grid, size, eps = IQ2SGridIndex(), IQ2_SBytes, groupMaxEpsIQ2S
+		e.grid, eps = IQ2SGridIndex(), groupMaxEpsIQ2S
 	}
 	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
 		b := y[ibl*size : (ibl+1)*size]
@@ -445,42 +445,48 @@ func DecodeIQ2_XXS(y []float32, x []byte) {
 }
 
 // DecodeIQ2_XS decodes the whole IQ2_XS blocks of x into y.
-func DecodeIQ2_XS(y []float32, x []byte) {
-	for i := 0; i < len(y)/QK_K; i++ {
-		b := x[i*IQ2_XSBytes : (i+1)*IQ2_XSBytes]
-		d := LoadF16(b)
-		out := y[i*QK_K:]
-		for ib := 0; ib < 8; ib++ {
-			sc := b[66+ib]
-			db := [2]float32{iq2SubScale(d, uint32(sc&0xF)), iq2SubScale(d, uint32(sc>>4))}
-			for l := 0; l < 4; l++ {
-				q := binary.LittleEndian.Uint16(b[2+8*ib+2*l:])
-				iq2Group(out[32*ib+8*l:], db[l/2], IQ2XSGrid[q&511], KSignsIQ2XS[q>>9])
-			}
-		}
-	}
-}
+func DecodeIQ2_XS(y []float32, x []byte) { decodeIQ2Sixteens(y, x, false) }
+
+// DecodeIQ2_S decodes the whole IQ2_S blocks of x into y.
+func DecodeIQ2_S(y []float32, x []byte) { decodeIQ2Sixteens(y, x, true) }
 
 // iq2SIndex is the grid index of group g of an IQ2_S block b.
 func iq2SIndex(b []byte, g int) int {
 	return int(b[2+g]) | int(b[2+QK_K/4+g/4]>>(2*(g%4))&3)<<8
 }
 
-// DecodeIQ2_S decodes the whole IQ2_S blocks of x into y.
-func DecodeIQ2_S(y []float32, x []byte) {
+// iq2SixteensGroup returns the grid point and the eight sign bits of group
+// g (of 32) of an IQ2_XS block b or, with s, an IQ2_S block, and the 4-bit
+// scale code of its sub-block of 16, from the scale bytes at the block's
+// end (the two formats' layouts differ only in where index and signs are).
+func iq2SixteensGroup(b []byte, g int, s bool) (point uint64, signs uint8, scale uint8) {
+	scale = b[len(b)-QK_K/32+g/4] >> (4 * (g / 2 % 2)) & 0xF
+	if s {
+		return IQ2SGrid[iq2SIndex(b, g)], b[2+QK_K/8+g], scale
+	}
+	q := binary.LittleEndian.Uint16(b[2+2*g:])
+	return IQ2XSGrid[q&511], KSignsIQ2XS[q>>9], scale
+}
+
+// decodeIQ2Sixteens decodes IQ2_XS (s false) or IQ2_S blocks.
+func decodeIQ2Sixteens(y []float32, x []byte, s bool) {
+	size := iq2SixteensBytes(s)
 	for i := 0; i < len(y)/QK_K; i++ {
-		b := x[i*IQ2_SBytes : (i+1)*IQ2_SBytes]
+		b := x[i*size : (i+1)*size]
 		d := LoadF16(b)
-		out := y[i*QK_K:]
-		for ib := 0; ib < 8; ib++ {
-			sc := b[74+ib]
-			db := [2]float32{iq2SubScale(d, uint32(sc&0xF)), iq2SubScale(d, uint32(sc>>4))}
-			for l := 0; l < 4; l++ {
-				g := 4*ib + l
-				iq2Group(out[8*g:], db[l/2], IQ2SGrid[iq2SIndex(b, g)], b[2+QK_K/8+g])
-			}
+		for g := 0; g < QK_K/8; g++ {
+			point, signs, scale := iq2SixteensGroup(b, g, s)
+			iq2Group(y[i*QK_K+8*g:], iq2SubScale(d, uint32(scale)), point, signs)
 		}
 	}
+}
+
+// iq2SixteensBytes is the block size of IQ2_XS (s false) or IQ2_S.
+func iq2SixteensBytes(s bool) int {
+	if s {
+		return IQ2_SBytes
+	}
+	return IQ2_XSBytes
 }
 
 // The reference dots: per super-block the exact integer sum
@@ -503,25 +509,10 @@ func iq2GroupDot(point uint64, signs uint8, q8 []byte) int {
 	return sum
 }
 
-// dotGridBlocks is the outer loop of the grid i-quants' reference dots, as
-// ggml-cpu's generic ggml_vec_dot_iq2_*/iq3_* run it: blockSum gives a
-// super-block's exact integer sum from its bytes x and the block's 256
-// activation quants, which enters the float sum as f32(f32(d·dy)·f32(isum)),
-// the product rounded before the sum (the assembly's chainQ8KRounded).
-func dotGridBlocks(w, a []byte, n, blockBytes int, blockSum func(x, q8 []byte) int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		x := w[i*blockBytes : (i+1)*blockBytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
-		s += float32(float32(LoadF16(x)*dy) * float32(blockSum(x, q8)))
-	}
-	return s
-}
-
 // DotIQ2_XXSQ8_K returns the dot product of n elements of an IQ2_XXS row w
 // with a Q8_K activation row a.
 func DotIQ2_XXSQ8_K(w, a []byte, n int) float32 {
-	return 0.125 * dotGridBlocks(w, a, n, IQ2_XXSBytes, func(b, q8 []byte) int {
+	return 0.125 * dotQ8KBlocks(w, a, n, IQ2_XXSBytes, func(b, q8, _ []byte) (float32, float32) {
 		bsum := 0
 		for ib := 0; ib < 8; ib++ {
 			a0 := binary.LittleEndian.Uint32(b[2+8*ib:])
@@ -532,33 +523,26 @@ func DotIQ2_XXSQ8_K(w, a []byte, n int) float32 {
 			}
 			bsum += sum * int(2*(a1>>28)+1)
 		}
-		return bsum
+		return LoadF16(b), float32(bsum)
 	})
 }
 
 // DotIQ2_XSQ8_K returns the dot product of n elements of an IQ2_XS row w
 // with a Q8_K activation row a.
-func DotIQ2_XSQ8_K(w, a []byte, n int) float32 {
-	return 0.125 * dotGridBlocks(w, a, n, IQ2_XSBytes, func(b, q8 []byte) int {
-		bsum := 0
-		for g := 0; g < 32; g++ {
-			q := binary.LittleEndian.Uint16(b[2+2*g:])
-			ls := int(b[66+g/4]>>(4*(g/2%2))&0xF)*2 + 1
-			bsum += ls * iq2GroupDot(IQ2XSGrid[q&511], KSignsIQ2XS[q>>9], q8[8*g:])
-		}
-		return bsum
-	})
-}
+func DotIQ2_XSQ8_K(w, a []byte, n int) float32 { return dotIQ2Sixteens(w, a, n, false) }
 
 // DotIQ2_SQ8_K returns the dot product of n elements of an IQ2_S row w
 // with a Q8_K activation row a.
-func DotIQ2_SQ8_K(w, a []byte, n int) float32 {
-	return 0.125 * dotGridBlocks(w, a, n, IQ2_SBytes, func(b, q8 []byte) int {
+func DotIQ2_SQ8_K(w, a []byte, n int) float32 { return dotIQ2Sixteens(w, a, n, true) }
+
+// dotIQ2Sixteens is the dot of IQ2_XS (s false) or IQ2_S rows.
+func dotIQ2Sixteens(w, a []byte, n int, s bool) float32 {
+	return 0.125 * dotQ8KBlocks(w, a, n, iq2SixteensBytes(s), func(b, q8, _ []byte) (float32, float32) {
 		bsum := 0
-		for g := 0; g < 32; g++ {
-			ls := int(b[74+g/4]>>(4*(g/2%2))&0xF)*2 + 1
-			bsum += ls * iq2GroupDot(IQ2SGrid[iq2SIndex(b, g)], b[2+QK_K/8+g], q8[8*g:])
+		for g := 0; g < QK_K/8; g++ {
+			point, signs, scale := iq2SixteensGroup(b, g, s)
+			bsum += (2*int(scale) + 1) * iq2GroupDot(point, signs, q8[8*g:])
 		}
-		return bsum
+		return LoadF16(b), float32(bsum)
 	})
 }

@@ -516,7 +516,7 @@ func DecodeIQ3_S(y []float32, x []byte) {
 // ggml_vec_dot_iq3_xxs_q8_K: Σ_b d_b·dy_b·Σ_j (2ls_j+1)·Σ grid·sign·q8,
 // times ¼ (the grid bytes are four times the levels, the scale (ls+½)·½).
 func DotIQ3_XXSQ8_K(w, a []byte, n int) float32 {
-	return 0.25 * dotGridBlocks(w, a, n, IQ3_XXSBytes, func(x, q8 []byte) int {
+	return 0.25 * dotQ8KBlocks(w, a, n, IQ3_XXSBytes, func(x, q8, _ []byte) (float32, float32) {
 		isum := 0
 		for ib := range 8 {
 			aux := binary.LittleEndian.Uint32(x[2+64+4*ib:])
@@ -536,7 +536,7 @@ func DotIQ3_XXSQ8_K(w, a []byte, n int) float32 {
 			}
 			isum += sub * int(2*(aux>>28)+1)
 		}
-		return isum
+		return LoadF16(x), float32(isum)
 	})
 }
 
@@ -544,7 +544,7 @@ func DotIQ3_XXSQ8_K(w, a []byte, n int) float32 {
 // a Q8_K activation row a, as ggml-cpu's generic ggml_vec_dot_iq3_s_q8_K:
 // Σ_b d_b·dy_b·Σ_j (2ls_j+1)·Σ grid·sign·q8.
 func DotIQ3_SQ8_K(w, a []byte, n int) float32 {
-	return dotGridBlocks(w, a, n, IQ3_SBytes, func(x, q8 []byte) int {
+	return dotQ8KBlocks(w, a, n, IQ3_SBytes, func(x, q8, _ []byte) (float32, float32) {
 		isum := 0
 		for ib := range 8 {
 			sub := 0
@@ -561,6 +561,6 @@ func DotIQ3_SQ8_K(w, a []byte, n int) float32 {
 			}
 			isum += sub * (1 + 2*int(x[106+ib/2]>>(4*(ib%2))&0xf))
 		}
-		return isum
+		return LoadF16(x), float32(isum)
 	})
 }

@@ -943,10 +943,31 @@ func DotQ6_KQ8_K(w, a []byte, n int) float32 {
 	return s
 }
 
+// dotQ8KBlocks is the outer loop of the reference dots of the i-quants and
+// ternary formats with Q8_K activations, as ggml-cpu's generic vec_dot
+// functions run it: block gives a weight super-block's scale d and its sum
+// against the activation block (q8 its 256 quants, bsums its 16 group sums),
+// which enters the total as f32(f32(d·dy)·sum), the product rounded before
+// it is added (the assembly's chainQ8KRounded).
+func dotQ8KBlocks(w, a []byte, n, blockBytes int, block func(x, q8, bsums []byte) (d, sum float32)) float32 {
+	var s float32
+	for i := 0; i < n/QK_K; i++ {
+		x := w[i*blockBytes : (i+1)*blockBytes]
+		act := a[i*Q8_KBytes : (i+1)*Q8_KBytes]
+		dy := math.Float32frombits(binary.LittleEndian.Uint32(act))
+		d, sum := block(x, act[4:4+QK_K], act[4+QK_K:])
+		s += float32(float32(d*dy) * sum)
+	}
+	return s
+}
+
 // q8K splits a Q8_K block into its scale, quants and group sums.
 func q8K(a []byte) (d float32, qs []byte, bsum func(g int) int) {
 	d = math.Float32frombits(binary.LittleEndian.Uint32(a))
 	qs = a[4 : 4+QK_K]
 	bs := a[4+QK_K : Q8_KBytes]
-	return d, qs, func(g int) int { return int(int16(binary.LittleEndian.Uint16(bs[2*g:]))) }
+	return d, qs, func(g int) int { return bsumAt(bs, g) }
 }
+
+// bsumAt reads group sum g of a Q8_K block's bsums.
+func bsumAt(bsums []byte, g int) int { return int(int16(binary.LittleEndian.Uint16(bsums[2*g:]))) }
