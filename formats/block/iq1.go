@@ -167,12 +167,6 @@ func iq1Groups(g *IQGrid, index []uint16, L []int8, xb, weight []float32, scale 
 	return scale
 }
 
-// iq1SubScale returns the 3-bit scale code of a sub-block scale s under the
-// super-block scale with inverse id: the nearest l with d·(2l+1) ≈ s.
-func iq1SubScale(id, s float32) int32 {
-	return clampInt(NearestInt(float32(0.5*float32(float32(id*s)-1))), 0, 7)
-}
-
 // EncodeIQ1_S encodes x (a whole number of blocks) into y as ggml's
 // quantize_iq1_s does, weighting each element by qw (the importance
 // matrix, one weight per element). ggml requires the weights (llama-quantize
@@ -181,7 +175,6 @@ func iq1SubScale(id, s float32) int32 {
 func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 	const bs = 32
 	var (
-		scales     [QK_K / bs]float32
 		shifts     [QK_K / bs]int8 // ±1; a zero sub-block keeps its slot's old shift (see EncodeIQ1_M)
 		weight     [bs]float32
 		sumx, sumw [bs + 1]float32
@@ -205,7 +198,7 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 			qwl = qw[ibl*QK_K : (ibl+1)*QK_K]
 		}
 		sigma2 := superSigma2(xbl)
-		var maxScale float32
+		var scales subScales
 		for ib := 0; ib < QK_K/bs; ib++ {
 			xb := xbl[bs*ib : bs*(ib+1)]
 			importanceWeights(weight[:], qwl[bs*ib:], xb, sigma2)
@@ -214,7 +207,7 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 				amax = max(amax, abs32(v))
 			}
 			if amax < groupMaxEpsIQ1S {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				continue
 			}
 			iq1SortedOrder(order[:], xb)
@@ -245,7 +238,7 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 			if besti1 < 0 {
 				// No split has weight (all importance weights zero): ggml
 				// aborts; store the sub-block as zero.
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				continue
 			}
 			iq1Levels(L[:], order[:], besti1, besti2)
@@ -266,19 +259,16 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 				h |= (i >> 8) << (3 * k)
 			}
 			binary.LittleEndian.PutUint16(b[34+2*ib:], h)
-			scales[ib], shifts[ib] = scale, bestShift
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
+			shifts[ib] = bestShift
 		}
-		if maxScale == 0 {
+		if scales.max == 0 {
 			continue
 		}
-		d := maxScale / 15
+		d, codes := scales.quantize(QK_K/bs, 15, 7)
 		StoreF16(b, d*1.125) // 1.125: ggml's fudge factor
-		id := 1 / d
 		for ib := 0; ib < QK_K/bs; ib++ {
-			l := uint16(iq1SubScale(id, scales[ib]))
+			l := uint16(codes[ib])
 			if shifts[ib] == -1 {
 				l |= 8
 			}
@@ -343,7 +333,6 @@ func IQ1MScaleBits(b []byte) uint16 { return iq1MScale(b[48:56]) }
 func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 	const bs = 16
 	var (
-		scales [QK_K / bs]float32
 		// shifts[ib] is the shift pattern of sub-block ib (0-3). A
 		// sub-block stored as zero keeps the pattern its slot held before
 		// (as in ggml, where the array also carries over from the previous
@@ -382,7 +371,7 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 			return qwl[bs*ib : bs*(ib+1)]
 		}
 		sigma2 := superSigma2(xbl)
-		var maxScale float32
+		var scales subScales
 		for ib := 0; ib < QK_K/bs; ib++ {
 			xb := xbl[bs*ib : bs*(ib+1)]
 			blockWeights(xb, sub(ib), sigma2)
@@ -391,7 +380,7 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 				amax = max(amax, abs32(v))
 			}
 			if amax < groupMaxEpsIQ1M {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				continue
 			}
 			iq1SortedOrder(order[:], xb)
@@ -449,7 +438,7 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 			if besti1 < 0 {
 				// No split has weight (all weights zero): ggml aborts;
 				// store the sub-block as zero.
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				continue
 			}
 			iq1Levels(L[:], order[:], besti1, besti2)
@@ -463,20 +452,17 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 			scale = iq1Groups(g, index[:], L[:], xb, weight[:], scale, func(k int) *[3]float32 { return iq1MShiftTable(shift, k) })
 			qs[2*ib], qs[2*ib+1] = byte(index[0]), byte(index[1])
 			qh[ib] = byte(index[0]>>8) | byte(index[1]>>8)<<4
-			scales[ib], shifts[ib] = scale, bestK
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
+			shifts[ib] = bestK
 		}
-		if maxScale == 0 {
+		if scales.max == 0 {
 			continue
 		}
-		d := maxScale / 15
-		id := 1 / d
+		d, codes := scales.quantize(QK_K/bs, 15, 7)
 		var sumqx, sumq2 float32
 		var words [4]uint16
 		for ib := 0; ib < QK_K/bs; ib++ {
-			l := iq1SubScale(id, scales[ib])
+			l := codes[ib]
 			words[ib/4] |= uint16(l) << (3 * (ib % 4))
 			qh[ib] |= iq1MMasks[shifts[ib]&3]
 			xb := xbl[bs*ib : bs*(ib+1)]

@@ -103,8 +103,7 @@ func (e *iq2Encoder) foldSigns(xb []float32, n int, even bool) {
 
 // level is the level of magnitude v at inverse scale id.
 func iq2Level(id, v float32) int8 {
-	l := NearestInt(0.5 * (float32(id*v) - 1))
-	return int8(clampInt(l, 0, iq2MaxQ-1))
+	return int8(oddLevel(id, v, iq2MaxQ-1))
 }
 
 // levelsAt quantizes group k's magnitudes at inverse scale id into L[8k:],
@@ -195,22 +194,6 @@ func sumSquares(x []float32) float32 {
 	return s
 }
 
-// maxOf is the largest of x, computed as C's MAX macro chain does.
-func maxOf(x []float32) float32 {
-	m := x[0]
-	for _, v := range x[1:] {
-		if !(m > v) {
-			m = v
-		}
-	}
-	return m
-}
-
-// subBlockScale is the 4-bit code of sub-block scale s against 1/d.
-func subBlockScale(id, s float32) uint8 {
-	return uint8(clampInt(NearestInt(0.5*(float32(id*s)-1)), 0, 15))
-}
-
 // EncodeIQ2_XXS encodes x (a whole number of blocks) into y with the
 // importance weights qw (one per element), as ggml's quantize_iq2_xxs.
 // ggml has no unweighted IQ2_XXS encoder; with qw nil every element
@@ -221,8 +204,7 @@ func EncodeIQ2_XXS(y []byte, x []float32, qw []float32) {
 		b := y[ibl*IQ2_XXSBytes : (ibl+1)*IQ2_XXSBytes]
 		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
 		var q2 [2 * QK_K / 32]uint32
-		var scales [QK_K / 32]float32
-		var maxScale float32
+		var scales subScales
 		sigma2 := sumSquares(xbl) / QK_K
 		for ib := 0; ib < QK_K/32; ib++ {
 			xb := xbl[32*ib : 32*ib+32]
@@ -233,7 +215,7 @@ func EncodeIQ2_XXS(y []byte, x []float32, qw []float32) {
 			e.weights(xb, w, 32, sigma2)
 			e.foldSigns(xb, 32, true)
 			if maxOf(e.xval[:]) < groupMaxEps {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				clear(e.L[:])
 				continue
 			}
@@ -265,21 +247,17 @@ func EncodeIQ2_XXS(y []byte, x []float32, qw []float32) {
 				q2[2*ib] |= uint32(e.gridIndex(k)) << (8 * k)
 				q2[2*ib+1] |= uint32(e.signs[k]) << (7 * k)
 			}
-			scales[ib] = scale
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
 		}
 		StoreF16(b, 0)
-		if maxScale == 0 {
+		if scales.max == 0 {
 			clear(b[2:])
 			continue
 		}
-		d := maxScale / 31
+		d, codes := scales.quantize(QK_K/32, 31, 15)
 		StoreF16(b, d)
-		id := 1 / d
-		for ib, s := range scales {
-			q2[2*ib+1] |= uint32(subBlockScale(id, s)) << 28
+		for ib := range QK_K / 32 {
+			q2[2*ib+1] |= uint32(codes[ib]) << 28
 		}
 		for i, v := range q2 {
 			binary.LittleEndian.PutUint32(b[2+4*i:], v)
@@ -324,8 +302,7 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 		b := y[ibl*size : (ibl+1)*size]
 		clear(b)
 		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
-		var scales [QK_K / 16]float32
-		var maxScale float32
+		var scales subScales
 		sigma2 := sumSquares(xbl) / QK_K
 		if s {
 			sigma2 = 2 * sumSquares(xbl) / QK_K
@@ -340,7 +317,7 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 			e.foldSigns(xb, 16, !s)
 			max := maxOf(e.xval[:16])
 			if max < eps {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				if !s {
 					clear(e.L[:16])
 				}
@@ -377,25 +354,21 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 					binary.LittleEndian.PutUint16(b[2+2*g:], uint16(idx)|uint16(e.signs[k])<<9)
 				}
 			}
-			scales[ib] = scale
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
 		}
-		if maxScale == 0 {
+		if scales.max == 0 {
 			clear(b)
 			continue
 		}
-		d := maxScale / 31
+		d, codes := scales.quantize(QK_K/16, 31, 15)
 		if s {
 			StoreF16(b, float32(d*0.9875))
 		} else {
 			StoreF16(b, d)
 		}
-		id := 1 / d
 		sc := b[size-QK_K/32:]
-		for ib, v := range scales {
-			sc[ib/2] |= subBlockScale(id, v) << (4 * (ib % 2))
+		for ib, l := range codes {
+			sc[ib/2] |= l << (4 * (ib % 2))
 		}
 	}
 }

@@ -163,7 +163,7 @@ func (g *iq3Grid) bestNeighbour(off int32, xval, weight []float32, scale float32
 // scale id, each level nearest_int(½(id·x−1)) clamped to 0..7.
 func iq3Combination(xval []float32, id float32) (u int, L [4]uint8) {
 	for i, v := range xval[:4] {
-		l := clampInt(NearestInt(0.5*(float32(id*v)-1)), 0, 7)
+		l := oddLevel(id, v, 7)
 		L[i] = uint8(l)
 		u |= int(l) << (3 * i)
 	}
@@ -273,18 +273,6 @@ func (s *iq3Sub) prepare(xb, qw []float32, sigma2 float32) (signs [4]uint8) {
 	return signs
 }
 
-// maxXval returns the largest of xval (IQ3_XXS may have negated one
-// element for the sign parity).
-func (s *iq3Sub) maxXval() float32 {
-	m := s.xval[0]
-	for _, v := range s.xval[1:] {
-		if !(m > v) {
-			m = v
-		}
-	}
-	return m
-}
-
 // superSigma2 returns 2·Σx²/256 of a super-block, the σ² of the importance
 // weights.
 func superSigma2(xbl []float32) float32 {
@@ -307,8 +295,7 @@ func EncodeIQ3_XXS(y []byte, x []float32, qw []float32) {
 		clear(b)
 		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
 		sigma2 := superSigma2(xbl)
-		var scales [8]float32
-		var maxScale float32
+		var scales subScales
 		for ib := range 8 {
 			var w []float32
 			if qw != nil {
@@ -335,9 +322,9 @@ func EncodeIQ3_XXS(y []byte, x []float32, qw []float32) {
 			for k := range signs {
 				signs[k] &= 127
 			}
-			max := s.maxXval()
+			max := maxOf(s.xval[:])
 			if max < 1e-8 { // GROUP_MAX_EPS_IQ3_XXS
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				s.L = [32]uint8{}
 				continue
 			}
@@ -354,20 +341,15 @@ func EncodeIQ3_XXS(y []byte, x []float32, qw []float32) {
 			}
 			ss := uint32(signs[0]) | uint32(signs[1])<<7 | uint32(signs[2])<<14 | uint32(signs[3])<<21
 			binary.LittleEndian.PutUint32(b[2+64+4*ib:], ss)
-			scales[ib] = scale
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
 		}
-		if maxScale == 0 {
+		if scales.max == 0 {
 			clear(b)
 			continue
 		}
-		d := maxScale / 31
+		d, codes := scales.quantize(8, 31, 15)
 		StoreF16(b, d*1.0125)
-		id := 1 / d
-		for ib, sc := range scales {
-			l := clampInt(NearestInt(0.5*(float32(id*sc)-1)), 0, 15)
+		for ib, l := range codes[:8] {
 			p := b[2+64+4*ib:]
 			binary.LittleEndian.PutUint32(p, binary.LittleEndian.Uint32(p)|uint32(l)<<28)
 		}
@@ -397,17 +379,16 @@ func EncodeIQ3_S(y []byte, x []float32, qw []float32) {
 		qs, qh, signsOut, scalesOut := b[2:66], b[66:74], b[74:106], b[106:110]
 		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
 		sigma2 := superSigma2(xbl)
-		var scales [8]float32
-		var maxScale float32
+		var scales subScales
 		for ib := range 8 {
 			var w []float32
 			if qw != nil {
 				w = qw[ibl*QK_K+32*ib : ibl*QK_K+32*ib+32]
 			}
 			signs := s.prepare(xbl[32*ib:32*ib+32], w, sigma2)
-			max := s.maxXval()
+			max := maxOf(s.xval[:])
 			if max == 0 {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				continue
 			}
 			s.onGrid = [8]bool{}
@@ -427,21 +408,15 @@ func EncodeIQ3_S(y []byte, x []float32, qw []float32) {
 			qs = qs[8:]
 			copy(signsOut, signs[:])
 			signsOut = signsOut[4:]
-			scales[ib] = scale
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
 		}
-		if maxScale == 0 {
+		if scales.max == 0 {
 			continue
 		}
-		d := maxScale / 31
+		d, codes := scales.quantize(8, 31, 15)
 		StoreF16(b, d*1.033)
-		id := 1 / d
 		for ib := 0; ib < 8; ib += 2 {
-			l1 := clampInt(NearestInt(0.5*(float32(id*scales[ib])-1)), 0, 15)
-			l2 := clampInt(NearestInt(0.5*(float32(id*scales[ib+1])-1)), 0, 15)
-			scalesOut[ib/2] = uint8(l1 | l2<<4)
+			scalesOut[ib/2] = codes[ib] | codes[ib+1]<<4
 		}
 	}
 }

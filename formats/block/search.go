@@ -37,6 +37,56 @@ func clampInt(v, lo, hi int32) int32 {
 	return min(max(v, lo), hi)
 }
 
+// oddLevel returns the level l in [0, top] whose odd value 2l+1 is nearest
+// id·v: the grid levels and the sub-block scale codes (d·(2l+1)) of the
+// i-quants.
+func oddLevel(id, v float32, top int32) int32 {
+	return clampInt(NearestInt(0.5*(float32(id*v)-1)), 0, top)
+}
+
+// runningMax is MAX(max, v) as ggml's encoders keep their largest scale: v
+// replaces max unless max is larger (so a NaN max gives way).
+func runningMax(max, v float32) float32 {
+	if !(max > v) {
+		return v
+	}
+	return max
+}
+
+// subScales are the scales an i-quant encoder finds for the sub-blocks of
+// one super-block, and their running maximum (over the sub-blocks that were
+// not stored as zero, as ggml keeps it).
+type subScales struct {
+	scale [QK_K / 16]float32
+	max   float32
+}
+
+// set records the scale of sub-block ib.
+func (s *subScales) set(ib int, scale float32) {
+	s.scale[ib] = scale
+	s.max = runningMax(s.max, scale)
+}
+
+// quantize returns the super-block scale d = max/div and the code l in
+// [0, top] of each of the first n sub-block scales, d·(2l+1) ≈ scale.
+func (s *subScales) quantize(n int, div float32, top int32) (d float32, codes [QK_K / 16]uint8) {
+	d = s.max / div
+	id := 1 / d
+	for ib, v := range s.scale[:n] {
+		codes[ib] = uint8(oddLevel(id, v, top))
+	}
+	return d, codes
+}
+
+// maxOf is the largest of x, computed as C's MAX macro chain does.
+func maxOf(x []float32) float32 {
+	m := x[0]
+	for _, v := range x[1:] {
+		m = runningMax(m, v)
+	}
+	return m
+}
+
 // symmetricScale starts make_qx_quants and make_q3_quants: max is the
 // element of largest magnitude and iscale = −nmax/max maps it to −nmax. ok
 // is false, and L is zeroed, when every element is below groupMaxEps.
