@@ -79,9 +79,16 @@ func iq1SortedOrder(order []int, xb []float32) {
 	})
 }
 
-// iq1Levels sets the levels of xb from the best split of the sorted order:
-// the first i1 elements level 0, the next up to i2 level 1, the rest 2.
-func iq1Levels(L []int8, order []int, i1, i2 int) {
+// iq1SplitLevels sets the levels of xb from the best split the search
+// found in the sorted order (the first i1 elements level 0, the next up to
+// i2 level 1, the rest 2), for the fitted scale. A negative scale is made
+// positive by mirroring the levels (l → 2−l), which the caller undoes in
+// the shift; mirrored says so. ok is false when the search found no split
+// with weight (i1 < 0: all weights zero, where ggml aborts).
+func iq1SplitLevels(L []int8, order []int, i1, i2 int, scale float32) (absScale float32, mirrored, ok bool) {
+	if i1 < 0 {
+		return 0, false, false
+	}
 	for j, i := range order {
 		switch {
 		case j < i1:
@@ -92,6 +99,13 @@ func iq1Levels(L []int8, order []int, i1, i2 int) {
 			L[i] = 2
 		}
 	}
+	if !(scale < 0) { // a NaN scale stays as it is
+		return scale, false, true
+	}
+	for j := range L {
+		L[j] = 2 - L[j]
+	}
+	return -scale, true, true
 }
 
 // iq1BestNeighbour returns, among the grid points near the off-grid key u,
@@ -202,10 +216,7 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 		for ib := 0; ib < QK_K/bs; ib++ {
 			xb := xbl[bs*ib : bs*(ib+1)]
 			importanceWeights(weight[:], qwl[bs*ib:], xb, sigma2)
-			amax := abs32(xb[0])
-			for _, v := range xb[1:] {
-				amax = max(amax, abs32(v))
-			}
+			amax := maxAbs(xb)
 			if amax < groupMaxEpsIQ1S {
 				scales.scale[ib] = 0
 				continue
@@ -235,18 +246,13 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 					}
 				}
 			}
-			if besti1 < 0 {
-				// No split has weight (all importance weights zero): ggml
-				// aborts; store the sub-block as zero.
-				scales.scale[ib] = 0
+			scale, mirrored, ok := iq1SplitLevels(L[:], order[:], besti1, besti2, scale)
+			if !ok {
+				scales.scale[ib] = 0 // stored as zero
 				continue
 			}
-			iq1Levels(L[:], order[:], besti1, besti2)
-			if scale < 0 {
-				for j := range L {
-					L[j] = 2 - L[j]
-				}
-				scale, bestShift = -scale, -bestShift
+			if mirrored {
+				bestShift = -bestShift
 			}
 			xx := &iq1Plus
 			if bestShift != 1 {
@@ -375,10 +381,7 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 		for ib := 0; ib < QK_K/bs; ib++ {
 			xb := xbl[bs*ib : bs*(ib+1)]
 			blockWeights(xb, sub(ib), sigma2)
-			amax := abs32(xb[0])
-			for _, v := range xb[1:] {
-				amax = max(amax, abs32(v))
-			}
+			amax := maxAbs(xb)
 			if amax < groupMaxEpsIQ1M {
 				scales.scale[ib] = 0
 				continue
@@ -435,18 +438,13 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 					}
 				}
 			}
-			if besti1 < 0 {
-				// No split has weight (all weights zero): ggml aborts;
-				// store the sub-block as zero.
-				scales.scale[ib] = 0
+			scale, mirrored, ok := iq1SplitLevels(L[:], order[:], besti1, besti2, scale)
+			if !ok {
+				scales.scale[ib] = 0 // stored as zero
 				continue
 			}
-			iq1Levels(L[:], order[:], besti1, besti2)
-			if scale < 0 {
-				for j := range L {
-					L[j] = 2 - L[j]
-				}
-				scale, bestK = -scale, 3-bestK
+			if mirrored {
+				bestK = 3 - bestK // both groups' shifts flip
 			}
 			shift := bestK
 			scale = iq1Groups(g, index[:], L[:], xb, weight[:], scale, func(k int) *[3]float32 { return iq1MShiftTable(shift, k) })

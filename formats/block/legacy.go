@@ -300,11 +300,7 @@ func DecodeQ8_1(y []float32, x []byte) { decode8(y, x, Q8_1Bytes) }
 // d = amax/127, rounding half away from zero (the _ref quantizers), and
 // returns d and the sum of the quants.
 func quantize8(qs []byte, xb []float32) (d float32, sum int32) {
-	var amax float32
-	for _, v := range xb {
-		amax = max(amax, abs32(v))
-	}
-	d = amax / 127
+	d = maxAbs(xb) / 127
 	var id float32
 	if d != 0 {
 		id = 1 / d

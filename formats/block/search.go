@@ -20,6 +20,16 @@ func maxAbsSigned(x []float32) (max, amax float32) {
 	return max, amax
 }
 
+// maxAbs returns the largest magnitude in x, NaN if x holds a NaN (the
+// builtin max, as fmaxf chains over fabsf compile in ggml's encoders).
+func maxAbs(x []float32) float32 {
+	var m float32
+	for _, v := range x {
+		m = max(m, abs32(v))
+	}
+	return m
+}
+
 func abs32(f float32) float32 {
 	return math.Float32frombits(math.Float32bits(f) &^ (1 << 31))
 }

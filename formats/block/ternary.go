@@ -36,9 +36,7 @@ const (
 // ternaryScale returns the scale of a ternary block (its largest
 // magnitude) and its inverse, 0 for an all-zero block.
 func ternaryScale(x []float32) (d, id float32) {
-	for _, v := range x {
-		d = max(d, abs32(v))
-	}
+	d = maxAbs(x)
 	if d != 0 {
 		id = 1 / d
 	}
