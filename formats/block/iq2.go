@@ -235,14 +235,7 @@ func EncodeIQ2_XXS(y []byte, x []float32, qw []float32) {
 					scale = sumqx / sumq2
 				}
 			}
-			if scale < 0 {
-				// ggml's guard: the scale is stored unsigned, so flip
-				// the signs instead (it does not happen in practice).
-				scale = -scale
-				for k := range e.signs {
-					e.signs[k] = ^e.signs[k] & 127
-				}
-			}
+			scale = positiveScale(scale, e.signs[:], 127)
 			for k := 0; k < 4; k++ {
 				q2[2*ib] |= uint32(e.gridIndex(k)) << (8 * k)
 				q2[2*ib+1] |= uint32(e.signs[k]) << (7 * k)
@@ -335,15 +328,11 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 					scale = sumqx / sumq2
 				}
 			}
-			if scale < 0 {
-				scale = -scale
-				for k := 0; k < 2; k++ {
-					e.signs[k] = ^e.signs[k]
-					if !s {
-						e.signs[k] &= 127
-					}
-				}
+			signMask := uint8(127) // IQ2_XS stores seven sign bits, IQ2_S eight
+			if s {
+				signMask = 0xFF
 			}
+			scale = positiveScale(scale, e.signs[:2], signMask)
 			for k := 0; k < 2; k++ {
 				g, idx := 2*ib+k, e.gridIndex(k)
 				if s {

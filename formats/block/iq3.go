@@ -297,12 +297,8 @@ func EncodeIQ3_XXS(y []byte, x []float32, qw []float32) {
 		sigma2 := superSigma2(xbl)
 		var scales subScales
 		for ib := range 8 {
-			var w []float32
-			if qw != nil {
-				w = qw[ibl*QK_K+32*ib : ibl*QK_K+32*ib+32]
-			}
 			xb := xbl[32*ib : 32*ib+32]
-			signs := s.prepare(xb, w, sigma2)
+			signs := s.prepare(xb, weightsAt(qw, ibl*QK_K+32*ib), sigma2)
 			// Only seven signs per eight are stored: where the count of
 			// negatives is odd, the element of least weight·x² flips.
 			for k := range 4 {
@@ -329,13 +325,7 @@ func EncodeIQ3_XXS(y []byte, x []float32, qw []float32) {
 				continue
 			}
 			scale := s.search(g, max, 15, false)
-			if scale < 0 {
-				// Not reached (ggml flips the scale and signs just in case).
-				scale = -scale
-				for k := range signs {
-					signs[k] = ^signs[k] & 127
-				}
-			}
+			scale = positiveScale(scale, signs[:], 127)
 			for k := range 8 {
 				b[2+8*ib+k] = uint8(g.index[iq3Packed(s.L[4*k:])])
 			}
@@ -381,11 +371,7 @@ func EncodeIQ3_S(y []byte, x []float32, qw []float32) {
 		sigma2 := superSigma2(xbl)
 		var scales subScales
 		for ib := range 8 {
-			var w []float32
-			if qw != nil {
-				w = qw[ibl*QK_K+32*ib : ibl*QK_K+32*ib+32]
-			}
-			signs := s.prepare(xbl[32*ib:32*ib+32], w, sigma2)
+			signs := s.prepare(xbl[32*ib:32*ib+32], weightsAt(qw, ibl*QK_K+32*ib), sigma2)
 			max := maxOf(s.xval[:])
 			if max == 0 {
 				scales.scale[ib] = 0
@@ -393,13 +379,7 @@ func EncodeIQ3_S(y []byte, x []float32, qw []float32) {
 			}
 			s.onGrid = [8]bool{}
 			scale := s.search(g, max, 9, true)
-			if scale < 0 {
-				// Not reached (ggml flips the scale and signs just in case).
-				scale = -scale
-				for k := range signs {
-					signs[k] = ^signs[k]
-				}
-			}
+			scale = positiveScale(scale, signs[:], 0xFF)
 			for k := range 8 {
 				i := g.index[iq3Packed(s.L[4*k:])]
 				qs[k] = uint8(i)

@@ -88,6 +88,20 @@ func (s *subScales) quantize(n int, div float32, top int32) (d float32, codes [Q
 	return d, codes
 }
 
+// positiveScale returns |scale| of a sub-block of the sign-folding
+// i-quants: their scales are stored unsigned, so ggml's guard flips the
+// stored sign bits (mask) instead of a negative scale. Not reached in
+// practice, since the searches fit magnitudes.
+func positiveScale(scale float32, signs []uint8, mask uint8) float32 {
+	if scale < 0 {
+		scale = -scale
+		for k := range signs {
+			signs[k] = ^signs[k] & mask
+		}
+	}
+	return scale
+}
+
 // maxOf is the largest of x, computed as C's MAX macro chain does.
 func maxOf(x []float32) float32 {
 	m := x[0]
