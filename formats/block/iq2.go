@@ -186,14 +186,6 @@ func (e *iq2Encoder) weights(xb, qw []float32, n int, sigma2 float32) {
 	}
 }
 
-func sumSquares(x []float32) float32 {
-	var s float32
-	for _, v := range x {
-		s += float32(v * v)
-	}
-	return s
-}
-
 // EncodeIQ2_XXS encodes x (a whole number of blocks) into y with the
 // importance weights qw (one per element), as ggml's quantize_iq2_xxs.
 // ggml has no unweighted IQ2_XXS encoder; with qw nil every element

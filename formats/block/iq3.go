@@ -276,11 +276,7 @@ func (s *iq3Sub) prepare(xb, qw []float32, sigma2 float32) (signs [4]uint8) {
 // superSigma2 returns 2·Σx²/256 of a super-block, the σ² of the importance
 // weights.
 func superSigma2(xbl []float32) float32 {
-	var sumx2 float32
-	for _, v := range xbl[:QK_K] {
-		sumx2 += float32(v * v)
-	}
-	return 2 * sumx2 / QK_K
+	return 2 * sumSquares(xbl[:QK_K]) / QK_K
 }
 
 // EncodeIQ3_XXS encodes x (a whole number of blocks) into y as ggml's

@@ -671,17 +671,10 @@ func quantizeRowQ2KImpl(y []byte, x []float32, qw []float32) {
 	for i := 0; i < len(x)/QK_K; i++ {
 		xb := x[i*QK_K : (i+1)*QK_K]
 		b := y[i*Q2_KBytes : (i+1)*Q2_KBytes]
-		var sumX2 float32
-		for _, v := range xb {
-			sumX2 += float32(v * v)
-		}
-		sigma2 := sumX2 / QK_K
+		sigma2 := rowSigma2(xb)
 		for j := 0; j < 16; j++ {
 			importanceWeights(weight[:], qw[i*QK_K+16*j:], xb[16*j:16*j+16], sigma2)
-			sw[j] = 0
-			for _, w := range weight {
-				sw[j] += w
-			}
+			sw[j] = sumOf(weight[:])
 			scales[j], mins[j] = makeQkx3Quants(16, 3, xb[16*j:], weight[:], L[16*j:], Laux[:], -0.9, 0.05, 36, false)
 		}
 		dm := makeQpQuants(16, 15, scales[:], Ls[:], sw[:])
@@ -707,18 +700,10 @@ func quantizeRowQ3KImpl(y []byte, x []float32, qw []float32) {
 	for i := 0; i < len(x)/QK_K; i++ {
 		xb := x[i*QK_K : (i+1)*QK_K]
 		b := y[i*Q3_KBytes : (i+1)*Q3_KBytes]
-		var sumX2 float32
-		for _, v := range xb {
-			sumX2 += float32(v * v)
-		}
-		sigma2 := 2 * sumX2 / QK_K
+		sigma2 := superSigma2(xb)
 		for j := 0; j < 16; j++ {
 			importanceWeights(weight[:], qw[i*QK_K+16*j:], xb[16*j:16*j+16], sigma2)
-			var sumw float32
-			for _, w := range weight {
-				sumw += w
-			}
-			sw[j] = sumw
+			sw[j] = sumOf(weight[:])
 			scales[j] = makeQxQuants(16, 4, xb[16*j:], L[16*j:], 1, weight[:])
 		}
 		sc := b[96:108]
@@ -739,23 +724,15 @@ func quantizeRowQ3KImpl(y []byte, x []float32, qw []float32) {
 // Q4_K (nmax 15) or Q5_K (nmax 31) block under importance weights qw.
 func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 	var (
-		Ls, Lm        [8]uint8
-		weights       [8][32]float32
-		sw            [8]float32
-		mins, scales  [8]float32
-		sumX2, sigma2 float32
+		Ls, Lm       [8]uint8
+		weights      [8][32]float32
+		sw           [8]float32
+		mins, scales [8]float32
 	)
-	for _, v := range xb {
-		sumX2 += float32(v * v)
-	}
-	sigma2 = 2 * sumX2 / QK_K
+	sigma2 := superSigma2(xb)
 	for j := 0; j < 8; j++ {
 		importanceWeights(weights[j][:], qw[32*j:], xb[32*j:32*j+32], sigma2)
-		var sumw float32
-		for _, w := range weights[j] {
-			sumw += w
-		}
-		sw[j] = sumw
+		sw[j] = sumOf(weights[j][:])
 	}
 	// make_qkx3_quants with weights given is make_qkx2_quants.
 	searchK4(xb, &weights, L, nmax, -0.9, 0.05, 36, &scales, &mins)
@@ -780,14 +757,11 @@ func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 // nibble, one per 16 elements), qs[64] (2-bit quants), d, dmin. Each 128
 // elements take 32 bytes, shifted by 0, 2, 4, 6 for successive 32-element runs.
 func DotQ2_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q2_KBytes : (b+1)*Q2_KBytes]
-		dy, q8, bsum := q8K(a[b*Q8_KBytes:])
+	return sumQ8KBlocks(w, a, n, Q2_KBytes, func(x []byte, dy float32, q8, bsums []byte) float32 {
 		sc := x[:16]
 		summs := 0
 		for g := 0; g < 16; g++ {
-			summs += bsum(g) * int(sc[g]>>4)
+			summs += bsumAt(bsums, g) * int(sc[g]>>4)
 		}
 		isum := 0
 		for half := 0; half < 2; half++ {
@@ -806,9 +780,8 @@ func DotQ2_KQ8_K(w, a []byte, n int) float32 {
 				}
 			}
 		}
-		s += dy*LoadF16(x[80:])*float32(isum) - dy*LoadF16(x[82:])*float32(summs)
-	}
-	return s
+		return dy*LoadF16(x[80:])*float32(isum) - dy*LoadF16(x[82:])*float32(summs)
+	})
 }
 
 // DotQ3_KQ8_K returns the dot product of n elements of a Q3_K row w with a
@@ -817,10 +790,7 @@ func DotQ2_KQ8_K(w, a []byte, n int) float32 {
 // block_q3_K is hmask[32], qs[64], scales[12], d. The
 // quants are laid out as Q2_K's; bit 4*half+j of hmask[l] clear means -4.
 func DotQ3_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q3_KBytes : (b+1)*Q3_KBytes]
-		dy, q8, _ := q8K(a[b*Q8_KBytes:])
+	return sumQ8KBlocks(w, a, n, Q3_KBytes, func(x []byte, dy float32, q8, _ []byte) float32 {
 		hm, sc := x[:32], x[96:108]
 		isum := 0
 		for half := 0; half < 2; half++ {
@@ -845,9 +815,8 @@ func DotQ3_KQ8_K(w, a []byte, n int) float32 {
 				}
 			}
 		}
-		s += LoadF16(x[108:]) * dy * float32(isum)
-	}
-	return s
+		return LoadF16(x[108:]) * dy * float32(isum)
+	})
 }
 
 // DotQ4_KQ8_K returns the dot product of n elements of a Q4_K row w with a
@@ -855,39 +824,23 @@ func DotQ3_KQ8_K(w, a []byte, n int) float32 {
 //
 // block_q4_K is d, dmin, scales[12], qs[128]; each 64
 // elements take the low then the high nibbles of 32 bytes.
-func DotQ4_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q4_KBytes : (b+1)*Q4_KBytes]
-		dy, q8, bsum := q8K(a[b*Q8_KBytes:])
-		scales, qs := x[4:16], x[16:144]
-		isum, msum := 0, 0
-		for j := 0; j < 8; j++ {
-			sc, m := ScaleMinK4(j, scales)
-			shift := uint(4 * (j & 1))
-			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
-			sub := 0
-			for l := range 32 {
-				sub += int(q[l]>>shift&0xf) * i8(y[l])
-			}
-			isum += int(sc) * sub
-			msum += int(m) * (bsum(2*j) + bsum(2*j+1))
-		}
-		s += dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
-	}
-	return s
-}
+func DotQ4_KQ8_K(w, a []byte, n int) float32 { return dotK45(w, a, n, Q4_KBytes, false) }
 
 // DotQ5_KQ8_K returns the dot product of n elements of a Q5_K row w with a
 // Q8_K activation row a.
 //
-// block_q5_K is d, dmin, scales[12], qh[32], qs[128].
-func DotQ5_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q5_KBytes : (b+1)*Q5_KBytes]
-		dy, q8, bsum := q8K(a[b*Q8_KBytes:])
-		scales, qh, qs := x[4:16], x[16:48], x[48:176]
+// block_q5_K is d, dmin, scales[12], qh[32], qs[128]: Q4_K's layout with
+// the fifth bit of element l of sub-block j in bit j of qh[l].
+func DotQ5_KQ8_K(w, a []byte, n int) float32 { return dotK45(w, a, n, Q5_KBytes, true) }
+
+// dotK45 is the dot of Q4_K (size bytes a block) or, with fifth, Q5_K rows.
+func dotK45(w, a []byte, n, size int, fifth bool) float32 {
+	return sumQ8KBlocks(w, a, n, size, func(x []byte, dy float32, q8, bsums []byte) float32 {
+		scales, qs := x[4:16], x[size-QK_K/2:]
+		var qh []byte
+		if fifth {
+			qh = x[16:48]
+		}
 		isum, msum := 0, 0
 		for j := 0; j < 8; j++ {
 			sc, m := ScaleMinK4(j, scales)
@@ -895,15 +848,17 @@ func DotQ5_KQ8_K(w, a []byte, n int) float32 {
 			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
 			sub := 0
 			for l := range 32 {
-				v := int(q[l]>>shift&0xf) | int(qh[l]>>j&1)<<4
+				v := int(q[l] >> shift & 0xf)
+				if fifth {
+					v |= int(qh[l]>>j&1) << 4
+				}
 				sub += v * i8(y[l])
 			}
 			isum += int(sc) * sub
-			msum += int(m) * (bsum(2*j) + bsum(2*j+1))
+			msum += int(m) * (bsumAt(bsums, 2*j) + bsumAt(bsums, 2*j+1))
 		}
-		s += dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
-	}
-	return s
+		return dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
+	})
 }
 
 // DotQ6_KQ8_K returns the dot product of n elements of a Q6_K row w with a
@@ -913,10 +868,7 @@ func DotQ5_KQ8_K(w, a []byte, n int) float32 {
 // 128 elements, run k of 32 takes the low (k<2) or high nibbles of
 // ql[32*(k&1):], and bits 2k,2k+1 of qh[l].
 func DotQ6_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q6_KBytes : (b+1)*Q6_KBytes]
-		dy, q8, _ := q8K(a[b*Q8_KBytes:])
+	return sumQ8KBlocks(w, a, n, Q6_KBytes, func(x []byte, dy float32, q8, _ []byte) float32 {
 		sc := x[192:208]
 		isum := 0
 		for half := 0; half < 2; half++ {
@@ -938,9 +890,8 @@ func DotQ6_KQ8_K(w, a []byte, n int) float32 {
 				}
 			}
 		}
-		s += LoadF16(x[208:]) * dy * float32(isum)
-	}
-	return s
+		return LoadF16(x[208:]) * dy * float32(isum)
+	})
 }
 
 // dotQ8KBlocks is the outer loop of the reference dots of the i-quants and
@@ -950,13 +901,22 @@ func DotQ6_KQ8_K(w, a []byte, n int) float32 {
 // which enters the total as f32(f32(d·dy)·sum), the product rounded before
 // it is added (the assembly's chainQ8KRounded).
 func dotQ8KBlocks(w, a []byte, n, blockBytes int, block func(x, q8, bsums []byte) (d, sum float32)) float32 {
+	return sumQ8KBlocks(w, a, n, blockBytes, func(x []byte, dy float32, q8, bsums []byte) float32 {
+		d, sum := block(x, q8, bsums)
+		return float32(float32(d*dy) * sum)
+	})
+}
+
+// sumQ8KBlocks is the block loop of all reference dots with Q8_K
+// activations: block returns the term of one weight super-block x against
+// the activation block of scale dy, quants q8 and group sums bsums, and
+// the terms are added in block order.
+func sumQ8KBlocks(w, a []byte, n, blockBytes int, block func(x []byte, dy float32, q8, bsums []byte) float32) float32 {
 	var s float32
 	for i := 0; i < n/QK_K; i++ {
-		x := w[i*blockBytes : (i+1)*blockBytes]
 		act := a[i*Q8_KBytes : (i+1)*Q8_KBytes]
 		dy := math.Float32frombits(binary.LittleEndian.Uint32(act))
-		d, sum := block(x, act[4:4+QK_K], act[4+QK_K:])
-		s += float32(float32(d*dy) * sum)
+		s += block(w[i*blockBytes:(i+1)*blockBytes], dy, act[4:4+QK_K], act[4+QK_K:])
 	}
 	return s
 }

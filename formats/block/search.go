@@ -480,11 +480,25 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 
 // rowSigma2 is the mean square of a row (the legacy formats' sigma²).
 func rowSigma2(x []float32) float32 {
-	var sumX2 float32
+	return sumSquares(x) / float32(len(x))
+}
+
+// sumSquares is Σx² in element order.
+func sumSquares(x []float32) float32 {
+	var s float32
 	for _, v := range x {
-		sumX2 += float32(v * v)
+		s += float32(v * v)
 	}
-	return sumX2 / float32(len(x))
+	return s
+}
+
+// sumOf is Σx in element order.
+func sumOf(x []float32) float32 {
+	var s float32
+	for _, v := range x {
+		s += v
+	}
+	return s
 }
 
 func importanceWeights(dst, qw, x []float32, sigma2 float32) {
