@@ -203,13 +203,10 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 			ones[i] = 1
 		}
 	}
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*IQ1_SBytes : (ibl+1)*IQ1_SBytes]
+	eachSuperBlock(y, x, qw, IQ1_SBytes, func(b []byte, xbl, qwl []float32) {
 		clear(b)
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
-		qwl := ones[:]
-		if qw != nil {
-			qwl = qw[ibl*QK_K : (ibl+1)*QK_K]
+		if qwl == nil {
+			qwl = ones[:]
 		}
 		sigma2 := superSigma2(xbl)
 		var scales subScales
@@ -269,7 +266,7 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 			shifts[ib] = bestShift
 		}
 		if scales.max == 0 {
-			continue
+			return
 		}
 		d, codes := scales.quantize(QK_K/bs, 15, 7)
 		StoreF16(b, d*1.125) // 1.125: ggml's fudge factor
@@ -281,7 +278,7 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 			h := binary.LittleEndian.Uint16(b[34+2*ib:])
 			binary.LittleEndian.PutUint16(b[34+2*ib:], h|l<<12)
 		}
-	}
+	})
 }
 
 // DecodeIQ1_S decodes the whole IQ1_S blocks of x into y (ggml's
@@ -361,15 +358,9 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 			weight[i] = v * v
 		}
 	}
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*IQ1_MBytes : (ibl+1)*IQ1_MBytes]
+	eachSuperBlock(y, x, qw, IQ1_MBytes, func(b []byte, xbl, qwl []float32) {
 		clear(b)
 		qs, qh, sc := b[0:32], b[32:48], b[48:56]
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
-		var qwl []float32
-		if qw != nil {
-			qwl = qw[ibl*QK_K : (ibl+1)*QK_K]
-		}
 		sub := func(ib int) []float32 {
 			if qwl == nil {
 				return nil
@@ -454,7 +445,7 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 			shifts[ib] = bestK
 		}
 		if scales.max == 0 {
-			continue
+			return
 		}
 		d, codes := scales.quantize(QK_K/bs, 15, 7)
 		var sumqx, sumq2 float32
@@ -487,7 +478,7 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 		for i, w := range words {
 			binary.LittleEndian.PutUint16(sc[2*i:], w)
 		}
-	}
+	})
 }
 
 // DecodeIQ1_M decodes the whole IQ1_M blocks of x into y (ggml's

@@ -192,15 +192,13 @@ func (e *iq2Encoder) weights(xb, qw []float32, n int, sigma2 float32) {
 // weighs the same.
 func EncodeIQ2_XXS(y []byte, x []float32, qw []float32) {
 	e := iq2Encoder{grid: IQ2XXSGridIndex()}
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*IQ2_XXSBytes : (ibl+1)*IQ2_XXSBytes]
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
+	eachSuperBlock(y, x, qw, IQ2_XXSBytes, func(b []byte, xbl, qwl []float32) {
 		var q2 [2 * QK_K / 32]uint32
 		var scales subScales
 		sigma2 := sumSquares(xbl) / QK_K
 		for ib := 0; ib < QK_K/32; ib++ {
 			xb := xbl[32*ib : 32*ib+32]
-			w := weightsAt(qw, ibl*QK_K+32*ib)
+			w := weightsAt(qwl, 32*ib)
 			if w == nil {
 				w = unitWeights[:]
 			}
@@ -237,7 +235,7 @@ func EncodeIQ2_XXS(y []byte, x []float32, qw []float32) {
 		StoreF16(b, 0)
 		if scales.max == 0 {
 			clear(b[2:])
-			continue
+			return
 		}
 		d, codes := scales.quantize(QK_K/32, 31, 15)
 		StoreF16(b, d)
@@ -247,7 +245,7 @@ func EncodeIQ2_XXS(y []byte, x []float32, qw []float32) {
 		for i, v := range q2 {
 			binary.LittleEndian.PutUint32(b[2+4*i:], v)
 		}
-	}
+	})
 }
 
 // weightsAt returns the importance weights from element off on, or nil.
@@ -283,10 +281,8 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 	if s {
 		e.grid, eps = IQ2SGridIndex(), groupMaxEpsIQ2S
 	}
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*size : (ibl+1)*size]
+	eachSuperBlock(y, x, qw, size, func(b []byte, xbl, qwl []float32) {
 		clear(b)
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
 		var scales subScales
 		sigma2 := sumSquares(xbl) / QK_K
 		if s {
@@ -294,7 +290,7 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 		}
 		for ib := 0; ib < QK_K/16; ib++ {
 			xb := xbl[16*ib : 16*ib+16]
-			w := weightsAt(qw, ibl*QK_K+16*ib)
+			w := weightsAt(qwl, 16*ib)
 			if w == nil && !s {
 				w = unitWeights[:]
 			}
@@ -339,7 +335,7 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 		}
 		if scales.max == 0 {
 			clear(b)
-			continue
+			return
 		}
 		d, codes := scales.quantize(QK_K/16, 31, 15)
 		if s {
@@ -351,7 +347,7 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 		for ib, l := range codes {
 			sc[ib/2] |= l << (4 * (ib % 2))
 		}
-	}
+	})
 }
 
 // unitWeights stand in for the missing importance weights of IQ2_XXS and
