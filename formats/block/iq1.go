@@ -79,9 +79,16 @@ func iq1SortedOrder(order []int, xb []float32) {
 	})
 }
 
-// iq1Levels sets the levels of xb from the best split of the sorted order:
-// the first i1 elements level 0, the next up to i2 level 1, the rest 2.
-func iq1Levels(L []int8, order []int, i1, i2 int) {
+// iq1SplitLevels sets the levels of xb from the best split the search
+// found in the sorted order (the first i1 elements level 0, the next up to
+// i2 level 1, the rest 2), for the fitted scale. A negative scale is made
+// positive by mirroring the levels (l → 2−l), which the caller undoes in
+// the shift; mirrored says so. ok is false when the search found no split
+// with weight (i1 < 0: all weights zero, where ggml aborts).
+func iq1SplitLevels(L []int8, order []int, i1, i2 int, scale float32) (absScale float32, mirrored, ok bool) {
+	if i1 < 0 {
+		return 0, false, false
+	}
 	for j, i := range order {
 		switch {
 		case j < i1:
@@ -92,6 +99,13 @@ func iq1Levels(L []int8, order []int, i1, i2 int) {
 			L[i] = 2
 		}
 	}
+	if !(scale < 0) { // a NaN scale stays as it is
+		return scale, false, true
+	}
+	for j := range L {
+		L[j] = 2 - L[j]
+	}
+	return -scale, true, true
 }
 
 // iq1BestNeighbour returns, among the grid points near the off-grid key u,
@@ -167,12 +181,6 @@ func iq1Groups(g *IQGrid, index []uint16, L []int8, xb, weight []float32, scale 
 	return scale
 }
 
-// iq1SubScale returns the 3-bit scale code of a sub-block scale s under the
-// super-block scale with inverse id: the nearest l with d·(2l+1) ≈ s.
-func iq1SubScale(id, s float32) int32 {
-	return clampInt(NearestInt(float32(0.5*float32(float32(id*s)-1))), 0, 7)
-}
-
 // EncodeIQ1_S encodes x (a whole number of blocks) into y as ggml's
 // quantize_iq1_s does, weighting each element by qw (the importance
 // matrix, one weight per element). ggml requires the weights (llama-quantize
@@ -181,7 +189,6 @@ func iq1SubScale(id, s float32) int32 {
 func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 	const bs = 32
 	var (
-		scales     [QK_K / bs]float32
 		shifts     [QK_K / bs]int8 // ±1; a zero sub-block keeps its slot's old shift (see EncodeIQ1_M)
 		weight     [bs]float32
 		sumx, sumw [bs + 1]float32
@@ -196,25 +203,19 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 			ones[i] = 1
 		}
 	}
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*IQ1_SBytes : (ibl+1)*IQ1_SBytes]
+	eachSuperBlock(y, x, qw, IQ1_SBytes, func(b []byte, xbl, qwl []float32) {
 		clear(b)
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
-		qwl := ones[:]
-		if qw != nil {
-			qwl = qw[ibl*QK_K : (ibl+1)*QK_K]
+		if qwl == nil {
+			qwl = ones[:]
 		}
 		sigma2 := superSigma2(xbl)
-		var maxScale float32
+		var scales subScales
 		for ib := 0; ib < QK_K/bs; ib++ {
 			xb := xbl[bs*ib : bs*(ib+1)]
 			importanceWeights(weight[:], qwl[bs*ib:], xb, sigma2)
-			amax := abs32(xb[0])
-			for _, v := range xb[1:] {
-				amax = max(amax, abs32(v))
-			}
+			amax := maxAbs(xb)
 			if amax < groupMaxEpsIQ1S {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				continue
 			}
 			iq1SortedOrder(order[:], xb)
@@ -242,18 +243,13 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 					}
 				}
 			}
-			if besti1 < 0 {
-				// No split has weight (all importance weights zero): ggml
-				// aborts; store the sub-block as zero.
-				scales[ib] = 0
+			scale, mirrored, ok := iq1SplitLevels(L[:], order[:], besti1, besti2, scale)
+			if !ok {
+				scales.scale[ib] = 0 // stored as zero
 				continue
 			}
-			iq1Levels(L[:], order[:], besti1, besti2)
-			if scale < 0 {
-				for j := range L {
-					L[j] = 2 - L[j]
-				}
-				scale, bestShift = -scale, -bestShift
+			if mirrored {
+				bestShift = -bestShift
 			}
 			xx := &iq1Plus
 			if bestShift != 1 {
@@ -266,26 +262,23 @@ func EncodeIQ1_S(y []byte, x []float32, qw []float32) {
 				h |= (i >> 8) << (3 * k)
 			}
 			binary.LittleEndian.PutUint16(b[34+2*ib:], h)
-			scales[ib], shifts[ib] = scale, bestShift
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
+			shifts[ib] = bestShift
 		}
-		if maxScale == 0 {
-			continue
+		if scales.max == 0 {
+			return
 		}
-		d := maxScale / 15
+		d, codes := scales.quantize(QK_K/bs, 15, 7)
 		StoreF16(b, d*1.125) // 1.125: ggml's fudge factor
-		id := 1 / d
 		for ib := 0; ib < QK_K/bs; ib++ {
-			l := uint16(iq1SubScale(id, scales[ib]))
+			l := uint16(codes[ib])
 			if shifts[ib] == -1 {
 				l |= 8
 			}
 			h := binary.LittleEndian.Uint16(b[34+2*ib:])
 			binary.LittleEndian.PutUint16(b[34+2*ib:], h|l<<12)
 		}
-	}
+	})
 }
 
 // DecodeIQ1_S decodes the whole IQ1_S blocks of x into y (ggml's
@@ -343,7 +336,6 @@ func IQ1MScaleBits(b []byte) uint16 { return iq1MScale(b[48:56]) }
 func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 	const bs = 16
 	var (
-		scales [QK_K / bs]float32
 		// shifts[ib] is the shift pattern of sub-block ib (0-3). A
 		// sub-block stored as zero keeps the pattern its slot held before
 		// (as in ggml, where the array also carries over from the previous
@@ -366,15 +358,9 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 			weight[i] = v * v
 		}
 	}
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*IQ1_MBytes : (ibl+1)*IQ1_MBytes]
+	eachSuperBlock(y, x, qw, IQ1_MBytes, func(b []byte, xbl, qwl []float32) {
 		clear(b)
 		qs, qh, sc := b[0:32], b[32:48], b[48:56]
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
-		var qwl []float32
-		if qw != nil {
-			qwl = qw[ibl*QK_K : (ibl+1)*QK_K]
-		}
 		sub := func(ib int) []float32 {
 			if qwl == nil {
 				return nil
@@ -382,16 +368,13 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 			return qwl[bs*ib : bs*(ib+1)]
 		}
 		sigma2 := superSigma2(xbl)
-		var maxScale float32
+		var scales subScales
 		for ib := 0; ib < QK_K/bs; ib++ {
 			xb := xbl[bs*ib : bs*(ib+1)]
 			blockWeights(xb, sub(ib), sigma2)
-			amax := abs32(xb[0])
-			for _, v := range xb[1:] {
-				amax = max(amax, abs32(v))
-			}
+			amax := maxAbs(xb)
 			if amax < groupMaxEpsIQ1M {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				continue
 			}
 			iq1SortedOrder(order[:], xb)
@@ -446,37 +429,29 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 					}
 				}
 			}
-			if besti1 < 0 {
-				// No split has weight (all weights zero): ggml aborts;
-				// store the sub-block as zero.
-				scales[ib] = 0
+			scale, mirrored, ok := iq1SplitLevels(L[:], order[:], besti1, besti2, scale)
+			if !ok {
+				scales.scale[ib] = 0 // stored as zero
 				continue
 			}
-			iq1Levels(L[:], order[:], besti1, besti2)
-			if scale < 0 {
-				for j := range L {
-					L[j] = 2 - L[j]
-				}
-				scale, bestK = -scale, 3-bestK
+			if mirrored {
+				bestK = 3 - bestK // both groups' shifts flip
 			}
 			shift := bestK
 			scale = iq1Groups(g, index[:], L[:], xb, weight[:], scale, func(k int) *[3]float32 { return iq1MShiftTable(shift, k) })
 			qs[2*ib], qs[2*ib+1] = byte(index[0]), byte(index[1])
 			qh[ib] = byte(index[0]>>8) | byte(index[1]>>8)<<4
-			scales[ib], shifts[ib] = scale, bestK
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
+			shifts[ib] = bestK
 		}
-		if maxScale == 0 {
-			continue
+		if scales.max == 0 {
+			return
 		}
-		d := maxScale / 15
-		id := 1 / d
+		d, codes := scales.quantize(QK_K/bs, 15, 7)
 		var sumqx, sumq2 float32
 		var words [4]uint16
 		for ib := 0; ib < QK_K/bs; ib++ {
-			l := iq1SubScale(id, scales[ib])
+			l := codes[ib]
 			words[ib/4] |= uint16(l) << (3 * (ib % 4))
 			qh[ib] |= iq1MMasks[shifts[ib]&3]
 			xb := xbl[bs*ib : bs*(ib+1)]
@@ -503,7 +478,7 @@ func EncodeIQ1_M(y []byte, x []float32, qw []float32) {
 		for i, w := range words {
 			binary.LittleEndian.PutUint16(sc[2*i:], w)
 		}
-	}
+	})
 }
 
 // DecodeIQ1_M decodes the whole IQ1_M blocks of x into y (ggml's
@@ -539,12 +514,7 @@ func DecodeIQ1_M(y []float32, x []byte) {
 // DotIQ1_SQ8_K returns the dot product of n elements of an IQ1_S row w with
 // a Q8_K activation row a.
 func DotIQ1_SQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*IQ1_SBytes : (i+1)*IQ1_SBytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
-		bsums := a[i*Q8_KBytes+4+QK_K : (i+1)*Q8_KBytes]
-		bsum := func(g int) int { return int(int16(binary.LittleEndian.Uint16(bsums[2*g:]))) }
+	return dotQ8KBlocks(w, a, n, IQ1_SBytes, func(b, q8, bsums []byte) (float32, float32) {
 		sumi, sumi1 := 0, 0
 		for ib := 0; ib < 8; ib++ {
 			qh := binary.LittleEndian.Uint16(b[34+2*ib:])
@@ -561,20 +531,22 @@ func DotIQ1_SQ8_K(w, a []byte, n int) float32 {
 				}
 			}
 			sumi += ls * lsum
-			sumi1 += ls * delta * (bsum(2*ib) + bsum(2*ib+1))
+			sumi1 += ls * delta * (bsumAt(bsums, 2*ib) + bsumAt(bsums, 2*ib+1))
 		}
-		s += float32(float32(LoadF16(b)*dy) * float32(float32(sumi)+float32(iq1Delta*float32(sumi1))))
-	}
-	return s
+		return LoadF16(b), iq1BlockSum(sumi, sumi1)
+	})
+}
+
+// iq1BlockSum is a block's Σ grid·q8 plus δ times its Σ shift·q8, each
+// over the sub-block scales, in ggml's float32 order.
+func iq1BlockSum(grid, shift int) float32 {
+	return float32(float32(grid) + float32(iq1Delta*float32(shift)))
 }
 
 // DotIQ1_MQ8_K returns the dot product of n elements of an IQ1_M row w with
 // a Q8_K activation row a.
 func DotIQ1_MQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*IQ1_MBytes : (i+1)*IQ1_MBytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
+	return dotQ8KBlocks(w, a, n, IQ1_MBytes, func(b, q8, _ []byte) (float32, float32) {
 		qs, qh, sc := b[0:32], b[32:48], b[48:56]
 		sumi1, sumi2 := 0, 0
 		for ib := 0; ib < 16; ib++ {
@@ -596,7 +568,6 @@ func DotIQ1_MQ8_K(w, a []byte, n int) float32 {
 				sumi2 += ls * lsum2 * delta
 			}
 		}
-		s += float32(float32(HalfToFloat(iq1MScale(sc))*dy) * float32(float32(sumi1)+float32(iq1Delta*float32(sumi2))))
-	}
-	return s
+		return HalfToFloat(iq1MScale(sc)), iq1BlockSum(sumi1, sumi2)
+	})
 }

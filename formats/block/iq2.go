@@ -103,8 +103,7 @@ func (e *iq2Encoder) foldSigns(xb []float32, n int, even bool) {
 
 // level is the level of magnitude v at inverse scale id.
 func iq2Level(id, v float32) int8 {
-	l := NearestInt(0.5 * (float32(id*v) - 1))
-	return int8(clampInt(l, 0, iq2MaxQ-1))
+	return int8(oddLevel(id, v, iq2MaxQ-1))
 }
 
 // levelsAt quantizes group k's magnitudes at inverse scale id into L[8k:],
@@ -187,53 +186,26 @@ func (e *iq2Encoder) weights(xb, qw []float32, n int, sigma2 float32) {
 	}
 }
 
-func sumSquares(x []float32) float32 {
-	var s float32
-	for _, v := range x {
-		s += float32(v * v)
-	}
-	return s
-}
-
-// maxOf is the largest of x, computed as C's MAX macro chain does.
-func maxOf(x []float32) float32 {
-	m := x[0]
-	for _, v := range x[1:] {
-		if !(m > v) {
-			m = v
-		}
-	}
-	return m
-}
-
-// subBlockScale is the 4-bit code of sub-block scale s against 1/d.
-func subBlockScale(id, s float32) uint8 {
-	return uint8(clampInt(NearestInt(0.5*(float32(id*s)-1)), 0, 15))
-}
-
 // EncodeIQ2_XXS encodes x (a whole number of blocks) into y with the
 // importance weights qw (one per element), as ggml's quantize_iq2_xxs.
 // ggml has no unweighted IQ2_XXS encoder; with qw nil every element
 // weighs the same.
 func EncodeIQ2_XXS(y []byte, x []float32, qw []float32) {
 	e := iq2Encoder{grid: IQ2XXSGridIndex()}
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*IQ2_XXSBytes : (ibl+1)*IQ2_XXSBytes]
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
+	eachSuperBlock(y, x, qw, IQ2_XXSBytes, func(b []byte, xbl, qwl []float32) {
 		var q2 [2 * QK_K / 32]uint32
-		var scales [QK_K / 32]float32
-		var maxScale float32
+		var scales subScales
 		sigma2 := sumSquares(xbl) / QK_K
 		for ib := 0; ib < QK_K/32; ib++ {
 			xb := xbl[32*ib : 32*ib+32]
-			w := weightsAt(qw, ibl*QK_K+32*ib)
+			w := weightsAt(qwl, 32*ib)
 			if w == nil {
 				w = unitWeights[:]
 			}
 			e.weights(xb, w, 32, sigma2)
 			e.foldSigns(xb, 32, true)
 			if maxOf(e.xval[:]) < groupMaxEps {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				clear(e.L[:])
 				continue
 			}
@@ -253,38 +225,27 @@ func EncodeIQ2_XXS(y []byte, x []float32, qw []float32) {
 					scale = sumqx / sumq2
 				}
 			}
-			if scale < 0 {
-				// ggml's guard: the scale is stored unsigned, so flip
-				// the signs instead (it does not happen in practice).
-				scale = -scale
-				for k := range e.signs {
-					e.signs[k] = ^e.signs[k] & 127
-				}
-			}
+			scale = positiveScale(scale, e.signs[:], 127)
 			for k := 0; k < 4; k++ {
 				q2[2*ib] |= uint32(e.gridIndex(k)) << (8 * k)
 				q2[2*ib+1] |= uint32(e.signs[k]) << (7 * k)
 			}
-			scales[ib] = scale
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
 		}
 		StoreF16(b, 0)
-		if maxScale == 0 {
+		if scales.max == 0 {
 			clear(b[2:])
-			continue
+			return
 		}
-		d := maxScale / 31
+		d, codes := scales.quantize(QK_K/32, 31, 15)
 		StoreF16(b, d)
-		id := 1 / d
-		for ib, s := range scales {
-			q2[2*ib+1] |= uint32(subBlockScale(id, s)) << 28
+		for ib := range QK_K / 32 {
+			q2[2*ib+1] |= uint32(codes[ib]) << 28
 		}
 		for i, v := range q2 {
 			binary.LittleEndian.PutUint32(b[2+4*i:], v)
 		}
-	}
+	})
 }
 
 // weightsAt returns the importance weights from element off on, or nil.
@@ -316,23 +277,20 @@ func EncodeIQ2_S(y []byte, x []float32, qw []float32) {
 // grid index, and takes 0.9875 of the super-block scale.
 func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 	e := iq2Encoder{grid: IQ2XSGridIndex()}
-	size, eps := IQ2_XSBytes, groupMaxEps
+	size, eps := iq2SixteensBytes(s), groupMaxEps
 	if s {
-		e.grid, size, eps = IQ2SGridIndex(), IQ2_SBytes, groupMaxEpsIQ2S
+		e.grid, eps = IQ2SGridIndex(), groupMaxEpsIQ2S
 	}
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*size : (ibl+1)*size]
+	eachSuperBlock(y, x, qw, size, func(b []byte, xbl, qwl []float32) {
 		clear(b)
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
-		var scales [QK_K / 16]float32
-		var maxScale float32
+		var scales subScales
 		sigma2 := sumSquares(xbl) / QK_K
 		if s {
 			sigma2 = 2 * sumSquares(xbl) / QK_K
 		}
 		for ib := 0; ib < QK_K/16; ib++ {
 			xb := xbl[16*ib : 16*ib+16]
-			w := weightsAt(qw, ibl*QK_K+16*ib)
+			w := weightsAt(qwl, 16*ib)
 			if w == nil && !s {
 				w = unitWeights[:]
 			}
@@ -340,7 +298,7 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 			e.foldSigns(xb, 16, !s)
 			max := maxOf(e.xval[:16])
 			if max < eps {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				if !s {
 					clear(e.L[:16])
 				}
@@ -358,15 +316,11 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 					scale = sumqx / sumq2
 				}
 			}
-			if scale < 0 {
-				scale = -scale
-				for k := 0; k < 2; k++ {
-					e.signs[k] = ^e.signs[k]
-					if !s {
-						e.signs[k] &= 127
-					}
-				}
+			signMask := uint8(127) // IQ2_XS stores seven sign bits, IQ2_S eight
+			if s {
+				signMask = 0xFF
 			}
+			scale = positiveScale(scale, e.signs[:2], signMask)
 			for k := 0; k < 2; k++ {
 				g, idx := 2*ib+k, e.gridIndex(k)
 				if s {
@@ -377,27 +331,23 @@ func encodeIQ2Sixteens(y []byte, x []float32, qw []float32, s bool) {
 					binary.LittleEndian.PutUint16(b[2+2*g:], uint16(idx)|uint16(e.signs[k])<<9)
 				}
 			}
-			scales[ib] = scale
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
 		}
-		if maxScale == 0 {
+		if scales.max == 0 {
 			clear(b)
-			continue
+			return
 		}
-		d := maxScale / 31
+		d, codes := scales.quantize(QK_K/16, 31, 15)
 		if s {
 			StoreF16(b, float32(d*0.9875))
 		} else {
 			StoreF16(b, d)
 		}
-		id := 1 / d
 		sc := b[size-QK_K/32:]
-		for ib, v := range scales {
-			sc[ib/2] |= subBlockScale(id, v) << (4 * (ib % 2))
+		for ib, l := range codes {
+			sc[ib/2] |= l << (4 * (ib % 2))
 		}
-	}
+	})
 }
 
 // unitWeights stand in for the missing importance weights of IQ2_XXS and
@@ -445,42 +395,48 @@ func DecodeIQ2_XXS(y []float32, x []byte) {
 }
 
 // DecodeIQ2_XS decodes the whole IQ2_XS blocks of x into y.
-func DecodeIQ2_XS(y []float32, x []byte) {
-	for i := 0; i < len(y)/QK_K; i++ {
-		b := x[i*IQ2_XSBytes : (i+1)*IQ2_XSBytes]
-		d := LoadF16(b)
-		out := y[i*QK_K:]
-		for ib := 0; ib < 8; ib++ {
-			sc := b[66+ib]
-			db := [2]float32{iq2SubScale(d, uint32(sc&0xF)), iq2SubScale(d, uint32(sc>>4))}
-			for l := 0; l < 4; l++ {
-				q := binary.LittleEndian.Uint16(b[2+8*ib+2*l:])
-				iq2Group(out[32*ib+8*l:], db[l/2], IQ2XSGrid[q&511], KSignsIQ2XS[q>>9])
-			}
-		}
-	}
-}
+func DecodeIQ2_XS(y []float32, x []byte) { decodeIQ2Sixteens(y, x, false) }
+
+// DecodeIQ2_S decodes the whole IQ2_S blocks of x into y.
+func DecodeIQ2_S(y []float32, x []byte) { decodeIQ2Sixteens(y, x, true) }
 
 // iq2SIndex is the grid index of group g of an IQ2_S block b.
 func iq2SIndex(b []byte, g int) int {
 	return int(b[2+g]) | int(b[2+QK_K/4+g/4]>>(2*(g%4))&3)<<8
 }
 
-// DecodeIQ2_S decodes the whole IQ2_S blocks of x into y.
-func DecodeIQ2_S(y []float32, x []byte) {
+// iq2SixteensGroup returns the grid point and the eight sign bits of group
+// g (of 32) of an IQ2_XS block b or, with s, an IQ2_S block, and the 4-bit
+// scale code of its sub-block of 16, from the scale bytes at the block's
+// end (the two formats' layouts differ only in where index and signs are).
+func iq2SixteensGroup(b []byte, g int, s bool) (point uint64, signs uint8, scale uint8) {
+	scale = b[len(b)-QK_K/32+g/4] >> (4 * (g / 2 % 2)) & 0xF
+	if s {
+		return IQ2SGrid[iq2SIndex(b, g)], b[2+QK_K/8+g], scale
+	}
+	q := binary.LittleEndian.Uint16(b[2+2*g:])
+	return IQ2XSGrid[q&511], KSignsIQ2XS[q>>9], scale
+}
+
+// decodeIQ2Sixteens decodes IQ2_XS (s false) or IQ2_S blocks.
+func decodeIQ2Sixteens(y []float32, x []byte, s bool) {
+	size := iq2SixteensBytes(s)
 	for i := 0; i < len(y)/QK_K; i++ {
-		b := x[i*IQ2_SBytes : (i+1)*IQ2_SBytes]
+		b := x[i*size : (i+1)*size]
 		d := LoadF16(b)
-		out := y[i*QK_K:]
-		for ib := 0; ib < 8; ib++ {
-			sc := b[74+ib]
-			db := [2]float32{iq2SubScale(d, uint32(sc&0xF)), iq2SubScale(d, uint32(sc>>4))}
-			for l := 0; l < 4; l++ {
-				g := 4*ib + l
-				iq2Group(out[8*g:], db[l/2], IQ2SGrid[iq2SIndex(b, g)], b[2+QK_K/8+g])
-			}
+		for g := 0; g < QK_K/8; g++ {
+			point, signs, scale := iq2SixteensGroup(b, g, s)
+			iq2Group(y[i*QK_K+8*g:], iq2SubScale(d, uint32(scale)), point, signs)
 		}
 	}
+}
+
+// iq2SixteensBytes is the block size of IQ2_XS (s false) or IQ2_S.
+func iq2SixteensBytes(s bool) int {
+	if s {
+		return IQ2_SBytes
+	}
+	return IQ2_XSBytes
 }
 
 // The reference dots: per super-block the exact integer sum
@@ -503,25 +459,10 @@ func iq2GroupDot(point uint64, signs uint8, q8 []byte) int {
 	return sum
 }
 
-// dotGridBlocks is the outer loop of the grid i-quants' reference dots, as
-// ggml-cpu's generic ggml_vec_dot_iq2_*/iq3_* run it: blockSum gives a
-// super-block's exact integer sum from its bytes x and the block's 256
-// activation quants, which enters the float sum as f32(f32(d·dy)·f32(isum)),
-// the product rounded before the sum (the assembly's chainQ8KRounded).
-func dotGridBlocks(w, a []byte, n, blockBytes int, blockSum func(x, q8 []byte) int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		x := w[i*blockBytes : (i+1)*blockBytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
-		s += float32(float32(LoadF16(x)*dy) * float32(blockSum(x, q8)))
-	}
-	return s
-}
-
 // DotIQ2_XXSQ8_K returns the dot product of n elements of an IQ2_XXS row w
 // with a Q8_K activation row a.
 func DotIQ2_XXSQ8_K(w, a []byte, n int) float32 {
-	return 0.125 * dotGridBlocks(w, a, n, IQ2_XXSBytes, func(b, q8 []byte) int {
+	return 0.125 * dotQ8KBlocks(w, a, n, IQ2_XXSBytes, func(b, q8, _ []byte) (float32, float32) {
 		bsum := 0
 		for ib := 0; ib < 8; ib++ {
 			a0 := binary.LittleEndian.Uint32(b[2+8*ib:])
@@ -532,33 +473,26 @@ func DotIQ2_XXSQ8_K(w, a []byte, n int) float32 {
 			}
 			bsum += sum * int(2*(a1>>28)+1)
 		}
-		return bsum
+		return LoadF16(b), float32(bsum)
 	})
 }
 
 // DotIQ2_XSQ8_K returns the dot product of n elements of an IQ2_XS row w
 // with a Q8_K activation row a.
-func DotIQ2_XSQ8_K(w, a []byte, n int) float32 {
-	return 0.125 * dotGridBlocks(w, a, n, IQ2_XSBytes, func(b, q8 []byte) int {
-		bsum := 0
-		for g := 0; g < 32; g++ {
-			q := binary.LittleEndian.Uint16(b[2+2*g:])
-			ls := int(b[66+g/4]>>(4*(g/2%2))&0xF)*2 + 1
-			bsum += ls * iq2GroupDot(IQ2XSGrid[q&511], KSignsIQ2XS[q>>9], q8[8*g:])
-		}
-		return bsum
-	})
-}
+func DotIQ2_XSQ8_K(w, a []byte, n int) float32 { return dotIQ2Sixteens(w, a, n, false) }
 
 // DotIQ2_SQ8_K returns the dot product of n elements of an IQ2_S row w
 // with a Q8_K activation row a.
-func DotIQ2_SQ8_K(w, a []byte, n int) float32 {
-	return 0.125 * dotGridBlocks(w, a, n, IQ2_SBytes, func(b, q8 []byte) int {
+func DotIQ2_SQ8_K(w, a []byte, n int) float32 { return dotIQ2Sixteens(w, a, n, true) }
+
+// dotIQ2Sixteens is the dot of IQ2_XS (s false) or IQ2_S rows.
+func dotIQ2Sixteens(w, a []byte, n int, s bool) float32 {
+	return 0.125 * dotQ8KBlocks(w, a, n, iq2SixteensBytes(s), func(b, q8, _ []byte) (float32, float32) {
 		bsum := 0
-		for g := 0; g < 32; g++ {
-			ls := int(b[74+g/4]>>(4*(g/2%2))&0xF)*2 + 1
-			bsum += ls * iq2GroupDot(IQ2SGrid[iq2SIndex(b, g)], b[2+QK_K/8+g], q8[8*g:])
+		for g := 0; g < QK_K/8; g++ {
+			point, signs, scale := iq2SixteensGroup(b, g, s)
+			bsum += (2*int(scale) + 1) * iq2GroupDot(point, signs, q8[8*g:])
 		}
-		return bsum
+		return LoadF16(b), float32(bsum)
 	})
 }

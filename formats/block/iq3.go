@@ -163,7 +163,7 @@ func (g *iq3Grid) bestNeighbour(off int32, xval, weight []float32, scale float32
 // scale id, each level nearest_int(½(id·x−1)) clamped to 0..7.
 func iq3Combination(xval []float32, id float32) (u int, L [4]uint8) {
 	for i, v := range xval[:4] {
-		l := clampInt(NearestInt(0.5*(float32(id*v)-1)), 0, 7)
+		l := oddLevel(id, v, 7)
 		L[i] = uint8(l)
 		u |= int(l) << (3 * i)
 	}
@@ -273,26 +273,10 @@ func (s *iq3Sub) prepare(xb, qw []float32, sigma2 float32) (signs [4]uint8) {
 	return signs
 }
 
-// maxXval returns the largest of xval (IQ3_XXS may have negated one
-// element for the sign parity).
-func (s *iq3Sub) maxXval() float32 {
-	m := s.xval[0]
-	for _, v := range s.xval[1:] {
-		if !(m > v) {
-			m = v
-		}
-	}
-	return m
-}
-
 // superSigma2 returns 2·Σx²/256 of a super-block, the σ² of the importance
 // weights.
 func superSigma2(xbl []float32) float32 {
-	var sumx2 float32
-	for _, v := range xbl[:QK_K] {
-		sumx2 += float32(v * v)
-	}
-	return 2 * sumx2 / QK_K
+	return 2 * sumSquares(xbl[:QK_K]) / QK_K
 }
 
 // EncodeIQ3_XXS encodes x (a whole number of blocks) into y as ggml's
@@ -302,20 +286,13 @@ func superSigma2(xbl []float32) float32 {
 func EncodeIQ3_XXS(y []byte, x []float32, qw []float32) {
 	g := iq3XXSGrid()
 	var s iq3Sub
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*IQ3_XXSBytes : (ibl+1)*IQ3_XXSBytes]
+	eachSuperBlock(y, x, qw, IQ3_XXSBytes, func(b []byte, xbl, qwl []float32) {
 		clear(b)
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
 		sigma2 := superSigma2(xbl)
-		var scales [8]float32
-		var maxScale float32
+		var scales subScales
 		for ib := range 8 {
-			var w []float32
-			if qw != nil {
-				w = qw[ibl*QK_K+32*ib : ibl*QK_K+32*ib+32]
-			}
 			xb := xbl[32*ib : 32*ib+32]
-			signs := s.prepare(xb, w, sigma2)
+			signs := s.prepare(xb, weightsAt(qwl, 32*ib), sigma2)
 			// Only seven signs per eight are stored: where the count of
 			// negatives is odd, the element of least weight·x² flips.
 			for k := range 4 {
@@ -335,43 +312,32 @@ func EncodeIQ3_XXS(y []byte, x []float32, qw []float32) {
 			for k := range signs {
 				signs[k] &= 127
 			}
-			max := s.maxXval()
+			max := maxOf(s.xval[:])
 			if max < 1e-8 { // GROUP_MAX_EPS_IQ3_XXS
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				s.L = [32]uint8{}
 				continue
 			}
 			scale := s.search(g, max, 15, false)
-			if scale < 0 {
-				// Not reached (ggml flips the scale and signs just in case).
-				scale = -scale
-				for k := range signs {
-					signs[k] = ^signs[k] & 127
-				}
-			}
+			scale = positiveScale(scale, signs[:], 127)
 			for k := range 8 {
 				b[2+8*ib+k] = uint8(g.index[iq3Packed(s.L[4*k:])])
 			}
 			ss := uint32(signs[0]) | uint32(signs[1])<<7 | uint32(signs[2])<<14 | uint32(signs[3])<<21
 			binary.LittleEndian.PutUint32(b[2+64+4*ib:], ss)
-			scales[ib] = scale
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
 		}
-		if maxScale == 0 {
+		if scales.max == 0 {
 			clear(b)
-			continue
+			return
 		}
-		d := maxScale / 31
+		d, codes := scales.quantize(8, 31, 15)
 		StoreF16(b, d*1.0125)
-		id := 1 / d
-		for ib, sc := range scales {
-			l := clampInt(NearestInt(0.5*(float32(id*sc)-1)), 0, 15)
+		for ib, l := range codes[:8] {
 			p := b[2+64+4*ib:]
 			binary.LittleEndian.PutUint32(p, binary.LittleEndian.Uint32(p)|uint32(l)<<28)
 		}
-	}
+	})
 }
 
 // iq3Packed returns the combination of the four levels at L.
@@ -391,34 +357,21 @@ func iq3Packed(L []uint8) int {
 func EncodeIQ3_S(y []byte, x []float32, qw []float32) {
 	g := iq3SGrid()
 	var s iq3Sub
-	for ibl := 0; ibl < len(x)/QK_K; ibl++ {
-		b := y[ibl*IQ3_SBytes : (ibl+1)*IQ3_SBytes]
+	eachSuperBlock(y, x, qw, IQ3_SBytes, func(b []byte, xbl, qwl []float32) {
 		clear(b)
 		qs, qh, signsOut, scalesOut := b[2:66], b[66:74], b[74:106], b[106:110]
-		xbl := x[ibl*QK_K : (ibl+1)*QK_K]
 		sigma2 := superSigma2(xbl)
-		var scales [8]float32
-		var maxScale float32
+		var scales subScales
 		for ib := range 8 {
-			var w []float32
-			if qw != nil {
-				w = qw[ibl*QK_K+32*ib : ibl*QK_K+32*ib+32]
-			}
-			signs := s.prepare(xbl[32*ib:32*ib+32], w, sigma2)
-			max := s.maxXval()
+			signs := s.prepare(xbl[32*ib:32*ib+32], weightsAt(qwl, 32*ib), sigma2)
+			max := maxOf(s.xval[:])
 			if max == 0 {
-				scales[ib] = 0
+				scales.scale[ib] = 0
 				continue
 			}
 			s.onGrid = [8]bool{}
 			scale := s.search(g, max, 9, true)
-			if scale < 0 {
-				// Not reached (ggml flips the scale and signs just in case).
-				scale = -scale
-				for k := range signs {
-					signs[k] = ^signs[k]
-				}
-			}
+			scale = positiveScale(scale, signs[:], 0xFF)
 			for k := range 8 {
 				i := g.index[iq3Packed(s.L[4*k:])]
 				qs[k] = uint8(i)
@@ -427,23 +380,17 @@ func EncodeIQ3_S(y []byte, x []float32, qw []float32) {
 			qs = qs[8:]
 			copy(signsOut, signs[:])
 			signsOut = signsOut[4:]
-			scales[ib] = scale
-			if !(maxScale > scale) {
-				maxScale = scale
-			}
+			scales.set(ib, scale)
 		}
-		if maxScale == 0 {
-			continue
+		if scales.max == 0 {
+			return
 		}
-		d := maxScale / 31
+		d, codes := scales.quantize(8, 31, 15)
 		StoreF16(b, d*1.033)
-		id := 1 / d
 		for ib := 0; ib < 8; ib += 2 {
-			l1 := clampInt(NearestInt(0.5*(float32(id*scales[ib])-1)), 0, 15)
-			l2 := clampInt(NearestInt(0.5*(float32(id*scales[ib+1])-1)), 0, 15)
-			scalesOut[ib/2] = uint8(l1 | l2<<4)
+			scalesOut[ib/2] = codes[ib] | codes[ib+1]<<4
 		}
-	}
+	})
 }
 
 // iq3XXSSigns expands the seven stored signs of eight elements (bits 0-6
@@ -454,31 +401,25 @@ func iq3XXSSigns(s uint32) uint8 {
 	return uint8(s) | uint8(bits.OnesCount32(s)&1)<<7
 }
 
-// DecodeIQ3_XXS decodes the whole IQ3_XXS blocks of x into y (ggml's
-// dequantize_row_iq3_xxs).
-func DecodeIQ3_XXS(y []float32, x []byte) {
-	for i := 0; i < len(y)/QK_K; i++ {
-		b := x[i*IQ3_XXSBytes : (i+1)*IQ3_XXSBytes]
-		d := LoadF16(b)
-		out := y[i*QK_K : (i+1)*QK_K]
-		for ib := range 8 {
-			aux := binary.LittleEndian.Uint32(b[2+64+4*ib:])
-			db := float32(d*(0.5+float32(aux>>28))) * 0.5
-			for l := range 4 {
-				signs := iq3XXSSigns(aux >> (7 * l))
-				for half := range 2 {
-					grid := IQ3XXSGrid[b[2+8*ib+2*l+half]]
-					for j := range 4 {
-						v := float32(db * float32(uint8(grid>>(8*j))))
-						if signs&(1<<(4*half+j)) != 0 {
-							v = -v
-						}
-						out[32*ib+8*l+4*half+j] = v
-					}
-				}
-			}
-		}
+// iq3Group returns the grid point (four magnitudes, a byte each) and the
+// four sign bits of group k (0-7) of sub-block ib of an IQ3_XXS block b
+// or, with s, an IQ3_S block: the two formats differ only in where index,
+// signs and scale are stored.
+func iq3Group(b []byte, ib, k int, s bool) (grid uint32, signs uint8) {
+	if s {
+		return IQ3SGrid[iq3SIndex(b, ib, k)], b[74+4*ib+k/2] >> (4 * (k % 2)) & 0xF
 	}
+	aux := binary.LittleEndian.Uint32(b[2+64+4*ib:])
+	return IQ3XXSGrid[b[2+8*ib+k]], iq3XXSSigns(aux>>(7*(k/2))) >> (4 * (k % 2)) & 0xF
+}
+
+// iq3ScaleCode returns the 4-bit scale code ls of sub-block ib of an
+// IQ3_XXS block b or, with s, an IQ3_S block.
+func iq3ScaleCode(b []byte, ib int, s bool) int {
+	if s {
+		return int(b[106+ib/2] >> (4 * (ib % 2)) & 0xf)
+	}
+	return int(binary.LittleEndian.Uint32(b[2+64+4*ib:]) >> 28)
 }
 
 // iq3SIndex returns the grid index of group k (0-7) of sub-block ib of the
@@ -487,21 +428,41 @@ func iq3SIndex(b []byte, ib, k int) int {
 	return int(b[2+8*ib+k]) | int(b[66+ib]>>k&1)<<8
 }
 
+// iq3Bytes is the block size of IQ3_XXS or, with s, IQ3_S.
+func iq3Bytes(s bool) int {
+	if s {
+		return IQ3_SBytes
+	}
+	return IQ3_XXSBytes
+}
+
+// DecodeIQ3_XXS decodes the whole IQ3_XXS blocks of x into y (ggml's
+// dequantize_row_iq3_xxs).
+func DecodeIQ3_XXS(y []float32, x []byte) { decodeIQ3(y, x, false) }
+
 // DecodeIQ3_S decodes the whole IQ3_S blocks of x into y (ggml's
 // dequantize_row_iq3_s).
-func DecodeIQ3_S(y []float32, x []byte) {
+func DecodeIQ3_S(y []float32, x []byte) { decodeIQ3(y, x, true) }
+
+// decodeIQ3 decodes IQ3_XXS (s false) or IQ3_S blocks; their sub-block
+// scales are d·(ls+½)·½ and d·(2ls+1).
+func decodeIQ3(y []float32, x []byte, s bool) {
+	size := iq3Bytes(s)
 	for i := 0; i < len(y)/QK_K; i++ {
-		b := x[i*IQ3_SBytes : (i+1)*IQ3_SBytes]
+		b := x[i*size : (i+1)*size]
 		d := LoadF16(b)
 		out := y[i*QK_K : (i+1)*QK_K]
 		for ib := range 8 {
-			db := d * float32(1+2*int(b[106+ib/2]>>(4*(ib%2))&0xf))
+			ls := iq3ScaleCode(b, ib, s)
+			db := d * float32(1+2*ls)
+			if !s {
+				db = float32(d*(0.5+float32(ls))) * 0.5
+			}
 			for k := range 8 {
-				grid := IQ3SGrid[iq3SIndex(b, ib, k)]
-				signs := b[74+4*ib+k/2]
+				grid, signs := iq3Group(b, ib, k, s)
 				for j := range 4 {
 					v := float32(db * float32(uint8(grid>>(8*j))))
-					if signs&(1<<(4*(k%2)+j)) != 0 {
+					if signs&(1<<j) != 0 {
 						v = -v
 					}
 					out[32*ib+4*k+j] = v
@@ -515,52 +476,32 @@ func DecodeIQ3_S(y []float32, x []byte) {
 // with a Q8_K activation row a, as ggml-cpu's generic
 // ggml_vec_dot_iq3_xxs_q8_K: Σ_b d_b·dy_b·Σ_j (2ls_j+1)·Σ grid·sign·q8,
 // times ¼ (the grid bytes are four times the levels, the scale (ls+½)·½).
-func DotIQ3_XXSQ8_K(w, a []byte, n int) float32 {
-	return 0.25 * dotGridBlocks(w, a, n, IQ3_XXSBytes, func(x, q8 []byte) int {
-		isum := 0
-		for ib := range 8 {
-			aux := binary.LittleEndian.Uint32(x[2+64+4*ib:])
-			sub := 0
-			for l := range 4 {
-				signs := iq3XXSSigns(aux >> (7 * l))
-				for half := range 2 {
-					grid := IQ3XXSGrid[x[2+8*ib+2*l+half]]
-					for j := range 4 {
-						v := int(uint8(grid >> (8 * j)))
-						if signs&(1<<(4*half+j)) != 0 {
-							v = -v
-						}
-						sub += v * i8(q8[32*ib+8*l+4*half+j])
-					}
-				}
-			}
-			isum += sub * int(2*(aux>>28)+1)
-		}
-		return isum
-	})
-}
+func DotIQ3_XXSQ8_K(w, a []byte, n int) float32 { return 0.25 * dotIQ3(w, a, n, false) }
 
 // DotIQ3_SQ8_K returns the dot product of n elements of an IQ3_S row w with
 // a Q8_K activation row a, as ggml-cpu's generic ggml_vec_dot_iq3_s_q8_K:
 // Σ_b d_b·dy_b·Σ_j (2ls_j+1)·Σ grid·sign·q8.
-func DotIQ3_SQ8_K(w, a []byte, n int) float32 {
-	return dotGridBlocks(w, a, n, IQ3_SBytes, func(x, q8 []byte) int {
+func DotIQ3_SQ8_K(w, a []byte, n int) float32 { return dotIQ3(w, a, n, true) }
+
+// dotIQ3 is Σ_b d_b·dy_b·Σ_j (2ls_j+1)·Σ grid·sign·q8 over IQ3_XXS (s
+// false) or IQ3_S rows.
+func dotIQ3(w, a []byte, n int, s bool) float32 {
+	return dotQ8KBlocks(w, a, n, iq3Bytes(s), func(x, q8, _ []byte) (float32, float32) {
 		isum := 0
 		for ib := range 8 {
 			sub := 0
 			for k := range 8 {
-				grid := IQ3SGrid[iq3SIndex(x, ib, k)]
-				signs := x[74+4*ib+k/2]
+				grid, signs := iq3Group(x, ib, k, s)
 				for j := range 4 {
 					v := int(uint8(grid >> (8 * j)))
-					if signs&(1<<(4*(k%2)+j)) != 0 {
+					if signs&(1<<j) != 0 {
 						v = -v
 					}
 					sub += v * i8(q8[32*ib+4*k+j])
 				}
 			}
-			isum += sub * (1 + 2*int(x[106+ib/2]>>(4*(ib%2))&0xf))
+			isum += sub * (2*iq3ScaleCode(x, ib, s) + 1)
 		}
-		return isum
+		return LoadF16(x), float32(isum)
 	})
 }

@@ -68,62 +68,118 @@ func packQ2(qs []byte, L []uint8) {
 
 // ---- Q2_K ----
 
+// kSub16 is the scratch of the Q2_K and Q3_K encoders, whose super-blocks
+// are sixteen sub-blocks of 16: the values L and, per sub-block, the scale
+// (and min) found and the weights of its elements and their total.
+type kSub16[T int8 | uint8] struct {
+	L            [QK_K]T
+	scales, mins [16]float32
+	weight       [16][16]float32
+	sw           [16]float32
+}
+
+// weigh fills the importance weights qwb·√(σ² + x²) of each sub-block of
+// xb and their totals.
+func (s *kSub16[T]) weigh(xb, qwb []float32, sigma2 float32) {
+	for j := range 16 {
+		importanceWeights(s.weight[j][:], qwb[16*j:], xb[16*j:16*j+16], sigma2)
+		s.sw[j] = sumOf(s.weight[j][:])
+	}
+}
+
+// encodeK16 is the encoder Q2_K and Q3_K share: for each super-block, ref
+// (ggml's quantize_row_<type>_ref, for qw nil) or weighted (quantize_<type>
+// with the importance weights qwb) chooses the values s.L and stores the
+// sub-block scales, and finish requantizes the values against the stored
+// scales and packs them.
+func encodeK16[T int8 | uint8](y []byte, x, qw []float32, size int,
+	ref func(s *kSub16[T], b []byte, xb []float32),
+	weighted func(s *kSub16[T], b []byte, xb, qwb []float32),
+	finish func(b []byte, xb []float32, L []T)) {
+	var s kSub16[T]
+	eachSuperBlock(y, x, qw, size, func(b []byte, xb, qwb []float32) {
+		if qwb != nil {
+			weighted(&s, b, xb, qwb)
+		} else {
+			ref(&s, b, xb)
+		}
+		finish(b, xb, s.L[:])
+	})
+}
+
 // EncodeQ2_K encodes x (a whole number of blocks) into y: as ggml's
 // quantize_row_q2_K_ref with qw nil, otherwise weighting each element by
 // qw (the importance matrix, one weight per element), as quantize_q2_K does.
 func EncodeQ2_K(y []byte, x []float32, qw []float32) {
-	if qw != nil {
-		quantizeRowQ2KImpl(y, x, qw)
-		return
-	}
-	var (
-		L       [QK_K]uint8
-		Laux    [16]uint8
-		weights [16]float32
-		mins    [16]float32
-		scales  [16]float32
-	)
+	encodeK16(y, x, qw, Q2_KBytes, scalesQ2KRef, scalesQ2KWeighted, func(b []byte, xb []float32, L []uint8) {
+		requantizeQ2K(b, xb, L)
+		packQ2(b[16:80], L)
+	})
+}
+
+// scalesQ2KRef chooses the 2-bit values and the 4-bit sub-block scales and
+// mins of a Q2_K block as quantize_row_q2_K_ref does: each sub-block's
+// affine fit under the weights |x|, the scales and mins quantized against
+// their largest.
+func scalesQ2KRef(s *kSub16[uint8], b []byte, xb []float32) {
 	const q4scale = float32(15)
-	for i := 0; i < len(x)/QK_K; i++ {
-		xb := x[i*QK_K : (i+1)*QK_K]
-		b := y[i*Q2_KBytes : (i+1)*Q2_KBytes]
-		sc, qs := b[0:16], b[16:80]
-		var maxScale, maxMin float32
+	var Laux [16]uint8
+	sc := b[0:16]
+	var maxScale, maxMin float32
+	for j := 0; j < 16; j++ {
+		weights := &s.weight[j]
+		for l := 0; l < 16; l++ {
+			weights[l] = abs32(xb[16*j+l])
+		}
+		s.scales[j], s.mins[j] = makeQkx2Quants(16, 3, xb[16*j:], weights[:], s.L[16*j:], Laux[:], -0.5, 0.1, 15, true)
+		if s.scales[j] > maxScale {
+			maxScale = s.scales[j]
+		}
+		if s.mins[j] > maxMin {
+			maxMin = s.mins[j]
+		}
+	}
+	if maxScale > 0 {
+		iscale := q4scale / maxScale
 		for j := 0; j < 16; j++ {
-			for l := 0; l < 16; l++ {
-				weights[l] = abs32(xb[16*j+l])
-			}
-			scales[j], mins[j] = makeQkx2Quants(16, 3, xb[16*j:], weights[:], L[16*j:], Laux[:], -0.5, 0.1, 15, true)
-			if scales[j] > maxScale {
-				maxScale = scales[j]
-			}
-			if mins[j] > maxMin {
-				maxMin = mins[j]
-			}
+			sc[j] = uint8(NearestInt(iscale * s.scales[j]))
 		}
-		if maxScale > 0 {
-			iscale := q4scale / maxScale
-			for j := 0; j < 16; j++ {
-				sc[j] = uint8(NearestInt(iscale * scales[j]))
-			}
-			StoreF16(b[80:], maxScale/q4scale)
-		} else {
-			for j := range sc {
-				sc[j] = 0
-			}
-			StoreF16(b[80:], 0)
+		StoreF16(b[80:], maxScale/q4scale)
+	} else {
+		for j := range sc {
+			sc[j] = 0
 		}
-		if maxMin > 0 {
-			iscale := q4scale / maxMin
-			for j := 0; j < 16; j++ {
-				sc[j] |= uint8(NearestInt(iscale*mins[j]) << 4)
-			}
-			StoreF16(b[82:], maxMin/q4scale)
-		} else {
-			StoreF16(b[82:], 0)
+		StoreF16(b[80:], 0)
+	}
+	if maxMin > 0 {
+		iscale := q4scale / maxMin
+		for j := 0; j < 16; j++ {
+			sc[j] |= uint8(NearestInt(iscale*s.mins[j]) << 4)
 		}
-		requantizeQ2K(b, xb, L[:])
-		packQ2(qs, L[:])
+		StoreF16(b[82:], maxMin/q4scale)
+	} else {
+		StoreF16(b[82:], 0)
+	}
+}
+
+// scalesQ2KWeighted chooses them as quantize_row_q2_K_impl does, under the
+// importance weights qwb: the sub-block fits under the weights, the scales
+// and mins quantized with make_qp_quants under the sub-blocks' totals.
+func scalesQ2KWeighted(s *kSub16[uint8], b []byte, xb, qwb []float32) {
+	var (
+		Laux   [16]uint8
+		Ls, Lm [16]uint8
+	)
+	s.weigh(xb, qwb, rowSigma2(xb))
+	for j := 0; j < 16; j++ {
+		s.scales[j], s.mins[j] = makeQkx3Quants(16, 3, xb[16*j:], s.weight[j][:], s.L[16*j:], Laux[:], -0.9, 0.05, 36, false)
+	}
+	dm := makeQpQuants(16, 15, s.scales[:], Ls[:], s.sw[:])
+	mm := makeQpQuants(16, 15, s.mins[:], Lm[:], s.sw[:])
+	StoreF16(b[80:], dm)
+	StoreF16(b[82:], mm)
+	for j := 0; j < 16; j++ {
+		b[j] = Ls[j] | Lm[j]<<4
 	}
 }
 
@@ -177,43 +233,56 @@ func DecodeQ2_K(y []float32, x []byte) {
 // quantize_row_q3_K_ref with qw nil, otherwise weighting each element by
 // qw (the importance matrix, one weight per element), as quantize_q3_K does.
 func EncodeQ3_K(y []byte, x []float32, qw []float32) {
-	if qw != nil {
-		quantizeRowQ3KImpl(y, x, qw)
-		return
+	encodeK16(y, x, qw, Q3_KBytes, scalesQ3KRef, scalesQ3KWeighted, func(b []byte, xb []float32, L []int8) {
+		requantizeQ3K(b, xb, L)
+		packQ3K(b, L)
+	})
+}
+
+// scalesQ3KRef chooses the 3-bit values and the 6-bit sub-block scales of
+// a Q3_K block as quantize_row_q3_K_ref does: each sub-block's symmetric
+// fit (make_q3_quants), the scales quantized against the one of largest
+// magnitude.
+func scalesQ3KRef(s *kSub16[int8], b []byte, xb []float32) {
+	var maxScale, amax float32
+	for j := 0; j < 16; j++ {
+		s.scales[j] = makeQ3Quants(16, 4, xb[16*j:], s.L[16*j:], true)
+		if a := abs32(s.scales[j]); a > amax {
+			amax = a
+			maxScale = s.scales[j]
+		}
 	}
-	var (
-		L      [QK_K]int8
-		scales [16]float32
-	)
-	for i := 0; i < len(x)/QK_K; i++ {
-		xb := x[i*QK_K : (i+1)*QK_K]
-		b := y[i*Q3_KBytes : (i+1)*Q3_KBytes]
-		var maxScale, amax float32
+	sc := b[96:108]
+	clear(sc)
+	if maxScale != 0 {
+		iscale := -32 / maxScale
 		for j := 0; j < 16; j++ {
-			scales[j] = makeQ3Quants(16, 4, xb[16*j:], L[16*j:], true)
-			if s := abs32(scales[j]); s > amax {
-				amax = s
-				maxScale = scales[j]
-			}
+			l := int8(NearestInt(iscale * s.scales[j]))
+			l = int8(clampInt(int32(l), -32, 31) + 32)
+			putScaleQ3K(sc, j, l)
 		}
-		sc := b[96:108]
-		for j := range sc {
-			sc[j] = 0
-		}
-		if maxScale != 0 {
-			iscale := -32 / maxScale
-			for j := 0; j < 16; j++ {
-				l := int8(NearestInt(iscale * scales[j]))
-				l = int8(clampInt(int32(l), -32, 31) + 32)
-				putScaleQ3K(sc, j, l)
-			}
-			StoreF16(b[108:], 1/iscale)
-		} else {
-			StoreF16(b[108:], 0)
-		}
-		requantizeQ3K(b, xb, L[:])
-		packQ3K(b, L[:])
+		StoreF16(b[108:], 1/iscale)
+	} else {
+		StoreF16(b[108:], 0)
 	}
+}
+
+// scalesQ3KWeighted chooses them as quantize_row_q3_K_impl does, under the
+// importance weights qwb: the sub-block fits under the weights, the scales
+// quantized with make_qx_quants under the sub-blocks' totals.
+func scalesQ3KWeighted(s *kSub16[int8], b []byte, xb, qwb []float32) {
+	var Ls [16]int8
+	s.weigh(xb, qwb, superSigma2(xb))
+	for j := 0; j < 16; j++ {
+		s.scales[j] = makeQxQuants(16, 4, xb[16*j:], s.L[16*j:], 1, s.weight[j][:])
+	}
+	sc := b[96:108]
+	clear(sc)
+	dBlock := makeQxQuants(16, 32, s.scales[:], Ls[:], 1, s.sw[:])
+	for j := 0; j < 16; j++ {
+		putScaleQ3K(sc, j, Ls[j])
+	}
+	StoreF16(b[108:], dBlock)
 }
 
 // putScaleQ3K stores the j-th 6-bit scale: low nibbles in bytes 0..7, the
@@ -430,18 +499,16 @@ func EncodeQ4_K(y []byte, x []float32, qw []float32) {
 func encodeK45(y []byte, x, qw []float32, size, nmax int, rmin float32, nstep int, pack func(b []byte, L *[QK_K]uint8)) {
 	var L [QK_K]uint8
 	var scales, mins [8]float32
-	for i := 0; i < len(x)/QK_K; i++ {
-		xb := x[i*QK_K : (i+1)*QK_K]
-		b := y[i*size : (i+1)*size]
+	eachSuperBlock(y, x, qw, size, func(b []byte, xb, qwb []float32) {
 		if qw != nil {
-			quantizeBlockK4Impl(b, xb, qw[i*QK_K:(i+1)*QK_K], L[:], nmax)
+			quantizeBlockK4Impl(b, xb, qwb, L[:], nmax)
 		} else {
 			maxScale, maxMin := firstPassK4(xb, L[:], nmax, rmin, 0.1, nstep, &scales, &mins)
 			quantizeScalesK4(b, &scales, &mins, maxScale, maxMin)
 		}
 		requantizeK4(b, xb, L[:], int32(nmax))
 		pack(b, &L)
-	}
+	})
 }
 
 // DecodeQ4_K decodes the whole Q4_K blocks of x into y (ggml's
@@ -523,9 +590,7 @@ func EncodeQ6_K(y []byte, x []float32, qw []float32) {
 		L      [QK_K]int8
 		scales [16]float32
 	)
-	for i := 0; i < len(x)/QK_K; i++ {
-		xb := x[i*QK_K : (i+1)*QK_K]
-		b := y[i*Q6_KBytes : (i+1)*Q6_KBytes]
+	eachSuperBlock(y, x, qw, Q6_KBytes, func(b []byte, xb, qwb []float32) {
 		var maxScale, maxAbsScale float32
 		for ib := 0; ib < 16; ib += 4 {
 			var xs, ws [4][]float32
@@ -534,7 +599,7 @@ func EncodeQ6_K(y []byte, x []float32, qw []float32) {
 				j := 16 * (ib + k)
 				xs[k], Ls[k] = xb[j:j+16], L[j:j+16]
 				if qw != nil {
-					ws[k] = qw[i*QK_K+j : i*QK_K+j+16]
+					ws[k] = qwb[j : j+16]
 				}
 			}
 			var wp *[4][]float32
@@ -554,7 +619,7 @@ func EncodeQ6_K(y []byte, x []float32, qw []float32) {
 			for j := range b {
 				b[j] = 0
 			}
-			continue
+			return
 		}
 		iscale := -128 / maxScale
 		StoreF16(b[208:], 1/iscale)
@@ -585,7 +650,7 @@ func EncodeQ6_K(y []byte, x []float32, qw []float32) {
 				qh[j/4+l] = uint8(L[j+l])>>4 | uint8(L[j+l+32])>>4<<2 | uint8(L[j+l+64])>>4<<4 | uint8(L[j+l+96])>>4<<6
 			}
 		}
-	}
+	})
 }
 
 // DecodeQ6_K decodes the whole Q6_K blocks of x into y (ggml's
@@ -617,15 +682,13 @@ func DecodeQ6_K(y []float32, x []byte) {
 // EncodeQ8_K encodes x (a whole number of blocks) into y as ggml's
 // quantize_row_q8_K_ref does; it takes no importance weights.
 func EncodeQ8_K(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/QK_K; i++ {
-		xb := x[i*QK_K : (i+1)*QK_K]
-		b := y[i*Q8_KBytes : (i+1)*Q8_KBytes]
+	eachSuperBlock(y, x, nil, Q8_KBytes, func(b []byte, xb, _ []float32) {
 		max, amax := maxAbsSigned(xb)
 		if amax == 0 {
 			for j := range b {
 				b[j] = 0
 			}
-			continue
+			return
 		}
 		iscale := -127 / max
 		qs := b[4:260]
@@ -640,7 +703,7 @@ func EncodeQ8_K(y []byte, x []float32, _ []float32) {
 			binary.LittleEndian.PutUint16(b[260+2*j:], uint16(int16(sum)))
 		}
 		binary.LittleEndian.PutUint32(b, math.Float32bits(1/iscale))
-	}
+	})
 }
 
 // DecodeQ8_K decodes the whole Q8_K blocks of x into y (ggml's
@@ -658,104 +721,19 @@ func DecodeQ8_K(y []float32, x []byte) {
 // Encoders used when an importance matrix is given (the quantize_row_*_impl
 // paths of ggml-quants.c).
 
-func quantizeRowQ2KImpl(y []byte, x []float32, qw []float32) {
-	var (
-		L      [QK_K]uint8
-		Laux   [16]uint8
-		mins   [16]float32
-		scales [16]float32
-		sw     [16]float32
-		weight [16]float32
-		Ls, Lm [16]uint8
-	)
-	for i := 0; i < len(x)/QK_K; i++ {
-		xb := x[i*QK_K : (i+1)*QK_K]
-		b := y[i*Q2_KBytes : (i+1)*Q2_KBytes]
-		var sumX2 float32
-		for _, v := range xb {
-			sumX2 += float32(v * v)
-		}
-		sigma2 := sumX2 / QK_K
-		for j := 0; j < 16; j++ {
-			importanceWeights(weight[:], qw[i*QK_K+16*j:], xb[16*j:16*j+16], sigma2)
-			sw[j] = 0
-			for _, w := range weight {
-				sw[j] += w
-			}
-			scales[j], mins[j] = makeQkx3Quants(16, 3, xb[16*j:], weight[:], L[16*j:], Laux[:], -0.9, 0.05, 36, false)
-		}
-		dm := makeQpQuants(16, 15, scales[:], Ls[:], sw[:])
-		mm := makeQpQuants(16, 15, mins[:], Lm[:], sw[:])
-		StoreF16(b[80:], dm)
-		StoreF16(b[82:], mm)
-		for j := 0; j < 16; j++ {
-			b[j] = Ls[j] | Lm[j]<<4
-		}
-		requantizeQ2K(b, xb, L[:])
-		packQ2(b[16:80], L[:])
-	}
-}
-
-func quantizeRowQ3KImpl(y []byte, x []float32, qw []float32) {
-	var (
-		L      [QK_K]int8
-		scales [16]float32
-		weight [16]float32
-		sw     [16]float32
-		Ls     [16]int8
-	)
-	for i := 0; i < len(x)/QK_K; i++ {
-		xb := x[i*QK_K : (i+1)*QK_K]
-		b := y[i*Q3_KBytes : (i+1)*Q3_KBytes]
-		var sumX2 float32
-		for _, v := range xb {
-			sumX2 += float32(v * v)
-		}
-		sigma2 := 2 * sumX2 / QK_K
-		for j := 0; j < 16; j++ {
-			importanceWeights(weight[:], qw[i*QK_K+16*j:], xb[16*j:16*j+16], sigma2)
-			var sumw float32
-			for _, w := range weight {
-				sumw += w
-			}
-			sw[j] = sumw
-			scales[j] = makeQxQuants(16, 4, xb[16*j:], L[16*j:], 1, weight[:])
-		}
-		sc := b[96:108]
-		for j := range sc {
-			sc[j] = 0
-		}
-		dBlock := makeQxQuants(16, 32, scales[:], Ls[:], 1, sw[:])
-		for j := 0; j < 16; j++ {
-			putScaleQ3K(sc, j, Ls[j])
-		}
-		StoreF16(b[108:], dBlock)
-		requantizeQ3K(b, xb, L[:])
-		packQ3K(b, L[:])
-	}
-}
-
 // quantizeBlockK4Impl chooses the sub-block values, scales and mins of one
 // Q4_K (nmax 15) or Q5_K (nmax 31) block under importance weights qw.
 func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 	var (
-		Ls, Lm        [8]uint8
-		weights       [8][32]float32
-		sw            [8]float32
-		mins, scales  [8]float32
-		sumX2, sigma2 float32
+		Ls, Lm       [8]uint8
+		weights      [8][32]float32
+		sw           [8]float32
+		mins, scales [8]float32
 	)
-	for _, v := range xb {
-		sumX2 += float32(v * v)
-	}
-	sigma2 = 2 * sumX2 / QK_K
+	sigma2 := superSigma2(xb)
 	for j := 0; j < 8; j++ {
 		importanceWeights(weights[j][:], qw[32*j:], xb[32*j:32*j+32], sigma2)
-		var sumw float32
-		for _, w := range weights[j] {
-			sumw += w
-		}
-		sw[j] = sumw
+		sw[j] = sumOf(weights[j][:])
 	}
 	// make_qkx3_quants with weights given is make_qkx2_quants.
 	searchK4(xb, &weights, L, nmax, -0.9, 0.05, 36, &scales, &mins)
@@ -780,14 +758,11 @@ func quantizeBlockK4Impl(b []byte, xb, qw []float32, L []uint8, nmax int) {
 // nibble, one per 16 elements), qs[64] (2-bit quants), d, dmin. Each 128
 // elements take 32 bytes, shifted by 0, 2, 4, 6 for successive 32-element runs.
 func DotQ2_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q2_KBytes : (b+1)*Q2_KBytes]
-		dy, q8, bsum := q8K(a[b*Q8_KBytes:])
+	return sumQ8KBlocks(w, a, n, Q2_KBytes, func(x []byte, dy float32, q8, bsums []byte) float32 {
 		sc := x[:16]
 		summs := 0
 		for g := 0; g < 16; g++ {
-			summs += bsum(g) * int(sc[g]>>4)
+			summs += bsumAt(bsums, g) * int(sc[g]>>4)
 		}
 		isum := 0
 		for half := 0; half < 2; half++ {
@@ -806,9 +781,8 @@ func DotQ2_KQ8_K(w, a []byte, n int) float32 {
 				}
 			}
 		}
-		s += dy*LoadF16(x[80:])*float32(isum) - dy*LoadF16(x[82:])*float32(summs)
-	}
-	return s
+		return dy*LoadF16(x[80:])*float32(isum) - dy*LoadF16(x[82:])*float32(summs)
+	})
 }
 
 // DotQ3_KQ8_K returns the dot product of n elements of a Q3_K row w with a
@@ -817,10 +791,7 @@ func DotQ2_KQ8_K(w, a []byte, n int) float32 {
 // block_q3_K is hmask[32], qs[64], scales[12], d. The
 // quants are laid out as Q2_K's; bit 4*half+j of hmask[l] clear means -4.
 func DotQ3_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q3_KBytes : (b+1)*Q3_KBytes]
-		dy, q8, _ := q8K(a[b*Q8_KBytes:])
+	return sumQ8KBlocks(w, a, n, Q3_KBytes, func(x []byte, dy float32, q8, _ []byte) float32 {
 		hm, sc := x[:32], x[96:108]
 		isum := 0
 		for half := 0; half < 2; half++ {
@@ -845,9 +816,8 @@ func DotQ3_KQ8_K(w, a []byte, n int) float32 {
 				}
 			}
 		}
-		s += LoadF16(x[108:]) * dy * float32(isum)
-	}
-	return s
+		return LoadF16(x[108:]) * dy * float32(isum)
+	})
 }
 
 // DotQ4_KQ8_K returns the dot product of n elements of a Q4_K row w with a
@@ -855,39 +825,23 @@ func DotQ3_KQ8_K(w, a []byte, n int) float32 {
 //
 // block_q4_K is d, dmin, scales[12], qs[128]; each 64
 // elements take the low then the high nibbles of 32 bytes.
-func DotQ4_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q4_KBytes : (b+1)*Q4_KBytes]
-		dy, q8, bsum := q8K(a[b*Q8_KBytes:])
-		scales, qs := x[4:16], x[16:144]
-		isum, msum := 0, 0
-		for j := 0; j < 8; j++ {
-			sc, m := ScaleMinK4(j, scales)
-			shift := uint(4 * (j & 1))
-			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
-			sub := 0
-			for l := range 32 {
-				sub += int(q[l]>>shift&0xf) * i8(y[l])
-			}
-			isum += int(sc) * sub
-			msum += int(m) * (bsum(2*j) + bsum(2*j+1))
-		}
-		s += dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
-	}
-	return s
-}
+func DotQ4_KQ8_K(w, a []byte, n int) float32 { return dotK45(w, a, n, Q4_KBytes, false) }
 
 // DotQ5_KQ8_K returns the dot product of n elements of a Q5_K row w with a
 // Q8_K activation row a.
 //
-// block_q5_K is d, dmin, scales[12], qh[32], qs[128].
-func DotQ5_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q5_KBytes : (b+1)*Q5_KBytes]
-		dy, q8, bsum := q8K(a[b*Q8_KBytes:])
-		scales, qh, qs := x[4:16], x[16:48], x[48:176]
+// block_q5_K is d, dmin, scales[12], qh[32], qs[128]: Q4_K's layout with
+// the fifth bit of element l of sub-block j in bit j of qh[l].
+func DotQ5_KQ8_K(w, a []byte, n int) float32 { return dotK45(w, a, n, Q5_KBytes, true) }
+
+// dotK45 is the dot of Q4_K (size bytes a block) or, with fifth, Q5_K rows.
+func dotK45(w, a []byte, n, size int, fifth bool) float32 {
+	return sumQ8KBlocks(w, a, n, size, func(x []byte, dy float32, q8, bsums []byte) float32 {
+		scales, qs := x[4:16], x[size-QK_K/2:]
+		var qh []byte
+		if fifth {
+			qh = x[16:48]
+		}
 		isum, msum := 0, 0
 		for j := 0; j < 8; j++ {
 			sc, m := ScaleMinK4(j, scales)
@@ -895,15 +849,17 @@ func DotQ5_KQ8_K(w, a []byte, n int) float32 {
 			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
 			sub := 0
 			for l := range 32 {
-				v := int(q[l]>>shift&0xf) | int(qh[l]>>j&1)<<4
+				v := int(q[l] >> shift & 0xf)
+				if fifth {
+					v |= int(qh[l]>>j&1) << 4
+				}
 				sub += v * i8(y[l])
 			}
 			isum += int(sc) * sub
-			msum += int(m) * (bsum(2*j) + bsum(2*j+1))
+			msum += int(m) * (bsumAt(bsums, 2*j) + bsumAt(bsums, 2*j+1))
 		}
-		s += dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
-	}
-	return s
+		return dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
+	})
 }
 
 // DotQ6_KQ8_K returns the dot product of n elements of a Q6_K row w with a
@@ -913,10 +869,7 @@ func DotQ5_KQ8_K(w, a []byte, n int) float32 {
 // 128 elements, run k of 32 takes the low (k<2) or high nibbles of
 // ql[32*(k&1):], and bits 2k,2k+1 of qh[l].
 func DotQ6_KQ8_K(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK_K; b++ {
-		x := w[b*Q6_KBytes : (b+1)*Q6_KBytes]
-		dy, q8, _ := q8K(a[b*Q8_KBytes:])
+	return sumQ8KBlocks(w, a, n, Q6_KBytes, func(x []byte, dy float32, q8, _ []byte) float32 {
 		sc := x[192:208]
 		isum := 0
 		for half := 0; half < 2; half++ {
@@ -938,7 +891,46 @@ func DotQ6_KQ8_K(w, a []byte, n int) float32 {
 				}
 			}
 		}
-		s += LoadF16(x[208:]) * dy * float32(isum)
+		return LoadF16(x[208:]) * dy * float32(isum)
+	})
+}
+
+// eachSuperBlock calls encode for every super-block of a row: b is its size
+// bytes of y, xb its QK_K elements of x and qwb their importance weights
+// (nil when qw is nil).
+func eachSuperBlock(y []byte, x, qw []float32, size int, encode func(b []byte, xb, qwb []float32)) {
+	for i := 0; i < len(x)/QK_K; i++ {
+		var qwb []float32
+		if qw != nil {
+			qwb = qw[i*QK_K : (i+1)*QK_K]
+		}
+		encode(y[i*size:(i+1)*size], x[i*QK_K:(i+1)*QK_K], qwb)
+	}
+}
+
+// dotQ8KBlocks is the outer loop of the reference dots of the i-quants and
+// ternary formats with Q8_K activations, as ggml-cpu's generic vec_dot
+// functions run it: block gives a weight super-block's scale d and its sum
+// against the activation block (q8 its 256 quants, bsums its 16 group sums),
+// which enters the total as f32(f32(d·dy)·sum), the product rounded before
+// it is added (the assembly's chainQ8KRounded).
+func dotQ8KBlocks(w, a []byte, n, blockBytes int, block func(x, q8, bsums []byte) (d, sum float32)) float32 {
+	return sumQ8KBlocks(w, a, n, blockBytes, func(x []byte, dy float32, q8, bsums []byte) float32 {
+		d, sum := block(x, q8, bsums)
+		return float32(float32(d*dy) * sum)
+	})
+}
+
+// sumQ8KBlocks is the block loop of all reference dots with Q8_K
+// activations: block returns the term of one weight super-block x against
+// the activation block of scale dy, quants q8 and group sums bsums, and
+// the terms are added in block order.
+func sumQ8KBlocks(w, a []byte, n, blockBytes int, block func(x []byte, dy float32, q8, bsums []byte) float32) float32 {
+	var s float32
+	for i := 0; i < n/QK_K; i++ {
+		act := a[i*Q8_KBytes : (i+1)*Q8_KBytes]
+		dy := math.Float32frombits(binary.LittleEndian.Uint32(act))
+		s += block(w[i*blockBytes:(i+1)*blockBytes], dy, act[4:4+QK_K], act[4+QK_K:])
 	}
 	return s
 }
@@ -948,5 +940,8 @@ func q8K(a []byte) (d float32, qs []byte, bsum func(g int) int) {
 	d = math.Float32frombits(binary.LittleEndian.Uint32(a))
 	qs = a[4 : 4+QK_K]
 	bs := a[4+QK_K : Q8_KBytes]
-	return d, qs, func(g int) int { return int(int16(binary.LittleEndian.Uint16(bs[2*g:]))) }
+	return d, qs, func(g int) int { return bsumAt(bs, g) }
 }
+
+// bsumAt reads group sum g of a Q8_K block's bsums.
+func bsumAt(bsums []byte, g int) int { return int(int16(binary.LittleEndian.Uint16(bsums[2*g:]))) }

@@ -75,97 +75,130 @@ func eachBlock(y []byte, x, qw []float32, size int, encode func(b []byte, xb, w 
 	}
 }
 
-// packNibbles stores 32 4-bit quants: element j in the low nibble of qs[j]
-// and element j+16 in the high nibble.
-func packNibbles(qs []byte, L *[QK]uint8) {
-	for j := 0; j < QK/2; j++ {
-		qs[j] = L[j] | L[j+QK/2]<<4
-	}
+// legacyFormat is the layout of the 4- and 5-bit legacy formats, which
+// differ only in the width of their quants and in whether a min follows
+// the scale: Q4_0, Q4_1, Q5_0 and Q5_1 share one encoder, decoder and dot
+// that read the layout from it.
+type legacyFormat struct {
+	bits   int  // 4 or 5: quants in 0…2^bits−1
+	hasMin bool // the _1 formats: w = d·q + m; otherwise w = d·(q − 2^(bits−1))
 }
 
-// pack5 stores 32 5-bit quants at b: qh (bit j the fifth bit of element j)
-// then the low 4 bits as packNibbles does.
-func pack5(b []byte, L []uint8) {
+var (
+	q4_0 = legacyFormat{bits: 4}
+	q4_1 = legacyFormat{bits: 4, hasMin: true}
+	q5_0 = legacyFormat{bits: 5}
+	q5_1 = legacyFormat{bits: 5, hasMin: true}
+)
+
+// qsOffset is where the nibbles start: after d (and m), and for 5 bits the
+// 32-bit word of fifth bits.
+func (f legacyFormat) qsOffset() int {
+	off := 2
+	if f.hasMin {
+		off += 2
+	}
+	if f.bits == 5 {
+		off += 4
+	}
+	return off
+}
+
+func (f legacyFormat) size() int { return f.qsOffset() + QK/2 }
+
+// zeroPoint is the quant that stands for 0 in the formats without a min.
+func (f legacyFormat) zeroPoint() int32 {
+	if f.hasMin {
+		return 0
+	}
+	return 1 << (f.bits - 1)
+}
+
+// pack stores the 32 quants L of block b: element j in the low nibble of
+// byte j and element j+16 in the high nibble, and for 5 bits the fifth bit
+// of element j as bit j of the qh word before the nibbles.
+func (f legacyFormat) pack(b []byte, L *[QK]uint8) {
+	qsOff := f.qsOffset()
 	var qh uint32
-	for j := 0; j < 16; j++ {
-		xi0, xi1 := L[j], L[j+16]
-		b[4+j] = xi0&0xF | (xi1&0xF)<<4
-		qh |= uint32(xi0&0x10) >> 4 << j
-		qh |= uint32(xi1&0x10) >> 4 << (j + 16)
+	for j := 0; j < QK/2; j++ {
+		lo, hi := L[j], L[j+QK/2]
+		b[qsOff+j] = lo&0xF | hi<<4
+		qh |= uint32(lo>>4&1)<<j | uint32(hi>>4&1)<<(j+QK/2)
 	}
-	binary.LittleEndian.PutUint32(b, qh)
+	if f.bits == 5 {
+		binary.LittleEndian.PutUint32(b[qsOff-4:], qh)
+	}
 }
 
-// EncodeQ4_0 encodes x (a whole number of blocks) into y: as ggml's
-// quantize_row_q4_0_ref with qw nil, otherwise weighting each element by
-// qw (the importance matrix, one weight per element), as quantize_q4_0 does.
-func EncodeQ4_0(y []byte, x []float32, qw []float32) {
-	var L [QK]int8
-	var U [QK]uint8
-	eachBlock(y, x, qw, Q4_0Bytes, func(b []byte, xb, w []float32) {
-		if w != nil {
-			d := makeQxQuants(QK, 8, xb, L[:], 1, w)
+// unpack reads the 32 quants of block b.
+func (f legacyFormat) unpack(b []byte, q *[QK]int32) {
+	qsOff := f.qsOffset()
+	var qh uint32
+	if f.bits == 5 {
+		qh = binary.LittleEndian.Uint32(b[qsOff-4:])
+	}
+	for j, v := range b[qsOff : qsOff+QK/2] {
+		q[j] = int32(v&0xF) | int32(qh>>j&1)<<4
+		q[j+QK/2] = int32(v>>4) | int32(qh>>(j+QK/2)&1)<<4
+	}
+}
+
+// encode encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_<type>_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_<type>
+// does.
+func (f legacyFormat) encode(y []byte, x []float32, qw []float32) {
+	var (
+		L, Laux [QK]uint8
+		Ls      [QK]int8
+	)
+	top := int8(1<<f.bits - 1) // the largest quant
+	eachBlock(y, x, qw, f.size(), func(b []byte, xb, w []float32) {
+		switch {
+		case f.hasMin && w != nil:
+			d, negMin := makeQkx3Quants(QK, int(top), xb, w, L[:], Laux[:], -0.9, 0.05, 36, false)
 			StoreF16(b, d)
-			for j := range L {
-				U[j] = uint8(L[j])
+			StoreF16(b[2:], -negMin)
+		case f.hasMin:
+			// The range [min, max] maps onto [0, top]. (ggml's Q5_1 code
+			// leaves out the clamp to top; it cannot bind, since no
+			// element lies above max.)
+			min, max := minMax(xb)
+			d := (max - min) / float32(top)
+			var id float32
+			if d != 0 {
+				id = 1 / d
 			}
-			packNibbles(b[2:], &U)
-			return
-		}
-		max, _ := maxAbsSigned(xb)
-		d := max / -8
-		var id float32
-		if d != 0 {
-			id = 1 / d
-		}
-		StoreF16(b, d)
-		for j, v := range xb {
-			x0 := v * id
-			U[j] = uint8(min(15, int8(truncToInt(x0+8.5))))
-		}
-		packNibbles(b[2:], &U)
-	})
-}
-
-// DecodeQ4_0 decodes the whole Q4_0 blocks of x into y (ggml's
-// dequantize_row_q4_0).
-func DecodeQ4_0(y []float32, x []byte) {
-	for i := 0; i < len(y)/QK; i++ {
-		b := x[i*Q4_0Bytes:]
-		d := LoadF16(b)
-		for j := 0; j < QK/2; j++ {
-			y[i*QK+j] = float32(int32(b[2+j]&0xF)-8) * d
-			y[i*QK+j+QK/2] = float32(int32(b[2+j]>>4)-8) * d
-		}
-	}
-}
-
-// EncodeQ4_1 encodes x (a whole number of blocks) into y: as ggml's
-// quantize_row_q4_1_ref with qw nil, otherwise weighting each element by
-// qw (the importance matrix, one weight per element), as quantize_q4_1 does.
-func EncodeQ4_1(y []byte, x []float32, qw []float32) {
-	var L, Laux [QK]uint8
-	eachBlock(y, x, qw, Q4_1Bytes, func(b []byte, xb, w []float32) {
-		if w != nil {
-			d, theMin := makeQkx3Quants(QK, 15, xb, w, L[:], Laux[:], -0.9, 0.05, 36, false)
 			StoreF16(b, d)
-			StoreF16(b[2:], -theMin)
-			packNibbles(b[4:], &L)
-			return
+			StoreF16(b[2:], min)
+			for j, v := range xb {
+				x0 := (v - min) * id
+				L[j] = uint8(minI8(top, int8(truncToInt(x0+0.5))))
+			}
+		case w != nil:
+			d := makeQxQuants(QK, int(f.zeroPoint()), xb, Ls[:], 1, w)
+			StoreF16(b, d)
+			for j, l := range Ls {
+				L[j] = uint8(l)
+			}
+		default:
+			// The element of largest magnitude maps to quant 0 (value
+			// −zeroPoint), the others round to nearest.
+			zero := f.zeroPoint()
+			max, _ := maxAbsSigned(xb)
+			d := max / float32(-zero)
+			var id float32
+			if d != 0 {
+				id = 1 / d
+			}
+			StoreF16(b, d)
+			offset := float32(zero) + 0.5
+			for j, v := range xb {
+				x0 := v * id
+				L[j] = uint8(minI8(top, int8(truncToInt(x0+offset))))
+			}
 		}
-		min, max := minMax(xb)
-		d := (max - min) / 15
-		var id float32
-		if d != 0 {
-			id = 1 / d
-		}
-		StoreF16(b, d)
-		StoreF16(b[2:], min)
-		for j, v := range xb {
-			x0 := (v - min) * id
-			L[j] = uint8(minI8(15, int8(truncToInt(x0+0.5))))
-		}
-		packNibbles(b[4:], &L)
+		f.pack(b, &L)
 	})
 }
 
@@ -176,110 +209,63 @@ func minI8(a, b int8) int8 {
 	return b
 }
 
-// DecodeQ4_1 decodes the whole Q4_1 blocks of x into y (ggml's
-// dequantize_row_q4_1).
-func DecodeQ4_1(y []float32, x []byte) {
+// decode decodes the whole blocks of x into y (ggml's
+// dequantize_row_<type>).
+func (f legacyFormat) decode(y []float32, x []byte) {
+	var q [QK]int32
+	size, zero := f.size(), f.zeroPoint()
 	for i := 0; i < len(y)/QK; i++ {
-		b := x[i*Q4_1Bytes:]
-		d, m := LoadF16(b), LoadF16(b[2:])
-		for j := 0; j < QK/2; j++ {
-			y[i*QK+j] = float32(float32(b[4+j]&0xF)*d) + m
-			y[i*QK+j+QK/2] = float32(float32(b[4+j]>>4)*d) + m
+		b := x[i*size:]
+		f.unpack(b, &q)
+		d, out := LoadF16(b), y[i*QK:(i+1)*QK]
+		if f.hasMin {
+			m := LoadF16(b[2:])
+			for j, v := range q {
+				out[j] = float32(float32(v)*d) + m
+			}
+			continue
+		}
+		for j, v := range q {
+			out[j] = float32(v-zero) * d
 		}
 	}
 }
+
+// EncodeQ4_0 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q4_0_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q4_0 does.
+func EncodeQ4_0(y []byte, x []float32, qw []float32) { q4_0.encode(y, x, qw) }
+
+// DecodeQ4_0 decodes the whole Q4_0 blocks of x into y (ggml's
+// dequantize_row_q4_0).
+func DecodeQ4_0(y []float32, x []byte) { q4_0.decode(y, x) }
+
+// EncodeQ4_1 encodes x (a whole number of blocks) into y: as ggml's
+// quantize_row_q4_1_ref with qw nil, otherwise weighting each element by
+// qw (the importance matrix, one weight per element), as quantize_q4_1 does.
+func EncodeQ4_1(y []byte, x []float32, qw []float32) { q4_1.encode(y, x, qw) }
+
+// DecodeQ4_1 decodes the whole Q4_1 blocks of x into y (ggml's
+// dequantize_row_q4_1).
+func DecodeQ4_1(y []float32, x []byte) { q4_1.decode(y, x) }
 
 // EncodeQ5_0 encodes x (a whole number of blocks) into y: as ggml's
 // quantize_row_q5_0_ref with qw nil, otherwise weighting each element by
 // qw (the importance matrix, one weight per element), as quantize_q5_0 does.
-func EncodeQ5_0(y []byte, x []float32, qw []float32) {
-	var L [QK]int8
-	var U [QK]uint8
-	eachBlock(y, x, qw, Q5_0Bytes, func(b []byte, xb, w []float32) {
-		if w != nil {
-			d := makeQxQuants(QK, 16, xb, L[:], 1, w)
-			StoreF16(b, d)
-			for j := range L {
-				U[j] = uint8(L[j])
-			}
-			pack5(b[2:], U[:])
-			return
-		}
-		max, _ := maxAbsSigned(xb)
-		d := max / -16
-		var id float32
-		if d != 0 {
-			id = 1 / d
-		}
-		StoreF16(b, d)
-		for j, v := range xb {
-			x0 := v * id
-			U[j] = uint8(min(31, int8(truncToInt(x0+16.5))))
-		}
-		pack5(b[2:], U[:])
-	})
-}
+func EncodeQ5_0(y []byte, x []float32, qw []float32) { q5_0.encode(y, x, qw) }
 
 // DecodeQ5_0 decodes the whole Q5_0 blocks of x into y (ggml's
 // dequantize_row_q5_0).
-func DecodeQ5_0(y []float32, x []byte) {
-	for i := 0; i < len(y)/QK; i++ {
-		b := x[i*Q5_0Bytes:]
-		d := LoadF16(b)
-		qh := binary.LittleEndian.Uint32(b[2:])
-		for j := 0; j < QK/2; j++ {
-			h0 := uint8(qh>>j<<4) & 0x10
-			h1 := uint8(qh>>(j+12)) & 0x10
-			y[i*QK+j] = float32(int32(b[6+j]&0xF|h0)-16) * d
-			y[i*QK+j+QK/2] = float32(int32(b[6+j]>>4|h1)-16) * d
-		}
-	}
-}
+func DecodeQ5_0(y []float32, x []byte) { q5_0.decode(y, x) }
 
 // EncodeQ5_1 encodes x (a whole number of blocks) into y: as ggml's
 // quantize_row_q5_1_ref with qw nil, otherwise weighting each element by
 // qw (the importance matrix, one weight per element), as quantize_q5_1 does.
-func EncodeQ5_1(y []byte, x []float32, qw []float32) {
-	var L, Laux [QK]uint8
-	eachBlock(y, x, qw, Q5_1Bytes, func(b []byte, xb, w []float32) {
-		if w != nil {
-			d, theMin := makeQkx3Quants(QK, 31, xb, w, L[:], Laux[:], -0.9, 0.05, 36, false)
-			StoreF16(b, d)
-			StoreF16(b[2:], -theMin)
-			pack5(b[4:], L[:])
-			return
-		}
-		min, max := minMax(xb)
-		d := (max - min) / 31
-		var id float32
-		if d != 0 {
-			id = 1 / d
-		}
-		StoreF16(b, d)
-		StoreF16(b[2:], min)
-		for j, v := range xb {
-			x0 := (v - min) * id
-			L[j] = uint8(truncToInt(x0 + 0.5))
-		}
-		pack5(b[4:], L[:])
-	})
-}
+func EncodeQ5_1(y []byte, x []float32, qw []float32) { q5_1.encode(y, x, qw) }
 
 // DecodeQ5_1 decodes the whole Q5_1 blocks of x into y (ggml's
 // dequantize_row_q5_1).
-func DecodeQ5_1(y []float32, x []byte) {
-	for i := 0; i < len(y)/QK; i++ {
-		b := x[i*Q5_1Bytes:]
-		d, m := LoadF16(b), LoadF16(b[2:])
-		qh := binary.LittleEndian.Uint32(b[4:])
-		for j := 0; j < QK/2; j++ {
-			h0 := uint8(qh>>j<<4) & 0x10
-			h1 := uint8(qh>>(j+12)) & 0x10
-			y[i*QK+j] = float32(float32(b[8+j]&0xF|h0)*d) + m
-			y[i*QK+j+QK/2] = float32(float32(b[8+j]>>4|h1)*d) + m
-		}
-	}
-}
+func DecodeQ5_1(y []float32, x []byte) { q5_1.decode(y, x) }
 
 // EncodeQ8_0 encodes x (a whole number of blocks) into y as ggml's
 // quantize_row_q8_0_ref does; it takes no importance weights.
@@ -314,11 +300,7 @@ func DecodeQ8_1(y []float32, x []byte) { decode8(y, x, Q8_1Bytes) }
 // d = amax/127, rounding half away from zero (the _ref quantizers), and
 // returns d and the sum of the quants.
 func quantize8(qs []byte, xb []float32) (d float32, sum int32) {
-	var amax float32
-	for _, v := range xb {
-		amax = max(amax, abs32(v))
-	}
-	d = amax / 127
+	d = maxAbs(xb) / 127
 	var id float32
 	if d != 0 {
 		id = 1 / d
@@ -372,57 +354,44 @@ func dotNibbles(w, a []byte, n int, values *[16]int8) float32 {
 	return s
 }
 
-// DotQ4_1Q8_1 returns the dot product of n elements of a Q4_1 row w with a
-// Q8_1 activation row a.
-func DotQ4_1Q8_1(w, a []byte, n int) float32 {
+// dot is the dot product of n elements of a row w of the format with an
+// activation row a, Q8_1 for the formats with a min (whose activation sums
+// s meet it) and Q8_0 for the others.
+func (f legacyFormat) dot(w, a []byte, n int) float32 {
+	var q [QK]int32
+	size, zero := f.size(), f.zeroPoint()
+	actSize := Q8_0Bytes
+	if f.hasMin {
+		actSize = Q8_1Bytes
+	}
 	var s float32
 	for b := 0; b < n/QK; b++ {
-		x, y := w[b*Q4_1Bytes:], a[b*Q8_1Bytes:]
+		x, y := w[b*size:], a[b*actSize:(b+1)*actSize]
+		f.unpack(x, &q)
 		isum := 0
-		for j := 0; j < 16; j++ {
-			isum += int(x[4+j]&0xf) * i8(y[4+j])
-			isum += int(x[4+j]>>4) * i8(y[4+16+j])
+		for j, v := range y[actSize-QK:] {
+			isum += int(q[j]-zero) * i8(v)
 		}
-		s += float32(isum)*(LoadF16(x)*LoadF16(y)) + LoadF16(x[2:])*LoadF16(y[2:])
+		if f.hasMin {
+			s += float32(isum)*(LoadF16(x)*LoadF16(y)) + LoadF16(x[2:])*LoadF16(y[2:])
+		} else {
+			s += float32(isum) * (LoadF16(x) * LoadF16(y))
+		}
 	}
 	return s
 }
+
+// DotQ4_1Q8_1 returns the dot product of n elements of a Q4_1 row w with a
+// Q8_1 activation row a.
+func DotQ4_1Q8_1(w, a []byte, n int) float32 { return q4_1.dot(w, a, n) }
 
 // DotQ5_0Q8_0 returns the dot product of n elements of a Q5_0 row w with a
 // Q8_0 activation row a.
-func DotQ5_0Q8_0(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK; b++ {
-		x, y := w[b*Q5_0Bytes:], a[b*Q8_0Bytes:]
-		qh := binary.LittleEndian.Uint32(x[2:])
-		isum := 0
-		for j := 0; j < 16; j++ {
-			lo := int(x[6+j]&0xf) | int(qh>>j&1)<<4
-			hi := int(x[6+j]>>4) | int(qh>>(j+16)&1)<<4
-			isum += (lo-16)*i8(y[2+j]) + (hi-16)*i8(y[2+16+j])
-		}
-		s += float32(isum) * (LoadF16(x) * LoadF16(y))
-	}
-	return s
-}
+func DotQ5_0Q8_0(w, a []byte, n int) float32 { return q5_0.dot(w, a, n) }
 
 // DotQ5_1Q8_1 returns the dot product of n elements of a Q5_1 row w with a
 // Q8_1 activation row a.
-func DotQ5_1Q8_1(w, a []byte, n int) float32 {
-	var s float32
-	for b := 0; b < n/QK; b++ {
-		x, y := w[b*Q5_1Bytes:], a[b*Q8_1Bytes:]
-		qh := binary.LittleEndian.Uint32(x[4:])
-		isum := 0
-		for j := 0; j < 16; j++ {
-			lo := int(x[8+j]&0xf) | int(qh>>j&1)<<4
-			hi := int(x[8+j]>>4) | int(qh>>(j+16)&1)<<4
-			isum += lo*i8(y[4+j]) + hi*i8(y[4+16+j])
-		}
-		s += float32(isum)*(LoadF16(x)*LoadF16(y)) + LoadF16(x[2:])*LoadF16(y[2:])
-	}
-	return s
-}
+func DotQ5_1Q8_1(w, a []byte, n int) float32 { return q5_1.dot(w, a, n) }
 
 // DotQ8_0Q8_0 returns the dot product of n elements of a Q8_0 row w with a
 // Q8_0 activation row a.

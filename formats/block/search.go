@@ -20,6 +20,16 @@ func maxAbsSigned(x []float32) (max, amax float32) {
 	return max, amax
 }
 
+// maxAbs returns the largest magnitude in x, NaN if x holds a NaN (the
+// builtin max, as fmaxf chains over fabsf compile in ggml's encoders).
+func maxAbs(x []float32) float32 {
+	var m float32
+	for _, v := range x {
+		m = max(m, abs32(v))
+	}
+	return m
+}
+
 func abs32(f float32) float32 {
 	return math.Float32frombits(math.Float32bits(f) &^ (1 << 31))
 }
@@ -35,6 +45,70 @@ func sqrt32(f float32) float32 {
 // arithmetic.
 func clampInt(v, lo, hi int32) int32 {
 	return min(max(v, lo), hi)
+}
+
+// oddLevel returns the level l in [0, top] whose odd value 2l+1 is nearest
+// id·v: the grid levels and the sub-block scale codes (d·(2l+1)) of the
+// i-quants.
+func oddLevel(id, v float32, top int32) int32 {
+	return clampInt(NearestInt(0.5*(float32(id*v)-1)), 0, top)
+}
+
+// runningMax is MAX(max, v) as ggml's encoders keep their largest scale: v
+// replaces max unless max is larger (so a NaN max gives way).
+func runningMax(max, v float32) float32 {
+	if !(max > v) {
+		return v
+	}
+	return max
+}
+
+// subScales are the scales an i-quant encoder finds for the sub-blocks of
+// one super-block, and their running maximum (over the sub-blocks that were
+// not stored as zero, as ggml keeps it).
+type subScales struct {
+	scale [QK_K / 16]float32
+	max   float32
+}
+
+// set records the scale of sub-block ib.
+func (s *subScales) set(ib int, scale float32) {
+	s.scale[ib] = scale
+	s.max = runningMax(s.max, scale)
+}
+
+// quantize returns the super-block scale d = max/div and the code l in
+// [0, top] of each of the first n sub-block scales, d·(2l+1) ≈ scale.
+func (s *subScales) quantize(n int, div float32, top int32) (d float32, codes [QK_K / 16]uint8) {
+	d = s.max / div
+	id := 1 / d
+	for ib, v := range s.scale[:n] {
+		codes[ib] = uint8(oddLevel(id, v, top))
+	}
+	return d, codes
+}
+
+// positiveScale returns |scale| of a sub-block of the sign-folding
+// i-quants: their scales are stored unsigned, so ggml's guard flips the
+// stored sign bits (mask) instead of a negative scale. Not reached in
+// practice, since the searches fit magnitudes.
+func positiveScale(scale float32, signs []uint8, mask uint8) float32 {
+	if scale < 0 {
+		scale = -scale
+		for k := range signs {
+			signs[k] = ^signs[k] & mask
+		}
+	}
+	return scale
+}
+
+// maxOf is the largest of x, computed as C's MAX macro chain does.
+func maxOf(x []float32) float32 {
+	m := x[0]
+	for _, v := range x[1:] {
+		m = runningMax(m, v)
+	}
+	return m
 }
 
 // symmetricScale starts make_qx_quants and make_q3_quants: max is the
@@ -73,12 +147,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		returnEarly = true
 	}
 	var wbuf [32]float32
-	var wts []float32
-	if n <= len(wbuf) {
-		wts = wbuf[:n]
-	} else {
-		wts = make([]float32, n)
-	}
+	wts := scratch(wbuf[:], n)
 	for i, v := range x {
 		switch {
 		case qw != nil:
@@ -93,15 +162,7 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 			wts[i] = sqrt32(abs32(v))
 		}
 	}
-	var sumlx, suml2 float32
-	for i, v := range x {
-		l := clampInt(NearestInt(iscale*v), -nm, nm-1)
-		L[i] = int8(l + nm)
-		w := wts[i]
-		fl := float32(l)
-		sumlx += float32(w * v * fl)
-		suml2 += float32(w * fl * fl)
-	}
+	sumlx, suml2 := levelSums(x, wts, L, iscale, -nm, nm-1, nm)
 	var scale float32
 	if suml2 != 0 {
 		scale = sumlx / suml2
@@ -113,29 +174,82 @@ func makeQxQuants(n, nmax int, x []float32, L []int8, rmseType int, qw []float32
 		return 1 / iscale
 	}
 	best := scale * sumlx
+	var lbuf [32]int8
+	Laux := scratch(lbuf[:], n)
 	for is := -9; is <= 9; is++ {
 		if is == 0 {
 			continue
 		}
 		iscale = -(float32(nmax) + float32(float32(0.1)*float32(is))) / max
-		sumlx, suml2 = 0, 0
-		for i, v := range x {
-			l := clampInt(NearestInt(iscale*v), -nm, nm-1)
-			w := wts[i]
-			fl := float32(l)
-			sumlx += float32(w * v * fl)
-			suml2 += float32(w * fl * fl)
-		}
+		sumlx, suml2 = levelSums(x, wts, Laux, iscale, -nm, nm-1, nm)
 		if suml2 > 0 && sumlx*sumlx > best*suml2 {
-			for i, v := range x {
-				l := NearestInt(iscale * v)
-				L[i] = int8(nm + clampInt(l, -nm, nm-1))
-			}
+			copy(L, Laux)
 			scale = sumlx / suml2
 			best = scale * sumlx
 		}
 	}
 	return scale
+}
+
+// scratch returns the first n elements of buf, or a new slice when buf is
+// shorter.
+func scratch[T any](buf []T, n int) []T {
+	if n <= len(buf) {
+		return buf[:n]
+	}
+	return make([]T, n)
+}
+
+// levelSums quantizes x at the inverse scale iscale to the levels l,
+// nearest_int(iscale·x) clamped to [lo, hi], stores l+offset in L, and
+// returns the sums Σw·x·l and Σw·l² of the least-squares fit of the
+// make_*_quants searches.
+func levelSums[T int8 | uint8](x, w []float32, L []T, iscale float32, lo, hi, offset int32) (sumlx, suml2 float32) {
+	for i, v := range x {
+		l := clampInt(NearestInt(iscale*v), lo, hi)
+		L[i] = T(l + offset)
+		wi, fl := w[i], float32(l)
+		sumlx += float32(wi * v * fl)
+		suml2 += float32(wi * fl * fl)
+	}
+	return sumlx, suml2
+}
+
+// refineLevels is the coordinate descent that ends make_q3_quants and
+// make_qp_quants: up to five sweeps move each level l of L (in [lo, hi],
+// against the sums Σw·x·l and Σw·l²) to the one that fits x best with the
+// others fixed, keeping a move that improves the fit (Σw·x·l)²/Σw·l². It
+// returns the final sums. qp selects make_qp_quants' guard, which requires
+// the reduced Σw·l² to be positive before it tries a move; make_q3_quants
+// checks the new one after.
+func refineLevels[T int8 | uint8](x, w []float32, L []T, lo, hi int32, sumlx, suml2 float32, qp bool) (float32, float32) {
+	for itry := 0; itry < 5; itry++ {
+		changed := 0
+		for i, v := range x {
+			wi, li := w[i], float32(L[i])
+			slx := sumlx - float32(wi*v*li)
+			sl2 := suml2 - float32(wi*li*li)
+			if !(slx > 0) || qp && !(sl2 > 0) {
+				continue
+			}
+			newL := clampInt(NearestInt(v*sl2/slx), lo, hi)
+			if newL == int32(L[i]) {
+				continue
+			}
+			fn := float32(newL)
+			slx += float32(wi * v * fn)
+			sl2 += float32(wi * fn * fn)
+			if (qp || sl2 > 0) && slx*slx*suml2 > sumlx*sumlx*sl2 {
+				L[i] = T(newL)
+				sumlx, suml2 = slx, sl2
+				changed++
+			}
+		}
+		if changed == 0 {
+			break
+		}
+	}
+	return sumlx, suml2
 }
 
 // makeQ3Quants is ggml's make_q3_quants: a symmetric scale for values in
@@ -148,41 +262,13 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8, doRMSE bool) float32 {
 	}
 	nm := int32(nmax)
 	if doRMSE {
-		var sumlx, suml2 float32
+		var wbuf [32]float32
+		wts := scratch(wbuf[:], n)
 		for i, v := range x {
-			l := clampInt(NearestInt(iscale*v), -nm, nm-1)
-			L[i] = int8(l)
-			w := v * v
-			fl := float32(l)
-			sumlx += float32(w * v * fl)
-			suml2 += float32(w * fl * fl)
+			wts[i] = v * v
 		}
-		for itry := 0; itry < 5; itry++ {
-			changed := 0
-			for i, v := range x {
-				w := v * v
-				li := float32(L[i])
-				slx := sumlx - float32(w*v*li)
-				if slx > 0 {
-					sl2 := suml2 - float32(w*li*li)
-					newL := clampInt(NearestInt(v*sl2/slx), -nm, nm-1)
-					if newL != int32(L[i]) {
-						fn := float32(newL)
-						slx += float32(w * v * fn)
-						sl2 += float32(w * fn * fn)
-						if sl2 > 0 && slx*slx*suml2 > sumlx*sumlx*sl2 {
-							L[i] = int8(newL)
-							sumlx = slx
-							suml2 = sl2
-							changed++
-						}
-					}
-				}
-			}
-			if changed == 0 {
-				break
-			}
-		}
+		sumlx, suml2 := levelSums(x, wts, L, iscale, -nm, nm-1, 0)
+		sumlx, suml2 = refineLevels(x, wts, L, -nm, nm-1, sumlx, suml2, false)
 		for i := range L {
 			L[i] += int8(nmax)
 		}
@@ -205,23 +291,7 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 	weights = weights[:n]
 	L = L[:n]
 	Laux = Laux[:n]
-	min, max := x[0], x[0]
-	sumW := weights[0]
-	sumX := sumW * x[0]
-	for i := 1; i < n; i++ {
-		if x[i] < min {
-			min = x[i]
-		}
-		if x[i] > max {
-			max = x[i]
-		}
-		w := weights[i]
-		sumW += w
-		sumX += float32(w * x[i])
-	}
-	if min > 0 {
-		min = 0
-	}
+	min, max, sumW, sumX := qkx2Start(x, weights)
 	if max == min {
 		for i := range L {
 			L[i] = 0
@@ -231,18 +301,11 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 	nm := int32(nmax)
 	iscale := float32(nmax) / (max - min)
 	scale = 1 / iscale
-	var bestMAD float32
 	for i, v := range x {
 		l := NearestInt(iscale * (v - min))
 		L[i] = uint8(clampInt(l, 0, nm))
-		diff := float32(scale*float32(L[i])) + min - v
-		if useMAD {
-			diff = abs32(diff)
-		} else {
-			diff = diff * diff
-		}
-		bestMAD += float32(weights[i] * diff)
 	}
+	bestMAD := qkx2Error(x, weights, L, scale, min, useMAD)
 	if nstep < 1 {
 		return scale, -min
 	}
@@ -266,17 +329,7 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 				thisMin = 0
 				thisScale = sumXL / sumL2
 			}
-			var mad float32
-			for i, v := range x {
-				diff := float32(thisScale*float32(Laux[i])) + thisMin - v
-				if useMAD {
-					diff = abs32(diff)
-				} else {
-					diff = diff * diff
-				}
-				mad += float32(weights[i] * diff)
-			}
-			if mad < bestMAD {
+			if mad := qkx2Error(x, weights, Laux, thisScale, thisMin, useMAD); mad < bestMAD {
 				copy(L, Laux)
 				bestMAD = mad
 				scale = thisScale
@@ -285,6 +338,44 @@ func makeQkx2Quants(n, nmax int, x, weights []float32, L, Laux []uint8,
 		}
 	}
 	return scale, -min
+}
+
+// qkx2Start returns what make_qkx2_quants starts from: the min of x
+// (raised to 0 when positive), its max, and the sums Σw and Σw·x.
+func qkx2Start(x, w []float32) (min, max, sumW, sumX float32) {
+	min, max = x[0], x[0]
+	sumW = w[0]
+	sumX = sumW * x[0]
+	for i := 1; i < len(x); i++ {
+		if x[i] < min {
+			min = x[i]
+		}
+		if x[i] > max {
+			max = x[i]
+		}
+		sumW += w[i]
+		sumX += float32(w[i] * x[i])
+	}
+	if min > 0 {
+		min = 0
+	}
+	return min, max, sumW, sumX
+}
+
+// qkx2Error is make_qkx2_quants' error of the fit scale·L + min to x under
+// the weights w: Σw·|diff| with useMAD, else Σw·diff².
+func qkx2Error(x, w []float32, L []uint8, scale, min float32, useMAD bool) float32 {
+	var e float32
+	for i, v := range x {
+		diff := float32(scale*float32(L[i])) + min - v
+		if useMAD {
+			diff = abs32(diff)
+		} else {
+			diff = diff * diff
+		}
+		e += float32(w[i] * diff)
+	}
+	return e
 }
 
 // makeQkx3Quants is ggml's make_qkx3_quants, the importance-weighted
@@ -360,57 +451,32 @@ func makeQpQuants(n, nmax int, x []float32, L []uint8, qw []float32) float32 {
 			iscale = iscaleIs
 		}
 	}
-	var sumlx, suml2 float32
-	for i, v := range x {
-		l := NearestInt(iscale * v)
-		if l > nm {
-			l = nm
-		}
-		L[i] = uint8(l)
-		w := qw[i]
-		fl := float32(l)
-		sumlx += float32(w * v * fl)
-		suml2 += float32(w * fl * fl)
-	}
-	for itry := 0; itry < 5; itry++ {
-		changed := 0
-		for i, v := range x {
-			w := qw[i]
-			li := float32(L[i])
-			slx := sumlx - float32(w*v*li)
-			sl2 := suml2 - float32(w*li*li)
-			if slx > 0 && sl2 > 0 {
-				newL := NearestInt(v * sl2 / slx)
-				if newL > nm {
-					newL = nm
-				}
-				if newL != int32(L[i]) {
-					fn := float32(newL)
-					slx += float32(w * v * fn)
-					sl2 += float32(w * fn * fn)
-					if slx*slx*suml2 > sumlx*sumlx*sl2 {
-						L[i] = uint8(newL)
-						sumlx = slx
-						suml2 = sl2
-						changed++
-					}
-				}
-			}
-		}
-		if changed == 0 {
-			break
-		}
-	}
+	sumlx, suml2 := levelSums(x, qw, L, iscale, math.MinInt32, nm, 0)
+	sumlx, suml2 = refineLevels(x, qw, L, math.MinInt32, nm, sumlx, suml2, true)
 	return sumlx / suml2
 }
 
 // rowSigma2 is the mean square of a row (the legacy formats' sigma²).
 func rowSigma2(x []float32) float32 {
-	var sumX2 float32
+	return sumSquares(x) / float32(len(x))
+}
+
+// sumSquares is Σx² in element order.
+func sumSquares(x []float32) float32 {
+	var s float32
 	for _, v := range x {
-		sumX2 += float32(v * v)
+		s += float32(v * v)
 	}
-	return sumX2 / float32(len(x))
+	return s
+}
+
+// sumOf is Σx in element order.
+func sumOf(x []float32) float32 {
+	var s float32
+	for _, v := range x {
+		s += v
+	}
+	return s
 }
 
 func importanceWeights(dst, qw, x []float32, sigma2 float32) {

@@ -24,25 +24,8 @@ func makeQkx2Quants4(nmax int, x, w *[4][]float32, L *[4][]uint8, rmin, rdelta f
 	var flat bool // some sub-block has max == min
 	var isFlat [4]bool
 	for k, xk := range [4]*[qkx2Width]float32{x0, x1, x2, x3} {
-		wk := (*[qkx2Width]float32)(w[k])
-		mnk, mxk := xk[0], xk[0]
-		sw := wk[0]
-		sx := sw * xk[0]
-		for i := 1; i < qkx2Width; i++ {
-			if xk[i] < mnk {
-				mnk = xk[i]
-			}
-			if xk[i] > mxk {
-				mxk = xk[i]
-			}
-			sw += wk[i]
-			sx += float32(wk[i] * xk[i])
-		}
-		if mnk > 0 {
-			mnk = 0
-		}
-		mn[k], mx[k], sumW[k], sumX[k] = mnk, mxk, sw, sx
-		if mxk == mnk {
+		mn[k], mx[k], sumW[k], sumX[k] = qkx2Start(xk[:], w[k][:qkx2Width])
+		if mx[k] == mn[k] {
 			isFlat[k], flat = true, true
 		}
 	}

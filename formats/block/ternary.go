@@ -36,9 +36,7 @@ const (
 // ternaryScale returns the scale of a ternary block (its largest
 // magnitude) and its inverse, 0 for an all-zero block.
 func ternaryScale(x []float32) (d, id float32) {
-	for _, v := range x {
-		d = max(d, abs32(v))
-	}
+	d = maxAbs(x)
 	if d != 0 {
 		id = 1 / d
 	}
@@ -76,23 +74,34 @@ var pow3 = [5]byte{1, 3, 9, 27, 81}
 // quantize_row_tq1_0_ref. ggml has no importance-weighted TQ1_0 encoder;
 // qw is ignored.
 func EncodeTQ1_0(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/QK_K; i++ {
-		b := y[i*TQ1_0Bytes : (i+1)*TQ1_0Bytes]
-		xb := x[i*QK_K : (i+1)*QK_K]
-		d, id := ternaryScale(xb)
-		StoreF16(b[TQ1_0DOff:], d)
-		code := func(e int) uint8 { return ternaryCode(xb[e], id) }
+	encodeTernary(y, x, TQ1_0Bytes, TQ1_0DOff, func(b []byte, u *[QK_K]uint8) {
 		for m := 0; m < 32; m++ {
-			b[m] = packTrits(code(m), code(m+32), code(m+64), code(m+96), code(m+128))
+			b[m] = packTrits(u[m], u[m+32], u[m+64], u[m+96], u[m+128])
 		}
 		for m := 0; m < 16; m++ {
 			e := 160 + m
-			b[32+m] = packTrits(code(e), code(e+16), code(e+32), code(e+48), code(e+64))
+			b[32+m] = packTrits(u[e], u[e+16], u[e+32], u[e+48], u[e+64])
 		}
 		for j := 0; j < tq1QhBytes; j++ {
 			e := 240 + j
-			b[tq1QhOff+j] = packTrits(code(e), code(e+4), code(e+8), code(e+12))
+			b[tq1QhOff+j] = packTrits(u[e], u[e+4], u[e+8], u[e+12])
 		}
+	})
+}
+
+// encodeTernary is the block loop of the ternary encoders: each block's
+// scale d goes to dOff, and pack stores its trits u = t+1.
+func encodeTernary(y []byte, x []float32, size, dOff int, pack func(b []byte, u *[QK_K]uint8)) {
+	var u [QK_K]uint8
+	for i := 0; i < len(x)/QK_K; i++ {
+		b := y[i*size : (i+1)*size]
+		xb := x[i*QK_K : (i+1)*QK_K]
+		d, id := ternaryScale(xb)
+		StoreF16(b[dOff:], d)
+		for e, v := range xb {
+			u[e] = ternaryCode(v, id)
+		}
+		pack(b, &u)
 	}
 }
 
@@ -132,21 +141,17 @@ func DecodeTQ1_0(y []float32, x []byte) {
 // quantize_row_tq2_0_ref. ggml has no importance-weighted TQ2_0 encoder;
 // qw is ignored.
 func EncodeTQ2_0(y []byte, x []float32, _ []float32) {
-	for i := 0; i < len(x)/QK_K; i++ {
-		b := y[i*TQ2_0Bytes : (i+1)*TQ2_0Bytes]
-		xb := x[i*QK_K : (i+1)*QK_K]
-		d, id := ternaryScale(xb)
-		StoreF16(b[TQ2_0DOff:], d)
+	encodeTernary(y, x, TQ2_0Bytes, TQ2_0DOff, func(b []byte, u *[QK_K]uint8) {
 		for half := 0; half < 2; half++ {
 			for m := 0; m < 32; m++ {
 				var q byte
 				for n := 0; n < 4; n++ {
-					q |= ternaryCode(xb[128*half+32*n+m], id) << (2 * n)
+					q |= u[128*half+32*n+m] << (2 * n)
 				}
 				b[32*half+m] = q
 			}
 		}
-	}
+	})
 }
 
 // tq2Code returns u (0..3; 3 never written) of element e of the TQ2_0
@@ -175,35 +180,25 @@ func DecodeTQ2_0(y []float32, x []byte) {
 // DotTQ1_0Q8_K returns the dot product of n elements of a TQ1_0 row w with
 // a Q8_K activation row a.
 func DotTQ1_0Q8_K(w, a []byte, n int) float32 {
-	var (
-		s float32
-		u [QK_K]int8
-	)
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*TQ1_0Bytes : (i+1)*TQ1_0Bytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
+	var u [QK_K]int8
+	return dotQ8KBlocks(w, a, n, TQ1_0Bytes, func(b, q8, _ []byte) (float32, float32) {
 		unpackTQ1_0(&u, b)
 		isum := 0
 		for e, t := range u {
 			isum += int(t-1) * i8(q8[e])
 		}
-		s += float32(float32(isum) * (LoadF16(b[TQ1_0DOff:]) * dy))
-	}
-	return s
+		return LoadF16(b[TQ1_0DOff:]), float32(isum)
+	})
 }
 
 // DotTQ2_0Q8_K returns the dot product of n elements of a TQ2_0 row w with
 // a Q8_K activation row a.
 func DotTQ2_0Q8_K(w, a []byte, n int) float32 {
-	var s float32
-	for i := 0; i < n/QK_K; i++ {
-		b := w[i*TQ2_0Bytes : (i+1)*TQ2_0Bytes]
-		dy, q8, _ := q8K(a[i*Q8_KBytes:])
+	return dotQ8KBlocks(w, a, n, TQ2_0Bytes, func(b, q8, _ []byte) (float32, float32) {
 		isum := 0
 		for e := 0; e < QK_K; e++ {
 			isum += (tq2Code(b, e) - 1) * i8(q8[e])
 		}
-		s += float32(float32(isum) * (dy * LoadF16(b[TQ2_0DOff:])))
-	}
-	return s
+		return LoadF16(b[TQ2_0DOff:]), float32(isum)
+	})
 }
