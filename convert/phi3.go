@@ -138,22 +138,20 @@ func (p *phi3) MapTensor(b *Builder, t *safetensors.Tensor) error {
 // Params writes Phi3MiniModel's keys in its order.
 func (p *phi3) Params(b *Builder) error {
 	const arch = "phi3"
-	if err := b.requireUint32s(arch, []hparam{
-		{".context_length", []string{"n_positions", "max_position_embeddings"}},
-		{".rope.scaling.original_context_length", []string{"original_max_position_embeddings"}},
-		{".embedding_length", []string{"hidden_size", "n_embd"}},
-		{".feed_forward_length", []string{"intermediate_size"}},
-		{".block_count", []string{"num_hidden_layers", "n_layer"}},
-		{".attention.head_count", []string{"num_attention_heads", "n_head"}},
-		{".attention.head_count_kv", []string{"num_key_value_heads", "n_head_kv"}},
-	}); err != nil {
-		return err
-	}
-	if err := requireFloat32(b, arch+".attention.layer_norm_rms_epsilon", "rms_norm_eps"); err != nil {
+	if err := b.requireParams(arch,
+		u32(".context_length", "n_positions", "max_position_embeddings"),
+		u32(".rope.scaling.original_context_length", "original_max_position_embeddings"),
+		u32(".embedding_length", "hidden_size", "n_embd"),
+		u32(".feed_forward_length", "intermediate_size"),
+		u32(".block_count", "num_hidden_layers", "n_layer"),
+		u32(".attention.head_count", "num_attention_heads", "n_head"),
+		u32(".attention.head_count_kv", "num_key_value_heads", "n_head_kv"),
+		f32(".attention.layer_norm_rms_epsilon", "rms_norm_eps"),
+	); err != nil {
 		return err
 	}
 	b.Add(arch+".rope.dimension_count", uint32(p.hp.headDim))
-	if err := requireFloat32(b, arch+".rope.freq_base", "rope_theta"); err != nil {
+	if err := b.requireParams(arch, f32(".rope.freq_base", "rope_theta")); err != nil {
 		return err
 	}
 	b.Add("general.file_type", b.FileType)
