@@ -16,31 +16,21 @@ import (
 // norms after attention and around the MLP, soft-capping and a sliding
 // window.
 type gemma struct {
-	noExtraTensors
+	decoder
 	v2 bool
-	hp decoderHParams
 }
 
 func init() {
-	Register(func() Architecture { return &gemma{} }, "GemmaForCausalLM")
-	Register(func() Architecture { return &gemma{v2: true} }, "Gemma2ForCausalLM")
+	Register(func() Architecture {
+		return &gemma{decoder: decoder{arch: "gemma", layer: llamaLayerRules, global: gemmaGlobalRules}}
+	}, "GemmaForCausalLM")
+	Register(func() Architecture {
+		return &gemma{decoder: decoder{arch: "gemma2", layer: gemma2LayerRules, global: gemmaGlobalRules}, v2: true}
+	}, "Gemma2ForCausalLM")
 }
 
-func (g *gemma) GGUFArch() string {
-	if g.v2 {
-		return "gemma2"
-	}
-	return "gemma"
-}
-
-func (g *gemma) table() *tensorTable {
-	hp := &g.hp
-	layer := llamaLayerRules(hp)
-	if g.v2 {
-		layer = gemma2Norms(layer, hp)
-	}
-	return &tensorTable{arch: g.GGUFArch(), layer: layer, global: gemmaGlobalRules(hp)}
-}
+// gemma2LayerRules is a Llama layer with Gemma 2's four norms.
+func gemma2LayerRules(hp *decoderHParams) []tensorRule { return gemma2Norms(llamaLayerRules(hp), hp) }
 
 // gemma2Norms replaces the Llama layer's post-attention norm with Gemma 2's
 // four norms (Gemma 3 uses the same names).

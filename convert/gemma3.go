@@ -18,22 +18,20 @@ import (
 // pattern is 1). Nothing is written for query_pre_attn_scalar or the layer
 // pattern: llama.cpp derives them.
 type gemma3 struct {
-	noExtraTensors
-	hp decoderHParams
+	decoder
 	// nTokens is the vocabulary size (rows of token_embd kept).
 	nTokens int
 }
 
 func init() {
-	Register(func() Architecture { return &gemma3{} }, "Gemma3ForCausalLM")
+	Register(func() Architecture {
+		return &gemma3{decoder: decoder{arch: "gemma3", layer: gemma3LayerRules, global: gemmaGlobalRules}}
+	}, "Gemma3ForCausalLM")
 }
 
-func (g *gemma3) GGUFArch() string { return "gemma3" }
-
-func (g *gemma3) table() *tensorTable {
-	hp := &g.hp
-	layer := append(gemma2Norms(llamaLayerRules(hp), hp), qkNormRules(hp)...)
-	return &tensorTable{arch: "gemma3", layer: layer, global: gemmaGlobalRules(hp)}
+// gemma3LayerRules is Gemma 2's layer with q/k norms.
+func gemma3LayerRules(hp *decoderHParams) []tensorRule {
+	return append(gemma2LayerRules(hp), qkNormRules(hp)...)
 }
 
 func (g *gemma3) Check(b *Builder) error {
