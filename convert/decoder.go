@@ -344,11 +344,31 @@ func addDecoderTensor(b *Builder, tt *tensorTable, tied bool, t *safetensors.Ten
 	return b.AddTensor(name, t, transforms...)
 }
 
-// noExtraTensors is embedded by the architectures that generate no tensors
-// of their own.
-type noExtraTensors struct{}
+// decoder is embedded by each decoder-only converter: the GGUF
+// architecture it writes, the hyperparameters Check reads and the tensor
+// rules they imply. Its methods are the plain ones, which an architecture
+// with more to do replaces: Check reads the common hyperparameters and
+// checks the checkpoint against the rules, MapTensor renames a tensor
+// without transforms, and no tensors are generated.
+type decoder struct {
+	arch          string
+	layer, global func(hp *decoderHParams) []tensorRule
+	hp            decoderHParams
+}
 
-func (noExtraTensors) ExtraTensors(*Builder) error { return nil }
+func (d *decoder) GGUFArch() string { return d.arch }
+
+func (d *decoder) table() *tensorTable {
+	return &tensorTable{arch: d.arch, layer: d.layer(&d.hp), global: d.global(&d.hp)}
+}
+
+func (d *decoder) Check(b *Builder) error { return checkDecoder(b, &d.hp, false, d.table) }
+
+func (d *decoder) MapTensor(b *Builder, t *safetensors.Tensor) error {
+	return addDecoderTensor(b, d.table(), d.hp.tied, t)
+}
+
+func (d *decoder) ExtraTensors(*Builder) error { return nil }
 
 // sentencePieceOrBPE is convert_hf_to_gguf.py's "try
 // _set_vocab_sentencepiece, else _set_vocab_gpt2".

@@ -16,31 +16,21 @@ import (
 // norms after attention and around the MLP, soft-capping and a sliding
 // window.
 type gemma struct {
-	noExtraTensors
+	decoder
 	v2 bool
-	hp decoderHParams
 }
 
 func init() {
-	Register(func() Architecture { return &gemma{} }, "GemmaForCausalLM")
-	Register(func() Architecture { return &gemma{v2: true} }, "Gemma2ForCausalLM")
+	Register(func() Architecture {
+		return &gemma{decoder: decoder{arch: "gemma", layer: llamaLayerRules, global: gemmaGlobalRules}}
+	}, "GemmaForCausalLM")
+	Register(func() Architecture {
+		return &gemma{decoder: decoder{arch: "gemma2", layer: gemma2LayerRules, global: gemmaGlobalRules}, v2: true}
+	}, "Gemma2ForCausalLM")
 }
 
-func (g *gemma) GGUFArch() string {
-	if g.v2 {
-		return "gemma2"
-	}
-	return "gemma"
-}
-
-func (g *gemma) table() *tensorTable {
-	hp := &g.hp
-	layer := llamaLayerRules(hp)
-	if g.v2 {
-		layer = gemma2Norms(layer, hp)
-	}
-	return &tensorTable{arch: g.GGUFArch(), layer: layer, global: gemmaGlobalRules(hp)}
-}
+// gemma2LayerRules is a Llama layer with Gemma 2's four norms.
+func gemma2LayerRules(hp *decoderHParams) []tensorRule { return gemma2Norms(llamaLayerRules(hp), hp) }
 
 // gemma2Norms replaces the Llama layer's post-attention norm with Gemma 2's
 // four norms (Gemma 3 uses the same names).
@@ -96,17 +86,15 @@ func gemmaNormShift(hfName string) []formats.Transform {
 // Model.set_gguf_parameters').
 func (g *gemma) Params(b *Builder) error {
 	arch := g.GGUFArch()
-	if err := b.requireUint32s(arch, []hparam{
-		{".context_length", []string{"max_position_embeddings"}},
-		{".embedding_length", []string{"hidden_size"}},
-		{".block_count", []string{"num_hidden_layers"}},
-		{".feed_forward_length", []string{"intermediate_size"}},
-		{".attention.head_count", []string{"num_attention_heads"}},
-		{".attention.head_count_kv", []string{"num_key_value_heads", "num_attention_heads"}},
-	}); err != nil {
-		return err
-	}
-	if err := requireFloat32(b, arch+".attention.layer_norm_rms_epsilon", "rms_norm_eps"); err != nil {
+	if err := b.requireParams(arch,
+		u32(".context_length", "max_position_embeddings"),
+		u32(".embedding_length", "hidden_size"),
+		u32(".block_count", "num_hidden_layers"),
+		u32(".feed_forward_length", "intermediate_size"),
+		u32(".attention.head_count", "num_attention_heads"),
+		u32(".attention.head_count_kv", "num_key_value_heads", "num_attention_heads"),
+		f32(".attention.layer_norm_rms_epsilon", "rms_norm_eps"),
+	); err != nil {
 		return err
 	}
 	b.Add(arch+".attention.key_length", uint32(g.hp.headDim))
@@ -115,31 +103,11 @@ func (g *gemma) Params(b *Builder) error {
 	if !g.v2 {
 		return nil
 	}
-	if err := requireFloat32(b, arch+".attn_logit_softcapping", "attn_logit_softcapping"); err != nil {
-		return err
-	}
-	if err := requireFloat32(b, arch+".final_logit_softcapping", "final_logit_softcapping"); err != nil {
-		return err
-	}
-	sw, err := b.Config.RequireUint32("sliding_window")
-	if err != nil {
-		return err
-	}
-	b.Add(arch+".attention.sliding_window", sw)
-	return nil
-}
-
-// requireFloat32 copies a number hyperparameter that must be present.
-func requireFloat32(b *Builder, key, from string) error {
-	v, ok, err := b.Config.Float(from)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return b.Config.errf(from, "missing")
-	}
-	b.Add(key, float32(v))
-	return nil
+	return b.requireParams(arch,
+		f32(".attn_logit_softcapping", "attn_logit_softcapping"),
+		f32(".final_logit_softcapping", "final_logit_softcapping"),
+		u32(".attention.sliding_window", "sliding_window"),
+	)
 }
 
 // Vocab is SentencePiece only, without the dummy prefix; Gemma 1 also

@@ -18,22 +18,20 @@ import (
 // pattern is 1). Nothing is written for query_pre_attn_scalar or the layer
 // pattern: llama.cpp derives them.
 type gemma3 struct {
-	noExtraTensors
-	hp decoderHParams
+	decoder
 	// nTokens is the vocabulary size (rows of token_embd kept).
 	nTokens int
 }
 
 func init() {
-	Register(func() Architecture { return &gemma3{} }, "Gemma3ForCausalLM")
+	Register(func() Architecture {
+		return &gemma3{decoder: decoder{arch: "gemma3", layer: gemma3LayerRules, global: gemmaGlobalRules}}
+	}, "Gemma3ForCausalLM")
 }
 
-func (g *gemma3) GGUFArch() string { return "gemma3" }
-
-func (g *gemma3) table() *tensorTable {
-	hp := &g.hp
-	layer := append(gemma2Norms(llamaLayerRules(hp), hp), qkNormRules(hp)...)
-	return &tensorTable{arch: "gemma3", layer: layer, global: gemmaGlobalRules(hp)}
+// gemma3LayerRules is Gemma 2's layer with q/k norms.
+func gemma3LayerRules(hp *decoderHParams) []tensorRule {
+	return append(gemma2LayerRules(hp), qkNormRules(hp)...)
 }
 
 func (g *gemma3) Check(b *Builder) error {
@@ -111,28 +109,20 @@ func (g *gemma3) Params(b *Builder) error {
 		return err
 	}
 	c := b.Config
-	ctx, err := c.Uint32Or("max_position_embeddings", 131072)
-	if err != nil {
+	if err := b.setUint32Or(arch+".context_length", "max_position_embeddings", 131072); err != nil {
 		return err
 	}
-	b.Set(arch+".context_length", ctx)
-	heads, err := c.Uint32Or("num_attention_heads", 8)
-	if err != nil {
+	if err := b.setUint32Or(arch+".attention.head_count", "num_attention_heads", 8); err != nil {
 		return err
 	}
-	b.Set(arch+".attention.head_count", heads)
-	eps, err := c.FloatOr("rms_norm_eps", 1e-6)
-	if err != nil {
+	if err := b.setFloat32Or(arch+".attention.layer_norm_rms_epsilon", "rms_norm_eps", 1e-6); err != nil {
 		return err
 	}
-	b.Set(arch+".attention.layer_norm_rms_epsilon", float32(eps))
 	b.Set(arch+".attention.key_length", uint32(g.hp.headDim))
 	b.Set(arch+".attention.value_length", uint32(g.hp.headDim))
-	theta, err := c.FloatOr("rope_theta", 1e6)
-	if err != nil {
+	if err := b.setFloat32Or(arch+".rope.freq_base", "rope_theta", 1e6); err != nil {
 		return err
 	}
-	b.Set(arch+".rope.freq_base", float32(theta))
 	if soft, ok, err := c.Float("final_logit_softcapping"); err != nil {
 		return err
 	} else if ok && soft != 0 {
@@ -147,12 +137,7 @@ func (g *gemma3) Params(b *Builder) error {
 		}
 		b.Set(arch+".attention.sliding_window", sw)
 	}
-	kv, err := c.Uint32Or("num_key_value_heads", 4)
-	if err != nil {
-		return err
-	}
-	b.Set(arch+".attention.head_count_kv", kv)
-	return nil
+	return b.setUint32Or(arch+".attention.head_count_kv", "num_key_value_heads", 4)
 }
 
 // Vocab: SentencePiece without the dummy prefix when tokenizer.model

@@ -11,31 +11,22 @@ import (
 // llama converts LlamaForCausalLM and MistralForCausalLM (the same graph:
 // RMSNorm, rotary attention with optional GQA, SiLU-gated MLP) to GGUF
 // architecture "llama", as convert_hf_to_gguf.py's LlamaModel does.
-type llama struct {
-	hp llamaHParams
-}
+type llama struct{ decoder }
 
 func init() {
-	Register(func() Architecture { return &llama{} }, "LlamaForCausalLM", "MistralForCausalLM")
+	Register(func() Architecture { return &llama{llamaDecoder()} }, "LlamaForCausalLM", "MistralForCausalLM")
+}
+
+// llamaDecoder is the Llama converter's decoder, which Mixtral's extends.
+func llamaDecoder() decoder {
+	return decoder{arch: "llama", layer: llamaBiasedLayerRules, global: llamaGlobalRules}
 }
 
 type llamaHParams = decoderHParams
 
-func (l *llama) GGUFArch() string { return "llama" }
-
-func (l *llama) table() *tensorTable {
-	hp := &l.hp
-	return &tensorTable{
-		arch:   "llama",
-		layer:  withBiases(llamaLayerRules(hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
-		global: llamaGlobalRules(hp),
-	}
-}
-
-// Check compares every tensor's shape with the one the config implies, and
-// requires every layer's tensors.
-func (l *llama) Check(b *Builder) error {
-	return checkDecoder(b, &l.hp, false, l.table)
+// llamaBiasedLayerRules is a Llama layer whose projections may have biases.
+func llamaBiasedLayerRules(hp *decoderHParams) []tensorRule {
+	return withBiases(llamaLayerRules(hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 }
 
 // ExtraTensors adds rope_freqs.weight for Llama 3.1-style ("llama3") rope

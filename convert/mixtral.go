@@ -23,7 +23,7 @@ type mixtral struct {
 }
 
 func init() {
-	Register(func() Architecture { return &mixtral{} }, "MixtralForCausalLM")
+	Register(func() Architecture { return &mixtral{llama: llama{llamaDecoder()}} }, "MixtralForCausalLM")
 }
 
 var expertRE = regexp.MustCompile(`^block_sparse_moe\.experts\.(\d+)\.(w[123])\.weight$`)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
@@ -41,44 +42,80 @@ func (b *Builder) addFirstPresent(key string, keys []string, read func(key strin
 	return nil
 }
 
-// hparam is one GGUF key (after the architecture name) and the config.json
-// keys it may be read from, the first present one winning (find_hparam).
+// hparam is one GGUF key (after the architecture name), the config.json
+// keys it may be read from, the first present one winning (find_hparam),
+// and whether it is written as float32 rather than uint32.
 type hparam struct {
-	key  string
-	from []string
+	key   string
+	from  []string
+	float bool
 }
 
-// addUint32s copies optional integer hyperparameters to ARCH+key, in order.
-func (b *Builder) addUint32s(arch string, hps []hparam) error {
+// u32 and f32 are the hparams of a uint32 and of a float32 key.
+func u32(key string, from ...string) hparam { return hparam{key: key, from: from} }
+func f32(key string, from ...string) hparam { return hparam{key: key, from: from, float: true} }
+
+// addParams copies optional hyperparameters to ARCH+key, in order; a key
+// none of whose sources is present is left out.
+func (b *Builder) addParams(arch string, hps ...hparam) error {
 	for _, hp := range hps {
-		if err := b.addUint32(arch+hp.key, hp.from...); err != nil {
+		add := b.addUint32
+		if hp.float {
+			add = b.addFloat32
+		}
+		if err := add(arch+hp.key, hp.from...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// addFloat32s copies optional number hyperparameters to ARCH+key, in order.
-func (b *Builder) addFloat32s(arch string, hps []hparam) error {
+// requireParams copies hyperparameters that must be present to ARCH+key,
+// in order; integers must also be positive.
+func (b *Builder) requireParams(arch string, hps ...hparam) error {
 	for _, hp := range hps {
-		if err := b.addFloat32(arch+hp.key, hp.from...); err != nil {
-			return err
+		var v any
+		var err error
+		if hp.float {
+			v, err = b.requireFloat32(hp.from...)
+		} else {
+			v, err = b.Config.RequireUint32(hp.from...)
 		}
-	}
-	return nil
-}
-
-// requireUint32s copies integer hyperparameters that must be present and
-// positive to ARCH+key, in order.
-func (b *Builder) requireUint32s(arch string, hps []hparam) error {
-	for _, hp := range hps {
-		v, err := b.Config.RequireUint32(hp.from...)
 		if err != nil {
 			return err
 		}
 		b.Add(arch+hp.key, v)
 	}
 	return nil
+}
+
+// requireFloat32 reads a number hyperparameter that must be present.
+func (b *Builder) requireFloat32(keys ...string) (float32, error) {
+	k, ok := b.Config.Find(keys...)
+	if !ok {
+		return 0, b.Config.errf(strings.Join(keys, "/"), "missing")
+	}
+	v, _, err := b.Config.Float(k)
+	return float32(v), err
+}
+
+// setUint32Or and setFloat32Or write key from config.json's from, or def
+// when the config leaves it out, in place of any value already written
+// (an architecture's own defaults over TextModel's keys).
+func (b *Builder) setUint32Or(key, from string, def uint32) error {
+	v, err := b.Config.Uint32Or(from, def)
+	if err == nil {
+		b.Set(key, v)
+	}
+	return err
+}
+
+func (b *Builder) setFloat32Or(key, from string, def float64) error {
+	v, err := b.Config.FloatOr(from, def)
+	if err == nil {
+		b.Set(key, float32(v))
+	}
+	return err
 }
 
 // BlockCount is the number of layers (find_hparam's keys).
@@ -95,33 +132,29 @@ func (b *Builder) CommonParams(arch string) error {
 		return err
 	}
 	b.Add(arch+".block_count", n)
-	steps := []struct {
-		float bool
-		key   string
-		from  []string
-	}{
-		{false, ".context_length", []string{"max_position_embeddings", "n_ctx"}},
-		{false, ".embedding_length", []string{"hidden_size", "n_embd"}},
-		{false, ".feed_forward_length", []string{"intermediate_size", "n_inner"}},
-		{false, ".attention.head_count", []string{"num_attention_heads", "n_head"}},
-		{false, ".attention.head_count_kv", []string{"num_key_value_heads"}},
-		{true, ".rope.freq_base", []string{"rope_theta"}},
-		{true, ".attention.layer_norm_rms_epsilon", []string{"rms_norm_eps"}},
-		{true, ".attention.layer_norm_epsilon", []string{"layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"}},
-		{false, ".expert_count", []string{"num_local_experts"}},
-		{false, ".expert_used_count", []string{"num_experts_per_tok"}},
-		{false, ".attention.key_length", []string{"head_dim"}},
-		{false, ".attention.value_length", []string{"head_dim"}},
+	if err := b.addParams(arch,
+		u32(".context_length", "max_position_embeddings", "n_ctx"),
+		u32(".embedding_length", "hidden_size", "n_embd"),
+		u32(".feed_forward_length", "intermediate_size", "n_inner"),
+		u32(".attention.head_count", "num_attention_heads", "n_head"),
+		u32(".attention.head_count_kv", "num_key_value_heads"),
+		f32(".rope.freq_base", "rope_theta"),
+		f32(".attention.layer_norm_rms_epsilon", "rms_norm_eps"),
+		f32(".attention.layer_norm_epsilon", "layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"),
+		u32(".expert_count", "num_local_experts"),
+		u32(".expert_used_count", "num_experts_per_tok"),
+	); err != nil {
+		return err
 	}
-	for _, s := range steps {
-		if s.float {
-			err = b.addFloat32(arch+s.key, s.from...)
-		} else {
-			err = b.addUint32(arch+s.key, s.from...)
-		}
-		if err != nil {
-			return err
-		}
+	return b.addHeadDimAndFileType(arch)
+}
+
+// addHeadDimAndFileType ends set_gguf_parameters in b4748 and in current
+// llama.cpp alike: head_dim, when the config gives it, as the attention key
+// and value length, then general.file_type.
+func (b *Builder) addHeadDimAndFileType(arch string) error {
+	if err := b.addParams(arch, u32(".attention.key_length", "head_dim"), u32(".attention.value_length", "head_dim")); err != nil {
+		return err
 	}
 	b.Add("general.file_type", b.FileType)
 	return nil

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-
-	"github.com/llqt/llqt/formats/safetensors"
 )
 
 // phi3 converts Phi3ForCausalLM (Phi-3, Phi-3.5, Phi-4-mini) to GGUF
@@ -15,20 +13,18 @@ import (
 // intermediate size), a vocabulary padded to config vocab_size, and for
 // LongRoPE ("su"/"longrope") or YaRN rope scaling the long and short factor
 // tensors plus the attention factor.
-type phi3 struct {
-	hp decoderHParams
-}
+type phi3 struct{ decoder }
 
 func init() {
-	Register(func() Architecture { return &phi3{} }, "Phi3ForCausalLM")
+	Register(func() Architecture {
+		return &phi3{decoder{arch: "phi3", layer: phi3LayerRules, global: llamaGlobalRules}}
+	}, "Phi3ForCausalLM")
 }
 
-func (p *phi3) GGUFArch() string { return "phi3" }
-
-func (p *phi3) table() *tensorTable {
-	hp := &p.hp
+// phi3LayerRules: fused qkv and gate/up projections.
+func phi3LayerRules(hp *decoderHParams) []tensorRule {
 	q, kv := hp.heads*hp.headDim, hp.kvHeads*hp.headDim
-	layer := []tensorRule{
+	return []tensorRule{
 		{hf: "input_layernorm.weight", gguf: "attn_norm.weight", shape: []uint64{hp.hidden}},
 		{hf: "post_attention_layernorm.weight", gguf: "ffn_norm.weight", shape: []uint64{hp.hidden}},
 		{hf: "self_attn.qkv_proj.weight", gguf: "attn_qkv.weight", shape: []uint64{q + 2*kv, hp.hidden}},
@@ -36,7 +32,6 @@ func (p *phi3) table() *tensorTable {
 		{hf: "mlp.gate_up_proj.weight", gguf: "ffn_up.weight", shape: []uint64{2 * hp.ff, hp.hidden}},
 		{hf: "mlp.down_proj.weight", gguf: "ffn_down.weight", shape: []uint64{hp.hidden, hp.ff}},
 	}
-	return &tensorTable{arch: "phi3", layer: layer, global: llamaGlobalRules(hp)}
 }
 
 func (p *phi3) Check(b *Builder) error {
@@ -131,29 +126,23 @@ func floatList(c *Config, key string) ([]float32, error) {
 	return out, nil
 }
 
-func (p *phi3) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	return addDecoderTensor(b, p.table(), p.hp.tied, t)
-}
-
 // Params writes Phi3MiniModel's keys in its order.
 func (p *phi3) Params(b *Builder) error {
 	const arch = "phi3"
-	if err := b.requireUint32s(arch, []hparam{
-		{".context_length", []string{"n_positions", "max_position_embeddings"}},
-		{".rope.scaling.original_context_length", []string{"original_max_position_embeddings"}},
-		{".embedding_length", []string{"hidden_size", "n_embd"}},
-		{".feed_forward_length", []string{"intermediate_size"}},
-		{".block_count", []string{"num_hidden_layers", "n_layer"}},
-		{".attention.head_count", []string{"num_attention_heads", "n_head"}},
-		{".attention.head_count_kv", []string{"num_key_value_heads", "n_head_kv"}},
-	}); err != nil {
-		return err
-	}
-	if err := requireFloat32(b, arch+".attention.layer_norm_rms_epsilon", "rms_norm_eps"); err != nil {
+	if err := b.requireParams(arch,
+		u32(".context_length", "n_positions", "max_position_embeddings"),
+		u32(".rope.scaling.original_context_length", "original_max_position_embeddings"),
+		u32(".embedding_length", "hidden_size", "n_embd"),
+		u32(".feed_forward_length", "intermediate_size"),
+		u32(".block_count", "num_hidden_layers", "n_layer"),
+		u32(".attention.head_count", "num_attention_heads", "n_head"),
+		u32(".attention.head_count_kv", "num_key_value_heads", "n_head_kv"),
+		f32(".attention.layer_norm_rms_epsilon", "rms_norm_eps"),
+	); err != nil {
 		return err
 	}
 	b.Add(arch+".rope.dimension_count", uint32(p.hp.headDim))
-	if err := requireFloat32(b, arch+".rope.freq_base", "rope_theta"); err != nil {
+	if err := b.requireParams(arch, f32(".rope.freq_base", "rope_theta")); err != nil {
 		return err
 	}
 	b.Add("general.file_type", b.FileType)

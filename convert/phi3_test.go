@@ -35,7 +35,8 @@ func TestPhi3AttnFactor(t *testing.T) {
 		}
 		ck, _ := safetensors.NewCheckpoint("", nil)
 		b := &Builder{Config: cfg, Checkpoint: ck, Model: &formats.Model{}}
-		p := &phi3{hp: decoderHParams{hidden: 64, heads: 4, headDim: 16}}
+		p := registry["Phi3ForCausalLM"]().(*phi3)
+		p.hp = decoderHParams{hidden: 64, heads: 4, headDim: 16}
 		if err := p.ExtraTensors(b); err != nil {
 			t.Fatal(err)
 		}

@@ -1,41 +1,20 @@
 package convert
 
-import (
-	"github.com/llqt/llqt/formats/safetensors"
-)
-
 // qwen2 converts Qwen2ForCausalLM (Qwen2, Qwen2.5) to GGUF architecture
 // "qwen2", as convert_hf_to_gguf.py's Qwen2Model does: a Llama layer with
 // q/k/v biases, NEOX rotary layout (no q/k permutation), no vocab_size or
 // rope dimension keys.
-type qwen2 struct {
-	noExtraTensors
-	hp decoderHParams
-}
+type qwen2 struct{ decoder }
 
 func init() {
-	Register(func() Architecture { return &qwen2{} }, "Qwen2ForCausalLM")
-}
-
-func (q *qwen2) GGUFArch() string { return "qwen2" }
-
-func (q *qwen2) table() *tensorTable {
-	return &tensorTable{
-		arch:   "qwen2",
-		layer:  qwen2LayerRules(&q.hp),
-		global: llamaGlobalRules(&q.hp),
-	}
+	Register(func() Architecture {
+		return &qwen2{decoder{arch: "qwen2", layer: qwen2LayerRules, global: llamaGlobalRules}}
+	}, "Qwen2ForCausalLM")
 }
 
 // qwen2LayerRules is a Llama layer with q/k/v biases (Qwen3 keeps them).
 func qwen2LayerRules(hp *decoderHParams) []tensorRule {
 	return withBiases(llamaLayerRules(hp), "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
-}
-
-func (q *qwen2) Check(b *Builder) error { return checkDecoder(b, &q.hp, false, q.table) }
-
-func (q *qwen2) MapTensor(b *Builder, t *safetensors.Tensor) error {
-	return addDecoderTensor(b, q.table(), q.hp.tied, t)
 }
 
 func (q *qwen2) Params(b *Builder) error {

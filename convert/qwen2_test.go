@@ -7,7 +7,8 @@ func TestQwen2Golden(t *testing.T) { archGolden(t, "qwen2") }
 // TestQwen2NoPermute: Qwen2 keeps q/k rows as stored (NEOX rotary) and
 // maps the biases.
 func TestQwen2NoPermute(t *testing.T) {
-	q := &qwen2{hp: decoderHParams{blocks: 1, hidden: 8, ff: 16, heads: 2, kvHeads: 1, headDim: 4, vocab: 10}}
+	q := registry["Qwen2ForCausalLM"]().(*qwen2)
+	q.hp = decoderHParams{blocks: 1, hidden: 8, ff: 16, heads: 2, kvHeads: 1, headDim: 4, vocab: 10}
 	tt := q.table()
 	for _, c := range []struct{ hf, gguf string }{
 		{"self_attn.q_proj.bias", "attn_q.bias"}, {"self_attn.k_proj.bias", "attn_k.bias"}, {"self_attn.v_proj.bias", "attn_v.bias"},

@@ -13,13 +13,13 @@ func textModelParams(b *Builder, arch string) error {
 		return err
 	}
 	b.Add(arch+".block_count", n)
-	if err := b.addUint32s(arch, []hparam{
-		{".context_length", []string{"max_position_embeddings", "n_ctx", "n_positions", "max_length", "max_sequence_length", "model_max_length"}},
-		{".embedding_length", []string{"hidden_size", "n_embd", "dim"}},
-		{".feed_forward_length", []string{"intermediate_size", "n_inner", "hidden_dim"}},
-		{".attention.head_count", []string{"num_attention_heads", "n_head", "n_heads"}},
-		{".attention.head_count_kv", []string{"num_key_value_heads", "n_kv_heads"}},
-	}); err != nil {
+	if err := b.addParams(arch,
+		u32(".context_length", "max_position_embeddings", "n_ctx", "n_positions", "max_length", "max_sequence_length", "model_max_length"),
+		u32(".embedding_length", "hidden_size", "n_embd", "dim"),
+		u32(".feed_forward_length", "intermediate_size", "n_inner", "hidden_dim"),
+		u32(".attention.head_count", "num_attention_heads", "n_head", "n_heads"),
+		u32(".attention.head_count_kv", "num_key_value_heads", "n_kv_heads"),
+	); err != nil {
 		return err
 	}
 	if rs, ok, err := c.Object("rope_scaling"); err != nil {
@@ -36,30 +36,15 @@ func textModelParams(b *Builder, arch string) error {
 			}
 		}
 	}
-	if err := b.addFloat32(arch+".rope.freq_base", "rope_theta"); err != nil {
+	if err := b.addParams(arch,
+		f32(".rope.freq_base", "rope_theta"),
+		f32(".rope.freq_base_swa", "rope_local_base_freq"),
+		f32(".attention.layer_norm_rms_epsilon", "rms_norm_eps", "norm_eps"),
+		f32(".attention.layer_norm_epsilon", "layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"),
+		u32(".expert_count", "num_local_experts", "num_experts", "n_routed_experts"),
+		u32(".expert_used_count", "num_experts_per_tok", "num_experts_per_token", "top_k_experts"),
+	); err != nil {
 		return err
 	}
-	if err := b.addFloat32(arch+".rope.freq_base_swa", "rope_local_base_freq"); err != nil {
-		return err
-	}
-	if err := b.addFloat32s(arch, []hparam{
-		{".attention.layer_norm_rms_epsilon", []string{"rms_norm_eps", "norm_eps"}},
-		{".attention.layer_norm_epsilon", []string{"layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"}},
-	}); err != nil {
-		return err
-	}
-	if err := b.addUint32(arch+".expert_count", "num_local_experts", "num_experts", "n_routed_experts"); err != nil {
-		return err
-	}
-	if err := b.addUint32(arch+".expert_used_count", "num_experts_per_tok", "num_experts_per_token", "top_k_experts"); err != nil {
-		return err
-	}
-	if err := b.addUint32(arch+".attention.key_length", "head_dim"); err != nil {
-		return err
-	}
-	if err := b.addUint32(arch+".attention.value_length", "head_dim"); err != nil {
-		return err
-	}
-	b.Add("general.file_type", b.FileType)
-	return nil
+	return b.addHeadDimAndFileType(arch)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/llqt/llqt/formats/ggml"
 	"github.com/llqt/llqt/formats/gguf"
+	"github.com/llqt/llqt/internal/mmap"
 )
 
 // Options configure how a model is run.
@@ -95,16 +96,13 @@ type Model struct {
 // Load opens a GGUF model by mmap and checks its tensors against its
 // hyperparameters.
 func Load(path string, opt Options) (*Model, error) {
-	f, err := gguf.OpenModel(path)
-	if err != nil {
-		return nil, err
-	}
-	m, err := newModel(f, opt)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return m, nil
+	return mmap.OpenThen(path, gguf.OpenModel, func(f *gguf.File) (*Model, error) {
+		m, err := newModel(f, opt)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return m, nil
+	})
 }
 
 func newModel(f *gguf.File, opt Options) (*Model, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // ParseTypedValue reads a metadata value written TYPE:VALUE. TYPE is a
@@ -16,10 +17,8 @@ func ParseTypedValue(s string) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("value %q: want TYPE:VALUE, e.g. str:hello, u32:4096, f32:1e-5, bool:true", s)
 	}
-	num := strings.TrimSpace(val)
-	var v any
-	var err error
-	switch strings.ToLower(typ) {
+	name := strings.ToLower(typ)
+	switch name {
 	case "str", "string":
 		return val, nil
 	case "bool":
@@ -30,46 +29,55 @@ func ParseTypedValue(s string) (any, error) {
 			return false, nil
 		}
 		return nil, fmt.Errorf("value %q: bool must be true or false", s)
-	case "u8", "uint8":
-		v, err = parseUint[uint8](num, 8)
-	case "i8", "int8":
-		v, err = parseInt[int8](num, 8)
-	case "u16", "uint16":
-		v, err = parseUint[uint16](num, 16)
-	case "i16", "int16":
-		v, err = parseInt[int16](num, 16)
-	case "u32", "uint32":
-		v, err = parseUint[uint32](num, 32)
-	case "i32", "int32", "int":
-		v, err = parseInt[int32](num, 32)
-	case "u64", "uint64":
-		v, err = parseUint[uint64](num, 64)
-	case "i64", "int64":
-		v, err = parseInt[int64](num, 64)
-	case "f32", "float32", "float":
-		var f float64
-		f, err = strconv.ParseFloat(num, 32)
-		v = float32(f)
-	case "f64", "float64":
-		v, err = strconv.ParseFloat(num, 64)
-	default:
+	}
+	parse, ok := numberParsers[name]
+	if !ok {
 		return nil, fmt.Errorf("value %q: unknown type %q", s, typ)
 	}
+	v, err := parse(strings.TrimSpace(val))
 	if err != nil {
 		return nil, fmt.Errorf("value %q: %w", s, err)
 	}
 	return v, nil
 }
 
+// numberParsers parses the VALUE of each numeric TYPE name, short and long
+// forms alike, into the Go type a KV holds for it.
+var numberParsers = map[string]func(num string) (any, error){
+	"u8": parseUint[uint8], "uint8": parseUint[uint8],
+	"i8": parseInt[int8], "int8": parseInt[int8],
+	"u16": parseUint[uint16], "uint16": parseUint[uint16],
+	"i16": parseInt[int16], "int16": parseInt[int16],
+	"u32": parseUint[uint32], "uint32": parseUint[uint32],
+	"i32": parseInt[int32], "int32": parseInt[int32], "int": parseInt[int32],
+	"u64": parseUint[uint64], "uint64": parseUint[uint64],
+	"i64": parseInt[int64], "int64": parseInt[int64],
+	"f32": parseFloat32, "float32": parseFloat32, "float": parseFloat32,
+	"f64": parseFloat64, "float64": parseFloat64,
+}
+
 // parseUint parses an unsigned integer (decimal, or 0x/0o/0b prefixed)
-// that must fit bits, as T.
-func parseUint[T uint8 | uint16 | uint32 | uint64](num string, bits int) (T, error) {
-	n, err := strconv.ParseUint(num, 0, bits)
+// that must fit T.
+func parseUint[T uint8 | uint16 | uint32 | uint64](num string) (any, error) {
+	n, err := strconv.ParseUint(num, 0, bitSize[T]())
 	return T(n), err
 }
 
 // parseInt is parseUint for signed integers.
-func parseInt[T int8 | int16 | int32 | int64](num string, bits int) (T, error) {
-	n, err := strconv.ParseInt(num, 0, bits)
+func parseInt[T int8 | int16 | int32 | int64](num string) (any, error) {
+	n, err := strconv.ParseInt(num, 0, bitSize[T]())
 	return T(n), err
 }
+
+// bitSize is the width of the integer type T, for strconv's range check.
+func bitSize[T any]() int {
+	var zero T
+	return int(unsafe.Sizeof(zero)) * 8
+}
+
+func parseFloat32(num string) (any, error) {
+	f, err := strconv.ParseFloat(num, 32)
+	return float32(f), err
+}
+
+func parseFloat64(num string) (any, error) { return strconv.ParseFloat(num, 64) }

@@ -239,51 +239,31 @@ func HellaSwag(ctx context.Context, m Model, tok Tokenize, tasks []HellaSwagTask
 	}
 	out := opt.Out
 	order := HellaSwagOrder(len(tasks), n)
-	c, err := m.NewContext(opt.NCtx)
-	if err != nil {
-		return nil, err
-	}
-	defer closeContext(c)
-	nVocab := m.NVocab()
 	res := &MCResult{Kind: "hellaswag", Tasks: n, Order: order}
-	fmt.Fprintf(out, "\ntask\tacc_norm\n")
-	start := time.Now()
-	for i, idx := range order {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	secs, err := scoreEach(ctx, m, opt, n, "\ntask\tacc_norm\n", func(c Context, nVocab, i int) error {
+		idx := order[i]
 		t := tasks[idx]
-		var seqs [4][]int32
+		seqs := make([][]int32, 4)
 		for s := range 4 {
+			var err error
 			if seqs[s], err = tok(t.Context + " " + t.Endings[s]); err != nil {
-				return nil, fmt.Errorf("task %d: %w", idx+1, err)
+				return fmt.Errorf("task %d: %w", idx+1, err)
 			}
 		}
-		cp := commonPrefix(seqs[0], seqs[1], seqs[2], seqs[3])
-		required := cp
-		for s := range 4 {
-			required += len(seqs[s]) - cp
-			if len(seqs[s]) <= cp || cp == 0 {
-				return nil, fmt.Errorf("task %d: ending %d adds no token to the context", idx+1, s)
-			}
+		cp, required, bad := choicePrefix(seqs)
+		if bad >= 0 {
+			return fmt.Errorf("task %d: ending %d adds no token to the context", idx+1, bad)
 		}
 		if required > opt.NCtx {
-			return nil, fmt.Errorf("task %d does not fit in the context window (%d tokens, -c %d)", i, required, opt.NCtx)
+			return fmt.Errorf("task %d does not fit in the context window (%d tokens, -c %d)", i, required, opt.NCtx)
 		}
 		var score [4]float64
 		for s := range 4 {
 			rows, err := decodeAll(c, seqs[s], nVocab)
 			if err != nil {
-				return nil, fmt.Errorf("task %d, ending %d: %w", idx+1, s, err)
+				return fmt.Errorf("task %d, ending %d: %w", idx+1, s, err)
 			}
-			row := func(p int) []float32 { return rows[p*nVocab : (p+1)*nVocab] }
-			sum := float64(firstLogProb(row(cp-1), seqs[s][cp]))
-			count := 1
-			for j := cp; j < len(seqs[s])-1; j++ {
-				sum += float64(chunkLogProb(row(j), seqs[s][j+1]))
-				count++
-			}
-			score[s] = sum / float64(count)
+			score[s] = meanLogProb[float64](rows, nVocab, seqs[s], cp)
 		}
 		best := 0
 		for s := 1; s < 4; s++ {
@@ -296,14 +276,73 @@ func HellaSwag(ctx context.Context, m Model, tok Tokenize, tasks []HellaSwagTask
 		}
 		res.Predicted = append(res.Predicted, best)
 		fmt.Fprintf(out, "%d\t%.8f\n", i+1, float64(res.Correct)/float64(i+1)*100.0)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(out)
+	res.Accuracy = float64(res.Correct) / float64(n) * 100
+	res.Seconds = secs
+	return res, nil
+}
+
+// scoreEach runs score for tasks 0 … n−1 on one context, the frame every
+// benchmark here shares: header is printed once the context exists, a
+// cancelled ctx stops the run between tasks, and progress is reported after
+// each task. It returns the seconds the tasks took.
+func scoreEach(ctx context.Context, m Model, opt MCOptions, n int, header string, score func(c Context, nVocab, i int) error) (float64, error) {
+	c, err := m.NewContext(opt.NCtx)
+	if err != nil {
+		return 0, err
+	}
+	defer closeContext(c)
+	nVocab := m.NVocab()
+	fmt.Fprint(opt.Out, header)
+	start := time.Now()
+	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		if err := score(c, nVocab, i); err != nil {
+			return 0, err
+		}
 		if opt.Progress != nil {
 			opt.Progress(i+1, n)
 		}
 	}
-	fmt.Fprintln(out)
-	res.Accuracy = float64(res.Correct) / float64(n) * 100
-	res.Seconds = time.Since(start).Seconds()
-	return res, nil
+	return time.Since(start).Seconds(), nil
+}
+
+// choicePrefix returns the common prefix of a task's token sequences (its
+// context followed by each choice) and the tokens the task needs in the
+// context window: the prefix once, then each choice's own tokens. bad is the
+// first choice that adds no token after the prefix (every one when there
+// is no prefix), or −1.
+func choicePrefix(seqs [][]int32) (cp, required, bad int) {
+	cp = commonPrefix(seqs...)
+	required = cp
+	for s, seq := range seqs {
+		required += len(seq) - cp
+		if len(seq) <= cp || cp == 0 {
+			return cp, required, s
+		}
+	}
+	return cp, required, -1
+}
+
+// meanLogProb is the mean log-probability of seq's tokens after the common
+// prefix cp, from its logits rows (decodeAll's), summed in F: llama.cpp sums
+// in double for HellaSwag and in float for multiple choice.
+func meanLogProb[F float32 | float64](rows []float32, nVocab int, seq []int32, cp int) F {
+	row := func(p int) []float32 { return rows[p*nVocab : (p+1)*nVocab] }
+	sum := F(firstLogProb(row(cp-1), seq[cp]))
+	count := 1
+	for j := cp; j < len(seq)-1; j++ {
+		sum += F(chunkLogProb(row(j), seq[j+1]))
+		count++
+	}
+	return sum / F(count)
 }
 
 // WinograndeTask is one row of llama-perplexity's Winogrande CSV.
@@ -410,38 +449,30 @@ func Winogrande(ctx context.Context, m Model, tok Tokenize, tasks []WinograndeTa
 	}
 	out := opt.Out
 	order := WinograndeOrder(len(tasks), opt.Tasks)
-	c, err := m.NewContext(opt.NCtx)
-	if err != nil {
-		return nil, err
-	}
-	defer closeContext(c)
-	nVocab := m.NVocab()
 	res := &MCResult{Kind: "winogrande", Tasks: len(order), Order: order}
 	const minTrailing = 3
-	start := time.Now()
-	for i, idx := range order {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	secs, err := scoreEach(ctx, m, opt, len(order), "", func(c Context, nVocab, i int) error {
+		idx := order[i]
 		t := tasks[idx]
 		var seq [2][]int32
 		var base [2]int
 		for s := range 2 {
+			var err error
 			if seq[s], err = tok(t.First + t.Choices[s] + t.Second); err != nil {
-				return nil, fmt.Errorf("task %d: %w", idx+1, err)
+				return fmt.Errorf("task %d: %w", idx+1, err)
 			}
 			b, err := tok(t.First + t.Choices[s])
 			if err != nil {
-				return nil, fmt.Errorf("task %d: %w", idx+1, err)
+				return fmt.Errorf("task %d: %w", idx+1, err)
 			}
 			base[s] = len(b)
 		}
 		cp := commonPrefix(seq[0], seq[1])
 		if cp == 0 || len(seq[0]) <= cp || len(seq[1]) <= cp {
-			return nil, fmt.Errorf("task %d: the two sentences give the same tokens or share none", idx+1)
+			return fmt.Errorf("task %d: the two sentences give the same tokens or share none", idx+1)
 		}
 		if cp+len(seq[0])-cp+len(seq[1])-cp > opt.NCtx {
-			return nil, fmt.Errorf("task %d does not fit in the context window (-c %d)", i, opt.NCtx)
+			return fmt.Errorf("task %d does not fit in the context window (-c %d)", i, opt.NCtx)
 		}
 		// llama.cpp's logits rows for the task: the prefix's last token,
 		// then every token of sentence 1 after the prefix, then of sentence 2.
@@ -449,7 +480,7 @@ func Winogrande(ctx context.Context, m Model, tok Tokenize, tasks []WinograndeTa
 		for s := range 2 {
 			all, err := decodeAll(c, seq[s], nVocab)
 			if err != nil {
-				return nil, fmt.Errorf("task %d, option %d: %w", idx+1, s+1, err)
+				return fmt.Errorf("task %d, option %d: %w", idx+1, s+1, err)
 			}
 			if s == 0 {
 				rows = append(rows, all[(cp-1)*nVocab:cp*nVocab])
@@ -474,12 +505,12 @@ func Winogrande(ctx context.Context, m Model, tok Tokenize, tasks []WinograndeTa
 				li = len(seq[0]) - cp + nb - cp
 			}
 			if nb < 1 || len(seq[s])-nb-last <= 0 {
-				return nil, fmt.Errorf("task %d, option %d: no tokens to score after the option", idx+1, s+1)
+				return fmt.Errorf("task %d, option %d: no tokens to score after the option", idx+1, s+1)
 			}
 			var sum float32
 			for j := nb - 1; j < len(seq[s])-1-last; j++ {
 				if li < 0 || li >= len(rows) {
-					return nil, fmt.Errorf("task %d, option %d: logits row %d out of range", idx+1, s+1, li)
+					return fmt.Errorf("task %d, option %d: logits row %d out of range", idx+1, s+1, li)
 				}
 				sum += chunkLogProb(rows[li], seq[s][j+1])
 				li++
@@ -496,14 +527,15 @@ func Winogrande(ctx context.Context, m Model, tok Tokenize, tasks []WinograndeTa
 		res.Predicted = append(res.Predicted, result-1)
 		fmt.Fprintf(out, "%d\t%.4f\t%10.6f  %10.6f  %d  %d\n", i+1, 100.0*float64(res.Correct)/float64(i+1),
 			score[0], score[1], result, t.Answer)
-		if opt.Progress != nil {
-			opt.Progress(i+1, len(order))
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	fmt.Fprintln(out)
 	n := len(order)
 	res.Accuracy = 100 * float64(res.Correct) / float64(n)
-	res.Seconds = time.Since(start).Seconds()
+	res.Seconds = secs
 	if n >= 100 {
 		p := float32(res.Correct) / float32(n)
 		sigma := 100 * float32(math.Sqrt(float64(p*(1-p)/float32(n-1))))
@@ -652,7 +684,6 @@ func MultipleChoice(ctx context.Context, m Model, tok Tokenize, tasks []ChoiceTa
 			return nil, fmt.Errorf("task %d: empty question and/or answers", i+1)
 		}
 		p := prepared{}
-		required := 0
 		for _, a := range t.Answers {
 			if a == "" {
 				return nil, fmt.Errorf("task %d: empty answer", i+1)
@@ -663,48 +694,27 @@ func MultipleChoice(ctx context.Context, m Model, tok Tokenize, tasks []ChoiceTa
 			}
 			p.seqs = append(p.seqs, s)
 		}
-		p.cp = commonPrefix(p.seqs...)
-		required = p.cp
-		for _, s := range p.seqs {
-			required += len(s) - p.cp
-			if len(s) <= p.cp || p.cp == 0 {
-				return nil, fmt.Errorf("task %d: an answer adds no token to the question", i+1)
-			}
+		var required, bad int
+		p.cp, required, bad = choicePrefix(p.seqs)
+		if bad >= 0 {
+			return nil, fmt.Errorf("task %d: an answer adds no token to the question", i+1)
 		}
 		if required > opt.NCtx {
 			return nil, fmt.Errorf("task %d does not fit in the context window (%d tokens, -c %d)", i, required, opt.NCtx)
 		}
 		prep[i] = p
 	}
-	c, err := m.NewContext(opt.NCtx)
-	if err != nil {
-		return nil, err
-	}
-	defer closeContext(c)
-	nVocab := m.NVocab()
 	res := &MCResult{Kind: "multiple-choice", Tasks: len(tasks)}
 	nAnswers := 0
-	fmt.Fprintf(out, "\ntask\tacc_norm\n")
-	start := time.Now()
-	for i, t := range tasks {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		p := prep[i]
+	secs, err := scoreEach(ctx, m, opt, len(tasks), "\ntask\tacc_norm\n", func(c Context, nVocab, i int) error {
+		t, p := tasks[i], prep[i]
 		best, bestVal := 0, float32(0)
 		for s, seq := range p.seqs {
 			rows, err := decodeAll(c, seq, nVocab)
 			if err != nil {
-				return nil, fmt.Errorf("task %d, answer %d: %w", i+1, s+1, err)
+				return fmt.Errorf("task %d, answer %d: %w", i+1, s+1, err)
 			}
-			row := func(q int) []float32 { return rows[q*nVocab : (q+1)*nVocab] }
-			lp := firstLogProb(row(p.cp-1), seq[p.cp])
-			count := 1
-			for j := p.cp; j < len(seq)-1; j++ {
-				lp += chunkLogProb(row(j), seq[j+1])
-				count++
-			}
-			v := lp / float32(count)
+			v := meanLogProb[float32](rows, nVocab, seq, p.cp)
 			if s == 0 || v > bestVal {
 				best, bestVal = s, v
 			}
@@ -715,13 +725,14 @@ func MultipleChoice(ctx context.Context, m Model, tok Tokenize, tasks []ChoiceTa
 		}
 		res.Predicted = append(res.Predicted, best)
 		fmt.Fprintf(out, "%d\t%.8f\n", i+1, 100.*float64(res.Correct)/float64(i+1))
-		if opt.Progress != nil {
-			opt.Progress(i+1, len(tasks))
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	n := len(tasks)
 	res.Accuracy = 100 * float64(res.Correct) / float64(n)
-	res.Seconds = time.Since(start).Seconds()
+	res.Seconds = secs
 	fmt.Fprintln(out)
 	if n > 1 {
 		p := float32(res.Correct) / float32(n)

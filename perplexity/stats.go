@@ -101,14 +101,21 @@ type ChunkLine struct {
 	SameTop, SameTopErr         float64
 }
 
+// logPPLs returns ln(PPL) of the quantized and of the base run, each with
+// its uncertainty, and the covariance of the two.
+func (a *kldAccumulator) logPPLs() (logPPL, logPPLErr, logBase, logBaseErr, cov float64) {
+	logPPL, logPPLErr = meanAndUncertainty(a.sumNLL, a.sumNLL2, a.count)
+	logBase, logBaseErr = meanAndUncertainty(a.sumNLLBase, a.sumNLLBase2, a.count)
+	cov = covariance(a.sumNLL, a.sumNLLBase, a.sumNLLNLLBase, a.count)
+	return logPPL, logPPLErr, logBase, logBaseErr, cov
+}
+
 // running computes the per-chunk line from the sums so far.
 func (a *kldAccumulator) running(chunk int) ChunkLine {
 	l := ChunkLine{Chunk: chunk}
-	logPPL, logPPLErr := meanAndUncertainty(a.sumNLL, a.sumNLL2, a.count)
+	logPPL, logPPLErr, logBase, logBaseErr, cov := a.logPPLs()
 	l.PPL = math.Exp(logPPL)
 	l.PPLErr = l.PPL * logPPLErr
-	logBase, logBaseErr := meanAndUncertainty(a.sumNLLBase, a.sumNLLBase2, a.count)
-	cov := covariance(a.sumNLL, a.sumNLLBase, a.sumNLLNLLBase, a.count)
 	l.LogPPLRatio = logPPL - logBase
 	l.LogPPLRatioErr = math.Sqrt(logPPLErr*logPPLErr + logBaseErr*logBaseErr - 2*cov)
 	l.KLD, l.KLDErr = meanAndUncertainty(a.sumKLD, a.sumKLD2, a.count)
@@ -186,6 +193,54 @@ type KLDStats struct {
 	SameTopErr   float64 `json:"same_top_p_stderr"`
 }
 
+// quantileStat is one quantile line of the KLD or Δp block: the fraction of
+// the sorted values it stands at and the KLDStats field that keeps it.
+type quantileStat struct {
+	fraction float32
+	value    *float64
+}
+
+// label is the line's name as llama-perplexity prints it ("99.9%").
+func (q quantileStat) label() string {
+	switch q.fraction {
+	case 1:
+		return "Maximum"
+	case 0.5:
+		return "Median"
+	case 0:
+		return "Minimum"
+	}
+	return fmt.Sprintf("%4.1f%%", 100*q.fraction)
+}
+
+// quantile is the value at fraction of the sorted values; the median is the
+// mean of the two middle values, as llama.cpp takes it, not interpolated.
+func quantile(sorted []float32, fraction float32) float32 {
+	if fraction == 0.5 {
+		return median(sorted)
+	}
+	return percentile(sorted, fraction)
+}
+
+// kldQuantiles lists the KLD block's quantile lines, top line first.
+func (s *KLDStats) kldQuantiles() []quantileStat {
+	return []quantileStat{
+		{1, &s.KLDMax}, {0.999, &s.KLD999}, {0.990, &s.KLD99}, {0.950, &s.KLD95}, {0.900, &s.KLD90},
+		{0.5, &s.KLDMedian},
+		{0.100, &s.KLD10}, {0.050, &s.KLD5}, {0.010, &s.KLD1}, {0.001, &s.KLD01}, {0, &s.KLDMin},
+	}
+}
+
+// deltaPQuantiles lists the Δp block's quantile lines, top line first: the
+// KLD block's and the quartiles.
+func (s *KLDStats) deltaPQuantiles() []quantileStat {
+	return []quantileStat{
+		{1, &s.DeltaPMax}, {0.999, &s.DeltaP999}, {0.990, &s.DeltaP99}, {0.950, &s.DeltaP95}, {0.900, &s.DeltaP90},
+		{0.750, &s.DeltaP75}, {0.5, &s.DeltaPMedian}, {0.250, &s.DeltaP25},
+		{0.100, &s.DeltaP10}, {0.050, &s.DeltaP5}, {0.010, &s.DeltaP1}, {0.001, &s.DeltaP01}, {0, &s.DeltaPMin},
+	}
+}
+
 // summary computes the statistics blocks; ok is false (and nothing is
 // computed) when fewer than MinTokensForStats tokens were scored.
 func (a *kldAccumulator) summary() (s KLDStats, ok bool) {
@@ -198,55 +253,31 @@ func (a *kldAccumulator) summary() (s KLDStats, ok bool) {
 	slices.Sort(kv)
 	slices.Sort(pv)
 
-	logPPL, logPPLErr := meanAndUncertainty(a.sumNLL, a.sumNLL2, a.count)
-	s.PPL = math.Exp(logPPL)
-	s.PPLErr = s.PPL * logPPLErr
-	logBase, logBaseErr := meanAndUncertainty(a.sumNLLBase, a.sumNLLBase2, a.count)
+	// The figures of the per-chunk line, over all chunks.
+	l := a.running(0)
+	s.PPL, s.PPLErr = l.PPL, l.PPLErr
+	s.LogPPLRatio, s.LogPPLRatioErr = l.LogPPLRatio, l.LogPPLRatioErr
+	s.KLD, s.KLDErr = l.KLD, l.KLDErr
+	s.RMSDeltaP, s.RMSDeltaPErr = l.RMSDeltaP, l.RMSDeltaPErr
+	s.SameTop, s.SameTopErr = l.SameTop, l.SameTopErr
+
+	_, logPPLErr, logBase, logBaseErr, cov := a.logPPLs()
 	s.PPLBase = math.Exp(logBase)
 	s.PPLBaseErr = s.PPLBase * logBaseErr
-	cov := covariance(a.sumNLL, a.sumNLLBase, a.sumNLLNLLBase, a.count)
 	s.LogPPLCor = cov / (logPPLErr * logBaseErr)
-	s.LogPPLRatio = logPPL - logBase
-	s.LogPPLRatioErr = math.Sqrt(logPPLErr*logPPLErr + logBaseErr*logBaseErr - 2*cov)
 	s.PPLRatio = math.Exp(s.LogPPLRatio)
 	s.PPLRatioErr = s.PPLRatio * s.LogPPLRatioErr
 	pplCov := s.PPL * s.PPLBase * cov
 	s.PPLDiff = s.PPL - s.PPLBase
 	s.PPLDiffErr = math.Sqrt(s.PPLErr*s.PPLErr + s.PPLBaseErr*s.PPLBaseErr - 2*pplCov)
 
-	s.KLD, s.KLDErr = meanAndUncertainty(a.sumKLD, a.sumKLD2, a.count)
-	pc := func(v []float32, f float32) float64 { return float64(percentile(v, f)) }
-	s.KLDMax = float64(kv[len(kv)-1])
-	s.KLD999 = pc(kv, 0.999)
-	s.KLD99 = pc(kv, 0.990)
-	s.KLD95 = pc(kv, 0.950)
-	s.KLD90 = pc(kv, 0.900)
-	s.KLDMedian = float64(median(kv))
-	s.KLD10 = pc(kv, 0.100)
-	s.KLD5 = pc(kv, 0.050)
-	s.KLD1 = pc(kv, 0.010)
-	s.KLD01 = pc(kv, 0.001)
-	s.KLDMin = float64(kv[0])
-
+	for _, q := range s.kldQuantiles() {
+		*q.value = float64(quantile(kv, q.fraction))
+	}
 	s.DeltaP, s.DeltaPErr = meanAndUncertainty(a.sumPDiff, a.sumPDiff2, a.count)
-	s.DeltaPMax = float64(pv[len(pv)-1])
-	s.DeltaP999 = pc(pv, 0.999)
-	s.DeltaP99 = pc(pv, 0.990)
-	s.DeltaP95 = pc(pv, 0.950)
-	s.DeltaP90 = pc(pv, 0.900)
-	s.DeltaP75 = pc(pv, 0.750)
-	s.DeltaPMedian = float64(median(pv))
-	s.DeltaP25 = pc(pv, 0.250)
-	s.DeltaP10 = pc(pv, 0.100)
-	s.DeltaP5 = pc(pv, 0.050)
-	s.DeltaP1 = pc(pv, 0.010)
-	s.DeltaP01 = pc(pv, 0.001)
-	s.DeltaPMin = float64(pv[0])
-	mse, mseErr := meanAndUncertainty(a.sumPDiff2, a.sumPDiff4, a.count)
-	s.RMSDeltaP = math.Sqrt(mse)
-	s.RMSDeltaPErr = 0.5 / s.RMSDeltaP * mseErr
-	s.SameTop = float64(a.nSameTop) / float64(a.count)
-	s.SameTopErr = math.Sqrt(s.SameTop * (1 - s.SameTop) / float64(a.count-1))
+	for _, q := range s.deltaPQuantiles() {
+		*q.value = float64(quantile(pv, q.fraction))
+	}
 	return s, true
 }
 
@@ -269,33 +300,15 @@ func (s *KLDStats) WriteText(w io.Writer) error {
 	p("\n")
 	p("====== KL divergence statistics ======\n")
 	p("Mean    KLD: %10.6f ± %10.6f\n", s.KLD, s.KLDErr)
-	p("Maximum KLD: %10.6f\n", s.KLDMax)
-	p("99.9%%   KLD: %10.6f\n", s.KLD999)
-	p("99.0%%   KLD: %10.6f\n", s.KLD99)
-	p("95.0%%   KLD: %10.6f\n", s.KLD95)
-	p("90.0%%   KLD: %10.6f\n", s.KLD90)
-	p("Median  KLD: %10.6f\n", s.KLDMedian)
-	p("10.0%%   KLD: %10.6f\n", s.KLD10)
-	p(" 5.0%%   KLD: %10.6f\n", s.KLD5)
-	p(" 1.0%%   KLD: %10.6f\n", s.KLD1)
-	p(" 0.1%%   KLD: %10.6f\n", s.KLD01)
-	p("Minimum KLD: %10.6f\n", s.KLDMin)
+	for _, q := range s.kldQuantiles() {
+		p("%-7s KLD: %10.6f\n", q.label(), *q.value)
+	}
 	p("\n")
 	p("====== Token probability statistics ======\n")
 	p("Mean    Δp: %6.3f ± %5.3f %%\n", 100*s.DeltaP, 100*s.DeltaPErr)
-	p("Maximum Δp: %6.3f%%\n", 100*s.DeltaPMax)
-	p("99.9%%   Δp: %6.3f%%\n", 100*s.DeltaP999)
-	p("99.0%%   Δp: %6.3f%%\n", 100*s.DeltaP99)
-	p("95.0%%   Δp: %6.3f%%\n", 100*s.DeltaP95)
-	p("90.0%%   Δp: %6.3f%%\n", 100*s.DeltaP90)
-	p("75.0%%   Δp: %6.3f%%\n", 100*s.DeltaP75)
-	p("Median  Δp: %6.3f%%\n", 100*s.DeltaPMedian)
-	p("25.0%%   Δp: %6.3f%%\n", 100*s.DeltaP25)
-	p("10.0%%   Δp: %6.3f%%\n", 100*s.DeltaP10)
-	p(" 5.0%%   Δp: %6.3f%%\n", 100*s.DeltaP5)
-	p(" 1.0%%   Δp: %6.3f%%\n", 100*s.DeltaP1)
-	p(" 0.1%%   Δp: %6.3f%%\n", 100*s.DeltaP01)
-	p("Minimum Δp: %6.3f%%\n", 100*s.DeltaPMin)
+	for _, q := range s.deltaPQuantiles() {
+		p("%-7s Δp: %6.3f%%\n", q.label(), 100*(*q.value))
+	}
 	p("RMS Δp    : %6.3f ± %5.3f %%\n", 100*s.RMSDeltaP, 100*s.RMSDeltaPErr)
 	p("Same top p: %6.3f ± %5.3f %%\n", 100*s.SameTop, 100*s.SameTopErr)
 	_, err := w.Write(b)

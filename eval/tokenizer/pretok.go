@@ -202,20 +202,32 @@ func (c cptCursor) skipSymbols(pos int) int {
 	return pos
 }
 
-// splitWords runs scan over each piece (lengths in code points) and returns
-// the lengths of the words it marks: scan calls emit(end) at the end of each
-// word, ends increasing; empty words are dropped.
-func splitWords(cpts []uint32, lengths []int, scan func(c cptCursor, emit func(end int))) []int {
+// splitWords runs a pre-tokenizer pattern over each piece (lengths in code
+// points) and returns the lengths of the words it marks. Both patterns
+// start with the contractions 's|'t|'re|'ve|'m|'ll|'d (of any case when
+// anyCase); at a position where none stands, word returns where the word
+// starting there ends, first calling emit(end) at the end of any words it
+// splits off. Ends increase; empty words are dropped.
+func splitWords(cpts []uint32, lengths []int, anyCase bool, word func(c cptCursor, pos int, emit func(end int)) int) []int {
 	out := make([]int, 0, len(lengths))
 	start := 0
 	for _, n := range lengths {
 		prev := start
-		scan(cptCursor{cpts: cpts, ini: start, end: start + n}, func(end int) {
+		emit := func(end int) {
 			if end > prev {
 				out = append(out, end-prev)
 			}
 			prev = end
-		})
+		}
+		c := cptCursor{cpts: cpts, ini: start, end: start + n}
+		for pos := c.ini; pos < c.end; {
+			if k := c.contraction(pos, anyCase); k > 0 {
+				pos += k
+			} else {
+				pos = word(c, pos, emit)
+			}
+			emit(pos)
+		}
 		start += n
 	}
 	return out
@@ -225,41 +237,26 @@ func splitWords(cpts []uint32, lengths []int, scan func(c cptCursor, emit func(e
 // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)
 // (with llama.cpp's trailing \s+ fallback) as a hand-written scanner.
 func splitGPT2(cpts []uint32, lengths []int) []int {
-	return splitWords(cpts, lengths, func(c cptCursor, emit func(end int)) {
-		for pos := c.ini; pos < c.end; {
-			if n := c.contraction(pos, false); n > 0 {
-				pos += n
-				emit(pos)
-				continue
-			}
-			// an optional leading space joins the following run
-			f2, lead := c.optionalSpace(pos)
-			switch {
-			case f2&flagLetter != 0:
-				pos = c.skipFlagged(pos+lead, flagLetter)
-				emit(pos)
-				continue
-			case f2&flagNumber != 0:
-				pos = c.skipFlagged(pos+lead, flagNumber)
-				emit(pos)
-				continue
-			case f2&wordFlags == 0 && f2 != 0:
-				pos = c.skipSymbols(pos + lead)
-				emit(pos)
-				continue
-			}
-			ws := c.skipFlagged(pos, flagWhitespace) - pos
-			switch {
-			case ws > 1 && c.at(pos+ws) != outOfRange:
-				// \s+(?!\S): leave the last space to lead the next word
-				pos += ws - 1
-			case ws > 0:
-				pos += ws
-			default:
-				pos++
-			}
-			emit(pos)
+	return splitWords(cpts, lengths, false, func(c cptCursor, pos int, _ func(int)) int {
+		// an optional leading space joins the following run
+		f2, lead := c.optionalSpace(pos)
+		switch {
+		case f2&flagLetter != 0:
+			return c.skipFlagged(pos+lead, flagLetter)
+		case f2&flagNumber != 0:
+			return c.skipFlagged(pos+lead, flagNumber)
+		case f2&wordFlags == 0 && f2 != 0:
+			return c.skipSymbols(pos + lead)
 		}
+		ws := c.skipFlagged(pos, flagWhitespace) - pos
+		switch {
+		case ws > 1 && c.at(pos+ws) != outOfRange:
+			// \s+(?!\S): leave the last space to lead the next word
+			return pos + ws - 1
+		case ws > 0:
+			return pos + ws
+		}
+		return pos + 1
 	})
 }
 
@@ -268,61 +265,48 @@ func splitGPT2(cpts []uint32, lengths []int) []int {
 // as a hand-written scanner.
 func splitLlama3(cpts []uint32, lengths []int) []int {
 	isCRLF := func(cp uint32) bool { return cp == '\r' || cp == '\n' }
-	return splitWords(cpts, lengths, func(c cptCursor, emit func(end int)) {
-		for pos := c.ini; pos < c.end; {
-			if n := c.contraction(pos, true); n > 0 {
-				pos += n
-				emit(pos)
-				continue
-			}
-			cp, f := c.at(pos), c.flags(pos)
-			// [^\r\n\p{L}\p{N}]?\p{L}+
-			if !isCRLF(cp) && f&flagNumber == 0 && (f&flagLetter != 0 || c.flags(pos+1)&flagLetter != 0) {
-				pos = c.skipFlagged(pos+1, flagLetter)
-				emit(pos)
-				continue
-			}
-			// \p{N}{1,3}
-			if f&flagNumber != 0 {
-				ini := pos
-				for c.flags(pos)&flagNumber != 0 {
-					pos++
-					if pos-ini >= 3 {
-						emit(pos)
-						ini = pos
-					}
+	return splitWords(cpts, lengths, true, func(c cptCursor, pos int, emit func(int)) int {
+		cp, f := c.at(pos), c.flags(pos)
+		// [^\r\n\p{L}\p{N}]?\p{L}+
+		if !isCRLF(cp) && f&flagNumber == 0 && (f&flagLetter != 0 || c.flags(pos+1)&flagLetter != 0) {
+			return c.skipFlagged(pos+1, flagLetter)
+		}
+		// \p{N}{1,3}
+		if f&flagNumber != 0 {
+			ini := pos
+			for c.flags(pos)&flagNumber != 0 {
+				pos++
+				if pos-ini >= 3 {
+					emit(pos)
+					ini = pos
 				}
-				emit(pos)
-				continue
 			}
-			// ' ?[^\s\p{L}\p{N}]+[\r\n]*'
-			if f2, lead := c.optionalSpace(pos); f2&wordFlags == 0 && f != 0 {
-				pos = c.skipSymbols(pos + lead)
-				for isCRLF(c.at(pos)) {
-					pos++
-				}
-				emit(pos)
-				continue
-			}
-			ws := 0
-			lastCRLF := -1 // position after the last \r or \n in the run
-			for c.flags(pos+ws)&flagWhitespace != 0 {
-				if isCRLF(c.at(pos + ws)) {
-					lastCRLF = pos + ws + 1
-				}
-				ws++
-			}
-			switch {
-			case lastCRLF >= 0: // \s*[\r\n]+
-				pos = lastCRLF
-			case ws > 1 && c.at(pos+ws) != outOfRange: // \s+(?!\S)
-				pos += ws - 1
-			case ws > 0: // \s+
-				pos += ws
-			default:
+			return pos
+		}
+		// ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+		if f2, lead := c.optionalSpace(pos); f2&wordFlags == 0 && f != 0 {
+			pos = c.skipSymbols(pos + lead)
+			for isCRLF(c.at(pos)) {
 				pos++
 			}
-			emit(pos)
+			return pos
 		}
+		ws := 0
+		lastCRLF := -1 // position after the last \r or \n in the run
+		for c.flags(pos+ws)&flagWhitespace != 0 {
+			if isCRLF(c.at(pos + ws)) {
+				lastCRLF = pos + ws + 1
+			}
+			ws++
+		}
+		switch {
+		case lastCRLF >= 0: // \s*[\r\n]+
+			return lastCRLF
+		case ws > 1 && c.at(pos+ws) != outOfRange: // \s+(?!\S)
+			return pos + ws - 1
+		case ws > 0: // \s+
+			return pos + ws
+		}
+		return pos + 1
 	})
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/llqt/llqt/formats"
 	"github.com/llqt/llqt/formats/ggml"
+	"github.com/llqt/llqt/internal/mmap"
 )
 
 // Adapter is an open GGUF LoRA adapter (general.type = adapter,
@@ -26,16 +27,13 @@ func (p LoraPair) Rank() int { return int(p.B.Shape[0]) }
 
 // OpenAdapter opens and checks a LoRA adapter.
 func OpenAdapter(path string) (*Adapter, error) {
-	f, err := Open(path)
-	if err != nil {
-		return nil, err
-	}
-	a, err := newAdapter(f)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return a, nil
+	return mmap.OpenThen(path, Open, func(f *File) (*Adapter, error) {
+		a, err := newAdapter(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return a, nil
+	})
 }
 
 func newAdapter(f *File) (*Adapter, error) {

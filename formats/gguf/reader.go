@@ -8,9 +8,6 @@ import (
 	"io"
 	"math"
 	"sort"
-	"strconv"
-	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/llqt/llqt/formats"
@@ -21,51 +18,8 @@ import (
 // ErrFormat is wrapped by every error about a malformed file.
 var ErrFormat = errors.New("malformed GGUF")
 
-// FormatError describes one malformed field.
-type FormatError struct {
-	File   string
-	Field  string
-	Offset int64
-	Msg    string
-}
-
-func (e *FormatError) Error() string {
-	return fmt.Sprintf("%s: malformed GGUF: %s at offset %d: %s", e.File, clip(e.Field), e.Offset, clip(e.Msg))
-}
-
-// maxShown bounds the bytes of a file-supplied string put in an error.
-const maxShown = 200
-
-// clip makes a string from the file safe to print: non-printable bytes
-// (terminal escapes, invalid UTF-8) are escaped and anything past maxShown
-// bytes is cut, so a corrupt multi-megabyte name cannot flood the terminal.
-func clip(s string) string {
-	if formats.Printable(s, maxShown) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		if b.Len() >= maxShown {
-			fmt.Fprintf(&b, "…(%d bytes in all)", len(s))
-			break
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unicode.IsPrint(r):
-			b.WriteRune(r)
-		default:
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		}
-		i += size
-	}
-	return b.String()
-}
-
-// Unwrap makes errors.Is(err, ErrFormat) hold.
-func (e *FormatError) Unwrap() error { return ErrFormat }
+// FormatError describes one malformed field; its Kind is ErrFormat.
+type FormatError = formats.FormatError
 
 // ErrorList is every problem Check found in one file, in the order the
 // reader met them (tensor data ranges last), as go/scanner's ErrorList is for
@@ -277,7 +231,7 @@ func Check(r io.ReaderAt, size int64, name string) ErrorList {
 	if err := p.header(&File{Path: name, Size: size, r: r}); err != nil {
 		fe, ok := err.(*FormatError)
 		if !ok {
-			fe = &FormatError{File: name, Offset: p.pos, Msg: err.Error()}
+			fe = &FormatError{Kind: ErrFormat, File: name, Offset: p.pos, Msg: err.Error()}
 		}
 		p.problems = append(p.problems, fe)
 	}
@@ -304,6 +258,8 @@ type parser struct {
 	// go to problems instead of ending the parse.
 	collect  bool
 	problems ErrorList
+	// depth counts the arrays being read, one inside the other.
+	depth int
 }
 
 func (p *parser) fail(field, format string, args ...any) error {
@@ -311,7 +267,7 @@ func (p *parser) fail(field, format string, args ...any) error {
 }
 
 func (p *parser) failAt(offset int64, field, format string, args ...any) error {
-	return &FormatError{File: p.name, Field: field, Offset: offset, Msg: fmt.Sprintf(format, args...)}
+	return &FormatError{Kind: ErrFormat, File: p.name, Field: field, Offset: offset, Msg: fmt.Sprintf(format, args...)}
 }
 
 // soft reports a problem after which the parse can go on: Parse stops at
@@ -338,36 +294,27 @@ func (p *parser) read(field string, n int) ([]byte, error) {
 	return b, nil
 }
 
+// fixed reads a little-endian field of n bytes and decodes it.
+func fixed[T any](p *parser, field string, n int, decode func([]byte) T) (T, error) {
+	b, err := p.read(field, n)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decode(b), nil
+}
+
 func (p *parser) u8(field string) (uint8, error) {
-	b, err := p.read(field, 1)
-	if err != nil {
-		return 0, err
-	}
-	return b[0], nil
+	return fixed(p, field, 1, func(b []byte) uint8 { return b[0] })
 }
-
 func (p *parser) u16(field string) (uint16, error) {
-	b, err := p.read(field, 2)
-	if err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint16(b), nil
+	return fixed(p, field, 2, binary.LittleEndian.Uint16)
 }
-
 func (p *parser) u32(field string) (uint32, error) {
-	b, err := p.read(field, 4)
-	if err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint32(b), nil
+	return fixed(p, field, 4, binary.LittleEndian.Uint32)
 }
-
 func (p *parser) u64(field string) (uint64, error) {
-	b, err := p.read(field, 8)
-	if err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint64(b), nil
+	return fixed(p, field, 8, binary.LittleEndian.Uint64)
 }
 
 func (p *parser) str(field string) (string, error) {
@@ -442,7 +389,7 @@ func (p *parser) header(f *File) error {
 		if err != nil {
 			return err
 		}
-		v, err := p.value("metadata "+key, formats.ValueType(vt), 0)
+		v, err := p.value("metadata "+key, formats.ValueType(vt))
 		if err != nil {
 			return err
 		}
@@ -590,23 +537,6 @@ func (p *parser) tensorInfo(i uint64) (ti TensorInfo, sized bool, err error) {
 	return ti, sized, nil
 }
 
-// elemSize is the smallest encoding of one array element of type t.
-func elemSize(t formats.ValueType) int64 {
-	switch t {
-	case formats.ValUint8, formats.ValInt8, formats.ValBool:
-		return 1
-	case formats.ValUint16, formats.ValInt16:
-		return 2
-	case formats.ValUint32, formats.ValInt32, formats.ValFloat32:
-		return 4
-	case formats.ValString, formats.ValUint64, formats.ValInt64, formats.ValFloat64:
-		return 8
-	case formats.ValArray:
-		return 12
-	}
-	return 0
-}
-
 // The signed and floating-point values are stored as the bits of the
 // unsigned integer of their size.
 func (p *parser) i8(field string) (int8, error)   { v, err := p.u8(field); return int8(v), err }
@@ -634,40 +564,18 @@ func (p *parser) boolean(field string) (bool, error) {
 	return v == 1, err
 }
 
-func (p *parser) value(field string, t formats.ValueType, depth int) (any, error) {
-	switch t {
-	case formats.ValUint8:
-		return p.u8(field)
-	case formats.ValInt8:
-		return p.i8(field)
-	case formats.ValUint16:
-		return p.u16(field)
-	case formats.ValInt16:
-		return p.i16(field)
-	case formats.ValUint32:
-		return p.u32(field)
-	case formats.ValInt32:
-		return p.i32(field)
-	case formats.ValFloat32:
-		return p.f32(field)
-	case formats.ValBool:
-		return p.boolean(field)
-	case formats.ValString:
-		return p.str(field)
-	case formats.ValUint64:
-		return p.u64(field)
-	case formats.ValInt64:
-		return p.i64(field)
-	case formats.ValFloat64:
-		return p.f64(field)
-	case formats.ValArray:
-		return p.array(field, depth+1)
+func (p *parser) value(field string, t formats.ValueType) (any, error) {
+	c, ok := codecs[t]
+	if !ok {
+		return nil, p.fail(field, "unknown value type %d", uint32(t))
 	}
-	return nil, p.fail(field, "unknown value type %d", uint32(t))
+	return c.read(p, field)
 }
 
-func (p *parser) array(field string, depth int) (formats.Array, error) {
-	if depth > maxArrayDepth {
+func (p *parser) array(field string) (formats.Array, error) {
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > maxArrayDepth {
 		return formats.Array{}, p.fail(field, "arrays nested more than %d deep", maxArrayDepth)
 	}
 	et32, err := p.u32(field + " element type")
@@ -675,59 +583,18 @@ func (p *parser) array(field string, depth int) (formats.Array, error) {
 		return formats.Array{}, err
 	}
 	et := formats.ValueType(et32)
-	es := elemSize(et)
-	if es == 0 {
+	c, ok := codecs[et]
+	if !ok {
 		return formats.Array{}, p.fail(field+" element type", "unknown value type %d", et32)
 	}
 	n, err := p.u64(field + " length")
 	if err != nil {
 		return formats.Array{}, err
 	}
-	if n > uint64(p.remaining()/es) {
+	if n > uint64(p.remaining()/c.minSize()) {
 		return formats.Array{}, p.fail(field+" length", "%d elements of %s cannot fit in the %d bytes left", n, et, p.remaining())
 	}
-	switch et {
-	case formats.ValUint8:
-		return arrayOf(p, field, et, n, p.u8)
-	case formats.ValInt8:
-		return arrayOf(p, field, et, n, p.i8)
-	case formats.ValUint16:
-		return arrayOf(p, field, et, n, p.u16)
-	case formats.ValInt16:
-		return arrayOf(p, field, et, n, p.i16)
-	case formats.ValUint32:
-		return arrayOf(p, field, et, n, p.u32)
-	case formats.ValInt32:
-		return arrayOf(p, field, et, n, p.i32)
-	case formats.ValFloat32:
-		return arrayOf(p, field, et, n, p.f32)
-	case formats.ValBool:
-		return arrayOf(p, field, et, n, p.boolean)
-	case formats.ValString:
-		return arrayOf(p, field, et, n, p.str)
-	case formats.ValUint64:
-		return arrayOf(p, field, et, n, p.u64)
-	case formats.ValInt64:
-		return arrayOf(p, field, et, n, p.i64)
-	case formats.ValFloat64:
-		return arrayOf(p, field, et, n, p.f64)
-	case formats.ValArray:
-		return arrayOf(p, field, et, n, func(field string) (formats.Array, error) { return p.array(field, depth+1) })
-	}
-	return formats.Array{}, p.fail(field, "unknown element type %d", et32)
-}
-
-// arrayOf reads n elements of type et, each with read.
-func arrayOf[T any](p *parser, field string, et formats.ValueType, n uint64, read func(field string) (T, error)) (formats.Array, error) {
-	out := make([]T, 0, capHint(n))
-	for i := uint64(0); i < n; i++ {
-		v, err := read(field)
-		if err != nil {
-			return formats.Array{}, err
-		}
-		out = append(out, v)
-	}
-	return formats.Array{Elem: et, Values: out}, nil
+	return c.readArray(p, field, et, n)
 }
 
 // capHint bounds the capacity reserved for a count read from the file. The

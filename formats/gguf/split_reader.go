@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/llqt/llqt/formats"
+	"github.com/llqt/llqt/internal/mmap"
 )
 
 // OpenModel opens a model file as llama.cpp's loader does: a plain GGUF is
@@ -14,15 +15,7 @@ import (
 // and the header fields (Version, DataOffset, Size, …) are the first
 // shard's. Data and Model read each tensor from its own shard.
 func OpenModel(path string) (*File, error) {
-	f, err := Open(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := f.joinShards(path); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return mmap.OpenThen(path, Open, func(f *File) (*File, error) { return f, f.joinShards(path) })
 }
 
 // SplitInfo returns the shard number and count a file records, or (0, 1)

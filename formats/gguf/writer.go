@@ -386,7 +386,7 @@ func writeHeader(w io.Writer, m *formats.Model, l *Layout) error {
 		}
 		e.str(kv.Key)
 		e.u32(uint32(vt))
-		if err := e.value(kv.Value); err != nil {
+		if err := e.value(vt, kv.Value); err != nil {
 			return fmt.Errorf("metadata %s: %w", kv.Key, err)
 		}
 	}
@@ -444,100 +444,18 @@ func (e *encoder) boolean(v bool) {
 	}
 }
 
-func (e *encoder) value(v any) error {
-	switch x := v.(type) {
-	case uint8:
-		e.u8(x)
-	case int8:
-		e.i8(x)
-	case uint16:
-		e.u16(x)
-	case int16:
-		e.i16(x)
-	case uint32:
-		e.u32(x)
-	case int32:
-		e.i32(x)
-	case float32:
-		e.f32(x)
-	case bool:
-		e.boolean(x)
-	case string:
-		e.str(x)
-	case uint64:
-		e.u64(x)
-	case int64:
-		e.i64(x)
-	case float64:
-		e.f64(x)
-	case formats.Array:
-		return e.array(x)
-	default:
-		return fmt.Errorf("value of Go type %T has no GGUF type", v)
-	}
-	return nil
+// value encodes v, whose GGUF type is t.
+func (e *encoder) value(t formats.ValueType, v any) error {
+	return codecs[t].write(e, v)
 }
 
 func (e *encoder) array(a formats.Array) error {
 	e.u32(uint32(a.Elem))
 	e.u64(uint64(a.Len()))
-	if err := checkElem(a); err != nil {
-		return err
-	}
-	switch vs := a.Values.(type) {
-	case []uint8:
-		e.write(vs)
-	case []int8:
-		each(vs, e.i8)
-	case []uint16:
-		each(vs, e.u16)
-	case []int16:
-		each(vs, e.i16)
-	case []uint32:
-		each(vs, e.u32)
-	case []int32:
-		each(vs, e.i32)
-	case []float32:
-		each(vs, e.f32)
-	case []bool:
-		each(vs, e.boolean)
-	case []string:
-		each(vs, e.str)
-	case []uint64:
-		each(vs, e.u64)
-	case []int64:
-		each(vs, e.i64)
-	case []float64:
-		each(vs, e.f64)
-	case []formats.Array:
-		for _, v := range vs {
-			if err := e.array(v); err != nil {
-				return err
-			}
+	if c, ok := codecs[a.Elem]; ok {
+		if held, err := c.writeArray(e, a.Values); held {
+			return err
 		}
-	default:
-		return fmt.Errorf("array of Go type %T has no GGUF type", a.Values)
 	}
-	return nil
-}
-
-// each encodes the elements of an array with put, in order.
-func each[T any](vs []T, put func(T)) {
-	for _, v := range vs {
-		put(v)
-	}
-}
-
-// checkElem makes sure the declared element type matches the Go slice.
-func checkElem(a formats.Array) error {
-	want := map[formats.ValueType]string{
-		formats.ValUint8: "[]uint8", formats.ValInt8: "[]int8", formats.ValUint16: "[]uint16", formats.ValInt16: "[]int16",
-		formats.ValUint32: "[]uint32", formats.ValInt32: "[]int32", formats.ValFloat32: "[]float32", formats.ValBool: "[]bool",
-		formats.ValString: "[]string", formats.ValUint64: "[]uint64", formats.ValInt64: "[]int64", formats.ValFloat64: "[]float64",
-		formats.ValArray: "[]formats.Array",
-	}[a.Elem]
-	if got := fmt.Sprintf("%T", a.Values); got != want {
-		return fmt.Errorf("array declared as %s holds %s", a.Elem, got)
-	}
-	return nil
+	return fmt.Errorf("array declared as %s holds %T", a.Elem, a.Values)
 }

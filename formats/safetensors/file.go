@@ -19,20 +19,13 @@ import (
 // ErrFormat is wrapped by every error about a malformed file.
 var ErrFormat = errors.New("malformed safetensors")
 
-// FormatError describes one malformed field.
-type FormatError struct {
-	File   string
-	Field  string
-	Offset int64
-	Msg    string
-}
+// FormatError describes one malformed field; its Kind is ErrFormat.
+type FormatError = formats.FormatError
 
-func (e *FormatError) Error() string {
-	return fmt.Sprintf("%s: malformed safetensors: %s at offset %d: %s", e.File, e.Field, e.Offset, e.Msg)
+// malformed is a FormatError about field of file name, offset bytes in.
+func malformed(name, field string, offset int64, format string, args ...any) error {
+	return &FormatError{Kind: ErrFormat, File: name, Field: field, Offset: offset, Msg: fmt.Sprintf(format, args...)}
 }
-
-// Unwrap makes errors.Is(err, ErrFormat) hold.
-func (e *FormatError) Unwrap() error { return ErrFormat }
 
 // MaxHeaderSize bounds the JSON header (the reference implementation uses
 // the same 100 MB limit), so a lying length cannot make us allocate
@@ -247,22 +240,22 @@ func (f *File) ReadRange(t *TensorInfo, p []byte, off int64) error {
 // size from r. name is used in errors.
 func Parse(r io.ReaderAt, size int64, name string) (*File, error) {
 	if size < 8 {
-		return nil, &FormatError{name, "header length", 0, fmt.Sprintf("file has %d bytes, too short for the 8-byte header length", size)}
+		return nil, malformed(name, "header length", 0, "file has %d bytes, too short for the 8-byte header length", size)
 	}
 	var lenBuf [8]byte
 	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
-		return nil, &FormatError{name, "header length", 0, "read failed: " + err.Error()}
+		return nil, malformed(name, "header length", 0, "read failed: %v", err)
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
 	if n > MaxHeaderSize {
-		return nil, &FormatError{name, "header length", 0, fmt.Sprintf("%d bytes exceeds the %d-byte limit", n, MaxHeaderSize)}
+		return nil, malformed(name, "header length", 0, "%d bytes exceeds the %d-byte limit", n, MaxHeaderSize)
 	}
 	if n > uint64(size-8) {
-		return nil, &FormatError{name, "header length", 0, fmt.Sprintf("%d bytes but only %d follow in the file", n, size-8)}
+		return nil, malformed(name, "header length", 0, "%d bytes but only %d follow in the file", n, size-8)
 	}
 	hdr := make([]byte, n)
 	if _, err := r.ReadAt(hdr, 8); err != nil {
-		return nil, &FormatError{name, "header", 8, "read failed: " + err.Error()}
+		return nil, malformed(name, "header", 8, "read failed: %v", err)
 	}
 	f, err := ParseHeader(hdr, uint64(size)-8-n, name)
 	if err != nil {
@@ -287,7 +280,7 @@ type rawTensor struct {
 func ParseHeader(hdr []byte, dataSize uint64, name string) (*File, error) {
 	const hdrOff = 8
 	fail := func(field, format string, args ...any) error {
-		return &FormatError{name, field, hdrOff, fmt.Sprintf(format, args...)}
+		return malformed(name, field, hdrOff, format, args...)
 	}
 	trimmed := bytes.TrimLeft(hdr, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {

@@ -90,8 +90,16 @@ func OpenParsed[T any](path string, parse func(r io.ReaderAt, size int64, name s
 // OpenWith opens path (see Open) and hands the open file to use, which
 // keeps it on success; when use fails the file is closed again.
 func OpenWith[T any](path string, use func(*File) (T, error)) (T, error) {
+	return OpenThen(path, Open, use)
+}
+
+// OpenThen opens path with open and hands the result to use, which keeps it
+// on success; when use fails it is closed again. The functions that open a
+// file and build something owning it (a model, an adapter) go through it,
+// so none of them leaks the file on an error.
+func OpenThen[F io.Closer, T any](path string, open func(string) (F, error), use func(F) (T, error)) (T, error) {
 	var zero T
-	f, err := Open(path)
+	f, err := open(path)
 	if err != nil {
 		return zero, err
 	}
