@@ -127,15 +127,12 @@ func (c *Context) attentionTask(t int) {
 	softmaxInPlace(sc)
 	// The head's output: the weighted sum of the values.
 	out := c.att[((t0+i)*h.NHead+head)*hdV : ((t0+i)*h.NHead+head+1)*hdV]
-	clear(out)
 	if c.kvType == ggml.TypeF16 {
 		// ggml rounds the attention weights to the cache's F16 too.
 		kernels.RoundF16(sc, sc)
-		vc := c.vRaw[l][2*(g*c.nCtx+lo)*hdV:]
-		for j, p := range sc {
-			kernels.AxpyF16(out, p, vc[2*j*hdV:2*(j+1)*hdV])
-		}
+		kernels.WeightedSumF16(out, sc, c.vRaw[l][2*(g*c.nCtx+lo)*hdV:])
 	} else {
+		clear(out)
 		vc := c.vF32[l][(g*c.nCtx+lo)*hdV:]
 		for j, p := range sc {
 			row := vc[j*hdV : (j+1)*hdV]

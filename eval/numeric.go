@@ -40,10 +40,9 @@ func softmaxInPlace(x []float32) {
 			maxv = v
 		}
 	}
+	kernels.ExpShifted(x, maxv)
 	var sum float64
-	for i, v := range x {
-		e := expNonPositive(v - maxv)
-		x[i] = e
+	for _, e := range x {
 		sum += float64(e)
 	}
 	inv := float32(1 / sum)
@@ -89,30 +88,6 @@ func matmulSupported(t ggml.Type) bool {
 // matrix is w as the kernels see it.
 func (w *Weight) matrix() kernels.Matrix {
 	return kernels.Matrix{Type: w.Type, Data: w.Data, Rows: w.Rows, Cols: w.Cols}
-}
-
-// expNonPositive is e^x for x ≤ 0 in float32 (within 2 ulp), much cheaper
-// than math.Exp in float64: softmax over long contexts spends its time here.
-// It reduces x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so r is
-// exact), evaluates Cephes' expf polynomial for e^r and scales by 2^n.
-func expNonPositive(x float32) float32 {
-	if !(x >= -87.3) { // also -Inf and NaN
-		if x != x {
-			return x
-		}
-		return 0
-	}
-	n := float32(math.RoundToEven(float64(x * 1.44269504088896341)))
-	r := x - n*0.693359375
-	r -= n * -2.12194440e-4
-	p := float32(1.9875691500e-4)
-	p = p*r + 1.3981999507e-3
-	p = p*r + 8.3334519073e-3
-	p = p*r + 4.1665795894e-2
-	p = p*r + 1.6666665459e-1
-	p = p*r + 5.0000001201e-1
-	p = p*r*r + r + 1
-	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
 // maxF16 is the largest finite float16.

@@ -164,6 +164,22 @@ func useAsmVectors() {
 			axpyF16AVX2(&y[0], alpha, &x[0], len(y))
 		}
 	}
+	expShiftedImpl = func(x []float32, shift float32) {
+		if n := len(x) &^ 7; n > 0 {
+			expShiftedAVX2(&x[0], n, shift)
+		}
+		expShiftedGo(x[len(x)&^7:], shift)
+	}
+	weightedSumF16Impl = func(out, w []float32, v []byte) {
+		if len(out) == 0 {
+			return
+		}
+		if len(w) == 0 {
+			clear(out)
+			return
+		}
+		weightedSumF16AVX2(&out[0], &w[0], &v[0], len(w), len(out))
+	}
 	f16ToF32Impl = func(dst []float32, src []byte) {
 		if len(dst) > 0 {
 			f16ToF32AVX2(&dst[0], &src[0], len(dst))

@@ -372,3 +372,11 @@ func quantizeQ8_KAVX2(dst *byte, x *float32, nb int)
 
 // roundBF16AVX2 stores float32(bf16(src[i])) in dst[i] for i < n, rounding as ggml_compute_fp32_to_bf16.
 func roundBF16AVX2(dst *float32, src *float32, n int)
+
+// weightedSumF16AVX2 stores in out[e] the sum over j < keys of w[j]*f16(v[j*hd+e]), for e < hd,
+// accumulated in key order with fused multiply-adds (AxpyF16 per key from zero).
+func weightedSumF16AVX2(out *float32, w *float32, v *byte, keys int, hd int)
+
+// expShiftedAVX2 replaces x[i] with e^(x[i]-shift) for i < n (a multiple of 8), with the
+// bits of expShiftedGo.
+func expShiftedAVX2(x *float32, n int, shift float32)

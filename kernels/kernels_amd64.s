@@ -39663,3 +39663,255 @@ f2b_next:
 f2b_done:
 	VZEROUPPER
 	RET
+
+// func weightedSumF16AVX2(out *float32, w *float32, v *byte, keys int, hd int)
+// Requires: AVX, F16C, FMA3
+TEXT ·weightedSumF16AVX2(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), AX
+	MOVQ w+8(FP), CX
+	MOVQ v+16(FP), DX
+	MOVQ keys+24(FP), BX
+	MOVQ hd+32(FP), SI
+	MOVQ SI, DI
+	SHLQ $0x01, DI
+
+ws32:
+	CMPQ   SI, $0x20
+	JL     ws32_end
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ   CX, R8
+	MOVQ   DX, R9
+	MOVQ   BX, R10
+
+ws32_key:
+	TESTQ        R10, R10
+	JZ           ws32_store
+	VBROADCASTSS (R8), Y4
+	VCVTPH2PS    (R9), Y5
+	VFMADD231PS  Y5, Y4, Y0
+	VCVTPH2PS    16(R9), Y5
+	VFMADD231PS  Y5, Y4, Y1
+	VCVTPH2PS    32(R9), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VCVTPH2PS    48(R9), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	ADDQ         $0x04, R8
+	ADDQ         DI, R9
+	DECQ         R10
+	JMP          ws32_key
+
+ws32_store:
+	VMOVUPS Y0, (AX)
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS Y2, 64(AX)
+	VMOVUPS Y3, 96(AX)
+	ADDQ    $0x80, AX
+	ADDQ    $0x40, DX
+	SUBQ    $0x20, SI
+	JMP     ws32
+
+ws32_end:
+ws8:
+	CMPQ   SI, $0x08
+	JL     ws8_end
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R8
+	MOVQ   DX, R9
+	MOVQ   BX, R10
+
+ws8_key:
+	TESTQ        R10, R10
+	JZ           ws8_store
+	VBROADCASTSS (R8), Y1
+	VCVTPH2PS    (R9), Y2
+	VFMADD231PS  Y2, Y1, Y0
+	ADDQ         $0x04, R8
+	ADDQ         DI, R9
+	DECQ         R10
+	JMP          ws8_key
+
+ws8_store:
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x20, AX
+	ADDQ    $0x10, DX
+	SUBQ    $0x08, SI
+	JMP     ws8
+
+ws8_end:
+ws1:
+	CMPQ   SI, $0x01
+	JL     ws1_end
+	VXORPS X0, X0, X0
+	MOVQ   CX, R8
+	MOVQ   DX, R9
+	MOVQ   BX, R10
+
+ws1_key:
+	TESTQ       R10, R10
+	JZ          ws1_store
+	MOVWLZX     (R9), R11
+	VMOVD       R11, X1
+	VCVTPH2PS   X1, X1
+	VMOVSS      (R8), X2
+	VFMADD231SS X1, X2, X0
+	ADDQ        $0x04, R8
+	ADDQ        DI, R9
+	DECQ        R10
+	JMP         ws1_key
+
+ws1_store:
+	VMOVSS X0, (AX)
+	ADDQ   $0x04, AX
+	ADDQ   $0x02, DX
+	SUBQ   $0x01, SI
+	JMP    ws1
+
+ws1_end:
+	VZEROUPPER
+	RET
+
+DATA expConsts<>+0(SB)/4, $0xc2ae999a
+DATA expConsts<>+4(SB)/4, $0xc2ae999a
+DATA expConsts<>+8(SB)/4, $0xc2ae999a
+DATA expConsts<>+12(SB)/4, $0xc2ae999a
+DATA expConsts<>+16(SB)/4, $0xc2ae999a
+DATA expConsts<>+20(SB)/4, $0xc2ae999a
+DATA expConsts<>+24(SB)/4, $0xc2ae999a
+DATA expConsts<>+28(SB)/4, $0xc2ae999a
+DATA expConsts<>+32(SB)/4, $0x3fb8aa3b
+DATA expConsts<>+36(SB)/4, $0x3fb8aa3b
+DATA expConsts<>+40(SB)/4, $0x3fb8aa3b
+DATA expConsts<>+44(SB)/4, $0x3fb8aa3b
+DATA expConsts<>+48(SB)/4, $0x3fb8aa3b
+DATA expConsts<>+52(SB)/4, $0x3fb8aa3b
+DATA expConsts<>+56(SB)/4, $0x3fb8aa3b
+DATA expConsts<>+60(SB)/4, $0x3fb8aa3b
+DATA expConsts<>+64(SB)/4, $0x3f318000
+DATA expConsts<>+68(SB)/4, $0x3f318000
+DATA expConsts<>+72(SB)/4, $0x3f318000
+DATA expConsts<>+76(SB)/4, $0x3f318000
+DATA expConsts<>+80(SB)/4, $0x3f318000
+DATA expConsts<>+84(SB)/4, $0x3f318000
+DATA expConsts<>+88(SB)/4, $0x3f318000
+DATA expConsts<>+92(SB)/4, $0x3f318000
+DATA expConsts<>+96(SB)/4, $0xb95e8083
+DATA expConsts<>+100(SB)/4, $0xb95e8083
+DATA expConsts<>+104(SB)/4, $0xb95e8083
+DATA expConsts<>+108(SB)/4, $0xb95e8083
+DATA expConsts<>+112(SB)/4, $0xb95e8083
+DATA expConsts<>+116(SB)/4, $0xb95e8083
+DATA expConsts<>+120(SB)/4, $0xb95e8083
+DATA expConsts<>+124(SB)/4, $0xb95e8083
+DATA expConsts<>+128(SB)/4, $0x39506967
+DATA expConsts<>+132(SB)/4, $0x39506967
+DATA expConsts<>+136(SB)/4, $0x39506967
+DATA expConsts<>+140(SB)/4, $0x39506967
+DATA expConsts<>+144(SB)/4, $0x39506967
+DATA expConsts<>+148(SB)/4, $0x39506967
+DATA expConsts<>+152(SB)/4, $0x39506967
+DATA expConsts<>+156(SB)/4, $0x39506967
+DATA expConsts<>+160(SB)/4, $0x3ab743ce
+DATA expConsts<>+164(SB)/4, $0x3ab743ce
+DATA expConsts<>+168(SB)/4, $0x3ab743ce
+DATA expConsts<>+172(SB)/4, $0x3ab743ce
+DATA expConsts<>+176(SB)/4, $0x3ab743ce
+DATA expConsts<>+180(SB)/4, $0x3ab743ce
+DATA expConsts<>+184(SB)/4, $0x3ab743ce
+DATA expConsts<>+188(SB)/4, $0x3ab743ce
+DATA expConsts<>+192(SB)/4, $0x3c088908
+DATA expConsts<>+196(SB)/4, $0x3c088908
+DATA expConsts<>+200(SB)/4, $0x3c088908
+DATA expConsts<>+204(SB)/4, $0x3c088908
+DATA expConsts<>+208(SB)/4, $0x3c088908
+DATA expConsts<>+212(SB)/4, $0x3c088908
+DATA expConsts<>+216(SB)/4, $0x3c088908
+DATA expConsts<>+220(SB)/4, $0x3c088908
+DATA expConsts<>+224(SB)/4, $0x3d2aa9c1
+DATA expConsts<>+228(SB)/4, $0x3d2aa9c1
+DATA expConsts<>+232(SB)/4, $0x3d2aa9c1
+DATA expConsts<>+236(SB)/4, $0x3d2aa9c1
+DATA expConsts<>+240(SB)/4, $0x3d2aa9c1
+DATA expConsts<>+244(SB)/4, $0x3d2aa9c1
+DATA expConsts<>+248(SB)/4, $0x3d2aa9c1
+DATA expConsts<>+252(SB)/4, $0x3d2aa9c1
+DATA expConsts<>+256(SB)/4, $0x3e2aaaaa
+DATA expConsts<>+260(SB)/4, $0x3e2aaaaa
+DATA expConsts<>+264(SB)/4, $0x3e2aaaaa
+DATA expConsts<>+268(SB)/4, $0x3e2aaaaa
+DATA expConsts<>+272(SB)/4, $0x3e2aaaaa
+DATA expConsts<>+276(SB)/4, $0x3e2aaaaa
+DATA expConsts<>+280(SB)/4, $0x3e2aaaaa
+DATA expConsts<>+284(SB)/4, $0x3e2aaaaa
+DATA expConsts<>+288(SB)/4, $0x3f000000
+DATA expConsts<>+292(SB)/4, $0x3f000000
+DATA expConsts<>+296(SB)/4, $0x3f000000
+DATA expConsts<>+300(SB)/4, $0x3f000000
+DATA expConsts<>+304(SB)/4, $0x3f000000
+DATA expConsts<>+308(SB)/4, $0x3f000000
+DATA expConsts<>+312(SB)/4, $0x3f000000
+DATA expConsts<>+316(SB)/4, $0x3f000000
+DATA expConsts<>+320(SB)/4, $0x3f800000
+DATA expConsts<>+324(SB)/4, $0x3f800000
+DATA expConsts<>+328(SB)/4, $0x3f800000
+DATA expConsts<>+332(SB)/4, $0x3f800000
+DATA expConsts<>+336(SB)/4, $0x3f800000
+DATA expConsts<>+340(SB)/4, $0x3f800000
+DATA expConsts<>+344(SB)/4, $0x3f800000
+DATA expConsts<>+348(SB)/4, $0x3f800000
+GLOBL expConsts<>(SB), RODATA|NOPTR, $352
+
+// func expShiftedAVX2(x *float32, n int, shift float32)
+// Requires: AVX, AVX2
+TEXT ·expShiftedAVX2(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS shift+16(FP), Y0
+	VMOVUPS      expConsts<>+0(SB), Y1
+	VMOVUPS      expConsts<>+320(SB), Y2
+	VPSRLD       $0x17, Y2, Y2
+
+exp_loop:
+	CMPQ      CX, $0x08
+	JL        exp_done
+	VMOVUPS   (AX), Y3
+	VSUBPS    Y0, Y3, Y3
+	VCMPPS    $0x1d, Y1, Y3, Y4
+	VCMPPS    $0x03, Y3, Y3, Y5
+	VMULPS    expConsts<>+32(SB), Y3, Y6
+	VROUNDPS  $0x00, Y6, Y6
+	VMULPS    expConsts<>+64(SB), Y6, Y7
+	VSUBPS    Y7, Y3, Y8
+	VMULPS    expConsts<>+96(SB), Y6, Y7
+	VSUBPS    Y7, Y8, Y8
+	VMOVUPS   expConsts<>+128(SB), Y7
+	VMULPS    Y8, Y7, Y7
+	VADDPS    expConsts<>+160(SB), Y7, Y7
+	VMULPS    Y8, Y7, Y7
+	VADDPS    expConsts<>+192(SB), Y7, Y7
+	VMULPS    Y8, Y7, Y7
+	VADDPS    expConsts<>+224(SB), Y7, Y7
+	VMULPS    Y8, Y7, Y7
+	VADDPS    expConsts<>+256(SB), Y7, Y7
+	VMULPS    Y8, Y7, Y7
+	VADDPS    expConsts<>+288(SB), Y7, Y7
+	VMULPS    Y8, Y7, Y7
+	VMULPS    Y8, Y7, Y7
+	VADDPS    Y8, Y7, Y7
+	VADDPS    expConsts<>+320(SB), Y7, Y7
+	VCVTPS2DQ Y6, Y6
+	VPADDD    Y2, Y6, Y6
+	VPSLLD    $0x17, Y6, Y6
+	VMULPS    Y6, Y7, Y7
+	VANDPS    Y4, Y7, Y7
+	VBLENDVPS Y5, Y3, Y7, Y7
+	VMOVUPS   Y7, (AX)
+	ADDQ      $0x20, AX
+	SUBQ      $0x08, CX
+	JMP       exp_loop
+
+exp_done:
+	VZEROUPPER
+	RET

@@ -9,7 +9,7 @@ import (
 
 // useSet installs a kernel set for the rest of the test and puts the
 // previous one back afterwards.
-func useSet(t *testing.T, set string) {
+func useSet(t testing.TB, set string) {
 	t.Helper()
 	prev := Active()
 	if err := Use(set); err != nil {

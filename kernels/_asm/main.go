@@ -125,6 +125,8 @@ func main() {
 	genQuantizeQ8(true)
 	genQuantizeQ8K()
 	genRoundBF16()
+	genWeightedSumF16()
+	genExpShifted()
 	Generate()
 }
 
