@@ -299,8 +299,11 @@ func stepper(xs []Register, xStride int, ys []Register, yStride int) func(int) {
 // Xeon at 2 threads 1 KiB ahead raised BenchmarkMatVecDRAM Q8_0 from
 // 22.5-22.9 to 31-37 GB/s and Q4_0 from 10-13 to 15 GB/s, and llqt bench
 // tg128 of the 1.1B-shape files from 12.0 to 15.8 t/s (Q8_0) and 16.6 to
-// 23.1 (Q4_0). An earlier session measured a 2 KiB prefetch in a different
-// Q8_0 kernel as 5-10% slower on a Zen 4: that needs checking there.
+// 23.1 (Q4_0); 8 KiB ahead then cut the decode step (eval, 2 threads, two
+// rounds) from 61.6/61.1 to 52.0/51.8 ms (Q8_0) and 47.0 to 39.7/38.3 ms
+// (Q4_0), where 4 and 16 KiB were a little slower and 32 KiB more so. An
+// earlier session measured a 2 KiB prefetch in a different Q8_0 kernel as
+// 5-10% slower on a Zen 4: that needs checking there.
 func prefetchQ8(x Register, size int) {
 	if prefetchQ8Dist == 0 {
 		return
@@ -310,7 +313,7 @@ func prefetchQ8(x Register, size int) {
 	}
 }
 
-var prefetchQ8Dist = 1024
+var prefetchQ8Dist = 8192
 
 // genQ8Dot emits the one-by-one shape, func(x, y *byte, nb int) float32,
 // or with rows, func(x, y *byte, nb, rows int, out *float32) storing the

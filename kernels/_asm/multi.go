@@ -167,16 +167,18 @@ func advance(x Register, xStride int, ys []Register, yStride int, nb Register, b
 	SUBQ(U32(blocks), nb)
 }
 
-// prefetchDist is how far ahead of the block in use the K-quant dots
-// (Q4_K, Q5_K, Q6_K; the Q8_0 family has none) prefetch the weight stream,
-// in bytes (0: no prefetch instructions; PREFETCH_DIST=n when generating
-// overrides it for experiments). On a Zen 4, 2 KiB ahead made no measurable
-// difference for Q4_K decode (and cost Q8_0 5-10%, which is why that family
-// has none); on a 5th-gen Xeon, 1 KiB ahead raised BenchmarkMatVecDRAM Q4_K
-// at 2 threads from 15.4-16.0 to 23-27 GB/s and llqt bench tg64 of a
-// 1.1B-shape Q4_K_M from 17.9-19.7 to 26.7-26.9 t/s (Q6_K 15.0-15.5 to
-// 20.6-21.1).
-var prefetchDist = 1024
+// prefetchDist is how far ahead of the block in use the K-quant and IQ4_XS
+// dots prefetch the weight stream, in bytes (0: no prefetch instructions;
+// PREFETCH_DIST=n when generating overrides it for experiments; the Q8_0
+// family has its own, prefetchQ8Dist). On a Zen 4, 2 KiB ahead made no
+// measurable difference for Q4_K decode; on a 5th-gen Xeon (model 207, 2
+// threads), 1 KiB ahead raised llqt bench tg64 of a 1.1B-shape Q4_K_M from
+// 17.9-19.7 to 26.7-26.9 t/s, and 4 KiB ahead then cut the decode step of
+// the 1.1B-shape files (eval, 2 threads, two rounds) from 37.6/41.2 to
+// 29.9/30.3 ms (Q4_K_M), 51.8/48.1 to 41.8/38.5 ms (Q6_K) and 40.8/38.3 to
+// 36.1/36.2 ms (IQ4_XS); 16 KiB was no better. (The machine's L3 is 260
+// MiB, so BenchmarkMatVecDRAM's 96 MiB matrices measured the L3, not DRAM.)
+var prefetchDist = 4096
 
 // prefetchBlock prefetches the cache lines of the block prefetchDist bytes
 // after the one at x (size bytes).
