@@ -4947,10 +4947,96 @@ dotQ8_0Q8_0AVX2_done:
 // func dotQ8_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ8_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
-	MOVQ x+0(FP), AX
-	MOVQ nb+16(FP), CX
-	MOVQ rows+24(FP), DX
-	MOVQ out+32(FP), BX
+	MOVQ   x+0(FP), AX
+	MOVQ   nb+16(FP), CX
+	MOVQ   rows+24(FP), DX
+	MOVQ   out+32(FP), BX
+	IMUL3Q $0x00000022, CX, SI
+
+dotQ8_0Q8_0RowsAVX2_rows4:
+	CMPQ   DX, $0x04
+	JL     dotQ8_0Q8_0RowsAVX2_rows1
+	MOVQ   AX, DI
+	ADDQ   SI, DI
+	MOVQ   DI, R8
+	ADDQ   SI, R8
+	MOVQ   R8, R9
+	ADDQ   SI, R9
+	MOVQ   y+8(FP), R10
+	MOVQ   CX, R11
+	VXORPS X0, X0, X0
+
+dotQ8_0Q8_0RowsAVX2_r4block:
+	TESTQ        R11, R11
+	JZ           dotQ8_0Q8_0RowsAVX2_r4done
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8192(DI)
+	PREFETCHT0   8192(R8)
+	PREFETCHT0   8192(R9)
+	VMOVDQU      2(AX), Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPMADDUBSW   Y3, Y2, Y3
+	VPMADDWD     words1<>+0(SB), Y3, Y3
+	VMOVDQU      2(DI), Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPMADDUBSW   Y4, Y2, Y4
+	VPMADDWD     words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ   Y4, Y3, Y1
+	VPUNPCKHDQ   Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VMOVDQU      2(R8), Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPMADDUBSW   Y4, Y3, Y4
+	VPMADDWD     words1<>+0(SB), Y4, Y4
+	VMOVDQU      2(R9), Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y3, Y5
+	VPMADDWD     words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPADDD       Y3, Y2, Y2
+	VPUNPCKLQDQ  Y2, Y1, Y3
+	VPUNPCKHQDQ  Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X1
+	VPADDD       X1, X3, X1
+	VCVTDQ2PS    X1, X1
+	MOVWLZX      (AX), R12
+	VMOVD        R12, X2
+	VPINSRW      $0x01, (DI), X2, X2
+	VPINSRW      $0x02, (R8), X2, X2
+	VPINSRW      $0x03, (R9), X2, X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (R10), X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VFMADD231PS  X1, X2, X0
+	ADDQ         $0x00000022, AX
+	ADDQ         $0x00000022, DI
+	ADDQ         $0x00000022, R8
+	ADDQ         $0x00000022, R9
+	ADDQ         $0x00000022, R10
+	DECQ         R11
+	JMP          dotQ8_0Q8_0RowsAVX2_r4block
+
+dotQ8_0Q8_0RowsAVX2_r4done:
+	VMOVUPS X0, (BX)
+	ADDQ    $0x10, BX
+	MOVQ    R9, AX
+	SUBQ    $0x04, DX
+	JMP     dotQ8_0Q8_0RowsAVX2_rows4
+
+dotQ8_0Q8_0RowsAVX2_rows1:
+	TESTQ DX, DX
+	JZ    dotQ8_0Q8_0RowsAVX2_ret
 
 dotQ8_0Q8_0RowsAVX2_row:
 	MOVQ   y+8(FP), SI
@@ -5060,6 +5146,9 @@ dotQ8_0Q8_0RowsAVX2_done:
 	ADDQ   $0x04, BX
 	DECQ   DX
 	JNZ    dotQ8_0Q8_0RowsAVX2_row
+
+dotQ8_0Q8_0RowsAVX2_ret:
+	VZEROUPPER
 	RET
 
 // func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
@@ -6489,10 +6578,116 @@ dotQ4_0Q8_0AVX2_done:
 // func dotQ4_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ4_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
-	MOVQ x+0(FP), AX
-	MOVQ nb+16(FP), CX
-	MOVQ rows+24(FP), DX
-	MOVQ out+32(FP), BX
+	MOVQ   x+0(FP), AX
+	MOVQ   nb+16(FP), CX
+	MOVQ   rows+24(FP), DX
+	MOVQ   out+32(FP), BX
+	IMUL3Q $0x00000012, CX, SI
+
+dotQ4_0Q8_0RowsAVX2_rows4:
+	CMPQ   DX, $0x04
+	JL     dotQ4_0Q8_0RowsAVX2_rows1
+	MOVQ   AX, DI
+	ADDQ   SI, DI
+	MOVQ   DI, R8
+	ADDQ   SI, R8
+	MOVQ   R8, R9
+	ADDQ   SI, R9
+	MOVQ   y+8(FP), R10
+	MOVQ   CX, R11
+	VXORPS X0, X0, X0
+
+dotQ4_0Q8_0RowsAVX2_r4block:
+	TESTQ        R11, R11
+	JZ           dotQ4_0Q8_0RowsAVX2_r4done
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8192(DI)
+	PREFETCHT0   8192(R8)
+	PREFETCHT0   8192(R9)
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPSUBB       bytes8<>+0(SB), Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPMADDUBSW   Y3, Y2, Y3
+	VPMADDWD     words1<>+0(SB), Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(DI), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPSUBB       bytes8<>+0(SB), Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPMADDUBSW   Y4, Y2, Y4
+	VPMADDWD     words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ   Y4, Y3, Y1
+	VPUNPCKHDQ   Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      2(R8), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPSUBB       bytes8<>+0(SB), Y2, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPMADDUBSW   Y4, Y3, Y4
+	VPMADDWD     words1<>+0(SB), Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      2(R9), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPSUBB       bytes8<>+0(SB), Y2, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y3, Y5
+	VPMADDWD     words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPADDD       Y3, Y2, Y2
+	VPUNPCKLQDQ  Y2, Y1, Y3
+	VPUNPCKHQDQ  Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X1
+	VPADDD       X1, X3, X1
+	VCVTDQ2PS    X1, X1
+	MOVWLZX      (AX), R12
+	VMOVD        R12, X2
+	VPINSRW      $0x01, (DI), X2, X2
+	VPINSRW      $0x02, (R8), X2, X2
+	VPINSRW      $0x03, (R9), X2, X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (R10), X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VFMADD231PS  X1, X2, X0
+	ADDQ         $0x00000012, AX
+	ADDQ         $0x00000012, DI
+	ADDQ         $0x00000012, R8
+	ADDQ         $0x00000012, R9
+	ADDQ         $0x00000022, R10
+	DECQ         R11
+	JMP          dotQ4_0Q8_0RowsAVX2_r4block
+
+dotQ4_0Q8_0RowsAVX2_r4done:
+	VMOVUPS X0, (BX)
+	ADDQ    $0x10, BX
+	MOVQ    R9, AX
+	SUBQ    $0x04, DX
+	JMP     dotQ4_0Q8_0RowsAVX2_rows4
+
+dotQ4_0Q8_0RowsAVX2_rows1:
+	TESTQ DX, DX
+	JZ    dotQ4_0Q8_0RowsAVX2_ret
 
 dotQ4_0Q8_0RowsAVX2_row:
 	MOVQ   y+8(FP), SI
@@ -6626,6 +6821,9 @@ dotQ4_0Q8_0RowsAVX2_done:
 	ADDQ   $0x04, BX
 	DECQ   DX
 	JNZ    dotQ4_0Q8_0RowsAVX2_row
+
+dotQ4_0Q8_0RowsAVX2_ret:
+	VZEROUPPER
 	RET
 
 // func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
@@ -8235,10 +8433,140 @@ dotQ5_0Q8_0AVX2_done:
 // func dotQ5_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotQ5_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
-	MOVQ x+0(FP), AX
-	MOVQ nb+16(FP), CX
-	MOVQ rows+24(FP), DX
-	MOVQ out+32(FP), BX
+	MOVQ   x+0(FP), AX
+	MOVQ   nb+16(FP), CX
+	MOVQ   rows+24(FP), DX
+	MOVQ   out+32(FP), BX
+	IMUL3Q $0x00000016, CX, SI
+
+dotQ5_0Q8_0RowsAVX2_rows4:
+	CMPQ   DX, $0x04
+	JL     dotQ5_0Q8_0RowsAVX2_rows1
+	MOVQ   AX, DI
+	ADDQ   SI, DI
+	MOVQ   DI, R8
+	ADDQ   SI, R8
+	MOVQ   R8, R9
+	ADDQ   SI, R9
+	MOVQ   y+8(FP), R10
+	MOVQ   CX, R11
+	VXORPS X0, X0, X0
+
+dotQ5_0Q8_0RowsAVX2_r4block:
+	TESTQ        R11, R11
+	JZ           dotQ5_0Q8_0RowsAVX2_r4done
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8192(DI)
+	PREFETCHT0   8192(R8)
+	PREFETCHT0   8192(R9)
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      6(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD 2(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPANDN       maskF0<>+0(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPMADDUBSW   Y3, Y2, Y3
+	VPMADDWD     words1<>+0(SB), Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      6(DI), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD 2(DI), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y4, Y4, Y4
+	VPCMPEQB     Y4, Y2, Y2
+	VPANDN       maskF0<>+0(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPMADDUBSW   Y4, Y2, Y4
+	VPMADDWD     words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ   Y4, Y3, Y1
+	VPUNPCKHDQ   Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      6(R8), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD 2(R8), Y3
+	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
+	VPOR         bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB     Y4, Y4, Y4
+	VPCMPEQB     Y4, Y3, Y3
+	VPANDN       maskF0<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPMADDUBSW   Y4, Y3, Y4
+	VPMADDWD     words1<>+0(SB), Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      6(R9), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD 2(R9), Y3
+	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
+	VPOR         bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y3, Y3
+	VPANDN       maskF0<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y3, Y5
+	VPMADDWD     words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPADDD       Y3, Y2, Y2
+	VPUNPCKLQDQ  Y2, Y1, Y3
+	VPUNPCKHQDQ  Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X1
+	VPADDD       X1, X3, X1
+	VCVTDQ2PS    X1, X1
+	MOVWLZX      (AX), R12
+	VMOVD        R12, X2
+	VPINSRW      $0x01, (DI), X2, X2
+	VPINSRW      $0x02, (R8), X2, X2
+	VPINSRW      $0x03, (R9), X2, X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (R10), X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VFMADD231PS  X1, X2, X0
+	ADDQ         $0x00000016, AX
+	ADDQ         $0x00000016, DI
+	ADDQ         $0x00000016, R8
+	ADDQ         $0x00000016, R9
+	ADDQ         $0x00000022, R10
+	DECQ         R11
+	JMP          dotQ5_0Q8_0RowsAVX2_r4block
+
+dotQ5_0Q8_0RowsAVX2_r4done:
+	VMOVUPS X0, (BX)
+	ADDQ    $0x10, BX
+	MOVQ    R9, AX
+	SUBQ    $0x04, DX
+	JMP     dotQ5_0Q8_0RowsAVX2_rows4
+
+dotQ5_0Q8_0RowsAVX2_rows1:
+	TESTQ DX, DX
+	JZ    dotQ5_0Q8_0RowsAVX2_ret
 
 dotQ5_0Q8_0RowsAVX2_row:
 	MOVQ   y+8(FP), SI
@@ -8402,6 +8730,9 @@ dotQ5_0Q8_0RowsAVX2_done:
 	ADDQ   $0x04, BX
 	DECQ   DX
 	JNZ    dotQ5_0Q8_0RowsAVX2_row
+
+dotQ5_0Q8_0RowsAVX2_ret:
+	VZEROUPPER
 	RET
 
 // func dotQ5_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
@@ -10166,10 +10497,120 @@ dotIQ4NLQ8_0AVX2_done:
 // func dotIQ4NLQ8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
 TEXT ·dotIQ4NLQ8_0RowsAVX2(SB), NOSPLIT, $0-40
-	MOVQ x+0(FP), AX
-	MOVQ nb+16(FP), CX
-	MOVQ rows+24(FP), DX
-	MOVQ out+32(FP), BX
+	MOVQ   x+0(FP), AX
+	MOVQ   nb+16(FP), CX
+	MOVQ   rows+24(FP), DX
+	MOVQ   out+32(FP), BX
+	IMUL3Q $0x00000012, CX, SI
+
+dotIQ4NLQ8_0RowsAVX2_rows4:
+	CMPQ   DX, $0x04
+	JL     dotIQ4NLQ8_0RowsAVX2_rows1
+	MOVQ   AX, DI
+	ADDQ   SI, DI
+	MOVQ   DI, R8
+	ADDQ   SI, R8
+	MOVQ   R8, R9
+	ADDQ   SI, R9
+	MOVQ   y+8(FP), R10
+	MOVQ   CX, R11
+	VXORPS X0, X0, X0
+
+dotIQ4NLQ8_0RowsAVX2_r4block:
+	TESTQ        R11, R11
+	JZ           dotIQ4NLQ8_0RowsAVX2_r4done
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8192(DI)
+	PREFETCHT0   8192(R8)
+	PREFETCHT0   8192(R9)
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VMOVDQU      kvalues<>+0(SB), Y2
+	VPSHUFB      Y1, Y2, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPMADDUBSW   Y3, Y2, Y3
+	VPMADDWD     words1<>+0(SB), Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(DI), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VMOVDQU      kvalues<>+0(SB), Y2
+	VPSHUFB      Y1, Y2, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPMADDUBSW   Y4, Y2, Y4
+	VPMADDWD     words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ   Y4, Y3, Y1
+	VPUNPCKHDQ   Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      2(R8), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VMOVDQU      kvalues<>+0(SB), Y3
+	VPSHUFB      Y2, Y3, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPMADDUBSW   Y4, Y3, Y4
+	VPMADDWD     words1<>+0(SB), Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      2(R9), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VMOVDQU      kvalues<>+0(SB), Y3
+	VPSHUFB      Y2, Y3, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y3, Y5
+	VPMADDWD     words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPADDD       Y3, Y2, Y2
+	VPUNPCKLQDQ  Y2, Y1, Y3
+	VPUNPCKHQDQ  Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X1
+	VPADDD       X1, X3, X1
+	VCVTDQ2PS    X1, X1
+	MOVWLZX      (AX), R12
+	VMOVD        R12, X2
+	VPINSRW      $0x01, (DI), X2, X2
+	VPINSRW      $0x02, (R8), X2, X2
+	VPINSRW      $0x03, (R9), X2, X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTW (R10), X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X2, X2
+	VFMADD231PS  X1, X2, X0
+	ADDQ         $0x00000012, AX
+	ADDQ         $0x00000012, DI
+	ADDQ         $0x00000012, R8
+	ADDQ         $0x00000012, R9
+	ADDQ         $0x00000022, R10
+	DECQ         R11
+	JMP          dotIQ4NLQ8_0RowsAVX2_r4block
+
+dotIQ4NLQ8_0RowsAVX2_r4done:
+	VMOVUPS X0, (BX)
+	ADDQ    $0x10, BX
+	MOVQ    R9, AX
+	SUBQ    $0x04, DX
+	JMP     dotIQ4NLQ8_0RowsAVX2_rows4
+
+dotIQ4NLQ8_0RowsAVX2_rows1:
+	TESTQ DX, DX
+	JZ    dotIQ4NLQ8_0RowsAVX2_ret
 
 dotIQ4NLQ8_0RowsAVX2_row:
 	MOVQ   y+8(FP), SI
@@ -10308,6 +10749,9 @@ dotIQ4NLQ8_0RowsAVX2_done:
 	ADDQ   $0x04, BX
 	DECQ   DX
 	JNZ    dotIQ4NLQ8_0RowsAVX2_row
+
+dotIQ4NLQ8_0RowsAVX2_ret:
+	VZEROUPPER
 	RET
 
 // func dotIQ4NLQ8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)

@@ -334,6 +334,17 @@ func genQ8Dot(k q8Kind, rows bool) {
 		nbAll = Load(Param("nb"), GP64())
 		nrows = Load(Param("rows"), GP64())
 		out = Load(Param("out"), GP64())
+		rowBytes := GP64()
+		IMUL3Q(U32(k.xStride), nbAll, rowBytes)
+		Label(name + "_rows4")
+		CMPQ(nrows, Imm(4))
+		JL(LabelRef(name + "_rows1"))
+		q8Rows4(k, name, x, rowBytes, nbAll, out)
+		SUBQ(Imm(4), nrows)
+		JMP(LabelRef(name + "_rows4"))
+		Label(name + "_rows1")
+		TESTQ(nrows, nrows)
+		JZ(LabelRef(name + "_ret"))
 		Label(name + "_row")
 		y = Load(Param("y"), GP64())
 		nb = GP64()
@@ -405,11 +416,58 @@ func genQ8Dot(k q8Kind, rows bool) {
 		ADDQ(U8(4), out)
 		DECQ(nrows)
 		JNZ(LabelRef(name + "_row"))
+		Label(name + "_ret")
+		VZEROUPPER()
 		RET()
 		return
 	}
 	Store(acc, ReturnIndex(0))
 	RET()
+}
+
+// q8Rows4 emits the dots of the four weight rows at x, x + rowBytes, … with
+// the activation row (nb blocks), stored at out[0..4); x and out then point
+// past them. Lane r of one xmm accumulates row r, so one vector FMA takes a
+// block of all four rows: a row's chain of FMAs (one per block, each waiting
+// for the last) bounded the one-row loop for the small Q4_0 blocks. Each
+// lane's steps are the single dot's, so the bits are the same.
+func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register) {
+	xs := offsets(x, rowBytes, 4)
+	y := Load(Param("y"), GP64())
+	nb := GP64()
+	MOVQ(nbAll, nb)
+	acc := zeroX()
+	Label(name + "_r4block")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_r4done"))
+	for _, xr := range xs {
+		prefetchQ8(xr, k.xStride)
+	}
+	s := foldLow(group4(func(r int) VecVirtual {
+		q, ax := gridSigned(k, xs[r], 0)
+		return gridDot(q, ax, Mem{Base: y, Disp: 2}, false)
+	})).AsX()
+	VCVTDQ2PS(s, s)
+	var dxs []Mem
+	for _, xr := range xs {
+		dxs = append(dxs, Mem{Base: xr})
+	}
+	d := gatherF16(dxs).AsX()
+	e := XMM()
+	VPBROADCASTW(Mem{Base: y}, e)
+	VCVTPH2PS(e, e)
+	VMULPS(e, d, d)
+	VFMADD231PS(s, d, acc)
+	for _, xr := range xs {
+		ADDQ(U32(k.xStride), xr)
+	}
+	ADDQ(U32(block.Q8_0Bytes), y)
+	DECQ(nb)
+	JMP(LabelRef(name + "_r4block"))
+	Label(name + "_r4done")
+	VMOVUPS(acc, Mem{Base: out})
+	ADDQ(U8(16), out)
+	MOVQ(xs[3], x) // the end of row 3: the next row
 }
 
 // genQ8Quad emits one weight row times four activation rows,
