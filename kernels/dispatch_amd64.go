@@ -58,34 +58,35 @@ var asmKernels = []struct {
 	dot4      asmDot4
 	tile      asmTile
 	panel     asmPanel
+	rowsVNNI  asmRows
 	dot4VNNI  asmDot4
 	tileVNNI  asmTile
 	panelVNNI asmPanel
 }{
-	{ggml.TypeF32, matF32AVX2, nil, matF32x4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeF16, matF16AVX2, nil, matF16x4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeBF16, matBF16AVX2, nil, matBF16x4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeQ4_0, dotQ4_0Q8_0AVX2, dotQ4_0Q8_0RowsAVX2, dotQ4_0Q8_0x4AVX2, tileQ4_0Q8_0x4x4AVX2, panelQ4_0Q8_0x2x16AVX2, dotQ4_0Q8_0x4VNNI, tileQ4_0Q8_0x4x4VNNI, panelQ4_0Q8_0x2x16VNNI},
-	{ggml.TypeQ4_1, dotQ4_1Q8_1AVX2, nil, dotQ4_1Q8_1x4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeQ5_0, dotQ5_0Q8_0AVX2, dotQ5_0Q8_0RowsAVX2, dotQ5_0Q8_0x4AVX2, tileQ5_0Q8_0x4x4AVX2, nil, dotQ5_0Q8_0x4VNNI, tileQ5_0Q8_0x4x4VNNI, nil},
-	{ggml.TypeQ5_1, dotQ5_1Q8_1AVX2, nil, dotQ5_1Q8_1x4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeQ8_0, dotQ8_0Q8_0AVX2, dotQ8_0Q8_0RowsAVX2, dotQ8_0Q8_0x4AVX2, tileQ8_0Q8_0x4x4AVX2, panelQ8_0Q8_0x2x16AVX2, dotQ8_0Q8_0x4VNNI, tileQ8_0Q8_0x4x4VNNI, panelQ8_0Q8_0x2x16VNNI},
-	{ggml.TypeIQ4_NL, dotIQ4NLQ8_0AVX2, dotIQ4NLQ8_0RowsAVX2, dotIQ4NLQ8_0x4AVX2, tileIQ4NLQ8_0x4x4AVX2, panelIQ4NLQ8_0x2x16AVX2, dotIQ4NLQ8_0x4VNNI, tileIQ4NLQ8_0x4x4VNNI, panelIQ4NLQ8_0x2x16VNNI},
-	{ggml.TypeQ2_K, dotQ2_KQ8_KAVX2, nil, dotQ2_KQ8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeQ3_K, dotQ3_KQ8_KAVX2, nil, dotQ3_KQ8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeQ4_K, dotQ4_KQ8_KAVX2, dotQ4_KQ8_KRowsAVX2, dotQ4_KQ8_Kx4AVX2, nil, panelQ4_KQ8_Kx2x16AVX2, nil, nil, panelQ4_KQ8_Kx2x16VNNI},
-	{ggml.TypeQ5_K, dotQ5_KQ8_KAVX2, dotQ5_KQ8_KRowsAVX2, dotQ5_KQ8_Kx4AVX2, nil, panelQ5_KQ8_Kx2x16AVX2, nil, nil, panelQ5_KQ8_Kx2x16VNNI},
-	{ggml.TypeQ6_K, dotQ6_KQ8_KAVX2, dotQ6_KQ8_KRowsAVX2, dotQ6_KQ8_Kx4AVX2, nil, panelQ6_KQ8_Kx2x16AVX2, nil, nil, panelQ6_KQ8_Kx2x16VNNI},
-	{ggml.TypeTQ1_0, dotTQ1_0Q8_KAVX2, dotTQ1_0Q8_KRowsAVX2, dotTQ1_0Q8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeTQ2_0, dotTQ2_0Q8_KAVX2, dotTQ2_0Q8_KRowsAVX2, dotTQ2_0Q8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeIQ1_S, dotIQ1_SQ8_KAVX2, dotIQ1_SQ8_KRowsAVX2, dotIQ1_SQ8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeIQ1_M, dotIQ1_MQ8_KAVX2, dotIQ1_MQ8_KRowsAVX2, dotIQ1_MQ8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeIQ4_XS, dotIQ4XSQ8_KAVX2, dotIQ4XSQ8_KRowsAVX2, dotIQ4XSQ8_Kx4AVX2, nil, nil, nil, nil, panelIQ4XSQ8_Kx2x16VNNI},
-	{ggml.TypeIQ2_XXS, dotIQ2XXSQ8_KAVX2, dotIQ2XXSQ8_KRowsAVX2, dotIQ2XXSQ8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeIQ2_XS, dotIQ2XSQ8_KAVX2, dotIQ2XSQ8_KRowsAVX2, dotIQ2XSQ8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeIQ2_S, dotIQ2SQ8_KAVX2, dotIQ2SQ8_KRowsAVX2, dotIQ2SQ8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeIQ3_XXS, dotIQ3XXSQ8_KAVX2, dotIQ3XXSQ8_KRowsAVX2, dotIQ3XXSQ8_Kx4AVX2, nil, nil, nil, nil, nil},
-	{ggml.TypeIQ3_S, dotIQ3SQ8_KAVX2, dotIQ3SQ8_KRowsAVX2, dotIQ3SQ8_Kx4AVX2, nil, nil, nil, nil, nil},
+	{ggml.TypeF32, matF32AVX2, nil, matF32x4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeF16, matF16AVX2, nil, matF16x4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeBF16, matBF16AVX2, nil, matBF16x4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeQ4_0, dotQ4_0Q8_0AVX2, dotQ4_0Q8_0RowsAVX2, dotQ4_0Q8_0x4AVX2, tileQ4_0Q8_0x4x4AVX2, panelQ4_0Q8_0x2x16AVX2, dotQ4_0Q8_0RowsVNNI, dotQ4_0Q8_0x4VNNI, tileQ4_0Q8_0x4x4VNNI, panelQ4_0Q8_0x2x16VNNI},
+	{ggml.TypeQ4_1, dotQ4_1Q8_1AVX2, nil, dotQ4_1Q8_1x4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeQ5_0, dotQ5_0Q8_0AVX2, dotQ5_0Q8_0RowsAVX2, dotQ5_0Q8_0x4AVX2, tileQ5_0Q8_0x4x4AVX2, nil, dotQ5_0Q8_0RowsVNNI, dotQ5_0Q8_0x4VNNI, tileQ5_0Q8_0x4x4VNNI, nil},
+	{ggml.TypeQ5_1, dotQ5_1Q8_1AVX2, nil, dotQ5_1Q8_1x4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeQ8_0, dotQ8_0Q8_0AVX2, dotQ8_0Q8_0RowsAVX2, dotQ8_0Q8_0x4AVX2, tileQ8_0Q8_0x4x4AVX2, panelQ8_0Q8_0x2x16AVX2, dotQ8_0Q8_0RowsVNNI, dotQ8_0Q8_0x4VNNI, tileQ8_0Q8_0x4x4VNNI, panelQ8_0Q8_0x2x16VNNI},
+	{ggml.TypeIQ4_NL, dotIQ4NLQ8_0AVX2, dotIQ4NLQ8_0RowsAVX2, dotIQ4NLQ8_0x4AVX2, tileIQ4NLQ8_0x4x4AVX2, panelIQ4NLQ8_0x2x16AVX2, dotIQ4NLQ8_0RowsVNNI, dotIQ4NLQ8_0x4VNNI, tileIQ4NLQ8_0x4x4VNNI, panelIQ4NLQ8_0x2x16VNNI},
+	{ggml.TypeQ2_K, dotQ2_KQ8_KAVX2, nil, dotQ2_KQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeQ3_K, dotQ3_KQ8_KAVX2, nil, dotQ3_KQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeQ4_K, dotQ4_KQ8_KAVX2, dotQ4_KQ8_KRowsAVX2, dotQ4_KQ8_Kx4AVX2, nil, panelQ4_KQ8_Kx2x16AVX2, nil, nil, nil, panelQ4_KQ8_Kx2x16VNNI},
+	{ggml.TypeQ5_K, dotQ5_KQ8_KAVX2, dotQ5_KQ8_KRowsAVX2, dotQ5_KQ8_Kx4AVX2, nil, panelQ5_KQ8_Kx2x16AVX2, nil, nil, nil, panelQ5_KQ8_Kx2x16VNNI},
+	{ggml.TypeQ6_K, dotQ6_KQ8_KAVX2, dotQ6_KQ8_KRowsAVX2, dotQ6_KQ8_Kx4AVX2, nil, panelQ6_KQ8_Kx2x16AVX2, nil, nil, nil, panelQ6_KQ8_Kx2x16VNNI},
+	{ggml.TypeTQ1_0, dotTQ1_0Q8_KAVX2, dotTQ1_0Q8_KRowsAVX2, dotTQ1_0Q8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeTQ2_0, dotTQ2_0Q8_KAVX2, dotTQ2_0Q8_KRowsAVX2, dotTQ2_0Q8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeIQ1_S, dotIQ1_SQ8_KAVX2, dotIQ1_SQ8_KRowsAVX2, dotIQ1_SQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeIQ1_M, dotIQ1_MQ8_KAVX2, dotIQ1_MQ8_KRowsAVX2, dotIQ1_MQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeIQ4_XS, dotIQ4XSQ8_KAVX2, dotIQ4XSQ8_KRowsAVX2, dotIQ4XSQ8_Kx4AVX2, nil, nil, nil, nil, nil, panelIQ4XSQ8_Kx2x16VNNI},
+	{ggml.TypeIQ2_XXS, dotIQ2XXSQ8_KAVX2, dotIQ2XXSQ8_KRowsAVX2, dotIQ2XXSQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeIQ2_XS, dotIQ2XSQ8_KAVX2, dotIQ2XSQ8_KRowsAVX2, dotIQ2XSQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeIQ2_S, dotIQ2SQ8_KAVX2, dotIQ2SQ8_KRowsAVX2, dotIQ2SQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeIQ3_XXS, dotIQ3XXSQ8_KAVX2, dotIQ3XXSQ8_KRowsAVX2, dotIQ3XXSQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
+	{ggml.TypeIQ3_S, dotIQ3SQ8_KAVX2, dotIQ3SQ8_KRowsAVX2, dotIQ3SQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
 }
 
 // install puts the named (available) set in place over the Go reference.
@@ -111,6 +112,9 @@ func install(set string) {
 		}
 		if a.panel != nil {
 			k.panel = blockPanel(a.panel, per, wBytes, k.act.panelBlockBytes())
+		}
+		if vnni && a.rowsVNNI != nil {
+			k.rows = blockRows(a.rowsVNNI, per, wBytes, aBytes)
 		}
 		if vnni && a.dot4VNNI != nil {
 			k.dot4 = blockDot4(a.dot4VNNI, per, wBytes, aBytes)

@@ -29,6 +29,10 @@ func dotQ8_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 // and nb Q8_0 blocks at y, for r < rows (rows > 0).
 func dotQ8_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 
+// dotQ8_0Q8_0RowsVNNI stores at out[r] the dot product of nb Q8_0 blocks at x + r*nb*34
+// and nb Q8_0 blocks at y, for r < rows (rows > 0).
+func dotQ8_0Q8_0RowsVNNI(x *byte, y *byte, nb int, rows int, out *float32)
+
 // dotQ8_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q8_0 blocks at x
 // and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
 func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
@@ -51,6 +55,10 @@ func dotQ4_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 // dotQ4_0Q8_0RowsAVX2 stores at out[r] the dot product of nb Q4_0 blocks at x + r*nb*18
 // and nb Q8_0 blocks at y, for r < rows (rows > 0).
 func dotQ4_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotQ4_0Q8_0RowsVNNI stores at out[r] the dot product of nb Q4_0 blocks at x + r*nb*18
+// and nb Q8_0 blocks at y, for r < rows (rows > 0).
+func dotQ4_0Q8_0RowsVNNI(x *byte, y *byte, nb int, rows int, out *float32)
 
 // dotQ4_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x
 // and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
@@ -75,6 +83,10 @@ func dotQ5_0Q8_0AVX2(x *byte, y *byte, nb int) float32
 // and nb Q8_0 blocks at y, for r < rows (rows > 0).
 func dotQ5_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 
+// dotQ5_0Q8_0RowsVNNI stores at out[r] the dot product of nb Q5_0 blocks at x + r*nb*22
+// and nb Q8_0 blocks at y, for r < rows (rows > 0).
+func dotQ5_0Q8_0RowsVNNI(x *byte, y *byte, nb int, rows int, out *float32)
+
 // dotQ5_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q5_0 blocks at x
 // and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
 func dotQ5_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
@@ -97,6 +109,10 @@ func dotIQ4NLQ8_0AVX2(x *byte, y *byte, nb int) float32
 // dotIQ4NLQ8_0RowsAVX2 stores at out[r] the dot product of nb IQ4_NL blocks at x + r*nb*18
 // and nb Q8_0 blocks at y, for r < rows (rows > 0).
 func dotIQ4NLQ8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
+
+// dotIQ4NLQ8_0RowsVNNI stores at out[r] the dot product of nb IQ4_NL blocks at x + r*nb*18
+// and nb Q8_0 blocks at y, for r < rows (rows > 0).
+func dotIQ4NLQ8_0RowsVNNI(x *byte, y *byte, nb int, rows int, out *float32)
 
 // dotIQ4NLQ8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x
 // and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.

@@ -5151,6 +5151,213 @@ dotQ8_0Q8_0RowsAVX2_ret:
 	VZEROUPPER
 	RET
 
+// func dotQ8_0Q8_0RowsVNNI(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·dotQ8_0Q8_0RowsVNNI(SB), NOSPLIT, $0-40
+	MOVQ   x+0(FP), AX
+	MOVQ   nb+16(FP), CX
+	MOVQ   rows+24(FP), DX
+	MOVQ   out+32(FP), BX
+	IMUL3Q $0x00000022, CX, SI
+
+dotQ8_0Q8_0RowsVNNI_rows4:
+	CMPQ   DX, $0x04
+	JL     dotQ8_0Q8_0RowsVNNI_rows1
+	MOVQ   AX, DI
+	ADDQ   SI, DI
+	MOVQ   DI, R8
+	ADDQ   SI, R8
+	MOVQ   R8, R9
+	ADDQ   SI, R9
+	MOVQ   y+8(FP), R10
+	MOVQ   CX, R11
+	VXORPS X0, X0, X0
+
+dotQ8_0Q8_0RowsVNNI_r4block:
+	TESTQ        R11, R11
+	JZ           dotQ8_0Q8_0RowsVNNI_r4done
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8192(DI)
+	PREFETCHT0   8192(R8)
+	PREFETCHT0   8192(R9)
+	VMOVDQU      2(AX), Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VMOVDQU      2(DI), Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y4, Y3, Y2
+	VPUNPCKLDQ   Y2, Y1, Y3
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VMOVDQU      2(R8), Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y4, Y2, Y1
+	VMOVDQU      2(R9), Y2
+	VPSIGNB      Y2, Y2, Y4
+	VMOVDQU      2(R10), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y5, Y4, Y2
+	VPUNPCKLDQ   Y2, Y1, Y4
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y4, Y4
+	VPUNPCKLQDQ  Y4, Y3, Y1
+	VPUNPCKHQDQ  Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R12
+	VMOVD        R12, X1
+	VPINSRW      $0x01, (DI), X1, X1
+	VPINSRW      $0x02, (R8), X1, X1
+	VPINSRW      $0x03, (R9), X1, X1
+	VCVTPH2PS    X1, X1
+	VPBROADCASTW (R10), X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X1, X1
+	VFMADD231PS  X2, X1, X0
+	ADDQ         $0x00000022, AX
+	ADDQ         $0x00000022, DI
+	ADDQ         $0x00000022, R8
+	ADDQ         $0x00000022, R9
+	ADDQ         $0x00000022, R10
+	DECQ         R11
+	JMP          dotQ8_0Q8_0RowsVNNI_r4block
+
+dotQ8_0Q8_0RowsVNNI_r4done:
+	VMOVUPS X0, (BX)
+	ADDQ    $0x10, BX
+	MOVQ    R9, AX
+	SUBQ    $0x04, DX
+	JMP     dotQ8_0Q8_0RowsVNNI_rows4
+
+dotQ8_0Q8_0RowsVNNI_rows1:
+	TESTQ DX, DX
+	JZ    dotQ8_0Q8_0RowsVNNI_ret
+
+dotQ8_0Q8_0RowsVNNI_row:
+	MOVQ   y+8(FP), SI
+	MOVQ   CX, DI
+	VXORPS X0, X0, X0
+
+dotQ8_0Q8_0RowsVNNI_loop4:
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8256(AX)
+	PREFETCHT0   8320(AX)
+	CMPQ         DI, $0x04
+	JL           dotQ8_0Q8_0RowsVNNI_loop1
+	VMOVDQU      2(AX), Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(SI), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VMOVDQU      36(AX), Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      36(SI), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y4, Y3, Y2
+	VPUNPCKLDQ   Y2, Y1, Y3
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VMOVDQU      70(AX), Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      70(SI), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y4, Y2, Y1
+	VMOVDQU      104(AX), Y2
+	VPSIGNB      Y2, Y2, Y4
+	VMOVDQU      104(SI), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y5, Y4, Y2
+	VPUNPCKLDQ   Y2, Y1, Y4
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y4, Y4
+	VPUNPCKLQDQ  Y4, Y3, Y1
+	VPUNPCKHQDQ  Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R8
+	VMOVD        R8, X1
+	VPINSRW      $0x01, 34(AX), X1, X1
+	VPINSRW      $0x02, 68(AX), X1, X1
+	VPINSRW      $0x03, 102(AX), X1, X1
+	VCVTPH2PS    X1, X1
+	MOVWLZX      (SI), R8
+	VMOVD        R8, X3
+	VPINSRW      $0x01, 34(SI), X3, X3
+	VPINSRW      $0x02, 68(SI), X3, X3
+	VPINSRW      $0x03, 102(SI), X3, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X1, X1
+	VFMADD231SS  X2, X1, X0
+	VPERMILPS    $0x01, X2, X3
+	VPERMILPS    $0x01, X1, X4
+	VFMADD231SS  X3, X4, X0
+	VPERMILPS    $0x02, X2, X3
+	VPERMILPS    $0x02, X1, X4
+	VFMADD231SS  X3, X4, X0
+	VPERMILPS    $0x03, X2, X2
+	VPERMILPS    $0x03, X1, X1
+	VFMADD231SS  X2, X1, X0
+	ADDQ         $0x00000088, AX
+	ADDQ         $0x00000088, SI
+	SUBQ         $0x04, DI
+	JMP          dotQ8_0Q8_0RowsVNNI_loop4
+
+dotQ8_0Q8_0RowsVNNI_loop1:
+	TESTQ        DI, DI
+	JZ           dotQ8_0Q8_0RowsVNNI_done
+	VMOVDQU      2(AX), Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(SI), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPHADDD      Y1, Y1, Y1
+	VPHADDD      Y1, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R8
+	VMOVD        R8, X1
+	VCVTPH2PS    X1, X1
+	MOVWLZX      (SI), R8
+	VMOVD        R8, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VFMADD231SS  X2, X1, X0
+	ADDQ         $0x00000022, AX
+	ADDQ         $0x00000022, SI
+	DECQ         DI
+	JMP          dotQ8_0Q8_0RowsVNNI_loop1
+
+dotQ8_0Q8_0RowsVNNI_done:
+	VZEROUPPER
+	VMOVSS X0, (BX)
+	ADDQ   $0x04, BX
+	DECQ   DX
+	JNZ    dotQ8_0Q8_0RowsVNNI_row
+
+dotQ8_0Q8_0RowsVNNI_ret:
+	VZEROUPPER
+	RET
+
 // func dotQ8_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotQ8_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
@@ -6823,6 +7030,257 @@ dotQ4_0Q8_0RowsAVX2_done:
 	JNZ    dotQ4_0Q8_0RowsAVX2_row
 
 dotQ4_0Q8_0RowsAVX2_ret:
+	VZEROUPPER
+	RET
+
+// func dotQ4_0Q8_0RowsVNNI(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·dotQ4_0Q8_0RowsVNNI(SB), NOSPLIT, $0-40
+	MOVQ   x+0(FP), AX
+	MOVQ   nb+16(FP), CX
+	MOVQ   rows+24(FP), DX
+	MOVQ   out+32(FP), BX
+	IMUL3Q $0x00000012, CX, SI
+
+dotQ4_0Q8_0RowsVNNI_rows4:
+	CMPQ   DX, $0x04
+	JL     dotQ4_0Q8_0RowsVNNI_rows1
+	MOVQ   AX, DI
+	ADDQ   SI, DI
+	MOVQ   DI, R8
+	ADDQ   SI, R8
+	MOVQ   R8, R9
+	ADDQ   SI, R9
+	MOVQ   y+8(FP), R10
+	MOVQ   CX, R11
+	VXORPS X0, X0, X0
+
+dotQ4_0Q8_0RowsVNNI_r4block:
+	TESTQ        R11, R11
+	JZ           dotQ4_0Q8_0RowsVNNI_r4done
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8192(DI)
+	PREFETCHT0   8192(R8)
+	PREFETCHT0   8192(R9)
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPSUBB       bytes8<>+0(SB), Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      2(DI), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPSUBB       bytes8<>+0(SB), Y2, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y4, Y3, Y2
+	VPUNPCKLDQ   Y2, Y1, Y3
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(R8), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPSUBB       bytes8<>+0(SB), Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y4, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      2(R9), X2
+	VPSRLW       $0x04, X2, X4
+	VINSERTI128  $0x01, X4, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPSUBB       bytes8<>+0(SB), Y2, Y2
+	VPSIGNB      Y2, Y2, Y4
+	VMOVDQU      2(R10), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y5, Y4, Y2
+	VPUNPCKLDQ   Y2, Y1, Y4
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y4, Y4
+	VPUNPCKLQDQ  Y4, Y3, Y1
+	VPUNPCKHQDQ  Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R12
+	VMOVD        R12, X1
+	VPINSRW      $0x01, (DI), X1, X1
+	VPINSRW      $0x02, (R8), X1, X1
+	VPINSRW      $0x03, (R9), X1, X1
+	VCVTPH2PS    X1, X1
+	VPBROADCASTW (R10), X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X1, X1
+	VFMADD231PS  X2, X1, X0
+	ADDQ         $0x00000012, AX
+	ADDQ         $0x00000012, DI
+	ADDQ         $0x00000012, R8
+	ADDQ         $0x00000012, R9
+	ADDQ         $0x00000022, R10
+	DECQ         R11
+	JMP          dotQ4_0Q8_0RowsVNNI_r4block
+
+dotQ4_0Q8_0RowsVNNI_r4done:
+	VMOVUPS X0, (BX)
+	ADDQ    $0x10, BX
+	MOVQ    R9, AX
+	SUBQ    $0x04, DX
+	JMP     dotQ4_0Q8_0RowsVNNI_rows4
+
+dotQ4_0Q8_0RowsVNNI_rows1:
+	TESTQ DX, DX
+	JZ    dotQ4_0Q8_0RowsVNNI_ret
+
+dotQ4_0Q8_0RowsVNNI_row:
+	MOVQ   y+8(FP), SI
+	MOVQ   CX, DI
+	VXORPS X0, X0, X0
+
+dotQ4_0Q8_0RowsVNNI_loop4:
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8256(AX)
+	CMPQ         DI, $0x04
+	JL           dotQ4_0Q8_0RowsVNNI_loop1
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPSUBB       bytes8<>+0(SB), Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(SI), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      20(AX), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPSUBB       bytes8<>+0(SB), Y2, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      36(SI), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y4, Y3, Y2
+	VPUNPCKLDQ   Y2, Y1, Y3
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      38(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPSUBB       bytes8<>+0(SB), Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      70(SI), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y4, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      56(AX), X2
+	VPSRLW       $0x04, X2, X4
+	VINSERTI128  $0x01, X4, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPSUBB       bytes8<>+0(SB), Y2, Y2
+	VPSIGNB      Y2, Y2, Y4
+	VMOVDQU      104(SI), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y5, Y4, Y2
+	VPUNPCKLDQ   Y2, Y1, Y4
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y4, Y4
+	VPUNPCKLQDQ  Y4, Y3, Y1
+	VPUNPCKHQDQ  Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R8
+	VMOVD        R8, X1
+	VPINSRW      $0x01, 18(AX), X1, X1
+	VPINSRW      $0x02, 36(AX), X1, X1
+	VPINSRW      $0x03, 54(AX), X1, X1
+	VCVTPH2PS    X1, X1
+	MOVWLZX      (SI), R8
+	VMOVD        R8, X3
+	VPINSRW      $0x01, 34(SI), X3, X3
+	VPINSRW      $0x02, 68(SI), X3, X3
+	VPINSRW      $0x03, 102(SI), X3, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X1, X1
+	VFMADD231SS  X2, X1, X0
+	VPERMILPS    $0x01, X2, X3
+	VPERMILPS    $0x01, X1, X4
+	VFMADD231SS  X3, X4, X0
+	VPERMILPS    $0x02, X2, X3
+	VPERMILPS    $0x02, X1, X4
+	VFMADD231SS  X3, X4, X0
+	VPERMILPS    $0x03, X2, X2
+	VPERMILPS    $0x03, X1, X1
+	VFMADD231SS  X2, X1, X0
+	ADDQ         $0x00000048, AX
+	ADDQ         $0x00000088, SI
+	SUBQ         $0x04, DI
+	JMP          dotQ4_0Q8_0RowsVNNI_loop4
+
+dotQ4_0Q8_0RowsVNNI_loop1:
+	TESTQ        DI, DI
+	JZ           dotQ4_0Q8_0RowsVNNI_done
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPSUBB       bytes8<>+0(SB), Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(SI), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPHADDD      Y1, Y1, Y1
+	VPHADDD      Y1, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R8
+	VMOVD        R8, X1
+	VCVTPH2PS    X1, X1
+	MOVWLZX      (SI), R8
+	VMOVD        R8, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VFMADD231SS  X2, X1, X0
+	ADDQ         $0x00000012, AX
+	ADDQ         $0x00000022, SI
+	DECQ         DI
+	JMP          dotQ4_0Q8_0RowsVNNI_loop1
+
+dotQ4_0Q8_0RowsVNNI_done:
+	VZEROUPPER
+	VMOVSS X0, (BX)
+	ADDQ   $0x04, BX
+	DECQ   DX
+	JNZ    dotQ4_0Q8_0RowsVNNI_row
+
+dotQ4_0Q8_0RowsVNNI_ret:
 	VZEROUPPER
 	RET
 
@@ -8732,6 +9190,311 @@ dotQ5_0Q8_0RowsAVX2_done:
 	JNZ    dotQ5_0Q8_0RowsAVX2_row
 
 dotQ5_0Q8_0RowsAVX2_ret:
+	VZEROUPPER
+	RET
+
+// func dotQ5_0Q8_0RowsVNNI(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·dotQ5_0Q8_0RowsVNNI(SB), NOSPLIT, $0-40
+	MOVQ   x+0(FP), AX
+	MOVQ   nb+16(FP), CX
+	MOVQ   rows+24(FP), DX
+	MOVQ   out+32(FP), BX
+	IMUL3Q $0x00000016, CX, SI
+
+dotQ5_0Q8_0RowsVNNI_rows4:
+	CMPQ   DX, $0x04
+	JL     dotQ5_0Q8_0RowsVNNI_rows1
+	MOVQ   AX, DI
+	ADDQ   SI, DI
+	MOVQ   DI, R8
+	ADDQ   SI, R8
+	MOVQ   R8, R9
+	ADDQ   SI, R9
+	MOVQ   y+8(FP), R10
+	MOVQ   CX, R11
+	VXORPS X0, X0, X0
+
+dotQ5_0Q8_0RowsVNNI_r4block:
+	TESTQ        R11, R11
+	JZ           dotQ5_0Q8_0RowsVNNI_r4done
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8192(DI)
+	PREFETCHT0   8192(R8)
+	PREFETCHT0   8192(R9)
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      6(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD 2(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPANDN       maskF0<>+0(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      6(DI), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD 2(DI), Y3
+	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
+	VPOR         bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB     Y4, Y4, Y4
+	VPCMPEQB     Y4, Y3, Y3
+	VPANDN       maskF0<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y4, Y3, Y2
+	VPUNPCKLDQ   Y2, Y1, Y3
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      6(R8), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD 2(R8), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y4, Y4, Y4
+	VPCMPEQB     Y4, Y2, Y2
+	VPANDN       maskF0<>+0(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y4, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      6(R9), X2
+	VPSRLW       $0x04, X2, X4
+	VINSERTI128  $0x01, X4, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD 2(R9), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VPSIGNB      Y2, Y2, Y4
+	VMOVDQU      2(R10), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y5, Y4, Y2
+	VPUNPCKLDQ   Y2, Y1, Y4
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y4, Y4
+	VPUNPCKLQDQ  Y4, Y3, Y1
+	VPUNPCKHQDQ  Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R12
+	VMOVD        R12, X1
+	VPINSRW      $0x01, (DI), X1, X1
+	VPINSRW      $0x02, (R8), X1, X1
+	VPINSRW      $0x03, (R9), X1, X1
+	VCVTPH2PS    X1, X1
+	VPBROADCASTW (R10), X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X1, X1
+	VFMADD231PS  X2, X1, X0
+	ADDQ         $0x00000016, AX
+	ADDQ         $0x00000016, DI
+	ADDQ         $0x00000016, R8
+	ADDQ         $0x00000016, R9
+	ADDQ         $0x00000022, R10
+	DECQ         R11
+	JMP          dotQ5_0Q8_0RowsVNNI_r4block
+
+dotQ5_0Q8_0RowsVNNI_r4done:
+	VMOVUPS X0, (BX)
+	ADDQ    $0x10, BX
+	MOVQ    R9, AX
+	SUBQ    $0x04, DX
+	JMP     dotQ5_0Q8_0RowsVNNI_rows4
+
+dotQ5_0Q8_0RowsVNNI_rows1:
+	TESTQ DX, DX
+	JZ    dotQ5_0Q8_0RowsVNNI_ret
+
+dotQ5_0Q8_0RowsVNNI_row:
+	MOVQ   y+8(FP), SI
+	MOVQ   CX, DI
+	VXORPS X0, X0, X0
+
+dotQ5_0Q8_0RowsVNNI_loop4:
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8256(AX)
+	CMPQ         DI, $0x04
+	JL           dotQ5_0Q8_0RowsVNNI_loop1
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      6(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD 2(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPANDN       maskF0<>+0(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(SI), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      28(AX), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD 24(AX), Y3
+	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
+	VPOR         bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB     Y4, Y4, Y4
+	VPCMPEQB     Y4, Y3, Y3
+	VPANDN       maskF0<>+0(SB), Y3, Y3
+	VPOR         Y3, Y2, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      36(SI), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y4, Y3, Y2
+	VPUNPCKLDQ   Y2, Y1, Y3
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      50(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD 46(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y4, Y4, Y4
+	VPCMPEQB     Y4, Y2, Y2
+	VPANDN       maskF0<>+0(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      70(SI), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y4, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      72(AX), X2
+	VPSRLW       $0x04, X2, X4
+	VINSERTI128  $0x01, X4, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD 68(AX), Y4
+	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
+	VPOR         bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB     Y5, Y5, Y5
+	VPCMPEQB     Y5, Y4, Y4
+	VPANDN       maskF0<>+0(SB), Y4, Y4
+	VPOR         Y4, Y2, Y2
+	VPSIGNB      Y2, Y2, Y4
+	VMOVDQU      104(SI), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y5, Y4, Y2
+	VPUNPCKLDQ   Y2, Y1, Y4
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y4, Y4
+	VPUNPCKLQDQ  Y4, Y3, Y1
+	VPUNPCKHQDQ  Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R8
+	VMOVD        R8, X1
+	VPINSRW      $0x01, 22(AX), X1, X1
+	VPINSRW      $0x02, 44(AX), X1, X1
+	VPINSRW      $0x03, 66(AX), X1, X1
+	VCVTPH2PS    X1, X1
+	MOVWLZX      (SI), R8
+	VMOVD        R8, X3
+	VPINSRW      $0x01, 34(SI), X3, X3
+	VPINSRW      $0x02, 68(SI), X3, X3
+	VPINSRW      $0x03, 102(SI), X3, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X1, X1
+	VFMADD231SS  X2, X1, X0
+	VPERMILPS    $0x01, X2, X3
+	VPERMILPS    $0x01, X1, X4
+	VFMADD231SS  X3, X4, X0
+	VPERMILPS    $0x02, X2, X3
+	VPERMILPS    $0x02, X1, X4
+	VFMADD231SS  X3, X4, X0
+	VPERMILPS    $0x03, X2, X2
+	VPERMILPS    $0x03, X1, X1
+	VFMADD231SS  X2, X1, X0
+	ADDQ         $0x00000058, AX
+	ADDQ         $0x00000088, SI
+	SUBQ         $0x04, DI
+	JMP          dotQ5_0Q8_0RowsVNNI_loop4
+
+dotQ5_0Q8_0RowsVNNI_loop1:
+	TESTQ        DI, DI
+	JZ           dotQ5_0Q8_0RowsVNNI_done
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      6(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD 2(AX), Y2
+	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
+	VPOR         bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB     Y3, Y3, Y3
+	VPCMPEQB     Y3, Y2, Y2
+	VPANDN       maskF0<>+0(SB), Y2, Y2
+	VPOR         Y2, Y1, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(SI), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPHADDD      Y1, Y1, Y1
+	VPHADDD      Y1, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R8
+	VMOVD        R8, X1
+	VCVTPH2PS    X1, X1
+	MOVWLZX      (SI), R8
+	VMOVD        R8, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VFMADD231SS  X2, X1, X0
+	ADDQ         $0x00000016, AX
+	ADDQ         $0x00000022, SI
+	DECQ         DI
+	JMP          dotQ5_0Q8_0RowsVNNI_loop1
+
+dotQ5_0Q8_0RowsVNNI_done:
+	VZEROUPPER
+	VMOVSS X0, (BX)
+	ADDQ   $0x04, BX
+	DECQ   DX
+	JNZ    dotQ5_0Q8_0RowsVNNI_row
+
+dotQ5_0Q8_0RowsVNNI_ret:
 	VZEROUPPER
 	RET
 
@@ -10751,6 +11514,266 @@ dotIQ4NLQ8_0RowsAVX2_done:
 	JNZ    dotIQ4NLQ8_0RowsAVX2_row
 
 dotIQ4NLQ8_0RowsAVX2_ret:
+	VZEROUPPER
+	RET
+
+// func dotIQ4NLQ8_0RowsVNNI(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·dotIQ4NLQ8_0RowsVNNI(SB), NOSPLIT, $0-40
+	MOVQ   x+0(FP), AX
+	MOVQ   nb+16(FP), CX
+	MOVQ   rows+24(FP), DX
+	MOVQ   out+32(FP), BX
+	IMUL3Q $0x00000012, CX, SI
+
+dotIQ4NLQ8_0RowsVNNI_rows4:
+	CMPQ   DX, $0x04
+	JL     dotIQ4NLQ8_0RowsVNNI_rows1
+	MOVQ   AX, DI
+	ADDQ   SI, DI
+	MOVQ   DI, R8
+	ADDQ   SI, R8
+	MOVQ   R8, R9
+	ADDQ   SI, R9
+	MOVQ   y+8(FP), R10
+	MOVQ   CX, R11
+	VXORPS X0, X0, X0
+
+dotIQ4NLQ8_0RowsVNNI_r4block:
+	TESTQ        R11, R11
+	JZ           dotIQ4NLQ8_0RowsVNNI_r4done
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8192(DI)
+	PREFETCHT0   8192(R8)
+	PREFETCHT0   8192(R9)
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VMOVDQU      kvalues<>+0(SB), Y2
+	VPSHUFB      Y1, Y2, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      2(DI), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VMOVDQU      kvalues<>+0(SB), Y3
+	VPSHUFB      Y2, Y3, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y4, Y3, Y2
+	VPUNPCKLDQ   Y2, Y1, Y3
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(R8), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VMOVDQU      kvalues<>+0(SB), Y2
+	VPSHUFB      Y1, Y2, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(R10), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y4, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      2(R9), X2
+	VPSRLW       $0x04, X2, X4
+	VINSERTI128  $0x01, X4, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y2, Y4, Y2
+	VPSIGNB      Y2, Y2, Y4
+	VMOVDQU      2(R10), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y5, Y4, Y2
+	VPUNPCKLDQ   Y2, Y1, Y4
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y4, Y4
+	VPUNPCKLQDQ  Y4, Y3, Y1
+	VPUNPCKHQDQ  Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R12
+	VMOVD        R12, X1
+	VPINSRW      $0x01, (DI), X1, X1
+	VPINSRW      $0x02, (R8), X1, X1
+	VPINSRW      $0x03, (R9), X1, X1
+	VCVTPH2PS    X1, X1
+	VPBROADCASTW (R10), X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X1, X1
+	VFMADD231PS  X2, X1, X0
+	ADDQ         $0x00000012, AX
+	ADDQ         $0x00000012, DI
+	ADDQ         $0x00000012, R8
+	ADDQ         $0x00000012, R9
+	ADDQ         $0x00000022, R10
+	DECQ         R11
+	JMP          dotIQ4NLQ8_0RowsVNNI_r4block
+
+dotIQ4NLQ8_0RowsVNNI_r4done:
+	VMOVUPS X0, (BX)
+	ADDQ    $0x10, BX
+	MOVQ    R9, AX
+	SUBQ    $0x04, DX
+	JMP     dotIQ4NLQ8_0RowsVNNI_rows4
+
+dotIQ4NLQ8_0RowsVNNI_rows1:
+	TESTQ DX, DX
+	JZ    dotIQ4NLQ8_0RowsVNNI_ret
+
+dotIQ4NLQ8_0RowsVNNI_row:
+	MOVQ   y+8(FP), SI
+	MOVQ   CX, DI
+	VXORPS X0, X0, X0
+
+dotIQ4NLQ8_0RowsVNNI_loop4:
+	PREFETCHT0   8192(AX)
+	PREFETCHT0   8256(AX)
+	CMPQ         DI, $0x04
+	JL           dotIQ4NLQ8_0RowsVNNI_loop1
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VMOVDQU      kvalues<>+0(SB), Y2
+	VPSHUFB      Y1, Y2, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(SI), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      20(AX), X2
+	VPSRLW       $0x04, X2, X3
+	VINSERTI128  $0x01, X3, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VMOVDQU      kvalues<>+0(SB), Y3
+	VPSHUFB      Y2, Y3, Y2
+	VPSIGNB      Y2, Y2, Y3
+	VMOVDQU      36(SI), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y4, Y3, Y2
+	VPUNPCKLDQ   Y2, Y1, Y3
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      38(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VMOVDQU      kvalues<>+0(SB), Y2
+	VPSHUFB      Y1, Y2, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      70(SI), Y4
+	VPSIGNB      Y1, Y4, Y4
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y4, Y2, Y1
+	VPXOR        Y2, Y2, Y2
+	VMOVDQU      56(AX), X2
+	VPSRLW       $0x04, X2, X4
+	VINSERTI128  $0x01, X4, Y2, Y2
+	VPAND        mask0F<>+0(SB), Y2, Y2
+	VMOVDQU      kvalues<>+0(SB), Y4
+	VPSHUFB      Y2, Y4, Y2
+	VPSIGNB      Y2, Y2, Y4
+	VMOVDQU      104(SI), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPXOR        Y2, Y2, Y2
+	VPDPBUSD     Y5, Y4, Y2
+	VPUNPCKLDQ   Y2, Y1, Y4
+	VPUNPCKHDQ   Y2, Y1, Y1
+	VPADDD       Y1, Y4, Y4
+	VPUNPCKLQDQ  Y4, Y3, Y1
+	VPUNPCKHQDQ  Y4, Y3, Y2
+	VPADDD       Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R8
+	VMOVD        R8, X1
+	VPINSRW      $0x01, 18(AX), X1, X1
+	VPINSRW      $0x02, 36(AX), X1, X1
+	VPINSRW      $0x03, 54(AX), X1, X1
+	VCVTPH2PS    X1, X1
+	MOVWLZX      (SI), R8
+	VMOVD        R8, X3
+	VPINSRW      $0x01, 34(SI), X3, X3
+	VPINSRW      $0x02, 68(SI), X3, X3
+	VPINSRW      $0x03, 102(SI), X3, X3
+	VCVTPH2PS    X3, X3
+	VMULPS       X3, X1, X1
+	VFMADD231SS  X2, X1, X0
+	VPERMILPS    $0x01, X2, X3
+	VPERMILPS    $0x01, X1, X4
+	VFMADD231SS  X3, X4, X0
+	VPERMILPS    $0x02, X2, X3
+	VPERMILPS    $0x02, X1, X4
+	VFMADD231SS  X3, X4, X0
+	VPERMILPS    $0x03, X2, X2
+	VPERMILPS    $0x03, X1, X1
+	VFMADD231SS  X2, X1, X0
+	ADDQ         $0x00000048, AX
+	ADDQ         $0x00000088, SI
+	SUBQ         $0x04, DI
+	JMP          dotIQ4NLQ8_0RowsVNNI_loop4
+
+dotIQ4NLQ8_0RowsVNNI_loop1:
+	TESTQ        DI, DI
+	JZ           dotIQ4NLQ8_0RowsVNNI_done
+	VPXOR        Y1, Y1, Y1
+	VMOVDQU      2(AX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y1
+	VPAND        mask0F<>+0(SB), Y1, Y1
+	VMOVDQU      kvalues<>+0(SB), Y2
+	VPSHUFB      Y1, Y2, Y1
+	VPSIGNB      Y1, Y1, Y2
+	VMOVDQU      2(SI), Y3
+	VPSIGNB      Y1, Y3, Y3
+	VPXOR        Y1, Y1, Y1
+	VPDPBUSD     Y3, Y2, Y1
+	VPHADDD      Y1, Y1, Y1
+	VPHADDD      Y1, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X2
+	VPADDD       X2, X1, X2
+	VCVTDQ2PS    X2, X2
+	MOVWLZX      (AX), R8
+	VMOVD        R8, X1
+	VCVTPH2PS    X1, X1
+	MOVWLZX      (SI), R8
+	VMOVD        R8, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       X3, X1, X1
+	VFMADD231SS  X2, X1, X0
+	ADDQ         $0x00000012, AX
+	ADDQ         $0x00000022, SI
+	DECQ         DI
+	JMP          dotIQ4NLQ8_0RowsVNNI_loop1
+
+dotIQ4NLQ8_0RowsVNNI_done:
+	VZEROUPPER
+	VMOVSS X0, (BX)
+	ADDQ   $0x04, BX
+	DECQ   DX
+	JNZ    dotIQ4NLQ8_0RowsVNNI_row
+
+dotIQ4NLQ8_0RowsVNNI_ret:
 	VZEROUPPER
 	RET
 

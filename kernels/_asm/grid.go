@@ -317,16 +317,16 @@ var prefetchQ8Dist = 8192
 
 // genQ8Dot emits the one-by-one shape, func(x, y *byte, nb int) float32,
 // or with rows, func(x, y *byte, nb, rows int, out *float32) storing the
-// dots of rows consecutive weight rows with y at out[0..rows). (Matrix-vector
-// products stream the weights from DRAM; one row after another keeps one
-// sequential stream per thread, which measured faster than four rows side
-// by side.) Four blocks' integer sums are formed together; the chain then
-// takes them one by one in scalar fused multiply-adds.
-func genQ8Dot(k q8Kind, rows bool) {
+// dots of rows consecutive weight rows with y at out[0..rows): four rows
+// side by side (q8Rows4), then one at a time. A single row's four blocks'
+// integer sums are formed together; the chain then takes them one by one in
+// scalar fused multiply-adds. vnni (rows only) forms the integer sums with
+// vpdpbusd, the same integers.
+func genQ8Dot(k q8Kind, rows, vnni bool) {
 	name := k.name + "AVX2"
 	var x, y, nb, nbAll, nrows, out Register
 	if rows {
-		name = k.name + "RowsAVX2"
+		name = k.name + "Rows" + setSuffix(vnni)
 		TEXT(name, NOSPLIT, "func(x, y *byte, nb, rows int, out *float32)")
 		Doc(name+" stores at out[r] the dot product of nb "+k.doc+" blocks at x + r*nb*"+strconv.Itoa(k.xStride),
 			"and nb Q8_0 blocks at y, for r < rows (rows > 0).")
@@ -339,7 +339,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 		Label(name + "_rows4")
 		CMPQ(nrows, Imm(4))
 		JL(LabelRef(name + "_rows1"))
-		q8Rows4(k, name, x, rowBytes, nbAll, out)
+		q8Rows4(k, name, x, rowBytes, nbAll, out, vnni)
 		SUBQ(Imm(4), nrows)
 		JMP(LabelRef(name + "_rows4"))
 		Label(name + "_rows1")
@@ -357,7 +357,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 	acc := zeroX()
 	product := func(b int) VecVirtual {
 		q, ax := gridSigned(k, x, b*k.xStride)
-		return gridDot(q, ax, Mem{Base: y, Disp: b*block.Q8_0Bytes + 2}, false)
+		return gridDot(q, ax, Mem{Base: y, Disp: b*block.Q8_0Bytes + 2}, vnni)
 	}
 	Label(name + "_loop4")
 	if rows {
@@ -431,7 +431,7 @@ func genQ8Dot(k q8Kind, rows bool) {
 // block of all four rows: a row's chain of FMAs (one per block, each waiting
 // for the last) bounded the one-row loop for the small Q4_0 blocks. Each
 // lane's steps are the single dot's, so the bits are the same.
-func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register) {
+func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni bool) {
 	xs := offsets(x, rowBytes, 4)
 	y := Load(Param("y"), GP64())
 	nb := GP64()
@@ -445,7 +445,7 @@ func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register) {
 	}
 	s := foldLow(group4(func(r int) VecVirtual {
 		q, ax := gridSigned(k, xs[r], 0)
-		return gridDot(q, ax, Mem{Base: y, Disp: 2}, false)
+		return gridDot(q, ax, Mem{Base: y, Disp: 2}, vnni)
 	})).AsX()
 	VCVTDQ2PS(s, s)
 	var dxs []Mem
@@ -792,8 +792,9 @@ func genGrids() {
 		DATA(i, U8(byte(block.IQ4NLValues[i%16])))
 	}
 	for _, k := range q8Kinds {
-		genQ8Dot(k, false)
-		genQ8Dot(k, true)
+		genQ8Dot(k, false, false)
+		genQ8Dot(k, true, false)
+		genQ8Dot(k, true, true)
 		genQ8Quad(k, false)
 		genQ8Quad(k, true)
 		genQ8Tile(k, false)
