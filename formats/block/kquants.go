@@ -835,8 +835,14 @@ func DotQ4_KQ8_K(w, a []byte, n int) float32 { return dotK45(w, a, n, Q4_KBytes,
 func DotQ5_KQ8_K(w, a []byte, n int) float32 { return dotK45(w, a, n, Q5_KBytes, true) }
 
 // dotK45 is the dot of Q4_K (size bytes a block) or, with fifth, Q5_K rows.
+//
+// It runs its own block loop, not sumQ8KBlocks: as the pure-Go kernel set's
+// dot it measured 0.6× as fast with the block as a closure.
 func dotK45(w, a []byte, n, size int, fifth bool) float32 {
-	return sumQ8KBlocks(w, a, n, size, func(x []byte, dy float32, q8, bsums []byte) float32 {
+	var s float32
+	for b := 0; b < n/QK_K; b++ {
+		x := w[b*size : (b+1)*size]
+		dy, q8, bsums := q8KParts(a[b*Q8_KBytes : (b+1)*Q8_KBytes])
 		scales, qs := x[4:16], x[size-QK_K/2:]
 		var qh []byte
 		if fifth {
@@ -847,19 +853,25 @@ func dotK45(w, a []byte, n, size int, fifth bool) float32 {
 			sc, m := ScaleMinK4(j, scales)
 			shift := uint(4 * (j & 1))
 			q, y := qs[32*(j/2):32*(j/2)+32], q8[32*j:32*j+32]
+			// Two loops, not a test per element: this is the pure-Go
+			// kernel set's dot, and the test halved its speed.
 			sub := 0
-			for l := range 32 {
-				v := int(q[l] >> shift & 0xf)
-				if fifth {
-					v |= int(qh[l]>>j&1) << 4
+			if fifth {
+				h := qh[:32]
+				for l := range 32 {
+					sub += (int(q[l]>>shift&0xf) | int(h[l]>>j&1)<<4) * i8(y[l])
 				}
-				sub += v * i8(y[l])
+			} else {
+				for l := range 32 {
+					sub += int(q[l]>>shift&0xf) * i8(y[l])
+				}
 			}
 			isum += int(sc) * sub
 			msum += int(m) * (bsumAt(bsums, 2*j) + bsumAt(bsums, 2*j+1))
 		}
-		return dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
-	})
+		s += dy*LoadF16(x)*float32(isum) - dy*LoadF16(x[2:])*float32(msum)
+	}
+	return s
 }
 
 // DotQ6_KQ8_K returns the dot product of n elements of a Q6_K row w with a
@@ -928,11 +940,15 @@ func dotQ8KBlocks(w, a []byte, n, blockBytes int, block func(x, q8, bsums []byte
 func sumQ8KBlocks(w, a []byte, n, blockBytes int, block func(x []byte, dy float32, q8, bsums []byte) float32) float32 {
 	var s float32
 	for i := 0; i < n/QK_K; i++ {
-		act := a[i*Q8_KBytes : (i+1)*Q8_KBytes]
-		dy := math.Float32frombits(binary.LittleEndian.Uint32(act))
-		s += block(w[i*blockBytes:(i+1)*blockBytes], dy, act[4:4+QK_K], act[4+QK_K:])
+		dy, q8, bsums := q8KParts(a[i*Q8_KBytes : (i+1)*Q8_KBytes])
+		s += block(w[i*blockBytes:(i+1)*blockBytes], dy, q8, bsums)
 	}
 	return s
+}
+
+// q8KParts splits a Q8_K block into its scale, quants and group sums.
+func q8KParts(act []byte) (dy float32, q8, bsums []byte) {
+	return math.Float32frombits(binary.LittleEndian.Uint32(act)), act[4 : 4+QK_K], act[4+QK_K:]
 }
 
 // q8K splits a Q8_K block into its scale, quants and group sums.
