@@ -18847,7 +18847,6 @@ panelIQ4XSQ8_Kx2x16VNNI_done:
 // func panelQ8_0Q8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·panelQ8_0Q8_0x2x16AVX2(SB), NOSPLIT, $0-48
-	// Needs AVX2, FMA and F16C.
 	MOVQ    x+0(FP), AX
 	MOVQ    xstride+8(FP), CX
 	MOVQ    AX, DX
@@ -19490,7 +19489,6 @@ panelQ8_0Q8_0x2x16AVX2_done:
 // func panelQ4_0Q8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·panelQ4_0Q8_0x2x16AVX2(SB), NOSPLIT, $0-48
-	// Needs AVX2, FMA and F16C.
 	MOVQ    x+0(FP), AX
 	MOVQ    xstride+8(FP), CX
 	MOVQ    AX, DX
@@ -20002,7 +20000,6 @@ panelQ4_0Q8_0x2x16AVX2_done:
 // func panelIQ4NLQ8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·panelIQ4NLQ8_0x2x16AVX2(SB), NOSPLIT, $0-48
-	// Needs AVX2, FMA and F16C.
 	MOVQ    x+0(FP), AX
 	MOVQ    xstride+8(FP), CX
 	MOVQ    AX, DX
@@ -20814,7 +20811,6 @@ panelIQ4NLQ8_0x2x16AVX2_done:
 // func panelQ4_KQ8_Kx2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·panelQ4_KQ8_Kx2x16AVX2(SB), $832-48
-	// Needs AVX2, FMA and F16C.
 	MOVQ    x+0(FP), AX
 	MOVQ    xstride+8(FP), CX
 	MOVQ    AX, DX
@@ -22001,7 +21997,6 @@ panelQ4_KQ8_Kx2x16AVX2_done:
 // func panelQ5_KQ8_Kx2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·panelQ5_KQ8_Kx2x16AVX2(SB), $832-48
-	// Needs AVX2, FMA and F16C.
 	MOVQ    x+0(FP), AX
 	MOVQ    xstride+8(FP), CX
 	MOVQ    AX, DX
@@ -23476,7 +23471,6 @@ panelQ5_KQ8_Kx2x16AVX2_done:
 // func panelQ6_KQ8_Kx2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·panelQ6_KQ8_Kx2x16AVX2(SB), $832-48
-	// Needs AVX2, FMA and F16C.
 	MOVQ    x+0(FP), AX
 	MOVQ    xstride+8(FP), CX
 	MOVQ    AX, DX

@@ -790,13 +790,20 @@ func TestAsmMatchesGo(t *testing.T) {
 	}
 }
 
-// TestIQ3AsmMatchesGoBits requires the IQ3 dots in use to give exactly the
-// Go reference's bits: both follow ggml's generic order (exact integer
-// block sums, then a multiply and an add per block, unfused), so unlike the
-// other types there is no rounding slack between them.
-func TestIQ3AsmMatchesGoBits(t *testing.T) {
+// TestIQAsmMatchesGoBits requires the dots in use for the 2- and 3-bit grid
+// types to give exactly the Go reference's bits: both round each block's
+// product before adding it, in ggml's generic order (exact integer block
+// sums, then a multiply and an add per block, unfused), so unlike the other
+// types there is no rounding slack between them. Rows are random, extreme,
+// zero and of varied scale (activations over ±decades decades), one to nine
+// blocks, through every grid row and sign pattern the random bytes reach.
+func TestIQAsmMatchesGoBits(t *testing.T) {
 	rng := rand.New(rand.NewPCG(25, 26))
-	for _, typ := range []ggml.Type{ggml.TypeIQ3_XXS, ggml.TypeIQ3_S} {
+	for _, c := range []struct {
+		typ     ggml.Type
+		decades int
+	}{{ggml.TypeIQ2_XXS, 3}, {ggml.TypeIQ2_XS, 3}, {ggml.TypeIQ2_S, 3}, {ggml.TypeIQ3_XXS, 6}, {ggml.TypeIQ3_S, 6}} {
+		typ := c.typ
 		format, dot, _ := kernelFor(typ)
 		for trial := 0; trial < 200; trial++ {
 			nblocks := 1 + trial%9
@@ -808,7 +815,7 @@ func TestIQ3AsmMatchesGoBits(t *testing.T) {
 			x := randomActivations(rng, cols)
 			if trial%3 == 0 {
 				for i := range x {
-					x[i] *= float32(math.Pow(10, float64(rng.IntN(13)-6)))
+					x[i] *= float32(math.Pow(10, float64(rng.IntN(2*c.decades+1)-c.decades)))
 				}
 			}
 			a := convertAct(format, x)

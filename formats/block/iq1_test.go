@@ -133,18 +133,7 @@ func TestIQ1Dots(t *testing.T) {
 		for trial := range 20 {
 			nb := 1 + trial%4
 			w := randomIQ1Row(rng, f.size, nb)
-			x := make([]float32, nb*QK_K)
-			for i := range x {
-				x[i] = float32(rng.NormFloat64())
-			}
-			a := q8KRow(x)
-			wf, af := make([]float32, len(x)), make([]float32, len(x))
-			f.decode(wf, w)
-			DecodeQ8_K(af, a)
-			want, tol := dotDecoded(wf, af)
-			if got := float64(f.dot(w, a, len(x))); math.Abs(got-want) > tol {
-				t.Errorf("%s trial %d: dot %g, decoded %g (tol %g)", f.name, trial, got, want, tol)
-			}
+			checkDotAgainstDecoded(t, rng, f.name, trial, w, nb*QK_K, f.decode, f.dot)
 		}
 	}
 }

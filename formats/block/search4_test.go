@@ -133,6 +133,20 @@ func sameFloat(a, b float32) bool {
 	return math.Float32bits(a) == math.Float32bits(b) || a != a && b != b
 }
 
+// termPicker returns a source of test values for the term kernels: one in
+// ten from special, one in ten any bit pattern, the rest normal.
+func termPicker(rng *rand.Rand, special []float32) func() float32 {
+	return func() float32 {
+		switch rng.IntN(10) {
+		case 0:
+			return special[rng.IntN(len(special))]
+		case 1:
+			return math.Float32frombits(rng.Uint32())
+		}
+		return float32(rng.NormFloat64())
+	}
+}
+
 // TestQkx2TermsMatchGo compares the element-wise terms in use (assembly
 // where the CPU has it) with the Go ones, on ordinary values, extremes,
 // infinities and NaNs: codes bit for bit (except where both factors of
@@ -142,15 +156,7 @@ func TestQkx2TermsMatchGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	special := []float32{0, float32(math.Copysign(0, -1)), 1e-40, -1e-40, 3e38, -3e38,
 		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 4194303, -4194304}
-	pick := func() float32 {
-		switch rng.IntN(10) {
-		case 0:
-			return special[rng.IntN(len(special))]
-		case 1:
-			return math.Float32frombits(rng.Uint32())
-		}
-		return float32(rng.NormFloat64())
-	}
+	pick := termPicker(rng, special)
 	for c := 0; c < 20000; c++ {
 		var x, w [qkx2Width]float32
 		for i := range x {
@@ -193,15 +199,7 @@ func TestQxTermsMatchGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	special := []float32{0, float32(math.Copysign(0, -1)), 1e-40, 3e38, -3e38,
 		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), 4194303, -4194304}
-	pick := func() float32 {
-		switch rng.IntN(10) {
-		case 0:
-			return special[rng.IntN(len(special))]
-		case 1:
-			return math.Float32frombits(rng.Uint32())
-		}
-		return float32(rng.NormFloat64())
-	}
+	pick := termPicker(rng, special)
 	for c := 0; c < 20000; c++ {
 		var x, w, a1, a2, b1, b2 [qxWidth]float32
 		for i := range x {

@@ -112,6 +112,26 @@ func q8KRow(x []float32) []byte {
 	return a
 }
 
+// checkDotAgainstDecoded checks the reference dot of the row w (n elements)
+// with random normal activations against dotDecoded of the decoded row and
+// activations.
+func checkDotAgainstDecoded(t *testing.T, rng *rand.Rand, name string, trial int, w []byte, n int,
+	decode func(y []float32, x []byte), dot func(w, a []byte, n int) float32) {
+	t.Helper()
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	a := q8KRow(x)
+	wf, af := make([]float32, n), make([]float32, n)
+	decode(wf, w)
+	DecodeQ8_K(af, a)
+	want, tol := dotDecoded(wf, af)
+	if got := float64(dot(w, a, n)); math.Abs(got-want) > tol {
+		t.Errorf("%s trial %d: dot %g, decoded %g (tol %g)", name, trial, got, want, tol)
+	}
+}
+
 // dotDecoded is the float64 dot of a decoded weight row with a decoded
 // Q8_K row, and a bound on float32 rounding.
 func dotDecoded(w, a []float32) (dot, tol float64) {
@@ -145,18 +165,7 @@ func TestTernaryDots(t *testing.T) {
 			for b := range nb {
 				StoreF16(w[b*f.size+dOff:], float32(rng.Float64()*0.1))
 			}
-			x := make([]float32, nb*QK_K)
-			for i := range x {
-				x[i] = float32(rng.NormFloat64())
-			}
-			a := q8KRow(x)
-			wf, af := make([]float32, len(x)), make([]float32, len(x))
-			f.decode(wf, w)
-			DecodeQ8_K(af, a)
-			want, tol := dotDecoded(wf, af)
-			if got := float64(f.dot(w, a, len(x))); math.Abs(got-want) > tol {
-				t.Errorf("%s trial %d: dot %g, decoded %g (tol %g)", f.name, trial, got, want, tol)
-			}
+			checkDotAgainstDecoded(t, rng, f.name, trial, w, nb*QK_K, f.decode, f.dot)
 		}
 	}
 }

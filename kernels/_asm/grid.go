@@ -443,21 +443,15 @@ func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni bool)
 	for _, xr := range xs {
 		prefetchQ8(xr, k.xStride)
 	}
-	s := foldLow(group4(func(r int) VecVirtual {
+	h := group4(func(r int) VecVirtual {
 		q, ax := gridSigned(k, xs[r], 0)
 		return gridDot(q, ax, Mem{Base: y, Disp: 2}, vnni)
-	})).AsX()
-	VCVTDQ2PS(s, s)
+	})
 	var dxs []Mem
 	for _, xr := range xs {
 		dxs = append(dxs, Mem{Base: xr})
 	}
-	d := gatherF16(dxs).AsX()
-	e := XMM()
-	VPBROADCASTW(Mem{Base: y}, e)
-	VCVTPH2PS(e, e)
-	VMULPS(e, d, d)
-	VFMADD231PS(s, d, acc)
+	addQuad(h, dxs, Mem{Base: y}, acc)
 	for _, xr := range xs {
 		ADDQ(U32(k.xStride), xr)
 	}
@@ -470,20 +464,30 @@ func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni bool)
 	MOVQ(xs[3], x) // the end of row 3: the next row
 }
 
+// addQuad adds to the four lanes of acc the four block products of one
+// block step: the integer sums h (as group4 leaves them) times the half
+// scales at quad (one per lane) times the one at single, each lane one
+// fused multiply-add, as the single dot takes a block.
+func addQuad(h VecVirtual, quad []Mem, single Mem, acc VecVirtual) {
+	s := foldLow(h).AsX()
+	VCVTDQ2PS(s, s)
+	d := gatherF16(quad).AsX()
+	e := XMM()
+	VPBROADCASTW(single, e)
+	VCVTPH2PS(e, e)
+	VMULPS(e, d, d)
+	VFMADD231PS(s, d, acc)
+}
+
 // genQ8Quad emits one weight row times four activation rows,
 // func(x, y *byte, ystride, nb int, out *float32, outstride int). The lanes
 // of one xmm accumulate the four outputs.
 func genQ8Quad(k q8Kind, vnni bool) {
-	name := k.name + "x4AVX2"
-	if vnni {
-		name = k.name + "x4VNNI"
-	}
+	name := k.name + "x4" + setSuffix(vnni)
 	TEXT(name, NOSPLIT, "func(x, y *byte, ystride, nb int, out *float32, outstride int)")
 	Doc(name+" stores at out + c*outstride (in floats) the dot product of nb "+k.doc+" blocks at x",
 		"and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.")
-	if vnni {
-		Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
-	}
+	needs(vnni)
 	xs := []Register{Load(Param("x"), GP64())}
 	ys := offsets(Load(Param("y"), GP64()), Load(Param("ystride"), GP64()), 4)
 	nb := Load(Param("nb"), GP64())
@@ -497,15 +501,7 @@ func genQ8Quad(k q8Kind, vnni bool) {
 		for c := range 4 {
 			quad = append(quad, Mem{Base: ys[c], Disp: b * block.Q8_0Bytes})
 		}
-		single := Mem{Base: xs[0], Disp: b * k.xStride}
-		s := foldLow(h).AsX()
-		VCVTDQ2PS(s, s)
-		d := gatherF16(quad).AsX()
-		e := XMM()
-		VPBROADCASTW(single, e)
-		VCVTPH2PS(e, e)
-		VMULPS(e, d, d)
-		VFMADD231PS(s, d, acc)
+		addQuad(h, quad, Mem{Base: xs[0], Disp: b * k.xStride}, acc)
 	}, stepper(xs, k.xStride, ys, block.Q8_0Bytes))
 	storeLanes(4, acc)
 }
@@ -516,16 +512,11 @@ func genQ8Quad(k q8Kind, vnni bool) {
 // stored at out + r + c*outstride (in floats). A group is one weight row's
 // four products of a block; two rows' groups share one accumulator.
 func genQ8Tile(k q8Kind, vnni bool) {
-	name := "tile" + k.name[len("dot"):] + "x4x4AVX2"
-	if vnni {
-		name = "tile" + k.name[len("dot"):] + "x4x4VNNI"
-	}
+	name := "tile" + k.name[len("dot"):] + "x4x4" + setSuffix(vnni)
 	TEXT(name, NOSPLIT, "func(x *byte, xstride int, y *byte, ystride, nb int, out *float32, outstride int)")
 	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb "+k.doc+" blocks at x + r*xstride",
 		"and nb Q8_0 blocks at y + c*ystride (in bytes), for r, c < 4.")
-	if vnni {
-		Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
-	}
+	needs(vnni)
 	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 4)
 	ys := offsets(Load(Param("y"), GP64()), Load(Param("ystride"), GP64()), 4)
 	nb := Load(Param("nb"), GP64())
@@ -825,11 +816,10 @@ func setSuffix(vnni bool) string {
 	return "AVX2"
 }
 
-// needs states a kernel's CPU requirement in its doc comment.
+// needs states in a VNNI kernel's doc comment what it needs beyond the AVX2
+// set's AVX2, FMA and F16C.
 func needs(vnni bool) {
 	if vnni {
 		Comment("Needs AVX512-VNNI and AVX512-VL besides AVX2, FMA and F16C.")
-	} else {
-		Comment("Needs AVX2, FMA and F16C.")
 	}
 }
