@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -298,7 +299,9 @@ func BenchmarkMatVecDRAM(b *testing.B) {
 //   - rows: 64 consecutive weight rows by one activation row (decode);
 //   - dot4: one weight row by four activation rows;
 //   - tile: four weight rows by four activation rows;
-//   - panel: two weight rows by sixteen packed activation rows.
+//   - panel: two weight rows by sixteen packed activation rows;
+//   - panels4, panels2: two weight rows by four or two panels (the zmm
+//     wide panels).
 //
 // Weights stay in cache (benchCols columns), so these measure the kernels;
 // GOP/s counts a multiply-add as two operations, as BenchmarkMatMul does.
@@ -357,6 +360,13 @@ func benchShapes(b *testing.B, set string) {
 			packed := make([]byte, format.panelBytes(benchCols))
 			format.packPanel(packed, act, arow, benchCols)
 			run("panel", 2, panelRows, func() { panel(w, wrow, packed, benchCols, out, 2) })
+			for _, wide := range installed[typ].wide {
+				pb := len(packed)
+				many := bytes.Repeat(packed, wide.panels)
+				run(fmt.Sprintf("panels%d", wide.panels), 2, wide.panels*panelRows, func() {
+					wide.f(w, wrow, many, pb, benchCols, out, 2)
+				})
+			}
 		}
 	}
 }

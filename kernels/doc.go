@@ -56,7 +56,11 @@
 //     lanes are eight outputs' sums and need no reduction. The repacked
 //     activations carry +128 (vpdpbusd multiplies unsigned by signed bytes)
 //     and 128·Σx is subtracted per weight row and block. Prompt processing
-//     of Q8_0 weights spends most of its time there.
+//     of Q8_0 weights spends most of its time there;
+//   - where the CPU has AVX-512 F and BW as well, the wide panels take two
+//     weight rows with four (or two) panels in zmm registers: vpdpbusd on
+//     zmm issues as often as on ymm, and each unpacked weight dword then
+//     feeds four vpdpbusd instead of two (Q8_0, Q4_0, IQ4_NL).
 //
 // # Work split
 //

@@ -702,7 +702,7 @@ func TestMatMulThreads(t *testing.T) {
 		}
 		m := Matrix{Type: typ, Data: w, Rows: rows, Cols: cols}
 		rowSize, _ := typ.RowSize(uint64(cols))
-		for _, n := range []int{1, 3, 70} {
+		for _, n := range []int{1, 3, 70, 100} {
 			x := randomActivations(rng, n*cols)
 			var first []float32
 			for _, threads := range []int{1, 2, 4} {
@@ -911,20 +911,33 @@ func TestRoundingAsmMatchesGo(t *testing.T) {
 
 // TestAsmUsesOnlyAVX2Registers guards against the register allocator spilling
 // into X16–X31/Y16–Y31, which exist only with AVX-512 and would fault on
-// AVX2-only machines (the Go assembler quietly EVEX-encodes them).
+// AVX2-only machines (the Go assembler quietly EVEX-encodes them). Only the
+// zmm kernels (named …ZMM, installed where the CPU has AVX-512) may use
+// AVX-512 registers.
 func TestAsmUsesOnlyAVX2Registers(t *testing.T) {
 	src, err := os.ReadFile("kernels_amd64.s")
 	if err != nil {
 		t.Skipf("no generated assembly here: %v", err)
 	}
 	re := regexp.MustCompile(`\b[XYZ](1[6-9]|2[0-9]|3[01])\b|\bZ[0-9]+\b|\bK[1-7]\b`)
+	text := regexp.MustCompile(`^TEXT ·(\w+)\(SB\)`)
+	fn, zmm := "", 0
 	for i, line := range strings.Split(string(src), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "//") {
+		if m := text.FindStringSubmatch(line); m != nil {
+			fn = m[1]
+			if strings.HasSuffix(fn, "ZMM") {
+				zmm++
+			}
+		}
+		if strings.HasPrefix(strings.TrimSpace(line), "//") || strings.HasSuffix(fn, "ZMM") {
 			continue
 		}
 		if m := re.FindString(line); m != "" {
-			t.Errorf("kernels_amd64.s:%d uses %s: %s", i+1, m, strings.TrimSpace(line))
+			t.Errorf("kernels_amd64.s:%d (%s) uses %s: %s", i+1, fn, m, strings.TrimSpace(line))
 		}
+	}
+	if zmm == 0 {
+		t.Error("found no zmm kernel: the TEXT pattern no longer matches the generated file")
 	}
 }
 
@@ -1001,8 +1014,8 @@ func TestTileMatchesDot(t *testing.T) {
 }
 
 // TestPanelMatchesDot checks the panel kernels (two weight rows times
-// sixteen packed activation rows) against single dots, bit for bit, with
-// extreme quants among random ones.
+// sixteen packed activation rows) and the wide ones (times several panels)
+// against single dots, bit for bit, with extreme quants among random ones.
 func TestPanelMatchesDot(t *testing.T) {
 	if len(panelKernels()) == 0 {
 		t.Skip("no panel kernels in use")
@@ -1042,14 +1055,16 @@ func TestPanelMatchesDot(t *testing.T) {
 			}
 			w := append(append(append([]byte{}, w0...), make([]byte, pad)...), w1...)
 			arow := format.rowBytes(cols)
-			act := make([]byte, panelRows*arow)
-			for c := range panelRows {
+			// Four panels' rows: the others for the wide kernels, if any.
+			const maxPanels = 4
+			act := make([]byte, maxPanels*panelRows*arow)
+			for c := range maxPanels * panelRows {
 				copy(act[c*arow:], convertAct(format, randomActivations(rng, cols)))
 			}
 			// Activation quants stay within ±127 (ggml's sign trick in the
 			// other kernels relies on it; the quantizer guarantees it).
 			if format == actQ8_0 {
-				act[2], act[arow+3] = 0x81, 0x7f
+				act[2], act[arow+3], act[17*arow+4], act[60*arow+5] = 0x81, 0x7f, 0x81, 0x7f
 			}
 			if format == actQ8_K {
 				// A constant row quantizes to all -127: the largest bsums.
@@ -1059,18 +1074,30 @@ func TestPanelMatchesDot(t *testing.T) {
 				}
 				copy(act[5*arow:6*arow], convertAct(format, ones))
 			}
-			packed := make([]byte, format.panelBytes(cols))
-			format.packPanel(packed, act, arow, cols)
+			pb := format.panelBytes(cols)
+			packed := make([]byte, maxPanels*pb)
+			for q := range maxPanels {
+				format.packPanel(packed[q*pb:], act[q*panelRows*arow:], arow, cols)
+			}
+			check := func(kernel string, out []float32, ncols, stride int) {
+				t.Helper()
+				for c := range ncols {
+					for r, wr := range [][]byte{w0, w1} {
+						want := dot(wr, act[c*arow:(c+1)*arow], cols)
+						if got := out[c*stride+r]; math.Float32bits(got) != math.Float32bits(want) {
+							t.Errorf("%v cols=%d row %d col %d: %s %g, dot %g", typ, cols, r, c, kernel, got, want)
+						}
+					}
+				}
+			}
 			const stride = 3
 			out := make([]float32, (panelRows-1)*stride+2)
 			panel(w, len(w0)+pad, packed, cols, out, stride)
-			for c := range panelRows {
-				for r, wr := range [][]byte{w0, w1} {
-					want := dot(wr, act[c*arow:(c+1)*arow], cols)
-					if got := out[c*stride+r]; math.Float32bits(got) != math.Float32bits(want) {
-						t.Errorf("%v cols=%d row %d col %d: panel %g, dot %g", typ, cols, r, c, got, want)
-					}
-				}
+			check("panel", out, panelRows, stride)
+			for _, wide := range installed[typ].wide {
+				out := make([]float32, (wide.panels*panelRows-1)*stride+2)
+				wide.f(w, len(w0)+pad, packed[:wide.panels*pb], pb, cols, out, stride)
+				check(fmt.Sprintf("%d-panel kernel", wide.panels), out, wide.panels*panelRows, stride)
 			}
 		}
 	}

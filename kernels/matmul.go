@@ -54,6 +54,16 @@ type tileFunc func(w []byte, wstride int, a []byte, astride, n int, out []float3
 // bits as 32 dotFunc calls.
 type panelFunc func(w []byte, wstride int, panel []byte, n int, out []float32, outstride int)
 
+// A widePanel is a panelFunc over several panels at once, panel q at
+// q*pstride in panels giving columns 16q..16q+15 (r < 2, c < 16*panels).
+// It gives the same bits as the dotFunc calls. Only kernel sets whose
+// vectors hold a whole panel (zmm) have them: there each unpacked weight
+// dword serves more activation rows.
+type widePanel struct {
+	panels int
+	f      func(w []byte, wstride int, panels []byte, pstride, n int, out []float32, outstride int)
+}
+
 // Panels: sixteen Q8_0 activation rows repacked so that a vpdpbusd can
 // multiply four quants of a weight row, broadcast, with the same four quants
 // of eight activation rows. Per block: 8 steps of 64 bytes, step k holding
@@ -215,7 +225,8 @@ type kernelRow struct {
 	rows  rowsFunc
 	dot4  dot4Func
 	tile  tileFunc
-	panel panelFunc // weight types with Q8_0 or Q8_K activations only
+	panel panelFunc   // weight types with Q8_0 or Q8_K activations only
+	wide  []widePanel // widest first
 }
 
 // goKernels is the pure-Go reference: a row per supported weight type with
@@ -310,6 +321,7 @@ type mmPart struct {
 	tile      tileFunc
 	rows      rowsFunc
 	panel     panelFunc
+	wide      []widePanel // with panel only
 	wrow      int
 	rowTile   int // rows per task
 	rowTasks  int
@@ -399,18 +411,28 @@ func (j *mmJob) task(task int) {
 }
 
 // panelTask computes weight rows [r0,r1) times activation rows [i0,i1)
-// (i0 a multiple of panelRows) with the panel kernel, two rows at a time; the
-// activation rows past the last whole panel and an odd last weight row go
-// through column.
+// (i0 a multiple of panelRows) with the panel kernels, two rows at a time
+// and as many panels at a time as a wide panel kernel takes; the activation
+// rows past the last whole panel and an odd last weight row go through
+// column.
 func (j *mmJob) panelTask(p *mmPart, r0, r1, i0, i1 int) {
-	m, wrow := &p.m, p.wrow
+	m, wrow, pb := &p.m, p.wrow, j.panelBytes
 	iEnd := i0 + (i1-i0)/panelRows*panelRows
 	r := r0
 	for ; r+2 <= r1; r += 2 {
 		w := m.Data[r*wrow : (r+2)*wrow]
-		for i := i0; i < iEnd; i += panelRows {
+	panels:
+		for i := i0; i < iEnd; {
 			pi := i / panelRows
-			p.panel(w, wrow, j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], m.Cols, p.dst[i*m.Rows+r:], m.Rows)
+			for _, k := range p.wide {
+				if i+k.panels*panelRows <= iEnd {
+					k.f(w, wrow, j.panels[pi*pb:(pi+k.panels)*pb], pb, m.Cols, p.dst[i*m.Rows+r:], m.Rows)
+					i += k.panels * panelRows
+					continue panels
+				}
+			}
+			p.panel(w, wrow, j.panels[pi*pb:(pi+1)*pb], m.Cols, p.dst[i*m.Rows+r:], m.Rows)
+			i += panelRows
 		}
 	}
 	if r < r1 {
@@ -477,10 +499,11 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 		tile = max(rowTile, ceilDiv(m.Rows, chunks))
 	}
 	var panel panelFunc
+	var wide []widePanel
 	if n >= panelRows {
-		panel = k.panel
+		panel, wide = k.panel, k.wide
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, tile: k.tile, rows: k.rows, panel: panel, wrow: wrow,
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }

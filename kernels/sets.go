@@ -9,7 +9,7 @@ import (
 // machine can then report the speed of the AVX2 path that AVX2-only CPUs take,
 // and of the pure-Go reference.
 const (
-	SetAVX512 = "avx512-vnni" // the AVX2 kernels plus the ymm AVX512-VNNI dots, tiles and panels
+	SetAVX512 = "avx512-vnni" // the AVX2 kernels plus the AVX512-VNNI dots, tiles and panels (zmm wide panels with AVX512-BW)
 	SetAVX2   = "avx2"        // AVX2, FMA and F16C
 	SetPureGo = "purego"      // the Go reference, on every CPU
 )

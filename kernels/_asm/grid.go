@@ -590,8 +590,9 @@ type panelKind struct {
 	// signed.
 	constant *Mem
 	// unsigned emits the setup of a block at x+xo and returns a function
-	// giving dword k of its 32 unsigned quants broadcast to all lanes.
-	unsigned func(x Register, xo int, c VecVirtual) func(k int) VecVirtual
+	// giving dword k of its 32 unsigned quants broadcast to all lanes of a
+	// register of width wd.
+	unsigned func(wd width, x Register, xo int, c VecVirtual) func(k int) VecVirtual
 	// signed does the same for the quants as signed bytes, for AVX2 panels
 	// in a signed mode.
 	signed func(x Register, xo int, c VecVirtual) func(k int) VecVirtual
@@ -603,18 +604,18 @@ var (
 	kvaluesI8 Mem // IQ4_NL's 16 values, twice
 )
 
-// nibbleDwords returns the broadcast dwords of the 32 nibble indices of the
-// 16 bytes at m (mask: 32 × 0x0f): k < 4 are low nibbles of bytes 4k..,
-// k ≥ 4 high nibbles of bytes 4(k-4)..; lookup (if not nil) maps each index
-// through a table.
-func nibbleDwords(m Mem, mask VecVirtual, lookup func(v VecVirtual)) func(k int) VecVirtual {
+// nibbleDwords returns the broadcast dwords (ymm or zmm, as wd says) of the
+// 32 nibble indices of the 16 bytes at m (mask: 0x0f bytes): k < 4 are low
+// nibbles of bytes 4k.., k ≥ 4 high nibbles of bytes 4(k-4)..; lookup (if
+// not nil) maps each index through a table.
+func nibbleDwords(wd width, m Mem, mask VecVirtual, lookup func(v VecVirtual)) func(k int) VecVirtual {
 	return func(k int) VecVirtual {
-		v := YMM()
+		v := wd.vec()
 		VPBROADCASTD(Mem{Base: m.Base, Disp: m.Disp + 4*(k%4)}, v)
 		if k >= 4 {
 			VPSRLW(U8(4), v, v)
 		}
-		VPAND(mask, v, v)
+		wd.and(mask, v, v)
 		if lookup != nil {
 			lookup(v)
 		}
@@ -623,11 +624,11 @@ func nibbleDwords(m Mem, mask VecVirtual, lookup func(v VecVirtual)) func(k int)
 }
 
 var panelKinds = []panelKind{
-	{"Q8_0Q8_0", block.Q8_0Bytes, "Q8_0", 7, 255, signedWeights, &bytes80, func(x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
+	{"Q8_0Q8_0", block.Q8_0Bytes, "Q8_0", 7, 255, signedWeights, &bytes80, func(wd width, x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
 		return func(k int) VecVirtual {
-			v := YMM()
+			v := wd.vec()
 			VPBROADCASTD(Mem{Base: x, Disp: xo + 2 + 4*k}, v)
-			VPXOR(c80, v, v) // x + 128
+			wd.xor(c80, v, v) // x + 128
 			return v
 		}
 	}, func(x Register, xo int, _ VecVirtual) func(k int) VecVirtual {
@@ -637,17 +638,17 @@ var panelKinds = []panelKind{
 			return v
 		}
 	}},
-	{"Q4_0Q8_0", block.Q4_0Bytes, "Q4_0", 3, 15, unsignedWeights, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
-		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, nil)
+	{"Q4_0Q8_0", block.Q4_0Bytes, "Q4_0", 3, 15, unsignedWeights, &mask0F, func(wd width, x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+		return nibbleDwords(wd, Mem{Base: x, Disp: xo + 2}, mask, nil)
 	}, nil},
-	{"IQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", 7, 241, signedActs, &mask0F, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
-		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
-			t := YMM() // vpshufb's table must be a register
-			VMOVDQU(kvaluesU8, t)
+	{"IQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", 7, 241, signedActs, &mask0F, func(wd width, x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+		return nibbleDwords(wd, Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
+			t := wd.vec() // vpshufb's table must be a register
+			wd.loadConst(kvaluesU8, t)
 			VPSHUFB(v, t, v)
 		})
 	}, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
-		return nibbleDwords(Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
+		return nibbleDwords(ymmWidth, Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
 			t := YMM()
 			VMOVDQU(kvaluesI8, t)
 			VPSHUFB(v, t, v)
@@ -688,7 +689,7 @@ func genPanel(k panelKind, vnni bool) {
 		var dword [2]func(int) VecVirtual
 		for r := range 2 {
 			if biased {
-				dword[r] = k.unsigned(xs[r], xo, consts)
+				dword[r] = k.unsigned(ymmWidth, xs[r], xo, consts)
 			} else {
 				dword[r] = k.signed(xs[r], xo, consts)
 			}
@@ -736,7 +737,8 @@ func genPanel(k panelKind, vnni bool) {
 		}
 		ADDQ(U32(blocks*panelBlock), p)
 	})
-	storePanel(accs)
+	o, stride := outArgs()
+	storePanel(accs, o, stride)
 	VZEROUPPER()
 	RET()
 }
@@ -793,6 +795,10 @@ func genGrids() {
 	}
 	for _, k := range panelKinds {
 		genPanel(k, true)
+	}
+	for _, k := range panelKinds {
+		genPanelZ(k, 2)
+		genPanelZ(k, 4)
 	}
 	for _, k := range panelKKinds {
 		genPanelK(k, true)

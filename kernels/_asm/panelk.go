@@ -263,16 +263,16 @@ func genPanelK(k panelKKind, vnni bool) {
 			VMOVUPS(abuf.Offset(64*r+32*o), accs[r][o])
 		}
 	}
-	storePanel(accs)
+	o, stride := outArgs()
+	storePanel(accs, o, stride)
 	VZEROUPPER()
 	RET()
 }
 
 // storePanel stores a panel kernel's two rows × sixteen columns, held as
 // accs[row][column octet] (lane c%8 of accs[r][c/8] is row r, column c), at
-// out + r + c*outstride (in floats).
-func storePanel(accs [2][2]VecVirtual) {
-	o, stride := outArgs()
+// o + r + c*stride (stride in bytes), leaving o past the last column.
+func storePanel(accs [2][2]VecVirtual, o, stride Register) {
 	for oct := range 2 {
 		lo, hi := YMM(), YMM()
 		VUNPCKLPS(accs[1][oct], accs[0][oct], lo) // [r0c0 r1c0 r0c1 r1c1 | c4 c5]
