@@ -186,9 +186,7 @@ func (c *Context) gluTask(t int) {
 		}
 		return
 	}
-	for i, v := range g {
-		g[i] = silu(v) * u[i]
-	}
+	kernels.SiLUMul(g, u)
 }
 
 // headNorm applies an RMS norm with weight w to each head (len(w) values)

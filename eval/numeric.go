@@ -26,11 +26,6 @@ func rmsNorm(dst, x, weight []float32, eps float32) {
 	}
 }
 
-// silu is x·σ(x), computed as ggml does (x / (1 + e^-x)).
-func silu(x float32) float32 {
-	return x / (1 + float32(math.Exp(float64(-x))))
-}
-
 // softmaxInPlace turns scores into probabilities; the denominator is summed
 // in float64 (ggml's soft_max does the same).
 func softmaxInPlace(x []float32) {

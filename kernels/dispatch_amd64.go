@@ -193,6 +193,18 @@ func useAsmVectors() {
 			axpyF16AVX2(&y[0], alpha, &x[0], len(y))
 		}
 	}
+	siluMulImpl = func(g, u []float32) {
+		for len(g) >= 4 {
+			done := siluMulAVX2(&g[0], &u[0], len(g)&^3)
+			// The kernel stops before a group where math.Exp would branch
+			// (|x| > 700 or NaN); that group goes through Go.
+			g, u = g[done:], u[done:]
+			k := min(4, len(g))
+			siluMulGo(g[:k], u[:k])
+			g, u = g[k:], u[k:]
+		}
+		siluMulGo(g, u)
+	}
 	expShiftedImpl = func(x []float32, shift float32) {
 		if n := len(x) &^ 7; n > 0 {
 			expShiftedAVX2(&x[0], n, shift)

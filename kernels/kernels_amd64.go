@@ -420,3 +420,8 @@ func weightedSumF16AVX2(out *float32, w *float32, v *byte, keys int, hd int)
 // expShiftedAVX2 replaces x[i] with e^(x[i]-shift) for i < n (a multiple of 8), with the
 // bits of expShiftedGo.
 func expShiftedAVX2(x *float32, n int, shift float32)
+
+// siluMulAVX2 sets gate[i] = silu(gate[i])*up[i] for i < n (a multiple of 4) with the bits of
+// siluMulGo, up to the first group of four with a |gate[i]| > 700 or NaN; it returns
+// the number of elements done.
+func siluMulAVX2(gate *float32, up *float32, n int) int

@@ -45246,3 +45246,133 @@ exp_loop:
 exp_done:
 	VZEROUPPER
 	RET
+
+DATA siluConsts<>+0(SB)/8, $0x3ff71547652b82fe
+DATA siluConsts<>+8(SB)/8, $0x3ff71547652b82fe
+DATA siluConsts<>+16(SB)/8, $0x3ff71547652b82fe
+DATA siluConsts<>+24(SB)/8, $0x3ff71547652b82fe
+DATA siluConsts<>+32(SB)/8, $0x3fe62e42fefa3000
+DATA siluConsts<>+40(SB)/8, $0x3fe62e42fefa3000
+DATA siluConsts<>+48(SB)/8, $0x3fe62e42fefa3000
+DATA siluConsts<>+56(SB)/8, $0x3fe62e42fefa3000
+DATA siluConsts<>+64(SB)/8, $0x3d53de6af278ece6
+DATA siluConsts<>+72(SB)/8, $0x3d53de6af278ece6
+DATA siluConsts<>+80(SB)/8, $0x3d53de6af278ece6
+DATA siluConsts<>+88(SB)/8, $0x3d53de6af278ece6
+DATA siluConsts<>+96(SB)/8, $0x3fb0000000000000
+DATA siluConsts<>+104(SB)/8, $0x3fb0000000000000
+DATA siluConsts<>+112(SB)/8, $0x3fb0000000000000
+DATA siluConsts<>+120(SB)/8, $0x3fb0000000000000
+DATA siluConsts<>+128(SB)/8, $0x3efa01a01a01a01a
+DATA siluConsts<>+136(SB)/8, $0x3efa01a01a01a01a
+DATA siluConsts<>+144(SB)/8, $0x3efa01a01a01a01a
+DATA siluConsts<>+152(SB)/8, $0x3efa01a01a01a01a
+DATA siluConsts<>+160(SB)/8, $0x3f2a01a01a01a01a
+DATA siluConsts<>+168(SB)/8, $0x3f2a01a01a01a01a
+DATA siluConsts<>+176(SB)/8, $0x3f2a01a01a01a01a
+DATA siluConsts<>+184(SB)/8, $0x3f2a01a01a01a01a
+DATA siluConsts<>+192(SB)/8, $0x3f56c16c16c16c17
+DATA siluConsts<>+200(SB)/8, $0x3f56c16c16c16c17
+DATA siluConsts<>+208(SB)/8, $0x3f56c16c16c16c17
+DATA siluConsts<>+216(SB)/8, $0x3f56c16c16c16c17
+DATA siluConsts<>+224(SB)/8, $0x3f81111111111111
+DATA siluConsts<>+232(SB)/8, $0x3f81111111111111
+DATA siluConsts<>+240(SB)/8, $0x3f81111111111111
+DATA siluConsts<>+248(SB)/8, $0x3f81111111111111
+DATA siluConsts<>+256(SB)/8, $0x3fa5555555555555
+DATA siluConsts<>+264(SB)/8, $0x3fa5555555555555
+DATA siluConsts<>+272(SB)/8, $0x3fa5555555555555
+DATA siluConsts<>+280(SB)/8, $0x3fa5555555555555
+DATA siluConsts<>+288(SB)/8, $0x3fc5555555555555
+DATA siluConsts<>+296(SB)/8, $0x3fc5555555555555
+DATA siluConsts<>+304(SB)/8, $0x3fc5555555555555
+DATA siluConsts<>+312(SB)/8, $0x3fc5555555555555
+DATA siluConsts<>+320(SB)/8, $0x3fe0000000000000
+DATA siluConsts<>+328(SB)/8, $0x3fe0000000000000
+DATA siluConsts<>+336(SB)/8, $0x3fe0000000000000
+DATA siluConsts<>+344(SB)/8, $0x3fe0000000000000
+DATA siluConsts<>+352(SB)/8, $0x3ff0000000000000
+DATA siluConsts<>+360(SB)/8, $0x3ff0000000000000
+DATA siluConsts<>+368(SB)/8, $0x3ff0000000000000
+DATA siluConsts<>+376(SB)/8, $0x3ff0000000000000
+DATA siluConsts<>+384(SB)/8, $0x4000000000000000
+DATA siluConsts<>+392(SB)/8, $0x4000000000000000
+DATA siluConsts<>+400(SB)/8, $0x4000000000000000
+DATA siluConsts<>+408(SB)/8, $0x4000000000000000
+GLOBL siluConsts<>(SB), RODATA|NOPTR, $416
+
+// func siluMulAVX2(gate *float32, up *float32, n int) int
+// Requires: AVX, AVX2, FMA3
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-32
+	MOVQ         gate+0(FP), AX
+	MOVQ         up+8(FP), CX
+	MOVQ         n+16(FP), DX
+	XORQ         BX, BX
+	VPCMPEQD     X0, X0, X0
+	VPSRLD       $0x01, X0, X0
+	MOVL         $0x442f0000, SI
+	VMOVD        SI, X1
+	VBROADCASTSS X1, X1
+	MOVL         $0x3f800000, SI
+	VMOVD        SI, X3
+	VBROADCASTSS X3, X3
+	MOVQ         $0x00000000000003ff, SI
+	VMOVQ        SI, X2
+	VPBROADCASTQ X2, Y2
+
+silu_loop:
+	CMPQ         DX, $0x04
+	JL           silu_done
+	VMOVUPS      (AX), X4
+	VANDPS       X0, X4, X5
+	VCMPPS       $0x02, X1, X5, X5
+	VMOVMSKPS    X5, SI
+	CMPL         SI, $0x0f
+	JNE          silu_done
+	VCVTPS2PD    X4, Y5
+	VXORPD       Y6, Y6, Y6
+	VSUBPD       Y5, Y6, Y5
+	VMULPD       siluConsts<>+0(SB), Y5, Y6
+	VCVTPD2DQY   Y6, X6
+	VCVTDQ2PD    X6, Y7
+	VMOVUPD      siluConsts<>+32(SB), Y8
+	VFNMADD231PD Y8, Y7, Y5
+	VMOVUPD      siluConsts<>+64(SB), Y8
+	VFNMADD231PD Y8, Y7, Y5
+	VMULPD       siluConsts<>+96(SB), Y5, Y5
+	VMOVUPD      siluConsts<>+128(SB), Y7
+	VFMADD213PD  siluConsts<>+160(SB), Y5, Y7
+	VFMADD213PD  siluConsts<>+192(SB), Y5, Y7
+	VFMADD213PD  siluConsts<>+224(SB), Y5, Y7
+	VFMADD213PD  siluConsts<>+256(SB), Y5, Y7
+	VFMADD213PD  siluConsts<>+288(SB), Y5, Y7
+	VFMADD213PD  siluConsts<>+320(SB), Y5, Y7
+	VFMADD213PD  siluConsts<>+352(SB), Y5, Y7
+	VMULPD       Y7, Y5, Y5
+	VADDPD       siluConsts<>+384(SB), Y5, Y7
+	VMULPD       Y7, Y5, Y5
+	VADDPD       siluConsts<>+384(SB), Y5, Y7
+	VMULPD       Y7, Y5, Y5
+	VADDPD       siluConsts<>+384(SB), Y5, Y7
+	VMULPD       Y7, Y5, Y5
+	VADDPD       siluConsts<>+384(SB), Y5, Y7
+	VFMADD213PD  siluConsts<>+352(SB), Y7, Y5
+	VPMOVSXDQ    X6, Y6
+	VPADDQ       Y2, Y6, Y6
+	VPSLLQ       $0x34, Y6, Y6
+	VMULPD       Y6, Y5, Y5
+	VCVTPD2PSY   Y5, X5
+	VADDPS       X3, X5, X5
+	VDIVPS       X5, X4, X4
+	VMULPS       (CX), X4, X4
+	VMOVUPS      X4, (AX)
+	ADDQ         $0x10, AX
+	ADDQ         $0x10, CX
+	ADDQ         $0x04, BX
+	SUBQ         $0x04, DX
+	JMP          silu_loop
+
+silu_done:
+	MOVQ BX, ret+24(FP)
+	VZEROUPPER
+	RET

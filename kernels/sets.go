@@ -51,6 +51,6 @@ func useGo() {
 	dotF32Impl, dotF16F32Impl, axpyF16Impl = dotF32SliceGo, dotF16F32Go, axpyF16Go
 	f16ToF32Impl, f32ToF16Impl, bf16ToF32Impl = f16ToF32Go, f32ToF16Go, bf16ToF32Go
 	roundF16Impl, roundBF16Impl = roundF16Go, roundBF16Go
-	expShiftedImpl, weightedSumF16Impl = expShiftedGo, weightedSumF16Go
+	expShiftedImpl, weightedSumF16Impl, siluMulImpl = expShiftedGo, weightedSumF16Go, siluMulGo
 	quantizeRowQ8_0, quantizeRowQ8_1, quantizeRowQ8_K = quantizeRowQ8_0Go, quantizeRowQ8_1Go, quantizeRowQ8_KGo
 }

@@ -127,6 +127,7 @@ func main() {
 	genRoundBF16()
 	genWeightedSumF16()
 	genExpShifted()
+	genSiLUMul()
 	Generate()
 }
 
