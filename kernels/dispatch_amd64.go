@@ -151,6 +151,11 @@ func install(set string) {
 			installed[z.typ].wide = []widePanel{blockWide(z.x4, 4, per, wBytes), blockWide(z.x2, 2, per, wBytes)}
 		}
 	}
+	if !vnni {
+		// The AVX2 set's two-panel Q4_0 kernel (its ymm panel sums whole
+		// runs in int16, so only the weight unpacking is left to share).
+		installed[ggml.TypeQ4_0].wide = []widePanel{blockWide(panelQ4_0Q8_0x2x32AVX2, 2, ggml.TypeQ4_0.BlockSize(), ggml.TypeQ4_0.TypeSize())}
+	}
 	useAsmVectors()
 }
 

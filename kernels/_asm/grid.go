@@ -807,6 +807,11 @@ func genGrids() {
 	for _, k := range panelKinds {
 		genPanel(k, false)
 	}
+	for _, k := range panelKinds {
+		if k.avx2 == unsignedWeights { // Q4_0
+			genPanelWideAVX2(k)
+		}
+	}
 	for _, k := range panelKKinds {
 		if k.avx2 != vnniOnly {
 			genPanelK(k, false)
