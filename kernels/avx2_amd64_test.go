@@ -34,6 +34,7 @@ func TestAVX2KernelsWithoutVNNI(t *testing.T) {
 	if want := []ggml.Type{ggml.TypeQ4_0, ggml.TypeQ8_0, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_NL}; !slices.Equal(panels, want) {
 		t.Fatalf("the avx2 set installed panels for %v, want %v", panels, want)
 	}
+	t.Run("RowsMatchesDot", TestRowsMatchesDot)
 	t.Run("Dot4MatchesDot", TestDot4MatchesDot)
 	t.Run("TileMatchesDot", TestTileMatchesDot)
 	t.Run("PanelMatchesDot", TestPanelMatchesDot)

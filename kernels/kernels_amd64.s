@@ -242,6 +242,16 @@ DATA maskF0<>+30(SB)/1, $0xf0
 DATA maskF0<>+31(SB)/1, $0xf0
 GLOBL maskF0<>(SB), RODATA|NOPTR, $32
 
+DATA shiftHiLane<>+0(SB)/4, $0x00000000
+DATA shiftHiLane<>+4(SB)/4, $0x00000000
+DATA shiftHiLane<>+8(SB)/4, $0x00000000
+DATA shiftHiLane<>+12(SB)/4, $0x00000000
+DATA shiftHiLane<>+16(SB)/4, $0x00000004
+DATA shiftHiLane<>+20(SB)/4, $0x00000004
+DATA shiftHiLane<>+24(SB)/4, $0x00000004
+DATA shiftHiLane<>+28(SB)/4, $0x00000004
+GLOBL shiftHiLane<>(SB), RODATA|NOPTR, $32
+
 DATA words32<>+0(SB)/2, $0x0020
 DATA words32<>+2(SB)/2, $0x0020
 DATA words32<>+4(SB)/2, $0x0020
@@ -6659,123 +6669,113 @@ TEXT ·dotQ4_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VXORPS X0, X0, X0
 
 dotQ4_0Q8_0AVX2_loop4:
-	CMPQ         DX, $0x04
-	JL           dotQ4_0Q8_0AVX2_loop1
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      20(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(CX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      38(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      70(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      56(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      104(CX), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y1, Y3
-	VPUNPCKHQDQ  Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), BX
-	VMOVD        BX, X2
-	VPINSRW      $0x01, 18(AX), X2, X2
-	VPINSRW      $0x02, 36(AX), X2, X2
-	VPINSRW      $0x03, 54(AX), X2, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (CX), BX
-	VMOVD        BX, X3
-	VPINSRW      $0x01, 34(CX), X3, X3
-	VPINSRW      $0x02, 68(CX), X3, X3
-	VPINSRW      $0x03, 102(CX), X3, X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	VPERMILPS    $0x01, X1, X3
-	VPERMILPS    $0x01, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x02, X1, X3
-	VPERMILPS    $0x02, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x03, X1, X1
-	VPERMILPS    $0x03, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000048, AX
-	ADDQ         $0x00000088, CX
-	SUBQ         $0x04, DX
-	JMP          dotQ4_0Q8_0AVX2_loop4
+	CMPQ           DX, $0x04
+	JL             dotQ4_0Q8_0AVX2_loop1
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VBROADCASTI128 20(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(CX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VBROADCASTI128 38(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        70(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VBROADCASTI128 56(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        104(CX), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), BX
+	VMOVD          BX, X2
+	VPINSRW        $0x01, 18(AX), X2, X2
+	VPINSRW        $0x02, 36(AX), X2, X2
+	VPINSRW        $0x03, 54(AX), X2, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (CX), BX
+	VMOVD          BX, X3
+	VPINSRW        $0x01, 34(CX), X3, X3
+	VPINSRW        $0x02, 68(CX), X3, X3
+	VPINSRW        $0x03, 102(CX), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	VPERMILPS      $0x01, X1, X3
+	VPERMILPS      $0x01, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X1, X3
+	VPERMILPS      $0x02, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X1, X1
+	VPERMILPS      $0x03, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000048, AX
+	ADDQ           $0x00000088, CX
+	SUBQ           $0x04, DX
+	JMP            dotQ4_0Q8_0AVX2_loop4
 
 dotQ4_0Q8_0AVX2_loop1:
-	TESTQ        DX, DX
-	JZ           dotQ4_0Q8_0AVX2_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), BX
-	VMOVD        BX, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (CX), BX
-	VMOVD        BX, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, CX
-	DECQ         DX
-	JMP          dotQ4_0Q8_0AVX2_loop1
+	TESTQ          DX, DX
+	JZ             dotQ4_0Q8_0AVX2_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), BX
+	VMOVD          BX, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (CX), BX
+	VMOVD          BX, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, CX
+	DECQ           DX
+	JMP            dotQ4_0Q8_0AVX2_loop1
 
 dotQ4_0Q8_0AVX2_done:
 	VZEROUPPER
@@ -6792,98 +6792,82 @@ TEXT ·dotQ4_0Q8_0RowsAVX2(SB), NOSPLIT, $0-40
 	IMUL3Q $0x00000012, CX, SI
 
 dotQ4_0Q8_0RowsAVX2_rows4:
-	CMPQ   DX, $0x04
-	JL     dotQ4_0Q8_0RowsAVX2_rows1
-	MOVQ   AX, DI
-	ADDQ   SI, DI
-	MOVQ   DI, R8
-	ADDQ   SI, R8
-	MOVQ   R8, R9
-	ADDQ   SI, R9
-	MOVQ   y+8(FP), R10
-	MOVQ   CX, R11
-	VXORPS X0, X0, X0
+	CMPQ    DX, $0x04
+	JL      dotQ4_0Q8_0RowsAVX2_rows1
+	MOVQ    AX, DI
+	ADDQ    SI, DI
+	MOVQ    DI, R8
+	ADDQ    SI, R8
+	MOVQ    R8, R9
+	ADDQ    SI, R9
+	MOVQ    y+8(FP), R10
+	MOVQ    CX, R11
+	VXORPS  X0, X0, X0
+	VMOVDQU bytes8<>+0(SB), Y1
 
 dotQ4_0Q8_0RowsAVX2_r4block:
-	TESTQ        R11, R11
-	JZ           dotQ4_0Q8_0RowsAVX2_r4done
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8192(DI)
-	PREFETCHT0   8192(R8)
-	PREFETCHT0   8192(R9)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(DI), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(R8), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(R9), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y1, Y3
-	VPUNPCKHQDQ  Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), R12
-	VMOVD        R12, X2
-	VPINSRW      $0x01, (DI), X2, X2
-	VPINSRW      $0x02, (R8), X2, X2
-	VPINSRW      $0x03, (R9), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW (R10), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000012, DI
-	ADDQ         $0x00000012, R8
-	ADDQ         $0x00000012, R9
-	ADDQ         $0x00000022, R10
-	DECQ         R11
-	JMP          dotQ4_0Q8_0RowsAVX2_r4block
+	TESTQ          R11, R11
+	JZ             dotQ4_0Q8_0RowsAVX2_r4done
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8192(DI)
+	PREFETCHT0     8192(R8)
+	PREFETCHT0     8192(R9)
+	VMOVDQU        2(R10), Y2
+	VPMADDUBSW     Y2, Y1, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VBROADCASTI128 2(AX), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPMADDUBSW     Y2, Y4, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPSUBD         Y3, Y4, Y4
+	VBROADCASTI128 2(DI), Y5
+	VPSRLVD        shiftHiLane<>+0(SB), Y5, Y5
+	VPAND          mask0F<>+0(SB), Y5, Y5
+	VPMADDUBSW     Y2, Y5, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPSUBD         Y3, Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y6
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y6, Y6
+	VBROADCASTI128 2(R8), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPMADDUBSW     Y2, Y4, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPSUBD         Y3, Y4, Y4
+	VBROADCASTI128 2(R9), Y5
+	VPSRLVD        shiftHiLane<>+0(SB), Y5, Y5
+	VPAND          mask0F<>+0(SB), Y5, Y5
+	VPMADDUBSW     Y2, Y5, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPSUBD         Y3, Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y6, Y3
+	VPUNPCKHQDQ    Y2, Y6, Y2
+	VPADDD         Y2, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X2
+	VPADDD         X2, X3, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R12
+	VMOVD          R12, X3
+	VPINSRW        $0x01, (DI), X3, X3
+	VPINSRW        $0x02, (R8), X3, X3
+	VPINSRW        $0x03, (R9), X3, X3
+	VCVTPH2PS      X3, X3
+	VPBROADCASTW   (R10), X4
+	VCVTPH2PS      X4, X4
+	VMULPS         X4, X3, X3
+	VFMADD231PS    X2, X3, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000012, DI
+	ADDQ           $0x00000012, R8
+	ADDQ           $0x00000012, R9
+	ADDQ           $0x00000022, R10
+	DECQ           R11
+	JMP            dotQ4_0Q8_0RowsAVX2_r4block
 
 dotQ4_0Q8_0RowsAVX2_r4done:
 	VMOVUPS X0, (BX)
@@ -6902,125 +6886,115 @@ dotQ4_0Q8_0RowsAVX2_row:
 	VXORPS X0, X0, X0
 
 dotQ4_0Q8_0RowsAVX2_loop4:
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8256(AX)
-	CMPQ         DI, $0x04
-	JL           dotQ4_0Q8_0RowsAVX2_loop1
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      20(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      38(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      70(SI), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      56(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      104(SI), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y1, Y3
-	VPUNPCKHQDQ  Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X2
-	VPINSRW      $0x01, 18(AX), X2, X2
-	VPINSRW      $0x02, 36(AX), X2, X2
-	VPINSRW      $0x03, 54(AX), X2, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VPINSRW      $0x01, 34(SI), X3, X3
-	VPINSRW      $0x02, 68(SI), X3, X3
-	VPINSRW      $0x03, 102(SI), X3, X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	VPERMILPS    $0x01, X1, X3
-	VPERMILPS    $0x01, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x02, X1, X3
-	VPERMILPS    $0x02, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x03, X1, X1
-	VPERMILPS    $0x03, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000048, AX
-	ADDQ         $0x00000088, SI
-	SUBQ         $0x04, DI
-	JMP          dotQ4_0Q8_0RowsAVX2_loop4
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8256(AX)
+	CMPQ           DI, $0x04
+	JL             dotQ4_0Q8_0RowsAVX2_loop1
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VBROADCASTI128 20(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VBROADCASTI128 38(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        70(SI), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VBROADCASTI128 56(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        104(SI), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X2
+	VPINSRW        $0x01, 18(AX), X2, X2
+	VPINSRW        $0x02, 36(AX), X2, X2
+	VPINSRW        $0x03, 54(AX), X2, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VPINSRW        $0x01, 34(SI), X3, X3
+	VPINSRW        $0x02, 68(SI), X3, X3
+	VPINSRW        $0x03, 102(SI), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	VPERMILPS      $0x01, X1, X3
+	VPERMILPS      $0x01, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X1, X3
+	VPERMILPS      $0x02, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X1, X1
+	VPERMILPS      $0x03, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000048, AX
+	ADDQ           $0x00000088, SI
+	SUBQ           $0x04, DI
+	JMP            dotQ4_0Q8_0RowsAVX2_loop4
 
 dotQ4_0Q8_0RowsAVX2_loop1:
-	TESTQ        DI, DI
-	JZ           dotQ4_0Q8_0RowsAVX2_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, SI
-	DECQ         DI
-	JMP          dotQ4_0Q8_0RowsAVX2_loop1
+	TESTQ          DI, DI
+	JZ             dotQ4_0Q8_0RowsAVX2_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, SI
+	DECQ           DI
+	JMP            dotQ4_0Q8_0RowsAVX2_loop1
 
 dotQ4_0Q8_0RowsAVX2_done:
 	VZEROUPPER
@@ -7056,85 +7030,77 @@ dotQ4_0Q8_0RowsVNNI_rows4:
 	VXORPS X0, X0, X0
 
 dotQ4_0Q8_0RowsVNNI_r4block:
-	TESTQ        R11, R11
-	JZ           dotQ4_0Q8_0RowsVNNI_r4done
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8192(DI)
-	PREFETCHT0   8192(R8)
-	PREFETCHT0   8192(R9)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y3, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(DI), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y4, Y3, Y2
-	VPUNPCKLDQ   Y2, Y1, Y3
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(R8), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(R9), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y4, Y2
-	VPUNPCKLDQ   Y2, Y1, Y4
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y3, Y1
-	VPUNPCKHQDQ  Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (AX), R12
-	VMOVD        R12, X1
-	VPINSRW      $0x01, (DI), X1, X1
-	VPINSRW      $0x02, (R8), X1, X1
-	VPINSRW      $0x03, (R9), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW (R10), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000012, DI
-	ADDQ         $0x00000012, R8
-	ADDQ         $0x00000012, R9
-	ADDQ         $0x00000022, R10
-	DECQ         R11
-	JMP          dotQ4_0Q8_0RowsVNNI_r4block
+	TESTQ          R11, R11
+	JZ             dotQ4_0Q8_0RowsVNNI_r4done
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8192(DI)
+	PREFETCHT0     8192(R8)
+	PREFETCHT0     8192(R9)
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VBROADCASTI128 2(DI), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y4, Y3, Y2
+	VPUNPCKLDQ     Y2, Y1, Y3
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VBROADCASTI128 2(R8), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VBROADCASTI128 2(R9), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y4, Y2
+	VPUNPCKLDQ     Y2, Y1, Y4
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y3, Y1
+	VPUNPCKHQDQ    Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R12
+	VMOVD          R12, X1
+	VPINSRW        $0x01, (DI), X1, X1
+	VPINSRW        $0x02, (R8), X1, X1
+	VPINSRW        $0x03, (R9), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   (R10), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000012, DI
+	ADDQ           $0x00000012, R8
+	ADDQ           $0x00000012, R9
+	ADDQ           $0x00000022, R10
+	DECQ           R11
+	JMP            dotQ4_0Q8_0RowsVNNI_r4block
 
 dotQ4_0Q8_0RowsVNNI_r4done:
 	VMOVUPS X0, (BX)
@@ -7153,125 +7119,115 @@ dotQ4_0Q8_0RowsVNNI_row:
 	VXORPS X0, X0, X0
 
 dotQ4_0Q8_0RowsVNNI_loop4:
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8256(AX)
-	CMPQ         DI, $0x04
-	JL           dotQ4_0Q8_0RowsVNNI_loop1
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y3, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      20(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      36(SI), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y4, Y3, Y2
-	VPUNPCKLDQ   Y2, Y1, Y3
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      38(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      70(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      56(AX), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      104(SI), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y4, Y2
-	VPUNPCKLDQ   Y2, Y1, Y4
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y3, Y1
-	VPUNPCKHQDQ  Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X1
-	VPINSRW      $0x01, 18(AX), X1, X1
-	VPINSRW      $0x02, 36(AX), X1, X1
-	VPINSRW      $0x03, 54(AX), X1, X1
-	VCVTPH2PS    X1, X1
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VPINSRW      $0x01, 34(SI), X3, X3
-	VPINSRW      $0x02, 68(SI), X3, X3
-	VPINSRW      $0x03, 102(SI), X3, X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231SS  X2, X1, X0
-	VPERMILPS    $0x01, X2, X3
-	VPERMILPS    $0x01, X1, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x02, X2, X3
-	VPERMILPS    $0x02, X1, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x03, X2, X2
-	VPERMILPS    $0x03, X1, X1
-	VFMADD231SS  X2, X1, X0
-	ADDQ         $0x00000048, AX
-	ADDQ         $0x00000088, SI
-	SUBQ         $0x04, DI
-	JMP          dotQ4_0Q8_0RowsVNNI_loop4
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8256(AX)
+	CMPQ           DI, $0x04
+	JL             dotQ4_0Q8_0RowsVNNI_loop1
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VBROADCASTI128 20(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y4, Y3, Y2
+	VPUNPCKLDQ     Y2, Y1, Y3
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VBROADCASTI128 38(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        70(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VBROADCASTI128 56(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        104(SI), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y4, Y2
+	VPUNPCKLDQ     Y2, Y1, Y4
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y3, Y1
+	VPUNPCKHQDQ    Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, 18(AX), X1, X1
+	VPINSRW        $0x02, 36(AX), X1, X1
+	VPINSRW        $0x03, 54(AX), X1, X1
+	VCVTPH2PS      X1, X1
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VPINSRW        $0x01, 34(SI), X3, X3
+	VPINSRW        $0x02, 68(SI), X3, X3
+	VPINSRW        $0x03, 102(SI), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	VPERMILPS      $0x01, X2, X3
+	VPERMILPS      $0x01, X1, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X2, X3
+	VPERMILPS      $0x02, X1, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X2, X2
+	VPERMILPS      $0x03, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000048, AX
+	ADDQ           $0x00000088, SI
+	SUBQ           $0x04, DI
+	JMP            dotQ4_0Q8_0RowsVNNI_loop4
 
 dotQ4_0Q8_0RowsVNNI_loop1:
-	TESTQ        DI, DI
-	JZ           dotQ4_0Q8_0RowsVNNI_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y3, Y2, Y1
-	VPHADDD      Y1, Y1, Y1
-	VPHADDD      Y1, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X1
-	VCVTPH2PS    X1, X1
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X1, X1
-	VFMADD231SS  X2, X1, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, SI
-	DECQ         DI
-	JMP          dotQ4_0Q8_0RowsVNNI_loop1
+	TESTQ          DI, DI
+	JZ             dotQ4_0Q8_0RowsVNNI_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VPHADDD        Y1, Y1, Y1
+	VPHADDD        Y1, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X1
+	VCVTPH2PS      X1, X1
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, SI
+	DECQ           DI
+	JMP            dotQ4_0Q8_0RowsVNNI_loop1
 
 dotQ4_0Q8_0RowsVNNI_done:
 	VZEROUPPER
@@ -7300,159 +7256,153 @@ TEXT ·dotQ4_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	VXORPS X0, X0, X0
 
 dotQ4_0Q8_0x4AVX2_loop2:
-	CMPQ         DX, $0x02
-	JL           dotQ4_0Q8_0x4AVX2_tail
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(BX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y5
-	VPUNPCKHDQ   Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X2
-	VPINSRW      $0x01, (BX), X2, X2
-	VPINSRW      $0x02, (SI), X2, X2
-	VPINSRW      $0x03, (DI), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      20(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      36(BX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y5
-	VPUNPCKHDQ   Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VMOVDQU      36(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      36(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X2
-	VPINSRW      $0x01, 34(BX), X2, X2
-	VPINSRW      $0x02, 34(SI), X2, X2
-	VPINSRW      $0x03, 34(DI), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW 18(AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x00000024, AX
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, BX
-	ADDQ         $0x00000044, SI
-	ADDQ         $0x00000044, DI
-	SUBQ         $0x02, DX
-	JMP          dotQ4_0Q8_0x4AVX2_loop2
+	CMPQ           DX, $0x02
+	JL             dotQ4_0Q8_0x4AVX2_tail
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(BX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y5
+	VPUNPCKHDQ     Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (CX), R8
+	VMOVD          R8, X2
+	VPINSRW        $0x01, (BX), X2, X2
+	VPINSRW        $0x02, (SI), X2, X2
+	VPINSRW        $0x03, (DI), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	VBROADCASTI128 20(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        36(BX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y5
+	VPUNPCKHDQ     Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VMOVDQU        36(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        36(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        34(CX), R8
+	VMOVD          R8, X2
+	VPINSRW        $0x01, 34(BX), X2, X2
+	VPINSRW        $0x02, 34(SI), X2, X2
+	VPINSRW        $0x03, 34(DI), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   18(AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	ADDQ           $0x00000024, AX
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, BX
+	ADDQ           $0x00000044, SI
+	ADDQ           $0x00000044, DI
+	SUBQ           $0x02, DX
+	JMP            dotQ4_0Q8_0x4AVX2_loop2
 
 dotQ4_0Q8_0x4AVX2_tail:
-	TESTQ        DX, DX
-	JZ           dotQ4_0Q8_0x4AVX2_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(BX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y5
-	VPUNPCKHDQ   Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (CX), DX
-	VMOVD        DX, X2
-	VPINSRW      $0x01, (BX), X2, X2
-	VPINSRW      $0x02, (SI), X2, X2
-	VPINSRW      $0x03, (DI), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, BX
-	ADDQ         $0x00000022, SI
-	ADDQ         $0x00000022, DI
+	TESTQ          DX, DX
+	JZ             dotQ4_0Q8_0x4AVX2_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(BX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y5
+	VPUNPCKHDQ     Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (CX), DX
+	VMOVD          DX, X2
+	VPINSRW        $0x01, (BX), X2, X2
+	VPINSRW        $0x02, (SI), X2, X2
+	VPINSRW        $0x03, (DI), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, BX
+	ADDQ           $0x00000022, SI
+	ADDQ           $0x00000022, DI
 
 dotQ4_0Q8_0x4AVX2_done:
 	MOVQ       out+32(FP), AX
@@ -7485,159 +7435,153 @@ TEXT ·dotQ4_0Q8_0x4VNNI(SB), NOSPLIT, $0-48
 	VXORPS X0, X0, X0
 
 dotQ4_0Q8_0x4VNNI_loop2:
-	CMPQ         DX, $0x02
-	JL           dotQ4_0Q8_0x4VNNI_tail
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y3, Y2, Y4
-	VMOVDQU      2(BX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y3, Y2, Y5
-	VPUNPCKLDQ   Y5, Y4, Y3
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      2(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y2, Y5
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPUNPCKLDQ   Y1, Y5, Y2
-	VPUNPCKHDQ   Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y3, Y1
-	VPUNPCKHQDQ  Y2, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X1
-	VPINSRW      $0x01, (BX), X1, X1
-	VPINSRW      $0x02, (SI), X1, X1
-	VPINSRW      $0x03, (DI), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      20(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y3, Y2, Y4
-	VMOVDQU      36(BX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y3, Y2, Y5
-	VPUNPCKLDQ   Y5, Y4, Y3
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      36(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y2, Y5
-	VMOVDQU      36(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPUNPCKLDQ   Y1, Y5, Y2
-	VPUNPCKHDQ   Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y3, Y1
-	VPUNPCKHQDQ  Y2, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X1
-	VPINSRW      $0x01, 34(BX), X1, X1
-	VPINSRW      $0x02, 34(SI), X1, X1
-	VPINSRW      $0x03, 34(DI), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW 18(AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x00000024, AX
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, BX
-	ADDQ         $0x00000044, SI
-	ADDQ         $0x00000044, DI
-	SUBQ         $0x02, DX
-	JMP          dotQ4_0Q8_0x4VNNI_loop2
+	CMPQ           DX, $0x02
+	JL             dotQ4_0Q8_0x4VNNI_tail
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y3, Y2, Y4
+	VMOVDQU        2(BX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y3, Y2, Y5
+	VPUNPCKLDQ     Y5, Y4, Y3
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VMOVDQU        2(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y2, Y5
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VPUNPCKLDQ     Y1, Y5, Y2
+	VPUNPCKHDQ     Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y3, Y1
+	VPUNPCKHQDQ    Y2, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (CX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, (BX), X1, X1
+	VPINSRW        $0x02, (SI), X1, X1
+	VPINSRW        $0x03, (DI), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	VBROADCASTI128 20(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y3, Y2, Y4
+	VMOVDQU        36(BX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y3, Y2, Y5
+	VPUNPCKLDQ     Y5, Y4, Y3
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y2, Y5
+	VMOVDQU        36(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VPUNPCKLDQ     Y1, Y5, Y2
+	VPUNPCKHDQ     Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y3, Y1
+	VPUNPCKHQDQ    Y2, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        34(CX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, 34(BX), X1, X1
+	VPINSRW        $0x02, 34(SI), X1, X1
+	VPINSRW        $0x03, 34(DI), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   18(AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	ADDQ           $0x00000024, AX
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, BX
+	ADDQ           $0x00000044, SI
+	ADDQ           $0x00000044, DI
+	SUBQ           $0x02, DX
+	JMP            dotQ4_0Q8_0x4VNNI_loop2
 
 dotQ4_0Q8_0x4VNNI_tail:
-	TESTQ        DX, DX
-	JZ           dotQ4_0Q8_0x4VNNI_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSUBB       bytes8<>+0(SB), Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y3, Y2, Y4
-	VMOVDQU      2(BX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y3, Y2, Y5
-	VPUNPCKLDQ   Y5, Y4, Y3
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      2(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y2, Y5
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPUNPCKLDQ   Y1, Y5, Y2
-	VPUNPCKHDQ   Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y3, Y1
-	VPUNPCKHQDQ  Y2, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (CX), DX
-	VMOVD        DX, X1
-	VPINSRW      $0x01, (BX), X1, X1
-	VPINSRW      $0x02, (SI), X1, X1
-	VPINSRW      $0x03, (DI), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, BX
-	ADDQ         $0x00000022, SI
-	ADDQ         $0x00000022, DI
+	TESTQ          DX, DX
+	JZ             dotQ4_0Q8_0x4VNNI_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y3, Y2, Y4
+	VMOVDQU        2(BX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y3, Y2, Y5
+	VPUNPCKLDQ     Y5, Y4, Y3
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VMOVDQU        2(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y2, Y5
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VPUNPCKLDQ     Y1, Y5, Y2
+	VPUNPCKHDQ     Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y3, Y1
+	VPUNPCKHQDQ    Y2, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (CX), DX
+	VMOVD          DX, X1
+	VPINSRW        $0x01, (BX), X1, X1
+	VPINSRW        $0x02, (SI), X1, X1
+	VPINSRW        $0x03, (DI), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, BX
+	ADDQ           $0x00000022, SI
+	ADDQ           $0x00000022, DI
 
 dotQ4_0Q8_0x4VNNI_done:
 	MOVQ       out+32(FP), AX
@@ -7677,495 +7621,471 @@ TEXT ·tileQ4_0Q8_0x4x4AVX2(SB), NOSPLIT, $0-56
 	VXORPS Y1, Y1, Y1
 
 tileQ4_0Q8_0x4x4AVX2_loop2:
-	CMPQ         DI, $0x02
-	JL           tileQ4_0Q8_0x4x4AVX2_tail
-	MOVWLZX      (CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X2
-	VINSERTF128  $0x01, X2, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y7
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y7, Y7
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y3
-	VPUNPCKHDQ   Y6, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y7, Y4
-	VPUNPCKHQDQ  Y3, Y7, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(DX), X3
-	VPSRLW       $0x04, X3, X5
-	VINSERTI128  $0x01, X5, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y5
-	VMOVDQU      2(CX), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y5, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VMOVDQU      2(R8), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y6, Y10
-	VPUNPCKHDQ   Y7, Y6, Y6
-	VPADDD       Y6, Y10, Y10
-	VMOVDQU      2(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y5, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VMOVDQU      2(R10), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y6, Y3
-	VPUNPCKHDQ   Y7, Y6, Y5
-	VPADDD       Y5, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y5
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y5, Y5
-	VPERM2I128   $0x21, Y5, Y4, Y3
-	VPBLENDD     $0xf0, Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW (AX), X4
-	VPBROADCASTW (DX), X5
-	VPUNPCKLQDQ  X5, X4, X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y2, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(BX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y7
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y7, Y7
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y3
-	VPUNPCKHDQ   Y6, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y7, Y4
-	VPUNPCKHQDQ  Y3, Y7, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(SI), X3
-	VPSRLW       $0x04, X3, X5
-	VINSERTI128  $0x01, X5, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y5
-	VMOVDQU      2(CX), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y5, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VMOVDQU      2(R8), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y6, Y10
-	VPUNPCKHDQ   Y7, Y6, Y6
-	VPADDD       Y6, Y10, Y10
-	VMOVDQU      2(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y5, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VMOVDQU      2(R10), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y6, Y3
-	VPUNPCKHDQ   Y7, Y6, Y5
-	VPADDD       Y5, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y5
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y5, Y5
-	VPERM2I128   $0x21, Y5, Y4, Y3
-	VPBLENDD     $0xf0, Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW (BX), X4
-	VPBROADCASTW (SI), X5
-	VPUNPCKLQDQ  X5, X4, X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y2, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y1
-	MOVWLZX      34(CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, 34(R8), X2, X2
-	VPINSRW      $0x02, 34(R9), X2, X2
-	VPINSRW      $0x03, 34(R10), X2, X2
-	VCVTPH2PS    X2, X8
-	VINSERTF128  $0x01, X8, Y8, Y8
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(AX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      36(R8), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y7
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y7, Y7
-	VMOVDQU      36(R9), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      36(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y3
-	VPUNPCKHDQ   Y6, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y7, Y4
-	VPUNPCKHQDQ  Y3, Y7, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(DX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y5
-	VMOVDQU      36(CX), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y5, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VMOVDQU      36(R8), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y6, Y10
-	VPUNPCKHDQ   Y7, Y6, Y6
-	VPADDD       Y6, Y10, Y10
-	VMOVDQU      36(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y5, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VMOVDQU      36(R10), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y6, Y3
-	VPUNPCKHDQ   Y7, Y6, Y5
-	VPADDD       Y5, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y5
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y5, Y5
-	VPERM2I128   $0x21, Y5, Y4, Y3
-	VPBLENDD     $0xf0, Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW 18(AX), X2
-	VPBROADCASTW 18(DX), X4
-	VPUNPCKLQDQ  X4, X2, X2
-	VCVTPH2PS    X2, Y4
-	VMULPS       Y8, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(BX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      36(R8), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y7
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y7, Y7
-	VMOVDQU      36(R9), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      36(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y3
-	VPUNPCKHDQ   Y6, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y7, Y4
-	VPUNPCKHQDQ  Y3, Y7, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(SI), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y5
-	VMOVDQU      36(CX), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y5, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VMOVDQU      36(R8), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y6, Y10
-	VPUNPCKHDQ   Y7, Y6, Y6
-	VPADDD       Y6, Y10, Y10
-	VMOVDQU      36(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPMADDUBSW   Y6, Y5, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VMOVDQU      36(R10), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y6, Y3
-	VPUNPCKHDQ   Y7, Y6, Y5
-	VPADDD       Y5, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y5
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y5, Y5
-	VPERM2I128   $0x21, Y5, Y4, Y3
-	VPBLENDD     $0xf0, Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW 18(BX), X2
-	VPBROADCASTW 18(SI), X4
-	VPUNPCKLQDQ  X4, X2, X2
-	VCVTPH2PS    X2, Y4
-	VMULPS       Y8, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y1
-	ADDQ         $0x00000024, AX
-	ADDQ         $0x00000024, DX
-	ADDQ         $0x00000024, BX
-	ADDQ         $0x00000024, SI
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, R8
-	ADDQ         $0x00000044, R9
-	ADDQ         $0x00000044, R10
-	SUBQ         $0x02, DI
-	JMP          tileQ4_0Q8_0x4x4AVX2_loop2
+	CMPQ           DI, $0x02
+	JL             tileQ4_0Q8_0x4x4AVX2_tail
+	MOVWLZX        (CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X2
+	VINSERTF128    $0x01, X2, Y2, Y2
+	VBROADCASTI128 2(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y7
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y7, Y7
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y3
+	VPUNPCKHDQ     Y6, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y7, Y4
+	VPUNPCKHQDQ    Y3, Y7, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 2(DX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y5
+	VMOVDQU        2(CX), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y5, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VMOVDQU        2(R8), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y5, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y10
+	VPUNPCKHDQ     Y7, Y6, Y6
+	VPADDD         Y6, Y10, Y10
+	VMOVDQU        2(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y5, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VMOVDQU        2(R10), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y5, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y3
+	VPUNPCKHDQ     Y7, Y6, Y5
+	VPADDD         Y5, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y5
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y5, Y5
+	VPERM2I128     $0x21, Y5, Y4, Y3
+	VPBLENDD       $0xf0, Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   (AX), X4
+	VPBROADCASTW   (DX), X5
+	VPUNPCKLQDQ    X5, X4, X4
+	VCVTPH2PS      X4, Y4
+	VMULPS         Y2, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y0
+	VBROADCASTI128 2(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y7
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y7, Y7
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y3
+	VPUNPCKHDQ     Y6, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y7, Y4
+	VPUNPCKHQDQ    Y3, Y7, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 2(SI), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y5
+	VMOVDQU        2(CX), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y5, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VMOVDQU        2(R8), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y5, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y10
+	VPUNPCKHDQ     Y7, Y6, Y6
+	VPADDD         Y6, Y10, Y10
+	VMOVDQU        2(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y5, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VMOVDQU        2(R10), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y5, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y3
+	VPUNPCKHDQ     Y7, Y6, Y5
+	VPADDD         Y5, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y5
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y5, Y5
+	VPERM2I128     $0x21, Y5, Y4, Y3
+	VPBLENDD       $0xf0, Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   (BX), X4
+	VPBROADCASTW   (SI), X5
+	VPUNPCKLQDQ    X5, X4, X4
+	VCVTPH2PS      X4, Y4
+	VMULPS         Y2, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y1
+	MOVWLZX        34(CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, 34(R8), X2, X2
+	VPINSRW        $0x02, 34(R9), X2, X2
+	VPINSRW        $0x03, 34(R10), X2, X2
+	VCVTPH2PS      X2, X8
+	VINSERTF128    $0x01, X8, Y8, Y8
+	VBROADCASTI128 20(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        36(R8), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y7
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y7, Y7
+	VMOVDQU        36(R9), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        36(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y3
+	VPUNPCKHDQ     Y6, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y7, Y4
+	VPUNPCKHQDQ    Y3, Y7, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 20(DX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y5
+	VMOVDQU        36(CX), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y5, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VMOVDQU        36(R8), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y5, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y10
+	VPUNPCKHDQ     Y7, Y6, Y6
+	VPADDD         Y6, Y10, Y10
+	VMOVDQU        36(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y5, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VMOVDQU        36(R10), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y5, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y3
+	VPUNPCKHDQ     Y7, Y6, Y5
+	VPADDD         Y5, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y5
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y5, Y5
+	VPERM2I128     $0x21, Y5, Y4, Y3
+	VPBLENDD       $0xf0, Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   18(AX), X2
+	VPBROADCASTW   18(DX), X4
+	VPUNPCKLQDQ    X4, X2, X2
+	VCVTPH2PS      X2, Y4
+	VMULPS         Y8, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y0
+	VBROADCASTI128 20(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        36(R8), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y7
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y7, Y7
+	VMOVDQU        36(R9), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        36(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y3
+	VPUNPCKHDQ     Y6, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y7, Y4
+	VPUNPCKHQDQ    Y3, Y7, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 20(SI), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y5
+	VMOVDQU        36(CX), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y5, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VMOVDQU        36(R8), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y5, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y10
+	VPUNPCKHDQ     Y7, Y6, Y6
+	VPADDD         Y6, Y10, Y10
+	VMOVDQU        36(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPMADDUBSW     Y6, Y5, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VMOVDQU        36(R10), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y5, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y3
+	VPUNPCKHDQ     Y7, Y6, Y5
+	VPADDD         Y5, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y5
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y5, Y5
+	VPERM2I128     $0x21, Y5, Y4, Y3
+	VPBLENDD       $0xf0, Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   18(BX), X2
+	VPBROADCASTW   18(SI), X4
+	VPUNPCKLQDQ    X4, X2, X2
+	VCVTPH2PS      X2, Y4
+	VMULPS         Y8, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y1
+	ADDQ           $0x00000024, AX
+	ADDQ           $0x00000024, DX
+	ADDQ           $0x00000024, BX
+	ADDQ           $0x00000024, SI
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, R8
+	ADDQ           $0x00000044, R9
+	ADDQ           $0x00000044, R10
+	SUBQ           $0x02, DI
+	JMP            tileQ4_0Q8_0x4x4AVX2_loop2
 
 tileQ4_0Q8_0x4x4AVX2_tail:
-	TESTQ        DI, DI
-	JZ           tileQ4_0Q8_0x4x4AVX2_done
-	MOVWLZX      (CX), DI
-	VMOVD        DI, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X9
-	VINSERTF128  $0x01, X9, Y9, Y9
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y6
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y6, Y6
-	VMOVDQU      2(R9), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y6, Y3
-	VPUNPCKHQDQ  Y2, Y6, Y2
-	VPADDD       Y2, Y3, Y3
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(DX), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y6
-	VPSIGNB      Y2, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y7
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y7, Y7
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y2, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y2
-	VPUNPCKHDQ   Y6, Y5, Y4
-	VPADDD       Y4, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y7, Y4
-	VPUNPCKHQDQ  Y2, Y7, Y2
-	VPADDD       Y2, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y2
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y2, Y2
-	VPBROADCASTW (AX), X3
-	VPBROADCASTW (DX), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y9, Y3, Y3
-	VCVTDQ2PS    Y2, Y2
-	VFMADD231PS  Y2, Y3, Y0
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(BX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y6
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y6, Y6
-	VMOVDQU      2(R9), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y6, Y3
-	VPUNPCKHQDQ  Y2, Y6, Y2
-	VPADDD       Y2, Y3, Y3
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(SI), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y6
-	VPSIGNB      Y2, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y7
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y7, Y7
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y2, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y2
-	VPUNPCKHDQ   Y6, Y5, Y4
-	VPADDD       Y4, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y7, Y4
-	VPUNPCKHQDQ  Y2, Y7, Y2
-	VPADDD       Y2, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y2
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y2, Y2
-	VPBROADCASTW (BX), X3
-	VPBROADCASTW (SI), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y9, Y3, Y3
-	VCVTDQ2PS    Y2, Y2
-	VFMADD231PS  Y2, Y3, Y1
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000012, DX
-	ADDQ         $0x00000012, BX
-	ADDQ         $0x00000012, SI
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, R8
-	ADDQ         $0x00000022, R9
-	ADDQ         $0x00000022, R10
+	TESTQ          DI, DI
+	JZ             tileQ4_0Q8_0x4x4AVX2_done
+	MOVWLZX        (CX), DI
+	VMOVD          DI, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X9
+	VINSERTF128    $0x01, X9, Y9, Y9
+	VBROADCASTI128 2(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y6
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y6, Y6
+	VMOVDQU        2(R9), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y6, Y3
+	VPUNPCKHQDQ    Y2, Y6, Y2
+	VPADDD         Y2, Y3, Y3
+	VBROADCASTI128 2(DX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y6
+	VPSIGNB        Y2, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y7
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y7, Y7
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y2, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y2
+	VPUNPCKHDQ     Y6, Y5, Y4
+	VPADDD         Y4, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y7, Y4
+	VPUNPCKHQDQ    Y2, Y7, Y2
+	VPADDD         Y2, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y2
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y2, Y2
+	VPBROADCASTW   (AX), X3
+	VPBROADCASTW   (DX), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y9, Y3, Y3
+	VCVTDQ2PS      Y2, Y2
+	VFMADD231PS    Y2, Y3, Y0
+	VBROADCASTI128 2(BX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y6
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y6, Y6
+	VMOVDQU        2(R9), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y6, Y3
+	VPUNPCKHQDQ    Y2, Y6, Y2
+	VPADDD         Y2, Y3, Y3
+	VBROADCASTI128 2(SI), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y6
+	VPSIGNB        Y2, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y7
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y7, Y7
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y2, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y2
+	VPUNPCKHDQ     Y6, Y5, Y4
+	VPADDD         Y4, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y7, Y4
+	VPUNPCKHQDQ    Y2, Y7, Y2
+	VPADDD         Y2, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y2
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y2, Y2
+	VPBROADCASTW   (BX), X3
+	VPBROADCASTW   (SI), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y9, Y3, Y3
+	VCVTDQ2PS      Y2, Y2
+	VFMADD231PS    Y2, Y3, Y1
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000012, DX
+	ADDQ           $0x00000012, BX
+	ADDQ           $0x00000012, SI
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, R8
+	ADDQ           $0x00000022, R9
+	ADDQ           $0x00000022, R10
 
 tileQ4_0Q8_0x4x4AVX2_done:
 	VUNPCKLPS    Y1, Y0, Y2
@@ -8214,495 +8134,471 @@ TEXT ·tileQ4_0Q8_0x4x4VNNI(SB), NOSPLIT, $0-56
 	VXORPS Y1, Y1, Y1
 
 tileQ4_0Q8_0x4x4VNNI_loop2:
-	CMPQ         DI, $0x02
-	JL           tileQ4_0Q8_0x4x4VNNI_tail
-	MOVWLZX      (CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X2
-	VINSERTF128  $0x01, X2, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y4, Y6
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y5, Y4, Y9
-	VPUNPCKLDQ   Y9, Y6, Y5
-	VPUNPCKHDQ   Y9, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VMOVDQU      2(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y6, Y4, Y9
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y6, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      2(DX), X4
-	VPSRLW       $0x04, X4, X5
-	VINSERTI128  $0x01, X5, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPSUBB       bytes8<>+0(SB), Y4, Y4
-	VPSIGNB      Y4, Y4, Y5
-	VMOVDQU      2(CX), Y6
-	VPSIGNB      Y4, Y6, Y6
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y6, Y5, Y9
-	VMOVDQU      2(R8), Y6
-	VPSIGNB      Y4, Y6, Y6
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y6, Y5, Y10
-	VPUNPCKLDQ   Y10, Y9, Y6
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y6, Y6
-	VMOVDQU      2(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y5, Y10
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y5, Y4
-	VPUNPCKLDQ   Y4, Y10, Y5
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y5, Y5
-	VPUNPCKLQDQ  Y5, Y6, Y4
-	VPUNPCKHQDQ  Y5, Y6, Y5
-	VPADDD       Y5, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y5
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VPBROADCASTW (AX), X3
-	VPBROADCASTW (DX), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(BX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y4, Y6
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y5, Y4, Y9
-	VPUNPCKLDQ   Y9, Y6, Y5
-	VPUNPCKHDQ   Y9, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VMOVDQU      2(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y6, Y4, Y9
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y6, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      2(SI), X4
-	VPSRLW       $0x04, X4, X5
-	VINSERTI128  $0x01, X5, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPSUBB       bytes8<>+0(SB), Y4, Y4
-	VPSIGNB      Y4, Y4, Y5
-	VMOVDQU      2(CX), Y6
-	VPSIGNB      Y4, Y6, Y6
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y6, Y5, Y9
-	VMOVDQU      2(R8), Y6
-	VPSIGNB      Y4, Y6, Y6
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y6, Y5, Y10
-	VPUNPCKLDQ   Y10, Y9, Y6
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y6, Y6
-	VMOVDQU      2(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y5, Y10
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y5, Y4
-	VPUNPCKLDQ   Y4, Y10, Y5
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y5, Y5
-	VPUNPCKLQDQ  Y5, Y6, Y4
-	VPUNPCKHQDQ  Y5, Y6, Y5
-	VPADDD       Y5, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y5
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VPBROADCASTW (BX), X3
-	VPBROADCASTW (SI), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y1
-	MOVWLZX      34(CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, 34(R8), X2, X2
-	VPINSRW      $0x02, 34(R9), X2, X2
-	VPINSRW      $0x03, 34(R10), X2, X2
-	VCVTPH2PS    X2, X7
-	VINSERTF128  $0x01, X7, Y7, Y7
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(AX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y4, Y6
-	VMOVDQU      36(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y5, Y4, Y9
-	VPUNPCKLDQ   Y9, Y6, Y5
-	VPUNPCKHDQ   Y9, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VMOVDQU      36(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y6, Y4, Y9
-	VMOVDQU      36(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y6, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      20(DX), X4
-	VPSRLW       $0x04, X4, X2
-	VINSERTI128  $0x01, X2, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPSUBB       bytes8<>+0(SB), Y4, Y4
-	VPSIGNB      Y4, Y4, Y5
-	VMOVDQU      36(CX), Y6
-	VPSIGNB      Y4, Y6, Y6
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y6, Y5, Y9
-	VMOVDQU      36(R8), Y6
-	VPSIGNB      Y4, Y6, Y6
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y6, Y5, Y10
-	VPUNPCKLDQ   Y10, Y9, Y6
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y6, Y6
-	VMOVDQU      36(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y5, Y10
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y5, Y4
-	VPUNPCKLDQ   Y4, Y10, Y5
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y5, Y5
-	VPUNPCKLQDQ  Y5, Y6, Y4
-	VPUNPCKHQDQ  Y5, Y6, Y5
-	VPADDD       Y5, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y5
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VPBROADCASTW 18(AX), X2
-	VPBROADCASTW 18(DX), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y3
-	VMULPS       Y7, Y3, Y3
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(BX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y4, Y6
-	VMOVDQU      36(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y5, Y4, Y9
-	VPUNPCKLDQ   Y9, Y6, Y5
-	VPUNPCKHDQ   Y9, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VMOVDQU      36(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y6, Y4, Y9
-	VMOVDQU      36(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y6, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      20(SI), X4
-	VPSRLW       $0x04, X4, X2
-	VINSERTI128  $0x01, X2, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPSUBB       bytes8<>+0(SB), Y4, Y4
-	VPSIGNB      Y4, Y4, Y5
-	VMOVDQU      36(CX), Y6
-	VPSIGNB      Y4, Y6, Y6
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y6, Y5, Y9
-	VMOVDQU      36(R8), Y6
-	VPSIGNB      Y4, Y6, Y6
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y6, Y5, Y10
-	VPUNPCKLDQ   Y10, Y9, Y6
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y6, Y6
-	VMOVDQU      36(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y5, Y10
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y5, Y4
-	VPUNPCKLDQ   Y4, Y10, Y5
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y5, Y5
-	VPUNPCKLQDQ  Y5, Y6, Y4
-	VPUNPCKHQDQ  Y5, Y6, Y5
-	VPADDD       Y5, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y5
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VPBROADCASTW 18(BX), X2
-	VPBROADCASTW 18(SI), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y3
-	VMULPS       Y7, Y3, Y3
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y1
-	ADDQ         $0x00000024, AX
-	ADDQ         $0x00000024, DX
-	ADDQ         $0x00000024, BX
-	ADDQ         $0x00000024, SI
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, R8
-	ADDQ         $0x00000044, R9
-	ADDQ         $0x00000044, R10
-	SUBQ         $0x02, DI
-	JMP          tileQ4_0Q8_0x4x4VNNI_loop2
+	CMPQ           DI, $0x02
+	JL             tileQ4_0Q8_0x4x4VNNI_tail
+	MOVWLZX        (CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X2
+	VINSERTF128    $0x01, X2, Y2, Y2
+	VBROADCASTI128 2(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y4, Y6
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y5, Y4, Y9
+	VPUNPCKLDQ     Y9, Y6, Y5
+	VPUNPCKHDQ     Y9, Y6, Y6
+	VPADDD         Y6, Y5, Y5
+	VMOVDQU        2(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y6, Y4, Y9
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y6, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 2(DX), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPSUBB         bytes8<>+0(SB), Y4, Y4
+	VPSIGNB        Y4, Y4, Y5
+	VMOVDQU        2(CX), Y6
+	VPSIGNB        Y4, Y6, Y6
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y6, Y5, Y9
+	VMOVDQU        2(R8), Y6
+	VPSIGNB        Y4, Y6, Y6
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y6, Y5, Y10
+	VPUNPCKLDQ     Y10, Y9, Y6
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y6, Y6
+	VMOVDQU        2(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y5, Y10
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y5, Y4
+	VPUNPCKLDQ     Y4, Y10, Y5
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y5, Y5
+	VPUNPCKLQDQ    Y5, Y6, Y4
+	VPUNPCKHQDQ    Y5, Y6, Y5
+	VPADDD         Y5, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y5
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VPBROADCASTW   (AX), X3
+	VPBROADCASTW   (DX), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y2, Y3, Y3
+	VCVTDQ2PS      Y5, Y5
+	VFMADD231PS    Y5, Y3, Y0
+	VBROADCASTI128 2(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y4, Y6
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y5, Y4, Y9
+	VPUNPCKLDQ     Y9, Y6, Y5
+	VPUNPCKHDQ     Y9, Y6, Y6
+	VPADDD         Y6, Y5, Y5
+	VMOVDQU        2(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y6, Y4, Y9
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y6, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 2(SI), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPSUBB         bytes8<>+0(SB), Y4, Y4
+	VPSIGNB        Y4, Y4, Y5
+	VMOVDQU        2(CX), Y6
+	VPSIGNB        Y4, Y6, Y6
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y6, Y5, Y9
+	VMOVDQU        2(R8), Y6
+	VPSIGNB        Y4, Y6, Y6
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y6, Y5, Y10
+	VPUNPCKLDQ     Y10, Y9, Y6
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y6, Y6
+	VMOVDQU        2(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y5, Y10
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y5, Y4
+	VPUNPCKLDQ     Y4, Y10, Y5
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y5, Y5
+	VPUNPCKLQDQ    Y5, Y6, Y4
+	VPUNPCKHQDQ    Y5, Y6, Y5
+	VPADDD         Y5, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y5
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VPBROADCASTW   (BX), X3
+	VPBROADCASTW   (SI), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y2, Y3, Y3
+	VCVTDQ2PS      Y5, Y5
+	VFMADD231PS    Y5, Y3, Y1
+	MOVWLZX        34(CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, 34(R8), X2, X2
+	VPINSRW        $0x02, 34(R9), X2, X2
+	VPINSRW        $0x03, 34(R10), X2, X2
+	VCVTPH2PS      X2, X7
+	VINSERTF128    $0x01, X7, Y7, Y7
+	VBROADCASTI128 20(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y4, Y6
+	VMOVDQU        36(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y5, Y4, Y9
+	VPUNPCKLDQ     Y9, Y6, Y5
+	VPUNPCKHDQ     Y9, Y6, Y6
+	VPADDD         Y6, Y5, Y5
+	VMOVDQU        36(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y6, Y4, Y9
+	VMOVDQU        36(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y6, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 20(DX), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPSUBB         bytes8<>+0(SB), Y4, Y4
+	VPSIGNB        Y4, Y4, Y5
+	VMOVDQU        36(CX), Y6
+	VPSIGNB        Y4, Y6, Y6
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y6, Y5, Y9
+	VMOVDQU        36(R8), Y6
+	VPSIGNB        Y4, Y6, Y6
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y6, Y5, Y10
+	VPUNPCKLDQ     Y10, Y9, Y6
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y6, Y6
+	VMOVDQU        36(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y5, Y10
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y5, Y4
+	VPUNPCKLDQ     Y4, Y10, Y5
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y5, Y5
+	VPUNPCKLQDQ    Y5, Y6, Y4
+	VPUNPCKHQDQ    Y5, Y6, Y5
+	VPADDD         Y5, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y5
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VPBROADCASTW   18(AX), X2
+	VPBROADCASTW   18(DX), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y3
+	VMULPS         Y7, Y3, Y3
+	VCVTDQ2PS      Y5, Y5
+	VFMADD231PS    Y5, Y3, Y0
+	VBROADCASTI128 20(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y4, Y6
+	VMOVDQU        36(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y5, Y4, Y9
+	VPUNPCKLDQ     Y9, Y6, Y5
+	VPUNPCKHDQ     Y9, Y6, Y6
+	VPADDD         Y6, Y5, Y5
+	VMOVDQU        36(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y6, Y4, Y9
+	VMOVDQU        36(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y6, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 20(SI), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPSUBB         bytes8<>+0(SB), Y4, Y4
+	VPSIGNB        Y4, Y4, Y5
+	VMOVDQU        36(CX), Y6
+	VPSIGNB        Y4, Y6, Y6
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y6, Y5, Y9
+	VMOVDQU        36(R8), Y6
+	VPSIGNB        Y4, Y6, Y6
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y6, Y5, Y10
+	VPUNPCKLDQ     Y10, Y9, Y6
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y6, Y6
+	VMOVDQU        36(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y5, Y10
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y5, Y4
+	VPUNPCKLDQ     Y4, Y10, Y5
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y5, Y5
+	VPUNPCKLQDQ    Y5, Y6, Y4
+	VPUNPCKHQDQ    Y5, Y6, Y5
+	VPADDD         Y5, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y5
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VPBROADCASTW   18(BX), X2
+	VPBROADCASTW   18(SI), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y3
+	VMULPS         Y7, Y3, Y3
+	VCVTDQ2PS      Y5, Y5
+	VFMADD231PS    Y5, Y3, Y1
+	ADDQ           $0x00000024, AX
+	ADDQ           $0x00000024, DX
+	ADDQ           $0x00000024, BX
+	ADDQ           $0x00000024, SI
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, R8
+	ADDQ           $0x00000044, R9
+	ADDQ           $0x00000044, R10
+	SUBQ           $0x02, DI
+	JMP            tileQ4_0Q8_0x4x4VNNI_loop2
 
 tileQ4_0Q8_0x4x4VNNI_tail:
-	TESTQ        DI, DI
-	JZ           tileQ4_0Q8_0x4x4VNNI_done
-	MOVWLZX      (CX), DI
-	VMOVD        DI, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X8
-	VINSERTF128  $0x01, X8, Y8, Y8
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y3, Y5
-	VMOVDQU      2(R8), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y4, Y3, Y6
-	VPUNPCKLDQ   Y6, Y5, Y4
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y3, Y6
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y3, Y2
-	VPUNPCKLDQ   Y2, Y6, Y3
-	VPUNPCKHDQ   Y2, Y6, Y2
-	VPADDD       Y2, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y4, Y2
-	VPUNPCKHQDQ  Y3, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(DX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y4, Y6
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y5, Y4, Y7
-	VPUNPCKLDQ   Y7, Y6, Y5
-	VPUNPCKHDQ   Y7, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VMOVDQU      2(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y6, Y4, Y7
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y6, Y4, Y3
-	VPUNPCKLDQ   Y3, Y7, Y4
-	VPUNPCKHDQ   Y3, Y7, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPERM2I128   $0x21, Y3, Y2, Y4
-	VPBLENDD     $0xf0, Y3, Y2, Y2
-	VPADDD       Y2, Y4, Y4
-	VPBROADCASTW (AX), X2
-	VPBROADCASTW (DX), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y2
-	VMULPS       Y8, Y2, Y2
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y2, Y0
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(BX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPSUBB       bytes8<>+0(SB), Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y3, Y5
-	VMOVDQU      2(R8), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y4, Y3, Y6
-	VPUNPCKLDQ   Y6, Y5, Y4
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y3, Y6
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y3, Y2
-	VPUNPCKLDQ   Y2, Y6, Y3
-	VPUNPCKHDQ   Y2, Y6, Y2
-	VPADDD       Y2, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y4, Y2
-	VPUNPCKHQDQ  Y3, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(SI), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPSUBB       bytes8<>+0(SB), Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y4, Y6
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y5, Y4, Y7
-	VPUNPCKLDQ   Y7, Y6, Y5
-	VPUNPCKHDQ   Y7, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VMOVDQU      2(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y6, Y4, Y7
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y6, Y4, Y3
-	VPUNPCKLDQ   Y3, Y7, Y4
-	VPUNPCKHDQ   Y3, Y7, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPERM2I128   $0x21, Y3, Y2, Y4
-	VPBLENDD     $0xf0, Y3, Y2, Y2
-	VPADDD       Y2, Y4, Y4
-	VPBROADCASTW (BX), X2
-	VPBROADCASTW (SI), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y2
-	VMULPS       Y8, Y2, Y2
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y2, Y1
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000012, DX
-	ADDQ         $0x00000012, BX
-	ADDQ         $0x00000012, SI
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, R8
-	ADDQ         $0x00000022, R9
-	ADDQ         $0x00000022, R10
+	TESTQ          DI, DI
+	JZ             tileQ4_0Q8_0x4x4VNNI_done
+	MOVWLZX        (CX), DI
+	VMOVD          DI, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X8
+	VINSERTF128    $0x01, X8, Y8, Y8
+	VBROADCASTI128 2(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y3, Y5
+	VMOVDQU        2(R8), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y4, Y3, Y6
+	VPUNPCKLDQ     Y6, Y5, Y4
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y4, Y4
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y3, Y6
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y3, Y2
+	VPUNPCKLDQ     Y2, Y6, Y3
+	VPUNPCKHDQ     Y2, Y6, Y2
+	VPADDD         Y2, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y4, Y2
+	VPUNPCKHQDQ    Y3, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VBROADCASTI128 2(DX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y4, Y6
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y5, Y4, Y7
+	VPUNPCKLDQ     Y7, Y6, Y5
+	VPUNPCKHDQ     Y7, Y6, Y6
+	VPADDD         Y6, Y5, Y5
+	VMOVDQU        2(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y6, Y4, Y7
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y6, Y4, Y3
+	VPUNPCKLDQ     Y3, Y7, Y4
+	VPUNPCKHDQ     Y3, Y7, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPERM2I128     $0x21, Y3, Y2, Y4
+	VPBLENDD       $0xf0, Y3, Y2, Y2
+	VPADDD         Y2, Y4, Y4
+	VPBROADCASTW   (AX), X2
+	VPBROADCASTW   (DX), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y2
+	VMULPS         Y8, Y2, Y2
+	VCVTDQ2PS      Y4, Y4
+	VFMADD231PS    Y4, Y2, Y0
+	VBROADCASTI128 2(BX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y3, Y5
+	VMOVDQU        2(R8), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y4, Y3, Y6
+	VPUNPCKLDQ     Y6, Y5, Y4
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y4, Y4
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y3, Y6
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y3, Y2
+	VPUNPCKLDQ     Y2, Y6, Y3
+	VPUNPCKHDQ     Y2, Y6, Y2
+	VPADDD         Y2, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y4, Y2
+	VPUNPCKHQDQ    Y3, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VBROADCASTI128 2(SI), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPSUBB         bytes8<>+0(SB), Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y4, Y6
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y5, Y4, Y7
+	VPUNPCKLDQ     Y7, Y6, Y5
+	VPUNPCKHDQ     Y7, Y6, Y6
+	VPADDD         Y6, Y5, Y5
+	VMOVDQU        2(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y6, Y4, Y7
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y6, Y4, Y3
+	VPUNPCKLDQ     Y3, Y7, Y4
+	VPUNPCKHDQ     Y3, Y7, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPERM2I128     $0x21, Y3, Y2, Y4
+	VPBLENDD       $0xf0, Y3, Y2, Y2
+	VPADDD         Y2, Y4, Y4
+	VPBROADCASTW   (BX), X2
+	VPBROADCASTW   (SI), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y2
+	VMULPS         Y8, Y2, Y2
+	VCVTDQ2PS      Y4, Y4
+	VFMADD231PS    Y4, Y2, Y1
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000012, DX
+	ADDQ           $0x00000012, BX
+	ADDQ           $0x00000012, SI
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, R8
+	ADDQ           $0x00000022, R9
+	ADDQ           $0x00000022, R10
 
 tileQ4_0Q8_0x4x4VNNI_done:
 	VUNPCKLPS    Y1, Y0, Y2
@@ -8735,153 +8631,143 @@ TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
 	VXORPS X0, X0, X0
 
 dotQ5_0Q8_0AVX2_loop4:
-	CMPQ         DX, $0x04
-	JL           dotQ5_0Q8_0AVX2_loop1
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      28(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 24(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(CX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      50(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 46(AX), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      70(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      72(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 68(AX), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      104(CX), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y1, Y3
-	VPUNPCKHQDQ  Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), BX
-	VMOVD        BX, X2
-	VPINSRW      $0x01, 22(AX), X2, X2
-	VPINSRW      $0x02, 44(AX), X2, X2
-	VPINSRW      $0x03, 66(AX), X2, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (CX), BX
-	VMOVD        BX, X3
-	VPINSRW      $0x01, 34(CX), X3, X3
-	VPINSRW      $0x02, 68(CX), X3, X3
-	VPINSRW      $0x03, 102(CX), X3, X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	VPERMILPS    $0x01, X1, X3
-	VPERMILPS    $0x01, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x02, X1, X3
-	VPERMILPS    $0x02, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x03, X1, X1
-	VPERMILPS    $0x03, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000058, AX
-	ADDQ         $0x00000088, CX
-	SUBQ         $0x04, DX
-	JMP          dotQ5_0Q8_0AVX2_loop4
+	CMPQ           DX, $0x04
+	JL             dotQ5_0Q8_0AVX2_loop1
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VBROADCASTI128 28(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   24(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(CX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VBROADCASTI128 50(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   46(AX), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        70(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VBROADCASTI128 72(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   68(AX), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        104(CX), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), BX
+	VMOVD          BX, X2
+	VPINSRW        $0x01, 22(AX), X2, X2
+	VPINSRW        $0x02, 44(AX), X2, X2
+	VPINSRW        $0x03, 66(AX), X2, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (CX), BX
+	VMOVD          BX, X3
+	VPINSRW        $0x01, 34(CX), X3, X3
+	VPINSRW        $0x02, 68(CX), X3, X3
+	VPINSRW        $0x03, 102(CX), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	VPERMILPS      $0x01, X1, X3
+	VPERMILPS      $0x01, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X1, X3
+	VPERMILPS      $0x02, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X1, X1
+	VPERMILPS      $0x03, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000058, AX
+	ADDQ           $0x00000088, CX
+	SUBQ           $0x04, DX
+	JMP            dotQ5_0Q8_0AVX2_loop4
 
 dotQ5_0Q8_0AVX2_loop1:
-	TESTQ        DX, DX
-	JZ           dotQ5_0Q8_0AVX2_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), BX
-	VMOVD        BX, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (CX), BX
-	VMOVD        BX, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000016, AX
-	ADDQ         $0x00000022, CX
-	DECQ         DX
-	JMP          dotQ5_0Q8_0AVX2_loop1
+	TESTQ          DX, DX
+	JZ             dotQ5_0Q8_0AVX2_done
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), BX
+	VMOVD          BX, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (CX), BX
+	VMOVD          BX, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000016, AX
+	ADDQ           $0x00000022, CX
+	DECQ           DX
+	JMP            dotQ5_0Q8_0AVX2_loop1
 
 dotQ5_0Q8_0AVX2_done:
 	VZEROUPPER
@@ -8911,109 +8797,101 @@ dotQ5_0Q8_0RowsAVX2_rows4:
 	VXORPS X0, X0, X0
 
 dotQ5_0Q8_0RowsAVX2_r4block:
-	TESTQ        R11, R11
-	JZ           dotQ5_0Q8_0RowsAVX2_r4done
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8192(DI)
-	PREFETCHT0   8192(R8)
-	PREFETCHT0   8192(R9)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(DI), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(DI), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(R8), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(R8), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(R9), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(R9), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y1, Y3
-	VPUNPCKHQDQ  Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), R12
-	VMOVD        R12, X2
-	VPINSRW      $0x01, (DI), X2, X2
-	VPINSRW      $0x02, (R8), X2, X2
-	VPINSRW      $0x03, (R9), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW (R10), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x00000016, AX
-	ADDQ         $0x00000016, DI
-	ADDQ         $0x00000016, R8
-	ADDQ         $0x00000016, R9
-	ADDQ         $0x00000022, R10
-	DECQ         R11
-	JMP          dotQ5_0Q8_0RowsAVX2_r4block
+	TESTQ          R11, R11
+	JZ             dotQ5_0Q8_0RowsAVX2_r4done
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8192(DI)
+	PREFETCHT0     8192(R8)
+	PREFETCHT0     8192(R9)
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VBROADCASTI128 6(DI), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(DI), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VBROADCASTI128 6(R8), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(R8), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VBROADCASTI128 6(R9), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(R9), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), R12
+	VMOVD          R12, X2
+	VPINSRW        $0x01, (DI), X2, X2
+	VPINSRW        $0x02, (R8), X2, X2
+	VPINSRW        $0x03, (R9), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   (R10), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	ADDQ           $0x00000016, AX
+	ADDQ           $0x00000016, DI
+	ADDQ           $0x00000016, R8
+	ADDQ           $0x00000016, R9
+	ADDQ           $0x00000022, R10
+	DECQ           R11
+	JMP            dotQ5_0Q8_0RowsAVX2_r4block
 
 dotQ5_0Q8_0RowsAVX2_r4done:
 	VMOVUPS X0, (BX)
@@ -9032,155 +8910,145 @@ dotQ5_0Q8_0RowsAVX2_row:
 	VXORPS X0, X0, X0
 
 dotQ5_0Q8_0RowsAVX2_loop4:
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8256(AX)
-	CMPQ         DI, $0x04
-	JL           dotQ5_0Q8_0RowsAVX2_loop1
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      28(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 24(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      50(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 46(AX), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      70(SI), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      72(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 68(AX), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      104(SI), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y1, Y3
-	VPUNPCKHQDQ  Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X2
-	VPINSRW      $0x01, 22(AX), X2, X2
-	VPINSRW      $0x02, 44(AX), X2, X2
-	VPINSRW      $0x03, 66(AX), X2, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VPINSRW      $0x01, 34(SI), X3, X3
-	VPINSRW      $0x02, 68(SI), X3, X3
-	VPINSRW      $0x03, 102(SI), X3, X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	VPERMILPS    $0x01, X1, X3
-	VPERMILPS    $0x01, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x02, X1, X3
-	VPERMILPS    $0x02, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x03, X1, X1
-	VPERMILPS    $0x03, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000058, AX
-	ADDQ         $0x00000088, SI
-	SUBQ         $0x04, DI
-	JMP          dotQ5_0Q8_0RowsAVX2_loop4
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8256(AX)
+	CMPQ           DI, $0x04
+	JL             dotQ5_0Q8_0RowsAVX2_loop1
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VBROADCASTI128 28(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   24(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VBROADCASTI128 50(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   46(AX), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        70(SI), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VBROADCASTI128 72(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   68(AX), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        104(SI), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X2
+	VPINSRW        $0x01, 22(AX), X2, X2
+	VPINSRW        $0x02, 44(AX), X2, X2
+	VPINSRW        $0x03, 66(AX), X2, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VPINSRW        $0x01, 34(SI), X3, X3
+	VPINSRW        $0x02, 68(SI), X3, X3
+	VPINSRW        $0x03, 102(SI), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	VPERMILPS      $0x01, X1, X3
+	VPERMILPS      $0x01, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X1, X3
+	VPERMILPS      $0x02, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X1, X1
+	VPERMILPS      $0x03, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000058, AX
+	ADDQ           $0x00000088, SI
+	SUBQ           $0x04, DI
+	JMP            dotQ5_0Q8_0RowsAVX2_loop4
 
 dotQ5_0Q8_0RowsAVX2_loop1:
-	TESTQ        DI, DI
-	JZ           dotQ5_0Q8_0RowsAVX2_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000016, AX
-	ADDQ         $0x00000022, SI
-	DECQ         DI
-	JMP          dotQ5_0Q8_0RowsAVX2_loop1
+	TESTQ          DI, DI
+	JZ             dotQ5_0Q8_0RowsAVX2_done
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000016, AX
+	ADDQ           $0x00000022, SI
+	DECQ           DI
+	JMP            dotQ5_0Q8_0RowsAVX2_loop1
 
 dotQ5_0Q8_0RowsAVX2_done:
 	VZEROUPPER
@@ -9216,109 +9084,101 @@ dotQ5_0Q8_0RowsVNNI_rows4:
 	VXORPS X0, X0, X0
 
 dotQ5_0Q8_0RowsVNNI_r4block:
-	TESTQ        R11, R11
-	JZ           dotQ5_0Q8_0RowsVNNI_r4done
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8192(DI)
-	PREFETCHT0   8192(R8)
-	PREFETCHT0   8192(R9)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y3, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(DI), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(DI), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y4, Y3, Y2
-	VPUNPCKLDQ   Y2, Y1, Y3
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(R8), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(R8), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(R9), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(R9), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y4, Y2
-	VPUNPCKLDQ   Y2, Y1, Y4
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y3, Y1
-	VPUNPCKHQDQ  Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (AX), R12
-	VMOVD        R12, X1
-	VPINSRW      $0x01, (DI), X1, X1
-	VPINSRW      $0x02, (R8), X1, X1
-	VPINSRW      $0x03, (R9), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW (R10), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x00000016, AX
-	ADDQ         $0x00000016, DI
-	ADDQ         $0x00000016, R8
-	ADDQ         $0x00000016, R9
-	ADDQ         $0x00000022, R10
-	DECQ         R11
-	JMP          dotQ5_0Q8_0RowsVNNI_r4block
+	TESTQ          R11, R11
+	JZ             dotQ5_0Q8_0RowsVNNI_r4done
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8192(DI)
+	PREFETCHT0     8192(R8)
+	PREFETCHT0     8192(R9)
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VBROADCASTI128 6(DI), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(DI), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y4, Y3, Y2
+	VPUNPCKLDQ     Y2, Y1, Y3
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VBROADCASTI128 6(R8), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(R8), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VBROADCASTI128 6(R9), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(R9), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y2, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y4, Y2
+	VPUNPCKLDQ     Y2, Y1, Y4
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y3, Y1
+	VPUNPCKHQDQ    Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R12
+	VMOVD          R12, X1
+	VPINSRW        $0x01, (DI), X1, X1
+	VPINSRW        $0x02, (R8), X1, X1
+	VPINSRW        $0x03, (R9), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   (R10), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	ADDQ           $0x00000016, AX
+	ADDQ           $0x00000016, DI
+	ADDQ           $0x00000016, R8
+	ADDQ           $0x00000016, R9
+	ADDQ           $0x00000022, R10
+	DECQ           R11
+	JMP            dotQ5_0Q8_0RowsVNNI_r4block
 
 dotQ5_0Q8_0RowsVNNI_r4done:
 	VMOVUPS X0, (BX)
@@ -9337,155 +9197,145 @@ dotQ5_0Q8_0RowsVNNI_row:
 	VXORPS X0, X0, X0
 
 dotQ5_0Q8_0RowsVNNI_loop4:
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8256(AX)
-	CMPQ         DI, $0x04
-	JL           dotQ5_0Q8_0RowsVNNI_loop1
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y3, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      28(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 24(AX), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      36(SI), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y4, Y3, Y2
-	VPUNPCKLDQ   Y2, Y1, Y3
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      50(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 46(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      70(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      72(AX), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 68(AX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      104(SI), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y4, Y2
-	VPUNPCKLDQ   Y2, Y1, Y4
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y3, Y1
-	VPUNPCKHQDQ  Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X1
-	VPINSRW      $0x01, 22(AX), X1, X1
-	VPINSRW      $0x02, 44(AX), X1, X1
-	VPINSRW      $0x03, 66(AX), X1, X1
-	VCVTPH2PS    X1, X1
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VPINSRW      $0x01, 34(SI), X3, X3
-	VPINSRW      $0x02, 68(SI), X3, X3
-	VPINSRW      $0x03, 102(SI), X3, X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231SS  X2, X1, X0
-	VPERMILPS    $0x01, X2, X3
-	VPERMILPS    $0x01, X1, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x02, X2, X3
-	VPERMILPS    $0x02, X1, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x03, X2, X2
-	VPERMILPS    $0x03, X1, X1
-	VFMADD231SS  X2, X1, X0
-	ADDQ         $0x00000058, AX
-	ADDQ         $0x00000088, SI
-	SUBQ         $0x04, DI
-	JMP          dotQ5_0Q8_0RowsVNNI_loop4
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8256(AX)
+	CMPQ           DI, $0x04
+	JL             dotQ5_0Q8_0RowsVNNI_loop1
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VBROADCASTI128 28(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   24(AX), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y4, Y3, Y2
+	VPUNPCKLDQ     Y2, Y1, Y3
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VBROADCASTI128 50(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   46(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        70(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VBROADCASTI128 72(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   68(AX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y2, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        104(SI), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y4, Y2
+	VPUNPCKLDQ     Y2, Y1, Y4
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y3, Y1
+	VPUNPCKHQDQ    Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, 22(AX), X1, X1
+	VPINSRW        $0x02, 44(AX), X1, X1
+	VPINSRW        $0x03, 66(AX), X1, X1
+	VCVTPH2PS      X1, X1
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VPINSRW        $0x01, 34(SI), X3, X3
+	VPINSRW        $0x02, 68(SI), X3, X3
+	VPINSRW        $0x03, 102(SI), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	VPERMILPS      $0x01, X2, X3
+	VPERMILPS      $0x01, X1, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X2, X3
+	VPERMILPS      $0x02, X1, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X2, X2
+	VPERMILPS      $0x03, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000058, AX
+	ADDQ           $0x00000088, SI
+	SUBQ           $0x04, DI
+	JMP            dotQ5_0Q8_0RowsVNNI_loop4
 
 dotQ5_0Q8_0RowsVNNI_loop1:
-	TESTQ        DI, DI
-	JZ           dotQ5_0Q8_0RowsVNNI_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y3, Y2, Y1
-	VPHADDD      Y1, Y1, Y1
-	VPHADDD      Y1, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X1
-	VCVTPH2PS    X1, X1
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X1, X1
-	VFMADD231SS  X2, X1, X0
-	ADDQ         $0x00000016, AX
-	ADDQ         $0x00000022, SI
-	DECQ         DI
-	JMP          dotQ5_0Q8_0RowsVNNI_loop1
+	TESTQ          DI, DI
+	JZ             dotQ5_0Q8_0RowsVNNI_done
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VPHADDD        Y1, Y1, Y1
+	VPHADDD        Y1, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X1
+	VCVTPH2PS      X1, X1
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000016, AX
+	ADDQ           $0x00000022, SI
+	DECQ           DI
+	JMP            dotQ5_0Q8_0RowsVNNI_loop1
 
 dotQ5_0Q8_0RowsVNNI_done:
 	VZEROUPPER
@@ -9514,177 +9364,171 @@ TEXT ·dotQ5_0Q8_0x4AVX2(SB), NOSPLIT, $0-48
 	VXORPS X0, X0, X0
 
 dotQ5_0Q8_0x4AVX2_loop2:
-	CMPQ         DX, $0x02
-	JL           dotQ5_0Q8_0x4AVX2_tail
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(BX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y5
-	VPUNPCKHDQ   Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X2
-	VPINSRW      $0x01, (BX), X2, X2
-	VPINSRW      $0x02, (SI), X2, X2
-	VPINSRW      $0x03, (DI), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      28(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 24(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      36(BX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y5
-	VPUNPCKHDQ   Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VMOVDQU      36(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      36(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X2
-	VPINSRW      $0x01, 34(BX), X2, X2
-	VPINSRW      $0x02, 34(SI), X2, X2
-	VPINSRW      $0x03, 34(DI), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW 22(AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x0000002c, AX
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, BX
-	ADDQ         $0x00000044, SI
-	ADDQ         $0x00000044, DI
-	SUBQ         $0x02, DX
-	JMP          dotQ5_0Q8_0x4AVX2_loop2
+	CMPQ           DX, $0x02
+	JL             dotQ5_0Q8_0x4AVX2_tail
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(BX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y5
+	VPUNPCKHDQ     Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (CX), R8
+	VMOVD          R8, X2
+	VPINSRW        $0x01, (BX), X2, X2
+	VPINSRW        $0x02, (SI), X2, X2
+	VPINSRW        $0x03, (DI), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	VBROADCASTI128 28(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   24(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        36(BX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y5
+	VPUNPCKHDQ     Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VMOVDQU        36(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        36(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        34(CX), R8
+	VMOVD          R8, X2
+	VPINSRW        $0x01, 34(BX), X2, X2
+	VPINSRW        $0x02, 34(SI), X2, X2
+	VPINSRW        $0x03, 34(DI), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   22(AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	ADDQ           $0x0000002c, AX
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, BX
+	ADDQ           $0x00000044, SI
+	ADDQ           $0x00000044, DI
+	SUBQ           $0x02, DX
+	JMP            dotQ5_0Q8_0x4AVX2_loop2
 
 dotQ5_0Q8_0x4AVX2_tail:
-	TESTQ        DX, DX
-	JZ           dotQ5_0Q8_0x4AVX2_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(BX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y5
-	VPUNPCKHDQ   Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (CX), DX
-	VMOVD        DX, X2
-	VPINSRW      $0x01, (BX), X2, X2
-	VPINSRW      $0x02, (SI), X2, X2
-	VPINSRW      $0x03, (DI), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x00000016, AX
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, BX
-	ADDQ         $0x00000022, SI
-	ADDQ         $0x00000022, DI
+	TESTQ          DX, DX
+	JZ             dotQ5_0Q8_0x4AVX2_done
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(BX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y5
+	VPUNPCKHDQ     Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (CX), DX
+	VMOVD          DX, X2
+	VPINSRW        $0x01, (BX), X2, X2
+	VPINSRW        $0x02, (SI), X2, X2
+	VPINSRW        $0x03, (DI), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	ADDQ           $0x00000016, AX
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, BX
+	ADDQ           $0x00000022, SI
+	ADDQ           $0x00000022, DI
 
 dotQ5_0Q8_0x4AVX2_done:
 	MOVQ       out+32(FP), AX
@@ -9717,177 +9561,171 @@ TEXT ·dotQ5_0Q8_0x4VNNI(SB), NOSPLIT, $0-48
 	VXORPS X0, X0, X0
 
 dotQ5_0Q8_0x4VNNI_loop2:
-	CMPQ         DX, $0x02
-	JL           dotQ5_0Q8_0x4VNNI_tail
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y3, Y2, Y4
-	VMOVDQU      2(BX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y3, Y2, Y5
-	VPUNPCKLDQ   Y5, Y4, Y3
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      2(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y2, Y5
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPUNPCKLDQ   Y1, Y5, Y2
-	VPUNPCKHDQ   Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y3, Y1
-	VPUNPCKHQDQ  Y2, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X1
-	VPINSRW      $0x01, (BX), X1, X1
-	VPINSRW      $0x02, (SI), X1, X1
-	VPINSRW      $0x03, (DI), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      28(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 24(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y3, Y2, Y4
-	VMOVDQU      36(BX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y3, Y2, Y5
-	VPUNPCKLDQ   Y5, Y4, Y3
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      36(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y2, Y5
-	VMOVDQU      36(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPUNPCKLDQ   Y1, Y5, Y2
-	VPUNPCKHDQ   Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y3, Y1
-	VPUNPCKHQDQ  Y2, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X1
-	VPINSRW      $0x01, 34(BX), X1, X1
-	VPINSRW      $0x02, 34(SI), X1, X1
-	VPINSRW      $0x03, 34(DI), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW 22(AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x0000002c, AX
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, BX
-	ADDQ         $0x00000044, SI
-	ADDQ         $0x00000044, DI
-	SUBQ         $0x02, DX
-	JMP          dotQ5_0Q8_0x4VNNI_loop2
+	CMPQ           DX, $0x02
+	JL             dotQ5_0Q8_0x4VNNI_tail
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y3, Y2, Y4
+	VMOVDQU        2(BX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y3, Y2, Y5
+	VPUNPCKLDQ     Y5, Y4, Y3
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VMOVDQU        2(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y2, Y5
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VPUNPCKLDQ     Y1, Y5, Y2
+	VPUNPCKHDQ     Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y3, Y1
+	VPUNPCKHQDQ    Y2, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (CX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, (BX), X1, X1
+	VPINSRW        $0x02, (SI), X1, X1
+	VPINSRW        $0x03, (DI), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	VBROADCASTI128 28(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   24(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y3, Y2, Y4
+	VMOVDQU        36(BX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y3, Y2, Y5
+	VPUNPCKLDQ     Y5, Y4, Y3
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y2, Y5
+	VMOVDQU        36(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VPUNPCKLDQ     Y1, Y5, Y2
+	VPUNPCKHDQ     Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y3, Y1
+	VPUNPCKHQDQ    Y2, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        34(CX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, 34(BX), X1, X1
+	VPINSRW        $0x02, 34(SI), X1, X1
+	VPINSRW        $0x03, 34(DI), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   22(AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	ADDQ           $0x0000002c, AX
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, BX
+	ADDQ           $0x00000044, SI
+	ADDQ           $0x00000044, DI
+	SUBQ           $0x02, DX
+	JMP            dotQ5_0Q8_0x4VNNI_loop2
 
 dotQ5_0Q8_0x4VNNI_tail:
-	TESTQ        DX, DX
-	JZ           dotQ5_0Q8_0x4VNNI_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      6(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPBROADCASTD 2(AX), Y2
-	VPSHUFB      qhShuf<>+0(SB), Y2, Y2
-	VPOR         bitSelect<>+0(SB), Y2, Y2
-	VPCMPEQB     Y3, Y3, Y3
-	VPCMPEQB     Y3, Y2, Y2
-	VPANDN       maskF0<>+0(SB), Y2, Y2
-	VPOR         Y2, Y1, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y3, Y2, Y4
-	VMOVDQU      2(BX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y3, Y2, Y5
-	VPUNPCKLDQ   Y5, Y4, Y3
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      2(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y2, Y5
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPUNPCKLDQ   Y1, Y5, Y2
-	VPUNPCKHDQ   Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y3, Y1
-	VPUNPCKHQDQ  Y2, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (CX), DX
-	VMOVD        DX, X1
-	VPINSRW      $0x01, (BX), X1, X1
-	VPINSRW      $0x02, (SI), X1, X1
-	VPINSRW      $0x03, (DI), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x00000016, AX
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, BX
-	ADDQ         $0x00000022, SI
-	ADDQ         $0x00000022, DI
+	TESTQ          DX, DX
+	JZ             dotQ5_0Q8_0x4VNNI_done
+	VBROADCASTI128 6(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSHUFB        qhShuf<>+0(SB), Y2, Y2
+	VPOR           bitSelect<>+0(SB), Y2, Y2
+	VPCMPEQB       Y3, Y3, Y3
+	VPCMPEQB       Y3, Y2, Y2
+	VPANDN         maskF0<>+0(SB), Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y3, Y2, Y4
+	VMOVDQU        2(BX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y3, Y2, Y5
+	VPUNPCKLDQ     Y5, Y4, Y3
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VMOVDQU        2(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y2, Y5
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VPUNPCKLDQ     Y1, Y5, Y2
+	VPUNPCKHDQ     Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y3, Y1
+	VPUNPCKHQDQ    Y2, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (CX), DX
+	VMOVD          DX, X1
+	VPINSRW        $0x01, (BX), X1, X1
+	VPINSRW        $0x02, (SI), X1, X1
+	VPINSRW        $0x03, (DI), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	ADDQ           $0x00000016, AX
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, BX
+	ADDQ           $0x00000022, SI
+	ADDQ           $0x00000022, DI
 
 dotQ5_0Q8_0x4VNNI_done:
 	MOVQ       out+32(FP), AX
@@ -9927,567 +9765,543 @@ TEXT ·tileQ5_0Q8_0x4x4AVX2(SB), NOSPLIT, $0-56
 	VXORPS Y1, Y1, Y1
 
 tileQ5_0Q8_0x4x4AVX2_loop2:
-	CMPQ         DI, $0x02
-	JL           tileQ5_0Q8_0x4x4AVX2_tail
-	MOVWLZX      (CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X2
-	VINSERTF128  $0x01, X2, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      6(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 2(AX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y5, Y9
-	VPUNPCKHDQ   Y8, Y5, Y5
-	VPADDD       Y5, Y9, Y9
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y5, Y3
-	VPUNPCKHDQ   Y8, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y9, Y4
-	VPUNPCKHQDQ  Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      6(DX), X3
-	VPSRLW       $0x04, X3, X5
-	VINSERTI128  $0x01, X5, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 2(DX), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y5, Y5
-	VPANDN       maskF0<>+0(SB), Y5, Y5
-	VPOR         Y5, Y3, Y3
-	VPSIGNB      Y3, Y3, Y5
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y5, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      2(R8), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y10
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y10, Y10
-	VMOVDQU      2(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y5, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y3
-	VPUNPCKHDQ   Y9, Y8, Y5
-	VPADDD       Y5, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y5
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y5, Y5
-	VPERM2I128   $0x21, Y5, Y4, Y3
-	VPBLENDD     $0xf0, Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW (AX), X4
-	VPBROADCASTW (DX), X5
-	VPUNPCKLQDQ  X5, X4, X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y2, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      6(BX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 2(BX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y5, Y9
-	VPUNPCKHDQ   Y8, Y5, Y5
-	VPADDD       Y5, Y9, Y9
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y5, Y3
-	VPUNPCKHDQ   Y8, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y9, Y4
-	VPUNPCKHQDQ  Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      6(SI), X3
-	VPSRLW       $0x04, X3, X5
-	VINSERTI128  $0x01, X5, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 2(SI), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y5, Y5
-	VPANDN       maskF0<>+0(SB), Y5, Y5
-	VPOR         Y5, Y3, Y3
-	VPSIGNB      Y3, Y3, Y5
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y5, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      2(R8), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y10
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y10, Y10
-	VMOVDQU      2(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y5, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y3
-	VPUNPCKHDQ   Y9, Y8, Y5
-	VPADDD       Y5, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y5
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y5, Y5
-	VPERM2I128   $0x21, Y5, Y4, Y3
-	VPBLENDD     $0xf0, Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW (BX), X4
-	VPBROADCASTW (SI), X5
-	VPUNPCKLQDQ  X5, X4, X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y2, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y1
-	MOVWLZX      34(CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, 34(R8), X2, X2
-	VPINSRW      $0x02, 34(R9), X2, X2
-	VPINSRW      $0x03, 34(R10), X2, X2
-	VCVTPH2PS    X2, X6
-	VINSERTF128  $0x01, X6, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      28(AX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 24(AX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      36(R8), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y5, Y9
-	VPUNPCKHDQ   Y8, Y5, Y5
-	VPADDD       Y5, Y9, Y9
-	VMOVDQU      36(R9), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      36(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y5, Y3
-	VPUNPCKHDQ   Y8, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y9, Y4
-	VPUNPCKHQDQ  Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      28(DX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 24(DX), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y5, Y5
-	VPANDN       maskF0<>+0(SB), Y5, Y5
-	VPOR         Y5, Y3, Y3
-	VPSIGNB      Y3, Y3, Y5
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y5, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      36(R8), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y10
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y10, Y10
-	VMOVDQU      36(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y5, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y3
-	VPUNPCKHDQ   Y9, Y8, Y5
-	VPADDD       Y5, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y5
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y5, Y5
-	VPERM2I128   $0x21, Y5, Y4, Y3
-	VPBLENDD     $0xf0, Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW 22(AX), X2
-	VPBROADCASTW 22(DX), X4
-	VPUNPCKLQDQ  X4, X2, X2
-	VCVTPH2PS    X2, Y4
-	VMULPS       Y6, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      28(BX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 24(BX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      36(R8), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y5, Y9
-	VPUNPCKHDQ   Y8, Y5, Y5
-	VPADDD       Y5, Y9, Y9
-	VMOVDQU      36(R9), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      36(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y5, Y3
-	VPUNPCKHDQ   Y8, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y9, Y4
-	VPUNPCKHQDQ  Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      28(SI), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 24(SI), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y5, Y5
-	VPANDN       maskF0<>+0(SB), Y5, Y5
-	VPOR         Y5, Y3, Y3
-	VPSIGNB      Y3, Y3, Y5
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y5, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      36(R8), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y10
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y10, Y10
-	VMOVDQU      36(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y5, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y5, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y3
-	VPUNPCKHDQ   Y9, Y8, Y5
-	VPADDD       Y5, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y5
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y5, Y5
-	VPERM2I128   $0x21, Y5, Y4, Y3
-	VPBLENDD     $0xf0, Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW 22(BX), X2
-	VPBROADCASTW 22(SI), X4
-	VPUNPCKLQDQ  X4, X2, X2
-	VCVTPH2PS    X2, Y4
-	VMULPS       Y6, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y1
-	ADDQ         $0x0000002c, AX
-	ADDQ         $0x0000002c, DX
-	ADDQ         $0x0000002c, BX
-	ADDQ         $0x0000002c, SI
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, R8
-	ADDQ         $0x00000044, R9
-	ADDQ         $0x00000044, R10
-	SUBQ         $0x02, DI
-	JMP          tileQ5_0Q8_0x4x4AVX2_loop2
+	CMPQ           DI, $0x02
+	JL             tileQ5_0Q8_0x4x4AVX2_tail
+	MOVWLZX        (CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X2
+	VINSERTF128    $0x01, X2, Y2, Y2
+	VBROADCASTI128 6(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   2(AX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y5, Y9
+	VPUNPCKHDQ     Y8, Y5, Y5
+	VPADDD         Y5, Y9, Y9
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y5, Y3
+	VPUNPCKHDQ     Y8, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y9, Y4
+	VPUNPCKHQDQ    Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 6(DX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   2(DX), Y5
+	VPSHUFB        qhShuf<>+0(SB), Y5, Y5
+	VPOR           bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB       Y8, Y8, Y8
+	VPCMPEQB       Y8, Y5, Y5
+	VPANDN         maskF0<>+0(SB), Y5, Y5
+	VPOR           Y5, Y3, Y3
+	VPSIGNB        Y3, Y3, Y5
+	VMOVDQU        2(CX), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y5, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        2(R8), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y5, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y10
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y10, Y10
+	VMOVDQU        2(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y5, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y5, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y3
+	VPUNPCKHDQ     Y9, Y8, Y5
+	VPADDD         Y5, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y5
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y5, Y5
+	VPERM2I128     $0x21, Y5, Y4, Y3
+	VPBLENDD       $0xf0, Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   (AX), X4
+	VPBROADCASTW   (DX), X5
+	VPUNPCKLQDQ    X5, X4, X4
+	VCVTPH2PS      X4, Y4
+	VMULPS         Y2, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y0
+	VBROADCASTI128 6(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   2(BX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y5, Y9
+	VPUNPCKHDQ     Y8, Y5, Y5
+	VPADDD         Y5, Y9, Y9
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y5, Y3
+	VPUNPCKHDQ     Y8, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y9, Y4
+	VPUNPCKHQDQ    Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 6(SI), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   2(SI), Y5
+	VPSHUFB        qhShuf<>+0(SB), Y5, Y5
+	VPOR           bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB       Y8, Y8, Y8
+	VPCMPEQB       Y8, Y5, Y5
+	VPANDN         maskF0<>+0(SB), Y5, Y5
+	VPOR           Y5, Y3, Y3
+	VPSIGNB        Y3, Y3, Y5
+	VMOVDQU        2(CX), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y5, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        2(R8), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y5, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y10
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y10, Y10
+	VMOVDQU        2(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y5, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y5, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y3
+	VPUNPCKHDQ     Y9, Y8, Y5
+	VPADDD         Y5, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y5
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y5, Y5
+	VPERM2I128     $0x21, Y5, Y4, Y3
+	VPBLENDD       $0xf0, Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   (BX), X4
+	VPBROADCASTW   (SI), X5
+	VPUNPCKLQDQ    X5, X4, X4
+	VCVTPH2PS      X4, Y4
+	VMULPS         Y2, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y1
+	MOVWLZX        34(CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, 34(R8), X2, X2
+	VPINSRW        $0x02, 34(R9), X2, X2
+	VPINSRW        $0x03, 34(R10), X2, X2
+	VCVTPH2PS      X2, X6
+	VINSERTF128    $0x01, X6, Y6, Y6
+	VBROADCASTI128 28(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   24(AX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        36(R8), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y5, Y9
+	VPUNPCKHDQ     Y8, Y5, Y5
+	VPADDD         Y5, Y9, Y9
+	VMOVDQU        36(R9), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        36(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y5, Y3
+	VPUNPCKHDQ     Y8, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y9, Y4
+	VPUNPCKHQDQ    Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 28(DX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   24(DX), Y5
+	VPSHUFB        qhShuf<>+0(SB), Y5, Y5
+	VPOR           bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB       Y8, Y8, Y8
+	VPCMPEQB       Y8, Y5, Y5
+	VPANDN         maskF0<>+0(SB), Y5, Y5
+	VPOR           Y5, Y3, Y3
+	VPSIGNB        Y3, Y3, Y5
+	VMOVDQU        36(CX), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y5, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        36(R8), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y5, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y10
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y10, Y10
+	VMOVDQU        36(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y5, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y5, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y3
+	VPUNPCKHDQ     Y9, Y8, Y5
+	VPADDD         Y5, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y5
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y5, Y5
+	VPERM2I128     $0x21, Y5, Y4, Y3
+	VPBLENDD       $0xf0, Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   22(AX), X2
+	VPBROADCASTW   22(DX), X4
+	VPUNPCKLQDQ    X4, X2, X2
+	VCVTPH2PS      X2, Y4
+	VMULPS         Y6, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y0
+	VBROADCASTI128 28(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   24(BX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        36(R8), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y5, Y9
+	VPUNPCKHDQ     Y8, Y5, Y5
+	VPADDD         Y5, Y9, Y9
+	VMOVDQU        36(R9), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        36(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y5, Y3
+	VPUNPCKHDQ     Y8, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y9, Y4
+	VPUNPCKHQDQ    Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 28(SI), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   24(SI), Y5
+	VPSHUFB        qhShuf<>+0(SB), Y5, Y5
+	VPOR           bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB       Y8, Y8, Y8
+	VPCMPEQB       Y8, Y5, Y5
+	VPANDN         maskF0<>+0(SB), Y5, Y5
+	VPOR           Y5, Y3, Y3
+	VPSIGNB        Y3, Y3, Y5
+	VMOVDQU        36(CX), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y5, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        36(R8), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y5, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y10
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y10, Y10
+	VMOVDQU        36(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y5, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y5, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y3
+	VPUNPCKHDQ     Y9, Y8, Y5
+	VPADDD         Y5, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y5
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y5, Y5
+	VPERM2I128     $0x21, Y5, Y4, Y3
+	VPBLENDD       $0xf0, Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   22(BX), X2
+	VPBROADCASTW   22(SI), X4
+	VPUNPCKLQDQ    X4, X2, X2
+	VCVTPH2PS      X2, Y4
+	VMULPS         Y6, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y1
+	ADDQ           $0x0000002c, AX
+	ADDQ           $0x0000002c, DX
+	ADDQ           $0x0000002c, BX
+	ADDQ           $0x0000002c, SI
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, R8
+	ADDQ           $0x00000044, R9
+	ADDQ           $0x00000044, R10
+	SUBQ           $0x02, DI
+	JMP            tileQ5_0Q8_0x4x4AVX2_loop2
 
 tileQ5_0Q8_0x4x4AVX2_tail:
-	TESTQ        DI, DI
-	JZ           tileQ5_0Q8_0x4x4AVX2_done
-	MOVWLZX      (CX), DI
-	VMOVD        DI, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X7
-	VINSERTF128  $0x01, X7, Y7, Y7
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(AX), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y6
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y6, Y6
-	VMOVDQU      2(R9), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y6, Y3
-	VPUNPCKHQDQ  Y2, Y6, Y2
-	VPADDD       Y2, Y3, Y3
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(DX), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(DX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y6
-	VPSIGNB      Y2, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y8
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y8, Y8
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y2, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y2
-	VPUNPCKHDQ   Y6, Y5, Y4
-	VPADDD       Y4, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y8, Y4
-	VPUNPCKHQDQ  Y2, Y8, Y2
-	VPADDD       Y2, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y2
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y2, Y2
-	VPBROADCASTW (AX), X3
-	VPBROADCASTW (DX), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y7, Y3, Y3
-	VCVTDQ2PS    Y2, Y2
-	VFMADD231PS  Y2, Y3, Y0
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(BX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(BX), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y6
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y6, Y6
-	VMOVDQU      2(R9), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y6, Y3
-	VPUNPCKHQDQ  Y2, Y6, Y2
-	VPADDD       Y2, Y3, Y3
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(SI), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(SI), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y2, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y6
-	VPSIGNB      Y2, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y8
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y8, Y8
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y2, Y6, Y6
-	VPMADDUBSW   Y6, Y4, Y6
-	VPMADDWD     words1<>+0(SB), Y6, Y6
-	VPUNPCKLDQ   Y6, Y5, Y2
-	VPUNPCKHDQ   Y6, Y5, Y4
-	VPADDD       Y4, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y8, Y4
-	VPUNPCKHQDQ  Y2, Y8, Y2
-	VPADDD       Y2, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y2
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y2, Y2
-	VPBROADCASTW (BX), X3
-	VPBROADCASTW (SI), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y7, Y3, Y3
-	VCVTDQ2PS    Y2, Y2
-	VFMADD231PS  Y2, Y3, Y1
-	ADDQ         $0x00000016, AX
-	ADDQ         $0x00000016, DX
-	ADDQ         $0x00000016, BX
-	ADDQ         $0x00000016, SI
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, R8
-	ADDQ         $0x00000022, R9
-	ADDQ         $0x00000022, R10
+	TESTQ          DI, DI
+	JZ             tileQ5_0Q8_0x4x4AVX2_done
+	MOVWLZX        (CX), DI
+	VMOVD          DI, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X7
+	VINSERTF128    $0x01, X7, Y7, Y7
+	VBROADCASTI128 6(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(AX), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y6
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y6, Y6
+	VMOVDQU        2(R9), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y6, Y3
+	VPUNPCKHQDQ    Y2, Y6, Y2
+	VPADDD         Y2, Y3, Y3
+	VBROADCASTI128 6(DX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(DX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y2, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y6
+	VPSIGNB        Y2, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y8
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y8, Y8
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y2, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y2
+	VPUNPCKHDQ     Y6, Y5, Y4
+	VPADDD         Y4, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y8, Y4
+	VPUNPCKHQDQ    Y2, Y8, Y2
+	VPADDD         Y2, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y2
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y2, Y2
+	VPBROADCASTW   (AX), X3
+	VPBROADCASTW   (DX), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y7, Y3, Y3
+	VCVTDQ2PS      Y2, Y2
+	VFMADD231PS    Y2, Y3, Y0
+	VBROADCASTI128 6(BX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(BX), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y6
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y6, Y6
+	VMOVDQU        2(R9), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y6, Y3
+	VPUNPCKHQDQ    Y2, Y6, Y2
+	VPADDD         Y2, Y3, Y3
+	VBROADCASTI128 6(SI), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(SI), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y2, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y6
+	VPSIGNB        Y2, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y8
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y8, Y8
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y2, Y6, Y6
+	VPMADDUBSW     Y6, Y4, Y6
+	VPMADDWD       words1<>+0(SB), Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y2
+	VPUNPCKHDQ     Y6, Y5, Y4
+	VPADDD         Y4, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y8, Y4
+	VPUNPCKHQDQ    Y2, Y8, Y2
+	VPADDD         Y2, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y2
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y2, Y2
+	VPBROADCASTW   (BX), X3
+	VPBROADCASTW   (SI), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y7, Y3, Y3
+	VCVTDQ2PS      Y2, Y2
+	VFMADD231PS    Y2, Y3, Y1
+	ADDQ           $0x00000016, AX
+	ADDQ           $0x00000016, DX
+	ADDQ           $0x00000016, BX
+	ADDQ           $0x00000016, SI
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, R8
+	ADDQ           $0x00000022, R9
+	ADDQ           $0x00000022, R10
 
 tileQ5_0Q8_0x4x4AVX2_done:
 	VUNPCKLPS    Y1, Y0, Y2
@@ -10536,567 +10350,543 @@ TEXT ·tileQ5_0Q8_0x4x4VNNI(SB), NOSPLIT, $0-56
 	VXORPS Y1, Y1, Y1
 
 tileQ5_0Q8_0x4x4VNNI_loop2:
-	CMPQ         DI, $0x02
-	JL           tileQ5_0Q8_0x4x4VNNI_tail
-	MOVWLZX      (CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X2
-	VINSERTF128  $0x01, X2, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      6(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 2(AX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y5, Y4, Y8
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y5, Y4, Y9
-	VPUNPCKLDQ   Y9, Y8, Y5
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y5, Y5
-	VMOVDQU      2(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y4, Y9
-	VMOVDQU      2(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y8, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      6(DX), X4
-	VPSRLW       $0x04, X4, X5
-	VINSERTI128  $0x01, X5, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPBROADCASTD 2(DX), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y5, Y5
-	VPANDN       maskF0<>+0(SB), Y5, Y5
-	VPOR         Y5, Y4, Y4
-	VPSIGNB      Y4, Y4, Y5
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y5, Y9
-	VMOVDQU      2(R8), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y8, Y5, Y10
-	VPUNPCKLDQ   Y10, Y9, Y8
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y8, Y8
-	VMOVDQU      2(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y5, Y10
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y5, Y4
-	VPUNPCKLDQ   Y4, Y10, Y5
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y5, Y5
-	VPUNPCKLQDQ  Y5, Y8, Y4
-	VPUNPCKHQDQ  Y5, Y8, Y5
-	VPADDD       Y5, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y5
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VPBROADCASTW (AX), X3
-	VPBROADCASTW (DX), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      6(BX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 2(BX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y5, Y4, Y8
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y5, Y4, Y9
-	VPUNPCKLDQ   Y9, Y8, Y5
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y5, Y5
-	VMOVDQU      2(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y4, Y9
-	VMOVDQU      2(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y8, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      6(SI), X4
-	VPSRLW       $0x04, X4, X5
-	VINSERTI128  $0x01, X5, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPBROADCASTD 2(SI), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y5, Y5
-	VPANDN       maskF0<>+0(SB), Y5, Y5
-	VPOR         Y5, Y4, Y4
-	VPSIGNB      Y4, Y4, Y5
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y5, Y9
-	VMOVDQU      2(R8), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y8, Y5, Y10
-	VPUNPCKLDQ   Y10, Y9, Y8
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y8, Y8
-	VMOVDQU      2(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y5, Y10
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y5, Y4
-	VPUNPCKLDQ   Y4, Y10, Y5
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y5, Y5
-	VPUNPCKLQDQ  Y5, Y8, Y4
-	VPUNPCKHQDQ  Y5, Y8, Y5
-	VPADDD       Y5, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y5
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VPBROADCASTW (BX), X3
-	VPBROADCASTW (SI), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y1
-	MOVWLZX      34(CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, 34(R8), X2, X2
-	VPINSRW      $0x02, 34(R9), X2, X2
-	VPINSRW      $0x03, 34(R10), X2, X2
-	VCVTPH2PS    X2, X6
-	VINSERTF128  $0x01, X6, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      28(AX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 24(AX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y5, Y4, Y8
-	VMOVDQU      36(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y5, Y4, Y9
-	VPUNPCKLDQ   Y9, Y8, Y5
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y5, Y5
-	VMOVDQU      36(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y4, Y9
-	VMOVDQU      36(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y8, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      28(DX), X4
-	VPSRLW       $0x04, X4, X2
-	VINSERTI128  $0x01, X2, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPBROADCASTD 24(DX), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y5, Y5
-	VPANDN       maskF0<>+0(SB), Y5, Y5
-	VPOR         Y5, Y4, Y4
-	VPSIGNB      Y4, Y4, Y5
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y5, Y9
-	VMOVDQU      36(R8), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y8, Y5, Y10
-	VPUNPCKLDQ   Y10, Y9, Y8
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y8, Y8
-	VMOVDQU      36(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y5, Y10
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y5, Y4
-	VPUNPCKLDQ   Y4, Y10, Y5
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y5, Y5
-	VPUNPCKLQDQ  Y5, Y8, Y4
-	VPUNPCKHQDQ  Y5, Y8, Y5
-	VPADDD       Y5, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y5
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VPBROADCASTW 22(AX), X2
-	VPBROADCASTW 22(DX), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y3
-	VMULPS       Y6, Y3, Y3
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      28(BX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 24(BX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y5, Y4, Y8
-	VMOVDQU      36(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y5, Y4, Y9
-	VPUNPCKLDQ   Y9, Y8, Y5
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y5, Y5
-	VMOVDQU      36(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y4, Y9
-	VMOVDQU      36(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y8, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      28(SI), X4
-	VPSRLW       $0x04, X4, X2
-	VINSERTI128  $0x01, X2, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VPBROADCASTD 24(SI), Y5
-	VPSHUFB      qhShuf<>+0(SB), Y5, Y5
-	VPOR         bitSelect<>+0(SB), Y5, Y5
-	VPCMPEQB     Y8, Y8, Y8
-	VPCMPEQB     Y8, Y5, Y5
-	VPANDN       maskF0<>+0(SB), Y5, Y5
-	VPOR         Y5, Y4, Y4
-	VPSIGNB      Y4, Y4, Y5
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y5, Y9
-	VMOVDQU      36(R8), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y8, Y5, Y10
-	VPUNPCKLDQ   Y10, Y9, Y8
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y8, Y8
-	VMOVDQU      36(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y5, Y10
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y5, Y4
-	VPUNPCKLDQ   Y4, Y10, Y5
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y5, Y5
-	VPUNPCKLQDQ  Y5, Y8, Y4
-	VPUNPCKHQDQ  Y5, Y8, Y5
-	VPADDD       Y5, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y5
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VPBROADCASTW 22(BX), X2
-	VPBROADCASTW 22(SI), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y3
-	VMULPS       Y6, Y3, Y3
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y3, Y1
-	ADDQ         $0x0000002c, AX
-	ADDQ         $0x0000002c, DX
-	ADDQ         $0x0000002c, BX
-	ADDQ         $0x0000002c, SI
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, R8
-	ADDQ         $0x00000044, R9
-	ADDQ         $0x00000044, R10
-	SUBQ         $0x02, DI
-	JMP          tileQ5_0Q8_0x4x4VNNI_loop2
+	CMPQ           DI, $0x02
+	JL             tileQ5_0Q8_0x4x4VNNI_tail
+	MOVWLZX        (CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X2
+	VINSERTF128    $0x01, X2, Y2, Y2
+	VBROADCASTI128 6(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   2(AX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y5, Y4, Y8
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y5, Y4, Y9
+	VPUNPCKLDQ     Y9, Y8, Y5
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y5, Y5
+	VMOVDQU        2(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y4, Y9
+	VMOVDQU        2(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y8, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 6(DX), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPBROADCASTD   2(DX), Y5
+	VPSHUFB        qhShuf<>+0(SB), Y5, Y5
+	VPOR           bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB       Y8, Y8, Y8
+	VPCMPEQB       Y8, Y5, Y5
+	VPANDN         maskF0<>+0(SB), Y5, Y5
+	VPOR           Y5, Y4, Y4
+	VPSIGNB        Y4, Y4, Y5
+	VMOVDQU        2(CX), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y5, Y9
+	VMOVDQU        2(R8), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y8, Y5, Y10
+	VPUNPCKLDQ     Y10, Y9, Y8
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y8, Y8
+	VMOVDQU        2(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y5, Y10
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y5, Y4
+	VPUNPCKLDQ     Y4, Y10, Y5
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y5, Y5
+	VPUNPCKLQDQ    Y5, Y8, Y4
+	VPUNPCKHQDQ    Y5, Y8, Y5
+	VPADDD         Y5, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y5
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VPBROADCASTW   (AX), X3
+	VPBROADCASTW   (DX), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y2, Y3, Y3
+	VCVTDQ2PS      Y5, Y5
+	VFMADD231PS    Y5, Y3, Y0
+	VBROADCASTI128 6(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   2(BX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y5, Y4, Y8
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y5, Y4, Y9
+	VPUNPCKLDQ     Y9, Y8, Y5
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y5, Y5
+	VMOVDQU        2(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y4, Y9
+	VMOVDQU        2(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y8, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 6(SI), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPBROADCASTD   2(SI), Y5
+	VPSHUFB        qhShuf<>+0(SB), Y5, Y5
+	VPOR           bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB       Y8, Y8, Y8
+	VPCMPEQB       Y8, Y5, Y5
+	VPANDN         maskF0<>+0(SB), Y5, Y5
+	VPOR           Y5, Y4, Y4
+	VPSIGNB        Y4, Y4, Y5
+	VMOVDQU        2(CX), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y5, Y9
+	VMOVDQU        2(R8), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y8, Y5, Y10
+	VPUNPCKLDQ     Y10, Y9, Y8
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y8, Y8
+	VMOVDQU        2(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y5, Y10
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y5, Y4
+	VPUNPCKLDQ     Y4, Y10, Y5
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y5, Y5
+	VPUNPCKLQDQ    Y5, Y8, Y4
+	VPUNPCKHQDQ    Y5, Y8, Y5
+	VPADDD         Y5, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y5
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VPBROADCASTW   (BX), X3
+	VPBROADCASTW   (SI), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y2, Y3, Y3
+	VCVTDQ2PS      Y5, Y5
+	VFMADD231PS    Y5, Y3, Y1
+	MOVWLZX        34(CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, 34(R8), X2, X2
+	VPINSRW        $0x02, 34(R9), X2, X2
+	VPINSRW        $0x03, 34(R10), X2, X2
+	VCVTPH2PS      X2, X6
+	VINSERTF128    $0x01, X6, Y6, Y6
+	VBROADCASTI128 28(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   24(AX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y5, Y4, Y8
+	VMOVDQU        36(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y5, Y4, Y9
+	VPUNPCKLDQ     Y9, Y8, Y5
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y5, Y5
+	VMOVDQU        36(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y4, Y9
+	VMOVDQU        36(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y8, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 28(DX), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPBROADCASTD   24(DX), Y5
+	VPSHUFB        qhShuf<>+0(SB), Y5, Y5
+	VPOR           bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB       Y8, Y8, Y8
+	VPCMPEQB       Y8, Y5, Y5
+	VPANDN         maskF0<>+0(SB), Y5, Y5
+	VPOR           Y5, Y4, Y4
+	VPSIGNB        Y4, Y4, Y5
+	VMOVDQU        36(CX), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y5, Y9
+	VMOVDQU        36(R8), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y8, Y5, Y10
+	VPUNPCKLDQ     Y10, Y9, Y8
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y8, Y8
+	VMOVDQU        36(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y5, Y10
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y5, Y4
+	VPUNPCKLDQ     Y4, Y10, Y5
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y5, Y5
+	VPUNPCKLQDQ    Y5, Y8, Y4
+	VPUNPCKHQDQ    Y5, Y8, Y5
+	VPADDD         Y5, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y5
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VPBROADCASTW   22(AX), X2
+	VPBROADCASTW   22(DX), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y3
+	VMULPS         Y6, Y3, Y3
+	VCVTDQ2PS      Y5, Y5
+	VFMADD231PS    Y5, Y3, Y0
+	VBROADCASTI128 28(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   24(BX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y5, Y4, Y8
+	VMOVDQU        36(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y5, Y4, Y9
+	VPUNPCKLDQ     Y9, Y8, Y5
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y5, Y5
+	VMOVDQU        36(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y4, Y9
+	VMOVDQU        36(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y8, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 28(SI), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VPBROADCASTD   24(SI), Y5
+	VPSHUFB        qhShuf<>+0(SB), Y5, Y5
+	VPOR           bitSelect<>+0(SB), Y5, Y5
+	VPCMPEQB       Y8, Y8, Y8
+	VPCMPEQB       Y8, Y5, Y5
+	VPANDN         maskF0<>+0(SB), Y5, Y5
+	VPOR           Y5, Y4, Y4
+	VPSIGNB        Y4, Y4, Y5
+	VMOVDQU        36(CX), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y5, Y9
+	VMOVDQU        36(R8), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y8, Y5, Y10
+	VPUNPCKLDQ     Y10, Y9, Y8
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y8, Y8
+	VMOVDQU        36(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y5, Y10
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y5, Y4
+	VPUNPCKLDQ     Y4, Y10, Y5
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y5, Y5
+	VPUNPCKLQDQ    Y5, Y8, Y4
+	VPUNPCKHQDQ    Y5, Y8, Y5
+	VPADDD         Y5, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y5
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VPBROADCASTW   22(BX), X2
+	VPBROADCASTW   22(SI), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y3
+	VMULPS         Y6, Y3, Y3
+	VCVTDQ2PS      Y5, Y5
+	VFMADD231PS    Y5, Y3, Y1
+	ADDQ           $0x0000002c, AX
+	ADDQ           $0x0000002c, DX
+	ADDQ           $0x0000002c, BX
+	ADDQ           $0x0000002c, SI
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, R8
+	ADDQ           $0x00000044, R9
+	ADDQ           $0x00000044, R10
+	SUBQ           $0x02, DI
+	JMP            tileQ5_0Q8_0x4x4VNNI_loop2
 
 tileQ5_0Q8_0x4x4VNNI_tail:
-	TESTQ        DI, DI
-	JZ           tileQ5_0Q8_0x4x4VNNI_done
-	MOVWLZX      (CX), DI
-	VMOVD        DI, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X7
-	VINSERTF128  $0x01, X7, Y7, Y7
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(AX), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y3, Y5
-	VMOVDQU      2(R8), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y4, Y3, Y6
-	VPUNPCKLDQ   Y6, Y5, Y4
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y3, Y6
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y3, Y2
-	VPUNPCKLDQ   Y2, Y6, Y3
-	VPUNPCKHDQ   Y2, Y6, Y2
-	VPADDD       Y2, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y4, Y2
-	VPUNPCKHQDQ  Y3, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      6(DX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 2(DX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y4, Y6
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y5, Y4, Y8
-	VPUNPCKLDQ   Y8, Y6, Y5
-	VPUNPCKHDQ   Y8, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VMOVDQU      2(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y6, Y4, Y8
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y6, Y4, Y3
-	VPUNPCKLDQ   Y3, Y8, Y4
-	VPUNPCKHDQ   Y3, Y8, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPERM2I128   $0x21, Y3, Y2, Y4
-	VPBLENDD     $0xf0, Y3, Y2, Y2
-	VPADDD       Y2, Y4, Y4
-	VPBROADCASTW (AX), X2
-	VPBROADCASTW (DX), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y2
-	VMULPS       Y7, Y2, Y2
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y2, Y0
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      6(BX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VPBROADCASTD 2(BX), Y3
-	VPSHUFB      qhShuf<>+0(SB), Y3, Y3
-	VPOR         bitSelect<>+0(SB), Y3, Y3
-	VPCMPEQB     Y4, Y4, Y4
-	VPCMPEQB     Y4, Y3, Y3
-	VPANDN       maskF0<>+0(SB), Y3, Y3
-	VPOR         Y3, Y2, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y3, Y5
-	VMOVDQU      2(R8), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y4, Y3, Y6
-	VPUNPCKLDQ   Y6, Y5, Y4
-	VPUNPCKHDQ   Y6, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y3, Y6
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y3, Y2
-	VPUNPCKLDQ   Y2, Y6, Y3
-	VPUNPCKHDQ   Y2, Y6, Y2
-	VPADDD       Y2, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y4, Y2
-	VPUNPCKHQDQ  Y3, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      6(SI), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 2(SI), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPANDN       maskF0<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y6, Y6, Y6
-	VPDPBUSD     Y5, Y4, Y6
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y5, Y4, Y8
-	VPUNPCKLDQ   Y8, Y6, Y5
-	VPUNPCKHDQ   Y8, Y6, Y6
-	VPADDD       Y6, Y5, Y5
-	VMOVDQU      2(R9), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y6, Y4, Y8
-	VMOVDQU      2(R10), Y6
-	VPSIGNB      Y3, Y6, Y6
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y6, Y4, Y3
-	VPUNPCKLDQ   Y3, Y8, Y4
-	VPUNPCKHDQ   Y3, Y8, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPERM2I128   $0x21, Y3, Y2, Y4
-	VPBLENDD     $0xf0, Y3, Y2, Y2
-	VPADDD       Y2, Y4, Y4
-	VPBROADCASTW (BX), X2
-	VPBROADCASTW (SI), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y2
-	VMULPS       Y7, Y2, Y2
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y2, Y1
-	ADDQ         $0x00000016, AX
-	ADDQ         $0x00000016, DX
-	ADDQ         $0x00000016, BX
-	ADDQ         $0x00000016, SI
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, R8
-	ADDQ         $0x00000022, R9
-	ADDQ         $0x00000022, R10
+	TESTQ          DI, DI
+	JZ             tileQ5_0Q8_0x4x4VNNI_done
+	MOVWLZX        (CX), DI
+	VMOVD          DI, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X7
+	VINSERTF128    $0x01, X7, Y7, Y7
+	VBROADCASTI128 6(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(AX), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y3, Y5
+	VMOVDQU        2(R8), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y4, Y3, Y6
+	VPUNPCKLDQ     Y6, Y5, Y4
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y4, Y4
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y3, Y6
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y3, Y2
+	VPUNPCKLDQ     Y2, Y6, Y3
+	VPUNPCKHDQ     Y2, Y6, Y2
+	VPADDD         Y2, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y4, Y2
+	VPUNPCKHQDQ    Y3, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VBROADCASTI128 6(DX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   2(DX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y4, Y6
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y5, Y4, Y8
+	VPUNPCKLDQ     Y8, Y6, Y5
+	VPUNPCKHDQ     Y8, Y6, Y6
+	VPADDD         Y6, Y5, Y5
+	VMOVDQU        2(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y6, Y4, Y8
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y6, Y4, Y3
+	VPUNPCKLDQ     Y3, Y8, Y4
+	VPUNPCKHDQ     Y3, Y8, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPERM2I128     $0x21, Y3, Y2, Y4
+	VPBLENDD       $0xf0, Y3, Y2, Y2
+	VPADDD         Y2, Y4, Y4
+	VPBROADCASTW   (AX), X2
+	VPBROADCASTW   (DX), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y2
+	VMULPS         Y7, Y2, Y2
+	VCVTDQ2PS      Y4, Y4
+	VFMADD231PS    Y4, Y2, Y0
+	VBROADCASTI128 6(BX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPBROADCASTD   2(BX), Y3
+	VPSHUFB        qhShuf<>+0(SB), Y3, Y3
+	VPOR           bitSelect<>+0(SB), Y3, Y3
+	VPCMPEQB       Y4, Y4, Y4
+	VPCMPEQB       Y4, Y3, Y3
+	VPANDN         maskF0<>+0(SB), Y3, Y3
+	VPOR           Y3, Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y3, Y5
+	VMOVDQU        2(R8), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y4, Y3, Y6
+	VPUNPCKLDQ     Y6, Y5, Y4
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y4, Y4
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y3, Y6
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y3, Y2
+	VPUNPCKLDQ     Y2, Y6, Y3
+	VPUNPCKHDQ     Y2, Y6, Y2
+	VPADDD         Y2, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y4, Y2
+	VPUNPCKHQDQ    Y3, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VBROADCASTI128 6(SI), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   2(SI), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPANDN         maskF0<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPDPBUSD       Y5, Y4, Y6
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y5, Y4, Y8
+	VPUNPCKLDQ     Y8, Y6, Y5
+	VPUNPCKHDQ     Y8, Y6, Y6
+	VPADDD         Y6, Y5, Y5
+	VMOVDQU        2(R9), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y6, Y4, Y8
+	VMOVDQU        2(R10), Y6
+	VPSIGNB        Y3, Y6, Y6
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y6, Y4, Y3
+	VPUNPCKLDQ     Y3, Y8, Y4
+	VPUNPCKHDQ     Y3, Y8, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPERM2I128     $0x21, Y3, Y2, Y4
+	VPBLENDD       $0xf0, Y3, Y2, Y2
+	VPADDD         Y2, Y4, Y4
+	VPBROADCASTW   (BX), X2
+	VPBROADCASTW   (SI), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y2
+	VMULPS         Y7, Y2, Y2
+	VCVTDQ2PS      Y4, Y4
+	VFMADD231PS    Y4, Y2, Y1
+	ADDQ           $0x00000016, AX
+	ADDQ           $0x00000016, DX
+	ADDQ           $0x00000016, BX
+	ADDQ           $0x00000016, SI
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, R8
+	ADDQ           $0x00000022, R9
+	ADDQ           $0x00000022, R10
 
 tileQ5_0Q8_0x4x4VNNI_done:
 	VUNPCKLPS    Y1, Y0, Y2
@@ -11129,128 +10919,118 @@ TEXT ·dotIQ4NLQ8_0AVX2(SB), NOSPLIT, $0-28
 	VXORPS X0, X0, X0
 
 dotIQ4NLQ8_0AVX2_loop4:
-	CMPQ         DX, $0x04
-	JL           dotIQ4NLQ8_0AVX2_loop1
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      20(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(CX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      38(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      70(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      56(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      104(CX), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y1, Y3
-	VPUNPCKHQDQ  Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), BX
-	VMOVD        BX, X2
-	VPINSRW      $0x01, 18(AX), X2, X2
-	VPINSRW      $0x02, 36(AX), X2, X2
-	VPINSRW      $0x03, 54(AX), X2, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (CX), BX
-	VMOVD        BX, X3
-	VPINSRW      $0x01, 34(CX), X3, X3
-	VPINSRW      $0x02, 68(CX), X3, X3
-	VPINSRW      $0x03, 102(CX), X3, X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	VPERMILPS    $0x01, X1, X3
-	VPERMILPS    $0x01, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x02, X1, X3
-	VPERMILPS    $0x02, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x03, X1, X1
-	VPERMILPS    $0x03, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000048, AX
-	ADDQ         $0x00000088, CX
-	SUBQ         $0x04, DX
-	JMP          dotIQ4NLQ8_0AVX2_loop4
+	CMPQ           DX, $0x04
+	JL             dotIQ4NLQ8_0AVX2_loop1
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VBROADCASTI128 20(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(CX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VBROADCASTI128 38(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        70(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VBROADCASTI128 56(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        104(CX), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), BX
+	VMOVD          BX, X2
+	VPINSRW        $0x01, 18(AX), X2, X2
+	VPINSRW        $0x02, 36(AX), X2, X2
+	VPINSRW        $0x03, 54(AX), X2, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (CX), BX
+	VMOVD          BX, X3
+	VPINSRW        $0x01, 34(CX), X3, X3
+	VPINSRW        $0x02, 68(CX), X3, X3
+	VPINSRW        $0x03, 102(CX), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	VPERMILPS      $0x01, X1, X3
+	VPERMILPS      $0x01, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X1, X3
+	VPERMILPS      $0x02, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X1, X1
+	VPERMILPS      $0x03, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000048, AX
+	ADDQ           $0x00000088, CX
+	SUBQ           $0x04, DX
+	JMP            dotIQ4NLQ8_0AVX2_loop4
 
 dotIQ4NLQ8_0AVX2_loop1:
-	TESTQ        DX, DX
-	JZ           dotIQ4NLQ8_0AVX2_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), BX
-	VMOVD        BX, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (CX), BX
-	VMOVD        BX, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, CX
-	DECQ         DX
-	JMP          dotIQ4NLQ8_0AVX2_loop1
+	TESTQ          DX, DX
+	JZ             dotIQ4NLQ8_0AVX2_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), BX
+	VMOVD          BX, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (CX), BX
+	VMOVD          BX, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, CX
+	DECQ           DX
+	JMP            dotIQ4NLQ8_0AVX2_loop1
 
 dotIQ4NLQ8_0AVX2_done:
 	VZEROUPPER
@@ -11280,89 +11060,81 @@ dotIQ4NLQ8_0RowsAVX2_rows4:
 	VXORPS X0, X0, X0
 
 dotIQ4NLQ8_0RowsAVX2_r4block:
-	TESTQ        R11, R11
-	JZ           dotIQ4NLQ8_0RowsAVX2_r4done
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8192(DI)
-	PREFETCHT0   8192(R8)
-	PREFETCHT0   8192(R9)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(DI), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(R8), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(R9), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y1, Y3
-	VPUNPCKHQDQ  Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), R12
-	VMOVD        R12, X2
-	VPINSRW      $0x01, (DI), X2, X2
-	VPINSRW      $0x02, (R8), X2, X2
-	VPINSRW      $0x03, (R9), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW (R10), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000012, DI
-	ADDQ         $0x00000012, R8
-	ADDQ         $0x00000012, R9
-	ADDQ         $0x00000022, R10
-	DECQ         R11
-	JMP          dotIQ4NLQ8_0RowsAVX2_r4block
+	TESTQ          R11, R11
+	JZ             dotIQ4NLQ8_0RowsAVX2_r4done
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8192(DI)
+	PREFETCHT0     8192(R8)
+	PREFETCHT0     8192(R9)
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VBROADCASTI128 2(DI), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VBROADCASTI128 2(R8), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VBROADCASTI128 2(R9), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), R12
+	VMOVD          R12, X2
+	VPINSRW        $0x01, (DI), X2, X2
+	VPINSRW        $0x02, (R8), X2, X2
+	VPINSRW        $0x03, (R9), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   (R10), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000012, DI
+	ADDQ           $0x00000012, R8
+	ADDQ           $0x00000012, R9
+	ADDQ           $0x00000022, R10
+	DECQ           R11
+	JMP            dotIQ4NLQ8_0RowsAVX2_r4block
 
 dotIQ4NLQ8_0RowsAVX2_r4done:
 	VMOVUPS X0, (BX)
@@ -11381,130 +11153,120 @@ dotIQ4NLQ8_0RowsAVX2_row:
 	VXORPS X0, X0, X0
 
 dotIQ4NLQ8_0RowsAVX2_loop4:
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8256(AX)
-	CMPQ         DI, $0x04
-	JL           dotIQ4NLQ8_0RowsAVX2_loop1
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      20(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      38(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      70(SI), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      56(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      104(SI), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y1, Y3
-	VPUNPCKHQDQ  Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X2
-	VPINSRW      $0x01, 18(AX), X2, X2
-	VPINSRW      $0x02, 36(AX), X2, X2
-	VPINSRW      $0x03, 54(AX), X2, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VPINSRW      $0x01, 34(SI), X3, X3
-	VPINSRW      $0x02, 68(SI), X3, X3
-	VPINSRW      $0x03, 102(SI), X3, X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	VPERMILPS    $0x01, X1, X3
-	VPERMILPS    $0x01, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x02, X1, X3
-	VPERMILPS    $0x02, X2, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x03, X1, X1
-	VPERMILPS    $0x03, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000048, AX
-	ADDQ         $0x00000088, SI
-	SUBQ         $0x04, DI
-	JMP          dotIQ4NLQ8_0RowsAVX2_loop4
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8256(AX)
+	CMPQ           DI, $0x04
+	JL             dotIQ4NLQ8_0RowsAVX2_loop1
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VBROADCASTI128 20(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VBROADCASTI128 38(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        70(SI), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VBROADCASTI128 56(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        104(SI), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X2
+	VPINSRW        $0x01, 18(AX), X2, X2
+	VPINSRW        $0x02, 36(AX), X2, X2
+	VPINSRW        $0x03, 54(AX), X2, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VPINSRW        $0x01, 34(SI), X3, X3
+	VPINSRW        $0x02, 68(SI), X3, X3
+	VPINSRW        $0x03, 102(SI), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	VPERMILPS      $0x01, X1, X3
+	VPERMILPS      $0x01, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X1, X3
+	VPERMILPS      $0x02, X2, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X1, X1
+	VPERMILPS      $0x03, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000048, AX
+	ADDQ           $0x00000088, SI
+	SUBQ           $0x04, DI
+	JMP            dotIQ4NLQ8_0RowsAVX2_loop4
 
 dotIQ4NLQ8_0RowsAVX2_loop1:
-	TESTQ        DI, DI
-	JZ           dotIQ4NLQ8_0RowsAVX2_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VPHADDD      Y3, Y3, Y3
-	VEXTRACTI128 $0x01, Y3, X1
-	VPADDD       X1, X3, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X2
-	VCVTPH2PS    X2, X2
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X2, X2
-	VFMADD231SS  X1, X2, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, SI
-	DECQ         DI
-	JMP          dotIQ4NLQ8_0RowsAVX2_loop1
+	TESTQ          DI, DI
+	JZ             dotIQ4NLQ8_0RowsAVX2_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VPHADDD        Y3, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X2
+	VCVTPH2PS      X2, X2
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X2, X2
+	VFMADD231SS    X1, X2, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, SI
+	DECQ           DI
+	JMP            dotIQ4NLQ8_0RowsAVX2_loop1
 
 dotIQ4NLQ8_0RowsAVX2_done:
 	VZEROUPPER
@@ -11540,89 +11302,81 @@ dotIQ4NLQ8_0RowsVNNI_rows4:
 	VXORPS X0, X0, X0
 
 dotIQ4NLQ8_0RowsVNNI_r4block:
-	TESTQ        R11, R11
-	JZ           dotIQ4NLQ8_0RowsVNNI_r4done
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8192(DI)
-	PREFETCHT0   8192(R8)
-	PREFETCHT0   8192(R9)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y3, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(DI), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y4, Y3, Y2
-	VPUNPCKLDQ   Y2, Y1, Y3
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(R8), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(R10), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(R9), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y2, Y4, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y4, Y2
-	VPUNPCKLDQ   Y2, Y1, Y4
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y3, Y1
-	VPUNPCKHQDQ  Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (AX), R12
-	VMOVD        R12, X1
-	VPINSRW      $0x01, (DI), X1, X1
-	VPINSRW      $0x02, (R8), X1, X1
-	VPINSRW      $0x03, (R9), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW (R10), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000012, DI
-	ADDQ         $0x00000012, R8
-	ADDQ         $0x00000012, R9
-	ADDQ         $0x00000022, R10
-	DECQ         R11
-	JMP          dotIQ4NLQ8_0RowsVNNI_r4block
+	TESTQ          R11, R11
+	JZ             dotIQ4NLQ8_0RowsVNNI_r4done
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8192(DI)
+	PREFETCHT0     8192(R8)
+	PREFETCHT0     8192(R9)
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VBROADCASTI128 2(DI), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y4, Y3, Y2
+	VPUNPCKLDQ     Y2, Y1, Y3
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VBROADCASTI128 2(R8), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(R10), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VBROADCASTI128 2(R9), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y2, Y4, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y4, Y2
+	VPUNPCKLDQ     Y2, Y1, Y4
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y3, Y1
+	VPUNPCKHQDQ    Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R12
+	VMOVD          R12, X1
+	VPINSRW        $0x01, (DI), X1, X1
+	VPINSRW        $0x02, (R8), X1, X1
+	VPINSRW        $0x03, (R9), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   (R10), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000012, DI
+	ADDQ           $0x00000012, R8
+	ADDQ           $0x00000012, R9
+	ADDQ           $0x00000022, R10
+	DECQ           R11
+	JMP            dotIQ4NLQ8_0RowsVNNI_r4block
 
 dotIQ4NLQ8_0RowsVNNI_r4done:
 	VMOVUPS X0, (BX)
@@ -11641,130 +11395,120 @@ dotIQ4NLQ8_0RowsVNNI_row:
 	VXORPS X0, X0, X0
 
 dotIQ4NLQ8_0RowsVNNI_loop4:
-	PREFETCHT0   8192(AX)
-	PREFETCHT0   8256(AX)
-	CMPQ         DI, $0x04
-	JL           dotIQ4NLQ8_0RowsVNNI_loop1
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y3, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      20(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      36(SI), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y4, Y3, Y2
-	VPUNPCKLDQ   Y2, Y1, Y3
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      38(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      70(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      56(AX), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y2, Y4, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      104(SI), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y4, Y2
-	VPUNPCKLDQ   Y2, Y1, Y4
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y3, Y1
-	VPUNPCKHQDQ  Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X1
-	VPINSRW      $0x01, 18(AX), X1, X1
-	VPINSRW      $0x02, 36(AX), X1, X1
-	VPINSRW      $0x03, 54(AX), X1, X1
-	VCVTPH2PS    X1, X1
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VPINSRW      $0x01, 34(SI), X3, X3
-	VPINSRW      $0x02, 68(SI), X3, X3
-	VPINSRW      $0x03, 102(SI), X3, X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231SS  X2, X1, X0
-	VPERMILPS    $0x01, X2, X3
-	VPERMILPS    $0x01, X1, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x02, X2, X3
-	VPERMILPS    $0x02, X1, X4
-	VFMADD231SS  X3, X4, X0
-	VPERMILPS    $0x03, X2, X2
-	VPERMILPS    $0x03, X1, X1
-	VFMADD231SS  X2, X1, X0
-	ADDQ         $0x00000048, AX
-	ADDQ         $0x00000088, SI
-	SUBQ         $0x04, DI
-	JMP          dotIQ4NLQ8_0RowsVNNI_loop4
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8256(AX)
+	CMPQ           DI, $0x04
+	JL             dotIQ4NLQ8_0RowsVNNI_loop1
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VBROADCASTI128 20(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y4, Y3, Y2
+	VPUNPCKLDQ     Y2, Y1, Y3
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VBROADCASTI128 38(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        70(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VBROADCASTI128 56(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y2, Y4, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        104(SI), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y4, Y2
+	VPUNPCKLDQ     Y2, Y1, Y4
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y3, Y1
+	VPUNPCKHQDQ    Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, 18(AX), X1, X1
+	VPINSRW        $0x02, 36(AX), X1, X1
+	VPINSRW        $0x03, 54(AX), X1, X1
+	VCVTPH2PS      X1, X1
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VPINSRW        $0x01, 34(SI), X3, X3
+	VPINSRW        $0x02, 68(SI), X3, X3
+	VPINSRW        $0x03, 102(SI), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	VPERMILPS      $0x01, X2, X3
+	VPERMILPS      $0x01, X1, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X2, X3
+	VPERMILPS      $0x02, X1, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X2, X2
+	VPERMILPS      $0x03, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000048, AX
+	ADDQ           $0x00000088, SI
+	SUBQ           $0x04, DI
+	JMP            dotIQ4NLQ8_0RowsVNNI_loop4
 
 dotIQ4NLQ8_0RowsVNNI_loop1:
-	TESTQ        DI, DI
-	JZ           dotIQ4NLQ8_0RowsVNNI_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y3, Y2, Y1
-	VPHADDD      Y1, Y1, Y1
-	VPHADDD      Y1, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (AX), R8
-	VMOVD        R8, X1
-	VCVTPH2PS    X1, X1
-	MOVWLZX      (SI), R8
-	VMOVD        R8, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X1, X1
-	VFMADD231SS  X2, X1, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, SI
-	DECQ         DI
-	JMP          dotIQ4NLQ8_0RowsVNNI_loop1
+	TESTQ          DI, DI
+	JZ             dotIQ4NLQ8_0RowsVNNI_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VPHADDD        Y1, Y1, Y1
+	VPHADDD        Y1, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X1
+	VCVTPH2PS      X1, X1
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, SI
+	DECQ           DI
+	JMP            dotIQ4NLQ8_0RowsVNNI_loop1
 
 dotIQ4NLQ8_0RowsVNNI_done:
 	VZEROUPPER
@@ -11793,162 +11537,156 @@ TEXT ·dotIQ4NLQ8_0x4AVX2(SB), NOSPLIT, $0-48
 	VXORPS X0, X0, X0
 
 dotIQ4NLQ8_0x4AVX2_loop2:
-	CMPQ         DX, $0x02
-	JL           dotIQ4NLQ8_0x4AVX2_tail
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(BX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y5
-	VPUNPCKHDQ   Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X2
-	VPINSRW      $0x01, (BX), X2, X2
-	VPINSRW      $0x02, (SI), X2, X2
-	VPINSRW      $0x03, (DI), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      20(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      36(BX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y5
-	VPUNPCKHDQ   Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VMOVDQU      36(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      36(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X2
-	VPINSRW      $0x01, 34(BX), X2, X2
-	VPINSRW      $0x02, 34(SI), X2, X2
-	VPINSRW      $0x03, 34(DI), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW 18(AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x00000024, AX
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, BX
-	ADDQ         $0x00000044, SI
-	ADDQ         $0x00000044, DI
-	SUBQ         $0x02, DX
-	JMP          dotIQ4NLQ8_0x4AVX2_loop2
+	CMPQ           DX, $0x02
+	JL             dotIQ4NLQ8_0x4AVX2_tail
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(BX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y5
+	VPUNPCKHDQ     Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (CX), R8
+	VMOVD          R8, X2
+	VPINSRW        $0x01, (BX), X2, X2
+	VPINSRW        $0x02, (SI), X2, X2
+	VPINSRW        $0x03, (DI), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	VBROADCASTI128 20(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        36(BX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y5
+	VPUNPCKHDQ     Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VMOVDQU        36(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        36(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        34(CX), R8
+	VMOVD          R8, X2
+	VPINSRW        $0x01, 34(BX), X2, X2
+	VPINSRW        $0x02, 34(SI), X2, X2
+	VPINSRW        $0x03, 34(DI), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   18(AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	ADDQ           $0x00000024, AX
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, BX
+	ADDQ           $0x00000044, SI
+	ADDQ           $0x00000044, DI
+	SUBQ           $0x02, DX
+	JMP            dotIQ4NLQ8_0x4AVX2_loop2
 
 dotIQ4NLQ8_0x4AVX2_tail:
-	TESTQ        DX, DX
-	JZ           dotIQ4NLQ8_0x4AVX2_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(BX), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y5
-	VPUNPCKHDQ   Y4, Y3, Y3
-	VPADDD       Y3, Y5, Y5
-	VMOVDQU      2(SI), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPMADDUBSW   Y3, Y2, Y3
-	VPMADDWD     words1<>+0(SB), Y3, Y3
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPMADDUBSW   Y4, Y2, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	MOVWLZX      (CX), DX
-	VMOVD        DX, X2
-	VPINSRW      $0x01, (BX), X2, X2
-	VPINSRW      $0x02, (SI), X2, X2
-	VPINSRW      $0x03, (DI), X2, X2
-	VCVTPH2PS    X2, X2
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X2, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, BX
-	ADDQ         $0x00000022, SI
-	ADDQ         $0x00000022, DI
+	TESTQ          DX, DX
+	JZ             dotIQ4NLQ8_0x4AVX2_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(BX), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y5
+	VPUNPCKHDQ     Y4, Y3, Y3
+	VPADDD         Y3, Y5, Y5
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPMADDUBSW     Y3, Y2, Y3
+	VPMADDWD       words1<>+0(SB), Y3, Y3
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPMADDUBSW     Y4, Y2, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	MOVWLZX        (CX), DX
+	VMOVD          DX, X2
+	VPINSRW        $0x01, (BX), X2, X2
+	VPINSRW        $0x02, (SI), X2, X2
+	VPINSRW        $0x03, (DI), X2, X2
+	VCVTPH2PS      X2, X2
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X2, X2
+	VFMADD231PS    X1, X2, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, BX
+	ADDQ           $0x00000022, SI
+	ADDQ           $0x00000022, DI
 
 dotIQ4NLQ8_0x4AVX2_done:
 	MOVQ       out+32(FP), AX
@@ -11981,162 +11719,156 @@ TEXT ·dotIQ4NLQ8_0x4VNNI(SB), NOSPLIT, $0-48
 	VXORPS X0, X0, X0
 
 dotIQ4NLQ8_0x4VNNI_loop2:
-	CMPQ         DX, $0x02
-	JL           dotIQ4NLQ8_0x4VNNI_tail
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y3, Y2, Y4
-	VMOVDQU      2(BX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y3, Y2, Y5
-	VPUNPCKLDQ   Y5, Y4, Y3
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      2(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y2, Y5
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPUNPCKLDQ   Y1, Y5, Y2
-	VPUNPCKHDQ   Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y3, Y1
-	VPUNPCKHQDQ  Y2, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (CX), R8
-	VMOVD        R8, X1
-	VPINSRW      $0x01, (BX), X1, X1
-	VPINSRW      $0x02, (SI), X1, X1
-	VPINSRW      $0x03, (DI), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      20(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      36(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y3, Y2, Y4
-	VMOVDQU      36(BX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y3, Y2, Y5
-	VPUNPCKLDQ   Y5, Y4, Y3
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      36(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y2, Y5
-	VMOVDQU      36(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPUNPCKLDQ   Y1, Y5, Y2
-	VPUNPCKHDQ   Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y3, Y1
-	VPUNPCKHQDQ  Y2, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      34(CX), R8
-	VMOVD        R8, X1
-	VPINSRW      $0x01, 34(BX), X1, X1
-	VPINSRW      $0x02, 34(SI), X1, X1
-	VPINSRW      $0x03, 34(DI), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW 18(AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x00000024, AX
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, BX
-	ADDQ         $0x00000044, SI
-	ADDQ         $0x00000044, DI
-	SUBQ         $0x02, DX
-	JMP          dotIQ4NLQ8_0x4VNNI_loop2
+	CMPQ           DX, $0x02
+	JL             dotIQ4NLQ8_0x4VNNI_tail
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y3, Y2, Y4
+	VMOVDQU        2(BX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y3, Y2, Y5
+	VPUNPCKLDQ     Y5, Y4, Y3
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VMOVDQU        2(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y2, Y5
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VPUNPCKLDQ     Y1, Y5, Y2
+	VPUNPCKHDQ     Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y3, Y1
+	VPUNPCKHQDQ    Y2, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (CX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, (BX), X1, X1
+	VPINSRW        $0x02, (SI), X1, X1
+	VPINSRW        $0x03, (DI), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	VBROADCASTI128 20(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        36(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y3, Y2, Y4
+	VMOVDQU        36(BX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y3, Y2, Y5
+	VPUNPCKLDQ     Y5, Y4, Y3
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y2, Y5
+	VMOVDQU        36(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VPUNPCKLDQ     Y1, Y5, Y2
+	VPUNPCKHDQ     Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y3, Y1
+	VPUNPCKHQDQ    Y2, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        34(CX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, 34(BX), X1, X1
+	VPINSRW        $0x02, 34(SI), X1, X1
+	VPINSRW        $0x03, 34(DI), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   18(AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	ADDQ           $0x00000024, AX
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, BX
+	ADDQ           $0x00000044, SI
+	ADDQ           $0x00000044, DI
+	SUBQ           $0x02, DX
+	JMP            dotIQ4NLQ8_0x4VNNI_loop2
 
 dotIQ4NLQ8_0x4VNNI_tail:
-	TESTQ        DX, DX
-	JZ           dotIQ4NLQ8_0x4VNNI_done
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      2(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VMOVDQU      kvalues<>+0(SB), Y2
-	VPSHUFB      Y1, Y2, Y1
-	VPSIGNB      Y1, Y1, Y2
-	VMOVDQU      2(CX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y3, Y2, Y4
-	VMOVDQU      2(BX), Y3
-	VPSIGNB      Y1, Y3, Y3
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y3, Y2, Y5
-	VPUNPCKLDQ   Y5, Y4, Y3
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VMOVDQU      2(SI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y2, Y5
-	VMOVDQU      2(DI), Y4
-	VPSIGNB      Y1, Y4, Y4
-	VPXOR        Y1, Y1, Y1
-	VPDPBUSD     Y4, Y2, Y1
-	VPUNPCKLDQ   Y1, Y5, Y2
-	VPUNPCKHDQ   Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y3, Y1
-	VPUNPCKHQDQ  Y2, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VCVTDQ2PS    X2, X2
-	MOVWLZX      (CX), DX
-	VMOVD        DX, X1
-	VPINSRW      $0x01, (BX), X1, X1
-	VPINSRW      $0x02, (SI), X1, X1
-	VPINSRW      $0x03, (DI), X1, X1
-	VCVTPH2PS    X1, X1
-	VPBROADCASTW (AX), X3
-	VCVTPH2PS    X3, X3
-	VMULPS       X3, X1, X1
-	VFMADD231PS  X2, X1, X0
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, BX
-	ADDQ         $0x00000022, SI
-	ADDQ         $0x00000022, DI
+	TESTQ          DX, DX
+	JZ             dotIQ4NLQ8_0x4VNNI_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VMOVDQU        kvalues<>+0(SB), Y2
+	VPSHUFB        Y1, Y2, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(CX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y3, Y2, Y4
+	VMOVDQU        2(BX), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y3, Y2, Y5
+	VPUNPCKLDQ     Y5, Y4, Y3
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VMOVDQU        2(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y2, Y5
+	VMOVDQU        2(DI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VPUNPCKLDQ     Y1, Y5, Y2
+	VPUNPCKHDQ     Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y3, Y1
+	VPUNPCKHQDQ    Y2, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (CX), DX
+	VMOVD          DX, X1
+	VPINSRW        $0x01, (BX), X1, X1
+	VPINSRW        $0x02, (SI), X1, X1
+	VPINSRW        $0x03, (DI), X1, X1
+	VCVTPH2PS      X1, X1
+	VPBROADCASTW   (AX), X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231PS    X2, X1, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, BX
+	ADDQ           $0x00000022, SI
+	ADDQ           $0x00000022, DI
 
 dotIQ4NLQ8_0x4VNNI_done:
 	MOVQ       out+32(FP), AX
@@ -12176,507 +11908,483 @@ TEXT ·tileIQ4NLQ8_0x4x4AVX2(SB), NOSPLIT, $0-56
 	VXORPS Y1, Y1, Y1
 
 tileIQ4NLQ8_0x4x4AVX2_loop2:
-	CMPQ         DI, $0x02
-	JL           tileIQ4NLQ8_0x4x4AVX2_tail
-	MOVWLZX      (CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X2
-	VINSERTF128  $0x01, X2, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VMOVDQU      2(R8), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y7, Y9
-	VPUNPCKHDQ   Y8, Y7, Y7
-	VPADDD       Y7, Y9, Y9
-	VMOVDQU      2(R9), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VMOVDQU      2(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y7, Y3
-	VPUNPCKHDQ   Y8, Y7, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y9, Y4
-	VPUNPCKHQDQ  Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(DX), X3
-	VPSRLW       $0x04, X3, X5
-	VINSERTI128  $0x01, X5, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y3, Y7, Y3
-	VPSIGNB      Y3, Y3, Y7
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      2(R8), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y7, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y10
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y10, Y10
-	VMOVDQU      2(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y7, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y3
-	VPUNPCKHDQ   Y9, Y8, Y7
-	VPADDD       Y7, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y7
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y7, Y7
-	VPERM2I128   $0x21, Y7, Y4, Y3
-	VPBLENDD     $0xf0, Y7, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW (AX), X4
-	VPBROADCASTW (DX), X5
-	VPUNPCKLQDQ  X5, X4, X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y2, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(BX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VMOVDQU      2(R8), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y7, Y9
-	VPUNPCKHDQ   Y8, Y7, Y7
-	VPADDD       Y7, Y9, Y9
-	VMOVDQU      2(R9), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VMOVDQU      2(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y7, Y3
-	VPUNPCKHDQ   Y8, Y7, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y9, Y4
-	VPUNPCKHQDQ  Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(SI), X3
-	VPSRLW       $0x04, X3, X5
-	VINSERTI128  $0x01, X5, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y3, Y7, Y3
-	VPSIGNB      Y3, Y3, Y7
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      2(R8), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y7, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y10
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y10, Y10
-	VMOVDQU      2(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y7, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y3
-	VPUNPCKHDQ   Y9, Y8, Y7
-	VPADDD       Y7, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y7
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y7, Y7
-	VPERM2I128   $0x21, Y7, Y4, Y3
-	VPBLENDD     $0xf0, Y7, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW (BX), X4
-	VPBROADCASTW (SI), X5
-	VPUNPCKLQDQ  X5, X4, X4
-	VCVTPH2PS    X4, Y4
-	VMULPS       Y2, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y1
-	MOVWLZX      34(CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, 34(R8), X2, X2
-	VPINSRW      $0x02, 34(R9), X2, X2
-	VPINSRW      $0x03, 34(R10), X2, X2
-	VCVTPH2PS    X2, X5
-	VINSERTF128  $0x01, X5, Y5, Y5
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(AX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VMOVDQU      36(R8), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y7, Y9
-	VPUNPCKHDQ   Y8, Y7, Y7
-	VPADDD       Y7, Y9, Y9
-	VMOVDQU      36(R9), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VMOVDQU      36(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y7, Y3
-	VPUNPCKHDQ   Y8, Y7, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y9, Y4
-	VPUNPCKHQDQ  Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(DX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y3, Y7, Y3
-	VPSIGNB      Y3, Y3, Y7
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      36(R8), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y7, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y10
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y10, Y10
-	VMOVDQU      36(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y7, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y3
-	VPUNPCKHDQ   Y9, Y8, Y7
-	VPADDD       Y7, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y7
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y7, Y7
-	VPERM2I128   $0x21, Y7, Y4, Y3
-	VPBLENDD     $0xf0, Y7, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW 18(AX), X2
-	VPBROADCASTW 18(DX), X4
-	VPUNPCKLQDQ  X4, X2, X2
-	VCVTPH2PS    X2, Y4
-	VMULPS       Y5, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(BX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VMOVDQU      36(R8), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y7, Y9
-	VPUNPCKHDQ   Y8, Y7, Y7
-	VPADDD       Y7, Y9, Y9
-	VMOVDQU      36(R9), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VMOVDQU      36(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y4, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VPUNPCKLDQ   Y8, Y7, Y3
-	VPUNPCKHDQ   Y8, Y7, Y4
-	VPADDD       Y4, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y9, Y4
-	VPUNPCKHQDQ  Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(SI), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y3, Y7, Y3
-	VPSIGNB      Y3, Y3, Y7
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      36(R8), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y7, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y10
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y10, Y10
-	VMOVDQU      36(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     words1<>+0(SB), Y8, Y8
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y3, Y9, Y9
-	VPMADDUBSW   Y9, Y7, Y9
-	VPMADDWD     words1<>+0(SB), Y9, Y9
-	VPUNPCKLDQ   Y9, Y8, Y3
-	VPUNPCKHDQ   Y9, Y8, Y7
-	VPADDD       Y7, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y10, Y7
-	VPUNPCKHQDQ  Y3, Y10, Y3
-	VPADDD       Y3, Y7, Y7
-	VPERM2I128   $0x21, Y7, Y4, Y3
-	VPBLENDD     $0xf0, Y7, Y4, Y4
-	VPADDD       Y4, Y3, Y3
-	VPBROADCASTW 18(BX), X2
-	VPBROADCASTW 18(SI), X4
-	VPUNPCKLQDQ  X4, X2, X2
-	VCVTPH2PS    X2, Y4
-	VMULPS       Y5, Y4, Y4
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y3, Y4, Y1
-	ADDQ         $0x00000024, AX
-	ADDQ         $0x00000024, DX
-	ADDQ         $0x00000024, BX
-	ADDQ         $0x00000024, SI
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, R8
-	ADDQ         $0x00000044, R9
-	ADDQ         $0x00000044, R10
-	SUBQ         $0x02, DI
-	JMP          tileIQ4NLQ8_0x4x4AVX2_loop2
+	CMPQ           DI, $0x02
+	JL             tileIQ4NLQ8_0x4x4AVX2_tail
+	MOVWLZX        (CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X2
+	VINSERTF128    $0x01, X2, Y2, Y2
+	VBROADCASTI128 2(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VMOVDQU        2(R8), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y7, Y9
+	VPUNPCKHDQ     Y8, Y7, Y7
+	VPADDD         Y7, Y9, Y9
+	VMOVDQU        2(R9), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VMOVDQU        2(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y7, Y3
+	VPUNPCKHDQ     Y8, Y7, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y9, Y4
+	VPUNPCKHQDQ    Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 2(DX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y3, Y7, Y3
+	VPSIGNB        Y3, Y3, Y7
+	VMOVDQU        2(CX), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        2(R8), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y7, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y10
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y10, Y10
+	VMOVDQU        2(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y7, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y3
+	VPUNPCKHDQ     Y9, Y8, Y7
+	VPADDD         Y7, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y7
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y7, Y7
+	VPERM2I128     $0x21, Y7, Y4, Y3
+	VPBLENDD       $0xf0, Y7, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   (AX), X4
+	VPBROADCASTW   (DX), X5
+	VPUNPCKLQDQ    X5, X4, X4
+	VCVTPH2PS      X4, Y4
+	VMULPS         Y2, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y0
+	VBROADCASTI128 2(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VMOVDQU        2(R8), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y7, Y9
+	VPUNPCKHDQ     Y8, Y7, Y7
+	VPADDD         Y7, Y9, Y9
+	VMOVDQU        2(R9), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VMOVDQU        2(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y7, Y3
+	VPUNPCKHDQ     Y8, Y7, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y9, Y4
+	VPUNPCKHQDQ    Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 2(SI), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y3, Y7, Y3
+	VPSIGNB        Y3, Y3, Y7
+	VMOVDQU        2(CX), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        2(R8), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y7, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y10
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y10, Y10
+	VMOVDQU        2(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y7, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y3
+	VPUNPCKHDQ     Y9, Y8, Y7
+	VPADDD         Y7, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y7
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y7, Y7
+	VPERM2I128     $0x21, Y7, Y4, Y3
+	VPBLENDD       $0xf0, Y7, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   (BX), X4
+	VPBROADCASTW   (SI), X5
+	VPUNPCKLQDQ    X5, X4, X4
+	VCVTPH2PS      X4, Y4
+	VMULPS         Y2, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y1
+	MOVWLZX        34(CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, 34(R8), X2, X2
+	VPINSRW        $0x02, 34(R9), X2, X2
+	VPINSRW        $0x03, 34(R10), X2, X2
+	VCVTPH2PS      X2, X5
+	VINSERTF128    $0x01, X5, Y5, Y5
+	VBROADCASTI128 20(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VMOVDQU        36(R8), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y7, Y9
+	VPUNPCKHDQ     Y8, Y7, Y7
+	VPADDD         Y7, Y9, Y9
+	VMOVDQU        36(R9), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VMOVDQU        36(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y7, Y3
+	VPUNPCKHDQ     Y8, Y7, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y9, Y4
+	VPUNPCKHQDQ    Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 20(DX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y3, Y7, Y3
+	VPSIGNB        Y3, Y3, Y7
+	VMOVDQU        36(CX), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        36(R8), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y7, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y10
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y10, Y10
+	VMOVDQU        36(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y7, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y3
+	VPUNPCKHDQ     Y9, Y8, Y7
+	VPADDD         Y7, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y7
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y7, Y7
+	VPERM2I128     $0x21, Y7, Y4, Y3
+	VPBLENDD       $0xf0, Y7, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   18(AX), X2
+	VPBROADCASTW   18(DX), X4
+	VPUNPCKLQDQ    X4, X2, X2
+	VCVTPH2PS      X2, Y4
+	VMULPS         Y5, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y0
+	VBROADCASTI128 20(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VMOVDQU        36(R8), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y7, Y9
+	VPUNPCKHDQ     Y8, Y7, Y7
+	VPADDD         Y7, Y9, Y9
+	VMOVDQU        36(R9), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VMOVDQU        36(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y4, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VPUNPCKLDQ     Y8, Y7, Y3
+	VPUNPCKHDQ     Y8, Y7, Y4
+	VPADDD         Y4, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y9, Y4
+	VPUNPCKHQDQ    Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VBROADCASTI128 20(SI), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y3, Y7, Y3
+	VPSIGNB        Y3, Y3, Y7
+	VMOVDQU        36(CX), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        36(R8), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y7, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y10
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y10, Y10
+	VMOVDQU        36(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       words1<>+0(SB), Y8, Y8
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y3, Y9, Y9
+	VPMADDUBSW     Y9, Y7, Y9
+	VPMADDWD       words1<>+0(SB), Y9, Y9
+	VPUNPCKLDQ     Y9, Y8, Y3
+	VPUNPCKHDQ     Y9, Y8, Y7
+	VPADDD         Y7, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y10, Y7
+	VPUNPCKHQDQ    Y3, Y10, Y3
+	VPADDD         Y3, Y7, Y7
+	VPERM2I128     $0x21, Y7, Y4, Y3
+	VPBLENDD       $0xf0, Y7, Y4, Y4
+	VPADDD         Y4, Y3, Y3
+	VPBROADCASTW   18(BX), X2
+	VPBROADCASTW   18(SI), X4
+	VPUNPCKLQDQ    X4, X2, X2
+	VCVTPH2PS      X2, Y4
+	VMULPS         Y5, Y4, Y4
+	VCVTDQ2PS      Y3, Y3
+	VFMADD231PS    Y3, Y4, Y1
+	ADDQ           $0x00000024, AX
+	ADDQ           $0x00000024, DX
+	ADDQ           $0x00000024, BX
+	ADDQ           $0x00000024, SI
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, R8
+	ADDQ           $0x00000044, R9
+	ADDQ           $0x00000044, R10
+	SUBQ           $0x02, DI
+	JMP            tileIQ4NLQ8_0x4x4AVX2_loop2
 
 tileIQ4NLQ8_0x4x4AVX2_tail:
-	TESTQ        DI, DI
-	JZ           tileIQ4NLQ8_0x4x4AVX2_done
-	MOVWLZX      (CX), DI
-	VMOVD        DI, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X6
-	VINSERTF128  $0x01, X6, Y6, Y6
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y7
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y7, Y7
-	VMOVDQU      2(R9), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y7, Y3
-	VPUNPCKHQDQ  Y2, Y7, Y2
-	VPADDD       Y2, Y3, Y3
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(DX), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y2, Y4, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y7
-	VPSIGNB      Y2, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y5, Y8
-	VPUNPCKHDQ   Y7, Y5, Y5
-	VPADDD       Y5, Y8, Y8
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y7
-	VPSIGNB      Y2, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y5, Y2
-	VPUNPCKHDQ   Y7, Y5, Y4
-	VPADDD       Y4, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y8, Y4
-	VPUNPCKHQDQ  Y2, Y8, Y2
-	VPADDD       Y2, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y2
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y2, Y2
-	VPBROADCASTW (AX), X3
-	VPBROADCASTW (DX), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y6, Y3, Y3
-	VCVTDQ2PS    Y2, Y2
-	VFMADD231PS  Y2, Y3, Y0
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(BX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y7
-	VPUNPCKHDQ   Y5, Y4, Y4
-	VPADDD       Y4, Y7, Y7
-	VMOVDQU      2(R9), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPMADDUBSW   Y4, Y3, Y4
-	VPMADDWD     words1<>+0(SB), Y4, Y4
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y3, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VPUNPCKLDQ   Y5, Y4, Y2
-	VPUNPCKHDQ   Y5, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y7, Y3
-	VPUNPCKHQDQ  Y2, Y7, Y2
-	VPADDD       Y2, Y3, Y3
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(SI), X2
-	VPSRLW       $0x04, X2, X4
-	VINSERTI128  $0x01, X4, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y2, Y4, Y2
-	VPSIGNB      Y2, Y2, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R8), Y7
-	VPSIGNB      Y2, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y5, Y8
-	VPUNPCKHDQ   Y7, Y5, Y5
-	VPADDD       Y5, Y8, Y8
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     words1<>+0(SB), Y5, Y5
-	VMOVDQU      2(R10), Y7
-	VPSIGNB      Y2, Y7, Y7
-	VPMADDUBSW   Y7, Y4, Y7
-	VPMADDWD     words1<>+0(SB), Y7, Y7
-	VPUNPCKLDQ   Y7, Y5, Y2
-	VPUNPCKHDQ   Y7, Y5, Y4
-	VPADDD       Y4, Y2, Y2
-	VPUNPCKLQDQ  Y2, Y8, Y4
-	VPUNPCKHQDQ  Y2, Y8, Y2
-	VPADDD       Y2, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y2
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y2, Y2
-	VPBROADCASTW (BX), X3
-	VPBROADCASTW (SI), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y6, Y3, Y3
-	VCVTDQ2PS    Y2, Y2
-	VFMADD231PS  Y2, Y3, Y1
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000012, DX
-	ADDQ         $0x00000012, BX
-	ADDQ         $0x00000012, SI
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, R8
-	ADDQ         $0x00000022, R9
-	ADDQ         $0x00000022, R10
+	TESTQ          DI, DI
+	JZ             tileIQ4NLQ8_0x4x4AVX2_done
+	MOVWLZX        (CX), DI
+	VMOVD          DI, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X6
+	VINSERTF128    $0x01, X6, Y6, Y6
+	VBROADCASTI128 2(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y7
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y7, Y7
+	VMOVDQU        2(R9), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y7, Y3
+	VPUNPCKHQDQ    Y2, Y7, Y2
+	VPADDD         Y2, Y3, Y3
+	VBROADCASTI128 2(DX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y2, Y4, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y7
+	VPSIGNB        Y2, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y5, Y8
+	VPUNPCKHDQ     Y7, Y5, Y5
+	VPADDD         Y5, Y8, Y8
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y7
+	VPSIGNB        Y2, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y5, Y2
+	VPUNPCKHDQ     Y7, Y5, Y4
+	VPADDD         Y4, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y8, Y4
+	VPUNPCKHQDQ    Y2, Y8, Y2
+	VPADDD         Y2, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y2
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y2, Y2
+	VPBROADCASTW   (AX), X3
+	VPBROADCASTW   (DX), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y6, Y3, Y3
+	VCVTDQ2PS      Y2, Y2
+	VFMADD231PS    Y2, Y3, Y0
+	VBROADCASTI128 2(BX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y7
+	VPUNPCKHDQ     Y5, Y4, Y4
+	VPADDD         Y4, Y7, Y7
+	VMOVDQU        2(R9), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPMADDUBSW     Y4, Y3, Y4
+	VPMADDWD       words1<>+0(SB), Y4, Y4
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y3, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VPUNPCKLDQ     Y5, Y4, Y2
+	VPUNPCKHDQ     Y5, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y7, Y3
+	VPUNPCKHQDQ    Y2, Y7, Y2
+	VPADDD         Y2, Y3, Y3
+	VBROADCASTI128 2(SI), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y2, Y4, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R8), Y7
+	VPSIGNB        Y2, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y5, Y8
+	VPUNPCKHDQ     Y7, Y5, Y5
+	VPADDD         Y5, Y8, Y8
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       words1<>+0(SB), Y5, Y5
+	VMOVDQU        2(R10), Y7
+	VPSIGNB        Y2, Y7, Y7
+	VPMADDUBSW     Y7, Y4, Y7
+	VPMADDWD       words1<>+0(SB), Y7, Y7
+	VPUNPCKLDQ     Y7, Y5, Y2
+	VPUNPCKHDQ     Y7, Y5, Y4
+	VPADDD         Y4, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y8, Y4
+	VPUNPCKHQDQ    Y2, Y8, Y2
+	VPADDD         Y2, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y2
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y2, Y2
+	VPBROADCASTW   (BX), X3
+	VPBROADCASTW   (SI), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y6, Y3, Y3
+	VCVTDQ2PS      Y2, Y2
+	VFMADD231PS    Y2, Y3, Y1
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000012, DX
+	ADDQ           $0x00000012, BX
+	ADDQ           $0x00000012, SI
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, R8
+	ADDQ           $0x00000022, R9
+	ADDQ           $0x00000022, R10
 
 tileIQ4NLQ8_0x4x4AVX2_done:
 	VUNPCKLPS    Y1, Y0, Y2
@@ -12725,507 +12433,483 @@ TEXT ·tileIQ4NLQ8_0x4x4VNNI(SB), NOSPLIT, $0-56
 	VXORPS Y1, Y1, Y1
 
 tileIQ4NLQ8_0x4x4VNNI_loop2:
-	CMPQ         DI, $0x02
-	JL           tileIQ4NLQ8_0x4x4VNNI_tail
-	MOVWLZX      (CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X2
-	VINSERTF128  $0x01, X2, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y7, Y4, Y8
-	VMOVDQU      2(R8), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y7, Y4, Y9
-	VPUNPCKLDQ   Y9, Y8, Y7
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      2(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y4, Y9
-	VMOVDQU      2(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y8, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y7, Y3
-	VPUNPCKHQDQ  Y4, Y7, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      2(DX), X4
-	VPSRLW       $0x04, X4, X5
-	VINSERTI128  $0x01, X5, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y4, Y7, Y4
-	VPSIGNB      Y4, Y4, Y7
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y7, Y9
-	VMOVDQU      2(R8), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y8, Y7, Y10
-	VPUNPCKLDQ   Y10, Y9, Y8
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y8, Y8
-	VMOVDQU      2(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y7, Y10
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y7, Y4
-	VPUNPCKLDQ   Y4, Y10, Y7
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y7, Y7
-	VPUNPCKLQDQ  Y7, Y8, Y4
-	VPUNPCKHQDQ  Y7, Y8, Y7
-	VPADDD       Y7, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y7
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y7, Y7
-	VPBROADCASTW (AX), X3
-	VPBROADCASTW (DX), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VCVTDQ2PS    Y7, Y7
-	VFMADD231PS  Y7, Y3, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(BX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y7, Y4, Y8
-	VMOVDQU      2(R8), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y7, Y4, Y9
-	VPUNPCKLDQ   Y9, Y8, Y7
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      2(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y4, Y9
-	VMOVDQU      2(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y8, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y7, Y3
-	VPUNPCKHQDQ  Y4, Y7, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      2(SI), X4
-	VPSRLW       $0x04, X4, X5
-	VINSERTI128  $0x01, X5, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y4, Y7, Y4
-	VPSIGNB      Y4, Y4, Y7
-	VMOVDQU      2(CX), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y7, Y9
-	VMOVDQU      2(R8), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y8, Y7, Y10
-	VPUNPCKLDQ   Y10, Y9, Y8
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y8, Y8
-	VMOVDQU      2(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y7, Y10
-	VMOVDQU      2(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y7, Y4
-	VPUNPCKLDQ   Y4, Y10, Y7
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y7, Y7
-	VPUNPCKLQDQ  Y7, Y8, Y4
-	VPUNPCKHQDQ  Y7, Y8, Y7
-	VPADDD       Y7, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y7
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y7, Y7
-	VPBROADCASTW (BX), X3
-	VPBROADCASTW (SI), X4
-	VPUNPCKLQDQ  X4, X3, X3
-	VCVTPH2PS    X3, Y3
-	VMULPS       Y2, Y3, Y3
-	VCVTDQ2PS    Y7, Y7
-	VFMADD231PS  Y7, Y3, Y1
-	MOVWLZX      34(CX), R11
-	VMOVD        R11, X2
-	VPINSRW      $0x01, 34(R8), X2, X2
-	VPINSRW      $0x02, 34(R9), X2, X2
-	VPINSRW      $0x03, 34(R10), X2, X2
-	VCVTPH2PS    X2, X5
-	VINSERTF128  $0x01, X5, Y5, Y5
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(AX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y7, Y4, Y8
-	VMOVDQU      36(R8), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y7, Y4, Y9
-	VPUNPCKLDQ   Y9, Y8, Y7
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      36(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y4, Y9
-	VMOVDQU      36(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y8, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y7, Y3
-	VPUNPCKHQDQ  Y4, Y7, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      20(DX), X4
-	VPSRLW       $0x04, X4, X2
-	VINSERTI128  $0x01, X2, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y4, Y7, Y4
-	VPSIGNB      Y4, Y4, Y7
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y7, Y9
-	VMOVDQU      36(R8), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y8, Y7, Y10
-	VPUNPCKLDQ   Y10, Y9, Y8
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y8, Y8
-	VMOVDQU      36(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y7, Y10
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y7, Y4
-	VPUNPCKLDQ   Y4, Y10, Y7
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y7, Y7
-	VPUNPCKLQDQ  Y7, Y8, Y4
-	VPUNPCKHQDQ  Y7, Y8, Y7
-	VPADDD       Y7, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y7
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y7, Y7
-	VPBROADCASTW 18(AX), X2
-	VPBROADCASTW 18(DX), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y3
-	VMULPS       Y5, Y3, Y3
-	VCVTDQ2PS    Y7, Y7
-	VFMADD231PS  Y7, Y3, Y0
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      20(BX), X3
-	VPSRLW       $0x04, X3, X2
-	VINSERTI128  $0x01, X2, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y7, Y4, Y8
-	VMOVDQU      36(R8), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y7, Y4, Y9
-	VPUNPCKLDQ   Y9, Y8, Y7
-	VPUNPCKHDQ   Y9, Y8, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      36(R9), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y4, Y9
-	VMOVDQU      36(R10), Y8
-	VPSIGNB      Y3, Y8, Y8
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y8, Y4, Y3
-	VPUNPCKLDQ   Y3, Y9, Y4
-	VPUNPCKHDQ   Y3, Y9, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y7, Y3
-	VPUNPCKHQDQ  Y4, Y7, Y4
-	VPADDD       Y4, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	VMOVDQU      20(SI), X4
-	VPSRLW       $0x04, X4, X2
-	VINSERTI128  $0x01, X2, Y4, Y4
-	VPAND        mask0F<>+0(SB), Y4, Y4
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y4, Y7, Y4
-	VPSIGNB      Y4, Y4, Y7
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y9, Y9, Y9
-	VPDPBUSD     Y8, Y7, Y9
-	VMOVDQU      36(R8), Y8
-	VPSIGNB      Y4, Y8, Y8
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y8, Y7, Y10
-	VPUNPCKLDQ   Y10, Y9, Y8
-	VPUNPCKHDQ   Y10, Y9, Y9
-	VPADDD       Y9, Y8, Y8
-	VMOVDQU      36(R9), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y10, Y10, Y10
-	VPDPBUSD     Y9, Y7, Y10
-	VMOVDQU      36(R10), Y9
-	VPSIGNB      Y4, Y9, Y9
-	VPXOR        Y4, Y4, Y4
-	VPDPBUSD     Y9, Y7, Y4
-	VPUNPCKLDQ   Y4, Y10, Y7
-	VPUNPCKHDQ   Y4, Y10, Y4
-	VPADDD       Y4, Y7, Y7
-	VPUNPCKLQDQ  Y7, Y8, Y4
-	VPUNPCKHQDQ  Y7, Y8, Y7
-	VPADDD       Y7, Y4, Y4
-	VPERM2I128   $0x21, Y4, Y3, Y7
-	VPBLENDD     $0xf0, Y4, Y3, Y3
-	VPADDD       Y3, Y7, Y7
-	VPBROADCASTW 18(BX), X2
-	VPBROADCASTW 18(SI), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y3
-	VMULPS       Y5, Y3, Y3
-	VCVTDQ2PS    Y7, Y7
-	VFMADD231PS  Y7, Y3, Y1
-	ADDQ         $0x00000024, AX
-	ADDQ         $0x00000024, DX
-	ADDQ         $0x00000024, BX
-	ADDQ         $0x00000024, SI
-	ADDQ         $0x00000044, CX
-	ADDQ         $0x00000044, R8
-	ADDQ         $0x00000044, R9
-	ADDQ         $0x00000044, R10
-	SUBQ         $0x02, DI
-	JMP          tileIQ4NLQ8_0x4x4VNNI_loop2
+	CMPQ           DI, $0x02
+	JL             tileIQ4NLQ8_0x4x4VNNI_tail
+	MOVWLZX        (CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X2
+	VINSERTF128    $0x01, X2, Y2, Y2
+	VBROADCASTI128 2(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y7, Y4, Y8
+	VMOVDQU        2(R8), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y7, Y4, Y9
+	VPUNPCKLDQ     Y9, Y8, Y7
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        2(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y4, Y9
+	VMOVDQU        2(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y8, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y7, Y3
+	VPUNPCKHQDQ    Y4, Y7, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 2(DX), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y4, Y7, Y4
+	VPSIGNB        Y4, Y4, Y7
+	VMOVDQU        2(CX), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y7, Y9
+	VMOVDQU        2(R8), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y8, Y7, Y10
+	VPUNPCKLDQ     Y10, Y9, Y8
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y8, Y8
+	VMOVDQU        2(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y7, Y10
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y7, Y4
+	VPUNPCKLDQ     Y4, Y10, Y7
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y7, Y7
+	VPUNPCKLQDQ    Y7, Y8, Y4
+	VPUNPCKHQDQ    Y7, Y8, Y7
+	VPADDD         Y7, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y7
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y7, Y7
+	VPBROADCASTW   (AX), X3
+	VPBROADCASTW   (DX), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y2, Y3, Y3
+	VCVTDQ2PS      Y7, Y7
+	VFMADD231PS    Y7, Y3, Y0
+	VBROADCASTI128 2(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y7, Y4, Y8
+	VMOVDQU        2(R8), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y7, Y4, Y9
+	VPUNPCKLDQ     Y9, Y8, Y7
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        2(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y4, Y9
+	VMOVDQU        2(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y8, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y7, Y3
+	VPUNPCKHQDQ    Y4, Y7, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 2(SI), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y4, Y7, Y4
+	VPSIGNB        Y4, Y4, Y7
+	VMOVDQU        2(CX), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y7, Y9
+	VMOVDQU        2(R8), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y8, Y7, Y10
+	VPUNPCKLDQ     Y10, Y9, Y8
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y8, Y8
+	VMOVDQU        2(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y7, Y10
+	VMOVDQU        2(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y7, Y4
+	VPUNPCKLDQ     Y4, Y10, Y7
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y7, Y7
+	VPUNPCKLQDQ    Y7, Y8, Y4
+	VPUNPCKHQDQ    Y7, Y8, Y7
+	VPADDD         Y7, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y7
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y7, Y7
+	VPBROADCASTW   (BX), X3
+	VPBROADCASTW   (SI), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y2, Y3, Y3
+	VCVTDQ2PS      Y7, Y7
+	VFMADD231PS    Y7, Y3, Y1
+	MOVWLZX        34(CX), R11
+	VMOVD          R11, X2
+	VPINSRW        $0x01, 34(R8), X2, X2
+	VPINSRW        $0x02, 34(R9), X2, X2
+	VPINSRW        $0x03, 34(R10), X2, X2
+	VCVTPH2PS      X2, X5
+	VINSERTF128    $0x01, X5, Y5, Y5
+	VBROADCASTI128 20(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y7, Y4, Y8
+	VMOVDQU        36(R8), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y7, Y4, Y9
+	VPUNPCKLDQ     Y9, Y8, Y7
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        36(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y4, Y9
+	VMOVDQU        36(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y8, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y7, Y3
+	VPUNPCKHQDQ    Y4, Y7, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 20(DX), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y4, Y7, Y4
+	VPSIGNB        Y4, Y4, Y7
+	VMOVDQU        36(CX), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y7, Y9
+	VMOVDQU        36(R8), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y8, Y7, Y10
+	VPUNPCKLDQ     Y10, Y9, Y8
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y8, Y8
+	VMOVDQU        36(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y7, Y10
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y7, Y4
+	VPUNPCKLDQ     Y4, Y10, Y7
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y7, Y7
+	VPUNPCKLQDQ    Y7, Y8, Y4
+	VPUNPCKHQDQ    Y7, Y8, Y7
+	VPADDD         Y7, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y7
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y7, Y7
+	VPBROADCASTW   18(AX), X2
+	VPBROADCASTW   18(DX), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y3
+	VMULPS         Y5, Y3, Y3
+	VCVTDQ2PS      Y7, Y7
+	VFMADD231PS    Y7, Y3, Y0
+	VBROADCASTI128 20(BX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y7, Y4, Y8
+	VMOVDQU        36(R8), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y7, Y4, Y9
+	VPUNPCKLDQ     Y9, Y8, Y7
+	VPUNPCKHDQ     Y9, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        36(R9), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y4, Y9
+	VMOVDQU        36(R10), Y8
+	VPSIGNB        Y3, Y8, Y8
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y8, Y4, Y3
+	VPUNPCKLDQ     Y3, Y9, Y4
+	VPUNPCKHDQ     Y3, Y9, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y7, Y3
+	VPUNPCKHQDQ    Y4, Y7, Y4
+	VPADDD         Y4, Y3, Y3
+	VBROADCASTI128 20(SI), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y4, Y7, Y4
+	VPSIGNB        Y4, Y4, Y7
+	VMOVDQU        36(CX), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y9, Y9, Y9
+	VPDPBUSD       Y8, Y7, Y9
+	VMOVDQU        36(R8), Y8
+	VPSIGNB        Y4, Y8, Y8
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y8, Y7, Y10
+	VPUNPCKLDQ     Y10, Y9, Y8
+	VPUNPCKHDQ     Y10, Y9, Y9
+	VPADDD         Y9, Y8, Y8
+	VMOVDQU        36(R9), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y10, Y10, Y10
+	VPDPBUSD       Y9, Y7, Y10
+	VMOVDQU        36(R10), Y9
+	VPSIGNB        Y4, Y9, Y9
+	VPXOR          Y4, Y4, Y4
+	VPDPBUSD       Y9, Y7, Y4
+	VPUNPCKLDQ     Y4, Y10, Y7
+	VPUNPCKHDQ     Y4, Y10, Y4
+	VPADDD         Y4, Y7, Y7
+	VPUNPCKLQDQ    Y7, Y8, Y4
+	VPUNPCKHQDQ    Y7, Y8, Y7
+	VPADDD         Y7, Y4, Y4
+	VPERM2I128     $0x21, Y4, Y3, Y7
+	VPBLENDD       $0xf0, Y4, Y3, Y3
+	VPADDD         Y3, Y7, Y7
+	VPBROADCASTW   18(BX), X2
+	VPBROADCASTW   18(SI), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y3
+	VMULPS         Y5, Y3, Y3
+	VCVTDQ2PS      Y7, Y7
+	VFMADD231PS    Y7, Y3, Y1
+	ADDQ           $0x00000024, AX
+	ADDQ           $0x00000024, DX
+	ADDQ           $0x00000024, BX
+	ADDQ           $0x00000024, SI
+	ADDQ           $0x00000044, CX
+	ADDQ           $0x00000044, R8
+	ADDQ           $0x00000044, R9
+	ADDQ           $0x00000044, R10
+	SUBQ           $0x02, DI
+	JMP            tileIQ4NLQ8_0x4x4VNNI_loop2
 
 tileIQ4NLQ8_0x4x4VNNI_tail:
-	TESTQ        DI, DI
-	JZ           tileIQ4NLQ8_0x4x4VNNI_done
-	MOVWLZX      (CX), DI
-	VMOVD        DI, X2
-	VPINSRW      $0x01, (R8), X2, X2
-	VPINSRW      $0x02, (R9), X2, X2
-	VPINSRW      $0x03, (R10), X2, X2
-	VCVTPH2PS    X2, X6
-	VINSERTF128  $0x01, X6, Y6, Y6
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(AX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y3, Y5
-	VMOVDQU      2(R8), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y4, Y3, Y7
-	VPUNPCKLDQ   Y7, Y5, Y4
-	VPUNPCKHDQ   Y7, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y5, Y3, Y7
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y3, Y2
-	VPUNPCKLDQ   Y2, Y7, Y3
-	VPUNPCKHDQ   Y2, Y7, Y2
-	VPADDD       Y2, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y4, Y2
-	VPUNPCKHQDQ  Y3, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(DX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y5, Y4, Y7
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y5, Y4, Y8
-	VPUNPCKLDQ   Y8, Y7, Y5
-	VPUNPCKHDQ   Y8, Y7, Y7
-	VPADDD       Y7, Y5, Y5
-	VMOVDQU      2(R9), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y7, Y4, Y8
-	VMOVDQU      2(R10), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y7, Y4, Y3
-	VPUNPCKLDQ   Y3, Y8, Y4
-	VPUNPCKHDQ   Y3, Y8, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPERM2I128   $0x21, Y3, Y2, Y4
-	VPBLENDD     $0xf0, Y3, Y2, Y2
-	VPADDD       Y2, Y4, Y4
-	VPBROADCASTW (AX), X2
-	VPBROADCASTW (DX), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y2
-	VMULPS       Y6, Y2, Y2
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y2, Y0
-	VPXOR        Y2, Y2, Y2
-	VMOVDQU      2(BX), X2
-	VPSRLW       $0x04, X2, X3
-	VINSERTI128  $0x01, X3, Y2, Y2
-	VPAND        mask0F<>+0(SB), Y2, Y2
-	VMOVDQU      kvalues<>+0(SB), Y3
-	VPSHUFB      Y2, Y3, Y2
-	VPSIGNB      Y2, Y2, Y3
-	VMOVDQU      2(CX), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y5, Y5, Y5
-	VPDPBUSD     Y4, Y3, Y5
-	VMOVDQU      2(R8), Y4
-	VPSIGNB      Y2, Y4, Y4
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y4, Y3, Y7
-	VPUNPCKLDQ   Y7, Y5, Y4
-	VPUNPCKHDQ   Y7, Y5, Y5
-	VPADDD       Y5, Y4, Y4
-	VMOVDQU      2(R9), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y5, Y3, Y7
-	VMOVDQU      2(R10), Y5
-	VPSIGNB      Y2, Y5, Y5
-	VPXOR        Y2, Y2, Y2
-	VPDPBUSD     Y5, Y3, Y2
-	VPUNPCKLDQ   Y2, Y7, Y3
-	VPUNPCKHDQ   Y2, Y7, Y2
-	VPADDD       Y2, Y3, Y3
-	VPUNPCKLQDQ  Y3, Y4, Y2
-	VPUNPCKHQDQ  Y3, Y4, Y3
-	VPADDD       Y3, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      2(SI), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      2(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y7, Y7, Y7
-	VPDPBUSD     Y5, Y4, Y7
-	VMOVDQU      2(R8), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y5, Y4, Y8
-	VPUNPCKLDQ   Y8, Y7, Y5
-	VPUNPCKHDQ   Y8, Y7, Y7
-	VPADDD       Y7, Y5, Y5
-	VMOVDQU      2(R9), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y8, Y8, Y8
-	VPDPBUSD     Y7, Y4, Y8
-	VMOVDQU      2(R10), Y7
-	VPSIGNB      Y3, Y7, Y7
-	VPXOR        Y3, Y3, Y3
-	VPDPBUSD     Y7, Y4, Y3
-	VPUNPCKLDQ   Y3, Y8, Y4
-	VPUNPCKHDQ   Y3, Y8, Y3
-	VPADDD       Y3, Y4, Y4
-	VPUNPCKLQDQ  Y4, Y5, Y3
-	VPUNPCKHQDQ  Y4, Y5, Y4
-	VPADDD       Y4, Y3, Y3
-	VPERM2I128   $0x21, Y3, Y2, Y4
-	VPBLENDD     $0xf0, Y3, Y2, Y2
-	VPADDD       Y2, Y4, Y4
-	VPBROADCASTW (BX), X2
-	VPBROADCASTW (SI), X3
-	VPUNPCKLQDQ  X3, X2, X2
-	VCVTPH2PS    X2, Y2
-	VMULPS       Y6, Y2, Y2
-	VCVTDQ2PS    Y4, Y4
-	VFMADD231PS  Y4, Y2, Y1
-	ADDQ         $0x00000012, AX
-	ADDQ         $0x00000012, DX
-	ADDQ         $0x00000012, BX
-	ADDQ         $0x00000012, SI
-	ADDQ         $0x00000022, CX
-	ADDQ         $0x00000022, R8
-	ADDQ         $0x00000022, R9
-	ADDQ         $0x00000022, R10
+	TESTQ          DI, DI
+	JZ             tileIQ4NLQ8_0x4x4VNNI_done
+	MOVWLZX        (CX), DI
+	VMOVD          DI, X2
+	VPINSRW        $0x01, (R8), X2, X2
+	VPINSRW        $0x02, (R9), X2, X2
+	VPINSRW        $0x03, (R10), X2, X2
+	VCVTPH2PS      X2, X6
+	VINSERTF128    $0x01, X6, Y6, Y6
+	VBROADCASTI128 2(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y3, Y5
+	VMOVDQU        2(R8), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y4, Y3, Y7
+	VPUNPCKLDQ     Y7, Y5, Y4
+	VPUNPCKHDQ     Y7, Y5, Y5
+	VPADDD         Y5, Y4, Y4
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y5, Y3, Y7
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y3, Y2
+	VPUNPCKLDQ     Y2, Y7, Y3
+	VPUNPCKHDQ     Y2, Y7, Y2
+	VPADDD         Y2, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y4, Y2
+	VPUNPCKHQDQ    Y3, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VBROADCASTI128 2(DX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y5, Y4, Y7
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y5, Y4, Y8
+	VPUNPCKLDQ     Y8, Y7, Y5
+	VPUNPCKHDQ     Y8, Y7, Y7
+	VPADDD         Y7, Y5, Y5
+	VMOVDQU        2(R9), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y7, Y4, Y8
+	VMOVDQU        2(R10), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y7, Y4, Y3
+	VPUNPCKLDQ     Y3, Y8, Y4
+	VPUNPCKHDQ     Y3, Y8, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPERM2I128     $0x21, Y3, Y2, Y4
+	VPBLENDD       $0xf0, Y3, Y2, Y2
+	VPADDD         Y2, Y4, Y4
+	VPBROADCASTW   (AX), X2
+	VPBROADCASTW   (DX), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y2
+	VMULPS         Y6, Y2, Y2
+	VCVTDQ2PS      Y4, Y4
+	VFMADD231PS    Y4, Y2, Y0
+	VBROADCASTI128 2(BX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VMOVDQU        kvalues<>+0(SB), Y3
+	VPSHUFB        Y2, Y3, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        2(CX), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPDPBUSD       Y4, Y3, Y5
+	VMOVDQU        2(R8), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y4, Y3, Y7
+	VPUNPCKLDQ     Y7, Y5, Y4
+	VPUNPCKHDQ     Y7, Y5, Y5
+	VPADDD         Y5, Y4, Y4
+	VMOVDQU        2(R9), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y5, Y3, Y7
+	VMOVDQU        2(R10), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y3, Y2
+	VPUNPCKLDQ     Y2, Y7, Y3
+	VPUNPCKHDQ     Y2, Y7, Y2
+	VPADDD         Y2, Y3, Y3
+	VPUNPCKLQDQ    Y3, Y4, Y2
+	VPUNPCKHQDQ    Y3, Y4, Y3
+	VPADDD         Y3, Y2, Y2
+	VBROADCASTI128 2(SI), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        2(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y7, Y7, Y7
+	VPDPBUSD       Y5, Y4, Y7
+	VMOVDQU        2(R8), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y5, Y4, Y8
+	VPUNPCKLDQ     Y8, Y7, Y5
+	VPUNPCKHDQ     Y8, Y7, Y7
+	VPADDD         Y7, Y5, Y5
+	VMOVDQU        2(R9), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y8, Y8, Y8
+	VPDPBUSD       Y7, Y4, Y8
+	VMOVDQU        2(R10), Y7
+	VPSIGNB        Y3, Y7, Y7
+	VPXOR          Y3, Y3, Y3
+	VPDPBUSD       Y7, Y4, Y3
+	VPUNPCKLDQ     Y3, Y8, Y4
+	VPUNPCKHDQ     Y3, Y8, Y3
+	VPADDD         Y3, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y5, Y3
+	VPUNPCKHQDQ    Y4, Y5, Y4
+	VPADDD         Y4, Y3, Y3
+	VPERM2I128     $0x21, Y3, Y2, Y4
+	VPBLENDD       $0xf0, Y3, Y2, Y2
+	VPADDD         Y2, Y4, Y4
+	VPBROADCASTW   (BX), X2
+	VPBROADCASTW   (SI), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y2
+	VMULPS         Y6, Y2, Y2
+	VCVTDQ2PS      Y4, Y4
+	VFMADD231PS    Y4, Y2, Y1
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000012, DX
+	ADDQ           $0x00000012, BX
+	ADDQ           $0x00000012, SI
+	ADDQ           $0x00000022, CX
+	ADDQ           $0x00000022, R8
+	ADDQ           $0x00000022, R9
+	ADDQ           $0x00000022, R10
 
 tileIQ4NLQ8_0x4x4VNNI_done:
 	VUNPCKLPS    Y1, Y0, Y2
@@ -21557,1111 +21241,1079 @@ TEXT ·panelIQ4XSQ8_Kx2x16VNNI(SB), $832-48
 	VMOVUPS Y0, 800(SP)
 
 panelIQ4XSQ8_Kx2x16VNNI_loop:
-	TESTQ        BX, BX
-	JZ           panelIQ4XSQ8_Kx2x16VNNI_done
-	VMOVDQU      kvaluesU8<>+0(SB), Y0
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      8(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, (SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      24(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 32(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      40(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 64(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      56(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 96(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      72(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 128(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      88(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 160(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      104(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 192(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      120(AX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 224(SP)
-	MOVWLZX      2(AX), SI
-	MOVL         4(AX), DI
-	MOVL         DI, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHLL         $0x04, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 512(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 640(SP)
-	MOVL         DI, R8
-	SHRL         $0x04, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHLL         $0x02, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 516(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 644(SP)
-	MOVL         DI, R8
-	SHRL         $0x08, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 520(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 648(SP)
-	MOVL         DI, R8
-	SHRL         $0x0c, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHRL         $0x02, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 524(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 652(SP)
-	MOVL         DI, R8
-	SHRL         $0x10, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHRL         $0x04, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 528(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 656(SP)
-	MOVL         DI, R8
-	SHRL         $0x14, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHRL         $0x06, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 532(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 660(SP)
-	MOVL         DI, R8
-	SHRL         $0x18, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHRL         $0x08, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 536(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 664(SP)
-	SHRL         $0x1c, DI
-	ANDL         $0x0000000f, DI
-	SHRL         $0x0a, SI
-	ANDL         $0x00000030, SI
-	ORL          SI, DI
-	SUBL         $0x00000020, DI
-	MOVL         DI, 540(SP)
-	MOVWLZX      DI, DI
-	MOVL         DI, SI
-	SHLL         $0x10, SI
-	ORL          SI, DI
-	MOVL         DI, 668(SP)
-	VMOVDQU      kvaluesU8<>+0(SB), Y0
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      8(DX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 256(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      24(DX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 288(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      40(DX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 320(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      56(DX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 352(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      72(DX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 384(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      88(DX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 416(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      104(DX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 448(SP)
-	VPXOR        Y1, Y1, Y1
-	VMOVDQU      120(DX), X1
-	VPSRLW       $0x04, X1, X2
-	VINSERTI128  $0x01, X2, Y1, Y1
-	VPAND        mask0F<>+0(SB), Y1, Y1
-	VPSHUFB      Y1, Y0, Y1
-	VMOVDQU      Y1, 480(SP)
-	MOVWLZX      2(DX), SI
-	MOVL         4(DX), DI
-	MOVL         DI, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHLL         $0x04, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 576(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 672(SP)
-	MOVL         DI, R8
-	SHRL         $0x04, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHLL         $0x02, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 580(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 676(SP)
-	MOVL         DI, R8
-	SHRL         $0x08, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 584(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 680(SP)
-	MOVL         DI, R8
-	SHRL         $0x0c, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHRL         $0x02, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 588(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 684(SP)
-	MOVL         DI, R8
-	SHRL         $0x10, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHRL         $0x04, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 592(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 688(SP)
-	MOVL         DI, R8
-	SHRL         $0x14, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHRL         $0x06, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 596(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 692(SP)
-	MOVL         DI, R8
-	SHRL         $0x18, R8
-	ANDL         $0x0000000f, R8
-	MOVL         SI, R9
-	SHRL         $0x08, R9
-	ANDL         $0x00000030, R9
-	ORL          R9, R8
-	SUBL         $0x00000020, R8
-	MOVL         R8, 600(SP)
-	MOVWLZX      R8, R8
-	MOVL         R8, R9
-	SHLL         $0x10, R9
-	ORL          R9, R8
-	MOVL         R8, 696(SP)
-	SHRL         $0x1c, DI
-	ANDL         $0x0000000f, DI
-	SHRL         $0x0a, SI
-	ANDL         $0x00000030, SI
-	ORL          SI, DI
-	SUBL         $0x00000020, DI
-	MOVL         DI, 604(SP)
-	MOVWLZX      DI, DI
-	MOVL         DI, SI
-	SHLL         $0x10, SI
-	ORL          SI, DI
-	MOVL         DI, 700(SP)
-	VXORPS       Y0, Y0, Y0
-	VXORPS       Y1, Y1, Y1
-	VXORPS       Y2, Y2, Y2
-	VXORPS       Y3, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVDQU      (CX), Y8
-	VMOVDQU      32(CX), Y9
-	VPBROADCASTD (SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 256(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      64(CX), Y8
-	VMOVDQU      96(CX), Y9
-	VPBROADCASTD 4(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 260(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      128(CX), Y8
-	VMOVDQU      160(CX), Y9
-	VPBROADCASTD 8(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 264(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      192(CX), Y8
-	VMOVDQU      224(CX), Y9
-	VPBROADCASTD 12(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 268(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      256(CX), Y8
-	VMOVDQU      288(CX), Y9
-	VPBROADCASTD 16(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 272(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      320(CX), Y8
-	VMOVDQU      352(CX), Y9
-	VPBROADCASTD 20(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 276(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      384(CX), Y8
-	VMOVDQU      416(CX), Y9
-	VPBROADCASTD 24(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 280(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      448(CX), Y8
-	VMOVDQU      480(CX), Y9
-	VPBROADCASTD 28(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 284(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VPBROADCASTD 512(SP), Y8
-	VPMULLD      Y8, Y4, Y4
-	VPADDD       Y4, Y0, Y0
-	VPMULLD      Y8, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VPBROADCASTD 576(SP), Y4
-	VPMULLD      Y4, Y6, Y6
-	VPADDD       Y6, Y2, Y2
-	VPMULLD      Y4, Y7, Y7
-	VPADDD       Y7, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVDQU      512(CX), Y8
-	VMOVDQU      544(CX), Y9
-	VPBROADCASTD 32(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 288(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      576(CX), Y8
-	VMOVDQU      608(CX), Y9
-	VPBROADCASTD 36(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 292(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      640(CX), Y8
-	VMOVDQU      672(CX), Y9
-	VPBROADCASTD 40(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 296(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      704(CX), Y8
-	VMOVDQU      736(CX), Y9
-	VPBROADCASTD 44(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 300(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      768(CX), Y8
-	VMOVDQU      800(CX), Y9
-	VPBROADCASTD 48(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 304(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      832(CX), Y8
-	VMOVDQU      864(CX), Y9
-	VPBROADCASTD 52(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 308(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      896(CX), Y8
-	VMOVDQU      928(CX), Y9
-	VPBROADCASTD 56(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 312(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      960(CX), Y8
-	VMOVDQU      992(CX), Y9
-	VPBROADCASTD 60(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 316(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VPBROADCASTD 516(SP), Y8
-	VPMULLD      Y8, Y4, Y4
-	VPADDD       Y4, Y0, Y0
-	VPMULLD      Y8, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VPBROADCASTD 580(SP), Y4
-	VPMULLD      Y4, Y6, Y6
-	VPADDD       Y6, Y2, Y2
-	VPMULLD      Y4, Y7, Y7
-	VPADDD       Y7, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVDQU      1024(CX), Y8
-	VMOVDQU      1056(CX), Y9
-	VPBROADCASTD 64(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 320(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1088(CX), Y8
-	VMOVDQU      1120(CX), Y9
-	VPBROADCASTD 68(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 324(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1152(CX), Y8
-	VMOVDQU      1184(CX), Y9
-	VPBROADCASTD 72(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 328(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1216(CX), Y8
-	VMOVDQU      1248(CX), Y9
-	VPBROADCASTD 76(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 332(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1280(CX), Y8
-	VMOVDQU      1312(CX), Y9
-	VPBROADCASTD 80(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 336(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1344(CX), Y8
-	VMOVDQU      1376(CX), Y9
-	VPBROADCASTD 84(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 340(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1408(CX), Y8
-	VMOVDQU      1440(CX), Y9
-	VPBROADCASTD 88(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 344(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1472(CX), Y8
-	VMOVDQU      1504(CX), Y9
-	VPBROADCASTD 92(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 348(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VPBROADCASTD 520(SP), Y8
-	VPMULLD      Y8, Y4, Y4
-	VPADDD       Y4, Y0, Y0
-	VPMULLD      Y8, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VPBROADCASTD 584(SP), Y4
-	VPMULLD      Y4, Y6, Y6
-	VPADDD       Y6, Y2, Y2
-	VPMULLD      Y4, Y7, Y7
-	VPADDD       Y7, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVDQU      1536(CX), Y8
-	VMOVDQU      1568(CX), Y9
-	VPBROADCASTD 96(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 352(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1600(CX), Y8
-	VMOVDQU      1632(CX), Y9
-	VPBROADCASTD 100(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 356(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1664(CX), Y8
-	VMOVDQU      1696(CX), Y9
-	VPBROADCASTD 104(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 360(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1728(CX), Y8
-	VMOVDQU      1760(CX), Y9
-	VPBROADCASTD 108(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 364(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1792(CX), Y8
-	VMOVDQU      1824(CX), Y9
-	VPBROADCASTD 112(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 368(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1856(CX), Y8
-	VMOVDQU      1888(CX), Y9
-	VPBROADCASTD 116(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 372(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1920(CX), Y8
-	VMOVDQU      1952(CX), Y9
-	VPBROADCASTD 120(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 376(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      1984(CX), Y8
-	VMOVDQU      2016(CX), Y9
-	VPBROADCASTD 124(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 380(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VPBROADCASTD 524(SP), Y8
-	VPMULLD      Y8, Y4, Y4
-	VPADDD       Y4, Y0, Y0
-	VPMULLD      Y8, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VPBROADCASTD 588(SP), Y4
-	VPMULLD      Y4, Y6, Y6
-	VPADDD       Y6, Y2, Y2
-	VPMULLD      Y4, Y7, Y7
-	VPADDD       Y7, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVDQU      2048(CX), Y8
-	VMOVDQU      2080(CX), Y9
-	VPBROADCASTD 128(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 384(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2112(CX), Y8
-	VMOVDQU      2144(CX), Y9
-	VPBROADCASTD 132(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 388(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2176(CX), Y8
-	VMOVDQU      2208(CX), Y9
-	VPBROADCASTD 136(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 392(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2240(CX), Y8
-	VMOVDQU      2272(CX), Y9
-	VPBROADCASTD 140(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 396(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2304(CX), Y8
-	VMOVDQU      2336(CX), Y9
-	VPBROADCASTD 144(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 400(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2368(CX), Y8
-	VMOVDQU      2400(CX), Y9
-	VPBROADCASTD 148(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 404(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2432(CX), Y8
-	VMOVDQU      2464(CX), Y9
-	VPBROADCASTD 152(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 408(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2496(CX), Y8
-	VMOVDQU      2528(CX), Y9
-	VPBROADCASTD 156(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 412(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VPBROADCASTD 528(SP), Y8
-	VPMULLD      Y8, Y4, Y4
-	VPADDD       Y4, Y0, Y0
-	VPMULLD      Y8, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VPBROADCASTD 592(SP), Y4
-	VPMULLD      Y4, Y6, Y6
-	VPADDD       Y6, Y2, Y2
-	VPMULLD      Y4, Y7, Y7
-	VPADDD       Y7, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVDQU      2560(CX), Y8
-	VMOVDQU      2592(CX), Y9
-	VPBROADCASTD 160(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 416(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2624(CX), Y8
-	VMOVDQU      2656(CX), Y9
-	VPBROADCASTD 164(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 420(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2688(CX), Y8
-	VMOVDQU      2720(CX), Y9
-	VPBROADCASTD 168(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 424(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2752(CX), Y8
-	VMOVDQU      2784(CX), Y9
-	VPBROADCASTD 172(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 428(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2816(CX), Y8
-	VMOVDQU      2848(CX), Y9
-	VPBROADCASTD 176(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 432(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2880(CX), Y8
-	VMOVDQU      2912(CX), Y9
-	VPBROADCASTD 180(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 436(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      2944(CX), Y8
-	VMOVDQU      2976(CX), Y9
-	VPBROADCASTD 184(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 440(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3008(CX), Y8
-	VMOVDQU      3040(CX), Y9
-	VPBROADCASTD 188(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 444(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VPBROADCASTD 532(SP), Y8
-	VPMULLD      Y8, Y4, Y4
-	VPADDD       Y4, Y0, Y0
-	VPMULLD      Y8, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VPBROADCASTD 596(SP), Y4
-	VPMULLD      Y4, Y6, Y6
-	VPADDD       Y6, Y2, Y2
-	VPMULLD      Y4, Y7, Y7
-	VPADDD       Y7, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVDQU      3072(CX), Y8
-	VMOVDQU      3104(CX), Y9
-	VPBROADCASTD 192(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 448(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3136(CX), Y8
-	VMOVDQU      3168(CX), Y9
-	VPBROADCASTD 196(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 452(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3200(CX), Y8
-	VMOVDQU      3232(CX), Y9
-	VPBROADCASTD 200(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 456(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3264(CX), Y8
-	VMOVDQU      3296(CX), Y9
-	VPBROADCASTD 204(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 460(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3328(CX), Y8
-	VMOVDQU      3360(CX), Y9
-	VPBROADCASTD 208(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 464(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3392(CX), Y8
-	VMOVDQU      3424(CX), Y9
-	VPBROADCASTD 212(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 468(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3456(CX), Y8
-	VMOVDQU      3488(CX), Y9
-	VPBROADCASTD 216(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 472(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3520(CX), Y8
-	VMOVDQU      3552(CX), Y9
-	VPBROADCASTD 220(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 476(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VPBROADCASTD 536(SP), Y8
-	VPMULLD      Y8, Y4, Y4
-	VPADDD       Y4, Y0, Y0
-	VPMULLD      Y8, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VPBROADCASTD 600(SP), Y4
-	VPMULLD      Y4, Y6, Y6
-	VPADDD       Y6, Y2, Y2
-	VPMULLD      Y4, Y7, Y7
-	VPADDD       Y7, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVDQU      3584(CX), Y8
-	VMOVDQU      3616(CX), Y9
-	VPBROADCASTD 224(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 480(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3648(CX), Y8
-	VMOVDQU      3680(CX), Y9
-	VPBROADCASTD 228(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 484(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3712(CX), Y8
-	VMOVDQU      3744(CX), Y9
-	VPBROADCASTD 232(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 488(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3776(CX), Y8
-	VMOVDQU      3808(CX), Y9
-	VPBROADCASTD 236(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 492(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3840(CX), Y8
-	VMOVDQU      3872(CX), Y9
-	VPBROADCASTD 240(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 496(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3904(CX), Y8
-	VMOVDQU      3936(CX), Y9
-	VPBROADCASTD 244(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 500(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      3968(CX), Y8
-	VMOVDQU      4000(CX), Y9
-	VPBROADCASTD 248(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 504(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VMOVDQU      4032(CX), Y8
-	VMOVDQU      4064(CX), Y9
-	VPBROADCASTD 252(SP), Y10
-	VPDPBUSD     Y8, Y10, Y4
-	VPDPBUSD     Y9, Y10, Y5
-	VPBROADCASTD 508(SP), Y10
-	VPDPBUSD     Y8, Y10, Y6
-	VPDPBUSD     Y9, Y10, Y7
-	VPBROADCASTD 540(SP), Y8
-	VPMULLD      Y8, Y4, Y4
-	VPADDD       Y4, Y0, Y0
-	VPMULLD      Y8, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VPBROADCASTD 604(SP), Y4
-	VPMULLD      Y4, Y6, Y6
-	VPADDD       Y6, Y2, Y2
-	VPMULLD      Y4, Y7, Y7
-	VPADDD       Y7, Y3, Y3
-	VXORPS       Y4, Y4, Y4
-	VXORPS       Y5, Y5, Y5
-	VXORPS       Y6, Y6, Y6
-	VXORPS       Y7, Y7, Y7
-	VMOVDQU      4096(CX), Y8
-	VMOVDQU      4128(CX), Y9
-	VPBROADCASTD 640(SP), Y10
-	VPMADDWD     Y8, Y10, Y11
-	VPADDD       Y11, Y4, Y4
-	VPMADDWD     Y9, Y10, Y10
-	VPADDD       Y10, Y5, Y5
-	VPBROADCASTD 672(SP), Y10
-	VPMADDWD     Y8, Y10, Y8
-	VPADDD       Y8, Y6, Y6
-	VPMADDWD     Y9, Y10, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      4160(CX), Y8
-	VMOVDQU      4192(CX), Y9
-	VPBROADCASTD 644(SP), Y10
-	VPMADDWD     Y8, Y10, Y11
-	VPADDD       Y11, Y4, Y4
-	VPMADDWD     Y9, Y10, Y10
-	VPADDD       Y10, Y5, Y5
-	VPBROADCASTD 676(SP), Y10
-	VPMADDWD     Y8, Y10, Y8
-	VPADDD       Y8, Y6, Y6
-	VPMADDWD     Y9, Y10, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      4224(CX), Y8
-	VMOVDQU      4256(CX), Y9
-	VPBROADCASTD 648(SP), Y10
-	VPMADDWD     Y8, Y10, Y11
-	VPADDD       Y11, Y4, Y4
-	VPMADDWD     Y9, Y10, Y10
-	VPADDD       Y10, Y5, Y5
-	VPBROADCASTD 680(SP), Y10
-	VPMADDWD     Y8, Y10, Y8
-	VPADDD       Y8, Y6, Y6
-	VPMADDWD     Y9, Y10, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      4288(CX), Y8
-	VMOVDQU      4320(CX), Y9
-	VPBROADCASTD 652(SP), Y10
-	VPMADDWD     Y8, Y10, Y11
-	VPADDD       Y11, Y4, Y4
-	VPMADDWD     Y9, Y10, Y10
-	VPADDD       Y10, Y5, Y5
-	VPBROADCASTD 684(SP), Y10
-	VPMADDWD     Y8, Y10, Y8
-	VPADDD       Y8, Y6, Y6
-	VPMADDWD     Y9, Y10, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      4352(CX), Y8
-	VMOVDQU      4384(CX), Y9
-	VPBROADCASTD 656(SP), Y10
-	VPMADDWD     Y8, Y10, Y11
-	VPADDD       Y11, Y4, Y4
-	VPMADDWD     Y9, Y10, Y10
-	VPADDD       Y10, Y5, Y5
-	VPBROADCASTD 688(SP), Y10
-	VPMADDWD     Y8, Y10, Y8
-	VPADDD       Y8, Y6, Y6
-	VPMADDWD     Y9, Y10, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      4416(CX), Y8
-	VMOVDQU      4448(CX), Y9
-	VPBROADCASTD 660(SP), Y10
-	VPMADDWD     Y8, Y10, Y11
-	VPADDD       Y11, Y4, Y4
-	VPMADDWD     Y9, Y10, Y10
-	VPADDD       Y10, Y5, Y5
-	VPBROADCASTD 692(SP), Y10
-	VPMADDWD     Y8, Y10, Y8
-	VPADDD       Y8, Y6, Y6
-	VPMADDWD     Y9, Y10, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      4480(CX), Y8
-	VMOVDQU      4512(CX), Y9
-	VPBROADCASTD 664(SP), Y10
-	VPMADDWD     Y8, Y10, Y11
-	VPADDD       Y11, Y4, Y4
-	VPMADDWD     Y9, Y10, Y10
-	VPADDD       Y10, Y5, Y5
-	VPBROADCASTD 696(SP), Y10
-	VPMADDWD     Y8, Y10, Y8
-	VPADDD       Y8, Y6, Y6
-	VPMADDWD     Y9, Y10, Y8
-	VPADDD       Y8, Y7, Y7
-	VMOVDQU      4544(CX), Y8
-	VMOVDQU      4576(CX), Y9
-	VPBROADCASTD 668(SP), Y10
-	VPMADDWD     Y8, Y10, Y11
-	VPADDD       Y11, Y4, Y4
-	VPMADDWD     Y9, Y10, Y10
-	VPADDD       Y10, Y5, Y5
-	VPBROADCASTD 700(SP), Y10
-	VPMADDWD     Y8, Y10, Y8
-	VPADDD       Y8, Y6, Y6
-	VPMADDWD     Y9, Y10, Y8
-	VPADDD       Y8, Y7, Y7
-	VPBROADCASTW (AX), X8
-	VCVTPH2PS    X8, Y8
-	VMOVUPS      4608(CX), Y9
-	VMULPS       Y8, Y9, Y9
-	VPSLLD       $0x07, Y4, Y4
-	VPSUBD       Y4, Y0, Y0
-	VCVTDQ2PS    Y0, Y0
-	VMOVUPS      704(SP), Y4
-	VFMADD231PS  Y0, Y9, Y4
-	VMOVUPS      Y4, 704(SP)
-	VMOVUPS      4640(CX), Y0
-	VMULPS       Y8, Y0, Y0
-	VPSLLD       $0x07, Y5, Y5
-	VPSUBD       Y5, Y1, Y1
-	VCVTDQ2PS    Y1, Y1
-	VMOVUPS      736(SP), Y4
-	VFMADD231PS  Y1, Y0, Y4
-	VMOVUPS      Y4, 736(SP)
-	VPBROADCASTW (DX), X0
-	VCVTPH2PS    X0, Y0
-	VMOVUPS      4608(CX), Y1
-	VMULPS       Y0, Y1, Y1
-	VPSLLD       $0x07, Y6, Y6
-	VPSUBD       Y6, Y2, Y2
-	VCVTDQ2PS    Y2, Y2
-	VMOVUPS      768(SP), Y4
-	VFMADD231PS  Y2, Y1, Y4
-	VMOVUPS      Y4, 768(SP)
-	VMOVUPS      4640(CX), Y1
-	VMULPS       Y0, Y1, Y0
-	VPSLLD       $0x07, Y7, Y7
-	VPSUBD       Y7, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VMOVUPS      800(SP), Y1
-	VFMADD231PS  Y3, Y0, Y1
-	VMOVUPS      Y1, 800(SP)
-	ADDQ         $0x00000088, AX
-	ADDQ         $0x00000088, DX
-	ADDQ         $0x00001240, CX
-	DECQ         BX
-	JMP          panelIQ4XSQ8_Kx2x16VNNI_loop
+	TESTQ          BX, BX
+	JZ             panelIQ4XSQ8_Kx2x16VNNI_done
+	VMOVDQU        kvaluesU8<>+0(SB), Y0
+	VBROADCASTI128 8(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, (SP)
+	VBROADCASTI128 24(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 32(SP)
+	VBROADCASTI128 40(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 64(SP)
+	VBROADCASTI128 56(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 96(SP)
+	VBROADCASTI128 72(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 128(SP)
+	VBROADCASTI128 88(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 160(SP)
+	VBROADCASTI128 104(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 192(SP)
+	VBROADCASTI128 120(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 224(SP)
+	MOVWLZX        2(AX), SI
+	MOVL           4(AX), DI
+	MOVL           DI, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHLL           $0x04, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 512(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 640(SP)
+	MOVL           DI, R8
+	SHRL           $0x04, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHLL           $0x02, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 516(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 644(SP)
+	MOVL           DI, R8
+	SHRL           $0x08, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 520(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 648(SP)
+	MOVL           DI, R8
+	SHRL           $0x0c, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHRL           $0x02, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 524(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 652(SP)
+	MOVL           DI, R8
+	SHRL           $0x10, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHRL           $0x04, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 528(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 656(SP)
+	MOVL           DI, R8
+	SHRL           $0x14, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHRL           $0x06, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 532(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 660(SP)
+	MOVL           DI, R8
+	SHRL           $0x18, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHRL           $0x08, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 536(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 664(SP)
+	SHRL           $0x1c, DI
+	ANDL           $0x0000000f, DI
+	SHRL           $0x0a, SI
+	ANDL           $0x00000030, SI
+	ORL            SI, DI
+	SUBL           $0x00000020, DI
+	MOVL           DI, 540(SP)
+	MOVWLZX        DI, DI
+	MOVL           DI, SI
+	SHLL           $0x10, SI
+	ORL            SI, DI
+	MOVL           DI, 668(SP)
+	VMOVDQU        kvaluesU8<>+0(SB), Y0
+	VBROADCASTI128 8(DX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 256(SP)
+	VBROADCASTI128 24(DX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 288(SP)
+	VBROADCASTI128 40(DX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 320(SP)
+	VBROADCASTI128 56(DX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 352(SP)
+	VBROADCASTI128 72(DX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 384(SP)
+	VBROADCASTI128 88(DX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 416(SP)
+	VBROADCASTI128 104(DX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 448(SP)
+	VBROADCASTI128 120(DX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSHUFB        Y1, Y0, Y1
+	VMOVDQU        Y1, 480(SP)
+	MOVWLZX        2(DX), SI
+	MOVL           4(DX), DI
+	MOVL           DI, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHLL           $0x04, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 576(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 672(SP)
+	MOVL           DI, R8
+	SHRL           $0x04, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHLL           $0x02, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 580(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 676(SP)
+	MOVL           DI, R8
+	SHRL           $0x08, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 584(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 680(SP)
+	MOVL           DI, R8
+	SHRL           $0x0c, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHRL           $0x02, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 588(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 684(SP)
+	MOVL           DI, R8
+	SHRL           $0x10, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHRL           $0x04, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 592(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 688(SP)
+	MOVL           DI, R8
+	SHRL           $0x14, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHRL           $0x06, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 596(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 692(SP)
+	MOVL           DI, R8
+	SHRL           $0x18, R8
+	ANDL           $0x0000000f, R8
+	MOVL           SI, R9
+	SHRL           $0x08, R9
+	ANDL           $0x00000030, R9
+	ORL            R9, R8
+	SUBL           $0x00000020, R8
+	MOVL           R8, 600(SP)
+	MOVWLZX        R8, R8
+	MOVL           R8, R9
+	SHLL           $0x10, R9
+	ORL            R9, R8
+	MOVL           R8, 696(SP)
+	SHRL           $0x1c, DI
+	ANDL           $0x0000000f, DI
+	SHRL           $0x0a, SI
+	ANDL           $0x00000030, SI
+	ORL            SI, DI
+	SUBL           $0x00000020, DI
+	MOVL           DI, 604(SP)
+	MOVWLZX        DI, DI
+	MOVL           DI, SI
+	SHLL           $0x10, SI
+	ORL            SI, DI
+	MOVL           DI, 700(SP)
+	VXORPS         Y0, Y0, Y0
+	VXORPS         Y1, Y1, Y1
+	VXORPS         Y2, Y2, Y2
+	VXORPS         Y3, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VXORPS         Y7, Y7, Y7
+	VMOVDQU        (CX), Y8
+	VMOVDQU        32(CX), Y9
+	VPBROADCASTD   (SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   256(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        64(CX), Y8
+	VMOVDQU        96(CX), Y9
+	VPBROADCASTD   4(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   260(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        128(CX), Y8
+	VMOVDQU        160(CX), Y9
+	VPBROADCASTD   8(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   264(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        192(CX), Y8
+	VMOVDQU        224(CX), Y9
+	VPBROADCASTD   12(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   268(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        256(CX), Y8
+	VMOVDQU        288(CX), Y9
+	VPBROADCASTD   16(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   272(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        320(CX), Y8
+	VMOVDQU        352(CX), Y9
+	VPBROADCASTD   20(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   276(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        384(CX), Y8
+	VMOVDQU        416(CX), Y9
+	VPBROADCASTD   24(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   280(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        448(CX), Y8
+	VMOVDQU        480(CX), Y9
+	VPBROADCASTD   28(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   284(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VPBROADCASTD   512(SP), Y8
+	VPMULLD        Y8, Y4, Y4
+	VPADDD         Y4, Y0, Y0
+	VPMULLD        Y8, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VPBROADCASTD   576(SP), Y4
+	VPMULLD        Y4, Y6, Y6
+	VPADDD         Y6, Y2, Y2
+	VPMULLD        Y4, Y7, Y7
+	VPADDD         Y7, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VXORPS         Y7, Y7, Y7
+	VMOVDQU        512(CX), Y8
+	VMOVDQU        544(CX), Y9
+	VPBROADCASTD   32(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   288(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        576(CX), Y8
+	VMOVDQU        608(CX), Y9
+	VPBROADCASTD   36(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   292(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        640(CX), Y8
+	VMOVDQU        672(CX), Y9
+	VPBROADCASTD   40(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   296(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        704(CX), Y8
+	VMOVDQU        736(CX), Y9
+	VPBROADCASTD   44(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   300(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        768(CX), Y8
+	VMOVDQU        800(CX), Y9
+	VPBROADCASTD   48(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   304(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        832(CX), Y8
+	VMOVDQU        864(CX), Y9
+	VPBROADCASTD   52(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   308(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        896(CX), Y8
+	VMOVDQU        928(CX), Y9
+	VPBROADCASTD   56(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   312(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        960(CX), Y8
+	VMOVDQU        992(CX), Y9
+	VPBROADCASTD   60(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   316(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VPBROADCASTD   516(SP), Y8
+	VPMULLD        Y8, Y4, Y4
+	VPADDD         Y4, Y0, Y0
+	VPMULLD        Y8, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VPBROADCASTD   580(SP), Y4
+	VPMULLD        Y4, Y6, Y6
+	VPADDD         Y6, Y2, Y2
+	VPMULLD        Y4, Y7, Y7
+	VPADDD         Y7, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VXORPS         Y7, Y7, Y7
+	VMOVDQU        1024(CX), Y8
+	VMOVDQU        1056(CX), Y9
+	VPBROADCASTD   64(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   320(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1088(CX), Y8
+	VMOVDQU        1120(CX), Y9
+	VPBROADCASTD   68(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   324(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1152(CX), Y8
+	VMOVDQU        1184(CX), Y9
+	VPBROADCASTD   72(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   328(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1216(CX), Y8
+	VMOVDQU        1248(CX), Y9
+	VPBROADCASTD   76(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   332(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1280(CX), Y8
+	VMOVDQU        1312(CX), Y9
+	VPBROADCASTD   80(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   336(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1344(CX), Y8
+	VMOVDQU        1376(CX), Y9
+	VPBROADCASTD   84(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   340(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1408(CX), Y8
+	VMOVDQU        1440(CX), Y9
+	VPBROADCASTD   88(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   344(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1472(CX), Y8
+	VMOVDQU        1504(CX), Y9
+	VPBROADCASTD   92(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   348(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VPBROADCASTD   520(SP), Y8
+	VPMULLD        Y8, Y4, Y4
+	VPADDD         Y4, Y0, Y0
+	VPMULLD        Y8, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VPBROADCASTD   584(SP), Y4
+	VPMULLD        Y4, Y6, Y6
+	VPADDD         Y6, Y2, Y2
+	VPMULLD        Y4, Y7, Y7
+	VPADDD         Y7, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VXORPS         Y7, Y7, Y7
+	VMOVDQU        1536(CX), Y8
+	VMOVDQU        1568(CX), Y9
+	VPBROADCASTD   96(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   352(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1600(CX), Y8
+	VMOVDQU        1632(CX), Y9
+	VPBROADCASTD   100(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   356(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1664(CX), Y8
+	VMOVDQU        1696(CX), Y9
+	VPBROADCASTD   104(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   360(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1728(CX), Y8
+	VMOVDQU        1760(CX), Y9
+	VPBROADCASTD   108(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   364(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1792(CX), Y8
+	VMOVDQU        1824(CX), Y9
+	VPBROADCASTD   112(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   368(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1856(CX), Y8
+	VMOVDQU        1888(CX), Y9
+	VPBROADCASTD   116(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   372(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1920(CX), Y8
+	VMOVDQU        1952(CX), Y9
+	VPBROADCASTD   120(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   376(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        1984(CX), Y8
+	VMOVDQU        2016(CX), Y9
+	VPBROADCASTD   124(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   380(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VPBROADCASTD   524(SP), Y8
+	VPMULLD        Y8, Y4, Y4
+	VPADDD         Y4, Y0, Y0
+	VPMULLD        Y8, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VPBROADCASTD   588(SP), Y4
+	VPMULLD        Y4, Y6, Y6
+	VPADDD         Y6, Y2, Y2
+	VPMULLD        Y4, Y7, Y7
+	VPADDD         Y7, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VXORPS         Y7, Y7, Y7
+	VMOVDQU        2048(CX), Y8
+	VMOVDQU        2080(CX), Y9
+	VPBROADCASTD   128(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   384(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2112(CX), Y8
+	VMOVDQU        2144(CX), Y9
+	VPBROADCASTD   132(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   388(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2176(CX), Y8
+	VMOVDQU        2208(CX), Y9
+	VPBROADCASTD   136(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   392(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2240(CX), Y8
+	VMOVDQU        2272(CX), Y9
+	VPBROADCASTD   140(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   396(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2304(CX), Y8
+	VMOVDQU        2336(CX), Y9
+	VPBROADCASTD   144(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   400(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2368(CX), Y8
+	VMOVDQU        2400(CX), Y9
+	VPBROADCASTD   148(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   404(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2432(CX), Y8
+	VMOVDQU        2464(CX), Y9
+	VPBROADCASTD   152(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   408(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2496(CX), Y8
+	VMOVDQU        2528(CX), Y9
+	VPBROADCASTD   156(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   412(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VPBROADCASTD   528(SP), Y8
+	VPMULLD        Y8, Y4, Y4
+	VPADDD         Y4, Y0, Y0
+	VPMULLD        Y8, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VPBROADCASTD   592(SP), Y4
+	VPMULLD        Y4, Y6, Y6
+	VPADDD         Y6, Y2, Y2
+	VPMULLD        Y4, Y7, Y7
+	VPADDD         Y7, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VXORPS         Y7, Y7, Y7
+	VMOVDQU        2560(CX), Y8
+	VMOVDQU        2592(CX), Y9
+	VPBROADCASTD   160(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   416(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2624(CX), Y8
+	VMOVDQU        2656(CX), Y9
+	VPBROADCASTD   164(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   420(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2688(CX), Y8
+	VMOVDQU        2720(CX), Y9
+	VPBROADCASTD   168(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   424(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2752(CX), Y8
+	VMOVDQU        2784(CX), Y9
+	VPBROADCASTD   172(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   428(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2816(CX), Y8
+	VMOVDQU        2848(CX), Y9
+	VPBROADCASTD   176(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   432(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2880(CX), Y8
+	VMOVDQU        2912(CX), Y9
+	VPBROADCASTD   180(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   436(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        2944(CX), Y8
+	VMOVDQU        2976(CX), Y9
+	VPBROADCASTD   184(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   440(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3008(CX), Y8
+	VMOVDQU        3040(CX), Y9
+	VPBROADCASTD   188(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   444(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VPBROADCASTD   532(SP), Y8
+	VPMULLD        Y8, Y4, Y4
+	VPADDD         Y4, Y0, Y0
+	VPMULLD        Y8, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VPBROADCASTD   596(SP), Y4
+	VPMULLD        Y4, Y6, Y6
+	VPADDD         Y6, Y2, Y2
+	VPMULLD        Y4, Y7, Y7
+	VPADDD         Y7, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VXORPS         Y7, Y7, Y7
+	VMOVDQU        3072(CX), Y8
+	VMOVDQU        3104(CX), Y9
+	VPBROADCASTD   192(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   448(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3136(CX), Y8
+	VMOVDQU        3168(CX), Y9
+	VPBROADCASTD   196(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   452(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3200(CX), Y8
+	VMOVDQU        3232(CX), Y9
+	VPBROADCASTD   200(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   456(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3264(CX), Y8
+	VMOVDQU        3296(CX), Y9
+	VPBROADCASTD   204(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   460(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3328(CX), Y8
+	VMOVDQU        3360(CX), Y9
+	VPBROADCASTD   208(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   464(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3392(CX), Y8
+	VMOVDQU        3424(CX), Y9
+	VPBROADCASTD   212(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   468(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3456(CX), Y8
+	VMOVDQU        3488(CX), Y9
+	VPBROADCASTD   216(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   472(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3520(CX), Y8
+	VMOVDQU        3552(CX), Y9
+	VPBROADCASTD   220(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   476(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VPBROADCASTD   536(SP), Y8
+	VPMULLD        Y8, Y4, Y4
+	VPADDD         Y4, Y0, Y0
+	VPMULLD        Y8, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VPBROADCASTD   600(SP), Y4
+	VPMULLD        Y4, Y6, Y6
+	VPADDD         Y6, Y2, Y2
+	VPMULLD        Y4, Y7, Y7
+	VPADDD         Y7, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VXORPS         Y7, Y7, Y7
+	VMOVDQU        3584(CX), Y8
+	VMOVDQU        3616(CX), Y9
+	VPBROADCASTD   224(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   480(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3648(CX), Y8
+	VMOVDQU        3680(CX), Y9
+	VPBROADCASTD   228(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   484(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3712(CX), Y8
+	VMOVDQU        3744(CX), Y9
+	VPBROADCASTD   232(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   488(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3776(CX), Y8
+	VMOVDQU        3808(CX), Y9
+	VPBROADCASTD   236(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   492(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3840(CX), Y8
+	VMOVDQU        3872(CX), Y9
+	VPBROADCASTD   240(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   496(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3904(CX), Y8
+	VMOVDQU        3936(CX), Y9
+	VPBROADCASTD   244(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   500(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        3968(CX), Y8
+	VMOVDQU        4000(CX), Y9
+	VPBROADCASTD   248(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   504(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VMOVDQU        4032(CX), Y8
+	VMOVDQU        4064(CX), Y9
+	VPBROADCASTD   252(SP), Y10
+	VPDPBUSD       Y8, Y10, Y4
+	VPDPBUSD       Y9, Y10, Y5
+	VPBROADCASTD   508(SP), Y10
+	VPDPBUSD       Y8, Y10, Y6
+	VPDPBUSD       Y9, Y10, Y7
+	VPBROADCASTD   540(SP), Y8
+	VPMULLD        Y8, Y4, Y4
+	VPADDD         Y4, Y0, Y0
+	VPMULLD        Y8, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VPBROADCASTD   604(SP), Y4
+	VPMULLD        Y4, Y6, Y6
+	VPADDD         Y6, Y2, Y2
+	VPMULLD        Y4, Y7, Y7
+	VPADDD         Y7, Y3, Y3
+	VXORPS         Y4, Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VXORPS         Y7, Y7, Y7
+	VMOVDQU        4096(CX), Y8
+	VMOVDQU        4128(CX), Y9
+	VPBROADCASTD   640(SP), Y10
+	VPMADDWD       Y8, Y10, Y11
+	VPADDD         Y11, Y4, Y4
+	VPMADDWD       Y9, Y10, Y10
+	VPADDD         Y10, Y5, Y5
+	VPBROADCASTD   672(SP), Y10
+	VPMADDWD       Y8, Y10, Y8
+	VPADDD         Y8, Y6, Y6
+	VPMADDWD       Y9, Y10, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        4160(CX), Y8
+	VMOVDQU        4192(CX), Y9
+	VPBROADCASTD   644(SP), Y10
+	VPMADDWD       Y8, Y10, Y11
+	VPADDD         Y11, Y4, Y4
+	VPMADDWD       Y9, Y10, Y10
+	VPADDD         Y10, Y5, Y5
+	VPBROADCASTD   676(SP), Y10
+	VPMADDWD       Y8, Y10, Y8
+	VPADDD         Y8, Y6, Y6
+	VPMADDWD       Y9, Y10, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        4224(CX), Y8
+	VMOVDQU        4256(CX), Y9
+	VPBROADCASTD   648(SP), Y10
+	VPMADDWD       Y8, Y10, Y11
+	VPADDD         Y11, Y4, Y4
+	VPMADDWD       Y9, Y10, Y10
+	VPADDD         Y10, Y5, Y5
+	VPBROADCASTD   680(SP), Y10
+	VPMADDWD       Y8, Y10, Y8
+	VPADDD         Y8, Y6, Y6
+	VPMADDWD       Y9, Y10, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        4288(CX), Y8
+	VMOVDQU        4320(CX), Y9
+	VPBROADCASTD   652(SP), Y10
+	VPMADDWD       Y8, Y10, Y11
+	VPADDD         Y11, Y4, Y4
+	VPMADDWD       Y9, Y10, Y10
+	VPADDD         Y10, Y5, Y5
+	VPBROADCASTD   684(SP), Y10
+	VPMADDWD       Y8, Y10, Y8
+	VPADDD         Y8, Y6, Y6
+	VPMADDWD       Y9, Y10, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        4352(CX), Y8
+	VMOVDQU        4384(CX), Y9
+	VPBROADCASTD   656(SP), Y10
+	VPMADDWD       Y8, Y10, Y11
+	VPADDD         Y11, Y4, Y4
+	VPMADDWD       Y9, Y10, Y10
+	VPADDD         Y10, Y5, Y5
+	VPBROADCASTD   688(SP), Y10
+	VPMADDWD       Y8, Y10, Y8
+	VPADDD         Y8, Y6, Y6
+	VPMADDWD       Y9, Y10, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        4416(CX), Y8
+	VMOVDQU        4448(CX), Y9
+	VPBROADCASTD   660(SP), Y10
+	VPMADDWD       Y8, Y10, Y11
+	VPADDD         Y11, Y4, Y4
+	VPMADDWD       Y9, Y10, Y10
+	VPADDD         Y10, Y5, Y5
+	VPBROADCASTD   692(SP), Y10
+	VPMADDWD       Y8, Y10, Y8
+	VPADDD         Y8, Y6, Y6
+	VPMADDWD       Y9, Y10, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        4480(CX), Y8
+	VMOVDQU        4512(CX), Y9
+	VPBROADCASTD   664(SP), Y10
+	VPMADDWD       Y8, Y10, Y11
+	VPADDD         Y11, Y4, Y4
+	VPMADDWD       Y9, Y10, Y10
+	VPADDD         Y10, Y5, Y5
+	VPBROADCASTD   696(SP), Y10
+	VPMADDWD       Y8, Y10, Y8
+	VPADDD         Y8, Y6, Y6
+	VPMADDWD       Y9, Y10, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVDQU        4544(CX), Y8
+	VMOVDQU        4576(CX), Y9
+	VPBROADCASTD   668(SP), Y10
+	VPMADDWD       Y8, Y10, Y11
+	VPADDD         Y11, Y4, Y4
+	VPMADDWD       Y9, Y10, Y10
+	VPADDD         Y10, Y5, Y5
+	VPBROADCASTD   700(SP), Y10
+	VPMADDWD       Y8, Y10, Y8
+	VPADDD         Y8, Y6, Y6
+	VPMADDWD       Y9, Y10, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTW   (AX), X8
+	VCVTPH2PS      X8, Y8
+	VMOVUPS        4608(CX), Y9
+	VMULPS         Y8, Y9, Y9
+	VPSLLD         $0x07, Y4, Y4
+	VPSUBD         Y4, Y0, Y0
+	VCVTDQ2PS      Y0, Y0
+	VMOVUPS        704(SP), Y4
+	VFMADD231PS    Y0, Y9, Y4
+	VMOVUPS        Y4, 704(SP)
+	VMOVUPS        4640(CX), Y0
+	VMULPS         Y8, Y0, Y0
+	VPSLLD         $0x07, Y5, Y5
+	VPSUBD         Y5, Y1, Y1
+	VCVTDQ2PS      Y1, Y1
+	VMOVUPS        736(SP), Y4
+	VFMADD231PS    Y1, Y0, Y4
+	VMOVUPS        Y4, 736(SP)
+	VPBROADCASTW   (DX), X0
+	VCVTPH2PS      X0, Y0
+	VMOVUPS        4608(CX), Y1
+	VMULPS         Y0, Y1, Y1
+	VPSLLD         $0x07, Y6, Y6
+	VPSUBD         Y6, Y2, Y2
+	VCVTDQ2PS      Y2, Y2
+	VMOVUPS        768(SP), Y4
+	VFMADD231PS    Y2, Y1, Y4
+	VMOVUPS        Y4, 768(SP)
+	VMOVUPS        4640(CX), Y1
+	VMULPS         Y0, Y1, Y0
+	VPSLLD         $0x07, Y7, Y7
+	VPSUBD         Y7, Y3, Y3
+	VCVTDQ2PS      Y3, Y3
+	VMOVUPS        800(SP), Y1
+	VFMADD231PS    Y3, Y0, Y1
+	VMOVUPS        Y1, 800(SP)
+	ADDQ           $0x00000088, AX
+	ADDQ           $0x00000088, DX
+	ADDQ           $0x00001240, CX
+	DECQ           BX
+	JMP            panelIQ4XSQ8_Kx2x16VNNI_loop
 
 panelIQ4XSQ8_Kx2x16VNNI_done:
 	VMOVUPS      704(SP), Y0
@@ -32645,33 +32297,31 @@ TEXT ·dotQ4_1Q8_1AVX2(SB), NOSPLIT, $0-28
 	VXORPS   X2, X2, X2
 
 dotQ4_1Q8_1AVX2_loop:
-	TESTQ        DX, DX
-	JZ           dotQ4_1Q8_1AVX2_done
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      4(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	MOVWLZX      2(AX), BX
-	VMOVD        BX, X4
-	VCVTPH2PS    X4, X4
-	MOVWLZX      2(CX), BX
-	VMOVD        BX, X5
-	VCVTPH2PS    X5, X5
-	VFMADD231SS  X5, X4, X2
-	VPMADDUBSW   4(CX), Y3, Y3
-	VPMADDWD     Y0, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VPBROADCASTW (CX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW (AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y4, Y5, Y4
-	VFMADD231PS  Y3, Y4, Y1
-	ADDQ         $0x00000014, AX
-	ADDQ         $0x00000024, CX
-	SUBQ         $0x00000001, DX
-	JMP          dotQ4_1Q8_1AVX2_loop
+	TESTQ          DX, DX
+	JZ             dotQ4_1Q8_1AVX2_done
+	VBROADCASTI128 4(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	MOVWLZX        2(AX), BX
+	VMOVD          BX, X4
+	VCVTPH2PS      X4, X4
+	MOVWLZX        2(CX), BX
+	VMOVD          BX, X5
+	VCVTPH2PS      X5, X5
+	VFMADD231SS    X5, X4, X2
+	VPMADDUBSW     4(CX), Y3, Y3
+	VPMADDWD       Y0, Y3, Y3
+	VCVTDQ2PS      Y3, Y3
+	VPBROADCASTW   (CX), X4
+	VCVTPH2PS      X4, Y4
+	VPBROADCASTW   (AX), X5
+	VCVTPH2PS      X5, Y5
+	VMULPS         Y4, Y5, Y4
+	VFMADD231PS    Y3, Y4, Y1
+	ADDQ           $0x00000014, AX
+	ADDQ           $0x00000024, CX
+	SUBQ           $0x00000001, DX
+	JMP            dotQ4_1Q8_1AVX2_loop
 
 dotQ4_1Q8_1AVX2_done:
 	VEXTRACTF128 $0x01, Y1, X0
@@ -32697,40 +32347,38 @@ TEXT ·dotQ5_1Q8_1AVX2(SB), NOSPLIT, $0-28
 	VXORPS   X2, X2, X2
 
 dotQ5_1Q8_1AVX2_loop:
-	TESTQ        DX, DX
-	JZ           dotQ5_1Q8_1AVX2_done
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      8(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VPBROADCASTD 4(AX), Y4
-	VPSHUFB      qhShuf<>+0(SB), Y4, Y4
-	VPOR         bitSelect<>+0(SB), Y4, Y4
-	VPCMPEQB     Y5, Y5, Y5
-	VPCMPEQB     Y5, Y4, Y4
-	VPAND        mask10<>+0(SB), Y4, Y4
-	VPOR         Y4, Y3, Y3
-	MOVWLZX      2(AX), BX
-	VMOVD        BX, X4
-	VCVTPH2PS    X4, X4
-	MOVWLZX      2(CX), BX
-	VMOVD        BX, X5
-	VCVTPH2PS    X5, X5
-	VFMADD231SS  X5, X4, X2
-	VPMADDUBSW   4(CX), Y3, Y3
-	VPMADDWD     Y0, Y3, Y3
-	VCVTDQ2PS    Y3, Y3
-	VPBROADCASTW (CX), X4
-	VCVTPH2PS    X4, Y4
-	VPBROADCASTW (AX), X5
-	VCVTPH2PS    X5, Y5
-	VMULPS       Y4, Y5, Y4
-	VFMADD231PS  Y3, Y4, Y1
-	ADDQ         $0x00000018, AX
-	ADDQ         $0x00000024, CX
-	SUBQ         $0x00000001, DX
-	JMP          dotQ5_1Q8_1AVX2_loop
+	TESTQ          DX, DX
+	JZ             dotQ5_1Q8_1AVX2_done
+	VBROADCASTI128 8(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VPBROADCASTD   4(AX), Y4
+	VPSHUFB        qhShuf<>+0(SB), Y4, Y4
+	VPOR           bitSelect<>+0(SB), Y4, Y4
+	VPCMPEQB       Y5, Y5, Y5
+	VPCMPEQB       Y5, Y4, Y4
+	VPAND          mask10<>+0(SB), Y4, Y4
+	VPOR           Y4, Y3, Y3
+	MOVWLZX        2(AX), BX
+	VMOVD          BX, X4
+	VCVTPH2PS      X4, X4
+	MOVWLZX        2(CX), BX
+	VMOVD          BX, X5
+	VCVTPH2PS      X5, X5
+	VFMADD231SS    X5, X4, X2
+	VPMADDUBSW     4(CX), Y3, Y3
+	VPMADDWD       Y0, Y3, Y3
+	VCVTDQ2PS      Y3, Y3
+	VPBROADCASTW   (CX), X4
+	VCVTPH2PS      X4, Y4
+	VPBROADCASTW   (AX), X5
+	VCVTPH2PS      X5, Y5
+	VMULPS         Y4, Y5, Y4
+	VFMADD231PS    Y3, Y4, Y1
+	ADDQ           $0x00000018, AX
+	ADDQ           $0x00000024, CX
+	SUBQ           $0x00000001, DX
+	JMP            dotQ5_1Q8_1AVX2_loop
 
 dotQ5_1Q8_1AVX2_done:
 	VEXTRACTF128 $0x01, Y1, X0
@@ -33424,209 +33072,193 @@ TEXT ·dotIQ4XSQ8_KAVX2(SB), NOSPLIT, $0-28
 	VXORPS X0, X0, X0
 
 dotIQ4XSQ8_KAVX2_loop:
-	TESTQ        DX, DX
-	JZ           dotIQ4XSQ8_KAVX2_done
-	PREFETCHT0   4096(AX)
-	PREFETCHT0   4160(AX)
-	PREFETCHT0   4224(AX)
-	MOVWLZX      2(AX), BX
-	MOVL         4(AX), SI
-	VPXOR        Y1, Y1, Y1
-	MOVL         SI, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHLL         $0x04, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      8(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      4(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         SI, DI
-	SHRL         $0x04, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHLL         $0x02, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      24(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         SI, DI
-	SHRL         $0x08, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      40(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      68(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         SI, DI
-	SHRL         $0x0c, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHRL         $0x02, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      56(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      100(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         SI, DI
-	SHRL         $0x10, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHRL         $0x04, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      72(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      132(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         SI, DI
-	SHRL         $0x14, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHRL         $0x06, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      88(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      164(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         SI, DI
-	SHRL         $0x18, DI
-	ANDL         $0x0000000f, DI
-	MOVL         BX, R8
-	SHRL         $0x08, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, DI
-	SUBL         $0x00000020, DI
-	VMOVD        DI, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      104(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      196(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	SHRL         $0x1c, SI
-	ANDL         $0x0000000f, SI
-	SHRL         $0x0a, BX
-	ANDL         $0x00000030, BX
-	ORL          BX, SI
-	SUBL         $0x00000020, SI
-	VMOVD        SI, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      120(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      228(CX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VPHADDD      X2, X2, X2
-	VPHADDD      X2, X2, X2
-	VCVTDQ2PS    X2, X2
-	VMOVSS       (CX), X1
-	MOVWLZX      (AX), BX
-	VMOVD        BX, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X1, X1
-	VFMADD231SS  X2, X1, X0
-	ADDQ         $0x00000088, AX
-	ADDQ         $0x00000124, CX
-	SUBQ         $0x00000001, DX
-	JMP          dotIQ4XSQ8_KAVX2_loop
+	TESTQ          DX, DX
+	JZ             dotIQ4XSQ8_KAVX2_done
+	PREFETCHT0     4096(AX)
+	PREFETCHT0     4160(AX)
+	PREFETCHT0     4224(AX)
+	MOVWLZX        2(AX), BX
+	MOVL           4(AX), SI
+	VPXOR          Y1, Y1, Y1
+	MOVL           SI, DI
+	ANDL           $0x0000000f, DI
+	MOVL           BX, R8
+	SHLL           $0x04, R8
+	ANDL           $0x00000030, R8
+	ORL            R8, DI
+	SUBL           $0x00000020, DI
+	VMOVD          DI, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 8(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        4(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           SI, DI
+	SHRL           $0x04, DI
+	ANDL           $0x0000000f, DI
+	MOVL           BX, R8
+	SHLL           $0x02, R8
+	ANDL           $0x00000030, R8
+	ORL            R8, DI
+	SUBL           $0x00000020, DI
+	VMOVD          DI, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 24(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           SI, DI
+	SHRL           $0x08, DI
+	ANDL           $0x0000000f, DI
+	MOVL           BX, R8
+	ANDL           $0x00000030, R8
+	ORL            R8, DI
+	SUBL           $0x00000020, DI
+	VMOVD          DI, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 40(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        68(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           SI, DI
+	SHRL           $0x0c, DI
+	ANDL           $0x0000000f, DI
+	MOVL           BX, R8
+	SHRL           $0x02, R8
+	ANDL           $0x00000030, R8
+	ORL            R8, DI
+	SUBL           $0x00000020, DI
+	VMOVD          DI, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 56(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        100(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           SI, DI
+	SHRL           $0x10, DI
+	ANDL           $0x0000000f, DI
+	MOVL           BX, R8
+	SHRL           $0x04, R8
+	ANDL           $0x00000030, R8
+	ORL            R8, DI
+	SUBL           $0x00000020, DI
+	VMOVD          DI, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 72(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        132(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           SI, DI
+	SHRL           $0x14, DI
+	ANDL           $0x0000000f, DI
+	MOVL           BX, R8
+	SHRL           $0x06, R8
+	ANDL           $0x00000030, R8
+	ORL            R8, DI
+	SUBL           $0x00000020, DI
+	VMOVD          DI, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 88(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        164(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           SI, DI
+	SHRL           $0x18, DI
+	ANDL           $0x0000000f, DI
+	MOVL           BX, R8
+	SHRL           $0x08, R8
+	ANDL           $0x00000030, R8
+	ORL            R8, DI
+	SUBL           $0x00000020, DI
+	VMOVD          DI, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 104(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        196(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	SHRL           $0x1c, SI
+	ANDL           $0x0000000f, SI
+	SHRL           $0x0a, BX
+	ANDL           $0x00000030, BX
+	ORL            BX, SI
+	SUBL           $0x00000020, SI
+	VMOVD          SI, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 120(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        228(CX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VPHADDD        X2, X2, X2
+	VPHADDD        X2, X2, X2
+	VCVTDQ2PS      X2, X2
+	VMOVSS         (CX), X1
+	MOVWLZX        (AX), BX
+	VMOVD          BX, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000088, AX
+	ADDQ           $0x00000124, CX
+	SUBQ           $0x00000001, DX
+	JMP            dotIQ4XSQ8_KAVX2_loop
 
 dotIQ4XSQ8_KAVX2_done:
 	VZEROUPPER
@@ -34178,84 +33810,82 @@ TEXT ·dotQ4_1Q8_1x4AVX2(SB), NOSPLIT, $0-48
 	VXORPS   X8, X8, X8
 
 dotQ4_1Q8_1x4AVX2_loop:
-	TESTQ        DX, DX
-	JZ           dotQ4_1Q8_1x4AVX2_done
-	VPXOR        Y9, Y9, Y9
-	VMOVDQU      4(AX), X9
-	VPSRLW       $0x04, X9, X10
-	VINSERTI128  $0x01, X10, Y9, Y9
-	VPAND        mask0F<>+0(SB), Y9, Y9
-	MOVWLZX      2(AX), R8
-	VMOVD        R8, X10
-	VCVTPH2PS    X10, X10
-	MOVWLZX      2(CX), R8
-	VMOVD        R8, X11
-	VCVTPH2PS    X11, X11
-	VFMADD231SS  X11, X10, X2
-	VPMADDUBSW   4(CX), Y9, Y10
-	VPMADDWD     Y0, Y10, Y10
-	VCVTDQ2PS    Y10, Y10
-	VPBROADCASTW (CX), X11
-	VCVTPH2PS    X11, Y11
-	VPBROADCASTW (AX), X12
-	VCVTPH2PS    X12, Y12
-	VMULPS       Y11, Y12, Y11
-	VFMADD231PS  Y10, Y11, Y1
-	MOVWLZX      2(AX), R8
-	VMOVD        R8, X10
-	VCVTPH2PS    X10, X10
-	MOVWLZX      2(BX), R8
-	VMOVD        R8, X11
-	VCVTPH2PS    X11, X11
-	VFMADD231SS  X11, X10, X4
-	VPMADDUBSW   4(BX), Y9, Y10
-	VPMADDWD     Y0, Y10, Y10
-	VCVTDQ2PS    Y10, Y10
-	VPBROADCASTW (BX), X11
-	VCVTPH2PS    X11, Y11
-	VPBROADCASTW (AX), X12
-	VCVTPH2PS    X12, Y12
-	VMULPS       Y11, Y12, Y11
-	VFMADD231PS  Y10, Y11, Y3
-	MOVWLZX      2(AX), R8
-	VMOVD        R8, X10
-	VCVTPH2PS    X10, X10
-	MOVWLZX      2(SI), R8
-	VMOVD        R8, X11
-	VCVTPH2PS    X11, X11
-	VFMADD231SS  X11, X10, X6
-	VPMADDUBSW   4(SI), Y9, Y10
-	VPMADDWD     Y0, Y10, Y10
-	VCVTDQ2PS    Y10, Y10
-	VPBROADCASTW (SI), X11
-	VCVTPH2PS    X11, Y11
-	VPBROADCASTW (AX), X12
-	VCVTPH2PS    X12, Y12
-	VMULPS       Y11, Y12, Y11
-	VFMADD231PS  Y10, Y11, Y5
-	MOVWLZX      2(AX), R8
-	VMOVD        R8, X10
-	VCVTPH2PS    X10, X10
-	MOVWLZX      2(DI), R8
-	VMOVD        R8, X11
-	VCVTPH2PS    X11, X11
-	VFMADD231SS  X11, X10, X8
-	VPMADDUBSW   4(DI), Y9, Y9
-	VPMADDWD     Y0, Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	VPBROADCASTW (DI), X10
-	VCVTPH2PS    X10, Y10
-	VPBROADCASTW (AX), X11
-	VCVTPH2PS    X11, Y11
-	VMULPS       Y10, Y11, Y10
-	VFMADD231PS  Y9, Y10, Y7
-	ADDQ         $0x00000014, AX
-	ADDQ         $0x00000024, CX
-	ADDQ         $0x00000024, BX
-	ADDQ         $0x00000024, SI
-	ADDQ         $0x00000024, DI
-	SUBQ         $0x00000001, DX
-	JMP          dotQ4_1Q8_1x4AVX2_loop
+	TESTQ          DX, DX
+	JZ             dotQ4_1Q8_1x4AVX2_done
+	VBROADCASTI128 4(AX), Y9
+	VPSRLVD        shiftHiLane<>+0(SB), Y9, Y9
+	VPAND          mask0F<>+0(SB), Y9, Y9
+	MOVWLZX        2(AX), R8
+	VMOVD          R8, X10
+	VCVTPH2PS      X10, X10
+	MOVWLZX        2(CX), R8
+	VMOVD          R8, X11
+	VCVTPH2PS      X11, X11
+	VFMADD231SS    X11, X10, X2
+	VPMADDUBSW     4(CX), Y9, Y10
+	VPMADDWD       Y0, Y10, Y10
+	VCVTDQ2PS      Y10, Y10
+	VPBROADCASTW   (CX), X11
+	VCVTPH2PS      X11, Y11
+	VPBROADCASTW   (AX), X12
+	VCVTPH2PS      X12, Y12
+	VMULPS         Y11, Y12, Y11
+	VFMADD231PS    Y10, Y11, Y1
+	MOVWLZX        2(AX), R8
+	VMOVD          R8, X10
+	VCVTPH2PS      X10, X10
+	MOVWLZX        2(BX), R8
+	VMOVD          R8, X11
+	VCVTPH2PS      X11, X11
+	VFMADD231SS    X11, X10, X4
+	VPMADDUBSW     4(BX), Y9, Y10
+	VPMADDWD       Y0, Y10, Y10
+	VCVTDQ2PS      Y10, Y10
+	VPBROADCASTW   (BX), X11
+	VCVTPH2PS      X11, Y11
+	VPBROADCASTW   (AX), X12
+	VCVTPH2PS      X12, Y12
+	VMULPS         Y11, Y12, Y11
+	VFMADD231PS    Y10, Y11, Y3
+	MOVWLZX        2(AX), R8
+	VMOVD          R8, X10
+	VCVTPH2PS      X10, X10
+	MOVWLZX        2(SI), R8
+	VMOVD          R8, X11
+	VCVTPH2PS      X11, X11
+	VFMADD231SS    X11, X10, X6
+	VPMADDUBSW     4(SI), Y9, Y10
+	VPMADDWD       Y0, Y10, Y10
+	VCVTDQ2PS      Y10, Y10
+	VPBROADCASTW   (SI), X11
+	VCVTPH2PS      X11, Y11
+	VPBROADCASTW   (AX), X12
+	VCVTPH2PS      X12, Y12
+	VMULPS         Y11, Y12, Y11
+	VFMADD231PS    Y10, Y11, Y5
+	MOVWLZX        2(AX), R8
+	VMOVD          R8, X10
+	VCVTPH2PS      X10, X10
+	MOVWLZX        2(DI), R8
+	VMOVD          R8, X11
+	VCVTPH2PS      X11, X11
+	VFMADD231SS    X11, X10, X8
+	VPMADDUBSW     4(DI), Y9, Y9
+	VPMADDWD       Y0, Y9, Y9
+	VCVTDQ2PS      Y9, Y9
+	VPBROADCASTW   (DI), X10
+	VCVTPH2PS      X10, Y10
+	VPBROADCASTW   (AX), X11
+	VCVTPH2PS      X11, Y11
+	VMULPS         Y10, Y11, Y10
+	VFMADD231PS    Y9, Y10, Y7
+	ADDQ           $0x00000014, AX
+	ADDQ           $0x00000024, CX
+	ADDQ           $0x00000024, BX
+	ADDQ           $0x00000024, SI
+	ADDQ           $0x00000024, DI
+	SUBQ           $0x00000001, DX
+	JMP            dotQ4_1Q8_1x4AVX2_loop
 
 dotQ4_1Q8_1x4AVX2_done:
 	MOVQ         out+32(FP), AX
@@ -34324,91 +33954,89 @@ TEXT ·dotQ5_1Q8_1x4AVX2(SB), NOSPLIT, $0-48
 	VXORPS   X8, X8, X8
 
 dotQ5_1Q8_1x4AVX2_loop:
-	TESTQ        DX, DX
-	JZ           dotQ5_1Q8_1x4AVX2_done
-	VPXOR        Y9, Y9, Y9
-	VMOVDQU      8(AX), X9
-	VPSRLW       $0x04, X9, X10
-	VINSERTI128  $0x01, X10, Y9, Y9
-	VPAND        mask0F<>+0(SB), Y9, Y9
-	VPBROADCASTD 4(AX), Y10
-	VPSHUFB      qhShuf<>+0(SB), Y10, Y10
-	VPOR         bitSelect<>+0(SB), Y10, Y10
-	VPCMPEQB     Y11, Y11, Y11
-	VPCMPEQB     Y11, Y10, Y10
-	VPAND        mask10<>+0(SB), Y10, Y10
-	VPOR         Y10, Y9, Y9
-	MOVWLZX      2(AX), R8
-	VMOVD        R8, X10
-	VCVTPH2PS    X10, X10
-	MOVWLZX      2(CX), R8
-	VMOVD        R8, X11
-	VCVTPH2PS    X11, X11
-	VFMADD231SS  X11, X10, X2
-	VPMADDUBSW   4(CX), Y9, Y10
-	VPMADDWD     Y0, Y10, Y10
-	VCVTDQ2PS    Y10, Y10
-	VPBROADCASTW (CX), X11
-	VCVTPH2PS    X11, Y11
-	VPBROADCASTW (AX), X12
-	VCVTPH2PS    X12, Y12
-	VMULPS       Y11, Y12, Y11
-	VFMADD231PS  Y10, Y11, Y1
-	MOVWLZX      2(AX), R8
-	VMOVD        R8, X10
-	VCVTPH2PS    X10, X10
-	MOVWLZX      2(BX), R8
-	VMOVD        R8, X11
-	VCVTPH2PS    X11, X11
-	VFMADD231SS  X11, X10, X4
-	VPMADDUBSW   4(BX), Y9, Y10
-	VPMADDWD     Y0, Y10, Y10
-	VCVTDQ2PS    Y10, Y10
-	VPBROADCASTW (BX), X11
-	VCVTPH2PS    X11, Y11
-	VPBROADCASTW (AX), X12
-	VCVTPH2PS    X12, Y12
-	VMULPS       Y11, Y12, Y11
-	VFMADD231PS  Y10, Y11, Y3
-	MOVWLZX      2(AX), R8
-	VMOVD        R8, X10
-	VCVTPH2PS    X10, X10
-	MOVWLZX      2(SI), R8
-	VMOVD        R8, X11
-	VCVTPH2PS    X11, X11
-	VFMADD231SS  X11, X10, X6
-	VPMADDUBSW   4(SI), Y9, Y10
-	VPMADDWD     Y0, Y10, Y10
-	VCVTDQ2PS    Y10, Y10
-	VPBROADCASTW (SI), X11
-	VCVTPH2PS    X11, Y11
-	VPBROADCASTW (AX), X12
-	VCVTPH2PS    X12, Y12
-	VMULPS       Y11, Y12, Y11
-	VFMADD231PS  Y10, Y11, Y5
-	MOVWLZX      2(AX), R8
-	VMOVD        R8, X10
-	VCVTPH2PS    X10, X10
-	MOVWLZX      2(DI), R8
-	VMOVD        R8, X11
-	VCVTPH2PS    X11, X11
-	VFMADD231SS  X11, X10, X8
-	VPMADDUBSW   4(DI), Y9, Y9
-	VPMADDWD     Y0, Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	VPBROADCASTW (DI), X10
-	VCVTPH2PS    X10, Y10
-	VPBROADCASTW (AX), X11
-	VCVTPH2PS    X11, Y11
-	VMULPS       Y10, Y11, Y10
-	VFMADD231PS  Y9, Y10, Y7
-	ADDQ         $0x00000018, AX
-	ADDQ         $0x00000024, CX
-	ADDQ         $0x00000024, BX
-	ADDQ         $0x00000024, SI
-	ADDQ         $0x00000024, DI
-	SUBQ         $0x00000001, DX
-	JMP          dotQ5_1Q8_1x4AVX2_loop
+	TESTQ          DX, DX
+	JZ             dotQ5_1Q8_1x4AVX2_done
+	VBROADCASTI128 8(AX), Y9
+	VPSRLVD        shiftHiLane<>+0(SB), Y9, Y9
+	VPAND          mask0F<>+0(SB), Y9, Y9
+	VPBROADCASTD   4(AX), Y10
+	VPSHUFB        qhShuf<>+0(SB), Y10, Y10
+	VPOR           bitSelect<>+0(SB), Y10, Y10
+	VPCMPEQB       Y11, Y11, Y11
+	VPCMPEQB       Y11, Y10, Y10
+	VPAND          mask10<>+0(SB), Y10, Y10
+	VPOR           Y10, Y9, Y9
+	MOVWLZX        2(AX), R8
+	VMOVD          R8, X10
+	VCVTPH2PS      X10, X10
+	MOVWLZX        2(CX), R8
+	VMOVD          R8, X11
+	VCVTPH2PS      X11, X11
+	VFMADD231SS    X11, X10, X2
+	VPMADDUBSW     4(CX), Y9, Y10
+	VPMADDWD       Y0, Y10, Y10
+	VCVTDQ2PS      Y10, Y10
+	VPBROADCASTW   (CX), X11
+	VCVTPH2PS      X11, Y11
+	VPBROADCASTW   (AX), X12
+	VCVTPH2PS      X12, Y12
+	VMULPS         Y11, Y12, Y11
+	VFMADD231PS    Y10, Y11, Y1
+	MOVWLZX        2(AX), R8
+	VMOVD          R8, X10
+	VCVTPH2PS      X10, X10
+	MOVWLZX        2(BX), R8
+	VMOVD          R8, X11
+	VCVTPH2PS      X11, X11
+	VFMADD231SS    X11, X10, X4
+	VPMADDUBSW     4(BX), Y9, Y10
+	VPMADDWD       Y0, Y10, Y10
+	VCVTDQ2PS      Y10, Y10
+	VPBROADCASTW   (BX), X11
+	VCVTPH2PS      X11, Y11
+	VPBROADCASTW   (AX), X12
+	VCVTPH2PS      X12, Y12
+	VMULPS         Y11, Y12, Y11
+	VFMADD231PS    Y10, Y11, Y3
+	MOVWLZX        2(AX), R8
+	VMOVD          R8, X10
+	VCVTPH2PS      X10, X10
+	MOVWLZX        2(SI), R8
+	VMOVD          R8, X11
+	VCVTPH2PS      X11, X11
+	VFMADD231SS    X11, X10, X6
+	VPMADDUBSW     4(SI), Y9, Y10
+	VPMADDWD       Y0, Y10, Y10
+	VCVTDQ2PS      Y10, Y10
+	VPBROADCASTW   (SI), X11
+	VCVTPH2PS      X11, Y11
+	VPBROADCASTW   (AX), X12
+	VCVTPH2PS      X12, Y12
+	VMULPS         Y11, Y12, Y11
+	VFMADD231PS    Y10, Y11, Y5
+	MOVWLZX        2(AX), R8
+	VMOVD          R8, X10
+	VCVTPH2PS      X10, X10
+	MOVWLZX        2(DI), R8
+	VMOVD          R8, X11
+	VCVTPH2PS      X11, X11
+	VFMADD231SS    X11, X10, X8
+	VPMADDUBSW     4(DI), Y9, Y9
+	VPMADDWD       Y0, Y9, Y9
+	VCVTDQ2PS      Y9, Y9
+	VPBROADCASTW   (DI), X10
+	VCVTPH2PS      X10, Y10
+	VPBROADCASTW   (AX), X11
+	VCVTPH2PS      X11, Y11
+	VMULPS         Y10, Y11, Y10
+	VFMADD231PS    Y9, Y10, Y7
+	ADDQ           $0x00000018, AX
+	ADDQ           $0x00000024, CX
+	ADDQ           $0x00000024, BX
+	ADDQ           $0x00000024, SI
+	ADDQ           $0x00000024, DI
+	SUBQ           $0x00000001, DX
+	JMP            dotQ5_1Q8_1x4AVX2_loop
 
 dotQ5_1Q8_1x4AVX2_done:
 	MOVQ         out+32(FP), AX
@@ -35785,344 +35413,328 @@ TEXT ·dotIQ4XSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
 	VXORPS X0, X0, X0
 
 dotIQ4XSQ8_Kx4AVX2_loop:
-	TESTQ        DX, DX
-	JZ           dotIQ4XSQ8_Kx4AVX2_done
-	PREFETCHT0   4096(AX)
-	PREFETCHT0   4160(AX)
-	PREFETCHT0   4224(AX)
-	MOVWLZX      2(AX), R8
-	MOVL         4(AX), R9
-	VPXOR        Y1, Y1, Y1
-	VPXOR        Y2, Y2, Y2
-	VPXOR        Y3, Y3, Y3
-	VPXOR        Y4, Y4, Y4
-	MOVL         R9, R10
-	ANDL         $0x0000000f, R10
-	MOVL         R8, R11
-	SHLL         $0x04, R11
-	ANDL         $0x00000030, R11
-	ORL          R11, R10
-	SUBL         $0x00000020, R10
-	VMOVD        R10, X5
-	VPBROADCASTW X5, Y5
-	VPXOR        Y6, Y6, Y6
-	VMOVDQU      8(AX), X6
-	VPSRLW       $0x04, X6, X7
-	VINSERTI128  $0x01, X7, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y6, Y7, Y6
-	VPSIGNB      Y6, Y6, Y7
-	VMOVDQU      4(CX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y1, Y1
-	VMOVDQU      4(BX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y2, Y2
-	VMOVDQU      4(SI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y3, Y3
-	VMOVDQU      4(DI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	MOVL         R9, R10
-	SHRL         $0x04, R10
-	ANDL         $0x0000000f, R10
-	MOVL         R8, R11
-	SHLL         $0x02, R11
-	ANDL         $0x00000030, R11
-	ORL          R11, R10
-	SUBL         $0x00000020, R10
-	VMOVD        R10, X5
-	VPBROADCASTW X5, Y5
-	VPXOR        Y6, Y6, Y6
-	VMOVDQU      24(AX), X6
-	VPSRLW       $0x04, X6, X7
-	VINSERTI128  $0x01, X7, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y6, Y7, Y6
-	VPSIGNB      Y6, Y6, Y7
-	VMOVDQU      36(CX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y1, Y1
-	VMOVDQU      36(BX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y2, Y2
-	VMOVDQU      36(SI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y3, Y3
-	VMOVDQU      36(DI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	MOVL         R9, R10
-	SHRL         $0x08, R10
-	ANDL         $0x0000000f, R10
-	MOVL         R8, R11
-	ANDL         $0x00000030, R11
-	ORL          R11, R10
-	SUBL         $0x00000020, R10
-	VMOVD        R10, X5
-	VPBROADCASTW X5, Y5
-	VPXOR        Y6, Y6, Y6
-	VMOVDQU      40(AX), X6
-	VPSRLW       $0x04, X6, X7
-	VINSERTI128  $0x01, X7, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y6, Y7, Y6
-	VPSIGNB      Y6, Y6, Y7
-	VMOVDQU      68(CX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y1, Y1
-	VMOVDQU      68(BX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y2, Y2
-	VMOVDQU      68(SI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y3, Y3
-	VMOVDQU      68(DI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	MOVL         R9, R10
-	SHRL         $0x0c, R10
-	ANDL         $0x0000000f, R10
-	MOVL         R8, R11
-	SHRL         $0x02, R11
-	ANDL         $0x00000030, R11
-	ORL          R11, R10
-	SUBL         $0x00000020, R10
-	VMOVD        R10, X5
-	VPBROADCASTW X5, Y5
-	VPXOR        Y6, Y6, Y6
-	VMOVDQU      56(AX), X6
-	VPSRLW       $0x04, X6, X7
-	VINSERTI128  $0x01, X7, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y6, Y7, Y6
-	VPSIGNB      Y6, Y6, Y7
-	VMOVDQU      100(CX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y1, Y1
-	VMOVDQU      100(BX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y2, Y2
-	VMOVDQU      100(SI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y3, Y3
-	VMOVDQU      100(DI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	MOVL         R9, R10
-	SHRL         $0x10, R10
-	ANDL         $0x0000000f, R10
-	MOVL         R8, R11
-	SHRL         $0x04, R11
-	ANDL         $0x00000030, R11
-	ORL          R11, R10
-	SUBL         $0x00000020, R10
-	VMOVD        R10, X5
-	VPBROADCASTW X5, Y5
-	VPXOR        Y6, Y6, Y6
-	VMOVDQU      72(AX), X6
-	VPSRLW       $0x04, X6, X7
-	VINSERTI128  $0x01, X7, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y6, Y7, Y6
-	VPSIGNB      Y6, Y6, Y7
-	VMOVDQU      132(CX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y1, Y1
-	VMOVDQU      132(BX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y2, Y2
-	VMOVDQU      132(SI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y3, Y3
-	VMOVDQU      132(DI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	MOVL         R9, R10
-	SHRL         $0x14, R10
-	ANDL         $0x0000000f, R10
-	MOVL         R8, R11
-	SHRL         $0x06, R11
-	ANDL         $0x00000030, R11
-	ORL          R11, R10
-	SUBL         $0x00000020, R10
-	VMOVD        R10, X5
-	VPBROADCASTW X5, Y5
-	VPXOR        Y6, Y6, Y6
-	VMOVDQU      88(AX), X6
-	VPSRLW       $0x04, X6, X7
-	VINSERTI128  $0x01, X7, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y6, Y7, Y6
-	VPSIGNB      Y6, Y6, Y7
-	VMOVDQU      164(CX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y1, Y1
-	VMOVDQU      164(BX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y2, Y2
-	VMOVDQU      164(SI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y3, Y3
-	VMOVDQU      164(DI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	MOVL         R9, R10
-	SHRL         $0x18, R10
-	ANDL         $0x0000000f, R10
-	MOVL         R8, R11
-	SHRL         $0x08, R11
-	ANDL         $0x00000030, R11
-	ORL          R11, R10
-	SUBL         $0x00000020, R10
-	VMOVD        R10, X5
-	VPBROADCASTW X5, Y5
-	VPXOR        Y6, Y6, Y6
-	VMOVDQU      104(AX), X6
-	VPSRLW       $0x04, X6, X7
-	VINSERTI128  $0x01, X7, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y6, Y7, Y6
-	VPSIGNB      Y6, Y6, Y7
-	VMOVDQU      196(CX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y1, Y1
-	VMOVDQU      196(BX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y2, Y2
-	VMOVDQU      196(SI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y3, Y3
-	VMOVDQU      196(DI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	SHRL         $0x1c, R9
-	ANDL         $0x0000000f, R9
-	SHRL         $0x0a, R8
-	ANDL         $0x00000030, R8
-	ORL          R8, R9
-	SUBL         $0x00000020, R9
-	VMOVD        R9, X5
-	VPBROADCASTW X5, Y5
-	VPXOR        Y6, Y6, Y6
-	VMOVDQU      120(AX), X6
-	VPSRLW       $0x04, X6, X7
-	VINSERTI128  $0x01, X7, Y6, Y6
-	VPAND        mask0F<>+0(SB), Y6, Y6
-	VMOVDQU      kvalues<>+0(SB), Y7
-	VPSHUFB      Y6, Y7, Y6
-	VPSIGNB      Y6, Y6, Y7
-	VMOVDQU      228(CX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y1, Y1
-	VMOVDQU      228(BX), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y2, Y2
-	VMOVDQU      228(SI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y3, Y3
-	VMOVDQU      228(DI), Y8
-	VPSIGNB      Y6, Y8, Y8
-	VPMADDUBSW   Y8, Y7, Y8
-	VPMADDWD     Y5, Y8, Y8
-	VPADDD       Y8, Y4, Y4
-	VPUNPCKLDQ   Y2, Y1, Y5
-	VPUNPCKHDQ   Y2, Y1, Y1
-	VPADDD       Y1, Y5, Y5
-	VPUNPCKLDQ   Y4, Y3, Y1
-	VPUNPCKHDQ   Y4, Y3, Y2
-	VPADDD       Y2, Y1, Y1
-	VPUNPCKLQDQ  Y1, Y5, Y2
-	VPUNPCKHQDQ  Y1, Y5, Y1
-	VPADDD       Y1, Y2, Y2
-	VEXTRACTI128 $0x01, Y2, X1
-	VPADDD       X1, X2, X1
-	VCVTDQ2PS    X1, X1
-	VPBROADCASTW (AX), X2
-	VCVTPH2PS    X2, Y2
-	VMOVSS       (CX), X3
-	VINSERTPS    $0x10, (BX), X3, X3
-	VINSERTPS    $0x20, (SI), X3, X3
-	VINSERTPS    $0x30, (DI), X3, X3
-	VMULPS       X2, X3, X2
-	VFMADD231PS  X1, X2, X0
-	ADDQ         $0x00000088, AX
-	ADDQ         $0x00000124, CX
-	ADDQ         $0x00000124, BX
-	ADDQ         $0x00000124, SI
-	ADDQ         $0x00000124, DI
-	SUBQ         $0x00000001, DX
-	JMP          dotIQ4XSQ8_Kx4AVX2_loop
+	TESTQ          DX, DX
+	JZ             dotIQ4XSQ8_Kx4AVX2_done
+	PREFETCHT0     4096(AX)
+	PREFETCHT0     4160(AX)
+	PREFETCHT0     4224(AX)
+	MOVWLZX        2(AX), R8
+	MOVL           4(AX), R9
+	VPXOR          Y1, Y1, Y1
+	VPXOR          Y2, Y2, Y2
+	VPXOR          Y3, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	MOVL           R9, R10
+	ANDL           $0x0000000f, R10
+	MOVL           R8, R11
+	SHLL           $0x04, R11
+	ANDL           $0x00000030, R11
+	ORL            R11, R10
+	SUBL           $0x00000020, R10
+	VMOVD          R10, X5
+	VPBROADCASTW   X5, Y5
+	VBROADCASTI128 8(AX), Y6
+	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
+	VPAND          mask0F<>+0(SB), Y6, Y6
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y6, Y7, Y6
+	VPSIGNB        Y6, Y6, Y7
+	VMOVDQU        4(CX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y1, Y1
+	VMOVDQU        4(BX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y2, Y2
+	VMOVDQU        4(SI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y3, Y3
+	VMOVDQU        4(DI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y4, Y4
+	MOVL           R9, R10
+	SHRL           $0x04, R10
+	ANDL           $0x0000000f, R10
+	MOVL           R8, R11
+	SHLL           $0x02, R11
+	ANDL           $0x00000030, R11
+	ORL            R11, R10
+	SUBL           $0x00000020, R10
+	VMOVD          R10, X5
+	VPBROADCASTW   X5, Y5
+	VBROADCASTI128 24(AX), Y6
+	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
+	VPAND          mask0F<>+0(SB), Y6, Y6
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y6, Y7, Y6
+	VPSIGNB        Y6, Y6, Y7
+	VMOVDQU        36(CX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y1, Y1
+	VMOVDQU        36(BX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y2, Y2
+	VMOVDQU        36(SI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y3, Y3
+	VMOVDQU        36(DI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y4, Y4
+	MOVL           R9, R10
+	SHRL           $0x08, R10
+	ANDL           $0x0000000f, R10
+	MOVL           R8, R11
+	ANDL           $0x00000030, R11
+	ORL            R11, R10
+	SUBL           $0x00000020, R10
+	VMOVD          R10, X5
+	VPBROADCASTW   X5, Y5
+	VBROADCASTI128 40(AX), Y6
+	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
+	VPAND          mask0F<>+0(SB), Y6, Y6
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y6, Y7, Y6
+	VPSIGNB        Y6, Y6, Y7
+	VMOVDQU        68(CX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y1, Y1
+	VMOVDQU        68(BX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y2, Y2
+	VMOVDQU        68(SI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y3, Y3
+	VMOVDQU        68(DI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y4, Y4
+	MOVL           R9, R10
+	SHRL           $0x0c, R10
+	ANDL           $0x0000000f, R10
+	MOVL           R8, R11
+	SHRL           $0x02, R11
+	ANDL           $0x00000030, R11
+	ORL            R11, R10
+	SUBL           $0x00000020, R10
+	VMOVD          R10, X5
+	VPBROADCASTW   X5, Y5
+	VBROADCASTI128 56(AX), Y6
+	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
+	VPAND          mask0F<>+0(SB), Y6, Y6
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y6, Y7, Y6
+	VPSIGNB        Y6, Y6, Y7
+	VMOVDQU        100(CX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y1, Y1
+	VMOVDQU        100(BX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y2, Y2
+	VMOVDQU        100(SI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y3, Y3
+	VMOVDQU        100(DI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y4, Y4
+	MOVL           R9, R10
+	SHRL           $0x10, R10
+	ANDL           $0x0000000f, R10
+	MOVL           R8, R11
+	SHRL           $0x04, R11
+	ANDL           $0x00000030, R11
+	ORL            R11, R10
+	SUBL           $0x00000020, R10
+	VMOVD          R10, X5
+	VPBROADCASTW   X5, Y5
+	VBROADCASTI128 72(AX), Y6
+	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
+	VPAND          mask0F<>+0(SB), Y6, Y6
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y6, Y7, Y6
+	VPSIGNB        Y6, Y6, Y7
+	VMOVDQU        132(CX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y1, Y1
+	VMOVDQU        132(BX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y2, Y2
+	VMOVDQU        132(SI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y3, Y3
+	VMOVDQU        132(DI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y4, Y4
+	MOVL           R9, R10
+	SHRL           $0x14, R10
+	ANDL           $0x0000000f, R10
+	MOVL           R8, R11
+	SHRL           $0x06, R11
+	ANDL           $0x00000030, R11
+	ORL            R11, R10
+	SUBL           $0x00000020, R10
+	VMOVD          R10, X5
+	VPBROADCASTW   X5, Y5
+	VBROADCASTI128 88(AX), Y6
+	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
+	VPAND          mask0F<>+0(SB), Y6, Y6
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y6, Y7, Y6
+	VPSIGNB        Y6, Y6, Y7
+	VMOVDQU        164(CX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y1, Y1
+	VMOVDQU        164(BX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y2, Y2
+	VMOVDQU        164(SI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y3, Y3
+	VMOVDQU        164(DI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y4, Y4
+	MOVL           R9, R10
+	SHRL           $0x18, R10
+	ANDL           $0x0000000f, R10
+	MOVL           R8, R11
+	SHRL           $0x08, R11
+	ANDL           $0x00000030, R11
+	ORL            R11, R10
+	SUBL           $0x00000020, R10
+	VMOVD          R10, X5
+	VPBROADCASTW   X5, Y5
+	VBROADCASTI128 104(AX), Y6
+	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
+	VPAND          mask0F<>+0(SB), Y6, Y6
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y6, Y7, Y6
+	VPSIGNB        Y6, Y6, Y7
+	VMOVDQU        196(CX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y1, Y1
+	VMOVDQU        196(BX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y2, Y2
+	VMOVDQU        196(SI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y3, Y3
+	VMOVDQU        196(DI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y4, Y4
+	SHRL           $0x1c, R9
+	ANDL           $0x0000000f, R9
+	SHRL           $0x0a, R8
+	ANDL           $0x00000030, R8
+	ORL            R8, R9
+	SUBL           $0x00000020, R9
+	VMOVD          R9, X5
+	VPBROADCASTW   X5, Y5
+	VBROADCASTI128 120(AX), Y6
+	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
+	VPAND          mask0F<>+0(SB), Y6, Y6
+	VMOVDQU        kvalues<>+0(SB), Y7
+	VPSHUFB        Y6, Y7, Y6
+	VPSIGNB        Y6, Y6, Y7
+	VMOVDQU        228(CX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y1, Y1
+	VMOVDQU        228(BX), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y2, Y2
+	VMOVDQU        228(SI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y3, Y3
+	VMOVDQU        228(DI), Y8
+	VPSIGNB        Y6, Y8, Y8
+	VPMADDUBSW     Y8, Y7, Y8
+	VPMADDWD       Y5, Y8, Y8
+	VPADDD         Y8, Y4, Y4
+	VPUNPCKLDQ     Y2, Y1, Y5
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y5, Y5
+	VPUNPCKLDQ     Y4, Y3, Y1
+	VPUNPCKHDQ     Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLQDQ    Y1, Y5, Y2
+	VPUNPCKHQDQ    Y1, Y5, Y1
+	VPADDD         Y1, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X1
+	VPADDD         X1, X2, X1
+	VCVTDQ2PS      X1, X1
+	VPBROADCASTW   (AX), X2
+	VCVTPH2PS      X2, Y2
+	VMOVSS         (CX), X3
+	VINSERTPS      $0x10, (BX), X3, X3
+	VINSERTPS      $0x20, (SI), X3, X3
+	VINSERTPS      $0x30, (DI), X3, X3
+	VMULPS         X2, X3, X2
+	VFMADD231PS    X1, X2, X0
+	ADDQ           $0x00000088, AX
+	ADDQ           $0x00000124, CX
+	ADDQ           $0x00000124, BX
+	ADDQ           $0x00000124, SI
+	ADDQ           $0x00000124, DI
+	SUBQ           $0x00000001, DX
+	JMP            dotIQ4XSQ8_Kx4AVX2_loop
 
 dotIQ4XSQ8_Kx4AVX2_done:
 	MOVQ       out+32(FP), AX
@@ -37399,209 +37011,193 @@ dotIQ4XSQ8_KRowsAVX2_row:
 	VXORPS X0, X0, X0
 
 dotIQ4XSQ8_KRowsAVX2_loop:
-	TESTQ        SI, SI
-	JZ           dotIQ4XSQ8_KRowsAVX2_done
-	PREFETCHT0   4096(AX)
-	PREFETCHT0   4160(AX)
-	PREFETCHT0   4224(AX)
-	MOVWLZX      2(AX), DI
-	MOVL         4(AX), R8
-	VPXOR        Y1, Y1, Y1
-	MOVL         R8, R9
-	ANDL         $0x0000000f, R9
-	MOVL         DI, R10
-	SHLL         $0x04, R10
-	ANDL         $0x00000030, R10
-	ORL          R10, R9
-	SUBL         $0x00000020, R9
-	VMOVD        R9, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      8(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      4(BX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         R8, R9
-	SHRL         $0x04, R9
-	ANDL         $0x0000000f, R9
-	MOVL         DI, R10
-	SHLL         $0x02, R10
-	ANDL         $0x00000030, R10
-	ORL          R10, R9
-	SUBL         $0x00000020, R9
-	VMOVD        R9, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      24(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      36(BX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         R8, R9
-	SHRL         $0x08, R9
-	ANDL         $0x0000000f, R9
-	MOVL         DI, R10
-	ANDL         $0x00000030, R10
-	ORL          R10, R9
-	SUBL         $0x00000020, R9
-	VMOVD        R9, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      40(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      68(BX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         R8, R9
-	SHRL         $0x0c, R9
-	ANDL         $0x0000000f, R9
-	MOVL         DI, R10
-	SHRL         $0x02, R10
-	ANDL         $0x00000030, R10
-	ORL          R10, R9
-	SUBL         $0x00000020, R9
-	VMOVD        R9, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      56(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      100(BX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         R8, R9
-	SHRL         $0x10, R9
-	ANDL         $0x0000000f, R9
-	MOVL         DI, R10
-	SHRL         $0x04, R10
-	ANDL         $0x00000030, R10
-	ORL          R10, R9
-	SUBL         $0x00000020, R9
-	VMOVD        R9, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      72(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      132(BX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         R8, R9
-	SHRL         $0x14, R9
-	ANDL         $0x0000000f, R9
-	MOVL         DI, R10
-	SHRL         $0x06, R10
-	ANDL         $0x00000030, R10
-	ORL          R10, R9
-	SUBL         $0x00000020, R9
-	VMOVD        R9, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      88(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      164(BX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	MOVL         R8, R9
-	SHRL         $0x18, R9
-	ANDL         $0x0000000f, R9
-	MOVL         DI, R10
-	SHRL         $0x08, R10
-	ANDL         $0x00000030, R10
-	ORL          R10, R9
-	SUBL         $0x00000020, R9
-	VMOVD        R9, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      104(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      196(BX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	SHRL         $0x1c, R8
-	ANDL         $0x0000000f, R8
-	SHRL         $0x0a, DI
-	ANDL         $0x00000030, DI
-	ORL          DI, R8
-	SUBL         $0x00000020, R8
-	VMOVD        R8, X2
-	VPBROADCASTW X2, Y2
-	VPXOR        Y3, Y3, Y3
-	VMOVDQU      120(AX), X3
-	VPSRLW       $0x04, X3, X4
-	VINSERTI128  $0x01, X4, Y3, Y3
-	VPAND        mask0F<>+0(SB), Y3, Y3
-	VMOVDQU      kvalues<>+0(SB), Y4
-	VPSHUFB      Y3, Y4, Y3
-	VPSIGNB      Y3, Y3, Y4
-	VMOVDQU      228(BX), Y5
-	VPSIGNB      Y3, Y5, Y5
-	VPMADDUBSW   Y5, Y4, Y5
-	VPMADDWD     Y2, Y5, Y5
-	VPADDD       Y5, Y1, Y1
-	VEXTRACTI128 $0x01, Y1, X2
-	VPADDD       X2, X1, X2
-	VPHADDD      X2, X2, X2
-	VPHADDD      X2, X2, X2
-	VCVTDQ2PS    X2, X2
-	VMOVSS       (BX), X1
-	MOVWLZX      (AX), DI
-	VMOVD        DI, X3
-	VCVTPH2PS    X3, X3
-	VMULSS       X3, X1, X1
-	VFMADD231SS  X2, X1, X0
-	ADDQ         $0x00000088, AX
-	ADDQ         $0x00000124, BX
-	SUBQ         $0x00000001, SI
-	JMP          dotIQ4XSQ8_KRowsAVX2_loop
+	TESTQ          SI, SI
+	JZ             dotIQ4XSQ8_KRowsAVX2_done
+	PREFETCHT0     4096(AX)
+	PREFETCHT0     4160(AX)
+	PREFETCHT0     4224(AX)
+	MOVWLZX        2(AX), DI
+	MOVL           4(AX), R8
+	VPXOR          Y1, Y1, Y1
+	MOVL           R8, R9
+	ANDL           $0x0000000f, R9
+	MOVL           DI, R10
+	SHLL           $0x04, R10
+	ANDL           $0x00000030, R10
+	ORL            R10, R9
+	SUBL           $0x00000020, R9
+	VMOVD          R9, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 8(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        4(BX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           R8, R9
+	SHRL           $0x04, R9
+	ANDL           $0x0000000f, R9
+	MOVL           DI, R10
+	SHLL           $0x02, R10
+	ANDL           $0x00000030, R10
+	ORL            R10, R9
+	SUBL           $0x00000020, R9
+	VMOVD          R9, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 24(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        36(BX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           R8, R9
+	SHRL           $0x08, R9
+	ANDL           $0x0000000f, R9
+	MOVL           DI, R10
+	ANDL           $0x00000030, R10
+	ORL            R10, R9
+	SUBL           $0x00000020, R9
+	VMOVD          R9, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 40(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        68(BX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           R8, R9
+	SHRL           $0x0c, R9
+	ANDL           $0x0000000f, R9
+	MOVL           DI, R10
+	SHRL           $0x02, R10
+	ANDL           $0x00000030, R10
+	ORL            R10, R9
+	SUBL           $0x00000020, R9
+	VMOVD          R9, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 56(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        100(BX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           R8, R9
+	SHRL           $0x10, R9
+	ANDL           $0x0000000f, R9
+	MOVL           DI, R10
+	SHRL           $0x04, R10
+	ANDL           $0x00000030, R10
+	ORL            R10, R9
+	SUBL           $0x00000020, R9
+	VMOVD          R9, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 72(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        132(BX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           R8, R9
+	SHRL           $0x14, R9
+	ANDL           $0x0000000f, R9
+	MOVL           DI, R10
+	SHRL           $0x06, R10
+	ANDL           $0x00000030, R10
+	ORL            R10, R9
+	SUBL           $0x00000020, R9
+	VMOVD          R9, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 88(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        164(BX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	MOVL           R8, R9
+	SHRL           $0x18, R9
+	ANDL           $0x0000000f, R9
+	MOVL           DI, R10
+	SHRL           $0x08, R10
+	ANDL           $0x00000030, R10
+	ORL            R10, R9
+	SUBL           $0x00000020, R9
+	VMOVD          R9, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 104(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        196(BX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	SHRL           $0x1c, R8
+	ANDL           $0x0000000f, R8
+	SHRL           $0x0a, DI
+	ANDL           $0x00000030, DI
+	ORL            DI, R8
+	SUBL           $0x00000020, R8
+	VMOVD          R8, X2
+	VPBROADCASTW   X2, Y2
+	VBROADCASTI128 120(AX), Y3
+	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
+	VPAND          mask0F<>+0(SB), Y3, Y3
+	VMOVDQU        kvalues<>+0(SB), Y4
+	VPSHUFB        Y3, Y4, Y3
+	VPSIGNB        Y3, Y3, Y4
+	VMOVDQU        228(BX), Y5
+	VPSIGNB        Y3, Y5, Y5
+	VPMADDUBSW     Y5, Y4, Y5
+	VPMADDWD       Y2, Y5, Y5
+	VPADDD         Y5, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VPHADDD        X2, X2, X2
+	VPHADDD        X2, X2, X2
+	VCVTDQ2PS      X2, X2
+	VMOVSS         (BX), X1
+	MOVWLZX        (AX), DI
+	VMOVD          DI, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000088, AX
+	ADDQ           $0x00000124, BX
+	SUBQ           $0x00000001, SI
+	JMP            dotIQ4XSQ8_KRowsAVX2_loop
 
 dotIQ4XSQ8_KRowsAVX2_done:
 	VMOVSS X0, (DX)

@@ -437,16 +437,39 @@ func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni bool)
 	nb := GP64()
 	MOVQ(nbAll, nb)
 	acc := zeroX()
+	var eights VecVirtual // vpmaddubsw's unsigned operand must be a register
+	if k.nibblesMinus8 && !vnni {
+		eights = YMM()
+		VMOVDQU(bytes8, eights)
+	}
 	Label(name + "_r4block")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_r4done"))
 	for _, xr := range xs {
 		prefetchQ8(xr, k.xStride)
 	}
-	h := group4(func(r int) VecVirtual {
-		q, ax := gridSigned(k, xs[r], 0)
-		return gridDot(q, ax, Mem{Base: y, Disp: 2}, vnni)
-	})
+	var h VecVirtual
+	if k.nibblesMinus8 && !vnni {
+		// The nibbles as vpmaddubsw's unsigned operand against the signed
+		// activations, and 8·Σy taken off each row's lanes: no
+		// sign steps (vpsignb twice) nor bias subtraction per row.
+		yv, bias := YMM(), YMM()
+		VMOVDQU(Mem{Base: y, Disp: 2}, yv)
+		VPMADDUBSW(yv, eights, bias)
+		VPMADDWD(words1, bias, bias)
+		h = group4(func(r int) VecVirtual {
+			u := nibbles32(Mem{Base: xs[r], Disp: 2})
+			VPMADDUBSW(yv, u, u)
+			VPMADDWD(words1, u, u)
+			VPSUBD(bias, u, u)
+			return u
+		})
+	} else {
+		h = group4(func(r int) VecVirtual {
+			q, ax := gridSigned(k, xs[r], 0)
+			return gridDot(q, ax, Mem{Base: y, Disp: 2}, vnni)
+		})
+	}
 	var dxs []Mem
 	for _, xr := range xs {
 		dxs = append(dxs, Mem{Base: xr})

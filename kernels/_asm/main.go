@@ -13,24 +13,27 @@ import (
 )
 
 var (
-	mask0F    Mem // 32 × 0x0f
-	mask30    Mem // 32 × 0x30
-	mask10    Mem // 32 × 0x10
-	bytes8    Mem // 32 × 0x08
-	wordShuf  Mem // 8 masks of 32 bytes: mask j broadcasts int16 j to all 16 words
-	wordShuf2 Mem // 4 masks: mask k puts word 2k in the low lane, word 2k+1 in the high lane
-	mask03    Mem // 32 × 0x03
-	mask04    Mem // 32 × 0x04
-	maskF0    Mem // 32 × 0xf0
-	words32   Mem // 16 × int16 32
-	qhShuf    Mem // spreads the 4 bytes of a dword: byte i of a lane gets byte i/8 … (see bitsToBytes)
-	bitSelect Mem // byte i has every bit set except bit i%8
-	kvalues   Mem // IQ4_NL's 16 values, twice
-	absMask   Mem // 8 × 0x7fffffff
-	packPerm  Mem // dword order that undoes vpackss lane interleaving
-	f127      Mem // float32 127
-	f1        Mem // float32 1
-	i127      Mem // 8 × int32 127
+	mask0F Mem // 32 × 0x0f
+	mask30 Mem // 32 × 0x30
+	mask10 Mem // 32 × 0x10
+	bytes8 Mem // 32 × 0x08
+	// shiftHiLane is eight dword shift counts, 0 in the low 128-bit lane and
+	// 4 in the high one (vpsrlvd: a block's high nibbles in one step).
+	shiftHiLane Mem
+	wordShuf    Mem // 8 masks of 32 bytes: mask j broadcasts int16 j to all 16 words
+	wordShuf2   Mem // 4 masks: mask k puts word 2k in the low lane, word 2k+1 in the high lane
+	mask03      Mem // 32 × 0x03
+	mask04      Mem // 32 × 0x04
+	maskF0      Mem // 32 × 0xf0
+	words32     Mem // 16 × int16 32
+	qhShuf      Mem // spreads the 4 bytes of a dword: byte i of a lane gets byte i/8 … (see bitsToBytes)
+	bitSelect   Mem // byte i has every bit set except bit i%8
+	kvalues     Mem // IQ4_NL's 16 values, twice
+	absMask     Mem // 8 × 0x7fffffff
+	packPerm    Mem // dword order that undoes vpackss lane interleaving
+	f127        Mem // float32 127
+	f1          Mem // float32 1
+	i127        Mem // 8 × int32 127
 )
 
 func constants() {
@@ -48,6 +51,10 @@ func constants() {
 	mask03 = fill("mask03", 0x03)
 	mask04 = fill("mask04", 0x04)
 	maskF0 = fill("maskF0", 0xf0)
+	shiftHiLane = GLOBL("shiftHiLane", RODATA|NOPTR)
+	for i := range 8 {
+		DATA(4*i, U32(4*(i/4)))
+	}
 	words32 = GLOBL("words32", RODATA|NOPTR)
 	for i := 0; i < 16; i++ {
 		DATA(2*i, U16(32))
@@ -468,11 +475,11 @@ func orTopBits(dst, src, scratch GPVirtual) {
 // nibbles32 loads 16 bytes at m and returns 32 bytes: the low nibbles then
 // the high nibbles (the element order of the 32-element ggml blocks).
 func nibbles32(m Mem) VecVirtual {
-	q, hi := YMM(), XMM()
-	VPXOR(q, q, q) // a full write first: the allocator then sees q dead before
-	VMOVDQU(m, q.AsX())
-	VPSRLW(U8(4), q.AsX(), hi)
-	VINSERTI128(U8(1), hi, q, q)
+	// The 16 bytes in both lanes, the high lane's shifted down a nibble:
+	// one shift instead of a shift and an insert (a port-5 shuffle).
+	q := YMM()
+	VBROADCASTI128(m, q)
+	VPSRLVD(shiftHiLane, q, q)
 	VPAND(mask0F, q, q)
 	return q
 }

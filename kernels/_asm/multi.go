@@ -208,6 +208,9 @@ type q8Kind struct {
 	doc     string
 	// decode returns the 32 quants of the block at x+xo as signed bytes.
 	decode func(x Register, xo int) VecVirtual
+	// nibblesMinus8 says the quants are the block's nibbles minus 8
+	// (Q4_0), which the AVX2 many-rows kernel uses.
+	nibblesMinus8 bool
 }
 
 var q8Kinds = []q8Kind{
@@ -215,12 +218,12 @@ var q8Kinds = []q8Kind{
 		q := YMM()
 		VMOVDQU(Mem{Base: x, Disp: xo + 2}, q)
 		return q
-	}},
+	}, false},
 	{"dotQ4_0Q8_0", block.Q4_0Bytes, "Q4_0", func(x Register, xo int) VecVirtual {
 		q := nibbles32(Mem{Base: x, Disp: xo + 2})
 		VPSUBB(bytes8, q, q)
 		return q
-	}},
+	}, true},
 	{"dotQ5_0Q8_0", block.Q5_0Bytes, "Q5_0", func(x Register, xo int) VecVirtual {
 		q := nibbles32(Mem{Base: x, Disp: xo + 6})
 		// Where the fifth bit is clear the value is nibble-16: set the top nibble.
@@ -228,13 +231,13 @@ var q8Kinds = []q8Kind{
 		VPANDN(maskF0, h, h)
 		VPOR(h, q, q)
 		return q
-	}},
+	}, false},
 	{"dotIQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", func(x Register, xo int) VecVirtual {
 		q, table := nibbles32(Mem{Base: x, Disp: xo + 2}), YMM()
 		VMOVDQU(kvalues, table)
 		VPSHUFB(q, table, q)
 		return q
-	}},
+	}, false},
 }
 
 // genDotMinFamily emits Q4_1 or Q5_1 against Q8_1: Σ d·dy·Σq·y + m·s, with
