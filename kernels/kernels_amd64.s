@@ -242,6 +242,34 @@ DATA maskF0<>+30(SB)/1, $0xf0
 DATA maskF0<>+31(SB)/1, $0xf0
 GLOBL maskF0<>(SB), RODATA|NOPTR, $32
 
+DATA iq4ScaleShifts<>+0(SB)/4, $0x0000001c
+DATA iq4ScaleShifts<>+4(SB)/4, $0x00000018
+DATA iq4ScaleShifts<>+8(SB)/4, $0x00000014
+DATA iq4ScaleShifts<>+12(SB)/4, $0x00000010
+DATA iq4ScaleShifts<>+16(SB)/4, $0x0000000c
+DATA iq4ScaleShifts<>+20(SB)/4, $0x00000008
+DATA iq4ScaleShifts<>+24(SB)/4, $0x00000004
+DATA iq4ScaleShifts<>+28(SB)/4, $0x00000000
+DATA iq4ScaleShifts<>+32(SB)/4, $0x0000001e
+DATA iq4ScaleShifts<>+36(SB)/4, $0x0000001c
+DATA iq4ScaleShifts<>+40(SB)/4, $0x0000001a
+DATA iq4ScaleShifts<>+44(SB)/4, $0x00000018
+DATA iq4ScaleShifts<>+48(SB)/4, $0x00000016
+DATA iq4ScaleShifts<>+52(SB)/4, $0x00000014
+DATA iq4ScaleShifts<>+56(SB)/4, $0x00000012
+DATA iq4ScaleShifts<>+60(SB)/4, $0x00000010
+GLOBL iq4ScaleShifts<>(SB), RODATA|NOPTR, $64
+
+DATA dwords32<>+0(SB)/4, $0x00000020
+DATA dwords32<>+4(SB)/4, $0x00000020
+DATA dwords32<>+8(SB)/4, $0x00000020
+DATA dwords32<>+12(SB)/4, $0x00000020
+DATA dwords32<>+16(SB)/4, $0x00000020
+DATA dwords32<>+20(SB)/4, $0x00000020
+DATA dwords32<>+24(SB)/4, $0x00000020
+DATA dwords32<>+28(SB)/4, $0x00000020
+GLOBL dwords32<>(SB), RODATA|NOPTR, $32
+
 DATA shiftHiLane<>+0(SB)/4, $0x00000000
 DATA shiftHiLane<>+4(SB)/4, $0x00000000
 DATA shiftHiLane<>+8(SB)/4, $0x00000000
@@ -33065,7 +33093,7 @@ dotQ3_KQ8_KAVX2_done:
 
 // func dotIQ4XSQ8_KAVX2(x *byte, y *byte, nb int) float32
 // Requires: AVX, AVX2, F16C, FMA3, MMX+, SSE
-TEXT ·dotIQ4XSQ8_KAVX2(SB), NOSPLIT, $0-28
+TEXT ·dotIQ4XSQ8_KAVX2(SB), NOSPLIT, $32-28
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
 	MOVQ   nb+16(FP), DX
@@ -33077,18 +33105,21 @@ dotIQ4XSQ8_KAVX2_loop:
 	PREFETCHT0     4096(AX)
 	PREFETCHT0     4160(AX)
 	PREFETCHT0     4224(AX)
-	MOVWLZX        2(AX), BX
-	MOVL           4(AX), SI
+	VPBROADCASTD   4(AX), Y1
+	VPSLLVD        iq4ScaleShifts<>+0(SB), Y1, Y1
+	VPSRLD         $0x1c, Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSLLVD        iq4ScaleShifts<>+32(SB), Y2, Y2
+	VPSRLD         $0x1e, Y2, Y2
+	VPSLLD         $0x04, Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSUBD         dwords32<>+0(SB), Y1, Y1
+	VPSLLD         $0x10, Y1, Y2
+	VPSRLD         $0x10, Y2, Y1
+	VPOR           Y2, Y1, Y1
+	VMOVDQU        Y1, (SP)
 	VPXOR          Y1, Y1, Y1
-	MOVL           SI, DI
-	ANDL           $0x0000000f, DI
-	MOVL           BX, R8
-	SHLL           $0x04, R8
-	ANDL           $0x00000030, R8
-	ORL            R8, DI
-	SUBL           $0x00000020, DI
-	VMOVD          DI, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   (SP), Y2
 	VBROADCASTI128 8(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -33100,16 +33131,7 @@ dotIQ4XSQ8_KAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           SI, DI
-	SHRL           $0x04, DI
-	ANDL           $0x0000000f, DI
-	MOVL           BX, R8
-	SHLL           $0x02, R8
-	ANDL           $0x00000030, R8
-	ORL            R8, DI
-	SUBL           $0x00000020, DI
-	VMOVD          DI, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   4(SP), Y2
 	VBROADCASTI128 24(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -33121,15 +33143,7 @@ dotIQ4XSQ8_KAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           SI, DI
-	SHRL           $0x08, DI
-	ANDL           $0x0000000f, DI
-	MOVL           BX, R8
-	ANDL           $0x00000030, R8
-	ORL            R8, DI
-	SUBL           $0x00000020, DI
-	VMOVD          DI, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   8(SP), Y2
 	VBROADCASTI128 40(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -33141,16 +33155,7 @@ dotIQ4XSQ8_KAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           SI, DI
-	SHRL           $0x0c, DI
-	ANDL           $0x0000000f, DI
-	MOVL           BX, R8
-	SHRL           $0x02, R8
-	ANDL           $0x00000030, R8
-	ORL            R8, DI
-	SUBL           $0x00000020, DI
-	VMOVD          DI, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   12(SP), Y2
 	VBROADCASTI128 56(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -33162,16 +33167,7 @@ dotIQ4XSQ8_KAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           SI, DI
-	SHRL           $0x10, DI
-	ANDL           $0x0000000f, DI
-	MOVL           BX, R8
-	SHRL           $0x04, R8
-	ANDL           $0x00000030, R8
-	ORL            R8, DI
-	SUBL           $0x00000020, DI
-	VMOVD          DI, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   16(SP), Y2
 	VBROADCASTI128 72(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -33183,16 +33179,7 @@ dotIQ4XSQ8_KAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           SI, DI
-	SHRL           $0x14, DI
-	ANDL           $0x0000000f, DI
-	MOVL           BX, R8
-	SHRL           $0x06, R8
-	ANDL           $0x00000030, R8
-	ORL            R8, DI
-	SUBL           $0x00000020, DI
-	VMOVD          DI, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   20(SP), Y2
 	VBROADCASTI128 88(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -33204,16 +33191,7 @@ dotIQ4XSQ8_KAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           SI, DI
-	SHRL           $0x18, DI
-	ANDL           $0x0000000f, DI
-	MOVL           BX, R8
-	SHRL           $0x08, R8
-	ANDL           $0x00000030, R8
-	ORL            R8, DI
-	SUBL           $0x00000020, DI
-	VMOVD          DI, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   24(SP), Y2
 	VBROADCASTI128 104(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -33225,14 +33203,7 @@ dotIQ4XSQ8_KAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	SHRL           $0x1c, SI
-	ANDL           $0x0000000f, SI
-	SHRL           $0x0a, BX
-	ANDL           $0x00000030, BX
-	ORL            BX, SI
-	SUBL           $0x00000020, SI
-	VMOVD          SI, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   28(SP), Y2
 	VBROADCASTI128 120(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -35399,7 +35370,7 @@ dotQ3_KQ8_Kx4AVX2_done:
 
 // func dotIQ4XSQ8_Kx4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
-TEXT ·dotIQ4XSQ8_Kx4AVX2(SB), NOSPLIT, $0-48
+TEXT ·dotIQ4XSQ8_Kx4AVX2(SB), NOSPLIT, $32-48
 	MOVQ   x+0(FP), AX
 	MOVQ   y+8(FP), CX
 	MOVQ   ystride+16(FP), DX
@@ -35418,21 +35389,24 @@ dotIQ4XSQ8_Kx4AVX2_loop:
 	PREFETCHT0     4096(AX)
 	PREFETCHT0     4160(AX)
 	PREFETCHT0     4224(AX)
-	MOVWLZX        2(AX), R8
-	MOVL           4(AX), R9
+	VPBROADCASTD   4(AX), Y1
+	VPSLLVD        iq4ScaleShifts<>+0(SB), Y1, Y1
+	VPSRLD         $0x1c, Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSLLVD        iq4ScaleShifts<>+32(SB), Y2, Y2
+	VPSRLD         $0x1e, Y2, Y2
+	VPSLLD         $0x04, Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSUBD         dwords32<>+0(SB), Y1, Y1
+	VPSLLD         $0x10, Y1, Y2
+	VPSRLD         $0x10, Y2, Y1
+	VPOR           Y2, Y1, Y1
+	VMOVDQU        Y1, (SP)
 	VPXOR          Y1, Y1, Y1
 	VPXOR          Y2, Y2, Y2
 	VPXOR          Y3, Y3, Y3
 	VPXOR          Y4, Y4, Y4
-	MOVL           R9, R10
-	ANDL           $0x0000000f, R10
-	MOVL           R8, R11
-	SHLL           $0x04, R11
-	ANDL           $0x00000030, R11
-	ORL            R11, R10
-	SUBL           $0x00000020, R10
-	VMOVD          R10, X5
-	VPBROADCASTW   X5, Y5
+	VPBROADCASTD   (SP), Y5
 	VBROADCASTI128 8(AX), Y6
 	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
 	VPAND          mask0F<>+0(SB), Y6, Y6
@@ -35459,16 +35433,7 @@ dotIQ4XSQ8_Kx4AVX2_loop:
 	VPMADDUBSW     Y8, Y7, Y8
 	VPMADDWD       Y5, Y8, Y8
 	VPADDD         Y8, Y4, Y4
-	MOVL           R9, R10
-	SHRL           $0x04, R10
-	ANDL           $0x0000000f, R10
-	MOVL           R8, R11
-	SHLL           $0x02, R11
-	ANDL           $0x00000030, R11
-	ORL            R11, R10
-	SUBL           $0x00000020, R10
-	VMOVD          R10, X5
-	VPBROADCASTW   X5, Y5
+	VPBROADCASTD   4(SP), Y5
 	VBROADCASTI128 24(AX), Y6
 	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
 	VPAND          mask0F<>+0(SB), Y6, Y6
@@ -35495,15 +35460,7 @@ dotIQ4XSQ8_Kx4AVX2_loop:
 	VPMADDUBSW     Y8, Y7, Y8
 	VPMADDWD       Y5, Y8, Y8
 	VPADDD         Y8, Y4, Y4
-	MOVL           R9, R10
-	SHRL           $0x08, R10
-	ANDL           $0x0000000f, R10
-	MOVL           R8, R11
-	ANDL           $0x00000030, R11
-	ORL            R11, R10
-	SUBL           $0x00000020, R10
-	VMOVD          R10, X5
-	VPBROADCASTW   X5, Y5
+	VPBROADCASTD   8(SP), Y5
 	VBROADCASTI128 40(AX), Y6
 	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
 	VPAND          mask0F<>+0(SB), Y6, Y6
@@ -35530,16 +35487,7 @@ dotIQ4XSQ8_Kx4AVX2_loop:
 	VPMADDUBSW     Y8, Y7, Y8
 	VPMADDWD       Y5, Y8, Y8
 	VPADDD         Y8, Y4, Y4
-	MOVL           R9, R10
-	SHRL           $0x0c, R10
-	ANDL           $0x0000000f, R10
-	MOVL           R8, R11
-	SHRL           $0x02, R11
-	ANDL           $0x00000030, R11
-	ORL            R11, R10
-	SUBL           $0x00000020, R10
-	VMOVD          R10, X5
-	VPBROADCASTW   X5, Y5
+	VPBROADCASTD   12(SP), Y5
 	VBROADCASTI128 56(AX), Y6
 	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
 	VPAND          mask0F<>+0(SB), Y6, Y6
@@ -35566,16 +35514,7 @@ dotIQ4XSQ8_Kx4AVX2_loop:
 	VPMADDUBSW     Y8, Y7, Y8
 	VPMADDWD       Y5, Y8, Y8
 	VPADDD         Y8, Y4, Y4
-	MOVL           R9, R10
-	SHRL           $0x10, R10
-	ANDL           $0x0000000f, R10
-	MOVL           R8, R11
-	SHRL           $0x04, R11
-	ANDL           $0x00000030, R11
-	ORL            R11, R10
-	SUBL           $0x00000020, R10
-	VMOVD          R10, X5
-	VPBROADCASTW   X5, Y5
+	VPBROADCASTD   16(SP), Y5
 	VBROADCASTI128 72(AX), Y6
 	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
 	VPAND          mask0F<>+0(SB), Y6, Y6
@@ -35602,16 +35541,7 @@ dotIQ4XSQ8_Kx4AVX2_loop:
 	VPMADDUBSW     Y8, Y7, Y8
 	VPMADDWD       Y5, Y8, Y8
 	VPADDD         Y8, Y4, Y4
-	MOVL           R9, R10
-	SHRL           $0x14, R10
-	ANDL           $0x0000000f, R10
-	MOVL           R8, R11
-	SHRL           $0x06, R11
-	ANDL           $0x00000030, R11
-	ORL            R11, R10
-	SUBL           $0x00000020, R10
-	VMOVD          R10, X5
-	VPBROADCASTW   X5, Y5
+	VPBROADCASTD   20(SP), Y5
 	VBROADCASTI128 88(AX), Y6
 	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
 	VPAND          mask0F<>+0(SB), Y6, Y6
@@ -35638,16 +35568,7 @@ dotIQ4XSQ8_Kx4AVX2_loop:
 	VPMADDUBSW     Y8, Y7, Y8
 	VPMADDWD       Y5, Y8, Y8
 	VPADDD         Y8, Y4, Y4
-	MOVL           R9, R10
-	SHRL           $0x18, R10
-	ANDL           $0x0000000f, R10
-	MOVL           R8, R11
-	SHRL           $0x08, R11
-	ANDL           $0x00000030, R11
-	ORL            R11, R10
-	SUBL           $0x00000020, R10
-	VMOVD          R10, X5
-	VPBROADCASTW   X5, Y5
+	VPBROADCASTD   24(SP), Y5
 	VBROADCASTI128 104(AX), Y6
 	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
 	VPAND          mask0F<>+0(SB), Y6, Y6
@@ -35674,14 +35595,7 @@ dotIQ4XSQ8_Kx4AVX2_loop:
 	VPMADDUBSW     Y8, Y7, Y8
 	VPMADDWD       Y5, Y8, Y8
 	VPADDD         Y8, Y4, Y4
-	SHRL           $0x1c, R9
-	ANDL           $0x0000000f, R9
-	SHRL           $0x0a, R8
-	ANDL           $0x00000030, R8
-	ORL            R8, R9
-	SUBL           $0x00000020, R9
-	VMOVD          R9, X5
-	VPBROADCASTW   X5, Y5
+	VPBROADCASTD   28(SP), Y5
 	VBROADCASTI128 120(AX), Y6
 	VPSRLVD        shiftHiLane<>+0(SB), Y6, Y6
 	VPAND          mask0F<>+0(SB), Y6, Y6
@@ -37000,7 +36914,7 @@ dotQ6_KQ8_KRowsAVX2_done:
 
 // func dotIQ4XSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // Requires: AVX, AVX2, F16C, FMA3, MMX+
-TEXT ·dotIQ4XSQ8_KRowsAVX2(SB), NOSPLIT, $0-40
+TEXT ·dotIQ4XSQ8_KRowsAVX2(SB), NOSPLIT, $32-40
 	MOVQ x+0(FP), AX
 	MOVQ rows+24(FP), CX
 	MOVQ out+32(FP), DX
@@ -37016,18 +36930,21 @@ dotIQ4XSQ8_KRowsAVX2_loop:
 	PREFETCHT0     4096(AX)
 	PREFETCHT0     4160(AX)
 	PREFETCHT0     4224(AX)
-	MOVWLZX        2(AX), DI
-	MOVL           4(AX), R8
+	VPBROADCASTD   4(AX), Y1
+	VPSLLVD        iq4ScaleShifts<>+0(SB), Y1, Y1
+	VPSRLD         $0x1c, Y1, Y1
+	VPBROADCASTD   2(AX), Y2
+	VPSLLVD        iq4ScaleShifts<>+32(SB), Y2, Y2
+	VPSRLD         $0x1e, Y2, Y2
+	VPSLLD         $0x04, Y2, Y2
+	VPOR           Y2, Y1, Y1
+	VPSUBD         dwords32<>+0(SB), Y1, Y1
+	VPSLLD         $0x10, Y1, Y2
+	VPSRLD         $0x10, Y2, Y1
+	VPOR           Y2, Y1, Y1
+	VMOVDQU        Y1, (SP)
 	VPXOR          Y1, Y1, Y1
-	MOVL           R8, R9
-	ANDL           $0x0000000f, R9
-	MOVL           DI, R10
-	SHLL           $0x04, R10
-	ANDL           $0x00000030, R10
-	ORL            R10, R9
-	SUBL           $0x00000020, R9
-	VMOVD          R9, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   (SP), Y2
 	VBROADCASTI128 8(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -37039,16 +36956,7 @@ dotIQ4XSQ8_KRowsAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           R8, R9
-	SHRL           $0x04, R9
-	ANDL           $0x0000000f, R9
-	MOVL           DI, R10
-	SHLL           $0x02, R10
-	ANDL           $0x00000030, R10
-	ORL            R10, R9
-	SUBL           $0x00000020, R9
-	VMOVD          R9, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   4(SP), Y2
 	VBROADCASTI128 24(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -37060,15 +36968,7 @@ dotIQ4XSQ8_KRowsAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           R8, R9
-	SHRL           $0x08, R9
-	ANDL           $0x0000000f, R9
-	MOVL           DI, R10
-	ANDL           $0x00000030, R10
-	ORL            R10, R9
-	SUBL           $0x00000020, R9
-	VMOVD          R9, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   8(SP), Y2
 	VBROADCASTI128 40(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -37080,16 +36980,7 @@ dotIQ4XSQ8_KRowsAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           R8, R9
-	SHRL           $0x0c, R9
-	ANDL           $0x0000000f, R9
-	MOVL           DI, R10
-	SHRL           $0x02, R10
-	ANDL           $0x00000030, R10
-	ORL            R10, R9
-	SUBL           $0x00000020, R9
-	VMOVD          R9, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   12(SP), Y2
 	VBROADCASTI128 56(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -37101,16 +36992,7 @@ dotIQ4XSQ8_KRowsAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           R8, R9
-	SHRL           $0x10, R9
-	ANDL           $0x0000000f, R9
-	MOVL           DI, R10
-	SHRL           $0x04, R10
-	ANDL           $0x00000030, R10
-	ORL            R10, R9
-	SUBL           $0x00000020, R9
-	VMOVD          R9, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   16(SP), Y2
 	VBROADCASTI128 72(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -37122,16 +37004,7 @@ dotIQ4XSQ8_KRowsAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           R8, R9
-	SHRL           $0x14, R9
-	ANDL           $0x0000000f, R9
-	MOVL           DI, R10
-	SHRL           $0x06, R10
-	ANDL           $0x00000030, R10
-	ORL            R10, R9
-	SUBL           $0x00000020, R9
-	VMOVD          R9, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   20(SP), Y2
 	VBROADCASTI128 88(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -37143,16 +37016,7 @@ dotIQ4XSQ8_KRowsAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	MOVL           R8, R9
-	SHRL           $0x18, R9
-	ANDL           $0x0000000f, R9
-	MOVL           DI, R10
-	SHRL           $0x08, R10
-	ANDL           $0x00000030, R10
-	ORL            R10, R9
-	SUBL           $0x00000020, R9
-	VMOVD          R9, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   24(SP), Y2
 	VBROADCASTI128 104(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3
@@ -37164,14 +37028,7 @@ dotIQ4XSQ8_KRowsAVX2_loop:
 	VPMADDUBSW     Y5, Y4, Y5
 	VPMADDWD       Y2, Y5, Y5
 	VPADDD         Y5, Y1, Y1
-	SHRL           $0x1c, R8
-	ANDL           $0x0000000f, R8
-	SHRL           $0x0a, DI
-	ANDL           $0x00000030, DI
-	ORL            DI, R8
-	SUBL           $0x00000020, R8
-	VMOVD          R8, X2
-	VPBROADCASTW   X2, Y2
+	VPBROADCASTD   28(SP), Y2
 	VBROADCASTI128 120(AX), Y3
 	VPSRLVD        shiftHiLane<>+0(SB), Y3, Y3
 	VPAND          mask0F<>+0(SB), Y3, Y3

@@ -20,20 +20,24 @@ var (
 	// shiftHiLane is eight dword shift counts, 0 in the low 128-bit lane and
 	// 4 in the high one (vpsrlvd: a block's high nibbles in one step).
 	shiftHiLane Mem
-	wordShuf    Mem // 8 masks of 32 bytes: mask j broadcasts int16 j to all 16 words
-	wordShuf2   Mem // 4 masks: mask k puts word 2k in the low lane, word 2k+1 in the high lane
-	mask03      Mem // 32 × 0x03
-	mask04      Mem // 32 × 0x04
-	maskF0      Mem // 32 × 0xf0
-	words32     Mem // 16 × int16 32
-	qhShuf      Mem // spreads the 4 bytes of a dword: byte i of a lane gets byte i/8 … (see bitsToBytes)
-	bitSelect   Mem // byte i has every bit set except bit i%8
-	kvalues     Mem // IQ4_NL's 16 values, twice
-	absMask     Mem // 8 × 0x7fffffff
-	packPerm    Mem // dword order that undoes vpackss lane interleaving
-	f127        Mem // float32 127
-	f1          Mem // float32 1
-	i127        Mem // 8 × int32 127
+	// iq4ScaleShifts is the left shifts that isolate the eight IQ4_XS
+	// scales' low nibbles (28−4j), then their high bit pairs (30−2j); see
+	// iq4XSScalePairs. dwords32 is eight int32 32s.
+	iq4ScaleShifts, dwords32 Mem
+	wordShuf                 Mem // 8 masks of 32 bytes: mask j broadcasts int16 j to all 16 words
+	wordShuf2                Mem // 4 masks: mask k puts word 2k in the low lane, word 2k+1 in the high lane
+	mask03                   Mem // 32 × 0x03
+	mask04                   Mem // 32 × 0x04
+	maskF0                   Mem // 32 × 0xf0
+	words32                  Mem // 16 × int16 32
+	qhShuf                   Mem // spreads the 4 bytes of a dword: byte i of a lane gets byte i/8 … (see bitsToBytes)
+	bitSelect                Mem // byte i has every bit set except bit i%8
+	kvalues                  Mem // IQ4_NL's 16 values, twice
+	absMask                  Mem // 8 × 0x7fffffff
+	packPerm                 Mem // dword order that undoes vpackss lane interleaving
+	f127                     Mem // float32 127
+	f1                       Mem // float32 1
+	i127                     Mem // 8 × int32 127
 )
 
 func constants() {
@@ -51,6 +55,17 @@ func constants() {
 	mask03 = fill("mask03", 0x03)
 	mask04 = fill("mask04", 0x04)
 	maskF0 = fill("maskF0", 0xf0)
+	iq4ScaleShifts = GLOBL("iq4ScaleShifts", RODATA|NOPTR)
+	for j := range 8 {
+		DATA(4*j, U32(28-4*j))
+	}
+	for j := range 8 { // the assembler wants offsets in order
+		DATA(32+4*j, U32(30-2*j))
+	}
+	dwords32 = GLOBL("dwords32", RODATA|NOPTR)
+	for j := range 8 {
+		DATA(4*j, U32(32))
+	}
 	shiftHiLane = GLOBL("shiftHiLane", RODATA|NOPTR)
 	for i := range 8 {
 		DATA(4*i, U32(4*(i/4)))

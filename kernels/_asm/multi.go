@@ -719,19 +719,15 @@ func genDotIQ4XS(ncols int) {
 	name := "dotIQ4XSQ8_K" + suffix(ncols)
 	superBlockDot(name, "nb IQ4_XS blocks at x and nb Q8_K blocks at y", ncols, block.IQ4_XSBytes, 0, true, func(x Register, ys []Register, _ []VecVirtual) []VecVirtual {
 		prefetchBlock(x, block.IQ4_XSBytes)
-		sh, sl := GP32(), GP32()
-		MOVWLZX(Mem{Base: x, Disp: 2}, sh)
-		MOVL(Mem{Base: x, Disp: 4}, sl)
+		scales := iq4XSScalePairs(x)
 		sumi := make([]VecVirtual, ncols)
 		for c := range ncols {
 			sumi[c] = YMM()
 			VPXOR(sumi[c], sumi[c], sumi[c])
 		}
 		for j := 0; j < 8; j++ {
-			ls, _ := iq4XSScale(sh, sl, j)
-			sc, sx := YMM(), XMM()
-			VMOVD(ls, sx)
-			VPBROADCASTW(sx, sc)
+			sc := YMM()
+			VPBROADCASTD(scales.Offset(4*j), sc)
 
 			q, table := nibbles32(Mem{Base: x, Disp: 8 + 16*j}), YMM()
 			VMOVDQU(kvalues, table)
@@ -748,6 +744,33 @@ func genDotIQ4XS(ncols int) {
 // ls is nibble j of scales_l (in sl) with bits 2j, 2j+1 of scales_h (in sh)
 // above it; t is a scratch register the caller may reuse. The dots and the
 // panel unpacking both need it.
+// iq4XSScalePairs computes the eight scales ls−32 of the IQ4_XS block at x
+// together, each as the int16 pair (ls−32, ls−32), into a 32-byte stack
+// slot it returns: lane j takes nibble j of scales_l (shifted left by
+// 28−4j, then right by 28) and bits 2j, 2j+1 of scales_h (left by 30−2j,
+// right by 30, left by 4). Done one scale at a time in general registers,
+// this was a third of the four-row dot's instructions.
+func iq4XSScalePairs(x Register) Mem {
+	slot := AllocLocal(32)
+	lo, hi := YMM(), YMM()
+	VPBROADCASTD(Mem{Base: x, Disp: 4}, lo) // scales_l
+	VPSLLVD(iq4ScaleShifts, lo, lo)
+	VPSRLD(U8(28), lo, lo)
+	VPBROADCASTD(Mem{Base: x, Disp: 2}, hi) // scales_h, then scales_l's first bytes
+	VPSLLVD(iq4ScaleShifts.Offset(32), hi, hi)
+	VPSRLD(U8(30), hi, hi)
+	VPSLLD(U8(4), hi, hi)
+	VPOR(hi, lo, lo)
+	VPSUBD(dwords32, lo, lo)
+	VPSLLD(U8(16), lo, hi) // (ls, 0)
+	VPSRLD(U8(16), hi, lo) // (0, ls): ls as an int16
+	VPOR(hi, lo, lo)
+	VMOVDQU(lo, slot)
+	return slot
+}
+
+// iq4XSScale computes scale j of an IQ4_XS block, ls−32, from scales_h (sh)
+// and scales_l (sl) in general registers (the panel kernels' unpacking).
 func iq4XSScale(sh, sl Register, j int) (ls, t GPVirtual) {
 	ls, t = GP32(), GP32()
 	MOVL(sl, ls)
