@@ -6867,28 +6867,28 @@ dotQ4_0Q8_0RowsAVX2_r4block:
 	VBROADCASTI128 2(R9), Y5
 	VPSRLVD        shiftHiLane<>+0(SB), Y5, Y5
 	VPAND          mask0F<>+0(SB), Y5, Y5
-	VPMADDUBSW     Y2, Y5, Y5
-	VPMADDWD       words1<>+0(SB), Y5, Y5
-	VPSUBD         Y3, Y5, Y5
-	VPUNPCKLDQ     Y5, Y4, Y2
-	VPUNPCKHDQ     Y5, Y4, Y3
-	VPADDD         Y3, Y2, Y2
-	VPUNPCKLQDQ    Y2, Y6, Y3
-	VPUNPCKHQDQ    Y2, Y6, Y2
+	VPMADDUBSW     Y2, Y5, Y2
+	VPMADDWD       words1<>+0(SB), Y2, Y2
+	VPSUBD         Y3, Y2, Y2
+	VPUNPCKLDQ     Y2, Y4, Y3
+	VPUNPCKHDQ     Y2, Y4, Y2
 	VPADDD         Y2, Y3, Y3
-	VEXTRACTI128   $0x01, Y3, X2
-	VPADDD         X2, X3, X2
-	VCVTDQ2PS      X2, X2
+	VPUNPCKLQDQ    Y3, Y6, Y2
+	VPUNPCKHQDQ    Y3, Y6, Y3
+	VPADDD         Y3, Y2, Y2
+	VEXTRACTI128   $0x01, Y2, X3
+	VPADDD         X3, X2, X3
+	VCVTDQ2PS      X3, X3
 	MOVWLZX        (AX), R12
-	VMOVD          R12, X3
-	VPINSRW        $0x01, (DI), X3, X3
-	VPINSRW        $0x02, (R8), X3, X3
-	VPINSRW        $0x03, (R9), X3, X3
-	VCVTPH2PS      X3, X3
+	VMOVD          R12, X2
+	VPINSRW        $0x01, (DI), X2, X2
+	VPINSRW        $0x02, (R8), X2, X2
+	VPINSRW        $0x03, (R9), X2, X2
+	VCVTPH2PS      X2, X2
 	VPBROADCASTW   (R10), X4
 	VCVTPH2PS      X4, X4
-	VMULPS         X4, X3, X3
-	VFMADD231PS    X2, X3, X0
+	VMULPS         X4, X2, X2
+	VFMADD231PS    X3, X2, X0
 	ADDQ           $0x00000012, AX
 	ADDQ           $0x00000012, DI
 	ADDQ           $0x00000012, R8
@@ -7045,17 +7045,18 @@ TEXT ·dotQ4_0Q8_0RowsVNNI(SB), NOSPLIT, $0-40
 	IMUL3Q $0x00000012, CX, SI
 
 dotQ4_0Q8_0RowsVNNI_rows4:
-	CMPQ   DX, $0x04
-	JL     dotQ4_0Q8_0RowsVNNI_rows1
-	MOVQ   AX, DI
-	ADDQ   SI, DI
-	MOVQ   DI, R8
-	ADDQ   SI, R8
-	MOVQ   R8, R9
-	ADDQ   SI, R9
-	MOVQ   y+8(FP), R10
-	MOVQ   CX, R11
-	VXORPS X0, X0, X0
+	CMPQ    DX, $0x04
+	JL      dotQ4_0Q8_0RowsVNNI_rows1
+	MOVQ    AX, DI
+	ADDQ    SI, DI
+	MOVQ    DI, R8
+	ADDQ    SI, R8
+	MOVQ    R8, R9
+	ADDQ    SI, R9
+	MOVQ    y+8(FP), R10
+	MOVQ    CX, R11
+	VXORPS  X0, X0, X0
+	VMOVDQU bytes8<>+0(SB), Y1
 
 dotQ4_0Q8_0RowsVNNI_r4block:
 	TESTQ          R11, R11
@@ -7064,64 +7065,55 @@ dotQ4_0Q8_0RowsVNNI_r4block:
 	PREFETCHT0     8192(DI)
 	PREFETCHT0     8192(R8)
 	PREFETCHT0     8192(R9)
-	VBROADCASTI128 2(AX), Y1
-	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
-	VPAND          mask0F<>+0(SB), Y1, Y1
-	VPSUBB         bytes8<>+0(SB), Y1, Y1
-	VPSIGNB        Y1, Y1, Y2
-	VMOVDQU        2(R10), Y3
-	VPSIGNB        Y1, Y3, Y3
-	VPXOR          Y1, Y1, Y1
-	VPDPBUSD       Y3, Y2, Y1
-	VBROADCASTI128 2(DI), Y2
-	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
-	VPAND          mask0F<>+0(SB), Y2, Y2
-	VPSUBB         bytes8<>+0(SB), Y2, Y2
-	VPSIGNB        Y2, Y2, Y3
-	VMOVDQU        2(R10), Y4
-	VPSIGNB        Y2, Y4, Y4
-	VPXOR          Y2, Y2, Y2
-	VPDPBUSD       Y4, Y3, Y2
-	VPUNPCKLDQ     Y2, Y1, Y3
-	VPUNPCKHDQ     Y2, Y1, Y1
-	VPADDD         Y1, Y3, Y3
-	VBROADCASTI128 2(R8), Y1
-	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
-	VPAND          mask0F<>+0(SB), Y1, Y1
-	VPSUBB         bytes8<>+0(SB), Y1, Y1
-	VPSIGNB        Y1, Y1, Y2
-	VMOVDQU        2(R10), Y4
-	VPSIGNB        Y1, Y4, Y4
-	VPXOR          Y1, Y1, Y1
-	VPDPBUSD       Y4, Y2, Y1
-	VBROADCASTI128 2(R9), Y2
-	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
-	VPAND          mask0F<>+0(SB), Y2, Y2
-	VPSUBB         bytes8<>+0(SB), Y2, Y2
-	VPSIGNB        Y2, Y2, Y4
-	VMOVDQU        2(R10), Y5
-	VPSIGNB        Y2, Y5, Y5
-	VPXOR          Y2, Y2, Y2
-	VPDPBUSD       Y5, Y4, Y2
-	VPUNPCKLDQ     Y2, Y1, Y4
-	VPUNPCKHDQ     Y2, Y1, Y1
-	VPADDD         Y1, Y4, Y4
-	VPUNPCKLQDQ    Y4, Y3, Y1
-	VPUNPCKHQDQ    Y4, Y3, Y2
-	VPADDD         Y2, Y1, Y1
-	VEXTRACTI128   $0x01, Y1, X2
-	VPADDD         X2, X1, X2
+	VMOVDQU        2(R10), Y2
+	VXORPS         Y3, Y3, Y3
+	VPDPBUSD       Y2, Y1, Y3
+	VBROADCASTI128 2(AX), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VPDPBUSD       Y2, Y4, Y5
+	VPSUBD         Y3, Y5, Y5
+	VBROADCASTI128 2(DI), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VXORPS         Y6, Y6, Y6
+	VPDPBUSD       Y2, Y4, Y6
+	VPSUBD         Y3, Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y4
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y4, Y4
+	VBROADCASTI128 2(R8), Y5
+	VPSRLVD        shiftHiLane<>+0(SB), Y5, Y5
+	VPAND          mask0F<>+0(SB), Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VPDPBUSD       Y2, Y5, Y6
+	VPSUBD         Y3, Y6, Y6
+	VBROADCASTI128 2(R9), Y5
+	VPSRLVD        shiftHiLane<>+0(SB), Y5, Y5
+	VPAND          mask0F<>+0(SB), Y5, Y5
+	VXORPS         Y7, Y7, Y7
+	VPDPBUSD       Y2, Y5, Y7
+	VPSUBD         Y3, Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y2
+	VPUNPCKHDQ     Y7, Y6, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y4, Y3
+	VPUNPCKHQDQ    Y2, Y4, Y2
+	VPADDD         Y2, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X2
+	VPADDD         X2, X3, X2
 	VCVTDQ2PS      X2, X2
 	MOVWLZX        (AX), R12
-	VMOVD          R12, X1
-	VPINSRW        $0x01, (DI), X1, X1
-	VPINSRW        $0x02, (R8), X1, X1
-	VPINSRW        $0x03, (R9), X1, X1
-	VCVTPH2PS      X1, X1
-	VPBROADCASTW   (R10), X3
+	VMOVD          R12, X3
+	VPINSRW        $0x01, (DI), X3, X3
+	VPINSRW        $0x02, (R8), X3, X3
+	VPINSRW        $0x03, (R9), X3, X3
 	VCVTPH2PS      X3, X3
-	VMULPS         X3, X1, X1
-	VFMADD231PS    X2, X1, X0
+	VPBROADCASTW   (R10), X4
+	VCVTPH2PS      X4, X4
+	VMULPS         X4, X3, X3
+	VFMADD231PS    X2, X3, X0
 	ADDQ           $0x00000012, AX
 	ADDQ           $0x00000012, DI
 	ADDQ           $0x00000012, R8

@@ -437,8 +437,8 @@ func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni bool)
 	nb := GP64()
 	MOVQ(nbAll, nb)
 	acc := zeroX()
-	var eights VecVirtual // vpmaddubsw's unsigned operand must be a register
-	if k.nibblesMinus8 && !vnni {
+	var eights VecVirtual // the unsigned operand must be a register
+	if k.nibblesMinus8 {
 		eights = YMM()
 		VMOVDQU(bytes8, eights)
 	}
@@ -449,18 +449,26 @@ func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni bool)
 		prefetchQ8(xr, k.xStride)
 	}
 	var h VecVirtual
-	if k.nibblesMinus8 && !vnni {
-		// The nibbles as vpmaddubsw's unsigned operand against the signed
-		// activations, and 8·Σy taken off each row's lanes: no
-		// sign steps (vpsignb twice) nor bias subtraction per row.
-		yv, bias := YMM(), YMM()
+	if k.nibblesMinus8 {
+		// The nibbles as the unsigned operand against the signed
+		// activations, and 8·Σy taken off each row's lanes: no sign steps
+		// (vpsignb twice) nor bias subtraction per row.
+		yv := YMM()
 		VMOVDQU(Mem{Base: y, Disp: 2}, yv)
-		VPMADDUBSW(yv, eights, bias)
-		VPMADDWD(words1, bias, bias)
+		udot := func(u VecVirtual) VecVirtual {
+			if vnni {
+				p := zeroY()
+				VPDPBUSD(yv, u, p)
+				return p
+			}
+			p := YMM() // not into u: eights stays for the next block
+			VPMADDUBSW(yv, u, p)
+			VPMADDWD(words1, p, p)
+			return p
+		}
+		bias := udot(eights)
 		h = group4(func(r int) VecVirtual {
-			u := nibbles32(Mem{Base: xs[r], Disp: 2})
-			VPMADDUBSW(yv, u, u)
-			VPMADDWD(words1, u, u)
+			u := udot(nibbles32(Mem{Base: xs[r], Disp: 2}))
 			VPSUBD(bias, u, u)
 			return u
 		})

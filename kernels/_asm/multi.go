@@ -209,7 +209,7 @@ type q8Kind struct {
 	// decode returns the 32 quants of the block at x+xo as signed bytes.
 	decode func(x Register, xo int) VecVirtual
 	// nibblesMinus8 says the quants are the block's nibbles minus 8
-	// (Q4_0), which the AVX2 many-rows kernel uses.
+	// (Q4_0), which the many-rows kernels use.
 	nibblesMinus8 bool
 }
 
