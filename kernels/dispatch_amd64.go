@@ -100,7 +100,7 @@ var asmKernels = []struct {
 	{ggml.TypeTQ2_0, dotTQ2_0Q8_KAVX2, dotTQ2_0Q8_KRowsAVX2, dotTQ2_0Q8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
 	{ggml.TypeIQ1_S, dotIQ1_SQ8_KAVX2, dotIQ1_SQ8_KRowsAVX2, dotIQ1_SQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
 	{ggml.TypeIQ1_M, dotIQ1_MQ8_KAVX2, dotIQ1_MQ8_KRowsAVX2, dotIQ1_MQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
-	{ggml.TypeIQ4_XS, dotIQ4XSQ8_KAVX2, dotIQ4XSQ8_KRowsAVX2, dotIQ4XSQ8_Kx4AVX2, nil, nil, nil, nil, nil, panelIQ4XSQ8_Kx2x16VNNI},
+	{ggml.TypeIQ4_XS, dotIQ4XSQ8_KAVX2, dotIQ4XSQ8_KRowsAVX2, dotIQ4XSQ8_Kx4AVX2, tileIQ4XSQ8_Kx4x4AVX2, nil, nil, nil, nil, panelIQ4XSQ8_Kx2x16VNNI},
 	{ggml.TypeIQ2_XXS, dotIQ2XXSQ8_KAVX2, dotIQ2XXSQ8_KRowsAVX2, dotIQ2XXSQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
 	{ggml.TypeIQ2_XS, dotIQ2XSQ8_KAVX2, dotIQ2XSQ8_KRowsAVX2, dotIQ2XSQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},
 	{ggml.TypeIQ2_S, dotIQ2SQ8_KAVX2, dotIQ2SQ8_KRowsAVX2, dotIQ2SQ8_Kx4AVX2, nil, nil, nil, nil, nil, nil},

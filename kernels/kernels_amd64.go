@@ -337,6 +337,10 @@ func dotIQ3XXSQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // for the rows consecutive weight rows starting at x (r < rows, rows > 0).
 func dotIQ3SQ8_KRowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 
+// tileIQ4XSQ8_Kx4x4AVX2 stores at out + r + c*outstride (in floats) the dot product of nb IQ4_XS blocks at x + r*xstride
+// and nb Q8_K blocks at y + c*ystride, for r, c < 4.
+func tileIQ4XSQ8_Kx4x4AVX2(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+
 // dotTQ1_0Q8_KAVX2 returns the dot product of nb TQ1_0 blocks at x and nb Q8_K blocks at y.
 func dotTQ1_0Q8_KAVX2(x *byte, y *byte, nb int) float32
 

@@ -37590,6 +37590,1083 @@ dotIQ3SQ8_KRowsAVX2_done:
 	VZEROUPPER
 	RET
 
+// func tileIQ4XSQ8_Kx4x4AVX2(x *byte, xstride int, y *byte, ystride int, nb int, out *float32, outstride int)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·tileIQ4XSQ8_Kx4x4AVX2(SB), NOSPLIT, $192-56
+	MOVQ    x+0(FP), AX
+	MOVQ    xstride+8(FP), CX
+	MOVQ    AX, DX
+	ADDQ    CX, DX
+	MOVQ    y+16(FP), CX
+	MOVQ    ystride+24(FP), BX
+	MOVQ    CX, SI
+	ADDQ    BX, SI
+	MOVQ    SI, DI
+	ADDQ    BX, DI
+	MOVQ    DI, R8
+	ADDQ    BX, R8
+	MOVQ    nb+32(FP), BX
+	VXORPS  X0, X0, X0
+	VMOVUPS X0, (SP)
+	VMOVUPS X0, 16(SP)
+
+tileIQ4XSQ8_Kx4x4AVX2_pass0:
+	TESTQ          BX, BX
+	JZ             tileIQ4XSQ8_Kx4x4AVX2_pass0_done
+	PREFETCHT0     4096(AX)
+	PREFETCHT0     4160(AX)
+	PREFETCHT0     4224(AX)
+	VPBROADCASTD   4(AX), Y0
+	VPSLLVD        iq4ScaleShifts<>+0(SB), Y0, Y0
+	VPSRLD         $0x1c, Y0, Y0
+	VPBROADCASTD   2(AX), Y1
+	VPSLLVD        iq4ScaleShifts<>+32(SB), Y1, Y1
+	VPSRLD         $0x1e, Y1, Y1
+	VPSLLD         $0x04, Y1, Y1
+	VPOR           Y1, Y0, Y0
+	VPSUBD         dwords32<>+0(SB), Y0, Y0
+	VPSLLD         $0x10, Y0, Y1
+	VPSRLD         $0x10, Y1, Y0
+	VPOR           Y1, Y0, Y0
+	VMOVDQU        Y0, 32(SP)
+	VPXOR          Y0, Y0, Y0
+	VPXOR          Y1, Y1, Y1
+	VPXOR          Y2, Y2, Y2
+	VPXOR          Y3, Y3, Y3
+	PREFETCHT0     4096(DX)
+	PREFETCHT0     4160(DX)
+	PREFETCHT0     4224(DX)
+	VPBROADCASTD   4(DX), Y4
+	VPSLLVD        iq4ScaleShifts<>+0(SB), Y4, Y4
+	VPSRLD         $0x1c, Y4, Y4
+	VPBROADCASTD   2(DX), Y5
+	VPSLLVD        iq4ScaleShifts<>+32(SB), Y5, Y5
+	VPSRLD         $0x1e, Y5, Y5
+	VPSLLD         $0x04, Y5, Y5
+	VPOR           Y5, Y4, Y4
+	VPSUBD         dwords32<>+0(SB), Y4, Y4
+	VPSLLD         $0x10, Y4, Y5
+	VPSRLD         $0x10, Y5, Y4
+	VPOR           Y5, Y4, Y4
+	VMOVDQU        Y4, 64(SP)
+	VPXOR          Y4, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPXOR          Y7, Y7, Y7
+	VPBROADCASTD   32(SP), Y8
+	VBROADCASTI128 8(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   64(SP), Y11
+	VBROADCASTI128 8(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        4(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        4(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        4(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        4(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   36(SP), Y8
+	VBROADCASTI128 24(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   68(SP), Y11
+	VBROADCASTI128 24(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        36(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        36(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        36(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        36(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   40(SP), Y8
+	VBROADCASTI128 40(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   72(SP), Y11
+	VBROADCASTI128 40(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        68(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        68(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        68(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        68(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   44(SP), Y8
+	VBROADCASTI128 56(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   76(SP), Y11
+	VBROADCASTI128 56(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        100(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        100(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        100(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        100(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   48(SP), Y8
+	VBROADCASTI128 72(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   80(SP), Y11
+	VBROADCASTI128 72(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        132(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        132(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        132(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        132(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   52(SP), Y8
+	VBROADCASTI128 88(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   84(SP), Y11
+	VBROADCASTI128 88(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        164(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        164(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        164(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        164(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   56(SP), Y8
+	VBROADCASTI128 104(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   88(SP), Y11
+	VBROADCASTI128 104(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        196(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        196(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        196(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        196(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   60(SP), Y8
+	VBROADCASTI128 120(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   92(SP), Y11
+	VBROADCASTI128 120(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        228(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        228(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        228(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        228(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVUPS        (SP), X8
+	VPUNPCKLDQ     Y1, Y0, Y9
+	VPUNPCKHDQ     Y1, Y0, Y0
+	VPADDD         Y0, Y9, Y9
+	VPUNPCKLDQ     Y3, Y2, Y0
+	VPUNPCKHDQ     Y3, Y2, Y1
+	VPADDD         Y1, Y0, Y0
+	VPUNPCKLQDQ    Y0, Y9, Y1
+	VPUNPCKHQDQ    Y0, Y9, Y0
+	VPADDD         Y0, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X0
+	VPADDD         X0, X1, X0
+	VCVTDQ2PS      X0, X0
+	VPBROADCASTW   (AX), X1
+	VCVTPH2PS      X1, Y1
+	VMOVSS         (CX), X2
+	VINSERTPS      $0x10, (SI), X2, X2
+	VINSERTPS      $0x20, (DI), X2, X2
+	VINSERTPS      $0x30, (R8), X2, X2
+	VMULPS         X1, X2, X1
+	VFMADD231PS    X0, X1, X8
+	VMOVUPS        X8, (SP)
+	VMOVUPS        16(SP), X0
+	VPUNPCKLDQ     Y5, Y4, Y1
+	VPUNPCKHDQ     Y5, Y4, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLDQ     Y7, Y6, Y2
+	VPUNPCKHDQ     Y7, Y6, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	VPBROADCASTW   (DX), X2
+	VCVTPH2PS      X2, Y2
+	VMOVSS         (CX), X3
+	VINSERTPS      $0x10, (SI), X3, X3
+	VINSERTPS      $0x20, (DI), X3, X3
+	VINSERTPS      $0x30, (R8), X3, X3
+	VMULPS         X2, X3, X2
+	VFMADD231PS    X1, X2, X0
+	VMOVUPS        X0, 16(SP)
+	ADDQ           $0x00000088, AX
+	ADDQ           $0x00000124, CX
+	ADDQ           $0x00000124, SI
+	ADDQ           $0x00000124, DI
+	ADDQ           $0x00000124, R8
+	SUBQ           $0x00000001, BX
+	ADDQ           $0x00000088, DX
+	JMP            tileIQ4XSQ8_Kx4x4AVX2_pass0
+
+tileIQ4XSQ8_Kx4x4AVX2_pass0_done:
+	MOVQ       out+40(FP), AX
+	MOVQ       outstride+48(FP), CX
+	SHLQ       $0x02, CX
+	LEAQ       (AX), DX
+	VMOVUPS    (SP), X0
+	VEXTRACTPS $0x00, X0, (DX)
+	ADDQ       CX, DX
+	VEXTRACTPS $0x01, X0, (DX)
+	ADDQ       CX, DX
+	VEXTRACTPS $0x02, X0, (DX)
+	ADDQ       CX, DX
+	VEXTRACTPS $0x03, X0, (DX)
+	LEAQ       4(AX), AX
+	VMOVUPS    16(SP), X0
+	VEXTRACTPS $0x00, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x01, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x02, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x03, X0, (AX)
+	MOVQ       x+0(FP), AX
+	MOVQ       xstride+8(FP), CX
+	LEAQ       (AX)(CX*2), AX
+	MOVQ       AX, DX
+	ADDQ       CX, DX
+	MOVQ       y+16(FP), CX
+	MOVQ       ystride+24(FP), BX
+	MOVQ       CX, SI
+	ADDQ       BX, SI
+	MOVQ       SI, DI
+	ADDQ       BX, DI
+	MOVQ       DI, R8
+	ADDQ       BX, R8
+	MOVQ       nb+32(FP), BX
+	VXORPS     X0, X0, X0
+	VMOVUPS    X0, 96(SP)
+	VMOVUPS    X0, 112(SP)
+
+tileIQ4XSQ8_Kx4x4AVX2_pass1:
+	TESTQ          BX, BX
+	JZ             tileIQ4XSQ8_Kx4x4AVX2_pass1_done
+	PREFETCHT0     4096(AX)
+	PREFETCHT0     4160(AX)
+	PREFETCHT0     4224(AX)
+	VPBROADCASTD   4(AX), Y0
+	VPSLLVD        iq4ScaleShifts<>+0(SB), Y0, Y0
+	VPSRLD         $0x1c, Y0, Y0
+	VPBROADCASTD   2(AX), Y1
+	VPSLLVD        iq4ScaleShifts<>+32(SB), Y1, Y1
+	VPSRLD         $0x1e, Y1, Y1
+	VPSLLD         $0x04, Y1, Y1
+	VPOR           Y1, Y0, Y0
+	VPSUBD         dwords32<>+0(SB), Y0, Y0
+	VPSLLD         $0x10, Y0, Y1
+	VPSRLD         $0x10, Y1, Y0
+	VPOR           Y1, Y0, Y0
+	VMOVDQU        Y0, 128(SP)
+	VPXOR          Y0, Y0, Y0
+	VPXOR          Y1, Y1, Y1
+	VPXOR          Y2, Y2, Y2
+	VPXOR          Y3, Y3, Y3
+	PREFETCHT0     4096(DX)
+	PREFETCHT0     4160(DX)
+	PREFETCHT0     4224(DX)
+	VPBROADCASTD   4(DX), Y4
+	VPSLLVD        iq4ScaleShifts<>+0(SB), Y4, Y4
+	VPSRLD         $0x1c, Y4, Y4
+	VPBROADCASTD   2(DX), Y5
+	VPSLLVD        iq4ScaleShifts<>+32(SB), Y5, Y5
+	VPSRLD         $0x1e, Y5, Y5
+	VPSLLD         $0x04, Y5, Y5
+	VPOR           Y5, Y4, Y4
+	VPSUBD         dwords32<>+0(SB), Y4, Y4
+	VPSLLD         $0x10, Y4, Y5
+	VPSRLD         $0x10, Y5, Y4
+	VPOR           Y5, Y4, Y4
+	VMOVDQU        Y4, 160(SP)
+	VPXOR          Y4, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	VPXOR          Y7, Y7, Y7
+	VPBROADCASTD   128(SP), Y8
+	VBROADCASTI128 8(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   160(SP), Y11
+	VBROADCASTI128 8(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        4(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        4(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        4(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        4(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   132(SP), Y8
+	VBROADCASTI128 24(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   164(SP), Y11
+	VBROADCASTI128 24(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        36(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        36(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        36(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        36(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   136(SP), Y8
+	VBROADCASTI128 40(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   168(SP), Y11
+	VBROADCASTI128 40(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        68(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        68(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        68(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        68(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   140(SP), Y8
+	VBROADCASTI128 56(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   172(SP), Y11
+	VBROADCASTI128 56(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        100(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        100(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        100(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        100(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   144(SP), Y8
+	VBROADCASTI128 72(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   176(SP), Y11
+	VBROADCASTI128 72(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        132(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        132(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        132(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        132(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   148(SP), Y8
+	VBROADCASTI128 88(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   180(SP), Y11
+	VBROADCASTI128 88(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        164(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        164(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        164(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        164(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   152(SP), Y8
+	VBROADCASTI128 104(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   184(SP), Y11
+	VBROADCASTI128 104(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        196(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        196(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        196(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        196(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VPBROADCASTD   156(SP), Y8
+	VBROADCASTI128 120(AX), Y10
+	VPSRLVD        shiftHiLane<>+0(SB), Y10, Y10
+	VPAND          mask0F<>+0(SB), Y10, Y10
+	VMOVDQU        kvalues<>+0(SB), Y9
+	VPSHUFB        Y10, Y9, Y10
+	VPSIGNB        Y10, Y10, Y9
+	VPBROADCASTD   188(SP), Y11
+	VBROADCASTI128 120(DX), Y13
+	VPSRLVD        shiftHiLane<>+0(SB), Y13, Y13
+	VPAND          mask0F<>+0(SB), Y13, Y13
+	VMOVDQU        kvalues<>+0(SB), Y12
+	VPSHUFB        Y13, Y12, Y13
+	VPSIGNB        Y13, Y13, Y12
+	VMOVDQU        228(CX), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y0, Y0
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y4, Y4
+	VMOVDQU        228(SI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y1, Y1
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y5, Y5
+	VMOVDQU        228(DI), Y14
+	VPSIGNB        Y10, Y14, Y15
+	VPMADDUBSW     Y15, Y9, Y15
+	VPMADDWD       Y8, Y15, Y15
+	VPADDD         Y15, Y2, Y2
+	VPSIGNB        Y13, Y14, Y14
+	VPMADDUBSW     Y14, Y12, Y14
+	VPMADDWD       Y11, Y14, Y14
+	VPADDD         Y14, Y6, Y6
+	VMOVDQU        228(R8), Y14
+	VPSIGNB        Y10, Y14, Y10
+	VPMADDUBSW     Y10, Y9, Y10
+	VPMADDWD       Y8, Y10, Y10
+	VPADDD         Y10, Y3, Y3
+	VPSIGNB        Y13, Y14, Y8
+	VPMADDUBSW     Y8, Y12, Y8
+	VPMADDWD       Y11, Y8, Y8
+	VPADDD         Y8, Y7, Y7
+	VMOVUPS        96(SP), X8
+	VPUNPCKLDQ     Y1, Y0, Y9
+	VPUNPCKHDQ     Y1, Y0, Y0
+	VPADDD         Y0, Y9, Y9
+	VPUNPCKLDQ     Y3, Y2, Y0
+	VPUNPCKHDQ     Y3, Y2, Y1
+	VPADDD         Y1, Y0, Y0
+	VPUNPCKLQDQ    Y0, Y9, Y1
+	VPUNPCKHQDQ    Y0, Y9, Y0
+	VPADDD         Y0, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X0
+	VPADDD         X0, X1, X0
+	VCVTDQ2PS      X0, X0
+	VPBROADCASTW   (AX), X1
+	VCVTPH2PS      X1, Y1
+	VMOVSS         (CX), X2
+	VINSERTPS      $0x10, (SI), X2, X2
+	VINSERTPS      $0x20, (DI), X2, X2
+	VINSERTPS      $0x30, (R8), X2, X2
+	VMULPS         X1, X2, X1
+	VFMADD231PS    X0, X1, X8
+	VMOVUPS        X8, 96(SP)
+	VMOVUPS        112(SP), X0
+	VPUNPCKLDQ     Y5, Y4, Y1
+	VPUNPCKHDQ     Y5, Y4, Y2
+	VPADDD         Y2, Y1, Y1
+	VPUNPCKLDQ     Y7, Y6, Y2
+	VPUNPCKHDQ     Y7, Y6, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y1, Y3
+	VPUNPCKHQDQ    Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X1
+	VPADDD         X1, X3, X1
+	VCVTDQ2PS      X1, X1
+	VPBROADCASTW   (DX), X2
+	VCVTPH2PS      X2, Y2
+	VMOVSS         (CX), X3
+	VINSERTPS      $0x10, (SI), X3, X3
+	VINSERTPS      $0x20, (DI), X3, X3
+	VINSERTPS      $0x30, (R8), X3, X3
+	VMULPS         X2, X3, X2
+	VFMADD231PS    X1, X2, X0
+	VMOVUPS        X0, 112(SP)
+	ADDQ           $0x00000088, AX
+	ADDQ           $0x00000124, CX
+	ADDQ           $0x00000124, SI
+	ADDQ           $0x00000124, DI
+	ADDQ           $0x00000124, R8
+	SUBQ           $0x00000001, BX
+	ADDQ           $0x00000088, DX
+	JMP            tileIQ4XSQ8_Kx4x4AVX2_pass1
+
+tileIQ4XSQ8_Kx4x4AVX2_pass1_done:
+	MOVQ       out+40(FP), AX
+	MOVQ       outstride+48(FP), CX
+	SHLQ       $0x02, CX
+	LEAQ       8(AX), DX
+	VMOVUPS    96(SP), X0
+	VEXTRACTPS $0x00, X0, (DX)
+	ADDQ       CX, DX
+	VEXTRACTPS $0x01, X0, (DX)
+	ADDQ       CX, DX
+	VEXTRACTPS $0x02, X0, (DX)
+	ADDQ       CX, DX
+	VEXTRACTPS $0x03, X0, (DX)
+	LEAQ       12(AX), AX
+	VMOVUPS    112(SP), X0
+	VEXTRACTPS $0x00, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x01, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x02, X0, (AX)
+	ADDQ       CX, AX
+	VEXTRACTPS $0x03, X0, (AX)
+	VZEROUPPER
+	RET
+
 DATA tqMaskF8<>+0(SB)/1, $0xf8
 DATA tqMaskF8<>+1(SB)/1, $0xf8
 DATA tqMaskF8<>+2(SB)/1, $0xf8

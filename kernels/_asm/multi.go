@@ -583,6 +583,7 @@ func genMulti() {
 	genDotIQ3XXS(1)
 	genDotIQ3S(1)
 	rowsMode = false
+	genTileIQ4XS()
 }
 
 // addScaledRun adds to each sumi[c] the products of the 32 unsigned quants
@@ -970,4 +971,99 @@ func twoBitRuns(x Register, qsOff int, scales VecVirtual, ys []Register, sumi []
 			addScaledRun(v, scl, j, half, ys, sumi)
 		}
 	}
+}
+
+// genTileIQ4XS emits the AVX2 4×4 tile of IQ4_XS against Q8_K (the tile
+// shape's signature), as two passes of two weight rows against the four
+// activation rows: each activation quant loaded then serves two weight rows,
+// which halves the activation reads of the four-row dot (they come from L2
+// in a prompt batch) and shares each load and reduction. Per weight row the
+// steps are the four-row dot's (genDotIQ4XS), so the bits are the dot's.
+func genTileIQ4XS() {
+	name := "tileIQ4XSQ8_Kx4x4AVX2"
+	TEXT(name, NOSPLIT, "func(x *byte, xstride int, y *byte, ystride, nb int, out *float32, outstride int)")
+	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb IQ4_XS blocks at x + r*xstride",
+		"and nb Q8_K blocks at y + c*ystride, for r, c < 4.")
+	for pass := range 2 {
+		x0 := Load(Param("x"), GP64())
+		xstride := Load(Param("xstride"), GP64())
+		if pass == 1 {
+			LEAQ(Mem{Base: x0, Index: xstride, Scale: 2}, x0)
+		}
+		xs := offsets(x0, xstride, 2)
+		ys := offsets(Load(Param("y"), GP64()), Load(Param("ystride"), GP64()), 4)
+		nb := Load(Param("nb"), GP64())
+		// The two rows' float totals (lane c: column c) live on the stack:
+		// the eight int32 sums and the step's operands take all sixteen
+		// ymm registers.
+		accs := AllocLocal(2 * 16)
+		z := XMM()
+		VXORPS(z, z, z)
+		VMOVUPS(z, accs)
+		VMOVUPS(z, accs.Offset(16))
+		label := fmt.Sprintf("%s_pass%d", name, pass)
+		Label(label)
+		TESTQ(nb, nb)
+		JZ(LabelRef(label + "_done"))
+		var scales [2]Mem
+		var sumi [2][]VecVirtual
+		for r := range 2 {
+			prefetchBlock(xs[r], block.IQ4_XSBytes)
+			scales[r] = iq4XSScalePairs(xs[r])
+			for range 4 {
+				s := YMM()
+				VPXOR(s, s, s)
+				sumi[r] = append(sumi[r], s)
+			}
+		}
+		for j := range 8 {
+			var q, ax, sc [2]VecVirtual
+			for r := range 2 {
+				sc[r] = YMM()
+				VPBROADCASTD(scales[r].Offset(4*j), sc[r])
+				table := YMM()
+				q[r] = nibbles32(Mem{Base: xs[r], Disp: 8 + 16*j})
+				VMOVDQU(kvalues, table)
+				VPSHUFB(q[r], table, q[r])
+				ax[r] = table
+				VPSIGNB(q[r], q[r], ax[r])
+			}
+			for c := range 4 {
+				yv := YMM()
+				VMOVDQU(Mem{Base: ys[c], Disp: 4 + 32*j}, yv)
+				for r := range 2 {
+					t := YMM()
+					VPSIGNB(q[r], yv, t)
+					VPMADDUBSW(t, ax[r], t)
+					VPMADDWD(sc[r], t, t)
+					VPADDD(t, sumi[r][c], sumi[r][c])
+				}
+			}
+		}
+		for r := range 2 {
+			a := XMM()
+			VMOVUPS(accs.Offset(16*r), a)
+			chainQ8K(Mem{Base: xs[r]}, ys, sumi[r], a)
+			VMOVUPS(a, accs.Offset(16*r))
+		}
+		advance(xs[0], block.IQ4_XSBytes, ys, block.Q8_KBytes, nb, 1)
+		ADDQ(U32(block.IQ4_XSBytes), xs[1])
+		JMP(LabelRef(label))
+		Label(label + "_done")
+		o, stride := outArgs()
+		for r := range 2 {
+			p := GP64()
+			LEAQ(Mem{Base: o, Disp: 4 * (2*pass + r)}, p)
+			a := XMM()
+			VMOVUPS(accs.Offset(16*r), a)
+			for c := range 4 {
+				if c > 0 {
+					ADDQ(stride, p)
+				}
+				VEXTRACTPS(U8(c), a, Mem{Base: p})
+			}
+		}
+	}
+	VZEROUPPER()
+	RET()
 }
