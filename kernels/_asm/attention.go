@@ -116,12 +116,11 @@ func expConst(i int) Mem { return expConsts.Offset(32 * i) }
 // expShiftedGo (the Cephes expf reduction and polynomial, no fused
 // operations), lane by lane: 0 below −87.3, NaN stays NaN.
 func genExpShifted() {
-	expConsts = GLOBL("expConsts", RODATA|NOPTR)
-	for i, f := range expConstValues {
-		for lane := range 8 {
-			DATA(32*i+4*lane, U32(math.Float32bits(f)))
-		}
+	var bits []uint64
+	for _, f := range expConstValues {
+		bits = append(bits, uint64(math.Float32bits(f)))
 	}
+	expConsts = laneTable("expConsts", bits, 4)
 	name := "expShiftedAVX2"
 	TEXT(name, NOSPLIT, "func(x *float32, n int, shift float32)")
 	Doc(name+" replaces x[i] with e^(x[i]-shift) for i < n (a multiple of 8), with the",

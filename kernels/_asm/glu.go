@@ -45,12 +45,11 @@ func siluConst(i int) Mem { return siluConsts.Offset(32 * i) }
 // |x| > 700 or NaN (where math.Exp would branch) and returns how many it
 // did; the Go wrapper does that group and calls again.
 func genSiLUMul() {
-	siluConsts = GLOBL("siluConsts", RODATA|NOPTR)
-	for i, f := range siluConstValues {
-		for lane := range 4 {
-			DATA(32*i+8*lane, U64(math.Float64bits(f)))
-		}
+	var bits []uint64
+	for _, f := range siluConstValues {
+		bits = append(bits, math.Float64bits(f))
 	}
+	siluConsts = laneTable("siluConsts", bits, 8)
 	name := "siluMulAVX2"
 	TEXT(name, NOSPLIT, "func(gate, up *float32, n int) int")
 	Doc(name+" sets gate[i] = silu(gate[i])*up[i] for i < n (a multiple of 4) with the bits of",

@@ -487,6 +487,23 @@ func orTopBits(dst, src, scratch GPVirtual) {
 	ORL(scratch.As32(), dst.As32())
 }
 
+// laneTable emits a read-only table of 32-byte rows, row i holding
+// vals[i] (size bytes: 4 or 8) in every lane, for full-width memory
+// operands.
+func laneTable(name string, vals []uint64, size int) Mem {
+	m := GLOBL(name, RODATA|NOPTR)
+	for i, v := range vals {
+		for lane := range 32 / size {
+			if size == 8 {
+				DATA(32*i+8*lane, U64(v))
+			} else {
+				DATA(32*i+4*lane, U32(uint32(v)))
+			}
+		}
+	}
+	return m
+}
+
 // nibbles32 loads 16 bytes at m and returns 32 bytes: the low nibbles then
 // the high nibbles (the element order of the 32-element ggml blocks).
 func nibbles32(m Mem) VecVirtual {
