@@ -49,17 +49,23 @@ type (
 	asmWide  func(x *byte, xstride int, p *byte, pstride, nb int, out *float32, outstride int)
 )
 
-// zmmPanels are the AVX-512 set's wide panels (two weight rows times four
-// and two panels in zmm registers), used where the CPU has them (hasZMM).
-// On a 5th-gen Xeon (model 207) the four-panel Q4_0 kernel ran at up to 325
-// GOP/s in BenchmarkShapes, the two-panel one 254 and the ymm panel 178.
-var zmmPanels = []struct {
-	typ    ggml.Type
-	x4, x2 asmWide
+// widePanels are the wide panel kernels (two weight rows times four or two
+// panels), widest first: the zmm ones of the AVX-512 set, used where the CPU
+// has them (hasZMM), and the AVX2 set's. On a 5th-gen Xeon (model 207) the
+// four-panel zmm Q4_0 kernel ran at up to 325 GOP/s in BenchmarkShapes, the
+// two-panel one 254 and the ymm VNNI panel 178; the AVX2 two-panel Q4_0
+// kernel (its ymm panel sums whole runs in int16, so only the weight
+// unpacking is left to share) 132-143 against the AVX2 panel's 112-117.
+var widePanels = []struct {
+	typ     ggml.Type
+	zmm     bool // the AVX-512 set's (with hasZMM); else the AVX2 set's
+	panels  []int
+	kernels []asmWide
 }{
-	{ggml.TypeQ4_0, panelQ4_0Q8_0x2x64ZMM, panelQ4_0Q8_0x2x32ZMM},
-	{ggml.TypeQ8_0, panelQ8_0Q8_0x2x64ZMM, panelQ8_0Q8_0x2x32ZMM},
-	{ggml.TypeIQ4_NL, panelIQ4NLQ8_0x2x64ZMM, panelIQ4NLQ8_0x2x32ZMM},
+	{ggml.TypeQ4_0, true, []int{4, 2}, []asmWide{panelQ4_0Q8_0x2x64ZMM, panelQ4_0Q8_0x2x32ZMM}},
+	{ggml.TypeQ8_0, true, []int{4, 2}, []asmWide{panelQ8_0Q8_0x2x64ZMM, panelQ8_0Q8_0x2x32ZMM}},
+	{ggml.TypeIQ4_NL, true, []int{4, 2}, []asmWide{panelIQ4NLQ8_0x2x64ZMM, panelIQ4NLQ8_0x2x32ZMM}},
+	{ggml.TypeQ4_0, false, []int{2}, []asmWide{panelQ4_0Q8_0x2x32AVX2}},
 }
 
 // asmKernels has a row per weight type with its assembly kernels: the AVX2
@@ -145,16 +151,14 @@ func install(set string) {
 			k.panel = blockPanel(a.panelVNNI, per, wBytes, k.act.panelBlockBytes())
 		}
 	}
-	for _, z := range zmmPanels {
-		if vnni && hasZMM {
-			per, wBytes := z.typ.BlockSize(), z.typ.TypeSize()
-			installed[z.typ].wide = []widePanel{blockWide(z.x4, 4, per, wBytes), blockWide(z.x2, 2, per, wBytes)}
+	for _, w := range widePanels {
+		if w.zmm != vnni || (w.zmm && !hasZMM) {
+			continue
 		}
-	}
-	if !vnni {
-		// The AVX2 set's two-panel Q4_0 kernel (its ymm panel sums whole
-		// runs in int16, so only the weight unpacking is left to share).
-		installed[ggml.TypeQ4_0].wide = []widePanel{blockWide(panelQ4_0Q8_0x2x32AVX2, 2, ggml.TypeQ4_0.BlockSize(), ggml.TypeQ4_0.TypeSize())}
+		k := installed[w.typ]
+		for i, f := range w.kernels {
+			k.wide = append(k.wide, blockWide(f, w.panels[i], w.typ.BlockSize(), w.typ.TypeSize()))
+		}
 	}
 	useAsmVectors()
 }

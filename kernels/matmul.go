@@ -56,9 +56,9 @@ type panelFunc func(w []byte, wstride int, panel []byte, n int, out []float32, o
 
 // A widePanel is a panelFunc over several panels at once, panel q at
 // q*pstride in panels giving columns 16q..16q+15 (r < 2, c < 16*panels).
-// It gives the same bits as the dotFunc calls. Only kernel sets whose
-// vectors hold a whole panel (zmm) have them: there each unpacked weight
-// dword serves more activation rows.
+// It gives the same bits as the dotFunc calls. Each unpacked weight dword
+// then serves more activation rows (see widePanels for the sets that have
+// them).
 type widePanel struct {
 	panels int
 	f      func(w []byte, wstride int, panels []byte, pstride, n int, out []float32, outstride int)

@@ -58,17 +58,12 @@ func genSiLUMul() {
 	g, u, n := Load(Param("gate"), GP64()), Load(Param("up"), GP64()), Load(Param("n"), GP64())
 	done := GP64()
 	XORQ(done, done)
-	absMask, safe, bias := XMM(), XMM(), YMM()
-	VPCMPEQD(absMask, absMask, absMask)
-	VPSRLD(U8(1), absMask, absMask)
+	safe, bias, one := XMM(), YMM(), XMM()
 	tmp := GP32()
 	MOVL(U32(math.Float32bits(siluSafe)), tmp)
 	VMOVD(tmp, safe)
 	VBROADCASTSS(safe, safe)
-	one := XMM()
-	MOVL(U32(math.Float32bits(1)), tmp)
-	VMOVD(tmp, one)
-	VBROADCASTSS(one, one)
+	VBROADCASTSS(f1, one)
 	MOVQ(U64(0x3ff), tmp.As64())
 	VMOVQ(tmp.As64(), bias.AsX())
 	VPBROADCASTQ(bias.AsX(), bias)
@@ -79,7 +74,7 @@ func genSiLUMul() {
 	VMOVUPS(Mem{Base: g}, x)
 	// Every lane finite and |x| ≤ 700, or stop here.
 	ax, ok := XMM(), GP32()
-	VANDPS(absMask, x, ax)
+	VANDPS(absMask, x, ax)         // |x|, with the table's first four lanes
 	VCMPPS(U8(0x02), safe, ax, ax) // |x| <= 700, false for NaN
 	VMOVMSKPS(ax, ok)
 	CMPL(ok, U8(0xf))

@@ -632,7 +632,6 @@ type panelKind struct {
 var (
 	bytes80   Mem // 32 × 0x80
 	kvaluesU8 Mem // IQ4_NL's 16 values + 128, twice
-	kvaluesI8 Mem // IQ4_NL's 16 values, twice
 )
 
 // nibbleDwords returns the broadcast dwords (ymm or zmm, as wd says) of the
@@ -681,7 +680,7 @@ var panelKinds = []panelKind{
 	}, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
 		return nibbleDwords(ymmWidth, Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
 			t := YMM()
-			VMOVDQU(kvaluesI8, t)
+			VMOVDQU(kvalues, t)
 			VPSHUFB(v, t, v)
 		})
 	}},
@@ -762,12 +761,7 @@ func genPanel(k panelKind, vnni bool) {
 				VFMADD231PS(sm, d, accs[r][o])
 			}
 		}
-	}, func(blocks int) {
-		for _, x := range xs {
-			ADDQ(U32(blocks*k.xStride), x)
-		}
-		ADDQ(U32(blocks*panelBlock), p)
-	})
+	}, stepper(xs, k.xStride, []Register{p}, panelBlock))
 	o, stride := outArgs()
 	storePanel(accs, o, stride)
 	VZEROUPPER()
@@ -810,10 +804,6 @@ func genGrids() {
 	kvaluesU8 = GLOBL("kvaluesU8", RODATA|NOPTR)
 	for i := range 32 {
 		DATA(i, U8(byte(int(block.IQ4NLValues[i%16])+128)))
-	}
-	kvaluesI8 = GLOBL("kvaluesI8", RODATA|NOPTR)
-	for i := range 32 {
-		DATA(i, U8(byte(block.IQ4NLValues[i%16])))
 	}
 	for _, k := range q8Kinds {
 		genQ8Dot(k, false, false)

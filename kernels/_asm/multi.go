@@ -730,11 +730,7 @@ func genDotIQ4XS(ncols int) {
 			sc := YMM()
 			VPBROADCASTD(scales.Offset(4*j), sc)
 
-			q, table := nibbles32(Mem{Base: x, Disp: 8 + 16*j}), YMM()
-			VMOVDQU(kvalues, table)
-			VPSHUFB(q, table, q)
-			ax := table
-			VPSIGNB(q, q, ax)
+			q, ax := iq4XSQuants(x, j)
 			addSignedRun(ax, q, sc, j, ys, sumi)
 		}
 		return sumi
@@ -768,6 +764,18 @@ func iq4XSScalePairs(x Register) Mem {
 	VPOR(hi, lo, lo)
 	VMOVDQU(lo, slot)
 	return slot
+}
+
+// iq4XSQuants decodes sub-block j of the IQ4_XS block at x: its 32 table
+// values q as signed bytes, and their magnitudes ax.
+func iq4XSQuants(x Register, j int) (q, ax VecVirtual) {
+	q = nibbles32(Mem{Base: x, Disp: 8 + 16*j})
+	table := YMM()
+	VMOVDQU(kvalues, table)
+	VPSHUFB(q, table, q)
+	ax = table
+	VPSIGNB(q, q, ax)
+	return q, ax
 }
 
 // iq4XSScale computes scale j of an IQ4_XS block, ls−32, from scales_h (sh)
@@ -1021,12 +1029,7 @@ func genTileIQ4XS() {
 			for r := range 2 {
 				sc[r] = YMM()
 				VPBROADCASTD(scales[r].Offset(4*j), sc[r])
-				table := YMM()
-				q[r] = nibbles32(Mem{Base: xs[r], Disp: 8 + 16*j})
-				VMOVDQU(kvalues, table)
-				VPSHUFB(q[r], table, q[r])
-				ax[r] = table
-				VPSIGNB(q[r], q[r], ax[r])
+				q[r], ax[r] = iq4XSQuants(xs[r], j)
 			}
 			for c := range 4 {
 				yv := YMM()
@@ -1046,8 +1049,8 @@ func genTileIQ4XS() {
 			chainQ8K(Mem{Base: xs[r]}, ys, sumi[r], a)
 			VMOVUPS(a, accs.Offset(16*r))
 		}
-		advance(xs[0], block.IQ4_XSBytes, ys, block.Q8_KBytes, nb, 1)
-		ADDQ(U32(block.IQ4_XSBytes), xs[1])
+		stepper(xs, block.IQ4_XSBytes, ys, block.Q8_KBytes)(1)
+		DECQ(nb)
 		JMP(LabelRef(label))
 		Label(label + "_done")
 		o, stride := outArgs()

@@ -132,14 +132,7 @@ func genPanelZ(k panelKind, np int) {
 				VFMADD231PS(sm, d, accs[r][q])
 			}
 		}
-	}, func(blocks int) {
-		for _, x := range xs {
-			ADDQ(U32(blocks*k.xStride), x)
-		}
-		for _, p := range ps {
-			ADDQ(U32(blocks*panelBlock), p)
-		}
-	})
+	}, stepper(xs, k.xStride, ps, panelBlock))
 	// Each panel's sixteen columns as two ymm octets, stored as the ymm
 	// panel stores them; the first panel's stores leave o at the second's.
 	o, stride := outArgs()
@@ -232,12 +225,7 @@ func genPanelWideAVX2(k panelKind) {
 			}
 		}
 	}
-	for _, x := range xs {
-		ADDQ(U32(k.xStride), x)
-	}
-	for _, p := range ps {
-		ADDQ(U32(panelBlock), p)
-	}
+	stepper(xs, k.xStride, ps, panelBlock)(1)
 	DECQ(nb)
 	JMP(LabelRef(name + "_loop"))
 	Label(name + "_done")
