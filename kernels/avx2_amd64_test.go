@@ -25,13 +25,14 @@ func TestAVX2KernelsWithoutVNNI(t *testing.T) {
 			t.Fatalf("no AVX2 tile for %v", typ)
 		}
 	}
-	// Every type with a VNNI panel has an AVX2 one but IQ4_XS.
+	// Every type with a VNNI panel has an AVX2 one (word panels for Q8_0
+	// and IQ4_XS).
 	var panels []ggml.Type
 	for typ := range panelKernels() {
 		panels = append(panels, typ)
 	}
 	slices.Sort(panels)
-	if want := []ggml.Type{ggml.TypeQ4_0, ggml.TypeQ8_0, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_NL}; !slices.Equal(panels, want) {
+	if want := []ggml.Type{ggml.TypeQ4_0, ggml.TypeQ8_0, ggml.TypeQ4_K, ggml.TypeQ5_K, ggml.TypeQ6_K, ggml.TypeIQ4_NL, ggml.TypeIQ4_XS}; !slices.Equal(panels, want) {
 		t.Fatalf("the avx2 set installed panels for %v, want %v", panels, want)
 	}
 	t.Run("RowsMatchesDot", TestRowsMatchesDot)
@@ -39,5 +40,6 @@ func TestAVX2KernelsWithoutVNNI(t *testing.T) {
 	t.Run("TileMatchesDot", TestTileMatchesDot)
 	t.Run("PanelMatchesDot", TestPanelMatchesDot)
 	t.Run("MatMulThreads", TestMatMulThreads)
+	t.Run("MatMulManyMatchesMatMul", TestMatMulManyMatchesMatMul)
 	t.Run("AsmMatchesGo", TestAsmMatchesGo)
 }

@@ -357,9 +357,18 @@ func benchShapes(b *testing.B, set string) {
 			run("tile", 4, 4, func() { tile(w, wrow, act, arow, benchCols, out, 4) })
 		}
 		if panel := installed[typ].panel; panel != nil {
-			packed := make([]byte, format.panelBytes(benchCols))
-			format.packPanel(packed, act, arow, benchCols)
-			run("panel", 2, panelRows, func() { panel(w, wrow, packed, benchCols, out, 2) })
+			words := installed[typ].words
+			packed := make([]byte, format.panelBytes(benchCols, words != nil))
+			format.packPanel(packed, act, arow, benchCols, words != nil)
+			pw, pwrow := w, wrow
+			if words != nil { // the rows widened, as wordTask does once per task
+				nb := benchCols / words.per
+				pwrow = nb * words.bytes
+				pw = make([]byte, 2*pwrow)
+				words.widen(pw, w[:wrow], nb)
+				words.widen(pw[pwrow:], w[wrow:], nb)
+			}
+			run("panel", 2, panelRows, func() { panel(pw, pwrow, packed, benchCols, out, 2) })
 			for _, wide := range installed[typ].wide {
 				pb := len(packed)
 				many := bytes.Repeat(packed, wide.panels)

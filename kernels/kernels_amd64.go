@@ -182,21 +182,30 @@ func panelQ6_KQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32,
 // and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
 func panelIQ4XSQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 
-// panelQ8_0Q8_0x2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
-// and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.
-func panelQ8_0Q8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
-
 // panelQ4_0Q8_0x2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q4_0 blocks at x + r*xstride
 // and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.
 func panelQ4_0Q8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 
-// panelIQ4NLQ8_0x2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x + r*xstride
-// and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.
-func panelIQ4NLQ8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
-
 // panelQ4_0Q8_0x2x32AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q4_0 blocks at x + r*xstride
 // and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 32.
 func panelQ4_0Q8_0x2x32AVX2(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
+// panelWords32AVX2 stores at out + r + c*outstride (in floats) the dot product of nb widened blocks of 32 at w + r*wstride
+// and activation row c of the word panel at p (nb blocks), for r < 2 and c < 16.
+func panelWords32AVX2(w *byte, wstride int, p *byte, nb int, out *float32, outstride int)
+
+// panelWords256AVX2 stores at out + r + c*outstride (in floats) the dot product of nb widened blocks of 256 at w + r*wstride
+// and activation row c of the word panel at p (nb blocks), for r < 2 and c < 16.
+func panelWords256AVX2(w *byte, wstride int, p *byte, nb int, out *float32, outstride int)
+
+// widenQ8_0AVX2 writes the nb Q8_0 blocks at src to dst as word-panel weight blocks: the scale as float32, then the quants as int16.
+func widenQ8_0AVX2(dst *byte, src *byte, nb int)
+
+// widenIQ4NLAVX2 writes the nb IQ4_NL blocks at src to dst as word-panel weight blocks: the scale as float32, then the quants as int16.
+func widenIQ4NLAVX2(dst *byte, src *byte, nb int)
+
+// widenIQ4XSAVX2 writes the nb IQ4_XS blocks at src to dst as word-panel weight blocks: the scale as float32, then the quants as int16.
+func widenIQ4XSAVX2(dst *byte, src *byte, nb int)
 
 // panelQ4_KQ8_Kx2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q4_K blocks at x + r*xstride
 // and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.

@@ -702,7 +702,8 @@ func TestMatMulThreads(t *testing.T) {
 		}
 		m := Matrix{Type: typ, Data: w, Rows: rows, Cols: cols}
 		rowSize, _ := typ.RowSize(uint64(cols))
-		for _, n := range []int{1, 3, 70, 100} {
+		// 300: more than one column tile of word panels (wordColTile).
+		for _, n := range []int{1, 3, 70, 100, 300} {
 			x := randomActivations(rng, n*cols)
 			var first []float32
 			for _, threads := range []int{1, 2, 4} {
@@ -1074,10 +1075,19 @@ func TestPanelMatchesDot(t *testing.T) {
 				}
 				copy(act[5*arow:6*arow], convertAct(format, ones))
 			}
-			pb := format.panelBytes(cols)
+			words := installed[typ].words
+			pb := format.panelBytes(cols, words != nil)
 			packed := make([]byte, maxPanels*pb)
 			for q := range maxPanels {
-				format.packPanel(packed[q*pb:], act[q*panelRows*arow:], arow, cols)
+				format.packPanel(packed[q*pb:], act[q*panelRows*arow:], arow, cols, words != nil)
+			}
+			wstride := len(w0) + pad
+			if words != nil { // word panels take the rows widened
+				nb := cols / words.per
+				wstride = nb*words.bytes + pad
+				w = make([]byte, wstride+nb*words.bytes)
+				words.widen(w, w0, nb)
+				words.widen(w[wstride:], w1, nb)
 			}
 			check := func(kernel string, out []float32, ncols, stride int) {
 				t.Helper()
@@ -1092,11 +1102,11 @@ func TestPanelMatchesDot(t *testing.T) {
 			}
 			const stride = 3
 			out := make([]float32, (panelRows-1)*stride+2)
-			panel(w, len(w0)+pad, packed, cols, out, stride)
+			panel(w, wstride, packed, cols, out, stride)
 			check("panel", out, panelRows, stride)
 			for _, wide := range installed[typ].wide {
 				out := make([]float32, (wide.panels*panelRows-1)*stride+2)
-				wide.f(w, len(w0)+pad, packed[:wide.panels*pb], pb, cols, out, stride)
+				wide.f(w, wstride, packed[:wide.panels*pb], pb, cols, out, stride)
 				check(fmt.Sprintf("%d-panel kernel", wide.panels), out, wide.panels*panelRows, stride)
 			}
 		}

@@ -88,6 +88,47 @@ const (
 	panelKBlock  = panelKScales + panelRows*4
 )
 
+// Word panels, the AVX2 set's panels for Q8_0 and IQ4_XS weights (see
+// kernels/_asm/paneli16.go): without VNNI a product of two signed bytes
+// costs a sign fix-up, a vpmaddubsw and a vpmaddwd, where int16 operands
+// need one vpmaddwd for sixteen products. So both sides are widened first.
+// A word panel block holds sixteen activation rows (Q8_0 or Q8_K) as per/2
+// steps of 64 bytes, step s holding quants 2s and 2s+1 of rows 0-7 then of
+// rows 8-15 as int16, then the sixteen scales as float32. The weight rows
+// are widened once per task (see wordTask) into blocks of the scale as
+// float32 and the quants as int16.
+func wordPanelBlock(per int) int { return per/2*4*panelRows + panelRows*4 }
+
+// A wordForm is a weight type's widened form for the word panels.
+type wordForm struct {
+	per   int // elements per block
+	bytes int // widened bytes per block
+	// widen writes the nb blocks of row to dst (nb*bytes bytes).
+	widen func(dst, row []byte, nb int)
+}
+
+// packWordPanel repacks the panelRows rows of nb blocks of per elements at
+// act (arow bytes apart, blockBytes per block: Q8_0's half or Q8_K's
+// float32 scale first) into dst (nb*wordPanelBlock(per) bytes), as int16.
+func packWordPanel(dst, act []byte, arow, nb, per, blockBytes int) {
+	qOff, scales := 2, per/2*4*panelRows
+	if per == block.QK_K {
+		qOff = 4
+	}
+	packRows(dst, act, arow, nb, blockBytes, wordPanelBlock(per), func(out, blk []byte, c int) {
+		q := blk[qOff : qOff+per]
+		for s := range per / 2 {
+			lo, hi := uint16(int16(int8(q[2*s]))), uint16(int16(int8(q[2*s+1])))
+			binary.LittleEndian.PutUint32(out[4*panelRows*s+4*c:], uint32(lo)|uint32(hi)<<16)
+		}
+		d := binary.LittleEndian.Uint32(blk) // Q8_K: the float32 scale
+		if per == block.QK {
+			d = math.Float32bits(f16(blk))
+		}
+		binary.LittleEndian.PutUint32(out[scales+4*c:], d)
+	})
+}
+
 // packPanel repacks the panelRows Q8_0 rows of nb blocks at act (arow bytes
 // apart) into dst (nb*panelBlock bytes).
 func packPanel(dst, act []byte, arow, nb int) {
@@ -146,22 +187,30 @@ func (f actFormat) panelBlockBytes() int {
 }
 
 // panelBytes is the size of one packed panel of cols columns in format f
-// (which must have panel kernels: Q8_0 or Q8_K).
-func (f actFormat) panelBytes(cols int) int {
-	if f == actQ8_K {
+// (which must have panel kernels: Q8_0 or Q8_K), as word panels if words.
+func (f actFormat) panelBytes(cols int, words bool) int {
+	per := actLayouts[f].elems
+	switch {
+	case words:
+		return cols / per * wordPanelBlock(per)
+	case f == actQ8_K:
 		return cols / block.QK_K * panelKBlock
 	}
 	return cols / block.QK * panelBlock
 }
 
 // packPanel repacks the panelRows converted rows at act (arow bytes apart,
-// cols columns) into dst.
-func (f actFormat) packPanel(dst, act []byte, arow, cols int) {
-	if f == actQ8_K {
+// cols columns) into dst, as a word panel if words.
+func (f actFormat) packPanel(dst, act []byte, arow, cols int, words bool) {
+	switch {
+	case words:
+		per := actLayouts[f].elems
+		packWordPanel(dst, act, arow, cols/per, per, actLayouts[f].bytes)
+	case f == actQ8_K:
 		packPanelQ8K(dst, act, arow, cols/block.QK_K)
-		return
+	default:
+		packPanel(dst, act, arow, cols/block.QK)
 	}
-	packPanel(dst, act, arow, cols/block.QK)
 }
 
 // A rowsFunc stores in out[r] the dot of weight row r of w (rows
@@ -227,6 +276,9 @@ type kernelRow struct {
 	tile  tileFunc
 	panel panelFunc   // weight types with Q8_0 or Q8_K activations only
 	wide  []widePanel // widest first
+	// words, where set, makes panel a word-panel kernel: it takes weight
+	// rows widened by words.widen, and word panels.
+	words *wordForm
 }
 
 // goKernels is the pure-Go reference: a row per supported weight type with
@@ -295,6 +347,12 @@ func Supported(t ggml.Type) bool {
 const (
 	rowTile = 16
 	colTile = 64
+	// wordColTile is the column tile of jobs with word panels, whose tasks
+	// widen their weight rows first: widening once per 64 columns took 8%
+	// of a Q8_0 prompt batch (it is the first touch of the weights, and
+	// waits on memory). The task then holds its sixteen widened rows and
+	// one panel at a time in L2, not its whole column tile.
+	wordColTile = 256
 )
 
 // streamBytes bounds the weight bytes of one matrix-vector task (see
@@ -322,6 +380,7 @@ type mmPart struct {
 	rows      rowsFunc
 	panel     panelFunc
 	wide      []widePanel // with panel only
+	words     *wordForm   // with panel only: panel takes word panels
 	wrow      int
 	rowTile   int // rows per task
 	rowTasks  int
@@ -341,8 +400,11 @@ type mmJob struct {
 	arow       int
 	panels     []byte // packed panels of the activations, when a part uses them
 	panelBytes int    // bytes per panel
+	hasPanels  bool   // a part uses panels; words says which kind
+	words      bool
 	cols       int
 	n          int
+	colTile    int // activation rows per task
 	colTasks   int
 	threads    int
 	format     actFormat
@@ -370,9 +432,9 @@ func (j *mmJob) task(task int) {
 	task -= p.firstTask
 	m, act, arow, dst, wrow := &p.m, j.act, j.arow, p.dst, p.wrow
 	r0 := task % p.rowTasks * p.rowTile
-	i0 := task / p.rowTasks * colTile
+	i0 := task / p.rowTasks * j.colTile
 	r1 := min(r0+p.rowTile, m.Rows)
-	i1 := min(i0+colTile, j.n)
+	i1 := min(i0+j.colTile, j.n)
 	if p.rows != nil && i1-i0 < 4 {
 		for i := i0; i < i1; i++ {
 			j.column(p, r0, r1, i)
@@ -419,6 +481,10 @@ func (j *mmJob) panelTask(p *mmPart, r0, r1, i0, i1 int) {
 	m, wrow, pb := &p.m, p.wrow, j.panelBytes
 	iEnd := i0 + (i1-i0)/panelRows*panelRows
 	r := r0
+	if p.words != nil {
+		j.wordTask(p, r0, r1, i0, iEnd)
+		r = r1 - (r1-r0)%2 // an odd last row goes through column
+	}
 	for ; r+2 <= r1; r += 2 {
 		w := m.Data[r*wrow : (r+2)*wrow]
 	panels:
@@ -445,6 +511,31 @@ func (j *mmJob) panelTask(p *mmPart, r0, r1, i0, i1 int) {
 	}
 }
 
+// wordTask is panelTask's part for word panels over the weight rows
+// [r0,r1) two at a time: it widens them once, then takes each panel against
+// every pair, so that one panel at a time stays in L2 with the rows.
+func (j *mmJob) wordTask(p *mmPart, r0, r1, i0, iEnd int) {
+	m, wrow, pb := &p.m, p.wrow, j.panelBytes
+	pairs := (r1 - r0) / 2
+	if pairs == 0 || iEnd <= i0 {
+		return
+	}
+	nb := m.Cols / p.words.per
+	rowBytes := nb * p.words.bytes
+	scratch := getScratch(2 * pairs * rowBytes)
+	defer actPool.Put(scratch)
+	ww := *scratch
+	for r := range 2 * pairs {
+		p.words.widen(ww[r*rowBytes:], m.Data[(r0+r)*wrow:(r0+r+1)*wrow], nb)
+	}
+	for i := i0; i < iEnd; i += panelRows {
+		panel := j.panels[i/panelRows*pb : (i/panelRows+1)*pb]
+		for q := range pairs {
+			p.panel(ww[2*q*rowBytes:], rowBytes, panel, m.Cols, p.dst[i*m.Rows+r0+2*q:], m.Rows)
+		}
+	}
+}
+
 // column computes weight rows [r0,r1) times activation row i, with the rows
 // kernel where there is one (the same bits as single dots).
 func (j *mmJob) column(p *mmPart, r0, r1, i int) {
@@ -460,7 +551,7 @@ func (j *mmJob) column(p *mmPart, r0, r1, i int) {
 }
 
 func (j *mmJob) pack(pi int) {
-	j.format.packPanel(j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], j.act[pi*panelRows*j.arow:], j.arow, j.cols)
+	j.format.packPanel(j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], j.act[pi*panelRows*j.arow:], j.arow, j.cols, j.words)
 }
 
 // addPart checks one product and adds it to the job.
@@ -500,10 +591,17 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 	}
 	var panel panelFunc
 	var wide []widePanel
-	if n >= panelRows {
+	// The parts of a job share one kind of panel: a part that takes the
+	// other kind (a rare mix of weight types) uses its tiles instead.
+	words := k.words != nil
+	if n >= panelRows && k.panel != nil && (!j.hasPanels || j.words == words) {
 		panel, wide = k.panel, k.wide
+		if words && j.nparts == 0 {
+			j.setColTile(wordColTile)
+		}
+		j.hasPanels, j.words = true, words
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, wrow: wrow,
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, words: k.words, wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }
@@ -530,15 +628,12 @@ func (j *mmJob) run() {
 		}
 	}
 	var packed *[]byte
-	for k := range j.nparts {
-		if j.parts[k].panel != nil {
-			npanels := j.n / panelRows
-			j.panelBytes = j.format.panelBytes(j.cols)
-			packed = getScratch(npanels * j.panelBytes)
-			j.panels = *packed
-			parallelFor(threads, npanels, j.packPanel)
-			break
-		}
+	if j.hasPanels {
+		npanels := j.n / panelRows
+		j.panelBytes = j.format.panelBytes(j.cols, j.words)
+		packed = getScratch(npanels * j.panelBytes)
+		j.panels = *packed
+		parallelFor(threads, npanels, j.packPanel)
 	}
 	last := &j.parts[j.nparts-1]
 	parallelFor(threads, last.firstTask+last.rowTasks*j.colTasks, j.runTask)
@@ -555,13 +650,14 @@ func (j *mmJob) release() {
 		j.parts[k] = mmPart{}
 	}
 	j.nparts, j.x, j.act, j.panels = 0, nil, nil, nil
+	j.hasPanels, j.words = false, false
 	jobPool.Put(j)
 }
 
 func newJob(x []float32, cols, n, threads int, format actFormat) *mmJob {
 	j := jobPool.Get().(*mmJob)
 	j.x, j.cols, j.n, j.threads, j.format = x, cols, n, max(threads, 1), format
-	j.colTasks = (n + colTile - 1) / colTile
+	j.setColTile(colTile)
 	return j
 }
 
@@ -613,6 +709,11 @@ func MatMulMany(dsts [][]float32, ms []Matrix, x []float32, n int, threads int) 
 	}
 	j.run()
 	j.release()
+}
+
+// setColTile sets the job's column tile (before its first part is added).
+func (j *mmJob) setColTile(tile int) {
+	j.colTile, j.colTasks = tile, (j.n+tile-1)/tile
 }
 
 func getScratch(size int) *[]byte {

@@ -58,14 +58,17 @@ func TestParallelRunsEveryTaskOnce(t *testing.T) {
 
 // TestMatMulManyMatchesMatMul checks the fused products against separate
 // MatMul calls bit for bit, for mixed weight types that share an activation
-// format (Q4_K with Q6_K, as in Q4_K_M files), for formats that do not (it
-// falls back), and for several thread counts.
+// format (Q4_K with Q6_K, as in Q4_K_M files; Q8_0 and Q4_0, whose AVX2
+// panels differ in kind, so that a part of the other kind uses its tiles),
+// for formats that do not (it falls back), and for several thread counts.
 func TestMatMulManyMatchesMatMul(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	const cols = 512
 	for _, types := range [][]ggml.Type{
 		{ggml.TypeQ4_K, ggml.TypeQ4_K, ggml.TypeQ6_K},
 		{ggml.TypeQ8_0, ggml.TypeQ8_0},
+		{ggml.TypeQ8_0, ggml.TypeQ4_0, ggml.TypeIQ4_NL},
+		{ggml.TypeQ4_0, ggml.TypeQ8_0},
 		{ggml.TypeQ4_0, ggml.TypeQ4_1, ggml.TypeF16},
 		{ggml.TypeF32, ggml.TypeF32, ggml.TypeF32},
 	} {

@@ -50,16 +50,13 @@ func gridDot(q, ax VecVirtual, y Mem, vnni bool) VecVirtual {
 // A byteDots accumulates, in the eight int32 lanes of an accumulator, the
 // sums of four weight quants (broadcast) times four signed activation
 // quants, over a run of steps: one vpdpbusd a step with AVX512-VNNI, the
-// weights unsigned. Without it (the AVX2 panels) each step is a vpmaddubsw
-// into int16 pairs, exact only while a pair sum fits in an int16:
-//   - unsignedWeights of at most umax ≤ 127 (2·umax·128 < 2^15); the int16
-//     results of up to wordSteps steps are added (vpaddw, still exact)
-//     before one vpmaddwd against int16 ones widens them;
-//   - signedWeights against activations within ±127 (Q8_0's): |w| times y
-//     with w's sign (vpsignb), 2·128·127 < 2^15, widened each step;
-//   - signedActs, weights within ±127 (the IQ4 table values) against any
-//     activations (Q8_K's reach -128): |y| times w with y's sign, the
-//     same bound.
+// weights unsigned. Without it (the AVX2 byte panels) each step is a
+// vpmaddubsw into int16 pairs, exact only while a pair sum fits in an
+// int16: unsignedWeights of at most umax ≤ 127 (2·umax·128 < 2^15), the
+// int16 results of up to wordSteps steps added (vpaddw, still exact) before
+// one vpmaddwd against int16 ones widens them. Types whose quants are
+// signed bytes have word panels on AVX2 instead (see paneli16.go): the sign
+// fix-ups cost more than multiplying int16.
 type byteDots struct {
 	mode      byteMode
 	ones      VecVirtual // 16 int16 ones, AVX2 only
@@ -71,11 +68,8 @@ type byteMode int
 const (
 	vnniDots byteMode = iota
 	unsignedWeights
-	signedWeights
-	signedActs
-	// vnniOnly marks a type with no AVX2 panel: IQ4_XS's, in signedActs
-	// mode, measured no faster than its four-row dot.
-	vnniOnly
+	// wordPanel marks a type whose AVX2 panel is a word panel.
+	wordPanel
 )
 
 // newByteDots sets up the accumulation in the given mode for runs of
@@ -94,25 +88,6 @@ func newByteDots(mode byteMode, umax, runSteps int) byteDots {
 	return d
 }
 
-// byteOperand is a step's operand (broadcast weights or activations) with
-// its absolute value where the mode takes it.
-type byteOperand struct{ v, abs VecVirtual }
-
-func (d byteDots) operand(v VecVirtual, signed bool) byteOperand {
-	o := byteOperand{v: v, abs: v}
-	if signed {
-		o.abs = YMM()
-		VPABSB(v, o.abs)
-	}
-	return o
-}
-
-// weights prepares a step's broadcast weight quants for its dots.
-func (d byteDots) weights(q VecVirtual) byteOperand { return d.operand(q, d.mode == signedWeights) }
-
-// acts prepares a step's activation quants for its dots.
-func (d byteDots) acts(y VecVirtual) byteOperand { return d.operand(y, d.mode == signedActs) }
-
 // accumulators returns n accumulators for run: zeroed for vpdpbusd, which
 // adds to them; the AVX2 steps take the first widened sums as they are.
 func (d byteDots) accumulators(n int) []VecVirtual {
@@ -128,7 +103,7 @@ func (d byteDots) accumulators(n int) []VecVirtual {
 // run emits the accumulation of steps steps into accs (from accumulators):
 // step(s) loads step s's operands and calls dot(i, w, y) for each
 // accumulator i it feeds.
-func (d byteDots) run(accs []VecVirtual, steps int, step func(s int, dot func(i int, w, y byteOperand))) {
+func (d byteDots) run(accs []VecVirtual, steps int, step func(s int, dot func(i int, w, y VecVirtual))) {
 	words := make([]VecVirtual, len(accs))
 	counts := make([]int, len(accs))
 	started := make([]bool, len(accs))
@@ -142,21 +117,13 @@ func (d byteDots) run(accs []VecVirtual, steps int, step func(s int, dot func(i 
 		words[i], counts[i] = nil, 0
 	}
 	for s := range steps {
-		step(s, func(i int, w, y byteOperand) {
-			p := YMM()
-			switch d.mode {
-			case vnniDots:
-				VPDPBUSD(y.v, w.v, accs[i])
+		step(s, func(i int, w, y VecVirtual) {
+			if d.mode == vnniDots {
+				VPDPBUSD(y, w, accs[i])
 				return
-			case unsignedWeights:
-				VPMADDUBSW(y.v, w.v, p)
-			case signedWeights:
-				VPSIGNB(w.v, y.v, p)
-				VPMADDUBSW(p, w.abs, p)
-			case signedActs:
-				VPSIGNB(y.v, w.v, p)
-				VPMADDUBSW(p, y.abs, p)
 			}
+			p := YMM()
+			VPMADDUBSW(y, w, p)
 			if words[i] == nil {
 				words[i] = p
 			} else {
@@ -617,16 +584,12 @@ type panelKind struct {
 	biasShift int
 	umax      int      // the largest unsigned quant
 	avx2      byteMode // how the AVX2 panel forms the sums (see byteDots)
-	// constant is loaded into a register once and passed to unsigned and
-	// signed.
+	// constant is loaded into a register once and passed to unsigned.
 	constant *Mem
 	// unsigned emits the setup of a block at x+xo and returns a function
 	// giving dword k of its 32 unsigned quants broadcast to all lanes of a
 	// register of width wd.
 	unsigned func(wd width, x Register, xo int, c VecVirtual) func(k int) VecVirtual
-	// signed does the same for the quants as signed bytes, for AVX2 panels
-	// in a signed mode.
-	signed func(x Register, xo int, c VecVirtual) func(k int) VecVirtual
 }
 
 var (
@@ -654,33 +617,21 @@ func nibbleDwords(wd width, m Mem, mask VecVirtual, lookup func(v VecVirtual)) f
 }
 
 var panelKinds = []panelKind{
-	{"Q8_0Q8_0", block.Q8_0Bytes, "Q8_0", 7, 255, signedWeights, &bytes80, func(wd width, x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
+	{"Q8_0Q8_0", block.Q8_0Bytes, "Q8_0", 7, 255, wordPanel, &bytes80, func(wd width, x Register, xo int, c80 VecVirtual) func(k int) VecVirtual {
 		return func(k int) VecVirtual {
 			v := wd.vec()
 			VPBROADCASTD(Mem{Base: x, Disp: xo + 2 + 4*k}, v)
 			wd.xor(c80, v, v) // x + 128
 			return v
 		}
-	}, func(x Register, xo int, _ VecVirtual) func(k int) VecVirtual {
-		return func(k int) VecVirtual {
-			v := YMM()
-			VPBROADCASTD(Mem{Base: x, Disp: xo + 2 + 4*k}, v)
-			return v
-		}
 	}},
 	{"Q4_0Q8_0", block.Q4_0Bytes, "Q4_0", 3, 15, unsignedWeights, &mask0F, func(wd width, x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
 		return nibbleDwords(wd, Mem{Base: x, Disp: xo + 2}, mask, nil)
-	}, nil},
-	{"IQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", 7, 241, signedActs, &mask0F, func(wd width, x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
+	}},
+	{"IQ4NLQ8_0", block.IQ4_NLBytes, "IQ4_NL", 7, 241, wordPanel, &mask0F, func(wd width, x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
 		return nibbleDwords(wd, Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
 			t := wd.vec() // vpshufb's table must be a register
 			wd.loadConst(kvaluesU8, t)
-			VPSHUFB(v, t, v)
-		})
-	}, func(x Register, xo int, mask VecVirtual) func(k int) VecVirtual {
-		return nibbleDwords(ymmWidth, Mem{Base: x, Disp: xo + 2}, mask, func(v VecVirtual) {
-			t := YMM()
-			VMOVDQU(kvalues, t)
 			VPSHUFB(v, t, v)
 		})
 	}},
@@ -706,34 +657,23 @@ func genPanel(k panelKind, vnni bool) {
 	if vnni {
 		mode = vnniDots
 	}
-	biased := mode == vnniDots || mode == unsignedWeights // quants u = q + bias
-	var consts VecVirtual
-	if mode != signedWeights {
-		consts = YMM()
-		VMOVDQU(*k.constant, consts)
-	}
+	consts := YMM()
+	VMOVDQU(*k.constant, consts)
 	dots := newByteDots(mode, k.umax, 8)
 	blockLoop2(name, nb, func(b int) {
 		xo, po := b*k.xStride, b*panelBlock
 		sums := dots.accumulators(4) // [2*row + column octet]
 		var dword [2]func(int) VecVirtual
 		for r := range 2 {
-			if biased {
-				dword[r] = k.unsigned(ymmWidth, xs[r], xo, consts)
-			} else {
-				dword[r] = k.signed(xs[r], xo, consts)
-			}
+			dword[r] = k.unsigned(ymmWidth, xs[r], xo, consts)
 		}
-		dots.run(sums, 8, func(kk int, dot func(i int, w, y byteOperand)) {
+		dots.run(sums, 8, func(kk int, dot func(i int, w, y VecVirtual)) {
 			// Loaded once for both weight rows: as memory operands of the
 			// four vpdpbusd they were loaded twice, and loads, not
 			// arithmetic, limited the kernel.
-			var ys [2]byteOperand
-			for o, y := range loadOctets(Mem{Base: p, Disp: po + 64*kk}) {
-				ys[o] = dots.acts(y)
-			}
+			ys := loadOctets(Mem{Base: p, Disp: po + 64*kk})
 			for r := range 2 {
-				w := dots.weights(dword[r](kk))
+				w := dword[r](kk)
 				for o := range 2 {
 					dot(2*r+o, w, ys[o])
 				}
@@ -741,9 +681,6 @@ func genPanel(k panelKind, vnni bool) {
 		})
 		var bias [2]VecVirtual
 		for o := range 2 {
-			if !biased {
-				break
-			}
 			bias[o] = YMM()
 			VMOVDQU(Mem{Base: p, Disp: po + panelSums + 32*o}, bias[o])
 			VPSLLD(U8(k.biasShift), bias[o], bias[o])
@@ -752,9 +689,7 @@ func genPanel(k panelKind, vnni bool) {
 			dx := broadcastF16(Mem{Base: xs[r], Disp: xo})
 			for o := range 2 {
 				sm := sums[2*r+o]
-				if biased {
-					VPSUBD(bias[o], sm, sm)
-				}
+				VPSUBD(bias[o], sm, sm)
 				VCVTDQ2PS(sm, sm)
 				d := YMM()
 				VMULPS(Mem{Base: p, Disp: po + panelScales + 32*o}, dx, d)
@@ -824,17 +759,25 @@ func genGrids() {
 	for _, k := range panelKKinds {
 		genPanelK(k, true)
 	}
-	// The AVX2 panels, in each type's exact vpmaddubsw mode (see byteDots).
+	// The AVX2 byte panels (see byteDots), then the word panels.
 	for _, k := range panelKinds {
-		genPanel(k, false)
+		if k.avx2 == unsignedWeights {
+			genPanel(k, false)
+		}
 	}
 	for _, k := range panelKinds {
 		if k.avx2 == unsignedWeights { // Q4_0
 			genPanelWideAVX2(k)
 		}
 	}
+	for _, per := range wordBlockSizes {
+		genWordPanel(per)
+	}
+	for _, k := range wordKinds {
+		genWiden(k)
+	}
 	for _, k := range panelKKinds {
-		if k.avx2 != vnniOnly {
+		if k.avx2 == unsignedWeights {
 			genPanelK(k, false)
 		}
 	}

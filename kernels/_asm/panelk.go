@@ -53,7 +53,7 @@ var panelKKinds = []panelKKind{
 	{"Q4_KQ8_K", "Q4_K", block.Q4_KBytes, 8, 15, unsignedWeights, func(x Register, w, s, m Mem) { unpackK45(false, x, w, s, m) }, true, 0, 0},
 	{"Q5_KQ8_K", "Q5_K", block.Q5_KBytes, 8, 31, unsignedWeights, func(x Register, w, s, m Mem) { unpackK45(true, x, w, s, m) }, true, 0, 0},
 	{"Q6_KQ8_K", "Q6_K", block.Q6_KBytes, 4, 63, unsignedWeights, unpackQ6K, false, 5, 208},
-	{"IQ4XSQ8_K", "IQ4_XS", block.IQ4_XSBytes, 8, 241, vnniOnly, unpackIQ4XS, false, 7, 0},
+	{"IQ4XSQ8_K", "IQ4_XS", block.IQ4_XSBytes, 8, 241, wordPanel, unpackIQ4XS, false, 7, 0},
 }
 
 // unpackK45 unpacks a Q4_K or Q5_K block: quants 0..15 (0..31), the eight
@@ -182,16 +182,12 @@ func genPanelK(k panelKKind, vnni bool) {
 	isum := zeroPanel()
 	for run := range runs {
 		t := dots.accumulators(4) // [2*row + column octet]
-		dots.run(t, k.runSteps, func(s int, dot func(i int, w, y byteOperand)) {
+		dots.run(t, k.runSteps, func(s int, dot func(i int, w, y VecVirtual)) {
 			step := k.runSteps*run + s
-			var ys [2]byteOperand
-			for o, y := range loadOctets(Mem{Base: p, Disp: 64 * step}) {
-				ys[o] = dots.acts(y)
-			}
+			ys := loadOctets(Mem{Base: p, Disp: 64 * step})
 			for r := range 2 {
-				u := YMM()
-				VPBROADCASTD(wbuf.Offset(256*r+4*step), u)
-				w := dots.weights(u)
+				w := YMM()
+				VPBROADCASTD(wbuf.Offset(256*r+4*step), w)
 				for o := range 2 {
 					dot(2*r+o, w, ys[o])
 				}
