@@ -60,12 +60,18 @@
 //   - where the CPU has AVX-512 F and BW as well, the wide panels take two
 //     weight rows with four (or two) panels in zmm registers: vpdpbusd on
 //     zmm issues as often as on ymm, and each unpacked weight dword then
-//     feeds four vpdpbusd instead of two (Q8_0, Q4_0, IQ4_NL).
+//     feeds four vpdpbusd instead of two (Q8_0, Q4_0, IQ4_NL);
+//   - without VNNI, the AVX2 set's panels for weights whose quants are
+//     signed bytes (Q8_0, IQ4_NL, and IQ4_XS against Q8_K) are word panels:
+//     activations and weights are widened to int16 beforehand (the weights
+//     once per task, IQ4_XS's already times their sub-block scale), so
+//     that one vpmaddwd forms sixteen products with no sign fix-ups.
 //
 // # Work split
 //
 // MatMul splits rows into tasks of 16 (and activation rows into tiles of 64
-// for prompt batches) and hands them to a persistent team of worker
+// for prompt batches, 256 with word panels, whose tasks widen their rows
+// first) and hands them to a persistent team of worker
 // goroutines (see pool.go): workers and caller claim tasks from one atomic
 // word, idle workers poll briefly before parking, and a call allocates
 // nothing. For one to three activation rows (token generation) the weights
