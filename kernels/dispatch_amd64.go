@@ -45,6 +45,7 @@ type (
 	asmRows  func(x, y *byte, nb, rows int, out *float32)
 	asmDot4  func(x, y *byte, ystride, nb int, out *float32, outstride int)
 	asmTile  func(x *byte, xstride int, y *byte, ystride, nb int, out *float32, outstride int)
+	asmRows4 func(x *byte, xstride int, y *byte, ystride, n, rows int, out *float32, outstride int)
 	asmPanel func(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 	asmWide  func(x *byte, xstride int, p *byte, pstride, nb int, out *float32, outstride int)
 )
@@ -66,6 +67,17 @@ var widePanels = []struct {
 	{ggml.TypeQ8_0, true, []int{4, 2}, []asmWide{panelQ8_0Q8_0x2x64ZMM, panelQ8_0Q8_0x2x32ZMM}},
 	{ggml.TypeIQ4_NL, true, []int{4, 2}, []asmWide{panelIQ4NLQ8_0x2x64ZMM, panelIQ4NLQ8_0x2x32ZMM}},
 	{ggml.TypeQ4_0, false, []int{2}, []asmWide{panelQ4_0Q8_0x2x32AVX2}},
+}
+
+// floatRows4 are the plain types' many-rows four-activation kernels (see
+// rows4Func), used by both sets.
+var floatRows4 = []struct {
+	typ ggml.Type
+	k   asmRows4
+}{
+	{ggml.TypeF32, matF32x4RowsAVX2},
+	{ggml.TypeF16, matF16x4RowsAVX2},
+	{ggml.TypeBF16, matBF16x4RowsAVX2},
 }
 
 // wordPanels are the AVX2 set's word panels (see wordPanelBlock), for
@@ -178,6 +190,9 @@ func install(set string) {
 		if vnni && a.panelVNNI != nil {
 			k.panel = blockPanel(a.panelVNNI, per, wBytes, k.act.panelBlockBytes())
 		}
+	}
+	for _, f := range floatRows4 {
+		installed[f.typ].rows4 = floatRows(f.k, f.typ.TypeSize())
 	}
 	for _, w := range wordPanels {
 		if vnni {
@@ -396,6 +411,26 @@ func floatDot(k func(x, y *byte, n int) float32, size int) dotFunc {
 		}
 		_, _ = w[n*size-1], a[4*n-1]
 		return k(&w[0], &a[0], n)
+	}
+}
+
+// floatRows wraps a plain-weight many-rows four-activation kernel as a
+// rows4Func.
+func floatRows(k asmRows4, size int) rows4Func {
+	return func(w []byte, wstride int, a []byte, astride, n, rows int, out []float32, outstride int) {
+		if rows <= 0 {
+			return
+		}
+		if n == 0 {
+			for r := range rows {
+				for c := range 4 {
+					out[r+c*outstride] = 0
+				}
+			}
+			return
+		}
+		_, _, _ = w[(rows-1)*wstride+n*size-1], a[3*astride+4*n-1], out[rows-1+3*outstride]
+		k(&w[0], wstride, &a[0], astride, n, rows, &out[0], outstride)
 	}
 }
 

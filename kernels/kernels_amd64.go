@@ -415,6 +415,18 @@ func matF16x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride
 // for the four activation rows at y + c*ystride (in bytes).
 func matBF16x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)
 
+// matF32x4RowsAVX2 stores at out + r + c*outstride (in floats) the dot product of the n F32 weights at x + r*xstride
+// and the n float32 activations at y + c*ystride (in bytes), for r < rows (rows > 0) and c < 4.
+func matF32x4RowsAVX2(x *byte, xstride int, y *byte, ystride int, n int, rows int, out *float32, outstride int)
+
+// matF16x4RowsAVX2 stores at out + r + c*outstride (in floats) the dot product of the n F16 weights at x + r*xstride
+// and the n float32 activations at y + c*ystride (in bytes), for r < rows (rows > 0) and c < 4.
+func matF16x4RowsAVX2(x *byte, xstride int, y *byte, ystride int, n int, rows int, out *float32, outstride int)
+
+// matBF16x4RowsAVX2 stores at out + r + c*outstride (in floats) the dot product of the n BF16 weights at x + r*xstride
+// and the n float32 activations at y + c*ystride (in bytes), for r < rows (rows > 0) and c < 4.
+func matBF16x4RowsAVX2(x *byte, xstride int, y *byte, ystride int, n int, rows int, out *float32, outstride int)
+
 // roundF16AVX2 stores float32(f16(src[i])) in dst[i] for i < n, rounding to nearest even.
 func roundF16AVX2(dst *float32, src *float32, n int)
 

@@ -44535,6 +44535,433 @@ matBF16x4AVX2_done:
 	VZEROUPPER
 	RET
 
+// func matF32x4RowsAVX2(x *byte, xstride int, y *byte, ystride int, n int, rows int, out *float32, outstride int)
+// Requires: AVX, FMA3
+TEXT ·matF32x4RowsAVX2(SB), NOSPLIT, $0-64
+	MOVQ   x+0(FP), AX
+	MOVQ   xstride+8(FP), CX
+	MOVQ   y+16(FP), DX
+	MOVQ   ystride+24(FP), BX
+	MOVQ   DX, SI
+	ADDQ   BX, SI
+	MOVQ   SI, DI
+	ADDQ   BX, DI
+	MOVQ   DI, R8
+	ADDQ   BX, R8
+	MOVQ   n+32(FP), BX
+	MOVQ   n+32(FP), R9
+	IMUL3Q $0x00000004, R9, R9
+	SUBQ   R9, CX
+	SHLQ   $0x02, BX
+	MOVQ   rows+40(FP), R9
+	MOVQ   out+48(FP), R10
+	MOVQ   outstride+56(FP), R11
+	SHLQ   $0x02, R11
+
+matF32x4RowsAVX2_row:
+	MOVQ   n+32(FP), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+matF32x4RowsAVX2_loop16:
+	CMPQ        R12, $0x10
+	JL          matF32x4RowsAVX2_loop8
+	VMOVUPS     (AX), Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (SI), Y12, Y3
+	VFMADD231PS (DI), Y12, Y6
+	VFMADD231PS (R8), Y12, Y9
+	VMOVUPS     32(AX), Y12
+	VFMADD231PS 32(DX), Y12, Y1
+	VFMADD231PS 32(SI), Y12, Y4
+	VFMADD231PS 32(DI), Y12, Y7
+	VFMADD231PS 32(R8), Y12, Y10
+	ADDQ        $0x00000040, AX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R8
+	SUBQ        $0x00000010, R12
+	JMP         matF32x4RowsAVX2_loop16
+
+matF32x4RowsAVX2_loop8:
+	CMPQ        R12, $0x08
+	JL          matF32x4RowsAVX2_tail
+	VMOVUPS     (AX), Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (SI), Y12, Y3
+	VFMADD231PS (DI), Y12, Y6
+	VFMADD231PS (R8), Y12, Y9
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, R8
+	SUBQ        $0x00000008, R12
+
+matF32x4RowsAVX2_tail:
+	TESTQ       R12, R12
+	JZ          matF32x4RowsAVX2_done
+	VMOVSS      (AX), X12
+	VFMADD231SS (DX), X12, X2
+	VFMADD231SS (SI), X12, X5
+	VFMADD231SS (DI), X12, X8
+	VFMADD231SS (R8), X12, X11
+	ADDQ        $0x00000004, AX
+	ADDQ        $0x00000004, DX
+	ADDQ        $0x00000004, SI
+	ADDQ        $0x00000004, DI
+	ADDQ        $0x00000004, R8
+	SUBQ        $0x00000001, R12
+	JMP         matF32x4RowsAVX2_tail
+
+matF32x4RowsAVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VMOVHLPS     X3, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSHDUP    X3, X1
+	VADDSS       X1, X3, X3
+	VADDSS       X5, X3, X3
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VADDSS       X8, X6, X6
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VMOVHLPS     X9, X9, X1
+	VADDPS       X1, X9, X9
+	VMOVSHDUP    X9, X1
+	VADDSS       X1, X9, X9
+	VADDSS       X11, X9, X9
+	VMOVSS       X0, (R10)
+	VMOVSS       X3, (R10)(R11*1)
+	VMOVSS       X6, (R10)(R11*2)
+	ADDQ         R11, R10
+	VMOVSS       X9, (R10)(R11*2)
+	SUBQ         R11, R10
+	ADDQ         $0x04, R10
+	ADDQ         CX, AX
+	SUBQ         BX, DX
+	SUBQ         BX, SI
+	SUBQ         BX, DI
+	SUBQ         BX, R8
+	DECQ         R9
+	JNZ          matF32x4RowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func matF16x4RowsAVX2(x *byte, xstride int, y *byte, ystride int, n int, rows int, out *float32, outstride int)
+// Requires: AVX, F16C, FMA3
+TEXT ·matF16x4RowsAVX2(SB), NOSPLIT, $0-64
+	MOVQ   x+0(FP), AX
+	MOVQ   xstride+8(FP), CX
+	MOVQ   y+16(FP), DX
+	MOVQ   ystride+24(FP), BX
+	MOVQ   DX, SI
+	ADDQ   BX, SI
+	MOVQ   SI, DI
+	ADDQ   BX, DI
+	MOVQ   DI, R8
+	ADDQ   BX, R8
+	MOVQ   n+32(FP), BX
+	MOVQ   n+32(FP), R9
+	IMUL3Q $0x00000002, R9, R9
+	SUBQ   R9, CX
+	SHLQ   $0x02, BX
+	MOVQ   rows+40(FP), R9
+	MOVQ   out+48(FP), R10
+	MOVQ   outstride+56(FP), R11
+	SHLQ   $0x02, R11
+
+matF16x4RowsAVX2_row:
+	MOVQ   n+32(FP), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+matF16x4RowsAVX2_loop16:
+	CMPQ        R12, $0x10
+	JL          matF16x4RowsAVX2_loop8
+	VCVTPH2PS   (AX), Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (SI), Y12, Y3
+	VFMADD231PS (DI), Y12, Y6
+	VFMADD231PS (R8), Y12, Y9
+	VCVTPH2PS   16(AX), Y12
+	VFMADD231PS 32(DX), Y12, Y1
+	VFMADD231PS 32(SI), Y12, Y4
+	VFMADD231PS 32(DI), Y12, Y7
+	VFMADD231PS 32(R8), Y12, Y10
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R8
+	SUBQ        $0x00000010, R12
+	JMP         matF16x4RowsAVX2_loop16
+
+matF16x4RowsAVX2_loop8:
+	CMPQ        R12, $0x08
+	JL          matF16x4RowsAVX2_tail
+	VCVTPH2PS   (AX), Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (SI), Y12, Y3
+	VFMADD231PS (DI), Y12, Y6
+	VFMADD231PS (R8), Y12, Y9
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, R8
+	SUBQ        $0x00000008, R12
+
+matF16x4RowsAVX2_tail:
+	TESTQ       R12, R12
+	JZ          matF16x4RowsAVX2_done
+	MOVWLZX     (AX), R13
+	VMOVD       R13, X12
+	VCVTPH2PS   X12, X12
+	VFMADD231SS (DX), X12, X2
+	VFMADD231SS (SI), X12, X5
+	VFMADD231SS (DI), X12, X8
+	VFMADD231SS (R8), X12, X11
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, DX
+	ADDQ        $0x00000004, SI
+	ADDQ        $0x00000004, DI
+	ADDQ        $0x00000004, R8
+	SUBQ        $0x00000001, R12
+	JMP         matF16x4RowsAVX2_tail
+
+matF16x4RowsAVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VMOVHLPS     X3, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSHDUP    X3, X1
+	VADDSS       X1, X3, X3
+	VADDSS       X5, X3, X3
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VADDSS       X8, X6, X6
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VMOVHLPS     X9, X9, X1
+	VADDPS       X1, X9, X9
+	VMOVSHDUP    X9, X1
+	VADDSS       X1, X9, X9
+	VADDSS       X11, X9, X9
+	VMOVSS       X0, (R10)
+	VMOVSS       X3, (R10)(R11*1)
+	VMOVSS       X6, (R10)(R11*2)
+	ADDQ         R11, R10
+	VMOVSS       X9, (R10)(R11*2)
+	SUBQ         R11, R10
+	ADDQ         $0x04, R10
+	ADDQ         CX, AX
+	SUBQ         BX, DX
+	SUBQ         BX, SI
+	SUBQ         BX, DI
+	SUBQ         BX, R8
+	DECQ         R9
+	JNZ          matF16x4RowsAVX2_row
+	VZEROUPPER
+	RET
+
+// func matBF16x4RowsAVX2(x *byte, xstride int, y *byte, ystride int, n int, rows int, out *float32, outstride int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·matBF16x4RowsAVX2(SB), NOSPLIT, $0-64
+	MOVQ   x+0(FP), AX
+	MOVQ   xstride+8(FP), CX
+	MOVQ   y+16(FP), DX
+	MOVQ   ystride+24(FP), BX
+	MOVQ   DX, SI
+	ADDQ   BX, SI
+	MOVQ   SI, DI
+	ADDQ   BX, DI
+	MOVQ   DI, R8
+	ADDQ   BX, R8
+	MOVQ   n+32(FP), BX
+	MOVQ   n+32(FP), R9
+	IMUL3Q $0x00000002, R9, R9
+	SUBQ   R9, CX
+	SHLQ   $0x02, BX
+	MOVQ   rows+40(FP), R9
+	MOVQ   out+48(FP), R10
+	MOVQ   outstride+56(FP), R11
+	SHLQ   $0x02, R11
+
+matBF16x4RowsAVX2_row:
+	MOVQ   n+32(FP), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS X2, X2, X2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS X5, X5, X5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS X8, X8, X8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS X11, X11, X11
+
+matBF16x4RowsAVX2_loop16:
+	CMPQ        R12, $0x10
+	JL          matBF16x4RowsAVX2_loop8
+	VPMOVZXWD   (AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (SI), Y12, Y3
+	VFMADD231PS (DI), Y12, Y6
+	VFMADD231PS (R8), Y12, Y9
+	VPMOVZXWD   16(AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS 32(DX), Y12, Y1
+	VFMADD231PS 32(SI), Y12, Y4
+	VFMADD231PS 32(DI), Y12, Y7
+	VFMADD231PS 32(R8), Y12, Y10
+	ADDQ        $0x00000020, AX
+	ADDQ        $0x00000040, DX
+	ADDQ        $0x00000040, SI
+	ADDQ        $0x00000040, DI
+	ADDQ        $0x00000040, R8
+	SUBQ        $0x00000010, R12
+	JMP         matBF16x4RowsAVX2_loop16
+
+matBF16x4RowsAVX2_loop8:
+	CMPQ        R12, $0x08
+	JL          matBF16x4RowsAVX2_tail
+	VPMOVZXWD   (AX), Y12
+	VPSLLD      $0x10, Y12, Y12
+	VFMADD231PS (DX), Y12, Y0
+	VFMADD231PS (SI), Y12, Y3
+	VFMADD231PS (DI), Y12, Y6
+	VFMADD231PS (R8), Y12, Y9
+	ADDQ        $0x00000010, AX
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, R8
+	SUBQ        $0x00000008, R12
+
+matBF16x4RowsAVX2_tail:
+	TESTQ       R12, R12
+	JZ          matBF16x4RowsAVX2_done
+	MOVWLZX     (AX), R13
+	SHLL        $0x10, R13
+	VMOVD       R13, X12
+	VFMADD231SS (DX), X12, X2
+	VFMADD231SS (SI), X12, X5
+	VFMADD231SS (DI), X12, X8
+	VFMADD231SS (R8), X12, X11
+	ADDQ        $0x00000002, AX
+	ADDQ        $0x00000004, DX
+	ADDQ        $0x00000004, SI
+	ADDQ        $0x00000004, DI
+	ADDQ        $0x00000004, R8
+	SUBQ        $0x00000001, R12
+	JMP         matBF16x4RowsAVX2_tail
+
+matBF16x4RowsAVX2_done:
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       X2, X0, X0
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X1
+	VADDPS       X1, X3, X3
+	VMOVHLPS     X3, X3, X1
+	VADDPS       X1, X3, X3
+	VMOVSHDUP    X3, X1
+	VADDSS       X1, X3, X3
+	VADDSS       X5, X3, X3
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VADDSS       X8, X6, X6
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X1
+	VADDPS       X1, X9, X9
+	VMOVHLPS     X9, X9, X1
+	VADDPS       X1, X9, X9
+	VMOVSHDUP    X9, X1
+	VADDSS       X1, X9, X9
+	VADDSS       X11, X9, X9
+	VMOVSS       X0, (R10)
+	VMOVSS       X3, (R10)(R11*1)
+	VMOVSS       X6, (R10)(R11*2)
+	ADDQ         R11, R10
+	VMOVSS       X9, (R10)(R11*2)
+	SUBQ         R11, R10
+	ADDQ         $0x04, R10
+	ADDQ         CX, AX
+	SUBQ         BX, DX
+	SUBQ         BX, SI
+	SUBQ         BX, DI
+	SUBQ         BX, R8
+	DECQ         R9
+	JNZ          matBF16x4RowsAVX2_row
+	VZEROUPPER
+	RET
+
 // func roundF16AVX2(dst *float32, src *float32, n int)
 // Requires: AVX, F16C
 TEXT ·roundF16AVX2(SB), NOSPLIT, $0-24

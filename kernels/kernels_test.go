@@ -971,6 +971,27 @@ func TestDot4MatchesDot(t *testing.T) {
 					t.Errorf("%v cols=%d row %d: dot4 %g, dot %g", typ, cols, c, out[c*stride], want)
 				}
 			}
+			// The many-rows form: three weight rows, padded apart.
+			rows4 := installed[typ].rows4
+			if rows4 == nil {
+				continue
+			}
+			const nrows, pad, ostride = 3, 6, 7
+			ws := [][]byte{w, randomRow(rng, typ, cols, false), randomRow(rng, typ, cols, false)}
+			var wpad []byte
+			for _, wr := range ws {
+				wpad = append(append(wpad, wr...), make([]byte, pad)...)
+			}
+			outs := make([]float32, nrows-1+3*ostride+1)
+			rows4(wpad, len(w)+pad, act, arow, cols, nrows, outs, ostride)
+			for r, wr := range ws {
+				for c := range 4 {
+					want := dot(wr, act[c*arow:(c+1)*arow], cols)
+					if got := outs[r+c*ostride]; math.Float32bits(got) != math.Float32bits(want) {
+						t.Errorf("%v cols=%d weight row %d, row %d: rows4 %g, dot %g", typ, cols, r, c, got, want)
+					}
+				}
+			}
 		}
 	}
 }

@@ -39,6 +39,13 @@ var (
 // once for four activation rows is cheaper in prompt batches.
 type dot4Func func(w, a []byte, astride, n int, out []float32, outstride int)
 
+// A rows4Func computes the dots of the rows weight rows at w + r*wstride
+// (bytes) with the four activation rows at a + c*astride, storing them at
+// out[r + c*outstride]. It gives the same bits as a dot4Func call per row;
+// one call covers a task's rows, which matters where the dots are short
+// (the attention scores: 64 or 128 elements).
+type rows4Func func(w []byte, wstride int, a []byte, astride, n, rows int, out []float32, outstride int)
+
 // A tileFunc computes the dots of the four weight rows at w + r*wstride
 // (bytes) with the four activation rows at a + c*astride, storing them at
 // out[r + c*outstride] (r, c < 4). It gives the same bits as sixteen
@@ -273,6 +280,7 @@ type kernelRow struct {
 	dot   dotFunc
 	rows  rowsFunc
 	dot4  dot4Func
+	rows4 rows4Func // plain weight types only
 	tile  tileFunc
 	panel panelFunc   // weight types with Q8_0 or Q8_K activations only
 	wide  []widePanel // widest first
@@ -376,6 +384,7 @@ type mmPart struct {
 	m         Matrix
 	dot       dotFunc
 	dot4      dot4Func
+	rows4     rows4Func
 	tile      tileFunc
 	rows      rowsFunc
 	panel     panelFunc
@@ -457,6 +466,18 @@ func (j *mmJob) task(task int) {
 				j.column(p, r, r+4, i)
 			}
 		}
+	}
+	if p.rows4 != nil && r < r1 && i1-i0 >= 4 {
+		i := i0
+		for ; i+4 <= i1; i += 4 {
+			p.rows4(m.Data[r*wrow:r1*wrow], wrow, act[i*arow:(i+4)*arow], arow, m.Cols, r1-r, dst[i*m.Rows+r:], m.Rows)
+		}
+		for ; i < i1; i++ {
+			for rr := r; rr < r1; rr++ {
+				dst[i*m.Rows+rr] = p.dot(m.Data[rr*wrow:(rr+1)*wrow], act[i*arow:(i+1)*arow], m.Cols)
+			}
+		}
+		return
 	}
 	for ; r < r1; r++ {
 		w := m.Data[r*wrow : (r+1)*wrow]
@@ -601,7 +622,7 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 		}
 		j.hasPanels, j.words = true, words
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, words: k.words, wrow: wrow,
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, rows4: k.rows4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, words: k.words, wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }

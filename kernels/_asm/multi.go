@@ -839,6 +839,20 @@ var floatKinds = []floatKind{
 func genFloatFamily(k floatKind, ncols int) {
 	name := k.name + suffix(ncols)
 	x, ys, n := colArgs(name, ncols, "n "+k.doc+" weights at x and n float32 activations at y")
+	sums := floatSums(name, k, x, ys, n)
+	if ncols == 1 {
+		returnFloat(sums[0])
+		return
+	}
+	storeColumns(ncols, func(c int) Register { return sums[c] })
+}
+
+// floatSums emits the dots of the n weights at x with the float32 rows at ys
+// (advancing x and ys past them, and n to 0) and returns each row's sum in
+// lane 0 of an xmm: two accumulators over alternate runs of 8, then one
+// run of 8, then a scalar tail, summed as hsum(acc0+acc1) + tail.
+func floatSums(name string, k floatKind, x Register, ys []Register, n Register) []Register {
+	ncols := len(ys)
 	acc0, acc1, tails := make([]VecVirtual, ncols), make([]VecVirtual, ncols), make([]VecVirtual, ncols)
 	for c := range ncols {
 		acc0[c], acc1[c] = zeroY(), zeroY()
@@ -887,11 +901,65 @@ func genFloatFamily(k floatKind, ncols int) {
 		sums[c] = hsum(acc0[c])
 		VADDSS(tails[c], sums[c], sums[c])
 	}
-	if ncols == 1 {
-		returnFloat(sums[0])
-		return
+	return sums
+}
+
+// genFloatRows4 emits the many-rows shape of a plain weight type against
+// four activation rows, func(x *byte, xstride int, y *byte, ystride, n,
+// rows int, out *float32, outstride int): the four-row dot of each of the
+// rows weight rows at x + r*xstride, stored at out + r + c*outstride (in
+// floats). One call takes a whole task's rows (the attention scores are
+// 64-element dots, where a call per row and four columns cost as much as
+// its arithmetic). Each row's steps are the four-row dot's, so the bits
+// are the dot's.
+func genFloatRows4(k floatKind) {
+	name := k.name + "x4RowsAVX2"
+	TEXT(name, NOSPLIT, "func(x *byte, xstride int, y *byte, ystride, n, rows int, out *float32, outstride int)")
+	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of the n "+k.doc+" weights at x + r*xstride",
+		"and the n float32 activations at y + c*ystride (in bytes), for r < rows (rows > 0) and c < 4.")
+	x := Load(Param("x"), GP64())
+	// After a row, x has advanced n*size bytes: next is xstride − n*size on.
+	next := Load(Param("xstride"), GP64())
+	y := Load(Param("y"), GP64())
+	ystride := Load(Param("ystride"), GP64())
+	ys := []Register{y}
+	for c := 1; c < 4; c++ {
+		yc := GP64()
+		MOVQ(ys[c-1], yc)
+		ADDQ(ystride, yc)
+		ys = append(ys, yc)
 	}
-	storeColumns(ncols, func(c int) Register { return sums[c] })
+	used := ystride // n*4: the bytes each activation row advances by
+	Load(Param("n"), used)
+	t := Load(Param("n"), GP64())
+	IMUL3Q(U32(k.size), t, t)
+	SUBQ(t, next)
+	SHLQ(U8(2), used)
+	rows := Load(Param("rows"), GP64())
+	out := Load(Param("out"), GP64())
+	stride := Load(Param("outstride"), GP64())
+	SHLQ(U8(2), stride)
+	Label(name + "_row")
+	// n is reloaded each row (a register fewer: the 16 general registers
+	// would otherwise run out into R14, which Go keeps for g).
+	n := Load(Param("n"), GP64())
+	sums := floatSums(name, k, x, ys, n)
+	// out + c*stride: base, base+stride, base+2·stride, then (base+stride)+2·stride.
+	VMOVSS(sums[0], Mem{Base: out})
+	VMOVSS(sums[1], Mem{Base: out, Index: stride, Scale: 1})
+	VMOVSS(sums[2], Mem{Base: out, Index: stride, Scale: 2})
+	ADDQ(stride, out)
+	VMOVSS(sums[3], Mem{Base: out, Index: stride, Scale: 2})
+	SUBQ(stride, out)
+	ADDQ(U8(4), out)
+	ADDQ(next, x)
+	for _, yc := range ys {
+		SUBQ(used, yc)
+	}
+	DECQ(rows)
+	JNZ(LabelRef(name + "_row"))
+	VZEROUPPER()
+	RET()
 }
 
 // genRoundF16 and genRoundBF16 emit the activation rounding for F16 and BF16
@@ -919,6 +987,9 @@ func genMultiFloat() {
 		for _, k := range floatKinds {
 			genFloatFamily(k, n)
 		}
+	}
+	for _, k := range floatKinds {
+		genFloatRows4(k)
 	}
 	genRoundF16()
 }
