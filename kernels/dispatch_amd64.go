@@ -113,9 +113,9 @@ func wordWiden(k func(dst, src *byte, nb int), srcBytes, dstBytes int) func(dst,
 // vpdpbusd instead of vpmaddubsw+vpmaddwd, with the same bits; prompt
 // batches spend most of their time in the tiles and panels). nil: the set
 // has no kernel of that shape for the type (the AVX2 panels of Q8_0, IQ4_NL
-// and IQ4_XS are word panels, installed from wordPanels). The wrappers take the block
-// sizes from the type and its activation format, and check the slice
-// bounds once so that the assembly never reads past them.
+// and IQ4_XS are word panels, installed from wordPanels). The wrappers take
+// the block sizes from the type and its activation format, and check the
+// slice bounds once so that the assembly never reads past them.
 var asmKernels = []struct {
 	typ       ggml.Type
 	dot       asmDot
