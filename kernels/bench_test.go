@@ -353,6 +353,9 @@ func benchShapes(b *testing.B, set string) {
 		if dot4 := installed[typ].dot4; dot4 != nil {
 			run("dot4", 1, 4, func() { dot4(w, act, arow, benchCols, out, 1) })
 		}
+		if rows4 := installed[typ].rows4; rows4 != nil {
+			run("rows4", nrows, 4, func() { rows4(w, wrow, act, arow, benchCols, nrows, out, nrows) })
+		}
 		if tile := installed[typ].tile; tile != nil {
 			run("tile", 4, 4, func() { tile(w, wrow, act, arow, benchCols, out, 4) })
 		}
