@@ -17,7 +17,7 @@ import (
 // genWeightedSumF16 emits func(out, w *float32, v *byte, keys, hd int):
 // out[e] = Σ_j w[j]·f16(v[j*hd + e]) for e < hd, the keys j in order, each
 // step one fused multiply-add, as AxpyF16 called once per key on a zeroed
-// out. Each 32-element (then 8, then 1) strip of out stays in registers
+// out. Each 64-element (then 32, 8, 1) strip of out stays in registers
 // over all the keys; the one-call-per-key loop it replaces loaded and
 // stored out for every key and spent most of its time in calls.
 func genWeightedSumF16() {
@@ -78,12 +78,16 @@ func genWeightedSumF16() {
 				VMOVUPS(acc, Mem{Base: out, Disp: 32 * i})
 			}
 		}
-		ADDQ(Imm(uint64(4*width)), out)
-		ADDQ(Imm(uint64(2*width)), v)
+		ADDQ(U32(4*width), out)
+		ADDQ(U32(2*width), v)
 		SUBQ(Imm(uint64(width)), left)
 		JMP(LabelRef(label))
 		Label(label + "_end")
 	}
+	// Eight accumulators take whole 64-element heads: with four, each
+	// key's multiply-adds waited on the previous key's (the latency, not
+	// the throughput, bound the loop).
+	strip("ws64", 64)
 	strip("ws32", 32)
 	strip("ws8", 8)
 	strip("ws1", 1)
