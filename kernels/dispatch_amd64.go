@@ -195,11 +195,11 @@ func install(set string) {
 		installed[f.typ].rows4 = floatRows(f.k, f.typ.TypeSize())
 	}
 	for _, w := range wordPanels {
-		if vnni {
-			break
+		if vnni { // the AVX2 set's only
+			continue
 		}
 		k := installed[w.typ]
-		per, wBytes := w.typ.BlockSize(), 4+2*w.typ.BlockSize()
+		per, wBytes := w.typ.BlockSize(), 4+2*w.typ.BlockSize() // float32 scale, int16 quants
 		k.panel = blockPanel(w.panel, per, wBytes, wordPanelBlock(per))
 		k.words = &wordForm{per: per, bytes: wBytes, widen: wordWiden(w.widen, w.typ.TypeSize(), wBytes)}
 	}

@@ -467,21 +467,18 @@ func (j *mmJob) task(task int) {
 			}
 		}
 	}
-	if p.rows4 != nil && r < r1 && i1-i0 >= 4 {
-		i := i0
-		for ; i+4 <= i1; i += 4 {
-			p.rows4(m.Data[r*wrow:r1*wrow], wrow, act[i*arow:(i+4)*arow], arow, m.Cols, r1-r, dst[i*m.Rows+r:], m.Rows)
+	// The rest of the rows: groups of four activation rows in one call over
+	// all of them where there is a rows4 kernel, else a four-row dot per row;
+	// single dots for what is left.
+	iDot := i0
+	if p.rows4 != nil && r < r1 {
+		for ; iDot+4 <= i1; iDot += 4 {
+			p.rows4(m.Data[r*wrow:r1*wrow], wrow, act[iDot*arow:(iDot+4)*arow], arow, m.Cols, r1-r, dst[iDot*m.Rows+r:], m.Rows)
 		}
-		for ; i < i1; i++ {
-			for rr := r; rr < r1; rr++ {
-				dst[i*m.Rows+rr] = p.dot(m.Data[rr*wrow:(rr+1)*wrow], act[i*arow:(i+1)*arow], m.Cols)
-			}
-		}
-		return
 	}
 	for ; r < r1; r++ {
 		w := m.Data[r*wrow : (r+1)*wrow]
-		i := i0
+		i := iDot
 		if p.dot4 != nil {
 			for ; i+4 <= i1; i += 4 {
 				p.dot4(w, act[i*arow:(i+4)*arow], arow, m.Cols, dst[i*m.Rows+r:], m.Rows)
@@ -612,17 +609,18 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 	}
 	var panel panelFunc
 	var wide []widePanel
+	var words *wordForm
 	// The parts of a job share one kind of panel: a part that takes the
 	// other kind (a rare mix of weight types) uses its tiles instead.
-	words := k.words != nil
-	if n >= panelRows && k.panel != nil && (!j.hasPanels || j.words == words) {
-		panel, wide = k.panel, k.wide
-		if words && j.nparts == 0 {
+	isWords := k.words != nil
+	if n >= panelRows && k.panel != nil && (!j.hasPanels || j.words == isWords) {
+		panel, wide, words = k.panel, k.wide, k.words
+		if isWords && j.nparts == 0 {
 			j.setColTile(wordColTile)
 		}
-		j.hasPanels, j.words = true, words
+		j.hasPanels, j.words = true, isWords
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, rows4: k.rows4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, words: k.words, wrow: wrow,
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, rows4: k.rows4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, words: words, wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }
