@@ -920,15 +920,8 @@ func genFloatRows4(k floatKind) {
 	x := Load(Param("x"), GP64())
 	// After a row, x has advanced n*size bytes: next is xstride − n*size on.
 	next := Load(Param("xstride"), GP64())
-	y := Load(Param("y"), GP64())
 	ystride := Load(Param("ystride"), GP64())
-	ys := []Register{y}
-	for c := 1; c < 4; c++ {
-		yc := GP64()
-		MOVQ(ys[c-1], yc)
-		ADDQ(ystride, yc)
-		ys = append(ys, yc)
-	}
+	ys := offsets(Load(Param("y"), GP64()), ystride, 4)
 	used := ystride // n*4: the bytes each activation row advances by
 	Load(Param("n"), used)
 	t := Load(Param("n"), GP64())
