@@ -66,6 +66,10 @@ var widePanels = []struct {
 	{ggml.TypeQ4_0, true, []int{4, 2}, []asmWide{panelQ4_0Q8_0x2x64ZMM, panelQ4_0Q8_0x2x32ZMM}},
 	{ggml.TypeQ8_0, true, []int{4, 2}, []asmWide{panelQ8_0Q8_0x2x64ZMM, panelQ8_0Q8_0x2x32ZMM}},
 	{ggml.TypeIQ4_NL, true, []int{4, 2}, []asmWide{panelIQ4NLQ8_0x2x64ZMM, panelIQ4NLQ8_0x2x32ZMM}},
+	{ggml.TypeQ4_K, true, []int{4, 2}, []asmWide{panelQ4_KQ8_Kx2x64ZMM, panelQ4_KQ8_Kx2x32ZMM}},
+	{ggml.TypeQ5_K, true, []int{4, 2}, []asmWide{panelQ5_KQ8_Kx2x64ZMM, panelQ5_KQ8_Kx2x32ZMM}},
+	{ggml.TypeQ6_K, true, []int{4, 2}, []asmWide{panelQ6_KQ8_Kx2x64ZMM, panelQ6_KQ8_Kx2x32ZMM}},
+	{ggml.TypeIQ4_XS, true, []int{4, 2}, []asmWide{panelIQ4XSQ8_Kx2x64ZMM, panelIQ4XSQ8_Kx2x32ZMM}},
 	{ggml.TypeQ4_0, false, []int{2}, []asmWide{panelQ4_0Q8_0x2x32AVX2}},
 }
 
@@ -209,7 +213,7 @@ func install(set string) {
 		}
 		k := installed[w.typ]
 		for i, f := range w.kernels {
-			k.wide = append(k.wide, blockWide(f, w.panels[i], w.typ.BlockSize(), w.typ.TypeSize()))
+			k.wide = append(k.wide, blockWide(f, w.panels[i], w.typ.BlockSize(), w.typ.TypeSize(), k.act.panelBlockBytes()))
 		}
 	}
 	useAsmVectors()
@@ -386,9 +390,9 @@ func blockPanel(k func(x *byte, xstride int, p *byte, nb int, out *float32, outs
 	}
 }
 
-// blockWide wraps a wide-panel assembly kernel over np Q8_0 panels, as
-// blockPanel does a panel kernel.
-func blockWide(k asmWide, np, per, wBytes int) widePanel {
+// blockWide wraps a wide-panel assembly kernel over np panels of pBytes
+// bytes a block, as blockPanel does a panel kernel.
+func blockWide(k asmWide, np, per, wBytes, pBytes int) widePanel {
 	return widePanel{panels: np, f: func(w []byte, wstride int, panels []byte, pstride, n int, out []float32, outstride int) {
 		nb := n / per
 		if nb == 0 {
@@ -397,7 +401,7 @@ func blockWide(k asmWide, np, per, wBytes int) widePanel {
 			}
 			return
 		}
-		_, _, _ = w[wstride+nb*wBytes-1], panels[(np-1)*pstride+nb*panelBlock-1], out[(np*panelRows-1)*outstride+1]
+		_, _, _ = w[wstride+nb*wBytes-1], panels[(np-1)*pstride+nb*pBytes-1], out[(np*panelRows-1)*outstride+1]
 		k(&w[0], wstride, &panels[0], pstride, nb, &out[0], outstride)
 	}}
 }

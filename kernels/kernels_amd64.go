@@ -182,6 +182,38 @@ func panelQ6_KQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32,
 // and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.
 func panelIQ4XSQ8_Kx2x16VNNI(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)
 
+// panelQ4_KQ8_Kx2x32ZMM stores at out + r + c*outstride (in floats) the dot product of nb Q4_K blocks at x + r*xstride
+// and activation row c%16 of the Q8_K panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 32.
+func panelQ4_KQ8_Kx2x32ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
+// panelQ4_KQ8_Kx2x64ZMM stores at out + r + c*outstride (in floats) the dot product of nb Q4_K blocks at x + r*xstride
+// and activation row c%16 of the Q8_K panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 64.
+func panelQ4_KQ8_Kx2x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
+// panelQ5_KQ8_Kx2x32ZMM stores at out + r + c*outstride (in floats) the dot product of nb Q5_K blocks at x + r*xstride
+// and activation row c%16 of the Q8_K panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 32.
+func panelQ5_KQ8_Kx2x32ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
+// panelQ5_KQ8_Kx2x64ZMM stores at out + r + c*outstride (in floats) the dot product of nb Q5_K blocks at x + r*xstride
+// and activation row c%16 of the Q8_K panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 64.
+func panelQ5_KQ8_Kx2x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
+// panelQ6_KQ8_Kx2x32ZMM stores at out + r + c*outstride (in floats) the dot product of nb Q6_K blocks at x + r*xstride
+// and activation row c%16 of the Q8_K panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 32.
+func panelQ6_KQ8_Kx2x32ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
+// panelQ6_KQ8_Kx2x64ZMM stores at out + r + c*outstride (in floats) the dot product of nb Q6_K blocks at x + r*xstride
+// and activation row c%16 of the Q8_K panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 64.
+func panelQ6_KQ8_Kx2x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
+// panelIQ4XSQ8_Kx2x32ZMM stores at out + r + c*outstride (in floats) the dot product of nb IQ4_XS blocks at x + r*xstride
+// and activation row c%16 of the Q8_K panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 32.
+func panelIQ4XSQ8_Kx2x32ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
+// panelIQ4XSQ8_Kx2x64ZMM stores at out + r + c*outstride (in floats) the dot product of nb IQ4_XS blocks at x + r*xstride
+// and activation row c%16 of the Q8_K panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 64.
+func panelIQ4XSQ8_Kx2x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
 // panelQ4_0Q8_0x2x16AVX2 stores at out + r + c*outstride (in floats) the dot product of nb Q4_0 blocks at x + r*xstride
 // and activation row c of the panel at p (nb blocks), for r < 2 and c < 16.
 func panelQ4_0Q8_0x2x16AVX2(x *byte, xstride int, p *byte, nb int, out *float32, outstride int)

@@ -759,6 +759,10 @@ func genGrids() {
 	for _, k := range panelKKinds {
 		genPanelK(k, true)
 	}
+	for _, k := range panelKKinds {
+		genPanelKZ(k, 2)
+		genPanelKZ(k, 4)
+	}
 	// The AVX2 byte panels (see byteDots), then the word panels.
 	for _, k := range panelKinds {
 		if k.avx2 == unsignedWeights {
