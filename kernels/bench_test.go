@@ -382,3 +382,52 @@ func benchShapes(b *testing.B, set string) {
 		}
 	}
 }
+
+// BenchmarkPanelStream measures the widest panel kernel of each type with
+// every call on a new pair of weight rows from a matrix larger than the
+// last-level cache, as a prompt task meets them (BenchmarkShapes reuses two
+// rows from L1), at the shapes of TinyLlama's attention and FFN-down
+// products.
+func BenchmarkPanelStream(b *testing.B) {
+	const nrows = 8192
+	for _, typ := range []ggml.Type{ggml.TypeQ4_0, ggml.TypeQ8_0, ggml.TypeQ4_K, ggml.TypeQ6_K, ggml.TypeIQ4_XS} {
+		k := installed[typ]
+		if k.panel == nil || k.words != nil {
+			continue // word panels widen their rows first (wordTask)
+		}
+		for _, cols := range []int{2048, 5632} {
+			rng := rand.New(rand.NewPCG(1, 2))
+			format := k.act
+			row := randomRow(rng, typ, cols, false)
+			wrow := len(row)
+			w := bytes.Repeat(row, nrows)
+			np, f := 1, func(w []byte, packed []byte, pb int, out []float32) { k.panel(w, wrow, packed, cols, out, 2) }
+			if len(k.wide) > 0 {
+				wide := k.wide[0]
+				np, f = wide.panels, func(w []byte, packed []byte, pb int, out []float32) { wide.f(w, wrow, packed, pb, cols, out, 2) }
+			}
+			arow := format.rowBytes(cols)
+			act := make([]byte, np*panelRows*arow)
+			for c := range np * panelRows {
+				copy(act[c*arow:], convertAct(format, randomActivations(rng, cols)))
+			}
+			pb := format.panelBytes(cols, false)
+			packed := make([]byte, np*pb)
+			for q := range np {
+				format.packPanel(packed[q*pb:], act[q*panelRows*arow:], arow, cols, false)
+			}
+			out := make([]float32, np*panelRows*2)
+			b.Run(fmt.Sprintf("%s/%v/cols=%d/panels=%d", Active(), typ, cols, np), func(b *testing.B) {
+				b.SetBytes(int64(2 * wrow))
+				r := 0
+				for b.Loop() {
+					f(w[r*wrow:], packed, pb, out)
+					if r += 2; r >= nrows {
+						r = 0
+					}
+				}
+				b.ReportMetric(2*float64(cols)*float64(2*np*panelRows)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
+			})
+		}
+	}
+}

@@ -161,7 +161,8 @@ func genPanelK(k panelKKind, vnni bool) {
 	mbuf := AllocLocal(2 * 32)     // the eight int16 pairs per weight row
 	abuf := AllocLocal(4 * 32)     // float accumulators [row][column octet]
 
-	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 2)
+	xstride := Load(Param("xstride"), GP64())
+	xs := offsets(Load(Param("x"), GP64()), xstride, 2)
 	p := Load(Param("p"), GP64())
 	nb := Load(Param("nb"), GP64())
 	z := zeroY()
@@ -177,6 +178,7 @@ func genPanelK(k panelKKind, vnni bool) {
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
+	prefetchNextPair(xs, xstride, 0, k.xStride)
 	for r := range 2 {
 		k.unpack(xs[r], wbuf.Offset(256*r), sbuf.Offset(64*r), mbuf.Offset(32*r))
 	}
@@ -314,7 +316,8 @@ func genPanelKZ(k panelKKind, np int) {
 	// General registers are short (the unpacking takes six), so the
 	// panels are addressed from one base, and the block count lives on
 	// the stack.
-	xs := offsets(Load(Param("x"), GP64()), Load(Param("xstride"), GP64()), 2)
+	xstride := Load(Param("xstride"), GP64())
+	xs := offsets(Load(Param("x"), GP64()), xstride, 2)
 	p, pstride := Load(Param("p"), GP64()), Load(Param("pstride"), GP64())
 	var pstride3 Register
 	if np > 2 {
@@ -346,6 +349,7 @@ func genPanelKZ(k panelKKind, np int) {
 	Label(name + "_loop")
 	CMPQ(nbuf, Imm(0))
 	JE(LabelRef(name + "_done"))
+	prefetchNextPair(xs, xstride, 0, k.xStride)
 	for r := range 2 {
 		k.unpack(xs[r], wbuf.Offset(256*r), sbuf.Offset(64*r), mbuf.Offset(32*r))
 	}
