@@ -73,6 +73,15 @@ var widePanels = []struct {
 	{ggml.TypeQ4_0, false, []int{2}, []asmWide{panelQ4_0Q8_0x2x32AVX2}},
 }
 
+// zmmRows are the many-rows (decode) kernels of the AVX-512 set that also
+// need the zmm registers (hasZMM), in place of the ymm VNNI ones.
+var zmmRows = []struct {
+	typ ggml.Type
+	k   asmRows
+}{
+	{ggml.TypeQ4_0, dotQ4_0Q8_0RowsZMM},
+}
+
 // floatRows4 are the plain types' many-rows four-activation kernels (see
 // rows4Func), used by both sets.
 var floatRows4 = []struct {
@@ -193,6 +202,12 @@ func install(set string) {
 		}
 		if vnni && a.panelVNNI != nil {
 			k.panel = blockPanel(a.panelVNNI, per, wBytes, k.act.panelBlockBytes())
+		}
+	}
+	for _, z := range zmmRows {
+		if vnni && hasZMM {
+			k := installed[z.typ]
+			k.rows = blockRows(z.k, z.typ.BlockSize(), z.typ.TypeSize(), k.act.blockBytes())
 		}
 	}
 	for _, f := range floatRows4 {

@@ -60,6 +60,10 @@ func dotQ4_0Q8_0RowsAVX2(x *byte, y *byte, nb int, rows int, out *float32)
 // and nb Q8_0 blocks at y, for r < rows (rows > 0).
 func dotQ4_0Q8_0RowsVNNI(x *byte, y *byte, nb int, rows int, out *float32)
 
+// dotQ4_0Q8_0RowsZMM stores at out[r] the dot product of nb Q4_0 blocks at x + r*nb*18
+// and nb Q8_0 blocks at y, for r < rows (rows > 0).
+func dotQ4_0Q8_0RowsZMM(x *byte, y *byte, nb int, rows int, out *float32)
+
 // dotQ4_0Q8_0x4AVX2 stores at out + c*outstride (in floats) the dot product of nb Q4_0 blocks at x
 // and nb Q8_0 blocks at y + c*ystride (in bytes), for c < 4.
 func dotQ4_0Q8_0x4AVX2(x *byte, y *byte, ystride int, nb int, out *float32, outstride int)

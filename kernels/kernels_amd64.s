@@ -3300,6 +3300,142 @@ DATA iq2Eighths<>+8(SB)/4, $(0.125)
 DATA iq2Eighths<>+12(SB)/4, $(0.125)
 GLOBL iq2Eighths<>(SB), RODATA|NOPTR, $16
 
+DATA permDX01<>+0(SB)/2, $0x0000
+DATA permDX01<>+2(SB)/2, $0x0020
+DATA permDX01<>+4(SB)/2, $0x0000
+DATA permDX01<>+6(SB)/2, $0x0000
+DATA permDX01<>+8(SB)/2, $0x0009
+DATA permDX01<>+10(SB)/2, $0x0029
+DATA permDX01<>+12(SB)/2, $0x0009
+DATA permDX01<>+14(SB)/2, $0x0009
+DATA permDX01<>+16(SB)/2, $0x0012
+DATA permDX01<>+18(SB)/2, $0x0032
+DATA permDX01<>+20(SB)/2, $0x0012
+DATA permDX01<>+22(SB)/2, $0x0012
+DATA permDX01<>+24(SB)/2, $0x001b
+DATA permDX01<>+26(SB)/2, $0x003b
+DATA permDX01<>+28(SB)/2, $0x001b
+DATA permDX01<>+30(SB)/2, $0x001b
+DATA permDX01<>+32(SB)/2, $0x0000
+DATA permDX01<>+34(SB)/2, $0x0020
+DATA permDX01<>+36(SB)/2, $0x0000
+DATA permDX01<>+38(SB)/2, $0x0000
+DATA permDX01<>+40(SB)/2, $0x0009
+DATA permDX01<>+42(SB)/2, $0x0029
+DATA permDX01<>+44(SB)/2, $0x0009
+DATA permDX01<>+46(SB)/2, $0x0009
+DATA permDX01<>+48(SB)/2, $0x0012
+DATA permDX01<>+50(SB)/2, $0x0032
+DATA permDX01<>+52(SB)/2, $0x0012
+DATA permDX01<>+54(SB)/2, $0x0012
+DATA permDX01<>+56(SB)/2, $0x001b
+DATA permDX01<>+58(SB)/2, $0x003b
+DATA permDX01<>+60(SB)/2, $0x001b
+DATA permDX01<>+62(SB)/2, $0x001b
+GLOBL permDX01<>(SB), RODATA|NOPTR, $64
+
+DATA permDX23<>+0(SB)/2, $0x0000
+DATA permDX23<>+2(SB)/2, $0x0000
+DATA permDX23<>+4(SB)/2, $0x0000
+DATA permDX23<>+6(SB)/2, $0x0020
+DATA permDX23<>+8(SB)/2, $0x0009
+DATA permDX23<>+10(SB)/2, $0x0009
+DATA permDX23<>+12(SB)/2, $0x0009
+DATA permDX23<>+14(SB)/2, $0x0029
+DATA permDX23<>+16(SB)/2, $0x0012
+DATA permDX23<>+18(SB)/2, $0x0012
+DATA permDX23<>+20(SB)/2, $0x0012
+DATA permDX23<>+22(SB)/2, $0x0032
+DATA permDX23<>+24(SB)/2, $0x001b
+DATA permDX23<>+26(SB)/2, $0x001b
+DATA permDX23<>+28(SB)/2, $0x001b
+DATA permDX23<>+30(SB)/2, $0x003b
+DATA permDX23<>+32(SB)/2, $0x0000
+DATA permDX23<>+34(SB)/2, $0x0000
+DATA permDX23<>+36(SB)/2, $0x0000
+DATA permDX23<>+38(SB)/2, $0x0020
+DATA permDX23<>+40(SB)/2, $0x0009
+DATA permDX23<>+42(SB)/2, $0x0009
+DATA permDX23<>+44(SB)/2, $0x0009
+DATA permDX23<>+46(SB)/2, $0x0029
+DATA permDX23<>+48(SB)/2, $0x0012
+DATA permDX23<>+50(SB)/2, $0x0012
+DATA permDX23<>+52(SB)/2, $0x0012
+DATA permDX23<>+54(SB)/2, $0x0032
+DATA permDX23<>+56(SB)/2, $0x001b
+DATA permDX23<>+58(SB)/2, $0x001b
+DATA permDX23<>+60(SB)/2, $0x001b
+DATA permDX23<>+62(SB)/2, $0x003b
+GLOBL permDX23<>(SB), RODATA|NOPTR, $64
+
+DATA permDXMerge<>+0(SB)/2, $0x0000
+DATA permDXMerge<>+2(SB)/2, $0x0001
+DATA permDXMerge<>+4(SB)/2, $0x0022
+DATA permDXMerge<>+6(SB)/2, $0x0023
+DATA permDXMerge<>+8(SB)/2, $0x0004
+DATA permDXMerge<>+10(SB)/2, $0x0005
+DATA permDXMerge<>+12(SB)/2, $0x0026
+DATA permDXMerge<>+14(SB)/2, $0x0027
+DATA permDXMerge<>+16(SB)/2, $0x0008
+DATA permDXMerge<>+18(SB)/2, $0x0009
+DATA permDXMerge<>+20(SB)/2, $0x002a
+DATA permDXMerge<>+22(SB)/2, $0x002b
+DATA permDXMerge<>+24(SB)/2, $0x000c
+DATA permDXMerge<>+26(SB)/2, $0x000d
+DATA permDXMerge<>+28(SB)/2, $0x002e
+DATA permDXMerge<>+30(SB)/2, $0x002f
+DATA permDXMerge<>+32(SB)/2, $0x0010
+DATA permDXMerge<>+34(SB)/2, $0x0011
+DATA permDXMerge<>+36(SB)/2, $0x0032
+DATA permDXMerge<>+38(SB)/2, $0x0033
+DATA permDXMerge<>+40(SB)/2, $0x0014
+DATA permDXMerge<>+42(SB)/2, $0x0015
+DATA permDXMerge<>+44(SB)/2, $0x0036
+DATA permDXMerge<>+46(SB)/2, $0x0037
+DATA permDXMerge<>+48(SB)/2, $0x0018
+DATA permDXMerge<>+50(SB)/2, $0x0019
+DATA permDXMerge<>+52(SB)/2, $0x003a
+DATA permDXMerge<>+54(SB)/2, $0x003b
+DATA permDXMerge<>+56(SB)/2, $0x001c
+DATA permDXMerge<>+58(SB)/2, $0x001d
+DATA permDXMerge<>+60(SB)/2, $0x003e
+DATA permDXMerge<>+62(SB)/2, $0x003f
+GLOBL permDXMerge<>(SB), RODATA|NOPTR, $64
+
+DATA permDY<>+0(SB)/2, $0x0000
+DATA permDY<>+2(SB)/2, $0x0000
+DATA permDY<>+4(SB)/2, $0x0000
+DATA permDY<>+6(SB)/2, $0x0000
+DATA permDY<>+8(SB)/2, $0x0011
+DATA permDY<>+10(SB)/2, $0x0011
+DATA permDY<>+12(SB)/2, $0x0011
+DATA permDY<>+14(SB)/2, $0x0011
+DATA permDY<>+16(SB)/2, $0x0022
+DATA permDY<>+18(SB)/2, $0x0022
+DATA permDY<>+20(SB)/2, $0x0022
+DATA permDY<>+22(SB)/2, $0x0022
+DATA permDY<>+24(SB)/2, $0x0033
+DATA permDY<>+26(SB)/2, $0x0033
+DATA permDY<>+28(SB)/2, $0x0033
+DATA permDY<>+30(SB)/2, $0x0033
+DATA permDY<>+32(SB)/2, $0x0000
+DATA permDY<>+34(SB)/2, $0x0000
+DATA permDY<>+36(SB)/2, $0x0000
+DATA permDY<>+38(SB)/2, $0x0000
+DATA permDY<>+40(SB)/2, $0x0011
+DATA permDY<>+42(SB)/2, $0x0011
+DATA permDY<>+44(SB)/2, $0x0011
+DATA permDY<>+46(SB)/2, $0x0011
+DATA permDY<>+48(SB)/2, $0x0022
+DATA permDY<>+50(SB)/2, $0x0022
+DATA permDY<>+52(SB)/2, $0x0022
+DATA permDY<>+54(SB)/2, $0x0022
+DATA permDY<>+56(SB)/2, $0x0033
+DATA permDY<>+58(SB)/2, $0x0033
+DATA permDY<>+60(SB)/2, $0x0033
+DATA permDY<>+62(SB)/2, $0x0033
+GLOBL permDY<>(SB), RODATA|NOPTR, $64
+
 DATA wordShuf<>+0(SB)/1, $0x00
 DATA wordShuf<>+1(SB)/1, $0x01
 DATA wordShuf<>+2(SB)/1, $0x00
@@ -7223,6 +7359,342 @@ dotQ4_0Q8_0RowsVNNI_done:
 	JNZ    dotQ4_0Q8_0RowsVNNI_row
 
 dotQ4_0Q8_0RowsVNNI_ret:
+	VZEROUPPER
+	RET
+
+// func dotQ4_0Q8_0RowsZMM(x *byte, y *byte, nb int, rows int, out *float32)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, F16C, FMA3, MMX+
+TEXT ·dotQ4_0Q8_0RowsZMM(SB), NOSPLIT, $0-40
+	MOVQ   x+0(FP), AX
+	MOVQ   nb+16(FP), CX
+	MOVQ   rows+24(FP), DX
+	MOVQ   out+32(FP), BX
+	IMUL3Q $0x00000012, CX, SI
+
+dotQ4_0Q8_0RowsZMM_rows4:
+	CMPQ            DX, $0x04
+	JL              dotQ4_0Q8_0RowsZMM_rows1
+	MOVQ            AX, DI
+	ADDQ            SI, DI
+	MOVQ            DI, R8
+	ADDQ            SI, R8
+	MOVQ            R8, R9
+	ADDQ            SI, R9
+	MOVQ            y+8(FP), R10
+	MOVQ            CX, R11
+	VXORPS          X0, X0, X0
+	VMOVDQU         bytes8<>+0(SB), Y1
+	VBROADCASTI64X4 mask0F<>+0(SB), Z2
+	VBROADCASTI64X4 bytes8<>+0(SB), Z3
+	VMOVDQU64       permDX01<>+0(SB), Z4
+	VMOVDQU64       permDX23<>+0(SB), Z5
+	VMOVDQU64       permDXMerge<>+0(SB), Z6
+	VMOVDQU64       permDY<>+0(SB), Z7
+	VPXORD          Z8, Z8, Z8
+
+dotQ4_0Q8_0RowsZMM_r4quad:
+	CMPQ            R11, $0x04
+	JL              dotQ4_0Q8_0RowsZMM_r4block
+	PREFETCHT0      8192(AX)
+	PREFETCHT0      8256(AX)
+	PREFETCHT0      8192(DI)
+	PREFETCHT0      8256(DI)
+	PREFETCHT0      8192(R8)
+	PREFETCHT0      8256(R8)
+	PREFETCHT0      8192(R9)
+	PREFETCHT0      8256(R9)
+	VBROADCASTI32X4 2(R10), Z9
+	VBROADCASTI32X4 18(R10), Z10
+	VINSERTI32X4    $0x01, 36(R10), Z9, Z9
+	VINSERTI32X4    $0x01, 52(R10), Z10, Z10
+	VINSERTI32X4    $0x02, 70(R10), Z9, Z9
+	VINSERTI32X4    $0x02, 86(R10), Z10, Z10
+	VINSERTI32X4    $0x03, 104(R10), Z9, Z9
+	VINSERTI32X4    $0x03, 120(R10), Z10, Z10
+	VMOVDQA64       Z8, Z11
+	VPDPBUSD        Z9, Z3, Z11
+	VPDPBUSD        Z10, Z3, Z11
+	VBROADCASTI32X4 2(AX), Z12
+	VINSERTI32X4    $0x01, 20(AX), Z12, Z12
+	VINSERTI32X4    $0x02, 38(AX), Z12, Z12
+	VINSERTI32X4    $0x03, 56(AX), Z12, Z12
+	VPANDD          Z2, Z12, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPANDD          Z2, Z12, Z12
+	VMOVDQA64       Z8, Z14
+	VPDPBUSD        Z9, Z13, Z14
+	VPDPBUSD        Z10, Z12, Z14
+	VPSUBD          Z11, Z14, Z14
+	VBROADCASTI32X4 2(DI), Z12
+	VINSERTI32X4    $0x01, 20(DI), Z12, Z12
+	VINSERTI32X4    $0x02, 38(DI), Z12, Z12
+	VINSERTI32X4    $0x03, 56(DI), Z12, Z12
+	VPANDD          Z2, Z12, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPANDD          Z2, Z12, Z12
+	VMOVDQA64       Z8, Z15
+	VPDPBUSD        Z9, Z13, Z15
+	VPDPBUSD        Z10, Z12, Z15
+	VPSUBD          Z11, Z15, Z15
+	VBROADCASTI32X4 2(R8), Z12
+	VINSERTI32X4    $0x01, 20(R8), Z12, Z12
+	VINSERTI32X4    $0x02, 38(R8), Z12, Z12
+	VINSERTI32X4    $0x03, 56(R8), Z12, Z12
+	VPANDD          Z2, Z12, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPANDD          Z2, Z12, Z12
+	VMOVDQA64       Z8, Z16
+	VPDPBUSD        Z9, Z13, Z16
+	VPDPBUSD        Z10, Z12, Z16
+	VPSUBD          Z11, Z16, Z16
+	VBROADCASTI32X4 2(R9), Z12
+	VINSERTI32X4    $0x01, 20(R9), Z12, Z12
+	VINSERTI32X4    $0x02, 38(R9), Z12, Z12
+	VINSERTI32X4    $0x03, 56(R9), Z12, Z12
+	VPANDD          Z2, Z12, Z13
+	VPSRLW          $0x04, Z12, Z12
+	VPANDD          Z2, Z12, Z12
+	VMOVDQA64       Z8, Z17
+	VPDPBUSD        Z9, Z13, Z17
+	VPDPBUSD        Z10, Z12, Z17
+	VPSUBD          Z11, Z17, Z17
+	VPUNPCKLDQ      Z15, Z14, Z9
+	VPUNPCKHDQ      Z15, Z14, Z10
+	VPADDD          Z10, Z9, Z9
+	VPUNPCKLDQ      Z17, Z16, Z10
+	VPUNPCKHDQ      Z17, Z16, Z11
+	VPADDD          Z11, Z10, Z10
+	VPUNPCKLQDQ     Z10, Z9, Z11
+	VPUNPCKHQDQ     Z10, Z9, Z9
+	VPADDD          Z9, Z11, Z11
+	VCVTDQ2PS       Z11, Z11
+	VMOVDQU64       (AX), Z9
+	VPERMT2W        (DI), Z4, Z9
+	VMOVDQU64       (R8), Z10
+	VPERMT2W        (R9), Z5, Z10
+	VPERMT2W        Z10, Z6, Z9
+	VCVTPH2PS       Y9, Z9
+	VMOVDQU64       (R10), Z10
+	VPERMT2W        64(R10), Z7, Z10
+	VCVTPH2PS       Y10, Z10
+	VMULPS          Z10, Z9, Z9
+	VFMADD231PS     X11, X9, X0
+	VEXTRACTF32X4   $0x01, Z11, X10
+	VEXTRACTF32X4   $0x01, Z9, X12
+	VFMADD231PS     X10, X12, X0
+	VEXTRACTF32X4   $0x02, Z11, X10
+	VEXTRACTF32X4   $0x02, Z9, X12
+	VFMADD231PS     X10, X12, X0
+	VEXTRACTF32X4   $0x03, Z11, X10
+	VEXTRACTF32X4   $0x03, Z9, X9
+	VFMADD231PS     X10, X9, X0
+	ADDQ            $0x00000048, AX
+	ADDQ            $0x00000048, DI
+	ADDQ            $0x00000048, R8
+	ADDQ            $0x00000048, R9
+	ADDQ            $0x00000088, R10
+	SUBQ            $0x04, R11
+	JMP             dotQ4_0Q8_0RowsZMM_r4quad
+
+dotQ4_0Q8_0RowsZMM_r4block:
+	TESTQ          R11, R11
+	JZ             dotQ4_0Q8_0RowsZMM_r4done
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8192(DI)
+	PREFETCHT0     8192(R8)
+	PREFETCHT0     8192(R9)
+	VMOVDQU        2(R10), Y2
+	VXORPS         Y3, Y3, Y3
+	VPDPBUSD       Y2, Y1, Y3
+	VBROADCASTI128 2(AX), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VXORPS         Y5, Y5, Y5
+	VPDPBUSD       Y2, Y4, Y5
+	VPSUBD         Y3, Y5, Y5
+	VBROADCASTI128 2(DI), Y4
+	VPSRLVD        shiftHiLane<>+0(SB), Y4, Y4
+	VPAND          mask0F<>+0(SB), Y4, Y4
+	VXORPS         Y6, Y6, Y6
+	VPDPBUSD       Y2, Y4, Y6
+	VPSUBD         Y3, Y6, Y6
+	VPUNPCKLDQ     Y6, Y5, Y4
+	VPUNPCKHDQ     Y6, Y5, Y5
+	VPADDD         Y5, Y4, Y4
+	VBROADCASTI128 2(R8), Y5
+	VPSRLVD        shiftHiLane<>+0(SB), Y5, Y5
+	VPAND          mask0F<>+0(SB), Y5, Y5
+	VXORPS         Y6, Y6, Y6
+	VPDPBUSD       Y2, Y5, Y6
+	VPSUBD         Y3, Y6, Y6
+	VBROADCASTI128 2(R9), Y5
+	VPSRLVD        shiftHiLane<>+0(SB), Y5, Y5
+	VPAND          mask0F<>+0(SB), Y5, Y5
+	VXORPS         Y7, Y7, Y7
+	VPDPBUSD       Y2, Y5, Y7
+	VPSUBD         Y3, Y7, Y7
+	VPUNPCKLDQ     Y7, Y6, Y2
+	VPUNPCKHDQ     Y7, Y6, Y3
+	VPADDD         Y3, Y2, Y2
+	VPUNPCKLQDQ    Y2, Y4, Y3
+	VPUNPCKHQDQ    Y2, Y4, Y2
+	VPADDD         Y2, Y3, Y3
+	VEXTRACTI128   $0x01, Y3, X2
+	VPADDD         X2, X3, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R12
+	VMOVD          R12, X3
+	VPINSRW        $0x01, (DI), X3, X3
+	VPINSRW        $0x02, (R8), X3, X3
+	VPINSRW        $0x03, (R9), X3, X3
+	VCVTPH2PS      X3, X3
+	VPBROADCASTW   (R10), X4
+	VCVTPH2PS      X4, X4
+	VMULPS         X4, X3, X3
+	VFMADD231PS    X2, X3, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000012, DI
+	ADDQ           $0x00000012, R8
+	ADDQ           $0x00000012, R9
+	ADDQ           $0x00000022, R10
+	DECQ           R11
+	JMP            dotQ4_0Q8_0RowsZMM_r4block
+
+dotQ4_0Q8_0RowsZMM_r4done:
+	VMOVUPS X0, (BX)
+	ADDQ    $0x10, BX
+	MOVQ    R9, AX
+	SUBQ    $0x04, DX
+	JMP     dotQ4_0Q8_0RowsZMM_rows4
+
+dotQ4_0Q8_0RowsZMM_rows1:
+	TESTQ DX, DX
+	JZ    dotQ4_0Q8_0RowsZMM_ret
+
+dotQ4_0Q8_0RowsZMM_row:
+	MOVQ   y+8(FP), SI
+	MOVQ   CX, DI
+	VXORPS X0, X0, X0
+
+dotQ4_0Q8_0RowsZMM_loop4:
+	PREFETCHT0     8192(AX)
+	PREFETCHT0     8256(AX)
+	CMPQ           DI, $0x04
+	JL             dotQ4_0Q8_0RowsZMM_loop1
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VBROADCASTI128 20(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y3
+	VMOVDQU        36(SI), Y4
+	VPSIGNB        Y2, Y4, Y4
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y4, Y3, Y2
+	VPUNPCKLDQ     Y2, Y1, Y3
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y3, Y3
+	VBROADCASTI128 38(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        70(SI), Y4
+	VPSIGNB        Y1, Y4, Y4
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y4, Y2, Y1
+	VBROADCASTI128 56(AX), Y2
+	VPSRLVD        shiftHiLane<>+0(SB), Y2, Y2
+	VPAND          mask0F<>+0(SB), Y2, Y2
+	VPSUBB         bytes8<>+0(SB), Y2, Y2
+	VPSIGNB        Y2, Y2, Y4
+	VMOVDQU        104(SI), Y5
+	VPSIGNB        Y2, Y5, Y5
+	VPXOR          Y2, Y2, Y2
+	VPDPBUSD       Y5, Y4, Y2
+	VPUNPCKLDQ     Y2, Y1, Y4
+	VPUNPCKHDQ     Y2, Y1, Y1
+	VPADDD         Y1, Y4, Y4
+	VPUNPCKLQDQ    Y4, Y3, Y1
+	VPUNPCKHQDQ    Y4, Y3, Y2
+	VPADDD         Y2, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X1
+	VPINSRW        $0x01, 18(AX), X1, X1
+	VPINSRW        $0x02, 36(AX), X1, X1
+	VPINSRW        $0x03, 54(AX), X1, X1
+	VCVTPH2PS      X1, X1
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VPINSRW        $0x01, 34(SI), X3, X3
+	VPINSRW        $0x02, 68(SI), X3, X3
+	VPINSRW        $0x03, 102(SI), X3, X3
+	VCVTPH2PS      X3, X3
+	VMULPS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	VPERMILPS      $0x01, X2, X3
+	VPERMILPS      $0x01, X1, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x02, X2, X3
+	VPERMILPS      $0x02, X1, X4
+	VFMADD231SS    X3, X4, X0
+	VPERMILPS      $0x03, X2, X2
+	VPERMILPS      $0x03, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000048, AX
+	ADDQ           $0x00000088, SI
+	SUBQ           $0x04, DI
+	JMP            dotQ4_0Q8_0RowsZMM_loop4
+
+dotQ4_0Q8_0RowsZMM_loop1:
+	TESTQ          DI, DI
+	JZ             dotQ4_0Q8_0RowsZMM_done
+	VBROADCASTI128 2(AX), Y1
+	VPSRLVD        shiftHiLane<>+0(SB), Y1, Y1
+	VPAND          mask0F<>+0(SB), Y1, Y1
+	VPSUBB         bytes8<>+0(SB), Y1, Y1
+	VPSIGNB        Y1, Y1, Y2
+	VMOVDQU        2(SI), Y3
+	VPSIGNB        Y1, Y3, Y3
+	VPXOR          Y1, Y1, Y1
+	VPDPBUSD       Y3, Y2, Y1
+	VPHADDD        Y1, Y1, Y1
+	VPHADDD        Y1, Y1, Y1
+	VEXTRACTI128   $0x01, Y1, X2
+	VPADDD         X2, X1, X2
+	VCVTDQ2PS      X2, X2
+	MOVWLZX        (AX), R8
+	VMOVD          R8, X1
+	VCVTPH2PS      X1, X1
+	MOVWLZX        (SI), R8
+	VMOVD          R8, X3
+	VCVTPH2PS      X3, X3
+	VMULSS         X3, X1, X1
+	VFMADD231SS    X2, X1, X0
+	ADDQ           $0x00000012, AX
+	ADDQ           $0x00000022, SI
+	DECQ           DI
+	JMP            dotQ4_0Q8_0RowsZMM_loop1
+
+dotQ4_0Q8_0RowsZMM_done:
+	VZEROUPPER
+	VMOVSS X0, (BX)
+	ADDQ   $0x04, BX
+	DECQ   DX
+	JNZ    dotQ4_0Q8_0RowsZMM_row
+
+dotQ4_0Q8_0RowsZMM_ret:
 	VZEROUPPER
 	RET
 

@@ -1194,7 +1194,8 @@ func TestMatMulEdges(t *testing.T) {
 
 // TestRowsMatchesDot checks the many-rows kernels against one dot per row,
 // bit for bit, for odd block counts (the Q8_0 family's one-block tail must
-// leave x at the next row) and row counts.
+// leave x at the next row; Q4_0's zmm kernel takes four blocks at a time,
+// then single ones) and row counts.
 func TestRowsMatchesDot(t *testing.T) {
 	if len(rowsKernels()) == 0 {
 		t.Skip("no many-rows kernels in use")
@@ -1202,8 +1203,8 @@ func TestRowsMatchesDot(t *testing.T) {
 	rng := rand.New(rand.NewPCG(19, 20))
 	for typ, rows := range rowsKernels() {
 		format, dot, _ := kernelFor(typ)
-		for _, nblocks := range []int{1, 2, 3, 8} {
-			for _, nrows := range []int{1, 2, 7} {
+		for _, nblocks := range []int{1, 2, 3, 4, 8, 9} {
+			for _, nrows := range []int{1, 2, 4, 7, 8} {
 				cols := nblocks * typ.BlockSize()
 				var w []byte
 				for r := 0; r < nrows; r++ {

@@ -289,11 +289,14 @@ var prefetchQ8Dist = 8192
 // integer sums are formed together; the chain then takes them one by one in
 // scalar fused multiply-adds. vnni (rows only) forms the integer sums with
 // vpdpbusd, the same integers.
-func genQ8Dot(k q8Kind, rows, vnni bool) {
+func genQ8Dot(k q8Kind, rows, vnni, zmm bool) {
 	name := k.name + "AVX2"
 	var x, y, nb, nbAll, nrows, out Register
 	if rows {
 		name = k.name + "Rows" + setSuffix(vnni)
+		if zmm {
+			name = k.name + "RowsZMM"
+		}
 		TEXT(name, NOSPLIT, "func(x, y *byte, nb, rows int, out *float32)")
 		Doc(name+" stores at out[r] the dot product of nb "+k.doc+" blocks at x + r*nb*"+strconv.Itoa(k.xStride),
 			"and nb Q8_0 blocks at y, for r < rows (rows > 0).")
@@ -306,7 +309,7 @@ func genQ8Dot(k q8Kind, rows, vnni bool) {
 		Label(name + "_rows4")
 		CMPQ(nrows, Imm(4))
 		JL(LabelRef(name + "_rows1"))
-		q8Rows4(k, name, x, rowBytes, nbAll, out, vnni)
+		q8Rows4(k, name, x, rowBytes, nbAll, out, vnni, zmm)
 		SUBQ(Imm(4), nrows)
 		JMP(LabelRef(name + "_rows4"))
 		Label(name + "_rows1")
@@ -398,7 +401,7 @@ func genQ8Dot(k q8Kind, rows, vnni bool) {
 // block of all four rows: a row's chain of FMAs (one per block, each waiting
 // for the last) bounded the one-row loop for the small Q4_0 blocks. Each
 // lane's steps are the single dot's, so the bits are the same.
-func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni bool) {
+func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni, zmm bool) {
 	xs := offsets(x, rowBytes, 4)
 	y := Load(Param("y"), GP64())
 	nb := GP64()
@@ -408,6 +411,9 @@ func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni bool)
 	if k.nibblesMinus8 {
 		eights = YMM()
 		VMOVDQU(bytes8, eights)
+	}
+	if zmm {
+		q8QuadsZ(k, name, xs, y, nb, acc)
 	}
 	Label(name + "_r4block")
 	TESTQ(nb, nb)
@@ -741,9 +747,12 @@ func genGrids() {
 		DATA(i, U8(byte(int(block.IQ4NLValues[i%16])+128)))
 	}
 	for _, k := range q8Kinds {
-		genQ8Dot(k, false, false)
-		genQ8Dot(k, true, false)
-		genQ8Dot(k, true, true)
+		genQ8Dot(k, false, false, false)
+		genQ8Dot(k, true, false, false)
+		genQ8Dot(k, true, true, false)
+		if k.nibblesMinus8 {
+			genQ8Dot(k, true, true, true)
+		}
 		genQ8Quad(k, false)
 		genQ8Quad(k, true)
 		genQ8Tile(k, false)

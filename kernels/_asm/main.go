@@ -103,6 +103,7 @@ func constants() {
 	f1 = GLOBL("f1", RODATA|NOPTR)
 	DATA(0, F32(1))
 	iq2Constants()
+	rowsZConstants()
 	wordShuf = GLOBL("wordShuf", RODATA|NOPTR)
 	for j := 0; j < 8; j++ {
 		for i := 0; i < 16; i++ {
