@@ -60,7 +60,14 @@
 //   - where the CPU has AVX-512 F and BW as well, the wide panels take two
 //     weight rows with four (or two) panels in zmm registers: vpdpbusd on
 //     zmm issues as often as on ymm, and each unpacked weight dword then
-//     feeds four vpdpbusd instead of two (Q8_0, Q4_0, IQ4_NL);
+//     feeds four vpdpbusd instead of two (Q8_0, Q4_0, IQ4_NL, and against
+//     Q8_K panels Q4_K, Q5_K, Q6_K and IQ4_XS). The panel kernels prefetch
+//     the next pair of weight rows as they go: a task meets each pair once,
+//     from DRAM, too briefly for the hardware prefetchers;
+//   - Q4_0's many-rows (decode) kernel on such CPUs holds one row's four
+//     blocks in a zmm, one per 128-bit lane, and transposes four rows'
+//     sums so that each lane holds one block's exact sums for the four
+//     rows; the blocks are then added in order, lane by lane;
 //   - without VNNI, the AVX2 set's panels for weights whose quants are
 //     signed bytes (Q8_0, IQ4_NL, and IQ4_XS against Q8_K) are word panels:
 //     activations and weights are widened to int16 beforehand (the weights
@@ -90,7 +97,8 @@
 // committed. They need AVX2, FMA and F16C (golang.org/x/sys/cpu) and use only
 // the 16 AVX2 vector registers; the VNNI kernels (ymm vpdpbusd) also need
 // AVX512-VNNI and AVX512-VL and replace their AVX2 counterparts where the CPU
-// has them.
+// has them, and the zmm kernels (wide panels, Q4_0's many rows) need
+// AVX512-F and -BW besides.
 package kernels
 
 //go:generate sh -c "cd _asm && go run . -out ../kernels_amd64.s -stubs ../kernels_amd64.go -pkg kernels"
