@@ -383,8 +383,8 @@ func benchShapes(b *testing.B, set string) {
 	}
 }
 
-// BenchmarkPanelStream measures the widest panel kernel of each type with
-// every call on a new pair of weight rows from a matrix larger than the
+// BenchmarkPanelStream measures the widest panel kernel of each type (and
+// the four-row one, where there is one) with every call on new weight rows from a matrix larger than the
 // last-level cache, as a prompt task meets them (BenchmarkShapes reuses two
 // rows from L1), at the shapes of TinyLlama's attention and FFN-down
 // products.
@@ -416,18 +416,24 @@ func BenchmarkPanelStream(b *testing.B) {
 			for q := range np {
 				format.packPanel(packed[q*pb:], act[q*panelRows*arow:], arow, cols, false)
 			}
-			out := make([]float32, np*panelRows*2)
-			b.Run(fmt.Sprintf("%s/%v/cols=%d/panels=%d", Active(), typ, cols, np), func(b *testing.B) {
-				b.SetBytes(int64(2 * wrow))
-				r := 0
-				for b.Loop() {
-					f(w[r*wrow:], packed, pb, out)
-					if r += 2; r >= nrows {
-						r = 0
+			out := make([]float32, np*panelRows*4)
+			run := func(rows int, f func(w []byte, packed []byte, pb int, out []float32)) {
+				b.Run(fmt.Sprintf("%s/%v/cols=%d/rows=%d/panels=%d", Active(), typ, cols, rows, np), func(b *testing.B) {
+					b.SetBytes(int64(rows * wrow))
+					r := 0
+					for b.Loop() {
+						f(w[r*wrow:], packed, pb, out)
+						if r += rows; r >= nrows {
+							r = 0
+						}
 					}
-				}
-				b.ReportMetric(2*float64(cols)*float64(2*np*panelRows)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
-			})
+					b.ReportMetric(2*float64(cols)*float64(rows*np*panelRows)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
+				})
+			}
+			run(2, f)
+			if quad := k.quad; quad.f != nil && quad.panels == np {
+				run(4, func(w []byte, packed []byte, pb int, out []float32) { quad.f(w, wrow, packed, pb, cols, out, 4) })
+			}
 		}
 	}
 }

@@ -82,6 +82,20 @@ var zmmRows = []struct {
 	{ggml.TypeQ4_0, dotQ4_0Q8_0RowsZMM},
 }
 
+// quadPanels are the AVX-512 set's four-row wide panels (four weight rows
+// times four panels), used with the wide ones where the CPU has zmm
+// (hasZMM). On a Zen 5 EPYC (family 26 model 2, one thread) the two-row
+// kernels were bounded by their loads, six for eight vpdpbusd; see
+// genPanelZ4 for the figures.
+var quadPanels = []struct {
+	typ ggml.Type
+	k   asmWide
+}{
+	{ggml.TypeQ4_0, panelQ4_0Q8_0x4x64ZMM},
+	{ggml.TypeQ8_0, panelQ8_0Q8_0x4x64ZMM},
+	{ggml.TypeIQ4_NL, panelIQ4NLQ8_0x4x64ZMM},
+}
+
 // floatRows4 are the plain types' many-rows four-activation kernels (see
 // rows4Func), used by both sets.
 var floatRows4 = []struct {
@@ -229,6 +243,12 @@ func install(set string) {
 		k := installed[w.typ]
 		for i, f := range w.kernels {
 			k.wide = append(k.wide, blockWide(f, w.panels[i], w.typ.BlockSize(), w.typ.TypeSize(), k.act.panelBlockBytes()))
+		}
+	}
+	for _, q := range quadPanels {
+		if vnni && hasZMM {
+			k := installed[q.typ]
+			k.quad = blockQuad(q.k, q.typ.BlockSize(), q.typ.TypeSize(), k.act.panelBlockBytes())
 		}
 	}
 	useAsmVectors()
@@ -417,6 +437,23 @@ func blockWide(k asmWide, np, per, wBytes, pBytes int) widePanel {
 			return
 		}
 		_, _, _ = w[wstride+nb*wBytes-1], panels[(np-1)*pstride+nb*pBytes-1], out[(np*panelRows-1)*outstride+1]
+		k(&w[0], wstride, &panels[0], pstride, nb, &out[0], outstride)
+	}}
+}
+
+// blockQuad wraps a four-row, four-panel assembly kernel as blockWide does
+// a two-row one.
+func blockQuad(k asmWide, per, wBytes, pBytes int) widePanel {
+	const np = 4
+	return widePanel{panels: np, f: func(w []byte, wstride int, panels []byte, pstride, n int, out []float32, outstride int) {
+		nb := n / per
+		if nb == 0 {
+			for c := range np * panelRows {
+				clear(out[c*outstride : c*outstride+4])
+			}
+			return
+		}
+		_, _, _ = w[3*wstride+nb*wBytes-1], panels[(np-1)*pstride+nb*pBytes-1], out[(np*panelRows-1)*outstride+3]
 		k(&w[0], wstride, &panels[0], pstride, nb, &out[0], outstride)
 	}}
 }

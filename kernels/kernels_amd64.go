@@ -154,6 +154,10 @@ func panelQ8_0Q8_0x2x32ZMM(x *byte, xstride int, p *byte, pstride int, nb int, o
 // and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 64.
 func panelQ8_0Q8_0x2x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
 
+// panelQ8_0Q8_0x4x64ZMM stores at out + r + c*outstride (in floats) the dot product of nb Q8_0 blocks at x + r*xstride
+// and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 4 and c < 64.
+func panelQ8_0Q8_0x4x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
 // panelQ4_0Q8_0x2x32ZMM stores at out + r + c*outstride (in floats) the dot product of nb Q4_0 blocks at x + r*xstride
 // and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 32.
 func panelQ4_0Q8_0x2x32ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
@@ -162,6 +166,10 @@ func panelQ4_0Q8_0x2x32ZMM(x *byte, xstride int, p *byte, pstride int, nb int, o
 // and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 64.
 func panelQ4_0Q8_0x2x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
 
+// panelQ4_0Q8_0x4x64ZMM stores at out + r + c*outstride (in floats) the dot product of nb Q4_0 blocks at x + r*xstride
+// and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 4 and c < 64.
+func panelQ4_0Q8_0x4x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
 // panelIQ4NLQ8_0x2x32ZMM stores at out + r + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x + r*xstride
 // and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 32.
 func panelIQ4NLQ8_0x2x32ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
@@ -169,6 +177,10 @@ func panelIQ4NLQ8_0x2x32ZMM(x *byte, xstride int, p *byte, pstride int, nb int, 
 // panelIQ4NLQ8_0x2x64ZMM stores at out + r + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x + r*xstride
 // and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 2 and c < 64.
 func panelIQ4NLQ8_0x2x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
+
+// panelIQ4NLQ8_0x4x64ZMM stores at out + r + c*outstride (in floats) the dot product of nb IQ4_NL blocks at x + r*xstride
+// and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 4 and c < 64.
+func panelIQ4NLQ8_0x4x64ZMM(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)
 
 // panelQ4_KQ8_Kx2x16VNNI stores at out + r + c*outstride (in floats) the dot product of nb Q4_K blocks at x + r*xstride
 // and activation row c of the Q8_K panel at p (nb blocks), for r < 2 and c < 16.

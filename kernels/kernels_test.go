@@ -1130,6 +1130,22 @@ func TestPanelMatchesDot(t *testing.T) {
 				wide.f(w, wstride, packed[:wide.panels*pb], pb, cols, out, stride)
 				check(fmt.Sprintf("%d-panel kernel", wide.panels), out, wide.panels*panelRows, stride)
 			}
+			if quad := installed[typ].quad; quad.f != nil {
+				// Rows w0, w1, w1, w0: each output against its row's dot.
+				w4 := append(append([]byte{}, w...), make([]byte, pad)...)
+				w4 = append(append(append(w4, w1...), make([]byte, pad)...), w0...)
+				const stride4 = 5
+				out := make([]float32, (quad.panels*panelRows-1)*stride4+4)
+				quad.f(w4, wstride, packed[:quad.panels*pb], pb, cols, out, stride4)
+				for c := range quad.panels * panelRows {
+					for r, wr := range [][]byte{w0, w1, w1, w0} {
+						want := dot(wr, act[c*arow:(c+1)*arow], cols)
+						if got := out[c*stride4+r]; math.Float32bits(got) != math.Float32bits(want) {
+							t.Errorf("%v cols=%d row %d col %d: four-row kernel %g, dot %g", typ, cols, r, c, got, want)
+						}
+					}
+				}
+			}
 		}
 	}
 }

@@ -284,6 +284,9 @@ type kernelRow struct {
 	tile  tileFunc
 	panel panelFunc   // weight types with Q8_0 or Q8_K activations only
 	wide  []widePanel // widest first
+	// quad, with wide only, takes four weight rows (at w + r*wstride)
+	// times four panels, as wide takes two.
+	quad widePanel
 	// words, where set, makes panel a word-panel kernel: it takes weight
 	// rows widened by words.widen, and word panels.
 	words *wordForm
@@ -389,6 +392,7 @@ type mmPart struct {
 	rows      rowsFunc
 	panel     panelFunc
 	wide      []widePanel // with panel only
+	quad      widePanel   // with wide only
 	words     *wordForm   // with panel only: panel takes word panels
 	wrow      int
 	rowTile   int // rows per task
@@ -491,10 +495,10 @@ func (j *mmJob) task(task int) {
 }
 
 // panelTask computes weight rows [r0,r1) times activation rows [i0,i1)
-// (i0 a multiple of panelRows) with the panel kernels, two rows at a time
-// and as many panels at a time as a wide panel kernel takes; the activation
-// rows past the last whole panel and an odd last weight row go through
-// column.
+// (i0 a multiple of panelRows) with the panel kernels: four rows at a time
+// where there is a four-row kernel, then two at a time, each with as many
+// panels at a time as a wide panel kernel takes; the activation rows past
+// the last whole panel and an odd last weight row go through column.
 func (j *mmJob) panelTask(p *mmPart, r0, r1, i0, i1 int) {
 	m, wrow, pb := &p.m, p.wrow, j.panelBytes
 	iEnd := i0 + (i1-i0)/panelRows*panelRows
@@ -503,21 +507,20 @@ func (j *mmJob) panelTask(p *mmPart, r0, r1, i0, i1 int) {
 		j.wordTask(p, r0, r1, i0, iEnd)
 		r = r1 - (r1-r0)%2 // an odd last row goes through column
 	}
-	for ; r+2 <= r1; r += 2 {
-		w := m.Data[r*wrow : (r+2)*wrow]
-	panels:
-		for i := i0; i < iEnd; {
-			pi := i / panelRows
-			for _, k := range p.wide {
-				if i+k.panels*panelRows <= iEnd {
-					k.f(w, wrow, j.panels[pi*pb:(pi+k.panels)*pb], pb, m.Cols, p.dst[i*m.Rows+r:], m.Rows)
-					i += k.panels * panelRows
-					continue panels
-				}
+	if q := p.quad; q.f != nil {
+		for ; r+4 <= r1; r += 4 {
+			w := m.Data[r*wrow : (r+4)*wrow]
+			i := i0
+			for ; i+q.panels*panelRows <= iEnd; i += q.panels * panelRows {
+				pi := i / panelRows
+				q.f(w, wrow, j.panels[pi*pb:(pi+q.panels)*pb], pb, m.Cols, p.dst[i*m.Rows+r:], m.Rows)
 			}
-			p.panel(w, wrow, j.panels[pi*pb:(pi+1)*pb], m.Cols, p.dst[i*m.Rows+r:], m.Rows)
-			i += panelRows
+			j.pairPanels(p, r, i, iEnd)
+			j.pairPanels(p, r+2, i, iEnd)
 		}
+	}
+	for ; r+2 <= r1; r += 2 {
+		j.pairPanels(p, r, i0, iEnd)
 	}
 	if r < r1 {
 		for i := i0; i < iEnd; i++ {
@@ -526,6 +529,27 @@ func (j *mmJob) panelTask(p *mmPart, r0, r1, i0, i1 int) {
 	}
 	for i := iEnd; i < i1; i++ {
 		j.column(p, r0, r1, i)
+	}
+}
+
+// pairPanels computes weight rows r and r+1 times the whole panels of
+// activation rows [i0,iEnd), as many panels at a time as a wide kernel
+// takes.
+func (j *mmJob) pairPanels(p *mmPart, r, i0, iEnd int) {
+	m, wrow, pb := &p.m, p.wrow, j.panelBytes
+	w := m.Data[r*wrow : (r+2)*wrow]
+panels:
+	for i := i0; i < iEnd; {
+		pi := i / panelRows
+		for _, k := range p.wide {
+			if i+k.panels*panelRows <= iEnd {
+				k.f(w, wrow, j.panels[pi*pb:(pi+k.panels)*pb], pb, m.Cols, p.dst[i*m.Rows+r:], m.Rows)
+				i += k.panels * panelRows
+				continue panels
+			}
+		}
+		p.panel(w, wrow, j.panels[pi*pb:(pi+1)*pb], m.Cols, p.dst[i*m.Rows+r:], m.Rows)
+		i += panelRows
 	}
 }
 
@@ -609,18 +633,19 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 	}
 	var panel panelFunc
 	var wide []widePanel
+	var quad widePanel
 	var words *wordForm
 	// The parts of a job share one kind of panel: a part that takes the
 	// other kind (a rare mix of weight types) uses its tiles instead.
 	isWords := k.words != nil
 	if n >= panelRows && k.panel != nil && (!j.hasPanels || j.words == isWords) {
-		panel, wide, words = k.panel, k.wide, k.words
+		panel, wide, quad, words = k.panel, k.wide, k.quad, k.words
 		if isWords && j.nparts == 0 {
 			j.setColTile(wordColTile)
 		}
 		j.hasPanels, j.words = true, isWords
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, rows4: k.rows4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, words: words, wrow: wrow,
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, rows4: k.rows4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, quad: quad, words: words, wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }

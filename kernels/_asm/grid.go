@@ -764,6 +764,7 @@ func genGrids() {
 	for _, k := range panelKinds {
 		genPanelZ(k, 2)
 		genPanelZ(k, 4)
+		genPanelZ4(k)
 	}
 	for _, k := range panelKKinds {
 		genPanelK(k, true)

@@ -262,3 +262,113 @@ func prefetchNextPair(xs []Register, xstride Register, disp, size int) {
 		}
 	}
 }
+
+// genPanelZ4 emits the four-row form of genPanelZ's four-panel kernel,
+// func(x *byte, xstride int, p *byte, pstride, nb int, out *float32,
+// outstride int): four weight rows (x + r*xstride) times four panels (64
+// activation rows), the 256 dots stored at out + r + c*outstride.
+//
+// Why four rows: the two-row kernel issues six loads (four panel steps,
+// two weight broadcasts) for eight vpdpbusd, and on a Zen 5 EPYC, which
+// issues two vpdpbusd on zmm a cycle, the loads bounded it at about half
+// of that. Four rows issue eight for sixteen. The sixteen block sums then
+// fill half the register file, so the float accumulators live on the stack
+// (a load and a store each a block, against 128 vpdpbusd).
+func genPanelZ4(k panelKind) {
+	const np, nr = 4, 4
+	name := "panel" + k.name + "x4x64ZMM"
+	// Not NOSPLIT: the frame is too large for the nosplit stack budget.
+	TEXT(name, 0, "func(x *byte, xstride int, p *byte, pstride int, nb int, out *float32, outstride int)")
+	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb "+k.doc+" blocks at x + r*xstride",
+		"and activation row c%16 of the panel at p + (c/16)*pstride (nb blocks), for r < 4 and c < 64.")
+	Comment("Needs AVX512-F, -BW and -VNNI besides AVX2, FMA and F16C.")
+	abuf := AllocLocal(nr * np * 64) // float accumulators [row][panel]
+	acc := func(r, q int) Mem { return abuf.Offset(64 * (np*r + q)) }
+	xstride := Load(Param("xstride"), GP64())
+	xs := offsets(Load(Param("x"), GP64()), xstride, nr)
+	ps := offsets(Load(Param("p"), GP64()), Load(Param("pstride"), GP64()), np)
+	nb := Load(Param("nb"), GP64())
+	consts, zero := ZMM(), ZMM()
+	zmmWidth.loadConst(*k.constant, consts)
+	VPXORD(zero, zero, zero)
+	for i := range nr * np {
+		VMOVUPS(zero, abuf.Offset(64*i))
+	}
+	Label(name + "_loop")
+	TESTQ(nb, nb)
+	JZ(LabelRef(name + "_done"))
+	// The next four rows are x + 4*xstride: prefetch them as
+	// prefetchNextPair does the next pair's.
+	for _, x := range xs {
+		for off := 0; off < k.xStride; off += 64 {
+			PREFETCHT0(Mem{Base: x, Index: xstride, Scale: 4, Disp: off})
+		}
+	}
+	sums := make([][]VecVirtual, nr) // [row][panel], each starting at -bias·Σy
+	for r := range nr {
+		sums[r] = make([]VecVirtual, np)
+	}
+	for q := range np {
+		bias := ZMM()
+		VMOVDQU32(Mem{Base: ps[q], Disp: panelSums}, bias)
+		VPSLLD(U8(k.biasShift), bias, bias)
+		for r := range nr {
+			sums[r][q] = ZMM()
+			VPSUBD(bias, zero, sums[r][q])
+		}
+	}
+	dword := make([]func(int) VecVirtual, nr)
+	for r := range nr {
+		dword[r] = k.unsigned(zmmWidth, xs[r], 0, consts)
+	}
+	for kk := range 8 {
+		ys := make([]VecVirtual, np)
+		for q := range np {
+			ys[q] = ZMM()
+			VMOVDQU32(Mem{Base: ps[q], Disp: 64 * kk}, ys[q])
+		}
+		for r := range nr {
+			w := dword[r](kk)
+			for q := range np {
+				VPDPBUSD(ys[q], w, sums[r][q])
+			}
+		}
+	}
+	for r := range nr {
+		h, dx := YMM(), ZMM()
+		VPBROADCASTW(Mem{Base: xs[r]}, h)
+		VCVTPH2PS(h, dx)
+		for q := range np {
+			sm, d, a := sums[r][q], ZMM(), ZMM()
+			VCVTDQ2PS(sm, sm)
+			VMULPS(Mem{Base: ps[q], Disp: panelScales}, dx, d)
+			VMOVUPS(acc(r, q), a)
+			VFMADD231PS(sm, d, a)
+			VMOVUPS(a, acc(r, q))
+		}
+	}
+	stepper(xs, k.xStride, ps, panelBlock)(1)
+	DECQ(nb)
+	JMP(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	// Rows 0-1 and 2-3 as two-row panels, the second two floats along.
+	o, stride := outArgs()
+	o2 := GP64()
+	MOVQ(o, o2)
+	ADDQ(U8(8), o2)
+	for q := range np {
+		for half, out := range []Register{o, o2} {
+			var octs [2][2]VecVirtual
+			for r := range 2 {
+				for oc := range 2 {
+					octs[r][oc] = YMM()
+					VMOVUPS(acc(2*half+r, q).Offset(32*oc), octs[r][oc])
+				}
+			}
+			storePanel(octs, out, stride)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
