@@ -412,8 +412,11 @@ func q8Rows4(k q8Kind, name string, x, rowBytes, nbAll, out Register, vnni, zmm 
 		eights = YMM()
 		VMOVDQU(bytes8, eights)
 	}
-	if zmm {
+	switch {
+	case zmm:
 		q8QuadsZ(k, name, xs, y, nb, acc)
+	case !vnni && k.nibblesMinus8:
+		q8PairsY(k, name, xs, y, nb, acc, eights)
 	}
 	Label(name + "_r4block")
 	TESTQ(nb, nb)

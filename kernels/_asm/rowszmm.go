@@ -168,3 +168,76 @@ func q8QuadsZ(k q8Kind, name string, xs []Register, y, nb Register, acc VecVirtu
 	SUBQ(Imm(4), nb)
 	JMP(LabelRef(name + "_r4quad"))
 }
+
+// q8PairsY emits the AVX2 form of q8QuadsZ for the Q4_0 many-rows kernel:
+// while nb ≥ 2, the four weight rows at xs times two blocks of the
+// activation row at y, one block per 128-bit lane, added to the lanes of
+// acc (lane r: row r); then xs, y and nb advance past the pair. The nibble
+// sums are vpmaddubsw pairs (at most 2·15·127 each, and the two halves'
+// sum still fits an int16) widened once by vpmaddwd, 8·Σy taken off; one
+// group4 transposition then leaves the four rows' exact sums of block b in
+// lane b, and two xmm fused multiply-adds add the blocks in order, as the
+// per-block loop does: the same bits with the reduction, the scale
+// gathering and the activation loads shared by two blocks.
+func q8PairsY(k q8Kind, name string, xs []Register, y, nb Register, acc, eights VecVirtual) {
+	if !k.nibblesMinus8 {
+		panic("q8PairsY: " + k.name + " is not nibbles minus 8")
+	}
+	mask, ones := YMM(), YMM()
+	VMOVDQU(mask0F, mask)
+	VMOVDQU(words1, ones)
+	Label(name + "_r4pair")
+	CMPQ(nb, Imm(2))
+	JL(LabelRef(name + "_r4block"))
+	for _, xr := range xs {
+		prefetchQ8(xr, 2*k.xStride)
+	}
+	ylo, yhi := YMM(), YMM()
+	VBROADCASTI128(Mem{Base: y, Disp: 2}, ylo)
+	VINSERTI128(U8(1), Mem{Base: y, Disp: block.Q8_0Bytes + 2}, ylo, ylo)
+	VBROADCASTI128(Mem{Base: y, Disp: 18}, yhi)
+	VINSERTI128(U8(1), Mem{Base: y, Disp: block.Q8_0Bytes + 18}, yhi, yhi)
+	// udot forms, per dword, the sums of the four nibble products of lo
+	// against ylo and of hi against yhi.
+	udot := func(lo, hi VecVirtual) VecVirtual {
+		p, t := YMM(), YMM()
+		VPMADDUBSW(ylo, lo, p)
+		VPMADDUBSW(yhi, hi, t)
+		VPADDW(t, p, p)
+		VPMADDWD(ones, p, p)
+		return p
+	}
+	bias := udot(eights, eights)
+	h := group4(func(r int) VecVirtual {
+		q, hi := YMM(), YMM()
+		VBROADCASTI128(Mem{Base: xs[r], Disp: 2}, q)
+		VINSERTI128(U8(1), Mem{Base: xs[r], Disp: k.xStride + 2}, q, q)
+		VPSRLW(U8(4), q, hi)
+		VPAND(mask, hi, hi)
+		VPAND(mask, q, q)
+		u := udot(q, hi)
+		VPSUBD(bias, u, u)
+		return u
+	})
+	VCVTDQ2PS(h, h)
+	var dxs []Mem
+	for b := range 2 {
+		for _, xr := range xs {
+			dxs = append(dxs, Mem{Base: xr, Disp: b * k.xStride})
+		}
+	}
+	d := gatherF16(dxs)
+	e := splatF16(Mem{Base: y}, Mem{Base: y, Disp: block.Q8_0Bytes})
+	VMULPS(e, d, d)
+	VFMADD231PS(h.AsX(), d.AsX(), acc)
+	h1, d1 := XMM(), XMM()
+	VEXTRACTF128(U8(1), h, h1)
+	VEXTRACTF128(U8(1), d, d1)
+	VFMADD231PS(h1, d1, acc)
+	for _, xr := range xs {
+		ADDQ(U32(2*k.xStride), xr)
+	}
+	ADDQ(U32(2*block.Q8_0Bytes), y)
+	SUBQ(Imm(2), nb)
+	JMP(LabelRef(name + "_r4pair"))
+}
