@@ -67,7 +67,8 @@
 //   - Q4_0's many-rows (decode) kernel on such CPUs holds one row's four
 //     blocks in a zmm, one per 128-bit lane, and transposes four rows'
 //     sums so that each lane holds one block's exact sums for the four
-//     rows; the blocks are then added in order, lane by lane;
+//     rows; the blocks are then added in order, lane by lane. The AVX2
+//     set's does the same with two blocks in a ymm;
 //   - without VNNI, the AVX2 set's panels for weights whose quants are
 //     signed bytes (Q8_0, IQ4_NL, and IQ4_XS against Q8_K) are word panels:
 //     activations and weights are widened to int16 beforehand (the weights
