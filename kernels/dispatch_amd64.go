@@ -218,12 +218,6 @@ func install(set string) {
 			k.panel = blockPanel(a.panelVNNI, per, wBytes, k.act.panelBlockBytes())
 		}
 	}
-	for _, z := range zmmRows {
-		if vnni && hasZMM {
-			k := installed[z.typ]
-			k.rows = blockRows(z.k, z.typ.BlockSize(), z.typ.TypeSize(), k.act.blockBytes())
-		}
-	}
 	for _, f := range floatRows4 {
 		installed[f.typ].rows4 = floatRows(f.k, f.typ.TypeSize())
 	}
@@ -242,13 +236,17 @@ func install(set string) {
 		}
 		k := installed[w.typ]
 		for i, f := range w.kernels {
-			k.wide = append(k.wide, blockWide(f, w.panels[i], w.typ.BlockSize(), w.typ.TypeSize(), k.act.panelBlockBytes()))
+			k.wide = append(k.wide, blockWide(f, 2, w.panels[i], w.typ.BlockSize(), w.typ.TypeSize(), k.act.panelBlockBytes()))
 		}
 	}
-	for _, q := range quadPanels {
-		if vnni && hasZMM {
+	if vnni && hasZMM {
+		for _, z := range zmmRows {
+			k := installed[z.typ]
+			k.rows = blockRows(z.k, z.typ.BlockSize(), z.typ.TypeSize(), k.act.blockBytes())
+		}
+		for _, q := range quadPanels {
 			k := installed[q.typ]
-			k.quad = blockQuad(q.k, q.typ.BlockSize(), q.typ.TypeSize(), k.act.panelBlockBytes())
+			k.quad = blockWide(q.k, 4, 4, q.typ.BlockSize(), q.typ.TypeSize(), k.act.panelBlockBytes())
 		}
 	}
 	useAsmVectors()
@@ -425,35 +423,19 @@ func blockPanel(k func(x *byte, xstride int, p *byte, nb int, out *float32, outs
 	}
 }
 
-// blockWide wraps a wide-panel assembly kernel over np panels of pBytes
-// bytes a block, as blockPanel does a panel kernel.
-func blockWide(k asmWide, np, per, wBytes, pBytes int) widePanel {
+// blockWide wraps a wide-panel assembly kernel, rows weight rows (two or
+// four) times np panels of pBytes bytes a block, as blockPanel does a panel
+// kernel.
+func blockWide(k asmWide, rows, np, per, wBytes, pBytes int) widePanel {
 	return widePanel{panels: np, f: func(w []byte, wstride int, panels []byte, pstride, n int, out []float32, outstride int) {
 		nb := n / per
 		if nb == 0 {
 			for c := range np * panelRows {
-				out[c*outstride], out[c*outstride+1] = 0, 0
+				clear(out[c*outstride : c*outstride+rows])
 			}
 			return
 		}
-		_, _, _ = w[wstride+nb*wBytes-1], panels[(np-1)*pstride+nb*pBytes-1], out[(np*panelRows-1)*outstride+1]
-		k(&w[0], wstride, &panels[0], pstride, nb, &out[0], outstride)
-	}}
-}
-
-// blockQuad wraps a four-row, four-panel assembly kernel as blockWide does
-// a two-row one.
-func blockQuad(k asmWide, per, wBytes, pBytes int) widePanel {
-	const np = 4
-	return widePanel{panels: np, f: func(w []byte, wstride int, panels []byte, pstride, n int, out []float32, outstride int) {
-		nb := n / per
-		if nb == 0 {
-			for c := range np * panelRows {
-				clear(out[c*outstride : c*outstride+4])
-			}
-			return
-		}
-		_, _, _ = w[3*wstride+nb*wBytes-1], panels[(np-1)*pstride+nb*pBytes-1], out[(np*panelRows-1)*outstride+3]
+		_, _, _ = w[(rows-1)*wstride+nb*wBytes-1], panels[(np-1)*pstride+nb*pBytes-1], out[(np*panelRows-1)*outstride+rows-1]
 		k(&w[0], wstride, &panels[0], pstride, nb, &out[0], outstride)
 	}}
 }

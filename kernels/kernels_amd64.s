@@ -16488,50 +16488,6 @@ panelQ8_0Q8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
-	VMOVUPS      512(SP), Y0
-	VMOVUPS      544(SP), Y1
-	VMOVUPS      768(SP), Y2
-	VMOVUPS      800(SP), Y3
-	VUNPCKLPS    Y2, Y0, Y4
-	VUNPCKHPS    Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y4, X2
-	VEXTRACTF128 $0x01, Y0, X5
-	VMOVLPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X5, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X5, (DX)
-	ADDQ         CX, DX
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y0, X2
-	VEXTRACTF128 $0x01, Y1, X3
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X3, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X3, (DX)
-	ADDQ         CX, DX
 	VMOVUPS      64(SP), Y0
 	VMOVUPS      96(SP), Y1
 	VMOVUPS      320(SP), Y2
@@ -16576,50 +16532,6 @@ panelQ8_0Q8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
-	VMOVUPS      576(SP), Y0
-	VMOVUPS      608(SP), Y1
-	VMOVUPS      832(SP), Y2
-	VMOVUPS      864(SP), Y3
-	VUNPCKLPS    Y2, Y0, Y4
-	VUNPCKHPS    Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y4, X2
-	VEXTRACTF128 $0x01, Y0, X5
-	VMOVLPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X5, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X5, (DX)
-	ADDQ         CX, DX
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y0, X2
-	VEXTRACTF128 $0x01, Y1, X3
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X3, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X3, (DX)
-	ADDQ         CX, DX
 	VMOVUPS      128(SP), Y0
 	VMOVUPS      160(SP), Y1
 	VMOVUPS      384(SP), Y2
@@ -16664,50 +16576,6 @@ panelQ8_0Q8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
-	VMOVUPS      640(SP), Y0
-	VMOVUPS      672(SP), Y1
-	VMOVUPS      896(SP), Y2
-	VMOVUPS      928(SP), Y3
-	VUNPCKLPS    Y2, Y0, Y4
-	VUNPCKHPS    Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y4, X2
-	VEXTRACTF128 $0x01, Y0, X5
-	VMOVLPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X5, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X5, (DX)
-	ADDQ         CX, DX
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y0, X2
-	VEXTRACTF128 $0x01, Y1, X3
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X3, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X3, (DX)
-	ADDQ         CX, DX
 	VMOVUPS      192(SP), Y0
 	VMOVUPS      224(SP), Y1
 	VMOVUPS      448(SP), Y2
@@ -16752,6 +16620,138 @@ panelQ8_0Q8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
+	VMOVUPS      512(SP), Y0
+	VMOVUPS      544(SP), Y1
+	VMOVUPS      768(SP), Y2
+	VMOVUPS      800(SP), Y3
+	VUNPCKLPS    Y2, Y0, Y4
+	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
+	VMOVLPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X5, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X5, (DX)
+	ADDQ         CX, DX
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVUPS      576(SP), Y0
+	VMOVUPS      608(SP), Y1
+	VMOVUPS      832(SP), Y2
+	VMOVUPS      864(SP), Y3
+	VUNPCKLPS    Y2, Y0, Y4
+	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
+	VMOVLPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X5, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X5, (DX)
+	ADDQ         CX, DX
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVUPS      640(SP), Y0
+	VMOVUPS      672(SP), Y1
+	VMOVUPS      896(SP), Y2
+	VMOVUPS      928(SP), Y3
+	VUNPCKLPS    Y2, Y0, Y4
+	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
+	VMOVLPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X5, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X5, (DX)
+	ADDQ         CX, DX
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X3, (DX)
+	ADDQ         CX, DX
 	VMOVUPS      704(SP), Y0
 	VMOVUPS      736(SP), Y1
 	VMOVUPS      960(SP), Y2
@@ -18513,50 +18513,6 @@ panelQ4_0Q8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
-	VMOVUPS      512(SP), Y0
-	VMOVUPS      544(SP), Y1
-	VMOVUPS      768(SP), Y2
-	VMOVUPS      800(SP), Y3
-	VUNPCKLPS    Y2, Y0, Y4
-	VUNPCKHPS    Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y4, X2
-	VEXTRACTF128 $0x01, Y0, X5
-	VMOVLPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X5, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X5, (DX)
-	ADDQ         CX, DX
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y0, X2
-	VEXTRACTF128 $0x01, Y1, X3
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X3, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X3, (DX)
-	ADDQ         CX, DX
 	VMOVUPS      64(SP), Y0
 	VMOVUPS      96(SP), Y1
 	VMOVUPS      320(SP), Y2
@@ -18601,50 +18557,6 @@ panelQ4_0Q8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
-	VMOVUPS      576(SP), Y0
-	VMOVUPS      608(SP), Y1
-	VMOVUPS      832(SP), Y2
-	VMOVUPS      864(SP), Y3
-	VUNPCKLPS    Y2, Y0, Y4
-	VUNPCKHPS    Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y4, X2
-	VEXTRACTF128 $0x01, Y0, X5
-	VMOVLPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X5, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X5, (DX)
-	ADDQ         CX, DX
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y0, X2
-	VEXTRACTF128 $0x01, Y1, X3
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X3, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X3, (DX)
-	ADDQ         CX, DX
 	VMOVUPS      128(SP), Y0
 	VMOVUPS      160(SP), Y1
 	VMOVUPS      384(SP), Y2
@@ -18689,50 +18601,6 @@ panelQ4_0Q8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
-	VMOVUPS      640(SP), Y0
-	VMOVUPS      672(SP), Y1
-	VMOVUPS      896(SP), Y2
-	VMOVUPS      928(SP), Y3
-	VUNPCKLPS    Y2, Y0, Y4
-	VUNPCKHPS    Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y4, X2
-	VEXTRACTF128 $0x01, Y0, X5
-	VMOVLPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X5, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X5, (DX)
-	ADDQ         CX, DX
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y0, X2
-	VEXTRACTF128 $0x01, Y1, X3
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X3, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X3, (DX)
-	ADDQ         CX, DX
 	VMOVUPS      192(SP), Y0
 	VMOVUPS      224(SP), Y1
 	VMOVUPS      448(SP), Y2
@@ -18777,6 +18645,138 @@ panelQ4_0Q8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
+	VMOVUPS      512(SP), Y0
+	VMOVUPS      544(SP), Y1
+	VMOVUPS      768(SP), Y2
+	VMOVUPS      800(SP), Y3
+	VUNPCKLPS    Y2, Y0, Y4
+	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
+	VMOVLPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X5, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X5, (DX)
+	ADDQ         CX, DX
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVUPS      576(SP), Y0
+	VMOVUPS      608(SP), Y1
+	VMOVUPS      832(SP), Y2
+	VMOVUPS      864(SP), Y3
+	VUNPCKLPS    Y2, Y0, Y4
+	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
+	VMOVLPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X5, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X5, (DX)
+	ADDQ         CX, DX
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVUPS      640(SP), Y0
+	VMOVUPS      672(SP), Y1
+	VMOVUPS      896(SP), Y2
+	VMOVUPS      928(SP), Y3
+	VUNPCKLPS    Y2, Y0, Y4
+	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
+	VMOVLPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X5, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X5, (DX)
+	ADDQ         CX, DX
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X3, (DX)
+	ADDQ         CX, DX
 	VMOVUPS      704(SP), Y0
 	VMOVUPS      736(SP), Y1
 	VMOVUPS      960(SP), Y2
@@ -20794,50 +20794,6 @@ panelIQ4NLQ8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
-	VMOVUPS      512(SP), Y0
-	VMOVUPS      544(SP), Y1
-	VMOVUPS      768(SP), Y2
-	VMOVUPS      800(SP), Y3
-	VUNPCKLPS    Y2, Y0, Y4
-	VUNPCKHPS    Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y4, X2
-	VEXTRACTF128 $0x01, Y0, X5
-	VMOVLPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X5, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X5, (DX)
-	ADDQ         CX, DX
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y0, X2
-	VEXTRACTF128 $0x01, Y1, X3
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X3, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X3, (DX)
-	ADDQ         CX, DX
 	VMOVUPS      64(SP), Y0
 	VMOVUPS      96(SP), Y1
 	VMOVUPS      320(SP), Y2
@@ -20882,50 +20838,6 @@ panelIQ4NLQ8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
-	VMOVUPS      576(SP), Y0
-	VMOVUPS      608(SP), Y1
-	VMOVUPS      832(SP), Y2
-	VMOVUPS      864(SP), Y3
-	VUNPCKLPS    Y2, Y0, Y4
-	VUNPCKHPS    Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y4, X2
-	VEXTRACTF128 $0x01, Y0, X5
-	VMOVLPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X5, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X5, (DX)
-	ADDQ         CX, DX
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y0, X2
-	VEXTRACTF128 $0x01, Y1, X3
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X3, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X3, (DX)
-	ADDQ         CX, DX
 	VMOVUPS      128(SP), Y0
 	VMOVUPS      160(SP), Y1
 	VMOVUPS      384(SP), Y2
@@ -20970,50 +20882,6 @@ panelIQ4NLQ8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
-	VMOVUPS      640(SP), Y0
-	VMOVUPS      672(SP), Y1
-	VMOVUPS      896(SP), Y2
-	VMOVUPS      928(SP), Y3
-	VUNPCKLPS    Y2, Y0, Y4
-	VUNPCKHPS    Y2, Y0, Y0
-	VEXTRACTF128 $0x01, Y4, X2
-	VEXTRACTF128 $0x01, Y0, X5
-	VMOVLPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X4, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X5, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X5, (DX)
-	ADDQ         CX, DX
-	VUNPCKLPS    Y3, Y1, Y0
-	VUNPCKHPS    Y3, Y1, Y1
-	VEXTRACTF128 $0x01, Y0, X2
-	VEXTRACTF128 $0x01, Y1, X3
-	VMOVLPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X0, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X1, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X2, (DX)
-	ADDQ         CX, DX
-	VMOVLPS      X3, (DX)
-	ADDQ         CX, DX
-	VMOVHPS      X3, (DX)
-	ADDQ         CX, DX
 	VMOVUPS      192(SP), Y0
 	VMOVUPS      224(SP), Y1
 	VMOVUPS      448(SP), Y2
@@ -21058,6 +20926,138 @@ panelIQ4NLQ8_0x4x64ZMM_done:
 	ADDQ         CX, AX
 	VMOVHPS      X3, (AX)
 	ADDQ         CX, AX
+	VMOVUPS      512(SP), Y0
+	VMOVUPS      544(SP), Y1
+	VMOVUPS      768(SP), Y2
+	VMOVUPS      800(SP), Y3
+	VUNPCKLPS    Y2, Y0, Y4
+	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
+	VMOVLPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X5, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X5, (DX)
+	ADDQ         CX, DX
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVUPS      576(SP), Y0
+	VMOVUPS      608(SP), Y1
+	VMOVUPS      832(SP), Y2
+	VMOVUPS      864(SP), Y3
+	VUNPCKLPS    Y2, Y0, Y4
+	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
+	VMOVLPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X5, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X5, (DX)
+	ADDQ         CX, DX
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVUPS      640(SP), Y0
+	VMOVUPS      672(SP), Y1
+	VMOVUPS      896(SP), Y2
+	VMOVUPS      928(SP), Y3
+	VUNPCKLPS    Y2, Y0, Y4
+	VUNPCKHPS    Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y4, X2
+	VEXTRACTF128 $0x01, Y0, X5
+	VMOVLPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X4, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X5, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X5, (DX)
+	ADDQ         CX, DX
+	VUNPCKLPS    Y3, Y1, Y0
+	VUNPCKHPS    Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y0, X2
+	VEXTRACTF128 $0x01, Y1, X3
+	VMOVLPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X0, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X1, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X2, (DX)
+	ADDQ         CX, DX
+	VMOVLPS      X3, (DX)
+	ADDQ         CX, DX
+	VMOVHPS      X3, (DX)
+	ADDQ         CX, DX
 	VMOVUPS      704(SP), Y0
 	VMOVUPS      736(SP), Y1
 	VMOVUPS      960(SP), Y2

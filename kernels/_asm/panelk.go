@@ -178,7 +178,7 @@ func genPanelK(k panelKKind, vnni bool) {
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
-	prefetchNextPair(xs, xstride, 0, k.xStride)
+	prefetchNextRows(xs, xstride, 0, k.xStride)
 	for r := range 2 {
 		k.unpack(xs[r], wbuf.Offset(256*r), sbuf.Offset(64*r), mbuf.Offset(32*r))
 	}
@@ -223,29 +223,9 @@ func genPanelK(k panelKKind, vnni bool) {
 	}
 
 	for r := range 2 {
-		dx := broadcastF16(Mem{Base: xs[r], Disp: k.dm})
-		var dmn VecVirtual
-		if k.mins {
-			dmn = broadcastF16(Mem{Base: xs[r], Disp: k.dm + 2})
-		}
+		dx, dmn := k.blockScales(ymmWidth, xs[r])
 		for o := range 2 {
-			dy, d, a := YMM(), YMM(), YMM()
-			VMOVUPS(Mem{Base: p, Disp: panelKScales + 32*o}, dy)
-			VMULPS(dx, dy, d)
-			if !k.mins {
-				VPSLLD(U8(k.offsetShift), psum[r][o], psum[r][o])
-				VPSUBD(psum[r][o], isum[r][o], isum[r][o])
-			}
-			VCVTDQ2PS(isum[r][o], isum[r][o])
-			VMOVUPS(abuf.Offset(64*r+32*o), a)
-			VFMADD231PS(isum[r][o], d, a)
-			if k.mins {
-				dm := YMM()
-				VMULPS(dmn, dy, dm)
-				VCVTDQ2PS(psum[r][o], psum[r][o])
-				VFNMADD231PS(psum[r][o], dm, a)
-			}
-			VMOVUPS(a, abuf.Offset(64*r+32*o))
+			k.addBlock(ymmWidth, dx, dmn, Mem{Base: p, Disp: panelKScales + 32*o}, isum[r][o], psum[r][o], abuf.Offset(64*r+32*o))
 		}
 	}
 	for _, x := range xs {
@@ -349,7 +329,7 @@ func genPanelKZ(k panelKKind, np int) {
 	Label(name + "_loop")
 	CMPQ(nbuf, Imm(0))
 	JE(LabelRef(name + "_done"))
-	prefetchNextPair(xs, xstride, 0, k.xStride)
+	prefetchNextRows(xs, xstride, 0, k.xStride)
 	for r := range 2 {
 		k.unpack(xs[r], wbuf.Offset(256*r), sbuf.Offset(64*r), mbuf.Offset(32*r))
 	}
@@ -418,29 +398,9 @@ func genPanelKZ(k panelKKind, np int) {
 	}
 
 	for r := range 2 {
-		dx := broadcastF16Z(Mem{Base: xs[r], Disp: k.dm})
-		var dmn VecVirtual
-		if k.mins {
-			dmn = broadcastF16Z(Mem{Base: xs[r], Disp: k.dm + 2})
-		}
+		dx, dmn := k.blockScales(zmmWidth, xs[r])
 		for q := range np {
-			dy, d, a := ZMM(), ZMM(), ZMM()
-			VMOVUPS(panelMem(q, panelKScales), dy)
-			VMULPS(dx, dy, d)
-			if !k.mins {
-				VPSLLD(U8(k.offsetShift), psum[r][q], psum[r][q])
-				VPSUBD(psum[r][q], isum[r][q], isum[r][q])
-			}
-			VCVTDQ2PS(isum[r][q], isum[r][q])
-			VMOVUPS(acc(r, q), a)
-			VFMADD231PS(isum[r][q], d, a)
-			if k.mins {
-				dm := ZMM()
-				VMULPS(dmn, dy, dm)
-				VCVTDQ2PS(psum[r][q], psum[r][q])
-				VFNMADD231PS(psum[r][q], dm, a)
-			}
-			VMOVUPS(a, acc(r, q))
+			k.addBlock(zmmWidth, dx, dmn, panelMem(q, panelKScales), isum[r][q], psum[r][q], acc(r, q))
 		}
 	}
 	stepper(xs, k.xStride, []Register{p}, panelKBlock)(1)
@@ -449,24 +409,42 @@ func genPanelKZ(k panelKKind, np int) {
 
 	Label(name + "_done")
 	o, stride := outArgs()
-	for q := range np {
-		var octs [2][2]VecVirtual
-		for r := range 2 {
-			for half := range 2 {
-				octs[r][half] = YMM()
-				VMOVUPS(acc(r, q).Offset(32*half), octs[r][half])
-			}
-		}
-		storePanel(octs, o, stride)
-	}
+	storeStackPanels(np, acc, o, stride)
 	VZEROUPPER()
 	RET()
 }
 
-// broadcastF16Z broadcasts the half at m to the sixteen floats of a zmm.
-func broadcastF16Z(m Mem) VecVirtual {
-	h, z := YMM(), ZMM()
-	VPBROADCASTW(m, h)
-	VCVTPH2PS(h, z)
-	return z
+// blockScales broadcasts the weight block's scale d (and dmin, with mins)
+// at x to every float lane.
+func (k panelKKind) blockScales(wd width, x Register) (dx, dmn VecVirtual) {
+	dx = wd.broadcastF16(Mem{Base: x, Disp: k.dm})
+	if k.mins {
+		dmn = wd.broadcastF16(Mem{Base: x, Disp: k.dm + 2})
+	}
+	return dx, dmn
+}
+
+// addBlock emits a K-quant panel's float step for one block, lane by lane
+// the type's dot's: with d = dx·dy (dy the activation scales at dyMem),
+// acc += f32(isum − (psum << offsetShift))·d, or with mins acc +=
+// f32(isum)·d, then acc −= f32(psum)·(dmn·dy). acc is at accMem; isum and
+// psum are overwritten.
+func (k panelKKind) addBlock(wd width, dx, dmn VecVirtual, dyMem Mem, isum, psum VecVirtual, accMem Mem) {
+	dy, d, a := wd.vec(), wd.vec(), wd.vec()
+	VMOVUPS(dyMem, dy)
+	VMULPS(dx, dy, d)
+	if !k.mins {
+		VPSLLD(U8(k.offsetShift), psum, psum)
+		VPSUBD(psum, isum, isum)
+	}
+	VCVTDQ2PS(isum, isum)
+	VMOVUPS(accMem, a)
+	VFMADD231PS(isum, d, a)
+	if k.mins {
+		dm := wd.vec()
+		VMULPS(dmn, dy, dm)
+		VCVTDQ2PS(psum, psum)
+		VFNMADD231PS(psum, dm, a)
+	}
+	VMOVUPS(a, accMem)
 }

@@ -40,6 +40,17 @@ func (w width) xor(a, b, dst Op) {
 	VPXOR(a, b, dst)
 }
 
+// broadcastF16 broadcasts the half at m to every float lane.
+func (w width) broadcastF16(m Mem) VecVirtual {
+	if w.zmm {
+		h, z := YMM(), ZMM()
+		VPBROADCASTW(m, h)
+		VCVTPH2PS(h, z)
+		return z
+	}
+	return broadcastF16(m)
+}
+
 // loadConst loads a 32-byte constant: as it is into a ymm, twice into a zmm
 // (the constants are per-128-bit-lane tables and masks).
 func (w width) loadConst(m Mem, dst VecVirtual) {
@@ -100,7 +111,7 @@ func genPanelZ(k panelKind, np int) {
 				VPSUBD(bias, zero, sums[r][q])
 			}
 		}
-		prefetchNextPair(xs, xstride, xo, k.xStride)
+		prefetchNextRows(xs, xstride, xo, k.xStride)
 		var dword [2]func(int) VecVirtual
 		for r := range 2 {
 			dword[r] = k.unsigned(zmmWidth, xs[r], xo, consts)
@@ -120,10 +131,7 @@ func genPanelZ(k panelKind, np int) {
 		}
 		var dx [2]VecVirtual
 		for r := range 2 {
-			h := YMM()
-			dx[r] = ZMM()
-			VPBROADCASTW(Mem{Base: xs[r], Disp: xo}, h)
-			VCVTPH2PS(h, dx[r])
+			dx[r] = zmmWidth.broadcastF16(Mem{Base: xs[r], Disp: xo})
 		}
 		for q := range np {
 			for r := range 2 {
@@ -183,7 +191,7 @@ func genPanelWideAVX2(k panelKind) {
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
-	prefetchNextPair(xs, xstride, 0, k.xStride)
+	prefetchNextRows(xs, xstride, 0, k.xStride)
 	var words [2][2][2]VecVirtual // [row][panel][octet]
 	var dword [2]func(int) VecVirtual
 	for r := range 2 {
@@ -248,17 +256,17 @@ func genPanelWideAVX2(k panelKind) {
 	RET()
 }
 
-// prefetchNextPair prefetches the size bytes at disp of the weight rows two
-// rows past xs (x + 2·xstride and x + 3·xstride): the pair that a prompt
-// task takes next, so that its first touch of them does not wait on DRAM.
+// prefetchNextRows prefetches the size bytes at disp of the weight rows
+// len(xs) rows past xs (two or four): the rows that a prompt task takes
+// next, so that its first touch of them does not wait on DRAM.
 // The wide panels read each pair's rows once against 32 or 64 columns, too
 // slowly for the hardware prefetchers to run ahead of a new pair: with the
 // weights in DRAM rather than L1 (BenchmarkPanelStream) they ran 10-30%
 // slower. A prefetch past the matrix is harmless.
-func prefetchNextPair(xs []Register, xstride Register, disp, size int) {
+func prefetchNextRows(xs []Register, xstride Register, disp, size int) {
 	for _, x := range xs {
 		for off := 0; off < size; off += 64 {
-			PREFETCHT0(Mem{Base: x, Index: xstride, Scale: 2, Disp: disp + off})
+			PREFETCHT0(Mem{Base: x, Index: xstride, Scale: uint8(len(xs)), Disp: disp + off})
 		}
 	}
 }
@@ -297,13 +305,7 @@ func genPanelZ4(k panelKind) {
 	Label(name + "_loop")
 	TESTQ(nb, nb)
 	JZ(LabelRef(name + "_done"))
-	// The next four rows are x + 4*xstride: prefetch them as
-	// prefetchNextPair does the next pair's.
-	for _, x := range xs {
-		for off := 0; off < k.xStride; off += 64 {
-			PREFETCHT0(Mem{Base: x, Index: xstride, Scale: 4, Disp: off})
-		}
-	}
+	prefetchNextRows(xs, xstride, 0, k.xStride)
 	sums := make([][]VecVirtual, nr) // [row][panel], each starting at -bias·Σy
 	for r := range nr {
 		sums[r] = make([]VecVirtual, np)
@@ -335,9 +337,7 @@ func genPanelZ4(k panelKind) {
 		}
 	}
 	for r := range nr {
-		h, dx := YMM(), ZMM()
-		VPBROADCASTW(Mem{Base: xs[r]}, h)
-		VCVTPH2PS(h, dx)
+		dx := zmmWidth.broadcastF16(Mem{Base: xs[r]})
 		for q := range np {
 			sm, d, a := sums[r][q], ZMM(), ZMM()
 			VCVTDQ2PS(sm, sm)
@@ -357,18 +357,24 @@ func genPanelZ4(k panelKind) {
 	o2 := GP64()
 	MOVQ(o, o2)
 	ADDQ(U8(8), o2)
-	for q := range np {
-		for half, out := range []Register{o, o2} {
-			var octs [2][2]VecVirtual
-			for r := range 2 {
-				for oc := range 2 {
-					octs[r][oc] = YMM()
-					VMOVUPS(acc(2*half+r, q).Offset(32*oc), octs[r][oc])
-				}
-			}
-			storePanel(octs, out, stride)
-		}
-	}
+	storeStackPanels(np, func(r, q int) Mem { return acc(r, q) }, o, stride)
+	storeStackPanels(np, func(r, q int) Mem { return acc(2+r, q) }, o2, stride)
 	VZEROUPPER()
 	RET()
+}
+
+// storeStackPanels stores np panels of two rows' zmm float accumulators
+// kept on the stack (acc(r, q): row r < 2, panel q) as storePanel does, at
+// o + r + c*stride, leaving o past the last column.
+func storeStackPanels(np int, acc func(r, q int) Mem, o, stride Register) {
+	for q := range np {
+		var octs [2][2]VecVirtual
+		for r := range 2 {
+			for half := range 2 {
+				octs[r][half] = YMM()
+				VMOVUPS(acc(r, q).Offset(32*half), octs[r][half])
+			}
+		}
+		storePanel(octs, o, stride)
+	}
 }
