@@ -29,6 +29,8 @@ func init() {
 // availableSets lists the kernel sets this CPU can run, fastest first.
 func availableSets() []string {
 	switch {
+	case hasAMX:
+		return []string{SetAMX, SetAVX512, SetAVX2, SetPureGo}
 	case hasVNNI:
 		return []string{SetAVX512, SetAVX2, SetPureGo}
 	case hasAVX2:
@@ -184,10 +186,10 @@ var asmKernels = []struct {
 // install puts the named (available) set in place over the Go reference.
 func install(set string) {
 	useGo()
-	if set != SetAVX2 && set != SetAVX512 {
+	if set != SetAVX2 && set != SetAVX512 && set != SetAMX {
 		return
 	}
-	vnni := set == SetAVX512
+	vnni := set != SetAVX2
 	for _, a := range asmKernels {
 		k := installed[a.typ]
 		per, wBytes, aBytes := a.typ.BlockSize(), a.typ.TypeSize(), k.act.blockBytes()
@@ -248,6 +250,9 @@ func install(set string) {
 			k := installed[q.typ]
 			k.quad = blockWide(q.k, 4, 4, q.typ.BlockSize(), q.typ.TypeSize(), k.act.panelBlockBytes())
 		}
+	}
+	if set == SetAMX {
+		installAMX()
 	}
 	useAsmVectors()
 }

@@ -69,6 +69,14 @@
 //     sums so that each lane holds one block's exact sums for the four
 //     rows; the blocks are then added in order, lane by lane. The AVX2
 //     set's does the same with two blocks in a ymm;
+//   - with AMX (the amx set: Intel Sapphire Rapids and later, where Linux
+//     grants the tile state), sixteen weight rows of Q8_0, Q4_0 or IQ4_NL
+//     meet the same panels in tiles: a TDPBSSD forms one block's exact sums
+//     for sixteen weight rows and sixteen activation rows (the panel block
+//     is already the B tile's layout, signed), which are stored and then
+//     scaled and added as above, block by block. The weight rows' scales,
+//     and the 4-bit types' quants as signed bytes, are unpacked once per
+//     task, whose column tile is wider for it (amxColTile);
 //   - without VNNI, the AVX2 set's panels for weights whose quants are
 //     signed bytes (Q8_0, IQ4_NL, and IQ4_XS against Q8_K) are word panels:
 //     activations and weights are widened to int16 beforehand (the weights
@@ -99,7 +107,9 @@
 // the 16 AVX2 vector registers; the VNNI kernels (ymm vpdpbusd) also need
 // AVX512-VNNI and AVX512-VL and replace their AVX2 counterparts where the CPU
 // has them, and the zmm kernels (wide panels, Q4_0's many rows) need
-// AVX512-F and -BW besides.
+// AVX512-F and -BW besides. The AMX kernels (amx…, _asm/amx.go) need
+// AMX-TILE and AMX-INT8 too; Go's assembler has no AMX mnemonics, so the
+// generator emits their tile instructions as bytes.
 package kernels
 
 //go:generate sh -c "cd _asm && go run . -out ../kernels_amd64.s -stubs ../kernels_amd64.go -pkg kernels"

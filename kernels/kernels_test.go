@@ -913,7 +913,8 @@ func TestRoundingAsmMatchesGo(t *testing.T) {
 // TestAsmUsesOnlyAVX2Registers guards against the register allocator spilling
 // into X16–X31/Y16–Y31, which exist only with AVX-512 and would fault on
 // AVX2-only machines (the Go assembler quietly EVEX-encodes them). Only the
-// zmm kernels (named …ZMM, installed where the CPU has AVX-512) may use
+// zmm kernels (named …ZMM, installed where the CPU has AVX-512) and the AMX
+// kernels (named amx…, installed where it has AMX and AVX-512) may use
 // AVX-512 registers.
 func TestAsmUsesOnlyAVX2Registers(t *testing.T) {
 	src, err := os.ReadFile("kernels_amd64.s")
@@ -923,14 +924,15 @@ func TestAsmUsesOnlyAVX2Registers(t *testing.T) {
 	re := regexp.MustCompile(`\b[XYZ](1[6-9]|2[0-9]|3[01])\b|\bZ[0-9]+\b|\bK[1-7]\b`)
 	text := regexp.MustCompile(`^TEXT ·(\w+)\(SB\)`)
 	fn, zmm := "", 0
+	avx512 := func(fn string) bool { return strings.HasSuffix(fn, "ZMM") || strings.HasPrefix(fn, "amx") }
 	for i, line := range strings.Split(string(src), "\n") {
 		if m := text.FindStringSubmatch(line); m != nil {
 			fn = m[1]
-			if strings.HasSuffix(fn, "ZMM") {
+			if avx512(fn) {
 				zmm++
 			}
 		}
-		if strings.HasPrefix(strings.TrimSpace(line), "//") || strings.HasSuffix(fn, "ZMM") {
+		if strings.HasPrefix(strings.TrimSpace(line), "//") || avx512(fn) {
 			continue
 		}
 		if m := re.FindString(line); m != "" {

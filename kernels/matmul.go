@@ -290,7 +290,14 @@ type kernelRow struct {
 	// words, where set, makes panel a word-panel kernel: it takes weight
 	// rows widened by words.widen, and word panels.
 	words *wordForm
+	// amx, with panel only, computes a task's rowTile weight rows times
+	// its whole panels with AMX tiles (the AMX set; see amx_amd64.go).
+	amx amxTaskFunc
 }
+
+// An amxTaskFunc computes the rowTile weight rows at r0 of part p times the
+// whole panels of activation rows [i0,iEnd).
+type amxTaskFunc func(j *mmJob, p *mmPart, r0, i0, iEnd int)
 
 // goKernels is the pure-Go reference: a row per supported weight type with
 // its activation format and dot. Kernel sets start from it.
@@ -364,6 +371,9 @@ const (
 	// waits on memory). The task then holds its sixteen widened rows and
 	// one panel at a time in L2, not its whole column tile.
 	wordColTile = 256
+	// amxColTile is the column tile of jobs with AMX tile kernels, whose
+	// tasks unpack their weight rows' scales (and 4-bit quants) first.
+	amxColTile = 256
 )
 
 // streamBytes bounds the weight bytes of one matrix-vector task (see
@@ -394,6 +404,7 @@ type mmPart struct {
 	wide      []widePanel // with panel only
 	quad      widePanel   // with wide only
 	words     *wordForm   // with panel only: panel takes word panels
+	amx       amxTaskFunc // with panel only
 	wrow      int
 	rowTile   int // rows per task
 	rowTasks  int
@@ -503,6 +514,10 @@ func (j *mmJob) panelTask(p *mmPart, r0, r1, i0, i1 int) {
 	m, wrow, pb := &p.m, p.wrow, j.panelBytes
 	iEnd := i0 + (i1-i0)/panelRows*panelRows
 	r := r0
+	if p.amx != nil && r1-r0 == rowTile && iEnd > i0 && m.Cols > 0 {
+		p.amx(j, p, r0, i0, iEnd)
+		r = r1
+	}
 	if p.words != nil {
 		j.wordTask(p, r0, r1, i0, iEnd)
 		r = r1 - (r1-r0)%2 // an odd last row goes through column
@@ -635,17 +650,22 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 	var wide []widePanel
 	var quad widePanel
 	var words *wordForm
+	var amx amxTaskFunc
 	// The parts of a job share one kind of panel: a part that takes the
 	// other kind (a rare mix of weight types) uses its tiles instead.
 	isWords := k.words != nil
 	if n >= panelRows && k.panel != nil && (!j.hasPanels || j.words == isWords) {
-		panel, wide, quad, words = k.panel, k.wide, k.quad, k.words
-		if isWords && j.nparts == 0 {
+		panel, wide, quad, words, amx = k.panel, k.wide, k.quad, k.words, k.amx
+		switch {
+		case j.nparts > 0:
+		case isWords:
 			j.setColTile(wordColTile)
+		case amx != nil:
+			j.setColTile(amxColTile)
 		}
 		j.hasPanels, j.words = true, isWords
 	}
-	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, rows4: k.rows4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, quad: quad, words: words, wrow: wrow,
+	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, rows4: k.rows4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, quad: quad, words: words, amx: amx, wrow: wrow,
 		rowTile: tile, rowTasks: (m.Rows + tile - 1) / tile, firstTask: first}
 	j.nparts++
 }

@@ -9,6 +9,7 @@ import (
 // machine can then report the speed of the AVX2 path that AVX2-only CPUs take,
 // and of the pure-Go reference.
 const (
+	SetAMX    = "amx"         // the AVX-512 set plus AMX tile kernels for the prompt batches of the Q8_0 family
 	SetAVX512 = "avx512-vnni" // the AVX2 kernels plus the AVX512-VNNI dots, tiles and panels (zmm wide panels with AVX512-BW)
 	SetAVX2   = "avx2"        // AVX2, FMA and F16C
 	SetPureGo = "purego"      // the Go reference, on every CPU
@@ -17,7 +18,7 @@ const (
 // active names the kernel set installed now.
 var active = SetPureGo
 
-// Active names the kernel set in use: SetAVX512, SetAVX2 or SetPureGo.
+// Active names the kernel set in use: SetAMX, SetAVX512, SetAVX2 or SetPureGo.
 func Active() string { return active }
 
 // Sets lists the kernel sets this CPU and build can run, fastest first.

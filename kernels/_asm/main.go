@@ -151,6 +151,7 @@ func main() {
 	genWeightedSumF16()
 	genExpShifted()
 	genSiLUMul()
+	genAMX()
 	Generate()
 }
 

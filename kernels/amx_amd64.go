@@ -1,0 +1,92 @@
+//go:build !purego
+
+package kernels
+
+import (
+	"github.com/llqt/llqt/formats/block"
+	"github.com/llqt/llqt/formats/ggml"
+	"golang.org/x/sys/cpu"
+	"golang.org/x/sys/unix"
+)
+
+// hasAMX reports whether the AMX set can run: the CPU has AMX-TILE and
+// AMX-INT8 (Intel Sapphire Rapids and later) besides the zmm kernels, and
+// Linux granted the process the tile data state, which it asks for once,
+// here. Without the grant the first tile instruction would fault.
+var hasAMX = hasZMM && cpu.X86.HasAMXTile && cpu.X86.HasAMXInt8 && requestTileData()
+
+// requestTileData asks Linux for the AMX tile data state
+// (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), Linux 5.16 and
+// later), which a process must hold before its first tile instruction.
+func requestTileData() bool {
+	const archReqXcompPerm, xfeatureXTileData = 0x1023, 18
+	_, _, errno := unix.Syscall(unix.SYS_ARCH_PRCTL, archReqXcompPerm, xfeatureXTileData, 0)
+	return errno == 0
+}
+
+// amxRows is the weight rows an AMX tile kernel takes: one tile, a task's
+// rows (rowTile).
+const amxRows = 16
+
+// The tasks' rows are one tile (a negative constant would not compile).
+const _ = uint(rowTile-amxRows) + uint(amxRows-rowTile)
+
+// amxBuf is the AMX panel kernel's scratch: four int32 sums tiles of 1 KiB,
+// one per block in flight, the first reused to transpose the outputs.
+const amxBuf = 4096
+
+// An amxWeights says how the AMX panel kernel reads a weight type's blocks
+// (see kernels/_asm/amx.go): in place where its quants are signed bytes
+// (Q8_0), else unpacked per task into signed bytes.
+type amxWeights struct {
+	blockBytes int
+	unpack     func(w *byte, wstride, nb int, a *byte) // nil: quants in place, after the f16 scale
+}
+
+// amxTypes are the weight types with AMX panels: the Q8_0 family, whose
+// activations are Q8_0 panels.
+var amxTypes = []struct {
+	typ ggml.Type
+	w   amxWeights
+}{
+	{ggml.TypeQ8_0, amxWeights{block.Q8_0Bytes, nil}},
+	{ggml.TypeQ4_0, amxWeights{block.Q4_0Bytes, amxUnpackQ4_0}},
+	{ggml.TypeIQ4_NL, amxWeights{block.IQ4_NLBytes, amxUnpackIQ4NL}},
+}
+
+// task computes the amxRows weight rows at r0 times the whole panels of
+// activation rows [i0,iEnd) with the AMX panel kernel: the rows' scales
+// (and, for 4-bit types, their quants) are unpacked once, then serve every
+// panel.
+func (aw *amxWeights) task(j *mmJob, p *mmPart, r0, i0, iEnd int) {
+	m, wrow, pb := &p.m, p.wrow, j.panelBytes
+	nb := m.Cols / block.QK
+	size := amxBuf + nb*amxRows*4
+	if aw.unpack != nil {
+		size += nb * amxRows * block.QK
+	}
+	scratch := getScratch(size)
+	defer actPool.Put(scratch)
+	s := (*scratch)[:size]
+	w := m.Data[r0*wrow : (r0+amxRows)*wrow]
+	dw := s[amxBuf : amxBuf+nb*amxRows*4]
+	amxScales(&w[0], wrow, aw.blockBytes, nb, f32p(dw))
+	a, astride, astep := &w[2], wrow, aw.blockBytes
+	if aw.unpack != nil {
+		unpacked := s[amxBuf+len(dw) : size]
+		aw.unpack(&w[0], wrow, nb, &unpacked[0])
+		a, astride, astep = &unpacked[0], block.QK, amxRows*block.QK
+	}
+	np := (iEnd - i0) / panelRows
+	pi := i0 / panelRows
+	panels := j.panels[pi*pb : (pi+np)*pb]
+	out := p.dst[i0*m.Rows+r0 : (iEnd-1)*m.Rows+r0+amxRows]
+	amxPanelsQ8_0(a, astride, astep, f32p(dw), &panels[0], pb, np, nb, &out[0], m.Rows, &s[0])
+}
+
+// installAMX gives the AMX set's weight types their tile kernels.
+func installAMX() {
+	for _, t := range amxTypes {
+		installed[t.typ].amx = t.w.task
+	}
+}
