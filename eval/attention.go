@@ -15,6 +15,10 @@ import (
 // soft-capped where the architecture says so, softmax, then the weighted sum
 // of values.
 
+// scoreBlock is the tokens of a prompt chunk whose scores are one product
+// (see attention): each block's product takes the keys its last token sees.
+const scoreBlock = 64
+
 // attentionJob holds the parameters of the attention loop in flight (see
 // attention): layer, the chunk's first token and size, the position of the
 // first new token, the keys visible to the chunk's last token, and whether
@@ -65,16 +69,22 @@ func (c *Context) attention(l, nb, p0 int) {
 		nPos := p0 + t0 + n // keys visible to the chunk's last token
 		ownScores := n <= 2 // generation: each task computes its own scores
 		if !ownScores {
-			// A prompt chunk: gather each KV group's queries, and Q·Kᵀ is
-			// one product with the group's cached keys.
+			// A prompt chunk: gather each KV group's queries; Q·Kᵀ is then
+			// one product with the group's cached keys per block of
+			// scoreBlock tokens, over the keys the block's last token sees
+			// (the causal mask would discard the others' scores).
 			for g := range h.NHeadKV {
 				for i := range n {
 					src := c.q[(t0+i)*qDim+g*group*hdK : (t0+i)*qDim+(g+1)*group*hdK]
 					copy(c.qGroup[i*group*hdK:], src)
 				}
-				keys := kernels.Matrix{Type: c.kvType, Rows: nPos, Cols: hdK,
-					Data: c.kRaw[l][es*g*c.nCtx*hdK : es*(g*c.nCtx+nPos)*hdK]}
-				kernels.MatMul(c.scores[g*n*group*nPos:], keys, c.qGroup, n*group, c.m.threads)
+				for b0 := 0; b0 < n; b0 += scoreBlock {
+					b1 := min(b0+scoreBlock, n)
+					seen := p0 + t0 + b1
+					keys := kernels.Matrix{Type: c.kvType, Rows: seen, Cols: hdK,
+						Data: c.kRaw[l][es*g*c.nCtx*hdK : es*(g*c.nCtx+seen)*hdK]}
+					kernels.MatMul(c.scores[(g*n+b0)*group*nPos:], keys, c.qGroup[b0*group*hdK:], (b1-b0)*group, c.m.threads)
+				}
 			}
 		}
 		// Scale, softmax and the weighted sum of values, per (token, head).
@@ -101,13 +111,18 @@ func (c *Context) attentionTask(t int) {
 	// Causal mask: token i of the chunk sees the cached positions up to
 	// its own, and with a sliding window only those at distance below
 	// it: the positions [lo, visible).
-	row := g*n*group + i*group + hh
 	visible := p0 + t0 + i + 1
 	lo := 0
 	if w := c.attn.window; w > 0 {
 		lo = max(0, visible-w)
 	}
-	sc := c.scores[row*nPos+lo : row*nPos+visible]
+	// The score row: its token block's rows start where the block's first
+	// token's rows would at stride nPos, at the stride of the keys the
+	// block saw (see attention).
+	b0 := i / scoreBlock * scoreBlock
+	stride := p0 + t0 + min(b0+scoreBlock, n) // nPos for generation (n ≤ 2)
+	at := (g*n+b0)*group*nPos + ((i-b0)*group+hh)*stride
+	sc := c.scores[at+lo : at+visible]
 	if c.attn.ownScores { // generation: this task computes its own scores
 		es := c.kvType.TypeSize()
 		q0 := (t0+i)*h.NHead*hdK + head*hdK
