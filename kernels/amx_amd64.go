@@ -84,9 +84,64 @@ func (aw *amxWeights) task(j *mmJob, p *mmPart, r0, i0, iEnd int) {
 	amxPanelsQ8_0(a, astride, astep, f32p(dw), &panels[0], pb, np, nb, &out[0], m.Rows, &s[0])
 }
 
+// The K-quant AMX kernels' layouts (kernels/_asm/amxk.go): a prepared
+// block of sixteen weight rows, and the kernel's scratch (two sets of four
+// int32 sums tiles). amxKSums (matmul.go) is the split group sums of a
+// panel block.
+const (
+	amxKBlock = 9 * 1024
+	amxKBuf   = 8192
+)
+
+// An amxKWeights is a K-quant's AMX tile kernels: prep readies a task's
+// sixteen weight rows, panels multiplies them with the Q8_K panels.
+type amxKWeights struct {
+	prep   func(w *byte, wstride, nb int, a *byte, dh *byte)
+	panels func(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride, np, nb int, out *float32, outstrideBytes int, buf *byte)
+}
+
+// amxKTypes are the K-quants with AMX panels.
+var amxKTypes = []struct {
+	typ ggml.Type
+	w   amxKWeights
+}{
+	{ggml.TypeQ4_K, amxKWeights{amxPrepQ4_K, amxPanelsKMins}},
+	{ggml.TypeQ5_K, amxKWeights{amxPrepQ5_K, amxPanelsKMins}},
+	{ggml.TypeQ6_K, amxKWeights{amxPrepQ6_K, amxPanelsKShift5}},
+	{ggml.TypeIQ4_XS, amxKWeights{amxPrepIQ4_XS, amxPanelsKShift7}},
+}
+
+// task computes the amxRows weight rows at r0 times the whole panels of
+// activation rows [i0,iEnd): the rows are prepared once (split scaled
+// quants, coefficients, scales), then serve every panel.
+func (aw *amxKWeights) task(j *mmJob, p *mmPart, r0, i0, iEnd int) {
+	m, wrow, pb := &p.m, p.wrow, j.panelBytes
+	nb := m.Cols / block.QK_K
+	size := amxKBuf + nb*amxKBlock + nb*64 + nb*128
+	scratch := getScratch(size)
+	defer actPool.Put(scratch)
+	s := (*scratch)[:size]
+	buf, a := s[:amxKBuf], s[amxKBuf:amxKBuf+nb*amxKBlock]
+	dh := s[amxKBuf+len(a) : amxKBuf+len(a)+nb*64]
+	dw := f32View(s[amxKBuf+len(a)+len(dh):], 32*nb)
+	w := m.Data[r0*wrow : (r0+amxRows)*wrow]
+	aw.prep(&w[0], wrow, nb, &a[0], &dh[0])
+	F16ToF32(dw, dh)
+	np := (iEnd - i0) / panelRows
+	pi := i0 / panelRows
+	panels := j.panels[pi*pb : (pi+np)*pb]
+	bss := nb * amxKSums
+	bs := j.amxSums[pi*bss : (pi+np)*bss]
+	out := p.dst[i0*m.Rows+r0 : (iEnd-1)*m.Rows+r0+amxRows]
+	aw.panels(&a[0], &dw[0], &panels[0], pb, &bs[0], bss, np, nb, &out[0], 4*m.Rows, &buf[0])
+}
+
 // installAMX gives the AMX set's weight types their tile kernels.
 func installAMX() {
 	for _, t := range amxTypes {
+		installed[t.typ].amx = t.w.task
+	}
+	for _, t := range amxKTypes {
 		installed[t.typ].amx = t.w.task
 	}
 }

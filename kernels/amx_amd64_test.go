@@ -21,37 +21,52 @@ func TestAMXMatchesDot(t *testing.T) {
 	}
 	useSet(t, SetAMX)
 	rng := rand.New(rand.NewPCG(31, 32))
+	tasks := map[ggml.Type]amxTaskFunc{}
 	for _, at := range amxTypes {
-		_, dot, _ := kernelFor(at.typ)
+		tasks[at.typ] = at.w.task
+	}
+	for _, at := range amxKTypes {
+		tasks[at.typ] = at.w.task
+	}
+	for typ, task := range tasks {
+		format, dot, _ := kernelFor(typ)
 		for _, nb := range []int{0, 1, 2, 3, 8, 9} {
-			cols := nb * at.typ.BlockSize()
+			cols := nb * typ.BlockSize()
+			if format == actQ8_K && nb > 3 {
+				continue
+			}
 			for _, c := range []struct{ rows, n int }{{16, 16}, {16, 48}, {40, 35}} {
-				name := fmt.Sprintf("%v cols=%d %dx%d", at.typ, cols, c.rows, c.n)
+				name := fmt.Sprintf("%v cols=%d %dx%d", typ, cols, c.rows, c.n)
 				var w []byte
 				for r := range c.rows {
-					row := randomRow(rng, at.typ, cols, r%5 == 3)
-					if r == 0 && at.typ == ggml.TypeQ8_0 && cols > 0 {
+					row := randomRow(rng, typ, cols, r%5 == 3)
+					if r == 0 && typ == ggml.TypeQ8_0 && cols > 0 {
 						row[2], row[3], row[4] = 0x80, 0x7f, 0x81
 					}
 					w = append(w, row...)
 				}
 				wrow := len(w) / c.rows
-				m := Matrix{Type: at.typ, Data: w, Rows: c.rows, Cols: cols}
+				m := Matrix{Type: typ, Data: w, Rows: c.rows, Cols: cols}
 				x := randomActivations(rng, c.n*cols)
-				for i := range cols { // a constant row: every quant ±127
+				for i := range cols { // a constant row: every quant ±127, the largest group sums
 					x[3*cols+i] = -2
 				}
-				act := convertAct(actQ8_0, x)
-				arow := actQ8_0.rowBytes(cols)
+				act := convertAct(format, x)
+				arow := format.rowBytes(cols)
 				dst := make([]float32, c.n*c.rows)
 				if c.rows == amxRows && c.n%panelRows == 0 && cols > 0 {
-					// The tile kernel alone, on the panels MatMul would pack.
-					pb := actQ8_0.panelBytes(cols, false)
-					j := &mmJob{panels: make([]byte, c.n/panelRows*pb), panelBytes: pb}
-					for q := range c.n / panelRows {
-						actQ8_0.packPanel(j.panels[q*pb:], act[q*panelRows*arow:], arow, cols, false)
+					// The tile kernels alone, on the panels MatMul would pack.
+					pb := format.panelBytes(cols, false)
+					np := c.n / panelRows
+					j := &mmJob{panels: make([]byte, np*pb), panelBytes: pb, cols: cols, arow: arow, act: act, format: format}
+					if format == actQ8_K {
+						j.amxK = true
+						j.amxSums = make([]byte, np*(cols/256)*amxKSums)
 					}
-					at.w.task(j, &mmPart{m: m, dst: dst, wrow: wrow}, 0, 0, c.n)
+					for q := range np {
+						j.pack(q)
+					}
+					task(j, &mmPart{m: m, dst: dst, wrow: wrow}, 0, 0, c.n)
 				} else {
 					MatMul(dst, m, x, c.n, 2)
 				}
@@ -100,6 +115,45 @@ func BenchmarkAMXPanels(b *testing.B) {
 			b.SetBytes(int64(len(panels)))
 			for range b.N {
 				amxPanelsQ8_0(&a[0], 32, amxRows*32, &dw[0], &panels[0], pb, np, nb, &out[0], amxRows, &buf[0])
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nb*np), "ns/bp")
+		})
+	}
+}
+
+// BenchmarkAMXPanelsK times the K-quant AMX kernel (Q4_K's, with mins)
+// alone over sixteen prepared weight rows (K = 256·nb) and np panels, data
+// in cache: ns/bp is the time per 256-quant block and panel.
+func BenchmarkAMXPanelsK(b *testing.B) {
+	if !hasAMX {
+		b.Skip("no AMX on this CPU (or Linux refused the tile state)")
+	}
+	rng := rand.New(rand.NewPCG(35, 36))
+	for _, c := range []struct{ nb, np int }{{8, 4}, {8, 16}, {22, 16}} {
+		b.Run(fmt.Sprintf("K=%d/panels=%d", c.nb*256, c.np), func(b *testing.B) {
+			nb, np, cols := c.nb, c.np, c.nb*256
+			var w []byte
+			for range amxRows {
+				w = append(w, randomRow(rng, ggml.TypeQ4_K, cols, false)...)
+			}
+			a := make([]byte, nb*amxKBlock)
+			dh := make([]byte, nb*64)
+			dw := make([]float32, nb*32)
+			amxPrepQ4_K(&w[0], len(w)/amxRows, nb, &a[0], &dh[0])
+			F16ToF32(dw, dh)
+			arow := actQ8_K.rowBytes(cols)
+			act := convertAct(actQ8_K, randomActivations(rng, panelRows*cols))
+			pb := actQ8_K.panelBytes(cols, false)
+			panels, sums := make([]byte, np*pb), make([]byte, np*nb*amxKSums)
+			for q := range np {
+				actQ8_K.packPanel(panels[q*pb:], act, arow, cols, false)
+				packAMXSums(sums[q*nb*amxKSums:], act, arow, nb)
+			}
+			out := make([]float32, np*panelRows*amxRows)
+			buf := make([]byte, amxKBuf)
+			b.SetBytes(int64(len(panels)))
+			for range b.N {
+				amxPanelsKMins(&a[0], &dw[0], &panels[0], pb, &sums[0], nb*amxKSums, np, nb, &out[0], 4*amxRows, &buf[0])
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nb*np), "ns/bp")
 		})

@@ -518,3 +518,30 @@ func amxUnpackQ4_0(w *byte, wstride int, nb int, a *byte)
 // amxUnpackIQ4NL stores at a + 512b + 32r the 32 signed quants of the IQ4NL block b
 // (18 bytes) of row r at w + r*wstride, for r < 16 and b < nb.
 func amxUnpackIQ4NL(w *byte, wstride int, nb int, a *byte)
+
+// amxPrepQ4_K prepares sixteen Q4_K rows of nb blocks for the AMX K kernels (see kernels/_asm/amxk.go).
+func amxPrepQ4_K(w *byte, wstride int, nb int, a *byte, dh *byte)
+
+// amxPrepQ5_K prepares sixteen Q5_K rows of nb blocks for the AMX K kernels (see kernels/_asm/amxk.go).
+func amxPrepQ5_K(w *byte, wstride int, nb int, a *byte, dh *byte)
+
+// amxPrepQ6_K prepares sixteen Q6_K rows of nb blocks for the AMX K kernels (see kernels/_asm/amxk.go).
+func amxPrepQ6_K(w *byte, wstride int, nb int, a *byte, dh *byte)
+
+// amxPrepIQ4_XS prepares sixteen IQ4_XS rows of nb blocks for the AMX K kernels (see kernels/_asm/amxk.go).
+func amxPrepIQ4_XS(w *byte, wstride int, nb int, a *byte, dh *byte)
+
+// amxPanelsKMins stores at out + r*4 + c*outstrideBytes the dot product of nb prepared K-quant blocks of sixteen
+// weight rows (a, scales at dw) and activation row c%16 of the Q8_K panel at p + (c/16)*pstride,
+// for r < 16 and c < 16*np (see kernels/_asm/amxk.go). buf is 8 KiB of scratch.
+func amxPanelsKMins(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)
+
+// amxPanelsKShift5 stores at out + r*4 + c*outstrideBytes the dot product of nb prepared K-quant blocks of sixteen
+// weight rows (a, scales at dw) and activation row c%16 of the Q8_K panel at p + (c/16)*pstride,
+// for r < 16 and c < 16*np (see kernels/_asm/amxk.go). buf is 8 KiB of scratch.
+func amxPanelsKShift5(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)
+
+// amxPanelsKShift7 stores at out + r*4 + c*outstrideBytes the dot product of nb prepared K-quant blocks of sixteen
+// weight rows (a, scales at dw) and activation row c%16 of the Q8_K panel at p + (c/16)*pstride,
+// for r < 16 and c < 16*np (see kernels/_asm/amxk.go). buf is 8 KiB of scratch.
+func amxPanelsKShift7(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)

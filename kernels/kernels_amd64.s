@@ -60609,6 +60609,60 @@ DATA amxValuesQ4_0<>+30(SB)/1, $0x06
 DATA amxValuesQ4_0<>+31(SB)/1, $0x07
 GLOBL amxValuesQ4_0<>(SB), RODATA|NOPTR, $32
 
+DATA amxKTileCfg<>+0(SB)/1, $0x01
+DATA amxKTileCfg<>+16(SB)/2, $0x0040
+DATA amxKTileCfg<>+18(SB)/2, $0x0040
+DATA amxKTileCfg<>+20(SB)/2, $0x0040
+DATA amxKTileCfg<>+22(SB)/2, $0x0040
+DATA amxKTileCfg<>+24(SB)/2, $0x0040
+DATA amxKTileCfg<>+26(SB)/2, $0x0040
+DATA amxKTileCfg<>+28(SB)/2, $0x0010
+DATA amxKTileCfg<>+30(SB)/2, $0x0040
+DATA amxKTileCfg<>+48(SB)/1, $0x10
+DATA amxKTileCfg<>+49(SB)/1, $0x10
+DATA amxKTileCfg<>+50(SB)/1, $0x10
+DATA amxKTileCfg<>+51(SB)/1, $0x10
+DATA amxKTileCfg<>+52(SB)/1, $0x10
+DATA amxKTileCfg<>+53(SB)/1, $0x10
+DATA amxKTileCfg<>+54(SB)/1, $0x10
+DATA amxKTileCfg<>+55(SB)/1, $0x04
+DATA amxKTileCfg<>+63(SB)/1, $0x00
+GLOBL amxKTileCfg<>(SB), RODATA|NOPTR, $64
+
+DATA words127<>+0(SB)/2, $0x007f
+DATA words127<>+2(SB)/2, $0x007f
+DATA words127<>+4(SB)/2, $0x007f
+DATA words127<>+6(SB)/2, $0x007f
+DATA words127<>+8(SB)/2, $0x007f
+DATA words127<>+10(SB)/2, $0x007f
+DATA words127<>+12(SB)/2, $0x007f
+DATA words127<>+14(SB)/2, $0x007f
+DATA words127<>+16(SB)/2, $0x007f
+DATA words127<>+18(SB)/2, $0x007f
+DATA words127<>+20(SB)/2, $0x007f
+DATA words127<>+22(SB)/2, $0x007f
+DATA words127<>+24(SB)/2, $0x007f
+DATA words127<>+26(SB)/2, $0x007f
+DATA words127<>+28(SB)/2, $0x007f
+DATA words127<>+30(SB)/2, $0x007f
+DATA words127<>+32(SB)/2, $0x007f
+DATA words127<>+34(SB)/2, $0x007f
+DATA words127<>+36(SB)/2, $0x007f
+DATA words127<>+38(SB)/2, $0x007f
+DATA words127<>+40(SB)/2, $0x007f
+DATA words127<>+42(SB)/2, $0x007f
+DATA words127<>+44(SB)/2, $0x007f
+DATA words127<>+46(SB)/2, $0x007f
+DATA words127<>+48(SB)/2, $0x007f
+DATA words127<>+50(SB)/2, $0x007f
+DATA words127<>+52(SB)/2, $0x007f
+DATA words127<>+54(SB)/2, $0x007f
+DATA words127<>+56(SB)/2, $0x007f
+DATA words127<>+58(SB)/2, $0x007f
+DATA words127<>+60(SB)/2, $0x007f
+DATA words127<>+62(SB)/2, $0x007f
+GLOBL words127<>(SB), RODATA|NOPTR, $64
+
 // func amxPanelsQ8_0(a *byte, astride int, astep int, dw *float32, p *byte, pstride int, np int, nb int, out *float32, outstride int, buf *byte)
 // Requires: AVX, AVX512F
 TEXT ·amxPanelsQ8_0(SB), NOSPLIT, $0-88
@@ -60654,7 +60708,7 @@ amxPanelsQ8_0_panel:
 	VMOVDQA64 Z1, Z16
 	VMOVDQA64 Z1, Z17
 
-	// TILELOADD (SI)(DI*1), TMM0
+	// TILELOADD 0(SI)(DI*1), TMM0
 	BYTE $0xc4
 	BYTE $0xe2
 	BYTE $0x7b
@@ -60662,7 +60716,7 @@ amxPanelsQ8_0_panel:
 	BYTE $0x04
 	BYTE $0x3e
 
-	// TILELOADD (R8)(R9*1), TMM2
+	// TILELOADD 0(R8)(R9*1), TMM2
 	BYTE $0xc4
 	BYTE $0x82
 	BYTE $0x7b
@@ -60696,7 +60750,7 @@ amxPanelsQ8_0_panel:
 	DECQ R12
 	JZ   amxPanelsQ8_0_drain01
 
-	// TILELOADD (SI)(DI*1), TMM1
+	// TILELOADD 0(SI)(DI*1), TMM1
 	BYTE $0xc4
 	BYTE $0xe2
 	BYTE $0x7b
@@ -60704,7 +60758,7 @@ amxPanelsQ8_0_panel:
 	BYTE $0x0c
 	BYTE $0x3e
 
-	// TILELOADD (R8)(R9*1), TMM3
+	// TILELOADD 0(R8)(R9*1), TMM3
 	BYTE $0xc4
 	BYTE $0x82
 	BYTE $0x7b
@@ -60743,7 +60797,7 @@ amxPanelsQ8_0_panel:
 	JZ   amxPanelsQ8_0_drain02
 
 amxPanelsQ8_0_blocks:
-	// TILELOADD (SI)(DI*1), TMM0
+	// TILELOADD 0(SI)(DI*1), TMM0
 	BYTE $0xc4
 	BYTE $0xe2
 	BYTE $0x7b
@@ -60751,7 +60805,7 @@ amxPanelsQ8_0_blocks:
 	BYTE $0x04
 	BYTE $0x3e
 
-	// TILELOADD (R8)(R9*1), TMM2
+	// TILELOADD 0(R8)(R9*1), TMM2
 	BYTE $0xc4
 	BYTE $0x82
 	BYTE $0x7b
@@ -60839,7 +60893,7 @@ amxPanelsQ8_0_blocks:
 	DECQ        R12
 	JZ          amxPanelsQ8_0_drain12
 
-	// TILELOADD (SI)(DI*1), TMM1
+	// TILELOADD 0(SI)(DI*1), TMM1
 	BYTE $0xc4
 	BYTE $0xe2
 	BYTE $0x7b
@@ -60847,7 +60901,7 @@ amxPanelsQ8_0_blocks:
 	BYTE $0x0c
 	BYTE $0x3e
 
-	// TILELOADD (R8)(R9*1), TMM3
+	// TILELOADD 0(R8)(R9*1), TMM3
 	BYTE $0xc4
 	BYTE $0x82
 	BYTE $0x7b
@@ -60935,7 +60989,7 @@ amxPanelsQ8_0_blocks:
 	DECQ        R12
 	JZ          amxPanelsQ8_0_drain22
 
-	// TILELOADD (SI)(DI*1), TMM0
+	// TILELOADD 0(SI)(DI*1), TMM0
 	BYTE $0xc4
 	BYTE $0xe2
 	BYTE $0x7b
@@ -60943,7 +60997,7 @@ amxPanelsQ8_0_blocks:
 	BYTE $0x04
 	BYTE $0x3e
 
-	// TILELOADD (R8)(R9*1), TMM2
+	// TILELOADD 0(R8)(R9*1), TMM2
 	BYTE $0xc4
 	BYTE $0x82
 	BYTE $0x7b
@@ -61027,7 +61081,7 @@ amxPanelsQ8_0_blocks:
 	DECQ        R12
 	JZ          amxPanelsQ8_0_drain32
 
-	// TILELOADD (SI)(DI*1), TMM1
+	// TILELOADD 0(SI)(DI*1), TMM1
 	BYTE $0xc4
 	BYTE $0xe2
 	BYTE $0x7b
@@ -61035,7 +61089,7 @@ amxPanelsQ8_0_blocks:
 	BYTE $0x0c
 	BYTE $0x3e
 
-	// TILELOADD (R8)(R9*1), TMM3
+	// TILELOADD 0(R8)(R9*1), TMM3
 	BYTE $0xc4
 	BYTE $0x82
 	BYTE $0x7b
@@ -61788,5 +61842,4297 @@ amxUnpackIQ4NL_block:
 	ADDQ        $0x00000020, DX
 	DECQ        BX
 	JNZ         amxUnpackIQ4NL_row
+	VZEROUPPER
+	RET
+
+// func amxPrepQ4_K(w *byte, wstride int, nb int, a *byte, dh *byte)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL
+TEXT ·amxPrepQ4_K(SB), $384-40
+	// Needs AVX512-F and -BW.
+	MOVQ $0x00000010, 352(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, 360(SP)
+	MOVQ a+24(FP), AX
+	MOVQ AX, 368(SP)
+	MOVQ dh+32(FP), AX
+	MOVQ AX, 376(SP)
+
+amxPrepQ4_K_row:
+	MOVQ 360(SP), AX
+	MOVQ 368(SP), CX
+	MOVQ 376(SP), DX
+	MOVQ nb+16(FP), BX
+
+amxPrepQ4_K_block:
+	VMOVDQU         mask0F<>+0(SB), Y0
+	VMOVDQU         16(AX), Y1
+	VPAND           Y0, Y1, Y2
+	VPSRLW          $0x04, Y1, Y1
+	VPAND           Y0, Y1, Y1
+	VMOVDQU         Y2, (SP)
+	VMOVDQU         Y1, 32(SP)
+	VMOVDQU         48(AX), Y1
+	VPAND           Y0, Y1, Y2
+	VPSRLW          $0x04, Y1, Y1
+	VPAND           Y0, Y1, Y1
+	VMOVDQU         Y2, 64(SP)
+	VMOVDQU         Y1, 96(SP)
+	VMOVDQU         80(AX), Y1
+	VPAND           Y0, Y1, Y2
+	VPSRLW          $0x04, Y1, Y1
+	VPAND           Y0, Y1, Y1
+	VMOVDQU         Y2, 128(SP)
+	VMOVDQU         Y1, 160(SP)
+	VMOVDQU         112(AX), Y1
+	VPAND           Y0, Y1, Y2
+	VPSRLW          $0x04, Y1, Y1
+	VPAND           Y0, Y1, Y1
+	VMOVDQU         Y2, 192(SP)
+	VMOVDQU         Y1, 224(SP)
+	MOVL            4(AX), SI
+	MOVL            8(AX), DI
+	MOVL            12(AX), R8
+	MOVL            R8, R9
+	SHRL            $0x04, R9
+	ANDL            $0x0f0f0f0f, R9
+	MOVL            DI, R10
+	SHRL            $0x06, R10
+	ANDL            $0x03030303, R10
+	SHLL            $0x04, R10
+	ORL             R10, R9
+	ANDL            $0x3f3f3f3f, DI
+	SHLQ            $0x20, R9
+	ORQ             DI, R9
+	ANDL            $0x0f0f0f0f, R8
+	MOVL            SI, DI
+	SHRL            $0x06, DI
+	ANDL            $0x03030303, DI
+	SHLL            $0x04, DI
+	ORL             DI, R8
+	ANDL            $0x3f3f3f3f, SI
+	SHLQ            $0x20, R8
+	ORQ             SI, R8
+	VMOVQ           R8, X0
+	VMOVQ           R9, X1
+	VPMOVZXBD       X0, Y0
+	VMOVDQU         Y0, 256(SP)
+	VPMOVZXBW       X1, X1
+	VPUNPCKLWD      X1, X1, X0
+	VPUNPCKHWD      X1, X1, X1
+	VMOVDQU         X0, 320(SP)
+	VMOVDQU         X1, 336(SP)
+	VBROADCASTI64X4 words127<>+0(SB), Z0
+	VPMOVZXBW       (SP), Z1
+	VPBROADCASTW    256(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, (CX)
+	VMOVDQU         Y2, 4096(CX)
+	VPMOVZXBW       32(SP), Z1
+	VPBROADCASTW    260(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 32(CX)
+	VMOVDQU         Y2, 4128(CX)
+	VPMOVZXBW       64(SP), Z1
+	VPBROADCASTW    264(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 1024(CX)
+	VMOVDQU         Y2, 5120(CX)
+	VPMOVZXBW       96(SP), Z1
+	VPBROADCASTW    268(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 1056(CX)
+	VMOVDQU         Y2, 5152(CX)
+	VPMOVZXBW       128(SP), Z1
+	VPBROADCASTW    272(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 2048(CX)
+	VMOVDQU         Y2, 6144(CX)
+	VPMOVZXBW       160(SP), Z1
+	VPBROADCASTW    276(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 2080(CX)
+	VMOVDQU         Y2, 6176(CX)
+	VPMOVZXBW       192(SP), Z1
+	VPBROADCASTW    280(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 3072(CX)
+	VMOVDQU         Y2, 7168(CX)
+	VPMOVZXBW       224(SP), Z1
+	VPBROADCASTW    284(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z0
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z0, Y0
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 3104(CX)
+	VMOVDQU         Y0, 7200(CX)
+	VMOVDQU         320(SP), Y0
+	VPMOVWB         Y0, X0
+	VMOVDQU         X0, 8192(CX)
+	MOVWLZX         (AX), SI
+	MOVW            SI, (DX)
+	MOVWLZX         2(AX), SI
+	MOVW            SI, 32(DX)
+	ADDQ            $0x00000090, AX
+	ADDQ            $0x00002400, CX
+	ADDQ            $0x00000040, DX
+	DECQ            BX
+	JNZ             amxPrepQ4_K_block
+	MOVQ            wstride+8(FP), AX
+	ADDQ            AX, 360(SP)
+	ADDQ            $0x00000040, 368(SP)
+	ADDQ            $0x00000002, 376(SP)
+	DECQ            352(SP)
+	JNZ             amxPrepQ4_K_row
+	VZEROUPPER
+	RET
+
+// func amxPrepQ5_K(w *byte, wstride int, nb int, a *byte, dh *byte)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL
+TEXT ·amxPrepQ5_K(SB), $384-40
+	// Needs AVX512-F and -BW.
+	MOVQ $0x00000010, 352(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, 360(SP)
+	MOVQ a+24(FP), AX
+	MOVQ AX, 368(SP)
+	MOVQ dh+32(FP), AX
+	MOVQ AX, 376(SP)
+
+amxPrepQ5_K_row:
+	MOVQ 360(SP), AX
+	MOVQ 368(SP), CX
+	MOVQ 376(SP), DX
+	MOVQ nb+16(FP), BX
+
+amxPrepQ5_K_block:
+	VMOVDQU         mask0F<>+0(SB), Y0
+	VMOVDQU         48(AX), Y1
+	VPAND           Y0, Y1, Y2
+	VPSRLW          $0x04, Y1, Y1
+	VPAND           Y0, Y1, Y1
+	VMOVDQU         16(AX), Y3
+	VPSLLW          $0x04, Y3, Y3
+	VPAND           mask10<>+0(SB), Y3, Y3
+	VPOR            Y3, Y2, Y2
+	VMOVDQU         16(AX), Y3
+	VPSLLW          $0x03, Y3, Y3
+	VPAND           mask10<>+0(SB), Y3, Y3
+	VPOR            Y3, Y1, Y1
+	VMOVDQU         Y2, (SP)
+	VMOVDQU         Y1, 32(SP)
+	VMOVDQU         80(AX), Y1
+	VPAND           Y0, Y1, Y2
+	VPSRLW          $0x04, Y1, Y1
+	VPAND           Y0, Y1, Y1
+	VMOVDQU         16(AX), Y3
+	VPSLLW          $0x02, Y3, Y3
+	VPAND           mask10<>+0(SB), Y3, Y3
+	VPOR            Y3, Y2, Y2
+	VMOVDQU         16(AX), Y3
+	VPSLLW          $0x01, Y3, Y3
+	VPAND           mask10<>+0(SB), Y3, Y3
+	VPOR            Y3, Y1, Y1
+	VMOVDQU         Y2, 64(SP)
+	VMOVDQU         Y1, 96(SP)
+	VMOVDQU         112(AX), Y1
+	VPAND           Y0, Y1, Y2
+	VPSRLW          $0x04, Y1, Y1
+	VPAND           Y0, Y1, Y1
+	VMOVDQU         16(AX), Y3
+	VPSLLW          $0x00, Y3, Y3
+	VPAND           mask10<>+0(SB), Y3, Y3
+	VPOR            Y3, Y2, Y2
+	VMOVDQU         16(AX), Y3
+	VPSRLW          $0x01, Y3, Y3
+	VPAND           mask10<>+0(SB), Y3, Y3
+	VPOR            Y3, Y1, Y1
+	VMOVDQU         Y2, 128(SP)
+	VMOVDQU         Y1, 160(SP)
+	VMOVDQU         144(AX), Y1
+	VPAND           Y0, Y1, Y2
+	VPSRLW          $0x04, Y1, Y1
+	VPAND           Y0, Y1, Y1
+	VMOVDQU         16(AX), Y0
+	VPSRLW          $0x02, Y0, Y0
+	VPAND           mask10<>+0(SB), Y0, Y0
+	VPOR            Y0, Y2, Y2
+	VMOVDQU         16(AX), Y0
+	VPSRLW          $0x03, Y0, Y0
+	VPAND           mask10<>+0(SB), Y0, Y0
+	VPOR            Y0, Y1, Y1
+	VMOVDQU         Y2, 192(SP)
+	VMOVDQU         Y1, 224(SP)
+	MOVL            4(AX), SI
+	MOVL            8(AX), DI
+	MOVL            12(AX), R8
+	MOVL            R8, R9
+	SHRL            $0x04, R9
+	ANDL            $0x0f0f0f0f, R9
+	MOVL            DI, R10
+	SHRL            $0x06, R10
+	ANDL            $0x03030303, R10
+	SHLL            $0x04, R10
+	ORL             R10, R9
+	ANDL            $0x3f3f3f3f, DI
+	SHLQ            $0x20, R9
+	ORQ             DI, R9
+	ANDL            $0x0f0f0f0f, R8
+	MOVL            SI, DI
+	SHRL            $0x06, DI
+	ANDL            $0x03030303, DI
+	SHLL            $0x04, DI
+	ORL             DI, R8
+	ANDL            $0x3f3f3f3f, SI
+	SHLQ            $0x20, R8
+	ORQ             SI, R8
+	VMOVQ           R8, X0
+	VMOVQ           R9, X1
+	VPMOVZXBD       X0, Y0
+	VMOVDQU         Y0, 256(SP)
+	VPMOVZXBW       X1, X1
+	VPUNPCKLWD      X1, X1, X0
+	VPUNPCKHWD      X1, X1, X1
+	VMOVDQU         X0, 320(SP)
+	VMOVDQU         X1, 336(SP)
+	VBROADCASTI64X4 words127<>+0(SB), Z0
+	VPMOVZXBW       (SP), Z1
+	VPBROADCASTW    256(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, (CX)
+	VMOVDQU         Y2, 4096(CX)
+	VPMOVZXBW       32(SP), Z1
+	VPBROADCASTW    260(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 32(CX)
+	VMOVDQU         Y2, 4128(CX)
+	VPMOVZXBW       64(SP), Z1
+	VPBROADCASTW    264(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 1024(CX)
+	VMOVDQU         Y2, 5120(CX)
+	VPMOVZXBW       96(SP), Z1
+	VPBROADCASTW    268(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 1056(CX)
+	VMOVDQU         Y2, 5152(CX)
+	VPMOVZXBW       128(SP), Z1
+	VPBROADCASTW    272(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 2048(CX)
+	VMOVDQU         Y2, 6144(CX)
+	VPMOVZXBW       160(SP), Z1
+	VPBROADCASTW    276(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 2080(CX)
+	VMOVDQU         Y2, 6176(CX)
+	VPMOVZXBW       192(SP), Z1
+	VPBROADCASTW    280(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 3072(CX)
+	VMOVDQU         Y2, 7168(CX)
+	VPMOVZXBW       224(SP), Z1
+	VPBROADCASTW    284(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z0
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z0, Y0
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 3104(CX)
+	VMOVDQU         Y0, 7200(CX)
+	VMOVDQU         320(SP), Y0
+	VPMOVWB         Y0, X0
+	VMOVDQU         X0, 8192(CX)
+	MOVWLZX         (AX), SI
+	MOVW            SI, (DX)
+	MOVWLZX         2(AX), SI
+	MOVW            SI, 32(DX)
+	ADDQ            $0x000000b0, AX
+	ADDQ            $0x00002400, CX
+	ADDQ            $0x00000040, DX
+	DECQ            BX
+	JNZ             amxPrepQ5_K_block
+	MOVQ            wstride+8(FP), AX
+	ADDQ            AX, 360(SP)
+	ADDQ            $0x00000040, 368(SP)
+	ADDQ            $0x00000002, 376(SP)
+	DECQ            352(SP)
+	JNZ             amxPrepQ5_K_row
+	VZEROUPPER
+	RET
+
+// func amxPrepQ6_K(w *byte, wstride int, nb int, a *byte, dh *byte)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL
+TEXT ·amxPrepQ6_K(SB), $384-40
+	// Needs AVX512-F and -BW.
+	MOVQ $0x00000010, 352(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, 360(SP)
+	MOVQ a+24(FP), AX
+	MOVQ AX, 368(SP)
+	MOVQ dh+32(FP), AX
+	MOVQ AX, 376(SP)
+
+amxPrepQ6_K_row:
+	MOVQ 360(SP), AX
+	MOVQ 368(SP), CX
+	MOVQ 376(SP), DX
+	MOVQ nb+16(FP), BX
+
+amxPrepQ6_K_block:
+	VMOVDQU         (AX), Y0
+	VPAND           mask0F<>+0(SB), Y0, Y0
+	VMOVDQU         128(AX), Y1
+	VPSLLW          $0x04, Y1, Y1
+	VPAND           mask30<>+0(SB), Y1, Y1
+	VPOR            Y1, Y0, Y0
+	VMOVDQU         Y0, (SP)
+	VMOVDQU         32(AX), Y0
+	VPAND           mask0F<>+0(SB), Y0, Y0
+	VMOVDQU         128(AX), Y1
+	VPSLLW          $0x02, Y1, Y1
+	VPAND           mask30<>+0(SB), Y1, Y1
+	VPOR            Y1, Y0, Y0
+	VMOVDQU         Y0, 32(SP)
+	VMOVDQU         (AX), Y0
+	VPSRLW          $0x04, Y0, Y0
+	VPAND           mask0F<>+0(SB), Y0, Y0
+	VMOVDQU         128(AX), Y1
+	VPAND           mask30<>+0(SB), Y1, Y1
+	VPOR            Y1, Y0, Y0
+	VMOVDQU         Y0, 64(SP)
+	VMOVDQU         32(AX), Y0
+	VPSRLW          $0x04, Y0, Y0
+	VPAND           mask0F<>+0(SB), Y0, Y0
+	VMOVDQU         128(AX), Y1
+	VPSRLW          $0x02, Y1, Y1
+	VPAND           mask30<>+0(SB), Y1, Y1
+	VPOR            Y1, Y0, Y0
+	VMOVDQU         Y0, 96(SP)
+	VMOVDQU         64(AX), Y0
+	VPAND           mask0F<>+0(SB), Y0, Y0
+	VMOVDQU         160(AX), Y1
+	VPSLLW          $0x04, Y1, Y1
+	VPAND           mask30<>+0(SB), Y1, Y1
+	VPOR            Y1, Y0, Y0
+	VMOVDQU         Y0, 128(SP)
+	VMOVDQU         96(AX), Y0
+	VPAND           mask0F<>+0(SB), Y0, Y0
+	VMOVDQU         160(AX), Y1
+	VPSLLW          $0x02, Y1, Y1
+	VPAND           mask30<>+0(SB), Y1, Y1
+	VPOR            Y1, Y0, Y0
+	VMOVDQU         Y0, 160(SP)
+	VMOVDQU         64(AX), Y0
+	VPSRLW          $0x04, Y0, Y0
+	VPAND           mask0F<>+0(SB), Y0, Y0
+	VMOVDQU         160(AX), Y1
+	VPAND           mask30<>+0(SB), Y1, Y1
+	VPOR            Y1, Y0, Y0
+	VMOVDQU         Y0, 192(SP)
+	VMOVDQU         96(AX), Y0
+	VPSRLW          $0x04, Y0, Y0
+	VPAND           mask0F<>+0(SB), Y0, Y0
+	VMOVDQU         160(AX), Y1
+	VPSRLW          $0x02, Y1, Y1
+	VPAND           mask30<>+0(SB), Y1, Y1
+	VPOR            Y1, Y0, Y0
+	VMOVDQU         Y0, 224(SP)
+	VPMOVSXBD       192(AX), Y0
+	VMOVDQU         Y0, 256(SP)
+	VPMOVSXBD       200(AX), Y0
+	VMOVDQU         Y0, 288(SP)
+	VPMOVSXBW       192(AX), Y0
+	VMOVDQU         Y0, 320(SP)
+	VBROADCASTI64X4 words127<>+0(SB), Z0
+	VPMOVZXBW       (SP), Z1
+	VPBROADCASTW    256(SP), Y3
+	VPBROADCASTW    260(SP), Y2
+	VINSERTI64X4    $0x01, Y2, Z3, Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, (CX)
+	VMOVDQU         Y2, 4096(CX)
+	VPMOVZXBW       32(SP), Z1
+	VPBROADCASTW    264(SP), Y3
+	VPBROADCASTW    268(SP), Y2
+	VINSERTI64X4    $0x01, Y2, Z3, Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 32(CX)
+	VMOVDQU         Y2, 4128(CX)
+	VPMOVZXBW       64(SP), Z1
+	VPBROADCASTW    272(SP), Y3
+	VPBROADCASTW    276(SP), Y2
+	VINSERTI64X4    $0x01, Y2, Z3, Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 1024(CX)
+	VMOVDQU         Y2, 5120(CX)
+	VPMOVZXBW       96(SP), Z1
+	VPBROADCASTW    280(SP), Y3
+	VPBROADCASTW    284(SP), Y2
+	VINSERTI64X4    $0x01, Y2, Z3, Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 1056(CX)
+	VMOVDQU         Y2, 5152(CX)
+	VPMOVZXBW       128(SP), Z1
+	VPBROADCASTW    288(SP), Y3
+	VPBROADCASTW    292(SP), Y2
+	VINSERTI64X4    $0x01, Y2, Z3, Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 2048(CX)
+	VMOVDQU         Y2, 6144(CX)
+	VPMOVZXBW       160(SP), Z1
+	VPBROADCASTW    296(SP), Y3
+	VPBROADCASTW    300(SP), Y2
+	VINSERTI64X4    $0x01, Y2, Z3, Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 2080(CX)
+	VMOVDQU         Y2, 6176(CX)
+	VPMOVZXBW       192(SP), Z1
+	VPBROADCASTW    304(SP), Y3
+	VPBROADCASTW    308(SP), Y2
+	VINSERTI64X4    $0x01, Y2, Z3, Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 3072(CX)
+	VMOVDQU         Y2, 7168(CX)
+	VPMOVZXBW       224(SP), Z1
+	VPBROADCASTW    312(SP), Y3
+	VPBROADCASTW    316(SP), Y2
+	VINSERTI64X4    $0x01, Y2, Z3, Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z0
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z0, Y0
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 3104(CX)
+	VMOVDQU         Y0, 7200(CX)
+	VMOVDQU         320(SP), Y0
+	VPMOVWB         Y0, X0
+	VMOVDQU         X0, 8192(CX)
+	MOVWLZX         208(AX), SI
+	MOVW            SI, (DX)
+	ADDQ            $0x000000d2, AX
+	ADDQ            $0x00002400, CX
+	ADDQ            $0x00000040, DX
+	DECQ            BX
+	JNZ             amxPrepQ6_K_block
+	MOVQ            wstride+8(FP), AX
+	ADDQ            AX, 360(SP)
+	ADDQ            $0x00000040, 368(SP)
+	ADDQ            $0x00000002, 376(SP)
+	DECQ            352(SP)
+	JNZ             amxPrepQ6_K_row
+	VZEROUPPER
+	RET
+
+// func amxPrepIQ4_XS(w *byte, wstride int, nb int, a *byte, dh *byte)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL
+TEXT ·amxPrepIQ4_XS(SB), $384-40
+	// Needs AVX512-F and -BW.
+	MOVQ $0x00000010, 352(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, 360(SP)
+	MOVQ a+24(FP), AX
+	MOVQ AX, 368(SP)
+	MOVQ dh+32(FP), AX
+	MOVQ AX, 376(SP)
+
+amxPrepIQ4_XS_row:
+	MOVQ 360(SP), AX
+	MOVQ 368(SP), CX
+	MOVQ 376(SP), DX
+	MOVQ nb+16(FP), BX
+
+amxPrepIQ4_XS_block:
+	VMOVDQU         kvaluesU8<>+0(SB), Y0
+	VBROADCASTI128  8(AX), Y1
+	VPSRLVD         shiftHiLane<>+0(SB), Y1, Y1
+	VPAND           mask0F<>+0(SB), Y1, Y1
+	VPSHUFB         Y1, Y0, Y1
+	VMOVDQU         Y1, (SP)
+	VBROADCASTI128  24(AX), Y1
+	VPSRLVD         shiftHiLane<>+0(SB), Y1, Y1
+	VPAND           mask0F<>+0(SB), Y1, Y1
+	VPSHUFB         Y1, Y0, Y1
+	VMOVDQU         Y1, 32(SP)
+	VBROADCASTI128  40(AX), Y1
+	VPSRLVD         shiftHiLane<>+0(SB), Y1, Y1
+	VPAND           mask0F<>+0(SB), Y1, Y1
+	VPSHUFB         Y1, Y0, Y1
+	VMOVDQU         Y1, 64(SP)
+	VBROADCASTI128  56(AX), Y1
+	VPSRLVD         shiftHiLane<>+0(SB), Y1, Y1
+	VPAND           mask0F<>+0(SB), Y1, Y1
+	VPSHUFB         Y1, Y0, Y1
+	VMOVDQU         Y1, 96(SP)
+	VBROADCASTI128  72(AX), Y1
+	VPSRLVD         shiftHiLane<>+0(SB), Y1, Y1
+	VPAND           mask0F<>+0(SB), Y1, Y1
+	VPSHUFB         Y1, Y0, Y1
+	VMOVDQU         Y1, 128(SP)
+	VBROADCASTI128  88(AX), Y1
+	VPSRLVD         shiftHiLane<>+0(SB), Y1, Y1
+	VPAND           mask0F<>+0(SB), Y1, Y1
+	VPSHUFB         Y1, Y0, Y1
+	VMOVDQU         Y1, 160(SP)
+	VBROADCASTI128  104(AX), Y1
+	VPSRLVD         shiftHiLane<>+0(SB), Y1, Y1
+	VPAND           mask0F<>+0(SB), Y1, Y1
+	VPSHUFB         Y1, Y0, Y1
+	VMOVDQU         Y1, 192(SP)
+	VBROADCASTI128  120(AX), Y1
+	VPSRLVD         shiftHiLane<>+0(SB), Y1, Y1
+	VPAND           mask0F<>+0(SB), Y1, Y1
+	VPSHUFB         Y1, Y0, Y1
+	VMOVDQU         Y1, 224(SP)
+	MOVWLZX         2(AX), SI
+	MOVL            4(AX), DI
+	MOVL            DI, R8
+	ANDL            $0x0000000f, R8
+	MOVL            SI, R9
+	SHLL            $0x04, R9
+	ANDL            $0x00000030, R9
+	ORL             R9, R8
+	SUBL            $0x00000020, R8
+	MOVL            R8, 256(SP)
+	MOVWLZX         R8, R8
+	MOVL            R8, R9
+	SHLL            $0x10, R9
+	ORL             R9, R8
+	MOVL            R8, 320(SP)
+	MOVL            DI, R8
+	SHRL            $0x04, R8
+	ANDL            $0x0000000f, R8
+	MOVL            SI, R9
+	SHLL            $0x02, R9
+	ANDL            $0x00000030, R9
+	ORL             R9, R8
+	SUBL            $0x00000020, R8
+	MOVL            R8, 260(SP)
+	MOVWLZX         R8, R8
+	MOVL            R8, R9
+	SHLL            $0x10, R9
+	ORL             R9, R8
+	MOVL            R8, 324(SP)
+	MOVL            DI, R8
+	SHRL            $0x08, R8
+	ANDL            $0x0000000f, R8
+	MOVL            SI, R9
+	ANDL            $0x00000030, R9
+	ORL             R9, R8
+	SUBL            $0x00000020, R8
+	MOVL            R8, 264(SP)
+	MOVWLZX         R8, R8
+	MOVL            R8, R9
+	SHLL            $0x10, R9
+	ORL             R9, R8
+	MOVL            R8, 328(SP)
+	MOVL            DI, R8
+	SHRL            $0x0c, R8
+	ANDL            $0x0000000f, R8
+	MOVL            SI, R9
+	SHRL            $0x02, R9
+	ANDL            $0x00000030, R9
+	ORL             R9, R8
+	SUBL            $0x00000020, R8
+	MOVL            R8, 268(SP)
+	MOVWLZX         R8, R8
+	MOVL            R8, R9
+	SHLL            $0x10, R9
+	ORL             R9, R8
+	MOVL            R8, 332(SP)
+	MOVL            DI, R8
+	SHRL            $0x10, R8
+	ANDL            $0x0000000f, R8
+	MOVL            SI, R9
+	SHRL            $0x04, R9
+	ANDL            $0x00000030, R9
+	ORL             R9, R8
+	SUBL            $0x00000020, R8
+	MOVL            R8, 272(SP)
+	MOVWLZX         R8, R8
+	MOVL            R8, R9
+	SHLL            $0x10, R9
+	ORL             R9, R8
+	MOVL            R8, 336(SP)
+	MOVL            DI, R8
+	SHRL            $0x14, R8
+	ANDL            $0x0000000f, R8
+	MOVL            SI, R9
+	SHRL            $0x06, R9
+	ANDL            $0x00000030, R9
+	ORL             R9, R8
+	SUBL            $0x00000020, R8
+	MOVL            R8, 276(SP)
+	MOVWLZX         R8, R8
+	MOVL            R8, R9
+	SHLL            $0x10, R9
+	ORL             R9, R8
+	MOVL            R8, 340(SP)
+	MOVL            DI, R8
+	SHRL            $0x18, R8
+	ANDL            $0x0000000f, R8
+	MOVL            SI, R9
+	SHRL            $0x08, R9
+	ANDL            $0x00000030, R9
+	ORL             R9, R8
+	SUBL            $0x00000020, R8
+	MOVL            R8, 280(SP)
+	MOVWLZX         R8, R8
+	MOVL            R8, R9
+	SHLL            $0x10, R9
+	ORL             R9, R8
+	MOVL            R8, 344(SP)
+	SHRL            $0x1c, DI
+	ANDL            $0x0000000f, DI
+	SHRL            $0x0a, SI
+	ANDL            $0x00000030, SI
+	ORL             SI, DI
+	SUBL            $0x00000020, DI
+	MOVL            DI, 284(SP)
+	MOVWLZX         DI, DI
+	MOVL            DI, SI
+	SHLL            $0x10, SI
+	ORL             SI, DI
+	MOVL            DI, 348(SP)
+	VBROADCASTI64X4 words127<>+0(SB), Z0
+	VPMOVZXBW       (SP), Z1
+	VPBROADCASTW    256(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, (CX)
+	VMOVDQU         Y2, 4096(CX)
+	VPMOVZXBW       32(SP), Z1
+	VPBROADCASTW    260(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 32(CX)
+	VMOVDQU         Y2, 4128(CX)
+	VPMOVZXBW       64(SP), Z1
+	VPBROADCASTW    264(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 1024(CX)
+	VMOVDQU         Y2, 5120(CX)
+	VPMOVZXBW       96(SP), Z1
+	VPBROADCASTW    268(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 1056(CX)
+	VMOVDQU         Y2, 5152(CX)
+	VPMOVZXBW       128(SP), Z1
+	VPBROADCASTW    272(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 2048(CX)
+	VMOVDQU         Y2, 6144(CX)
+	VPMOVZXBW       160(SP), Z1
+	VPBROADCASTW    276(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 2080(CX)
+	VMOVDQU         Y2, 6176(CX)
+	VPMOVZXBW       192(SP), Z1
+	VPBROADCASTW    280(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z2
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z2, Y2
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 3072(CX)
+	VMOVDQU         Y2, 7168(CX)
+	VPMOVZXBW       224(SP), Z1
+	VPBROADCASTW    284(SP), Z2
+	VPMULLW         Z2, Z1, Z1
+	VPANDD          Z0, Z1, Z0
+	VPSRAW          $0x07, Z1, Z1
+	VPMOVWB         Z0, Y0
+	VPMOVWB         Z1, Y1
+	VMOVDQU         Y1, 3104(CX)
+	VMOVDQU         Y0, 7200(CX)
+	VMOVDQU         320(SP), Y0
+	VPMOVWB         Y0, X0
+	VMOVDQU         X0, 8192(CX)
+	MOVWLZX         (AX), SI
+	MOVW            SI, (DX)
+	ADDQ            $0x00000088, AX
+	ADDQ            $0x00002400, CX
+	ADDQ            $0x00000040, DX
+	DECQ            BX
+	JNZ             amxPrepIQ4_XS_block
+	MOVQ            wstride+8(FP), AX
+	ADDQ            AX, 360(SP)
+	ADDQ            $0x00000040, 368(SP)
+	ADDQ            $0x00000002, 376(SP)
+	DECQ            352(SP)
+	JNZ             amxPrepIQ4_XS_row
+	VZEROUPPER
+	RET
+
+// func amxPanelsKMins(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)
+// Requires: AVX, AVX512F
+TEXT ·amxPanelsKMins(SB), NOSPLIT, $0-88
+	// Needs AMX-TILE, AMX-INT8 (with the OS's permission) and AVX512-F.
+	LEAQ amxKTileCfg<>+0(SB), R10
+
+	// LDTILECFG (R10)
+	BYTE      $0xc4
+	BYTE      $0xc2
+	BYTE      $0x78
+	BYTE      $0x49
+	BYTE      $0x02
+	MOVQ      $0x00000040, R9
+	MOVQ      buf+80(FP), R10
+	LEAQ      4096(R10), R11
+	MOVQ      p+16(FP), AX
+	MOVQ      bs+32(FP), CX
+	MOVQ      np+48(FP), DX
+	MOVQ      out+64(FP), BX
+	VMOVDQU32 amxIota<>+0(SB), Z0
+	VPXORD    Z1, Z1, Z1
+
+amxPanelsKMins_panel:
+	MOVQ      AX, R8
+	MOVQ      CX, DI
+	MOVQ      a+0(FP), SI
+	MOVQ      dw+8(FP), R12
+	MOVQ      nb+56(FP), R13
+	VMOVDQA64 Z1, Z2
+	VMOVDQA64 Z1, Z3
+	VMOVDQA64 Z1, Z4
+	VMOVDQA64 Z1, Z5
+	VMOVDQA64 Z1, Z6
+	VMOVDQA64 Z1, Z7
+	VMOVDQA64 Z1, Z8
+	VMOVDQA64 Z1, Z9
+	VMOVDQA64 Z1, Z10
+	VMOVDQA64 Z1, Z11
+	VMOVDQA64 Z1, Z12
+	VMOVDQA64 Z1, Z13
+	VMOVDQA64 Z1, Z14
+	VMOVDQA64 Z1, Z15
+	VMOVDQA64 Z1, Z16
+	VMOVDQA64 Z1, Z17
+
+	// TILEZERO TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc0
+
+	// TILEZERO TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc8
+
+	// TILEZERO TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd0
+
+	// TILEZERO TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd8
+
+	// TILELOADD 0(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x2c
+	BYTE $0x08
+
+	// TILELOADD 0(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x24
+	BYTE $0x0e
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 4096(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x10
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 1024(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 1024(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 5120(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x14
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 2048(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 2048(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 6144(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x18
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 3072(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 3072(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 7168(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x1c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 8192(SI)(R9*1), TMM6
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x20
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x3c
+	BYTE $0x0f
+
+	// TDPBSSD TMM7, TMM6, TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xd6
+
+	// TILELOADD 256(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x0f
+	BYTE $0x00
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM7, TMM6, TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xde
+
+	// TILESTORED TMM0, 0(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x04
+	BYTE $0x0a
+
+	// TILESTORED TMM1, 1024(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x8c
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM2, 2048(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM3, 3072(R10)(R9*1)
+	BYTE  $0xc4
+	BYTE  $0x82
+	BYTE  $0x7a
+	BYTE  $0x4b
+	BYTE  $0x9c
+	BYTE  $0x0a
+	BYTE  $0x00
+	BYTE  $0x0c
+	BYTE  $0x00
+	BYTE  $0x00
+	ADDQ  $0x00002400, SI
+	ADDQ  $0x00001240, R8
+	ADDQ  $0x00000200, DI
+	XCHGQ R10, R11
+	DECQ  R13
+	JZ    amxPanelsKMins_last
+
+amxPanelsKMins_block:
+	// TILEZERO TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc0
+
+	// TILEZERO TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc8
+
+	// TILEZERO TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd0
+
+	// TILEZERO TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd8
+
+	// TILELOADD 0(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x2c
+	BYTE $0x08
+
+	// TILELOADD 0(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x24
+	BYTE $0x0e
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 4096(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x10
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 1024(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 1024(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 5120(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x14
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 2048(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 2048(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 6144(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x18
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 3072(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 3072(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 7168(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x1c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 8192(SI)(R9*1), TMM6
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x20
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x3c
+	BYTE $0x0f
+
+	// TDPBSSD TMM7, TMM6, TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xd6
+
+	// TILELOADD 256(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x0f
+	BYTE $0x00
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM7, TMM6, TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xde
+
+	// TILESTORED TMM0, 0(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x04
+	BYTE $0x0a
+
+	// TILESTORED TMM1, 1024(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x8c
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM2, 2048(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM3, 3072(R10)(R9*1)
+	BYTE         $0xc4
+	BYTE         $0x82
+	BYTE         $0x7a
+	BYTE         $0x4b
+	BYTE         $0x9c
+	BYTE         $0x0a
+	BYTE         $0x00
+	BYTE         $0x0c
+	BYTE         $0x00
+	BYTE         $0x00
+	ADDQ         $0x00002400, SI
+	ADDQ         $0x00001240, R8
+	ADDQ         $0x00000200, DI
+	VMOVUPS      -4736(R8), Z18
+	VMOVDQU32    (R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1024(R11), Z19, Z19
+	VMOVDQU32    3072(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2048(R11), Z20, Z20
+	VMULPS.BCST  (R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z2
+	VMULPS.BCST  64(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z2
+	VMOVDQU32    64(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1088(R11), Z19, Z19
+	VMOVDQU32    3136(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2112(R11), Z20, Z20
+	VMULPS.BCST  4(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z3
+	VMULPS.BCST  68(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z3
+	VMOVDQU32    128(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1152(R11), Z19, Z19
+	VMOVDQU32    3200(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2176(R11), Z20, Z20
+	VMULPS.BCST  8(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z4
+	VMULPS.BCST  72(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z4
+	VMOVDQU32    192(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1216(R11), Z19, Z19
+	VMOVDQU32    3264(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2240(R11), Z20, Z20
+	VMULPS.BCST  12(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z5
+	VMULPS.BCST  76(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z5
+	VMOVDQU32    256(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1280(R11), Z19, Z19
+	VMOVDQU32    3328(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2304(R11), Z20, Z20
+	VMULPS.BCST  16(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z6
+	VMULPS.BCST  80(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z6
+	VMOVDQU32    320(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1344(R11), Z19, Z19
+	VMOVDQU32    3392(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2368(R11), Z20, Z20
+	VMULPS.BCST  20(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z7
+	VMULPS.BCST  84(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z7
+	VMOVDQU32    384(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1408(R11), Z19, Z19
+	VMOVDQU32    3456(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2432(R11), Z20, Z20
+	VMULPS.BCST  24(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z8
+	VMULPS.BCST  88(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z8
+	VMOVDQU32    448(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1472(R11), Z19, Z19
+	VMOVDQU32    3520(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2496(R11), Z20, Z20
+	VMULPS.BCST  28(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z9
+	VMULPS.BCST  92(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z9
+	VMOVDQU32    512(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1536(R11), Z19, Z19
+	VMOVDQU32    3584(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2560(R11), Z20, Z20
+	VMULPS.BCST  32(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z10
+	VMULPS.BCST  96(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z10
+	VMOVDQU32    576(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1600(R11), Z19, Z19
+	VMOVDQU32    3648(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2624(R11), Z20, Z20
+	VMULPS.BCST  36(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z11
+	VMULPS.BCST  100(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z11
+	VMOVDQU32    640(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1664(R11), Z19, Z19
+	VMOVDQU32    3712(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2688(R11), Z20, Z20
+	VMULPS.BCST  40(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z12
+	VMULPS.BCST  104(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z12
+	VMOVDQU32    704(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1728(R11), Z19, Z19
+	VMOVDQU32    3776(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2752(R11), Z20, Z20
+	VMULPS.BCST  44(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z13
+	VMULPS.BCST  108(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z13
+	VMOVDQU32    768(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1792(R11), Z19, Z19
+	VMOVDQU32    3840(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2816(R11), Z20, Z20
+	VMULPS.BCST  48(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z14
+	VMULPS.BCST  112(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z14
+	VMOVDQU32    832(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1856(R11), Z19, Z19
+	VMOVDQU32    3904(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2880(R11), Z20, Z20
+	VMULPS.BCST  52(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z15
+	VMULPS.BCST  116(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z15
+	VMOVDQU32    896(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1920(R11), Z19, Z19
+	VMOVDQU32    3968(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2944(R11), Z20, Z20
+	VMULPS.BCST  56(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z16
+	VMULPS.BCST  120(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z16
+	VMOVDQU32    960(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1984(R11), Z19, Z19
+	VMOVDQU32    4032(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       3008(R11), Z20, Z20
+	VMULPS.BCST  60(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z17
+	VMULPS.BCST  124(R12), Z18, Z18
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z18, Z17
+	ADDQ         $0x00000080, R12
+	XCHGQ        R10, R11
+	DECQ         R13
+	JNZ          amxPanelsKMins_block
+
+amxPanelsKMins_last:
+	VMOVUPS      -64(R8), Z18
+	VMOVDQU32    (R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1024(R11), Z19, Z19
+	VMOVDQU32    3072(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2048(R11), Z20, Z20
+	VMULPS.BCST  (R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z2
+	VMULPS.BCST  64(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z2
+	VMOVDQU32    64(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1088(R11), Z19, Z19
+	VMOVDQU32    3136(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2112(R11), Z20, Z20
+	VMULPS.BCST  4(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z3
+	VMULPS.BCST  68(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z3
+	VMOVDQU32    128(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1152(R11), Z19, Z19
+	VMOVDQU32    3200(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2176(R11), Z20, Z20
+	VMULPS.BCST  8(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z4
+	VMULPS.BCST  72(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z4
+	VMOVDQU32    192(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1216(R11), Z19, Z19
+	VMOVDQU32    3264(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2240(R11), Z20, Z20
+	VMULPS.BCST  12(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z5
+	VMULPS.BCST  76(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z5
+	VMOVDQU32    256(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1280(R11), Z19, Z19
+	VMOVDQU32    3328(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2304(R11), Z20, Z20
+	VMULPS.BCST  16(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z6
+	VMULPS.BCST  80(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z6
+	VMOVDQU32    320(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1344(R11), Z19, Z19
+	VMOVDQU32    3392(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2368(R11), Z20, Z20
+	VMULPS.BCST  20(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z7
+	VMULPS.BCST  84(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z7
+	VMOVDQU32    384(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1408(R11), Z19, Z19
+	VMOVDQU32    3456(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2432(R11), Z20, Z20
+	VMULPS.BCST  24(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z8
+	VMULPS.BCST  88(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z8
+	VMOVDQU32    448(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1472(R11), Z19, Z19
+	VMOVDQU32    3520(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2496(R11), Z20, Z20
+	VMULPS.BCST  28(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z9
+	VMULPS.BCST  92(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z9
+	VMOVDQU32    512(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1536(R11), Z19, Z19
+	VMOVDQU32    3584(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2560(R11), Z20, Z20
+	VMULPS.BCST  32(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z10
+	VMULPS.BCST  96(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z10
+	VMOVDQU32    576(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1600(R11), Z19, Z19
+	VMOVDQU32    3648(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2624(R11), Z20, Z20
+	VMULPS.BCST  36(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z11
+	VMULPS.BCST  100(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z11
+	VMOVDQU32    640(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1664(R11), Z19, Z19
+	VMOVDQU32    3712(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2688(R11), Z20, Z20
+	VMULPS.BCST  40(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z12
+	VMULPS.BCST  104(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z12
+	VMOVDQU32    704(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1728(R11), Z19, Z19
+	VMOVDQU32    3776(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2752(R11), Z20, Z20
+	VMULPS.BCST  44(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z13
+	VMULPS.BCST  108(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z13
+	VMOVDQU32    768(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1792(R11), Z19, Z19
+	VMOVDQU32    3840(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2816(R11), Z20, Z20
+	VMULPS.BCST  48(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z14
+	VMULPS.BCST  112(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z14
+	VMOVDQU32    832(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1856(R11), Z19, Z19
+	VMOVDQU32    3904(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2880(R11), Z20, Z20
+	VMULPS.BCST  52(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z15
+	VMULPS.BCST  116(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z15
+	VMOVDQU32    896(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1920(R11), Z19, Z19
+	VMOVDQU32    3968(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       2944(R11), Z20, Z20
+	VMULPS.BCST  56(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z16
+	VMULPS.BCST  120(R12), Z18, Z19
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z19, Z16
+	VMOVDQU32    960(R11), Z19
+	VPSLLD       $0x07, Z19, Z19
+	VPADDD       1984(R11), Z19, Z19
+	VMOVDQU32    4032(R11), Z20
+	VPSLLD       $0x06, Z20, Z20
+	VPADDD       3008(R11), Z20, Z20
+	VMULPS.BCST  60(R12), Z18, Z21
+	VCVTDQ2PS    Z19, Z19
+	VFMADD231PS  Z19, Z21, Z17
+	VMULPS.BCST  124(R12), Z18, Z18
+	VCVTDQ2PS    Z20, Z20
+	VFNMADD231PS Z20, Z18, Z17
+	ADDQ         $0x00000080, R12
+	VMOVUPS      Z2, (R10)
+	VMOVUPS      Z3, 64(R10)
+	VMOVUPS      Z4, 128(R10)
+	VMOVUPS      Z5, 192(R10)
+	VMOVUPS      Z6, 256(R10)
+	VMOVUPS      Z7, 320(R10)
+	VMOVUPS      Z8, 384(R10)
+	VMOVUPS      Z9, 448(R10)
+	VMOVUPS      Z10, 512(R10)
+	VMOVUPS      Z11, 576(R10)
+	VMOVUPS      Z12, 640(R10)
+	VMOVUPS      Z13, 704(R10)
+	VMOVUPS      Z14, 768(R10)
+	VMOVUPS      Z15, 832(R10)
+	VMOVUPS      Z16, 896(R10)
+	VMOVUPS      Z17, 960(R10)
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   (R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   4(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   8(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   12(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   16(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   20(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   24(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   28(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   32(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   36(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   40(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   44(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   48(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   52(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   56(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	VMOVDQA64    Z1, Z2
+	KXNORW       K1, K1, K1
+	VPGATHERDD   60(R10)(Z0*1), K1, Z2
+	VMOVUPS      Z2, (BX)
+	ADDQ         outstrideBytes+72(FP), BX
+	ADDQ         pstride+24(FP), AX
+	ADDQ         bsstride+40(FP), CX
+	DECQ         DX
+	JNZ          amxPanelsKMins_panel
+
+	// TILERELEASE
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x78
+	BYTE $0x49
+	BYTE $0xc0
+	VZEROUPPER
+	RET
+
+// func amxPanelsKShift5(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)
+// Requires: AVX, AVX512F
+TEXT ·amxPanelsKShift5(SB), NOSPLIT, $0-88
+	// Needs AMX-TILE, AMX-INT8 (with the OS's permission) and AVX512-F.
+	LEAQ amxKTileCfg<>+0(SB), R10
+
+	// LDTILECFG (R10)
+	BYTE      $0xc4
+	BYTE      $0xc2
+	BYTE      $0x78
+	BYTE      $0x49
+	BYTE      $0x02
+	MOVQ      $0x00000040, R9
+	MOVQ      buf+80(FP), R10
+	LEAQ      4096(R10), R11
+	MOVQ      p+16(FP), AX
+	MOVQ      bs+32(FP), CX
+	MOVQ      np+48(FP), DX
+	MOVQ      out+64(FP), BX
+	VMOVDQU32 amxIota<>+0(SB), Z0
+	VPXORD    Z1, Z1, Z1
+
+amxPanelsKShift5_panel:
+	MOVQ      AX, R8
+	MOVQ      CX, DI
+	MOVQ      a+0(FP), SI
+	MOVQ      dw+8(FP), R12
+	MOVQ      nb+56(FP), R13
+	VMOVDQA64 Z1, Z2
+	VMOVDQA64 Z1, Z3
+	VMOVDQA64 Z1, Z4
+	VMOVDQA64 Z1, Z5
+	VMOVDQA64 Z1, Z6
+	VMOVDQA64 Z1, Z7
+	VMOVDQA64 Z1, Z8
+	VMOVDQA64 Z1, Z9
+	VMOVDQA64 Z1, Z10
+	VMOVDQA64 Z1, Z11
+	VMOVDQA64 Z1, Z12
+	VMOVDQA64 Z1, Z13
+	VMOVDQA64 Z1, Z14
+	VMOVDQA64 Z1, Z15
+	VMOVDQA64 Z1, Z16
+	VMOVDQA64 Z1, Z17
+
+	// TILEZERO TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc0
+
+	// TILEZERO TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc8
+
+	// TILEZERO TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd0
+
+	// TILEZERO TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd8
+
+	// TILELOADD 0(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x2c
+	BYTE $0x08
+
+	// TILELOADD 0(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x24
+	BYTE $0x0e
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 4096(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x10
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 1024(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 1024(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 5120(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x14
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 2048(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 2048(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 6144(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x18
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 3072(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 3072(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 7168(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x1c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 8192(SI)(R9*1), TMM6
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x20
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x3c
+	BYTE $0x0f
+
+	// TDPBSSD TMM7, TMM6, TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xd6
+
+	// TILELOADD 256(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x0f
+	BYTE $0x00
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM7, TMM6, TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xde
+
+	// TILESTORED TMM0, 0(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x04
+	BYTE $0x0a
+
+	// TILESTORED TMM1, 1024(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x8c
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM2, 2048(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM3, 3072(R10)(R9*1)
+	BYTE  $0xc4
+	BYTE  $0x82
+	BYTE  $0x7a
+	BYTE  $0x4b
+	BYTE  $0x9c
+	BYTE  $0x0a
+	BYTE  $0x00
+	BYTE  $0x0c
+	BYTE  $0x00
+	BYTE  $0x00
+	ADDQ  $0x00002400, SI
+	ADDQ  $0x00001240, R8
+	ADDQ  $0x00000200, DI
+	XCHGQ R10, R11
+	DECQ  R13
+	JZ    amxPanelsKShift5_last
+
+amxPanelsKShift5_block:
+	// TILEZERO TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc0
+
+	// TILEZERO TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc8
+
+	// TILEZERO TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd0
+
+	// TILEZERO TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd8
+
+	// TILELOADD 0(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x2c
+	BYTE $0x08
+
+	// TILELOADD 0(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x24
+	BYTE $0x0e
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 4096(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x10
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 1024(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 1024(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 5120(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x14
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 2048(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 2048(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 6144(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x18
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 3072(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 3072(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 7168(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x1c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 8192(SI)(R9*1), TMM6
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x20
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x3c
+	BYTE $0x0f
+
+	// TDPBSSD TMM7, TMM6, TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xd6
+
+	// TILELOADD 256(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x0f
+	BYTE $0x00
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM7, TMM6, TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xde
+
+	// TILESTORED TMM0, 0(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x04
+	BYTE $0x0a
+
+	// TILESTORED TMM1, 1024(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x8c
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM2, 2048(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM3, 3072(R10)(R9*1)
+	BYTE        $0xc4
+	BYTE        $0x82
+	BYTE        $0x7a
+	BYTE        $0x4b
+	BYTE        $0x9c
+	BYTE        $0x0a
+	BYTE        $0x00
+	BYTE        $0x0c
+	BYTE        $0x00
+	BYTE        $0x00
+	ADDQ        $0x00002400, SI
+	ADDQ        $0x00001240, R8
+	ADDQ        $0x00000200, DI
+	VMOVUPS     -4736(R8), Z18
+	VMOVDQU32   (R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1024(R11), Z19, Z19
+	VMOVDQU32   3072(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2048(R11), Z20, Z20
+	VMULPS.BCST (R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z2
+	VMOVDQU32   64(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1088(R11), Z19, Z19
+	VMOVDQU32   3136(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2112(R11), Z20, Z20
+	VMULPS.BCST 4(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z3
+	VMOVDQU32   128(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1152(R11), Z19, Z19
+	VMOVDQU32   3200(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2176(R11), Z20, Z20
+	VMULPS.BCST 8(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z4
+	VMOVDQU32   192(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1216(R11), Z19, Z19
+	VMOVDQU32   3264(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2240(R11), Z20, Z20
+	VMULPS.BCST 12(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z5
+	VMOVDQU32   256(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1280(R11), Z19, Z19
+	VMOVDQU32   3328(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2304(R11), Z20, Z20
+	VMULPS.BCST 16(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z6
+	VMOVDQU32   320(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1344(R11), Z19, Z19
+	VMOVDQU32   3392(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2368(R11), Z20, Z20
+	VMULPS.BCST 20(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z7
+	VMOVDQU32   384(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1408(R11), Z19, Z19
+	VMOVDQU32   3456(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2432(R11), Z20, Z20
+	VMULPS.BCST 24(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z8
+	VMOVDQU32   448(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1472(R11), Z19, Z19
+	VMOVDQU32   3520(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2496(R11), Z20, Z20
+	VMULPS.BCST 28(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z9
+	VMOVDQU32   512(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1536(R11), Z19, Z19
+	VMOVDQU32   3584(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2560(R11), Z20, Z20
+	VMULPS.BCST 32(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z10
+	VMOVDQU32   576(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1600(R11), Z19, Z19
+	VMOVDQU32   3648(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2624(R11), Z20, Z20
+	VMULPS.BCST 36(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z11
+	VMOVDQU32   640(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1664(R11), Z19, Z19
+	VMOVDQU32   3712(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2688(R11), Z20, Z20
+	VMULPS.BCST 40(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z12
+	VMOVDQU32   704(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1728(R11), Z19, Z19
+	VMOVDQU32   3776(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2752(R11), Z20, Z20
+	VMULPS.BCST 44(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z13
+	VMOVDQU32   768(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1792(R11), Z19, Z19
+	VMOVDQU32   3840(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2816(R11), Z20, Z20
+	VMULPS.BCST 48(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z14
+	VMOVDQU32   832(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1856(R11), Z19, Z19
+	VMOVDQU32   3904(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2880(R11), Z20, Z20
+	VMULPS.BCST 52(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z15
+	VMOVDQU32   896(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1920(R11), Z19, Z19
+	VMOVDQU32   3968(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2944(R11), Z20, Z20
+	VMULPS.BCST 56(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z16
+	VMOVDQU32   960(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1984(R11), Z19, Z19
+	VMOVDQU32   4032(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      3008(R11), Z20, Z20
+	VMULPS.BCST 60(R12), Z18, Z18
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z18, Z17
+	ADDQ        $0x00000080, R12
+	XCHGQ       R10, R11
+	DECQ        R13
+	JNZ         amxPanelsKShift5_block
+
+amxPanelsKShift5_last:
+	VMOVUPS     -64(R8), Z18
+	VMOVDQU32   (R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1024(R11), Z19, Z19
+	VMOVDQU32   3072(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2048(R11), Z20, Z20
+	VMULPS.BCST (R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z2
+	VMOVDQU32   64(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1088(R11), Z19, Z19
+	VMOVDQU32   3136(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2112(R11), Z20, Z20
+	VMULPS.BCST 4(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z3
+	VMOVDQU32   128(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1152(R11), Z19, Z19
+	VMOVDQU32   3200(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2176(R11), Z20, Z20
+	VMULPS.BCST 8(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z4
+	VMOVDQU32   192(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1216(R11), Z19, Z19
+	VMOVDQU32   3264(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2240(R11), Z20, Z20
+	VMULPS.BCST 12(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z5
+	VMOVDQU32   256(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1280(R11), Z19, Z19
+	VMOVDQU32   3328(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2304(R11), Z20, Z20
+	VMULPS.BCST 16(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z6
+	VMOVDQU32   320(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1344(R11), Z19, Z19
+	VMOVDQU32   3392(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2368(R11), Z20, Z20
+	VMULPS.BCST 20(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z7
+	VMOVDQU32   384(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1408(R11), Z19, Z19
+	VMOVDQU32   3456(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2432(R11), Z20, Z20
+	VMULPS.BCST 24(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z8
+	VMOVDQU32   448(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1472(R11), Z19, Z19
+	VMOVDQU32   3520(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2496(R11), Z20, Z20
+	VMULPS.BCST 28(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z9
+	VMOVDQU32   512(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1536(R11), Z19, Z19
+	VMOVDQU32   3584(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2560(R11), Z20, Z20
+	VMULPS.BCST 32(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z10
+	VMOVDQU32   576(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1600(R11), Z19, Z19
+	VMOVDQU32   3648(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2624(R11), Z20, Z20
+	VMULPS.BCST 36(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z11
+	VMOVDQU32   640(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1664(R11), Z19, Z19
+	VMOVDQU32   3712(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2688(R11), Z20, Z20
+	VMULPS.BCST 40(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z12
+	VMOVDQU32   704(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1728(R11), Z19, Z19
+	VMOVDQU32   3776(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2752(R11), Z20, Z20
+	VMULPS.BCST 44(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z13
+	VMOVDQU32   768(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1792(R11), Z19, Z19
+	VMOVDQU32   3840(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2816(R11), Z20, Z20
+	VMULPS.BCST 48(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z14
+	VMOVDQU32   832(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1856(R11), Z19, Z19
+	VMOVDQU32   3904(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2880(R11), Z20, Z20
+	VMULPS.BCST 52(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z15
+	VMOVDQU32   896(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1920(R11), Z19, Z19
+	VMOVDQU32   3968(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2944(R11), Z20, Z20
+	VMULPS.BCST 56(R12), Z18, Z21
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z16
+	VMOVDQU32   960(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1984(R11), Z19, Z19
+	VMOVDQU32   4032(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      3008(R11), Z20, Z20
+	VMULPS.BCST 60(R12), Z18, Z18
+	VPSLLD      $0x05, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z18, Z17
+	ADDQ        $0x00000080, R12
+	VMOVUPS     Z2, (R10)
+	VMOVUPS     Z3, 64(R10)
+	VMOVUPS     Z4, 128(R10)
+	VMOVUPS     Z5, 192(R10)
+	VMOVUPS     Z6, 256(R10)
+	VMOVUPS     Z7, 320(R10)
+	VMOVUPS     Z8, 384(R10)
+	VMOVUPS     Z9, 448(R10)
+	VMOVUPS     Z10, 512(R10)
+	VMOVUPS     Z11, 576(R10)
+	VMOVUPS     Z12, 640(R10)
+	VMOVUPS     Z13, 704(R10)
+	VMOVUPS     Z14, 768(R10)
+	VMOVUPS     Z15, 832(R10)
+	VMOVUPS     Z16, 896(R10)
+	VMOVUPS     Z17, 960(R10)
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  (R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  4(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  8(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  12(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  16(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  20(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  24(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  28(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  32(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  36(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  40(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  44(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  48(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  52(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  56(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  60(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	ADDQ        pstride+24(FP), AX
+	ADDQ        bsstride+40(FP), CX
+	DECQ        DX
+	JNZ         amxPanelsKShift5_panel
+
+	// TILERELEASE
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x78
+	BYTE $0x49
+	BYTE $0xc0
+	VZEROUPPER
+	RET
+
+// func amxPanelsKShift7(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)
+// Requires: AVX, AVX512F
+TEXT ·amxPanelsKShift7(SB), NOSPLIT, $0-88
+	// Needs AMX-TILE, AMX-INT8 (with the OS's permission) and AVX512-F.
+	LEAQ amxKTileCfg<>+0(SB), R10
+
+	// LDTILECFG (R10)
+	BYTE      $0xc4
+	BYTE      $0xc2
+	BYTE      $0x78
+	BYTE      $0x49
+	BYTE      $0x02
+	MOVQ      $0x00000040, R9
+	MOVQ      buf+80(FP), R10
+	LEAQ      4096(R10), R11
+	MOVQ      p+16(FP), AX
+	MOVQ      bs+32(FP), CX
+	MOVQ      np+48(FP), DX
+	MOVQ      out+64(FP), BX
+	VMOVDQU32 amxIota<>+0(SB), Z0
+	VPXORD    Z1, Z1, Z1
+
+amxPanelsKShift7_panel:
+	MOVQ      AX, R8
+	MOVQ      CX, DI
+	MOVQ      a+0(FP), SI
+	MOVQ      dw+8(FP), R12
+	MOVQ      nb+56(FP), R13
+	VMOVDQA64 Z1, Z2
+	VMOVDQA64 Z1, Z3
+	VMOVDQA64 Z1, Z4
+	VMOVDQA64 Z1, Z5
+	VMOVDQA64 Z1, Z6
+	VMOVDQA64 Z1, Z7
+	VMOVDQA64 Z1, Z8
+	VMOVDQA64 Z1, Z9
+	VMOVDQA64 Z1, Z10
+	VMOVDQA64 Z1, Z11
+	VMOVDQA64 Z1, Z12
+	VMOVDQA64 Z1, Z13
+	VMOVDQA64 Z1, Z14
+	VMOVDQA64 Z1, Z15
+	VMOVDQA64 Z1, Z16
+	VMOVDQA64 Z1, Z17
+
+	// TILEZERO TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc0
+
+	// TILEZERO TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc8
+
+	// TILEZERO TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd0
+
+	// TILEZERO TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd8
+
+	// TILELOADD 0(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x2c
+	BYTE $0x08
+
+	// TILELOADD 0(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x24
+	BYTE $0x0e
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 4096(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x10
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 1024(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 1024(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 5120(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x14
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 2048(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 2048(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 6144(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x18
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 3072(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 3072(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 7168(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x1c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 8192(SI)(R9*1), TMM6
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x20
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x3c
+	BYTE $0x0f
+
+	// TDPBSSD TMM7, TMM6, TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xd6
+
+	// TILELOADD 256(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x0f
+	BYTE $0x00
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM7, TMM6, TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xde
+
+	// TILESTORED TMM0, 0(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x04
+	BYTE $0x0a
+
+	// TILESTORED TMM1, 1024(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x8c
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM2, 2048(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM3, 3072(R10)(R9*1)
+	BYTE  $0xc4
+	BYTE  $0x82
+	BYTE  $0x7a
+	BYTE  $0x4b
+	BYTE  $0x9c
+	BYTE  $0x0a
+	BYTE  $0x00
+	BYTE  $0x0c
+	BYTE  $0x00
+	BYTE  $0x00
+	ADDQ  $0x00002400, SI
+	ADDQ  $0x00001240, R8
+	ADDQ  $0x00000200, DI
+	XCHGQ R10, R11
+	DECQ  R13
+	JZ    amxPanelsKShift7_last
+
+amxPanelsKShift7_block:
+	// TILEZERO TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc0
+
+	// TILEZERO TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc8
+
+	// TILEZERO TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd0
+
+	// TILEZERO TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd8
+
+	// TILELOADD 0(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x2c
+	BYTE $0x08
+
+	// TILELOADD 0(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x24
+	BYTE $0x0e
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 4096(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x10
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 1024(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 1024(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 5120(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x14
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 2048(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 2048(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 6144(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x18
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 3072(R8)(R9*1), TMM5
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 3072(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x0c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xc4
+
+	// TILELOADD 7168(SI)(R9*1), TMM4
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x1c
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM5, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x53
+	BYTE $0x5e
+	BYTE $0xcc
+
+	// TILELOADD 8192(SI)(R9*1), TMM6
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x0e
+	BYTE $0x00
+	BYTE $0x20
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x3c
+	BYTE $0x0f
+
+	// TDPBSSD TMM7, TMM6, TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xd6
+
+	// TILELOADD 256(DI)(R9*1), TMM7
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x0f
+	BYTE $0x00
+	BYTE $0x01
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBSSD TMM7, TMM6, TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x43
+	BYTE $0x5e
+	BYTE $0xde
+
+	// TILESTORED TMM0, 0(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x04
+	BYTE $0x0a
+
+	// TILESTORED TMM1, 1024(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x8c
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM2, 2048(R10)(R9*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x0a
+	BYTE $0x00
+	BYTE $0x08
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM3, 3072(R10)(R9*1)
+	BYTE        $0xc4
+	BYTE        $0x82
+	BYTE        $0x7a
+	BYTE        $0x4b
+	BYTE        $0x9c
+	BYTE        $0x0a
+	BYTE        $0x00
+	BYTE        $0x0c
+	BYTE        $0x00
+	BYTE        $0x00
+	ADDQ        $0x00002400, SI
+	ADDQ        $0x00001240, R8
+	ADDQ        $0x00000200, DI
+	VMOVUPS     -4736(R8), Z18
+	VMOVDQU32   (R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1024(R11), Z19, Z19
+	VMOVDQU32   3072(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2048(R11), Z20, Z20
+	VMULPS.BCST (R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z2
+	VMOVDQU32   64(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1088(R11), Z19, Z19
+	VMOVDQU32   3136(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2112(R11), Z20, Z20
+	VMULPS.BCST 4(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z3
+	VMOVDQU32   128(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1152(R11), Z19, Z19
+	VMOVDQU32   3200(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2176(R11), Z20, Z20
+	VMULPS.BCST 8(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z4
+	VMOVDQU32   192(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1216(R11), Z19, Z19
+	VMOVDQU32   3264(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2240(R11), Z20, Z20
+	VMULPS.BCST 12(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z5
+	VMOVDQU32   256(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1280(R11), Z19, Z19
+	VMOVDQU32   3328(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2304(R11), Z20, Z20
+	VMULPS.BCST 16(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z6
+	VMOVDQU32   320(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1344(R11), Z19, Z19
+	VMOVDQU32   3392(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2368(R11), Z20, Z20
+	VMULPS.BCST 20(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z7
+	VMOVDQU32   384(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1408(R11), Z19, Z19
+	VMOVDQU32   3456(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2432(R11), Z20, Z20
+	VMULPS.BCST 24(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z8
+	VMOVDQU32   448(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1472(R11), Z19, Z19
+	VMOVDQU32   3520(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2496(R11), Z20, Z20
+	VMULPS.BCST 28(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z9
+	VMOVDQU32   512(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1536(R11), Z19, Z19
+	VMOVDQU32   3584(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2560(R11), Z20, Z20
+	VMULPS.BCST 32(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z10
+	VMOVDQU32   576(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1600(R11), Z19, Z19
+	VMOVDQU32   3648(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2624(R11), Z20, Z20
+	VMULPS.BCST 36(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z11
+	VMOVDQU32   640(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1664(R11), Z19, Z19
+	VMOVDQU32   3712(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2688(R11), Z20, Z20
+	VMULPS.BCST 40(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z12
+	VMOVDQU32   704(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1728(R11), Z19, Z19
+	VMOVDQU32   3776(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2752(R11), Z20, Z20
+	VMULPS.BCST 44(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z13
+	VMOVDQU32   768(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1792(R11), Z19, Z19
+	VMOVDQU32   3840(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2816(R11), Z20, Z20
+	VMULPS.BCST 48(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z14
+	VMOVDQU32   832(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1856(R11), Z19, Z19
+	VMOVDQU32   3904(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2880(R11), Z20, Z20
+	VMULPS.BCST 52(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z15
+	VMOVDQU32   896(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1920(R11), Z19, Z19
+	VMOVDQU32   3968(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2944(R11), Z20, Z20
+	VMULPS.BCST 56(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z16
+	VMOVDQU32   960(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1984(R11), Z19, Z19
+	VMOVDQU32   4032(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      3008(R11), Z20, Z20
+	VMULPS.BCST 60(R12), Z18, Z18
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z18, Z17
+	ADDQ        $0x00000080, R12
+	XCHGQ       R10, R11
+	DECQ        R13
+	JNZ         amxPanelsKShift7_block
+
+amxPanelsKShift7_last:
+	VMOVUPS     -64(R8), Z18
+	VMOVDQU32   (R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1024(R11), Z19, Z19
+	VMOVDQU32   3072(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2048(R11), Z20, Z20
+	VMULPS.BCST (R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z2
+	VMOVDQU32   64(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1088(R11), Z19, Z19
+	VMOVDQU32   3136(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2112(R11), Z20, Z20
+	VMULPS.BCST 4(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z3
+	VMOVDQU32   128(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1152(R11), Z19, Z19
+	VMOVDQU32   3200(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2176(R11), Z20, Z20
+	VMULPS.BCST 8(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z4
+	VMOVDQU32   192(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1216(R11), Z19, Z19
+	VMOVDQU32   3264(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2240(R11), Z20, Z20
+	VMULPS.BCST 12(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z5
+	VMOVDQU32   256(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1280(R11), Z19, Z19
+	VMOVDQU32   3328(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2304(R11), Z20, Z20
+	VMULPS.BCST 16(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z6
+	VMOVDQU32   320(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1344(R11), Z19, Z19
+	VMOVDQU32   3392(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2368(R11), Z20, Z20
+	VMULPS.BCST 20(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z7
+	VMOVDQU32   384(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1408(R11), Z19, Z19
+	VMOVDQU32   3456(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2432(R11), Z20, Z20
+	VMULPS.BCST 24(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z8
+	VMOVDQU32   448(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1472(R11), Z19, Z19
+	VMOVDQU32   3520(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2496(R11), Z20, Z20
+	VMULPS.BCST 28(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z9
+	VMOVDQU32   512(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1536(R11), Z19, Z19
+	VMOVDQU32   3584(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2560(R11), Z20, Z20
+	VMULPS.BCST 32(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z10
+	VMOVDQU32   576(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1600(R11), Z19, Z19
+	VMOVDQU32   3648(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2624(R11), Z20, Z20
+	VMULPS.BCST 36(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z11
+	VMOVDQU32   640(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1664(R11), Z19, Z19
+	VMOVDQU32   3712(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2688(R11), Z20, Z20
+	VMULPS.BCST 40(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z12
+	VMOVDQU32   704(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1728(R11), Z19, Z19
+	VMOVDQU32   3776(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2752(R11), Z20, Z20
+	VMULPS.BCST 44(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z13
+	VMOVDQU32   768(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1792(R11), Z19, Z19
+	VMOVDQU32   3840(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2816(R11), Z20, Z20
+	VMULPS.BCST 48(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z14
+	VMOVDQU32   832(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1856(R11), Z19, Z19
+	VMOVDQU32   3904(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2880(R11), Z20, Z20
+	VMULPS.BCST 52(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z15
+	VMOVDQU32   896(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1920(R11), Z19, Z19
+	VMOVDQU32   3968(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      2944(R11), Z20, Z20
+	VMULPS.BCST 56(R12), Z18, Z21
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z21, Z16
+	VMOVDQU32   960(R11), Z19
+	VPSLLD      $0x07, Z19, Z19
+	VPADDD      1984(R11), Z19, Z19
+	VMOVDQU32   4032(R11), Z20
+	VPSLLD      $0x06, Z20, Z20
+	VPADDD      3008(R11), Z20, Z20
+	VMULPS.BCST 60(R12), Z18, Z18
+	VPSLLD      $0x07, Z20, Z20
+	VPSUBD      Z20, Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VFMADD231PS Z19, Z18, Z17
+	ADDQ        $0x00000080, R12
+	VMOVUPS     Z2, (R10)
+	VMOVUPS     Z3, 64(R10)
+	VMOVUPS     Z4, 128(R10)
+	VMOVUPS     Z5, 192(R10)
+	VMOVUPS     Z6, 256(R10)
+	VMOVUPS     Z7, 320(R10)
+	VMOVUPS     Z8, 384(R10)
+	VMOVUPS     Z9, 448(R10)
+	VMOVUPS     Z10, 512(R10)
+	VMOVUPS     Z11, 576(R10)
+	VMOVUPS     Z12, 640(R10)
+	VMOVUPS     Z13, 704(R10)
+	VMOVUPS     Z14, 768(R10)
+	VMOVUPS     Z15, 832(R10)
+	VMOVUPS     Z16, 896(R10)
+	VMOVUPS     Z17, 960(R10)
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  (R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  4(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  8(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  12(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  16(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  20(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  24(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  28(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  32(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  36(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  40(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  44(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  48(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  52(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  56(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	VMOVDQA64   Z1, Z2
+	KXNORW      K1, K1, K1
+	VPGATHERDD  60(R10)(Z0*1), K1, Z2
+	VMOVUPS     Z2, (BX)
+	ADDQ        outstrideBytes+72(FP), BX
+	ADDQ        pstride+24(FP), AX
+	ADDQ        bsstride+40(FP), CX
+	DECQ        DX
+	JNZ         amxPanelsKShift7_panel
+
+	// TILERELEASE
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x78
+	BYTE $0x49
+	BYTE $0xc0
 	VZEROUPPER
 	RET

@@ -426,12 +426,16 @@ type mmJob struct {
 	panelBytes int    // bytes per panel
 	hasPanels  bool   // a part uses panels; words says which kind
 	words      bool
-	cols       int
-	n          int
-	colTile    int // activation rows per task
-	colTasks   int
-	threads    int
-	format     actFormat
+	// amxSums holds the panels' split group sums (packAMXSums) when a
+	// part has K-quant AMX kernels (amxK).
+	amxSums  []byte
+	amxK     bool
+	cols     int
+	n        int
+	colTile  int // activation rows per task
+	colTasks int
+	threads  int
+	format   actFormat
 }
 
 var jobPool = sync.Pool{New: func() any {
@@ -607,8 +611,37 @@ func (j *mmJob) column(p *mmPart, r0, r1, i int) {
 	}
 }
 
+// amxKSums is the bytes of a panel block's split group sums.
+const amxKSums = 512
+
+// packAMXSums writes the split group sums of the panelRows Q8_K rows of nb
+// blocks at act (arow bytes apart) into dst (nb*amxKSums bytes): per
+// block, as B tiles of 4 rows of 64 bytes, bsum g of row c at byte
+// 64(g/4) + 4c + g%4, its low six bits (bl) in the first tile and the rest
+// (bh, bsum >> 6) in the second.
+func packAMXSums(dst, act []byte, arow, nb int) {
+	dst = dst[:nb*amxKSums]
+	for c := range panelRows {
+		row := act[c*arow : c*arow+nb*block.Q8_KBytes]
+		for b := range nb {
+			bsums := row[b*block.Q8_KBytes+4+block.QK_K : (b+1)*block.Q8_KBytes]
+			out := dst[b*amxKSums : (b+1)*amxKSums]
+			for g := range 16 {
+				v := int16(uint16(bsums[2*g]) | uint16(bsums[2*g+1])<<8)
+				at := 64*(g/4) + 4*c + g%4
+				out[at] = byte(v & 63)
+				out[256+at] = byte(int8(v >> 6))
+			}
+		}
+	}
+}
+
 func (j *mmJob) pack(pi int) {
 	j.format.packPanel(j.panels[pi*j.panelBytes:(pi+1)*j.panelBytes], j.act[pi*panelRows*j.arow:], j.arow, j.cols, j.words)
+	if j.amxK {
+		sums := j.cols / block.QK_K * amxKSums
+		packAMXSums(j.amxSums[pi*sums:(pi+1)*sums], j.act[pi*panelRows*j.arow:], j.arow, j.cols/block.QK_K)
+	}
 }
 
 // addPart checks one product and adds it to the job.
@@ -663,6 +696,7 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 		case amx != nil:
 			j.setColTile(amxColTile)
 		}
+		j.amxK = j.amxK || (amx != nil && j.format == actQ8_K)
 		j.hasPanels, j.words = true, isWords
 	}
 	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, rows4: k.rows4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, quad: quad, words: words, amx: amx, wrow: wrow,
@@ -695,8 +729,13 @@ func (j *mmJob) run() {
 	if j.hasPanels {
 		npanels := j.n / panelRows
 		j.panelBytes = j.format.panelBytes(j.cols, j.words)
-		packed = getScratch(npanels * j.panelBytes)
+		sums := 0
+		if j.amxK {
+			sums = j.cols / block.QK_K * amxKSums
+		}
+		packed = getScratch(npanels * (j.panelBytes + sums))
 		j.panels = *packed
+		j.amxSums = j.panels[npanels*j.panelBytes:]
 		parallelFor(threads, npanels, j.packPanel)
 	}
 	last := &j.parts[j.nparts-1]
@@ -713,8 +752,8 @@ func (j *mmJob) release() {
 	for k := range j.nparts {
 		j.parts[k] = mmPart{}
 	}
-	j.nparts, j.x, j.act, j.panels = 0, nil, nil, nil
-	j.hasPanels, j.words = false, false
+	j.nparts, j.x, j.act, j.panels, j.amxSums = 0, nil, nil, nil, nil
+	j.hasPanels, j.words, j.amxK = false, false, false
 	jobPool.Put(j)
 }
 

@@ -157,9 +157,11 @@ func tilezero(t byte) {
 	amxInst(fmt.Sprintf("TILEZERO TMM%d", t), nil, append(vex3(0, 0, 0, 0, 3), 0x49, 0xc0|t<<3)...)
 }
 
-func tileloadd(t byte, base, stride Register) {
-	amxInst(fmt.Sprintf("TILELOADD (%s)(%s*1), TMM%d", base.Asm(), stride.Asm(), t), []Register{base, stride},
-		sibMem(t, base, stride, 0, 3, 0x4b)...)
+func tileloadd(t byte, base, stride Register) { tileloaddDisp(t, base, stride, 0) }
+
+func tileloaddDisp(t byte, base, stride Register, disp int32) {
+	amxInst(fmt.Sprintf("TILELOADD %d(%s)(%s*1), TMM%d", disp, base.Asm(), stride.Asm(), t), []Register{base, stride},
+		sibMem(t, base, stride, disp, 3, 0x4b)...)
 }
 
 func tilestored(t byte, base, stride Register, disp int32) {
@@ -376,8 +378,15 @@ func paramMem(name string) Mem {
 
 func genAMX() {
 	amxConstants()
+	amxKConstants()
 	genAMXPanels()
 	genAMXScales()
 	genAMXUnpack("Q4_0", amxValuesQ4_0)
 	genAMXUnpack("IQ4NL", kvalues)
+	for _, k := range panelKKinds {
+		genAMXPrepK(k)
+	}
+	genAMXPanelsK(true, 0)
+	genAMXPanelsK(false, 5)
+	genAMXPanelsK(false, 7)
 }
