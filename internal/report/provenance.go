@@ -78,6 +78,7 @@ func hostCPU() CPU {
 		"sse4.2": cpu.X86.HasSSE42, "avx": cpu.X86.HasAVX, "avx2": cpu.X86.HasAVX2, "fma": cpu.X86.HasFMA,
 		"f16c": cpu.X86.HasF16C, "avx512f": cpu.X86.HasAVX512F, "avx512bw": cpu.X86.HasAVX512BW,
 		"avx512vnni": cpu.X86.HasAVX512VNNI, "avxvnni": cpu.X86.HasAVXVNNI,
+		"amx_tile": cpu.X86.HasAMXTile, "amx_int8": cpu.X86.HasAMXInt8,
 		"asimd": cpu.ARM64.HasASIMD, "asimddp": cpu.ARM64.HasASIMDDP, "sve": cpu.ARM64.HasSVE,
 	}
 	for f, ok := range flags {

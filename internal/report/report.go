@@ -78,7 +78,7 @@ type CPU struct {
 	Cores int      `json:"logical_cores"`
 	Flags []string `json:"flags"` // the SIMD features the kernels may use
 	// Kernels is the kernel set the figures were measured with
-	// (kernels.Active: "avx512-vnni", "avx2" or "purego").
+	// (kernels.Active: "amx", "avx512-vnni", "avx2" or "purego").
 	Kernels string `json:"kernels"`
 }
 
