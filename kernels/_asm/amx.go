@@ -264,21 +264,7 @@ func genAMXPanels() {
 	tail(0, 1)
 	Label(name + "_done")
 
-	// Transpose: store the rows (one weight row each), then gather each
-	// activation row's sixteen outputs.
-	for r := range 16 {
-		VMOVUPS(accs[r], Mem{Base: cBuf, Disp: 64 * r})
-	}
-	o := out // left at the next panel's first row
-	k := K() // one mask for all: a KXNORW reads it, so each would live from the start
-	for c := range 16 {
-		v := ZMM()
-		VMOVDQA64(zero, v) // the gather merges into v: without a write first, v would live from the start
-		KXNORW(k, k, k)
-		VPGATHERDD(Mem{Base: cBuf, Index: iota, Scale: 1, Disp: 4 * c}, k, v)
-		VMOVUPS(v, Mem{Base: o})
-		ADDQ(outstride, o)
-	}
+	storeTransposed(accs, cBuf, iota, zero, out, outstride)
 	ADDQ(paramMem("pstride"), p)
 	DECQ(np)
 	JNZ(LabelRef(name + "_panel"))
@@ -364,6 +350,26 @@ func genAMXUnpack(typ string, table Mem) {
 	JNZ(LabelRef(name + "_row"))
 	VZEROUPPER()
 	RET()
+}
+
+// storeTransposed stores the AMX panel kernels' sixteen accumulators (acc r:
+// weight row r, lane c: activation row c) as sixteen output rows of sixteen
+// floats, row c at out + c*outstride (bytes), leaving out at row 16: the
+// accumulators go to buf (1 KiB) row by row, and each output row is a
+// gather of a column (iota: its byte offsets).
+func storeTransposed(accs []VecVirtual, buf Register, iota, zero VecVirtual, out Register, outstride Op) {
+	for r := range 16 {
+		VMOVUPS(accs[r], Mem{Base: buf, Disp: 64 * r})
+	}
+	k := K() // one mask for all: a KXNORW reads it, so each would live from the start
+	for c := range 16 {
+		v := ZMM()
+		VMOVDQA64(zero, v) // the gather merges into v: without a write first, v would live from the start
+		KXNORW(k, k, k)
+		VPGATHERDD(Mem{Base: buf, Index: iota, Scale: 1, Disp: 4 * c}, k, v)
+		VMOVUPS(v, Mem{Base: out})
+		ADDQ(outstride, out)
+	}
 }
 
 // paramMem is the argument slot of the named parameter, for values used

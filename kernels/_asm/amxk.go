@@ -267,19 +267,7 @@ func genAMXPanelsK(mins bool, shift int) {
 	Label(name + "_last")
 	tail(1)
 
-	// Transpose through buf (as amxPanelsQ8_0).
-	for r := range 16 {
-		VMOVUPS(accs[r], Mem{Base: cur, Disp: 64 * r})
-	}
-	k := K()
-	for c := range 16 {
-		v := ZMM()
-		VMOVDQA64(zero, v)
-		KXNORW(k, k, k)
-		VPGATHERDD(Mem{Base: cur, Index: iota, Scale: 1, Disp: 4 * c}, k, v)
-		VMOVUPS(v, Mem{Base: out})
-		ADDQ(paramMem("outstrideBytes"), out)
-	}
+	storeTransposed(accs, cur, iota, zero, out, paramMem("outstrideBytes"))
 	ADDQ(paramMem("pstride"), p)
 	ADDQ(paramMem("bsstride"), bsPanel)
 	DECQ(np)
