@@ -94,10 +94,12 @@ const (
 )
 
 // An amxKWeights is a K-quant's AMX tile kernels: prep readies a task's
-// sixteen weight rows, panels multiplies them with the Q8_K panels.
+// sixteen weight rows, panels multiplies them with the Q8_K panels (and,
+// for types with mins, the panels' split group sums).
 type amxKWeights struct {
 	prep   func(w *byte, wstride, nb int, a *byte, dh *byte)
 	panels func(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride, np, nb int, out *float32, outstrideBytes int, buf *byte)
+	mins   bool
 }
 
 // amxKTypes are the K-quants with AMX panels.
@@ -105,10 +107,10 @@ var amxKTypes = []struct {
 	typ ggml.Type
 	w   amxKWeights
 }{
-	{ggml.TypeQ4_K, amxKWeights{amxPrepQ4_K, amxPanelsKMins}},
-	{ggml.TypeQ5_K, amxKWeights{amxPrepQ5_K, amxPanelsKMins}},
-	{ggml.TypeQ6_K, amxKWeights{amxPrepQ6_K, amxPanelsKShift5}},
-	{ggml.TypeIQ4_XS, amxKWeights{amxPrepIQ4_XS, amxPanelsKShift7}},
+	{ggml.TypeQ4_K, amxKWeights{amxPrepQ4_K, amxPanelsKMins, true}},
+	{ggml.TypeQ5_K, amxKWeights{amxPrepQ5_K, amxPanelsKMins, true}},
+	{ggml.TypeQ6_K, amxKWeights{amxPrepQ6_K, amxPanelsKPlain, false}},
+	{ggml.TypeIQ4_XS, amxKWeights{amxPrepIQ4_XS, amxPanelsKPlain, false}},
 }
 
 // task computes the amxRows weight rows at r0 times the whole panels of
@@ -130,10 +132,13 @@ func (aw *amxKWeights) task(j *mmJob, p *mmPart, r0, i0, iEnd int) {
 	np := (iEnd - i0) / panelRows
 	pi := i0 / panelRows
 	panels := j.panels[pi*pb : (pi+np)*pb]
-	bss := nb * amxKSums
-	bs := j.amxSums[pi*bss : (pi+np)*bss]
+	bs, bss := &buf[0], 0 // not read without mins
+	if aw.mins {
+		bss = nb * amxKSums
+		bs = &j.amxSums[pi*bss : (pi+np)*bss][0]
+	}
 	out := p.dst[i0*m.Rows+r0 : (iEnd-1)*m.Rows+r0+amxRows]
-	aw.panels(&a[0], &dw[0], &panels[0], pb, &bs[0], bss, np, nb, &out[0], 4*m.Rows, &buf[0])
+	aw.panels(&a[0], &dw[0], &panels[0], pb, bs, bss, np, nb, &out[0], 4*m.Rows, &buf[0])
 }
 
 // installAMX gives the AMX set's weight types their tile kernels.
@@ -143,5 +148,6 @@ func installAMX() {
 	}
 	for _, t := range amxKTypes {
 		installed[t.typ].amx = t.w.task
+		installed[t.typ].amxSums = t.w.mins
 	}
 }

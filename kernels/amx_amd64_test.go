@@ -121,41 +121,47 @@ func BenchmarkAMXPanels(b *testing.B) {
 	}
 }
 
-// BenchmarkAMXPanelsK times the K-quant AMX kernel (Q4_K's, with mins)
-// alone over sixteen prepared weight rows (K = 256·nb) and np panels, data
-// in cache: ns/bp is the time per 256-quant block and panel.
+// BenchmarkAMXPanelsK times the K-quant AMX kernels alone (Q4_K's, with
+// mins, and Q6_K's, without) over sixteen prepared weight rows (K = 256·nb)
+// and np panels, data in cache: ns/bp is the time per 256-quant block and
+// panel.
 func BenchmarkAMXPanelsK(b *testing.B) {
 	if !hasAMX {
 		b.Skip("no AMX on this CPU (or Linux refused the tile state)")
 	}
 	rng := rand.New(rand.NewPCG(35, 36))
-	for _, c := range []struct{ nb, np int }{{8, 4}, {8, 16}, {22, 16}} {
-		b.Run(fmt.Sprintf("K=%d/panels=%d", c.nb*256, c.np), func(b *testing.B) {
-			nb, np, cols := c.nb, c.np, c.nb*256
-			var w []byte
-			for range amxRows {
-				w = append(w, randomRow(rng, ggml.TypeQ4_K, cols, false)...)
-			}
-			a := make([]byte, nb*amxKBlock)
-			dh := make([]byte, nb*64)
-			dw := make([]float32, nb*32)
-			amxPrepQ4_K(&w[0], len(w)/amxRows, nb, &a[0], &dh[0])
-			F16ToF32(dw, dh)
-			arow := actQ8_K.rowBytes(cols)
-			act := convertAct(actQ8_K, randomActivations(rng, panelRows*cols))
-			pb := actQ8_K.panelBytes(cols, false)
-			panels, sums := make([]byte, np*pb), make([]byte, np*nb*amxKSums)
-			for q := range np {
-				actQ8_K.packPanel(panels[q*pb:], act, arow, cols, false)
-				packAMXSums(sums[q*nb*amxKSums:], act, arow, nb)
-			}
-			out := make([]float32, np*panelRows*amxRows)
-			buf := make([]byte, amxKBuf)
-			b.SetBytes(int64(len(panels)))
-			for range b.N {
-				amxPanelsKMins(&a[0], &dw[0], &panels[0], pb, &sums[0], nb*amxKSums, np, nb, &out[0], 4*amxRows, &buf[0])
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nb*np), "ns/bp")
-		})
+	for _, at := range amxKTypes {
+		if at.typ != ggml.TypeQ4_K && at.typ != ggml.TypeQ6_K {
+			continue
+		}
+		for _, c := range []struct{ nb, np int }{{8, 4}, {8, 16}, {22, 16}} {
+			b.Run(fmt.Sprintf("%v/K=%d/panels=%d", at.typ, c.nb*256, c.np), func(b *testing.B) {
+				nb, np, cols := c.nb, c.np, c.nb*256
+				var w []byte
+				for range amxRows {
+					w = append(w, randomRow(rng, at.typ, cols, false)...)
+				}
+				a := make([]byte, nb*amxKBlock)
+				dh := make([]byte, nb*64)
+				dw := make([]float32, nb*32)
+				at.w.prep(&w[0], len(w)/amxRows, nb, &a[0], &dh[0])
+				F16ToF32(dw, dh)
+				arow := actQ8_K.rowBytes(cols)
+				act := convertAct(actQ8_K, randomActivations(rng, panelRows*cols))
+				pb := actQ8_K.panelBytes(cols, false)
+				panels, sums := make([]byte, np*pb), make([]byte, np*nb*amxKSums)
+				for q := range np {
+					actQ8_K.packPanel(panels[q*pb:], act, arow, cols, false)
+					packAMXSums(sums[q*nb*amxKSums:], act, arow, nb)
+				}
+				out := make([]float32, np*panelRows*amxRows)
+				buf := make([]byte, amxKBuf)
+				b.SetBytes(int64(len(panels)))
+				for range b.N {
+					at.w.panels(&a[0], &dw[0], &panels[0], pb, &sums[0], nb*amxKSums, np, nb, &out[0], 4*amxRows, &buf[0])
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nb*np), "ns/bp")
+			})
+		}
 	}
 }

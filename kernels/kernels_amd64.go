@@ -536,12 +536,7 @@ func amxPrepIQ4_XS(w *byte, wstride int, nb int, a *byte, dh *byte)
 // for r < 16 and c < 16*np (see kernels/_asm/amxk.go). buf is 8 KiB of scratch.
 func amxPanelsKMins(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)
 
-// amxPanelsKShift5 stores at out + r*4 + c*outstrideBytes the dot product of nb prepared K-quant blocks of sixteen
+// amxPanelsKPlain stores at out + r*4 + c*outstrideBytes the dot product of nb prepared K-quant blocks of sixteen
 // weight rows (a, scales at dw) and activation row c%16 of the Q8_K panel at p + (c/16)*pstride,
 // for r < 16 and c < 16*np (see kernels/_asm/amxk.go). buf is 8 KiB of scratch.
-func amxPanelsKShift5(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)
-
-// amxPanelsKShift7 stores at out + r*4 + c*outstrideBytes the dot product of nb prepared K-quant blocks of sixteen
-// weight rows (a, scales at dw) and activation row c%16 of the Q8_K panel at p + (c/16)*pstride,
-// for r < 16 and c < 16*np (see kernels/_asm/amxk.go). buf is 8 KiB of scratch.
-func amxPanelsKShift7(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)
+func amxPanelsKPlain(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)

@@ -291,8 +291,10 @@ type kernelRow struct {
 	// rows widened by words.widen, and word panels.
 	words *wordForm
 	// amx, with panel only, computes a task's rowTile weight rows times
-	// its whole panels with AMX tiles (the AMX set; see amx_amd64.go).
-	amx amxTaskFunc
+	// its whole panels with AMX tiles (the AMX set; see amx_amd64.go);
+	// amxSums says that it reads the panels' split group sums.
+	amx     amxTaskFunc
+	amxSums bool
 }
 
 // An amxTaskFunc computes the rowTile weight rows at r0 of part p times the
@@ -427,7 +429,7 @@ type mmJob struct {
 	hasPanels  bool   // a part uses panels; words says which kind
 	words      bool
 	// amxSums holds the panels' split group sums (packAMXSums) when a
-	// part has K-quant AMX kernels (amxK).
+	// part's AMX kernels read them (amxK).
 	amxSums  []byte
 	amxK     bool
 	cols     int
@@ -696,7 +698,7 @@ func (j *mmJob) addPart(dst []float32, m Matrix, x []float32, n int) {
 		case amx != nil:
 			j.setColTile(amxColTile)
 		}
-		j.amxK = j.amxK || (amx != nil && j.format == actQ8_K)
+		j.amxK = j.amxK || (amx != nil && k.amxSums)
 		j.hasPanels, j.words = true, isWords
 	}
 	j.parts[j.nparts] = mmPart{dst: dst, m: m, dot: k.dot, dot4: k.dot4, rows4: k.rows4, tile: k.tile, rows: k.rows, panel: panel, wide: wide, quad: quad, words: words, amx: amx, wrow: wrow,

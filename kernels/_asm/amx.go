@@ -392,7 +392,6 @@ func genAMX() {
 	for _, k := range panelKKinds {
 		genAMXPrepK(k)
 	}
-	genAMXPanelsK(true, 0)
-	genAMXPanelsK(false, 5)
-	genAMXPanelsK(false, 7)
+	genAMXPanelsK(true)
+	genAMXPanelsK(false)
 }

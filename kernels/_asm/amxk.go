@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -11,29 +9,31 @@ import (
 // AMX tile kernels for the K-quants (Q4_K, Q5_K, Q6_K, IQ4_XS) against Q8_K
 // panels. A K-quant block's exact integer sum (see panelKKind) is
 //
-//	isum = Σ_k s_run(k)·u_k·y_k − (offset or mins part: Σ_g c_g·bsum_g)
+//	isum = Σ_k s_run(k)·q_k·y_k   (− Σ_g m_g·bsum_g for the mins, apart)
 //
-// with the run scale times the unsigned quant, a_k = s·u, within ±8191.
-// Split as a = 128·h + l (l in 0..127, h in −64..63), both halves are
-// signed bytes, and Σ a·y = 128·Σ h·y + Σ l·y: two TDPBSSD per 64 quants,
-// over whole blocks of 256 (no scaled step between runs). The coefficients
-// c_g (mins, scales or IQ4_XS's scales, one per group of 16) fit a signed
-// byte, the Q8_K group sums bsum_g (±2032) split as 64·bh + bl do too, so
-// the second part is two TDPBSSD more. The sums are then the panel
-// kernel's (same integers, same float step), so the bits are the dot's.
+// where q is the true quant: the unsigned one u for Q4_K and Q5_K, u less
+// its offset for Q6_K (32) and IQ4_XS (128), which the panel kernels take
+// off as −offset·Σ s·bsum and these fold into the product. Each a_k =
+// s·q_k lies within ±4096 (Q4_K, Q5_K: 0..1953). Split as a = 128·h + l
+// (l in 0..127, h in −64..63), both halves are signed bytes, and Σ a·y =
+// 128·Σ h·y + Σ l·y: two TDPBSSD per 64 quants, over whole blocks of 256
+// (no scaled step between runs). For the mins, the coefficients m_g (one
+// per group of 16) fit a signed byte, and the Q8_K group sums bsum_g
+// (±2032) split as 64·bh + bl do too: two TDPBSSD more. The integers are
+// the panel kernels', and so is the float step, so the bits are the dot's.
 //
 // A task's sixteen weight rows are prepared once (genAMXPrepK): per block
 // the h and l tiles of its four 64-quant chunks (16 rows × 64 bytes each),
-// the coefficients (16 rows × 16 bytes, 64 bytes apart, as a row's other
-// tiles) and the scales as halves. The
-// activations' split group sums (bl and bh as B tiles, 4 × 64 bytes each)
-// are packed beside the panels (packAMXBsums in package kernels).
+// the mins (16 rows × 16 bytes, 64 bytes apart, as a row's other tiles)
+// and the scales as halves. The activations' split group sums (bl and bh
+// as B tiles, 4 × 64 bytes each) are packed beside the panels
+// (packAMXSums in package kernels) for the types with mins.
 
 // Layout of a prepared block of sixteen weight rows, and of the split sums.
 const (
 	amxKHi    = 0        // four chunks of 16 rows × 64 bytes: h
 	amxKLo    = 4 * 1024 // the same for l
-	amxKCoef  = 8 * 1024 // 16 rows × 16 coefficients, 64 bytes apart
+	amxKCoef  = 8 * 1024 // 16 rows × 16 mins, 64 bytes apart
 	amxKBlock = amxKCoef + 1024
 	amxKSums  = 512 // per panel block: bl (4 × 64 bytes), then bh
 )
@@ -102,8 +102,13 @@ func genAMXPrepK(k panelKKind) {
 	nb := Load(Param("nb"), GP64())
 	Label(name + "_block")
 	k.unpack(x, wbuf, sbuf, mbuf)
-	mask := ZMM()
+	mask, offset := ZMM(), ZMM()
 	VBROADCASTI64X4(words127, mask)
+	if !k.mins { // the quants' offset, 1 << offsetShift, as words
+		t := GP32()
+		MOVL(U32(1<<k.offsetShift), t)
+		VPBROADCASTW(t, offset)
+	}
 	runLen := 4 * k.runSteps
 	for i := range 8 { // 32 quants at a time
 		u, sc := ZMM(), ZMM()
@@ -116,6 +121,9 @@ func genAMXPrepK(k panelKKind) {
 			VPBROADCASTW(sbuf.Offset(8*i+4), hi)
 			VINSERTI64X4(U8(1), hi, lo.AsZ(), sc)
 		}
+		if !k.mins {
+			VPSUBW(offset, u, u) // the true quant
+		}
 		VPMULLW(sc, u, u) // a = s·u, exact in int16
 		l, h := ZMM(), ZMM()
 		VPANDD(mask, u, l)
@@ -127,10 +135,12 @@ func genAMXPrepK(k panelKKind) {
 		VMOVDQU(hb, Mem{Base: dst, Disp: amxKHi + off})
 		VMOVDQU(lb, Mem{Base: dst, Disp: amxKLo + off})
 	}
-	cw, cb := YMM(), XMM()
-	VMOVDQU(mbuf, cw)
-	VPMOVWB(cw, cb)
-	VMOVDQU(cb, Mem{Base: dst, Disp: amxKCoef})
+	if k.mins {
+		cw, cb := YMM(), XMM()
+		VMOVDQU(mbuf, cw)
+		VPMOVWB(cw, cb)
+		VMOVDQU(cb, Mem{Base: dst, Disp: amxKCoef})
+	}
 	t := GP32()
 	MOVWLZX(Mem{Base: x, Disp: k.dm}, t)
 	MOVW(t.As16(), Mem{Base: hp})
@@ -160,13 +170,13 @@ func genAMXPrepK(k panelKKind) {
 // their scales as float32, d at dw[32b + r] and dmin at dw[32b + 16 + r])
 // with np Q8_K panels at p + q*pstride, whose split sums are at bs +
 // q*bsstride.
-// mins: subtract the mins' part times dmin·dy (Q4_K, Q5_K); else take
-// the offset part, shifted left by shift, off the sums (Q6_K 5, IQ4_XS 7).
-// buf is 8 KiB of scratch.
-func genAMXPanelsK(mins bool, shift int) {
+// mins: subtract the mins' part times dmin·dy (Q4_K, Q5_K); else (plain)
+// the prepared quants already carry their offset (Q6_K, IQ4_XS) and bs is
+// not read. buf is 8 KiB of scratch.
+func genAMXPanelsK(mins bool) {
 	name := "amxPanelsKMins"
 	if !mins {
-		name = fmt.Sprintf("amxPanelsKShift%d", shift)
+		name = "amxPanelsKPlain"
 	}
 	TEXT(name, NOSPLIT, "func(a *byte, dw *float32, p *byte, pstride int, bs *byte, bsstride, np, nb int, out *float32, outstrideBytes int, buf *byte)")
 	Doc(name+" stores at out + r*4 + c*outstrideBytes the dot product of nb prepared K-quant blocks of sixteen",
@@ -198,8 +208,12 @@ func genAMXPanelsK(mins bool, shift int) {
 		accs[r] = ZMM()
 		VMOVDQA64(zero, accs[r])
 	}
+	sumTiles := []byte{tmmKHi, tmmKLo}
+	if mins {
+		sumTiles = append(sumTiles, tmmKMl, tmmKMh)
+	}
 	stage := func() {
-		for _, t := range []byte{tmmKHi, tmmKLo, tmmKMl, tmmKMh} {
+		for _, t := range sumTiles {
 			tilezero(t)
 		}
 		for c := range int32(4) {
@@ -209,17 +223,19 @@ func genAMXPanelsK(mins bool, shift int) {
 			tileloaddDisp(tmmKA, aPtr, s64, amxKLo+1024*c)
 			tdpbssd(tmmKLo, tmmKA, tmmKB)
 		}
-		tileloaddDisp(tmmKCoef, aPtr, s64, amxKCoef)
-		tileloaddDisp(tmmKSums, sPtr, s64, 0)
-		tdpbssd(tmmKMl, tmmKCoef, tmmKSums)
-		tileloaddDisp(tmmKSums, sPtr, s64, 256)
-		tdpbssd(tmmKMh, tmmKCoef, tmmKSums)
-		for i, t := range []byte{tmmKHi, tmmKLo, tmmKMl, tmmKMh} {
+		if mins {
+			tileloaddDisp(tmmKCoef, aPtr, s64, amxKCoef)
+			tileloaddDisp(tmmKSums, sPtr, s64, 0)
+			tdpbssd(tmmKMl, tmmKCoef, tmmKSums)
+			tileloaddDisp(tmmKSums, sPtr, s64, 256)
+			tdpbssd(tmmKMh, tmmKCoef, tmmKSums)
+			ADDQ(U32(amxKSums), sPtr)
+		}
+		for i, t := range sumTiles {
 			tilestored(t, cur, s64, int32(1024*i))
 		}
 		ADDQ(U32(amxKBlock), aPtr)
 		ADDQ(U32(panelKBlock), bPtr)
-		ADDQ(U32(amxKSums), sPtr)
 	}
 	// tail scales and adds the sums at prev, of the block back blocks
 	// behind the tile pointers.
@@ -227,23 +243,19 @@ func genAMXPanelsK(mins bool, shift int) {
 		dy := ZMM()
 		VMOVUPS(Mem{Base: bPtr, Disp: panelKScales - back*panelKBlock}, dy)
 		for r := range 16 {
-			isum, psum, t := ZMM(), ZMM(), ZMM()
+			isum := ZMM()
 			VMOVDQU32(Mem{Base: prev, Disp: 64 * r}, isum)
 			VPSLLD(U8(7), isum, isum)
 			VPADDD(Mem{Base: prev, Disp: 1024 + 64*r}, isum, isum)
-			VMOVDQU32(Mem{Base: prev, Disp: 3072 + 64*r}, psum)
-			VPSLLD(U8(6), psum, psum)
-			VPADDD(Mem{Base: prev, Disp: 2048 + 64*r}, psum, psum)
 			d := ZMM()
 			VMULPS_BCST(Mem{Base: dw, Disp: 4 * r}, dy, d)
-			if !mins {
-				VPSLLD(U8(shift), psum, t)
-				VPSUBD(t, isum, isum)
-			}
 			VCVTDQ2PS(isum, isum)
 			VFMADD231PS(isum, d, accs[r])
 			if mins {
-				dm := ZMM()
+				psum, dm := ZMM(), ZMM()
+				VMOVDQU32(Mem{Base: prev, Disp: 3072 + 64*r}, psum)
+				VPSLLD(U8(6), psum, psum)
+				VPADDD(Mem{Base: prev, Disp: 2048 + 64*r}, psum, psum)
 				VMULPS_BCST(Mem{Base: dw, Disp: 64 + 4*r}, dy, dm)
 				VCVTDQ2PS(psum, psum)
 				VFNMADD231PS(psum, dm, accs[r])
