@@ -78,12 +78,13 @@
 //     and the 4-bit types' quants as signed bytes, are unpacked once per
 //     task, whose column tile is wider for it (amxColTile). The K-quants
 //     (Q4_K, Q5_K, Q6_K, IQ4_XS) take their Q8_K panels the same way: each
-//     weight quant times its run's scale, a signed 14-bit a = 128·h + l,
-//     is split into two signed bytes, so that two TDPBSSD over 64 quants
-//     give 128·Σh·y + Σl·y, the block's exact scaled sum with no step
-//     between runs; the mins or offset part is two more, against the
-//     activations' group sums split the same way (packAMXSums). Each
-//     block then takes the K-quant panels' float step;
+//     weight quant (less its offset, for Q6_K and IQ4_XS) times its run's
+//     scale, a signed 14-bit a = 128·h + l, is split into two signed
+//     bytes, so that two TDPBSSD over 64 quants give 128·Σh·y + Σl·y, the
+//     block's exact scaled sum with no step between runs; Q4_K's and
+//     Q5_K's mins part is two more, against the activations' group sums
+//     split the same way (packAMXSums). Each block then takes the K-quant
+//     panels' float step;
 //   - without VNNI, the AVX2 set's panels for weights whose quants are
 //     signed bytes (Q8_0, IQ4_NL, and IQ4_XS against Q8_K) are word panels:
 //     activations and weights are widened to int16 beforehand (the weights
