@@ -6,23 +6,14 @@ import (
 	"github.com/llqt/llqt/formats/block"
 	"github.com/llqt/llqt/formats/ggml"
 	"golang.org/x/sys/cpu"
-	"golang.org/x/sys/unix"
 )
 
 // hasAMX reports whether the AMX set can run: the CPU has AMX-TILE and
 // AMX-INT8 (Intel Sapphire Rapids and later) besides the zmm kernels, and
-// Linux granted the process the tile data state, which it asks for once,
-// here. Without the grant the first tile instruction would fault.
+// the OS granted the process the tile data state, which it asks for once,
+// here (requestTileData). Without the grant the first tile instruction
+// would fault.
 var hasAMX = hasZMM && cpu.X86.HasAMXTile && cpu.X86.HasAMXInt8 && requestTileData()
-
-// requestTileData asks Linux for the AMX tile data state
-// (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), Linux 5.16 and
-// later), which a process must hold before its first tile instruction.
-func requestTileData() bool {
-	const archReqXcompPerm, xfeatureXTileData = 0x1023, 18
-	_, _, errno := unix.Syscall(unix.SYS_ARCH_PRCTL, archReqXcompPerm, xfeatureXTileData, 0)
-	return errno == 0
-}
 
 // amxRows is the weight rows an AMX tile kernel takes: one tile, a task's
 // rows (rowTile).
