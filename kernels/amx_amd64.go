@@ -50,7 +50,7 @@ var amxTypes = []struct {
 // (and, for 4-bit types, their quants) are unpacked once, then serve every
 // panel.
 func (aw *amxWeights) task(j *mmJob, p *mmPart, r0, i0, iEnd int) {
-	m, wrow, pb := &p.m, p.wrow, j.panelBytes
+	m, wrow := &p.m, p.wrow
 	nb := m.Cols / block.QK
 	size := amxBuf + nb*amxRows*4
 	if aw.unpack != nil {
@@ -68,11 +68,17 @@ func (aw *amxWeights) task(j *mmJob, p *mmPart, r0, i0, iEnd int) {
 		aw.unpack(&w[0], wrow, nb, &unpacked[0])
 		a, astride, astep = &unpacked[0], block.QK, amxRows*block.QK
 	}
-	np := (iEnd - i0) / panelRows
-	pi := i0 / panelRows
-	panels := j.panels[pi*pb : (pi+np)*pb]
-	out := p.dst[i0*m.Rows+r0 : (iEnd-1)*m.Rows+r0+amxRows]
-	amxPanelsQ8_0(a, astride, astep, f32p(dw), &panels[0], pb, np, nb, &out[0], m.Rows, &s[0])
+	panels, _, np, out := j.amxSpan(p, r0, i0, iEnd)
+	amxPanelsQ8_0(a, astride, astep, f32p(dw), &panels[0], j.panelBytes, np, nb, &out[0], 4*m.Rows, &s[0])
+}
+
+// amxSpan is what an AMX task's kernel call covers: the whole panels of
+// activation rows [i0,iEnd) (the first is panel pi, np of them), and the
+// outputs of the amxRows weight rows at r0 for them.
+func (j *mmJob) amxSpan(p *mmPart, r0, i0, iEnd int) (panels []byte, pi, np int, out []float32) {
+	pb, rows := j.panelBytes, p.m.Rows
+	pi, np = i0/panelRows, (iEnd-i0)/panelRows
+	return j.panels[pi*pb : (pi+np)*pb], pi, np, p.dst[i0*rows+r0 : (iEnd-1)*rows+r0+amxRows]
 }
 
 // The K-quant AMX kernels' layouts (kernels/_asm/amxk.go): a prepared
@@ -108,7 +114,7 @@ var amxKTypes = []struct {
 // activation rows [i0,iEnd): the rows are prepared once (split scaled
 // quants, coefficients, scales), then serve every panel.
 func (aw *amxKWeights) task(j *mmJob, p *mmPart, r0, i0, iEnd int) {
-	m, wrow, pb := &p.m, p.wrow, j.panelBytes
+	m, wrow := &p.m, p.wrow
 	nb := m.Cols / block.QK_K
 	size := amxKBuf + nb*amxKBlock + nb*64 + nb*128
 	scratch := getScratch(size)
@@ -120,16 +126,13 @@ func (aw *amxKWeights) task(j *mmJob, p *mmPart, r0, i0, iEnd int) {
 	w := m.Data[r0*wrow : (r0+amxRows)*wrow]
 	aw.prep(&w[0], wrow, nb, &a[0], &dh[0])
 	F16ToF32(dw, dh)
-	np := (iEnd - i0) / panelRows
-	pi := i0 / panelRows
-	panels := j.panels[pi*pb : (pi+np)*pb]
+	panels, pi, np, out := j.amxSpan(p, r0, i0, iEnd)
 	bs, bss := &buf[0], 0 // not read without mins
 	if aw.mins {
 		bss = nb * amxKSums
 		bs = &j.amxSums[pi*bss : (pi+np)*bss][0]
 	}
-	out := p.dst[i0*m.Rows+r0 : (iEnd-1)*m.Rows+r0+amxRows]
-	aw.panels(&a[0], &dw[0], &panels[0], pb, bs, bss, np, nb, &out[0], 4*m.Rows, &buf[0])
+	aw.panels(&a[0], &dw[0], &panels[0], j.panelBytes, bs, bss, np, nb, &out[0], 4*m.Rows, &buf[0])
 }
 
 // installAMX gives the AMX set's weight types their tile kernels.

@@ -114,7 +114,7 @@ func BenchmarkAMXPanels(b *testing.B) {
 			buf := make([]byte, amxBuf)
 			b.SetBytes(int64(len(panels)))
 			for range b.N {
-				amxPanelsQ8_0(&a[0], 32, amxRows*32, &dw[0], &panels[0], pb, np, nb, &out[0], amxRows, &buf[0])
+				amxPanelsQ8_0(&a[0], 32, amxRows*32, &dw[0], &panels[0], pb, np, nb, &out[0], 4*amxRows, &buf[0])
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nb*np), "ns/bp")
 		})

@@ -503,10 +503,10 @@ func expShiftedAVX2(x *float32, n int, shift float32)
 // the number of elements done.
 func siluMulAVX2(gate *float32, up *float32, n int) int
 
-// amxPanelsQ8_0 stores at out + r + c*outstride (in floats) the dot product of nb blocks of signed quants
+// amxPanelsQ8_0 stores at out + r*4 + c*outstrideBytes the dot product of nb blocks of signed quants
 // (block b of row r at a + b*astep + r*astride, its scale at dw[16b+r]) and activation row c%16
 // of the Q8_0 panel at p + (c/16)*pstride, for r < 16 and c < 16*np. buf is 4 KiB of scratch.
-func amxPanelsQ8_0(a *byte, astride int, astep int, dw *float32, p *byte, pstride int, np int, nb int, out *float32, outstride int, buf *byte)
+func amxPanelsQ8_0(a *byte, astride int, astep int, dw *float32, p *byte, pstride int, np int, nb int, out *float32, outstrideBytes int, buf *byte)
 
 // amxScales stores at dw[16b+r] the f16 scale at w + r*wstride + b*bstride as float32, for r < 16 and b < nb.
 func amxScales(w *byte, wstride int, bstride int, nb int, dw *float32)

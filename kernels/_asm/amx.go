@@ -176,16 +176,16 @@ func tdpbssd(c, a, b byte) {
 }
 
 // genAMXPanels emits func(a *byte, astride, astep int, dw *float32, p
-// *byte, pstride, np, nb int, out *float32, outstride int, buf *byte): the
+// *byte, pstride, np, nb int, out *float32, outstrideBytes int, buf *byte): the
 // dots of sixteen weight rows with np panels (16·np activation rows). Block
 // b of weight row r has its 32 signed quants at a + b*astep + r*astride and
 // its scale as float32 at dw[16b + r]; the panels are at p + q*pstride. The
-// dot of weight row r and activation row c is stored at out[r +
-// c*outstride]. buf is 4 KiB of scratch.
+// dot of weight row r and activation row c is stored at out + 4r +
+// c*outstrideBytes. buf is 4 KiB of scratch.
 func genAMXPanels() {
 	name := "amxPanelsQ8_0"
-	TEXT(name, NOSPLIT, "func(a *byte, astride, astep int, dw *float32, p *byte, pstride, np, nb int, out *float32, outstride int, buf *byte)")
-	Doc(name+" stores at out + r + c*outstride (in floats) the dot product of nb blocks of signed quants",
+	TEXT(name, NOSPLIT, "func(a *byte, astride, astep int, dw *float32, p *byte, pstride, np, nb int, out *float32, outstrideBytes int, buf *byte)")
+	Doc(name+" stores at out + r*4 + c*outstrideBytes the dot product of nb blocks of signed quants",
 		"(block b of row r at a + b*astep + r*astride, its scale at dw[16b+r]) and activation row c%16",
 		"of the Q8_0 panel at p + (c/16)*pstride, for r < 16 and c < 16*np. buf is 4 KiB of scratch.")
 	Comment("Needs AMX-TILE, AMX-INT8 (with the OS's permission) and AVX512-F.")
@@ -199,22 +199,14 @@ func genAMXPanels() {
 	p := Load(Param("p"), GP64())
 	np := Load(Param("np"), GP64())
 	out := Load(Param("out"), GP64())
-	outstride := Load(Param("outstride"), GP64())
-	SHLQ(U8(2), outstride) // in bytes
-	iota, zero := ZMM(), ZMM()
-	VMOVDQU32(amxIota, iota)
-	VPXORD(zero, zero, zero)
+	iota, zero := amxOutputConsts()
 
 	Label(name + "_panel")
 	MOVQ(p, bPtr)
 	Load(Param("a"), aPtr)
 	dw := Load(Param("dw"), GP64())
 	nb := Load(Param("nb"), GP64())
-	accs := make([]VecVirtual, 16)
-	for r := range accs {
-		accs[r] = ZMM()
-		VMOVDQA64(zero, accs[r]) // a zeroing xor would read it, keeping it live across panels
-	}
+	accs := amxAccumulators(zero)
 	// Block b's tiles load, multiply and store (stage b) two blocks ahead
 	// of the scaling and adding of its sums (tail b); after a stage the
 	// tile pointers are at the next block, and dw stays at the tail's.
@@ -264,7 +256,7 @@ func genAMXPanels() {
 	tail(0, 1)
 	Label(name + "_done")
 
-	storeTransposed(accs, cBuf, iota, zero, out, outstride)
+	storeTransposed(accs, cBuf, iota, zero, out, paramMem("outstrideBytes"))
 	ADDQ(paramMem("pstride"), p)
 	DECQ(np)
 	JNZ(LabelRef(name + "_panel"))
@@ -352,6 +344,27 @@ func genAMXUnpack(typ string, table Mem) {
 	RET()
 }
 
+// amxOutputConsts loads the AMX panel kernels' constants: amxIota (for
+// storeTransposed) and a zero register.
+func amxOutputConsts() (iota, zero VecVirtual) {
+	iota, zero = ZMM(), ZMM()
+	VMOVDQU32(amxIota, iota)
+	VPXORD(zero, zero, zero)
+	return iota, zero
+}
+
+// amxAccumulators returns sixteen zeroed accumulators (one per weight row)
+// for a panel, copied from zero: a zeroing xor would read each, keeping it
+// live across the panels.
+func amxAccumulators(zero VecVirtual) []VecVirtual {
+	accs := make([]VecVirtual, 16)
+	for r := range accs {
+		accs[r] = ZMM()
+		VMOVDQA64(zero, accs[r])
+	}
+	return accs
+}
+
 // storeTransposed stores the AMX panel kernels' sixteen accumulators (acc r:
 // weight row r, lane c: activation row c) as sixteen output rows of sixteen
 // floats, row c at out + c*outstride (bytes), leaving out at row 16: the
@@ -370,16 +383,6 @@ func storeTransposed(accs []VecVirtual, buf Register, iota, zero VecVirtual, out
 		VMOVUPS(v, Mem{Base: out})
 		ADDQ(outstride, out)
 	}
-}
-
-// paramMem is the argument slot of the named parameter, for values used
-// too seldom to hold a register.
-func paramMem(name string) Mem {
-	b, err := Param(name).Resolve()
-	if err != nil {
-		panic(err)
-	}
-	return b.Addr
 }
 
 func genAMX() {

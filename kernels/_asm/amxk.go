@@ -193,9 +193,7 @@ func genAMXPanelsK(mins bool) {
 	bsPanel := Load(Param("bs"), GP64())
 	np := Load(Param("np"), GP64())
 	out := Load(Param("out"), GP64())
-	iota, zero := ZMM(), ZMM()
-	VMOVDQU32(amxIota, iota)
-	VPXORD(zero, zero, zero)
+	iota, zero := amxOutputConsts()
 
 	Label(name + "_panel")
 	MOVQ(p, bPtr)
@@ -203,11 +201,7 @@ func genAMXPanelsK(mins bool) {
 	Load(Param("a"), aPtr)
 	dw := Load(Param("dw"), GP64())
 	nb := Load(Param("nb"), GP64())
-	accs := make([]VecVirtual, 16)
-	for r := range accs {
-		accs[r] = ZMM()
-		VMOVDQA64(zero, accs[r])
-	}
+	accs := amxAccumulators(zero)
 	sumTiles := []byte{tmmKHi, tmmKLo}
 	if mins {
 		sumTiles = append(sumTiles, tmmKMl, tmmKMh)

@@ -132,11 +132,7 @@ func genExpShifted() {
 	x, n := Load(Param("x"), GP64()), Load(Param("n"), GP64())
 	shift, lowest, bias := YMM(), YMM(), YMM()
 	// Broadcast straight from the argument slot (see genAxpyF16).
-	slot, err := Param("shift").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	VBROADCASTSS(slot.Addr, shift)
+	VBROADCASTSS(paramMem("shift"), shift)
 	VMOVUPS(expConst(expLowest), lowest)
 	VMOVUPS(expConst(expOne), bias)
 	VPSRLD(U8(23), bias, bias) // 1.0's exponent field: 127

@@ -155,6 +155,16 @@ func main() {
 	Generate()
 }
 
+// paramMem is the argument slot of the named parameter, for values used
+// too seldom to hold a register.
+func paramMem(name string) Mem {
+	b, err := Param(name).Resolve()
+	if err != nil {
+		panic(err)
+	}
+	return b.Addr
+}
+
 // hsum returns an xmm whose lane 0 holds the sum of the 8 floats of y.
 func hsum(y VecVirtual) Register { return hreduce(y, VADDPS, VADDSS) }
 
@@ -284,11 +294,7 @@ func genAxpyF16() {
 	// Broadcast straight from the argument slot: avo's Load of a float32
 	// would emit a legacy-SSE MOVSS, and this function runs VEX code.
 	alpha := YMM()
-	slot, err := Param("alpha").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	VBROADCASTSS(slot.Addr, alpha)
+	VBROADCASTSS(paramMem("alpha"), alpha)
 	elementLoop("axpy_loop8", "axpy", n, x, y, 2, 4, func() {
 		t, u := YMM(), YMM()
 		VCVTPH2PS(Mem{Base: x}, t)
